@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// C libraries come from Debian's -dev packages (see .ci/run); each is a system-library target
+// with a one-line shim header.
+func systemLibrary(_ name: String, _ pkgConfig: String, _ apt: String) -> Target {
+    .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])]
+
+let package = Package(
+    name: "cordon",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cordon", targets: ["cordon"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        systemLibrary("CSeccomp", "libseccomp", "libseccomp-dev"),
+        systemLibrary("CCap", "libcap", "libcap-dev"),
+        systemLibrary("CSQLite", "sqlite3", "libsqlite3-dev"),
+        systemLibrary("CCurl", "libcurl", "libcurl4-openssl-dev"),
+        systemLibrary("CArchive", "libarchive", "libarchive-dev"),
+
+        // The only code that runs between clone and execve: async-signal-safe C, one entry point.
+        .target(name: "CSpawn", cSettings: strictC),
+        // Shims the parent needs: variadic syscalls, prctl, macros.
+        .target(name: "CLinux", cSettings: strictC),
+
+        .target(name: "CordonSystem", dependencies: ["CLinux"]),
+        .target(name: "CordonPolicy"),
+        // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
+        .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
+                resources: [
+                    .embedInCode("policies/default.toml"),
+                    .embedInCode("profiles/seccomp/default.json"),
+                ]),
+        .target(name: "CordonSandbox", dependencies: [
+            "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
+        ]),
+        .target(name: "CordonCLI", dependencies: [
+            "CordonSandbox", "CordonPolicy", "CordonSystem",
+            "CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Release builds link the Swift runtime statically (`make release`): start-up counts.
+        .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
+
+        // A tiny C program the integration tests run inside sandboxes: it attempts one
+        // operation and prints the errno, so "allowed" and "refused" are told apart exactly.
+        .executableTarget(name: "cordon-probe", path: "Tests/Probe", cSettings: strictC),
+
+        .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"]),
+        .testTarget(name: "CordonSandboxTests", dependencies: [
+            "CordonSandbox", "CordonPolicy", "CordonSystem",
+        ]),
+    ]
+)

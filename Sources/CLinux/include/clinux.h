@@ -1,0 +1,68 @@
+// CLinux: C shims the Swift parent needs. Each exists because Swift cannot call it directly:
+// a variadic function (syscall, prctl, ioctl), a macro (CMSG_*), or a syscall glibc 2.36 does not
+// wrap (pidfd_send_signal, landlock_*, seccomp).
+#ifndef CLINUX_H
+#define CLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <signal.h>
+#include <linux/seccomp.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// landlock_create_ruleset(attr, size, 0); returns the ruleset fd or -1/errno.
+int cl_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped);
+/// The kernel's Landlock ABI version (landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION), or -1/errno.
+int cl_landlock_abi(void);
+
+/// statfs(path)->f_type (sys/vfs.h is not in Swift's Glibc module), or -1/errno.
+long cl_fs_type(const char *path);
+
+/// pipe2(2) with flags (a GNU extension Swift's Glibc module hides).
+int cl_pipe2(int fds[2], int flags);
+/// A new pseudo-terminal pair, both ends O_CLOEXEC (posix_openpt, grantpt, unlockpt, ptsname_r).
+int cl_open_pty(int *master, int *slave);
+
+/// Blocks `signals` (count entries) in the calling thread and returns a non-blocking signalfd
+/// for them (sys/signalfd.h is not in Swift's Glibc module). `old` receives the previous mask.
+int cl_signalfd_for(const int *signals, int count, sigset_t *old);
+/// Reads one signal from a signalfd: its number, or 0 when none is pending.
+int cl_signalfd_next(int fd);
+
+/// memfd_create(name, MFD_CLOEXEC) (a GNU extension Swift's Glibc module hides).
+int cl_memfd(const char *name);
+
+/// pidfd_send_signal(pidfd, sig, NULL, 0).
+int cl_pidfd_send_signal(int pidfd, int sig);
+/// waitid(P_PIDFD, pidfd, ...): the raw wait status of the child (WIFEXITED etc. apply), or -1/errno.
+int cl_pidfd_wait(int pidfd, int *wait_status, int options);
+
+/// Receives one message of at most `len` bytes and up to one fd passed with SCM_RIGHTS
+/// (`*fd` = -1 when none). Returns the byte count (0 at EOF) or -1/errno.
+ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd);
+
+/// Seccomp user notification: receive one (blocks), answer with an errno (0 = let it run).
+int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req);
+int cl_seccomp_notif_respond_errno(int listener, uint64_t id, int err);
+/// Checks that the kernel's notification structs match the ones we were compiled with.
+int cl_seccomp_notif_sizes_ok(void);
+
+/// Terminal size get/set (ioctl TIOCGWINSZ / TIOCSWINSZ).
+int cl_get_winsize(int fd, unsigned short *rows, unsigned short *cols);
+int cl_set_winsize(int fd, unsigned short rows, unsigned short cols);
+
+/// Starts a cleanup guardian: a forked process that waits until `pipe_read` reaches EOF (the
+/// caller died, even by SIGKILL) or reads a byte (the caller cleaned up itself). On EOF it
+/// removes each directory of `dirs` (cgroups: retried while their processes die), then exits.
+/// `keep_fd` (or -1) stays open in the guardian (a lock it should hold until cleanup is done).
+/// Returns the guardian's pid or -1/errno.
+pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,199 @@
+// See clinux.h for why each of these is C.
+#define _GNU_SOURCE
+#include "clinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+struct cl_landlock_attr {  // struct landlock_ruleset_attr as of ABI 6
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+
+int cl_landlock_create_ruleset(uint64_t handled_fs, uint64_t handled_net, uint64_t scoped) {
+    struct cl_landlock_attr a = { handled_fs, handled_net, scoped };
+    // Older kernels reject a struct larger than they know unless the tail is zero; pass the
+    // smallest size that carries what is set.
+    size_t size = scoped ? 24 : handled_net ? 16 : 8;
+    return (int)syscall(SYS_landlock_create_ruleset, &a, size, 0);
+}
+
+int cl_landlock_abi(void) {
+    return (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+}
+
+int cl_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int cl_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int cl_open_pty(int *master, int *slave) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    char name[128];
+    if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, name, sizeof name) != 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
+int cl_signalfd_for(const int *signals, int count, sigset_t *old) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int cl_signalfd_next(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n;
+    do { n = read(fd, &info, sizeof info); } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof info ? (int)info.ssi_signo : 0;
+}
+
+long cl_fs_type(const char *path) {
+    struct statfs s;
+    if (statfs(path, &s) < 0) return -1;
+    return (long)s.f_type;
+}
+
+int cl_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int cl_pidfd_wait(int pidfd, int *wait_status, int options) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do { r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | options); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    if (info.si_pid == 0) { *wait_status = -1; return 0; }  // WNOHANG, still running
+    switch (info.si_code) {
+    case CLD_EXITED: *wait_status = (info.si_status & 0xff) << 8; break;
+    case CLD_KILLED: *wait_status = info.si_status & 0x7f; break;
+    case CLD_DUMPED: *wait_status = (info.si_status & 0x7f) | 0x80; break;
+    default: *wait_status = 0; break;
+    }
+    return 0;
+}
+
+ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd) {
+    *fd = -1;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                          .msg_controllen = sizeof u.b };
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(fd, CMSG_DATA(c), sizeof(int));
+        }
+    }
+    return n;
+}
+
+int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req) {
+    memset(req, 0, sizeof *req);  // the kernel insists on a zeroed buffer
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req);
+}
+
+int cl_seccomp_notif_respond_errno(int listener, uint64_t id, int err) {
+    struct seccomp_notif_resp resp;
+    memset(&resp, 0, sizeof resp);
+    resp.id = id;
+    resp.error = err ? -err : 0;
+    resp.val = 0;
+    resp.flags = err ? 0 : SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+int cl_seccomp_notif_sizes_ok(void) {
+    struct seccomp_notif_sizes s;
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &s) < 0) return 0;
+    return s.seccomp_notif == sizeof(struct seccomp_notif) &&
+           s.seccomp_notif_resp == sizeof(struct seccomp_notif_resp);
+}
+
+int cl_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize w;
+    if (ioctl(fd, TIOCGWINSZ, &w) < 0) return -1;
+    *rows = w.ws_row;
+    *cols = w.ws_col;
+    return 0;
+}
+
+int cl_set_winsize(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize w = { .ws_row = rows, .ws_col = cols, .ws_xpixel = 0, .ws_ypixel = 0 };
+    return ioctl(fd, TIOCSWINSZ, &w);
+}
+
+pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    // fork semantics (no exit signal: nobody waits for the guardian; init reaps it).
+    long pid = syscall(SYS_clone, 0UL, 0, 0, 0, 0);
+    if (pid != 0) {
+        int saved = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+        return (pid_t)pid;
+    }
+    // The guardian: async-signal-safe only. All signals stay blocked, so a Ctrl-C aimed at the
+    // caller's process group cannot stop the cleanup. It holds no descriptor but its two.
+    setsid();
+    int lo = pipe_read < keep_fd ? pipe_read : keep_fd;
+    int hi = pipe_read < keep_fd ? keep_fd : pipe_read;
+    if (lo < 0) lo = hi;
+    if (lo > 0) syscall(SYS_close_range, 0U, (unsigned)lo - 1, 0U);
+    if (hi > lo + 1) syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0U);
+    syscall(SYS_close_range, (unsigned)hi + 1, ~0U, 0U);
+    char b;
+    ssize_t n;
+    do { n = read(pipe_read, &b, 1); } while (n < 0 && errno == EINTR);
+    if (n == 1) _exit(0);  // the caller cleaned up
+    // The caller is gone; its sandbox dies with it (PDEATHSIG). Remove each directory once the
+    // processes in it are gone: up to 10 s.
+    struct timespec tick = { 0, 5 * 1000 * 1000 };
+    for (size_t i = 0; i < count; i++) {
+        for (int attempt = 0; attempt < 2000; attempt++) {
+            if (rmdir(dirs[i]) == 0 || errno == ENOENT) break;
+            if (errno != EBUSY) break;
+            nanosleep(&tick, NULL);
+        }
+    }
+    _exit(0);
+}

@@ -1,0 +1,159 @@
+// CSpawn: the only code that runs between clone() and execve().
+//
+// Why C: after clone() from a multi-threaded Swift process only async-signal-safe code may run
+// (no allocation, no locks, no runtime). Everything is planned in Swift and handed to one entry
+// point, cs_spawn(), as a flat plan of plain C values. The child reports a failure as
+// (step, index, errno) over a SOCK_SEQPACKET channel and calls _exit; it never returns.
+#ifndef CSPAWN_H
+#define CSPAWN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// One step of the mount plan, executed in order inside the child's mount namespace, with
+/// `target` relative to the new root (written as an absolute sandbox path, e.g. "/usr").
+enum cs_mount_kind {
+    CS_MOUNT_DIR = 1,      // mkdir target (mode)
+    CS_MOUNT_BIND = 2,     // bind the host path `data` onto target
+    CS_MOUNT_TMPFS = 3,    // tmpfs at target, `data` is the option string ("size=64m,mode=1777")
+    CS_MOUNT_SYMLINK = 4,  // symlink target -> data
+    CS_MOUNT_FILE = 5,     // create target with content `data` (data_len bytes), mode
+    CS_MOUNT_PROC = 6,     // procfs of the new pid namespace at target
+    CS_MOUNT_MASK = 7,     // hide target: /dev/null over a file, an empty read-only tmpfs over a dir
+    CS_MOUNT_READONLY = 8, // bind target onto itself read-only (e.g. /proc/sys)
+    CS_MOUNT_DEVPTS = 9,   // a new devpts instance at target (ptmx mode 0666)
+};
+
+/// Flags of a mount step.
+enum {
+    CS_MF_READONLY = 1 << 0,
+    CS_MF_NOEXEC = 1 << 1,
+    CS_MF_ISDIR = 1 << 2,      // BIND: the mount point is a directory (else a file)
+    CS_MF_CHOWN = 1 << 3,      // DIR/TMPFS: owned by the workload's uid/gid
+    CS_MF_OPTIONAL = 1 << 4,   // MASK/READONLY/BIND: skip when the path does not exist
+    CS_MF_DEVICE = 1 << 5,     // BIND of a device node: the mount keeps device access
+};
+
+struct cs_mount_op {
+    int kind;
+    int flags;
+    unsigned mode;
+    const char *target;
+    const char *data;
+    size_t data_len;
+};
+
+struct cs_landlock_rule {
+    const char *path;         // sandbox path, opened O_PATH after pivot_root
+    uint64_t access;
+};
+
+struct cs_rlimit {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+/// The steps the child reports on failure; the Swift side names them.
+enum cs_step {
+    CS_STEP_NONE = 0,
+    CS_STEP_WAIT_PARENT,
+    CS_STEP_ID_MAP,
+    CS_STEP_SETSID,
+    CS_STEP_MOUNT_PRIVATE,
+    CS_STEP_ROOT_TMPFS,
+    CS_STEP_MOUNT,            // index = mount op
+    CS_STEP_PIVOT_ROOT,
+    CS_STEP_ROOT_READONLY,
+    CS_STEP_HOSTNAME,
+    CS_STEP_LOOPBACK,
+    CS_STEP_FORK,
+    CS_STEP_STDIO,
+    CS_STEP_CHDIR,
+    CS_STEP_RLIMIT,           // index = rlimit
+    CS_STEP_CAP_BOUNDING,
+    CS_STEP_SECUREBITS,
+    CS_STEP_SETGROUPS,
+    CS_STEP_SETGID,
+    CS_STEP_SETUID,
+    CS_STEP_CAPSET,
+    CS_STEP_AMBIENT,
+    CS_STEP_NO_NEW_PRIVS,
+    CS_STEP_LANDLOCK_RULE,    // index = rule
+    CS_STEP_LANDLOCK_RESTRICT,
+    CS_STEP_SECCOMP,
+    CS_STEP_SEND_LISTENER,
+    CS_STEP_EXEC,
+    CS_STEP_INIT_SIGNALS,
+};
+
+/// What the child sends over the channel.
+struct cs_report {
+    int32_t step;
+    int32_t index;
+    int32_t err;
+    int32_t has_fd;           // 1: a seccomp listener fd rides along (SCM_RIGHTS)
+};
+
+/// What init writes to status_fd when the workload has ended.
+struct cs_status {
+    int32_t wait_status;      // as from wait4
+    int32_t reserved;
+    int64_t utime_us;         // CPU time of everything init reaped
+    int64_t stime_us;
+    int64_t maxrss_kb;
+};
+
+struct cs_plan {
+    int clone_flags;          // CLONE_NEW* flags
+    int sync_fd;              // read end: the parent writes one byte to release the child
+    int chan_fd;              // child end of the report channel (SOCK_SEQPACKET)
+    int status_fd;            // write end: init writes a struct cs_status
+    int stdio[3];             // fds that become the workload's 0, 1, 2
+    int set_ctty;             // make stdio[0] the controlling terminal (--tty)
+
+    const char *root_mountpoint;   // host directory the new root tmpfs is mounted on
+    const char *root_options;      // tmpfs options for the root
+    const struct cs_mount_op *mounts;
+    size_t mount_count;
+    int root_readonly;             // remount / read-only once built
+
+    const char *hostname;
+    int loopback_up;
+
+    const struct cs_rlimit *rlimits;
+    size_t rlimit_count;
+
+    uid_t uid;                // workload uid/gid inside the user namespace
+    gid_t gid;
+    int cap_last;             // highest capability number the kernel knows
+    uint64_t keep_caps;       // capabilities the workload keeps (bit n = cap n)
+
+    int landlock_fd;          // ruleset fd created by the parent, -1 when unsupported
+    const struct cs_landlock_rule *landlock_rules;
+    size_t landlock_rule_count;
+
+    const void *seccomp_filter;    // struct sock_filter array
+    size_t seccomp_len;            // number of instructions
+    unsigned seccomp_flags;        // SECCOMP_FILTER_FLAG_*; NEW_LISTENER sends the fd over chan_fd
+
+    const char *cwd;
+    const char *exec_path_search;  // PATH used to find argv[0] when it has no '/'
+    char *const *argv;
+    char *const *envp;
+};
+
+/// Clones the sandbox's init with plan->clone_flags | CLONE_PIDFD. Returns the pid (and the pidfd
+/// through `pidfd`) or -1 with errno set. The child blocks until the parent writes to the sync
+/// pipe; it never returns from this function.
+pid_t cs_spawn(const struct cs_plan *plan, int *pidfd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

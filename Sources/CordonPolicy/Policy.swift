@@ -1,0 +1,130 @@
+/// A sandbox policy: what a workload may see and do. Parsed from TOML by `PolicyParser`; turned
+/// into a spawn plan by CordonSandbox. Pure values, no I/O.
+public struct Policy: Sendable, Equatable {
+    public var name: String
+    public var description: String = ""
+    /// Where the policy came from (a file path or "embedded:NAME").
+    public var source: String
+    /// SHA-256 of the policy file's bytes.
+    public var contentHash: String = ""
+    public var filesystem = Filesystem()
+    public var process = Process()
+    public var limits = Limits()
+    public var seccomp = Seccomp()
+    public var capabilities = Capabilities()
+    public var network = Network()
+    public var landlock = LandlockSettings()
+
+    public init(name: String, source: String) {
+        self.name = name
+        self.source = source
+    }
+
+    /// A host path made visible inside the sandbox.
+    public struct Bind: Sendable, Equatable {
+        /// Path inside the sandbox.
+        public var path: String
+        /// Path on the host (defaults to `path`).
+        public var source: String
+        /// A missing source is skipped instead of failing the spawn.
+        public var optional: Bool
+
+        public init(path: String, source: String? = nil, optional: Bool = false) {
+            self.path = path
+            self.source = source ?? path
+            self.optional = optional
+        }
+    }
+
+    public struct Tmpfs: Sendable, Equatable {
+        public var path: String
+        public var sizeBytes: UInt64
+        public var mode: UInt32
+        public init(path: String, sizeBytes: UInt64 = 64 << 20, mode: UInt32 = 0o1777) {
+            self.path = path
+            self.sizeBytes = sizeBytes
+            self.mode = mode
+        }
+    }
+
+    public struct Filesystem: Sendable, Equatable {
+        public var readOnly: [Bind] = []
+        public var readWrite: [Bind] = []
+        public var tmpfs: [Tmpfs] = []
+        /// A writable scratch directory (tmpfs) owned by the workload's user; the default cwd.
+        public var workdir: String = "/work"
+        public var workdirSizeBytes: UInt64 = 256 << 20
+        /// Paths masked inside the sandbox (an empty directory or /dev/null over them).
+        public var hide: [String] = []
+        public init() {}
+    }
+
+    public struct Process: Sendable, Equatable {
+        /// uid and gid inside the user namespace (never mapped to a privileged host id).
+        public var uid: UInt32 = 1000
+        public var gid: UInt32 = 1000
+        public var hostname: String = "cordon"
+        /// The environment, in order. Nothing from the caller's environment leaks in.
+        public var env: [EnvVar] = []
+        /// Caller's variables copied in by name (e.g. TERM).
+        public var passEnv: [String] = []
+        public var cwd: String? = nil
+        public init() {}
+    }
+
+    public struct EnvVar: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(_ name: String, _ value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public struct Limits: Sendable, Equatable {
+        public var memoryBytes: UInt64? = nil
+        public var pids: Int? = nil
+        public var cpuCores: Double? = nil
+        public var wallTimeSeconds: Double? = nil
+        public var cpuTimeSeconds: Double? = nil
+        public var openFiles: UInt64? = nil
+        public var fileSizeBytes: UInt64? = nil
+        public var outputBytes: UInt64? = nil
+        public init() {}
+    }
+
+    public struct Seccomp: Sendable, Equatable {
+        /// A profile name (profiles/seccomp/NAME.json) or a path to an OCI seccomp JSON file.
+        public var profile: String = "default"
+        public init() {}
+    }
+
+    public struct Capabilities: Sendable, Equatable {
+        /// Capability names the workload keeps (CAP_NET_BIND_SERVICE, …). Empty by default.
+        public var keep: [String] = []
+        public init() {}
+    }
+
+    public enum NetworkMode: String, Sendable, Equatable, CaseIterable {
+        /// A network namespace with loopback only.
+        case none
+    }
+
+    public struct Network: Sendable, Equatable {
+        public var mode: NetworkMode = .none
+        public init() {}
+    }
+
+    public enum LandlockMode: String, Sendable, Equatable, CaseIterable {
+        /// Use what the kernel supports; report the ABI used (the default).
+        case bestEffort = "best-effort"
+        /// Refuse to run without Landlock.
+        case required
+        case off
+    }
+
+    public struct LandlockSettings: Sendable, Equatable {
+        public var mode: LandlockMode = .bestEffort
+        public init() {}
+    }
+}

@@ -1,0 +1,369 @@
+/// One problem found in a policy file: where (file, key path, line) and what.
+public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var keyPath: String
+    public var line: Int?
+    public var message: String
+
+    public var description: String {
+        let at = line.map { "\(file):\($0)" } ?? file
+        return keyPath.isEmpty ? "\(at): \(message)" : "\(at): \(keyPath): \(message)"
+    }
+}
+
+/// All the problems of one policy file; nothing is partially applied.
+public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var diagnostics: [PolicyDiagnostic]
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// TOML → `Policy`, collecting every error (unknown keys with a "did you mean", wrong types,
+/// bad units, contradictions) instead of stopping at the first.
+public enum PolicyParser {
+    static let schema: [String: [String]] = [
+        "policy": ["name", "description"],
+        "filesystem": ["read_only", "read_write", "tmpfs", "workdir", "workdir_size", "hide"],
+        "process": ["user", "group", "hostname", "env", "pass_env", "cwd"],
+        "limits": ["memory", "pids", "cpu", "wall_time", "cpu_time", "open_files", "file_size", "output"],
+        "seccomp": ["profile"],
+        "capabilities": ["keep"],
+        "network": ["mode"],
+        "landlock": ["mode"],
+    ]
+
+    public static func parse(text: String, source: String, defaultName: String) throws(PolicyError) -> Policy {
+        var reader = Reader(file: source)
+        let root: TOMLTable
+        do {
+            root = try TOML.parse(text)
+        } catch {
+            throw PolicyError(diagnostics: [PolicyDiagnostic(file: source, keyPath: "", line: error.location.line,
+                                                             message: "\(error.message) (column \(error.location.column))")])
+        }
+        var policy = Policy(name: defaultName, source: source)
+        policy.contentHash = ""
+        reader.read(root, into: &policy)
+        if !reader.diagnostics.isEmpty { throw PolicyError(diagnostics: reader.diagnostics) }
+        return policy
+    }
+
+    /// Levenshtein distance, for "did you mean".
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        if x.isEmpty { return y.count }
+        if y.isEmpty { return x.count }
+        var previous = Array(0...y.count)
+        for i in 1...x.count {
+            var current = [i] + Array(repeating: 0, count: y.count)
+            for j in 1...y.count {
+                let cost = x[i - 1] == y[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            previous = current
+        }
+        return previous[y.count]
+    }
+
+    static func suggestion(for key: String, among known: [String]) -> String {
+        let best = known.map { ($0, distance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
+        guard let (name, d) = best, d <= max(2, key.count / 3) else { return "" }
+        return " (did you mean '\(name)'?)"
+    }
+}
+
+private struct Reader {
+    let file: String
+    var diagnostics: [PolicyDiagnostic] = []
+
+    mutating func error(_ path: String, _ line: Int?, _ message: String) {
+        diagnostics.append(PolicyDiagnostic(file: file, keyPath: path, line: line, message: message))
+    }
+
+    mutating func read(_ root: TOMLTable, into policy: inout Policy) {
+        let tables = PolicyParser.schema.keys.sorted()
+        for key in root.keys {
+            guard let known = PolicyParser.schema[key] else {
+                error(key, root.keyLocation(key)?.line,
+                      "unknown table" + PolicyParser.suggestion(for: key, among: tables))
+                continue
+            }
+            guard let value = root[key], case .table(let table) = value.kind else {
+                error(key, root[key]?.location.line, "expected a table, found \(root[key]?.typeName ?? "nothing")")
+                continue
+            }
+            for sub in table.keys where !known.contains(sub) {
+                error("\(key).\(sub)", table.keyLocation(sub)?.line,
+                      "unknown key" + PolicyParser.suggestion(for: sub, among: known))
+            }
+            switch key {
+            case "policy": readPolicy(table, &policy)
+            case "filesystem": readFilesystem(table, &policy.filesystem)
+            case "process": readProcess(table, &policy.process)
+            case "limits": readLimits(table, &policy.limits)
+            case "seccomp":
+                if let s = string(table, "seccomp", "profile") {
+                    if s.isEmpty { error("seccomp.profile", line(table, "profile"), "must not be empty") }
+                    policy.seccomp.profile = s
+                }
+            case "capabilities":
+                if let names = stringArray(table, "capabilities", "keep") {
+                    for (i, name) in names.enumerated() {
+                        let normalized = name.uppercased().hasPrefix("CAP_") ? name.uppercased() : "CAP_" + name.uppercased()
+                        if Capability.number(normalized) == nil {
+                            error("capabilities.keep[\(i)]", line(table, "keep"), "unknown capability '\(name)'"
+                                  + PolicyParser.suggestion(for: normalized, among: Capability.names))
+                        } else {
+                            policy.capabilities.keep.append(normalized)
+                        }
+                    }
+                }
+            case "network":
+                if let mode = string(table, "network", "mode") {
+                    if let m = Policy.NetworkMode(rawValue: mode) { policy.network.mode = m }
+                    else { error("network.mode", line(table, "mode"), "unknown mode '\(mode)' (expected: \(Policy.NetworkMode.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                }
+            case "landlock":
+                if let mode = string(table, "landlock", "mode") {
+                    if let m = Policy.LandlockMode(rawValue: mode) { policy.landlock.mode = m }
+                    else { error("landlock.mode", line(table, "mode"), "unknown mode '\(mode)' (expected: \(Policy.LandlockMode.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                }
+            default: break
+            }
+        }
+        checkContradictions(policy)
+    }
+
+    // MARK: tables
+
+    mutating func readPolicy(_ t: TOMLTable, _ policy: inout Policy) {
+        if let name = string(t, "policy", "name") {
+            if name.isEmpty || name.contains("/") { error("policy.name", line(t, "name"), "must be a non-empty name without '/'") }
+            else { policy.name = name }
+        }
+        if let d = string(t, "policy", "description") { policy.description = d }
+    }
+
+    mutating func readFilesystem(_ t: TOMLTable, _ fs: inout Policy.Filesystem) {
+        if let binds = bindArray(t, "read_only") { fs.readOnly = binds }
+        if let binds = bindArray(t, "read_write") { fs.readWrite = binds }
+        if let value = t["tmpfs"] {
+            if case .array(let items) = value.kind {
+                for (i, item) in items.enumerated() {
+                    let path = "filesystem.tmpfs[\(i)]"
+                    switch item.kind {
+                    case .string(let p):
+                        if checkSandboxPath(p, path, item.location.line) { fs.tmpfs.append(Policy.Tmpfs(path: p)) }
+                    case .table(let entry):
+                        for k in entry.keys where !["path", "size", "mode"].contains(k) {
+                            error("\(path).\(k)", entry.keyLocation(k)?.line, "unknown key" + PolicyParser.suggestion(for: k, among: ["path", "size", "mode"]))
+                        }
+                        guard let p = string(entry, path, "path", required: true) else { continue }
+                        var tmpfs = Policy.Tmpfs(path: p)
+                        if let size = size(entry, path, "size") { tmpfs.sizeBytes = size }
+                        if let modeText = string(entry, path, "mode") {
+                            if let mode = UInt32(modeText, radix: 8), mode <= 0o7777 { tmpfs.mode = mode }
+                            else { error("\(path).mode", line(entry, "mode"), "expected an octal mode like \"1777\", found \"\(modeText)\"") }
+                        }
+                        if checkSandboxPath(p, "\(path).path", line(entry, "path")) { fs.tmpfs.append(tmpfs) }
+                    default:
+                        error(path, item.location.line, "expected a path or a table {path, size, mode}, found \(item.typeName)")
+                    }
+                }
+            } else {
+                error("filesystem.tmpfs", value.location.line, "expected an array, found \(value.typeName)")
+            }
+        }
+        if let w = string(t, "filesystem", "workdir"), checkSandboxPath(w, "filesystem.workdir", line(t, "workdir")) { fs.workdir = w }
+        if let s = size(t, "filesystem", "workdir_size") { fs.workdirSizeBytes = s }
+        if let hide = stringArray(t, "filesystem", "hide") {
+            for (i, p) in hide.enumerated() where checkSandboxPath(p, "filesystem.hide[\(i)]", line(t, "hide")) { fs.hide.append(p) }
+        }
+    }
+
+    mutating func readProcess(_ t: TOMLTable, _ p: inout Policy.Process) {
+        if let uid = integer(t, "process", "user", range: 0...65535) { p.uid = UInt32(uid) }
+        if let gid = integer(t, "process", "group", range: 0...65535) { p.gid = UInt32(gid) }
+        if let h = string(t, "process", "hostname") {
+            if h.isEmpty || h.utf8.count > 64 { error("process.hostname", line(t, "hostname"), "must be 1 to 64 bytes") }
+            else { p.hostname = h }
+        }
+        if let value = t["env"] {
+            if case .table(let env) = value.kind {
+                for name in env.keys {
+                    guard let v = env[name], case .string(let s) = v.kind else {
+                        error("process.env.\(name)", env[name]?.location.line, "expected a string, found \(env[name]?.typeName ?? "nothing")")
+                        continue
+                    }
+                    if name.isEmpty || name.contains("=") || name.utf8.contains(0) || s.utf8.contains(0) {
+                        error("process.env.\(name)", v.location.line, "invalid environment variable")
+                        continue
+                    }
+                    p.env.append(Policy.EnvVar(name, s))
+                }
+            } else {
+                error("process.env", value.location.line, "expected a table of strings, found \(value.typeName)")
+            }
+        }
+        if let names = stringArray(t, "process", "pass_env") { p.passEnv = names }
+        if let cwd = string(t, "process", "cwd"), checkSandboxPath(cwd, "process.cwd", line(t, "cwd")) { p.cwd = cwd }
+    }
+
+    mutating func readLimits(_ t: TOMLTable, _ l: inout Policy.Limits) {
+        l.memoryBytes = size(t, "limits", "memory")
+        if let pids = integer(t, "limits", "pids", range: 1...4_194_304) { l.pids = Int(pids) }
+        if let value = t["cpu"] {
+            switch value.kind {
+            case .integer(let n) where n > 0 && n <= 4096: l.cpuCores = Double(n)
+            case .float(let f) where f >= 0.01 && f <= 4096: l.cpuCores = f
+            default: error("limits.cpu", value.location.line, "expected a number of cores between 0.01 and 4096, found \(describe(value))")
+            }
+        }
+        l.wallTimeSeconds = duration(t, "limits", "wall_time")
+        l.cpuTimeSeconds = duration(t, "limits", "cpu_time")
+        if let n = integer(t, "limits", "open_files", range: 3...1_048_576) { l.openFiles = UInt64(n) }
+        l.fileSizeBytes = size(t, "limits", "file_size")
+        l.outputBytes = size(t, "limits", "output")
+    }
+
+    /// A path may be bound once, and what is bound is not also hidden.
+    mutating func checkContradictions(_ policy: Policy) {
+        let fs = policy.filesystem
+        var seen: [String: String] = [:]
+        let mounts = fs.readOnly.map { ($0.path, "filesystem.read_only") } + fs.readWrite.map { ($0.path, "filesystem.read_write") }
+            + fs.tmpfs.map { ($0.path, "filesystem.tmpfs") } + [(fs.workdir, "filesystem.workdir")]
+        for (path, key) in mounts {
+            if let first = seen[path] { error(key, nil, "\"\(path)\" is already mounted by \(first)") }
+            else { seen[path] = key }
+        }
+        for hidden in fs.hide {
+            if let key = seen[hidden] { error("filesystem.hide", nil, "\"\(hidden)\" is both hidden and mounted by \(key)") }
+        }
+    }
+
+    // MARK: typed accessors
+
+    func line(_ t: TOMLTable, _ key: String) -> Int? { t.keyLocation(key)?.line ?? t[key]?.location.line }
+
+    func describe(_ v: TOMLValue) -> String {
+        switch v.kind {
+        case .string(let s): return "\"\(s)\""
+        case .integer(let n): return "\(n)"
+        case .float(let f): return "\(f)"
+        case .boolean(let b): return "\(b)"
+        default: return v.typeName
+        }
+    }
+
+    mutating func string(_ t: TOMLTable, _ table: String, _ key: String, required: Bool = false) -> String? {
+        guard let v = t[key] else {
+            if required { error("\(table).\(key)", t.location.line, "missing required key") }
+            return nil
+        }
+        guard case .string(let s) = v.kind else {
+            error("\(table).\(key)", v.location.line, "expected a string, found \(v.typeName)")
+            return nil
+        }
+        return s
+    }
+
+    mutating func integer(_ t: TOMLTable, _ table: String, _ key: String, range: ClosedRange<Int64>) -> Int64? {
+        guard let v = t[key] else { return nil }
+        guard case .integer(let n) = v.kind else {
+            error("\(table).\(key)", v.location.line, "expected an integer, found \(v.typeName)")
+            return nil
+        }
+        guard range.contains(n) else {
+            error("\(table).\(key)", v.location.line, "\(n) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return n
+    }
+
+    mutating func size(_ t: TOMLTable, _ table: String, _ key: String) -> UInt64? {
+        guard let v = t[key] else { return nil }
+        switch v.kind {
+        case .integer(let n) where n >= 0: return UInt64(n)
+        case .string(let s):
+            if let bytes = Units.parseSize(s) { return bytes }
+            error("\(table).\(key)", v.location.line, "bad size \"\(s)\" (use a number of bytes or units like \"512M\", \"64k\", \"2G\")")
+        default:
+            error("\(table).\(key)", v.location.line, "expected a size like \"512M\", found \(describe(v))")
+        }
+        return nil
+    }
+
+    mutating func duration(_ t: TOMLTable, _ table: String, _ key: String) -> Double? {
+        guard let v = t[key] else { return nil }
+        switch v.kind {
+        case .integer(let n) where n > 0: return Double(n)
+        case .float(let f) where f > 0 && f.isFinite: return f
+        case .string(let s):
+            if let d = Units.parseDuration(s), d > 0 { return d }
+            error("\(table).\(key)", v.location.line, "bad duration \"\(s)\" (use units like \"30s\", \"500ms\", \"2m\")")
+        default:
+            error("\(table).\(key)", v.location.line, "expected a duration like \"30s\", found \(describe(v))")
+        }
+        return nil
+    }
+
+    mutating func stringArray(_ t: TOMLTable, _ table: String, _ key: String) -> [String]? {
+        guard let v = t[key] else { return nil }
+        guard case .array(let items) = v.kind else {
+            error("\(table).\(key)", v.location.line, "expected an array of strings, found \(v.typeName)")
+            return nil
+        }
+        var out: [String] = []
+        for (i, item) in items.enumerated() {
+            if case .string(let s) = item.kind { out.append(s) }
+            else { error("\(table).\(key)[\(i)]", item.location.line, "expected a string, found \(item.typeName)") }
+        }
+        return out
+    }
+
+    mutating func bindArray(_ t: TOMLTable, _ key: String) -> [Policy.Bind]? {
+        guard let v = t[key] else { return nil }
+        guard case .array(let items) = v.kind else {
+            error("filesystem.\(key)", v.location.line, "expected an array, found \(v.typeName)")
+            return nil
+        }
+        var out: [Policy.Bind] = []
+        for (i, item) in items.enumerated() {
+            let path = "filesystem.\(key)[\(i)]"
+            switch item.kind {
+            case .string(let p):
+                if checkSandboxPath(p, path, item.location.line) { out.append(Policy.Bind(path: p)) }
+            case .table(let entry):
+                let known = ["path", "source", "optional"]
+                for k in entry.keys where !known.contains(k) {
+                    error("\(path).\(k)", entry.keyLocation(k)?.line, "unknown key" + PolicyParser.suggestion(for: k, among: known))
+                }
+                guard let p = string(entry, path, "path", required: true) else { continue }
+                let source = string(entry, path, "source") ?? p
+                var optional = false
+                if let o = entry["optional"] {
+                    if case .boolean(let b) = o.kind { optional = b }
+                    else { error("\(path).optional", o.location.line, "expected true or false, found \(o.typeName)") }
+                }
+                if checkSandboxPath(p, "\(path).path", line(entry, "path")) && checkSandboxPath(source, "\(path).source", line(entry, "source")) {
+                    out.append(Policy.Bind(path: p, source: source, optional: optional))
+                }
+            default:
+                error(path, item.location.line, "expected a path or a table {path, source, optional}, found \(item.typeName)")
+            }
+        }
+        return out
+    }
+
+    /// Paths must be absolute, normalized, and free of NUL bytes.
+    mutating func checkSandboxPath(_ p: String, _ keyPath: String, _ line: Int?) -> Bool {
+        if !p.hasPrefix("/") { error(keyPath, line, "\"\(p)\" must be an absolute path"); return false }
+        if p.utf8.contains(0) { error(keyPath, line, "path contains a NUL byte"); return false }
+        let parts = p.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if parts.contains(where: { $0 == ".." || $0 == "." }) || (p != "/" && parts.contains(where: { $0.isEmpty })) {
+            error(keyPath, line, "\"\(p)\" must be a normalized path (no '.', '..', '//' or trailing '/')")
+            return false
+        }
+        if p.utf8.count >= 4096 { error(keyPath, line, "path is too long"); return false }
+        return true
+    }
+}

@@ -1,0 +1,133 @@
+import CordonPolicy
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Policy → mount plan and the Landlock rules that mirror it. The host is consulted only through
+/// `inspect`, so the plan is unit-testable without root.
+public struct MountPlanner {
+    public struct PlanError: Error, Sendable, CustomStringConvertible {
+        public var key: String
+        public var message: String
+        public var description: String { "\(key): \(message)" }
+    }
+
+    public var inspect: @Sendable (String) -> FileSystem.Kind = { FileSystem.kind($0) }
+    public init() {}
+
+    /// Host device nodes bound into the sandbox's /dev.
+    static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
+    /// procfs entries hidden (a file gets /dev/null over it, a directory an empty read-only tmpfs).
+    static let procMasked = ["/proc/kcore", "/proc/sysrq-trigger", "/proc/timer_list", "/proc/keys",
+                             "/proc/latency_stats", "/proc/sched_debug", "/proc/kallsyms", "/proc/acpi",
+                             "/proc/scsi", "/proc/asound", "/proc/firmware", "/proc/kpagecount",
+                             "/proc/kpageflags", "/proc/kpagecgroup", "/proc/config.gz"]
+    /// procfs trees made read-only.
+    static let procReadOnly = ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"]
+
+    public func plan(_ policy: Policy) throws(PlanError) -> (mounts: [MountStep], landlock: [LandlockRule]) {
+        var steps: [MountStep] = []
+        var dirs: Set<String> = ["/"]
+        func ensureParents(_ path: String) {
+            var current = ""
+            let parts = path.split(separator: "/").dropLast()
+            for part in parts {
+                current += "/" + part
+                if dirs.insert(current).inserted { steps.append(MountStep(.dir, current)) }
+            }
+        }
+
+        let fs = policy.filesystem
+        let binds = fs.readOnly.map { ($0, true, "filesystem.read_only") } + fs.readWrite.map { ($0, false, "filesystem.read_write") }
+        // Parents before children: /usr before /usr/lib/python3.
+        let ordered = binds.enumerated().sorted { a, b in
+            let da = a.element.0.path.split(separator: "/").count, db = b.element.0.path.split(separator: "/").count
+            return da != db ? da < db : a.offset < b.offset
+        }.map(\.element)
+        for (bind, readOnly, key) in ordered {
+            ensureParents(bind.path)
+            var flags: MountStep.Flags = readOnly ? [.readOnly] : []
+            if bind.optional { flags.insert(.optional) }
+            switch inspect(bind.source) {
+            case .missing:
+                if bind.optional { continue }
+                throw PlanError(key: key, message: "\(bind.source) does not exist on this host (mark it optional = true if that is expected)")
+            case .symlink(let target):
+                // Merged-/usr hosts: /bin -> usr/bin. Recreate the link; its target is bound on its own.
+                guard bind.source == bind.path else {
+                    throw PlanError(key: key, message: "source \(bind.source) is a symlink; name the real path")
+                }
+                steps.append(MountStep(.symlink, bind.path, data: Array(target.utf8)))
+            case .directory:
+                dirs.insert(bind.path)
+                steps.append(MountStep(.bind, bind.path, data: Array(bind.source.utf8), flags: flags.union(.isDirectory)))
+            case .file:
+                steps.append(MountStep(.bind, bind.path, data: Array(bind.source.utf8), flags: flags))
+            case .device:
+                steps.append(MountStep(.bind, bind.path, data: Array(bind.source.utf8), flags: flags.union(.device)))
+            case .other:
+                throw PlanError(key: key, message: "\(bind.source) is not a file, directory or device")
+            }
+        }
+
+        // /dev: a small tmpfs with the harmless device nodes bound in.
+        steps.append(MountStep(.tmpfs, "/dev", data: Array("size=64k,mode=0755".utf8)))
+        dirs.insert("/dev")
+        for device in Self.devices {
+            steps.append(MountStep(.bind, "/dev/\(device)", data: Array("/dev/\(device)".utf8), flags: [.device]))
+        }
+        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                               ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore")] where name != "core" {
+            steps.append(MountStep(.symlink, "/dev/\(name)", data: Array(target.utf8)))
+        }
+        steps.append(MountStep(.devpts, "/dev/pts"))
+        steps.append(MountStep(.tmpfs, "/dev/shm", data: Array("size=64m,mode=1777".utf8), flags: [.noExec]))
+
+        // /proc of the sandbox's own pid namespace, with the host-revealing parts hidden.
+        steps.append(MountStep(.proc, "/proc"))
+        dirs.insert("/proc")
+        for path in Self.procMasked { steps.append(MountStep(.mask, path, flags: [.optional])) }
+        for path in Self.procReadOnly { steps.append(MountStep(.readonly, path, flags: [.optional])) }
+
+        for tmpfs in fs.tmpfs {
+            ensureParents(tmpfs.path)
+            dirs.insert(tmpfs.path)
+            let options = "size=\(tmpfs.sizeBytes),mode=\(String(tmpfs.mode, radix: 8))"
+            steps.append(MountStep(.tmpfs, tmpfs.path, data: Array(options.utf8)))
+        }
+        ensureParents(fs.workdir)
+        dirs.insert(fs.workdir)
+        steps.append(MountStep(.tmpfs, fs.workdir, data: Array("size=\(fs.workdirSizeBytes),mode=0700".utf8), flags: [.chown]))
+
+        // Identity files, unless the policy brings its own.
+        let bound = Set(binds.map { $0.0.path })
+        if !bound.contains("/etc") {
+            ensureParents("/etc/passwd")
+            let p = policy.process
+            let home = fs.workdir
+            let files: [(String, String)] = [
+                ("/etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:\(p.uid):\(p.gid):sandbox:\(home):/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+                ("/etc/group", "root:x:0:\nsandbox:x:\(p.gid):\nnogroup:x:65534:\n"),
+                ("/etc/hostname", "\(p.hostname)\n"),
+                ("/etc/hosts", "127.0.0.1\tlocalhost \(p.hostname)\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+            ]
+            for (path, content) in files where !bound.contains(path) {
+                steps.append(MountStep(.file, path, data: Array(content.utf8), mode: 0o644))
+            }
+        }
+        for hidden in fs.hide { steps.append(MountStep(.mask, hidden, flags: [.optional])) }
+
+        // Landlock mirrors the plan: everything readable and executable, writable only where a
+        // writable mount is.
+        var rules = [LandlockRule(path: "/", access: .readOnly)]
+        let full = Landlock.FS(rawValue: ~0)
+        for bind in fs.readWrite { rules.append(LandlockRule(path: bind.path, access: full)) }
+        for tmpfs in fs.tmpfs { rules.append(LandlockRule(path: tmpfs.path, access: full)) }
+        rules.append(LandlockRule(path: fs.workdir, access: full))
+        rules.append(LandlockRule(path: "/dev", access: [.readFile, .writeFile, .readDir, .truncate, .ioctlDev]))
+        rules.append(LandlockRule(path: "/dev/shm", access: full.subtracting(.execute)))
+        rules.append(LandlockRule(path: "/proc", access: [.readFile, .writeFile, .readDir]))
+        return (steps, rules)
+    }
+}

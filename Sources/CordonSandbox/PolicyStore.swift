@@ -1,0 +1,114 @@
+import CordonDefaults
+import CordonPolicy
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finds policies and profiles: a path, or a name looked up in the config directory's
+/// policies/ and profiles/seccomp/, then in the defaults built into the binary.
+public struct PolicyStore: Sendable {
+    public var configDir: String?
+
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(configDir: String?) { self.configDir = configDir }
+
+    /// The config directory in effect: explicit, then $CORDON_CONFIG, then /etc/cordon if present.
+    public static func defaultConfigDir() -> String? {
+        if let env = getenv("CORDON_CONFIG"), env.pointee != 0 { return String(cString: env) }
+        return FileSystem.exists("/etc/cordon") ? "/etc/cordon" : nil
+    }
+
+    static func isPath(_ s: String) -> Bool { s.contains("/") || s.hasSuffix(".toml") || s.hasSuffix(".json") }
+
+    /// Reads and parses a policy by name or path.
+    public func loadPolicy(_ nameOrPath: String) throws(LoadError) -> Policy {
+        let (bytes, source, name) = try locate(nameOrPath, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policies, what: "policy")
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw LoadError(description: "\(source): not valid UTF-8")
+        }
+        do {
+            var policy = try PolicyParser.parse(text: text, source: source, defaultName: name)
+            policy.contentHash = SHA256.hex(bytes)
+            return policy
+        } catch {
+            throw LoadError(description: error.description)
+        }
+    }
+
+    /// The bytes of a seccomp profile by name or path.
+    public func seccompProfile(_ nameOrPath: String) throws(LoadError) -> (bytes: [UInt8], source: String) {
+        let (bytes, source, _) = try locate(nameOrPath, directory: "profiles/seccomp", suffix: ".json", embedded: EmbeddedDefaults.seccompProfiles, what: "seccomp profile")
+        return (bytes, source)
+    }
+
+    func locate(_ nameOrPath: String, directory: String, suffix: String, embedded: [String: [UInt8]], what: String) throws(LoadError) -> ([UInt8], String, String) {
+        if Self.isPath(nameOrPath) {
+            do {
+                let bytes = try FileSystem.read(nameOrPath, limit: 1 << 20)
+                var base = String(nameOrPath.split(separator: "/").last ?? "")
+                if base.hasSuffix(suffix) { base.removeLast(suffix.count) }
+                return (bytes, nameOrPath, base)
+            } catch {
+                throw LoadError(description: "\(what) \(nameOrPath): \(SystemError.text(error.errno))")
+            }
+        }
+        let valid = !nameOrPath.isEmpty && nameOrPath.utf8.allSatisfy { c in
+            (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 45 || c == 95 || c == 46
+        }
+        guard valid else { throw LoadError(description: "\(what) name \"\(nameOrPath)\" is invalid (letters, digits, '-', '_', '.')") }
+        var looked: [String] = []
+        if let configDir {
+            let path = "\(configDir)/\(directory)/\(nameOrPath)\(suffix)"
+            looked.append(path)
+            if FileSystem.exists(path) {
+                do { return (try FileSystem.read(path, limit: 1 << 20), path, nameOrPath) }
+                catch { throw LoadError(description: "\(what) \(path): \(SystemError.text(error.errno))") }
+            }
+        }
+        if let bytes = embedded[nameOrPath] { return (bytes, "builtin:\(directory)/\(nameOrPath)\(suffix)", nameOrPath) }
+        let builtins = embedded.keys.sorted().joined(separator: ", ")
+        let searched = looked.isEmpty ? "" : " (looked in \(looked.joined(separator: ", ")))"
+        throw LoadError(description: "unknown \(what) \"\(nameOrPath)\"\(searched); built in: \(builtins)")
+    }
+
+    /// Resolves everything a spawn of `policy` needs. The seccomp filter is cached in `cacheDir`
+    /// by the profile's content hash, so only the first spawn pays for compiling it.
+    public func spawnPlan(for policy: Policy, cacheDir: String?, callerEnvironment: [String: String]) throws(LoadError) -> SpawnPlan {
+        let (profileBytes, profileSource) = try seccompProfile(policy.seccomp.profile)
+        let seccomp: CompiledSeccomp
+        do { seccomp = try SeccompCompiler.compile(profileBytes: profileBytes, file: profileSource, cacheDir: cacheDir) }
+        catch { throw LoadError(description: "seccomp.profile: \(error.description)") }
+        let planned: (mounts: [MountStep], landlock: [LandlockRule])
+        do { planned = try MountPlanner().plan(policy) }
+        catch { throw LoadError(description: "\(policy.source): \(error.description)") }
+
+        var env: [String] = []
+        var names = Set<String>()
+        for v in policy.process.env where names.insert(v.name).inserted { env.append("\(v.name)=\(v.value)") }
+        for name in policy.process.passEnv where !names.contains(name) {
+            if let value = callerEnvironment[name] { env.append("\(name)=\(value)"); names.insert(name) }
+        }
+        let searchPath = policy.process.env.first { $0.name == "PATH" }?.value ?? "/usr/local/bin:/usr/bin:/bin"
+
+        let l = policy.limits
+        var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [(Int32(RLIMIT_CORE.rawValue), 0, 0)]
+        if let n = l.openFiles { rlimits.append((Int32(RLIMIT_NOFILE.rawValue), n, n)) }
+        if let n = l.fileSizeBytes { rlimits.append((Int32(RLIMIT_FSIZE.rawValue), n, n)) }
+        if let t = l.cpuTimeSeconds {
+            // SIGXCPU at the soft limit, SIGKILL a second later.
+            let soft = UInt64(t.rounded(.up))
+            rlimits.append((Int32(RLIMIT_CPU.rawValue), soft, soft + 1))
+        }
+        var keep: UInt64 = 0
+        for name in policy.capabilities.keep { if let n = Capability.number(name) { keep |= 1 << UInt64(n) } }
+
+        return SpawnPlan(policy: policy, mounts: planned.mounts, landlockRules: planned.landlock, rlimits: rlimits,
+                         keepCaps: keep, seccomp: seccomp, env: env, searchPath: searchPath,
+                         cwd: policy.process.cwd ?? policy.filesystem.workdir,
+                         cgroupLimits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuCores: l.cpuCores))
+    }
+}

@@ -1,0 +1,698 @@
+import CLinux
+import CordonPolicy
+import CordonSystem
+import CSpawn
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a sandbox keeps its host-side state.
+public struct SandboxEnvironment: Sendable {
+    /// Runtime directory: uid-range locks and the root mount point (default /run/cordon).
+    public var runtimeDir: String
+    public var cgroupMount: String = "/sys/fs/cgroup"
+    public var cgroupGroup: String = "cordon"
+
+    public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
+}
+
+/// The caller's side of the workload's standard streams.
+public struct SandboxIO: Sendable {
+    public var stdin: Int32 = 0
+    public var stdout: Int32 = 1
+    public var stderr: Int32 = 2
+    /// Give the workload a pseudo-terminal (stdin must be a terminal).
+    public var tty = false
+    public init() {}
+}
+
+/// Runs one workload in a fresh sandbox and reports how it ended. Blocking; one sandbox per call.
+///
+/// Parent side of the spawn sequence (ARCHITECTURE.md): claim a uid range, create the cgroup,
+/// start the cleanup guardian, create the Landlock ruleset, clone (CSpawn), write the id maps,
+/// attach the cgroup, release the child, then relay output, answer seccomp notifications and
+/// enforce the wall clock, output cap and cgroup events until init exits.
+public enum Sandbox {
+    public static func run(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO,
+                           wallTime: Double?) -> SandboxResult {
+        var run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds)
+        return run.execute()
+    }
+}
+
+/// The namespaces every sandbox gets.
+/// (linux/sched.h values: Swift's Glibc module does not export them.)
+let namespaceFlags: [(Int32, String)] = [
+    (0x1000_0000, "user"), (0x2000_0000, "pid"), (0x0002_0000, "mount"), (0x0800_0000, "ipc"),
+    (0x0400_0000, "uts"), (0x4000_0000, "network"), (0x0200_0000, "cgroup"),
+]
+
+private struct Run {
+    let plan: SpawnPlan
+    let argv: [String]
+    let environment: SandboxEnvironment
+    let io: SandboxIO
+    let wallTime: Double?
+
+    var start = Clock.now
+    var denied: [Int32: DeniedOperation] = [:]
+    var deniedOrder: [Int32] = []
+    var stdoutBytes: UInt64 = 0
+    var stderrBytes: UInt64 = 0
+    var killedFor: TerminationReason?
+
+    init(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO, wallTime: Double?) {
+        self.plan = plan
+        self.argv = argv
+        self.environment = environment
+        self.io = io
+        self.wallTime = wallTime
+    }
+
+    func failure(_ step: String, _ err: Int32, _ message: String) -> SandboxResult {
+        var r = emptyResult(reason: .setupFailed)
+        r.setupFailure = SetupFailure(step: step, errno: err, message: message)
+        return r
+    }
+
+    func emptyResult(reason: TerminationReason) -> SandboxResult {
+        SandboxResult(reason: reason, exitCode: nil, signal: nil, signalName: nil, setupFailure: nil,
+                      wallTimeSeconds: Clock.since(start), cpuUserSeconds: nil, cpuSystemSeconds: nil,
+                      peakMemoryBytes: nil, stdoutBytes: stdoutBytes, stderrBytes: stderrBytes,
+                      denied: deniedOrder.compactMap { denied[$0] }, policy: plan.policy.name,
+                      policyHash: plan.policy.contentHash, layers: nil)
+    }
+
+    mutating func execute() -> SandboxResult {
+        start = Clock.now
+        // 1. A host uid/gid range of our own.
+        let range: UIDRange
+        do { range = try UIDRange.claim(in: "\(environment.runtimeDir)/uids") }
+        catch { return failure("uid-range", error.errno, "claim uid range: \(error)") }
+
+        // 2. The cgroup, with its limits written before anything runs in it.
+        let cgroup: Cgroup
+        let hierarchy: CgroupHierarchy
+        do {
+            hierarchy = try CgroupHierarchy.detect(mount: environment.cgroupMount, group: environment.cgroupGroup)
+            cgroup = try hierarchy.create(name: "s\(range.slot)", limits: plan.cgroupLimits)
+        } catch { return failure("cgroup", error.errno, "cgroup: \(error)") }
+
+        // 3. The guardian removes the cgroup if we are killed before we can.
+        var guardianPipe: [Int32] = [-1, -1]
+        if cl_pipe2(&guardianPipe, O_CLOEXEC) != 0 {
+            try? cgroup.remove()
+            return failure("guardian", errno, "pipe: \(SystemError.text(errno))")
+        }
+        let dirs = cgroup.directories
+        let guardian = withCStringArray(dirs) { cl_guardian_start(guardianPipe[0], range.lockFD, $0, dirs.count) }
+        close(guardianPipe[0])
+        defer {
+            var done: UInt8 = 1
+            _ = write(guardianPipe[1], &done, 1)
+            close(guardianPipe[1])
+        }
+        if guardian < 0 {
+            try? cgroup.remove()
+            return failure("guardian", errno, "start cleanup guardian: \(SystemError.text(errno))")
+        }
+
+        var result = spawnAndSupervise(range: range, cgroup: cgroup, hierarchy: hierarchy)
+        do { try cgroup.remove() } catch {
+            // The sandbox ran; a cgroup we cannot remove is reported, not hidden.
+            if result.setupFailure == nil {
+                FileDescriptorIO.writeAll(io.stderr, "cordon: cleanup: \(error)\n")
+            }
+        }
+        result.wallTimeSeconds = Clock.since(start)
+        return result
+    }
+
+    mutating func spawnAndSupervise(range: UIDRange, cgroup: Cgroup, hierarchy: CgroupHierarchy) -> SandboxResult {
+        let abi = plan.policy.landlock.mode == .off ? 0 : Landlock.abi
+        if plan.policy.landlock.mode == .required && abi == 0 {
+            return failure("landlock", ENOSYS, "landlock: required by the policy but not available on this kernel")
+        }
+        var landlockFD: Int32 = -1
+        if abi > 0 {
+            do { landlockFD = try Landlock.createRuleset(abi: abi) }
+            catch { return failure("landlock", error.errno, "landlock: \(error)") }
+        }
+        defer { if landlockFD >= 0 { close(landlockFD) } }
+
+        // Pipes and the report channel; the child's ends are closed here once it runs.
+        var sync: [Int32] = [-1, -1], status: [Int32] = [-1, -1], chan: [Int32] = [-1, -1]
+        var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1], input: [Int32] = [-1, -1]
+        var ptyMaster: Int32 = -1
+        var childStdio: (Int32, Int32, Int32) = (-1, -1, -1)
+        var fdsToClose: [Int32] = []
+        defer { for fd in fdsToClose where fd >= 0 { close(fd) } }
+        guard cl_pipe2(&sync, O_CLOEXEC) == 0, cl_pipe2(&status, O_CLOEXEC) == 0,
+              socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &chan) == 0 else {
+            return failure("pipes", errno, "create pipes: \(SystemError.text(errno))")
+        }
+        fdsToClose += sync + status + chan
+        var relayStdin = false
+        if io.tty {
+            guard isatty(io.stdin) == 1 else { return failure("tty", ENOTTY, "--tty needs a terminal on standard input") }
+            var slave: Int32 = -1
+            guard cl_open_pty(&ptyMaster, &slave) == 0 else {
+                return failure("tty", errno, "open a pseudo-terminal: \(SystemError.text(errno))")
+            }
+            fdsToClose += [ptyMaster, slave]
+            var rows: UInt16 = 0, cols: UInt16 = 0
+            if cl_get_winsize(io.stdin, &rows, &cols) == 0 { _ = cl_set_winsize(ptyMaster, rows, cols) }
+            childStdio = (slave, slave, slave)
+        } else {
+            guard cl_pipe2(&out, O_CLOEXEC) == 0, cl_pipe2(&err, O_CLOEXEC) == 0 else {
+                return failure("pipes", errno, "create pipes: \(SystemError.text(errno))")
+            }
+            fdsToClose += out + err
+            // stdin: pass a read-only pipe or file straight through; relay anything else (a
+            // terminal would otherwise hand the sandbox the caller's tty).
+            var st = stat()
+            let flags = fcntl(io.stdin, F_GETFL)
+            let direct = fstat(io.stdin, &st) == 0 && flags >= 0 && (flags & O_ACCMODE) == O_RDONLY
+                && isatty(io.stdin) == 0 && ((st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFREG
+                                             || (st.st_mode & S_IFMT) == S_IFCHR)
+            var stdinFD = io.stdin
+            if !direct {
+                guard cl_pipe2(&input, O_CLOEXEC) == 0 else { return failure("pipes", errno, "create pipes: \(SystemError.text(errno))") }
+                fdsToClose += input
+                stdinFD = input[0]
+                relayStdin = fstat(io.stdin, &st) == 0
+                if !relayStdin { close(input[1]); input[1] = -1 }
+            }
+            childStdio = (stdinFD, out[1], err[1])
+        }
+
+        // The flat C plan. Every pointer stays valid until cs_spawn returns (the child has its
+        // own copy of memory from then on).
+        let arena = CArena()
+        let mounts = UnsafeMutablePointer<cs_mount_op>.allocate(capacity: max(plan.mounts.count, 1))
+        defer { mounts.deallocate() }
+        for (i, step) in plan.mounts.enumerated() {
+            mounts[i] = cs_mount_op(kind: step.kind.rawValue, flags: step.flags.rawValue, mode: step.mode,
+                                    target: arena.string(step.target), data: arena.bytes(step.data), data_len: step.data.count)
+        }
+        let rules = UnsafeMutablePointer<cs_landlock_rule>.allocate(capacity: max(plan.landlockRules.count, 1))
+        defer { rules.deallocate() }
+        let handled = Landlock.FS.handled(abi: abi)
+        for (i, rule) in plan.landlockRules.enumerated() {
+            rules[i] = cs_landlock_rule(path: arena.string(rule.path), access: rule.access.intersection(handled).rawValue)
+        }
+        let limits = UnsafeMutablePointer<cs_rlimit>.allocate(capacity: max(plan.rlimits.count, 1))
+        defer { limits.deallocate() }
+        for (i, l) in plan.rlimits.enumerated() { limits[i] = cs_rlimit(resource: l.resource, soft: l.soft, hard: l.hard) }
+        let rootMount = "\(environment.runtimeDir)/root"
+        // The sandbox's root (mapped to an unprivileged host uid) must be able to reach this
+        // empty mount point: 0755 all the way down.
+        do {
+            try FileSystem.makeDirectories(rootMount, mode: 0o755)
+            chmod(rootMount, 0o755)
+        }
+        catch { return failure("root-mountpoint", error.errno, "\(error)") }
+
+        var cplan = cs_plan()
+        cplan.clone_flags = namespaceFlags.reduce(0) { $0 | $1.0 }
+        cplan.sync_fd = sync[0]
+        cplan.chan_fd = chan[1]
+        cplan.status_fd = status[1]
+        cplan.stdio = childStdio
+        cplan.set_ctty = io.tty ? 1 : 0
+        cplan.root_mountpoint = arena.string(rootMount)
+        cplan.root_options = arena.string("size=1m,mode=0755")
+        cplan.mounts = UnsafePointer(mounts)
+        cplan.mount_count = plan.mounts.count
+        cplan.root_readonly = 1
+        cplan.hostname = arena.string(plan.policy.process.hostname)
+        cplan.loopback_up = 1
+        cplan.rlimits = UnsafePointer(limits)
+        cplan.rlimit_count = plan.rlimits.count
+        cplan.uid = plan.policy.process.uid
+        cplan.gid = plan.policy.process.gid
+        cplan.cap_last = Int32(capLast)
+        cplan.keep_caps = plan.keepCaps
+        cplan.landlock_fd = landlockFD
+        cplan.landlock_rules = UnsafePointer(rules)
+        cplan.landlock_rule_count = abi > 0 ? plan.landlockRules.count : 0
+        cplan.cwd = arena.string(plan.cwd)
+        cplan.exec_path_search = arena.string(plan.searchPath)
+        cplan.argv = arena.stringArray(argv)
+        cplan.envp = arena.stringArray(plan.env)
+        let bpf = UnsafeMutableRawPointer.allocate(byteCount: plan.seccomp.bpf.count, alignment: 8)
+        defer { bpf.deallocate() }
+        plan.seccomp.bpf.withUnsafeBytes { bpf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        cplan.seccomp_filter = UnsafeRawPointer(bpf)
+        cplan.seccomp_len = plan.seccomp.instructionCount
+        cplan.seccomp_flags = UInt32(SECCOMP_FILTER_FLAG_NEW_LISTENER)
+
+        // 6. clone. The child waits on `sync` until the maps and cgroup are in place.
+        var pidfd: Int32 = -1
+        let pid = cs_spawn(&cplan, &pidfd)
+        if pid < 0 { return failure("clone", errno, "clone: \(SystemError.text(errno))") }
+        fdsToClose.append(pidfd)
+        // Ours no more: the child's ends.
+        for fd in [sync[0], chan[1], status[1], childStdio.0, childStdio.1, childStdio.2] where fd >= 0 && fd != io.stdin {
+            close(fd)
+        }
+        fdsToClose.removeAll { [sync[0], chan[1], status[1], childStdio.0, childStdio.1, childStdio.2].contains($0) }
+
+        func abort(_ step: String, _ error: SystemError) -> SandboxResult {
+            _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+            var ws: Int32 = 0
+            _ = cl_pidfd_wait(pidfd, &ws, 0)
+            return failure(step, error.errno, "\(step): \(error)")
+        }
+
+        // 7. Map the sandbox's ids 0…65535 onto our host range, then join the cgroup.
+        let mapping = "0 \(range.hostBase) \(UIDRange.size)\n"
+        do {
+            try FileSystem.writeControl("/proc/\(pid)/uid_map", mapping)
+            try FileSystem.writeControl("/proc/\(pid)/gid_map", mapping)
+        } catch { return abort("id-map", error) }
+        do { try cgroup.attach(pid: pid) } catch { return abort("cgroup-attach", error) }
+
+        // 8. Release the child.
+        var go: UInt8 = 1
+        if write(sync[1], &go, 1) != 1 { return abort("release", SystemError("write", path: "sync pipe", errno: errno)) }
+        close(sync[1])
+        fdsToClose.removeAll { $0 == sync[1] }
+
+        // 9. Read the report channel until the workload has exec'd (EOF: every copy of the
+        // child's end is closed by execve or by init) — or a step failed.
+        var listener: Int32 = -1
+        var setupError: cs_report?
+        while true {
+            var report = cs_report()
+            var fd: Int32 = -1
+            let n = withUnsafeMutableBytes(of: &report) { cl_recv_with_fd(chan[0], $0.baseAddress, $0.count, &fd) }
+            if n <= 0 { break }
+            if fd >= 0 { listener = fd; fdsToClose.append(fd) }
+            if report.has_fd == 0 && report.step != 0 && setupError == nil { setupError = report }
+        }
+        if let report = setupError {
+            var ws: Int32 = 0
+            _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+            _ = cl_pidfd_wait(pidfd, &ws, 0)
+            return failure(stepName(report), report.err, describe(report))
+        }
+
+        // 10. Supervise.
+        var supervisor = Supervisor(pidfd: pidfd, listener: listener, stdout: io.tty ? ptyMaster : out[0],
+                                    stderr: io.tty ? -1 : err[0], stdinSource: io.tty || relayStdin ? io.stdin : -1,
+                                    stdinSink: io.tty ? ptyMaster : input[1], io: io, plan: plan, cgroup: cgroup,
+                                    wallTime: wallTime, start: start)
+        supervisor.loop()
+        fdsToClose.removeAll { $0 == input[1] }  // the supervisor closed it at stdin's EOF
+
+        // 11. Collect: init's exit, the workload's status, the cgroup's counters.
+        var initStatus: Int32 = 0
+        _ = cl_pidfd_wait(pidfd, &initStatus, 0)
+        var record = cs_status()
+        let got = withUnsafeMutableBytes(of: &record) { read(status[0], $0.baseAddress, $0.count) }
+        let usage = cgroup.usage()
+
+        var result = emptyResult(reason: .exited)
+        result.stdoutBytes = supervisor.stdoutBytes
+        result.stderrBytes = supervisor.stderrBytes
+        result.denied = supervisor.deniedOrder.compactMap { supervisor.denied[$0] }
+        result.peakMemoryBytes = usage.peakMemoryBytes
+        var workloadStatus: Int32
+        if got == MemoryLayout<cs_status>.size {
+            workloadStatus = record.wait_status
+            result.cpuUserSeconds = Double(record.utime_us) / 1e6
+            result.cpuSystemSeconds = Double(record.stime_us) / 1e6
+        } else {
+            workloadStatus = SIGKILL  // init was killed: so was everything in its pid namespace
+            if let micros = usage.cpuUsageMicros { result.cpuUserSeconds = Double(micros) / 1e6 }
+        }
+        if workloadStatus & 0x7f == 0 {
+            result.exitCode = (workloadStatus >> 8) & 0xff
+        } else {
+            let sig = workloadStatus & 0x7f
+            result.signal = sig
+            result.signalName = signalName(sig)
+        }
+        let cpuUsed = (result.cpuUserSeconds ?? 0) + (result.cpuSystemSeconds ?? 0)
+        if let reason = supervisor.killedFor {
+            result.reason = reason
+        } else if usage.oomKills > 0 {
+            result.reason = .memoryLimit
+        } else if result.signal == SIGXCPU || (result.signal == SIGKILL && plan.policy.limits.cpuTimeSeconds.map { cpuUsed >= $0 } == true) {
+            result.reason = .cpuLimit
+        } else if result.signal != nil {
+            result.reason = .signaled
+        }
+        result.layers = AppliedLayers(
+            namespaces: namespaceFlags.map(\.1), hostUIDRange: "\(range.hostBase)-\(range.hostBase + UIDRange.size - 1)",
+            uid: plan.policy.process.uid,
+            seccomp: "\(plan.policy.seccomp.profile) (user-notification for denials)",
+            seccompInstructions: plan.seccomp.instructionCount, landlockABI: abi,
+            cgroup: "\(hierarchy.version.rawValue) \(cgroup.directories.joined(separator: ","))",
+            capabilitiesKept: plan.policy.capabilities.keep)
+        return result
+    }
+
+    func stepName(_ r: cs_report) -> String {
+        switch cs_step(rawValue: UInt32(r.step)) {
+        case CS_STEP_WAIT_PARENT: return "wait-parent"
+        case CS_STEP_ID_MAP: return "id-map"
+        case CS_STEP_SETSID: return "setsid"
+        case CS_STEP_MOUNT_PRIVATE: return "mount-private"
+        case CS_STEP_ROOT_TMPFS: return "root-tmpfs"
+        case CS_STEP_MOUNT: return "mount"
+        case CS_STEP_PIVOT_ROOT: return "pivot-root"
+        case CS_STEP_ROOT_READONLY: return "root-readonly"
+        case CS_STEP_HOSTNAME: return "hostname"
+        case CS_STEP_LOOPBACK: return "loopback"
+        case CS_STEP_FORK: return "fork"
+        case CS_STEP_STDIO: return "stdio"
+        case CS_STEP_CHDIR: return "chdir"
+        case CS_STEP_RLIMIT: return "rlimit"
+        case CS_STEP_CAP_BOUNDING: return "capability-bounding-set"
+        case CS_STEP_SECUREBITS: return "securebits"
+        case CS_STEP_SETGROUPS: return "setgroups"
+        case CS_STEP_SETGID: return "setgid"
+        case CS_STEP_SETUID: return "setuid"
+        case CS_STEP_CAPSET: return "capset"
+        case CS_STEP_AMBIENT: return "ambient-capabilities"
+        case CS_STEP_NO_NEW_PRIVS: return "no-new-privs"
+        case CS_STEP_LANDLOCK_RULE: return "landlock-rule"
+        case CS_STEP_LANDLOCK_RESTRICT: return "landlock-restrict"
+        case CS_STEP_SECCOMP: return "seccomp"
+        case CS_STEP_SEND_LISTENER: return "seccomp-listener"
+        case CS_STEP_EXEC: return "execve"
+        case CS_STEP_INIT_SIGNALS: return "init-signals"
+        default: return "step \(r.step)"
+        }
+    }
+
+    /// "mount: mount /usr (read-only bind of /usr) failed: Permission denied".
+    func describe(_ r: cs_report) -> String {
+        let step = stepName(r)
+        let text = SystemError.text(r.err)
+        let index = Int(r.index)
+        switch cs_step(rawValue: UInt32(r.step)) {
+        case CS_STEP_MOUNT where plan.mounts.indices.contains(index):
+            return "\(step): \(plan.mounts[index]) failed: \(text)"
+        case CS_STEP_LANDLOCK_RULE where plan.landlockRules.indices.contains(index):
+            return "\(step): rule for \(plan.landlockRules[index].path) failed: \(text)"
+        case CS_STEP_RLIMIT where plan.rlimits.indices.contains(index):
+            return "\(step): setrlimit(\(plan.rlimits[index].resource)) failed: \(text)"
+        case CS_STEP_EXEC:
+            return "\(step): \(argv[0]): \(text)" + (r.err == ENOENT && !argv[0].contains("/") ? " (searched PATH=\(plan.searchPath) inside the sandbox)" : "")
+        case CS_STEP_CHDIR:
+            return "\(step): \(plan.cwd): \(text)"
+        default:
+            return "\(step) failed: \(text)"
+        }
+    }
+}
+
+/// The event loop while the workload runs: output relay with a cap, stdin relay, seccomp
+/// notifications, the wall clock, and cgroup limit events.
+private struct Supervisor {
+    let pidfd: Int32
+    var listener: Int32
+    var stdout: Int32
+    var stderr: Int32
+    var stdinSource: Int32
+    var stdinSink: Int32
+    let io: SandboxIO
+    let plan: SpawnPlan
+    let cgroup: Cgroup
+    let wallTime: Double?
+    let start: Clock.Instant
+
+    var stdoutBytes: UInt64 = 0
+    var stderrBytes: UInt64 = 0
+    var denied: [Int32: DeniedOperation] = [:]
+    var deniedOrder: [Int32] = []
+    var killedFor: TerminationReason?
+    var exited = false
+
+    init(pidfd: Int32, listener: Int32, stdout: Int32, stderr: Int32, stdinSource: Int32, stdinSink: Int32,
+         io: SandboxIO, plan: SpawnPlan, cgroup: Cgroup, wallTime: Double?, start: Clock.Instant) {
+        self.pidfd = pidfd
+        self.listener = listener
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdinSource = stdinSource
+        self.stdinSink = stdinSink
+        self.io = io
+        self.plan = plan
+        self.cgroup = cgroup
+        self.wallTime = wallTime
+        self.start = start
+    }
+
+    mutating func kill(_ reason: TerminationReason) {
+        if killedFor == nil { killedFor = reason }
+        _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+        cgroup.killAll()
+    }
+
+    mutating func loop() {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let watchCgroup = plan.cgroupLimits.pids != nil || plan.cgroupLimits.memoryBytes != nil
+        var nextCgroupCheck = Clock.since(start) + 0.05
+        let signals = SignalRelay()
+        var terminalMode = TerminalMode(fd: io.tty ? io.stdin : -1)
+        defer { terminalMode.restore() }
+        let outputCap = plan.policy.limits.outputBytes
+
+        while true {
+            var fds: [pollfd] = []
+            fds.append(pollfd(fd: exited ? -1 : pidfd, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: stdout, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: stderr, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: exited ? -1 : listener, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: exited ? -1 : stdinSource, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: exited ? -1 : signals.fd, events: Int16(POLLIN), revents: 0))
+            if exited && stdout < 0 && stderr < 0 { return }
+
+            var timeout: Int32 = -1
+            let now = Clock.since(start)
+            if !exited {
+                if let wallTime {
+                    if now >= wallTime { kill(.timeout) }
+                    timeout = Int32(max(0, min(Double(Int32.max), (wallTime - now) * 1000)).rounded(.up))
+                }
+                if watchCgroup {
+                    if now >= nextCgroupCheck {
+                        let usage = cgroup.usage()
+                        if usage.pidsLimitHits > 0 { kill(.pidsLimit) }
+                        else if usage.oomKills > 0 { kill(.memoryLimit) }
+                        nextCgroupCheck = now + 0.1
+                    }
+                    let untilCheck = Int32(max(0, (nextCgroupCheck - now) * 1000).rounded(.up))
+                    timeout = timeout < 0 ? untilCheck : min(timeout, untilCheck)
+                }
+            } else {
+                // Init is gone; everything in the sandbox died with it, so the pipes reach EOF
+                // at once. A bounded wait guards against a writer we do not know of.
+                timeout = 2000
+            }
+            let n = poll(&fds, nfds_t(fds.count), timeout)
+            if n < 0 { if errno == EINTR { continue }; return }
+            if n == 0 && exited { return }
+
+            if fds[0].revents != 0 { exited = true }
+            if fds[1].revents != 0 { relay(isStdout: true, cap: outputCap, &buffer) }
+            if fds[2].revents != 0 { relay(isStdout: false, cap: outputCap, &buffer) }
+            if fds[3].revents != 0 { answerNotification() }
+            if fds[4].revents != 0 { relayInput(&buffer) }
+            if fds[5].revents != 0 {
+                for sig in signals.drain() {
+                    if sig == SIGWINCH && io.tty {
+                        var rows: UInt16 = 0, cols: UInt16 = 0
+                        if cl_get_winsize(io.stdin, &rows, &cols) == 0 { _ = cl_set_winsize(stdout, rows, cols) }
+                    }
+                    _ = cl_pidfd_send_signal(pidfd, sig)  // init forwards it to the workload
+                }
+            }
+        }
+    }
+
+    mutating func relay(isStdout: Bool, cap: UInt64?, _ buffer: inout [UInt8]) {
+        let fd = isStdout ? stdout : stderr
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
+        if n <= 0 {  // EOF (or EIO from a pty whose last user is gone)
+            close(fd)
+            if isStdout { stdout = -1 } else { stderr = -1 }
+            return
+        }
+        var count = n
+        let total = stdoutBytes + stderrBytes
+        if let cap, total + UInt64(n) > cap {
+            count = Int(cap - min(cap, total))
+            kill(.outputLimit)
+        }
+        if isStdout { stdoutBytes += UInt64(count) } else { stderrBytes += UInt64(count) }
+        let sink = isStdout ? io.stdout : io.stderr
+        if count > 0 { buffer.withUnsafeBytes { FileDescriptorIO.writeAll(sink, $0.baseAddress!, count) } }
+    }
+
+    mutating func relayInput(_ buffer: inout [UInt8]) {
+        let n = buffer.withUnsafeMutableBytes { read(stdinSource, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
+        if n <= 0 {
+            stdinSource = -1
+            if !io.tty && stdinSink >= 0 { close(stdinSink); stdinSink = -1 }
+            return
+        }
+        if stdinSink >= 0 { buffer.withUnsafeBytes { FileDescriptorIO.writeAll(stdinSink, $0.baseAddress!, n) } }
+    }
+
+    mutating func answerNotification() {
+        var request = seccomp_notif()
+        if cl_seccomp_notif_recv(listener, &request) != 0 {
+            // ENOENT: the caller died meanwhile. Anything else: stop listening (calls then fail
+            // with ENOSYS, still refused).
+            if errno != ENOENT && errno != EINTR { listener = -1 }
+            return
+        }
+        let nr = request.data.nr
+        let err = plan.seccomp.errnoBySyscall[nr] ?? plan.seccomp.defaultErrno
+        _ = cl_seccomp_notif_respond_errno(listener, request.id, err)
+        if var entry = denied[nr] {
+            entry.count += 1
+            denied[nr] = entry
+        } else {
+            let a = request.data.args
+            let args = [a.0, a.1, a.2, a.3, a.4, a.5].map { "0x" + String($0, radix: 16) }
+            denied[nr] = DeniedOperation(syscall: SeccompCompiler.syscallName(nr), number: nr, count: 1,
+                                         firstArgs: args, errno: err)
+            deniedOrder.append(nr)
+        }
+    }
+}
+
+/// Signals sent to the supervisor (Ctrl-C, SIGTERM, window changes) arrive on a signalfd and are
+/// forwarded to the sandbox.
+private final class SignalRelay {
+    static let relayed: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGUSR1, SIGUSR2]
+    let fd: Int32
+    var old = sigset_t()
+
+    init() {
+        var previous = sigset_t()
+        fd = Self.relayed.withUnsafeBufferPointer { cl_signalfd_for($0.baseAddress, Int32($0.count), &previous) }
+        old = previous
+    }
+
+    func drain() -> [Int32] {
+        var out: [Int32] = []
+        while true {
+            let sig = cl_signalfd_next(fd)
+            if sig <= 0 { return out }
+            out.append(sig)
+        }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        pthread_sigmask(SIG_SETMASK, &old, nil)
+    }
+}
+
+/// Raw mode on the caller's terminal for --tty, restored afterwards.
+private struct TerminalMode {
+    let fd: Int32
+    var saved = termios()
+    var active = false
+
+    init(fd: Int32) {
+        self.fd = fd
+        guard fd >= 0, tcgetattr(fd, &saved) == 0 else { return }
+        var raw = saved
+        cfmakeraw(&raw)
+        active = tcsetattr(fd, TCSANOW, &raw) == 0
+    }
+
+    mutating func restore() {
+        if active { tcsetattr(fd, TCSANOW, &saved) }
+        active = false
+    }
+}
+
+/// C strings and arrays that must outlive a cs_spawn call.
+private final class CArena {
+    var blocks: [UnsafeMutableRawPointer] = []
+
+    func bytes(_ b: [UInt8]) -> UnsafePointer<CChar> {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: b.count + 1, alignment: 1)
+        b.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: b.count) } }
+        p.storeBytes(of: 0, toByteOffset: b.count, as: UInt8.self)
+        blocks.append(p)
+        return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+    }
+
+    func string(_ s: String) -> UnsafePointer<CChar> { bytes(Array(s.utf8)) }
+
+    func stringArray(_ items: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
+        let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: items.count + 1)
+        for (i, s) in items.enumerated() { array[i] = UnsafeMutablePointer(mutating: string(s)) }
+        array[items.count] = nil
+        blocks.append(UnsafeMutableRawPointer(array))
+        return UnsafePointer(array)
+    }
+
+    deinit { for b in blocks { b.deallocate() } }
+}
+
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let arena = CArena()
+    let array = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: strings.count + 1)
+    defer { array.deallocate() }
+    for (i, s) in strings.enumerated() { array[i] = arena.string(s) }
+    array[strings.count] = nil
+    return body(UnsafePointer(array))
+}
+
+/// The highest capability number this kernel knows.
+let capLast: Int = {
+    let text = (try? FileSystem.readString("/proc/sys/kernel/cap_last_cap")) ?? "40"
+    return Int(text.split(separator: "\n").first ?? "40") ?? 40
+}()
+
+public func signalName(_ sig: Int32) -> String {
+    let names: [Int32: String] = [
+        SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
+        SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
+        SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
+        SIGCHLD: "SIGCHLD", SIGCONT: "SIGCONT", SIGSTOP: "SIGSTOP", SIGTSTP: "SIGTSTP", SIGXCPU: "SIGXCPU",
+        SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
+    ]
+    return names[sig] ?? "signal \(sig)"
+}
+
+/// Monotonic time.
+enum Clock {
+    typealias Instant = Double
+    static var now: Instant {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+    static func since(_ start: Instant) -> Double { now - start }
+}
+
+public enum FileDescriptorIO {
+    public static func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int) {
+        var done = 0
+        while done < count {
+            let n = write(fd, base + done, count - done)
+            if n < 0 { if errno == EINTR || errno == EAGAIN { continue }; return }
+            done += n
+        }
+    }
+
+    public static func writeAll(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        let count = bytes.count
+        bytes.withUnsafeMutableBytes { writeAll(fd, $0.baseAddress!, count) }
+    }
+}

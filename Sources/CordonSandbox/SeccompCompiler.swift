@@ -1,0 +1,179 @@
+import CLinux
+import CordonPolicy
+import CordonSystem
+import CSeccomp
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A seccomp filter ready to load: BPF instructions plus what the supervisor answers to each
+/// notification (denied calls reach the supervisor by seccomp user notification, so every denial
+/// is logged by name).
+public struct CompiledSeccomp: Sendable, Equatable {
+    /// `struct sock_filter` array, 8 bytes an instruction.
+    public var bpf: [UInt8]
+    /// errno returned for a notified syscall number; `defaultErrno` for the rest.
+    public var errnoBySyscall: [Int32: Int32]
+    public var defaultErrno: Int32
+    public var usesNotification: Bool
+    public var instructionCount: Int { bpf.count / 8 }
+}
+
+public enum SeccompCompiler {
+    static let actAllow: UInt32 = 0x7fff_0000
+    static let actKillProcess: UInt32 = 0x8000_0000
+    static let actKillThread: UInt32 = 0x0000_0000
+    static let actTrap: UInt32 = 0x0003_0000
+    static let actLog: UInt32 = 0x7ffc_0000
+    static let actNotify: UInt32 = 0x7fc0_0000
+    static func actErrno(_ e: Int32) -> UInt32 { 0x0005_0000 | (UInt32(e) & 0xffff) }
+    static let enosys: Int32 = 38
+
+    public struct CompileError: Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Compiles (or loads from `cacheDir`, keyed by the profile's bytes) the filter for `profileBytes`.
+    public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
+        let key = SHA256.hex(profileBytes + Array("|notify|libseccomp-\(versionString)|format-1".utf8))
+        let cachePath = cacheDir.map { "\($0)/\(key).bpf" }
+        if let cachePath, let bytes = try? FileSystem.read(cachePath), let cached = decode(bytes) { return cached }
+        let profile: SeccompProfile
+        do { profile = try SeccompProfile.parse(profileBytes, file: file) } catch {
+            throw CompileError(message: error.description)
+        }
+        let compiled = try compile(profile, file: file)
+        if let cacheDir, let cachePath {
+            // A cache that cannot be written only costs the next spawn a compile.
+            try? FileSystem.makeDirectories(cacheDir, mode: 0o700)
+            try? FileSystem.writeAtomically(cachePath, encode(compiled), mode: 0o600)
+        }
+        return compiled
+    }
+
+    public static func compile(_ profile: SeccompProfile, file: String) throws(CompileError) -> CompiledSeccomp {
+        let rules: [SeccompProfile.FlatRule]
+        do { rules = try profile.normalized() } catch { throw CompileError(message: "\(file): \(error.description)") }
+
+        var errnoBySyscall: [Int32: Int32] = [:]
+        let (defaultAction, defaultErrno) = action(profile.defaultAction)
+        guard let ctx = seccomp_init(defaultAction) else { throw CompileError(message: "seccomp_init failed") }
+        defer { seccomp_release(ctx) }
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, actKillProcess)
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
+        for arch in profile.architectures {
+            let token = seccomp_arch_resolve_name(arch.replacingPrefix("SCMP_ARCH_", with: "").lowercased())
+            guard token != 0 else { throw CompileError(message: "\(file): unknown architecture \"\(arch)\"") }
+            if token == seccomp_arch_native() { continue }
+            let r = seccomp_arch_add(ctx, token)
+            if r != 0 && r != -EEXIST { throw CompileError(message: "\(file): adding architecture \(arch): \(SystemError.text(-r))") }
+        }
+        for rule in rules {
+            let nr = seccomp_syscall_resolve_name(rule.name)
+            if nr == __NR_SCMP_ERROR { throw CompileError(message: "\(file): unknown syscall \"\(rule.name)\"") }
+            if nr < 0 { continue }  // exists only on other architectures
+            let (act, err) = action(rule.action)
+            if let err, rule.action != .allow { errnoBySyscall[nr] = err }
+            if act == defaultAction { continue }  // libseccomp refuses rules that repeat the default
+            var args = rule.args.map { arg in
+                scmp_arg_cmp(arg: arg.index, op: op(arg.op), datum_a: arg.value, datum_b: arg.valueTwo)
+            }
+            let r = args.withUnsafeMutableBufferPointer { buf in
+                seccomp_rule_add_array(ctx, act, nr, UInt32(buf.count), buf.baseAddress)
+            }
+            if r != 0 {
+                throw CompileError(message: "\(file): rule for \(rule.name): \(SystemError.text(-r))")
+            }
+        }
+        let fd = cl_memfd("cordon-seccomp")
+        guard fd >= 0 else { throw CompileError(message: "memfd_create: \(SystemError.text(errno))") }
+        defer { close(fd) }
+        let r = seccomp_export_bpf(ctx, fd)
+        guard r == 0 else { throw CompileError(message: "seccomp_export_bpf: \(SystemError.text(-r))") }
+        let size = lseek(fd, 0, SEEK_END)
+        lseek(fd, 0, SEEK_SET)
+        var bpf = [UInt8](repeating: 0, count: Int(size))
+        let n = bpf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n == size, size % 8 == 0, size > 0 else { throw CompileError(message: "seccomp_export_bpf produced \(size) bytes") }
+        return CompiledSeccomp(bpf: bpf, errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
+                               usesNotification: true)
+    }
+
+    /// libseccomp action for a profile action. Refusals (errno other than ENOSYS) become a user
+    /// notification, answered by the supervisor with that errno after logging the call.
+    static func action(_ a: SeccompProfile.Action) -> (UInt32, Int32?) {
+        switch a {
+        case .allow: return (actAllow, nil)
+        case .errno(let e) where e == enosys: return (actErrno(e), nil)
+        case .errno(let e): return (actNotify, e)
+        case .killProcess: return (actKillProcess, nil)
+        case .killThread: return (actKillThread, nil)
+        case .trap: return (actTrap, nil)
+        case .log: return (actLog, nil)
+        }
+    }
+
+    static func op(_ o: SeccompProfile.Op) -> scmp_compare {
+        switch o {
+        case .ne: return SCMP_CMP_NE
+        case .lt: return SCMP_CMP_LT
+        case .le: return SCMP_CMP_LE
+        case .eq: return SCMP_CMP_EQ
+        case .ge: return SCMP_CMP_GE
+        case .gt: return SCMP_CMP_GT
+        case .maskedEq: return SCMP_CMP_MASKED_EQ
+        }
+    }
+
+    public static var versionString: String {
+        guard let v = seccomp_version() else { return "unknown" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.micro)"
+    }
+
+    /// The syscall's name on the native architecture ("nr 451" when libseccomp does not know it).
+    public static func syscallName(_ nr: Int32) -> String {
+        guard let name = seccomp_syscall_resolve_num_arch(seccomp_arch_native(), nr) else { return "nr \(nr)" }
+        defer { free(name) }
+        return String(cString: name)
+    }
+
+    // Cache file: "cordon-seccomp 1\n" "default E\n" ("errno NR E\n")* "bpf N\n" + N bytes.
+    static func encode(_ c: CompiledSeccomp) -> [UInt8] {
+        var text = "cordon-seccomp 1\ndefault \(c.defaultErrno)\n"
+        for (nr, e) in c.errnoBySyscall.sorted(by: { $0.key < $1.key }) { text += "errno \(nr) \(e)\n" }
+        text += "bpf \(c.bpf.count)\n"
+        return Array(text.utf8) + c.bpf
+    }
+
+    static func decode(_ bytes: [UInt8]) -> CompiledSeccomp? {
+        var result = CompiledSeccomp(bpf: [], errnoBySyscall: [:], defaultErrno: 1, usesNotification: true)
+        var offset = 0
+        var first = true
+        while offset < bytes.count {
+            guard let nl = bytes[offset...].firstIndex(of: 10) else { return nil }
+            let line = String(decoding: bytes[offset..<nl], as: UTF8.self)
+            offset = nl + 1
+            let parts = line.split(separator: " ")
+            if first { guard line == "cordon-seccomp 1" else { return nil }; first = false; continue }
+            switch parts.first {
+            case "default": guard parts.count == 2, let e = Int32(parts[1]) else { return nil }; result.defaultErrno = e
+            case "errno":
+                guard parts.count == 3, let nr = Int32(parts[1]), let e = Int32(parts[2]) else { return nil }
+                result.errnoBySyscall[nr] = e
+            case "bpf":
+                guard parts.count == 2, let n = Int(parts[1]), n > 0, n % 8 == 0, bytes.count - offset == n else { return nil }
+                result.bpf = Array(bytes[offset...])
+                return result
+            default: return nil
+            }
+        }
+        return nil
+    }
+}
+
+extension String {
+    func replacingPrefix(_ prefix: String, with replacement: String) -> String {
+        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
+    }
+}

@@ -1,0 +1,206 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The limits a sandbox's cgroup enforces.
+public struct CgroupLimits: Sendable, Equatable {
+    /// Memory including swap, in bytes.
+    public var memoryBytes: UInt64?
+    public var pids: Int?
+    /// CPU quota in cores (1.5 = one and a half CPUs' worth of time per period).
+    public var cpuCores: Double?
+
+    public init(memoryBytes: UInt64? = nil, pids: Int? = nil, cpuCores: Double? = nil) {
+        self.memoryBytes = memoryBytes
+        self.pids = pids
+        self.cpuCores = cpuCores
+    }
+}
+
+/// What a cgroup observed: read after (or while) the sandbox runs.
+public struct CgroupUsage: Sendable, Equatable {
+    public var peakMemoryBytes: UInt64?
+    public var oomKills: Int = 0
+    public var pidsLimitHits: Int = 0
+    public var cpuUsageMicros: UInt64?
+}
+
+/// Which cgroup layout the host has. v2 (unified) is what production hosts run; v1 is what this
+/// build machine has (controllers in v1, an empty v2 hierarchy). Both sit behind `Cgroup`.
+public enum CgroupVersion: String, Sendable { case v1, v2 }
+
+public struct CgroupHierarchy: Sendable {
+    public let version: CgroupVersion
+    /// v2: the directory sandboxes are created under. v1: the per-controller parent directories.
+    let parents: [String: String]
+
+    static let v1Controllers = ["memory", "pids", "cpu"]
+    static let cgroup2Magic: Int = 0x6367_7270
+
+    /// Detects the layout under `mount` (normally /sys/fs/cgroup) and prepares Cordon's parent
+    /// cgroup `group` (created if missing; controllers enabled on v2).
+    public static func detect(mount: String = "/sys/fs/cgroup", group: String = "cordon") throws(SystemError) -> CgroupHierarchy {
+        if try version(mount: mount) == .v2 {
+            let parent = "\(mount)/\(group)"
+            try FileSystem.makeDirectories(parent)
+            let available = (try? FileSystem.readString("\(mount)/cgroup.controllers")) ?? ""
+            let wanted = ["memory", "pids", "cpu"].filter { available.split(separator: " ").contains(Substring($0)) }
+            let enable = wanted.map { "+\($0)" }.joined(separator: " ")
+            if !enable.isEmpty {
+                try FileSystem.writeControl("\(mount)/cgroup.subtree_control", enable)
+                try FileSystem.writeControl("\(parent)/cgroup.subtree_control", enable)
+            }
+            return CgroupHierarchy(version: .v2, parents: ["": parent])
+        }
+        var parents: [String: String] = [:]
+        for controller in v1Controllers where FileSystem.exists("\(mount)/\(controller)/tasks") {
+            let parent = "\(mount)/\(controller)/\(group)"
+            try FileSystem.makeDirectories(parent)
+            parents[controller] = parent
+        }
+        guard parents["memory"] != nil, parents["pids"] != nil else {
+            throw SystemError("find cgroup controllers memory and pids", path: mount, errno: ENOENT)
+        }
+        return CgroupHierarchy(version: .v1, parents: parents)
+    }
+
+    /// Creates the cgroup `name` with `limits`. A stale cgroup of the same name (left by a
+    /// supervisor that was killed) is emptied and reused.
+    public func create(name: String, limits: CgroupLimits) throws(SystemError) -> Cgroup {
+        var dirs: [String] = []
+        do {
+            switch version {
+            case .v2:
+                let dir = "\(parents[""]!)/\(name)"
+                try Cgroup.makeFresh(dir)
+                dirs.append(dir)
+                if let memory = limits.memoryBytes {
+                    try FileSystem.writeControl("\(dir)/memory.max", "\(memory)")
+                    try? FileSystem.writeControl("\(dir)/memory.swap.max", "0")
+                }
+                if let pids = limits.pids { try FileSystem.writeControl("\(dir)/pids.max", "\(pids)") }
+                if let cores = limits.cpuCores {
+                    try FileSystem.writeControl("\(dir)/cpu.max", "\(Int(cores * 100_000)) 100000")
+                }
+            case .v1:
+                for controller in CgroupHierarchy.v1Controllers {
+                    guard let parent = parents[controller] else { continue }
+                    if controller == "cpu" && limits.cpuCores == nil { continue }
+                    let dir = "\(parent)/\(name)"
+                    try Cgroup.makeFresh(dir)
+                    dirs.append(dir)
+                    switch controller {
+                    case "memory":
+                        if let memory = limits.memoryBytes {
+                            try FileSystem.writeControl("\(dir)/memory.limit_in_bytes", "\(memory)")
+                            // memsw (memory + swap) exists only with swap accounting.
+                            if FileSystem.exists("\(dir)/memory.memsw.limit_in_bytes") {
+                                try FileSystem.writeControl("\(dir)/memory.memsw.limit_in_bytes", "\(memory)")
+                            }
+                        }
+                    case "pids":
+                        if let pids = limits.pids { try FileSystem.writeControl("\(dir)/pids.max", "\(pids)") }
+                    case "cpu":
+                        if let cores = limits.cpuCores {
+                            try FileSystem.writeControl("\(dir)/cpu.cfs_period_us", "100000")
+                            try FileSystem.writeControl("\(dir)/cpu.cfs_quota_us", "\(Int(cores * 100_000))")
+                        }
+                    default: break
+                    }
+                }
+            }
+        } catch {
+            for dir in dirs.reversed() { rmdir(dir) }
+            throw error
+        }
+        return Cgroup(version: version, directories: dirs)
+    }
+}
+
+/// One sandbox's cgroup: a directory per v1 controller, or one v2 directory.
+public struct Cgroup: Sendable {
+    public let version: CgroupVersion
+    public let directories: [String]
+
+    static func makeFresh(_ dir: String) throws(SystemError) {
+        if mkdir(dir, 0o755) == 0 { return }
+        let code = Glibc.errno
+        guard code == EEXIST else { throw SystemError("mkdir", path: dir, errno: code) }
+        // Left behind by a supervisor killed before its guardian could run: empty and reuse.
+        let stale = Cgroup(version: .v1, directories: [dir])
+        stale.killAll()
+        try stale.remove()
+        try syscallRetrying("mkdir", path: dir) { mkdir(dir, 0o755) }
+    }
+
+    /// Places `pid` (and so everything it will start) in the cgroup.
+    public func attach(pid: pid_t) throws(SystemError) {
+        for dir in directories { try FileSystem.writeControl("\(dir)/cgroup.procs", "\(pid)") }
+    }
+
+    public func usage() -> CgroupUsage {
+        var usage = CgroupUsage()
+        for dir in directories {
+            if let peak = Self.number(dir, version == .v2 ? "memory.peak" : "memory.max_usage_in_bytes") {
+                usage.peakMemoryBytes = peak
+            }
+            if version == .v1, let swapPeak = Self.number(dir, "memory.memsw.max_usage_in_bytes") {
+                usage.peakMemoryBytes = max(usage.peakMemoryBytes ?? 0, swapPeak)
+            }
+            let events = version == .v2 ? "memory.events" : "memory.oom_control"
+            if let n = Self.keyed(dir, events, "oom_kill") { usage.oomKills = max(usage.oomKills, Int(n)) }
+            if let n = Self.keyed(dir, "pids.events", "max") { usage.pidsLimitHits = Int(n) }
+            if version == .v2, let n = Self.keyed(dir, "cpu.stat", "usage_usec") { usage.cpuUsageMicros = n }
+        }
+        return usage
+    }
+
+    /// SIGKILLs every process in the cgroup (cgroup.kill on v2).
+    public func killAll() {
+        for dir in directories {
+            if FileSystem.exists("\(dir)/cgroup.kill") {
+                if (try? FileSystem.writeControl("\(dir)/cgroup.kill", "1")) != nil { continue }
+            }
+            guard let text = try? FileSystem.readString("\(dir)/cgroup.procs") else { continue }
+            for line in text.split(separator: "\n") { if let pid = pid_t(line) { kill(pid, SIGKILL) } }
+        }
+    }
+
+    /// Removes the directories; retries for up to 2 s while dying processes leave.
+    public func remove() throws(SystemError) {
+        for dir in directories {
+            var attempts = 0
+            while rmdir(dir) != 0 {
+                let code = Glibc.errno
+                if code == ENOENT { break }
+                attempts += 1
+                guard code == EBUSY, attempts < 400 else { throw SystemError("rmdir", path: dir, errno: code) }
+                if attempts % 50 == 0 { killAll() }
+                usleep(5000)
+            }
+        }
+    }
+
+    static func number(_ dir: String, _ file: String) -> UInt64? {
+        guard let text = try? FileSystem.readString("\(dir)/\(file)") else { return nil }
+        return UInt64(text.split(separator: "\n").first ?? "")
+    }
+
+    static func keyed(_ dir: String, _ file: String, _ key: String) -> UInt64? {
+        guard let text = try? FileSystem.readString("\(dir)/\(file)") else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
+        }
+        return nil
+    }
+}
+
+extension CgroupHierarchy {
+    /// The layout at `mount` without creating anything.
+    public static func version(mount: String) throws(SystemError) -> CgroupVersion {
+        let type = try syscallRetrying("statfs", path: mount) { cl_fs_type(mount) }
+        return type == cgroup2Magic ? .v2 : .v1
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Small typed wrappers over the file calls Cordon makes from the parent.
+public enum FileSystem {
+    /// Reads a whole file. The corresponding C functions are `open` and `read`.
+    public static func read(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
+        let fd = try syscallRetrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try syscallRetrying("read", path: path) {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw SystemError("read", path: path, errno: EFBIG) }
+        }
+        return out
+    }
+
+    public static func readString(_ path: String) throws(SystemError) -> String {
+        String(decoding: try read(path), as: UTF8.self)
+    }
+
+    /// Writes `text` to an existing file (cgroup and /proc control files) in one write call.
+    public static func writeControl(_ path: String, _ text: String) throws(SystemError) {
+        let fd = try syscallRetrying("open", path: path) { open(path, O_WRONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes = Array(text.utf8)
+        let count = bytes.count
+        let n = try syscallRetrying("write", path: path) {
+            bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, count) }
+        }
+        if n != count { throw SystemError("write (short)", path: path, errno: EIO) }
+    }
+
+    /// Creates or replaces a file atomically (temporary file + rename in the same directory).
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+        let tmp = "\(path).tmp.\(getpid())"
+        let fd = try syscallRetrying("open", path: tmp) {
+            open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        }
+        var written = 0
+        do {
+            while written < bytes.count {
+                let n = try syscallRetrying("write", path: tmp) {
+                    bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
+                }
+                written += n
+            }
+            try syscallRetrying("fsync", path: tmp) { fsync(fd) }
+        } catch {
+            close(fd)
+            unlink(tmp)
+            throw error
+        }
+        close(fd)
+        try syscallRetrying("rename", path: path) { rename(tmp, path) }
+    }
+
+    /// mkdir -p: missing parents get 0755, the last component `mode`. Existing directories are fine.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        let parts = path.split(separator: "/")
+        for (i, part) in parts.enumerated() {
+            current += "/" + part
+            if mkdir(current, i == parts.count - 1 ? mode : 0o755) == -1 && Glibc.errno != EEXIST {
+                throw SystemError("mkdir", path: current, errno: Glibc.errno)
+            }
+        }
+    }
+
+    public enum Kind: Sendable, Equatable { case missing, directory, file, device, symlink(String), other }
+
+    /// What is at `path`, without following a final symlink. The corresponding C function is `lstat`.
+    public static func kind(_ path: String) -> Kind {
+        var st = stat()
+        if lstat(path, &st) != 0 { return .missing }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFLNK:
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(path, &buf, Int(PATH_MAX))
+            guard n >= 0 else { return .other }
+            return .symlink(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        case S_IFREG: return .file
+        case S_IFCHR: return .device
+        default: return .other
+        }
+    }
+
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+}

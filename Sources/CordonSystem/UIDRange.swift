@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A block of 65,536 host uids and gids that one sandbox's user namespace maps to, so that two
+/// sandboxes never share a host uid and cannot signal or ptrace each other even outside their
+/// pid namespaces. Slots are claimed with an flock on a file in the runtime directory: the lock
+/// dies with its holder, so a killed supervisor never leaks a slot.
+public final class UIDRange: Sendable {
+    public static let size: UInt32 = 65536
+    public static let base: UInt32 = 0x4000_0000
+    public static let slots: Int = 4096
+
+    public let slot: Int
+    public let lockFD: Int32
+    public var hostBase: UInt32 { UIDRange.base + UInt32(slot) * UIDRange.size }
+
+    init(slot: Int, lockFD: Int32) {
+        self.slot = slot
+        self.lockFD = lockFD
+    }
+
+    /// Claims a free slot under `directory` (created if needed).
+    public static func claim(in directory: String) throws(SystemError) -> UIDRange {
+        try FileSystem.makeDirectories(directory, mode: 0o700)
+        let start = Int(getpid()) % slots
+        for offset in 0..<slots {
+            let slot = (start + offset) % slots
+            let path = "\(directory)/\(slot)"
+            let fd = try syscallRetrying("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return UIDRange(slot: slot, lockFD: fd) }
+            let code = Glibc.errno
+            close(fd)
+            if code != EWOULDBLOCK { throw SystemError("flock", path: path, errno: code) }
+        }
+        throw SystemError("claim a uid range (all \(slots) in use)", path: directory, errno: EAGAIN)
+    }
+
+    /// Whether some live process holds `slot` (used by tests and cleanup).
+    public static func isClaimed(slot: Int, in directory: String) -> Bool {
+        let path = "\(directory)/\(slot)"
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return false }
+        return true
+    }
+
+    deinit { close(lockFD) }
+}

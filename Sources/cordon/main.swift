@@ -1,0 +1,3 @@
+import CordonCLI
+
+CordonCommand.main()

@@ -1,0 +1,94 @@
+import Testing
+@testable import CordonPolicy
+
+struct PolicyParserTests {
+    func parse(_ text: String) throws -> Policy {
+        try PolicyParser.parse(text: text, source: "test.toml", defaultName: "test")
+    }
+
+    func errors(_ text: String) -> [String] {
+        do { _ = try parse(text); return [] } catch let e as PolicyError { return e.diagnostics.map(\.description) } catch { return ["\(error)"] }
+    }
+
+    @Test func fullPolicy() throws {
+        let p = try parse("""
+        [policy]
+        name = "tool"
+        [filesystem]
+        read_only = ["/usr", { path = "/opt/x", source = "/srv/x", optional = true }]
+        read_write = ["/data"]
+        tmpfs = ["/tmp", { path = "/cache", size = "1G", mode = "0700" }]
+        workdir = "/w"
+        hide = ["/usr/share/secret"]
+        [process]
+        user = 1234
+        env = { PATH = "/usr/bin", A = "b" }
+        [limits]
+        memory = "1.5G"
+        pids = 64
+        cpu = 0.5
+        wall_time = "90s"
+        cpu_time = 10
+        output = "2M"
+        [capabilities]
+        keep = ["net_bind_service"]
+        """)
+        #expect(p.name == "tool")
+        #expect(p.filesystem.readOnly == [Policy.Bind(path: "/usr"), Policy.Bind(path: "/opt/x", source: "/srv/x", optional: true)])
+        #expect(p.filesystem.tmpfs == [Policy.Tmpfs(path: "/tmp"), Policy.Tmpfs(path: "/cache", sizeBytes: 1 << 30, mode: 0o700)])
+        #expect(p.filesystem.workdir == "/w")
+        #expect(p.process.uid == 1234)
+        #expect(p.process.env == [Policy.EnvVar("PATH", "/usr/bin"), Policy.EnvVar("A", "b")])
+        #expect(p.limits.memoryBytes == UInt64(1.5 * Double(1 << 30)))
+        #expect(p.limits.cpuCores == 0.5)
+        #expect(p.limits.wallTimeSeconds == 90)
+        #expect(p.limits.cpuTimeSeconds == 10)
+        #expect(p.capabilities.keep == ["CAP_NET_BIND_SERVICE"])
+    }
+
+    @Test(arguments: [
+        ("[limits]\npid = 3", "test.toml:2: limits.pid: unknown key (did you mean 'pids'?)"),
+        ("[limit]\npids = 3", "test.toml:1: limit: unknown table (did you mean 'limits'?)"),
+        ("[limits]\nmemory = \"12X\"", "test.toml:2: limits.memory: bad size \"12X\" (use a number of bytes or units like \"512M\", \"64k\", \"2G\")"),
+        ("[limits]\nwall_time = \"soon\"", "test.toml:2: limits.wall_time: bad duration \"soon\" (use units like \"30s\", \"500ms\", \"2m\")"),
+        ("[limits]\npids = \"many\"", "test.toml:2: limits.pids: expected an integer, found string"),
+        ("[limits]\npids = 0", "test.toml:2: limits.pids: 0 is out of range 1...4194304"),
+        ("[limits]\ncpu = -1", "test.toml:2: limits.cpu: expected a number of cores between 0.01 and 4096, found -1"),
+        ("[filesystem]\nread_only = [\"usr\"]", "test.toml:2: filesystem.read_only[0]: \"usr\" must be an absolute path"),
+        ("[filesystem]\nread_only = [\"/usr/../etc\"]", "test.toml:2: filesystem.read_only[0]: \"/usr/../etc\" must be a normalized path (no '.', '..', '//' or trailing '/')"),
+        ("[filesystem]\nread_only = [{ path = \"/a\", sorce = \"/b\" }]", "test.toml:2: filesystem.read_only[0].sorce: unknown key (did you mean 'source'?)"),
+        ("[filesystem]\nread_only = [\"/a\"]\nhide = [\"/a\"]", "test.toml: filesystem.hide: \"/a\" is both hidden and mounted by filesystem.read_only"),
+        ("[filesystem]\nread_only = [\"/a\"]\nread_write = [\"/a\"]", "test.toml: filesystem.read_write: \"/a\" is already mounted by filesystem.read_only"),
+        ("[capabilities]\nkeep = [\"CAP_SYS_ADMN\"]", "test.toml:2: capabilities.keep[0]: unknown capability 'CAP_SYS_ADMN' (did you mean 'CAP_SYS_ADMIN'?)"),
+        ("[network]\nmode = \"open\"", "test.toml:2: network.mode: unknown mode 'open' (expected: none)"),
+        ("[landlock]\nmode = \"maybe\"", "test.toml:2: landlock.mode: unknown mode 'maybe' (expected: best-effort, required, off)"),
+        ("[process]\nenv = { PATH = 3 }", "test.toml:2: process.env.PATH: expected a string, found integer"),
+        ("[process]\nuser = 70000", "test.toml:2: process.user: 70000 is out of range 0...65535"),
+        ("[policy]\nname = \"a/b\"", "test.toml:2: policy.name: must be a non-empty name without '/'"),
+        ("limits = 3", "test.toml:1: limits: expected a table, found integer"),
+    ])
+    func diagnostics(_ c: (String, String)) {
+        let found = errors(c.0)
+        #expect(found == [c.1])
+    }
+
+    @Test func allErrorsAreListed() {
+        let found = errors("[limits]\npid = 1\nmemory = \"x\"\n[network]\nmode = \"open\"")
+        #expect(found.count == 3, "\(found)")
+    }
+
+    @Test func tomlSyntaxErrorsCarryTheLine() {
+        let found = errors("[limits]\nmemory = \n")
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("test.toml:2: ") == true, "\(found)")
+    }
+
+    @Test(arguments: [("512M", UInt64(512 << 20)), ("64k", 65536), ("2G", 2 << 30), ("100", 100), ("1.5K", 1536), ("3 MiB", 3 << 20)])
+    func sizes(_ c: (String, UInt64)) { #expect(Units.parseSize(c.0) == c.1) }
+
+    @Test(arguments: ["", "M", "-1M", "1.5.5G", "12X", "inf"])
+    func badSizes(_ s: String) { #expect(Units.parseSize(s) == nil) }
+
+    @Test(arguments: [("30s", 30.0), ("500ms", 0.5), ("2m", 120), ("1h", 3600), ("1.5", 1.5)])
+    func durations(_ c: (String, Double)) { #expect(Units.parseDuration(c.0) == c.1) }
+}

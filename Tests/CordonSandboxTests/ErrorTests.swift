@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+/// Bad input gets a clear error naming the problem, and nothing runs.
+@Suite(.enabled(if: Harness.isRoot, "needs root: runs cordon"))
+struct ErrorTests {
+    @Test func missingCommandInsideTheSandbox() {
+        let r = Harness.run(["no-such-command-xyz"], json: false)
+        #expect(r.status == 127)
+        #expect(r.stderr.contains("execve: no-such-command-xyz: No such file or directory"), "\(r.stderr)")
+    }
+
+    @Test func noCommandAtAll() {
+        let r = Harness.exec(Harness.cordon, ["run"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("missing COMMAND"), "\(r.stderr)")
+    }
+
+    @Test func unknownKeyIsNamedWithASuggestion() {
+        let policy = Harness.policy("typo", edits: [("pids = 256", "pid = 256")])
+        let r = Harness.run(["true"], policy: policy, json: false)
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("limits.pid: unknown key (did you mean 'pids'?)"), "\(r.stderr)")
+        #expect(r.stderr.contains("typo.toml:"), "the file is named: \(r.stderr)")
+    }
+
+    @Test func badUnitIsNamed() {
+        let policy = Harness.policy("bad-unit", edits: [("memory = \"512M\"", "memory = \"lots\"")])
+        let r = Harness.run(["true"], policy: policy, json: false)
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("limits.memory: bad size \"lots\""), "\(r.stderr)")
+    }
+
+    @Test func missingBindSourceIsNamed() {
+        let policy = Harness.policy("missing-bind", edits: [("read_only = [\n", "read_only = [\n  \"/does/not/exist\",\n")])
+        let r = Harness.run(["true"], policy: policy, json: false)
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("filesystem.read_only: /does/not/exist does not exist"), "\(r.stderr)")
+    }
+
+    @Test func unknownPolicyName() {
+        let r = Harness.run(["true"], policy: "nonexistent-policy", json: false)
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("unknown policy \"nonexistent-policy\""), "\(r.stderr)")
+    }
+
+    @Test func withoutRootItRefusesClearly() {
+        let r = Harness.exec("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", Harness.cordon, "run", "--", "true"])
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("needs root"), "\(r.stderr)")
+    }
+
+    @Test func builtInDefaultPolicyWorksWithoutConfigDir() {
+        let r = Harness.exec(Harness.cordon, ["run", "--json", "--state-dir", Harness.stateDir, "--runtime-dir", Harness.runtimeDir, "--", "true"],
+                             environment: ["CORDON_CONFIG": "/nonexistent-config"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.record["policy"] as? String == "default")
+    }
+}

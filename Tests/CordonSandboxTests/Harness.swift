@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the real `cordon` binary (built next to this test bundle) and reads its result record.
+enum Harness {
+    static let isRoot = geteuid() == 0
+
+    /// .build/<triple>/debug, where SwiftPM put the test bundle, `cordon` and `cordon-probe`.
+    static let productsDir: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }()
+    static let cordon = "\(productsDir)/cordon"
+    static let probe = "\(productsDir)/cordon-probe"
+    /// The repository root (for policies/ and profiles/).
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// Shared by every test, so that concurrently running sandboxes compete for uid ranges.
+    static let scratch: String = {
+        let dir = "/tmp/cordon-tests-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: "\(dir)/policies", withIntermediateDirectories: true)
+        return dir
+    }()
+    static var runtimeDir: String { "\(scratch)/run" }
+    static var stateDir: String { "\(scratch)/state" }
+
+    /// The shipped default policy with the probe's directory bound read-only at /opt/cordon-test,
+    /// plus `extra` TOML lines substituted into tables by simple text edits.
+    static func policy(_ name: String, edits: [(String, String)] = []) -> String {
+        var text = (try? String(contentsOfFile: "\(repo)/policies/default.toml", encoding: .utf8)) ?? ""
+        text = text.replacingOccurrences(of: "read_only = [\n", with: "read_only = [\n  { path = \"/opt/cordon-test\", source = \"\(productsDir)\" },\n")
+        for (from, to) in edits {
+            precondition(text.contains(from), "policy edit target not found: \(from)")
+            text = text.replacingOccurrences(of: from, with: to)
+        }
+        let path = "\(scratch)/policies/\(name).toml"
+        try? text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static let defaultPolicy = policy("test-default")
+
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        /// The --json record (last stdout line), if any.
+        var record: [String: Any]
+        /// stdout without the record line.
+        var output: String
+        var reason: String { record["reason"] as? String ?? "" }
+        var denied: [String] { (record["denied"] as? [[String: Any]] ?? []).compactMap { $0["syscall"] as? String } }
+        var hostUIDRange: ClosedRange<UInt32>? {
+            guard let layers = record["layers"] as? [String: Any], let text = layers["hostUIDRange"] as? String else { return nil }
+            let parts = text.split(separator: "-").compactMap { UInt32($0) }
+            return parts.count == 2 ? parts[0]...parts[1] : nil
+        }
+    }
+
+    /// `cordon run --json --policy P -- argv`.
+    static func run(_ argv: [String], policy: String? = nil, options: [String] = [], environment: [String: String] = [:],
+                    stdin: String? = nil, json: Bool = true) -> Outcome {
+        var args = ["run", "--policy", policy ?? defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir]
+        if json { args.append("--json") }
+        args += options + ["--"] + argv
+        return exec(cordon, args, environment: environment, stdin: stdin)
+    }
+
+    static func exec(_ path: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil) -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        do { try process.run() } catch { return Outcome(status: -1, stdout: "", stderr: "\(error)", record: [:], output: "") }
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let stdout = String(decoding: o, as: UTF8.self)
+        var lines = stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        var record: [String: Any] = [:]
+        if let last = lines.last, last.hasPrefix("{"), let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] {
+            record = obj
+            lines.removeLast()
+        }
+        return Outcome(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: e, as: UTF8.self),
+                       record: record, output: lines.joined(separator: "\n"))
+    }
+
+    /// Host pids of processes whose real uid lies in `range`.
+    static func processes(inUIDRange range: ClosedRange<UInt32>) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return false }
+            let uid = line.split(separator: "\t").dropFirst().first.flatMap { UInt32($0) } ?? 0
+            return range.contains(uid)
+        }
+    }
+
+    /// Cordon's cgroup directories on the host for the sandbox that had `range`.
+    static func cgroupDirs(forRange range: ClosedRange<UInt32>) -> [String] {
+        let slot = (range.lowerBound - 0x4000_0000) / 65536
+        let candidates = ["memory", "pids", "cpu"].map { "/sys/fs/cgroup/\($0)/cordon/s\(slot)" } + ["/sys/fs/cgroup/cordon/s\(slot)"]
+        return candidates.filter { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    static func mountsMentioning(_ text: String) -> [String] {
+        let info = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return info.split(separator: "\n").map(String.init).filter { $0.contains(text) }
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import Testing
+import CordonSandbox
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Each isolation layer, attacked from inside (acceptance 1).
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct IsolationTests {
+    static func field(_ status: String, _ name: String) -> String {
+        status.split(separator: "\n").first { $0.hasPrefix(name + ":") }?
+            .dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) ?? "<missing>"
+    }
+
+    // MARK: user namespace and identity
+
+    @Test func workloadIsUnprivilegedWithEmptyCapabilities() {
+        let r = Harness.run(["cat", "/proc/self/status"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let s = r.output
+        #expect(Self.field(s, "Uid").split(separator: "\t").allSatisfy { $0 == "1000" })
+        #expect(Self.field(s, "Gid").split(separator: "\t").allSatisfy { $0 == "1000" })
+        #expect(Self.field(s, "Groups") == "", "supplementary groups leaked from the host")
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            #expect(Self.field(s, cap) == "0000000000000000", "\(cap) not empty")
+        }
+        #expect(Self.field(s, "NoNewPrivs") == "1")
+        #expect(Self.field(s, "Seccomp") == "2")
+    }
+
+    @Test func cannotRegainRoot() {
+        #expect(Harness.run(["/opt/cordon-test/cordon-probe", "setuid", "0"]).output == "setuid: errno EPERM")
+        #expect(Harness.run(["/opt/cordon-test/cordon-probe", "mknod"]).output == "mknod: errno EPERM")
+    }
+
+    @Test func uidMapIsAPrivateUnprivilegedHostRange() {
+        let r = Harness.run(["cat", "/proc/self/uid_map"])
+        let fields = r.output.split(separator: " ", omittingEmptySubsequences: true).compactMap { UInt32($0) }
+        #expect(fields.count == 3)
+        #expect(fields.first == 0)
+        #expect((fields.dropFirst().first ?? 0) >= 0x4000_0000, "sandbox root must not be a real host user")
+        #expect(r.hostUIDRange?.lowerBound == fields.dropFirst().first)
+    }
+
+    /// Two concurrent sandboxes get disjoint host uid ranges, so a process of one cannot signal
+    /// the other even from outside both pid namespaces.
+    @Test func concurrentSandboxesCannotSignalEachOther() async throws {
+        let long = Task.detached { Harness.run(["sh", "-c", "cat /proc/self/uid_map; exec sleep 3"]) }
+        // Wait until the first sandbox's workload exists on the host.
+        var victim: Int32?
+        for _ in 0..<100 {
+            let candidates = Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).filter { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}3")
+            }
+            if let pid = candidates.first { victim = pid; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let victimPid = try #require(victim)
+        let victimStatus = try String(contentsOfFile: "/proc/\(victimPid)/status", encoding: .utf8)
+        let victimUID = UInt32(Self.field(victimStatus, "Uid").split(separator: "\t").first ?? "") ?? 0
+
+        let other = Harness.run(["cat", "/proc/self/uid_map"])
+        let otherRange = try #require(other.hostUIDRange)
+        #expect(!otherRange.contains(victimUID), "ranges overlap")
+
+        // A host process running as the second sandbox's workload uid tries to signal the first.
+        let attackerUID = otherRange.lowerBound + 1000
+        let attack = Harness.exec("/usr/bin/setpriv", ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
+                                                      Harness.probe, "kill", "\(victimPid)"])
+        #expect(attack.output == "kill: errno EPERM", "\(attack.stdout) \(attack.stderr)")
+        _ = await long.value
+    }
+
+    // MARK: pid namespace
+
+    @Test func pidNamespaceShowsOnlyTheSandbox() {
+        let r = Harness.run(["sh", "-c", "echo $$; ls /proc | grep -E '^[0-9]+$' | wc -l; tr '\\0' ' ' < /proc/1/cmdline | wc -c"])
+        let lines = r.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(lines.first == "2", "the workload is pid 2 under the sandbox's init: \(lines)")
+        #expect((Int(lines.dropFirst().first ?? "") ?? 99) <= 4, "host processes visible: \(lines)")
+    }
+
+    @Test func nothingOutlivesTheWorkload() throws {
+        // The workload starts a daemonized grandchild and exits at once.
+        let r = Harness.run(["sh", "-c", "setsid sleep 1000 > /dev/null 2>&1 & echo started"])
+        #expect(r.output == "started")
+        let range = try #require(r.hostUIDRange)
+        #expect(Harness.processes(inUIDRange: range).isEmpty, "processes survived the sandbox")
+    }
+
+    @Test func signalsToCordonReachTheWorkload() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.cordon)
+        process.arguments = ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir, "--runtime-dir", Harness.runtimeDir,
+                             "--", "sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let reader = out.fileHandleForReading
+        var seen = ""
+        while !seen.contains("ready") {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGTERM)
+        seen += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(seen == "ready\ngot-term\n")
+        #expect(process.terminationStatus == 0)
+    }
+
+    // MARK: mount namespace
+
+    @Test func rootAndSystemAreReadOnly() {
+        let probe = "/opt/cordon-test/cordon-probe"
+        #expect(Harness.run([probe, "write", "/new-file"]).output == "write: errno EROFS")
+        #expect(Harness.run([probe, "write", "/usr/bin/evil"]).output == "write: errno EROFS")
+        #expect(Harness.run([probe, "write", "/etc/passwd"]).output == "write: errno EROFS")
+        #expect(Harness.run([probe, "write", "/tmp/ok"]).output == "write: ok")
+        #expect(Harness.run([probe, "write", "/work/ok"]).output == "write: ok")
+        #expect(Harness.run([probe, "write", "/opt/cordon-test/evil"]).output == "write: errno EROFS")
+    }
+
+    @Test func secretsOfTheHostAreAbsent() {
+        let probe = "/opt/cordon-test/cordon-probe"
+        #expect(Harness.run([probe, "read", "/etc/shadow"]).output == "read: errno ENOENT")
+        #expect(Harness.run([probe, "read", "/etc/ssh/ssh_host_rsa_key"]).output == "read: errno ENOENT")
+        #expect(Harness.run([probe, "read", "/root/.bash_history"]).output == "read: errno ENOENT")
+        #expect(Harness.run([probe, "read", "/etc/ssl/private"]).output == "read: errno ENOENT")
+        let passwd = Harness.run(["cat", "/etc/passwd"]).output
+        #expect(!passwd.contains("root:x:0:0:root:/root:/bin/bash"), "host passwd visible")
+        #expect(passwd.contains("sandbox:x:1000:1000"))
+    }
+
+    @Test func oldRootIsDetached() {
+        let r = Harness.run(["cat", "/proc/self/mountinfo"])
+        #expect(r.status == 0)
+        #expect(!r.output.contains(Harness.runtimeDir), "host runtime dir visible in mountinfo")
+        // Every mount point is inside the new root; none is the host's / left stacked below.
+        let points = r.output.split(separator: "\n").compactMap { $0.split(separator: " ").dropFirst(4).first.map(String.init) }
+        #expect(points.filter { $0 == "/" }.count == 1, "\(points)")
+    }
+
+    @Test func procIsMaskedAndReadOnly() {
+        let probe = "/opt/cordon-test/cordon-probe"
+        // kcore and sysrq-trigger are /dev/null: reads return nothing, writes go nowhere.
+        let kcore = Harness.run(["sh", "-c", "wc -c < /proc/kcore; stat -c %t:%T /proc/sysrq-trigger"])
+        #expect(kcore.output == "0\n1:3", "\(kcore.output)")
+        #expect(Harness.run([probe, "write", "/proc/sys/kernel/hostname"]).output == "write: errno EROFS")
+        let r = Harness.run(["ls", "/proc/acpi", "/proc/scsi"])
+        #expect(r.output.isEmpty)
+    }
+
+    @Test func devIsMinimal() {
+        let r = Harness.run(["ls", "/dev"])
+        let entries = Set(r.output.split(separator: "\n").map(String.init))
+        #expect(entries == ["null", "zero", "full", "random", "urandom", "tty", "fd", "stdin", "stdout", "stderr", "ptmx", "pts", "shm"],
+                "\(entries)")
+        #expect(Harness.run(["sh", "-c", "head -c 4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok"]).output == "4\nnull-ok")
+    }
+
+    // MARK: ipc, uts, cgroup, network namespaces
+
+    @Test func everyNamespaceIsNew() throws {
+        let kinds = ["user", "pid", "mnt", "ipc", "uts", "net", "cgroup"]
+        let r = Harness.run(["sh", "-c", kinds.map { "readlink /proc/self/ns/\($0)" }.joined(separator: "; ")])
+        let inside = r.output.split(separator: "\n").map(String.init)
+        try #require(inside.count == kinds.count, "\(r.output) \(r.stderr)")
+        for (i, kind) in kinds.enumerated() {
+            let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(kind)")
+            #expect(inside[i] != host, "\(kind) namespace shared with the host")
+        }
+    }
+
+    @Test func hostnameIsOwn() {
+        #expect(Harness.run(["cat", "/proc/sys/kernel/hostname"]).output == "cordon")
+    }
+
+    @Test func networkIsLoopbackOnly() throws {
+        // A server on the host's loopback is out of reach: the sandbox's loopback is its own.
+        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) } }
+        listen(server, 8)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(server, $0, &len) } }
+        defer { close(server) }
+        let port = UInt16(bigEndian: addr.sin_port)
+
+        let probe = "/opt/cordon-test/cordon-probe"
+        #expect(Harness.run([probe, "connect", "127.0.0.1", "\(port)"]).output == "connect: errno ECONNREFUSED")
+        #expect(Harness.run([probe, "connect", "192.0.2.1", "80"]).output == "connect: errno ENETUNREACH")
+        let devices = Harness.run(["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"])
+        #expect(devices.output == "lo")
+        // Loopback inside works: a server and a client in the same sandbox.
+        let local = Harness.run(["python3", "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); c = socket.create_connection(s.getsockname()); print('loopback ok')"])
+        #expect(local.output == "loopback ok", "\(local.stderr)")
+    }
+
+    // MARK: session, descriptors, environment
+
+    @Test func newSessionWithoutTerminalAndNoInheritedFDs() {
+        let stat = Harness.run(["cat", "/proc/self/stat"]).output
+        // After "(comm)": state ppid pgrp session tty_nr …
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        #expect(fields.count > 5)
+        #expect(fields.dropFirst(3).first == "1", "session is not the sandbox's: \(fields.prefix(5))")
+        #expect(fields.dropFirst(4).first == "0", "a controlling terminal leaked in")
+        let fds = Harness.run(["/opt/cordon-test/cordon-probe", "fds"])
+        #expect(fds.output == "fds: none")
+    }
+
+    @Test func environmentIsOnlyThePolicys() {
+        let r = Harness.run(["env"], environment: ["CORDON_TEST_SECRET": "hunter2", "TERM": "xterm-test"])
+        let vars = Set(r.output.split(separator: "\n").map(String.init))
+        #expect(vars == ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp", "TERM=xterm-test"], "\(vars)")
+    }
+
+    // MARK: Landlock
+
+    /// Landlock is enforced on its own, not only mirrored by mounts: with a directory mounted
+    /// read-write but its Landlock rule withheld from the plan, writing there is refused.
+    @Test func landlockRefusesWhatItsRulesDoNotGrant() throws {
+        let dir = "\(Harness.scratch)/ll-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o777)
+        let policyPath = Harness.policy("landlock-rw", edits: [("read_only = [\n", "read_write = [{ path = \"/data\", source = \"\(dir)\" }]\nread_only = [\n")])
+        let store = PolicyStore(configDir: nil)
+        let policy = try store.loadPolicy(policyPath)
+        var plan = try store.spawnPlan(for: policy, cacheDir: nil, callerEnvironment: [:])
+
+        func write(_ name: String) -> String {
+            let outPath = "\(dir)-\(name).out"
+            let fd = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            var io = SandboxIO()
+            io.stdout = fd
+            let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            io.stdin = devnull
+            _ = Sandbox.run(plan: plan, argv: ["/opt/cordon-test/cordon-probe", "write", "/data/\(name)"],
+                            environment: SandboxEnvironment(runtimeDir: Harness.runtimeDir), io: io, wallTime: 30)
+            close(fd)
+            close(devnull)
+            return ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").trimmingCharacters(in: .newlines)
+        }
+        #expect(write("a") == "write: ok")
+        plan.landlockRules.removeAll { $0.path == "/data" }
+        #expect(write("b") == "write: errno EACCES")
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+
+/// Limits stop runaway workloads and report why, within 2 s of overshoot (acceptance 3).
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"), .serialized)
+struct LimitTests {
+    @Test func forkBombStopsAtPidsLimit() {
+        let start = Date()
+        let r = Harness.run(["sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 60"], options: ["--timeout", "60s"])
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(r.reason == "pids-limit", "\(r.record)")
+        #expect(elapsed < 10, "took \(elapsed)s")
+    }
+
+    @Test func memoryHogStopsAtMemoryLimit() {
+        let r = Harness.run(["python3", "-c", "b = []\nwhile True: b.append(bytearray(16 << 20))"], options: ["--timeout", "60s"])
+        #expect(r.reason == "memory-limit", "\(r.record)")
+        #expect((r.record["peakMemoryBytes"] as? Int ?? 0) >= 400 << 20)
+        #expect((r.record["wallTimeSeconds"] as? Double ?? 99) < 10)
+    }
+
+    @Test func timeoutKillsTheWholeSandbox() throws {
+        let r = Harness.run(["sh", "-c", "sleep 100 & sleep 100"], options: ["--timeout", "1s"])
+        #expect(r.reason == "timeout")
+        #expect(r.status == 128 + 9)
+        let wall = r.record["wallTimeSeconds"] as? Double ?? 99
+        #expect(wall >= 1 && wall < 3, "overshoot: \(wall - 1)s")
+        let range = try #require(r.hostUIDRange)
+        #expect(Harness.processes(inUIDRange: range).isEmpty)
+    }
+
+    @Test func outputCapStopsAFlood() {
+        let policy = Harness.policy("small-output", edits: [("output = \"64M\"", "output = \"1M\"")])
+        let r = Harness.run(["yes"], policy: policy)
+        #expect(r.reason == "output-limit", "\(r.record)")
+        #expect((r.record["stdoutBytes"] as? Int ?? 0) == 1 << 20)
+        #expect(r.output.utf8.count == (1 << 20) - 1)  // the last "\n" was cut by the harness's line split
+    }
+
+    @Test func cpuTimeLimit() {
+        let policy = Harness.policy("cpu-1s", edits: [("cpu_time = \"5m\"", "cpu_time = \"1s\"")])
+        let r = Harness.run(["sh", "-c", "while :; do :; done"], policy: policy, options: ["--timeout", "20s"])
+        #expect(r.reason == "cpu-limit", "\(r.record)")
+        #expect((r.record["wallTimeSeconds"] as? Double ?? 99) < 5)
+    }
+
+    @Test func fileSizeLimit() {
+        let r = Harness.run(["sh", "-c", "head -c 300M /dev/zero > /work/big; echo $?"])
+        #expect(r.output != "0", "a 300M file was written past the 256M limit")
+    }
+}
