@@ -49,10 +49,6 @@ let package = Package(
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
 
-        // A tiny C program the integration tests run inside sandboxes: it attempts one
-        // operation and prints the errno, so "allowed" and "refused" are told apart exactly.
-        .executableTarget(name: "cordon-probe", path: "Tests/Probe", cSettings: strictC),
-
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem",

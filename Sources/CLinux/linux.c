@@ -160,6 +160,29 @@ int cl_set_winsize(int fd, unsigned short rows, unsigned short cols) {
     return ioctl(fd, TIOCSWINSZ, &w);
 }
 
+/// SIGKILLs every process listed in DIR/cgroup.procs (async-signal-safe: no allocation).
+static void guardian_kill_all(const char *dir) {
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n + sizeof "/cgroup.procs" > sizeof path) return;
+    memcpy(path, dir, n);
+    memcpy(path + n, "/cgroup.procs", sizeof "/cgroup.procs");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[4096];
+    long pid = 0;
+    int in_number = 0;
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') { pid = pid * 10 + (buf[i] - '0'); in_number = 1; }
+            else { if (in_number && pid > 1) kill((pid_t)pid, SIGKILL); pid = 0; in_number = 0; }
+        }
+    }
+    if (in_number && pid > 1) kill((pid_t)pid, SIGKILL);
+    close(fd);
+}
+
 pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count) {
     sigset_t all, old;
     sigfillset(&all);
@@ -185,11 +208,12 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
     ssize_t n;
     do { n = read(pipe_read, &b, 1); } while (n < 0 && errno == EINTR);
     if (n == 1) _exit(0);  // the caller cleaned up
-    // The caller is gone; its sandbox dies with it (PDEATHSIG). Remove each directory once the
-    // processes in it are gone: up to 10 s.
+    // The caller is gone. Its sandbox dies with it (PDEATHSIG); kill whatever is left in the
+    // cgroups anyway, then remove each directory once it is empty: up to 10 s.
     struct timespec tick = { 0, 5 * 1000 * 1000 };
     for (size_t i = 0; i < count; i++) {
         for (int attempt = 0; attempt < 2000; attempt++) {
+            if (attempt % 20 == 0) guardian_kill_all(dirs[i]);
             if (rmdir(dirs[i]) == 0 || errno == ENOENT) break;
             if (errno != EBUSY) break;
             nanosleep(&tick, NULL);

@@ -15,6 +15,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -427,20 +428,24 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
         if (s == SIGKILL || s == SIGSTOP) continue;
         (void)sigaction(s, &dfl, NULL);
     }
-    // If the supervisor dies, so does the sandbox (init's death empties the pid namespace).
-    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), CS_STEP_INIT_SIGNALS, 0);
-
     // Wait until the parent has written our uid/gid maps and placed us in the cgroup. EOF means
-    // the parent gave up (or died before PDEATHSIG was armed).
+    // the parent gave up or died.
     char go;
     ssize_t n;
     do { n = read(p->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(125);
-    close(p->sync_fd);
 
     // Become root of the new user namespace (a per-sandbox unprivileged host uid).
     CHECK(setresgid(0, 0, 0), CS_STEP_ID_MAP, 0);
     CHECK(setresuid(0, 0, 0), CS_STEP_ID_MAP, 1);
+
+    // If the supervisor dies, so does the sandbox (init's death empties the pid namespace).
+    // Armed after the id change, which clears it. The parent keeps the sync pipe's write end
+    // open for the sandbox's whole life, so a hang-up now means it died before we armed.
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), CS_STEP_INIT_SIGNALS, 0);
+    struct pollfd lifeline = { .fd = p->sync_fd, .events = POLLIN, .revents = 0 };
+    if (poll(&lifeline, 1, 0) > 0 && (lifeline.revents & (POLLHUP | POLLERR))) _exit(125);
+    close(p->sync_fd);
     CHECK(setgroups(0, NULL), CS_STEP_SETGROUPS, 0);
     // A new session: no controlling terminal, so no TIOCSTI into the caller's terminal.
     CHECK(setsid(), CS_STEP_SETSID, 0);

@@ -65,7 +65,7 @@ public enum PolicyParser {
     }
 
     static func suggestion(for key: String, among known: [String]) -> String {
-        let best = known.map { ($0, distance(key.lowercased(), $0)) }.min { $0.1 < $1.1 }
+        let best = known.map { ($0, distance(key.lowercased(), $0.lowercased())) }.min { $0.1 < $1.1 }
         guard let (name, d) = best, d <= max(2, key.count / 3) else { return "" }
         return " (did you mean '\(name)'?)"
     }

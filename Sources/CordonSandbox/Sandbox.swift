@@ -275,9 +275,8 @@ private struct Run {
 
         // 8. Release the child.
         var go: UInt8 = 1
+        // The write end stays open until we return: the child's lifeline (see CSpawn).
         if write(sync[1], &go, 1) != 1 { return abort("release", SystemError("write", path: "sync pipe", errno: errno)) }
-        close(sync[1])
-        fdsToClose.removeAll { $0 == sync[1] }
 
         // 9. Read the report channel until the workload has exec'd (EOF: every copy of the
         // child's end is closed by execve or by init) — or a step failed.

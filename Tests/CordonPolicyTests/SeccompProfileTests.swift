@@ -7,7 +7,7 @@ struct SeccompProfileTests {
     }
 
     func parseError(_ json: String) -> String {
-        do { _ = try parse(json); return "" } catch { return error.description }
+        do { _ = try parse(json); return "" } catch let e as SeccompProfile.ParseError { return e.description } catch { return "\(error)" }
     }
 
     @Test func parsesOCIProfile() throws {

@@ -14,7 +14,17 @@ enum Harness {
         return (exe as NSString).deletingLastPathComponent
     }()
     static let cordon = "\(productsDir)/cordon"
-    static let probe = "\(productsDir)/cordon-probe"
+    /// Tests/Probe/main.c, compiled statically (so it runs inside any sandbox) into the scratch
+    /// directory, which the test policies bind read-only at /opt/cordon-test.
+    static let probe: String = {
+        let dir = "\(scratch)/bin"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let out = "\(dir)/cordon-probe"
+        let r = exec("/usr/bin/cc", ["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, "\(repo)/Tests/Probe/main.c"])
+        precondition(r.status == 0, "compiling the probe failed: \(r.stderr)")
+        return out
+    }()
+    static var probeDir: String { (probe as NSString).deletingLastPathComponent }
     /// The repository root (for policies/ and profiles/).
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -31,7 +41,7 @@ enum Harness {
     /// plus `extra` TOML lines substituted into tables by simple text edits.
     static func policy(_ name: String, edits: [(String, String)] = []) -> String {
         var text = (try? String(contentsOfFile: "\(repo)/policies/default.toml", encoding: .utf8)) ?? ""
-        text = text.replacingOccurrences(of: "read_only = [\n", with: "read_only = [\n  { path = \"/opt/cordon-test\", source = \"\(productsDir)\" },\n")
+        text = text.replacingOccurrences(of: "read_only = [\n", with: "read_only = [\n  { path = \"/opt/cordon-test\", source = \"\(probeDir)\" },\n")
         for (from, to) in edits {
             precondition(text.contains(from), "policy edit target not found: \(from)")
             text = text.replacingOccurrences(of: from, with: to)

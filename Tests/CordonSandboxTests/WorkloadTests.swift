@@ -30,10 +30,10 @@ struct WorkloadTests {
     }
 
     @Test func pythonStandardModules() {
-        let code = "import json, sqlite3, ssl; c = sqlite3.connect(':memory:'); print(json.dumps(c.execute('select 41+1').fetchone()[0]), ssl.create_default_context().verify_mode)"
+        let code = "import json, sqlite3, ssl; c = sqlite3.connect(':memory:'); print(json.dumps(c.execute('select 41+1').fetchone()[0]), ssl.create_default_context().verify_mode == ssl.CERT_REQUIRED)"
         let r = Harness.run(["python3", "-c", code])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.output == "42 VerifyMode.CERT_REQUIRED")
+        #expect(r.output == "42 True")
         #expect(r.denied.isEmpty, "denied: \(r.denied)")
     }
 
