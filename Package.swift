@@ -43,13 +43,17 @@ let package = Package(
         ]),
         .target(name: "CordonCLI", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem",
-            "CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive",
+            "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
 
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"]),
+        .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
+        // Links all five C libraries: proves the -dev packages CI installs are complete. (The
+        // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem",
         ]),

@@ -428,8 +428,18 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
         if (s == SIGKILL || s == SIGSTOP) continue;
         (void)sigaction(s, &dfl, NULL);
     }
-    // Wait until the parent has written our uid/gid maps and placed us in the cgroup. EOF means
-    // the parent gave up or died.
+    // Join the sandbox's cgroup first, while our credentials are still the host root's (the
+    // cgroup files belong to it): everything init starts inherits the limits.
+    for (size_t i = 0; i < p->cgroup_task_count; i++) {
+        int fd = open(p->cgroup_tasks[i], O_WRONLY | O_CLOEXEC);
+        CHECK(fd, CS_STEP_CGROUP, (int)i);
+        CHECK(write(fd, "0", 1), CS_STEP_CGROUP, (int)i);
+        close(fd);
+    }
+    // The cgroup namespace is rooted at the sandbox's cgroup, so /proc/self/cgroup says "/".
+    if (p->new_cgroup_ns) CHECK(unshare(CLONE_NEWCGROUP), CS_STEP_CGROUP_NS, 0);
+
+    // Wait until the parent has written our uid/gid maps. EOF means the parent gave up or died.
     char go;
     ssize_t n;
     do { n = read(p->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
@@ -468,9 +478,21 @@ pid_t cs_spawn(const struct cs_plan *p, int *pidfd) {
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    // Raw clone with a NULL stack behaves like fork: the child continues on a copy of this
-    // stack. glibc's clone() wrapper would want a separate stack and a function.
-    long pid = syscall(SYS_clone, (unsigned long)p->clone_flags | CLONE_PIDFD | SIGCHLD, 0, &fd, 0, 0);
+    long pid;
+    if (p->cgroup_fd >= 0) {
+        // cgroup v2: born in the sandbox's cgroup, no migration at all.
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = (uint64_t)(unsigned)p->clone_flags | CLONE_PIDFD | CLONE_INTO_CGROUP;
+        args.pidfd = (uint64_t)(uintptr_t)&fd;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (uint64_t)p->cgroup_fd;
+        pid = syscall(SYS_clone3, &args, sizeof args);
+    } else {
+        // Raw clone with a NULL stack behaves like fork: the child continues on a copy of this
+        // stack. glibc's clone() wrapper would want a separate stack and a function.
+        pid = syscall(SYS_clone, (unsigned long)p->clone_flags | CLONE_PIDFD | SIGCHLD, 0, &fd, 0, 0);
+    }
     if (pid == 0) run_child(p);
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -2,7 +2,7 @@ import ArgumentParser
 import CordonPolicy
 import CordonSandbox
 import CordonSystem
-import Foundation
+import FoundationEssentials
 
 public let cordonVersion = "0.1.0"
 

@@ -2,7 +2,10 @@ import ArgumentParser
 import CordonPolicy
 import CordonSandbox
 import CordonSystem
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

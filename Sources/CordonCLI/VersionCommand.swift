@@ -1,11 +1,9 @@
 import ArgumentParser
-import CArchive
 import CCap
-import CCurl
 import CordonSandbox
 import CordonSystem
 import CSQLite
-import Foundation
+import FoundationEssentials
 
 /// `cordon version`: Cordon's version and what this host and build provide, so a report says
 /// exactly which libraries and kernel features stood behind a sandbox.
@@ -21,14 +19,13 @@ struct VersionCommand: ParsableCommand {
         info.append(("libseccomp", SeccompCompiler.versionString))
         info.append(("libcap", capLibraryVersion()))
         info.append(("sqlite", String(cString: sqlite3_libversion())))
-        info.append(("libcurl", curl_version().map { String(cString: $0) } ?? "unknown"))
-        info.append(("libarchive", String(cString: archive_version_string())))
         info.append(("landlock_abi", "\(Landlock.abi)"))
         let cgroups = (try? CgroupHierarchy.version(mount: "/sys/fs/cgroup"))?.rawValue ?? "unavailable"
         info.append(("cgroup", cgroups))
         if json {
-            let object = Dictionary(uniqueKeysWithValues: info)
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = try encoder.encode(Dictionary(uniqueKeysWithValues: info))
             print(String(decoding: data, as: UTF8.self))
         } else {
             for (k, v) in info { print("\(k): \(v)") }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A seccomp profile in the OCI runtime-spec / Docker JSON format, and the normalisation Cordon
 /// applies before compiling it (see `normalized()`). Pure: no libseccomp here.
@@ -63,63 +63,68 @@ public struct SeccompProfile: Sendable, Equatable {
 
     public static func parse(_ data: [UInt8], file: String) throws(ParseError) -> SeccompProfile {
         func fail(_ path: String, _ message: String) -> ParseError { ParseError(file: file, path: path, message: message) }
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(data)) }
-        catch { throw fail("", "not valid JSON: \(error.localizedDescription)") }
-        guard let root = object as? [String: Any] else { throw fail("", "expected a JSON object") }
+        let root: [String: JSONValue]
+        do {
+            guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: Data(data)) else {
+                throw fail("", "expected a JSON object")
+            }
+            root = object
+        } catch let error as ParseError { throw error } catch {
+            throw fail("", "not valid JSON: \(error)")
+        }
         let known = ["defaultAction", "defaultErrnoRet", "architectures", "syscalls", "flags", "listenerPath", "listenerMetadata", "archMap"]
         for key in root.keys.sorted() where !known.contains(key) { throw fail(key, "unknown key") }
         if root["listenerPath"] != nil { throw fail("listenerPath", "not supported: Cordon is the seccomp listener") }
-        if let flags = root["flags"] as? [Any], !flags.isEmpty { throw fail("flags", "not supported: Cordon sets the filter flags") }
+        if case .array(let flags)? = root["flags"], !flags.isEmpty { throw fail("flags", "not supported: Cordon sets the filter flags") }
 
         let defaultErrno = try int32(root["defaultErrnoRet"], "defaultErrnoRet", fail) ?? 1
-        guard let defaultName = root["defaultAction"] as? String else { throw fail("defaultAction", "missing or not a string") }
+        guard case .string(let defaultName)? = root["defaultAction"] else { throw fail("defaultAction", "missing or not a string") }
         let defaultAction = try action(defaultName, errno: defaultErrno, "defaultAction", fail)
 
         var arches: [String] = []
         if let list = root["architectures"] {
-            guard let names = list as? [String] else { throw fail("architectures", "expected an array of strings") }
+            guard let names = list.stringArray else { throw fail("architectures", "expected an array of strings") }
             arches = names
         }
-        guard let syscalls = root["syscalls"] as? [Any] else { throw fail("syscalls", "missing or not an array") }
+        guard case .array(let syscalls)? = root["syscalls"] else { throw fail("syscalls", "missing or not an array") }
         var rules: [Rule] = []
         for (i, entry) in syscalls.enumerated() {
             let at = "syscalls[\(i)]"
-            guard let rule = entry as? [String: Any] else { throw fail(at, "expected an object") }
+            guard case .object(let rule) = entry else { throw fail(at, "expected an object") }
             for key in rule.keys.sorted() where !["names", "name", "action", "errnoRet", "args", "comment", "includes", "excludes"].contains(key) {
                 throw fail("\(at).\(key)", "unknown key")
             }
             for key in ["includes", "excludes"] {
-                if let cond = rule[key] as? [String: Any], !cond.isEmpty {
+                if case .object(let cond)? = rule[key], !cond.isEmpty {
                     throw fail("\(at).\(key)", "conditional rules are not supported; write the rule for the policy at hand")
                 }
             }
             var names: [String] = []
             if let list = rule["names"] {
-                guard let n = list as? [String], !n.isEmpty else { throw fail("\(at).names", "expected a non-empty array of strings") }
+                guard let n = list.stringArray, !n.isEmpty else { throw fail("\(at).names", "expected a non-empty array of strings") }
                 names = n
-            } else if let name = rule["name"] as? String {
+            } else if case .string(let name)? = rule["name"] {
                 names = [name]
             } else {
                 throw fail("\(at).names", "missing")
             }
-            guard let actionName = rule["action"] as? String else { throw fail("\(at).action", "missing or not a string") }
+            guard case .string(let actionName)? = rule["action"] else { throw fail("\(at).action", "missing or not a string") }
             let errno = try int32(rule["errnoRet"], "\(at).errnoRet", fail) ?? defaultErrno
             let act = try action(actionName, errno: errno, "\(at).action", fail)
             var args: [Arg] = []
             if let list = rule["args"] {
-                guard let argList = list as? [Any] else { throw fail("\(at).args", "expected an array") }
+                guard case .array(let argList) = list else { throw fail("\(at).args", "expected an array") }
                 var indexes = Set<UInt32>()
                 for (j, a) in argList.enumerated() {
                     let ap = "\(at).args[\(j)]"
-                    guard let arg = a as? [String: Any] else { throw fail(ap, "expected an object") }
+                    guard case .object(let arg) = a else { throw fail(ap, "expected an object") }
                     for key in arg.keys.sorted() where !["index", "value", "valueTwo", "op"].contains(key) {
                         throw fail("\(ap).\(key)", "unknown key")
                     }
                     guard let index = try uint64(arg["index"], "\(ap).index", fail), index < 6 else {
                         throw fail("\(ap).index", "expected 0...5")
                     }
-                    guard let opName = arg["op"] as? String, let op = Op(rawValue: opName) else {
+                    guard case .string(let opName)? = arg["op"], let op = Op(rawValue: opName) else {
                         throw fail("\(ap).op", "expected one of \(["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"].joined(separator: ", "))")
                     }
                     guard indexes.insert(UInt32(index)).inserted else {
@@ -149,18 +154,58 @@ public struct SeccompProfile: Sendable, Equatable {
         }
     }
 
-    private static func uint64(_ any: Any?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> UInt64? {
-        guard let any else { return nil }
-        if type(of: any) == Bool.self { throw fail(path, "expected a non-negative integer, found a boolean") }
-        if let i = any as? Int, i >= 0 { return UInt64(i) }
-        if let u = any as? UInt64 { return u }
-        if let n = any as? NSNumber, let u = UInt64(n.stringValue) { return u }
-        throw fail(path, "expected a non-negative integer")
+    private static func uint64(_ value: JSONValue?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> UInt64? {
+        guard let value else { return nil }
+        guard case .unsigned(let u) = value else { throw fail(path, "expected a non-negative integer") }
+        return u
     }
 
-    private static func int32(_ any: Any?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> Int32? {
+    private static func int32(_ any: JSONValue?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> Int32? {
         guard let v = try uint64(any, path, fail) else { return nil }
         guard v > 0, v < 4096 else { throw fail(path, "expected an errno between 1 and 4095") }
         return Int32(v)
+    }
+}
+
+/// A JSON document as values (FoundationEssentials has no JSONSerialization). Integers decode
+/// exactly as UInt64 when they are non-negative, so 64-bit masks survive.
+enum JSONValue: Decodable, Equatable {
+    case null, bool(Bool), unsigned(UInt64), signed(Int64), double(Double), string(String)
+    case array([JSONValue]), object([String: JSONValue])
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: Decoder) throws {
+        if let keyed = try? decoder.container(keyedBy: Key.self) {
+            var object: [String: JSONValue] = [:]
+            for key in keyed.allKeys { object[key.stringValue] = try keyed.decode(JSONValue.self, forKey: key) }
+            self = .object(object)
+            return
+        }
+        if var list = try? decoder.unkeyedContainer() {
+            var array: [JSONValue] = []
+            while !list.isAtEnd { array.append(try list.decode(JSONValue.self)) }
+            self = .array(array)
+            return
+        }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() { self = .null }
+        else if let b = try? single.decode(Bool.self) { self = .bool(b) }
+        else if let u = try? single.decode(UInt64.self) { self = .unsigned(u) }
+        else if let i = try? single.decode(Int64.self) { self = .signed(i) }
+        else if let d = try? single.decode(Double.self) { self = .double(d) }
+        else { self = .string(try single.decode(String.self)) }
+    }
+
+    var stringArray: [String]? {
+        guard case .array(let items) = self else { return nil }
+        var out: [String] = []
+        for item in items { guard case .string(let s) = item else { return nil }; out.append(s) }
+        return out
     }
 }

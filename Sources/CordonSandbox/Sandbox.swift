@@ -44,8 +44,10 @@ public enum Sandbox {
 /// (linux/sched.h values: Swift's Glibc module does not export them.)
 let namespaceFlags: [(Int32, String)] = [
     (0x1000_0000, "user"), (0x2000_0000, "pid"), (0x0002_0000, "mount"), (0x0800_0000, "ipc"),
-    (0x0400_0000, "uts"), (0x4000_0000, "network"), (0x0200_0000, "cgroup"),
+    (0x0400_0000, "uts"), (0x4000_0000, "network"),
 ]
+/// The cgroup namespace is entered by the child once it is in the sandbox's cgroup.
+let cgroupNamespaceName = "cgroup"
 
 private struct Run {
     let plan: SpawnPlan
@@ -215,6 +217,15 @@ private struct Run {
 
         var cplan = cs_plan()
         cplan.clone_flags = namespaceFlags.reduce(0) { $0 | $1.0 }
+        let taskFiles = cgroup.v1TaskFiles
+        cplan.cgroup_tasks = arena.constStringArray(taskFiles)
+        cplan.cgroup_task_count = taskFiles.count
+        cplan.cgroup_fd = -1
+        if cgroup.version == .v2 {
+            do { cplan.cgroup_fd = try cgroup.openDirectory() } catch { return failure("cgroup", error.errno, "cgroup: \(error)") }
+            fdsToClose.append(cplan.cgroup_fd)
+        }
+        cplan.new_cgroup_ns = 1
         cplan.sync_fd = sync[0]
         cplan.chan_fd = chan[1]
         cplan.status_fd = status[1]
@@ -265,13 +276,12 @@ private struct Run {
             return failure(step, error.errno, "\(step): \(error)")
         }
 
-        // 7. Map the sandbox's ids 0…65535 onto our host range, then join the cgroup.
+        // 7. Map the sandbox's ids 0…65535 onto our host range (the child joins its cgroup itself).
         let mapping = "0 \(range.hostBase) \(UIDRange.size)\n"
         do {
             try FileSystem.writeControl("/proc/\(pid)/uid_map", mapping)
             try FileSystem.writeControl("/proc/\(pid)/gid_map", mapping)
         } catch { return abort("id-map", error) }
-        do { try cgroup.attach(pid: pid) } catch { return abort("cgroup-attach", error) }
 
         // 8. Release the child.
         var go: UInt8 = 1
@@ -344,7 +354,7 @@ private struct Run {
             result.reason = .signaled
         }
         result.layers = AppliedLayers(
-            namespaces: namespaceFlags.map(\.1), hostUIDRange: "\(range.hostBase)-\(range.hostBase + UIDRange.size - 1)",
+            namespaces: namespaceFlags.map(\.1) + [cgroupNamespaceName], hostUIDRange: "\(range.hostBase)-\(range.hostBase + UIDRange.size - 1)",
             uid: plan.policy.process.uid,
             seccomp: "\(plan.policy.seccomp.profile) (user-notification for denials)",
             seccompInstructions: plan.seccomp.instructionCount, landlockABI: abi,
@@ -383,6 +393,8 @@ private struct Run {
         case CS_STEP_SEND_LISTENER: return "seccomp-listener"
         case CS_STEP_EXEC: return "execve"
         case CS_STEP_INIT_SIGNALS: return "init-signals"
+        case CS_STEP_CGROUP: return "cgroup-join"
+        case CS_STEP_CGROUP_NS: return "cgroup-namespace"
         default: return "step \(r.step)"
         }
     }
@@ -500,7 +512,8 @@ private struct Supervisor {
             if fds[0].revents != 0 { exited = true }
             if fds[1].revents != 0 { relay(isStdout: true, cap: outputCap, &buffer) }
             if fds[2].revents != 0 { relay(isStdout: false, cap: outputCap, &buffer) }
-            if fds[3].revents != 0 { answerNotification() }
+            if fds[3].revents & Int16(POLLIN) != 0 { answerNotification() }
+            else if fds[3].revents != 0 { listener = -1 }  // POLLHUP: no process uses the filter any more
             if fds[4].revents != 0 { relayInput(&buffer) }
             if fds[5].revents != 0 {
                 for sig in signals.drain() {
@@ -634,6 +647,14 @@ private final class CArena {
     func stringArray(_ items: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
         let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: items.count + 1)
         for (i, s) in items.enumerated() { array[i] = UnsafeMutablePointer(mutating: string(s)) }
+        array[items.count] = nil
+        blocks.append(UnsafeMutableRawPointer(array))
+        return UnsafePointer(array)
+    }
+
+    func constStringArray(_ items: [String]) -> UnsafePointer<UnsafePointer<CChar>?> {
+        let array = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: items.count + 1)
+        for (i, s) in items.enumerated() { array[i] = string(s) }
         array[items.count] = nil
         blocks.append(UnsafeMutableRawPointer(array))
         return UnsafePointer(array)

@@ -134,9 +134,13 @@ public struct Cgroup: Sendable {
         try syscallRetrying("mkdir", path: dir) { mkdir(dir, 0o755) }
     }
 
-    /// Places `pid` (and so everything it will start) in the cgroup.
-    public func attach(pid: pid_t) throws(SystemError) {
-        for dir in directories { try FileSystem.writeControl("\(dir)/cgroup.procs", "\(pid)") }
+    /// v1: the files a task writes "0" to in order to move itself in (see CSpawn).
+    public var v1TaskFiles: [String] { version == .v1 ? directories.map { "\($0)/tasks" } : [] }
+
+    /// v2: a descriptor of the directory, for clone3's CLONE_INTO_CGROUP.
+    public func openDirectory() throws(SystemError) -> Int32 {
+        let dir = directories[0]
+        return try syscallRetrying("open", path: dir) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     }
 
     public func usage() -> CgroupUsage {

@@ -53,7 +53,7 @@ enum Harness {
 
     static let defaultPolicy = policy("test-default")
 
-    struct Outcome {
+    struct Outcome: @unchecked Sendable {
         var status: Int32
         var stdout: String
         var stderr: String

@@ -187,6 +187,28 @@ struct IsolationTests {
         }
     }
 
+    /// The sandbox lives in its own cgroup (so the limits apply), and its cgroup namespace is
+    /// rooted there: it sees "/" and nothing of the host's cgroup paths.
+    @Test func ownCgroupAndCgroupNamespace() async throws {
+        let long = Task.detached { Harness.run(["sh", "-c", "cat /proc/self/cgroup; sleep 1"]) }
+        var hostView = ""
+        for _ in 0..<100 {
+            let pids = Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).filter { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}1")
+            }
+            if let pid = pids.first, let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) {
+                hostView = text
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let inside = await long.value.output
+        #expect(inside.split(separator: "\n").allSatisfy { $0.hasSuffix(":/") }, "\(inside)")
+        for controller in ["memory", "pids"] {
+            #expect(hostView.split(separator: "\n").contains { $0.contains(":\(controller):/cordon/s") }, "\(hostView)")
+        }
+    }
+
     @Test func hostnameIsOwn() {
         #expect(Harness.run(["cat", "/proc/sys/kernel/hostname"]).output == "cordon")
     }

@@ -90,6 +90,8 @@ enum cs_step {
     CS_STEP_SEND_LISTENER,
     CS_STEP_EXEC,
     CS_STEP_INIT_SIGNALS,
+    CS_STEP_CGROUP,           // index = cgroup file
+    CS_STEP_CGROUP_NS,
 };
 
 /// What the child sends over the channel.
@@ -116,6 +118,14 @@ struct cs_plan {
     int status_fd;            // write end: init writes a struct cs_status
     int stdio[3];             // fds that become the workload's 0, 1, 2
     int set_ctty;             // make stdio[0] the controlling terminal (--tty)
+
+    // cgroup v1: "DIR/tasks" files the child writes "0" to, moving itself. A task moving only
+    // itself skips the global threadgroup lock, and with it the RCU grace period (often 10 ms)
+    // that a write of its pid by the parent to cgroup.procs costs.
+    const char *const *cgroup_tasks;
+    size_t cgroup_task_count;
+    int cgroup_fd;            // cgroup v2: clone3 CLONE_INTO_CGROUP this directory fd (-1: none)
+    int new_cgroup_ns;        // unshare(CLONE_NEWCGROUP) once in the sandbox's cgroup
 
     const char *root_mountpoint;   // host directory the new root tmpfs is mounted on
     const char *root_options;      // tmpfs options for the root
