@@ -51,6 +51,9 @@ let package = Package(
 
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
+        .testTarget(name: "CordonCLITests", dependencies: [
+            "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),

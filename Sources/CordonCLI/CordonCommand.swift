@@ -29,6 +29,14 @@ struct LocationOptions: ParsableArguments {
     @Option(name: .customLong("runtime-dir"), help: "Runtime directory (default: $CORDON_RUNTIME_DIR or /run/cordon).")
     var runtimeDir: String?
 
+}
+
+/// Resolves the three locations: flag, then environment variable, then the system default.
+struct Locations {
+    var configDir: String?
+    var stateDir: String?
+    var runtimeDir: String?
+
     func resolvedConfigDir() -> String? { configDir ?? PolicyStore.defaultConfigDir() }
     func resolvedStateDir() -> String { stateDir ?? environment("CORDON_STATE_DIR") ?? "/var/lib/cordon" }
     func resolvedRuntimeDir() -> String { runtimeDir ?? environment("CORDON_RUNTIME_DIR") ?? "/run/cordon" }

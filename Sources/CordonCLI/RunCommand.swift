@@ -7,6 +7,118 @@ import FoundationEssentials
 import Glibc
 #endif
 
+/// The options of `cordon run`, whichever parser filled them.
+public struct RunOptions: Equatable, Sendable {
+    public var policy = "default"
+    public var json = false
+    public var timeout: String?
+    public var tty = false
+    public var configDir: String?
+    public var stateDir: String?
+    public var runtimeDir: String?
+    public var command: [String] = []
+
+    public init() {}
+
+    /// The same checks for both parsers; the message is what the user sees.
+    func validationError() -> String? {
+        if command.isEmpty { return "missing COMMAND: cordon run [OPTIONS] -- COMMAND [ARGS...]" }
+        if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true {
+            return "--timeout: bad duration \"\(timeout)\" (use e.g. 30s, 500ms, 2m)"
+        }
+        if command.contains(where: { $0.utf8.contains(0) }) { return "COMMAND contains a NUL byte" }
+        return nil
+    }
+}
+
+/// `cordon run` on the hot path. Spawning is what Cordon is measured by, and the general
+/// argument parser costs about 2 ms of start-up (reflection and protocol-conformance lookups),
+/// so well-formed `run` invocations are parsed here. Anything this parser does not recognise
+/// (--help, a typo, a missing value) returns nil and goes to ArgumentParser, which owns the
+/// help text and the error messages. A test checks that both parsers agree.
+public enum RunFastPath {
+    public static func parse(_ arguments: ArraySlice<String>) -> RunOptions? {
+        var options = RunOptions()
+        var rest = arguments[...]
+        while let arg = rest.first {
+            rest = rest.dropFirst()
+            if arg == "--" {
+                options.command = Array(rest)
+                return options.command.isEmpty ? nil : options
+            }
+            var name = arg
+            var inlineValue: String?
+            if let eq = arg.firstIndex(of: "="), arg.hasPrefix("--") {
+                name = String(arg[..<eq])
+                inlineValue = String(arg[arg.index(after: eq)...])
+            }
+            switch name {
+            case "--json", "--tty":
+                guard inlineValue == nil else { return nil }
+                if name == "--json" { options.json = true } else { options.tty = true }
+            case "--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir":
+                let value: String
+                if let inlineValue { value = inlineValue } else {
+                    guard let next = rest.first, !next.hasPrefix("-") else { return nil }
+                    value = next
+                    rest = rest.dropFirst()
+                }
+                switch name {
+                case "--policy": options.policy = value
+                case "--timeout": options.timeout = value
+                case "--config-dir": options.configDir = value
+                case "--state-dir": options.stateDir = value
+                default: options.runtimeDir = value
+                }
+            default:
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// Runs a parsed `cordon run`; returns the exit status.
+    public static func execute(_ options: RunOptions) -> Int32 {
+        if let message = options.validationError() {
+            printError("cordon run: \(message)")
+            return 64
+        }
+        guard geteuid() == 0 else {
+            printError("cordon run: needs root: it creates user, pid, mount and network namespaces, maps a private uid range and creates cgroups. Run it as root, or submit the task to cordond.")
+            return 125
+        }
+        let locations = Locations(configDir: options.configDir, stateDir: options.stateDir, runtimeDir: options.runtimeDir)
+        let store = PolicyStore(configDir: locations.resolvedConfigDir())
+        let plan: SpawnPlan
+        do {
+            let policy = try store.loadPolicy(options.policy)
+            plan = try store.spawnPlan(for: policy, cacheDir: "\(locations.resolvedStateDir())/cache/seccomp",
+                                       callerEnvironment: ProcessInfo.processInfo.environment)
+        } catch {
+            printError("cordon run: \(error.description)")
+            return 125
+        }
+        var io = SandboxIO()
+        io.tty = options.tty
+        let result = Sandbox.run(plan: plan, argv: options.command,
+                                 environment: SandboxEnvironment(runtimeDir: locations.resolvedRuntimeDir()),
+                                 io: io, wallTime: options.timeout.flatMap(Units.parseDuration))
+        if let failure = result.setupFailure {
+            printError("cordon: \(failure.message)")
+        } else if result.reason != .exited && result.reason != .signaled && !options.json {
+            printError("cordon: sandbox ended: \(result.reason.rawValue)")
+        }
+        if options.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            if let data = try? encoder.encode(result) {
+                FileDescriptorIO.writeAll(1, String(decoding: data, as: UTF8.self) + "\n")
+            }
+        }
+        return result.exitStatus
+    }
+}
+
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -37,46 +149,25 @@ struct RunCommand: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).")
     var command: [String] = []
 
+    var options: RunOptions {
+        var o = RunOptions()
+        o.policy = policy
+        o.json = json
+        o.timeout = timeout
+        o.tty = tty
+        o.configDir = locations.configDir
+        o.stateDir = locations.stateDir
+        o.runtimeDir = locations.runtimeDir
+        o.command = command
+        return o
+    }
+
     func validate() throws {
-        if command.isEmpty { throw ValidationError("missing COMMAND: cordon run [OPTIONS] -- COMMAND [ARGS...]") }
-        if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true {
-            throw ValidationError("--timeout: bad duration \"\(timeout)\" (use e.g. 30s, 500ms, 2m)")
-        }
-        if command.contains(where: { $0.utf8.contains(0) }) { throw ValidationError("COMMAND contains a NUL byte") }
+        if let message = options.validationError() { throw ValidationError(message) }
     }
 
     func run() throws {
-        guard geteuid() == 0 else {
-            printError("cordon run: needs root: it creates user, pid, mount and network namespaces, maps a private uid range and creates cgroups. Run it as root, or submit the task to cordond.")
-            throw ExitCode(125)
-        }
-        let store = PolicyStore(configDir: locations.resolvedConfigDir())
-        let plan: SpawnPlan
-        do {
-            let policy = try store.loadPolicy(self.policy)
-            plan = try store.spawnPlan(for: policy, cacheDir: "\(locations.resolvedStateDir())/cache/seccomp",
-                                       callerEnvironment: ProcessInfo.processInfo.environment)
-        } catch {
-            printError("cordon run: \(error.description)")
-            throw ExitCode(125)
-        }
-        var io = SandboxIO()
-        io.tty = tty
-        let result = Sandbox.run(plan: plan, argv: command,
-                                 environment: SandboxEnvironment(runtimeDir: locations.resolvedRuntimeDir()),
-                                 io: io, wallTime: timeout.flatMap(Units.parseDuration))
-        if let failure = result.setupFailure {
-            printError("cordon: \(failure.message)")
-        } else if result.reason != .exited && result.reason != .signaled && !json {
-            printError("cordon: sandbox ended: \(result.reason.rawValue)")
-        }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            if let data = try? encoder.encode(result) {
-                FileDescriptorIO.writeAll(1, String(decoding: data, as: UTF8.self) + "\n")
-            }
-        }
-        throw ExitCode(result.exitStatus)
+        let status = RunFastPath.execute(options)
+        if status != 0 { throw ExitCode(status) }
     }
 }

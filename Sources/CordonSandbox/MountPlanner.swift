@@ -18,13 +18,16 @@ public struct MountPlanner {
 
     /// Host device nodes bound into the sandbox's /dev.
     static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
-    /// procfs entries hidden (a file gets /dev/null over it, a directory an empty read-only tmpfs).
+    /// procfs entries hidden (a file gets /dev/null over it, a directory an empty read-only
+    /// tmpfs): the world-readable ones that describe the host's kernel. Root-only entries
+    /// (kpagecount, kpageflags, …) need no mask: they belong to the host's root, which no
+    /// sandbox process can be.
     static let procMasked = ["/proc/kcore", "/proc/sysrq-trigger", "/proc/timer_list", "/proc/keys",
                              "/proc/latency_stats", "/proc/sched_debug", "/proc/kallsyms", "/proc/acpi",
-                             "/proc/scsi", "/proc/asound", "/proc/firmware", "/proc/kpagecount",
-                             "/proc/kpageflags", "/proc/kpagecgroup", "/proc/config.gz"]
-    /// procfs trees made read-only.
-    static let procReadOnly = ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"]
+                             "/proc/scsi", "/proc/asound", "/proc/firmware", "/proc/config.gz"]
+    /// procfs trees made read-only: /proc/sys holds per-namespace settings a namespace's root
+    /// could otherwise change.
+    static let procReadOnly = ["/proc/sys"]
 
     public func plan(_ policy: Policy) throws(PlanError) -> (mounts: [MountStep], landlock: [LandlockRule]) {
         var steps: [MountStep] = []

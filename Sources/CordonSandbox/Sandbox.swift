@@ -210,7 +210,7 @@ private struct Run {
         // The sandbox's root (mapped to an unprivileged host uid) must be able to reach this
         // empty mount point: 0755 all the way down.
         do {
-            try FileSystem.makeDirectories(rootMount, mode: 0o755)
+            try FileSystem.ensureDirectory(rootMount, mode: 0o755)
             chmod(rootMount, 0o755)
         }
         catch { return failure("root-mountpoint", error.errno, "\(error)") }
@@ -413,6 +413,16 @@ private struct Run {
             return "\(step): setrlimit(\(plan.rlimits[index].resource)) failed: \(text)"
         case CS_STEP_EXEC:
             return "\(step): \(argv[0]): \(text)" + (r.err == ENOENT && !argv[0].contains("/") ? " (searched PATH=\(plan.searchPath) inside the sandbox)" : "")
+        case CS_STEP_ROOT_TMPFS where r.err == EACCES:
+            // The sandbox's root is an unprivileged host uid; it must be able to reach the mount point.
+            var dir = environment.runtimeDir
+            var blocked = dir
+            while !dir.isEmpty && dir != "/" {
+                var st = stat()
+                if stat(dir, &st) == 0 && st.st_mode & 0o001 == 0 { blocked = dir }
+                dir = String(dir[..<(dir.lastIndex(of: "/") ?? dir.startIndex)])
+            }
+            return "\(step): \(blocked) is not searchable by the sandbox's unprivileged uid: make every directory above the root mount point \(environment.runtimeDir)/root world-searchable (chmod o+x) or use the default /run/cordon"
         case CS_STEP_CHDIR:
             return "\(step): \(plan.cwd): \(text)"
         default:

@@ -56,7 +56,7 @@ public struct CgroupHierarchy: Sendable {
         var parents: [String: String] = [:]
         for controller in v1Controllers where FileSystem.exists("\(mount)/\(controller)/tasks") {
             let parent = "\(mount)/\(controller)/\(group)"
-            try FileSystem.makeDirectories(parent)
+            try FileSystem.ensureDirectory(parent)
             parents[controller] = parent
         }
         guard parents["memory"] != nil, parents["pids"] != nil else {

@@ -73,6 +73,13 @@ public enum FileSystem {
         }
     }
 
+    /// Like `makeDirectories`, but one mkdir when the directory already exists (the usual case
+    /// on the spawn path).
+    public static func ensureDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
+        if mkdir(path, mode) == 0 || Glibc.errno == EEXIST { return }
+        try makeDirectories(path, mode: mode)
+    }
+
     public enum Kind: Sendable, Equatable { case missing, directory, file, device, symlink(String), other }
 
     /// What is at `path`, without following a final symlink. The corresponding C function is `lstat`.

@@ -22,7 +22,7 @@ public final class UIDRange: Sendable {
 
     /// Claims a free slot under `directory` (created if needed).
     public static func claim(in directory: String) throws(SystemError) -> UIDRange {
-        try FileSystem.makeDirectories(directory, mode: 0o700)
+        try FileSystem.ensureDirectory(directory, mode: 0o700)
         let start = Int(getpid()) % slots
         for offset in 0..<slots {
             let slot = (start + offset) % slots

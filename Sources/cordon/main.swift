@@ -1,3 +1,11 @@
 import CordonCLI
+#if canImport(Glibc)
+import Glibc
+#endif
 
+// `cordon run` with well-formed arguments skips the general parser (see RunFastPath).
+let arguments = CommandLine.arguments
+if arguments.count > 2, arguments[1] == "run", let options = RunFastPath.parse(arguments.dropFirst(2)) {
+    exit(RunFastPath.execute(options))
+}
 CordonCommand.main()

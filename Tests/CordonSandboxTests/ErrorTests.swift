@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Bad input gets a clear error naming the problem, and nothing runs.
 @Suite(.enabled(if: Harness.isRoot, "needs root: runs cordon"))
@@ -55,5 +58,17 @@ struct ErrorTests {
                              environment: ["CORDON_CONFIG": "/nonexistent-config"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.record["policy"] as? String == "default")
+    }
+}
+
+extension ErrorTests {
+    @Test func unreachableRuntimeDirIsExplained() throws {
+        let dir = "\(Harness.scratch)/private-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o700)
+        let r = Harness.exec(Harness.cordon, ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir,
+                                              "--runtime-dir", "\(dir)/run", "--", "true"])
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("\(dir) is not searchable by the sandbox's unprivileged uid"), "\(r.stderr)")
     }
 }

@@ -79,6 +79,32 @@ enum Harness {
         return exec(cordon, args, environment: environment, stdin: stdin)
     }
 
+    /// Starts `cordon run -- argv` without waiting (a blocking call inside a Task could wait for
+    /// a free thread of the test pool). Output goes to /dev/null.
+    static func start(_ argv: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: cordon)
+        process.arguments = ["run", "--policy", defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--"] + argv
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Host pid of the sandboxed process whose command line starts with `argv`, waiting up to 5 s.
+    static func findSandboxed(_ argv: [String]) -> Int32? {
+        let prefix = argv.joined(separator: "\u{0}")
+        for _ in 0..<250 {
+            let found = processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).first { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").hasPrefix(prefix)
+            }
+            if let found { return found }
+            usleep(20_000)
+        }
+        return nil
+    }
+
     static func exec(_ path: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil) -> Outcome {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)

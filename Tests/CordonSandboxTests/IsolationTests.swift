@@ -45,18 +45,10 @@ struct IsolationTests {
 
     /// Two concurrent sandboxes get disjoint host uid ranges, so a process of one cannot signal
     /// the other even from outside both pid namespaces.
-    @Test func concurrentSandboxesCannotSignalEachOther() async throws {
-        let long = Task.detached { Harness.run(["sh", "-c", "cat /proc/self/uid_map; exec sleep 3"]).status }
-        // Wait until the first sandbox's workload exists on the host.
-        var victim: Int32?
-        for _ in 0..<100 {
-            let candidates = Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).filter { pid in
-                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}3")
-            }
-            if let pid = candidates.first { victim = pid; break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let victimPid = try #require(victim)
+    @Test func concurrentSandboxesCannotSignalEachOther() throws {
+        let first = try Harness.start(["sleep", "3.21"])
+        defer { first.terminate(); first.waitUntilExit() }
+        let victimPid = try #require(Harness.findSandboxed(["sleep", "3.21"]))
         let victimStatus = try String(contentsOfFile: "/proc/\(victimPid)/status", encoding: .utf8)
         let victimUID = UInt32(Self.field(victimStatus, "Uid").split(separator: "\t").first ?? "") ?? 0
 
@@ -69,7 +61,6 @@ struct IsolationTests {
         let attack = Harness.exec("/usr/bin/setpriv", ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
                                                       Harness.probe, "kill", "\(victimPid)"])
         #expect(attack.output == "kill: errno EPERM", "\(attack.stdout) \(attack.stderr)")
-        _ = await long.value
     }
 
     // MARK: pid namespace
@@ -189,24 +180,16 @@ struct IsolationTests {
 
     /// The sandbox lives in its own cgroup (so the limits apply), and its cgroup namespace is
     /// rooted there: it sees "/" and nothing of the host's cgroup paths.
-    @Test func ownCgroupAndCgroupNamespace() async throws {
-        let long = Task.detached { Harness.run(["sh", "-c", "cat /proc/self/cgroup; sleep 1"]) }
-        var hostView = ""
-        for _ in 0..<100 {
-            let pids = Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).filter { pid in
-                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}1")
-            }
-            if let pid = pids.first, let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) {
-                hostView = text
-                break
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let inside = await long.value.output
-        #expect(inside.split(separator: "\n").allSatisfy { $0.hasSuffix(":/") }, "\(inside)")
+    @Test func ownCgroupAndCgroupNamespace() throws {
+        let sandbox = try Harness.start(["sleep", "2.345"])
+        defer { sandbox.terminate(); sandbox.waitUntilExit() }
+        let pid = try #require(Harness.findSandboxed(["sleep", "2.345"]))
+        let hostView = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)
         for controller in ["memory", "pids"] {
-            #expect(hostView.split(separator: "\n").contains { $0.contains(":\(controller):/cordon/s") }, "\(hostView)")
+            #expect(hostView.split(separator: "\n").contains { $0.contains(":\(controller):/cordon/s") }, "host view: \(hostView)")
         }
+        let inside = Harness.run(["cat", "/proc/self/cgroup"]).output
+        #expect(inside.split(separator: "\n").allSatisfy { $0.hasSuffix(":/") }, "\(inside)")
     }
 
     @Test func hostnameIsOwn() {
@@ -285,5 +268,23 @@ struct IsolationTests {
         #expect(write("a") == "write: ok")
         plan.landlockRules.removeAll { $0.path == "/data" }
         #expect(write("b") == "write: errno EACCES")
+    }
+}
+
+/// --tty gives the workload a pseudo-terminal of its own; TIOCSTI into it is still refused.
+@Suite(.enabled(if: Harness.isRoot && FileManager.default.fileExists(atPath: "/usr/bin/script"), "needs root and script(1)"))
+struct TTYTests {
+    @Test func workloadGetsATerminalButCannotInjectInput() {
+        let inner = "test -t 0 && test -t 1 && echo isatty; /opt/cordon-test/cordon-probe tiocsti"
+        let command = "\(Harness.cordon) run --tty --policy \(Harness.defaultPolicy) --state-dir \(Harness.stateDir) --runtime-dir \(Harness.runtimeDir) -- sh -c '\(inner)'"
+        let r = Harness.exec("/usr/bin/script", ["-qec", command, "/dev/null"])
+        #expect(r.stdout.contains("isatty"), "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("tiocsti: errno EPERM"), "\(r.stdout)")
+    }
+
+    @Test func ttyNeedsATerminal() {
+        let r = Harness.run(["true"], options: ["--tty"], json: false)
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("--tty needs a terminal on standard input"), "\(r.stderr)")
     }
 }
