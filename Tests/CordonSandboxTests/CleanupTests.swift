@@ -28,13 +28,8 @@ struct CleanupTests {
     }
 
     @Test func afterCordonIsKilled() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.cordon)
-        process.arguments = ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir, "--runtime-dir", Harness.runtimeDir,
-                             "--", "sh", "-c", "cat /proc/self/uid_map; sleep 1000 & exec sleep 1000"]
         let out = Pipe()
-        process.standardOutput = out
-        try process.run()
+        let process = try Harness.start(["sh", "-c", "cat /proc/self/uid_map; sleep 1000 & exec sleep 1000"], stdout: out)
         let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
         let base = try #require(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { UInt32($0) })
         let range = base...(base + 65535)

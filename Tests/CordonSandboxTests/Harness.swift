@@ -80,12 +80,12 @@ enum Harness {
     }
 
     /// Starts `cordon run -- argv` without waiting (a blocking call inside a Task could wait for
-    /// a free thread of the test pool). Output goes to /dev/null.
-    static func start(_ argv: [String]) throws -> Process {
+    /// a free thread of the test pool). Output goes to `stdout`, or /dev/null.
+    static func start(_ argv: [String], stdout: Pipe? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: cordon)
         process.arguments = ["run", "--policy", defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--"] + argv
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = stdout ?? FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()

@@ -83,13 +83,8 @@ struct IsolationTests {
     }
 
     @Test func signalsToCordonReachTheWorkload() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.cordon)
-        process.arguments = ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir, "--runtime-dir", Harness.runtimeDir,
-                             "--", "sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"]
         let out = Pipe()
-        process.standardOutput = out
-        try process.run()
+        let process = try Harness.start(["sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.05; done"], stdout: out)
         let reader = out.fileHandleForReading
         var seen = ""
         while !seen.contains("ready") {
