@@ -328,13 +328,18 @@ private struct Run {
         result.denied = supervisor.deniedOrder.compactMap { supervisor.denied[$0] }
         result.peakMemoryBytes = usage.peakMemoryBytes
         var workloadStatus: Int32
+        // CPU time: the cgroup's accounting covers killed processes too; init's rusage of what it
+        // reaped is the fallback.
         if got == MemoryLayout<cs_status>.size {
             workloadStatus = record.wait_status
             result.cpuUserSeconds = Double(record.utime_us) / 1e6
             result.cpuSystemSeconds = Double(record.stime_us) / 1e6
         } else {
             workloadStatus = SIGKILL  // init was killed: so was everything in its pid namespace
-            if let micros = usage.cpuUsageMicros { result.cpuUserSeconds = Double(micros) / 1e6 }
+        }
+        if let user = usage.cpuUserMicros, let system = usage.cpuSystemMicros {
+            result.cpuUserSeconds = Double(user) / 1e6
+            result.cpuSystemSeconds = Double(system) / 1e6
         }
         if workloadStatus & 0x7f == 0 {
             result.exitCode = (workloadStatus >> 8) & 0xff
@@ -502,9 +507,9 @@ private struct Supervisor {
                 }
                 if watchCgroup {
                     if now >= nextCgroupCheck {
-                        let usage = cgroup.usage()
-                        if usage.pidsLimitHits > 0 { kill(.pidsLimit) }
-                        else if usage.oomKills > 0 { kill(.memoryLimit) }
+                        let events = cgroup.limitEvents()
+                        if events.pidsLimitHits > 0 { kill(.pidsLimit) }
+                        else if events.oomKills > 0 { kill(.memoryLimit) }
                         nextCgroupCheck = now + 0.1
                     }
                     let untilCheck = Int32(max(0, (nextCgroupCheck - now) * 1000).rounded(.up))

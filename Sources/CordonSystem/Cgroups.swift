@@ -23,7 +23,9 @@ public struct CgroupUsage: Sendable, Equatable {
     public var peakMemoryBytes: UInt64?
     public var oomKills: Int = 0
     public var pidsLimitHits: Int = 0
-    public var cpuUsageMicros: UInt64?
+    /// CPU time of everything that ran in the cgroup, killed processes included.
+    public var cpuUserMicros: UInt64?
+    public var cpuSystemMicros: UInt64?
 }
 
 /// Which cgroup layout the host has. v2 (unified) is what production hosts run; v1 is what this
@@ -32,10 +34,11 @@ public enum CgroupVersion: String, Sendable { case v1, v2 }
 
 public struct CgroupHierarchy: Sendable {
     public let version: CgroupVersion
-    /// v2: the directory sandboxes are created under. v1: the per-controller parent directories.
-    let parents: [String: String]
+    /// v2: one entry, the directory sandboxes are created under. v1: one entry per mounted
+    /// hierarchy, with the controllers it carries (cpu and cpuacct are often mounted together).
+    let parents: [(controllers: Set<String>, parent: String)]
 
-    static let v1Controllers = ["memory", "pids", "cpu"]
+    static let v1Controllers = ["memory", "pids", "cpu", "cpuacct"]
     static let cgroup2Magic: Int = 0x6367_7270
 
     /// Detects the layout under `mount` (normally /sys/fs/cgroup) and prepares Cordon's parent
@@ -43,7 +46,7 @@ public struct CgroupHierarchy: Sendable {
     public static func detect(mount: String = "/sys/fs/cgroup", group: String = "cordon") throws(SystemError) -> CgroupHierarchy {
         if try version(mount: mount) == .v2 {
             let parent = "\(mount)/\(group)"
-            try FileSystem.makeDirectories(parent)
+            try FileSystem.ensureDirectory(parent)
             let available = (try? FileSystem.readString("\(mount)/cgroup.controllers")) ?? ""
             let wanted = ["memory", "pids", "cpu"].filter { available.split(separator: " ").contains(Substring($0)) }
             let enable = wanted.map { "+\($0)" }.joined(separator: " ")
@@ -51,15 +54,24 @@ public struct CgroupHierarchy: Sendable {
                 try FileSystem.writeControl("\(mount)/cgroup.subtree_control", enable)
                 try FileSystem.writeControl("\(parent)/cgroup.subtree_control", enable)
             }
-            return CgroupHierarchy(version: .v2, parents: ["": parent])
+            return CgroupHierarchy(version: .v2, parents: [(Set(wanted), parent)])
         }
-        var parents: [String: String] = [:]
+        var byHierarchy: [String: Set<String>] = [:]
+        var order: [String] = []
         for controller in v1Controllers where FileSystem.exists("\(mount)/\(controller)/tasks") {
-            let parent = "\(mount)/\(controller)/\(group)"
-            try FileSystem.ensureDirectory(parent)
-            parents[controller] = parent
+            // Co-mounted controllers ("cpu,cpuacct") share one directory tree: create it once.
+            let real = FileSystem.realPath("\(mount)/\(controller)") ?? "\(mount)/\(controller)"
+            if byHierarchy[real] == nil { order.append(real) }
+            byHierarchy[real, default: []].insert(controller)
         }
-        guard parents["memory"] != nil, parents["pids"] != nil else {
+        var parents: [(controllers: Set<String>, parent: String)] = []
+        for root in order {
+            let parent = "\(root)/\(group)"
+            try FileSystem.ensureDirectory(parent)
+            parents.append((byHierarchy[root]!, parent))
+        }
+        let all = parents.reduce(into: Set<String>()) { $0.formUnion($1.controllers) }
+        guard all.contains("memory"), all.contains("pids") else {
             throw SystemError("find cgroup controllers memory and pids", path: mount, errno: ENOENT)
         }
         return CgroupHierarchy(version: .v1, parents: parents)
@@ -69,52 +81,45 @@ public struct CgroupHierarchy: Sendable {
     /// supervisor that was killed) is emptied and reused.
     public func create(name: String, limits: CgroupLimits) throws(SystemError) -> Cgroup {
         var dirs: [String] = []
+        var controllersByDir: [String: Set<String>] = [:]
         do {
-            switch version {
-            case .v2:
-                let dir = "\(parents[""]!)/\(name)"
+            for (controllers, parent) in parents {
+                let dir = "\(parent)/\(name)"
                 try Cgroup.makeFresh(dir)
                 dirs.append(dir)
-                if let memory = limits.memoryBytes {
-                    try FileSystem.writeControl("\(dir)/memory.max", "\(memory)")
-                    try? FileSystem.writeControl("\(dir)/memory.swap.max", "0")
-                }
-                if let pids = limits.pids { try FileSystem.writeControl("\(dir)/pids.max", "\(pids)") }
-                if let cores = limits.cpuCores {
-                    try FileSystem.writeControl("\(dir)/cpu.max", "\(Int(cores * 100_000)) 100000")
-                }
-            case .v1:
-                for controller in CgroupHierarchy.v1Controllers {
-                    guard let parent = parents[controller] else { continue }
-                    if controller == "cpu" && limits.cpuCores == nil { continue }
-                    let dir = "\(parent)/\(name)"
-                    try Cgroup.makeFresh(dir)
-                    dirs.append(dir)
-                    switch controller {
-                    case "memory":
-                        if let memory = limits.memoryBytes {
-                            try FileSystem.writeControl("\(dir)/memory.limit_in_bytes", "\(memory)")
-                            // memsw (memory + swap) exists only with swap accounting.
-                            if FileSystem.exists("\(dir)/memory.memsw.limit_in_bytes") {
-                                try FileSystem.writeControl("\(dir)/memory.memsw.limit_in_bytes", "\(memory)")
-                            }
-                        }
-                    case "pids":
-                        if let pids = limits.pids { try FileSystem.writeControl("\(dir)/pids.max", "\(pids)") }
-                    case "cpu":
-                        if let cores = limits.cpuCores {
-                            try FileSystem.writeControl("\(dir)/cpu.cfs_period_us", "100000")
-                            try FileSystem.writeControl("\(dir)/cpu.cfs_quota_us", "\(Int(cores * 100_000))")
-                        }
-                    default: break
-                    }
-                }
+                controllersByDir[dir] = controllers
+                try Self.writeLimits(limits, version: version, controllers: controllers, dir: dir)
             }
         } catch {
             for dir in dirs.reversed() { rmdir(dir) }
             throw error
         }
-        return Cgroup(version: version, directories: dirs)
+        return Cgroup(version: version, directories: dirs, controllersByDirectory: controllersByDir)
+    }
+
+    static func writeLimits(_ limits: CgroupLimits, version: CgroupVersion, controllers: Set<String>, dir: String) throws(SystemError) {
+        switch version {
+        case .v2:
+            if let memory = limits.memoryBytes {
+                try FileSystem.writeControl("\(dir)/memory.max", "\(memory)")
+                try? FileSystem.writeControl("\(dir)/memory.swap.max", "0")
+            }
+            if let pids = limits.pids { try FileSystem.writeControl("\(dir)/pids.max", "\(pids)") }
+            if let cores = limits.cpuCores { try FileSystem.writeControl("\(dir)/cpu.max", "\(Int(cores * 100_000)) 100000") }
+        case .v1:
+            if controllers.contains("memory"), let memory = limits.memoryBytes {
+                try FileSystem.writeControl("\(dir)/memory.limit_in_bytes", "\(memory)")
+                // memsw (memory + swap) exists only with swap accounting.
+                if FileSystem.exists("\(dir)/memory.memsw.limit_in_bytes") {
+                    try FileSystem.writeControl("\(dir)/memory.memsw.limit_in_bytes", "\(memory)")
+                }
+            }
+            if controllers.contains("pids"), let pids = limits.pids { try FileSystem.writeControl("\(dir)/pids.max", "\(pids)") }
+            if controllers.contains("cpu"), let cores = limits.cpuCores {
+                try FileSystem.writeControl("\(dir)/cpu.cfs_period_us", "100000")
+                try FileSystem.writeControl("\(dir)/cpu.cfs_quota_us", "\(Int(cores * 100_000))")
+            }
+        }
     }
 }
 
@@ -122,13 +127,14 @@ public struct CgroupHierarchy: Sendable {
 public struct Cgroup: Sendable {
     public let version: CgroupVersion
     public let directories: [String]
+    var controllersByDirectory: [String: Set<String>] = [:]
 
     static func makeFresh(_ dir: String) throws(SystemError) {
         if mkdir(dir, 0o755) == 0 { return }
         let code = Glibc.errno
         guard code == EEXIST else { throw SystemError("mkdir", path: dir, errno: code) }
         // Left behind by a supervisor killed before its guardian could run: empty and reuse.
-        let stale = Cgroup(version: .v1, directories: [dir])
+        let stale = Cgroup(version: .v1, directories: [dir], controllersByDirectory: [:])
         stale.killAll()
         try stale.remove()
         try syscallRetrying("mkdir", path: dir) { mkdir(dir, 0o755) }
@@ -146,18 +152,42 @@ public struct Cgroup: Sendable {
     public func usage() -> CgroupUsage {
         var usage = CgroupUsage()
         for dir in directories {
-            if let peak = Self.number(dir, version == .v2 ? "memory.peak" : "memory.max_usage_in_bytes") {
-                usage.peakMemoryBytes = peak
+            let controllers = controllersByDirectory[dir] ?? []
+            switch version {
+            case .v2:
+                usage.peakMemoryBytes = Self.number(dir, "memory.peak")
+                usage.oomKills = Int(Self.keyed(dir, "memory.events", "oom_kill") ?? 0)
+                usage.pidsLimitHits = Int(Self.keyed(dir, "pids.events", "max") ?? 0)
+                usage.cpuUserMicros = Self.keyed(dir, "cpu.stat", "user_usec")
+                usage.cpuSystemMicros = Self.keyed(dir, "cpu.stat", "system_usec")
+            case .v1:
+                if controllers.contains("memory") {
+                    let peak = Self.number(dir, "memory.max_usage_in_bytes")
+                    let swapPeak = Self.number(dir, "memory.memsw.max_usage_in_bytes")
+                    usage.peakMemoryBytes = [peak, swapPeak].compactMap { $0 }.max()
+                    usage.oomKills = Int(Self.keyed(dir, "memory.oom_control", "oom_kill") ?? 0)
+                }
+                if controllers.contains("pids") { usage.pidsLimitHits = Int(Self.keyed(dir, "pids.events", "max") ?? 0) }
+                if controllers.contains("cpuacct") {
+                    usage.cpuUserMicros = Self.number(dir, "cpuacct.usage_user").map { $0 / 1000 }
+                    usage.cpuSystemMicros = Self.number(dir, "cpuacct.usage_sys").map { $0 / 1000 }
+                }
             }
-            if version == .v1, let swapPeak = Self.number(dir, "memory.memsw.max_usage_in_bytes") {
-                usage.peakMemoryBytes = max(usage.peakMemoryBytes ?? 0, swapPeak)
-            }
-            let events = version == .v2 ? "memory.events" : "memory.oom_control"
-            if let n = Self.keyed(dir, events, "oom_kill") { usage.oomKills = max(usage.oomKills, Int(n)) }
-            if let n = Self.keyed(dir, "pids.events", "max") { usage.pidsLimitHits = Int(n) }
-            if version == .v2, let n = Self.keyed(dir, "cpu.stat", "usage_usec") { usage.cpuUsageMicros = n }
         }
         return usage
+    }
+
+    /// Only the limit events, which the supervisor polls while the sandbox runs.
+    public func limitEvents() -> (oomKills: Int, pidsLimitHits: Int) {
+        var oom = 0, pids = 0
+        for dir in directories {
+            let controllers = controllersByDirectory[dir] ?? []
+            if version == .v2 || controllers.contains("memory") {
+                oom = Int(Self.keyed(dir, version == .v2 ? "memory.events" : "memory.oom_control", "oom_kill") ?? 0)
+            }
+            if version == .v2 || controllers.contains("pids") { pids = Int(Self.keyed(dir, "pids.events", "max") ?? 0) }
+        }
+        return (oom, pids)
     }
 
     /// SIGKILLs every process in the cgroup (cgroup.kill on v2).

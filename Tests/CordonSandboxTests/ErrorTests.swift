@@ -41,6 +41,17 @@ struct ErrorTests {
         #expect(r.stderr.contains("filesystem.read_only: /does/not/exist does not exist"), "\(r.stderr)")
     }
 
+    /// A step that fails inside the child is reported as "step: what: errno text", exit 125,
+    /// and the command does not run.
+    @Test func childSideSetupFailure() {
+        let policy = Harness.policy("bad-cwd", edits: [("pass_env = [\"TERM\"]", "pass_env = [\"TERM\"]\ncwd = \"/nonexistent\"")])
+        let r = Harness.run(["sh", "-c", "echo ran"], policy: policy)
+        #expect(r.status == 125)
+        #expect(r.output.isEmpty, "the command ran")
+        #expect(r.reason == "setup-failed")
+        #expect(r.stderr.contains("chdir: /nonexistent: No such file or directory"), "\(r.stderr)")
+    }
+
     @Test func unknownPolicyName() {
         let r = Harness.run(["true"], policy: "nonexistent-policy", json: false)
         #expect(r.status == 125)

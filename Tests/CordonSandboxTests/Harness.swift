@@ -148,7 +148,7 @@ enum Harness {
     /// Cordon's cgroup directories on the host for the sandbox that had `range`.
     static func cgroupDirs(forRange range: ClosedRange<UInt32>) -> [String] {
         let slot = (range.lowerBound - 0x4000_0000) / 65536
-        let candidates = ["memory", "pids", "cpu"].map { "/sys/fs/cgroup/\($0)/cordon/s\(slot)" } + ["/sys/fs/cgroup/cordon/s\(slot)"]
+        let candidates = ["memory", "pids", "cpu", "cpuacct"].map { "/sys/fs/cgroup/\($0)/cordon/s\(slot)" } + ["/sys/fs/cgroup/cordon/s\(slot)"]
         return candidates.filter { FileManager.default.fileExists(atPath: $0) }
     }
 

@@ -283,3 +283,26 @@ struct TTYTests {
         #expect(r.stderr.contains("--tty needs a terminal on standard input"), "\(r.stderr)")
     }
 }
+
+/// A policy may keep named capabilities; nothing else comes with them.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct KeptCapabilityTests {
+    static let bind80 = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 80)); print('bound')"
+
+    @Test func keptCapabilityWorksAndIsTheOnlyOne() {
+        let policy = Harness.policy("keep-bind", edits: [("keep = []", "keep = [\"CAP_NET_BIND_SERVICE\"]")])
+        let r = Harness.run(["python3", "-c", Self.bind80], policy: policy)
+        #expect(r.output == "bound", "\(r.stderr)")
+        let status = Harness.run(["cat", "/proc/self/status"], policy: policy).output
+        // Bit 10 only, in every set that matters, and the bounding set holds nothing else.
+        for set in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+            #expect(IsolationTests.field(status, set) == "0000000000000400", "\(set)")
+        }
+    }
+
+    @Test func withoutItThePrivilegedPortIsRefused() {
+        let r = Harness.run(["python3", "-c", Self.bind80])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("Permission denied"), "\(r.stderr)")
+    }
+}
