@@ -35,6 +35,9 @@ public struct SandboxIO: Sendable {
 public enum Sandbox {
     public static func run(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO,
                            wallTime: Double?) -> SandboxResult {
+        // A write to a stream whose reader is gone must fail with EPIPE, not kill the supervisor.
+        // (Process-wide; the child resets every disposition before the workload runs.)
+        signal(SIGPIPE, SIG_IGN)
         var run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds)
         return run.execute()
     }
@@ -312,8 +315,10 @@ private struct Run {
                                     stderr: io.tty ? -1 : err[0], stdinSource: io.tty || relayStdin ? io.stdin : -1,
                                     stdinSink: io.tty ? ptyMaster : input[1], io: io, plan: plan, cgroup: cgroup,
                                     wallTime: wallTime, start: start)
+        // These belong to the supervisor now, which closes them.
+        let handedOver = io.tty ? [ptyMaster] : [out[0], err[0], input[1]]
+        fdsToClose.removeAll { handedOver.contains($0) }
         supervisor.loop()
-        fdsToClose.removeAll { $0 == input[1] }  // the supervisor closed it at stdin's EOF
 
         // 11. Collect: init's exit, the workload's status, the cgroup's counters.
         var initStatus: Int32 = 0
@@ -480,57 +485,55 @@ private struct Supervisor {
     }
 
     mutating func loop() {
-        var buffer = [UInt8](repeating: 0, count: 65536)
         let watchCgroup = plan.cgroupLimits.pids != nil || plan.cgroupLimits.memoryBytes != nil
         var nextCgroupCheck = Clock.since(start) + 0.05
         let signals = SignalRelay()
         var terminalMode = TerminalMode(fd: io.tty ? io.stdin : -1)
         defer { terminalMode.restore() }
-        let outputCap = plan.policy.limits.outputBytes
+        // Our own pipe into the sandbox never blocks us: a workload that does not read its
+        // stdin must not stall the loop that enforces its limits.
+        if stdinSink >= 0 { _ = fcntl(stdinSink, F_SETFL, fcntl(stdinSink, F_GETFL) | O_NONBLOCK) }
+        // The supervisor owns the sandbox's ends of the output pipes (or the pty master) and
+        // our end of the stdin pipe; the caller's descriptors are never closed here.
+        var out = Relay(source: stdout, sink: io.stdout, ownsSource: true, ownsSink: false)
+        var err = Relay(source: stderr, sink: io.stderr, ownsSource: true, ownsSink: false)
+        var input = Relay(source: stdinSource, sink: stdinSink, ownsSource: false, ownsSink: !io.tty)
 
-        while true {
-            var fds: [pollfd] = []
-            fds.append(pollfd(fd: exited ? -1 : pidfd, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: stdout, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: stderr, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: exited ? -1 : listener, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: exited ? -1 : stdinSource, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: exited ? -1 : signals.fd, events: Int16(POLLIN), revents: 0))
-            if exited && stdout < 0 && stderr < 0 { return }
+        while !exited {
+            // A stream reads more only when what it read before is written: backpressure.
+            var fds: [pollfd] = [
+                pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+            ]
+            for relay in [out, err, input] {
+                fds.append(pollfd(fd: relay.pending.isEmpty ? relay.source : -1, events: Int16(POLLIN), revents: 0))
+                fds.append(pollfd(fd: relay.pending.isEmpty ? -1 : relay.sink, events: Int16(POLLOUT), revents: 0))
+            }
 
             var timeout: Int32 = -1
             let now = Clock.since(start)
-            if !exited {
-                if let wallTime {
-                    if now >= wallTime { kill(.timeout) }
-                    timeout = Int32(max(0, min(Double(Int32.max), (wallTime - now) * 1000)).rounded(.up))
+            if let wallTime {
+                if now >= wallTime { kill(.timeout) }
+                timeout = Int32(max(0, min(Double(Int32.max), (wallTime - now) * 1000)).rounded(.up))
+            }
+            if watchCgroup {
+                if now >= nextCgroupCheck {
+                    let events = cgroup.limitEvents()
+                    if events.pidsLimitHits > 0 { kill(.pidsLimit) }
+                    else if events.oomKills > 0 { kill(.memoryLimit) }
+                    nextCgroupCheck = now + 0.1
                 }
-                if watchCgroup {
-                    if now >= nextCgroupCheck {
-                        let events = cgroup.limitEvents()
-                        if events.pidsLimitHits > 0 { kill(.pidsLimit) }
-                        else if events.oomKills > 0 { kill(.memoryLimit) }
-                        nextCgroupCheck = now + 0.1
-                    }
-                    let untilCheck = Int32(max(0, (nextCgroupCheck - now) * 1000).rounded(.up))
-                    timeout = timeout < 0 ? untilCheck : min(timeout, untilCheck)
-                }
-            } else {
-                // Init is gone; everything in the sandbox died with it, so the pipes reach EOF
-                // at once. A bounded wait guards against a writer we do not know of.
-                timeout = 2000
+                let untilCheck = Int32(max(0, (nextCgroupCheck - now) * 1000).rounded(.up))
+                timeout = timeout < 0 ? untilCheck : min(timeout, untilCheck)
             }
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 { if errno == EINTR { continue }; return }
-            if n == 0 && exited { return }
 
             if fds[0].revents != 0 { exited = true }
-            if fds[1].revents != 0 { relay(isStdout: true, cap: outputCap, &buffer) }
-            if fds[2].revents != 0 { relay(isStdout: false, cap: outputCap, &buffer) }
-            if fds[3].revents & Int16(POLLIN) != 0 { answerNotification() }
-            else if fds[3].revents != 0 { listener = -1 }  // POLLHUP: no process uses the filter any more
-            if fds[4].revents != 0 { relayInput(&buffer) }
-            if fds[5].revents != 0 {
+            if fds[1].revents & Int16(POLLIN) != 0 { answerNotification() }
+            else if fds[1].revents != 0 { listener = -1 }  // POLLHUP: no process uses the filter any more
+            if fds[2].revents != 0 {
                 for sig in signals.drain() {
                     if sig == SIGWINCH && io.tty {
                         var rows: UInt16 = 0, cols: UInt16 = 0
@@ -539,38 +542,53 @@ private struct Supervisor {
                     _ = cl_pidfd_send_signal(pidfd, sig)  // init forwards it to the workload
                 }
             }
+            if fds[3].revents != 0 {
+                readOutput(&out, isStdout: true)
+                if io.tty && out.source < 0 { input.closeSink() }  // the pty master is gone
+            }
+            if fds[4].revents != 0 { out.writeSome() }
+            if fds[5].revents != 0 { readOutput(&err, isStdout: false) }
+            if fds[6].revents != 0 { err.writeSome() }
+            if fds[7].revents != 0 {
+                if input.read() == 0 && !io.tty { input.closeSink() }  // EOF: the workload sees it
+            }
+            if fds[8].revents != 0 { input.writeSome() }
         }
+
+        // Init is gone and everything in the sandbox with it, so the pipes reach EOF at once.
+        // Deliver what is left; the 2 s bound guards against a writer we do not know of.
+        input.closeSink()
+        input.closeSource()
+        let deadline = Clock.since(start) + 2
+        for isStdout in [true, false] {
+            while true {
+                if isStdout { out.flush() } else { err.flush() }
+                let source = isStdout ? out.source : err.source
+                if source < 0 { break }
+                var pfd = pollfd(fd: source, events: Int16(POLLIN), revents: 0)
+                let wait = Int32(max(0, (deadline - Clock.since(start)) * 1000))
+                if poll(&pfd, 1, wait) <= 0 { break }
+                if isStdout { readOutput(&out, isStdout: true) } else { readOutput(&err, isStdout: false) }
+            }
+        }
+        out.closeSource()
+        err.closeSource()
+        stdout = -1
+        stderr = -1
     }
 
-    mutating func relay(isStdout: Bool, cap: UInt64?, _ buffer: inout [UInt8]) {
-        let fd = isStdout ? stdout : stderr
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
-        if n <= 0 {  // EOF (or EIO from a pty whose last user is gone)
-            close(fd)
-            if isStdout { stdout = -1 } else { stderr = -1 }
-            return
-        }
-        var count = n
+    /// Reads a chunk of the workload's output into the relay, counting it against the cap.
+    mutating func readOutput(_ relay: inout Relay, isStdout: Bool) {
+        let n = relay.read()
+        guard n > 0 else { return }
         let total = stdoutBytes + stderrBytes
-        if let cap, total + UInt64(n) > cap {
-            count = Int(cap - min(cap, total))
+        var keep = n
+        if let cap = plan.policy.limits.outputBytes, total + UInt64(n) > cap {
+            keep = Int(cap - min(cap, total))
+            relay.pending.removeLast(n - keep)
             kill(.outputLimit)
         }
-        if isStdout { stdoutBytes += UInt64(count) } else { stderrBytes += UInt64(count) }
-        let sink = isStdout ? io.stdout : io.stderr
-        if count > 0 { buffer.withUnsafeBytes { FileDescriptorIO.writeAll(sink, $0.baseAddress!, count) } }
-    }
-
-    mutating func relayInput(_ buffer: inout [UInt8]) {
-        let n = buffer.withUnsafeMutableBytes { read(stdinSource, $0.baseAddress, $0.count) }
-        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
-        if n <= 0 {
-            stdinSource = -1
-            if !io.tty && stdinSink >= 0 { close(stdinSink); stdinSink = -1 }
-            return
-        }
-        if stdinSink >= 0 { buffer.withUnsafeBytes { FileDescriptorIO.writeAll(stdinSink, $0.baseAddress!, n) } }
+        if isStdout { stdoutBytes += UInt64(keep) } else { stderrBytes += UInt64(keep) }
     }
 
     mutating func answerNotification() {
@@ -594,6 +612,80 @@ private struct Supervisor {
                                          firstArgs: args, errno: err)
             deniedOrder.append(nr)
         }
+    }
+}
+
+/// One relayed stream: bytes read from `source` wait in `pending` until `sink` takes them.
+/// Writes to a sink we do not own (the caller's stdout) happen only after poll reports it
+/// writable and are at most PIPE_BUF bytes, so they do not block.
+struct Relay {
+    var source: Int32
+    var sink: Int32
+    /// Whether closing is ours to do (the caller's stdin and stdout are not).
+    let ownsSource: Bool
+    let ownsSink: Bool
+    var pending: [UInt8] = []
+    var offset = 0
+    static let chunk = 65536
+    static let atomicWrite = 4096
+
+    init(source: Int32, sink: Int32, ownsSource: Bool, ownsSink: Bool) {
+        self.source = source
+        self.sink = sink
+        self.ownsSource = ownsSource
+        self.ownsSink = ownsSink
+    }
+
+    /// Reads what is available; returns the byte count, 0 at EOF (the source is then closed).
+    mutating func read() -> Int {
+        guard source >= 0 else { return 0 }
+        var buffer = [UInt8](repeating: 0, count: Relay.chunk)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(source, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return -1 }
+        if n <= 0 {  // EOF, or EIO from a pty whose last user is gone
+            closeSource()
+            return 0
+        }
+        if sink >= 0 {
+            pending.append(contentsOf: buffer[0..<n])
+        }
+        return n
+    }
+
+    mutating func writeSome() {
+        guard sink >= 0, offset < pending.count else { return }
+        let count = min(pending.count - offset, Relay.atomicWrite)
+        let n = pending.withUnsafeBytes { Glibc.write(sink, $0.baseAddress! + offset, count) }
+        if n < 0 {
+            if errno == EINTR || errno == EAGAIN { return }
+            closeSink()  // the reader went away (EPIPE): drop the rest
+            return
+        }
+        offset += n
+        if offset == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            offset = 0
+        }
+    }
+
+    /// Writes everything pending, blocking (used once the sandbox is gone).
+    mutating func flush() {
+        guard sink >= 0, offset < pending.count else { pending.removeAll(); offset = 0; return }
+        pending.withUnsafeBytes { FileDescriptorIO.writeAll(sink, $0.baseAddress! + offset, pending.count - offset) }
+        pending.removeAll(keepingCapacity: true)
+        offset = 0
+    }
+
+    mutating func closeSource() {
+        if source >= 0 && ownsSource { close(source) }
+        source = -1
+    }
+
+    mutating func closeSink() {
+        pending.removeAll()
+        offset = 0
+        if sink >= 0 && ownsSink { close(sink) }
+        sink = -1
     }
 }
 

@@ -81,10 +81,10 @@ enum Harness {
 
     /// Starts `cordon run -- argv` without waiting (a blocking call inside a Task could wait for
     /// a free thread of the test pool). Output goes to `stdout`, or /dev/null.
-    static func start(_ argv: [String], stdout: Pipe? = nil) throws -> Process {
+    static func start(_ argv: [String], options: [String] = [], stdout: Pipe? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: cordon)
-        process.arguments = ["run", "--policy", defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--"] + argv
+        process.arguments = ["run", "--policy", defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir] + options + ["--"] + argv
         process.standardOutput = stdout ?? FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
@@ -134,11 +134,13 @@ enum Harness {
                        record: record, output: lines.joined(separator: "\n"))
     }
 
-    /// Host pids of processes whose real uid lies in `range`.
+    /// Host pids of live (not zombie) processes whose real uid lies in `range`.
     static func processes(inUIDRange range: ClosedRange<UInt32>) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+            // A zombie runs nothing; init stays one until the supervisor reaps it.
+            if status.split(separator: "\n").contains(where: { $0.hasPrefix("State:") && $0.contains("Z (zombie)") }) { return false }
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return false }
             let uid = line.split(separator: "\t").dropFirst().first.flatMap { UInt32($0) } ?? 0
             return range.contains(uid)

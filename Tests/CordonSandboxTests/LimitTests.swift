@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Limits stop runaway workloads and report why, within 2 s of overshoot (acceptance 3).
 @Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"), .serialized)
@@ -56,5 +59,49 @@ struct LimitTests {
     @Test func fileSizeLimit() {
         let r = Harness.run(["sh", "-c", "head -c 300M /dev/zero > /work/big; echo $?"])
         #expect(r.output != "0", "a 300M file was written past the 256M limit")
+    }
+}
+
+/// The supervisor enforces limits even when the streams it relays stall.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct StalledStreamTests {
+    /// stdin that must be relayed (opened read-write) and a workload that never reads it: the
+    /// relay fills the pipe and must not block the loop that enforces the timeout.
+    @Test func unreadStdinDoesNotStallTheTimeout() throws {
+        let path = "\(Harness.scratch)/big-input-\(getpid())"
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x61, count: 4 << 20))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.cordon)
+        process.arguments = ["run", "--json", "--timeout", "1s", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir,
+                             "--runtime-dir", Harness.runtimeDir, "--", "sleep", "30"]
+        process.standardInput = FileHandle(forUpdatingAtPath: path)
+        let out = Pipe()
+        process.standardOutput = out
+        let start = Date()
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(String(decoding: data, as: UTF8.self).contains("\"reason\":\"timeout\""))
+    }
+
+    /// A caller that stops reading stdout does not keep the sandbox alive past its timeout.
+    @Test func unreadStdoutDoesNotStallTheTimeout() throws {
+        let out = Pipe()
+        let process = try Harness.start(["yes", "stalled-stdout"], options: ["--timeout", "1s"], stdout: out)
+        let pid = try #require(Harness.findSandboxed(["yes", "stalled-stdout"]))
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let uid = try #require(UInt32(IsolationTests.field(status, "Uid").split(separator: "\t").first ?? ""))
+        let range = (uid - 1000)...(uid - 1000 + 65535)
+        // Nobody reads; the pipe to us is full within microseconds. The timeout must still fire.
+        var gone = false
+        for _ in 0..<150 {
+            if Harness.processes(inUIDRange: range).isEmpty { gone = true; break }
+            usleep(20_000)
+        }
+        #expect(gone, "the sandbox outlived its 1 s timeout while its output was not read")
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 128 + 9)
     }
 }
