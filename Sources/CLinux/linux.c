@@ -87,6 +87,8 @@ long cl_fs_type(const char *path) {
     return (long)s.f_type;
 }
 
+int cl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
 int cl_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
@@ -160,13 +162,45 @@ int cl_set_winsize(int fd, unsigned short rows, unsigned short cols) {
     return ioctl(fd, TIOCSWINSZ, &w);
 }
 
-/// SIGKILLs every process listed in DIR/cgroup.procs (async-signal-safe: no allocation).
+/// Whether /proc/PID/cgroup names a cgroup path ending in `suffix` ("/cordon/s12").
+static int pid_in_cgroup(long pid, const char *suffix) {
+    char path[64] = "/proc/";
+    char digits[24];
+    int n = 0, at = 6;
+    do { digits[n++] = (char)('0' + pid % 10); pid /= 10; } while (pid > 0);
+    while (n > 0) path[at++] = digits[--n];
+    memcpy(path + at, "/cgroup", sizeof "/cgroup");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[4096];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0) return 0;
+    buf[got] = 0;
+    size_t len = strlen(suffix);
+    for (char *line = buf; *line; ) {
+        char *end = strchr(line, '\n');
+        size_t l = end ? (size_t)(end - line) : strlen(line);
+        if (l >= len && memcmp(line + l - len, suffix, len) == 0) return 1;
+        if (!end) break;
+        line = end + 1;
+    }
+    return 0;
+}
+
+/// SIGKILLs every process listed in DIR/cgroup.procs (async-signal-safe: no allocation). Each
+/// pid is pinned with a pidfd and checked to still be in the cgroup, so a pid reused by an
+/// unrelated process is never signalled.
 static void guardian_kill_all(const char *dir) {
     char path[4096];
     size_t n = strlen(dir);
     if (n + sizeof "/cgroup.procs" > sizeof path) return;
     memcpy(path, dir, n);
     memcpy(path + n, "/cgroup.procs", sizeof "/cgroup.procs");
+    // The cgroup's path below its hierarchy: the last two components ("/cordon/s12").
+    const char *suffix = dir + n;
+    int slashes = 0;
+    while (suffix > dir && slashes < 2) { suffix--; if (*suffix == '/') slashes++; }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     char buf[4096];
@@ -174,12 +208,19 @@ static void guardian_kill_all(const char *dir) {
     int in_number = 0;
     ssize_t got;
     while ((got = read(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t i = 0; i < got; i++) {
-            if (buf[i] >= '0' && buf[i] <= '9') { pid = pid * 10 + (buf[i] - '0'); in_number = 1; }
-            else { if (in_number && pid > 1) kill((pid_t)pid, SIGKILL); pid = 0; in_number = 0; }
+        for (ssize_t i = 0; i <= got; i++) {
+            if (i < got && buf[i] >= '0' && buf[i] <= '9') { pid = pid * 10 + (buf[i] - '0'); in_number = 1; continue; }
+            if (in_number && pid > 1) {
+                int pfd = cl_pidfd_open((pid_t)pid);
+                if (pfd >= 0) {
+                    if (pid_in_cgroup(pid, suffix)) cl_pidfd_send_signal(pfd, SIGKILL);
+                    close(pfd);
+                }
+            }
+            pid = 0;
+            in_number = 0;
         }
     }
-    if (in_number && pid > 1) kill((pid_t)pid, SIGKILL);
     close(fd);
 }
 

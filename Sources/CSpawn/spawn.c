@@ -241,6 +241,31 @@ static void bring_up_loopback(const struct cs_plan *p) {
 // ---------------------------------------------------------------------------------------------
 // The workload: identity, privileges, confinement, exec
 
+// The id changes are raw syscalls: glibc's wrappers broadcast the change to every thread of the
+// process (its "setxid" machinery, with locks), and after a raw clone of a multi-threaded parent
+// the child has one thread but glibc's bookkeeping still lists the parent's.
+static int set_groups_none(void) { return (int)syscall(SYS_setgroups, 0, NULL); }
+static int set_gid(gid_t g) { return (int)syscall(SYS_setresgid, g, g, g); }
+static int set_uid(uid_t u) { return (int)syscall(SYS_setresuid, u, u, u); }
+
+/// Closes every descriptor except those in `keep` (unsorted, -1 entries ignored).
+static void close_all_but(const int *keep, int n) {
+    int sorted[16];
+    int m = 0;
+    for (int i = 0; i < n && m < 16; i++) {
+        if (keep[i] < 0) continue;
+        int v = keep[i], j = m++;
+        while (j > 0 && sorted[j - 1] > v) { sorted[j] = sorted[j - 1]; j--; }
+        sorted[j] = v;
+    }
+    unsigned next = 0;
+    for (int i = 0; i < m; i++) {
+        if ((unsigned)sorted[i] > next) syscall(SYS_close_range, next, (unsigned)sorted[i] - 1, 0U);
+        next = (unsigned)sorted[i] + 1;
+    }
+    syscall(SYS_close_range, next, ~0U, 0U);
+}
+
 static int cap_set(uint64_t caps) {
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];
@@ -318,9 +343,9 @@ __attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
     if (p->keep_caps) bits |= SECBIT_KEEP_CAPS;
     CHECK(prctl(PR_SET_SECUREBITS, bits, 0, 0, 0), CS_STEP_SECUREBITS, 0);
     CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), CS_STEP_AMBIENT, 0);
-    CHECK(setgroups(0, NULL), CS_STEP_SETGROUPS, 0);
-    CHECK(setresgid(p->gid, p->gid, p->gid), CS_STEP_SETGID, 0);
-    CHECK(setresuid(p->uid, p->uid, p->uid), CS_STEP_SETUID, 0);
+    CHECK(set_groups_none(), CS_STEP_SETGROUPS, 0);
+    CHECK(set_gid(p->gid), CS_STEP_SETGID, 0);
+    CHECK(set_uid(p->uid), CS_STEP_SETUID, 0);
     CHECK(cap_set(p->keep_caps), CS_STEP_CAPSET, 0);
     for (int c = 0; c <= p->cap_last; c++) {
         if (!(p->keep_caps & (1ULL << c))) continue;
@@ -378,8 +403,11 @@ __attribute__((noreturn)) static void run_init(const struct cs_plan *p, pid_t wo
     // Init keeps nothing but the status pipe, and no capability but CAP_KILL (to signal the
     // workload, which runs under another uid).
     int status_fd = p->status_fd;
-    close(p->chan_fd);
-    for (int fd = 0; fd < 3; fd++) close(fd);
+    close_all_but(&status_fd, 1);
+    if (p->title_area && p->title_len > sizeof "cordon-init") {
+        memset(p->title_area, 0, p->title_len);
+        memcpy(p->title_area, "cordon-init", sizeof "cordon-init");
+    }
     (void)cap_set(1ULL << CAP_KILL);
     (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 
@@ -428,6 +456,14 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
         if (s == SIGKILL || s == SIGSTOP) continue;
         (void)sigaction(s, &dfl, NULL);
     }
+    // Nothing of the supervisor's but what the plan names: not the other end of the sync pipe
+    // (our lifeline), not the guardian's pipe, not the uid-range lock, not the relay ends.
+    int keep[] = { p->sync_fd, p->chan_fd, p->status_fd, p->stdio[0], p->stdio[1], p->stdio[2], p->landlock_fd };
+    close_all_but(keep, (int)(sizeof keep / sizeof keep[0]));
+    // If the supervisor dies, so does the sandbox. Armed now and again after the id change,
+    // which clears it.
+    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), CS_STEP_INIT_SIGNALS, 0);
+
     // Join the sandbox's cgroup first, while our credentials are still the host root's (the
     // cgroup files belong to it): everything init starts inherits the limits.
     for (size_t i = 0; i < p->cgroup_task_count; i++) {
@@ -446,17 +482,17 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     if (n != 1) _exit(125);
 
     // Become root of the new user namespace (a per-sandbox unprivileged host uid).
-    CHECK(setresgid(0, 0, 0), CS_STEP_ID_MAP, 0);
-    CHECK(setresuid(0, 0, 0), CS_STEP_ID_MAP, 1);
+    CHECK(set_gid(0), CS_STEP_ID_MAP, 0);
+    CHECK(set_uid(0), CS_STEP_ID_MAP, 1);
 
-    // If the supervisor dies, so does the sandbox (init's death empties the pid namespace).
-    // Armed after the id change, which clears it. The parent keeps the sync pipe's write end
-    // open for the sandbox's whole life, so a hang-up now means it died before we armed.
+    // Re-arm the parent-death signal the id change cleared (init's death empties the pid
+    // namespace). The parent keeps the sync pipe's write end open for the sandbox's whole life
+    // and we hold no copy of it, so a hang-up now means it died while we were unarmed.
     CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), CS_STEP_INIT_SIGNALS, 0);
     struct pollfd lifeline = { .fd = p->sync_fd, .events = POLLIN, .revents = 0 };
     if (poll(&lifeline, 1, 0) > 0 && (lifeline.revents & (POLLHUP | POLLERR))) _exit(125);
     close(p->sync_fd);
-    CHECK(setgroups(0, NULL), CS_STEP_SETGROUPS, 0);
+    CHECK(set_groups_none(), CS_STEP_SETGROUPS, 0);
     // A new session: no controlling terminal, so no TIOCSTI into the caller's terminal.
     CHECK(setsid(), CS_STEP_SETSID, 0);
 

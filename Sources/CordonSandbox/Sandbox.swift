@@ -60,11 +60,6 @@ private struct Run {
     let wallTime: Double?
 
     var start = Clock.now
-    var denied: [Int32: DeniedOperation] = [:]
-    var deniedOrder: [Int32] = []
-    var stdoutBytes: UInt64 = 0
-    var stderrBytes: UInt64 = 0
-    var killedFor: TerminationReason?
 
     init(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO, wallTime: Double?) {
         self.plan = plan
@@ -83,8 +78,8 @@ private struct Run {
     func emptyResult(reason: TerminationReason) -> SandboxResult {
         SandboxResult(reason: reason, exitCode: nil, signal: nil, signalName: nil, setupFailure: nil,
                       wallTimeSeconds: Clock.since(start), cpuUserSeconds: nil, cpuSystemSeconds: nil,
-                      peakMemoryBytes: nil, stdoutBytes: stdoutBytes, stderrBytes: stderrBytes,
-                      denied: deniedOrder.compactMap { denied[$0] }, policy: plan.policy.name,
+                      peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0,
+                      denied: [], policy: plan.policy.name,
                       policyHash: plan.policy.contentHash, layers: nil)
     }
 
@@ -92,7 +87,7 @@ private struct Run {
         start = Clock.now
         // 1. A host uid/gid range of our own.
         let range: UIDRange
-        do { range = try UIDRange.claim(in: "\(environment.runtimeDir)/uids") }
+        do { range = try UIDRange.claim() }
         catch { return failure("uid-range", error.errno, "claim uid range: \(error)") }
 
         // 2. The cgroup, with its limits written before anything runs in it.
@@ -116,6 +111,9 @@ private struct Run {
             var done: UInt8 = 1
             _ = write(guardianPipe[1], &done, 1)
             close(guardianPipe[1])
+            // The guardian exits at once on that byte; reap it (it has no exit signal: __WALL).
+            var status: Int32 = 0
+            if guardian > 0 { _ = waitpid(guardian, &status, Int32(bitPattern: 0x4000_0000)) }
         }
         if guardian < 0 {
             try? cgroup.remove()
@@ -212,11 +210,18 @@ private struct Run {
         let rootMount = "\(environment.runtimeDir)/root"
         // The sandbox's root (mapped to an unprivileged host uid) must be able to reach this
         // empty mount point: 0755 all the way down.
-        do {
-            try FileSystem.ensureDirectory(rootMount, mode: 0o755)
-            chmod(rootMount, 0o755)
-        }
+        do { try FileSystem.ensureDirectory(rootMount, mode: 0o755) }
         catch { return failure("root-mountpoint", error.errno, "\(error)") }
+        // The child mounts on this path: it must be a real directory of root's, not a symlink
+        // someone planted. The mode is fixed through the descriptor, never through the path.
+        let rootFD = open(rootMount, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        var rootStat = stat()
+        guard rootFD >= 0, fstat(rootFD, &rootStat) == 0, rootStat.st_uid == 0 else {
+            if rootFD >= 0 { close(rootFD) }
+            return failure("root-mountpoint", EPERM, "root-mountpoint: \(rootMount) must be a directory owned by root (not a symlink)")
+        }
+        fchmod(rootFD, 0o755)
+        close(rootFD)
 
         var cplan = cs_plan()
         cplan.clone_flags = namespaceFlags.reduce(0) { $0 | $1.0 }
@@ -250,6 +255,7 @@ private struct Run {
         cplan.landlock_fd = landlockFD
         cplan.landlock_rules = UnsafePointer(rules)
         cplan.landlock_rule_count = abi > 0 ? plan.landlockRules.count : 0
+        (cplan.title_area, cplan.title_len) = argvBlock()
         cplan.cwd = arena.string(plan.cwd)
         cplan.exec_path_search = arena.string(plan.searchPath)
         cplan.argv = arena.stringArray(argv)
@@ -331,6 +337,7 @@ private struct Run {
         result.stdoutBytes = supervisor.stdoutBytes
         result.stderrBytes = supervisor.stderrBytes
         result.denied = supervisor.deniedOrder.compactMap { supervisor.denied[$0] }
+        result.deniedOmitted = supervisor.deniedOmitted
         result.peakMemoryBytes = usage.peakMemoryBytes
         var workloadStatus: Int32
         // CPU time: the cgroup's accounting covers killed processes too; init's rusage of what it
@@ -358,7 +365,10 @@ private struct Run {
             result.reason = reason
         } else if usage.oomKills > 0 {
             result.reason = .memoryLimit
-        } else if result.signal == SIGXCPU || (result.signal == SIGKILL && plan.policy.limits.cpuTimeSeconds.map { cpuUsed >= $0 } == true) {
+        } else if (result.signal == SIGXCPU || result.signal == SIGKILL),
+                  let limit = plan.policy.limits.cpuTimeSeconds, cpuUsed >= limit.rounded(.up) - 0.05 {
+            // RLIMIT_CPU's SIGXCPU, then SIGKILL a second later; a SIGXCPU the workload sent
+            // itself before using its CPU time is only a signal.
             result.reason = .cpuLimit
         } else if result.signal != nil {
             result.reason = .signaled
@@ -460,6 +470,8 @@ private struct Supervisor {
     var stderrBytes: UInt64 = 0
     var denied: [Int32: DeniedOperation] = [:]
     var deniedOrder: [Int32] = []
+    var deniedOmitted = 0
+    static let maxDistinctDenials = 64
     var killedFor: TerminationReason?
     var exited = false
 
@@ -605,6 +617,10 @@ private struct Supervisor {
         if var entry = denied[nr] {
             entry.count += 1
             denied[nr] = entry
+        } else if deniedOrder.count >= Supervisor.maxDistinctDenials {
+            // The record itemises a bounded number of syscalls: a workload sweeping syscall
+            // numbers must not grow the supervisor's memory (or the record) without bound.
+            deniedOmitted += 1
         } else {
             let a = request.data.args
             let args = [a.0, a.1, a.2, a.3, a.4, a.5].map { "0x" + String($0, radix: 16) }
@@ -777,6 +793,18 @@ func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePoint
     for (i, s) in strings.enumerated() { array[i] = arena.string(s) }
     array[strings.count] = nil
     return body(UnsafePointer(array))
+}
+
+/// The contiguous block of this process's argv strings (what /proc/self/cmdline shows).
+func argvBlock() -> (UnsafeMutablePointer<CChar>?, Int) {
+    let argc = Int(CommandLine.argc)
+    guard argc > 0, let first = CommandLine.unsafeArgv[0] else { return (nil, 0) }
+    var end = first
+    for i in 0..<argc {
+        guard let arg = CommandLine.unsafeArgv[i], arg == end else { return (nil, 0) }  // not contiguous
+        end = arg + strlen(arg) + 1
+    }
+    return (first, end - first)
 }
 
 /// The highest capability number this kernel knows.

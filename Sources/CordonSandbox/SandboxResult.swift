@@ -55,6 +55,8 @@ public struct SandboxResult: Codable, Sendable {
     public var stdoutBytes: UInt64
     public var stderrBytes: UInt64
     public var denied: [DeniedOperation]
+    /// Refused calls not itemised in `denied` (past its first 64 distinct syscalls).
+    public var deniedOmitted: Int = 0
     public var policy: String
     public var policyHash: String
     public var layers: AppliedLayers?

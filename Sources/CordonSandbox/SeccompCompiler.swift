@@ -38,7 +38,8 @@ public enum SeccompCompiler {
     public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
         let key = SHA256.hex(profileBytes + Array("|notify|libseccomp-\(versionString)|format-1".utf8))
         let cachePath = cacheDir.map { "\($0)/\(key).bpf" }
-        if let cachePath, let bytes = try? FileSystem.read(cachePath), let cached = decode(bytes) { return cached }
+        // A cached filter is trusted only in a root-owned directory no one else can write.
+        if let cachePath, let bytes = FileSystem.readTrusted(cachePath), let cached = decode(bytes) { return cached }
         let profile: SeccompProfile
         do { profile = try SeccompProfile.parse(profileBytes, file: file) } catch {
             throw CompileError(message: error.description)
@@ -46,7 +47,7 @@ public enum SeccompCompiler {
         let compiled = try compile(profile, file: file)
         if let cacheDir, let cachePath {
             // A cache that cannot be written only costs the next spawn a compile.
-            try? FileSystem.makeDirectories(cacheDir, mode: 0o700)
+            try? FileSystem.ensureDirectory(cacheDir, mode: 0o700)
             try? FileSystem.writeAtomically(cachePath, encode(compiled), mode: 0o600)
         }
         return compiled

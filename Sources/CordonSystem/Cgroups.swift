@@ -197,7 +197,19 @@ public struct Cgroup: Sendable {
                 if (try? FileSystem.writeControl("\(dir)/cgroup.kill", "1")) != nil { continue }
             }
             guard let text = try? FileSystem.readString("\(dir)/cgroup.procs") else { continue }
-            for line in text.split(separator: "\n") { if let pid = pid_t(line) { kill(pid, SIGKILL) } }
+            // Pin each pid with a pidfd, then check it is still ours: a pid reused by an
+            // unrelated process between the read and the kill must never be signalled.
+            let suffix = "/" + dir.split(separator: "/").suffix(2).joined(separator: "/")
+            for line in text.split(separator: "\n") {
+                guard let pid = pid_t(line), pid > 1 else { continue }
+                let pidfd = cl_pidfd_open(pid)
+                guard pidfd >= 0 else { continue }
+                defer { close(pidfd) }
+                let cgroups = (try? FileSystem.readString("/proc/\(pid)/cgroup")) ?? ""
+                if cgroups.split(separator: "\n").contains(where: { $0.hasSuffix(suffix) }) {
+                    _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+                }
+            }
         }
     }
 

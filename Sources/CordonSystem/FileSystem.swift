@@ -101,6 +101,21 @@ public enum FileSystem {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// Whether `path` (not following a final symlink) is owned by root and not writable by group
+    /// or others: the condition for trusting what is in it (locks, cached filters, mount points).
+    public static func isRootOwnedPrivate(_ path: String, directory: Bool) -> Bool {
+        var st = stat()
+        guard lstat(path, &st) == 0, st.st_uid == 0, st.st_mode & 0o022 == 0 else { return false }
+        return (st.st_mode & S_IFMT) == (directory ? S_IFDIR : S_IFREG)
+    }
+
+    /// Reads a file only if it and its directory are root's and private (see `isRootOwnedPrivate`).
+    public static func readTrusted(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
+        let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        guard isRootOwnedPrivate(dir.isEmpty ? "/" : dir, directory: true), isRootOwnedPrivate(path, directory: false) else { return nil }
+        return try? read(path, limit: limit)
+    }
+
     /// The path with every symlink resolved. The corresponding C function is `realpath`.
     public static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }

@@ -20,14 +20,21 @@ public final class UIDRange: Sendable {
         self.lockFD = lockFD
     }
 
-    /// Claims a free slot under `directory` (created if needed).
-    public static func claim(in directory: String) throws(SystemError) -> UIDRange {
+    /// Where slots are locked. Host-global, whatever runtime directory a caller uses, because
+    /// what a slot stands for is: the uid range and the cgroup name `cordon/s<slot>`.
+    public static let lockDirectory = "/run/cordon/slots"
+
+    /// Claims a free slot under `directory` (created if needed; it must be root's and private).
+    public static func claim(in directory: String = lockDirectory) throws(SystemError) -> UIDRange {
         try FileSystem.ensureDirectory(directory, mode: 0o700)
+        guard FileSystem.isRootOwnedPrivate(directory, directory: true) else {
+            throw SystemError("use uid-slot lock directory (must be a directory owned by root, not writable by others)", path: directory, errno: EPERM)
+        }
         let start = Int(getpid()) % slots
         for offset in 0..<slots {
             let slot = (start + offset) % slots
             let path = "\(directory)/\(slot)"
-            let fd = try syscallRetrying("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+            let fd = try syscallRetrying("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { return UIDRange(slot: slot, lockFD: fd) }
             let code = Glibc.errno
             close(fd)
@@ -39,7 +46,7 @@ public final class UIDRange: Sendable {
     /// Whether some live process holds `slot` (used by tests and cleanup).
     public static func isClaimed(slot: Int, in directory: String) -> Bool {
         let path = "\(directory)/\(slot)"
-        let fd = open(path, O_RDWR | O_CLOEXEC)
+        let fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 { return false }
         defer { close(fd) }
         if flock(fd, LOCK_EX | LOCK_NB) == 0 { return false }

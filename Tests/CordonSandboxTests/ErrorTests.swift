@@ -83,3 +83,45 @@ extension ErrorTests {
         #expect(r.stderr.contains("\(dir) is not searchable by the sandbox's unprivileged uid"), "\(r.stderr)")
     }
 }
+
+/// What Cordon keeps on disk is trusted only when it is root's and private.
+@Suite(.enabled(if: Harness.isRoot, "needs root: runs cordon"), .serialized)
+struct StateTrustTests {
+    @Test func plantedSymlinkAsRootMountPointIsRefused() throws {
+        let dir = "\(Harness.scratch)/planted-\(getpid())"
+        try FileManager.default.createDirectory(atPath: "\(dir)/run", withIntermediateDirectories: true)
+        let target = "\(dir)/secret"
+        FileManager.default.createFile(atPath: target, contents: Data("x".utf8), attributes: [.posixPermissions: 0o600])
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/run/root", withDestinationPath: target)
+        let r = Harness.exec(Harness.cordon, ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir,
+                                              "--runtime-dir", "\(dir)/run", "--", "true"])
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("must be a directory owned by root (not a symlink)"), "\(r.stderr)")
+        let mode = try FileManager.default.attributesOfItem(atPath: target)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "the symlink's target was chmod'ed")
+    }
+
+    /// A cached filter someone else could have written is ignored: the filter is compiled anew.
+    @Test func untrustedSeccompCacheIsIgnored() throws {
+        let state = "\(Harness.scratch)/state-trust-\(getpid())"
+        let probe = ["/opt/cordon-test/cordon-probe", "ptrace-traceme"]
+        func run() -> String {
+            Harness.exec(Harness.cordon, ["run", "--policy", Harness.defaultPolicy, "--state-dir", state,
+                                          "--runtime-dir", Harness.runtimeDir, "--"] + probe).output
+        }
+        #expect(run() == "ptrace-traceme: errno EPERM")
+        let cacheDir = "\(state)/cache/seccomp"
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: cacheDir).first)
+        // A filter that allows everything: one BPF instruction, RET SECCOMP_RET_ALLOW.
+        let allowAll: [UInt8] = [0x06, 0, 0, 0, 0x00, 0x00, 0xff, 0x7f]
+        let forged = Array("cordon-seccomp 1\ndefault 1\nbpf 8\n".utf8) + allowAll
+        FileManager.default.createFile(atPath: "\(cacheDir)/\(file)", contents: Data(forged))
+        chmod("\(cacheDir)/\(file)", 0o600)
+        // Owned by root: trusted (root can change anything), so the forged filter is used. This
+        // shows the test reaches the cache at all.
+        #expect(run() == "ptrace-traceme: ok")
+        // Owned by someone else: ignored.
+        chown("\(cacheDir)/\(file)", 65534, 65534)
+        #expect(run() == "ptrace-traceme: errno EPERM")
+    }
+}

@@ -74,6 +74,14 @@ struct IsolationTests {
         #expect(lines.dropFirst().contains(1))
     }
 
+    /// Init is a copy of the supervisor that never execs; it blanks the supervisor's command line
+    /// so that nothing of the host's invocation (paths, policy) shows inside.
+    @Test func initDoesNotShowTheSupervisorsCommandLine() {
+        let r = Harness.run(["sh", "-c", "cat /proc/1/cmdline; echo"])
+        #expect(r.output.replacingOccurrences(of: "\u{0}", with: "") == "cordon-init", "\(r.output)")
+        #expect(!r.output.contains(Harness.stateDir))
+    }
+
     @Test func nothingOutlivesTheWorkload() throws {
         // The workload starts a daemonized grandchild and exits at once.
         let r = Harness.run(["sh", "-c", "setsid sleep 1000 > /dev/null 2>&1 & echo started"])

@@ -36,6 +36,9 @@ int cl_signalfd_next(int fd);
 /// memfd_create(name, MFD_CLOEXEC) (a GNU extension Swift's Glibc module hides).
 int cl_memfd(const char *name);
 
+/// pidfd_open(pid, 0), or -1/errno.
+int cl_pidfd_open(pid_t pid);
+
 /// pidfd_send_signal(pidfd, sig, NULL, 0).
 int cl_pidfd_send_signal(int pidfd, int sig);
 /// waitid(P_PIDFD, pidfd, ...): the raw wait status of the child (WIFEXITED etc. apply), or -1/errno.

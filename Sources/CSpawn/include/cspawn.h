@@ -152,6 +152,11 @@ struct cs_plan {
     size_t seccomp_len;            // number of instructions
     unsigned seccomp_flags;        // SECCOMP_FILTER_FLAG_*; NEW_LISTENER sends the fd over chan_fd
 
+    // The supervisor's argv block, which init (a copy of the supervisor that never execs) blanks
+    // so that /proc/1/cmdline inside the sandbox shows "cordon-init", not the host command line.
+    char *title_area;
+    size_t title_len;
+
     const char *cwd;
     const char *exec_path_search;  // PATH used to find argv[0] when it has no '/'
     char *const *argv;
