@@ -45,3 +45,28 @@ struct CleanupTests {
         #expect(clean, "left: processes \(Harness.processes(inUIDRange: range)), cgroups \(Harness.cgroupDirs(forRange: range))")
     }
 }
+
+/// Many sandboxes at once: each gets its own uid range, all succeed, none leaves anything behind.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct ConcurrencyTests {
+    @Test func sixteenAtOnce() throws {
+        let outs = (0..<16).map { _ in Pipe() }
+        let processes = try outs.map { out in
+            try Harness.start(["sh", "-c", "cat /proc/self/uid_map; sleep 0.3"], stdout: out)
+        }
+        var bases = Set<String>()
+        for (process, out) in zip(processes, outs) {
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            if let base = text.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first { bases.insert(String(base)) }
+        }
+        #expect(bases.count == 16, "uid ranges shared: \(bases.sorted())")
+        for base in bases {
+            let lower = try #require(UInt32(base))
+            let range = lower...(lower + 65535)
+            #expect(Harness.processes(inUIDRange: range).isEmpty)
+            #expect(Harness.cgroupDirs(forRange: range).isEmpty)
+        }
+    }
+}
