@@ -124,11 +124,13 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run COMMAND in a fresh sandbox built from a policy.",
         discussion: """
-        Streams stdin/stdout/stderr and exits with the command's status (128+N when it was killed by
-        signal N, 125 when the sandbox could not be set up, 126/127 when the command cannot be
-        executed or is not found inside the sandbox). With --json, one result record (exit status
-        or signal, termination reason, times, peak memory, denied operations) is printed as the
-        last line of standard output.
+        Streams stdin/stdout/stderr and exits with the command's status: 128+N when it was killed \
+        by signal N, 125 when the sandbox could not be set up, 126/127 when the command cannot be \
+        executed or is not found inside the sandbox.
+
+        With --json, one result record (exit status or signal, termination reason, times, peak \
+        memory, denied operations, the layers applied) is printed as the last line of standard \
+        output.
         """
     )
 
