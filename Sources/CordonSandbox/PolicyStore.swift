@@ -26,7 +26,8 @@ public struct PolicyStore: Sendable {
 
     /// Reads and parses a policy by name or path.
     public func loadPolicy(_ nameOrPath: String) throws(LoadError) -> Policy {
-        let (bytes, source, name) = try locate(nameOrPath, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policies, what: "policy")
+        let (bytes, source, name) = try locate(nameOrPath, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
+                                              builtins: EmbeddedDefaults.policyNames, what: "policy")
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw LoadError(description: "\(source): not valid UTF-8")
         }
@@ -41,11 +42,13 @@ public struct PolicyStore: Sendable {
 
     /// The bytes of a seccomp profile by name or path.
     public func seccompProfile(_ nameOrPath: String) throws(LoadError) -> (bytes: [UInt8], source: String) {
-        let (bytes, source, _) = try locate(nameOrPath, directory: "profiles/seccomp", suffix: ".json", embedded: EmbeddedDefaults.seccompProfiles, what: "seccomp profile")
+        let (bytes, source, _) = try locate(nameOrPath, directory: "profiles/seccomp", suffix: ".json", embedded: EmbeddedDefaults.seccompProfile(named:),
+                                            builtins: EmbeddedDefaults.seccompProfileNames, what: "seccomp profile")
         return (bytes, source)
     }
 
-    func locate(_ nameOrPath: String, directory: String, suffix: String, embedded: [String: [UInt8]], what: String) throws(LoadError) -> ([UInt8], String, String) {
+    func locate(_ nameOrPath: String, directory: String, suffix: String, embedded: (String) -> [UInt8]?,
+                builtins: [String], what: String) throws(LoadError) -> ([UInt8], String, String) {
         if Self.isPath(nameOrPath) {
             do {
                 let bytes = try FileSystem.read(nameOrPath, limit: 1 << 20)
@@ -69,10 +72,9 @@ public struct PolicyStore: Sendable {
                 catch { throw LoadError(description: "\(what) \(path): \(SystemError.text(error.errno))") }
             }
         }
-        if let bytes = embedded[nameOrPath] { return (bytes, "builtin:\(directory)/\(nameOrPath)\(suffix)", nameOrPath) }
-        let builtins = embedded.keys.sorted().joined(separator: ", ")
+        if let bytes = embedded(nameOrPath) { return (bytes, "builtin:\(directory)/\(nameOrPath)\(suffix)", nameOrPath) }
         let searched = looked.isEmpty ? "" : " (looked in \(looked.joined(separator: ", ")))"
-        throw LoadError(description: "unknown \(what) \"\(nameOrPath)\"\(searched); built in: \(builtins)")
+        throw LoadError(description: "unknown \(what) \"\(nameOrPath)\"\(searched); built in: \(builtins.joined(separator: ", "))")
     }
 
     /// Resolves everything a spawn of `policy` needs. The seccomp filter is cached in `cacheDir`
