@@ -195,6 +195,17 @@ struct IsolationTests {
         #expect(inside.split(separator: "\n").allSatisfy { $0.hasSuffix(":/") }, "\(inside)")
     }
 
+    /// A System V shared-memory segment of the host is invisible inside (own ipc namespace).
+    @Test func hostSysVIPCIsInvisible() throws {
+        let made = Harness.exec("/usr/bin/ipcmk", ["-M", "4096"])
+        let id = try #require(made.stdout.split(separator: " ").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        defer { _ = Harness.exec("/usr/bin/ipcrm", ["-m", id]) }
+        #expect(Harness.exec("/usr/bin/ipcs", ["-m"]).stdout.contains(id), "the host does see it")
+        let inside = Harness.run(["cat", "/proc/sysvipc/shm"])
+        #expect(inside.status == 0)
+        #expect(inside.output.split(separator: "\n").count == 1, "host segments visible: \(inside.output)")
+    }
+
     @Test func hostnameIsOwn() {
         #expect(Harness.run(["cat", "/proc/sys/kernel/hostname"]).output == "cordon")
     }
