@@ -49,7 +49,7 @@ let package = Package(
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
 
-        .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"]),
+        .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonCLITests", dependencies: [
             "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),

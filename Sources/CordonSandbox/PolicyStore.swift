@@ -12,6 +12,8 @@ public struct PolicyStore: Sendable {
 
     public struct LoadError: Error, Sendable, CustomStringConvertible {
         public var description: String
+        /// The individual problems, when the error is a policy that did not parse.
+        public var diagnostics: [PolicyDiagnostic] = []
     }
 
     public init(configDir: String?) { self.configDir = configDir }
@@ -36,7 +38,7 @@ public struct PolicyStore: Sendable {
             policy.contentHash = SHA256.hex(bytes)
             return policy
         } catch {
-            throw LoadError(description: error.description)
+            throw LoadError(description: error.description, diagnostics: error.diagnostics)
         }
     }
 

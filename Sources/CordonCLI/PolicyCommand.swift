@@ -1,0 +1,109 @@
+import ArgumentParser
+import CordonPolicy
+import CordonSandbox
+import CordonSystem
+import FoundationEssentials
+
+/// `cordon policy …`: commands for people who write policies.
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Check policies and seccomp profiles.",
+        subcommands: [PolicyCheckCommand.self]
+    )
+}
+
+/// One checked file, as `--json` prints it.
+struct PolicyCheckReport: Codable, Equatable {
+    struct Problem: Codable, Equatable {
+        var line: Int?
+        var key: String
+        var message: String
+    }
+    var file: String
+    var kind: String          // "policy", "seccomp-profile" or "skipped"
+    var errors: [Problem]
+    var warnings: [Problem]
+}
+
+struct PolicyCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate policy files (.toml) and seccomp profiles (.json); list every error.",
+        discussion: "Exits 1 when any file has an error. Other files (documentation next to profiles) are skipped."
+    )
+
+    @Flag(name: .long, help: "Print one JSON report per file.")
+    var json = false
+
+    @OptionGroup var locations: LocationOptions
+
+    @Argument(help: "Files to check.")
+    var files: [String]
+
+    func run() throws {
+        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let reports = files.map { PolicyChecker(store: store).check($0) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try encoder.encode(reports), as: UTF8.self))
+        } else {
+            for report in reports {
+                switch (report.kind, report.errors.isEmpty) {
+                case ("skipped", _): print("\(report.file): skipped (not a .toml policy or .json seccomp profile)")
+                case (_, true): print("\(report.file): ok")
+                default: break
+                }
+                for e in report.errors { print("\(report.file)\(e.line.map { ":\($0)" } ?? ""): error: \(e.key.isEmpty ? "" : "\(e.key): ")\(e.message)") }
+                for w in report.warnings { print("\(report.file)\(w.line.map { ":\($0)" } ?? ""): warning: \(w.key.isEmpty ? "" : "\(w.key): ")\(w.message)") }
+            }
+        }
+        if reports.contains(where: { !$0.errors.isEmpty }) { throw ExitCode(1) }
+    }
+}
+
+/// Checks one file: a policy is parsed, its seccomp profile resolved and compiled, and its host
+/// paths looked at (a missing one is a warning: the policy may be meant for another host).
+struct PolicyChecker {
+    let store: PolicyStore
+
+    func check(_ file: String) -> PolicyCheckReport {
+        if file.hasSuffix(".json") { return checkProfile(file) }
+        guard file.hasSuffix(".toml") else { return PolicyCheckReport(file: file, kind: "skipped", errors: [], warnings: []) }
+        var report = PolicyCheckReport(file: file, kind: "policy", errors: [], warnings: [])
+        let policy: Policy
+        do {
+            policy = try store.loadPolicy(file)
+        } catch {
+            report.errors = error.diagnostics.map { .init(line: $0.line, key: $0.keyPath, message: $0.message) }
+            if report.errors.isEmpty { report.errors = [.init(line: nil, key: "", message: error.description)] }
+            return report
+        }
+        do {
+            let (bytes, source) = try store.seccompProfile(policy.seccomp.profile)
+            _ = try SeccompCompiler.compile(profileBytes: bytes, file: source, cacheDir: nil)
+        } catch let error as PolicyStore.LoadError {
+            report.errors.append(.init(line: nil, key: "seccomp.profile", message: error.description))
+        } catch {
+            report.errors.append(.init(line: nil, key: "seccomp.profile", message: "\(error)"))
+        }
+        do { _ = try MountPlanner().plan(policy) } catch {
+            report.warnings.append(.init(line: nil, key: error.key, message: error.message))
+        }
+        return report
+    }
+
+    func checkProfile(_ file: String) -> PolicyCheckReport {
+        var report = PolicyCheckReport(file: file, kind: "seccomp-profile", errors: [], warnings: [])
+        do {
+            let bytes = try FileSystem.read(file, limit: 1 << 20)
+            _ = try SeccompCompiler.compile(profileBytes: bytes, file: file, cacheDir: nil)
+        } catch let error as SystemError {
+            report.errors.append(.init(line: nil, key: "", message: error.description))
+        } catch {
+            report.errors.append(.init(line: nil, key: "", message: "\(error)"))
+        }
+        return report
+    }
+}
