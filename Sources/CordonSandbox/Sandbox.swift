@@ -549,7 +549,7 @@ private struct Supervisor {
                 for sig in signals.drain() {
                     if sig == SIGWINCH && io.tty {
                         var rows: UInt16 = 0, cols: UInt16 = 0
-                        if cl_get_winsize(io.stdin, &rows, &cols) == 0 { _ = cl_set_winsize(stdout, rows, cols) }
+                        if out.source >= 0, cl_get_winsize(io.stdin, &rows, &cols) == 0 { _ = cl_set_winsize(out.source, rows, cols) }
                     }
                     _ = cl_pidfd_send_signal(pidfd, sig)  // init forwards it to the workload
                 }
