@@ -38,6 +38,9 @@ let package = Package(
                     .embedInCode("policies/default.toml"),
                     .embedInCode("profiles/seccomp/default.json"),
                 ]),
+        // Pure core of `cordon scan`: version ordering per ecosystem and OSV matching. No
+        // privileged calls and no I/O, so it can later run inside a sandboxed worker.
+        .target(name: "CordonScan"),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
         ]),
@@ -51,6 +54,7 @@ let package = Package(
 
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
+        .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonCLITests", dependencies: [
             "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
