@@ -24,6 +24,7 @@ let package = Package(
         systemLibrary("CSQLite", "sqlite3", "libsqlite3-dev"),
         systemLibrary("CCurl", "libcurl", "libcurl4-openssl-dev"),
         systemLibrary("CArchive", "libarchive", "libarchive-dev"),
+        systemLibrary("CYAML", "yaml-0.1", "libyaml-dev"),
 
         // The only code that runs between clone and execve: async-signal-safe C, one entry point.
         .target(name: "CSpawn", cSettings: strictC),
@@ -41,11 +42,13 @@ let package = Package(
         // Pure core of `cordon scan`: version ordering per ecosystem and OSV matching. No
         // privileged calls and no I/O, so it can later run inside a sandboxed worker.
         .target(name: "CordonScan"),
+        // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
+        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CSQLite", "CYAML"]),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonScan", "CordonVulnDB",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
+        .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
         .testTarget(name: "CordonCLITests", dependencies: [
             "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -12,7 +12,7 @@ public struct CordonCommand: ParsableCommand {
         commandName: "cordon",
         abstract: "Run commands and AI-agent tools in policy-enforced Linux sandboxes.",
         version: cordonVersion,
-        subcommands: [RunCommand.self, PolicyCommand.self, VersionCommand.self]
+        subcommands: [RunCommand.self, PolicyCommand.self, DBCommand.self, VersionCommand.self]
     )
     public init() {}
 }
@@ -33,9 +33,9 @@ struct LocationOptions: ParsableArguments {
 
 /// Resolves the three locations: flag, then environment variable, then the system default.
 struct Locations {
-    var configDir: String?
-    var stateDir: String?
-    var runtimeDir: String?
+    var configDir: String? = nil
+    var stateDir: String? = nil
+    var runtimeDir: String? = nil
 
     func resolvedConfigDir() -> String? { configDir ?? PolicyStore.defaultConfigDir() }
     func resolvedStateDir() -> String { stateDir ?? environment("CORDON_STATE_DIR") ?? "/var/lib/cordon" }

@@ -116,6 +116,29 @@ public enum FileSystem {
         return try? read(path, limit: limit)
     }
 
+    /// Regular files below `directory`, recursively, sorted; symlinks are not followed.
+    public static func regularFiles(under directory: String) throws(SystemError) -> [String] {
+        var out: [String] = []
+        var pending = [directory]
+        while let dir = pending.popLast() {
+            guard let handle = opendir(dir) else { throw SystemError("opendir", path: dir, errno: Glibc.errno) }
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name == "." || name == ".." { continue }
+                let path = dir.hasSuffix("/") ? dir + name : "\(dir)/\(name)"
+                switch kind(path) {
+                case .directory: pending.append(path)
+                case .file: out.append(path)
+                default: break
+                }
+            }
+        }
+        return out.sorted()
+    }
+
     /// The path with every symlink resolved. The corresponding C function is `realpath`.
     public static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
