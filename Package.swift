@@ -42,6 +42,8 @@ let package = Package(
         // Pure core of `cordon scan`: version ordering per ecosystem and OSV matching. No
         // privileged calls and no I/O, so it can later run inside a sandboxed worker.
         .target(name: "CordonScan"),
+        // Reading untrusted archives under hard limits, without extracting (no privileged calls).
+        .target(name: "CordonArchive", dependencies: ["CArchive"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CSQLite", "CYAML"]),
         .target(name: "CordonSandbox", dependencies: [
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
+        .testTarget(name: "CordonArchiveTests", dependencies: ["CordonArchive"]),
         .testTarget(name: "CordonCLITests", dependencies: [
             "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
