@@ -44,13 +44,17 @@ let package = Package(
         .target(name: "CordonScan"),
         // Reading untrusted archives under hard limits, without extracting (no privileged calls).
         .target(name: "CordonArchive", dependencies: ["CArchive"]),
+        // Malicious-code heuristics over a package's files (pure).
+        .target(name: "CordonHeuristics"),
+        // `cordon scan`: inventory, advisories, heuristics, and the report formats.
+        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CSQLite", "CYAML"]),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonScan", "CordonVulnDB",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonScan", "CordonVulnDB", "CordonScanner", "CordonHeuristics",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -62,6 +66,9 @@ let package = Package(
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
         .testTarget(name: "CordonArchiveTests", dependencies: ["CordonArchive"]),
+        .testTarget(name: "CordonHeuristicsTests", dependencies: ["CordonHeuristics"]),
+        .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
+                    exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
             "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

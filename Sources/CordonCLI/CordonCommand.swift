@@ -12,7 +12,7 @@ public struct CordonCommand: ParsableCommand {
         commandName: "cordon",
         abstract: "Run commands and AI-agent tools in policy-enforced Linux sandboxes.",
         version: cordonVersion,
-        subcommands: [RunCommand.self, PolicyCommand.self, DBCommand.self, VersionCommand.self]
+        subcommands: [RunCommand.self, PolicyCommand.self, ScanCommand.self, DBCommand.self, VersionCommand.self]
     )
     public init() {}
 }

@@ -61,7 +61,7 @@ public final class VulnDatabase: @unchecked Sendable {
     /// nothing: a file that is not a valid record aborts the import, naming the file and field,
     /// and leaves the database as it was. `progress` is called with (done, total).
     public func importRecords(from paths: [String], progress: (Int, Int) -> Void = { _, _ in }) throws(Failure) -> ImportSummary {
-        let start = monotonicSeconds()
+        let start = UTCTime.monotonic()
         var files: [(source: String, file: String)] = []
         for path in paths {
             switch FileSystem.kind(path) {
@@ -106,7 +106,7 @@ public final class VulnDatabase: @unchecked Sendable {
                     perSource[entry.source, default: 0] += 1
                     if i % 200 == 0 || i == files.count - 1 { progress(i + 1, files.count) }
                 }
-                let now = isoNow()
+                let now = UTCTime.now()
                 let upsertSource = try db.prepare("INSERT OR REPLACE INTO sources VALUES (?1, ?2, ?3)")
                 for (source, count) in perSource { try upsertSource.run([source, now, String(count)]) }
             }
@@ -115,7 +115,7 @@ public final class VulnDatabase: @unchecked Sendable {
         } catch {
             throw Failure(description: "import: \(error)")
         }
-        summary.seconds = monotonicSeconds() - start
+        summary.seconds = UTCTime.monotonic() - start
         return summary
     }
 
@@ -158,17 +158,3 @@ public final class VulnDatabase: @unchecked Sendable {
     }
 }
 
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-/// The current UTC time as RFC 3339 (seconds).
-func isoNow() -> String {
-    var t = time(nil)
-    var parts = tm()
-    gmtime_r(&t, &parts)
-    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
-}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import CordonHeuristics
+import CordonScanner
+import CordonSandbox
+import CordonSystem
+import CordonVulnDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cordon scan`: packages and directories — inventory, known vulnerabilities (from the offline
+/// database), malicious-code heuristics.
+struct ScanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scan",
+        abstract: "Scan Python wheels and sdists, npm tarballs and directories for known vulnerabilities and malicious code.",
+        discussion: """
+        Archives are read under hard limits and never extracted. Advisories come from the database \
+        `cordon db import` fills; without one, only the heuristics run (a warning says so). Exit \
+        status: 0, or 1 when something at or above --fail-on was found, 2 when a target could not \
+        be scanned.
+        """
+    )
+
+    @Option(name: .long, help: "text, json, sarif or cyclonedx.")
+    var format: String = "text"
+
+    @Option(name: .customLong("fail-on"), help: "Exit 1 when anything at or above this severity is found: low, medium, high, critical.")
+    var failOn: String?
+
+    @OptionGroup var locations: LocationOptions
+
+    @Argument(help: "Files or directories to scan.")
+    var paths: [String]
+
+    func validate() throws {
+        if ReportFormat(rawValue: format) == nil {
+            throw ValidationError("--format: unknown format \"\(format)\" (expected text, json, sarif or cyclonedx)")
+        }
+        if let failOn, Severity(rawValue: failOn) == nil {
+            throw ValidationError("--fail-on: unknown severity \"\(failOn)\" (expected low, medium, high or critical)")
+        }
+    }
+
+    func run() throws {
+        let state = Locations(stateDir: locations.stateDir).resolvedStateDir()
+        let dbPath = "\(state)/vulndb.sqlite"
+        var database: VulnDatabase?
+        if FileSystem.exists(dbPath) {
+            do { database = try VulnDatabase(path: dbPath) } catch {
+                printError("cordon scan: \(error)")
+                throw ExitCode(2)
+            }
+        } else {
+            printError("cordon scan: warning: no vulnerability database at \(dbPath) (run `cordon db import`); running the heuristics only")
+        }
+        let report: ScanReport
+        do { report = try Scanner.scan(paths, database: database) } catch {
+            printError("cordon scan: \(error)")
+            throw ExitCode(2)
+        }
+        print(try ReportFormat(rawValue: format)!.render(report, toolVersion: cordonVersion))
+        if let failOn, let threshold = Severity(rawValue: failOn), let worst = report.worstSeverity, worst >= threshold {
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+public enum Heuristics {
+    public static let rules: [HeuristicRule] = [
+        HeuristicRule(id: RuleID.installTimeCode, severity: .high,
+                      summary: "setup.py overrides install/develop/egg_info/build via cmdclass, or spawns processes / uses the network at top level"),
+        HeuristicRule(id: RuleID.pthCode, severity: .high,
+                      summary: ".pth file with an `import` line (runs at interpreter start-up)"),
+        HeuristicRule(id: RuleID.npmInstallScript, severity: .high,
+                      summary: "package.json preinstall/install/postinstall script (plain `node-gyp rebuild` or a lone binding.gyp is low)"),
+        HeuristicRule(id: RuleID.downloadExecute, severity: .critical,
+                      summary: "file both fetches remote content and executes code or processes"),
+        HeuristicRule(id: RuleID.decodeExec, severity: .high,
+                      summary: "exec/eval/Function applied to base64/hex/zlib/marshal/rot13/char-code decoded data"),
+        HeuristicRule(id: RuleID.obfuscation, severity: .medium,
+                      summary: "string literal over 200 characters with entropy above 4.5 bits/char; PyArmor markers are high"),
+        HeuristicRule(id: RuleID.credentialAccess, severity: .critical,
+                      summary: "reads SSH/AWS/netrc/npmrc/pypirc/browser credential stores or dumps the environment (critical with network use in the same file, else medium)"),
+        HeuristicRule(id: RuleID.reverseShell, severity: .critical,
+                      summary: "socket connect plus fd duplication / interactive shell, or a shell one-liner reverse shell"),
+        HeuristicRule(id: RuleID.shadyLink, severity: .medium,
+                      summary: "URL to a paste site, webhook, tunnel, request bin, or a raw IPv4 host"),
+        HeuristicRule(id: RuleID.typosquat, severity: .medium,
+                      summary: "package name is one edit or a confusable fold away from a popular package"),
+        HeuristicRule(id: RuleID.nativeBinary, severity: .medium,
+                      summary: "ELF/PE/Mach-O binary inside a pure wheel or an npm package"),
+    ]
+
+    public static func scan(_ package: PackageUnderScan) -> [Finding] {
+        var findings: [Finding] = []
+        var textFiles: [TextFile] = []
+        for file in package.files {
+            if let tf = TextFile(file) {
+                textFiles.append(tf)
+            } else if package.pureWheel || package.ecosystem == .npm {
+                findings += Rules.nativeBinary(file)
+            }
+        }
+        for tf in textFiles {
+            findings += Rules.installTimeCode(tf)
+            findings += Rules.pthCode(tf)
+            if tf.isCode {
+                findings += Rules.downloadExecute(tf)
+                findings += Rules.decodeExec(tf)
+                findings += Rules.obfuscation(tf)
+                findings += Rules.credentialAccess(tf)
+                findings += Rules.reverseShell(tf)
+            }
+            findings += Rules.shadyLinks(tf)
+        }
+        findings += Rules.npmInstallScripts(package)
+        findings += Typosquat.check(package)
+
+        findings.sort { a, b in
+            if a.file != b.file { return a.file < b.file }
+            if a.startLine != b.startLine { return a.startLine < b.startLine }
+            if a.rule != b.rule { return a.rule < b.rule }
+            if a.endLine != b.endLine { return a.endLine < b.endLine }
+            return a.evidence < b.evidence
+        }
+        var deduped: [Finding] = []
+        for f in findings where deduped.last != f { deduped.append(f) }
+        return deduped
+    }
+}
+
+enum RuleID {
+    static let installTimeCode = "install-time-code"
+    static let pthCode = "pth-code"
+    static let npmInstallScript = "npm-install-script"
+    static let downloadExecute = "download-execute"
+    static let decodeExec = "decode-exec"
+    static let obfuscation = "obfuscation"
+    static let credentialAccess = "credential-access"
+    static let reverseShell = "reverse-shell"
+    static let shadyLink = "shady-link"
+    static let typosquat = "typosquat"
+    static let nativeBinary = "native-binary"
+}

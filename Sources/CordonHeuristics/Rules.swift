@@ -1,0 +1,364 @@
+enum Rules {
+    static func finding(_ rule: String, _ sev: Severity, _ tf: TextFile, _ start: Int, _ end: Int, _ msg: String, evidenceLine: Int? = nil) -> Finding {
+        let lo = min(start, end), hi = max(start, end)
+        return Finding(rule: rule, severity: sev, file: tf.path, startLine: lo + 1, endLine: hi + 1,
+                       message: msg, evidence: tf.evidence(evidenceLine ?? lo))
+    }
+
+    // MARK: 1. install-time-code
+
+    static let topLevelActions = byteList([
+        "os.system(", "os.popen(", "os.spawn", "os.exec", "subprocess.", "urlopen(", "urlretrieve(",
+        "urllib.request.", "requests.get(", "requests.post(", "socket.socket(", "socket.create_connection(",
+        "http.client.", "pty.spawn(", "webbrowser.open(",
+    ])
+    static let cmdclassKeys = byteList([
+        "'install'", "\"install\"", "'develop'", "\"develop\"", "'egg_info'", "\"egg_info\"", "'build'", "\"build\"",
+        "install=", "develop=", "egg_info=", "build=", "install =", "develop =", "egg_info =", "build =",
+    ])
+    static let commandSubclasses = byteList(["(install)", "(develop)", "(egg_info)", "(build)", "(_install)", "(install.install)",
+                                             "(develop.develop)", "(egg_info.egg_info)", "(build.build)"])
+
+    static func installTimeCode(_ tf: TextFile) -> [Finding] {
+        guard basename(tf.path) == "setup.py" else { return [] }
+        var out: [Finding] = []
+        let cmdLines = tf.lines(matchingAny: [bytes("cmdclass")])
+        if !cmdLines.isEmpty {
+            let subclassesCommand = tf.lines(matchingAny: commandSubclasses).contains { hasAny(tf.lower[$0], [bytes("class ")]) }
+            var hit: Int? = nil
+            for i in cmdLines {
+                let window = tf.lower[i..<min(i + 8, tf.lineCount)].joined(separator: [10])
+                if hasAny(Array(window), cmdclassKeys) { hit = i; break }
+            }
+            if hit == nil && subclassesCommand { hit = cmdLines[0] }
+            if let i = hit {
+                out.append(finding(RuleID.installTimeCode, .high, tf, i, i,
+                                   "setup.py overrides a setuptools install/develop/egg_info/build command via cmdclass"))
+            }
+        }
+        for i in tf.lines(matchingAny: topLevelActions) {
+            guard let first = tf.raw[i].first, first != 32, first != 9 else { continue }
+            out.append(finding(RuleID.installTimeCode, .high, tf, i, i,
+                               "setup.py spawns a process or uses the network at module top level (runs at install time)"))
+        }
+        return out
+    }
+
+    // MARK: 2. pth-code
+
+    static func pthCode(_ tf: TextFile) -> [Finding] {
+        guard fileExtension(tf.path) == "pth" else { return [] }
+        var out: [Finding] = []
+        for i in 0..<tf.lineCount {
+            let l = tf.raw[i]
+            if l.starts(with: bytes("import ")) || l.starts(with: bytes("import\t")) {
+                out.append(finding(RuleID.pthCode, .high, tf, i, i, ".pth line starting with `import` executes at every interpreter start-up"))
+            }
+        }
+        return out
+    }
+
+    // MARK: 3. npm-install-script
+
+    static let installHooks = ["preinstall", "install", "postinstall"]
+
+    static func npmInstallScripts(_ package: PackageUnderScan) -> [Finding] {
+        var out: [Finding] = []
+        var sawHook = false
+        for file in package.files where basename(file.path) == "package.json" {
+            guard let root = MiniJSONParser.parse(file.bytes), let scripts = root["scripts"] else { continue }
+            for hook in installHooks {
+                guard let entry = scripts.value[hook], case .string(let cmd) = entry.value else { continue }
+                sawHook = true
+                let line = lineNumber(ofOffset: entry.offset, in: file.bytes)
+                let trimmed = cmd.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+                let benign = trimmed == "node-gyp rebuild"
+                let ev = makeEvidence(bytes("\"\(hook)\": \"\(cmd)\""))
+                out.append(Finding(rule: RuleID.npmInstallScript, severity: benign ? .low : .high, file: file.path,
+                                   startLine: line, endLine: line,
+                                   message: benign ? "\(hook) script is a plain `node-gyp rebuild` (native addon build)"
+                                                   : "\(hook) script runs arbitrary commands at install time: \(trimmed)",
+                                   evidence: ev))
+            }
+        }
+        if !sawHook {
+            for file in package.files where basename(file.path) == "binding.gyp" {
+                out.append(Finding(rule: RuleID.npmInstallScript, severity: .low, file: file.path, startLine: 1, endLine: 1,
+                                   message: "binding.gyp present: npm runs `node-gyp rebuild` at install time",
+                                   evidence: "binding.gyp"))
+            }
+        }
+        return out
+    }
+
+    // MARK: 4. download-execute
+
+    static let fetchPatterns = byteList([
+        "urllib.request.urlopen", "urlopen(", "urlretrieve(", "requests.get(", "requests.post(", "httpx.get(",
+        "http.client", "curl ", "wget ", "fetch(", "https.get(", "http.get(", "invoke-webrequest", "downloadstring(",
+        "downloadfile(",
+    ])
+    static let runPatterns = byteList([
+        "subprocess.", "os.system(", "os.popen(", "os.startfile(", "os.exec", "child_process", "execsync(", "spawnsync(",
+        "chmod +x", "os.chmod(", "chmodsync(", "| sh", "| bash", "|sh", "|bash", "| python", "iex ", "invoke-expression",
+    ])
+
+    static func isExecLine(_ tf: TextFile, _ i: Int) -> Bool {
+        let l = tf.lower[i]
+        return hasBareCall(l, bytes("exec(")) || hasBareCall(l, bytes("eval(")) || hasBareCall(tf.raw[i], bytes("Function("))
+    }
+
+    static func downloadExecute(_ tf: TextFile) -> [Finding] {
+        guard let fetchLine = tf.firstLine(matchingAny: fetchPatterns) else { return [] }
+        var runLine: Int? = nil
+        for i in 0..<tf.lineCount where !tf.isComment(i) {
+            if hasAny(tf.lower[i], runPatterns) || isExecLine(tf, i) { runLine = i; break }
+        }
+        guard let r = runLine else { return [] }
+        return [finding(RuleID.downloadExecute, .critical, tf, fetchLine, r,
+                        "file fetches remote content and executes code or processes", evidenceLine: max(fetchLine, r))]
+    }
+
+    // MARK: 5. decode-exec
+
+    static let decodePatterns = byteList([
+        "b64decode(", "b32decode(", "b16decode(", "a85decode(", "b85decode(", "base64.decodebytes(", "base64.decodestring(",
+        "atob(", "bytes.fromhex(", "unhexlify(", "a2b_hex(", "decompress(", "zlib.inflate", "inflatesync(", "gunzipsync(",
+        "marshal.loads(", "rot13", "rot_13", "string.fromcharcode(",
+    ])
+
+    static func isDecodeLine(_ l: Bytes) -> Bool {
+        if hasAny(l, decodePatterns) { return true }
+        if has(l, bytes("buffer.from(")) && hasAny(l, byteList(["'base64'", "\"base64\"", "'hex'", "\"hex\"", "`base64`"])) { return true }
+        if has(l, bytes("join(")) && hasBareCall(l, bytes("chr(")) { return true }
+        return false
+    }
+
+    /// `name = ...`, `const name = ...`, `let/var name = ...` -> name.
+    static func assignedName(_ l: Bytes) -> Bytes? {
+        var j = 0
+        while j < l.count && (l[j] == 32 || l[j] == 9) { j += 1 }
+        for kw in ["const ", "let ", "var "] {
+            let k = bytes(kw)
+            if l.count - j >= k.count && Array(l[j..<j + k.count]) == k { j += k.count; break }
+        }
+        let start = j
+        while j < l.count && isIdentByte(l[j]) { j += 1 }
+        guard j > start else { return nil }
+        let name = Array(l[start..<j])
+        while j < l.count && (l[j] == 32 || l[j] == 9) { j += 1 }
+        guard j < l.count, l[j] == 61, !(j + 1 < l.count && l[j + 1] == 61) else { return nil }
+        return name
+    }
+
+    static func decodeExec(_ tf: TextFile) -> [Finding] {
+        var decodeLines: [Int] = []
+        var tainted: [(name: Bytes, line: Int)] = []
+        for i in 0..<tf.lineCount where !tf.isComment(i) && isDecodeLine(tf.lower[i]) {
+            decodeLines.append(i)
+            if let n = assignedName(tf.lower[i]) { tainted.append((n, i)) }
+        }
+        guard !decodeLines.isEmpty else { return [] }
+        var out: [Finding] = []
+        for i in 0..<tf.lineCount where !tf.isComment(i) && isExecLine(tf, i) {
+            let l = tf.lower[i]
+            if isDecodeLine(l) {
+                out.append(finding(RuleID.decodeExec, .high, tf, i, i, "exec/eval of decoded data on one line"))
+                continue
+            }
+            if let t = tainted.last(where: { $0.line < i && hasToken(l, $0.name) }) {
+                out.append(finding(RuleID.decodeExec, .high, tf, t.line, i,
+                                   "exec/eval of `\(String(decoding: t.name, as: UTF8.self))`, which holds decoded data", evidenceLine: i))
+            }
+        }
+        return out
+    }
+
+    // MARK: 6. obfuscation
+
+    static func obfuscation(_ tf: TextFile) -> [Finding] {
+        var out: [Finding] = []
+        if let i = tf.firstLine(matchingAny: byteList(["__pyarmor__", "pytransform"]), skipComments: false) {
+            out.append(finding(RuleID.obfuscation, .high, tf, i, i, "PyArmor-protected code (pytransform / __pyarmor__)"))
+        }
+        for i in 0..<tf.lineCount where tf.raw[i].count > 202 {
+            let l = tf.raw[i]
+            var j = 0
+            while j < l.count {
+                let q = l[j]
+                guard q == 34 || q == 39 || q == 96 else { j += 1; continue }
+                var k = j + 1
+                while k < l.count && l[k] != q {
+                    if l[k] == 92 { k += 1 }
+                    k += 1
+                }
+                let end = min(k, l.count)
+                let len = end - (j + 1)
+                if len > 200 {
+                    let h = shannonEntropy(l[(j + 1)..<end])
+                    if h > 4.5 {
+                        let shown = (h * 100).rounded() / 100
+                        out.append(finding(RuleID.obfuscation, .medium, tf, i, i,
+                                           "\(len)-character string literal with entropy \(shown) bits/char (likely encoded payload)"))
+                        break
+                    }
+                }
+                j = end + 1
+            }
+        }
+        return out
+    }
+
+    // MARK: 7. credential-access
+
+    static let credentialPatterns = byteList([
+        "~/.ssh", ".ssh/", "'.ssh'", "\".ssh\"", "id_rsa", "id_ed25519", ".aws/credentials", ".netrc", ".npmrc", ".pypirc",
+        "login data", "key4.db", "logins.json", "dict(os.environ)", "os.environ.copy()", "{**os.environ}",
+        "json.stringify(process.env)", "str(os.environ)", "json.dumps(os.environ", ".docker/config.json", ".git-credentials",
+    ])
+    static let browserWords = byteList(["chrome", "chromium", "firefox", "mozilla", "brave", "opera", "edge", "user data", "profile"])
+    static let networkPatterns = byteList([
+        "requests.post(", "requests.get(", "requests.put(", "requests.request(", "urlopen(", "urllib.request", "urllib3",
+        "http.client", "httplib", "socket.", "smtplib", "ftplib", "httpx.", "aiohttp", "fetch(", "https.request(",
+        "http.request(", "https.get(", "http.get(", "axios", "xmlhttprequest", "net.connect(", "dns.", "curl ", "wget ",
+        "webhook", "discord", "telegram",
+    ])
+
+    static func credentialAccess(_ tf: TextFile) -> [Finding] {
+        var hits: [Int] = []
+        for i in 0..<tf.lineCount where !tf.isComment(i) {
+            let l = tf.lower[i]
+            if hasAny(l, credentialPatterns) || (has(l, bytes("cookies")) && hasAny(l, browserWords))
+                || (has(l, bytes("'.aws'")) || has(l, bytes("\".aws\""))) && has(l, bytes("credentials")) {
+                hits.append(i)
+            }
+        }
+        guard !hits.isEmpty else { return [] }
+        let networked = tf.anyLine(matchingAny: networkPatterns)
+        return hits.map { i in
+            finding(RuleID.credentialAccess, networked ? .critical : .medium, tf, i, i,
+                    networked ? "reads credentials or dumps the environment in a file that also sends data over the network"
+                              : "references credential stores or dumps the environment")
+        }
+    }
+
+    // MARK: 8. reverse-shell
+
+    static let oneLinerShells = byteList([
+        "/dev/tcp/", "/dev/udp/", "nc -e ", "ncat -e ", "nc.traditional -e", "bash -i >&", "sh -i >&", "nc -c ", "ncat -c ",
+    ])
+    static let connectPatterns = byteList([
+        ".connect((", "create_connection((", "net.connect(", "net.createconnection(", "new net.socket(", "socket.connect(",
+    ])
+    static let shellPatterns = byteList([
+        "dup2(", "pty.spawn(", "/bin/sh -i", "/bin/bash -i", "spawn('/bin/sh", "spawn(\"/bin/sh", "spawn('/bin/bash",
+        "spawn(\"/bin/bash", "spawn('sh'", "spawn(\"sh\"", "spawn('cmd.exe'", "spawn(\"cmd.exe\"",
+    ])
+
+    static func reverseShell(_ tf: TextFile) -> [Finding] {
+        var out: [Finding] = []
+        for i in tf.lines(matchingAny: oneLinerShells) {
+            out.append(finding(RuleID.reverseShell, .critical, tf, i, i, "shell one-liner reverse shell"))
+        }
+        if let c = tf.firstLine(matchingAny: connectPatterns), let s = tf.firstLine(matchingAny: shellPatterns) {
+            out.append(finding(RuleID.reverseShell, .critical, tf, c, s,
+                               "socket connection wired to a shell (fd duplication / pty / interactive shell)", evidenceLine: s))
+        }
+        return out
+    }
+
+    // MARK: 9. shady-link
+
+    static let shadyDomains = [
+        "pastebin.com", "paste.ee", "hastebin.com", "ghostbin.com", "ghostbin.co", "transfer.sh", "termbin.com", "paste.rs",
+        "rentry.co", "ngrok.io", "ngrok-free.app", "ngrok.app", "ngrok.dev", "loca.lt", "localtunnel.me", "serveo.net",
+        "trycloudflare.com", "webhook.site", "requestbin.com", "requestbin.net", "pipedream.net", "requestcatcher.com",
+        "beeceptor.com", "burpcollaborator.net", "oastify.com", "interact.sh", "oast.fun", "oast.pro", "oast.live",
+        "oast.site", "oast.online", "oast.me", "dnslog.cn", "canarytokens.com", "hooks.slack.com",
+    ]
+    static let shadyHostWords = ["hastebin", "ghostbin", "requestbin"]
+    static let discordHosts: Set<String> = ["discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"]
+
+    static func isIPv4(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return false }
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(p), v <= 255 else { return false }
+        }
+        return true
+    }
+
+    /// Returns a reason if the URL starting at `start` (just after "://") is shady.
+    static func shadyReason(_ l: Bytes, afterScheme start: Int) -> String? {
+        let stops: Set<UInt8> = Set(bytes("/:?#'\"` \t)(<>]\\,;"))
+        var j = start
+        while j < l.count && !stops.contains(l[j]) { j += 1 }
+        var host = String(decoding: l[start..<j], as: UTF8.self)
+        if let at = host.lastIndex(of: "@") { host = String(host[host.index(after: at)...]) }
+        while host.hasSuffix(".") { host.removeLast() }
+        guard !host.isEmpty else { return nil }
+        var pathEnd = j
+        if j < l.count && l[j] == 58 {  // port
+            pathEnd = j + 1
+            while pathEnd < l.count && l[pathEnd] >= 48 && l[pathEnd] <= 57 { pathEnd += 1 }
+        }
+        let rest = Array(l[pathEnd..<min(l.count, pathEnd + 20)])
+        if discordHosts.contains(host) && rest.starts(with: bytes("/api/webhooks")) { return "Discord webhook" }
+        if host == "api.telegram.org" && rest.starts(with: bytes("/bot")) { return "Telegram bot API" }
+        for d in shadyDomains where host == d || host.hasSuffix("." + d) { return "paste/tunnel/webhook/request-bin host \(host)" }
+        for w in shadyHostWords where host.contains(w) { return "paste/request-bin host \(host)" }
+        if isIPv4(host) && !host.hasPrefix("127.") && host != "0.0.0.0" { return "raw IPv4 host \(host)" }
+        return nil
+    }
+
+    static func shadyLinks(_ tf: TextFile) -> [Finding] {
+        var out: [Finding] = []
+        let scheme = bytes("://")
+        for i in 0..<tf.lineCount {
+            let l = tf.lower[i]
+            var from = 0
+            while let k = find(l, scheme, from: from) {
+                from = k + 3
+                // Require an http(s)/ws(s)/ftp scheme right before "://".
+                let prefixStart = max(0, k - 5)
+                let prefix = String(decoding: l[prefixStart..<k], as: UTF8.self)
+                guard prefix.hasSuffix("http") || prefix.hasSuffix("https") || prefix.hasSuffix("ws") || prefix.hasSuffix("wss")
+                    || prefix.hasSuffix("ftp") else { continue }
+                if let reason = shadyReason(l, afterScheme: k + 3) {
+                    out.append(finding(RuleID.shadyLink, .medium, tf, i, i, "URL to \(reason)"))
+                    break
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: 11. native-binary
+
+    static func nativeBinary(_ file: PackageFile) -> [Finding] {
+        let b = file.bytes
+        guard b.count >= 4 else { return [] }
+        let m = Array(b[0..<4])
+        var kind: String? = nil
+        if m == [0x7F, 0x45, 0x4C, 0x46] {
+            kind = "ELF"
+        } else if m == [0xFE, 0xED, 0xFA, 0xCE] || m == [0xFE, 0xED, 0xFA, 0xCF] || m == [0xCE, 0xFA, 0xED, 0xFE] || m == [0xCF, 0xFA, 0xED, 0xFE] {
+            kind = "Mach-O"
+        } else if m == [0xCA, 0xFE, 0xBA, 0xBE], b.count >= 8 {
+            // Fat Mach-O shares its magic with Java classes; a small arch count means Mach-O.
+            let nArch = (UInt32(b[4]) << 24) | (UInt32(b[5]) << 16) | (UInt32(b[6]) << 8) | UInt32(b[7])
+            if nArch > 0 && nArch < 20 { kind = "Mach-O (universal)" }
+        } else if b[0] == 0x4D && b[1] == 0x5A && looksBinary(b) {
+            kind = "PE (Windows)"
+        }
+        guard let k = kind else { return [] }
+        return [Finding(rule: RuleID.nativeBinary, severity: .medium, file: file.path, startLine: 1, endLine: 1,
+                        message: "\(k) executable inside a package that should contain no native code",
+                        evidence: "\(k) magic: " + m.map { hex2($0) }.joined(separator: " "))]
+    }
+
+    static func hex2(_ b: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
+    }
+}

@@ -1,0 +1,136 @@
+import CordonArchive
+import CordonScan
+import CordonSystem
+import FoundationEssentials
+
+/// One package found in a scan target, with its files (paths relative to the package root).
+public struct ScannedPackage: Sendable {
+    public var ecosystem: Ecosystem
+    public var name: String
+    public var version: String
+    /// Where it was found: the archive, or archive!member for nested ones.
+    public var source: String
+    public var files: [(path: String, bytes: [UInt8])]
+    /// A wheel tagged *-none-any: native binaries inside are unexpected.
+    public var pureWheel: Bool
+}
+
+public struct ScanFailure: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+/// Finds packages in a path, by content: Python wheels and sdists (.tar.gz, .zip), npm tarballs,
+/// and directories (an unpacked package, or site-packages / node_modules trees).
+public enum Inventory {
+    public static func packages(at path: String, limits: ArchiveLimits = ArchiveLimits()) throws -> [ScannedPackage] {
+        switch FileSystem.kind(path) {
+        case .directory: return try directory(path)
+        case .file:
+            let reader: ArchiveReader
+            do { reader = try ArchiveReader(path: path, limits: limits) } catch {
+                throw ScanFailure(description: "\(path): not a package archive this scanner reads (wheel, sdist, npm tarball): \(error)")
+            }
+            var members: [(path: String, bytes: [UInt8])] = []
+            try reader.forEach { entry, read in
+                if entry.kind == .file { members.append((entry.path, try read())) }
+            }
+            return try fromArchive(members, source: path)
+        case .missing: throw ScanFailure(description: "\(path): no such file or directory")
+        default: throw ScanFailure(description: "\(path): not a file or directory")
+        }
+    }
+
+    /// The package(s) in an archive's members.
+    static func fromArchive(_ members: [(path: String, bytes: [UInt8])], source: String) throws -> [ScannedPackage] {
+        // Wheel: NAME-VERSION.dist-info/METADATA at the top.
+        if let metadata = members.first(where: { $0.path.split(separator: "/").count == 2 && $0.path.hasSuffix(".dist-info/METADATA") }) {
+            let fields = rfc822(metadata.bytes)
+            let wheel = members.first { $0.path.hasSuffix(".dist-info/WHEEL") }.map { rfc822($0.bytes) } ?? [:]
+            guard let name = fields["name"], let version = fields["version"] else {
+                throw ScanFailure(description: "\(source): \(metadata.path) has no Name or Version")
+            }
+            let pure = (wheel["root-is-purelib"] ?? "").lowercased() == "true" && (wheel["tag"] ?? "").hasSuffix("-none-any")
+            return [ScannedPackage(ecosystem: .pypi, name: name, version: version, source: source, files: members, pureWheel: pure)]
+        }
+        // npm tarball: package/package.json.
+        if let manifest = members.first(where: { $0.path == "package/package.json" }) {
+            let (name, version) = try npmIdentity(manifest.bytes, source: source)
+            let files = members.map { (path: String($0.path.dropFirst("package/".count)), bytes: $0.bytes) }
+            return [ScannedPackage(ecosystem: .npm, name: name, version: version, source: source, files: files, pureWheel: false)]
+        }
+        // sdist: TOP/PKG-INFO.
+        if let pkgInfo = members.first(where: { $0.path.split(separator: "/").count == 2 && $0.path.hasSuffix("/PKG-INFO") }) {
+            let fields = rfc822(pkgInfo.bytes)
+            guard let name = fields["name"], let version = fields["version"] else {
+                throw ScanFailure(description: "\(source): \(pkgInfo.path) has no Name or Version")
+            }
+            let top = String(pkgInfo.path.split(separator: "/")[0]) + "/"
+            let files = members.filter { $0.path.hasPrefix(top) }.map { (path: String($0.path.dropFirst(top.count)), bytes: $0.bytes) }
+            return [ScannedPackage(ecosystem: .pypi, name: name, version: version, source: source, files: files, pureWheel: false)]
+        }
+        throw ScanFailure(description: "\(source): no package metadata found (no *.dist-info/METADATA, PKG-INFO or package/package.json)")
+    }
+
+    /// A directory: every installed distribution in it (dist-info, node_modules), or, failing
+    /// that, the unpacked package it is.
+    static func directory(_ root: String) throws -> [ScannedPackage] {
+        let paths = try FileSystem.regularFiles(under: root)
+        guard paths.count <= 200_000 else { throw ScanFailure(description: "\(root): more than 200000 files") }
+        func rel(_ p: String) -> String { String(p.dropFirst(root.count).drop { $0 == "/" }) }
+        var found: [ScannedPackage] = []
+        for path in paths where path.hasSuffix(".dist-info/METADATA") {
+            let fields = rfc822((try? FileSystem.read(path, limit: 4 << 20)) ?? [])
+            if let name = fields["name"], let version = fields["version"] {
+                found.append(ScannedPackage(ecosystem: .pypi, name: name, version: version, source: rel(path), files: [], pureWheel: false))
+            }
+        }
+        for path in paths where path.hasSuffix("/package.json") && path.contains("/node_modules/") {
+            if let bytes = try? FileSystem.read(path, limit: 4 << 20), let (name, version) = try? npmIdentity(bytes, source: path) {
+                found.append(ScannedPackage(ecosystem: .npm, name: name, version: version, source: rel(path), files: [], pureWheel: false))
+            }
+        }
+        if !found.isEmpty { return found }
+        // An unpacked package: read its files (text scanning needs them) under a size budget.
+        var members: [(path: String, bytes: [UInt8])] = []
+        var total = 0
+        for path in paths {
+            let bytes = try FileSystem.read(path, limit: 64 << 20)
+            total += bytes.count
+            guard total <= 1 << 30 else { throw ScanFailure(description: "\(root): more than 1 GiB of files") }
+            members.append((rel(path), bytes))
+        }
+        if let manifest = members.first(where: { $0.path == "package.json" }) {
+            let (name, version) = try npmIdentity(manifest.bytes, source: root)
+            return [ScannedPackage(ecosystem: .npm, name: name, version: version, source: root, files: members, pureWheel: false)]
+        }
+        if let info = members.first(where: { $0.path == "PKG-INFO" }) {
+            let fields = rfc822(info.bytes)
+            if let name = fields["name"], let version = fields["version"] {
+                return [ScannedPackage(ecosystem: .pypi, name: name, version: version, source: root, files: members, pureWheel: false)]
+            }
+        }
+        throw ScanFailure(description: "\(root): no package metadata found (PKG-INFO, package.json, *.dist-info)")
+    }
+
+    /// Header fields of a METADATA / PKG-INFO / WHEEL file (keys lowercased; first value wins).
+    static func rfc822(_ bytes: [UInt8]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty || line == "\r" { break }  // the body starts
+            guard let colon = line.firstIndex(of: ":"), line.first != " ", line.first != "\t" else { continue }
+            let key = line[..<colon].lowercased()
+            let value = String(line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
+            if fields[key] == nil { fields[key] = value }
+        }
+        return fields
+    }
+
+    static func npmIdentity(_ bytes: [UInt8], source: String) throws -> (String, String) {
+        struct Manifest: Decodable { var name: String?; var version: String? }
+        guard let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)),
+              let name = manifest.name, let version = manifest.version else {
+            throw ScanFailure(description: "\(source): package.json has no name or version")
+        }
+        return (name, version)
+    }
+}

@@ -1,0 +1,103 @@
+import CordonHeuristics
+import CordonScan
+import CordonSystem
+import CordonVulnDB
+import FoundationEssentials
+
+/// The result of `cordon scan`: packages found, the advisories that affect them, the
+/// heuristic findings in their files.
+public struct ScanReport: Codable, Sendable {
+    public struct Vulnerability: Codable, Sendable, Equatable {
+        public var id: String
+    }
+
+    public struct Package: Codable, Sendable {
+        public var ecosystem: String
+        public var name: String
+        public var version: String
+        public var source: String
+        public var vulnerabilities: [Vulnerability]
+        public var findings: [Finding]
+
+        /// pkg:pypi/name@version (PEP 503 name), pkg:npm/name@version (scope encoded).
+        public var purl: String {
+            switch ecosystem {
+            case "PyPI": return "pkg:pypi/\(normalizePyPIName(name))@\(version)"
+            default: return "pkg:npm/\(name.split(separator: "@", omittingEmptySubsequences: false).joined(separator: "%40"))@\(version)"
+            }
+        }
+    }
+
+    public var targets: [String]
+    public var packages: [Package]
+    public var scannedAt: String
+    public var seconds: Double
+    /// Advisories count as `high` for --fail-on: the database does not grade them yet.
+    public static let vulnerabilitySeverity = Severity.high
+
+    /// The most severe thing found, or nil when the report is clean.
+    public var worstSeverity: Severity? {
+        var worst: Severity? = nil
+        for package in packages {
+            if !package.vulnerabilities.isEmpty { worst = max(worst ?? .low, Self.vulnerabilitySeverity) }
+            for finding in package.findings { worst = max(worst ?? .low, finding.severity) }
+        }
+        return worst
+    }
+}
+
+/// Runs inventory, vulnerability matching and heuristics over scan targets.
+public enum Scanner {
+    public static func scan(_ targets: [String], database: VulnDatabase?) throws -> ScanReport {
+        let start = UTCTime.monotonic()
+        var packages: [ScanReport.Package] = []
+        for target in targets {
+            for found in try Inventory.packages(at: target) {
+                let ids = try database?.advisories(ecosystem: found.ecosystem, name: found.name, version: found.version) ?? []
+                let subject = PackageUnderScan(ecosystem: found.ecosystem == .npm ? .npm : .pypi, name: found.name,
+                                               files: found.files.map { PackageFile(path: $0.path, bytes: $0.bytes) },
+                                               pureWheel: found.pureWheel)
+                packages.append(ScanReport.Package(ecosystem: found.ecosystem.rawValue, name: found.name, version: found.version,
+                                                   source: found.source, vulnerabilities: ids.map { .init(id: $0) },
+                                                   findings: Heuristics.scan(subject)))
+            }
+        }
+        return ScanReport(targets: targets, packages: packages, scannedAt: UTCTime.now(), seconds: UTCTime.monotonic() - start)
+    }
+}
+
+/// The report's renderings.
+public enum ReportFormat: String, CaseIterable, Sendable {
+    case text, json, sarif, cyclonedx
+
+    public func render(_ report: ScanReport, toolVersion: String) throws -> String {
+        switch self {
+        case .text: return Self.text(report)
+        case .json: return try Self.encode(report)
+        case .sarif: return try Self.encode(SARIF(report, toolVersion: toolVersion))
+        case .cyclonedx: return try Self.encode(CycloneDX(report, toolVersion: toolVersion))
+        }
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func text(_ report: ScanReport) -> String {
+        var lines: [String] = []
+        for p in report.packages {
+            let verdict = p.vulnerabilities.isEmpty && p.findings.isEmpty ? "clean" : "\(p.vulnerabilities.count) advisories, \(p.findings.count) findings"
+            lines.append("\(p.ecosystem) \(p.name) \(p.version)  (\(p.source))  \(verdict)")
+            for v in p.vulnerabilities { lines.append("  advisory  \(v.id)") }
+            for f in p.findings {
+                let severity = f.severity.rawValue + String(repeating: " ", count: max(0, 8 - f.severity.rawValue.count))
+                lines.append("  \(severity)  \(f.rule)  \(f.file):\(f.startLine)  \(f.message)")
+                if !f.evidence.isEmpty { lines.append("            \(f.evidence)") }
+            }
+        }
+        lines.append("\(report.packages.count) packages scanned in \((report.seconds * 1000).rounded() / 1000) s")
+        return lines.joined(separator: "\n")
+    }
+}

