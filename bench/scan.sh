@@ -19,7 +19,7 @@ make -s release >/dev/null
 CORDON="$PWD/.build/release/cordon"
 mkdir -p "$CACHE"
 if [ "$(ls "$CACHE" | wc -l)" -lt "${#PACKAGES[@]}" ]; then
-  python3 -m pip download -q --no-deps -d "$CACHE" "${PACKAGES[@]}"
+  for p in "${PACKAGES[@]}"; do python3 -m pip download -q --no-deps -d "$CACHE" "$p"; done
   # sdists too, for the packages that publish them
   python3 -m pip download -q --no-deps --no-binary :all: -d "$CACHE" requests==2.31.0 six==1.16.0 idna==3.6 toml==0.10.2 || true
 fi

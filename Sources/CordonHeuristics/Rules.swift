@@ -46,13 +46,23 @@ enum Rules {
 
     // MARK: 2. pth-code
 
+    /// What turns a start-up import line from configuration into a payload.
+    static let pthDanger = byteList(["exec(", "eval(", "compile(", "base64", "b64decode", "marshal", "subprocess", "os.system",
+                                     "urllib", "urlopen", "socket", "requests", "zlib", "codecs.decode", "__import__('base64"])
+
     static func pthCode(_ tf: TextFile) -> [Finding] {
         guard fileExtension(tf.path) == "pth" else { return [] }
         var out: [Finding] = []
         for i in 0..<tf.lineCount {
             let l = tf.raw[i]
             if l.starts(with: bytes("import ")) || l.starts(with: bytes("import\t")) {
-                out.append(finding(RuleID.pthCode, .high, tf, i, i, ".pth line starting with `import` executes at every interpreter start-up"))
+                // setuptools' own distutils-precedence.pth imports and checks an environment
+                // variable: code at start-up, but no payload. Execution, decoding or the
+                // network on that line make it high.
+                let dangerous = hasAny(tf.lower[i], pthDanger)
+                out.append(finding(RuleID.pthCode, dangerous ? .high : .medium, tf, i, i,
+                                   dangerous ? ".pth line runs code that executes, decodes or reaches the network at every interpreter start-up"
+                                             : ".pth line starting with `import` executes at every interpreter start-up"))
             }
         }
         return out
@@ -95,7 +105,7 @@ enum Rules {
 
     static let fetchPatterns = byteList([
         "urllib.request.urlopen", "urlopen(", "urlretrieve(", "requests.get(", "requests.post(", "httpx.get(",
-        "http.client", "curl ", "wget ", "fetch(", "https.get(", "http.get(", "invoke-webrequest", "downloadstring(",
+        "http.client", "curl ", "wget ", "https.get(", "http.get(", "invoke-webrequest", "downloadstring(",
         "downloadfile(",
     ])
     static let runPatterns = byteList([
@@ -108,15 +118,29 @@ enum Rules {
         return hasBareCall(l, bytes("exec(")) || hasBareCall(l, bytes("eval(")) || hasBareCall(tf.raw[i], bytes("Function("))
     }
 
+    /// A fetch and an execution within a few lines of each other (or on one line: `curl … | sh`).
+    /// A file that merely contains both somewhere (an HTTP library with a debugger console, six's
+    /// `exec` shim next to its urllib moves table) is not download-and-execute.
+    static let downloadExecuteWindow = 5
+
+    /// JavaScript's global `fetch(` counts only as a bare call: not `obj.fetch()` and not a
+    /// definition (`def fetch(`, `function fetch(`).
+    static func isFetchLine(_ l: Bytes) -> Bool {
+        if hasAny(l, fetchPatterns) { return true }
+        guard hasBareCall(l, bytes("fetch(")) else { return false }
+        return !has(l, bytes("def fetch(")) && !has(l, bytes("function fetch("))
+    }
+
     static func downloadExecute(_ tf: TextFile) -> [Finding] {
-        guard let fetchLine = tf.firstLine(matchingAny: fetchPatterns) else { return [] }
-        var runLine: Int? = nil
-        for i in 0..<tf.lineCount where !tf.isComment(i) {
-            if hasAny(tf.lower[i], runPatterns) || isExecLine(tf, i) { runLine = i; break }
+        var out: [Finding] = []
+        for f in 0..<tf.lineCount where !tf.isComment(f) && isFetchLine(tf.lower[f]) {
+            let window = max(0, f - 2)...min(tf.lineCount - 1, f + downloadExecuteWindow)
+            guard let r = window.first(where: { !tf.isComment($0) && (hasAny(tf.lower[$0], runPatterns) || isExecLine(tf, $0)) }) else { continue }
+            out.append(finding(RuleID.downloadExecute, .critical, tf, min(f, r), max(f, r),
+                               "remote content is fetched and executed within \(abs(r - f) + 1) lines", evidenceLine: max(f, r)))
+            break
         }
-        guard let r = runLine else { return [] }
-        return [finding(RuleID.downloadExecute, .critical, tf, fetchLine, r,
-                        "file fetches remote content and executes code or processes", evidenceLine: max(fetchLine, r))]
+        return out
     }
 
     // MARK: 5. decode-exec
@@ -213,7 +237,7 @@ enum Rules {
 
     static let credentialPatterns = byteList([
         "~/.ssh", ".ssh/", "'.ssh'", "\".ssh\"", "id_rsa", "id_ed25519", ".aws/credentials", ".netrc", ".npmrc", ".pypirc",
-        "login data", "key4.db", "logins.json", "dict(os.environ)", "os.environ.copy()", "{**os.environ}",
+        "dict(os.environ)", "os.environ.copy()", "{**os.environ}",
         "json.stringify(process.env)", "str(os.environ)", "json.dumps(os.environ", ".docker/config.json", ".git-credentials",
     ])
     static let browserWords = byteList(["chrome", "chromium", "firefox", "mozilla", "brave", "opera", "edge", "user data", "profile"])
@@ -224,21 +248,31 @@ enum Rules {
         "webhook", "discord", "telegram",
     ])
 
+    /// Where stolen data leaves: an upload, a raw send, mail, or a chat webhook. Merely using
+    /// the network (an HTTP client honouring ~/.netrc) is not exfiltration.
+    static let exfilSinks = byteList([
+        "requests.post(", "requests.put(", "httpx.post(", "session.post(", ".sendall(", ".send(", "smtplib", "ftplib",
+        "webhook", "discord", "telegram", "pastebin", "transfer.sh", "ngrok", "xmlhttprequest", "navigator.sendbeacon",
+        "method: 'post'", "method: \"post\"", "curl -d", "curl --data", "curl -f", "wget --post",
+    ])
+    /// A browser store's file name as it appears in a path, not the word "cookies" in prose.
+    static let browserStoreFiles = byteList(["/cookies", "\\cookies", "'cookies'", "\"cookies\"", "login data", "key4.db", "logins.json"])
+
     static func credentialAccess(_ tf: TextFile) -> [Finding] {
         var hits: [Int] = []
         for i in 0..<tf.lineCount where !tf.isComment(i) {
             let l = tf.lower[i]
-            if hasAny(l, credentialPatterns) || (has(l, bytes("cookies")) && hasAny(l, browserWords))
+            if hasAny(l, credentialPatterns) || (hasAny(l, browserStoreFiles) && hasAny(l, browserWords))
                 || (has(l, bytes("'.aws'")) || has(l, bytes("\".aws\""))) && has(l, bytes("credentials")) {
                 hits.append(i)
             }
         }
         guard !hits.isEmpty else { return [] }
-        let networked = tf.anyLine(matchingAny: networkPatterns)
+        let exfiltrates = tf.anyLine(matchingAny: exfilSinks)
         return hits.map { i in
-            finding(RuleID.credentialAccess, networked ? .critical : .medium, tf, i, i,
-                    networked ? "reads credentials or dumps the environment in a file that also sends data over the network"
-                              : "references credential stores or dumps the environment")
+            finding(RuleID.credentialAccess, exfiltrates ? .critical : .medium, tf, i, i,
+                    exfiltrates ? "reads credentials or dumps the environment in a file that also uploads or sends data"
+                                : "references credential stores or dumps the environment")
         }
     }
 

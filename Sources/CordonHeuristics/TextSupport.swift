@@ -118,9 +118,10 @@ func fileExtension(_ path: String) -> String? {
     return String(base[base.index(after: dot)...]).lowercased()
 }
 
-/// Code files get the code rules; extension-less files (scripts) count as code.
-func isCodeFile(_ path: String) -> Bool {
-    guard let ext = fileExtension(path) else { return true }
+/// Code files get the code rules. An extension-less file counts as code only when it starts
+/// with "#!" (a script); METADATA, LICENSE and the like are prose.
+func isCodeFile(_ path: String, bytes: [UInt8]) -> Bool {
+    guard let ext = fileExtension(path) else { return bytes.starts(with: [0x23, 0x21]) }
     return codeExtensions.contains(ext)
 }
 
@@ -160,7 +161,7 @@ struct TextFile {
         if !current.isEmpty || lines.isEmpty { lines.append(current) }
         raw = lines
         lower = lines.map { $0.map(lowerASCII) }
-        isCode = isCodeFile(file.path)
+        isCode = isCodeFile(file.path, bytes: file.bytes)
     }
 
     var lineCount: Int { raw.count }

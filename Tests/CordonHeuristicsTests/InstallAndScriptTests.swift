@@ -82,12 +82,21 @@ import Testing
 }
 
 @Suite struct PthTests {
-    @Test func importLineInPthIsHigh() {
-        let src = "/usr/lib/python3/dist-packages\nimport os, sys; sys.modules.setdefault('boot', __import__('telemetry_boot'))\n"
-        let fs = scanFile("zzz_boot.pth", src)
+    /// An import line runs at every start-up: medium on its own (setuptools ships one), high when
+    /// it executes, decodes or reaches the network.
+    @Test func importLineInPthIsMediumAndPayloadIsHigh() {
+        let plain = "/usr/lib/python3/dist-packages\nimport os, sys; sys.modules.setdefault('boot', __import__('telemetry_boot'))\n"
+        let fs = scanFile("zzz_boot.pth", plain)
         #expect(rules(fs) == ["pth-code"])
-        #expect(fs.first?.severity == .high)
+        #expect(fs.first?.severity == .medium)
         #expect(fs.first?.startLine == 2 && fs.first?.endLine == 2)
+        let payload = "import base64; exec(base64.b64decode('cHJpbnQoMSk='))\n"
+        #expect(scanFile("zzz_boot.pth", payload).first { $0.rule == "pth-code" }?.severity == .high)
+    }
+
+    @Test func setuptoolsDistutilsShimIsNotHigh() {
+        let line = "import os; var = 'SETUPTOOLS_USE_DISTUTILS'; enabled = os.environ.get(var, 'local') == 'local'; enabled and __import__('_distutils_hack').add_shim(); \n"
+        #expect(scanFile("distutils-precedence.pth", line).allSatisfy { $0.severity < .high })
     }
 
     @Test func pathOnlyPthIsClean() {

