@@ -117,3 +117,37 @@ struct ScanReportTests {
         #expect(verdict.contains("valid"))
     }
 }
+
+/// Real packages from PyPI (downloaded once into .build/test-packages): none is flagged at high
+/// or above, and the old requests reports its advisories. Needs PyPI, which CI reaches.
+@Suite(.enabled(if: FileManager.default.fileExists(atPath: "\(ScanFixture.shared)/pypa-advisory-database"), "needs ../shared/data"),
+       .serialized)
+struct RealPackageTests {
+    static let packages = ["requests==2.19.0", "requests==2.31.0", "urllib3==2.2.1", "django==4.2.11", "flask==3.0.2",
+                           "setuptools==69.2.0", "six==1.16.0", "werkzeug==3.0.1", "jinja2==3.1.3", "idna==3.6", "toml==0.10.2"]
+    static let cache = "\(ScanFixture.repo)/.build/test-packages"
+
+    static func download() throws -> [String] {
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        for spec in packages {
+            let name = spec.replacingOccurrences(of: "==", with: "-").lowercased()
+            let have = (try FileManager.default.contentsOfDirectory(atPath: cache)).contains { $0.lowercased().hasPrefix(name) }
+            if have { continue }
+            try ScanFixture.python("import subprocess\nsubprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', '-d', sys.argv[1], sys.argv[2]], check=True)",
+                                   args: [cache, spec])
+        }
+        return try FileManager.default.contentsOfDirectory(atPath: cache).sorted().map { "\(cache)/\($0)" }
+    }
+
+    @Test func noFalseAlarmAndOldRequestsIsReported() throws {
+        let files = try Self.download()
+        #expect(files.count >= Self.packages.count)
+        let report = try Scanner.scan(files, database: ScanReportTests.database)
+        let alarms = report.packages.flatMap { p in p.findings.filter { $0.severity >= .high }.map { "\(p.name): \($0.rule) \($0.file):\($0.startLine)" } }
+        #expect(alarms.isEmpty, "\(alarms)")
+        let old = report.packages.first { $0.name.lowercased() == "requests" && $0.version == "2.19.0" }
+        #expect(old?.vulnerabilities.map(\.id).contains("PYSEC-2018-28") == true)
+        let new = report.packages.first { $0.name.lowercased() == "requests" && $0.version == "2.31.0" }
+        #expect(new?.vulnerabilities.isEmpty == true)
+    }
+}
