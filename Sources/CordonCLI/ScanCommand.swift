@@ -55,7 +55,18 @@ struct ScanCommand: ParsableCommand {
             printError("cordon scan: warning: no vulnerability database at \(dbPath) (run `cordon db import`); running the heuristics only")
         }
         let report: ScanReport
-        do { report = try Scanner.scan(paths, database: database) } catch {
+        // On a terminal, a progress line once the scan has run for more than a second.
+        let started = UTCTime.monotonic()
+        let terminal = isatty(2) == 1
+        var shown = false
+        defer { if shown { FileDescriptorIO.writeAll(2, "\r\u{1B}[K") } }
+        do {
+            report = try Scanner.scan(paths, database: database) { index, count, target in
+                guard terminal, UTCTime.monotonic() - started > 1 else { return }
+                shown = true
+                FileDescriptorIO.writeAll(2, "\r\u{1B}[Kscanning \(index + 1)/\(count): \(target)")
+            }
+        } catch {
             printError("cordon scan: \(error)")
             throw ExitCode(2)
         }

@@ -48,10 +48,13 @@ public struct ScanReport: Codable, Sendable {
 
 /// Runs inventory, vulnerability matching and heuristics over scan targets.
 public enum Scanner {
-    public static func scan(_ targets: [String], database: VulnDatabase?) throws -> ScanReport {
+    /// `progress` is called before each target with (index, count, target).
+    public static func scan(_ targets: [String], database: VulnDatabase?,
+                            progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> ScanReport {
         let start = UTCTime.monotonic()
         var packages: [ScanReport.Package] = []
-        for target in targets {
+        for (index, target) in targets.enumerated() {
+            progress(index, targets.count, target)
             for found in try Inventory.packages(at: target) {
                 let ids = try database?.advisories(ecosystem: found.ecosystem, name: found.name, version: found.version) ?? []
                 let subject = PackageUnderScan(ecosystem: found.ecosystem == .npm ? .npm : .pypi, name: found.name,
