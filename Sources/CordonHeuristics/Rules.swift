@@ -132,6 +132,7 @@ enum Rules {
     }
 
     static func downloadExecute(_ tf: TextFile) -> [Finding] {
+        guard tf.mayContain(fetchPatterns + byteList(["fetch("])) else { return [] }
         var out: [Finding] = []
         for f in 0..<tf.lineCount where !tf.isComment(f) && isFetchLine(tf.lower[f]) {
             let window = max(0, f - 2)...min(tf.lineCount - 1, f + downloadExecuteWindow)
@@ -176,6 +177,7 @@ enum Rules {
     }
 
     static func decodeExec(_ tf: TextFile) -> [Finding] {
+        guard tf.mayContain(decodePatterns + byteList(["buffer.from(", "chr("])) else { return [] }
         var decodeLines: [Int] = []
         var tainted: [(name: Bytes, line: Int)] = []
         for i in 0..<tf.lineCount where !tf.isComment(i) && isDecodeLine(tf.lower[i]) {
@@ -259,6 +261,7 @@ enum Rules {
     static let browserStoreFiles = byteList(["/cookies", "\\cookies", "'cookies'", "\"cookies\"", "login data", "key4.db", "logins.json"])
 
     static func credentialAccess(_ tf: TextFile) -> [Finding] {
+        guard tf.mayContain(credentialPatterns + browserStoreFiles + byteList([".aws"])) else { return [] }
         var hits: [Int] = []
         for i in 0..<tf.lineCount where !tf.isComment(i) {
             let l = tf.lower[i]
@@ -290,6 +293,7 @@ enum Rules {
     ])
 
     static func reverseShell(_ tf: TextFile) -> [Finding] {
+        guard tf.mayContain(oneLinerShells + connectPatterns) else { return [] }
         var out: [Finding] = []
         for i in tf.lines(matchingAny: oneLinerShells) {
             out.append(finding(RuleID.reverseShell, .critical, tf, i, i, "shell one-liner reverse shell"))
@@ -346,6 +350,7 @@ enum Rules {
     }
 
     static func shadyLinks(_ tf: TextFile) -> [Finding] {
+        guard tf.mayContain(byteList(["://"])) else { return [] }
         var out: [Finding] = []
         let scheme = bytes("://")
         for i in 0..<tf.lineCount {

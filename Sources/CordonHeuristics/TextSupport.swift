@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 // Byte-level text helpers. Patterns are lowercase ASCII and are matched against
 // ASCII-lowercased lines, which keeps matching fast and Foundation-free.
 
@@ -12,23 +15,23 @@ typealias Bytes = [UInt8]
 func bytes(_ s: String) -> Bytes { Array(s.utf8) }
 func byteList(_ ss: [String]) -> [Bytes] { ss.map { Array($0.utf8) } }
 
-/// Index of the first occurrence of `needle` in `hay` at or after `start`.
+/// Index of the first occurrence of `needle` in `hay` at or after `start`. Candidates are found
+/// with memchr (vectorised in libc), then confirmed with memcmp.
 func find(_ hay: Bytes, _ needle: Bytes, from start: Int = 0) -> Int? {
     let n = needle.count, h = hay.count
     if n == 0 { return start <= h ? start : nil }
     if start < 0 || h - start < n { return nil }
     return hay.withUnsafeBufferPointer { hp in
         needle.withUnsafeBufferPointer { np in
-            let first = np[0]
+            guard let hb = hp.baseAddress, let nb = np.baseAddress else { return nil }
+            let first = Int32(nb[0])
             var i = start
             let last = h - n
             while i <= last {
-                if hp[i] == first {
-                    var j = 1
-                    while j < n && hp[i + j] == np[j] { j += 1 }
-                    if j == n { return i }
-                }
-                i += 1
+                guard let hit = memchr(hb + i, first, last - i + 1) else { return nil }
+                let k = hb.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                if n == 1 || memcmp(hb + k + 1, nb + 1, n - 1) == 0 { return k }
+                i = k + 1
             }
             return nil
         }
@@ -141,30 +144,37 @@ struct TextFile {
     let path: String
     let raw: [Bytes]
     let lower: [Bytes]
+    /// The whole file, lowercased: rules first ask it whether their trigger words occur at all,
+    /// which spares the line-by-line work for the great majority of files.
+    let whole: Bytes
     let isCode: Bool
 
     init?(_ file: PackageFile) {
         if file.bytes.count > maxTextSize || looksBinary(file.bytes) { return nil }
         path = file.path
+        let content = file.bytes
+        let folded = content.map(lowerASCII)
         var lines: [Bytes] = []
-        var current: Bytes = []
-        for b in file.bytes {
-            if b == 10 {
-                if current.last == 13 { current.removeLast() }
-                lines.append(current)
-                current = []
-            } else {
-                current.append(b)
-            }
+        var lowered: [Bytes] = []
+        var start = 0
+        while start <= content.count {
+            let end = find(content, [10], from: start) ?? content.count
+            var stop = end
+            if stop > start && content[stop - 1] == 13 { stop -= 1 }
+            if end == content.count && start == end && !lines.isEmpty { break }  // no empty line after a final newline
+            lines.append(Array(content[start..<stop]))
+            lowered.append(Array(folded[start..<stop]))
+            start = end + 1
         }
-        if current.last == 13 { current.removeLast() }
-        if !current.isEmpty || lines.isEmpty { lines.append(current) }
         raw = lines
-        lower = lines.map { $0.map(lowerASCII) }
+        lower = lowered
+        whole = folded
         isCode = isCodeFile(file.path, bytes: file.bytes)
     }
 
     var lineCount: Int { raw.count }
+
+    func mayContain(_ patterns: [Bytes]) -> Bool { hasAny(whole, patterns) }
 
     func isComment(_ i: Int) -> Bool {
         let l = raw[i]
