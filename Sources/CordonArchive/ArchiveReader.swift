@@ -67,13 +67,25 @@ public final class ArchiveReader {
 
     /// Opens an archive held in memory (a member of another archive), one level deeper.
     public func nested(name: String, bytes: [UInt8]) throws(ArchiveError) -> ArchiveReader {
-        guard depth + 1 <= limits.nestingDepth else {
-            throw .limit(name: "nesting depth", limit: Int64(limits.nestingDepth), archive: "\(self.name)!\(name)")
+        try ArchiveReader.inMemory(name: "\(self.name)!\(name)", bytes: bytes, limits: limits, depth: depth + 1)
+    }
+
+    /// Opens an archive held in memory at nesting `depth` (1 for a top-level archive; an image
+    /// layer read from a directory is 2, as if it were inside the image's tar).
+    public static func inMemory(name: String, bytes: [UInt8], limits: ArchiveLimits, depth: Int) throws(ArchiveError) -> ArchiveReader {
+        guard depth <= limits.nestingDepth else {
+            throw .limit(name: "nesting depth", limit: Int64(limits.nestingDepth), archive: name)
         }
         let copy = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 1)
         bytes.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: bytes.count) } }
-        let reader = try ArchiveReader(name: "\(self.name)!\(name)", limits: limits, depth: depth + 1, size: Int64(bytes.count)) {
-            archive_read_open_memory($0, copy, bytes.count)
+        let reader: ArchiveReader
+        do {
+            reader = try ArchiveReader(name: name, limits: limits, depth: depth, size: Int64(bytes.count)) {
+                archive_read_open_memory($0, copy, bytes.count)
+            }
+        } catch {
+            copy.deallocate()
+            throw error
         }
         reader.backing = copy
         return reader

@@ -1,8 +1,11 @@
+import CordonArchive
 import CordonHeuristics
 import CordonScan
 import CordonSystem
 import CordonVulnDB
+import Dispatch
 import FoundationEssentials
+import Synchronization
 
 /// The result of `cordon scan`: packages found, the advisories that affect them, the
 /// heuristic findings in their files.
@@ -23,6 +26,9 @@ public struct ScanReport: Codable, Sendable {
         public var purl: String {
             switch ecosystem {
             case "PyPI": return "pkg:pypi/\(normalizePyPIName(name))@\(version)"
+            case "Debian": return "pkg:deb/debian/\(name)@\(version)"
+            case "Alpine": return "pkg:apk/alpine/\(name)@\(version)"
+            case "image": return "pkg:oci/\(name.split(separator: "/").last ?? "image")"
             default: return "pkg:npm/\(name.split(separator: "@", omittingEmptySubsequences: false).joined(separator: "%40"))@\(version)"
             }
         }
@@ -48,25 +54,62 @@ public struct ScanReport: Codable, Sendable {
 
 /// Runs inventory, vulnerability matching and heuristics over scan targets.
 public enum Scanner {
-    /// `progress` is called before each target with (index, count, target).
+    /// `progress` is called as each target starts, with (index, count, target). Targets are
+    /// scanned on all cores; the report keeps their order.
     public static func scan(_ targets: [String], database: VulnDatabase?,
-                            progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> ScanReport {
+                            progress: @escaping (Int, Int, String) -> Void = { _, _, _ in }) throws -> ScanReport {
         let start = UTCTime.monotonic()
-        var packages: [ScanReport.Package] = []
-        for (index, target) in targets.enumerated() {
-            progress(index, targets.count, target)
-            for found in try Inventory.packages(at: target) {
-                let ids = try database?.advisories(ecosystem: found.ecosystem, name: found.name, version: found.version) ?? []
-                let subject = PackageUnderScan(ecosystem: found.ecosystem == .npm ? .npm : .pypi, name: found.name,
-                                               files: found.files.map { PackageFile(path: $0.path, bytes: $0.bytes) },
-                                               pureWheel: found.pureWheel)
-                packages.append(ScanReport.Package(ecosystem: found.ecosystem.rawValue, name: found.name, version: found.version,
-                                                   source: found.source, vulnerabilities: ids.map { .init(id: $0) },
-                                                   findings: Heuristics.scan(subject)))
-            }
+        let results = ResultSlots(count: targets.count)
+        let reportProgress = ProgressRelay(progress)
+        DispatchQueue.concurrentPerform(iterations: targets.count) { index in
+            reportProgress.call(index, targets.count, targets[index])
+            results.set(index, Result { try scanOne(targets[index], database: database) })
         }
+        var packages: [ScanReport.Package] = []
+        for result in results.values { packages += try result.get() }
         return ScanReport(targets: targets, packages: packages, scannedAt: UTCTime.now(), seconds: UTCTime.monotonic() - start)
     }
+
+    static func scanOne(_ target: String, database: VulnDatabase?) throws -> [ScanReport.Package] {
+        var packages: [ScanReport.Package] = []
+        if let image = try ContainerImage.open(target, limits: ArchiveLimits()) {
+            // The image itself is one entry (its own findings); its packages follow.
+            packages.append(ScanReport.Package(ecosystem: "image", name: target, version: "\(image.layerDigests.count) layers",
+                                               source: target, vulnerabilities: [], findings: image.findings()))
+            for found in image.inventory(source: target) {
+                let ids = try database?.advisories(ecosystem: found.ecosystem, name: found.name, version: found.version) ?? []
+                packages.append(ScanReport.Package(ecosystem: found.ecosystem.rawValue, name: found.name, version: found.version,
+                                                   source: found.source, vulnerabilities: ids.map { .init(id: $0) }, findings: []))
+            }
+            return packages
+        }
+        for found in try Inventory.packages(at: target) {
+            let ids = try database?.advisories(ecosystem: found.ecosystem, name: found.name, version: found.version) ?? []
+            let subject = PackageUnderScan(ecosystem: found.ecosystem == .npm ? .npm : .pypi, name: found.name,
+                                           files: found.files.map { PackageFile(path: $0.path, bytes: $0.bytes) },
+                                           pureWheel: found.pureWheel)
+            packages.append(ScanReport.Package(ecosystem: found.ecosystem.rawValue, name: found.name, version: found.version,
+                                               source: found.source, vulnerabilities: ids.map { .init(id: $0) },
+                                               findings: Heuristics.scan(subject)))
+        }
+        return packages
+    }
+}
+
+/// Per-target results written from worker threads, one slot each.
+final class ResultSlots: Sendable {
+    private let slots: Mutex<[Result<[ScanReport.Package], Error>?]>
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+    func set(_ i: Int, _ r: Result<[ScanReport.Package], Error>) { slots.withLock { $0[i] = r } }
+    var values: [Result<[ScanReport.Package], Error>] { slots.withLock { $0.compactMap { $0 } } }
+}
+
+/// Serialises progress callbacks from worker threads.
+final class ProgressRelay: @unchecked Sendable {
+    private let lock = Mutex(())
+    private let body: (Int, Int, String) -> Void
+    init(_ body: @escaping (Int, Int, String) -> Void) { self.body = body }
+    func call(_ i: Int, _ n: Int, _ s: String) { lock.withLock { _ in body(i, n, s) } }
 }
 
 /// The report's renderings.

@@ -21,6 +21,22 @@ public enum FileSystem {
         return out
     }
 
+    /// The first `count` bytes of a file (fewer if it is shorter).
+    public static func readPrefix(_ path: String, count: Int) throws(SystemError) -> [UInt8] {
+        let fd = try syscallRetrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = try syscallRetrying("read", path: path) {
+                out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, count - got) }
+            }
+            if n == 0 { break }
+            got += n
+        }
+        return Array(out[0..<got])
+    }
+
     public static func readString(_ path: String) throws(SystemError) -> String {
         String(decoding: try read(path), as: UTF8.self)
     }

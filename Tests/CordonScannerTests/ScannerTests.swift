@@ -18,12 +18,14 @@ enum ScanFixture {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         p.arguments = ["-c", "import io, os, sys, tarfile, zipfile, json\n" + script] + args
-        let out = Pipe()
+        let out = Pipe(), err = Pipe()
         p.standardOutput = out
+        p.standardError = err
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
+        let problem = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw ScanFailure(description: "python fixture failed") }
+        guard p.terminationStatus == 0 else { throw ScanFailure(description: "python fixture failed: \(problem)") }
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -149,5 +151,63 @@ struct RealPackageTests {
         #expect(old?.vulnerabilities.map(\.id).contains("PYSEC-2018-28") == true)
         let new = report.packages.first { $0.name.lowercased() == "requests" && $0.version == "2.31.0" }
         #expect(new?.vulnerabilities.isEmpty == true)
+    }
+}
+
+/// Container images: layers in order, whiteouts honoured, findings attributed to the layer.
+struct ImageTests {
+    static let layersScript = """
+        def tar_bytes(entries):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode='w') as t:
+                for name, data, mode in entries:
+                    i = tarfile.TarInfo(name); i.size = len(data); i.mode = mode
+                    t.addfile(i, io.BytesIO(data))
+            return buf.getvalue()
+        status = b'Package: bash\\nStatus: install ok installed\\nVersion: 5.2.15-2\\n\\nPackage: ghost\\nStatus: deinstall ok config-files\\nVersion: 1.0\\n'
+        layer0 = tar_bytes([('var/lib/dpkg/status', status, 0o644), ('usr/bin/su', b'\\x7fELF', 0o4755),
+                            ('root/.ssh/id_rsa', b'-----BEGIN OPENSSH PRIVATE KEY-----\\nabc\\n', 0o600),
+                            ('etc/app.env', b'AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\\n', 0o644),
+                            ('opt/data', b'x', 0o666), ('tmp/scratch', b'x', 0o666)])
+        layer1 = tar_bytes([('root/.ssh/.wh.id_rsa', b'', 0o644), ('opt/.wh..wh..opq', b'', 0o644),
+                            ('usr/lib/python3/dist-packages/requests-2.19.0.dist-info/METADATA', b'Name: requests\\nVersion: 2.19.0\\n', 0o644)])
+        """
+
+    func check(_ report: ScanReport, _ target: String) throws {
+        let image = try #require(report.packages.first { $0.ecosystem == "image" })
+        let found = Set(image.findings.map { "\($0.rule) \($0.file)" })
+        #expect(found == ["setuid-file layer0:usr/bin/su", "private-key layer0:root/.ssh/id_rsa", "cloud-token layer0:etc/app.env"], "\(found)")
+        #expect(image.findings.first { $0.rule == "private-key" }?.message.contains("deleted or replaced by a later layer") == true)
+        let inventory = Set(report.packages.filter { $0.ecosystem != "image" }.map { "\($0.ecosystem) \($0.name) \($0.version)" })
+        #expect(inventory == ["Debian bash 5.2.15-2", "PyPI requests 2.19.0"], "\(inventory)")
+        #expect(report.packages.first { $0.name == "requests" }?.source.contains("layer1") == true)
+    }
+
+    @Test func dockerSaveTarball() throws {
+        let out = "\(ScanFixture.dir)/image-\(UUID().uuidString.prefix(6)).tar"
+        try ScanFixture.python(Self.layersScript + "\n" + """
+            with tarfile.open(sys.argv[1], 'w') as t:
+                for name, data in [('l0/layer.tar', layer0), ('l1/layer.tar', layer1),
+                                   ('manifest.json', json.dumps([{'Layers': ['l0/layer.tar', 'l1/layer.tar']}]).encode())]:
+                    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+            """, args: [out])
+        try check(try Scanner.scan([out], database: nil), out)
+    }
+
+    @Test func ociLayoutDirectory() throws {
+        let out = "\(ScanFixture.dir)/oci-\(UUID().uuidString.prefix(6))"
+        try ScanFixture.python(Self.layersScript + "\n" + """
+            import hashlib
+            root = sys.argv[1]
+            os.makedirs(root + '/blobs/sha256')
+            def blob(data):
+                d = hashlib.sha256(data).hexdigest()
+                open(root + '/blobs/sha256/' + d, 'wb').write(data)
+                return 'sha256:' + d
+            manifest = json.dumps({'layers': [{'digest': blob(layer0)}, {'digest': blob(layer1)}]}).encode()
+            open(root + '/index.json', 'w').write(json.dumps({'manifests': [{'digest': blob(manifest)}]}))
+            open(root + '/oci-layout', 'w').write('{"imageLayoutVersion": "1.0.0"}')
+            """, args: [out])
+        try check(try Scanner.scan([out], database: nil), out)
     }
 }

@@ -1,0 +1,211 @@
+import CordonArchive
+import CordonHeuristics
+import CordonScan
+import CordonSystem
+import FoundationEssentials
+
+/// A container image read from an OCI image layout (a directory or its tar) or a `docker save`
+/// tarball: its layers applied in order, whiteouts honoured, every file attributed to the layer
+/// that last wrote it. Nothing is extracted.
+public struct ContainerImage {
+    public struct File {
+        public var path: String
+        public var layer: Int
+        public var mode: UInt32
+        public var kind: ArchiveEntry.Kind
+        public var bytes: [UInt8]
+    }
+
+    /// The final filesystem, after every layer and whiteout.
+    public var files: [String: File] = [:]
+    /// Every file as each layer wrote it, including files a later layer deleted or replaced:
+    /// secrets in those are still in the image.
+    public var history: [File] = []
+    public var layerDigests: [String] = []
+
+    /// File contents kept in memory: what inventories and secret rules read.
+    static func keepsContent(_ path: String, size: Int64) -> Bool {
+        if path == "var/lib/dpkg/status" || path == "lib/apk/db/installed" { return true }
+        if path.hasSuffix(".dist-info/METADATA") || (path.hasSuffix("/package.json") && path.contains("node_modules/")) { return true }
+        guard size <= 256 << 10 else { return false }
+        let name = path.split(separator: "/").last.map(String.init) ?? ""
+        return name.hasPrefix("id_") || name.hasSuffix(".pem") || name.hasSuffix(".key") || name == "credentials"
+            || name.hasPrefix(".") || path.hasPrefix("etc/") || path.hasPrefix("root/") || path.hasPrefix("home/")
+            || name.hasSuffix(".env") || name.hasSuffix(".json") || name.hasSuffix(".yaml") || name.hasSuffix(".yml")
+    }
+
+    /// Recognises an image at `path`; nil when it is not one.
+    static func open(_ path: String, limits: ArchiveLimits) throws -> ContainerImage? {
+        var blobs: [String: [UInt8]] = [:]
+        var manifest: [UInt8]?
+        var index: [UInt8]?
+        var sawLayout = false
+        func note(_ name: String, _ bytes: () throws -> [UInt8]) throws {
+            if name == "manifest.json" { manifest = try bytes() }
+            else if name == "index.json" { index = try bytes() }
+            else if name == "oci-layout" { sawLayout = true }
+            else if name.hasPrefix("blobs/") || name.hasSuffix(".tar") || name.hasSuffix("/layer.tar") { blobs[name] = try bytes() }
+        }
+        switch FileSystem.kind(path) {
+        case .directory:
+            guard FileSystem.exists("\(path)/oci-layout") || FileSystem.exists("\(path)/manifest.json") else { return nil }
+            for file in try FileSystem.regularFiles(under: path) {
+                let rel = String(file.dropFirst(path.count).drop { $0 == "/" })
+                try note(rel) { try FileSystem.read(file, limit: Int(limits.totalBytes)) }
+            }
+        case .file:
+            // Images are plain tars (docker save, OCI layout tars); packages are zips and
+            // compressed tarballs. Only a plain tar is worth reading as an image.
+            guard let head = try? FileSystem.readPrefix(path, count: 512), head.count == 512,
+                  Array(head[257..<262]) == Array("ustar".utf8) else { return nil }
+            guard let reader = try? ArchiveReader(path: path, limits: limits) else { return nil }
+            try reader.forEach { entry, read in
+                if entry.kind == .file { try note(entry.path) { try read() } }
+            }
+        default:
+            return nil
+        }
+        let layers: [String]
+        if let manifest, let docker = try? JSONDecoder().decode([DockerManifest].self, from: Data(manifest)), let first = docker.first {
+            layers = first.Layers
+        } else if sawLayout, let index {
+            layers = try ociLayers(index: index, blobs: blobs)
+        } else {
+            return nil
+        }
+        var image = ContainerImage()
+        for (n, layer) in layers.enumerated() {
+            guard let bytes = blobs[layer] else { throw ScanFailure(description: "\(path): layer \(layer) is missing") }
+            image.layerDigests.append(layer)
+            let reader = try ArchiveReader.inMemory(name: "\(path)!\(layer)", bytes: bytes, limits: limits, depth: 2)
+            try image.apply(reader, layer: n)
+        }
+        return image
+    }
+
+    struct DockerManifest: Decodable { var Layers: [String] }
+    struct OCIIndex: Decodable { struct Descriptor: Decodable { var digest: String; var mediaType: String? }; var manifests: [Descriptor] }
+    struct OCIManifest: Decodable { struct Descriptor: Decodable { var digest: String }; var layers: [Descriptor] }
+
+    static func blobPath(_ digest: String) -> String { "blobs/" + digest.split(separator: ":", maxSplits: 1).joined(separator: "/") }
+
+    static func ociLayers(index: [UInt8], blobs: [String: [UInt8]]) throws -> [String] {
+        let idx = try JSONDecoder().decode(OCIIndex.self, from: Data(index))
+        guard let first = idx.manifests.first, let manifest = blobs[blobPath(first.digest)] else {
+            throw ScanFailure(description: "OCI layout: index.json names no manifest present in blobs/")
+        }
+        return try JSONDecoder().decode(OCIManifest.self, from: Data(manifest)).layers.map { blobPath($0.digest) }
+    }
+
+    /// Applies one layer: whiteouts delete from the layers below, entries add or replace.
+    mutating func apply(_ reader: ArchiveReader, layer: Int) throws {
+        try reader.forEach { entry, read in
+            let parts = entry.path.split(separator: "/")
+            guard let name = parts.last else { return }
+            let dir = parts.dropLast().joined(separator: "/")
+            if name == ".wh..wh..opq" {
+                let prefix = dir.isEmpty ? "" : dir + "/"
+                files = files.filter { !$0.key.hasPrefix(prefix) || $0.value.layer == layer }
+                return
+            }
+            if name.hasPrefix(".wh.") {
+                let target = (dir.isEmpty ? "" : dir + "/") + name.dropFirst(4)
+                files[target] = nil
+                files = files.filter { !$0.key.hasPrefix(target + "/") }
+                return
+            }
+            let bytes = entry.kind == .file && ContainerImage.keepsContent(entry.path, size: entry.declaredSize) ? try read() : []
+            let file = File(path: entry.path, layer: layer, mode: entry.mode, kind: entry.kind, bytes: bytes)
+            files[entry.path] = file
+            history.append(file)
+        }
+    }
+
+    /// Packages the image has installed: dpkg, apk, Python dist-info, node_modules.
+    func inventory(source: String) -> [ScannedPackage] {
+        var out: [ScannedPackage] = []
+        func add(_ eco: Ecosystem, _ name: String, _ version: String, _ file: File) {
+            out.append(ScannedPackage(ecosystem: eco, name: name, version: version,
+                                      source: "\(source)!layer\(file.layer):\(file.path)", files: [], pureWheel: false))
+        }
+        if let status = files["var/lib/dpkg/status"] {
+            for stanza in String(decoding: status.bytes, as: UTF8.self).split(separator: "\n\n") {
+                let f = Inventory.rfc822(Array(stanza.utf8))
+                if let name = f["package"], let version = f["version"], (f["status"] ?? "").hasSuffix("installed") {
+                    add(.debian, name, version, status)
+                }
+            }
+        }
+        if let apk = files["lib/apk/db/installed"] {
+            var name: String?, version: String?
+            for line in String(decoding: apk.bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("P:") { name = String(line.dropFirst(2)) }
+                else if line.hasPrefix("V:") { version = String(line.dropFirst(2)) }
+                else if line.isEmpty {
+                    if let name, let version { add(.alpine, name, version, apk) }
+                    name = nil
+                    version = nil
+                }
+            }
+            if let name, let version { add(.alpine, name, version, apk) }
+        }
+        for file in files.values.sorted(by: { $0.path < $1.path }) {
+            if file.path.hasSuffix(".dist-info/METADATA") {
+                let f = Inventory.rfc822(file.bytes)
+                if let name = f["name"], let version = f["version"] { add(.pypi, name, version, file) }
+            } else if file.path.hasSuffix("/package.json") && file.path.contains("node_modules/"),
+                      let (name, version) = try? Inventory.npmIdentity(file.bytes, source: file.path) {
+                add(.npm, name, version, file)
+            }
+        }
+        return out
+    }
+
+    /// Image-only rules: setuid/setgid files, world-writable files outside /tmp, private keys
+    /// and cloud tokens — the secrets in every layer, deleted later or not.
+    func findings() -> [Finding] {
+        var out: [Finding] = []
+        for file in files.values.sorted(by: { $0.path < $1.path }) where file.kind == .file {
+            if file.mode & 0o6000 != 0 {
+                out.append(Finding(rule: "setuid-file", severity: .medium, file: "layer\(file.layer):\(file.path)", startLine: 1, endLine: 1,
+                                   message: "set-user/group-ID file (mode \(String(file.mode, radix: 8)))", evidence: file.path))
+            }
+            if file.mode & 0o002 != 0 && !file.path.hasPrefix("tmp/") && !file.path.hasPrefix("var/tmp/") {
+                out.append(Finding(rule: "world-writable", severity: .low, file: "layer\(file.layer):\(file.path)", startLine: 1, endLine: 1,
+                                   message: "world-writable file outside /tmp", evidence: file.path))
+            }
+        }
+        for file in history where !file.bytes.isEmpty {
+            let text = String(decoding: file.bytes, as: UTF8.self)
+            let gone = files[file.path]?.layer != file.layer
+            let note = gone ? " (deleted or replaced by a later layer, still in the image)" : ""
+            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                if line.contains("-----BEGIN") && line.contains("PRIVATE KEY-----") {
+                    out.append(Finding(rule: "private-key", severity: .high, file: "layer\(file.layer):\(file.path)", startLine: i + 1, endLine: i + 1,
+                                       message: "private key in the image" + note, evidence: String(line.prefix(60))))
+                } else if let token = ContainerImage.cloudToken(line) {
+                    out.append(Finding(rule: "cloud-token", severity: .high, file: "layer\(file.layer):\(file.path)", startLine: i + 1, endLine: i + 1,
+                                       message: "\(token) in the image" + note, evidence: String(line.prefix(8)) + "…"))
+                }
+            }
+        }
+        return out
+    }
+
+    /// AWS access key ids, GitHub tokens, Slack tokens, Google API keys.
+    static func cloudToken(_ line: Substring) -> String? {
+        let b = Array(line.utf8)
+        func run(at i: Int, length: Int, _ ok: (UInt8) -> Bool) -> Bool {
+            i + length <= b.count && b[i..<(i + length)].allSatisfy(ok)
+        }
+        let upperDigit: (UInt8) -> Bool = { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) }
+        let alnum: (UInt8) -> Bool = { upperDigit($0) || ($0 >= 97 && $0 <= 122) }
+        for i in b.indices {
+            if b[i...].starts(with: Array("AKIA".utf8)) && run(at: i + 4, length: 16, upperDigit) { return "an AWS access key id" }
+            if b[i...].starts(with: Array("ghp_".utf8)) && run(at: i + 4, length: 36, alnum) { return "a GitHub token" }
+            if b[i...].starts(with: Array("xoxb-".utf8)) || b[i...].starts(with: Array("xoxp-".utf8)) { return "a Slack token" }
+            if b[i...].starts(with: Array("AIza".utf8)) && run(at: i + 4, length: 35, { alnum($0) || $0 == 45 || $0 == 95 }) { return "a Google API key" }
+        }
+        return nil
+    }
+}
