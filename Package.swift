@@ -49,7 +49,7 @@ let package = Package(
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
         .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
-        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CSQLite", "CYAML"]),
+        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CSQLite", "CYAML"]),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
         ]),

@@ -89,7 +89,7 @@ struct DBStatusCommand: ParsableCommand {
         }
         print("records: \(status.records) (\(status.withdrawn) withdrawn)")
         for (ecosystem, count) in status.byEcosystem.sorted(by: { $0.key < $1.key }) { print("  \(ecosystem): \(count)") }
-        print("newest record modified: \(status.newestModified ?? "none")")
+        print("newest record modified: \(status.newestModified ?? "none")\(status.newestAgeDays.map { " (\($0) days ago)" } ?? "")")
         for source in status.sources { print("source: \(source.path) (\(source.records) records, imported \(source.importedAt))") }
     }
 }

@@ -1,3 +1,4 @@
+import CordonArchive
 import CordonScan
 import CordonSystem
 #if canImport(Glibc)
@@ -31,6 +32,8 @@ public final class VulnDatabase: @unchecked Sendable {
         public var withdrawn: Int
         public var byEcosystem: [String: Int]
         public var newestModified: String?
+        /// Days since the newest record was modified: how stale the database is.
+        public var newestAgeDays: Int?
         public var sources: [Source]
     }
 
@@ -62,16 +65,27 @@ public final class VulnDatabase: @unchecked Sendable {
     /// and leaves the database as it was. `progress` is called with (done, total).
     public func importRecords(from paths: [String], progress: (Int, Int) -> Void = { _, _ in }) throws(Failure) -> ImportSummary {
         let start = UTCTime.monotonic()
-        var files: [(source: String, file: String)] = []
+        // (source, display name, bytes loader): plain files are read when their turn comes;
+        // members of a .zip dump (OSV publishes them so) are read through the archive limits.
+        var files: [(source: String, file: String, load: () throws -> [UInt8])] = []
+        let isRecord = { (name: String) in [".yaml", ".yml", ".json"].contains(where: name.hasSuffix) }
         for path in paths {
             switch FileSystem.kind(path) {
             case .directory:
                 do {
-                    for file in try FileSystem.regularFiles(under: path) where [".yaml", ".yml", ".json"].contains(where: file.hasSuffix) {
-                        files.append((path, file))
+                    for file in try FileSystem.regularFiles(under: path) where isRecord(file) {
+                        files.append((path, file, { try FileSystem.read(file, limit: 8 << 20) }))
                     }
                 } catch { throw Failure(description: "\(error)") }
-            case .file: files.append((path, path))
+            case .file where path.hasSuffix(".zip"):
+                do {
+                    try ArchiveReader(path: path).forEach { entry, read in
+                        guard entry.kind == .file, isRecord(entry.path) else { return }
+                        let bytes = try read()
+                        files.append((path, "\(path)!\(entry.path)", { bytes }))
+                    }
+                } catch { throw Failure(description: "\(error)") }
+            case .file: files.append((path, path, { try FileSystem.read(path, limit: 8 << 20) }))
             case .missing: throw Failure(description: "\(path): no such file or directory")
             default: throw Failure(description: "\(path): not a file or directory")
             }
@@ -85,7 +99,7 @@ public final class VulnDatabase: @unchecked Sendable {
                 let insertAffected = try db.prepare("INSERT INTO affected VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 for (i, entry) in files.enumerated() {
                     let bytes: [UInt8]
-                    do { bytes = try FileSystem.read(entry.file, limit: 8 << 20) } catch { throw Failure(description: "\(error)") }
+                    do { bytes = try entry.load() } catch { throw Failure(description: "\(entry.file): \(error)") }
                     let advisory: StoredAdvisory
                     do { advisory = try OSVDecoder.decode(bytes) } catch {
                         throw Failure(description: "\(entry.file): \(error)")
@@ -149,10 +163,12 @@ public final class VulnDatabase: @unchecked Sendable {
             let sources = try db.prepare("SELECT path, imported_at, records FROM sources ORDER BY path").rows([]).map {
                 Status.Source(path: $0[0] ?? "", importedAt: $0[1] ?? "", records: Int($0[2] ?? "0") ?? 0)
             }
+            let newest = try db.prepare("SELECT MAX(modified) FROM records").rows([]).first?.first ?? nil
+            let age = try db.prepare("SELECT CAST(julianday('now') - julianday(MAX(modified)) AS INTEGER) FROM records").rows([]).first?.first ?? nil
             return Status(records: try count("SELECT COUNT(*) FROM records"),
                           withdrawn: try count("SELECT COUNT(*) FROM records WHERE withdrawn IS NOT NULL"),
                           byEcosystem: byEcosystem,
-                          newestModified: try db.prepare("SELECT MAX(modified) FROM records").rows([]).first?.first ?? nil,
+                          newestModified: newest, newestAgeDays: age.flatMap { Int($0) },
                           sources: sources)
         } catch { throw Failure(description: "status: \(error)") }
     }

@@ -93,3 +93,28 @@ struct OSVImportTests {
         #expect(try db.status().records == 1)
     }
 }
+
+extension OSVImportTests {
+    /// OSV publishes its dumps as .zip files of JSON records.
+    @Test func zipDumpImports() throws {
+        let (db, dir) = try scratchDatabase("zip")
+        let zip = "\(dir)/all.zip"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", """
+            import json, sys, zipfile
+            with zipfile.ZipFile(sys.argv[1], 'w') as z:
+                for n in range(3):
+                    z.writestr('GHSA-zip-%d.json' % n, json.dumps({'id': 'GHSA-zip-%d' % n, 'modified': '2020-01-01T00:00:00Z',
+                        'affected': [{'package': {'ecosystem': 'npm', 'name': 'zipped'}, 'versions': ['1.0.%d' % n]}]}))
+            """, zip]
+        try p.run()
+        p.waitUntilExit()
+        let summary = try db.importRecords(from: [zip])
+        #expect(summary.records == 3)
+        #expect(try db.advisories(ecosystem: .npm, name: "zipped", version: "1.0.2") == ["GHSA-zip-2"])
+        let status = try db.status()
+        #expect(status.newestModified == "2020-01-01T00:00:00Z")
+        #expect((status.newestAgeDays ?? 0) > 365 * 5)
+    }
+}
