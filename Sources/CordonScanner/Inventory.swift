@@ -32,12 +32,20 @@ public enum Inventory {
             }
             var members: [(path: String, bytes: [UInt8])] = []
             try reader.forEach { entry, read in
-                if entry.kind == .file { members.append((entry.path, try read())) }
+                guard entry.kind == .file else { return }
+                members.append((entry.path, retained(try read())))
             }
             return try fromArchive(members, source: path)
         case .missing: throw ScanFailure(description: "\(path): no such file or directory")
         default: throw ScanFailure(description: "\(path): not a file or directory")
         }
+    }
+
+    /// What of a member is kept in memory: a binary (a NUL in its first 8 KiB) only needs its
+    /// head — the text rules skip it and the native-binary rule reads its magic — so a wheel full
+    /// of shared objects does not sit in memory whole.
+    static func retained(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.prefix(8192).contains(0) ? Array(bytes.prefix(8192)) : bytes
     }
 
     /// The package(s) in an archive's members.
@@ -94,7 +102,7 @@ public enum Inventory {
         var members: [(path: String, bytes: [UInt8])] = []
         var total = 0
         for path in paths {
-            let bytes = try FileSystem.read(path, limit: 64 << 20)
+            let bytes = retained(try FileSystem.read(path, limit: 64 << 20))
             total += bytes.count
             guard total <= 1 << 30 else { throw ScanFailure(description: "\(root): more than 1 GiB of files") }
             members.append((rel(path), bytes))
