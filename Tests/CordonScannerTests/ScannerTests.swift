@@ -211,3 +211,40 @@ struct ImageTests {
         try check(try Scanner.scan([out], database: nil), out)
     }
 }
+
+/// The image rules' look-alikes that must stay quiet.
+struct ImageRuleNegativeTests {
+    func image(_ files: [(String, String, UInt32)]) -> ContainerImage {
+        var image = ContainerImage()
+        for (path, content, mode) in files {
+            let file = ContainerImage.File(path: path, layer: 0, mode: mode, kind: .file, bytes: Array(content.utf8))
+            image.files[path] = file
+            image.history.append(file)
+        }
+        return image
+    }
+
+    @Test func quietLookAlikes() {
+        let findings = image([
+            ("usr/bin/ls", "\u{7F}ELF", 0o755),                                              // executable, not setuid
+            ("tmp/cache", "x", 0o666),                                                       // world-writable, but in /tmp
+            ("etc/ssl/certs/ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n", 0o644),          // a certificate
+            ("etc/ssh/ssh_host_rsa_key.pub", "-----BEGIN PUBLIC KEY-----\n", 0o644),         // a public key
+            ("etc/app.conf", "key_prefix = AKIA\nid = AKIA123\n", 0o644),                    // too short for an AWS key id
+            ("root/.config/x.json", "{\"token\": \"ghp_short\"}", 0o600),                    // not a GitHub token's length
+        ]).findings()
+        #expect(findings.isEmpty, "\(findings.map { "\($0.rule) \($0.file)" })")
+    }
+
+    @Test func eachRuleFires() {
+        let findings = image([
+            ("usr/bin/passwd", "\u{7F}ELF", 0o4755),
+            ("usr/bin/wall", "\u{7F}ELF", 0o2755),
+            ("var/www/upload.php", "<?php", 0o666),
+            ("home/dev/.ssh/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n", 0o600),
+            ("home/dev/.config/gh/hosts.yml", "oauth_token: ghp_" + String(repeating: "a", count: 36) + "\n", 0o600),
+        ]).findings()
+        #expect(Set(findings.map(\.rule)) == ["setuid-file", "world-writable", "private-key", "cloud-token"])
+        #expect(findings.filter { $0.rule == "setuid-file" }.count == 2)
+    }
+}
