@@ -161,6 +161,14 @@ public struct ContainerImage {
         return out
     }
 
+    /// The image rules, for reports that list rules (SARIF).
+    public static let rules: [HeuristicRule] = [
+        HeuristicRule(id: "setuid-file", severity: .medium, summary: "set-user-ID or set-group-ID file in the image"),
+        HeuristicRule(id: "world-writable", severity: .low, summary: "world-writable file outside /tmp"),
+        HeuristicRule(id: "private-key", severity: .high, summary: "private key in any layer of the image"),
+        HeuristicRule(id: "cloud-token", severity: .high, summary: "AWS, GitHub, Slack or Google credential in any layer of the image"),
+    ]
+
     /// Image-only rules: setuid/setgid files, world-writable files outside /tmp, private keys
     /// and cloud tokens — the secrets in every layer, deleted later or not.
     func findings() -> [Finding] {

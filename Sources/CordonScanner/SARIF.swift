@@ -44,7 +44,7 @@ struct SARIF: Encodable {
     }
 
     init(_ report: ScanReport, toolVersion: String) {
-        var rules = Heuristics.rules.map {
+        var rules = (Heuristics.rules + ContainerImage.rules).map {
             Rule(id: $0.id, shortDescription: Message(text: $0.summary), defaultConfiguration: .init(level: SARIF.level($0.severity)))
         }
         var results: [Result] = []
