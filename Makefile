@@ -13,6 +13,7 @@ build:
 
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product cordon
+	$(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
 
 test: deps
 	$(SWIFT) build --build-tests

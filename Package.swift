@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cordon", targets: ["cordon"]),
+        .executable(name: "cordon-scan", targets: ["cordon-scan"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,12 +55,18 @@ let package = Package(
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonScan", "CordonVulnDB", "CordonScanner", "CordonHeuristics",
+            "CordonSandbox", "CordonPolicy", "CordonSystem",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
+        // The scanner and the vulnerability database: a binary of its own (see ScanTool.swift).
+        .target(name: "CordonScanCLI", dependencies: [
+            "CordonCLI", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonSandbox",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
 
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CordonCLI
 import CordonHeuristics
 import CordonScanner
 import CordonSandbox

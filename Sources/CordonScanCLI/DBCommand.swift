@@ -1,4 +1,5 @@
 import ArgumentParser
+import CordonCLI
 import CordonSandbox
 import CordonScan
 import CordonSystem

@@ -1,0 +1,3 @@
+import CordonScanCLI
+
+ScanToolCommand.main()
