@@ -827,11 +827,7 @@ public func signalName(_ sig: Int32) -> String {
 /// Monotonic time.
 enum Clock {
     typealias Instant = Double
-    static var now: Instant {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    static var now: Instant { UTCTime.monotonic() }
     static func since(_ start: Instant) -> Double { now - start }
 }
 

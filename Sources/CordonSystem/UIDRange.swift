@@ -43,15 +43,5 @@ public final class UIDRange: Sendable {
         throw SystemError("claim a uid range (all \(slots) in use)", path: directory, errno: EAGAIN)
     }
 
-    /// Whether some live process holds `slot` (used by tests and cleanup).
-    public static func isClaimed(slot: Int, in directory: String) -> Bool {
-        let path = "\(directory)/\(slot)"
-        let fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
-        if fd < 0 { return false }
-        defer { close(fd) }
-        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return false }
-        return true
-    }
-
     deinit { close(lockFD) }
 }
