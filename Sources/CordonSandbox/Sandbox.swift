@@ -432,7 +432,15 @@ private struct Run {
         case CS_STEP_RLIMIT where plan.rlimits.indices.contains(index):
             return "\(step): setrlimit(\(plan.rlimits[index].resource)) failed: \(text)"
         case CS_STEP_EXEC:
-            return "\(step): \(argv[0]): \(text)" + (r.err == ENOENT && !argv[0].contains("/") ? " (searched PATH=\(plan.searchPath) inside the sandbox)" : "")
+            var hint = ""
+            if r.err == ENOENT && !argv[0].contains("/") {
+                hint = " (searched PATH=\(plan.searchPath) inside the sandbox)"
+            } else if r.err == ENOENT && plan.mounts.contains(where: { $0.kind == .bind && argv[0].hasPrefix(String(decoding: $0.data, as: UTF8.self) + "/") }) {
+                // The file is bound in, so what is missing is what execve needs next: the
+                // script's interpreter or the ELF dynamic loader.
+                hint = " (the file is bound into the sandbox: its interpreter or dynamic loader, e.g. /lib64/ld-linux-x86-64.so.2, is probably not)"
+            }
+            return "\(step): \(argv[0]): \(text)" + hint
         case CS_STEP_ROOT_TMPFS where r.err == EACCES:
             // The sandbox's root is an unprivileged host uid; it must be able to reach the mount point.
             var dir = environment.runtimeDir

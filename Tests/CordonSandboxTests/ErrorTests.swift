@@ -125,3 +125,14 @@ struct StateTrustTests {
         #expect(run() == "ptrace-traceme: errno EPERM")
     }
 }
+
+extension ErrorTests {
+    /// ENOENT from execve of a file that is there means its loader is not: the error says so.
+    @Test func missingDynamicLoaderIsExplained() throws {
+        let path = "\(Harness.scratch)/policies/usr-only.toml"
+        try "[filesystem]\nread_only = [\"/usr\"]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = Harness.run(["/usr/bin/true"], policy: path, json: false)
+        #expect(r.status == 127)
+        #expect(r.stderr.contains("its interpreter or dynamic loader"), "\(r.stderr)")
+    }
+}
