@@ -94,7 +94,12 @@ public final class ArchiveReader {
     private init(name: String, limits: ArchiveLimits, depth: Int, size: Int64,
                  open: (OpaquePointer) -> Int32) throws(ArchiveError) {
         guard let handle = archive_read_new() else { throw .malformed(message: "out of memory", archive: name) }
-        archive_read_support_filter_all(handle)
+        // Only filters libarchive implements itself: "all" would also run external programs
+        // (lrzip, lzop, grzip) on an attacker's input when they are installed.
+        archive_read_support_filter_gzip(handle)
+        archive_read_support_filter_bzip2(handle)
+        archive_read_support_filter_xz(handle)
+        archive_read_support_filter_zstd(handle)
         archive_read_support_format_tar(handle)
         archive_read_support_format_gnutar(handle)
         archive_read_support_format_zip(handle)

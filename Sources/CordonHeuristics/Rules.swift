@@ -178,25 +178,36 @@ enum Rules {
 
     static func decodeExec(_ tf: TextFile) -> [Finding] {
         guard tf.mayContain(decodePatterns + byteList(["buffer.from(", "chr("])) else { return [] }
-        var decodeLines: [Int] = []
-        var tainted: [(name: Bytes, line: Int)] = []
-        for i in 0..<tf.lineCount where !tf.isComment(i) && isDecodeLine(tf.lower[i]) {
-            decodeLines.append(i)
-            if let n = assignedName(tf.lower[i]) { tainted.append((n, i)) }
-        }
-        guard !decodeLines.isEmpty else { return [] }
+        // Names assigned decoded data, with the line of their latest such assignment. An exec
+        // line is checked against its own identifiers (a dictionary lookup each), not against
+        // every tainted name: linear in the file, however many decodes and execs it has.
+        var tainted: [Bytes: Int] = [:]
         var out: [Finding] = []
-        for i in 0..<tf.lineCount where !tf.isComment(i) && isExecLine(tf, i) {
+        for i in 0..<tf.lineCount where !tf.isComment(i) {
             let l = tf.lower[i]
-            if isDecodeLine(l) {
-                out.append(finding(RuleID.decodeExec, .high, tf, i, i, "exec/eval of decoded data on one line"))
-                continue
+            let decodes = isDecodeLine(l)
+            if isExecLine(tf, i) {
+                if decodes {
+                    out.append(finding(RuleID.decodeExec, .high, tf, i, i, "exec/eval of decoded data on one line"))
+                } else if let (name, line) = identifiers(l).compactMap({ id in tainted[id].map { (id, $0) } }).max(by: { $0.1 < $1.1 }) {
+                    out.append(finding(RuleID.decodeExec, .high, tf, line, i,
+                                       "exec/eval of `\(String(decoding: name, as: UTF8.self))`, which holds decoded data", evidenceLine: i))
+                }
             }
-            if let t = tainted.last(where: { $0.line < i && hasToken(l, $0.name) }) {
-                out.append(finding(RuleID.decodeExec, .high, tf, t.line, i,
-                                   "exec/eval of `\(String(decoding: t.name, as: UTF8.self))`, which holds decoded data", evidenceLine: i))
-            }
+            if decodes, let n = assignedName(l) { tainted[n] = i }
         }
+        return out
+    }
+
+    /// The identifier tokens of a line.
+    static func identifiers(_ l: Bytes) -> [Bytes] {
+        var out: [Bytes] = []
+        var start: Int? = nil
+        for (i, b) in l.enumerated() {
+            if isIdentByte(b) { if start == nil { start = i } }
+            else if let s = start { out.append(Array(l[s..<i])); start = nil }
+        }
+        if let s = start { out.append(Array(l[s...])) }
         return out
     }
 

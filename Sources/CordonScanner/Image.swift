@@ -25,8 +25,10 @@ public struct ContainerImage {
 
     /// File contents kept in memory: what inventories and secret rules read.
     static func keepsContent(_ path: String, size: Int64) -> Bool {
-        if path == "var/lib/dpkg/status" || path == "lib/apk/db/installed" { return true }
-        if path.hasSuffix(".dist-info/METADATA") || (path.hasSuffix("/package.json") && path.contains("node_modules/")) { return true }
+        // Package databases are read up to 64 MiB (a large distribution's dpkg status is a few
+        // MiB); everything else kept is small.
+        if path == "var/lib/dpkg/status" || path == "lib/apk/db/installed" { return size <= 64 << 20 }
+        if path.hasSuffix(".dist-info/METADATA") || (path.hasSuffix("/package.json") && path.contains("node_modules/")) { return size <= 1 << 20 }
         guard size <= 256 << 10 else { return false }
         let name = path.split(separator: "/").last.map(String.init) ?? ""
         return name.hasPrefix("id_") || name.hasSuffix(".pem") || name.hasSuffix(".key") || name == "credentials"
@@ -40,11 +42,24 @@ public struct ContainerImage {
         var manifest: [UInt8]?
         var index: [UInt8]?
         var sawLayout = false
+        var sawPackageMetadata = false
+        var loaded: Int64 = 0
         func note(_ name: String, _ bytes: () throws -> [UInt8]) throws {
+            let depth = name.split(separator: "/").count
+            if (depth == 2 && (name.hasSuffix("/PKG-INFO") || name.hasSuffix("/package.json") || name.hasSuffix(".dist-info/METADATA")))
+                || (depth == 1 && (name == "PKG-INFO" || name == "package.json" || name == "setup.py")) {
+                sawPackageMetadata = true
+            }
             if name == "manifest.json" { manifest = try bytes() }
             else if name == "index.json" { index = try bytes() }
             else if name == "oci-layout" { sawLayout = true }
-            else if name.hasPrefix("blobs/") || name.hasSuffix(".tar") || name.hasSuffix("/layer.tar") { blobs[name] = try bytes() }
+            else if name.hasPrefix("blobs/") || name.hasSuffix(".tar") || name.hasSuffix("/layer.tar") {
+                let data = try bytes()
+                // One budget for the whole image, however it is laid out.
+                loaded += Int64(data.count)
+                guard loaded <= limits.totalBytes else { throw ArchiveError.limit(name: "total size", limit: limits.totalBytes, archive: path) }
+                blobs[name] = data
+            }
         }
         switch FileSystem.kind(path) {
         case .directory:
@@ -65,6 +80,9 @@ public struct ContainerImage {
         default:
             return nil
         }
+        // Package metadata wins: a package that also carries a manifest.json is scanned as a
+        // package (otherwise the file-level rules would never see its code).
+        if sawPackageMetadata { return nil }
         let layers: [String]
         if let manifest, let docker = try? JSONDecoder().decode([DockerManifest].self, from: Data(manifest)), let first = docker.first {
             layers = first.Layers
@@ -73,6 +91,9 @@ public struct ContainerImage {
         } else {
             return nil
         }
+        guard !layers.isEmpty else { throw ScanFailure(description: "\(path): an image manifest with no layers") }
+        guard Set(layers).count == layers.count else { throw ScanFailure(description: "\(path): the manifest lists a layer twice") }
+        guard layers.count <= 256 else { throw ScanFailure(description: "\(path): more than 256 layers") }
         var image = ContainerImage()
         for (n, layer) in layers.enumerated() {
             guard let bytes = blobs[layer] else { throw ScanFailure(description: "\(path): layer \(layer) is missing") }
@@ -98,28 +119,43 @@ public struct ContainerImage {
     }
 
     /// Applies one layer: whiteouts delete from the layers below, entries add or replace.
+    /// Whiteouts are collected and applied in one pass at the end of the layer (a path is gone
+    /// when it or one of its parents was whited out), so a layer of many whiteouts stays linear.
     mutating func apply(_ reader: ArchiveReader, layer: Int) throws {
+        var removed = Set<String>()       // .wh.NAME: NAME and everything below it
+        var opaque = Set<String>()        // .wh..wh..opq in DIR: everything below DIR
         try reader.forEach { entry, read in
             let parts = entry.path.split(separator: "/")
             guard let name = parts.last else { return }
             let dir = parts.dropLast().joined(separator: "/")
-            if name == ".wh..wh..opq" {
-                let prefix = dir.isEmpty ? "" : dir + "/"
-                files = files.filter { !$0.key.hasPrefix(prefix) || $0.value.layer == layer }
-                return
+            if name == ".wh..wh..opq" { opaque.insert(dir); return }
+            if name.hasPrefix(".wh.") { removed.insert((dir.isEmpty ? "" : dir + "/") + name.dropFirst(4)); return }
+            let keep = entry.kind == .file && ContainerImage.keepsContent(entry.path, size: entry.declaredSize)
+            let bytes = keep ? try read() : []
+            historyBytes += bytes.count
+            guard historyBytes <= ContainerImage.maxContentBytes else {
+                throw ScanFailure(description: "more than \(ContainerImage.maxContentBytes >> 20) MiB of package databases and candidate secret files")
             }
-            if name.hasPrefix(".wh.") {
-                let target = (dir.isEmpty ? "" : dir + "/") + name.dropFirst(4)
-                files[target] = nil
-                files = files.filter { !$0.key.hasPrefix(target + "/") }
-                return
-            }
-            let bytes = entry.kind == .file && ContainerImage.keepsContent(entry.path, size: entry.declaredSize) ? try read() : []
             let file = File(path: entry.path, layer: layer, mode: entry.mode, kind: entry.kind, bytes: bytes)
             files[entry.path] = file
             history.append(file)
         }
+        guard !removed.isEmpty || !opaque.isEmpty else { return }
+        files = files.filter { path, file in
+            guard file.layer < layer else { return true }
+            if removed.contains(path) { return false }
+            var ancestor = Substring(path)
+            while let slash = ancestor.lastIndex(of: "/") {
+                ancestor = ancestor[..<slash]
+                if removed.contains(String(ancestor)) || opaque.contains(String(ancestor)) { return false }
+            }
+            return !opaque.contains("")
+        }
     }
+
+    /// File contents kept in memory across all layers.
+    static let maxContentBytes = 512 << 20
+    var historyBytes = 0
 
     /// Packages the image has installed: dpkg, apk, Python dist-info, node_modules.
     func inventory(source: String) -> [ScannedPackage] {
@@ -183,7 +219,7 @@ public struct ContainerImage {
                                    message: "world-writable file outside /tmp", evidence: file.path))
             }
         }
-        for file in history where !file.bytes.isEmpty {
+        for file in history where !file.bytes.isEmpty && file.bytes.count <= 4 << 20 {
             let text = String(decoding: file.bytes, as: UTF8.self)
             let gone = files[file.path]?.layer != file.layer
             let note = gone ? " (deleted or replaced by a later layer, still in the image)" : ""
@@ -201,18 +237,33 @@ public struct ContainerImage {
     }
 
     /// AWS access key ids, GitHub tokens, Slack tokens, Google API keys.
+    static let tokenPrefixes: [(prefix: [UInt8], length: Int, what: String)] = [
+        (Array("AKIA".utf8), 16, "an AWS access key id"), (Array("ghp_".utf8), 36, "a GitHub token"),
+        (Array("xoxb-".utf8), 0, "a Slack token"), (Array("xoxp-".utf8), 0, "a Slack token"), (Array("AIza".utf8), 35, "a Google API key"),
+    ]
+
     static func cloudToken(_ line: Substring) -> String? {
         let b = Array(line.utf8)
-        func run(at i: Int, length: Int, _ ok: (UInt8) -> Bool) -> Bool {
-            i + length <= b.count && b[i..<(i + length)].allSatisfy(ok)
+        for (prefix, length, what) in tokenPrefixes {
+            var from = 0
+            while let i = firstIndex(of: prefix, in: b, from: from) {
+                let start = i + prefix.count
+                let tail = b[start..<min(b.count, start + length)]
+                let ok = tail.count == length && tail.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 95 }
+                // AWS key ids are upper case and digits only.
+                if ok && (what != "an AWS access key id" || tail.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) }) { return what }
+                from = i + 1
+            }
         }
-        let upperDigit: (UInt8) -> Bool = { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) }
-        let alnum: (UInt8) -> Bool = { upperDigit($0) || ($0 >= 97 && $0 <= 122) }
-        for i in b.indices {
-            if b[i...].starts(with: Array("AKIA".utf8)) && run(at: i + 4, length: 16, upperDigit) { return "an AWS access key id" }
-            if b[i...].starts(with: Array("ghp_".utf8)) && run(at: i + 4, length: 36, alnum) { return "a GitHub token" }
-            if b[i...].starts(with: Array("xoxb-".utf8)) || b[i...].starts(with: Array("xoxp-".utf8)) { return "a Slack token" }
-            if b[i...].starts(with: Array("AIza".utf8)) && run(at: i + 4, length: 35, { alnum($0) || $0 == 45 || $0 == 95 }) { return "a Google API key" }
+        return nil
+    }
+
+    static func firstIndex(of needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
+        guard needle.count <= hay.count else { return nil }
+        var i = from
+        while i + needle.count <= hay.count {
+            if hay[i] == needle[0] && hay[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
         }
         return nil
     }

@@ -60,10 +60,15 @@ public enum Inventory {
             let pure = (wheel["root-is-purelib"] ?? "").lowercased() == "true" && (wheel["tag"] ?? "").hasSuffix("-none-any")
             return [ScannedPackage(ecosystem: .pypi, name: name, version: version, source: source, files: members, pureWheel: pure)]
         }
-        // npm tarball: package/package.json.
-        if let manifest = members.first(where: { $0.path == "package/package.json" }) {
+        // npm tarball: TOP/package.json (npm strips the first folder, whatever its name, so every
+        // member is kept with its first folder stripped: a second top folder is scanned too).
+        if let manifest = members.first(where: { $0.path.split(separator: "/").count == 2 && $0.path.hasSuffix("/package.json") }),
+           !members.contains(where: { $0.path.split(separator: "/").count == 2 && $0.path.hasSuffix("/PKG-INFO") }) {
             let (name, version) = try npmIdentity(manifest.bytes, source: source)
-            let files = members.map { (path: String($0.path.dropFirst("package/".count)), bytes: $0.bytes) }
+            let files = members.map { member -> (path: String, bytes: [UInt8]) in
+                let parts = member.path.split(separator: "/", maxSplits: 1)
+                return (path: parts.count == 2 ? String(parts[1]) : member.path, bytes: member.bytes)
+            }
             return [ScannedPackage(ecosystem: .npm, name: name, version: version, source: source, files: files, pureWheel: false)]
         }
         // sdist: TOP/PKG-INFO.

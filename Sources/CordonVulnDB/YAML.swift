@@ -46,9 +46,17 @@ enum YAMLNode {
     }
 }
 
-/// Turns libyaml's event stream into nodes.
+/// Turns libyaml's event stream into nodes. Each open collection is a frame whose arrays grow in
+/// place; the node is built once, when the collection closes (appending to a node popped and
+/// pushed back copied the whole collection for every item: quadratic).
 struct YAMLBuilder {
-    private var stack: [(node: YAMLNode, pendingKey: String?)] = []
+    private struct Frame {
+        var isMapping: Bool
+        var items: [YAMLNode] = []
+        var pairs: [(String, YAMLNode)] = []
+        var pendingKey: String?
+    }
+    private var stack: [Frame] = []
     private var root: YAMLNode?
 
     /// Feeds one event; returns the document once it is complete.
@@ -60,10 +68,10 @@ struct YAMLBuilder {
             try add(.scalar(String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)), line: line)
         case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
             guard stack.count < 64 else { throw YAMLParseError(line: line, message: "nested deeper than 64 levels") }
-            stack.append((event.type == YAML_SEQUENCE_START_EVENT ? .sequence([]) : .mapping([]), nil))
+            stack.append(Frame(isMapping: event.type == YAML_MAPPING_START_EVENT))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let done = stack.popLast() else { throw YAMLParseError(line: line, message: "unbalanced collection") }
-            try add(done.node, line: line)
+            try add(done.isMapping ? .mapping(done.pairs) : .sequence(done.items), line: line)
         case YAML_ALIAS_EVENT:
             throw YAMLParseError(line: line, message: "aliases are not supported")
         case YAML_DOCUMENT_END_EVENT:
@@ -78,21 +86,16 @@ struct YAMLBuilder {
     }
 
     private mutating func add(_ node: YAMLNode, line: Int) throws(YAMLParseError) {
-        guard let top = stack.popLast() else { root = node; return }
-        switch top.node {
-        case .sequence(var items):
-            items.append(node)
-            stack.append((.sequence(items), nil))
-        case .mapping(var pairs):
-            if let key = top.pendingKey {
-                pairs.append((key, node))
-                stack.append((.mapping(pairs), nil))
-            } else {
-                guard case .scalar(let key) = node else { throw YAMLParseError(line: line, message: "mapping keys must be scalars") }
-                stack.append((.mapping(pairs), key))
-            }
-        case .scalar:
-            throw YAMLParseError(line: line, message: "a scalar cannot hold children")
+        guard !stack.isEmpty else { root = node; return }
+        let top = stack.count - 1
+        if !stack[top].isMapping {
+            stack[top].items.append(node)
+        } else if let key = stack[top].pendingKey {
+            stack[top].pairs.append((key, node))
+            stack[top].pendingKey = nil
+        } else {
+            guard case .scalar(let key) = node else { throw YAMLParseError(line: line, message: "mapping keys must be scalars") }
+            stack[top].pendingKey = key
         }
     }
 }

