@@ -8,8 +8,8 @@ import FoundationEssentials
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check policies and seccomp profiles.",
-        subcommands: [PolicyCheckCommand.self]
+        abstract: "Check and score policies and seccomp profiles.",
+        subcommands: [PolicyCheckCommand.self, PolicyScoreCommand.self]
     )
 }
 
@@ -105,5 +105,66 @@ struct PolicyChecker {
             report.errors.append(.init(line: nil, key: "", message: "\(error)"))
         }
         return report
+    }
+}
+
+/// `cordon policy score NAME|FILE`: the exposure score and the itemized table behind it.
+struct PolicyScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Exposure score of a policy: 0 (locked down) to 10 (no sandbox), itemized.",
+        discussion: "The weights are documented in the README (Policy exposure score)."
+    )
+
+    @Flag(name: .long, help: "Print the score and its items as JSON.")
+    var json = false
+
+    @OptionGroup var locations: LocationOptions
+
+    @Argument(help: "A policy name (from the config dir or the embedded defaults) or a .toml file.")
+    var policy: String
+
+    struct Report: Codable {
+        var policy: String
+        var source: String
+        var score: Double
+        var items: [PolicyScore.Item]
+    }
+
+    func run() throws {
+        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let loaded: Policy
+        let profile: SeccompProfile
+        do {
+            loaded = try store.loadPolicy(policy)
+            let (bytes, profileSource) = try store.seccompProfile(loaded.seccomp.profile)
+            profile = try SeccompProfile.parse(bytes, file: profileSource)
+        } catch let error as PolicyStore.LoadError {
+            printError("cordon policy score: \(error.description)")
+            throw ExitCode(2)
+        } catch {
+            printError("cordon policy score: \(error)")
+            throw ExitCode(2)
+        }
+        let result = PolicyScore.score(loaded, seccomp: profile)
+        let source = loaded.source
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let report = Report(policy: result.policy, source: source, score: result.score, items: result.items)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("\(result.policy) (\(source)): exposure \(format(result.score)) / 10")
+        if result.items.isEmpty { print("  nothing raises it"); return }
+        let width = result.items.map(\.key.count).max() ?? 0
+        for item in result.items {
+            print("  +\(format(item.points))  \(item.key + String(repeating: " ", count: width - item.key.count))  \(item.finding)")
+        }
+    }
+
+    func format(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
     }
 }
