@@ -8,8 +8,8 @@ import FoundationEssentials
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check and score policies and seccomp profiles.",
-        subcommands: [PolicyCheckCommand.self, PolicyScoreCommand.self]
+        abstract: "Check, score and compare policies and seccomp profiles.",
+        subcommands: [PolicyCheckCommand.self, PolicyScoreCommand.self, PolicyDiffCommand.self]
     )
 }
 
@@ -133,19 +133,7 @@ struct PolicyScoreCommand: ParsableCommand {
 
     func run() throws {
         let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
-        let loaded: Policy
-        let profile: SeccompProfile
-        do {
-            loaded = try store.loadPolicy(policy)
-            let (bytes, profileSource) = try store.seccompProfile(loaded.seccomp.profile)
-            profile = try SeccompProfile.parse(bytes, file: profileSource)
-        } catch let error as PolicyStore.LoadError {
-            printError("cordon policy score: \(error.description)")
-            throw ExitCode(2)
-        } catch {
-            printError("cordon policy score: \(error)")
-            throw ExitCode(2)
-        }
+        let (loaded, profile) = try loadPolicyAndProfile(store, policy, command: "score")
         let result = PolicyScore.score(loaded, seccomp: profile)
         let source = loaded.source
         if json {
@@ -166,5 +154,64 @@ struct PolicyScoreCommand: ParsableCommand {
     func format(_ value: Double) -> String {
         let tenths = Int((value * 10).rounded())
         return "\(tenths / 10).\(tenths % 10)"
+    }
+}
+
+/// Loads a policy and parses the seccomp profile it names; a failure is printed, exit status 2.
+func loadPolicyAndProfile(_ store: PolicyStore, _ nameOrPath: String, command: String) throws -> (Policy, SeccompProfile) {
+    do {
+        let policy = try store.loadPolicy(nameOrPath)
+        let (bytes, source) = try store.seccompProfile(policy.seccomp.profile)
+        return (policy, try SeccompProfile.parse(bytes, file: source))
+    } catch let error as PolicyStore.LoadError {
+        printError("cordon policy \(command): \(error.description)")
+    } catch {
+        printError("cordon policy \(command): \(error)")
+    }
+    throw ExitCode(2)
+}
+
+/// `cordon policy diff A B`: what B allows that A does not, and the reverse.
+struct PolicyDiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "What policy B allows that A does not, and the reverse.",
+        discussion: "Exits 0 whether or not they differ; --json for tools. Exit status 2 when a policy does not load."
+    )
+
+    @Flag(name: .long, help: "Print both directions as JSON.")
+    var json = false
+
+    @OptionGroup var locations: LocationOptions
+
+    @Argument(help: "The baseline policy (name or .toml file).")
+    var a: String
+
+    @Argument(help: "The policy compared with it.")
+    var b: String
+
+    struct Report: Codable {
+        var a: String
+        var b: String
+        var onlyB: [PolicyDiff.Entry]
+        var onlyA: [PolicyDiff.Entry]
+    }
+
+    func run() throws {
+        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let (pa, sa) = try loadPolicyAndProfile(store, a, command: "diff")
+        let (pb, sb) = try loadPolicyAndProfile(store, b, command: "diff")
+        let diff = PolicyDiff.diff(pa, sa, pb, sb)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try encoder.encode(Report(a: a, b: b, onlyB: diff.onlyB, onlyA: diff.onlyA)), as: UTF8.self))
+            return
+        }
+        for (title, entries) in [("\(b) allows, \(a) does not:", diff.onlyB), ("\(a) allows, \(b) does not:", diff.onlyA)] {
+            print(title)
+            if entries.isEmpty { print("  nothing") }
+            for entry in entries { print("  \(entry.key): \(entry.detail)") }
+        }
     }
 }

@@ -54,9 +54,6 @@ public struct PolicyScore: Sendable, Equatable {
         ]
         /// The workload runs as uid 0 inside its user namespace.
         public static let rootUser = 0.5
-        /// Network: mode none is loopback only; an allow list adds per destination.
-        public static let networkAllowEntry = 0.5
-        public static let networkAllowCap = 2.0
     }
 
     public static func score(_ policy: Policy, seccomp profile: SeccompProfile) -> PolicyScore {

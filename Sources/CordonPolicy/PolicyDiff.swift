@@ -1,0 +1,109 @@
+/// What one policy allows that another does not, in both directions: the review a policy change
+/// needs ("does this edit widen anything?"). Pure: the caller hands in both parsed seccomp profiles.
+public struct PolicyDiff: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable, Codable {
+        /// The key it is about (`filesystem.read_write`, `limits.memory`, …).
+        public var key: String
+        public var detail: String
+    }
+
+    /// What B allows that A does not.
+    public var onlyB: [Entry]
+    /// What A allows that B does not.
+    public var onlyA: [Entry]
+
+    public static func diff(_ a: Policy, _ aProfile: SeccompProfile, _ b: Policy, _ bProfile: SeccompProfile) -> PolicyDiff {
+        PolicyDiff(onlyB: wider(b, bProfile, than: a, aProfile), onlyA: wider(a, aProfile, than: b, bProfile))
+    }
+
+    /// Everything `x` grants beyond `y`.
+    static func wider(_ x: Policy, _ xp: SeccompProfile, than y: Policy, _ yp: SeccompProfile) -> [Entry] {
+        var out: [Entry] = []
+        func add(_ key: String, _ detail: String) { out.append(Entry(key: key, detail: detail)) }
+
+        let fs = x.filesystem, other = y.filesystem
+        func describe(_ b: Policy.Bind) -> String { b.source == b.path ? b.path : "host \(b.source) at \(b.path)" }
+        func same(_ a: Policy.Bind, _ b: Policy.Bind) -> Bool { a.path == b.path && a.source == b.source }
+        for bind in fs.readOnly where !(other.readOnly + other.readWrite).contains(where: { same($0, bind) }) {
+            add("filesystem.read_only", "\(describe(bind)) readable")
+        }
+        for bind in fs.readWrite where !other.readWrite.contains(where: { same($0, bind) }) {
+            add("filesystem.read_write", "\(describe(bind)) writable")
+        }
+        for t in fs.tmpfs {
+            if let o = other.tmpfs.first(where: { $0.path == t.path }) {
+                if t.sizeBytes > o.sizeBytes { add("filesystem.tmpfs", "tmpfs \(t.path) of \(size(t.sizeBytes)) (other: \(size(o.sizeBytes)))") }
+            } else {
+                add("filesystem.tmpfs", "writable tmpfs at \(t.path) (\(size(t.sizeBytes)))")
+            }
+        }
+        if fs.workdirSizeBytes > other.workdirSizeBytes {
+            add("filesystem.workdir_size", "\(size(fs.workdirSizeBytes)) (other: \(size(other.workdirSizeBytes)))")
+        }
+        for path in other.hide where !fs.hide.contains(path) { add("filesystem.hide", "\(path) is not hidden") }
+
+        for cap in x.capabilities.keep where !y.capabilities.keep.contains(cap) { add("capabilities.keep", "keeps \(cap)") }
+        if x.process.uid == 0 && y.process.uid != 0 { add("process.user", "runs as root inside its user namespace") }
+        for name in x.process.passEnv where !y.process.passEnv.contains(name) {
+            add("process.pass_env", "\(name) passed in from the caller")
+        }
+
+        let l = x.limits, m = y.limits
+        func limit<T: Comparable>(_ key: String, _ mine: T?, _ theirs: T?, _ show: (T) -> String) {
+            switch (mine, theirs) {
+            case (nil, let t?): add("limits.\(key)", "unlimited (other: \(show(t)))")
+            case (let v?, let t?) where v > t: add("limits.\(key)", "\(show(v)) (other: \(show(t)))")
+            default: break
+            }
+        }
+        limit("memory", l.memoryBytes, m.memoryBytes, size)
+        limit("pids", l.pids, m.pids) { "\($0)" }
+        limit("cpu", l.cpuCores, m.cpuCores) { "\($0) cores" }
+        limit("wall_time", l.wallTimeSeconds, m.wallTimeSeconds, seconds)
+        limit("cpu_time", l.cpuTimeSeconds, m.cpuTimeSeconds, seconds)
+        limit("open_files", l.openFiles, m.openFiles) { "\($0)" }
+        limit("file_size", l.fileSizeBytes, m.fileSizeBytes, size)
+        limit("output", l.outputBytes, m.outputBytes, size)
+
+        let strength: [Policy.LandlockMode: Int] = [.required: 0, .bestEffort: 1, .off: 2]
+        if strength[x.landlock.mode]! > strength[y.landlock.mode]! {
+            add("landlock.mode", "\(x.landlock.mode.rawValue) (other: \(y.landlock.mode.rawValue))")
+        }
+        if x.network.mode != y.network.mode { add("network.mode", "\(x.network.mode.rawValue) (other: \(y.network.mode.rawValue))") }
+
+        let permissive: (SeccompProfile) -> Bool = { $0.defaultAction == .allow || $0.defaultAction == .log }
+        if permissive(xp) && !permissive(yp) {
+            add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")
+        } else if !permissive(xp) {
+            let theirs = allowed(yp)
+            for (name, conditional) in allowed(xp).sorted(by: { $0.key < $1.key }) {
+                switch theirs[name] {
+                case nil where !permissive(yp): add("seccomp.profile", "allows \(name)\(conditional ? " (with argument conditions)" : "")")
+                case true? where !conditional: add("seccomp.profile", "allows \(name) without the other's argument conditions")
+                default: break
+                }
+            }
+        }
+        return out
+    }
+
+    /// Syscall name → whether every allow of it carries argument conditions.
+    static func allowed(_ profile: SeccompProfile) -> [String: Bool] {
+        var out: [String: Bool] = [:]
+        for rule in profile.rules where rule.action == .allow {
+            for name in rule.names { out[name] = (out[name] ?? true) && !rule.args.isEmpty }
+        }
+        return out
+    }
+
+    static func size(_ bytes: UInt64) -> String {
+        for (unit, scale) in [("G", UInt64(1) << 30), ("M", UInt64(1) << 20), ("K", UInt64(1) << 10)] where bytes >= scale && bytes % scale == 0 {
+            return "\(bytes / scale)\(unit)"
+        }
+        return "\(bytes) bytes"
+    }
+
+    static func seconds(_ value: Double) -> String {
+        value == value.rounded() ? "\(Int(value))s" : "\(value)s"
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import CordonPolicy
+import CordonSandbox
+@testable import CordonCLI
+import Foundation
+import Testing
+
+/// `cordon policy diff`: every widening shows up on the side that grants it, and only there.
+struct PolicyDiffTests {
+    let store = PolicyStore(configDir: nil)
+
+    func defaults() throws -> (Policy, SeccompProfile) {
+        let policy = try store.loadPolicy("default")
+        let (bytes, source) = try store.seccompProfile(policy.seccomp.profile)
+        return (policy, try SeccompProfile.parse(bytes, file: source))
+    }
+
+    @Test func identicalPoliciesHaveNoDifference() throws {
+        let (p, s) = try defaults()
+        let diff = PolicyDiff.diff(p, s, p, s)
+        #expect(diff.onlyA.isEmpty && diff.onlyB.isEmpty)
+    }
+
+    @Test func wideningsAreReportedOnTheGrantingSide() throws {
+        let (a, s) = try defaults()
+        var b = a
+        b.filesystem.readOnly.append(.init(path: "/home"))
+        b.filesystem.readWrite.append(.init(path: "/src", source: "/srv/project"))
+        b.filesystem.hide = []
+        b.capabilities.keep = ["CAP_NET_BIND_SERVICE"]
+        b.limits.memoryBytes = 2 << 30
+        b.limits.pids = nil
+        b.limits.cpuCores = 0.5          // tighter: not a widening
+        b.landlock.mode = .off
+        b.process.uid = 0
+        b.process.passEnv.append("SSH_AUTH_SOCK")
+        let diff = PolicyDiff.diff(a, s, b, s)
+        #expect(diff.onlyB.map(\.detail) == [
+            "/home readable", "host /srv/project at /src writable", "keeps CAP_NET_BIND_SERVICE",
+            "runs as root inside its user namespace", "SSH_AUTH_SOCK passed in from the caller",
+            "2G (other: 512M)", "unlimited (other: 256)", "off (other: best-effort)",
+        ])
+        #expect(diff.onlyA.map(\.key) == ["limits.cpu"])
+        // And the reverse direction is the mirror image.
+        let reverse = PolicyDiff.diff(b, s, a, s)
+        #expect(reverse.onlyA == diff.onlyB && reverse.onlyB == diff.onlyA)
+    }
+
+    @Test func readOnlyToWritableIsAWidening() throws {
+        let (a, s) = try defaults()
+        var b = a
+        let usr = b.filesystem.readOnly.removeFirst()
+        b.filesystem.readWrite.append(usr)
+        let diff = PolicyDiff.diff(a, s, b, s)
+        #expect(diff.onlyB.map(\.detail) == ["/usr writable"])
+        #expect(diff.onlyA.isEmpty, "a writable bind covers the read-only one: \(diff.onlyA)")
+    }
+
+    @Test func hiddenPathRevealedIsAWidening() throws {
+        var (a, s) = try defaults()
+        a.filesystem.hide = ["/usr/share/secret"]
+        var b = a
+        b.filesystem.hide = []
+        #expect(PolicyDiff.diff(a, s, b, s).onlyB.map(\.key) == ["filesystem.hide"])
+    }
+
+    @Test func seccompDifferences() throws {
+        let (p, s) = try defaults()
+        var wider = s
+        wider.rules.append(.init(names: ["ptrace"], action: .allow))
+        #expect(PolicyDiff.diff(p, s, p, wider).onlyB.map(\.detail) == ["allows ptrace"])
+        var conditional = s
+        conditional.rules.append(.init(names: ["ptrace"], action: .allow, args: [.init(index: 0, value: 0, op: .eq)]))
+        #expect(PolicyDiff.diff(p, conditional, p, wider).onlyB.map(\.detail) == ["allows ptrace without the other's argument conditions"])
+        #expect(PolicyDiff.diff(p, wider, p, conditional).onlyB.isEmpty)
+        let denylist = SeccompProfile(defaultAction: .allow, rules: [])
+        #expect(PolicyDiff.diff(p, s, p, denylist).onlyB.map(\.key) == ["seccomp.profile"])
+        #expect(PolicyDiff.diff(p, denylist, p, s).onlyB.isEmpty, "an allowlist never grants more than allow-all")
+    }
+
+    @Test func commandRefusesUnknownPolicy() throws {
+        var command = try PolicyDiffCommand.parse(["default", "no-such-policy"])
+        #expect(throws: ExitCode(2)) { try command.run() }
+    }
+}
