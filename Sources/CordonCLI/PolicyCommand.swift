@@ -16,6 +16,8 @@ struct PolicyCommand: ParsableCommand {
 /// One checked file, as `--json` prints it.
 struct PolicyCheckReport: Codable, Equatable {
     struct Problem: Codable, Equatable {
+        /// Set when the problem is in another file (one the checked policy extends).
+        var inFile: String? = nil
         var line: Int?
         var key: String
         var message: String
@@ -55,7 +57,7 @@ struct PolicyCheckCommand: ParsableCommand {
                 case (_, true): print("\(report.file): ok")
                 default: break
                 }
-                for e in report.errors { print("\(report.file)\(e.line.map { ":\($0)" } ?? ""): error: \(e.key.isEmpty ? "" : "\(e.key): ")\(e.message)") }
+                for e in report.errors { print("\(e.inFile ?? report.file)\(e.line.map { ":\($0)" } ?? ""): error: \(e.key.isEmpty ? "" : "\(e.key): ")\(e.message)") }
                 for w in report.warnings { print("\(report.file)\(w.line.map { ":\($0)" } ?? ""): warning: \(w.key.isEmpty ? "" : "\(w.key): ")\(w.message)") }
             }
         }
@@ -76,7 +78,9 @@ struct PolicyChecker {
         do {
             policy = try store.loadPolicy(file)
         } catch {
-            report.errors = error.diagnostics.map { .init(line: $0.line, key: $0.keyPath, message: $0.message) }
+            report.errors = error.diagnostics.map {
+                .init(inFile: $0.file == file ? nil : $0.file, line: $0.line, key: $0.keyPath, message: $0.message)
+            }
             if report.errors.isEmpty { report.errors = [.init(line: nil, key: "", message: error.description)] }
             return report
         }

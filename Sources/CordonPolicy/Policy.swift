@@ -3,6 +3,8 @@
 public struct Policy: Sendable, Equatable {
     public var name: String
     public var description: String = ""
+    /// The policies and profiles this one builds on, as written (see `PolicyMerge` for the rules).
+    public var extends: [String] = []
     /// Where the policy came from (a file path or "embedded:NAME").
     public var source: String
     /// SHA-256 of the policy file's bytes.

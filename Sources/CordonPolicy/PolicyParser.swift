@@ -21,7 +21,7 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
 /// bad units, contradictions) instead of stopping at the first.
 public enum PolicyParser {
     static let schema: [String: [String]] = [
-        "policy": ["name", "description"],
+        "policy": ["name", "description", "extends"],
         "filesystem": ["read_only", "read_write", "tmpfs", "workdir", "workdir_size", "hide"],
         "process": ["user", "group", "hostname", "env", "pass_env", "cwd"],
         "limits": ["memory", "pids", "cpu", "wall_time", "cpu_time", "open_files", "file_size", "output"],
@@ -31,20 +31,77 @@ public enum PolicyParser {
         "landlock": ["mode"],
     ]
 
-    public static func parse(text: String, source: String, defaultName: String) throws(PolicyError) -> Policy {
+    /// Finds a policy or profile named in `extends`: (name, the extending file's source) →
+    /// (its text, its source). Throws a message saying what was looked for.
+    public typealias Resolver = (_ name: String, _ from: String) throws(ResolveError) -> (text: String, source: String)
+
+    public struct ResolveError: Error, Sendable {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+    }
+
+    /// How deep `extends` may nest (a guard against runaway chains, not a design limit).
+    public static let maxExtendsDepth = 16
+
+    /// Parses a policy file and everything it extends. Each file is checked on its own first, so
+    /// errors name the file that has them; the merged result is then checked as a whole.
+    public static func parse(text: String, source: String, defaultName: String,
+                             resolve: Resolver? = nil) throws(PolicyError) -> Policy {
+        let (own, merged) = try layers(text: text, source: source, defaultName: defaultName, resolve: resolve, chain: [])
+        guard let merged else { return own }
         var reader = Reader(file: source)
+        var policy = Policy(name: defaultName, source: source)
+        reader.read(merged, into: &policy)
+        if !reader.diagnostics.isEmpty {
+            // Lines in the merged table may belong to another file: say where the problem arose.
+            throw PolicyError(diagnostics: reader.diagnostics.map {
+                PolicyDiagnostic(file: source, keyPath: $0.keyPath, line: nil, message: $0.message + " (after merging extends)")
+            })
+        }
+        policy.extends = own.extends
+        return policy
+    }
+
+    /// The file read on its own, and — when it extends others — the merged TOML table.
+    static func layers(text: String, source: String, defaultName: String, resolve: Resolver?,
+                       chain: [String]) throws(PolicyError) -> (Policy, TOMLTable?) {
+        func fail(_ key: String, _ line: Int?, _ message: String) -> PolicyError {
+            PolicyError(diagnostics: [PolicyDiagnostic(file: source, keyPath: key, line: line, message: message)])
+        }
         let root: TOMLTable
         do {
             root = try TOML.parse(text)
         } catch {
-            throw PolicyError(diagnostics: [PolicyDiagnostic(file: source, keyPath: "", line: error.location.line,
-                                                             message: "\(error.message) (column \(error.location.column))")])
+            throw fail("", error.location.line, "\(error.message) (column \(error.location.column))")
         }
+        var reader = Reader(file: source)
         var policy = Policy(name: defaultName, source: source)
-        policy.contentHash = ""
         reader.read(root, into: &policy)
         if !reader.diagnostics.isEmpty { throw PolicyError(diagnostics: reader.diagnostics) }
-        return policy
+        guard !policy.extends.isEmpty else { return (policy, chain.isEmpty ? nil : root) }
+
+        var line: Int? = nil
+        if case .table(let t)? = root["policy"]?.kind { line = t.keyLocation("extends")?.line }
+        guard let resolve else { throw fail("policy.extends", line, "extends cannot be resolved here (no policy store)") }
+        if chain.count >= maxExtendsDepth {
+            throw fail("policy.extends", line, "extends nests deeper than \(maxExtendsDepth) files")
+        }
+        var base: TOMLTable? = nil
+        for (i, name) in policy.extends.enumerated() {
+            let parent: (text: String, source: String)
+            do { parent = try resolve(name, source) } catch {
+                throw fail("policy.extends[\(i)]", line, error.message)
+            }
+            if parent.source == source || chain.contains(parent.source) {
+                let cycle = (chain + [source, parent.source]).drop { $0 != parent.source }
+                throw fail("policy.extends[\(i)]", line, "extends cycle: \(cycle.joined(separator: " -> "))")
+            }
+            let (_, table) = try layers(text: parent.text, source: parent.source, defaultName: name, resolve: resolve,
+                                        chain: chain + [source])
+            let parentTable = table ?? TOMLTable(location: TOMLSourceLocation(line: 1, column: 1))
+            base = base.map { PolicyMerge.merge($0, parentTable) } ?? parentTable
+        }
+        return (policy, PolicyMerge.merge(base!, root))
     }
 
     /// Levenshtein distance, for "did you mean".
@@ -141,6 +198,12 @@ private struct Reader {
             else { policy.name = name }
         }
         if let d = string(t, "policy", "description") { policy.description = d }
+        if let parents = stringArray(t, "policy", "extends") {
+            for (i, parent) in parents.enumerated() {
+                if parent.isEmpty { error("policy.extends[\(i)]", line(t, "extends"), "must not be empty") }
+                else { policy.extends.append(parent) }
+            }
+        }
     }
 
     mutating func readFilesystem(_ t: TOMLTable, _ fs: inout Policy.Filesystem) {

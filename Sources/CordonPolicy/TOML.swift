@@ -105,6 +105,24 @@ public struct TOMLTable: Sendable, Equatable {
     public func keyLocation(_ key: String) -> TOMLSourceLocation? { keyLocations[key] }
 
     public var isEmpty: Bool { keys.isEmpty }
+
+    /// An empty table (used when merging policies).
+    init(location: TOMLSourceLocation) {
+        self.init(keys: [], values: [:], keyLocations: [:], location: location)
+    }
+
+    /// Sets `key`, keeping its original position when it already exists.
+    mutating func set(_ key: String, _ value: TOMLValue, keyLocation: TOMLSourceLocation?) {
+        if values[key] == nil { keys.append(key) }
+        values[key] = value
+        keyLocations[key] = keyLocation ?? value.location
+    }
+
+    mutating func remove(_ key: String) {
+        guard values.removeValue(forKey: key) != nil else { return }
+        keys.removeAll { $0 == key }
+        keyLocations[key] = nil
+    }
 }
 
 public enum TOML {

@@ -34,12 +34,34 @@ public struct PolicyStore: Sendable {
             throw LoadError(description: "\(source): not valid UTF-8")
         }
         do {
-            var policy = try PolicyParser.parse(text: text, source: source, defaultName: name)
+            var policy = try PolicyParser.parse(text: text, source: source, defaultName: name, resolve: resolveExtends)
             policy.contentHash = SHA256.hex(bytes)
             return policy
         } catch {
             throw LoadError(description: error.description, diagnostics: error.diagnostics)
         }
+    }
+
+    /// Finds what `extends` names: a path (relative to the extending file's directory), or a
+    /// policy name looked up like `--policy` (config dir, then the built-in policies).
+    func resolveExtends(_ name: String, from: String) throws(PolicyParser.ResolveError) -> (text: String, source: String) {
+        var target = name
+        if Self.isPath(name), !name.hasPrefix("/") {
+            guard !from.hasPrefix("builtin:") else {
+                throw PolicyParser.ResolveError("relative path \"\(name)\" in a built-in policy")
+            }
+            if let slash = from.lastIndex(of: "/") { target = String(from[...slash]) + name }
+        }
+        let found: ([UInt8], String, String)
+        do {
+            found = try locate(target, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
+                               builtins: EmbeddedDefaults.policyNames, what: "policy")
+        } catch {
+            throw PolicyParser.ResolveError(error.description)
+        }
+        guard let text = String(validating: found.0, as: UTF8.self) else { throw PolicyParser.ResolveError("\(found.1): not valid UTF-8") }
+        // Files by their real path, so a cycle through "./a.toml" and "a.toml" is seen as one.
+        return (text, found.1.hasPrefix("builtin:") ? found.1 : FileSystem.realPath(found.1) ?? found.1)
     }
 
     /// The bytes of a seccomp profile by name or path.
