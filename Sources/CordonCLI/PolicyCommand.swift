@@ -8,8 +8,8 @@ import FoundationEssentials
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
-        abstract: "Check, score and compare policies and seccomp profiles.",
-        subcommands: [PolicyCheckCommand.self, PolicyScoreCommand.self, PolicyDiffCommand.self]
+        abstract: "Check, explain, score and compare policies and seccomp profiles.",
+        subcommands: [PolicyCheckCommand.self, PolicyExplainCommand.self, PolicyScoreCommand.self, PolicyDiffCommand.self]
     )
 }
 
@@ -216,6 +216,49 @@ struct PolicyDiffCommand: ParsableCommand {
             print(title)
             if entries.isEmpty { print("  nothing") }
             for entry in entries { print("  \(entry.key): \(entry.detail)") }
+        }
+    }
+}
+
+/// `cordon policy explain NAME|FILE`: the effective policy after `extends`, each value with the
+/// file and line that set it.
+struct PolicyExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "The effective policy after extends, each value annotated with the file that set it.",
+        discussion: "The text output is itself a policy file (TOML) equivalent to the effective policy."
+    )
+
+    @Flag(name: .long, help: "Print the entries as JSON.")
+    var json = false
+
+    @OptionGroup var locations: LocationOptions
+
+    @Argument(help: "A policy name (from the config dir or the embedded defaults) or a .toml file.")
+    var policy: String
+
+    struct Report: Codable {
+        var policy: String
+        var source: String
+        var extends: [String]
+        var entries: [PolicyExplanation.Entry]
+    }
+
+    func run() throws {
+        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let loaded: (policy: Policy, layers: [PolicyParser.Layer])
+        do { loaded = try store.loadPolicyLayers(policy) } catch {
+            printError("cordon policy explain: \(error.description)")
+            throw ExitCode(2)
+        }
+        let explanation = PolicyExplanation.explain(loaded.policy, layers: loaded.layers)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let report = Report(policy: explanation.policy, source: loaded.policy.source, extends: explanation.extends, entries: explanation.entries)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(explanation.toml(), terminator: "")
         }
     }
 }

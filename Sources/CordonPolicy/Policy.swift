@@ -7,7 +7,8 @@ public struct Policy: Sendable, Equatable {
     public var extends: [String] = []
     /// Where the policy came from (a file path or "embedded:NAME").
     public var source: String
-    /// SHA-256 of the policy file's bytes.
+    /// SHA-256 of the policy file's bytes; for a policy that extends others, of its explanation
+    /// (the effective values and the file each came from).
     public var contentHash: String = ""
     public var filesystem = Filesystem()
     public var process = Process()

@@ -96,14 +96,6 @@ public struct PolicyDiff: Sendable, Equatable {
         return out
     }
 
-    static func size(_ bytes: UInt64) -> String {
-        for (unit, scale) in [("G", UInt64(1) << 30), ("M", UInt64(1) << 20), ("K", UInt64(1) << 10)] where bytes >= scale && bytes % scale == 0 {
-            return "\(bytes / scale)\(unit)"
-        }
-        return "\(bytes) bytes"
-    }
-
-    static func seconds(_ value: Double) -> String {
-        value == value.rounded() ? "\(Int(value))s" : "\(value)s"
-    }
+    static func size(_ bytes: UInt64) -> String { Units.formatSize(bytes) }
+    static func seconds(_ value: Double) -> String { Units.formatDuration(value) }
 }

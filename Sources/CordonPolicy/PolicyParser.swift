@@ -47,8 +47,22 @@ public enum PolicyParser {
     /// errors name the file that has them; the merged result is then checked as a whole.
     public static func parse(text: String, source: String, defaultName: String,
                              resolve: Resolver? = nil) throws(PolicyError) -> Policy {
-        let (own, merged) = try layers(text: text, source: source, defaultName: defaultName, resolve: resolve, chain: [])
-        guard let merged else { return own }
+        try parseLayers(text: text, source: source, defaultName: defaultName, resolve: resolve).policy
+    }
+
+    /// One file of a policy's `extends` chain, as written.
+    public struct Layer: Sendable {
+        public var source: String
+        public var table: TOMLTable
+    }
+
+    /// The policy and its files in merge order (parents first, the file itself last): what
+    /// `policy explain` needs to say where each value came from.
+    public static func parseLayers(text: String, source: String, defaultName: String,
+                                   resolve: Resolver? = nil) throws(PolicyError) -> (policy: Policy, layers: [Layer]) {
+        var files: [Layer] = []
+        let (own, merged) = try layers(text: text, source: source, defaultName: defaultName, resolve: resolve, chain: [], files: &files)
+        guard let merged else { return (own, files) }
         var reader = Reader(file: source)
         var policy = Policy(name: defaultName, source: source)
         reader.read(merged, into: &policy)
@@ -59,12 +73,12 @@ public enum PolicyParser {
             })
         }
         policy.extends = own.extends
-        return policy
+        return (policy, files)
     }
 
     /// The file read on its own, and — when it extends others — the merged TOML table.
     static func layers(text: String, source: String, defaultName: String, resolve: Resolver?,
-                       chain: [String]) throws(PolicyError) -> (Policy, TOMLTable?) {
+                       chain: [String], files: inout [Layer]) throws(PolicyError) -> (Policy, TOMLTable?) {
         func fail(_ key: String, _ line: Int?, _ message: String) -> PolicyError {
             PolicyError(diagnostics: [PolicyDiagnostic(file: source, keyPath: key, line: line, message: message)])
         }
@@ -78,7 +92,10 @@ public enum PolicyParser {
         var policy = Policy(name: defaultName, source: source)
         reader.read(root, into: &policy)
         if !reader.diagnostics.isEmpty { throw PolicyError(diagnostics: reader.diagnostics) }
-        guard !policy.extends.isEmpty else { return (policy, chain.isEmpty ? nil : root) }
+        guard !policy.extends.isEmpty else {
+            files.append(Layer(source: source, table: root))
+            return (policy, chain.isEmpty ? nil : root)
+        }
 
         var line: Int? = nil
         if case .table(let t)? = root["policy"]?.kind { line = t.keyLocation("extends")?.line }
@@ -97,10 +114,11 @@ public enum PolicyParser {
                 throw fail("policy.extends[\(i)]", line, "extends cycle: \(cycle.joined(separator: " -> "))")
             }
             let (_, table) = try layers(text: parent.text, source: parent.source, defaultName: name, resolve: resolve,
-                                        chain: chain + [source])
+                                        chain: chain + [source], files: &files)
             let parentTable = table ?? TOMLTable(location: TOMLSourceLocation(line: 1, column: 1))
             base = base.map { PolicyMerge.merge($0, parentTable) } ?? parentTable
         }
+        files.append(Layer(source: source, table: root))
         return (policy, PolicyMerge.merge(base!, root))
     }
 

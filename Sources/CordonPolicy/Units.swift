@@ -22,6 +22,19 @@ public enum Units {
         return UInt64(bytes.rounded())
     }
 
+    /// The shortest exact spelling `parseSize` reads back: "1G", "512M", "64K" or bytes.
+    public static func formatSize(_ bytes: UInt64) -> String {
+        for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] where bytes >= UInt64(1) << shift && bytes % (UInt64(1) << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return "\(bytes)"
+    }
+
+    /// A duration `parseDuration` reads back: "30s", "1.5s".
+    public static func formatDuration(_ seconds: Double) -> String {
+        seconds == seconds.rounded() && seconds < 1e15 ? "\(Int64(seconds))s" : "\(seconds)s"
+    }
+
     public static func parseDuration(_ text: String) -> Double? {
         let t = text.trimmingWhitespace()
         let suffixes: [(String, Double)] = [("ms", 0.001), ("us", 0.000001), ("s", 1), ("m", 60), ("h", 3600)]

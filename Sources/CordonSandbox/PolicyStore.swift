@@ -28,15 +28,23 @@ public struct PolicyStore: Sendable {
 
     /// Reads and parses a policy by name or path.
     public func loadPolicy(_ nameOrPath: String) throws(LoadError) -> Policy {
+        try loadPolicyLayers(nameOrPath).policy
+    }
+
+    /// The policy and the files of its `extends` chain in merge order.
+    public func loadPolicyLayers(_ nameOrPath: String) throws(LoadError) -> (policy: Policy, layers: [PolicyParser.Layer]) {
         let (bytes, source, name) = try locate(nameOrPath, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
                                               builtins: EmbeddedDefaults.policyNames, what: "policy")
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw LoadError(description: "\(source): not valid UTF-8")
         }
         do {
-            var policy = try PolicyParser.parse(text: text, source: source, defaultName: name, resolve: resolveExtends)
-            policy.contentHash = SHA256.hex(bytes)
-            return policy
+            var (policy, layers) = try PolicyParser.parseLayers(text: text, source: source, defaultName: name, resolve: resolveExtends)
+            // The hash identifies what ran: the file itself, or, when it extends others, the
+            // effective policy with the origin of every value (a parent's edit changes it too).
+            policy.contentHash = layers.count == 1 ? SHA256.hex(bytes)
+                : SHA256.hex(Array(PolicyExplanation.explain(policy, layers: layers).toml().utf8))
+            return (policy, layers)
         } catch {
             throw LoadError(description: error.description, diagnostics: error.diagnostics)
         }

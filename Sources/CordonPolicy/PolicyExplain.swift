@@ -1,0 +1,158 @@
+/// The effective policy after `extends`, one line per value, each annotated with the file (and
+/// line) that set it, or "default" when no file did. The values are TOML: the lines under their
+/// table headers form a policy file that parses back to the same policy (the tests hold it to that).
+public struct PolicyExplanation: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable, Codable {
+        /// `limits.memory`, `filesystem.read_only`, `process.env.PATH`, …
+        public var key: String
+        /// The value as TOML.
+        public var value: String
+        /// The file that set it, or "default".
+        public var source: String
+        public var line: Int?
+    }
+
+    public var policy: String
+    public var extends: [String]
+    public var entries: [Entry]
+
+    public static func explain(_ policy: Policy, layers: [PolicyParser.Layer]) -> PolicyExplanation {
+        var entries: [Entry] = []
+        /// The last file in merge order that sets `table.key` (or, with `item`, has that list entry).
+        func origin(_ table: String, _ key: String, item: String? = nil, sub: String? = nil) -> (String, Int?) {
+            for layer in layers.reversed() {
+                guard case .table(let t)? = layer.table[table]?.kind, let value = t[key] else { continue }
+                if let sub {
+                    guard case .table(let inner) = value.kind, let v = inner[sub] else { continue }
+                    return (layer.source, inner.keyLocation(sub)?.line ?? v.location.line)
+                }
+                if let item {
+                    guard case .array(let items) = value.kind, let hit = items.first(where: { PolicyMerge.identity($0) == item }) else { continue }
+                    return (layer.source, hit.location.line)
+                }
+                return (layer.source, t.keyLocation(key)?.line ?? value.location.line)
+            }
+            return ("default", nil)
+        }
+        func add(_ table: String, _ key: String, _ value: String) {
+            let (source, line) = origin(table, key)
+            entries.append(Entry(key: "\(table).\(key)", value: value, source: source, line: line))
+        }
+        func addList(_ table: String, _ key: String, _ items: [(identity: String, toml: String)]) {
+            if items.isEmpty { add(table, key, "[]"); return }
+            for item in items {
+                let (source, line) = origin(table, key, item: item.identity)
+                entries.append(Entry(key: "\(table).\(key)", value: item.toml, source: source, line: line))
+            }
+        }
+
+        let fs = policy.filesystem
+        func bind(_ b: Policy.Bind) -> (String, String) {
+            if b.source == b.path && !b.optional { return (b.path, quote(b.path)) }
+            var parts = ["path = \(quote(b.path))"]
+            if b.source != b.path { parts.append("source = \(quote(b.source))") }
+            if b.optional { parts.append("optional = true") }
+            return (b.path, "{ \(parts.joined(separator: ", ")) }")
+        }
+        addList("filesystem", "read_only", fs.readOnly.map(bind))
+        addList("filesystem", "read_write", fs.readWrite.map(bind))
+        addList("filesystem", "tmpfs", fs.tmpfs.map {
+            ($0.path, "{ path = \(quote($0.path)), size = \(quote(Units.formatSize($0.sizeBytes))), mode = \(quote(String($0.mode, radix: 8))) }")
+        })
+        add("filesystem", "workdir", quote(fs.workdir))
+        add("filesystem", "workdir_size", quote(Units.formatSize(fs.workdirSizeBytes)))
+        addList("filesystem", "hide", fs.hide.map { ($0, quote($0)) })
+
+        let p = policy.process
+        add("process", "user", "\(p.uid)")
+        add("process", "group", "\(p.gid)")
+        add("process", "hostname", quote(p.hostname))
+        if p.env.isEmpty { add("process", "env", "{}") }
+        for variable in p.env {
+            let (source, line) = origin("process", "env", sub: variable.name)
+            entries.append(Entry(key: "process.env.\(variable.name)", value: quote(variable.value), source: source, line: line))
+        }
+        addList("process", "pass_env", p.passEnv.map { ($0, quote($0)) })
+        if let cwd = p.cwd { add("process", "cwd", quote(cwd)) }
+
+        let l = policy.limits
+        if let v = l.memoryBytes { add("limits", "memory", quote(Units.formatSize(v))) }
+        if let v = l.pids { add("limits", "pids", "\(v)") }
+        if let v = l.cpuCores { add("limits", "cpu", "\(v)") }
+        if let v = l.wallTimeSeconds { add("limits", "wall_time", quote(Units.formatDuration(v))) }
+        if let v = l.cpuTimeSeconds { add("limits", "cpu_time", quote(Units.formatDuration(v))) }
+        if let v = l.openFiles { add("limits", "open_files", "\(v)") }
+        if let v = l.fileSizeBytes { add("limits", "file_size", quote(Units.formatSize(v))) }
+        if let v = l.outputBytes { add("limits", "output", quote(Units.formatSize(v))) }
+
+        add("seccomp", "profile", quote(policy.seccomp.profile))
+        // Capabilities are stored normalised (CAP_X); a file may spell them X.
+        let keep = policy.capabilities.keep
+        if keep.isEmpty { add("capabilities", "keep", "[]") }
+        for cap in keep {
+            var hit = origin("capabilities", "keep", item: cap)
+            if hit.0 == "default" { hit = origin("capabilities", "keep", item: String(cap.dropFirst(4))) }
+            entries.append(Entry(key: "capabilities.keep", value: quote(cap), source: hit.0, line: hit.1))
+        }
+        add("network", "mode", quote(policy.network.mode.rawValue))
+        add("landlock", "mode", quote(policy.landlock.mode.rawValue))
+        return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)
+    }
+
+    /// The effective policy as a TOML file, each value commented with where it came from.
+    public func toml() -> String {
+        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep"]
+        var out = "# effective policy \"\(policy)\"" + (extends.isEmpty ? "" : ", extends \(extends.joined(separator: ", "))") + "\n"
+        var table = ""
+        var index = 0
+        while index < entries.count {
+            let entry = entries[index]
+            let parts = entry.key.split(separator: ".", maxSplits: 2).map(String.init)
+            if parts[0] != table {
+                table = parts[0]
+                out += "\n[\(table)]\n"
+            }
+            if parts.count == 3 {
+                out += "env.\(quote(parts[2])) = \(entry.value)  # \(origin(of: entry))\n"
+                index += 1
+            } else if lists.contains(parts[1]) && entry.value != "[]" {
+                out += "\(parts[1]) = [\n"
+                while index < entries.count && entries[index].key == entry.key {
+                    out += "  \(entries[index].value),  # \(origin(of: entries[index]))\n"
+                    index += 1
+                }
+                out += "]\n"
+            } else {
+                out += "\(parts[1]) = \(entry.value)  # \(origin(of: entry))\n"
+                index += 1
+            }
+        }
+        return out
+    }
+
+    func origin(of entry: Entry) -> String {
+        entry.line.map { "\(entry.source):\($0)" } ?? entry.source
+    }
+}
+
+/// A TOML basic string.
+func quote(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7f {
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import CordonPolicy
+import CordonSandbox
+@testable import CordonCLI
+import Foundation
+import Testing
+
+/// `cordon policy explain`: every value says which file set it, and the explanation is itself a
+/// policy that parses back to the effective one.
+final class PolicyExplainTests {
+    let store = PolicyStore(configDir: nil)
+    let dir: String
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "cordon-explain-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let path = "\(dir)/\(name)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    }
+
+    /// The parts of a policy that describe the sandbox (not its name or where it was read from).
+    func sandboxPart(_ p: Policy) -> [String] {
+        ["\(p.filesystem)", "\(p.process)", "\(p.limits)", "\(p.seccomp)", "\(p.capabilities)", "\(p.network)", "\(p.landlock)"]
+    }
+
+    func child() throws -> String {
+        _ = try write("base.toml", "[policy]\nextends = [\"default\"]\n[capabilities]\nkeep = [\"NET_BIND_SERVICE\"]\n[limits]\npids = 64\n")
+        return try write("child.toml", """
+            [policy]
+            name = "child"
+            extends = ["base.toml"]
+            [filesystem]
+            read_write = [{ path = "/data", source = "/srv/data", optional = true }]
+            hide = ["/etc/localtime"]
+            tmpfs = [{ path = "/tmp", size = "1G", mode = "1777" }]
+            [process]
+            env = { FOO = "a \\"quoted\\" value\\n" }
+            [limits]
+            memory = "1536M"
+            wall_time = "1.5s"
+            """)
+    }
+
+    @Test(arguments: ["default", "child"])
+    func explanationParsesBackToTheEffectivePolicy(_ which: String) throws {
+        let name = which == "child" ? try child() : which
+        let (policy, layers) = try store.loadPolicyLayers(name)
+        let text = PolicyExplanation.explain(policy, layers: layers).toml()
+        let reparsed = try PolicyParser.parse(text: text, source: "explained", defaultName: "x")
+        #expect(sandboxPart(reparsed) == sandboxPart(policy), "\(text)")
+    }
+
+    @Test func everyValueNamesItsFile() throws {
+        let path = try child()
+        let base = "\(dir)/base.toml"
+        let (policy, layers) = try store.loadPolicyLayers(path)
+        let entries = PolicyExplanation.explain(policy, layers: layers).entries
+        func origin(_ key: String, _ value: String? = nil) -> String? {
+            entries.first { $0.key == key && (value == nil || $0.value == value) }.map { "\($0.source):\($0.line ?? 0)" }
+        }
+        #expect(origin("limits.memory") == "\(path):11")
+        #expect(origin("limits.pids") == "\(URL(fileURLWithPath: base).resolvingSymlinksInPath().path):6")
+        #expect(origin("limits.cpu") == "builtin:policies/default.toml:48")
+        #expect(origin("capabilities.keep", "\"CAP_NET_BIND_SERVICE\"")?.hasSuffix("base.toml:4") == true)
+        #expect(origin("filesystem.read_only", "\"/usr\"") == "builtin:policies/default.toml:13")
+        #expect(origin("filesystem.tmpfs")?.hasPrefix(path) == true, "the child's /tmp replaced the default's")
+        #expect(origin("process.env.FOO")?.hasPrefix(path) == true)
+        #expect(origin("process.env.PATH")?.hasPrefix("builtin:") == true)
+        #expect(!entries.contains { $0.key == "filesystem.read_only" && $0.value.contains("/etc/localtime") })
+        // Values no file sets are "default".
+        let bare = try write("bare.toml", "[limits]\nmemory = \"1G\"\n")
+        let (p2, l2) = try store.loadPolicyLayers(bare)
+        #expect(PolicyExplanation.explain(p2, layers: l2).entries.first { $0.key == "process.user" }?.source == "default")
+    }
+
+    @Test func extendedPolicyHashCoversItsParents() throws {
+        let path = try child()
+        let before = try store.loadPolicy(path).contentHash
+        _ = try write("base.toml", "[policy]\nextends = [\"default\"]\n[capabilities]\nkeep = [\"NET_BIND_SERVICE\"]\n[limits]\npids = 65\n")
+        #expect(try store.loadPolicy(path).contentHash != before)
+    }
+
+    @Test func commandRefusesUnknownPolicy() throws {
+        var command = try PolicyExplainCommand.parse(["no-such-policy"])
+        #expect(throws: ExitCode(2)) { try command.run() }
+    }
+}
