@@ -38,7 +38,13 @@ let package = Package(
         .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
                 resources: [
                     .embedInCode("policies/default.toml"),
+                    .embedInCode("policies/python-tool.toml"),
+                    .embedInCode("policies/shell-tool.toml"),
                     .embedInCode("profiles/seccomp/default.json"),
+                    .embedInCode("profiles/runtime/python.toml"),
+                    .embedInCode("profiles/runtime/node.toml"),
+                    .embedInCode("profiles/runtime/shell.toml"),
+                    .embedInCode("profiles/runtime/compiled.toml"),
                 ]),
         // Pure core of `cordon scan`: version ordering per ecosystem and OSV matching. No
         // privileged calls and no I/O, so it can later run inside a sandboxed worker.

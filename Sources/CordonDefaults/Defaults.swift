@@ -5,12 +5,26 @@
 /// Lookups are functions rather than dictionaries: building a `[String: [UInt8]]` on every
 /// start-up instantiates generic metadata the spawn path does not otherwise need.
 public enum EmbeddedDefaults {
-    public static let policyNames = ["default"]
+    public static let policyNames = ["default", "python-tool", "shell-tool"]
+    /// Policy fragments for `extends` (profiles/runtime/NAME.toml).
+    public static let runtimeProfileNames = ["compiled", "node", "python", "shell"]
     public static let seccompProfileNames = ["default"]
 
     public static func policy(named name: String) -> [UInt8]? {
         switch name {
         case "default": return PackageResources.default_toml
+        case "python-tool": return PackageResources.python_tool_toml
+        case "shell-tool": return PackageResources.shell_tool_toml
+        default: return nil
+        }
+    }
+
+    public static func runtimeProfile(named name: String) -> [UInt8]? {
+        switch name {
+        case "compiled": return PackageResources.compiled_toml
+        case "node": return PackageResources.node_toml
+        case "python": return PackageResources.python_toml
+        case "shell": return PackageResources.shell_toml
         default: return nil
         }
     }

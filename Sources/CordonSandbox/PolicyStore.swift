@@ -51,7 +51,8 @@ public struct PolicyStore: Sendable {
     }
 
     /// Finds what `extends` names: a path (relative to the extending file's directory), or a
-    /// policy name looked up like `--policy` (config dir, then the built-in policies).
+    /// policy name looked up like `--policy` (config dir, then the built-in policies), then a
+    /// runtime profile name (the config dir's profiles/runtime/, then the built-in ones).
     func resolveExtends(_ name: String, from: String) throws(PolicyParser.ResolveError) -> (text: String, source: String) {
         var target = name
         if Self.isPath(name), !name.hasPrefix("/") {
@@ -64,8 +65,15 @@ public struct PolicyStore: Sendable {
         do {
             found = try locate(target, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
                                builtins: EmbeddedDefaults.policyNames, what: "policy")
-        } catch {
-            throw PolicyParser.ResolveError(error.description)
+        } catch let asPolicy {
+            // Not a policy: a runtime profile (profiles/runtime/NAME.toml)?
+            guard !Self.isPath(target) else { throw PolicyParser.ResolveError(asPolicy.description) }
+            do {
+                found = try locate(target, directory: "profiles/runtime", suffix: ".toml", embedded: EmbeddedDefaults.runtimeProfile(named:),
+                                   builtins: EmbeddedDefaults.runtimeProfileNames, what: "runtime profile")
+            } catch {
+                throw PolicyParser.ResolveError("\(asPolicy.description); and no runtime profile of that name (built in: \(EmbeddedDefaults.runtimeProfileNames.joined(separator: ", ")))")
+            }
         }
         guard let text = String(validating: found.0, as: UTF8.self) else { throw PolicyParser.ResolveError("\(found.1): not valid UTF-8") }
         // Files by their real path, so a cycle through "./a.toml" and "a.toml" is seen as one.

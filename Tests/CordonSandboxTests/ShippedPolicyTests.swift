@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// Every shipped policy runs a real workload of its kind, by name (the embedded copy, through
+/// `extends` to the default policy and a runtime profile), and keeps what it promises.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct ShippedPolicyTests {
+    @Test func pythonToolRunsAScript() {
+        let code = """
+            import os, sys, json
+            open("out.json", "w").write(json.dumps({"n": 42}))
+            print(json.load(open("out.json"))["n"], sorted(os.listdir(".")), sys.flags.dont_write_bytecode, sys.flags.no_user_site, os.environ.get("PYTHONSAFEPATH"))
+            """
+        let r = Harness.run(["python3", "-c", code], policy: "python-tool")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.output == "42 ['out.json'] 1 1 1")
+        #expect(r.record["policy"] as? String == "python-tool")
+        #expect(r.denied.isEmpty, "denied: \(r.denied)")
+        // Still no network and a read-only system.
+        let escape = Harness.run(["python3", "-c", "import socket; socket.create_connection(('10.0.0.1', 80), timeout=1)"], policy: "python-tool")
+        #expect(escape.status != 0)
+        let write = Harness.run(["python3", "-c", "open('/usr/lib/x', 'w')"], policy: "python-tool")
+        #expect(write.status != 0 && write.stderr.contains("Read-only file system"), "\(write.stderr)")
+    }
+
+    @Test func shellToolRunsAScript() {
+        let r = Harness.run(["sh", "-c", "printf 'b\\na\\n' > in.txt && sort in.txt | tr '\\n' ' ' && echo \"$SHELL\""], policy: "shell-tool")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.output == "a b /bin/sh")
+        #expect(r.record["policy"] as? String == "shell-tool")
+    }
+
+    @Test func shellToolStopsAForkBomb() {
+        // The shell profile's pids budget (128) is what stops it, not the default's 256.
+        let r = Harness.run(["sh", "-c", "i=0; while [ $i -lt 200 ]; do sleep 5 & i=$((i+1)); done; wait"],
+                            policy: "shell-tool", options: ["--timeout", "20s"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("fork") || r.stderr.contains("Resource temporarily unavailable"), "\(r.stderr)")
+    }
+}
