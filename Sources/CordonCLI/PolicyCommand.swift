@@ -9,7 +9,7 @@ struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy",
         abstract: "Check, explain, score and compare policies and seccomp profiles.",
-        subcommands: [PolicyCheckCommand.self, PolicyExplainCommand.self, PolicyScoreCommand.self, PolicyDiffCommand.self]
+        subcommands: [PolicyCheckCommand.self, PolicyExplainCommand.self, PolicyScoreCommand.self, PolicyDiffCommand.self, PolicySchemaCommand.self]
     )
 }
 
@@ -260,5 +260,18 @@ struct PolicyExplainCommand: ParsableCommand {
         } else {
             print(explanation.toml(), terminator: "")
         }
+    }
+}
+
+/// `cordon policy schema`: the JSON Schema of the policy format, for editors.
+struct PolicySchemaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schema",
+        abstract: "Print the JSON Schema (draft-07) of the policy format.",
+        discussion: "The same document is checked in as docs/policy.schema.json."
+    )
+
+    func run() throws {
+        print(PolicySchema.document(), terminator: "")
     }
 }

@@ -135,7 +135,7 @@ public struct PolicyExplanation: Sendable, Equatable {
     }
 }
 
-/// A TOML basic string.
+/// A TOML basic string (its escapes are also valid JSON).
 func quote(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {

@@ -1,0 +1,123 @@
+/// The JSON Schema (draft-07) of the policy format, generated from the same key lists and rules
+/// the parser uses, so editors can validate policies (TOML converted to JSON, as Even Better TOML
+/// and taplo do). `cordon policy schema` prints it; docs/policy.schema.json is the checked-in
+/// copy, and the tests hold both to agree with the parser on every fixture.
+///
+/// What a schema cannot say stays with the parser: a path mounted twice or both mounted and
+/// hidden, a seccomp profile that does not exist, and `extends` chains.
+public enum PolicySchema {
+    indirect enum JSON {
+        case string(String), int(Int), number(Double), bool(Bool)
+        case array([JSON])
+        case object([(String, JSON)])
+
+        func render(_ indent: String = "") -> String {
+            let inner = indent + "  "
+            switch self {
+            case .string(let s): return quote(s)  // TOML basic-string escapes are valid JSON
+            case .int(let n): return "\(n)"
+            case .number(let d): return "\(d)"
+            case .bool(let b): return "\(b)"
+            case .array(let items):
+                if items.isEmpty { return "[]" }
+                return "[\n" + items.map { inner + $0.render(inner) }.joined(separator: ",\n") + "\n\(indent)]"
+            case .object(let members):
+                if members.isEmpty { return "{}" }
+                return "{\n" + members.sorted { $0.0 < $1.0 }.map { "\(inner)\(quote($0.0)): \($0.1.render(inner))" }
+                    .joined(separator: ",\n") + "\n\(indent)}"
+            }
+        }
+    }
+
+    /// An absolute, normalized path: no '.', '..', '//' or trailing '/' (the root itself is fine).
+    static let path: JSON = .object([
+        ("type", .string("string")),
+        ("pattern", .string(#"^(/|(/(?!\.\.?(/|$))[^/\u0000]+)+)$"#)),
+        ("maxLength", .int(4095)),
+    ])
+    static let size: JSON = .object([("oneOf", .array([
+        .object([("type", .string("integer")), ("minimum", .int(0))]),
+        .object([("type", .string("string")),
+                 ("pattern", .string(#"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*(KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G|T|k|m|g|t|B)?[ \t]*$"#))]),
+    ]))])
+    static let duration: JSON = .object([("oneOf", .array([
+        .object([("type", .string("integer")), ("exclusiveMinimum", .int(0))]),
+        .object([("type", .string("number")), ("not", .object([("type", .string("integer"))])), ("exclusiveMinimum", .int(0))]),
+        .object([("type", .string("string")),
+                 ("pattern", .string(#"^[ \t]*([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)[ \t]*(ms|us|s|m|h)?[ \t]*$"#))]),
+    ]))])
+    static func integer(_ range: ClosedRange<Int>) -> JSON {
+        .object([("type", .string("integer")), ("minimum", .int(range.lowerBound)), ("maximum", .int(range.upperBound))])
+    }
+    static func strings(_ item: JSON) -> JSON { .object([("type", .string("array")), ("items", item)]) }
+    static func enumeration(_ values: [String]) -> JSON { .object([("type", .string("string")), ("enum", .array(values.map(JSON.string)))]) }
+    static func table(_ properties: [(String, JSON)], required: [String] = []) -> JSON {
+        var members: [(String, JSON)] = [("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object(properties))]
+        if !required.isEmpty { members.append(("required", .array(required.map(JSON.string)))) }
+        return .object(members)
+    }
+    static func pathOr(_ entry: JSON) -> JSON { strings(.object([("oneOf", .array([path, entry]))])) }
+
+    /// A capability name, any case, with or without the CAP_ prefix.
+    static var capability: JSON {
+        func anyCase(_ s: Substring) -> String {
+            s.map { c in c.isLetter ? "[\(c.lowercased())\(c.uppercased())]" : String(c) }.joined()
+        }
+        let names = Capability.names.map { anyCase($0.dropFirst(4)) }.joined(separator: "|")
+        return .object([("type", .string("string")), ("pattern", .string("^(\(anyCase("CAP_")))?(\(names))$"))])
+    }
+
+    /// Each table's keys, in the parser's order (`PolicyParser.schema`), with their types.
+    static var tables: [String: [String: JSON]] {
+        let bind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))]))], required: ["path"])
+        let tmpfs = table([("path", path), ("size", size), ("mode", .object([("type", .string("string")), ("pattern", .string("^[0-7]{1,4}$"))]))],
+                          required: ["path"])
+        return [
+            "policy": [
+                "name": .object([("type", .string("string")), ("pattern", .string("^[^/]+$"))]),
+                "description": .object([("type", .string("string"))]),
+                "extends": strings(.object([("type", .string("string")), ("minLength", .int(1))])),
+            ],
+            "filesystem": [
+                "read_only": pathOr(bind), "read_write": pathOr(bind), "tmpfs": pathOr(tmpfs),
+                "workdir": path, "workdir_size": size, "hide": strings(path),
+            ],
+            "process": [
+                "user": integer(0...65535), "group": integer(0...65535),
+                "hostname": .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(64))]),
+                "env": .object([("type", .string("object")), ("propertyNames", .object([("pattern", .string("^[^=\\u0000]+$"))])),
+                                ("additionalProperties", .object([("type", .string("string")), ("pattern", .string("^[^\\u0000]*$"))]))]),
+                "pass_env": strings(.object([("type", .string("string"))])),
+                "cwd": path,
+            ],
+            "limits": [
+                "memory": size, "pids": integer(1...4_194_304),
+                "cpu": .object([("type", .string("number")), ("minimum", .number(0.01)), ("maximum", .int(4096))]),
+                "wall_time": duration, "cpu_time": duration, "open_files": integer(3...1_048_576),
+                "file_size": size, "output": size,
+            ],
+            "seccomp": ["profile": .object([("type", .string("string")), ("minLength", .int(1))])],
+            "capabilities": ["keep": strings(capability)],
+            "network": ["mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue))],
+            "landlock": ["mode": enumeration(Policy.LandlockMode.allCases.map(\.rawValue))],
+        ]
+    }
+
+    /// The schema document.
+    public static func document() -> String {
+        let t = tables
+        let properties: [(String, JSON)] = PolicyParser.schema.keys.sorted().map { name in
+            let keys = PolicyParser.schema[name]!
+            return (name, table(keys.map { ($0, t[name]![$0]!) }))
+        }
+        return JSON.object([
+            ("$schema", .string("http://json-schema.org/draft-07/schema#")),
+            ("$id", .string("https://cordon.dev/schemas/policy.schema.json")),
+            ("title", .string("Cordon sandbox policy")),
+            ("description", .string("A Cordon policy file (TOML), as JSON. Generated by `cordon policy schema`; see docs/policies.md.")),
+            ("type", .string("object")),
+            ("additionalProperties", .bool(false)),
+            ("properties", .object(properties)),
+        ]).render() + "\n"
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import CordonPolicy
+
+/// The JSON Schema: generated from the parser's key lists, checked in unchanged, and in agreement
+/// with the parser on every valid and invalid fixture (Python's jsonschema and tomllib judge the
+/// schema side).
+struct PolicySchemaTests {
+    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+    static let repo = URL(fileURLWithPath: here).deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// What no JSON Schema can say: these are valid to the schema, errors to the parser.
+    static let parserOnly = ["22-hidden-and-mounted.toml", "23-mounted-twice.toml"]
+
+    @Test func checkedInCopyIsCurrent() throws {
+        let checkedIn = try String(contentsOfFile: "\(Self.repo)/docs/policy.schema.json", encoding: .utf8)
+        #expect(checkedIn == PolicySchema.document(), "run: cordon policy schema > docs/policy.schema.json")
+    }
+
+    @Test func coversExactlyTheParsersKeys() {
+        let tables = PolicySchema.tables
+        #expect(Set(tables.keys) == Set(PolicyParser.schema.keys))
+        for (name, keys) in PolicyParser.schema {
+            #expect(Set(tables[name]?.keys.map { $0 } ?? []) == Set(keys), "table \(name)")
+        }
+    }
+
+    @Test func agreesWithTheParserOnEveryFixture() throws {
+        let fm = FileManager.default
+        var files: [String] = []
+        for dir in ["\(Self.here)/Fixtures/broken", "\(Self.here)/Fixtures/valid", "\(Self.repo)/policies", "\(Self.repo)/profiles/runtime"] {
+            files += try fm.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".toml") }.sorted().map { "\(dir)/\($0)" }
+        }
+        #expect(files.count >= 44)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["\(Self.here)/schema_verdicts.py", "\(Self.repo)/docs/policy.schema.json"] + files
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "python3 with jsonschema is needed (make deps)")
+        var verdicts: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            verdicts[String(parts[0])] = String(parts[1])
+        }
+        #expect(verdicts.count == files.count)
+        for file in files {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            // The schema judges one file; its parents (`extends`) are judged as files of their own.
+            let parserValid = (try? PolicyParser.parse(text: text, source: file, defaultName: "t",
+                                                       resolve: { name, _ in ("", "parent:\(name)") })) != nil
+            let schema = verdicts[file] ?? "missing"
+            let name = URL(fileURLWithPath: file).lastPathComponent
+            if Self.parserOnly.contains(name) {
+                #expect(schema == "valid" && !parserValid, "\(name): schema \(schema), parser valid \(parserValid)")
+            } else if schema == "toml-error" {
+                #expect(!parserValid, "\(name): tomllib refuses it but the parser accepts it")
+            } else {
+                #expect((schema == "valid") == parserValid, "\(name): schema \(schema), parser valid \(parserValid)")
+            }
+        }
+    }
+}
