@@ -25,6 +25,19 @@ struct PolicySchemaTests {
         }
     }
 
+    /// docs/policies.md documents every key, in its table's section.
+    @Test func referenceDocumentsEveryKey() throws {
+        let doc = try String(contentsOfFile: "\(Self.repo)/docs/policies.md", encoding: .utf8)
+        for (table, keys) in PolicyParser.schema {
+            let start = try #require(doc.range(of: "## `[\(table)]`"), "no section for [\(table)]")
+            let rest = doc[start.upperBound...]
+            let section = rest[..<(rest.range(of: "\n## ")?.lowerBound ?? rest.endIndex)]
+            for key in keys {
+                #expect(section.contains("| `\(key)` |"), "[\(table)] \(key) is not in docs/policies.md")
+            }
+        }
+    }
+
     @Test func agreesWithTheParserOnEveryFixture() throws {
         let fm = FileManager.default
         var files: [String] = []
