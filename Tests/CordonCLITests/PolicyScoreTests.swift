@@ -95,6 +95,17 @@ struct PolicyScoreTests {
         #expect(result.score == 10)
     }
 
+    /// The shipped policies, in the order the weights give them: the tool policies require
+    /// Landlock, so they score below `default` (best-effort).
+    @Test func shippedPoliciesRank() throws {
+        var scores: [String: Double] = [:]
+        for name in ["default", "python-tool", "shell-tool"] {
+            let policy = try store.loadPolicy(name)
+            scores[name] = try score(policy, profile(policy.seccomp.profile)).score
+        }
+        #expect(scores == ["python-tool": 0.0, "shell-tool": 0.0, "default": 0.2])
+    }
+
     /// Policies that grant more rank higher.
     @Test func orderFollowsWhatIsGranted() throws {
         let locked = try defaultPolicy()
