@@ -72,6 +72,14 @@ final class PolicyExtendsTests {
         #expect(policy.filesystem.hide == ["/etc/ssl/certs"])
     }
 
+    @Test func aChildCannotUnhideWhatItsParentHides() throws {
+        _ = try write("hider.toml", "[policy]\nextends = [\"default\"]\n[filesystem]\nhide = [\"/srv\"]\n")
+        let child = try write("child.toml", "[policy]\nextends = [\"hider.toml\"]\n[filesystem]\nread_only = [\"/srv\"]\n")
+        let diagnostics = errors(child)
+        #expect(diagnostics.map(\.keyPath) == ["filesystem.hide"], "\(diagnostics)")
+        #expect(diagnostics.first?.message.contains("after merging extends") == true)
+    }
+
     @Test func aFileContradictingItselfIsStillAnError() throws {
         let child = try write("child.toml", "[policy]\nextends = [\"default\"]\n[filesystem]\nread_only = [\"/opt\"]\nhide = [\"/opt\"]\n")
         let diagnostics = errors(child)
