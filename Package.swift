@@ -41,6 +41,7 @@ let package = Package(
                     .embedInCode("policies/python-tool.toml"),
                     .embedInCode("policies/shell-tool.toml"),
                     .embedInCode("profiles/seccomp/default.json"),
+                    .embedInCode("profiles/seccomp/strict.json"),
                     .embedInCode("profiles/runtime/python.toml"),
                     .embedInCode("profiles/runtime/node.toml"),
                     .embedInCode("profiles/runtime/shell.toml"),

@@ -8,7 +8,7 @@ public enum EmbeddedDefaults {
     public static let policyNames = ["default", "python-tool", "shell-tool"]
     /// Policy fragments for `extends` (profiles/runtime/NAME.toml).
     public static let runtimeProfileNames = ["compiled", "node", "python", "shell"]
-    public static let seccompProfileNames = ["default"]
+    public static let seccompProfileNames = ["default", "strict"]
 
     public static func policy(named name: String) -> [UInt8]? {
         switch name {
@@ -32,6 +32,7 @@ public enum EmbeddedDefaults {
     public static func seccompProfile(named name: String) -> [UInt8]? {
         switch name {
         case "default": return PackageResources.default_json
+        case "strict": return PackageResources.strict_json
         default: return nil
         }
     }

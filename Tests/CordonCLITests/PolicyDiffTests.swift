@@ -79,7 +79,7 @@ struct PolicyDiffTests {
     }
 
     @Test func commandRefusesUnknownPolicy() throws {
-        var command = try PolicyDiffCommand.parse(["default", "no-such-policy"])
+        let command = try PolicyDiffCommand.parse(["default", "no-such-policy"])
         #expect(throws: ExitCode(2)) { try command.run() }
     }
 }

@@ -87,7 +87,7 @@ final class PolicyExplainTests {
     }
 
     @Test func commandRefusesUnknownPolicy() throws {
-        var command = try PolicyExplainCommand.parse(["no-such-policy"])
+        let command = try PolicyExplainCommand.parse(["no-such-policy"])
         #expect(throws: ExitCode(2)) { try command.run() }
     }
 }

@@ -120,7 +120,7 @@ struct PolicyScoreTests {
     }
 
     @Test func commandRefusesUnknownPolicy() throws {
-        var command = try PolicyScoreCommand.parse(["no-such-policy"])
+        let command = try PolicyScoreCommand.parse(["no-such-policy"])
         #expect(throws: ExitCode(2)) { try command.run() }
     }
 
@@ -131,7 +131,7 @@ struct PolicyScoreTests {
         let policy = try store.loadPolicy(path)
         let result = try score(policy)
         #expect(result.items.map(\.key).contains("capabilities.keep"))
-        var command = try PolicyScoreCommand.parse([path, "--json"])
+        let command = try PolicyScoreCommand.parse([path, "--json"])
         try command.run()
     }
 }

@@ -37,4 +37,23 @@ struct ShippedPolicyTests {
         #expect(r.status != 0)
         #expect(r.stderr.contains("fork") || r.stderr.contains("Resource temporarily unavailable"), "\(r.stderr)")
     }
+
+    /// The strict seccomp profile: pure computation runs; a second process, a socket or a thread
+    /// is refused and named in the record.
+    @Test func strictProfileAllowsComputationOnly() throws {
+        let policy = "\(Harness.scratch)/policies/strict-test.toml"
+        try "[policy]\nextends = [\"default\"]\n[seccomp]\nprofile = \"strict\"\n".write(toFile: policy, atomically: true, encoding: .utf8)
+        let ok = Harness.run(["python3", "-c", "import hashlib; print(hashlib.sha256(b'x' * 1000).hexdigest()[:8], sum(range(10)))"], policy: policy)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.output == "44f83544 45", "\(ok.output)")
+        let layers = ok.record["layers"] as? [String: Any]
+        #expect((layers?["seccomp"] as? String)?.hasPrefix("strict") == true)
+        for (code, syscall) in [("import os; os.fork()", "clone"),
+                                ("import socket; socket.socket()", "socket"),
+                                ("import threading; threading.Thread(target=print).start()", "clone3")] {
+            let r = Harness.run(["python3", "-c", code], policy: policy)
+            #expect(r.status != 0, "\(code)")
+            #expect(r.denied.contains(syscall), "\(code): denied \(r.denied)")
+        }
+    }
 }
