@@ -71,31 +71,45 @@ public struct PolicyDiff: Sendable, Equatable {
         }
         if x.network.mode != y.network.mode { add("network.mode", "\(x.network.mode.rawValue) (other: \(y.network.mode.rawValue))") }
 
-        let permissive: (SeccompProfile) -> Bool = { $0.defaultAction == .allow || $0.defaultAction == .log }
-        if permissive(xp) && !permissive(yp) {
+        if xp.letsUnlistedThrough && !yp.letsUnlistedThrough {
             add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")
-        } else if !permissive(xp) {
-            let theirs = allowed(yp)
-            for (name, conditional) in allowed(xp).sorted(by: { $0.key < $1.key }) {
-                switch theirs[name] {
-                case nil where !permissive(yp): add("seccomp.profile", "allows \(name)\(conditional ? " (with argument conditions)" : "")")
-                case true? where !conditional: add("seccomp.profile", "allows \(name) without the other's argument conditions")
-                default: break
-                }
-            }
         }
-        return out
-    }
-
-    /// Syscall name → whether every allow of it carries argument conditions.
-    static func allowed(_ profile: SeccompProfile) -> [String: Bool] {
-        var out: [String: Bool] = [:]
-        for rule in profile.rules where rule.action == .allow {
-            for name in rule.names { out[name] = (out[name] ?? true) && !rule.args.isEmpty }
+        let names = Set(xp.rules.flatMap(\.names) + yp.rules.flatMap(\.names))
+        for name in names.sorted() {
+            let mine = xp.verdict(name), theirs = yp.verdict(name)
+            guard mine.rawValue > theirs.rawValue else { continue }
+            add("seccomp.profile", mine == .allowed
+                ? (theirs == .conditional ? "allows \(name) without the other's argument conditions" : "allows \(name)")
+                : "allows \(name) (with argument conditions)")
         }
         return out
     }
 
     static func size(_ bytes: UInt64) -> String { Units.formatSize(bytes) }
     static func seconds(_ value: Double) -> String { Units.formatDuration(value) }
+}
+
+extension SeccompProfile {
+    /// What a profile does with one syscall, from refusing it to letting it run whatever its
+    /// arguments. `SCMP_ACT_LOG` lets a call run, so it counts as allowing it.
+    public enum Verdict: Int, Sendable, Comparable {
+        case refused = 0, conditional = 1, allowed = 2
+        public static func < (a: Verdict, b: Verdict) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    static func lets(_ action: Action) -> Bool { action == .allow || action == .log }
+
+    /// The default action lets every syscall the rules do not name run.
+    public var letsUnlistedThrough: Bool { Self.lets(defaultAction) }
+
+    public func verdict(_ name: String) -> Verdict {
+        let mine = rules.filter { $0.names.contains(name) }
+        if mine.contains(where: { Self.lets($0.action) && $0.args.isEmpty }) {
+            // An unconditional allow with conditional denies (the ioctl idiom) is conditional.
+            return mine.contains(where: { !Self.lets($0.action) }) ? .conditional : .allowed
+        }
+        if mine.contains(where: { Self.lets($0.action) }) { return .conditional }
+        if mine.contains(where: { !Self.lets($0.action) && $0.args.isEmpty }) { return .refused }
+        return letsUnlistedThrough ? (mine.isEmpty ? .allowed : .conditional) : .refused
+    }
 }

@@ -102,7 +102,7 @@ public struct PolicyExplanation: Sendable, Equatable {
     /// The effective policy as a TOML file, each value commented with where it came from.
     public func toml() -> String {
         let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep"]
-        var out = "# effective policy \"\(policy)\"" + (extends.isEmpty ? "" : ", extends \(extends.joined(separator: ", "))") + "\n"
+        var out = "# effective policy \(quote(policy))" + (extends.isEmpty ? "" : ", extends \(extends.map(quote).joined(separator: ", "))") + "\n"
         var table = ""
         var index = 0
         while index < entries.count {
@@ -130,8 +130,10 @@ public struct PolicyExplanation: Sendable, Equatable {
         return out
     }
 
+    /// "file:line", escaped: a file name with a newline must not end the comment.
     func origin(of entry: Entry) -> String {
-        entry.line.map { "\(entry.source):\($0)" } ?? entry.source
+        let file = String(quote(entry.source).dropFirst().dropLast())
+        return entry.line.map { "\(file):\($0)" } ?? file
     }
 }
 

@@ -40,8 +40,10 @@ public enum PolicyParser {
         public init(_ message: String) { self.message = message }
     }
 
-    /// How deep `extends` may nest (a guard against runaway chains, not a design limit).
+    /// How deep `extends` may nest, and how many files one policy may pull in (guards against
+    /// runaway chains and fan-out, not design limits).
     public static let maxExtendsDepth = 16
+    public static let maxExtendsFiles = 64
 
     /// Parses a policy file and everything it extends. Each file is checked on its own first, so
     /// errors name the file that has them; the merged result is then checked as a whole.
@@ -82,12 +84,13 @@ public enum PolicyParser {
         func fail(_ key: String, _ line: Int?, _ message: String) -> PolicyError {
             PolicyError(diagnostics: [PolicyDiagnostic(file: source, keyPath: key, line: line, message: message)])
         }
-        let root: TOMLTable
+        var root: TOMLTable
         do {
             root = try TOML.parse(text)
         } catch {
             throw fail("", error.location.line, "\(error.message) (column \(error.location.column))")
         }
+        anchorProfilePath(&root, source: source)
         var reader = Reader(file: source)
         var policy = Policy(name: defaultName, source: source)
         reader.read(root, into: &policy)
@@ -105,6 +108,9 @@ public enum PolicyParser {
         }
         var base: TOMLTable? = nil
         for (i, name) in policy.extends.enumerated() {
+            if files.count + chain.count >= maxExtendsFiles {
+                throw fail("policy.extends[\(i)]", line, "extends pulls in more than \(maxExtendsFiles) files")
+            }
             let parent: (text: String, source: String)
             do { parent = try resolve(name, source) } catch {
                 throw fail("policy.extends[\(i)]", line, error.message)
@@ -120,6 +126,19 @@ public enum PolicyParser {
         }
         files.append(Layer(source: source, table: root))
         return (policy, PolicyMerge.merge(base!, root))
+    }
+
+    /// A relative seccomp profile path is relative to the policy file that names it (like
+    /// `extends`), not to the caller's directory: an inherited profile must not change meaning
+    /// with the directory `cordon` runs in.
+    static func anchorProfilePath(_ root: inout TOMLTable, source: String) {
+        guard !source.hasPrefix("builtin:"), let slash = source.lastIndex(of: "/"),
+              let value = root["seccomp"], case .table(var table) = value.kind,
+              let profile = table["profile"], case .string(let path) = profile.kind,
+              !path.hasPrefix("/"), path.contains("/") || path.hasSuffix(".json") else { return }
+        table.set("profile", TOMLValue(kind: .string(String(source[...slash]) + path), location: profile.location),
+                  keyLocation: table.keyLocation("profile"))
+        root.set("seccomp", TOMLValue(kind: .table(table), location: value.location), keyLocation: root.keyLocation("seccomp"))
     }
 
     /// Levenshtein distance, for "did you mean".
@@ -177,7 +196,7 @@ private struct Reader {
             case "limits": readLimits(table, &policy.limits)
             case "seccomp":
                 if let s = string(table, "seccomp", "profile") {
-                    if s.isEmpty { error("seccomp.profile", line(table, "profile"), "must not be empty") }
+                    if s.isEmpty || hasControl(s) { error("seccomp.profile", line(table, "profile"), "must be a non-empty name or path without control characters") }
                     policy.seccomp.profile = s
                 }
             case "capabilities":
@@ -212,13 +231,16 @@ private struct Reader {
 
     mutating func readPolicy(_ t: TOMLTable, _ policy: inout Policy) {
         if let name = string(t, "policy", "name") {
-            if name.isEmpty || name.contains("/") { error("policy.name", line(t, "name"), "must be a non-empty name without '/'") }
+            if name.isEmpty || name.contains("/") || hasControl(name) {
+                error("policy.name", line(t, "name"), "must be a non-empty name without '/' or control characters")
+            }
             else { policy.name = name }
         }
         if let d = string(t, "policy", "description") { policy.description = d }
         if let parents = stringArray(t, "policy", "extends") {
             for (i, parent) in parents.enumerated() {
                 if parent.isEmpty { error("policy.extends[\(i)]", line(t, "extends"), "must not be empty") }
+                else if hasControl(parent) { error("policy.extends[\(i)]", line(t, "extends"), "contains a control character") }
                 else { policy.extends.append(parent) }
             }
         }
@@ -275,7 +297,7 @@ private struct Reader {
                         error("process.env.\(name)", env[name]?.location.line, "expected a string, found \(env[name]?.typeName ?? "nothing")")
                         continue
                     }
-                    if name.isEmpty || name.contains("=") || name.utf8.contains(0) || s.utf8.contains(0) {
+                    if name.isEmpty || name.contains("=") || hasControl(name) || s.utf8.contains(0) {
                         error("process.env.\(name)", v.location.line, "invalid environment variable")
                         continue
                     }
@@ -285,7 +307,12 @@ private struct Reader {
                 error("process.env", value.location.line, "expected a table of strings, found \(value.typeName)")
             }
         }
-        if let names = stringArray(t, "process", "pass_env") { p.passEnv = names }
+        if let names = stringArray(t, "process", "pass_env") {
+            for (i, name) in names.enumerated() {
+                if name.isEmpty || name.contains("=") || hasControl(name) { error("process.pass_env[\(i)]", line(t, "pass_env"), "invalid environment variable name") }
+                else { p.passEnv.append(name) }
+            }
+        }
         if let cwd = string(t, "process", "cwd"), checkSandboxPath(cwd, "process.cwd", line(t, "cwd")) { p.cwd = cwd }
     }
 
@@ -322,6 +349,9 @@ private struct Reader {
     }
 
     // MARK: typed accessors
+
+    /// Names and paths are printed in reports and terminals: no control characters in them.
+    func hasControl(_ s: String) -> Bool { s.utf8.contains { $0 < 0x20 || $0 == 0x7f } }
 
     func line(_ t: TOMLTable, _ key: String) -> Int? { t.keyLocation(key)?.line ?? t[key]?.location.line }
 
@@ -438,7 +468,7 @@ private struct Reader {
     /// Paths must be absolute, normalized, and free of NUL bytes.
     mutating func checkSandboxPath(_ p: String, _ keyPath: String, _ line: Int?) -> Bool {
         if !p.hasPrefix("/") { error(keyPath, line, "\"\(p)\" must be an absolute path"); return false }
-        if p.utf8.contains(0) { error(keyPath, line, "path contains a NUL byte"); return false }
+        if hasControl(p) { error(keyPath, line, "path contains a control character"); return false }
         let parts = p.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         if parts.contains(where: { $0 == ".." || $0 == "." }) || (p != "/" && parts.contains(where: { $0.isEmpty })) {
             error(keyPath, line, "\"\(p)\" must be a normalized path (no '.', '..', '//' or trailing '/')")

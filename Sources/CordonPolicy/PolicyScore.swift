@@ -94,14 +94,12 @@ public struct PolicyScore: Sendable, Equatable {
         case .required: break
         }
 
-        switch profile.defaultAction {
-        case .allow, .log:
+        if profile.letsUnlistedThrough {
             add("seccomp.profile", "profile \(policy.seccomp.profile) lets unlisted syscalls through (default action \(profile.defaultAction))",
                 W.seccompPermissiveDefault)
-        default:
-            let allowed = Set(profile.rules.filter { $0.action == .allow && $0.args.isEmpty }.flatMap(\.names))
+        } else {
             var points = 0.0
-            for name in W.dangerousSyscalls where allowed.contains(name) && points < W.dangerousSyscallCap {
+            for name in W.dangerousSyscalls where profile.verdict(name) == .allowed && points < W.dangerousSyscallCap {
                 let p = min(W.dangerousSyscall, W.dangerousSyscallCap - points)
                 points += p
                 add("seccomp.profile", "profile \(policy.seccomp.profile) allows \(name)", p)
@@ -117,8 +115,14 @@ public struct PolicyScore: Sendable, Equatable {
     /// Writing here changes the host system or someone's credentials: the path is, contains, or
     /// lies under a system or credential directory. (A project directory under /home is not.)
     static func isSensitive(_ path: String) -> Bool {
-        covers(path, ["/", "/etc", "/home", "/root", "/var", "/run", "/proc", "/sys", "/dev", "/boot", "/usr"],
-               under: ["/etc/", "/usr/", "/boot/", "/proc/", "/sys/", "/dev/", "/root/", "/run/", "/var/lib/", "/var/run/"])
+        if covers(path, ["/", "/etc", "/home", "/root", "/var", "/run", "/proc", "/sys", "/dev", "/boot", "/usr"],
+                  under: ["/etc/", "/usr/", "/boot/", "/proc/", "/sys/", "/dev/", "/root/", "/run/", "/var/lib/", "/var/run/"]) {
+            return true
+        }
+        // A home directory itself, or a dot-directory in one (~/.ssh, ~/.config): writing there
+        // plants code the user runs next (shell rc files, ssh keys, git hooks).
+        let parts = normalize(path).split(separator: "/")
+        return parts.first == "home" && (parts.count == 2 || parts.dropFirst(2).contains { $0.hasPrefix(".") })
     }
 
     /// Reading here exposes credentials or host state. System directories (/usr, /lib, single

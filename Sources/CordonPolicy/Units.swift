@@ -16,7 +16,7 @@ public enum Units {
             multiplier = value
             break
         }
-        guard let number = Double(digits.trimmingWhitespace()), number >= 0, number.isFinite else { return nil }
+        guard let number = decimal(digits.trimmingWhitespace()) else { return nil }
         let bytes = number * multiplier
         guard bytes < 1.8e19 else { return nil }
         return UInt64(bytes.rounded())
@@ -32,18 +32,33 @@ public enum Units {
 
     /// A duration `parseDuration` reads back: "30s", "1.5s".
     public static func formatDuration(_ seconds: Double) -> String {
-        seconds == seconds.rounded() && seconds < 1e15 ? "\(Int64(seconds))s" : "\(seconds)s"
+        for (unit, scale) in [("s", 1.0), ("ms", 1e3), ("us", 1e6)] {
+            let n = seconds * scale
+            if n == n.rounded() && n < 1e15 { return "\(Int64(n))\(unit)" }
+        }
+        return "\(Int64((seconds * 1e6).rounded()))us"
     }
 
     public static func parseDuration(_ text: String) -> Double? {
         let t = text.trimmingWhitespace()
-        let suffixes: [(String, Double)] = [("ms", 0.001), ("us", 0.000001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in suffixes where t.hasSuffix(suffix) {
-            guard let n = Double(t.dropLast(suffix.count).trimmingWhitespace()), n >= 0, n.isFinite else { return nil }
-            return n * scale
+        // (multiplier, divisor): dividing keeps "10us" exactly 10 / 1e6.
+        let suffixes: [(String, Double, Double)] = [("ms", 1, 1e3), ("us", 1, 1e6), ("s", 1, 1), ("m", 60, 1), ("h", 3600, 1)]
+        for (suffix, multiplier, divisor) in suffixes where t.hasSuffix(suffix) {
+            guard let n = decimal(t.dropLast(suffix.count).trimmingWhitespace()) else { return nil }
+            return n * multiplier / divisor
         }
-        guard let n = Double(t), n >= 0, n.isFinite else { return nil }
-        return n
+        return decimal(t)
+    }
+
+    /// Plain decimal notation only ("12", "1.5"): no sign, exponent, hex, "inf" or "nan", which
+    /// `Double(String)` would take and the JSON Schema's patterns do not.
+    static func decimal(_ text: String) -> Double? {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first, !whole.isEmpty, whole.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        if parts.count == 2 {
+            guard !parts[1].isEmpty, parts[1].utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        }
+        return Double(text).flatMap { $0.isFinite ? $0 : nil }
     }
 }
 

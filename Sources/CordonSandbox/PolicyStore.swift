@@ -51,8 +51,9 @@ public struct PolicyStore: Sendable {
     }
 
     /// Finds what `extends` names: a path (relative to the extending file's directory), or a
-    /// policy name looked up like `--policy` (config dir, then the built-in policies), then a
-    /// runtime profile name (the config dir's profiles/runtime/, then the built-in ones).
+    /// policy name looked up like `--policy` (config dir, then the built-in policies), or
+    /// `runtime:NAME`, a runtime profile (the config dir's profiles/runtime/, then the built-in
+    /// ones). The prefix keeps a policy named like a runtime profile from shadowing it.
     func resolveExtends(_ name: String, from: String) throws(PolicyParser.ResolveError) -> (text: String, source: String) {
         var target = name
         if Self.isPath(name), !name.hasPrefix("/") {
@@ -63,17 +64,17 @@ public struct PolicyStore: Sendable {
         }
         let found: ([UInt8], String, String)
         do {
-            found = try locate(target, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
-                               builtins: EmbeddedDefaults.policyNames, what: "policy")
-        } catch let asPolicy {
-            // Not a policy: a runtime profile (profiles/runtime/NAME.toml)?
-            guard !Self.isPath(target) else { throw PolicyParser.ResolveError(asPolicy.description) }
-            do {
-                found = try locate(target, directory: "profiles/runtime", suffix: ".toml", embedded: EmbeddedDefaults.runtimeProfile(named:),
-                                   builtins: EmbeddedDefaults.runtimeProfileNames, what: "runtime profile")
-            } catch {
-                throw PolicyParser.ResolveError("\(asPolicy.description); and no runtime profile of that name (built in: \(EmbeddedDefaults.runtimeProfileNames.joined(separator: ", ")))")
+            if name.hasPrefix("runtime:") {
+                found = try locate(String(name.dropFirst("runtime:".count)), directory: "profiles/runtime", suffix: ".toml",
+                                   embedded: EmbeddedDefaults.runtimeProfile(named:), builtins: EmbeddedDefaults.runtimeProfileNames,
+                                   what: "runtime profile")
+            } else {
+                found = try locate(target, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
+                                   builtins: EmbeddedDefaults.policyNames, what: "policy")
             }
+        } catch {
+            let hint = name.hasPrefix("runtime:") || Self.isPath(name) ? "" : " (runtime profiles are named runtime:NAME)"
+            throw PolicyParser.ResolveError(error.description + hint)
         }
         guard let text = String(validating: found.0, as: UTF8.self) else { throw PolicyParser.ResolveError("\(found.1): not valid UTF-8") }
         // Files by their real path, so a cycle through "./a.toml" and "a.toml" is seen as one.

@@ -74,8 +74,27 @@ struct PolicyDiffTests {
         #expect(PolicyDiff.diff(p, conditional, p, wider).onlyB.map(\.detail) == ["allows ptrace without the other's argument conditions"])
         #expect(PolicyDiff.diff(p, wider, p, conditional).onlyB.isEmpty)
         let denylist = SeccompProfile(defaultAction: .allow, rules: [])
-        #expect(PolicyDiff.diff(p, s, p, denylist).onlyB.map(\.key) == ["seccomp.profile"])
+        // Allow-all over the default: unlisted calls, and the default's conditional allows
+        // (clone flags, socket families, ioctl carve-outs) without their conditions.
+        let wide = PolicyDiff.diff(p, s, p, denylist).onlyB.map(\.detail)
+        #expect(wide.first?.contains("lets unlisted syscalls through") == true)
+        #expect(Array(wide.dropFirst()) == ["allows clone without the other's argument conditions", "allows clone3",
+                                            "allows ioctl without the other's argument conditions",
+                                            "allows personality without the other's argument conditions",
+                                            "allows socket without the other's argument conditions",
+                                            "allows socketpair without the other's argument conditions",
+                                            "allows unshare without the other's argument conditions"], "\(wide)")
         #expect(PolicyDiff.diff(p, denylist, p, s).onlyB.isEmpty, "an allowlist never grants more than allow-all")
+        // Two denylists: what one refuses and the other does not is a widening.
+        let narrowDeny = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["mount", "bpf"], action: .errno(1))])
+        #expect(PolicyDiff.diff(p, narrowDeny, p, denylist).onlyB.map(\.detail) == ["allows bpf", "allows mount"])
+        // An allowlist allowing what a denylist refuses.
+        let allowBPF = SeccompProfile(defaultAction: .errno(1), rules: [.init(names: ["bpf"], action: .allow)])
+        #expect(PolicyDiff.diff(p, narrowDeny, p, allowBPF).onlyB.map(\.detail) == ["allows bpf"])
+        // SCMP_ACT_LOG lets the call run.
+        var logged = s
+        logged.rules.append(.init(names: ["ptrace"], action: .log))
+        #expect(PolicyDiff.diff(p, s, p, logged).onlyB.map(\.detail) == ["allows ptrace"])
     }
 
     @Test func commandRefusesUnknownPolicy() throws {

@@ -123,6 +123,44 @@ final class PolicyExtendsTests {
         #expect(report.errors.first?.inFile == URL(fileURLWithPath: bad).resolvingSymlinksInPath().path)
     }
 
+    @Test func fanOutIsBounded() throws {
+        _ = try write("leaf.toml", "[limits]\npids = 1\n")
+        let many = Array(repeating: "\"leaf.toml\"", count: 100).joined(separator: ", ")
+        let wide = try write("wide.toml", "[policy]\nextends = [\(many)]\n")
+        #expect(errors(wide).first?.message == "extends pulls in more than \(PolicyParser.maxExtendsFiles) files")
+    }
+
+    @Test func relativeProfilePathIsRelativeToTheFileThatNamesIt() throws {
+        try FileManager.default.createDirectory(atPath: "\(dir)/base/seccomp", withIntermediateDirectories: true)
+        _ = try write("base/seccomp/mine.json", "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": []}")
+        _ = try write("base/base.toml", "[seccomp]\nprofile = \"seccomp/mine.json\"\n")
+        let child = try write("child.toml", "[policy]\nextends = [\"base/base.toml\"]\n")
+        let policy = try load(child)
+        #expect(policy.seccomp.profile == "\(URL(fileURLWithPath: dir).resolvingSymlinksInPath().path)/base/seccomp/mine.json")
+        #expect(throws: Never.self) { _ = try self.store.seccompProfile(policy.seccomp.profile) }
+    }
+
+    @Test func runtimeProfilesAreNamedExplicitly() throws {
+        // A config-dir policy named like a runtime profile neither shadows it nor cycles.
+        try FileManager.default.createDirectory(atPath: "\(dir)/config/policies", withIntermediateDirectories: true)
+        _ = try write("config/policies/python.toml", "[policy]\nextends = [\"default\", \"runtime:python\"]\n[limits]\npids = 9\n")
+        let store = PolicyStore(configDir: "\(dir)/config")
+        let mine = try store.loadPolicy("python")
+        #expect(mine.limits.pids == 9)
+        #expect(mine.process.env.contains { $0.name == "PYTHONSAFEPATH" })
+        let tool = try store.loadPolicy("python-tool")
+        #expect(tool.limits.pids == 256, "python-tool extends runtime:python, not the config dir's python policy")
+        let unknown = try write("u.toml", "[policy]\nextends = [\"runtime:cobol\"]\n")
+        #expect(errors(unknown).first?.message.contains("unknown runtime profile \"cobol\"") == true)
+    }
+
+    @Test func controlCharactersAreRefused() throws {
+        let name = try write("n.toml", "[policy]\nname = \"x\\n[limits]\"\n")
+        #expect(errors(name).first?.keyPath == "policy.name")
+        let path = try write("p.toml", "[filesystem]\nread_only = [{ path = \"/x\\u001b[2K\", optional = true }]\n")
+        #expect(errors(path).first?.message == "path contains a control character")
+    }
+
     @Test func unknownParentIsAnError() throws {
         let child = try write("child.toml", "[policy]\nextends = [\"defualt\"]\n")
         let diagnostics = errors(child)

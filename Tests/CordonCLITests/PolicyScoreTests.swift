@@ -38,6 +38,8 @@ struct PolicyScoreTests {
         ("writable /etc", 3.0, { $0.filesystem.readWrite = [.init(path: "/etc")] }),
         ("writable /var/lib/foo", 3.0, { $0.filesystem.readWrite = [.init(path: "/data", source: "/var/lib/foo/")] }),
         ("writable host root", 3.0, { $0.filesystem.readWrite = [.init(path: "/host", source: "/")] }),
+        ("writable home directory", 3.0, { $0.filesystem.readWrite = [.init(path: "/h", source: "/home/alice")] }),
+        ("writable ~/.ssh", 3.0, { $0.filesystem.readWrite = [.init(path: "/k", source: "/home/alice/.ssh")] }),
         ("readable /home", 1.0, { $0.filesystem.readOnly.append(.init(path: "/home")) }),
         ("readable /root/.ssh", 1.0, { $0.filesystem.readOnly.append(.init(path: "/k", source: "/root/.ssh")) }),
         ("Landlock off", 0.8, { $0.landlock.mode = .off }),
@@ -67,6 +69,10 @@ struct PolicyScoreTests {
         #expect(try score(policy, denylist).score == 3.2)
         let logOnly = SeccompProfile(defaultAction: .log, rules: [])
         #expect(try score(policy, logOnly).score == 3.2)
+        // SCMP_ACT_LOG lets the call run: it counts as allowing it.
+        var logged = try profile()
+        logged.rules.append(.init(names: ["bpf", "ptrace"], action: .log))
+        #expect(try score(policy, logged).score == 1.2)
         var widened = try profile()
         widened.rules.append(.init(names: ["mount", "ptrace", "bpf"], action: .allow))
         let result = try score(policy, widened)

@@ -64,7 +64,7 @@ struct PolicyParserTests {
         ("[landlock]\nmode = \"maybe\"", "test.toml:2: landlock.mode: unknown mode 'maybe' (expected: best-effort, required, off)"),
         ("[process]\nenv = { PATH = 3 }", "test.toml:2: process.env.PATH: expected a string, found integer"),
         ("[process]\nuser = 70000", "test.toml:2: process.user: 70000 is out of range 0...65535"),
-        ("[policy]\nname = \"a/b\"", "test.toml:2: policy.name: must be a non-empty name without '/'"),
+        ("[policy]\nname = \"a/b\"", "test.toml:2: policy.name: must be a non-empty name without '/' or control characters"),
         ("limits = 3", "test.toml:1: limits: expected a table, found integer"),
     ])
     func diagnostics(_ c: (String, String)) {

@@ -77,3 +77,19 @@ struct PolicySchemaTests {
         }
     }
 }
+
+/// Numbers in sizes and durations are plain decimals, as the schema's patterns say.
+struct UnitSyntaxTests {
+    @Test(arguments: ["1e3M", "0x10", ".5G", "1.G", "inf", "nan", "-1", "+1", "1_000"])
+    func exoticNumbersAreRefused(_ text: String) {
+        #expect(Units.parseSize(text) == nil)
+        #expect(Units.parseDuration(text + "s") == nil)
+    }
+
+    @Test func durationsFormatExactly() {
+        #expect(Units.formatDuration(0.00001) == "10us")
+        #expect(Units.formatDuration(1.5) == "1500ms")
+        #expect(Units.formatDuration(300) == "300s")
+        #expect(Units.parseDuration(Units.formatDuration(0.00001)) == 0.00001)
+    }
+}
