@@ -111,10 +111,15 @@ public struct Policy: Sendable, Equatable {
     public enum NetworkMode: String, Sendable, Equatable, CaseIterable {
         /// A network namespace with loopback only.
         case none
+        /// Only the destinations in `allow` (enforced by the egress layer; until it exists, a
+        /// sandbox with this mode is refused rather than run with a different network).
+        case allowlist
     }
 
     public struct Network: Sendable, Equatable {
         public var mode: NetworkMode = .none
+        /// Destinations as "HOST:PORT" (a DNS name, an IPv4 address or a bracketed IPv6 address).
+        public var allow: [String] = []
         public init() {}
     }
 

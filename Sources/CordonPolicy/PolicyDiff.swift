@@ -69,7 +69,11 @@ public struct PolicyDiff: Sendable, Equatable {
         if strength[x.landlock.mode]! > strength[y.landlock.mode]! {
             add("landlock.mode", "\(x.landlock.mode.rawValue) (other: \(y.landlock.mode.rawValue))")
         }
-        if x.network.mode != y.network.mode { add("network.mode", "\(x.network.mode.rawValue) (other: \(y.network.mode.rawValue))") }
+        if x.network.mode == .allowlist {
+            for destination in x.network.allow where y.network.mode != .allowlist || !y.network.allow.contains(destination) {
+                add("network.allow", "reaches \(destination)")
+            }
+        }
 
         if xp.letsUnlistedThrough && !yp.letsUnlistedThrough {
             add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")

@@ -95,13 +95,14 @@ public struct PolicyExplanation: Sendable, Equatable {
             entries.append(Entry(key: "capabilities.keep", value: quote(cap), source: hit.0, line: hit.1))
         }
         add("network", "mode", quote(policy.network.mode.rawValue))
+        if !policy.network.allow.isEmpty { addList("network", "allow", policy.network.allow.map { ($0, quote($0)) }) }
         add("landlock", "mode", quote(policy.landlock.mode.rawValue))
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)
     }
 
     /// The effective policy as a TOML file, each value commented with where it came from.
     public func toml() -> String {
-        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep"]
+        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep", "allow"]
         var out = "# effective policy \(quote(policy))" + (extends.isEmpty ? "" : ", extends \(extends.map(quote).joined(separator: ", "))") + "\n"
         var table = ""
         var index = 0

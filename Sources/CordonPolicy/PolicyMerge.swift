@@ -5,7 +5,8 @@
 /// - lists append, without repeating an entry already there;
 /// - a mount (`read_only`, `read_write`, `tmpfs`) at a path the extending file also mounts is
 ///   replaced by the extending file's (so a read-only bind can be turned writable, or back);
-/// - a later deny wins: a path the extending file hides removes the inherited mounts of it;
+/// - a later deny wins: a path the extending file hides removes the inherited mounts of it, and
+///   `network.mode = "none"` removes the inherited allow list;
 /// - `[policy]` (name, description, extends) is never inherited.
 enum PolicyMerge {
     static let mountKeys = ["read_only", "read_write", "tmpfs"]
@@ -23,6 +24,10 @@ enum PolicyMerge {
                     b.set(mount, TOMLValue(kind: .array(items.filter { identity($0).map { !replaced.contains($0) } ?? true }), location: v.location),
                           keyLocation: b.keyLocation(mount))
                 }
+                out.set(key, TOMLValue(kind: .table(mergeTable(b, o)), location: value.location), keyLocation: over.keyLocation(key))
+            } else if key == "network", case .table(let o) = value.kind, case .table(var b)? = out[key]?.kind {
+                // A later deny wins: mode = "none" drops the inherited allow list.
+                if case .string("none")? = o["mode"]?.kind { b.remove("allow") }
                 out.set(key, TOMLValue(kind: .table(mergeTable(b, o)), location: value.location), keyLocation: over.keyLocation(key))
             } else if case .table(let o) = value.kind, case .table(let b)? = out[key]?.kind {
                 out.set(key, TOMLValue(kind: .table(mergeTable(b, o)), location: value.location), keyLocation: over.keyLocation(key))

@@ -27,7 +27,7 @@ public enum PolicyParser {
         "limits": ["memory", "pids", "cpu", "wall_time", "cpu_time", "open_files", "file_size", "output"],
         "seccomp": ["profile"],
         "capabilities": ["keep"],
-        "network": ["mode"],
+        "network": ["mode", "allow"],
         "landlock": ["mode"],
     ]
 
@@ -141,6 +141,31 @@ public enum PolicyParser {
         root.set("seccomp", TOMLValue(kind: .table(table), location: value.location), keyLocation: root.keyLocation("seccomp"))
     }
 
+    /// Why "HOST:PORT" is not a valid destination, or nil. HOST is a DNS name (letters, digits,
+    /// '-', dots; labels of 1–63, at most 253 in all), an IPv4 address or "[IPv6]"; PORT 1–65535.
+    public static func destinationProblem(_ entry: String) -> String? {
+        let usage = "expected \"HOST:PORT\" (a DNS name, IPv4 address or [IPv6] address, and a port 1-65535), found \"\(entry.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : String($0) }.joined())\""
+        guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]),
+              (1...65535).contains(port), entry[entry.index(after: colon)...].allSatisfy(\.isNumber) else { return usage }
+        let host = entry[..<colon]
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]"), host.count > 2 else { return usage }
+            let inner = host.dropFirst().dropLast()
+            return inner.contains(":") && inner.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) ? nil : usage
+        }
+        guard !host.isEmpty, host.utf8.count <= 253, !host.contains(":") else { return usage }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        for label in labels {
+            guard (1...63).contains(label.utf8.count), !label.hasPrefix("-"), !label.hasSuffix("-"),
+                  label.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 45 })
+            else { return usage }
+        }
+        if labels.allSatisfy({ $0.allSatisfy(\.isNumber) }) {
+            guard labels.count == 4, labels.allSatisfy({ Int($0).map { $0 <= 255 } ?? false }) else { return usage }
+        }
+        return nil
+    }
+
     /// Levenshtein distance, for "did you mean".
     static func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a.utf8), y = Array(b.utf8)
@@ -215,6 +240,12 @@ private struct Reader {
                 if let mode = string(table, "network", "mode") {
                     if let m = Policy.NetworkMode(rawValue: mode) { policy.network.mode = m }
                     else { error("network.mode", line(table, "mode"), "unknown mode '\(mode)' (expected: \(Policy.NetworkMode.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                }
+                if let entries = stringArray(table, "network", "allow") {
+                    for (i, entry) in entries.enumerated() {
+                        if let problem = PolicyParser.destinationProblem(entry) { error("network.allow[\(i)]", line(table, "allow"), problem) }
+                        else if !policy.network.allow.contains(entry) { policy.network.allow.append(entry) }
+                    }
                 }
             case "landlock":
                 if let mode = string(table, "landlock", "mode") {
@@ -335,6 +366,11 @@ private struct Reader {
 
     /// A path may be bound once, and what is bound is not also hidden.
     mutating func checkContradictions(_ policy: Policy) {
+        switch (policy.network.mode, policy.network.allow.isEmpty) {
+        case (.none, false): error("network.allow", nil, "an allow list with mode = \"none\" would be ignored (use mode = \"allowlist\")")
+        case (.allowlist, true): error("network.allow", nil, "mode = \"allowlist\" needs at least one destination (or use mode = \"none\")")
+        default: break
+        }
         let fs = policy.filesystem
         var seen: [String: String] = [:]
         let mounts = fs.readOnly.map { ($0.path, "filesystem.read_only") } + fs.readWrite.map { ($0.path, "filesystem.read_write") }

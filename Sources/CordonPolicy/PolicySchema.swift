@@ -4,7 +4,9 @@
 /// copy, and the tests hold both to agree with the parser on every fixture.
 ///
 /// What a schema cannot say stays with the parser: a path mounted twice or both mounted and
-/// hidden, a seccomp profile that does not exist, and `extends` chains.
+/// hidden, an allow list that contradicts the network mode, a dotted-quad IPv4 address with an
+/// octet above 255, a host name over 253 bytes, a seccomp profile that does not exist, and
+/// `extends` chains.
 public enum PolicySchema {
     indirect enum JSON {
         case string(String), int(Int), number(Double), bool(Bool)
@@ -98,7 +100,11 @@ public enum PolicySchema {
             ],
             "seccomp": ["profile": .object([("type", .string("string")), ("minLength", .int(1))])],
             "capabilities": ["keep": strings(capability)],
-            "network": ["mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue))],
+            "network": [
+                "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),
+                "allow": strings(.object([("type", .string("string")), ("pattern", .string(
+                    #"^(\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"#))])),
+            ],
             "landlock": ["mode": enumeration(Policy.LandlockMode.allCases.map(\.rawValue))],
         ]
     }

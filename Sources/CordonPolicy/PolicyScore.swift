@@ -52,6 +52,9 @@ public struct PolicyScore: Sendable, Equatable {
             "init_module", "finit_module", "delete_module", "io_uring_setup", "open_by_handle_at",
             "name_to_handle_at", "iopl", "ioperm", "swapon", "reboot",
         ]
+        /// Per network destination the policy allows, up to `networkDestinationCap`.
+        public static let networkDestination = 0.5
+        public static let networkDestinationCap = 2.0
         /// The workload runs as uid 0 inside its user namespace.
         public static let rootUser = 0.5
     }
@@ -103,6 +106,15 @@ public struct PolicyScore: Sendable, Equatable {
                 let p = min(W.dangerousSyscall, W.dangerousSyscallCap - points)
                 points += p
                 add("seccomp.profile", "profile \(policy.seccomp.profile) allows \(name)", p)
+            }
+        }
+
+        if policy.network.mode == .allowlist {
+            var points = 0.0
+            for destination in policy.network.allow where points < W.networkDestinationCap {
+                let p = min(W.networkDestination, W.networkDestinationCap - points)
+                points += p
+                add("network.allow", "reaches \(destination)", p)
             }
         }
 

@@ -60,7 +60,7 @@ struct PolicyParserTests {
         ("[filesystem]\nread_only = [\"/a\"]\nhide = [\"/a\"]", "test.toml: filesystem.hide: \"/a\" is both hidden and mounted by filesystem.read_only"),
         ("[filesystem]\nread_only = [\"/a\"]\nread_write = [\"/a\"]", "test.toml: filesystem.read_write: \"/a\" is already mounted by filesystem.read_only"),
         ("[capabilities]\nkeep = [\"CAP_SYS_ADMN\"]", "test.toml:2: capabilities.keep[0]: unknown capability 'CAP_SYS_ADMN' (did you mean 'CAP_SYS_ADMIN'?)"),
-        ("[network]\nmode = \"open\"", "test.toml:2: network.mode: unknown mode 'open' (expected: none)"),
+        ("[network]\nmode = \"open\"", "test.toml:2: network.mode: unknown mode 'open' (expected: none, allowlist)"),
         ("[landlock]\nmode = \"maybe\"", "test.toml:2: landlock.mode: unknown mode 'maybe' (expected: best-effort, required, off)"),
         ("[process]\nenv = { PATH = 3 }", "test.toml:2: process.env.PATH: expected a string, found integer"),
         ("[process]\nuser = 70000", "test.toml:2: process.user: 70000 is out of range 0...65535"),

@@ -10,7 +10,8 @@ struct PolicySchemaTests {
     static let repo = URL(fileURLWithPath: here).deletingLastPathComponent().deletingLastPathComponent().path
 
     /// What no JSON Schema can say: these are valid to the schema, errors to the parser.
-    static let parserOnly = ["22-hidden-and-mounted.toml", "23-mounted-twice.toml"]
+    static let parserOnly = ["22-hidden-and-mounted.toml", "23-mounted-twice.toml",
+                             "37-network-none-with-allow.toml", "39-network-allowlist-empty.toml"]
 
     @Test func checkedInCopyIsCurrent() throws {
         let checkedIn = try String(contentsOfFile: "\(Self.repo)/docs/policy.schema.json", encoding: .utf8)
@@ -44,7 +45,7 @@ struct PolicySchemaTests {
         for dir in ["\(Self.here)/Fixtures/broken", "\(Self.here)/Fixtures/valid", "\(Self.repo)/policies", "\(Self.repo)/profiles/runtime"] {
             files += try fm.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".toml") }.sorted().map { "\(dir)/\($0)" }
         }
-        #expect(files.count >= 44)
+        #expect(files.count >= 48)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = ["\(Self.here)/schema_verdicts.py", "\(Self.repo)/docs/policy.schema.json"] + files
@@ -92,4 +93,15 @@ struct UnitSyntaxTests {
         #expect(Units.formatDuration(300) == "300s")
         #expect(Units.parseDuration(Units.formatDuration(0.00001)) == 0.00001)
     }
+}
+
+/// network.allow entries: "HOST:PORT" with a DNS name, IPv4 or [IPv6] host.
+struct DestinationTests {
+    @Test(arguments: ["api.example.com:443", "localhost:1", "10.0.0.1:65535", "[::1]:8080", "[2001:db8::1]:443", "a-b.c:80"])
+    func valid(_ entry: String) { #expect(PolicyParser.destinationProblem(entry) == nil) }
+
+    @Test(arguments: ["api.example.com", "api.example.com:0", "x:65536", "x:+80", ":80", "a..b:1", "-a:1", "a-:1",
+                      "300.1.1.1:80", "1.2.3:80", "[::1:80", "[]:80", "::1:80", "exa mple.com:80", "host:80/path",
+                      "\(String(repeating: "a", count: 64)).com:1"])
+    func invalid(_ entry: String) { #expect(PolicyParser.destinationProblem(entry) != nil) }
 }

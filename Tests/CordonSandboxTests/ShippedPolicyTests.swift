@@ -58,4 +58,16 @@ struct ShippedPolicyTests {
             #expect(r.denied.contains(syscall), "\(code): denied \(r.denied)")
         }
     }
+
+    /// An allow list is validated now and enforced by the egress layer later; until then a
+    /// policy that asks for one is refused, never run with a different network.
+    @Test func allowlistPolicyIsRefusedNotWeakened() throws {
+        let policy = "\(Harness.scratch)/policies/allowlist-test.toml"
+        try "[policy]\nextends = [\"default\"]\n[network]\nmode = \"allowlist\"\nallow = [\"127.0.0.1:9\"]\n"
+            .write(toFile: policy, atomically: true, encoding: .utf8)
+        let r = Harness.run(["sh", "-c", "echo ran"], policy: policy)
+        #expect(r.status == 125)
+        #expect(!r.stdout.contains("ran"))
+        #expect(r.stderr.contains("network.mode: \"allowlist\" is not enforced"), "\(r.stderr)")
+    }
 }
