@@ -47,9 +47,7 @@ struct PolicyCheckCommand: ParsableCommand {
         let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
         let reports = files.map { PolicyChecker(store: store).check($0) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(reports), as: UTF8.self))
+            try printJSON(reports)
         } else {
             for report in reports {
                 switch (report.kind, report.errors.isEmpty) {
@@ -141,10 +139,7 @@ struct PolicyScoreCommand: ParsableCommand {
         let result = PolicyScore.score(loaded, seccomp: profile)
         let source = loaded.source
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let report = Report(policy: result.policy, source: source, score: result.score, items: result.items)
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(Report(policy: result.policy, source: source, score: result.score, items: result.items))
             return
         }
         print("\(result.policy) (\(source)): exposure \(format(result.score)) / 10")
@@ -207,9 +202,7 @@ struct PolicyDiffCommand: ParsableCommand {
         let (pb, sb) = try loadPolicyAndProfile(store, b, command: "diff")
         let diff = PolicyDiff.diff(pa, sa, pb, sb)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(Report(a: a, b: b, onlyB: diff.onlyB, onlyA: diff.onlyA)), as: UTF8.self))
+            try printJSON(Report(a: a, b: b, onlyB: diff.onlyB, onlyA: diff.onlyA))
             return
         }
         for (title, entries) in [("\(b) allows, \(a) does not:", diff.onlyB), ("\(a) allows, \(b) does not:", diff.onlyA)] {
@@ -253,10 +246,8 @@ struct PolicyExplainCommand: ParsableCommand {
         }
         let explanation = PolicyExplanation.explain(loaded.policy, layers: loaded.layers)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let report = Report(policy: explanation.policy, source: loaded.policy.source, extends: explanation.extends, entries: explanation.entries)
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(Report(policy: explanation.policy, source: loaded.policy.source, extends: explanation.extends,
+                                 entries: explanation.entries))
         } else {
             print(explanation.toml(), terminator: "")
         }
@@ -274,4 +265,11 @@ struct PolicySchemaCommand: ParsableCommand {
     func run() throws {
         print(PolicySchema.document(), terminator: "")
     }
+}
+
+/// The `--json` output of the policy commands: sorted keys, indented.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }

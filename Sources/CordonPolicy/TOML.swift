@@ -290,14 +290,19 @@ private func hexString(_ value: UInt32, minDigits: Int = 4) -> String {
 
 /// Renders a key the way it would be written in TOML (bare when possible).
 private func displayKey(_ name: String) -> String {
-    if !name.isEmpty && name.utf8.allSatisfy(isBareKeyByte) { return name }
+    !name.isEmpty && name.utf8.allSatisfy(isBareKeyByte) ? name : quote(name)
+}
+
+/// A TOML basic string (its escapes are also valid JSON).
+func quote(_ s: String) -> String {
     var out = "\""
-    for scalar in name.unicodeScalars {
+    for scalar in s.unicodeScalars {
         switch scalar {
         case "\"": out += "\\\""
         case "\\": out += "\\\\"
         case "\n": out += "\\n"
         case "\t": out += "\\t"
+        case "\r": out += "\\r"
         default:
             if scalar.value < 0x20 || scalar.value == 0x7F {
                 out += "\\u" + hexString(scalar.value)
