@@ -142,6 +142,10 @@ int cl_seccomp_notif_respond_errno(int listener, uint64_t id, int err) {
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
+int cl_seccomp_notif_id_valid(int listener, uint64_t id) {
+    return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id);
+}
+
 int cl_seccomp_notif_sizes_ok(void) {
     struct seccomp_notif_sizes s;
     if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &s) < 0) return 0;

@@ -536,3 +536,43 @@ pid_t cs_spawn(const struct cs_plan *p, int *pidfd) {
     *pidfd = fd;
     return (pid_t)pid;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Learning mode
+
+__attribute__((noreturn)) static void run_learner(const struct cs_plan *p) {
+    int keep[4] = { 0, 1, 2, p->chan_fd };
+    close_all_but(keep, 4);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < 65; s++) (void)sigaction(s, &dfl, NULL);
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), CS_STEP_NO_NEW_PRIVS, 0);
+    struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
+                               .filter = (struct sock_filter *)p->seccomp_filter };
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    CHECK(fd, CS_STEP_SECCOMP, 0);
+    // The filter lets sendmsg through, so the hand-off cannot wait on a listener nobody holds
+    // yet; every later call (this close included) waits for the supervisor's answer.
+    CHECK(send_fd(p->chan_fd, (int)fd), CS_STEP_SEND_LISTENER, 0);
+    close((int)fd);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    exec_workload(p);
+    _exit(127);
+}
+
+pid_t cs_learn_spawn(const struct cs_plan *p, int *pidfd) {
+    int fd = -1;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid = syscall(SYS_clone, (unsigned long)CLONE_PIDFD | SIGCHLD, 0, &fd, 0, 0);
+    if (pid == 0) run_learner(p);
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) { errno = saved; return -1; }
+    *pidfd = fd;
+    return (pid_t)pid;
+}

@@ -16,6 +16,8 @@ public struct RunOptions: Equatable, Sendable {
     public var configDir: String?
     public var stateDir: String?
     public var runtimeDir: String?
+    /// `--learn OUT.toml`: observe the command instead of confining it, and write a policy.
+    public var learn: String?
     public var command: [String] = []
 
     public init() {}
@@ -27,6 +29,10 @@ public struct RunOptions: Equatable, Sendable {
             return "--timeout: bad duration \"\(timeout)\" (use e.g. 30s, 500ms, 2m)"
         }
         if command.contains(where: { $0.utf8.contains(0) }) { return "COMMAND contains a NUL byte" }
+        if let learn {
+            if learn.isEmpty || learn.hasSuffix("/") || !learn.hasSuffix(".toml") { return "--learn: expected a file name ending in .toml, found \"\(learn)\"" }
+            if tty { return "--learn and --tty cannot be combined" }
+        }
         return nil
     }
 }
@@ -56,7 +62,7 @@ public enum RunFastPath {
             case "--json", "--tty":
                 guard inlineValue == nil else { return nil }
                 if name == "--json" { options.json = true } else { options.tty = true }
-            case "--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir":
+            case "--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn":
                 let value: String
                 if let inlineValue { value = inlineValue } else {
                     guard let next = rest.first, !next.hasPrefix("-") else { return nil }
@@ -68,6 +74,7 @@ public enum RunFastPath {
                 case "--timeout": options.timeout = value
                 case "--config-dir": options.configDir = value
                 case "--state-dir": options.stateDir = value
+                case "--learn": options.learn = value
                 default: options.runtimeDir = value
                 }
             default:
@@ -83,6 +90,7 @@ public enum RunFastPath {
             printError("cordon run: \(message)")
             return 64
         }
+        if options.learn != nil { return LearnRun.execute(options) }
         guard geteuid() == 0 else {
             printError("cordon run: needs root: it creates user, pid, mount and network namespaces, maps a private uid range and creates cgroups. Run it as root, or submit the task to cordond.")
             return 125
@@ -131,6 +139,11 @@ struct RunCommand: ParsableCommand {
         With --json, one result record (exit status or signal, termination reason, times, peak \
         memory, denied operations, the layers applied) is printed as the last line of standard \
         output.
+
+        With --learn OUT.toml, COMMAND is not confined but observed (every system call, with \
+        its paths and addresses, through seccomp user notification), and OUT.toml plus \
+        OUT.seccomp.json are written: a policy that extends --policy with just what the run \
+        used. Learn only commands you would run unconfined anyway.
         """
     )
 
@@ -146,6 +159,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Give the command a pseudo-terminal.")
     var tty = false
 
+    @Option(name: .long, help: ArgumentHelp("Observe COMMAND (unconfined) and write the smallest policy on top of --policy that lets the same run succeed.", valueName: "OUT.toml"))
+    var learn: String?
+
     @OptionGroup var locations: LocationOptions
 
     @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).")
@@ -160,6 +176,7 @@ struct RunCommand: ParsableCommand {
         o.configDir = locations.configDir
         o.stateDir = locations.stateDir
         o.runtimeDir = locations.runtimeDir
+        o.learn = learn
         o.command = command
         return o
     }

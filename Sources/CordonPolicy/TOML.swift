@@ -294,7 +294,7 @@ private func displayKey(_ name: String) -> String {
 }
 
 /// A TOML basic string (its escapes are also valid JSON).
-func quote(_ s: String) -> String {
+public func quote(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {

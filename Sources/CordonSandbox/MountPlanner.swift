@@ -43,12 +43,38 @@ public struct MountPlanner {
 
         let fs = policy.filesystem
         let binds = fs.readOnly.map { ($0, true, "filesystem.read_only") } + fs.readWrite.map { ($0, false, "filesystem.read_write") }
-        // Parents before children: /usr before /usr/lib/python3.
-        let ordered = binds.enumerated().sorted { a, b in
-            let da = a.element.0.path.split(separator: "/").count, db = b.element.0.path.split(separator: "/").count
+        // Binds, tmpfs mounts and the workdir in one order, parents before children (/usr before
+        // /usr/lib/python3, a /tmp tmpfs before a file bound at /tmp/in.txt); at equal depth in
+        // the order binds, tmpfs, workdir.
+        enum Placement { case bind(Policy.Bind, readOnly: Bool, key: String), tmpfs(Policy.Tmpfs), workdir }
+        func path(_ p: Placement) -> String {
+            switch p {
+            case .bind(let b, _, _): return b.path
+            case .tmpfs(let t): return t.path
+            case .workdir: return fs.workdir
+            }
+        }
+        let placements = binds.map { Placement.bind($0.0, readOnly: $0.1, key: $0.2) } + fs.tmpfs.map { Placement.tmpfs($0) } + [.workdir]
+        let ordered = placements.enumerated().sorted { a, b in
+            let da = path(a.element).split(separator: "/").count, db = path(b.element).split(separator: "/").count
             return da != db ? da < db : a.offset < b.offset
         }.map(\.element)
-        for (bind, readOnly, key) in ordered {
+        for placement in ordered {
+            let bind: Policy.Bind, readOnly: Bool, key: String
+            switch placement {
+            case .tmpfs(let tmpfs):
+                ensureParents(tmpfs.path)
+                dirs.insert(tmpfs.path)
+                let options = "size=\(tmpfs.sizeBytes),mode=\(String(tmpfs.mode, radix: 8))"
+                steps.append(MountStep(.tmpfs, tmpfs.path, data: Array(options.utf8)))
+                continue
+            case .workdir:
+                ensureParents(fs.workdir)
+                dirs.insert(fs.workdir)
+                steps.append(MountStep(.tmpfs, fs.workdir, data: Array("size=\(fs.workdirSizeBytes),mode=0700".utf8), flags: [.chown]))
+                continue
+            case .bind(let b, let ro, let k): (bind, readOnly, key) = (b, ro, k)
+            }
             ensureParents(bind.path)
             var flags: MountStep.Flags = readOnly ? [.readOnly] : []
             if bind.optional { flags.insert(.optional) }
@@ -92,16 +118,6 @@ public struct MountPlanner {
         dirs.insert("/proc")
         for path in Self.procMasked { steps.append(MountStep(.mask, path, flags: [.optional])) }
         for path in Self.procReadOnly { steps.append(MountStep(.readonly, path, flags: [.optional])) }
-
-        for tmpfs in fs.tmpfs {
-            ensureParents(tmpfs.path)
-            dirs.insert(tmpfs.path)
-            let options = "size=\(tmpfs.sizeBytes),mode=\(String(tmpfs.mode, radix: 8))"
-            steps.append(MountStep(.tmpfs, tmpfs.path, data: Array(options.utf8)))
-        }
-        ensureParents(fs.workdir)
-        dirs.insert(fs.workdir)
-        steps.append(MountStep(.tmpfs, fs.workdir, data: Array("size=\(fs.workdirSizeBytes),mode=0700".utf8), flags: [.chown]))
 
         // Identity files, unless the policy brings its own.
         let bound = Set(binds.map { $0.0.path })

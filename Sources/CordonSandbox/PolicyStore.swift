@@ -38,6 +38,18 @@ public struct PolicyStore: Sendable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw LoadError(description: "\(source): not valid UTF-8")
         }
+        return try parsePolicyLayers(text: text, source: source, defaultName: name)
+    }
+
+    /// Parses policy text as if read from `source` (its `extends` resolve from there).
+    public func parsePolicy(text: String, source: String) throws(LoadError) -> Policy {
+        var name = String(source.split(separator: "/").last ?? "policy")
+        if name.hasSuffix(".toml") { name.removeLast(".toml".count) }
+        return try parsePolicyLayers(text: text, source: source, defaultName: name).policy
+    }
+
+    func parsePolicyLayers(text: String, source: String, defaultName name: String) throws(LoadError) -> (policy: Policy, layers: [PolicyParser.Layer]) {
+        let bytes = Array(text.utf8)
         do {
             var (policy, layers) = try PolicyParser.parseLayers(text: text, source: source, defaultName: name, resolve: resolveExtends)
             // The hash identifies what ran: the file itself, or, when it extends others, the
@@ -118,6 +130,18 @@ public struct PolicyStore: Sendable {
         throw LoadError(description: "unknown \(what) \"\(nameOrPath)\"\(searched); built in: \(builtins.joined(separator: ", "))")
     }
 
+    /// The workload's environment ("NAME=value", the policy's variables then the passed-through
+    /// ones) and the PATH used to find the command.
+    public static func environment(for policy: Policy, callerEnvironment: [String: String]) -> (env: [String], searchPath: String) {
+        var env: [String] = []
+        var names = Set<String>()
+        for v in policy.process.env where names.insert(v.name).inserted { env.append("\(v.name)=\(v.value)") }
+        for name in policy.process.passEnv where !names.contains(name) {
+            if let value = callerEnvironment[name] { env.append("\(name)=\(value)"); names.insert(name) }
+        }
+        return (env, policy.process.env.first { $0.name == "PATH" }?.value ?? "/usr/local/bin:/usr/bin:/bin")
+    }
+
     /// Resolves everything a spawn of `policy` needs. The seccomp filter is cached in `cacheDir`
     /// by the profile's content hash, so only the first spawn pays for compiling it.
     public func spawnPlan(for policy: Policy, cacheDir: String?, callerEnvironment: [String: String]) throws(LoadError) -> SpawnPlan {
@@ -133,13 +157,7 @@ public struct PolicyStore: Sendable {
         do { planned = try MountPlanner().plan(policy) }
         catch { throw LoadError(description: "\(policy.source): \(error.description)") }
 
-        var env: [String] = []
-        var names = Set<String>()
-        for v in policy.process.env where names.insert(v.name).inserted { env.append("\(v.name)=\(v.value)") }
-        for name in policy.process.passEnv where !names.contains(name) {
-            if let value = callerEnvironment[name] { env.append("\(name)=\(value)"); names.insert(name) }
-        }
-        let searchPath = policy.process.env.first { $0.name == "PATH" }?.value ?? "/usr/local/bin:/usr/bin:/bin"
+        let (env, searchPath) = Self.environment(for: policy, callerEnvironment: callerEnvironment)
 
         let l = policy.limits
         var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [(Int32(RLIMIT_CORE.rawValue), 0, 0)]

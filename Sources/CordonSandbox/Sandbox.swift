@@ -762,7 +762,7 @@ private struct TerminalMode {
 }
 
 /// C strings and arrays that must outlive a cs_spawn call.
-private final class CArena {
+final class CArena {
     var blocks: [UnsafeMutableRawPointer] = []
 
     func bytes(_ b: [UInt8]) -> UnsafePointer<CChar> {

@@ -87,6 +87,26 @@ public enum SeccompCompiler {
                 throw CompileError(message: "\(file): rule for \(rule.name): \(SystemError.text(-r))")
             }
         }
+        return CompiledSeccomp(bpf: try export(ctx), errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
+                               usesNotification: true)
+    }
+
+    /// The filter of `cordon run --learn`: every call on the native architecture reaches the
+    /// supervisor as a user notification (answered "continue") except sendmsg, which carries the
+    /// listener to the supervisor before anyone can answer. Other architectures are killed, as
+    /// in every profile.
+    public static func learningFilter() throws(CompileError) -> [UInt8] {
+        guard let ctx = seccomp_init(actNotify) else { throw CompileError(message: "seccomp_init failed") }
+        defer { seccomp_release(ctx) }
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, actKillProcess)
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
+        let r = seccomp_rule_add_array(ctx, actAllow, seccomp_syscall_resolve_name("sendmsg"), 0, nil)
+        guard r == 0 else { throw CompileError(message: "learning filter: \(SystemError.text(-r))") }
+        return try export(ctx)
+    }
+
+    /// The BPF program of a libseccomp context (2.5.4 can only export to a file: a memfd).
+    static func export(_ ctx: scmp_filter_ctx) throws(CompileError) -> [UInt8] {
         let fd = cl_memfd("cordon-seccomp")
         guard fd >= 0 else { throw CompileError(message: "memfd_create: \(SystemError.text(errno))") }
         defer { close(fd) }
@@ -97,8 +117,7 @@ public enum SeccompCompiler {
         var bpf = [UInt8](repeating: 0, count: Int(size))
         let n = bpf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard n == size, size % 8 == 0, size > 0 else { throw CompileError(message: "seccomp_export_bpf produced \(size) bytes") }
-        return CompiledSeccomp(bpf: bpf, errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
-                               usesNotification: true)
+        return bpf
     }
 
     /// libseccomp action for a profile action. Refusals (errno other than ENOSYS) become a user

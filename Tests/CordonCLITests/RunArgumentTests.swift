@@ -11,6 +11,8 @@ struct RunArgumentTests {
         ["--policy", "shell", "--timeout", "30s", "--", "sh", "-c", "echo --json"],
         ["--policy=/etc/p.toml", "--timeout=500ms", "--tty", "--", "bash"],
         ["--state-dir", "/s", "--runtime-dir", "/r", "--config-dir", "/c", "--json", "--", "ls", "--", "-l"],
+        ["--learn", "out/p.toml", "--policy", "python-tool", "--", "python3", "x.py"],
+        ["--learn=p.toml", "--json", "--", "true"],
     ]
 
     @Test(arguments: accepted)
@@ -34,5 +36,11 @@ struct RunArgumentTests {
         o.timeout = "soon"
         #expect(o.validationError() == "--timeout: bad duration \"soon\" (use e.g. 30s, 500ms, 2m)")
         #expect(throws: (any Error).self) { try RunCommand.parse(["--timeout", "soon", "--", "true"]) }
+        o.timeout = nil
+        o.learn = "policy.txt"
+        #expect(o.validationError() == "--learn: expected a file name ending in .toml, found \"policy.txt\"")
+        o.learn = "p.toml"
+        o.tty = true
+        #expect(o.validationError() == "--learn and --tty cannot be combined")
     }
 }

@@ -51,6 +51,8 @@ ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd);
 /// Seccomp user notification: receive one (blocks), answer with an errno (0 = let it run).
 int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req);
 int cl_seccomp_notif_respond_errno(int listener, uint64_t id, int err);
+/// 0 while notification `id` is still pending (its task alive and waiting), -1/errno otherwise.
+int cl_seccomp_notif_id_valid(int listener, uint64_t id);
 /// Checks that the kernel's notification structs match the ones we were compiled with.
 int cl_seccomp_notif_sizes_ok(void);
 

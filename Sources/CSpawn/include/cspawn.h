@@ -168,6 +168,13 @@ struct cs_plan {
 /// pipe; it never returns from this function.
 pid_t cs_spawn(const struct cs_plan *plan, int *pidfd);
 
+/// Learning mode (`cordon run --learn`): forks a child that keeps the caller's namespaces,
+/// credentials and cwd, sets no_new_privs, installs plan->seccomp_filter with a new listener,
+/// sends the listener over plan->chan_fd and executes plan->argv (searching
+/// plan->exec_path_search). Only argv, envp, exec_path_search, chan_fd and seccomp_filter/len
+/// are used. Returns the pid and its pidfd, or -1 with errno set.
+pid_t cs_learn_spawn(const struct cs_plan *plan, int *pidfd);
+
 #ifdef __cplusplus
 }
 #endif
