@@ -17,6 +17,7 @@ public struct Policy: Sendable, Equatable {
     public var capabilities = Capabilities()
     public var network = Network()
     public var landlock = LandlockSettings()
+    public var access = Access()
 
     public init(name: String, source: String) {
         self.name = name
@@ -99,6 +100,26 @@ public struct Policy: Sendable, Equatable {
     public struct Seccomp: Sendable, Equatable {
         /// A profile name (profiles/seccomp/NAME.json) or a path to an OCI seccomp JSON file.
         public var profile: String = "default"
+        /// What a call the profile refuses (with an errno) does to the sandbox.
+        public var action: SeccompViolationAction = .errno
+        public init() {}
+    }
+
+    public enum SeccompViolationAction: String, Sendable, Equatable, CaseIterable {
+        /// The call fails with the profile's errno and is reported (the default).
+        case errno
+        /// The whole sandbox is killed at the first refused call, which is reported.
+        case kill
+        /// The call runs and is reported: an audit mode for developing a profile, not a sandbox.
+        case log
+    }
+
+    /// Who may use the policy through the daemon (besides its admins). Not inherited.
+    public struct Access: Sendable, Equatable {
+        /// User names or numeric uids.
+        public var users: [String] = []
+        /// Group names or numeric gids (a member through any of its groups qualifies).
+        public var groups: [String] = []
         public init() {}
     }
 

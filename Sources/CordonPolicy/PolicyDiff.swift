@@ -75,6 +75,13 @@ public struct PolicyDiff: Sendable, Equatable {
             }
         }
 
+        let severity: [Policy.SeccompViolationAction: Int] = [.kill: 0, .errno: 1, .log: 2]
+        if severity[x.seccomp.action]! > severity[y.seccomp.action]! {
+            add("seccomp.action", x.seccomp.action == .log ? "refused calls run and are only reported (other: \(y.seccomp.action.rawValue))"
+                : "a refused call fails with an errno (other: \(y.seccomp.action.rawValue) stops the sandbox)")
+        }
+        for user in x.access.users where !y.access.users.contains(user) { add("access.users", "usable by user \(user)") }
+        for group in x.access.groups where !y.access.groups.contains(group) { add("access.groups", "usable by group \(group)") }
         if xp.letsUnlistedThrough && !yp.letsUnlistedThrough {
             add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")
         }

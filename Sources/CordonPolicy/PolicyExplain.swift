@@ -86,6 +86,7 @@ public struct PolicyExplanation: Sendable, Equatable {
         if let v = l.outputBytes { add("limits", "output", quote(Units.formatSize(v))) }
 
         add("seccomp", "profile", quote(policy.seccomp.profile))
+        add("seccomp", "action", quote(policy.seccomp.action.rawValue))
         // Capabilities are stored normalised (CAP_X); a file may spell them X.
         let keep = policy.capabilities.keep
         if keep.isEmpty { add("capabilities", "keep", "[]") }
@@ -97,12 +98,14 @@ public struct PolicyExplanation: Sendable, Equatable {
         add("network", "mode", quote(policy.network.mode.rawValue))
         if !policy.network.allow.isEmpty { addList("network", "allow", policy.network.allow.map { ($0, quote($0)) }) }
         add("landlock", "mode", quote(policy.landlock.mode.rawValue))
+        if !policy.access.users.isEmpty { addList("access", "users", policy.access.users.map { ($0, quote($0)) }) }
+        if !policy.access.groups.isEmpty { addList("access", "groups", policy.access.groups.map { ($0, quote($0)) }) }
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)
     }
 
     /// The effective policy as a TOML file, each value commented with where it came from.
     public func toml() -> String {
-        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep", "allow"]
+        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep", "allow", "users", "groups"]
         var out = "# effective policy \(quote(policy))" + (extends.isEmpty ? "" : ", extends \(extends.map(quote).joined(separator: ", "))") + "\n"
         var table = ""
         var index = 0

@@ -7,13 +7,15 @@
 ///   replaced by the extending file's (so a read-only bind can be turned writable, or back);
 /// - a later deny wins: a path the extending file hides removes the inherited mounts of it, and
 ///   `network.mode = "none"` removes the inherited allow list;
-/// - `[policy]` (name, description, extends) is never inherited.
+/// - `[policy]` (name, description, extends) and `[access]` (who may use the policy) are never
+///   inherited: being allowed to use a base policy says nothing about a policy built on it.
 enum PolicyMerge {
     static let mountKeys = ["read_only", "read_write", "tmpfs"]
 
     static func merge(_ base: TOMLTable, _ over: TOMLTable) -> TOMLTable {
         var out = base
         out.remove("policy")
+        out.remove("access")
         for key in over.keys {
             guard let value = over[key] else { continue }
             if key == "filesystem", case .table(let o)? = over[key]?.kind, case .table(var b)? = out[key]?.kind {

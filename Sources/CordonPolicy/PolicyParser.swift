@@ -25,10 +25,11 @@ public enum PolicyParser {
         "filesystem": ["read_only", "read_write", "tmpfs", "workdir", "workdir_size", "hide"],
         "process": ["user", "group", "hostname", "env", "pass_env", "cwd"],
         "limits": ["memory", "pids", "cpu", "wall_time", "cpu_time", "open_files", "file_size", "output"],
-        "seccomp": ["profile"],
+        "seccomp": ["profile", "action"],
         "capabilities": ["keep"],
         "network": ["mode", "allow"],
         "landlock": ["mode"],
+        "access": ["users", "groups"],
     ]
 
     /// Finds a policy or profile named in `extends`: (name, the extending file's source) →
@@ -166,6 +167,21 @@ public enum PolicyParser {
         return nil
     }
 
+    /// Why `name` is not a user or group name (POSIX portable, as useradd accepts) or a numeric
+    /// id below 2^32 - 1; nil when it is one.
+    public static func principalProblem(_ name: String, _ what: String) -> String? {
+        let shown = String(name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+        if !name.isEmpty, name.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            return name.count <= 10 && (UInt64(name) ?? .max) < UInt64(UInt32.max) ? nil : "\(what) id \(shown) is out of range"
+        }
+        let bytes = Array(name.utf8)
+        let valid = (1...32).contains(bytes.count)
+            && bytes.enumerated().allSatisfy { i, c in
+                (c >= 97 && c <= 122) || c == 95 || (i > 0 && ((c >= 48 && c <= 57) || c == 45 || (c == 36 && i == bytes.count - 1)))
+            }
+        return valid ? nil : "expected a \(what) name (lower case letters, digits, '_', '-'; at most 32) or a numeric id, found \"\(shown)\""
+    }
+
     /// Levenshtein distance, for "did you mean".
     static func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a.utf8), y = Array(b.utf8)
@@ -223,6 +239,19 @@ private struct Reader {
                 if let s = string(table, "seccomp", "profile") {
                     if s.isEmpty || hasControl(s) { error("seccomp.profile", line(table, "profile"), "must be a non-empty name or path without control characters") }
                     policy.seccomp.profile = s
+                }
+                if let a = string(table, "seccomp", "action") {
+                    if let action = Policy.SeccompViolationAction(rawValue: a) { policy.seccomp.action = action }
+                    else { error("seccomp.action", line(table, "action"), "unknown action '\(a)' (expected: \(Policy.SeccompViolationAction.allCases.map(\.rawValue).joined(separator: ", ")))") }
+                }
+            case "access":
+                for (key, what) in [("users", "user"), ("groups", "group")] {
+                    guard let names = stringArray(table, "access", key) else { continue }
+                    for (i, name) in names.enumerated() {
+                        if let problem = PolicyParser.principalProblem(name, what) { error("access.\(key)[\(i)]", line(table, key), problem) }
+                        else if key == "users" { if !policy.access.users.contains(name) { policy.access.users.append(name) } }
+                        else if !policy.access.groups.contains(name) { policy.access.groups.append(name) }
+                    }
                 }
             case "capabilities":
                 if let names = stringArray(table, "capabilities", "keep") {

@@ -69,6 +69,11 @@ public enum PolicySchema {
         return .object([("type", .string("string")), ("pattern", .string("^(\(anyCase("CAP_")))?(\(names))$"))])
     }
 
+    /// A user or group: a name as useradd accepts it, or a numeric id (the parser also refuses
+    /// ten-digit ids from 4294967295 up).
+    static let principal: JSON = .object([("type", .string("string")),
+                                          ("pattern", .string(#"^([a-z_]([a-z0-9_-]{0,31}|[a-z0-9_-]{0,30}\$)|[0-9]{1,10})$"#))])
+
     /// Each table's keys, in the parser's order (`PolicyParser.schema`), with their types.
     static var tables: [String: [String: JSON]] {
         let bind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))]))], required: ["path"])
@@ -98,7 +103,11 @@ public enum PolicySchema {
                 "wall_time": duration, "cpu_time": duration, "open_files": integer(3...1_048_576),
                 "file_size": size, "output": size,
             ],
-            "seccomp": ["profile": .object([("type", .string("string")), ("minLength", .int(1))])],
+            "seccomp": [
+                "profile": .object([("type", .string("string")), ("minLength", .int(1))]),
+                "action": enumeration(Policy.SeccompViolationAction.allCases.map(\.rawValue)),
+            ],
+            "access": ["users": strings(principal), "groups": strings(principal)],
             "capabilities": ["keep": strings(capability)],
             "network": [
                 "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),

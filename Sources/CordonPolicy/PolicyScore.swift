@@ -42,6 +42,8 @@ public struct PolicyScore: Sendable, Equatable {
         public static let landlockBestEffort = 0.2
         /// The profile's default action lets unlisted syscalls through (a denylist, or log-only).
         public static let seccompPermissiveDefault = 3.0
+        /// `seccomp.action = "log"`: refused calls run (and are only reported).
+        public static let seccompLogOnly = 3.0
         /// Per unconditionally allowed syscall from `dangerousSyscalls`, up to `dangerousSyscallCap`.
         public static let dangerousSyscall = 0.5
         public static let dangerousSyscallCap = 2.5
@@ -97,6 +99,9 @@ public struct PolicyScore: Sendable, Equatable {
         case .required: break
         }
 
+        if policy.seccomp.action == .log {
+            add("seccomp.action", "calls the profile refuses run anyway and are only reported (action = \"log\")", W.seccompLogOnly)
+        }
         if profile.letsUnlistedThrough {
             add("seccomp.profile", "profile \(policy.seccomp.profile) lets unlisted syscalls through (default action \(profile.defaultAction))",
                 W.seccompPermissiveDefault)

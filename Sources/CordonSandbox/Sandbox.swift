@@ -336,7 +336,8 @@ private struct Run {
         var result = emptyResult(reason: .exited)
         result.stdoutBytes = supervisor.stdoutBytes
         result.stderrBytes = supervisor.stderrBytes
-        result.denied = supervisor.deniedOrder.compactMap { supervisor.denied[$0] }
+        let calls = supervisor.deniedOrder.compactMap { supervisor.denied[$0] }
+        if plan.policy.seccomp.action == .log { result.logged = calls } else { result.denied = calls }
         result.deniedOmitted = supervisor.deniedOmitted
         result.peakMemoryBytes = usage.peakMemoryBytes
         var workloadStatus: Int32
@@ -376,7 +377,7 @@ private struct Run {
         result.layers = AppliedLayers(
             namespaces: namespaceFlags.map(\.1) + [cgroupNamespaceName], hostUIDRange: "\(range.hostBase)-\(range.hostBase + UIDRange.size - 1)",
             uid: plan.policy.process.uid,
-            seccomp: "\(plan.policy.seccomp.profile) (user-notification for denials)",
+            seccomp: "\(plan.policy.seccomp.profile) (refused calls: \(plan.policy.seccomp.action.rawValue), reported by user notification)",
             seccompInstructions: plan.seccomp.instructionCount, landlockABI: abi,
             cgroup: "\(hierarchy.version.rawValue) \(cgroup.directories.joined(separator: ","))",
             capabilitiesKept: plan.policy.capabilities.keep)
@@ -620,8 +621,12 @@ private struct Supervisor {
             return
         }
         let nr = request.data.nr
-        let err = plan.seccomp.errnoBySyscall[nr] ?? plan.seccomp.defaultErrno
+        let action = plan.policy.seccomp.action
+        // log: the call runs (CONTINUE; what it touches was already allowed by everything
+        // but this filter). errno and kill: it fails; kill then stops the whole sandbox.
+        let err = action == .log ? 0 : plan.seccomp.errnoBySyscall[nr] ?? plan.seccomp.defaultErrno
         _ = cl_seccomp_notif_respond_errno(listener, request.id, err)
+        if action == .kill { kill(.seccompViolation) }
         if var entry = denied[nr] {
             entry.count += 1
             denied[nr] = entry

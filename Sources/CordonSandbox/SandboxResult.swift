@@ -8,10 +8,13 @@ public enum TerminationReason: String, Codable, Sendable {
     case outputLimit = "output-limit"
     case cpuLimit = "cpu-limit"
     case cancelled
+    /// A call the seccomp profile refuses, under `seccomp.action = "kill"`.
+    case seccompViolation = "seccomp-violation"
     case setupFailed = "setup-failed"
 }
 
-/// A syscall the sandbox's seccomp filter refused (reported through user notification).
+/// A syscall the sandbox's seccomp filter refused (reported through user notification), or —
+/// under `seccomp.action = "log"` — would have refused and let run (`errno` 0).
 public struct DeniedOperation: Codable, Sendable, Equatable {
     public var kind: String = "syscall"
     public var syscall: String
@@ -57,6 +60,8 @@ public struct SandboxResult: Codable, Sendable {
     public var denied: [DeniedOperation]
     /// Refused calls not itemised in `denied` (past its first 64 distinct syscalls).
     public var deniedOmitted: Int = 0
+    /// Under `seccomp.action = "log"`: the calls the profile refuses, which ran.
+    public var logged: [DeniedOperation] = []
     public var policy: String
     public var policyHash: String
     public var layers: AppliedLayers?

@@ -46,6 +46,22 @@ struct PolicyDiffTests {
         #expect(reverse.onlyA == diff.onlyB && reverse.onlyB == diff.onlyA)
     }
 
+    @Test func seccompActionAndAccessDifferences() throws {
+        let (a, s) = try defaults()
+        var b = a
+        b.seccomp.action = .log
+        b.access.users = ["alice"]
+        b.access.groups = ["agents"]
+        var c = a
+        c.seccomp.action = .kill
+        let diff = PolicyDiff.diff(a, s, b, s)
+        #expect(diff.onlyB.map(\.detail) == ["refused calls run and are only reported (other: errno)", "usable by user alice", "usable by group agents"])
+        #expect(diff.onlyA.isEmpty)
+        let stricter = PolicyDiff.diff(c, s, a, s)
+        #expect(stricter.onlyB.map(\.detail) == ["a refused call fails with an errno (other: kill stops the sandbox)"])
+        #expect(stricter.onlyA.isEmpty)
+    }
+
     @Test func readOnlyToWritableIsAWidening() throws {
         let (a, s) = try defaults()
         var b = a

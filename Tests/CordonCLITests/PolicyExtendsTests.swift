@@ -72,6 +72,18 @@ final class PolicyExtendsTests {
         #expect(policy.filesystem.hide == ["/etc/ssl/certs"])
     }
 
+    /// Who may use a policy is the file's own business: a child starts with nobody listed.
+    @Test func accessIsNotInherited() throws {
+        let parent = try write("shared.toml", "[policy]\nextends = [\"default\"]\n[access]\nusers = [\"alice\"]\ngroups = [\"agents\"]\n")
+        #expect(try load(parent).access.users == ["alice"])
+        let child = try write("wider.toml", "[policy]\nextends = [\"shared.toml\"]\n[filesystem]\nread_write = [\"/srv\"]\n")
+        let policy = try load(child)
+        #expect(policy.access == Policy.Access())
+        let own = try write("own.toml", "[policy]\nextends = [\"shared.toml\"]\n[access]\ngroups = [\"ops\", \"1234\"]\n")
+        #expect(try load(own).access.groups == ["ops", "1234"])
+        #expect(try load(own).access.users.isEmpty)
+    }
+
     @Test func aChildCannotUnhideWhatItsParentHides() throws {
         _ = try write("hider.toml", "[policy]\nextends = [\"default\"]\n[filesystem]\nhide = [\"/srv\"]\n")
         let child = try write("child.toml", "[policy]\nextends = [\"hider.toml\"]\n[filesystem]\nread_only = [\"/srv\"]\n")

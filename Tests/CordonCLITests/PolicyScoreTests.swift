@@ -45,6 +45,9 @@ struct PolicyScoreTests {
         ("Landlock off", 0.8, { $0.landlock.mode = .off }),
         ("Landlock required", -0.2, { $0.landlock.mode = .required }),
         ("root inside", 0.5, { $0.process.uid = 0 }),
+        ("refused calls only logged", 3.0, { $0.seccomp.action = .log }),
+        ("refused calls kill the sandbox", 0.0, { $0.seccomp.action = .kill }),
+        ("usable by more users", 0.0, { $0.access.users = ["alice"]; $0.access.groups = ["agents"] }),
     ]
 
     @Test(arguments: 0..<weakenings.count)

@@ -40,6 +40,33 @@ struct ShippedPolicyTests {
         #expect(r.stderr.contains("fork") || r.reason == "pids-limit", "\(r.reason): \(r.stderr)")
     }
 
+    /// `seccomp.action`: under `kill` the first refused call ends the sandbox (and is named);
+    /// under `log` it runs and is reported as logged, not denied.
+    @Test func seccompActionKillAndLog() throws {
+        let code = "import socket; s = socket.socket(); print('after', s.family.name)"
+        var outcomes: [String: Harness.Outcome] = [:]
+        for action in ["errno", "kill", "log"] {
+            let policy = "\(Harness.scratch)/policies/strict-\(action).toml"
+            try "[policy]\nextends = [\"default\"]\n[seccomp]\nprofile = \"strict\"\naction = \"\(action)\"\n".write(toFile: policy, atomically: true, encoding: .utf8)
+            outcomes[action] = Harness.run(["python3", "-c", code], policy: policy)
+        }
+        let errno = try #require(outcomes["errno"]), kill = try #require(outcomes["kill"]), log = try #require(outcomes["log"])
+        #expect(errno.status == 1 && errno.stderr.contains("PermissionError"), "\(errno.stderr)")
+        #expect(errno.reason == "exited" && errno.denied.contains("socket"))
+        #expect(kill.status == 137, "\(kill.stderr)")
+        // Killed at the first refused call (python's TCGETS ioctl at start-up, which strict
+        // refuses and errno mode shrugs off), which is the one call named.
+        #expect(kill.reason == "seccomp-violation" && kill.denied == ["ioctl"], "\(kill.record)")
+        #expect(errno.denied.contains("ioctl"))
+        #expect(!kill.output.contains("after"))
+        #expect(log.status == 0, "\(log.stderr)")
+        #expect(log.output == "after AF_INET")
+        #expect(log.denied.isEmpty)
+        let logged = (log.record["logged"] as? [[String: Any]] ?? []).compactMap { $0["syscall"] as? String }
+        #expect(logged.contains("socket"), "\(log.record)")
+        #expect((log.record["layers"] as? [String: Any])?["seccomp"] as? String == "strict (refused calls: log, reported by user notification)")
+    }
+
     /// The strict seccomp profile: pure computation runs; a second process, a socket or a thread
     /// is refused and named in the record.
     @Test func strictProfileAllowsComputationOnly() throws {
