@@ -142,7 +142,6 @@ enum Sockets {
         defer { for d in dirs { close(d.pipe.read); close(d.pipe.write) } }
         let chunk = 1 << 20
 
-        var anyProgress = false
         /// Moves what it can in direction `i` without blocking. False on a fatal error.
         func pump(_ i: Int) -> Bool {
             var d = dirs[i]
@@ -151,8 +150,8 @@ enum Sockets {
                 var progressed = false
                 if !d.eof && d.pending < chunk {
                     let n = cl_splice(d.from, d.pipe.write, chunk - d.pending)
-                    if n > 0 { d.pending += n; progressed = true; anyProgress = true }
-                    else if n == 0 { d.eof = true; progressed = true; anyProgress = true }
+                    if n > 0 { d.pending += n; progressed = true }
+                    else if n == 0 { d.eof = true; progressed = true }
                     else if errno != EAGAIN && errno != EINTR {
                         result.end = "\(i == 0 ? "client" : "upstream") read: \(SystemError.text(errno))"
                         return false
@@ -160,7 +159,7 @@ enum Sockets {
                 }
                 if d.pending > 0 {
                     let n = cl_splice(d.pipe.read, d.to, d.pending)
-                    if n > 0 { d.pending -= n; d.moved += UInt64(n); progressed = true; anyProgress = true }
+                    if n > 0 { d.pending -= n; d.moved += UInt64(n); progressed = true }
                     else if n < 0 && errno != EAGAIN && errno != EINTR {
                         result.end = "\(i == 0 ? "upstream" : "client") write: \(SystemError.text(errno))"
                         return false
@@ -187,6 +186,10 @@ enum Sockets {
                 if !d.eof && d.pending < chunk { fds[src].events |= Int16(POLLIN) }
                 if d.pending > 0 { fds[dst].events |= Int16(POLLOUT) }
             }
+            // POLLHUP/POLLERR are reported even for no events: leave out a socket we are not
+            // waiting on (a peer that hung up while its pipe is full), or poll would spin. A
+            // socket we do wait on shows its error or EOF to splice.
+            for k in 0..<2 where fds[k].events == 0 { fds[k].fd = -1 }
             let n = poll(&fds, 3, Int32(min(idle * 1000, Double(Int32.max))))
             if n < 0 {
                 if errno == EINTR { continue }
@@ -195,16 +198,7 @@ enum Sockets {
             }
             if n == 0 { result.end = "idle timeout"; break }
             if fds[2].revents != 0 { result.end = "engine stopped"; break }
-            anyProgress = false
             ok = pump(0) && pump(1)
-            if !ok { break }
-            // POLLERR/POLLHUP are reported even when not asked for; if nothing could move, the
-            // socket was reset or is gone in a direction we no longer read or write.
-            let hangup = Int16(POLLERR) | Int16(POLLHUP)
-            if !anyProgress && (fds[0].revents & hangup != 0 || fds[1].revents & hangup != 0) {
-                result.end = "connection reset or hung up"
-                break
-            }
         }
         result.up = dirs[0].moved
         result.down = dirs[1].moved
