@@ -198,7 +198,9 @@ public final class EgressProxy: Sendable {
     /// Resolves a listed name and records the answer in the book. Only called for names the
     /// allowlist lists: this is the one path to the resolver.
     private func lookUp(_ name: String, _ type: DNSType) -> (DNSResponseCode, [IPAddress], String) {
-        precondition(configuration.allowlist.isNameListed(name), "lookup of an unlisted name")
+        // Both callers have checked already; this guard keeps the invariant local to the one
+        // function that reaches the resolver (refuse rather than trap the supervisor).
+        guard configuration.allowlist.isNameListed(name) else { return (.refused, [], "REFUSED: not on the allowlist") }
         switch configuration.resolver.resolve(name, type) {
         case .addresses(let list):
             let kept = Array(list.prefix(16))
