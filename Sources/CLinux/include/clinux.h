@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <signal.h>
 #include <linux/seccomp.h>
+#include "cegress.h"  // egress shims (a header of their own; included so the module is rebuilt with them)
 
 #ifdef __cplusplus
 extern "C" {
