@@ -59,7 +59,7 @@ let package = Package(
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CSQLite", "CYAML"]),
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
-        .target(name: "CordonEgress", dependencies: ["CordonSystem", "CLinux"]),
+        .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CSpawn", "CLinux", "CSeccomp",
         ]),
@@ -91,7 +91,7 @@ let package = Package(
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
-        .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonSystem"]),
+        .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem",
         ]),

@@ -1,3 +1,4 @@
+import CordonPolicy
 /// Reads the server name (SNI) out of a TLS ClientHello as it arrives, in pieces of any size.
 ///
 /// The handshake message may span several TLS records, and the records several reads; every

@@ -1,3 +1,4 @@
+import CordonPolicy
 /// DNS record types the engine answers.
 public enum DNSType: Sendable, Hashable, CustomStringConvertible {
     case a, aaaa, other(UInt16)

@@ -1,3 +1,4 @@
+import CordonPolicy
 /// One audit record from the engine: a DNS answer or a connection decision.
 public struct EgressEvent: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import CordonPolicy
 /// A host as a client names it: a DNS name (normalised) or an IP literal.
 public enum EgressHost: Hashable, Sendable, CustomStringConvertible {
     case name(String)

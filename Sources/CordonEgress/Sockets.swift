@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CordonPolicy
 import Glibc
 #endif
 import CLinux

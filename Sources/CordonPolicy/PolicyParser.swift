@@ -142,28 +142,9 @@ public enum PolicyParser {
         root.set("seccomp", TOMLValue(kind: .table(table), location: value.location), keyLocation: root.keyLocation("seccomp"))
     }
 
-    /// Why "HOST:PORT" is not a valid destination, or nil. HOST is a DNS name (letters, digits,
-    /// '-', dots; labels of 1–63, at most 253 in all), an IPv4 address or "[IPv6]"; PORT 1–65535.
+    /// Why a `network.allow` entry is not a valid rule (see `EgressRule.parse`), or nil.
     public static func destinationProblem(_ entry: String) -> String? {
-        let usage = "expected \"HOST:PORT\" (a DNS name, IPv4 address or [IPv6] address, and a port 1-65535), found \"\(entry.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : String($0) }.joined())\""
-        guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]),
-              (1...65535).contains(port), entry[entry.index(after: colon)...].allSatisfy(\.isNumber) else { return usage }
-        let host = entry[..<colon]
-        if host.hasPrefix("[") {
-            guard host.hasSuffix("]"), host.count > 2 else { return usage }
-            let inner = host.dropFirst().dropLast()
-            return inner.contains(":") && inner.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) ? nil : usage
-        }
-        guard !host.isEmpty, host.utf8.count <= 253, !host.contains(":") else { return usage }
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        for label in labels {
-            guard (1...63).contains(label.utf8.count), !label.hasPrefix("-"), !label.hasSuffix("-"),
-                  label.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 45 })
-            else { return usage }
-        }
-        if labels.allSatisfy({ $0.allSatisfy(\.isNumber) }) {
-            guard labels.count == 4, labels.allSatisfy({ Int($0).map { $0 <= 255 } ?? false }) else { return usage }
-        }
+        if case .failure(let error) = EgressRule.parse(entry) { return error.reason }
         return nil
     }
 
@@ -397,7 +378,8 @@ private struct Reader {
     mutating func checkContradictions(_ policy: Policy) {
         switch (policy.network.mode, policy.network.allow.isEmpty) {
         case (.none, false): error("network.allow", nil, "an allow list with mode = \"none\" would be ignored (use mode = \"allowlist\")")
-        case (.allowlist, true): error("network.allow", nil, "mode = \"allowlist\" needs at least one destination (or use mode = \"none\")")
+        case (.allowlist, true) where !diagnostics.contains(where: { $0.keyPath.hasPrefix("network.allow[") }):
+            error("network.allow", nil, "mode = \"allowlist\" needs at least one destination (or use mode = \"none\")")
         default: break
         }
         let fs = policy.filesystem

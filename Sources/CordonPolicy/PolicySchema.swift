@@ -5,7 +5,8 @@
 ///
 /// What a schema cannot say stays with the parser: a path mounted twice or both mounted and
 /// hidden, an allow list that contradicts the network mode, a dotted-quad IPv4 address with an
-/// octet above 255, a host name over 253 bytes, a seccomp profile that does not exist, and
+/// octet above 255, an address block with host bits set, a port range running backwards, a host
+/// name over 253 bytes, a seccomp profile that does not exist, and
 /// `extends` chains.
 public enum PolicySchema {
     indirect enum JSON {
@@ -112,7 +113,7 @@ public enum PolicySchema {
             "network": [
                 "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),
                 "allow": strings(.object([("type", .string("string")), ("pattern", .string(
-                    #"^(\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"#))])),
+                    #"^((\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*\.?(/([0-9]|[12][0-9]|3[0-2]))?|\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/([0-9]{1,2}|1[01][0-9]|12[0-8]))?\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(-([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"#))])),
             ],
             "landlock": ["mode": enumeration(Policy.LandlockMode.allCases.map(\.rawValue))],
         ]

@@ -54,8 +54,11 @@ public struct PolicyScore: Sendable, Equatable {
             "init_module", "finit_module", "delete_module", "io_uring_setup", "open_by_handle_at",
             "name_to_handle_at", "iopl", "ioperm", "swapon", "reboot",
         ]
-        /// Per network destination the policy allows, up to `networkDestinationCap`.
+        /// Per network destination the policy allows (one name or address, one port), up to
+        /// `networkDestinationCap`; a broad one (a wildcard, an address block, a port range)
+        /// counts `networkBroadDestination`.
         public static let networkDestination = 0.5
+        public static let networkBroadDestination = 1.0
         public static let networkDestinationCap = 2.0
         /// The workload runs as uid 0 inside its user namespace.
         public static let rootUser = 0.5
@@ -117,9 +120,10 @@ public struct PolicyScore: Sendable, Equatable {
         if policy.network.mode == .allowlist {
             var points = 0.0
             for destination in policy.network.allow where points < W.networkDestinationCap {
-                let p = min(W.networkDestination, W.networkDestinationCap - points)
+                let broad = (try? EgressRule.parse(destination).get()).map(\.isBroad) ?? true
+                let p = min(broad ? W.networkBroadDestination : W.networkDestination, W.networkDestinationCap - points)
                 points += p
-                add("network.allow", "reaches \(destination)", p)
+                add("network.allow", broad ? "reaches \(destination) (broad: a wildcard, address block or port range)" : "reaches \(destination)", p)
             }
         }
 

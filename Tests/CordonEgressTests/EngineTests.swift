@@ -1,4 +1,5 @@
 @testable import CordonEgress
+import CordonPolicy
 import CordonSystem
 import Glibc
 import Synchronization
@@ -219,7 +220,13 @@ let localhost = IPAddress("127.0.0.1")!
         Net.run(["curl", "-s", "-o", "/dev/null", "--max-time", "5", "-x", "http://127.0.0.1:\(h.proxyPort)", "http://api.example.test:8080/via-curl"])
         let head = String(decoding: web.received.withLock { $0.first ?? [] }, as: UTF8.self)
         #expect(head.hasPrefix("GET /via-curl HTTP/1.1\r\n"), "\(head)")
-        let allowed = h.connectionEvents.filter { $0.verdict == .allowed }
+        // An allowed connection's event comes when the proxy has seen both sides close, which
+        // may be just after the client has exited.
+        var allowed = h.connectionEvents.filter { $0.verdict == .allowed }
+        for _ in 0..<200 where allowed.count < 2 {
+            usleep(10_000)
+            allowed = h.connectionEvents.filter { $0.verdict == .allowed }
+        }
         #expect(allowed.count == 2)
         #expect(h.connectionEvents.filter { $0.verdict == .denied }.allSatisfy { !$0.reason.isEmpty })
     }

@@ -1,4 +1,5 @@
 @testable import CordonEgress
+import CordonPolicy
 import Testing
 
 /// A DNS query datagram with the given raw labels.

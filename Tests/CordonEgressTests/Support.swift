@@ -1,4 +1,5 @@
 @testable import CordonEgress
+import CordonPolicy
 import Glibc
 import Synchronization
 import Testing

@@ -11,7 +11,7 @@ struct PolicySchemaTests {
 
     /// What no JSON Schema can say: these are valid to the schema, errors to the parser.
     static let parserOnly = ["22-hidden-and-mounted.toml", "23-mounted-twice.toml",
-                             "37-network-none-with-allow.toml", "39-network-allowlist-empty.toml"]
+                             "37-network-none-with-allow.toml", "39-network-allowlist-empty.toml", "44-network-block-host-bits.toml"]
 
     @Test func checkedInCopyIsCurrent() throws {
         let checkedIn = try String(contentsOfFile: "\(Self.repo)/docs/policy.schema.json", encoding: .utf8)
@@ -95,13 +95,17 @@ struct UnitSyntaxTests {
     }
 }
 
-/// network.allow entries: "HOST:PORT" with a DNS name, IPv4 or [IPv6] host.
+/// network.allow entries: names (with an optional leading wildcard), addresses and address
+/// blocks, each with a port or a port range.
 struct DestinationTests {
-    @Test(arguments: ["api.example.com:443", "localhost:1", "10.0.0.1:65535", "[::1]:8080", "[2001:db8::1]:443", "a-b.c:80"])
+    @Test(arguments: ["api.example.com:443", "localhost:1", "10.0.0.1:65535", "[::1]:8080", "[2001:db8::1]:443", "a-b.c:80",
+                      "*.pypi.org:443", "API.Example.COM.:443", "xn--bcher-kva.example:443", "api.example.com:8000-8100",
+                      "203.0.113.0/24:5432", "[2001:db8::/32]:443"])
     func valid(_ entry: String) { #expect(PolicyParser.destinationProblem(entry) == nil) }
 
     @Test(arguments: ["api.example.com", "api.example.com:0", "x:65536", "x:+80", ":80", "a..b:1", "-a:1", "a-:1",
                       "300.1.1.1:80", "1.2.3:80", "[::1:80", "[]:80", "::1:80", "exa mple.com:80", "host:80/path",
-                      "\(String(repeating: "a", count: 64)).com:1"])
+                      "\(String(repeating: "a", count: 64)).com:1", "*:443", "a.*.b:1", "*.*.b:1", "10.0.0.1/24:80",
+                      "10.0.0.0/33:80", "x:90-80", "b\u{00FC}cher.example:443", "a\u{0000}b:1", "[fe80::1%eth0]:1"])
     func invalid(_ entry: String) { #expect(PolicyParser.destinationProblem(entry) != nil) }
 }

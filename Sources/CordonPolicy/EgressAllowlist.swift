@@ -40,7 +40,7 @@ public enum HostName {
     /// Why a name was refused.
     public struct NameError: Error, Equatable, Sendable, CustomStringConvertible {
         public let reason: String
-        init(_ reason: String) { self.reason = reason }
+        public init(_ reason: String) { self.reason = reason }
         public var description: String { reason }
     }
 }
@@ -75,6 +75,16 @@ public struct EgressRule: Hashable, Sendable, CustomStringConvertible {
     public let destination: Destination
     public let ports: PortRange
 
+    /// More than one name, address or port: a wildcard, an address block or a port range.
+    public var isBroad: Bool {
+        if ports.lower != ports.upper { return true }
+        switch destination {
+        case .name: return false
+        case .nameSuffix: return true
+        case .network(let n): if case .v4 = n.address { return n.prefixLength < 32 } else { return n.prefixLength < 128 }
+        }
+    }
+
     public init(destination: Destination, ports: PortRange) {
         self.destination = destination
         self.ports = ports
@@ -95,7 +105,7 @@ public struct EgressRule: Hashable, Sendable, CustomStringConvertible {
             return .failure(ParseError(entry: shown, reason: reason))
         }
         if entry.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { return fail("contains a NUL or control character") }
-        guard let colon = entry.utf8.lastIndex(of: UInt8(ascii: ":")) else { return fail("expected HOST:PORT") }
+        guard let colon = entry.utf8.lastIndex(of: UInt8(ascii: ":")) else { return fail("expected HOST:PORT, where HOST is a name, *.SUFFIX, an IPv4 address or block (A.B.C.D/N) or a bracketed IPv6 one, and PORT a port or a range LO-HI") }
         let host = Substring(entry.utf8[..<colon])
         let portText = Substring(entry.utf8[entry.utf8.index(after: colon)...])
         guard let ports = parsePorts(portText) else { return fail("expected a port 1-65535 or a range LO-HI, found \"\(portText)\"") }
