@@ -18,6 +18,9 @@ public struct RunOptions: Equatable, Sendable {
     public var runtimeDir: String?
     /// `--learn OUT.toml`: observe the command instead of confining it, and write a policy.
     public var learn: String?
+    /// Egress name resolution (supervisor settings, not policy): a hosts file, a DNS server.
+    public var dnsHosts: String?
+    public var dnsUpstream: String?
     public var command: [String] = []
 
     public init() {}
@@ -62,7 +65,7 @@ public enum RunFastPath {
             case "--json", "--tty":
                 guard inlineValue == nil else { return nil }
                 if name == "--json" { options.json = true } else { options.tty = true }
-            case "--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn":
+            case "--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn", "--dns-hosts", "--dns-upstream":
                 let value: String
                 if let inlineValue { value = inlineValue } else {
                     guard let next = rest.first, !next.hasPrefix("-") else { return nil }
@@ -75,6 +78,8 @@ public enum RunFastPath {
                 case "--config-dir": options.configDir = value
                 case "--state-dir": options.stateDir = value
                 case "--learn": options.learn = value
+                case "--dns-hosts": options.dnsHosts = value
+                case "--dns-upstream": options.dnsUpstream = value
                 default: options.runtimeDir = value
                 }
             default:
@@ -108,8 +113,9 @@ public enum RunFastPath {
         }
         var io = SandboxIO()
         io.tty = options.tty
-        let result = Sandbox.run(plan: plan, argv: options.command,
-                                 environment: SandboxEnvironment(runtimeDir: locations.resolvedRuntimeDir()),
+        var environment = SandboxEnvironment(runtimeDir: locations.resolvedRuntimeDir())
+        environment.egress = EgressSettings(hostsFile: options.dnsHosts, upstream: options.dnsUpstream)
+        let result = Sandbox.run(plan: plan, argv: options.command, environment: environment,
                                  io: io, wallTime: options.timeout.flatMap(Units.parseDuration))
         if let failure = result.setupFailure {
             printError("cordon: \(failure.message)")
@@ -162,6 +168,12 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Observe COMMAND (unconfined) and write the smallest policy on top of --policy that lets the same run succeed.", valueName: "OUT.toml"))
     var learn: String?
 
+    @Option(name: .customLong("dns-hosts"), help: ArgumentHelp("With network.mode = \"allowlist\": a hosts file the supervisor consults first when resolving listed names.", valueName: "FILE"))
+    var dnsHosts: String?
+
+    @Option(name: .customLong("dns-upstream"), help: ArgumentHelp("With network.mode = \"allowlist\": the DNS server the supervisor asks (default: the host's resolver).", valueName: "IPv4:PORT"))
+    var dnsUpstream: String?
+
     @OptionGroup var locations: LocationOptions
 
     @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).")
@@ -177,6 +189,8 @@ struct RunCommand: ParsableCommand {
         o.stateDir = locations.stateDir
         o.runtimeDir = locations.runtimeDir
         o.learn = learn
+        o.dnsHosts = dnsHosts
+        o.dnsUpstream = dnsUpstream
         o.command = command
         return o
     }

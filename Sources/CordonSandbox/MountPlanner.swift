@@ -131,7 +131,9 @@ public struct MountPlanner {
                 ("/etc/hostname", "\(p.hostname)\n"),
                 ("/etc/hosts", "127.0.0.1\tlocalhost \(p.hostname)\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
             ]
-            for (path, content) in files where !bound.contains(path) {
+            // With an allowlist the supervisor is the resolver (see EgressSession).
+            let resolver = policy.network.mode == .allowlist ? [("/etc/resolv.conf", "nameserver 127.0.0.1\noptions attempts:2 timeout:2\n")] : []
+            for (path, content) in files + resolver where !bound.contains(path) {
                 steps.append(MountStep(.file, path, data: Array(content.utf8), mode: 0o644))
             }
         }

@@ -12,6 +12,8 @@ public struct SandboxEnvironment: Sendable {
     public var runtimeDir: String
     public var cgroupMount: String = "/sys/fs/cgroup"
     public var cgroupGroup: String = "cordon"
+    /// How allowlisted names are resolved (supervisor configuration).
+    public var egress = EgressSettings()
 
     public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
 }
@@ -292,6 +294,20 @@ private struct Run {
             try FileSystem.writeControl("/proc/\(pid)/gid_map", mapping)
         } catch { return abort("id-map", error) }
 
+        // 7b. Egress: the proxy's sockets and the nftables rules in the sandbox's network
+        // namespace, before anything runs in it.
+        var egress: EgressSession?
+        if plan.policy.network.mode == .allowlist {
+            do { egress = try EgressSession(pid: pid, rules: plan.policy.network.allow, settings: environment.egress) }
+            catch {
+                _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+                var ws: Int32 = 0
+                _ = cl_pidfd_wait(pidfd, &ws, 0)
+                return failure(error.step, error.errno, error.message)
+            }
+        }
+        defer { _ = egress?.finish() }
+
         // 8. Release the child.
         var go: UInt8 = 1
         // The write end stays open until we return: the child's lifeline (see CSpawn).
@@ -336,6 +352,11 @@ private struct Run {
         var result = emptyResult(reason: .exited)
         result.stdoutBytes = supervisor.stdoutBytes
         result.stderrBytes = supervisor.stderrBytes
+        if let egress {
+            let (records, omitted) = egress.finish()
+            result.egress = records
+            result.egressOmitted = omitted
+        }
         let calls = supervisor.deniedOrder.compactMap { supervisor.denied[$0] }
         if plan.policy.seccomp.action == .log { result.logged = calls } else { result.denied = calls }
         result.deniedOmitted = supervisor.deniedOmitted

@@ -62,6 +62,10 @@ public struct SandboxResult: Codable, Sendable {
     public var deniedOmitted: Int = 0
     /// Under `seccomp.action = "log"`: the calls the profile refuses, which ran.
     public var logged: [DeniedOperation] = []
+    /// Under `network.mode = "allowlist"`: every DNS answer and connection decision (at most
+    /// 512; the rest counted in `egressOmitted`).
+    public var egress: [EgressRecord]?
+    public var egressOmitted: Int?
     public var policy: String
     public var policyHash: String
     public var layers: AppliedLayers?

@@ -13,6 +13,7 @@ struct RunArgumentTests {
         ["--state-dir", "/s", "--runtime-dir", "/r", "--config-dir", "/c", "--json", "--", "ls", "--", "-l"],
         ["--learn", "out/p.toml", "--policy", "python-tool", "--", "python3", "x.py"],
         ["--learn=p.toml", "--json", "--", "true"],
+        ["--policy", "model-http", "--dns-hosts", "/etc/cordon/hosts", "--dns-upstream=127.0.0.1:5353", "--", "curl", "https://api.test"],
     ]
 
     @Test(arguments: accepted)

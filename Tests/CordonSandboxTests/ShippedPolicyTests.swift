@@ -86,15 +86,16 @@ struct ShippedPolicyTests {
         }
     }
 
-    /// An allow list is validated now and enforced by the egress layer later; until then a
-    /// policy that asks for one is refused, never run with a different network.
-    @Test func allowlistPolicyIsRefusedNotWeakened() throws {
+    /// When the egress layer cannot be set up, the sandbox is refused, never run with another
+    /// network.
+    @Test func allowlistWithoutEgressIsRefusedNotWeakened() throws {
         let policy = "\(Harness.scratch)/policies/allowlist-test.toml"
-        try "[policy]\nextends = [\"default\"]\n[network]\nmode = \"allowlist\"\nallow = [\"127.0.0.1:9\"]\n"
+        try "[policy]\nextends = [\"default\"]\n[network]\nmode = \"allowlist\"\nallow = [\"api.test:443\"]\n"
             .write(toFile: policy, atomically: true, encoding: .utf8)
-        let r = Harness.run(["sh", "-c", "echo ran"], policy: policy)
+        let r = Harness.run(["sh", "-c", "echo ran"], policy: policy, options: ["--dns-upstream", "not-an-address"])
         #expect(r.status == 125)
         #expect(!r.stdout.contains("ran"))
-        #expect(r.stderr.contains("network.mode: \"allowlist\" is not enforced"), "\(r.stderr)")
+        #expect(r.stderr.contains("DNS upstream \"not-an-address\" is not IPv4:PORT"), "\(r.stderr)")
+        #expect(r.reason == "setup-failed")
     }
 }

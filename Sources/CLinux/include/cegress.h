@@ -28,6 +28,21 @@ int cl_accept_nonblock(int fd);
 /// fcntl(fd, F_SETPIPE_SZ, size): the pipe's new capacity or -1/errno.
 int cl_pipe_set_size(int fd, int size);
 
+/// What cl_egress_netns_setup reports when a step fails.
+enum cl_egress_step {
+    CL_EGRESS_SETNS = 1, CL_EGRESS_LOOPBACK, CL_EGRESS_ROUTE, CL_EGRESS_TCP, CL_EGRESS_UDP, CL_EGRESS_NFT_SPAWN, CL_EGRESS_NFT_STATUS,
+};
+
+/// Prepares a sandbox's network namespace for the egress proxy, from a short-lived thread that
+/// enters it (the caller's threads never change namespace): loopback up; a default route for
+/// IPv4 through `lo` with source 127.0.0.1 (so connections to any address reach the local
+/// nftables `redirect`); a listening TCP socket on 127.0.0.1:`proxy_port` and a UDP socket on
+/// 127.0.0.1:53, both living in that namespace; then runs `nft -f -` (at `nft_path`, in that
+/// namespace, empty environment) with `ruleset` on its stdin. Returns 0 with *tcp_fd/*udp_fd set
+/// (CLOEXEC), or -1 with errno and *failed_step set (and nothing left open).
+int cl_egress_netns_setup(int netns_fd, const char *nft_path, const char *ruleset, int proxy_port,
+                          int *tcp_fd, int *udp_fd, int *failed_step);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,150 @@
+import CLinux
+import CordonEgress
+import CordonPolicy
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the supervisor resolves the names a sandbox may reach. Supervisor configuration, never
+/// policy: a policy cannot choose its own resolver.
+public struct EgressSettings: Sendable {
+    /// /etc/hosts-format file consulted before anything else (tests, air-gapped hosts).
+    public var hostsFile: String?
+    /// "IPv4:PORT" of a DNS server to ask instead of the host's resolver (getaddrinfo).
+    public var upstream: String?
+    public var nftPath = "/usr/sbin/nft"
+    public init(hostsFile: String? = nil, upstream: String? = nil) {
+        self.hostsFile = hostsFile
+        self.upstream = upstream
+    }
+}
+
+/// One decision of a sandbox's egress, as the run record carries it.
+public struct EgressRecord: Codable, Sendable, Equatable {
+    /// "dns" or "connection".
+    public var kind: String
+    /// "allowed" or "denied".
+    public var verdict: String
+    public var reason: String
+    public var name: String?
+    /// DNS: the question type and the addresses answered.
+    public var queryType: String?
+    public var answers: [String]?
+    /// Connection: "ADDRESS:PORT" (the original destination, or what a CONNECT dialled).
+    public var destination: String?
+    public var bytesUp: UInt64?
+    public var bytesDown: UInt64?
+    public var durationSeconds: Double?
+
+    init(_ e: EgressEvent) {
+        kind = e.kind == .dns ? "dns" : "connection"
+        verdict = e.verdict.rawValue
+        reason = e.reason
+        name = e.name
+        if e.kind == .dns {
+            queryType = e.queryType.map { "\($0)" }
+            answers = e.answers.map(\.description)
+        } else {
+            destination = e.destination?.description
+            bytesUp = e.bytesUp
+            bytesDown = e.bytesDown
+            durationSeconds = e.duration
+        }
+    }
+}
+
+/// The egress of one sandbox with `network.mode = "allowlist"`: its network namespace gets a
+/// default route through loopback, an nftables `redirect` of every outbound TCP connection to
+/// a listener the supervisor holds in that namespace, and a DNS socket on 127.0.0.1:53; all
+/// other traffic leaving loopback is dropped. The proxy engine (CordonEgress) answers DNS for
+/// listed names only and lets a connection through only when its destination and the name it
+/// presents agree with the policy, dialling from the supervisor's own namespace.
+final class EgressSession: Sendable {
+    /// The proxy's port inside the sandbox (also usable as an explicit HTTP proxy).
+    static let proxyPort: Int32 = 3128
+    /// Records kept for the run record; further ones are counted.
+    static let maxRecords = 512
+
+    let proxy: EgressProxy
+    let records = Records()
+
+    final class Records: Sendable {
+        let state = Mutex<(kept: [EgressRecord], omitted: Int)>(([], 0))
+        func add(_ event: EgressEvent) {
+            state.withLock { r in
+                if r.kept.count < EgressSession.maxRecords { r.kept.append(EgressRecord(event)) } else { r.omitted += 1 }
+            }
+        }
+    }
+
+    static let ruleset = """
+        table inet cordon {
+          chain nat_output {
+            type nat hook output priority -100; policy accept;
+            ip daddr 127.0.0.0/8 return
+            meta nfproto ipv4 meta l4proto tcp redirect to :\(proxyPort)
+          }
+          chain filter_output {
+            type filter hook output priority 0; policy drop;
+            ip daddr 127.0.0.0/8 accept
+            ip6 daddr ::1 accept
+          }
+        }
+
+        """
+
+    struct SetupError: Error {
+        var step: String
+        var errno: Int32
+        var message: String
+    }
+
+    init(pid: pid_t, rules: [String], settings: EgressSettings) throws(SetupError) {
+        let allowlist: Allowlist
+        switch Allowlist.parse(rules) {
+        case .success(let a): allowlist = a
+        case .failure(let e): throw SetupError(step: "egress", errno: EINVAL, message: e.description)
+        }
+        var upstream = Resolver.Upstream.system
+        if let text = settings.upstream {
+            guard let u = Resolver.Upstream.parse(text) else {
+                throw SetupError(step: "egress", errno: EINVAL, message: "DNS upstream \"\(text)\" is not IPv4:PORT")
+            }
+            upstream = u
+        }
+        let resolver: Resolver
+        do { resolver = try Resolver(hostsFile: settings.hostsFile, upstream: upstream) }
+        catch { throw SetupError(step: "egress", errno: EINVAL, message: "resolver: \(error)") }
+        guard FileSystem.exists(settings.nftPath) else {
+            throw SetupError(step: "egress", errno: ENOENT, message: "egress needs nftables: \(settings.nftPath) not found (apt-get install nftables)")
+        }
+
+        let netns = open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
+        guard netns >= 0 else { throw SetupError(step: "egress", errno: errno, message: "open /proc/\(pid)/ns/net: \(SystemError.text(errno))") }
+        defer { close(netns) }
+        var tcp: Int32 = -1, udp: Int32 = -1, step: Int32 = 0
+        if cl_egress_netns_setup(netns, settings.nftPath, Self.ruleset, Self.proxyPort, &tcp, &udp, &step) != 0 {
+            let e = errno
+            let what = ["", "entering the sandbox's network namespace", "bringing up loopback", "adding the default route via lo",
+                        "listening on 127.0.0.1:\(Self.proxyPort)", "binding 127.0.0.1:53", "running nft", "nft refused the ruleset"]
+            let name = Int(step) < what.count ? what[Int(step)] : "step \(step)"
+            throw SetupError(step: "egress", errno: e, message: "egress: \(name): \(SystemError.text(e))")
+        }
+        let records = self.records
+        let configuration = EgressProxy.Configuration(allowlist: allowlist, resolver: resolver)
+        do {
+            proxy = try EgressProxy(listener: tcp, dns: udp, configuration: configuration) { records.add($0) }
+            try proxy.start()
+        } catch {
+            throw SetupError(step: "egress", errno: EIO, message: "egress proxy: \(error)")
+        }
+    }
+
+    /// Stops the proxy (closing every relayed connection) and returns what it recorded.
+    func finish() -> (records: [EgressRecord], omitted: Int) {
+        proxy.stop()
+        return records.state.withLock { ($0.kept, $0.omitted) }
+    }
+}

