@@ -40,6 +40,8 @@ let package = Package(
                     .embedInCode("policies/default.toml"),
                     .embedInCode("policies/python-tool.toml"),
                     .embedInCode("policies/shell-tool.toml"),
+                    .embedInCode("policies/model-http.toml"),
+                    .embedInCode("policies/installer.toml"),
                     .embedInCode("profiles/seccomp/default.json"),
                     .embedInCode("profiles/seccomp/strict.json"),
                     .embedInCode("profiles/runtime/python.toml"),
@@ -86,7 +88,7 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonDefaults", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)

@@ -5,7 +5,7 @@
 /// Lookups are functions rather than dictionaries: building a `[String: [UInt8]]` on every
 /// start-up instantiates generic metadata the spawn path does not otherwise need.
 public enum EmbeddedDefaults {
-    public static let policyNames = ["default", "python-tool", "shell-tool"]
+    public static let policyNames = ["default", "installer", "model-http", "python-tool", "shell-tool"]
     /// Policy fragments for `extends` (profiles/runtime/NAME.toml).
     public static let runtimeProfileNames = ["compiled", "node", "python", "shell"]
     public static let seccompProfileNames = ["default", "strict"]
@@ -14,6 +14,8 @@ public enum EmbeddedDefaults {
         switch name {
         case "default": return PackageResources.default_toml
         case "python-tool": return PackageResources.python_tool_toml
+        case "model-http": return PackageResources.model_http_toml
+        case "installer": return PackageResources.installer_toml
         case "shell-tool": return PackageResources.shell_tool_toml
         default: return nil
         }

@@ -41,7 +41,7 @@ struct EgressTests {
                 line.append(byte)
             }
             ports = (try JSONSerialization.jsonObject(with: line) as? [String: Int]) ?? [:]
-            precondition(ports.count == 6, "egress test servers did not start: \(String(decoding: line, as: UTF8.self))")
+            precondition(ports.count == 7, "egress test servers did not start: \(String(decoding: line, as: UTF8.self))")
         }
 
         func log(_ name: String) -> String { (try? String(contentsOfFile: "\(dir)/\(name)", encoding: .utf8)) ?? "" }
@@ -188,6 +188,53 @@ struct EgressTests {
         #expect(egress(r).contains { $0["verdict"] as? String == "denied" && $0["destination"] as? String == "\(Self.addressB):\(s["echo"] + 1)" })
         let allowed = egress(r).first { $0["verdict"] as? String == "allowed" }
         #expect(allowed?["bytesUp"] as? Int == 4000 && allowed?["bytesDown"] as? Int == 4000, "\(egress(r))")
+    }
+
+    /// A shipped policy by name, plus only a read-only bind of the test CA (the servers' names
+    /// resolve through a hosts file to the test server).
+    func shipped(_ name: String) throws -> (policy: String, hosts: String) {
+        let path = "\(Harness.scratch)/policies/shipped-\(name).toml"
+        try "[policy]\nextends = [\"\(name)\"]\n[filesystem]\nread_only = [{ path = \"/ca.pem\", source = \"\(s.dir)/ca.pem\" }]\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let hosts = "\(s.dir)/public-hosts"
+        try ["api.anthropic.com", "pypi.org", "files.pythonhosted.org", "api.test"].map { "\(Self.addressA) \($0)\n" }.joined()
+            .write(toFile: hosts, atomically: true, encoding: .utf8)
+        return (path, hosts)
+    }
+
+    /// model-http: a model client reaches its one endpoint over HTTPS, and nothing else.
+    @Test func modelHTTPReachesItsEndpointOnly() throws {
+        let (p, hosts) = try shipped("model-http")
+        let code = """
+            import json, ssl, sys, urllib.request
+            ctx = ssl.create_default_context(cafile='/ca.pem')
+            req = urllib.request.Request('https://api.anthropic.com/v1/messages', method='POST',
+                data=json.dumps({'messages': [{'role': 'user', 'content': 'olleh'}]}).encode(),
+                headers={'content-type': 'application/json'})
+            print(json.load(urllib.request.urlopen(req, context=ctx, timeout=5))['content'][0]['text'])
+            for url in ['https://api.test:\(s["https"])/', 'https://pypi.org/simple/tinypkg/']:
+                try:
+                    urllib.request.urlopen(url, context=ctx, timeout=5); print('reached', url)
+                except Exception as e:
+                    print('refused', type(e).__name__)
+            """
+        let r = Harness.run(["python3", "-c", code], policy: p, options: ["--dns-hosts", hosts])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.output == "model says: hello\nrefused URLError\nrefused URLError", "\(r.output)")
+        #expect(r.record["policy"] as? String == "shipped-model-http")
+    }
+
+    /// installer: pip resolves and downloads from (the stand-ins for) PyPI into the workdir.
+    @Test func installerRunsPip() throws {
+        let (p, hosts) = try shipped("installer")
+        let script = "python3 -m pip install --quiet --break-system-packages --cert /ca.pem --target /work/site tinypkg"
+            + " && python3 -c 'import sys; sys.path.insert(0, \"/work/site\"); import tinypkg; print(\"installed\", tinypkg.VALUE)'"
+            + " && python3 -c 'import urllib.request, ssl; urllib.request.urlopen(\"https://api.anthropic.com/\", context=ssl.create_default_context(cafile=\"/ca.pem\"), timeout=5)' 2>/dev/null || echo 'other names refused'"
+        let r = Harness.run(["sh", "-c", script], policy: p, options: ["--dns-hosts", hosts, "--timeout", "60s"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.output == "installed 42\nother names refused", "\(r.output) \(r.stderr)")
+        let names = Set(egress(r).filter { $0["kind"] as? String == "connection" && $0["verdict"] as? String == "allowed" }.compactMap { $0["name"] as? String })
+        #expect(names == ["pypi.org", "files.pythonhosted.org"], "\(egress(r))")
     }
 
     /// The network mode "none" keeps its promise next to an allowlisting sandbox: nothing leaves.
