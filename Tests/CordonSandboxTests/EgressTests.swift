@@ -11,6 +11,7 @@ struct EgressTests {
     static let addressB = "198.51.100.8"
     /// RFC 1918: refused even for a listed name unless an address rule lists it.
     static let addressPrivate = "10.200.0.7"
+    static let addresses = [addressA, addressB, addressPrivate]
 
     final class Servers: @unchecked Sendable {
         let dir: String
@@ -19,8 +20,13 @@ struct EgressTests {
         let stdin: Pipe
 
         init() throws {
-            for address in [EgressTests.addressA, EgressTests.addressB, EgressTests.addressPrivate] {
+            for address in EgressTests.addresses {
                 _ = Harness.exec("/usr/sbin/ip", ["addr", "replace", "\(address)/32", "dev", "lo"])
+            }
+            // The test addresses leave with the test process (the servers die when their
+            // stdin, our pipe, closes).
+            atexit {
+                for address in EgressTests.addresses { _ = system("/usr/sbin/ip addr del \(address)/32 dev lo 2>/dev/null") }
             }
             dir = "\(Harness.scratch)/egress"
             try? FileManager.default.removeItem(atPath: dir)
