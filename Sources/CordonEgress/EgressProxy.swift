@@ -67,7 +67,22 @@ public final class EgressProxy: Sendable {
     private let emit: @Sendable (EgressEvent) -> Void
     private let threads = ThreadSet()
     private let book = Mutex(AddressBook())
-    private let counters = Mutex((connections: 0, lookups: 0))
+    private let counters = Mutex(InFlight())
+
+    /// Connections and lookups under way, each bounded by the configuration.
+    private struct InFlight {
+        var connections = 0
+        var lookups = 0
+    }
+
+    /// Takes one slot of `which` if fewer than `limit` are taken.
+    private func admit(_ which: WritableKeyPath<InFlight, Int>, limit: Int) -> Bool {
+        counters.withLock { c in
+            guard c[keyPath: which] < limit else { return false }
+            c[keyPath: which] += 1
+            return true
+        }
+    }
     private let stopped = Mutex(false)
 
     /// Takes ownership of `listener` (a listening TCP socket) and `dns` (a bound UDP socket);
@@ -174,12 +189,7 @@ public final class EgressProxy: Sendable {
             dnsEvent(.allowed, "no data: only A and AAAA are served", name: name, type: query.type, client: client)
             return
         }
-        let admitted = counters.withLock { c in
-            guard c.lookups < configuration.maxLookups else { return false }
-            c.lookups += 1
-            return true
-        }
-        guard admitted else {
+        guard admit(\.lookups, limit: configuration.maxLookups) else {
             reply(query.response(.serverFailure), to: from, length)
             dnsEvent(.denied, "SERVFAIL: too many lookups in flight", name: name, type: query.type, client: client)
             return
@@ -238,12 +248,7 @@ public final class EgressProxy: Sendable {
                 if errno != EAGAIN && errno != EINTR && errno != ECONNABORTED { usleep(10_000) }
                 continue
             }
-            let admitted = counters.withLock { c in
-                guard c.connections < configuration.maxConnections else { return false }
-                c.connections += 1
-                return true
-            }
-            guard admitted else {
+            guard admit(\.connections, limit: configuration.maxConnections) else {
                 emit(EgressEvent(kind: .connection, verdict: .denied, reason: "too many connections", client: Sockets.peerEndpoint(fd)))
                 close(fd)
                 continue

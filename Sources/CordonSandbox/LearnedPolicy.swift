@@ -63,25 +63,25 @@ public enum LearnedPolicy {
             if use.contains(.modifyEntries), covered != .readWrite {
                 if let dir = existingAncestor(path, created: observation.created) { writableDirs.insert(dir) }
             }
-            if use.contains(.write), covered != .readWrite, !observation.created.contains(path), exists(path) {
+            if use.contains(.write), covered != .readWrite, !observation.created.contains(path), FileSystem.kind(path) != .missing {
                 readWrite.insert(path)
             }
-            if !use.isDisjoint(with: [.read, .list, .lookup]), covered == .none, !observation.created.contains(path), exists(path) {
+            if !use.isDisjoint(with: [.read, .list, .lookup]), covered == .none, !observation.created.contains(path), FileSystem.kind(path) != .missing {
                 readOnly.insert(path)
                 if use.isDisjoint(with: [.read, .list]) { lookupOnly.insert(path) }
             }
         }
         // Minimise: nothing below a writable directory; nothing below a read-only directory
         // that is bound whole; a looked-up directory is recreated by any bind below it.
-        func under(_ p: String, _ dirs: Set<String>) -> Bool { dirs.contains { p == $0 || p.hasPrefix($0 == "/" ? "/" : $0 + "/") } }
+        func under(_ p: String, _ dirs: Set<String>) -> Bool { dirs.contains { isWithin(p, $0) } }
         readWrite = readWrite.filter { !under($0, writableDirs) }
         readOnly = readOnly.filter { !under($0, writableDirs) }
         let all = readOnly.union(readWrite).union(writableDirs)
         readOnly = readOnly.filter { p in
-            !(lookupOnly.contains(p) && isDirectory(p) && all.contains { $0 != p && $0.hasPrefix(p == "/" ? "/" : p + "/") })
+            !(lookupOnly.contains(p) && FileSystem.isDirectory(p) && all.contains { $0 != p && isWithin($0, p) })
         }
-        let wholeDirs = Set(readOnly.filter { !lookupOnly.contains($0) && isDirectory($0) })
-        readOnly = readOnly.filter { p in !wholeDirs.contains { $0 != p && p.hasPrefix($0 + "/") } }
+        let wholeDirs = Set(readOnly.filter { !lookupOnly.contains($0) && FileSystem.isDirectory($0) })
+        readOnly = readOnly.filter { p in !wholeDirs.contains { $0 != p && isWithin(p, $0) } }
         let writable = readWrite.union(writableDirs).sorted()
 
         var warnings: [String] = []
@@ -89,7 +89,7 @@ public enum LearnedPolicy {
         var cwd: String?
         if observation.usedRelativePaths, observation.cwd != (base.process.cwd ?? base.filesystem.workdir) {
             let visible = coverage.access(observation.cwd) != .none
-                || readOnly.union(writable).contains { $0 == observation.cwd || $0.hasPrefix(observation.cwd + "/") }
+                || readOnly.union(writable).contains { isWithin($0, observation.cwd) }
             if visible { cwd = observation.cwd } else {
                 warnings.append("the command used paths relative to \(observation.cwd), which the learned policy does not make visible")
             }
@@ -135,7 +135,7 @@ public enum LearnedPolicy {
     }
 
     static func isProvided(_ path: String) -> Bool {
-        providedFiles.contains(path) || providedPrefixes.contains { path == $0 || path.hasPrefix($0 + "/") }
+        providedFiles.contains(path) || providedPrefixes.contains { isWithin(path, $0) }
     }
 
     static func isLoopback(_ destination: String) -> Bool {
@@ -146,17 +146,10 @@ public enum LearnedPolicy {
     static func existingAncestor(_ path: String, created: Set<String>) -> String? {
         var p = path
         while true {
-            if !created.contains(p) && isDirectory(p) { return p }
+            if !created.contains(p) && FileSystem.isDirectory(p) { return p }
             if p == "/" { return nil }
             p = parent(p)
         }
-    }
-
-    static func exists(_ p: String) -> Bool { FileSystem.kind(p) != .missing }
-
-    static func isDirectory(_ p: String) -> Bool {
-        var st = stat()
-        return stat(p, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
     }
 
     static func shellQuote(_ s: String) -> String {
@@ -183,7 +176,7 @@ public enum LearnedPolicy {
 
         func access(_ path: String) -> Access {
             var best: (depth: Int, access: Access) = (-1, .none)
-            for m in mounts where path == m.path || path.hasPrefix(m.path == "/" ? "/" : m.path + "/") {
+            for m in mounts where isWithin(path, m.path) {
                 let depth = m.path.split(separator: "/").count
                 // At equal depth the later entry wins (hide is last).
                 if depth >= best.depth { best = (depth, m.access) }

@@ -60,8 +60,7 @@ public enum Learner {
     }
 
     public static func run(argv: [String], env: [String], searchPath: String, wallTime: Double?) -> Outcome {
-        let cwd: String
-        if case .symlink(let target) = FileSystem.kind("/proc/self/cwd") { cwd = target } else { cwd = "/" }
+        let cwd = FileSystem.symlinkTarget("/proc/self/cwd") ?? "/"
         var outcome = Outcome(observation: LearnObservation(cwd: cwd))
         guard cl_seccomp_notif_sizes_ok() != 0 else {
             outcome.failure = "seccomp user notification is not available with the expected structure sizes"
@@ -188,16 +187,16 @@ struct Recorder {
             let fd = dirfd.map { Int32(truncatingIfNeeded: $0) } ?? Self.atFDCWD
             let base: String?
             if fd == Self.atFDCWD {
-                base = link("/proc/\(pid)/cwd")
+                base = FileSystem.symlinkTarget("/proc/\(pid)/cwd")
                 if base != nil { observation.usedRelativePaths = true }
             } else {
-                base = link("/proc/\(pid)/fd/\(fd)")
+                base = FileSystem.symlinkTarget("/proc/\(pid)/fd/\(fd)")
             }
             guard let base, base.hasPrefix("/") else { return nil }
             return normalize(base + "/" + raw)
         }
         func fdPath(_ fd: UInt64) -> String? {
-            guard let target = link("/proc/\(pid)/fd/\(Int32(truncatingIfNeeded: fd))"), target.hasPrefix("/") else { return nil }
+            guard let target = FileSystem.symlinkTarget("/proc/\(pid)/fd/\(Int32(truncatingIfNeeded: fd))"), target.hasPrefix("/") else { return nil }
             return target
         }
         func open(_ p: String?, flags: UInt64) {
@@ -206,17 +205,17 @@ struct Recorder {
             let writes = accessMode != O_RDONLY || flags & UInt64(O_CREAT | O_TRUNC) != 0
             if flags & Self.oPath != 0 { observation.use(p, .lookup) }
             else if writes { change(p) }
-            else { observation.use(p, isDirectory(p) ? .lookup : .read) }
+            else { observation.use(p, FileSystem.isDirectory(p) ? .lookup : .read) }
         }
         /// An existing file is written; a missing one is created in its directory.
         func change(_ p: String?) {
             guard let p else { return }
-            if exists(p) { observation.use(p, .write) } else { entries(p) }
+            if FileSystem.kind(p) != .missing { observation.use(p, .write) } else { entries(p) }
         }
         /// An entry of p's directory is created, removed or renamed.
         func entries(_ p: String?) {
             guard let p else { return }
-            if !exists(p) { observation.created.insert(p) }
+            if FileSystem.kind(p) == .missing { observation.created.insert(p) }
             observation.use(parent(p), .modifyEntries)
         }
         switch name {
@@ -269,21 +268,6 @@ struct Recorder {
         }
     }
 
-    func link(_ p: String) -> String? {
-        if case .symlink(let target) = FileSystem.kind(p) { return target }
-        return nil
-    }
-
-    func isDirectory(_ p: String) -> Bool {
-        var st = stat()
-        return stat(p, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
-    }
-
-    func exists(_ p: String) -> Bool {
-        var st = stat()
-        return lstat(p, &st) == 0
-    }
-
     /// A NUL-terminated string in the task's memory (at most PATH_MAX bytes), read page by page
     /// so a string ending just before an unmapped page is still read.
     func readString(pid: UInt32, address: UInt64) -> String? {
@@ -329,6 +313,11 @@ func normalize(_ path: String) -> String {
         parts.append(part)
     }
     return "/" + parts.joined(separator: "/")
+}
+
+/// `path` is `directory` or lies below it.
+func isWithin(_ path: String, _ directory: String) -> Bool {
+    path == directory || path.hasPrefix(directory == "/" ? "/" : directory + "/")
 }
 
 func parent(_ path: String) -> String {

@@ -280,12 +280,13 @@ private struct Run {
         }
         fdsToClose.removeAll { [sync[0], chan[1], status[1], childStdio.0, childStdio.1, childStdio.2].contains($0) }
 
-        func abort(_ step: String, _ error: SystemError) -> SandboxResult {
+        func abort(_ step: String, _ err: Int32, _ message: String) -> SandboxResult {
             _ = cl_pidfd_send_signal(pidfd, SIGKILL)
             var ws: Int32 = 0
             _ = cl_pidfd_wait(pidfd, &ws, 0)
-            return failure(step, error.errno, "\(step): \(error)")
+            return failure(step, err, message)
         }
+        func abort(_ step: String, _ error: SystemError) -> SandboxResult { abort(step, error.errno, "\(step): \(error)") }
 
         // 7. Map the sandbox's ids 0…65535 onto our host range (the child joins its cgroup itself).
         let mapping = "0 \(range.hostBase) \(UIDRange.size)\n"
@@ -299,12 +300,7 @@ private struct Run {
         var egress: EgressSession?
         if plan.policy.network.mode == .allowlist {
             do { egress = try EgressSession(pid: pid, rules: plan.policy.network.allow, settings: environment.egress) }
-            catch {
-                _ = cl_pidfd_send_signal(pidfd, SIGKILL)
-                var ws: Int32 = 0
-                _ = cl_pidfd_wait(pidfd, &ws, 0)
-                return failure(error.step, error.errno, error.message)
-            }
+            catch { return abort(error.step, error.errno, error.message) }
         }
         defer { _ = egress?.finish() }
 
@@ -325,12 +321,7 @@ private struct Run {
             if fd >= 0 { listener = fd; fdsToClose.append(fd) }
             if report.has_fd == 0 && report.step != 0 && setupError == nil { setupError = report }
         }
-        if let report = setupError {
-            var ws: Int32 = 0
-            _ = cl_pidfd_send_signal(pidfd, SIGKILL)
-            _ = cl_pidfd_wait(pidfd, &ws, 0)
-            return failure(stepName(report), report.err, describe(report))
-        }
+        if let report = setupError { return abort(stepName(report), report.err, describe(report)) }
 
         // 10. Supervise.
         var supervisor = Supervisor(pidfd: pidfd, listener: listener, stdout: io.tty ? ptyMaster : out[0],

@@ -117,6 +117,18 @@ public enum FileSystem {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// Whether `path`, following symlinks, is a directory.
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// What the symlink at `path` points to; nil when `path` is not a symlink.
+    public static func symlinkTarget(_ path: String) -> String? {
+        if case .symlink(let target) = kind(path) { return target }
+        return nil
+    }
+
     /// Whether `path` (not following a final symlink) is owned by root and not writable by group
     /// or others: the condition for trusting what is in it (locks, cached filters, mount points).
     public static func isRootOwnedPrivate(_ path: String, directory: Bool) -> Bool {

@@ -100,17 +100,22 @@ func sniExtension(_ names: [(UInt8, [UInt8])]) -> (UInt16, [UInt8]) {
     return (0, [UInt8(list.count >> 8), UInt8(list.count & 0xff)] + list)
 }
 
+/// Feeds `bytes` to an incremental parser `pieces` bytes at a time, until it stops needing more.
+func feedInPieces<Outcome: Equatable>(_ bytes: [UInt8], pieces: Int, needMore: Outcome, _ feed: (ArraySlice<UInt8>) -> Outcome) -> Outcome {
+    var i = 0
+    var last = needMore
+    while i < bytes.count {
+        last = feed(bytes[i..<min(bytes.count, i + pieces)])
+        i += pieces
+        if last != needMore { return last }
+    }
+    return last
+}
+
 struct ClientHelloTests {
     func run(_ bytes: [UInt8], pieces: Int = Int.max) -> ClientHelloParser.Outcome {
         var p = ClientHelloParser()
-        var i = 0
-        var last = ClientHelloParser.Outcome.needMore
-        while i < bytes.count {
-            last = p.feed(bytes[i..<min(bytes.count, i + pieces)])
-            i += pieces
-            if last != .needMore { return last }
-        }
-        return last
+        return feedInPieces(bytes, pieces: pieces, needMore: .needMore) { p.feed($0) }
     }
 
     let hello = clientHello(extensions: [(10, [0, 2, 0, 29]), sniExtension([(0, Array("API.Example.com.".utf8))]), (16, [0, 3, 2, 0x68, 0x32])])
@@ -173,16 +178,8 @@ struct ClientHelloTests {
 
 struct HTTPTests {
     func parse(_ s: String, pieces: Int = Int.max) -> HTTPHeadParser.Outcome {
-        let bytes = Array(s.utf8)
         var p = HTTPHeadParser()
-        var i = 0
-        var last = HTTPHeadParser.Outcome.needMore
-        while i < bytes.count {
-            last = p.feed(bytes[i..<min(bytes.count, i + pieces)])
-            i += pieces
-            if last != .needMore { return last }
-        }
-        return last
+        return feedInPieces(Array(s.utf8), pieces: pieces, needMore: .needMore) { p.feed($0) }
     }
     func head(_ s: String, pieces: Int = Int.max) -> HTTPRequestHead? {
         if case .head(let h) = parse(s, pieces: pieces) { return h }
