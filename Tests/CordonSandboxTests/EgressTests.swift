@@ -196,6 +196,39 @@ struct EgressTests {
         #expect(allowed?["bytesUp"] as? Int == 4000 && allowed?["bytesDown"] as? Int == 4000, "\(egress(r))")
     }
 
+    /// The workload attacks the plumbing: it cannot change the nftables rules, take the proxy's
+    /// or the resolver's port, talk its way past the proxy with CONNECT, or reach the metadata
+    /// address.
+    @Test func theWorkloadCannotRewireItsEgress() throws {
+        let p = try policy("rewire", ["api.test:\(s["http"])"])
+        let nft = run(p, ["sh", "-c", "nft flush ruleset; echo rc=$?; ip route del default; echo rc=$?"])
+        #expect(nft.output.contains("rc=1") && !nft.output.contains("rc=0"), "\(nft.output) \(nft.stderr)")
+        let r = python(p, """
+            import socket, errno
+            out = []
+            for kind, port in [(socket.SOCK_DGRAM, 53), (socket.SOCK_STREAM, 3128)]:
+                try:
+                    socket.socket(socket.AF_INET, kind).bind(('127.0.0.1', port)); out.append('bound')
+                except OSError as e:
+                    out.append(errno.errorcode[e.errno])
+            c = socket.create_connection(('127.0.0.1', 3128), timeout=5)
+            c.sendall(b'CONNECT evil.test:443 HTTP/1.1\\r\\nHost: evil.test:443\\r\\n\\r\\n')
+            out.append(c.recv(100).split(b'\\r\\n')[0].decode())
+            m = socket.create_connection(('169.254.169.254', 80), timeout=5)
+            m.sendall(b'GET /latest/meta-data/ HTTP/1.1\\r\\nHost: 169.254.169.254\\r\\n\\r\\n')
+            try:
+                out.append('metadata ' + ('closed' if m.recv(100) == b'' else 'answered'))
+            except ConnectionResetError:
+                out.append('metadata closed')
+            print(' | '.join(out))
+            """)
+        let parts = r.output.components(separatedBy: " | ")
+        // Port 53 is privileged as well as taken; 3128 is only taken (by the supervisor).
+        #expect(parts.count == 4 && ["EACCES", "EADDRINUSE"].contains(parts[0]), "\(r.output) \(r.stderr)")
+        #expect(parts.dropFirst().elementsEqual(["EADDRINUSE", "HTTP/1.1 403 Forbidden", "metadata closed"]), "\(r.output)")
+        #expect(egress(r).contains { $0["verdict"] as? String == "denied" && $0["destination"] as? String == "169.254.169.254:80" }, "\(egress(r))")
+    }
+
     /// A shipped policy by name, plus only a read-only bind of the test CA (the servers' names
     /// resolve through a hosts file to the test server).
     func shipped(_ name: String) throws -> (policy: String, hosts: String) {
