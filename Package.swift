@@ -59,7 +59,9 @@ let package = Package(
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
         .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
-        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CSQLite", "CYAML"]),
+        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
+        // A small SQLite wrapper shared by the vulnerability database and the audit store.
+        .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [

@@ -1,5 +1,6 @@
 import CordonArchive
 import CordonScan
+import CordonSQLite
 import CordonSystem
 #if canImport(Glibc)
 import Glibc

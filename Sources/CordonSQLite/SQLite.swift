@@ -1,17 +1,18 @@
 import CSQLite
 
 /// A SQLite connection with one owner; statements are prepared, bound and finalised through it.
-final class SQLiteDatabase {
-    struct Failure: Error, CustomStringConvertible {
-        var operation: String
-        var message: String
-        var description: String { "\(operation): \(message)" }
+public final class SQLiteDatabase: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var operation: String
+        public var message: String
+        public init(operation: String, message: String) { self.operation = operation; self.message = message }
+        public var description: String { "\(operation): \(message)" }
     }
 
     private var handle: OpaquePointer?
-    let path: String
+    public let path: String
 
-    init(path: String) throws(Failure) {
+    public init(path: String) throws(Failure) {
         self.path = path
         // Serialized: one connection may be used from several threads (each call prepares its own statements).
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
@@ -26,7 +27,7 @@ final class SQLiteDatabase {
 
     deinit { sqlite3_close(handle) }
 
-    func execute(_ sql: String) throws(Failure) {
+    public func execute(_ sql: String) throws(Failure) {
         var error: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(handle, sql, nil, nil, &error) != SQLITE_OK {
             let message = error.map { String(cString: $0) } ?? "error"
@@ -35,7 +36,7 @@ final class SQLiteDatabase {
         }
     }
 
-    func prepare(_ sql: String) throws(Failure) -> Statement {
+    public func prepare(_ sql: String) throws(Failure) -> Statement {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
             throw Failure(operation: "prepare", message: String(cString: sqlite3_errmsg(handle)))
@@ -43,10 +44,10 @@ final class SQLiteDatabase {
         return Statement(statement: statement, database: self)
     }
 
-    var lastError: String { String(cString: sqlite3_errmsg(handle)) }
+    public var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN IMMEDIATE")
         do {
             let value = try body()
@@ -60,7 +61,7 @@ final class SQLiteDatabase {
 }
 
 /// A prepared statement; finalised when released.
-final class Statement {
+public final class Statement {
     private let statement: OpaquePointer
     private let database: SQLiteDatabase
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -72,7 +73,7 @@ final class Statement {
 
     deinit { sqlite3_finalize(statement) }
 
-    func bind(_ values: [String?]) {
+    public func bind(_ values: [String?]) {
         sqlite3_reset(statement)
         sqlite3_clear_bindings(statement)
         for (i, value) in values.enumerated() {
@@ -82,14 +83,14 @@ final class Statement {
     }
 
     /// Executes a statement that returns no rows.
-    func run(_ values: [String?]) throws(SQLiteDatabase.Failure) {
+    public func run(_ values: [String?]) throws(SQLiteDatabase.Failure) {
         bind(values)
         let code = sqlite3_step(statement)
         guard code == SQLITE_DONE else { throw SQLiteDatabase.Failure(operation: "step", message: database.lastError) }
     }
 
     /// Executes a query and returns its rows as text columns.
-    func rows(_ values: [String?]) throws(SQLiteDatabase.Failure) -> [[String?]] {
+    public func rows(_ values: [String?]) throws(SQLiteDatabase.Failure) -> [[String?]] {
         bind(values)
         var out: [[String?]] = []
         while true {
