@@ -12,10 +12,14 @@ public final class SQLiteDatabase: @unchecked Sendable {
     private var handle: OpaquePointer?
     public let path: String
 
-    public init(path: String) throws(Failure) {
+    /// Opens (creating if `create`) the database at `path`. `followSymlinks: false` refuses a
+    /// path whose last component is a symbolic link.
+    public init(path: String, create: Bool = true, followSymlinks: Bool = true) throws(Failure) {
         self.path = path
         // Serialized: one connection may be used from several threads (each call prepares its own statements).
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX
+        if create { flags |= SQLITE_OPEN_CREATE }
+        if !followSymlinks { flags |= SQLITE_OPEN_NOFOLLOW }
         if sqlite3_open_v2(path, &handle, flags, nil) != SQLITE_OK {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(handle)
@@ -46,6 +50,12 @@ public final class SQLiteDatabase: @unchecked Sendable {
 
     public var lastError: String { String(cString: sqlite3_errmsg(handle)) }
 
+    /// The rowid of the last row this connection inserted.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
     /// Runs `body` in one transaction: committed if it returns, rolled back if it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN IMMEDIATE")
@@ -58,6 +68,21 @@ public final class SQLiteDatabase: @unchecked Sendable {
             throw error
         }
     }
+}
+
+/// A value bound to or read from a statement, in SQLite's own storage classes.
+public enum SQLiteValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+
+    public init(_ value: String?) { self = value.map { .text($0) } ?? .null }
+    public init(_ value: Int64?) { self = value.map { .integer($0) } ?? .null }
+    public init(_ value: Double?) { self = value.map { .real($0) } ?? .null }
+
+    public var isNull: Bool { self == .null }
 }
 
 /// A prepared statement; finalised when released.
@@ -87,6 +112,81 @@ public final class Statement {
         bind(values)
         let code = sqlite3_step(statement)
         guard code == SQLITE_DONE else { throw SQLiteDatabase.Failure(operation: "step", message: database.lastError) }
+    }
+
+    /// Binds typed values (parameter `?N` gets `values[N-1]`). Text and blobs are bound with
+    /// their byte length, so an embedded NUL survives.
+    public func bind(values: [SQLiteValue]) {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+        for (i, value) in values.enumerated() {
+            let index = Int32(i + 1)
+            switch value {
+            case .null: sqlite3_bind_null(statement, index)
+            case .integer(let v): sqlite3_bind_int64(statement, index, v)
+            case .real(let v): sqlite3_bind_double(statement, index, v)
+            case .text(let v):
+                var v = v
+                v.withUTF8 { bytes in
+                    // A NULL pointer would bind SQL NULL, so "" is bound from a literal.
+                    guard let base = bytes.baseAddress, !bytes.isEmpty else {
+                        sqlite3_bind_text(statement, index, "", 0, Statement.transient)
+                        return
+                    }
+                    base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
+                        _ = sqlite3_bind_text64(statement, index, $0, UInt64(bytes.count), Statement.transient, UInt8(SQLITE_UTF8))
+                    }
+                }
+            case .blob(let v):
+                v.withUnsafeBytes { bytes in
+                    guard let base = bytes.baseAddress, !bytes.isEmpty else {
+                        sqlite3_bind_zeroblob(statement, index, 0)
+                        return
+                    }
+                    sqlite3_bind_blob64(statement, index, base, UInt64(bytes.count), Statement.transient)
+                }
+            }
+        }
+    }
+
+    /// Executes a statement with typed parameters, discarding any rows; the statement is reset
+    /// afterwards so it holds no locks.
+    public func run(binding values: [SQLiteValue]) throws(SQLiteDatabase.Failure) {
+        _ = try rows(binding: values)
+    }
+
+    /// Executes a query with typed parameters and returns its rows with typed columns; the
+    /// statement is reset afterwards so it holds no locks.
+    public func rows(binding values: [SQLiteValue]) throws(SQLiteDatabase.Failure) -> [[SQLiteValue]] {
+        bind(values: values)
+        defer { sqlite3_reset(statement) }
+        var out: [[SQLiteValue]] = []
+        while true {
+            let code = sqlite3_step(statement)
+            if code == SQLITE_DONE { return out }
+            guard code == SQLITE_ROW else { throw SQLiteDatabase.Failure(operation: "step", message: database.lastError) }
+            let count = sqlite3_column_count(statement)
+            out.append((0..<count).map(column))
+        }
+    }
+
+    private func column(_ index: Int32) -> SQLiteValue {
+        switch sqlite3_column_type(statement, index) {
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, index))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, index))
+        case SQLITE_TEXT:
+            // Text, then bytes: sqlite3_column_bytes after sqlite3_column_text gives the UTF-8 length.
+            let text = sqlite3_column_text(statement, index)
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard let text else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
+        case SQLITE_BLOB:
+            let blob = sqlite3_column_blob(statement, index)
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard let blob else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: blob, count: count)))
+        default: return .null
+        }
     }
 
     /// Executes a query and returns its rows as text columns.
