@@ -101,6 +101,7 @@ public final class AuditStore: Sendable {
             let (again, _) = try schemaState(w)
             if again == 0 {
                 try w.execute(schema)
+                // A pragma takes no bound parameter; this is our own constant.
                 try w.execute("PRAGMA user_version = \(schemaVersion)")
             }
             try w.execute("COMMIT")

@@ -158,7 +158,11 @@ final class WriteQueue: @unchecked Sendable {
         return try body()
     }
 
-    var writerStatistics: WriterStatistics { (try? locked { statistics }) ?? statistics }
+    var writerStatistics: WriterStatistics {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return statistics
+    }
 
     /// Starts the writer thread, which owns `connection` from now on. All signals are blocked
     /// in it: it must not be picked to run the daemon's signal handlers.

@@ -130,8 +130,21 @@ import Glibc
         let conflict = auditError { try store.finish(id: id, outcome: exited(at: 3), events: []) }
         #expect(conflict?.description == "audit database \(dir.database): finish task \(id): task \(id) is finished, not queued or running")
 
+        // An event naming a missing task fails the whole finish, after its UPDATE already ran:
+        // the task must still be running, with no event of that finish stored.
+        let started = try store.createTask(newTask(at: 5))
+        try store.markStarted(id: started, at: 6, cgroup: nil, scratch: nil)
+        let partial = auditError {
+            try store.finish(id: started, outcome: exited(at: 7), events: [NewEvent(kind: "denied", time: 6.5),
+                                                                           NewEvent(kind: "limit", taskID: 777, time: 6.6)])
+        }
+        #expect(partial?.code == .notFound)
+        #expect(try store.task(id: started)?.state == .running)
+        #expect(try store.events(EventQuery(taskID: started)).map(\.kind) == ["submitted", "started"])
+        try store.finish(id: started, outcome: exited(at: 8), events: [])
+
         // A refused finish with events stored none of them, and the task kept its outcome.
-        #expect(try store.events(EventQuery()) == before)
+        #expect(try store.events(EventQuery(taskID: id)) == before.filter { $0.taskID == id })
         #expect(try store.task(id: id)?.exitCode == 0)
         // The store still works.
         let next = try store.createTask(newTask(at: 4))
@@ -214,6 +227,67 @@ import Glibc
             #expect(tasks.count == 200 + (t == 0 ? 200 : 0))
             #expect(tasks.allSatisfy { $0.state == .finished && $0.cgroup == "/cg/\($0.id)" })
         }
+    }
+
+    @Test func aRefusedWriteDoesNotFailTheOthersInItsBatch() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let created = Mutex<[Int64]>([])
+        let wrong = Mutex<[String]>([])
+        onThreads(8) { t in
+            for i in 0..<50 {
+                do {
+                    let id = try store.createTask(newTask(at: Double(t * 1000 + i)))
+                    created.withLock { $0.append(id) }
+                } catch { wrong.withLock { $0.append("create: \(error)") } }
+                let refused = auditError { try store.markStarted(id: 1_000_000 + Int64(i), at: 1, cgroup: nil, scratch: nil) }
+                if refused?.code != .notFound { wrong.withLock { $0.append("markStarted: \(String(describing: refused))") } }
+            }
+        }
+        #expect(wrong.withLock { $0 }.isEmpty)
+        #expect(created.withLock { $0.count } == 400)
+        let stats = store.writerStatistics
+        #expect(stats.operations == 800 && stats.commits < stats.operations)
+        #expect(try store.countsByState()[.queued] == 400)
+        #expect(try store.events(EventQuery(limit: 10_000)).count == 400)
+    }
+
+    @Test func readsRunWhileWritesGoOn() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let writersDone = Atomic<Int>(0)
+        let problems = Mutex<[String]>([])
+        let reads = Atomic<Int>(0)
+        onThreads(6) { t in
+            if t < 4 {
+                for i in 0..<100 {
+                    do {
+                        let id = try store.createTask(newTask(at: Double(i)))
+                        try store.finish(id: id, outcome: exited(at: Double(i)), events: [])
+                    } catch { problems.withLock { $0.append("\(error)") } }
+                }
+                writersDone.add(1, ordering: .sequentiallyConsistent)
+                return
+            }
+            // Readers: counts never go down, and a task is never seen half-finished.
+            var last = 0
+            while writersDone.load(ordering: .sequentiallyConsistent) < 4 {
+                do {
+                    let finished = try store.countsByState()[.finished] ?? 0
+                    if finished < last { problems.withLock { $0.append("count went down") } }
+                    last = finished
+                    for task in try store.tasks(TaskQuery(states: [.finished], limit: 5)) where task.finishedAt == nil {
+                        problems.withLock { $0.append("task \(task.id) finished without finishedAt") }
+                    }
+                    reads.add(1, ordering: .relaxed)
+                } catch { problems.withLock { $0.append("\(error)") } }
+            }
+        }
+        #expect(problems.withLock { $0 }.isEmpty)
+        #expect(reads.load(ordering: .relaxed) > 0)
+        #expect(try store.countsByState()[.finished] == 400)
     }
 
     @Test func closeCommitsQueuedWritesAndLaterWritesFail() throws {
