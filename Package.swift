@@ -62,6 +62,8 @@ let package = Package(
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
         // A small SQLite wrapper shared by the vulnerability database and the audit store.
         .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
+        // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
+        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem"]),
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
@@ -96,6 +98,7 @@ let package = Package(
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
+        .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem",
         ], exclude: ["egress_servers.py"]),

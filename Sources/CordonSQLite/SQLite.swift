@@ -53,6 +53,9 @@ public final class SQLiteDatabase: @unchecked Sendable {
     /// The rowid of the last row this connection inserted.
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 
+    /// Whether a transaction is open (false after SQLite rolled one back on its own, e.g. on an I/O error).
+    public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
     /// Rows changed by the last INSERT, UPDATE or DELETE on this connection.
     public var changes: Int { Int(sqlite3_changes(handle)) }
 

@@ -1,0 +1,575 @@
+import CordonSQLite
+import CordonSystem
+import FoundationEssentials
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon's audit store: tasks and their events in one SQLite file (WAL).
+///
+/// Writes go through one writer thread that groups whatever is queued into one transaction
+/// and one fsync (synchronous=FULL), so each write call returns once its data is durable while
+/// concurrent writers share the cost of the commit. Reads use a second connection and run
+/// alongside the writes. The file is created 0600: argv and results may carry secrets.
+public final class AuditStore: Sendable {
+    /// The schema this code writes; a file with a larger `PRAGMA user_version` is refused.
+    public static let schemaVersion: Int64 = 1
+
+    public let path: String
+    private let queue: WriteQueue
+    /// Nil once closed. Readers copy the reference out, so a close during a read only ends the
+    /// connection when that read is done.
+    private let reader: Mutex<SQLiteDatabase?>
+
+    /// Opens the store at `path`, creating the file and schema if needed.
+    public init(path: String) throws(AuditError) {
+        self.path = path
+        try Self.createPrivateFile(path)
+        let writer: WriterConnection
+        do {
+            writer = WriterConnection(db: try SQLiteDatabase(path: path, followSymlinks: false))
+        } catch { throw AuditError(.storage, path: path, "open", error.message) }
+        try Self.prepareSchema(writer)
+        let readDB: SQLiteDatabase
+        do {
+            readDB = try SQLiteDatabase(path: path, create: false, followSymlinks: false)
+            try readDB.execute("PRAGMA query_only = ON")
+        } catch { throw AuditError(.storage, path: path, "open read connection", error.message) }
+        reader = Mutex(readDB)
+        queue = WriteQueue(path: path)
+        try queue.start(writer)
+    }
+
+    deinit { close() }
+
+    /// Commits the writes already queued, stops the writer thread and closes the database.
+    /// Later calls fail with `AuditError.Code.closed`. Safe to call more than once.
+    public func close() {
+        queue.close()
+        _ = reader.withLock { db in
+            let old = db
+            db = nil
+            return old
+        }
+    }
+
+    /// How many commits the writer made for how many writes since the store was opened.
+    public var writerStatistics: WriterStatistics { queue.writerStatistics }
+
+    // MARK: Opening
+
+    /// Creates the file 0600 if it does not exist (SQLite gives the -wal and -shm files the same
+    /// mode). Refuses a symbolic link, like the SQLite open after it.
+    private static func createPrivateFile(_ path: String) throws(AuditError) {
+        do {
+            let fd = try syscallRetrying("create", path: path) { open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o600) }
+            Glibc.close(fd)
+        } catch where error.errno == EEXIST {
+            return
+        } catch {
+            throw AuditError(.storage, path: path, "create", SystemError.text(error.errno))
+        }
+    }
+
+    /// Checks the schema version, then (for a new file) sets auto_vacuum before anything is
+    /// written — it cannot change once tables exist — and creates the schema in one transaction.
+    private static func prepareSchema(_ w: WriterConnection) throws(AuditError) {
+        w.operation = "read schema version"
+        let (version, tables) = try schemaState(w)
+        if version > schemaVersion {
+            throw w.fail(.incompatible, "schema version \(version) is newer than this cordond understands (\(schemaVersion)); refusing to open it")
+        }
+        if version == 0 && tables > 0 {
+            throw w.fail(.incompatible, "not an audit database (\(tables) tables but no schema version)")
+        }
+        if version == 0 {
+            w.operation = "set auto_vacuum"
+            try w.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        }
+        w.operation = "set journal mode"
+        guard case .text(let mode)? = try w.rows("PRAGMA journal_mode = WAL").first?.first, mode.lowercased() == "wal" else {
+            throw w.fail(.storage, "could not switch to WAL")
+        }
+        w.operation = "configure"
+        // FULL: a commit is on disk (WAL fsynced) before a write call returns. The WAL is cut
+        // back to 4 MiB after checkpoints so the file size stays close to the data.
+        try w.execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 4194304")
+        w.operation = "create schema"
+        try w.execute("BEGIN IMMEDIATE")
+        do {
+            let (again, _) = try schemaState(w)
+            if again == 0 {
+                try w.execute(schema)
+                // A pragma takes no bound parameter; this is our own constant.
+                try w.execute("PRAGMA user_version = \(schemaVersion)")
+            }
+            try w.execute("COMMIT")
+        } catch {
+            try? w.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private static func schemaState(_ w: WriterConnection) throws(AuditError) -> (version: Int64, tables: Int64) {
+        // On a file that is not SQLite this is the first read, and fails with "file is not a database".
+        let version: SQLiteValue?, tables: SQLiteValue?
+        do {
+            version = try w.db.prepare("PRAGMA user_version").rows(binding: []).first?.first
+            tables = try w.db.prepare("SELECT count(*) FROM sqlite_schema").rows(binding: []).first?.first
+        } catch { throw AuditError(.incompatible, path: w.path, w.operation, error.message) }
+        guard case .integer(let v)? = version, case .integer(let t)? = tables else {
+            throw w.fail(.incompatible, "no schema version")
+        }
+        return (v, t)
+    }
+
+    /// Version 1. UInt64 counters are stored as INTEGER with the same bit pattern; argv is a
+    /// JSON array; times are REAL seconds since the epoch.
+    private static let schema = """
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            exe TEXT NOT NULL,
+            label TEXT,
+            policy TEXT NOT NULL,
+            policy_hash TEXT NOT NULL,
+            argv TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'finished', 'cancelled', 'lost')),
+            reason TEXT,
+            exit_code INTEGER,
+            signal INTEGER,
+            submitted_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            cpu_user_seconds REAL,
+            cpu_system_seconds REAL,
+            peak_memory_bytes INTEGER,
+            stdout_bytes INTEGER NOT NULL DEFAULT 0,
+            stderr_bytes INTEGER NOT NULL DEFAULT 0,
+            cgroup TEXT,
+            scratch TEXT,
+            result TEXT
+        );
+        CREATE INDEX tasks_state ON tasks (state);
+        CREATE INDEX tasks_uid ON tasks (uid);
+        CREATE INDEX tasks_policy ON tasks (policy);
+        CREATE INDEX tasks_finished_at ON tasks (finished_at);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            kind TEXT NOT NULL,
+            task_id INTEGER REFERENCES tasks (id),
+            uid INTEGER,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX events_task ON events (task_id);
+        CREATE INDEX events_time ON events (time);
+        """
+
+    // MARK: Writes
+
+    private func write(_ operation: String, checkpoint: Bool = false,
+                       _ body: @escaping @Sendable (WriterConnection) throws(AuditError) -> WriteOutput) throws(AuditError) -> WriteOutput {
+        try queue.submit(PendingWrite(operation, checkpoint: checkpoint, body))
+    }
+
+    private func refuse(_ operation: String, _ message: String) -> AuditError {
+        AuditError(.invalid, path: path, operation, message)
+    }
+
+    private static let insertEvent = "INSERT INTO events (time, kind, task_id, uid, detail) VALUES (?1, ?2, ?3, ?4, ?5)"
+
+    /// Records a queued task and its "submitted" event; returns the task's id (never reused).
+    public func createTask(_ task: NewTask) throws(AuditError) -> Int64 {
+        let operation = "create task"
+        guard task.submittedAt.isFinite else { throw refuse(operation, "submittedAt is not finite") }
+        let argv = try json(task.argv, operation)
+        let output = try write(operation) { w throws(AuditError) in
+            try w.rows("""
+                INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9)
+                """, [.integer(Int64(task.submitter.uid)), .integer(Int64(task.submitter.gid)),
+                      .integer(Int64(task.submitter.pid)), .text(task.submitter.exe), SQLiteValue(task.label),
+                      .text(task.policy), .text(task.policyHash), .text(argv), .real(task.submittedAt)])
+            let id = w.db.lastInsertRowID
+            try w.rows(Self.insertEvent, [.real(task.submittedAt), .text("submitted"), .integer(id),
+                                          .integer(Int64(task.submitter.uid)), .text("{}")])
+            return .id(id)
+        }
+        guard case .id(let id) = output else { throw AuditError(.storage, path: path, operation, "no id") }
+        return id
+    }
+
+    /// Moves a queued task to running and records a "started" event.
+    public func markStarted(id: Int64, at time: Double, cgroup: String?, scratch: String?) throws(AuditError) {
+        let operation = "mark task \(id) started"
+        guard time.isFinite else { throw refuse(operation, "time is not finite") }
+        _ = try write(operation) { w throws(AuditError) in
+            let rows = try w.rows("""
+                UPDATE tasks SET state = 'running', started_at = ?2, cgroup = ?3, scratch = ?4
+                WHERE id = ?1 AND state = 'queued' RETURNING uid
+                """, [.integer(id), .real(time), SQLiteValue(cgroup), SQLiteValue(scratch)])
+            guard let uid = rows.first?.first else { throw try Self.stateConflict(w, id, expected: "queued") }
+            try w.rows(Self.insertEvent, [.real(time), .text("started"), .integer(id), uid, .text("{}")])
+            return .none
+        }
+    }
+
+    /// Records how a queued or running task ended, the given events (those without a task id
+    /// are attached to this task) and a "finished", "cancelled" or "lost" event, atomically.
+    public func finish(id: Int64, outcome: TaskOutcome, events: [NewEvent]) throws(AuditError) {
+        let operation = "finish task \(id)"
+        guard outcome.state.isTerminal else { throw refuse(operation, "outcome state \(outcome.state.rawValue) is not an end state") }
+        guard outcome.finishedAt.isFinite else { throw refuse(operation, "finishedAt is not finite") }
+        for event in events { try validate(event, operation) }
+        let detail = try json(EndDetail(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal), operation)
+        _ = try write(operation) { w throws(AuditError) in
+            let rows = try w.rows("""
+                UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, finished_at = ?6,
+                    cpu_user_seconds = ?7, cpu_system_seconds = ?8, peak_memory_bytes = ?9,
+                    stdout_bytes = ?10, stderr_bytes = ?11, result = ?12
+                WHERE id = ?1 AND state IN ('queued', 'running') RETURNING uid
+                """, [.integer(id), .text(outcome.state.rawValue), .text(outcome.reason),
+                      SQLiteValue(outcome.exitCode.map(Int64.init)), SQLiteValue(outcome.signal.map(Int64.init)),
+                      .real(outcome.finishedAt), SQLiteValue(outcome.cpuUserSeconds), SQLiteValue(outcome.cpuSystemSeconds),
+                      SQLiteValue(outcome.peakMemoryBytes.map { Int64(bitPattern: $0) }),
+                      .integer(Int64(bitPattern: outcome.stdoutBytes)), .integer(Int64(bitPattern: outcome.stderrBytes)),
+                      SQLiteValue(outcome.result)])
+            guard let uid = rows.first?.first else { throw try Self.stateConflict(w, id, expected: "queued or running") }
+            for event in events {
+                var event = event
+                if event.taskID == nil { event.taskID = id }
+                _ = try Self.insert(event, w)
+            }
+            try w.rows(Self.insertEvent, [.real(outcome.finishedAt), .text(outcome.state.rawValue), .integer(id), uid, .text(detail)])
+            return .none
+        }
+    }
+
+    /// Records one event; returns its id. An event naming a task that does not exist is refused.
+    @discardableResult
+    public func record(_ event: NewEvent) throws(AuditError) -> Int64 {
+        let operation = "record \(event.kind) event"
+        try validate(event, operation)
+        let output = try write(operation) { w throws(AuditError) in .id(try Self.insert(event, w)) }
+        guard case .id(let id) = output else { throw AuditError(.storage, path: path, operation, "no id") }
+        return id
+    }
+
+    /// Marks the given tasks lost (reason "lost", finishedAt `time`) with one "lost" event each.
+    /// Only tasks still queued or running change; returns the ids that did.
+    @discardableResult
+    public func markLost(ids: [Int64], at time: Double) throws(AuditError) -> [Int64] {
+        let operation = "mark tasks lost"
+        guard time.isFinite else { throw refuse(operation, "time is not finite") }
+        let detail = try json(EndDetail(reason: "lost", exitCode: nil, signal: nil), operation)
+        let output = try write(operation) { w throws(AuditError) in
+            var changed: [Int64] = []
+            for id in ids {
+                let rows = try w.rows("""
+                    UPDATE tasks SET state = 'lost', reason = 'lost', finished_at = ?2
+                    WHERE id = ?1 AND state IN ('queued', 'running') RETURNING uid
+                    """, [.integer(id), .real(time)])
+                guard let uid = rows.first?.first else { continue }
+                try w.rows(Self.insertEvent, [.real(time), .text("lost"), .integer(id), uid, .text(detail)])
+                changed.append(id)
+            }
+            return .ids(changed)
+        }
+        guard case .ids(let changed) = output else { throw AuditError(.storage, path: path, operation, "no ids") }
+        return changed
+    }
+
+    /// Deletes ended tasks (finished, cancelled, lost) and their events that ended before
+    /// `olderThan`, and events without a task older than that; then, while the live data
+    /// (pages in use) is larger than `maxBytes`, the ended tasks that ended first. Never a
+    /// queued or running task. Gives the freed pages back to the file system (incremental
+    /// vacuum, then a TRUNCATE checkpoint). Returns the deleted tasks and their scratch
+    /// directories, for the daemon to remove.
+    public func prune(olderThan: Double?, maxBytes: Int64?) throws(AuditError) -> [(id: Int64, scratch: String?)] {
+        let operation = "prune"
+        if let olderThan, olderThan.isNaN { throw refuse(operation, "olderThan is NaN") }
+        let output = try write(operation, checkpoint: true) { w throws(AuditError) in
+            var removed: [(id: Int64, scratch: String?)] = []
+            let ended = "state IN ('finished', 'cancelled', 'lost')"
+            if let olderThan {
+                let rows = try w.rows("SELECT id, scratch FROM tasks WHERE \(ended) AND finished_at < ?1 ORDER BY id",
+                                      [.real(olderThan)])
+                removed += try Self.deleteTasks(rows, w)
+                try w.rows("DELETE FROM events WHERE task_id IS NULL AND time < ?1", [.real(olderThan)])
+            }
+            if let maxBytes {
+                var used = try Self.usedBytes(w)
+                var atLeast: Int64 = 1
+                while used > maxBytes {
+                    let endedCount = try w.integer("SELECT count(*) FROM tasks WHERE \(ended)")
+                    if endedCount == 0 { break }
+                    // Estimate how many tasks make up the excess; if a round frees no whole page,
+                    // take twice as many the next time.
+                    let perTask = max(1, used / max(1, try w.integer("SELECT count(*) FROM tasks")))
+                    let estimate = (used - maxBytes + perTask - 1) / perTask
+                    let count = min(endedCount, max(atLeast, estimate))
+                    let rows = try w.rows("SELECT id, scratch FROM tasks WHERE \(ended) ORDER BY finished_at, id LIMIT ?1",
+                                          [.integer(count)])
+                    removed += try Self.deleteTasks(rows, w)
+                    let now = try Self.usedBytes(w)
+                    atLeast = now < used ? 1 : atLeast * 2
+                    used = now
+                }
+            }
+            try w.rows("PRAGMA incremental_vacuum")
+            return .pruned(removed)
+        }
+        guard case .pruned(let removed) = output else { throw AuditError(.storage, path: path, operation, "no result") }
+        return removed
+    }
+
+    private static func deleteTasks(_ rows: [[SQLiteValue]], _ w: WriterConnection) throws(AuditError) -> [(id: Int64, scratch: String?)] {
+        var removed: [(id: Int64, scratch: String?)] = []
+        for row in rows {
+            guard row.count == 2, case .integer(let id) = row[0] else { throw w.fail(.storage, "malformed task row") }
+            var scratch: String?
+            if case .text(let text) = row[1] { scratch = text }
+            removed.append((id, scratch))
+        }
+        guard !removed.isEmpty else { return [] }
+        let ids = JSONArray.integers(removed.map(\.id))
+        try w.rows("DELETE FROM events WHERE task_id IN (SELECT value FROM json_each(?1))", [.text(ids)])
+        try w.rows("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))", [.text(ids)])
+        return removed
+    }
+
+    /// Bytes in pages that hold data (the file size once free pages are vacuumed).
+    private static func usedBytes(_ w: WriterConnection) throws(AuditError) -> Int64 {
+        let pages = try w.integer("PRAGMA page_count") - w.integer("PRAGMA freelist_count")
+        return try pages * w.integer("PRAGMA page_size")
+    }
+
+    private static func insert(_ event: NewEvent, _ w: WriterConnection) throws(AuditError) -> Int64 {
+        if let task = event.taskID, try w.rows("SELECT 1 FROM tasks WHERE id = ?1", [.integer(task)]).isEmpty {
+            throw w.fail(.notFound, "no task \(task)")
+        }
+        try w.rows(insertEvent, [.real(event.time), .text(event.kind), SQLiteValue(event.taskID),
+                                 SQLiteValue(event.uid.map(Int64.init)), .text(event.detail)])
+        return w.db.lastInsertRowID
+    }
+
+    /// The error for an UPDATE that matched no row: the task is missing or in another state.
+    private static func stateConflict(_ w: WriterConnection, _ id: Int64, expected: String) throws(AuditError) -> AuditError {
+        guard case .text(let state)? = try w.rows("SELECT state FROM tasks WHERE id = ?1", [.integer(id)]).first?.first else {
+            return w.fail(.notFound, "no task \(id)")
+        }
+        return w.fail(.conflict, "task \(id) is \(state), not \(expected)")
+    }
+
+    private func validate(_ event: NewEvent, _ operation: String) throws(AuditError) {
+        guard !event.kind.isEmpty else { throw refuse(operation, "event kind is empty") }
+        guard event.time.isFinite else { throw refuse(operation, "event time is not finite") }
+    }
+
+    private struct EndDetail: Encodable {
+        var reason: String
+        var exitCode: Int32?
+        var signal: Int32?
+    }
+
+    private func json<T: Encodable>(_ value: T, _ operation: String) throws(AuditError) -> String {
+        // Sorted keys: the same detail is always the same text.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do { return String(decoding: try encoder.encode(value), as: UTF8.self) } catch {
+            throw AuditError(.invalid, path: path, operation, "cannot encode as JSON: \(error)")
+        }
+    }
+
+    // MARK: Reads
+
+    private func read<T>(_ operation: String, _ body: (SQLiteDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
+        guard let db = reader.withLock({ $0 }) else { throw AuditError(.closed, path: path, operation, "the store is closed") }
+        return try body(db)
+    }
+
+    private func rows(_ db: SQLiteDatabase, _ operation: String, _ sql: String, _ values: [SQLiteValue]) throws(AuditError) -> [[SQLiteValue]] {
+        do { return try db.prepare(sql).rows(binding: values) } catch {
+            throw AuditError(.storage, path: path, operation, error.description)
+        }
+    }
+
+    private static let taskColumns = """
+        id, uid, gid, pid, exe, label, policy, policy_hash, argv, state, reason, exit_code, signal,
+        submitted_at, started_at, finished_at, cpu_user_seconds, cpu_system_seconds, peak_memory_bytes,
+        stdout_bytes, stderr_bytes, cgroup, scratch, result
+        """
+
+    public func task(id: Int64) throws(AuditError) -> TaskRecord? {
+        try tasks(TaskQuery(id: id, limit: 1)).first
+    }
+
+    public func tasks(_ query: TaskQuery) throws(AuditError) -> [TaskRecord] {
+        let operation = "query tasks"
+        return try read(operation) { db throws(AuditError) in
+            let rows = try rows(db, operation, """
+                SELECT \(Self.taskColumns) FROM tasks
+                WHERE (?1 IS NULL OR submitted_at >= ?1) AND (?2 IS NULL OR uid = ?2) AND (?3 IS NULL OR policy = ?3)
+                    AND (?4 IS NULL OR id = ?4) AND (?5 IS NULL OR state IN (SELECT value FROM json_each(?5)))
+                ORDER BY id DESC LIMIT ?6
+                """, [SQLiteValue(query.since), SQLiteValue(query.uid.map(Int64.init)), SQLiteValue(query.policy),
+                      SQLiteValue(query.id), SQLiteValue(query.states.map { JSONArray.strings($0.map(\.rawValue)) }),
+                      .integer(Int64(max(0, query.limit)))])
+            return try rows.map { row throws(AuditError) in try taskRecord(Row(values: row, path: path, operation: operation)) }
+        }
+    }
+
+    /// Queued and running tasks, oldest first: what a restarted daemon must recover.
+    public func unfinished() throws(AuditError) -> [TaskRecord] {
+        let operation = "query unfinished tasks"
+        return try read(operation) { db throws(AuditError) in
+            let rows = try rows(db, operation, "SELECT \(Self.taskColumns) FROM tasks WHERE state IN ('queued', 'running') ORDER BY id", [])
+            return try rows.map { row throws(AuditError) in try taskRecord(Row(values: row, path: path, operation: operation)) }
+        }
+    }
+
+    /// Number of tasks in each state; every state is present, with 0 when there are none.
+    public func countsByState() throws(AuditError) -> [TaskState: Int] {
+        let operation = "count tasks"
+        return try read(operation) { db throws(AuditError) in
+            var counts = Dictionary(uniqueKeysWithValues: TaskState.allCases.map { ($0, 0) })
+            for values in try rows(db, operation, "SELECT state, count(*) FROM tasks GROUP BY state", []) {
+                let row = Row(values: values, path: path, operation: operation)
+                guard let state = TaskState(rawValue: try row.text(0)) else { throw row.fail(0, "unknown state") }
+                counts[state] = Int(try row.integer(1))
+            }
+            return counts
+        }
+    }
+
+    public func events(_ query: EventQuery) throws(AuditError) -> [AuditEvent] {
+        let operation = "query events"
+        return try read(operation) { db throws(AuditError) in
+            let rows = try rows(db, operation, """
+                SELECT e.id, e.time, e.kind, e.task_id, e.uid, t.policy, e.detail
+                FROM events e LEFT JOIN tasks t ON t.id = e.task_id
+                WHERE (?1 IS NULL OR e.time >= ?1) AND (?2 IS NULL OR e.uid = ?2 OR t.uid = ?2)
+                    AND (?3 IS NULL OR t.policy = ?3) AND (?4 IS NULL OR e.task_id = ?4)
+                    AND (?5 IS NULL OR e.kind IN (SELECT value FROM json_each(?5))) AND (?6 IS NULL OR e.id > ?6)
+                ORDER BY e.id LIMIT ?7
+                """, [SQLiteValue(query.since), SQLiteValue(query.uid.map(Int64.init)), SQLiteValue(query.policy),
+                      SQLiteValue(query.taskID), SQLiteValue(query.kinds.map(JSONArray.strings)), SQLiteValue(query.afterID),
+                      .integer(Int64(max(0, query.limit)))])
+            return try rows.map { values throws(AuditError) in
+                let row = Row(values: values, path: path, operation: operation)
+                return AuditEvent(id: try row.integer(0), time: try row.real(1), kind: try row.text(2),
+                                  taskID: try row.optionalInteger(3), uid: try row.optionalInteger(4).map { v throws(AuditError) in try row.narrow(4, v) },
+                                  policy: try row.optionalText(5), detail: try row.text(6))
+            }
+        }
+    }
+
+    /// Bytes on disk: the database file plus its WAL.
+    public var fileBytes: Int64 {
+        func size(_ path: String) -> Int64 {
+            var info = stat()
+            return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+        }
+        return size(path) + size(path + "-wal")
+    }
+
+    private func taskRecord(_ row: Row) throws(AuditError) -> TaskRecord {
+        let argvText = try row.text(8)
+        let argv: [String]
+        do { argv = try JSONDecoder().decode([String].self, from: Data(argvText.utf8)) } catch {
+            throw row.fail(8, "argv is not a JSON array of strings")
+        }
+        guard let state = TaskState(rawValue: try row.text(9)) else { throw row.fail(9, "unknown state") }
+        return TaskRecord(
+            id: try row.integer(0),
+            submitter: Submitter(uid: try row.narrow(1, row.integer(1)), gid: try row.narrow(2, row.integer(2)),
+                                 pid: try row.narrow(3, row.integer(3)), exe: try row.text(4)),
+            label: try row.optionalText(5), policy: try row.text(6), policyHash: try row.text(7), argv: argv,
+            state: state, reason: try row.optionalText(10),
+            exitCode: try row.optionalInteger(11).map { v throws(AuditError) in try row.narrow(11, v) },
+            signal: try row.optionalInteger(12).map { v throws(AuditError) in try row.narrow(12, v) },
+            submittedAt: try row.real(13), startedAt: try row.optionalReal(14), finishedAt: try row.optionalReal(15),
+            cpuUserSeconds: try row.optionalReal(16), cpuSystemSeconds: try row.optionalReal(17),
+            peakMemoryBytes: try row.optionalInteger(18).map { UInt64(bitPattern: $0) },
+            stdoutBytes: UInt64(bitPattern: try row.integer(19)), stderrBytes: UInt64(bitPattern: try row.integer(20)),
+            cgroup: try row.optionalText(21), scratch: try row.optionalText(22), result: try row.optionalText(23))
+    }
+}
+
+/// A result row with typed accessors that fail (naming the column) instead of trapping on a
+/// value of the wrong type or range.
+private struct Row {
+    let values: [SQLiteValue]
+    let path: String
+    let operation: String
+
+    func fail(_ column: Int, _ message: String) -> AuditError {
+        AuditError(.storage, path: path, operation, "column \(column): \(message)")
+    }
+
+    private func value(_ column: Int) throws(AuditError) -> SQLiteValue {
+        guard column < values.count else { throw fail(column, "missing") }
+        return values[column]
+    }
+
+    func integer(_ column: Int) throws(AuditError) -> Int64 {
+        guard let v = try optionalInteger(column) else { throw fail(column, "is NULL") }
+        return v
+    }
+
+    func optionalInteger(_ column: Int) throws(AuditError) -> Int64? {
+        switch try value(column) {
+        case .null: return nil
+        case .integer(let v): return v
+        default: throw fail(column, "is not an integer")
+        }
+    }
+
+    func real(_ column: Int) throws(AuditError) -> Double {
+        guard let v = try optionalReal(column) else { throw fail(column, "is NULL") }
+        return v
+    }
+
+    func optionalReal(_ column: Int) throws(AuditError) -> Double? {
+        switch try value(column) {
+        case .null: return nil
+        case .real(let v): return v
+        case .integer(let v): return Double(v)  // SQLite may store an integral REAL as INTEGER
+        default: throw fail(column, "is not a number")
+        }
+    }
+
+    func text(_ column: Int) throws(AuditError) -> String {
+        guard let v = try optionalText(column) else { throw fail(column, "is NULL") }
+        return v
+    }
+
+    func optionalText(_ column: Int) throws(AuditError) -> String? {
+        switch try value(column) {
+        case .null: return nil
+        case .text(let v): return v
+        default: throw fail(column, "is not text")
+        }
+    }
+
+    func narrow<T: FixedWidthInteger>(_ column: Int, _ value: Int64) throws(AuditError) -> T {
+        guard let v = T(exactly: value) else { throw fail(column, "\(value) is out of range") }
+        return v
+    }
+}
+
+/// JSON arrays bound as one parameter and expanded with json_each(), so a list filter needs
+/// no SQL built from values.
+enum JSONArray {
+    static func strings(_ values: [String]) -> String {
+        (try? JSONEncoder().encode(values)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
+    static func integers(_ values: [Int64]) -> String {
+        "[" + values.map(String.init).joined(separator: ",") + "]"
+    }
+}

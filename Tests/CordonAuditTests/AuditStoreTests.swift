@@ -1,0 +1,638 @@
+@testable import CordonAudit
+import CordonSQLite
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct RoundTripTests {
+    @Test func everyTaskFieldRoundTrips() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let argv = ["/usr/bin/env", "", "é (precomposed)", "e\u{301} (decomposed)", "line1\nline2\r\n", "tab\there",
+                    "quotes \" ' `", "back\\slash", "nul\u{0}inside", "emoji 🧪👩‍👩‍👧", "日本語", "$(rm -rf /); echo ${HOME}",
+                    "{\"json\": [1, 2]}", "--flag=\u{7f}\u{1b}[31m"]
+        let submitter = Submitter(uid: UInt32.max - 1, gid: 0, pid: Int32.max, exe: "/opt/weird path/ü\nexe")
+        let full = NewTask(submitter: submitter, label: "label with \u{0} and\nnewline", policy: "python-tool",
+                           policyHash: "sha256:abc", argv: argv, submittedAt: 1_700_000_000.125)
+        let id = try store.createTask(full)
+        try store.markStarted(id: id, at: 1_700_000_001.5, cgroup: "/sys/fs/cgroup/cordon/task-1", scratch: "/var/lib/cordon/tasks/1")
+        let outcome = TaskOutcome(state: .finished, reason: "memory-limit", exitCode: Int32.min, signal: 9,
+                                  finishedAt: 1_700_000_002.75, cpuUserSeconds: 0.001, cpuSystemSeconds: 1e-9,
+                                  peakMemoryBytes: UInt64.max, stdoutBytes: UInt64(Int64.max) + 1, stderrBytes: UInt64.max - 7,
+                                  result: "{\"stdout\":\"a\\u0000b\",\"x\":\"\u{0}\"}")
+        try store.finish(id: id, outcome: outcome, events: [])
+
+        let expected = TaskRecord(
+            id: id, submitter: submitter, label: full.label, policy: "python-tool", policyHash: "sha256:abc", argv: argv,
+            state: .finished, reason: "memory-limit", exitCode: Int32.min, signal: 9, submittedAt: 1_700_000_000.125,
+            startedAt: 1_700_000_001.5, finishedAt: 1_700_000_002.75, cpuUserSeconds: 0.001, cpuSystemSeconds: 1e-9,
+            peakMemoryBytes: UInt64.max, stdoutBytes: UInt64(Int64.max) + 1, stderrBytes: UInt64.max - 7,
+            cgroup: "/sys/fs/cgroup/cordon/task-1", scratch: "/var/lib/cordon/tasks/1", result: outcome.result)
+        let read = try #require(try store.task(id: id))
+        #expect(read == expected)
+        // String == is canonical equivalence; the bytes must survive too (no normalisation, no NUL cut).
+        #expect(read.argv.map { Array($0.utf8) } == argv.map { Array($0.utf8) })
+        #expect(read.label.map { Array($0.utf8) } == full.label.map { Array($0.utf8) })
+        #expect(read.result.map { Array($0.utf8) } == outcome.result.map { Array($0.utf8) })
+
+        // Nil stays nil: a task finished without any of the optional values, and one never started.
+        let bare = try store.createTask(newTask(argv: []))
+        try store.finish(id: bare, outcome: TaskOutcome(state: .cancelled, reason: "cancelled", finishedAt: 5), events: [])
+        let bareRead = try #require(try store.task(id: bare))
+        #expect(bareRead.label == nil && bareRead.exitCode == nil && bareRead.signal == nil && bareRead.startedAt == nil)
+        #expect(bareRead.cpuUserSeconds == nil && bareRead.cpuSystemSeconds == nil && bareRead.peakMemoryBytes == nil)
+        #expect(bareRead.cgroup == nil && bareRead.scratch == nil && bareRead.result == nil && bareRead.argv == [])
+        #expect(bareRead.state == .cancelled && bareRead.finishedAt == 5 && bareRead.stdoutBytes == 0)
+        let queued = try store.createTask(newTask(label: ""))
+        let queuedRead = try #require(try store.task(id: queued))
+        #expect(queuedRead.state == .queued && queuedRead.label == "" && queuedRead.reason == nil && queuedRead.finishedAt == nil)
+        #expect(try store.task(id: 999_999) == nil)
+
+        // Survives reopening (nothing was only in memory).
+        store.close()
+        let again = try AuditStore(path: dir.database)
+        #expect(try again.task(id: id) == expected)
+    }
+
+    @Test func eventsRoundTripWithDetail() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let task = try store.createTask(newTask(bob, policy: "shell-tool"))
+        let detail = "{\"syscall\":\"unshare\",\"count\":2,\"note\":\"ünïcode \\\"quoted\\\"\\n\",\"raw\":\"\u{0}\"}"
+        let denied = try store.record(NewEvent(kind: "denied", taskID: task, uid: nil, time: 10.5, detail: detail))
+        let start = try store.record(NewEvent(kind: "daemon-start", time: 11, detail: "{}"))
+        let refused = try store.record(NewEvent(kind: "auth-refused", uid: 4321, time: 12, detail: "{\"peer\":\"x\"}"))
+        #expect(denied < start && start < refused)
+        let events = try store.events(EventQuery(kinds: ["denied", "daemon-start", "auth-refused"]))
+        #expect(events == [
+            AuditEvent(id: denied, time: 10.5, kind: "denied", taskID: task, uid: nil, policy: "shell-tool", detail: detail),
+            AuditEvent(id: start, time: 11, kind: "daemon-start", taskID: nil, uid: nil, policy: nil, detail: "{}"),
+            AuditEvent(id: refused, time: 12, kind: "auth-refused", taskID: nil, uid: 4321, policy: nil, detail: "{\"peer\":\"x\"}"),
+        ])
+        #expect(Array(events[0].detail.utf8) == Array(detail.utf8))
+    }
+}
+
+@Suite struct LifecycleTests {
+    @Test func createStartFinishRecordsStateAndEventsInOrder() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let id = try store.createTask(newTask(bob, policy: "installer", at: 100))
+        #expect(try store.task(id: id)?.state == .queued)
+        try store.markStarted(id: id, at: 101, cgroup: "/cg/1", scratch: "/s/1")
+        #expect(try store.task(id: id)?.state == .running)
+        try store.finish(id: id, outcome: TaskOutcome(state: .finished, reason: "timeout", signal: 9, finishedAt: 160), events: [
+            NewEvent(kind: "denied", time: 120, detail: "{\"syscall\":\"mount\"}"),
+            NewEvent(kind: "limit", taskID: id, uid: 5, time: 159, detail: "{\"limit\":\"time\"}"),
+        ])
+        let record = try #require(try store.task(id: id))
+        #expect(record.state == .finished && record.reason == "timeout" && record.signal == 9 && record.exitCode == nil)
+        #expect(record.startedAt == 101 && record.finishedAt == 160)
+
+        let events = try store.events(EventQuery(taskID: id))
+        #expect(events.map(\.kind) == ["submitted", "started", "denied", "limit", "finished"])
+        #expect(events.map(\.time) == [100, 101, 120, 159, 160])
+        #expect(events.allSatisfy { $0.taskID == id && $0.policy == "installer" })
+        // Events the store writes carry the submitter's uid; given ones keep theirs.
+        #expect(events.map(\.uid) == [1001, 1001, nil, 5, 1001])
+        #expect(events.last?.detail == "{\"reason\":\"timeout\",\"signal\":9}")
+        #expect(zip(events, events.dropFirst()).allSatisfy { $0.id < $1.id })
+
+        // Cancelled before start and lost: the end event is named after the state.
+        let cancelled = try store.createTask(newTask(at: 200))
+        try store.finish(id: cancelled, outcome: TaskOutcome(state: .cancelled, reason: "cancelled", finishedAt: 201), events: [])
+        #expect(try store.events(EventQuery(taskID: cancelled)).map(\.kind) == ["submitted", "cancelled"])
+    }
+
+    @Test func refusedWritesLeaveTheStoreAsItWas() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let id = try store.createTask(newTask(at: 1))
+        try store.finish(id: id, outcome: exited(at: 2), events: [])
+        let before = try store.events(EventQuery())
+
+        #expect(auditError { try store.finish(id: id, outcome: exited(1, at: 3), events: [NewEvent(kind: "x", time: 3)]) }?.code == .conflict)
+        #expect(auditError { try store.markStarted(id: id, at: 3, cgroup: nil, scratch: nil) }?.code == .conflict)
+        #expect(auditError { try store.markStarted(id: 12345, at: 3, cgroup: nil, scratch: nil) }?.code == .notFound)
+        #expect(auditError { try store.finish(id: 12345, outcome: exited(at: 3), events: []) }?.code == .notFound)
+        #expect(auditError { try store.record(NewEvent(kind: "denied", taskID: 12345, time: 3)) }?.code == .notFound)
+        let running = TaskOutcome(state: .running, reason: "x", finishedAt: 3)
+        #expect(auditError { try store.finish(id: id, outcome: running, events: []) }?.code == .invalid)
+        #expect(auditError { _ = try store.createTask(newTask(at: .nan)) }?.code == .invalid)
+        #expect(auditError { try store.record(NewEvent(kind: "", time: 1)) }?.code == .invalid)
+        #expect(auditError { try store.record(NewEvent(kind: "x", time: .infinity)) }?.code == .invalid)
+        let conflict = auditError { try store.finish(id: id, outcome: exited(at: 3), events: []) }
+        #expect(conflict?.description == "audit database \(dir.database): finish task \(id): task \(id) is finished, not queued or running")
+
+        // An event naming a missing task fails the whole finish, after its UPDATE already ran:
+        // the task must still be running, with no event of that finish stored.
+        let started = try store.createTask(newTask(at: 5))
+        try store.markStarted(id: started, at: 6, cgroup: nil, scratch: nil)
+        let partial = auditError {
+            try store.finish(id: started, outcome: exited(at: 7), events: [NewEvent(kind: "denied", time: 6.5),
+                                                                           NewEvent(kind: "limit", taskID: 777, time: 6.6)])
+        }
+        #expect(partial?.code == .notFound)
+        #expect(try store.task(id: started)?.state == .running)
+        #expect(try store.events(EventQuery(taskID: started)).map(\.kind) == ["submitted", "started"])
+        try store.finish(id: started, outcome: exited(at: 8), events: [])
+
+        // A refused finish with events stored none of them, and the task kept its outcome.
+        #expect(try store.events(EventQuery(taskID: id)) == before.filter { $0.taskID == id })
+        #expect(try store.task(id: id)?.exitCode == 0)
+        // The store still works.
+        let next = try store.createTask(newTask(at: 4))
+        #expect(next > id)
+    }
+
+    @Test func idsAreUniqueIncreasingAndNotReusedAfterPrune() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        var ids: [Int64] = []
+        for i in 0..<5 {
+            let id = try store.createTask(newTask(at: Double(i)))
+            try store.finish(id: id, outcome: exited(at: Double(i) + 0.5), events: [])
+            ids.append(id)
+        }
+        #expect(ids == ids.sorted() && Set(ids).count == ids.count)
+        let lastEvent = try #require(try store.events(EventQuery()).last?.id)
+        let pruned = try store.prune(olderThan: 1000, maxBytes: nil)
+        #expect(pruned.map(\.id) == ids)
+        #expect(try store.tasks(TaskQuery()).isEmpty && store.events(EventQuery()).isEmpty)
+        // AUTOINCREMENT: the largest id was deleted, yet it is not handed out again, even after reopening.
+        store.close()
+        let reopened = try AuditStore(path: dir.database)
+        let next = try reopened.createTask(newTask(at: 10))
+        #expect(next > ids.last!)
+        #expect(try reopened.events(EventQuery()).allSatisfy { $0.id > lastEvent })
+    }
+}
+
+@Suite(.serialized) struct GroupCommitTests {
+    /// create + start + finish for `perThread` tasks on each of `threads` threads; returns tasks/s.
+    private func run(threads: Int, perThread: Int, store: AuditStore) -> (ids: [Int64], rate: Double, failures: [String]) {
+        let ids = Mutex<[Int64]>([])
+        let failures = Mutex<[String]>([])
+        let clock = ContinuousClock()
+        let started = clock.now
+        onThreads(threads) { t in
+            var mine: [Int64] = []
+            do {
+                for i in 0..<perThread {
+                    let time = Double(t * 100_000 + i)
+                    let id = try store.createTask(newTask(Submitter(uid: UInt32(t), gid: 0, pid: Int32(i), exe: "/t"), at: time))
+                    try store.markStarted(id: id, at: time + 0.1, cgroup: "/cg/\(id)", scratch: "/s/\(id)")
+                    try store.finish(id: id, outcome: exited(at: time + 0.2), events: [])
+                    mine.append(id)
+                }
+            } catch { failures.withLock { $0.append("\(error)") } }
+            ids.withLock { $0 += mine }
+        }
+        let elapsed = clock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return (ids.withLock { $0 }, Double(threads * perThread) / seconds, failures.withLock { $0 })
+    }
+
+    @Test func concurrentWritersAreGroupCommitted() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let single = run(threads: 1, perThread: 200, store: store)
+        #expect(single.failures.isEmpty)
+        let soloStats = store.writerStatistics
+        let (ids, rate, failures) = run(threads: 16, perThread: 200, store: store)
+        #expect(failures.isEmpty, "\(failures.prefix(3))")
+        let stats = store.writerStatistics
+        let commits = stats.commits - soloStats.commits, operations = stats.operations - soloStats.operations
+        print("audit group commit: 1 thread \(Int(single.rate)) tasks/s; 16 threads \(Int(rate)) tasks/s "
+              + "(create+start+finish each, synchronous=FULL); \(operations) writes in \(commits) commits "
+              + "(\(String(Double(operations) / Double(max(1, commits))).prefix(5)) per commit)")
+
+        #expect(ids.count == 16 * 200)
+        #expect(Set(ids + single.ids).count == 17 * 200)
+        #expect(operations == 16 * 200 * 3)
+        // Sixteen threads blocked in fsync leave a queue behind them: fewer commits than writes.
+        #expect(commits < operations)
+        #expect(try store.countsByState()[.finished] == 17 * 200)
+        #expect(try store.events(EventQuery(kinds: ["finished"], limit: 10_000)).count == 17 * 200)
+        for t in [0, 7, 15] {
+            let tasks = try store.tasks(TaskQuery(uid: UInt32(t), limit: 1000))
+            #expect(tasks.count == 200 + (t == 0 ? 200 : 0))
+            #expect(tasks.allSatisfy { $0.state == .finished && $0.cgroup == "/cg/\($0.id)" })
+        }
+    }
+
+    @Test func aRefusedWriteDoesNotFailTheOthersInItsBatch() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let created = Mutex<[Int64]>([])
+        let wrong = Mutex<[String]>([])
+        onThreads(8) { t in
+            for i in 0..<50 {
+                do {
+                    let id = try store.createTask(newTask(at: Double(t * 1000 + i)))
+                    created.withLock { $0.append(id) }
+                } catch { wrong.withLock { $0.append("create: \(error)") } }
+                let refused = auditError { try store.markStarted(id: 1_000_000 + Int64(i), at: 1, cgroup: nil, scratch: nil) }
+                if refused?.code != .notFound { wrong.withLock { $0.append("markStarted: \(String(describing: refused))") } }
+            }
+        }
+        #expect(wrong.withLock { $0 }.isEmpty)
+        #expect(created.withLock { $0.count } == 400)
+        let stats = store.writerStatistics
+        #expect(stats.operations == 800 && stats.commits < stats.operations)
+        #expect(try store.countsByState()[.queued] == 400)
+        #expect(try store.events(EventQuery(limit: 10_000)).count == 400)
+    }
+
+    @Test func readsRunWhileWritesGoOn() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let writersDone = Atomic<Int>(0)
+        let problems = Mutex<[String]>([])
+        let reads = Atomic<Int>(0)
+        onThreads(6) { t in
+            if t < 4 {
+                for i in 0..<100 {
+                    do {
+                        let id = try store.createTask(newTask(at: Double(i)))
+                        try store.finish(id: id, outcome: exited(at: Double(i)), events: [])
+                    } catch { problems.withLock { $0.append("\(error)") } }
+                }
+                writersDone.add(1, ordering: .sequentiallyConsistent)
+                return
+            }
+            // Readers: counts never go down, and a task is never seen half-finished.
+            var last = 0
+            while writersDone.load(ordering: .sequentiallyConsistent) < 4 {
+                do {
+                    let finished = try store.countsByState()[.finished] ?? 0
+                    if finished < last { problems.withLock { $0.append("count went down") } }
+                    last = finished
+                    for task in try store.tasks(TaskQuery(states: [.finished], limit: 5)) where task.finishedAt == nil {
+                        problems.withLock { $0.append("task \(task.id) finished without finishedAt") }
+                    }
+                    reads.add(1, ordering: .relaxed)
+                } catch { problems.withLock { $0.append("\(error)") } }
+            }
+        }
+        #expect(problems.withLock { $0 }.isEmpty)
+        #expect(reads.load(ordering: .relaxed) > 0)
+        #expect(try store.countsByState()[.finished] == 400)
+    }
+
+    @Test func closeCommitsQueuedWritesAndLaterWritesFail() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let accepted = Mutex<[Int64]>([])
+        let unexpected = Mutex<[String]>([])
+        let closer = Mutex(false)
+        onThreads(9) { t in
+            if t == 8 {
+                usleep(50_000)
+                store.close()
+                closer.withLock { $0 = true }
+                return
+            }
+            while true {
+                do {
+                    let id = try store.createTask(newTask(at: Double(t)))
+                    accepted.withLock { $0.append(id) }
+                } catch {
+                    if (error as? AuditError)?.code != .closed { unexpected.withLock { $0.append("\(error)") } }
+                    return
+                }
+            }
+        }
+        #expect(closer.withLock { $0 })
+        #expect(unexpected.withLock { $0 }.isEmpty)
+        let ids = accepted.withLock { $0 }
+        #expect(!ids.isEmpty)
+        let reopened = try AuditStore(path: dir.database)
+        // Every write that returned an id is on disk; nothing else is.
+        #expect(Set(try reopened.tasks(TaskQuery(limit: 1_000_000)).map(\.id)) == Set(ids))
+    }
+}
+
+@Suite struct RecoveryTests {
+    /// Queued 1, running 2 and 3, finished 4, cancelled 5: what a daemon leaves behind when it dies.
+    private func populate(_ store: AuditStore) throws -> (unfinished: [Int64], finished: Int64, cancelled: Int64) {
+        let q = try store.createTask(newTask(at: 1))
+        let r1 = try store.createTask(newTask(bob, at: 2))
+        let r2 = try store.createTask(newTask(at: 3))
+        let f = try store.createTask(newTask(at: 4))
+        let c = try store.createTask(newTask(at: 5))
+        try store.markStarted(id: r1, at: 10, cgroup: "/cg/r1", scratch: "/s/r1")
+        try store.markStarted(id: r2, at: 11, cgroup: "/cg/r2", scratch: "/s/r2")
+        try store.markStarted(id: f, at: 12, cgroup: "/cg/f", scratch: "/s/f")
+        try store.finish(id: f, outcome: exited(at: 13), events: [])
+        try store.finish(id: c, outcome: TaskOutcome(state: .cancelled, reason: "cancelled", finishedAt: 14), events: [])
+        return ([q, r1, r2], f, c)
+    }
+
+    private func checkRecovery(_ store: AuditStore, _ known: (unfinished: [Int64], finished: Int64, cancelled: Int64)) throws {
+        let unfinished = try store.unfinished()
+        #expect(unfinished.map(\.id) == known.unfinished)
+        #expect(unfinished.map(\.state) == [.queued, .running, .running])
+        #expect(unfinished.map(\.cgroup) == [nil, "/cg/r1", "/cg/r2"])
+        #expect(unfinished.map(\.scratch) == [nil, "/s/r1", "/s/r2"])
+        let finishedBefore = try store.task(id: known.finished)
+
+        let changed = try store.markLost(ids: known.unfinished + [known.finished, known.cancelled, 99_999], at: 500)
+        #expect(changed == known.unfinished)
+        #expect(try store.unfinished().isEmpty)
+        for id in known.unfinished {
+            let task = try #require(try store.task(id: id))
+            #expect(task.state == .lost && task.reason == "lost" && task.finishedAt == 500)
+        }
+        #expect(try store.task(id: known.finished) == finishedBefore)
+        #expect(try store.task(id: known.cancelled)?.state == .cancelled)
+        let lost = try store.events(EventQuery(kinds: ["lost"]))
+        #expect(lost.map(\.taskID) == known.unfinished.map(Optional.some))
+        #expect(lost.allSatisfy { $0.time == 500 && $0.detail == "{\"reason\":\"lost\"}" })
+        #expect(lost.map(\.uid) == [1000, 1001, 1000])
+        // Marking them lost again changes nothing and adds no event.
+        #expect(try store.markLost(ids: known.unfinished, at: 600).isEmpty)
+        #expect(try store.events(EventQuery(kinds: ["lost"])).count == 3)
+        #expect(try store.countsByState() == [.queued: 0, .running: 0, .finished: 1, .cancelled: 1, .lost: 3])
+    }
+
+    @Test func unfinishedTasksSurviveCloseAndAreMarkedLost() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let known = try populate(store)
+        store.close()
+        try checkRecovery(try AuditStore(path: dir.database), known)
+    }
+
+    @Test func committedWritesAreVisibleWithoutAClose() throws {
+        // The first store is never closed (as if the daemon died): no checkpoint, the data is
+        // only in the WAL, and a new store on the same file must find it there.
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let crashed = try AuditStore(path: dir.database)
+        let known = try populate(crashed)
+        _ = Unmanaged.passRetained(crashed)
+        #expect(readFile(dir.database + "-wal").count > 0)
+        try checkRecovery(try AuditStore(path: dir.database), known)
+    }
+}
+
+@Suite struct QueryTests {
+    /// t1 alice/default@100 finished, t2 bob/shell@200 running, t3 alice/shell@300 queued, t4 bob/default@400 cancelled.
+    private func populate(_ dir: TempDirectory) throws -> (AuditStore, [Int64]) {
+        let store = try AuditStore(path: dir.database)
+        let t1 = try store.createTask(newTask(alice, policy: "default", at: 100))
+        let t2 = try store.createTask(newTask(bob, policy: "shell", at: 200))
+        let t3 = try store.createTask(newTask(alice, policy: "shell", at: 300))
+        let t4 = try store.createTask(newTask(bob, policy: "default", at: 400))
+        try store.markStarted(id: t1, at: 101, cgroup: nil, scratch: nil)
+        try store.finish(id: t1, outcome: exited(at: 102), events: [NewEvent(kind: "denied", time: 101.5)])
+        try store.markStarted(id: t2, at: 201, cgroup: nil, scratch: nil)
+        try store.record(NewEvent(kind: "egress", taskID: t2, time: 202, detail: "{\"host\":\"pypi.org\"}"))
+        try store.finish(id: t4, outcome: TaskOutcome(state: .cancelled, reason: "cancelled", finishedAt: 401), events: [])
+        try store.record(NewEvent(kind: "daemon-start", time: 50))
+        try store.record(NewEvent(kind: "auth-refused", uid: 1002, time: 450))
+        return (store, [t1, t2, t3, t4])
+    }
+
+    @Test func taskFilters() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let (store, t) = try populate(dir)
+        let ids = { (query: TaskQuery) throws in try store.tasks(query).map(\.id) }
+        #expect(try ids(TaskQuery()) == [t[3], t[2], t[1], t[0]])  // newest first
+        #expect(try ids(TaskQuery(since: 200)) == [t[3], t[2], t[1]])
+        #expect(try ids(TaskQuery(since: 400.5)) == [])
+        #expect(try ids(TaskQuery(uid: 1000)) == [t[2], t[0]])
+        #expect(try ids(TaskQuery(uid: 1001)) == [t[3], t[1]])
+        #expect(try ids(TaskQuery(uid: 4242)) == [])
+        #expect(try ids(TaskQuery(policy: "shell")) == [t[2], t[1]])
+        #expect(try ids(TaskQuery(policy: "she")) == [])
+        #expect(try ids(TaskQuery(id: t[1])) == [t[1]])
+        #expect(try ids(TaskQuery(id: 999)) == [])
+        #expect(try ids(TaskQuery(states: [.running, .queued])) == [t[2], t[1]])
+        #expect(try ids(TaskQuery(states: [.finished])) == [t[0]])
+        #expect(try ids(TaskQuery(states: [.lost])) == [])
+        #expect(try ids(TaskQuery(states: [])) == [])
+        #expect(try ids(TaskQuery(limit: 2)) == [t[3], t[2]])
+        #expect(try ids(TaskQuery(limit: 0)) == [])
+        #expect(try ids(TaskQuery(limit: -1)) == [])
+        #expect(try ids(TaskQuery(since: 150, uid: 1001, policy: "default", states: [.cancelled])) == [t[3]])
+        #expect(try ids(TaskQuery(since: 150, uid: 1000, policy: "default")) == [])
+        // A policy name that looks like SQL is just a value.
+        #expect(try ids(TaskQuery(policy: "x' OR '1'='1")) == [])
+        #expect(try store.unfinished().map(\.id) == [t[1], t[2]])
+        #expect(try store.countsByState() == [.queued: 1, .running: 1, .finished: 1, .cancelled: 1, .lost: 0])
+    }
+
+    @Test func eventFilters() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let (store, t) = try populate(dir)
+        let kinds = { (query: EventQuery) throws in try store.events(query).map(\.kind) }
+        let all = try store.events(EventQuery())
+        #expect(all.map(\.kind) == ["submitted", "submitted", "submitted", "submitted", "started", "denied", "finished",
+                                    "started", "egress", "cancelled", "daemon-start", "auth-refused"])  // recorded order
+        #expect(try kinds(EventQuery(since: 400)) == ["submitted", "cancelled", "auth-refused"])
+        #expect(try kinds(EventQuery(since: 1000)) == [])
+        #expect(try kinds(EventQuery(taskID: t[0])) == ["submitted", "started", "denied", "finished"])
+        #expect(try kinds(EventQuery(taskID: 999)) == [])
+        #expect(try kinds(EventQuery(kinds: ["egress", "auth-refused"])) == ["egress", "auth-refused"])
+        #expect(try kinds(EventQuery(kinds: ["nothing"])) == [])
+        #expect(try kinds(EventQuery(kinds: [])) == [])
+        // uid: the event's own, or through its task's submitter (denied and egress carry no uid).
+        #expect(try store.events(EventQuery(uid: 1000)).allSatisfy { [t[0], t[2]].contains($0.taskID ?? -1) })
+        #expect(try kinds(EventQuery(uid: 1000, kinds: ["denied"])) == ["denied"])
+        #expect(try kinds(EventQuery(uid: 1001, kinds: ["denied"])) == [])
+        #expect(try kinds(EventQuery(uid: 1001, kinds: ["egress"])) == ["egress"])
+        #expect(try kinds(EventQuery(uid: 1002)) == ["auth-refused"])
+        #expect(try kinds(EventQuery(uid: 7)) == [])
+        // policy: through the task only.
+        #expect(try kinds(EventQuery(policy: "shell")) == ["submitted", "submitted", "started", "egress"])
+        #expect(try store.events(EventQuery(policy: "shell")).allSatisfy { $0.policy == "shell" })
+        #expect(try kinds(EventQuery(policy: "nope")) == [])
+        #expect(try kinds(EventQuery(limit: 2)) == ["submitted", "submitted"])
+        #expect(try kinds(EventQuery(limit: 0)) == [])
+        #expect(try kinds(EventQuery(afterID: all[9].id)) == ["daemon-start", "auth-refused"])
+        #expect(try kinds(EventQuery(afterID: all.last!.id)) == [])
+        #expect(try kinds(EventQuery(since: 100, uid: 1000, policy: "default", taskID: t[0], kinds: ["finished", "egress"])) == ["finished"])
+    }
+}
+
+@Suite struct RetentionTests {
+    @Test func pruneByAgeKeepsUnfinishedTasksAndRecentEvents() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let old = try store.createTask(newTask(at: 10))
+        try store.markStarted(id: old, at: 11, cgroup: "/cg/old", scratch: "/scratch/old")
+        try store.finish(id: old, outcome: exited(at: 100), events: [NewEvent(kind: "denied", time: 50)])
+        let oldLost = try store.createTask(newTask(at: 12))
+        try store.markLost(ids: [oldLost], at: 90)
+        let recent = try store.createTask(newTask(at: 20))
+        try store.markStarted(id: recent, at: 21, cgroup: nil, scratch: "/scratch/recent")
+        try store.finish(id: recent, outcome: exited(at: 300), events: [])
+        let running = try store.createTask(newTask(at: 1))
+        try store.markStarted(id: running, at: 2, cgroup: nil, scratch: "/scratch/running")
+        let queued = try store.createTask(newTask(at: 0))
+        try store.record(NewEvent(kind: "daemon-start", time: 5))
+        try store.record(NewEvent(kind: "daemon-stop", time: 500))
+
+        let pruned = try store.prune(olderThan: 200, maxBytes: nil)
+        #expect(pruned.map(\.id) == [old, oldLost])
+        #expect(pruned.map(\.scratch) == ["/scratch/old", nil])
+        #expect(try store.tasks(TaskQuery()).map(\.id).sorted() == [recent, running, queued])
+        #expect(try store.events(EventQuery(taskID: old)).isEmpty)
+        #expect(try store.events(EventQuery(kinds: ["daemon-start", "daemon-stop"])).map(\.kind) == ["daemon-stop"])
+        // Nothing more is old enough; a prune with neither limit deletes nothing.
+        #expect(try store.prune(olderThan: 200, maxBytes: nil).isEmpty)
+        #expect(try store.prune(olderThan: nil, maxBytes: nil).isEmpty)
+        #expect(try store.unfinished().map(\.id) == [running, queued])
+    }
+
+    @Test func pruneBySizeShrinksTheFileOldestFirst() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let blob = "{\"stdout\":\"" + String(repeating: "x", count: 4000) + "\"}"
+        let running = try store.createTask(newTask(at: 0, argv: [blob]))
+        try store.markStarted(id: running, at: 0, cgroup: nil, scratch: "/scratch/running")
+        let queued = try store.createTask(newTask(at: 0, argv: [blob]))
+        var finished: [Int64] = []
+        for i in 0..<400 {
+            let id = try store.createTask(newTask(at: Double(i)))
+            try store.markStarted(id: id, at: Double(i), cgroup: nil, scratch: "/scratch/\(id)")
+            // Finish order differs from id order: size pruning goes by finishedAt.
+            try store.finish(id: id, outcome: exited(at: Double(1000 - i), result: blob), events: [])
+            finished.append(id)
+        }
+        let before = store.fileBytes
+        #expect(before > 1_600_000)
+        let maxBytes: Int64 = 400_000
+        let pruned = try store.prune(olderThan: nil, maxBytes: maxBytes)
+        let after = store.fileBytes
+        print("audit prune by size: \(before) → \(after) bytes (limit \(maxBytes)), \(pruned.count) tasks removed")
+        #expect(after <= maxBytes)
+        #expect(after < before / 3)
+        // The ones that finished first (the last created) went; the survivors are the newest finishers.
+        let kept = Set(try store.tasks(TaskQuery(states: [.finished], limit: 1000)).map(\.id))
+        #expect(!kept.isEmpty && kept.count + pruned.count == finished.count)
+        #expect(pruned.map(\.id) == Array(finished.reversed().prefix(pruned.count)))
+        #expect(pruned.allSatisfy { $0.scratch == "/scratch/\($0.id)" })
+        #expect(try store.unfinished().map(\.id) == [running, queued])
+
+        // A limit below the unfinished tasks alone deletes every ended task and stops.
+        let rest = try store.prune(olderThan: nil, maxBytes: 1)
+        #expect(rest.count == kept.count)
+        #expect(try store.tasks(TaskQuery()).map(\.id) == [queued, running])
+    }
+}
+
+@Suite struct ErrorTests {
+    @Test func missingOrUnusableDirectory() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let missing = dir.path + "/no/such/dir/audit.db"
+        let error = auditError { _ = try AuditStore(path: missing) }
+        #expect(error?.code == .storage)
+        #expect(error?.description == "audit database \(missing): create: No such file or directory")
+
+        writeFile(dir.path + "/plain", [1, 2, 3])
+        let underFile = dir.path + "/plain/audit.db"
+        let notDir = auditError { _ = try AuditStore(path: underFile) }
+        #expect(notDir?.description == "audit database \(underFile): create: Not a directory")
+
+        if getuid() != 0 {
+            let readOnly = dir.path + "/ro"
+            mkdir(readOnly, 0o500)
+            let denied = auditError { _ = try AuditStore(path: readOnly + "/audit.db") }
+            #expect(denied?.description.contains("Permission denied") == true)
+        }
+    }
+
+    @Test func aFileThatIsNotSQLiteIsRefusedAndLeftAlone() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let bytes = Array("this is not a database, just some text that happens to be long enough to read a header\n".utf8)
+            + [UInt8](repeating: 0xAB, count: 8192)
+        writeFile(dir.database, bytes)
+        let error = auditError { _ = try AuditStore(path: dir.database) }
+        #expect(error?.code == .incompatible)
+        #expect(error?.description.hasPrefix("audit database \(dir.database): ") == true)
+        #expect(error?.description.contains("not a database") == true)
+        #expect(readFile(dir.database) == bytes)
+    }
+
+    @Test func aNewerSchemaIsRefusedAndLeftAlone() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        try AuditStore(path: dir.database).close()
+        try SQLiteDatabase(path: dir.database).execute("PRAGMA user_version = 99")
+        let before = readFile(dir.database)
+        let error = auditError { _ = try AuditStore(path: dir.database) }
+        #expect(error?.code == .incompatible)
+        #expect(error?.description == "audit database \(dir.database): read schema version: schema version 99 is newer than this cordond understands (1); refusing to open it")
+        #expect(readFile(dir.database) == before)
+    }
+
+    @Test func anotherSQLiteDatabaseIsRefused() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        try SQLiteDatabase(path: dir.database).execute("CREATE TABLE records (id TEXT)")
+        let error = auditError { _ = try AuditStore(path: dir.database) }
+        #expect(error?.code == .incompatible)
+        #expect(error?.description.contains("not an audit database") == true)
+    }
+
+    @Test func aSymlinkIsRefused() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        try AuditStore(path: dir.database).close()
+        let link = dir.path + "/link.db"
+        symlink(dir.database, link)
+        let error = auditError { _ = try AuditStore(path: link) }
+        #expect(error?.code == .storage)
+        #expect(error?.description.hasPrefix("audit database \(link): ") == true)
+    }
+
+    @Test func writesAndReadsAfterCloseFail() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let id = try store.createTask(newTask())
+        store.close()
+        store.close()
+        let create = auditError { _ = try store.createTask(newTask()) }
+        #expect(create?.code == .closed)
+        #expect(create?.description == "audit database \(dir.database): create task: the store is closed")
+        #expect(auditError { try store.markStarted(id: id, at: 1, cgroup: nil, scratch: nil) }?.code == .closed)
+        #expect(auditError { try store.record(NewEvent(kind: "x", time: 1)) }?.code == .closed)
+        #expect(auditError { _ = try store.prune(olderThan: 1, maxBytes: nil) }?.code == .closed)
+        #expect(auditError { _ = try store.task(id: id) }?.code == .closed)
+        #expect(auditError { _ = try store.events(EventQuery()) }?.code == .closed)
+    }
+
+    @Test func theFileIsPrivate() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        _ = try store.createTask(newTask())
+        for file in [dir.database, dir.database + "-wal"] {
+            var info = stat()
+            #expect(stat(file, &info) == 0)
+            #expect(info.st_mode & 0o777 == 0o600, "\(file)")
+        }
+    }
+}
