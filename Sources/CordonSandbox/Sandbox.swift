@@ -2,6 +2,7 @@ import CLinux
 import CordonPolicy
 import CordonSystem
 import CSpawn
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +26,50 @@ public struct SandboxIO: Sendable {
     public var stderr: Int32 = 2
     /// Give the workload a pseudo-terminal (stdin must be a terminal).
     public var tty = false
+    /// Forward SIGINT, SIGTERM, SIGHUP, … sent to this process to the workload (`cordon run`).
+    /// A daemon running many sandboxes keeps its signals for itself.
+    public var relaySignals = true
     public init() {}
+}
+
+/// A handle on one sandbox from other threads: cancel it, and learn when its workload starts.
+public final class SandboxControl: Sendable {
+    /// Readable once `cancel()` was called; the supervisor polls it.
+    let wakeFD: Int32
+    private let signalFD: Int32
+    private let started = Mutex<(@Sendable (_ pid: Int32, _ cgroup: [String]) -> Void)?>(nil)
+
+    public init() throws(SystemError) {
+        var fds: [Int32] = [-1, -1]
+        guard cl_pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { throw SystemError("pipe", path: "sandbox control", errno: errno) }
+        wakeFD = fds[0]
+        signalFD = fds[1]
+    }
+
+    /// `body` runs on the sandbox's thread once the child is released, with init's host pid
+    /// and the cgroup directories the sandbox runs in.
+    public func onStart(_ body: @escaping @Sendable (_ pid: Int32, _ cgroup: [String]) -> Void) {
+        started.withLock { $0 = body }
+    }
+
+    /// Kills the sandbox's whole cgroup (reason `cancelled`), or keeps it from starting.
+    /// Safe to call from any thread, any number of times.
+    public func cancel() {
+        var one: UInt8 = 1
+        _ = write(signalFD, &one, 1)
+    }
+
+    public var isCancelled: Bool {
+        var pfd = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+        return poll(&pfd, 1, 0) == 1
+    }
+
+    func didStart(pid: Int32, cgroup: [String]) { started.withLock { $0 }?(pid, cgroup) }
+
+    deinit {
+        close(wakeFD)
+        close(signalFD)
+    }
 }
 
 /// Runs one workload in a fresh sandbox and reports how it ended. Blocking; one sandbox per call.
@@ -36,11 +80,12 @@ public struct SandboxIO: Sendable {
 /// enforce the wall clock, output cap and cgroup events until init exits.
 public enum Sandbox {
     public static func run(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO,
-                           wallTime: Double?) -> SandboxResult {
+                           wallTime: Double?, control: SandboxControl? = nil) -> SandboxResult {
         // A write to a stream whose reader is gone must fail with EPIPE, not kill the supervisor.
         // (Process-wide; the child resets every disposition before the workload runs.)
         signal(SIGPIPE, SIG_IGN)
-        var run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds)
+        var run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds,
+                      control: control)
         return run.execute()
     }
 }
@@ -60,15 +105,18 @@ private struct Run {
     let environment: SandboxEnvironment
     let io: SandboxIO
     let wallTime: Double?
+    let control: SandboxControl?
 
     var start = Clock.now
 
-    init(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO, wallTime: Double?) {
+    init(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO, wallTime: Double?,
+         control: SandboxControl?) {
         self.plan = plan
         self.argv = argv
         self.environment = environment
         self.io = io
         self.wallTime = wallTime
+        self.control = control
     }
 
     func failure(_ step: String, _ err: Int32, _ message: String) -> SandboxResult {
@@ -87,6 +135,7 @@ private struct Run {
 
     mutating func execute() -> SandboxResult {
         start = Clock.now
+        if control?.isCancelled == true { return emptyResult(reason: .cancelled) }
         // 1. A host uid/gid range of our own.
         let range: UIDRange
         do { range = try UIDRange.claim() }
@@ -308,6 +357,7 @@ private struct Run {
         var go: UInt8 = 1
         // The write end stays open until we return: the child's lifeline (see CSpawn).
         if write(sync[1], &go, 1) != 1 { return abort("release", SystemError("write", path: "sync pipe", errno: errno)) }
+        control?.didStart(pid: pid, cgroup: cgroup.directories)
 
         // 9. Read the report channel until the workload has exec'd (EOF: every copy of the
         // child's end is closed by execve or by init) — or a step failed.
@@ -327,7 +377,7 @@ private struct Run {
         var supervisor = Supervisor(pidfd: pidfd, listener: listener, stdout: io.tty ? ptyMaster : out[0],
                                     stderr: io.tty ? -1 : err[0], stdinSource: io.tty || relayStdin ? io.stdin : -1,
                                     stdinSink: io.tty ? ptyMaster : input[1], io: io, plan: plan, cgroup: cgroup,
-                                    wallTime: wallTime, start: start)
+                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1)
         // These belong to the supervisor now, which closes them.
         let handedOver = io.tty ? [ptyMaster] : [out[0], err[0], input[1]]
         fdsToClose.removeAll { handedOver.contains($0) }
@@ -486,6 +536,8 @@ private struct Supervisor {
     let cgroup: Cgroup
     let wallTime: Double?
     let start: Clock.Instant
+    /// Readable when the sandbox is cancelled (-1: it cannot be).
+    let cancelFD: Int32
 
     var stdoutBytes: UInt64 = 0
     var stderrBytes: UInt64 = 0
@@ -497,7 +549,7 @@ private struct Supervisor {
     var exited = false
 
     init(pidfd: Int32, listener: Int32, stdout: Int32, stderr: Int32, stdinSource: Int32, stdinSink: Int32,
-         io: SandboxIO, plan: SpawnPlan, cgroup: Cgroup, wallTime: Double?, start: Clock.Instant) {
+         io: SandboxIO, plan: SpawnPlan, cgroup: Cgroup, wallTime: Double?, start: Clock.Instant, cancelFD: Int32) {
         self.pidfd = pidfd
         self.listener = listener
         self.stdout = stdout
@@ -509,6 +561,7 @@ private struct Supervisor {
         self.cgroup = cgroup
         self.wallTime = wallTime
         self.start = start
+        self.cancelFD = cancelFD
     }
 
     mutating func kill(_ reason: TerminationReason) {
@@ -520,7 +573,7 @@ private struct Supervisor {
     mutating func loop() {
         let watchCgroup = plan.cgroupLimits.pids != nil || plan.cgroupLimits.memoryBytes != nil
         var nextCgroupCheck = Clock.since(start) + 0.05
-        let signals = SignalRelay()
+        let signals = SignalRelay(io.relaySignals ? SignalRelay.relayed : [])
         var terminalMode = TerminalMode(fd: io.tty ? io.stdin : -1)
         defer { terminalMode.restore() }
         // Our own pipe into the sandbox never blocks us: a workload that does not read its
@@ -538,6 +591,7 @@ private struct Supervisor {
                 pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: killedFor == nil ? cancelFD : -1, events: Int16(POLLIN), revents: 0),
             ]
             for relay in [out, err, input] {
                 fds.append(pollfd(fd: relay.pending.isEmpty ? relay.source : -1, events: Int16(POLLIN), revents: 0))
@@ -575,17 +629,18 @@ private struct Supervisor {
                     _ = cl_pidfd_send_signal(pidfd, sig)  // init forwards it to the workload
                 }
             }
-            if fds[3].revents != 0 {
+            if fds[3].revents != 0 { kill(.cancelled) }
+            if fds[4].revents != 0 {
                 readOutput(&out, isStdout: true)
                 if io.tty && out.source < 0 { input.closeSink() }  // the pty master is gone
             }
-            if fds[4].revents != 0 { out.writeSome() }
-            if fds[5].revents != 0 { readOutput(&err, isStdout: false) }
-            if fds[6].revents != 0 { err.writeSome() }
-            if fds[7].revents != 0 {
+            if fds[5].revents != 0 { out.writeSome() }
+            if fds[6].revents != 0 { readOutput(&err, isStdout: false) }
+            if fds[7].revents != 0 { err.writeSome() }
+            if fds[8].revents != 0 {
                 if input.read() == 0 && !io.tty { input.closeSink() }  // EOF: the workload sees it
             }
-            if fds[8].revents != 0 { input.writeSome() }
+            if fds[9].revents != 0 { input.writeSome() }
         }
 
         // Init is gone and everything in the sandbox with it, so the pipes reach EOF at once.
@@ -737,9 +792,10 @@ private final class SignalRelay {
     let fd: Int32
     var old = sigset_t()
 
-    init() {
+    init(_ signals: [Int32]) {
         var previous = sigset_t()
-        fd = Self.relayed.withUnsafeBufferPointer { cl_signalfd_for($0.baseAddress, Int32($0.count), &previous) }
+        fd = signals.isEmpty ? -1 : signals.withUnsafeBufferPointer { cl_signalfd_for($0.baseAddress, Int32($0.count), &previous) }
+        if signals.isEmpty { pthread_sigmask(SIG_SETMASK, nil, &previous) }
         old = previous
     }
 

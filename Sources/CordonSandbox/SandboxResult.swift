@@ -70,6 +70,14 @@ public struct SandboxResult: Codable, Sendable {
     public var policyHash: String
     public var layers: AppliedLayers?
 
+    /// The record of a sandbox that could not be set up (the workload never ran).
+    public static func setupFailed(step: String, errno: Int32, message: String, policy: String, policyHash: String) -> SandboxResult {
+        SandboxResult(reason: .setupFailed, exitCode: nil, signal: nil, signalName: nil,
+                      setupFailure: SetupFailure(step: step, errno: errno, message: message), wallTimeSeconds: 0,
+                      cpuUserSeconds: nil, cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0,
+                      denied: [], policy: policy, policyHash: policyHash, layers: nil)
+    }
+
     /// The status a shell would see: the command's exit code, 128+N for signal N, 125 for a
     /// failed setup (126/127 when the command cannot be executed or found).
     public var exitStatus: Int32 {

@@ -97,6 +97,28 @@ public struct CgroupHierarchy: Sendable {
         return Cgroup(version: version, directories: dirs, controllersByDirectory: controllersByDir)
     }
 
+    /// The sandbox cgroups (`s<slot>`) that exist under Cordon's parent, by slot.
+    public func sandboxSlots() -> [Int] {
+        var slots = Set<Int>()
+        for (_, parent) in parents {
+            for name in FileSystem.listDirectory(parent) where name.hasPrefix("s") {
+                if let n = Int(name.dropFirst()), "s\(n)" == name { slots.insert(n) }
+            }
+        }
+        return slots.sorted()
+    }
+
+    /// The existing cgroup `name`, without creating or changing it.
+    public func existing(name: String) -> Cgroup {
+        var dirs: [String] = []
+        var controllersByDir: [String: Set<String>] = [:]
+        for (controllers, parent) in parents where FileSystem.exists("\(parent)/\(name)") {
+            dirs.append("\(parent)/\(name)")
+            controllersByDir["\(parent)/\(name)"] = controllers
+        }
+        return Cgroup(version: version, directories: dirs, controllersByDirectory: controllersByDir)
+    }
+
     static func writeLimits(_ limits: CgroupLimits, version: CgroupVersion, controllers: Set<String>, dir: String) throws(SystemError) {
         switch version {
         case .v2:

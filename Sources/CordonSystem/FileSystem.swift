@@ -149,13 +149,7 @@ public enum FileSystem {
         var out: [String] = []
         var pending = [directory]
         while let dir = pending.popLast() {
-            guard let handle = opendir(dir) else { throw SystemError("opendir", path: dir, errno: Glibc.errno) }
-            defer { closedir(handle) }
-            while let entry = readdir(handle) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if name == "." || name == ".." { continue }
+            for name in try entries(dir) {
                 let path = dir.hasSuffix("/") ? dir + name : "\(dir)/\(name)"
                 switch kind(path) {
                 case .directory: pending.append(path)
@@ -165,6 +159,38 @@ public enum FileSystem {
             }
         }
         return out.sorted()
+    }
+
+    /// The names in `directory` (without "." and ".."), unsorted.
+    static func entries(_ directory: String) throws(SystemError) -> [String] {
+        guard let handle = opendir(directory) else { throw SystemError("opendir", path: directory, errno: Glibc.errno) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The names in `directory`, sorted; empty when it cannot be read.
+    public static func listDirectory(_ directory: String) -> [String] {
+        ((try? entries(directory)) ?? []).sorted()
+    }
+
+    /// Removes `path` and, if it is a directory, everything below it. Symlinks are removed, never
+    /// followed. A missing path is fine.
+    public static func removeTree(_ path: String) throws(SystemError) {
+        switch kind(path) {
+        case .missing: return
+        case .directory:
+            for name in try entries(path) { try removeTree("\(path)/\(name)") }
+            if rmdir(path) != 0 && Glibc.errno != ENOENT { throw SystemError("rmdir", path: path, errno: Glibc.errno) }
+        default:
+            if unlink(path) != 0 && Glibc.errno != ENOENT { throw SystemError("unlink", path: path, errno: Glibc.errno) }
+        }
     }
 
     /// The path with every symlink resolved. The corresponding C function is `realpath`.

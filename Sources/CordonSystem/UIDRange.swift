@@ -43,5 +43,17 @@ public final class UIDRange: Sendable {
         throw SystemError("claim a uid range (all \(slots) in use)", path: directory, errno: EAGAIN)
     }
 
+    /// Claims `slot` if nobody holds it (a supervisor's sandbox or its cleanup guardian), for
+    /// cleaning up after a supervisor that died: while the claim is held, nobody else can start
+    /// a sandbox in that slot.
+    public static func tryClaim(slot: Int, in directory: String = lockDirectory) -> UIDRange? {
+        guard slot >= 0, slot < slots, FileSystem.isRootOwnedPrivate(directory, directory: true) else { return nil }
+        let fd = open("\(directory)/\(slot)", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return UIDRange(slot: slot, lockFD: fd) }
+        close(fd)
+        return nil
+    }
+
     deinit { close(lockFD) }
 }
