@@ -15,9 +15,11 @@ let package = Package(
     products: [
         .executable(name: "cordon", targets: ["cordon"]),
         .executable(name: "cordon-scan", targets: ["cordon-scan"]),
+        .executable(name: "cordond", targets: ["cordond"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         systemLibrary("CSeccomp", "libseccomp", "libseccomp-dev"),
@@ -70,15 +72,23 @@ let package = Package(
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
+        .target(name: "CordonDaemon", dependencies: [
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CLinux",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The wire protocol both sides share: framing, JSON values, error codes, a client.
+        .target(name: "CordonRPC", dependencies: ["CLinux"]),
+        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox"]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
         // The scanner and the vulnerability database: a binary of its own (see ScanTool.swift).
         .target(name: "CordonScanCLI", dependencies: [
-            "CordonCLI", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonSandbox",
+            "CordonCLI", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonSandbox", "CordonRPC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
@@ -99,6 +109,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
+        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem",
         ], exclude: ["egress_servers.py"]),

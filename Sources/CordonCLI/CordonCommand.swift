@@ -1,3 +1,4 @@
+import CordonRPC
 import ArgumentParser
 import CordonPolicy
 import CordonSandbox
@@ -7,15 +8,15 @@ import FoundationEssentials
 import Glibc
 #endif
 
-public let cordonVersion = "0.1.0"
 
-/// `cordon`: run commands in sandboxes, and (later) talk to cordond, check policies, scan packages.
+/// `cordon`: run commands in sandboxes, talk to cordond, check policies, scan packages.
 public struct CordonCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "cordon",
         abstract: "Run commands and AI-agent tools in policy-enforced Linux sandboxes.",
         version: cordonVersion,
-        subcommands: [RunCommand.self, PolicyCommand.self, ScanForward.self, DBForward.self, VersionCommand.self]
+        subcommands: [RunCommand.self, SubmitCommand.self, TasksCommand.self, LogsCommand.self, CancelCommand.self, StatusCommand.self,
+                      AuditCommand.self, MetricsCommand.self, PolicyCommand.self, ScanForward.self, DBForward.self, VersionCommand.self]
     )
     public init() {}
 

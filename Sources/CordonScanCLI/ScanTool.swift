@@ -1,3 +1,4 @@
+import CordonRPC
 import ArgumentParser
 import CordonCLI
 

@@ -1,0 +1,288 @@
+import ArgumentParser
+import CordonPolicy
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The options every command that talks to cordond takes.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .customLong("socket"), help: "cordond's socket (default: $CORDON_SOCKET or /run/cordon/cordon.sock).")
+    var socket: String?
+
+    @Flag(name: .customLong("json"), help: "Print the daemon's answer as JSON.")
+    var json = false
+
+    var socketPath: String {
+        if let socket { return socket }
+        if let env = getenv("CORDON_SOCKET"), env.pointee != 0 { return String(cString: env) }
+        return RPCClient.defaultSocket
+    }
+
+    /// Calls `method`; connection and daemon errors become a message and exit status 1
+    /// (a refusal 77, as sysexits' EX_NOPERM).
+    func call(_ method: String, _ params: JSON = .object([]), onNotification: ((String, JSON) -> Void)? = nil) throws -> JSON {
+        do {
+            let client = try RPCClient(socketPath: socketPath)
+            return try client.call(method, params, onNotification: onNotification)
+        } catch let error as RPCError {
+            printError("cordon: \(method): \(error.message)")
+            throw ExitCode(error.code == RPCCode.unauthorized ? 77 : 1)
+        } catch {
+            printError("cordon: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func printJSON(_ value: JSON) { FileDescriptorIO.writeAll(1, value.text + "\n") }
+}
+
+/// Output chunks of `task.output` notifications, written to our stdout/stderr.
+func writeOutput(_ params: JSON) {
+    guard let data = params["data"]?.stringValue, let bytes = Data(base64Encoded: data) else { return }
+    let fd: Int32 = params["stream"]?.stringValue == "stderr" ? 2 : 1
+    Array(bytes).withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress!, $0.count) }
+}
+
+/// The status a shell would see for a task record: its exit code, 128+N for signal N, 125
+/// when it did not run to an exit (setup failure, cancelled, lost).
+func exitStatus(_ task: JSON) -> Int32 {
+    if let code = task["exitCode"]?.intValue { return Int32(clamping: code) }
+    if let sig = task["signal"]?.intValue { return 128 + Int32(clamping: sig) }
+    if let status = task["result"]?["setupFailure"]?["step"]?.stringValue, status == "execve" {
+        return task["result"]?["setupFailure"]?["errno"]?.intValue == 2 ? 127 : 126
+    }
+    return 125
+}
+
+struct SubmitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit", abstract: "Submit a task to cordond.",
+        discussion: """
+        Without --wait, prints the task id. With --wait, waits for the task, writes its output to
+        stdout and stderr, and exits with its status (125 when it did not run to an exit).
+        """)
+
+    @OptionGroup var client: ClientOptions
+    @Option(name: .customLong("policy"), help: "Policy name (default: the daemon's default policy).") var policy: String?
+    @Flag(name: .customLong("wait"), help: "Wait for the task and print its output.") var wait = false
+    @Option(name: .customLong("label"), help: "A label recorded with the task.") var label: String?
+    @Option(name: .customLong("timeout"), help: "Wall-clock limit (e.g. 30s); may only tighten the policy's.") var timeout: String?
+    @Option(name: .customLong("memory"), help: "Memory limit (e.g. 256MiB); may only tighten the policy's.") var memory: String?
+    @Option(name: .customLong("env"), help: "NAME=VALUE for the task (the policy decides which names pass).") var env: [String] = []
+    @Option(name: .customLong("stdin"), help: "A file whose contents are the task's stdin ('-': this process's stdin).") var stdin: String?
+    @Argument(parsing: .postTerminator, help: "The command and its arguments.") var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("missing COMMAND: cordon submit [OPTIONS] -- COMMAND [ARGS...]") }
+        if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true { throw ValidationError("--timeout: bad duration \"\(timeout)\"") }
+        if let memory, Units.parseSize(memory) == nil { throw ValidationError("--memory: bad size \"\(memory)\"") }
+        for e in env where !e.contains("=") || e.hasPrefix("=") { throw ValidationError("--env: expected NAME=VALUE, found \"\(e)\"") }
+    }
+
+    func run() throws {
+        var params: [(String, JSON)] = [("argv", .array(command.map { .string($0) }))]
+        if let policy { params.append(("policy", .string(policy))) }
+        if let label { params.append(("label", .string(label))) }
+        var limits: [(String, JSON)] = []
+        if let timeout, let d = Units.parseDuration(timeout) { limits.append(("wallTime", .double(d))) }
+        if let memory, let n = Units.parseSize(memory) { limits.append(("memory", .int(Int64(clamping: n)))) }
+        if !limits.isEmpty { params.append(("limits", .object(limits))) }
+        if !env.isEmpty {
+            params.append(("env", .object(env.map { e in
+                let eq = e.firstIndex(of: "=")!
+                return (String(e[..<eq]), .string(String(e[e.index(after: eq)...])))
+            })))
+        }
+        if let stdin {
+            let bytes: [UInt8]
+            do { bytes = stdin == "-" ? try readAll(0) : try FileSystem.read(stdin, limit: 1 << 20) } catch {
+                printError("cordon: --stdin: \(error)")
+                throw ExitCode(2)
+            }
+            params.append(("stdinBase64", .string(Data(bytes).base64EncodedString())))
+        }
+        if wait { params.append(("wait", .bool(true))) }
+        let task = try client.call("task.submit", .object(params))
+        if client.json {
+            client.printJSON(task)
+        } else if !wait {
+            FileDescriptorIO.writeAll(1, "\(task["id"]?.intValue ?? 0)\n")
+            return
+        } else if let id = task["id"] {
+            _ = try client.call("task.logs", .object([("id", id)]), onNotification: { _, p in writeOutput(p) })
+        }
+        if wait {
+            let status = exitStatus(task)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    private func readAll(_ fd: Int32) throws(SystemError) -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SystemError("read", path: "stdin", errno: errno) }
+            if n == 0 { return out }
+            out += buffer[0..<n]
+            if out.count > 1 << 20 { throw SystemError("read (more than 1 MiB)", path: "stdin", errno: EFBIG) }
+        }
+    }
+}
+
+struct TasksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List your tasks (admins: --all for everyone's).")
+    @OptionGroup var client: ClientOptions
+    @Flag(name: .customLong("all"), help: "Every user's tasks (cordond admins).") var all = false
+    @Option(name: .customLong("state"), help: "Only tasks in this state (queued, running, finished, cancelled, lost).") var state: [String] = []
+    @Option(name: .customLong("limit"), help: "At most this many, newest first.") var limit = 50
+
+    func run() throws {
+        var params: [(String, JSON)] = [("limit", .int(Int64(limit)))]
+        if all { params.append(("all", .bool(true))) }
+        if !state.isEmpty { params.append(("states", .array(state.map { .string($0) }))) }
+        let list = try client.call("task.list", .object(params))
+        if client.json { return client.printJSON(list) }
+        var rows = [["ID", "STATE", "REASON", "EXIT", "POLICY", "UID", "SUBMITTED", "COMMAND"]]
+        for t in list.arrayValue ?? [] {
+            let exit = t["exitCode"]?.intValue.map { "\($0)" } ?? t["signal"]?.intValue.map { "sig\($0)" } ?? "-"
+            let argv = (t["argv"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: " ")
+            rows.append(["\(t["id"]?.intValue ?? 0)", t["state"]?.stringValue ?? "?", t["reason"]?.stringValue ?? "-", exit,
+                         t["policy"]?.stringValue ?? "?", "\(t["submitter"]?["uid"]?.intValue ?? 0)",
+                         t["submittedAt"]?.stringValue ?? "", argv.count > 60 ? String(argv.prefix(57)) + "..." : argv])
+        }
+        printTable(rows)
+    }
+}
+
+func printTable(_ rows: [[String]]) {
+    guard let first = rows.first else { return }
+    var widths = first.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+    var out = ""
+    for row in rows {
+        for (i, cell) in row.enumerated() {
+            out += i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count + 2)
+        }
+        out += "\n"
+    }
+    FileDescriptorIO.writeAll(1, out)
+}
+
+struct LogsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a task's output (stdout to stdout, stderr to stderr).")
+    @OptionGroup var client: ClientOptions
+    @Flag(name: [.customShort("f"), .customLong("follow")], help: "Keep printing until the task ends.") var follow = false
+    @Option(name: .customLong("stream"), help: "stdout, stderr or both.") var stream = "both"
+    @Argument(help: "The task id.") var id: Int64
+
+    func run() throws {
+        let params: JSON = .object([("id", .int(id)), ("follow", .bool(follow)), ("stream", .string(stream))])
+        let end = try client.call("task.logs", params, onNotification: { method, p in
+            if method == "task.output" {
+                if client.json { client.printJSON(p) } else { writeOutput(p) }
+            }
+        })
+        if client.json { client.printJSON(end) }
+    }
+}
+
+struct CancelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a queued or running task (kills its whole cgroup).")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The task id.") var id: Int64
+
+    func run() throws {
+        let task = try client.call("task.cancel", .object([("id", .int(id))]))
+        if client.json { return client.printJSON(task) }
+        if task["cancelled"]?.boolValue == true {
+            FileDescriptorIO.writeAll(1, "task \(id) cancelled\n")
+        } else {
+            FileDescriptorIO.writeAll(1, "task \(id) had already ended (\(task["state"]?.stringValue ?? "?"), \(task["reason"]?.stringValue ?? "?"))\n")
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "cordond's version and health.")
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let version = try client.call("system.version")
+        let health = try client.call("system.health")
+        if client.json { return client.printJSON(.object([("version", version), ("health", health)])) }
+        var out = "cordond \(version["version"]?.stringValue ?? "?") (pid \(version["pid"]?.intValue ?? 0), up since \(version["startedAt"]?.stringValue ?? "?")) on \(client.socketPath)\n"
+        out += "health: \(health["status"]?.stringValue ?? "?")\n"
+        if case .object(let checks)? = health["checks"] {
+            for (name, check) in checks {
+                out += "  \(check["ok"]?.boolValue == true ? "ok  " : "FAIL") \(name): \(check["detail"]?.stringValue ?? "")\n"
+            }
+        }
+        FileDescriptorIO.writeAll(1, out)
+        if health["status"]?.stringValue != "ok" { throw ExitCode(1) }
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Query cordond's audit log: tasks and events.",
+        discussion: "Non-admins see only their own records.")
+    @OptionGroup var client: ClientOptions
+    @Option(name: .customLong("since"), help: "Only records from this long ago on (e.g. 1h, 7d).") var since: String?
+    @Option(name: .customLong("user"), help: "Only this user's records (name or uid).") var user: String?
+    @Option(name: .customLong("policy"), help: "Only tasks under this policy.") var policy: String?
+    @Option(name: .customLong("task"), help: "One task: its full record and every event.") var task: Int64?
+    @Flag(name: .customLong("denials"), help: "Only refusals: denied syscalls, denied egress, refused requests.") var denials = false
+    @Option(name: .customLong("limit"), help: "At most this many of each.") var limit = 200
+
+    func validate() throws {
+        if let since, Units.parseDuration(since) == nil { throw ValidationError("--since: bad duration \"\(since)\" (e.g. 30m, 1h, 7d)") }
+    }
+
+    func run() throws {
+        var params: [(String, JSON)] = [("limit", .int(Int64(limit)))]
+        if let since, let d = Units.parseDuration(since) { params.append(("since", .double(max(0, UTCTime.epochSeconds() - d)))) }
+        if let user { params.append(("user", .string(user))) }
+        if let policy { params.append(("policy", .string(policy))) }
+        if let task { params.append(("task", .int(task))) }
+        if denials { params.append(("denials", .bool(true))) }
+        let answer = try client.call("audit.query", .object(params))
+        if client.json { return client.printJSON(answer) }
+        var rows = [["TASK", "STATE", "REASON", "EXIT", "POLICY", "UID", "CPU", "PEAK MEM", "FINISHED", "COMMAND"]]
+        for t in answer["tasks"]?.arrayValue ?? [] {
+            let cpu = (t["cpuUserSeconds"]?.doubleValue ?? 0) + (t["cpuSystemSeconds"]?.doubleValue ?? 0)
+            rows.append(["\(t["id"]?.intValue ?? 0)", t["state"]?.stringValue ?? "?", t["reason"]?.stringValue ?? "-",
+                         t["exitCode"]?.intValue.map { "\($0)" } ?? "-", t["policy"]?.stringValue ?? "?",
+                         "\(t["submitter"]?["uid"]?.intValue ?? 0)", "\(Int(cpu * 1000))ms",
+                         t["peakMemoryBytes"]?.intValue.map { Units.formatSize(UInt64($0)) } ?? "-",
+                         t["finishedAt"]?.stringValue ?? "-", (t["argv"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: " ")])
+        }
+        if rows.count > 1 { printTable(rows) }
+        let events = answer["events"]?.arrayValue ?? []
+        if !events.isEmpty {
+            if rows.count > 1 { FileDescriptorIO.writeAll(1, "\n") }
+            var eventRows = [["TIME", "KIND", "TASK", "UID", "DETAIL"]]
+            for e in events {
+                eventRows.append([e["time"]?.stringValue ?? "", e["kind"]?.stringValue ?? "", e["task"]?.intValue.map { "\($0)" } ?? "-",
+                                  e["uid"]?.intValue.map { "\($0)" } ?? "-", e["detail"]?.text ?? ""])
+            }
+            printTable(eventRows)
+        }
+    }
+}
+
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "metrics", abstract: "cordond's metrics in the Prometheus text format (admins).")
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let answer = try client.call("system.metrics")
+        if client.json { return client.printJSON(answer) }
+        FileDescriptorIO.writeAll(1, answer["text"]?.stringValue ?? "")
+    }
+}

@@ -1,0 +1,170 @@
+import CordonPolicy
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// cordond's configuration: `cordond.toml` in the config directory, every key optional. Paths
+/// given on the command line (`--state-dir` …) override the file, so tests and the README demo
+/// run from a scratch directory.
+public struct DaemonConfig: Sendable {
+    /// Where `policies/` and `profiles/` live (nil: the embedded defaults only).
+    public var configDir: String?
+    public var stateDir = "/var/lib/cordon"
+    public var runtimeDir = "/run/cordon"
+    /// Default: `<runtimeDir>/cordon.sock`.
+    public var socketPath: String?
+    /// The socket's group: a name or gid. Nil: group "cordon" if it exists, else root's.
+    public var socketGroup: String?
+    public var socketMode: mode_t = 0o660
+    /// Users and groups (names or ids) who may use every policy and see every task; root always may.
+    public var adminUsers: [String] = []
+    public var adminGroups: [String] = []
+    /// The policy `task.submit` uses when none is named.
+    public var defaultPolicy = "default"
+    public var maxRunning = 8
+    public var maxQueued = 1024
+    public var maxQueuedPerUser = 256
+    public var maxRunningPerUser: Int?
+    public var maxConnections = 256
+    public var maxMessageBytes = 1 << 20
+    /// How long SIGTERM lets running tasks finish before cancelling them.
+    public var drainSeconds = 30.0
+    /// Audit retention: finished tasks older than this go, and the oldest go while the store is larger.
+    public var retentionSeconds: Double? = 30 * 86400
+    public var retentionBytes: UInt64? = 1 << 30
+    /// Prometheus text on http://127.0.0.1:PORT/metrics (nil: off).
+    public var metricsPort: Int?
+    public var dnsHostsFile: String?
+    public var dnsUpstream: String?
+
+    public init() {}
+
+    public var socket: String { socketPath ?? "\(runtimeDir)/cordon.sock" }
+    public var auditPath: String { "\(stateDir)/audit.db" }
+    public var tasksDir: String { "\(stateDir)/tasks" }
+    public var cacheDir: String { "\(stateDir)/cache" }
+
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    static let keys: [String: Set<String>] = [
+        "socket": ["path", "group", "mode"],
+        "admins": ["users", "groups"],
+        "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user"],
+        "server": ["max_connections", "max_message_bytes"],
+        "tasks": ["default_policy", "drain_timeout"],
+        "audit": ["max_age", "max_size"],
+        "metrics": ["listen"],
+        "egress": ["dns_hosts", "dns_upstream"],
+    ]
+
+    /// Reads `<configDir>/cordond.toml` over the defaults; a missing file means the defaults.
+    public static func load(configDir: String?) throws(Error) -> DaemonConfig {
+        var config = DaemonConfig()
+        config.configDir = configDir
+        guard let configDir else { return config }
+        let path = "\(configDir)/cordond.toml"
+        guard FileSystem.exists(path) else { return config }
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.read(path, limit: 1 << 20) } catch { throw Error(description: "\(error)") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw Error(description: "\(path): not valid UTF-8") }
+        try config.apply(text: text, source: path)
+        return config
+    }
+
+    /// Applies the TOML `text` (read from `source`, which errors name with line and key).
+    public mutating func apply(text: String, source: String) throws(Error) {
+        let root: TOMLTable
+        do { root = try TOML.parse(text) } catch { throw Error(description: "\(source): \(error)") }
+        func fail(_ key: String, _ at: TOMLSourceLocation?, _ message: String) -> Error {
+            Error(description: "\(source):\(at.map { "\($0.line)" } ?? "?"): \(key): \(message)")
+        }
+        for section in root.keys {
+            guard let allowed = Self.keys[section] else {
+                throw fail(section, root.keyLocation(section), "unknown section (known: \(Self.keys.keys.sorted().joined(separator: ", ")))")
+            }
+            guard case .table(let table)? = root[section]?.kind else { throw fail(section, root.keyLocation(section), "expected a table") }
+            for key in table.keys where !allowed.contains(key) {
+                throw fail("\(section).\(key)", table.keyLocation(key), "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            for key in table.keys {
+                let value = table[key]!
+                let name = "\(section).\(key)"
+                let at = table.keyLocation(key)
+                func string() throws(Error) -> String {
+                    guard case .string(let s) = value.kind, !s.isEmpty else { throw fail(name, at, "expected a non-empty string") }
+                    return s
+                }
+                func count(_ range: ClosedRange<Int64>) throws(Error) -> Int {
+                    guard case .integer(let n) = value.kind, range.contains(n) else {
+                        throw fail(name, at, "expected an integer in \(range.lowerBound)…\(range.upperBound)")
+                    }
+                    return Int(n)
+                }
+                func names() throws(Error) -> [String] {
+                    guard case .array(let items) = value.kind else { throw fail(name, at, "expected an array of names or ids") }
+                    var out: [String] = []
+                    for item in items {
+                        guard case .string(let s) = item.kind, !s.isEmpty else { throw fail(name, at, "expected an array of names or ids") }
+                        out.append(s)
+                    }
+                    return out
+                }
+                func duration() throws(Error) -> Double {
+                    switch value.kind {
+                    case .integer(let n) where n >= 0: return Double(n)
+                    case .float(let d) where d >= 0 && d.isFinite: return d
+                    case .string(let s): if let d = Units.parseDuration(s) { return d }
+                    default: break
+                    }
+                    throw fail(name, at, "expected a duration (seconds, or \"30s\", \"5m\", \"7d\")")
+                }
+                func size() throws(Error) -> UInt64 {
+                    switch value.kind {
+                    case .integer(let n) where n > 0: return UInt64(n)
+                    case .string(let s): if let n = Units.parseSize(s), n > 0 { return n }
+                    default: break
+                    }
+                    throw fail(name, at, "expected a size (bytes, or \"512MiB\", \"1GiB\")")
+                }
+                switch name {
+                case "socket.path":
+                    let s = try string()
+                    guard s.hasPrefix("/"), s.utf8.count < 108 else { throw fail(name, at, "expected an absolute path shorter than 108 bytes") }
+                    socketPath = s
+                case "socket.group": socketGroup = try string()
+                case "socket.mode":
+                    let s = try string()
+                    guard let m = mode_t(s, radix: 8), m <= 0o777, m & 0o600 == 0o600 else {
+                        throw fail(name, at, "expected an octal mode string such as \"0660\" (the owner must keep read and write)")
+                    }
+                    guard m & 0o002 == 0 else { throw fail(name, at, "\(s) lets every local user connect: use a group instead") }
+                    socketMode = m
+                case "admins.users": adminUsers = try names()
+                case "admins.groups": adminGroups = try names()
+                case "scheduler.max_running": maxRunning = try count(1...4096)
+                case "scheduler.max_queued": maxQueued = try count(0...1_000_000)
+                case "scheduler.max_queued_per_user": maxQueuedPerUser = try count(0...1_000_000)
+                case "scheduler.max_running_per_user": maxRunningPerUser = try count(1...4096)
+                case "server.max_connections": maxConnections = try count(1...65536)
+                case "server.max_message_bytes": maxMessageBytes = try count(1024...(64 << 20))
+                case "tasks.default_policy": defaultPolicy = try string()
+                case "tasks.drain_timeout": drainSeconds = try duration()
+                case "audit.max_age": retentionSeconds = try duration()
+                case "audit.max_size": retentionBytes = try size()
+                case "metrics.listen":
+                    let s = try string()
+                    guard s.hasPrefix("127.0.0.1:"), let port = Int(s.dropFirst("127.0.0.1:".count)), (1...65535).contains(port) else {
+                        throw fail(name, at, "expected \"127.0.0.1:PORT\" (metrics are served on loopback only)")
+                    }
+                    metricsPort = port
+                case "egress.dns_hosts": dnsHostsFile = try string()
+                case "egress.dns_upstream": dnsUpstream = try string()
+                default: break
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+import CLinux
+import CordonAudit
+import CordonPolicy
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+
+/// cordond: the supervisor as a service. Start-up recovers from a crash (tasks that were
+/// running are marked `lost`, their cgroups killed and removed), then it serves the socket
+/// until SIGTERM or SIGINT, which drain: no new tasks, queued ones cancelled, running ones
+/// given `tasks.drain_timeout` and then cancelled, everything recorded, exit 0.
+public final class Daemon: @unchecked Sendable {
+    public let config: DaemonConfig
+    let log: Logger
+    let store: AuditStore
+    let metrics = Metrics()
+    let authorizer: Authorizer
+    let policies: PolicyStore
+    let tasks: TaskManager
+    let startedAt = UTCTime.epochSeconds()
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(config: DaemonConfig, log: Logger) throws(StartError) {
+        self.config = config
+        self.log = log
+        do { authorizer = try Authorizer(config: config) } catch { throw StartError(description: "\(error)") }
+        do {
+            try FileSystem.makeDirectories(config.stateDir, mode: 0o700)
+            try FileSystem.makeDirectories(config.tasksDir, mode: 0o700)
+            try FileSystem.makeDirectories(config.cacheDir, mode: 0o700)
+            try FileSystem.makeDirectories(config.runtimeDir, mode: 0o755)
+        } catch { throw StartError(description: "\(error)") }
+        do { store = try AuditStore(path: config.auditPath) } catch { throw StartError(description: "\(error)") }
+        policies = PolicyStore(configDir: config.configDir)
+        tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, log: log)
+    }
+
+    // MARK: Lifecycle
+
+    /// Serves until SIGTERM/SIGINT; returns the exit status.
+    public func run() -> Int32 {
+        // Signals are read from a signalfd here; every thread started later inherits the mask.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&mask, sig) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        var old = sigset_t()
+        let signals = [SIGTERM, SIGINT, SIGHUP].withUnsafeBufferPointer { cl_signalfd_for($0.baseAddress, Int32($0.count), &old) }
+        guard signals >= 0 else {
+            log.critical("signalfd failed", metadata: ["errno": "\(errno)"])
+            return 1
+        }
+
+        event("daemon-start", .object([("pid", .int(Int64(getpid()))), ("version", .string(cordonVersion))]))
+        recover()
+        prune()
+
+        let listener: Int32
+        var ownsSocket = false
+        if let inherited = systemdSocket() {
+            listener = inherited
+            log.info("using the socket systemd passed (socket activation)")
+        } else {
+            do { listener = try bindSocket() } catch {
+                log.critical("cannot listen", metadata: ["socket": "\(config.socket)", "error": "\(error)"])
+                event("daemon-stop", .object([("reason", .string("listen failed: \(error)"))]))
+                store.close()
+                return 1
+            }
+            ownsSocket = true
+        }
+        let server = Server(daemon: self, listener: listener, maxMessage: config.maxMessageBytes)
+        guard startThread({ server.acceptLoop() }) else {
+            log.critical("cannot start the accept thread")
+            return 1
+        }
+        var metricsFD: Int32 = -1
+        if let port = config.metricsPort {
+            var bound: Int32 = 0
+            metricsFD = cl_tcp_listen_loopback(Int32(port), &bound)
+            if metricsFD >= 0 {
+                let listener = MetricsListener(daemon: self, fd: metricsFD)
+                _ = startThread({ listener.acceptLoop() })
+                log.info("metrics on http://127.0.0.1:\(bound)/metrics")
+            } else {
+                log.error("cannot listen for metrics", metadata: ["port": "\(port)", "errno": "\(errno)"])
+            }
+        }
+        _ = startThread({ [self] in maintenance() })
+        log.info("cordond ready", metadata: ["socket": "\(config.socket)", "state": "\(config.stateDir)", "version": "\(cordonVersion)",
+                                             "max_running": "\(config.maxRunning)"])
+        if let notify = getenv("NOTIFY_SOCKET"), notify.pointee != 0 { sdNotify(String(cString: notify), "READY=1") }
+
+        var stopSignal: Int32 = 0
+        while stopSignal == 0 {
+            var pfd = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, -1) < 0 { continue }
+            while true {
+                let sig = cl_signalfd_next(signals)
+                if sig <= 0 { break }
+                if sig == SIGHUP {
+                    log.info("SIGHUP: policies are read at each submit; cordond.toml changes need a restart")
+                } else {
+                    stopSignal = sig
+                }
+            }
+        }
+
+        // Drain.
+        log.info("draining", metadata: ["signal": "\(stopSignal == SIGTERM ? "SIGTERM" : "SIGINT")", "deadline_seconds": "\(config.drainSeconds)"])
+        if let notify = getenv("NOTIFY_SOCKET"), notify.pointee != 0 { sdNotify(String(cString: notify), "STOPPING=1") }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        if ownsSocket { unlink(config.socket) }
+        if metricsFD >= 0 { shutdown(metricsFD, Int32(SHUT_RDWR)); close(metricsFD) }
+        tasks.drain(seconds: config.drainSeconds)
+        event("daemon-stop", .object([("signal", .int(Int64(stopSignal)))]))
+        store.close()
+        log.info("stopped")
+        return 0
+    }
+
+    func event(_ kind: String, _ detail: JSON, uid: UInt32? = nil, task: Int64? = nil) {
+        do { try store.record(NewEvent(kind: kind, taskID: task, uid: uid, time: UTCTime.epochSeconds(), detail: detail.text)) }
+        catch { log.error("audit store: cannot record an event", metadata: ["kind": "\(kind)", "error": "\(error)"]) }
+    }
+
+    /// After a crash: every task the store says was queued or running is `lost`; sandbox
+    /// cgroups nobody holds any more are killed and removed.
+    func recover() {
+        do {
+            let unfinished = try store.unfinished()
+            if !unfinished.isEmpty {
+                try store.markLost(ids: unfinished.map(\.id), at: UTCTime.epochSeconds())
+                for _ in unfinished { metrics.taskEnded(result: "lost") }
+                log.warning("marked tasks of a previous run lost", metadata: ["tasks": "\(unfinished.count)"])
+            }
+        } catch {
+            log.error("audit store: recovery", metadata: ["error": "\(error)"])
+        }
+        let removed = Recovery.removeOrphanCgroups(environment: tasks.environment, log: log)
+        if removed > 0 { log.warning("removed orphaned sandbox cgroups", metadata: ["count": "\(removed)"]) }
+    }
+
+    /// Applies the retention rules and removes the output of the tasks they dropped.
+    func prune() {
+        do {
+            let cutoff = config.retentionSeconds.map { UTCTime.epochSeconds() - $0 }
+            let gone = try store.prune(olderThan: cutoff, maxBytes: config.retentionBytes.map { Int64(clamping: $0) })
+            for task in gone {
+                try? FileSystem.removeTree("\(config.tasksDir)/\(task.id)")
+            }
+            if !gone.isEmpty { log.info("retention removed tasks", metadata: ["count": "\(gone.count)"]) }
+        } catch {
+            log.error("audit store: retention", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func maintenance() {
+        while true {
+            sleep(600)
+            prune()
+        }
+    }
+
+    /// The listening socket systemd passed (LISTEN_FDS, LISTEN_PID), if any.
+    private func systemdSocket() -> Int32? {
+        guard let pidText = getenv("LISTEN_PID"), let fdsText = getenv("LISTEN_FDS"),
+              Int32(String(cString: pidText)) == getpid(), let count = Int(String(cString: fdsText)), count >= 1 else { return nil }
+        unsetenv("LISTEN_PID")
+        unsetenv("LISTEN_FDS")
+        unsetenv("LISTEN_FDNAMES")
+        _ = fcntl(3, F_SETFD, FD_CLOEXEC)
+        return 3
+    }
+
+    /// Binds the socket: created 0600 (umask), then given its group and mode. A socket file
+    /// left by a crashed daemon is replaced; one a live daemon answers on is not.
+    private func bindSocket() throws(SystemError) -> Int32 {
+        let path = config.socket
+        if case .other = FileSystem.kind(path) {
+            let probe = cl_unix_connect(path)
+            if probe >= 0 {
+                close(probe)
+                throw SystemError("listen (another cordond is answering on this socket)", path: path, errno: EADDRINUSE)
+            }
+            unlink(path)
+        }
+        let previous = umask(0o177)
+        let fd = cl_unix_listen(path, 512)
+        let code = errno
+        umask(previous)
+        guard fd >= 0 else { throw SystemError("bind", path: path, errno: code) }
+        var gid: gid_t = 0
+        if let group = config.socketGroup {
+            guard let g = Accounts.gid(group) else {
+                close(fd)
+                unlink(path)
+                throw SystemError("socket.group: no such group \"\(group)\"", path: path, errno: EINVAL)
+            }
+            gid = g
+        } else if let g = Accounts.gid("cordon") {
+            gid = g
+        }
+        guard chown(path, 0, gid) == 0, chmod(path, config.socketMode) == 0 else {
+            let code = errno
+            close(fd)
+            unlink(path)
+            throw SystemError("chown/chmod", path: path, errno: code)
+        }
+        return fd
+    }
+
+    private func sdNotify(_ socketPath: String, _ message: String) {
+        // Abstract sockets start with '@'; only filesystem paths are supported here.
+        guard socketPath.hasPrefix("/") else { return }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+            raw[bytes.count] = 0
+        }
+        var payload = Array(message.utf8)
+        _ = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                sendto(fd, &payload, payload.count, Int32(MSG_NOSIGNAL), sa, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+    }
+
+    func metricsText() -> String {
+        let (queued, running) = tasks.counts
+        return metrics.render(queued: queued, running: running, healthy: Health.check(self).ok)
+    }
+}
+
+/// Cleaning up after a supervisor that died.
+enum Recovery {
+    /// Kills and removes every sandbox cgroup whose uid slot nobody holds (not a live
+    /// supervisor, not a cleanup guardian). Holding the slot while cleaning keeps a new sandbox
+    /// from starting in it meanwhile. Returns how many were removed.
+    static func removeOrphanCgroups(environment: SandboxEnvironment, log: Logger) -> Int {
+        guard let hierarchy = try? CgroupHierarchy.detect(mount: environment.cgroupMount, group: environment.cgroupGroup) else { return 0 }
+        var removed = 0
+        for slot in hierarchy.sandboxSlots() {
+            guard let claim = UIDRange.tryClaim(slot: slot) else { continue }
+            withExtendedLifetime(claim) {
+                let cgroup = hierarchy.existing(name: "s\(slot)")
+                cgroup.killAll()
+                do {
+                    try cgroup.remove()
+                    removed += 1
+                } catch {
+                    log.error("cannot remove an orphaned cgroup", metadata: ["cgroup": "\(cgroup.directories)", "error": "\(error)"])
+                }
+            }
+        }
+        return removed
+    }
+}

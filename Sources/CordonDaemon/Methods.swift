@@ -1,0 +1,331 @@
+import CLinux
+import CordonAudit
+import CordonDefaults
+import CordonPolicy
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The socket API's methods. Each validates its params completely (unknown members are
+/// errors), checks what the peer may do, and answers with JSON.
+extension Daemon {
+    static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
+                          "policy.list", "audit.query", "system.health", "system.version", "system.metrics"]
+
+    func call(_ method: String, _ params: inout Params, peer: Peer, channel: LineChannel, id: JSON) throws -> JSON {
+        switch method {
+        case "task.submit": return try submit(&params, peer)
+        case "task.status":
+            let task = try visibleTask(&params, peer, method)
+            try params.finish()
+            return taskJSON(task, withResult: true)
+        case "task.wait": return try wait(&params, peer)
+        case "task.cancel": return try cancel(&params, peer)
+        case "task.list": return try list(&params, peer)
+        case "task.logs": return try logs(&params, peer, channel)
+        case "policy.list":
+            try params.finish()
+            return policyList(peer)
+        case "audit.query": return try audit(&params, peer)
+        case "system.health":
+            try params.finish()
+            return Health.check(self).json
+        case "system.version":
+            try params.finish()
+            return .object([("version", .string(cordonVersion)), ("protocol", .int(Int64(rpcProtocolVersion))),
+                             ("methods", .array(Self.methods.map { .string($0) })),
+                             ("startedAt", .string(UTCTime.format(startedAt))), ("pid", .int(Int64(getpid())))])
+        case "system.metrics":
+            try params.finish()
+            guard authorizer.isAdmin(peer) else {
+                tasks.refuse(peer, method: method, what: "metrics")
+                throw RPCError(RPCCode.unauthorized, "system.metrics is for cordond admins (uid \(peer.uid) is not one)")
+            }
+            return .object([("text", .string(metricsText()))])
+        default:
+            throw RPCError(RPCCode.methodNotFound, "unknown method \"\(method)\" (known: \(Self.methods.joined(separator: ", ")))", field: "method")
+        }
+    }
+
+    // MARK: task.submit
+
+    private func submit(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let policy = try params.string("policy", maxBytes: 64) ?? config.defaultPolicy
+        guard let argv = try params.stringArray("argv", maxCount: 4096, maxBytes: 256 << 10), !argv.isEmpty, !argv[0].isEmpty else {
+            throw RPCError.invalid(params.field("argv"), "required: a non-empty array of strings, the command first")
+        }
+        var stdin: [UInt8] = []
+        let text = try params.string("stdin", maxBytes: config.maxMessageBytes)
+        let encoded = try params.string("stdinBase64", maxBytes: config.maxMessageBytes)
+        if text != nil && encoded != nil { throw RPCError.invalid(params.field("stdinBase64"), "give stdin or stdinBase64, not both") }
+        if let text { stdin = Array(text.utf8) }
+        if let encoded {
+            guard let data = Data(base64Encoded: encoded) else { throw RPCError.invalid(params.field("stdinBase64"), "not valid base64") }
+            stdin = Array(data)
+        }
+        var env: [String: String] = [:]
+        for (name, value) in try params.stringMap("env") ?? [] {
+            guard !name.isEmpty, !name.contains("=") else { throw RPCError.invalid("\(params.field("env")).\(name)", "not a variable name") }
+            env[name] = value
+        }
+        var limits = LimitRequest()
+        if var l = try params.object("limits") {
+            limits.wallTimeSeconds = try l.number("wallTime", max: 86400 * 365)
+            limits.cpuTimeSeconds = try l.number("cpuTime", max: 86400 * 365)
+            limits.memoryBytes = try l.int("memory", min: 1 << 20).map { UInt64($0) }
+            limits.pids = try l.int("pids", min: 1, max: 1 << 22).map { Int($0) }
+            limits.outputBytes = try l.int("output", min: 0).map { UInt64($0) }
+            try l.finish()
+        }
+        let label = try params.string("label", maxBytes: 256)
+        let wait = try params.bool("wait") ?? false
+        try params.finish()
+        let id = try tasks.submit(TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label), from: peer)
+        if wait { _ = tasks.wait(id, timeout: nil) }
+        guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
+        return taskJSON(record, withResult: wait)
+    }
+
+    // MARK: Tasks by id
+
+    /// The task `params.id` names, if the peer may see it. Someone else's task is a refusal
+    /// (recorded), not a "not found" lie.
+    private func visibleTask(_ params: inout Params, _ peer: Peer, _ method: String) throws -> TaskRecord {
+        let id = try params.requiredInt("id", min: 1)
+        let record: TaskRecord?
+        do { record = try store.task(id: id) } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
+        guard let record else { throw RPCError(RPCCode.notFound, "no task \(id)", field: "params.id") }
+        guard authorizer.maySee(peer, taskOwner: record.submitter.uid) else {
+            tasks.refuse(peer, method: method, what: "task \(id) of uid \(record.submitter.uid)")
+            throw RPCError(RPCCode.unauthorized, "task \(id) belongs to another user (uid \(peer.uid) is not a cordond admin)", field: "params.id")
+        }
+        return record
+    }
+
+    private func wait(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let task = try visibleTask(&params, peer, "task.wait")
+        let timeout = try params.number("timeout", max: 86400 * 365)
+        try params.finish()
+        guard tasks.wait(task.id, timeout: timeout) else {
+            throw RPCError(RPCCode.waitTimedOut, "task \(task.id) is still \(task.state.rawValue) after \(Units.formatDuration(timeout ?? 0))", field: "params.timeout")
+        }
+        return taskJSON(try reload(task.id), withResult: true)
+    }
+
+    private func cancel(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let task = try visibleTask(&params, peer, "task.cancel")
+        try params.finish()
+        let outcome = try tasks.cancel(task.id)
+        if outcome == .cancelled {
+            event("cancel", .object([("by", .int(Int64(peer.uid))), ("pid", .int(Int64(peer.pid)))]), uid: peer.uid, task: task.id)
+        }
+        var json = taskJSON(try reload(task.id), withResult: false)
+        if case .object(var members) = json {
+            members.append(("cancelled", .bool(outcome == .cancelled)))
+            json = .object(members)
+        }
+        return json
+    }
+
+    private func reload(_ id: Int64) throws -> TaskRecord {
+        do {
+            guard let record = try store.task(id: id) else { throw RPCError(RPCCode.notFound, "no task \(id)") }
+            return record
+        } catch let error as RPCError { throw error } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
+    }
+
+    private func list(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        var query = TaskQuery()
+        query.limit = Int(try params.int("limit", min: 1, max: 10000) ?? 100)
+        if let names = try params.stringArray("states", maxCount: 8) {
+            query.states = try names.enumerated().map { (i, name) throws(RPCError) in
+                guard let state = TaskState(rawValue: name) else {
+                    throw RPCError.invalid("params.states[\(i)]", "\"\(name)\" is not a state (queued, running, finished, cancelled, lost)")
+                }
+                return state
+            }
+        }
+        let all = try params.bool("all") ?? false
+        try params.finish()
+        if all && !authorizer.isAdmin(peer) {
+            tasks.refuse(peer, method: "task.list", what: "every user's tasks")
+            throw RPCError(RPCCode.unauthorized, "listing every user's tasks is for cordond admins (uid \(peer.uid) is not one)", field: "params.all")
+        }
+        if !all { query.uid = peer.uid }
+        do { return .array(try store.tasks(query).map { taskJSON($0, withResult: false) }) }
+        catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
+    }
+
+    // MARK: task.logs
+
+    /// Streams the task's output as `task.output` notifications (base64 `data`), from the
+    /// start; with `follow`, until the task ends. Then answers with the byte counts.
+    private func logs(_ params: inout Params, _ peer: Peer, _ channel: LineChannel) throws -> JSON {
+        let task = try visibleTask(&params, peer, "task.logs")
+        let follow = try params.bool("follow") ?? false
+        let stream = try params.string("stream") ?? "both"
+        guard ["stdout", "stderr", "both"].contains(stream) else {
+            throw RPCError.invalid(params.field("stream"), "\"\(stream)\" is not stdout, stderr or both")
+        }
+        try params.finish()
+        let names = stream == "both" ? ["stdout", "stderr"] : [stream]
+        var offsets = [Int](repeating: 0, count: names.count)
+        let dir = "\(config.tasksDir)/\(task.id)"
+        var fds = [Int32](repeating: -1, count: names.count)
+        defer { for fd in fds where fd >= 0 { close(fd) } }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let live = tasks.isLive(task.id)
+            for (i, name) in names.enumerated() {
+                if fds[i] < 0 { fds[i] = open("\(dir)/\(name)", O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+                guard fds[i] >= 0 else { continue }
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { pread(fds[i], $0.baseAddress, $0.count, off_t(offsets[i])) }
+                    if n <= 0 { break }
+                    offsets[i] += n
+                    let note = RPCMessage.notification(method: "task.output", params: .object([
+                        ("id", .int(task.id)), ("stream", .string(name)), ("data", .string(Data(buffer[0..<n]).base64EncodedString())),
+                    ]))
+                    guard channel.send(note) else { throw RPCError(RPCCode.internalError, "client went away") }
+                }
+            }
+            if !follow || !live { break }
+            usleep(20_000)
+        }
+        let record = try reload(task.id)
+        return .object([("id", .int(task.id)), ("state", .string(record.state.rawValue)),
+                        ("stdoutBytes", .int(Int64(clamping: record.stdoutBytes))), ("stderrBytes", .int(Int64(clamping: record.stderrBytes)))])
+    }
+
+    // MARK: policy.list, audit.query
+
+    private func policyList(_ peer: Peer) -> JSON {
+        var names = Set(EmbeddedDefaults.policyNames)
+        if let dir = config.configDir {
+            for file in FileSystem.listDirectory("\(dir)/policies") where file.hasSuffix(".toml") {
+                let name = String(file.dropLast(5))
+                if TaskManager.validPolicyName(name) { names.insert(name) }
+            }
+        }
+        return .array(names.sorted().map { name in
+            do {
+                let policy = try policies.loadPolicy(name)
+                return .object([("name", .string(name)), ("source", .string(policy.source)), ("hash", .string(policy.contentHash)),
+                                ("network", .string(policy.network.mode.rawValue)), ("allowed", .bool(authorizer.mayUse(peer, policy)))])
+            } catch {
+                return .object([("name", .string(name)), ("error", .string("\(error)")), ("allowed", .bool(false))])
+            }
+        })
+    }
+
+    private func audit(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        var taskQuery = TaskQuery()
+        var eventQuery = EventQuery()
+        if let since = try params.number("since", max: 1e11) { taskQuery.since = since; eventQuery.since = since }
+        if let user = try params.string("user", maxBytes: 64) {
+            guard let uid = Accounts.uid(user) else { throw RPCError.invalid(params.field("user"), "no such user \"\(user)\"") }
+            taskQuery.uid = uid
+            eventQuery.uid = uid
+        }
+        if let policy = try params.string("policy", maxBytes: 64) { taskQuery.policy = policy; eventQuery.policy = policy }
+        if let id = try params.int("task", min: 1) { taskQuery.id = id; eventQuery.taskID = id }
+        if try params.bool("denials") == true { eventQuery.kinds = ["denied", "auth-refused"] }
+        if let kinds = try params.stringArray("kinds", maxCount: 32) { eventQuery.kinds = (eventQuery.kinds ?? []) + kinds }
+        let limit = Int(try params.int("limit", min: 1, max: 100_000) ?? 1000)
+        taskQuery.limit = limit
+        eventQuery.limit = limit
+        try params.finish()
+        if !authorizer.isAdmin(peer) {
+            if let asked = taskQuery.uid, asked != peer.uid {
+                tasks.refuse(peer, method: "audit.query", what: "records of uid \(asked)")
+                throw RPCError(RPCCode.unauthorized, "uid \(peer.uid) may only query its own records (not uid \(asked))", field: "params.user")
+            }
+            taskQuery.uid = peer.uid
+            eventQuery.uid = peer.uid
+        }
+        do {
+            let records = eventQuery.kinds == nil ? try store.tasks(taskQuery) : []
+            let events = try store.events(eventQuery)
+            return .object([("tasks", .array(records.map { taskJSON($0, withResult: taskQuery.id != nil) })),
+                            ("events", .array(events.map(eventJSON)))])
+        } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
+    }
+
+    // MARK: JSON shapes
+
+    func taskJSON(_ r: TaskRecord, withResult: Bool) -> JSON {
+        var m: [(String, JSON)] = [("id", .int(r.id)), ("state", .string(r.state.rawValue))]
+        if let reason = r.reason { m.append(("reason", .string(reason))) }
+        if let code = r.exitCode { m.append(("exitCode", .int(Int64(code)))) }
+        if let sig = r.signal { m.append(("signal", .int(Int64(sig)))) }
+        m.append(("policy", .string(r.policy)))
+        m.append(("policyHash", .string(r.policyHash)))
+        m.append(("argv", .array(r.argv.map { .string($0) })))
+        if let label = r.label { m.append(("label", .string(label))) }
+        m.append(("submitter", .object([("uid", .int(Int64(r.submitter.uid))), ("gid", .int(Int64(r.submitter.gid))),
+                                         ("pid", .int(Int64(r.submitter.pid))), ("exe", .string(r.submitter.exe))])))
+        m.append(("submittedAt", .string(UTCTime.format(r.submittedAt))))
+        if let t = r.startedAt { m.append(("startedAt", .string(UTCTime.format(t)))) }
+        if let t = r.finishedAt { m.append(("finishedAt", .string(UTCTime.format(t)))) }
+        if let t = r.cpuUserSeconds { m.append(("cpuUserSeconds", .double(t))) }
+        if let t = r.cpuSystemSeconds { m.append(("cpuSystemSeconds", .double(t))) }
+        if let b = r.peakMemoryBytes { m.append(("peakMemoryBytes", .int(Int64(clamping: b)))) }
+        m.append(("stdoutBytes", .int(Int64(clamping: r.stdoutBytes))))
+        m.append(("stderrBytes", .int(Int64(clamping: r.stderrBytes))))
+        if withResult, let text = r.result, let result = try? JSON.parse(text) { m.append(("result", result)) }
+        return .object(m)
+    }
+
+    func eventJSON(_ e: AuditEvent) -> JSON {
+        var m: [(String, JSON)] = [("id", .int(e.id)), ("time", .string(UTCTime.format(e.time))), ("kind", .string(e.kind))]
+        if let task = e.taskID { m.append(("task", .int(task))) }
+        if let uid = e.uid { m.append(("uid", .int(Int64(uid)))) }
+        if let policy = e.policy { m.append(("policy", .string(policy))) }
+        m.append(("detail", (try? JSON.parse(e.detail)) ?? .string(e.detail)))
+        return .object(m)
+    }
+}
+
+/// `system.health`: ok, or degraded with the reasons a person can act on.
+struct Health {
+    var checks: [(String, Bool, String)] = []
+    var ok: Bool { checks.allSatisfy(\.1) }
+
+    static func check(_ daemon: Daemon) -> Health {
+        var h = Health()
+        let env = daemon.tasks.environment
+        do {
+            let hierarchy = try CgroupHierarchy.detect(mount: env.cgroupMount, group: env.cgroupGroup)
+            h.checks.append(("cgroups", true, "\(hierarchy.version.rawValue)"))
+        } catch {
+            h.checks.append(("cgroups", false, "cannot use cgroups: \(error)"))
+        }
+        let status = (try? FileSystem.readString("/proc/self/status")) ?? ""
+        let seccomp = status.split(separator: "\n").contains { $0.hasPrefix("Seccomp:") }
+        h.checks.append(("seccomp", seccomp && cl_seccomp_notif_sizes_ok() == 1,
+                         seccomp ? "filters with user notification" : "the kernel has no seccomp filter support"))
+        let abi = Landlock.abi
+        h.checks.append(("landlock", abi > 0, abi > 0 ? "ABI \(abi)" : "Landlock is not available: policies with landlock.mode = \"required\" cannot run"))
+        var fs = statvfs()
+        if statvfs(daemon.config.stateDir, &fs) == 0 {
+            let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+            let total = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
+            let low = free < 256 << 20 || (total > 0 && free * 100 / total < 5)
+            h.checks.append(("disk", !low, "\(Units.formatSize(free)) free of \(Units.formatSize(total)) in \(daemon.config.stateDir)"))
+        } else {
+            h.checks.append(("disk", false, "cannot stat \(daemon.config.stateDir): \(SystemError.text(errno))"))
+        }
+        h.checks.append(("audit", true, "\(Units.formatSize(UInt64(max(0, daemon.store.fileBytes)))) in \(daemon.config.auditPath)"))
+        return h
+    }
+
+    var json: JSON {
+        .object([("status", .string(ok ? "ok" : "degraded")),
+                 ("reasons", .array(checks.filter { !$0.1 }.map { .string("\($0.0): \($0.2)") })),
+                 ("checks", .object(checks.map { ($0.0, .object([("ok", .bool($0.1)), ("detail", .string($0.2))])) }))])
+    }
+}

@@ -1,0 +1,71 @@
+import Synchronization
+
+/// The daemon's counters, rendered in the Prometheus text exposition format (version 0.0.4).
+public final class Metrics: Sendable {
+    /// Spawn latency buckets (seconds): from leaving the queue to the workload's release.
+    static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+
+    private struct State {
+        var tasksByResult: [String: UInt64] = [:]
+        var denialsByKind: [String: UInt64] = [:]
+        var refusalsByMethod: [String: UInt64] = [:]
+        var requestErrorsByCode: [Int64: UInt64] = [:]
+        var spawnBuckets = [UInt64](repeating: 0, count: Metrics.buckets.count)
+        var spawnCount: UInt64 = 0
+        var spawnSum = 0.0
+        var connections = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    func taskEnded(result: String) { state.withLock { $0.tasksByResult[result, default: 0] += 1 } }
+    func denial(kind: String, count: Int = 1) { state.withLock { $0.denialsByKind[kind, default: 0] += UInt64(count) } }
+    func refused(method: String) { state.withLock { $0.refusalsByMethod[method, default: 0] += 1 } }
+    func requestError(code: Int64) { state.withLock { $0.requestErrorsByCode[code, default: 0] += 1 } }
+    func connection(opened: Bool) { state.withLock { $0.connections += opened ? 1 : -1 } }
+    var connections: Int { state.withLock { $0.connections } }
+
+    func spawned(seconds: Double) {
+        state.withLock { s in
+            for (i, bound) in Metrics.buckets.enumerated() where seconds <= bound { s.spawnBuckets[i] += 1 }
+            s.spawnCount += 1
+            s.spawnSum += seconds
+        }
+    }
+
+    /// The exposition text; `queued`/`running` are read from the scheduler at the same time.
+    func render(queued: Int, running: Int, healthy: Bool) -> String {
+        let s = state.withLock { $0 }
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func label(_ value: String) -> String {
+            value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+                .replacing("\n", with: "\\n")
+        }
+        family("cordon_tasks_total", "counter", "Tasks that ended, by result (exited, timeout, memory-limit, cancelled, lost, ...).")
+        for (result, n) in s.tasksByResult.sorted(by: { $0.key < $1.key }) { out += "cordon_tasks_total{result=\"\(label(result))\"} \(n)\n" }
+        family("cordon_queue_depth", "gauge", "Tasks waiting for a slot.")
+        out += "cordon_queue_depth \(queued)\n"
+        family("cordon_tasks_running", "gauge", "Tasks running now.")
+        out += "cordon_tasks_running \(running)\n"
+        family("cordon_connections", "gauge", "Open client connections.")
+        out += "cordon_connections \(s.connections)\n"
+        family("cordon_spawn_seconds", "histogram", "From leaving the queue to the sandboxed workload's release.")
+        for (i, bound) in Metrics.buckets.enumerated() { out += "cordon_spawn_seconds_bucket{le=\"\(bound)\"} \(s.spawnBuckets[i])\n" }
+        out += "cordon_spawn_seconds_bucket{le=\"+Inf\"} \(s.spawnCount)\n"
+        out += "cordon_spawn_seconds_sum \(s.spawnSum)\ncordon_spawn_seconds_count \(s.spawnCount)\n"
+        family("cordon_denials_total", "counter", "Refusals inside sandboxes, by kind (syscall, egress).")
+        for (kind, n) in s.denialsByKind.sorted(by: { $0.key < $1.key }) { out += "cordon_denials_total{kind=\"\(label(kind))\"} \(n)\n" }
+        family("cordon_auth_refusals_total", "counter", "Requests refused by authorization, by method.")
+        for (method, n) in s.refusalsByMethod.sorted(by: { $0.key < $1.key }) { out += "cordon_auth_refusals_total{method=\"\(label(method))\"} \(n)\n" }
+        family("cordon_request_errors_total", "counter", "JSON-RPC error responses, by code.")
+        for (code, n) in s.requestErrorsByCode.sorted(by: { $0.key < $1.key }) { out += "cordon_request_errors_total{code=\"\(code)\"} \(n)\n" }
+        family("cordon_healthy", "gauge", "1 when system.health reports ok, 0 when degraded.")
+        out += "cordon_healthy \(healthy ? 1 : 0)\n"
+        return out
+    }
+}

@@ -1,0 +1,440 @@
+import CLinux
+import CordonAudit
+import CordonPolicy
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import FoundationEssentials
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `task.submit` asked for, validated.
+struct TaskRequest: Sendable {
+    var policyName: String
+    var argv: [String]
+    var stdin: [UInt8]
+    var env: [String: String]
+    var limits: LimitRequest
+    var label: String?
+}
+
+/// Limits a client may ask for: each may only tighten the policy's.
+struct LimitRequest: Sendable, Equatable {
+    var wallTimeSeconds: Double?
+    var cpuTimeSeconds: Double?
+    var memoryBytes: UInt64?
+    var pids: Int?
+    var outputBytes: UInt64?
+
+    /// The policy with these limits applied; an error names the field that would loosen it.
+    func apply(to policy: Policy) throws(RPCError) -> Policy {
+        var p = policy
+        func tighten<T: Comparable>(_ key: String, _ asked: T?, _ current: T?, _ show: (T) -> String) throws(RPCError) -> T? {
+            guard let asked else { return current }
+            if let current, asked > current {
+                throw RPCError.invalid("params.limits.\(key)", "\(show(asked)) is looser than policy \(policy.name)'s \(show(current)): limits may only tighten the policy")
+            }
+            return asked
+        }
+        p.limits.wallTimeSeconds = try tighten("wallTime", wallTimeSeconds, policy.limits.wallTimeSeconds) { Units.formatDuration($0) }
+        p.limits.cpuTimeSeconds = try tighten("cpuTime", cpuTimeSeconds, policy.limits.cpuTimeSeconds) { Units.formatDuration($0) }
+        p.limits.memoryBytes = try tighten("memory", memoryBytes, policy.limits.memoryBytes) { Units.formatSize($0) }
+        p.limits.pids = try tighten("pids", pids, policy.limits.pids) { "\($0)" }
+        p.limits.outputBytes = try tighten("output", outputBytes, policy.limits.outputBytes) { Units.formatSize($0) }
+        return p
+    }
+}
+
+/// A task the daemon holds in memory: queued, or running on its own thread.
+final class LiveTask: @unchecked Sendable {
+    let id: Int64
+    let owner: Peer
+    let request: TaskRequest
+    let plan: SpawnPlan
+    let control: SandboxControl
+    /// Guarded by the manager's monitor.
+    var state: TaskState = .queued
+    var cancelRequested = false
+    var dequeuedAt = 0.0
+
+    init(id: Int64, owner: Peer, request: TaskRequest, plan: SpawnPlan, control: SandboxControl) {
+        self.id = id
+        self.owner = owner
+        self.request = request
+        self.plan = plan
+        self.control = control
+    }
+}
+
+/// The scheduler and the task runner: a bounded queue per user served round-robin, a global
+/// and a per-user concurrency limit, one thread per running sandbox, and the audit store as
+/// the record of truth — a task's final record is durable before anyone is told it ended.
+final class TaskManager: @unchecked Sendable {
+    let config: DaemonConfig
+    let store: AuditStore
+    let policies: PolicyStore
+    let authorizer: Authorizer
+    let metrics: Metrics
+    let log: Logger
+    let environment: SandboxEnvironment
+
+    private let monitor = Monitor()
+    // Everything below is guarded by `monitor`.
+    private var live: [Int64: LiveTask] = [:]
+    private var queues: [UInt32: [LiveTask]] = [:]
+    /// Users with queued tasks, in round-robin order; `cursor` is the next to serve.
+    private var rotation: [UInt32] = []
+    private var cursor = 0
+    private var reservedQueued = 0
+    private var reservedByUser: [UInt32: Int] = [:]
+    private var running = 0
+    private var runningByUser: [UInt32: Int] = [:]
+    private var draining = false
+    /// Compiled spawn plans by policy hash and limits (the seccomp filter and mount plan are
+    /// the same for every task of a policy); at most `planCacheLimit` entries.
+    private var planCache: [String: SpawnPlan] = [:]
+    private static let planCacheLimit = 64
+
+    init(config: DaemonConfig, store: AuditStore, policies: PolicyStore, authorizer: Authorizer, metrics: Metrics, log: Logger) {
+        self.config = config
+        self.store = store
+        self.policies = policies
+        self.authorizer = authorizer
+        self.metrics = metrics
+        self.log = log
+        var env = SandboxEnvironment(runtimeDir: config.runtimeDir)
+        env.egress.hostsFile = config.dnsHostsFile
+        env.egress.upstream = config.dnsUpstream
+        environment = env
+    }
+
+    var counts: (queued: Int, running: Int) { monitor.locked { (reservedQueued, running) } }
+
+    // MARK: Submit
+
+    /// Policy names are names, never paths: a client must not make the daemon read a file of
+    /// its choosing as a policy.
+    static func validPolicyName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, name.utf8.count <= 64, first != UInt8(ascii: "."), first != UInt8(ascii: "-") else { return false }
+        return name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
+            && !name.hasSuffix(".toml")
+    }
+
+    /// Loads a policy by name for `peer`, refusing (and recording) one the peer may not use.
+    func policy(named name: String, for peer: Peer, method: String) throws(RPCError) -> Policy {
+        guard Self.validPolicyName(name) else {
+            throw RPCError.invalid("params.policy", "\"\(name)\" is not a policy name (lower-case letters, digits, '.', '_', '-'; no paths)")
+        }
+        let policy: Policy
+        do { policy = try policies.loadPolicy(name) } catch {
+            throw RPCError(RPCCode.policyError, "policy \(name): \(error.description)", field: "params.policy")
+        }
+        guard authorizer.mayUse(peer, policy) else {
+            refuse(peer, method: method, what: "policy \(name)")
+            throw RPCError(RPCCode.unauthorized, "uid \(peer.uid) may not use policy \(name): it is not listed in the policy's [access] and is not a cordond admin",
+                           field: "params.policy")
+        }
+        return policy
+    }
+
+    /// Records an authorization refusal (audit event, metric, log line).
+    func refuse(_ peer: Peer, method: String, what: String) {
+        metrics.refused(method: method)
+        log.notice("refused", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)", "method": "\(method)", "what": "\(what)"])
+        let detail = JSON.object([("method", .string(method)), ("what", .string(what)), ("pid", .int(Int64(peer.pid))),
+                                  ("gid", .int(Int64(peer.gid))), ("exe", .string(peer.exe))])
+        _ = try? store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(), detail: detail.text))
+    }
+
+    func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
+        let base = try policy(named: request.policyName, for: peer, method: "task.submit")
+        let policy = try request.limits.apply(to: base)
+        let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
+        let control: SandboxControl
+        do { control = try SandboxControl() } catch { throw RPCError(RPCCode.internalError, "\(error)") }
+
+        // Reserve a place in the queue before the durable insert, so a full queue costs nothing.
+        try monitor.locked { () throws(RPCError) in
+            if draining { throw RPCError(RPCCode.shuttingDown, "cordond is shutting down and accepts no new tasks") }
+            if reservedQueued >= config.maxQueued {
+                throw RPCError(RPCCode.queueFull, "the queue is full (\(config.maxQueued) tasks waiting): retry later")
+            }
+            if reservedByUser[peer.uid, default: 0] >= config.maxQueuedPerUser {
+                throw RPCError(RPCCode.queueFull, "uid \(peer.uid) already has \(config.maxQueuedPerUser) tasks waiting (scheduler.max_queued_per_user): retry later")
+            }
+            reservedQueued += 1
+            reservedByUser[peer.uid, default: 0] += 1
+        }
+        let id: Int64
+        do {
+            id = try store.createTask(NewTask(submitter: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
+                                              label: request.label, policy: policy.name, policyHash: policy.contentHash,
+                                              argv: request.argv, submittedAt: UTCTime.epochSeconds()))
+        } catch {
+            monitor.locked { unreserve(peer.uid) }
+            log.error("audit store refused a task", metadata: ["error": "\(error)"])
+            throw RPCError(RPCCode.internalError, "the audit store could not record the task: \(error)")
+        }
+        let task = LiveTask(id: id, owner: peer, request: request, plan: plan, control: control)
+        monitor.locked {
+            live[id] = task
+            if queues[peer.uid] == nil { rotation.append(peer.uid) }
+            queues[peer.uid, default: []].append(task)
+            dispatch()
+        }
+        return id
+    }
+
+    private func unreserve(_ uid: UInt32) {
+        reservedQueued -= 1
+        reservedByUser[uid, default: 1] -= 1
+        if reservedByUser[uid] == 0 { reservedByUser[uid] = nil }
+    }
+
+    private func spawnPlan(_ policy: Policy, limits: LimitRequest, env: [String: String]) throws(RPCError) -> SpawnPlan {
+        // The environment is part of the plan; only plans without caller variables are shared.
+        let key = "\(policy.contentHash)|\(limits)"
+        if env.isEmpty, let cached = monitor.locked({ planCache[key] }) { return cached }
+        let plan: SpawnPlan
+        do { plan = try policies.spawnPlan(for: policy, cacheDir: config.cacheDir, callerEnvironment: env) } catch {
+            throw RPCError(RPCCode.policyError, "policy \(policy.name): \(error.description)", field: "params.policy")
+        }
+        if env.isEmpty {
+            monitor.locked {
+                if planCache.count >= Self.planCacheLimit { planCache.removeAll() }
+                planCache[key] = plan
+            }
+        }
+        return plan
+    }
+
+    /// Starts queued tasks while there is room: users take turns, one task each.
+    private func dispatch() {
+        let perUser = config.maxRunningPerUser ?? config.maxRunning
+        while running < config.maxRunning, !rotation.isEmpty {
+            var chosen: Int?
+            for step in 0..<rotation.count {
+                let index = (cursor + step) % rotation.count
+                if runningByUser[rotation[index], default: 0] < perUser { chosen = index; break }
+            }
+            guard let index = chosen else { return }
+            let uid = rotation[index]
+            let task = queues[uid]!.removeFirst()
+            if queues[uid]!.isEmpty {
+                queues[uid] = nil
+                rotation.remove(at: index)
+                cursor = rotation.isEmpty ? 0 : index % rotation.count
+            } else {
+                cursor = (index + 1) % rotation.count
+            }
+            unreserve(uid)
+            running += 1
+            runningByUser[uid, default: 0] += 1
+            task.state = .running
+            task.dequeuedAt = UTCTime.monotonic()
+            if !startThread({ [self] in run(task) }) {
+                log.error("cannot start a thread for a task", metadata: ["task": "\(task.id)"])
+                task.control.cancel()
+                running -= 1
+                runningByUser[uid, default: 1] -= 1
+                task.state = .queued
+                // Put it back at the head; the next task end retries.
+                if queues[uid] == nil { rotation.append(uid) }
+                queues[uid, default: []].insert(task, at: 0)
+                reservedQueued += 1
+                reservedByUser[uid, default: 0] += 1
+                return
+            }
+        }
+    }
+
+    // MARK: Run
+
+    private func run(_ task: LiveTask) {
+        let id = task.id
+        let dir = "\(config.tasksDir)/\(id)"
+        var io = SandboxIO()
+        io.relaySignals = false
+        var result: SandboxResult
+        var opened: [Int32] = []
+        defer { for fd in opened { close(fd) } }
+        do {
+            try FileSystem.makeDirectories(dir, mode: 0o700)
+            let out = try openLog("\(dir)/stdout")
+            opened.append(out)
+            let err = try openLog("\(dir)/stderr")
+            opened.append(err)
+            let input = try stdinDescriptor(task.request.stdin)
+            opened.append(input)
+            io.stdin = input
+            io.stdout = out
+            io.stderr = err
+            let start = task.dequeuedAt
+            task.control.onStart { [self] _, cgroup in
+                metrics.spawned(seconds: UTCTime.monotonic() - start)
+                do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
+                catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
+            }
+            result = Sandbox.run(plan: task.plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: task.control)
+        } catch {
+            result = .setupFailed(step: "task-files", errno: error.errno, message: "\(error)",
+                                  policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
+        }
+        record(task, result)
+        monitor.locked {
+            live[id] = nil
+            running -= 1
+            runningByUser[task.owner.uid, default: 1] -= 1
+            if runningByUser[task.owner.uid] == 0 { runningByUser[task.owner.uid] = nil }
+            dispatch()
+            monitor.broadcast()
+        }
+    }
+
+    private func openLog(_ path: String) throws(SystemError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        return fd
+    }
+
+    /// The workload's stdin: the submitted bytes in a sealed-off memory file, read-only.
+    private func stdinDescriptor(_ bytes: [UInt8]) throws(SystemError) -> Int32 {
+        if bytes.isEmpty {
+            let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemError("open", path: "/dev/null", errno: errno) }
+            return fd
+        }
+        let mem = cl_memfd("cordon-stdin")
+        guard mem >= 0 else { throw SystemError("memfd_create", path: "stdin", errno: errno) }
+        defer { close(mem) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { write(mem, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SystemError("write", path: "stdin", errno: errno) }
+            offset += n
+        }
+        // A read-only description of its own (offset 0): the workload cannot write it back.
+        let fd = open("/proc/self/fd/\(mem)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: "/proc/self/fd/\(mem)", errno: errno) }
+        return fd
+    }
+
+    /// The task's final record and its events, durable before anyone learns the task ended.
+    private func record(_ task: LiveTask, _ result: SandboxResult) {
+        let now = UTCTime.epochSeconds()
+        var events: [NewEvent] = []
+        let uid = task.owner.uid
+        func event(_ kind: String, _ detail: JSON) { events.append(NewEvent(kind: kind, taskID: task.id, uid: uid, time: now, detail: detail.text)) }
+        for d in result.denied {
+            event("denied", .object([("kind", .string("syscall")), ("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))),
+                                     ("count", .int(Int64(d.count))), ("errno", .int(Int64(d.errno)))]))
+            metrics.denial(kind: "syscall", count: d.count)
+        }
+        for d in result.logged {
+            event("logged", .object([("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))), ("count", .int(Int64(d.count)))]))
+        }
+        for e in (result.egress ?? []).prefix(256) {
+            var detail: [(String, JSON)] = [("kind", .string(e.kind)), ("verdict", .string(e.verdict)), ("reason", .string(e.reason))]
+            if let name = e.name { detail.append(("name", .string(name))) }
+            if let destination = e.destination { detail.append(("destination", .string(destination))) }
+            event(e.verdict == "denied" ? "denied" : "egress", .object(detail))
+            if e.verdict == "denied" { metrics.denial(kind: "egress") }
+        }
+        let limitReasons: [TerminationReason] = [.timeout, .memoryLimit, .pidsLimit, .outputLimit, .cpuLimit, .seccompViolation]
+        if limitReasons.contains(result.reason) { event("limit", .object([("limit", .string(result.reason.rawValue))])) }
+        if let failure = result.setupFailure {
+            event("setup-failed", .object([("step", .string(failure.step)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
+                                  exitCode: result.exitCode, signal: result.signal, finishedAt: now,
+                                  cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
+                                  peakMemoryBytes: result.peakMemoryBytes, stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
+                                  result: json)
+        do { try store.finish(id: task.id, outcome: outcome, events: events) } catch {
+            log.critical("audit store: cannot record the end of a task", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        }
+        metrics.taskEnded(result: result.reason.rawValue)
+        log.info("task ended", metadata: ["task": "\(task.id)", "uid": "\(uid)", "policy": "\(task.plan.policy.name)",
+                                          "reason": "\(result.reason.rawValue)", "exit": "\(result.exitStatus)"])
+    }
+
+    // MARK: Cancel, wait, drain
+
+    enum CancelOutcome { case cancelled, alreadyEnded }
+
+    /// Cancels a queued or running task and returns once its record says so.
+    func cancel(_ id: Int64) throws(RPCError) -> CancelOutcome {
+        let queued: LiveTask? = monitor.locked {
+            guard let task = live[id] else { return nil }
+            task.cancelRequested = true
+            if task.state == .queued, let index = queues[task.owner.uid]?.firstIndex(where: { $0 === task }) {
+                queues[task.owner.uid]!.remove(at: index)
+                if queues[task.owner.uid]!.isEmpty {
+                    queues[task.owner.uid] = nil
+                    if let r = rotation.firstIndex(of: task.owner.uid) {
+                        rotation.remove(at: r)
+                        if cursor > r { cursor -= 1 }
+                        if cursor >= rotation.count { cursor = 0 }
+                    }
+                }
+                unreserve(task.owner.uid)
+                task.state = .cancelled
+                return task
+            }
+            return nil
+        }
+        if let task = queued {
+            let outcome = TaskOutcome(state: .cancelled, reason: "cancelled", exitCode: nil, signal: nil, finishedAt: UTCTime.epochSeconds(),
+                                      cpuUserSeconds: nil, cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0, result: nil)
+            do { try store.finish(id: id, outcome: outcome, events: []) } catch {
+                log.critical("audit store: cannot record a cancel", metadata: ["task": "\(id)", "error": "\(error)"])
+            }
+            metrics.taskEnded(result: "cancelled")
+            monitor.locked {
+                live[id] = nil
+                monitor.broadcast()
+            }
+            return .cancelled
+        }
+        let wasRunning: Bool = monitor.locked {
+            guard let task = live[id] else { return false }
+            task.control.cancel()
+            _ = monitor.wait(until: nil) { live[id] == nil }
+            return true
+        }
+        return wasRunning ? .cancelled : .alreadyEnded
+    }
+
+    /// The owner of a task in memory (queued or running), if any.
+    func liveOwner(_ id: Int64) -> UInt32? { monitor.locked { live[id]?.owner.uid } }
+
+    func isLive(_ id: Int64) -> Bool { monitor.locked { live[id] != nil } }
+
+    /// Waits until the task is no longer queued or running; false on timeout.
+    func wait(_ id: Int64, timeout: Double?) -> Bool {
+        let deadline = timeout.map { UTCTime.monotonic() + $0 }
+        return monitor.locked { monitor.wait(until: deadline) { live[id] == nil } }
+    }
+
+    /// SIGTERM: take no new tasks, cancel the queued ones, let running ones finish until the
+    /// deadline, then cancel them. Returns when nothing is left.
+    func drain(seconds: Double) {
+        let queued: [LiveTask] = monitor.locked {
+            draining = true
+            return live.values.filter { $0.state == .queued }
+        }
+        for task in queued { _ = try? cancel(task.id) }
+        let finished = monitor.locked { monitor.wait(until: UTCTime.monotonic() + seconds) { live.isEmpty } }
+        if !finished {
+            let ids = monitor.locked { Array(live.keys) }
+            log.warning("drain deadline passed: cancelling running tasks", metadata: ["tasks": "\(ids.count)"])
+            for id in ids { _ = try? cancel(id) }
+        }
+    }
+}

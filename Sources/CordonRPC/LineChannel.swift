@@ -1,0 +1,70 @@
+import CLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One connection's framing: messages are lines of at most `maxLine` bytes. A longer line is
+/// reported once (`.tooLong`) as soon as the limit is passed and then skipped up to its
+/// newline, so memory stays bounded and the next message is read normally.
+public final class LineChannel {
+    public enum Line: Equatable {
+        case message([UInt8])
+        case tooLong
+        case eof
+    }
+
+    public let fd: Int32
+    public let maxLine: Int
+    private var buffer: [UInt8] = []
+    private var scanned = 0
+    private var discarding = false
+
+    public init(fd: Int32, maxLine: Int) {
+        self.fd = fd
+        self.maxLine = maxLine
+    }
+
+    /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error).
+    public func readLine() -> Line {
+        while true {
+            if let newline = buffer[scanned...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                scanned = 0
+                if discarding { discarding = false; continue }
+                if line.count > maxLine { return .tooLong }
+                return .message(line.last == 0x0D ? Array(line.dropLast()) : line)
+            }
+            scanned = buffer.count
+            if discarding {
+                buffer.removeAll(keepingCapacity: true)
+                scanned = 0
+            } else if buffer.count > maxLine {
+                buffer.removeAll(keepingCapacity: true)
+                scanned = 0
+                discarding = true
+                return .tooLong
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return .eof }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Writes `text` and a newline; false when the peer is gone (or a send timeout passed).
+    @discardableResult
+    public func send(_ text: String) -> Bool {
+        var bytes = Array(text.utf8)
+        bytes.append(0x0A)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+}

@@ -1,0 +1,64 @@
+import CordonRPC
+import CordonDaemon
+import CordonSandbox
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// cordond [--config-dir DIR] [--state-dir DIR] [--runtime-dir DIR] [--socket PATH] [--check-config]
+let usage = """
+usage: cordond [--config-dir DIR] [--state-dir DIR] [--runtime-dir DIR] [--socket PATH] [--check-config]
+
+Runs in the foreground (systemd: packaging/systemd/cordond.service). Reads DIR/cordond.toml
+(default config dir: $CORDON_CONFIG, else /etc/cordon if it exists); the options override it.
+SIGTERM or SIGINT drains and exits 0.
+
+"""
+
+func fail(_ message: String, status: Int32 = 2) -> Never {
+    FileDescriptorIO.writeAll(2, "cordond: \(message)\n")
+    exit(status)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var options: [String: String] = [:]
+var checkOnly = false
+while !arguments.isEmpty {
+    let arg = arguments.removeFirst()
+    switch arg {
+    case "--help", "-h":
+        FileDescriptorIO.writeAll(1, usage)
+        exit(0)
+    case "--version":
+        FileDescriptorIO.writeAll(1, "cordond \(cordonVersion)\n")
+        exit(0)
+    case "--check-config": checkOnly = true
+    case "--config-dir", "--state-dir", "--runtime-dir", "--socket":
+        guard let value = arguments.first, !value.hasPrefix("--") else { fail("\(arg) needs a value\n\(usage)") }
+        arguments.removeFirst()
+        guard value.hasPrefix("/") else { fail("\(arg): \(value): give an absolute path") }
+        options[arg] = value
+    default:
+        fail("unknown option \(arg)\n\(usage)")
+    }
+}
+
+guard getuid() == 0 else { fail("must run as root (it creates namespaces, cgroups and uid mappings)", status: 1) }
+
+var config: DaemonConfig
+do { config = try DaemonConfig.load(configDir: options["--config-dir"] ?? PolicyStore.defaultConfigDir()) }
+catch { fail("\(error)") }
+if let dir = options["--state-dir"] { config.stateDir = dir }
+if let dir = options["--runtime-dir"] { config.runtimeDir = dir }
+if let path = options["--socket"] { config.socketPath = path }
+if checkOnly {
+    FileDescriptorIO.writeAll(1, "cordond: configuration OK (socket \(config.socket), state \(config.stateDir))\n")
+    exit(0)
+}
+
+LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
+let log = Logger(label: "cordond")
+let daemon: Daemon
+do { daemon = try Daemon(config: config, log: log) } catch { fail("\(error)", status: 1) }
+exit(daemon.run())

@@ -1,0 +1,282 @@
+import CordonRPC
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// End to end: a real cordond in a temp dir, real sandboxes, driven through the real socket.
+@Suite(.serialized, .enabled(if: TestDaemon.isRoot, "cordond needs root"))
+struct DaemonTests {
+    static func output(_ daemon: TestDaemon, _ id: Int64, follow: Bool = false) throws -> (stdout: String, stderr: String, end: JSON) {
+        var out = "", err = ""
+        let end = try daemon.client().call("task.logs", .object([("id", .int(id)), ("follow", .bool(follow))])) { method, p in
+            guard method == "task.output", let data = p["data"]?.stringValue, let bytes = Data(base64Encoded: data) else { return }
+            if p["stream"]?.stringValue == "stderr" { err += String(decoding: bytes, as: UTF8.self) } else { out += String(decoding: bytes, as: UTF8.self) }
+        }
+        return (out, err, end)
+    }
+
+    @Test func submitWaitStatusLogsAndList() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sh", "-c", "echo hello; echo oops >&2; exit 3"], wait: true, extra: [("label", .string("first"))])
+        #expect(task["state"] == .string("finished"))
+        #expect(task["reason"] == .string("exited"))
+        #expect(task["exitCode"] == .int(3))
+        #expect(task["label"] == .string("first"))
+        #expect(task["submitter"]?["uid"] == .int(0))
+        #expect(task["stdoutBytes"] == .int(6))
+        #expect(task["result"]?["layers"]?["namespaces"]?.arrayValue?.count == 7)
+        let id = try #require(task["id"]?.intValue)
+        let logs = try Self.output(d, id)
+        #expect(logs.stdout == "hello\n")
+        #expect(logs.stderr == "oops\n")
+        #expect(logs.end["stdoutBytes"] == .int(6))
+
+        // Submit without waiting, then wait.
+        let queued = try d.submit(["cat"], extra: [("stdin", .string("from stdin\n")), ("env", .object([("TERM", .string("xterm-test")), ("SECRET", .string("x"))]))])
+        let second = try #require(queued["id"]?.intValue)
+        #expect(second > id)
+        let waited = try d.call("task.wait", .object([("id", .int(second))]))
+        #expect(waited["state"] == .string("finished"))
+        #expect(try Self.output(d, second).stdout == "from stdin\n")
+        // The policy decides which variables pass: TERM (pass_env) does, SECRET does not.
+        let env = try d.submit(["sh", "-c", "echo ${TERM:-unset} ${SECRET:-unset}"], wait: true,
+                               extra: [("env", .object([("TERM", .string("xterm-test")), ("SECRET", .string("x"))]))])
+        #expect(try Self.output(d, env["id"]!.intValue!).stdout == "xterm-test unset\n")
+
+        let status = try d.call("task.status", .object([("id", .int(id))]))
+        #expect(status["exitCode"] == .int(3))
+        #expect(status["startedAt"] != nil && status["finishedAt"] != nil)
+        let list = try d.call("task.list").arrayValue ?? []
+        let ids = list.compactMap { $0["id"]?.intValue }
+        #expect(ids.contains(id))
+        #expect(list.first?["id"]?.intValue ?? 0 > id, "newest first")
+
+        let policies = try d.call("policy.list").arrayValue ?? []
+        #expect(policies.contains { $0["name"] == .string("default") && $0["allowed"] == .bool(true) })
+        let health = try d.call("system.health")
+        #expect(health["checks"]?["cgroups"]?["ok"] == .bool(true))
+        #expect(health["checks"]?["landlock"]?["ok"] == .bool(true))
+        let version = try d.call("system.version")
+        #expect(version["protocol"] == .int(1))
+    }
+
+    @Test func cancelKillsTheWholeCgroupAndCancelsQueuedTasks() throws {
+        let d = try TestDaemon(config: "[scheduler]\nmax_running = 1\n")
+        let running = try #require(try d.submit(["sh", "-c", "sleep 4242 & sleep 4242; wait"])["id"]?.intValue)
+        let queued = try #require(try d.submit(["sleep", "4243"])["id"]?.intValue)
+        #expect(d.eventually { TestDaemon.processes(["sleep", "4242"]).count == 2 })
+        #expect(try d.call("task.status", .object([("id", .int(queued))]))["state"] == .string("queued"))
+
+        let q = try d.call("task.cancel", .object([("id", .int(queued))]))
+        #expect(q["state"] == .string("cancelled"))
+        #expect(q["cancelled"] == .bool(true))
+        #expect(q["startedAt"] == nil, "a queued task that is cancelled never starts")
+
+        let r = try d.call("task.cancel", .object([("id", .int(running))]))
+        #expect(r["state"] == .string("cancelled"))
+        #expect(r["reason"] == .string("cancelled"))
+        // Both sleeps (the background one too) are gone: the cgroup was killed, not just init.
+        #expect(d.eventually(2) { TestDaemon.processes(["sleep", "4242"]).isEmpty })
+        #expect(TestDaemon.processes(["sleep", "4243"]).isEmpty)
+        let again = try d.call("task.cancel", .object([("id", .int(running))]))
+        #expect(again["cancelled"] == .bool(false))
+
+        let events = try d.call("audit.query", .object([("task", .int(running))]))["events"]?.arrayValue ?? []
+        let kinds = events.compactMap { $0["kind"]?.stringValue }
+        #expect(kinds.contains("submitted") && kinds.contains("started") && kinds.contains("cancel") && kinds.contains("cancelled"), "\(kinds)")
+    }
+
+    @Test func logsFollowStreamsUntilTheTaskEnds() throws {
+        let d = try TestDaemon()
+        let id = try #require(try d.submit(["sh", "-c", "echo one; sleep 0.4; echo two; sleep 0.4; echo three >&2"])["id"]?.intValue)
+        var chunks: [String] = []
+        let end = try d.client().call("task.logs", .object([("id", .int(id)), ("follow", .bool(true))])) { _, p in
+            if let data = p["data"]?.stringValue, let bytes = Data(base64Encoded: data) {
+                chunks.append((p["stream"]?.stringValue ?? "") + ":" + String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        #expect(chunks.joined() == "stdout:one\nstdout:two\nstderr:three\n" || chunks.sorted() == ["stderr:three\n", "stdout:one\n", "stdout:two\n"], "\(chunks)")
+        #expect(chunks.count >= 3, "output arrives as it is written, not at the end")
+        #expect(end["state"] == .string("finished"))
+    }
+
+    @Test func everyClientMistakeGetsAStableErrorAndTheDaemonSurvives() throws {
+        let d = try TestDaemon(config: "[server]\nmax_message_bytes = 65536\n")
+        let fd = try d.connect()
+        defer { close(fd) }
+        func send(_ line: String) throws -> JSON { try d.raw(Array((line + "\n").utf8), connection: fd) }
+        func expectError(_ line: String, _ code: Int64, field: String? = nil, mentions: String? = nil) throws {
+            let r = try send(line)
+            #expect(r["error"]?["code"] == .int(code), "\(line) → \(r.text)")
+            if let field { #expect(r["error"]?["data"]?["field"] == .string(field), "\(line) → \(r.text)") }
+            if let mentions { #expect(r["error"]?["message"]?.stringValue?.contains(mentions) == true, "\(line) → \(r.text)") }
+        }
+        // All on one connection: each mistake is answered and the connection stays usable.
+        try expectError("{not json", RPCCode.parseError)
+        try expectError("[1,2]", RPCCode.invalidRequest, mentions: "batch")
+        try expectError("\"hello\"", RPCCode.invalidRequest)
+        try expectError(#"{"id":1,"method":"system.version"}"#, RPCCode.invalidRequest, field: "jsonrpc")
+        try expectError(#"{"jsonrpc":"2.0","id":{"a":1},"method":"system.version"}"#, RPCCode.invalidRequest, field: "id")
+        try expectError(#"{"jsonrpc":"2.0","id":2}"#, RPCCode.invalidRequest, field: "method")
+        try expectError(#"{"jsonrpc":"2.0","id":3,"method":"task.explode"}"#, RPCCode.methodNotFound, field: "method", mentions: "task.explode")
+        try expectError(#"{"jsonrpc":"2.0","id":4,"method":"task.submit","params":{}}"#, RPCCode.invalidParams, field: "params.argv")
+        try expectError(#"{"jsonrpc":"2.0","id":5,"method":"task.submit","params":{"argv":"echo hi"}}"#, RPCCode.invalidParams, field: "params.argv")
+        try expectError(#"{"jsonrpc":"2.0","id":6,"method":"task.submit","params":{"argv":["echo",7]}}"#, RPCCode.invalidParams, field: "params.argv[1]")
+        try expectError(#"{"jsonrpc":"2.0","id":7,"method":"task.submit","params":{"argv":["true"],"limits":{"memory":"big"}}}"#, RPCCode.invalidParams, field: "params.limits.memory")
+        try expectError(#"{"jsonrpc":"2.0","id":8,"method":"task.submit","params":{"argv":["true"],"limits":{"wallTime":3600}}}"#, RPCCode.invalidParams, field: "params.limits.wallTime", mentions: "only tighten")
+        try expectError(#"{"jsonrpc":"2.0","id":9,"method":"task.submit","params":{"argv":["true"],"polcy":"default"}}"#, RPCCode.invalidParams, field: "params.polcy", mentions: "unknown parameter")
+        try expectError(#"{"jsonrpc":"2.0","id":10,"method":"task.submit","params":{"argv":["true"],"policy":"../../etc/passwd"}}"#, RPCCode.invalidParams, field: "params.policy")
+        try expectError(#"{"jsonrpc":"2.0","id":11,"method":"task.submit","params":{"argv":["true"],"policy":"/tmp/evil.toml"}}"#, RPCCode.invalidParams, field: "params.policy")
+        try expectError(#"{"jsonrpc":"2.0","id":12,"method":"task.submit","params":{"argv":["true"],"policy":"no-such-policy"}}"#, RPCCode.policyError, field: "params.policy")
+        try expectError(#"{"jsonrpc":"2.0","id":13,"method":"task.status"}"#, RPCCode.invalidParams, field: "params.id")
+        try expectError(#"{"jsonrpc":"2.0","id":14,"method":"task.status","params":{"id":"7"}}"#, RPCCode.invalidParams, field: "params.id")
+        try expectError(#"{"jsonrpc":"2.0","id":15,"method":"task.status","params":{"id":999999}}"#, RPCCode.notFound)
+        try expectError(#"{"jsonrpc":"2.0","id":16,"method":"task.logs","params":{"id":1,"stream":"video"}}"#, RPCCode.notFound)
+        try expectError(#"{"jsonrpc":"2.0","id":17,"method":"task.list","params":{"states":["sleeping"]}}"#, RPCCode.invalidParams, field: "params.states[0]")
+        try expectError(#"{"jsonrpc":"2.0","id":18,"method":"task.list","params":[1]}"#, RPCCode.invalidParams, field: "params")
+        try expectError(#"{"jsonrpc":"2.0","id":19,"method":"task.submit","params":{"argv":["true"],"argv":["false"]}}"#, RPCCode.invalidParams, field: "params.argv")
+        try expectError(#"{"jsonrpc":"2.0","id":20,"method":"system.version","extra":1}"#, RPCCode.invalidRequest, field: "extra")
+        let deep = String(repeating: "[", count: 100_00) + String(repeating: "]", count: 100_00)
+        try expectError(deep, RPCCode.parseError, mentions: "deeper")
+        // Over the size limit: answered at once, the rest of the line discarded, the next line served.
+        try expectError(#"{"jsonrpc":"2.0","id":21,"method":"task.submit","params":{"argv":[""# + String(repeating: "\"x\",", count: 40_000) + "\"y\"]}}",
+                        RPCCode.messageTooLarge)
+        let ok = try send(#"{"jsonrpc":"2.0","id":"after","method":"system.version"}"#)
+        #expect(ok["id"] == .string("after"))
+        #expect(ok["result"]?["protocol"] == .int(1))
+        // A notification (no id) gets no answer; the next request is answered.
+        let afterNote = try send(#"{"jsonrpc":"2.0","method":"system.version"}"# + "\n" + #"{"jsonrpc":"2.0","id":22,"method":"system.health"}"#)
+        #expect(afterNote["id"] == .int(22))
+        // Binary garbage, then a client that vanishes mid-message.
+        _ = try? d.raw([0xff, 0xfe, 0x00, 0x01, 0x0a])
+        let half = try d.connect()
+        _ = Array(#"{"jsonrpc":"2.0","id":1,"met"#.utf8).withUnsafeBytes { Glibc.send(half, $0.baseAddress, $0.count, 0x4000) }
+        close(half)
+        #expect(try d.call("system.health")["status"] != nil)
+        #expect(d.process?.isRunning == true)
+    }
+
+    @Test func anotherUserIsRefusedUnlessThePolicyListsThem() throws {
+        // nobody (65534) may connect (socket group nogroup) and may use only `shared`.
+        let shared = (try String(contentsOfFile: "\(TestDaemon.repoRoot)/policies/default.toml", encoding: .utf8))
+            .replacingOccurrences(of: "name = \"default\"", with: "name = \"shared\"") + "\n[access]\nusers = [\"65534\"]\n"
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: ["shared": shared])
+        chmod(d.dir, 0o755)
+        let rootTask = try #require(try d.submit(["true"], wait: true)["id"]?.intValue)
+        func asNobody(_ requests: [String]) -> [JSON] {
+            let r = TestDaemon.runAs(uid: 65534, gid: 65534, ["/usr/bin/python3", "-c", TestDaemon.pythonClient, d.socket],
+                                     stdin: requests.joined(separator: "\n") + "\n")
+            return r.stdout.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
+        }
+        let answers = asNobody([
+            #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["true"]}}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"task.submit","params":{"argv":["id","-u"],"policy":"shared","wait":true}}"#,
+            #"{"jsonrpc":"2.0","id":3,"method":"task.status","params":{"id":\#(rootTask)}}"#,
+            #"{"jsonrpc":"2.0","id":4,"method":"task.cancel","params":{"id":\#(rootTask)}}"#,
+            #"{"jsonrpc":"2.0","id":5,"method":"task.list","params":{"all":true}}"#,
+            #"{"jsonrpc":"2.0","id":6,"method":"audit.query","params":{"user":"root"}}"#,
+            #"{"jsonrpc":"2.0","id":7,"method":"system.metrics"}"#,
+            #"{"jsonrpc":"2.0","id":8,"method":"task.list"}"#,
+        ])
+        try #require(answers.count == 8, "\(answers)")
+        #expect(answers[0]["error"]?["code"] == .int(RPCCode.unauthorized), "the default policy has no [access]: admins only")
+        #expect(answers[0]["error"]?["message"]?.stringValue?.contains("65534") == true)
+        #expect(answers[1]["result"]?["state"] == .string("finished"), "\(answers[1].text)")
+        #expect(answers[1]["result"]?["submitter"]?["uid"] == .int(65534))
+        #expect(answers[2]["error"]?["code"] == .int(RPCCode.unauthorized))
+        #expect(answers[3]["error"]?["code"] == .int(RPCCode.unauthorized))
+        #expect(answers[4]["error"]?["code"] == .int(RPCCode.unauthorized))
+        let visible = answers[7]["result"]?.arrayValue ?? []
+        #expect(!visible.isEmpty && visible.allSatisfy { $0["submitter"]?["uid"] == .int(65534) }, "a non-admin sees only its own tasks")
+        #expect(answers[5]["error"]?["code"] == .int(RPCCode.unauthorized))
+        #expect(answers[6]["error"]?["code"] == .int(RPCCode.unauthorized))
+        // The root task was not cancelled by the refused request.
+        #expect(try d.call("task.status", .object([("id", .int(rootTask))]))["reason"] == .string("exited"))
+
+        let refusals = try d.call("audit.query", .object([("denials", .bool(true))]))["events"]?.arrayValue ?? []
+        let byNobody = refusals.filter { $0["kind"] == .string("auth-refused") && $0["uid"] == .int(65534) }
+        #expect(byNobody.count == 6, "\(refusals.map(\.text))")
+
+        // A user outside the socket's group cannot even connect (0660).
+        let stranger = TestDaemon.runAs(uid: 4321, gid: 4321, ["/usr/bin/python3", "-c", TestDaemon.pythonClient, d.socket], stdin: "\n")
+        #expect(stranger.status != 0 && stranger.stderr.contains("PermissionError"), "\(stranger.stderr)")
+    }
+
+    @Test func aFullQueueIsAClearErrorAndUsersTakeTurns() throws {
+        let everyone = (try String(contentsOfFile: "\(TestDaemon.repoRoot)/policies/default.toml", encoding: .utf8))
+            .replacingOccurrences(of: "name = \"default\"", with: "name = \"shared\"") + "\n[access]\nusers = [\"65534\"]\n"
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[scheduler]\nmax_running = 1\nmax_queued = 5\nmax_queued_per_user = 4\n",
+                               policies: ["shared": everyone])
+        let blocker = try #require(try d.submit(["sleep", "4244"], policy: "shared")["id"]?.intValue)
+        #expect(d.eventually { TestDaemon.processes(["sleep", "4244"]).count == 1 })
+        var rootQueued: [Int64] = []
+        for i in 0..<4 { rootQueued.append(try #require(try d.submit(["echo", "root-\(i)"], policy: "shared")["id"]?.intValue)) }
+        let perUser = try d.callError("task.submit", .object([("argv", .array([.string("true")])), ("policy", .string("shared"))]))
+        #expect(perUser.code == RPCCode.queueFull)
+        #expect(perUser.message.contains("max_queued_per_user"))
+        // nobody's one task is served before root's second queued one: users take turns.
+        let r = TestDaemon.runAs(uid: 65534, gid: 65534, ["/usr/bin/python3", "-c", TestDaemon.pythonClient, d.socket], stdin: [
+            #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["echo","nobody"],"policy":"shared"}}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"task.submit","params":{"argv":["true"],"policy":"shared"}}"#,
+        ].joined(separator: "\n") + "\n")
+        let answers = r.stdout.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
+        try #require(answers.count == 2, "\(r.stderr)")
+        let nobodyTask = try #require(answers[0]["result"]?["id"]?.intValue)
+        #expect(answers[1]["error"]?["code"] == .int(RPCCode.queueFull), "the global queue (5) is full: \(answers[1].text)")
+        #expect(answers[1]["error"]?["message"]?.stringValue?.contains("queue is full") == true)
+
+        _ = try d.call("task.cancel", .object([("id", .int(blocker))]))
+        for id in rootQueued + [nobodyTask] { _ = try d.call("task.wait", .object([("id", .int(id))])) }
+        func started(_ id: Int64) throws -> String { try d.call("task.status", .object([("id", .int(id))]))["startedAt"]?.stringValue ?? "" }
+        let order = try (rootQueued + [nobodyTask]).sorted { try started($0) < started($1) }
+        #expect(order.firstIndex(of: nobodyTask)! <= 1, "nobody's task ran \(order.firstIndex(of: nobodyTask)!)th: \(order)")
+    }
+
+    @Test func metricsAreServedOverTheSocketAndOnLoopbackHTTP() throws {
+        let port = 20000 + Int(getpid() % 20000)
+        let d = try TestDaemon(config: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n")
+        _ = try d.submit(["true"], wait: true)
+        _ = try d.submit(["unshare", "--user", "true"], wait: true)
+        let text = try #require(try d.call("system.metrics")["text"]?.stringValue)
+        #expect(text.contains("cordon_tasks_total{result=\"exited\"} 2"), "\(text)")
+        #expect(text.contains("cordon_denials_total{kind=\"syscall\"}"), "\(text)")
+        #expect(text.contains("cordon_spawn_seconds_count 2"), "\(text)")
+        #expect(text.contains("cordon_queue_depth 0"))
+        let http = TestDaemon.exec("/usr/bin/curl", ["-sf", "http://127.0.0.1:\(port)/metrics"])
+        #expect(http.status == 0 && http.stdout.contains("# TYPE cordon_spawn_seconds histogram"), "\(http.stderr)")
+        let cli = TestDaemon.exec(TestDaemon.cordon, ["metrics", "--socket", d.socket])
+        #expect(cli.status == 0 && cli.stdout.contains("cordon_tasks_total"))
+    }
+
+    @Test func theCLIDrivesTheDaemon() throws {
+        let d = try TestDaemon()
+        let s = ["--socket", d.socket]
+        let run = TestDaemon.exec(TestDaemon.cordon, ["submit", "--wait"] + s + ["--", "sh", "-c", "echo out; echo err >&2; exit 4"])
+        #expect(run.status == 4)
+        #expect(run.stdout == "out\n")
+        #expect(run.stderr == "err\n")
+        let bg = TestDaemon.exec(TestDaemon.cordon, ["submit"] + s + ["--label", "bg", "--", "sleep", "4245"])
+        let id = try #require(Int64(bg.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(bg.stderr)")
+        let tasks = TestDaemon.exec(TestDaemon.cordon, ["tasks"] + s)
+        #expect(tasks.stdout.contains("sleep 4245"), "\(tasks.stdout)")
+        let cancel = TestDaemon.exec(TestDaemon.cordon, ["cancel"] + s + ["\(id)"])
+        #expect(cancel.status == 0 && cancel.stdout.contains("cancelled"), "\(cancel.stderr)")
+        let logs = TestDaemon.exec(TestDaemon.cordon, ["logs"] + s + ["1"])
+        #expect(logs.stdout == "out\n" && logs.stderr == "err\n")
+        let denied = TestDaemon.exec(TestDaemon.cordon, ["submit", "--wait", "--json"] + s + ["--", "unshare", "--user", "true"])
+        #expect(denied.status != 0)
+        let audit = TestDaemon.exec(TestDaemon.cordon, ["audit", "--denials", "--json"] + s)
+        let events = (try JSON.parse(audit.stdout))["events"]?.arrayValue ?? []
+        #expect(events.contains { $0["kind"] == .string("denied") && $0["detail"]?["syscall"] == .string("unshare") }, "\(audit.stdout)")
+        let status = TestDaemon.exec(TestDaemon.cordon, ["status"] + s)
+        #expect(status.status == 0 && status.stdout.contains("health: ok"), "\(status.stdout)\(status.stderr)")
+        let bad = TestDaemon.exec(TestDaemon.cordon, ["status", "--socket", "\(d.dir)/nope.sock"])
+        #expect(bad.status == 1 && bad.stderr.contains("is cordond running?"), "\(bad.stderr)")
+    }
+}
+
+extension TestDaemon {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+}
