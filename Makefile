@@ -3,6 +3,7 @@
 SWIFT ?= swift
 SCRATCH ?= $(CURDIR)/.build/demo
 RELEASE_BIN = $(CURDIR)/.build/release/cordon
+CORDOND_BIN = $(CURDIR)/.build/release/cordond
 
 .PHONY: all build release test demo bench clean deps
 
@@ -14,6 +15,7 @@ build:
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product cordon
 	$(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
+	$(SWIFT) build -c release --static-swift-stdlib --product cordond
 
 test: deps
 	$(SWIFT) build --build-tests
@@ -29,22 +31,36 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# Runs two tasks in sandboxes under the built-in default policy, from a scratch state and
-# runtime directory, and prints their output and result records: one that works, one that
-# tries to create a user namespace and is refused (the refusal is in the record).
+# Starts cordond on a scratch socket, state and runtime directory (embedded default policy),
+# submits two tasks through its socket and prints each one's output and audit record: one that
+# works, and one that tries to create a user namespace and is refused (the refusal is in its
+# record). Then stops the daemon with SIGTERM, which drains and exits 0.
+SOCK = $(SCRATCH)/run/cordon.sock
 demo: deps release
-	@mkdir -p $(SCRATCH)/state $(SCRATCH)/run && chmod 755 $(SCRATCH) $(SCRATCH)/..
-	@echo '$$ cordon run --json -- python3 -c "import json, os, socket; ..."'
-	@$(RELEASE_BIN) run --json --state-dir $(SCRATCH)/state --runtime-dir $(SCRATCH)/run -- \
-	  python3 -c 'import json, os, socket; print(json.dumps({"uid": os.getuid(), "hostname": socket.gethostname(), "cwd": os.getcwd(), "root": sorted(os.listdir("/"))}))' \
-	  | python3 bench/show-result.py
+	@mkdir -p $(SCRATCH) && chmod 755 $(SCRATCH) $(SCRATCH)/.. && rm -rf $(SCRATCH)/state $(SCRATCH)/run $(SCRATCH)/config
+	@mkdir -p $(SCRATCH)/run $(SCRATCH)/config && chmod 755 $(SCRATCH)/run
+	@echo '$$ cordond --config-dir $(SCRATCH)/config --state-dir $(SCRATCH)/state --runtime-dir $(SCRATCH)/run &'
+	@$(CORDOND_BIN) --config-dir $(SCRATCH)/config --state-dir $(SCRATCH)/state --runtime-dir $(SCRATCH)/run 2>$(SCRATCH)/cordond.log & \
+	echo $$! > $(SCRATCH)/cordond.pid
+	@for i in $$(seq 100); do $(RELEASE_BIN) status --socket $(SOCK) >/dev/null 2>&1 && break; sleep 0.1; done
+	@$(RELEASE_BIN) status --socket $(SOCK)
 	@echo
-	@echo '$$ cordon run --json -- unshare --user true'
-	@$(RELEASE_BIN) run --json --state-dir $(SCRATCH)/state --runtime-dir $(SCRATCH)/run -- unshare --user true \
-	  | python3 bench/show-result.py || true
+	@echo '$$ cordon submit --wait -- python3 -c "import json, os, socket; ..."'
+	@$(RELEASE_BIN) submit --wait --socket $(SOCK) --label demo -- \
+	  python3 -c 'import json, os, socket; print(json.dumps({"uid": os.getuid(), "hostname": socket.gethostname(), "cwd": os.getcwd(), "root": sorted(os.listdir("/"))}))'
+	@echo '$$ cordon audit --task 1'
+	@$(RELEASE_BIN) audit --socket $(SOCK) --task 1
+	@echo
+	@echo '$$ cordon submit --wait -- unshare --user true'
+	@$(RELEASE_BIN) submit --wait --socket $(SOCK) -- unshare --user true || true
+	@echo '$$ cordon audit --task 2 --json   (the full record: layers applied, usage, the refused syscall)'
+	@$(RELEASE_BIN) audit --socket $(SOCK) --task 2 --json | python3 -m json.tool
+	@kill -TERM $$(cat $(SCRATCH)/cordond.pid) && while kill -0 $$(cat $(SCRATCH)/cordond.pid) 2>/dev/null; do sleep 0.1; done
+	@echo; echo "cordond stopped (SIGTERM drains). Its log:"; cat $(SCRATCH)/cordond.log
 
 bench: release
 	bench/spawn.sh
+	bench/daemon.sh
 
 clean:
 	rm -rf .build

@@ -28,7 +28,11 @@ final class TestDaemon: @unchecked Sendable {
     private(set) var process: Process?
 
     /// `config`: the text of cordond.toml; `policies`: extra policy files by name.
-    init(config: String = "", policies: [String: String] = [:]) throws {
+    /// Started by systemd-socket-activate, which owns the socket and passes it (LISTEN_FDS).
+    let socketActivated: Bool
+
+    init(config: String = "", policies: [String: String] = [:], socketActivated: Bool = false) throws {
+        self.socketActivated = socketActivated
         let n = Self.counterLock.withLock { Self.counter += 1; return Self.counter }
         dir = "/tmp/cordond-test-\(getpid())-\(n)"
         try? FileManager.default.removeItem(atPath: dir)
@@ -54,8 +58,14 @@ final class TestDaemon: @unchecked Sendable {
     /// Starts cordond and waits until it answers on the socket.
     func start() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.cordond)
-        p.arguments = ["--config-dir", configDir, "--state-dir", stateDir, "--runtime-dir", runtimeDir]
+        let args = ["--config-dir", configDir, "--state-dir", stateDir, "--runtime-dir", runtimeDir]
+        if socketActivated {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+            p.arguments = ["-l", socket, Self.cordond] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: Self.cordond)
+            p.arguments = args
+        }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()

@@ -89,6 +89,32 @@ struct LifecycleTests {
         #expect(stops.compactMap { $0["kind"]?.stringValue } == ["daemon-start", "daemon-stop", "daemon-start"])
     }
 
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/systemd-socket-activate")))
+    func socketActivationServesOnTheSocketSystemdPasses() throws {
+        let d = try TestDaemon(socketActivated: true)
+        #expect(try d.submit(["echo", "activated"], wait: true)["exitCode"] == .int(0))
+        #expect(d.log().contains("socket activation"), "\(d.log())")
+        d.signal(SIGTERM)
+        #expect(d.waitExit(10) == 0)
+        // The socket is systemd's: the daemon leaves it in place for the next start.
+        #expect(FileManager.default.fileExists(atPath: d.socket))
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/systemd-analyze")))
+    func theShippedSystemdUnitsVerify() throws {
+        let dir = "/tmp/cordond-units-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for unit in ["cordond.service", "cordond.socket"] {
+            var text = try String(contentsOfFile: "\(TestDaemon.repoRoot)/packaging/systemd/\(unit)", encoding: .utf8)
+            // verify checks that ExecStart exists: point it at the binary under test.
+            text = text.replacingOccurrences(of: "/usr/local/bin/cordond", with: TestDaemon.cordond)
+            try text.write(toFile: "\(dir)/\(unit)", atomically: true, encoding: .utf8)
+        }
+        let r = TestDaemon.exec("/usr/bin/systemd-analyze", ["verify", "\(dir)/cordond.socket", "\(dir)/cordond.service"])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+    }
+
     @Test func aSecondDaemonDoesNotStealTheSocket() throws {
         let d = try TestDaemon()
         let second = TestDaemon.exec(TestDaemon.cordond, ["--config-dir", d.configDir, "--state-dir", "\(d.dir)/state2", "--runtime-dir", d.runtimeDir])
