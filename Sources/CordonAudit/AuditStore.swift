@@ -18,8 +18,10 @@ public final class AuditStore: Sendable {
 
     public let path: String
     private let queue: WriteQueue
-    /// Nil once closed. Readers copy the reference out, so a close during a read only ends the
-    /// connection when that read is done.
+    /// Nil once closed. One read at a time holds it: SQLite keeps a connection's read
+    /// transaction (its snapshot) open while any statement on it is active, so overlapping reads
+    /// on a shared connection could keep seeing the database as it was before a commit that
+    /// already returned — a reader must always start a fresh snapshot.
     private let reader: Mutex<SQLiteDatabase?>
 
     /// Opens the store at `path`, creating the file and schema if needed.
@@ -387,9 +389,11 @@ public final class AuditStore: Sendable {
 
     // MARK: Reads
 
-    private func read<T>(_ operation: String, _ body: (SQLiteDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
-        guard let db = reader.withLock({ $0 }) else { throw AuditError(.closed, path: path, operation, "the store is closed") }
-        return try body(db)
+    private func read<T: Sendable>(_ operation: String, _ body: (SQLiteDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
+        try reader.withLock { (db: inout SQLiteDatabase?) throws(AuditError) -> T in
+            guard let db else { throw AuditError(.closed, path: path, operation, "the store is closed") }
+            return try body(db)
+        }
     }
 
     private func rows(_ db: SQLiteDatabase, _ operation: String, _ sql: String, _ values: [SQLiteValue]) throws(AuditError) -> [[SQLiteValue]] {

@@ -290,6 +290,37 @@ import Glibc
         #expect(try store.countsByState()[.finished] == 400)
     }
 
+    /// What a write returned is what the next read sees, even while other threads keep the
+    /// read connection busy (cordond answers `task.submit` with `wait` from a fresh read right
+    /// after the task's final record is committed).
+    @Test func aReadAfterAWriteSeesItWhileOtherReadsOverlap() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        for i in 0..<50 { _ = try store.createTask(newTask(at: Double(i))) }
+        let done = Atomic<Int>(0)
+        let stale = Mutex<[String]>([])
+        onThreads(5) { t in
+            if t > 0 {
+                // Busy readers: long scans, back to back.
+                while done.load(ordering: .sequentiallyConsistent) == 0 { _ = try? store.tasks(TaskQuery(limit: 1000)) }
+                return
+            }
+            for i in 0..<300 {
+                do {
+                    let id = try store.createTask(newTask(at: Double(i)))
+                    try store.markStarted(id: id, at: Double(i), cgroup: nil, scratch: nil)
+                    try store.finish(id: id, outcome: exited(at: Double(i) + 1), events: [])
+                    let seen = try store.task(id: id)?.state
+                    if seen != .finished { stale.withLock { $0.append("task \(id) read back as \(seen.map(\.rawValue) ?? "missing")") } }
+                } catch { stale.withLock { $0.append("\(error)") } }
+            }
+            done.store(1, ordering: .sequentiallyConsistent)
+        }
+        let problems = stale.withLock { $0 }
+        #expect(problems.count == 0, "\(problems.prefix(5))")
+    }
+
     @Test func closeCommitsQueuedWritesAndLaterWritesFail() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }
