@@ -173,9 +173,9 @@ public final class AuditStore: Sendable {
 
     // MARK: Writes
 
-    private func write(_ operation: String, checkpoint: Bool = false,
+    private func write(_ operation: String, checkpoint: Bool = false, durable: Bool = true,
                        _ body: @escaping @Sendable (WriterConnection) throws(AuditError) -> WriteOutput) throws(AuditError) -> WriteOutput {
-        try queue.submit(PendingWrite(operation, checkpoint: checkpoint, body))
+        try queue.submit(PendingWrite(operation, checkpoint: checkpoint, durable: durable, body))
     }
 
     private func refuse(_ operation: String, _ message: String) -> AuditError {
@@ -209,7 +209,7 @@ public final class AuditStore: Sendable {
     public func markStarted(id: Int64, at time: Double, cgroup: String?, scratch: String?) throws(AuditError) {
         let operation = "mark task \(id) started"
         guard time.isFinite else { throw refuse(operation, "time is not finite") }
-        _ = try write(operation) { w throws(AuditError) in
+        _ = try write(operation, durable: false) { w throws(AuditError) in
             let rows = try w.rows("""
                 UPDATE tasks SET state = 'running', started_at = ?2, cgroup = ?3, scratch = ?4
                 WHERE id = ?1 AND state = 'queued' RETURNING uid

@@ -18,13 +18,19 @@ final class PendingWrite: @unchecked Sendable {
     let body: @Sendable (WriterConnection) throws(AuditError) -> WriteOutput
     /// Run a TRUNCATE checkpoint after the commit (prune: give the space back to the file system).
     let checkpoint: Bool
+    /// Whether the commit must reach the disk before the caller goes on (fsync, synchronous=FULL).
+    /// A non-durable write (a task's "started" mark) is committed atomically and survives the
+    /// daemon's death (it is in the page cache), but only the next durable commit, which
+    /// syncs the write-ahead log up to and including it, protects it from a power loss.
+    let durable: Bool
     var output: Result<WriteOutput, AuditError>?
     var done = false
 
-    init(_ operation: String, checkpoint: Bool = false,
+    init(_ operation: String, checkpoint: Bool = false, durable: Bool = true,
          _ body: @escaping @Sendable (WriterConnection) throws(AuditError) -> WriteOutput) {
         self.operation = operation
         self.checkpoint = checkpoint
+        self.durable = durable
         self.body = body
     }
 }
@@ -37,6 +43,8 @@ final class WriterConnection: @unchecked Sendable {
     /// The operation being run, for error messages.
     var operation = "open"
     private var statements: [String: Statement] = [:]
+    /// The connection's current `PRAGMA synchronous` (FULL when the store was opened).
+    private var syncing = true
 
     init(db: SQLiteDatabase) {
         self.db = db
@@ -79,6 +87,19 @@ final class WriterConnection: @unchecked Sendable {
     /// refused for its own reasons (unknown id, wrong state) does not take the others with it.
     /// Sets every write's output.
     func commit(_ batch: [PendingWrite]) {
+        // FULL fsyncs the write-ahead log at commit; NORMAL does not. Set between transactions.
+        let durable = batch.contains(where: \.durable)
+        if durable != syncing {
+            operation = "synchronous"
+            do {
+                try execute(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                syncing = durable
+            } catch where durable {
+                // Never report a durable write that was not synced.
+                for item in batch { item.output = .failure(error) }
+                return
+            } catch {}
+        }
         operation = "begin"
         do { try execute("BEGIN IMMEDIATE") } catch {
             for item in batch { item.output = .failure(error) }

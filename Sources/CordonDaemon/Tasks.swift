@@ -107,6 +107,7 @@ final class TaskManager: @unchecked Sendable {
         var env = SandboxEnvironment(runtimeDir: config.runtimeDir)
         env.egress.hostsFile = config.dnsHostsFile
         env.egress.upstream = config.dnsUpstream
+        env.cleanupGuardian = false  // Recovery sweeps orphaned cgroups at the next start
         environment = env
     }
 

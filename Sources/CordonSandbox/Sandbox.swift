@@ -15,6 +15,12 @@ public struct SandboxEnvironment: Sendable {
     public var cgroupGroup: String = "cordon"
     /// How allowlisted names are resolved (supervisor configuration).
     public var egress = EgressSettings()
+    /// Start a cleanup guardian per sandbox: a process that removes the sandbox's cgroup if this
+    /// supervisor is killed (`cordon run`). cordond turns it off: its restart sweeps orphaned
+    /// cgroups (Recovery), and the sandboxes themselves die with it either way (PDEATHSIG on
+    /// init, which takes its pid namespace along). Forking a guardian from a large,
+    /// multi-threaded daemon costs a page-table copy and copy-on-write faults per task.
+    public var cleanupGuardian = true
 
     public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
 }
@@ -151,17 +157,19 @@ private struct Run {
 
         // 3. The guardian removes the cgroup if we are killed before we can.
         var guardianPipe: [Int32] = [-1, -1]
-        if cl_pipe2(&guardianPipe, O_CLOEXEC) != 0 {
+        if environment.cleanupGuardian, cl_pipe2(&guardianPipe, O_CLOEXEC) != 0 {
             try? cgroup.remove()
             return failure("guardian", errno, "pipe: \(SystemError.text(errno))")
         }
         let dirs = cgroup.directories
-        let guardian = withCStringArray(dirs) { cl_guardian_start(guardianPipe[0], range.lockFD, $0, dirs.count) }
-        close(guardianPipe[0])
+        let guardian = environment.cleanupGuardian ? withCStringArray(dirs) { cl_guardian_start(guardianPipe[0], range.lockFD, $0, dirs.count) } : 0
+        if guardianPipe[0] >= 0 { close(guardianPipe[0]) }
         defer {
             var done: UInt8 = 1
-            _ = write(guardianPipe[1], &done, 1)
-            close(guardianPipe[1])
+            if guardianPipe[1] >= 0 {
+                _ = write(guardianPipe[1], &done, 1)
+                close(guardianPipe[1])
+            }
             // The guardian exits at once on that byte; reap it (it has no exit signal: __WALL).
             var status: Int32 = 0
             if guardian > 0 { _ = waitpid(guardian, &status, Int32(bitPattern: 0x4000_0000)) }
