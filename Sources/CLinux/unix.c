@@ -66,10 +66,9 @@ int cl_peer_cred(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid) {
 
 int cl_peer_groups(int fd, uint32_t *groups, int max) {
     socklen_t len = (socklen_t)(max * (int)sizeof(gid_t));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) {
-        if (errno == ERANGE) return (int)(len / sizeof(gid_t));
-        return -1;
-    }
+    // ERANGE: the buffer was too small and the kernel copied nothing (-1, errno ERANGE): the
+    // caller must not read the buffer.
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) return -1;
     return (int)(len / sizeof(gid_t));
 }
 

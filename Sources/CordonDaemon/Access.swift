@@ -24,14 +24,16 @@ public struct Peer: Sendable, Equatable {
         self.exe = exe
     }
 
-    /// The credentials of the process connected on `fd`.
+    /// The credentials of the process connected on `fd`, or nil when the kernel does not give
+    /// all of them (the connection is then refused: a partial group list must never be read).
     static func of(socket fd: Int32) -> Peer? {
         var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
         guard cl_peer_cred(fd, &uid, &gid, &pid) == 0 else { return nil }
-        var groups = [UInt32](repeating: 0, count: 256)
+        // NGROUPS_MAX (65536) always fits.
+        var groups = [UInt32](repeating: 0, count: 65536)
         let n = cl_peer_groups(fd, &groups, Int32(groups.count))
-        var all = [gid]
-        if n > 0 { all += groups.prefix(Int(min(n, Int32(groups.count)))) }
+        guard n >= 0 else { return nil }
+        let all = [gid] + groups.prefix(Int(n))
         let exe = pid > 0 ? FileSystem.symlinkTarget("/proc/\(pid)/exe") ?? "?" : "?"
         return Peer(uid: uid, gid: gid, pid: pid, groups: Array(Set(all)).sorted(), exe: exe)
     }
@@ -52,9 +54,16 @@ enum Accounts {
         if let n = UInt32(nameOrID) { return n }
         var gr = group()
         var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 65536)
-        guard getgrnam_r(nameOrID, &gr, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return gr.gr_gid
+        // A group with many members needs a large buffer: grow it on ERANGE.
+        var size = 65536
+        while size <= 64 << 20 {
+            var buffer = [CChar](repeating: 0, count: size)
+            let rc = getgrnam_r(nameOrID, &gr, &buffer, buffer.count, &result)
+            if rc == ERANGE { size *= 4; continue }
+            guard rc == 0, result != nil else { return nil }
+            return gr.gr_gid
+        }
+        return nil
     }
 }
 

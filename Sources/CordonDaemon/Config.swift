@@ -27,6 +27,13 @@ public struct DaemonConfig: Sendable {
     public var maxQueuedPerUser = 256
     public var maxRunningPerUser: Int?
     public var maxConnections = 256
+    /// Connections one non-admin uid may hold (admins are not counted against either cap, up
+    /// to `adminReserve` more).
+    public var maxConnectionsPerUser = 32
+    public static let adminReserve = 16
+    /// A connection that sends no request for this long is closed (waits in task.wait or
+    /// task.logs do not count: the daemon is the one talking then).
+    public var idleSeconds = 300.0
     public var maxMessageBytes = 1 << 20
     /// How long SIGTERM lets running tasks finish before cancelling them.
     public var drainSeconds = 30.0
@@ -53,7 +60,7 @@ public struct DaemonConfig: Sendable {
         "socket": ["path", "group", "mode"],
         "admins": ["users", "groups"],
         "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user"],
-        "server": ["max_connections", "max_message_bytes"],
+        "server": ["max_connections", "max_connections_per_user", "max_message_bytes", "idle_timeout"],
         "tasks": ["default_policy", "drain_timeout"],
         "audit": ["max_age", "max_size"],
         "metrics": ["listen"],
@@ -150,6 +157,10 @@ public struct DaemonConfig: Sendable {
                 case "scheduler.max_running_per_user": maxRunningPerUser = try count(1...4096)
                 case "server.max_connections": maxConnections = try count(1...65536)
                 case "server.max_message_bytes": maxMessageBytes = try count(1024...(64 << 20))
+                case "server.max_connections_per_user": maxConnectionsPerUser = try count(1...65536)
+                case "server.idle_timeout":
+                    idleSeconds = try duration()
+                    guard idleSeconds >= 1 else { throw fail(name, at, "expected at least 1s") }
                 case "tasks.default_policy": defaultPolicy = try string()
                 case "tasks.drain_timeout": drainSeconds = try duration()
                 case "audit.max_age": retentionSeconds = try duration()

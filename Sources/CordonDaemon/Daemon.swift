@@ -121,7 +121,7 @@ public final class Daemon: @unchecked Sendable {
         close(listener)
         if ownsSocket { unlink(config.socket) }
         if metricsFD >= 0 { shutdown(metricsFD, Int32(SHUT_RDWR)); close(metricsFD) }
-        tasks.drain(seconds: config.drainSeconds)
+        tasks.drain(seconds: config.drainSeconds, by: Peer(uid: 0, gid: 0, pid: getpid(), groups: [0], exe: "cordond (drain)"))
         event("daemon-stop", .object([("signal", .int(Int64(stopSignal)))]))
         store.close()
         log.info("stopped")

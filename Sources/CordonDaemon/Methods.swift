@@ -92,16 +92,17 @@ extension Daemon {
 
     // MARK: Tasks by id
 
-    /// The task `params.id` names, if the peer may see it. Someone else's task is a refusal
-    /// (recorded), not a "not found" lie.
+    /// The task `params.id` names, if the peer may see it. Someone else's task gets the same
+    /// answer as a missing one (ids and owners are not for enumerating), and the attempt is
+    /// recorded as a refusal.
     private func visibleTask(_ params: inout Params, _ peer: Peer, _ method: String) throws -> TaskRecord {
         let id = try params.requiredInt("id", min: 1)
         let record: TaskRecord?
         do { record = try store.task(id: id) } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
         guard let record else { throw RPCError(RPCCode.notFound, "no task \(id)", field: "params.id") }
         guard authorizer.maySee(peer, taskOwner: record.submitter.uid) else {
-            tasks.refuse(peer, method: method, what: "task \(id) of uid \(record.submitter.uid)")
-            throw RPCError(RPCCode.unauthorized, "task \(id) belongs to another user (uid \(peer.uid) is not a cordond admin)", field: "params.id")
+            tasks.refuse(peer, method: method, what: "task \(id)")
+            throw RPCError(RPCCode.notFound, "no task \(id)", field: "params.id")
         }
         return record
     }
@@ -119,13 +120,13 @@ extension Daemon {
     private func cancel(_ params: inout Params, _ peer: Peer) throws -> JSON {
         let task = try visibleTask(&params, peer, "task.cancel")
         try params.finish()
-        let outcome = try tasks.cancel(task.id)
-        if outcome == .cancelled {
-            event("cancel", .object([("by", .int(Int64(peer.uid))), ("pid", .int(Int64(peer.pid)))]), uid: peer.uid, task: task.id)
-        }
-        var json = taskJSON(try reload(task.id), withResult: false)
+        let wasOpen = task.state == .queued || task.state == .running
+        if wasOpen { tasks.cancel(task.id, by: peer) }
+        let final = try reload(task.id)
+        var json = taskJSON(final, withResult: false)
         if case .object(var members) = json {
-            members.append(("cancelled", .bool(outcome == .cancelled)))
+            // Cancelled by this request: the record says so, and its "cancel" event names us.
+            members.append(("cancelled", .bool(wasOpen && final.state == .cancelled)))
             json = .object(members)
         }
         return json
@@ -140,7 +141,7 @@ extension Daemon {
 
     private func list(_ params: inout Params, _ peer: Peer) throws -> JSON {
         var query = TaskQuery()
-        query.limit = Int(try params.int("limit", min: 1, max: 10000) ?? 100)
+        query.limit = Int(try params.int("limit", min: 1, max: 1000) ?? 100)
         if let names = try params.stringArray("states", maxCount: 8) {
             query.states = try names.enumerated().map { (i, name) throws(RPCError) in
                 guard let state = TaskState(rawValue: name) else {
@@ -211,13 +212,17 @@ extension Daemon {
                 if TaskManager.validPolicyName(name) { names.insert(name) }
             }
         }
-        return .array(names.sorted().map { name in
+        // Non-admins see only the policies they may use.
+        let admin = authorizer.isAdmin(peer)
+        return .array(names.sorted().compactMap { name in
             do {
                 let policy = try policies.loadPolicy(name)
+                let allowed = authorizer.mayUse(peer, policy)
+                guard admin || allowed else { return nil }
                 return .object([("name", .string(name)), ("source", .string(policy.source)), ("hash", .string(policy.contentHash)),
-                                ("network", .string(policy.network.mode.rawValue)), ("allowed", .bool(authorizer.mayUse(peer, policy)))])
+                                ("network", .string(policy.network.mode.rawValue)), ("allowed", .bool(allowed))])
             } catch {
-                return .object([("name", .string(name)), ("error", .string("\(error)")), ("allowed", .bool(false))])
+                return admin ? .object([("name", .string(name)), ("error", .string("\(error)")), ("allowed", .bool(false))]) : nil
             }
         })
     }
@@ -235,7 +240,7 @@ extension Daemon {
         if let id = try params.int("task", min: 1) { taskQuery.id = id; eventQuery.taskID = id }
         if try params.bool("denials") == true { eventQuery.kinds = ["denied", "auth-refused"] }
         if let kinds = try params.stringArray("kinds", maxCount: 32) { eventQuery.kinds = (eventQuery.kinds ?? []) + kinds }
-        let limit = Int(try params.int("limit", min: 1, max: 100_000) ?? 1000)
+        let limit = Int(try params.int("limit", min: 1, max: 10_000) ?? 1000)
         taskQuery.limit = limit
         eventQuery.limit = limit
         try params.finish()
@@ -264,7 +269,13 @@ extension Daemon {
         if let sig = r.signal { m.append(("signal", .int(Int64(sig)))) }
         m.append(("policy", .string(r.policy)))
         m.append(("policyHash", .string(r.policyHash)))
-        m.append(("argv", .array(r.argv.map { .string($0) })))
+        // Lists carry a bounded argv (32 arguments of at most 256 bytes); a task's own record has it all.
+        if withResult || (r.argv.count <= 32 && r.argv.allSatisfy { $0.utf8.count <= 256 }) {
+            m.append(("argv", .array(r.argv.map { .string($0) })))
+        } else {
+            m.append(("argv", .array(r.argv.prefix(32).map { .string(String(decoding: Array($0.utf8.prefix(256)), as: UTF8.self)) })))
+            m.append(("argvTruncated", .bool(true)))
+        }
         if let label = r.label { m.append(("label", .string(label))) }
         m.append(("submitter", .object([("uid", .int(Int64(r.submitter.uid))), ("gid", .int(Int64(r.submitter.gid))),
                                          ("pid", .int(Int64(r.submitter.pid))), ("exe", .string(r.submitter.exe))])))

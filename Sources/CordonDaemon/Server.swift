@@ -2,6 +2,7 @@ import CLinux
 import CordonRPC
 import CordonSystem
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,11 +14,44 @@ final class Server: @unchecked Sendable {
     let daemon: Daemon
     let listener: Int32
     let maxMessage: Int
+    /// Open connections: all, and per uid.
+    private let open = Mutex<(total: Int, byUser: [UInt32: Int])>((0, [:]))
 
     init(daemon: Daemon, listener: Int32, maxMessage: Int) {
         self.daemon = daemon
         self.listener = listener
         self.maxMessage = maxMessage
+    }
+
+    /// Takes a connection slot for `peer`, or says why not. Non-admins are held to the global
+    /// cap and their own share; admins get a reserve above the cap, so users in the socket's
+    /// group cannot lock the admins out.
+    private func admit(_ peer: Peer) -> String? {
+        let config = daemon.config
+        let admin = daemon.authorizer.isAdmin(peer)
+        return open.withLock { o in
+            if admin {
+                if o.total >= config.maxConnections + DaemonConfig.adminReserve { return "cordond has \(o.total) connections open: retry later" }
+            } else {
+                if o.total >= config.maxConnections {
+                    return "cordond has \(config.maxConnections) connections open (server.max_connections): retry later"
+                }
+                if o.byUser[peer.uid, default: 0] >= config.maxConnectionsPerUser {
+                    return "uid \(peer.uid) has \(config.maxConnectionsPerUser) connections open (server.max_connections_per_user): close some"
+                }
+            }
+            o.total += 1
+            o.byUser[peer.uid, default: 0] += 1
+            return nil
+        }
+    }
+
+    private func release(_ peer: Peer) {
+        open.withLock { o in
+            o.total -= 1
+            o.byUser[peer.uid, default: 1] -= 1
+            if o.byUser[peer.uid] == 0 { o.byUser[peer.uid] = nil }
+        }
     }
 
     func acceptLoop() {
@@ -32,11 +66,9 @@ final class Server: @unchecked Sendable {
                 if errno == ECONNABORTED || errno == EINTR || errno == EPROTO { continue }
                 return  // the listener was shut down: draining
             }
-            if daemon.metrics.connections >= daemon.config.maxConnections {
-                // Answered, not just dropped, so the client can tell why.
-                _ = cl_socket_timeouts(fd, 0, 1000)
-                LineChannel(fd: fd, maxLine: 0).send(RPCMessage.error(id: .null, RPCError(RPCCode.busy, "cordond has \(daemon.config.maxConnections) connections open (server.max_connections): retry later")))
-                close(fd)
+            // A hard bound on threads before the peer is known; admit() applies the real caps.
+            if daemon.metrics.connections >= daemon.config.maxConnections + DaemonConfig.adminReserve {
+                refuseConnection(fd, "cordond has \(daemon.metrics.connections) connections open: retry later")
                 continue
             }
             daemon.metrics.connection(opened: true)
@@ -53,8 +85,15 @@ final class Server: @unchecked Sendable {
             daemon.metrics.connection(opened: false)
         }
         guard let peer = Peer.of(socket: fd) else { return }
-        // A client that stops reading must not hold a thread forever.
-        _ = cl_socket_timeouts(fd, 0, 30_000)
+        if let refusal = admit(peer) {
+            _ = cl_socket_timeouts(fd, 0, 1000)
+            LineChannel(fd: fd, maxLine: 0).send(RPCMessage.error(id: .null, RPCError(RPCCode.busy, refusal)))
+            daemon.metrics.requestError(code: RPCCode.busy)
+            return
+        }
+        defer { release(peer) }
+        // A client that stops reading, or sends nothing, must not hold a thread forever.
+        _ = cl_socket_timeouts(fd, Int32(min(daemon.config.idleSeconds * 1000, Double(Int32.max))), 30_000)
         let channel = LineChannel(fd: fd, maxLine: maxMessage)
         while true {
             switch channel.readLine() {
@@ -112,6 +151,14 @@ final class Server: @unchecked Sendable {
         return isNotification ? true : channel.send(RPCMessage.result(id: id, result))
     }
 
+    private func refuseConnection(_ fd: Int32, _ message: String) {
+        // Answered, not just dropped, so the client can tell why.
+        _ = cl_socket_timeouts(fd, 0, 1000)
+        LineChannel(fd: fd, maxLine: 0).send(RPCMessage.error(id: .null, RPCError(RPCCode.busy, message)))
+        daemon.metrics.requestError(code: RPCCode.busy)
+        close(fd)
+    }
+
     private func reply(_ channel: LineChannel, id: JSON, error: RPCError) -> Bool {
         daemon.metrics.requestError(code: error.code)
         return channel.send(RPCMessage.error(id: id, error))
@@ -128,6 +175,10 @@ final class MetricsListener: @unchecked Sendable {
         self.fd = fd
     }
 
+    /// At most this many scrapes at once; each gets 2 s in all to send its request.
+    private let active = Atomic<Int>(0)
+    static let maxActive = 4
+
     func acceptLoop() {
         while true {
             let client = cl_unix_accept(fd)
@@ -135,26 +186,39 @@ final class MetricsListener: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
-            _ = cl_socket_timeouts(client, 2000, 2000)
-            var head: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while head.count < 8192 {
-                let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                head += buffer[0..<n]
-                if head.count >= 4, head.suffix(4) == [13, 10, 13, 10] { break }
+            guard active.add(1, ordering: .relaxed).newValue <= Self.maxActive, startThread({ [self] in serve(client) }) else {
+                active.subtract(1, ordering: .relaxed)
+                close(client)
+                continue
             }
-            let line = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
-            let response: String
-            if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
-                let body = daemon.metricsText()
-                response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
-            } else {
-                response = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            }
-            var bytes = Array(response.utf8)
-            bytes.withUnsafeMutableBytes { _ = send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            close(client)
         }
+    }
+
+    private func serve(_ client: Int32) {
+        defer {
+            close(client)
+            active.subtract(1, ordering: .relaxed)
+        }
+        _ = cl_socket_timeouts(client, 250, 2000)
+        let deadline = UTCTime.monotonic() + 2
+        var head: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while head.count < 8192 && UTCTime.monotonic() < deadline {
+            let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+            if n <= 0 { break }
+            head += buffer[0..<n]
+            if head.count >= 4, head.suffix(4) == [13, 10, 13, 10] { break }
+        }
+        let line = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
+        let response: String
+        if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
+            let body = daemon.metricsText()
+            response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+        } else {
+            response = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
+        var bytes = Array(response.utf8)
+        bytes.withUnsafeMutableBytes { _ = send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 }

@@ -6,6 +6,7 @@ import CordonSandbox
 import CordonSystem
 import FoundationEssentials
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,18 +54,21 @@ final class LiveTask: @unchecked Sendable {
     let owner: Peer
     let request: TaskRequest
     let plan: SpawnPlan
-    let control: SandboxControl
-    /// Guarded by the manager's monitor.
+    // Guarded by the manager's monitor:
     var state: TaskState = .queued
-    var cancelRequested = false
+    /// Created when the task leaves the queue (a queued task holds no descriptors).
+    var control: SandboxControl?
+    /// Who asked for the cancel (recorded with the task's end, in the same transaction).
+    var cancelledBy: Peer?
+    /// The sandbox has ended and its record is being written: too late to cancel.
+    var ending = false
     var dequeuedAt = 0.0
 
-    init(id: Int64, owner: Peer, request: TaskRequest, plan: SpawnPlan, control: SandboxControl) {
+    init(id: Int64, owner: Peer, request: TaskRequest, plan: SpawnPlan) {
         self.id = id
         self.owner = owner
         self.request = request
         self.plan = plan
-        self.control = control
     }
 }
 
@@ -140,21 +144,43 @@ final class TaskManager: @unchecked Sendable {
         return policy
     }
 
+    /// Refusals recorded one by one per uid and minute; beyond that they are counted and the
+    /// count is recorded with the next one that gets through, so a client hammering the socket
+    /// with forbidden requests cannot grow the audit store (or push real records out of it).
+    static let refusalsPerMinute = 20
+    private let refusalWindows = Mutex<[UInt32: (start: Double, recorded: Int, suppressed: Int)]>([:])
+
     /// Records an authorization refusal (audit event, metric, log line).
     func refuse(_ peer: Peer, method: String, what: String) {
         metrics.refused(method: method)
+        let now = UTCTime.monotonic()
+        let suppressed: Int? = refusalWindows.withLock { windows in
+            var w = windows[peer.uid] ?? (now, 0, 0)
+            var carried = 0
+            if now - w.start >= 60 {
+                carried = w.suppressed
+                w = (now, 0, 0)
+            }
+            defer { windows[peer.uid] = w }
+            if w.recorded >= Self.refusalsPerMinute {
+                w.suppressed += 1
+                return nil
+            }
+            w.recorded += 1
+            return carried
+        }
+        guard let suppressed else { return }
         log.notice("refused", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)", "method": "\(method)", "what": "\(what)"])
-        let detail = JSON.object([("method", .string(method)), ("what", .string(what)), ("pid", .int(Int64(peer.pid))),
-                                  ("gid", .int(Int64(peer.gid))), ("exe", .string(peer.exe))])
-        _ = try? store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(), detail: detail.text))
+        var detail: [(String, JSON)] = [("method", .string(method)), ("what", .string(what)), ("pid", .int(Int64(peer.pid))),
+                                        ("gid", .int(Int64(peer.gid))), ("exe", .string(peer.exe))]
+        if suppressed > 0 { detail.append(("suppressedBefore", .int(Int64(suppressed)))) }
+        _ = try? store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(), detail: JSON.object(detail).text))
     }
 
     func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
-        let control: SandboxControl
-        do { control = try SandboxControl() } catch { throw RPCError(RPCCode.internalError, "\(error)") }
 
         // Reserve a place in the queue before the durable insert, so a full queue costs nothing.
         try monitor.locked { () throws(RPCError) in
@@ -178,7 +204,7 @@ final class TaskManager: @unchecked Sendable {
             log.error("audit store refused a task", metadata: ["error": "\(error)"])
             throw RPCError(RPCCode.internalError, "the audit store could not record the task: \(error)")
         }
-        let task = LiveTask(id: id, owner: peer, request: request, plan: plan, control: control)
+        let task = LiveTask(id: id, owner: peer, request: request, plan: plan)
         monitor.locked {
             live[id] = task
             if queues[peer.uid] == nil { rotation.append(peer.uid) }
@@ -213,6 +239,8 @@ final class TaskManager: @unchecked Sendable {
 
     /// Starts queued tasks while there is room: users take turns, one task each.
     private func dispatch() {
+        // Draining: what is queued is being cancelled, nothing new starts.
+        if draining { return }
         let perUser = config.maxRunningPerUser ?? config.maxRunning
         while running < config.maxRunning, !rotation.isEmpty {
             var chosen: Int?
@@ -235,9 +263,10 @@ final class TaskManager: @unchecked Sendable {
             runningByUser[uid, default: 0] += 1
             task.state = .running
             task.dequeuedAt = UTCTime.monotonic()
+            task.control = try? SandboxControl()
             if !startThread({ [self] in run(task) }) {
                 log.error("cannot start a thread for a task", metadata: ["task": "\(task.id)"])
-                task.control.cancel()
+                task.control = nil
                 running -= 1
                 runningByUser[uid, default: 1] -= 1
                 task.state = .queued
@@ -261,7 +290,9 @@ final class TaskManager: @unchecked Sendable {
         var result: SandboxResult
         var opened: [Int32] = []
         defer { for fd in opened { close(fd) } }
-        do {
+        let control = monitor.locked { task.control }
+        do throws(SystemError) {
+            guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
             try FileSystem.makeDirectories(dir, mode: 0o700)
             let out = try openLog("\(dir)/stdout")
             opened.append(out)
@@ -273,17 +304,21 @@ final class TaskManager: @unchecked Sendable {
             io.stdout = out
             io.stderr = err
             let start = task.dequeuedAt
-            task.control.onStart { [self] _, cgroup in
+            control.onStart { [self] _, cgroup in
                 metrics.spawned(seconds: UTCTime.monotonic() - start)
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
             }
-            result = Sandbox.run(plan: task.plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: task.control)
+            result = Sandbox.run(plan: task.plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {
             result = .setupFailed(step: "task-files", errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
         }
-        record(task, result)
+        let canceller: Peer? = monitor.locked {
+            task.ending = true
+            return task.cancelledBy
+        }
+        record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil)
         monitor.locked {
             live[id] = nil
             running -= 1
@@ -324,11 +359,12 @@ final class TaskManager: @unchecked Sendable {
     }
 
     /// The task's final record and its events, durable before anyone learns the task ended.
-    private func record(_ task: LiveTask, _ result: SandboxResult) {
+    private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?) {
         let now = UTCTime.epochSeconds()
         var events: [NewEvent] = []
         let uid = task.owner.uid
         func event(_ kind: String, _ detail: JSON) { events.append(NewEvent(kind: kind, taskID: task.id, uid: uid, time: now, detail: detail.text)) }
+        if let by = cancelledBy { event("cancel", Self.cancelDetail(by)) }
         for d in result.denied {
             event("denied", .object([("kind", .string("syscall")), ("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))),
                                      ("count", .int(Int64(d.count))), ("errno", .int(Int64(d.errno)))]))
@@ -367,13 +403,18 @@ final class TaskManager: @unchecked Sendable {
 
     // MARK: Cancel, wait, drain
 
-    enum CancelOutcome { case cancelled, alreadyEnded }
+    static func cancelDetail(_ by: Peer) -> JSON {
+        .object([("by", .int(Int64(by.uid))), ("pid", .int(Int64(by.pid))), ("exe", .string(by.exe))])
+    }
 
-    /// Cancels a queued or running task and returns once its record says so.
-    func cancel(_ id: Int64) throws(RPCError) -> CancelOutcome {
+    /// Cancels a queued or running task on behalf of `by` and returns once its record is
+    /// final (the caller reads the record to learn whether it ended cancelled or had already
+    /// ended otherwise). A running task whose sandbox does not go away within `deadline`
+    /// seconds is left to end on its own.
+    func cancel(_ id: Int64, by: Peer, deadline: Double = 30) {
         let queued: LiveTask? = monitor.locked {
-            guard let task = live[id] else { return nil }
-            task.cancelRequested = true
+            guard let task = live[id], !task.ending else { return nil }
+            if task.cancelledBy == nil { task.cancelledBy = by }
             if task.state == .queued, let index = queues[task.owner.uid]?.firstIndex(where: { $0 === task }) {
                 queues[task.owner.uid]!.remove(at: index)
                 if queues[task.owner.uid]!.isEmpty {
@@ -386,14 +427,18 @@ final class TaskManager: @unchecked Sendable {
                 }
                 unreserve(task.owner.uid)
                 task.state = .cancelled
+                task.ending = true
                 return task
             }
+            task.control?.cancel()
             return nil
         }
         if let task = queued {
-            let outcome = TaskOutcome(state: .cancelled, reason: "cancelled", exitCode: nil, signal: nil, finishedAt: UTCTime.epochSeconds(),
+            let now = UTCTime.epochSeconds()
+            let outcome = TaskOutcome(state: .cancelled, reason: "cancelled", exitCode: nil, signal: nil, finishedAt: now,
                                       cpuUserSeconds: nil, cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0, result: nil)
-            do { try store.finish(id: id, outcome: outcome, events: []) } catch {
+            let event = NewEvent(kind: "cancel", taskID: id, uid: task.owner.uid, time: now, detail: Self.cancelDetail(by).text)
+            do { try store.finish(id: id, outcome: outcome, events: [event]) } catch {
                 log.critical("audit store: cannot record a cancel", metadata: ["task": "\(id)", "error": "\(error)"])
             }
             metrics.taskEnded(result: "cancelled")
@@ -401,15 +446,9 @@ final class TaskManager: @unchecked Sendable {
                 live[id] = nil
                 monitor.broadcast()
             }
-            return .cancelled
+            return
         }
-        let wasRunning: Bool = monitor.locked {
-            guard let task = live[id] else { return false }
-            task.control.cancel()
-            _ = monitor.wait(until: nil) { live[id] == nil }
-            return true
-        }
-        return wasRunning ? .cancelled : .alreadyEnded
+        _ = wait(id, timeout: deadline)
     }
 
     /// The owner of a task in memory (queued or running), if any.
@@ -424,18 +463,26 @@ final class TaskManager: @unchecked Sendable {
     }
 
     /// SIGTERM: take no new tasks, cancel the queued ones, let running ones finish until the
-    /// deadline, then cancel them. Returns when nothing is left.
-    func drain(seconds: Double) {
-        let queued: [LiveTask] = monitor.locked {
+    /// deadline, then cancel them all at once and wait (bounded) for their records.
+    func drain(seconds: Double, by daemon: Peer) {
+        let queued: [Int64] = monitor.locked {
             draining = true
-            return live.values.filter { $0.state == .queued }
+            return live.values.filter { $0.state == .queued }.map(\.id)
         }
-        for task in queued { _ = try? cancel(task.id) }
+        for id in queued { cancel(id, by: daemon) }
         let finished = monitor.locked { monitor.wait(until: UTCTime.monotonic() + seconds) { live.isEmpty } }
         if !finished {
-            let ids = monitor.locked { Array(live.keys) }
-            log.warning("drain deadline passed: cancelling running tasks", metadata: ["tasks": "\(ids.count)"])
-            for id in ids { _ = try? cancel(id) }
+            let count: Int = monitor.locked {
+                for task in live.values where !task.ending {
+                    if task.cancelledBy == nil { task.cancelledBy = daemon }
+                    task.control?.cancel()
+                }
+                return live.count
+            }
+            log.warning("drain deadline passed: cancelled running tasks", metadata: ["tasks": "\(count)"])
+            if !monitor.locked({ monitor.wait(until: UTCTime.monotonic() + 10) { live.isEmpty } }) {
+                log.error("tasks still running 10 s after their cancel", metadata: ["tasks": "\(monitor.locked { live.count })"])
+            }
         }
     }
 }

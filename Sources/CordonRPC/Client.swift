@@ -50,7 +50,7 @@ public final class RPCClient {
             case .message(let m): message = m
             }
             let value: JSON
-            do { value = try JSON.parse(message) } catch {
+            do { value = try JSON.parse(message, maxValues: Int.max) } catch {  // the daemon is trusted
                 throw RPCClientError(description: "\(socketPath): unreadable response: \(error)")
             }
             if value["id"] == nil, let name = value["method"]?.stringValue {

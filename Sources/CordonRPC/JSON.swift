@@ -126,9 +126,13 @@ public indirect enum JSON: Sendable, Equatable {
     }
 
     public static let maxDepth = 64
+    /// At most this many values in one document: a boxed value costs far more memory than its
+    /// text, so a long array of `0,` must not be able to multiply a request's size.
+    public static let maxValues = 100_000
 
-    public static func parse(_ bytes: some Collection<UInt8>) throws(ParseError) -> JSON {
+    public static func parse(_ bytes: some Collection<UInt8>, maxValues: Int = JSON.maxValues) throws(ParseError) -> JSON {
         var parser = Parser(Array(bytes))
+        parser.maxValues = maxValues
         parser.skipSpace()
         let value = try parser.value(depth: 0)
         parser.skipSpace()
@@ -141,6 +145,8 @@ public indirect enum JSON: Sendable, Equatable {
     private struct Parser {
         let b: [UInt8]
         var i = 0
+        var values = 0
+        var maxValues = JSON.maxValues
 
         init(_ bytes: [UInt8]) { b = bytes }
 
@@ -159,6 +165,8 @@ public indirect enum JSON: Sendable, Equatable {
 
         mutating func value(depth: Int) throws(ParseError) -> JSON {
             guard depth < JSON.maxDepth else { throw fail("nested deeper than \(JSON.maxDepth) levels") }
+            values += 1
+            guard values <= maxValues else { throw fail("more than \(maxValues) values") }
             guard i < b.count else { throw fail("unexpected end of input") }
             switch b[i] {
             case UInt8(ascii: "{"):

@@ -15,7 +15,11 @@ public final class LineChannel {
 
     public let fd: Int32
     public let maxLine: Int
+    /// Bytes read and not yet returned are `buffer[start...]`; `scanned` is how far past
+    /// `start` a newline has already been looked for. The consumed prefix is dropped once per
+    /// read, not once per line, so many short lines cost linear time.
     private var buffer: [UInt8] = []
+    private var start = 0
     private var scanned = 0
     private var discarding = false
 
@@ -24,26 +28,31 @@ public final class LineChannel {
         self.maxLine = maxLine
     }
 
-    /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error).
+    /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error,
+    /// including a receive timeout).
     public func readLine() -> Line {
         while true {
-            if let newline = buffer[scanned...].firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
+            if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
+                let line = buffer[start..<newline]
+                start = newline + 1
                 scanned = 0
                 if discarding { discarding = false; continue }
                 if line.count > maxLine { return .tooLong }
-                return .message(line.last == 0x0D ? Array(line.dropLast()) : line)
+                return .message(line.last == 0x0D ? Array(line.dropLast()) : Array(line))
             }
-            scanned = buffer.count
+            scanned = buffer.count - start
             if discarding {
-                buffer.removeAll(keepingCapacity: true)
+                start = buffer.count
                 scanned = 0
-            } else if buffer.count > maxLine {
-                buffer.removeAll(keepingCapacity: true)
+            } else if scanned > maxLine {
+                start = buffer.count
                 scanned = 0
                 discarding = true
                 return .tooLong
+            }
+            if start > 0 {
+                buffer.removeSubrange(..<start)
+                start = 0
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

@@ -57,6 +57,13 @@ if checkOnly {
     exit(0)
 }
 
+// Each connection, running sandbox and the audit store hold descriptors: use the hard limit.
+var files = rlimit()
+if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+    files.rlim_cur = files.rlim_max
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+}
+
 LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
 let log = Logger(label: "cordond")
 let daemon: Daemon

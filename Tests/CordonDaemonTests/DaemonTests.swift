@@ -185,8 +185,9 @@ struct DaemonTests {
         #expect(answers[0]["error"]?["message"]?.stringValue?.contains("65534") == true)
         #expect(answers[1]["result"]?["state"] == .string("finished"), "\(answers[1].text)")
         #expect(answers[1]["result"]?["submitter"]?["uid"] == .int(65534))
-        #expect(answers[2]["error"]?["code"] == .int(RPCCode.unauthorized))
-        #expect(answers[3]["error"]?["code"] == .int(RPCCode.unauthorized))
+        // Someone else's task looks like no task at all (ids and owners are not for enumerating).
+        #expect(answers[2]["error"]?["code"] == .int(RPCCode.notFound))
+        #expect(answers[3]["error"]?["code"] == .int(RPCCode.notFound))
         #expect(answers[4]["error"]?["code"] == .int(RPCCode.unauthorized))
         let visible = answers[7]["result"]?.arrayValue ?? []
         #expect(!visible.isEmpty && visible.allSatisfy { $0["submitter"]?["uid"] == .int(65534) }, "a non-admin sees only its own tasks")
@@ -195,6 +196,8 @@ struct DaemonTests {
         // The root task was not cancelled by the refused request.
         #expect(try d.call("task.status", .object([("id", .int(rootTask))]))["reason"] == .string("exited"))
 
+        let policies = asNobody([#"{"jsonrpc":"2.0","id":1,"method":"policy.list"}"#])
+        #expect(policies.first?["result"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["shared"], "non-admins see the policies they may use")
         let refusals = try d.call("audit.query", .object([("denials", .bool(true))]))["events"]?.arrayValue ?? []
         let byNobody = refusals.filter { $0["kind"] == .string("auth-refused") && $0["uid"] == .int(65534) }
         #expect(byNobody.count == 6, "\(refusals.map(\.text))")
@@ -202,6 +205,83 @@ struct DaemonTests {
         // A user outside the socket's group cannot even connect (0660).
         let stranger = TestDaemon.runAs(uid: 4321, gid: 4321, ["/usr/bin/python3", "-c", TestDaemon.pythonClient, d.socket], stdin: "\n")
         #expect(stranger.status != 0 && stranger.stderr.contains("PermissionError"), "\(stranger.stderr)")
+    }
+
+    /// More supplementary groups than a small buffer holds must not read as "member of gid 0".
+    @Test func manyGroupsNeverReadAsRoot() throws {
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[admins]\ngroups = [\"root\"]\n")
+        let request = #"{"jsonrpc":"2.0","id":1,"method":"system.metrics"}"# + "\n"
+        let groups = "65534," + (20000..<20300).map(String.init).joined(separator: ",")
+        let r = TestDaemon.exec("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--groups=\(groups)", "--",
+                                                     "/usr/bin/python3", "-c", TestDaemon.pythonClient, d.socket], stdin: request)
+        let answer = try JSON.parse(r.stdout.split(separator: "\n").first.map(String.init) ?? "")
+        #expect(answer["error"]?["code"] == .int(RPCCode.unauthorized), "\(r.stdout) \(r.stderr)")
+    }
+
+    /// A cancel that arrives as the task ends on its own says so, and the record agrees.
+    @Test func cancelNeverClaimsATaskThatEndedOnItsOwn() throws {
+        let d = try TestDaemon(config: "[scheduler]\nmax_running = 4\n")
+        var cancelled = 0, ended = 0
+        for _ in 0..<60 {
+            let id = try #require(try d.submit(["sleep", "0.02"])["id"]?.intValue)
+            usleep(UInt32.random(in: 5_000...40_000))
+            let r = try d.call("task.cancel", .object([("id", .int(id))]))
+            let events = (try d.call("audit.query", .object([("task", .int(id))]))["events"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
+            if r["cancelled"] == .bool(true) {
+                cancelled += 1
+                #expect(r["state"] == .string("cancelled") && events.contains("cancel"), "\(r.text) \(events)")
+            } else {
+                ended += 1
+                #expect(r["state"] == .string("finished") && r["reason"] == .string("exited") && !events.contains("cancel"), "\(r.text) \(events)")
+            }
+        }
+        #expect(cancelled + ended == 60)
+    }
+
+    @Test func connectionsAreCappedPerUserIdleOnesClosedAndAdminsKeepAWayIn() throws {
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[server]\nmax_connections = 4\nmax_connections_per_user = 2\nidle_timeout = \"1s\"\n")
+        // nobody holds connections open without sending anything.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        holder.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "/usr/bin/python3", "-c", """
+            import socket, sys, time
+            held = []
+            for i in range(3):
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(3); held.append(s)
+            # Which one is refused depends on which the daemon's threads admit first.
+            out = []
+            for s in held:
+                data = s.recv(4096)
+                out.append(data.decode().strip() if data else "closed")
+            for line in sorted(out): print(line, flush=True)
+            """, d.socket]
+        let out = Pipe(), err = Pipe()
+        holder.standardOutput = out
+        holder.standardError = err
+        try holder.run()
+        usleep(150_000)
+        // Root is not locked out while nobody holds its share.
+        #expect(try d.call("system.version")["protocol"] == .int(1))
+        holder.waitUntilExit()
+        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        try #require(lines.count == 3, "\(lines) \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        // Two admitted and closed when idle past server.idle_timeout; the third refused.
+        #expect(lines[0] == "closed" && lines[1] == "closed", "\(lines)")
+        let third = try JSON.parse(String(lines[2]))
+        #expect(third["error"]?["code"] == .int(RPCCode.busy))
+        #expect(third["error"]?["message"]?.stringValue?.contains("max_connections_per_user") == true)
+    }
+
+    @Test func aFloodOfRefusedRequestsCannotFloodTheAuditLog() throws {
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n")
+        let requests = (1...200).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"system.metrics"}"# }
+        let r = TestDaemon.runAs(uid: 65534, gid: 65534, ["/usr/bin/python3", "-c", TestDaemon.pythonClient, d.socket],
+                                 stdin: requests.joined(separator: "\n") + "\n")
+        #expect(r.stdout.split(separator: "\n").count == 200, "every request is still answered")
+        let events = try d.call("audit.query", .object([("denials", .bool(true)), ("limit", .int(1000))]))["events"]?.arrayValue ?? []
+        #expect(events.count == 20, "\(events.count) refusal events for 200 refusals")
+        let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
+        #expect(metrics.contains("cordon_auth_refusals_total{method=\"system.metrics\"} 200"))
     }
 
     @Test func aFullQueueIsAClearErrorAndUsersTakeTurns() throws {

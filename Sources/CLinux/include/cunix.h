@@ -14,8 +14,8 @@ int cl_unix_connect(const char *path);
 int cl_unix_accept(int fd);
 // The peer's credentials as of connect (SO_PEERCRED).
 int cl_peer_cred(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid);
-// The peer's supplementary groups as of connect (SO_PEERGROUPS): the count (which may exceed
-// `max`: then only `max` were stored), or -1.
+// The peer's supplementary groups as of connect (SO_PEERGROUPS): the count stored, or -1
+// (ERANGE when more than `max`: nothing was stored).
 int cl_peer_groups(int fd, uint32_t *groups, int max);
 // A TCP listener on 127.0.0.1:port (port 0: any); its port in *bound.
 int cl_tcp_listen_loopback(int port, int *bound);
