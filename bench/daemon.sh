@@ -43,7 +43,7 @@ hyperfine --style none --shell=none --warmup 20 --runs "$RUNS" --export-json "$S
   -n "cordon submit --wait (daemon)" "$SUBMIT" >/dev/null
 kept=$($LOAD latency "$RUNS")
 burst=$($LOAD throughput "$BURST" 8)
-done_so_far=$((RUNS * 2 + 20 * 2 + 2 + RUNS + BURST))
+done_so_far=$((RUNS + 20 + 1 + RUNS + BURST))  # tasks the daemon ran so far (cordon run does not count)
 rest=$((TOTAL - done_so_far))
 [ "$rest" -gt 0 ] && $LOAD throughput "$rest" 8 >/dev/null
 after=$($LOAD process $PID)
