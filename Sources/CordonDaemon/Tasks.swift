@@ -451,9 +451,6 @@ final class TaskManager: @unchecked Sendable {
         _ = wait(id, timeout: deadline)
     }
 
-    /// The owner of a task in memory (queued or running), if any.
-    func liveOwner(_ id: Int64) -> UInt32? { monitor.locked { live[id]?.owner.uid } }
-
     func isLive(_ id: Int64) -> Bool { monitor.locked { live[id] != nil } }
 
     /// Waits until the task is no longer queued or running; false on timeout.

@@ -112,11 +112,6 @@ public struct Params {
         return s
     }
 
-    public mutating func requiredString(_ key: String, maxBytes: Int = 4096) throws(RPCError) -> String {
-        guard let s = try string(key, maxBytes: maxBytes) else { throw RPCError.invalid(field(key), "required") }
-        return s
-    }
-
     public mutating func int(_ key: String, min: Int64 = 0, max: Int64 = Int64.max) throws(RPCError) -> Int64? {
         guard let value = take(key) else { return nil }
         guard case .int(let n) = value else { throw RPCError.invalid(field(key), "expected an integer, got \(value.typeName)") }

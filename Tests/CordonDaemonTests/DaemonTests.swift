@@ -158,6 +158,18 @@ struct DaemonTests {
         #expect(d.process?.isRunning == true)
     }
 
+    /// A request within the size limit whose values would cost far more memory than its text is
+    /// refused at parse time (SECURITY.md: at most 100,000 values).
+    @Test func aRequestOfTooManyValuesIsRefused() throws {
+        let d = try TestDaemon()
+        let many = #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["true"],"env":{},"x":["# +
+            String(repeating: "0,", count: 100_001) + "0]}}"
+        let r = try d.raw(Array((many + "\n").utf8))
+        #expect(r["error"]?["code"] == .int(RPCCode.parseError), "\(r.text)")
+        #expect(r["error"]?["message"]?.stringValue?.contains("more than 100000 values") == true, "\(r.text)")
+        #expect(try d.call("system.version")["protocol"] == .int(1))
+    }
+
     @Test func anotherUserIsRefusedUnlessThePolicyListsThem() throws {
         // nobody (65534) may connect (socket group nogroup) and may use only `shared`.
         let shared = (try String(contentsOfFile: "\(TestDaemon.repoRoot)/policies/default.toml", encoding: .utf8))
