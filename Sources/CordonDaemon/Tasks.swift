@@ -293,16 +293,16 @@ final class TaskManager: @unchecked Sendable {
         let control = monitor.locked { task.control }
         do throws(SystemError) {
             guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
-            try FileSystem.makeDirectories(dir, mode: 0o700)
-            let out = try openLog("\(dir)/stdout")
-            opened.append(out)
-            let err = try openLog("\(dir)/stderr")
-            opened.append(err)
             let input = try stdinDescriptor(task.request.stdin)
             opened.append(input)
             io.stdin = input
-            io.stdout = out
-            io.stderr = err
+            // The task's directory and its log files appear with its first byte of output: a
+            // task that prints nothing costs no inode (file creation was ~14% of the daemon's
+            // cpu under load). task.logs treats a missing file as empty.
+            io.openOutput = { isStdout throws(SystemError) in
+                try FileSystem.makeDirectories(dir, mode: 0o700)
+                return try Self.openLog("\(dir)/\(isStdout ? "stdout" : "stderr")")
+            }
             let start = task.dequeuedAt
             control.onStart { [self] _, cgroup in
                 metrics.spawned(seconds: UTCTime.monotonic() - start)
@@ -329,7 +329,7 @@ final class TaskManager: @unchecked Sendable {
         }
     }
 
-    private func openLog(_ path: String) throws(SystemError) -> Int32 {
+    private static func openLog(_ path: String) throws(SystemError) -> Int32 {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
         return fd

@@ -35,6 +35,10 @@ public struct SandboxIO: Sendable {
     /// Forward SIGINT, SIGTERM, SIGHUP, … sent to this process to the workload (`cordon run`).
     /// A daemon running many sandboxes keeps its signals for itself.
     public var relaySignals = true
+    /// When set, `stdout` and `stderr` are not used: each stream's destination is opened by this
+    /// when its first byte arrives (true: stdout), so a task that prints nothing creates no file.
+    /// The sandbox closes what it returns; a throw ends the sandbox as setup-failed, naming it.
+    public var openOutput: (@Sendable (_ isStdout: Bool) throws(SystemError) -> Int32)?
     public init() {}
 }
 
@@ -432,6 +436,9 @@ private struct Run {
             result.signalName = signalName(sig)
         }
         let cpuUsed = (result.cpuUserSeconds ?? 0) + (result.cpuSystemSeconds ?? 0)
+        if let failure = supervisor.outputFailure {
+            result.setupFailure = SetupFailure(step: "output", errno: failure.errno, message: "output: \(failure)")
+        }
         if let reason = supervisor.killedFor {
             result.reason = reason
         } else if usage.oomKills > 0 {
@@ -554,6 +561,8 @@ private struct Supervisor {
     var deniedOmitted = 0
     static let maxDistinctDenials = 64
     var killedFor: TerminationReason?
+    /// The output's destination could not be opened (`SandboxIO.openOutput`).
+    var outputFailure: SystemError?
     var exited = false
 
     init(pidfd: Int32, listener: Int32, stdout: Int32, stderr: Int32, stdinSource: Int32, stdinSink: Int32,
@@ -589,8 +598,12 @@ private struct Supervisor {
         if stdinSink >= 0 { _ = fcntl(stdinSink, F_SETFL, fcntl(stdinSink, F_GETFL) | O_NONBLOCK) }
         // The supervisor owns the sandbox's ends of the output pipes (or the pty master) and
         // our end of the stdin pipe; the caller's descriptors are never closed here.
-        var out = Relay(source: stdout, sink: io.stdout, ownsSource: true, ownsSink: false)
-        var err = Relay(source: stderr, sink: io.stderr, ownsSource: true, ownsSink: false)
+        var out = Relay(source: stdout, sink: io.openOutput == nil ? io.stdout : -1, ownsSource: true, ownsSink: false)
+        var err = Relay(source: stderr, sink: io.openOutput == nil ? io.stderr : -1, ownsSource: true, ownsSink: false)
+        if let open = io.openOutput {
+            out.opener = { () throws(SystemError) in try open(true) }
+            err.opener = { () throws(SystemError) in try open(false) }
+        }
         var input = Relay(source: stdinSource, sink: stdinSink, ownsSource: false, ownsSink: !io.tty)
 
         while !exited {
@@ -669,6 +682,8 @@ private struct Supervisor {
         }
         out.closeSource()
         err.closeSource()
+        out.closeSink()
+        err.closeSink()
         stdout = -1
         stderr = -1
     }
@@ -677,6 +692,15 @@ private struct Supervisor {
     mutating func readOutput(_ relay: inout Relay, isStdout: Bool) {
         let n = relay.read()
         guard n > 0 else { return }
+        if let open = relay.opener {
+            relay.opener = nil
+            do throws(SystemError) { relay.adoptSink(try open()) } catch {
+                relay.closeSink()
+                if outputFailure == nil { outputFailure = error }
+                kill(.setupFailed)
+                return
+            }
+        }
         let total = stdoutBytes + stderrBytes
         var keep = n
         if let cap = plan.policy.limits.outputBytes, total + UInt64(n) > cap {
@@ -727,7 +751,9 @@ struct Relay {
     var sink: Int32
     /// Whether closing is ours to do (the caller's stdin and stdout are not).
     let ownsSource: Bool
-    let ownsSink: Bool
+    var ownsSink: Bool
+    /// Opens the sink when the first byte arrives (until then `sink` is -1 and reads are kept).
+    var opener: (() throws(SystemError) -> Int32)?
     var pending: [UInt8] = []
     var offset = 0
     static let chunk = 65536
@@ -750,10 +776,16 @@ struct Relay {
             closeSource()
             return 0
         }
-        if sink >= 0 {
+        if sink >= 0 || opener != nil {
             pending.append(contentsOf: buffer[0..<n])
         }
         return n
+    }
+
+    /// Takes a sink opened on demand; it is ours to close.
+    mutating func adoptSink(_ fd: Int32) {
+        sink = fd
+        ownsSink = true
     }
 
     mutating func writeSome() {

@@ -102,6 +102,29 @@ struct DaemonTests {
         #expect(end["state"] == .string("finished"))
     }
 
+    @Test func outputFilesAppearWithTheFirstByteAndFailingToOpenThemFailsTheTask() throws {
+        let d = try TestDaemon()
+        // Nothing printed: no directory, and the logs are simply empty.
+        let quiet = try #require(try d.submit(["true"], wait: true)["id"]?.intValue)
+        #expect(!FileManager.default.fileExists(atPath: "\(d.stateDir)/tasks/\(quiet)"))
+        let none = try Self.output(d, quiet)
+        #expect(none.stdout == "" && none.stderr == "" && none.end["stdoutBytes"] == .int(0))
+        // stderr only: one file.
+        let loud = try #require(try d.submit(["sh", "-c", "echo late >&2"], wait: true)["id"]?.intValue)
+        #expect(FileManager.default.fileExists(atPath: "\(d.stateDir)/tasks/\(loud)/stderr"))
+        #expect(!FileManager.default.fileExists(atPath: "\(d.stateDir)/tasks/\(loud)/stdout"))
+        #expect(try Self.output(d, loud).stderr == "late\n")
+        // The next task's directory cannot be made (a file is in the way): its output is not
+        // lost quietly, the task fails and says why.
+        let next = loud + 1
+        try "in the way".write(toFile: "\(d.stateDir)/tasks/\(next)", atomically: false, encoding: .utf8)
+        let blocked = try d.submit(["sh", "-c", "echo hello; sleep 30"], wait: true)
+        #expect(blocked["id"] == .int(next))
+        #expect(blocked["reason"] == .string("setup-failed"), "\(blocked.text)")
+        #expect(blocked["result"]?["setupFailure"]?["step"] == .string("output"), "\(blocked.text)")
+        #expect(blocked["result"]?["setupFailure"]?["message"]?.stringValue?.contains("tasks/\(next)") == true, "\(blocked.text)")
+    }
+
     @Test func everyClientMistakeGetsAStableErrorAndTheDaemonSurvives() throws {
         let d = try TestDaemon(config: "[server]\nmax_message_bytes = 65536\n")
         let fd = try d.connect()
