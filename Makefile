@@ -16,6 +16,7 @@ release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product cordon
 	$(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
 	$(SWIFT) build -c release --static-swift-stdlib --product cordond
+	$(SWIFT) build -c release --product cordon-init
 
 # Tests that count the whole test process's descriptors run on their own afterwards: every other
 # suite runs in parallel in the same process and opens descriptors of its own meanwhile.

@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "cordon", targets: ["cordon"]),
         .executable(name: "cordon-scan", targets: ["cordon-scan"]),
         .executable(name: "cordond", targets: ["cordond"]),
+        .executable(name: "cordon-init", targets: ["cordon-init"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,12 @@ let package = Package(
 
         // The only code that runs between clone and execve: async-signal-safe C, one entry point.
         .target(name: "CSpawn", cSettings: strictC),
+        // pid 1 of every sandbox, executed once the workload runs: freestanding C (raw system
+        // calls, its own _start, no libc start-up), linked static so it runs inside any root.
+        .executableTarget(name: "cordon-init",
+                          cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror", "-ffreestanding", "-fno-builtin",
+                                                    "-fno-stack-protector", "-fno-stack-clash-protection"])],
+                          linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostartfiles", "-Xlinker", "--gc-sections"])]),
         // Shims the parent needs: variadic syscalls, prctl, macros.
         .target(name: "CLinux", cSettings: strictC),
 

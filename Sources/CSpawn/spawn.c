@@ -1,25 +1,28 @@
 // The sandbox child: everything between clone() and execve(). See cspawn.h for why this is C.
 //
-// Rules for this file: only raw system calls and async-signal-safe libc functions; no malloc, no
-// stdio, no libseccomp/libcap; every failure is reported as (step, index, errno) and ends in
-// _exit. The sequence below is a flat checklist; comments say where the order matters.
+// Rules for this file: only raw system calls (cs_sys below: no errno, no libc state), no malloc,
+// no stdio, no libseccomp/libcap; every failure is reported as (step, index, errno) and ends in
+// exit_group. The child may share the supervisor's memory (plan->share_memory): it then runs on
+// a stack of its own but with the calling thread's thread pointer, so it must not write any
+// thread-local state — errno included, which is why no libc wrapper is called. The sequence
+// below is a flat checklist; comments say where the order matters.
 #define _GNU_SOURCE
 #include "cspawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pthread.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -27,7 +30,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/securebits.h>
 #include <linux/filter.h>
@@ -40,22 +44,89 @@
 #define CS_PATH_MAX 4096
 
 // ---------------------------------------------------------------------------------------------
+// Raw system calls: the result, or -errno.
+
+#if defined(__x86_64__)
+#define CS_CAN_SHARE_MEMORY 1
+static inline long cs_sys(long n, long a, long b, long c, long d, long e, long f) {
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+// long cs_clone3_run(struct clone_args *args, size_t size, int (*fn)(void *), void *arg)
+// clone3, and in the child (which starts on args->stack) fn(arg) then exit_group. The parent
+// gets the pid or -errno. r8/r9 survive the syscall in both processes (rcx/r11 do not).
+long cs_clone3_run(struct clone_args *args, size_t size, int (*fn)(void *), void *arg);
+__asm__(".text\n"
+        ".globl cs_clone3_run\n"
+        ".hidden cs_clone3_run\n"
+        ".type cs_clone3_run,@function\n"
+        "cs_clone3_run:\n"
+        "  mov %rdx, %r8\n"
+        "  mov %rcx, %r9\n"
+        "  mov $435, %eax\n"          // SYS_clone3
+        "  syscall\n"
+        "  test %rax, %rax\n"
+        "  jz 1f\n"
+        "  ret\n"
+        "1:\n"
+        "  xor %ebp, %ebp\n"
+        "  mov %r9, %rdi\n"
+        "  call *%r8\n"
+        "  mov %eax, %edi\n"
+        "  mov $231, %eax\n"          // SYS_exit_group
+        "  syscall\n"
+        "  hlt\n"
+        ".size cs_clone3_run, .-cs_clone3_run\n");
+#else
+// Elsewhere the child always gets a copy of memory (share_memory is ignored), so libc's
+// wrapper and its errno are safe to use.
+#define CS_CAN_SHARE_MEMORY 0
+static inline long cs_sys(long n, long a, long b, long c, long d, long e, long f) {
+    long r = syscall(n, a, b, c, d, e, f);
+    return r < 0 ? -errno : r;
+}
+#endif
+
+#define CS_SYS(n, a, b, c, d, e, f) cs_sys((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+#define sys0(n) CS_SYS(n, 0, 0, 0, 0, 0, 0)
+#define sys1(n, a) CS_SYS(n, a, 0, 0, 0, 0, 0)
+#define sys2(n, a, b) CS_SYS(n, a, b, 0, 0, 0, 0)
+#define sys3(n, a, b, c) CS_SYS(n, a, b, c, 0, 0, 0)
+#define sys4(n, a, b, c, d) CS_SYS(n, a, b, c, d, 0, 0)
+#define sys5(n, a, b, c, d, e) CS_SYS(n, a, b, c, d, e, 0)
+#define sys6(n, a, b, c, d, e, f) CS_SYS(n, a, b, c, d, e, f)
+
+__attribute__((noreturn)) static void cs_exit(int code) {
+    for (;;) sys1(SYS_exit_group, code);
+}
+
+static long cs_close(int fd) { return sys1(SYS_close, fd); }
+static long cs_open(const char *path, int flags, unsigned mode) { return sys4(SYS_openat, AT_FDCWD, path, flags, mode); }
+
+// ---------------------------------------------------------------------------------------------
 // Reporting
 
 static void report(const struct cs_plan *p, int step, int index, int err) {
     struct cs_report r = { .step = step, .index = index, .err = err, .has_fd = 0 };
     // SOCK_SEQPACKET: one record per send; a failed send has nobody to tell.
-    (void)send(p->chan_fd, &r, sizeof r, MSG_NOSIGNAL);
+    (void)sys6(SYS_sendto, p->chan_fd, &r, sizeof r, MSG_NOSIGNAL, 0, 0);
 }
 
-__attribute__((noreturn)) static void fail(const struct cs_plan *p, int step, int index) {
-    report(p, step, index, errno);
-    _exit(125);
+__attribute__((noreturn)) static void fail(const struct cs_plan *p, int step, int index, long err) {
+    report(p, step, index, (int)-err);
+    cs_exit(125);
 }
 
-#define CHECK(expr, step, index) do { if ((expr) < 0) fail(p, (step), (index)); } while (0)
+/// expr is a raw call's result (or a helper's): negative means -errno.
+#define CHECK(expr, step, index) do { long r_ = (long)(expr); if (r_ < 0) fail(p, (step), (index), r_); } while (0)
 
-static int send_fd(int chan, int fd) {
+static long send_fd(int chan, int fd) {
     struct cs_report r = { .step = CS_STEP_NONE, .index = 0, .err = 0, .has_fd = 1 };
     struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
@@ -67,74 +138,96 @@ static int send_fd(int chan, int fd) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(chan, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+    long n = sys3(SYS_sendmsg, chan, &msg, MSG_NOSIGNAL);
+    return n < 0 ? n : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Small async-signal-safe helpers
+// Small helpers (each returns 0 or -errno)
 
 static size_t cs_strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
 
-/// buf = a + b; returns -1 (ENAMETOOLONG) when it does not fit.
-static int join(char *buf, const char *a, const char *b) {
+/// buf = a + b.
+static long join(char *buf, const char *a, const char *b) {
     size_t la = cs_strlen(a), lb = cs_strlen(b);
-    if (la + lb + 1 > CS_PATH_MAX) { errno = ENAMETOOLONG; return -1; }
+    if (la + lb + 1 > CS_PATH_MAX) return -ENAMETOOLONG;
     memcpy(buf, a, la);
     memcpy(buf + la, b, lb + 1);
     return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len) {
+/// "prefix" followed by the decimal digits of v (v >= 0) into buf (at least 48 bytes).
+static void with_number(char *buf, const char *prefix, long v) {
+    size_t at = cs_strlen(prefix);
+    memcpy(buf, prefix, at);
+    char digits[24];
+    int n = 0;
+    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v > 0);
+    while (n > 0) buf[at++] = digits[--n];
+    buf[at] = 0;
+}
+
+static long write_all(int fd, const char *data, size_t len) {
     while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        long n = sys3(SYS_write, fd, data, len);
+        if (n == -EINTR) continue;
+        if (n < 0) return n;
         data += n; len -= (size_t)n;
     }
     return 0;
 }
 
-static int mkdir_ok(const char *path, unsigned mode) {
-    if (mkdir(path, mode) < 0 && errno != EEXIST) return -1;
-    return 0;
+static long mkdir_ok(const char *path, unsigned mode) {
+    long r = sys3(SYS_mkdirat, AT_FDCWD, path, mode);
+    return r < 0 && r != -EEXIST ? r : 0;
 }
 
-static int touch(const char *path) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
-    if (fd < 0) return errno == EEXIST ? 0 : -1;
-    close(fd);
+static long touch(const char *path) {
+    long fd = cs_open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+    if (fd < 0) return fd == -EEXIST ? 0 : fd;
+    cs_close((int)fd);
     return 0;
 }
 
 /// Mount flags the kernel locks on a mount that came from a more privileged namespace: a
 /// remount inside our user namespace must repeat them or it fails with EPERM.
 static unsigned long locked_flags(const char *path) {
-    struct statvfs s;
-    if (statvfs(path, &s) < 0) return 0;
+    struct statfs s;
+    if (sys2(SYS_statfs, path, &s) < 0) return 0;
     unsigned long f = 0;
-    if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
-    if (s.f_flag & ST_NODEV) f |= MS_NODEV;
-    if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-    if (s.f_flag & ST_RDONLY) f |= MS_RDONLY;
-    if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
-    if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-    if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+    if (s.f_flags & ST_NOSUID) f |= MS_NOSUID;
+    if (s.f_flags & ST_NODEV) f |= MS_NODEV;
+    if (s.f_flags & ST_NOEXEC) f |= MS_NOEXEC;
+    if (s.f_flags & ST_RDONLY) f |= MS_RDONLY;
+    if (s.f_flags & ST_NOATIME) f |= MS_NOATIME;
+    if (s.f_flags & ST_NODIRATIME) f |= MS_NODIRATIME;
+    if (s.f_flags & ST_RELATIME) f |= MS_RELATIME;
     return f;
 }
 
-static int remount_bind(const char *path, unsigned long flags) {
-    return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(path), NULL);
+static long cs_mount(const char *src, const char *target, const char *type, unsigned long flags, const void *data) {
+    return sys5(SYS_mount, src, target, type, flags, data);
+}
+
+static long remount_bind(const char *path, unsigned long flags) {
+    return cs_mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(path), NULL);
+}
+
+static long cs_lstat(const char *path, struct stat *st) {
+    return sys4(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Mount plan
 
-static int do_mount_op(const struct cs_plan *p, const struct cs_mount_op *op, char *path) {
-    if (join(path, p->root_mountpoint, op->target) < 0) return -1;
+static long do_mount_op(const struct cs_plan *p, const struct cs_mount_op *op, char *path) {
+    long r = join(path, p->root_mountpoint, op->target);
+    if (r < 0) return r;
     unsigned long extra = MS_NOSUID | MS_NODEV | ((op->flags & CS_MF_NOEXEC) ? MS_NOEXEC : 0);
     switch (op->kind) {
     case CS_MOUNT_DIR:
-        if (mkdir_ok(path, op->mode) < 0) return -1;
-        if ((op->flags & CS_MF_CHOWN) && chown(path, p->uid, p->gid) < 0) return -1;
+        if ((r = mkdir_ok(path, op->mode)) < 0) return r;
+        if (op->flags & CS_MF_CHOWN) return sys5(SYS_fchownat, AT_FDCWD, path, p->uid, p->gid, 0);
         return 0;
     case CS_MOUNT_BIND: {
         // Open the source without following any symlink and mount from the descriptor, so a
@@ -142,21 +235,16 @@ static int do_mount_op(const struct cs_plan *p, const struct cs_mount_op *op, ch
         // open happens here, in our mount namespace: a descriptor opened by the parent would
         // name a mount of the host namespace, which bind refuses.
         struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
-        int src_fd = (int)syscall(SYS_openat2, AT_FDCWD, op->data, &how, sizeof how);
-        if (src_fd < 0 && errno == ENOSYS) src_fd = open(op->data, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (src_fd < 0) return (errno == ENOENT && (op->flags & CS_MF_OPTIONAL)) ? 0 : -1;
-        if (op->flags & CS_MF_ISDIR) { if (mkdir_ok(path, 0755) < 0) return -1; }
-        else if (touch(path) < 0) return -1;
-        char src[32] = "/proc/self/fd/";
-        char digits[16];
-        int fd = src_fd, n = 0;
-        do { digits[n++] = (char)('0' + fd % 10); fd /= 10; } while (fd > 0);
-        size_t at = cs_strlen(src);
-        while (n > 0) src[at++] = digits[--n];
-        src[at] = 0;
-        int r = mount(src, path, NULL, MS_BIND, NULL);
-        close(src_fd);
-        if (r < 0) return -1;
+        long src_fd = sys4(SYS_openat2, AT_FDCWD, op->data, &how, sizeof how);
+        if (src_fd == -ENOSYS) src_fd = cs_open(op->data, O_PATH | O_CLOEXEC | O_NOFOLLOW, 0);
+        if (src_fd < 0) return (src_fd == -ENOENT && (op->flags & CS_MF_OPTIONAL)) ? 0 : src_fd;
+        r = (op->flags & CS_MF_ISDIR) ? mkdir_ok(path, 0755) : touch(path);
+        if (r < 0) { cs_close((int)src_fd); return r; }
+        char src[48];
+        with_number(src, "/proc/self/fd/", src_fd);
+        r = cs_mount(src, path, NULL, MS_BIND, NULL);
+        cs_close((int)src_fd);
+        if (r < 0) return r;
         // A fresh bind inherits the source's flags; the remount applies ours.
         unsigned long flags = extra;
         if (op->flags & CS_MF_READONLY) flags |= MS_RDONLY;
@@ -164,78 +252,78 @@ static int do_mount_op(const struct cs_plan *p, const struct cs_mount_op *op, ch
         return remount_bind(path, flags);
     }
     case CS_MOUNT_TMPFS:
-        if (mkdir_ok(path, 0755) < 0) return -1;
-        if (mount("tmpfs", path, "tmpfs", extra, op->data) < 0) return -1;
-        if ((op->flags & CS_MF_CHOWN) && chown(path, p->uid, p->gid) < 0) return -1;
+        if ((r = mkdir_ok(path, 0755)) < 0) return r;
+        if ((r = cs_mount("tmpfs", path, "tmpfs", extra, op->data)) < 0) return r;
+        if (op->flags & CS_MF_CHOWN) return sys5(SYS_fchownat, AT_FDCWD, path, p->uid, p->gid, 0);
         return 0;
     case CS_MOUNT_SYMLINK:
-        return symlink(op->data, path) < 0 && errno != EEXIST ? -1 : 0;
+        r = sys3(SYS_symlinkat, op->data, AT_FDCWD, path);
+        return r < 0 && r != -EEXIST ? r : 0;
     case CS_MOUNT_FILE: {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->mode);
-        if (fd < 0) return -1;
-        int r = write_all(fd, op->data, op->data_len);
-        close(fd);
+        long fd = cs_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, op->mode);
+        if (fd < 0) return fd;
+        r = write_all((int)fd, op->data, op->data_len);
+        cs_close((int)fd);
         return r;
     }
     case CS_MOUNT_PROC:
-        if (mkdir_ok(path, 0555) < 0) return -1;
-        return mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        if ((r = mkdir_ok(path, 0555)) < 0) return r;
+        return cs_mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     case CS_MOUNT_MASK: {
         struct stat st;
-        if (lstat(path, &st) < 0) return (errno == ENOENT && (op->flags & CS_MF_OPTIONAL)) ? 0 : -1;
+        if ((r = cs_lstat(path, &st)) < 0) return (r == -ENOENT && (op->flags & CS_MF_OPTIONAL)) ? 0 : r;
         if (S_ISDIR(st.st_mode))
-            return mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                         "size=0,mode=0555");
+            return cs_mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                            "size=0,mode=0555");
         char null_path[CS_PATH_MAX];
-        if (join(null_path, p->root_mountpoint, "/dev/null") < 0) return -1;
-        return mount(null_path, path, NULL, MS_BIND, NULL);
+        if ((r = join(null_path, p->root_mountpoint, "/dev/null")) < 0) return r;
+        return cs_mount(null_path, path, NULL, MS_BIND, NULL);
     }
     case CS_MOUNT_READONLY: {
         struct stat st;
-        if (lstat(path, &st) < 0) return (errno == ENOENT && (op->flags & CS_MF_OPTIONAL)) ? 0 : -1;
-        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+        if ((r = cs_lstat(path, &st)) < 0) return (r == -ENOENT && (op->flags & CS_MF_OPTIONAL)) ? 0 : r;
+        if ((r = cs_mount(path, path, NULL, MS_BIND | MS_REC, NULL)) < 0) return r;
         return remount_bind(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
     }
     case CS_MOUNT_DEVPTS:
-        if (mkdir_ok(path, 0755) < 0) return -1;
-        return mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
-                     "newinstance,ptmxmode=0666,mode=0620");
+        if ((r = mkdir_ok(path, 0755)) < 0) return r;
+        return cs_mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
+                        "newinstance,ptmxmode=0666,mode=0620");
     default:
-        errno = EINVAL;
-        return -1;
+        return -EINVAL;
     }
 }
 
 static void build_root(const struct cs_plan *p) {
     char path[CS_PATH_MAX];
     // Nothing we mount may propagate back to the host.
-    CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), CS_STEP_MOUNT_PRIVATE, 0);
-    CHECK(mount("tmpfs", p->root_mountpoint, "tmpfs", MS_NOSUID | MS_NODEV, p->root_options),
+    CHECK(cs_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), CS_STEP_MOUNT_PRIVATE, 0);
+    CHECK(cs_mount("tmpfs", p->root_mountpoint, "tmpfs", MS_NOSUID | MS_NODEV, p->root_options),
           CS_STEP_ROOT_TMPFS, 0);
     for (size_t i = 0; i < p->mount_count; i++)
         CHECK(do_mount_op(p, &p->mounts[i], path), CS_STEP_MOUNT, (int)i);
 
     // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only the
     // new tree reachable (the pivot_root(2) idiom that needs no put_old directory).
-    CHECK(chdir(p->root_mountpoint), CS_STEP_PIVOT_ROOT, 0);
-    CHECK(syscall(SYS_pivot_root, ".", "."), CS_STEP_PIVOT_ROOT, 1);
-    CHECK(umount2(".", MNT_DETACH), CS_STEP_PIVOT_ROOT, 2);
-    CHECK(chdir("/"), CS_STEP_PIVOT_ROOT, 3);
+    CHECK(sys1(SYS_chdir, p->root_mountpoint), CS_STEP_PIVOT_ROOT, 0);
+    CHECK(sys2(SYS_pivot_root, ".", "."), CS_STEP_PIVOT_ROOT, 1);
+    CHECK(sys2(SYS_umount2, ".", MNT_DETACH), CS_STEP_PIVOT_ROOT, 2);
+    CHECK(sys1(SYS_chdir, "/"), CS_STEP_PIVOT_ROOT, 3);
     if (p->root_readonly)
-        CHECK(mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
+        CHECK(cs_mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL),
               CS_STEP_ROOT_READONLY, 0);
 }
 
 static void bring_up_loopback(const struct cs_plan *p) {
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    long s = sys3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     CHECK(s, CS_STEP_LOOPBACK, 0);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, "lo", 3);
-    CHECK(ioctl(s, SIOCGIFFLAGS, &ifr), CS_STEP_LOOPBACK, 1);
+    CHECK(sys3(SYS_ioctl, s, SIOCGIFFLAGS, &ifr), CS_STEP_LOOPBACK, 1);
     ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    CHECK(ioctl(s, SIOCSIFFLAGS, &ifr), CS_STEP_LOOPBACK, 2);
-    close(s);
+    CHECK(sys3(SYS_ioctl, s, SIOCSIFFLAGS, &ifr), CS_STEP_LOOPBACK, 2);
+    cs_close((int)s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,9 +332,10 @@ static void bring_up_loopback(const struct cs_plan *p) {
 // The id changes are raw syscalls: glibc's wrappers broadcast the change to every thread of the
 // process (its "setxid" machinery, with locks), and after a raw clone of a multi-threaded parent
 // the child has one thread but glibc's bookkeeping still lists the parent's.
-static int set_groups_none(void) { return (int)syscall(SYS_setgroups, 0, NULL); }
-static int set_gid(gid_t g) { return (int)syscall(SYS_setresgid, g, g, g); }
-static int set_uid(uid_t u) { return (int)syscall(SYS_setresuid, u, u, u); }
+static long set_groups_none(void) { return sys2(SYS_setgroups, 0, NULL); }
+static long set_gid(gid_t g) { return sys3(SYS_setresgid, g, g, g); }
+static long set_uid(uid_t u) { return sys3(SYS_setresuid, u, u, u); }
+static long set_pdeathsig(void) { return sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); }
 
 /// Closes every descriptor except those in `keep` (unsorted, -1 entries ignored).
 static void close_all_but(const int *keep, int n) {
@@ -260,43 +349,43 @@ static void close_all_but(const int *keep, int n) {
     }
     unsigned next = 0;
     for (int i = 0; i < m; i++) {
-        if ((unsigned)sorted[i] > next) syscall(SYS_close_range, next, (unsigned)sorted[i] - 1, 0U);
+        if ((unsigned)sorted[i] > next) sys3(SYS_close_range, next, (unsigned)sorted[i] - 1, 0U);
         next = (unsigned)sorted[i] + 1;
     }
-    syscall(SYS_close_range, next, ~0U, 0U);
+    sys3(SYS_close_range, next, ~0U, 0U);
 }
 
-static int cap_set(uint64_t caps) {
+static long cap_set(uint64_t caps) {
     struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct d[2];
     memset(d, 0, sizeof d);
     d[0].effective = d[0].permitted = d[0].inheritable = (uint32_t)caps;
     d[1].effective = d[1].permitted = d[1].inheritable = (uint32_t)(caps >> 32);
-    return (int)syscall(SYS_capset, &h, d);
+    return sys2(SYS_capset, &h, d);
 }
 
+/// The calling thread's signal mask (the kernel's 64-bit set).
+static long set_sigmask(uint64_t mask) { return sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask); }
+
 static void setup_stdio(const struct cs_plan *p) {
-    // Move the sources above 2 first so that dup2 onto 0..2 cannot clobber one still needed.
-    int moved[3];
+    // Move the sources above 2 first so that dup onto 0..2 cannot clobber one still needed.
+    long moved[3];
     for (int i = 0; i < 3; i++) {
-        moved[i] = fcntl(p->stdio[i], F_DUPFD_CLOEXEC, 3);
+        moved[i] = sys3(SYS_fcntl, p->stdio[i], F_DUPFD_CLOEXEC, 3);
         CHECK(moved[i], CS_STEP_STDIO, i);
     }
-    for (int i = 0; i < 3; i++) CHECK(dup2(moved[i], i), CS_STEP_STDIO, i);
+    for (int i = 0; i < 3; i++) CHECK(sys3(SYS_dup3, moved[i], i, 0), CS_STEP_STDIO, i);
     if (p->set_ctty) {
         // Init leads the sandbox's session; the workload needs its own to take a terminal.
-        CHECK(setsid(), CS_STEP_SETSID, 1);
-        CHECK(ioctl(0, TIOCSCTTY, 0), CS_STEP_STDIO, 3);
+        CHECK(sys0(SYS_setsid), CS_STEP_SETSID, 1);
+        CHECK(sys3(SYS_ioctl, 0, TIOCSCTTY, 0), CS_STEP_STDIO, 3);
     }
 }
 
 static void exec_workload(const struct cs_plan *p) {
     const char *file = p->argv[0];
     for (const char *c = file; *c; c++) {
-        if (*c == '/') {
-            execve(file, p->argv, p->envp);
-            fail(p, CS_STEP_EXEC, 0);
-        }
+        if (*c == '/') fail(p, CS_STEP_EXEC, 0, sys3(SYS_execve, file, p->argv, p->envp));
     }
     char path[CS_PATH_MAX];
     int saw_eacces = 0;
@@ -310,25 +399,21 @@ static void exec_workload(const struct cs_plan *p) {
             memcpy(path, dir, dlen);
             path[dlen] = '/';
             memcpy(path + dlen + 1, file, flen + 1);
-            execve(path, p->argv, p->envp);
-            if (errno == EACCES) saw_eacces = 1;
-            else if (errno != ENOENT && errno != ENOTDIR) fail(p, CS_STEP_EXEC, 0);
+            long r = sys3(SYS_execve, path, p->argv, p->envp);
+            if (r == -EACCES) saw_eacces = 1;
+            else if (r != -ENOENT && r != -ENOTDIR) fail(p, CS_STEP_EXEC, 0, r);
         }
         dir = *end ? end + 1 : end;
     }
-    errno = saw_eacces ? EACCES : ENOENT;
-    fail(p, CS_STEP_EXEC, 0);
+    fail(p, CS_STEP_EXEC, 0, saw_eacces ? -EACCES : -ENOENT);
 }
 
 __attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
-    sigset_t none;
-    sigemptyset(&none);
-
     setup_stdio(p);
-    CHECK(chdir(p->cwd), CS_STEP_CHDIR, 0);
+    CHECK(sys1(SYS_chdir, p->cwd), CS_STEP_CHDIR, 0);
     for (size_t i = 0; i < p->rlimit_count; i++) {
         struct rlimit rl = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };
-        CHECK(setrlimit(p->rlimits[i].resource, &rl), CS_STEP_RLIMIT, (int)i);
+        CHECK(sys4(SYS_prlimit64, 0, p->rlimits[i].resource, &rl, NULL), CS_STEP_RLIMIT, (int)i);
     }
 
     // Privileges. Order matters: the bounding set and securebits need CAP_SETPCAP, which the
@@ -336,150 +421,121 @@ __attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
     // could no longer setgid.
     for (int c = 0; c <= p->cap_last; c++) {
         if (p->keep_caps & (1ULL << c)) continue;
-        CHECK(prctl(PR_CAPBSET_DROP, c, 0, 0, 0), CS_STEP_CAP_BOUNDING, c);
+        CHECK(sys2(SYS_prctl, PR_CAPBSET_DROP, c), CS_STEP_CAP_BOUNDING, c);
     }
     // A uid-0 execve gains nothing (NOROOT), and that cannot be undone (LOCKED).
     int bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED;
     if (p->keep_caps) bits |= SECBIT_KEEP_CAPS;
-    CHECK(prctl(PR_SET_SECUREBITS, bits, 0, 0, 0), CS_STEP_SECUREBITS, 0);
-    CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), CS_STEP_AMBIENT, 0);
+    CHECK(sys2(SYS_prctl, PR_SET_SECUREBITS, bits), CS_STEP_SECUREBITS, 0);
+    CHECK(sys5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), CS_STEP_AMBIENT, 0);
     CHECK(set_groups_none(), CS_STEP_SETGROUPS, 0);
     CHECK(set_gid(p->gid), CS_STEP_SETGID, 0);
     CHECK(set_uid(p->uid), CS_STEP_SETUID, 0);
     CHECK(cap_set(p->keep_caps), CS_STEP_CAPSET, 0);
     for (int c = 0; c <= p->cap_last; c++) {
         if (!(p->keep_caps & (1ULL << c))) continue;
-        CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0), CS_STEP_AMBIENT, c);
+        CHECK(sys5(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0), CS_STEP_AMBIENT, c);
     }
-    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), CS_STEP_NO_NEW_PRIVS, 0);
+    CHECK(sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), CS_STEP_NO_NEW_PRIVS, 0);
 
     // Every inherited descriptor above 2 closes at execve; the channel stays usable until then.
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    if (sys3(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         for (int fd = 3; fd < 65536; fd++) {
-            int fl = fcntl(fd, F_GETFD);
-            if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+            long fl = sys2(SYS_fcntl, fd, F_GETFD);
+            if (fl >= 0) sys3(SYS_fcntl, fd, F_SETFD, fl | FD_CLOEXEC);
         }
     }
 
     // Landlock mirrors the mount plan: rules are added here, on paths of the new root.
     if (p->landlock_fd >= 0) {
         for (size_t i = 0; i < p->landlock_rule_count; i++) {
-            int fd = open(p->landlock_rules[i].path, O_PATH | O_CLOEXEC);
-            if (fd < 0 && errno == ENOENT) continue;
+            long fd = cs_open(p->landlock_rules[i].path, O_PATH | O_CLOEXEC, 0);
+            if (fd == -ENOENT) continue;
             CHECK(fd, CS_STEP_LANDLOCK_RULE, (int)i);
             struct landlock_path_beneath_attr a = {
-                .allowed_access = p->landlock_rules[i].access, .parent_fd = fd };
-            CHECK(syscall(SYS_landlock_add_rule, p->landlock_fd, LANDLOCK_RULE_PATH_BENEATH, &a, 0),
+                .allowed_access = p->landlock_rules[i].access, .parent_fd = (int)fd };
+            CHECK(sys4(SYS_landlock_add_rule, p->landlock_fd, LANDLOCK_RULE_PATH_BENEATH, &a, 0),
                   CS_STEP_LANDLOCK_RULE, (int)i);
-            close(fd);
+            cs_close((int)fd);
         }
-        CHECK(syscall(SYS_landlock_restrict_self, p->landlock_fd, 0), CS_STEP_LANDLOCK_RESTRICT, 0);
+        CHECK(sys2(SYS_landlock_restrict_self, p->landlock_fd, 0), CS_STEP_LANDLOCK_RESTRICT, 0);
     }
 
     // Seccomp last: every call above is one the filter may refuse.
     if (p->seccomp_len > 0) {
         struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
                                    .filter = (struct sock_filter *)p->seccomp_filter };
-        long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+        long fd = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
         CHECK(fd, CS_STEP_SECCOMP, 0);
         if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
             CHECK(send_fd(p->chan_fd, (int)fd), CS_STEP_SEND_LISTENER, 0);
-            close((int)fd);
+            cs_close((int)fd);
         }
     }
 
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    set_sigmask(0);
     exec_workload(p);
-    _exit(127);
+    cs_exit(127);
 }
+
+static int workload_main(void *plan) { run_workload((const struct cs_plan *)plan); }
 
 // ---------------------------------------------------------------------------------------------
 // Init: pid 1 of the sandbox
 
-static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
-                                 SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE };
-
-__attribute__((noreturn)) static void run_init(const struct cs_plan *p, pid_t workload) {
-    // Init keeps nothing but the status pipe, and no capability but CAP_KILL (to signal the
-    // workload, which runs under another uid).
-    int status_fd = p->status_fd;
-    close_all_but(&status_fd, 1);
-    if (p->title_area && p->title_len > sizeof "cordon-init") {
-        memset(p->title_area, 0, p->title_len);
-        memcpy(p->title_area, "cordon-init", sizeof "cordon-init");
+/// Replaces init with cordon-init (see Sources/cordon-init): from here on pid 1 is a small static
+/// program with nothing of the supervisor's memory. The status pipe survives the exec; the
+/// channel and the program's descriptor close with it.
+__attribute__((noreturn)) static void exec_init(const struct cs_plan *p, long workload) {
+    int keep[] = { p->status_fd, p->chan_fd, p->init_exec_fd };
+    close_all_but(keep, 3);
+    long r = sys3(SYS_fcntl, p->status_fd, F_SETFD, 0);
+    if (r >= 0) {
+        char pid_var[48], fd_var[48];
+        with_number(pid_var, "CORDON_WORKLOAD_PID=", workload);
+        with_number(fd_var, "CORDON_STATUS_FD=", p->status_fd);
+        char *const argv[] = { "cordon-init", NULL };
+        char *const envp[] = { pid_var, fd_var, NULL };
+        r = sys5(SYS_execveat, p->init_exec_fd, "", argv, envp, AT_EMPTY_PATH);
     }
-    (void)cap_set(1ULL << CAP_KILL);
-    (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-
-    sigset_t all;
-    sigfillset(&all);
-    struct cs_status st;
-    memset(&st, 0, sizeof st);
-    int workload_done = 0;
-    for (;;) {
-        siginfo_t info;
-        int sig = sigwaitinfo(&all, &info);
-        if (sig < 0) continue;
-        if (sig == SIGCHLD) {
-            for (;;) {
-                int ws;
-                pid_t pid = wait4(-1, &ws, WNOHANG, NULL);
-                if (pid <= 0) break;
-                if (pid == workload) { st.wait_status = ws; workload_done = 1; }
-            }
-            if (workload_done) break;
-            continue;
-        }
-        for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-            if (forwarded[i] == sig) (void)kill(workload, sig);
-    }
-    // The workload is gone: nothing it started may outlive it.
-    (void)kill(-1, SIGKILL);
-    while (wait4(-1, NULL, 0, NULL) > 0 || errno == EINTR) {}
-    struct rusage ru;
-    if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
-        st.utime_us = (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec;
-        st.stime_us = (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
-        st.maxrss_kb = ru.ru_maxrss;
-    }
-    (void)write_all(status_fd, (const char *)&st, sizeof st);
-    _exit(0);
+    // No init: take the workload down with us (everything in the pid namespace dies with pid 1).
+    report(p, CS_STEP_INIT_EXEC, 0, (int)-r);
+    cs_exit(125);
 }
 
 __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     // Signal handlers belong to the Swift parent: reset them all (the mask stays full, set by
     // the parent around clone, so nothing is delivered meanwhile).
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++) {
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL, 0, NULL, 0 };
+    for (int s = 1; s < 65; s++) {
         if (s == SIGKILL || s == SIGSTOP) continue;
-        (void)sigaction(s, &dfl, NULL);
+        (void)sys4(SYS_rt_sigaction, s, &dfl, NULL, 8);
     }
     // Nothing of the supervisor's but what the plan names: not the other end of the sync pipe
     // (our lifeline), not the guardian's pipe, not the uid-range lock, not the relay ends.
-    int keep[] = { p->sync_fd, p->chan_fd, p->status_fd, p->stdio[0], p->stdio[1], p->stdio[2], p->landlock_fd };
+    int keep[] = { p->sync_fd, p->chan_fd, p->status_fd, p->stdio[0], p->stdio[1], p->stdio[2], p->landlock_fd,
+                   p->init_exec_fd };
     close_all_but(keep, (int)(sizeof keep / sizeof keep[0]));
     // If the supervisor dies, so does the sandbox. Armed now and again after the id change,
     // which clears it.
-    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), CS_STEP_INIT_SIGNALS, 0);
+    CHECK(set_pdeathsig(), CS_STEP_INIT_SIGNALS, 0);
 
     // Join the sandbox's cgroup first, while our credentials are still the host root's (the
     // cgroup files belong to it): everything init starts inherits the limits.
     for (size_t i = 0; i < p->cgroup_task_count; i++) {
-        int fd = open(p->cgroup_tasks[i], O_WRONLY | O_CLOEXEC);
+        long fd = cs_open(p->cgroup_tasks[i], O_WRONLY | O_CLOEXEC, 0);
         CHECK(fd, CS_STEP_CGROUP, (int)i);
-        CHECK(write(fd, "0", 1), CS_STEP_CGROUP, (int)i);
-        close(fd);
+        CHECK(sys3(SYS_write, fd, "0", 1), CS_STEP_CGROUP, (int)i);
+        cs_close((int)fd);
     }
     // The cgroup namespace is rooted at the sandbox's cgroup, so /proc/self/cgroup says "/".
-    if (p->new_cgroup_ns) CHECK(unshare(CLONE_NEWCGROUP), CS_STEP_CGROUP_NS, 0);
+    if (p->new_cgroup_ns) CHECK(sys1(SYS_unshare, CLONE_NEWCGROUP), CS_STEP_CGROUP_NS, 0);
 
     // Wait until the parent has written our uid/gid maps. EOF means the parent gave up or died.
     char go;
-    ssize_t n;
-    do { n = read(p->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(125);
+    long n;
+    do { n = sys3(SYS_read, p->sync_fd, &go, 1); } while (n == -EINTR);
+    if (n != 1) cs_exit(125);
 
     // Become root of the new user namespace (a per-sandbox unprivileged host uid).
     CHECK(set_gid(0), CS_STEP_ID_MAP, 0);
@@ -488,26 +544,52 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     // Re-arm the parent-death signal the id change cleared (init's death empties the pid
     // namespace). The parent keeps the sync pipe's write end open for the sandbox's whole life
     // and we hold no copy of it, so a hang-up now means it died while we were unarmed.
-    CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), CS_STEP_INIT_SIGNALS, 0);
+    CHECK(set_pdeathsig(), CS_STEP_INIT_SIGNALS, 0);
     struct pollfd lifeline = { .fd = p->sync_fd, .events = POLLIN, .revents = 0 };
-    if (poll(&lifeline, 1, 0) > 0 && (lifeline.revents & (POLLHUP | POLLERR))) _exit(125);
-    close(p->sync_fd);
+    struct timespec now = { 0, 0 };
+    if (sys5(SYS_ppoll, &lifeline, 1, &now, NULL, 8) > 0 && (lifeline.revents & (POLLHUP | POLLERR))) cs_exit(125);
+    cs_close(p->sync_fd);
     CHECK(set_groups_none(), CS_STEP_SETGROUPS, 0);
     // A new session: no controlling terminal, so no TIOCSTI into the caller's terminal.
-    CHECK(setsid(), CS_STEP_SETSID, 0);
+    CHECK(sys0(SYS_setsid), CS_STEP_SETSID, 0);
 
     build_root(p);
-    if (p->hostname) CHECK(sethostname(p->hostname, cs_strlen(p->hostname)), CS_STEP_HOSTNAME, 0);
+    if (p->hostname) CHECK(sys2(SYS_sethostname, p->hostname, cs_strlen(p->hostname)), CS_STEP_HOSTNAME, 0);
     if (p->loopback_up) bring_up_loopback(p);
 
-    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    long pid;
+#if CS_CAN_SHARE_MEMORY
+    if (p->share_memory) {
+        // vfork-style: the workload borrows this memory (and the stack below ours) until it
+        // executes; we resume only then, so nothing of ours is touched meanwhile.
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = CLONE_VM | CLONE_VFORK;
+        args.exit_signal = SIGCHLD;
+        args.stack = (uint64_t)(uintptr_t)p->workload_stack;
+        args.stack_size = p->workload_stack_size;
+        pid = cs_clone3_run(&args, sizeof args, workload_main, (void *)p);
+    } else
+#endif
+    {
+        pid = sys5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+        if (pid == 0) run_workload(p);
+    }
     CHECK(pid, CS_STEP_FORK, 0);
-    if (pid == 0) run_workload(p);
-    run_init(p, pid);
+    exec_init(p, pid);
 }
 
-pid_t cs_spawn(const struct cs_plan *p, int *pidfd) {
+static int child_main(void *plan) { run_child((const struct cs_plan *)plan); }
+
+// ---------------------------------------------------------------------------------------------
+// The parent's side
+
+#define CS_STACK (256 * 1024)
+#define CS_REGION (2 * CS_STACK)
+
+pid_t cs_spawn(const struct cs_plan *plan, int *pidfd, void **region) {
     int fd = -1;
+    *region = NULL;
     // Block every signal across clone: the child must not run a Swift signal handler before it
     // has reset them. It keeps them blocked (init waits for them with sigwaitinfo); the workload
     // unblocks them right before execve.
@@ -515,26 +597,61 @@ pid_t cs_spawn(const struct cs_plan *p, int *pidfd) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     long pid;
-    if (p->cgroup_fd >= 0) {
+#if CS_CAN_SHARE_MEMORY
+    if (plan->share_memory) {
+        // Two stacks (init's above the workload's, a guard page under each) and a copy of the
+        // plan struct at the top: the caller's copy lives on its stack, not ours.
+        char *mem = mmap(NULL, CS_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (mem == MAP_FAILED) { int e = errno; pthread_sigmask(SIG_SETMASK, &old, NULL); errno = e; return -1; }
+        (void)mprotect(mem, 4096, PROT_NONE);
+        (void)mprotect(mem + CS_STACK, 4096, PROT_NONE);
+        struct cs_plan *copy = (struct cs_plan *)(mem + CS_REGION - ((sizeof *copy + 63) & ~(size_t)63));
+        *copy = *plan;
+        copy->workload_stack = mem + 4096;
+        copy->workload_stack_size = CS_STACK - 4096;
+        // The child reads the plan and runs with the caller's thread pointer; it must not be
+        // readable by anyone but root while it shares this memory (commit_creds in the child
+        // clears dumpability anyway; this makes it explicit and permanent).
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = (uint64_t)(unsigned)plan->clone_flags | CLONE_VM | CLONE_PIDFD
+                     | (plan->cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+        args.pidfd = (uint64_t)(uintptr_t)&fd;
+        args.exit_signal = SIGCHLD;
+        args.stack = (uint64_t)(uintptr_t)(mem + CS_STACK + 4096);
+        args.stack_size = (uint64_t)((char *)copy - (mem + CS_STACK + 4096)) & ~(uint64_t)63;
+        args.cgroup = plan->cgroup_fd >= 0 ? (uint64_t)plan->cgroup_fd : 0;
+        pid = cs_clone3_run(&args, sizeof args, child_main, copy);
+        if (pid < 0) { munmap(mem, CS_REGION); errno = (int)-pid; pid = -1; }
+        else *region = mem;
+    } else
+#endif
+    if (plan->cgroup_fd >= 0) {
         // cgroup v2: born in the sandbox's cgroup, no migration at all.
         struct clone_args args;
         memset(&args, 0, sizeof args);
-        args.flags = (uint64_t)(unsigned)p->clone_flags | CLONE_PIDFD | CLONE_INTO_CGROUP;
+        args.flags = (uint64_t)(unsigned)plan->clone_flags | CLONE_PIDFD | CLONE_INTO_CGROUP;
         args.pidfd = (uint64_t)(uintptr_t)&fd;
         args.exit_signal = SIGCHLD;
-        args.cgroup = (uint64_t)p->cgroup_fd;
+        args.cgroup = (uint64_t)plan->cgroup_fd;
         pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid == 0) run_child(plan);
     } else {
         // Raw clone with a NULL stack behaves like fork: the child continues on a copy of this
         // stack. glibc's clone() wrapper would want a separate stack and a function.
-        pid = syscall(SYS_clone, (unsigned long)p->clone_flags | CLONE_PIDFD | SIGCHLD, 0, &fd, 0, 0);
+        pid = syscall(SYS_clone, (unsigned long)plan->clone_flags | CLONE_PIDFD | SIGCHLD, 0, &fd, 0, 0);
+        if (pid == 0) run_child(plan);
     }
-    if (pid == 0) run_child(p);
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) { errno = saved; return -1; }
     *pidfd = fd;
     return (pid_t)pid;
+}
+
+void cs_spawn_release(void *region) {
+    if (region) munmap(region, CS_REGION);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,24 +660,23 @@ pid_t cs_spawn(const struct cs_plan *p, int *pidfd) {
 __attribute__((noreturn)) static void run_learner(const struct cs_plan *p) {
     int keep[4] = { 0, 1, 2, p->chan_fd };
     close_all_but(keep, 4);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < 65; s++) (void)sigaction(s, &dfl, NULL);
-    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), CS_STEP_NO_NEW_PRIVS, 0);
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL, 0, NULL, 0 };
+    for (int s = 1; s < 65; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        (void)sys4(SYS_rt_sigaction, s, &dfl, NULL, 8);
+    }
+    CHECK(sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), CS_STEP_NO_NEW_PRIVS, 0);
     struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
                                .filter = (struct sock_filter *)p->seccomp_filter };
-    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    long fd = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     CHECK(fd, CS_STEP_SECCOMP, 0);
     // The filter lets sendmsg through, so the hand-off cannot wait on a listener nobody holds
     // yet; every later call (this close included) waits for the supervisor's answer.
     CHECK(send_fd(p->chan_fd, (int)fd), CS_STEP_SEND_LISTENER, 0);
-    close((int)fd);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    cs_close((int)fd);
+    set_sigmask(0);
     exec_workload(p);
-    _exit(127);
+    cs_exit(127);
 }
 
 pid_t cs_learn_spawn(const struct cs_plan *p, int *pidfd) {

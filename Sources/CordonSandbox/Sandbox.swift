@@ -21,6 +21,12 @@ public struct SandboxEnvironment: Sendable {
     /// init, which takes its pid namespace along). Forking a guardian from a large,
     /// multi-threaded daemon costs a page-table copy and copy-on-write faults per task.
     public var cleanupGuardian = true
+    /// The sandbox's child shares this process's memory until it executes (no page-table copy,
+    /// no copy-on-write faults in a busy supervisor); false: it gets a copy, as from fork.
+    /// Either way pid 1 ends up as cordon-init, holding nothing of this process's memory.
+    public var shareMemoryUntilExec = true
+    /// cordon-init to execute as pid 1 (nil: next to this executable, then /usr/libexec/cordon).
+    public var initProgram: String?
 
     public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
 }
@@ -252,9 +258,14 @@ private struct Run {
             childStdio = (stdinFD, out[1], err[1])
         }
 
-        // The flat C plan. Every pointer stays valid until cs_spawn returns (the child has its
-        // own copy of memory from then on).
+        let initFD: Int32
+        do { initFD = try InitProgram.open(environment.initProgram) }
+        catch { return failure("init-program", error.errno, "\(error)") }
+
+        // The flat C plan. Every pointer stays valid until this function returns: the child may
+        // share our memory (and read the plan) until both it and the workload have executed.
         let arena = CArena()
+        defer { withExtendedLifetime(arena) {} }
         let mounts = UnsafeMutablePointer<cs_mount_op>.allocate(capacity: max(plan.mounts.count, 1))
         defer { mounts.deallocate() }
         for (i, step) in plan.mounts.enumerated() {
@@ -318,7 +329,8 @@ private struct Run {
         cplan.landlock_fd = landlockFD
         cplan.landlock_rules = UnsafePointer(rules)
         cplan.landlock_rule_count = abi > 0 ? plan.landlockRules.count : 0
-        (cplan.title_area, cplan.title_len) = argvBlock()
+        cplan.init_exec_fd = initFD
+        cplan.share_memory = environment.shareMemoryUntilExec ? 1 : 0
         cplan.cwd = arena.string(plan.cwd)
         cplan.exec_path_search = arena.string(plan.searchPath)
         cplan.argv = arena.stringArray(argv)
@@ -332,8 +344,12 @@ private struct Run {
 
         // 6. clone. The child waits on `sync` until the maps and cgroup are in place.
         var pidfd: Int32 = -1
-        let pid = cs_spawn(&cplan, &pidfd)
+        var region: UnsafeMutableRawPointer?
+        let pid = cs_spawn(&cplan, &pidfd, &region)
         if pid < 0 { return failure("clone", errno, "clone: \(SystemError.text(errno))") }
+        // The child's stack: freed at return, when the channel has reached EOF (both processes
+        // executed) or the child was killed and reaped (abort) — never while it may run on it.
+        defer { cs_spawn_release(region) }
         fdsToClose.append(pidfd)
         // Ours no more: the child's ends.
         for fd in [sync[0], chan[1], status[1], childStdio.0, childStdio.1, childStdio.2] where fd >= 0 && fd != io.stdin {
@@ -493,6 +509,7 @@ private struct Run {
         case CS_STEP_INIT_SIGNALS: return "init-signals"
         case CS_STEP_CGROUP: return "cgroup-join"
         case CS_STEP_CGROUP_NS: return "cgroup-namespace"
+        case CS_STEP_INIT_EXEC: return "init-exec"
         default: return "step \(r.step)"
         }
     }
@@ -914,18 +931,6 @@ func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePoint
     for (i, s) in strings.enumerated() { array[i] = arena.string(s) }
     array[strings.count] = nil
     return body(UnsafePointer(array))
-}
-
-/// The contiguous block of this process's argv strings (what /proc/self/cmdline shows).
-func argvBlock() -> (UnsafeMutablePointer<CChar>?, Int) {
-    let argc = Int(CommandLine.argc)
-    guard argc > 0, let first = CommandLine.unsafeArgv[0] else { return (nil, 0) }
-    var end = first
-    for i in 0..<argc {
-        guard let arg = CommandLine.unsafeArgv[i], arg == end else { return (nil, 0) }  // not contiguous
-        end = arg + strlen(arg) + 1
-    }
-    return (first, end - first)
 }
 
 /// The highest capability number this kernel knows.

@@ -74,11 +74,26 @@ struct IsolationTests {
         #expect(lines.dropFirst().contains(1))
     }
 
-    /// Init is a copy of the supervisor that never execs; it blanks the supervisor's command line
-    /// so that nothing of the host's invocation (paths, policy) shows inside.
-    @Test func initDoesNotShowTheSupervisorsCommandLine() {
-        let r = Harness.run(["sh", "-c", "cat /proc/1/cmdline; echo"])
-        #expect(r.output.replacingOccurrences(of: "\u{0}", with: "") == "cordon-init", "\(r.output)")
+    /// pid 1 is cordon-init, executed from a descriptor once the workload runs: nothing of the
+    /// supervisor's command line or memory is in the sandbox, it holds CAP_KILL only with
+    /// no_new_privs, and it cannot be read (its executable, its memory) from inside.
+    @Test func initIsCordonInitHoldingNothingOfTheSupervisor() {
+        let script = """
+            tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm
+            grep -E '^(CapPrm|CapEff|NoNewPrivs|VmRSS):' /proc/1/status | tr -s '\\t ' ' '
+            readlink /proc/1/exe || echo exe-unreadable
+            head -c1 /proc/1/mem || echo mem-unreadable
+            """
+        let r = Harness.run(["sh", "-c", script])
+        let lines = r.output.split(separator: "\n").map(String.init)
+        #expect(lines.first == "cordon-init ", "\(r.output)")
+        #expect(lines.contains("cordon-init"), "comm: \(r.output)")
+        #expect(lines.contains("CapPrm: 0000000000000020") && lines.contains("CapEff: 0000000000000020"), "only CAP_KILL: \(r.output)")
+        #expect(lines.contains("NoNewPrivs: 1"), "\(r.output)")
+        #expect(lines.contains("exe-unreadable") && lines.contains("mem-unreadable"), "\(r.output)")
+        // A copy of the supervisor would hold megabytes; the static init holds a few pages.
+        let rss = lines.first { $0.hasPrefix("VmRSS:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? Int.max
+        #expect(rss < 1024, "init's resident memory: \(rss) kB")
         #expect(!r.output.contains(Harness.stateDir))
     }
 
@@ -282,6 +297,82 @@ struct IsolationTests {
         #expect(write("a") == "write: ok")
         plan.landlockRules.removeAll { $0.path == "/data" }
         #expect(write("b") == "write: errno EACCES")
+    }
+}
+
+/// How the sandbox's child is made: sharing the supervisor's memory until it executes (the
+/// default), or with a copy of it; and the init program it executes, which must be root's.
+@Suite(.enabled(if: Harness.isRoot, "needs root"))
+struct SpawnModeTests {
+    static func run(_ argv: [String], _ change: (inout SandboxEnvironment) -> Void) throws -> (SandboxResult, String) {
+        let store = PolicyStore(configDir: nil)
+        let plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
+        var out: [Int32] = [-1, -1]
+        guard pipe(&out) == 0 else { throw POSIXError(.EMFILE) }
+        var io = SandboxIO()
+        io.stdout = out[1]
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var environment = SandboxEnvironment(runtimeDir: Harness.runtimeDir)
+        change(&environment)
+        let result = Sandbox.run(plan: plan, argv: argv, environment: environment, io: io, wallTime: 30)
+        close(out[1])
+        close(io.stdin)
+        let text = String(decoding: FileHandle(fileDescriptor: out[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        return (result, text)
+    }
+
+    @Test func aCopyOfMemoryWorksTheSameWay() throws {
+        let (r, out) = try Self.run(["sh", "-c", "cat /proc/1/comm; grep NoNewPrivs /proc/1/status; exit 7"]) { $0.shareMemoryUntilExec = false }
+        #expect(r.exitCode == 7, "\(r.setupFailure?.message ?? "")")
+        #expect(out == "cordon-init\nNoNewPrivs:\t1\n")
+    }
+
+    @Test func anInitProgramOthersCanWriteIsRefused() throws {
+        let path = "\(Harness.scratch)/writable-init-\(getpid())"
+        let built = try #require(InitProgramPath.built)
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.copyItem(atPath: built, toPath: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        chmod(path, 0o757)
+        let (r, _) = try Self.run(["true"]) { $0.initProgram = path }
+        #expect(r.reason == .setupFailed)
+        #expect(r.setupFailure?.step == "init-program")
+        #expect(r.setupFailure?.message.contains("writable by root only") == true, "\(r.setupFailure?.message ?? "")")
+        #expect(r.setupFailure?.message.contains(path) == true)
+        chmod(path, 0o755)
+        let (ok, out) = try Self.run(["echo", "fine"]) { $0.initProgram = path }
+        #expect(ok.exitCode == 0 && out == "fine\n", "\(ok.setupFailure?.message ?? "")")
+    }
+
+    @Test func aMissingInitProgramIsAClearError() throws {
+        let (r, _) = try Self.run(["true"]) { $0.initProgram = "/nonexistent/cordon-init" }
+        #expect(r.reason == .setupFailed)
+        #expect(r.setupFailure?.step == "init-program")
+        #expect(r.setupFailure?.message.contains("/nonexistent/cordon-init") == true, "\(r.setupFailure?.message ?? "")")
+    }
+
+    /// A program that is not an executable image: init cannot execute it, the sandbox is refused
+    /// with the step named, and nothing of it keeps running.
+    @Test func anInitThatCannotExecuteRefusesTheSandbox() throws {
+        let path = "\(Harness.scratch)/not-an-init-\(getpid())"
+        try "#!/bin/nothing\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        chmod(path, 0o755)
+        let (r, _) = try Self.run(["sleep", "4247"]) { $0.initProgram = path }
+        #expect(r.reason == .setupFailed)
+        #expect(r.setupFailure?.step == "init-exec", "\(r.setupFailure?.message ?? "")")
+        #expect(Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).allSatisfy {
+            !(((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}4247"))
+        })
+    }
+}
+
+/// Where SwiftPM put cordon-init: next to the test bundle.
+enum InitProgramPath {
+    static var built: String? {
+        let dir = (Harness.cordon as NSString).deletingLastPathComponent
+        let path = "\(dir)/cordon-init"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }
 

@@ -92,6 +92,7 @@ enum cs_step {
     CS_STEP_INIT_SIGNALS,
     CS_STEP_CGROUP,           // index = cgroup file
     CS_STEP_CGROUP_NS,
+    CS_STEP_INIT_EXEC,
 };
 
 /// What the child sends over the channel.
@@ -152,10 +153,16 @@ struct cs_plan {
     size_t seccomp_len;            // number of instructions
     unsigned seccomp_flags;        // SECCOMP_FILTER_FLAG_*; NEW_LISTENER sends the fd over chan_fd
 
-    // The supervisor's argv block, which init (a copy of the supervisor that never execs) blanks
-    // so that /proc/1/cmdline inside the sandbox shows "cordon-init", not the host command line.
-    char *title_area;
-    size_t title_len;
+    // cordon-init, opened by the supervisor: once the workload has exec'd, init executes it
+    // from this descriptor (the sandbox's tree cannot reach the host's copy).
+    int init_exec_fd;
+    // Share the supervisor's memory until the child executes (CLONE_VM): no page tables copied,
+    // no copy-on-write faults in the supervisor. 0: a copy, as fork does (also on architectures
+    // without the clone trampoline, where the flag is ignored).
+    int share_memory;
+    // Filled in by cs_spawn when memory is shared: the stack the workload borrows from init.
+    void *workload_stack;
+    size_t workload_stack_size;
 
     const char *cwd;
     const char *exec_path_search;  // PATH used to find argv[0] when it has no '/'
@@ -166,7 +173,15 @@ struct cs_plan {
 /// Clones the sandbox's init with plan->clone_flags | CLONE_PIDFD. Returns the pid (and the pidfd
 /// through `pidfd`) or -1 with errno set. The child blocks until the parent writes to the sync
 /// pipe; it never returns from this function.
-pid_t cs_spawn(const struct cs_plan *plan, int *pidfd);
+///
+/// With plan->share_memory the child runs on a stack of its own in this process's memory and
+/// reads the plan from there: everything the plan points to must stay valid, and `*region` must
+/// be passed to cs_spawn_release, only once the report channel reached EOF (both the workload
+/// and init have executed, or died) or the child was reaped. `*region` is NULL otherwise.
+pid_t cs_spawn(const struct cs_plan *plan, int *pidfd, void **region);
+
+/// Frees the child's stack region of a cs_spawn (NULL: nothing to free).
+void cs_spawn_release(void *region);
 
 /// Learning mode (`cordon run --learn`): forks a child that keeps the caller's namespaces,
 /// credentials and cwd, sets no_new_privs, installs plan->seccomp_filter with a new listener,
