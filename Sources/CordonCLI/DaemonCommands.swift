@@ -16,17 +16,30 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .customLong("json"), help: "Print the daemon's answer as JSON.")
     var json = false
 
-    var socketPath: String {
+    var socketPath: String { Self.socketPath(socket) }
+
+    /// Calls `method` on a connection of its own; see `Self.call`.
+    func call(_ method: String, _ params: JSON = .object([]), onNotification: ((String, JSON) -> Void)? = nil) throws -> JSON {
+        try Self.call(try Self.connect(socketPath), method, params, onNotification: onNotification)
+    }
+
+    static func socketPath(_ socket: String?) -> String {
         if let socket { return socket }
         if let env = getenv("CORDON_SOCKET"), env.pointee != 0 { return String(cString: env) }
         return RPCClient.defaultSocket
     }
 
+    static func connect(_ path: String) throws -> RPCClient {
+        do { return try RPCClient(socketPath: path) } catch {
+            printError("cordon: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
     /// Calls `method`; connection and daemon errors become a message and exit status 1
     /// (a refusal 77, as sysexits' EX_NOPERM).
-    func call(_ method: String, _ params: JSON = .object([]), onNotification: ((String, JSON) -> Void)? = nil) throws -> JSON {
+    static func call(_ client: RPCClient, _ method: String, _ params: JSON, onNotification: ((String, JSON) -> Void)? = nil) throws -> JSON {
         do {
-            let client = try RPCClient(socketPath: socketPath)
             return try client.call(method, params, onNotification: onNotification)
         } catch let error as RPCError {
             printError("cordon: \(method): \(error.message)")
@@ -58,6 +71,123 @@ func exitStatus(_ task: JSON) -> Int32 {
     return 125
 }
 
+/// The options of `cordon submit`, whichever parser filled them.
+public struct SubmitOptions: Equatable, Sendable {
+    public var socket: String?
+    public var json = false
+    public var policy: String?
+    public var wait = false
+    public var label: String?
+    public var timeout: String?
+    public var memory: String?
+    public var env: [String] = []
+    public var stdin: String?
+    public var command: [String] = []
+
+    public init() {}
+
+    /// The same checks for both parsers; the message is what the user sees.
+    func validationError() -> String? {
+        if command.isEmpty { return "missing COMMAND: cordon submit [OPTIONS] -- COMMAND [ARGS...]" }
+        if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true { return "--timeout: bad duration \"\(timeout)\"" }
+        if let memory, Units.parseSize(memory) == nil { return "--memory: bad size \"\(memory)\"" }
+        for e in env where !e.contains("=") || e.hasPrefix("=") { return "--env: expected NAME=VALUE, found \"\(e)\"" }
+        return nil
+    }
+
+    /// Submits (and with --wait, waits and writes the output) over one connection. Throws
+    /// ExitCode for everything but success.
+    public func execute() throws {
+        var params: [(String, JSON)] = [("argv", .array(command.map { .string($0) }))]
+        if let policy { params.append(("policy", .string(policy))) }
+        if let label { params.append(("label", .string(label))) }
+        var limits: [(String, JSON)] = []
+        if let timeout, let d = Units.parseDuration(timeout) { limits.append(("wallTime", .double(d))) }
+        if let memory, let n = Units.parseSize(memory) { limits.append(("memory", .int(Int64(clamping: n)))) }
+        if !limits.isEmpty { params.append(("limits", .object(limits))) }
+        if !env.isEmpty {
+            params.append(("env", .object(env.map { e in
+                let eq = e.firstIndex(of: "=")!
+                return (String(e[..<eq]), .string(String(e[e.index(after: eq)...])))
+            })))
+        }
+        if let stdin {
+            let bytes: [UInt8]
+            do { bytes = stdin == "-" ? try Self.readAll(0) : try FileSystem.read(stdin, limit: 1 << 20) } catch {
+                printError("cordon: --stdin: \(error)")
+                throw ExitCode(2)
+            }
+            params.append(("stdinBase64", .string(Data(bytes).base64EncodedString())))
+        }
+        if wait { params.append(("wait", .bool(true))) }
+        let client = try ClientOptions.connect(ClientOptions.socketPath(socket))
+        let task = try ClientOptions.call(client, "task.submit", .object(params))
+        if json {
+            FileDescriptorIO.writeAll(1, task.text + "\n")
+        } else if !wait {
+            FileDescriptorIO.writeAll(1, "\(task["id"]?.intValue ?? 0)\n")
+            return
+        } else if let id = task["id"] {
+            _ = try ClientOptions.call(client, "task.logs", .object([("id", id)]), onNotification: { _, p in writeOutput(p) })
+        }
+        if wait {
+            let status = exitStatus(task)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    private static func readAll(_ fd: Int32) throws(SystemError) -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SystemError("read", path: "stdin", errno: errno) }
+            if n == 0 { return out }
+            out += buffer[0..<n]
+            if out.count > 1 << 20 { throw SystemError("read (more than 1 MiB)", path: "stdin", errno: EFBIG) }
+        }
+    }
+}
+
+/// `cordon submit` on the hot path, like RunFastPath: well-formed invocations skip
+/// ArgumentParser's start-up; anything else is nil and goes to it. A test checks both agree.
+public enum SubmitFastPath {
+    public static func parse(_ arguments: ArraySlice<String>) -> SubmitOptions? {
+        var options = SubmitOptions()
+        let command = FastArguments.scan(arguments, flags: ["--json", "--wait"],
+                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--env", "--stdin"]) { name, value in
+            switch name {
+            case "--json": options.json = true
+            case "--wait": options.wait = true
+            case "--socket": options.socket = value
+            case "--policy": options.policy = value
+            case "--label": options.label = value
+            case "--timeout": options.timeout = value
+            case "--memory": options.memory = value
+            case "--env": options.env.append(value)
+            default: options.stdin = value
+            }
+        }
+        guard let command else { return nil }
+        options.command = command
+        return options
+    }
+
+    /// Runs a parsed `cordon submit`; returns the exit status.
+    public static func execute(_ options: SubmitOptions) -> Int32 {
+        if let message = options.validationError() {
+            printError("cordon submit: \(message)")
+            return 64
+        }
+        do { try options.execute() } catch let code as ExitCode { return code.rawValue } catch {
+            printError("cordon: \(error)")
+            return 1
+        }
+        return 0
+    }
+}
+
 struct SubmitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submit", abstract: "Submit a task to cordond.",
@@ -76,63 +206,18 @@ struct SubmitCommand: ParsableCommand {
     @Option(name: .customLong("stdin"), help: "A file whose contents are the task's stdin ('-': this process's stdin).") var stdin: String?
     @Argument(parsing: .postTerminator, help: "The command and its arguments.") var command: [String] = []
 
+    var options: SubmitOptions {
+        var o = SubmitOptions()
+        (o.socket, o.json, o.policy, o.wait, o.label) = (client.socket, client.json, policy, wait, label)
+        (o.timeout, o.memory, o.env, o.stdin, o.command) = (timeout, memory, env, stdin, command)
+        return o
+    }
+
     func validate() throws {
-        if command.isEmpty { throw ValidationError("missing COMMAND: cordon submit [OPTIONS] -- COMMAND [ARGS...]") }
-        if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true { throw ValidationError("--timeout: bad duration \"\(timeout)\"") }
-        if let memory, Units.parseSize(memory) == nil { throw ValidationError("--memory: bad size \"\(memory)\"") }
-        for e in env where !e.contains("=") || e.hasPrefix("=") { throw ValidationError("--env: expected NAME=VALUE, found \"\(e)\"") }
+        if let message = options.validationError() { throw ValidationError(message) }
     }
 
-    func run() throws {
-        var params: [(String, JSON)] = [("argv", .array(command.map { .string($0) }))]
-        if let policy { params.append(("policy", .string(policy))) }
-        if let label { params.append(("label", .string(label))) }
-        var limits: [(String, JSON)] = []
-        if let timeout, let d = Units.parseDuration(timeout) { limits.append(("wallTime", .double(d))) }
-        if let memory, let n = Units.parseSize(memory) { limits.append(("memory", .int(Int64(clamping: n)))) }
-        if !limits.isEmpty { params.append(("limits", .object(limits))) }
-        if !env.isEmpty {
-            params.append(("env", .object(env.map { e in
-                let eq = e.firstIndex(of: "=")!
-                return (String(e[..<eq]), .string(String(e[e.index(after: eq)...])))
-            })))
-        }
-        if let stdin {
-            let bytes: [UInt8]
-            do { bytes = stdin == "-" ? try readAll(0) : try FileSystem.read(stdin, limit: 1 << 20) } catch {
-                printError("cordon: --stdin: \(error)")
-                throw ExitCode(2)
-            }
-            params.append(("stdinBase64", .string(Data(bytes).base64EncodedString())))
-        }
-        if wait { params.append(("wait", .bool(true))) }
-        let task = try client.call("task.submit", .object(params))
-        if client.json {
-            client.printJSON(task)
-        } else if !wait {
-            FileDescriptorIO.writeAll(1, "\(task["id"]?.intValue ?? 0)\n")
-            return
-        } else if let id = task["id"] {
-            _ = try client.call("task.logs", .object([("id", id)]), onNotification: { _, p in writeOutput(p) })
-        }
-        if wait {
-            let status = exitStatus(task)
-            if status != 0 { throw ExitCode(status) }
-        }
-    }
-
-    private func readAll(_ fd: Int32) throws(SystemError) -> [UInt8] {
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SystemError("read", path: "stdin", errno: errno) }
-            if n == 0 { return out }
-            out += buffer[0..<n]
-            if out.count > 1 << 20 { throw SystemError("read (more than 1 MiB)", path: "stdin", errno: EFBIG) }
-        }
-    }
+    func run() throws { try options.execute() }
 }
 
 struct TasksCommand: ParsableCommand {

@@ -40,6 +40,38 @@ public struct RunOptions: Equatable, Sendable {
     }
 }
 
+/// Well-formed arguments of a hot-path command: flags, options with a value (`--name VALUE` or
+/// `--name=VALUE`; `take` gets "" for a flag), then `--` and a non-empty command. Anything else (--help, a typo, a missing
+/// value, a flag given a value) is nil: ArgumentParser then owns the help and the messages.
+enum FastArguments {
+    static func scan(_ arguments: ArraySlice<String>, flags: Set<String>, options: Set<String>,
+                     _ take: (_ name: String, _ value: String) -> Void) -> [String]? {
+        var rest = arguments[...]
+        while let arg = rest.first {
+            rest = rest.dropFirst()
+            if arg == "--" { return rest.isEmpty ? nil : Array(rest) }
+            var name = arg
+            var inlineValue: String?
+            if let eq = arg.firstIndex(of: "="), arg.hasPrefix("--") {
+                name = String(arg[..<eq])
+                inlineValue = String(arg[arg.index(after: eq)...])
+            }
+            if flags.contains(name) {
+                guard inlineValue == nil else { return nil }
+                take(name, "")
+            } else if options.contains(name) {
+                if let inlineValue { take(name, inlineValue); continue }
+                guard let next = rest.first, !next.hasPrefix("-") else { return nil }
+                take(name, next)
+                rest = rest.dropFirst()
+            } else {
+                return nil
+            }
+        }
+        return nil
+    }
+}
+
 /// `cordon run` on the hot path. Spawning is what Cordon is measured by, and the general
 /// argument parser costs about 2 ms of start-up (reflection and protocol-conformance lookups),
 /// so well-formed `run` invocations are parsed here. Anything this parser does not recognise
@@ -48,45 +80,25 @@ public struct RunOptions: Equatable, Sendable {
 public enum RunFastPath {
     public static func parse(_ arguments: ArraySlice<String>) -> RunOptions? {
         var options = RunOptions()
-        var rest = arguments[...]
-        while let arg = rest.first {
-            rest = rest.dropFirst()
-            if arg == "--" {
-                options.command = Array(rest)
-                return options.command.isEmpty ? nil : options
-            }
-            var name = arg
-            var inlineValue: String?
-            if let eq = arg.firstIndex(of: "="), arg.hasPrefix("--") {
-                name = String(arg[..<eq])
-                inlineValue = String(arg[arg.index(after: eq)...])
-            }
+        let command = FastArguments.scan(arguments, flags: ["--json", "--tty"],
+                                         options: ["--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir",
+                                                   "--learn", "--dns-hosts", "--dns-upstream"]) { name, value in
             switch name {
-            case "--json", "--tty":
-                guard inlineValue == nil else { return nil }
-                if name == "--json" { options.json = true } else { options.tty = true }
-            case "--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn", "--dns-hosts", "--dns-upstream":
-                let value: String
-                if let inlineValue { value = inlineValue } else {
-                    guard let next = rest.first, !next.hasPrefix("-") else { return nil }
-                    value = next
-                    rest = rest.dropFirst()
-                }
-                switch name {
-                case "--policy": options.policy = value
-                case "--timeout": options.timeout = value
-                case "--config-dir": options.configDir = value
-                case "--state-dir": options.stateDir = value
-                case "--learn": options.learn = value
-                case "--dns-hosts": options.dnsHosts = value
-                case "--dns-upstream": options.dnsUpstream = value
-                default: options.runtimeDir = value
-                }
-            default:
-                return nil
+            case "--json": options.json = true
+            case "--tty": options.tty = true
+            case "--policy": options.policy = value
+            case "--timeout": options.timeout = value
+            case "--config-dir": options.configDir = value
+            case "--state-dir": options.stateDir = value
+            case "--learn": options.learn = value
+            case "--dns-hosts": options.dnsHosts = value
+            case "--dns-upstream": options.dnsUpstream = value
+            default: options.runtimeDir = value
             }
         }
-        return nil
+        guard let command else { return nil }
+        options.command = command
+        return options
     }
 
     /// Runs a parsed `cordon run`; returns the exit status.

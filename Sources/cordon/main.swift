@@ -3,10 +3,14 @@ import CordonCLI
 import Glibc
 #endif
 
-// `cordon run` with well-formed arguments skips the general parser (see RunFastPath).
+// `cordon run` and `cordon submit` with well-formed arguments skip the general parser (see
+// RunFastPath, SubmitFastPath).
 let arguments = CommandLine.arguments
 if arguments.count > 2, arguments[1] == "run", let options = RunFastPath.parse(arguments.dropFirst(2)) {
     exit(RunFastPath.execute(options))
+}
+if arguments.count > 2, arguments[1] == "submit", let options = SubmitFastPath.parse(arguments.dropFirst(2)) {
+    exit(SubmitFastPath.execute(options))
 }
 // The scanner is its own binary; hand over before parsing anything else.
 if arguments.count > 1, arguments[1] == "scan" || arguments[1] == "db" {

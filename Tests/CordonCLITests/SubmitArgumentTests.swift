@@ -1,0 +1,42 @@
+import ArgumentParser
+@testable import CordonCLI
+import Testing
+
+/// The fast `submit` parser and ArgumentParser agree on every invocation the fast one accepts,
+/// and the fast one hands everything else over.
+struct SubmitArgumentTests {
+    static let accepted: [[String]] = [
+        ["--", "true"],
+        ["--wait", "--", "python3", "-c", "print(1)"],
+        ["--socket", "/run/x.sock", "--json", "--wait", "--policy", "python-tool", "--", "sh", "-c", "echo --json"],
+        ["--socket=/s", "--label=nightly", "--timeout=30s", "--memory", "256MiB", "--", "make", "--", "-j2"],
+        ["--env", "A=1", "--env=B=two=2", "--stdin=-", "--wait", "--", "cat"],
+    ]
+
+    @Test(arguments: accepted)
+    func agreesWithArgumentParser(_ args: [String]) throws {
+        let fast = try #require(SubmitFastPath.parse(args[...]))
+        let full = try SubmitCommand.parse(args)
+        #expect(fast == full.options)
+    }
+
+    @Test(arguments: [
+        ["--help"], ["--wait"], ["--", ], ["--polcy", "x", "--", "true"], ["--policy", "--", "true"],
+        ["true"], ["--wait=yes", "--", "true"], ["-h", "--", "true"], ["--stdin", "-", "--", "cat"],
+    ])
+    func leavesTheRestToArgumentParser(_ args: [String]) {
+        #expect(SubmitFastPath.parse(args[...]) == nil)
+    }
+
+    @Test func validationIsShared() {
+        var o = SubmitOptions()
+        o.command = ["true"]
+        o.memory = "lots"
+        #expect(o.validationError() == "--memory: bad size \"lots\"")
+        #expect(throws: (any Error).self) { try SubmitCommand.parse(["--memory", "lots", "--", "true"]) }
+        o.memory = nil
+        o.env = ["=x"]
+        #expect(o.validationError() == "--env: expected NAME=VALUE, found \"=x\"")
+        #expect(SubmitFastPath.execute(o) == 64)
+    }
+}
