@@ -364,6 +364,15 @@ static long cap_set(uint64_t caps) {
     return sys2(SYS_capset, &h, d);
 }
 
+/// Every signal back to its default action (the handlers are the Swift parent's).
+static void reset_signal_handlers(void) {
+    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL, 0, NULL, 0 };
+    for (int s = 1; s < 65; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        (void)sys4(SYS_rt_sigaction, s, &dfl, NULL, 8);
+    }
+}
+
 /// The calling thread's signal mask (the kernel's 64-bit set).
 static long set_sigmask(uint64_t mask) { return sys4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask); }
 
@@ -506,11 +515,7 @@ __attribute__((noreturn)) static void exec_init(const struct cs_plan *p, long wo
 __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     // Signal handlers belong to the Swift parent: reset them all (the mask stays full, set by
     // the parent around clone, so nothing is delivered meanwhile).
-    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL, 0, NULL, 0 };
-    for (int s = 1; s < 65; s++) {
-        if (s == SIGKILL || s == SIGSTOP) continue;
-        (void)sys4(SYS_rt_sigaction, s, &dfl, NULL, 8);
-    }
+    reset_signal_handlers();
     // Nothing of the supervisor's but what the plan names: not the other end of the sync pipe
     // (our lifeline), not the guardian's pipe, not the uid-range lock, not the relay ends.
     int keep[] = { p->sync_fd, p->chan_fd, p->status_fd, p->stdio[0], p->stdio[1], p->stdio[2], p->landlock_fd,
@@ -609,10 +614,11 @@ pid_t cs_spawn(const struct cs_plan *plan, int *pidfd, void **region) {
         *copy = *plan;
         copy->workload_stack = mem + 4096;
         copy->workload_stack_size = CS_STACK - 4096;
-        // The child reads the plan and runs with the caller's thread pointer; it must not be
-        // readable by anyone but root while it shares this memory (commit_creds in the child
-        // clears dumpability anyway; this makes it explicit and permanent).
-        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        // The child reads the plan and runs with the caller's thread pointer; this memory must not
+        // be readable by anyone but root while it is shared (commit_creds in the child clears
+        // dumpability anyway; this makes it explicit and permanent). Once per process.
+        static int made_undumpable;
+        if (!__atomic_exchange_n(&made_undumpable, 1, __ATOMIC_RELAXED)) (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         struct clone_args args;
         memset(&args, 0, sizeof args);
         args.flags = (uint64_t)(unsigned)plan->clone_flags | CLONE_VM | CLONE_PIDFD
@@ -660,11 +666,7 @@ void cs_spawn_release(void *region) {
 __attribute__((noreturn)) static void run_learner(const struct cs_plan *p) {
     int keep[4] = { 0, 1, 2, p->chan_fd };
     close_all_but(keep, 4);
-    struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { SIG_DFL, 0, NULL, 0 };
-    for (int s = 1; s < 65; s++) {
-        if (s == SIGKILL || s == SIGSTOP) continue;
-        (void)sys4(SYS_rt_sigaction, s, &dfl, NULL, 8);
-    }
+    reset_signal_handlers();
     CHECK(sys5(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), CS_STEP_NO_NEW_PRIVS, 0);
     struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
                                .filter = (struct sock_filter *)p->seccomp_filter };

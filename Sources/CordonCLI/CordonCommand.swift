@@ -70,10 +70,9 @@ public func printError(_ text: String) {
 /// `cordon scan` and `cordon db` run the `cordon-scan` binary installed next to `cordon`.
 enum ScannerTool {
     static func path() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        return String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/cordon-scan"
+        let argv0 = CommandLine.arguments[0]
+        let dir = FileSystem.executableDirectory ?? String(argv0[..<(argv0.lastIndex(of: "/") ?? argv0.startIndex)])
+        return dir + "/cordon-scan"
     }
 
     /// Replaces this process with `cordon-scan ARGS`; returns only if that failed.

@@ -14,14 +14,7 @@ enum InitProgram {
 
     /// The places looked at when no path is configured: next to the running executable (a build
     /// directory, or wherever the binaries were installed together), then `installed`.
-    static var candidates: [String] {
-        var list: [String] = []
-        if let exe = FileSystem.symlinkTarget("/proc/self/exe"), let slash = exe.lastIndex(of: "/") {
-            list.append("\(exe[..<slash])/cordon-init")
-        }
-        list.append(installed)
-        return list
-    }
+    static let candidates: [String] = (FileSystem.executableDirectory.map { ["\($0)/cordon-init"] } ?? []) + [installed]
 
     static func open(_ configured: String?) throws(SystemError) -> Int32 {
         let paths = configured.map { [$0] } ?? candidates

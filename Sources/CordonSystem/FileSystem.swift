@@ -129,6 +129,13 @@ public enum FileSystem {
         return nil
     }
 
+    /// The directory of the running executable (the binaries Cordon installs together live
+    /// there: cordon-scan, cordon-init); nil when /proc/self/exe cannot be read.
+    public static let executableDirectory: String? = {
+        guard let exe = symlinkTarget("/proc/self/exe"), let slash = exe.lastIndex(of: "/") else { return nil }
+        return String(exe[..<slash])
+    }()
+
     /// Whether `path` (not following a final symlink) is owned by root and not writable by group
     /// or others: the condition for trusting what is in it (locks, cached filters, mount points).
     public static func isRootOwnedPrivate(_ path: String, directory: Bool) -> Bool {
