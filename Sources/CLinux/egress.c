@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
@@ -46,6 +47,8 @@ ssize_t cl_splice(int in, int out, size_t len) {
 int cl_accept_nonblock(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
 
 int cl_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int cl_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
 // ---------------------------------------------------------------------------------------------
 // The sandbox's network namespace

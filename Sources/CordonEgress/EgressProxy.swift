@@ -29,6 +29,9 @@ import Synchronization
 /// looked up upstream, so a workload can encode data in those labels towards whoever runs the
 /// suffix's name servers.
 public final class EgressProxy: Sendable {
+    /// The name of each connection's thread (decision, then relay), as /proc and `top -H` show it.
+    public static let relayThreadName = "egress-relay"
+
     public struct Configuration: Sendable {
         public var allowlist: Allowlist
         public var resolver: Resolver
@@ -103,7 +106,7 @@ public final class EgressProxy: Sendable {
 
     /// Starts the accept and DNS threads.
     public func start() throws(EgressError) {
-        guard threads.spawn({ [self] in acceptLoop() }), threads.spawn({ [self] in dnsLoop() }) else {
+        guard threads.spawn("egress-accept", { [self] in acceptLoop() }), threads.spawn("egress-dns", { [self] in dnsLoop() }) else {
             stop()
             throw EgressError(.system, "starting the egress threads", errno: EAGAIN)
         }
@@ -194,7 +197,7 @@ public final class EgressProxy: Sendable {
             dnsEvent(.denied, "SERVFAIL: too many lookups in flight", name: name, type: query.type, client: client)
             return
         }
-        let started = threads.spawn { [self] in
+        let started = threads.spawn("egress-lookup") { [self] in
             defer { counters.withLock { $0.lookups -= 1 } }
             let (code, addresses, reason) = lookUp(name, query.type)
             reply(query.response(code, answers: addresses, ttl: configuration.dnsTTL), to: from, length)
@@ -253,7 +256,7 @@ public final class EgressProxy: Sendable {
                 close(fd)
                 continue
             }
-            let started = threads.spawn { [self] in
+            let started = threads.spawn(Self.relayThreadName) { [self] in
                 defer { counters.withLock { $0.connections -= 1 } }
                 handle(fd)
             }

@@ -178,13 +178,17 @@ enum Sockets {
         while ok && !(dirs[0].shut && dirs[1].shut) {
             var fds = [pollfd](repeating: pollfd(fd: -1, events: 0, revents: 0), count: 3)
             fds[2] = pollfd(fd: stopFd, events: Int16(POLLIN), revents: 0)
-            // fds[0] is the client, fds[1] the upstream; each wants POLLIN as a source with room
-            // in its pipe and POLLOUT as a destination with bytes pending.
+            // fds[0] is the client, fds[1] the upstream; each wants POLLIN as a source whose pipe
+            // is empty and POLLOUT as a destination with bytes pending. A pipe with bytes in it
+            // waits for its destination only: the pipe fills by slots (one per page or fragment),
+            // not bytes, so a readable source can stay unspliceable with the pipe well under
+            // `chunk` bytes, and polling for it then spins. What the source holds meanwhile
+            // stays in its socket buffer, to be moved in one large splice once the pipe drains.
             for (i, d) in dirs.enumerated() {
                 let src = i, dst = 1 - i
                 fds[src].fd = d.from
                 fds[dst].fd = d.to
-                if !d.eof && d.pending < chunk { fds[src].events |= Int16(POLLIN) }
+                if !d.eof && d.pending == 0 { fds[src].events |= Int16(POLLIN) }
                 if d.pending > 0 { fds[dst].events |= Int16(POLLOUT) }
             }
             // POLLHUP/POLLERR are reported even for no events: leave out a socket we are not

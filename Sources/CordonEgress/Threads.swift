@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CLinux
 import CordonPolicy
 import Glibc
 #endif
@@ -17,8 +18,9 @@ final class ThreadSet: Sendable {
     private let state = Mutex(State())
 
     private final class Start {
+        let name: String
         let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
+        init(_ name: String, _ body: @escaping () -> Void) { self.name = name; self.body = body }
     }
 
     /// Number of threads started and not yet joined.
@@ -27,16 +29,17 @@ final class ThreadSet: Sendable {
     /// Number of threads still running their body.
     var running: Int { state.withLock { $0.live.count } }
 
-    /// Starts `body` on a new thread with SIGPIPE blocked (a write to a closed socket or a
+    /// Starts `body` on a new thread named `name` (at most 15 bytes: what `top -H` and
+    /// /proc/PID/task/TID/comm show) with SIGPIPE blocked (a write to a closed socket or a
     /// splice into one then fails with EPIPE instead of killing the supervisor). Returns false
     /// when the set is closed or the thread could not be created.
     @discardableResult
-    func spawn(_ body: @escaping @Sendable () -> Void) -> Bool {
+    func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
         state.withLock { s in
             guard !s.closed else { return false }
             let key = s.nextKey
             s.nextKey += 1
-            let start = Start { [self] in
+            let start = Start(name) { [self] in
                 body()
                 self.state.withLock { s in
                     // Whoever removes a thread from `live` is responsible for joining it.
@@ -52,6 +55,7 @@ final class ThreadSet: Sendable {
             let context = Unmanaged.passRetained(start)
             let rc = pthread_create(&id, nil, { raw in
                 let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+                _ = cl_set_thread_name(start.name)
                 start.body()
                 return nil
             }, context.toOpaque())

@@ -253,6 +253,33 @@ let localhost = IPAddress("127.0.0.1")!
         print("relayed \(up + down) bytes in \(seconds) s")
     }
 
+    /// A client that stops reading must cost the supervisor nothing while it waits. The server
+    /// trickles small segments, which the relay splices one by one into its pipe: the pipe runs
+    /// out of slots (one per segment) while holding far fewer bytes than its size, and a relay
+    /// that still polls for input then spins on a readable socket it cannot splice from.
+    @Test func aStalledReaderCostsTheRelayNoCPU() throws {
+        let size = 1000, count = 12_000
+        let trickle = TestServer.trickle(size: size, count: count, gap: 250)
+        defer { trickle.stop() }
+        let h = try Harness(rules: ["127.0.0.1/32:\(trickle.port)"], resolver: Resolver(hosts: [:]))
+        defer { h.proxy.stop() }
+        h.destination.withLock { $0 = Endpoint(localhost, trickle.port) }
+        let c = Net.connect(h.proxyPort)
+        usleep(700_000)  // the socket buffers and the pipe fill up; the client reads nothing
+        let before = Net.threadCPU(named: EgressProxy.relayThreadName)
+        #expect(!before.isEmpty)
+        usleep(2_000_000)
+        let after = Net.threadCPU(named: EgressProxy.relayThreadName)
+        let spent = after.map { tid, seconds in seconds - (before[tid] ?? 0) }.max() ?? 0
+        #expect(spent < 0.3, "a relay thread used \(spent) s of cpu in 2 s while its client read nothing")
+        print("relay cpu while stalled: \(spent) s in 2 s")
+        let back = Net.readAll(c, limit: .max)
+        close(c)
+        #expect(back.count == size * count)
+        let e = try #require(h.nextConnectionEvent())
+        #expect(e.bytesDown == UInt64(size * count), "\(e)")
+    }
+
     @Test func stopLeavesNoDescriptorsOrThreads() throws {
         let before = Net.openFDs()
         let echo = TestServer.echo()

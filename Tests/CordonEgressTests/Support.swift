@@ -1,5 +1,6 @@
 @testable import CordonEgress
 import CordonPolicy
+import CordonSystem
 import Glibc
 import Synchronization
 import Testing
@@ -69,6 +70,28 @@ enum Net {
         return n > 0 ? Array(buf[0..<n]) : nil
     }
 
+    /// CPU seconds (user + system) used so far by each of this process's threads named `name`,
+    /// by thread id.
+    static func threadCPU(named name: String) -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        guard let d = opendir("/proc/self/task") else { return out }
+        defer { closedir(d) }
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        while let entry = readdir(d) {
+            let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let id = Int(tid),
+                  let comm = try? FileSystem.read("/proc/self/task/\(tid)/comm"),
+                  comm == Array((name + "\n").utf8),
+                  let stat = try? FileSystem.read("/proc/self/task/\(tid)/stat"),
+                  let close = stat.lastIndex(of: UInt8(ascii: ")")) else { continue }
+            // Fields after "comm)": state is field 3, utime 14 and stime 15.
+            let fields = String(decoding: stat[(close + 2)...], as: UTF8.self).split(separator: " ")
+            guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+            out[id] = (user + system) / tick
+        }
+        return out
+    }
+
     static func openFDs() -> Int {
         guard let d = opendir("/proc/self/fd") else { return -1 }
         defer { closedir(d) }
@@ -106,7 +129,7 @@ final class TestServer: Sendable {
 
     init(_ serve: @escaping @Sendable (Int32, TestServer) -> Void) {
         (fd, port) = Net.tcpListener()
-        threads.spawn { [self] in
+        threads.spawn("test-server") { [self] in
             while !stopFlag.withLock({ $0 }) {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 guard poll(&p, 1, 50) == 1 else { continue }
@@ -165,6 +188,20 @@ final class TestServer: Sendable {
         }
     }
 
+    /// Sends `count` messages of `size` bytes `gap` microseconds apart, each its own segment
+    /// (TCP_NODELAY), then closes.
+    static func trickle(size: Int, count: Int, gap: UInt32) -> TestServer {
+        TestServer { c, _ in
+            var one: Int32 = 1
+            setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let message = [UInt8](repeating: 0x3c, count: size)
+            for _ in 0..<count {
+                Net.send(c, message)
+                usleep(gap)
+            }
+        }
+    }
+
     /// Counts bytes until EOF, then sends `reply` bytes back and closes.
     static func sink(reply: Int) -> TestServer {
         TestServer { c, server in
@@ -197,7 +234,7 @@ final class FakeUpstreamDNS: Sendable {
 
     init(_ table: [String: IPv4Address]) {
         (fd, port) = Net.udp()
-        threads.spawn { [self] in
+        threads.spawn("test-dns") { [self] in
             var buf = [UInt8](repeating: 0, count: 2048)
             while !stopFlag.withLock({ $0 }) {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -1,6 +1,6 @@
 // CLinux egress shims. Each is C because Swift's Glibc module hides it or it is a macro:
 // SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST live in netfilter headers Swift does not import;
-// splice(2), accept4(2) and F_SETPIPE_SZ are GNU extensions (_GNU_SOURCE).
+// splice(2), accept4(2) and F_SETPIPE_SZ are GNU extensions (_GNU_SOURCE); prctl is variadic.
 #ifndef CEGRESS_H
 #define CEGRESS_H
 
@@ -27,6 +27,10 @@ int cl_accept_nonblock(int fd);
 
 /// fcntl(fd, F_SETPIPE_SZ, size): the pipe's new capacity or -1/errno.
 int cl_pipe_set_size(int fd, int size);
+
+/// prctl(PR_SET_NAME, name): names the calling thread (truncated to 15 bytes) for /proc and
+/// `top -H`. 0 or -1/errno.
+int cl_set_thread_name(const char *name);
 
 /// What cl_egress_netns_setup reports when a step fails.
 enum cl_egress_step {
