@@ -6,6 +6,11 @@
 # the splice relay on the way). Prints p50/p95 setup time, the added p50, and throughput with
 # the allowlist's share of direct.
 #
+# With haproxy installed (apt-get install haproxy), the host client also goes through an HAProxy
+# TCP relay on 127.0.0.1 (one thread, splice forced both ways, 1 MiB pipes) in each round: the
+# peer for what a TCP-terminating splice relay costs on this machine, without the allowlist's
+# decisions, namespace or nftables on its path.
+#
 # The server listens on 198.51.100.7 (TEST-NET-2), added to the host's loopback for the run.
 #
 # Usage: bench/egress.sh [CONNECTIONS] [BULK_MIB] [ROUNDS]   (root; defaults 300, 1024, 3)
@@ -25,8 +30,10 @@ chmod 755 "$SCRATCH"
 ADDED=0
 case "$(ip -4 addr show dev lo)" in *" $ADDR/32 "*) ;; *) ip addr add "$ADDR/32" dev lo; ADDED=1 ;; esac
 SERVER=""
+HAPROXY=""
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+  [ -n "$HAPROXY" ] && kill "$HAPROXY" 2>/dev/null || true
   [ "$ADDED" = 1 ] && ip addr del "$ADDR/32" dev lo || true
   rm -rf "$SCRATCH"
 }
@@ -53,8 +60,34 @@ mode = "allowlist"
 allow = ["api.bench.test:$PORT"]
 TOML
 
+PEER_PORT=""
+if command -v haproxy >/dev/null; then
+  PEER_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  cat > "$SCRATCH/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+    maxpipes 64
+    tune.pipesize 1048576
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option splice-request
+    option splice-response
+listen relay
+    bind 127.0.0.1:$PEER_PORT
+    server bench $ADDR:$PORT
+CFG
+  haproxy -f "$SCRATCH/haproxy.cfg" -db -q &
+  HAPROXY=$!
+  for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $PEER_PORT)).close()" 2>/dev/null && break; sleep 0.1; done
+fi
+
 for round in $(seq "$ROUNDS"); do
   python3 bench/egress.py client "$ADDR" "$PORT" api.bench.test "$CONNECTIONS" > "$SCRATCH/direct.$round"
+  [ -z "$PEER_PORT" ] || python3 bench/egress.py client 127.0.0.1 "$PEER_PORT" api.bench.test "$CONNECTIONS" > "$SCRATCH/haproxy.$round"
   "$CORDON" run --policy "$SCRATCH/policy.toml" --dns-hosts "$SCRATCH/hosts" --state-dir "$SCRATCH/state" --runtime-dir "$SCRATCH/run" \
     -- python3 /bench/egress.py client api.bench.test "$PORT" api.bench.test "$CONNECTIONS" > "$SCRATCH/cordon.$round"
 done
@@ -67,10 +100,19 @@ def load(kind):
     setups = sorted(t for run in runs for t in run["setup_ms"])
     return {"p50": statistics.median(setups), "p95": setups[int(0.95 * (len(setups) - 1))],
             "MBps": statistics.median(run["bulk_MBps"] for run in runs), "lookup": statistics.median(run["lookup_ms"] for run in runs)}
+import os
 d, c = load("direct"), load("cordon")
+rows = [("direct (host)", d), ("cordon allowlist", c)]
+if os.path.exists(f"{scratch}/haproxy.1"):
+    rows.append(("haproxy relay (peer)", load("haproxy")))
 print(f"egress: {connections} connections x {rounds} rounds, {mib} MiB bulk x {rounds}")
-print(f"{'':24} {'setup p50':>10} {'setup p95':>10} {'bulk':>12} {'lookup':>9}")
-for name, r in [("direct (host)", d), ("cordon allowlist", c)]:
-    print(f"{name:24} {r['p50']:8.3f}ms {r['p95']:8.3f}ms {r['MBps']:8.0f}MB/s {r['lookup']:7.3f}ms")
+print(f"{'':24} {'setup p50':>10} {'setup p95':>10} {'bulk':>12} {'of direct':>10} {'lookup':>9}")
+for name, r in rows:
+    print(f"{name:24} {r['p50']:8.3f}ms {r['p95']:8.3f}ms {r['MBps']:8.0f}MB/s {100 * r['MBps'] / d['MBps']:9.0f}% {r['lookup']:7.3f}ms")
 print(f"added setup p50: {c['p50'] - d['p50']:.3f} ms (target <= 1 ms); throughput: {100 * c['MBps'] / d['MBps']:.0f}% of direct (target >= 80%)")
+if len(rows) > 2:
+    h = rows[2][1]
+    print(f"haproxy peer: added setup p50 {h['p50'] - d['p50']:.3f} ms, {100 * h['MBps'] / d['MBps']:.0f}% of direct; cordon/haproxy bulk {c['MBps'] / h['MBps']:.2f}")
+else:
+    print("haproxy peer: not installed (apt-get install haproxy)")
 PY
