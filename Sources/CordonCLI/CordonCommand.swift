@@ -38,6 +38,8 @@ public struct LocationOptions: ParsableArguments {
     @Option(name: .customLong("runtime-dir"), help: "Runtime directory (default: $CORDON_RUNTIME_DIR or /run/cordon).")
     public var runtimeDir: String?
 
+    /// The policy store these options name (see `Locations.policyStore`).
+    var policyStore: PolicyStore { Locations(configDir: configDir).policyStore() }
 }
 
 /// Resolves the three locations: flag, then environment variable, then the system default.
@@ -53,6 +55,8 @@ public struct Locations {
     }
 
     public func resolvedConfigDir() -> String? { configDir ?? PolicyStore.defaultConfigDir() }
+    /// The policies and profiles of the resolved config dir (then the embedded defaults).
+    public func policyStore() -> PolicyStore { PolicyStore(configDir: resolvedConfigDir()) }
     public func resolvedStateDir() -> String { stateDir ?? environment("CORDON_STATE_DIR") ?? "/var/lib/cordon" }
     public func resolvedRuntimeDir() -> String { runtimeDir ?? environment("CORDON_RUNTIME_DIR") ?? "/run/cordon" }
 

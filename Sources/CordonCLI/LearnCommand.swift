@@ -25,7 +25,7 @@ enum LearnRun {
 
     static func execute(_ options: RunOptions) -> Int32 {
         guard let out = options.learn else { return 64 }
-        let store = PolicyStore(configDir: Locations(configDir: options.configDir).resolvedConfigDir())
+        let store = Locations(configDir: options.configDir).policyStore()
         let outDir = out.contains("/") ? String(out[..<out.lastIndex(of: "/")!]) : "."
         guard FileSystem.kind(outDir.isEmpty ? "/" : outDir) == .directory else {
             printError("cordon run: --learn: directory \(outDir) does not exist")

@@ -44,7 +44,7 @@ struct PolicyCheckCommand: ParsableCommand {
     var files: [String]
 
     func run() throws {
-        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let store = locations.policyStore
         let reports = files.map { PolicyChecker(store: store).check($0) }
         if json {
             try printJSON(reports)
@@ -134,7 +134,7 @@ struct PolicyScoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let store = locations.policyStore
         let (loaded, profile) = try loadPolicyAndProfile(store, policy, command: "score")
         let result = PolicyScore.score(loaded, seccomp: profile)
         let source = loaded.source
@@ -197,7 +197,7 @@ struct PolicyDiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let store = locations.policyStore
         let (pa, sa) = try loadPolicyAndProfile(store, a, command: "diff")
         let (pb, sb) = try loadPolicyAndProfile(store, b, command: "diff")
         let diff = PolicyDiff.diff(pa, sa, pb, sb)
@@ -238,7 +238,7 @@ struct PolicyExplainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = PolicyStore(configDir: Locations(configDir: locations.configDir).resolvedConfigDir())
+        let store = locations.policyStore
         let loaded: (policy: Policy, layers: [PolicyParser.Layer])
         do { loaded = try store.loadPolicyLayers(policy) } catch {
             printError("cordon policy explain: \(error.description)")

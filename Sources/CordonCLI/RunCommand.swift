@@ -113,7 +113,7 @@ public enum RunFastPath {
             return 125
         }
         let locations = Locations(configDir: options.configDir, stateDir: options.stateDir, runtimeDir: options.runtimeDir)
-        let store = PolicyStore(configDir: locations.resolvedConfigDir())
+        let store = locations.policyStore()
         let plan: SpawnPlan
         do {
             let policy = try store.loadPolicy(options.policy)
