@@ -9,7 +9,7 @@
 # With haproxy installed (apt-get install haproxy), the host client also goes through an HAProxy
 # TCP relay on 127.0.0.1 (one thread, splice forced both ways, 1 MiB pipes) in each round: the
 # peer for what a TCP-terminating splice relay costs on this machine, without the allowlist's
-# decisions, namespace or nftables on its path.
+# decisions, namespace or sk_lookup steering on its path.
 #
 # The server listens on 198.51.100.7 (TEST-NET-2), added to the host's loopback for the run.
 #
@@ -21,7 +21,6 @@ BULK_MIB="${2:-1024}"
 ROUNDS="${3:-3}"
 ADDR=198.51.100.7
 [ "$(id -u)" = 0 ] || { echo "bench/egress.sh: needs root (cordon run, and an address on lo)" >&2; exit 1; }
-command -v nft >/dev/null || { echo "bench/egress.sh: nftables is not installed (apt-get install nftables)" >&2; exit 1; }
 
 make -s release >/dev/null
 CORDON="$PWD/.build/release/cordon"

@@ -47,10 +47,10 @@ public final class EgressProxy: Sendable {
         public var maxConnections = 256
         /// Listed-name lookups in flight at once; more are answered SERVFAIL.
         public var maxLookups = 32
-        /// The destination a connection had before the redirect; the default asks conntrack
-        /// (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). nil or the listener's own address means the
-        /// client spoke to the proxy itself (HTTP_PROXY).
-        public var originalDestination: @Sendable (Int32) -> Endpoint? = { Sockets.originalDestination($0) }
+        /// The destination a client dialled. The sandbox's sk_lookup program hands connections to
+        /// the listener unchanged, so by default it is the accepted socket's own address. nil or
+        /// the listener's address means the client spoke to the proxy itself (HTTP_PROXY).
+        public var originalDestination: @Sendable (Int32) -> Endpoint? = { Sockets.localEndpoint($0) }
         /// Where to dial for a destination that was allowed. The wiring leaves this alone (the
         /// original destination, never re-resolved); tests on one host map public test
         /// addresses to loopback servers with it.
@@ -64,6 +64,8 @@ public final class EgressProxy: Sendable {
 
     private let configuration: Configuration
     private let listener: Int32
+    /// The listener's own address: a connection to it is a client using the proxy explicitly.
+    private let listenerAddress: Endpoint?
     private let dnsSocket: Int32
     private let stopRead: Int32
     private let stopWrite: Int32
@@ -95,6 +97,7 @@ public final class EgressProxy: Sendable {
         var p: [Int32] = [-1, -1]
         guard cl_pipe2(&p, O_CLOEXEC | O_NONBLOCK) == 0 else { throw EgressError(.system, "pipe2", errno: errno) }
         self.listener = listener
+        self.listenerAddress = Sockets.localEndpoint(listener)
         self.dnsSocket = dns
         self.stopRead = p[0]
         self.stopWrite = p[1]
@@ -339,11 +342,10 @@ public final class EgressProxy: Sendable {
 
     private func decide(_ client: Int32) -> Decision {
         let allowlist = configuration.allowlist
-        let local = Sockets.localEndpoint(client)
-        let original = configuration.originalDestination(client)
-        let explicit = original == nil || (local != nil && original!.address.unmapped == local!.address.unmapped && original!.port == local!.port)
-        if explicit { return decideProxyRequest(client) }
-        let destination = Endpoint(original!.address.unmapped, original!.port)
+        guard let original = configuration.originalDestination(client),
+              listenerAddress.map({ original.address.unmapped != $0.address.unmapped || original.port != $0.port }) ?? true
+        else { return decideProxyRequest(client) }
+        let destination = Endpoint(original.address.unmapped, original.port)
         let address = destination.address, port = destination.port
 
         // (a) An address rule: no name needed (and server-speaks-first protocols work).

@@ -42,13 +42,6 @@ enum Sockets {
         return rc == 0 ? Endpoint(storage: s) : nil
     }
 
-    /// The pre-NAT destination of a redirected connection (SO_ORIGINAL_DST or
-    /// IP6T_SO_ORIGINAL_DST), nil when conntrack has none.
-    static func originalDestination(_ fd: Int32) -> Endpoint? {
-        var s = sockaddr_storage()
-        return cl_original_dst(fd, &s) == 0 ? Endpoint(storage: s) : nil
-    }
-
     static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }

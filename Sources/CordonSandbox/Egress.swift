@@ -14,7 +14,6 @@ public struct EgressSettings: Sendable {
     public var hostsFile: String?
     /// "IPv4:PORT" of a DNS server to ask instead of the host's resolver (getaddrinfo).
     public var upstream: String?
-    public var nftPath = "/usr/sbin/nft"
     public init(hostsFile: String? = nil, upstream: String? = nil) {
         self.hostsFile = hostsFile
         self.upstream = upstream
@@ -55,12 +54,13 @@ public struct EgressRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// The egress of one sandbox with `network.mode = "allowlist"`: its network namespace gets a
-/// default route through loopback, an nftables `redirect` of every outbound TCP connection to
-/// a listener the supervisor holds in that namespace, and a DNS socket on 127.0.0.1:53; all
-/// other traffic leaving loopback is dropped. The proxy engine (CordonEgress) answers DNS for
-/// listed names only and lets a connection through only when its destination and the name it
-/// presents agree with the policy, dialling from the supervisor's own namespace.
+/// The egress of one sandbox with `network.mode = "allowlist"`: in its network namespace, TCP to
+/// any address is delivered locally and an sk_lookup BPF program hands every such connection
+/// outside 127.0.0.0/8 to a listener the supervisor holds there; a DNS socket on 127.0.0.1:53 is
+/// the resolver; UDP and ICMP have no route past loopback (cl_egress_netns_setup). The proxy
+/// engine (CordonEgress) answers DNS for listed names only and lets a connection through only
+/// when its destination and the name it presents agree with the policy, dialling from the
+/// supervisor's own namespace.
 final class EgressSession: Sendable {
     /// The proxy's port inside the sandbox (also usable as an explicit HTTP proxy).
     static let proxyPort: Int32 = 3128
@@ -69,6 +69,8 @@ final class EgressSession: Sendable {
 
     let proxy: EgressProxy
     let records = Records()
+    /// Keeps the steering program attached to the sandbox's namespace; -1 once closed.
+    let link: Mutex<Int32>
 
     final class Records: Sendable {
         let state = Mutex<(kept: [EgressRecord], omitted: Int)>(([], 0))
@@ -78,22 +80,6 @@ final class EgressSession: Sendable {
             }
         }
     }
-
-    static let ruleset = """
-        table inet cordon {
-          chain nat_output {
-            type nat hook output priority -100; policy accept;
-            ip daddr 127.0.0.0/8 return
-            meta nfproto ipv4 meta l4proto tcp redirect to :\(proxyPort)
-          }
-          chain filter_output {
-            type filter hook output priority 0; policy drop;
-            ip daddr 127.0.0.0/8 accept
-            ip6 daddr ::1 accept
-          }
-        }
-
-        """
 
     struct SetupError: Error {
         var step: String
@@ -117,27 +103,27 @@ final class EgressSession: Sendable {
         let resolver: Resolver
         do { resolver = try Resolver(hostsFile: settings.hostsFile, upstream: upstream) }
         catch { throw SetupError(step: "egress", errno: EINVAL, message: "resolver: \(error)") }
-        guard FileSystem.exists(settings.nftPath) else {
-            throw SetupError(step: "egress", errno: ENOENT, message: "egress needs nftables: \(settings.nftPath) not found (apt-get install nftables)")
-        }
 
         let netns = open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
         guard netns >= 0 else { throw SetupError(step: "egress", errno: errno, message: "open /proc/\(pid)/ns/net: \(SystemError.text(errno))") }
         defer { close(netns) }
-        var tcp: Int32 = -1, udp: Int32 = -1, step: Int32 = 0
-        if cl_egress_netns_setup(netns, settings.nftPath, Self.ruleset, Self.proxyPort, &tcp, &udp, &step) != 0 {
+        var tcp: Int32 = -1, udp: Int32 = -1, link: Int32 = -1, step: Int32 = 0
+        if cl_egress_netns_setup(netns, Self.proxyPort, &tcp, &udp, &link, &step) != 0 {
             let e = errno
-            let what = ["", "entering the sandbox's network namespace", "bringing up loopback", "adding the default route via lo",
-                        "listening on 127.0.0.1:\(Self.proxyPort)", "binding 127.0.0.1:53", "running nft", "nft refused the ruleset"]
+            let what = ["", "entering the sandbox's network namespace", "bringing up loopback", "adding the TCP routing rule",
+                        "adding the TCP local route", "listening on 127.0.0.1:\(Self.proxyPort)", "binding 127.0.0.1:53",
+                        "creating the listener's sockmap", "loading the sk_lookup program", "attaching the sk_lookup program"]
             let name = Int(step) < what.count ? what[Int(step)] : "step \(step)"
             throw SetupError(step: "egress", errno: e, message: "egress: \(name): \(SystemError.text(e))")
         }
+        self.link = Mutex(link)
         let records = self.records
         let configuration = EgressProxy.Configuration(allowlist: allowlist, resolver: resolver)
         do {
             proxy = try EgressProxy(listener: tcp, dns: udp, configuration: configuration) { records.add($0) }
             try proxy.start()
         } catch {
+            close(link)
             throw SetupError(step: "egress", errno: EIO, message: "egress proxy: \(error)")
         }
     }
@@ -145,6 +131,11 @@ final class EgressSession: Sendable {
     /// Stops the proxy (closing every relayed connection) and returns what it recorded.
     func finish() -> (records: [EgressRecord], omitted: Int) {
         proxy.stop()
+        let fd = link.withLock { fd in
+            defer { fd = -1 }
+            return fd
+        }
+        if fd >= 0 { close(fd) }
         return records.state.withLock { ($0.kept, $0.omitted) }
     }
 }

@@ -372,7 +372,7 @@ private struct Run {
             try FileSystem.writeControl("/proc/\(pid)/gid_map", mapping)
         } catch { return abort("id-map", error) }
 
-        // 7b. Egress: the proxy's sockets and the nftables rules in the sandbox's network
+        // 7b. Egress: the proxy's sockets, routes and sk_lookup program in the sandbox's network
         // namespace, before anything runs in it.
         var egress: EgressSession?
         if plan.policy.network.mode == .allowlist {
