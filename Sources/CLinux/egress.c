@@ -132,6 +132,19 @@ static int tcp_local_route(void) {
     return nl_send(&req);
 }
 
+/// The namespace's default congestion control: a loss-based one without pacing. The host's
+/// default is chosen for real networks (BBR paces every flow, with a timer per burst); this
+/// namespace carries only loopback hops between the workload and the proxy, where pacing only
+/// throttles. The proxy's upstream connections keep the host's choice. Sockets made afterwards
+/// (the proxy's listener, so its accepted connections, and the workload's) take this one.
+static int loopback_congestion_control(void) {
+    int fd = open("/proc/sys/net/ipv4/tcp_congestion_control", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    // reno is always built in; cubic, the kernel's usual default, is preferred when present.
+    int rc = write(fd, "cubic", 5) == 5 || write(fd, "reno", 4) == 4 ? 0 : -1;
+    return close_keeping_errno(fd, rc);
+}
+
 static int bound_socket(int type, int port, int listening) {
     int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
     if (s < 0) return -1;
@@ -240,6 +253,7 @@ static void *egress_setup_thread(void *arg) {
 #define STEP(expr, s) do { if ((expr) < 0) { e->step = (s); e->err = errno; goto fail; } } while (0)
     STEP(setns(e->netns_fd, CLONE_NEWNET), CL_EGRESS_SETNS);
     STEP(loopback_up(), CL_EGRESS_LOOPBACK);
+    STEP(loopback_congestion_control(), CL_EGRESS_CONGESTION);
     STEP(tcp_rule(), CL_EGRESS_RULE);
     STEP(tcp_local_route(), CL_EGRESS_ROUTE);
     STEP(e->tcp_fd = bound_socket(SOCK_STREAM, e->proxy_port, 1), CL_EGRESS_TCP);

@@ -368,7 +368,7 @@ public final class EgressProxy: Sendable {
             return .deny(why.reason, name: nil, destination: destination, http: why.http)
         case .success(let p):
             if p.isConnect {
-                return .deny("CONNECT is only accepted by the proxy itself, not through a redirect", name: p.name, destination: destination, http: true)
+                return .deny("CONNECT is only accepted by the proxy itself, not on an intercepted connection", name: p.name, destination: destination, http: true)
             }
             if let hostPort = p.port, hostPort != port {
                 return .deny("Host port \(hostPort) differs from the destination port \(port)", name: p.name, destination: destination, http: true)
@@ -441,7 +441,7 @@ public final class EgressProxy: Sendable {
                     return .failure(Refusal(reason: "HTTP request to the IP literal \(destination.host) (no address rule covers it)", http: true))
                 }
                 if case .absolute = head.target {
-                    return .failure(Refusal(reason: "absolute-form request through a redirect (only the proxy itself takes them)", http: true))
+                    return .failure(Refusal(reason: "absolute-form request on an intercepted connection (only the proxy itself takes them)", http: true))
                 }
                 return .success(Presented(name: name, port: destination.port, http: true, isConnect: head.isConnect))
             }

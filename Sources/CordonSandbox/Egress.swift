@@ -110,7 +110,8 @@ final class EgressSession: Sendable {
         var tcp: Int32 = -1, udp: Int32 = -1, link: Int32 = -1, step: Int32 = 0
         if cl_egress_netns_setup(netns, Self.proxyPort, &tcp, &udp, &link, &step) != 0 {
             let e = errno
-            let what = ["", "entering the sandbox's network namespace", "bringing up loopback", "adding the TCP routing rule",
+            let what = ["", "entering the sandbox's network namespace", "bringing up loopback",
+                        "setting the congestion control", "adding the TCP routing rule",
                         "adding the TCP local route", "listening on 127.0.0.1:\(Self.proxyPort)", "binding 127.0.0.1:53",
                         "creating the listener's sockmap", "loading the sk_lookup program", "attaching the sk_lookup program"]
             let name = Int(step) < what.count ? what[Int(step)] : "step \(step)"

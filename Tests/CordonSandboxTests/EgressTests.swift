@@ -203,6 +203,22 @@ struct EgressTests {
         #expect(allowed?["bytesUp"] as? Int == 4000 && allowed?["bytesDown"] as? Int == 4000, "\(egress(r))")
     }
 
+    /// The sandbox's TCP runs only over loopback, to the proxy: its namespace defaults to a
+    /// congestion control without pacing whatever the host's is (this host's is BBR, whose
+    /// pacing halved throughput through the relay), while the upstream hop keeps the host's.
+    @Test func theLoopbackHopIsNotPaced() throws {
+        let p = try policy("pacing", ["\(Self.addressB)/32:\(s["echo"])"])
+        let r = python(p, """
+            import socket
+            c = socket.create_connection(('\(Self.addressB)', \(s["echo"])), timeout=5)
+            ca = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b'\\0').decode()
+            c.sendall(b'ping'); c.shutdown(socket.SHUT_WR)
+            print(open('/proc/sys/net/ipv4/tcp_congestion_control').read().strip(), ca, c.recv(10).decode())
+            """)
+        let parts = r.output.split(separator: " ").map(String.init)
+        #expect(parts.count == 3 && ["cubic", "reno"].contains(parts[0]) && parts[1] == parts[0] && parts[2] == "ping", "\(r.output) \(r.stderr)")
+    }
+
     /// The workload attacks the plumbing: it cannot change the routing rule or the TCP route,
     /// detach or replace the sk_lookup program, take the proxy's or the resolver's port, talk its
     /// way past the proxy with CONNECT, or reach the metadata address.

@@ -28,13 +28,14 @@ int cl_set_thread_name(const char *name);
 
 /// What cl_egress_netns_setup reports when a step fails.
 enum cl_egress_step {
-    CL_EGRESS_SETNS = 1, CL_EGRESS_LOOPBACK, CL_EGRESS_RULE, CL_EGRESS_ROUTE, CL_EGRESS_TCP, CL_EGRESS_UDP,
+    CL_EGRESS_SETNS = 1, CL_EGRESS_LOOPBACK, CL_EGRESS_CONGESTION, CL_EGRESS_RULE, CL_EGRESS_ROUTE, CL_EGRESS_TCP, CL_EGRESS_UDP,
     CL_EGRESS_SOCKMAP, CL_EGRESS_PROGRAM, CL_EGRESS_ATTACH,
 };
 
 /// Prepares a sandbox's network namespace for the egress proxy, from a short-lived thread that
 /// enters it (the caller's threads never change namespace):
-/// - loopback up;
+/// - loopback up, and a congestion control without pacing as the namespace's default (its TCP
+///   runs only over loopback, between the workload and the proxy);
 /// - a routing rule sending IPv4 TCP, and only TCP, to a table whose one route makes every
 ///   address local (`local 0.0.0.0/0 dev lo src 127.0.0.1`): a TCP connection to anywhere is
 ///   delivered inside the namespace, while UDP and ICMP beyond 127.0.0.0/8 have no route;
