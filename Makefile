@@ -27,7 +27,7 @@ test: deps
 	$(SWIFT) test --skip-build --filter '$(ALONE)'
 
 # Debian packages the build and the tests need (CI installs the same list, plus the bench peers).
-DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip nftables iproute2 curl openssl
+DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip iproute2 curl openssl
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -2,7 +2,7 @@
 # Egress through the allowlist versus a direct connection, in one run: the same Python client
 # fetches a two-byte reply over N fresh connections (connect, request, whole reply: the setup
 # cost a short API call pays) and then one bulk download, once directly from the host and once
-# from a sandbox whose policy allows only the server's name (DNS, redirect, SNI/Host check and
+# from a sandbox whose policy allows only the server's name (DNS, sk_lookup steering, SNI/Host check and
 # the splice relay on the way). Prints p50/p95 setup time, the added p50, and throughput with
 # the allowlist's share of direct.
 #
@@ -104,7 +104,8 @@ d, c = load("direct"), load("cordon")
 rows = [("direct (host)", d), ("cordon allowlist", c)]
 if os.path.exists(f"{scratch}/haproxy.1"):
     rows.append(("haproxy relay (peer)", load("haproxy")))
-print(f"egress: {connections} connections x {rounds} rounds, {mib} MiB bulk x {rounds}")
+cc = open("/proc/sys/net/ipv4/tcp_congestion_control").read().strip()
+print(f"egress: {connections} connections x {rounds} rounds, {mib} MiB bulk x {rounds}; host congestion control {cc} (direct, haproxy and the upstream hop; the sandbox's loopback hop runs cubic)")
 print(f"{'':24} {'setup p50':>10} {'setup p95':>10} {'bulk':>12} {'of direct':>10} {'lookup':>9}")
 for name, r in rows:
     print(f"{name:24} {r['p50']:8.3f}ms {r['p95']:8.3f}ms {r['MBps']:8.0f}MB/s {100 * r['MBps'] / d['MBps']:9.0f}% {r['lookup']:7.3f}ms")
