@@ -123,6 +123,18 @@ struct EgressTests {
             print(repr(c.recv(200)))
             """)
         #expect(!direct.output.contains("hello"), "\(direct.output)")
+        // The same through an IPv6 socket with the IPv4-mapped address: intercepted all the same.
+        let mapped = python(p, """
+            import socket
+            c = socket.create_connection(('::ffff:\(Self.addressA)', \(s["http"])), timeout=5)
+            c.sendall(b'GET /\(marker)-mapped HTTP/1.1\\r\\nHost: api.test:\(s["http"])\\r\\nConnection: close\\r\\n\\r\\n')
+            try:
+                print(repr(c.recv(200)))
+            except ConnectionResetError:
+                print('reset')
+            """)
+        #expect(mapped.output == "reset" || mapped.output == "b''", "\(mapped.output) \(mapped.stderr)")
+        #expect(egress(mapped).contains { $0["verdict"] as? String == "denied" && $0["destination"] as? String == "\(Self.addressA):\(s["http"])" }, "\(egress(mapped))")
         // After a lookup of the listed name: its address with another Host header.
         let host = python(p, """
             import socket
