@@ -64,7 +64,7 @@ public final class EgressProxy: Sendable {
 
     private let configuration: Configuration
     private let listener: Int32
-    /// The listener's own address: a connection to it is a client using the proxy explicitly.
+    /// The listener's own address (see isListener).
     private let listenerAddress: Endpoint?
     private let dnsSocket: Int32
     private let stopRead: Int32
@@ -340,11 +340,15 @@ public final class EgressProxy: Sendable {
                          duration: Clock.now() - started, end: result.end))
     }
 
+    /// Whether `destination` is the listener's own address: a client using the proxy explicitly.
+    private func isListener(_ destination: Endpoint) -> Bool {
+        guard let l = listenerAddress else { return false }
+        return destination.address.unmapped == l.address.unmapped && destination.port == l.port
+    }
+
     private func decide(_ client: Int32) -> Decision {
         let allowlist = configuration.allowlist
-        guard let original = configuration.originalDestination(client),
-              listenerAddress.map({ original.address.unmapped != $0.address.unmapped || original.port != $0.port }) ?? true
-        else { return decideProxyRequest(client) }
+        guard let original = configuration.originalDestination(client), !isListener(original) else { return decideProxyRequest(client) }
         let destination = Endpoint(original.address.unmapped, original.port)
         let address = destination.address, port = destination.port
 
