@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux",
         ], exclude: ["egress_servers.py"]),
     ]
 )

@@ -164,7 +164,7 @@ static int sys_bpf(int cmd, union bpf_attr *attr) { return (int)syscall(__NR_bpf
 #define LDX(size, d, s, field) INSN(BPF_LDX | BPF_MEM | (size), d, s, offsetof(struct bpf_sk_lookup, field), 0)
 
 /// The sk_lookup program: a TCP/IPv4 connection to an address outside 127.0.0.0/8 goes to the
-/// listener in slot 0 of `sockmap`, or is refused when that slot is empty or the assignment
+/// listener in slot 0 of `sockmap`, or is dropped when that slot is empty or the assignment
 /// fails; everything else takes the normal lookup.
 static int load_steering_program(int sockmap) {
     enum { PASS = 23, DROP = 25 };

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Testing
 
@@ -5,7 +6,7 @@ import Testing
 /// servers (egress_servers.py) listen on two TEST-NET-2 addresses the test adds to the host's
 /// loopback (public-looking, so only the policy decides) and on an RFC 1918 one; a DNS server that
 /// logs every question stands in for the upstream resolver.
-@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes and nftables"), .serialized)
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes and network namespaces"), .serialized)
 struct EgressTests {
     static let addressA = "198.51.100.7"
     static let addressB = "198.51.100.8"
@@ -229,6 +230,54 @@ struct EgressTests {
             """)
         let parts = r.output.split(separator: " ").map(String.init)
         #expect(parts.count == 3 && ["cubic", "reno"].contains(parts[0]) && parts[1] == parts[0] && parts[2] == "ping", "\(r.output) \(r.stderr)")
+    }
+
+    /// The steering itself, in a namespace the test makes (run as root there, so nothing but the
+    /// program stands in the way): a connection to any address reaches the proxy's listener with
+    /// the dialled address as its own, even when a socket in the namespace listens on that port;
+    /// once the listener is closed, the program drops connections rather than letting the
+    /// normal lookup hand them to that socket.
+    @Test func steeringReachesOnlyTheListenerAndFailsClosed() throws {
+        let name = "cordon-steer-\(getpid())"
+        try #require(Harness.exec("/usr/sbin/ip", ["netns", "add", name]).status == 0)
+        defer { _ = Harness.exec("/usr/sbin/ip", ["netns", "del", name]) }
+        let ns = open("/run/netns/\(name)", O_RDONLY | O_CLOEXEC)
+        try #require(ns >= 0)
+        defer { close(ns) }
+        var tcp: Int32 = -1, udp: Int32 = -1, link: Int32 = -1, step: Int32 = 0
+        try #require(cl_egress_netns_setup(ns, 3128, &tcp, &udp, &link, &step) == 0, "step \(step), errno \(errno)")
+        defer { close(udp); close(link) }
+        let client = """
+            import socket, errno
+            # IP_TRANSPARENT, like the proxy's: it could answer for any address if it got the SYN.
+            own = socket.socket()
+            own.setsockopt(socket.SOL_IP, 19, 1)
+            own.bind(('0.0.0.0', 443)); own.listen()
+            try:
+                socket.create_connection(('203.0.113.9', 443), timeout=1).sendall(b'x'); print('connected')
+            except socket.timeout:
+                print('dropped')
+            except OSError as e:
+                print(errno.errorcode[e.errno])
+            own.settimeout(0.2)
+            try:
+                own.accept(); print('own listener took it')
+            except socket.timeout:
+                pass
+            """
+        let first = Harness.exec("/usr/sbin/ip", ["netns", "exec", name, "python3", "-c", client])
+        #expect(first.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "connected", "\(first.stdout) \(first.stderr)")
+        let conn = accept(tcp, nil, nil)
+        try #require(conn >= 0)
+        var local = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(conn, $0, &len) } }
+        #expect(String(cString: inet_ntoa(local.sin_addr)) == "203.0.113.9" && UInt16(bigEndian: local.sin_port) == 443)
+        close(conn)
+        close(tcp)
+        let second = Harness.exec("/usr/sbin/ip", ["netns", "exec", name, "python3", "-c", client])
+        // The program drops the SYN: the client times out, and its own listener never sees it.
+        #expect(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "dropped", "\(second.stdout) \(second.stderr)")
     }
 
     /// The workload attacks the plumbing: it cannot change the routing rule or the TCP route,

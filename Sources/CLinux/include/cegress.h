@@ -43,7 +43,7 @@ enum cl_egress_step {
 ///   living in that namespace;
 /// - an sk_lookup BPF program attached to the namespace that hands every TCP connection to an
 ///   address outside 127.0.0.0/8 to that listener, unchanged (its local address is the
-///   destination the client dialled), and refuses it when the listener is gone.
+///   destination the client dialled), and drops it when the listener is gone.
 /// Returns 0 with *tcp_fd, *udp_fd and *link_fd set (CLOEXEC; the program stays attached while
 /// *link_fd is open), or -1 with errno and *failed_step set (and nothing left open).
 int cl_egress_netns_setup(int netns_fd, int proxy_port, int *tcp_fd, int *udp_fd, int *link_fd, int *failed_step);
