@@ -17,6 +17,14 @@ let package = Package(
         .executable(name: "cordon-scan", targets: ["cordon-scan"]),
         .executable(name: "cordond", targets: ["cordond"]),
         .executable(name: "cordon-init", targets: ["cordon-init"]),
+        // The parsers of untrusted input, for the libFuzzer package in Fuzz/ (its own Package.swift).
+        .library(name: "CordonPolicy", targets: ["CordonPolicy"]),
+        .library(name: "CordonDefaults", targets: ["CordonDefaults"]),
+        .library(name: "CordonRPC", targets: ["CordonRPC"]),
+        .library(name: "CordonArchive", targets: ["CordonArchive"]),
+        .library(name: "CordonScan", targets: ["CordonScan"]),
+        .library(name: "CordonVulnDB", targets: ["CordonVulnDB"]),
+        .library(name: "CordonEgress", targets: ["CordonEgress"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -90,7 +98,7 @@ let package = Package(
         ]),
         // The wire protocol both sides share: framing, JSON values, error codes, a client.
         .target(name: "CordonRPC", dependencies: ["CLinux"]),
-        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox"]),
+        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox", "CordonSystem"]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
         // The scanner and the vulnerability database: a binary of its own (see ScanTool.swift).

@@ -111,6 +111,10 @@ public final class AuditStore: Sendable {
             try? w.execute("ROLLBACK")
             throw error
         }
+        // Retention measures and sheds one uid's events (added after version 1 shipped: an
+        // index changes no row, so older readers are unaffected).
+        w.operation = "create index events_uid"
+        try w.execute("CREATE INDEX IF NOT EXISTS events_uid ON events (uid)")
     }
 
     private static func schemaState(_ w: WriterConnection) throws(AuditError) -> (version: Int64, tables: Int64) {
@@ -173,16 +177,16 @@ public final class AuditStore: Sendable {
 
     // MARK: Writes
 
-    private func write(_ operation: String, checkpoint: Bool = false, durable: Bool = true,
+    func write(_ operation: String, checkpoint: Bool = false, durable: Bool = true,
                        _ body: @escaping @Sendable (WriterConnection) throws(AuditError) -> WriteOutput) throws(AuditError) -> WriteOutput {
         try queue.submit(PendingWrite(operation, checkpoint: checkpoint, durable: durable, body))
     }
 
-    private func refuse(_ operation: String, _ message: String) -> AuditError {
+    func refuse(_ operation: String, _ message: String) -> AuditError {
         AuditError(.invalid, path: path, operation, message)
     }
 
-    private static let insertEvent = "INSERT INTO events (time, kind, task_id, uid, detail) VALUES (?1, ?2, ?3, ?4, ?5)"
+    static let insertEvent = "INSERT INTO events (time, kind, task_id, uid, detail) VALUES (?1, ?2, ?3, ?4, ?5)"
 
     /// Records a queued task and its "submitted" event; returns the task's id (never reused).
     public func createTask(_ task: NewTask) throws(AuditError) -> Int64 {
@@ -285,71 +289,6 @@ public final class AuditStore: Sendable {
         return changed
     }
 
-    /// Deletes ended tasks (finished, cancelled, lost) and their events that ended before
-    /// `olderThan`, and events without a task older than that; then, while the live data
-    /// (pages in use) is larger than `maxBytes`, the ended tasks that ended first. Never a
-    /// queued or running task. Gives the freed pages back to the file system (incremental
-    /// vacuum, then a TRUNCATE checkpoint). Returns the deleted tasks and their scratch
-    /// directories, for the daemon to remove.
-    public func prune(olderThan: Double?, maxBytes: Int64?) throws(AuditError) -> [(id: Int64, scratch: String?)] {
-        let operation = "prune"
-        if let olderThan, olderThan.isNaN { throw refuse(operation, "olderThan is NaN") }
-        let output = try write(operation, checkpoint: true) { w throws(AuditError) in
-            var removed: [(id: Int64, scratch: String?)] = []
-            let ended = "state IN ('finished', 'cancelled', 'lost')"
-            if let olderThan {
-                let rows = try w.rows("SELECT id, scratch FROM tasks WHERE \(ended) AND finished_at < ?1 ORDER BY id",
-                                      [.real(olderThan)])
-                removed += try Self.deleteTasks(rows, w)
-                try w.rows("DELETE FROM events WHERE task_id IS NULL AND time < ?1", [.real(olderThan)])
-            }
-            if let maxBytes {
-                var used = try Self.usedBytes(w)
-                var atLeast: Int64 = 1
-                while used > maxBytes {
-                    let endedCount = try w.integer("SELECT count(*) FROM tasks WHERE \(ended)")
-                    if endedCount == 0 { break }
-                    // Estimate how many tasks make up the excess; if a round frees no whole page,
-                    // take twice as many the next time.
-                    let perTask = max(1, used / max(1, try w.integer("SELECT count(*) FROM tasks")))
-                    let estimate = (used - maxBytes + perTask - 1) / perTask
-                    let count = min(endedCount, max(atLeast, estimate))
-                    let rows = try w.rows("SELECT id, scratch FROM tasks WHERE \(ended) ORDER BY finished_at, id LIMIT ?1",
-                                          [.integer(count)])
-                    removed += try Self.deleteTasks(rows, w)
-                    let now = try Self.usedBytes(w)
-                    atLeast = now < used ? 1 : atLeast * 2
-                    used = now
-                }
-            }
-            try w.rows("PRAGMA incremental_vacuum")
-            return .pruned(removed)
-        }
-        guard case .pruned(let removed) = output else { throw AuditError(.storage, path: path, operation, "no result") }
-        return removed
-    }
-
-    private static func deleteTasks(_ rows: [[SQLiteValue]], _ w: WriterConnection) throws(AuditError) -> [(id: Int64, scratch: String?)] {
-        var removed: [(id: Int64, scratch: String?)] = []
-        for row in rows {
-            guard row.count == 2, case .integer(let id) = row[0] else { throw w.fail(.storage, "malformed task row") }
-            var scratch: String?
-            if case .text(let text) = row[1] { scratch = text }
-            removed.append((id, scratch))
-        }
-        guard !removed.isEmpty else { return [] }
-        let ids = JSONArray.integers(removed.map(\.id))
-        try w.rows("DELETE FROM events WHERE task_id IN (SELECT value FROM json_each(?1))", [.text(ids)])
-        try w.rows("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?1))", [.text(ids)])
-        return removed
-    }
-
-    /// Bytes in pages that hold data (the file size once free pages are vacuumed).
-    private static func usedBytes(_ w: WriterConnection) throws(AuditError) -> Int64 {
-        let pages = try w.integer("PRAGMA page_count") - w.integer("PRAGMA freelist_count")
-        return try pages * w.integer("PRAGMA page_size")
-    }
-
     private static func insert(_ event: NewEvent, _ w: WriterConnection) throws(AuditError) -> Int64 {
         if let task = event.taskID, try w.rows("SELECT 1 FROM tasks WHERE id = ?1", [.integer(task)]).isEmpty {
             throw w.fail(.notFound, "no task \(task)")
@@ -389,14 +328,14 @@ public final class AuditStore: Sendable {
 
     // MARK: Reads
 
-    private func read<T: Sendable>(_ operation: String, _ body: (SQLiteDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
+    func read<T: Sendable>(_ operation: String, _ body: (SQLiteDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
         try reader.withLock { (db: inout SQLiteDatabase?) throws(AuditError) -> T in
             guard let db else { throw AuditError(.closed, path: path, operation, "the store is closed") }
             return try body(db)
         }
     }
 
-    private func rows(_ db: SQLiteDatabase, _ operation: String, _ sql: String, _ values: [SQLiteValue]) throws(AuditError) -> [[SQLiteValue]] {
+    func rows(_ db: SQLiteDatabase, _ operation: String, _ sql: String, _ values: [SQLiteValue]) throws(AuditError) -> [[SQLiteValue]] {
         do { return try db.prepare(sql).rows(binding: values) } catch {
             throw AuditError(.storage, path: path, operation, error.description)
         }

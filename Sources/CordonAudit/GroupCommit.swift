@@ -9,6 +9,7 @@ enum WriteOutput: Sendable {
     case id(Int64)
     case ids([Int64])
     case pruned([(id: Int64, scratch: String?)])
+    case count(Int)
 }
 
 /// One write waiting for the writer thread. `output` is set by the writer thread before it sets

@@ -245,7 +245,11 @@ struct TasksCommand: ParsableCommand {
     }
 }
 
+/// Prints rows as aligned columns. Cells carry other users' strings (argv, labels, event
+/// details), so each is made inert first (`inert`): no terminal control sequence, line break
+/// or bidirectional override reaches the reader's screen, and one row stays one line.
 func printTable(_ rows: [[String]]) {
+    let rows = rows.map { $0.map(inert) }
     guard let first = rows.first else { return }
     var widths = first.map(\.count)
     for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
@@ -370,4 +374,24 @@ struct MetricsCommand: ParsableCommand {
         if client.json { return client.printJSON(answer) }
         FileDescriptorIO.writeAll(1, answer["text"]?.stringValue ?? "")
     }
+}
+
+/// `text` with control characters (C0, DEL, C1), line and paragraph separators and bidi
+/// overrides and isolates written as `\u{XX}` escapes, and backslashes doubled, so the
+/// printed form is unambiguous.
+func inert(_ text: String) -> String {
+    var out = ""
+    out.reserveCapacity(text.utf8.count)
+    for scalar in text.unicodeScalars {
+        let v = scalar.value
+        if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) || v == 0x2028 || v == 0x2029
+            || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C {
+            out += "\\u{" + String(v, radix: 16) + "}"
+        } else if scalar == "\\" {
+            out += "\\\\"
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }

@@ -117,7 +117,10 @@ public enum RunFastPath {
         let plan: SpawnPlan
         do {
             let policy = try store.loadPolicy(options.policy)
-            plan = try store.spawnPlan(for: policy, cacheDir: "\(locations.resolvedStateDir())/cache/seccomp",
+            // The state dir is created private (cordond shares it and keeps every user's records there).
+            let stateDir = locations.resolvedStateDir()
+            if !FileSystem.exists(stateDir) { try? FileSystem.makeDirectories(stateDir, mode: 0o700) }
+            plan = try store.spawnPlan(for: policy, cacheDir: "\(stateDir)/cache/seccomp",
                                        callerEnvironment: ProcessInfo.processInfo.environment)
         } catch {
             printError("cordon run: \(error.description)")

@@ -31,6 +31,8 @@ public struct DaemonConfig: Sendable {
     /// to `adminReserve` more).
     public var maxConnectionsPerUser = 32
     public static let adminReserve = 16
+    /// Connections a second one non-admin uid may open (bursts of twice that); admins: no limit.
+    public var connectRatePerUser = 200
     /// A connection that sends no request for this long is closed (waits in task.wait or
     /// task.logs do not count: the daemon is the one talking then).
     public var idleSeconds = 300.0
@@ -40,6 +42,18 @@ public struct DaemonConfig: Sendable {
     /// Audit retention: finished tasks older than this go, and the oldest go while the store is larger.
     public var retentionSeconds: Double? = 30 * 86400
     public var retentionBytes: UInt64? = 1 << 30
+    /// Audit record bytes one uid may hold; past it the uid's own oldest records are shed.
+    public var recordBytesPerUser: UInt64 = 128 << 20
+    /// Denial events younger than this are never deleted, by any retention rule.
+    public var keepDenialsSeconds: Double = 30 * 86400
+    /// Task output kept on disk: per uid (its own oldest outputs make room) and in all.
+    public var outputBytesPerUser: UInt64 = 2 << 30
+    public var outputBytesTotal: UInt64 = 16 << 30
+    /// Output caps never take the state dir's free space below this; health degrades at twice it.
+    public var minFreeDiskBytes: UInt64 = 1 << 30
+    /// Bytes of queued requests (argv, environment, stdin) per uid and in all.
+    public var maxQueuedBytesPerUser: UInt64 = 32 << 20
+    public var maxQueuedBytes: UInt64 = 256 << 20
     /// Prometheus text on http://127.0.0.1:PORT/metrics (nil: off).
     public var metricsPort: Int?
     public var dnsHostsFile: String?
@@ -59,10 +73,10 @@ public struct DaemonConfig: Sendable {
     static let keys: [String: Set<String>] = [
         "socket": ["path", "group", "mode"],
         "admins": ["users", "groups"],
-        "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user"],
-        "server": ["max_connections", "max_connections_per_user", "max_message_bytes", "idle_timeout"],
-        "tasks": ["default_policy", "drain_timeout"],
-        "audit": ["max_age", "max_size"],
+        "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user", "max_queued_bytes", "max_queued_bytes_per_user"],
+        "server": ["max_connections", "max_connections_per_user", "max_message_bytes", "idle_timeout", "connect_rate_per_user"],
+        "tasks": ["default_policy", "drain_timeout", "max_output", "max_output_per_user", "min_free_disk"],
+        "audit": ["max_age", "max_size", "max_size_per_user", "keep_denials"],
         "metrics": ["listen"],
         "egress": ["dns_hosts", "dns_upstream"],
     ]
@@ -158,6 +172,7 @@ public struct DaemonConfig: Sendable {
                 case "server.max_connections": maxConnections = try count(1...65536)
                 case "server.max_message_bytes": maxMessageBytes = try count(1024...(64 << 20))
                 case "server.max_connections_per_user": maxConnectionsPerUser = try count(1...65536)
+                case "server.connect_rate_per_user": connectRatePerUser = try count(1...1_000_000)
                 case "server.idle_timeout":
                     idleSeconds = try duration()
                     guard idleSeconds >= 1 else { throw fail(name, at, "expected at least 1s") }
@@ -165,6 +180,13 @@ public struct DaemonConfig: Sendable {
                 case "tasks.drain_timeout": drainSeconds = try duration()
                 case "audit.max_age": retentionSeconds = try duration()
                 case "audit.max_size": retentionBytes = try size()
+                case "audit.max_size_per_user": recordBytesPerUser = try size()
+                case "audit.keep_denials": keepDenialsSeconds = try duration()
+                case "tasks.max_output": outputBytesTotal = try size()
+                case "tasks.max_output_per_user": outputBytesPerUser = try size()
+                case "tasks.min_free_disk": minFreeDiskBytes = try size()
+                case "scheduler.max_queued_bytes": maxQueuedBytes = try size()
+                case "scheduler.max_queued_bytes_per_user": maxQueuedBytesPerUser = try size()
                 case "metrics.listen":
                     let s = try string()
                     guard s.hasPrefix("127.0.0.1:"), let port = Int(s.dropFirst("127.0.0.1:".count)), (1...65535).contains(port) else {

@@ -22,7 +22,10 @@ public final class Daemon: @unchecked Sendable {
     let authorizer: Authorizer
     let policies: PolicyStore
     let tasks: TaskManager
+    let quotas: Quotas
     let startedAt = UTCTime.epochSeconds()
+    /// The state directory's lock (`cordond.lock`), held for the daemon's lifetime.
+    private let stateLock: Int32
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
@@ -34,13 +37,57 @@ public final class Daemon: @unchecked Sendable {
         do { authorizer = try Authorizer(config: config) } catch { throw StartError(description: "\(error)") }
         do {
             try FileSystem.makeDirectories(config.stateDir, mode: 0o700)
+            try Self.makePrivate(config.stateDir, log: log)
+            stateLock = try Self.lockStateDir(config.stateDir)
             try FileSystem.makeDirectories(config.tasksDir, mode: 0o700)
             try FileSystem.makeDirectories(config.cacheDir, mode: 0o700)
             try FileSystem.makeDirectories(config.runtimeDir, mode: 0o755)
         } catch { throw StartError(description: "\(error)") }
         do { store = try AuditStore(path: config.auditPath) } catch { throw StartError(description: "\(error)") }
-        policies = PolicyStore(configDir: config.configDir)
-        tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, log: log)
+        // Names only, files inside the config dir, trusted files only (see PolicyStore).
+        policies = PolicyStore(configDir: config.configDir, confined: true)
+        quotas = Quotas(config: config)
+        tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, quotas: quotas, log: log)
+    }
+
+    /// The state directory holds every user's records and output: it must be a directory of
+    /// the daemon's own, readable by nobody else. A looser one (as an older `cordon run` or
+    /// `cordon db` created it) is tightened and said so; one owned by someone else is refused.
+    static func makePrivate(_ dir: String, log: Logger) throws(SystemError) {
+        var st = stat()
+        guard lstat(dir, &st) == 0 else { throw SystemError("lstat", path: dir, errno: errno) }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw SystemError("state dir (not a directory, or a symlink)", path: dir, errno: ENOTDIR) }
+        guard st.st_uid == geteuid() else {
+            throw SystemError("state dir (owned by uid \(st.st_uid), not cordond's uid \(geteuid()): chown it or choose another)", path: dir, errno: EPERM)
+        }
+        if st.st_mode & 0o077 != 0 {
+            guard chmod(dir, 0o700) == 0 else { throw SystemError("chmod 0700", path: dir, errno: errno) }
+            log.warning("the state dir was readable by others: made it 0700",
+                        metadata: ["dir": "\(dir)", "was": "\(String(st.st_mode & 0o777, radix: 8))"])
+        }
+    }
+
+    /// Takes `cordond.lock` in the state dir (flock, released when the process ends): a second
+    /// daemon on the same state would mark the first one's running tasks lost.
+    static func lockStateDir(_ dir: String) throws(SystemError) -> Int32 {
+        let path = "\(dir)/cordond.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+            let holder = n > 0 ? String(decoding: buffer[0..<n].filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self) : "?"
+            close(fd)
+            if code == EWOULDBLOCK {
+                throw SystemError("lock (another cordond, pid \(holder), uses this state dir)", path: path, errno: code)
+            }
+            throw SystemError("lock", path: path, errno: code)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return fd
     }
 
     // MARK: Lifecycle
@@ -62,6 +109,7 @@ public final class Daemon: @unchecked Sendable {
         event("daemon-start", .object([("pid", .int(Int64(getpid()))), ("version", .string(cordonVersion))]))
         recover()
         prune()
+        do { quotas.sync(try store.usage()) } catch { log.error("audit store: usage", metadata: ["error": "\(error)"]) }
 
         let listener: Int32
         var ownsSocket = false
@@ -150,24 +198,47 @@ public final class Daemon: @unchecked Sendable {
         if removed > 0 { log.warning("removed orphaned sandbox cgroups", metadata: ["count": "\(removed)"]) }
     }
 
-    /// Applies the retention rules and removes the output of the tasks they dropped.
+    /// Applies the retention rules (see `RetentionRules`: age, per-user quota, store size,
+    /// heaviest user first, young denials kept), removes the output of the tasks they dropped,
+    /// records who paid, and re-reads every user's usage for the quotas.
     func prune() {
+        let now = UTCTime.epochSeconds()
+        var rules = RetentionRules(olderThan: config.retentionSeconds.map { now - $0 },
+                                   maxBytes: config.retentionBytes.map { Int64(clamping: $0) },
+                                   maxBytesPerUser: Int64(clamping: config.recordBytesPerUser),
+                                   keepDenialsSince: now - config.keepDenialsSeconds)
+        rules.batch = 256
         do {
-            let cutoff = config.retentionSeconds.map { UTCTime.epochSeconds() - $0 }
-            let gone = try store.prune(olderThan: cutoff, maxBytes: config.retentionBytes.map { Int64(clamping: $0) })
-            for task in gone {
-                try? FileSystem.removeTree("\(config.tasksDir)/\(task.id)")
+            let report = try store.prune(rules)
+            for task in report.removed { try? FileSystem.removeTree("\(config.tasksDir)/\(task.id)") }
+            if !report.removed.isEmpty || report.stripped > 0 {
+                log.info("retention", metadata: ["removed": "\(report.removed.count)", "stripped": "\(report.stripped)"])
             }
-            if !gone.isEmpty { log.info("retention removed tasks", metadata: ["count": "\(gone.count)"]) }
+            for (uid, held) in report.overQuota.sorted(by: { $0.key < $1.key }) {
+                event("quota", .object([("quota", .string("audit.max_size_per_user")), ("held", .int(held)),
+                                        ("limit", .int(Int64(clamping: config.recordBytesPerUser))),
+                                        ("what", .string(report.stillOverQuota.contains(uid) ? "only protected records left" : "oldest records shed"))]), uid: uid)
+            }
+            for uid in report.shedForSize {
+                event("quota", .object([("quota", .string("audit.max_size")), ("what", .string("records shed, heaviest user first"))]), uid: uid)
+            }
+            quotas.sync(try store.usage(), report: report)
         } catch {
             log.error("audit store: retention", metadata: ["error": "\(error)"])
         }
     }
 
+    /// Retention every 10 minutes, and at once when a user goes over its record quota; memory
+    /// freed by large requests is given back to the system.
     private func maintenance() {
+        var last = UTCTime.monotonic()
         while true {
-            sleep(600)
-            prune()
+            sleep(1)
+            if quotas.takePruneWanted() || UTCTime.monotonic() - last >= 600 {
+                prune()
+                last = UTCTime.monotonic()
+            }
+            if quotas.takeTrimWanted() { _ = cl_malloc_trim() }
         }
     }
 

@@ -198,8 +198,14 @@ extension Daemon {
             usleep(20_000)
         }
         let record = try reload(task.id)
-        return .object([("id", .int(task.id)), ("state", .string(record.state.rawValue)),
-                        ("stdoutBytes", .int(Int64(clamping: record.stdoutBytes))), ("stderrBytes", .int(Int64(clamping: record.stderrBytes)))])
+        var answer: [(String, JSON)] = [("id", .int(task.id)), ("state", .string(record.state.rawValue)),
+                                        ("stdoutBytes", .int(Int64(clamping: record.stdoutBytes))), ("stderrBytes", .int(Int64(clamping: record.stderrBytes)))]
+        // An ended task with output but no directory recorded: its output was removed for its
+        // user's output quota (the "output-removed" event says when).
+        if record.scratch == nil && record.stdoutBytes + record.stderrBytes > 0 && record.state.isTerminal {
+            answer.append(("outputRemoved", .bool(true)))
+        }
+        return .object(answer)
     }
 
     // MARK: policy.list, audit.query
@@ -325,12 +331,14 @@ struct Health {
         if statvfs(daemon.config.stateDir, &fs) == 0 {
             let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
             let total = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
-            let low = free < 256 << 20 || (total > 0 && free * 100 / total < 5)
+            // Degraded while there is still room: output caps stop at tasks.min_free_disk.
+            let low = free < 2 * daemon.config.minFreeDiskBytes || (total > 0 && free * 100 / total < 5)
             h.checks.append(("disk", !low, "\(Units.formatSize(free)) free of \(Units.formatSize(total)) in \(daemon.config.stateDir)"))
         } else {
             h.checks.append(("disk", false, "cannot stat \(daemon.config.stateDir): \(SystemError.text(errno))"))
         }
         h.checks.append(("audit", true, "\(Units.formatSize(UInt64(max(0, daemon.store.fileBytes)))) in \(daemon.config.auditPath)"))
+        h.checks += daemon.quotas.health()
         return h
     }
 

@@ -15,7 +15,7 @@ final class Server: @unchecked Sendable {
     let listener: Int32
     let maxMessage: Int
     /// Open connections: all, and per uid.
-    private let open = Mutex<(total: Int, byUser: [UInt32: Int])>((0, [:]))
+    private let open = Mutex<(total: Int, byUser: [UInt32: Int], rate: [UInt32: (tokens: Double, at: Double)])>((0, [:], [:]))
 
     init(daemon: Daemon, listener: Int32, maxMessage: Int) {
         self.daemon = daemon
@@ -24,15 +24,28 @@ final class Server: @unchecked Sendable {
     }
 
     /// Takes a connection slot for `peer`, or says why not. Non-admins are held to the global
-    /// cap and their own share; admins get a reserve above the cap, so users in the socket's
-    /// group cannot lock the admins out.
+    /// cap, their own share and their own connection rate; admins get a reserve above the cap
+    /// and no rate, so users in the socket's group cannot lock the admins out.
     private func admit(_ peer: Peer) -> String? {
         let config = daemon.config
         let admin = daemon.authorizer.isAdmin(peer)
+        let now = UTCTime.monotonic()
         return open.withLock { o in
             if admin {
                 if o.total >= config.maxConnections + DaemonConfig.adminReserve { return "cordond has \(o.total) connections open: retry later" }
             } else {
+                // A token bucket per uid: server.connect_rate_per_user a second, bursts of twice that.
+                let rate = Double(config.connectRatePerUser)
+                var bucket = o.rate[peer.uid] ?? (tokens: 2 * rate, at: now)
+                bucket.tokens = min(2 * rate, bucket.tokens + (now - bucket.at) * rate)
+                bucket.at = now
+                guard bucket.tokens >= 1 else {
+                    o.rate[peer.uid] = bucket
+                    return "uid \(peer.uid) opens connections faster than \(config.connectRatePerUser) a second (server.connect_rate_per_user): slow down"
+                }
+                bucket.tokens -= 1
+                o.rate[peer.uid] = bucket
+                if o.rate.count > 4096 { o.rate = o.rate.filter { now - $0.value.at < 10 } }
                 if o.total >= config.maxConnections {
                     return "cordond has \(config.maxConnections) connections open (server.max_connections): retry later"
                 }
@@ -54,6 +67,9 @@ final class Server: @unchecked Sendable {
         }
     }
 
+    /// Accepts, identifies and admits each connection on this one thread, before any thread is
+    /// started for it: a connection whose peer is not known yet never holds a slot, so a flood
+    /// from one user is refused at its own caps and rate while admins always get in.
     func acceptLoop() {
         while true {
             let fd = cl_unix_accept(listener)
@@ -66,37 +82,36 @@ final class Server: @unchecked Sendable {
                 if errno == ECONNABORTED || errno == EINTR || errno == EPROTO { continue }
                 return  // the listener was shut down: draining
             }
-            // A hard bound on threads before the peer is known; admit() applies the real caps.
-            if daemon.metrics.connections >= daemon.config.maxConnections + DaemonConfig.adminReserve {
-                refuseConnection(fd, "cordond has \(daemon.metrics.connections) connections open: retry later")
+            guard let peer = Peer.of(socket: fd) else {
+                close(fd)
+                continue
+            }
+            if let refusal = admit(peer) {
+                refuseConnection(fd, refusal)
                 continue
             }
             daemon.metrics.connection(opened: true)
-            if !startThread({ [self] in serve(fd) }) {
+            if !startThread({ [self] in serve(fd, peer) }) {
+                release(peer)
                 daemon.metrics.connection(opened: false)
                 close(fd)
             }
         }
     }
 
-    private func serve(_ fd: Int32) {
+    private func serve(_ fd: Int32, _ peer: Peer) {
         defer {
             close(fd)
+            release(peer)
             daemon.metrics.connection(opened: false)
         }
-        guard let peer = Peer.of(socket: fd) else { return }
-        if let refusal = admit(peer) {
-            _ = cl_socket_timeouts(fd, 0, 1000)
-            LineChannel(fd: fd, maxLine: 0).send(RPCMessage.error(id: .null, RPCError(RPCCode.busy, refusal)))
-            daemon.metrics.requestError(code: RPCCode.busy)
-            return
-        }
-        defer { release(peer) }
-        // A client that stops reading, or sends nothing, must not hold a thread forever.
-        _ = cl_socket_timeouts(fd, Int32(min(daemon.config.idleSeconds * 1000, Double(Int32.max))), 30_000)
+        // A client that stops reading must not hold a thread forever; one that sends nothing
+        // (or a request one byte at a time) is closed once a whole request has not arrived
+        // within the idle timeout.
+        _ = cl_socket_timeouts(fd, 0, 30_000)
         let channel = LineChannel(fd: fd, maxLine: maxMessage)
         while true {
-            switch channel.readLine() {
+            switch channel.readLine(deadline: UTCTime.monotonic() + daemon.config.idleSeconds) {
             case .eof: return
             case .tooLong:
                 daemon.metrics.requestError(code: RPCCode.messageTooLarge)
@@ -166,50 +181,74 @@ final class Server: @unchecked Sendable {
 }
 
 /// Prometheus metrics over HTTP on a loopback port: `GET /metrics` and nothing else.
+///
+/// One thread serves every scrape from a poll loop over non-blocking sockets: each client gets
+/// 2 s in all to send its request head (8 KiB at most), and when `maxClients` are open the one
+/// that has waited longest is dropped for the newcomer. Local users holding connections open
+/// therefore cannot starve a scrape (loopback TCP tells us no uid to cap them by).
 final class MetricsListener: @unchecked Sendable {
     let daemon: Daemon
     let fd: Int32
+    static let maxClients = 64
 
     init(daemon: Daemon, fd: Int32) {
         self.daemon = daemon
         self.fd = fd
     }
 
-    /// At most this many scrapes at once; each gets 2 s in all to send its request.
-    private let active = Atomic<Int>(0)
-    static let maxActive = 4
+    private struct Client {
+        var fd: Int32
+        var deadline: Double
+        var head: [UInt8] = []
+    }
 
     func acceptLoop() {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var clients: [Client] = []
+        defer { for c in clients { close(c.fd) } }
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let client = cl_unix_accept(fd)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
+            var pfds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+            pfds += clients.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            let soonest = clients.map(\.deadline).min()
+            let timeout = soonest.map { Int32(max(0, min(2000, ($0 - UTCTime.monotonic()) * 1000 + 1))) } ?? -1
+            if poll(&pfds, nfds_t(pfds.count), timeout) < 0 && errno != EINTR { return }
+            let now = UTCTime.monotonic()
+            var keep: [Client] = []
+            for (i, var client) in clients.enumerated() {
+                var done = now >= client.deadline
+                if !done && pfds[i + 1].revents != 0 {
+                    let n = buffer.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        client.head += buffer[0..<n]
+                        if client.head.count >= 4 && client.head.suffix(4) == [13, 10, 13, 10] || client.head.count >= 8192 {
+                            respond(client.fd, client.head)
+                            done = true
+                        }
+                    } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                        done = true
+                    }
+                }
+                if done { close(client.fd) } else { keep.append(client) }
             }
-            guard active.add(1, ordering: .relaxed).newValue <= Self.maxActive, startThread({ [self] in serve(client) }) else {
-                active.subtract(1, ordering: .relaxed)
-                close(client)
-                continue
+            clients = keep
+            if pfds[0].revents != 0 {
+                // Take every waiting connection; past the cap the oldest client makes room.
+                while true {
+                    let c = cl_accept_nonblock(fd)
+                    if c < 0 {
+                        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED { break }
+                        if errno == EMFILE || errno == ENFILE { usleep(10_000); break }
+                        return  // shut down: draining
+                    }
+                    if clients.count >= Self.maxClients { close(clients.removeFirst().fd) }
+                    clients.append(Client(fd: c, deadline: now + 2))
+                }
             }
         }
     }
 
-    private func serve(_ client: Int32) {
-        defer {
-            close(client)
-            active.subtract(1, ordering: .relaxed)
-        }
-        _ = cl_socket_timeouts(client, 250, 2000)
-        let deadline = UTCTime.monotonic() + 2
-        var head: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while head.count < 8192 && UTCTime.monotonic() < deadline {
-            let n = buffer.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-            if n <= 0 { break }
-            head += buffer[0..<n]
-            if head.count >= 4, head.suffix(4) == [13, 10, 13, 10] { break }
-        }
+    private func respond(_ client: Int32, _ head: [UInt8]) {
         let line = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
         let response: String
         if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
@@ -218,7 +257,9 @@ final class MetricsListener: @unchecked Sendable {
         } else {
             response = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         }
+        // The answer (a few KiB) fits an empty socket buffer: a client that does not read
+        // loses the rest rather than blocking the loop.
         var bytes = Array(response.utf8)
-        bytes.withUnsafeMutableBytes { _ = send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        bytes.withUnsafeMutableBytes { _ = send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
     }
 }

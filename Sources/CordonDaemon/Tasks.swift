@@ -19,6 +19,13 @@ struct TaskRequest: Sendable {
     var env: [String: String]
     var limits: LimitRequest
     var label: String?
+
+    /// What a queued request holds in memory (argv, environment, label) or in its stdin file:
+    /// counted against `scheduler.max_queued_bytes[_per_user]`.
+    var queuedBytes: Int64 {
+        Int64(argv.reduce(0) { $0 + $1.utf8.count + 1 } + env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 }
+              + stdin.count + (label?.utf8.count ?? 0) + policyName.utf8.count)
+    }
 }
 
 /// Limits a client may ask for: each may only tighten the policy's.
@@ -52,7 +59,12 @@ struct LimitRequest: Sendable, Equatable {
 final class LiveTask: @unchecked Sendable {
     let id: Int64
     let owner: Peer
+    /// The request without its stdin bytes: those wait in `stdin`, a file of their own, so a
+    /// queue of large requests does not sit in the daemon's heap.
     let request: TaskRequest
+    let stdin: OwnedDescriptor
+    /// Counted against the queued-bytes quotas until the task leaves the queue.
+    let queuedBytes: Int64
     let plan: SpawnPlan
     // Guarded by the manager's monitor:
     var state: TaskState = .queued
@@ -64,10 +76,12 @@ final class LiveTask: @unchecked Sendable {
     var ending = false
     var dequeuedAt = 0.0
 
-    init(id: Int64, owner: Peer, request: TaskRequest, plan: SpawnPlan) {
+    init(id: Int64, owner: Peer, request: TaskRequest, stdin: OwnedDescriptor, queuedBytes: Int64, plan: SpawnPlan) {
+        self.queuedBytes = queuedBytes
         self.id = id
         self.owner = owner
         self.request = request
+        self.stdin = stdin
         self.plan = plan
     }
 }
@@ -81,6 +95,7 @@ final class TaskManager: @unchecked Sendable {
     let policies: PolicyStore
     let authorizer: Authorizer
     let metrics: Metrics
+    let quotas: Quotas
     let log: Logger
     let environment: SandboxEnvironment
 
@@ -101,8 +116,9 @@ final class TaskManager: @unchecked Sendable {
     private var planCache: [String: SpawnPlan] = [:]
     private static let planCacheLimit = 64
 
-    init(config: DaemonConfig, store: AuditStore, policies: PolicyStore, authorizer: Authorizer, metrics: Metrics, log: Logger) {
+    init(config: DaemonConfig, store: AuditStore, policies: PolicyStore, authorizer: Authorizer, metrics: Metrics, quotas: Quotas, log: Logger) {
         self.config = config
+        self.quotas = quotas
         self.store = store
         self.policies = policies
         self.authorizer = authorizer
@@ -124,7 +140,7 @@ final class TaskManager: @unchecked Sendable {
     static func validPolicyName(_ name: String) -> Bool {
         guard let first = name.utf8.first, name.utf8.count <= 64, first != UInt8(ascii: "."), first != UInt8(ascii: "-") else { return false }
         return name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
-            && !name.hasSuffix(".toml")
+            && !name.hasSuffix(".toml") && !name.hasSuffix(".json")
     }
 
     /// Loads a policy by name for `peer`, refusing (and recording) one the peer may not use.
@@ -181,6 +197,23 @@ final class TaskManager: @unchecked Sendable {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
+        do {
+            try quotas.checkRecords(peer.uid)
+            try quotas.checkOutput(peer.uid)
+        } catch {
+            quotaRefused(peer, error)
+            throw error
+        }
+        let bytes = request.queuedBytes
+        try quotas.reserveQueued(peer.uid, bytes)
+        var reserved = true
+        defer { if reserved { quotas.releaseQueued(peer.uid, bytes) } }
+        let stdin: OwnedDescriptor
+        do { stdin = OwnedDescriptor(try stdinDescriptor(request.stdin)) } catch {
+            throw RPCError(RPCCode.internalError, "cannot keep the task's stdin: \(error)")
+        }
+        var stored = request
+        stored.stdin = []
 
         // Reserve a place in the queue before the durable insert, so a full queue costs nothing.
         try monitor.locked { () throws(RPCError) in
@@ -204,7 +237,9 @@ final class TaskManager: @unchecked Sendable {
             log.error("audit store refused a task", metadata: ["error": "\(error)"])
             throw RPCError(RPCCode.internalError, "the audit store could not record the task: \(error)")
         }
-        let task = LiveTask(id: id, owner: peer, request: request, plan: plan)
+        quotas.addRecords(peer.uid, Quotas.recordBytes(argv: request.argv, exe: peer.exe, label: request.label, policy: policy.name))
+        let task = LiveTask(id: id, owner: peer, request: stored, stdin: stdin, queuedBytes: bytes, plan: plan)
+        reserved = false  // the task holds it now: released when it leaves the queue
         monitor.locked {
             live[id] = task
             if queues[peer.uid] == nil { rotation.append(peer.uid) }
@@ -277,6 +312,7 @@ final class TaskManager: @unchecked Sendable {
                 reservedByUser[uid, default: 0] += 1
                 return
             }
+            quotas.releaseQueued(uid, task.queuedBytes)
         }
     }
 
@@ -291,11 +327,13 @@ final class TaskManager: @unchecked Sendable {
         var opened: [Int32] = []
         defer { for fd in opened { close(fd) } }
         let control = monitor.locked { task.control }
+        let uid = task.owner.uid
+        let output = reserveOutput(task)
+        var plan = task.plan
+        if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(output.cap) }
         do throws(SystemError) {
             guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
-            let input = try stdinDescriptor(task.request.stdin)
-            opened.append(input)
-            io.stdin = input
+            io.stdin = task.stdin.fd
             // The task's directory and its log files appear with its first byte of output: a
             // task that prints nothing costs no inode (file creation was ~14% of the daemon's
             // cpu under load). task.logs treats a missing file as empty.
@@ -309,7 +347,7 @@ final class TaskManager: @unchecked Sendable {
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
             }
-            result = Sandbox.run(plan: task.plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
+            result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {
             result = .setupFailed(step: "task-files", errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
@@ -318,7 +356,10 @@ final class TaskManager: @unchecked Sendable {
             task.ending = true
             return task.cancelledBy
         }
-        record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil)
+        quotas.outputEnded(uid, reserved: output.reserved,
+                           written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes))
+        record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
+               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil)
         monitor.locked {
             live[id] = nil
             running -= 1
@@ -333,6 +374,65 @@ final class TaskManager: @unchecked Sendable {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
         return fd
+    }
+
+    // MARK: Quotas
+
+    /// The output cap of a starting task (see `Quotas`), after making room for it from its
+    /// user's own oldest task outputs.
+    private func reserveOutput(_ task: LiveTask) -> (cap: Int64, reserved: Int64, limitedBy: String?) {
+        var fs = statvfs()
+        let free: Int64? = statvfs(config.stateDir, &fs) == 0 ? Int64(clamping: UInt64(fs.f_bavail) &* UInt64(fs.f_frsize)) : nil
+        let room = quotas.reserveOutput(task.owner.uid, wanted: task.plan.policy.limits.outputBytes, freeDisk: free)
+        evictOutputs(of: task.owner.uid, downTo: room.keep)
+        return (room.cap, free == nil ? 0 : room.cap, room.limitedBy)
+    }
+
+    private let evicting = Mutex(())
+
+    /// Removes the output of `uid`'s oldest ended tasks until what it holds is at most `target`
+    /// bytes; their records stay, with an "output-removed" event each.
+    private func evictOutputs(of uid: UInt32, downTo target: Int64) {
+        evicting.withLock { _ in
+            var held = quotas.outputHeld(uid)
+            while held > target {
+                let batch: [(id: Int64, scratch: String, bytes: Int64)]
+                do { batch = try store.outputs(of: uid, limit: 64) } catch {
+                    log.error("audit store: list outputs", metadata: ["uid": "\(uid)", "error": "\(error)"])
+                    return
+                }
+                guard !batch.isEmpty else { return }
+                var ids: [Int64] = []
+                for output in batch where held > target {
+                    try? FileSystem.removeTree("\(config.tasksDir)/\(output.id)")
+                    ids.append(output.id)
+                    held -= output.bytes
+                    quotas.outputRemoved(uid, output.bytes)
+                }
+                do { try store.forgetOutput(ids: ids, at: UTCTime.epochSeconds(), reason: "tasks.max_output_per_user") } catch {
+                    log.error("audit store: forget output", metadata: ["uid": "\(uid)", "error": "\(error)"])
+                    return
+                }
+                log.info("removed old task output for the quota", metadata: ["uid": "\(uid)", "tasks": "\(ids.count)"])
+            }
+        }
+    }
+
+    private let quotaEvents = Mutex<[UInt32: Double]>([:])
+
+    /// Records a submit refused by a quota: an audit event per uid and minute at most.
+    func quotaRefused(_ peer: Peer, _ error: RPCError) {
+        metrics.requestError(code: error.code)
+        let now = UTCTime.monotonic()
+        let due = quotaEvents.withLock { last in
+            guard now - last[peer.uid, default: -60] >= 60 else { return false }
+            last[peer.uid] = now
+            return true
+        }
+        guard due else { return }
+        log.warning("quota", metadata: ["uid": "\(peer.uid)", "message": "\(error.message)"])
+        _ = try? store.record(NewEvent(kind: "quota", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(),
+                                       detail: JSON.object([("what", .string("task.submit refused")), ("message", .string(error.message))]).text))
     }
 
     /// The workload's stdin: the submitted bytes in a sealed-off memory file, read-only.
@@ -359,7 +459,7 @@ final class TaskManager: @unchecked Sendable {
     }
 
     /// The task's final record and its events, durable before anyone learns the task ended.
-    private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?) {
+    private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?, quota: (key: String, bytes: Int64)? = nil) {
         let now = UTCTime.epochSeconds()
         var events: [NewEvent] = []
         let uid = task.owner.uid
@@ -382,6 +482,9 @@ final class TaskManager: @unchecked Sendable {
         }
         let limitReasons: [TerminationReason] = [.timeout, .memoryLimit, .pidsLimit, .outputLimit, .cpuLimit, .seccompViolation]
         if limitReasons.contains(result.reason) { event("limit", .object([("limit", .string(result.reason.rawValue))])) }
+        if let quota {
+            event("quota", .object([("quota", .string(quota.key)), ("bytes", .int(quota.bytes)), ("what", .string("output cap of this task"))]))
+        }
         if let failure = result.setupFailure {
             event("setup-failed", .object([("step", .string(failure.step)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
         }
@@ -393,6 +496,7 @@ final class TaskManager: @unchecked Sendable {
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
                                   peakMemoryBytes: result.peakMemoryBytes, stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
                                   result: json)
+        quotas.addRecords(uid, Int64((json?.utf8.count ?? 0) + events.reduce(0) { $0 + $1.detail.utf8.count + AuditStore.eventOverhead }))
         do { try store.finish(id: task.id, outcome: outcome, events: events) } catch {
             log.critical("audit store: cannot record the end of a task", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }
@@ -426,6 +530,7 @@ final class TaskManager: @unchecked Sendable {
                     }
                 }
                 unreserve(task.owner.uid)
+                quotas.releaseQueued(task.owner.uid, task.queuedBytes)
                 task.state = .cancelled
                 task.ending = true
                 return task

@@ -29,8 +29,10 @@ public final class LineChannel {
     }
 
     /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error,
-    /// including a receive timeout).
-    public func readLine() -> Line {
+    /// including a receive timeout). With a `deadline` (CLOCK_MONOTONIC seconds), a line that
+    /// has not arrived whole by then ends the stream too: the limit is per line, not per read,
+    /// so a peer sending a byte now and then cannot hold the connection.
+    public func readLine(deadline: Double? = nil) -> Line {
         while true {
             if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
                 let line = buffer[start..<newline]
@@ -53,6 +55,16 @@ public final class LineChannel {
             if start > 0 {
                 buffer.removeSubrange(..<start)
                 start = 0
+            }
+            if let deadline {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let left = deadline - (Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+                guard left > 0 else { return .eof }
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&pfd, 1, Int32(min(left * 1000 + 1, Double(Int32.max))))
+                if ready < 0 && errno == EINTR { continue }
+                if ready == 0 { continue }  // the deadline check above ends it
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

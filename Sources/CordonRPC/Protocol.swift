@@ -25,6 +25,8 @@ public enum RPCCode {
     public static let waitTimedOut: Int64 = -32007
     /// Too many connections.
     public static let busy: Int64 = -32008
+    /// The caller's share of the daemon's storage (audit records, task output) is used up.
+    public static let quotaExceeded: Int64 = -32009
 }
 
 /// The protocol revision `system.version` reports.

@@ -7,8 +7,18 @@ import Glibc
 
 /// Finds policies and profiles: a path, or a name looked up in the config directory's
 /// policies/ and profiles/seccomp/, then in the defaults built into the binary.
+///
+/// A `confined` store (cordond's) takes names only: a name is never read as a path, an
+/// `extends` or profile path must resolve inside the config directory, and every file it reads
+/// must be a regular file owned by root (or the daemon's uid) that nobody else may write —
+/// socket users choose among the policies an admin installed, never a file of their own, and
+/// a file outside the config directory is refused before it is opened (so no parse error can
+/// echo its content).
 public struct PolicyStore: Sendable {
     public var configDir: String?
+    public var confined: Bool
+    /// The config directory with symlinks resolved (confined stores compare paths against it).
+    private let realConfigDir: String?
 
     public struct LoadError: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -16,7 +26,11 @@ public struct PolicyStore: Sendable {
         public var diagnostics: [PolicyDiagnostic] = []
     }
 
-    public init(configDir: String?) { self.configDir = configDir }
+    public init(configDir: String?, confined: Bool = false) {
+        self.configDir = configDir
+        self.confined = confined
+        realConfigDir = configDir.flatMap { FileSystem.realPath($0) }
+    }
 
     /// The config directory in effect: explicit, then $CORDON_CONFIG, then /etc/cordon if present.
     public static func defaultConfigDir() -> String? {
@@ -26,13 +40,16 @@ public struct PolicyStore: Sendable {
 
     static func isPath(_ s: String) -> Bool { s.contains("/") || s.hasSuffix(".toml") || s.hasSuffix(".json") }
 
-    /// Reads and parses a policy by name or path.
+    /// Reads and parses a policy by name or path (a confined store: by name only).
     public func loadPolicy(_ nameOrPath: String) throws(LoadError) -> Policy {
         try loadPolicyLayers(nameOrPath).policy
     }
 
     /// The policy and the files of its `extends` chain in merge order.
     public func loadPolicyLayers(_ nameOrPath: String) throws(LoadError) -> (policy: Policy, layers: [PolicyParser.Layer]) {
+        if confined && Self.isPath(nameOrPath) {
+            throw LoadError(description: "\"\(nameOrPath)\" is not a policy name: cordond takes the name of a policy in its config directory, never a path")
+        }
         let (bytes, source, name) = try locate(nameOrPath, directory: "policies", suffix: ".toml", embedded: EmbeddedDefaults.policy(named:),
                                               builtins: EmbeddedDefaults.policyNames, what: "policy")
         guard let text = String(validating: bytes, as: UTF8.self) else {
@@ -54,12 +71,22 @@ public struct PolicyStore: Sendable {
             var (policy, layers) = try PolicyParser.parseLayers(text: text, source: source, defaultName: name, resolve: resolveExtends)
             // The hash identifies what ran: the file itself, or, when it extends others, the
             // effective policy with the origin of every value (a parent's edit changes it too).
-            policy.contentHash = layers.count == 1 ? SHA256.hex(bytes)
+            let layersHash = layers.count == 1 ? SHA256.hex(bytes)
                 : SHA256.hex(Array(PolicyExplanation.explain(policy, layers: layers).toml().utf8))
+            policy.contentHash = sandboxHash(policy, layersHash: layersHash)
             return (policy, layers)
         } catch {
             throw LoadError(description: error.description, diagnostics: error.diagnostics)
         }
+    }
+
+    /// The hash a record carries covers everything that shapes the sandbox: the policy's
+    /// layers and the seccomp profile it names (an admin tightening a profile changes the hash,
+    /// and every cache keyed by it). A profile that cannot be read leaves the layers' hash: the
+    /// spawn fails on it anyway, naming the profile.
+    private func sandboxHash(_ policy: Policy, layersHash: String) -> String {
+        guard let profile = try? seccompProfile(policy.seccomp.profile) else { return layersHash }
+        return SHA256.hex(Array("\(layersHash)\nseccomp \(SHA256.hex(profile.bytes))".utf8))
     }
 
     /// Finds what `extends` names: a path (relative to the extending file's directory), or a
@@ -100,17 +127,33 @@ public struct PolicyStore: Sendable {
         return (bytes, source)
     }
 
+    /// Reads a policy or profile file: regular files only (a FIFO must not block the reader),
+    /// capped; in a confined store only inside the config directory and only trusted files.
+    private func readFile(_ path: String, what: String) throws(LoadError) -> [UInt8] {
+        var target = path
+        if confined {
+            guard let root = realConfigDir, let real = FileSystem.realPath(path),
+                  real.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+                throw LoadError(description: "\(what) \(path) is outside cordond's config directory (\(configDir ?? "none")): cordond reads policies and profiles only from there")
+            }
+            let directory = String(real[..<real.lastIndex(of: "/")!])
+            var st = stat()
+            guard lstat(directory.isEmpty ? "/" : directory, &st) == 0, st.st_uid == 0 || st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+                throw LoadError(description: "\(what) \(path): its directory \(directory) may be written by others than its owner (or is not root's): cordond refuses it (chmod go-w, chown root)")
+            }
+            target = real
+        }
+        do { return try FileSystem.readRegularFile(target, limit: 1 << 20, noFollow: confined, trusted: confined) }
+        catch { throw LoadError(description: "\(what) \(path): \(error)") }
+    }
+
     func locate(_ nameOrPath: String, directory: String, suffix: String, embedded: (String) -> [UInt8]?,
                 builtins: [String], what: String) throws(LoadError) -> ([UInt8], String, String) {
         if Self.isPath(nameOrPath) {
-            do {
-                let bytes = try FileSystem.read(nameOrPath, limit: 1 << 20)
-                var base = String(nameOrPath.split(separator: "/").last ?? "")
-                if base.hasSuffix(suffix) { base.removeLast(suffix.count) }
-                return (bytes, nameOrPath, base)
-            } catch {
-                throw LoadError(description: "\(what) \(nameOrPath): \(SystemError.text(error.errno))")
-            }
+            let bytes = try readFile(nameOrPath, what: what)
+            var base = String(nameOrPath.split(separator: "/").last ?? "")
+            if base.hasSuffix(suffix) { base.removeLast(suffix.count) }
+            return (bytes, nameOrPath, base)
         }
         let valid = !nameOrPath.isEmpty && nameOrPath.utf8.allSatisfy { c in
             (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 45 || c == 95 || c == 46
@@ -120,10 +163,7 @@ public struct PolicyStore: Sendable {
         if let configDir {
             let path = "\(configDir)/\(directory)/\(nameOrPath)\(suffix)"
             looked.append(path)
-            if FileSystem.exists(path) {
-                do { return (try FileSystem.read(path, limit: 1 << 20), path, nameOrPath) }
-                catch { throw LoadError(description: "\(what) \(path): \(SystemError.text(error.errno))") }
-            }
+            if FileSystem.exists(path) { return (try readFile(path, what: what), path, nameOrPath) }
         }
         if let bytes = embedded(nameOrPath) { return (bytes, "builtin:\(directory)/\(nameOrPath)\(suffix)", nameOrPath) }
         let searched = looked.isEmpty ? "" : " (looked in \(looked.joined(separator: ", ")))"

@@ -19,7 +19,7 @@ struct DBCommand: ParsableCommand {
 
     static func open(_ locations: LocationOptions) throws -> VulnDatabase {
         let state = Locations(stateDir: locations.stateDir).resolvedStateDir()
-        do { try FileSystem.ensureDirectory(state, mode: 0o755) } catch {
+        do { try FileSystem.ensureDirectory(state, mode: 0o700) } catch {
             printError("cordon db: \(error)")
             throw ExitCode(1)
         }

@@ -21,6 +21,41 @@ public enum FileSystem {
         return out
     }
 
+    /// Reads a whole regular file of at most `limit` bytes. Opened non-blocking, so a FIFO or a
+    /// device named in its place is refused instead of blocking the reader; with `noFollow` a
+    /// final symlink is refused too. `trusted`: the file must be owned by root (or the caller's
+    /// effective uid) and not writable by group or others — checked on the opened descriptor, so
+    /// nothing can be swapped in between the check and the read. The corresponding C functions
+    /// are `open`, `fstat` and `read`.
+    public static func readRegularFile(_ path: String, limit: Int, noFollow: Bool = false, trusted: Bool = false) throws(SystemError) -> [UInt8] {
+        let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (noFollow ? O_NOFOLLOW : 0)
+        let fd = try syscallRetrying("open", path: path) { open(path, flags) }
+        defer { close(fd) }
+        var st = stat()
+        _ = try syscallRetrying("fstat", path: path) { fstat(fd, &st) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw SystemError("read (not a regular file)", path: path, errno: EINVAL) }
+        if trusted {
+            guard st.st_uid == 0 || st.st_uid == geteuid() else {
+                throw SystemError("read (owned by uid \(st.st_uid), not root)", path: path, errno: EPERM)
+            }
+            guard st.st_mode & 0o022 == 0 else {
+                throw SystemError("read (mode \(String(st.st_mode & 0o777, radix: 8)) lets others than its owner write it: chmod go-w)", path: path, errno: EPERM)
+            }
+        }
+        guard st.st_size <= limit else { throw SystemError("read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try syscallRetrying("read", path: path) {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw SystemError("read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
+        }
+        return out
+    }
+
     /// The first `count` bytes of a file (fewer if it is shorter).
     public static func readPrefix(_ path: String, count: Int) throws(SystemError) -> [UInt8] {
         let fd = try syscallRetrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
@@ -206,4 +241,11 @@ public enum FileSystem {
         defer { free(resolved) }
         return String(cString: resolved)
     }
+}
+
+/// A descriptor with one owner: closed exactly once, when the owner lets it go.
+public final class OwnedDescriptor: Sendable {
+    public let fd: Int32
+    public init(_ fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
 }

@@ -1,6 +1,7 @@
 import CordonRPC
 import CordonDaemon
 import CordonSandbox
+import CordonSystem
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -47,7 +48,12 @@ while !arguments.isEmpty {
 guard getuid() == 0 else { fail("must run as root (it creates namespaces, cgroups and uid mappings)", status: 1) }
 
 var config: DaemonConfig
-do { config = try DaemonConfig.load(configDir: options["--config-dir"] ?? PolicyStore.defaultConfigDir()) }
+var configDir = options["--config-dir"] ?? PolicyStore.defaultConfigDir()
+if let dir = configDir, !dir.hasPrefix("/") {
+    guard let absolute = FileSystem.realPath(dir) else { fail("config dir \(dir) ($CORDON_CONFIG): no such directory") }
+    configDir = absolute
+}
+do { config = try DaemonConfig.load(configDir: configDir) }
 catch { fail("\(error)") }
 if let dir = options["--state-dir"] { config.stateDir = dir }
 if let dir = options["--runtime-dir"] { config.runtimeDir = dir }
@@ -63,6 +69,10 @@ if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files) == 0, files.rl
     files.rlim_cur = files.rlim_max
     _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
 }
+
+// Nothing the daemon does may depend on the directory it was started from (a relative name
+// must never reach a file a user put there).
+guard chdir("/") == 0 else { fail("chdir /: \(SystemError.text(errno))", status: 1) }
 
 LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
 let log = Logger(label: "cordond")

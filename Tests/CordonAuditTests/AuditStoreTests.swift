@@ -163,7 +163,7 @@ import Glibc
         }
         #expect(ids == ids.sorted() && Set(ids).count == ids.count)
         let lastEvent = try #require(try store.events(EventQuery()).last?.id)
-        let pruned = try store.prune(olderThan: 1000, maxBytes: nil)
+        let pruned = try store.prune(RetentionRules(olderThan: 1000)).removed
         #expect(pruned.map(\.id) == ids)
         #expect(try store.tasks(TaskQuery()).isEmpty && store.events(EventQuery()).isEmpty)
         // AUTOINCREMENT: the largest id was deleted, yet it is not handed out again, even after reopening.
@@ -521,15 +521,15 @@ import Glibc
         try store.record(NewEvent(kind: "daemon-start", time: 5))
         try store.record(NewEvent(kind: "daemon-stop", time: 500))
 
-        let pruned = try store.prune(olderThan: 200, maxBytes: nil)
-        #expect(pruned.map(\.id) == [old, oldLost])
-        #expect(pruned.map(\.scratch) == ["/scratch/old", nil])
+        let pruned = try store.prune(RetentionRules(olderThan: 200)).removed
+        #expect(pruned.map(\.id).sorted() == [old, oldLost])
+        #expect(pruned.sorted { $0.id < $1.id }.map(\.scratch) == ["/scratch/old", nil])
         #expect(try store.tasks(TaskQuery()).map(\.id).sorted() == [recent, running, queued])
         #expect(try store.events(EventQuery(taskID: old)).isEmpty)
         #expect(try store.events(EventQuery(kinds: ["daemon-start", "daemon-stop"])).map(\.kind) == ["daemon-stop"])
         // Nothing more is old enough; a prune with neither limit deletes nothing.
-        #expect(try store.prune(olderThan: 200, maxBytes: nil).isEmpty)
-        #expect(try store.prune(olderThan: nil, maxBytes: nil).isEmpty)
+        #expect(try store.prune(RetentionRules(olderThan: 200)).removed.isEmpty)
+        #expect(try store.prune(RetentionRules()).removed.isEmpty)
         #expect(try store.unfinished().map(\.id) == [running, queued])
     }
 
@@ -552,7 +552,7 @@ import Glibc
         let before = store.fileBytes
         #expect(before > 1_600_000)
         let maxBytes: Int64 = 400_000
-        let pruned = try store.prune(olderThan: nil, maxBytes: maxBytes)
+        let pruned = try store.prune(RetentionRules(maxBytes: maxBytes)).removed
         let after = store.fileBytes
         print("audit prune by size: \(before) → \(after) bytes (limit \(maxBytes)), \(pruned.count) tasks removed")
         #expect(after <= maxBytes)
@@ -565,9 +565,92 @@ import Glibc
         #expect(try store.unfinished().map(\.id) == [running, queued])
 
         // A limit below the unfinished tasks alone deletes every ended task and stops.
-        let rest = try store.prune(olderThan: nil, maxBytes: 1)
+        let rest = try store.prune(RetentionRules(maxBytes: 1)).removed
         #expect(rest.count == kept.count)
         #expect(try store.tasks(TaskQuery()).map(\.id) == [queued, running])
+    }
+}
+
+/// Retention under a shared store: one user's volume must not cost another user's records.
+@Suite struct FairRetentionTests {
+    /// A task of `who` with a large argv that ended at `time`, with the given events.
+    func heavy(_ store: AuditStore, _ who: Submitter, at time: Double, argvBytes: Int = 64 << 10, events: [NewEvent] = []) throws -> Int64 {
+        let id = try store.createTask(newTask(who, at: time, argv: ["/bin/echo", String(repeating: "A", count: argvBytes)]))
+        try store.markStarted(id: id, at: time, cgroup: nil, scratch: "/scratch/\(id)")
+        try store.finish(id: id, outcome: exited(at: time + 1, result: "{\"exitCode\":0}"), events: events)
+        return id
+    }
+
+    @Test func theHeaviestUserShedsFirstAndBulkGoesBeforeRecords() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let root = Submitter(uid: 0, gid: 0, pid: 1, exe: "/usr/bin/cordon")
+        // Root's and bob's small, older records, then alice's flood of 64 KiB argvs.
+        let rootTask = try store.createTask(newTask(root, at: 1))
+        try store.finish(id: rootTask, outcome: exited(at: 2), events: [])
+        let bobTask = try store.createTask(newTask(bob, at: 3))
+        try store.finish(id: bobTask, outcome: exited(at: 4), events: [NewEvent(kind: "denied", time: 4, detail: "{\"syscall\":\"ptrace\"}")])
+        var flood: [Int64] = []
+        for i in 0..<200 { flood.append(try heavy(store, alice, at: Double(10 + i))) }
+        let aliceDenial = try heavy(store, alice, at: 5, events: [NewEvent(kind: "denied", time: 6, detail: "{}")])
+        let before = try store.usage()
+        #expect(before[1000]!.recordBytes > 200 * (64 << 10) && before[0]!.recordBytes < 4096)
+
+        let report = try store.prune(RetentionRules(maxBytes: 2 << 20, keepDenialsSince: 0))
+        #expect(report.shedForSize == [1000], "only the heaviest user paid: \(report.shedForSize)")
+        #expect(report.stripped > 0 && !report.overMaxBytes)
+        #expect(try store.task(id: rootTask) != nil && store.task(id: bobTask) != nil, "the others' records are all there")
+        #expect(try store.events(EventQuery(taskID: bobTask)).map(\.kind).contains("denied"))
+        // Bulk went first: alice's tasks are all still recorded, their argv cut to a note.
+        let kept = try #require(try store.task(id: flood[0]))
+        #expect(kept.argv.count == 2 && kept.argv[0] == "/bin/echo" && kept.argv[1].contains("removed by audit retention"), "\(kept.argv)")
+        #expect(kept.result == nil && kept.exitCode == 0)
+        #expect(try store.task(id: aliceDenial) != nil)
+        #expect(try store.events(EventQuery(taskID: aliceDenial)).map(\.kind).contains("denied"))
+    }
+
+    @Test func aUserOverItsQuotaShedsOnlyItsOwnOldestRecordsAndNeverYoungDenials() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let bobTask = try store.createTask(newTask(bob, at: 1, argv: ["/bin/echo", String(repeating: "B", count: 8000)]))
+        try store.finish(id: bobTask, outcome: exited(at: 2), events: [])
+        // Alice: old denial (before keepDenialsSince), young denial, and many plain tasks.
+        let oldDenial = try heavy(store, alice, at: 3, argvBytes: 10, events: [NewEvent(kind: "denied", time: 4, detail: "{}")])
+        let youngDenial = try heavy(store, alice, at: 500, argvBytes: 10, events: [NewEvent(kind: "denied", time: 501, detail: "{}")])
+        var plain: [Int64] = []
+        for i in 0..<300 { plain.append(try heavy(store, alice, at: Double(10 + i), argvBytes: 10)) }
+        try store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: 1000, time: 502, detail: "{}"))
+        let quota: Int64 = 20_000
+        let report = try store.prune(RetentionRules(maxBytesPerUser: quota, keepDenialsSince: 400))
+        #expect(report.overQuota.keys.sorted() == [1000] && report.stillOverQuota.isEmpty)
+        #expect(try store.usage()[1000]!.recordBytes <= quota)
+        #expect(try store.task(id: bobTask)?.argv.last?.count == 8000, "bob's bulk is untouched: he is under his quota")
+        #expect(try store.task(id: youngDenial) != nil, "a task with a denial younger than keepDenialsSince stays")
+        #expect(try store.task(id: oldDenial) == nil, "an older denial is not protected")
+        #expect(try store.task(id: plain[0]) == nil && store.task(id: plain.last!) != nil, "oldest first")
+        #expect(try store.events(EventQuery(kinds: ["auth-refused"])).count == 1)
+        #expect(report.removed.contains { $0.id == plain[0] && $0.scratch == "/scratch/\(plain[0])" })
+
+        // Only protected records left above a tiny quota: said, not looped on.
+        let tight = try store.prune(RetentionRules(maxBytesPerUser: 10, keepDenialsSince: 400))
+        #expect(tight.stillOverQuota == [1000])
+        #expect(try store.task(id: youngDenial) != nil && store.events(EventQuery(kinds: ["auth-refused"])).count == 1)
+    }
+
+    @Test func ageRetentionKeepsYoungDenialsAndStripsTheirTasks() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let kept = try heavy(store, alice, at: 10, events: [NewEvent(kind: "denied", time: 11, detail: "{}")])
+        let gone = try heavy(store, alice, at: 12)
+        try store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: 1000, time: 13, detail: "{}"))
+        try store.record(NewEvent(kind: "daemon-start", time: 13))
+        let report = try store.prune(RetentionRules(olderThan: 100, keepDenialsSince: 5))
+        #expect(report.removed.map(\.id) == [gone])
+        #expect(try store.task(id: kept)?.argv.count == 2, "kept for its denial, without its bulk")
+        #expect(try store.events(EventQuery()).map(\.kind).sorted() == ["denied", "finished", "started", "submitted", "auth-refused"].sorted())
     }
 }
 
@@ -650,7 +733,7 @@ import Glibc
         #expect(create?.description == "audit database \(dir.database): create task: the store is closed")
         #expect(auditError { try store.markStarted(id: id, at: 1, cgroup: nil, scratch: nil) }?.code == .closed)
         #expect(auditError { try store.record(NewEvent(kind: "x", time: 1)) }?.code == .closed)
-        #expect(auditError { _ = try store.prune(olderThan: 1, maxBytes: nil) }?.code == .closed)
+        #expect(auditError { _ = try store.prune(RetentionRules(olderThan: 1)) }?.code == .closed)
         #expect(auditError { _ = try store.task(id: id) }?.code == .closed)
         #expect(auditError { _ = try store.events(EventQuery()) }?.code == .closed)
     }

@@ -71,4 +71,8 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
 #ifdef __cplusplus
 }
 #endif
+// malloc_trim(0): gives freed heap memory back to the system. A GNU function declared in
+// <malloc.h>, which the Glibc module does not export. Returns 1 if memory was released.
+int cl_malloc_trim(void);
+
 #endif
