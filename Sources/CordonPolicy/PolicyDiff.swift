@@ -23,15 +23,19 @@ public struct PolicyDiff: Sendable, Equatable {
 
         let fs = x.filesystem, other = y.filesystem
         func describe(_ b: Policy.Bind) -> String { b.source == b.path ? b.path : "host \(b.source) at \(b.path)" }
-        func same(_ a: Policy.Bind, _ b: Policy.Bind) -> Bool { a.path == b.path && a.source == b.source }
-        for bind in fs.readOnly where !(other.readOnly + other.readWrite).contains(where: { same($0, bind) }) {
+        // Sets and maps, not a search per entry: a policy may list a hundred thousand mounts.
+        struct Mount: Hashable { var path: String, source: String }
+        let readable = Set((other.readOnly + other.readWrite).map { Mount(path: $0.path, source: $0.source) })
+        let writable = Set(other.readWrite.map { Mount(path: $0.path, source: $0.source) })
+        for bind in fs.readOnly where !readable.contains(Mount(path: bind.path, source: bind.source)) {
             add("filesystem.read_only", "\(describe(bind)) readable")
         }
-        for bind in fs.readWrite where !other.readWrite.contains(where: { same($0, bind) }) {
+        for bind in fs.readWrite where !writable.contains(Mount(path: bind.path, source: bind.source)) {
             add("filesystem.read_write", "\(describe(bind)) writable")
         }
+        let otherTmpfs = Dictionary(other.tmpfs.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
         for t in fs.tmpfs {
-            if let o = other.tmpfs.first(where: { $0.path == t.path }) {
+            if let o = otherTmpfs[t.path] {
                 if t.sizeBytes > o.sizeBytes { add("filesystem.tmpfs", "tmpfs \(t.path) of \(size(t.sizeBytes)) (other: \(size(o.sizeBytes)))") }
             } else {
                 add("filesystem.tmpfs", "writable tmpfs at \(t.path) (\(size(t.sizeBytes)))")
@@ -40,11 +44,14 @@ public struct PolicyDiff: Sendable, Equatable {
         if fs.workdirSizeBytes > other.workdirSizeBytes {
             add("filesystem.workdir_size", "\(size(fs.workdirSizeBytes)) (other: \(size(other.workdirSizeBytes)))")
         }
-        for path in other.hide where !fs.hide.contains(path) { add("filesystem.hide", "\(path) is not hidden") }
+        let hidden = Set(fs.hide)
+        for path in other.hide where !hidden.contains(path) { add("filesystem.hide", "\(path) is not hidden") }
 
-        for cap in x.capabilities.keep where !y.capabilities.keep.contains(cap) { add("capabilities.keep", "keeps \(cap)") }
+        let theirCaps = Set(y.capabilities.keep)
+        for cap in x.capabilities.keep where !theirCaps.contains(cap) { add("capabilities.keep", "keeps \(cap)") }
         if x.process.uid == 0 && y.process.uid != 0 { add("process.user", "runs as root inside its user namespace") }
-        for name in x.process.passEnv where !y.process.passEnv.contains(name) {
+        let theirPassEnv = Set(y.process.passEnv)
+        for name in x.process.passEnv where !theirPassEnv.contains(name) {
             add("process.pass_env", "\(name) passed in from the caller")
         }
 
@@ -70,7 +77,8 @@ public struct PolicyDiff: Sendable, Equatable {
             add("landlock.mode", "\(x.landlock.mode.rawValue) (other: \(y.landlock.mode.rawValue))")
         }
         if x.network.mode == .allowlist {
-            for destination in x.network.allow where y.network.mode != .allowlist || !y.network.allow.contains(destination) {
+            let theirs = y.network.mode == .allowlist ? Set(y.network.allow) : []
+            for destination in x.network.allow where !theirs.contains(destination) {
                 add("network.allow", "reaches \(destination)")
             }
         }
@@ -80,8 +88,9 @@ public struct PolicyDiff: Sendable, Equatable {
             add("seccomp.action", x.seccomp.action == .log ? "refused calls run and are only reported (other: \(y.seccomp.action.rawValue))"
                 : "a refused call fails with an errno (other: \(y.seccomp.action.rawValue) stops the sandbox)")
         }
-        for user in x.access.users where !y.access.users.contains(user) { add("access.users", "usable by user \(user)") }
-        for group in x.access.groups where !y.access.groups.contains(group) { add("access.groups", "usable by group \(group)") }
+        let theirUsers = Set(y.access.users), theirGroups = Set(y.access.groups)
+        for user in x.access.users where !theirUsers.contains(user) { add("access.users", "usable by user \(user)") }
+        for group in x.access.groups where !theirGroups.contains(group) { add("access.groups", "usable by group \(group)") }
         if xp.letsUnlistedThrough && !yp.letsUnlistedThrough {
             add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")
         }

@@ -18,21 +18,35 @@ public struct PolicyExplanation: Sendable, Equatable {
 
     public static func explain(_ policy: Policy, layers: [PolicyParser.Layer]) -> PolicyExplanation {
         var entries: [Entry] = []
-        /// The last file in merge order that sets `table.key` (or, with `item`, has that list entry).
-        func origin(_ table: String, _ key: String, item: String? = nil, sub: String? = nil) -> (String, Int?) {
+        /// The last file in merge order that sets `table.key` (or, with `sub`, that key of it).
+        func origin(_ table: String, _ key: String, sub: String? = nil) -> (String, Int?) {
             for layer in layers.reversed() {
                 guard case .table(let t)? = layer.table[table]?.kind, let value = t[key] else { continue }
                 if let sub {
                     guard case .table(let inner) = value.kind, let v = inner[sub] else { continue }
                     return (layer.source, inner.keyLocation(sub)?.line ?? v.location.line)
                 }
-                if let item {
-                    guard case .array(let items) = value.kind, let hit = items.first(where: { PolicyMerge.identity($0) == item }) else { continue }
-                    return (layer.source, hit.location.line)
-                }
                 return (layer.source, t.keyLocation(key)?.line ?? value.location.line)
             }
             return ("default", nil)
+        }
+        /// For the list `table.key`, where each entry is written: the last file in merge order
+        /// that has it, at its first mention there. One pass over every file's list, so a list
+        /// of n entries is explained in O(n), not by searching the files once per entry.
+        var listOrigins: [String: [String: (String, Int?)]] = [:]
+        func itemOrigin(_ table: String, _ key: String, _ item: String) -> (String, Int?) {
+            let list = "\(table).\(key)"
+            if listOrigins[list] == nil {
+                var found: [String: (String, Int?)] = [:]
+                for layer in layers.reversed() {
+                    guard case .table(let t)? = layer.table[table]?.kind, case .array(let items)? = t[key]?.kind else { continue }
+                    for entry in items {
+                        if let identity = PolicyMerge.identity(entry), found[identity] == nil { found[identity] = (layer.source, entry.location.line) }
+                    }
+                }
+                listOrigins[list] = found
+            }
+            return listOrigins[list]?[item] ?? ("default", nil)
         }
         func add(_ table: String, _ key: String, _ value: String) {
             let (source, line) = origin(table, key)
@@ -41,7 +55,7 @@ public struct PolicyExplanation: Sendable, Equatable {
         func addList(_ table: String, _ key: String, _ items: [(identity: String, toml: String)]) {
             if items.isEmpty { add(table, key, "[]"); return }
             for item in items {
-                let (source, line) = origin(table, key, item: item.identity)
+                let (source, line) = itemOrigin(table, key, item.identity)
                 entries.append(Entry(key: "\(table).\(key)", value: item.toml, source: source, line: line))
             }
         }
@@ -91,8 +105,8 @@ public struct PolicyExplanation: Sendable, Equatable {
         let keep = policy.capabilities.keep
         if keep.isEmpty { add("capabilities", "keep", "[]") }
         for cap in keep {
-            var hit = origin("capabilities", "keep", item: cap)
-            if hit.0 == "default" { hit = origin("capabilities", "keep", item: String(cap.dropFirst(4))) }
+            var hit = itemOrigin("capabilities", "keep", cap)
+            if hit.0 == "default" { hit = itemOrigin("capabilities", "keep", String(cap.dropFirst(4))) }
             entries.append(Entry(key: "capabilities.keep", value: quote(cap), source: hit.0, line: hit.1))
         }
         add("network", "mode", quote(policy.network.mode.rawValue))

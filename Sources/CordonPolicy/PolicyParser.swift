@@ -228,10 +228,12 @@ private struct Reader {
             case "access":
                 for (key, what) in [("users", "user"), ("groups", "group")] {
                     guard let names = stringArray(table, "access", key) else { continue }
+                    var seen = Set<String>()
                     for (i, name) in names.enumerated() {
                         if let problem = PolicyParser.principalProblem(name, what) { error("access.\(key)[\(i)]", line(table, key), problem) }
-                        else if key == "users" { if !policy.access.users.contains(name) { policy.access.users.append(name) } }
-                        else if !policy.access.groups.contains(name) { policy.access.groups.append(name) }
+                        else if !seen.insert(name).inserted { continue }
+                        else if key == "users" { policy.access.users.append(name) }
+                        else { policy.access.groups.append(name) }
                     }
                 }
             case "capabilities":
@@ -252,9 +254,10 @@ private struct Reader {
                     else { error("network.mode", line(table, "mode"), "unknown mode '\(mode)' (expected: \(Policy.NetworkMode.allCases.map(\.rawValue).joined(separator: ", ")))") }
                 }
                 if let entries = stringArray(table, "network", "allow") {
+                    var seen = Set<String>()
                     for (i, entry) in entries.enumerated() {
                         if let problem = PolicyParser.destinationProblem(entry) { error("network.allow[\(i)]", line(table, "allow"), problem) }
-                        else if !policy.network.allow.contains(entry) { policy.network.allow.append(entry) }
+                        else if seen.insert(entry).inserted { policy.network.allow.append(entry) }
                     }
                 }
             case "landlock":
@@ -303,9 +306,9 @@ private struct Reader {
                         }
                         guard let p = string(entry, path, "path", required: true) else { continue }
                         var tmpfs = Policy.Tmpfs(path: p)
-                        if let size = size(entry, path, "size") { tmpfs.sizeBytes = size }
+                        if let size = size(entry, path, "size", range: PolicyRange.mountSize) { tmpfs.sizeBytes = size }
                         if let modeText = string(entry, path, "mode") {
-                            if let mode = UInt32(modeText, radix: 8), mode <= 0o7777 { tmpfs.mode = mode }
+                            if let mode = UInt32(modeText, radix: 8), PolicyRange.mode.contains(mode) { tmpfs.mode = mode }
                             else { error("\(path).mode", line(entry, "mode"), "expected an octal mode like \"1777\", found \"\(modeText)\"") }
                         }
                         if checkSandboxPath(p, "\(path).path", line(entry, "path")) { fs.tmpfs.append(tmpfs) }
@@ -318,15 +321,15 @@ private struct Reader {
             }
         }
         if let w = string(t, "filesystem", "workdir"), checkSandboxPath(w, "filesystem.workdir", line(t, "workdir")) { fs.workdir = w }
-        if let s = size(t, "filesystem", "workdir_size") { fs.workdirSizeBytes = s }
+        if let s = size(t, "filesystem", "workdir_size", range: PolicyRange.mountSize) { fs.workdirSizeBytes = s }
         if let hide = stringArray(t, "filesystem", "hide") {
             for (i, p) in hide.enumerated() where checkSandboxPath(p, "filesystem.hide[\(i)]", line(t, "hide")) { fs.hide.append(p) }
         }
     }
 
     mutating func readProcess(_ t: TOMLTable, _ p: inout Policy.Process) {
-        if let uid = integer(t, "process", "user", range: 0...65535) { p.uid = UInt32(uid) }
-        if let gid = integer(t, "process", "group", range: 0...65535) { p.gid = UInt32(gid) }
+        if let uid = integer(t, "process", "user", range: PolicyRange.id) { p.uid = UInt32(uid) }
+        if let gid = integer(t, "process", "group", range: PolicyRange.id) { p.gid = UInt32(gid) }
         if let h = string(t, "process", "hostname") {
             if h.isEmpty || h.utf8.count > 64 { error("process.hostname", line(t, "hostname"), "must be 1 to 64 bytes") }
             else { p.hostname = h }
@@ -358,20 +361,21 @@ private struct Reader {
     }
 
     mutating func readLimits(_ t: TOMLTable, _ l: inout Policy.Limits) {
-        l.memoryBytes = size(t, "limits", "memory")
-        if let pids = integer(t, "limits", "pids", range: 1...4_194_304) { l.pids = Int(pids) }
+        l.memoryBytes = size(t, "limits", "memory", range: PolicyRange.memory)
+        if let pids = integer(t, "limits", "pids", range: PolicyRange.pids) { l.pids = Int(pids) }
         if let value = t["cpu"] {
+            let range = PolicyRange.cpu
             switch value.kind {
-            case .integer(let n) where n > 0 && n <= 4096: l.cpuCores = Double(n)
-            case .float(let f) where f >= 0.01 && f <= 4096: l.cpuCores = f
-            default: error("limits.cpu", value.location.line, "expected a number of cores between 0.01 and 4096, found \(describe(value))")
+            case .integer(let n) where range.contains(Double(n)): l.cpuCores = Double(n)
+            case .float(let f) where range.contains(f): l.cpuCores = f
+            default: error("limits.cpu", value.location.line, "expected a number of cores between \(range.lowerBound) and \(Int(range.upperBound)), found \(describe(value))")
             }
         }
         l.wallTimeSeconds = duration(t, "limits", "wall_time")
         l.cpuTimeSeconds = duration(t, "limits", "cpu_time")
-        if let n = integer(t, "limits", "open_files", range: 3...1_048_576) { l.openFiles = UInt64(n) }
-        l.fileSizeBytes = size(t, "limits", "file_size")
-        l.outputBytes = size(t, "limits", "output")
+        if let n = integer(t, "limits", "open_files", range: PolicyRange.openFiles) { l.openFiles = UInt64(n) }
+        l.fileSizeBytes = size(t, "limits", "file_size", range: PolicyRange.bytes)
+        l.outputBytes = size(t, "limits", "output", range: PolicyRange.bytes)
     }
 
     /// A path may be bound once, and what is bound is not also hidden.
@@ -437,31 +441,54 @@ private struct Reader {
         return n
     }
 
-    mutating func size(_ t: TOMLTable, _ table: String, _ key: String) -> UInt64? {
+    /// A size within `range`: a TOML integer (bytes) or a string with units, rounded to a byte.
+    mutating func size(_ t: TOMLTable, _ table: String, _ key: String, range: ClosedRange<UInt64>) -> UInt64? {
         guard let v = t[key] else { return nil }
+        let bytes: UInt64?
         switch v.kind {
-        case .integer(let n) where n >= 0: return UInt64(n)
+        case .integer(let n): bytes = UInt64(exactly: n)
         case .string(let s):
-            if let bytes = Units.parseSize(s) { return bytes }
-            error("\(table).\(key)", v.location.line, "bad size \"\(s)\" (use a number of bytes or units like \"512M\", \"64k\", \"2G\")")
+            guard let value = Units.sizeValue(s) else {
+                error("\(table).\(key)", v.location.line, "bad size \"\(s)\" (use a number of bytes or units like \"512M\", \"64k\", \"2G\")")
+                return nil
+            }
+            bytes = UInt64(exactly: value.rounded())
         default:
             error("\(table).\(key)", v.location.line, "expected a size like \"512M\", found \(describe(v))")
+            return nil
         }
-        return nil
+        guard let bytes, range.contains(bytes) else {
+            error("\(table).\(key)", v.location.line,
+                  "\(describe(v)) is out of range \(Units.formatSize(range.lowerBound))...\(Units.formatSize(range.upperBound))")
+            return nil
+        }
+        return bytes
     }
 
+    /// A duration in `PolicyRange.duration`: seconds as a TOML number, or a string with units;
+    /// kept to the microsecond so that `explain` prints it exactly.
     mutating func duration(_ t: TOMLTable, _ table: String, _ key: String) -> Double? {
         guard let v = t[key] else { return nil }
+        let seconds: Double
         switch v.kind {
-        case .integer(let n) where n > 0: return Double(n)
-        case .float(let f) where f > 0 && f.isFinite: return f
+        case .integer(let n): seconds = Double(n)
+        case .float(let f): seconds = f
         case .string(let s):
-            if let d = Units.parseDuration(s), d > 0 { return d }
-            error("\(table).\(key)", v.location.line, "bad duration \"\(s)\" (use units like \"30s\", \"500ms\", \"2m\")")
+            guard let d = Units.parseDuration(s) else {
+                error("\(table).\(key)", v.location.line, "bad duration \"\(s)\" (use units like \"30s\", \"500ms\", \"2m\")")
+                return nil
+            }
+            seconds = d
         default:
             error("\(table).\(key)", v.location.line, "expected a duration like \"30s\", found \(describe(v))")
+            return nil
         }
-        return nil
+        // Compared before rounding, as the JSON Schema compares; NaN is in no range.
+        guard PolicyRange.duration.contains(seconds) else {
+            error("\(table).\(key)", v.location.line, "\(describe(v)) is out of range \(PolicyRange.durationText)")
+            return nil
+        }
+        return PolicyRange.quantize(seconds: seconds)
     }
 
     mutating func stringArray(_ t: TOMLTable, _ table: String, _ key: String) -> [String]? {

@@ -6,8 +6,9 @@
 /// What a schema cannot say stays with the parser: a path mounted twice or both mounted and
 /// hidden, an allow list that contradicts the network mode, a dotted-quad IPv4 address with an
 /// octet above 255, an address block with host bits set, a port range running backwards, a host
-/// name over 253 bytes, a seccomp profile that does not exist, and
-/// `extends` chains.
+/// name over 253 bytes, a size or duration written as a string (`"2000T"`, `"400d"`) outside
+/// its key's range (`PolicyRange`; a number is held to it here too), a seccomp profile that
+/// does not exist, and `extends` chains.
 public enum PolicySchema {
     indirect enum JSON {
         case string(String), int(Int), number(Double), bool(Bool)
@@ -38,19 +39,20 @@ public enum PolicySchema {
         ("pattern", .string(#"^(/|(/(?!\.\.?(/|$))[^/\u0000]+)+)$"#)),
         ("maxLength", .int(4095)),
     ])
-    static let size: JSON = .object([("oneOf", .array([
-        .object([("type", .string("integer")), ("minimum", .int(0))]),
+    static func size(_ range: ClosedRange<UInt64>) -> JSON { .object([("oneOf", .array([
+        .object([("type", .string("integer")), ("minimum", .int(Int(range.lowerBound))), ("maximum", .int(Int(range.upperBound)))]),
         .object([("type", .string("string")),
                  ("pattern", .string(#"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*(KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G|T|k|m|g|t|B)?[ \t]*$"#))]),
-    ]))])
+    ]))]) }
     static let duration: JSON = .object([("oneOf", .array([
-        .object([("type", .string("integer")), ("exclusiveMinimum", .int(0))]),
-        .object([("type", .string("number")), ("not", .object([("type", .string("integer"))])), ("exclusiveMinimum", .int(0))]),
+        .object([("type", .string("integer")), ("minimum", .int(1)), ("maximum", .int(Int(PolicyRange.duration.upperBound)))]),
+        .object([("type", .string("number")), ("not", .object([("type", .string("integer"))])),
+                 ("minimum", .number(PolicyRange.duration.lowerBound)), ("maximum", .int(Int(PolicyRange.duration.upperBound)))]),
         .object([("type", .string("string")),
                  ("pattern", .string(#"^[ \t]*([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)[ \t]*(ms|us|s|m|h)?[ \t]*$"#))]),
     ]))])
-    static func integer(_ range: ClosedRange<Int>) -> JSON {
-        .object([("type", .string("integer")), ("minimum", .int(range.lowerBound)), ("maximum", .int(range.upperBound))])
+    static func integer(_ range: ClosedRange<Int64>) -> JSON {
+        .object([("type", .string("integer")), ("minimum", .int(Int(range.lowerBound))), ("maximum", .int(Int(range.upperBound)))])
     }
     static func strings(_ item: JSON) -> JSON { .object([("type", .string("array")), ("items", item)]) }
     static func enumeration(_ values: [String]) -> JSON { .object([("type", .string("string")), ("enum", .array(values.map(JSON.string)))]) }
@@ -78,7 +80,7 @@ public enum PolicySchema {
     /// Each table's keys, in the parser's order (`PolicyParser.schema`), with their types.
     static var tables: [String: [String: JSON]] {
         let bind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))]))], required: ["path"])
-        let tmpfs = table([("path", path), ("size", size), ("mode", .object([("type", .string("string")), ("pattern", .string("^[0-7]{1,4}$"))]))],
+        let tmpfs = table([("path", path), ("size", size(PolicyRange.mountSize)), ("mode", .object([("type", .string("string")), ("pattern", .string("^[0-7]{1,4}$"))]))],
                           required: ["path"])
         return [
             "policy": [
@@ -88,10 +90,10 @@ public enum PolicySchema {
             ],
             "filesystem": [
                 "read_only": pathOr(bind), "read_write": pathOr(bind), "tmpfs": pathOr(tmpfs),
-                "workdir": path, "workdir_size": size, "hide": strings(path),
+                "workdir": path, "workdir_size": size(PolicyRange.mountSize), "hide": strings(path),
             ],
             "process": [
-                "user": integer(0...65535), "group": integer(0...65535),
+                "user": integer(PolicyRange.id), "group": integer(PolicyRange.id),
                 "hostname": .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(64))]),
                 "env": .object([("type", .string("object")), ("propertyNames", .object([("pattern", .string("^[^=\\u0000]+$"))])),
                                 ("additionalProperties", .object([("type", .string("string")), ("pattern", .string("^[^\\u0000]*$"))]))]),
@@ -99,10 +101,11 @@ public enum PolicySchema {
                 "cwd": path,
             ],
             "limits": [
-                "memory": size, "pids": integer(1...4_194_304),
-                "cpu": .object([("type", .string("number")), ("minimum", .number(0.01)), ("maximum", .int(4096))]),
-                "wall_time": duration, "cpu_time": duration, "open_files": integer(3...1_048_576),
-                "file_size": size, "output": size,
+                "memory": size(PolicyRange.memory), "pids": integer(PolicyRange.pids),
+                "cpu": .object([("type", .string("number")), ("minimum", .number(PolicyRange.cpu.lowerBound)),
+                                ("maximum", .int(Int(PolicyRange.cpu.upperBound)))]),
+                "wall_time": duration, "cpu_time": duration, "open_files": integer(PolicyRange.openFiles),
+                "file_size": size(PolicyRange.bytes), "output": size(PolicyRange.bytes),
             ],
             "seccomp": [
                 "profile": .object([("type", .string("string")), ("minLength", .int(1))]),

@@ -2,6 +2,12 @@
 /// durations ("30s", "500ms", "2m", "1h", or a number of seconds).
 public enum Units {
     public static func parseSize(_ text: String) -> UInt64? {
+        sizeValue(text).flatMap { UInt64(exactly: $0.rounded()) }
+    }
+
+    /// The number of bytes `text` spells, before rounding to a whole byte or any bound: what the
+    /// parser compares with a key's range.
+    static func sizeValue(_ text: String) -> Double? {
         let t = text.trimmingWhitespace()
         guard !t.isEmpty else { return nil }
         var digits = Substring(t)
@@ -18,8 +24,7 @@ public enum Units {
         }
         guard let number = decimal(digits.trimmingWhitespace()) else { return nil }
         let bytes = number * multiplier
-        guard bytes < 1.8e19 else { return nil }
-        return UInt64(bytes.rounded())
+        return bytes.isFinite ? bytes : nil
     }
 
     /// The shortest exact spelling `parseSize` reads back: "1G", "512M", "64K" or bytes.
@@ -30,22 +35,26 @@ public enum Units {
         return "\(bytes)"
     }
 
-    /// A duration `parseDuration` reads back: "30s", "1.5s".
+    /// A duration `parseDuration` reads back, to the microsecond: "30s", "1500ms", "10us".
+    /// Total: a value no unit spells (not finite, or beyond 2^63 microseconds) prints in Swift's
+    /// notation ("inf", "1e+300s"), for a message; the parser never produces one.
     public static func formatDuration(_ seconds: Double) -> String {
-        for (unit, scale) in [("s", 1.0), ("ms", 1e3), ("us", 1e6)] {
-            let n = seconds * scale
-            if n == n.rounded() && n < 1e15 { return "\(Int64(n))\(unit)" }
-        }
-        return "\(Int64((seconds * 1e6).rounded()))us"
+        guard seconds.isFinite else { return "\(seconds)" }
+        guard let micros = Int64(exactly: (seconds * 1e6).rounded()) else { return "\(seconds)s" }
+        if micros % 1_000_000 == 0 { return "\(micros / 1_000_000)s" }
+        if micros % 1000 == 0 { return "\(micros / 1000)ms" }
+        return "\(micros)us"
     }
 
+    /// A finite number of seconds, or nil.
     public static func parseDuration(_ text: String) -> Double? {
         let t = text.trimmingWhitespace()
         // (multiplier, divisor): dividing keeps "10us" exactly 10 / 1e6.
         let suffixes: [(String, Double, Double)] = [("ms", 1, 1e3), ("us", 1, 1e6), ("s", 1, 1), ("m", 60, 1), ("h", 3600, 1)]
         for (suffix, multiplier, divisor) in suffixes where t.hasSuffix(suffix) {
             guard let n = decimal(t.dropLast(suffix.count).trimmingWhitespace()) else { return nil }
-            return n * multiplier / divisor
+            let seconds = n * multiplier / divisor
+            return seconds.isFinite ? seconds : nil
         }
         return decimal(t)
     }

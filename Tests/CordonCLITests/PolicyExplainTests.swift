@@ -86,6 +86,37 @@ final class PolicyExplainTests {
         #expect(try store.loadPolicy(path).contentHash != before)
     }
 
+    /// Issue 14: a parent with a duration no unit can print passed `check`, then trapped when
+    /// the child's hash (its explanation) was computed; now it is refused, naming the parent.
+    @Test func aParentOutOfRangeIsRefusedByName() throws {
+        _ = try write("huge.toml", "[limits]\ncpu_time = \"3000000000000000s\"\n")
+        let path = try write("uses-huge.toml", "[policy]\nextends = [\"default\", \"huge.toml\"]\n")
+        do {
+            _ = try store.loadPolicyLayers(path)
+            Issue.record("loaded")
+        } catch {
+            #expect(error.description.contains("huge.toml:2: limits.cpu_time: \"3000000000000000s\" is out of range"), "\(error.description)")
+        }
+        let command = try PolicyExplainCommand.parse([path])
+        #expect(throws: ExitCode(2)) { try command.run() }
+    }
+
+    /// A long list keeps each entry's origin and parses back (explain used to search every
+    /// file once per entry: quadratic).
+    @Test func longListExplainsEveryEntry() throws {
+        let n = 5000
+        let path = try write("many.toml", "[policy]\nextends = [\"default\"]\n[filesystem]\nread_only = [\n"
+                             + (0..<n).map { "  \"/m/\($0)\",\n" }.joined() + "]\n")
+        let (policy, layers) = try store.loadPolicyLayers(path)
+        let explanation = PolicyExplanation.explain(policy, layers: layers)
+        let mine = explanation.entries.filter { $0.key == "filesystem.read_only" && $0.source == path }
+        #expect(mine.count == n)
+        #expect(mine.enumerated().allSatisfy { i, e in e.value == "\"/m/\(i)\"" && e.line == 5 + i })
+        #expect(explanation.entries.contains { $0.key == "filesystem.read_only" && $0.value == "\"/usr\"" && $0.source == "builtin:policies/default.toml" })
+        let reparsed = try PolicyParser.parse(text: explanation.toml(), source: "explained", defaultName: "x")
+        #expect(sandboxPart(reparsed) == sandboxPart(policy))
+    }
+
     @Test func commandRefusesUnknownPolicy() throws {
         let command = try PolicyExplainCommand.parse(["no-such-policy"])
         #expect(throws: ExitCode(2)) { try command.run() }
