@@ -5,7 +5,7 @@ SCRATCH ?= $(CURDIR)/.build/demo
 RELEASE_BIN = $(CURDIR)/.build/release/cordon
 CORDOND_BIN = $(CURDIR)/.build/release/cordond
 
-.PHONY: all build release test demo bench clean deps
+.PHONY: all build release test demo bench clean deps fuzz fuzz-smoke
 
 all: build
 
@@ -62,6 +62,19 @@ demo: deps release
 	@$(RELEASE_BIN) audit --socket $(SOCK) --task 2 --json | python3 -m json.tool
 	@kill -TERM $$(cat $(SCRATCH)/cordond.pid) && while kill -0 $$(cat $(SCRATCH)/cordond.pid) 2>/dev/null; do sleep 0.1; done
 	@echo; echo "cordond stopped (SIGTERM drains). Its log:"; cat $(SCRATCH)/cordond.log
+
+# libFuzzer targets for the parsers of untrusted input (Fuzz/, docs/fuzzing.md), built in
+# .build-fuzz: `make fuzz` runs each for FUZZ_SECONDS (FUZZ_TARGETS to pick some) and prints
+# execs and exec/s per target; `make fuzz-smoke` (CI) runs each briefly and replays
+# Fuzz/regressions/. Both fail if anything crashed.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_TARGETS ?=
+fuzz: deps
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: deps
+	SWIFT=$(SWIFT) Fuzz/fuzz.sh smoke $(FUZZ_SMOKE_SECONDS)
 
 bench: release
 	bench/spawn.sh

@@ -1,0 +1,50 @@
+import CordonEgress
+import CordonPolicy
+import FuzzSupport
+
+/// The egress proxy's HTTP request-head reader and `Authority.parse`. The input is the byte
+/// stream a sandbox sends; it is fed once whole and once in pieces whose size comes from the
+/// bytes' sum (1–61), and both must reach the same outcome (but for `bytesAfterHead`, which is
+/// what had arrived after the head by then). A destination host name is already
+/// normalised, and the origin-form rewrite keeps a head that reads back to the same request.
+@main enum FuzzHTTP {
+    static func main() {
+        Fuzzer.run { input in
+            let bytes = Array(input)
+            var whole = HTTPHeadParser()
+            let outcome = whole.feed(bytes)
+            if case .head(let head) = outcome { check(head) }
+            guard bytes.count <= whole.limit else { return }
+            let piece = 1 + Int(bytes.reduce(0) { $0 &+ UInt32($1) } % 61)
+            var split = HTTPHeadParser()
+            var last = HTTPHeadParser.Outcome.needMore
+            var i = 0
+            while i < bytes.count, last == .needMore {
+                last = split.feed(bytes[i..<min(bytes.count, i + piece)])
+                i += piece
+            }
+            precondition(same(last, outcome), "whole: \(outcome), in pieces of \(piece): \(last)")
+            // The same bytes as a CONNECT or Host authority on their own.
+            if bytes.count <= 300 { _ = Authority.parse(bytes) }
+        }
+    }
+
+    static func same(_ a: HTTPHeadParser.Outcome, _ b: HTTPHeadParser.Outcome) -> Bool {
+        guard case .head(let x) = a, case .head(let y) = b else { return a == b }
+        return x.method == y.method && x.target == y.target && x.version == y.version && x.headers == y.headers
+            && x.host == y.host && x.headLength == y.headLength && x.raw == y.raw
+    }
+
+    static func check(_ head: HTTPRequestHead) {
+        if case .name(let name)? = head.destination?.host {
+            precondition((try? HostName.normalize(name).get()) == name, "destination \(name) is not normalised")
+        }
+        let rewritten = head.originFormHead()
+        var again = HTTPHeadParser()
+        guard case .head(let reread) = again.feed(rewritten) else {
+            preconditionFailure("origin-form head does not read back: \(String(decoding: rewritten, as: UTF8.self))")
+        }
+        precondition(reread.method == head.method && reread.headers == head.headers && reread.host == head.host,
+                     "origin-form head reads back as another request")
+    }
+}

@@ -1,0 +1,23 @@
+import CFuzzer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs libFuzzer with this process's arguments, calling `body` with each input.
+///
+/// Each target has a Swift `main` that calls this instead of defining `LLVMFuzzerTestOneInput`
+/// and linking libFuzzer's `main`: SwiftPM links every executable's entry point under the
+/// module's name, which an executable without a Swift `main` does not have.
+public enum Fuzzer {
+    nonisolated(unsafe) private static var body: ((UnsafeBufferPointer<UInt8>) -> Void)?
+
+    public static func run(_ body: @escaping (UnsafeBufferPointer<UInt8>) -> Void) -> Never {
+        Fuzzer.body = body
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+            Fuzzer.body!(UnsafeBufferPointer(start: data, count: size))
+            return 0
+        })
+    }
+}
