@@ -74,11 +74,13 @@ extension Daemon {
         }
         var limits = LimitRequest()
         if var l = try params.object("limits") {
-            limits.wallTimeSeconds = try l.number("wallTime", max: 86400 * 365)
-            limits.cpuTimeSeconds = try l.number("cpuTime", max: 86400 * 365)
-            limits.memoryBytes = try l.int("memory", min: 1 << 20).map { UInt64($0) }
+            // The policy language's ranges (docs/policies.md): a limit from a client is held to
+            // what a policy file may say.
+            limits.wallTimeSeconds = try l.number("wallTime", min: 0.001, max: 86400 * 365)
+            limits.cpuTimeSeconds = try l.number("cpuTime", min: 0.001, max: 86400 * 365)
+            limits.memoryBytes = try l.int("memory", min: 1 << 20, max: 1 << 50).map { UInt64($0) }
             limits.pids = try l.int("pids", min: 1, max: 1 << 22).map { Int($0) }
-            limits.outputBytes = try l.int("output", min: 0).map { UInt64($0) }
+            limits.outputBytes = try l.int("output", min: 0, max: 1 << 50).map { UInt64($0) }
             try l.finish()
         }
         let label = try params.string("label", maxBytes: 256)

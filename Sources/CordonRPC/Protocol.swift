@@ -127,10 +127,10 @@ public struct Params {
     }
 
     /// A non-negative finite number (an integer is fine).
-    public mutating func number(_ key: String, max: Double = 1e12) throws(RPCError) -> Double? {
+    public mutating func number(_ key: String, min: Double = 0, max: Double = 1e12) throws(RPCError) -> Double? {
         guard let value = take(key) else { return nil }
         guard let d = value.doubleValue else { throw RPCError.invalid(field(key), "expected a number, got \(value.typeName)") }
-        guard d >= 0 && d <= max else { throw RPCError.invalid(field(key), "\(d) is out of range 0…\(max)") }
+        guard d >= min && d <= max else { throw RPCError.invalid(field(key), "\(d) is out of range \(min)…\(max)") }
         return d
     }
 

@@ -639,6 +639,22 @@ import Glibc
         #expect(try store.task(id: youngDenial) != nil && store.events(EventQuery(kinds: ["auth-refused"])).count == 1)
     }
 
+    /// A pass is many short transactions, not one long one: other writes commit in between.
+    @Test func retentionRunsInBoundedBatches() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        for i in 0..<1000 {
+            let id = try store.createTask(newTask(at: Double(i)))
+            try store.finish(id: id, outcome: exited(at: Double(i)), events: [])
+        }
+        let before = store.writerStatistics.commits
+        var rules = RetentionRules(olderThan: 2000)
+        rules.batch = 100
+        #expect(try store.prune(rules).removed.count == 1000)
+        #expect(store.writerStatistics.commits - before >= 10, "\(store.writerStatistics.commits - before) commits for 1000 tasks in batches of 100")
+    }
+
     @Test func ageRetentionKeepsYoungDenialsAndStripsTheirTasks() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }

@@ -31,8 +31,14 @@ final class TestDaemon: @unchecked Sendable {
     /// Started by systemd-socket-activate, which owns the socket and passes it (LISTEN_FDS).
     let socketActivated: Bool
 
-    init(config: String = "", policies: [String: String] = [:], socketActivated: Bool = false) throws {
+    /// The directory cordond is started from (it must not matter: cordond works from /).
+    let startDirectory: String?
+
+    /// `files`: more files under the config dir, by relative path (profiles, extended policies).
+    init(config: String = "", policies: [String: String] = [:], files: [String: String] = [:],
+         socketActivated: Bool = false, startDirectory: String? = nil) throws {
         self.socketActivated = socketActivated
+        self.startDirectory = startDirectory
         let n = Self.counterLock.withLock { Self.counter += 1; return Self.counter }
         dir = "/tmp/cordond-test-\(getpid())-\(n)"
         try? FileManager.default.removeItem(atPath: dir)
@@ -44,6 +50,11 @@ final class TestDaemon: @unchecked Sendable {
         chmod(runtimeDir, 0o755)
         try config.write(toFile: "\(configDir)/cordond.toml", atomically: true, encoding: .utf8)
         for (name, text) in policies { try text.write(toFile: "\(configDir)/policies/\(name).toml", atomically: true, encoding: .utf8) }
+        for (path, text) in files {
+            let full = "\(configDir)/\(path)"
+            try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: full, atomically: true, encoding: .utf8)
+        }
         try start()
     }
 
@@ -66,6 +77,7 @@ final class TestDaemon: @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: Self.cordond)
             p.arguments = args
         }
+        if let startDirectory { p.currentDirectoryURL = URL(fileURLWithPath: startDirectory) }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
@@ -81,6 +93,8 @@ final class TestDaemon: @unchecked Sendable {
         }
         throw TestFailure("cordond did not come up: \(self.log())")
     }
+
+    var processID: Int32? { process?.processIdentifier }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
@@ -169,8 +183,13 @@ final class TestDaemon: @unchecked Sendable {
         p.standardError = err
         p.standardInput = input
         do { try p.run() } catch { return (-1, "", "\(error)") }
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try? input.fileHandleForWriting.close()
+        // Written from another thread: a program that answers as it reads would otherwise fill
+        // its output pipe while we are still writing its input.
+        let writer = Thread {
+            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+            try? input.fileHandleForWriting.close()
+        }
+        writer.start()
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
@@ -187,6 +206,26 @@ final class TestDaemon: @unchecked Sendable {
             let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
             return !stat.contains(") Z ")
         }
+    }
+
+    /// Sends `requests` (one JSON-RPC line each) as uid/gid over one connection and returns
+    /// the parsed answers; each answer must come within `timeout` seconds.
+    func asUser(_ uid: UInt32, gid: UInt32 = 65534, _ requests: [String], timeout: Double = 30) -> [JSON] {
+        let client = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(\(timeout))
+            s.connect(sys.argv[1])
+            f = s.makefile("rwb")
+            for line in sys.stdin:
+                f.write(line.encode()); f.flush()
+                try:
+                    print(f.readline().decode().rstrip("\\n"), flush=True)
+                except socket.timeout:
+                    print('{"timeout": true}', flush=True)
+            """
+        let r = Self.runAs(uid: uid, gid: gid, ["/usr/bin/python3", "-c", client, socket], stdin: requests.joined(separator: "\n") + "\n")
+        return r.stdout.split(separator: "\n").compactMap { try? JSON.parse(String($0)) }
     }
 
     /// Python's socket module as a JSON-RPC client (for clients running as other users): sends
