@@ -68,7 +68,7 @@ demo: deps release
 # execs and exec/s per target; `make fuzz-smoke` (CI) runs each briefly and replays
 # Fuzz/regressions/. Both fail if anything crashed.
 FUZZ_SECONDS ?= 600
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_TARGETS ?=
 fuzz: deps
 	SWIFT=$(SWIFT) Fuzz/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -324,8 +324,6 @@ final class TaskManager: @unchecked Sendable {
         var io = SandboxIO()
         io.relaySignals = false
         var result: SandboxResult
-        var opened: [Int32] = []
-        defer { for fd in opened { close(fd) } }
         let control = monitor.locked { task.control }
         let uid = task.owner.uid
         let output = reserveOutput(task)
