@@ -29,7 +29,7 @@ def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
 
-def def rss(pid):
+def rss(pid):
     return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
 
 def call(f, ident, method, params):
@@ -39,7 +39,6 @@ def call(f, ident, method, params):
 
 def queued(path, pid, requests, size):
     _, f = connect(path)
-    health = call(f, 0, "system.health", {})
     slots = 64
     blockers = [call(f, i, "task.submit", {"argv": ["sleep", "600"]})["result"]["id"] for i in range(1, slots + 1)]
     time.sleep(1)
@@ -59,12 +58,11 @@ def queued(path, pid, requests, size):
     print(json.dumps({"requests": requests, "bytes": size, "taken": len(taken), "refused": refused,
                       "rss_before_kib": before, "rss_queued_kib": with_queued, "rss_after_cancel_kib": rss(pid)}))
 
-main():
+def main():
     path, mode = sys.argv[1], sys.argv[2]
     if mode == "process":
         pid = sys.argv[3]
-        rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
-        print(json.dumps({"rss_kib": rss, "fds": len(os.listdir(f"/proc/{pid}/fd"))}))
+        print(json.dumps({"rss_kib": rss(pid), "fds": len(os.listdir(f"/proc/{pid}/fd"))}))
         return
     if mode == "queued":
         queued(path, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))

@@ -16,9 +16,9 @@ import Glibc
 /// - audit records: past `audit.max_size_per_user` the next retention pass (woken at once)
 ///   sheds the user's own oldest records; past 1.5× that, or with only protected records left,
 ///   the user's submits are refused until it has.
-/// - output: a task's output cap is the least of its policy's, the room left in its user's
-///   and the global quota, and the free disk above `tasks.min_free_disk`; a user whose output
-///   fills its quota gets room from its own oldest task outputs (their records stay).
+/// - output: a task's output cap is the least of its policy's, its user's quota, the room
+///   left in the global quota, and the free disk above `tasks.min_free_disk`; past its quota a
+///   user's own oldest task outputs are removed when a task of it ends (their records stay).
 /// - queued requests: their bytes per user and in all are bounded at submit.
 final class Quotas: Sendable {
     let config: DaemonConfig
@@ -121,28 +121,26 @@ final class Quotas: Sendable {
 
     // MARK: Output
 
-    /// Refuses a submit when other users' output already fills `tasks.max_output` (the
-    /// user's own finished output does not count: it makes room).
+    /// Refuses a submit while task output already fills `tasks.max_output`.
     func checkOutput(_ uid: UInt32) throws(RPCError) {
         let total = Int64(clamping: config.outputBytesTotal)
-        let others = state.withLock { s in s.outputTotal - s.output[uid, default: 0] }
-        if others >= total {
-            throw RPCError(RPCCode.quotaExceeded, "task output on this host takes \(Units.formatSize(UInt64(others))) (tasks.max_output = \(Units.formatSize(UInt64(total)))): retry later")
+        let held = state.withLock { $0.outputTotal }
+        if held >= total {
+            throw RPCError(RPCCode.quotaExceeded, "task output on this host takes \(Units.formatSize(UInt64(held))) (tasks.max_output = \(Units.formatSize(UInt64(total)))): retry when retention has removed some")
         }
     }
 
     /// The output cap of a task of `uid` that is starting: the least of what it `wanted` (its
-    /// policy's), the user's quota, the room other users' output leaves in the global quota,
-    /// and the free disk above `tasks.min_free_disk` not already promised to running tasks.
-    /// Also says how far the user's finished output must shrink to make room (`keep`); the
-    /// caller removes the user's oldest outputs to get there. Running tasks of one user are
-    /// not reserved against its quotas (a user may run many tasks that write little), so a
-    /// quota can be passed by at most the caps of the user's running tasks; the disk room is
-    /// reserved. `outputEnded` gives the reservation back.
-    func reserveOutput(_ uid: UInt32, wanted: UInt64?, freeDisk: Int64?) -> (cap: Int64, keep: Int64, limitedBy: String?) {
+    /// policy's), the user's quota, the room left in the global quota,
+    /// and the free disk above `tasks.min_free_disk` not already promised to running tasks
+    /// (reserved until `outputEnded`). When the task ends, the user's oldest outputs are
+    /// removed until it holds no more than its quota again; running tasks are not reserved
+    /// against the quotas (a user may run many tasks that write little), so a quota can be
+    /// passed by at most the caps of the user's running tasks.
+    func reserveOutput(_ uid: UInt32, wanted: UInt64?, freeDisk: Int64?) -> (cap: Int64, limitedBy: String?) {
         let perUser = Int64(clamping: config.outputBytesPerUser), total = Int64(clamping: config.outputBytesTotal)
         return state.withLock { s in
-            let totalRoom = total - (s.outputTotal - s.output[uid, default: 0])
+            let totalRoom = total - s.outputTotal
             let diskRoom = freeDisk.map { $0 - Int64(clamping: config.minFreeDiskBytes) - s.reservedTotal } ?? Int64.max
             var cap = wanted.map { Int64(clamping: $0) } ?? Int64.max
             var limitedBy: String?
@@ -153,7 +151,7 @@ final class Quotas: Sendable {
             let reserve = freeDisk == nil ? 0 : cap
             s.reserved[uid, default: 0] += reserve
             s.reservedTotal += reserve
-            return (cap, max(0, min(perUser, totalRoom) - cap), limitedBy)
+            return (cap, limitedBy)
         }
     }
 

@@ -358,6 +358,10 @@ final class TaskManager: @unchecked Sendable {
                            written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes))
         record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
                quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil)
+        // Past its quota, the user's oldest outputs go (this one is the newest and at most the
+        // quota itself, so it stays). Off the spawn path, and only as much as needed.
+        let perUser = Int64(clamping: config.outputBytesPerUser)
+        if quotas.outputHeld(uid) > perUser { evictOutputs(of: uid, downTo: perUser) }
         monitor.locked {
             live[id] = nil
             running -= 1
@@ -376,13 +380,11 @@ final class TaskManager: @unchecked Sendable {
 
     // MARK: Quotas
 
-    /// The output cap of a starting task (see `Quotas`), after making room for it from its
-    /// user's own oldest task outputs.
+    /// The output cap of a starting task (see `Quotas`).
     private func reserveOutput(_ task: LiveTask) -> (cap: Int64, reserved: Int64, limitedBy: String?) {
         var fs = statvfs()
         let free: Int64? = statvfs(config.stateDir, &fs) == 0 ? Int64(clamping: UInt64(fs.f_bavail) &* UInt64(fs.f_frsize)) : nil
         let room = quotas.reserveOutput(task.owner.uid, wanted: task.plan.policy.limits.outputBytes, freeDisk: free)
-        evictOutputs(of: task.owner.uid, downTo: room.keep)
         return (room.cap, free == nil ? 0 : room.cap, room.limitedBy)
     }
 
