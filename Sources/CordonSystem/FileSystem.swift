@@ -8,6 +8,11 @@ public enum FileSystem {
     public static func read(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
         let fd = try syscallRetrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
+        return try readAll(fd, path: path, limit: limit)
+    }
+
+    /// Reads `fd` to its end; more than `limit` bytes is EFBIG.
+    private static func readAll(_ fd: Int32, path: String, limit: Int) throws(SystemError) -> [UInt8] {
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -16,7 +21,7 @@ public enum FileSystem {
             }
             if n == 0 { break }
             out.append(contentsOf: chunk[0..<n])
-            if out.count > limit { throw SystemError("read", path: path, errno: EFBIG) }
+            if out.count > limit { throw SystemError("read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
         }
         return out
     }
@@ -43,17 +48,7 @@ public enum FileSystem {
             }
         }
         guard st.st_size <= limit else { throw SystemError("read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = try syscallRetrying("read", path: path) {
-                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-            if out.count > limit { throw SystemError("read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
-        }
-        return out
+        return try readAll(fd, path: path, limit: limit)
     }
 
     /// The first `count` bytes of a file (fewer if it is shorter).
