@@ -21,6 +21,9 @@ public struct RetentionRules: Sendable {
     public var maxBytesPerUser: Int64?
     public var keepDenialsSince: Double?
     public var batch = 256
+    /// Transactions one pass may make at most; a pass that runs out says so (`incomplete`) and
+    /// the next one goes on, so no input can keep a pass running.
+    public var maxSteps = 10_000
 
     public init(olderThan: Double? = nil, maxBytes: Int64? = nil, maxBytesPerUser: Int64? = nil, keepDenialsSince: Double? = nil) {
         self.olderThan = olderThan
@@ -44,6 +47,8 @@ public struct PruneReport: Sendable {
     public var shedForSize: [UInt32] = []
     /// The store is still larger than `maxBytes`: only unfinished or protected records are left.
     public var overMaxBytes = false
+    /// The pass stopped at `maxSteps` with work left.
+    public var incomplete = false
 }
 
 /// Bytes a user holds in the store: its records, and the output of its tasks still on disk.
@@ -61,8 +66,10 @@ extension AuditStore {
     public static let taskOverhead = 256, eventOverhead = 64
     static let ended = "state IN ('finished', 'cancelled', 'lost')"
     static let protectedKinds = "('denied', 'auth-refused')"
-    /// A task is bulky when its argv and result take more than this.
-    static let bulkThreshold = 4096
+    /// A task is bulky when its argv and result take more than this many bytes. Stripping
+    /// keeps at most `keptCommandCharacters` of argv[0] (4 bytes each at most) and a note, well
+    /// under the threshold, so a stripped task is never bulky again and every strip frees bytes.
+    static let bulkThreshold = 4096, keptCommandCharacters = 256
 
     /// The record bytes (an estimate: text lengths plus a fixed cost per row) and the output
     /// bytes still on disk (tasks whose scratch directory is recorded) of every uid.
@@ -73,8 +80,8 @@ extension AuditStore {
         return try read(operation) { db throws(AuditError) in
             var out: [UInt32: StoredUsage] = [:]
             for row in try rows(db, operation, """
-                SELECT uid, sum(\(Self.taskOverhead) + length(argv) + length(exe) + length(policy) + length(policy_hash)
-                               + ifnull(length(label), 0) + ifnull(length(result), 0) + ifnull(length(cgroup), 0) + ifnull(length(scratch), 0)),
+                SELECT uid, sum(\(Self.taskOverhead) + length(CAST(argv AS BLOB)) + length(CAST(exe AS BLOB)) + length(CAST(policy AS BLOB)) + length(CAST(policy_hash AS BLOB))
+                               + ifnull(length(CAST(label AS BLOB)), 0) + ifnull(length(CAST(result AS BLOB)), 0) + ifnull(length(CAST(cgroup AS BLOB)), 0) + ifnull(length(CAST(scratch AS BLOB)), 0)),
                        sum(CASE WHEN scratch IS NOT NULL THEN stdout_bytes + stderr_bytes ELSE 0 END)
                 FROM tasks WHERE ?1 IS NULL OR uid = ?1 GROUP BY uid
                 """, [only]) {
@@ -83,7 +90,7 @@ extension AuditStore {
                 out[u, default: StoredUsage()].recordBytes += records
                 out[u, default: StoredUsage()].outputBytes += output
             }
-            for row in try rows(db, operation, "SELECT uid, sum(\(Self.eventOverhead) + length(kind) + length(detail)) FROM events WHERE uid IS NOT NULL AND (?1 IS NULL OR uid = ?1) GROUP BY uid", [only]) {
+            for row in try rows(db, operation, "SELECT uid, sum(\(Self.eventOverhead) + length(CAST(kind AS BLOB)) + length(CAST(detail AS BLOB))) FROM events WHERE uid IS NOT NULL AND (?1 IS NULL OR uid = ?1) GROUP BY uid", [only]) {
                 guard row.count == 2, case .integer(let uid) = row[0], let u = UInt32(exactly: uid), case .integer(let bytes) = row[1] else { continue }
                 out[u, default: StoredUsage()].recordBytes += bytes
             }
@@ -100,17 +107,23 @@ extension AuditStore {
         let keep = rules.keepDenialsSince ?? Double.infinity
         // A task is protected while it holds a young denial event.
         let unprotected = "NOT EXISTS (SELECT 1 FROM events d WHERE d.task_id = tasks.id AND d.kind IN \(Self.protectedKinds) AND d.time >= ?2)"
+        var steps = max(1, rules.maxSteps)
+        func spend(_ report: inout PruneReport) -> Bool {
+            guard steps > 0 else { report.incomplete = true; return false }
+            steps -= 1
+            return true
+        }
 
         if let olderThan = rules.olderThan {
-            while true {
+            while spend(&report) {
                 let removed = try deleteTasks(where: "\(Self.ended) AND finished_at < ?1 AND \(unprotected)", [.real(olderThan), .real(keep)], batch)
                 report.removed += removed
                 if removed.count < batch { break }
             }
-            while try deleteEvents(where: "task_id IS NULL AND time < ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)",
-                                   [.real(olderThan), .real(keep)], batch) == batch {}
+            while spend(&report), try deleteEvents(where: "task_id IS NULL AND time < ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)",
+                                                   [.real(olderThan), .real(keep)], batch) == batch {}
             // Old tasks kept for their denials still lose their bulk.
-            while true {
+            while spend(&report) {
                 let n = try stripBulk(where: "\(Self.ended) AND finished_at < ?1", [.real(olderThan)], batch)
                 report.stripped += n
                 if n < batch { break }
@@ -122,7 +135,7 @@ extension AuditStore {
             for (uid, held) in usage.sorted(by: { $0.key < $1.key }) where held.recordBytes > quota {
                 report.overQuota[uid] = held.recordBytes
                 var step = Step(batch: batch)
-                while let held = usage[uid]?.recordBytes, held > quota {
+                while let held = usage[uid]?.recordBytes, held > quota, spend(&report) {
                     let limit = try step.next(excess: held - quota, uid: uid, held: held, store: self)
                     guard try shed(uid, keep: keep, limit: limit, &report) else { report.stillOverQuota.insert(uid); break }
                     usage[uid] = try self.usage(uid: uid)[uid]
@@ -134,7 +147,7 @@ extension AuditStore {
         if let maxBytes = rules.maxBytes {
             var exhausted = Set<UInt32>()
             var step = Step(batch: batch)
-            while true {
+            while spend(&report) {
                 let used = try usedBytes()
                 if used <= maxBytes { break }
                 guard let (uid, held) = usage.filter({ !exhausted.contains($0.key) && $0.value.recordBytes > 0 })
@@ -201,17 +214,18 @@ extension AuditStore {
         }
     }
 
-    /// Cuts the argv of up to `limit` bulky matching tasks (oldest ended first) to its first item
-    /// and a note of how many bytes went, and drops their result documents. Returns how many.
+    /// Cuts the argv of up to `limit` bulky matching tasks (oldest ended first) to the start of
+    /// its first item and a note of how many bytes went, and drops their result documents.
+    /// Returns how many. (Sizes are bytes: SQLite's `length` of text counts characters.)
     private func stripBulk(where condition: String, _ values: [SQLiteValue], _ limit: Int) throws(AuditError) -> Int {
         let output = try write("prune: strip bulk") { w throws(AuditError) in
             let rows = try w.rows("""
                 UPDATE tasks SET
-                    argv = json_array(json_extract(argv, '$[0]'),
-                                      '… ' || (length(argv) + ifnull(length(result), 0)) || ' bytes of argv and result removed by audit retention'),
+                    argv = json_array(substr(json_extract(argv, '$[0]'), 1, \(Self.keptCommandCharacters)),
+                                      '… ' || (length(CAST(argv AS BLOB)) + ifnull(length(CAST(result AS BLOB)), 0)) || ' bytes of argv and result removed by audit retention'),
                     result = NULL
                 WHERE id IN (SELECT id FROM tasks WHERE \(condition)
-                             AND length(argv) + ifnull(length(result), 0) > \(Self.bulkThreshold)
+                             AND length(CAST(argv AS BLOB)) + ifnull(length(CAST(result AS BLOB)), 0) > \(Self.bulkThreshold)
                              ORDER BY finished_at, id LIMIT \(limit))
                 RETURNING id
                 """, values)

@@ -247,9 +247,14 @@ struct TasksCommand: ParsableCommand {
 
 /// Prints rows as aligned columns. Cells carry other users' strings (argv, labels, event
 /// details), so each is made inert first (`inert`): no terminal control sequence, line break
-/// or bidirectional override reaches the reader's screen, and one row stays one line.
+/// or bidirectional override reaches the reader's screen, and one row stays one line; and each
+/// is cut to 160 characters, so padding cannot wrap text to where a row starts (`--json` has
+/// everything).
 func printTable(_ rows: [[String]]) {
-    let rows = rows.map { $0.map(inert) }
+    let rows = rows.map { $0.map { cell in
+        let safe = inert(cell)
+        return safe.count > 160 ? String(safe.prefix(157)) + "..." : safe
+    } }
     guard let first = rows.first else { return }
     var widths = first.map(\.count)
     for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }

@@ -34,7 +34,8 @@ public struct Peer: Sendable, Equatable {
         let n = cl_peer_groups(fd, &groups, Int32(groups.count))
         guard n >= 0 else { return nil }
         let all = [gid] + groups.prefix(Int(n))
-        let exe = pid > 0 ? FileSystem.symlinkTarget("/proc/\(pid)/exe") ?? "?" : "?"
+        // Clipped: it goes into records, some kept for audit.keep_denials whatever the quota.
+        let exe = TaskManager.clip(pid > 0 ? FileSystem.symlinkTarget("/proc/\(pid)/exe") ?? "?" : "?")
         return Peer(uid: uid, gid: gid, pid: pid, groups: Array(Set(all)).sorted(), exe: exe)
     }
 }

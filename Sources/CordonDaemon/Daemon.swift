@@ -108,8 +108,6 @@ public final class Daemon: @unchecked Sendable {
 
         event("daemon-start", .object([("pid", .int(Int64(getpid()))), ("version", .string(cordonVersion))]))
         recover()
-        prune()
-        do { quotas.sync(try store.usage()) } catch { log.error("audit store: usage", metadata: ["error": "\(error)"]) }
 
         let listener: Int32
         var ownsSocket = false
@@ -208,12 +206,19 @@ public final class Daemon: @unchecked Sendable {
                                    maxBytesPerUser: Int64(clamping: config.recordBytesPerUser),
                                    keepDenialsSince: now - config.keepDenialsSeconds)
         rules.batch = 256
+        // Not while a task's end removes its user's old outputs: both move the output counts.
+        tasks.withOutputAccounting { prune(rules) }
+    }
+
+    private func prune(_ rules: RetentionRules) {
         do {
             let report = try store.prune(rules)
             for task in report.removed { try? FileSystem.removeTree("\(config.tasksDir)/\(task.id)") }
-            if !report.removed.isEmpty || report.stripped > 0 {
-                log.info("retention", metadata: ["removed": "\(report.removed.count)", "stripped": "\(report.stripped)"])
+            if !report.removed.isEmpty || report.stripped > 0 || report.incomplete {
+                log.info("retention", metadata: ["removed": "\(report.removed.count)", "stripped": "\(report.stripped)",
+                                                 "incomplete": "\(report.incomplete)"])
             }
+            if report.incomplete { quotas.wantPrune() }
             for (uid, held) in report.overQuota.sorted(by: { $0.key < $1.key }) {
                 event("quota", .object([("quota", .string("audit.max_size_per_user")), ("held", .int(held)),
                                         ("limit", .int(Int64(clamping: config.recordBytesPerUser))),
@@ -228,13 +233,17 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// Retention every 10 minutes, and at once when a user goes over its record quota; memory
-    /// freed by large requests is given back to the system.
+    /// Retention right after start (the socket already answers: a long pass must not keep
+    /// anyone out), then every 10 minutes, and when a user goes over its record quota — at most
+    /// every 10 s, so a user at its quota cannot keep passes running; memory freed by large
+    /// requests is given back to the system.
     private func maintenance() {
+        prune()
         var last = UTCTime.monotonic()
         while true {
             sleep(1)
-            if quotas.takePruneWanted() || UTCTime.monotonic() - last >= 600 {
+            let since = UTCTime.monotonic() - last
+            if since >= 600 || (since >= 10 && quotas.takePruneWanted()) {
                 prune()
                 last = UTCTime.monotonic()
             }

@@ -90,6 +90,8 @@ final class Quotas: Sendable {
         }
     }
 
+    func wantPrune() { state.withLock { $0.pruneWanted = true } }
+
     func takePruneWanted() -> Bool { state.withLock { s in defer { s.pruneWanted = false }; return s.pruneWanted } }
 
     // MARK: Queued requests
@@ -133,7 +135,7 @@ final class Quotas: Sendable {
     /// The output cap of a task of `uid` that is starting: the least of what it `wanted` (its
     /// policy's), the user's quota, the room left in the global quota,
     /// and the free disk above `tasks.min_free_disk` not already promised to running tasks
-    /// (reserved until `outputEnded`). When the task ends, the user's oldest outputs are
+    /// (reserved until `outputEnded`; one uid at most half of it). When the task ends, the user's oldest outputs are
     /// removed until it holds no more than its quota again; running tasks are not reserved
     /// against the quotas (a user may run many tasks that write little), so a quota can be
     /// passed by at most the caps of the user's running tasks.
@@ -141,7 +143,12 @@ final class Quotas: Sendable {
         let perUser = Int64(clamping: config.outputBytesPerUser), total = Int64(clamping: config.outputBytesTotal)
         return state.withLock { s in
             let totalRoom = total - s.outputTotal
-            let diskRoom = freeDisk.map { $0 - Int64(clamping: config.minFreeDiskBytes) - s.reservedTotal } ?? Int64.max
+            // One uid may hold at most half the room above the floor, so its silent tasks
+            // cannot promise all of it away from everyone else's.
+            let diskRoom = freeDisk.map { free in
+                let room = free - Int64(clamping: config.minFreeDiskBytes)
+                return min(room - s.reservedTotal, room / 2 - s.reserved[uid, default: 0])
+            } ?? Int64.max
             var cap = wanted.map { Int64(clamping: $0) } ?? Int64.max
             var limitedBy: String?
             for (room, key) in [(perUser, "tasks.max_output_per_user"), (totalRoom, "tasks.max_output"), (diskRoom, "tasks.min_free_disk")] where room < cap {
@@ -167,9 +174,10 @@ final class Quotas: Sendable {
 
     func outputRemoved(_ uid: UInt32, _ bytes: Int64) {
         state.withLock { s in
-            s.output[uid, default: 0] -= bytes
+            let removed = min(bytes, s.output[uid, default: 0])
+            s.output[uid, default: 0] -= removed
             if s.output[uid] ?? 0 <= 0 { s.output[uid] = nil }
-            s.outputTotal -= bytes
+            s.outputTotal -= removed
         }
     }
 

@@ -183,9 +183,10 @@ final class Server: @unchecked Sendable {
 /// Prometheus metrics over HTTP on a loopback port: `GET /metrics` and nothing else.
 ///
 /// One thread serves every scrape from a poll loop over non-blocking sockets: each client gets
-/// 2 s in all to send its request head (8 KiB at most), and when `maxClients` are open the one
-/// that has waited longest is dropped for the newcomer. Local users holding connections open
-/// therefore cannot starve a scrape (loopback TCP tells us no uid to cap them by).
+/// 2 s in all to send its request head (8 KiB at most) and is read as soon as it is accepted;
+/// when `maxClients` are open, one that has sent nothing (else the one that has waited
+/// longest) is dropped for the newcomer. Local users holding connections open therefore
+/// cannot starve a scrape (loopback TCP tells us no uid to cap them by).
 final class MetricsListener: @unchecked Sendable {
     let daemon: Daemon
     let fd: Int32
@@ -214,26 +215,29 @@ final class MetricsListener: @unchecked Sendable {
             let timeout = soonest.map { Int32(max(0, min(2000, ($0 - UTCTime.monotonic()) * 1000 + 1))) } ?? -1
             if poll(&pfds, nfds_t(pfds.count), timeout) < 0 && errno != EINTR { return }
             let now = UTCTime.monotonic()
+            // Reads what a client sent; true when it is done with (answered, gone or late).
+            func serve(_ client: inout Client) -> Bool {
+                if now >= client.deadline { return true }
+                let n = buffer.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    client.head += buffer[0..<n]
+                    if client.head.count >= 4 && client.head.suffix(4) == [13, 10, 13, 10] || client.head.count >= 8192 {
+                        respond(client.fd, client.head)
+                        return true
+                    }
+                    return false
+                }
+                return n == 0 || (errno != EAGAIN && errno != EINTR)
+            }
             var keep: [Client] = []
             for (i, var client) in clients.enumerated() {
-                var done = now >= client.deadline
-                if !done && pfds[i + 1].revents != 0 {
-                    let n = buffer.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
-                    if n > 0 {
-                        client.head += buffer[0..<n]
-                        if client.head.count >= 4 && client.head.suffix(4) == [13, 10, 13, 10] || client.head.count >= 8192 {
-                            respond(client.fd, client.head)
-                            done = true
-                        }
-                    } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
-                        done = true
-                    }
-                }
+                let done = now >= client.deadline || (pfds[i + 1].revents != 0 && serve(&client))
                 if done { close(client.fd) } else { keep.append(client) }
             }
             clients = keep
             if pfds[0].revents != 0 {
-                // Take every waiting connection; past the cap the oldest client makes room.
+                // Take every waiting connection; past the cap a silent (else the oldest) client
+                // makes room.
                 while true {
                     let c = cl_accept_nonblock(fd)
                     if c < 0 {
@@ -241,8 +245,13 @@ final class MetricsListener: @unchecked Sendable {
                         if errno == EMFILE || errno == ENFILE { usleep(10_000); break }
                         return  // shut down: draining
                     }
-                    if clients.count >= Self.maxClients { close(clients.removeFirst().fd) }
-                    clients.append(Client(fd: c, deadline: now + 2))
+                    var client = Client(fd: c, deadline: now + 2)
+                    if serve(&client) { close(c); continue }
+                    if clients.count >= Self.maxClients {
+                        let victim = clients.firstIndex { $0.head.isEmpty } ?? 0
+                        close(clients.remove(at: victim).fd)
+                    }
+                    clients.append(client)
                 }
             }
         }

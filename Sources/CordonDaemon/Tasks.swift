@@ -163,34 +163,49 @@ final class TaskManager: @unchecked Sendable {
     /// Refusals recorded one by one per uid and minute; beyond that they are counted and the
     /// count is recorded with the next one that gets through, so a client hammering the socket
     /// with forbidden requests cannot grow the audit store (or push real records out of it).
-    static let refusalsPerMinute = 20
-    private let refusalWindows = Mutex<[UInt32: (start: Double, recorded: Int, suppressed: Int)]>([:])
+    static let refusalsPerMinute = 20, refusalsPerHour = 120
+    private let refusalWindows = Mutex<[UInt32: (start: Double, recorded: Int, suppressed: Int, hourStart: Double, hourRecorded: Int)]>([:])
 
     /// Records an authorization refusal (audit event, metric, log line).
     func refuse(_ peer: Peer, method: String, what: String) {
         metrics.refused(method: method)
         let now = UTCTime.monotonic()
         let suppressed: Int? = refusalWindows.withLock { windows in
-            var w = windows[peer.uid] ?? (now, 0, 0)
+            var w = windows[peer.uid] ?? (now, 0, 0, now, 0)
             var carried = 0
             if now - w.start >= 60 {
                 carried = w.suppressed
-                w = (now, 0, 0)
+                (w.start, w.recorded, w.suppressed) = (now, 0, 0)
             }
+            if now - w.hourStart >= 3600 { (w.hourStart, w.hourRecorded) = (now, 0) }
             defer { windows[peer.uid] = w }
-            if w.recorded >= Self.refusalsPerMinute {
+            if w.recorded >= Self.refusalsPerMinute || w.hourRecorded >= Self.refusalsPerHour {
                 w.suppressed += 1
                 return nil
             }
             w.recorded += 1
+            w.hourRecorded += 1
             return carried
         }
         guard let suppressed else { return }
         log.notice("refused", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)", "method": "\(method)", "what": "\(what)"])
-        var detail: [(String, JSON)] = [("method", .string(method)), ("what", .string(what)), ("pid", .int(Int64(peer.pid))),
+        // Refusals are kept for audit.keep_denials whatever the quota: each is bounded in size
+        // (the executable is clipped in Peer.of).
+        var detail: [(String, JSON)] = [("method", .string(method)), ("what", .string(Self.clip(what))), ("pid", .int(Int64(peer.pid))),
                                         ("gid", .int(Int64(peer.gid))), ("exe", .string(peer.exe))]
         if suppressed > 0 { detail.append(("suppressedBefore", .int(Int64(suppressed)))) }
         _ = try? store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(), detail: JSON.object(detail).text))
+    }
+
+    /// At most 256 bytes of `text` (whole characters), marked when cut.
+    static func clip(_ text: String) -> String {
+        guard text.utf8.count > 256 else { return text }
+        var out = ""
+        for c in text {
+            if out.utf8.count + c.utf8.count > 250 { break }
+            out.append(c)
+        }
+        return out + "…"
     }
 
     func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
@@ -388,12 +403,16 @@ final class TaskManager: @unchecked Sendable {
         return (room.cap, free == nil ? 0 : room.cap, room.limitedBy)
     }
 
-    private let evicting = Mutex(())
+    /// Held while output is removed for a quota and while retention runs and re-reads the
+    /// counts: both remove task output and move the counts, so one must not see half the other.
+    private let outputAccounting = Mutex(())
+
+    func withOutputAccounting(_ body: () -> Void) { outputAccounting.withLock { _ in body() } }
 
     /// Removes the output of `uid`'s oldest ended tasks until what it holds is at most `target`
     /// bytes; their records stay, with an "output-removed" event each.
     private func evictOutputs(of uid: UInt32, downTo target: Int64) {
-        evicting.withLock { _ in
+        outputAccounting.withLock { _ in
             var held = quotas.outputHeld(uid)
             while held > target {
                 let batch: [(id: Int64, scratch: String, bytes: Int64)]
@@ -404,7 +423,10 @@ final class TaskManager: @unchecked Sendable {
                 guard !batch.isEmpty else { return }
                 var ids: [Int64] = []
                 for output in batch where held > target {
-                    try? FileSystem.removeTree("\(config.tasksDir)/\(output.id)")
+                    do { try FileSystem.removeTree("\(config.tasksDir)/\(output.id)") } catch {
+                        log.error("cannot remove a task's output", metadata: ["task": "\(output.id)", "error": "\(error)"])
+                        return
+                    }
                     ids.append(output.id)
                     held -= output.bytes
                     quotas.outputRemoved(uid, output.bytes)
@@ -543,6 +565,7 @@ final class TaskManager: @unchecked Sendable {
             let outcome = TaskOutcome(state: .cancelled, reason: "cancelled", exitCode: nil, signal: nil, finishedAt: now,
                                       cpuUserSeconds: nil, cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0, result: nil)
             let event = NewEvent(kind: "cancel", taskID: id, uid: task.owner.uid, time: now, detail: Self.cancelDetail(by).text)
+            quotas.addRecords(task.owner.uid, Int64(event.detail.utf8.count + 2 * AuditStore.eventOverhead))
             do { try store.finish(id: id, outcome: outcome, events: [event]) } catch {
                 log.critical("audit store: cannot record a cancel", metadata: ["task": "\(id)", "error": "\(error)"])
             }

@@ -23,9 +23,18 @@ public final class LineChannel {
     private var scanned = 0
     private var discarding = false
 
+    /// How long one message may take to send in all.
+    public var sendSeconds = 60.0
+
     public init(fd: Int32, maxLine: Int) {
         self.fd = fd
         self.maxLine = maxLine
+    }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error,
@@ -57,9 +66,7 @@ public final class LineChannel {
                 start = 0
             }
             if let deadline {
-                var now = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &now)
-                let left = deadline - (Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+                let left = deadline - Self.now()
                 guard left > 0 else { return .eof }
                 var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&pfd, 1, Int32(min(left * 1000 + 1, Double(Int32.max))))
@@ -74,13 +81,17 @@ public final class LineChannel {
         }
     }
 
-    /// Writes `text` and a newline; false when the peer is gone (or a send timeout passed).
+    /// Writes `text` and a newline; false when the peer is gone, a send timeout passed, or the
+    /// whole message took longer than `sendSeconds` (a peer reading a byte now and then must
+    /// not hold the writer: each send() is bounded by the socket's timeout, the message by this).
     @discardableResult
     public func send(_ text: String) -> Bool {
         var bytes = Array(text.utf8)
         bytes.append(0x0A)
         var offset = 0
+        let deadline = Self.now() + sendSeconds
         while offset < bytes.count {
+            if offset > 0 && Self.now() > deadline { return false }
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }

@@ -17,8 +17,6 @@ import Glibc
 public struct PolicyStore: Sendable {
     public var configDir: String?
     public var confined: Bool
-    /// The config directory with symlinks resolved (confined stores compare paths against it).
-    private let realConfigDir: String?
 
     public struct LoadError: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -29,7 +27,6 @@ public struct PolicyStore: Sendable {
     public init(configDir: String?, confined: Bool = false) {
         self.configDir = configDir
         self.confined = confined
-        realConfigDir = configDir.flatMap { FileSystem.realPath($0) }
     }
 
     /// The config directory in effect: explicit, then $CORDON_CONFIG, then /etc/cordon if present.
@@ -132,14 +129,22 @@ public struct PolicyStore: Sendable {
     private func readFile(_ path: String, what: String) throws(LoadError) -> [UInt8] {
         var target = path
         if confined {
-            guard let root = realConfigDir, let real = FileSystem.realPath(path),
+            // Resolved now, not once: the config dir may be a symlink an admin retargets.
+            guard let root = configDir.flatMap({ FileSystem.realPath($0) }), let real = FileSystem.realPath(path),
                   real.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
                 throw LoadError(description: "\(what) \(path) is outside cordond's config directory (\(configDir ?? "none")): cordond reads policies and profiles only from there")
             }
-            let directory = String(real[..<real.lastIndex(of: "/")!])
-            var st = stat()
-            guard lstat(directory.isEmpty ? "/" : directory, &st) == 0, st.st_uid == 0 || st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
-                throw LoadError(description: "\(what) \(path): its directory \(directory) may be written by others than its owner (or is not root's): cordond refuses it (chmod go-w, chown root)")
+            // Every directory from the config dir down to the file must be root's and writable
+            // by nobody else: then no one else can swap a component between this check and the
+            // open below.
+            var directory = root
+            let below = real.dropFirst(root.count + 1).split(separator: "/").dropLast()
+            for component in [Substring("")] + below {
+                if !component.isEmpty { directory += "/" + component }
+                var st = stat()
+                guard lstat(directory, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == 0 || st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+                    throw LoadError(description: "\(what) \(path): directory \(directory) may be written by others than its owner (or is not root's): cordond refuses it (chmod go-w, chown root)")
+                }
             }
             target = real
         }

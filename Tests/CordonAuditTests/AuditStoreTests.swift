@@ -639,6 +639,36 @@ import Glibc
         #expect(try store.task(id: youngDenial) != nil && store.events(EventQuery(kinds: ["auth-refused"])).count == 1)
     }
 
+    /// A huge argv[0] is cut too: a stripped task is never bulky again, so shedding ends.
+    @Test func strippingEndsEvenWhenTheCommandItselfIsHuge() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        var ids: [Int64] = []
+        for i in 0..<8 {
+            let id = try store.createTask(newTask(at: Double(i), argv: [String(repeating: "x", count: 200_000)]))
+            try store.finish(id: id, outcome: exited(at: Double(i)), events: [NewEvent(kind: "denied", time: Double(i), detail: "{}")])
+            ids.append(id)
+        }
+        var rules = RetentionRules(maxBytesPerUser: 100_000, keepDenialsSince: 0)
+        rules.maxSteps = 1000
+        let report = try store.prune(rules)
+        #expect(!report.incomplete && report.stripped == 8 && report.stillOverQuota.isEmpty, "\(report)")
+        #expect(try store.task(id: ids[0])?.argv.first?.count == AuditStore.keptCommandCharacters)
+        let again = try store.prune(rules)
+        #expect(again.stripped == 0 && !again.incomplete)
+    }
+
+    /// Quotas count bytes: SQLite's length() of text counts characters.
+    @Test func usageCountsBytesNotCharacters() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let id = try store.createTask(newTask(argv: ["true", String(repeating: "😀", count: 10_000)]))
+        try store.finish(id: id, outcome: exited(at: 1), events: [])
+        #expect(try store.usage()[1000]!.recordBytes > 40_000)
+    }
+
     /// A pass is many short transactions, not one long one: other writes commit in between.
     @Test func retentionRunsInBoundedBatches() throws {
         let dir = TempDirectory()

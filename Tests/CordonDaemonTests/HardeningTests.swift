@@ -250,6 +250,42 @@ struct HardeningTests {
         #expect(health["status"] == .string("degraded") && health["checks"]?["disk"]?["ok"] == .bool(false), "\(health.text)")
     }
 
+    @Test func silentTasksOfOneUserCannotPromiseAllTheDiskAway() throws {
+        var fs = statvfs()
+        try #require(statvfs("/tmp", &fs) == 0)
+        let floor = UInt64(fs.f_bavail) * UInt64(fs.f_frsize) - (300 << 20)
+        let d = try TestDaemon(config: Self.socketGroup + "[scheduler]\nmax_running = 16\n[tasks]\nmin_free_disk = \(floor)\n",
+                               policies: ["shared": Self.shared])
+        // nobody: eight tasks that print nothing, each promised its policy's 64 MiB.
+        let sleepers = d.asUser(Self.nobody, (0..<8).map { Self.submit(["sleep", "4249"], id: $0 + 1) })
+        #expect(sleepers.compactMap { $0["result"]?["id"]?.intValue }.count == 8, "\(sleepers.map(\.text))")
+        #expect(d.eventually { TestDaemon.processes(["sleep", "4249"]).count == 8 })
+        let t = try d.submit(["sh", "-c", "echo hello"], wait: true)
+        #expect(t["reason"] == .string("exited") && t["stdoutBytes"] == .int(6), "root's output was starved: \(t.text)")
+        for s in sleepers { if let id = s["result"]?["id"]?.intValue { _ = try d.call("task.cancel", .object([("id", .int(id))])) } }
+    }
+
+    @Test func refusalRecordsAreSmallWhateverTheClientsPath() throws {
+        let d = try TestDaemon(config: Self.socketGroup)
+        let rootTask = try #require(try d.submit(["true"], wait: true)["id"]?.intValue)
+        // nobody runs python from a directory path of about 3,000 bytes.
+        var deep = "/tmp/cordond-deep-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: "/tmp/cordond-deep-\(getpid())") }
+        for i in 0..<12 { deep += "/" + String(repeating: Character(String(i % 10)), count: 250) }
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        var p = "/tmp"
+        for c in deep.dropFirst(5).split(separator: "/") { p += "/\(c)"; chmod(p, 0o755) }
+        try #require(link("/usr/bin/python3.11", "\(deep)/python3") == 0 || (try? FileManager.default.copyItem(atPath: "/usr/bin/python3.11", toPath: "\(deep)/python3")) != nil)
+        let request = #"{"jsonrpc":"2.0","id":1,"method":"task.status","params":{"id":\#(rootTask)}}"#
+        let client = "import socket,sys\ns=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);s.sendall(sys.argv[2].encode()+b'\\n');print(s.recv(4096).decode())"
+        let r = TestDaemon.runAs(uid: Self.nobody, gid: Self.nobody, ["\(deep)/python3", "-c", client, d.socket, request])
+        #expect(r.stdout.contains("-32003"), "\(r.stdout) \(r.stderr)")
+        let events = try d.call("audit.query", .object([("kinds", .array([.string("auth-refused")]))]))["events"]?.arrayValue ?? []
+        let event = try #require(events.first, "no refusal recorded")
+        #expect(event["detail"]?.text.utf8.count ?? 0 < 600, "a refusal record of \(event["detail"]?.text.utf8.count ?? 0) bytes")
+        #expect(event["detail"]?["exe"]?.stringValue?.hasSuffix("…") == true)
+    }
+
     // MARK: 6: queued requests do not pin memory
 
     static func rss(_ pid: Int32) -> Int {
@@ -364,7 +400,9 @@ struct HardeningTests {
     @Test func listingsEscapeControlCharactersFromOtherUsers() throws {
         let d = try TestDaemon(config: Self.socketGroup, policies: ["shared": Self.shared])
         let forged = "x\u{1b}[2J\u{1b}[H\n99  finished  exited  0  default  0  2026  rm -rf /\r\u{202e}gpj.exe"
-        let answers = d.asUser(Self.nobody, [Self.submit(["echo", forged], wait: true)])
+        // Padding that would wrap a forged row to the start of a terminal line.
+        let wrapped = String(repeating: " ", count: 3000) + "98  finished  exited  0  default  0"
+        let answers = d.asUser(Self.nobody, [Self.submit(["echo", forged, wrapped], wait: true)])
         #expect(answers.first?["result"]?["state"] == .string("finished"), "\(answers.map(\.text))")
         for command in [["tasks", "--all"], ["audit"]] {
             let r = TestDaemon.exec(TestDaemon.cordon, command + ["--socket", d.socket])
@@ -372,6 +410,7 @@ struct HardeningTests {
             #expect(!r.stdout.contains("\u{1b}") && !r.stdout.contains("\r") && !r.stdout.contains("\u{202e}"), "\(command): raw control characters printed")
             #expect(r.stdout.contains("\\u{1b}[2J"), "\(r.stdout)")
             #expect(!r.stdout.split(separator: "\n").contains { $0.hasPrefix("99 ") }, "a forged row: \(r.stdout)")
+            #expect(r.stdout.split(separator: "\n").allSatisfy { $0.count < 600 }, "a cell long enough to wrap")
         }
     }
 }
