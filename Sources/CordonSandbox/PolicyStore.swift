@@ -1,6 +1,7 @@
 import CordonDefaults
 import CordonPolicy
 import CordonSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,7 +84,38 @@ public struct PolicyStore: Sendable {
     /// spawn fails on it anyway, naming the profile.
     private func sandboxHash(_ policy: Policy, layersHash: String) -> String {
         guard let profile = try? seccompProfile(policy.seccomp.profile) else { return layersHash }
-        return SHA256.hex(Array("\(layersHash)\nseccomp \(SHA256.hex(profile.bytes))".utf8))
+        return SHA256.hex(Array("\(layersHash)\nseccomp \(Self.profileHash(profile.bytes))".utf8))
+    }
+
+    /// SHA-256 of profile contents seen before, by content (a dictionary lookup hashes with
+    /// SipHash, far cheaper than SHA-256, and compares the bytes): cordond loads the policy,
+    /// and so its profile, at every submit.
+    private final class ProfileHashes: Sendable {
+        let known = Mutex<[ContentKey: String]>([:])
+    }
+    private static let profileHashes = ProfileHashes()
+
+    static func profileHash(_ bytes: [UInt8]) -> String {
+        let key = ContentKey(bytes: bytes)
+        if let known = profileHashes.known.withLock({ $0[key] }) { return known }
+        let hash = SHA256.hex(bytes)
+        profileHashes.known.withLock { cache in
+            if cache.count >= 32 { cache.removeAll() }
+            cache[key] = hash
+        }
+        return hash
+    }
+
+    /// Bytes as a dictionary key, hashed and compared in bulk ([UInt8]'s own Hashable feeds
+    /// the hasher one byte at a time).
+    struct ContentKey: Hashable, Sendable {
+        let bytes: [UInt8]
+        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+        static func == (a: ContentKey, b: ContentKey) -> Bool {
+            guard a.bytes.count == b.bytes.count else { return false }
+            guard !a.bytes.isEmpty else { return true }
+            return a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
+        }
     }
 
     /// Finds what `extends` names: a path (relative to the extending file's directory), or a
