@@ -36,7 +36,8 @@ public enum SeccompCompiler {
 
     /// Compiles (or loads from `cacheDir`, keyed by the profile's bytes) the filter for `profileBytes`.
     public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
-        let key = SHA256.hex(profileBytes + Array("|notify|libseccomp-\(versionString)|format-1".utf8))
+        // The profile's hash is the one the policy hash already took (computed once per process).
+        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-1".utf8))
         let cachePath = cacheDir.map { "\($0)/\(key).bpf" }
         // A cached filter is trusted only in a root-owned directory no one else can write.
         if let cachePath, let bytes = FileSystem.readTrusted(cachePath), let cached = decode(bytes) { return cached }
