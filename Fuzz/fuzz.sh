@@ -17,6 +17,9 @@ SWIFT=${SWIFT:-swift}
 # Allocation stacks are not recorded: Swift allocates on every string and array, and recording
 # them took half the time. Rerun a crash with ASAN_OPTIONS= unset for the allocation stack.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=0}
+# Swift's own crash backtracer reads memory ASan calls wild and reports that instead of the
+# failed check: libFuzzer prints the stack.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 OSV_DATA=${OSV_DATA:-$root/../shared/data/pypa-advisory-database/vulns}
 [ -d "$OSV_DATA" ] || OSV_DATA=/work/shared/data/pypa-advisory-database/vulns
 
@@ -54,9 +57,11 @@ fuzz_one() {
     "$bin" "${flags[@]}" "$corpus" "$work/seeds/$t" >"$log" 2>&1 || status=$?
     local elapsed=$(( $(date +%s) - start )) execs rate
     if [ "$mode" = run ]; then
-        # Fork mode: the parent's last "#RUNS: cov: … exec/s: N …" line covers every job.
-        local last; last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)
-        execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last"); rate=$(sed -E 's/.*exec\/s: ([0-9]+).*/\1/' <<<"$last")
+        # Fork mode: the parent's last "#RUNS: cov: … exec/s: N … time: Ts" line counts every
+        # job's runs; its exec/s is not the run's average (a job's), so the rate is RUNS / T.
+        local last secs_run; last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1)
+        execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last"); secs_run=$(sed -E 's/.* time: ([0-9]+)s.*/\1/' <<<"$last")
+        rate=$(( execs / (secs_run > 0 ? secs_run : 1) ))
     else
         execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log"); rate=$(awk '/stat::average_exec_per_sec/ {print $2}' "$log")
     fi

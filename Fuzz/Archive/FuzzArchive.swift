@@ -24,18 +24,18 @@ import FuzzSupport
 
     static func read(_ reader: ArchiveReader) {
         try? reader.forEach { entry, content in
-            precondition(!entry.path.hasPrefix("/") && !entry.path.split(separator: "/").contains(".."),
+            require(!entry.path.hasPrefix("/") && !entry.path.split(separator: "/").contains(".."),
                          "member path \(entry.path) leaves the archive")
             if entry.kind == .symlink, let target = entry.linkTarget {
-                precondition(!target.hasPrefix("/"), "symlink \(entry.path) → \(target) is absolute")
+                require(!target.hasPrefix("/"), "symlink \(entry.path) → \(target) is absolute")
                 var depth = entry.path.split(separator: "/").count - 1
                 for part in target.split(separator: "/") where part != "." {
                     depth += part == ".." ? -1 : 1
-                    precondition(depth >= 0, "symlink \(entry.path) → \(target) leaves the archive")
+                    require(depth >= 0, "symlink \(entry.path) → \(target) leaves the archive")
                 }
             }
             let bytes = try content()
-            precondition(Int64(bytes.count) <= limits.entryBytes, "member \(entry.path) read past the entry limit")
+            require(Int64(bytes.count) <= limits.entryBytes, "member \(entry.path) read past the entry limit")
             if [".zip", ".whl", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".zst"].contains(where: entry.path.hasSuffix),
                let inner = try? reader.nested(name: entry.path, bytes: bytes) {
                 read(inner)

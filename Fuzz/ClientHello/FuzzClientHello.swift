@@ -12,7 +12,7 @@ import FuzzSupport
             var whole = ClientHelloParser()
             let outcome = whole.feed(bytes)
             if case .sni(let name) = outcome {
-                precondition((try? HostName.normalize(name).get()) == name, "SNI \(name) is not normalised")
+                require((try? HostName.normalize(name).get()) == name, "SNI \(name) is not normalised")
             }
             // Past the limit, how much arrives per read decides where it is noticed.
             guard bytes.count <= whole.limit else { return }
@@ -24,7 +24,7 @@ import FuzzSupport
                 last = split.feed(bytes[i..<min(bytes.count, i + piece)])
                 i += piece
             }
-            precondition(last == outcome, "whole: \(outcome), in pieces of \(piece): \(last)")
+            require(last == outcome, "whole: \(outcome), in pieces of \(piece): \(last)")
         }
     }
 }

@@ -22,14 +22,14 @@ import FuzzSupport
         case .success(let query):
             let response = query.response(.noError, answers: answers)
             // The response echoes the ID and the question as received.
-            precondition(response.count >= 12 + query.question.count
+            require(response.count >= 12 + query.question.count
                          && Array(response[0..<2]) == Array(packet[0..<2])
                          && Array(response[12..<(12 + query.question.count)]) == query.question,
                          "the response does not echo the query")
             // An accepted name is one the resolver can ask upstream, and it reads back unchanged.
             let rebuilt = DNSQuery.build(id: query.id, name: query.name, type: query.type)
             guard case .success(let again) = DNSQuery.parse(rebuilt), again.name == query.name else {
-                preconditionFailure("accepted name \(query.name) does not survive build then parse")
+                fatalError("accepted name \(query.name) does not survive build then parse")
             }
             _ = query.response(.nameError)
         case .failure(let malformed):

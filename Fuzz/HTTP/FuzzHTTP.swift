@@ -23,7 +23,7 @@ import FuzzSupport
                 last = split.feed(bytes[i..<min(bytes.count, i + piece)])
                 i += piece
             }
-            precondition(same(last, outcome), "whole: \(outcome), in pieces of \(piece): \(last)")
+            require(same(last, outcome), "whole: \(outcome), in pieces of \(piece): \(last)")
             // The same bytes as a CONNECT or Host authority on their own.
             if bytes.count <= 300 { _ = Authority.parse(bytes) }
         }
@@ -37,14 +37,14 @@ import FuzzSupport
 
     static func check(_ head: HTTPRequestHead) {
         if case .name(let name)? = head.destination?.host {
-            precondition((try? HostName.normalize(name).get()) == name, "destination \(name) is not normalised")
+            require((try? HostName.normalize(name).get()) == name, "destination \(name) is not normalised")
         }
         let rewritten = head.originFormHead()
         var again = HTTPHeadParser()
         guard case .head(let reread) = again.feed(rewritten) else {
-            preconditionFailure("origin-form head does not read back: \(String(decoding: rewritten, as: UTF8.self))")
+            fatalError("origin-form head does not read back: \(String(decoding: rewritten, as: UTF8.self))")
         }
-        precondition(reread.method == head.method && reread.headers == head.headers && reread.host == head.host,
+        require(reread.method == head.method && reread.headers == head.headers && reread.host == head.host,
                      "origin-form head reads back as another request")
     }
 }

@@ -24,7 +24,7 @@ import FuzzSupport
                 for version in candidates {
                     let a = affects(before, ecosystem: ecosystem, name: entry.package.name, version: version)
                     let b = affects(after, ecosystem: ecosystem, name: entry.package.name, version: version)
-                    precondition(a == b, "\(record.id) \(entry.package.name) \(version): affected \(a) as read, \(b) as stored")
+                    require(a == b, "\(record.id) \(entry.package.name) \(version): affected \(a) as read, \(b) as stored")
                 }
             }
         }

@@ -9,8 +9,8 @@ import FuzzSupport
         Fuzzer.run { input in
             guard let message = try? JSON.parse(Array(input)) else { return }
             let text = message.text
-            guard let again = try? JSON.parse(text) else { preconditionFailure("written JSON does not read back: \(text)") }
-            precondition(again.text == text, "JSON text changes when read back: \(text) → \(again.text)")
+            guard let again = try? JSON.parse(text) else { fatalError("written JSON does not read back: \(text)") }
+            require(again.text == text, "JSON text changes when read back: \(text) → \(again.text)")
             _ = RPCMessage.result(id: message["id"] ?? .null, message)
             request(message)
         }

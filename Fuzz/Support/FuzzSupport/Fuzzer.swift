@@ -21,3 +21,9 @@ public enum Fuzzer {
         })
     }
 }
+
+/// A property of the code under test: when it does not hold, the input is a crash that says
+/// why. (`precondition` would do, but an optimised build drops its message.)
+public func require(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fatalError(message()) }
+}
