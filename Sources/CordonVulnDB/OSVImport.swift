@@ -15,6 +15,16 @@ enum OSVDecoder {
         var description: String { field.isEmpty ? message : "\(field): \(message)" }
     }
 
+    /// A version with a control character is refused: the parsers trim whitespace, so "\n\n0"
+    /// would read as 0, while the stored form (ranges and versions as lines of tab-separated
+    /// fields) would read it back differently — a record must match the same versions stored
+    /// as read. (Found by the `osv` fuzz target.)
+    static func checkVersion(_ version: String, field: String) throws {
+        if version.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw Failure(field: field, message: "version \(version.debugDescription) contains a control character")
+        }
+    }
+
     static func decode(_ bytes: [UInt8]) throws -> StoredAdvisory {
         let root: YAMLNode
         do { root = try YAMLNode.parse(bytes) } catch { throw Failure(field: "", message: "not valid YAML or JSON: \(error)") }
@@ -41,11 +51,13 @@ enum OSVDecoder {
                     guard let event = decodeEvent(eventNodes[k]) else {
                         throw Failure(field: "\(at).ranges[\(j)].events[\(k)]", message: "expected one of introduced, fixed, last_affected, limit")
                     }
+                    try Self.checkVersion(event.version, field: "\(at).ranges[\(j)].events[\(k)]")
                     events.append(event)
                 }
                 ranges.append(OSVRecord.Range(type: type, events: events))
             }
             let versions = (entry["versions"]?.items ?? []).compactMap { $0.string }
+            for (k, version) in versions.enumerated() { try Self.checkVersion(version, field: "\(at).versions[\(k)]") }
             affected.append(OSVRecord.Affected(package: .init(ecosystem: ecosystem, name: name, purl: packageNode["purl"]?.string),
                                                ranges: ranges, versions: versions))
         }

@@ -118,3 +118,25 @@ extension OSVImportTests {
         #expect((status.newestAgeDays ?? 0) > 365 * 5)
     }
 }
+
+/// What the `osv` fuzz target found: a version with a control character read as one range
+/// and was stored as another. Such records are refused, naming the field.
+@Suite struct OSVControlCharacterTests {
+    static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fuzz/regressions/osv").path
+
+    @Test(arguments: ["newline-in-event-version-hides-range.json", "tab-in-event-version-adds-range.json"])
+    func theFuzzersRecordsAreRefused(_ name: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(Self.regressions)/\(name)")))
+        #expect(throws: (any Error).self) { try OSVDecoder.decode(bytes) }
+        do { _ = try OSVDecoder.decode(bytes) } catch { #expect("\(error)".contains("control character"), "\(error)") }
+    }
+
+    @Test func aListedVersionWithANewlineIsRefused() throws {
+        let record = #"{"id":"X-1","affected":[{"package":{"ecosystem":"PyPI","name":"p"},"versions":["1.0\n2.0"]}]}"#
+        do {
+            _ = try OSVDecoder.decode(Array(record.utf8))
+            Issue.record("decoded")
+        } catch { #expect("\(error)".contains("affected[0].versions[0]"), "\(error)") }
+    }
+}
