@@ -494,17 +494,21 @@ static int workload_main(void *plan) { run_workload((const struct cs_plan *)plan
 
 /// Replaces init with cordon-init (see Sources/cordon-init): from here on pid 1 is a small static
 /// program with nothing of the supervisor's memory. The status pipe survives the exec; the
-/// channel and the program's descriptor close with it.
-__attribute__((noreturn)) static void exec_init(const struct cs_plan *p, long workload) {
-    int keep[] = { p->status_fd, p->chan_fd, p->init_exec_fd };
-    close_all_but(keep, 3);
+/// channel and the program's descriptor close with it. `gate` (or -1) is the write end of the
+/// pipe a copy-mode workload waits on: it survives the exec too, and cordon-init closes it once
+/// it has set itself up, so no workload instruction runs before pid 1 is cordon-init.
+__attribute__((noreturn)) static void exec_init(const struct cs_plan *p, long workload, int gate) {
+    int keep[] = { p->status_fd, p->chan_fd, p->init_exec_fd, gate };
+    close_all_but(keep, 4);
     long r = sys3(SYS_fcntl, p->status_fd, F_SETFD, 0);
+    if (r >= 0 && gate >= 0) r = sys3(SYS_fcntl, gate, F_SETFD, 0);
     if (r >= 0) {
-        char pid_var[48], fd_var[48];
+        char pid_var[48], fd_var[48], gate_var[48];
         with_number(pid_var, "CORDON_WORKLOAD_PID=", workload);
         with_number(fd_var, "CORDON_STATUS_FD=", p->status_fd);
+        with_number(gate_var, "CORDON_GATE_FD=", gate);
         char *const argv[] = { "cordon-init", NULL };
-        char *const envp[] = { pid_var, fd_var, NULL };
+        char *const envp[] = { pid_var, fd_var, gate >= 0 ? gate_var : NULL, NULL };
         r = sys5(SYS_execveat, p->init_exec_fd, "", argv, envp, AT_EMPTY_PATH);
     }
     // No init: take the workload down with us (everything in the pid namespace dies with pid 1).
@@ -563,6 +567,7 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     if (p->loopback_up) bring_up_loopback(p);
 
     long pid;
+    int gate[2] = { -1, -1 };
 #if CS_CAN_SHARE_MEMORY
     if (p->share_memory) {
         // vfork-style: the workload borrows this memory (and the stack below ours) until it
@@ -577,11 +582,22 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     } else
 #endif
     {
+        // A copy of memory: the workload waits until cordon-init has replaced this copy in
+        // pid 1 (it closes the gate's write end), so it never sees pid 1 as the supervisor.
+        CHECK(sys2(SYS_pipe2, gate, O_CLOEXEC), CS_STEP_FORK, 0);
         pid = sys5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-        if (pid == 0) run_workload(p);
+        if (pid == 0) {
+            cs_close(gate[1]);
+            char c;
+            long n;
+            do { n = sys3(SYS_read, gate[0], &c, 1); } while (n == -EINTR);
+            cs_close(gate[0]);
+            run_workload(p);
+        }
+        cs_close(gate[0]);
     }
     CHECK(pid, CS_STEP_FORK, 0);
-    exec_init(p, pid);
+    exec_init(p, pid, gate[1]);
 }
 
 static int child_main(void *plan) { run_child((const struct cs_plan *)plan); }

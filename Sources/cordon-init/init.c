@@ -10,7 +10,9 @@
 // execute: _start below calls init_main directly.
 //
 // Contract (see CSpawn): started with every signal blocked; environment CORDON_WORKLOAD_PID (the
-// workload, a child of this process) and CORDON_STATUS_FD (a pipe to the supervisor). When the
+// workload, a child of this process) and CORDON_STATUS_FD (a pipe to the supervisor), and
+// optionally CORDON_GATE_FD (closed once this program has set itself up: a workload waits on it
+// so that it never sees pid 1 before this program runs there). When the
 // workload ends it kills what is left in the pid namespace, reaps it, writes a struct cs_status
 // (same layout as cspawn.h) to the pipe and exits 0.
 
@@ -133,6 +135,9 @@ __attribute__((noreturn, used)) void init_main(i64 *sp) {
     // Armed again: the exec may have cleared it (it survives a plain exec, but nothing here
     // depends on that). If the supervisor is already gone the sandbox is swept by its restart.
     sys4(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+    // Set up: a workload waiting on the gate (copy mode) may go on now.
+    i64 gate = env_number(envp, "CORDON_GATE_FD");
+    if (gate >= 0) sys4(SYS_close, gate, 0, 0, 0);
 
     struct status_ st;
     st.wait_status = st.reserved = 0;
