@@ -68,8 +68,7 @@ final class Quotas: Sendable {
     }
 
     /// Refuses a submit from a user whose records are over quota beyond what retention can
-    /// catch up with; wakes retention when the user is over it at all. Returns whether a
-    /// retention pass is wanted.
+    /// catch up with; asks for a retention pass when the user is over it at all.
     func checkRecords(_ uid: UInt32) throws(RPCError) {
         let quota = recordQuota
         let (held, stuck) = state.withLock { s in
@@ -124,7 +123,7 @@ final class Quotas: Sendable {
     // MARK: Output
 
     /// Refuses a submit while task output already fills `tasks.max_output`.
-    func checkOutput(_ uid: UInt32) throws(RPCError) {
+    func checkOutput() throws(RPCError) {
         let total = Int64(clamping: config.outputBytesTotal)
         let held = state.withLock { $0.outputTotal }
         if held >= total {

@@ -214,7 +214,7 @@ final class TaskManager: @unchecked Sendable {
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
         do {
             try quotas.checkRecords(peer.uid)
-            try quotas.checkOutput(peer.uid)
+            try quotas.checkOutput()
         } catch {
             quotaRefused(peer, error)
             throw error
