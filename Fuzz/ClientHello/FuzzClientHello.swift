@@ -16,14 +16,8 @@ import FuzzSupport
             }
             // Past the limit, how much arrives per read decides where it is noticed.
             guard bytes.count <= whole.limit else { return }
-            let piece = 1 + Int(bytes.reduce(0) { $0 &+ UInt32($1) } % 61)
             var split = ClientHelloParser()
-            var last = ClientHelloParser.Outcome.needMore
-            var i = 0
-            while i < bytes.count, last == .needMore {
-                last = split.feed(bytes[i..<min(bytes.count, i + piece)])
-                i += piece
-            }
+            let (piece, last) = feedInPieces(bytes, needMore: ClientHelloParser.Outcome.needMore) { split.feed($0) }
             require(last == outcome, "whole: \(outcome), in pieces of \(piece): \(last)")
         }
     }

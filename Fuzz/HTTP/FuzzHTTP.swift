@@ -15,14 +15,8 @@ import FuzzSupport
             let outcome = whole.feed(bytes)
             if case .head(let head) = outcome { check(head) }
             guard bytes.count <= whole.limit else { return }
-            let piece = 1 + Int(bytes.reduce(0) { $0 &+ UInt32($1) } % 61)
             var split = HTTPHeadParser()
-            var last = HTTPHeadParser.Outcome.needMore
-            var i = 0
-            while i < bytes.count, last == .needMore {
-                last = split.feed(bytes[i..<min(bytes.count, i + piece)])
-                i += piece
-            }
+            let (piece, last) = feedInPieces(bytes, needMore: HTTPHeadParser.Outcome.needMore) { split.feed($0) }
             require(same(last, outcome), "whole: \(outcome), in pieces of \(piece): \(last)")
             // The same bytes as a CONNECT or Host authority on their own.
             if bytes.count <= 300 { _ = Authority.parse(bytes) }

@@ -27,3 +27,18 @@ public enum Fuzzer {
 public func require(_ condition: Bool, _ message: @autoclosure () -> String) {
     if !condition { fatalError(message()) }
 }
+
+/// Feeds `bytes` to a streaming parser in pieces of 1–61 bytes (the size chosen by the input's
+/// byte sum, so a crash replays) until it stops asking for more; returns the piece size and the
+/// last outcome, to compare with feeding everything at once.
+public func feedInPieces<Outcome: Equatable>(_ bytes: [UInt8], needMore: Outcome,
+                                             _ feed: (ArraySlice<UInt8>) -> Outcome) -> (piece: Int, last: Outcome) {
+    let piece = 1 + Int(bytes.reduce(0) { $0 &+ UInt32($1) } % 61)
+    var last = needMore
+    var i = 0
+    while i < bytes.count, last == needMore {
+        last = feed(bytes[i..<min(bytes.count, i + piece)])
+        i += piece
+    }
+    return (piece, last)
+}
