@@ -327,6 +327,39 @@ struct SpawnModeTests {
         #expect(out == "cordon-init\nNoNewPrivs:\t1\n")
     }
 
+    /// pid 1 runs a stand-in for cordon-init that sleeps 300 ms before it executes the real
+    /// one, so the window between the workload's start and cordon-init's is wide open: the
+    /// workload must still find cordon-init as pid 1, in both modes, because it waits on the gate
+    /// cordon-init opens. (Without the gate it reads the stand-in's name, every time.)
+    @Test(arguments: [true, false]) func theWorkloadNeverRunsBeforeCordonInitIsPidOne(shareMemory: Bool) throws {
+        let built = try #require(InitProgramPath.built)
+        let initCopy = "\(Harness.probeDir)/cordon-init"
+        if !FileManager.default.fileExists(atPath: initCopy) { try? FileManager.default.copyItem(atPath: built, toPath: initCopy) }
+        let slowInit = "\(Harness.probeDir)/slow-init"
+        if !FileManager.default.fileExists(atPath: slowInit) {
+            let source = "\(Harness.scratch)/slow-init.c"
+            try """
+            #include <time.h>
+            #include <unistd.h>
+            int main(int argc, char **argv, char **envp) {
+                (void)argc;
+                struct timespec t = { 0, 300000000 };
+                nanosleep(&t, 0);
+                execve("/opt/cordon-test/cordon-init", argv, envp);
+                return 125;
+            }
+            """.write(toFile: source, atomically: true, encoding: .utf8)
+            let r = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", slowInit + ".tmp", source])
+            #expect(r.status == 0, "\(r.stderr)")
+            rename(slowInit + ".tmp", slowInit)
+        }
+        for _ in 0..<3 {
+            let (r, out) = try Self.run(["cat", "/proc/1/comm"]) { $0.initProgram = slowInit; $0.shareMemoryUntilExec = shareMemory }
+            #expect(r.exitCode == 0, "\(r.setupFailure?.message ?? "")")
+            #expect(out == "cordon-init\n")
+        }
+    }
+
     @Test func anInitProgramOthersCanWriteIsRefused() throws {
         let path = "\(Harness.scratch)/writable-init-\(getpid())"
         let built = try #require(InitProgramPath.built)
