@@ -97,7 +97,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The wire protocol both sides share: framing, JSON values, error codes, a client.
-        .target(name: "CordonRPC", dependencies: ["CLinux"]),
+        .target(name: "CordonRPC", dependencies: ["CordonSystem", "CLinux"]),
         .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox", "CordonSystem"]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),

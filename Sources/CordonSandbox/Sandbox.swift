@@ -953,7 +953,7 @@ public func signalName(_ sig: Int32) -> String {
 /// Monotonic time.
 enum Clock {
     typealias Instant = Double
-    static var now: Instant { UTCTime.monotonic() }
+    static var now: Instant { MonotonicClock.now }
     static func since(_ start: Instant) -> Double { now - start }
 }
 
