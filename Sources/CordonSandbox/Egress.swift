@@ -22,10 +22,8 @@ public struct EgressSettings: Sendable {
 
 /// One decision of a sandbox's egress, as the run record carries it.
 public struct EgressRecord: Codable, Sendable, Equatable {
-    /// "dns" or "connection".
-    public var kind: String
-    /// "allowed" or "denied".
-    public var verdict: String
+    public var kind: EgressEvent.Kind
+    public var verdict: EgressEvent.Verdict
     public var reason: String
     public var name: String?
     /// DNS: the question type and the addresses answered.
@@ -38,8 +36,8 @@ public struct EgressRecord: Codable, Sendable, Equatable {
     public var durationSeconds: Double?
 
     init(_ e: EgressEvent) {
-        kind = e.kind == .dns ? "dns" : "connection"
-        verdict = e.verdict.rawValue
+        kind = e.kind
+        verdict = e.verdict
         reason = e.reason
         name = e.name
         if e.kind == .dns {
