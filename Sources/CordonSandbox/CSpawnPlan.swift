@@ -44,7 +44,13 @@ final class CSpawnPlan {
     }
 
     private let arena = CArena()
-    private(set) var plan = cs_plan()
+    private var plan = cs_plan()
+
+    /// `body` reads the plan while everything it points to is alive (the pointers must not
+    /// outlive this object: keep it for as long as the child may read them).
+    func withPlan<R>(_ body: (UnsafePointer<cs_plan>) -> R) -> R {
+        withExtendedLifetime(self) { withUnsafePointer(to: plan) { body($0) } }
+    }
 
     init(_ spawnPlan: SpawnPlan, _ spawn: Spawn) {
         var p = cs_plan()

@@ -200,8 +200,7 @@ private struct Run {
         // 6. clone. The child waits on `sync` until the maps and cgroup are in place.
         var rawPidfd: Int32 = -1
         var region: UnsafeMutableRawPointer?
-        var flat = cPlan.plan
-        let pid = cs_spawn(&flat, &rawPidfd, &region)
+        let pid = cPlan.withPlan { cs_spawn($0, &rawPidfd, &region) }
         if pid < 0 { return failure(.clone, errno, "clone: \(SystemError.text(errno))") }
         // The child's stack: freed at return, when the channel has reached EOF (both processes
         // executed) or the child was killed and reaped (abort) — never while it may run on it.
