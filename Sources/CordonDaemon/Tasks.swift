@@ -512,7 +512,7 @@ final class TaskManager: @unchecked Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        let json = (try? encoder.encode(result.stored)).map { String(decoding: $0, as: UTF8.self) }
         let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
