@@ -1,3 +1,7 @@
+// The record of one sandbox run: why it ended, its exit status, what it used, what it was refused
+// and which layers held — what `cordon run --json` prints and cordond stores (`StoredResult`).
+// Termination.swift decides the verdict; this file only carries it.
+
 /// Why a sandbox ended. Always reported.
 public enum TerminationReason: String, Codable, Sendable {
     case exited
