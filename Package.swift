@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", "CordonDefaults", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonDefaults", "CordonRPC", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
         ], exclude: ["egress_servers.py"]),
     ]
 )

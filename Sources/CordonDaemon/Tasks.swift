@@ -362,7 +362,7 @@ final class TaskManager: @unchecked Sendable {
             }
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {
-            result = .setupFailed(step: "task-files", errno: error.errno, message: "\(error)",
+            result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
         }
         let canceller: Peer? = monitor.locked {
@@ -508,11 +508,11 @@ final class TaskManager: @unchecked Sendable {
             event("quota", .object([("quota", .string(quota.key)), ("bytes", .int(quota.bytes)), ("what", .string("output cap of this task"))]))
         }
         if let failure = result.setupFailure {
-            event("setup-failed", .object([("step", .string(failure.step)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
+            event("setup-failed", .object([("step", .string(failure.step.name)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        let json = (try? encoder.encode(result.stored)).map { String(decoding: $0, as: UTF8.self) }
         let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,

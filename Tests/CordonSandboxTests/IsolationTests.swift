@@ -369,7 +369,7 @@ struct SpawnModeTests {
         chmod(path, 0o757)
         let (r, _) = try Self.run(["true"]) { $0.initProgram = path }
         #expect(r.reason == .setupFailed)
-        #expect(r.setupFailure?.step == "init-program")
+        #expect(r.setupFailure?.step.name == "init-program")
         #expect(r.setupFailure?.message.contains("writable by root only") == true, "\(r.setupFailure?.message ?? "")")
         #expect(r.setupFailure?.message.contains(path) == true)
         chmod(path, 0o755)
@@ -380,7 +380,7 @@ struct SpawnModeTests {
     @Test func aMissingInitProgramIsAClearError() throws {
         let (r, _) = try Self.run(["true"]) { $0.initProgram = "/nonexistent/cordon-init" }
         #expect(r.reason == .setupFailed)
-        #expect(r.setupFailure?.step == "init-program")
+        #expect(r.setupFailure?.step.name == "init-program")
         #expect(r.setupFailure?.message.contains("/nonexistent/cordon-init") == true, "\(r.setupFailure?.message ?? "")")
     }
 
@@ -393,7 +393,7 @@ struct SpawnModeTests {
         chmod(path, 0o755)
         let (r, _) = try Self.run(["sleep", "4247"]) { $0.initProgram = path }
         #expect(r.reason == .setupFailed)
-        #expect(r.setupFailure?.step == "init-exec", "\(r.setupFailure?.message ?? "")")
+        #expect(r.setupFailure?.step.name == "init-exec", "\(r.setupFailure?.message ?? "")")
         #expect(Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).allSatisfy {
             !(((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}4247"))
         })
