@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "cordond", targets: ["cordond"]),
         .executable(name: "cordon-init", targets: ["cordon-init"]),
         // The parsers of untrusted input, for the libFuzzer package in Fuzz/ (its own Package.swift).
+        .library(name: "CordonJSON", targets: ["CordonJSON"]),
         .library(name: "CordonPolicy", targets: ["CordonPolicy"]),
         .library(name: "CordonDefaults", targets: ["CordonDefaults"]),
         .library(name: "CordonRPC", targets: ["CordonRPC"]),
@@ -50,6 +51,8 @@ let package = Package(
         .target(name: "CLinux", cSettings: strictC),
 
         .target(name: "CordonSystem", dependencies: ["CLinux"]),
+        // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
+        .target(name: "CordonJSON"),
         .target(name: "CordonPolicy"),
         // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
         .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
@@ -87,17 +90,17 @@ let package = Package(
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
         .target(name: "CordonDaemon", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CLinux",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The wire protocol both sides share: framing, JSON values, error codes, a client.
-        .target(name: "CordonRPC", dependencies: ["CLinux"]),
+        // The wire protocol both sides share: framing, error codes, typed params, a client.
+        .target(name: "CordonRPC", dependencies: ["CordonJSON", "CLinux"]),
         .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox", "CordonSystem"]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
@@ -124,7 +127,7 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
-        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
+        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux",
         ], exclude: ["egress_servers.py"]),
