@@ -111,6 +111,7 @@ let package = Package(
         ]),
         .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
 
+        .testTarget(name: "CordonJSONTests", dependencies: ["CordonJSON"], exclude: ["canonical.py"]),
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
