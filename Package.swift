@@ -75,7 +75,7 @@ let package = Package(
         // Reading untrusted archives under hard limits, without extracting (no privileged calls).
         .target(name: "CordonArchive", dependencies: ["CArchive"]),
         // Malicious-code heuristics over a package's files (pure).
-        .target(name: "CordonHeuristics"),
+        .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
         .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
