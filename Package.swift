@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "CordonSystem", dependencies: ["CLinux"]),
         // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
         .target(name: "CordonJSON"),
-        .target(name: "CordonPolicy"),
+        .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
         // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
         .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
                 resources: [
