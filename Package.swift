@@ -83,7 +83,7 @@ let package = Package(
         // A small SQLite wrapper shared by the vulnerability database and the audit store.
         .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
         // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
-        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem"]),
+        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
