@@ -77,7 +77,7 @@ let package = Package(
         // Malicious-code heuristics over a package's files (pure).
         .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
-        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
+        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
         // A small SQLite wrapper shared by the vulnerability database and the audit store.
