@@ -5,7 +5,6 @@ import CordonPolicy
 import CordonRPC
 import CordonSandbox
 import CordonSystem
-import FoundationEssentials
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -511,9 +510,7 @@ final class TaskManager: @unchecked Sendable {
         if let failure = result.setupFailure {
             event("setup-failed", .object([("step", .string(failure.step)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        let json = (try? JSON(encoding: result))?.text
         let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
