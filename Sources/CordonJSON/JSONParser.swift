@@ -50,9 +50,10 @@ extension JSON {
 
         /// RFC 8259 with the default caps: for anything Cordon does not trust.
         public static let strict = ParseOptions()
-        /// What a JavaScript program reading a file with `JSON.parse` accepts (npm reading
-        /// package.json): a leading byte order mark skipped, ill-formed text replaced. A scanner
-        /// must read such a file as npm will, or a hook npm runs could go unseen.
+        /// What npm accepts in package.json: it strips a leading byte order mark, decodes the
+        /// file as UTF-8 (an ill-formed byte becomes U+FFFD) and `JSON.parse` keeps a lone
+        /// surrogate (U+FFFD here, where strings are Unicode). A scanner must read such a file
+        /// as npm will, or a hook npm runs could go unseen.
         public static let javaScript = ParseOptions(skipsByteOrderMark: true, illFormedText: .replacementCharacter)
     }
 
