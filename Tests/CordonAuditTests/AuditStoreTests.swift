@@ -16,7 +16,7 @@ import Glibc
         let argv = ["/usr/bin/env", "\u{8}\u{C}\u{7F}\u{2028}", "é 😀"]
         var store = try AuditStore(path: dir.database)
         let id = try store.createTask(newTask(argv: argv))
-        try store.close()
+        store.close()
         let db = try SQLiteDatabase(path: dir.database)
         let stored = try db.prepare("SELECT argv FROM tasks WHERE id = ?1").rows(binding: [.integer(id)])
         #expect(stored == [[.text(#"["/usr/bin/env","\u0008\u000c\u007f\u2028","é 😀"]"#)]])
@@ -26,7 +26,7 @@ import Glibc
             _ = try db.prepare("UPDATE tasks SET argv = ?1 WHERE id = ?2").rows(binding: [.text(text), .integer(id)])
             store = try AuditStore(path: dir.database)
             #expect(try store.task(id: id)?.argv == argv, "\(text)")
-            try store.close()
+            store.close()
         }
     }
 

@@ -120,7 +120,7 @@ struct RandomRoundTripTests {
         case 1: return .int([Int64.min, Int64.max, 0, -1, 1, 1 << 53, (1 << 53) + 1].randomElement(using: &g)!)
         case 2: return .uint(UInt64.random(in: UInt64(Int64.max) + 1 ... .max, using: &g))
         case 3: return .double(Double.random(in: -1e6...1e6, using: &g))
-        case 4: return .double([0.1, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e15, 1e16, 1e21, 123456789.125, 1e-7].randomElement(using: &g)!)
+        case 4: return .double([0.1, -0.0, .leastNonzeroMagnitude, 2.2250738585072014e-308, 1.7976931348623157e308, 1e15, 1e16, 1e21, 123456789.125, 1e-7].randomElement(using: &g)!)
         default:
             // Any finite double, from its bits.
             var d: Double

@@ -12,7 +12,7 @@ struct CompactWriterTests {
     @Test(arguments: [
         (JSON.int(.min), "-9223372036854775808"), (.int(.max), "9223372036854775807"), (.uint(.max), "18446744073709551615"),
         (.double(1), "1"), (.double(-0.0), "0"), (.double(0.5), "0.5"), (.double(100_000_000_000_000), "100000000000000"),
-        (.double(1e15), "1000000000000000.0"), (.double(1e16), "1e+16"), (.double(1e-7), "1e-07"), (.double(123.456), "123.456"), (.double(5e-324), "5e-324"),
+        (.double(1e15), "1000000000000000.0"), (.double(1e16), "1e+16"), (.double(1e-7), "1e-07"), (.double(123.456), "123.456"), (.double(.leastNonzeroMagnitude), "5e-324"),
         (.double(.nan), "null"), (.double(.infinity), "null"), (.double(-.infinity), "null"),
     ])
     func numbers(_ c: (JSON, String)) {
