@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "cordond", targets: ["cordond"]),
         .executable(name: "cordon-init", targets: ["cordon-init"]),
         // The parsers of untrusted input, for the libFuzzer package in Fuzz/ (its own Package.swift).
+        .library(name: "CordonJSON", targets: ["CordonJSON"]),
         .library(name: "CordonPolicy", targets: ["CordonPolicy"]),
         .library(name: "CordonDefaults", targets: ["CordonDefaults"]),
         .library(name: "CordonRPC", targets: ["CordonRPC"]),
@@ -50,7 +51,9 @@ let package = Package(
         .target(name: "CLinux", cSettings: strictC),
 
         .target(name: "CordonSystem", dependencies: ["CLinux"]),
-        .target(name: "CordonPolicy"),
+        // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
+        .target(name: "CordonJSON"),
+        .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
         // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
         .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
                 resources: [
@@ -72,32 +75,32 @@ let package = Package(
         // Reading untrusted archives under hard limits, without extracting (no privileged calls).
         .target(name: "CordonArchive", dependencies: ["CArchive"]),
         // Malicious-code heuristics over a package's files (pure).
-        .target(name: "CordonHeuristics"),
+        .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
-        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
+        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
         // A small SQLite wrapper shared by the vulnerability database and the audit store.
         .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
         // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
-        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem"]),
+        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonDefaults", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
         .target(name: "CordonDaemon", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CLinux",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The wire protocol both sides share: framing, JSON values, error codes, a client.
-        .target(name: "CordonRPC", dependencies: ["CordonSystem", "CLinux"]),
+        // The wire protocol both sides share: framing, error codes, typed params, a client.
+        .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
         .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox", "CordonSystem"]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
@@ -108,6 +111,7 @@ let package = Package(
         ]),
         .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
 
+        .testTarget(name: "CordonJSONTests", dependencies: ["CordonJSON"], exclude: ["canonical.py"]),
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
@@ -117,14 +121,14 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", "CordonDefaults", "CordonRPC", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonDefaults", "CordonJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
-        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
+        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
         ], exclude: ["egress_servers.py"]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox

@@ -1,5 +1,6 @@
 import CLinux
 import CordonAudit
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox

@@ -1,10 +1,10 @@
 import CLinux
 import CordonAudit
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
 import CordonSystem
-import FoundationEssentials
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -510,9 +510,7 @@ final class TaskManager: @unchecked Sendable {
         if let failure = result.setupFailure {
             event("setup-failed", .object([("step", .string(failure.step.name)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(result.stored)).map { String(decoding: $0, as: UTF8.self) }
+        let json = (try? JSON(encoding: result.stored))?.text
         let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,

@@ -1,5 +1,5 @@
 @testable import CordonCLI
-import CordonRPC
+import CordonJSON
 import Testing
 
 /// `cordon submit --wait` exits with the status the sandbox decided, which cordond's task record
