@@ -63,12 +63,21 @@ public final class EgressProxy: Sendable {
     }
 
     private let configuration: Configuration
+    /// The numbers of the engine's descriptors, for its threads: valid until `stop()` has joined
+    /// every thread, because `owned` holds them open until then.
     private let listener: Int32
-    /// The listener's own address (see isListener).
-    private let listenerAddress: Endpoint?
     private let dnsSocket: Int32
     private let stopRead: Int32
-    private let stopWrite: Int32
+    /// The owners of the descriptors above and of the stop pipe's write end; `stop()` takes them
+    /// (nil afterwards: stopped).
+    private let owned: Mutex<Owned?>
+    private struct Owned: ~Copyable {
+        var listener: Descriptor
+        var dns: Descriptor
+        var stop: Pipe
+    }
+    /// The listener's own address (see isListener).
+    private let listenerAddress: Endpoint?
     private let emit: @Sendable (EgressEvent) -> Void
     private let threads = ThreadSet()
     private let book = Mutex(AddressBook())
@@ -88,19 +97,18 @@ public final class EgressProxy: Sendable {
             return true
         }
     }
-    private let stopped = Mutex(false)
 
     /// Takes ownership of `listener` (a listening TCP socket) and `dns` (a bound UDP socket);
     /// `stop()` closes both. `events` is called from engine threads, one call per event.
     public init(listener: Int32, dns: Int32, configuration: Configuration,
                 events: @escaping @Sendable (EgressEvent) -> Void) throws(EgressError) {
-        var p: [Int32] = [-1, -1]
-        guard cl_pipe2(&p, O_CLOEXEC | O_NONBLOCK) == 0 else { throw EgressError(.system, "pipe2", errno: errno) }
+        let owner = Owned(listener: Descriptor(adopting: listener), dns: Descriptor(adopting: dns),
+                          stop: try Self.stopPipe())
         self.listener = listener
         self.listenerAddress = Sockets.localEndpoint(listener)
         self.dnsSocket = dns
-        self.stopRead = p[0]
-        self.stopWrite = p[1]
+        self.stopRead = owner.stop.read.raw
+        self.owned = Mutex(owner)
         self.configuration = configuration
         self.emit = events
         Sockets.setNonBlocking(listener)
@@ -119,16 +127,18 @@ public final class EgressProxy: Sendable {
     /// call more than once. A lookup blocked in getaddrinfo or an upstream query finishes first
     /// (bounded by the resolver's timeout).
     public func stop() {
-        let first = stopped.withLock { s in
-            defer { s = true }
-            return !s
-        }
-        guard first else { return }
-        close(stopWrite)  // every poll in the engine watches stopRead: POLLHUP from now on
+        guard let owner = owned.withLock({ $0.take() }) else { return }
+        owner.stop.write.close()  // every poll in the engine watches stopRead: POLLHUP from now on
         threads.joinAll()
-        close(listener)
-        close(dnsSocket)
-        close(stopRead)
+        // The threads are gone: nothing uses the numbers any more.
+        owner.listener.close()
+        owner.dns.close()
+        owner.stop.read.close()
+    }
+
+    private static func stopPipe() throws(EgressError) -> Pipe {
+        do { return try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK) }
+        catch { throw EgressError(.system, "pipe2", errno: error.errno) }
     }
 
     /// The addresses this engine's DNS returned for `name` (normalised), so far.
@@ -256,16 +266,18 @@ public final class EgressProxy: Sendable {
             }
             guard admit(\.connections, limit: configuration.maxConnections) else {
                 emit(EgressEvent(kind: .connection, verdict: .denied, reason: "too many connections", client: Sockets.peerEndpoint(fd)))
-                close(fd)
+                Descriptor(adopting: fd).close()
                 continue
             }
+            // The connection's thread owns `fd` (a closure cannot carry an owner): it adopts it
+            // first thing; if the thread never starts, we close it.
             let started = threads.spawn(Self.relayThreadName) { [self] in
                 defer { counters.withLock { $0.connections -= 1 } }
-                handle(fd)
+                handle(Descriptor(adopting: fd))
             }
             if !started {
                 counters.withLock { $0.connections -= 1 }
-                close(fd)
+                Descriptor(adopting: fd).close()
             }
         }
     }
@@ -287,14 +299,11 @@ public final class EgressProxy: Sendable {
         case deny(String, name: String?, destination: Endpoint?, http: Bool)
     }
 
-    private func handle(_ client: Int32) {
+    private func handle(_ connection: consuming Descriptor) {
         let started = MonotonicClock.now
+        let owner = connection  // closed when this function returns
+        let client = owner.raw
         let peer = Sockets.peerEndpoint(client)
-        var upstream: Int32 = -1
-        defer {
-            close(client)
-            if upstream >= 0 { close(upstream) }
-        }
         let decision = decide(client)
         guard case .allow(let admission) = decision else {
             if case .deny(let reason, let name, let destination, let http) = decision {
@@ -309,10 +318,10 @@ public final class EgressProxy: Sendable {
             emit(EgressEvent(kind: .connection, verdict: .denied, reason: reason, name: admission.name,
                              destination: admission.destination, client: peer, duration: MonotonicClock.now - started))
         }
-        switch Sockets.dial(configuration.upstreamRoute(admission.destination), timeout: configuration.connectTimeout, stopFd: stopRead) {
-        case .failure(let e): return fail("upstream \(e)", http: admission.greeting != nil)
-        case .success(let fd): upstream = fd
-        }
+        let upstreamOwner: Descriptor
+        do { upstreamOwner = try Sockets.dial(configuration.upstreamRoute(admission.destination), timeout: configuration.connectTimeout, stopFd: stopRead) }
+        catch { return fail("upstream \(error)", http: admission.greeting != nil) }
+        let upstream = upstreamOwner.raw  // closed when this function returns
         var up: UInt64 = 0
         if let greeting = admission.greeting {
             // Anything the client sent after CONNECT and before our 200 would be a second request

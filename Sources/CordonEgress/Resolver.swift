@@ -118,9 +118,10 @@ public struct Resolver: Sendable {
     private func askServer(_ server: Endpoint, _ name: String, _ type: DNSType) -> Answer {
         var rng = SystemRandomNumberGenerator()
         let query = DNSQuery.build(id: UInt16.random(in: 0...UInt16.max, using: &rng), name: name, type: type)
-        let fd = socket(server.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure("socket: \(SystemError.text(errno))") }
-        defer { close(fd) }
+        let raw = socket(server.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard raw >= 0 else { return .failure("socket: \(SystemError.text(errno))") }
+        let owner = Descriptor(adopting: raw)  // closed when this function returns
+        let fd = owner.raw
         var (addr, len) = server.storage
         // A connected UDP socket only receives datagrams from the server's address and port.
         let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }

@@ -53,36 +53,28 @@ enum Sockets {
     }
 
     /// A non-blocking TCP connection to `to`, or why not.
-    static func dial(_ to: Endpoint, timeout: Double, stopFd: Int32) -> Result<Int32, EgressError> {
-        let fd = socket(to.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return .failure(EgressError(.system, "socket", errno: errno)) }
+    static func dial(_ to: Endpoint, timeout: Double, stopFd: Int32) throws(EgressError) -> Descriptor {
+        let raw = socket(to.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard raw >= 0 else { throw EgressError(.system, "socket", errno: errno) }
+        let owner = Descriptor(adopting: raw)
+        let fd = owner.raw
         var (addr, len) = to.storage
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
         if rc != 0 {
             let e = errno
-            guard e == EINPROGRESS || e == EINTR else {
-                close(fd)
-                return .failure(EgressError(.system, "connect \(to)", errno: e))
-            }
+            guard e == EINPROGRESS || e == EINTR else { throw EgressError(.system, "connect \(to)", errno: e) }
             switch wait(fd, Int16(POLLOUT), stopFd: stopFd, seconds: timeout) {
-            case .stopped:
-                close(fd)
-                return .failure(EgressError(.system, "connect \(to): engine stopping"))
-            case .timeout:
-                close(fd)
-                return .failure(EgressError(.system, "connect \(to)", errno: ETIMEDOUT))
+            case .stopped: throw EgressError(.system, "connect \(to): engine stopping")
+            case .timeout: throw EgressError(.system, "connect \(to)", errno: ETIMEDOUT)
             case .ready:
                 var soError: Int32 = 0
                 var l = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &l)
-                if soError != 0 {
-                    close(fd)
-                    return .failure(EgressError(.system, "connect \(to)", errno: soError))
-                }
+                if soError != 0 { throw EgressError(.system, "connect \(to)", errno: soError) }
             }
         }
         setNoDelay(fd)
-        return .success(fd)
+        return owner
     }
 
     /// Writes all of `bytes`, waiting for POLLOUT as needed. False on error, stop or timeout.
@@ -107,6 +99,19 @@ enum Sockets {
         var end = "closed by both sides"
     }
 
+    /// A relay's two non-blocking pipes of 1 MiB, one per direction.
+    private struct RelayPipes: ~Copyable {
+        let upward: Pipe
+        let downward: Pipe
+        static func open() throws(SystemError) -> RelayPipes {
+            let upward = try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK)
+            let downward = try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK)
+            _ = cl_pipe_set_size(upward.write.raw, 1 << 20)
+            _ = cl_pipe_set_size(downward.write.raw, 1 << 20)
+            return RelayPipes(upward: upward, downward: downward)
+        }
+    }
+
     /// Moves bytes both ways between two connected non-blocking sockets with splice(2) through a
     /// pipe per direction, so the payload never enters user space. An EOF in one direction is
     /// passed on as shutdown(SHUT_WR) once the pipe is drained; the relay ends when both
@@ -123,17 +128,14 @@ enum Sockets {
             var moved: UInt64 = 0
         }
         var dirs = [Direction(from: client, to: upstream), Direction(from: upstream, to: client)]
-        for i in 0..<2 {
-            var p: [Int32] = [-1, -1]
-            guard cl_pipe2(&p, O_CLOEXEC | O_NONBLOCK) == 0 else {
-                for d in dirs where d.pipe.read >= 0 { close(d.pipe.read); close(d.pipe.write) }
-                result.end = "pipe: \(SystemError.text(errno))"
-                return result
-            }
-            _ = cl_pipe_set_size(p[1], 1 << 20)
-            dirs[i].pipe = (p[0], p[1])
+        // The pipes' owners; their numbers go into `dirs` and stay valid until we return.
+        let pipes: RelayPipes
+        do { pipes = try RelayPipes.open() } catch {
+            result.end = "pipe: \(SystemError.text(error.errno))"
+            return result
         }
-        defer { for d in dirs { close(d.pipe.read); close(d.pipe.write) } }
+        dirs[0].pipe = (pipes.upward.read.raw, pipes.upward.write.raw)
+        dirs[1].pipe = (pipes.downward.read.raw, pipes.downward.write.raw)
         let chunk = 1 << 20
 
         /// Moves what it can in direction `i` without blocking. False on a fatal error.
