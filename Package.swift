@@ -83,27 +83,33 @@ let package = Package(
         .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem"]),
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
+        // Configuration lookup: locations, policies and profiles by name or path, settings files.
+        .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem"]),
         .target(name: "CordonSandbox", dependencies: [
-            "CordonSystem", "CordonPolicy", "CordonDefaults", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
+            "CordonSystem", "CordonPolicy", "CordonConfig", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
+        ]),
+        // What cordon and cordon-scan share on the command line (location flags, error output).
+        .target(name: "CordonCommandLine", dependencies: [
+            "CordonConfig", "CordonSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonConfig", "CordonCommandLine",
             "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
         .target(name: "CordonDaemon", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CLinux",
+            "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The wire protocol both sides share: framing, JSON values, error codes, a client.
         .target(name: "CordonRPC", dependencies: ["CLinux"]),
-        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox", "CordonSystem"]),
+        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonConfig", "CordonSystem"]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
         // The scanner and the vulnerability database: a binary of its own (see ScanTool.swift).
         .target(name: "CordonScanCLI", dependencies: [
-            "CordonCLI", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonSandbox", "CordonRPC",
+            "CordonCommandLine", "CordonConfig", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonRPC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
@@ -117,7 +123,7 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", "CordonDefaults", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
@@ -126,7 +132,7 @@ let package = Package(
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux",
+            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux",
         ], exclude: ["egress_servers.py"]),
     ]
 )
