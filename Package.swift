@@ -94,7 +94,6 @@ let package = Package(
         ]),
         .target(name: "CordonCLI", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonConfig", "CordonCommandLine",
-            "CSeccomp", "CCap", "CSQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
