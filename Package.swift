@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 // C libraries come from Debian's -dev packages (see .ci/run); each is a system-library target
@@ -135,3 +135,9 @@ let package = Package(
         ], exclude: ["egress_servers.py"]),
     ]
 )
+
+// Swift warnings are errors in every Cordon target (C targets: -Werror above). Per target, so it
+// never reaches swift-argument-parser or swift-log: a dependency's warnings stay warnings.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+}
