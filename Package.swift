@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "cordond", targets: ["cordond"]),
         .executable(name: "cordon-init", targets: ["cordon-init"]),
         // The parsers of untrusted input, for the libFuzzer package in Fuzz/ (its own Package.swift).
+        .library(name: "CordonJSON", targets: ["CordonJSON"]),
         .library(name: "CordonPolicy", targets: ["CordonPolicy"]),
         .library(name: "CordonDefaults", targets: ["CordonDefaults"]),
         .library(name: "CordonRPC", targets: ["CordonRPC"]),
@@ -49,7 +50,9 @@ let package = Package(
         .target(name: "CLinux", cSettings: strictC),
 
         // LAYER 1 · pure, no I/O
-        .target(name: "CordonPolicy"),
+        // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
+        .target(name: "CordonJSON"),
+        .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
         // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
         .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
                 resources: [
@@ -69,7 +72,7 @@ let package = Package(
         // privileged calls and no I/O, so it can later run inside a sandboxed worker.
         .target(name: "CordonScan"),
         // Malicious-code heuristics over a package's files (pure).
-        .target(name: "CordonHeuristics"),
+        .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
 
         // LAYER 2 · pure domain
         // (none yet: tool manifests, MCP message types, the model catalogue go here)
@@ -81,8 +84,8 @@ let package = Package(
         .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
         // Reading untrusted archives under hard limits, without extracting (no privileged calls).
         .target(name: "CordonArchive", dependencies: ["CArchive"]),
-        // The wire protocol both sides share: framing, JSON values, error codes, a client.
-        .target(name: "CordonRPC", dependencies: ["CLinux"]),
+        // The wire protocol both sides share: framing, error codes, typed params, a client.
+        .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
         // Configuration lookup: locations, policies and profiles by name or path, settings files.
         .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
@@ -95,14 +98,14 @@ let package = Package(
             "CordonSystem", "CordonPolicy", "CordonConfig", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
         ]),
         // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
-        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem"]),
+        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
-        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem"]),
+        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
 
         // LAYER 5 · daemon services
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
         .target(name: "CordonDaemon", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CLinux",
+            "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -122,7 +125,7 @@ let package = Package(
 
         // LAYER 7 · mains
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonConfig", "CordonCommandLine",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON", "CordonConfig", "CordonCommandLine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
@@ -136,6 +139,7 @@ let package = Package(
                           linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostartfiles", "-Xlinker", "--gc-sections"])]),
 
         // LAYER 8 · tests
+        .testTarget(name: "CordonJSONTests", dependencies: ["CordonJSON"], exclude: ["canonical.py"]),
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
@@ -145,16 +149,16 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", "CordonJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
-        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonAudit", "CordonSystem", "CLinux"]),
+        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux",
+            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
         ], exclude: ["egress_servers.py"]),
     ]
 )

@@ -27,6 +27,25 @@ for path in sorted(glob.glob(f"{repo}/policies/*.toml") + glob.glob(f"{repo}/pro
 put("policy", "extends.toml", '[policy]\nname = "x"\nextends = ["default", "runtime:python"]\n'
     '[limits]\nwall_time = "90s"\nmemory = "1G"\n[network]\nmode = "allowlist"\nallow = ["api.example.com:443"]\n')
 
+# json: the shipped seccomp profiles, package.json as npm packages write it (one with a byte
+# order mark), image manifests, edge cases of RFC 8259, and JSON-Schema-Test-Suite's files when
+# ../shared/data is there.
+for path in sorted(glob.glob(f"{repo}/profiles/seccomp/*.json")):
+    put("json", os.path.basename(path), open(path, "rb").read())
+package = {"name": "x", "version": "1.0.0", "scripts": {"test": "jest", "postinstall": "node i.js"}, "dependencies": {"a": "^1"}}
+put("json", "package.json", json.dumps(package, indent=2))
+put("json", "package-bom.json", b"\xef\xbb\xbf" + json.dumps(package).encode())
+put("json", "manifest.json", json.dumps([{"Config": "c.json", "RepoTags": ["x:1"], "Layers": ["a/layer.tar"]}]))
+put("json", "index.json", json.dumps({"schemaVersion": 2, "manifests": [{"digest": "sha256:00", "mediaType": "m"}]}))
+for i, t in enumerate(['"\\ud83d\\ude00 \\ud800 \\udc00"', '[1e400, 18446744073709551615, -9223372036854775809]',
+                       '{"a":1,"a":{"a":[{"a":2}]}}', '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]',
+                       '"\\u0000\\b\\f\\n\\r\\t\\/\\\\ \\u2028"']):
+    put("json", f"edge{i}.json", t)
+put("json", "invalid-utf8.json", b'{"k":"caf\xe9 \xc0\xaf \xed\xa0\x80"}')
+suite = os.path.join(os.path.dirname(repo), "shared/data/json-schema-test-suite")
+for path in sorted(glob.glob(f"{suite}/**/*.json", recursive=True))[:60]:
+    put("json", "schema-suite_" + os.path.basename(path), open(path, "rb").read())
+
 # rpc: requests as cordon sends them, and the error cases of DaemonTests.
 rpc = [
     {"jsonrpc": "2.0", "id": 1, "method": "system.version"},

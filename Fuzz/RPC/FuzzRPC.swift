@@ -1,3 +1,4 @@
+import CordonJSON
 import CordonRPC
 import FuzzSupport
 

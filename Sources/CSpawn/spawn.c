@@ -487,28 +487,46 @@ __attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
     cs_exit(127);
 }
 
-static int workload_main(void *plan) { run_workload((const struct cs_plan *)plan); }
+/// What the workload needs before it may start: the plan and the two ends of the gate pipe.
+struct gated_workload { const struct cs_plan *plan; int gate[2]; };
+
+/// The workload's first act: wait until cordon-init has replaced pid 1 and set itself up (it
+/// writes one byte to the gate), so that no workload instruction runs while pid 1 still holds or
+/// shares the supervisor's memory. End of file without that byte means init never ran: give up.
+__attribute__((noreturn)) static void run_gated_workload(const struct gated_workload *w) {
+    const struct cs_plan *p = w->plan;
+    int gate = w->gate[0];
+    cs_close(w->gate[1]);
+    char c;
+    long n;
+    do { n = sys3(SYS_read, gate, &c, 1); } while (n == -EINTR);
+    if (n != 1) cs_exit(125);
+    cs_close(gate);
+    run_workload(p);
+}
+
+static int gated_workload_main(void *w) { run_gated_workload((const struct gated_workload *)w); }
 
 // ---------------------------------------------------------------------------------------------
 // Init: pid 1 of the sandbox
 
 /// Replaces init with cordon-init (see Sources/cordon-init): from here on pid 1 is a small static
 /// program with nothing of the supervisor's memory. The status pipe survives the exec; the
-/// channel and the program's descriptor close with it. `gate` (or -1) is the write end of the
-/// pipe a copy-mode workload waits on: it survives the exec too, and cordon-init closes it once
-/// it has set itself up, so no workload instruction runs before pid 1 is cordon-init.
+/// channel and the program's descriptor close with it. `gate` is the write end of the pipe the
+/// workload waits on: it survives the exec too, and cordon-init writes to it once it has set
+/// itself up, so no workload instruction runs before pid 1 is cordon-init.
 __attribute__((noreturn)) static void exec_init(const struct cs_plan *p, long workload, int gate) {
     int keep[] = { p->status_fd, p->chan_fd, p->init_exec_fd, gate };
     close_all_but(keep, 4);
     long r = sys3(SYS_fcntl, p->status_fd, F_SETFD, 0);
-    if (r >= 0 && gate >= 0) r = sys3(SYS_fcntl, gate, F_SETFD, 0);
+    if (r >= 0) r = sys3(SYS_fcntl, gate, F_SETFD, 0);
     if (r >= 0) {
         char pid_var[48], fd_var[48], gate_var[48];
         with_number(pid_var, "CORDON_WORKLOAD_PID=", workload);
         with_number(fd_var, "CORDON_STATUS_FD=", p->status_fd);
         with_number(gate_var, "CORDON_GATE_FD=", gate);
         char *const argv[] = { "cordon-init", NULL };
-        char *const envp[] = { pid_var, fd_var, gate >= 0 ? gate_var : NULL, NULL };
+        char *const envp[] = { pid_var, fd_var, gate_var, NULL };
         r = sys5(SYS_execveat, p->init_exec_fd, "", argv, envp, AT_EMPTY_PATH);
     }
     // No init: take the workload down with us (everything in the pid namespace dies with pid 1).
@@ -566,38 +584,34 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     if (p->hostname) CHECK(sys2(SYS_sethostname, p->hostname, cs_strlen(p->hostname)), CS_STEP_HOSTNAME, 0);
     if (p->loopback_up) bring_up_loopback(p);
 
+    // The workload waits on a gate until cordon-init runs here (see run_gated_workload): the
+    // order is by construction, in both modes. `w` lives on this stack, in memory the workload
+    // shares or copies; this frame never returns (its next act is execve, which leaves the old
+    // memory as it is), so the workload may read it whenever it runs.
+    struct gated_workload w = { .plan = p, .gate = { -1, -1 } };
+    CHECK(sys2(SYS_pipe2, w.gate, O_CLOEXEC), CS_STEP_FORK, 0);
     long pid;
-    int gate[2] = { -1, -1 };
 #if CS_CAN_SHARE_MEMORY
     if (p->share_memory) {
-        // vfork-style: the workload borrows this memory (and the stack below ours) until it
-        // executes; we resume only then, so nothing of ours is touched meanwhile.
+        // The workload runs in this memory (the supervisor's), on a stack of its own below
+        // ours. Not CLONE_VFORK: we must execute cordon-init before it may go on.
         struct clone_args args;
         memset(&args, 0, sizeof args);
-        args.flags = CLONE_VM | CLONE_VFORK;
+        args.flags = CLONE_VM;
         args.exit_signal = SIGCHLD;
         args.stack = (uint64_t)(uintptr_t)p->workload_stack;
         args.stack_size = p->workload_stack_size;
-        pid = cs_clone3_run(&args, sizeof args, workload_main, (void *)p);
+        pid = cs_clone3_run(&args, sizeof args, gated_workload_main, &w);
     } else
 #endif
     {
-        // A copy of memory: the workload waits until cordon-init has replaced this copy in
-        // pid 1 (it closes the gate's write end), so it never sees pid 1 as the supervisor.
-        CHECK(sys2(SYS_pipe2, gate, O_CLOEXEC), CS_STEP_FORK, 0);
+        // A copy of memory (fork-like: raw clone with a NULL stack).
         pid = sys5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-        if (pid == 0) {
-            cs_close(gate[1]);
-            char c;
-            long n;
-            do { n = sys3(SYS_read, gate[0], &c, 1); } while (n == -EINTR);
-            cs_close(gate[0]);
-            run_workload(p);
-        }
-        cs_close(gate[0]);
+        if (pid == 0) run_gated_workload(&w);
     }
+    cs_close(w.gate[0]);
     CHECK(pid, CS_STEP_FORK, 0);
-    exec_init(p, pid, gate[1]);
+    exec_init(p, pid, w.gate[1]);
 }
 
 static int child_main(void *plan) { run_child((const struct cs_plan *)plan); }

@@ -1,6 +1,6 @@
+import CordonJSON
 import CordonSQLite
 import CordonSystem
-import FoundationEssentials
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -192,7 +192,7 @@ public final class AuditStore: Sendable {
     public func createTask(_ task: NewTask) throws(AuditError) -> Int64 {
         let operation = "create task"
         guard task.submittedAt.isFinite else { throw refuse(operation, "submittedAt is not finite") }
-        let argv = try json(task.argv, operation)
+        let argv = JSON.array(task.argv.map(JSON.string)).text
         let output = try write(operation) { w throws(AuditError) in
             try w.rows("""
                 INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at)
@@ -231,7 +231,7 @@ public final class AuditStore: Sendable {
         guard outcome.state.isTerminal else { throw refuse(operation, "outcome state \(outcome.state.rawValue) is not an end state") }
         guard outcome.finishedAt.isFinite else { throw refuse(operation, "finishedAt is not finite") }
         for event in events { try validate(event, operation) }
-        let detail = try json(EndDetail(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal), operation)
+        let detail = Self.endDetail(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal)
         _ = try write(operation) { w throws(AuditError) in
             let rows = try w.rows("""
                 UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, finished_at = ?6,
@@ -271,7 +271,7 @@ public final class AuditStore: Sendable {
     public func markLost(ids: [Int64], at time: Double) throws(AuditError) -> [Int64] {
         let operation = "mark tasks lost"
         guard time.isFinite else { throw refuse(operation, "time is not finite") }
-        let detail = try json(EndDetail(reason: "lost", exitCode: nil, signal: nil), operation)
+        let detail = Self.endDetail(reason: "lost", exitCode: nil, signal: nil)
         let output = try write(operation) { w throws(AuditError) in
             var changed: [Int64] = []
             for id in ids {
@@ -311,19 +311,14 @@ public final class AuditStore: Sendable {
         guard event.time.isFinite else { throw refuse(operation, "event time is not finite") }
     }
 
-    private struct EndDetail: Encodable {
-        var reason: String
-        var exitCode: Int32?
-        var signal: Int32?
-    }
-
-    private func json<T: Encodable>(_ value: T, _ operation: String) throws(AuditError) -> String {
-        // Sorted keys: the same detail is always the same text.
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do { return String(decoding: try encoder.encode(value), as: UTF8.self) } catch {
-            throw AuditError(.invalid, path: path, operation, "cannot encode as JSON: \(error)")
-        }
+    /// The detail of an end event, its keys sorted (as they were when Foundation's encoder
+    /// wrote them): the same end is always the same text.
+    static func endDetail(reason: String, exitCode: Int32?, signal: Int32?) -> String {
+        var members: [(String, JSON)] = []
+        if let exitCode { members.append(("exitCode", .int(Int64(exitCode)))) }
+        members.append(("reason", .string(reason)))
+        if let signal { members.append(("signal", .int(Int64(signal)))) }
+        return JSON.object(members).text
     }
 
     // MARK: Reads
@@ -422,8 +417,9 @@ public final class AuditStore: Sendable {
 
     private func taskRecord(_ row: Row) throws(AuditError) -> TaskRecord {
         let argvText = try row.text(8)
-        let argv: [String]
-        do { argv = try JSONDecoder().decode([String].self, from: Data(argvText.utf8)) } catch {
+        // Any JSON writer's text reads: Foundation's encoder wrote "\/" for "/" before this
+        // codec did not, and retention rewrites argv with SQLite's json_array.
+        guard let argv = (try? JSON.parse(argvText, options: .init(maxValues: .max)))?.stringArrayValue else {
             throw row.fail(8, "argv is not a JSON array of strings")
         }
         guard let state = TaskState(rawValue: try row.text(9)) else { throw row.fail(9, "unknown state") }
@@ -509,7 +505,7 @@ private struct Row {
 /// no SQL built from values.
 enum JSONArray {
     static func strings(_ values: [String]) -> String {
-        (try? JSONEncoder().encode(values)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        JSON.array(values.map(JSON.string)).text
     }
 
     static func integers(_ values: [Int64]) -> String {

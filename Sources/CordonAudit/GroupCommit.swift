@@ -1,4 +1,5 @@
 import CordonSQLite
+import CordonSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -143,83 +144,44 @@ final class WriterConnection: @unchecked Sendable {
     }
 }
 
-/// The queue between writers and the writer thread, guarded by a pthread mutex so that
-/// waiters can sleep on condition variables.
+/// The queue between writers and the writer thread, guarded by a monitor so that waiters can
+/// sleep on its conditions.
 final class WriteQueue: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    /// Signalled when a write is queued or the queue is closed.
-    private let work = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// Broadcast when a batch is done and when the writer thread stops.
-    private let done = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// `work`: a write is queued or the queue is closed. `done`: a batch is done, or the writer
+    /// thread stopped. Two conditions, so that a submit wakes the writer, not the other waiters.
+    private let monitor = Monitor(conditions: 2)
+    private static let work = Monitor.Condition(0)
+    private static let done = Monitor.Condition(1)
+    // Guarded by `monitor`.
     private var pending: [PendingWrite] = []
     private var closed = false
     private var stopped = false
     private var statistics = WriterStatistics(commits: 0, operations: 0)
-    private var thread: pthread_t?
+    private var thread: Threads.Joinable?
     let path: String
 
     init(path: String) {
         self.path = path
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(work, nil)
-        pthread_cond_init(done, nil)
     }
 
-    deinit {
-        pthread_cond_destroy(done)
-        pthread_cond_destroy(work)
-        pthread_mutex_destroy(mutex)
-        done.deallocate()
-        work.deallocate()
-        mutex.deallocate()
-    }
-
-    private func locked<T>(_ body: () throws(AuditError) -> T) throws(AuditError) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-
-    var writerStatistics: WriterStatistics {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return statistics
-    }
+    var writerStatistics: WriterStatistics { monitor.locked { statistics } }
 
     /// Starts the writer thread, which owns `connection` from now on. All signals are blocked
     /// in it: it must not be picked to run the daemon's signal handlers.
     func start(_ connection: WriterConnection) throws(AuditError) {
-        final class Start {
-            let body: () -> Void
-            init(_ body: @escaping () -> Void) { self.body = body }
-        }
-        let start = Start { [self] in serve(connection) }
-        var all = sigset_t(), previous = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_SETMASK, &all, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        var id = pthread_t()
-        let context = Unmanaged.passRetained(start)
-        let rc = pthread_create(&id, nil, { raw in
-            Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, context.toOpaque())
-        guard rc == 0 else {
-            context.release()
-            throw AuditError(.storage, path: path, "start writer thread", String(cString: strerror(rc)))
-        }
-        pthread_mutex_lock(mutex)
-        thread = id
-        pthread_mutex_unlock(mutex)
+        let started: Threads.Joinable
+        do { started = try Threads.start("audit-writer", signals: .none) { [self] in serve(connection) } }
+        catch { throw AuditError(.storage, path: path, "start writer thread", error.description) }
+        monitor.locked { thread = started }
     }
 
     /// Queues `write` and sleeps until its batch is committed (or failed).
     func submit(_ write: PendingWrite) throws(AuditError) -> WriteOutput {
-        let output: Result<WriteOutput, AuditError> = try locked { () throws(AuditError) in
+        let output: Result<WriteOutput, AuditError> = try monitor.locked { () throws(AuditError) in
             guard !closed else { throw AuditError(.closed, path: path, write.operation, "the store is closed") }
             pending.append(write)
-            pthread_cond_signal(work)
-            while !write.done { pthread_cond_wait(done, mutex) }
+            monitor.signal(Self.work)
+            _ = monitor.wait(Self.done) { write.done }
             return write.output ?? .failure(AuditError(.storage, path: path, write.operation, "no result"))
         }
         return try output.get()
@@ -228,37 +190,38 @@ final class WriteQueue: @unchecked Sendable {
     /// The writer thread: take everything queued, commit it as one transaction, wake the
     /// waiters; on close, drain what is queued and stop.
     private func serve(_ connection: WriterConnection) {
-        pthread_mutex_lock(mutex)
         while true {
-            while pending.isEmpty && !closed { pthread_cond_wait(work, mutex) }
-            if pending.isEmpty { break }
-            let batch = pending
-            pending = []
-            pthread_mutex_unlock(mutex)
+            let batch: [PendingWrite] = monitor.locked {
+                _ = monitor.wait(Self.work) { !pending.isEmpty || closed }
+                defer { pending = [] }
+                return pending
+            }
+            if batch.isEmpty { break }
             connection.commit(batch)
-            pthread_mutex_lock(mutex)
-            for write in batch { write.done = true }
-            statistics.commits += 1
-            statistics.operations += batch.count
-            pthread_cond_broadcast(done)
+            monitor.locked {
+                for write in batch { write.done = true }
+                statistics.commits += 1
+                statistics.operations += batch.count
+                monitor.broadcast(Self.done)
+            }
         }
-        stopped = true
-        pthread_cond_broadcast(done)
-        pthread_mutex_unlock(mutex)
+        monitor.locked {
+            stopped = true
+            monitor.broadcast(Self.done)
+        }
     }
 
     /// Refuses new writes, lets the writer thread commit what is queued, and returns once it has
     /// stopped. Safe to call more than once and from several threads.
     func close() {
-        pthread_mutex_lock(mutex)
-        let first = !closed
-        closed = true
-        pthread_cond_signal(work)
-        let joinable = first ? thread : nil
-        if joinable == nil {
-            while thread != nil && !stopped { pthread_cond_wait(done, mutex) }
+        let joinable: Threads.Joinable? = monitor.locked {
+            let first = !closed
+            closed = true
+            monitor.signal(Self.work)
+            if first { return thread }
+            _ = monitor.wait(Self.done) { thread == nil || stopped }
+            return nil
         }
-        pthread_mutex_unlock(mutex)
-        if let joinable { pthread_join(joinable, nil) }
+        joinable?.join()
     }
 }

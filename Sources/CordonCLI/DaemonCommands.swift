@@ -1,6 +1,7 @@
 import ArgumentParser
 import CordonCommandLine
 import CordonConfig
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
@@ -58,9 +59,12 @@ func writeOutput(_ params: JSON) {
     Array(bytes).withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress!, $0.count) }
 }
 
-/// The status a shell would see for a task record: its exit code, 128+N for signal N, 125
-/// when it did not run to an exit (setup failure, cancelled, lost).
+/// The status a shell would see for a task record: the one the sandbox decided, which the
+/// daemon's record carries. A record from a cordond that did not store it is derived as before:
+/// its exit code, 128+N for signal N, 126/127 when the command could not be executed or found,
+/// 125 when it did not run to an exit (setup failure, cancelled, lost).
 func exitStatus(_ task: JSON) -> Int32 {
+    if let status = task["result"]?["exitStatus"]?.intValue { return Int32(clamping: status) }
     if let code = task["exitCode"]?.intValue { return Int32(clamping: code) }
     if let sig = task["signal"]?.intValue { return 128 + Int32(clamping: sig) }
     if let status = task["result"]?["setupFailure"]?["step"]?.stringValue, status == "execve" {

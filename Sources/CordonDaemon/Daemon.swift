@@ -1,6 +1,7 @@
 import CLinux
 import CordonAudit
 import CordonConfig
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
@@ -125,7 +126,7 @@ public final class Daemon: @unchecked Sendable {
             ownsSocket = true
         }
         let server = Server(daemon: self, listener: listener, maxMessage: config.maxMessageBytes)
-        guard startThread({ server.acceptLoop() }) else {
+        guard (try? Threads.detach("cordond-accept", signals: .noSIGPIPE, { server.acceptLoop() })) != nil else {
             log.critical("cannot start the accept thread")
             return 1
         }
@@ -135,13 +136,13 @@ public final class Daemon: @unchecked Sendable {
             metricsFD = cl_tcp_listen_loopback(Int32(port), &bound)
             if metricsFD >= 0 {
                 let listener = MetricsListener(daemon: self, fd: metricsFD)
-                _ = startThread({ listener.acceptLoop() })
+                _ = try? Threads.detach("cordond-metrics", signals: .noSIGPIPE, { listener.acceptLoop() })
                 log.info("metrics on http://127.0.0.1:\(bound)/metrics")
             } else {
                 log.error("cannot listen for metrics", metadata: ["port": "\(port)", "errno": "\(errno)"])
             }
         }
-        _ = startThread({ [self] in maintenance() })
+        _ = try? Threads.detach("cordond-maint", signals: .noSIGPIPE, { [self] in maintenance() })
         log.info("cordond ready", metadata: ["socket": "\(config.socket)", "state": "\(config.stateDir)", "version": "\(cordonVersion)",
                                              "max_running": "\(config.maxRunning)"])
         if let notify = getenv("NOTIFY_SOCKET"), notify.pointee != 0 { sdNotify(String(cString: notify), "READY=1") }
@@ -240,13 +241,13 @@ public final class Daemon: @unchecked Sendable {
     /// requests is given back to the system.
     private func maintenance() {
         prune()
-        var last = UTCTime.monotonic()
+        var last = MonotonicClock.now
         while true {
             sleep(1)
-            let since = UTCTime.monotonic() - last
+            let since = MonotonicClock.now - last
             if since >= 600 || (since >= 10 && quotas.takePruneWanted()) {
                 prune()
-                last = UTCTime.monotonic()
+                last = MonotonicClock.now
             }
             if quotas.takeTrimWanted() { _ = cl_malloc_trim() }
         }

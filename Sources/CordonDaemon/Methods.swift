@@ -1,6 +1,7 @@
 import CLinux
 import CordonAudit
 import CordonDefaults
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox

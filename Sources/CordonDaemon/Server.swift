@@ -1,4 +1,5 @@
 import CLinux
+import CordonJSON
 import CordonRPC
 import CordonSystem
 import Logging
@@ -29,7 +30,7 @@ final class Server: @unchecked Sendable {
     private func admit(_ peer: Peer) -> String? {
         let config = daemon.config
         let admin = daemon.authorizer.isAdmin(peer)
-        let now = UTCTime.monotonic()
+        let now = MonotonicClock.now
         return open.withLock { o in
             if admin {
                 if o.total >= config.maxConnections + DaemonConfig.adminReserve { return "cordond has \(o.total) connections open: retry later" }
@@ -91,7 +92,7 @@ final class Server: @unchecked Sendable {
                 continue
             }
             daemon.metrics.connection(opened: true)
-            if !startThread({ [self] in serve(fd, peer) }) {
+            if (try? Threads.detach("cordond-conn", signals: .noSIGPIPE, { [self] in serve(fd, peer) })) == nil {
                 release(peer)
                 daemon.metrics.connection(opened: false)
                 close(fd)
@@ -111,7 +112,7 @@ final class Server: @unchecked Sendable {
         _ = cl_socket_timeouts(fd, 0, 30_000)
         let channel = LineChannel(fd: fd, maxLine: maxMessage)
         while true {
-            switch channel.readLine(deadline: UTCTime.monotonic() + daemon.config.idleSeconds) {
+            switch channel.readLine(deadline: MonotonicClock.now + daemon.config.idleSeconds) {
             case .eof: return
             case .tooLong:
                 daemon.metrics.requestError(code: RPCCode.messageTooLarge)
@@ -212,9 +213,9 @@ final class MetricsListener: @unchecked Sendable {
             var pfds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
             pfds += clients.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             let soonest = clients.map(\.deadline).min()
-            let timeout = soonest.map { Int32(max(0, min(2000, ($0 - UTCTime.monotonic()) * 1000 + 1))) } ?? -1
+            let timeout = soonest.map { Int32(max(0, min(2000, ($0 - MonotonicClock.now) * 1000 + 1))) } ?? -1
             if poll(&pfds, nfds_t(pfds.count), timeout) < 0 && errno != EINTR { return }
-            let now = UTCTime.monotonic()
+            let now = MonotonicClock.now
             // Reads what a client sent; true when it is done with (answered, gone or late).
             func serve(_ client: inout Client) -> Bool {
                 if now >= client.deadline { return true }

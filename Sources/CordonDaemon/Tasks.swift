@@ -1,11 +1,11 @@
 import CLinux
 import CordonAudit
 import CordonConfig
+import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
 import CordonSystem
-import FoundationEssentials
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -170,7 +170,7 @@ final class TaskManager: @unchecked Sendable {
     /// Records an authorization refusal (audit event, metric, log line).
     func refuse(_ peer: Peer, method: String, what: String) {
         metrics.refused(method: method)
-        let now = UTCTime.monotonic()
+        let now = MonotonicClock.now
         let suppressed: Int? = refusalWindows.withLock { windows in
             var w = windows[peer.uid] ?? (now, 0, 0, now, 0)
             var carried = 0
@@ -313,9 +313,9 @@ final class TaskManager: @unchecked Sendable {
             running += 1
             runningByUser[uid, default: 0] += 1
             task.state = .running
-            task.dequeuedAt = UTCTime.monotonic()
+            task.dequeuedAt = MonotonicClock.now
             task.control = try? SandboxControl()
-            if !startThread({ [self] in run(task) }) {
+            if (try? Threads.detach("cordond-task", signals: .noSIGPIPE, { [self] in run(task) })) == nil {
                 log.error("cannot start a thread for a task", metadata: ["task": "\(task.id)"])
                 task.control = nil
                 running -= 1
@@ -357,13 +357,13 @@ final class TaskManager: @unchecked Sendable {
             }
             let start = task.dequeuedAt
             control.onStart { [self] _, cgroup in
-                metrics.spawned(seconds: UTCTime.monotonic() - start)
+                metrics.spawned(seconds: MonotonicClock.now - start)
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
             }
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {
-            result = .setupFailed(step: "task-files", errno: error.errno, message: "\(error)",
+            result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
         }
         let canceller: Peer? = monitor.locked {
@@ -446,7 +446,7 @@ final class TaskManager: @unchecked Sendable {
     /// Records a submit refused by a quota: an audit event per uid and minute at most.
     func quotaRefused(_ peer: Peer, _ error: RPCError) {
         metrics.requestError(code: error.code)
-        let now = UTCTime.monotonic()
+        let now = MonotonicClock.now
         let due = quotaEvents.withLock { last in
             guard now - last[peer.uid, default: -60] >= 60 else { return false }
             last[peer.uid] = now
@@ -497,11 +497,11 @@ final class TaskManager: @unchecked Sendable {
             event("logged", .object([("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))), ("count", .int(Int64(d.count)))]))
         }
         for e in (result.egress ?? []).prefix(256) {
-            var detail: [(String, JSON)] = [("kind", .string(e.kind)), ("verdict", .string(e.verdict)), ("reason", .string(e.reason))]
+            var detail: [(String, JSON)] = [("kind", .string(e.kind.rawValue)), ("verdict", .string(e.verdict.rawValue)), ("reason", .string(e.reason))]
             if let name = e.name { detail.append(("name", .string(name))) }
             if let destination = e.destination { detail.append(("destination", .string(destination))) }
-            event(e.verdict == "denied" ? "denied" : "egress", .object(detail))
-            if e.verdict == "denied" { metrics.denial(kind: "egress") }
+            event(e.verdict == .denied ? "denied" : "egress", .object(detail))
+            if e.verdict == .denied { metrics.denial(kind: "egress") }
         }
         let limitReasons: [TerminationReason] = [.timeout, .memoryLimit, .pidsLimit, .outputLimit, .cpuLimit, .seccompViolation]
         if limitReasons.contains(result.reason) { event("limit", .object([("limit", .string(result.reason.rawValue))])) }
@@ -509,11 +509,9 @@ final class TaskManager: @unchecked Sendable {
             event("quota", .object([("quota", .string(quota.key)), ("bytes", .int(quota.bytes)), ("what", .string("output cap of this task"))]))
         }
         if let failure = result.setupFailure {
-            event("setup-failed", .object([("step", .string(failure.step)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
+            event("setup-failed", .object([("step", .string(failure.step.name)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(result)).map { String(decoding: $0, as: UTF8.self) }
+        let json = (try? JSON(encoding: result.stored))?.text
         let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
@@ -584,7 +582,7 @@ final class TaskManager: @unchecked Sendable {
 
     /// Waits until the task is no longer queued or running; false on timeout.
     func wait(_ id: Int64, timeout: Double?) -> Bool {
-        let deadline = timeout.map { UTCTime.monotonic() + $0 }
+        let deadline = timeout.map { MonotonicClock.now + $0 }
         return monitor.locked { monitor.wait(until: deadline) { live[id] == nil } }
     }
 
@@ -596,7 +594,7 @@ final class TaskManager: @unchecked Sendable {
             return live.values.filter { $0.state == .queued }.map(\.id)
         }
         for id in queued { cancel(id, by: daemon) }
-        let finished = monitor.locked { monitor.wait(until: UTCTime.monotonic() + seconds) { live.isEmpty } }
+        let finished = monitor.locked { monitor.wait(until: MonotonicClock.now + seconds) { live.isEmpty } }
         if !finished {
             let count: Int = monitor.locked {
                 for task in live.values where !task.ending {
@@ -606,7 +604,7 @@ final class TaskManager: @unchecked Sendable {
                 return live.count
             }
             log.warning("drain deadline passed: cancelled running tasks", metadata: ["tasks": "\(count)"])
-            if !monitor.locked({ monitor.wait(until: UTCTime.monotonic() + 10) { live.isEmpty } }) {
+            if !monitor.locked({ monitor.wait(until: MonotonicClock.now + 10) { live.isEmpty } }) {
                 log.error("tasks still running 10 s after their cancel", metadata: ["tasks": "\(monitor.locked { live.count })"])
             }
         }

@@ -1,14 +1,14 @@
 import CordonPolicy
 /// One audit record from the engine: a DNS answer or a connection decision.
 public struct EgressEvent: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable, Codable {
         /// A DNS query from the sandbox and what it was answered.
         case dns
         /// A TCP connection from the sandbox and whether it was let through.
         case connection
     }
 
-    public enum Verdict: String, Sendable, Equatable {
+    public enum Verdict: String, Sendable, Equatable, Codable {
         case allowed, denied
     }
 

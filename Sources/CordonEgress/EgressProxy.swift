@@ -288,7 +288,7 @@ public final class EgressProxy: Sendable {
     }
 
     private func handle(_ client: Int32) {
-        let started = Clock.now()
+        let started = MonotonicClock.now
         let peer = Sockets.peerEndpoint(client)
         var upstream: Int32 = -1
         defer {
@@ -300,14 +300,14 @@ public final class EgressProxy: Sendable {
             if case .deny(let reason, let name, let destination, let http) = decision {
                 if http { _ = Sockets.writeAll(client, Array("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: \(reason.utf8.count + 1)\r\n\r\n\(reason)\n".utf8), stopFd: stopRead, timeout: 1) }
                 emit(EgressEvent(kind: .connection, verdict: .denied, reason: reason, name: name, destination: destination,
-                                 client: peer, duration: Clock.now() - started))
+                                 client: peer, duration: MonotonicClock.now - started))
             }
             return
         }
         func fail(_ reason: String, http: Bool) {
             if http { _ = Sockets.writeAll(client, Array("HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: \(reason.utf8.count + 1)\r\n\r\n\(reason)\n".utf8), stopFd: stopRead, timeout: 1) }
             emit(EgressEvent(kind: .connection, verdict: .denied, reason: reason, name: admission.name,
-                             destination: admission.destination, client: peer, duration: Clock.now() - started))
+                             destination: admission.destination, client: peer, duration: MonotonicClock.now - started))
         }
         switch Sockets.dial(configuration.upstreamRoute(admission.destination), timeout: configuration.connectTimeout, stopFd: stopRead) {
         case .failure(let e): return fail("upstream \(e)", http: admission.greeting != nil)
@@ -321,7 +321,7 @@ public final class EgressProxy: Sendable {
             if recv(client, &probe, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) > 0 {
                 _ = Sockets.writeAll(client, Array("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 36\r\n\r\ndata sent before the CONNECT answer\n".utf8), stopFd: stopRead, timeout: 1)
                 emit(EgressEvent(kind: .connection, verdict: .denied, reason: "data sent before the CONNECT answer",
-                                 name: admission.name, destination: admission.destination, client: peer, duration: Clock.now() - started))
+                                 name: admission.name, destination: admission.destination, client: peer, duration: MonotonicClock.now - started))
                 return
             }
             guard Sockets.writeAll(client, greeting, stopFd: stopRead, timeout: configuration.connectTimeout) else {
@@ -337,7 +337,7 @@ public final class EgressProxy: Sendable {
         let result = Sockets.relay(client: client, upstream: upstream, stopFd: stopRead, idle: configuration.idleTimeout)
         emit(EgressEvent(kind: .connection, verdict: .allowed, reason: admission.reason, name: admission.name,
                          destination: admission.destination, client: peer, bytesUp: up + result.up, bytesDown: result.down,
-                         duration: Clock.now() - started, end: result.end))
+                         duration: MonotonicClock.now - started, end: result.end))
     }
 
     /// Whether `destination` is the listener's own address: a client using the proxy explicitly.
@@ -408,12 +408,12 @@ public final class EgressProxy: Sendable {
     /// Reads the ClientHello or request head (within `peekTimeout`, at most 16 KiB) and returns
     /// the name it presents. The bytes read are left in `buffer` to be forwarded.
     private func readName(_ client: Int32, into buffer: inout [UInt8]) -> Result<Presented, Refusal> {
-        let deadline = Clock.now() + configuration.peekTimeout
+        let deadline = MonotonicClock.now + configuration.peekTimeout
         var tls: ClientHelloParser?
         var http: HTTPHeadParser?
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            switch Sockets.wait(client, Int16(POLLIN), stopFd: stopRead, seconds: deadline - Clock.now()) {
+            switch Sockets.wait(client, Int16(POLLIN), stopFd: stopRead, seconds: deadline - MonotonicClock.now) {
             case .stopped: return .failure(Refusal(reason: "engine stopped", http: false))
             case .timeout: return .failure(Refusal(reason: "no TLS ClientHello or HTTP request within \(configuration.peekTimeout) s", http: false))
             case .ready: break
@@ -457,13 +457,13 @@ public final class EgressProxy: Sendable {
     /// dials an address that is not restricted, or that an address rule covers.
     private func decideProxyRequest(_ client: Int32) -> Decision {
         let allowlist = configuration.allowlist
-        let deadline = Clock.now() + configuration.peekTimeout
+        let deadline = MonotonicClock.now + configuration.peekTimeout
         var parser = HTTPHeadParser()
         var chunk = [UInt8](repeating: 0, count: 4096)
         var head: HTTPRequestHead?
         var received: [UInt8] = []
         while head == nil {
-            switch Sockets.wait(client, Int16(POLLIN), stopFd: stopRead, seconds: deadline - Clock.now()) {
+            switch Sockets.wait(client, Int16(POLLIN), stopFd: stopRead, seconds: deadline - MonotonicClock.now) {
             case .stopped: return .deny("engine stopped", name: nil, destination: nil, http: false)
             case .timeout: return .deny("no proxy request within \(configuration.peekTimeout) s", name: nil, destination: nil, http: false)
             case .ready: break

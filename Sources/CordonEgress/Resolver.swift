@@ -128,10 +128,10 @@ public struct Resolver: Sendable {
         guard query.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == query.count else {
             return .failure("send to \(server): \(SystemError.text(errno))")
         }
-        let deadline = Clock.now() + Double(timeoutMilliseconds) / 1000
+        let deadline = MonotonicClock.now + Double(timeoutMilliseconds) / 1000
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let left = Int32(max(0, (deadline - Clock.now()) * 1000))
+            let left = Int32(max(0, (deadline - MonotonicClock.now) * 1000))
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, left)
             if ready < 0 && errno == EINTR { continue }
@@ -154,14 +154,5 @@ public struct Resolver: Sendable {
                 return .failure("\(server): \(reason)")
             }
         }
-    }
-}
-
-/// Monotonic time in seconds.
-enum Clock {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -13,17 +13,17 @@ enum Sockets {
     /// Waits until `fd` has any of `events` or `stopFd` is readable/hung up, for at most
     /// `seconds` (negative: forever).
     static func wait(_ fd: Int32, _ events: Int16, stopFd: Int32, seconds: Double) -> Wait {
-        let deadline = seconds < 0 ? Double.infinity : Clock.now() + seconds
+        let deadline = seconds < 0 ? Double.infinity : MonotonicClock.now + seconds
         while true {
             var fds = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: stopFd, events: Int16(POLLIN), revents: 0)]
-            let left = deadline == .infinity ? -1 : Int32(max(0, min(Double(Int32.max), (deadline - Clock.now()) * 1000).rounded(.up)))
+            let left = deadline == .infinity ? -1 : Int32(max(0, min(Double(Int32.max), (deadline - MonotonicClock.now) * 1000).rounded(.up)))
             let n = poll(&fds, 2, left)
             if n < 0 {
                 if errno == EINTR { continue }
                 return .stopped
             }
             if fds[1].revents != 0 { return .stopped }
-            if n == 0 { return Clock.now() >= deadline ? .timeout : .ready }
+            if n == 0 { return MonotonicClock.now >= deadline ? .timeout : .ready }
             return .ready
         }
     }

@@ -1,6 +1,5 @@
 #if canImport(Glibc)
-import CLinux
-import CordonPolicy
+import CordonSystem
 import Glibc
 #endif
 import Synchronization
@@ -9,19 +8,13 @@ import Synchronization
 /// finished or by `joinAll` at stop, so none outlives the engine.
 final class ThreadSet: Sendable {
     private struct State {
-        var live: [Int: pthread_t] = [:]
-        var finished: [pthread_t] = []
+        var live: [Int: Threads.Joinable] = [:]
+        var finished: [Threads.Joinable] = []
         var nextKey = 0
         var closed = false
     }
 
     private let state = Mutex(State())
-
-    private final class Start {
-        let name: String
-        let body: () -> Void
-        init(_ name: String, _ body: @escaping () -> Void) { self.name = name; self.body = body }
-    }
 
     /// Number of threads started and not yet joined.
     var count: Int { state.withLock { $0.live.count + $0.finished.count } }
@@ -39,32 +32,15 @@ final class ThreadSet: Sendable {
             guard !s.closed else { return false }
             let key = s.nextKey
             s.nextKey += 1
-            let start = Start(name) { [self] in
+            guard let thread = try? Threads.start(name, signals: .noSIGPIPE, { [self] in
                 body()
                 self.state.withLock { s in
                     // Whoever removes a thread from `live` is responsible for joining it.
-                    if let id = s.live.removeValue(forKey: key) { s.finished.append(id) }
+                    if let thread = s.live.removeValue(forKey: key) { s.finished.append(thread) }
                 }
-            }
-            var blocked = sigset_t(), previous = sigset_t()
-            sigemptyset(&blocked)
-            sigaddset(&blocked, SIGPIPE)
-            pthread_sigmask(SIG_BLOCK, &blocked, &previous)
-            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-            var id = pthread_t()
-            let context = Unmanaged.passRetained(start)
-            let rc = pthread_create(&id, nil, { raw in
-                let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
-                _ = cl_set_thread_name(start.name)
-                start.body()
-                return nil
-            }, context.toOpaque())
-            guard rc == 0 else {
-                context.release()
-                return false
-            }
+            }) else { return false }
             // The new thread cannot remove itself before this insert: it needs the lock we hold.
-            s.live[key] = id
+            s.live[key] = thread
             return true
         }
     }
@@ -76,7 +52,7 @@ final class ThreadSet: Sendable {
             s.finished = []
             return d
         }
-        for id in done { pthread_join(id, nil) }
+        for thread in done { thread.join() }
     }
 
     /// Refuses new threads, then joins every thread (the caller has told them to stop).
@@ -88,6 +64,6 @@ final class ThreadSet: Sendable {
             s.finished = []
             return a
         }
-        for id in all { pthread_join(id, nil) }
+        for thread in all { thread.join() }
     }
 }

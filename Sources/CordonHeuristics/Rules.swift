@@ -1,3 +1,5 @@
+import CordonJSON
+
 enum Rules {
     static func finding(_ rule: String, _ sev: Severity, _ tf: TextFile, _ start: Int, _ end: Int, _ msg: String, evidenceLine: Int? = nil) -> Finding {
         let lo = min(start, end), hi = max(start, end)
@@ -76,11 +78,12 @@ enum Rules {
         var out: [Finding] = []
         var sawHook = false
         for file in package.files where basename(file.path) == "package.json" {
-            guard let root = MiniJSONParser.parse(file.bytes), let scripts = root["scripts"] else { continue }
+            guard let (root, keys) = try? JSON.parseWithKeyOffsets(file.bytes, options: Heuristics.packageJSON),
+                  let scripts = root["scripts"] else { continue }
             for hook in installHooks {
-                guard let entry = scripts.value[hook], case .string(let cmd) = entry.value else { continue }
+                guard case .string(let cmd)? = scripts[hook], let offset = keys["scripts", .key(hook)] else { continue }
                 sawHook = true
-                let line = lineNumber(ofOffset: entry.offset, in: file.bytes)
+                let line = lineNumber(ofOffset: offset, in: file.bytes)
                 let trimmed = cmd.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
                 let benign = trimmed == "node-gyp rebuild"
                 let ev = makeEvidence(bytes("\"\(hook)\": \"\(cmd)\""))
@@ -411,4 +414,16 @@ enum Rules {
         let digits = Array("0123456789ABCDEF")
         return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
     }
+}
+
+/// The 1-based line of the byte at `offset`.
+func lineNumber(ofOffset offset: Int, in bytes: [UInt8]) -> Int {
+    var line = 1
+    var k = 0
+    let end = min(offset, bytes.count)
+    while k < end {
+        if bytes[k] == 10 { line += 1 }
+        k += 1
+    }
+    return line
 }

@@ -1,3 +1,5 @@
+import CordonJSON
+
 /// The JSON Schema (draft-07) of the policy format, generated from the same key lists and rules
 /// the parser uses, so editors can validate policies (TOML converted to JSON, as Even Better TOML
 /// and taplo do). `cordon policy schema` prints it; docs/policy.schema.json is the checked-in
@@ -10,29 +12,6 @@
 /// its key's range (`PolicyRange`; a number is held to it here too), a seccomp profile that
 /// does not exist, and `extends` chains.
 public enum PolicySchema {
-    indirect enum JSON {
-        case string(String), int(Int), number(Double), bool(Bool)
-        case array([JSON])
-        case object([(String, JSON)])
-
-        func render(_ indent: String = "") -> String {
-            let inner = indent + "  "
-            switch self {
-            case .string(let s): return quote(s)  // TOML basic-string escapes are valid JSON
-            case .int(let n): return "\(n)"
-            case .number(let d): return "\(d)"
-            case .bool(let b): return "\(b)"
-            case .array(let items):
-                if items.isEmpty { return "[]" }
-                return "[\n" + items.map { inner + $0.render(inner) }.joined(separator: ",\n") + "\n\(indent)]"
-            case .object(let members):
-                if members.isEmpty { return "{}" }
-                return "{\n" + members.sorted { $0.0 < $1.0 }.map { "\(inner)\(quote($0.0)): \($0.1.render(inner))" }
-                    .joined(separator: ",\n") + "\n\(indent)}"
-            }
-        }
-    }
-
     /// An absolute, normalized path: no '.', '..', '//' or trailing '/' (the root itself is fine).
     static let path: JSON = .object([
         ("type", .string("string")),
@@ -40,19 +19,19 @@ public enum PolicySchema {
         ("maxLength", .int(4095)),
     ])
     static func size(_ range: ClosedRange<UInt64>) -> JSON { .object([("oneOf", .array([
-        .object([("type", .string("integer")), ("minimum", .int(Int(range.lowerBound))), ("maximum", .int(Int(range.upperBound)))]),
+        .object([("type", .string("integer")), ("minimum", .int(Int64(range.lowerBound))), ("maximum", .int(Int64(range.upperBound)))]),
         .object([("type", .string("string")),
                  ("pattern", .string(#"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*(KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G|T|k|m|g|t|B)?[ \t]*$"#))]),
     ]))]) }
     static let duration: JSON = .object([("oneOf", .array([
-        .object([("type", .string("integer")), ("minimum", .int(1)), ("maximum", .int(Int(PolicyRange.duration.upperBound)))]),
+        .object([("type", .string("integer")), ("minimum", .int(1)), ("maximum", .int(Int64(PolicyRange.duration.upperBound)))]),
         .object([("type", .string("number")), ("not", .object([("type", .string("integer"))])),
-                 ("minimum", .number(PolicyRange.duration.lowerBound)), ("maximum", .int(Int(PolicyRange.duration.upperBound)))]),
+                 ("minimum", .double(PolicyRange.duration.lowerBound)), ("maximum", .int(Int64(PolicyRange.duration.upperBound)))]),
         .object([("type", .string("string")),
                  ("pattern", .string(#"^[ \t]*([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)[ \t]*(ms|us|s|m|h)?[ \t]*$"#))]),
     ]))])
     static func integer(_ range: ClosedRange<Int64>) -> JSON {
-        .object([("type", .string("integer")), ("minimum", .int(Int(range.lowerBound))), ("maximum", .int(Int(range.upperBound)))])
+        .object([("type", .string("integer")), ("minimum", .int(Int64(range.lowerBound))), ("maximum", .int(Int64(range.upperBound)))])
     }
     static func strings(_ item: JSON) -> JSON { .object([("type", .string("array")), ("items", item)]) }
     static func enumeration(_ values: [String]) -> JSON { .object([("type", .string("string")), ("enum", .array(values.map(JSON.string)))]) }
@@ -102,8 +81,8 @@ public enum PolicySchema {
             ],
             "limits": [
                 "memory": size(PolicyRange.memory), "pids": integer(PolicyRange.pids),
-                "cpu": .object([("type", .string("number")), ("minimum", .number(PolicyRange.cpu.lowerBound)),
-                                ("maximum", .int(Int(PolicyRange.cpu.upperBound)))]),
+                "cpu": .object([("type", .string("number")), ("minimum", .double(PolicyRange.cpu.lowerBound)),
+                                ("maximum", .int(Int64(PolicyRange.cpu.upperBound)))]),
                 "wall_time": duration, "cpu_time": duration, "open_files": integer(PolicyRange.openFiles),
                 "file_size": size(PolicyRange.bytes), "output": size(PolicyRange.bytes),
             ],
@@ -137,6 +116,6 @@ public enum PolicySchema {
             ("type", .string("object")),
             ("additionalProperties", .bool(false)),
             ("properties", .object(properties)),
-        ]).render() + "\n"
+        ]).text(JSON.Format(indent: "  ", sortedKeys: true)) + "\n"
     }
 }

@@ -1,4 +1,4 @@
-import FoundationEssentials
+import CordonJSON
 
 /// A seccomp profile in the OCI runtime-spec / Docker JSON format, and the normalisation Cordon
 /// applies before compiling it (see `normalized()`). Pure: no libseccomp here.
@@ -61,19 +61,21 @@ public struct SeccompProfile: Sendable, Equatable {
         public var description: String { path.isEmpty ? "\(file): \(message)" : "\(file): \(path): \(message)" }
     }
 
+    /// RFC 8259, and a leading byte order mark skipped (Foundation's decoder, which read
+    /// profiles before, skipped it too).
+    static let jsonOptions = JSON.ParseOptions(skipsByteOrderMark: true)
+
+    /// A key repeated in the objects Cordon reads (the profile, a rule, an argument) is an
+    /// error: runc takes the last value, and Cordon took the first before this parser, so such
+    /// a profile meant different things to each.
     public static func parse(_ data: [UInt8], file: String) throws(ParseError) -> SeccompProfile {
         func fail(_ path: String, _ message: String) -> ParseError { ParseError(file: file, path: path, message: message) }
-        let root: [String: JSONValue]
-        do {
-            guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: Data(data)) else {
-                throw fail("", "expected a JSON object")
-            }
-            root = object
-        } catch let error as ParseError { throw error } catch {
-            throw fail("", "not valid JSON: \(error)")
-        }
+        let root: JSON
+        do { root = try JSON.parse(data, options: jsonOptions) } catch { throw fail("", "not valid JSON: \(error)") }
+        guard case .object = root else { throw fail("", "expected a JSON object") }
         let known = ["defaultAction", "defaultErrnoRet", "architectures", "syscalls", "flags", "listenerPath", "listenerMetadata", "archMap"]
-        for key in root.keys.sorted() where !known.contains(key) { throw fail(key, "unknown key") }
+        for key in root.keys where !known.contains(key) { throw fail(key, "unknown key") }
+        if let key = root.repeatedKey { throw fail(key, "given more than once") }
         if root["listenerPath"] != nil { throw fail("listenerPath", "not supported: Cordon is the seccomp listener") }
         if case .array(let flags)? = root["flags"], !flags.isEmpty { throw fail("flags", "not supported: Cordon sets the filter flags") }
 
@@ -83,17 +85,19 @@ public struct SeccompProfile: Sendable, Equatable {
 
         var arches: [String] = []
         if let list = root["architectures"] {
-            guard let names = list.stringArray else { throw fail("architectures", "expected an array of strings") }
+            guard let names = list.stringArrayValue else { throw fail("architectures", "expected an array of strings") }
             arches = names
         }
         guard case .array(let syscalls)? = root["syscalls"] else { throw fail("syscalls", "missing or not an array") }
         var rules: [Rule] = []
         for (i, entry) in syscalls.enumerated() {
             let at = "syscalls[\(i)]"
-            guard case .object(let rule) = entry else { throw fail(at, "expected an object") }
-            for key in rule.keys.sorted() where !["names", "name", "action", "errnoRet", "args", "comment", "includes", "excludes"].contains(key) {
+            guard case .object = entry else { throw fail(at, "expected an object") }
+            let rule = entry
+            for key in rule.keys where !["names", "name", "action", "errnoRet", "args", "comment", "includes", "excludes"].contains(key) {
                 throw fail("\(at).\(key)", "unknown key")
             }
+            if let key = rule.repeatedKey { throw fail("\(at).\(key)", "given more than once") }
             for key in ["includes", "excludes"] {
                 if case .object(let cond)? = rule[key], !cond.isEmpty {
                     throw fail("\(at).\(key)", "conditional rules are not supported; write the rule for the policy at hand")
@@ -101,7 +105,7 @@ public struct SeccompProfile: Sendable, Equatable {
             }
             var names: [String] = []
             if let list = rule["names"] {
-                guard let n = list.stringArray, !n.isEmpty else { throw fail("\(at).names", "expected a non-empty array of strings") }
+                guard let n = list.stringArrayValue, !n.isEmpty else { throw fail("\(at).names", "expected a non-empty array of strings") }
                 names = n
             } else if case .string(let name)? = rule["name"] {
                 names = [name]
@@ -117,10 +121,12 @@ public struct SeccompProfile: Sendable, Equatable {
                 var indexes = Set<UInt32>()
                 for (j, a) in argList.enumerated() {
                     let ap = "\(at).args[\(j)]"
-                    guard case .object(let arg) = a else { throw fail(ap, "expected an object") }
-                    for key in arg.keys.sorted() where !["index", "value", "valueTwo", "op"].contains(key) {
+                    guard case .object = a else { throw fail(ap, "expected an object") }
+                    let arg = a
+                    for key in arg.keys where !["index", "value", "valueTwo", "op"].contains(key) {
                         throw fail("\(ap).\(key)", "unknown key")
                     }
+                    if let key = arg.repeatedKey { throw fail("\(ap).\(key)", "given more than once") }
                     guard let index = try uint64(arg["index"], "\(ap).index", fail), index < 6 else {
                         throw fail("\(ap).index", "expected 0...5")
                     }
@@ -154,58 +160,37 @@ public struct SeccompProfile: Sendable, Equatable {
         }
     }
 
-    private static func uint64(_ value: JSONValue?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> UInt64? {
-        guard let value else { return nil }
-        guard case .unsigned(let u) = value else { throw fail(path, "expected a non-negative integer") }
-        return u
+    /// A non-negative integer; written with a fraction or an exponent too (`1.0`, `1e2`), as
+    /// Foundation's decoder, which read profiles before, took it.
+    private static func uint64(_ value: JSON?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> UInt64? {
+        switch value {
+        case nil: return nil
+        case .int(let n)? where n >= 0: return UInt64(n)
+        case .uint(let n)?: return n
+        case .double(let d)?: if let n = UInt64(exactly: d) { return n }
+        default: break
+        }
+        throw fail(path, "expected a non-negative integer")
     }
 
-    private static func int32(_ any: JSONValue?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> Int32? {
+    private static func int32(_ any: JSON?, _ path: String, _ fail: (String, String) -> ParseError) throws(ParseError) -> Int32? {
         guard let v = try uint64(any, path, fail) else { return nil }
         guard v > 0, v < 4096 else { throw fail(path, "expected an errno between 1 and 4095") }
         return Int32(v)
     }
 }
 
-/// A JSON document as values (FoundationEssentials has no JSONSerialization). Integers decode
-/// exactly as UInt64 when they are non-negative, so 64-bit masks survive.
-enum JSONValue: Decodable, Equatable {
-    case null, bool(Bool), unsigned(UInt64), signed(Int64), double(Double), string(String)
-    case array([JSONValue]), object([String: JSONValue])
-
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+extension JSON {
+    /// An object's keys, each once, sorted: the order in which unknown keys are reported.
+    var keys: [String] {
+        guard case .object(let members) = self else { return [] }
+        return Set(members.map(\.0)).sorted()
     }
 
-    init(from decoder: Decoder) throws {
-        if let keyed = try? decoder.container(keyedBy: Key.self) {
-            var object: [String: JSONValue] = [:]
-            for key in keyed.allKeys { object[key.stringValue] = try keyed.decode(JSONValue.self, forKey: key) }
-            self = .object(object)
-            return
-        }
-        if var list = try? decoder.unkeyedContainer() {
-            var array: [JSONValue] = []
-            while !list.isAtEnd { array.append(try list.decode(JSONValue.self)) }
-            self = .array(array)
-            return
-        }
-        let single = try decoder.singleValueContainer()
-        if single.decodeNil() { self = .null }
-        else if let b = try? single.decode(Bool.self) { self = .bool(b) }
-        else if let u = try? single.decode(UInt64.self) { self = .unsigned(u) }
-        else if let i = try? single.decode(Int64.self) { self = .signed(i) }
-        else if let d = try? single.decode(Double.self) { self = .double(d) }
-        else { self = .string(try single.decode(String.self)) }
-    }
-
-    var stringArray: [String]? {
-        guard case .array(let items) = self else { return nil }
-        var out: [String] = []
-        for item in items { guard case .string(let s) = item else { return nil }; out.append(s) }
-        return out
+    /// The first key of an object that a later member repeats.
+    var repeatedKey: String? {
+        guard case .object(let members) = self else { return nil }
+        var seen = Set<String>()
+        return members.first { !seen.insert($0.0).inserted }?.0
     }
 }

@@ -1,4 +1,5 @@
 import CLinux
+import CordonJSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,7 +50,7 @@ public final class RPCClient {
             case .message(let m): message = m
             }
             let value: JSON
-            do { value = try JSON.parse(message, maxValues: Int.max) } catch {  // the daemon is trusted
+            do { value = try JSON.parse(message, options: .init(maxValues: .max)) } catch {  // the daemon is trusted
                 throw RPCClientError(description: "\(socketPath): unreadable response: \(error)")
             }
             if value["id"] == nil, let name = value["method"]?.stringValue {

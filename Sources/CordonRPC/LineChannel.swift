@@ -1,4 +1,5 @@
 import CLinux
+import CordonSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,12 +32,6 @@ public final class LineChannel {
         self.maxLine = maxLine
     }
 
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
-
     /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error,
     /// including a receive timeout). With a `deadline` (CLOCK_MONOTONIC seconds), a line that
     /// has not arrived whole by then ends the stream too: the limit is per line, not per read,
@@ -66,7 +61,7 @@ public final class LineChannel {
                 start = 0
             }
             if let deadline {
-                let left = deadline - Self.now()
+                let left = deadline - MonotonicClock.now
                 guard left > 0 else { return .eof }
                 var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&pfd, 1, Int32(min(left * 1000 + 1, Double(Int32.max))))
@@ -89,9 +84,9 @@ public final class LineChannel {
         var bytes = Array(text.utf8)
         bytes.append(0x0A)
         var offset = 0
-        let deadline = Self.now() + sendSeconds
+        let deadline = MonotonicClock.now + sendSeconds
         while offset < bytes.count {
-            if offset > 0 && Self.now() > deadline { return false }
+            if offset > 0 && MonotonicClock.now > deadline { return false }
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }

@@ -1,3 +1,5 @@
+import CordonJSON
+
 /// cordond's wire protocol: JSON-RPC 2.0, one message per line, over a Unix stream socket.
 ///
 /// Error codes are stable: clients may switch on them. The standard ones (-32700…-32603) keep
@@ -116,6 +118,7 @@ public struct Params {
 
     public mutating func int(_ key: String, min: Int64 = 0, max: Int64 = Int64.max) throws(RPCError) -> Int64? {
         guard let value = take(key) else { return nil }
+        if case .uint(let n) = value { throw RPCError.invalid(field(key), "\(n) is out of range \(min)…\(max)") }
         guard case .int(let n) = value else { throw RPCError.invalid(field(key), "expected an integer, got \(value.typeName)") }
         guard n >= min && n <= max else { throw RPCError.invalid(field(key), "\(n) is out of range \(min)…\(max)") }
         return n

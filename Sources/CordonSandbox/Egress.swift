@@ -22,10 +22,8 @@ public struct EgressSettings: Sendable {
 
 /// One decision of a sandbox's egress, as the run record carries it.
 public struct EgressRecord: Codable, Sendable, Equatable {
-    /// "dns" or "connection".
-    public var kind: String
-    /// "allowed" or "denied".
-    public var verdict: String
+    public var kind: EgressEvent.Kind
+    public var verdict: EgressEvent.Verdict
     public var reason: String
     public var name: String?
     /// DNS: the question type and the addresses answered.
@@ -38,8 +36,8 @@ public struct EgressRecord: Codable, Sendable, Equatable {
     public var durationSeconds: Double?
 
     init(_ e: EgressEvent) {
-        kind = e.kind == .dns ? "dns" : "connection"
-        verdict = e.verdict.rawValue
+        kind = e.kind
+        verdict = e.verdict
         reason = e.reason
         name = e.name
         if e.kind == .dns {
@@ -69,8 +67,8 @@ final class EgressSession: Sendable {
 
     let proxy: EgressProxy
     let records = Records()
-    /// Keeps the steering program attached to the sandbox's namespace; -1 once closed.
-    let link: Mutex<Int32>
+    /// Keeps the steering program attached to the sandbox's namespace; nil once closed.
+    let link: Mutex<Descriptor?>
 
     final class Records: Sendable {
         let state = Mutex<(kept: [EgressRecord], omitted: Int)>(([], 0))
@@ -82,7 +80,7 @@ final class EgressSession: Sendable {
     }
 
     struct SetupError: Error {
-        var step: String
+        var step: SetupStep
         var errno: Int32
         var message: String
     }
@@ -91,52 +89,48 @@ final class EgressSession: Sendable {
         let allowlist: Allowlist
         switch Allowlist.parse(rules) {
         case .success(let a): allowlist = a
-        case .failure(let e): throw SetupError(step: "egress", errno: EINVAL, message: e.description)
+        case .failure(let e): throw SetupError(step: .egress, errno: EINVAL, message: e.description)
         }
         var upstream = Resolver.Upstream.system
         if let text = settings.upstream {
             guard let u = Resolver.Upstream.parse(text) else {
-                throw SetupError(step: "egress", errno: EINVAL, message: "DNS upstream \"\(text)\" is not IPv4:PORT")
+                throw SetupError(step: .egress, errno: EINVAL, message: "DNS upstream \"\(text)\" is not IPv4:PORT")
             }
             upstream = u
         }
         let resolver: Resolver
         do { resolver = try Resolver(hostsFile: settings.hostsFile, upstream: upstream) }
-        catch { throw SetupError(step: "egress", errno: EINVAL, message: "resolver: \(error)") }
+        catch { throw SetupError(step: .egress, errno: EINVAL, message: "resolver: \(error)") }
 
-        let netns = open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
-        guard netns >= 0 else { throw SetupError(step: "egress", errno: errno, message: "open /proc/\(pid)/ns/net: \(SystemError.text(errno))") }
-        defer { close(netns) }
+        let netnsFD = open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC)
+        guard netnsFD >= 0 else { throw SetupError(step: .egress, errno: errno, message: "open /proc/\(pid)/ns/net: \(SystemError.text(errno))") }
+        let netns = Descriptor(adopting: netnsFD)
         var tcp: Int32 = -1, udp: Int32 = -1, link: Int32 = -1, step: Int32 = 0
-        if cl_egress_netns_setup(netns, Self.proxyPort, &tcp, &udp, &link, &step) != 0 {
+        if cl_egress_netns_setup(netns.raw, Self.proxyPort, &tcp, &udp, &link, &step) != 0 {
             let e = errno
             let what = ["", "entering the sandbox's network namespace", "bringing up loopback",
                         "setting the congestion control", "adding the TCP routing rule",
                         "adding the TCP local route", "listening on 127.0.0.1:\(Self.proxyPort)", "binding 127.0.0.1:53",
                         "creating the listener's sockmap", "loading the sk_lookup program", "attaching the sk_lookup program"]
             let name = Int(step) < what.count ? what[Int(step)] : "step \(step)"
-            throw SetupError(step: "egress", errno: e, message: "egress: \(name): \(SystemError.text(e))")
+            throw SetupError(step: .egress, errno: e, message: "egress: \(name): \(SystemError.text(e))")
         }
-        self.link = Mutex(link)
+        // A failed init closes the link with the rest of what it set up.
+        self.link = Mutex(Descriptor(adopting: link))
         let records = self.records
         let configuration = EgressProxy.Configuration(allowlist: allowlist, resolver: resolver)
         do {
             proxy = try EgressProxy(listener: tcp, dns: udp, configuration: configuration) { records.add($0) }
             try proxy.start()
         } catch {
-            close(link)
-            throw SetupError(step: "egress", errno: EIO, message: "egress proxy: \(error)")
+            throw SetupError(step: .egress, errno: EIO, message: "egress proxy: \(error)")
         }
     }
 
     /// Stops the proxy (closing every relayed connection) and returns what it recorded.
     func finish() -> (records: [EgressRecord], omitted: Int) {
         proxy.stop()
-        let fd = link.withLock { fd in
-            defer { fd = -1 }
-            return fd
-        }
-        if fd >= 0 { close(fd) }
+        link.withLock { $0 = nil }
         return records.state.withLock { ($0.kept, $0.omitted) }
     }
 }

@@ -1,3 +1,9 @@
+// The record of one sandbox run: why it ended, its exit status, what it used, what it was refused
+// and which layers held — what `cordon run --json` prints and cordond stores (`StoredResult`).
+// Termination.swift decides the verdict; this file only carries it.
+
+import CordonSystem
+
 /// Why a sandbox ended. Always reported.
 public enum TerminationReason: String, Codable, Sendable {
     case exited
@@ -25,11 +31,17 @@ public struct DeniedOperation: Codable, Sendable, Equatable {
     public var errno: Int32
 }
 
-public struct SetupFailure: Codable, Sendable, Equatable, CustomStringConvertible {
-    public var step: String
+public struct SetupFailure: Error, Codable, Sendable, Equatable, CustomStringConvertible {
+    public var step: SetupStep
     public var errno: Int32
     public var message: String
     public var description: String { message }
+
+    public init(step: SetupStep, errno: Int32, message: String) {
+        self.step = step
+        self.errno = errno
+        self.message = message
+    }
 }
 
 /// The layers a sandbox actually ran with (so a report says what held, not what was asked).
@@ -44,13 +56,18 @@ public struct AppliedLayers: Codable, Sendable, Equatable {
     public var capabilitiesKept: [String]
 }
 
-/// The record `cordon run --json` prints and the daemon will store.
+/// The record `cordon run --json` prints and cordond stores (there with `exitStatus`, see
+/// `StoredResult`).
 public struct SandboxResult: Codable, Sendable {
     public var reason: TerminationReason
     public var exitCode: Int32?
     public var signal: Int32?
     public var signalName: String?
     public var setupFailure: SetupFailure?
+    /// The status a shell would see, decided with the reason (`Termination`): the command's exit
+    /// code, 128+N for signal N, 125 for a failed setup (126/127 when the command cannot be
+    /// executed or is not found). Not a member of `cordon run --json`'s record, which is unchanged.
+    public internal(set) var exitStatus: Int32
     public var wallTimeSeconds: Double
     public var cpuUserSeconds: Double?
     public var cpuSystemSeconds: Double?
@@ -70,22 +87,70 @@ public struct SandboxResult: Codable, Sendable {
     public var policyHash: String
     public var layers: AppliedLayers?
 
-    /// The record of a sandbox that could not be set up (the workload never ran).
-    public static func setupFailed(step: String, errno: Int32, message: String, policy: String, policyHash: String) -> SandboxResult {
-        SandboxResult(reason: .setupFailed, exitCode: nil, signal: nil, signalName: nil,
-                      setupFailure: SetupFailure(step: step, errno: errno, message: message), wallTimeSeconds: 0,
-                      cpuUserSeconds: nil, cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0,
-                      denied: [], policy: policy, policyHash: policyHash, layers: nil)
+    enum CodingKeys: String, CodingKey {
+        case reason, exitCode, signal, signalName, setupFailure, wallTimeSeconds, cpuUserSeconds, cpuSystemSeconds
+        case peakMemoryBytes, stdoutBytes, stderrBytes, denied, deniedOmitted, logged, egress, egressOmitted
+        case policy, policyHash, layers
     }
 
-    /// The status a shell would see: the command's exit code, 128+N for signal N, 125 for a
-    /// failed setup (126/127 when the command cannot be executed or found).
-    public var exitStatus: Int32 {
-        if let setupFailure {
-            if setupFailure.step == "execve" { return setupFailure.errno == 2 ? 127 : 126 }
-            return 125
-        }
-        if let signal { return 128 + signal }
-        return exitCode ?? 125
+    /// The record of a sandbox that could not be set up (the workload never ran).
+    public static func setupFailed(step: SetupStep, errno: Int32, message: String, policy: String, policyHash: String) -> SandboxResult {
+        SandboxResult(Termination.notStarted(SetupFailure(step: step, errno: errno, message: message)),
+                      policy: policy, policyHash: policyHash)
+    }
+}
+
+extension SandboxResult {
+    /// A record of `outcome` with nothing measured yet.
+    init(_ outcome: Termination.Outcome, policy: String, policyHash: String, wallTimeSeconds: Double = 0) {
+        self.init(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal,
+                  signalName: outcome.signal.map(CordonSystem.signalName), setupFailure: outcome.setupFailure,
+                  exitStatus: outcome.exitStatus, wallTimeSeconds: wallTimeSeconds, cpuUserSeconds: nil,
+                  cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0, denied: [],
+                  policy: policy, policyHash: policyHash, layers: nil)
+    }
+
+    /// Reads a record; one without `exitStatus` (`cordon run --json`'s, or cordond's before it
+    /// stored the status) gets it derived from the other members, as it was before.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reason = try c.decode(TerminationReason.self, forKey: .reason)
+        exitCode = try c.decodeIfPresent(Int32.self, forKey: .exitCode)
+        signal = try c.decodeIfPresent(Int32.self, forKey: .signal)
+        signalName = try c.decodeIfPresent(String.self, forKey: .signalName)
+        setupFailure = try c.decodeIfPresent(SetupFailure.self, forKey: .setupFailure)
+        wallTimeSeconds = try c.decode(Double.self, forKey: .wallTimeSeconds)
+        cpuUserSeconds = try c.decodeIfPresent(Double.self, forKey: .cpuUserSeconds)
+        cpuSystemSeconds = try c.decodeIfPresent(Double.self, forKey: .cpuSystemSeconds)
+        peakMemoryBytes = try c.decodeIfPresent(UInt64.self, forKey: .peakMemoryBytes)
+        stdoutBytes = try c.decode(UInt64.self, forKey: .stdoutBytes)
+        stderrBytes = try c.decode(UInt64.self, forKey: .stderrBytes)
+        denied = try c.decode([DeniedOperation].self, forKey: .denied)
+        deniedOmitted = try c.decode(Int.self, forKey: .deniedOmitted)
+        logged = try c.decode([DeniedOperation].self, forKey: .logged)
+        egress = try c.decodeIfPresent([EgressRecord].self, forKey: .egress)
+        egressOmitted = try c.decodeIfPresent(Int.self, forKey: .egressOmitted)
+        policy = try c.decode(String.self, forKey: .policy)
+        policyHash = try c.decode(String.self, forKey: .policyHash)
+        layers = try c.decodeIfPresent(AppliedLayers.self, forKey: .layers)
+        let stored = try decoder.container(keyedBy: StoredResult.Key.self)
+        exitStatus = try stored.decodeIfPresent(Int32.self, forKey: .exitStatus)
+            ?? Termination.exitStatus(exitCode: exitCode, signal: signal, setupFailure: setupFailure)
+    }
+
+    /// The record as cordond stores and serves it.
+    public var stored: StoredResult { StoredResult(result: self) }
+}
+
+/// A result as cordond stores it and a client reads it: the members of `cordon run --json`'s
+/// record plus `exitStatus`, so a client reads the status instead of deriving it.
+public struct StoredResult: Encodable, Sendable {
+    public var result: SandboxResult
+    enum Key: String, CodingKey { case exitStatus }
+
+    public func encode(to encoder: any Encoder) throws {
+        try result.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(result.exitStatus, forKey: .exitStatus)
     }
 }

@@ -58,13 +58,13 @@ struct ScanCommand: ParsableCommand {
         }
         let report: ScanReport
         // On a terminal, a progress line once the scan has run for more than a second.
-        let started = UTCTime.monotonic()
+        let started = MonotonicClock.now
         let terminal = isatty(2) == 1
         var shown = false
         defer { if shown { FileDescriptorIO.writeAll(2, "\r\u{1B}[K") } }
         do {
             report = try Scanner.scan(paths, database: database) { index, count, target in
-                guard terminal, UTCTime.monotonic() - started > 1 else { return }
+                guard terminal, MonotonicClock.now - started > 1 else { return }
                 shown = true
                 FileDescriptorIO.writeAll(2, "\r\u{1B}[Kscanning \(index + 1)/\(count): \(target)")
             }

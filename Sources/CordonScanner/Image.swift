@@ -1,8 +1,8 @@
 import CordonArchive
 import CordonHeuristics
+import CordonJSON
 import CordonScan
 import CordonSystem
-import FoundationEssentials
 
 /// A container image read from an OCI image layout (a directory or its tar) or a `docker save`
 /// tarball: its layers applied in order, whiteouts honoured, every file attributed to the layer
@@ -84,8 +84,8 @@ public struct ContainerImage {
         // package (otherwise the file-level rules would never see its code).
         if sawPackageMetadata { return nil }
         let layers: [String]
-        if let manifest, let docker = try? JSONDecoder().decode([DockerManifest].self, from: Data(manifest)), let first = docker.first {
-            layers = first.Layers
+        if let manifest, let docker = dockerLayers(manifest) {
+            layers = docker
         } else if sawLayout, let index {
             layers = try ociLayers(index: index, blobs: blobs)
         } else {
@@ -104,18 +104,48 @@ public struct ContainerImage {
         return image
     }
 
-    struct DockerManifest: Decodable { var Layers: [String] }
-    struct OCIIndex: Decodable { struct Descriptor: Decodable { var digest: String; var mediaType: String? }; var manifests: [Descriptor] }
-    struct OCIManifest: Decodable { struct Descriptor: Decodable { var digest: String }; var layers: [Descriptor] }
+    /// Image manifests and indexes are a few KiB; the default caps hold the rest.
+    static let manifestOptions = JSON.ParseOptions(maxBytes: 4 << 20)
+
+    /// The first image's layers of a `docker save` manifest.json (an array of objects with
+    /// `Layers`), or nil when it is not one: every entry must have its list of layer paths.
+    static func dockerLayers(_ manifest: [UInt8]) -> [String]? {
+        guard let entries = (try? JSON.parse(manifest, options: manifestOptions))?.arrayValue, !entries.isEmpty else { return nil }
+        let layers = entries.map { $0["Layers"]?.stringArrayValue }
+        guard layers.allSatisfy({ $0 != nil }) else { return nil }
+        return layers[0]
+    }
 
     static func blobPath(_ digest: String) -> String { "blobs/" + digest.split(separator: ":", maxSplits: 1).joined(separator: "/") }
 
+    /// The digests of the descriptors in `document[key]` (an OCI index's manifests, a
+    /// manifest's layers): each must have a string `digest` (and a string `mediaType`, if any).
+    static func digests(_ bytes: [UInt8], _ key: String, _ what: String) throws -> [String] {
+        let document: JSON
+        do { document = try JSON.parse(bytes, options: manifestOptions) } catch {
+            throw ScanFailure(description: "OCI layout: \(what) is not valid JSON: \(error)")
+        }
+        guard let descriptors = document[key]?.arrayValue else {
+            throw ScanFailure(description: "OCI layout: \(what) has no \"\(key)\" array")
+        }
+        return try descriptors.enumerated().map { i, descriptor in
+            switch descriptor["mediaType"] {
+            case nil, .null?, .string?: break
+            default: throw ScanFailure(description: "OCI layout: \(what): \(key)[\(i)].mediaType is not a string")
+            }
+            guard let digest = descriptor["digest"]?.stringValue else {
+                throw ScanFailure(description: "OCI layout: \(what): \(key)[\(i)] has no digest")
+            }
+            return digest
+        }
+    }
+
     static func ociLayers(index: [UInt8], blobs: [String: [UInt8]]) throws -> [String] {
-        let idx = try JSONDecoder().decode(OCIIndex.self, from: Data(index))
-        guard let first = idx.manifests.first, let manifest = blobs[blobPath(first.digest)] else {
+        let manifests = try digests(index, "manifests", "index.json")
+        guard let first = manifests.first, let manifest = blobs[blobPath(first)] else {
             throw ScanFailure(description: "OCI layout: index.json names no manifest present in blobs/")
         }
-        return try JSONDecoder().decode(OCIManifest.self, from: Data(manifest)).layers.map { blobPath($0.digest) }
+        return try digests(manifest, "layers", "the image manifest").map(blobPath)
     }
 
     /// Applies one layer: whiteouts delete from the layers below, entries add or replace.

@@ -1,7 +1,8 @@
 import CordonArchive
+import CordonHeuristics
+import CordonJSON
 import CordonScan
 import CordonSystem
-import FoundationEssentials
 
 /// One package found in a scan target, with its files (paths relative to the package root).
 public struct ScannedPackage: Sendable {
@@ -139,11 +140,17 @@ public enum Inventory {
     }
 
     static func npmIdentity(_ bytes: [UInt8], source: String) throws -> (String, String) {
-        struct Manifest: Decodable { var name: String?; var version: String? }
-        guard let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)),
-              let name = manifest.name, let version = manifest.version else {
-            throw ScanFailure(description: "\(source): package.json has no name or version")
+        // As npm reads it; a name or version that is there but not a string spoils the file,
+        // as it did when Foundation's decoder read it.
+        let failure = ScanFailure(description: "\(source): package.json has no name or version")
+        guard let manifest = try? JSON.parse(bytes, options: Heuristics.packageJSON), case .object = manifest else { throw failure }
+        for key in ["name", "version"] {
+            switch manifest[key] {
+            case nil, .null?, .string?: continue
+            default: throw failure
+            }
         }
+        guard let name = manifest["name"]?.stringValue, let version = manifest["version"]?.stringValue else { throw failure }
         return (name, version)
     }
 }

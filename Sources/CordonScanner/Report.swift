@@ -58,7 +58,7 @@ public enum Scanner {
     /// scanned on all cores; the report keeps their order.
     public static func scan(_ targets: [String], database: VulnDatabase?,
                             progress: @escaping (Int, Int, String) -> Void = { _, _, _ in }) throws -> ScanReport {
-        let start = UTCTime.monotonic()
+        let start = MonotonicClock.now
         let results = ResultSlots(count: targets.count)
         let reportProgress = ProgressRelay(progress)
         DispatchQueue.concurrentPerform(iterations: targets.count) { index in
@@ -67,7 +67,7 @@ public enum Scanner {
         }
         var packages: [ScanReport.Package] = []
         for result in results.values { packages += try result.get() }
-        return ScanReport(targets: targets, packages: packages, scannedAt: UTCTime.now(), seconds: UTCTime.monotonic() - start)
+        return ScanReport(targets: targets, packages: packages, scannedAt: UTCTime.now(), seconds: MonotonicClock.now - start)
     }
 
     static func scanOne(_ target: String, database: VulnDatabase?) throws -> [ScanReport.Package] {

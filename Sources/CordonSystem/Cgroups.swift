@@ -166,9 +166,9 @@ public struct Cgroup: Sendable {
     public var v1TaskFiles: [String] { version == .v1 ? directories.map { "\($0)/tasks" } : [] }
 
     /// v2: a descriptor of the directory, for clone3's CLONE_INTO_CGROUP.
-    public func openDirectory() throws(SystemError) -> Int32 {
+    public func openDirectory() throws(SystemError) -> Descriptor {
         let dir = directories[0]
-        return try syscallRetrying("open", path: dir) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        return Descriptor(adopting: try syscallRetrying("open", path: dir) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
     }
 
     public func usage() -> CgroupUsage {

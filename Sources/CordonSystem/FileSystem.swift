@@ -237,10 +237,3 @@ public enum FileSystem {
         return String(cString: resolved)
     }
 }
-
-/// A descriptor with one owner: closed exactly once, when the owner lets it go.
-public final class OwnedDescriptor: Sendable {
-    public let fd: Int32
-    public init(_ fd: Int32) { self.fd = fd }
-    deinit { close(fd) }
-}

@@ -45,10 +45,10 @@ public enum Landlock {
 
     /// Creates a ruleset that handles every filesystem right of `abi` and, from ABI 6, scopes
     /// signals and abstract unix sockets to the sandbox. The corresponding C function is `landlock_create_ruleset`.
-    public static func createRuleset(abi: Int) throws(SystemError) -> Int32 {
+    public static func createRuleset(abi: Int) throws(SystemError) -> Descriptor {
         let scoped: UInt64 = abi >= 6 ? (scopeAbstractUnixSocket | scopeSignal) : 0
-        return try syscallRetrying("landlock_create_ruleset") {
+        return Descriptor(adopting: try syscallRetrying("landlock_create_ruleset") {
             cl_landlock_create_ruleset(FS.handled(abi: abi).rawValue, 0, scoped)
-        }
+        })
     }
 }

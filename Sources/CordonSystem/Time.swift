@@ -29,10 +29,31 @@ public enum UTCTime {
         return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(ms, 3))Z"
     }
 
-    /// Monotonic seconds, for measuring durations.
-    public static func monotonic() -> Double {
-        var ts = timespec()
+}
+
+/// CLOCK_MONOTONIC in seconds: for durations, deadlines and timeouts (never for records, which
+/// take `UTCTime`). The one monotonic clock of the project.
+public enum MonotonicClock {
+    public static var now: Double {
+        var ts = Glibc.timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Seconds since `start` (a value of `now`).
+    public static func since(_ start: Double) -> Double { now - start }
+
+    /// The monotonic clock's reading `seconds` from now, as the timespec pthread_cond_timedwait
+    /// and ppoll-style calls take.
+    public static func deadline(adding seconds: Double) -> Glibc.timespec {
+        var ts = Glibc.timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        let whole = max(0, seconds).rounded(.down)
+        var sec = ts.tv_sec + Int(whole)
+        var nsec = ts.tv_nsec + Int((max(0, seconds) - whole) * 1e9)
+        if nsec >= 1_000_000_000 { sec += 1; nsec -= 1_000_000_000 }
+        ts.tv_sec = sec
+        ts.tv_nsec = nsec
+        return ts
     }
 }

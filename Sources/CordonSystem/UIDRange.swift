@@ -12,12 +12,14 @@ public final class UIDRange: Sendable {
     public static let slots: Int = 4096
 
     public let slot: Int
-    public let lockFD: Int32
+    /// The slot's lock, held until this range goes.
+    private let lock: Descriptor
+    public var lockFD: Int32 { lock.raw }
     public var hostBase: UInt32 { UIDRange.base + UInt32(slot) * UIDRange.size }
 
     init(slot: Int, lockFD: Int32) {
         self.slot = slot
-        self.lockFD = lockFD
+        self.lock = Descriptor(adopting: lockFD)
     }
 
     /// Where slots are locked. Host-global, whatever runtime directory a caller uses, because
@@ -54,6 +56,4 @@ public final class UIDRange: Sendable {
         close(fd)
         return nil
     }
-
-    deinit { close(lockFD) }
 }

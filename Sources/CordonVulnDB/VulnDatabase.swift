@@ -65,7 +65,7 @@ public final class VulnDatabase: @unchecked Sendable {
     /// nothing: a file that is not a valid record aborts the import, naming the file and field,
     /// and leaves the database as it was. `progress` is called with (done, total).
     public func importRecords(from paths: [String], progress: (Int, Int) -> Void = { _, _ in }) throws(Failure) -> ImportSummary {
-        let start = UTCTime.monotonic()
+        let start = MonotonicClock.now
         // (source, display name, bytes loader): plain files are read when their turn comes;
         // members of a .zip dump (OSV publishes them so) are read through the archive limits.
         var files: [(source: String, file: String, load: () throws -> [UInt8])] = []
@@ -130,7 +130,7 @@ public final class VulnDatabase: @unchecked Sendable {
         } catch {
             throw Failure(description: "import: \(error)")
         }
-        summary.seconds = UTCTime.monotonic() - start
+        summary.seconds = MonotonicClock.now - start
         return summary
     }
 

@@ -11,8 +11,8 @@
 //
 // Contract (see CSpawn): started with every signal blocked; environment CORDON_WORKLOAD_PID (the
 // workload, a child of this process) and CORDON_STATUS_FD (a pipe to the supervisor), and
-// optionally CORDON_GATE_FD (closed once this program has set itself up: a workload waits on it
-// so that it never sees pid 1 before this program runs there). When the
+// CORDON_GATE_FD (a pipe the workload waits on: this program writes one byte to it once it has
+// set itself up, so the workload never runs before this program is pid 1). When the
 // workload ends it kills what is left in the pid namespace, reaps it, writes a struct cs_status
 // (same layout as cspawn.h) to the pipe and exits 0.
 
@@ -135,9 +135,14 @@ __attribute__((noreturn, used)) void init_main(i64 *sp) {
     // Armed again: the exec may have cleared it (it survives a plain exec, but nothing here
     // depends on that). If the supervisor is already gone the sandbox is swept by its restart.
     sys4(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
-    // Set up: a workload waiting on the gate (copy mode) may go on now.
+    // Set up: the workload waiting on the gate may go on now.
     i64 gate = env_number(envp, "CORDON_GATE_FD");
-    if (gate >= 0) sys4(SYS_close, gate, 0, 0, 0);
+    if (gate < 0) quit(125);
+    // If the write fails the workload is gone already (EPIPE; the signal stays blocked) or will
+    // see end of file and give up: either way it is reaped below.
+    i64 n;
+    do { n = sys4(SYS_write, gate, (i64)"g", 1, 0); } while (n == -EINTR);
+    sys4(SYS_close, gate, 0, 0, 0);
 
     struct status_ st;
     st.wait_status = st.reserved = 0;

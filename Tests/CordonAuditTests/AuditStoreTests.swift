@@ -7,6 +7,29 @@ import Glibc
 #endif
 
 @Suite struct RoundTripTests {
+    /// argv is stored as CordonJSON's compact text. Rows written before it (by Foundation's
+    /// encoder, which wrote "/" as "\/" and \b, \f as short escapes) and argv rewritten by
+    /// retention (SQLite's json_array) read the same.
+    @Test func argvTextOfEveryWriterReads() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let argv = ["/usr/bin/env", "\u{8}\u{C}\u{7F}\u{2028}", "é 😀"]
+        var store = try AuditStore(path: dir.database)
+        let id = try store.createTask(newTask(argv: argv))
+        store.close()
+        let db = try SQLiteDatabase(path: dir.database)
+        let stored = try db.prepare("SELECT argv FROM tasks WHERE id = ?1").rows(binding: [.integer(id)])
+        #expect(stored == [[.text(#"["/usr/bin/env","\u0008\u000c\u007f\u2028","é 😀"]"#)]])
+        let foundation = #"["\/usr\/bin\/env","\b\f\#u{7F}\#u{2028}","é 😀"]"#
+        let sqlite = #"["/usr/bin/env","\b\f\#u{7F}\#u{2028}","\u00e9 \ud83d\ude00"]"#
+        for text in [foundation, sqlite] {
+            _ = try db.prepare("UPDATE tasks SET argv = ?1 WHERE id = ?2").rows(binding: [.text(text), .integer(id)])
+            store = try AuditStore(path: dir.database)
+            #expect(try store.task(id: id)?.argv == argv, "\(text)")
+            store.close()
+        }
+    }
+
     @Test func everyTaskFieldRoundTrips() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }

@@ -1,3 +1,4 @@
+import CordonJSON
 import CordonRPC
 import Foundation
 import Testing
@@ -122,6 +123,9 @@ struct DaemonTests {
         #expect(blocked["id"] == .int(next))
         #expect(blocked["reason"] == .string("setup-failed"), "\(blocked.text)")
         #expect(blocked["result"]?["setupFailure"]?["step"] == .string("output"), "\(blocked.text)")
+        // The record carries the exit status the sandbox decided (a failed setup: 125, though the
+        // workload was killed by a signal), so a client does not derive it.
+        #expect(blocked["result"]?["exitStatus"] == .int(125), "\(blocked.text)")
         #expect(blocked["result"]?["setupFailure"]?["message"]?.stringValue?.contains("tasks/\(next)") == true, "\(blocked.text)")
     }
 

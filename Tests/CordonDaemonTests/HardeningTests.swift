@@ -1,4 +1,5 @@
 import CLinux
+import CordonJSON
 import CordonRPC
 import Foundation
 import Testing

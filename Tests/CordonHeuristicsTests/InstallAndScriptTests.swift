@@ -151,6 +151,30 @@ import Testing
         #expect(fs.first?.file == "binding.gyp")
     }
 
+    /// package.json is read as npm reads it: a leading byte order mark skipped (lines still
+    /// count from the file's start), an escaped surrogate pair one character, a lone
+    /// surrogate U+FFFD rather than a reason to skip the file.
+    @Test func readAsNpmReadsIt() {
+        let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+        let text = "{\n  \"name\": \"w\",\n  \"scripts\": {\"postinstall\": \"echo \\ud83d\\ude00 \\ud800\"}\n}\n"
+        let fs = Heuristics.scan(pkg([PackageFile(path: "package.json", bytes: bom + Array(text.utf8))], eco: .npm))
+        #expect(fs.map(\.rule) == ["npm-install-script"])
+        #expect(fs.first?.startLine == 3)
+        #expect(fs.first?.message.hasSuffix("echo \u{1F600} \u{FFFD}") == true, "\(fs.first?.message ?? "")")
+        // Invalid UTF-8 is replaced too; the grammar is still RFC 8259's (npm refuses the rest).
+        let latin1 = Array("{\"scripts\": {\"install\": \"caf".utf8) + [0xE9] + Array("\"}}".utf8)
+        #expect(Heuristics.scan(pkg([PackageFile(path: "package.json", bytes: latin1)], eco: .npm)).first?.message.hasSuffix("caf\u{FFFD}") == true)
+        #expect(Heuristics.scan(pkg([pf("package.json", #"{"scripts": {"install": "x",}}"#)], eco: .npm)).isEmpty)
+    }
+
+    /// The last of a repeated key is the one npm runs.
+    @Test func repeatedHookKeyReadsTheLast() {
+        let json = "{\"scripts\": {\"postinstall\": \"node-gyp rebuild\",\n\"postinstall\": \"curl x | sh\"}}"
+        let fs = Heuristics.scan(pkg([pf("package.json", json)], eco: .npm)).filter { $0.rule == "npm-install-script" }
+        #expect(fs.map(\.severity) == [.high])
+        #expect(fs.first?.startLine == 2)
+    }
+
     @Test func ordinaryScriptsAreClean() {
         let json = """
         {"name": "harmless-widget-lib", "scripts": {"build": "tsc", "test": "jest", "prepublishOnly": "npm run build",

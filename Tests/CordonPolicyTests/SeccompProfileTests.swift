@@ -35,9 +35,80 @@ struct SeccompProfileTests {
         ("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"x\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}, {\"index\": 0, \"value\": 2, \"op\": \"SCMP_CMP_EQ\"}]}]}", "p.json: syscalls[0].args[1]: a second comparison on argument 0 in one rule (libseccomp allows one per argument; write two rules)"),
         ("[1]", "p.json: expected a JSON object"),
         ("{", "p.json: not valid JSON"),
+        ("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [],}", "p.json: not valid JSON: at byte 51: expected a string key"),
+        ("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [], \"defaultAction\": \"SCMP_ACT_ERRNO\"}", "p.json: defaultAction: given more than once"),
+        ("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"x\"], \"action\": \"SCMP_ACT_ERRNO\", \"action\": \"SCMP_ACT_ALLOW\"}]}", "p.json: syscalls[0].action: given more than once"),
+        ("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"x\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 1, \"value\": 2, \"op\": \"SCMP_CMP_EQ\"}]}]}", "p.json: syscalls[0].args[0].value: given more than once"),
+        ("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"x\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 1.5, \"op\": \"SCMP_CMP_EQ\"}]}]}", "p.json: syscalls[0].args[0].value: expected a non-negative integer"),
+        ("{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"x\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": -1, \"op\": \"SCMP_CMP_EQ\"}]}]}", "p.json: syscalls[0].args[0].value: expected a non-negative integer"),
     ])
     func errors(_ c: (String, String)) {
         #expect(parseError(c.0).hasPrefix(c.1), "\(parseError(c.0))")
+    }
+
+    /// Integers are exact up to UInt64.max, and may be written as Foundation's decoder (which
+    /// read profiles before) took them: `1.0`, `1e2`. A byte order mark is skipped.
+    @Test func numbersAndByteOrderMark() throws {
+        let p = try SeccompProfile.parse([0xEF, 0xBB, 0xBF] + Array("""
+        {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1.0, "syscalls": [
+          {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1e1,
+           "args": [{"index": 1, "value": 18446744073709551615, "valueTwo": 9223372036854775808, "op": "SCMP_CMP_MASKED_EQ"}]}
+        ]}
+        """.utf8), file: "p.json")
+        #expect(p.defaultAction == .errno(1))
+        #expect(p.rules[0].action == .errno(10))
+        #expect(p.rules[0].args == [SeccompProfile.Arg(index: 1, value: .max, valueTwo: 1 << 63, op: .maskedEq)])
+    }
+
+    /// What `cordon run --learn` writes, byte for byte: sorted keys, two-space indents, arrays
+    /// of scalars on one line, `name` folded into `names`, integers written as integers.
+    @Test func restrictedText() throws {
+        let profile = """
+        {"syscalls": [
+          {"names": ["read", "write", "mount"], "action": "SCMP_ACT_ALLOW", "comment": "io \\u00e9 / \\ud83d\\ude00"},
+          {"name": "ptrace", "action": "SCMP_ACT_ERRNO", "errnoRet": 1.0},
+          {"names": ["ioctl"], "action": "SCMP_ACT_LOG", "args": [{"op": "SCMP_CMP_MASKED_EQ", "index": 1, "value": 18446744073709551615, "valueTwo": 21522}]},
+          {"names": ["kill"], "action": "SCMP_ACT_ALLOW"}
+        ], "defaultAction": "SCMP_ACT_ERRNO", "architectures": [], "archMap": [{"architecture": "SCMP_ARCH_X86_64", "n": 1e2, "n": 2.5}]}
+        """
+        let (json, notPermitted) = try SeccompProfile.restricted(Array(profile.utf8), file: "p.json", to: ["read", "ioctl", "open"])
+        #expect(notPermitted == ["open"])
+        #expect(json == """
+        {
+          "archMap": [
+            {
+              "architecture": "SCMP_ARCH_X86_64",
+              "n": 2.5
+            }
+          ],
+          "architectures": [],
+          "defaultAction": "SCMP_ACT_ERRNO",
+          "syscalls": [
+            {
+              "action": "SCMP_ACT_ALLOW",
+              "comment": "io é / 😀",
+              "names": ["read"]
+            },
+            {
+              "action": "SCMP_ACT_ERRNO",
+              "errnoRet": 1,
+              "names": ["ptrace"]
+            },
+            {
+              "action": "SCMP_ACT_LOG",
+              "args": [
+                {
+                  "index": 1,
+                  "op": "SCMP_CMP_MASKED_EQ",
+                  "value": 18446744073709551615,
+                  "valueTwo": 21522
+                }
+              ],
+              "names": ["ioctl"]
+            }
+          ]
+        }
+        """)
     }
 
     /// A deny rule wins over an unconditional allow: the allow becomes the exact complement.

@@ -328,6 +328,39 @@ struct SpawnModeTests {
         #expect(out == "cordon-init\nNoNewPrivs:\t1\n")
     }
 
+    /// pid 1 runs a stand-in for cordon-init that sleeps 300 ms before it executes the real
+    /// one, so the window between the workload's start and cordon-init's is wide open: the
+    /// workload must still find cordon-init as pid 1, in both modes, because it waits on the gate
+    /// cordon-init opens. (Without the gate it reads the stand-in's name, every time.)
+    @Test(arguments: [true, false]) func theWorkloadNeverRunsBeforeCordonInitIsPidOne(shareMemory: Bool) throws {
+        let built = try #require(InitProgramPath.built)
+        let initCopy = "\(Harness.probeDir)/cordon-init"
+        if !FileManager.default.fileExists(atPath: initCopy) { try? FileManager.default.copyItem(atPath: built, toPath: initCopy) }
+        let slowInit = "\(Harness.probeDir)/slow-init"
+        if !FileManager.default.fileExists(atPath: slowInit) {
+            let source = "\(Harness.scratch)/slow-init.c"
+            try """
+            #include <time.h>
+            #include <unistd.h>
+            int main(int argc, char **argv, char **envp) {
+                (void)argc;
+                struct timespec t = { 0, 300000000 };
+                nanosleep(&t, 0);
+                execve("/opt/cordon-test/cordon-init", argv, envp);
+                return 125;
+            }
+            """.write(toFile: source, atomically: true, encoding: .utf8)
+            let r = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", slowInit + ".tmp", source])
+            #expect(r.status == 0, "\(r.stderr)")
+            rename(slowInit + ".tmp", slowInit)
+        }
+        for _ in 0..<3 {
+            let (r, out) = try Self.run(["cat", "/proc/1/comm"]) { $0.initProgram = slowInit; $0.shareMemoryUntilExec = shareMemory }
+            #expect(r.exitCode == 0, "\(r.setupFailure?.message ?? "")")
+            #expect(out == "cordon-init\n")
+        }
+    }
+
     @Test func anInitProgramOthersCanWriteIsRefused() throws {
         let path = "\(Harness.scratch)/writable-init-\(getpid())"
         let built = try #require(InitProgramPath.built)
@@ -337,7 +370,7 @@ struct SpawnModeTests {
         chmod(path, 0o757)
         let (r, _) = try Self.run(["true"]) { $0.initProgram = path }
         #expect(r.reason == .setupFailed)
-        #expect(r.setupFailure?.step == "init-program")
+        #expect(r.setupFailure?.step.name == "init-program")
         #expect(r.setupFailure?.message.contains("writable by root only") == true, "\(r.setupFailure?.message ?? "")")
         #expect(r.setupFailure?.message.contains(path) == true)
         chmod(path, 0o755)
@@ -348,7 +381,7 @@ struct SpawnModeTests {
     @Test func aMissingInitProgramIsAClearError() throws {
         let (r, _) = try Self.run(["true"]) { $0.initProgram = "/nonexistent/cordon-init" }
         #expect(r.reason == .setupFailed)
-        #expect(r.setupFailure?.step == "init-program")
+        #expect(r.setupFailure?.step.name == "init-program")
         #expect(r.setupFailure?.message.contains("/nonexistent/cordon-init") == true, "\(r.setupFailure?.message ?? "")")
     }
 
@@ -361,7 +394,7 @@ struct SpawnModeTests {
         chmod(path, 0o755)
         let (r, _) = try Self.run(["sleep", "4247"]) { $0.initProgram = path }
         #expect(r.reason == .setupFailed)
-        #expect(r.setupFailure?.step == "init-exec", "\(r.setupFailure?.message ?? "")")
+        #expect(r.setupFailure?.step.name == "init-exec", "\(r.setupFailure?.message ?? "")")
         #expect(Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).allSatisfy {
             !(((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}4247"))
         })

@@ -154,6 +154,38 @@ struct RealPackageTests {
     }
 }
 
+/// The JSON the inventory and image reader take from untrusted files (CordonJSON, strict but
+/// for package.json, which is read as npm reads it).
+struct ManifestJSONTests {
+    @Test func npmIdentity() throws {
+        #expect(try Inventory.npmIdentity([0xEF, 0xBB, 0xBF] + Array(#"{"name":"a","version":"1.0.0"}"#.utf8), source: "p") == ("a", "1.0.0"))
+        #expect(try Inventory.npmIdentity(Array(#"{"name":"a","version":"1","name":"b","private":true}"#.utf8), source: "p") == ("b", "1"))
+        for bad in [#"{"name":"a"}"#, #"{"name":5,"version":"1"}"#, #"{"name":"a","version":null}"#, #"[{"name":"a","version":"1"}]"#,
+                    #"{"name":"a","version":"1",}"#, "", #"{"name":"a","version":"1"} x"#] {
+            #expect(throws: ScanFailure.self, "\(bad)") { try Inventory.npmIdentity(Array(bad.utf8), source: "p") }
+        }
+    }
+
+    @Test func dockerManifest() {
+        #expect(ContainerImage.dockerLayers(Array(#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]},{"Layers":[]}]"#.utf8)) == ["a/layer.tar", "b/layer.tar"])
+        for bad in ["[]", "{}", #"[{"Layers":["a"]},{}]"#, #"[{"Layers":[1]}]"#, #"[{"Layers":null}]"#, #"[{"Layers":["a"]}"#] {
+            #expect(ContainerImage.dockerLayers(Array(bad.utf8)) == nil, "\(bad)")
+        }
+    }
+
+    @Test func ociDescriptors() throws {
+        let manifest = Array(#"{"schemaVersion":2,"layers":[{"digest":"sha256:aa","mediaType":"x"},{"digest":"sha256:bb"}]}"#.utf8)
+        #expect(try ContainerImage.digests(manifest, "layers", "m") == ["sha256:aa", "sha256:bb"])
+        for (bad, message) in [("{\"layers\":[{\"mediaType\":\"x\"}]}", "OCI layout: m: layers[0] has no digest"),
+                               ("{\"layers\":[{\"digest\":\"d\",\"mediaType\":1}]}", "OCI layout: m: layers[0].mediaType is not a string"),
+                               ("{\"layer\":[]}", "OCI layout: m has no \"layers\" array"),
+                               ("{\"layers\":[]", "OCI layout: m is not valid JSON: at byte 12: unexpected end of input")] {
+            let error = #expect(throws: ScanFailure.self) { try ContainerImage.digests(Array(bad.utf8), "layers", "m") }
+            #expect(error?.description == message)
+        }
+    }
+}
+
 /// Container images: layers in order, whiteouts honoured, findings attributed to the layer.
 struct ImageTests {
     static let layersScript = """

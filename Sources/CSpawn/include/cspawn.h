@@ -153,14 +153,15 @@ struct cs_plan {
     size_t seccomp_len;            // number of instructions
     unsigned seccomp_flags;        // SECCOMP_FILTER_FLAG_*; NEW_LISTENER sends the fd over chan_fd
 
-    // cordon-init, opened by the supervisor: once the workload has exec'd, init executes it
-    // from this descriptor (the sandbox's tree cannot reach the host's copy).
+    // cordon-init, opened by the supervisor: once the workload is cloned, init executes it from
+    // this descriptor (the sandbox's tree cannot reach the host's copy); the workload waits on a
+    // gate until cordon-init has set itself up.
     int init_exec_fd;
     // Share the supervisor's memory until the child executes (CLONE_VM): no page tables copied,
     // no copy-on-write faults in the supervisor. 0: a copy, as fork does (also on architectures
     // without the clone trampoline, where the flag is ignored).
     int share_memory;
-    // Filled in by cs_spawn when memory is shared: the stack the workload borrows from init.
+    // Filled in by cs_spawn when memory is shared: the workload's own stack in that memory.
     void *workload_stack;
     size_t workload_stack_size;
 

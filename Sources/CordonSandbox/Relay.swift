@@ -1,0 +1,185 @@
+import CLinux
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The workload's standard streams: the pipes (or the pseudo-terminal) set up before the clone,
+// the child's ends of them, and the relays the supervisor moves bytes through. Every descriptor
+// here has one owner; the caller's own stdin, stdout and stderr are only ever borrowed.
+
+/// One end of a relayed stream.
+enum StreamEnd: ~Copyable {
+    /// Ours: closed when the stream is done with it.
+    case owned(Descriptor)
+    /// The caller's (its stdin or stdout), or another relay's: never closed here.
+    case borrowed(Int32)
+    case closed
+
+    /// The descriptor number, -1 once closed.
+    var fd: Int32 {
+        switch self {
+        case .owned(let d): return d.raw
+        case .borrowed(let fd): return fd
+        case .closed: return -1
+        }
+    }
+}
+
+/// One relayed stream: bytes read from `source` wait in `pending` until `sink` takes them.
+/// Writes to a sink we do not own (the caller's stdout) happen only after poll reports it
+/// writable and are at most PIPE_BUF bytes, so they do not block.
+struct Relay: ~Copyable {
+    var source: StreamEnd
+    var sink: StreamEnd
+    /// Opens the sink when the first byte arrives (until then `sink` is closed and reads are kept).
+    var opener: (() throws(SystemError) -> Int32)?
+    var pending: [UInt8] = []
+    var offset = 0
+    static let chunk = 65536
+    static let atomicWrite = 4096
+
+    init(source: consuming StreamEnd, sink: consuming StreamEnd, opener: (() throws(SystemError) -> Int32)? = nil) {
+        self.source = source
+        self.sink = sink
+        self.opener = opener
+    }
+
+    /// What to poll for: reading while nothing is pending, writing while something is.
+    func pollRequests() -> [pollfd] {
+        [pollfd(fd: pending.isEmpty ? source.fd : -1, events: Int16(POLLIN), revents: 0),
+         pollfd(fd: pending.isEmpty ? -1 : sink.fd, events: Int16(POLLOUT), revents: 0)]
+    }
+
+    /// Reads what is available; returns the byte count, 0 at EOF (the source is then closed).
+    mutating func read() -> Int {
+        let fd = source.fd
+        guard fd >= 0 else { return 0 }
+        var buffer = [UInt8](repeating: 0, count: Relay.chunk)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return -1 }
+        if n <= 0 {  // EOF, or EIO from a pty whose last user is gone
+            closeSource()
+            return 0
+        }
+        if sink.fd >= 0 || opener != nil {
+            pending.append(contentsOf: buffer[0..<n])
+        }
+        return n
+    }
+
+    mutating func writeSome() {
+        let fd = sink.fd
+        guard fd >= 0, offset < pending.count else { return }
+        let count = min(pending.count - offset, Relay.atomicWrite)
+        let n = pending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, count) }
+        if n < 0 {
+            if errno == EINTR || errno == EAGAIN { return }
+            closeSink()  // the reader went away (EPIPE): drop the rest
+            return
+        }
+        offset += n
+        if offset == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            offset = 0
+        }
+    }
+
+    /// Writes everything pending, blocking (used once the sandbox is gone).
+    mutating func flush() {
+        let fd = sink.fd
+        guard fd >= 0, offset < pending.count else { pending.removeAll(); offset = 0; return }
+        pending.withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress! + offset, pending.count - offset) }
+        pending.removeAll(keepingCapacity: true)
+        offset = 0
+    }
+
+    mutating func closeSource() { source = .closed }
+
+    mutating func closeSink() {
+        pending.removeAll()
+        offset = 0
+        sink = .closed
+    }
+}
+
+/// The supervisor's side of the workload's standard streams.
+struct StandardStreams: ~Copyable {
+    var stdout: Relay
+    var stderr: Relay
+    var stdin: Relay
+}
+
+/// The workload's standard streams before the clone: the child's ends, which the spawn closes
+/// once the child holds them, and the supervisor's streams.
+struct StdioPlumbing: ~Copyable {
+    /// The descriptors that become the workload's 0, 1 and 2.
+    var childStdio: (Int32, Int32, Int32)
+    /// Their owners (the caller's stdin, passed straight through, has none here).
+    var childEnds: ChildEnds
+    var streams: StandardStreams
+
+    struct ChildEnds: ~Copyable {
+        var first: Descriptor?
+        var second: Descriptor?
+        var third: Descriptor?
+
+        /// Closes them all, once the child holds its own copies (consuming the ends closes each).
+        consuming func close() {}
+    }
+
+    /// Sets up the streams `io` asks for: a pseudo-terminal, or a pipe per output stream and,
+    /// unless the caller's stdin can be passed straight through, one for stdin.
+    init(io: SandboxIO) throws(SetupFailure) {
+        func pipe() throws(SetupFailure) -> Pipe {
+            do { return try Descriptor.pipe() } catch {
+                throw SetupFailure(step: .pipes, errno: error.errno, message: "create pipes: \(SystemError.text(error.errno))")
+            }
+        }
+        // The output's destination: the caller's, or opened on the first byte (`openOutput`).
+        func output(_ source: consuming StreamEnd, isStdout: Bool) -> Relay {
+            guard let open = io.openOutput else { return Relay(source: source, sink: .borrowed(isStdout ? io.stdout : io.stderr)) }
+            return Relay(source: source, sink: .closed, opener: { () throws(SystemError) in try open(isStdout) })
+        }
+        if io.tty {
+            guard isatty(io.stdin) == 1 else { throw SetupFailure(step: .tty, errno: ENOTTY, message: "--tty needs a terminal on standard input") }
+            var master: Int32 = -1, slave: Int32 = -1
+            guard cl_open_pty(&master, &slave) == 0 else {
+                throw SetupFailure(step: .tty, errno: errno, message: "open a pseudo-terminal: \(SystemError.text(errno))")
+            }
+            let masterEnd = Descriptor(adopting: master)
+            var rows: UInt16 = 0, cols: UInt16 = 0
+            if cl_get_winsize(io.stdin, &rows, &cols) == 0 { _ = cl_set_winsize(master, rows, cols) }
+            childStdio = (slave, slave, slave)
+            childEnds = ChildEnds(first: .some(Descriptor(adopting: slave)), second: nil, third: nil)
+            // The master is read for the workload's output and written with the caller's input;
+            // the output relay owns it (the input relay stops when it is gone).
+            streams = StandardStreams(stdout: output(.owned(masterEnd), isStdout: true), stderr: output(.closed, isStdout: false),
+                                      stdin: Relay(source: .borrowed(io.stdin), sink: .borrowed(master)))
+            return
+        }
+        let outPipe = try pipe()
+        let errPipe = try pipe()
+        // stdin: pass a read-only pipe or file straight through; relay anything else (a
+        // terminal would otherwise hand the sandbox the caller's tty).
+        var st = stat()
+        let flags = fcntl(io.stdin, F_GETFL)
+        let direct = fstat(io.stdin, &st) == 0 && flags >= 0 && (flags & O_ACCMODE) == O_RDONLY
+            && isatty(io.stdin) == 0 && ((st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFREG
+                                         || (st.st_mode & S_IFMT) == S_IFCHR)
+        var stdin = Relay(source: .closed, sink: .closed)
+        var childStdin: Descriptor?
+        var stdinFD = io.stdin
+        if !direct {
+            let inPipe = try pipe()
+            stdinFD = inPipe.read.raw
+            childStdin = .some(inPipe.read)
+            // Nothing to relay from a closed stdin: the workload reads EOF at once.
+            if fstat(io.stdin, &st) == 0 { stdin = Relay(source: .borrowed(io.stdin), sink: .owned(inPipe.write)) }
+        }
+        childStdio = (stdinFD, outPipe.write.raw, errPipe.write.raw)
+        childEnds = ChildEnds(first: childStdin, second: .some(outPipe.write), third: .some(errPipe.write))
+        streams = StandardStreams(stdout: output(.owned(outPipe.read), isStdout: true),
+                                  stderr: output(.owned(errPipe.read), isStdout: false), stdin: stdin)
+    }
+}

@@ -1,0 +1,90 @@
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// What a caller hands a sandbox: where it keeps its host-side state (`SandboxEnvironment`), the
+// caller's side of its standard streams (`SandboxIO`), and a handle to cancel it from another
+// thread (`SandboxControl`).
+
+/// Where a sandbox keeps its host-side state.
+public struct SandboxEnvironment: Sendable {
+    /// Runtime directory: uid-range locks and the root mount point (default /run/cordon).
+    public var runtimeDir: String
+    public var cgroupMount: String = "/sys/fs/cgroup"
+    public var cgroupGroup: String = "cordon"
+    /// How allowlisted names are resolved (supervisor configuration).
+    public var egress = EgressSettings()
+    /// Start a cleanup guardian per sandbox: a process that removes the sandbox's cgroup if this
+    /// supervisor is killed (`cordon run`). cordond turns it off: its restart sweeps orphaned
+    /// cgroups (Recovery), and the sandboxes themselves die with it either way (PDEATHSIG on
+    /// init, which takes its pid namespace along). Forking a guardian from a large,
+    /// multi-threaded daemon costs a page-table copy and copy-on-write faults per task.
+    public var cleanupGuardian = true
+    /// The sandbox's child shares this process's memory until it executes (no page-table copy,
+    /// no copy-on-write faults in a busy supervisor); false: it gets a copy, as from fork.
+    /// Either way pid 1 ends up as cordon-init, holding nothing of this process's memory.
+    public var shareMemoryUntilExec = true
+    /// cordon-init to execute as pid 1 (nil: next to this executable, then /usr/libexec/cordon).
+    public var initProgram: String?
+
+    public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
+}
+
+/// The caller's side of the workload's standard streams.
+public struct SandboxIO: Sendable {
+    public var stdin: Int32 = 0
+    public var stdout: Int32 = 1
+    public var stderr: Int32 = 2
+    /// Give the workload a pseudo-terminal (stdin must be a terminal).
+    public var tty = false
+    /// Forward SIGINT, SIGTERM, SIGHUP, … sent to this process to the workload (`cordon run`).
+    /// A daemon running many sandboxes keeps its signals for itself.
+    public var relaySignals = true
+    /// When set, `stdout` and `stderr` are not used: each stream's destination is opened by this
+    /// when its first byte arrives (true: stdout), so a task that prints nothing creates no file.
+    /// The sandbox closes what it returns; a throw ends the sandbox as setup-failed, naming it.
+    public var openOutput: (@Sendable (_ isStdout: Bool) throws(SystemError) -> Int32)?
+    public init() {}
+}
+
+/// A handle on one sandbox from other threads: cancel it, and learn when its workload starts.
+public final class SandboxControl: Sendable {
+    /// Readable once `cancel()` was called; the supervisor polls it.
+    private let wake: Descriptor
+    private let signal: Descriptor
+    private let started = Mutex<(@Sendable (_ pid: Int32, _ cgroup: [String]) -> Void)?>(nil)
+
+    public init() throws(SystemError) {
+        let pipe: Pipe
+        do { pipe = try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK) } catch {
+            throw SystemError("pipe", path: "sandbox control", errno: error.errno)
+        }
+        wake = pipe.read
+        signal = pipe.write
+    }
+
+    /// The descriptor the supervisor polls (borrowed: this control owns it).
+    var wakeFD: Int32 { wake.raw }
+
+    /// `body` runs on the sandbox's thread once the child is released, with init's host pid
+    /// and the cgroup directories the sandbox runs in.
+    public func onStart(_ body: @escaping @Sendable (_ pid: Int32, _ cgroup: [String]) -> Void) {
+        started.withLock { $0 = body }
+    }
+
+    /// Kills the sandbox's whole cgroup (reason `cancelled`), or keeps it from starting.
+    /// Safe to call from any thread, any number of times.
+    public func cancel() {
+        var one: UInt8 = 1
+        _ = write(signal.raw, &one, 1)
+    }
+
+    public var isCancelled: Bool {
+        var pfd = pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0)
+        return poll(&pfd, 1, 0) == 1
+    }
+
+    func didStart(pid: Int32, cgroup: [String]) { started.withLock { $0 }?(pid, cgroup) }
+}
