@@ -22,6 +22,7 @@ release: deps
 # suite runs in parallel in the same process and opens descriptors of its own meanwhile.
 ALONE = stopLeavesNoDescriptorsOrThreads
 test: deps
+	SWIFT=$(SWIFT) tools/check-layers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(ALONE)'
 	$(SWIFT) test --skip-build --filter '$(ALONE)'

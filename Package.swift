@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 // C libraries come from Debian's -dev packages (see .ci/run); each is a system-library target
@@ -32,25 +32,24 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
+        // Layers: a target depends only on targets of its own layer or of the layers above it.
+        // Each "// LAYER n · name" line opens a layer; tools/check-layers (run by `make test`)
+        // reads these lines and `swift package dump-package`, and fails on a dependency on a
+        // lower layer, a target in no layer, or a worker that reaches what its line forbids.
+
+        // LAYER 0 · C: system libraries and shims
         systemLibrary("CSeccomp", "libseccomp", "libseccomp-dev"),
         systemLibrary("CCap", "libcap", "libcap-dev"),
         systemLibrary("CSQLite", "sqlite3", "libsqlite3-dev"),
         systemLibrary("CCurl", "libcurl", "libcurl4-openssl-dev"),
         systemLibrary("CArchive", "libarchive", "libarchive-dev"),
         systemLibrary("CYAML", "yaml-0.1", "libyaml-dev"),
-
         // The only code that runs between clone and execve: async-signal-safe C, one entry point.
         .target(name: "CSpawn", cSettings: strictC),
-        // pid 1 of every sandbox, executed once the workload runs: freestanding C (raw system
-        // calls, its own _start, no libc start-up), linked static so it runs inside any root.
-        .executableTarget(name: "cordon-init",
-                          cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror", "-ffreestanding", "-fno-builtin",
-                                                    "-fno-stack-protector", "-fno-stack-clash-protection"])],
-                          linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostartfiles", "-Xlinker", "--gc-sections"])]),
         // Shims the parent needs: variadic syscalls, prctl, macros.
         .target(name: "CLinux", cSettings: strictC),
 
-        .target(name: "CordonSystem", dependencies: ["CLinux"]),
+        // LAYER 1 · pure, no I/O
         // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
         .target(name: "CordonJSON"),
         .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
@@ -72,45 +71,74 @@ let package = Package(
         // Pure core of `cordon scan`: version ordering per ecosystem and OSV matching. No
         // privileged calls and no I/O, so it can later run inside a sandboxed worker.
         .target(name: "CordonScan"),
-        // Reading untrusted archives under hard limits, without extracting (no privileged calls).
-        .target(name: "CordonArchive", dependencies: ["CArchive"]),
         // Malicious-code heuristics over a package's files (pure).
         .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
-        // `cordon scan`: inventory, advisories, heuristics, and the report formats.
-        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
-        // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
-        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
+
+        // LAYER 2 · pure domain
+        // (none yet: tool manifests, MCP message types, the model catalogue go here)
+
+        // LAYER 3 · I/O owners
+        // Typed wrappers of the system calls: files, cgroups, Landlock, uid ranges, time.
+        .target(name: "CordonSystem", dependencies: ["CLinux"]),
         // A small SQLite wrapper shared by the vulnerability database and the audit store.
         .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
-        // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
-        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
+        // Reading untrusted archives under hard limits, without extracting (no privileged calls).
+        .target(name: "CordonArchive", dependencies: ["CArchive"]),
+        // The wire protocol both sides share: framing, error codes, typed params, a client.
+        .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
+        // Configuration lookup: locations, policies and profiles by name or path, settings files.
+        .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem"]),
+        // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
+        .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
+
+        // LAYER 4 · engines
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
-            "CordonSystem", "CordonPolicy", "CordonDefaults", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
+            "CordonSystem", "CordonPolicy", "CordonConfig", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
         ]),
-        .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON",
-            "CSeccomp", "CCap", "CSQLite",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
+        .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
+        // `cordon scan`: inventory, advisories, heuristics, and the report formats.
+        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
+
+        // LAYER 5 · daemon services
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
         .target(name: "CordonDaemon", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
+            "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The wire protocol both sides share: framing, error codes, typed params, a client.
-        .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
-        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonSandbox", "CordonSystem"]),
-        // Release builds link the Swift runtime statically (`make release`): start-up counts.
-        .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
+
+        // LAYER 6 · workers and what they share with the mains (never reach: CSpawn CSeccomp CCap CordonSandbox CordonEgress)
+        // Programs that parse untrusted input and are meant to run unprivileged inside a sandbox.
+        // A row above the mains: a main may use a worker's library, never the reverse.
+        // What cordon and cordon-scan share on the command line (location flags, error output).
+        .target(name: "CordonCommandLine", dependencies: [
+            "CordonConfig", "CordonSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // The scanner and the vulnerability database: a binary of its own (see ScanTool.swift).
         .target(name: "CordonScanCLI", dependencies: [
-            "CordonCLI", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonSandbox", "CordonRPC",
+            "CordonCommandLine", "CordonConfig", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonRPC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
 
+        // LAYER 7 · mains
+        .target(name: "CordonCLI", dependencies: [
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON", "CordonConfig", "CordonCommandLine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Release builds link the Swift runtime statically (`make release`): start-up counts.
+        .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
+        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonConfig", "CordonSystem"]),
+        // pid 1 of every sandbox, executed once the workload runs: freestanding C (raw system
+        // calls, its own _start, no libc start-up), linked static so it runs inside any root.
+        .executableTarget(name: "cordon-init",
+                          cSettings: [.unsafeFlags(["-Wall", "-Wextra", "-Werror", "-ffreestanding", "-fno-builtin",
+                                                    "-fno-stack-protector", "-fno-stack-clash-protection"])],
+                          linkerSettings: [.unsafeFlags(["-static-executable", "-Xclang-linker", "-nostartfiles", "-Xlinker", "--gc-sections"])]),
+
+        // LAYER 8 · tests
         .testTarget(name: "CordonJSONTests", dependencies: ["CordonJSON"], exclude: ["canonical.py"]),
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
@@ -121,7 +149,7 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", "CordonDefaults", "CordonJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", "CordonJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
@@ -130,7 +158,13 @@ let package = Package(
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
+            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
         ], exclude: ["egress_servers.py"]),
     ]
 )
+
+// Swift warnings are errors in every Cordon target (C targets: -Werror above). Per target, so it
+// never reaches swift-argument-parser or swift-log: a dependency's warnings stay warnings.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+}

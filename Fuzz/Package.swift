@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 // libFuzzer targets for Cordon's parsers of untrusted input (docs/fuzzing.md; `make fuzz`).
@@ -30,3 +30,8 @@ let package = Package(
         fuzzTarget("HTTP", ["CordonEgress", "CordonPolicy"]),
     ]
 )
+
+// Warnings are errors here too, as in the main package (whose targets carry the setting with them).
+for target in package.targets {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.treatAllWarnings(as: .error)]
+}

@@ -5,6 +5,9 @@
 #
 # Usage: bench/scan.sh   (needs PyPI; caches downloads in .build/bench-packages and GuardDog in
 #                         .build/guarddog-venv)
+#        BASELINE=DIR [RUNS=N] bench/scan.sh   also scans the same files against the same database
+#                         with DIR/cordon-scan (an earlier build) and this build's, alternately, N
+#                         times each (default 11), and prints both medians, wall clock and CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${SHARED:-$(cd .. && pwd)/shared/data/pypa-advisory-database}"
@@ -56,6 +59,31 @@ printf "guarddog scan: %8.2f s   peak RSS %s KiB (largest single run), one packa
 printf "guarddog scan: %8.2f s   with %s packages in parallel\n" "$guarddog_par_s" "$(nproc)"
 printf "ratio guarddog/cordon: %.1fx (serial guarddog), %.1fx (parallel guarddog)\n" \
   "$(echo "$guarddog_s / $cordon_s" | bc -l)" "$(echo "$guarddog_par_s / $cordon_s" | bc -l)"
+if [ -n "${BASELINE:-}" ]; then
+  python3 - "$BASELINE/cordon-scan" "$PWD/.build/release/cordon-scan" "${RUNS:-11}" "$STATE" "${FILES[@]}" <<'PY'
+import resource, statistics, subprocess, sys, time
+baseline, current, runs, state, files = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+wall, cpu = {"baseline": [], "this build": []}, {"baseline": [], "this build": []}
+for i in range(runs):
+    # Alternating, and in the other order every second run, so that load on a shared machine
+    # falls on both alike.
+    order = [("baseline", baseline), ("this build", current)]
+    for name, binary in order if i % 2 == 0 else order[::-1]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.monotonic()
+        status = subprocess.run([binary, "scan", "--state-dir", state, "--format", "json", *files], stdout=subprocess.DEVNULL).returncode
+        wall[name].append(time.monotonic() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        if status not in (0, 1):
+            sys.exit(f"{binary} scan exited {status}")
+m = {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in wall}
+print(f"cordon-scan scan, {runs} alternating runs each (medians):")
+for name, (w, c) in m.items():
+    print(f"  {name:10}  wall {w:6.2f} s   cpu {c:6.2f} s")
+print(f"  this build / baseline: wall {m['this build'][0] / m['baseline'][0]:.3f}, cpu {m['this build'][1] / m['baseline'][1]:.3f}")
+PY
+fi
 python3 - "$STATE/cordon.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))

@@ -1,9 +1,7 @@
-import CordonRPC
 import ArgumentParser
-import CordonPolicy
-import CordonSandbox
+import CordonCommandLine
+import CordonRPC
 import CordonSystem
-import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,53 +20,6 @@ public struct CordonCommand: ParsableCommand {
 
     /// `cordon scan …` / `cordon db …`: replaced by `cordon-scan scan …` / `cordon-scan db …`.
     public static func forwardToScanner(_ arguments: [String]) -> Never { ScannerTool.exec(arguments) }
-}
-
-/// Where Cordon keeps things; each has a flag and an environment variable so that tests and the
-/// demo can run from a scratch directory.
-public struct LocationOptions: ParsableArguments {
-    public init() {}
-
-    @Option(name: .customLong("config-dir"), help: "Policies and profiles directory (default: $CORDON_CONFIG, /etc/cordon, then built-in).")
-    public var configDir: String?
-
-    @Option(name: .customLong("state-dir"), help: "State directory (default: $CORDON_STATE_DIR or /var/lib/cordon).")
-    public var stateDir: String?
-
-    @Option(name: .customLong("runtime-dir"), help: "Runtime directory (default: $CORDON_RUNTIME_DIR or /run/cordon).")
-    public var runtimeDir: String?
-
-    /// The policy store these options name (see `Locations.policyStore`).
-    var policyStore: PolicyStore { Locations(configDir: configDir).policyStore() }
-}
-
-/// Resolves the three locations: flag, then environment variable, then the system default.
-public struct Locations {
-    var configDir: String? = nil
-    var stateDir: String? = nil
-    var runtimeDir: String? = nil
-
-    public init(configDir: String? = nil, stateDir: String? = nil, runtimeDir: String? = nil) {
-        self.configDir = configDir
-        self.stateDir = stateDir
-        self.runtimeDir = runtimeDir
-    }
-
-    public func resolvedConfigDir() -> String? { configDir ?? PolicyStore.defaultConfigDir() }
-    /// The policies and profiles of the resolved config dir (then the embedded defaults).
-    public func policyStore() -> PolicyStore { PolicyStore(configDir: resolvedConfigDir()) }
-    public func resolvedStateDir() -> String { stateDir ?? environment("CORDON_STATE_DIR") ?? "/var/lib/cordon" }
-    public func resolvedRuntimeDir() -> String { runtimeDir ?? environment("CORDON_RUNTIME_DIR") ?? "/run/cordon" }
-
-    func environment(_ name: String) -> String? {
-        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
-        return value
-    }
-}
-
-/// Writes to standard error without buffering.
-public func printError(_ text: String) {
-    FileDescriptorIO.writeAll(2, text.hasSuffix("\n") ? text : text + "\n")
 }
 
 /// `cordon scan` and `cordon db` run the `cordon-scan` binary installed next to `cordon`.

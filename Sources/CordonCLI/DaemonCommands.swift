@@ -1,4 +1,6 @@
 import ArgumentParser
+import CordonCommandLine
+import CordonConfig
 import CordonJSON
 import CordonPolicy
 import CordonRPC
@@ -24,11 +26,7 @@ struct ClientOptions: ParsableArguments {
         try Self.call(try Self.connect(socketPath), method, params, onNotification: onNotification)
     }
 
-    static func socketPath(_ socket: String?) -> String {
-        if let socket { return socket }
-        if let env = getenv("CORDON_SOCKET"), env.pointee != 0 { return String(cString: env) }
-        return RPCClient.defaultSocket
-    }
+    static func socketPath(_ socket: String?) -> String { Locations.socketPath(socket) }
 
     static func connect(_ path: String) throws -> RPCClient {
         do { return try RPCClient(socketPath: path) } catch {

@@ -1,3 +1,5 @@
+import CordonCommandLine
+import CordonConfig
 import CordonPolicy
 import CordonSandbox
 import CordonSystem

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CordonCommandLine
+import CordonConfig
 import CordonPolicy
 import CordonSandbox
 import CordonSystem

@@ -1,17 +1,18 @@
+import CordonConfig
 import CordonPolicy
-import CordonSystem
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// cordond's configuration: `cordond.toml` in the config directory, every key optional. Paths
 /// given on the command line (`--state-dir` …) override the file, so tests and the README demo
-/// run from a scratch directory.
+/// run from a scratch directory. Finding and reading the file is CordonConfig's (`ConfigFile`);
+/// its keys, their ranges and what they mean are the daemon's, here.
 public struct DaemonConfig: Sendable {
     /// Where `policies/` and `profiles/` live (nil: the embedded defaults only).
     public var configDir: String?
-    public var stateDir = "/var/lib/cordon"
-    public var runtimeDir = "/run/cordon"
+    public var stateDir = Locations.systemStateDir
+    public var runtimeDir = Locations.systemRuntimeDir
     /// Default: `<runtimeDir>/cordon.sock`.
     public var socketPath: String?
     /// The socket's group: a name or gid. Nil: group "cordon" if it exists, else root's.
@@ -85,13 +86,10 @@ public struct DaemonConfig: Sendable {
     public static func load(configDir: String?) throws(Error) -> DaemonConfig {
         var config = DaemonConfig()
         config.configDir = configDir
-        guard let configDir else { return config }
-        let path = "\(configDir)/cordond.toml"
-        guard FileSystem.exists(path) else { return config }
-        let bytes: [UInt8]
-        do { bytes = try FileSystem.read(path, limit: 1 << 20) } catch { throw Error(description: "\(error)") }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw Error(description: "\(path): not valid UTF-8") }
-        try config.apply(text: text, source: path)
+        let file: (text: String, path: String)?
+        do { file = try ConfigFile.read(ConfigFile.daemon, in: configDir) } catch { throw Error(description: error.description) }
+        guard let file else { return config }
+        try config.apply(text: file.text, source: file.path)
         return config
     }
 

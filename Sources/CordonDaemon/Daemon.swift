@@ -1,5 +1,6 @@
 import CLinux
 import CordonAudit
+import CordonConfig
 import CordonJSON
 import CordonPolicy
 import CordonRPC

@@ -16,7 +16,6 @@ public final class RPCClient {
     private let channel: LineChannel
     private var nextID: Int64 = 1
 
-    public static let defaultSocket = "/run/cordon/cordon.sock"
     /// Responses can be large (task lists, audit queries); requests are small.
     public static let maxResponse = 64 << 20
 

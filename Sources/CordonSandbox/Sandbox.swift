@@ -313,37 +313,9 @@ private struct Run {
     }
 }
 
-public func signalName(_ sig: Int32) -> String {
-    let names: [Int32: String] = [
-        SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
-        SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
-        SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
-        SIGCHLD: "SIGCHLD", SIGCONT: "SIGCONT", SIGSTOP: "SIGSTOP", SIGTSTP: "SIGTSTP", SIGXCPU: "SIGXCPU",
-        SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
-    ]
-    return names[sig] ?? "signal \(sig)"
-}
-
 /// Monotonic time.
 enum Clock {
     typealias Instant = Double
     static var now: Instant { MonotonicClock.now }
     static func since(_ start: Instant) -> Double { now - start }
-}
-
-public enum FileDescriptorIO {
-    public static func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int) {
-        var done = 0
-        while done < count {
-            let n = write(fd, base + done, count - done)
-            if n < 0 { if errno == EINTR || errno == EAGAIN { continue }; return }
-            done += n
-        }
-    }
-
-    public static func writeAll(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        let count = bytes.count
-        bytes.withUnsafeMutableBytes { writeAll(fd, $0.baseAddress!, count) }
-    }
 }

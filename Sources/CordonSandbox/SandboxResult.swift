@@ -2,6 +2,8 @@
 // and which layers held — what `cordon run --json` prints and cordond stores (`StoredResult`).
 // Termination.swift decides the verdict; this file only carries it.
 
+import CordonSystem
+
 /// Why a sandbox ended. Always reported.
 public enum TerminationReason: String, Codable, Sendable {
     case exited
@@ -102,7 +104,7 @@ extension SandboxResult {
     /// A record of `outcome` with nothing measured yet.
     init(_ outcome: Termination.Outcome, policy: String, policyHash: String, wallTimeSeconds: Double = 0) {
         self.init(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal,
-                  signalName: outcome.signal.map(CordonSandbox.signalName), setupFailure: outcome.setupFailure,
+                  signalName: outcome.signal.map(CordonSystem.signalName), setupFailure: outcome.setupFailure,
                   exitStatus: outcome.exitStatus, wallTimeSeconds: wallTimeSeconds, cpuUserSeconds: nil,
                   cpuSystemSeconds: nil, peakMemoryBytes: nil, stdoutBytes: 0, stderrBytes: 0, denied: [],
                   policy: policy, policyHash: policyHash, layers: nil)

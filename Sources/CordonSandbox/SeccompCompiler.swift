@@ -1,4 +1,5 @@
 import CLinux
+import CordonConfig
 import CordonPolicy
 import CordonSystem
 import CSeccomp

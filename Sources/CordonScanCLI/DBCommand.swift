@@ -1,6 +1,6 @@
 import ArgumentParser
-import CordonCLI
-import CordonSandbox
+import CordonCommandLine
+import CordonConfig
 import CordonScan
 import CordonSystem
 import CordonVulnDB

@@ -1,9 +1,9 @@
-import CordonRPC
 import ArgumentParser
-import CordonCLI
+import CordonCommandLine
+import CordonConfig
 import CordonHeuristics
+import CordonRPC
 import CordonScanner
-import CordonSandbox
 import CordonSystem
 import CordonVulnDB
 #if canImport(Glibc)

@@ -1,6 +1,5 @@
-import CordonRPC
 import ArgumentParser
-import CordonCLI
+import CordonRPC
 
 /// `cordon-scan`: the scanner and the vulnerability database, a binary of its own so that
 /// `cordon run` does not load libarchive, libyaml and the scanner (start-up is on the spawn

@@ -1,6 +1,6 @@
-import CordonRPC
+import CordonConfig
 import CordonDaemon
-import CordonSandbox
+import CordonRPC
 import CordonSystem
 import Logging
 #if canImport(Glibc)
@@ -48,12 +48,7 @@ while !arguments.isEmpty {
 guard getuid() == 0 else { fail("must run as root (it creates namespaces, cgroups and uid mappings)", status: 1) }
 
 var config: DaemonConfig
-var configDir = options["--config-dir"] ?? PolicyStore.defaultConfigDir()
-if let dir = configDir, !dir.hasPrefix("/") {
-    guard let absolute = FileSystem.realPath(dir) else { fail("config dir \(dir) ($CORDON_CONFIG): no such directory") }
-    configDir = absolute
-}
-do { config = try DaemonConfig.load(configDir: configDir) }
+do { config = try DaemonConfig.load(configDir: try Locations(configDir: options["--config-dir"]).absoluteConfigDir()) }
 catch { fail("\(error)") }
 if let dir = options["--state-dir"] { config.stateDir = dir }
 if let dir = options["--runtime-dir"] { config.runtimeDir = dir }

@@ -118,7 +118,7 @@ struct ArchiveReaderTests {
 
     @Test func garbageIsMalformedNotACrash() throws {
         let path = "\(Fixture.dir)/garbage.zip"
-        FileManager.default.createFile(atPath: path, contents: Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) }))
+        try #require(FileManager.default.createFile(atPath: path, contents: Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) })))
         guard case .malformed? = Fixture.failure(path) else { Issue.record("garbage accepted"); return }
     }
 }

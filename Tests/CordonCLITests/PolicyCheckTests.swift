@@ -1,3 +1,4 @@
+import CordonConfig
 import CordonSandbox
 @testable import CordonCLI
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CordonPolicy
+import CordonConfig
 import CordonSandbox
 @testable import CordonCLI
 import Foundation

@@ -1,4 +1,5 @@
 import CordonPolicy
+import CordonConfig
 import CordonSandbox
 @testable import CordonCLI
 import Foundation

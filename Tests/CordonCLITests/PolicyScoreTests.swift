@@ -1,6 +1,7 @@
 import ArgumentParser
 import CordonDefaults
 import CordonPolicy
+import CordonConfig
 import CordonSandbox
 @testable import CordonCLI
 import Foundation

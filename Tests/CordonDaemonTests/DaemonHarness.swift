@@ -79,7 +79,7 @@ final class TestDaemon: @unchecked Sendable {
             p.arguments = args
         }
         if let startDirectory { p.currentDirectoryURL = URL(fileURLWithPath: startDirectory) }
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        try #require(FileManager.default.createFile(atPath: logPath, contents: nil))
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         p.standardError = log

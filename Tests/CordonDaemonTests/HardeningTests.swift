@@ -164,7 +164,7 @@ struct HardeningTests {
             let r = TestDaemon.exec(TestDaemon.cordon, ["status", "--socket", d.socket])
             if r.status == 0 { ok += 1 } else { failures.append(r.stderr) }
         }
-        FileManager.default.createFile(atPath: stop, contents: nil)
+        try #require(FileManager.default.createFile(atPath: stop, contents: nil))
         var connections = 0
         for (p, out) in flooders {
             p.waitUntilExit()
@@ -340,7 +340,8 @@ struct HardeningTests {
 
     @Test func idleMetricsClientsCannotStarveAScrape() throws {
         let port = 40000 + Int(getpid() % 20000)
-        let d = try TestDaemon(config: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n")
+        let daemon = try TestDaemon(config: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n")
+        defer { withExtendedLifetime(daemon) {} }  // serving until the scrape: its deinit stops it
         // Twenty connections that send nothing.
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }

@@ -1,3 +1,4 @@
+import CordonConfig
 import CordonSandbox
 import CordonSystem
 import Foundation

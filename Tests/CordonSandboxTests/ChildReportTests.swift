@@ -1,3 +1,4 @@
+import CordonConfig
 @testable import CordonSandbox
 import CordonPolicy
 import CSpawn

@@ -55,7 +55,7 @@ struct EgressTests {
         subscript(_ name: String) -> Int { ports[name]! }
     }
 
-    nonisolated(unsafe) static let servers = try! Servers()
+    static let servers = try! Servers()
     var s: Servers { Self.servers }
 
     /// A policy allowing `allow`, with the test CA readable at /ca.pem.

@@ -91,7 +91,7 @@ struct StateTrustTests {
         let dir = "\(Harness.scratch)/planted-\(getpid())"
         try FileManager.default.createDirectory(atPath: "\(dir)/run", withIntermediateDirectories: true)
         let target = "\(dir)/secret"
-        FileManager.default.createFile(atPath: target, contents: Data("x".utf8), attributes: [.posixPermissions: 0o600])
+        try #require(FileManager.default.createFile(atPath: target, contents: Data("x".utf8), attributes: [.posixPermissions: 0o600]))
         try FileManager.default.createSymbolicLink(atPath: "\(dir)/run/root", withDestinationPath: target)
         let r = Harness.exec(Harness.cordon, ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir,
                                               "--runtime-dir", "\(dir)/run", "--", "true"])
@@ -115,7 +115,7 @@ struct StateTrustTests {
         // A filter that allows everything: one BPF instruction, RET SECCOMP_RET_ALLOW.
         let allowAll: [UInt8] = [0x06, 0, 0, 0, 0x00, 0x00, 0xff, 0x7f]
         let forged = Array("cordon-seccomp 1\ndefault 1\nbpf 8\n".utf8) + allowAll
-        FileManager.default.createFile(atPath: "\(cacheDir)/\(file)", contents: Data(forged))
+        try #require(FileManager.default.createFile(atPath: "\(cacheDir)/\(file)", contents: Data(forged)))
         chmod("\(cacheDir)/\(file)", 0o600)
         // Owned by root: trusted (root can change anything), so the forged filter is used. This
         // shows the test reaches the cache at all.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CordonConfig
 import CordonSandbox
 #if canImport(Glibc)
 import Glibc

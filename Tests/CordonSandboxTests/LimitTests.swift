@@ -69,7 +69,7 @@ struct StalledStreamTests {
     /// relay fills the pipe and must not block the loop that enforces the timeout.
     @Test func unreadStdinDoesNotStallTheTimeout() throws {
         let path = "\(Harness.scratch)/big-input-\(getpid())"
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x61, count: 4 << 20))
+        try #require(FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x61, count: 4 << 20)))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.cordon)
         process.arguments = ["run", "--json", "--timeout", "1s", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir,
