@@ -111,7 +111,7 @@ public enum Learner {
         defer { close(listener) }
 
         var recorder = Recorder(listener: listener, observation: outcome.observation)
-        let deadline = wallTime.map { Clock.now + $0 }
+        let deadline = wallTime.map { MonotonicClock.now + $0 }
         var exited = false
         // Until the command has exited and no process holds the filter any more (its children
         // may outlive it): the listener reports POLLHUP once the last user is gone.
@@ -119,7 +119,7 @@ public enum Learner {
             var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: exited ? -1 : pidfd, events: Int16(POLLIN), revents: 0)]
             var timeout: Int32 = -1
-            if let deadline { timeout = Int32(max(0, min(Double(Int32.max) / 1000, (deadline - Clock.now) * 1000)).rounded(.up)) }
+            if let deadline { timeout = Int32(max(0, min(Double(Int32.max) / 1000, (deadline - MonotonicClock.now) * 1000)).rounded(.up)) }
             let r = poll(&fds, 2, timeout)
             if r < 0 { if errno == EINTR { continue }; break }
             if r == 0 {

@@ -20,7 +20,7 @@ public enum Sandbox {
         // (Process-wide; the child resets every disposition before the workload runs.)
         signal(SIGPIPE, SIG_IGN)
         let run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds,
-                      control: control, start: Clock.now)
+                      control: control, start: MonotonicClock.now)
         return run.execute()
     }
 }
@@ -66,12 +66,12 @@ private struct Run {
     let io: SandboxIO
     let wallTime: Double?
     let control: SandboxControl?
-    let start: Clock.Instant
+    let start: Double
 
     /// The record of a sandbox whose workload never ran.
     func failure(_ failure: SetupFailure) -> SandboxResult {
         SandboxResult(Termination.notStarted(failure), policy: plan.policy.name, policyHash: plan.policy.contentHash,
-                      wallTimeSeconds: Clock.since(start))
+                      wallTimeSeconds: MonotonicClock.since(start))
     }
 
     func failure(_ step: SetupStep, _ err: Int32, _ message: String) -> SandboxResult {
@@ -81,7 +81,7 @@ private struct Run {
     func execute() -> SandboxResult {
         if control?.isCancelled == true {
             return SandboxResult(Termination.cancelledBeforeStart, policy: plan.policy.name, policyHash: plan.policy.contentHash,
-                                 wallTimeSeconds: Clock.since(start))
+                                 wallTimeSeconds: MonotonicClock.since(start))
         }
         // 1. A host uid/gid range of our own.
         let range: UIDRange
@@ -136,7 +136,7 @@ private struct Run {
                 FileDescriptorIO.writeAll(io.stderr, "cordon: cleanup: \(error)\n")
             }
         }
-        result.wallTimeSeconds = Clock.since(start)
+        result.wallTimeSeconds = MonotonicClock.since(start)
         return result
     }
 
@@ -289,7 +289,7 @@ private struct Run {
             outputFailure: supervisor.outputFailure, oomKills: usage.oomKills,
             cpuSeconds: (cpuUser ?? 0) + (cpuSystem ?? 0), cpuLimitSeconds: plan.policy.limits.cpuTimeSeconds))
         var result = SandboxResult(outcome, policy: plan.policy.name, policyHash: plan.policy.contentHash,
-                                   wallTimeSeconds: Clock.since(start))
+                                   wallTimeSeconds: MonotonicClock.since(start))
         result.cpuUserSeconds = cpuUser
         result.cpuSystemSeconds = cpuSystem
         result.peakMemoryBytes = usage.peakMemoryBytes
@@ -311,11 +311,4 @@ private struct Run {
             capabilitiesKept: plan.policy.capabilities.keep)
         return result
     }
-}
-
-/// Monotonic time.
-enum Clock {
-    typealias Instant = Double
-    static var now: Instant { MonotonicClock.now }
-    static func since(_ start: Instant) -> Double { now - start }
 }

@@ -17,7 +17,7 @@ struct Supervisor: ~Copyable {
     let plan: SpawnPlan
     let cgroup: Cgroup
     let wallTime: Double?
-    let start: Clock.Instant
+    let start: Double
     /// Readable when the sandbox is cancelled (-1: it cannot be); borrowed from `SandboxControl`.
     let cancelFD: Int32
 
@@ -33,7 +33,7 @@ struct Supervisor: ~Copyable {
     var exited = false
 
     init(pidfd: Int32, listener: consuming Descriptor?, io: SandboxIO, plan: SpawnPlan, cgroup: Cgroup,
-         wallTime: Double?, start: Clock.Instant, cancelFD: Int32) {
+         wallTime: Double?, start: Double, cancelFD: Int32) {
         self.pidfd = pidfd
         self.listener = listener
         self.io = io
@@ -56,7 +56,7 @@ struct Supervisor: ~Copyable {
     /// Runs until init has exited, then delivers what is left of the output and closes `streams`.
     mutating func loop(_ streams: consuming StandardStreams) {
         let watchCgroup = plan.cgroupLimits.pids != nil || plan.cgroupLimits.memoryBytes != nil
-        var nextCgroupCheck = Clock.since(start) + 0.05
+        var nextCgroupCheck = MonotonicClock.since(start) + 0.05
         let signals = SignalRelay(io.relaySignals ? SignalRelay.relayed : [])
         var terminalMode = TerminalMode(fd: io.tty ? io.stdin : -1)
         defer { terminalMode.restore() }
@@ -80,7 +80,7 @@ struct Supervisor: ~Copyable {
             fds += input.pollRequests()
 
             var timeout: Int32 = -1
-            let now = Clock.since(start)
+            let now = MonotonicClock.since(start)
             if let wallTime {
                 if now >= wallTime { kill(.timeout) }
                 timeout = Int32(max(0, min(Double(Int32.max), (wallTime - now) * 1000)).rounded(.up))
@@ -128,7 +128,7 @@ struct Supervisor: ~Copyable {
         // Deliver what is left; the 2 s bound guards against a writer we do not know of.
         input.closeSink()
         input.closeSource()
-        let deadline = Clock.since(start) + 2
+        let deadline = MonotonicClock.since(start) + 2
         drain(&out, isStdout: true, until: deadline)
         drain(&err, isStdout: false, until: deadline)
         out.closeSource()
@@ -142,7 +142,7 @@ struct Supervisor: ~Copyable {
             relay.flush()
             if relay.source.fd < 0 { break }
             var pfd = pollfd(fd: relay.source.fd, events: Int16(POLLIN), revents: 0)
-            let wait = Int32(max(0, (deadline - Clock.since(start)) * 1000))
+            let wait = Int32(max(0, (deadline - MonotonicClock.since(start)) * 1000))
             if poll(&pfd, 1, wait) <= 0 { break }
             readOutput(&relay, isStdout: isStdout)
         }
