@@ -8,6 +8,8 @@
 # minimal root. bubblewrap gets --unshare-all --ro-bind / / --cap-drop ALL --new-session.
 #
 # Usage: bench/spawn.sh [RUNS]   (root; RUNS defaults to 300)
+#        BASELINE=DIR bench/spawn.sh [RUNS]   also times the cordon (and cordon-init) in DIR, an
+#        earlier build, in the same hyperfine run, and prints this build's median over its.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-300}"
@@ -23,10 +25,18 @@ chmod 755 "$SCRATCH"  # the sandbox root (an unprivileged uid) must reach $SCRAT
 trap 'rm -rf "$SCRATCH"' EXIT
 RUN="$CORDON run --policy default --state-dir $SCRATCH/state --runtime-dir $SCRATCH/run -- /bin/true"
 $RUN  # compiles and caches the seccomp filter, as a first spawn after install would
+BASE=()
+if [ -n "${BASELINE:-}" ]; then
+  # Its own state dir: the filter cache is keyed by content, but the schema may differ.
+  BASE_RUN="$BASELINE/cordon run --policy default --state-dir $SCRATCH/base-state --runtime-dir $SCRATCH/run -- /bin/true"
+  $BASE_RUN
+  BASE=(-n "baseline cordon run" "$BASE_RUN")
+fi
 
 hyperfine --style none --shell=none --warmup 20 --runs "$RUNS" --export-json "$SCRATCH/times.json" \
   -n "fork/exec" /bin/true \
   -n "cordon run --policy default" "$RUN" \
+  "${BASE[@]}" \
   -n "bubblewrap" "bwrap --unshare-all --ro-bind / / --cap-drop ALL --new-session /bin/true" \
   -n "firejail" "firejail --quiet --noprofile --net=none --seccomp /bin/true" >/dev/null
 
@@ -39,4 +49,6 @@ for name, t in results.items():
     print(f"{name:32} {statistics.median(t) * 1e3:7.2f}ms {p95(t) * 1e3:7.2f}ms")
 ratio = statistics.median(results["cordon run --policy default"]) / statistics.median(results["bubblewrap"])
 print(f"ratio cordon/bubblewrap (median): {ratio:.2f}")
+if "baseline cordon run" in results:
+    print(f"ratio this build/baseline (median): {statistics.median(results['cordon run --policy default']) / statistics.median(results['baseline cordon run']):.3f}")
 PY
