@@ -30,6 +30,15 @@ extension JSON {
             case replacementCharacter
         }
 
+        /// What to do with a number too large in magnitude for a Double (`1e400`, or 400 digits).
+        public enum NumbersOutOfRange: Sendable {
+            /// A parse error: JSON has no infinity, and such a number is not interoperable.
+            case error
+            /// Plus or minus infinity, as JavaScript's `JSON.parse` (and CPython's `json`) read it:
+            /// a file npm installs must not fail to parse here because of one.
+            case infinity
+        }
+
         public var maxDepth: Int
         public var maxValues: Int
         /// Longer input is refused before it is read.
@@ -38,23 +47,28 @@ extension JSON {
         /// npm strips it from package.json). Offsets still count it.
         public var skipsByteOrderMark: Bool
         public var illFormedText: IllFormedText
+        public var numbersOutOfRange: NumbersOutOfRange
 
         public init(maxDepth: Int = JSON.maxDepth, maxValues: Int = JSON.maxValues, maxBytes: Int = .max,
-                    skipsByteOrderMark: Bool = false, illFormedText: IllFormedText = .error) {
+                    skipsByteOrderMark: Bool = false, illFormedText: IllFormedText = .error,
+                    numbersOutOfRange: NumbersOutOfRange = .error) {
             self.maxDepth = maxDepth
             self.maxValues = maxValues
             self.maxBytes = maxBytes
             self.skipsByteOrderMark = skipsByteOrderMark
             self.illFormedText = illFormedText
+            self.numbersOutOfRange = numbersOutOfRange
         }
 
         /// RFC 8259 with the default caps: for anything Cordon does not trust.
         public static let strict = ParseOptions()
         /// What npm accepts in package.json: it strips a leading byte order mark, decodes the
         /// file as UTF-8 (an ill-formed byte becomes U+FFFD) and `JSON.parse` keeps a lone
-        /// surrogate (U+FFFD here, where strings are Unicode). A scanner must read such a file
-        /// as npm will, or a hook npm runs could go unseen.
-        public static let javaScript = ParseOptions(skipsByteOrderMark: true, illFormedText: .replacementCharacter)
+        /// surrogate (U+FFFD here, where strings are Unicode), and it reads a number too large for
+        /// a Double (`1e400`) as Infinity. A scanner must read such a file as npm will, or a hook
+        /// npm runs could go unseen.
+        public static let javaScript = ParseOptions(skipsByteOrderMark: true, illFormedText: .replacementCharacter,
+                                                    numbersOutOfRange: .infinity)
     }
 
     public static func parse(_ bytes: some Collection<UInt8>, options: ParseOptions = .strict) throws(ParseError) -> JSON {
@@ -247,7 +261,7 @@ extension JSON {
             let text = String(decoding: b[start..<i], as: UTF8.self)
             if integral, let n = Int64(text) { return .int(n) }
             if integral, let n = UInt64(text) { return .uint(n) }
-            guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
+            guard let d = Double(text), d.isFinite || options.numbersOutOfRange == .infinity else { throw fail("number out of range") }
             return .double(d)
         }
 

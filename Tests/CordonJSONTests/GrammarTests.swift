@@ -204,6 +204,22 @@ struct ImplementationDefinedTests {
         }
     }
 
+    /// Strict parsing refuses a number a Double cannot hold; `.javaScript` reads it as JSON.parse
+    /// does, as an infinity (package.json must parse wherever npm's does).
+    @Test func numbersOutOfRangeAreInfinityOnlyWhenAsked() throws {
+        #expect(throws: JSON.ParseError(offset: 5, message: "number out of range")) { try JSON.parse("1e400") }
+        #expect(try JSON.parse("1e400", options: .javaScript) == .double(.infinity))
+        #expect(try JSON.parse("[-1e400]", options: .javaScript) == .array([.double(-.infinity)]))
+        #expect(try JSON.parse(String(repeating: "9", count: 400), options: .javaScript) == .double(.infinity))
+        #expect(try JSON.parse(#"{"a":1E+999}"#, options: .init(numbersOutOfRange: .infinity)) == .object([("a", .double(.infinity))]))
+        // Underflow was never an error: it rounds to zero.
+        #expect(try JSON.parse("1e-400") == .double(0))
+        // Only the range is looser: the grammar is not.
+        for text in ["Infinity", "-Infinity", "1e", "+1"] {
+            #expect(throws: JSON.ParseError.self, "\(text)") { try JSON.parse(text, options: .javaScript) }
+        }
+    }
+
     @Test func valueCap() throws {
         let three = JSON.ParseOptions(maxValues: 3)
         #expect(try JSON.parse("[1,2]", options: three) == .array([.int(1), .int(2)]))

@@ -160,6 +160,9 @@ struct ManifestJSONTests {
     @Test func npmIdentity() throws {
         #expect(try Inventory.npmIdentity([0xEF, 0xBB, 0xBF] + Array(#"{"name":"a","version":"1.0.0"}"#.utf8), source: "p") == ("a", "1.0.0"))
         #expect(try Inventory.npmIdentity(Array(#"{"name":"a","version":"1","name":"b","private":true}"#.utf8), source: "p") == ("b", "1"))
+        // A number beyond a Double's range is Infinity to npm (JSON.parse), as it was to Foundation's
+        // decoder here before: the package keeps its identity.
+        #expect(try Inventory.npmIdentity(Array(#"{"name":"a","version":"1.0.0","n":1e400}"#.utf8), source: "p") == ("a", "1.0.0"))
         for bad in [#"{"name":"a"}"#, #"{"name":5,"version":"1"}"#, #"{"name":"a","version":null}"#, #"[{"name":"a","version":"1"}]"#,
                     #"{"name":"a","version":"1",}"#, "", #"{"name":"a","version":"1"} x"#] {
             #expect(throws: ScanFailure.self, "\(bad)") { try Inventory.npmIdentity(Array(bad.utf8), source: "p") }
