@@ -8,6 +8,15 @@ extension JSON {
             self.message = message
         }
         public var description: String { "at byte \(offset): \(message)" }
+
+        /// The input broke one of `ParseOptions`' caps (its size, its nesting, its number of
+        /// values) rather than the grammar: text another reader may well accept, so a reader that
+        /// must not pass over what it cannot read (a scanner) treats it as unread, not as invalid.
+        public var exceedsLimit: Bool {
+            message.hasPrefix(Self.longer) || message.hasPrefix(Self.deeper) || message.hasPrefix(Self.moreValues)
+        }
+
+        static let longer = "longer than ", deeper = "nested deeper than ", moreValues = "more than "
     }
 
     /// Nesting limit of `ParseOptions()`: the parser recurses once per level.
@@ -150,7 +159,7 @@ extension JSON {
 
         mutating func document() throws(ParseError) -> JSON {
             guard b.count <= options.maxBytes else {
-                throw ParseError(offset: options.maxBytes, message: "longer than \(options.maxBytes) bytes")
+                throw ParseError(offset: options.maxBytes, message: ParseError.longer + "\(options.maxBytes) bytes")
             }
             if options.skipsByteOrderMark, b.count >= 3, b[0] == 0xEF, b[1] == 0xBB, b[2] == 0xBF { i = 3 }
             skipSpace()
@@ -179,9 +188,9 @@ extension JSON {
         }
 
         mutating func value(depth: Int) throws(ParseError) -> JSON {
-            guard depth < options.maxDepth else { throw fail("nested deeper than \(options.maxDepth) levels") }
+            guard depth < options.maxDepth else { throw fail(ParseError.deeper + "\(options.maxDepth) levels") }
             values += 1
-            guard values <= options.maxValues else { throw fail("more than \(options.maxValues) values") }
+            guard values <= options.maxValues else { throw fail(ParseError.moreValues + "\(options.maxValues) values") }
             guard i < b.count else { throw fail("unexpected end of input") }
             switch b[i] {
             case UInt8(ascii: "{"):

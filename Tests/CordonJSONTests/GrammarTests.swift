@@ -229,6 +229,17 @@ struct ImplementationDefinedTests {
         #expect(try JSON.parse(many, options: .init(maxValues: .max)).arrayValue?.count == JSON.maxValues)
     }
 
+    /// A cap is not a grammar error: a reader that must not skip a file tells them apart.
+    @Test func capsAreToldFromGrammarErrors() {
+        func error(_ text: String, _ options: JSON.ParseOptions = .strict) -> JSON.ParseError? {
+            do { _ = try JSON.parse(text, options: options); return nil } catch { return error }
+        }
+        #expect(error("[1,2,3]", .init(maxValues: 3))?.exceedsLimit == true)
+        #expect(error("[[1]]", .init(maxDepth: 2))?.exceedsLimit == true)
+        #expect(error("[1, 2]", .init(maxBytes: 5))?.exceedsLimit == true)
+        for text in ["[1,]", "01", "1e400", #""\x""#, "[1] x", ""] { #expect(error(text)?.exceedsLimit == false, "\(text)") }
+    }
+
     @Test func sizeCap() throws {
         let five = JSON.ParseOptions(maxBytes: 5)
         #expect(try JSON.parse("[1,2]", options: five) == .array([.int(1), .int(2)]))
