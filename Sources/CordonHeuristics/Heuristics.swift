@@ -2,12 +2,12 @@ import CordonJSON
 
 public enum Heuristics {
     /// package.json as npm reads it (`JSON.ParseOptions.javaScript`: a leading byte order mark
-    /// skipped, ill-formed text replaced rather than refused), so that a file npm installs
-    /// does not slip past the rules, or out of the inventory, by failing to parse here; nested
-    /// up to 256 levels, and up to a million values (a bound on memory: a value costs more than
-    /// its text).
+    /// skipped, ill-formed text replaced rather than refused, a number beyond a Double's range
+    /// read as Infinity), so that a file npm installs does not slip past the rules, or out of
+    /// the inventory, by failing to parse here; nested up to 256 levels, and up to a million
+    /// values (a bound on memory: a value costs more than its text).
     public static let packageJSON = JSON.ParseOptions(maxDepth: 256, maxValues: 1_000_000, skipsByteOrderMark: true,
-                                                      illFormedText: .replacementCharacter)
+                                                      illFormedText: .replacementCharacter, numbersOutOfRange: .infinity)
 
     public static let rules: [HeuristicRule] = [
         HeuristicRule(id: RuleID.installTimeCode, severity: .high,

@@ -78,8 +78,20 @@ enum Rules {
         var out: [Finding] = []
         var sawHook = false
         for file in package.files where basename(file.path) == "package.json" {
-            guard let (root, keys) = try? JSON.parseWithKeyOffsets(file.bytes, options: Heuristics.packageJSON),
-                  let scripts = root["scripts"] else { continue }
+            let root: JSON, keys: JSON.KeyOffsets
+            do { (root, keys) = try JSON.parseWithKeyOffsets(file.bytes, options: Heuristics.packageJSON) } catch {
+                // npm refuses a file that is not JSON, so its hooks never run; but one past our caps
+                // (a million values, 256 levels) is JSON to npm, and its hooks may: not read is
+                // not clean.
+                if error.exceedsLimit {
+                    sawHook = true
+                    out.append(Finding(rule: RuleID.npmInstallScript, severity: .high, file: file.path, startLine: 1, endLine: 1,
+                                       message: "package.json is beyond what the scanner reads (\(error.message)): its install scripts cannot be ruled out",
+                                       evidence: makeEvidence(Array(file.bytes.prefix(160)))))
+                }
+                continue
+            }
+            guard let scripts = root["scripts"] else { continue }
             for hook in installHooks {
                 guard case .string(let cmd)? = scripts[hook], let offset = keys["scripts", .key(hook)] else { continue }
                 sawHook = true

@@ -8,6 +8,15 @@ extension JSON {
             self.message = message
         }
         public var description: String { "at byte \(offset): \(message)" }
+
+        /// The input broke one of `ParseOptions`' caps (its size, its nesting, its number of
+        /// values) rather than the grammar: text another reader may well accept, so a reader that
+        /// must not pass over what it cannot read (a scanner) treats it as unread, not as invalid.
+        public var exceedsLimit: Bool {
+            message.hasPrefix(Self.longer) || message.hasPrefix(Self.deeper) || message.hasPrefix(Self.moreValues)
+        }
+
+        static let longer = "longer than ", deeper = "nested deeper than ", moreValues = "more than "
     }
 
     /// Nesting limit of `ParseOptions()`: the parser recurses once per level.
@@ -30,6 +39,15 @@ extension JSON {
             case replacementCharacter
         }
 
+        /// What to do with a number too large in magnitude for a Double (`1e400`, or 400 digits).
+        public enum NumbersOutOfRange: Sendable {
+            /// A parse error: JSON has no infinity, and such a number is not interoperable.
+            case error
+            /// Plus or minus infinity, as JavaScript's `JSON.parse` (and CPython's `json`) read it:
+            /// a file npm installs must not fail to parse here because of one.
+            case infinity
+        }
+
         public var maxDepth: Int
         public var maxValues: Int
         /// Longer input is refused before it is read.
@@ -38,23 +56,28 @@ extension JSON {
         /// npm strips it from package.json). Offsets still count it.
         public var skipsByteOrderMark: Bool
         public var illFormedText: IllFormedText
+        public var numbersOutOfRange: NumbersOutOfRange
 
         public init(maxDepth: Int = JSON.maxDepth, maxValues: Int = JSON.maxValues, maxBytes: Int = .max,
-                    skipsByteOrderMark: Bool = false, illFormedText: IllFormedText = .error) {
+                    skipsByteOrderMark: Bool = false, illFormedText: IllFormedText = .error,
+                    numbersOutOfRange: NumbersOutOfRange = .error) {
             self.maxDepth = maxDepth
             self.maxValues = maxValues
             self.maxBytes = maxBytes
             self.skipsByteOrderMark = skipsByteOrderMark
             self.illFormedText = illFormedText
+            self.numbersOutOfRange = numbersOutOfRange
         }
 
         /// RFC 8259 with the default caps: for anything Cordon does not trust.
         public static let strict = ParseOptions()
         /// What npm accepts in package.json: it strips a leading byte order mark, decodes the
         /// file as UTF-8 (an ill-formed byte becomes U+FFFD) and `JSON.parse` keeps a lone
-        /// surrogate (U+FFFD here, where strings are Unicode). A scanner must read such a file
-        /// as npm will, or a hook npm runs could go unseen.
-        public static let javaScript = ParseOptions(skipsByteOrderMark: true, illFormedText: .replacementCharacter)
+        /// surrogate (U+FFFD here, where strings are Unicode), and it reads a number too large for
+        /// a Double (`1e400`) as Infinity. A scanner must read such a file as npm will, or a hook
+        /// npm runs could go unseen.
+        public static let javaScript = ParseOptions(skipsByteOrderMark: true, illFormedText: .replacementCharacter,
+                                                    numbersOutOfRange: .infinity)
     }
 
     public static func parse(_ bytes: some Collection<UInt8>, options: ParseOptions = .strict) throws(ParseError) -> JSON {
@@ -136,7 +159,7 @@ extension JSON {
 
         mutating func document() throws(ParseError) -> JSON {
             guard b.count <= options.maxBytes else {
-                throw ParseError(offset: options.maxBytes, message: "longer than \(options.maxBytes) bytes")
+                throw ParseError(offset: options.maxBytes, message: ParseError.longer + "\(options.maxBytes) bytes")
             }
             if options.skipsByteOrderMark, b.count >= 3, b[0] == 0xEF, b[1] == 0xBB, b[2] == 0xBF { i = 3 }
             skipSpace()
@@ -165,9 +188,9 @@ extension JSON {
         }
 
         mutating func value(depth: Int) throws(ParseError) -> JSON {
-            guard depth < options.maxDepth else { throw fail("nested deeper than \(options.maxDepth) levels") }
+            guard depth < options.maxDepth else { throw fail(ParseError.deeper + "\(options.maxDepth) levels") }
             values += 1
-            guard values <= options.maxValues else { throw fail("more than \(options.maxValues) values") }
+            guard values <= options.maxValues else { throw fail(ParseError.moreValues + "\(options.maxValues) values") }
             guard i < b.count else { throw fail("unexpected end of input") }
             switch b[i] {
             case UInt8(ascii: "{"):
@@ -247,7 +270,7 @@ extension JSON {
             let text = String(decoding: b[start..<i], as: UTF8.self)
             if integral, let n = Int64(text) { return .int(n) }
             if integral, let n = UInt64(text) { return .uint(n) }
-            guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
+            guard let d = Double(text), d.isFinite || options.numbersOutOfRange == .infinity else { throw fail("number out of range") }
             return .double(d)
         }
 

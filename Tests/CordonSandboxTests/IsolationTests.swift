@@ -334,11 +334,20 @@ struct SpawnModeTests {
     /// cordon-init opens. (Without the gate it reads the stand-in's name, every time.)
     @Test(arguments: [true, false]) func theWorkloadNeverRunsBeforeCordonInitIsPidOne(shareMemory: Bool) throws {
         let built = try #require(InitProgramPath.built)
+        // Both cases run at once and may both build these: each writes a file of its own and
+        // renames it into place, so neither executes a file the other is still writing (ETXTBSY,
+        // or a half-copied cordon-init).
+        let mine = "\(getpid()).\(shareMemory)"
         let initCopy = "\(Harness.probeDir)/cordon-init"
-        if !FileManager.default.fileExists(atPath: initCopy) { try? FileManager.default.copyItem(atPath: built, toPath: initCopy) }
+        if !FileManager.default.fileExists(atPath: initCopy) {
+            let partial = "\(initCopy).\(mine).tmp"
+            try? FileManager.default.removeItem(atPath: partial)
+            try FileManager.default.copyItem(atPath: built, toPath: partial)
+            rename(partial, initCopy)
+        }
         let slowInit = "\(Harness.probeDir)/slow-init"
         if !FileManager.default.fileExists(atPath: slowInit) {
-            let source = "\(Harness.scratch)/slow-init.c"
+            let source = "\(Harness.scratch)/slow-init-\(mine).c"
             try """
             #include <time.h>
             #include <unistd.h>
@@ -350,9 +359,9 @@ struct SpawnModeTests {
                 return 125;
             }
             """.write(toFile: source, atomically: true, encoding: .utf8)
-            let r = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", slowInit + ".tmp", source])
+            let r = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", "\(slowInit).\(mine).tmp", source])
             #expect(r.status == 0, "\(r.stderr)")
-            rename(slowInit + ".tmp", slowInit)
+            rename("\(slowInit).\(mine).tmp", slowInit)
         }
         for _ in 0..<3 {
             let (r, out) = try Self.run(["cat", "/proc/1/comm"]) { $0.initProgram = slowInit; $0.shareMemoryUntilExec = shareMemory }

@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+import CordonConfig
+import CordonSandbox
+import CordonSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -103,5 +106,48 @@ struct StalledStreamTests {
         _ = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         #expect(process.terminationStatus == 128 + 9)
+    }
+}
+
+/// Output past the cap after the output's destination failed (it could not be opened, or its
+/// reader went away): the supervisor drops it and stops the sandbox. It used to take the excess
+/// off bytes it had not kept, and trap: a workload with a tight output cap took cordond down
+/// whenever its log file could not be opened (EMFILE, ENOSPC), and `cordon run` whenever its
+/// stdout reader went away.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct OutputFailureTests {
+    static func plan(outputBytes: UInt64) throws -> SpawnPlan {
+        let store = PolicyStore(configDir: nil)
+        var plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
+        plan.policy.limits.outputBytes = outputBytes
+        return plan
+    }
+
+    static func run(_ plan: SpawnPlan, _ io: SandboxIO) -> SandboxResult {
+        Sandbox.run(plan: plan, argv: ["sh", "-c", "head -c 4000000 /dev/zero"],
+                    environment: SandboxEnvironment(runtimeDir: Harness.runtimeDir), io: io, wallTime: 30)
+    }
+
+    @Test func anOutputThatCannotBeOpenedPastTheCapIsNoCrash() throws {
+        var io = SandboxIO()
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(io.stdin) }
+        io.openOutput = { _ throws(SystemError) in throw SystemError("open", path: "stdout", errno: EMFILE) }
+        let r = Self.run(try Self.plan(outputBytes: 1), io)
+        #expect(r.reason == .setupFailed)
+        #expect(r.setupFailure?.step == .output, "\(r.setupFailure?.message ?? "")")
+    }
+
+    @Test func anOutputWhoseReaderWentAwayPastTheCapIsNoCrash() throws {
+        var out: [Int32] = [-1, -1]
+        guard pipe(&out) == 0 else { throw POSIXError(.EMFILE) }
+        close(out[0])  // nobody reads: the first write fails with EPIPE
+        defer { close(out[1]) }
+        var io = SandboxIO()
+        io.stdout = out[1]
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(io.stdin) }
+        let r = Self.run(try Self.plan(outputBytes: 70_000), io)
+        #expect(r.reason == .outputLimit)
     }
 }

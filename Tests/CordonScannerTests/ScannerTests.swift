@@ -160,17 +160,28 @@ struct ManifestJSONTests {
     @Test func npmIdentity() throws {
         #expect(try Inventory.npmIdentity([0xEF, 0xBB, 0xBF] + Array(#"{"name":"a","version":"1.0.0"}"#.utf8), source: "p") == ("a", "1.0.0"))
         #expect(try Inventory.npmIdentity(Array(#"{"name":"a","version":"1","name":"b","private":true}"#.utf8), source: "p") == ("b", "1"))
+        // A number beyond a Double's range is Infinity to npm (JSON.parse), as it was to Foundation's
+        // decoder here before: the package keeps its identity.
+        #expect(try Inventory.npmIdentity(Array(#"{"name":"a","version":"1.0.0","n":1e400}"#.utf8), source: "p") == ("a", "1.0.0"))
         for bad in [#"{"name":"a"}"#, #"{"name":5,"version":"1"}"#, #"{"name":"a","version":null}"#, #"[{"name":"a","version":"1"}]"#,
                     #"{"name":"a","version":"1",}"#, "", #"{"name":"a","version":"1"} x"#] {
             #expect(throws: ScanFailure.self, "\(bad)") { try Inventory.npmIdentity(Array(bad.utf8), source: "p") }
         }
     }
 
-    @Test func dockerManifest() {
-        #expect(ContainerImage.dockerLayers(Array(#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]},{"Layers":[]}]"#.utf8)) == ["a/layer.tar", "b/layer.tar"])
+    @Test func dockerManifest() throws {
+        #expect(try ContainerImage.dockerLayers(Array(#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]},{"Layers":[]}]"#.utf8)) == ["a/layer.tar", "b/layer.tar"])
         for bad in ["[]", "{}", #"[{"Layers":["a"]},{}]"#, #"[{"Layers":[1]}]"#, #"[{"Layers":null}]"#, #"[{"Layers":["a"]}"#] {
-            #expect(ContainerImage.dockerLayers(Array(bad.utf8)) == nil, "\(bad)")
+            #expect(try ContainerImage.dockerLayers(Array(bad.utf8)) == nil, "\(bad)")
         }
+        // What docker load reads is read: a huge number in a member nobody uses is no reason to
+        // look elsewhere for the layers.
+        #expect(try ContainerImage.dockerLayers(Array(#"[{"Layers":["a/layer.tar"],"x":1e400}]"#.utf8)) == ["a/layer.tar"])
+        // Past the caps: an error, never "not a docker manifest" (then the OCI index, which may
+        // name other layers, would be scanned instead).
+        let padded = "[{\"Layers\":[\"a/layer.tar\"],\"RepoTags\":[" + Array(repeating: #""t""#, count: 100_001).joined(separator: ",") + "]}]"
+        #expect(throws: ScanFailure.self) { try ContainerImage.dockerLayers(Array(padded.utf8)) }
+        #expect(throws: ScanFailure.self) { try ContainerImage.dockerLayers(Array(#"[{"Layers":["a/layer.tar"]}]"#.utf8) + Array(repeating: 0x20, count: 4 << 20)) }
     }
 
     @Test func ociDescriptors() throws {
@@ -224,6 +235,35 @@ struct ImageTests {
                     i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
             """, args: [out])
         try check(try Scanner.scan([out], database: nil), out)
+    }
+
+    /// A docker save tarball that also carries an OCI layout naming other layers: manifest.json
+    /// decides (as for `docker load`), even when it holds a number beyond a Double's range, and
+    /// one past the parser's caps is an error rather than a reason to scan the OCI index's layers.
+    @Test func manifestJSONDecidesOverTheOCIIndex() throws {
+        for (manifest, readable) in [(#"[{"Layers": ["l0/layer.tar", "l1/layer.tar"], "x": 1e400}]"#, true),
+                                     ("[{\"Layers\": [\"l0/layer.tar\", \"l1/layer.tar\"], \"RepoTags\": [" + Array(repeating: #""t""#, count: 100_001).joined(separator: ",") + "]}]", false)] {
+            let out = "\(ScanFixture.dir)/image-oci-\(UUID().uuidString.prefix(6)).tar"
+            let manifestFile = out + ".manifest.json"
+            try manifest.write(toFile: manifestFile, atomically: true, encoding: .utf8)
+            try ScanFixture.python(Self.layersScript + "\n" + """
+                import hashlib
+                benign = tar_bytes([('etc/hostname', b'x\\n', 0o644)])
+                d = hashlib.sha256(benign).hexdigest()
+                m = json.dumps({'layers': [{'digest': 'sha256:' + d}]}).encode()
+                md = hashlib.sha256(m).hexdigest()
+                with tarfile.open(sys.argv[1], 'w') as t:
+                    for name, data in [('l0/layer.tar', layer0), ('l1/layer.tar', layer1), ('manifest.json', open(sys.argv[2], 'rb').read()),
+                                       ('blobs/sha256/' + d, benign), ('blobs/sha256/' + md, m), ('oci-layout', b'{"imageLayoutVersion": "1.0.0"}'),
+                                       ('index.json', json.dumps({'manifests': [{'digest': 'sha256:' + md}]}).encode())]:
+                        i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+                """, args: [out, manifestFile])
+            if readable {
+                try check(try Scanner.scan([out], database: nil), out)
+            } else {
+                #expect(throws: ScanFailure.self) { try Scanner.scan([out], database: nil) }
+            }
+        }
     }
 
     @Test func ociLayoutDirectory() throws {
