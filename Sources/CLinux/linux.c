@@ -269,3 +269,4 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
 
 #include <malloc.h>
 int cl_malloc_trim(void) { return malloc_trim(0); }
+int cl_malloc_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <linux/seccomp.h>
 #include "cegress.h"  // egress shims (a header of their own; included so the module is rebuilt with them)
+#include "cloop.h"    // the event loop's epoll and eventfd, and malloc's arena bound
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,5 +75,9 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
 // malloc_trim(0): gives freed heap memory back to the system. A GNU function declared in
 // <malloc.h>, which the Glibc module does not export. Returns 1 if memory was released.
 int cl_malloc_trim(void);
+// mallopt(M_ARENA_MAX, arenas) (<malloc.h> again): at most `arenas` malloc arenas for the whole
+// process (glibc's default is 8 per core), so memory one thread freed is found by the next
+// instead of staying in an arena of its own. 1 on success, 0 on failure.
+int cl_malloc_arena_max(int arenas);
 
 #endif
