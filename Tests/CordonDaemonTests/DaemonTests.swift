@@ -394,6 +394,44 @@ struct DaemonTests {
         let bad = TestDaemon.exec(TestDaemon.cordon, ["status", "--socket", "\(d.dir)/nope.sock"])
         #expect(bad.status == 1 && bad.stderr.contains("is cordond running?"), "\(bad.stderr)")
     }
+
+    /// A task.wait holds no thread (it is parked until the task ends), and a client that goes
+    /// away takes its parked wait with it: connect, wait, disconnect in a loop leaves nothing.
+    @Test func aWaitWhoseClientLeftIsForgotten() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sleep", "60"])
+        let id = try #require(task["id"]?.intValue)
+        func parked() throws -> Int? {
+            let text = try d.call("system.metrics")["text"]?.stringValue ?? ""
+            let line = text.split(separator: "\n").first { $0.hasPrefix("cordon_parked_requests ") }
+            return line.flatMap { Int($0.split(separator: " ").last ?? "") }
+        }
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"task.wait","params":{"id":\#(id)}}"#.utf8) + [0x0A]
+        // A few held: they are counted while their clients stay.
+        var held: [Int32] = []
+        for _ in 0..<5 {
+            let fd = try d.connect()
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            held.append(fd)
+        }
+        #expect(try d.eventually(5) { try parked() == 5 })
+        for _ in 0..<300 {
+            let fd = try d.connect()
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            close(fd)
+        }
+        for fd in held { close(fd) }
+        let gone = try d.eventually(5) { try parked() == 0 }
+        #expect(gone, "\(String(describing: try? parked())) waits still parked")
+        // The task is still running; a wait on an open connection is still answered when it ends.
+        let waiter = try d.connect()
+        defer { close(waiter) }
+        #expect(send(waiter, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+        _ = try d.call("task.cancel", .object([("id", .int(id))]))
+        let answer = try d.readResponse(waiter)
+        #expect(answer["result"]?["state"] == .string("cancelled"), "\(answer.text)")
+        #expect(try parked() == 0)
+    }
 }
 
 extension TestDaemon {
