@@ -150,16 +150,28 @@ final class RequestProcessor: Sendable {
             }
             if inline { reply() } else { pool.submit(reply) }
         }
-        // The timer first: its cancellation by requestDone is then always ordered after it.
+        // The waiter, once kept, and whether the connection closed: whichever comes second
+        // forgets the waiter. The hook is set before anything can answer (an answer clears it).
+        let hold = Mutex<(waiter: TaskManager.EndWaiter?, closed: Bool)>((nil, false))
+        connection.onClose {
+            let waiter = hold.withLock { h in
+                h.closed = true
+                return h.waiter
+            }
+            if let waiter { tasks.forget(waiter) }
+        }
+        // The timer before the waiter: requestDone, which cancels it, is then always after it.
         if let timeout = parked.timeout { connection.after(timeout) { finish(false, false) } }
         guard let waiter = tasks.whenEnded(parked.task, { finish(true, true) }) else {
             finish(true, true)
             return
         }
-        connection.onClose { [tasks] in
-            guard !once.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            tasks.forget(waiter)
+        let closed = hold.withLock { h in
+            h.waiter = waiter
+            return h.closed
         }
+        // Closed meanwhile, or answered by the timeout already: nobody needs it any more.
+        if closed || once.load(ordering: .acquiring) { tasks.forget(waiter) }
     }
 
     /// Answers one message, or says what it waits for.
