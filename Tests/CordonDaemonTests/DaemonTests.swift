@@ -395,6 +395,25 @@ struct DaemonTests {
         #expect(bad.status == 1 && bad.stderr.contains("is cordond running?"), "\(bad.stderr)")
     }
 
+    /// Requests sent together are answered one by one in order, and a client that shut down its
+    /// sending side (a half-close) still gets every answer before the daemon closes.
+    @Test func pipelinedRequestsAndAHalfCloseAreAnswered() throws {
+        let d = try TestDaemon()
+        let fd = try d.connect()
+        defer { close(fd) }
+        let lines = (1...3).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"system.version"}"# }.joined(separator: "\n") + "\n"
+        let bytes = Array(lines.utf8)
+        #expect(send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count)
+        shutdown(fd, Int32(SHUT_WR))
+        for id in 1...3 {
+            let answer = try d.readResponse(fd)
+            #expect(answer["id"] == .int(Int64(id)), "\(answer.text)")
+            #expect(answer["result"]?["pid"] != nil)
+        }
+        var byte: UInt8 = 0
+        #expect(read(fd, &byte, 1) == 0)  // then closed
+    }
+
     /// A task.wait holds no thread (it is parked until the task ends), and a client that goes
     /// away takes its parked wait with it: connect, wait, disconnect in a loop leaves nothing.
     @Test func aWaitWhoseClientLeftIsForgotten() throws {
