@@ -33,7 +33,15 @@ public final class EventLoop: @unchecked Sendable {
         /// Reported only, whatever the interest: both directions hung up, or the descriptor
         /// failed. (A half-close is not reported: a client that shut down its sending side still
         /// gets its answer; its read returns 0 once the loop reads again.)
-        public static let hangup = Events(rawValue: UInt32(CL_EPOLLHUP | CL_EPOLLERR))
+        public static let hangup = Events(rawValue: UInt32(CL_EPOLLHUP))
+    }
+
+    /// The kernel's bits as handlers see them: EPOLLERR is reported as a hangup (either way the
+    /// descriptor is done with), so `contains(.hangup)` is the one test.
+    private static func reported(_ bits: UInt32) -> Events {
+        var events = Events(rawValue: bits & UInt32(CL_EPOLLIN | CL_EPOLLOUT | CL_EPOLLHUP))
+        if bits & UInt32(CL_EPOLLERR) != 0 { events.insert(.hangup) }
+        return events
     }
 
     public typealias Handler = (Events) -> Void
@@ -109,10 +117,11 @@ public final class EventLoop: @unchecked Sendable {
     /// Stops watching `fd` and closes it (nothing is called for it after this, even for
     /// readiness already reported in the current batch). A number not registered is ignored.
     public func deregister(_ fd: Int32) {
-        guard watched.removeValue(forKey: fd) != nil else { return }
+        guard let entry = watched.removeValue(forKey: fd) else { return }
         do { try syscallRetrying("epoll_ctl DEL") { cl_epoll_ctl(epoll.raw, 2, fd, 0, 0) } }
         catch { preconditionFailure("EventLoop.deregister(\(fd)): \(error)") }
-        // The owner goes here, closing it.
+        // Closed only now, out of epoll: its owner goes with the entry.
+        withExtendedLifetime(entry) {}
     }
 
     // MARK: Timers (loop thread)
@@ -197,7 +206,7 @@ public final class EventLoop: @unchecked Sendable {
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
                 // A handler earlier in this batch may have deregistered it (and reused its number).
                 guard let entry = watched[fd], entry.token == token else { continue }
-                entry.handler(Events(rawValue: ready[i].events))
+                entry.handler(Self.reported(ready[i].events))
             }
             let (jobs, stopped) = inbox.withLock { inbox in
                 defer { inbox.jobs.removeAll(keepingCapacity: true) }
