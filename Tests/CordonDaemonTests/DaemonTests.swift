@@ -420,8 +420,9 @@ struct DaemonTests {
         let d = try TestDaemon()
         let task = try d.submit(["sleep", "60"])
         let id = try #require(task["id"]?.intValue)
-        func parked() throws -> Int? {
-            let text = try d.call("system.metrics")["text"]?.stringValue ?? ""
+        // nil while the daemon is busy (the closed connections not yet taken off its count).
+        func parked() -> Int? {
+            guard let text = (try? d.call("system.metrics"))?["text"]?.stringValue else { return nil }
             let line = text.split(separator: "\n").first { $0.hasPrefix("cordon_parked_requests ") }
             return line.flatMap { Int($0.split(separator: " ").last ?? "") }
         }
@@ -433,15 +434,18 @@ struct DaemonTests {
             #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
             held.append(fd)
         }
-        #expect(try d.eventually(5) { try parked() == 5 })
-        for _ in 0..<300 {
-            let fd = try d.connect()
-            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
-            close(fd)
+        #expect(d.eventually(5) { parked() == 5 })
+        // In rounds below the connection cap (a loaded machine may take a while to see closes).
+        for _ in 0..<6 {
+            for _ in 0..<50 {
+                let fd = try d.connect()
+                #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+                close(fd)
+            }
+            #expect(d.eventually(10) { parked() == 5 }, "\(String(describing: parked())) waits parked, 5 expected")
         }
         for fd in held { close(fd) }
-        let gone = try d.eventually(5) { try parked() == 0 }
-        #expect(gone, "\(String(describing: try? parked())) waits still parked")
+        #expect(d.eventually(10) { parked() == 0 }, "\(String(describing: parked())) waits still parked")
         // The task is still running; a wait on an open connection is still answered when it ends.
         let waiter = try d.connect()
         defer { close(waiter) }
@@ -449,7 +453,7 @@ struct DaemonTests {
         _ = try d.call("task.cancel", .object([("id", .int(id))]))
         let answer = try d.readResponse(waiter)
         #expect(answer["result"]?["state"] == .string("cancelled"), "\(answer.text)")
-        #expect(try parked() == 0)
+        #expect(parked() == 0)
     }
 }
 
