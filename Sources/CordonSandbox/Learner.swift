@@ -71,14 +71,17 @@ public enum Learner {
             outcome.failure = error.description
             return outcome
         }
-        var chan: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &chan) == 0 else {
-            outcome.failure = "socketpair: \(SystemError.text(errno))"
+        let channel: SocketPair
+        do { channel = try Descriptor.socketPair(type: Int32(SOCK_SEQPACKET.rawValue)) } catch {
+            outcome.failure = "socketpair: \(SystemError.text(error.errno))"
             return outcome
         }
+        // Ours: `chan`; the child's end goes when the clone has its copy.
+        let chan = channel.first
+        let childEnd = channel.second
         let arena = CArena()
         var plan = cs_plan()
-        plan.chan_fd = chan[1]
+        plan.chan_fd = childEnd.raw
         plan.argv = arena.stringArray(argv)
         plan.envp = arena.stringArray(env)
         plan.exec_path_search = arena.string(searchPath)
@@ -88,27 +91,28 @@ public enum Learner {
             plan.seccomp_len = filter.count / 8
             return cs_learn_spawn(&plan, &pidfd)
         }
-        close(chan[1])
-        defer { close(chan[0]) }
+        let cloneErrno = errno
+        childEnd.close()
         guard pid > 0 else {
-            outcome.failure = "clone: \(SystemError.text(errno))"
+            outcome.failure = "clone: \(SystemError.text(cloneErrno))"
             return outcome
         }
-        defer { close(pidfd) }
+        let process = Descriptor(adopting: pidfd)  // closed when this function returns
 
         // The first record carries the listener (or the step that failed before it existed).
         var report = cs_report()
-        var listener: Int32 = -1
-        let n = withUnsafeMutableBytes(of: &report) { cl_recv_with_fd(chan[0], $0.baseAddress, $0.count, &listener) }
-        guard n > 0, listener >= 0 else {
+        var listenerFD: Int32 = -1
+        let n = withUnsafeMutableBytes(of: &report) { cl_recv_with_fd(chan.raw, $0.baseAddress, $0.count, &listenerFD) }
+        guard n > 0, listenerFD >= 0 else {
             var ws: Int32 = 0
-            _ = cl_pidfd_send_signal(pidfd, SIGKILL)
-            _ = cl_pidfd_wait(pidfd, &ws, 0)
+            _ = cl_pidfd_send_signal(process.raw, SIGKILL)
+            _ = cl_pidfd_wait(process.raw, &ws, 0)
             outcome.failure = n > 0 ? "learning child: step \(report.step) failed: \(SystemError.text(report.err))"
                 : "learning child ended before handing over its seccomp listener"
             return outcome
         }
-        defer { close(listener) }
+        let listenerOwner = Descriptor(adopting: listenerFD)  // closed when this function returns
+        let listener = listenerOwner.raw
 
         var recorder = Recorder(listener: listener, observation: outcome.observation)
         let deadline = wallTime.map { MonotonicClock.now + $0 }
@@ -117,14 +121,14 @@ public enum Learner {
         // may outlive it): the listener reports POLLHUP once the last user is gone.
         while true {
             var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: exited ? -1 : pidfd, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: exited ? -1 : process.raw, events: Int16(POLLIN), revents: 0)]
             var timeout: Int32 = -1
             if let deadline { timeout = Int32(max(0, min(Double(Int32.max) / 1000, (deadline - MonotonicClock.now) * 1000)).rounded(.up)) }
             let r = poll(&fds, 2, timeout)
             if r < 0 { if errno == EINTR { continue }; break }
             if r == 0 {
                 outcome.timedOut = true
-                _ = cl_pidfd_send_signal(pidfd, SIGKILL)
+                _ = cl_pidfd_send_signal(process.raw, SIGKILL)
                 // Descendants hold the filter too; they die with their process group only if the
                 // command made none of its own, so they are reported rather than chased.
                 break
@@ -132,20 +136,20 @@ public enum Learner {
             if fds[0].revents & Int16(POLLIN) != 0 { recorder.answer() }
             if fds[1].revents & Int16(POLLIN) != 0, !exited {
                 var ws: Int32 = 0
-                if cl_pidfd_wait(pidfd, &ws, WNOHANG) == 0 { outcome.waitStatus = ws; exited = true }
+                if cl_pidfd_wait(process.raw, &ws, WNOHANG) == 0 { outcome.waitStatus = ws; exited = true }
             }
             if exited && fds[0].revents & Int16(POLLHUP | POLLERR) != 0 && fds[0].revents & Int16(POLLIN) == 0 { break }
         }
         if outcome.waitStatus == nil {
             var ws: Int32 = 0
-            if cl_pidfd_wait(pidfd, &ws, 0) == 0 { outcome.waitStatus = ws }
+            if cl_pidfd_wait(process.raw, &ws, 0) == 0 { outcome.waitStatus = ws }
         }
         // A step that failed after the hand-off (execve: not found, not executable) is reported
         // on the channel; the command never ran, so there is nothing to learn from.
         var late = cs_report()
         var extra: Int32 = -1
-        if withUnsafeMutableBytes(of: &late, { cl_recv_with_fd(chan[0], $0.baseAddress, $0.count, &extra) }) > 0, late.step != 0 {
-            if extra >= 0 { close(extra) }
+        if withUnsafeMutableBytes(of: &late, { cl_recv_with_fd(chan.raw, $0.baseAddress, $0.count, &extra) }) > 0, late.step != 0 {
+            if extra >= 0 { Descriptor(adopting: extra).close() }
             outcome.failure = late.step == Int32(CS_STEP_EXEC.rawValue)
                 ? "\(argv[0]): cannot execute: \(SystemError.text(late.err))"
                 : "learning child: step \(late.step) failed: \(SystemError.text(late.err))"
@@ -271,9 +275,10 @@ struct Recorder {
     /// A NUL-terminated string in the task's memory (at most PATH_MAX bytes), read page by page
     /// so a string ending just before an unmapped page is still read.
     func readString(pid: UInt32, address: UInt64) -> String? {
-        let fd = Glibc.open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        let raw = Glibc.open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
+        guard raw >= 0 else { return nil }
+        let memory = Descriptor(adopting: raw)  // closed when this function returns
+        let fd = memory.raw
         var result: [UInt8] = []
         var at = address
         let page: UInt64 = 4096
@@ -297,10 +302,10 @@ struct Recorder {
     }
 
     func readMemory(pid: UInt32, address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
-        let fd = Glibc.open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return pread(fd, buffer.baseAddress, buffer.count, Int(bitPattern: UInt(address))) == buffer.count
+        let raw = Glibc.open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
+        guard raw >= 0 else { return false }
+        let memory = Descriptor(adopting: raw)
+        return pread(memory.raw, buffer.baseAddress, buffer.count, Int(bitPattern: UInt(address))) == buffer.count
     }
 }
 
