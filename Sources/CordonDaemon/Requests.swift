@@ -138,11 +138,18 @@ final class RequestProcessor: Sendable {
     private func park(_ parked: Parked, _ connection: RequestConnection) {
         let once = Atomic<Bool>(false)
         let tasks = daemon.tasks
+        // The waiter, once kept, and whether the connection closed: whichever comes second
+        // forgets the waiter. The hook is set before anything can answer (an answer clears it).
+        let hold = Mutex<(waiter: TaskManager.EndWaiter?, closed: Bool)>((nil, false))
         // `inline`: on the thread that ended the task (it is done with its sandbox and about to
         // go), which saves a hand-off; the timeout's call comes from the loop, which must not
         // read the store, so it goes to the pool.
         let finish: @Sendable (Bool, Bool) -> Void = { [self] ended, inline in
             guard !once.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            // Answered by the timeout: the task runs on, and its waiter would stay until it ends
+            // (a client sending short waits in a loop would grow the table). Not kept yet: the
+            // parking below sees `once` and forgets it.
+            if !ended, let waiter = hold.withLock({ $0.waiter }) { tasks.forget(waiter) }
             let reply: @Sendable () -> Void = { [self] in
                 connection.onClose(nil)
                 answer(parked.id, connection) { try parked.then(ended || !tasks.isLive(parked.task)) }
@@ -150,9 +157,6 @@ final class RequestProcessor: Sendable {
             }
             if inline { reply() } else { pool.submit(reply) }
         }
-        // The waiter, once kept, and whether the connection closed: whichever comes second
-        // forgets the waiter. The hook is set before anything can answer (an answer clears it).
-        let hold = Mutex<(waiter: TaskManager.EndWaiter?, closed: Bool)>((nil, false))
         connection.onClose {
             let waiter = hold.withLock { h in
                 h.closed = true

@@ -1,5 +1,7 @@
+import CLinux
 import CordonJSON
 import CordonRPC
+import CordonSystem
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -455,8 +457,34 @@ struct DaemonTests {
         #expect(answer["result"]?["state"] == .string("cancelled"), "\(answer.text)")
         #expect(parked() == 0)
     }
+
+    /// A task.wait that timed out leaves no waiter behind: one connection sending many short
+    /// waits on a task that runs on must not grow the table of waiters until the task ends.
+    @Test func aWaitThatTimedOutLeavesNoWaiter() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sleep", "60"])
+        let id = try #require(task["id"]?.intValue)
+        let fd = try d.connect()
+        defer { close(fd) }
+        _ = cl_socket_timeouts(fd, 20_000, 20_000)
+        for n in 1...20 {
+            let request = Array(#"{"jsonrpc":"2.0","id":\#(n),"method":"task.wait","params":{"id":\#(id),"timeout":0.01}}"#.utf8) + [0x0A]
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            let answer = try d.readResponse(fd)
+            #expect(answer["id"] == .int(Int64(n)) && answer["error"]?["code"] == .int(RPCCode.waitTimedOut), "\(answer.text)")
+        }
+        #expect(d.eventually(5) { d.parkedRequests() == 0 }, "\(String(describing: d.parkedRequests())) waits still parked")
+        _ = try d.call("task.cancel", .object([("id", .int(id))]))
+    }
 }
 
 extension TestDaemon {
+    /// cordond's cordon_parked_requests gauge (nil when the call fails).
+    func parkedRequests() -> Int? {
+        guard let text = (try? call("system.metrics"))?["text"]?.stringValue else { return nil }
+        let line = text.split(separator: "\n").first { $0.hasPrefix("cordon_parked_requests ") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") }
+    }
+
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 }
