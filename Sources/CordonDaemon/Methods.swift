@@ -208,6 +208,9 @@ extension Daemon {
                 }
             }
             if !follow || !live { break }
+            // Its client gone, a follower stops: the connection's slot is already given back,
+            // so nothing else would bound the threads following a long quiet task.
+            guard channel.isOpen else { throw RPCError(RPCCode.internalError, "client went away") }
             usleep(20_000)
         }
         let record = try reload(task.id)

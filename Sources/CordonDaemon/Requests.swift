@@ -14,6 +14,9 @@ import Glibc
 protocol MessageSink: AnyObject, Sendable {
     @discardableResult
     func send(_ text: String) -> Bool
+    /// False once the connection is gone (a stream with nothing to send asks, rather than
+    /// outliving its client).
+    var isOpen: Bool { get }
 }
 
 /// A connection as the request layer sees it: a peer, a sink, one request in flight at a time.

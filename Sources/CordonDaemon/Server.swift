@@ -355,6 +355,8 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
         return true
     }
 
+    var isOpen: Bool { output.locked { !gone } }
+
     func requestDone() {
         loop.execute { [self] in
             guard open else { return }

@@ -476,6 +476,31 @@ struct DaemonTests {
         #expect(d.eventually(5) { d.parkedRequests() == 0 }, "\(String(describing: d.parkedRequests())) waits still parked")
         _ = try d.call("task.cancel", .object([("id", .int(id))]))
     }
+
+    /// A task.logs follower whose client went away stops while its task runs on: the
+    /// connection's slot is given back at once, so a follower outliving it would let a client
+    /// start threads without bound (connect, follow, close, again).
+    @Test func aLogsFollowerWhoseClientLeftStops() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sleep", "60"])
+        let id = try #require(task["id"]?.intValue)
+        let pid = try #require(d.processID)
+        func followers() -> Int {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            return tasks.filter { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) == "cordond-logs\n" }.count
+        }
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"task.logs","params":{"id":\#(id),"follow":true}}"#.utf8) + [0x0A]
+        var held: [Int32] = []
+        for _ in 0..<5 {
+            let fd = try d.connect()
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            held.append(fd)
+        }
+        #expect(d.eventually(10) { followers() == 5 }, "\(followers()) followers, 5 expected")
+        for fd in held { close(fd) }
+        #expect(d.eventually(10) { followers() == 0 }, "\(followers()) followers left after their clients")
+        _ = try d.call("task.cancel", .object([("id", .int(id))]))
+    }
 }
 
 extension TestDaemon {
