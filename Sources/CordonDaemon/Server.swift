@@ -18,10 +18,10 @@ import Glibc
 ///
 /// Bounds, as the thread-per-connection server had them: a whole request must arrive within
 /// `server.idle_timeout` of the connection starting to wait for it; one request is in flight
-/// per connection (the socket is not read meanwhile, so a pipelining client is held back by its
-/// own socket buffer); output waiting for a slow reader is capped (`LoopConnection.highWater`:
-/// writers block, then fail) and each message must be sent within `sendSeconds` of becoming the
-/// next to send.
+/// per connection, and the next is not taken while answers wait to be sent (the socket is not
+/// read meanwhile, so a pipelining client is held back by its own socket buffer); output
+/// waiting for a slow reader is capped (`LoopConnection.highWater`: writers block, then fail)
+/// and each message must be sent within `sendSeconds` of becoming the next to send.
 final class Server: @unchecked Sendable {
     let daemon: Daemon
     let maxMessage: Int
@@ -175,7 +175,7 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
     func ready(_ events: EventLoop.Events) {
         guard open else { return }
         if events.contains(.writable) { flush() }
-        if open && events.contains(.readable) && !inFlight && !closeWhenFlushed { readSome() }
+        if open && events.contains(.readable) && !holdingRequests { readSome() }
         // Gone both ways (a half-close is not reported): nobody can read an answer, and the
         // hangup would be reported again at every turn of the loop.
         if open && events.contains(.hangup) && !events.contains(.readable) { close() }
@@ -196,9 +196,17 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
         finishAndClose()
     }
 
+    /// Whether the next request waits: one is in flight, the client has finished, or answers
+    /// are still waiting to be sent. The last keeps a client that sends and never reads to the
+    /// answers one request makes: otherwise its answers would pile up to `highWater` and then
+    /// hold a worker (or the thread that ended a task) in `send` for up to `sendSeconds`.
+    private var holdingRequests: Bool {
+        inFlight || closeWhenFlushed || output.locked { sent < pending.count }
+    }
+
     /// Takes the next request, if none is in flight; waits for one otherwise.
     private func pump() {
-        while open && !inFlight && !closeWhenFlushed {
+        while open && !holdingRequests {
             guard let line = framer.next() else { break }
             switch line {
             case .tooLong: server.processor.tooLong(self)
@@ -211,7 +219,7 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
             }
         }
         guard open else { return }
-        if !inFlight && !closeWhenFlushed && idleTimer == nil {
+        if !holdingRequests && idleTimer == nil {
             // A whole request within the idle timeout, counted from here.
             idleTimer = loop.schedule(after: server.daemon.config.idleSeconds) { [self] in
                 idleTimer = nil
@@ -223,8 +231,11 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
 
     private func updateInterest() {
         var wanted: EventLoop.Events = []
-        if !inFlight && !closeWhenFlushed { wanted.insert(.readable) }
-        if output.locked({ sent < pending.count }) { wanted.insert(.writable) }
+        if output.locked({ sent < pending.count }) {
+            wanted.insert(.writable)
+        } else if !inFlight && !closeWhenFlushed {
+            wanted.insert(.readable)
+        }
         if wanted != interest {
             interest = wanted
             loop.modify(fd, wanted)
@@ -273,6 +284,9 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
         } else {
             if let t = sendTimer { loop.cancel(t); sendTimer = nil }
             if closeWhenFlushed && !inFlight { close(); return }
+            // The answers are out: the next request may be taken.
+            pump()
+            return
         }
         updateInterest()
     }

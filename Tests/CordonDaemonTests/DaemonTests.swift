@@ -501,6 +501,35 @@ struct DaemonTests {
         #expect(d.eventually(10) { followers() == 0 }, "\(followers()) followers left after their clients")
         _ = try d.call("task.cancel", .object([("id", .int(id))]))
     }
+
+    /// A client that pipelines requests and never reads the answers holds no worker: the
+    /// daemon stops taking its requests while its answers wait to be sent, so the only worker
+    /// (server.workers = 1) still answers others at once rather than after the 60 s send limit.
+    @Test func aClientThatDoesNotReadHoldsNoWorker() throws {
+        let d = try TestDaemon(config: "[server]\nworkers = 1\n")
+        let hog = try d.connect()
+        defer { close(hog) }
+        _ = fcntl(hog, F_SETFL, fcntl(hog, F_GETFL) | O_NONBLOCK)
+        // system.metrics answers are a few KiB: 3000 of them are far more than the socket
+        // buffer and the daemon's output bound together.
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"system.metrics"}"#.utf8) + [0x0A]
+        var sentRequests = 0
+        let until = MonotonicClock.now + 5
+        while sentRequests < 3000 && MonotonicClock.now < until {
+            let n = send(hog, request, request.count, Int32(MSG_NOSIGNAL))
+            if n == request.count { sentRequests += 1; continue }
+            #expect(n < 0 && errno == EAGAIN, "a partial send (\(n)) or an error (\(errno))")
+            if n > 0 { break }
+            usleep(10_000)
+        }
+        let other = try d.connect()
+        defer { close(other) }
+        _ = cl_socket_timeouts(other, 15_000, 15_000)
+        let version = Array(#"{"jsonrpc":"2.0","id":2,"method":"system.version"}"#.utf8) + [0x0A]
+        #expect(send(other, version, version.count, Int32(MSG_NOSIGNAL)) == version.count)
+        let answer = try d.readResponse(other)
+        #expect(answer["result"]?["pid"] != nil, "\(answer.text)")
+    }
 }
 
 extension TestDaemon {
