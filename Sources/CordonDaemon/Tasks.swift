@@ -218,6 +218,17 @@ final class TaskManager: @unchecked Sendable {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
+        // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
+        // policy naming another owner is theirs to use only through an admin.
+        if !authorizer.isAdmin(peer) {
+            let me = Policy.Owner(uid: peer.uid, gid: peer.gid)
+            for step in plan.mounts where step.kind == .attach {
+                if let named = step.owner, named != me {
+                    throw RPCError(RPCCode.unauthorized, "policy \(policy.name): filesystem.read_write \(step.target): owner \"\(named)\" is not you (\(me)); only cordond admins may name another owner",
+                                   field: "params.policy")
+                }
+            }
+        }
         do {
             try quotas.checkRecords(peer.uid)
             try quotas.checkOutput()
@@ -365,6 +376,10 @@ final class TaskManager: @unchecked Sendable {
                 metrics.spawned(seconds: MonotonicClock.now - start)
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
+            }
+            var environment = environment
+            if !authorizer.isAdmin(task.owner) {
+                environment.writeOwnership = .only(Policy.Owner(uid: task.owner.uid, gid: task.owner.gid))
             }
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {

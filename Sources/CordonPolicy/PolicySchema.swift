@@ -59,6 +59,9 @@ public enum PolicySchema {
     /// Each table's keys, in the parser's order (`PolicyParser.schema`), with their types.
     static var tables: [String: [String: JSON]] {
         let bind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))]))], required: ["path"])
+        let writableBind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))])),
+                                  ("owner", .object([("type", .string("string")), ("pattern", .string(#"^(0|[1-9][0-9]{0,9}):(0|[1-9][0-9]{0,9})$"#))]))],
+                                 required: ["path"])
         let tmpfs = table([("path", path), ("size", size(PolicyRange.mountSize)), ("mode", .object([("type", .string("string")), ("pattern", .string("^[0-7]{1,4}$"))]))],
                           required: ["path"])
         return [
@@ -68,7 +71,7 @@ public enum PolicySchema {
                 "extends": strings(.object([("type", .string("string")), ("minLength", .int(1))])),
             ],
             "filesystem": [
-                "read_only": pathOr(bind), "read_write": pathOr(bind), "tmpfs": pathOr(tmpfs),
+                "read_only": pathOr(bind), "read_write": pathOr(writableBind), "tmpfs": pathOr(tmpfs),
                 "workdir": path, "workdir_size": size(PolicyRange.mountSize), "hide": strings(path),
             ],
             "process": [

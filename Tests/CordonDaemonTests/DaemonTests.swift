@@ -248,6 +248,53 @@ struct DaemonTests {
         #expect(stranger.status != 0 && stranger.stderr.contains("PermissionError"), "\(stranger.stderr)")
     }
 
+    /// A non-admin's sandbox writes through a writable bind as them on the host, only into a
+    /// directory of theirs; an admin's writes as the directory's owner; a policy naming another
+    /// owner is refused to a non-admin before anything runs.
+    @Test func aNonAdminWritesAsThemselvesAndMayNotNameAnotherOwner() throws {
+        let base = "/tmp/cordond-owner-\(getpid())"
+        try? FileManager.default.removeItem(atPath: base)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let shared = "\(base)/shared", own = "\(base)/nobodys"
+        for dir in [shared, own] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        chmod(base, 0o755)
+        chmod(shared, 0o1777)  // root's, writable by all (like /tmp)
+        chown(own, 65534, 65534)
+        func policy(_ name: String, _ binds: String) -> String {
+            "[policy]\nname = \"\(name)\"\nextends = [\"default\"]\n[filesystem]\nread_write = [\(binds)]\n[access]\nusers = [\"65534\"]\n"
+        }
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: [
+            "mine": policy("mine", "\"\(shared)\", \"\(own)\""),
+            "theirs": policy("theirs", "{ path = \"\(own)\", owner = \"0:0\" }"),
+            "nobodys": policy("nobodys", "\"\(own)\""),
+        ])
+        chmod(d.dir, 0o755)
+        let answers = d.asUser(65534, [
+            #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["/bin/sh","-c","echo n > \#(own)/by-nobody"],"policy":"mine","wait":true}}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"task.submit","params":{"argv":["/bin/sh","-c","echo n > \#(own)/as-root"],"policy":"theirs","wait":true}}"#,
+        ])
+        try #require(answers.count == 2, "\(answers)")
+        // `mine` binds root's shared directory too: nothing could be written there as nobody.
+        #expect(answers[0]["result"]?["reason"] == .string("setup-failed"), "\(answers[0].text)")
+        #expect(answers[0]["result"]?["result"]?["setupFailure"]?["message"]?.stringValue?.contains("\(shared) belongs to 0:0, but this sandbox writes as 65534:65534 (the caller)") == true,
+                "\(answers[0].text)")
+        #expect(answers[1]["error"]?["code"] == .int(RPCCode.unauthorized), "\(answers[1].text)")
+        #expect(answers[1]["error"]?["message"]?.stringValue?.contains("owner \"0:0\" is not you (65534:65534)") == true, "\(answers[1].text)")
+        #expect(!FileManager.default.fileExists(atPath: "\(own)/as-root"))
+
+        let onlyOwn = d.asUser(65534, [
+            #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["/bin/sh","-c","echo n > \#(own)/by-nobody"],"policy":"nobodys","wait":true}}"#,
+        ])
+        #expect(onlyOwn.first?["result"]?["exitCode"] == .int(0), "\(onlyOwn)")
+        var st = stat()
+        #expect(stat("\(own)/by-nobody", &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534, "uid \(st.st_uid)")
+        // An admin's task writes as each directory's owner.
+        let admin = try d.submit(["/bin/sh", "-c", "echo r > \(shared)/by-admin && echo r > \(own)/by-admin"], policy: "mine", wait: true)
+        #expect(admin["exitCode"] == .int(0), "\(admin.text)")
+        #expect(stat("\(shared)/by-admin", &st) == 0 && st.st_uid == 0, "uid \(st.st_uid)")
+        #expect(stat("\(own)/by-admin", &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534, "uid \(st.st_uid)")
+    }
+
     /// More supplementary groups than a small buffer holds must not read as "member of gid 0".
     @Test func manyGroupsNeverReadAsRoot() throws {
         let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[admins]\ngroups = [\"root\"]\n")

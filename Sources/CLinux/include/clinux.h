@@ -24,6 +24,19 @@ int cl_landlock_abi(void);
 /// statfs(path)->f_type (sys/vfs.h is not in Swift's Glibc module), or -1/errno.
 long cl_fs_type(const char *path);
 
+/// Idmapped mounts (open_tree and mount_setattr: system calls glibc 2.36 does not wrap).
+/// A detached copy of the mount at `path` (open_tree OPEN_TREE_CLONE, not recursive), reached
+/// without following any symlink on the way (openat2 RESOLVE_NO_SYMLINKS); O_CLOEXEC.
+/// `*uid`/`*gid` receive the owner of `path` itself and `*is_dir` its kind. The mount's fd, or
+/// -1/errno.
+int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir);
+/// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
+/// asked, writable, private. 0 or -1/errno.
+int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec);
+/// fstatfs(fd): the file system's type, and whether it is read-only (the mount or the
+/// superblock), or -1/errno.
+long cl_fd_fs_type(int fd, int *readonly);
+
 /// pipe2(2) with flags (a GNU extension Swift's Glibc module hides).
 int cl_pipe2(int fds[2], int flags);
 /// A new pseudo-terminal pair, both ends O_CLOEXEC (posix_openpt, grantpt, unlockpt, ptsname_r).
