@@ -102,6 +102,12 @@ public enum Scanner {
             return packages
         }
         for found in try Inventory.packages(at: target) {
+            // The heuristics (typosquats of PyPI and npm names among them) are for PyPI and npm
+            // packages; a root file system's dpkg and apk packages get none.
+            guard found.ecosystem == .pypi || found.ecosystem == .npm else {
+                packages.append(try check(found, database: database, findings: []))
+                continue
+            }
             let subject = PackageUnderScan(ecosystem: found.ecosystem == .npm ? .npm : .pypi, name: found.name,
                                            files: found.files.map { PackageFile(path: $0.path, bytes: $0.bytes) },
                                            pureWheel: found.pureWheel)
