@@ -27,8 +27,8 @@ public struct ContainerImage {
     static func keepsContent(_ path: String, size: Int64) -> Bool {
         // Package databases are read up to 64 MiB (a large distribution's dpkg status is a few
         // MiB); everything else kept is small.
-        if path == "var/lib/dpkg/status" || path == "lib/apk/db/installed" { return size <= 64 << 20 }
-        if path.hasSuffix(".dist-info/METADATA") || (path.hasSuffix("/package.json") && path.contains("node_modules/")) { return size <= 1 << 20 }
+        if Inventory.isPackageDatabase(path) { return size <= 64 << 20 }
+        if Inventory.isInstalledMetadata(path) { return size <= 1 << 20 }
         guard size <= 256 << 10 else { return false }
         let name = path.split(separator: "/").last.map(String.init) ?? ""
         return name.hasPrefix("id_") || name.hasSuffix(".pem") || name.hasSuffix(".key") || name == "credentials"
@@ -203,39 +203,9 @@ public struct ContainerImage {
     /// Packages the image has installed: dpkg, apk, Python dist-info, node_modules.
     func inventory(source: String) -> [ScannedPackage] {
         var out: [ScannedPackage] = []
-        func add(_ eco: Ecosystem, _ name: String, _ version: String, _ file: File) {
-            out.append(ScannedPackage(ecosystem: eco, name: name, version: version,
-                                      source: "\(source)!layer\(file.layer):\(file.path)", files: [], pureWheel: false))
-        }
-        if let status = files["var/lib/dpkg/status"] {
-            for stanza in String(decoding: status.bytes, as: UTF8.self).split(separator: "\n\n") {
-                let f = Inventory.rfc822(Array(stanza.utf8))
-                if let name = f["package"], let version = f["version"], (f["status"] ?? "").hasSuffix("installed") {
-                    add(.debian, name, version, status)
-                }
-            }
-        }
-        if let apk = files["lib/apk/db/installed"] {
-            var name: String?, version: String?
-            for line in String(decoding: apk.bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.hasPrefix("P:") { name = String(line.dropFirst(2)) }
-                else if line.hasPrefix("V:") { version = String(line.dropFirst(2)) }
-                else if line.isEmpty {
-                    if let name, let version { add(.alpine, name, version, apk) }
-                    name = nil
-                    version = nil
-                }
-            }
-            if let name, let version { add(.alpine, name, version, apk) }
-        }
-        for file in files.values.sorted(by: { $0.path < $1.path }) {
-            if file.path.hasSuffix(".dist-info/METADATA") {
-                let f = Inventory.rfc822(file.bytes)
-                if let name = f["name"], let version = f["version"] { add(.pypi, name, version, file) }
-            } else if file.path.hasSuffix("/package.json") && file.path.contains("node_modules/"),
-                      let (name, version) = try? Inventory.npmIdentity(file.bytes, source: file.path) {
-                add(.npm, name, version, file)
-            }
+        // Every installed-metadata form the directory inventory reads (Inventory.installed).
+        for file in files.values.sorted(by: { $0.path < $1.path }) where file.kind == .file && Inventory.isInstalledMetadata(file.path) {
+            out += Inventory.installed(path: file.path, bytes: file.bytes, source: "\(source)!layer\(file.layer):\(file.path)")
         }
         return out
     }
