@@ -118,7 +118,11 @@ struct NamespaceTests {
                 "v6only.example.test": [TestNetwork.peerV6],
                 "dual.example.test": [TestNetwork.peerV4, TestNetwork.peerV6],
             ]
-            let h = try Harness(rules: ["v6only.example.test:\(Self.port)", "dual.example.test:\(Self.port)", "[\(TestNetwork.peerV6)]:\(Self.port)"],
+            // The policy parser refuses IPv6 address rules; the engine must refuse IPv6 even if
+            // handed one, so this one is built past the parser.
+            let v6Rule = EgressRule(destination: .network(IPNetwork(address: TestNetwork.peerV6, prefixLength: 128)!), ports: PortRange(Self.port, Self.port)!)
+            #expect(throws: (any Error).self) { try Allowlist.parse(["[\(TestNetwork.peerV6)]:\(Self.port)"]).get() }
+            let h = try Harness(rules: ["v6only.example.test:\(Self.port)", "dual.example.test:\(Self.port)"], built: [v6Rule],
                                 resolver: Resolver(hosts: hosts), direct: true)
             defer { h.proxy.stop() }
 

@@ -281,14 +281,16 @@ final class Harness: Sendable {
     /// `direct`: every allowed dial goes to the destination itself (the namespace tests, whose
     /// destinations live in namespaces they made); otherwise to the loopback port `routes` maps
     /// it to.
-    init(rules: [String], resolver: Resolver, routes: [Endpoint: UInt16] = [:], direct: Bool = false,
+    /// `built`: rules added as values, past the parser (which refuses IPv6 rules), to show the
+    /// engine refusing what a rule it should never be given would allow.
+    init(rules: [String], built: [EgressRule] = [], resolver: Resolver, routes: [Endpoint: UInt16] = [:], direct: Bool = false,
          tune: (inout EgressProxy.Configuration) -> Void = { _ in }) throws {
         let listener = Net.tcpListener()
         let dns = Net.udp()
         proxyPort = listener.port
         dnsPort = dns.port
         self.routes = Mutex(routes)
-        var config = EgressProxy.Configuration(allowlist: try Allowlist.parse(rules).get(), resolver: resolver)
+        var config = EgressProxy.Configuration(allowlist: Allowlist(rules: try Allowlist.parse(rules).get().rules + built), resolver: resolver)
         config.peekTimeout = 2
         tune(&config)
         let proxyPort = listener.port
