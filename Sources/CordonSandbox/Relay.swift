@@ -26,9 +26,10 @@ enum StreamEnd: ~Copyable {
     }
 }
 
-/// One relayed stream: bytes read from `source` wait in a buffer until `sink` takes them.
-/// Writes to a sink we do not own (the caller's stdout) happen only after poll reports it
-/// writable and are at most PIPE_BUF bytes, so they do not block.
+/// One relayed stream: bytes read from `source` wait in a buffer until `sink` takes them. A
+/// sink that can block (a pipe or terminal we do not own, the pty) is written only after poll
+/// reports it writable and at most PIPE_BUF bytes at a time, so the write does not block; a sink
+/// that cannot (a regular file, a non-blocking pipe) takes all that is pending at once.
 struct Relay: ~Copyable {
     var source: StreamEnd
     private(set) var sink: StreamEnd
@@ -39,6 +40,8 @@ struct Relay: ~Copyable {
     private var buffer: [UInt8] = []
     private var offset = 0
     private var filled = 0
+    /// Whether a write to the sink can block; looked up at the first write to each sink.
+    private var sinkCanBlock: Bool?
     static let chunk = 65536
     static let atomicWrite = 4096
 
@@ -87,12 +90,14 @@ struct Relay: ~Copyable {
             closeSink()
             throw error
         }
+        sinkCanBlock = nil
     }
 
     mutating func writeSome() {
         let fd = sink.fd
         guard fd >= 0, hasPending else { return }
-        let count = min(filled - offset, Relay.atomicWrite)
+        if sinkCanBlock == nil { sinkCanBlock = Relay.canBlock(fd) }
+        let count = sinkCanBlock == false ? filled - offset : min(filled - offset, Relay.atomicWrite)
         let start = offset
         let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + start, count) }
         if n < 0 {
@@ -120,6 +125,15 @@ struct Relay: ~Copyable {
         offset = 0
         filled = 0
         sink = .closed
+    }
+
+    /// False for a regular file and for a descriptor in non-blocking mode: a write there returns
+    /// at once, whatever its size.
+    static func canBlock(_ fd: Int32) -> Bool {
+        var st = stat()
+        if fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG { return false }
+        let flags = fcntl(fd, F_GETFL)
+        return flags < 0 || flags & O_NONBLOCK == 0
     }
 }
 
