@@ -19,14 +19,12 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .customLong("json"), help: "Print the daemon's answer as JSON.")
     var json = false
 
-    var socketPath: String { Self.socketPath(socket) }
+    var socketPath: String { Locations.socketPath(socket) }
 
     /// Calls `method` on a connection of its own; see `Self.call`.
     func call(_ method: String, _ params: JSON = .object([]), onNotification: ((String, JSON) -> Void)? = nil) throws -> JSON {
         try Self.call(try Self.connect(socketPath), method, params, onNotification: onNotification)
     }
-
-    static func socketPath(_ socket: String?) -> String { Locations.socketPath(socket) }
 
     static func connect(_ path: String) throws -> RPCClient {
         do { return try RPCClient(socketPath: path) } catch {
@@ -122,7 +120,7 @@ public struct SubmitOptions: Equatable, Sendable {
             params.append(("stdinBase64", .string(Data(bytes).base64EncodedString())))
         }
         if wait { params.append(("wait", .bool(true))) }
-        let client = try ClientOptions.connect(ClientOptions.socketPath(socket))
+        let client = try ClientOptions.connect(Locations.socketPath(socket))
         let task = try ClientOptions.call(client, "task.submit", .object(params))
         if json {
             FileDescriptorIO.writeAll(1, task.text + "\n")

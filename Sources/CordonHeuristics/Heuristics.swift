@@ -6,8 +6,12 @@ public enum Heuristics {
     /// read as Infinity), so that a file npm installs does not slip past the rules, or out of
     /// the inventory, by failing to parse here; nested up to 256 levels, and up to a million
     /// values (a bound on memory: a value costs more than its text).
-    public static let packageJSON = JSON.ParseOptions(maxDepth: 256, maxValues: 1_000_000, skipsByteOrderMark: true,
-                                                      illFormedText: .replacementCharacter, numbersOutOfRange: .infinity)
+    public static let packageJSON: JSON.ParseOptions = {
+        var options = JSON.ParseOptions.javaScript
+        options.maxDepth = 256
+        options.maxValues = 1_000_000
+        return options
+    }()
 
     public static let rules: [HeuristicRule] = [
         HeuristicRule(id: RuleID.installTimeCode, severity: .high,

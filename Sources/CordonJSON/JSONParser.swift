@@ -267,6 +267,13 @@ extension JSON {
                 if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
                 guard digits() > 0 else { throw fail("invalid number") }
             }
+            // An integer of up to 18 digits fits an Int64 whatever its digits: read it in place.
+            let negative = b[start] == UInt8(ascii: "-")
+            if integral, i - start - (negative ? 1 : 0) <= 18 {
+                var n: Int64 = 0
+                for k in (negative ? start + 1 : start)..<i { n = n * 10 + Int64(b[k] &- 0x30) }
+                return .int(negative ? -n : n)
+            }
             let text = String(decoding: b[start..<i], as: UTF8.self)
             if integral, let n = Int64(text) { return .int(n) }
             if integral, let n = UInt64(text) { return .uint(n) }
@@ -305,10 +312,35 @@ extension JSON {
             return (0xDC00..<0xE000).contains(v) ? v : nil
         }
 
+        /// The text of `b[range]`: as it is when it is UTF-8, else repaired or refused. ASCII
+        /// needs no validating (and `String(decoding:)` is the much cheaper call).
+        func text(_ range: Range<Int>, ascii: Bool) throws(ParseError) -> String {
+            let decoded = b.withUnsafeBufferPointer { all in
+                let bytes = UnsafeBufferPointer(rebasing: all[range])
+                return ascii || options.illFormedText == .replacementCharacter
+                    ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
+            }
+            guard let decoded else { throw fail("string is not valid UTF-8") }
+            return decoded
+        }
+
         mutating func string() throws(ParseError) -> String {
             let repairs = options.illFormedText == .replacementCharacter
             i += 1  // the opening quote
-            var bytes: [UInt8] = []
+            // Most strings have no escape: their text is the bytes between the quotes, taken as
+            // they stand. At the first backslash, what came before is copied and decoding goes on
+            // below.
+            let start = i
+            var high: UInt8 = 0
+            while i < b.count {
+                let c = b[i]
+                if c == UInt8(ascii: "\"") { i += 1; return try text(start..<i - 1, ascii: high < 0x80) }
+                if c == UInt8(ascii: "\\") { break }
+                if c < 0x20 { throw fail("control character in a string") }
+                high |= c
+                i += 1
+            }
+            var bytes = Array(b[start..<i])
             while true {
                 guard i < b.count else { throw fail("unterminated string") }
                 let c = b[i]

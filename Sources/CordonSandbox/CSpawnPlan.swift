@@ -111,15 +111,21 @@ final class CArena {
     private var blocks: [UnsafeMutableRawPointer] = []
 
     /// `b` with a NUL after it.
-    func bytes(_ b: [UInt8]) -> UnsafePointer<CChar> {
+    func bytes(_ b: [UInt8]) -> UnsafePointer<CChar> { b.withUnsafeBytes { cString($0) } }
+
+    /// `s` as a C string, copied straight from its UTF-8 (no intermediate array).
+    func string(_ s: String) -> UnsafePointer<CChar> {
+        var s = s
+        return s.withUTF8 { cString(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func cString(_ b: UnsafeRawBufferPointer) -> UnsafePointer<CChar> {
         let p = UnsafeMutableRawPointer.allocate(byteCount: b.count + 1, alignment: 1)
-        b.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: b.count) } }
+        if let base = b.baseAddress { p.copyMemory(from: base, byteCount: b.count) }
         p.storeBytes(of: 0, toByteOffset: b.count, as: UInt8.self)
         blocks.append(p)
         return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
     }
-
-    func string(_ s: String) -> UnsafePointer<CChar> { bytes(Array(s.utf8)) }
 
     /// `b` copied to memory aligned for `alignment` (never a null pointer, even when empty).
     func raw(_ b: [UInt8], alignment: Int) -> UnsafeRawPointer {
@@ -137,15 +143,13 @@ final class CArena {
         return UnsafePointer(array)
     }
 
-    /// A NULL-terminated array of C strings (argv, envp).
+    /// A NULL-terminated array of C strings, typed as execve's argv and envp (`char *const *`):
+    /// the same memory as `constStringArray`.
     func stringArray(_ items: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
-        let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: items.count + 1)
-        for (i, s) in items.enumerated() { array[i] = UnsafeMutablePointer(mutating: string(s)) }
-        array[items.count] = nil
-        blocks.append(UnsafeMutableRawPointer(array))
-        return UnsafePointer(array)
+        UnsafeRawPointer(constStringArray(items)).assumingMemoryBound(to: UnsafeMutablePointer<CChar>?.self)
     }
 
+    /// A NULL-terminated array of C strings (`const char *const *`).
     func constStringArray(_ items: [String]) -> UnsafePointer<UnsafePointer<CChar>?> {
         let array = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: items.count + 1)
         for (i, s) in items.enumerated() { array[i] = string(s) }

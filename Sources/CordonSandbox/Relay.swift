@@ -26,16 +26,22 @@ enum StreamEnd: ~Copyable {
     }
 }
 
-/// One relayed stream: bytes read from `source` wait in `pending` until `sink` takes them.
-/// Writes to a sink we do not own (the caller's stdout) happen only after poll reports it
-/// writable and are at most PIPE_BUF bytes, so they do not block.
+/// One relayed stream: bytes read from `source` wait in a buffer until `sink` takes them. A
+/// sink that can block (a pipe or terminal we do not own, the pty) is written only after poll
+/// reports it writable and at most PIPE_BUF bytes at a time, so the write does not block; a sink
+/// that cannot (a regular file, a non-blocking pipe) takes all that is pending at once.
 struct Relay: ~Copyable {
     var source: StreamEnd
-    var sink: StreamEnd
+    private(set) var sink: StreamEnd
     /// Opens the sink when the first byte arrives (until then `sink` is closed and reads are kept).
-    var opener: (() throws(SystemError) -> Int32)?
-    var pending: [UInt8] = []
-    var offset = 0
+    private var opener: (() throws(SystemError) -> Int32)?
+    /// `buffer[offset..<filled]` is pending. Reads happen only when nothing is, into the start
+    /// of the buffer: it is allocated on the first read and reused for the life of the stream.
+    private var buffer: [UInt8] = []
+    private var offset = 0
+    private var filled = 0
+    /// Whether a write to the sink can block; looked up at the first write to each sink.
+    private var sinkCanBlock: Bool?
     static let chunk = 65536
     static let atomicWrite = 4096
 
@@ -45,61 +51,89 @@ struct Relay: ~Copyable {
         self.opener = opener
     }
 
+    var hasPending: Bool { offset < filled }
+
     /// What to poll for: reading while nothing is pending, writing while something is.
-    func pollRequests() -> [pollfd] {
-        [pollfd(fd: pending.isEmpty ? source.fd : -1, events: Int16(POLLIN), revents: 0),
-         pollfd(fd: pending.isEmpty ? -1 : sink.fd, events: Int16(POLLOUT), revents: 0)]
+    func pollRequests() -> (read: pollfd, write: pollfd) {
+        (pollfd(fd: hasPending ? -1 : source.fd, events: Int16(POLLIN), revents: 0),
+         pollfd(fd: hasPending ? sink.fd : -1, events: Int16(POLLOUT), revents: 0))
     }
 
     /// Reads what is available; returns the byte count, 0 at EOF (the source is then closed).
+    /// The bytes are kept for the sink unless it is gone.
     mutating func read() -> Int {
         let fd = source.fd
         guard fd >= 0 else { return 0 }
-        var buffer = [UInt8](repeating: 0, count: Relay.chunk)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if !hasPending { offset = 0; filled = 0 }
+        if buffer.isEmpty { buffer = [UInt8](repeating: 0, count: Relay.chunk) }
+        guard filled < buffer.count else { return -1 }  // full: the sink must take some first
+        let start = filled
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + start, $0.count - start) }
         if n < 0 && (errno == EINTR || errno == EAGAIN) { return -1 }
         if n <= 0 {  // EOF, or EIO from a pty whose last user is gone
             closeSource()
             return 0
         }
-        if sink.fd >= 0 || opener != nil {
-            pending.append(contentsOf: buffer[0..<n])
-        }
+        if sink.fd >= 0 || opener != nil { filled += n }
         return n
+    }
+
+    /// Takes back up to `count` of the bytes read last (what an output cap does not let through).
+    mutating func dropLast(_ count: Int) { filled -= min(count, filled - offset) }
+
+    /// Opens the sink through `opener` if it has one still to open (the first byte has come);
+    /// a failure leaves the sink closed.
+    mutating func openSink() throws(SystemError) {
+        guard let open = opener else { return }
+        opener = nil
+        do throws(SystemError) { sink = .owned(Descriptor(adopting: try open())) } catch {
+            closeSink()
+            throw error
+        }
+        sinkCanBlock = nil
     }
 
     mutating func writeSome() {
         let fd = sink.fd
-        guard fd >= 0, offset < pending.count else { return }
-        let count = min(pending.count - offset, Relay.atomicWrite)
-        let n = pending.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, count) }
+        guard fd >= 0, hasPending else { return }
+        if sinkCanBlock == nil { sinkCanBlock = Relay.canBlock(fd) }
+        let count = sinkCanBlock == false ? filled - offset : min(filled - offset, Relay.atomicWrite)
+        let start = offset
+        let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + start, count) }
         if n < 0 {
             if errno == EINTR || errno == EAGAIN { return }
             closeSink()  // the reader went away (EPIPE): drop the rest
             return
         }
         offset += n
-        if offset == pending.count {
-            pending.removeAll(keepingCapacity: true)
-            offset = 0
-        }
     }
 
     /// Writes everything pending, blocking (used once the sandbox is gone).
     mutating func flush() {
         let fd = sink.fd
-        guard fd >= 0, offset < pending.count else { pending.removeAll(); offset = 0; return }
-        pending.withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress! + offset, pending.count - offset) }
-        pending.removeAll(keepingCapacity: true)
+        if fd >= 0, hasPending {
+            let start = offset, count = filled - offset
+            buffer.withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress! + start, count) }
+        }
         offset = 0
+        filled = 0
     }
 
     mutating func closeSource() { source = .closed }
 
     mutating func closeSink() {
-        pending.removeAll()
         offset = 0
+        filled = 0
         sink = .closed
+    }
+
+    /// False for a regular file and for a descriptor in non-blocking mode: a write there returns
+    /// at once, whatever its size.
+    static func canBlock(_ fd: Int32) -> Bool {
+        var st = stat()
+        if fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG { return false }
+        let flags = fcntl(fd, F_GETFL)
+        return flags < 0 || flags & O_NONBLOCK == 0
     }
 }
 

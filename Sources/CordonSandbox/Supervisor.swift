@@ -67,17 +67,18 @@ struct Supervisor: ~Copyable {
         // stdin must not stall the loop that enforces its limits.
         if input.sink.fd >= 0 { _ = fcntl(input.sink.fd, F_SETFL, fcntl(input.sink.fd, F_GETFL) | O_NONBLOCK) }
 
+        // One array for the life of the loop, refilled in place each turn (the loop runs once
+        // per chunk relayed).
+        var fds = [pollfd](repeating: pollfd(fd: -1, events: 0, revents: 0), count: 10)
         while !exited {
             // A stream reads more only when what it read before is written: backpressure.
-            var fds: [pollfd] = [
-                pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: listener?.raw ?? -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: killedFor == nil ? cancelFD : -1, events: Int16(POLLIN), revents: 0),
-            ]
-            fds += out.pollRequests()
-            fds += err.pollRequests()
-            fds += input.pollRequests()
+            fds[0] = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            fds[1] = pollfd(fd: listener?.raw ?? -1, events: Int16(POLLIN), revents: 0)
+            fds[2] = pollfd(fd: signals.fd, events: Int16(POLLIN), revents: 0)
+            fds[3] = pollfd(fd: killedFor == nil ? cancelFD : -1, events: Int16(POLLIN), revents: 0)
+            (fds[4], fds[5]) = out.pollRequests()
+            (fds[6], fds[7]) = err.pollRequests()
+            (fds[8], fds[9]) = input.pollRequests()
 
             var timeout: Int32 = -1
             let now = MonotonicClock.since(start)
@@ -152,14 +153,10 @@ struct Supervisor: ~Copyable {
     mutating func readOutput(_ relay: inout Relay, isStdout: Bool) {
         let n = relay.read()
         guard n > 0 else { return }
-        if let open = relay.opener {
-            relay.opener = nil
-            do throws(SystemError) { relay.sink = .owned(Descriptor(adopting: try open())) } catch {
-                relay.closeSink()
-                if outputFailure == nil { outputFailure = error }
-                kill(.setupFailed)
-                return
-            }
+        do throws(SystemError) { try relay.openSink() } catch {
+            if outputFailure == nil { outputFailure = error }
+            kill(.setupFailed)
+            return
         }
         let total = stdoutBytes + stderrBytes
         var keep = n
@@ -167,7 +164,7 @@ struct Supervisor: ~Copyable {
             keep = Int(cap - min(cap, total))
             // Only what this read kept can be taken back: nothing, once the sink is gone (it
             // could not be opened, or its reader left), for `read` then drops what it reads.
-            relay.pending.removeLast(min(n - keep, relay.pending.count))
+            relay.dropLast(n - keep)
             kill(.outputLimit)
         }
         if isStdout { stdoutBytes += UInt64(keep) } else { stderrBytes += UInt64(keep) }

@@ -9,6 +9,15 @@ struct CompactWriterTests {
         #expect(JSON.string(s).text == #""\"\\/\u0008\u000c\n\r\t\u0000\u001f\u007f\u2028\u2029é😀""#)
     }
 
+    /// Escapes between runs of plain text, at either end, and a lone E2 lead byte of another
+    /// character (U+2026) that is not U+2028/2029.
+    @Test func escapesAmongPlainText() {
+        #expect(JSON.string("ab\"cd\u{2028}").text == #""ab\"cd\u2028""#)
+        #expect(JSON.string("\nabc…\u{2029}x").text == #""\nabc…\u2029x""#)
+        #expect(JSON.object([("k\"", .string("plain"))]).text == #"{"k\"":"plain"}"#)
+        #expect(JSON.string("…\u{2027}").text == "\"…\u{2027}\"")
+    }
+
     @Test(arguments: [
         (JSON.int(.min), "-9223372036854775808"), (.int(.max), "9223372036854775807"), (.uint(.max), "18446744073709551615"),
         (.double(1), "1"), (.double(-0.0), "0"), (.double(0.5), "0.5"), (.double(100_000_000_000_000), "100000000000000"),

@@ -151,3 +151,44 @@ struct OutputFailureTests {
         #expect(r.reason == .outputLimit)
     }
 }
+
+/// Output relayed into files the sandbox opens on the first byte (cordond's task logs): a
+/// regular file takes everything pending in one write, and the cap still cuts at its byte.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct OutputFileTests {
+    static func run(_ argv: [String], outputBytes: UInt64?) throws -> (SandboxResult, stdout: [UInt8], stderr: [UInt8]) {
+        let store = PolicyStore(configDir: nil)
+        var plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
+        plan.policy.limits.outputBytes = outputBytes
+        let dir = "\(Harness.scratch)/output-files-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var io = SandboxIO()
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(io.stdin) }
+        io.openOutput = { isStdout throws(SystemError) in
+            let path = "\(dir)/\(isStdout ? "stdout" : "stderr")"
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw SystemError("open", path: path, errno: errno) }
+            return fd
+        }
+        let r = Sandbox.run(plan: plan, argv: argv, environment: SandboxEnvironment(runtimeDir: Harness.runtimeDir), io: io, wallTime: 30)
+        func read(_ name: String) -> [UInt8] { (FileManager.default.contents(atPath: "\(dir)/\(name)")).map { Array($0) } ?? [] }
+        return (r, read("stdout"), read("stderr"))
+    }
+
+    @Test func everyByteReachesItsFile() throws {
+        let (r, stdout, stderr) = try Self.run(["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo done >&2"], outputBytes: nil)
+        #expect(r.reason == .exited && r.exitCode == 0)
+        #expect(stdout.count == 3_000_000 && stdout.allSatisfy { $0 == UInt8(ascii: "x") })
+        #expect(stderr == Array("done\n".utf8))
+        #expect(r.stdoutBytes == 3_000_000 && r.stderrBytes == 5)
+    }
+
+    @Test func theCapCutsAtItsByte() throws {
+        let (r, stdout, _) = try Self.run(["sh", "-c", "head -c 3000000 /dev/zero"], outputBytes: 1_000_000)
+        #expect(r.reason == .outputLimit)
+        #expect(stdout.count == 1_000_000)
+        #expect(r.stdoutBytes == 1_000_000)
+    }
+}
