@@ -56,7 +56,9 @@ struct LimitTests {
         let r = Harness.run(["sh", "-c", "while :; do :; done"], policy: policy, options: ["--timeout", "2s"])
         #expect(r.reason == "timeout")
         let cpu = (r.record["cpuUserSeconds"] as? Double ?? 0) + (r.record["cpuSystemSeconds"] as? Double ?? 0)
-        #expect(cpu > 0.1 && cpu < 0.7, "a 0.2-core quota over 2 s allows about 0.4 s of CPU, used \(cpu)")
+        // The claim is the ceiling; how much below it the loop got depends on the machine's load
+        // (on a busy 2-core machine it got under 0.1 s).
+        #expect(cpu > 0 && cpu < 0.7, "a 0.2-core quota over 2 s allows about 0.4 s of CPU, used \(cpu)")
     }
 
     @Test func fileSizeLimit() {
