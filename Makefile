@@ -5,7 +5,7 @@ SCRATCH ?= $(CURDIR)/.build/demo
 RELEASE_BIN = $(CURDIR)/.build/release/cordon
 CORDOND_BIN = $(CURDIR)/.build/release/cordond
 
-.PHONY: all build release test demo bench clean deps fuzz fuzz-smoke
+.PHONY: all build release test demo bench clean deps fuzz fuzz-smoke install uninstall
 
 all: build
 
@@ -29,6 +29,10 @@ test: deps
 
 # Debian packages the build and the tests need (CI installs the same list, plus the bench peers).
 DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip iproute2 curl openssl
+# What the tests need beyond the build (`make test` installs it too): the shells whose completion
+# scripts the install test checks, and the man pages' renderers.
+TEST_DEPS = groff-base man-db zsh fish
+test: DEPS += $(TEST_DEPS)
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -76,6 +80,75 @@ fuzz: deps
 
 fuzz-smoke: deps
 	SWIFT=$(SWIFT) Fuzz/fuzz.sh smoke $(FUZZ_SMOKE_SECONDS)
+
+# `make install` builds the release binaries (`make release`) and installs them under PREFIX,
+# staged under DESTDIR if given (`make install DESTDIR=/tmp/stage` for a package). BIN=DIR
+# installs the binaries already built in DIR instead, without building (the install test uses
+# the debug build). Nothing is written to /etc: cordond runs on the built-in defaults until
+# /etc/cordon/cordond.toml exists (DOCDIR/examples/cordond.toml shows every key), and the
+# shipped policies and profiles are built into the binaries, so they are installed as examples
+# to copy into /etc/cordon/policies, not as a config directory that would shadow a newer build.
+# Man pages and completions are generated from the installed binaries' own argument parser.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BIN ?=
+# Fixed relative to PREFIX: cordon finds cordon-init at ../libexec/cordon from its own directory.
+BINDIR = $(PREFIX)/bin
+LIBEXECDIR = $(PREFIX)/libexec/cordon
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/cordon
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+INSTALL_FROM = $(or $(BIN),$(CURDIR)/.build/release)
+# As root, every file is root's (cordon-init must be: the supervisor refuses it otherwise); a
+# package build as another user leaves ownership to its packaging tool.
+OWNER = $(if $(filter 0,$(shell id -u)),-o root -g root)
+# Everything install puts, by source: uninstall removes exactly these, then the directories
+# that are Cordon's own. Shared directories (bin, share/man/man1) are created if missing and
+# otherwise left as they are, and stay.
+DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/policy.schema.json
+EXAMPLES = packaging/cordond.toml $(wildcard policies/*.toml profiles/seccomp/*.json profiles/seccomp/*.md profiles/runtime/*.toml)
+INSTALLED = $(BINDIR)/cordon $(BINDIR)/cordond $(BINDIR)/cordon-scan $(LIBEXECDIR)/cordon-init \
+  $(MANDIR)/man1/cordon.1 $(MANDIR)/man8/cordond.8 \
+  $(BASHCOMPDIR)/cordon $(BASHCOMPDIR)/cordond $(ZSHCOMPDIR)/_cordon $(ZSHCOMPDIR)/_cordond \
+  $(FISHCOMPDIR)/cordon.fish $(FISHCOMPDIR)/cordond.fish $(UNITDIR)/cordond.service $(UNITDIR)/cordond.socket \
+  $(addprefix $(DOCDIR)/,$(notdir $(DOCS))) \
+  $(DOCDIR)/examples/cordond.toml $(addprefix $(DOCDIR)/examples/,$(filter policies/% profiles/%,$(EXAMPLES)))
+OWN_DIRS = $(DOCDIR)/examples/profiles/seccomp $(DOCDIR)/examples/profiles/runtime $(DOCDIR)/examples/profiles \
+  $(DOCDIR)/examples/policies $(DOCDIR)/examples $(DOCDIR) $(LIBEXECDIR)
+D = $(DESTDIR)
+
+install: $(if $(BIN),,release)
+	umask 022 && mkdir -p $(addprefix $(D),$(BINDIR) $(MANDIR)/man1 $(MANDIR)/man8 $(UNITDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR))
+	install -d -m 755 $(OWNER) $(addprefix $(D),$(OWN_DIRS))
+	install -m 755 $(OWNER) $(INSTALL_FROM)/cordon $(INSTALL_FROM)/cordond $(INSTALL_FROM)/cordon-scan $(D)$(BINDIR)/
+	install -m 755 $(OWNER) $(INSTALL_FROM)/cordon-init $(D)$(LIBEXECDIR)/
+	tools/gen-man cordon $(INSTALL_FROM) $(DOCDIR) $(LIBEXECDIR) > $(D)$(MANDIR)/man1/cordon.1
+	tools/gen-man cordond $(INSTALL_FROM) $(DOCDIR) $(LIBEXECDIR) > $(D)$(MANDIR)/man8/cordond.8
+	for tool in cordon cordond; do \
+	  $(INSTALL_FROM)/$$tool --generate-completion-script bash > $(D)$(BASHCOMPDIR)/$$tool && \
+	  $(INSTALL_FROM)/$$tool --generate-completion-script zsh > $(D)$(ZSHCOMPDIR)/_$$tool && \
+	  $(INSTALL_FROM)/$$tool --generate-completion-script fish > $(D)$(FISHCOMPDIR)/$$tool.fish || exit 1; \
+	done
+	for unit in cordond.service cordond.socket; do \
+	  sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/cordon/|$(DOCDIR)/|g' \
+	    packaging/systemd/$$unit > $(D)$(UNITDIR)/$$unit || exit 1; \
+	done
+	chmod 644 $(addprefix $(D),$(MANDIR)/man1/cordon.1 $(MANDIR)/man8/cordond.8 $(BASHCOMPDIR)/cordon $(BASHCOMPDIR)/cordond \
+	  $(ZSHCOMPDIR)/_cordon $(ZSHCOMPDIR)/_cordond $(FISHCOMPDIR)/cordon.fish $(FISHCOMPDIR)/cordond.fish \
+	  $(UNITDIR)/cordond.service $(UNITDIR)/cordond.socket)
+	install -m 644 $(OWNER) $(DOCS) $(D)$(DOCDIR)/
+	install -m 644 $(OWNER) packaging/cordond.toml $(D)$(DOCDIR)/examples/
+	install -m 644 $(OWNER) policies/*.toml $(D)$(DOCDIR)/examples/policies/
+	install -m 644 $(OWNER) profiles/seccomp/*.json profiles/seccomp/*.md $(D)$(DOCDIR)/examples/profiles/seccomp/
+	install -m 644 $(OWNER) profiles/runtime/*.toml $(D)$(DOCDIR)/examples/profiles/runtime/
+
+uninstall:
+	rm -f $(addprefix $(D),$(INSTALLED))
+	for dir in $(addprefix $(D),$(OWN_DIRS)); do [ ! -d $$dir ] || rmdir $$dir || exit 1; done
 
 bench: release
 	bench/spawn.sh

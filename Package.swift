@@ -130,7 +130,10 @@ let package = Package(
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
         .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
-        .executableTarget(name: "cordond", dependencies: ["CordonDaemon", "CordonRPC", "CordonConfig", "CordonSystem"]),
+        .executableTarget(name: "cordond", dependencies: [
+            "CordonDaemon", "CordonRPC", "CordonConfig", "CordonSystem",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // pid 1 of every sandbox, executed once the workload runs: freestanding C (raw system
         // calls, its own _start, no libc start-up), linked static so it runs inside any root.
         .executableTarget(name: "cordon-init",

@@ -8,7 +8,7 @@ import Glibc
 /// given on the command line (`--state-dir` …) override the file, so tests and the README demo
 /// run from a scratch directory. Finding and reading the file is CordonConfig's (`ConfigFile`);
 /// its keys, their ranges and what they mean are the daemon's, here.
-public struct DaemonConfig: Sendable {
+public struct DaemonConfig: Sendable, Equatable {
     /// Where `policies/` and `profiles/` live (nil: the embedded defaults only).
     public var configDir: String?
     public var stateDir = Locations.systemStateDir
@@ -138,7 +138,13 @@ public struct DaemonConfig: Sendable {
                     switch value.kind {
                     case .integer(let n) where n >= 0: return Double(n)
                     case .float(let d) where d >= 0 && d.isFinite: return d
-                    case .string(let s): if let d = Units.parseDuration(s) { return d }
+                    case .string(let s):
+                        // Retention is counted in days ("30d"), which policies' durations never are.
+                        if s.hasSuffix("d"), let days = Double(s.dropLast()), days >= 0, days.isFinite,
+                           s.dropLast().allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) {
+                            return days * 86400
+                        }
+                        if let d = Units.parseDuration(s) { return d }
                     default: break
                     }
                     throw fail(name, at, "expected a duration (seconds, or \"30s\", \"5m\", \"7d\")")

@@ -13,8 +13,18 @@ enum InitProgram {
     private static let opened = Mutex<[String: Int32]>([:])
 
     /// The places looked at when no path is configured: next to the running executable (a build
-    /// directory, or wherever the binaries were installed together), then `installed`.
-    static let candidates: [String] = (FileSystem.executableDirectory.map { ["\($0)/cordon-init"] } ?? []) + [installed]
+    /// directory), then PREFIX/libexec/cordon beside the executable's PREFIX/bin (where `make
+    /// install` puts it, whatever PREFIX and DESTDIR were), then `installed`.
+    static let candidates: [String] = FileSystem.executableDirectory.map { candidates(executableDirectory: $0) } ?? [installed]
+
+    static func candidates(executableDirectory dir: String) -> [String] {
+        var paths = ["\(dir)/cordon-init"]
+        if let slash = dir.lastIndex(of: "/"), dir[dir.index(after: slash)...] == "bin" {
+            paths.append("\(dir[..<slash])/libexec/cordon/cordon-init")
+        }
+        if !paths.contains(installed) { paths.append(installed) }
+        return paths
+    }
 
     static func open(_ configured: String?) throws(SystemError) -> Int32 {
         let paths = configured.map { [$0] } ?? candidates

@@ -26,7 +26,7 @@ public struct SandboxEnvironment: Sendable {
     /// no copy-on-write faults in a busy supervisor); false: it gets a copy, as from fork.
     /// Either way pid 1 ends up as cordon-init, holding nothing of this process's memory.
     public var shareMemoryUntilExec = true
-    /// cordon-init to execute as pid 1 (nil: next to this executable, then /usr/libexec/cordon).
+    /// cordon-init to execute as pid 1 (nil: next to this executable, then ../libexec/cordon, then /usr/libexec/cordon).
     public var initProgram: String?
     /// Who owns on the host what the sandbox writes through its writable binds.
     public var writeOwnership = WriteOwnership.sourceOwner

@@ -101,19 +101,20 @@ struct LifecycleTests {
         #expect(FileManager.default.fileExists(atPath: d.socket))
     }
 
+    /// The units as `make install` writes them, with PREFIX a scratch directory so that their
+    /// ExecStart names a cordond that exists (verify checks it), as it would under /usr/local.
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/systemd-analyze")))
-    func theShippedSystemdUnitsVerify() throws {
-        let dir = "/tmp/cordond-units-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        for unit in ["cordond.service", "cordond.socket"] {
-            var text = try String(contentsOfFile: "\(TestDaemon.repoRoot)/packaging/systemd/\(unit)", encoding: .utf8)
-            // verify checks that ExecStart exists: point it at the binary under test.
-            text = text.replacingOccurrences(of: "/usr/local/bin/cordond", with: TestDaemon.cordond)
-            try text.write(toFile: "\(dir)/\(unit)", atomically: true, encoding: .utf8)
-        }
-        let r = TestDaemon.exec("/usr/bin/systemd-analyze", ["verify", "\(dir)/cordond.socket", "\(dir)/cordond.service"])
-        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+    func theInstalledSystemdUnitsVerify() throws {
+        let stage = try InstallTests.Stage("units")
+        let r = InstallTests.make("install", ["PREFIX=\(stage.dir)"])
+        try #require(r.status == 0, "make install: \(r.stderr)")
+        let units = "\(stage.dir)/lib/systemd/system"
+        let service = try String(contentsOfFile: "\(units)/cordond.service", encoding: .utf8)
+        #expect(service.contains("\nExecStart=\(stage.dir)/bin/cordond\n"), "\(service)")
+        // verify runs `man cordond(8)` for Documentation=: the installed page must be found.
+        let verify = TestDaemon.exec("/usr/bin/env", ["MANPATH=\(stage.dir)/share/man", "/usr/bin/systemd-analyze", "verify",
+                                                      "\(units)/cordond.socket", "\(units)/cordond.service"])
+        #expect(verify.status == 0 && verify.stderr.isEmpty, "\(verify.stderr)")
     }
 
     @Test func aSecondDaemonDoesNotStealTheSocket() throws {
