@@ -36,6 +36,8 @@ struct Relay: ~Copyable {
     var opener: (() throws(SystemError) -> Int32)?
     var pending: [UInt8] = []
     var offset = 0
+    /// The last byte delivered to the sink: whether what the caller saw ends a line.
+    var lastWritten: UInt8?
     static let chunk = 65536
     static let atomicWrite = 4096
 
@@ -78,6 +80,7 @@ struct Relay: ~Copyable {
             closeSink()  // the reader went away (EPIPE): drop the rest
             return
         }
+        if n > 0 { lastWritten = pending[offset + n - 1] }
         offset += n
         if offset == pending.count {
             pending.removeAll(keepingCapacity: true)
@@ -90,6 +93,7 @@ struct Relay: ~Copyable {
         let fd = sink.fd
         guard fd >= 0, offset < pending.count else { pending.removeAll(); offset = 0; return }
         pending.withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress! + offset, pending.count - offset) }
+        lastWritten = pending.last
         pending.removeAll(keepingCapacity: true)
         offset = 0
     }
