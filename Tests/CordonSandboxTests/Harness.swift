@@ -72,11 +72,11 @@ enum Harness {
 
     /// `cordon run --json --policy P -- argv`.
     static func run(_ argv: [String], policy: String? = nil, options: [String] = [], environment: [String: String] = [:],
-                    stdin: String? = nil, json: Bool = true) -> Outcome {
+                    stdin: String? = nil, json: Bool = true, cwd: String? = nil) -> Outcome {
         var args = ["run", "--policy", policy ?? defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir]
         if json { args.append("--json") }
         args += options + ["--"] + argv
-        return exec(cordon, args, environment: environment, stdin: stdin)
+        return exec(cordon, args, environment: environment, stdin: stdin, cwd: cwd)
     }
 
     /// Starts `cordon run -- argv` without waiting (a blocking call inside a Task could wait for
@@ -105,8 +105,9 @@ enum Harness {
         return nil
     }
 
-    static func exec(_ path: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil) -> Outcome {
+    static func exec(_ path: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil, cwd: String? = nil) -> Outcome {
         let process = Process()
+        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = args
         var env = ProcessInfo.processInfo.environment
