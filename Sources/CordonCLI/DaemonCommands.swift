@@ -80,6 +80,7 @@ public struct SubmitOptions: Equatable, Sendable {
     public var label: String?
     public var timeout: String?
     public var memory: String?
+    public var pids: String?
     public var env: [String] = []
     public var stdin: String?
     public var command: [String] = []
@@ -91,6 +92,7 @@ public struct SubmitOptions: Equatable, Sendable {
         if command.isEmpty { return "missing COMMAND: cordon submit [OPTIONS] -- COMMAND [ARGS...]" }
         if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true { return "--timeout: bad duration \"\(timeout)\"" }
         if let memory, Units.parseSize(memory) == nil { return "--memory: bad size \"\(memory)\"" }
+        if let pids, Int(pids).map({ $0 >= 1 }) != true { return "--pids: expected a number of processes, found \"\(pids)\"" }
         for e in env where !e.contains("=") || e.hasPrefix("=") { return "--env: expected NAME=VALUE, found \"\(e)\"" }
         return nil
     }
@@ -104,6 +106,7 @@ public struct SubmitOptions: Equatable, Sendable {
         var limits: [(String, JSON)] = []
         if let timeout, let d = Units.parseDuration(timeout) { limits.append(("wallTime", .double(d))) }
         if let memory, let n = Units.parseSize(memory) { limits.append(("memory", .int(Int64(clamping: n)))) }
+        if let pids, let n = Int64(pids) { limits.append(("pids", .int(n))) }
         if !limits.isEmpty { params.append(("limits", .object(limits))) }
         if !env.isEmpty {
             params.append(("env", .object(env.map { e in
@@ -156,7 +159,7 @@ public enum SubmitFastPath {
     public static func parse(_ arguments: ArraySlice<String>) -> SubmitOptions? {
         var options = SubmitOptions()
         let command = FastArguments.scan(arguments, flags: ["--json", "--wait"],
-                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--env", "--stdin"]) { name, value in
+                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--pids", "--env", "--stdin"]) { name, value in
             switch name {
             case "--json": options.json = true
             case "--wait": options.wait = true
@@ -165,6 +168,7 @@ public enum SubmitFastPath {
             case "--label": options.label = value
             case "--timeout": options.timeout = value
             case "--memory": options.memory = value
+            case "--pids": options.pids = value
             case "--env": options.env.append(value)
             default: options.stdin = value
             }
@@ -194,6 +198,10 @@ struct SubmitCommand: ParsableCommand {
         discussion: """
         Without --wait, prints the task id. With --wait, waits for the task, writes its output to
         stdout and stderr, and exits with its status (125 when it did not run to an exit).
+
+        A submitted task runs under the policy as an admin installed it: --timeout, --memory and \
+        --pids only tighten its limits, --env only fills variables its process.pass_env lists, \
+        and there is no --bind (a caller of the daemon never adds host paths).
         """)
 
     @OptionGroup var client: ClientOptions
@@ -202,14 +210,15 @@ struct SubmitCommand: ParsableCommand {
     @Option(name: .customLong("label"), help: "A label recorded with the task.") var label: String?
     @Option(name: .customLong("timeout"), help: "Wall-clock limit (e.g. 30s); may only tighten the policy's.") var timeout: String?
     @Option(name: .customLong("memory"), help: "Memory limit (e.g. 256MiB); may only tighten the policy's.") var memory: String?
-    @Option(name: .customLong("env"), help: "NAME=VALUE for the task (the policy decides which names pass).") var env: [String] = []
+    @Option(name: .customLong("pids"), help: "Process limit; may only tighten the policy's.") var pids: String?
+    @Option(name: .customLong("env"), help: ArgumentHelp("A variable for the task, for a NAME the policy passes (process.pass_env); any other NAME is an error. Repeatable.", valueName: "NAME=VALUE")) var env: [String] = []
     @Option(name: .customLong("stdin"), help: "A file whose contents are the task's stdin ('-': this process's stdin).") var stdin: String?
     @Argument(parsing: .postTerminator, help: "The command and its arguments.") var command: [String] = []
 
     var options: SubmitOptions {
         var o = SubmitOptions()
         (o.socket, o.json, o.policy, o.wait, o.label) = (client.socket, client.json, policy, wait, label)
-        (o.timeout, o.memory, o.env, o.stdin, o.command) = (timeout, memory, env, stdin, command)
+        (o.timeout, o.memory, o.pids, o.env, o.stdin, o.command) = (timeout, memory, pids, env, stdin, command)
         return o
     }
 

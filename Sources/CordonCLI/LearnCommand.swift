@@ -38,14 +38,28 @@ enum LearnRun {
         let profileName = "\(stem).seccomp.json"
         let profilePath = outDir == "." && !out.hasPrefix("./") ? profileName : "\(outDir)/\(profileName)"
 
+        // The flags shape the learning run and are carried into the learned policy.
         let base: Policy
+        let flags: PolicyOverrides
         let baseProfile: (bytes: [UInt8], source: String)
         do {
-            base = try store.loadPolicy(options.policy)
-            baseProfile = try store.seccompProfile(base.seccomp.profile)
+            base = try PreparedRun(options, store: store, chooseCwd: false).policy
+            flags = try options.overrides()
+        } catch let error as PreparedRun.Failure {
+            printError("cordon run: \(error.message)")
+            return error.status
         } catch {
+            printError("cordon run: \(error)")
+            return 64
+        }
+        do { baseProfile = try store.seccompProfile(base.seccomp.profile) } catch {
             printError("cordon run: \(error.description)")
             return 125
+        }
+        // Learning runs unconfined, in host paths: --cwd is entered on the host.
+        if let cwd = flags.cwd, chdir(cwd) != 0 {
+            printError("cordon run: --cwd \(cwd): cannot enter it on this host (\(SystemError.text(errno))): --learn runs the command unconfined, in host paths")
+            return 64
         }
         // A path is carried as an absolute one, so the learned policy works wherever it is moved.
         var baseReference = options.policy
@@ -58,7 +72,7 @@ enum LearnRun {
         }
 
         let (env, searchPath) = PolicyStore.environment(for: base, callerEnvironment: ProcessInfo.processInfo.environment)
-        let wallTime = options.timeout.flatMap(Units.parseDuration) ?? base.limits.wallTimeSeconds
+        let wallTime = base.limits.wallTimeSeconds
         printError("cordon: learning: running \(options.command.joined(separator: " ")) unconfined under observation")
         let outcome = Learner.run(argv: options.command, env: env, searchPath: searchPath, wallTime: wallTime)
         if let failure = outcome.failure {
@@ -75,7 +89,7 @@ enum LearnRun {
         let learned: LearnedPolicy.Result
         do {
             learned = try LearnedPolicy.make(outcome.observation, base: base, baseReference: baseReference, baseProfile: baseProfile,
-                                             name: stem, profileFileName: profileName, command: options.command)
+                                             name: stem, profileFileName: profileName, command: options.command, flags: flags)
         } catch {
             printError("cordon run: --learn: \(error.description); nothing written")
             return 125

@@ -23,35 +23,59 @@ public struct RunOptions: Equatable, Sendable {
     /// Egress name resolution (supervisor settings, not policy): a hosts file, a DNS server.
     public var dnsHosts: String?
     public var dnsUpstream: String?
+    /// What the flags add to or tighten in the policy for this run (see `PolicyOverrides`),
+    /// as typed.
+    public var bind: [String] = []
+    public var roBind: [String] = []
+    public var env: [String] = []
+    public var cwd: String?
+    public var memory: String?
+    public var pids: String?
+    public var networkAllow: [String] = []
     public var command: [String] = []
 
     public init() {}
 
     /// The same checks for both parsers; the message is what the user sees.
     func validationError() -> String? {
-        if command.isEmpty { return "missing COMMAND: cordon run [OPTIONS] -- COMMAND [ARGS...]" }
-        if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true {
-            return "--timeout: bad duration \"\(timeout)\" (use e.g. 30s, 500ms, 2m)"
-        }
+        if command.isEmpty { return "missing COMMAND: cordon run [OPTIONS] [--] COMMAND [ARGS...]" }
         if command.contains(where: { $0.utf8.contains(0) }) { return "COMMAND contains a NUL byte" }
+        do { _ = try overrides() } catch { return error.description }
         if let learn {
             if learn.isEmpty || learn.hasSuffix("/") || !learn.hasSuffix(".toml") { return "--learn: expected a file name ending in .toml, found \"\(learn)\"" }
             if tty { return "--learn and --tty cannot be combined" }
         }
         return nil
     }
+
+    /// The flags' values, checked on their own (against the policy: `PolicyOverrides.apply`).
+    func overrides() throws(PolicyOverrides.Problem) -> PolicyOverrides {
+        var o = PolicyOverrides()
+        for b in bind { o.binds.append(try PolicyOverrides.bind(b, writable: true)) }
+        for b in roBind { o.binds.append(try PolicyOverrides.bind(b, writable: false)) }
+        for e in env { o.env.append(try PolicyOverrides.envVar(e)) }
+        if let cwd { o.cwd = try PolicyOverrides.cwd(cwd) }
+        if let memory { o.memoryBytes = try PolicyOverrides.memory(memory) }
+        if let pids { o.pids = try PolicyOverrides.pids(pids) }
+        if let timeout { o.wallTimeSeconds = try PolicyOverrides.duration(timeout) }
+        for d in networkAllow { o.networkAllow.append(try PolicyOverrides.destination(d)) }
+        return o
+    }
 }
 
 /// Well-formed arguments of a hot-path command: flags, options with a value (`--name VALUE` or
-/// `--name=VALUE`; `take` gets "" for a flag), then `--` and a non-empty command. Anything else (--help, a typo, a missing
-/// value, a flag given a value) is nil: ArgumentParser then owns the help and the messages.
+/// `--name=VALUE`; `take` gets "" for a flag), then the command: after `--`, or — with
+/// `commandStartsOptions: false` — from the first argument that is not an option, as env(1) and
+/// sudo read theirs. Anything else (--help, a typo, a missing value, a flag given a value) is
+/// nil: ArgumentParser then owns the help and the messages.
 enum FastArguments {
-    static func scan(_ arguments: ArraySlice<String>, flags: Set<String>, options: Set<String>,
+    static func scan(_ arguments: ArraySlice<String>, flags: Set<String>, options: Set<String>, commandWithoutTerminator: Bool = false,
                      _ take: (_ name: String, _ value: String) -> Void) -> [String]? {
         var rest = arguments[...]
         while let arg = rest.first {
+            if arg == "--" { rest = rest.dropFirst(); return rest.isEmpty ? nil : Array(rest) }
+            if commandWithoutTerminator && !arg.hasPrefix("-") { return Array(rest) }
             rest = rest.dropFirst()
-            if arg == "--" { return rest.isEmpty ? nil : Array(rest) }
             var name = arg
             var inlineValue: String?
             if let eq = arg.firstIndex(of: "="), arg.hasPrefix("--") {
@@ -72,6 +96,22 @@ enum FastArguments {
         }
         return nil
     }
+
+    /// `arguments` with `--` inserted before the command when it was given without one, so
+    /// ArgumentParser (which reads the command after `--` only) sees the command the fast path
+    /// sees, and still reports a mistyped option before it with its suggestion.
+    static func terminated(_ arguments: [String], flags: Set<String>, options: Set<String>) -> [String] {
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            if arg == "--" { return arguments }
+            if !arg.hasPrefix("-") { return Array(arguments[..<i]) + ["--"] + arguments[i...] }
+            // An option's value is not the command.
+            if options.contains(arg) { i += 1 }
+            i += 1
+        }
+        return arguments
+    }
 }
 
 /// `cordon run` on the hot path. Spawning is what Cordon is measured by, and the general
@@ -80,11 +120,13 @@ enum FastArguments {
 /// (--help, a typo, a missing value) returns nil and goes to ArgumentParser, which owns the
 /// help text and the error messages. A test checks that both parsers agree.
 public enum RunFastPath {
+    static let flags: Set<String> = ["--json", "--tty"]
+    static let options: Set<String> = ["--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn", "--dns-hosts",
+                                       "--dns-upstream", "--bind", "--ro-bind", "--env", "--cwd", "--memory", "--pids", "--network-allow"]
+
     public static func parse(_ arguments: ArraySlice<String>) -> RunOptions? {
         var options = RunOptions()
-        let command = FastArguments.scan(arguments, flags: ["--json", "--tty"],
-                                         options: ["--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir",
-                                                   "--learn", "--dns-hosts", "--dns-upstream"]) { name, value in
+        let command = FastArguments.scan(arguments, flags: flags, options: Self.options, commandWithoutTerminator: true) { name, value in
             switch name {
             case "--json": options.json = true
             case "--tty": options.tty = true
@@ -95,6 +137,13 @@ public enum RunFastPath {
             case "--learn": options.learn = value
             case "--dns-hosts": options.dnsHosts = value
             case "--dns-upstream": options.dnsUpstream = value
+            case "--bind": options.bind.append(value)
+            case "--ro-bind": options.roBind.append(value)
+            case "--env": options.env.append(value)
+            case "--cwd": options.cwd = value
+            case "--memory": options.memory = value
+            case "--pids": options.pids = value
+            case "--network-allow": options.networkAllow.append(value)
             default: options.runtimeDir = value
             }
         }
@@ -103,50 +152,74 @@ public enum RunFastPath {
         return options
     }
 
+    /// `cordon run ARGS` as ArgumentParser must read it (see `FastArguments.terminated`).
+    public static func argumentsForParser(_ arguments: [String]) -> [String] {
+        FastArguments.terminated(arguments, flags: flags, options: options)
+    }
+
     /// Runs a parsed `cordon run`; returns the exit status.
     public static func execute(_ options: RunOptions) -> Int32 {
         if let message = options.validationError() {
             printError("cordon run: \(message)")
+            if options.json { printRecord(.setupFailed(step: .arguments, errno: EINVAL, message: message, policy: options.policy, policyHash: ""), after: nil) }
             return 64
         }
         if options.learn != nil { return LearnRun.execute(options) }
         guard geteuid() == 0 else {
-            printError("cordon run: needs root: it creates user, pid, mount and network namespaces, maps a private uid range and creates cgroups. Run it as root, or submit the task to cordond.")
+            let message = "needs root: it creates user, pid, mount and network namespaces, maps a private uid range and creates cgroups. Run it as root, or submit the task to cordond."
+            printError("cordon run: \(message)")
+            if options.json { printRecord(.setupFailed(step: .privileges, errno: EPERM, message: message, policy: options.policy, policyHash: ""), after: nil) }
             return 125
         }
         let locations = Locations(configDir: options.configDir, stateDir: options.stateDir, runtimeDir: options.runtimeDir)
         let store = locations.policyStore()
+        let prepared: PreparedRun
+        do { prepared = try PreparedRun(options, store: store) } catch {
+            printError("cordon run: \(error.message)")
+            if options.json {
+                printRecord(.setupFailed(step: error.step, errno: EINVAL, message: error.message, policy: error.policyName ?? options.policy,
+                                         policyHash: error.policyHash ?? ""), after: nil)
+            }
+            return error.status
+        }
         let plan: SpawnPlan
         do {
-            let policy = try store.loadPolicy(options.policy)
             // The state dir is created private (cordond shares it and keeps every user's records there).
             let stateDir = locations.resolvedStateDir()
             if !FileSystem.exists(stateDir) { try? FileSystem.makeDirectories(stateDir, mode: 0o700) }
-            plan = try store.spawnPlan(for: policy, cacheDir: "\(stateDir)/cache/seccomp",
+            plan = try store.spawnPlan(for: prepared.policy, cacheDir: "\(stateDir)/cache/seccomp",
                                        callerEnvironment: ProcessInfo.processInfo.environment)
         } catch {
             printError("cordon run: \(error.description)")
+            if options.json {
+                printRecord(.setupFailed(step: .policy, errno: EINVAL, message: error.description, policy: prepared.policy.name,
+                                         policyHash: prepared.policy.contentHash), after: nil)
+            }
             return 125
         }
+        if let notice = prepared.cwdNotice { printError("cordon: \(notice)") }
         var io = SandboxIO()
         io.tty = options.tty
         var environment = SandboxEnvironment(runtimeDir: locations.resolvedRuntimeDir())
         environment.egress = EgressSettings(hostsFile: options.dnsHosts, upstream: options.dnsUpstream)
-        let result = Sandbox.run(plan: plan, argv: options.command, environment: environment,
-                                 io: io, wallTime: options.timeout.flatMap(Units.parseDuration))
+        let result = Sandbox.run(plan: plan, argv: options.command, environment: environment, io: io, wallTime: nil)
         if let failure = result.setupFailure {
             printError("cordon: \(failure.message)")
-        } else if result.reason != .exited && result.reason != .signaled && !options.json {
-            printError("cordon: sandbox ended: \(result.reason.rawValue)")
+        } else if !options.json {
+            for line in RunSummary.lines(result, policy: prepared.policy, flagged: prepared.flagged) { printError("cordon: \(line)") }
         }
-        if options.json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            if let data = try? encoder.encode(result) {
-                FileDescriptorIO.writeAll(1, String(decoding: data, as: UTF8.self) + "\n")
-            }
-        }
+        if options.json { printRecord(result, after: result.stdoutLastByte) }
         return result.exitStatus
+    }
+
+    /// The record on a line of its own: a newline first when the output relayed to stdout did
+    /// not end with one.
+    static func printRecord(_ result: SandboxResult, after lastByte: UInt8?) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(result) else { return }
+        let lead = lastByte.map { $0 == UInt8(ascii: "\n") ? "" : "\n" } ?? ""
+        FileDescriptorIO.writeAll(1, lead + String(decoding: data, as: UTF8.self) + "\n")
     }
 }
 
@@ -159,9 +232,16 @@ struct RunCommand: ParsableCommand {
         by signal N, 125 when the sandbox could not be set up, 126/127 when the command cannot be \
         executed or is not found inside the sandbox.
 
-        With --json, one result record (exit status or signal, termination reason, times, peak \
-        memory, denied operations, the layers applied) is printed as the last line of standard \
-        output.
+        --bind, --ro-bind, --env, --cwd and --network-allow extend the policy for this run, as a \
+        policy file extending it would; --memory, --pids and --timeout only tighten its limits. \
+        The command runs in your cwd when a bind shows it (otherwise in the workdir, said on \
+        stderr).
+
+        When Cordon refused something (a system call, a network destination) or a limit ended \
+        the run, a summary naming the policy key follows on standard error. With --json instead, \
+        one result record (exit status or signal, termination reason, times, peak memory, denied \
+        operations, the layers applied) is printed on a line of its own as the last line of \
+        standard output, also when the policy does not load.
 
         With --learn OUT.toml, COMMAND is not confined but observed (every system call, with \
         its paths and addresses, through seccomp user notification), and OUT.toml plus \
@@ -176,8 +256,29 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the result record as JSON after the command's output.")
     var json = false
 
-    @Option(name: .long, help: "Wall-clock limit, e.g. 30s, 500ms, 2m (overrides the policy's limits.wall_time).")
+    @Option(name: .long, help: "Wall-clock limit, e.g. 30s, 500ms, 2m: tightens the policy's limits.wall_time (a longer one is an error).")
     var timeout: String?
+
+    @Option(name: .long, help: ArgumentHelp("Bind host path SRC writable at DST (default: SRC), as a filesystem.read_write entry; what the sandbox writes there belongs to SRC's owner. Repeatable.", valueName: "SRC[:DST]"))
+    var bind: [String] = []
+
+    @Option(name: .customLong("ro-bind"), help: ArgumentHelp("Bind host path SRC read-only at DST (default: SRC), as a filesystem.read_only entry. Repeatable.", valueName: "SRC[:DST]"))
+    var roBind: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Set NAME to VALUE in the sandbox (process.env). Repeatable.", valueName: "NAME=VALUE"))
+    var env: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Working directory inside the sandbox (process.cwd). Default: the policy's, else your cwd when a bind shows it, else the workdir.", valueName: "PATH"))
+    var cwd: String?
+
+    @Option(name: .long, help: ArgumentHelp("Memory limit, e.g. 256M: tightens the policy's limits.memory.", valueName: "SIZE"))
+    var memory: String?
+
+    @Option(name: .long, help: ArgumentHelp("Process limit: tightens the policy's limits.pids.", valueName: "N"))
+    var pids: String?
+
+    @Option(name: .customLong("network-allow"), help: ArgumentHelp("Allow connections to HOST:PORT through the egress proxy (a network.allow entry; a policy with network.mode = \"none\" becomes an allowlist of these). Repeatable.", valueName: "HOST:PORT"))
+    var networkAllow: [String] = []
 
     @Flag(name: .long, help: "Give the command a pseudo-terminal.")
     var tty = false
@@ -193,7 +294,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var locations: LocationOptions
 
-    @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).")
+    @Argument(parsing: .postTerminator, help: "The command and its arguments (after -- or the first argument that is not an option).")
     var command: [String] = []
 
     var options: RunOptions {
@@ -208,6 +309,13 @@ struct RunCommand: ParsableCommand {
         o.learn = learn
         o.dnsHosts = dnsHosts
         o.dnsUpstream = dnsUpstream
+        o.bind = bind
+        o.roBind = roBind
+        o.env = env
+        o.cwd = cwd
+        o.memory = memory
+        o.pids = pids
+        o.networkAllow = networkAllow
         o.command = command
         return o
     }

@@ -217,6 +217,7 @@ final class TaskManager: @unchecked Sendable {
     func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
+        try Self.checkPassed(request.env, policy: policy)
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
         // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
         // policy naming another owner is theirs to use only through an admin.
@@ -285,6 +286,20 @@ final class TaskManager: @unchecked Sendable {
         reservedQueued -= 1
         reservedByUser[uid, default: 1] -= 1
         if reservedByUser[uid] == 0 { reservedByUser[uid] = nil }
+    }
+
+    /// A caller's variable reaches the sandbox only through `process.pass_env`: one the policy
+    /// does not pass (or sets itself) is refused, never dropped without a word.
+    static func checkPassed(_ env: [String: String], policy: Policy) throws(RPCError) {
+        for name in env.keys.sorted() {
+            if policy.process.env.contains(where: { $0.name == name }) {
+                throw RPCError.invalid("params.env.\(name)", "policy \(policy.name) sets \(name) itself (process.env): a caller cannot replace it")
+            }
+            if !policy.process.passEnv.contains(name) {
+                let passes = policy.process.passEnv.isEmpty ? "none" : policy.process.passEnv.joined(separator: ", ")
+                throw RPCError.invalid("params.env.\(name)", "policy \(policy.name) does not pass \(name): a caller's variable reaches the sandbox only when the policy's process.pass_env lists it (it passes: \(passes))")
+            }
+        }
     }
 
     private func spawnPlan(_ policy: Policy, limits: LimitRequest, env: [String: String]) throws(RPCError) -> SpawnPlan {

@@ -163,6 +163,19 @@ public enum PolicyParser {
         return valid ? nil : "expected a \(what) name (lower case letters, digits, '_', '-'; at most 32) or a numeric id, found \"\(shown)\""
     }
 
+    /// Why `p` is not a path a policy may name (absolute, normalized, no control characters,
+    /// shorter than PATH_MAX), or nil. The same text for a policy key and a `cordon run` flag.
+    public static func pathProblem(_ p: String) -> String? {
+        if !p.hasPrefix("/") { return "\"\(p)\" must be an absolute path" }
+        if p.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { return "path contains a control character" }
+        let parts = p.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if parts.contains(where: { $0 == ".." || $0 == "." }) || (p != "/" && parts.contains(where: { $0.isEmpty })) {
+            return "\"\(p)\" must be a normalized path (no '.', '..', '//' or trailing '/')"
+        }
+        if p.utf8.count >= 4096 { return "path is too long" }
+        return nil
+    }
+
     /// Levenshtein distance, for "did you mean".
     static func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a.utf8), y = Array(b.utf8)
@@ -553,14 +566,8 @@ private struct Reader {
 
     /// Paths must be absolute, normalized, and free of NUL bytes.
     mutating func checkSandboxPath(_ p: String, _ keyPath: String, _ line: Int?) -> Bool {
-        if !p.hasPrefix("/") { error(keyPath, line, "\"\(p)\" must be an absolute path"); return false }
-        if hasControl(p) { error(keyPath, line, "path contains a control character"); return false }
-        let parts = p.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        if parts.contains(where: { $0 == ".." || $0 == "." }) || (p != "/" && parts.contains(where: { $0.isEmpty })) {
-            error(keyPath, line, "\"\(p)\" must be a normalized path (no '.', '..', '//' or trailing '/')")
-            return false
-        }
-        if p.utf8.count >= 4096 { error(keyPath, line, "path is too long"); return false }
-        return true
+        guard let problem = PolicyParser.pathProblem(p) else { return true }
+        error(keyPath, line, problem)
+        return false
     }
 }

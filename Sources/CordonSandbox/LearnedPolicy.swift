@@ -52,7 +52,8 @@ public enum LearnedPolicy {
     ///   - profileFileName: where the learned seccomp profile is written, relative to the policy.
     public static func make(_ observation: LearnObservation, base: Policy, baseReference: String,
                             baseProfile: (bytes: [UInt8], source: String), name: String,
-                            profileFileName: String, command: [String]) throws(LearnError) -> Result {
+                            profileFileName: String, command: [String],
+                            flags: PolicyOverrides = PolicyOverrides()) throws(LearnError) -> Result {
         if let path = observation.paths.keys.sorted().first(where: { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f } }) {
             throw LearnError(message: "the run used a path with a control character, which a policy cannot name: \(quoteTOML(path))")
         }
@@ -125,15 +126,35 @@ public enum LearnedPolicy {
             extends = [\(quoteTOML(baseReference))]
 
             """
-        if !readOnly.isEmpty || !writable.isEmpty {
-            toml += "\n[filesystem]\n"
-            if !readOnly.isEmpty { toml += "read_only = [\n" + readOnly.sorted().map { "  \(quoteTOML($0)),\n" }.joined() + "]\n" }
-            if !writable.isEmpty { toml += "read_write = [\n" + writable.map { "  \(quoteTOML($0)),\n" }.joined() + "]\n" }
+        // What `cordon run`'s flags added for the learning run is carried too, so the learned
+        // policy runs as the learning run did (`base` already has it: nothing above repeats it).
+        func entry(_ b: PolicyOverrides.Bind) -> String {
+            b.source == b.path ? quoteTOML(b.path) : "{ path = \(quoteTOML(b.path)), source = \(quoteTOML(b.source)) }"
         }
-        if let cwd { toml += "\n[process]\ncwd = \(quoteTOML(cwd))\n" }
+        let readOnlyEntries = readOnly.sorted().map(quoteTOML) + flags.binds.filter { !$0.writable }.map(entry)
+        let writableEntries = writable.map(quoteTOML) + flags.binds.filter(\.writable).map(entry)
+        if !readOnlyEntries.isEmpty || !writableEntries.isEmpty {
+            toml += "\n[filesystem]\n"
+            if !readOnlyEntries.isEmpty { toml += "read_only = [\n" + readOnlyEntries.map { "  \($0),\n" }.joined() + "]\n" }
+            if !writableEntries.isEmpty { toml += "read_write = [\n" + writableEntries.map { "  \($0),\n" }.joined() + "]\n" }
+        }
+        let learnedCwd = flags.cwd ?? cwd
+        if learnedCwd != nil || !flags.env.isEmpty {
+            toml += "\n[process]\n"
+            if let learnedCwd { toml += "cwd = \(quoteTOML(learnedCwd))\n" }
+            if !flags.env.isEmpty {
+                toml += "env = { " + flags.env.map { "\(quoteTOML($0.name)) = \(quoteTOML($0.value))" }.joined(separator: ", ") + " }\n"
+            }
+        }
+        if flags.memoryBytes != nil || flags.pids != nil {
+            toml += "\n[limits]\n"
+            if let memory = flags.memoryBytes { toml += "memory = \(quoteTOML(Units.formatSize(memory)))\n" }
+            if let pids = flags.pids { toml += "pids = \(pids)\n" }
+        }
         toml += "\n[seccomp]\n# The base profile's rules, cut down to the \(syscalls.count) syscalls the run made.\nprofile = \(quoteTOML(profileFileName))\n"
-        if !destinations.isEmpty {
-            toml += "\n[network]\nmode = \"allowlist\"\nallow = [\n" + destinations.map { "  \(quoteTOML($0)),\n" }.joined() + "]\n"
+        let allowed = destinations + flags.networkAllow.filter { !destinations.contains($0) }
+        if !allowed.isEmpty {
+            toml += "\n[network]\nmode = \"allowlist\"\nallow = [\n" + allowed.map { "  \(quoteTOML($0)),\n" }.joined() + "]\n"
         }
         return Result(toml: toml, seccompJSON: json + "\n", readOnly: readOnly.sorted(), readWrite: writable,
                       syscalls: syscalls.sorted(), destinations: destinations, cwd: cwd, warnings: warnings)

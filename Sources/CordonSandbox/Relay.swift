@@ -42,6 +42,8 @@ struct Relay: ~Copyable {
     private var filled = 0
     /// Whether a write to the sink can block; looked up at the first write to each sink.
     private var sinkCanBlock: Bool?
+    /// The last byte delivered to the sink: whether what the caller saw ends a line.
+    private(set) var lastWritten: UInt8?
     static let chunk = 65536
     static let atomicWrite = 4096
 
@@ -105,6 +107,7 @@ struct Relay: ~Copyable {
             closeSink()  // the reader went away (EPIPE): drop the rest
             return
         }
+        if n > 0 { lastWritten = buffer[offset + n - 1] }
         offset += n
     }
 
@@ -114,6 +117,7 @@ struct Relay: ~Copyable {
         if fd >= 0, hasPending {
             let start = offset, count = filled - offset
             buffer.withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0.baseAddress! + start, count) }
+            lastWritten = buffer[filled - 1]
         }
         offset = 0
         filled = 0

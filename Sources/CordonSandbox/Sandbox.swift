@@ -302,6 +302,7 @@ private struct Run {
         result.peakMemoryBytes = usage.peakMemoryBytes
         result.stdoutBytes = supervisor.stdoutBytes
         result.stderrBytes = supervisor.stderrBytes
+        result.stdoutLastByte = supervisor.stdoutLastByte
         if let egress {
             let (records, omitted) = egress.finish()
             result.egress = records

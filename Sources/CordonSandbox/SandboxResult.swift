@@ -86,6 +86,9 @@ public struct SandboxResult: Codable, Sendable {
     public var policy: String
     public var policyHash: String
     public var layers: AppliedLayers?
+    /// The last byte of output the caller's stdout received (nil: none): `cordon run --json`
+    /// starts its record on a line of its own. Not a member of the record.
+    public var stdoutLastByte: UInt8? = nil
 
     enum CodingKeys: String, CodingKey {
         case reason, exitCode, signal, signalName, setupFailure, wallTimeSeconds, cpuUserSeconds, cpuSystemSeconds

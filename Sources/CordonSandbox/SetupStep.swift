@@ -13,6 +13,8 @@ public enum SetupStep: Sendable, Hashable, CustomStringConvertible {
     case output
     /// cordond: the task's stdin or output files.
     case taskFiles
+    /// `cordon run`, before any sandbox: its arguments, its privileges, the policy it names.
+    case arguments, privileges, policy
     // The child's (CSpawn), in the order it takes them.
     case waitParent, setsid, mountPrivate, rootTmpfs, mount, pivotRoot, rootReadonly, hostname, loopback, fork
     case stdio, chdir, rlimit, capabilityBoundingSet, securebits, setgroups, setgid, setuid, capset
@@ -28,7 +30,7 @@ public enum SetupStep: Sendable, Hashable, CustomStringConvertible {
         (.uidRange, "uid-range"), (.cgroup, "cgroup"), (.guardian, "guardian"), (.landlock, "landlock"),
         (.pipes, "pipes"), (.tty, "tty"), (.initProgram, "init-program"), (.rootMountpoint, "root-mountpoint"), (.idmap, "idmap"),
         (.clone, "clone"), (.idMap, "id-map"), (.egress, "egress"), (.release, "release"), (.output, "output"),
-        (.taskFiles, "task-files"),
+        (.taskFiles, "task-files"), (.arguments, "arguments"), (.privileges, "privileges"), (.policy, "policy"),
         (.waitParent, "wait-parent"), (.setsid, "setsid"), (.mountPrivate, "mount-private"), (.rootTmpfs, "root-tmpfs"),
         (.mount, "mount"), (.pivotRoot, "pivot-root"), (.rootReadonly, "root-readonly"), (.hostname, "hostname"),
         (.loopback, "loopback"), (.fork, "fork"), (.stdio, "stdio"), (.chdir, "chdir"), (.rlimit, "rlimit"),

@@ -23,6 +23,8 @@ struct Supervisor: ~Copyable {
 
     var stdoutBytes: UInt64 = 0
     var stderrBytes: UInt64 = 0
+    /// The last byte relayed to the caller's stdout (nil: none).
+    var stdoutLastByte: UInt8?
     var denied: [Int32: DeniedOperation] = [:]
     var deniedOrder: [Int32] = []
     var deniedOmitted = 0
@@ -132,6 +134,7 @@ struct Supervisor: ~Copyable {
         let deadline = MonotonicClock.since(start) + 2
         drain(&out, isStdout: true, until: deadline)
         drain(&err, isStdout: false, until: deadline)
+        stdoutLastByte = out.lastWritten
         out.closeSource()
         err.closeSource()
         out.closeSink()

@@ -16,4 +16,9 @@ if arguments.count > 2, arguments[1] == "submit", let options = SubmitFastPath.p
 if arguments.count > 1, arguments[1] == "scan" || arguments[1] == "db" {
     CordonCommand.forwardToScanner(Array(arguments.dropFirst()))
 }
-CordonCommand.main()
+// `cordon run COMMAND` without `--`: the general parser reads the command after `--` only.
+if arguments.count > 2, arguments[1] == "run" {
+    CordonCommand.main(["run"] + RunFastPath.argumentsForParser(Array(arguments.dropFirst(2))))
+} else {
+    CordonCommand.main()
+}

@@ -160,7 +160,7 @@ final class PolicyExtendsTests {
         let store = PolicyStore(configDir: "\(dir)/config")
         let mine = try store.loadPolicy("python")
         #expect(mine.limits.pids == 9)
-        #expect(mine.process.env.contains { $0.name == "PYTHONSAFEPATH" })
+        #expect(mine.process.env.contains { $0.name == "PYTHONNOUSERSITE" })
         let tool = try store.loadPolicy("python-tool")
         #expect(tool.limits.pids == 256, "python-tool extends runtime:python, not the config dir's python policy")
         let unknown = try write("u.toml", "[policy]\nextends = [\"runtime:cobol\"]\n")

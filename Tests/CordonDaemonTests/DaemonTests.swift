@@ -37,16 +37,25 @@ struct DaemonTests {
         #expect(logs.end["stdoutBytes"] == .int(6))
 
         // Submit without waiting, then wait.
-        let queued = try d.submit(["cat"], extra: [("stdin", .string("from stdin\n")), ("env", .object([("TERM", .string("xterm-test")), ("SECRET", .string("x"))]))])
+        let queued = try d.submit(["cat"], extra: [("stdin", .string("from stdin\n")), ("env", .object([("TERM", .string("xterm-test"))]))])
         let second = try #require(queued["id"]?.intValue)
         #expect(second > id)
         let waited = try d.call("task.wait", .object([("id", .int(second))]))
         #expect(waited["state"] == .string("finished"))
         #expect(try Self.output(d, second).stdout == "from stdin\n")
-        // The policy decides which variables pass: TERM (pass_env) does, SECRET does not.
-        let env = try d.submit(["sh", "-c", "echo ${TERM:-unset} ${SECRET:-unset}"], wait: true,
-                               extra: [("env", .object([("TERM", .string("xterm-test")), ("SECRET", .string("x"))]))])
-        #expect(try Self.output(d, env["id"]!.intValue!).stdout == "xterm-test unset\n")
+        // The policy decides which variables pass: TERM (pass_env) does; SECRET is refused,
+        // naming the key that would pass it, and nothing runs (it was once dropped silently).
+        let env = try d.submit(["sh", "-c", "echo ${TERM:-unset}"], wait: true, extra: [("env", .object([("TERM", .string("xterm-test"))]))])
+        #expect(try Self.output(d, env["id"]!.intValue!).stdout == "xterm-test\n")
+        let before = try d.call("task.list").arrayValue?.count ?? 0
+        let secret = try d.callError("task.submit", .object([("argv", .array([.string("true")])),
+                                                            ("env", .object([("TERM", .string("x")), ("SECRET", .string("x"))]))]))
+        #expect(secret.code == RPCCode.invalidParams && secret.field == "params.env.SECRET", "\(secret)")
+        #expect(secret.message.contains("policy default does not pass SECRET") && secret.message.contains("process.pass_env") && secret.message.contains("it passes: TERM"),
+                "\(secret.message)")
+        let path = try d.callError("task.submit", .object([("argv", .array([.string("true")])), ("env", .object([("PATH", .string("/evil"))]))]))
+        #expect(path.field == "params.env.PATH" && path.message.contains("process.env"), "\(path.message)")
+        #expect(try d.call("task.list").arrayValue?.count ?? 0 == before, "a refused submit records no task")
 
         let status = try d.call("task.status", .object([("id", .int(id))]))
         #expect(status["exitCode"] == .int(3))

@@ -72,13 +72,13 @@ enum Harness {
 
     /// `cordon run --json --policy P -- argv`, in the supervisor's namespace of `network` if given.
     static func run(_ argv: [String], policy: String? = nil, options: [String] = [], environment: [String: String] = [:],
-                    stdin: String? = nil, json: Bool = true, in network: EgressNetwork? = nil) -> Outcome {
+                    stdin: String? = nil, json: Bool = true, cwd: String? = nil, in network: EgressNetwork? = nil) -> Outcome {
         var args = ["run", "--policy", policy ?? defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir]
         if json { args.append("--json") }
         args += options + ["--"] + argv
-        guard let network else { return exec(cordon, args, environment: environment, stdin: stdin) }
+        guard let network else { return exec(cordon, args, environment: environment, stdin: stdin, cwd: cwd) }
         let (path, arguments) = network.inSupervisor([cordon] + args)
-        return exec(path, arguments, environment: environment, stdin: stdin)
+        return exec(path, arguments, environment: environment, stdin: stdin, cwd: cwd)
     }
 
     /// Starts `cordon run -- argv` without waiting (a blocking call inside a Task could wait for
@@ -107,8 +107,9 @@ enum Harness {
         return nil
     }
 
-    static func exec(_ path: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil) -> Outcome {
+    static func exec(_ path: String, _ args: [String], environment: [String: String] = [:], stdin: String? = nil, cwd: String? = nil) -> Outcome {
         let process = Process()
+        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = args
         var env = ProcessInfo.processInfo.environment

@@ -155,4 +155,23 @@ struct LearnTests {
         #expect(r.output == "boo")
         #expect(r.record["layers"].map { "\($0)" }?.contains("CAP_SYS_ADMIN") != true)
     }
+
+    /// Learn mode takes `cordon run`'s flags: the learning run sees them, and the learned
+    /// policy carries them, so the enforced run needs no flags.
+    @Test func learnTakesTheRunFlags() throws {
+        let t = try Tree("flags")
+        try t.writeScript(extra: "print(os.environ.get('GREETING'), os.getcwd())")
+        let learned = Harness.exec(Harness.cordon, ["run", "--learn", t.policy, "--json", "--env", "GREETING=hi", "--ro-bind", "\(t.root)/elsewhere",
+                                                    "--memory", "256M", "--cwd", "\(t.root)/listme", "python3", t.script])
+        #expect(learned.status == 0, "\(learned.stderr)")
+        #expect(learned.output == "['a', 'b'] hello\nhi \(t.root)/listme")
+        let toml = try String(contentsOfFile: t.policy, encoding: .utf8)
+        #expect(toml.contains("\"GREETING\" = \"hi\"") && toml.contains("\"\(t.root)/elsewhere\"") && toml.contains("memory = \"256M\"")
+                && toml.contains("cwd = \"\(t.root)/listme\""), "\(toml)")
+        let r = t.enforce()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.output == "['a', 'b'] hello\nhi \(t.root)/listme")
+        let bad = Harness.exec(Harness.cordon, ["run", "--learn", t.policy, "--ro-bind", "/nonexistent-cordon-src", "true"])
+        #expect(bad.status == 64 && bad.stderr.contains("--ro-bind /nonexistent-cordon-src: /nonexistent-cordon-src does not exist"), "\(bad.stderr)")
+    }
 }
