@@ -11,6 +11,11 @@ let localhost = IPAddress("127.0.0.1")!
 
 /// Real sockets on loopback; original destinations are injected, dials to test addresses are
 /// routed to loopback servers. One at a time: the fd-count test needs a quiet process.
+/// The suites that open sockets and threads, one at a time: `stopLeavesNoDescriptorsOrThreads`
+/// counts the process's descriptors, which another suite running beside it changes.
+@Suite(.serialized) enum LiveEngineTests {}
+
+extension LiveEngineTests {
 @Suite(.serialized) struct EngineTests {
     let hosts: [String: [IPAddress]] = [
         "api.example.test": [publicA], "other.example.test": [publicB], "internal.example.test": [localhost],
@@ -304,4 +309,5 @@ let localhost = IPAddress("127.0.0.1")!
         echo.stop()
         #expect(Net.openFDs() == before)
     }
+}
 }

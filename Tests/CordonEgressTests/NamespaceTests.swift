@@ -6,6 +6,7 @@ import Testing
 /// The engine dialling for real, from a namespace the test makes (standing in for the
 /// supervisor's) over a veth pair to a peer namespace (standing in for the network): what the
 /// engine refuses here, a listener really did not get.
+extension LiveEngineTests {
 @Suite(.enabled(if: getuid() == 0, "needs root: network namespaces"), .serialized)
 struct NamespaceTests {
     static let port: UInt16 = 8080
@@ -159,4 +160,5 @@ struct NamespaceTests {
             #expect(peerWeb.received.withLock { $0.count } == 1)
         }
     }
+}
 }
