@@ -234,7 +234,13 @@ struct UnprivilegedScanTests {
 
         let target = try InstalledFixture.distPackages()
         var dir = target
-        while dir != "/" && !dir.isEmpty { chmod(dir, 0o755); dir = (dir as NSString).deletingLastPathComponent }
+        // Let nobody traverse to it: add o+rx where missing, never take a bit away (this loop
+        // once set /tmp itself to 0755, which broke every other user's temporary files).
+        while dir != "/" && !dir.isEmpty {
+            var st = stat()
+            if stat(dir, &st) == 0 && st.st_mode & 0o005 != 0o005 { chmod(dir, (st.st_mode & 0o7777) | 0o005) }
+            dir = (dir as NSString).deletingLastPathComponent
+        }
         let nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         let scan = try Self.run(nobody + [scanner, "scan", "--state-dir", state, "--format", "json", target])
         #expect(scan.status == 0, "\(scan.err)")
