@@ -26,6 +26,8 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(ALONE)'
 	$(SWIFT) test --skip-build --filter '$(ALONE)'
+	@# The tests run as root and change modes: the host's shared directories must come out as they went in.
+	@test "$$(stat -c %a /tmp)" = 1777 || { echo "make test: /tmp is now mode $$(stat -c %a /tmp), not 1777: a test changed it" >&2; exit 1; }
 
 # Debian packages the build and the tests need (CI installs the same list, plus the bench peers).
 DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip iproute2 curl openssl
