@@ -11,6 +11,9 @@ import Glibc
 ///   embedded defaults only): `cordond.toml`, `policies/`, `profiles/`;
 /// - state dir (`--state-dir`, `$CORDON_STATE_DIR`, /var/lib/cordon): SQLite stores, caches;
 /// - runtime dir (`--runtime-dir`, `$CORDON_RUNTIME_DIR`, /run/cordon): sandbox roots;
+/// - the vulnerability database: `vulndb.sqlite` in the state dir when one is given (flag or
+///   variable), else /var/lib/cordon-scan/vulndb.sqlite. Not in /var/lib/cordon, which cordond
+///   keeps private (0700): the advisories are public data that every user's scan reads;
 /// - cordond's socket for clients (`--socket`, `$CORDON_SOCKET`, /run/cordon/cordon.sock).
 ///
 /// cordond takes the flags and `$CORDON_CONFIG` only (its state and runtime dirs come from
@@ -19,6 +22,8 @@ public struct Locations: Sendable {
     public static let systemConfigDir = "/etc/cordon"
     public static let systemStateDir = "/var/lib/cordon"
     public static let systemRuntimeDir = "/run/cordon"
+    /// The vulnerability database's directory when no state dir is given: readable by all.
+    public static let systemVulnDBDir = "/var/lib/cordon-scan"
     public static let systemSocket = "\(systemRuntimeDir)/cordon.sock"
 
     public var configDir: String?
@@ -41,6 +46,13 @@ public struct Locations: Sendable {
     public func resolvedConfigDir() -> String? { configDir ?? Self.defaultConfigDir() }
     public func resolvedStateDir() -> String { stateDir ?? Self.environment("CORDON_STATE_DIR") ?? Self.systemStateDir }
     public func resolvedRuntimeDir() -> String { runtimeDir ?? Self.environment("CORDON_RUNTIME_DIR") ?? Self.systemRuntimeDir }
+
+    /// Where the vulnerability database lives, and whether that is the shared system default
+    /// (created readable by all) rather than a state dir someone chose (created private).
+    public func vulnDB() -> (dir: String, path: String, shared: Bool) {
+        if let dir = stateDir ?? Self.environment("CORDON_STATE_DIR") { return (dir, "\(dir)/vulndb.sqlite", false) }
+        return (Self.systemVulnDBDir, "\(Self.systemVulnDBDir)/vulndb.sqlite", true)
+    }
 
     /// The policies and profiles of the resolved config dir (then the embedded defaults).
     public func policyStore() -> PolicyStore { PolicyStore(configDir: resolvedConfigDir()) }

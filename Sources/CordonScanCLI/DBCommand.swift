@@ -19,7 +19,7 @@ struct DBCommand: ParsableCommand {
 
     /// The database read-only, for queries: creates nothing, works for any user who can read it.
     static func openForReading(_ locations: LocationOptions, command: String) throws -> VulnDatabase {
-        let path = "\(Locations(stateDir: locations.stateDir).resolvedStateDir())/vulndb.sqlite"
+        let path = Locations(stateDir: locations.stateDir).vulnDB().path
         if access(path, F_OK) != 0 && errno == ENOENT {
             printError("cordon db \(command): no vulnerability database at \(path) (run `cordon db import`)")
             throw ExitCode(1)
@@ -31,12 +31,13 @@ struct DBCommand: ParsableCommand {
     }
 
     static func open(_ locations: LocationOptions) throws -> VulnDatabase {
-        let state = Locations(stateDir: locations.stateDir).resolvedStateDir()
-        do { try FileSystem.ensureDirectory(state, mode: 0o700) } catch {
+        // The shared default is for every user's scans; a state dir someone chose stays private.
+        let db = Locations(stateDir: locations.stateDir).vulnDB()
+        do { try FileSystem.ensureDirectory(db.dir, mode: db.shared ? 0o755 : 0o700) } catch {
             printError("cordon db: \(error)")
             throw ExitCode(1)
         }
-        do { return try VulnDatabase(path: "\(state)/vulndb.sqlite") } catch {
+        do { return try VulnDatabase(path: db.path) } catch {
             printError("cordon db: \(error)")
             throw ExitCode(1)
         }

@@ -47,8 +47,7 @@ struct ScanCommand: ParsableCommand {
     }
 
     func run() throws {
-        let state = Locations(stateDir: locations.stateDir).resolvedStateDir()
-        let dbPath = "\(state)/vulndb.sqlite"
+        let dbPath = Locations(stateDir: locations.stateDir).vulnDB().path
         var database: VulnDatabase?
         // Read-only: scanning writes nothing, so any user who can read the database can scan.
         // (A path that cannot even be looked up, EACCES, is opened to get its clear error.)

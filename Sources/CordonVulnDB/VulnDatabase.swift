@@ -197,7 +197,8 @@ public final class VulnDatabase: @unchecked Sendable {
             var message = "vulnerability database \(path): \(error.message)"
             if access(path, R_OK) != 0 {
                 message += " (\(String(cString: strerror(errno))) for uid \(getuid()): the file and every directory above it must be readable"
-                    + " by this user; a state directory that cordond made private (0700) is not — import into another --state-dir)"
+                    + " by this user; a state directory that cordond made private (0700) is not — import into the default"
+                    + " location, /var/lib/cordon-scan, or a --state-dir that user can read)"
             }
             throw Failure(description: message)
         } catch { throw Failure(description: "vulnerability database \(path): \(error)") }
