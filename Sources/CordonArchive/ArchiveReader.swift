@@ -114,14 +114,12 @@ public final class ArchiveReader {
         currentConsumed = true
         let stream = MemberStream(outer: self, member: entries, path: entry.path)
         let client = Unmanaged.passUnretained(stream).toOpaque()
-        let reader = try ArchiveReader(name: name, limits: limits, depth: depth + 1, size: entry.declaredSize) {
+        return try ArchiveReader(name: name, limits: limits, depth: depth + 1, size: entry.declaredSize, source: stream) {
             archive_read_open($0, client, nil, { _, client, buffer in
                 guard let client, let buffer else { return -1 }
                 return Unmanaged<MemberStream>.fromOpaque(client).takeUnretainedValue().next(buffer)
             }, nil)
         }
-        reader.source = stream
-        return reader
     }
 
     /// The bytes of one member of an outer archive, handed to a nested reader's read callback.
@@ -163,7 +161,7 @@ public final class ArchiveReader {
         }
     }
 
-    private init(name: String, limits: ArchiveLimits, depth: Int, size: Int64,
+    private init(name: String, limits: ArchiveLimits, depth: Int, size: Int64, source: MemberStream? = nil,
                  open: (OpaquePointer) -> Int32) throws(ArchiveError) {
         guard let handle = archive_read_new() else { throw .malformed(message: "out of memory", archive: name) }
         // Only filters libarchive implements itself: "all" would also run external programs
@@ -180,9 +178,11 @@ public final class ArchiveReader {
         self.limits = limits
         self.depth = depth
         self.archiveSize = max(size, 1)
+        // Set before opening: libarchive reads ahead while it recognises the format.
+        self.source = source
         if open(handle) != ARCHIVE_OK {
             // Every stored property is set, so deinit runs and frees the handle.
-            throw .malformed(message: archive_error_string(handle).map { String(cString: $0) } ?? "cannot open", archive: name)
+            throw source?.failure ?? .malformed(message: archive_error_string(handle).map { String(cString: $0) } ?? "cannot open", archive: name)
         }
     }
 
