@@ -296,13 +296,24 @@ public struct ContainerImage {
     /// The lines of `bytes` (split at LF, a CR before it dropped) as slices of it, in order. The
     /// package databases are read line by line over their bytes: no String, no copy, one pass.
     /// (They were split as Strings, with a pattern search per stanza: 0.1 s a MiB.)
-    static func forEachLine(_ bytes: [UInt8], _ body: (ArraySlice<UInt8>) -> Void) {
+    /// The end of the bytes counts as one more empty line, which ends the last record.
+    struct Lines: Sequence, IteratorProtocol {
+        let bytes: [UInt8]
         var start = 0
-        while start < bytes.count {
+        var ended = false
+
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+        mutating func next() -> ArraySlice<UInt8>? {
+            guard start < bytes.count else {
+                if ended { return nil }
+                ended = true
+                return bytes[bytes.count...]
+            }
             var end = start
             while end < bytes.count && bytes[end] != 10 { end += 1 }
-            body(bytes[start..<(end > start && bytes[end - 1] == 13 ? end - 1 : end)])
-            start = end + 1
+            defer { start = end + 1 }
+            return bytes[start..<(end > start && bytes[end - 1] == 13 ? end - 1 : end)]
         }
     }
 
@@ -321,18 +332,19 @@ public struct ContainerImage {
     static func dpkgInstalled(_ bytes: [UInt8]) -> [(name: String, version: String)] {
         var out: [(name: String, version: String)] = []
         var package: String?, version: String?, status: String?
-        func end() {
-            if let package, let version, (status ?? "").hasSuffix("installed") { out.append((package, version)) }
-            package = nil; version = nil; status = nil
-        }
-        forEachLine(bytes) { line in
-            if line.isEmpty { return end() }
-            guard let (key, value) = field(line) else { return }
+        for line in Lines(bytes) {
+            if line.isEmpty {
+                if let package, let version, (status ?? "").hasSuffix("installed") { out.append((package, version)) }
+                package = nil
+                version = nil
+                status = nil
+                continue
+            }
+            guard let (key, value) = field(line) else { continue }
             if key.count == 7 && key.elementsEqual("package".utf8, by: caseless) { package = package ?? value }
             else if key.count == 7 && key.elementsEqual("version".utf8, by: caseless) { version = version ?? value }
             else if key.count == 6 && key.elementsEqual("status".utf8, by: caseless) { status = status ?? value }
         }
-        end()
         return out
     }
 
@@ -342,7 +354,7 @@ public struct ContainerImage {
     static func apkInstalled(_ bytes: [UInt8]) -> [(name: String, version: String)] {
         var out: [(name: String, version: String)] = []
         var name: String?, version: String?
-        forEachLine(bytes) { line in
+        for line in Lines(bytes) {
             if line.isEmpty {
                 if let name, let version { out.append((name, version)) }
                 name = nil
@@ -353,7 +365,6 @@ public struct ContainerImage {
                 version = String(decoding: line.dropFirst(2), as: UTF8.self)
             }
         }
-        if let name, let version { out.append((name, version)) }
         return out
     }
 
@@ -415,19 +426,28 @@ public struct ContainerImage {
         var out: [(line: Int, text: ArraySlice<UInt8>, secret: Secret)] = []
         var start = 0, number = 1
         while start <= bytes.count {
-            var end = start
-            while end < bytes.count && bytes[end] != 10 { end += 1 }
+            // Only a line holding a byte some marker starts with ("-----BEGIN", "AKIA", "AIza",
+            // "ghp_", "xox") is looked into further.
+            var end = start, candidate = false
+            while end < bytes.count && bytes[end] != 10 {
+                let b = bytes[end]
+                candidate = candidate || b == 45 || b == 65 || b == 103 || b == 120
+                end += 1
+            }
             work += end - start + 1
             let line = bytes[start..<end]
-            if firstIndex(of: keyBegin, in: line, from: start, work: &work) != nil && firstIndex(of: keyEnd, in: line, from: start, work: &work) != nil {
-                out.append((number, line, .privateKey))
-            } else if let token = cloudToken(line, work: &work) {
-                out.append((number, line, .token(token)))
-            }
+            if candidate, let secret = secret(in: line, work: &work) { out.append((number, line, secret)) }
             start = end + 1
             number += 1
         }
         return out
+    }
+
+    /// A private key's armour, else a cloud token, in one line.
+    static func secret(in line: ArraySlice<UInt8>, work: inout Int) -> Secret? {
+        if firstIndex(of: keyBegin, in: line, from: line.startIndex, work: &work) != nil
+            && firstIndex(of: keyEnd, in: line, from: line.startIndex, work: &work) != nil { return .privateKey }
+        return cloudToken(line, work: &work).map(Secret.token)
     }
 
     /// AWS access key ids, GitHub tokens, Slack tokens, Google API keys.
