@@ -46,6 +46,8 @@ public struct ContainerImage {
 
     /// Manifests, indexes and manifest.json are read whole: a few KiB in practice.
     static let documentLimit = 4 << 20
+    /// Images one archive may hold: a multi-platform index has a handful.
+    static let maxImages = 64
 
     /// Recognises an image archive at `path` and reads the images in it that `selection` names
     /// (all, when it names none); nil when `path` is not an image archive.
@@ -80,6 +82,9 @@ public struct ContainerImage {
             chosen = try ociImages(index: index, store: store, members: members, selection: selection, limits: limits)
         } else {
             return nil
+        }
+        guard chosen.count <= ContainerImage.maxImages else {
+            throw ScanFailure(description: "\(path): \(chosen.count) images, more than the \(ContainerImage.maxImages) one scan reads\(documents["manifest.json"] == nil ? " (choose some with --platform or --ref)" : "")")
         }
         for image in chosen {
             let layers = image.layers

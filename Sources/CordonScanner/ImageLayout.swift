@@ -180,10 +180,15 @@ enum ImageStore {
     func read(_ names: some Collection<String>, members: [String: Int64], limits: ArchiveLimits) throws -> [String: [UInt8]] {
         let names = Set(names)
         guard !names.isEmpty else { return [:] }
+        var total: Int64 = 0
         for name in names.sorted() {
             guard let size = members[name], size <= ContainerImage.documentLimit else {
                 throw ScanFailure(description: "\(path): \(name) is \(members[name] ?? 0) bytes, more than an image manifest or index may be (\(ContainerImage.documentLimit >> 20) MiB)")
             }
+            total += size
+        }
+        guard total <= 4 * Int64(ContainerImage.documentLimit) else {
+            throw ScanFailure(description: "\(path): its manifests and indexes add up to \(total) bytes, more than the scanner reads (\(4 * ContainerImage.documentLimit >> 20) MiB at one level of an index)")
         }
         var out: [String: [UInt8]] = [:]
         switch self {

@@ -190,6 +190,19 @@ struct OCIIndexChoiceTests {
         #expect(error?.description.contains("--ref v1 choose among the manifests of an OCI index, and this is a docker save archive") == true, "\(String(describing: error))")
     }
 
+    /// An index of more images than one scan reads is refused, naming the way to choose some.
+    @Test func tooManyImagesAreRefusedUnlessChosen() throws {
+        let dir = try ImageFixture.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let image = "\(dir)/many.tar"
+        let platforms = (0...ContainerImage.maxImages).map { "linux/arch\($0)" }
+        try ImageFixture.make(image, ["--format", "oci-tar", "--layers", "1", "--platforms", platforms.joined(separator: ",")])
+        let error = #expect(throws: ScanFailure.self) { try Scanner.scan([image], database: nil) }
+        #expect(error?.description == "\(image): 65 images, more than the 64 one scan reads (choose some with --platform or --ref)")
+        let one = try Scanner.scan([image], database: nil, images: ImageSelection(platform: .init(parsing: "linux/arch7")))
+        #expect(Self.only(one) == ["only-arch7 \(image)[linux/arch7]!layer0:var/lib/dpkg/status"])
+    }
+
     @Test func platformSyntax() {
         #expect(ImageSelection.Platform(parsing: "linux/arm64/v8") == .init(os: "linux", architecture: "arm64", variant: "v8"))
         #expect(ImageSelection.Platform(parsing: "linux/amd64") == .init(os: "linux", architecture: "amd64"))
