@@ -33,6 +33,8 @@ int cl_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
 int cl_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
 
+int cl_enter_netns(int netns_fd) { return setns(netns_fd, CLONE_NEWNET); }
+
 // ---------------------------------------------------------------------------------------------
 // The sandbox's network namespace
 
@@ -280,4 +282,42 @@ int cl_egress_netns_setup(int netns_fd, int proxy_port, int *tcp_fd, int *udp_fd
     *udp_fd = e.udp_fd;
     *link_fd = e.link_fd;
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the supervisor's own namespace routes an address
+
+int cl_route_type(int family, const void *address, unsigned short port) {
+    size_t size = family == AF_INET ? 4 : family == AF_INET6 ? 16 : 0;
+    if (size == 0) { errno = EAFNOSUPPORT; return -1; }
+    struct rtmsg r = { .rtm_family = (unsigned char)family, .rtm_dst_len = (unsigned char)(size * 8) };
+    struct nl_request req;
+    nl_begin(&req, RTM_GETROUTE, &r, sizeof r);
+    req.h.nlmsg_flags = NLM_F_REQUEST;
+    // The lookup connect(2) makes: TCP to this port (policy rules may select on either), with
+    // no mark and the caller's uid, which the kernel takes when RTA_UID is absent.
+    unsigned char proto = IPPROTO_TCP;
+    unsigned short dport = htons(port);
+    nl_attr(&req, RTA_DST, address, size);
+    nl_attr(&req, RTA_IP_PROTO, &proto, sizeof proto);
+    nl_attr(&req, RTA_DPORT, &dport, sizeof dport);
+
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) return -1;
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    if (sendto(s, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) != (ssize_t)req.h.nlmsg_len) return close_keeping_errno(s, -1);
+    // rtnetlink handles a request inside sendto: the answer is queued by now, so never wait.
+    union { struct nlmsghdr h; char bytes[2048]; } buf;
+    ssize_t n = recv(s, &buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) return close_keeping_errno(s, -1);
+    close(s);
+    if (n < (ssize_t)sizeof buf.h || buf.h.nlmsg_len > (size_t)n || buf.h.nlmsg_seq != req.h.nlmsg_seq) { errno = EPROTO; return -1; }
+    if (buf.h.nlmsg_type == NLMSG_ERROR && buf.h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+        int e = ((struct nlmsgerr *)NLMSG_DATA(&buf.h))->error;
+        if (e >= 0) { errno = EPROTO; return -1; }
+        errno = -e;
+        return -2;
+    }
+    if (buf.h.nlmsg_type != RTM_NEWROUTE || buf.h.nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg))) { errno = EPROTO; return -1; }
+    return ((struct rtmsg *)NLMSG_DATA(&buf.h))->rtm_type;
 }

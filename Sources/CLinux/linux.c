@@ -12,8 +12,12 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,3 +273,38 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
 
 #include <malloc.h>
 int cl_malloc_trim(void) { return malloc_trim(0); }
+int cl_malloc_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
+
+int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir) {
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+    int src = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (src < 0 && errno == ENOSYS) src = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    if (src < 0) return -1;
+    struct stat st;
+    if (fstat(src, &st) < 0) { int e = errno; close(src); errno = e; return -1; }
+    *uid = st.st_uid;
+    *gid = st.st_gid;
+    *is_dir = S_ISDIR(st.st_mode) ? 1 : 0;
+    int tree = (int)syscall(SYS_open_tree, src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    int e = errno;
+    close(src);
+    errno = e;
+    return tree;
+}
+
+int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec) {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (noexec ? MOUNT_ATTR_NOEXEC : 0);
+    attr.attr_clr = MOUNT_ATTR_RDONLY;
+    attr.propagation = MS_PRIVATE;
+    attr.userns_fd = (uint64_t)userns_fd;
+    return (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+}
+
+long cl_fd_fs_type(int fd, int *readonly) {
+    struct statfs s;
+    if (fstatfs(fd, &s) < 0) return -1;
+    *readonly = (s.f_flags & ST_RDONLY) ? 1 : 0;
+    return (long)s.f_type;
+}

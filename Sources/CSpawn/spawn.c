@@ -31,6 +31,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/securebits.h>
@@ -42,6 +43,10 @@
 #endif
 
 #define CS_PATH_MAX 4096
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Raw system calls: the result, or -errno.
@@ -177,16 +182,32 @@ static long write_all(int fd, const char *data, size_t len) {
     return 0;
 }
 
-static long mkdir_ok(const char *path, unsigned mode) {
-    long r = sys3(SYS_mkdirat, AT_FDCWD, path, mode);
-    return r < 0 && r != -EEXIST ? r : 0;
+static long cs_lstat(const char *path, struct stat *st) {
+    return sys4(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
 
-static long touch(const char *path) {
-    long fd = cs_open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
-    if (fd < 0) return fd == -EEXIST ? 0 : fd;
-    cs_close((int)fd);
+/// A mount point that already exists is fine even where nothing may be created (a read-only
+/// bind, a host directory the sandbox's root cannot write): only its kind is checked.
+static long existing_mount_point(const char *path, long err, int directory) {
+    if (err != -EROFS && err != -EACCES && err != -EPERM) return err;
+    struct stat st;
+    if (cs_lstat(path, &st) < 0) return err;
+    int is_dir = S_ISDIR(st.st_mode);
+    if (S_ISLNK(st.st_mode) || is_dir != directory) return -ENOTDIR;
     return 0;
+}
+
+static long mkdir_ok(const char *path, unsigned mode) {
+    long r = sys3(SYS_mkdirat, AT_FDCWD, path, mode);
+    if (r == -EEXIST) return 0;
+    return r < 0 ? existing_mount_point(path, r, 1) : 0;
+}
+
+/// A file mount point: created empty (mknod: no descriptor opened for writing), or already there.
+static long touch(const char *path) {
+    long r = sys4(SYS_mknodat, AT_FDCWD, path, S_IFREG | 0444, 0);
+    if (r == -EEXIST) return 0;
+    return r < 0 ? existing_mount_point(path, r, 0) : 0;
 }
 
 /// Mount flags the kernel locks on a mount that came from a more privileged namespace: a
@@ -211,10 +232,6 @@ static long cs_mount(const char *src, const char *target, const char *type, unsi
 
 static long remount_bind(const char *path, unsigned long flags) {
     return cs_mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(path), NULL);
-}
-
-static long cs_lstat(const char *path, struct stat *st) {
-    return sys4(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +302,15 @@ static long do_mount_op(const struct cs_plan *p, const struct cs_mount_op *op, c
         if ((r = cs_mount(path, path, NULL, MS_BIND | MS_REC, NULL)) < 0) return r;
         return remount_bind(path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
     }
+    case CS_MOUNT_ATTACH:
+        // An idmapped, detached mount the parent made (it alone may: idmapping needs the host's
+        // privilege over the file system); moving it in needs only ours over this namespace.
+        if (op->fd < 0) return (op->flags & CS_MF_OPTIONAL) ? 0 : -EBADF;
+        r = (op->flags & CS_MF_ISDIR) ? mkdir_ok(path, 0755) : touch(path);
+        if (r < 0) return r;
+        r = sys5(SYS_move_mount, op->fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+        cs_close(op->fd);
+        return r;
     case CS_MOUNT_DEVPTS:
         if ((r = mkdir_ok(path, 0755)) < 0) return r;
         return cs_mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
@@ -337,11 +363,12 @@ static long set_gid(gid_t g) { return sys3(SYS_setresgid, g, g, g); }
 static long set_uid(uid_t u) { return sys3(SYS_setresuid, u, u, u); }
 static long set_pdeathsig(void) { return sys2(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); }
 
-/// Closes every descriptor except those in `keep` (unsorted, -1 entries ignored).
+/// Closes every descriptor except those in `keep` (unsorted, -1 entries ignored; at most
+/// 8 + CS_MAX_ATTACH).
 static void close_all_but(const int *keep, int n) {
-    int sorted[16];
+    int sorted[8 + CS_MAX_ATTACH];
     int m = 0;
-    for (int i = 0; i < n && m < 16; i++) {
+    for (int i = 0; i < n && m < 8 + CS_MAX_ATTACH; i++) {
         if (keep[i] < 0) continue;
         int v = keep[i], j = m++;
         while (j > 0 && sorted[j - 1] > v) { sorted[j] = sorted[j - 1]; j--; }
@@ -540,9 +567,12 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     reset_signal_handlers();
     // Nothing of the supervisor's but what the plan names: not the other end of the sync pipe
     // (our lifeline), not the guardian's pipe, not the uid-range lock, not the relay ends.
-    int keep[] = { p->sync_fd, p->chan_fd, p->status_fd, p->stdio[0], p->stdio[1], p->stdio[2], p->landlock_fd,
-                   p->init_exec_fd };
-    close_all_but(keep, (int)(sizeof keep / sizeof keep[0]));
+    int keep[8 + CS_MAX_ATTACH] = { p->sync_fd, p->chan_fd, p->status_fd, p->stdio[0], p->stdio[1], p->stdio[2],
+                                    p->landlock_fd, p->init_exec_fd };
+    int kept = 8;
+    for (size_t i = 0; i < p->mount_count && kept < 8 + CS_MAX_ATTACH; i++)
+        if (p->mounts[i].kind == CS_MOUNT_ATTACH) keep[kept++] = p->mounts[i].fd;
+    close_all_but(keep, kept);
     // If the supervisor dies, so does the sandbox. Armed now and again after the id change,
     // which clears it.
     CHECK(set_pdeathsig(), CS_STEP_INIT_SIGNALS, 0);
@@ -723,4 +753,84 @@ pid_t cs_learn_spawn(const struct cs_plan *p, int *pidfd) {
     if (pid < 0) { errno = saved; return -1; }
     *pidfd = fd;
     return (pid_t)pid;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idmapped mounts: the user namespace that carries the mapping
+
+struct idmap_child { int pipe[2]; };
+
+/// Waits for the parent to close the pipe (the maps are written and the namespace opened), then
+/// ends. Raw calls only: with shared memory it runs on the caller's thread pointer.
+static int idmap_child_main(void *arg) {
+    const struct idmap_child *c = arg;
+    cs_close(c->pipe[1]);
+    char b;
+    long n;
+    do { n = sys3(SYS_read, c->pipe[0], &b, 1); } while (n == -EINTR);
+    return 0;
+}
+
+static long write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    long r = n == (ssize_t)len ? 0 : (n < 0 ? -errno : -EIO);
+    close(fd);
+    return r;
+}
+
+long cs_idmap_userns(const char *uid_map, const char *gid_map) {
+    struct idmap_child c;
+    if (pipe2(c.pipe, O_CLOEXEC) < 0) return -errno;
+    int pidfd = -1;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid;
+    char *stack = NULL;
+#if CS_CAN_SHARE_MEMORY
+    // A small stack in our memory: no page tables copied for a child that only waits.
+    stack = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) { int e = errno; pthread_sigmask(SIG_SETMASK, &old, NULL); close(c.pipe[0]); close(c.pipe[1]); return -e; }
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = 0;  // reaped through the pidfd (__WALL), never signalled
+    args.stack = (uint64_t)(uintptr_t)stack;
+    args.stack_size = 65536;
+    pid = cs_clone3_run(&args, sizeof args, idmap_child_main, &c);
+#else
+    pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | CLONE_PIDFD), 0, &pidfd, 0, 0);
+    if (pid == 0) { idmap_child_main(&c); _exit(0); }
+    if (pid < 0) pid = -errno;
+#endif
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(c.pipe[0]);
+    long result = pid;
+    if (pid > 0) {
+        char dir[48], path[64];
+        with_number(dir, "/proc/", pid);
+        join(path, dir, "/uid_map");
+        result = write_file(path, uid_map);
+        if (result == 0) {
+            join(path, dir, "/gid_map");
+            result = write_file(path, gid_map);
+        }
+        if (result == 0) {
+            join(path, dir, "/ns/user");
+            result = open(path, O_RDONLY | O_CLOEXEC);
+            if (result < 0) result = -errno;
+        }
+    }
+    close(c.pipe[1]);  // the child's end of waiting
+    if (pid > 0) {
+        siginfo_t info;
+        while (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | __WALL) < 0 && errno == EINTR) {}
+        close(pidfd);
+    }
+    if (stack) munmap(stack, 65536);
+    return result;
 }

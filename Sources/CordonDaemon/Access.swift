@@ -29,9 +29,14 @@ public struct Peer: Sendable, Equatable {
     static func of(socket fd: Int32) -> Peer? {
         var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
         guard cl_peer_cred(fd, &uid, &gid, &pid) == 0 else { return nil }
-        // NGROUPS_MAX (65536) always fits.
-        var groups = [UInt32](repeating: 0, count: 65536)
-        let n = cl_peer_groups(fd, &groups, Int32(groups.count))
+        // Room for 64 groups first (this runs on the event loop for every accept); past that the
+        // kernel answers ERANGE and copies nothing, and NGROUPS_MAX (65536) always fits.
+        var groups = [UInt32](repeating: 0, count: 64)
+        var n = cl_peer_groups(fd, &groups, Int32(groups.count))
+        if n < 0 && errno == ERANGE {
+            groups = [UInt32](repeating: 0, count: 65536)
+            n = cl_peer_groups(fd, &groups, Int32(groups.count))
+        }
         guard n >= 0 else { return nil }
         let all = [gid] + groups.prefix(Int(n))
         // Clipped: it goes into records, some kept for audit.keep_denials whatever the quota.

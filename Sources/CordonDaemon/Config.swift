@@ -38,6 +38,9 @@ public struct DaemonConfig: Sendable {
     /// task.logs do not count: the daemon is the one talking then).
     public var idleSeconds = 300.0
     public var maxMessageBytes = 1 << 20
+    /// Threads that run requests for the socket's event loop (a task.wait or a submit with
+    /// `wait` holds none while it waits; each task.logs stream has a thread of its own).
+    public var workers = 8
     /// How long SIGTERM lets running tasks finish before cancelling them.
     public var drainSeconds = 30.0
     /// Audit retention: finished tasks older than this go, and the oldest go while the store is larger.
@@ -75,7 +78,7 @@ public struct DaemonConfig: Sendable {
         "socket": ["path", "group", "mode"],
         "admins": ["users", "groups"],
         "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user", "max_queued_bytes", "max_queued_bytes_per_user"],
-        "server": ["max_connections", "max_connections_per_user", "max_message_bytes", "idle_timeout", "connect_rate_per_user"],
+        "server": ["max_connections", "max_connections_per_user", "max_message_bytes", "idle_timeout", "connect_rate_per_user", "workers"],
         "tasks": ["default_policy", "drain_timeout", "max_output", "max_output_per_user", "min_free_disk"],
         "audit": ["max_age", "max_size", "max_size_per_user", "keep_denials"],
         "metrics": ["listen"],
@@ -171,6 +174,7 @@ public struct DaemonConfig: Sendable {
                 case "server.max_message_bytes": maxMessageBytes = try count(1024...(64 << 20))
                 case "server.max_connections_per_user": maxConnectionsPerUser = try count(1...65536)
                 case "server.connect_rate_per_user": connectRatePerUser = try count(1...1_000_000)
+                case "server.workers": workers = try count(1...256)
                 case "server.idle_timeout":
                     idleSeconds = try duration()
                     guard idleSeconds >= 1 else { throw fail(name, at, "expected at least 1s") }

@@ -17,36 +17,38 @@ extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics"]
 
-    func call(_ method: String, _ params: inout Params, peer: Peer, channel: LineChannel, id: JSON) throws -> JSON {
+    /// Calls `method`. Methods that wait for a task (task.wait, task.cancel, task.submit with
+    /// `wait`) answer `.afterTask`, so no thread is held while they wait.
+    func call(_ method: String, _ params: inout Params, peer: Peer, sink: MessageSink, id: JSON) throws -> Answer {
         switch method {
         case "task.submit": return try submit(&params, peer)
         case "task.status":
             let task = try visibleTask(&params, peer, method)
             try params.finish()
-            return taskJSON(task, withResult: true)
+            return .result(taskJSON(task, withResult: true))
         case "task.wait": return try wait(&params, peer)
         case "task.cancel": return try cancel(&params, peer)
-        case "task.list": return try list(&params, peer)
-        case "task.logs": return try logs(&params, peer, channel)
+        case "task.list": return .result(try list(&params, peer))
+        case "task.logs": return .result(try logs(&params, peer, sink))
         case "policy.list":
             try params.finish()
-            return policyList(peer)
-        case "audit.query": return try audit(&params, peer)
+            return .result(policyList(peer))
+        case "audit.query": return .result(try audit(&params, peer))
         case "system.health":
             try params.finish()
-            return Health.check(self).json
+            return .result(Health.check(self).json)
         case "system.version":
             try params.finish()
-            return .object([("version", .string(cordonVersion)), ("protocol", .int(Int64(rpcProtocolVersion))),
-                             ("methods", .array(Self.methods.map { .string($0) })),
-                             ("startedAt", .string(UTCTime.format(startedAt))), ("pid", .int(Int64(getpid())))])
+            return .result(.object([("version", .string(cordonVersion)), ("protocol", .int(Int64(rpcProtocolVersion))),
+                                    ("methods", .array(Self.methods.map { .string($0) })),
+                                    ("startedAt", .string(UTCTime.format(startedAt))), ("pid", .int(Int64(getpid())))]))
         case "system.metrics":
             try params.finish()
             guard authorizer.isAdmin(peer) else {
                 tasks.refuse(peer, method: method, what: "metrics")
                 throw RPCError(RPCCode.unauthorized, "system.metrics is for cordond admins (uid \(peer.uid) is not one)")
             }
-            return .object([("text", .string(metricsText()))])
+            return .result(.object([("text", .string(metricsText()))]))
         default:
             throw RPCError(RPCCode.methodNotFound, "unknown method \"\(method)\" (known: \(Self.methods.joined(separator: ", ")))", field: "method")
         }
@@ -54,7 +56,7 @@ extension Daemon {
 
     // MARK: task.submit
 
-    private func submit(_ params: inout Params, _ peer: Peer) throws -> JSON {
+    private func submit(_ params: inout Params, _ peer: Peer) throws -> Answer {
         let policy = try params.string("policy", maxBytes: 64) ?? config.defaultPolicy
         guard let argv = try params.stringArray("argv", maxCount: 4096, maxBytes: 256 << 10), !argv.isEmpty, !argv[0].isEmpty else {
             throw RPCError.invalid(params.field("argv"), "required: a non-empty array of strings, the command first")
@@ -88,9 +90,11 @@ extension Daemon {
         let wait = try params.bool("wait") ?? false
         try params.finish()
         let id = try tasks.submit(TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label), from: peer)
-        if wait { _ = tasks.wait(id, timeout: nil) }
-        guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
-        return taskJSON(record, withResult: wait)
+        let answer: @Sendable (Bool) -> JSON = { [self] _ in
+            guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
+            return taskJSON(record, withResult: wait)
+        }
+        return wait ? .afterTask(id, timeout: nil, then: answer) : .result(answer(false))
     }
 
     // MARK: Tasks by id
@@ -110,29 +114,35 @@ extension Daemon {
         return record
     }
 
-    private func wait(_ params: inout Params, _ peer: Peer) throws -> JSON {
+    private func wait(_ params: inout Params, _ peer: Peer) throws -> Answer {
         let task = try visibleTask(&params, peer, "task.wait")
         let timeout = try params.number("timeout", max: 86400 * 365)
         try params.finish()
-        guard tasks.wait(task.id, timeout: timeout) else {
-            throw RPCError(RPCCode.waitTimedOut, "task \(task.id) is still \(task.state.rawValue) after \(Units.formatDuration(timeout ?? 0))", field: "params.timeout")
+        return .afterTask(task.id, timeout: timeout) { [self] ended throws in
+            guard ended else {
+                throw RPCError(RPCCode.waitTimedOut, "task \(task.id) is still \(task.state.rawValue) after \(Units.formatDuration(timeout ?? 0))", field: "params.timeout")
+            }
+            return taskJSON(try reload(task.id), withResult: true)
         }
-        return taskJSON(try reload(task.id), withResult: true)
     }
 
-    private func cancel(_ params: inout Params, _ peer: Peer) throws -> JSON {
+    private func cancel(_ params: inout Params, _ peer: Peer) throws -> Answer {
         let task = try visibleTask(&params, peer, "task.cancel")
         try params.finish()
         let wasOpen = task.state == .queued || task.state == .running
-        if wasOpen { tasks.cancel(task.id, by: peer) }
-        let final = try reload(task.id)
-        var json = taskJSON(final, withResult: false)
-        if case .object(var members) = json {
-            // Cancelled by this request: the record says so, and its "cancel" event names us.
-            members.append(("cancelled", .bool(wasOpen && final.state == .cancelled)))
-            json = .object(members)
+        // A running task is answered once its sandbox is gone (30 s at most, as TaskManager.cancel).
+        if wasOpen { tasks.startCancel(task.id, by: peer) }
+        let answer: @Sendable (Bool) throws -> JSON = { [self] _ in
+            let final = try reload(task.id)
+            var json = taskJSON(final, withResult: false)
+            if case .object(var members) = json {
+                // Cancelled by this request: the record says so, and its "cancel" event names us.
+                members.append(("cancelled", .bool(wasOpen && final.state == .cancelled)))
+                json = .object(members)
+            }
+            return json
         }
-        return json
+        return wasOpen ? .afterTask(task.id, timeout: 30, then: answer) : .result(try answer(true))
     }
 
     private func reload(_ id: Int64) throws -> TaskRecord {
@@ -168,7 +178,7 @@ extension Daemon {
 
     /// Streams the task's output as `task.output` notifications (base64 `data`), from the
     /// start; with `follow`, until the task ends. Then answers with the byte counts.
-    private func logs(_ params: inout Params, _ peer: Peer, _ channel: LineChannel) throws -> JSON {
+    private func logs(_ params: inout Params, _ peer: Peer, _ channel: MessageSink) throws -> JSON {
         let task = try visibleTask(&params, peer, "task.logs")
         let follow = try params.bool("follow") ?? false
         let stream = try params.string("stream") ?? "both"
@@ -198,6 +208,9 @@ extension Daemon {
                 }
             }
             if !follow || !live { break }
+            // Its client gone, a follower stops: the connection's slot is already given back,
+            // so nothing else would bound the threads following a long quiet task.
+            guard channel.isOpen else { throw RPCError(RPCCode.internalError, "client went away") }
             usleep(20_000)
         }
         let record = try reload(task.id)

@@ -36,7 +36,7 @@ public final class Metrics: Sendable {
     }
 
     /// The exposition text; `queued`/`running` are read from the scheduler at the same time.
-    func render(queued: Int, running: Int, healthy: Bool) -> String {
+    func render(queued: Int, running: Int, parked: Int, healthy: Bool) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -54,6 +54,8 @@ public final class Metrics: Sendable {
         out += "cordon_tasks_running \(running)\n"
         family("cordon_connections", "gauge", "Open client connections.")
         out += "cordon_connections \(s.connections)\n"
+        family("cordon_parked_requests", "gauge", "Requests waiting for a task to end (task.wait, task.cancel, task.submit with wait), holding no thread.")
+        out += "cordon_parked_requests \(parked)\n"
         family("cordon_spawn_seconds", "histogram", "From leaving the queue to the sandboxed workload's release.")
         for (i, bound) in Metrics.buckets.enumerated() { out += "cordon_spawn_seconds_bucket{le=\"\(bound)\"} \(s.spawnBuckets[i])\n" }
         out += "cordon_spawn_seconds_bucket{le=\"+Inf\"} \(s.spawnCount)\n"

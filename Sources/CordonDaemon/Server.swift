@@ -8,26 +8,419 @@ import Synchronization
 import Glibc
 #endif
 
-/// The socket side: accepts connections, reads the peer's credentials once, and serves one
-/// request at a time per connection on that connection's own thread. A client's mistake is
-/// answered with an error on its own connection; nothing it sends can stop the daemon.
+/// The socket side on one event loop (`EventLoop`, epoll; why: docs/architecture.md): one thread
+/// accepts, identifies the peer (SO_PEERCRED, SO_PEERGROUPS), admits it, frames its lines and
+/// writes what the workers could not, for every connection at once. A held connection costs a
+/// descriptor and a few hundred bytes, not a thread. Requests run on the `RequestProcessor`'s
+/// workers; one that waits for a task parks without a thread and is answered when the task ends.
+/// A client's mistake is answered with an error on its own connection; nothing it sends can
+/// stop the daemon.
+///
+/// Bounds, as the thread-per-connection server had them: a whole request must arrive within
+/// `server.idle_timeout` of the connection starting to wait for it; one request is in flight
+/// per connection, and the next is not taken while answers wait to be sent (the socket is not
+/// read meanwhile, so a pipelining client is held back by its own socket buffer); output
+/// waiting for a slow reader is capped (`LoopConnection.highWater`: writers block, then fail)
+/// and each message must be sent within `sendSeconds` of becoming the next to send.
 final class Server: @unchecked Sendable {
     let daemon: Daemon
-    let listener: Int32
     let maxMessage: Int
+    let loop: EventLoop
+    let processor: RequestProcessor
+    let admission: Admission
+    /// The listener's number, registered with (and owned by) the loop until `stopAccepting`.
+    private let listener: Int32
+    // The loop's own.
+    private var connections: [Int32: LoopConnection] = [:]
+    private var accepting = true
+    /// The loop's read buffer: one for all its connections, since it reads one at a time.
+    fileprivate let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+
+    /// Takes `listener` (non-blocking from here on) and starts the request workers; `run` serves.
+    init(daemon: Daemon, listener: consuming Descriptor, maxMessage: Int, workers: Int) throws(SystemError) {
+        self.daemon = daemon
+        self.maxMessage = maxMessage
+        loop = try EventLoop()
+        processor = try RequestProcessor(daemon: daemon, maxMessage: maxMessage, workers: workers)
+        admission = Admission(daemon: daemon)
+        let fd = listener.raw
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        self.listener = fd
+        // The handler reaches the server through `loop`, which the server owns: unowned.
+        try loop.register(listener, .readable) { [unowned self] _ in acceptAll() }
+    }
+
+    deinit { readBuffer.deallocate() }
+
+    /// Serves on the calling thread until `stop`.
+    func run() { loop.run() }
+
+    /// Accepts, identifies and admits every waiting connection before any of its bytes are
+    /// read: a connection whose peer is not known yet never holds a slot, so a flood from one
+    /// user is refused at its own caps and rate while admins always get in.
+    private func acceptAll() {
+        while accepting {
+            let raw = cl_accept_nonblock(listener)
+            if raw < 0 {
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK { return }
+                if code == ECONNABORTED || code == EINTR || code == EPROTO { continue }
+                // Out of descriptors or memory (or anything else: only stopAccepting shuts the
+                // listener down, and it takes it off the loop first): pause rather than spin.
+                daemon.log.error("accept failed; pausing", metadata: ["errno": "\(code)"])
+                loop.modify(listener, [])
+                loop.schedule(after: 0.1) { [unowned self] in if accepting { loop.modify(listener, .readable) } }
+                return
+            }
+            let socket = Descriptor(adopting: raw)
+            guard let peer = Peer.of(socket: socket.raw) else { continue }
+            if let refusal = admission.admit(peer) {
+                // Answered, not just dropped, so the client can tell why; a few hundred bytes
+                // fit an empty socket buffer, and a client that has none left loses them.
+                let bytes = Array((admission.refusal(refusal) + "\n").utf8)
+                _ = Glibc.send(socket.raw, bytes, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                continue
+            }
+            daemon.metrics.connection(opened: true)
+            let connection = LoopConnection(fd: socket.raw, peer: peer, server: self)
+            do {
+                try loop.register(socket, .readable) { [connection] events in connection.ready(events) }
+            } catch {
+                daemon.log.error("cannot watch a connection", metadata: ["error": "\(error)"])
+                admission.release(peer)
+                daemon.metrics.connection(opened: false)
+                continue
+            }
+            connections[connection.fd] = connection
+            connection.start()
+        }
+    }
+
+    /// Stops accepting (the drain): on the loop's thread the listener is shut down and leaves
+    /// the loop, which closes it, so no accept ever runs on a closed (or reused) descriptor.
+    /// Returns once that is done; connections already open are still served.
+    func stopAccepting() {
+        let done = Monitor()
+        let stopped = Atomic<Bool>(false)
+        loop.execute { [self] in
+            accepting = false
+            shutdown(listener, Int32(SHUT_RDWR))
+            loop.deregister(listener)
+            done.locked {
+                stopped.store(true, ordering: .releasing)
+                done.broadcast()
+            }
+        }
+        done.locked { _ = done.wait(until: nil) { stopped.load(ordering: .acquiring) } }
+    }
+
+    /// Called by a connection as it closes (loop thread).
+    fileprivate func closed(_ connection: LoopConnection) {
+        connections[connection.fd] = nil
+        admission.release(connection.peer)
+        daemon.metrics.connection(opened: false)
+    }
+}
+
+/// One client connection on the loop. Loop-thread state is marked; `send`, `requestDone`,
+/// `after` and `onClose` are for any thread. The loop owns the descriptor: `fd` is written by
+/// workers only under `output` while the connection is not `gone`, and the loop closes it only
+/// after setting `gone`, so no thread writes to a closed (or reused) number.
+final class LoopConnection: RequestConnection, @unchecked Sendable {
+    let fd: Int32
+    let peer: Peer
+    private unowned let server: Server
+    private var loop: EventLoop { server.loop }
+
+    /// Unsent output above which `send` blocks its (worker) caller.
+    static let highWater = 1 << 20
+    /// How long one message may take to be sent once it is the next to send (a reader taking a
+    /// byte now and then must not hold the connection; a slow but steady one gets 60 s a message).
+    static let sendSeconds = 60.0
+
+    // Loop thread only.
+    private var framer: LineFramer
+    private var open = true
+    private var inFlight = false
+    private var closeWhenFlushed = false
+    private var interest: EventLoop.Events = .readable
+    private var idleTimer: EventLoop.Timer?
+    private var sendTimer: EventLoop.Timer?
+    /// The timer of the request in flight (`after`).
+    private var requestTimer: EventLoop.Timer?
+
+    // Shared with the workers, under `output`: unsent bytes are pending[sent...]; `ends` are
+    // where each queued message ends in `pending`; the first began to be sent at `headSince`
+    // and is message number `headNumber`.
+    private let output = Monitor()
+    private var pending: [UInt8] = []
+    private var sent = 0
+    private var ends: [Int] = []
+    private var headSince = 0.0
+    private var headNumber: UInt64 = 0
+    private var gone = false
+    private var closeHook: (@Sendable () -> Void)?
+
+    init(fd: Int32, peer: Peer, server: Server) {
+        self.fd = fd
+        self.peer = peer
+        self.server = server
+        framer = LineFramer(maxLine: server.maxMessage)
+    }
+
+    // MARK: Loop thread
+
+    func start() { pump() }
+
+    func ready(_ events: EventLoop.Events) {
+        guard open else { return }
+        if events.contains(.writable) { flush() }
+        if open && events.contains(.readable) && !holdingRequests { readSome() }
+        // Gone both ways (a half-close is not reported): nobody can read an answer, and the
+        // hangup would be reported again at every turn of the loop.
+        if open && events.contains(.hangup) && !events.contains(.readable) { close() }
+        if open { pump() }
+    }
+
+    private func readSome() {
+        let buffer = server.readBuffer
+        let n = read(fd, buffer.baseAddress, buffer.count)
+        if n > 0 {
+            framer.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            return
+        }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        if n < 0 { close(); return }
+        // The end of the stream (the client may have only shut down its side): the request
+        // already read is answered, then the connection closes.
+        finishAndClose()
+    }
+
+    /// Whether the next request waits: one is in flight, the client has finished, or answers
+    /// are still waiting to be sent. The last keeps a client that sends and never reads to the
+    /// answers one request makes: otherwise its answers would pile up to `highWater` and then
+    /// hold a worker (or the thread that ended a task) in `send` for up to `sendSeconds`.
+    private var holdingRequests: Bool {
+        inFlight || closeWhenFlushed || output.locked { sent < pending.count }
+    }
+
+    /// Takes the next request, if none is in flight; waits for one otherwise.
+    private func pump() {
+        while open && !holdingRequests {
+            guard let line = framer.next() else { break }
+            switch line {
+            case .tooLong: server.processor.tooLong(self)
+            case .eof: break
+            case .message(let bytes):
+                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+                inFlight = true
+                if let t = idleTimer { loop.cancel(t); idleTimer = nil }
+                server.processor.process(bytes, on: self)
+            }
+        }
+        guard open else { return }
+        if !holdingRequests && idleTimer == nil {
+            // A whole request within the idle timeout, counted from here.
+            idleTimer = loop.schedule(after: server.daemon.config.idleSeconds) { [self] in
+                idleTimer = nil
+                close()
+            }
+        }
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        var wanted: EventLoop.Events = []
+        if output.locked({ sent < pending.count }) {
+            wanted.insert(.writable)
+        } else if !inFlight && !closeWhenFlushed {
+            wanted.insert(.readable)
+        }
+        if wanted != interest {
+            interest = wanted
+            loop.modify(fd, wanted)
+        }
+    }
+
+    /// Writes what it can without blocking; the rest waits for EPOLLOUT.
+    private func flush() {
+        guard open else { return }
+        let (left, failed): (Int, Bool) = output.locked {
+            var failed = false
+            while sent < pending.count {
+                let n = pending.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                if n > 0 { sent += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+                failed = true
+                break
+            }
+            // Messages sent in full: the next one's time starts now.
+            var advanced = false
+            while let end = ends.first, end <= sent {
+                ends.removeFirst()
+                advanced = true
+            }
+            if advanced {
+                headNumber &+= 1
+                headSince = MonotonicClock.now
+            }
+            if sent == pending.count {
+                pending.removeAll(keepingCapacity: pending.count <= 65536)
+                sent = 0
+                ends.removeAll()
+                output.broadcast()
+            } else if sent >= 65536 {
+                pending.removeFirst(sent)
+                for i in ends.indices { ends[i] -= sent }
+                sent = 0
+                output.broadcast()
+            }
+            return (pending.count - sent, failed)
+        }
+        if failed { close(); return }
+        if left > 0 {
+            armSendTimer()
+        } else {
+            if let t = sendTimer { loop.cancel(t); sendTimer = nil }
+            if closeWhenFlushed && !inFlight { close(); return }
+            // The answers are out: the next request may be taken.
+            pump()
+            return
+        }
+        updateInterest()
+    }
+
+    /// Closes the connection if the message at the head of the output is still there
+    /// `sendSeconds` after it became the head.
+    private func armSendTimer() {
+        guard sendTimer == nil else { return }
+        let (number, since) = output.locked { (headNumber, headSince) }
+        sendTimer = loop.schedule(at: since + Self.sendSeconds) { [self] in
+            sendTimer = nil
+            let (stuck, waiting) = output.locked { (headNumber == number, sent < pending.count) }
+            guard waiting else { return }
+            if stuck { close() } else { armSendTimer() }
+        }
+    }
+
+    private func finishAndClose() {
+        closeWhenFlushed = true
+        let empty = output.locked { sent == pending.count }
+        if empty && !inFlight { close() } else { updateInterest() }
+    }
+
+    private func close() {
+        guard open else { return }
+        open = false
+        for t in [idleTimer, sendTimer, requestTimer].compactMap({ $0 }) { loop.cancel(t) }
+        idleTimer = nil; sendTimer = nil; requestTimer = nil
+        // `gone` first: a worker writes to the descriptor only under `output` and while the
+        // connection is not gone, so it is never written after it is closed (or reused).
+        let hook: (@Sendable () -> Void)? = output.locked {
+            gone = true
+            pending = []
+            sent = 0
+            ends = []
+            output.broadcast()
+            defer { closeHook = nil }
+            return closeHook
+        }
+        loop.deregister(fd)
+        server.closed(self)
+        hook?()
+    }
+
+    // MARK: Any thread
+
+    @discardableResult
+    func send(_ text: String) -> Bool {
+        var bytes = Array(text.utf8)
+        bytes.append(0x0A)
+        let deadline = MonotonicClock.now + Self.sendSeconds
+        let onLoop = loop.inLoopThread
+        let first: Bool? = output.locked {
+            // Never blocks on the loop's own thread (an over-long line's error): the loop is
+            // what drains the output.
+            let room = output.wait(until: deadline) { gone || pending.count - sent <= Self.highWater || onLoop }
+            guard room, !gone else { return nil }
+            var offset = 0
+            if sent == pending.count {
+                // Nothing queued: write from this thread, and wake the loop only for a rest the
+                // socket did not take (the usual answer fits at once).
+                while offset < bytes.count {
+                    let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                    if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { break }
+                }
+                if offset == bytes.count { return false }
+            }
+            let wasEmpty = sent == pending.count
+            if wasEmpty {
+                // This message is the head from now.
+                headNumber &+= 1
+                headSince = MonotonicClock.now
+            }
+            pending += bytes[offset...]
+            ends.append(pending.count)
+            return wasEmpty
+        }
+        guard let first else { return false }
+        if first { loop.execute { [self] in flush() } }
+        return true
+    }
+
+    var isOpen: Bool { output.locked { !gone } }
+
+    func requestDone() {
+        loop.execute { [self] in
+            guard open else { return }
+            inFlight = false
+            if let t = requestTimer { loop.cancel(t); requestTimer = nil }
+            if closeWhenFlushed {
+                let empty = output.locked { sent == pending.count }
+                if empty { close() }
+                return
+            }
+            pump()
+        }
+    }
+
+    func after(_ seconds: Double, _ body: @escaping @Sendable () -> Void) {
+        loop.execute { [self] in
+            guard open else { return }
+            if let t = requestTimer { loop.cancel(t) }
+            requestTimer = loop.schedule(after: seconds) { [self] in
+                requestTimer = nil
+                body()
+            }
+        }
+    }
+
+    func onClose(_ body: (@Sendable () -> Void)?) {
+        let now: (@Sendable () -> Void)? = output.locked {
+            if gone { return body }
+            closeHook = body
+            return nil
+        }
+        now?()
+    }
+}
+
+/// Who may hold a connection: the global cap, each user's share and connection rate, and a
+/// reserve for admins.
+final class Admission: Sendable {
+    let daemon: Daemon
     /// Open connections: all, and per uid.
     private let open = Mutex<(total: Int, byUser: [UInt32: Int], rate: [UInt32: (tokens: Double, at: Double)])>((0, [:], [:]))
 
-    init(daemon: Daemon, listener: Int32, maxMessage: Int) {
+    init(daemon: Daemon) {
         self.daemon = daemon
-        self.listener = listener
-        self.maxMessage = maxMessage
     }
 
     /// Takes a connection slot for `peer`, or says why not. Non-admins are held to the global
     /// cap, their own share and their own connection rate; admins get a reserve above the cap
     /// and no rate, so users in the socket's group cannot lock the admins out.
-    private func admit(_ peer: Peer) -> String? {
+    func admit(_ peer: Peer) -> String? {
         let config = daemon.config
         let admin = daemon.authorizer.isAdmin(peer)
         let now = MonotonicClock.now
@@ -60,7 +453,7 @@ final class Server: @unchecked Sendable {
         }
     }
 
-    private func release(_ peer: Peer) {
+    func release(_ peer: Peer) {
         open.withLock { o in
             o.total -= 1
             o.byUser[peer.uid, default: 1] -= 1
@@ -68,208 +461,9 @@ final class Server: @unchecked Sendable {
         }
     }
 
-    /// Accepts, identifies and admits each connection on this one thread, before any thread is
-    /// started for it: a connection whose peer is not known yet never holds a slot, so a flood
-    /// from one user is refused at its own caps and rate while admins always get in.
-    func acceptLoop() {
-        while true {
-            let fd = cl_unix_accept(listener)
-            if fd < 0 {
-                if errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS {
-                    daemon.log.error("accept: out of descriptors or memory; pausing", metadata: ["errno": "\(errno)"])
-                    usleep(100_000)
-                    continue
-                }
-                if errno == ECONNABORTED || errno == EINTR || errno == EPROTO { continue }
-                return  // the listener was shut down: draining
-            }
-            guard let peer = Peer.of(socket: fd) else {
-                close(fd)
-                continue
-            }
-            if let refusal = admit(peer) {
-                refuseConnection(fd, refusal)
-                continue
-            }
-            daemon.metrics.connection(opened: true)
-            if (try? Threads.detach("cordond-conn", signals: .noSIGPIPE, { [self] in serve(fd, peer) })) == nil {
-                release(peer)
-                daemon.metrics.connection(opened: false)
-                close(fd)
-            }
-        }
-    }
-
-    private func serve(_ fd: Int32, _ peer: Peer) {
-        defer {
-            close(fd)
-            release(peer)
-            daemon.metrics.connection(opened: false)
-        }
-        // A client that stops reading must not hold a thread forever; one that sends nothing
-        // (or a request one byte at a time) is closed once a whole request has not arrived
-        // within the idle timeout.
-        _ = cl_socket_timeouts(fd, 0, 30_000)
-        let channel = LineChannel(fd: fd, maxLine: maxMessage)
-        while true {
-            switch channel.readLine(deadline: MonotonicClock.now + daemon.config.idleSeconds) {
-            case .eof: return
-            case .tooLong:
-                daemon.metrics.requestError(code: RPCCode.messageTooLarge)
-                guard channel.send(RPCMessage.error(id: .null, RPCError(RPCCode.messageTooLarge, "message larger than \(maxMessage) bytes (server.max_message_bytes): discarded"))) else { return }
-            case .message(let bytes):
-                if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                guard handle(bytes, peer: peer, channel: channel) else { return }
-            }
-        }
-    }
-
-    /// Answers one message; false when the connection is gone.
-    private func handle(_ bytes: [UInt8], peer: Peer, channel: LineChannel) -> Bool {
-        let message: JSON
-        do { message = try JSON.parse(bytes) } catch {
-            return reply(channel, id: .null, error: RPCError(RPCCode.parseError, "malformed JSON \(error)"))
-        }
-        guard case .object = message else {
-            let what = message.arrayValue != nil ? "batches are not supported: send one request per line" : "a request must be a JSON object"
-            return reply(channel, id: .null, error: RPCError(RPCCode.invalidRequest, what))
-        }
-        // The id, when valid, is echoed even in errors about the rest of the request.
-        let rawID = message["id"]
-        var id = JSON.null
-        switch rawID {
-        case nil: break
-        case .string?, .int?, .null?: id = rawID!
-        default: return reply(channel, id: .null, error: RPCError(RPCCode.invalidRequest, "id: expected a string, an integer or null", field: "id"))
-        }
-        guard message["jsonrpc"] == .string("2.0") else {
-            return reply(channel, id: id, error: RPCError(RPCCode.invalidRequest, "jsonrpc: expected \"2.0\"", field: "jsonrpc"))
-        }
-        guard let method = message["method"]?.stringValue else {
-            return reply(channel, id: id, error: RPCError(RPCCode.invalidRequest, "method: required, a string", field: "method"))
-        }
-        if case .object(let members) = message {
-            for (key, _) in members where !["jsonrpc", "id", "method", "params"].contains(key) {
-                return reply(channel, id: id, error: RPCError(RPCCode.invalidRequest, "\(key): not a JSON-RPC request member", field: key))
-            }
-        }
-        let isNotification = rawID == nil
-        let result: JSON
-        do {
-            var params = try Params(message["params"])
-            result = try daemon.call(method, &params, peer: peer, channel: channel, id: id)
-        } catch let error as RPCError {
-            return isNotification ? true : reply(channel, id: id, error: error)
-        } catch {
-            daemon.log.error("request failed", metadata: ["method": "\(method)", "error": "\(error)"])
-            return isNotification ? true : reply(channel, id: id, error: RPCError(RPCCode.internalError, "internal error: \(error)"))
-        }
-        return isNotification ? true : channel.send(RPCMessage.result(id: id, result))
-    }
-
-    private func refuseConnection(_ fd: Int32, _ message: String) {
-        // Answered, not just dropped, so the client can tell why.
-        _ = cl_socket_timeouts(fd, 0, 1000)
-        LineChannel(fd: fd, maxLine: 0).send(RPCMessage.error(id: .null, RPCError(RPCCode.busy, message)))
+    /// The refusal a refused connection is sent before it is closed.
+    func refusal(_ message: String) -> String {
         daemon.metrics.requestError(code: RPCCode.busy)
-        close(fd)
-    }
-
-    private func reply(_ channel: LineChannel, id: JSON, error: RPCError) -> Bool {
-        daemon.metrics.requestError(code: error.code)
-        return channel.send(RPCMessage.error(id: id, error))
-    }
-}
-
-/// Prometheus metrics over HTTP on a loopback port: `GET /metrics` and nothing else.
-///
-/// One thread serves every scrape from a poll loop over non-blocking sockets: each client gets
-/// 2 s in all to send its request head (8 KiB at most) and is read as soon as it is accepted;
-/// when `maxClients` are open, one that has sent nothing (else the one that has waited
-/// longest) is dropped for the newcomer. Local users holding connections open therefore
-/// cannot starve a scrape (loopback TCP tells us no uid to cap them by).
-final class MetricsListener: @unchecked Sendable {
-    let daemon: Daemon
-    let fd: Int32
-    static let maxClients = 64
-
-    init(daemon: Daemon, fd: Int32) {
-        self.daemon = daemon
-        self.fd = fd
-    }
-
-    private struct Client {
-        var fd: Int32
-        var deadline: Double
-        var head: [UInt8] = []
-    }
-
-    func acceptLoop() {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var clients: [Client] = []
-        defer { for c in clients { close(c.fd) } }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            var pfds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
-            pfds += clients.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let soonest = clients.map(\.deadline).min()
-            let timeout = soonest.map { Int32(max(0, min(2000, ($0 - MonotonicClock.now) * 1000 + 1))) } ?? -1
-            if poll(&pfds, nfds_t(pfds.count), timeout) < 0 && errno != EINTR { return }
-            let now = MonotonicClock.now
-            // Reads what a client sent; true when it is done with (answered, gone or late).
-            func serve(_ client: inout Client) -> Bool {
-                if now >= client.deadline { return true }
-                let n = buffer.withUnsafeMutableBytes { read(client.fd, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    client.head += buffer[0..<n]
-                    if client.head.count >= 4 && client.head.suffix(4) == [13, 10, 13, 10] || client.head.count >= 8192 {
-                        respond(client.fd, client.head)
-                        return true
-                    }
-                    return false
-                }
-                return n == 0 || (errno != EAGAIN && errno != EINTR)
-            }
-            var keep: [Client] = []
-            for (i, var client) in clients.enumerated() {
-                let done = now >= client.deadline || (pfds[i + 1].revents != 0 && serve(&client))
-                if done { close(client.fd) } else { keep.append(client) }
-            }
-            clients = keep
-            if pfds[0].revents != 0 {
-                // Take every waiting connection; past the cap a silent (else the oldest) client
-                // makes room.
-                while true {
-                    let c = cl_accept_nonblock(fd)
-                    if c < 0 {
-                        if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED { break }
-                        if errno == EMFILE || errno == ENFILE { usleep(10_000); break }
-                        return  // shut down: draining
-                    }
-                    var client = Client(fd: c, deadline: now + 2)
-                    if serve(&client) { close(c); continue }
-                    if clients.count >= Self.maxClients {
-                        let victim = clients.firstIndex { $0.head.isEmpty } ?? 0
-                        close(clients.remove(at: victim).fd)
-                    }
-                    clients.append(client)
-                }
-            }
-        }
-    }
-
-    private func respond(_ client: Int32, _ head: [UInt8]) {
-        let line = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
-        let response: String
-        if line.hasPrefix("GET /metrics ") || line == "GET /metrics" {
-            let body = daemon.metricsText()
-            response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
-        } else {
-            response = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        }
-        // The answer (a few KiB) fits an empty socket buffer: a client that does not read
-        // loses the rest rather than blocking the loop.
-        var bytes = Array(response.utf8)
-        bytes.withUnsafeMutableBytes { _ = send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        return RPCMessage.error(id: .null, RPCError(RPCCode.busy, message))
     }
 }

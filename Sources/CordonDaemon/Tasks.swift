@@ -103,6 +103,11 @@ final class TaskManager: @unchecked Sendable {
     private let monitor = Monitor()
     // Everything below is guarded by `monitor`.
     private var live: [Int64: LiveTask] = [:]
+    /// What to run when a live task ends (parked task.wait and friends), by task and waiter;
+    /// taken with `live[id]`, or forgotten when the connection that parked it closes.
+    private var endWaiters: [Int64: [UInt64: @Sendable () -> Void]] = [:]
+    private var endWaiterCount = 0
+    private var nextEndWaiter: UInt64 = 0
     private var queues: [UInt32: [LiveTask]] = [:]
     /// Users with queued tasks, in round-robin order; `cursor` is the next to serve.
     private var rotation: [UInt32] = []
@@ -213,6 +218,17 @@ final class TaskManager: @unchecked Sendable {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
+        // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
+        // policy naming another owner is theirs to use only through an admin.
+        if !authorizer.isAdmin(peer) {
+            let me = Policy.Owner(uid: peer.uid, gid: peer.gid)
+            for step in plan.mounts where step.kind == .attach {
+                if let named = step.owner, named != me {
+                    throw RPCError(RPCCode.unauthorized, "policy \(policy.name): filesystem.read_write \(step.target): owner \"\(named)\" is not you (\(me)); only cordond admins may name another owner",
+                                   field: "params.policy")
+                }
+            }
+        }
         do {
             try quotas.checkRecords(peer.uid)
             try quotas.checkOutput()
@@ -361,6 +377,10 @@ final class TaskManager: @unchecked Sendable {
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
             }
+            var environment = environment
+            if !authorizer.isAdmin(task.owner) {
+                environment.writeOwnership = .only(Policy.Owner(uid: task.owner.uid, gid: task.owner.gid))
+            }
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
@@ -378,14 +398,16 @@ final class TaskManager: @unchecked Sendable {
         // quota itself, so it stays). Off the spawn path, and only as much as needed.
         let perUser = Int64(clamping: config.outputBytesPerUser)
         if quotas.outputHeld(uid) > perUser { evictOutputs(of: uid, downTo: perUser) }
-        monitor.locked {
+        let waiters = monitor.locked {
             live[id] = nil
             running -= 1
             runningByUser[task.owner.uid, default: 1] -= 1
             if runningByUser[task.owner.uid] == 0 { runningByUser[task.owner.uid] = nil }
             dispatch()
             monitor.broadcast()
+            return takeEndWaiters(id)
         }
+        for waiter in waiters { waiter() }
     }
 
     private static func openLog(_ path: String) throws(SystemError) -> Int32 {
@@ -537,6 +559,13 @@ final class TaskManager: @unchecked Sendable {
     /// ended otherwise). A running task whose sandbox does not go away within `deadline`
     /// seconds is left to end on its own.
     func cancel(_ id: Int64, by: Peer, deadline: Double = 30) {
+        startCancel(id, by: by)
+        _ = wait(id, timeout: deadline)
+    }
+
+    /// The part of `cancel` that does not wait: a queued task is ended and recorded here, a
+    /// running one is told to stop (its record follows when its sandbox is gone).
+    func startCancel(_ id: Int64, by: Peer) {
         let queued: LiveTask? = monitor.locked {
             guard let task = live[id], !task.ending else { return nil }
             if task.cancelledBy == nil { task.cancelledBy = by }
@@ -569,16 +598,54 @@ final class TaskManager: @unchecked Sendable {
                 log.critical("audit store: cannot record a cancel", metadata: ["task": "\(id)", "error": "\(error)"])
             }
             metrics.taskEnded(result: "cancelled")
-            monitor.locked {
+            let waiters = monitor.locked {
                 live[id] = nil
                 monitor.broadcast()
+                return takeEndWaiters(id)
             }
-            return
+            for waiter in waiters { waiter() }
         }
-        _ = wait(id, timeout: deadline)
     }
 
     func isLive(_ id: Int64) -> Bool { monitor.locked { live[id] != nil } }
+
+    /// A parked request's hold on a task's end, for `forget`.
+    struct EndWaiter: Sendable, Hashable {
+        let task: Int64
+        let id: UInt64
+    }
+
+    /// Runs `body` once task `id` is no longer queued or running, on the thread that ends it; nil
+    /// (and `body` not kept) when it already is not. Whoever parks must `forget` the waiter when
+    /// it stops caring (its connection closed), or the table holds `body` until the task ends.
+    func whenEnded(_ id: Int64, _ body: @escaping @Sendable () -> Void) -> EndWaiter? {
+        monitor.locked {
+            guard live[id] != nil else { return nil }
+            nextEndWaiter += 1
+            endWaiters[id, default: [:]][nextEndWaiter] = body
+            endWaiterCount += 1
+            return EndWaiter(task: id, id: nextEndWaiter)
+        }
+    }
+
+    /// Drops a waiter `whenEnded` kept (nothing if it already ran).
+    func forget(_ waiter: EndWaiter) {
+        monitor.locked {
+            guard endWaiters[waiter.task]?.removeValue(forKey: waiter.id) != nil else { return }
+            endWaiterCount -= 1
+            if endWaiters[waiter.task]?.isEmpty == true { endWaiters[waiter.task] = nil }
+        }
+    }
+
+    /// Requests parked on a task's end (for metrics and the tests).
+    var parkedCount: Int { monitor.locked { endWaiterCount } }
+
+    /// Takes task `id`'s waiters (with `monitor` held).
+    private func takeEndWaiters(_ id: Int64) -> [@Sendable () -> Void] {
+        guard let waiters = endWaiters.removeValue(forKey: id) else { return [] }
+        endWaiterCount -= waiters.count
+        return Array(waiters.values)
+    }
 
     /// Waits until the task is no longer queued or running; false on timeout.
     func wait(_ id: Int64, timeout: Double?) -> Bool {

@@ -22,8 +22,16 @@ import Synchronization
 /// for that port, or (b) the name the client presents (TLS SNI or HTTP Host; for requests made
 /// to the proxy itself, the CONNECT target or absolute URI) is listed for that port, the
 /// destination is an address this engine's DNS returned for that very name, and that address
-/// is not restricted (loopback, private, link-local, metadata ...) — restricted ones pass only
-/// through (a). Names not on the list get NXDOMAIN and are never looked up.
+/// is not restricted (loopback, private, link-local, metadata ..., or an address the namespace
+/// the engine dials from holds or routes locally — the kernel is asked just before each dial) —
+/// restricted ones pass only through (a). Names not on the list get NXDOMAIN and are never
+/// looked up.
+///
+/// Only IPv4 leaves: AAAA questions get an empty answer (never looked up), the explicit proxy
+/// resolves A only, and an IPv6 destination is refused on every path, under any rule. The
+/// sandbox side steers IPv4 TCP only, and a second address family would need a second
+/// restricted set, steering program and test network to be governed as well; refusing it is
+/// the one state that is complete (SECURITY.md).
 ///
 /// Residual channel: for a wildcard rule ("*.example.com") any label below the suffix is
 /// looked up upstream, so a workload can encode data in those labels towards whoever runs the
@@ -200,9 +208,12 @@ public final class EgressProxy: Sendable {
             dnsEvent(.denied, "REFUSED: class \(query.qclass) is not IN", name: name, type: query.type, client: client)
             return
         }
-        guard query.type == .a || query.type == .aaaa else {
+        guard query.type == .a else {
+            // IPv6 egress is refused on every path, so an AAAA question is answered without a
+            // lookup and without data: a client goes straight to the A records.
             reply(query.response(.noError), to: from, length)
-            dnsEvent(.allowed, "no data: only A and AAAA are served", name: name, type: query.type, client: client)
+            dnsEvent(.allowed, query.type == .aaaa ? "no data: IPv6 egress is refused (AAAA is answered empty, never looked up)" : "no data: only A is served",
+                     name: name, type: query.type, client: client)
             return
         }
         guard admit(\.lookups, limit: configuration.maxLookups) else {
@@ -212,7 +223,7 @@ public final class EgressProxy: Sendable {
         }
         let started = threads.spawn("egress-lookup") { [self] in
             defer { counters.withLock { $0.lookups -= 1 } }
-            let (code, addresses, reason) = lookUp(name, query.type)
+            let (code, addresses, reason) = lookUp(name)
             reply(query.response(code, answers: addresses, ttl: configuration.dnsTTL), to: from, length)
             dnsEvent(code == .noError ? .allowed : .denied, reason, name: name, type: query.type, answers: addresses, client: client)
         }
@@ -222,15 +233,15 @@ public final class EgressProxy: Sendable {
         }
     }
 
-    /// Resolves a listed name and records the answer in the book. Only called for names the
-    /// allowlist lists: this is the one path to the resolver.
-    private func lookUp(_ name: String, _ type: DNSType) -> (DNSResponseCode, [IPAddress], String) {
+    /// Resolves a listed name's IPv4 addresses and records the answer in the book. Only called
+    /// for names the allowlist lists: this is the one path to the resolver.
+    private func lookUp(_ name: String) -> (DNSResponseCode, [IPAddress], String) {
         // Both callers have checked already; this guard keeps the invariant local to the one
         // function that reaches the resolver (refuse rather than trap the supervisor).
         guard configuration.allowlist.isNameListed(name) else { return (.refused, [], "REFUSED: not on the allowlist") }
-        switch configuration.resolver.resolve(name, type) {
+        switch configuration.resolver.resolve(name, .a) {
         case .addresses(let list):
-            let kept = Array(list.prefix(16))
+            let kept = Array(list.map(\.unmapped).filter(\.isIPv4).prefix(16))
             book.withLock { $0.record(name, kept) }
             return (.noError, kept, kept.isEmpty ? "no data" : "answered")
         case .nameError:
@@ -291,6 +302,8 @@ public final class EgressProxy: Sendable {
         var prefix: [UInt8]
         /// Sent to the client before relaying (the CONNECT 200), if any.
         var greeting: [UInt8]?
+        /// Whether the client spoke HTTP (a refusal then gets a 403).
+        var http: Bool
     }
 
     private enum Decision {
@@ -304,7 +317,7 @@ public final class EgressProxy: Sendable {
         let owner = connection  // closed when this function returns
         let client = owner.raw
         let peer = Sockets.peerEndpoint(client)
-        let decision = decide(client)
+        let decision = vetted(decide(client))
         guard case .allow(let admission) = decision else {
             if case .deny(let reason, let name, let destination, let http) = decision {
                 if http { _ = Sockets.writeAll(client, Array("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: \(reason.utf8.count + 1)\r\n\r\n\(reason)\n".utf8), stopFd: stopRead, timeout: 1) }
@@ -349,6 +362,40 @@ public final class EgressProxy: Sendable {
                          duration: MonotonicClock.now - started, end: result.end))
     }
 
+    static let ipv6Refusal = "IPv6 egress is refused: the supervisor dials IPv4 only (an IPv6 address rule never matches)"
+
+    /// The last word on an allowed connection, taken just before the dial: only IPv4 leaves,
+    /// and a restricted destination — now including an address the dialling namespace holds or
+    /// routes locally, read from the kernel at this moment — needs an address rule.
+    private func vetted(_ decision: Decision) -> Decision {
+        guard case .allow(let a) = decision else { return decision }
+        let address = a.destination.address.unmapped, port = a.destination.port
+        guard address.isIPv4 else { return .deny(Self.ipv6Refusal, name: a.name, destination: a.destination, http: a.http) }
+        if configuration.allowlist.cidrAllows(address, port: port) { return decision }
+        if let why = restriction(address, port: port) {
+            return .deny("\(a.name ?? "the destination") resolved to \(address), \(why); only an address rule allows it",
+                         name: a.name, destination: a.destination, http: a.http)
+        }
+        return decision
+    }
+
+    /// Why a name alone cannot take a connection to `address`:`port`, or nil when it can: an
+    /// IPv6 address; a restricted range (`IPAddress.restriction`); or an address the engine's
+    /// own namespace delivers locally — its interfaces' addresses, local routes (AnyIP),
+    /// broadcast and multicast — asked of the kernel at each call, so a listener the host binds
+    /// to 0.0.0.0 is never reached on a name's word, however the host's addresses change.
+    /// Fails closed when the kernel cannot be asked.
+    private func restriction(_ address: IPAddress, port: UInt16) -> String? {
+        let address = address.unmapped
+        guard address.isIPv4 else { return "IPv6 (the supervisor dials IPv4 only)" }
+        if let r = address.restriction { return r }
+        switch Sockets.route(Endpoint(address, port)) {
+        case .away, .none: return nil  // no route: the dial itself fails and says so
+        case .own(let what): return what
+        case .unknown(let why): return "possibly the supervisor's own (\(why))"
+        }
+    }
+
     /// Whether `destination` is the listener's own address: a client using the proxy explicitly.
     private func isListener(_ destination: Endpoint) -> Bool {
         guard let l = listenerAddress else { return false }
@@ -360,10 +407,11 @@ public final class EgressProxy: Sendable {
         guard let original = configuration.originalDestination(client), !isListener(original) else { return decideProxyRequest(client) }
         let destination = Endpoint(original.address.unmapped, original.port)
         let address = destination.address, port = destination.port
+        guard address.isIPv4 else { return .deny(Self.ipv6Refusal, name: nil, destination: destination, http: false) }
 
         // (a) An address rule: no name needed (and server-speaks-first protocols work).
         if allowlist.cidrAllows(address, port: port) {
-            return .allow(Admission(destination: destination, name: nil, reason: "address rule for \(destination)", prefix: [], greeting: nil))
+            return .allow(Admission(destination: destination, name: nil, reason: "address rule for \(destination)", prefix: [], greeting: nil, http: false))
         }
         guard allowlist.anyNameRule(port: port) else {
             return .deny("no rule allows port \(port) and no address rule covers \(address)", name: nil, destination: destination, http: false)
@@ -399,7 +447,7 @@ public final class EgressProxy: Sendable {
         if let restriction = address.restriction {
             return .deny("\(name) resolved to \(address), \(restriction); only an address rule allows it", name: name, destination: destination, http: presented.http)
         }
-        return .allow(Admission(destination: destination, name: name, reason: "name rule for \(name):\(port)", prefix: buffer, greeting: nil))
+        return .allow(Admission(destination: destination, name: name, reason: "name rule for \(name):\(port)", prefix: buffer, greeting: nil, http: presented.http))
     }
 
     private struct Presented {
@@ -512,29 +560,26 @@ public final class EgressProxy: Sendable {
         switch authority.host {
         case .address(let literal):
             let destination = Endpoint(literal.unmapped, port)
+            guard destination.address.isIPv4 else { return .deny(Self.ipv6Refusal, name: nil, destination: destination, http: true) }
             guard allowlist.cidrAllows(destination.address, port: port) else {
                 return .deny("proxy request to the IP literal \(destination) (no address rule covers it)", name: nil, destination: destination, http: true)
             }
-            return .allow(Admission(destination: destination, name: nil, reason: "address rule for \(destination) (proxy request)", prefix: prefix, greeting: greeting))
+            return .allow(Admission(destination: destination, name: nil, reason: "address rule for \(destination) (proxy request)", prefix: prefix, greeting: greeting, http: true))
         case .name(let name):
             guard allowlist.nameAllows(name, port: port) else {
                 return .deny("\(name):\(port) is not on the allowlist", name: name, destination: nil, http: true)
             }
-            var candidates: [IPAddress] = []
-            var failures: [String] = []
-            for type in [DNSType.a, .aaaa] {
-                let (code, addresses, reason) = lookUp(name, type)
-                emit(EgressEvent(kind: .dns, verdict: code == .noError ? .allowed : .denied, reason: "\(reason) (for a proxy request)",
-                                 name: name, queryType: type, answers: addresses, client: Sockets.peerEndpoint(client)))
-                if code == .noError { candidates += addresses } else { failures.append(reason) }
-            }
-            guard let chosen = candidates.first(where: { !$0.isRestricted || allowlist.cidrAllows($0, port: port) }) else {
-                let why = candidates.isEmpty ? "\(name) did not resolve (\(failures.joined(separator: "; ")))"
-                    : "\(name) resolved only to restricted addresses (\(candidates.map { "\($0): \($0.restriction ?? "")" }.joined(separator: ", "))); only an address rule allows them"
+            // IPv4 only: IPv6 egress is refused, so an AAAA-only name does not resolve here.
+            let (code, candidates, reason) = lookUp(name)
+            emit(EgressEvent(kind: .dns, verdict: code == .noError ? .allowed : .denied, reason: "\(reason) (for a proxy request)",
+                             name: name, queryType: .a, answers: candidates, client: Sockets.peerEndpoint(client)))
+            guard let chosen = candidates.first(where: { allowlist.cidrAllows($0, port: port) || restriction($0, port: port) == nil }) else {
+                let why = candidates.isEmpty ? "\(name) has no IPv4 address (\(reason); IPv6 egress is refused)"
+                    : "\(name) resolved only to restricted addresses (\(candidates.map { "\($0): \(restriction($0, port: port) ?? "")" }.joined(separator: ", "))); only an address rule allows them"
                 return .deny(why, name: name, destination: candidates.first.map { Endpoint($0, port) }, http: true)
             }
             let destination = Endpoint(chosen.unmapped, port)
-            return .allow(Admission(destination: destination, name: name, reason: "name rule for \(name):\(port) (proxy request)", prefix: prefix, greeting: greeting))
+            return .allow(Admission(destination: destination, name: name, reason: "name rule for \(name):\(port) (proxy request)", prefix: prefix, greeting: greeting, http: true))
         }
     }
 }

@@ -52,6 +52,43 @@ enum Sockets {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// How the calling thread's network namespace would route a TCP connection to an endpoint.
+    enum Route: Equatable {
+        /// Out through an interface (RTN_UNICAST).
+        case away
+        /// Delivered inside the namespace: one of its own addresses or a local route
+        /// (RTN_LOCAL), a broadcast, anycast or multicast address. Says which.
+        case own(String)
+        /// The kernel has no route (or a blackhole, unreachable or prohibit one): a dial fails.
+        case none(String)
+        /// The kernel could not be asked.
+        case unknown(String)
+    }
+
+    /// Asks the kernel (RTM_GETROUTE, the lookup connect(2) makes) how `to` is routed from the
+    /// calling thread's namespace — the namespace the engine dials from. Read at each call, so it
+    /// follows addresses and local routes as they are added and removed.
+    static func route(_ to: Endpoint) -> Route {
+        let family: Int32, bytes: [UInt8]
+        switch to.address {
+        case .v4(let a): (family, bytes) = (AF_INET, a.bytes)
+        case .v6(let a): (family, bytes) = (AF_INET6, a.bytes)
+        }
+        let type = bytes.withUnsafeBytes { cl_route_type(family, $0.baseAddress, to.port) }
+        switch type {
+        case -2: return .none(SystemError.text(errno))
+        case ..<0: return .unknown("route lookup: \(SystemError.text(errno))")
+        // RTN_UNICAST, RTN_LOCAL ... (linux/rtnetlink.h; kernel ABI, so their values are fixed).
+        case 1: return .away
+        case 2: return .own("an address of the supervisor's own network namespace (local route)")
+        case 3: return .own("a broadcast address of the supervisor's network")
+        case 4: return .own("an anycast address of the supervisor's own network namespace")
+        case 5: return .own("a multicast address")
+        case 6, 7, 8: return .none("route type \(type) (blackhole, unreachable or prohibit)")
+        default: return .unknown("route lookup: unexpected route type \(type)")
+        }
+    }
+
     /// A non-blocking TCP connection to `to`, or why not.
     static func dial(_ to: Endpoint, timeout: Double, stopFd: Int32) throws(EgressError) -> Descriptor {
         let raw = socket(to.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)

@@ -110,6 +110,12 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         return self
     }
 
+    /// Whether this is an IPv4 address (an IPv4-mapped IPv6 address is not: see `unmapped`).
+    public var isIPv4: Bool {
+        if case .v4 = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .v4(let a): return a.description

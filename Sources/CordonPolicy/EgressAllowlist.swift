@@ -97,15 +97,19 @@ public struct EgressRule: Hashable, Sendable, CustomStringConvertible {
         public var description: String { "network.allow entry \"\(entry)\": \(reason)" }
     }
 
-    /// Parses `NAME:PORT`, `*.SUFFIX:PORT`, `A.B.C.D:PORT`, `A.B.C.D/N:PORT`, `[IPv6]:PORT` or
-    /// `[IPv6/N]:PORT`, where PORT is `N` or `LO-HI` (1-65535).
+    /// Why an IPv6 rule is refused (the parser's diagnostics and the docs quote it).
+    public static let ipv6Refusal = "IPv6 egress is refused on every path; see SECURITY.md"
+
+    /// Parses `NAME:PORT`, `*.SUFFIX:PORT`, `A.B.C.D:PORT` or `A.B.C.D/N:PORT`, where PORT is `N`
+    /// or `LO-HI` (1-65535). A bracketed IPv6 address or block (`[2001:db8::1]:443`) is read and
+    /// refused: IPv6 egress is refused on every path, so such a rule would never match.
     public static func parse(_ entry: String) -> Result<EgressRule, ParseError> {
         func fail(_ reason: String) -> Result<EgressRule, ParseError> {
             let shown = String(decoding: entry.utf8.prefix(300).map { $0 < 0x20 || $0 == 0x7f ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
             return .failure(ParseError(entry: shown, reason: reason))
         }
         if entry.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) { return fail("contains a NUL or control character") }
-        guard let colon = entry.utf8.lastIndex(of: UInt8(ascii: ":")) else { return fail("expected HOST:PORT, where HOST is a name, *.SUFFIX, an IPv4 address or block (A.B.C.D/N) or a bracketed IPv6 one, and PORT a port or a range LO-HI") }
+        guard let colon = entry.utf8.lastIndex(of: UInt8(ascii: ":")) else { return fail("expected HOST:PORT, where HOST is a name, *.SUFFIX or an IPv4 address or block (A.B.C.D/N), and PORT a port or a range LO-HI") }
         let host = Substring(entry.utf8[..<colon])
         let portText = Substring(entry.utf8[entry.utf8.index(after: colon)...])
         guard let ports = parsePorts(portText) else { return fail("expected a port 1-65535 or a range LO-HI, found \"\(portText)\"") }
@@ -116,12 +120,18 @@ public struct EgressRule: Hashable, Sendable, CustomStringConvertible {
             let (addressText, prefix) = splitPrefix(inner)
             guard let a = IPv6Address(addressText) else { return fail("\"\(addressText)\" is not an IPv6 address") }
             let length = prefix.map { Int($0) } ?? 128
-            guard let length, let network = IPNetwork(address: .v6(a), prefixLength: length) else {
+            guard let length, IPNetwork(address: .v6(a), prefixLength: length) != nil else {
                 return fail("invalid prefix length or bits set below it in \"\(inner)\"")
             }
-            return .success(EgressRule(destination: .network(network), ports: ports))
+            // Well formed, and refused: the engine dials IPv4 only, so the rule could never
+            // match, and a policy that lists it would read as allowing what nothing allows.
+            var why = "\"\(entry)\" is an IPv6 address rule, which would never match: \(ipv6Refusal)"
+            if case .v4(let mapped) = IPAddress.v6(a).unmapped, length == 128 {
+                why += " (an IPv4-mapped address is IPv4: write \(mapped):\(ports))"
+            }
+            return fail(why)
         }
-        if host.contains(":") { return fail("an IPv6 address must be written in brackets, [ADDRESS]:PORT") }
+        if host.contains(":") { return fail("\"\(entry)\" names an IPv6 address, and \(ipv6Refusal)") }
 
         let (addressText, prefix) = splitPrefix(host)
         if prefix != nil || IPv4Address(addressText) != nil || looksNumeric(addressText) {

@@ -32,12 +32,44 @@ public struct Policy: Sendable, Equatable {
         public var source: String
         /// A missing source is skipped instead of failing the spawn.
         public var optional: Bool
+        /// read_write only: the host user and group that own what the sandbox writes there (the
+        /// bind is idmapped so that they are the sandbox's user inside). nil: the source's owner.
+        public var owner: Owner?
 
-        public init(path: String, source: String? = nil, optional: Bool = false) {
+        public init(path: String, source: String? = nil, optional: Bool = false, owner: Owner? = nil) {
             self.path = path
             self.source = source ?? path
             self.optional = optional
+            self.owner = owner
         }
+    }
+
+    /// A host uid and gid, written "uid:gid" in a policy.
+    public struct Owner: Sendable, Hashable, CustomStringConvertible {
+        public var uid: UInt32
+        public var gid: UInt32
+        public init(uid: UInt32, gid: UInt32) {
+            self.uid = uid
+            self.gid = gid
+        }
+
+        /// "1000:1000"; nil for anything else (names are not looked up: the host's user database
+        /// is not the policy's business, and ids are what the kernel compares).
+        public init?(parsing text: String) {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let u = Self.id(parts[0]), let g = Self.id(parts[1]) else { return nil }
+            uid = u
+            gid = g
+        }
+
+        /// A decimal id below 4294967295 (the kernel's "no id"), without sign or leading zeros.
+        private static func id(_ s: Substring) -> UInt32? {
+            guard !s.isEmpty, s.count <= 10, s.allSatisfy({ $0 >= "0" && $0 <= "9" }), s == "0" || !s.hasPrefix("0"),
+                  let v = UInt32(s), v != UInt32.max else { return nil }
+            return v
+        }
+
+        public var description: String { "\(uid):\(gid)" }
     }
 
     public struct Tmpfs: Sendable, Equatable {

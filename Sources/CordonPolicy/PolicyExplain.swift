@@ -62,10 +62,11 @@ public struct PolicyExplanation: Sendable, Equatable {
 
         let fs = policy.filesystem
         func bind(_ b: Policy.Bind) -> (String, String) {
-            if b.source == b.path && !b.optional { return (b.path, quote(b.path)) }
+            if b.source == b.path && !b.optional && b.owner == nil { return (b.path, quote(b.path)) }
             var parts = ["path = \(quote(b.path))"]
             if b.source != b.path { parts.append("source = \(quote(b.source))") }
             if b.optional { parts.append("optional = true") }
+            if let owner = b.owner { parts.append("owner = \(quote(owner.description))") }
             return (b.path, "{ \(parts.joined(separator: ", ")) }")
         }
         addList("filesystem", "read_only", fs.readOnly.map(bind))

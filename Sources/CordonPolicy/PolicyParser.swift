@@ -518,8 +518,12 @@ private struct Reader {
             case .string(let p):
                 if checkSandboxPath(p, path, item.location.line) { out.append(Policy.Bind(path: p)) }
             case .table(let entry):
-                let known = ["path", "source", "optional"]
+                let known = key == "read_write" ? ["path", "source", "optional", "owner"] : ["path", "source", "optional"]
                 for k in entry.keys where !known.contains(k) {
+                    if k == "owner" {
+                        error("\(path).owner", entry.keyLocation(k)?.line, "owner applies to read_write binds only: what a read-only bind shows keeps its host owner")
+                        continue
+                    }
                     error("\(path).\(k)", entry.keyLocation(k)?.line, "unknown key" + PolicyParser.suggestion(for: k, among: known))
                 }
                 guard let p = string(entry, path, "path", required: true) else { continue }
@@ -529,11 +533,19 @@ private struct Reader {
                     if case .boolean(let b) = o.kind { optional = b }
                     else { error("\(path).optional", o.location.line, "expected true or false, found \(o.typeName)") }
                 }
+                var owner: Policy.Owner?
+                if key == "read_write", let text = string(entry, path, "owner") {
+                    owner = Policy.Owner(parsing: text)
+                    if owner == nil {
+                        error("\(path).owner", line(entry, "owner"), "\"\(text)\" is not \"uid:gid\" (two numeric ids, e.g. \"1000:1000\")")
+                    }
+                }
                 if checkSandboxPath(p, "\(path).path", line(entry, "path")) && checkSandboxPath(source, "\(path).source", line(entry, "source")) {
-                    out.append(Policy.Bind(path: p, source: source, optional: optional))
+                    out.append(Policy.Bind(path: p, source: source, optional: optional, owner: owner))
                 }
             default:
-                error(path, item.location.line, "expected a path or a table {path, source, optional}, found \(item.typeName)")
+                let shape = key == "read_write" ? "{path, source, optional, owner}" : "{path, source, optional}"
+                error(path, item.location.line, "expected a path or a table \(shape), found \(item.typeName)")
             }
         }
         return out

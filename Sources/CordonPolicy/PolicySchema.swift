@@ -59,6 +59,9 @@ public enum PolicySchema {
     /// Each table's keys, in the parser's order (`PolicyParser.schema`), with their types.
     static var tables: [String: [String: JSON]] {
         let bind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))]))], required: ["path"])
+        let writableBind = table([("path", path), ("source", path), ("optional", .object([("type", .string("boolean"))])),
+                                  ("owner", .object([("type", .string("string")), ("pattern", .string(#"^(0|[1-9][0-9]{0,9}):(0|[1-9][0-9]{0,9})$"#))]))],
+                                 required: ["path"])
         let tmpfs = table([("path", path), ("size", size(PolicyRange.mountSize)), ("mode", .object([("type", .string("string")), ("pattern", .string("^[0-7]{1,4}$"))]))],
                           required: ["path"])
         return [
@@ -68,7 +71,7 @@ public enum PolicySchema {
                 "extends": strings(.object([("type", .string("string")), ("minLength", .int(1))])),
             ],
             "filesystem": [
-                "read_only": pathOr(bind), "read_write": pathOr(bind), "tmpfs": pathOr(tmpfs),
+                "read_only": pathOr(bind), "read_write": pathOr(writableBind), "tmpfs": pathOr(tmpfs),
                 "workdir": path, "workdir_size": size(PolicyRange.mountSize), "hide": strings(path),
             ],
             "process": [
@@ -95,7 +98,7 @@ public enum PolicySchema {
             "network": [
                 "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),
                 "allow": strings(.object([("type", .string("string")), ("pattern", .string(
-                    #"^((\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*\.?(/([0-9]|[12][0-9]|3[0-2]))?|\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/([0-9]{1,2}|1[01][0-9]|12[0-8]))?\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(-([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"#))])),
+                    #"^((\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*\.?(/([0-9]|[12][0-9]|3[0-2]))?):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(-([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"#))])),
             ],
             "landlock": ["mode": enumeration(Policy.LandlockMode.allCases.map(\.rawValue))],
         ]

@@ -4,32 +4,20 @@ import CordonSystem
 import Glibc
 #endif
 
-/// One connection's framing: messages are lines of at most `maxLine` bytes. A longer line is
-/// reported once (`.tooLong`) as soon as the limit is passed and then skipped up to its
-/// newline, so memory stays bounded and the next message is read normally.
+/// One connection's framing over a blocking descriptor (the rules are `LineFramer`'s).
 public final class LineChannel {
-    public enum Line: Equatable {
-        case message([UInt8])
-        case tooLong
-        case eof
-    }
+    public typealias Line = LineFramer.Line
 
     public let fd: Int32
-    public let maxLine: Int
-    /// Bytes read and not yet returned are `buffer[start...]`; `scanned` is how far past
-    /// `start` a newline has already been looked for. The consumed prefix is dropped once per
-    /// read, not once per line, so many short lines cost linear time.
-    private var buffer: [UInt8] = []
-    private var start = 0
-    private var scanned = 0
-    private var discarding = false
+    public var maxLine: Int { framer.maxLine }
+    private var framer: LineFramer
 
     /// How long one message may take to send in all.
     public var sendSeconds = 60.0
 
     public init(fd: Int32, maxLine: Int) {
         self.fd = fd
-        self.maxLine = maxLine
+        framer = LineFramer(maxLine: maxLine)
     }
 
     /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error,
@@ -37,29 +25,9 @@ public final class LineChannel {
     /// has not arrived whole by then ends the stream too: the limit is per line, not per read,
     /// so a peer sending a byte now and then cannot hold the connection.
     public func readLine(deadline: Double? = nil) -> Line {
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
-                let line = buffer[start..<newline]
-                start = newline + 1
-                scanned = 0
-                if discarding { discarding = false; continue }
-                if line.count > maxLine { return .tooLong }
-                return .message(line.last == 0x0D ? Array(line.dropLast()) : Array(line))
-            }
-            scanned = buffer.count - start
-            if discarding {
-                start = buffer.count
-                scanned = 0
-            } else if scanned > maxLine {
-                start = buffer.count
-                scanned = 0
-                discarding = true
-                return .tooLong
-            }
-            if start > 0 {
-                buffer.removeSubrange(..<start)
-                start = 0
-            }
+            if let line = framer.next() { return line }
             if let deadline {
                 let left = deadline - MonotonicClock.now
                 guard left > 0 else { return .eof }
@@ -68,11 +36,10 @@ public final class LineChannel {
                 if ready < 0 && errno == EINTR { continue }
                 if ready == 0 { continue }  // the deadline check above ends it
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .eof }
-            buffer.append(contentsOf: chunk[0..<n])
+            chunk.withUnsafeBytes { framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
     }
 

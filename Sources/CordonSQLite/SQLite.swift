@@ -29,6 +29,42 @@ public final class SQLiteDatabase: @unchecked Sendable {
         sqlite3_busy_timeout(handle, 5000)
     }
 
+    /// Opens the database at `path` read-only: nothing is created or written, so any user who can
+    /// read the file can query it. `immutable` also takes no locks and ignores journals (for a
+    /// WAL database whose -shm file the reader cannot create); only for a file nobody writes meanwhile.
+    public init(readingAt path: String, immutable: Bool = false) throws(Failure) {
+        self.path = path
+        var flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
+        if !immutable { flags &= ~SQLITE_OPEN_URI }
+        let name = immutable ? "file:\(Self.uriEscaped(path))?immutable=1" : path
+        if sqlite3_open_v2(name, &handle, flags, nil) != SQLITE_OK {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(handle)
+            handle = nil
+            throw Failure(operation: "open \(path)", message: message)
+        }
+        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    /// A path as the path part of a `file:` URI (RFC 3986: `%`, `?` and `#` escaped, and
+    /// anything outside the unreserved characters and `/`).
+    static func uriEscaped(_ path: String) -> String {
+        var out = ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "/"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out += "%"
+                out.unicodeScalars.append(hex[Int(byte >> 4)])
+                out.unicodeScalars.append(hex[Int(byte & 15)])
+            }
+        }
+        return out
+    }
+
     deinit { sqlite3_close(handle) }
 
     public func execute(_ sql: String) throws(Failure) {

@@ -41,6 +41,8 @@ final class CSpawnPlan {
         var shareMemory = true
         /// The highest capability number the kernel knows.
         var capLast: Int
+        /// Mount step index → its detached, idmapped mount (`IdmappedMounts`).
+        var attachFDs: [Int: Int32] = [:]
     }
 
     private let arena = CArena()
@@ -67,9 +69,10 @@ final class CSpawnPlan {
 
         p.root_mountpoint = arena.string(spawn.rootMountpoint)
         p.root_options = arena.string("size=1m,mode=0755")
-        p.mounts = arena.array(spawnPlan.mounts) { [arena] step in
+        p.mounts = arena.array(Array(spawnPlan.mounts.enumerated())) { [arena] (index, step) in
             cs_mount_op(kind: step.kind.rawValue, flags: step.flags.rawValue, mode: step.mode,
-                        target: arena.string(step.target), data: arena.bytes(step.data), data_len: step.data.count)
+                        target: arena.string(step.target), data: arena.bytes(step.data), data_len: step.data.count,
+                        fd: spawn.attachFDs[index] ?? -1)
         }
         p.mount_count = spawnPlan.mounts.count
         p.root_readonly = 1

@@ -16,8 +16,9 @@ import Glibc
 /// - the seccomp profile is the base's, with its permitting rules cut down to the syscalls the
 ///   run made (plus those the spawn itself makes after the filter is in place), so the learned
 ///   profile never permits what the base refuses;
-/// - IPv4/IPv6 destinations other than loopback become `network.allow` entries (the sandbox's
-///   loopback is its own, so loopback needs no entry); Unix sockets are reported, not carried.
+/// - IPv4 destinations other than loopback become `network.allow` entries (the sandbox's
+///   loopback is its own, so loopback needs no entry); IPv6 ones and Unix sockets are reported,
+///   not carried (IPv6 egress is refused on every path, and so are IPv6 rules).
 ///
 /// What the sandbox provides itself (/proc, /dev, the identity files in /etc) is never bound.
 public enum LearnedPolicy {
@@ -95,7 +96,11 @@ public enum LearnedPolicy {
             }
         }
 
-        let destinations = observation.destinations.filter { !isLoopback($0) }.sorted()
+        let destinations = observation.destinations.filter { !isLoopback($0) && !isIPv6($0) }.sorted()
+        // IPv6 egress is refused on every path, and the policy parser refuses IPv6 rules.
+        for destination in observation.destinations.filter({ !isLoopback($0) && isIPv6($0) }).sorted() {
+            warnings.append("connected to \(destination) over IPv6: not carried into the policy (\(EgressRule.ipv6Refusal))")
+        }
         for socket in observation.unixSockets.sorted() {
             warnings.append("connected to the Unix socket \(socket): not carried into the policy")
         }
@@ -137,6 +142,9 @@ public enum LearnedPolicy {
     static func isProvided(_ path: String) -> Bool {
         providedFiles.contains(path) || providedPrefixes.contains { isWithin(path, $0) }
     }
+
+    /// "[ADDRESS]:PORT", as the learner writes an IPv6 destination.
+    static func isIPv6(_ destination: String) -> Bool { destination.hasPrefix("[") }
 
     static func isLoopback(_ destination: String) -> Bool {
         destination.hasPrefix("127.") || destination.hasPrefix("[0:0:0:0:0:0:0:1]:")

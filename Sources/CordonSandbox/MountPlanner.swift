@@ -54,21 +54,44 @@ public struct MountPlanner {
             case .workdir: return fs.workdir
             }
         }
+        // What each writable bind turned out to be: Landlock's rights for a file are a file's.
+        var writable: [String: FileSystem.Kind] = [:]
         let placements = binds.map { Placement.bind($0.0, readOnly: $0.1, key: $0.2) } + fs.tmpfs.map { Placement.tmpfs($0) } + [.workdir]
         let ordered = placements.enumerated().sorted { a, b in
             let da = path(a.element).split(separator: "/").count, db = path(b.element).split(separator: "/").count
             return da != db ? da < db : a.offset < b.offset
         }.map(\.element)
+        // Directory binds placed so far: a mount point under one of them is a path of the host's.
+        var boundDirectories: [(path: String, source: String, key: String)] = []
+        /// A mount point at `target` of this kind must already exist when `target` lies inside a
+        /// bound host directory: the child may not create it there (that would write to the host,
+        /// and a read-only bind or the sandbox's unprivileged root cannot). Nil when `target` is
+        /// not inside a bind, or its mount point is there.
+        func mountPointProblem(_ target: String, directory: Bool) -> String? {
+            guard let parent = boundDirectories.last(where: { target.hasPrefix($0.path == "/" ? "/" : $0.path + "/") }) else { return nil }
+            let host = parent.source + target.dropFirst(parent.path.count)
+            let want = directory ? "a directory" : "a file"
+            switch inspect(host) {
+            case .directory where directory: return nil
+            case .file where !directory, .device where !directory: return nil
+            case .missing:
+                return "\(target) lies inside the bind of \(parent.path) (\(parent.key)), where \(host) does not exist: the sandbox cannot make a mount point in a host directory. Create \(host) as \(want) on the host, or mount \(target) outside \(parent.path)"
+            default:
+                return "\(target) lies inside the bind of \(parent.path) (\(parent.key)), where \(host) is not \(want) (a symlink or another kind): it cannot be its mount point"
+            }
+        }
         for placement in ordered {
             let bind: Policy.Bind, readOnly: Bool, key: String
             switch placement {
             case .tmpfs(let tmpfs):
+                if let problem = mountPointProblem(tmpfs.path, directory: true) { throw PlanError(key: "filesystem.tmpfs", message: problem) }
                 ensureParents(tmpfs.path)
                 dirs.insert(tmpfs.path)
                 let options = "size=\(tmpfs.sizeBytes),mode=\(String(tmpfs.mode, radix: 8))"
                 steps.append(MountStep(.tmpfs, tmpfs.path, data: Array(options.utf8)))
                 continue
             case .workdir:
+                if let problem = mountPointProblem(fs.workdir, directory: true) { throw PlanError(key: "filesystem.workdir", message: problem) }
                 ensureParents(fs.workdir)
                 dirs.insert(fs.workdir)
                 steps.append(MountStep(.tmpfs, fs.workdir, data: Array("size=\(fs.workdirSizeBytes),mode=0700".utf8), flags: [.chown]))
@@ -89,11 +112,21 @@ public struct MountPlanner {
                 }
                 steps.append(MountStep(.symlink, bind.path, data: Array(target.utf8)))
             case .directory:
+                if let problem = mountPointProblem(bind.path, directory: true) { throw PlanError(key: key, message: problem) }
                 dirs.insert(bind.path)
-                steps.append(MountStep(.bind, bind.path, data: Array(bind.source.utf8), flags: flags.union(.isDirectory)))
+                // Writable binds are idmapped (see IdmappedMounts): what the sandbox writes there
+                // belongs to the source's owner, or the one the policy names.
+                steps.append(MountStep(readOnly ? .bind : .attach, bind.path, data: Array(bind.source.utf8), flags: flags.union(.isDirectory),
+                                       owner: bind.owner))
+                boundDirectories.append((bind.path, bind.source, key))
+                writable[bind.path] = .directory
             case .file:
-                steps.append(MountStep(.bind, bind.path, data: Array(bind.source.utf8), flags: flags))
+                if let problem = mountPointProblem(bind.path, directory: false) { throw PlanError(key: key, message: problem) }
+                steps.append(MountStep(readOnly ? .bind : .attach, bind.path, data: Array(bind.source.utf8), flags: flags, owner: bind.owner))
+                writable[bind.path] = .file
             case .device:
+                if let problem = mountPointProblem(bind.path, directory: false) { throw PlanError(key: key, message: problem) }
+                writable[bind.path] = .file
                 steps.append(MountStep(.bind, bind.path, data: Array(bind.source.utf8), flags: flags.union(.device)))
             case .other:
                 throw PlanError(key: key, message: "\(bind.source) is not a file, directory or device")
@@ -143,7 +176,11 @@ public struct MountPlanner {
         // writable mount is.
         var rules = [LandlockRule(path: "/", access: .readOnly)]
         let full = Landlock.FS(rawValue: ~0)
-        for bind in fs.readWrite { rules.append(LandlockRule(path: bind.path, access: full)) }
+        for bind in fs.readWrite {
+            // Directory-only rights asked for a file make landlock_add_rule fail (EINVAL).
+            guard let kind = writable[bind.path] else { continue }
+            rules.append(LandlockRule(path: bind.path, access: kind == .directory ? full : Landlock.FS.fileRights))
+        }
         for tmpfs in fs.tmpfs { rules.append(LandlockRule(path: tmpfs.path, access: full)) }
         rules.append(LandlockRule(path: fs.workdir, access: full))
         rules.append(LandlockRule(path: "/dev", access: [.readFile, .writeFile, .readDir, .truncate, .ioctlDev]))

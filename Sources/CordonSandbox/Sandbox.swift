@@ -183,6 +183,13 @@ private struct Run {
         fchmod(root.raw, 0o755)
         root.close()
 
+        // Writable binds: idmapped detached mounts, made here (only the host's root may), moved
+        // into the tree by the child.
+        let idmapped: IdmappedMounts
+        do { idmapped = try IdmappedMounts(plan: plan, hostBase: range.hostBase, ownership: environment.writeOwnership) }
+        catch { return failure(.idmap, error.errno, error.message) }
+        defer { withExtendedLifetime(idmapped) {} }
+
         var cgroupDirectory: Descriptor?
         if cgroup.version == .v2 {
             do { cgroupDirectory = try cgroup.openDirectory() } catch { return failure(.cgroup, error.errno, "cgroup: \(error)") }
@@ -194,7 +201,7 @@ private struct Run {
             argv: argv, rootMountpoint: rootMount, cgroupTaskFiles: cgroup.v1TaskFiles, cgroupFD: cgroupDirectory?.raw ?? -1,
             syncFD: sync.read.raw, chanFD: chan.second.raw, statusFD: status.write.raw, stdio: stdio.childStdio, tty: io.tty,
             landlockABI: abi, landlockFD: landlock?.raw ?? -1, initFD: initFD, shareMemory: environment.shareMemoryUntilExec,
-            capLast: capLast))
+            capLast: capLast, attachFDs: idmapped.fds))
         defer { withExtendedLifetime(cPlan) {} }
 
         // 6. clone. The child waits on `sync` until the maps and cgroup are in place.

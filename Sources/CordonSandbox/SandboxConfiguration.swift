@@ -28,6 +28,8 @@ public struct SandboxEnvironment: Sendable {
     public var shareMemoryUntilExec = true
     /// cordon-init to execute as pid 1 (nil: next to this executable, then /usr/libexec/cordon).
     public var initProgram: String?
+    /// Who owns on the host what the sandbox writes through its writable binds.
+    public var writeOwnership = WriteOwnership.sourceOwner
 
     public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
 }

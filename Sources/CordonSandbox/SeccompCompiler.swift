@@ -30,6 +30,12 @@ public enum SeccompCompiler {
     static func actErrno(_ e: Int32) -> UInt32 { 0x0005_0000 | (UInt32(e) & 0xffff) }
     static let enosys: Int32 = 38
 
+    /// The calls that take a file mode, and the index of that argument.
+    static let modeArgument: [String: UInt32] = [
+        "chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "open": 2, "openat": 3, "creat": 1,
+        "mknod": 1, "mknodat": 2,
+    ]
+
     public struct CompileError: Error, Sendable, CustomStringConvertible {
         public var message: String
         public var description: String { message }
@@ -38,7 +44,7 @@ public enum SeccompCompiler {
     /// Compiles (or loads from `cacheDir`, keyed by the profile's bytes) the filter for `profileBytes`.
     public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
         // The profile's hash is the one the policy hash already took (computed once per process).
-        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-1".utf8))
+        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-2".utf8))
         let cachePath = cacheDir.map { "\($0)/\(key).bpf" }
         // A cached filter is trusted only in a root-owned directory no one else can write.
         if let cachePath, let bytes = FileSystem.readTrusted(cachePath), let cached = decode(bytes) { return cached }
@@ -72,22 +78,52 @@ public enum SeccompCompiler {
             let r = seccomp_arch_add(ctx, token)
             if r != 0 && r != -EEXIST { throw CompileError(message: "\(file): adding architecture \(arch): \(SystemError.text(-r))") }
         }
+        func add(_ name: String, _ act: UInt32, _ args: [scmp_arg_cmp]) throws(CompileError) {
+            var args = args
+            let r = args.withUnsafeMutableBufferPointer { buf in
+                seccomp_rule_add_array(ctx, act, seccomp_syscall_resolve_name(name), UInt32(buf.count), buf.baseAddress)
+            }
+            if r != 0 { throw CompileError(message: "\(file): rule for \(name): \(SystemError.text(-r))") }
+        }
+        var unconditionallyAllowed = Set<String>()
         for rule in rules {
             let nr = seccomp_syscall_resolve_name(rule.name)
             if nr == __NR_SCMP_ERROR { throw CompileError(message: "\(file): unknown syscall \"\(rule.name)\"") }
             if nr < 0 { continue }  // exists only on other architectures
             let (act, err) = action(rule.action)
             if let err, rule.action != .allow { errnoBySyscall[nr] = err }
+            if rule.action == .allow && rule.args.isEmpty && (Self.modeArgument[rule.name] != nil || rule.name == "openat2") {
+                unconditionallyAllowed.insert(rule.name)
+                continue  // allowed below, without the bits no sandbox may set
+            }
             if act == defaultAction { continue }  // libseccomp refuses rules that repeat the default
-            var args = rule.args.map { arg in
+            try add(rule.name, act, rule.args.map { arg in
                 scmp_arg_cmp(arg: arg.index, op: op(arg.op), datum_a: arg.value, datum_b: arg.valueTwo)
+            })
+        }
+        // Whatever the profile says, no file gets a setuid or setgid bit from a sandbox: through
+        // an idmapped writable bind it would belong to the bind's host owner (root, for a
+        // root-owned directory) and run as them from the host. The mode argument is a value, so
+        // the filter sees it; openat2's is in a struct it cannot read, so openat2 answers ENOSYS
+        // (callers fall back to openat).
+        let special: UInt64 = UInt64(S_ISUID | S_ISGID)
+        for (name, index) in Self.modeArgument.sorted(by: { $0.key < $1.key }) {
+            let nr = seccomp_syscall_resolve_name(name)
+            if nr < 0 { continue }
+            let allowed = unconditionallyAllowed.contains(name)
+            if !allowed && defaultAction != actAllow { continue }  // refused or conditioned by the profile already
+            if allowed && defaultAction != actAllow {
+                try add(name, actAllow, [scmp_arg_cmp(arg: index, op: SCMP_CMP_MASKED_EQ, datum_a: special, datum_b: 0)])
             }
-            let r = args.withUnsafeMutableBufferPointer { buf in
-                seccomp_rule_add_array(ctx, act, nr, UInt32(buf.count), buf.baseAddress)
+            // What the allow rule leaves out reaches the default action; unless that already is a
+            // notification, the two bits get one of their own (logged, answered EPERM).
+            for bit in [UInt64(S_ISUID), UInt64(S_ISGID)] where defaultAction != actNotify {
+                try add(name, actNotify, [scmp_arg_cmp(arg: index, op: SCMP_CMP_MASKED_EQ, datum_a: bit, datum_b: bit)])
             }
-            if r != 0 {
-                throw CompileError(message: "\(file): rule for \(rule.name): \(SystemError.text(-r))")
-            }
+            errnoBySyscall[nr] = EPERM
+        }
+        if unconditionallyAllowed.contains("openat2") || defaultAction == actAllow {
+            try add("openat2", actErrno(enosys), [])
         }
         return CompiledSeccomp(bpf: try export(ctx), errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
                                usesNotification: true)

@@ -6,7 +6,7 @@ import CSpawn
 /// in `cordon run --json`, the same text those carried before there was an enum.
 public enum SetupStep: Sendable, Hashable, CustomStringConvertible {
     // The supervisor's, in spawn order.
-    case uidRange, cgroup, guardian, landlock, pipes, tty, initProgram, rootMountpoint, clone
+    case uidRange, cgroup, guardian, landlock, pipes, tty, initProgram, rootMountpoint, idmap, clone
     case idMap  // also the child's CS_STEP_ID_MAP
     case egress, release
     /// The output's destination could not be opened once the workload ran (`SandboxIO.openOutput`).
@@ -26,7 +26,7 @@ public enum SetupStep: Sendable, Hashable, CustomStringConvertible {
     /// Every step with a name of its own, and that name.
     static let named: [(SetupStep, String)] = [
         (.uidRange, "uid-range"), (.cgroup, "cgroup"), (.guardian, "guardian"), (.landlock, "landlock"),
-        (.pipes, "pipes"), (.tty, "tty"), (.initProgram, "init-program"), (.rootMountpoint, "root-mountpoint"),
+        (.pipes, "pipes"), (.tty, "tty"), (.initProgram, "init-program"), (.rootMountpoint, "root-mountpoint"), (.idmap, "idmap"),
         (.clone, "clone"), (.idMap, "id-map"), (.egress, "egress"), (.release, "release"), (.output, "output"),
         (.taskFiles, "task-files"),
         (.waitParent, "wait-parent"), (.setsid, "setsid"), (.mountPrivate, "mount-private"), (.rootTmpfs, "root-tmpfs"),

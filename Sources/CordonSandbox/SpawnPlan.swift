@@ -3,7 +3,7 @@ import CordonSystem
 
 /// One step of the mount plan (executed in order by the child, see CSpawn's cs_mount_kind).
 public struct MountStep: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Int32, Sendable { case dir = 1, bind, tmpfs, symlink, file, proc, mask, readonly, devpts }
+    public enum Kind: Int32, Sendable { case dir = 1, bind, tmpfs, symlink, file, proc, mask, readonly, devpts, attach }
     public struct Flags: OptionSet, Sendable, Equatable {
         public let rawValue: Int32
         public init(rawValue: Int32) { self.rawValue = rawValue }
@@ -21,13 +21,16 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
     public var data: [UInt8]
     public var mode: UInt32
     public var flags: Flags
+    /// attach: the host owner the policy names for what the sandbox writes (nil: the source's).
+    public var owner: Policy.Owner?
 
-    public init(_ kind: Kind, _ target: String, data: [UInt8] = [], mode: UInt32 = 0o755, flags: Flags = []) {
+    public init(_ kind: Kind, _ target: String, data: [UInt8] = [], mode: UInt32 = 0o755, flags: Flags = [], owner: Policy.Owner? = nil) {
         self.kind = kind
         self.target = target
         self.data = data
         self.mode = mode
         self.flags = flags
+        self.owner = owner
     }
 
     /// "mount /usr (read-only bind of /usr)": how a failed step is named to a person.
@@ -45,6 +48,7 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         case .mask: return "mask \(target)"
         case .readonly: return "remount \(target) read-only"
         case .devpts: return "mount \(target) (devpts)"
+        case .attach: return "mount \(target) (read-write bind of \(text), idmapped)"
         }
     }
 }

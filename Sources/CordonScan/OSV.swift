@@ -151,3 +151,66 @@ func rangeIncludes(_ range: OSVRecord.Range, version: String, ecosystem: Ecosyst
     }
     return affected
 }
+
+/// What a report tells a user about one advisory for one installed version: the ranges in a
+/// form people read, the versions that fix it, and the one to upgrade to.
+public struct AffectedDescription: Sendable, Equatable {
+    /// One entry a range segment or listed-version set: `< 2.15.1`, `>= 2.0, < 2.3.4`, `<= 1.2 (last affected)`.
+    public var ranges: [String]
+    /// Every `fixed` version the entries name, in their order, without repeats.
+    public var fixed: [String]
+    /// The lowest fixed version above `version` in a range that contains it; nil when no range
+    /// containing it has a fix (or the version is affected only by listing).
+    public var fixedIn: String?
+}
+
+/// Describes the entries of `record` for `name` in `ecosystem`, from the point of view of `version`.
+public func describeAffected(_ record: OSVRecord, ecosystem: Ecosystem, name: String, version: String) -> AffectedDescription {
+    var out = AffectedDescription(ranges: [], fixed: [], fixedIn: nil)
+    let wanted = ecosystem.normalizedName(name)
+    for entry in record.affected {
+        guard Ecosystem(osv: entry.package.ecosystem) == ecosystem,
+              ecosystem.normalizedName(entry.package.name) == wanted else { continue }
+        for range in entry.ranges where range.type != .git {
+            var open: [String]? = nil
+            for event in range.events {
+                switch event {
+                case .introduced(let v):
+                    if let open { out.ranges.append(open.isEmpty ? "all versions" : open.joined(separator: ", ")) }
+                    open = v == "0" ? [] : [">= \(v)"]
+                case .fixed(let v):
+                    out.ranges.append(((open ?? []) + ["< \(v)"]).joined(separator: ", "))
+                    open = nil
+                    if !out.fixed.contains(v) { out.fixed.append(v) }
+                case .lastAffected(let v):
+                    out.ranges.append(((open ?? []) + ["<= \(v)"]).joined(separator: ", "))
+                    open = nil
+                case .limit(let v):
+                    out.ranges.append("(only below \(v))")
+                }
+            }
+            if let open { out.ranges.append(open.isEmpty ? "all versions" : open.joined(separator: ", ")) }
+            // A range that includes `version`: its lowest fix above it.
+            func compare(_ a: String, _ b: String) -> ComparisonResult? {
+                range.type == .semver ? compareSemVer(a, b) : compareVersions(a, b, ecosystem: ecosystem)
+            }
+            if rangeIncludes(range, version: version, ecosystem: ecosystem) {
+                for event in range.events {
+                    guard case .fixed(let v) = event, compare(v, version) == .orderedDescending else { continue }
+                    if let best = out.fixedIn, compare(v, best) != .orderedAscending { continue }
+                    out.fixedIn = v
+                }
+            }
+        }
+        if !entry.versions.isEmpty {
+            out.ranges.append(entry.versions.count == 1 ? "version \(entry.versions[0])" : "\(entry.versions.count) listed versions")
+        }
+    }
+    return out
+}
+
+/// Whether `version` parses in `ecosystem`'s version scheme (a version that does not is never
+/// matched, so it is not checked).
+public func isValidVersion(_ version: String, ecosystem: Ecosystem) -> Bool {
+    compareVersions(version, version, ecosystem: ecosystem) != nil
+}

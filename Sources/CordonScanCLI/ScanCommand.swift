@@ -18,7 +18,9 @@ struct ScanCommand: ParsableCommand {
         abstract: "Scan Python wheels and sdists, npm tarballs and directories for known vulnerabilities and malicious code.",
         discussion: """
         Archives are read under hard limits and never extracted. Advisories come from the database \
-        `cordon db import` fills; without one, only the heuristics run (a warning says so). Exit \
+        `cordon db import` fills, read-only (any user who can read it can scan); without one, only \
+        the heuristics run (a warning says so). A package whose ecosystem has no advisories in the \
+        database is reported "not checked", never clean. Exit \
         status: 0, or 1 when something at or above --fail-on was found, 2 when a target could not \
         be scanned.
         """
@@ -57,8 +59,10 @@ struct ScanCommand: ParsableCommand {
         let state = Locations(stateDir: locations.stateDir).resolvedStateDir()
         let dbPath = "\(state)/vulndb.sqlite"
         var database: VulnDatabase?
-        if FileSystem.exists(dbPath) {
-            do { database = try VulnDatabase(path: dbPath) } catch {
+        // Read-only: scanning writes nothing, so any user who can read the database can scan.
+        // (A path that cannot even be looked up, EACCES, is opened to get its clear error.)
+        if access(dbPath, F_OK) == 0 || errno != ENOENT {
+            do { database = try VulnDatabase(readingAt: dbPath) } catch {
                 printError("cordon scan: \(error)")
                 throw ExitCode(2)
             }

@@ -35,8 +35,8 @@ public struct ContainerImage {
     static func keepsContent(_ path: String, size: Int64) -> Bool {
         // Package databases are read up to 64 MiB (a large distribution's dpkg status is a few
         // MiB); everything else kept is small.
-        if path == "var/lib/dpkg/status" || path == "lib/apk/db/installed" { return size <= 64 << 20 }
-        if path.hasSuffix(".dist-info/METADATA") || (path.hasSuffix("/package.json") && path.contains("node_modules/")) { return size <= 1 << 20 }
+        if Inventory.isPackageDatabase(path) { return size <= 64 << 20 }
+        if Inventory.isInstalledMetadata(path) { return size <= 1 << 20 }
         guard size <= 256 << 10 else { return false }
         let name = path.split(separator: "/").last.map(String.init) ?? ""
         return name.hasPrefix("id_") || name.hasSuffix(".pem") || name.hasSuffix(".key") || name == "credentials"
@@ -276,99 +276,9 @@ public struct ContainerImage {
     /// Packages the image has installed: dpkg, apk, Python dist-info, node_modules.
     func inventory(source: String) -> [ScannedPackage] {
         var out: [ScannedPackage] = []
-        func add(_ eco: Ecosystem, _ name: String, _ version: String, _ file: File) {
-            out.append(ScannedPackage(ecosystem: eco, name: name, version: version,
-                                      source: "\(source)!layer\(file.layer):\(file.path)", files: [], pureWheel: false))
-        }
-        if let status = files["var/lib/dpkg/status"] {
-            for (name, version) in ContainerImage.dpkgInstalled(status.bytes) { add(.debian, name, version, status) }
-        }
-        if let apk = files["lib/apk/db/installed"] {
-            for (name, version) in ContainerImage.apkInstalled(apk.bytes) { add(.alpine, name, version, apk) }
-        }
-        for file in files.values.sorted(by: { $0.path < $1.path }) {
-            if file.path.hasSuffix(".dist-info/METADATA") {
-                let f = Inventory.rfc822(file.bytes)
-                if let name = f["name"], let version = f["version"] { add(.pypi, name, version, file) }
-            } else if file.path.hasSuffix("/package.json") && file.path.contains("node_modules/"),
-                      let (name, version) = try? Inventory.npmIdentity(file.bytes, source: file.path) {
-                add(.npm, name, version, file)
-            }
-        }
-        return out
-    }
-
-    /// The lines of `bytes` (split at LF, a CR before it dropped) as slices of it, in order. The
-    /// package databases are read line by line over their bytes: no String, no copy, one pass.
-    /// (They were split as Strings, with a pattern search per stanza: 0.1 s a MiB.)
-    /// The end of the bytes counts as one more empty line, which ends the last record.
-    struct Lines: Sequence, IteratorProtocol {
-        let bytes: [UInt8]
-        var start = 0
-        var ended = false
-
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-        mutating func next() -> ArraySlice<UInt8>? {
-            guard start < bytes.count else {
-                if ended { return nil }
-                ended = true
-                return bytes[bytes.count...]
-            }
-            var end = start
-            while end < bytes.count && bytes[end] != 10 { end += 1 }
-            defer { start = end + 1 }
-            return bytes[start..<(end > start && bytes[end - 1] == 13 ? end - 1 : end)]
-        }
-    }
-
-    /// "Key: value" → (key, value without the blanks around it); nil for a line without a colon
-    /// or a continuation line (starting with a blank).
-    static func field(_ line: ArraySlice<UInt8>) -> (key: ArraySlice<UInt8>, value: String)? {
-        guard let first = line.first, first != 32, first != 9, let colon = line.firstIndex(of: 58) else { return nil }
-        var value = line[(colon + 1)...]
-        while let c = value.first, c == 32 || c == 9 { value = value.dropFirst() }
-        while let c = value.last, c == 32 || c == 9 { value = value.dropLast() }
-        return (line[..<colon], String(decoding: value, as: UTF8.self))
-    }
-
-    /// dpkg's status database: the packages whose Status ends in "installed", each stanza's
-    /// fields matched without regard to case, the first value of a field winning.
-    static func dpkgInstalled(_ bytes: [UInt8]) -> [(name: String, version: String)] {
-        var out: [(name: String, version: String)] = []
-        var package: String?, version: String?, status: String?
-        for line in Lines(bytes) {
-            if line.isEmpty {
-                if let package, let version, (status ?? "").hasSuffix("installed") { out.append((package, version)) }
-                package = nil
-                version = nil
-                status = nil
-                continue
-            }
-            guard let (key, value) = field(line) else { continue }
-            if key.count == 7 && key.elementsEqual("package".utf8, by: caseless) { package = package ?? value }
-            else if key.count == 7 && key.elementsEqual("version".utf8, by: caseless) { version = version ?? value }
-            else if key.count == 6 && key.elementsEqual("status".utf8, by: caseless) { status = status ?? value }
-        }
-        return out
-    }
-
-    static func caseless(_ a: UInt8, _ b: UInt8) -> Bool { (a >= 65 && a <= 90 ? a + 32 : a) == b }
-
-    /// apk's installed database: P: (name) and V: (version) of each blank-line-separated record.
-    static func apkInstalled(_ bytes: [UInt8]) -> [(name: String, version: String)] {
-        var out: [(name: String, version: String)] = []
-        var name: String?, version: String?
-        for line in Lines(bytes) {
-            if line.isEmpty {
-                if let name, let version { out.append((name, version)) }
-                name = nil
-                version = nil
-            } else if line.starts(with: [80, 58]) {  // P:
-                name = String(decoding: line.dropFirst(2), as: UTF8.self)
-            } else if line.starts(with: [86, 58]) {  // V:
-                version = String(decoding: line.dropFirst(2), as: UTF8.self)
-            }
+        // Every installed-metadata form the directory inventory reads (Inventory.installed).
+        for file in files.values.sorted(by: { $0.path < $1.path }) where file.kind == .file && Inventory.isInstalledMetadata(file.path) {
+            out += Inventory.installed(path: file.path, bytes: file.bytes, source: "\(source)!layer\(file.layer):\(file.path)")
         }
         return out
     }

@@ -32,6 +32,8 @@ public enum Landlock {
         }
 
         public static let readOnly: FS = [.execute, .readFile, .readDir]
+        /// The rights that apply to a file (a rule for a file with any other right is refused).
+        public static let fileRights: FS = [.execute, .writeFile, .readFile, .truncate, .ioctlDev]
     }
 
     public static let scopeAbstractUnixSocket: UInt64 = 1 << 0  // ABI 6

@@ -5,6 +5,32 @@ struct StoredAdvisory: Equatable {
     var record: OSVRecord
     var modified: String?
     var published: String?
+    var details: String?
+    /// `severity[]` entries (top level and per affected entry) as "TYPE<TAB>score", in order.
+    var scores: [String] = []
+    /// A textual grade from `database_specific` / `ecosystem_specific` (GHSA's MODERATE, Debian's
+    /// "medium"...), when the record has no CVSS vector this reads.
+    var grade: String?
+    /// The advisory's own page (an ADVISORY reference), else the osv.dev page.
+    var url: String?
+
+    /// critical, high, medium or low, with the CVSS v3 base score when a v3 vector gave it.
+    var severity: (level: String, score: Double?)? {
+        for entry in scores {
+            let parts = entry.split(separator: "\t", maxSplits: 1)
+            if parts.count == 2, let score = CVSS.baseScore(String(parts[1])) {
+                let rating = CVSS.rating(score)
+                return (rating == "none" ? "low" : rating, score)
+            }
+        }
+        switch grade?.lowercased() {
+        case "critical"?: return ("critical", nil)
+        case "high"?, "important"?: return ("high", nil)
+        case "moderate"?, "medium"?: return ("medium", nil)
+        case "low"?, "negligible"?, "unimportant"?: return ("low", nil)
+        default: return nil
+        }
+    }
 }
 
 /// OSV (YAML or JSON) → `StoredAdvisory`, with errors that name the field.
@@ -23,6 +49,19 @@ enum OSVDecoder {
         if version.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
             throw Failure(field: field, message: "version \(version.debugDescription) contains a control character")
         }
+    }
+
+    /// The first paragraph of a `details` text on one line, cut at a word under 200 characters:
+    /// what a report shows when a record has no `summary` (most PyPA records).
+    static func headline(_ details: String) -> String {
+        let paragraph = details.split(separator: "\n\n", maxSplits: 1).first.map(String.init) ?? details
+        let words = paragraph.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" })
+        var line = ""
+        for word in words {
+            if line.count + word.count + 1 > 200 { return line + "…" }
+            line += line.isEmpty ? String(word) : " " + word
+        }
+        return line
     }
 
     static func decode(_ bytes: [UInt8]) throws -> StoredAdvisory {
@@ -61,10 +100,21 @@ enum OSVDecoder {
             affected.append(OSVRecord.Affected(package: .init(ecosystem: ecosystem, name: name, purl: packageNode["purl"]?.string),
                                                ranges: ranges, versions: versions))
         }
+        var scores: [String] = []
+        var grade = root["database_specific"]?["severity"]?.string
+        for node in (root["severity"]?.items ?? []) + (root["affected"]?.items ?? []).flatMap({ $0["severity"]?.items ?? [] }) {
+            if let type = node["type"]?.string, let score = node["score"]?.string, !score.contains("\n") { scores.append("\(type)\t\(score)") }
+        }
+        for entry in root["affected"]?.items ?? [] where grade == nil {
+            grade = entry["ecosystem_specific"]?["severity"]?.string ?? entry["database_specific"]?["severity"]?.string
+        }
+        let advisoryURL = (root["references"]?.items ?? []).first { $0["type"]?.string == "ADVISORY" }?["url"]?.string
         let record = OSVRecord(id: id, aliases: (root["aliases"]?.items ?? []).compactMap { $0.string },
-                               summary: root["summary"]?.string ?? root["details"]?.string.map { String($0.prefix(200)) },
+                               summary: root["summary"]?.string ?? root["details"]?.string.map(Self.headline),
                                withdrawn: root["withdrawn"]?.string, affected: affected)
-        return StoredAdvisory(record: record, modified: root["modified"]?.string, published: root["published"]?.string)
+        return StoredAdvisory(record: record, modified: root["modified"]?.string, published: root["published"]?.string,
+                              details: root["details"]?.string, scores: scores, grade: grade,
+                              url: advisoryURL ?? "https://osv.dev/vulnerability/\(id)")
     }
 }
 

@@ -1,5 +1,7 @@
+import CLinux
 import CordonJSON
 import CordonRPC
+import CordonSystem
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -246,6 +248,53 @@ struct DaemonTests {
         #expect(stranger.status != 0 && stranger.stderr.contains("PermissionError"), "\(stranger.stderr)")
     }
 
+    /// A non-admin's sandbox writes through a writable bind as them on the host, only into a
+    /// directory of theirs; an admin's writes as the directory's owner; a policy naming another
+    /// owner is refused to a non-admin before anything runs.
+    @Test func aNonAdminWritesAsThemselvesAndMayNotNameAnotherOwner() throws {
+        let base = "/tmp/cordond-owner-\(getpid())"
+        try? FileManager.default.removeItem(atPath: base)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let shared = "\(base)/shared", own = "\(base)/nobodys"
+        for dir in [shared, own] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        chmod(base, 0o755)
+        chmod(shared, 0o1777)  // root's, writable by all (like /tmp)
+        chown(own, 65534, 65534)
+        func policy(_ name: String, _ binds: String) -> String {
+            "[policy]\nname = \"\(name)\"\nextends = [\"default\"]\n[filesystem]\nread_write = [\(binds)]\n[access]\nusers = [\"65534\"]\n"
+        }
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: [
+            "mine": policy("mine", "\"\(shared)\", \"\(own)\""),
+            "theirs": policy("theirs", "{ path = \"\(own)\", owner = \"0:0\" }"),
+            "nobodys": policy("nobodys", "\"\(own)\""),
+        ])
+        chmod(d.dir, 0o755)
+        let answers = d.asUser(65534, [
+            #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["/bin/sh","-c","echo n > \#(own)/by-nobody"],"policy":"mine","wait":true}}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"task.submit","params":{"argv":["/bin/sh","-c","echo n > \#(own)/as-root"],"policy":"theirs","wait":true}}"#,
+        ])
+        try #require(answers.count == 2, "\(answers)")
+        // `mine` binds root's shared directory too: nothing could be written there as nobody.
+        #expect(answers[0]["result"]?["reason"] == .string("setup-failed"), "\(answers[0].text)")
+        #expect(answers[0]["result"]?["result"]?["setupFailure"]?["message"]?.stringValue?.contains("\(shared) belongs to 0:0, but this sandbox writes as 65534:65534 (the caller)") == true,
+                "\(answers[0].text)")
+        #expect(answers[1]["error"]?["code"] == .int(RPCCode.unauthorized), "\(answers[1].text)")
+        #expect(answers[1]["error"]?["message"]?.stringValue?.contains("owner \"0:0\" is not you (65534:65534)") == true, "\(answers[1].text)")
+        #expect(!FileManager.default.fileExists(atPath: "\(own)/as-root"))
+
+        let onlyOwn = d.asUser(65534, [
+            #"{"jsonrpc":"2.0","id":1,"method":"task.submit","params":{"argv":["/bin/sh","-c","echo n > \#(own)/by-nobody"],"policy":"nobodys","wait":true}}"#,
+        ])
+        #expect(onlyOwn.first?["result"]?["exitCode"] == .int(0), "\(onlyOwn)")
+        var st = stat()
+        #expect(stat("\(own)/by-nobody", &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534, "uid \(st.st_uid)")
+        // An admin's task writes as each directory's owner.
+        let admin = try d.submit(["/bin/sh", "-c", "echo r > \(shared)/by-admin && echo r > \(own)/by-admin"], policy: "mine", wait: true)
+        #expect(admin["exitCode"] == .int(0), "\(admin.text)")
+        #expect(stat("\(shared)/by-admin", &st) == 0 && st.st_uid == 0, "uid \(st.st_uid)")
+        #expect(stat("\(own)/by-admin", &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534, "uid \(st.st_uid)")
+    }
+
     /// More supplementary groups than a small buffer holds must not read as "member of gid 0".
     @Test func manyGroupsNeverReadAsRoot() throws {
         let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[admins]\ngroups = [\"root\"]\n")
@@ -394,8 +443,149 @@ struct DaemonTests {
         let bad = TestDaemon.exec(TestDaemon.cordon, ["status", "--socket", "\(d.dir)/nope.sock"])
         #expect(bad.status == 1 && bad.stderr.contains("is cordond running?"), "\(bad.stderr)")
     }
+
+    /// Requests sent together are answered one by one in order, and a client that shut down its
+    /// sending side (a half-close) still gets every answer before the daemon closes.
+    @Test func pipelinedRequestsAndAHalfCloseAreAnswered() throws {
+        let d = try TestDaemon()
+        let fd = try d.connect()
+        defer { close(fd) }
+        let lines = (1...3).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"system.version"}"# }.joined(separator: "\n") + "\n"
+        let bytes = Array(lines.utf8)
+        #expect(send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count)
+        shutdown(fd, Int32(SHUT_WR))
+        for id in 1...3 {
+            let answer = try d.readResponse(fd)
+            #expect(answer["id"] == .int(Int64(id)), "\(answer.text)")
+            #expect(answer["result"]?["pid"] != nil)
+        }
+        var byte: UInt8 = 0
+        #expect(read(fd, &byte, 1) == 0)  // then closed
+    }
+
+    /// A task.wait holds no thread (it is parked until the task ends), and a client that goes
+    /// away takes its parked wait with it: connect, wait, disconnect in a loop leaves nothing.
+    @Test func aWaitWhoseClientLeftIsForgotten() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sleep", "60"])
+        let id = try #require(task["id"]?.intValue)
+        // nil while the daemon is busy (the closed connections not yet taken off its count).
+        func parked() -> Int? {
+            guard let text = (try? d.call("system.metrics"))?["text"]?.stringValue else { return nil }
+            let line = text.split(separator: "\n").first { $0.hasPrefix("cordon_parked_requests ") }
+            return line.flatMap { Int($0.split(separator: " ").last ?? "") }
+        }
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"task.wait","params":{"id":\#(id)}}"#.utf8) + [0x0A]
+        // A few held: they are counted while their clients stay.
+        var held: [Int32] = []
+        for _ in 0..<5 {
+            let fd = try d.connect()
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            held.append(fd)
+        }
+        #expect(d.eventually(5) { parked() == 5 })
+        // In rounds below the connection cap (a loaded machine may take a while to see closes).
+        for _ in 0..<6 {
+            for _ in 0..<50 {
+                let fd = try d.connect()
+                #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+                close(fd)
+            }
+            #expect(d.eventually(10) { parked() == 5 }, "\(String(describing: parked())) waits parked, 5 expected")
+        }
+        for fd in held { close(fd) }
+        #expect(d.eventually(10) { parked() == 0 }, "\(String(describing: parked())) waits still parked")
+        // The task is still running; a wait on an open connection is still answered when it ends.
+        let waiter = try d.connect()
+        defer { close(waiter) }
+        #expect(send(waiter, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+        _ = try d.call("task.cancel", .object([("id", .int(id))]))
+        let answer = try d.readResponse(waiter)
+        #expect(answer["result"]?["state"] == .string("cancelled"), "\(answer.text)")
+        #expect(parked() == 0)
+    }
+
+    /// A task.wait that timed out leaves no waiter behind: one connection sending many short
+    /// waits on a task that runs on must not grow the table of waiters until the task ends.
+    @Test func aWaitThatTimedOutLeavesNoWaiter() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sleep", "60"])
+        let id = try #require(task["id"]?.intValue)
+        let fd = try d.connect()
+        defer { close(fd) }
+        _ = cl_socket_timeouts(fd, 20_000, 20_000)
+        for n in 1...20 {
+            let request = Array(#"{"jsonrpc":"2.0","id":\#(n),"method":"task.wait","params":{"id":\#(id),"timeout":0.01}}"#.utf8) + [0x0A]
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            let answer = try d.readResponse(fd)
+            #expect(answer["id"] == .int(Int64(n)) && answer["error"]?["code"] == .int(RPCCode.waitTimedOut), "\(answer.text)")
+        }
+        #expect(d.eventually(5) { d.parkedRequests() == 0 }, "\(String(describing: d.parkedRequests())) waits still parked")
+        _ = try d.call("task.cancel", .object([("id", .int(id))]))
+    }
+
+    /// A task.logs follower whose client went away stops while its task runs on: the
+    /// connection's slot is given back at once, so a follower outliving it would let a client
+    /// start threads without bound (connect, follow, close, again).
+    @Test func aLogsFollowerWhoseClientLeftStops() throws {
+        let d = try TestDaemon()
+        let task = try d.submit(["sleep", "60"])
+        let id = try #require(task["id"]?.intValue)
+        let pid = try #require(d.processID)
+        func followers() -> Int {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            return tasks.filter { (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8)) == "cordond-logs\n" }.count
+        }
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"task.logs","params":{"id":\#(id),"follow":true}}"#.utf8) + [0x0A]
+        var held: [Int32] = []
+        for _ in 0..<5 {
+            let fd = try d.connect()
+            #expect(send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count)
+            held.append(fd)
+        }
+        #expect(d.eventually(10) { followers() == 5 }, "\(followers()) followers, 5 expected")
+        for fd in held { close(fd) }
+        #expect(d.eventually(10) { followers() == 0 }, "\(followers()) followers left after their clients")
+        _ = try d.call("task.cancel", .object([("id", .int(id))]))
+    }
+
+    /// A client that pipelines requests and never reads the answers holds no worker: the
+    /// daemon stops taking its requests while its answers wait to be sent, so the only worker
+    /// (server.workers = 1) still answers others at once rather than after the 60 s send limit.
+    @Test func aClientThatDoesNotReadHoldsNoWorker() throws {
+        let d = try TestDaemon(config: "[server]\nworkers = 1\n")
+        let hog = try d.connect()
+        defer { close(hog) }
+        _ = fcntl(hog, F_SETFL, fcntl(hog, F_GETFL) | O_NONBLOCK)
+        // system.metrics answers are a few KiB: 3000 of them are far more than the socket
+        // buffer and the daemon's output bound together.
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"system.metrics"}"#.utf8) + [0x0A]
+        var sentRequests = 0
+        let until = MonotonicClock.now + 5
+        while sentRequests < 3000 && MonotonicClock.now < until {
+            let n = send(hog, request, request.count, Int32(MSG_NOSIGNAL))
+            if n == request.count { sentRequests += 1; continue }
+            #expect(n < 0 && errno == EAGAIN, "a partial send (\(n)) or an error (\(errno))")
+            if n > 0 { break }
+            usleep(10_000)
+        }
+        let other = try d.connect()
+        defer { close(other) }
+        _ = cl_socket_timeouts(other, 15_000, 15_000)
+        let version = Array(#"{"jsonrpc":"2.0","id":2,"method":"system.version"}"#.utf8) + [0x0A]
+        #expect(send(other, version, version.count, Int32(MSG_NOSIGNAL)) == version.count)
+        let answer = try d.readResponse(other)
+        #expect(answer["result"]?["pid"] != nil, "\(answer.text)")
+    }
 }
 
 extension TestDaemon {
+    /// cordond's cordon_parked_requests gauge (nil when the call fails).
+    func parkedRequests() -> Int? {
+        guard let text = (try? call("system.metrics"))?["text"]?.stringValue else { return nil }
+        let line = text.split(separator: "\n").first { $0.hasPrefix("cordon_parked_requests ") }
+        return line.flatMap { Int($0.split(separator: " ").last ?? "") }
+    }
+
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 }

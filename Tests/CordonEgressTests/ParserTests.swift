@@ -22,6 +22,8 @@ struct RuleTests {
         "a.com:+443", "a.com:0443x", "*.com:443", "a.*.com:443", "**.a.com:443", "*a.com:443", "under_score.com:443",
         "1.2.3:443", "1.2.3.256:443", "01.2.3.4:443", "10.0.0.1/8:443", "10.0.0.0/33:443", "10.0.0.0/:443",
         "[::1:443", "[fe80::1%eth0]:443", "[::1/129]:443", "::1:443", "[]:443",
+        // Well formed, but IPv6 egress is refused on every path: the rule would never match.
+        "[::1]:8080", "[2001:db8::/32]:443", "[::ffff:203.0.113.9]:443",
         "a.com:443:443",
     ])
     func refused(_ entry: String) {
@@ -42,8 +44,7 @@ struct RuleTests {
     @Test func addressRules() {
         #expect(rule("203.0.113.0/24:5432")?.destination == .network(IPNetwork(address: .v4(IPv4Address(203, 0, 113, 0)), prefixLength: 24)!))
         #expect(rule("127.0.0.1:80")?.destination == .network(IPNetwork(address: .v4(IPv4Address(127, 0, 0, 1)), prefixLength: 32)!))
-        #expect(rule("[2001:db8::/32]:443") != nil)
-        #expect(rule("[::1]:8080")?.description == "[::1]:8080")
+        #expect(reason("[2001:db8::/32]:443") == "network.allow entry \"[2001:db8::/32]:443\": \"[2001:db8::/32]:443\" is an IPv6 address rule, which would never match: IPv6 egress is refused on every path; see SECURITY.md")
         #expect(rule("203.0.113.0/24:1-1024")?.description == "203.0.113.0/24:1-1024")
     }
 
@@ -61,7 +62,10 @@ struct RuleTests {
     }
 
     @Test func cidrs() {
-        let list = Allowlist(rules: [rule("203.0.113.0/24:5432")!, rule("[2001:db8::/32]:443")!, rule("127.0.0.1:8000-8001")!])
+        // An IPv6 block no policy can list any more (the engine refuses IPv6 destinations whatever
+        // the rules say), built directly: the matcher itself stays family-blind.
+        let v6 = EgressRule(destination: .network(IPNetwork(address: IPAddress("2001:db8::")!, prefixLength: 32)!), ports: PortRange(443, 443)!)
+        let list = Allowlist(rules: [rule("203.0.113.0/24:5432")!, v6, rule("127.0.0.1:8000-8001")!])
         #expect(list.cidrAllows(IPAddress("203.0.113.77")!, port: 5432))
         #expect(!list.cidrAllows(IPAddress("203.0.114.1")!, port: 5432))
         #expect(!list.cidrAllows(IPAddress("203.0.113.77")!, port: 5433))

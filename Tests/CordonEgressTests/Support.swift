@@ -1,3 +1,4 @@
+import CLinux
 @testable import CordonEgress
 import CordonPolicy
 import CordonSystem
@@ -5,16 +6,17 @@ import Glibc
 import Synchronization
 import Testing
 
-/// Loopback sockets and small servers for the engine tests. Everything binds 127.0.0.1.
+/// Loopback sockets and small servers for the engine tests. Everything binds 127.0.0.1 unless
+/// told otherwise (the namespace tests bind wildcard addresses in namespaces they made).
 enum Net {
-    static func bound(_ type: Int32) -> (fd: Int32, port: UInt16) {
-        let fd = socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+    static func bound(_ type: Int32, at local: Endpoint = Endpoint(IPAddress("127.0.0.1")!, 0)) -> (fd: Int32, port: UInt16) {
+        let fd = socket(local.family, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         precondition(fd >= 0)
-        var (addr, len) = Endpoint(IPAddress("127.0.0.1")!, 0).storage
+        var (addr, len) = local.storage
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        precondition(rc == 0)
+        precondition(rc == 0, "bind \(local): \(errno)")
         if type == Int32(SOCK_STREAM.rawValue) { precondition(listen(fd, 64) == 0) }
         return (fd, Sockets.localEndpoint(fd)!.port)
     }
@@ -127,8 +129,9 @@ final class TestServer: Sendable {
     private let threads = ThreadSet()
     let received = Mutex<[[UInt8]]>([])
 
-    init(_ serve: @escaping @Sendable (Int32, TestServer) -> Void) {
-        (fd, port) = Net.tcpListener()
+    /// Listens on `local` (default 127.0.0.1, any port), in the namespace of the calling thread.
+    init(at local: Endpoint? = nil, _ serve: @escaping @Sendable (Int32, TestServer) -> Void) {
+        (fd, port) = local.map { Net.bound(Int32(SOCK_STREAM.rawValue), at: $0) } ?? Net.tcpListener()
         threads.spawn("test-server") { [self] in
             while !stopFlag.withLock({ $0 }) {
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -172,8 +175,8 @@ final class TestServer: Sendable {
     }
 
     /// A minimal HTTP server: reads one request head, records it, answers 200 "hello <path>".
-    static func http() -> TestServer {
-        TestServer { c, server in
+    static func http(at local: Endpoint? = nil) -> TestServer {
+        TestServer(at: local) { c, server in
             var head: [UInt8] = []
             var buf = [UInt8](repeating: 0, count: 4096)
             while !head.suffix(4).elementsEqual([13, 10, 13, 10]) {
@@ -275,13 +278,19 @@ final class Harness: Sendable {
     let dialled = Mutex<[Endpoint]>([])
     let routes: Mutex<[Endpoint: UInt16]>
 
-    init(rules: [String], resolver: Resolver, routes: [Endpoint: UInt16] = [:], tune: (inout EgressProxy.Configuration) -> Void = { _ in }) throws {
+    /// `direct`: every allowed dial goes to the destination itself (the namespace tests, whose
+    /// destinations live in namespaces they made); otherwise to the loopback port `routes` maps
+    /// it to.
+    /// `built`: rules added as values, past the parser (which refuses IPv6 rules), to show the
+    /// engine refusing what a rule it should never be given would allow.
+    init(rules: [String], built: [EgressRule] = [], resolver: Resolver, routes: [Endpoint: UInt16] = [:], direct: Bool = false,
+         tune: (inout EgressProxy.Configuration) -> Void = { _ in }) throws {
         let listener = Net.tcpListener()
         let dns = Net.udp()
         proxyPort = listener.port
         dnsPort = dns.port
         self.routes = Mutex(routes)
-        var config = EgressProxy.Configuration(allowlist: try Allowlist.parse(rules).get(), resolver: resolver)
+        var config = EgressProxy.Configuration(allowlist: Allowlist(rules: try Allowlist.parse(rules).get().rules + built), resolver: resolver)
         config.peekTimeout = 2
         tune(&config)
         let proxyPort = listener.port
@@ -289,6 +298,7 @@ final class Harness: Sendable {
         config.originalDestination = { _ in box.harness?.destination.withLock { $0 } ?? Endpoint(IPAddress("127.0.0.1")!, proxyPort) }
         config.upstreamRoute = { e in
             box.harness?.dialled.withLock { $0.append(e) }
+            if direct { return e }
             if case .v4(let a) = e.address, a.value >> 24 == 127 { return e }
             return Endpoint(IPAddress("127.0.0.1")!, box.harness?.routes.withLock { $0[e] } ?? 1)
         }
@@ -309,6 +319,13 @@ final class Harness: Sendable {
         return out
     }
 
+    /// Asks the engine's DNS for `name` with question `type` (1: A, 28: AAAA): the response code
+    /// and the number of answers, or nil without a reply.
+    func ask(_ name: String, type: UInt16) -> (rcode: UInt8, answers: Int)? {
+        guard let reply = Net.ask(dnsPort, dnsQuery(labels: labels(name), type: type)), reply.count >= 12 else { return nil }
+        return (reply[3] & 0x0f, Int(reply[6]) << 8 | Int(reply[7]))
+    }
+
     /// Waits up to 5 s for a connection event and returns it.
     func nextConnectionEvent(after count: Int = 0) -> EgressEvent? {
         for _ in 0..<500 {
@@ -324,3 +341,75 @@ final class Harness: Sendable {
 
 /// Lets the engine's closures reach the harness that owns the engine (set once, before start).
 final class Box: @unchecked Sendable { weak var harness: Harness? }
+
+/// Two network namespaces the test makes, joined by a veth pair: `host` stands for the
+/// supervisor's namespace (the engine runs and dials there), `peer` for the network beyond it.
+/// Addresses are TEST-NET-3 and 2001:db8::/32, only inside them. `ip` does the plumbing; the
+/// namespaces, and with them the veth pair and the addresses, go at `close()`.
+final class TestNetwork {
+    static let hostV4 = IPAddress("203.0.113.1")!
+    static let peerV4 = IPAddress("203.0.113.2")!
+    static let hostV6 = IPAddress("2001:db8:cafe::1")!
+    static let peerV6 = IPAddress("2001:db8:cafe::2")!
+
+    let host: String
+    let peer: String
+    private let hostFD: Int32
+    private let peerFD: Int32
+
+    init() throws {
+        let tag = "\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        host = "cordon-egh-\(tag)"
+        peer = "cordon-egp-\(tag)"
+        for n in [host, peer] { try Self.ip(["netns", "add", n]) }
+        hostFD = open("/run/netns/\(host)", O_RDONLY | O_CLOEXEC)
+        peerFD = open("/run/netns/\(peer)", O_RDONLY | O_CLOEXEC)
+        do {
+            guard hostFD >= 0, peerFD >= 0 else { throw NetworkError(command: "open /run/netns", status: errno) }
+            try Self.ip(["-n", host, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", peer])
+            for (n, v4, v6) in [(host, Self.hostV4, Self.hostV6), (peer, Self.peerV4, Self.peerV6)] {
+                try Self.ip(["-n", n, "link", "set", "lo", "up"])
+                try Self.ip(["-n", n, "addr", "add", "\(v4)/24", "dev", "veth0"])
+                try Self.ip(["-n", n, "-6", "addr", "add", "\(v6)/64", "dev", "veth0", "nodad"])
+                try Self.ip(["-n", n, "link", "set", "veth0", "up"])
+            }
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    struct NetworkError: Error, CustomStringConvertible {
+        var command: String
+        var status: Int32
+        var description: String { "\(command): status \(status)" }
+    }
+
+    /// Runs `ip ARGS`; throws unless it succeeds.
+    static func ip(_ args: [String]) throws {
+        let status = Net.run(["/usr/sbin/ip"] + args)
+        guard status == 0 else { throw NetworkError(command: "ip " + args.joined(separator: " "), status: status) }
+    }
+
+    /// Runs `body` with the calling thread in namespace `fd`, then puts the thread back. The
+    /// threads `body` starts (an engine's, a server's) stay there, and so do its sockets.
+    private func inside<T>(_ fd: Int32, _ body: () throws -> T) throws -> T {
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        precondition(original >= 0)
+        defer {
+            precondition(cl_enter_netns(original) == 0, "could not return to the test's namespace: \(errno)")
+            Glibc.close(original)
+        }
+        guard cl_enter_netns(fd) == 0 else { throw NetworkError(command: "setns", status: errno) }
+        return try body()
+    }
+
+    func inHost<T>(_ body: () throws -> T) throws -> T { try inside(hostFD, body) }
+    func inPeer<T>(_ body: () throws -> T) throws -> T { try inside(peerFD, body) }
+
+    func close() {
+        if hostFD >= 0 { Glibc.close(hostFD) }
+        if peerFD >= 0 { Glibc.close(peerFD) }
+        for n in [host, peer] { _ = Net.run(["/usr/sbin/ip", "netns", "del", n]) }
+    }
+}

@@ -34,6 +34,7 @@ struct PolicyParserTests {
         keep = ["net_bind_service"]
         """)
         #expect(p.name == "tool")
+        #expect(p.filesystem.readWrite == [Policy.Bind(path: "/data")])
         #expect(p.filesystem.readOnly == [Policy.Bind(path: "/usr"), Policy.Bind(path: "/opt/x", source: "/srv/x", optional: true)])
         #expect(p.filesystem.tmpfs == [Policy.Tmpfs(path: "/tmp"), Policy.Tmpfs(path: "/cache", sizeBytes: 1 << 30, mode: 0o700)])
         #expect(p.filesystem.workdir == "/w")
@@ -66,10 +67,23 @@ struct PolicyParserTests {
         ("[process]\nuser = 70000", "test.toml:2: process.user: 70000 is out of range 0...65535"),
         ("[policy]\nname = \"a/b\"", "test.toml:2: policy.name: must be a non-empty name without '/' or control characters"),
         ("limits = 3", "test.toml:1: limits: expected a table, found integer"),
+        ("[filesystem]\nread_write = [{ path = \"/d\", owner = \"alice:1000\" }]", "test.toml:2: filesystem.read_write[0].owner: \"alice:1000\" is not \"uid:gid\" (two numeric ids, e.g. \"1000:1000\")"),
+        ("[filesystem]\nread_write = [{ path = \"/d\", owner = \"1000\" }]", "test.toml:2: filesystem.read_write[0].owner: \"1000\" is not \"uid:gid\" (two numeric ids, e.g. \"1000:1000\")"),
+        ("[filesystem]\nread_write = [{ path = \"/d\", owner = \"01:0\" }]", "test.toml:2: filesystem.read_write[0].owner: \"01:0\" is not \"uid:gid\" (two numeric ids, e.g. \"1000:1000\")"),
+        ("[filesystem]\nread_write = [{ path = \"/d\", owner = \"4294967295:0\" }]", "test.toml:2: filesystem.read_write[0].owner: \"4294967295:0\" is not \"uid:gid\" (two numeric ids, e.g. \"1000:1000\")"),
+        ("[filesystem]\nread_only = [{ path = \"/d\", owner = \"0:0\" }]", "test.toml:2: filesystem.read_only[0].owner: owner applies to read_write binds only: what a read-only bind shows keeps its host owner"),
     ])
     func diagnostics(_ c: (String, String)) {
         let found = errors(c.0)
         #expect(found == [c.1])
+    }
+
+    @Test func aWritableBindMayNameItsOwner() throws {
+        let p = try parse("[filesystem]\nread_write = [{ path = \"/d\", source = \"/srv/d\", owner = \"1000:100\" }, \"/e\"]")
+        #expect(p.filesystem.readWrite == [Policy.Bind(path: "/d", source: "/srv/d", owner: Policy.Owner(uid: 1000, gid: 100)), Policy.Bind(path: "/e")])
+        #expect(Policy.Owner(parsing: "0:0") == Policy.Owner(uid: 0, gid: 0))
+        #expect(Policy.Owner(parsing: "4294967294:1") == Policy.Owner(uid: 4294967294, gid: 1))
+        for bad in ["", ":", "1:", ":1", "1:2:3", "+1:2", "1 :2", "-1:0", "99999999999:0"] { #expect(Policy.Owner(parsing: bad) == nil, "\(bad)") }
     }
 
     @Test func allErrorsAreListed() {

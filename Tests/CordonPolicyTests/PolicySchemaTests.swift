@@ -100,9 +100,9 @@ struct UnitSyntaxTests {
 /// network.allow entries: names (with an optional leading wildcard), addresses and address
 /// blocks, each with a port or a port range.
 struct DestinationTests {
-    @Test(arguments: ["api.example.com:443", "localhost:1", "10.0.0.1:65535", "[::1]:8080", "[2001:db8::1]:443", "a-b.c:80",
+    @Test(arguments: ["api.example.com:443", "localhost:1", "10.0.0.1:65535", "a-b.c:80",
                       "*.pypi.org:443", "API.Example.COM.:443", "xn--bcher-kva.example:443", "api.example.com:8000-8100",
-                      "203.0.113.0/24:5432", "[2001:db8::/32]:443"])
+                      "203.0.113.0/24:5432"])
     func valid(_ entry: String) { #expect(PolicyParser.destinationProblem(entry) == nil) }
 
     @Test(arguments: ["api.example.com", "api.example.com:0", "x:65536", "x:+80", ":80", "a..b:1", "-a:1", "a-:1",
@@ -110,4 +110,13 @@ struct DestinationTests {
                       "\(String(repeating: "a", count: 64)).com:1", "*:443", "a.*.b:1", "*.*.b:1", "10.0.0.1/24:80",
                       "10.0.0.0/33:80", "x:90-80", "b\u{00FC}cher.example:443", "a\u{0000}b:1", "[fe80::1%eth0]:1"])
     func invalid(_ entry: String) { #expect(PolicyParser.destinationProblem(entry) != nil) }
+
+    /// IPv6 egress is refused on every path, so an IPv6 rule would never match: refused, with
+    /// the entry and the reason in the message (an IPv4-mapped address is told its IPv4 form).
+    @Test(arguments: ["[::1]:8080", "[2001:db8::1]:443", "[2001:db8::/32]:443", "[::ffff:203.0.113.9]:443", "2001:db8::1:443"])
+    func ipv6RulesAreRefused(_ entry: String) throws {
+        let problem = try #require(PolicyParser.destinationProblem(entry))
+        #expect(problem.hasPrefix("\"\(entry)\"") && problem.contains("IPv6 egress is refused on every path; see SECURITY.md"), "\(problem)")
+        #expect(entry.contains("ffff") == problem.contains("write 203.0.113.9:443"), "\(problem)")
+    }
 }

@@ -3,10 +3,12 @@ import Foundation
 import Testing
 
 /// `network.mode = "allowlist"`: a sandbox reaches exactly the names its policy lists. Real
-/// servers (egress_servers.py) listen on two TEST-NET-2 addresses the test adds to the host's
-/// loopback (public-looking, so only the policy decides) and on an RFC 1918 one; a DNS server that
-/// logs every question stands in for the upstream resolver.
-@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes and network namespaces"), .serialized)
+/// servers (egress_servers.py) listen on two TEST-NET-2 addresses (public-looking, so only the
+/// policy decides) and an RFC 1918 one, in a network namespace the suite makes; `cordon` runs in
+/// a second one joined to it by a veth pair (EgressNetwork), so its engine dials them as it would
+/// the internet: the host's own addresses are the engine's own, which it refuses behind a name.
+/// A DNS server there that logs every question stands in for the upstream resolver.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes and network namespaces"), .serialized, .egressServers)
 struct EgressTests {
     static let addressA = "198.51.100.7"
     static let addressB = "198.51.100.8"
@@ -15,48 +17,60 @@ struct EgressTests {
     static let addresses = [addressA, addressB, addressPrivate]
 
     final class Servers: @unchecked Sendable {
+        let network: EgressNetwork
         let dir: String
         let ports: [String: Int]
         let process: Process
         let stdin: Pipe
 
         init() throws {
-            for address in EgressTests.addresses {
-                _ = Harness.exec("/usr/sbin/ip", ["addr", "replace", "\(address)/32", "dev", "lo"])
-            }
-            // The test addresses leave with the test process (the servers die when their
-            // stdin, our pipe, closes).
-            atexit {
-                for address in EgressTests.addresses { _ = system("/usr/sbin/ip addr del \(address)/32 dev lo 2>/dev/null") }
-            }
+            network = try EgressNetwork(serving: EgressTests.addresses)
             dir = "\(Harness.scratch)/egress"
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["\(Harness.repo)/Tests/CordonSandboxTests/egress_servers.py", dir, EgressTests.addressA, EgressTests.addressB, EgressTests.addressPrivate]
+            let (path, arguments) = network.inServers(["/usr/bin/python3", "\(Harness.repo)/Tests/CordonSandboxTests/egress_servers.py", dir,
+                                                       EgressTests.addressA, EgressTests.addressB, EgressTests.addressPrivate, EgressNetwork.serversLink])
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
             stdin = Pipe()
             let out = Pipe()
             process.standardInput = stdin
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
-            try process.run()
+            do { try process.run() } catch {
+                network.close()
+                throw error
+            }
             var line = Data()
-            while true {
+            while line.count < 4096 {
                 let byte = out.fileHandleForReading.readData(ofLength: 1)
                 if byte.isEmpty || byte == Data("\n".utf8) { break }
                 line.append(byte)
             }
-            ports = (try JSONSerialization.jsonObject(with: line) as? [String: Int]) ?? [:]
-            precondition(ports.count == 7, "egress test servers did not start: \(String(decoding: line, as: UTF8.self))")
+            ports = (try? JSONSerialization.jsonObject(with: line) as? [String: Int]) ?? [:]
+            guard ports.count == 7 else {
+                stop()
+                throw EgressNetwork.Failure(description: "egress test servers did not start: \(String(decoding: line, as: UTF8.self))")
+            }
+        }
+
+        /// Ends the servers (by pid; they also end when their stdin closes) and the namespaces.
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            try? stdin.fileHandleForWriting.close()
+            for _ in 0..<100 where process.isRunning { usleep(50_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            network.close()
         }
 
         func log(_ name: String) -> String { (try? String(contentsOfFile: "\(dir)/\(name)", encoding: .utf8)) ?? "" }
         subscript(_ name: String) -> Int { ports[name]! }
     }
 
-    static let servers = try! Servers()
-    var s: Servers { Self.servers }
+    /// The suite's servers and network, from `.egressServers`.
+    @TaskLocal static var servers: Servers?
+    var s: Servers { Self.servers! }
 
     /// A policy allowing `allow`, with the test CA readable at /ca.pem.
     func policy(_ name: String, _ allow: [String]) throws -> String {
@@ -74,8 +88,9 @@ struct EgressTests {
         return path
     }
 
+    /// `cordon run` in the supervisor's namespace, with the servers' DNS as its upstream.
     func run(_ policy: String, _ argv: [String]) -> Harness.Outcome {
-        Harness.run(argv, policy: policy, options: ["--dns-upstream", "127.0.0.1:\(s["dns"])", "--timeout", "30s"])
+        Harness.run(argv, policy: policy, options: ["--dns-upstream", "\(EgressNetwork.serversLink):\(s["dns"])", "--timeout", "30s"], in: s.network)
     }
 
     func python(_ policy: String, _ code: String) -> Harness.Outcome { run(policy, ["python3", "-c", code]) }
@@ -348,7 +363,7 @@ struct EgressTests {
                 except Exception as e:
                     print('refused', type(e).__name__)
             """
-        let r = Harness.run(["python3", "-c", code], policy: p, options: ["--dns-hosts", hosts])
+        let r = Harness.run(["python3", "-c", code], policy: p, options: ["--dns-hosts", hosts], in: s.network)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.output == "model says: hello\nrefused URLError\nrefused URLError", "\(r.output)")
         #expect(r.record["policy"] as? String == "shipped-model-http")
@@ -360,17 +375,33 @@ struct EgressTests {
         let script = "python3 -m pip install --quiet --break-system-packages --cert /ca.pem --target /work/site tinypkg"
             + " && python3 -c 'import sys; sys.path.insert(0, \"/work/site\"); import tinypkg; print(\"installed\", tinypkg.VALUE)'"
             + " && python3 -c 'import urllib.request, ssl; urllib.request.urlopen(\"https://api.anthropic.com/\", context=ssl.create_default_context(cafile=\"/ca.pem\"), timeout=5)' 2>/dev/null || echo 'other names refused'"
-        let r = Harness.run(["sh", "-c", script], policy: p, options: ["--dns-hosts", hosts, "--timeout", "60s"])
+        let r = Harness.run(["sh", "-c", script], policy: p, options: ["--dns-hosts", hosts, "--timeout", "60s"], in: s.network)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.output == "installed 42\nother names refused", "\(r.output) \(r.stderr)")
         let names = Set(egress(r).filter { $0["kind"] as? String == "connection" && $0["verdict"] as? String == "allowed" }.compactMap { $0["name"] as? String })
         #expect(names == ["pypi.org", "files.pythonhosted.org"], "\(egress(r))")
     }
 
-    /// The network mode "none" keeps its promise next to an allowlisting sandbox: nothing leaves.
+    /// The network mode "none" keeps its promise next to an allowlisting sandbox: nothing leaves,
+    /// though the namespace cordon runs in routes to the server.
     @Test func noneStaysClosed() {
-        let r = Harness.run(["python3", "-c", "import socket\ntry:\n socket.create_connection(('\(Self.addressA)', \(s["http"])), timeout=2); print('open')\nexcept OSError as e: print(type(e).__name__)"])
+        let r = Harness.run(["python3", "-c", "import socket\ntry:\n socket.create_connection(('\(Self.addressA)', \(s["http"])), timeout=2); print('open')\nexcept OSError as e: print(type(e).__name__)"],
+                            in: s.network)
         #expect(r.output == "OSError" || r.output.hasSuffix("Error"), "\(r.output)")
         #expect(r.record["egress"] == nil)
     }
+}
+
+/// Starts the egress servers and their network once for the suite, and ends both after it,
+/// whatever its tests did.
+struct EgressServersTrait: SuiteTrait, TestScoping {
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let servers = try EgressTests.Servers()
+        defer { servers.stop() }
+        try await EgressTests.$servers.withValue(servers) { try await function() }
+    }
+}
+
+extension Trait where Self == EgressServersTrait {
+    static var egressServers: Self { Self() }
 }

@@ -70,13 +70,15 @@ enum Harness {
         }
     }
 
-    /// `cordon run --json --policy P -- argv`.
+    /// `cordon run --json --policy P -- argv`, in the supervisor's namespace of `network` if given.
     static func run(_ argv: [String], policy: String? = nil, options: [String] = [], environment: [String: String] = [:],
-                    stdin: String? = nil, json: Bool = true) -> Outcome {
+                    stdin: String? = nil, json: Bool = true, in network: EgressNetwork? = nil) -> Outcome {
         var args = ["run", "--policy", policy ?? defaultPolicy, "--state-dir", stateDir, "--runtime-dir", runtimeDir]
         if json { args.append("--json") }
         args += options + ["--"] + argv
-        return exec(cordon, args, environment: environment, stdin: stdin)
+        guard let network else { return exec(cordon, args, environment: environment, stdin: stdin) }
+        let (path, arguments) = network.inSupervisor([cordon] + args)
+        return exec(path, arguments, environment: environment, stdin: stdin)
     }
 
     /// Starts `cordon run -- argv` without waiting (a blocking call inside a Task could wait for

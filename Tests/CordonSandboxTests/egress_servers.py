@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Real servers for the egress tests, on addresses the test put on the host's loopback.
+"""Real servers for the egress tests, on addresses of a network namespace the test made.
 
-Usage: egress_servers.py DIR ADDR_A ADDR_B ADDR_PRIVATE
+Usage: egress_servers.py DIR ADDR_A ADDR_B ADDR_PRIVATE ADDR_DNS
 Starts, each on a free port: an HTTP server and an HTTPS server (certificate for api.test and
 other.test from a test CA written to DIR/ca.pem) on ADDR_A, an HTTPS server on ADDR_A:443
 standing in for api.anthropic.com (POST /v1/messages) and for pypi.org / files.pythonhosted.org
 (a simple index with one wheel, tinypkg 1.0), a TCP echo server on ADDR_B, an
-HTTP server on ADDR_PRIVATE, a UDP sink on ADDR_A, and a DNS server on 127.0.0.1 that answers A
+HTTP server on ADDR_PRIVATE, a UDP sink on ADDR_A, and a DNS server on ADDR_DNS that answers A
 queries from a fixed table and logs every question to DIR/dns.log. Prints one JSON line with the
 ports, then serves until stdin closes. Every request line an HTTP server sees goes to
 DIR/http.log; every datagram the sink gets to DIR/udp.log.
@@ -25,7 +25,7 @@ import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-DIR, ADDR_A, ADDR_B, ADDR_PRIVATE = sys.argv[1:5]
+DIR, ADDR_A, ADDR_B, ADDR_PRIVATE, ADDR_DNS = sys.argv[1:6]
 LOCK = threading.Lock()
 
 
@@ -145,7 +145,7 @@ TABLE = {"api.test": ADDR_A, "other.test": ADDR_A, "echo.test": ADDR_B, "priv.te
 
 def dns():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
+    s.bind((ADDR_DNS, 0))
 
     def serve():
         while True:

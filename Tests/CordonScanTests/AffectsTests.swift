@@ -190,3 +190,34 @@ private let cases: [AffectsCase] = [
         #expect(rangeIncludes(lastAndFixed, version: "2.1~rc1", ecosystem: .debian))
     }
 }
+
+struct CVSSTests {
+    @Test func baseScoresOfKnownVectors() {
+        #expect(CVSS.baseScore("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H") == 9.8)
+        #expect(CVSS.baseScore("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H") == 7.5)
+        #expect(CVSS.baseScore("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N") == 6.1)
+        #expect(CVSS.baseScore("CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H") == 9.9)
+        #expect(CVSS.baseScore("CVSS:3.0/AV:N/AC:H/PR:N/UI:R/S:U/C:H/I:H/A:H") == 7.5)
+        #expect(CVSS.baseScore("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N") == 0)
+        #expect(CVSS.baseScore("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N") == nil)
+        #expect(CVSS.baseScore("CVSS:3.1/AV:N") == nil)
+        #expect(CVSS.rating(9.8) == "critical")
+        #expect(CVSS.rating(7.0) == "high")
+        #expect(CVSS.rating(3.3) == "low")
+    }
+
+    @Test func describedRangesAndTheFixToUpgradeTo() {
+        let record = OSVRecord(id: "X", affected: [.init(package: .init(ecosystem: "PyPI", name: "p"), ranges: [
+            .init(type: .ecosystem, events: [.introduced("0"), .fixed("1.2"), .introduced("2.0"), .fixed("2.3.4")]),
+        ])])
+        let d = describeAffected(record, ecosystem: .pypi, name: "p", version: "2.1")
+        #expect(d.ranges == ["< 1.2", ">= 2.0, < 2.3.4"])
+        #expect(d.fixed == ["1.2", "2.3.4"])
+        #expect(d.fixedIn == "2.3.4")
+        #expect(describeAffected(record, ecosystem: .pypi, name: "p", version: "1.0").fixedIn == "1.2")
+        let open = OSVRecord(id: "Y", affected: [.init(package: .init(ecosystem: "npm", name: "q"), ranges: [
+            .init(type: .semver, events: [.introduced("1.0.0")]),
+        ])])
+        #expect(describeAffected(open, ecosystem: .npm, name: "q", version: "1.5.0") == .init(ranges: [">= 1.0.0"], fixed: [], fixedIn: nil))
+    }
+}

@@ -241,18 +241,3 @@ struct ImageSecretScanScalingTests {
         #expect(found.map(\.secret) == [.privateKey, .token("an AWS access key id")])
     }
 }
-
-/// The package databases as dpkg and apk write them, read over bytes.
-struct ImagePackageDatabaseTests {
-    @Test func dpkgStatus() {
-        let status = "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2\nDescription: x\n continued: not a field\n\n"
-            + "package: ghost\nStatus: deinstall ok config-files\nVersion: 1.0\n\n\n\n"
-            + "PACKAGE: libc6\r\nVERSION:  2.36-9 \t\r\nversion: 9\r\nstatus: install ok installed"  // no final newline
-        #expect(ContainerImage.dpkgInstalled(Array(status.utf8)).map { "\($0.name) \($0.version)" } == ["bash 5.2.15-2", "libc6 2.36-9"])
-    }
-
-    @Test func apkInstalled() {
-        let db = "C:Q1abc\nP:musl\nV:1.2.4-r0\np:so:libc.musl-x86_64.so.1\n\nP:busybox\nV:1.36.1-r5"
-        #expect(ContainerImage.apkInstalled(Array(db.utf8)).map { "\($0.name) \($0.version)" } == ["musl 1.2.4-r0", "busybox 1.36.1-r5"])
-    }
-}

@@ -48,6 +48,20 @@ enum cl_egress_step {
 /// *link_fd is open), or -1 with errno and *failed_step set (and nothing left open).
 int cl_egress_netns_setup(int netns_fd, int proxy_port, int *tcp_fd, int *udp_fd, int *link_fd, int *failed_step);
 
+/// setns(netns_fd, CLONE_NEWNET) for the calling thread only (Swift's Glibc hides setns, a GNU
+/// extension). Threads it starts afterwards start in that namespace, and sockets it creates
+/// live there. 0 or -1/errno.
+int cl_enter_netns(int netns_fd);
+
+/// The type of the route the kernel would use for a TCP connection from the calling thread's
+/// network namespace to `address` (`family` AF_INET: 4 bytes, AF_INET6: 16, network order) on
+/// `port`, as `ip route get ADDRESS ipproto tcp dport PORT` asks it (RTM_GETROUTE): RTN_UNICAST,
+/// RTN_LOCAL, RTN_BROADCAST, RTN_MULTICAST ... Returns the type (>= 0); -2 with errno set to the
+/// kernel's answer when it has no route (ENETUNREACH, EHOSTUNREACH, EINVAL for a blackhole ...);
+/// -1 with errno when it could not be asked or its answer not read (EMFILE, EPROTO ...). One
+/// netlink socket per call; the kernel answers within sendto, so this never waits.
+int cl_route_type(int family, const void *address, unsigned short port);
+
 #ifdef __cplusplus
 }
 #endif

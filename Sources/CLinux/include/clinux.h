@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <linux/seccomp.h>
 #include "cegress.h"  // egress shims (a header of their own; included so the module is rebuilt with them)
+#include "cloop.h"    // the event loop's epoll and eventfd, and malloc's arena bound
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,6 +23,19 @@ int cl_landlock_abi(void);
 
 /// statfs(path)->f_type (sys/vfs.h is not in Swift's Glibc module), or -1/errno.
 long cl_fs_type(const char *path);
+
+/// Idmapped mounts (open_tree and mount_setattr: system calls glibc 2.36 does not wrap).
+/// A detached copy of the mount at `path` (open_tree OPEN_TREE_CLONE, not recursive), reached
+/// without following any symlink on the way (openat2 RESOLVE_NO_SYMLINKS); O_CLOEXEC.
+/// `*uid`/`*gid` receive the owner of `path` itself and `*is_dir` its kind. The mount's fd, or
+/// -1/errno.
+int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir);
+/// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
+/// asked, writable, private. 0 or -1/errno.
+int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec);
+/// fstatfs(fd): the file system's type, and whether it is read-only (the mount or the
+/// superblock), or -1/errno.
+long cl_fd_fs_type(int fd, int *readonly);
 
 /// pipe2(2) with flags (a GNU extension Swift's Glibc module hides).
 int cl_pipe2(int fds[2], int flags);
@@ -74,5 +88,9 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
 // malloc_trim(0): gives freed heap memory back to the system. A GNU function declared in
 // <malloc.h>, which the Glibc module does not export. Returns 1 if memory was released.
 int cl_malloc_trim(void);
+// mallopt(M_ARENA_MAX, arenas) (<malloc.h> again): at most `arenas` malloc arenas for the whole
+// process (glibc's default is 8 per core), so memory one thread freed is found by the next
+// instead of staying in an arena of its own. 1 on success, 0 on failure.
+int cl_malloc_arena_max(int arenas);
 
 #endif

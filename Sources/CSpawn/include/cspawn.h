@@ -27,6 +27,7 @@ enum cs_mount_kind {
     CS_MOUNT_MASK = 7,     // hide target: /dev/null over a file, an empty read-only tmpfs over a dir
     CS_MOUNT_READONLY = 8, // bind target onto itself read-only (e.g. /proc/sys)
     CS_MOUNT_DEVPTS = 9,   // a new devpts instance at target (ptmx mode 0666)
+    CS_MOUNT_ATTACH = 10,  // move the detached mount `fd` (made by the parent) onto target
 };
 
 /// Flags of a mount step.
@@ -46,7 +47,12 @@ struct cs_mount_op {
     const char *target;
     const char *data;
     size_t data_len;
+    int fd;                   // ATTACH: the detached mount (-1: an optional source was missing)
 };
+
+/// At most this many ATTACH steps in one plan (the child keeps their descriptors open until it
+/// has mounted them).
+#define CS_MAX_ATTACH 64
 
 struct cs_landlock_rule {
     const char *path;         // sandbox path, opened O_PATH after pivot_root
@@ -183,6 +189,13 @@ pid_t cs_spawn(const struct cs_plan *plan, int *pidfd, void **region);
 
 /// Frees the child's stack region of a cs_spawn (NULL: nothing to free).
 void cs_spawn_release(void *region);
+
+/// A user namespace whose only ids are those of `uid_map` and `gid_map` (lines "inside outside
+/// count"), for an idmapped mount (mount_setattr's userns_fd). A child is cloned into a new user
+/// namespace and waits while the maps are written; its namespace is opened and the child let go
+/// and reaped. Returns an O_CLOEXEC descriptor of the namespace, or -errno. In C because the
+/// child must run between clone and exit without touching the caller's thread state.
+long cs_idmap_userns(const char *uid_map, const char *gid_map);
 
 /// Learning mode (`cordon run --learn`): forks a child that keeps the caller's namespaces,
 /// credentials and cwd, sets no_new_privs, installs plan->seccomp_filter with a new listener,

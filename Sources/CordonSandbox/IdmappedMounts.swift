@@ -1,0 +1,123 @@
+import CLinux
+import CordonPolicy
+import CordonSystem
+import CSpawn
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who owns, on the host, what a sandbox writes through its writable binds.
+public enum WriteOwnership: Sendable, Equatable {
+    /// The owner a bind names (`owner = "uid:gid"`), else the owner of the bind's source: what
+    /// `cordon run` (root) and cordond's admins get.
+    case sourceOwner
+    /// Always this owner; a bind naming another is refused. cordond gives its non-admin callers
+    /// themselves (uid and primary gid), so a sandbox writes with no one's ownership but theirs.
+    case only(Policy.Owner)
+}
+
+/// The writable binds of one spawn, made before clone as detached mounts idmapped so that the
+/// bind's host owner is the sandbox's user inside: files the sandbox creates there belong to
+/// that owner on the host, and the next sandbox (another uid range) can rewrite them. Only the
+/// owner's uid and gid are mapped: a file with any other id shows as the overflow id and cannot
+/// be written (the kernel refuses writes to inodes with unmapped ids), a file the sandbox creates
+/// can belong to no one else, and no capability a policy keeps reaches anyone else's files.
+///
+/// Only the host's root may idmap a mount (mount_setattr needs CAP_SYS_ADMIN over the file
+/// system), and a detached mount can only be attached in the mount namespace it was cloned
+/// from or one its creator's user namespace owns: the parent makes it here, the child moves it
+/// into its tree (CS_MOUNT_ATTACH).
+final class IdmappedMounts {
+    /// Mount step index → the detached mount (-1: an optional source was missing).
+    private(set) var fds: [Int: Int32] = [:]
+    private var owned: [OwnedDescriptor] = []
+
+    struct Failure: Error {
+        var errno: Int32
+        var message: String
+    }
+
+    /// One detached mount per `.attach` step of `plan`. The sandbox's user (`plan.policy.process`)
+    /// is mapped at `hostBase` + its id, as in the sandbox's own user namespace.
+    init(plan: SpawnPlan, hostBase: UInt32, ownership: WriteOwnership) throws(Failure) {
+        let attach = plan.mounts.indices.filter { plan.mounts[$0].kind == .attach }
+        guard !attach.isEmpty else { return }
+        guard attach.count <= Int(CS_MAX_ATTACH) else {
+            throw Failure(errno: E2BIG, message: "filesystem.read_write: \(attach.count) writable binds; at most \(CS_MAX_ATTACH) per sandbox")
+        }
+        let inside = (uid: hostBase + plan.policy.process.uid, gid: hostBase + plan.policy.process.gid)
+        var namespaces: [Policy.Owner: OwnedDescriptor] = [:]
+        for index in attach {
+            let step = plan.mounts[index]
+            let source = String(decoding: step.data, as: UTF8.self)
+            var uid: UInt32 = 0, gid: UInt32 = 0
+            var isDirectory: Int32 = 0
+            let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory)
+            if tree < 0 {
+                let e = errno
+                if e == ENOENT && step.flags.contains(.optional) {
+                    fds[index] = -1
+                    continue
+                }
+                let why = e == ELOOP ? "a symlink on the way (name the real path)" : SystemError.text(e)
+                throw Failure(errno: e, message: "filesystem.read_write: \(source): \(why)")
+            }
+            let mount = OwnedDescriptor(tree)
+            owned.append(mount)
+            // The planner saw the same kind; a swap since then is refused, not mounted.
+            guard (isDirectory != 0) == step.flags.contains(.isDirectory) else {
+                throw Failure(errno: ENOTDIR, message: "filesystem.read_write: \(source) changed kind since the policy was planned")
+            }
+            let owner: Policy.Owner
+            switch ownership {
+            case .sourceOwner: owner = step.owner ?? Policy.Owner(uid: uid, gid: gid)
+            case .only(let caller):
+                if let named = step.owner, named != caller {
+                    throw Failure(errno: EPERM, message: "filesystem.read_write: \(source): owner \"\(named)\" is not the caller (\(caller)); only cordond's admins may name another owner")
+                }
+                owner = caller
+            }
+            // Only the owner's ids are mapped, and the kernel lets nobody write an inode whose
+            // ids are unmapped: a bind whose top belongs to someone else could not be written at
+            // all. Said now, by name, instead of as EACCES from the workload.
+            if uid != owner.uid || gid != owner.gid {
+                throw Failure(errno: EACCES, message: "filesystem.read_write: \(source) belongs to \(uid):\(gid), but this sandbox writes as \(owner) (\(step.owner != nil ? "the bind's owner" : ownership == .sourceOwner ? "its owner" : "the caller")): only the owner's ids are mapped, so it could write nothing there. Bind a directory that \(owner) owns\(ownership == .sourceOwner ? ", or name its owner" : "")")
+            }
+            let userns: OwnedDescriptor
+            if let made = namespaces[owner] {
+                userns = made
+            } else {
+                let fd = cs_idmap_userns("\(owner.uid) \(inside.uid) 1\n", "\(owner.gid) \(inside.gid) 1\n")
+                if fd < 0 { throw Failure(errno: Int32(-fd), message: "filesystem.read_write: user namespace for owner \(owner): \(SystemError.text(Int32(-fd)))") }
+                userns = OwnedDescriptor(Int32(fd))
+                namespaces[owner] = userns
+            }
+            if cl_mount_setattr_idmap(tree, userns.fd, step.flags.contains(.noExec) ? 1 : 0) != 0 {
+                let e = errno
+                var readOnly: Int32 = 0
+                let type = cl_fd_fs_type(tree, &readOnly)
+                let why = e == EINVAL || e == EPERM
+                    ? "its file system (\(Self.typeName(type))) cannot be idmapped, so a sandbox cannot write there with its owner's ids; bind it read-only, or move the data to a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)"
+                    : SystemError.text(e)
+                throw Failure(errno: e, message: "filesystem.read_write: \(source): \(why)")
+            }
+            var readOnly: Int32 = 0
+            let type = cl_fd_fs_type(tree, &readOnly)
+            if readOnly != 0 {
+                throw Failure(errno: EROFS, message: "filesystem.read_write: \(source) is on a read-only file system (\(Self.typeName(type)))")
+            }
+            fds[index] = tree
+        }
+    }
+
+    /// "ext2/ext3/ext4" for a statfs f_type; the hex number for the rest.
+    static func typeName(_ type: Int) -> String {
+        let known: [Int: String] = [
+            0xEF53: "ext2/ext3/ext4", 0x5846_5342: "xfs", 0x9123_683E: "btrfs", 0x0102_1994: "tmpfs",
+            0x794C_7630: "overlayfs", 0x6969: "nfs", 0x6573_5546: "fuse", 0x0102_1997: "9p", 0x4d44: "vfat",
+            0xFF53_4D42: "cifs", 0x7366_7173: "squashfs", 0x9FA0: "proc", 0x6265_6572: "sysfs",
+        ]
+        if type < 0 { return "unknown" }
+        return known[type] ?? "type 0x\(String(type, radix: 16))"
+    }
+}
