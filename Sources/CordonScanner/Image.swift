@@ -105,6 +105,10 @@ public struct ContainerImage {
         try store.stream(needed, limits: limits) { name, reader in
             read[name] = try Layer.read(reader, contentBytes: &contentBytes)
         }
+        // The archive is read in passes: one that changed between them is refused, not trusted.
+        for layer in needed.sorted() where read[layer] == nil {
+            throw ScanFailure(description: "\(path): layer \(layer) was there when the manifests were read and gone when the layers were: the archive changed while it was scanned")
+        }
         return chosen.map { manifest in
             var image = ContainerImage()
             // Labelled when it is one of several, or was chosen from several.

@@ -98,6 +98,28 @@ struct ImageStreamingTests {
         #expect(run.peakRSS < 100 << 20, "peak RSS \(run.peakRSS >> 20) MiB refusing two 600 MiB blobs")
     }
 
+    /// A package database of 32 MiB of blank lines (they are kept up to 64 MiB) is read a line
+    /// at a time: split into an array of line slices first, it took 32 bytes a line, 1 GiB.
+    @Test func aDatabaseOfBlankLinesIsReadInBoundedMemory() throws {
+        let dir = try ImageFixture.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let image = "\(dir)/blank.tar"
+        try ScanFixture.python("""
+            head = b'Package: bash\\nStatus: install ok installed\\nVersion: 5.2.15-2\\n'
+            status = head + b'\\n' * ((32 << 20) - len(head))
+            layer = io.BytesIO()
+            with tarfile.open(fileobj=layer, mode='w') as t:
+                i = tarfile.TarInfo('var/lib/dpkg/status'); i.size = len(status); t.addfile(i, io.BytesIO(status))
+            with tarfile.open(sys.argv[1], 'w') as t:
+                for name, data in [('l0/layer.tar', layer.getvalue()), ('manifest.json', json.dumps([{'Layers': ['l0/layer.tar']}]).encode())]:
+                    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+            """, args: [image])
+        let run = try ImageFixture.scan([image])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("Debian bash 5.2.15-2"), "\(run.stdout)")
+        #expect(run.peakRSS < 200 << 20, "peak RSS \(run.peakRSS >> 20) MiB for a 32 MiB database")
+    }
+
     /// Every layer an image lists must be within the total budget, checked on the sizes the
     /// layout states before any layer is read; a layer missing from the archive is named.
     @Test func budgetsAndMissingLayersAreCheckedBeforeReading() throws {
