@@ -15,7 +15,7 @@ import Glibc
 struct ScanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
-        abstract: "Scan Python wheels and sdists, npm tarballs and directories for known vulnerabilities and malicious code.",
+        abstract: "Scan Python wheels and sdists, npm tarballs, container images (OCI layouts, docker save tars) and directories for known vulnerabilities and malicious code.",
         discussion: """
         Archives are read under hard limits and never extracted. Advisories come from the database \
         `cordon db import` fills, read-only (any user who can read it can scan); without one, only \
