@@ -1,15 +1,116 @@
 #!/usr/bin/env bash
-# Scanning speed: `cordon scan` versus GuardDog over the same real packages from PyPI, in one
-# run; prints both times and the ratio, the import time of the PyPA advisory snapshot, and the
-# peak RSS of each tool.
+# Scanning speed and memory, in two parts.
 #
-# Usage: bench/scan.sh   (needs PyPI; caches downloads in .build/bench-packages and GuardDog in
+# packages: `cordon scan` versus GuardDog over the same real packages from PyPI, in one run;
+# prints both times and the ratio, the import time of the PyPA advisory snapshot, and the peak
+# RSS of each tool.
+#
+# images: generated container images of 1,000 MiB (5 × 200 MiB layers, half random and half
+# text, with real inventory files; bench/make-image.py) as a docker save tar and as an OCI
+# layout directory with gzip layers, and images whose package databases are blank lines (dpkg
+# status of 1 MiB and 4 MiB, ten 1 MiB node_modules package.json files); prints wall clock, CPU
+# and peak RSS (wait4's rusage of each scan) as medians. GuardDog has no image scanning, so
+# there is no peer row. Needs about 2.2 GB free in $TMPDIR (default /tmp), removed at the end.
+#
+# Usage: bench/scan.sh [packages|images]   (both when neither is named; packages needs PyPI and
+#                         caches downloads in .build/bench-packages and GuardDog in
 #                         .build/guarddog-venv)
 #        BASELINE=DIR [RUNS=N] bench/scan.sh   also scans the same files against the same database
-#                         with DIR/cordon-scan (an earlier build) and this build's, alternately, N
-#                         times each (default 11), and prints both medians, wall clock and CPU.
+#                         (the same images) with DIR/cordon-scan (an earlier build) and this
+#                         build's, alternately, N times each (default 11; 5 for the 1 GB images),
+#                         and prints both medians and their ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PART="${1:-all}"
+case "$PART" in packages|images|all) ;; *) echo "usage: bench/scan.sh [packages|images]" >&2; exit 2 ;; esac
+if [ "$PART" = images ]; then
+  swift build -c release --static-swift-stdlib --product cordon-scan >/dev/null
+else
+  make -s release >/dev/null
+fi
+
+if [ "$PART" != packages ]; then
+  IMAGES="$(mktemp -d "${TMPDIR:-/tmp}/cordon-bench-images.XXXXXX")"
+  trap 'rm -rf "$IMAGES"' EXIT
+  free_kib=$(df -Pk "$IMAGES" | awk 'NR == 2 { print $4 }')
+  [ "$free_kib" -gt $((2300 * 1024)) ] || { echo "bench/scan.sh: needs 2.3 GB free in $IMAGES" >&2; exit 1; }
+  echo "generating images in $IMAGES ..."
+  python3 bench/make-image.py "$IMAGES/docker.tar" --format docker --layers 5 --layer-mib 200
+  python3 bench/make-image.py "$IMAGES/oci" --format oci-dir --gzip --layers 5 --layer-mib 200
+  python3 - "$IMAGES" <<'PY'
+import io, json, sys, tarfile
+def image(out, files):
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        for name, data in files:
+            i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+    with tarfile.open(out, "w") as t:
+        for name, data in [("l0/layer.tar", layer.getvalue()), ("manifest.json", json.dumps([{"Layers": ["l0/layer.tar"]}]).encode())]:
+            i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+head = b"Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2\n"
+for mib in (1, 4):
+    image(f"{sys.argv[1]}/dpkg-{mib}mib.tar", [("var/lib/dpkg/status", head + b"\n" * ((mib << 20) - len(head)))])
+pkg = b'{"name": "x", "version": "1.0.0"'
+image(f"{sys.argv[1]}/npm-10x1mib.tar", [(f"app/node_modules/p{k}/package.json", pkg + b"\n" * ((1 << 20) - len(pkg) - 1) + b"}") for k in range(10)])
+PY
+  du -sh "$IMAGES/docker.tar" "$IMAGES/oci"
+  python3 - "$IMAGES" "$PWD/.build/release/cordon-scan" "${BASELINE:+$BASELINE/cordon-scan}" "${RUNS:-}" <<'PY'
+import os, statistics, subprocess, sys, time
+images, current, baseline, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+builds = [("this build", current)] + ([("baseline", baseline)] if baseline else [])
+
+def scan(binary, target):
+    """One scan: wall s, CPU s, peak RSS MiB, from wait4 on that child alone."""
+    start = time.monotonic()
+    child = subprocess.Popen([binary, "scan", "--state-dir", images, "--format", "json", target],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = start + 900
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            child.kill()
+            sys.exit(f"{binary} scan {target}: no result after 900 s")
+        time.sleep(0.02)
+    wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        sys.exit(f"{binary} scan {target} exited {code}: {child.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+def measure(target, n):
+    results = {name: [] for name, _ in builds}
+    for i in range(n):
+        # Alternating, and in the other order every second run, so that load on a shared
+        # machine falls on both alike.
+        for name, binary in builds if i % 2 == 0 else builds[::-1]:
+            results[name].append(scan(binary, f"{images}/{target}"))
+    return {name: tuple(statistics.median(r[k] for r in rows) for k in range(3)) for name, rows in results.items()}
+
+def show(title, target, n):
+    m = measure(target, n)
+    print(f"{title}, {n} runs each (medians):")
+    for name, (wall, cpu, rss) in m.items():
+        print(f"  {name:10}  wall {wall:7.2f} s   cpu {cpu:7.2f} s   peak RSS {rss:7.1f} MiB")
+    if baseline:
+        t, b = m["this build"], m["baseline"]
+        print(f"  this build / baseline: wall {t[0] / b[0]:.3f}, cpu {t[1] / b[1]:.3f}, peak RSS {t[2] / b[2]:.3f}")
+    return m
+
+big = int(runs or 5)
+show("docker save tar, 1,000 MiB (5 x 200 MiB layers)", "docker.tar", big)
+show("OCI layout directory, 5 x 200 MiB layers gzip", "oci", big)
+small = int(runs or 11)
+one = show("dpkg status of 1 MiB of blank lines", "dpkg-1mib.tar", small)
+four = show("dpkg status of 4 MiB of blank lines", "dpkg-4mib.tar", small)
+for name in one:
+    print(f"  {name}: cpu for 4 MiB / cpu for 1 MiB = {four[name][1] / one[name][1]:.2f} (4 = linear)")
+show("ten 1 MiB node_modules package.json of blank lines", "npm-10x1mib.tar", small)
+PY
+fi
+[ "$PART" = images ] && exit 0
+
 SHARED="${SHARED:-$(cd .. && pwd)/shared/data/pypa-advisory-database}"
 CACHE=.build/bench-packages
 VENV=.build/guarddog-venv
@@ -18,7 +119,6 @@ PACKAGES=(requests==2.31.0 requests==2.19.0 urllib3==2.2.1 numpy==1.26.4 django=
           python-dateutil==2.9.0 pyyaml==6.0.1 jinja2==3.1.3 markupsafe==2.1.5 click==8.1.7
           itsdangerous==2.1.2 werkzeug==3.0.1 packaging==24.0 attrs==23.2.0 setuptools==69.2.0 toml==0.10.2)
 
-make -s release >/dev/null
 CORDON="$PWD/.build/release/cordon"
 mkdir -p "$CACHE"
 if [ "$(ls "$CACHE" | wc -l)" -lt "${#PACKAGES[@]}" ]; then
@@ -31,7 +131,7 @@ if [ ! -x "$VENV/bin/guarddog" ]; then
   "$VENV/bin/pip" install -q guarddog
 fi
 STATE="$(mktemp -d)"
-trap 'rm -rf "$STATE"' EXIT
+trap 'rm -rf "$STATE" "${IMAGES:-}"' EXIT
 FILES=("$CACHE"/*)
 
 echo "packages: ${#FILES[@]} files from PyPI"

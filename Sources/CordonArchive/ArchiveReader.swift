@@ -57,12 +57,20 @@ public final class ArchiveReader {
     private var entries = 0
     private var totalRead: Int64 = 0
     private var backing: UnsafeMutableRawPointer?
+    /// Where a streamed nested archive's bytes come from (see `nestedStream`).
+    private var source: MemberStream?
+    /// Whether the current member's data has been handed out (`read` or `nestedStream`).
+    private var currentConsumed = false
 
-    /// Opens the archive at `path`.
-    public convenience init(path: String, limits: ArchiveLimits = ArchiveLimits()) throws(ArchiveError) {
+    /// Opens the archive at `path`, at nesting `depth` (1 for a file named on the command line;
+    /// an image layer stored as a file of an OCI layout directory is 2, as if inside its tar).
+    public convenience init(path: String, limits: ArchiveLimits = ArchiveLimits(), depth: Int = 1) throws(ArchiveError) {
+        guard depth <= limits.nestingDepth else {
+            throw .limit(name: "nesting depth", limit: Int64(limits.nestingDepth), archive: path)
+        }
         var st = stat()
         let size: Int64 = stat(path, &st) == 0 ? Int64(st.st_size) : 0
-        try self.init(name: path, limits: limits, depth: 1, size: size) { archive_read_open_filename($0, path, 65536) }
+        try self.init(name: path, limits: limits, depth: depth, size: size) { archive_read_open_filename($0, path, 65536) }
     }
 
     /// Opens an archive held in memory (a member of another archive), one level deeper.
@@ -91,7 +99,69 @@ public final class ArchiveReader {
         return reader
     }
 
-    private init(name: String, limits: ArchiveLimits, depth: Int, size: Int64,
+    /// Opens the member `forEach` is at as an archive one level deeper, streamed: the nested
+    /// reader pulls the member's bytes from this archive as it needs them (64 KiB at a time,
+    /// counted against this archive's limits exactly as `read` counts them), so a member of
+    /// hundreds of MiB — an image layer — is never held whole. Only inside `forEach`'s body, for
+    /// a member not read yet; once `forEach` moves on, the nested reader fails instead of reading
+    /// the next member's bytes.
+    public func nestedStream(_ entry: ArchiveEntry) throws(ArchiveError) -> ArchiveReader {
+        let name = "\(self.name)!\(entry.path)"
+        guard depth + 1 <= limits.nestingDepth else {
+            throw .limit(name: "nesting depth", limit: Int64(limits.nestingDepth), archive: name)
+        }
+        guard !currentConsumed else { throw .malformed(message: "member \(entry.path) was already read", archive: self.name) }
+        currentConsumed = true
+        let stream = MemberStream(outer: self, member: entries, path: entry.path)
+        let client = Unmanaged.passUnretained(stream).toOpaque()
+        return try ArchiveReader(name: name, limits: limits, depth: depth + 1, size: entry.declaredSize, source: stream) {
+            archive_read_open($0, client, nil, { _, client, buffer in
+                guard let client, let buffer else { return -1 }
+                return Unmanaged<MemberStream>.fromOpaque(client).takeUnretainedValue().next(buffer)
+            }, nil)
+        }
+    }
+
+    /// The bytes of one member of an outer archive, handed to a nested reader's read callback.
+    private final class MemberStream {
+        let outer: ArchiveReader
+        let member: Int
+        let path: String
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
+        /// Why the stream stopped early: the nested reader reports this rather than libarchive's
+        /// generic read error.
+        var failure: ArchiveError?
+        var bytes = 0
+
+        init(outer: ArchiveReader, member: Int, path: String) {
+            self.outer = outer
+            self.member = member
+            self.path = path
+        }
+
+        deinit { buffer.deallocate() }
+
+        func next(_ out: UnsafeMutablePointer<UnsafeRawPointer?>) -> Int {
+            guard outer.entries == member else {
+                failure = .malformed(message: "member \(path) read after its archive moved on", archive: outer.name)
+                return -1
+            }
+            let n = archive_read_data(outer.handle, buffer, 65536)
+            if n < 0 {
+                failure = outer.malformed()
+                return -1
+            }
+            bytes += n
+            do throws(ArchiveError) { try outer.count(n, path: path, memberBytes: bytes) } catch {
+                failure = error
+                return -1
+            }
+            out.pointee = UnsafeRawPointer(buffer)
+            return n
+        }
+    }
+
+    private init(name: String, limits: ArchiveLimits, depth: Int, size: Int64, source: MemberStream? = nil,
                  open: (OpaquePointer) -> Int32) throws(ArchiveError) {
         guard let handle = archive_read_new() else { throw .malformed(message: "out of memory", archive: name) }
         // Only filters libarchive implements itself: "all" would also run external programs
@@ -108,9 +178,11 @@ public final class ArchiveReader {
         self.limits = limits
         self.depth = depth
         self.archiveSize = max(size, 1)
+        // Set before opening: libarchive reads ahead while it recognises the format.
+        self.source = source
         if open(handle) != ARCHIVE_OK {
             // Every stored property is set, so deinit runs and frees the handle.
-            throw .malformed(message: archive_error_string(handle).map { String(cString: $0) } ?? "cannot open", archive: name)
+            throw source?.failure ?? .malformed(message: archive_error_string(handle).map { String(cString: $0) } ?? "cannot open", archive: name)
         }
     }
 
@@ -129,17 +201,20 @@ public final class ArchiveReader {
             entries += 1
             if entries > limits.entryCount { throw ArchiveError.limit(name: "entry count", limit: Int64(limits.entryCount), archive: name) }
             let entry = try check(header)
-            var consumed = false
+            currentConsumed = false
             try body(entry) { () throws(ArchiveError) -> [UInt8] in
-                guard !consumed else { return [] }
-                consumed = true
+                guard !self.currentConsumed else { return [] }
+                self.currentConsumed = true
                 return try self.readData(path: entry.path)
             }
         }
     }
 
     private func malformed() -> ArchiveError {
-        .malformed(message: archive_error_string(handle).map { String(cString: $0) } ?? "unreadable archive", archive: name)
+        // A streamed nested archive fails with the reason its outer archive stopped (a limit, a
+        // damaged outer archive), not libarchive's "read error" from the callback.
+        if let failure = source?.failure { return failure }
+        return .malformed(message: archive_error_string(handle).map { String(cString: $0) } ?? "unreadable archive", archive: name)
     }
 
     /// Validates one header: path, kind, links, declared size.
@@ -188,12 +263,18 @@ public final class ArchiveReader {
             if n == 0 { return out }
             if n < 0 { throw malformed() }
             out.append(contentsOf: buffer[0..<n])
-            totalRead += Int64(n)
-            if Int64(out.count) > limits.entryBytes { throw .limit(name: "entry size", limit: limits.entryBytes, archive: "\(name)!\(path)") }
-            if totalRead > limits.totalBytes { throw .limit(name: "total size", limit: limits.totalBytes, archive: name) }
-            if totalRead > 1 << 20 && totalRead / archiveSize > limits.compressionRatio {
-                throw .limit(name: "compression ratio", limit: limits.compressionRatio, archive: name)
-            }
+            try count(n, path: path, memberBytes: out.count)
+        }
+    }
+
+    /// Counts `n` bytes just read from member `path` (`memberBytes` of it so far) against the
+    /// limits.
+    private func count(_ n: Int, path: String, memberBytes: Int) throws(ArchiveError) {
+        totalRead += Int64(n)
+        if Int64(memberBytes) > limits.entryBytes { throw .limit(name: "entry size", limit: limits.entryBytes, archive: "\(name)!\(path)") }
+        if totalRead > limits.totalBytes { throw .limit(name: "total size", limit: limits.totalBytes, archive: name) }
+        if totalRead > 1 << 20 && totalRead / archiveSize > limits.compressionRatio {
+            throw .limit(name: "compression ratio", limit: limits.compressionRatio, archive: name)
         }
     }
 

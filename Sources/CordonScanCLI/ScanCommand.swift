@@ -15,7 +15,7 @@ import Glibc
 struct ScanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
-        abstract: "Scan Python wheels and sdists, npm tarballs and directories for known vulnerabilities and malicious code.",
+        abstract: "Scan Python wheels and sdists, npm tarballs, container images (OCI layouts, docker save tars) and directories for known vulnerabilities and malicious code.",
         discussion: """
         Archives are read under hard limits and never extracted. Advisories come from the database \
         `cordon db import` fills, read-only (any user who can read it can scan); without one, only \
@@ -32,6 +32,12 @@ struct ScanCommand: ParsableCommand {
     @Option(name: .customLong("fail-on"), help: "Exit 1 when anything at or above this severity is found: low, medium, high, critical.")
     var failOn: String?
 
+    @Option(name: .long, help: "Of an OCI image index, scan only the images for this platform: os/arch[/variant], e.g. linux/arm64 (default: every image in it).")
+    var platform: String?
+
+    @Option(name: .long, help: "Of an OCI image index, scan only the image with this ref name (org.opencontainers.image.ref.name).")
+    var ref: String?
+
     @OptionGroup var locations: LocationOptions
 
     @Argument(help: "Files or directories to scan.")
@@ -40,6 +46,9 @@ struct ScanCommand: ParsableCommand {
     func validate() throws {
         if ReportFormat(rawValue: format) == nil {
             throw ValidationError("--format: unknown format \"\(format)\" (expected text, json, sarif or cyclonedx)")
+        }
+        if let platform, ImageSelection.Platform(parsing: platform) == nil {
+            throw ValidationError("--platform: \"\(platform)\" is not os/arch or os/arch/variant (e.g. linux/amd64, linux/arm64/v8)")
         }
         if let failOn, Severity(rawValue: failOn) == nil {
             throw ValidationError("--fail-on: unknown severity \"\(failOn)\" (expected low, medium, high or critical)")
@@ -66,7 +75,8 @@ struct ScanCommand: ParsableCommand {
         var shown = false
         defer { if shown { FileDescriptorIO.writeAll(2, "\r\u{1B}[K") } }
         do {
-            report = try Scanner.scan(paths, database: database) { index, count, target in
+            let images = ImageSelection(platform: platform.flatMap(ImageSelection.Platform.init(parsing:)), ref: ref)
+            report = try Scanner.scan(paths, database: database, images: images) { index, count, target in
                 guard terminal, MonotonicClock.now - started > 1 else { return }
                 shown = true
                 FileDescriptorIO.writeAll(2, "\r\u{1B}[Kscanning \(index + 1)/\(count): \(target)")

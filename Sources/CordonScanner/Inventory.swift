@@ -211,7 +211,7 @@ public enum Inventory {
                 }
                 name = nil; version = nil; origin = nil
             }
-            for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            for line in ByteLines(bytes) {
                 if line.isEmpty || line == [UInt8(ascii: "\r")] { flush(); continue }
                 guard line.count > 2, line[line.startIndex + 1] == UInt8(ascii: ":") else { continue }
                 let value = String(decoding: line.dropFirst(2), as: UTF8.self)
@@ -263,12 +263,32 @@ public enum Inventory {
         return (fields.first.map(String.init), fields.count > 1 ? String(fields[1]) : nil)
     }
 
+    /// The lines of `bytes`, split at LF as `split(separator:omittingEmptySubsequences: false)`
+    /// splits them, one at a time: the databases are kept up to 64 MiB, and an array of a slice
+    /// a line held 2 GiB for 64 MiB of blank lines.
+    struct ByteLines: Sequence, IteratorProtocol {
+        let bytes: [UInt8]
+        var start = 0
+        var done = false
+
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+        mutating func next() -> ArraySlice<UInt8>? {
+            guard !done else { return nil }
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let line = bytes[start..<end]
+            if end == bytes.count { done = true } else { start = end + 1 }
+            return line
+        }
+    }
+
     /// The stanzas of a dpkg status file (blank-line separated RFC 822 paragraphs), read in
     /// one pass over the bytes: a file of blank lines costs what its length does.
     static func stanzas(_ bytes: [UInt8]) -> [[String: String]] {
         var out: [[String: String]] = []
         var current: [String: String] = [:]
-        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+        for line in ByteLines(bytes) {
             if line.isEmpty || line.allSatisfy({ $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
                 if !current.isEmpty { out.append(current); current = [:] }
                 continue

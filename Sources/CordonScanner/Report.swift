@@ -76,31 +76,35 @@ public struct ScanReport: Codable, Sendable {
 public enum Scanner {
     /// `progress` is called as each target starts, with (index, count, target). Targets are
     /// scanned on all cores; the report keeps their order.
-    public static func scan(_ targets: [String], database: VulnDatabase?,
+    /// `images`: which images of an archive that holds several (an OCI index) to scan.
+    public static func scan(_ targets: [String], database: VulnDatabase?, images: ImageSelection = .all,
                             progress: @escaping (Int, Int, String) -> Void = { _, _, _ in }) throws -> ScanReport {
         let start = MonotonicClock.now
         let results = ResultSlots(count: targets.count)
         let reportProgress = ProgressRelay(progress)
         DispatchQueue.concurrentPerform(iterations: targets.count) { index in
             reportProgress.call(index, targets.count, targets[index])
-            results.set(index, Result { try scanOne(targets[index], database: database) })
+            results.set(index, Result { try scanOne(targets[index], database: database, images: images) })
         }
         var packages: [ScanReport.Package] = []
         for result in results.values { packages += try result.get() }
         return ScanReport(targets: targets, packages: packages, scannedAt: UTCTime.now(), seconds: MonotonicClock.now - start)
     }
 
-    static func scanOne(_ target: String, database: VulnDatabase?) throws -> [ScanReport.Package] {
+    static func scanOne(_ target: String, database: VulnDatabase?, images: ImageSelection = .all) throws -> [ScanReport.Package] {
         var packages: [ScanReport.Package] = []
-        if let image = try ContainerImage.open(target, limits: ArchiveLimits()) {
-            // The image itself is one entry (its own findings); its packages follow.
-            packages.append(ScanReport.Package(ecosystem: "image", name: target, version: "\(image.layerDigests.count) layers",
-                                               source: target, vulnerabilities: [], findings: image.findings()))
-            for found in image.inventory(source: target) {
+        let archive = try ContainerImage.open(target, limits: ArchiveLimits(), selection: images)
+        for image in archive ?? [] {
+            // Each image is one entry (its own findings), "target[linux/arm64]" when the archive
+            // holds several; its packages follow.
+            let name = image.label.map { "\(target)[\($0)]" } ?? target
+            packages.append(ScanReport.Package(ecosystem: "image", name: name, version: "\(image.layerDigests.count) layers",
+                                               source: name, vulnerabilities: [], findings: image.findings()))
+            for found in image.inventory(source: name) {
                 packages.append(try check(found, database: database, findings: []))
             }
-            return packages
         }
+        if archive != nil { return packages }
         for found in try Inventory.packages(at: target) {
             // The heuristics (typosquats of PyPI and npm names among them) are for PyPI and npm
             // packages; a root file system's dpkg and apk packages get none.

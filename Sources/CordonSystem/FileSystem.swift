@@ -147,6 +147,14 @@ public enum FileSystem {
 
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// The size in bytes of what is at `path`, without following a final symlink. The
+    /// corresponding C function is `lstat`.
+    public static func size(_ path: String) throws(SystemError) -> Int64 {
+        var st = stat()
+        _ = try syscallRetrying("lstat", path: path) { lstat(path, &st) }
+        return Int64(st.st_size)
+    }
+
     /// Whether `path`, following symlinks, is a directory.
     public static func isDirectory(_ path: String) -> Bool {
         var st = stat()

@@ -170,13 +170,13 @@ struct ManifestJSONTests {
     }
 
     @Test func dockerManifest() throws {
-        #expect(try ContainerImage.dockerLayers(Array(#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]},{"Layers":[]}]"#.utf8)) == ["a/layer.tar", "b/layer.tar"])
+        #expect(try ContainerImage.dockerLayers(Array(#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar"]},{"Layers":[]}]"#.utf8)) == [["a/layer.tar", "b/layer.tar"], []])
         for bad in ["[]", "{}", #"[{"Layers":["a"]},{}]"#, #"[{"Layers":[1]}]"#, #"[{"Layers":null}]"#, #"[{"Layers":["a"]}"#] {
             #expect(try ContainerImage.dockerLayers(Array(bad.utf8)) == nil, "\(bad)")
         }
         // What docker load reads is read: a huge number in a member nobody uses is no reason to
         // look elsewhere for the layers.
-        #expect(try ContainerImage.dockerLayers(Array(#"[{"Layers":["a/layer.tar"],"x":1e400}]"#.utf8)) == ["a/layer.tar"])
+        #expect(try ContainerImage.dockerLayers(Array(#"[{"Layers":["a/layer.tar"],"x":1e400}]"#.utf8)) == [["a/layer.tar"]])
         // Past the caps: an error, never "not a docker manifest" (then the OCI index, which may
         // name other layers, would be scanned instead).
         let padded = "[{\"Layers\":[\"a/layer.tar\"],\"RepoTags\":[" + Array(repeating: #""t""#, count: 100_001).joined(separator: ",") + "]}]"
