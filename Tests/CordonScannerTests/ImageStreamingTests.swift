@@ -32,8 +32,23 @@ enum ImageFixture {
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("cordon-scan").path
     }()
 
+    /// A small parent for the scan: a child's ru_maxrss starts at its parent's peak RSS when it
+    /// shares (vfork, posix_spawn) or copies the parent's memory before it executes, and this
+    /// test process's peak is whatever the other suites running beside it made it. Python's is
+    /// about 10 MiB. It writes the child's peak (KiB) to argv[1] and exits with its status.
+    static let measure = """
+        import os, sys
+        pid = os.fork()
+        if pid == 0:
+            os.execv(sys.argv[2], sys.argv[2:])
+        _, status, usage = os.wait4(pid, 0)
+        open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+        sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+        """
+
     /// Runs `cordon-scan` and returns its exit status, output, error output and peak RSS in
-    /// bytes (from wait4's rusage of that one child: not a clock, and no other process's).
+    /// bytes (from wait4's rusage of that one child, through `measure`: not a clock, and no
+    /// other process's).
     static func scan(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, peakRSS: Int) {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -43,19 +58,23 @@ enum ImageFixture {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([cordonScan, "scan", "--state-dir", dir] + arguments).map { strdup($0) } + [nil]
+        let peakFile = "\(dir)/peak"
+        let python = "/usr/bin/python3"
+        let argv = ([python, "-c", measure, peakFile, cordonScan, "scan", "--state-dir", dir] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, cordonScan, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw ScanFailure(description: "posix_spawn \(cordonScan): \(String(cString: strerror(spawned)))") }
+        let spawned = posix_spawn(&pid, python, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw ScanFailure(description: "posix_spawn \(python): \(String(cString: strerror(spawned)))") }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw ScanFailure(description: "wait4: \(String(cString: strerror(errno)))") }
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw ScanFailure(description: "waitpid: \(String(cString: strerror(errno)))") }
         }
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        guard let peak = (try? String(contentsOfFile: peakFile, encoding: .utf8)).flatMap({ Int($0) }) else {
+            throw ScanFailure(description: "the scan's peak RSS was not reported (status \(exit))")
+        }
         return (exit, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "", (try? String(contentsOfFile: err, encoding: .utf8)) ?? "",
-                usage.ru_maxrss * 1024)
+                peak * 1024)
     }
 }
 
