@@ -235,6 +235,37 @@ struct OwnershipTests {
         #expect(r.status != 0 && r.stderr.contains("CAP_SETFCAP"), "\(r.stderr)")
     }
 
+    /// "Whatever the profile says": a profile that allows chmod only under a condition of its
+    /// own (here one on the path that every call meets) still cannot let a setuid bit through.
+    @Test func noSetuidBitThroughAConditionalAllowInTheProfile() throws {
+        let dir = try Self.directory("\(Harness.scratch)/own-conditional")
+        let shipped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Harness.repo)/profiles/seccomp/default.json"))) as? [String: Any]
+        var profile = try #require(shipped)
+        var rules = try #require(profile["syscalls"] as? [[String: Any]])
+        for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { $0 != "chmod" } }
+        rules.append(["names": ["chmod"], "action": "SCMP_ACT_ALLOW",
+                      "args": [["index": 0, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"]]])
+        profile["syscalls"] = rules
+        let profilePath = "\(Harness.scratch)/own-conditional.json"
+        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profilePath))
+        let policy = Self.policy("own-conditional", """
+            read_write = ["\(dir)"]
+
+            [seccomp]
+            profile = "\(profilePath)"
+            """)
+        let r = Harness.run(["python3", "-c", """
+            import os, shutil
+            shutil.copy("/bin/true", "\(dir)/t")
+            os.chmod("\(dir)/t", 0o755)
+            try: os.chmod("\(dir)/t", 0o4755); print("setuid-set")
+            except OSError: print("refused")
+            """], policy: policy)
+        #expect(r.output == "refused", "\(r.stdout) \(r.stderr)")
+        var st = stat()
+        #expect(stat("\(dir)/t", &st) == 0 && st.st_mode & (S_ISUID | S_ISGID) == 0, "mode \(String(st.st_mode, radix: 8))")
+    }
+
     /// The shipped unit's ProtectSystem/ProtectHome leave the daemon a read-only view of the
     /// host; a sandbox's writable bind is still writable (simulated: a private mount namespace
     /// with the directory remounted read-only, as systemd does).
