@@ -42,6 +42,14 @@ public struct MountPlanner {
         }
 
         let fs = policy.filesystem
+        // A writable bind is idmapped: its owner is the sandbox's user inside, and a file
+        // capability the sandbox writes there (a v3 security.capability naming that user as its
+        // root) lands on the host naming the owner, root for a root-owned bind: a host binary
+        // with capabilities. The kernel lets only CAP_SETFCAP write that xattr; seccomp cannot
+        // read the xattr's name, so the capability is what must go.
+        if !fs.readWrite.isEmpty, policy.capabilities.keep.contains("CAP_SETFCAP") {
+            throw PlanError(key: "capabilities.keep", message: "CAP_SETFCAP with filesystem.read_write: through an idmapped writable bind the sandbox could give a host file capabilities that run as the bind's owner (root, for a root-owned directory); keep CAP_SETFCAP only in a policy without writable binds")
+        }
         let binds = fs.readOnly.map { ($0, true, "filesystem.read_only") } + fs.readWrite.map { ($0, false, "filesystem.read_write") }
         // Binds, tmpfs mounts and the workdir in one order, parents before children (/usr before
         // /usr/lib/python3, a /tmp tmpfs before a file bound at /tmp/in.txt); at equal depth in

@@ -44,7 +44,7 @@ public enum SeccompCompiler {
     /// Compiles (or loads from `cacheDir`, keyed by the profile's bytes) the filter for `profileBytes`.
     public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
         // The profile's hash is the one the policy hash already took (computed once per process).
-        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-2".utf8))
+        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-3".utf8))
         let cachePath = cacheDir.map { "\($0)/\(key).bpf" }
         // A cached filter is trusted only in a root-owned directory no one else can write.
         if let cachePath, let bytes = FileSystem.readTrusted(cachePath), let cached = decode(bytes) { return cached }
@@ -97,9 +97,19 @@ public enum SeccompCompiler {
                 continue  // allowed below, without the bits no sandbox may set
             }
             if act == defaultAction { continue }  // libseccomp refuses rules that repeat the default
-            try add(rule.name, act, rule.args.map { arg in
+            var args = rule.args.map { arg in
                 scmp_arg_cmp(arg: arg.index, op: op(arg.op), datum_a: arg.value, datum_b: arg.valueTwo)
-            })
+            }
+            // A conditional allow (or log) of a mode-taking call carries the guard below as one
+            // more condition: otherwise a mode matching the profile's condition would pass with
+            // the bits.
+            if let index = Self.modeArgument[rule.name], rule.action == .allow || rule.action == .log {
+                if rule.args.contains(where: { $0.index == index }) {
+                    throw CompileError(message: "\(file): \(rule.name): a condition on argument \(index) (the file mode) cannot be combined with the rule that refuses setuid and setgid bits; allow \(rule.name) without it")
+                }
+                args.append(scmp_arg_cmp(arg: index, op: SCMP_CMP_MASKED_EQ, datum_a: UInt64(S_ISUID | S_ISGID), datum_b: 0))
+            }
+            try add(rule.name, act, args)
         }
         // Whatever the profile says, no file gets a setuid or setgid bit from a sandbox: through
         // an idmapped writable bind it would belong to the bind's host owner (root, for a

@@ -206,6 +206,66 @@ struct OwnershipTests {
         #expect(r.denied.contains("fchmodat") || r.denied.contains("fchmodat2") || r.denied.contains("chmod"), "\(r.denied)")
     }
 
+    /// A file capability is a setuid bit by other means: with CAP_SETFCAP kept, a sandbox could
+    /// write a v3 `security.capability` naming its own user as root, which the idmap turns into
+    /// the bind's owner (root here), so any host user running the file would get those
+    /// capabilities. A policy keeping CAP_SETFCAP with a writable bind is refused by name.
+    @Test func noFileCapabilityThroughARootOwnedBindWithCapSetfcapKept() throws {
+        let dir = try Self.directory("\(Harness.scratch)/own-fcaps")
+        let policy = Self.policy("own-fcaps", """
+            read_write = ["\(dir)"]
+
+            [capabilities]
+            keep = ["CAP_SETFCAP"]
+            """)
+        // v3, effective, permitted CAP_SETUID, rootid 1000 (the sandbox's user).
+        let script = """
+            import os, shutil, struct
+            shutil.copy("/bin/true", "\(dir)/t")
+            os.setxattr("\(dir)/t", "security.capability", struct.pack("<IIIIII", 0x03000001, 1 << 7, 0, 0, 0, 1000))
+            print("set")
+            """
+        let r = Harness.run(["python3", "-c", script], policy: policy)
+        let host = Harness.exec("/usr/bin/python3", ["-c", """
+            import os
+            try: print(len(os.getxattr("\(dir)/t", "security.capability")))
+            except OSError as e: print("none")
+            """])
+        #expect(host.stdout == "none\n", "\(dir)/t carries a file capability on the host (\(host.stdout)\(host.stderr); sandbox said \(r.output))")
+        #expect(r.status != 0 && r.stderr.contains("CAP_SETFCAP"), "\(r.stderr)")
+    }
+
+    /// "Whatever the profile says": a profile that allows chmod only under a condition of its
+    /// own (here one on the path that every call meets) still cannot let a setuid bit through.
+    @Test func noSetuidBitThroughAConditionalAllowInTheProfile() throws {
+        let dir = try Self.directory("\(Harness.scratch)/own-conditional")
+        let shipped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Harness.repo)/profiles/seccomp/default.json"))) as? [String: Any]
+        var profile = try #require(shipped)
+        var rules = try #require(profile["syscalls"] as? [[String: Any]])
+        for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { $0 != "chmod" } }
+        rules.append(["names": ["chmod"], "action": "SCMP_ACT_ALLOW",
+                      "args": [["index": 0, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"]]])
+        profile["syscalls"] = rules
+        let profilePath = "\(Harness.scratch)/own-conditional.json"
+        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profilePath))
+        let policy = Self.policy("own-conditional", """
+            read_write = ["\(dir)"]
+
+            [seccomp]
+            profile = "\(profilePath)"
+            """)
+        let r = Harness.run(["python3", "-c", """
+            import os, shutil
+            shutil.copy("/bin/true", "\(dir)/t")
+            os.chmod("\(dir)/t", 0o755)
+            try: os.chmod("\(dir)/t", 0o4755); print("setuid-set")
+            except OSError: print("refused")
+            """], policy: policy)
+        #expect(r.output == "refused", "\(r.stdout) \(r.stderr)")
+        var st = stat()
+        #expect(stat("\(dir)/t", &st) == 0 && st.st_mode & (S_ISUID | S_ISGID) == 0, "mode \(String(st.st_mode, radix: 8))")
+    }
+
     /// The shipped unit's ProtectSystem/ProtectHome leave the daemon a read-only view of the
     /// host; a sandbox's writable bind is still writable (simulated: a private mount namespace
     /// with the directory remounted read-only, as systemd does).
