@@ -275,7 +275,7 @@ pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, siz
 int cl_malloc_trim(void) { return malloc_trim(0); }
 int cl_malloc_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
 
-int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir) {
+int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir, uint32_t *mode) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
     int src = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
     if (src < 0 && errno == ENOSYS) src = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
@@ -285,6 +285,7 @@ int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_d
     *uid = st.st_uid;
     *gid = st.st_gid;
     *is_dir = S_ISDIR(st.st_mode) ? 1 : 0;
+    *mode = st.st_mode;
     int tree = (int)syscall(SYS_open_tree, src, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     int e = errno;
     close(src);

@@ -52,7 +52,8 @@ final class IdmappedMounts {
             let source = String(decoding: step.data, as: UTF8.self)
             var uid: UInt32 = 0, gid: UInt32 = 0
             var isDirectory: Int32 = 0
-            let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory)
+            var mode: UInt32 = 0
+            let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory, &mode)
             if tree < 0 {
                 let e = errno
                 if e == ENOENT && step.flags.contains(.optional) {
@@ -67,6 +68,12 @@ final class IdmappedMounts {
             // The planner saw the same kind; a swap since then is refused, not mounted.
             guard (isDirectory != 0) == step.flags.contains(.isDirectory) else {
                 throw Failure(errno: ENOTDIR, message: "filesystem.read_write: \(source) changed kind since the policy was planned")
+            }
+            // The kernel does not clear a setuid or setgid bit on stores through a shared mmap:
+            // such a file bound writable could have its code changed and keep its bit. (A
+            // directory's files are not walked at each spawn: see SECURITY.md.)
+            if isDirectory == 0 && mode & UInt32(S_ISUID | S_ISGID) != 0 {
+                throw Failure(errno: EPERM, message: "filesystem.read_write: \(source) is setuid or setgid (mode \(String(mode & 0o7777, radix: 8))): a sandbox could rewrite its code in place and keep the bit; bind it read-only")
             }
             let owner: Policy.Owner
             switch ownership {

@@ -50,6 +50,11 @@ public struct MountPlanner {
         if !fs.readWrite.isEmpty, policy.capabilities.keep.contains("CAP_SETFCAP") {
             throw PlanError(key: "capabilities.keep", message: "CAP_SETFCAP with filesystem.read_write: through an idmapped writable bind the sandbox could give a host file capabilities that run as the bind's owner (root, for a root-owned directory); keep CAP_SETFCAP only in a policy without writable binds")
         }
+        // CAP_FSETID lets a write keep a setgid bit the kernel would clear: a setgid file of the
+        // owner's, rewritten through the bind, would stay setgid on the host.
+        if !fs.readWrite.isEmpty, policy.capabilities.keep.contains("CAP_FSETID") {
+            throw PlanError(key: "capabilities.keep", message: "CAP_FSETID with filesystem.read_write: a write through an idmapped writable bind would keep a setgid bit the kernel clears otherwise, on a file the bind's owner has on the host; keep CAP_FSETID only in a policy without writable binds")
+        }
         let binds = fs.readOnly.map { ($0, true, "filesystem.read_only") } + fs.readWrite.map { ($0, false, "filesystem.read_write") }
         // Binds, tmpfs mounts and the workdir in one order, parents before children (/usr before
         // /usr/lib/python3, a /tmp tmpfs before a file bound at /tmp/in.txt); at equal depth in

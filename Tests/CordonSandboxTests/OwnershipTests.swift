@@ -266,6 +266,21 @@ struct OwnershipTests {
         #expect(stat("\(dir)/t", &st) == 0 && st.st_mode & (S_ISUID | S_ISGID) == 0, "mode \(String(st.st_mode, radix: 8))")
     }
 
+    /// A setuid file bound read-write by itself could be rewritten through a shared mapping
+    /// and keep its bit (the kernel clears it only on write and truncate): refused by name. So
+    /// is a policy keeping CAP_FSETID beside a writable bind.
+    @Test func aSetuidFileBindAndCapFsetidAreRefusedWithWritableBinds() throws {
+        let dir = try Self.directory("\(Harness.scratch)/own-setuid-file")
+        let file = "\(dir)/suid"
+        try #require(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        chmod(file, 0o4755)
+        let bound = Harness.run(["/bin/true"], policy: Self.policy("own-setuid-file", "read_write = [\"\(file)\"]"))
+        #expect(bound.status != 0 && bound.stderr.contains("\(file) is setuid or setgid (mode 4755)"), "\(bound.stderr)")
+        let kept = Self.policy("own-fsetid", "read_write = [\"\(dir)\"]\n\n[capabilities]\nkeep = [\"CAP_FSETID\"]")
+        let r = Harness.run(["/bin/true"], policy: kept)
+        #expect(r.status != 0 && r.stderr.contains("CAP_FSETID with filesystem.read_write"), "\(r.stderr)")
+    }
+
     /// The shipped unit's ProtectSystem/ProtectHome leave the daemon a read-only view of the
     /// host; a sandbox's writable bind is still writable (simulated: a private mount namespace
     /// with the directory remounted read-only, as systemd does).

@@ -27,9 +27,9 @@ long cl_fs_type(const char *path);
 /// Idmapped mounts (open_tree and mount_setattr: system calls glibc 2.36 does not wrap).
 /// A detached copy of the mount at `path` (open_tree OPEN_TREE_CLONE, not recursive), reached
 /// without following any symlink on the way (openat2 RESOLVE_NO_SYMLINKS); O_CLOEXEC.
-/// `*uid`/`*gid` receive the owner of `path` itself and `*is_dir` its kind. The mount's fd, or
+/// `*uid`/`*gid` receive the owner of `path` itself, `*is_dir` its kind and `*mode` its mode. The mount's fd, or
 /// -1/errno.
-int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir);
+int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir, uint32_t *mode);
 /// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
 /// asked, writable, private. 0 or -1/errno.
 int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec);
