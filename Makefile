@@ -12,11 +12,13 @@ all: build
 build:
 	$(SWIFT) build
 
+# CORDON_RELEASE_LINK: cordon linked for start-up time (Package.swift); the same on every line,
+# so that the four builds share one manifest.
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib --product cordon
-	$(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
-	$(SWIFT) build -c release --static-swift-stdlib --product cordond
-	$(SWIFT) build -c release --product cordon-init
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordon
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordond
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --product cordon-init
 
 # Tests that count the whole test process's descriptors run on their own afterwards: every other
 # suite runs in parallel in the same process and opens descriptors of its own meanwhile.

@@ -7,6 +7,16 @@ func systemLibrary(_ name: String, _ pkgConfig: String, _ apt: String) -> Target
     .systemLibrary(name: name, pkgConfig: pkgConfig, providers: [.apt([apt])])
 }
 
+// `make release` sets CORDON_RELEASE_LINK=1: `cordon` is then linked for start-up time (every
+// `cordon run` pays it): libstdc++ static (tools/link/libstdc++.so), no dynamic symbol table
+// for its own code (the loader searched 4,700 symbols first on every lookup), relative
+// relocations packed (DT_RELR: 960 KB of relocation table not read). Debug and test builds link
+// as SwiftPM does. docs/architecture.md, "Spawn cost", has the numbers.
+let startupLink: [LinkerSetting] = Context.environment["CORDON_RELEASE_LINK"] == "1"
+    ? [.unsafeFlags(["-use-ld=lld", "-L\(Context.packageDirectory)/tools/link", "-Xlinker", "--no-export-dynamic",
+                     "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
+    : []
+
 let strictC: [CSetting] = [.unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])]
 
 let package = Package(
@@ -129,7 +139,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
-        .executableTarget(name: "cordon", dependencies: ["CordonCLI"]),
+        .executableTarget(name: "cordon", dependencies: ["CordonCLI"], linkerSettings: startupLink),
         .executableTarget(name: "cordond", dependencies: [
             "CordonDaemon", "CordonRPC", "CordonConfig", "CordonSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

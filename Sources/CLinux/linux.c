@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -232,43 +234,90 @@ static void guardian_kill_all(const char *dir) {
     close(fd);
 }
 
-pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    // fork semantics (no exit signal: nobody waits for the guardian; init reaps it).
-    long pid = syscall(SYS_clone, 0UL, 0, 0, 0, 0);
-    if (pid != 0) {
-        int saved = errno;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        errno = saved;
-        return (pid_t)pid;
-    }
-    // The guardian: async-signal-safe only. All signals stay blocked, so a Ctrl-C aimed at the
-    // caller's process group cannot stop the cleanup. It holds no descriptor but its two.
+/// What the guardian runs on: its stack, then its arguments and a copy of the directory names
+/// (the caller's strings are freed once it returns). One mapping, unmapped by the caller once it
+/// has reaped the guardian; if the caller dies first it stays mapped for the guardian, which
+/// holds the address space.
+struct guardian_args { int pipe_read, keep_fd; size_t count; const char *dirs[CL_GUARDIAN_MAX_DIRS]; };
+#define GUARDIAN_STACK (64 * 1024)
+#define GUARDIAN_REGION (GUARDIAN_STACK + 16 * 1024)
+
+/// The guardian: async-signal-safe only, and it shares the caller's memory and thread pointer,
+/// so until the caller is gone it makes no call that can fail and set errno (read blocks with
+/// every signal blocked; setsid and close_range on its own descriptor table succeed). All
+/// signals stay blocked, so a Ctrl-C aimed at the caller's process group cannot stop the
+/// cleanup. It holds no descriptor but its two.
+static int guardian_main(void *arg) {
+    const struct guardian_args *a = arg;
     setsid();
-    int lo = pipe_read < keep_fd ? pipe_read : keep_fd;
-    int hi = pipe_read < keep_fd ? keep_fd : pipe_read;
+    int lo = a->pipe_read < a->keep_fd ? a->pipe_read : a->keep_fd;
+    int hi = a->pipe_read < a->keep_fd ? a->keep_fd : a->pipe_read;
     if (lo < 0) lo = hi;
     if (lo > 0) syscall(SYS_close_range, 0U, (unsigned)lo - 1, 0U);
     if (hi > lo + 1) syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0U);
     syscall(SYS_close_range, (unsigned)hi + 1, ~0U, 0U);
     char b;
     ssize_t n;
-    do { n = read(pipe_read, &b, 1); } while (n < 0 && errno == EINTR);
+    // Raw read: glibc's wrapper is a cancellation point that writes to the calling thread's
+    // descriptor, which here is the caller's.
+    do { n = syscall(SYS_read, a->pipe_read, &b, 1); } while (n < 0 && errno == EINTR);
     if (n == 1) _exit(0);  // the caller cleaned up
     // The caller is gone. Its sandbox dies with it (PDEATHSIG); kill whatever is left in the
     // cgroups anyway, then remove each directory once it is empty: up to 10 s.
     struct timespec tick = { 0, 5 * 1000 * 1000 };
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < a->count; i++) {
         for (int attempt = 0; attempt < 2000; attempt++) {
-            if (attempt % 20 == 0) guardian_kill_all(dirs[i]);
-            if (rmdir(dirs[i]) == 0 || errno == ENOENT) break;
+            if (attempt % 20 == 0) guardian_kill_all(a->dirs[i]);
+            if (rmdir(a->dirs[i]) == 0 || errno == ENOENT) break;
             if (errno != EBUSY) break;
             nanosleep(&tick, NULL);
         }
     }
     _exit(0);
+}
+
+pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count, void **region) {
+    *region = NULL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++) bytes += strlen(dirs[i]) + 1;
+    if (count > CL_GUARDIAN_MAX_DIRS || sizeof(struct guardian_args) + bytes > GUARDIAN_REGION - GUARDIAN_STACK) {
+        errno = E2BIG;
+        return -1;
+    }
+    char *mem = mmap(NULL, GUARDIAN_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED) return -1;
+    (void)mprotect(mem, 4096, PROT_NONE);  // a guard page under the stack
+    struct guardian_args *a = (struct guardian_args *)(mem + GUARDIAN_STACK);
+    a->pipe_read = pipe_read;
+    a->keep_fd = keep_fd;
+    a->count = count;
+    char *text = (char *)(a + 1);
+    for (size_t i = 0; i < count; i++) {
+        size_t l = strlen(dirs[i]) + 1;
+        memcpy(text, dirs[i], l);
+        a->dirs[i] = text;
+        text += l;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    // CLONE_VM: no copy of the caller's page tables (a fork of a 30 MB supervisor cost more
+    // than the rest of the guardian's life), its own descriptor table. No exit signal: nobody
+    // is told when it ends; the caller reaps it with __WALL (or init does).
+    int pid = clone(guardian_main, mem + GUARDIAN_STACK, CLONE_VM, a);
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        munmap(mem, GUARDIAN_REGION);
+        errno = saved;
+        return -1;
+    }
+    *region = mem;
+    return (pid_t)pid;
+}
+
+void cl_guardian_release(void *region) {
+    if (region) munmap(region, GUARDIAN_REGION);
 }
 
 #include <malloc.h>

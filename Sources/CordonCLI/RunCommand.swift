@@ -69,7 +69,7 @@ public struct RunOptions: Equatable, Sendable {
 /// sudo read theirs. Anything else (--help, a typo, a missing value, a flag given a value) is
 /// nil: ArgumentParser then owns the help and the messages.
 enum FastArguments {
-    static func scan(_ arguments: ArraySlice<String>, flags: Set<String>, options: Set<String>, commandWithoutTerminator: Bool = false,
+    static func scan(_ arguments: ArraySlice<String>, flags: [String], options: [String], commandWithoutTerminator: Bool = false,
                      _ take: (_ name: String, _ value: String) -> Void) -> [String]? {
         var rest = arguments[...]
         while let arg = rest.first {
@@ -100,7 +100,7 @@ enum FastArguments {
     /// `arguments` with `--` inserted before the command when it was given without one, so
     /// ArgumentParser (which reads the command after `--` only) sees the command the fast path
     /// sees, and still reports a mistyped option before it with its suggestion.
-    static func terminated(_ arguments: [String], flags: Set<String>, options: Set<String>) -> [String] {
+    static func terminated(_ arguments: [String], flags: [String], options: [String]) -> [String] {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
@@ -120,9 +120,11 @@ enum FastArguments {
 /// (--help, a typo, a missing value) returns nil and goes to ArgumentParser, which owns the
 /// help text and the error messages. A test checks that both parsers agree.
 public enum RunFastPath {
-    static let flags: Set<String> = ["--json", "--tty"]
-    static let options: Set<String> = ["--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn", "--dns-hosts",
-                                       "--dns-upstream", "--bind", "--ro-bind", "--env", "--cwd", "--memory", "--pids", "--network-allow"]
+    // Arrays, not sets: a Set<String> built at start-up costs more (metadata, hashing) than
+    // comparing a few strings.
+    static let flags = ["--json", "--tty"]
+    static let options = ["--policy", "--timeout", "--config-dir", "--state-dir", "--runtime-dir", "--learn", "--dns-hosts",
+                          "--dns-upstream", "--bind", "--ro-bind", "--env", "--cwd", "--memory", "--pids", "--network-allow"]
 
     public static func parse(_ arguments: ArraySlice<String>) -> RunOptions? {
         var options = RunOptions()

@@ -99,6 +99,7 @@ private struct Run {
         // 3. The guardian removes the cgroup if we are killed before we can: it waits on a pipe
         // whose write end only we hold (EOF: we died; a byte: we cleaned up ourselves).
         var guardian: pid_t = 0
+        var guardianRegion: UnsafeMutableRawPointer?
         var guardianLifeline: Descriptor?
         if environment.cleanupGuardian {
             let pipe: Pipe
@@ -108,7 +109,7 @@ private struct Run {
             }
             let dirs = cgroup.directories
             let readEnd = pipe.read.raw
-            guardian = withCStringArray(dirs) { cl_guardian_start(readEnd, range.lockFD, $0, dirs.count) }
+            guardian = withCStringArray(dirs) { cl_guardian_start(readEnd, range.lockFD, $0, dirs.count, &guardianRegion) }
             let startErrno = errno
             pipe.read.close()  // the guardian has its own copy
             guardianLifeline = .some(pipe.write)
@@ -127,6 +128,8 @@ private struct Run {
             // The guardian exits at once on that byte; reap it (it has no exit signal: __WALL).
             var status: Int32 = 0
             if guardian > 0 { _ = waitpid(guardian, &status, Int32(bitPattern: 0x4000_0000)) }
+            // Its stack, once it has exited (it shares our memory).
+            cl_guardian_release(guardianRegion)
         }
 
         var result = spawnAndSupervise(range: range, cgroup: cgroup, hierarchy: hierarchy)

@@ -75,12 +75,15 @@ int cl_seccomp_notif_sizes_ok(void);
 int cl_get_winsize(int fd, unsigned short *rows, unsigned short *cols);
 int cl_set_winsize(int fd, unsigned short rows, unsigned short cols);
 
-/// Starts a cleanup guardian: a forked process that waits until `pipe_read` reaches EOF (the
-/// caller died, even by SIGKILL) or reads a byte (the caller cleaned up itself). On EOF it
-/// removes each directory of `dirs` (cgroups: retried while their processes die), then exits.
-/// `keep_fd` (or -1) stays open in the guardian (a lock it should hold until cleanup is done).
-/// Returns the guardian's pid or -1/errno.
-pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count);
+/// Starts a cleanup guardian: a process sharing the caller's memory (not a fork: no page tables
+/// copied) that waits until `pipe_read` reaches EOF (the caller died, even by SIGKILL) or reads
+/// a byte (the caller cleaned up itself). On EOF it removes each directory of `dirs` (cgroups:
+/// retried while their processes die), then exits. `keep_fd` (or -1) stays open in the guardian
+/// (a lock it should hold until cleanup is done). Returns the guardian's pid or -1/errno; once
+/// the caller has reaped it, `cl_guardian_release(*region)` frees its stack.
+#define CL_GUARDIAN_MAX_DIRS 8
+pid_t cl_guardian_start(int pipe_read, int keep_fd, const char *const *dirs, size_t count, void **region);
+void cl_guardian_release(void *region);
 
 #ifdef __cplusplus
 }
