@@ -18,6 +18,9 @@ import Glibc
 public struct PolicyStore: Sendable {
     public var configDir: String?
     public var confined: Bool
+    /// When set, every file the store reads and every config-dir lookup that found nothing is
+    /// noted here: what a cache of a load must find unchanged (see `SpawnPlanCache`).
+    public var inputs: PolicyInputs?
 
     public struct LoadError: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -35,7 +38,8 @@ public struct PolicyStore: Sendable {
         self.confined = confined
     }
 
-    static func isPath(_ s: String) -> Bool { s.contains("/") || s.hasSuffix(".toml") || s.hasSuffix(".json") }
+    /// Whether `--policy` (or an `extends` entry) names a file rather than a policy.
+    public static func isPath(_ s: String) -> Bool { s.contains("/") || s.hasSuffix(".toml") || s.hasSuffix(".json") }
 
     /// Reads and parses a policy by name or path (a confined store: by name only).
     public func loadPolicy(_ nameOrPath: String) throws(LoadError) -> Policy {
@@ -179,8 +183,11 @@ public struct PolicyStore: Sendable {
             }
             target = real
         }
-        do { return try FileSystem.readRegularFile(target, limit: 1 << 20, noFollow: confined, trusted: confined) }
-        catch { throw LoadError(description: "\(what) \(path): \(error)") }
+        do {
+            let (bytes, identity) = try FileSystem.readRegularFileIdentified(target, limit: 1 << 20, noFollow: confined, trusted: confined)
+            inputs?.note(.file(path: target, identity: identity, bytes: bytes))
+            return bytes
+        } catch { throw LoadError(description: "\(what) \(path): \(error)") }
     }
 
     func locate(_ nameOrPath: String, directory: String, suffix: String, embedded: (String) -> [UInt8]?,
@@ -200,9 +207,29 @@ public struct PolicyStore: Sendable {
             let path = "\(configDir)/\(directory)/\(nameOrPath)\(suffix)"
             looked.append(path)
             if FileSystem.exists(path) { return (try readFile(path, what: what), path, nameOrPath) }
+            // Absent now, so the built-in one is used: a file put there later must be noticed.
+            inputs?.note(.absent(path: path))
         }
         if let bytes = embedded(nameOrPath) { return (bytes, "builtin:\(directory)/\(nameOrPath)\(suffix)", nameOrPath) }
         let searched = looked.isEmpty ? "" : " (looked in \(looked.joined(separator: ", ")))"
         throw LoadError(description: "unknown \(what) \"\(nameOrPath)\"\(searched); built in: \(builtins.joined(separator: ", "))")
     }
+}
+
+/// What one load read, in order: each file with its identity and bytes, and each config-dir
+/// path that was looked for and absent (a built-in default was used instead). Built-in layers
+/// are not listed: they are part of the binary, whose identity a cache keys on.
+public final class PolicyInputs: Sendable {
+    public enum Input: Sendable, Equatable {
+        case file(path: String, identity: FileIdentity, bytes: [UInt8])
+        case absent(path: String)
+    }
+
+    private let noted = Mutex<[Input]>([])
+
+    public init() {}
+
+    func note(_ input: Input) { noted.withLock { $0.append(input) } }
+
+    public var all: [Input] { noted.withLock { $0 } }
 }

@@ -130,6 +130,26 @@ public struct PolicyOverrides: Sendable, Equatable {
         return text
     }
 
+    /// The flags that shape the mount plan: binds, and network destinations (an allowlist gets
+    /// the supervisor's resolv.conf). A cached plan is keyed by these.
+    public var planShaping: PolicyOverrides {
+        var o = PolicyOverrides()
+        o.binds = binds
+        o.networkAllow = networkAllow
+        return o
+    }
+
+    /// The flags that only set values the plan copies from the policy (the environment, the
+    /// cwd, cgroup limits and the wall clock): applied to a cached plan's policy on every run,
+    /// so their values are never written to a cache. `apply(to:)` of `planShaping` then of
+    /// `perRun` gives what `apply(to:)` of all gives, refusals included (the bind ones first).
+    public var perRun: PolicyOverrides {
+        var o = self
+        o.binds = []
+        o.networkAllow = []
+        return o
+    }
+
     // MARK: applying
 
     /// `policy` with the flags applied; a problem names the flag, its value and the policy key

@@ -24,16 +24,46 @@ extension PolicyStore {
     /// Resolves everything a spawn of `policy` needs. The seccomp filter is cached in `cacheDir`
     /// by the profile's content hash, so only the first spawn pays for compiling it.
     public func spawnPlan(for policy: Policy, cacheDir: String?, callerEnvironment: [String: String]) throws(LoadError) -> SpawnPlan {
+        SpawnPlan(policy: policy, confinement: try confinement(for: policy, cacheDir: cacheDir), callerEnvironment: callerEnvironment)
+    }
+
+    /// The part of a spawn plan built from profiles and the host: the seccomp filter, the mounts
+    /// and the Landlock rules. The host is consulted only through `inspect` (see `MountPlanner`).
+    public func confinement(for policy: Policy, cacheDir: String?,
+                            inspect: @escaping @Sendable (String) -> FileSystem.Kind = { FileSystem.kind($0) }) throws(LoadError) -> Confinement {
         let (profileBytes, profileSource) = try seccompProfile(policy.seccomp.profile)
         let seccomp: CompiledSeccomp
         do { seccomp = try SeccompCompiler.compile(profileBytes: profileBytes, file: profileSource, cacheDir: cacheDir) }
         catch { throw LoadError(description: "seccomp.profile: \(error.description)") }
+        var planner = MountPlanner()
+        planner.inspect = inspect
         let planned: (mounts: [MountStep], landlock: [LandlockRule])
-        do { planned = try MountPlanner().plan(policy) }
+        do { planned = try planner.plan(policy) }
         catch { throw LoadError(description: "\(policy.source): \(error.description)") }
+        return Confinement(mounts: planned.mounts, landlockRules: planned.landlock, seccomp: seccomp)
+    }
+}
 
-        let (env, searchPath) = Self.environment(for: policy, callerEnvironment: callerEnvironment)
+/// What of a spawn plan the profiles and the host decide: the seccomp filter and the mount plan
+/// with its Landlock rules. Everything else in a plan is copied from the policy (see
+/// `SpawnPlan.init(policy:confinement:callerEnvironment:)`), cheaply, at every spawn.
+public struct Confinement: Sendable, Equatable {
+    public var mounts: [MountStep]
+    public var landlockRules: [LandlockRule]
+    public var seccomp: CompiledSeccomp
 
+    public init(mounts: [MountStep], landlockRules: [LandlockRule], seccomp: CompiledSeccomp) {
+        self.mounts = mounts
+        self.landlockRules = landlockRules
+        self.seccomp = seccomp
+    }
+}
+
+extension SpawnPlan {
+    /// The plan of `policy` around its confinement: the environment (with the caller's
+    /// variables the policy passes through), cwd, rlimits, capabilities and cgroup limits.
+    public init(policy: Policy, confinement: Confinement, callerEnvironment: [String: String]) {
+        let (env, searchPath) = PolicyStore.environment(for: policy, callerEnvironment: callerEnvironment)
         let l = policy.limits
         var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [(Int32(RLIMIT_CORE.rawValue), 0, 0)]
         if let n = l.openFiles { rlimits.append((Int32(RLIMIT_NOFILE.rawValue), n, n)) }
@@ -46,9 +76,9 @@ extension PolicyStore {
         var keep: UInt64 = 0
         for name in policy.capabilities.keep { if let n = Capability.number(name) { keep |= 1 << UInt64(n) } }
 
-        return SpawnPlan(policy: policy, mounts: planned.mounts, landlockRules: planned.landlock, rlimits: rlimits,
-                         keepCaps: keep, seccomp: seccomp, env: env, searchPath: searchPath,
-                         cwd: policy.process.cwd ?? policy.filesystem.workdir,
-                         cgroupLimits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuCores: l.cpuCores))
+        self.init(policy: policy, mounts: confinement.mounts, landlockRules: confinement.landlockRules, rlimits: rlimits,
+                  keepCaps: keep, seccomp: confinement.seccomp, env: env, searchPath: searchPath,
+                  cwd: policy.process.cwd ?? policy.filesystem.workdir,
+                  cgroupLimits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuCores: l.cpuCores))
     }
 }

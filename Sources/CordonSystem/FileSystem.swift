@@ -33,6 +33,13 @@ public enum FileSystem {
     /// nothing can be swapped in between the check and the read. The corresponding C functions
     /// are `open`, `fstat` and `read`.
     public static func readRegularFile(_ path: String, limit: Int, noFollow: Bool = false, trusted: Bool = false) throws(SystemError) -> [UInt8] {
+        try readRegularFileIdentified(path, limit: limit, noFollow: noFollow, trusted: trusted).bytes
+    }
+
+    /// `readRegularFile`, with the identity of the file read, taken from the open descriptor
+    /// before reading: a change while it is read gives the file another identity afterwards.
+    public static func readRegularFileIdentified(_ path: String, limit: Int, noFollow: Bool = false,
+                                                 trusted: Bool = false) throws(SystemError) -> (bytes: [UInt8], identity: FileIdentity) {
         let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (noFollow ? O_NOFOLLOW : 0)
         let fd = try syscallRetrying("open", path: path) { open(path, flags) }
         defer { close(fd) }
@@ -48,7 +55,14 @@ public enum FileSystem {
             }
         }
         guard st.st_size <= limit else { throw SystemError("read (larger than \(limit) bytes)", path: path, errno: EFBIG) }
-        return try readAll(fd, path: path, limit: limit)
+        return (try readAll(fd, path: path, limit: limit), FileIdentity(st))
+    }
+
+    /// The identity of what `path` names, following symlinks; nil when nothing is there. The
+    /// corresponding C function is `stat`.
+    public static func identity(_ path: String) -> FileIdentity? {
+        var st = stat()
+        return stat(path, &st) == 0 ? FileIdentity(st) : nil
     }
 
     /// The first `count` bytes of a file (fewer if it is shorter).
@@ -84,7 +98,9 @@ public enum FileSystem {
     }
 
     /// Creates or replaces a file atomically (temporary file + rename in the same directory).
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemError) {
+    /// `durable: false` skips the fsync, for a cache whose entries are checked when read (a crash
+    /// may leave an empty or partial file, never a mix of two).
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
         let tmp = "\(path).tmp.\(getpid())"
         let fd = try syscallRetrying("open", path: tmp) {
             open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
@@ -97,7 +113,7 @@ public enum FileSystem {
                 }
                 written += n
             }
-            try syscallRetrying("fsync", path: tmp) { fsync(fd) }
+            if durable { try syscallRetrying("fsync", path: tmp) { fsync(fd) } }
         } catch {
             close(fd)
             unlink(tmp)
@@ -243,5 +259,59 @@ public enum FileSystem {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+}
+
+/// What tells one version of a file from another without reading it: device, inode, size,
+/// mode, and modification and change times to the nanosecond. The change time cannot be set
+/// from user space (utimensat sets it to now), so an edit that keeps the size and restores the
+/// mtime still shows. Two writes within one tick of the file system's clock share a ctime:
+/// `isRecent` tells the caller when it must not rely on the times alone.
+public struct FileIdentity: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var mode: UInt32
+    public var modified: Timestamp
+    public var changed: Timestamp
+
+    public struct Timestamp: Sendable, Equatable, Comparable {
+        public var seconds: Int64
+        public var nanoseconds: Int64
+        public init(seconds: Int64, nanoseconds: Int64) {
+            self.seconds = seconds
+            self.nanoseconds = nanoseconds
+        }
+        public static func < (a: Timestamp, b: Timestamp) -> Bool {
+            (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
+        }
+        /// The wall clock now (CLOCK_REALTIME, the clock file times are taken from).
+        public static func now() -> Timestamp {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            return Timestamp(seconds: Int64(ts.tv_sec), nanoseconds: Int64(ts.tv_nsec))
+        }
+    }
+
+    public init(device: UInt64, inode: UInt64, size: Int64, mode: UInt32, modified: Timestamp, changed: Timestamp) {
+        self.device = device
+        self.inode = inode
+        self.size = size
+        self.mode = mode
+        self.modified = modified
+        self.changed = changed
+    }
+
+    init(_ st: stat) {
+        self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size), mode: UInt32(st.st_mode),
+                  modified: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: Int64(st.st_mtim.tv_nsec)),
+                  changed: Timestamp(seconds: Int64(st.st_ctim.tv_sec), nanoseconds: Int64(st.st_ctim.tv_nsec)))
+    }
+
+    /// Whether the file changed less than `seconds` before `now` (or claims a time after it):
+    /// a write in the same clock tick could follow without changing any of the fields.
+    public func isRecent(now: Timestamp, seconds: Int64 = 2) -> Bool {
+        let limit = Timestamp(seconds: now.seconds - seconds, nanoseconds: now.nanoseconds)
+        return !(changed < limit) || !(modified < limit)
     }
 }
