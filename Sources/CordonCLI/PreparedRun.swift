@@ -27,10 +27,19 @@ struct PreparedRun {
     }
 
     init(_ options: RunOptions, store: PolicyStore, chooseCwd: Bool = true) throws(Failure) {
-        let overrides: PolicyOverrides
-        do { overrides = try options.overrides() } catch { throw Failure(message: error.description, step: .arguments, status: 64) }
+        let overrides = try Self.overrides(options)
+        try self.init(shaped: try Self.shaped(options.policy, overrides: overrides, store: store), overrides: overrides, chooseCwd: chooseCwd)
+    }
+
+    static func overrides(_ options: RunOptions) throws(Failure) -> PolicyOverrides {
+        do { return try options.overrides() } catch { throw Failure(message: error.description, step: .arguments, status: 64) }
+    }
+
+    /// The policy loaded, with the flags that shape the mount plan applied (`planShaping`):
+    /// what `SpawnPlanCache` keeps. Its hash is still the loaded policy's.
+    static func shaped(_ name: String, overrides: PolicyOverrides, store: PolicyStore) throws(Failure) -> Policy {
         let base: Policy
-        do { base = try store.loadPolicy(options.policy) } catch {
+        do { base = try store.loadPolicy(name) } catch {
             throw Failure(message: error.description, step: .policy, status: 125)
         }
         func refuse(_ message: String) -> Failure {
@@ -50,8 +59,16 @@ struct PreparedRun {
             default: break
             }
         }
+        do { return try overrides.planShaping.apply(to: base) } catch { throw refuse(error.description) }
+    }
+
+    /// The run's policy from the shaped one: the value-setting flags (`perRun`), the cwd, and
+    /// the hash of what ran.
+    init(shaped: Policy, overrides: PolicyOverrides, chooseCwd: Bool = true) throws(Failure) {
         var policy: Policy
-        do { policy = try overrides.apply(to: base) } catch { throw refuse(error.description) }
+        do { policy = try overrides.perRun.apply(to: shaped) } catch {
+            throw Failure(message: error.description, step: .arguments, status: 64, policyName: shaped.name, policyHash: shaped.contentHash)
+        }
         if overrides.memoryBytes != nil { flagged["limits.memory"] = "--memory" }
         if overrides.pids != nil { flagged["limits.pids"] = "--pids" }
         if overrides.wallTimeSeconds != nil { flagged["limits.wall_time"] = "--timeout" }
@@ -67,7 +84,7 @@ struct PreparedRun {
             }
         }
         // The record's hash names what ran: the policy and what the flags changed in it.
-        if !identity.isEmpty { policy.contentHash = SHA256.hex(Array("\(base.contentHash)\n\(identity)".utf8)) }
+        if !identity.isEmpty { policy.contentHash = SHA256.hex(Array("\(shaped.contentHash)\n\(identity)".utf8)) }
         self.policy = policy
     }
 

@@ -174,30 +174,51 @@ public enum RunFastPath {
             return 125
         }
         let locations = Locations(configDir: options.configDir, stateDir: options.stateDir, runtimeDir: options.runtimeDir)
-        let store = locations.policyStore()
+        // The state dir is created private (cordond shares it and keeps every user's records there).
+        let stateDir = locations.resolvedStateDir()
+        if !FileSystem.exists(stateDir) { try? FileSystem.makeDirectories(stateDir, mode: 0o700) }
+        var store = locations.policyStore()
         let prepared: PreparedRun
-        do { prepared = try PreparedRun(options, store: store) } catch {
+        let plan: SpawnPlan
+        do {
+            let overrides = try PreparedRun.overrides(options)
+            // Loading and planning are cached by the identity of every input (SpawnPlanCache);
+            // the flags that only set values are applied after, hit or miss.
+            let cache = SpawnPlanCache(directory: "\(stateDir)/cache/plans")
+            var name = options.policy
+            if (PolicyStore.isPath(name) && !name.hasPrefix("/")) || store.configDir.map({ !$0.hasPrefix("/") }) == true {
+                name = "\(PreparedRun.currentDirectory()) \(name)"
+            }
+            let key = SpawnPlanCache.Key(configDir: store.configDir, policy: name, shapingFlags: overrides.planShaping.canonicalText)
+            let cached = cache.lookup(key)
+            let inputs = PolicyInputs()
+            if cached == nil { store.inputs = inputs }
+            let shaped: Policy
+            if let cached { shaped = cached.policy } else { shaped = try PreparedRun.shaped(options.policy, overrides: overrides, store: store) }
+            prepared = try PreparedRun(shaped: shaped, overrides: overrides)
+            let confinement: Confinement
+            if let cached {
+                confinement = cached.confinement
+            } else {
+                let seen = SpawnPlanCache.ObservationLog()
+                do { confinement = try store.confinement(for: shaped, cacheDir: "\(stateDir)/cache/seccomp", inspect: seen.inspect) } catch {
+                    printError("cordon run: \(error.description)")
+                    if options.json {
+                        printRecord(.setupFailed(step: .policy, errno: EINVAL, message: error.description, policy: prepared.policy.name,
+                                                 policyHash: prepared.policy.contentHash), after: nil)
+                    }
+                    return 125
+                }
+                cache.store(key, policy: shaped, confinement: confinement, inputs: inputs.all, observations: seen.all)
+            }
+            plan = SpawnPlan(policy: prepared.policy, confinement: confinement, callerEnvironment: ProcessInfo.processInfo.environment)
+        } catch {
             printError("cordon run: \(error.message)")
             if options.json {
                 printRecord(.setupFailed(step: error.step, errno: EINVAL, message: error.message, policy: error.policyName ?? options.policy,
                                          policyHash: error.policyHash ?? ""), after: nil)
             }
             return error.status
-        }
-        let plan: SpawnPlan
-        do {
-            // The state dir is created private (cordond shares it and keeps every user's records there).
-            let stateDir = locations.resolvedStateDir()
-            if !FileSystem.exists(stateDir) { try? FileSystem.makeDirectories(stateDir, mode: 0o700) }
-            plan = try store.spawnPlan(for: prepared.policy, cacheDir: "\(stateDir)/cache/seccomp",
-                                       callerEnvironment: ProcessInfo.processInfo.environment)
-        } catch {
-            printError("cordon run: \(error.description)")
-            if options.json {
-                printRecord(.setupFailed(step: .policy, errno: EINVAL, message: error.description, policy: prepared.policy.name,
-                                         policyHash: prepared.policy.contentHash), after: nil)
-            }
-            return 125
         }
         if let notice = prepared.cwdNotice { printError("cordon: \(notice)") }
         var io = SandboxIO()

@@ -1,0 +1,142 @@
+@testable import CordonSandbox
+import CordonConfig
+import CordonPolicy
+import CordonSystem
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The plan cache's codec and rules, without sandboxes.
+struct SpawnPlanCacheUnitTests {
+    /// A policy with every field away from its default.
+    static var everyField: Policy {
+        var p = Policy(name: "every", source: "/etc/cordon/policies/every.toml")
+        p.description = "all set"
+        p.extends = ["default", "runtime:python"]
+        p.contentHash = "abc123"
+        p.filesystem.readOnly = [Policy.Bind(path: "/usr", source: "/usr"), Policy.Bind(path: "/opt", source: "/srv/opt", optional: true)]
+        p.filesystem.readWrite = [Policy.Bind(path: "/data", source: "/var/data", owner: Policy.Owner(uid: 1000, gid: 100))]
+        p.filesystem.tmpfs = [Policy.Tmpfs(path: "/tmp", sizeBytes: 1 << 20, mode: 0o700)]
+        p.filesystem.workdir = "/w"
+        p.filesystem.workdirSizeBytes = 12345
+        p.filesystem.hide = ["/usr/secret"]
+        p.process.uid = 7
+        p.process.gid = 8
+        p.process.hostname = "h"
+        p.process.env = [Policy.EnvVar("A", "1"), Policy.EnvVar("B", "two words")]
+        p.process.passEnv = ["TERM"]
+        p.process.cwd = "/w/sub"
+        p.limits = Policy.Limits()
+        p.limits.memoryBytes = 1 << 28
+        p.limits.pids = 10
+        p.limits.cpuCores = 0.5
+        p.limits.wallTimeSeconds = 1.25
+        p.limits.cpuTimeSeconds = 3
+        p.limits.openFiles = 64
+        p.limits.fileSizeBytes = 99
+        p.limits.outputBytes = 100
+        p.seccomp.profile = "strict"
+        p.seccomp.action = .kill
+        p.capabilities.keep = ["CAP_NET_BIND_SERVICE"]
+        p.network.mode = .allowlist
+        p.network.allow = ["example.org:443"]
+        p.landlock.mode = .required
+        p.access.users = ["alice"]
+        p.access.groups = ["staff"]
+        return p
+    }
+
+    static let confinement = Confinement(
+        mounts: [MountStep(.attach, "/data", data: Array("/var/data".utf8), mode: 0o700, flags: [.isDirectory, .optional], owner: Policy.Owner(uid: 1, gid: 2)),
+                 MountStep(.symlink, "/bin", data: Array("usr/bin".utf8))],
+        landlockRules: [LandlockRule(path: "/", access: .readOnly)],
+        seccomp: CompiledSeccomp(bpf: [1, 2, 3, 4, 5, 6, 7, 8], errnoBySyscall: [41: 1, 101: 13], defaultErrno: 1, usesNotification: true))
+
+    static let entry = SpawnPlanCache.Entry(
+        policy: everyField, confinement: confinement,
+        inputs: [.file(path: "/p.toml", identity: FileIdentity(device: 1, inode: 2, size: 3, mode: 0o100644,
+                                                               modified: .init(seconds: 4, nanoseconds: 5), changed: .init(seconds: 6, nanoseconds: 7)),
+                       contentHash: "ff"),
+                 .file(path: "/q.toml", identity: FileIdentity(device: 1, inode: 3, size: 3, mode: 0o100644,
+                                                               modified: .init(seconds: 4, nanoseconds: 5), changed: .init(seconds: 6, nanoseconds: 7)),
+                       contentHash: nil),
+                 .absent(path: "/etc/cordon/policies/default.toml")],
+        observations: [.init(path: "/usr", kind: .directory), .init(path: "/bin", kind: .symlink("usr/bin")), .init(path: "/x", kind: .missing)])
+
+    @Test func everyFieldRoundTrips() throws {
+        let bytes = SpawnPlanCache.encode(Self.entry, stamp: "s", name: "n")
+        let decoded = try #require(SpawnPlanCache.decode(bytes))
+        #expect(decoded.stamp == "s" && decoded.name == "n")
+        #expect(decoded.entry == Self.entry)
+    }
+
+    /// The codec writes each field by name: a field added to these types must be added to it
+    /// (and to `everyField`). `store` refuses an entry that does not decode to what was planned,
+    /// so a forgotten field costs the cache, never the policy.
+    @Test func theCodecKnowsEveryField() {
+        func count(_ value: Any) -> Int { Mirror(reflecting: value).children.count }
+        let p = Self.everyField
+        #expect(count(p) == 13)
+        #expect(count(p.filesystem) == 6 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
+        #expect(count(p.process) == 6 && count(p.process.env[0]) == 2)
+        #expect(count(p.limits) == 8)
+        #expect(count(p.seccomp) == 2 && count(p.capabilities) == 1 && count(p.network) == 2 && count(p.landlock) == 1 && count(p.access) == 2)
+        #expect(count(Self.confinement) == 3 && count(Self.confinement.mounts[0]) == 6 && count(Self.confinement.seccomp) == 4)
+        #expect(count(Self.confinement.landlockRules[0]) == 2)
+    }
+
+    @Test func aDamagedEntryDoesNotDecode() {
+        let bytes = SpawnPlanCache.encode(Self.entry, stamp: "s", name: "n")
+        for cut in [0, 1, 12, bytes.count / 2, bytes.count - 1] {
+            #expect(SpawnPlanCache.decode(Array(bytes.prefix(cut))) == nil, "cut at \(cut)")
+        }
+        #expect(SpawnPlanCache.decode(bytes + [0]) == nil)
+        var huge = bytes
+        // The stamp's length, made enormous: refused, not allocated.
+        huge[12] = 0xff; huge[13] = 0xff; huge[14] = 0xff; huge[15] = 0x7f
+        #expect(SpawnPlanCache.decode(huge) == nil)
+    }
+
+    /// An input that had just changed when the entry was written is compared by content too.
+    @Test func aRecentInputIsCheckedByContent() throws {
+        let path = NSTemporaryDirectory() + "cordon-plancache-\(getpid()).toml"
+        try "policy text\n".write(toFile: path, atomically: false, encoding: .utf8)
+        defer { unlink(path) }
+        let identity = try #require(FileSystem.identity(path))
+        #expect(identity.isRecent(now: .now()))
+        #expect(!identity.isRecent(now: .init(seconds: identity.changed.seconds + 3, nanoseconds: 0)))
+        func entry(_ hash: String?) -> SpawnPlanCache.Entry {
+            SpawnPlanCache.Entry(policy: Self.everyField, confinement: Self.confinement,
+                                 inputs: [.file(path: path, identity: identity, contentHash: hash)], observations: [])
+        }
+        #expect(SpawnPlanCache.holds(entry(nil)))
+        #expect(SpawnPlanCache.holds(entry(SHA256.hex(Array("policy text\n".utf8)))))
+        // Same identity, other content: what a second write in the same clock tick leaves.
+        #expect(!SpawnPlanCache.holds(entry(SHA256.hex(Array("policy tExt\n".utf8)))))
+        #expect(!SpawnPlanCache.holds(SpawnPlanCache.Entry(policy: Self.everyField, confinement: Self.confinement,
+                                                           inputs: [.absent(path: path)], observations: [])))
+        #expect(!SpawnPlanCache.holds(SpawnPlanCache.Entry(policy: Self.everyField, confinement: Self.confinement,
+                                                           inputs: [], observations: [.init(path: path, kind: .directory)])))
+    }
+
+    /// The flags applied after the cache (`perRun`) change nothing the cache keeps, and the two
+    /// halves applied in turn are the flags applied at once.
+    @Test func perRunFlagsDoNotShapeTheConfinement() throws {
+        let store = PolicyStore(configDir: nil)
+        let base = try store.loadPolicy("default")
+        var o = PolicyOverrides()
+        o.env = [Policy.EnvVar("X", "1")]
+        o.cwd = "/tmp"
+        o.memoryBytes = 1 << 27
+        o.pids = 5
+        o.wallTimeSeconds = 2
+        o.binds = [try PolicyOverrides.bind("/var", writable: false)]
+        o.networkAllow = ["example.org:443"]
+        let shaped = try o.planShaping.apply(to: base)
+        #expect(try o.perRun.apply(to: shaped) == o.apply(to: base))
+        let whole = try store.confinement(for: try o.apply(to: base), cacheDir: nil)
+        #expect(try store.confinement(for: shaped, cacheDir: nil) == whole)
+    }
+}
