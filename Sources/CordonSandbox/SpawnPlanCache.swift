@@ -142,11 +142,33 @@ public struct SpawnPlanCache: Sendable {
         // not written, and the runs plan as without a cache.
         guard let decoded = Self.decode(bytes), decoded.entry == entry else { return }
         try? FileSystem.ensureDirectory(directory, mode: 0o700)
-        guard FileSystem.isRootOwnedPrivate(directory, directory: true) else { return }
-        if let existing = try? FileSystem.regularFiles(under: directory), existing.count >= capacity {
-            for path in existing { unlink(path) }
-        }
+        guard FileSystem.isRootOwnedPrivate(directory, directory: true), Self.makeRoom(in: directory, capacity: capacity) else { return }
         try? FileSystem.writeAtomically("\(directory)/\(key.fileName)", bytes, mode: 0o600, durable: false)
+    }
+
+    /// Removes every entry when there are `capacity` or more; false when the directory is not
+    /// root's and private. It works through one descriptor, checked itself: the path is
+    /// resolved once (a parent someone else controls could be swapped for /etc between a check
+    /// by path and a walk by path), and only regular files named `*.plan` directly in it go.
+    /// The corresponding C functions are `open`, `fstat`, `fdopendir` and `unlinkat`.
+    static func makeRoom(in directory: String, capacity: Int) -> Bool {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_uid == 0, st.st_mode & 0o022 == 0, let handle = fdopendir(fd) else {
+            close(fd)
+            return false
+        }
+        defer { closedir(handle) }  // closes fd
+        var entries: [String] = []
+        while let item = readdir(handle) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasSuffix(".plan") else { continue }
+            var est = stat()
+            if fstatat(fd, name, &est, AT_SYMLINK_NOFOLLOW) == 0, est.st_mode & S_IFMT == S_IFREG { entries.append(name) }
+        }
+        if entries.count >= capacity { for name in entries { unlinkat(fd, name, 0) } }
+        return true
     }
 
     // MARK: format

@@ -139,4 +139,34 @@ struct SpawnPlanCacheUnitTests {
         let whole = try store.confinement(for: try o.apply(to: base), cacheDir: nil)
         #expect(try store.confinement(for: shaped, cacheDir: nil) == whole)
     }
+
+    /// A full cache starts afresh by removing its own entries only: the files directly in the
+    /// directory named like one. What the purge walked before was the tree under a path, read
+    /// again after the trust check: a state dir whose parent someone else controls could be
+    /// swapped for /etc between the two.
+    @Test func aFullCacheRemovesOnlyItsOwnEntries() throws {
+        guard geteuid() == 0 else { return }
+        let dir = NSTemporaryDirectory() + "cordon-plancache-purge-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/plans/other", withIntermediateDirectories: true)
+        chmod("\(dir)/plans", 0o700)
+        for i in 0..<130 { try "x".write(toFile: "\(dir)/plans/other/f\(i)", atomically: false, encoding: .utf8) }
+        try "keep".write(toFile: "\(dir)/plans/notes.txt", atomically: false, encoding: .utf8)
+        var cache = SpawnPlanCache(directory: "\(dir)/plans")
+        cache.capacity = 2
+        let key = SpawnPlanCache.Key(configDir: nil, policy: "default", shapingFlags: "")
+        cache.store(key, policy: Self.everyField, confinement: Self.confinement, inputs: [], observations: [])
+        #expect(FileSystem.exists("\(dir)/plans/\(key.fileName)"))
+        #expect(FileSystem.exists("\(dir)/plans/other/f0") && FileSystem.exists("\(dir)/plans/other/f129"),
+                "the purge removed files that are not entries")
+        #expect(FileSystem.exists("\(dir)/plans/notes.txt"))
+        // Over capacity in entries: they go, the rest stays.
+        for n in ["a", "b", "c"] {
+            cache.store(SpawnPlanCache.Key(configDir: nil, policy: n, shapingFlags: ""), policy: Self.everyField,
+                        confinement: Self.confinement, inputs: [], observations: [])
+        }
+        let entries = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/plans").filter { $0.hasSuffix(".plan") }
+        #expect(entries.count <= 2)
+        #expect(FileSystem.exists("\(dir)/plans/notes.txt") && FileSystem.exists("\(dir)/plans/other/f0"))
+    }
 }
