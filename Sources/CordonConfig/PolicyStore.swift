@@ -149,7 +149,11 @@ public struct PolicyStore: Sendable {
         }
         guard let text = String(validating: found.0, as: UTF8.self) else { throw PolicyParser.ResolveError("\(found.1): not valid UTF-8") }
         // Files by their real path, so a cycle through "./a.toml" and "a.toml" is seen as one.
-        return (text, found.1.hasPrefix("builtin:") ? found.1 : FileSystem.realPath(found.1) ?? found.1)
+        // Its own `extends` paths resolve from there: which directory that is is an input too.
+        if found.1.hasPrefix("builtin:") { return (text, found.1) }
+        let real = FileSystem.realPath(found.1) ?? found.1
+        inputs?.note(.resolved(path: found.1, real: real))
+        return (text, real)
     }
 
     /// The bytes of a seccomp profile by name or path.
@@ -216,13 +220,16 @@ public struct PolicyStore: Sendable {
     }
 }
 
-/// What one load read, in order: each file with its identity and bytes, and each config-dir
-/// path that was looked for and absent (a built-in default was used instead). Built-in layers
-/// are not listed: they are part of the binary, whose identity a cache keys on.
+/// What one load read, in order: each file with its identity and bytes, each config-dir path
+/// that was looked for and absent (a built-in default was used instead), and each real path a
+/// file's own relative `extends` resolved from. Built-in layers are not listed: they are part of
+/// the binary, whose identity a cache keys on.
 public final class PolicyInputs: Sendable {
     public enum Input: Sendable, Equatable {
         case file(path: String, identity: FileIdentity, bytes: [UInt8])
         case absent(path: String)
+        /// `realpath(path)` was `real`: a symlink on the way, retargeted, moves the parents.
+        case resolved(path: String, real: String)
     }
 
     private let noted = Mutex<[Input]>([])

@@ -21,7 +21,8 @@ import Glibc
 ///   the nanosecond), and by content too when it had changed less than `recentSeconds` before
 ///   the entry was written (a second write within one tick of the file system's clock could
 ///   leave every field as it was: git's "racily clean" files);
-/// - every config-dir path the load looked for and did not find;
+/// - every config-dir path the load looked for and did not find, and the real path of every
+///   file whose relative `extends` resolve from it;
 /// - every host fact the mount planner consulted (the kind of each bind source and each mount
 ///   point inside a bound directory, a symlink's target), looked at again.
 /// Anything else — a corrupt, short or foreign entry — is a miss, and the entry is rebuilt.
@@ -62,11 +63,12 @@ public struct SpawnPlanCache: Sendable {
         public var observations: [HostObservation]
     }
 
-    /// A file the load read (with the SHA-256 of its content when it had just changed), or a
-    /// path it looked for and did not find.
+    /// A file the load read (with the SHA-256 of its content when it had just changed), a
+    /// path it looked for and did not find, or the real path a layer's `extends` resolved from.
     public enum Input: Sendable, Equatable {
         case file(path: String, identity: FileIdentity, contentHash: String?)
         case absent(path: String)
+        case resolved(path: String, real: String)
     }
 
     /// What the mount planner saw at a host path.
@@ -94,7 +96,7 @@ public struct SpawnPlanCache: Sendable {
         let binary = FileSystem.identity("/proc/self/exe").map { i in
             "\(i.device):\(i.inode):\(i.size):\(i.modified.seconds).\(i.modified.nanoseconds):\(i.changed.seconds).\(i.changed.nanoseconds)"
         } ?? "unknown"
-        return "cordon-plan 1\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
+        return "cordon-plan 2\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
     }()
 
     // MARK: lookup and store
@@ -113,6 +115,8 @@ public struct SpawnPlanCache: Sendable {
             switch input {
             case .absent(let path):
                 if FileSystem.exists(path) { return false }
+            case .resolved(let path, let real):
+                if (FileSystem.realPath(path) ?? path) != real { return false }
             case .file(let path, let identity, let contentHash):
                 guard FileSystem.identity(path) == identity else { return false }
                 if let contentHash {
@@ -132,6 +136,7 @@ public struct SpawnPlanCache: Sendable {
         let recorded: [Input] = inputs.map { input in
             switch input {
             case .absent(let path): return .absent(path: path)
+            case .resolved(let path, let real): return .resolved(path: path, real: real)
             case .file(let path, let identity, let bytes):
                 return .file(path: path, identity: identity, contentHash: identity.isRecent(now: now, seconds: recentSeconds) ? SHA256.hex(bytes) : nil)
             }
@@ -189,6 +194,8 @@ public struct SpawnPlanCache: Sendable {
                 w.optional(hash) { $0.string($1) }
             case .absent(let path):
                 w.u8(1); w.string(path)
+            case .resolved(let path, let real):
+                w.u8(2); w.string(path); w.string(real)
             }
         }
         w.array(e.observations) { w, o in
@@ -230,6 +237,9 @@ public struct SpawnPlanCache: Sendable {
                                             modified: .init(seconds: ms, nanoseconds: mn), changed: .init(seconds: cs, nanoseconds: cn))
                 return .file(path: path, identity: identity, contentHash: hash)
             case 1: return r.string().map { .absent(path: $0) }
+            case 2:
+                guard let path = r.string(), let real = r.string() else { return nil }
+                return .resolved(path: path, real: real)
             default: return nil
             }
         }

@@ -62,7 +62,8 @@ struct SpawnPlanCacheUnitTests {
                  .file(path: "/q.toml", identity: FileIdentity(device: 1, inode: 3, size: 3, mode: 0o100644,
                                                                modified: .init(seconds: 4, nanoseconds: 5), changed: .init(seconds: 6, nanoseconds: 7)),
                        contentHash: nil),
-                 .absent(path: "/etc/cordon/policies/default.toml")],
+                 .absent(path: "/etc/cordon/policies/default.toml"),
+                 .resolved(path: "/etc/cordon/policies/p.toml", real: "/srv/cordon/policies/p.toml")],
         observations: [.init(path: "/usr", kind: .directory), .init(path: "/bin", kind: .symlink("usr/bin")), .init(path: "/x", kind: .missing)])
 
     @Test func everyFieldRoundTrips() throws {
@@ -168,5 +169,43 @@ struct SpawnPlanCacheUnitTests {
         let entries = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/plans").filter { $0.hasSuffix(".plan") }
         #expect(entries.count <= 2)
         #expect(FileSystem.exists("\(dir)/plans/notes.txt") && FileSystem.exists("\(dir)/plans/other/f0"))
+    }
+
+    /// An `extends` path resolves from the real path of the file that names it: a symlink on the
+    /// way there, retargeted, changes which parent a fresh load reads even when every file the
+    /// cached load read is still there, unchanged (a release directory swapped in whose
+    /// unchanged files are hard links of the old one's, as rsync --link-dest leaves them).
+    @Test func aRetargetedSymlinkOnAnExtendsPathIsSeen() throws {
+        let dir = NSTemporaryDirectory() + "cordon-plancache-realpath-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fm = FileManager.default
+        for release in ["r1", "r2"] { try fm.createDirectory(atPath: "\(dir)/\(release)", withIntermediateDirectories: true) }
+        try "[policy]\nname = \"a\"\nextends = [\"b.toml\"]\n".write(toFile: "\(dir)/r1/a.toml", atomically: false, encoding: .utf8)
+        try "[policy]\nname = \"b\"\nextends = [\"c.toml\"]\n".write(toFile: "\(dir)/r1/b.toml", atomically: false, encoding: .utf8)
+        try "[policy]\nname = \"c\"\nextends = [\"default\"]\n[process]\nhostname = \"one\"\n"
+            .write(toFile: "\(dir)/r1/c.toml", atomically: false, encoding: .utf8)
+        try "[policy]\nname = \"c\"\nextends = [\"default\"]\n[process]\nhostname = \"two\"\n"
+            .write(toFile: "\(dir)/r2/c.toml", atomically: false, encoding: .utf8)
+        #expect(link("\(dir)/r1/a.toml", "\(dir)/r2/a.toml") == 0 && link("\(dir)/r1/b.toml", "\(dir)/r2/b.toml") == 0)
+        #expect(symlink("r1", "\(dir)/current") == 0)
+
+        var store = PolicyStore(configDir: nil)
+        let inputs = PolicyInputs()
+        store.inputs = inputs
+        #expect(try store.loadPolicy("\(dir)/current/a.toml").process.hostname == "one")
+        let entry = SpawnPlanCache.Entry(policy: Self.everyField, confinement: Self.confinement,
+                                         inputs: inputs.all.map { i -> SpawnPlanCache.Input in
+                                             switch i {
+                                             case .file(let path, let identity, _): return .file(path: path, identity: identity, contentHash: nil)
+                                             case .absent(let path): return .absent(path: path)
+                                             case .resolved(let path, let real): return .resolved(path: path, real: real)
+                                             }
+                                         }, observations: [])
+        #expect(SpawnPlanCache.holds(entry))
+
+        unlink("\(dir)/current")
+        #expect(symlink("r2", "\(dir)/current") == 0)
+        #expect(try PolicyStore(configDir: nil).loadPolicy("\(dir)/current/a.toml").process.hostname == "two")
+        #expect(!SpawnPlanCache.holds(entry), "the entry of r1's chain holds after current -> r2")
     }
 }
