@@ -50,8 +50,11 @@ public struct SpawnPlanCache: Sendable {
         public var text: String
         public var fileName: String { SHA256.hex(Array(text.utf8)) + ".plan" }
 
+        /// Each field is preceded by its length in bytes: a path may hold a newline, and
+        /// `--policy "/x.toml\n--bind /a"` must not name the entry of `--policy /x.toml --bind /a`.
         public init(configDir: String?, policy: String, shapingFlags: String) {
-            text = "config \(configDir ?? "-")\npolicy \(policy)\n\(shapingFlags)"
+            func field(_ name: String, _ value: String) -> String { "\(name) \(value.utf8.count):\(value)\n" }
+            text = field("config", configDir ?? "-") + field("policy", policy) + field("flags", shapingFlags)
         }
     }
 

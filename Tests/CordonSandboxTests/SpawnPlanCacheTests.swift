@@ -10,6 +10,14 @@ import Glibc
 
 /// The plan cache's codec and rules, without sandboxes.
 struct SpawnPlanCacheUnitTests {
+    /// A newline in a path cannot make two different runs name one entry.
+    @Test func keysCannotBeForgedWithANewline() {
+        let plain = SpawnPlanCache.Key(configDir: nil, policy: "/x.toml", shapingFlags: "--bind /a")
+        let forged = SpawnPlanCache.Key(configDir: nil, policy: "/x.toml\nflags 9:--bind /a", shapingFlags: "")
+        let forged2 = SpawnPlanCache.Key(configDir: "-\npolicy 7:/x.toml", policy: "x", shapingFlags: "--bind /a")
+        #expect(plain.fileName != forged.fileName && plain.fileName != forged2.fileName && forged.fileName != forged2.fileName)
+    }
+
     /// A policy with every field away from its default.
     static var everyField: Policy {
         var p = Policy(name: "every", source: "/etc/cordon/policies/every.toml")
