@@ -9,7 +9,8 @@ import Glibc
 /// The policy one `cordon run` (or `--learn`) runs under: the named policy loaded, the flags
 /// applied with the policy's semantics (`PolicyOverrides`), every bind source checked on the
 /// host, and — for a confined run — the working directory chosen: `--cwd`, else the policy's
-/// `process.cwd`, else the caller's cwd where a bind shows it, else the workdir, said on stderr.
+/// `process.cwd`, else the caller's cwd where a bind shows it, else the workdir (said on stderr
+/// when the command then fails).
 struct PreparedRun {
     var policy: Policy
     /// Policy keys a flag set ("limits.memory": "--memory"), for the end-of-run summary.
@@ -80,7 +81,7 @@ struct PreparedRun {
                 policy.process.cwd = inside
                 identity += "\ncwd \(inside) (the caller's)"
             } else if here != "/" {
-                cwdNotice = "your cwd \(here) is not bound in the sandbox: running in \(policy.filesystem.workdir); add --bind \(here) or --ro-bind \(here)"
+                cwdNotice = "your cwd \(here) is not bound in the sandbox: the command ran in \(policy.filesystem.workdir); add --bind \(here) or --ro-bind \(here)"
             }
         }
         // The record's hash names what ran: the policy and what the flags changed in it.

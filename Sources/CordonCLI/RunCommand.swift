@@ -220,7 +220,6 @@ public enum RunFastPath {
             }
             return error.status
         }
-        if let notice = prepared.cwdNotice { printError("cordon: \(notice)") }
         var io = SandboxIO()
         io.tty = options.tty
         var environment = SandboxEnvironment(runtimeDir: locations.resolvedRuntimeDir())
@@ -231,6 +230,9 @@ public enum RunFastPath {
         } else if !options.json {
             for line in RunSummary.lines(result, policy: prepared.policy, flagged: prepared.flagged) { printError("cordon: \(line)") }
         }
+        // Said only when the command failed, where a file it expected in the cwd may be why: on
+        // every run it buried scripts' and benchmarks' stderr under the same line.
+        if let notice = prepared.cwdNotice, result.setupFailure == nil, result.exitStatus != 0 { printError("cordon: \(notice)") }
         if options.json { printRecord(result, after: result.stdoutLastByte) }
         return result.exitStatus
     }
@@ -258,7 +260,7 @@ struct RunCommand: ParsableCommand {
         --bind, --ro-bind, --env, --cwd and --network-allow extend the policy for this run, as a \
         policy file extending it would; --memory, --pids and --timeout only tighten its limits. \
         The command runs in your cwd when a bind shows it (otherwise in the workdir, said on \
-        stderr).
+        stderr when the command fails).
 
         When Cordon refused something (a system call, a network destination) or a limit ended \
         the run, a summary naming the policy key follows on standard error. With --json instead, \

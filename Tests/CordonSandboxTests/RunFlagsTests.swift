@@ -45,9 +45,12 @@ struct RunFlagsTests {
     @Test func anUnboundCwdIsSaid() throws {
         let dir = try Self.directory("unbound", files: ["tool.py": "print('hi')\n"])
         let r = Harness.run(["sh", "-c", "pwd; ls tool.py"], cwd: dir)
-        #expect(r.stderr.contains("cordon: your cwd \(dir) is not bound in the sandbox: running in /work; add --bind \(dir) or --ro-bind \(dir)"),
+        #expect(r.stderr.contains("cordon: your cwd \(dir) is not bound in the sandbox: the command ran in /work; add --bind \(dir) or --ro-bind \(dir)"),
                 "\(r.stderr)")
         #expect(r.output.hasPrefix("/work"))
+        // A command that succeeds leaves stderr to itself.
+        let fine = Harness.run(["true"], cwd: dir)
+        #expect(fine.status == 0 && !fine.stderr.contains("not bound"), "\(fine.stderr)")
         let explicit = Harness.run(["pwd"], options: ["--cwd", "/tmp"], cwd: dir)
         #expect(explicit.output == "/tmp" && !explicit.stderr.contains("not bound"), "\(explicit.stderr)")
     }
