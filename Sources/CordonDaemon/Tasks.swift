@@ -214,6 +214,12 @@ final class TaskManager: @unchecked Sendable {
         return out + "…"
     }
 
+    /// Whose ids a sandbox of `peer`'s writes with: a bind's owner for an admin, the peer
+    /// itself (uid and primary gid) for everyone else.
+    func writeOwnership(for peer: Peer) -> WriteOwnership {
+        authorizer.isAdmin(peer) ? .sourceOwner : .only(Policy.Owner(uid: peer.uid, gid: peer.gid))
+    }
+
     func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
@@ -221,13 +227,11 @@ final class TaskManager: @unchecked Sendable {
         let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
         // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
         // policy naming another owner is theirs to use only through an admin.
-        if !authorizer.isAdmin(peer) {
-            let me = Policy.Owner(uid: peer.uid, gid: peer.gid)
-            for step in plan.mounts where step.kind == .attach {
-                if let named = step.owner, named != me {
-                    throw RPCError(RPCCode.unauthorized, "policy \(policy.name): filesystem.read_write \(step.target): owner \"\(named)\" is not you (\(me)); only cordond admins may name another owner",
-                                   field: "params.policy")
-                }
+        let ownership = writeOwnership(for: peer)
+        if let me = ownership.caller {
+            for step in plan.mounts where step.kind == .attach && ownership.owner(named: step.owner, source: me) == nil {
+                throw RPCError(RPCCode.unauthorized, "policy \(policy.name): filesystem.read_write \(step.target): owner \"\(step.owner!)\" is not you (\(me)); only cordond admins may name another owner",
+                               field: "params.policy")
             }
         }
         do {
@@ -393,9 +397,7 @@ final class TaskManager: @unchecked Sendable {
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
             }
             var environment = environment
-            if !authorizer.isAdmin(task.owner) {
-                environment.writeOwnership = .only(Policy.Owner(uid: task.owner.uid, gid: task.owner.gid))
-            }
+            environment.writeOwnership = writeOwnership(for: task.owner)
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",

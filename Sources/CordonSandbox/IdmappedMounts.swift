@@ -14,6 +14,21 @@ public enum WriteOwnership: Sendable, Equatable {
     /// Always this owner; a bind naming another is refused. cordond gives its non-admin callers
     /// themselves (uid and primary gid), so a sandbox writes with no one's ownership but theirs.
     case only(Policy.Owner)
+
+    /// The owner a bind that names `named` (nil: names none) writes as, given its source's
+    /// owner; nil when this ownership refuses the name. (cordond asks at submit, the spawn again.)
+    /// The one owner `.only` allows.
+    public var caller: Policy.Owner? {
+        if case .only(let caller) = self { return caller }
+        return nil
+    }
+
+    public func owner(named: Policy.Owner?, source: Policy.Owner) -> Policy.Owner? {
+        switch self {
+        case .sourceOwner: return named ?? source
+        case .only(let caller): return named == nil || named == caller ? caller : nil
+        }
+    }
 }
 
 /// The writable binds of one spawn, made before clone as detached mounts idmapped so that the
@@ -75,14 +90,8 @@ final class IdmappedMounts {
             if isDirectory == 0 && mode & UInt32(S_ISUID | S_ISGID) != 0 {
                 throw Failure(errno: EPERM, message: "filesystem.read_write: \(source) is setuid or setgid (mode \(String(mode & 0o7777, radix: 8))): a sandbox could rewrite its code in place and keep the bit; bind it read-only")
             }
-            let owner: Policy.Owner
-            switch ownership {
-            case .sourceOwner: owner = step.owner ?? Policy.Owner(uid: uid, gid: gid)
-            case .only(let caller):
-                if let named = step.owner, named != caller {
-                    throw Failure(errno: EPERM, message: "filesystem.read_write: \(source): owner \"\(named)\" is not the caller (\(caller)); only cordond's admins may name another owner")
-                }
-                owner = caller
+            guard let owner = ownership.owner(named: step.owner, source: Policy.Owner(uid: uid, gid: gid)) else {
+                throw Failure(errno: EPERM, message: "filesystem.read_write: \(source): owner \"\(step.owner!)\" is not the caller (\(ownership.caller.map { "\($0)" } ?? "")); only cordond's admins may name another owner")
             }
             // Only the owner's ids are mapped, and the kernel lets nobody write an inode whose
             // ids are unmapped: a bind whose top belongs to someone else could not be written at
