@@ -69,10 +69,11 @@ final class CSpawnPlan {
 
         p.root_mountpoint = arena.string(spawn.rootMountpoint)
         p.root_options = arena.string("size=1m,mode=0755")
-        p.mounts = arena.array(Array(spawnPlan.mounts.enumerated())) { [arena] (index, step) in
-            cs_mount_op(kind: step.kind.rawValue, flags: step.flags.rawValue, mode: step.mode,
+        p.mounts = arena.array(spawnPlan.mounts.indices) { [arena] index in
+            let step = spawnPlan.mounts[index]
+            return cs_mount_op(kind: step.kind.rawValue, flags: step.flags.rawValue, mode: step.mode,
                         target: arena.string(step.target), data: arena.bytes(step.data), data_len: step.data.count,
-                        fd: spawn.attachFDs[index] ?? -1)
+                        fd: spawn.attachFDs.isEmpty ? -1 : spawn.attachFDs[index] ?? -1)
         }
         p.mount_count = spawnPlan.mounts.count
         p.root_readonly = 1
@@ -136,7 +137,7 @@ final class CArena {
     }
 
     /// A C array of `items` converted by `element` (never a null pointer, even when empty).
-    func array<Item, Element>(_ items: [Item], _ element: (Item) -> Element) -> UnsafePointer<Element> {
+    func array<Items: Collection, Element>(_ items: Items, _ element: (Items.Element) -> Element) -> UnsafePointer<Element> {
         let array = UnsafeMutablePointer<Element>.allocate(capacity: max(items.count, 1))
         for (i, item) in items.enumerated() { (array + i).initialize(to: element(item)) }
         blocks.append(UnsafeMutableRawPointer(array))
