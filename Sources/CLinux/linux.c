@@ -133,6 +133,24 @@ ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd) {
     return n;
 }
 
+int cl_send_fds(int sock, const int *fds, size_t count) {
+    if (count == 0 || count > CL_SEND_MAX_FDS) { errno = EINVAL; return -1; }
+    char byte = 0;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { char b[CMSG_SPACE(sizeof(int) * CL_SEND_MAX_FDS)]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                          .msg_controllen = CMSG_SPACE(sizeof(int) * count) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+    ssize_t n;
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -1;
+}
+
 int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req) {
     memset(req, 0, sizeof *req);  // the kernel insists on a zeroed buffer
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req);

@@ -147,6 +147,31 @@ static long send_fd(int chan, int fd) {
     return n < 0 ? n : 0;
 }
 
+/// Receives exactly `count` descriptors in one message from the parent (it sends nothing else
+/// this way). EOF (the parent gave up or died) ends the child; anything else is -EPROTO.
+static long receive_fds(int chan, int *fds, size_t count) {
+    if (count > CS_MAX_CGROUP_FILES) return -EINVAL;
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int) * CS_MAX_CGROUP_FILES)]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    long n;
+    do { n = sys3(SYS_recvmsg, chan, &msg, MSG_CMSG_CLOEXEC); } while (n == -EINTR);
+    if (n == 0) cs_exit(125);
+    if (n < 0) return n;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    size_t got = 0;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    if (got > 0) memcpy(fds, CMSG_DATA(c), got * sizeof(int));
+    if (got != count || (msg.msg_flags & MSG_CTRUNC)) {
+        for (size_t i = 0; i < got && i < CS_MAX_CGROUP_FILES; i++) cs_close(fds[i]);
+        return -EPROTO;
+    }
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small helpers (each returns 0 or -errno)
 
@@ -444,7 +469,9 @@ static void exec_workload(const struct cs_plan *p) {
     fail(p, CS_STEP_EXEC, 0, saw_eacces ? -EACCES : -ENOENT);
 }
 
-__attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
+/// The workload's own set-up but for the seccomp filter: streams, directory, limits, privileges,
+/// Landlock. Our code only, so it may run before cordon-init does (see run_gated_workload).
+static void prepare_workload(const struct cs_plan *p) {
     setup_stdio(p);
     CHECK(sys1(SYS_chdir, p->cwd), CS_STEP_CHDIR, 0);
     for (size_t i = 0; i < p->rlimit_count; i++) {
@@ -497,7 +524,11 @@ __attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
         CHECK(sys2(SYS_landlock_restrict_self, p->landlock_fd, 0), CS_STEP_LANDLOCK_RESTRICT, 0);
     }
 
-    // Seccomp last: every call above is one the filter may refuse.
+}
+
+/// Seccomp last (every call before it is one the filter may refuse; the gate's read among
+/// them), then the workload's program.
+__attribute__((noreturn)) static void finish_workload(const struct cs_plan *p) {
     if (p->seccomp_len > 0) {
         struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
                                    .filter = (struct sock_filter *)p->seccomp_filter };
@@ -517,19 +548,28 @@ __attribute__((noreturn)) static void run_workload(const struct cs_plan *p) {
 /// What the workload needs before it may start: the plan and the two ends of the gate pipe.
 struct gated_workload { const struct cs_plan *plan; int gate[2]; };
 
-/// The workload's first act: wait until cordon-init has replaced pid 1 and set itself up (it
-/// writes one byte to the gate), so that no workload instruction runs while pid 1 still holds or
-/// shares the supervisor's memory. End of file without that byte means init never ran: give up.
+/// The workload sets itself up while pid 1 executes cordon-init, then waits until cordon-init
+/// has replaced pid 1 and set itself up (it writes one byte to the gate): no workload
+/// instruction runs while pid 1 still holds or shares the supervisor's memory. End of file
+/// without that byte means init never ran: give up.
 __attribute__((noreturn)) static void run_gated_workload(const struct gated_workload *w) {
     const struct cs_plan *p = w->plan;
     int gate = w->gate[0];
     cs_close(w->gate[1]);
+    // Out of the way of the standard streams set up next (the pipe may have taken 0, 1 or 2).
+    if (gate < 3) {
+        long moved = sys3(SYS_fcntl, gate, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0) cs_exit(125);
+        cs_close(gate);
+        gate = (int)moved;
+    }
+    prepare_workload(p);
     char c;
     long n;
     do { n = sys3(SYS_read, gate, &c, 1); } while (n == -EINTR);
     if (n != 1) cs_exit(125);
     cs_close(gate);
-    run_workload(p);
+    finish_workload(p);
 }
 
 static int gated_workload_main(void *w) { run_gated_workload((const struct gated_workload *)w); }
@@ -577,17 +617,6 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     // which clears it.
     CHECK(set_pdeathsig(), CS_STEP_INIT_SIGNALS, 0);
 
-    // Join the sandbox's cgroup first, while our credentials are still the host root's (the
-    // cgroup files belong to it): everything init starts inherits the limits.
-    for (size_t i = 0; i < p->cgroup_task_count; i++) {
-        long fd = cs_open(p->cgroup_tasks[i], O_WRONLY | O_CLOEXEC, 0);
-        CHECK(fd, CS_STEP_CGROUP, (int)i);
-        CHECK(sys3(SYS_write, fd, "0", 1), CS_STEP_CGROUP, (int)i);
-        cs_close((int)fd);
-    }
-    // The cgroup namespace is rooted at the sandbox's cgroup, so /proc/self/cgroup says "/".
-    if (p->new_cgroup_ns) CHECK(sys1(SYS_unshare, CLONE_NEWCGROUP), CS_STEP_CGROUP_NS, 0);
-
     // Wait until the parent has written our uid/gid maps. EOF means the parent gave up or died.
     char go;
     long n;
@@ -613,6 +642,20 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     build_root(p);
     if (p->hostname) CHECK(sys2(SYS_sethostname, p->hostname, cs_strlen(p->hostname)), CS_STEP_HOSTNAME, 0);
     if (p->loopback_up) bring_up_loopback(p);
+
+    // Join the sandbox's cgroup before anything runs in it: everything init starts inherits the
+    // limits. cgroup v2 placed us there at clone; on v1 the parent creates it meanwhile and
+    // sends its "tasks" files, opened as root (the kernel checks the opener's credentials).
+    if (p->cgroup_task_files > 0) {
+        int files[CS_MAX_CGROUP_FILES];
+        CHECK(receive_fds(p->chan_fd, files, p->cgroup_task_files), CS_STEP_CGROUP, 0);
+        for (size_t i = 0; i < p->cgroup_task_files; i++) {
+            CHECK(sys3(SYS_write, files[i], "0", 1), CS_STEP_CGROUP, (int)i);
+            cs_close(files[i]);
+        }
+    }
+    // The cgroup namespace is rooted at the sandbox's cgroup, so /proc/self/cgroup says "/".
+    if (p->new_cgroup_ns) CHECK(sys1(SYS_unshare, CLONE_NEWCGROUP), CS_STEP_CGROUP_NS, 0);
 
     // The workload waits on a gate until cordon-init runs here (see run_gated_workload): the
     // order is by construction, in both modes. `w` lives on this stack, in memory the workload

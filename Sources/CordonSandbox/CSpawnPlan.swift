@@ -19,8 +19,8 @@ final class CSpawnPlan {
         var argv: [String]
         /// Host directory the new root's tmpfs is mounted on.
         var rootMountpoint: String
-        /// cgroup v1: the "tasks" files the child moves itself in with.
-        var cgroupTaskFiles: [String] = []
+        /// cgroup v1: how many `tasks` files the parent will send the child.
+        var cgroupTaskFiles = 0
         /// cgroup v2: the directory clone3 places the child in (-1: none).
         var cgroupFD: Int32 = -1
         /// The read end the child waits on until it is released.
@@ -57,8 +57,7 @@ final class CSpawnPlan {
     init(_ spawnPlan: SpawnPlan, _ spawn: Spawn) {
         var p = cs_plan()
         p.clone_flags = namespaceFlags.reduce(0) { $0 | $1.0 }
-        p.cgroup_tasks = arena.constStringArray(spawn.cgroupTaskFiles)
-        p.cgroup_task_count = spawn.cgroupTaskFiles.count
+        p.cgroup_task_files = spawn.cgroupTaskFiles
         p.cgroup_fd = spawn.cgroupFD
         p.new_cgroup_ns = 1
         p.sync_fd = spawn.syncFD

@@ -77,24 +77,38 @@ public struct CgroupHierarchy: Sendable {
         return CgroupHierarchy(version: .v1, parents: parents)
     }
 
-    /// Creates the cgroup `name` with `limits`. A stale cgroup of the same name (left by a
-    /// supervisor that was killed) is emptied and reused.
-    public func create(name: String, limits: CgroupLimits) throws(SystemError) -> Cgroup {
+    /// The cgroup `name`: its directories, none of them created yet (`create`).
+    public func cgroup(named name: String) -> Cgroup {
         var dirs: [String] = []
         var controllersByDir: [String: Set<String>] = [:]
-        do {
-            for (controllers, parent) in parents {
-                let dir = "\(parent)/\(name)"
-                try Cgroup.makeFresh(dir)
-                dirs.append(dir)
-                controllersByDir[dir] = controllers
-                try Self.writeLimits(limits, version: version, controllers: controllers, dir: dir)
-            }
-        } catch {
-            for dir in dirs.reversed() { rmdir(dir) }
-            throw error
+        for (controllers, parent) in parents {
+            dirs.append("\(parent)/\(name)")
+            controllersByDir["\(parent)/\(name)"] = controllers
         }
         return Cgroup(version: version, directories: dirs, controllersByDirectory: controllersByDir)
+    }
+
+    /// Creates `cgroup` (from `cgroup(named:)`) with `limits`. A stale cgroup of the same name
+    /// (left by a supervisor that was killed) is emptied and reused. On failure nothing is left.
+    public func create(_ cgroup: Cgroup, limits: CgroupLimits) throws(SystemError) {
+        var made: [String] = []
+        do {
+            for dir in cgroup.directories {
+                try Cgroup.makeFresh(dir)
+                made.append(dir)
+                try Self.writeLimits(limits, version: version, controllers: cgroup.controllersByDirectory[dir] ?? [], dir: dir)
+            }
+        } catch {
+            for dir in made.reversed() { rmdir(dir) }
+            throw error
+        }
+    }
+
+    /// `cgroup(named:)` and `create` in one.
+    public func create(name: String, limits: CgroupLimits) throws(SystemError) -> Cgroup {
+        let cgroup = cgroup(named: name)
+        try create(cgroup, limits: limits)
+        return cgroup
     }
 
     /// The sandbox cgroups (`s<slot>`) that exist under Cordon's parent, by slot.
@@ -145,6 +159,12 @@ public struct CgroupHierarchy: Sendable {
     }
 }
 
+/// A v1 cgroup's `tasks` files, open for writing; closed with their owner.
+public struct CgroupTaskFiles: ~Copyable, Sendable {
+    public let raw: [Int32]
+    deinit { for fd in raw { Glibc.close(fd) } }
+}
+
 /// One sandbox's cgroup: a directory per v1 controller, or one v2 directory.
 public struct Cgroup: Sendable {
     public let version: CgroupVersion
@@ -162,8 +182,24 @@ public struct Cgroup: Sendable {
         try syscallRetrying("mkdir", path: dir) { mkdir(dir, 0o755) }
     }
 
-    /// v1: the files a task writes "0" to in order to move itself in (see CSpawn).
-    public var v1TaskFiles: [String] { version == .v1 ? directories.map { "\($0)/tasks" } : [] }
+    /// v1: each hierarchy's `tasks` file, opened for writing (by root: the kernel checks the
+    /// opener's credentials, so a task holding one may write "0" to move itself in whatever its
+    /// own credentials are by then; see CSpawn). None on v2.
+    public func openTaskFiles() throws(SystemError) -> CgroupTaskFiles {
+        guard version == .v1 else { return CgroupTaskFiles(raw: []) }
+        var fds: [Int32] = []
+        for dir in directories {
+            let path = "\(dir)/tasks"
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let code = Glibc.errno
+                for fd in fds { Glibc.close(fd) }
+                throw SystemError("open", path: path, errno: code)
+            }
+            fds.append(fd)
+        }
+        return CgroupTaskFiles(raw: fds)
+    }
 
     /// v2: a descriptor of the directory, for clone3's CLONE_INTO_CGROUP.
     public func openDirectory() throws(SystemError) -> Descriptor {

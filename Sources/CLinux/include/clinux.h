@@ -62,6 +62,9 @@ int cl_pidfd_wait(int pidfd, int *wait_status, int options);
 /// Receives one message of at most `len` bytes and up to one fd passed with SCM_RIGHTS
 /// (`*fd` = -1 when none). Returns the byte count (0 at EOF) or -1/errno.
 ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd);
+/// Sends `count` descriptors (1 … CL_SEND_MAX_FDS) with a one-byte message. 0 or -1/errno.
+#define CL_SEND_MAX_FDS 8
+int cl_send_fds(int sock, const int *fds, size_t count);
 
 /// Seccomp user notification: receive one (blocks), answer with an errno (0 = let it run).
 int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req);

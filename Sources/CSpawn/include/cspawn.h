@@ -118,6 +118,9 @@ struct cs_status {
     int64_t maxrss_kb;
 };
 
+/// The most cgroup v1 hierarchies a sandbox joins.
+#define CS_MAX_CGROUP_FILES 8
+
 struct cs_plan {
     int clone_flags;          // CLONE_NEW* flags
     int sync_fd;              // read end: the parent writes one byte to release the child
@@ -126,11 +129,12 @@ struct cs_plan {
     int stdio[3];             // fds that become the workload's 0, 1, 2
     int set_ctty;             // make stdio[0] the controlling terminal (--tty)
 
-    // cgroup v1: "DIR/tasks" files the child writes "0" to, moving itself. A task moving only
-    // itself skips the global threadgroup lock, and with it the RCU grace period (often 10 ms)
-    // that a write of its pid by the parent to cgroup.procs costs.
-    const char *const *cgroup_tasks;
-    size_t cgroup_task_count;
+    // cgroup v1: how many "tasks" files the parent sends over chan_fd (SCM_RIGHTS, opened by
+    // it as root) once it has created the cgroup, which it does while the child builds its
+    // root; the child then writes "0" to each, moving itself. A task moving only itself skips
+    // the global threadgroup lock, and with it the RCU grace period (often 10 ms) that a write
+    // of its pid by the parent to cgroup.procs costs.
+    size_t cgroup_task_files;
     int cgroup_fd;            // cgroup v2: clone3 CLONE_INTO_CGROUP this directory fd (-1: none)
     int new_cgroup_ns;        // unshare(CLONE_NEWCGROUP) once in the sandbox's cgroup
 
