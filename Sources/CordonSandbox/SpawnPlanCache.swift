@@ -281,6 +281,7 @@ public struct SpawnPlanCache: Sendable {
         }
         guard let errnos, let defaultErrno = r.u32(), let notify = r.bool(), r.atEnd else { return nil }
         var byNumber: [Int32: Int32] = [:]
+        byNumber.reserveCapacity(errnos.count)
         for (nr, e) in errnos { byNumber[nr] = e }
         let seccomp = CompiledSeccomp(bpf: bpf, errnoBySyscall: byNumber, defaultErrno: Int32(bitPattern: defaultErrno), usesNotification: notify)
         let entry = Entry(policy: policy, confinement: Confinement(mounts: mounts, landlockRules: rules, seccomp: seccomp),
@@ -334,11 +335,11 @@ struct ByteReader {
     }
     mutating func u32() -> UInt32? {
         guard let b = take(4) else { return nil }
-        return b.reversed().reduce(0) { $0 << 8 | UInt32($1) }
+        return UInt32(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
     }
     mutating func u64() -> UInt64? {
         guard let b = take(8) else { return nil }
-        return b.reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        return UInt64(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
     }
     mutating func i64() -> Int64? { u64().map { Int64(bitPattern: $0) } }
     mutating func double() -> Double? { u64().map { Double(bitPattern: $0) } }
