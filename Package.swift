@@ -85,7 +85,8 @@ let package = Package(
         .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
 
         // LAYER 2 · pure domain
-        // (none yet: tool manifests, MCP message types, the model catalogue go here)
+        // Tool manifests (tools/NAME.toml): parsed and checked, no I/O.
+        .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON"]),
 
         // LAYER 3 · I/O owners
         // Typed wrappers of the system calls: files, cgroups, Landlock, uid ranges, time.
@@ -153,6 +154,7 @@ let package = Package(
 
         // LAYER 8 · tests
         .testTarget(name: "CordonJSONTests", dependencies: ["CordonJSON"], exclude: ["canonical.py"]),
+        .testTarget(name: "CordonToolsTests", dependencies: ["CordonTools", "CordonPolicy", "CordonJSON"], exclude: ["Fixtures"]),
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonRPCTests", dependencies: ["CordonRPC", "CordonSystem"]),

@@ -14,6 +14,7 @@ public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
 /// All the problems of one policy file; nothing is partially applied.
 public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
     public var diagnostics: [PolicyDiagnostic]
+    public init(diagnostics: [PolicyDiagnostic]) { self.diagnostics = diagnostics }
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 
@@ -66,7 +67,7 @@ public enum PolicyParser {
         var files: [Layer] = []
         let (own, merged) = try layers(text: text, source: source, defaultName: defaultName, resolve: resolve, chain: [], files: &files)
         guard let merged else { return (own, files) }
-        var reader = Reader(file: source)
+        var reader = ConfigReader(file: source)
         var policy = Policy(name: defaultName, source: source)
         reader.read(merged, into: &policy)
         if !reader.diagnostics.isEmpty {
@@ -92,7 +93,7 @@ public enum PolicyParser {
             throw fail("", error.location.line, "\(error.message) (column \(error.location.column))")
         }
         anchorProfilePath(&root, source: source)
-        var reader = Reader(file: source)
+        var reader = ConfigReader(file: source)
         var policy = Policy(name: defaultName, source: source)
         reader.read(root, into: &policy)
         if !reader.diagnostics.isEmpty { throw PolicyError(diagnostics: reader.diagnostics) }
@@ -193,19 +194,33 @@ public enum PolicyParser {
         return previous[y.count]
     }
 
-    static func suggestion(for key: String, among known: [String]) -> String {
+    public static func suggestion(for key: String, among known: [String]) -> String {
         let best = known.map { ($0, distance(key.lowercased(), $0.lowercased())) }.min { $0.1 < $1.1 }
         guard let (name, d) = best, d <= max(2, key.count / 3) else { return "" }
         return " (did you mean '\(name)'?)"
     }
 }
 
-private struct Reader {
-    let file: String
-    var diagnostics: [PolicyDiagnostic] = []
+/// Reads typed values out of a TOML table, collecting every problem (file, key path, line and a
+/// sentence) instead of stopping at the first. The policy parser's reader; tool manifests and
+/// every other Cordon configuration file read their keys with it, so a wrong type, a bad unit or
+/// an unknown key reads the same everywhere.
+public struct ConfigReader {
+    public let file: String
+    public private(set) var diagnostics: [PolicyDiagnostic] = []
 
-    mutating func error(_ path: String, _ line: Int?, _ message: String) {
+    public init(file: String) { self.file = file }
+
+    public mutating func error(_ path: String, _ line: Int?, _ message: String) {
         diagnostics.append(PolicyDiagnostic(file: file, keyPath: path, line: line, message: message))
+    }
+
+    /// Each key of `table` (at `path`) that is not in `known`, as "unknown key (did you mean …)".
+    public mutating func rejectUnknown(_ table: TOMLTable, _ path: String, known: [String]) {
+        for key in table.keys where !known.contains(key) {
+            error(path.isEmpty ? key : "\(path).\(key)", table.keyLocation(key)?.line,
+                  "unknown key" + PolicyParser.suggestion(for: key, among: known))
+        }
     }
 
     mutating func read(_ root: TOMLTable, into policy: inout Policy) {
@@ -415,11 +430,11 @@ private struct Reader {
     // MARK: typed accessors
 
     /// Names and paths are printed in reports and terminals: no control characters in them.
-    func hasControl(_ s: String) -> Bool { s.utf8.contains { $0 < 0x20 || $0 == 0x7f } }
+    public func hasControl(_ s: String) -> Bool { s.utf8.contains { $0 < 0x20 || $0 == 0x7f } }
 
-    func line(_ t: TOMLTable, _ key: String) -> Int? { t.keyLocation(key)?.line ?? t[key]?.location.line }
+    public func line(_ t: TOMLTable, _ key: String) -> Int? { t.keyLocation(key)?.line ?? t[key]?.location.line }
 
-    func describe(_ v: TOMLValue) -> String {
+    public func describe(_ v: TOMLValue) -> String {
         switch v.kind {
         case .string(let s): return "\"\(s)\""
         case .integer(let n): return "\(n)"
@@ -429,7 +444,7 @@ private struct Reader {
         }
     }
 
-    mutating func string(_ t: TOMLTable, _ table: String, _ key: String, required: Bool = false) -> String? {
+    public mutating func string(_ t: TOMLTable, _ table: String, _ key: String, required: Bool = false) -> String? {
         guard let v = t[key] else {
             if required { error("\(table).\(key)", t.location.line, "missing required key") }
             return nil
@@ -441,7 +456,7 @@ private struct Reader {
         return s
     }
 
-    mutating func integer(_ t: TOMLTable, _ table: String, _ key: String, range: ClosedRange<Int64>) -> Int64? {
+    public mutating func integer(_ t: TOMLTable, _ table: String, _ key: String, range: ClosedRange<Int64>) -> Int64? {
         guard let v = t[key] else { return nil }
         guard case .integer(let n) = v.kind else {
             error("\(table).\(key)", v.location.line, "expected an integer, found \(v.typeName)")
@@ -455,7 +470,7 @@ private struct Reader {
     }
 
     /// A size within `range`: a TOML integer (bytes) or a string with units, rounded to a byte.
-    mutating func size(_ t: TOMLTable, _ table: String, _ key: String, range: ClosedRange<UInt64>) -> UInt64? {
+    public mutating func size(_ t: TOMLTable, _ table: String, _ key: String, range: ClosedRange<UInt64>) -> UInt64? {
         guard let v = t[key] else { return nil }
         let bytes: UInt64?
         switch v.kind {
@@ -480,7 +495,7 @@ private struct Reader {
 
     /// A duration in `PolicyRange.duration`: seconds as a TOML number, or a string with units;
     /// kept to the microsecond so that `explain` prints it exactly.
-    mutating func duration(_ t: TOMLTable, _ table: String, _ key: String) -> Double? {
+    public mutating func duration(_ t: TOMLTable, _ table: String, _ key: String) -> Double? {
         guard let v = t[key] else { return nil }
         let seconds: Double
         switch v.kind {
@@ -504,7 +519,7 @@ private struct Reader {
         return PolicyRange.quantize(seconds: seconds)
     }
 
-    mutating func stringArray(_ t: TOMLTable, _ table: String, _ key: String) -> [String]? {
+    public mutating func stringArray(_ t: TOMLTable, _ table: String, _ key: String) -> [String]? {
         guard let v = t[key] else { return nil }
         guard case .array(let items) = v.kind else {
             error("\(table).\(key)", v.location.line, "expected an array of strings, found \(v.typeName)")
