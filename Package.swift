@@ -110,6 +110,9 @@ let package = Package(
         ]),
         // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
         .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
+        // Long-lived sandboxed services (MCP servers, local model servers): the stdio process,
+        // JSON-RPC over it, the pool that starts, checks, restarts and stops instances.
+        .target(name: "CordonServices", dependencies: ["CordonSandbox", "CordonSystem", "CordonRPC", "CordonJSON"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
         .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
 
@@ -173,6 +176,7 @@ let package = Package(
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"]),
+        .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
         ], exclude: ["egress_servers.py"]),

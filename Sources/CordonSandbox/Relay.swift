@@ -196,7 +196,6 @@ struct StdioPlumbing: ~Copyable {
                                       stdin: Relay(source: .borrowed(io.stdin), sink: .borrowed(master)))
             return
         }
-        let outPipe = try pipe()
         let errPipe = try pipe()
         // stdin: pass a read-only pipe or file straight through; relay anything else (a
         // terminal would otherwise hand the sandbox the caller's tty).
@@ -215,6 +214,16 @@ struct StdioPlumbing: ~Copyable {
             // Nothing to relay from a closed stdin: the workload reads EOF at once.
             if fstat(io.stdin, &st) == 0 { stdin = Relay(source: .borrowed(io.stdin), sink: .owned(inPipe.write)) }
         }
+        if io.passStdout {
+            // A long-lived service: its stdout is the caller's pipe, read and bounded per message
+            // by the caller (no relay, no output cap on it).
+            childStdio = (stdinFD, io.stdout, errPipe.write.raw)
+            childEnds = ChildEnds(first: childStdin, second: nil, third: .some(errPipe.write))
+            streams = StandardStreams(stdout: Relay(source: .closed, sink: .closed),
+                                      stderr: output(.owned(errPipe.read), isStdout: false), stdin: stdin)
+            return
+        }
+        let outPipe = try pipe()
         childStdio = (stdinFD, outPipe.write.raw, errPipe.write.raw)
         childEnds = ChildEnds(first: childStdin, second: .some(outPipe.write), third: .some(errPipe.write))
         streams = StandardStreams(stdout: output(.owned(outPipe.read), isStdout: true),

@@ -1,0 +1,172 @@
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A long-lived process in a sandbox of its own policy whose standard input and output this
+/// process holds: an MCP server, a local model server. Messages are lines (JSON-RPC over stdio,
+/// as MCP frames them). The sandbox runs on a thread of its own (`Sandbox.run` supervises it
+/// there, with every layer of a one-shot run); its stdout is handed to it straight (no relay,
+/// `SandboxIO.passStdout`) and read here a line at a time, each bounded by `maxLine`; its
+/// stderr is kept as a short tail for the reason a start or a crash gives.
+///
+/// Limits from the policy apply to the instance's whole life (its memory, pids, CPU time);
+/// the wall-time limit does not (a service runs until stopped). Whoever owns the instance
+/// stops it (`stop`), or restarts it when it misbehaves.
+public final class SandboxedProcess: @unchecked Sendable {
+    public struct Spec: Sendable {
+        public var plan: SpawnPlan
+        public var argv: [String]
+        public var environment: SandboxEnvironment
+        /// The longest line read from the process (a longer one ends the instance's stream).
+        public var maxLine: Int
+        public init(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, maxLine: Int = 4 << 20) {
+            self.plan = plan
+            self.argv = argv
+            self.environment = environment
+            self.maxLine = maxLine
+        }
+    }
+
+    /// How the sandbox ended, once it has.
+    public var result: SandboxResult? { shared.ended.withLock { $0 } }
+    /// init's host pid and the cgroup, once the sandbox has started.
+    public var started: (pid: Int32, cgroup: [String])? { shared.started.withLock { $0 } }
+
+    private let control: SandboxControl
+    private let input: Descriptor       // the write end of its stdin
+    private let output: Descriptor      // the read end of its stdout
+    private let framer: Mutex<LineFramer>
+    private let writer = Mutex(())
+    private let shared = Shared()
+    static let tailBytes = 8192
+
+    /// What the sandbox's threads and this object's callers share.
+    private final class Shared: Sendable {
+        let ended = Mutex<SandboxResult?>(nil)
+        let started = Mutex<(pid: Int32, cgroup: [String])?>(nil)
+        let tail = Mutex<[UInt8]>([])
+        let exited = Monitor()
+    }
+    /// Starts the sandbox; `onExit` runs on its thread when it has ended (after `result` is set).
+    public init(_ spec: Spec, onExit: @escaping @Sendable (SandboxResult) -> Void = { _ in }) throws(SystemError) {
+        control = try SandboxControl()
+        let stdin = try Descriptor.pipe()
+        let stdout = try Descriptor.pipe()
+        let stderr = try Descriptor.pipe()
+        input = stdin.write
+        output = stdout.read
+        framer = Mutex(LineFramer(maxLine: spec.maxLine))
+        let childIn = stdin.read, childOut = stdout.write, errRead = stderr.read, errWrite = stderr.write
+        var io = SandboxIO()
+        io.stdin = childIn.raw
+        io.stdout = childOut.raw
+        io.stderr = errWrite.raw
+        io.passStdout = true
+        io.relaySignals = false
+        let streams = io
+        let shared = self.shared, control = self.control
+        control.onStart { pid, cgroup in shared.started.withLock { $0 = (pid, cgroup) } }
+        // The stderr tail: read until every writer (the sandbox's relay) is gone.
+        let errFD = errRead.raw
+        let errOwner = Box(errRead)
+        try Threads.detach("service-stderr", signals: .noSIGPIPE) {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(errFD, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                shared.tail.withLock { t in
+                    t.append(contentsOf: chunk[0..<n])
+                    if t.count > Self.tailBytes { t.removeFirst(t.count - Self.tailBytes) }
+                }
+            }
+            errOwner.close()
+        }
+        let ends = Box3(childIn, childOut, errWrite)
+        try Threads.detach("service", signals: .noSIGPIPE) {
+            let result = Sandbox.run(plan: spec.plan, argv: spec.argv, environment: spec.environment, io: streams,
+                                     wallTime: .infinity, control: control)
+            ends.close()
+            shared.ended.withLock { $0 = result }
+            shared.exited.locked { shared.exited.broadcast() }
+            onExit(result)
+        }
+    }
+
+    /// Writes `line` and a newline to the process's stdin, whole: false when it is gone or the
+    /// write did not finish by `deadline` (CLOCK_MONOTONIC seconds). One writer at a time, so
+    /// lines never interleave.
+    public func send(_ line: [UInt8], deadline: Double) -> Bool {
+        var bytes = line
+        bytes.append(0x0A)
+        return writer.withLock { _ in
+            var offset = 0
+            while offset < bytes.count {
+                var pfd = pollfd(fd: input.raw, events: Int16(POLLOUT), revents: 0)
+                let left = deadline - MonotonicClock.now
+                if left <= 0 { return false }
+                let ready = poll(&pfd, 1, Int32(min(left * 1000 + 1, 60_000)))
+                if ready < 0 && errno == EINTR { continue }
+                if ready <= 0 { continue }
+                if pfd.revents & Int16(POLLERR | POLLHUP) != 0 { return false }
+                let n = bytes.withUnsafeBytes { write(input.raw, $0.baseAddress! + offset, min($0.count - offset, 65536)) }
+                if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                if n <= 0 { return false }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    /// The next line the process wrote (one reader at a time), an over-long line, or the end of
+    /// its stdout (it exited, or closed it). A deadline ends the wait with `.eof` too.
+    public func readLine(deadline: Double? = nil) -> LineFramer.Line {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let line = framer.withLock({ $0.next() }) { return line }
+            var pfd = pollfd(fd: output.raw, events: Int16(POLLIN), revents: 0)
+            let wait = deadline.map { Int32(max(0, min(($0 - MonotonicClock.now) * 1000 + 1, 60_000))) } ?? -1
+            if let deadline, MonotonicClock.now >= deadline { return .eof }
+            let ready = poll(&pfd, 1, wait)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { continue }
+            let n = chunk.withUnsafeMutableBytes { read(output.raw, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return .eof }
+            chunk.withUnsafeBytes { bytes in framer.withLock { $0.append(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } }
+        }
+    }
+
+    /// The last few KiB the process wrote to stderr (for the reason it failed).
+    public var stderrTail: String { String(decoding: shared.tail.withLock { $0 }, as: UTF8.self) }
+
+    /// Ends the sandbox (its whole cgroup is killed). Returns at once; `wait` for the end.
+    public func stop() { control.cancel() }
+
+    /// Waits until the sandbox has ended, or `deadline`; true when it has.
+    @discardableResult
+    public func wait(until deadline: Double? = nil) -> Bool {
+        shared.exited.locked { shared.exited.wait(until: deadline) { shared.ended.withLock { $0 != nil } } }
+    }
+}
+
+/// Holds a descriptor for a closure that closes it once.
+private final class Box: @unchecked Sendable {
+    private var fd: Descriptor?
+    init(_ fd: consuming Descriptor) { self.fd = .some(fd) }
+    func close() { fd.take()?.close() }
+}
+
+/// The child's ends of its three streams: ours to close once the sandbox has ended (it holds
+/// its own copies from the clone on).
+private final class Box3: @unchecked Sendable {
+    private var a: Descriptor?, b: Descriptor?, c: Descriptor?
+    init(_ a: consuming Descriptor, _ b: consuming Descriptor, _ c: consuming Descriptor) {
+        self.a = .some(a); self.b = .some(b); self.c = .some(c)
+    }
+    func close() { a.take()?.close(); b.take()?.close(); c.take()?.close() }
+}
