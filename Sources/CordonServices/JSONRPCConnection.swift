@@ -2,15 +2,19 @@ import CordonJSON
 import CordonRPC
 import CordonSystem
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The client side of JSON-RPC 2.0 over one `SandboxedProcess`'s stdio, multiplexed: many calls
-/// in flight, each answered by id. A reader thread takes every line the process writes: an
-/// answer wakes its caller; a notification goes to `onNotification`; a request from the process
-/// (MCP servers may ask for sampling, roots, elicitation) is refused with "method not found",
-/// which the spec allows a client that did not offer the capability. Whatever is not JSON-RPC,
-/// or answers no call in flight, is counted (`protocolErrors`) and dropped: a server cannot
-/// make the gateway misattribute an answer, and garbage ends nothing by itself — the caller
-/// decides (a call that never gets its answer times out).
+/// in flight, each answered by id, none holding a thread while it waits (`start` takes a
+/// completion; `call` is the blocking form). One reader thread takes every line the process
+/// writes and keeps the deadlines: an answer completes its call; a notification goes to
+/// `onNotification`; a request from the process (MCP servers may ask for sampling, roots,
+/// elicitation) is refused with "method not found", as the spec allows a client that did not
+/// offer the capability. Whatever is not JSON-RPC, or answers no call in flight, is counted
+/// (`protocolErrors`) and dropped: a server cannot make the gateway misattribute an answer, and
+/// garbage ends nothing by itself — the owner decides what a count means.
 public final class JSONRPCConnection: @unchecked Sendable {
     public enum CallError: Error, Equatable, Sendable {
         /// The process answered with a JSON-RPC error.
@@ -25,24 +29,40 @@ public final class JSONRPCConnection: @unchecked Sendable {
         case busy
     }
 
+    public typealias Completion = @Sendable (Result<JSON, CallError>) -> Void
+
+    private struct Pending {
+        var deadline: Double
+        var completion: Completion
+    }
+
     public let process: SandboxedProcess
-    private let monitor = Monitor()
-    private var pending: [Int64: Result<JSON, CallError>?] = [:]
-    private var nextID: Int64 = 1
-    private var isClosed = false
-    private let onNotification: @Sendable (_ method: String, _ params: JSON?) -> Void
-    private let errors = Atomic<Int>(0)
     public let maxInFlight: Int
+    private let state = Mutex(State())
+    private let errors = Atomic<Int>(0)
+    private let onNotification: @Sendable (_ method: String, _ params: JSON?) -> Void
+    /// Written to when a call with an earlier deadline than the reader's arrives.
+    private let wake: Pipe
+
+    private struct State {
+        var pending: [Int64: Pending] = [:]
+        var nextID: Int64 = 1
+        var closed = false
+        /// The deadline the reader sleeps until (nil: none).
+        var readerDeadline: Double?
+    }
 
     /// Lines that were not JSON-RPC, or answered nothing in flight.
     public var protocolErrors: Int { errors.load(ordering: .relaxed) }
-    public var isOpen: Bool { monitor.locked { !isClosed } }
+    public var isOpen: Bool { state.withLock { !$0.closed } }
+    public var inFlight: Int { state.withLock { $0.pending.count } }
 
     public init(process: SandboxedProcess, maxInFlight: Int = 256,
                 onNotification: @escaping @Sendable (_ method: String, _ params: JSON?) -> Void = { _, _ in }) throws(SystemError) {
         self.process = process
         self.maxInFlight = maxInFlight
         self.onNotification = onNotification
+        wake = try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK)
         try Threads.detach("service-reader", signals: .noSIGPIPE) { [self] in readAnswers() }
     }
 
@@ -54,55 +74,95 @@ public final class JSONRPCConnection: @unchecked Sendable {
         return process.send(Array(JSON.object(members).text.utf8), deadline: deadline)
     }
 
-    /// Calls `method` and waits for its answer until `deadline` (CLOCK_MONOTONIC seconds).
-    /// `sent` runs with the id once the request is written (for a cancellation to name it).
-    public func call(_ method: String, _ params: JSON? = nil, deadline: Double,
-                     sent: (Int64) -> Void = { _ in }) -> Result<JSON, CallError> {
-        let id: Int64? = monitor.locked {
-            guard !isClosed else { return nil }
-            guard pending.count < maxInFlight else { return -1 }
-            let id = nextID
-            nextID += 1
-            pending[id] = .some(nil)
-            return id
+    /// Sends the call and returns its id; `completion` runs once, on the reader's thread (or on
+    /// this one when the call fails at once: then the id is nil).
+    @discardableResult
+    public func start(_ method: String, _ params: JSON? = nil, deadline: Double, completion: @escaping Completion) -> Int64? {
+        enum Admission { case id(Int64, wakeReader: Bool), closed, busy }
+        let admission: Admission = state.withLock { s in
+            if s.closed { return .closed }
+            if s.pending.count >= maxInFlight { return .busy }
+            let id = s.nextID
+            s.nextID += 1
+            s.pending[id] = Pending(deadline: deadline, completion: completion)
+            let earlier = s.readerDeadline.map { deadline < $0 } ?? true
+            return .id(id, wakeReader: earlier)
         }
-        guard let id else { return .failure(.closed) }
-        guard id > 0 else { return .failure(.busy) }
+        let id: Int64, wakeReader: Bool
+        switch admission {
+        case .id(let admitted, let earlier): (id, wakeReader) = (admitted, earlier)
+        case .closed: completion(.failure(.closed)); return nil
+        case .busy: completion(.failure(.busy)); return nil
+        }
+        if wakeReader {
+            var one: UInt8 = 1
+            _ = write(wake.write.raw, &one, 1)
+        }
         var members: [(String, JSON)] = [("jsonrpc", .string("2.0")), ("id", .int(id)), ("method", .string(method))]
         if let params { members.append(("params", params)) }
         guard process.send(Array(JSON.object(members).text.utf8), deadline: deadline) else {
-            _ = monitor.locked { pending.removeValue(forKey: id) }
-            return .failure(.sendFailed)
+            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) { p.completion(.failure(.sendFailed)) }
+            return nil
         }
-        sent(id)
-        return monitor.locked {
-            _ = monitor.wait(until: deadline) { isClosed || isAnswered(id) }
-            if case .some(.some(let result)) = pending.removeValue(forKey: id) { return result }
-            return .failure(isClosed ? .closed : .timeout)
+        return id
+    }
+
+    /// Calls `method` and waits for its answer until `deadline` (CLOCK_MONOTONIC seconds).
+    public func call(_ method: String, _ params: JSON? = nil, deadline: Double) -> Result<JSON, CallError> {
+        let box = Box()
+        start(method, params, deadline: deadline) { result in
+            box.monitor.locked {
+                box.result = result
+                box.monitor.broadcast()
+            }
+        }
+        return box.monitor.locked {
+            _ = box.monitor.wait { box.result != nil }
+            return box.result!
         }
     }
 
-    /// (With the monitor held.)
-    private func isAnswered(_ id: Int64) -> Bool {
-        if case .some(.some) = pending[id] { return true }
-        return false
+    private final class Box: @unchecked Sendable {
+        let monitor = Monitor()
+        var result: Result<JSON, CallError>?
     }
 
     private func readAnswers() {
+        var drain = [UInt8](repeating: 0, count: 64)
         while true {
-            switch process.readLine() {
-            case .eof:
-                monitor.locked {
-                    isClosed = true
-                    monitor.broadcast()
+            let deadline: Double? = state.withLock { s in
+                s.readerDeadline = s.pending.values.map(\.deadline).min()
+                return s.readerDeadline
+            }
+            switch process.readLine(until: deadline, wake: wake.read.raw) {
+            case nil:
+                _ = drain.withUnsafeMutableBytes { read(wake.read.raw, $0.baseAddress, $0.count) }
+                expire()
+            case .eof?:
+                let all = state.withLock { s -> [Pending] in
+                    s.closed = true
+                    defer { s.pending = [:] }
+                    return Array(s.pending.values)
                 }
+                for p in all { p.completion(.failure(.closed)) }
                 return
-            case .tooLong:
+            case .tooLong?:
                 errors.add(1, ordering: .relaxed)
-            case .message(let bytes):
+            case .message(let bytes)?:
                 handle(bytes)
+                expire()
             }
         }
+    }
+
+    /// Completes every call whose deadline has passed with `.timeout`.
+    private func expire() {
+        let now = MonotonicClock.now
+        let overdue = state.withLock { s -> [Pending] in
+            let ids = s.pending.filter { $0.value.deadline <= now }.map(\.key)
+            return ids.compactMap { s.pending.removeValue(forKey: $0) }
+        }
+        for p in overdue { p.completion(.failure(.timeout)) }
     }
 
     private func handle(_ bytes: [UInt8]) {
@@ -134,12 +194,10 @@ public final class JSONRPCConnection: @unchecked Sendable {
             errors.add(1, ordering: .relaxed)
             return
         }
-        let known = monitor.locked { () -> Bool in
-            guard case .some(.none) = pending[id] else { return false }  // not in flight, or answered already
-            pending[id] = .some(outcome)
-            monitor.broadcast()
-            return true
+        guard let p = state.withLock({ $0.pending.removeValue(forKey: id) }) else {
+            errors.add(1, ordering: .relaxed)  // not in flight: answered already, timed out, or never asked
+            return
         }
-        if !known { errors.add(1, ordering: .relaxed) }
+        p.completion(outcome)
     }
 }

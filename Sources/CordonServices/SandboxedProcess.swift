@@ -39,9 +39,8 @@ public final class SandboxedProcess: @unchecked Sendable {
     private let control: SandboxControl
     private let input: Descriptor       // the write end of its stdin
     private let output: Descriptor      // the read end of its stdout
-    private let framer: Mutex<LineFramer>
     private let writer = Mutex(())
-    private let shared = Shared()
+    private let shared: Shared
     static let tailBytes = 8192
 
     /// What the sandbox's threads and this object's callers share.
@@ -50,6 +49,8 @@ public final class SandboxedProcess: @unchecked Sendable {
         let started = Mutex<(pid: Int32, cgroup: [String])?>(nil)
         let tail = Mutex<[UInt8]>([])
         let exited = Monitor()
+        let framer: Mutex<LineFramer>
+        init(maxLine: Int) { framer = Mutex(LineFramer(maxLine: maxLine)) }
     }
     /// Starts the sandbox; `onExit` runs on its thread when it has ended (after `result` is set).
     public init(_ spec: Spec, onExit: @escaping @Sendable (SandboxResult) -> Void = { _ in }) throws(SystemError) {
@@ -59,7 +60,7 @@ public final class SandboxedProcess: @unchecked Sendable {
         let stderr = try Descriptor.pipe()
         input = stdin.write
         output = stdout.read
-        framer = Mutex(LineFramer(maxLine: spec.maxLine))
+        shared = Shared(maxLine: spec.maxLine)
         let childIn = stdin.read, childOut = stdout.write, errRead = stderr.read, errWrite = stderr.write
         var io = SandboxIO()
         io.stdin = childIn.raw
@@ -123,21 +124,27 @@ public final class SandboxedProcess: @unchecked Sendable {
     }
 
     /// The next line the process wrote (one reader at a time), an over-long line, or the end of
-    /// its stdout (it exited, or closed it). A deadline ends the wait with `.eof` too.
-    public func readLine(deadline: Double? = nil) -> LineFramer.Line {
+    /// its stdout (it exited, or closed it). nil when `deadline` (CLOCK_MONOTONIC seconds) passed
+    /// or `wake` became readable first (the caller drains it).
+    public func readLine(until deadline: Double? = nil, wake: Int32 = -1) -> LineFramer.Line? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let line = framer.withLock({ $0.next() }) { return line }
-            var pfd = pollfd(fd: output.raw, events: Int16(POLLIN), revents: 0)
-            let wait = deadline.map { Int32(max(0, min(($0 - MonotonicClock.now) * 1000 + 1, 60_000))) } ?? -1
-            if let deadline, MonotonicClock.now >= deadline { return .eof }
-            let ready = poll(&pfd, 1, wait)
+            if let line = shared.framer.withLock({ $0.next() }) { return line }
+            var fds = [pollfd(fd: output.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            var wait: Int32 = -1
+            if let deadline {
+                let left = deadline - MonotonicClock.now
+                if left <= 0 { return nil }
+                wait = Int32(min(left * 1000 + 1, 60_000))
+            }
+            let ready = poll(&fds, 2, wait)
             if ready < 0 && errno == EINTR { continue }
-            if ready == 0 { continue }
+            if ready == 0 { continue }  // the deadline check above ends it
+            if fds[1].revents != 0 { return nil }
             let n = chunk.withUnsafeMutableBytes { read(output.raw, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .eof }
-            chunk.withUnsafeBytes { bytes in framer.withLock { $0.append(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } }
+            chunk.withUnsafeBytes { bytes in shared.framer.withLock { $0.append(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } }
         }
     }
 

@@ -37,6 +37,7 @@ struct JSONRPCConnectionTests {
                 send({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage", "params": {}}); send({"jsonrpc": "2.0", "id": i, "result": "asked"})
             elif method == "whoami":
                 send({"jsonrpc": "2.0", "id": i, "result": {"uid": os.getuid(), "pid": os.getpid(), "root": sorted(os.listdir("/"))}})
+            elif method == "ignore": pass
             elif method == "crash": sys.stderr.write("crashing on purpose\n"); sys.stderr.flush(); os._exit(3)
         """#
 
@@ -54,13 +55,13 @@ struct JSONRPCConnectionTests {
         var all: [(String, JSON?)] { lock.lock(); defer { lock.unlock() }; return seen }
     }
 
-    static func start(notes: Notes = Notes()) throws -> JSONRPCConnection {
+    static func start(notes: Notes = Notes(), maxInFlight: Int = 256) throws -> JSONRPCConnection {
         let store = PolicyStore(configDir: nil)
         let plan = try store.spawnPlan(for: try store.loadPolicy("default"), cacheDir: nil, callerEnvironment: [:])
         let spec = SandboxedProcess.Spec(plan: plan, argv: ["/usr/bin/python3", "-u", "-c", server],
                                          environment: SandboxEnvironment(runtimeDir: runtimeDir))
         let process = try SandboxedProcess(spec)
-        return try JSONRPCConnection(process: process) { notes.add($0, $1) }
+        return try JSONRPCConnection(process: process, maxInFlight: maxInFlight) { notes.add($0, $1) }
     }
 
     static func deadline(_ seconds: Double = 20) -> Double { MonotonicClock.now + seconds }
@@ -120,6 +121,33 @@ struct JSONRPCConnectionTests {
         #expect(c.call("echo", .string("next"), deadline: Self.deadline()) == .success(.string("next")))
         Thread.sleep(forTimeInterval: 0.6)
         #expect(c.protocolErrors == 1)
+    }
+
+    /// The reader sleeps until the nearest deadline; a call with an earlier one wakes it.
+    @Test func anEarlierDeadlineWakesTheReader() throws {
+        let c = try Self.start()
+        defer { c.process.stop(); c.process.wait() }
+        final class Seen: @unchecked Sendable { var result: Result<JSON, JSONRPCConnection.CallError>? }
+        let late = Seen()
+        #expect(c.start("ignore", deadline: MonotonicClock.now + 30) { late.result = $0 } != nil)
+        Thread.sleep(forTimeInterval: 0.1)  // the reader is asleep until +30 s now
+        let start = MonotonicClock.now
+        #expect(c.call("ignore", deadline: MonotonicClock.now + 0.3) == .failure(.timeout))
+        #expect(MonotonicClock.now - start < 1.5)
+        #expect(late.result == nil && c.inFlight == 1)
+    }
+
+    @Test func tooManyCallsInFlightAreRefusedAtOnce() throws {
+        let c = try Self.start(maxInFlight: 2)
+        defer { c.process.stop(); c.process.wait() }
+        #expect(c.start("ignore", deadline: MonotonicClock.now + 30) { _ in } != nil)
+        #expect(c.start("ignore", deadline: MonotonicClock.now + 30) { _ in } != nil)
+        #expect(c.call("echo", deadline: Self.deadline()) == .failure(.busy))
+        // The stream's end completes what is in flight.
+        c.process.stop()
+        #expect(c.process.wait(until: Self.deadline()))
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(c.inFlight == 0 && !c.isOpen)
     }
 
     @Test func aCrashEndsTheStreamAndTheResultSaysHow() throws {
