@@ -1,0 +1,432 @@
+import CordonJSON
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The instances of long-lived sandboxed services, kept per service and per owner: started on
+/// demand, admitted once ready (the service's own handshake, not "the process runs"), checked
+/// every `healthInterval`, restarted with backoff when they die or stop answering, stopped when
+/// idle, never more than `maxInstances` per owner, each taking at most `concurrency` calls at
+/// once. Instances of different owners are never shared (the key carries the owner; only a
+/// service declared shared uses one key for all).
+///
+/// A service that keeps dying — more than `maxRestarts` starts that failed or instances that
+/// died within `restartWindow` — is marked failed with the reason (its exit and the tail of its
+/// stderr) until the window has passed; leases are refused with that reason meanwhile.
+///
+/// Nothing here blocks a caller: `lease` answers through its completion, from the pool's
+/// threads. One maintenance thread keeps time (health, idle stop, restarts due, expired waits).
+public final class ServicePool: @unchecked Sendable {
+    /// Whose instances: a service's name and the owner's uid (nil for a shared service).
+    public struct Key: Hashable, Sendable, CustomStringConvertible {
+        public var service: String
+        public var owner: UInt32?
+        public init(service: String, owner: UInt32?) { self.service = service; self.owner = owner }
+        public var description: String { owner.map { "\(service) (uid \($0))" } ?? "\(service) (shared)" }
+    }
+
+    public struct Settings: Sendable, Equatable {
+        public var minInstances = 0
+        public var maxInstances = 4
+        public var concurrency = 8
+        public var idleTimeout: Double = 300
+        public var healthInterval: Double = 30
+        public var startTimeout: Double = 20
+        public var maxRestarts = 5
+        public var restartWindow: Double = 60
+        public var backoffBase: Double = 0.2
+        public var backoffMax: Double = 30
+        public init() {}
+    }
+
+    /// How to start, ready and check one service's instances.
+    public struct Definition: Sendable {
+        public var settings: Settings
+        /// The sandbox of a new instance for `key`'s owner.
+        public var spec: @Sendable (Key) throws -> SandboxedProcess.Spec
+        /// Readiness: the service's handshake on a fresh connection; what it returns (e.g. the
+        /// negotiated protocol) is kept with the instance. Throw `ServiceError` with the reason.
+        public var ready: @Sendable (JSONRPCConnection, _ deadline: Double) throws(ServiceError) -> JSON
+        /// A cheap call proving the instance still answers.
+        public var health: @Sendable (JSONRPCConnection, _ handshake: JSON, _ deadline: Double) -> Bool
+        /// Notifications an instance sends (list_changed, …).
+        public var onNotification: @Sendable (_ key: Key, _ method: String, _ params: JSON?) -> Void = { _, _, _ in }
+
+        public init(settings: Settings, spec: @escaping @Sendable (Key) throws -> SandboxedProcess.Spec,
+                    ready: @escaping @Sendable (JSONRPCConnection, Double) throws(ServiceError) -> JSON,
+                    health: @escaping @Sendable (JSONRPCConnection, JSON, Double) -> Bool) {
+            self.settings = settings
+            self.spec = spec
+            self.ready = ready
+            self.health = health
+        }
+    }
+
+    public struct ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+        public var description: String { message }
+    }
+
+    /// One call's hold on an instance: release it when the call has its answer (or gave up;
+    /// `unresponsive` restarts the instance).
+    public final class Lease: @unchecked Sendable {
+        public let connection: JSONRPCConnection
+        public let handshake: JSON
+        public let instance: Int
+        fileprivate weak var pool: ServicePool?
+        fileprivate let key: Key
+        private let released = Atomic<Bool>(false)
+
+        fileprivate init(_ instance: Instance, key: Key, pool: ServicePool) {
+            connection = instance.connection!
+            handshake = instance.handshake
+            self.instance = instance.id
+            self.key = key
+            self.pool = pool
+        }
+
+        /// Gives the slot back. `unresponsive`: the call got no answer in time; the instance is
+        /// stopped (and replaced when needed) rather than trusted with the next call.
+        public func release(unresponsive: Bool = false) {
+            guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            pool?.release(key: key, instance: instance, unresponsive: unresponsive)
+        }
+
+        deinit { release() }
+    }
+
+    public struct Stats: Sendable, Equatable {
+        public var instances = 0
+        public var starting = 0
+        public var inFlight = 0
+        public var waiting = 0
+        public var starts = 0
+        public var restarts = 0
+        public var failed: String?
+    }
+
+    fileprivate final class Instance: @unchecked Sendable {
+        let id: Int
+        var process: SandboxedProcess?
+        var connection: JSONRPCConnection?
+        var handshake: JSON = .null
+        var ready = false
+        var stopping = false
+        var inFlight = 0
+        var lastUsed: Double
+        var lastHealth: Double
+        var checking = false
+        init(id: Int, now: Double) { self.id = id; lastUsed = now; lastHealth = now }
+    }
+
+    private struct Waiter {
+        var deadline: Double
+        var completion: @Sendable (Result<Lease, ServiceError>) -> Void
+    }
+
+    private struct Group {
+        var instances: [Int: Instance] = [:]
+        var waiters: [Waiter] = []
+        /// When instances failed or died: the restart budget's window.
+        var failures: [Double] = []
+        var consecutiveFailures = 0
+        var failedUntil: Double?
+        var failedReason: String?
+        var nextStartAt: Double = 0
+        var starts = 0
+        var restarts = 0
+    }
+
+    private let definitions: [String: Definition]
+    private let monitor = Monitor()
+    private var groups: [Key: Group] = [:]
+    private var nextInstance = 1
+    private var stopped = false
+    private let random: @Sendable () -> Double
+
+    /// `random` in [0, 1) for the backoff's jitter (injected for tests).
+    public init(definitions: [String: Definition], random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) throws(SystemError) {
+        self.definitions = definitions
+        self.random = random
+        try Threads.detach("service-pool", signals: .noSIGPIPE) { [self] in maintain() }
+    }
+
+    /// An instance of `key`'s service with a free slot, started if need be, by `deadline`.
+    public func lease(_ key: Key, deadline: Double, completion: @escaping @Sendable (Result<Lease, ServiceError>) -> Void) {
+        guard let definition = definitions[key.service] else {
+            completion(.failure(ServiceError("no service \"\(key.service)\"")))
+            return
+        }
+        let now = MonotonicClock.now
+        let outcome: Result<Lease, ServiceError>? = monitor.locked {
+            var g = groups[key] ?? Group()
+            defer { groups[key] = g }
+            if stopped { return .failure(ServiceError("the service pool is stopping")) }
+            if let until = g.failedUntil, until > now {
+                return .failure(ServiceError("\(key.service) is failing: \(g.failedReason ?? "it keeps dying") (retried after \(Int((until - now).rounded(.up))) s)"))
+            }
+            if let instance = Self.pick(g, concurrency: definition.settings.concurrency) {
+                instance.inFlight += 1
+                instance.lastUsed = now
+                return .success(Lease(instance, key: key, pool: self))
+            }
+            g.waiters.append(Waiter(deadline: deadline, completion: completion))
+            scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
+            monitor.broadcast()
+            return nil
+        }
+        if let outcome { completion(outcome) }
+    }
+
+    /// The blocking form of `lease`.
+    public func lease(_ key: Key, deadline: Double) -> Result<Lease, ServiceError> {
+        final class Box: @unchecked Sendable { let monitor = Monitor(); var result: Result<Lease, ServiceError>? }
+        let box = Box()
+        lease(key, deadline: deadline) { r in box.monitor.locked { box.result = r; box.monitor.broadcast() } }
+        return box.monitor.locked {
+            _ = box.monitor.wait { box.result != nil }
+            return box.result!
+        }
+    }
+
+    public func stats(_ key: Key) -> Stats {
+        monitor.locked {
+            guard let g = groups[key] else { return Stats() }
+            let now = MonotonicClock.now
+            return Stats(instances: g.instances.values.filter(\.ready).count, starting: g.instances.values.filter { !$0.ready }.count,
+                         inFlight: g.instances.values.reduce(0) { $0 + $1.inFlight }, waiting: g.waiters.count,
+                         starts: g.starts, restarts: g.restarts,
+                         failed: (g.failedUntil.map { $0 > now } ?? false) ? g.failedReason : nil)
+        }
+    }
+
+    /// The pids (init's, on the host) of `key`'s running instances.
+    public func pids(_ key: Key) -> [Int32] {
+        monitor.locked { groups[key]?.instances.values.compactMap { $0.process?.started?.pid } ?? [] }
+    }
+
+    /// Stops every instance and refuses new leases; waits up to `deadline` for them to end.
+    public func stopAll(until deadline: Double) {
+        let processes: [SandboxedProcess] = monitor.locked {
+            stopped = true
+            var all: [SandboxedProcess] = []
+            for (key, var g) in groups {
+                for w in g.waiters { let c = w.completion; DispatchLater.run { c(.failure(ServiceError("the service pool is stopping"))) } }
+                g.waiters = []
+                for i in g.instances.values { i.stopping = true; if let p = i.process { all.append(p) } }
+                groups[key] = g
+            }
+            monitor.broadcast()
+            return all
+        }
+        for p in processes { p.stop() }
+        for p in processes { p.wait(until: deadline) }
+    }
+
+    // MARK: inside (the monitor held unless said otherwise)
+
+    private static func pick(_ g: Group, concurrency: Int) -> Instance? {
+        g.instances.values.filter { $0.ready && !$0.stopping && $0.inFlight < concurrency }.min { $0.inFlight < $1.inFlight }
+    }
+
+    /// Starts an instance when waiters outnumber the free slots of those starting, within the
+    /// limit, unless a restart is not due yet (the maintenance thread starts it then).
+    private func scheduleStartIfNeeded(_ g: inout Group, key: Key, definition: Definition, now: Double) {
+        let s = definition.settings
+        let live = g.instances.values.filter { !$0.stopping }
+        let startingSlots = live.filter { !$0.ready }.count * s.concurrency
+        guard g.waiters.count > startingSlots || live.count < s.minInstances, live.count < s.maxInstances, now >= g.nextStartAt else { return }
+        let instance = Instance(id: nextInstance, now: now)
+        nextInstance += 1
+        g.instances[instance.id] = instance
+        g.starts += 1
+        if g.consecutiveFailures > 0 { g.restarts += 1 }
+        let deadline = now + s.startTimeout
+        do { try Threads.detach("service-start", signals: .noSIGPIPE) { [self] in start(instance, key: key, definition: definition, deadline: deadline) } }
+        catch {
+            g.instances[instance.id] = nil
+            noteFailure(&g, key: key, definition: definition, reason: "start a thread: \(error)", now: now)
+        }
+    }
+
+    /// On its own thread: spawn, connect, handshake; then admit or fail.
+    private func start(_ instance: Instance, key: Key, definition: Definition, deadline: Double) {
+        var failure: String?
+        var process: SandboxedProcess?
+        var connection: JSONRPCConnection?
+        var handshake: JSON = .null
+        do {
+            let p = try SandboxedProcess(try definition.spec(key)) { [weak self] result in
+                self?.instanceEnded(key: key, id: instance.id, why: "exited: \(result.reason.rawValue)\(result.exitCode.map { " \($0)" } ?? "")")
+            }
+            process = p
+            monitor.locked { instance.process = p }
+            let c = try JSONRPCConnection(process: p, maxInFlight: max(definition.settings.concurrency * 2, 8)) { method, params in
+                definition.onNotification(key, method, params)
+            }
+            connection = c
+            handshake = try definition.ready(c, deadline)
+        } catch let error as ServiceError {
+            failure = error.message
+        } catch {
+            failure = "\(error)"
+        }
+        if let f = failure, let p = process {
+            p.stop()
+            p.wait(until: MonotonicClock.now + 5)
+            let tail = p.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ")
+            failure = tail.isEmpty ? f : "\(f); stderr: \(tail)"
+        }
+        monitor.locked {
+            let now = MonotonicClock.now
+            guard var g = groups[key], g.instances[instance.id] != nil else { return }
+            defer { groups[key] = g; monitor.broadcast() }
+            if let failure {
+                g.instances[instance.id] = nil
+                noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", now: now)
+                return
+            }
+            instance.connection = connection
+            instance.handshake = handshake
+            instance.ready = true
+            instance.lastHealth = now
+            g.consecutiveFailures = 0
+            serveWaiters(&g, key: key, definition: definition, now: now)
+        }
+    }
+
+    private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {
+        let s = definition.settings
+        g.failures = g.failures.filter { $0 > now - s.restartWindow } + [now]
+        g.consecutiveFailures += 1
+        let exponent = Double(min(g.consecutiveFailures - 1, 30))
+        let ceiling = min(s.backoffMax, s.backoffBase * pow(2, exponent))
+        g.nextStartAt = now + ceiling * random()
+        if g.failures.count > s.maxRestarts {
+            g.failedUntil = (g.failures.first ?? now) + s.restartWindow
+            g.failedReason = "\(g.failures.count) failures within \(Int(s.restartWindow)) s, the last: \(reason)"
+            let waiters = g.waiters
+            g.waiters = []
+            let message = "\(key.service) is failing: \(g.failedReason!)"
+            DispatchLater.run { for w in waiters { w.completion(.failure(ServiceError(message))) } }
+        }
+    }
+
+    /// Hands free slots to waiters in order.
+    private func serveWaiters(_ g: inout Group, key: Key, definition: Definition, now: Double) {
+        var ready: [(Waiter, Lease)] = []
+        while let first = g.waiters.first, let instance = Self.pick(g, concurrency: definition.settings.concurrency) {
+            g.waiters.removeFirst()
+            instance.inFlight += 1
+            instance.lastUsed = now
+            ready.append((first, Lease(instance, key: key, pool: self)))
+        }
+        if !ready.isEmpty {
+            let handed = ready
+            DispatchLater.run { for (w, lease) in handed { w.completion(.success(lease)) } }
+        }
+        scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
+    }
+
+    fileprivate func release(key: Key, instance id: Int, unresponsive: Bool) {
+        let toStop: SandboxedProcess? = monitor.locked {
+            guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return nil }
+            defer { groups[key] = g; monitor.broadcast() }
+            instance.inFlight = max(0, instance.inFlight - 1)
+            instance.lastUsed = MonotonicClock.now
+            if unresponsive && !instance.stopping {
+                instance.stopping = true
+                noteFailure(&g, key: key, definition: definition, reason: "a call got no answer in time", now: MonotonicClock.now)
+                return instance.process
+            }
+            serveWaiters(&g, key: key, definition: definition, now: MonotonicClock.now)
+            return nil
+        }
+        toStop?.stop()
+    }
+
+    /// An instance's sandbox ended (on its thread).
+    private func instanceEnded(key: Key, id: Int, why: String) {
+        monitor.locked {
+            guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return }
+            defer { groups[key] = g; monitor.broadcast() }
+            // One that never became ready is the start's to count and remove.
+            guard instance.ready else { return }
+            g.instances[id] = nil
+            let now = MonotonicClock.now
+            if !instance.stopping {
+                let tail = instance.process?.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ") ?? ""
+                noteFailure(&g, key: key, definition: definition, reason: tail.isEmpty ? why : "\(why); stderr: \(tail)", now: now)
+            }
+            serveWaiters(&g, key: key, definition: definition, now: now)
+        }
+    }
+
+    /// The maintenance thread: restarts that came due, waits that expired, health checks, idle
+    /// instances stopped, min_instances kept.
+    private func maintain() {
+        while true {
+            var stop: [SandboxedProcess] = []
+            var checks: [(Key, Instance, Definition)] = []
+            let quit: Bool = monitor.locked {
+                _ = monitor.wait(until: MonotonicClock.now + 0.05) { stopped }
+                if stopped { return true }
+                let now = MonotonicClock.now
+                for key in Array(groups.keys) {
+                    guard var g = groups[key], let definition = definitions[key.service] else { continue }
+                    let s = definition.settings
+                    let expired = g.waiters.filter { $0.deadline <= now }
+                    if !expired.isEmpty {
+                        g.waiters.removeAll { $0.deadline <= now }
+                        let reason = g.failedReason.map { "no instance of \(key.service) became ready in time (\($0))" }
+                            ?? "no instance of \(key.service) was free in time"
+                        DispatchLater.run { for w in expired { w.completion(.failure(ServiceError(reason))) } }
+                    }
+                    for i in g.instances.values where i.ready && !i.stopping {
+                        if i.inFlight == 0 && now - i.lastUsed >= s.idleTimeout && g.instances.values.filter({ !$0.stopping }).count > s.minInstances {
+                            i.stopping = true
+                            if let p = i.process { stop.append(p) }
+                        } else if !i.checking && now - i.lastHealth >= s.healthInterval {
+                            i.checking = true
+                            checks.append((key, i, definition))
+                        }
+                    }
+                    scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
+                    groups[key] = g
+                }
+                return false
+            }
+            if quit { return }
+            for p in stop { p.stop() }
+            for (key, instance, definition) in checks {
+                try? Threads.detach("service-health", signals: .noSIGPIPE) { [self] in
+                    let healthy = instance.connection.map { definition.health($0, instance.handshake, MonotonicClock.now + min(10, definition.settings.healthInterval)) } ?? false
+                    let p: SandboxedProcess? = monitor.locked {
+                        instance.checking = false
+                        instance.lastHealth = MonotonicClock.now
+                        guard !healthy, !instance.stopping else { return nil }
+                        instance.stopping = true
+                        // Counted as a failure: an instance that stops answering is replaced.
+                        if var g = groups[key] {
+                            noteFailure(&g, key: key, definition: definition, reason: "failed its health check", now: MonotonicClock.now)
+                            groups[key] = g
+                        }
+                        return instance.process
+                    }
+                    p?.stop()
+                }
+            }
+        }
+    }
+}
+
+/// Runs completions off the pool's lock, on a thread of their own (they may call back into the
+/// pool). A short-lived thread per batch: batches are rare (a start, an expiry).
+enum DispatchLater {
+    static func run(_ body: @escaping @Sendable () -> Void) {
+        if (try? Threads.detach("service-complete", signals: .noSIGPIPE, body)) == nil { body() }
+    }
+}

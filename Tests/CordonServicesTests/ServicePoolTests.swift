@@ -1,0 +1,173 @@
+import CordonConfig
+import CordonJSON
+import CordonSandbox
+import CordonServices
+import CordonSystem
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pool with real sandboxed instances (the JSON-RPC server of JSONRPCConnectionTests):
+/// on-demand start, per-owner instances, a kill mid-call, a server that dies at start until it
+/// is fixed, a hang, a failed health check, idle stop, waits that expire.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ServicePoolTests {
+    final class Switch: @unchecked Sendable {
+        let lock = NSLock()
+        private var value: String
+        init(_ v: String) { value = v }
+        var mode: String { get { lock.lock(); defer { lock.unlock() }; return value } set { lock.lock(); value = newValue; lock.unlock() } }
+    }
+
+    /// `mode`: "ok", "die-at-start" (writes a reason to stderr and exits 7 before reading).
+    static func definition(_ settings: ServicePool.Settings, mode: Switch = Switch("ok")) -> ServicePool.Definition {
+        let store = PolicyStore(configDir: nil)
+        let plan = try! store.spawnPlan(for: try! store.loadPolicy("default"), cacheDir: nil, callerEnvironment: [:])
+        return ServicePool.Definition(settings: settings, spec: { _ in
+            let prelude = mode.mode == "die-at-start" ? "import sys; sys.stderr.write('cannot open the model file\\n'); sys.exit(7)\n" : ""
+            return SandboxedProcess.Spec(plan: plan, argv: ["/usr/bin/python3", "-u", "-c", prelude + JSONRPCConnectionTests.server],
+                                         environment: SandboxEnvironment(runtimeDir: JSONRPCConnectionTests.runtimeDir))
+        }, ready: { c, deadline throws(ServicePool.ServiceError) in
+            switch c.call("echo", .string("hello"), deadline: deadline) {
+            case .success(let v): return v
+            case .failure(let e): throw ServicePool.ServiceError("handshake: \(e)")
+            }
+        }, health: { c, _, deadline in c.call("echo", .string("ping"), deadline: deadline) == .success(.string("ping")) })
+    }
+
+    static func deadline(_ s: Double = 20) -> Double { MonotonicClock.now + s }
+    static let alice = ServicePool.Key(service: "echo", owner: 1001)
+    static let bob = ServicePool.Key(service: "echo", owner: 1002)
+
+    @Test func startsOnDemandAndKeepsOwnersApart() throws {
+        var s = ServicePool.Settings()
+        s.concurrency = 1
+        s.maxInstances = 2
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
+        defer { pool.stopAll(until: Self.deadline()) }
+        #expect(pool.stats(Self.alice).instances == 0)
+        let a1 = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        #expect(a1.handshake == .string("hello"))
+        #expect(a1.connection.call("echo", .int(1), deadline: Self.deadline()) == .success(.int(1)))
+        // Its one slot is taken: a second call gets a second instance.
+        let a2 = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        #expect(a2.instance != a1.instance)
+        let b = try pool.lease(Self.bob, deadline: Self.deadline()).get()
+        #expect(Set(pool.pids(Self.alice)).isDisjoint(with: pool.pids(Self.bob)))
+        #expect(pool.pids(Self.alice).count == 2 && pool.pids(Self.bob).count == 1)
+        // Both of alice's taken and at the limit: a third waits, and gets the first one freed.
+        let start = MonotonicClock.now
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { a1.release() }
+        let a3 = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        #expect(a3.instance == a1.instance && MonotonicClock.now - start >= 0.25)
+        #expect(pool.stats(Self.alice).starts == 2)
+        a2.release(); a3.release(); b.release()
+    }
+
+    @Test func aKillMidCallFailsThatCallAndTheNextGetsARestartedInstance() throws {
+        let pool = try ServicePool(definitions: ["echo": Self.definition(ServicePool.Settings())])
+        defer { pool.stopAll(until: Self.deadline()) }
+        let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        let pid = try #require(pool.pids(Self.alice).first)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { kill(pid, SIGKILL) }
+        #expect(lease.connection.call("sleep", .object([("seconds", .int(5))]), deadline: Self.deadline()) == .failure(.closed))
+        lease.release()
+        let next = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        #expect(next.instance != lease.instance)
+        #expect(next.connection.call("echo", .string("again"), deadline: Self.deadline()) == .success(.string("again")))
+        #expect(pool.stats(Self.alice).restarts == 1)
+        next.release()
+    }
+
+    @Test func aServerThatDiesAtStartIsFailedWithItsReasonUntilItIsFixed() throws {
+        var s = ServicePool.Settings()
+        s.maxRestarts = 2
+        s.restartWindow = 2
+        s.backoffBase = 0.05
+        s.backoffMax = 0.2
+        let mode = Switch("die-at-start")
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s, mode: mode)], random: { 1 })
+        defer { pool.stopAll(until: Self.deadline()) }
+        let first = pool.lease(Self.alice, deadline: Self.deadline())
+        guard case .failure(let error) = first else { Issue.record("leased a server that dies at start"); return }
+        #expect(error.message.contains("3 failures within 2 s"), "\(error)")
+        #expect(error.message.contains("cannot open the model file"), "\(error)")
+        #expect(pool.stats(Self.alice).starts == 3)
+        // Refused at once while failed.
+        let start = MonotonicClock.now
+        #expect(throws: ServicePool.ServiceError.self) { try pool.lease(Self.alice, deadline: Self.deadline()).get() }
+        #expect(MonotonicClock.now - start < 0.1)
+        // Fixed, and the window passed: it starts again.
+        mode.mode = "ok"
+        Thread.sleep(forTimeInterval: 2.1)
+        let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        #expect(lease.connection.call("echo", .int(2), deadline: Self.deadline()) == .success(.int(2)))
+        lease.release()
+    }
+
+    @Test func anUnresponsiveInstanceIsReplaced() throws {
+        let pool = try ServicePool(definitions: ["echo": Self.definition(ServicePool.Settings())])
+        defer { pool.stopAll(until: Self.deadline()) }
+        let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        let pid = try #require(pool.pids(Self.alice).first)
+        #expect(lease.connection.call("ignore", deadline: MonotonicClock.now + 0.2) == .failure(.timeout))
+        lease.release(unresponsive: true)
+        let next = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        #expect(next.instance != lease.instance)
+        #expect(!pool.pids(Self.alice).contains(pid) || kill(pid, 0) != 0)
+        next.release()
+    }
+
+    @Test func aFailedHealthCheckReplacesTheInstance() throws {
+        var s = ServicePool.Settings()
+        s.healthInterval = 0.2
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
+        defer { pool.stopAll(until: Self.deadline()) }
+        let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        let first = lease.instance
+        // Keep it busy and silent past its health check's deadline: it sleeps 12 s in one call.
+        lease.connection.start("sleep", .object([("seconds", .int(12))]), deadline: Self.deadline(30)) { _ in }
+        lease.release()
+        var replaced = false
+        for _ in 0..<150 where !replaced {
+            Thread.sleep(forTimeInterval: 0.1)
+            if let l = try? pool.lease(Self.alice, deadline: Self.deadline(1)).get() {
+                replaced = l.instance != first
+                l.release()
+            }
+        }
+        #expect(replaced)
+    }
+
+    @Test func anIdleInstanceIsStopped() throws {
+        var s = ServicePool.Settings()
+        s.idleTimeout = 0.3
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
+        defer { pool.stopAll(until: Self.deadline()) }
+        try pool.lease(Self.alice, deadline: Self.deadline()).get().release()
+        #expect(pool.stats(Self.alice).instances == 1)
+        var stopped = false
+        for _ in 0..<50 where !stopped {
+            Thread.sleep(forTimeInterval: 0.1)
+            stopped = pool.stats(Self.alice).instances == 0 && pool.pids(Self.alice).isEmpty
+        }
+        #expect(stopped)
+    }
+
+    @Test func aWaitWithNoFreeInstanceExpires() throws {
+        var s = ServicePool.Settings()
+        s.concurrency = 1
+        s.maxInstances = 1
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
+        defer { pool.stopAll(until: Self.deadline()) }
+        let held = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        let start = MonotonicClock.now
+        let second = pool.lease(Self.alice, deadline: MonotonicClock.now + 0.3)
+        #expect(MonotonicClock.now - start < 2)
+        guard case .failure(let e) = second else { Issue.record("leased past the limit"); return }
+        #expect(e.message.contains("was free in time"))
+        held.release()
+    }
+}
