@@ -104,7 +104,8 @@ public final class ServicePool: @unchecked Sendable {
         public var inFlight = 0
         public var waiting = 0
         public var starts = 0
-        public var restarts = 0
+        /// Instances that died, failed to start or to answer a health check, or hung a call.
+        public var failures = 0
         public var failed: String?
     }
 
@@ -137,7 +138,7 @@ public final class ServicePool: @unchecked Sendable {
         var failedReason: String?
         var nextStartAt: Double = 0
         var starts = 0
-        var restarts = 0
+        var failureCount = 0
     }
 
     private let definitions: [String: Definition]
@@ -198,7 +199,7 @@ public final class ServicePool: @unchecked Sendable {
             let now = MonotonicClock.now
             return Stats(instances: g.instances.values.filter(\.ready).count, starting: g.instances.values.filter { !$0.ready }.count,
                          inFlight: g.instances.values.reduce(0) { $0 + $1.inFlight }, waiting: g.waiters.count,
-                         starts: g.starts, restarts: g.restarts,
+                         starts: g.starts, failures: g.failureCount,
                          failed: (g.failedUntil.map { $0 > now } ?? false) ? g.failedReason : nil)
         }
     }
@@ -229,7 +230,9 @@ public final class ServicePool: @unchecked Sendable {
     // MARK: inside (the monitor held unless said otherwise)
 
     private static func pick(_ g: Group, concurrency: Int) -> Instance? {
-        g.instances.values.filter { $0.ready && !$0.stopping && $0.inFlight < concurrency }.min { $0.inFlight < $1.inFlight }
+        // Not one whose stream has ended: its sandbox may not have finished ending yet.
+        g.instances.values.filter { $0.ready && !$0.stopping && $0.inFlight < concurrency && $0.connection?.isOpen == true }
+            .min { $0.inFlight < $1.inFlight }
     }
 
     /// Starts an instance when waiters outnumber the free slots of those starting, within the
@@ -243,7 +246,6 @@ public final class ServicePool: @unchecked Sendable {
         nextInstance += 1
         g.instances[instance.id] = instance
         g.starts += 1
-        if g.consecutiveFailures > 0 { g.restarts += 1 }
         let deadline = now + s.startTimeout
         do { try Threads.detach("service-start", signals: .noSIGPIPE) { [self] in start(instance, key: key, definition: definition, deadline: deadline) } }
         catch {
@@ -302,6 +304,7 @@ public final class ServicePool: @unchecked Sendable {
         let s = definition.settings
         g.failures = g.failures.filter { $0 > now - s.restartWindow } + [now]
         g.consecutiveFailures += 1
+        g.failureCount += 1
         let exponent = Double(min(g.consecutiveFailures - 1, 30))
         let ceiling = min(s.backoffMax, s.backoffBase * pow(2, exponent))
         g.nextStartAt = now + ceiling * random()
