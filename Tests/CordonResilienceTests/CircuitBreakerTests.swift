@@ -159,11 +159,12 @@ import Testing
         #expect(b.state(at: t(0)) == .open)
     }
 
-    /// 0.3 is not a binary fraction: 3 of 10 must still compare equal to it.
+    /// 0.28 is not a binary fraction: 7 of 25 must still meet it (0.28 × 25 computes as
+    /// 7.000000000000001, so comparing failures with ratio × calls would not trip).
     @Test func aDecimalRatioIsMetExactly() throws {
-        let b = breaker(failureCount: nil, failureRatio: .init(0.3, minimumCalls: 10))
-        try call(b, .success, at: t(0), times: 7)
-        try call(b, .failure, at: t(0), times: 2)
+        let b = breaker(failureCount: nil, failureRatio: .init(0.28, minimumCalls: 25))
+        try call(b, .success, at: t(0), times: 18)
+        try call(b, .failure, at: t(0), times: 6)
         #expect(b.state(at: t(0)) == .closed)
         try call(b, .failure, at: t(0))
         #expect(b.state(at: t(0)) == .open)
