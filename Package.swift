@@ -81,6 +81,9 @@ let package = Package(
         // Pure core of `cordon scan`: version ordering per ecosystem and OSV matching. No
         // privileged calls and no I/O, so it can later run inside a sandboxed worker.
         .target(name: "CordonScan"),
+        // Backoff, restart budgets and circuit breakers for supervised services (pure: the clock and
+        // the randomness are injected).
+        .target(name: "CordonResilience"),
         // Malicious-code heuristics over a package's files (pure).
         .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
 
@@ -162,6 +165,7 @@ let package = Package(
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonRPCTests", dependencies: ["CordonRPC", "CordonSystem"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
+        .testTarget(name: "CordonResilienceTests", dependencies: ["CordonResilience"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
         .testTarget(name: "CordonArchiveTests", dependencies: ["CordonArchive"]),
         .testTarget(name: "CordonHeuristicsTests", dependencies: ["CordonHeuristics"]),
