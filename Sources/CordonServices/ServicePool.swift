@@ -1,4 +1,5 @@
 import CordonJSON
+import CordonResilience
 import CordonSystem
 import Synchronization
 #if canImport(Glibc)
@@ -131,14 +132,19 @@ public final class ServicePool: @unchecked Sendable {
     private struct Group {
         var instances: [Int: Instance] = [:]
         var waiters: [Waiter] = []
-        /// When instances failed or died: the restart budget's window.
-        var failures: [Double] = []
+        /// Failures (each followed by a restart when one is needed) within the restart window.
+        var budget: RestartBudget
         var consecutiveFailures = 0
         var failedUntil: Double?
         var failedReason: String?
         var nextStartAt: Double = 0
         var starts = 0
         var failureCount = 0
+        init(_ settings: Settings) {
+            // Settings come checked from the manifest parser; a budget of 0 restarts is allowed.
+            budget = (try? RestartBudget(maxRestarts: settings.maxRestarts, within: .seconds(settings.restartWindow)))
+                ?? (try! RestartBudget(maxRestarts: 0, within: .seconds(1)))
+        }
     }
 
     private let definitions: [String: Definition]
@@ -146,12 +152,21 @@ public final class ServicePool: @unchecked Sendable {
     private var groups: [Key: Group] = [:]
     private var nextInstance = 1
     private var stopped = false
-    private let random: @Sendable () -> Double
+    private var random: SplitMix64
+    private let backoffs: [String: Backoff]
 
-    /// `random` in [0, 1) for the backoff's jitter (injected for tests).
-    public init(definitions: [String: Definition], random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) throws(SystemError) {
+    /// `seed` for the backoff's jitter (nil: from the system's generator).
+    public init(definitions: [String: Definition], seed: UInt64? = nil) throws(SystemError) {
         self.definitions = definitions
-        self.random = random
+        var system = SystemRandomNumberGenerator()
+        random = SplitMix64(seed: seed ?? system.next())
+        var backoffs: [String: Backoff] = [:]
+        for (name, d) in definitions {
+            let s = d.settings
+            backoffs[name] = (try? Backoff(base: .seconds(s.backoffBase), cap: .seconds(max(s.backoffBase, s.backoffMax))))
+                ?? (try! Backoff(base: .milliseconds(200), cap: .seconds(30)))
+        }
+        self.backoffs = backoffs
         try Threads.detach("service-pool", signals: .noSIGPIPE) { [self] in maintain() }
     }
 
@@ -163,7 +178,7 @@ public final class ServicePool: @unchecked Sendable {
         }
         let now = MonotonicClock.now
         let outcome: Result<Lease, ServiceError>? = monitor.locked {
-            var g = groups[key] ?? Group()
+            var g = groups[key] ?? Group(definition.settings)
             defer { groups[key] = g }
             if stopped { return .failure(ServiceError("the service pool is stopping")) }
             if let until = g.failedUntil, until > now {
@@ -301,21 +316,22 @@ public final class ServicePool: @unchecked Sendable {
     }
 
     private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {
-        let s = definition.settings
-        g.failures = g.failures.filter { $0 > now - s.restartWindow } + [now]
+        let at = MonotonicInstant(seconds: now)
         g.consecutiveFailures += 1
         g.failureCount += 1
-        let exponent = Double(min(g.consecutiveFailures - 1, 30))
-        let ceiling = min(s.backoffMax, s.backoffBase * pow(2, exponent))
-        g.nextStartAt = now + ceiling * random()
-        if g.failures.count > s.maxRestarts {
-            g.failedUntil = (g.failures.first ?? now) + s.restartWindow
-            g.failedReason = "\(g.failures.count) failures within \(Int(s.restartWindow)) s, the last: \(reason)"
+        if let exhausted = g.budget.exhaustion(at: at) {
+            let window = definition.settings.restartWindow
+            g.failedUntil = (exhausted.oldest.map { $0.seconds } ?? now) + window
+            g.failedReason = "\(exhausted.restarts + 1) failures within \(Int(window.rounded())) s, the last: \(reason)"
             let waiters = g.waiters
             g.waiters = []
             let message = "\(key.service) is failing: \(g.failedReason!)"
             DispatchLater.run { for w in waiters { w.completion(.failure(ServiceError(message))) } }
+            return
         }
+        let delay = backoffs[key.service]?.delay(attempt: g.consecutiveFailures - 1, using: &random) ?? .zero
+        g.budget.record(at: at)
+        g.nextStartAt = now + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
     }
 
     /// Hands free slots to waiters in order.

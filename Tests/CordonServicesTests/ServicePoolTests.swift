@@ -91,7 +91,7 @@ struct ServicePoolTests {
         s.backoffBase = 0.05
         s.backoffMax = 0.2
         let mode = Switch("die-at-start")
-        let pool = try ServicePool(definitions: ["echo": Self.definition(s, mode: mode)], random: { 1 })
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s, mode: mode)], seed: 1)
         defer { pool.stopAll(until: Self.deadline()) }
         let first = pool.lease(Self.alice, deadline: Self.deadline())
         guard case .failure(let error) = first else { Issue.record("leased a server that dies at start"); return }
