@@ -85,7 +85,10 @@ let package = Package(
         .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
 
         // LAYER 2 · pure domain
-        // (none yet: tool manifests, MCP message types, the model catalogue go here)
+        // MCP both ways (2025-11-25 and 2026-07-28): messages, bounded parsing, the client and
+        // server sessions as pure state machines (docs/mcp.md). Tool manifests and the model
+        // catalogue go here too.
+        .target(name: "CordonMCP", dependencies: ["CordonJSON"]),
 
         // LAYER 3 · I/O owners
         // Typed wrappers of the system calls: files, cgroups, Landlock, uid ranges, time.
