@@ -159,6 +159,7 @@ let package = Package(
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonRPCTests", dependencies: ["CordonRPC", "CordonSystem"]),
+        .testTarget(name: "CordonMCPTests", dependencies: ["CordonMCP", "CordonJSON"], exclude: ["validate_mcp.py"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
         .testTarget(name: "CordonArchiveTests", dependencies: ["CordonArchive"]),
