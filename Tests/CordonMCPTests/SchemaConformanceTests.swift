@@ -156,6 +156,13 @@ struct SchemaConformanceTests {
         try Self.clientMessages(&corpus)
         try Self.serverMessages(&corpus)
         try Self.fixtures(&corpus)
+        // The errors answered to damaged lines: the same envelope in both revisions.
+        let damaged = RobustnessTests.serverErrors(3_000)
+        #expect(damaged.count > 20)
+        for (i, message) in damaged.prefix(400).enumerated() {
+            corpus.error("damaged line \(i)", message, .v2025_11_25)
+            corpus.error("damaged line \(i)", message, .v2026_07_28)
+        }
         #expect(corpus.checks.count >= 40)
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cordon-mcp-schema-\(getpid())-\(UUID().uuidString.prefix(8))").path
