@@ -88,6 +88,10 @@ let package = Package(
         .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
 
         // LAYER 2 · pure domain
+        // MCP both ways (2025-11-25 and 2026-07-28): messages, bounded parsing, the client and
+        // server sessions as pure state machines (docs/mcp.md). Tool manifests and the model
+        // catalogue go here too.
+        .target(name: "CordonMCP", dependencies: ["CordonJSON"]),
         // Tool manifests (tools/NAME.toml): parsed and checked, no I/O.
         .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON"]),
 
@@ -164,6 +168,7 @@ let package = Package(
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonRPCTests", dependencies: ["CordonRPC", "CordonSystem"]),
+        .testTarget(name: "CordonMCPTests", dependencies: ["CordonMCP", "CordonJSON"], exclude: ["validate_mcp.py"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonResilienceTests", dependencies: ["CordonResilience"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
