@@ -34,6 +34,8 @@ public final class JSONRPCConnection: @unchecked Sendable {
     private struct Pending {
         var deadline: Double
         var completion: Completion
+        /// Raw: completed with the whole answer message, for a protocol engine that reads it.
+        var raw: (@Sendable (Result<JSON, CallError>) -> Void)?
     }
 
     public let process: SandboxedProcess
@@ -41,6 +43,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
     private let state = Mutex(State())
     private let errors = Atomic<Int>(0)
     private let onNotification: @Sendable (_ method: String, _ params: JSON?) -> Void
+    private let onUnmatched: (@Sendable (_ message: JSON) -> Void)?
     /// Written to when a call with an earlier deadline than the reader's arrives.
     private let wake: Pipe
 
@@ -57,11 +60,16 @@ public final class JSONRPCConnection: @unchecked Sendable {
     public var isOpen: Bool { state.withLock { !$0.closed } }
     public var inFlight: Int { state.withLock { $0.pending.count } }
 
+    /// `onUnmatched`: an error without an id, or an answer to no call in flight, goes here
+    /// instead of being counted (a protocol engine may want it: an MCP server that cannot read
+    /// the opening probe answers without an id).
     public init(process: SandboxedProcess, maxInFlight: Int = 256,
-                onNotification: @escaping @Sendable (_ method: String, _ params: JSON?) -> Void = { _, _ in }) throws(SystemError) {
+                onNotification: @escaping @Sendable (_ method: String, _ params: JSON?) -> Void = { _, _ in },
+                onUnmatched: (@Sendable (_ message: JSON) -> Void)? = nil) throws(SystemError) {
         self.process = process
         self.maxInFlight = maxInFlight
         self.onNotification = onNotification
+        self.onUnmatched = onUnmatched
         wake = try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK)
         try Threads.detach("service-reader", signals: .noSIGPIPE) { [self] in readAnswers() }
     }
@@ -101,10 +109,44 @@ public final class JSONRPCConnection: @unchecked Sendable {
         var members: [(String, JSON)] = [("jsonrpc", .string("2.0")), ("id", .int(id)), ("method", .string(method))]
         if let params { members.append(("params", params)) }
         guard process.send(Array(JSON.object(members).text.utf8), deadline: deadline) else {
-            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) { p.completion(.failure(.sendFailed)) }
+            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) { Self.complete(p, .failure(.sendFailed)) }
             return nil
         }
         return id
+    }
+
+    /// Sends `message`, a request a protocol engine built with its own id `id` (an engine uses
+    /// its ids or this connection's, never both), and completes with the whole answer message.
+    /// `.busy` when that id is in flight already.
+    @discardableResult
+    public func startRaw(id: Int64, message: JSON, deadline: Double, completion: @escaping @Sendable (Result<JSON, CallError>) -> Void) -> Bool {
+        enum Admission { case admitted(wakeReader: Bool), closed, busy }
+        let admission: Admission = state.withLock { s in
+            if s.closed { return .closed }
+            if s.pending.count >= maxInFlight || s.pending[id] != nil { return .busy }
+            s.pending[id] = Pending(deadline: deadline, completion: { _ in }, raw: completion)
+            return .admitted(wakeReader: s.readerDeadline.map { deadline < $0 } ?? true)
+        }
+        switch admission {
+        case .closed: completion(.failure(.closed)); return false
+        case .busy: completion(.failure(.busy)); return false
+        case .admitted(let wakeReader):
+            if wakeReader {
+                var one: UInt8 = 1
+                _ = write(wake.write.raw, &one, 1)
+            }
+        }
+        guard process.send(Array(message.text.utf8), deadline: deadline) else {
+            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) { p.raw?(.failure(.sendFailed)) }
+            return false
+        }
+        return true
+    }
+
+    /// Sends a message as it is (a notification a protocol engine built).
+    @discardableResult
+    public func sendRaw(_ message: JSON, deadline: Double) -> Bool {
+        process.send(Array(message.text.utf8), deadline: deadline)
     }
 
     /// Calls `method` and waits for its answer until `deadline` (CLOCK_MONOTONIC seconds).
@@ -144,7 +186,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
                     defer { s.pending = [:] }
                     return Array(s.pending.values)
                 }
-                for p in all { p.completion(.failure(.closed)) }
+                for p in all { Self.complete(p, .failure(.closed)) }
                 return
             case .tooLong?:
                 errors.add(1, ordering: .relaxed)
@@ -162,7 +204,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
             let ids = s.pending.filter { $0.value.deadline <= now }.map(\.key)
             return ids.compactMap { s.pending.removeValue(forKey: $0) }
         }
-        for p in overdue { p.completion(.failure(.timeout)) }
+        for p in overdue { Self.complete(p, .failure(.timeout)) }
     }
 
     private func handle(_ bytes: [UInt8]) {
@@ -182,7 +224,14 @@ public final class JSONRPCConnection: @unchecked Sendable {
             return
         }
         guard let id = message["id"]?.intValue else {
-            errors.add(1, ordering: .relaxed)
+            if let onUnmatched { onUnmatched(message) } else { errors.add(1, ordering: .relaxed) }
+            return
+        }
+        if let p = state.withLock({ s -> Pending? in
+            guard s.pending[id]?.raw != nil else { return nil }
+            return s.pending.removeValue(forKey: id)
+        }) {
+            p.raw?(.success(message))
             return
         }
         let outcome: Result<JSON, CallError>
@@ -195,9 +244,14 @@ public final class JSONRPCConnection: @unchecked Sendable {
             return
         }
         guard let p = state.withLock({ $0.pending.removeValue(forKey: id) }) else {
-            errors.add(1, ordering: .relaxed)  // not in flight: answered already, timed out, or never asked
+            // Not in flight: answered already, timed out, or never asked.
+            if let onUnmatched { onUnmatched(message) } else { errors.add(1, ordering: .relaxed) }
             return
         }
         p.completion(outcome)
+    }
+
+    private static func complete(_ p: Pending, _ failure: Result<JSON, CallError>) {
+        if let raw = p.raw { raw(failure) } else { p.completion(failure) }
     }
 }

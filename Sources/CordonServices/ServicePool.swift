@@ -42,26 +42,19 @@ public final class ServicePool: @unchecked Sendable {
         public init() {}
     }
 
-    /// How to start, ready and check one service's instances.
+    /// How to start, connect to and check one service's instances.
     public struct Definition: Sendable {
         public var settings: Settings
         /// The sandbox of a new instance for `key`'s owner.
         public var spec: @Sendable (Key) throws -> SandboxedProcess.Spec
-        /// Readiness: the service's handshake on a fresh connection; what it returns (e.g. the
-        /// negotiated protocol) is kept with the instance. Throw `ServiceError` with the reason.
-        public var ready: @Sendable (JSONRPCConnection, _ deadline: Double) throws(ServiceError) -> JSON
-        /// A cheap call proving the instance still answers.
-        public var health: @Sendable (JSONRPCConnection, _ handshake: JSON, _ deadline: Double) -> Bool
-        /// Notifications an instance sends (list_changed, …).
-        public var onNotification: @Sendable (_ key: Key, _ method: String, _ params: JSON?) -> Void = { _, _, _ in }
+        /// The protocol's client on a fresh instance (its `ready` is the readiness check).
+        public var connect: @Sendable (SandboxedProcess, Key) throws -> any ServiceClient
 
         public init(settings: Settings, spec: @escaping @Sendable (Key) throws -> SandboxedProcess.Spec,
-                    ready: @escaping @Sendable (JSONRPCConnection, Double) throws(ServiceError) -> JSON,
-                    health: @escaping @Sendable (JSONRPCConnection, JSON, Double) -> Bool) {
+                    connect: @escaping @Sendable (SandboxedProcess, Key) throws -> any ServiceClient) {
             self.settings = settings
             self.spec = spec
-            self.ready = ready
-            self.health = health
+            self.connect = connect
         }
     }
 
@@ -74,7 +67,9 @@ public final class ServicePool: @unchecked Sendable {
     /// One call's hold on an instance: release it when the call has its answer (or gave up;
     /// `unresponsive` restarts the instance).
     public final class Lease: @unchecked Sendable {
-        public let connection: JSONRPCConnection
+        /// The instance's client (the definition's `connect` made it: cast to its type).
+        public let client: any ServiceClient
+        /// What its `ready` returned.
         public let handshake: JSON
         public let instance: Int
         fileprivate weak var pool: ServicePool?
@@ -82,7 +77,7 @@ public final class ServicePool: @unchecked Sendable {
         private let released = Atomic<Bool>(false)
 
         fileprivate init(_ instance: Instance, key: Key, pool: ServicePool) {
-            connection = instance.connection!
+            client = instance.client!
             handshake = instance.handshake
             self.instance = instance.id
             self.key = key
@@ -113,7 +108,7 @@ public final class ServicePool: @unchecked Sendable {
     fileprivate final class Instance: @unchecked Sendable {
         let id: Int
         var process: SandboxedProcess?
-        var connection: JSONRPCConnection?
+        var client: (any ServiceClient)?
         var handshake: JSON = .null
         var ready = false
         var stopping = false
@@ -246,7 +241,7 @@ public final class ServicePool: @unchecked Sendable {
 
     private static func pick(_ g: Group, concurrency: Int) -> Instance? {
         // Not one whose stream has ended: its sandbox may not have finished ending yet.
-        g.instances.values.filter { $0.ready && !$0.stopping && $0.inFlight < concurrency && $0.connection?.isOpen == true }
+        g.instances.values.filter { $0.ready && !$0.stopping && $0.inFlight < concurrency && $0.client?.isOpen == true }
             .min { $0.inFlight < $1.inFlight }
     }
 
@@ -273,7 +268,7 @@ public final class ServicePool: @unchecked Sendable {
     private func start(_ instance: Instance, key: Key, definition: Definition, deadline: Double) {
         var failure: String?
         var process: SandboxedProcess?
-        var connection: JSONRPCConnection?
+        var client: (any ServiceClient)?
         var handshake: JSON = .null
         do {
             let p = try SandboxedProcess(try definition.spec(key)) { [weak self] result in
@@ -281,11 +276,9 @@ public final class ServicePool: @unchecked Sendable {
             }
             process = p
             monitor.locked { instance.process = p }
-            let c = try JSONRPCConnection(process: p, maxInFlight: max(definition.settings.concurrency * 2, 8)) { method, params in
-                definition.onNotification(key, method, params)
-            }
-            connection = c
-            handshake = try definition.ready(c, deadline)
+            let c = try definition.connect(p, key)
+            client = c
+            handshake = try c.ready(deadline: deadline)
         } catch let error as ServiceError {
             failure = error.message
         } catch {
@@ -306,7 +299,7 @@ public final class ServicePool: @unchecked Sendable {
                 noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", now: now)
                 return
             }
-            instance.connection = connection
+            instance.client = client
             instance.handshake = handshake
             instance.ready = true
             instance.lastHealth = now
@@ -422,7 +415,7 @@ public final class ServicePool: @unchecked Sendable {
             for p in stop { p.stop() }
             for (key, instance, definition) in checks {
                 try? Threads.detach("service-health", signals: .noSIGPIPE) { [self] in
-                    let healthy = instance.connection.map { definition.health($0, instance.handshake, MonotonicClock.now + min(10, definition.settings.healthInterval)) } ?? false
+                    let healthy = instance.client?.healthy(deadline: MonotonicClock.now + min(10, definition.settings.healthInterval)) ?? false
                     let p: SandboxedProcess? = monitor.locked {
                         instance.checking = false
                         instance.lastHealth = MonotonicClock.now
@@ -448,4 +441,16 @@ enum DispatchLater {
     static func run(_ body: @escaping @Sendable () -> Void) {
         if (try? Threads.detach("service-complete", signals: .noSIGPIPE, body)) == nil { body() }
     }
+}
+
+/// A protocol's client on one instance (MCP over stdio, a local model server's API): the pool
+/// asks it whether the instance is ready and whether it still answers.
+public protocol ServiceClient: AnyObject, Sendable {
+    /// Whether the instance's stream is still open.
+    var isOpen: Bool { get }
+    /// The protocol's handshake, by `deadline`; what it returns is kept with the instance
+    /// (the negotiated revision, the server's name). Throws the reason it is not ready.
+    func ready(deadline: Double) throws(ServicePool.ServiceError) -> JSON
+    /// A cheap call proving the instance still answers.
+    func healthy(deadline: Double) -> Bool
 }

@@ -29,12 +29,21 @@ struct ServicePoolTests {
             let prelude = mode.mode == "die-at-start" ? "import sys; sys.stderr.write('cannot open the model file\\n'); sys.exit(7)\n" : ""
             return SandboxedProcess.Spec(plan: plan, argv: ["/usr/bin/python3", "-u", "-c", prelude + JSONRPCConnectionTests.server],
                                          environment: SandboxEnvironment(runtimeDir: JSONRPCConnectionTests.runtimeDir))
-        }, ready: { c, deadline throws(ServicePool.ServiceError) in
-            switch c.call("echo", .string("hello"), deadline: deadline) {
+        }, connect: { process, _ in EchoClient(try JSONRPCConnection(process: process)) })
+    }
+
+    /// The test server's protocol: `echo` is both the handshake and the health check.
+    final class EchoClient: ServiceClient {
+        let connection: JSONRPCConnection
+        init(_ c: JSONRPCConnection) { connection = c }
+        var isOpen: Bool { connection.isOpen }
+        func ready(deadline: Double) throws(ServicePool.ServiceError) -> JSON {
+            switch connection.call("echo", .string("hello"), deadline: deadline) {
             case .success(let v): return v
             case .failure(let e): throw ServicePool.ServiceError("handshake: \(e)")
             }
-        }, health: { c, _, deadline in c.call("echo", .string("ping"), deadline: deadline) == .success(.string("ping")) })
+        }
+        func healthy(deadline: Double) -> Bool { connection.call("echo", .string("ping"), deadline: deadline) == .success(.string("ping")) }
     }
 
     static func deadline(_ s: Double = 20) -> Double { MonotonicClock.now + s }
@@ -50,7 +59,7 @@ struct ServicePoolTests {
         #expect(pool.stats(Self.alice).instances == 0)
         let a1 = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         #expect(a1.handshake == .string("hello"))
-        #expect(a1.connection.call("echo", .int(1), deadline: Self.deadline()) == .success(.int(1)))
+        #expect(a1.rpc.call("echo", .int(1), deadline: Self.deadline()) == .success(.int(1)))
         // Its one slot is taken: a second call gets a second instance.
         let a2 = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         #expect(a2.instance != a1.instance)
@@ -72,11 +81,11 @@ struct ServicePoolTests {
         let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         let pid = try #require(pool.pids(Self.alice).first)
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { kill(pid, SIGKILL) }
-        #expect(lease.connection.call("sleep", .object([("seconds", .int(5))]), deadline: Self.deadline()) == .failure(.closed))
+        #expect(lease.rpc.call("sleep", .object([("seconds", .int(5))]), deadline: Self.deadline()) == .failure(.closed))
         lease.release()
         let next = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         #expect(next.instance != lease.instance)
-        #expect(next.connection.call("echo", .string("again"), deadline: Self.deadline()) == .success(.string("again")))
+        #expect(next.rpc.call("echo", .string("again"), deadline: Self.deadline()) == .success(.string("again")))
         // The death is counted once its sandbox has ended (it may end after the next lease).
         var counted = false
         for _ in 0..<40 where !counted { counted = pool.stats(Self.alice).failures == 1; if !counted { Thread.sleep(forTimeInterval: 0.05) } }
@@ -106,7 +115,7 @@ struct ServicePoolTests {
         mode.mode = "ok"
         Thread.sleep(forTimeInterval: 2.1)
         let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
-        #expect(lease.connection.call("echo", .int(2), deadline: Self.deadline()) == .success(.int(2)))
+        #expect(lease.rpc.call("echo", .int(2), deadline: Self.deadline()) == .success(.int(2)))
         lease.release()
     }
 
@@ -115,7 +124,7 @@ struct ServicePoolTests {
         defer { pool.stopAll(until: Self.deadline()) }
         let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         let pid = try #require(pool.pids(Self.alice).first)
-        #expect(lease.connection.call("ignore", deadline: MonotonicClock.now + 0.2) == .failure(.timeout))
+        #expect(lease.rpc.call("ignore", deadline: MonotonicClock.now + 0.2) == .failure(.timeout))
         lease.release(unresponsive: true)
         let next = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         #expect(next.instance != lease.instance)
@@ -131,7 +140,7 @@ struct ServicePoolTests {
         let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
         let first = lease.instance
         // Keep it busy and silent past its health check's deadline: it sleeps 12 s in one call.
-        lease.connection.start("sleep", .object([("seconds", .int(12))]), deadline: Self.deadline(30)) { _ in }
+        lease.rpc.start("sleep", .object([("seconds", .int(12))]), deadline: Self.deadline(30)) { _ in }
         lease.release()
         var replaced = false
         for _ in 0..<150 where !replaced {
@@ -173,4 +182,8 @@ struct ServicePoolTests {
         #expect(e.message.contains("was free in time"))
         held.release()
     }
+}
+
+extension ServicePool.Lease {
+    var rpc: JSONRPCConnection { (client as! ServicePoolTests.EchoClient).connection }
 }
