@@ -5,7 +5,7 @@ SCRATCH ?= $(CURDIR)/.build/demo
 RELEASE_BIN = $(CURDIR)/.build/release/cordon
 CORDOND_BIN = $(CURDIR)/.build/release/cordond
 
-.PHONY: all build release test demo bench clean deps fuzz fuzz-smoke install uninstall
+.PHONY: all build release test demo bench clean deps pydeps fuzz fuzz-smoke install uninstall
 
 all: build
 
@@ -23,7 +23,7 @@ release: deps
 # Tests that count the whole test process's descriptors run on their own afterwards: every other
 # suite runs in parallel in the same process and opens descriptors of its own meanwhile.
 ALONE = stopLeavesNoDescriptorsOrThreads
-test: deps
+test: deps pydeps
 	SWIFT=$(SWIFT) tools/check-layers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(ALONE)'
@@ -32,7 +32,7 @@ test: deps
 	@test "$$(stat -c %a /tmp)" = 1777 || { echo "make test: /tmp is now mode $$(stat -c %a /tmp), not 1777: a test changed it" >&2; exit 1; }
 
 # Debian packages the build and the tests need (CI installs the same list, plus the bench peers).
-DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip iproute2 curl openssl
+DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip iproute2 curl openssl python3-venv
 # What the tests need beyond the build (`make test` installs it too): the shells whose completion
 # scripts the install test checks, and the man pages' renderers.
 TEST_DEPS = groff-base man-db zsh fish
@@ -44,6 +44,12 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# The PyPI packages the tests use (real MCP servers and the MCP client), pinned in tools/pydeps/,
+# each group in its own venv under .build/pydeps/GROUP. A no-op, without Python or the network,
+# while the pins are unchanged: tools/pydeps.sh says how to change them.
+pydeps: deps
+	tools/pydeps.sh
 
 # Starts cordond on a scratch socket, state and runtime directory (embedded default policy),
 # submits two tasks through its socket and prints each one's output and audit record: one that

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Installs the PyPI packages the tests and benchmarks use, pinned, into one virtual environment
+# per group under .build/pydeps/<group>. Nothing goes into the system or ~/.local; pip's
+# download cache is .build/pydeps/.cache.
+#
+#   tools/pydeps.sh [GROUP...]         install (default: every group, tools/pydeps/*.in)
+#   tools/pydeps.sh --lock GROUP...    re-resolve GROUP.in against the index and rewrite GROUP.lock
+#
+# A group is two files in tools/pydeps/:
+#   GROUP.in    its direct dependencies, each pinned with ==, written by hand;
+#   GROUP.lock  the whole dependency closure of GROUP.in, each package pinned with == and the
+#               sha256 of the artifact chosen for this interpreter and platform, written by --lock.
+# The install takes GROUP.lock alone (--no-deps --require-hashes), so what lands is exactly what
+# was locked, then runs `pip check`.
+#
+# Why a venv and not `pip --target`: the servers are run as `<venv>/bin/python3 -m <module>`, and a
+# venv's interpreter finds its own site-packages from pyvenv.cfg beside bin/, with no PYTHONPATH
+# to pass through a sandbox's environment, and without the host's site-packages. The venv's
+# python3 is a symlink to the host's /usr/bin/python3, so a sandbox needs the venv directory and
+# /usr, and nothing else; the venv works at another path too (pyvenv.cfg is found from the
+# symlink's own location), although its bin/ console scripts carry the install path in their
+# shebangs: run the servers with `-m`.
+#
+# The interpreter is Debian's /usr/bin/python3 (PYDEPS_PYTHON to change it): the one a sandbox's
+# read-only /usr has. A python3 found first on PATH (pyenv, say) lives outside /usr.
+#
+# Idempotent: a group whose stamp (.build/pydeps/GROUP/.pydeps-stamp) matches the hash of its
+# .in, its .lock, this script and the interpreter is left alone, without starting Python or pip.
+# A failed install leaves no stamp, so the next run starts that group afresh.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+spec_dir=$root/tools/pydeps
+out_dir=${PYDEPS_DIR:-$root/.build/pydeps}
+python=${PYDEPS_PYTHON:-/usr/bin/python3}
+# Seconds pip waits on one socket read before it counts a try as failed (the environment may set
+# a much longer default); then pip tries again, at most PYDEPS_PIP_RETRIES times.
+pip_timeout=${PYDEPS_PIP_TIMEOUT:-30}
+pip_retries=${PYDEPS_PIP_RETRIES:-2}
+
+say() { echo "pydeps: $*" >&2; }
+die() { echo "pydeps: error: $*" >&2; exit 1; }
+
+# name==version lines of a requirements file, names normalized (PEP 503), one per line, sorted.
+pins() {
+  sed -e 's/#.*//' -e 's/--hash=[^ ]*//g' -e 's/\\$//' "$1" |
+    awk 'NF { print $1 }' |
+    awk -F'==' '{ n = tolower($1); sub(/\[.*\]/, "", n); gsub(/[-_.]+/, "-", n); print n "==" $2 }' | sort
+}
+
+# Every direct dependency must be pinned exactly.
+check_in() {
+  local in=$1 line
+  while IFS= read -r line; do
+    line=${line%%#*}
+    [[ $line =~ ^[[:space:]]*$ ]] && continue
+    [[ $line =~ ^[[:space:]]*[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+[[:space:]]*$ ]] ||
+      die "$in: '$line' is not pinned as NAME==VERSION"
+  done < "$in"
+}
+
+need_python() {
+  [[ -x $python ]] || die "no interpreter at $python (apt-get install python3, or set PYDEPS_PYTHON)"
+  "$python" -c 'import venv, ensurepip' 2>/dev/null ||
+    die "$python cannot create virtual environments: apt-get install python3-venv"
+}
+
+# Why pip failed, in one line, from its log: the package it could not get, and whether the index
+# was reachable at all.
+explain_pip_failure() {
+  local log=$1 what
+  what=$(grep -oE "(Could not find a version that satisfies the requirement|No matching distribution found for) [^ ]+" "$log" | tail -n1 | awk '{ print $NF }') || true
+  if grep -qE "NewConnectionError|ConnectTimeout|ReadTimeout|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|ProxyError|SSLError|Connection refused|Network is unreachable" "$log"; then
+    echo "the package index could not be reached${what:+ while fetching $what} (PyPI is the only index this project uses; check the network and pip's index settings)"
+  elif grep -q "THESE PACKAGES DO NOT MATCH THE HASHES" "$log"; then
+    echo "a downloaded artifact does not match the hash in its lock file"
+  elif [[ -n $what ]]; then
+    echo "the index has no artifact of $what for $("$python" -c 'import sys; print("CPython %d.%d" % sys.version_info[:2])' 2>/dev/null || echo this interpreter)"
+  else
+    echo "see the log"
+  fi
+}
+
+run_pip() { # LOG VENV ARGS...: pip in VENV, its output in LOG; on failure, says why and exits.
+  local log=$1 venv=$2 rc=0
+  shift 2
+  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONNOUSERSITE=1 \
+    "$venv/bin/python3" -m pip "$@" --cache-dir "$out_dir/.cache" \
+    --timeout "$pip_timeout" --retries "$pip_retries" >"$log" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    echo "pydeps: error: group $group: pip $1 failed (exit $rc): $(explain_pip_failure "$log")" >&2
+    echo "pydeps: the last lines of $log:" >&2
+    tail -n 12 "$log" | sed 's/^/    /' >&2
+    exit 1
+  fi
+}
+
+stamp_key() {
+  local in=$1 lock=$2 py
+  py=$(readlink -f "$python")
+  { cat "$in" "$lock" "${BASH_SOURCE[0]}"; stat -c '%n %s %Y' "$py"; } | sha256sum | cut -d' ' -f1
+}
+
+install_group() {
+  group=$1
+  local in=$spec_dir/$group.in lock=$spec_dir/$group.lock dest=$out_dir/$group
+  local stamp=$dest/.pydeps-stamp key missing start
+  [[ -f $in ]] || die "no group '$group' (no $in)"
+  [[ -f $lock ]] || die "group $group has no lock file: run tools/pydeps.sh --lock $group"
+  key=$(stamp_key "$in" "$lock")
+  if [[ -f $stamp && $(<"$stamp") == "$key" && -x $dest/bin/python3 ]]; then
+    say "$group: up to date ($dest)"
+    return
+  fi
+  check_in "$in"
+  missing=$(comm -23 <(pins "$in") <(pins "$lock"))
+  [[ -z $missing ]] || die "$lock does not hold $(echo $missing) from $in: run tools/pydeps.sh --lock $group"
+  need_python
+  start=$(date +%s.%N)
+  say "$group: creating a venv at $dest ($python)"
+  rm -rf "$dest"
+  "$python" -m venv "$dest" || die "group $group: $python -m venv $dest failed"
+  say "$group: installing $(pins "$lock" | wc -l) pinned packages from ${lock#"$root"/}"
+  run_pip "$out_dir/$group.log" "$dest" install --progress-bar off --no-deps --require-hashes --only-binary :all: -r "$lock"
+  run_pip "$out_dir/$group.check.log" "$dest" check
+  echo "$key" > "$stamp"
+  say "$group: ready in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }')"
+}
+
+# Resolves GROUP.in in a scratch venv (pip's report names each package, its version and the hash
+# of the artifact it chose) and writes GROUP.lock from it. Needs the index.
+lock_group() {
+  group=$1
+  local in=$spec_dir/$group.in lock=$spec_dir/$group.lock scratch=$out_dir/.lock-$group
+  [[ -f $in ]] || die "no group '$group' (no $in)"
+  check_in "$in"
+  need_python
+  say "$group: resolving ${in#"$root"/}"
+  rm -rf "$scratch"
+  "$python" -m venv "$scratch" || die "group $group: $python -m venv $scratch failed"
+  run_pip "$out_dir/$group.lock.log" "$scratch" install --progress-bar off --dry-run --ignore-installed --only-binary :all: \
+    --report "$scratch/report.json" -r "$in"
+  "$python" - "$scratch/report.json" "$in" "$group" "$python" > "$lock.tmp" <<'EOF'
+import json, platform, re, sys
+report, infile, group, python = sys.argv[1:5]
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+direct = set()
+for line in open(infile):
+    line = line.split("#", 1)[0].strip()
+    if line:
+        direct.add(norm(re.split(r"[\[=]", line, 1)[0]))
+rows = []
+for item in json.load(open(report))["install"]:
+    meta, info = item["metadata"], item["download_info"]
+    hashes = info.get("archive_info", {}).get("hashes") or {}
+    if "sha256" not in hashes:
+        sys.exit(f"pydeps: error: no sha256 for {meta['name']} ({info.get('url')})")
+    rows.append((norm(meta["name"]), meta["version"], hashes["sha256"]))
+print(f"# The whole dependency closure of {group}.in, pinned: written by `tools/pydeps.sh --lock {group}`,")
+print(f"# not by hand. Hashes are those of the artifacts chosen for {python} (CPython")
+print(f"# {platform.python_version()}, {platform.machine()}, glibc); `tools/pydeps.sh` installs exactly these.")
+for name, version, sha in sorted(rows):
+    print(f"{name}=={version} --hash=sha256:{sha}" + ("  # direct" if name in direct else ""))
+EOF
+  mv "$lock.tmp" "$lock"
+  rm -rf "$scratch"
+  say "$group: wrote ${lock#"$root"/} ($(pins "$lock" | wc -l) packages)"
+}
+
+mode=install
+if [[ ${1:-} == --lock ]]; then mode=lock; shift; [[ $# -gt 0 ]] || die "--lock needs a group name"; fi
+if [[ $# -eq 0 ]]; then
+  set -- $(cd "$spec_dir" && ls -- *.in | sed 's/\.in$//')
+fi
+mkdir -p "$out_dir"
+# One run at a time over .build/pydeps: two `make` runs side by side wait for each other.
+exec 9>"$out_dir/.lock"
+flock 9
+for g in "$@"; do
+  "${mode}_group" "$g"
+done
