@@ -119,7 +119,7 @@ let package = Package(
         .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),
         // Long-lived sandboxed services (MCP servers, local model servers): the stdio process,
         // JSON-RPC over it, the pool that starts, checks, restarts and stops instances.
-        .target(name: "CordonServices", dependencies: ["CordonSandbox", "CordonSystem", "CordonRPC", "CordonJSON", "CordonResilience"]),
+        .target(name: "CordonServices", dependencies: ["CordonSandbox", "CordonSystem", "CordonRPC", "CordonJSON", "CordonResilience", "CordonMCP"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
         .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
 
