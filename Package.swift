@@ -105,7 +105,7 @@ let package = Package(
         // The wire protocol both sides share: framing, error codes, typed params, a client.
         .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
         // Configuration lookup: locations, policies and profiles by name or path, settings files.
-        .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem"]),
+        .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem", "CordonTools"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
 
@@ -146,7 +146,7 @@ let package = Package(
 
         // LAYER 7 · mains
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON", "CordonConfig", "CordonCommandLine",
+            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON", "CordonConfig", "CordonCommandLine", "CordonTools",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
@@ -177,7 +177,7 @@ let package = Package(
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
                     exclude: ["validate_schema.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
-            "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", "CordonJSON", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", "CordonJSON", "CordonTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)

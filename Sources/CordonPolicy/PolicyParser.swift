@@ -5,6 +5,13 @@ public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
     public var message: String
 
+    public init(file: String, keyPath: String, line: Int?, message: String) {
+        self.file = file
+        self.keyPath = keyPath
+        self.line = line
+        self.message = message
+    }
+
     public var description: String {
         let at = line.map { "\(file):\($0)" } ?? file
         return keyPath.isEmpty ? "\(at): \(message)" : "\(at): \(keyPath): \(message)"

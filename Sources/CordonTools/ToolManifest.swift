@@ -43,6 +43,8 @@ public struct ToolManifest: Sendable, Equatable {
     public var auditArguments = false
     public var service = ServiceSettings()
     public var breaker = BreakerSettings()
+    /// Where some keys were written ("tool.policy" → line), for problems found later.
+    public var keyLines: [String: Int] = [:]
 
     public init(name: String, source: String, kind: Kind, description: String, policy: String) {
         self.name = name
@@ -58,6 +60,7 @@ public struct ToolManifest: Sendable, Equatable {
             && a.environment.map(\.value) == b.environment.map(\.value) && a.argv == b.argv && a.inputSchema == b.inputSchema
             && a.output == b.output && a.timeoutSeconds == b.timeoutSeconds && a.access == b.access && a.fallbacks == b.fallbacks
             && a.shared == b.shared && a.auditArguments == b.auditArguments && a.service == b.service && a.breaker == b.breaker
+            && a.keyLines == b.keyLines
     }
 
     /// `[service]`: how instances of an mcp tool are kept.

@@ -94,6 +94,7 @@ public enum ToolManifestParser {
             return
         }
         readTool(tool, into: &m, &r)
+        for key in ["policy", "fallbacks"] { if let line = r.line(tool, key) { m.keyLines["tool.\(key)"] = line } }
         if case .table(let access)? = root["access"]?.kind { m.access = readAccess(access, &r) }
         if case .table(let service)? = root["service"]?.kind {
             if m.kind == .command { r.error("service", root.keyLocation("service")?.line, "[service] is for kind = \"mcp\": a command tool runs one sandbox per call") }

@@ -1,0 +1,98 @@
+import CordonConfig
+import CordonJSON
+import CordonTools
+import Foundation
+import Testing
+
+/// `cordon tool check`: a manifest's policy must load and its fallbacks must exist (one level:
+/// two tools may back each other up); every problem carries its file and line; `--json` says
+/// the same; the exit status is 1 when anything is wrong.
+struct ToolCheckTests {
+    static let productsDir: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }()
+
+    static func scratch() throws -> String {
+        let dir = NSTemporaryDirectory() + "cordon-tool-check-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: "\(dir)/cfg/tools", withIntermediateDirectories: true)
+        try """
+            [tool]
+            kind = "mcp"
+            description = "Current time"
+            command = ["/usr/bin/python3", "-m", "mcp_server_time"]
+            policy = "python-tool"
+            fallbacks = ["clock"]
+            """.write(toFile: "\(dir)/cfg/tools/time.toml", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    static let clock = """
+        [tool]
+        kind = "command"
+        description = "The date"
+        argv = ["/usr/bin/date", "-u"]
+        input_schema = { type = "object" }
+        policy = "%POLICY%"
+        fallbacks = ["time", "%FALLBACK%"]
+        """
+
+    @Test func aGoodPairBackingEachOtherUpPasses() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.clock.replacingOccurrences(of: "%POLICY%", with: "default").replacingOccurrences(of: ", \"%FALLBACK%\"", with: "")
+            .write(toFile: "\(dir)/clock.toml", atomically: true, encoding: .utf8)
+        let store = ToolStore(configDir: "\(dir)/cfg", policies: PolicyStore(configDir: "\(dir)/cfg"))
+        let clock = try store.load(path: "\(dir)/clock.toml").get()
+        let time = try store.load(path: "\(dir)/cfg/tools/time.toml").get()
+        #expect(store.manifestPaths() == ["\(dir)/cfg/tools/time.toml"])
+        #expect(store.check([clock, time]).isEmpty)
+    }
+
+    @Test func anUnknownPolicyAndFallbackAreNamedWithTheirLines() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.clock.replacingOccurrences(of: "%POLICY%", with: "defualt").replacingOccurrences(of: "%FALLBACK%", with: "tme")
+            .write(toFile: "\(dir)/clock.toml", atomically: true, encoding: .utf8)
+        let store = ToolStore(configDir: "\(dir)/cfg", policies: PolicyStore(configDir: "\(dir)/cfg"))
+        let clock = try store.load(path: "\(dir)/clock.toml").get()
+        let time = try store.load(path: "\(dir)/cfg/tools/time.toml").get()
+        let problems = store.check([clock, time])["clock"] ?? []
+        #expect(problems.map { "\($0.line ?? 0) \($0.keyPath)" } == ["6 tool.policy", "7 tool.fallbacks[1]"], "\(problems)")
+        #expect(problems.last?.message.contains("did you mean 'time'") == true)
+    }
+
+    @Test func theCommandSaysSoInTextAndJSONWithItsStatus() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.clock.replacingOccurrences(of: "%POLICY%", with: "default").replacingOccurrences(of: "%FALLBACK%", with: "nosuch")
+            .write(toFile: "\(dir)/clock.toml", atomically: true, encoding: .utf8)
+        func run(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "\(Self.productsDir)/cordon")
+            p.arguments = ["tool", "check", "--config-dir", "\(dir)/cfg"] + args
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let (status, text) = try run(["\(dir)/clock.toml", "\(dir)/cfg/tools/time.toml"])
+        #expect(status == 1)
+        #expect(text.contains("clock.toml:7: error: tool.fallbacks[1]: no tool \"nosuch\""), "\(text)")
+        #expect(text.contains("time.toml: ok (time: kind mcp, policy python-tool)"), "\(text)")
+        let (jsonStatus, json) = try run(["--json", "\(dir)/clock.toml"])
+        #expect(jsonStatus == 1)
+        let reports = try JSON.parse(json)
+        #expect(reports.arrayValue?.first?["ok"] == .bool(false))
+        #expect(reports.arrayValue?.first?["errors"]?.arrayValue?.first?["line"] == .int(7))
+        // time.toml alone: its fallback is not installed.
+        let (aloneStatus, alone) = try run(["\(dir)/cfg/tools/time.toml"])
+        #expect(aloneStatus == 1 && alone.contains("no tool \"clock\""), "\(alone)")
+        try Self.clock.replacingOccurrences(of: "%POLICY%", with: "default").replacingOccurrences(of: ", \"%FALLBACK%\"", with: "")
+            .write(toFile: "\(dir)/clock.toml", atomically: true, encoding: .utf8)
+        let (okStatus, ok) = try run(["\(dir)/clock.toml", "\(dir)/cfg/tools/time.toml"])
+        #expect(okStatus == 0, "\(ok)")
+    }
+}
