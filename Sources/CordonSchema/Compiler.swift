@@ -471,7 +471,7 @@ struct SchemaCompiler {
         switch value {
         case .int(let n) where n >= 0: return Int(n)
         case .uint: return Int.max
-        case .double(let d) where d >= 0 && d.isFinite && d == d.rounded(.towardZero):
+        case .double(let d) where d >= 0 && Number.isIntegral(d):
             return d < 9.2e18 ? Int(d) : Int.max
         default: throw invalid(at, "\(key) must be a non-negative integer")
         }

@@ -55,7 +55,10 @@ struct Evaluation {
         cap = limits.maxViolations
     }
 
-    var halted: Bool { fatal != nil || full }
+    /// `fatal` is set: a flag of its own, read at every step (testing the optional would copy it).
+    var aborted = false
+
+    var halted: Bool { aborted || full }
 
     // MARK: - Reporting
 
@@ -71,7 +74,8 @@ struct Evaluation {
 
     /// Ends the validation: a cap was reached.
     mutating func abort(_ name: String, _ schemaLocation: String, _ message: String) {
-        guard fatal == nil else { return }
+        guard !aborted else { return }
+        aborted = true
         fatal = SchemaViolation(instanceLocation: jsonPointer(path), keyword: name, schemaLocation: schemaLocation, message: message)
     }
 
@@ -81,7 +85,7 @@ struct Evaluation {
             abort("maxSteps", nodes[node].location, "validation stopped: it took more than \(limits.maxSteps) steps (limit maxSteps)")
             return false
         }
-        return fatal == nil
+        return !aborted
     }
 
     /// The violations `body` records, at most `cap` of them, kept apart from the main list.
@@ -101,10 +105,10 @@ struct Evaluation {
 
     mutating func run(_ instance: JSON) -> SchemaValidation {
         checkInstance(instance)
-        if fatal == nil {
+        if !aborted {
             var none: Annotations? = nil
             let valid = evaluate(0, instance, collect: true, &none)
-            if !valid && violations.isEmpty && fatal == nil {
+            if !valid && violations.isEmpty && !aborted {
                 // Every failing path records a violation; this keeps "invalid" from ever reading as valid.
                 violations.append(SchemaViolation(instanceLocation: "", keyword: "", schemaLocation: "", message: "does not match the schema"))
             }
@@ -118,7 +122,7 @@ struct Evaluation {
     /// goes deeper either), and no object names a member twice (the tool's reader might take
     /// the other one than the validator did).
     mutating func checkInstance(_ value: JSON) {
-        guard fatal == nil else { return }
+        guard !aborted else { return }
         guard path.count < limits.maxInstanceDepth else {
             abort("maxInstanceDepth", "", "the instance is nested deeper than \(limits.maxInstanceDepth) levels (limit maxInstanceDepth)")
             return
@@ -192,13 +196,12 @@ struct Evaluation {
     }
 
     mutating func follow(_ target: Int, from node: Int, _ keyword: String, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
-        let at = nodes[node].location + "/" + keyword
         guard refs.count < limits.maxRefDepth else {
-            abort("maxRefDepth", at, "validation stopped: more than \(limits.maxRefDepth) references followed inside one another (limit maxRefDepth)")
+            abort("maxRefDepth", nodes[node].location + "/" + keyword, "validation stopped: more than \(limits.maxRefDepth) references followed inside one another (limit maxRefDepth)")
             return false
         }
         if refs.contains(where: { $0.node == target && $0.depth == path.count }) {
-            abort(keyword, at, "\(keyword) cycle: \(SchemaError.display(schemaPointer: nodes[target].location)) is applied to this value again without consuming any of it")
+            abort(keyword, nodes[node].location + "/" + keyword, "\(keyword) cycle: \(SchemaError.display(schemaPointer: nodes[target].location)) is applied to this value again without consuming any of it")
             return false
         }
         refs.append((target, path.count))
@@ -217,14 +220,14 @@ struct Evaluation {
 
         case .constant(let value):
             if equal(instance, value, node) { return true }
-            if collect && fatal == nil { report("const", node, "must be \(shortText(value)), got \(describe(instance))") }
+            if collect && !aborted { report("const", node, "must be \(shortText(value)), got \(describe(instance))") }
             return false
 
         case .enumeration(let values):
             for value in values {
                 if equal(instance, value, node) { return true }
             }
-            if collect && fatal == nil {
+            if collect && !aborted {
                 let shown = values.prefix(10).map { shortText($0, limit: 40) }.joined(separator: ", ")
                 let more = values.count > 10 ? ", … (\(values.count) in all)" : ""
                 report("enum", node, values.isEmpty ? "no value is allowed: enum is empty" : "\(describe(instance)) is not one of the allowed values: \(shown)\(more)")
@@ -339,7 +342,7 @@ struct Evaluation {
                 var none: Annotations? = nil
                 if evaluate(child, .string(key), collect: false, &none) { continue }
                 ok = false
-                guard collect, fatal == nil else { return false }
+                guard collect, !aborted else { return false }
                 let detail = capturing(cap: 1) { e in
                     var ignored: Annotations? = nil
                     _ = e.evaluate(child, .string(key), collect: true, &ignored)
@@ -398,7 +401,7 @@ struct Evaluation {
                     guard let branch else { break }
                     local!.merge(branch)
                 }
-                if fatal != nil { return false }
+                if aborted { return false }
             }
             if !passed && collect { report("anyOf", node, "matches none of the \(children.count) schemas in anyOf" + details(children, instance)) }
             return passed
@@ -413,7 +416,7 @@ struct Evaluation {
                     if matching.count > 1 { break }
                     kept = branch
                 }
-                if fatal != nil { return false }
+                if aborted { return false }
             }
             if matching.count == 1 {
                 if let kept { local!.merge(kept) }
@@ -431,7 +434,7 @@ struct Evaluation {
         case .not(let child):
             var none: Annotations? = nil
             let matched = evaluate(child, instance, collect: false, &none)
-            if fatal != nil { return false }
+            if aborted { return false }
             if matched && collect { report("not", node, "matches the schema in not, which it must not") }
             return !matched
 
@@ -439,7 +442,7 @@ struct Evaluation {
             if then == nil && otherwise == nil && local == nil { return true }
             var seen: Annotations? = local == nil ? nil : Annotations()
             let holds = evaluate(condition, instance, collect: false, &seen)
-            if fatal != nil { return false }
+            if aborted { return false }
             if holds {
                 if let seen { local!.merge(seen) }
                 if let then { return evaluate(then, instance, collect: collect, &local) }
@@ -522,7 +525,7 @@ struct Evaluation {
             var none: Annotations? = nil
             let matched = evaluate(child, item, collect: false, &none)
             path.removeLast()
-            if fatal != nil { return false }
+            if aborted { return false }
             if matched {
                 count += 1
                 local?.items.insert(i)
@@ -596,7 +599,7 @@ struct Evaluation {
 
     /// " — (0) /x: …; (1) …": the first violation of each of the first three alternatives.
     mutating func details(_ children: [Int], _ instance: JSON) -> String {
-        guard fatal == nil else { return "" }
+        guard !aborted else { return "" }
         var parts: [String] = []
         for (k, child) in children.prefix(3).enumerated() {
             let first = capturing(cap: 1) { e in
@@ -604,7 +607,7 @@ struct Evaluation {
                 _ = e.evaluate(child, instance, collect: true, &ignored)
             }
             if let v = first.first { parts.append("(\(k)) \(v.description)") }
-            if fatal != nil { return "" }
+            if aborted { return "" }
         }
         guard !parts.isEmpty else { return "" }
         return " — " + parts.joined(separator: "; ") + (children.count > 3 ? "; …" : "")
@@ -683,7 +686,14 @@ struct Evaluation {
         case .uint(let n): hasher.combine(3); hasher.combine(n)
         case .double(let d):
             hasher.combine(3)
-            if let n = Int64(exactly: d) { hasher.combine(n) } else if let n = UInt64(exactly: d) { hasher.combine(n) } else { hasher.combine(d) }
+            // As the integer it equals, when it is one an Int64 or UInt64 holds (how .int and .uint hash).
+            if Number.isIntegral(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0 {
+                hasher.combine(Int64(d))
+            } else if Number.isIntegral(d) && d >= 0 && d < 18446744073709551616.0 {
+                hasher.combine(UInt64(d))
+            } else {
+                hasher.combine(d)
+            }
         case .array(let items):
             hasher.combine(4)
             hasher.combine(items.count)
@@ -716,7 +726,7 @@ struct Evaluation {
                 if collect { report("uniqueItems", node, "the items at indexes \(j) and \(i) are equal; uniqueItems requires every item to differ") }
                 return false
             }
-            if fatal != nil { return false }
+            if aborted { return false }
             buckets[key, default: []].append(i)
         }
         return true

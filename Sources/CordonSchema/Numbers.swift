@@ -28,8 +28,17 @@ enum Number: Sendable, Equatable {
     var isInteger: Bool {
         switch self {
         case .int, .uint: return true
-        case .double(let d): return d.isFinite && d == d.rounded(.towardZero)
+        case .double(let d): return Self.isIntegral(d)
         }
+    }
+
+    /// Whether a Double has no fractional part. Written without `rounded()`, which calls libm's
+    /// trunc: a pure module must not need libm linked (a Double of magnitude 2^52 or more has
+    /// no bits below the point; below that, Int64 truncation is exact).
+    static func isIntegral(_ d: Double) -> Bool {
+        guard d.isFinite else { return false }
+        if d.magnitude >= 4503599627370496.0 { return true }
+        return Double(Int64(d)) == d
     }
 
     var isZero: Bool {
@@ -60,12 +69,20 @@ enum Number: Sendable, Equatable {
     private static func compare(_ a: (negative: Bool, magnitude: UInt64), _ d: Double) -> Int {
         if d >= 18446744073709551616.0 { return -1 }  // 2^64: above every integer held here
         if d <= -18446744073709551616.0 { return 1 }
-        let floor = d.rounded(.down)
-        // |floor| < 2^64, so it converts exactly.
-        let f = floor < 0 ? (negative: true, magnitude: UInt64(-floor)) : (negative: false, magnitude: UInt64(floor))
-        let c = compareIntegers(a, f)
+        // The floor of d as sign and magnitude (|d| < 2^64, so it converts), without libm.
+        let floor: (negative: Bool, magnitude: UInt64)
+        let fractional: Bool
+        if d >= 0 {
+            floor = (false, UInt64(d))
+            fractional = Double(floor.magnitude) != d
+        } else {
+            let t = UInt64(-d)  // toward zero; a fractional d is below 2^53 here, so t + 1 fits
+            fractional = Double(t) != -d
+            floor = (true, fractional ? t + 1 : t)
+        }
+        let c = compareIntegers(a, floor)
         if c != 0 { return c }
-        return d > floor ? -1 : 0
+        return fractional ? -1 : 0
     }
 
     /// -1, 0 or 1 as `a` is below, equal to or above `b`, exactly.
