@@ -141,6 +141,7 @@ struct SchemaCompiler {
     var resources: [Resource] = []
     var resourceIndex: [String: Int] = [:]
     var patternCache: [String: Pattern] = [:]
+    var patternInstructions = 0
 
     init(document: JSON, limits: SchemaLimits) {
         self.document = document
@@ -503,16 +504,21 @@ struct SchemaCompiler {
 
     mutating func pattern(_ source: String, _ at: String) throws(SchemaError) -> Pattern {
         if let cached = patternCache[source] { return cached }
+        let compiled: Pattern
         do {
-            let compiled = try Pattern(source, maxLength: limits.maxPatternLength, maxProgram: limits.maxPatternProgram)
-            patternCache[source] = compiled
-            return compiled
+            compiled = try Pattern(source, maxLength: limits.maxPatternLength, maxProgram: limits.maxPatternProgram)
         } catch {
             let shown = source.unicodeScalars.count > 80 ? String(String.UnicodeScalarView(source.unicodeScalars.prefix(80))) + "…" : source
             let place = error.offset.map { " (at character \($0))" } ?? ""
             let code: SchemaError.Code = error.message.contains("(limit ") ? .limit : .invalidPattern
             throw SchemaError(code: code, location: at, message: "pattern \(quoted(shown)): \(error.message)\(place)")
         }
+        patternInstructions += compiled.program.count
+        guard patternInstructions <= limits.maxPatternProgramTotal else {
+            throw SchemaError(code: .limit, location: at, message: "the patterns compile to more than \(limits.maxPatternProgramTotal) instructions together (limit maxPatternProgramTotal)")
+        }
+        patternCache[source] = compiled
+        return compiled
     }
 
     // MARK: - Cycles

@@ -211,7 +211,33 @@ struct Evaluation {
 
     // MARK: - Keywords
 
+    /// One keyword. Each applicator is a function of its own: the frame of this one is on the
+    /// path of every recursion, so it stays small (the sentences live in the leaves).
     mutating func apply(_ keyword: Keyword, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        switch keyword {
+        case .uniqueItems: return uniqueItems(instance, node, collect)
+        case .items(let prefix, let rest): return items(instance, prefix, rest, node, collect, &local)
+        case .contains(let child, let min, let max): return contains(instance, child, min, max, node, collect, &local)
+        case .members(let properties, let names, let patterns, let additional):
+            return members(instance, properties, names, patterns, additional, node, collect, &local)
+        case .propertyNames(let child): return propertyNames(child, node, instance, collect, &local)
+        case .dependentSchemas(let dependencies): return dependentSchemas(dependencies, node, instance, collect, &local)
+        case .ref(let target): return follow(target, from: node, "$ref", instance, collect, &local)
+        case .dynamicRef(let target, let anchor): return dynamicRef(target, anchor, node, instance, collect, &local)
+        case .allOf(let children): return allOf(children, node, instance, collect, &local)
+        case .anyOf(let children): return anyOf(children, node, instance, collect, &local)
+        case .oneOf(let children): return oneOf(children, node, instance, collect, &local)
+        case .not(let child): return not(child, node, instance, collect, &local)
+        case .conditional(let condition, let then, let otherwise):
+            return conditional(condition, then, otherwise, node, instance, collect, &local)
+        case .unevaluatedItems(let child): return unevaluatedItems(child, node, instance, collect, &local)
+        case .unevaluatedProperties(let child): return unevaluatedProperties(child, node, instance, collect, &local)
+        default: return assertion(keyword, node, instance, collect)
+        }
+    }
+
+    /// The keywords that only look at the value: none applies a subschema.
+    mutating func assertion(_ keyword: Keyword, _ node: Int, _ instance: JSON, _ collect: Bool) -> Bool {
         switch keyword {
         case .type(let types):
             if types.admits(instance) { return true }
@@ -269,7 +295,8 @@ struct Evaluation {
 
         case .pattern(let pattern):
             guard case .string(let s) = instance else { return true }
-            guard let matched = matches(pattern, Array(s.unicodeScalars), node, "pattern") else { return false }
+            let scalars = Array(s.unicodeScalars)
+            guard charge(scalars.count / 64, node), let matched = matches(pattern, scalars, node, "pattern") else { return false }
             if !matched && collect { report("pattern", node, "\(quoted(s)) does not match the pattern \(pattern.shown)") }
             return matched
 
@@ -285,18 +312,9 @@ struct Evaluation {
             }
             return true
 
-        case .uniqueItems:
-            return uniqueItems(instance, node, collect)
-
-        case .items(let prefix, let rest):
-            return items(instance, prefix, rest, node, collect, &local)
-
-        case .contains(let child, let min, let max):
-            return contains(instance, child, min, max, node, collect, &local)
-
         case .required(let names):
             guard case .object(let members) = instance else { return true }
-            guard let keys = keySet(members, node) else { return false }
+            guard let keys = keySet(members, node), charge(names.count / 4, node) else { return false }
             var ok = true
             for name in names where !keys.contains(ExactKey(name)) {
                 ok = false
@@ -320,9 +338,10 @@ struct Evaluation {
 
         case .dependentRequired(let dependencies):
             guard case .object(let members) = instance else { return true }
-            guard let keys = keySet(members, node) else { return false }
+            guard let keys = keySet(members, node), charge(dependencies.count / 4, node) else { return false }
             var ok = true
             for (name, needed) in dependencies where keys.contains(ExactKey(name)) {
+                guard charge(needed.count / 4, node) else { return false }
                 for other in needed where !keys.contains(ExactKey(other)) {
                     ok = false
                     guard collect else { return false }
@@ -331,160 +350,167 @@ struct Evaluation {
                 }
             }
             return ok
-
-        case .members(let properties, let names, let patterns, let additional):
-            return members(instance, properties, names, patterns, additional, node, collect, &local)
-
-        case .propertyNames(let child):
-            guard case .object(let members) = instance else { return true }
-            var ok = true
-            for (key, _) in members {
-                var none: Annotations? = nil
-                if evaluate(child, .string(key), collect: false, &none) { continue }
-                ok = false
-                guard collect, !aborted else { return false }
-                let detail = capturing(cap: 1) { e in
-                    var ignored: Annotations? = nil
-                    _ = e.evaluate(child, .string(key), collect: true, &ignored)
-                }
-                let why = detail.first.map { ": " + $0.message } ?? ""
-                report("propertyNames", node, "the property name \(quoted(key)) is not allowed\(why)")
-                if halted { return false }
-            }
-            return ok
-
-        case .dependentSchemas(let dependencies):
-            guard case .object(let members) = instance else { return true }
-            guard let keys = keySet(members, node) else { return false }
-            var ok = true
-            for (name, child) in dependencies where keys.contains(ExactKey(name)) {
-                if !evaluate(child, instance, collect: collect, &local) {
-                    ok = false
-                    if !collect || halted { return false }
-                }
-            }
-            return ok
-
-        case .ref(let target):
-            return follow(target, from: node, "$ref", instance, collect, &local)
-
-        case .dynamicRef(let target, let anchor):
-            var resolved = target
-            if let anchor {
-                // The outermost resource in the dynamic scope that has this $dynamicAnchor.
-                for r in scope {
-                    if let n = resources[r].dynamicAnchors[anchor] {
-                        resolved = n
-                        break
-                    }
-                }
-            }
-            return follow(resolved, from: node, "$dynamicRef", instance, collect, &local)
-
-        case .allOf(let children):
-            var ok = true
-            for child in children {
-                if !evaluate(child, instance, collect: collect, &local) {
-                    ok = false
-                    if !collect || halted { return false }
-                }
-            }
-            return ok
-
-        case .anyOf(let children):
-            var passed = false
-            for child in children {
-                var branch: Annotations? = local == nil ? nil : Annotations()
-                if evaluate(child, instance, collect: false, &branch) {
-                    passed = true
-                    // Every passing branch's annotations count; without them the first will do.
-                    guard let branch else { break }
-                    local!.merge(branch)
-                }
-                if aborted { return false }
-            }
-            if !passed && collect { report("anyOf", node, "matches none of the \(children.count) schemas in anyOf" + details(children, instance)) }
-            return passed
-
-        case .oneOf(let children):
-            var matching: [Int] = []
-            var kept: Annotations? = nil
-            for (k, child) in children.enumerated() {
-                var branch: Annotations? = local == nil ? nil : Annotations()
-                if evaluate(child, instance, collect: false, &branch) {
-                    matching.append(k)
-                    if matching.count > 1 { break }
-                    kept = branch
-                }
-                if aborted { return false }
-            }
-            if matching.count == 1 {
-                if let kept { local!.merge(kept) }
-                return true
-            }
-            if collect {
-                if matching.isEmpty {
-                    report("oneOf", node, "matches none of the \(children.count) schemas in oneOf" + details(children, instance))
-                } else {
-                    report("oneOf", node, "matches more than one schema in oneOf (numbers \(matching[0]) and \(matching[1]), counting from 0); it must match exactly one")
-                }
-            }
-            return false
-
-        case .not(let child):
-            var none: Annotations? = nil
-            let matched = evaluate(child, instance, collect: false, &none)
-            if aborted { return false }
-            if matched && collect { report("not", node, "matches the schema in not, which it must not") }
-            return !matched
-
-        case .conditional(let condition, let then, let otherwise):
-            if then == nil && otherwise == nil && local == nil { return true }
-            var seen: Annotations? = local == nil ? nil : Annotations()
-            let holds = evaluate(condition, instance, collect: false, &seen)
-            if aborted { return false }
-            if holds {
-                if let seen { local!.merge(seen) }
-                if let then { return evaluate(then, instance, collect: collect, &local) }
-            } else if let otherwise {
-                return evaluate(otherwise, instance, collect: collect, &local)
-            }
-            return true
-
-        case .unevaluatedItems(let child):
-            guard case .array(let items) = instance else { return true }
-            let seen = local ?? Annotations()
-            var ok = true
-            for (i, item) in items.enumerated() where !seen.evaluated(item: i) {
-                path.append(.index(i))
-                let passed = applyChild(child, item, "unevaluatedItems", node, collect,
-                                        falseMessage: "no item is allowed at index \(i): no prefixItems, items or contains here evaluates it (unevaluatedItems is false)")
-                path.removeLast()
-                if !passed {
-                    ok = false
-                    if !collect || halted { return false }
-                }
-            }
-            local?.allItems = true
-            return ok
-
-        case .unevaluatedProperties(let child):
-            guard case .object(let members) = instance else { return true }
-            let seen = local ?? Annotations()
-            var ok = true
-            for (key, value) in members where !seen.properties.contains(ExactKey(key)) {
-                path.append(.key(key))
-                let passed = applyChild(child, value, "unevaluatedProperties", node, collect,
-                                        falseMessage: "the property \(quoted(key)) is not allowed: no properties, patternProperties or additionalProperties here evaluates it (unevaluatedProperties is false)")
-                path.removeLast()
-                local?.properties.insert(ExactKey(key))
-                if !passed {
-                    ok = false
-                    if !collect || halted { return false }
-                }
-            }
-            return ok
+        default: preconditionFailure("not a value assertion")
         }
+    }
+
+    mutating func propertyNames(_ child: Int, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        guard case .object(let members) = instance else { return true }
+        var ok = true
+        for (key, _) in members {
+            var none: Annotations? = nil
+            if evaluate(child, .string(key), collect: false, &none) { continue }
+            ok = false
+            guard collect, !aborted else { return false }
+            let detail = capturing(cap: 1) { e in
+                var ignored: Annotations? = nil
+                _ = e.evaluate(child, .string(key), collect: true, &ignored)
+            }
+            let why = detail.first.map { ": " + $0.message } ?? ""
+            report("propertyNames", node, "the property name \(quoted(key)) is not allowed\(why)")
+            if halted { return false }
+        }
+        return ok
+    }
+
+    mutating func dependentSchemas(_ dependencies: [(String, Int)], _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        guard case .object(let members) = instance else { return true }
+        guard let keys = keySet(members, node), charge(dependencies.count / 4, node) else { return false }
+        var ok = true
+        for (name, child) in dependencies where keys.contains(ExactKey(name)) {
+            if !evaluate(child, instance, collect: collect, &local) {
+                ok = false
+                if !collect || halted { return false }
+            }
+        }
+        return ok
+    }
+
+    mutating func dynamicRef(_ target: Int, _ anchor: String?, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        var resolved = target
+        if let anchor {
+            // The outermost resource in the dynamic scope that has this $dynamicAnchor.
+            for r in scope {
+                if let n = resources[r].dynamicAnchors[anchor] {
+                    resolved = n
+                    break
+                }
+            }
+        }
+        return follow(resolved, from: node, "$dynamicRef", instance, collect, &local)
+    }
+
+    mutating func allOf(_ children: [Int], _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        var ok = true
+        for child in children {
+            if !evaluate(child, instance, collect: collect, &local) {
+                ok = false
+                if !collect || halted { return false }
+            }
+        }
+        return ok
+    }
+
+    mutating func anyOf(_ children: [Int], _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        var passed = false
+        for child in children {
+            var branch: Annotations? = local == nil ? nil : Annotations()
+            if evaluate(child, instance, collect: false, &branch) {
+                passed = true
+                // Every passing branch's annotations count; without them the first will do.
+                guard let branch else { break }
+                local!.merge(branch)
+            }
+            if aborted { return false }
+        }
+        if !passed && collect { report("anyOf", node, "matches none of the \(children.count) schemas in anyOf" + details(children, instance)) }
+        return passed
+    }
+
+    mutating func oneOf(_ children: [Int], _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        var matching: [Int] = []
+        var kept: Annotations? = nil
+        for (k, child) in children.enumerated() {
+            var branch: Annotations? = local == nil ? nil : Annotations()
+            if evaluate(child, instance, collect: false, &branch) {
+                matching.append(k)
+                if matching.count > 1 { break }
+                kept = branch
+            }
+            if aborted { return false }
+        }
+        if matching.count == 1 {
+            if let kept { local!.merge(kept) }
+            return true
+        }
+        if collect {
+            if matching.isEmpty {
+                report("oneOf", node, "matches none of the \(children.count) schemas in oneOf" + details(children, instance))
+            } else {
+                report("oneOf", node, "matches more than one schema in oneOf (numbers \(matching[0]) and \(matching[1]), counting from 0); it must match exactly one")
+            }
+        }
+        return false
+    }
+
+    mutating func not(_ child: Int, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        var none: Annotations? = nil
+        let matched = evaluate(child, instance, collect: false, &none)
+        if aborted { return false }
+        if matched && collect { report("not", node, "matches the schema in not, which it must not") }
+        return !matched
+    }
+
+    mutating func conditional(_ condition: Int, _ then: Int?, _ otherwise: Int?, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        if then == nil && otherwise == nil && local == nil { return true }
+        var seen: Annotations? = local == nil ? nil : Annotations()
+        let holds = evaluate(condition, instance, collect: false, &seen)
+        if aborted { return false }
+        if holds {
+            if let seen { local!.merge(seen) }
+            if let then { return evaluate(then, instance, collect: collect, &local) }
+        } else if let otherwise {
+            return evaluate(otherwise, instance, collect: collect, &local)
+        }
+        return true
+    }
+
+    mutating func unevaluatedItems(_ child: Int, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        guard case .array(let items) = instance else { return true }
+        let seen = local ?? Annotations()
+        var ok = true
+        guard charge(items.count / 4, node) else { return false }
+        for (i, item) in items.enumerated() where !seen.evaluated(item: i) {
+            path.append(.index(i))
+            let passed = applyChild(child, item, "unevaluatedItems", node, collect,
+                                    falseMessage: "no item is allowed at index \(i): no prefixItems, items or contains here evaluates it (unevaluatedItems is false)")
+            path.removeLast()
+            if !passed {
+                ok = false
+                if !collect || halted { return false }
+            }
+        }
+        local?.allItems = true
+        return ok
+    }
+
+    mutating func unevaluatedProperties(_ child: Int, _ node: Int, _ instance: JSON, _ collect: Bool, _ local: inout Annotations?) -> Bool {
+        guard case .object(let members) = instance else { return true }
+        let seen = local ?? Annotations()
+        var ok = true
+        guard charge(members.count / 4, node) else { return false }
+        for (key, value) in members where !seen.properties.contains(ExactKey(key)) {
+            path.append(.key(key))
+            let passed = applyChild(child, value, "unevaluatedProperties", node, collect,
+                                    falseMessage: "the property \(quoted(key)) is not allowed: no properties, patternProperties or additionalProperties here evaluates it (unevaluatedProperties is false)")
+            path.removeLast()
+            local?.properties.insert(ExactKey(key))
+            if !passed {
+                ok = false
+                if !collect || halted { return false }
+            }
+        }
+        return ok
     }
 
     mutating func items(_ instance: JSON, _ prefix: [Int], _ rest: Int?, _ node: Int, _ collect: Bool, _ local: inout Annotations?) -> Bool {
@@ -567,6 +593,7 @@ struct Evaluation {
             }
             if !patterns.isEmpty && !halted {
                 let scalars = Array(key.unicodeScalars)
+                guard charge(scalars.count / 64, node) else { return false }
                 for (pattern, child) in patterns {
                     guard let m = matches(pattern, scalars, node, "patternProperties") else { return false }
                     guard m else { continue }

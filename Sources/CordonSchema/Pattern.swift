@@ -40,6 +40,8 @@ struct Pattern: Sendable {
     let source: String
     let program: [Instruction]
     let sets: [ScalarSet]
+    /// Steps one test against `sets[i]` costs: a class of many ranges is tested range by range.
+    let setCosts: [Int]
     /// Every path starts with `^`: no thread need start after position 0.
     let anchoredAtStart: Bool
 
@@ -71,6 +73,7 @@ struct Pattern: Sendable {
         self.source = source
         program = builder.program
         sets = builder.sets
+        setCosts = builder.sets.map { 1 + $0.items.count / 4 }
         anchoredAtStart = Self.startsAnchored(tree)
     }
 
@@ -182,6 +185,8 @@ struct Pattern: Sendable {
     /// instruction a thread visits). `steps` is what it took.
     func firstMatch(in text: [Unicode.Scalar], budget: Int, steps: inout Int) -> Outcome {
         var run = Run(pattern: self, text: text, budget: budget)
+        // Setting up costs a pass over the program.
+        run.steps = program.count / 16
         let outcome = run.search()
         steps = run.steps
         return outcome
@@ -251,7 +256,9 @@ struct Pattern: Sendable {
                     let consumes: Bool
                     switch pattern.program[pc] {
                     case .scalar(let v): consumes = scalar.value == v
-                    case .set(let index): consumes = pattern.sets[index].contains(scalar)
+                    case .set(let index):
+                        steps += pattern.setCosts[index] - 1
+                        consumes = pattern.sets[index].contains(scalar)
                     default: consumes = false
                     }
                     if consumes, add(pc + 1, at: position + 1, to: &next) { return .match }

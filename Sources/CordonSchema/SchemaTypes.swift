@@ -12,12 +12,15 @@ public struct SchemaLimits: Sendable, Equatable {
     public var maxPatternLength = 1_000
     /// Instructions one pattern compiles to (`{n,m}` is unrolled).
     public var maxPatternProgram = 10_000
+    /// Instructions of all the schema's distinct patterns together: what the compiled schema holds.
+    public var maxPatternProgramTotal = 100_000
     /// `$ref` and `$dynamicRef` followed inside one another.
     public var maxRefDepth = 64
     /// JSON nesting of the instance.
     public var maxInstanceDepth = 64
     /// Subschemas applied inside one another, for any reason: keeps the evaluator's recursion
-    /// well inside a thread's stack whatever the other caps allow.
+    /// inside a thread's stack whatever the other caps allow. At 400, the deepest validation
+    /// needs 256 KiB of stack in a release build (2 MiB in a debug build).
     public var maxEvaluationDepth = 400
     /// Work units of one validation: a subschema or keyword applied, a member or item visited,
     /// a value compared, a pattern step. 2,000,000 of the costliest kind (in-place `$ref`

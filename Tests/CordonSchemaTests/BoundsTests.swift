@@ -1,4 +1,5 @@
 import CordonJSON
+import Foundation
 import Testing
 
 @testable import CordonSchema
@@ -105,6 +106,29 @@ func seconds(_ duration: Duration) -> Double {
         #expect(unrolled.message.contains("limit maxPatternProgram"))
         // Just under the cap compiles.
         #expect(try compileError(##"{"pattern": "^a{1,4000}$"}"##) == nil)
+
+        // Each under its cap, together past theirs: eleven patterns of about 9,500 instructions.
+        let many = (0..<11).map { ("^a{9500}b\($0)$", JSON.bool(true)) }
+        let together = try #require(compileError(.object([("patternProperties", .object(many))])))
+        #expect(together.code == .limit)
+        #expect(together.location == "/patternProperties/^a{9500}b10$")
+        #expect(together.message == "the patterns compile to more than 100000 instructions together (limit maxPatternProgramTotal)")
+        #expect(compileError(.object([("patternProperties", .object(Array(many.prefix(10))))])) == nil)
+    }
+
+    @Test func aLargeClassCostsStepsForItsSize() throws {
+        // Testing a scalar against a class of 300 ranges is 300 comparisons, not one step.
+        let ranges = (0..<300).map { i -> String in
+            let lo = Unicode.Scalar(0x4E00 + i * 4)!, hi = Unicode.Scalar(0x4E00 + i * 4 + 1)!
+            return "\(lo)-\(hi)"
+        }.joined()
+        let large = try Pattern("^[a\(ranges)]*$", maxLength: 1_000, maxProgram: 10_000)
+        let small = try Pattern("^[ab]*$", maxLength: 1_000, maxProgram: 10_000)
+        let text = Array(String(repeating: "a", count: 1_000).unicodeScalars)
+        var largeSteps = 0, smallSteps = 0
+        #expect(large.firstMatch(in: text, budget: .max, steps: &largeSteps) == .match)
+        #expect(small.firstMatch(in: text, budget: .max, steps: &smallSteps) == .match)
+        #expect(largeSteps > smallSteps * 10, "\(largeSteps) against \(smallSteps)")
     }
 
     // MARK: Depth
@@ -232,5 +256,68 @@ func seconds(_ duration: Duration) -> Double {
         let elapsed = clock.measure { result = s.validate(.array(items + [.object([("tag", .string("x")), ("id", .double(7))])])) }
         #expect(result?.violations.map(\.message) == ["the items at indexes 7 and 50000 are equal; uniqueItems requires every item to differ"])
         #expect(seconds(elapsed) < 5, "\(elapsed)")
+    }
+}
+
+/// The caps keep recursion inside a small thread stack, not only inside the main thread's.
+@Suite struct StackTests {
+    /// Runs `body` on a thread of `stackSize` bytes and waits for it.
+    static func onThread(stackSize: Int, _ body: @escaping @Sendable () -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            body()
+            done.signal()
+        }
+        thread.stackSize = stackSize
+        thread.start()
+        done.wait()
+    }
+
+    /// 64 definitions, each 28 allOfs deep and ending in a $ref to the next: evaluation
+    /// nests until maxEvaluationDepth (400) stops it.
+    static func deepestSchema() -> JSON {
+        var defs: [(String, JSON)] = [("d64", .bool(true))]
+        for d in (0..<64).reversed() {
+            var inner: JSON = .object([("$ref", .string("#/$defs/d\(d + 1)"))])
+            for _ in 0..<28 { inner = .object([("allOf", .array([inner]))]) }
+            defs.append(("d\(d)", inner))
+        }
+        return .object([("$defs", .object(defs)), ("$ref", .string("#/$defs/d0"))])
+    }
+
+    /// A release build needs 256 KiB for the deepest validation the caps allow (measured: 128
+    /// is not enough); a debug build's frames are several times larger.
+    #if DEBUG
+    static let smallStack = 2 << 20
+    #else
+    static let smallStack = 256 << 10
+    #endif
+
+    @Test func theDeepestValidationFitsASmallStack() throws {
+        let schema = try JSONSchema.compile(Self.deepestSchema())
+        let box = Box()
+        Self.onThread(stackSize: Self.smallStack) {
+            box.set(schema.validate(.int(1)))
+        }
+        let result = try #require(box.get())
+        #expect(result.violations.map(\.keyword) == ["maxEvaluationDepth"])
+    }
+
+    @Test func theDeepestPatternFitsASmallStack() throws {
+        let nested = String(repeating: "(", count: 100) + "a" + String(repeating: ")*", count: 100)
+        let box = Box()
+        Self.onThread(stackSize: Self.smallStack) {
+            box.set(try? JSONSchema.compile(.object([("pattern", .string(nested))])).validate(.string("aaa")))
+        }
+        #expect(box.get()?.isValid == true)
+        let tooDeep = String(repeating: "(", count: 101) + "a" + String(repeating: ")", count: 101)
+        #expect(compileError(.object([("pattern", .string(tooDeep))]))?.message.contains("groups nested deeper than 100") == true)
+    }
+
+    final class Box: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: SchemaValidation?
+        func set(_ v: SchemaValidation?) { lock.withLock { value = v } }
+        func get() -> SchemaValidation? { lock.withLock { value } }
     }
 }
