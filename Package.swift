@@ -63,6 +63,8 @@ let package = Package(
         // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
         .target(name: "CordonJSON"),
         .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
+        // JSON Schema (draft 2020-12) for MCP tool arguments: compiled once, validated under caps (pure).
+        .target(name: "CordonSchema", dependencies: ["CordonJSON"]),
         // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
         .target(name: "CordonDefaults", exclude: ["profiles/seccomp/default.md"],
                 resources: [
@@ -165,6 +167,7 @@ let package = Package(
         // LAYER 8 · tests
         .testTarget(name: "CordonJSONTests", dependencies: ["CordonJSON"], exclude: ["canonical.py"]),
         .testTarget(name: "CordonToolsTests", dependencies: ["CordonTools", "CordonPolicy", "CordonJSON"], exclude: ["Fixtures"]),
+        .testTarget(name: "CordonSchemaTests", dependencies: ["CordonSchema", "CordonJSON"]),
         .testTarget(name: "CordonPolicyTests", dependencies: ["CordonPolicy"], exclude: ["Fixtures", "schema_verdicts.py"]),
         .testTarget(name: "CordonSystemTests", dependencies: ["CordonSystem"]),
         .testTarget(name: "CordonRPCTests", dependencies: ["CordonRPC", "CordonSystem"]),
