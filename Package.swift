@@ -127,6 +127,11 @@ let package = Package(
 
         // LAYER 5 · daemon services
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
+        // The tool registry's calls: authorized, validated, sandboxed, guarded, audited.
+        .target(name: "CordonToolGateway", dependencies: [
+            "CordonServices", "CordonTools", "CordonConfig", "CordonResilience", "CordonSchema", "CordonSandbox", "CordonMCP", "CordonSystem", "CordonJSON",
+            "CordonPolicy", "CLinux",
+        ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
             .product(name: "Logging", package: "swift-log"),
@@ -188,6 +193,9 @@ let package = Package(
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"]),
+        .testTarget(name: "CordonToolGatewayTests", dependencies: [
+            "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
+        ]),
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",

@@ -297,6 +297,14 @@ public final class ServicePool: @unchecked Sendable {
             if let failure {
                 g.instances[instance.id] = nil
                 noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", now: now)
+                // Nothing else coming up: those waiting learn why now rather than at their
+                // deadline (a fallback may answer them); the next lease starts it again.
+                if !g.instances.values.contains(where: { !$0.stopping }) && !g.waiters.isEmpty {
+                    let waiters = g.waiters
+                    g.waiters = []
+                    let message = "\(key.service) did not start: \(failure)"
+                    DispatchLater.run { for w in waiters { w.completion(.failure(ServiceError(message))) } }
+                }
                 return
             }
             instance.client = client

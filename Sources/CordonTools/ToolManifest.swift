@@ -99,6 +99,9 @@ public struct ToolManifest: Sendable, Equatable {
     /// The argument names `argv` takes as whole elements (`{NAME}`), in order.
     public var argvPlaceholders: [String] { argv.compactMap(Self.placeholder) }
 
+    /// The argument an `argv` element takes whole (`{NAME}`), or nil for a literal element.
+    public static func placeholderName(_ element: String) -> String? { placeholder(element) }
+
     static func placeholder(_ element: String) -> String? {
         guard element.count > 2, element.hasPrefix("{"), element.hasSuffix("}") else { return nil }
         let name = String(element.dropFirst().dropLast())

@@ -1,0 +1,174 @@
+import CordonConfig
+import CordonJSON
+import CordonMCP
+import CordonPolicy
+import CordonSandbox
+import CordonSystem
+import CordonToolGateway
+import CordonTools
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway with real sandboxes: a command tool that runs Python code (`python`), the real
+/// `mcp-server-time` exposed as `time.*`, arguments refused before anything starts, a caller
+/// refused, a server that dies at start answered for by its fallback until its breaker opens.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ToolGatewayTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let venv = "\(repo)/.build/pydeps/mcp"
+    static let dir: String = {
+        let d = "/tmp/cordon-gateway-tests-\(getpid())"
+        mkdir(d, 0o755)
+        chmod(d, 0o755)
+        return d
+    }()
+    static var environment: SandboxEnvironment { SandboxEnvironment(runtimeDir: "\(dir)/run") }
+    static let alice = ToolGateway.Caller(uid: 1001, gid: 1001, pid: 1)
+    static let mallory = ToolGateway.Caller(uid: 6666, gid: 6666, pid: 2)
+
+    static func manifest(_ name: String, _ text: String) throws -> ToolManifest {
+        try ToolManifestParser.parse(text: text, name: name, source: "\(name).toml")
+    }
+
+    static let python = """
+        [tool]
+        kind = "command"
+        description = "Runs Python code"
+        policy = "python-tool"
+        argv = ["/usr/bin/python3", "-I", "-c", "import json, sys; exec(json.load(sys.stdin)['code'])"]
+        input_schema = '{"type": "object", "properties": {"code": {"type": "string", "maxLength": 10000}}, "required": ["code"], "additionalProperties": false}'
+        timeout = "20s"
+        """
+
+    static func timePolicy() throws -> String {
+        let path = "\(dir)/time-tool.toml"
+        try """
+            [policy]
+            name = "time-tool"
+            extends = ["python-tool"]
+            [filesystem]
+            read_only = ["\(venv)", { path = "/usr/share/zoneinfo", optional = true }]
+            [limits]
+            wall_time = "1h"
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func gateway(_ manifests: [ToolManifest]) throws -> ToolGateway {
+        try ToolGateway(manifests: manifests, policies: PolicyStore(configDir: nil), environment: environment) { caller, _ in caller.uid != 6666 }
+    }
+
+    final class Wait: @unchecked Sendable {
+        let c = NSCondition()
+        var result: ToolCallResult?
+        func set(_ r: ToolCallResult) { c.lock(); result = r; c.broadcast(); c.unlock() }
+        func get() -> ToolCallResult? {
+            c.lock(); defer { c.unlock() }
+            let until = Date().addingTimeInterval(60)
+            while result == nil && c.wait(until: until) {}
+            return result
+        }
+    }
+
+    static func call(_ g: ToolGateway, _ name: String, _ args: JSON, as caller: ToolGateway.Caller = alice) throws -> ToolCallResult {
+        let w = Wait()
+        g.call(name, arguments: args, caller: caller, deadline: MonotonicClock.now + 60) { w.set($0) }
+        return try #require(w.get())
+    }
+
+    static func text(_ r: ToolCallResult) -> String {
+        guard case .complete(let result)? = r.outcome else { return "" }
+        return result.content.compactMap { if case .text(let t, _) = $0 { return t }; return nil }.joined()
+    }
+
+    @Test func thePythonToolRunsCodeInASandbox() throws {
+        let g = try Self.gateway([try Self.manifest("python", Self.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let r = try Self.call(g, "python", .object([("code", .string("import os; print(6 * 7, os.getuid(), os.path.exists('/home'))"))]))
+        #expect(r.record.outcome == .ok, "\(r.record)")
+        #expect(Self.text(r) == "42 1000 False\n")
+        #expect(r.record.policy == "python-tool" && r.record.policyHash?.count == 64)
+        #expect(r.record.argumentBytes > 0 && r.record.argumentSHA256.count == 64 && r.record.arguments == nil)
+        let failing = try Self.call(g, "python", .object([("code", .string("raise SystemExit(3)"))]))
+        #expect(failing.record.outcome == .toolError && failing.record.isError)
+    }
+
+    @Test func badArgumentsAreRefusedBeforeAnySandbox() throws {
+        let g = try Self.gateway([try Self.manifest("python", Self.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let r = try Self.call(g, "python", .object([("script", .string("print(1)"))]))
+        #expect(r.record.outcome == .invalidArguments)
+        #expect(r.record.message?.contains("code") == true, "\(r.record.message ?? "")")
+        #expect(r.outcome == nil && r.record.instance == nil)
+        let notObject = try Self.call(g, "python", .array([]))
+        #expect(notObject.record.outcome == .invalidArguments)
+    }
+
+    @Test func aCallerWithoutAccessIsRefused() throws {
+        let g = try Self.gateway([try Self.manifest("python", Self.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let r = try Self.call(g, "python", .object([("code", .string("print(1)"))]), as: Self.mallory)
+        #expect(r.record.outcome == .refused && r.outcome == nil)
+        #expect(g.list(for: Self.mallory, deadline: MonotonicClock.now + 10).isEmpty)
+        let unknown = try Self.call(g, "nosuch", .object([]))
+        #expect(unknown.record.outcome == .refused)
+    }
+
+    @Test func theTimeServersToolsAreListedAndCalled() throws {
+        try #require(FileManager.default.fileExists(atPath: "\(Self.venv)/bin/python3"), "no \(Self.venv): run make pydeps")
+        let time = try Self.manifest("time", """
+            [tool]
+            kind = "mcp"
+            description = "Current time"
+            command = ["\(Self.venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+            policy = "\(try Self.timePolicy())"
+            """)
+        let g = try Self.gateway([time, try Self.manifest("python", Self.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let names = g.list(for: Self.alice, deadline: MonotonicClock.now + 30).map(\.name)
+        #expect(names == ["python", "time.convert_time", "time.get_current_time"], "\(names)")
+        let r = try Self.call(g, "time.get_current_time", .object([("timezone", .string("UTC"))]))
+        #expect(r.record.outcome == .ok, "\(r.record)")
+        #expect(Self.text(r).contains("UTC"))
+        #expect(r.record.instance != nil)
+        // Validated against the server's own schema: timezone is required.
+        let bad = try Self.call(g, "time.get_current_time", .object([]))
+        #expect(bad.record.outcome == .invalidArguments, "\(bad.record)")
+    }
+
+    @Test func aServerThatDiesIsAnsweredForByItsFallbackUntilItsBreakerOpens() throws {
+        let broken = try Self.manifest("broken", """
+            [tool]
+            kind = "mcp"
+            description = "Dies at start"
+            command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
+            policy = "python-tool"
+            fallbacks = ["python"]
+            [service]
+            max_restarts = 100
+            backoff = "10ms"
+            backoff_max = "20ms"
+            start_timeout = "5s"
+            [breaker]
+            failures = 2
+            cooldown = "1m"
+            """)
+        let g = try Self.gateway([broken, try Self.manifest("python", Self.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        // A listing of the broken server fails, so its tools are unknown: calls name the tool and
+        // are refused as unavailable, then answered by the fallback.
+        let args = JSON.object([("code", .string("print('from the fallback')"))])
+        var outcomes: [[String]] = []
+        for _ in 0..<3 {
+            let r = try Self.call(g, "broken.anything", args)
+            outcomes.append(r.record.attempts.map { "\($0.tool) \($0.outcome)" })
+            #expect(r.record.outcome == .fallback("python"), "\(r.record.attempts)")
+            #expect(Self.text(r) == "from the fallback\n")
+        }
+        #expect(outcomes[0] == ["broken.anything unavailable", "python ok"], "\(outcomes)")
+        #expect(outcomes[2] == ["broken.anything breaker-open", "python ok"], "\(outcomes)")
+    }
+}
