@@ -134,6 +134,7 @@ let package = Package(
         ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
+            "CordonToolGateway", "CordonTools", "CordonMCP",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

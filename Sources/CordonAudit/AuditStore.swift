@@ -115,6 +115,9 @@ public final class AuditStore: Sendable {
         // index changes no row, so older readers are unaffected).
         w.operation = "create index events_uid"
         try w.execute("CREATE INDEX IF NOT EXISTS events_uid ON events (uid)")
+        // Tool calls (added after version 1 shipped, like the index: a new table changes no row).
+        w.operation = "create table tool_calls"
+        try w.execute(toolCallsSchema)
     }
 
     private static func schemaState(_ w: WriterConnection) throws(AuditError) -> (version: Int64, tables: Int64) {
@@ -174,6 +177,79 @@ public final class AuditStore: Sendable {
         CREATE INDEX events_task ON events (task_id);
         CREATE INDEX events_time ON events (time);
         """
+
+    /// One row per tool call through the gateway. `attempts` is a JSON array of {tool, outcome,
+    /// message}; `arguments` is NULL unless the tool's manifest asks for them to be kept.
+    private static let toolCallsSchema = """
+        CREATE TABLE IF NOT EXISTS tool_calls (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            exe TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            message TEXT,
+            instance INTEGER,
+            policy TEXT,
+            policy_hash TEXT,
+            argument_bytes INTEGER NOT NULL,
+            argument_sha256 TEXT NOT NULL,
+            arguments TEXT,
+            result_bytes INTEGER NOT NULL,
+            is_error INTEGER NOT NULL,
+            latency_seconds REAL NOT NULL,
+            attempts TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tool_calls_time ON tool_calls (time);
+        CREATE INDEX IF NOT EXISTS tool_calls_uid ON tool_calls (uid);
+        """
+
+    /// Records one tool call; returns its id.
+    public func recordToolCall(_ call: NewToolCall) throws(AuditError) -> Int64 {
+        let operation = "record tool call"
+        guard call.time.isFinite, call.latencySeconds.isFinite else { throw refuse(operation, "a time is not finite") }
+        let attempts = JSON.array(call.attempts.map { a in
+            .object([("tool", .string(a.tool)), ("outcome", .string(a.outcome)), ("message", a.message.map(JSON.string) ?? .null)])
+        }).text
+        let output = try write(operation, durable: false) { w throws(AuditError) in
+            try w.rows("""
+                INSERT INTO tool_calls (time, uid, gid, pid, exe, tool, outcome, message, instance, policy, policy_hash,
+                                        argument_bytes, argument_sha256, arguments, result_bytes, is_error, latency_seconds, attempts)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                """, [.real(call.time), .integer(Int64(call.caller.uid)), .integer(Int64(call.caller.gid)), .integer(Int64(call.caller.pid)),
+                      .text(call.caller.exe), .text(call.tool), .text(call.outcome), SQLiteValue(call.message),
+                      call.instance.map { .integer(Int64($0)) } ?? .null, SQLiteValue(call.policy), SQLiteValue(call.policyHash),
+                      .integer(Int64(call.argumentBytes)), .text(call.argumentSHA256), SQLiteValue(call.arguments),
+                      .integer(Int64(call.resultBytes)), .integer(call.isError ? 1 : 0), .real(call.latencySeconds), .text(attempts)])
+            return .id(w.db.lastInsertRowID)
+        }
+        guard case .id(let id) = output else { throw AuditError(.storage, path: path, operation, "no id") }
+        return id
+    }
+
+    /// The most recent tool calls (newest first), of `uid` only when given.
+    public func toolCalls(uid: UInt32? = nil, limit: Int = 100) throws(AuditError) -> [ToolCallRow] {
+        let sql = """
+            SELECT id, time, uid, tool, outcome, message, instance, policy, policy_hash, argument_bytes, argument_sha256,
+                   result_bytes, is_error, latency_seconds, attempts
+            FROM tool_calls \(uid == nil ? "" : "WHERE uid = ?2") ORDER BY id DESC LIMIT ?1
+            """
+        var values: [SQLiteValue] = [.integer(Int64(max(1, min(limit, 10_000))))]
+        if let uid { values.append(.integer(Int64(uid))) }
+        return try read("read tool calls") { db throws(AuditError) in
+            try rows(db, "read tool calls", sql, values).map { r in
+                func text(_ v: SQLiteValue) -> String? { if case .text(let t) = v { return t }; return nil }
+                func int(_ v: SQLiteValue) -> Int64? { if case .integer(let n) = v { return n }; return nil }
+                func real(_ v: SQLiteValue) -> Double { if case .real(let d) = v { return d }; return 0 }
+                return ToolCallRow(id: int(r[0]) ?? 0, time: real(r[1]), uid: UInt32(truncatingIfNeeded: int(r[2]) ?? 0), tool: text(r[3]) ?? "",
+                                   outcome: text(r[4]) ?? "", message: text(r[5]), instance: int(r[6]), policy: text(r[7]), policyHash: text(r[8]),
+                                   argumentBytes: int(r[9]) ?? 0, argumentSHA256: text(r[10]) ?? "", resultBytes: int(r[11]) ?? 0,
+                                   isError: int(r[12]) == 1, latencySeconds: real(r[13]), attempts: text(r[14]) ?? "[]")
+            }
+        }
+    }
 
     // MARK: Writes
 

@@ -225,3 +225,57 @@ public struct WriterStatistics: Sendable, Equatable {
     public var commits: Int
     public var operations: Int
 }
+
+/// One tool call, as the gateway describes it (docs/tools.md, "Audit").
+public struct NewToolCall: Sendable {
+    public struct Attempt: Sendable {
+        public var tool: String
+        public var outcome: String
+        public var message: String?
+        public init(tool: String, outcome: String, message: String?) { self.tool = tool; self.outcome = outcome; self.message = message }
+    }
+    public var time: Double
+    public var caller: Submitter
+    public var tool: String
+    public var outcome: String
+    public var message: String?
+    public var instance: Int?
+    public var policy: String?
+    public var policyHash: String?
+    public var argumentBytes: Int
+    public var argumentSHA256: String
+    /// JSON text, kept only when the manifest asks.
+    public var arguments: String?
+    public var resultBytes: Int
+    public var isError: Bool
+    public var latencySeconds: Double
+    public var attempts: [Attempt]
+    public init(time: Double, caller: Submitter, tool: String, outcome: String, message: String?, instance: Int?, policy: String?,
+                policyHash: String?, argumentBytes: Int, argumentSHA256: String, arguments: String?, resultBytes: Int, isError: Bool,
+                latencySeconds: Double, attempts: [Attempt]) {
+        self.time = time; self.caller = caller; self.tool = tool; self.outcome = outcome; self.message = message
+        self.instance = instance; self.policy = policy; self.policyHash = policyHash; self.argumentBytes = argumentBytes
+        self.argumentSHA256 = argumentSHA256; self.arguments = arguments; self.resultBytes = resultBytes; self.isError = isError
+        self.latencySeconds = latencySeconds; self.attempts = attempts
+    }
+}
+
+/// A recorded tool call, read back.
+public struct ToolCallRow: Sendable, Equatable {
+    public var id: Int64
+    public var time: Double
+    public var uid: UInt32
+    public var tool: String
+    public var outcome: String
+    public var message: String?
+    public var instance: Int64?
+    public var policy: String?
+    public var policyHash: String?
+    public var argumentBytes: Int64
+    public var argumentSHA256: String
+    public var resultBytes: Int64
+    public var isError: Bool
+    public var latencySeconds: Double
+    /// JSON array of {tool, outcome, message}.
+    public var attempts: String
+}

@@ -31,7 +31,8 @@ public struct ToolStore: Sendable {
         let file = String(path.split(separator: "/").last ?? "")
         let name = file.hasSuffix(".toml") ? String(file.dropLast(5)) : file
         let bytes: [UInt8]
-        do { bytes = try FileSystem.readRegularFile(path, limit: Self.maxManifestBytes, noFollow: true) } catch {
+        // A confined store (cordond's) reads only files nobody but root may have written.
+        do { bytes = try FileSystem.readRegularFile(path, limit: Self.maxManifestBytes, noFollow: true, trusted: policies.confined) } catch {
             return .failure(PolicyError(diagnostics: [PolicyDiagnostic(file: path, keyPath: "", line: nil, message: "\(error)")]))
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {

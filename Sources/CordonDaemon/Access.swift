@@ -1,5 +1,7 @@
 import CLinux
+import CordonConfig
 import CordonPolicy
+import CordonTools
 import CordonSystem
 #if canImport(Glibc)
 import Glibc
@@ -106,6 +108,18 @@ public struct Authorizer: Sendable {
         if isAdmin(peer) { return true }
         if policy.access.users.contains(where: { Accounts.uid($0) == peer.uid }) { return true }
         return policy.access.groups.contains { name in Accounts.gid(name).map { peer.groups.contains($0) } ?? false }
+    }
+
+    /// Whether `peer` may call the tool of `manifest`: admins; the manifest's `[access]` when it
+    /// has one; otherwise whoever may use its policy.
+    func mayUse(_ peer: Peer, manifest: ToolManifest, policies: PolicyStore) -> Bool {
+        if isAdmin(peer) { return true }
+        if let access = manifest.access {
+            if access.users.contains(where: { Accounts.uid($0) == peer.uid }) { return true }
+            return access.groups.contains { name in Accounts.gid(name).map { peer.groups.contains($0) || peer.gid == $0 } ?? false }
+        }
+        guard let policy = try? policies.loadPolicy(manifest.policy) else { return false }
+        return mayUse(peer, policy)
     }
 
     /// Whether `peer` may see and act on a task submitted by `owner`.

@@ -6,6 +6,8 @@ import CordonPolicy
 import CordonRPC
 import CordonSandbox
 import CordonSystem
+import CordonToolGateway
+import CordonTools
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +30,8 @@ public final class Daemon: @unchecked Sendable {
     let policies: PolicyStore
     let tasks: TaskManager
     let quotas: Quotas
+    /// The tool registry (tools/*.toml in the config directory); nil when there are none.
+    let tools: ToolGateway?
     let startedAt = UTCTime.epochSeconds()
     /// The state directory's lock (`cordond.lock`), held for the daemon's lifetime.
     private let stateLock: Int32
@@ -53,6 +57,36 @@ public final class Daemon: @unchecked Sendable {
         policies = PolicyStore(configDir: config.configDir, confined: true)
         quotas = Quotas(config: config)
         tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, quotas: quotas, log: log)
+        tools = Self.loadTools(config: config, policies: policies, environment: tasks.environment, authorizer: authorizer, log: log)
+    }
+
+    /// The manifests of the config directory; one that does not load is logged and left out.
+    static func loadTools(config: DaemonConfig, policies: PolicyStore, environment: SandboxEnvironment, authorizer: Authorizer,
+                          log: Logger) -> ToolGateway? {
+        let store = ToolStore(configDir: config.configDir, policies: policies)
+        var manifests: [ToolManifest] = []
+        for path in store.manifestPaths() {
+            switch store.load(path: path) {
+            case .success(let m): manifests.append(m)
+            case .failure(let e): log.error("tool manifest refused", metadata: ["file": "\(path)", "error": "\(e)"])
+            }
+        }
+        guard !manifests.isEmpty else { return nil }
+        do {
+            let gateway = try ToolGateway(manifests: manifests, policies: policies, environment: environment,
+                                          cacheDir: "\(config.cacheDir)/seccomp") { caller, manifest in
+                let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? "")
+                return authorizer.mayUse(peer, manifest: manifest, policies: policies)
+            }
+            for (name, why) in gateway.rejected.sorted(by: { $0.key < $1.key }) {
+                log.error("tool refused", metadata: ["tool": "\(name)", "error": "\(why)"])
+            }
+            log.info("tools", metadata: ["count": "\(gateway.manifests.count)"])
+            return gateway
+        } catch {
+            log.error("tool registry not started", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// The state directory holds every user's records and output: it must be a directory of
@@ -183,6 +217,7 @@ public final class Daemon: @unchecked Sendable {
         if ownsSocket { unlink(config.socket) }
         if metricsFD >= 0 { shutdown(metricsFD, Int32(SHUT_RDWR)); close(metricsFD) }
         tasks.drain(seconds: config.drainSeconds, by: Peer(uid: 0, gid: 0, pid: getpid(), groups: [0], exe: "cordond (drain)"))
+        tools?.stop(until: MonotonicClock.now + 10)
         event("daemon-stop", .object([("signal", .int(Int64(stopSignal)))]))
         store.close()
         log.info("stopped")

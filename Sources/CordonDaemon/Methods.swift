@@ -6,6 +6,7 @@ import CordonPolicy
 import CordonRPC
 import CordonSandbox
 import CordonSystem
+import CordonToolGateway
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,8 @@ import Glibc
 /// errors), checks what the peer may do, and answers with JSON.
 extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
-                          "policy.list", "audit.query", "system.health", "system.version", "system.metrics"]
+                          "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
+                          "tool.list", "tool.call", "tool.stats"]
 
     /// Calls `method`. Methods that wait for a task (task.wait, task.cancel, task.submit with
     /// `wait`) answer `.afterTask`, so no thread is held while they wait.
@@ -49,6 +51,27 @@ extension Daemon {
                 throw RPCError(RPCCode.unauthorized, "system.metrics is for cordond admins (uid \(peer.uid) is not one)")
             }
             return .result(.object([("text", .string(metricsText()))]))
+        case "tool.list":
+            try params.finish()
+            return .result(.object([("tools", .array(try toolGateway().list(for: caller(peer), deadline: MonotonicClock.now + 30).map { t in
+                var members: [(String, JSON)] = [("name", .string(t.name)), ("description", .string(t.description)), ("inputSchema", t.inputSchema)]
+                if let a = t.annotations { members.append(("annotations", a)) }
+                return .object(members)
+            }))]))
+        case "tool.call": return try toolCall(&params, peer)
+        case "tool.stats":
+            try params.finish()
+            let gateway = try toolGateway()
+            let who = caller(peer)
+            return .result(.object([("tools", .array(gateway.list(for: who, deadline: MonotonicClock.now + 30).map { t in
+                let (breaker, pool) = gateway.stats(t.name, for: who)
+                var members: [(String, JSON)] = [("name", .string(t.name)), ("breaker", breaker.map { .string(["closed", "open", "half-open"][$0]) } ?? .null)]
+                if let pool {
+                    members += [("instances", .int(Int64(pool.instances))), ("starting", .int(Int64(pool.starting))), ("inFlight", .int(Int64(pool.inFlight))),
+                                ("starts", .int(Int64(pool.starts))), ("failures", .int(Int64(pool.failures))), ("failed", pool.failed.map(JSON.string) ?? .null)]
+                }
+                return .object(members)
+            }))]))
         default:
             throw RPCError(RPCCode.methodNotFound, "unknown method \"\(method)\" (known: \(Self.methods.joined(separator: ", ")))", field: "method")
         }
@@ -362,5 +385,57 @@ struct Health {
         .object([("status", .string(ok ? "ok" : "degraded")),
                  ("reasons", .array(checks.filter { !$0.1 }.map { .string("\($0.0): \($0.2)") })),
                  ("checks", .object(checks.map { ($0.0, .object([("ok", .bool($0.1)), ("detail", .string($0.2))])) }))])
+    }
+}
+
+extension Daemon {
+    // MARK: tools
+
+    private func toolGateway() throws(RPCError) -> ToolGateway {
+        guard let tools else { throw RPCError(RPCCode.notFound, "no tools: cordond found no manifests in its config directory's tools/ (docs/tools.md)") }
+        return tools
+    }
+
+    private func caller(_ peer: Peer) -> ToolGateway.Caller {
+        ToolGateway.Caller(uid: peer.uid, gid: peer.gid, pid: peer.pid, groups: peer.groups, exe: peer.exe)
+    }
+
+    /// tool.call {name, arguments, timeout?}: answered when the tool has (no thread held
+    /// meanwhile), with the outcome and the tool's result; every call is an audit record.
+    private func toolCall(_ params: inout Params, _ peer: Peer) throws -> Answer {
+        let gateway = try toolGateway()
+        guard let name = try params.string("name", maxBytes: 256), !name.isEmpty else {
+            throw RPCError.invalid(params.field("name"), "required: the tool's name (tool.list lists them)")
+        }
+        let arguments = params.raw("arguments") ?? .object([])
+        let timeout = try params.number("timeout", min: 0.001, max: 3600) ?? 300
+        try params.finish()
+        let who = caller(peer)
+        return .later { [self] reply in
+            gateway.call(name, arguments: arguments, caller: who, deadline: MonotonicClock.now + timeout) { [self] result in
+                let r = result.record
+                let row = NewToolCall(time: UTCTime.epochSeconds(), caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
+                                      tool: r.tool, outcome: r.outcome.description, message: r.message, instance: r.instance, policy: r.policy,
+                                      policyHash: r.policyHash, argumentBytes: r.argumentBytes, argumentSHA256: r.argumentSHA256,
+                                      arguments: r.arguments?.text, resultBytes: r.resultBytes, isError: r.isError, latencySeconds: r.latencySeconds,
+                                      attempts: r.attempts.map { NewToolCall.Attempt(tool: $0.tool, outcome: $0.outcome.description, message: $0.message) })
+                var members: [(String, JSON)] = [("tool", .string(r.tool)), ("outcome", .string(r.outcome.description))]
+                do { members.append(("call", .int(try store.recordToolCall(row)))) } catch {
+                    log.error("tool call not recorded", metadata: ["tool": "\(r.tool)", "error": "\(error)"])
+                    return reply(.failure(RPCError(RPCCode.internalError, "the call ran but could not be recorded: \(error)")))
+                }
+                if let message = r.message { members.append(("message", .string(message))) }
+                switch result.outcome {
+                case .complete(let tool)?: members.append(("result", tool.json(for: .v2025_11_25)))
+                case .inputRequired?: members.append(("result", .null)); members.append(("message", .string("the tool asked for input, which Cordon does not relay yet")))
+                case nil: members.append(("result", .null))
+                }
+                members.append(("attempts", .array(r.attempts.map { a in
+                    .object([("tool", .string(a.tool)), ("outcome", .string(a.outcome.description)), ("message", a.message.map(JSON.string) ?? .null)])
+                })))
+                members.append(("latencySeconds", .double(r.latencySeconds)))
+                reply(.success(.object(members)))
+            }
+        }
     }
 }

@@ -39,6 +39,9 @@ enum Answer: Sendable {
     /// seconds have passed with it still live (`ended` false). Nothing waits meanwhile: no
     /// thread is held by a parked request.
     case afterTask(Int64, timeout: Double?, then: @Sendable (_ ended: Bool) throws -> JSON)
+    /// `start(reply)` begins the work; `reply` sends its answer, once, from any thread (a tool
+    /// call answered by a sandboxed server). No thread is held meanwhile.
+    case later(start: @Sendable (_ reply: @escaping @Sendable (Result<JSON, RPCError>) -> Void) -> Void)
 }
 
 /// A fixed set of threads taking jobs in order. Request handlers run here, off the event loop:
@@ -219,8 +222,9 @@ final class RequestProcessor: Sendable {
         }
         // A notification is answered with nothing, not even an error.
         let replyID: JSON? = rawID == nil ? nil : id
-        let call: @Sendable () -> Parked? = { [self] in
+        let call: @Sendable () -> Outcome = { [self] in
             var parked: Parked?
+            var later: (@Sendable (@escaping @Sendable (Result<JSON, RPCError>) -> Void) -> Void)?
             answer(replyID, connection, method: method) {
                 var params = try Params(message["params"])
                 switch try daemon.call(method, &params, peer: connection.peer, sink: connection, id: id) {
@@ -228,19 +232,35 @@ final class RequestProcessor: Sendable {
                 case .afterTask(let task, let timeout, let then):
                     parked = Parked(id: replyID, task: task, timeout: timeout, then: then)
                     return nil
+                case .later(let start):
+                    later = start
+                    return nil
                 }
             }
-            return parked
+            if let later {
+                // Answered when the work ends; until then the connection takes no other request.
+                let once = Atomic<Bool>(false)
+                later { [self] result in
+                    guard !once.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                    answer(replyID, connection, method: method) { try result.get() }
+                    connection.requestDone()
+                }
+                return .detached
+            }
+            return parked.map { .parked($0) } ?? .answered
         }
         // task.logs streams for as long as its task runs: not on a worker the others share.
         if method == "task.logs" {
             let started = (try? Threads.detach("cordond-logs", signals: .noSIGPIPE) { [self] in
-                if let parked = call() { park(parked, connection) } else { connection.requestDone() }
+                switch call() {
+                case .parked(let parked): park(parked, connection)
+                case .answered: connection.requestDone()
+                case .detached: break  // its own answer calls requestDone
+                }
             }) != nil
             if started { return .detached }
         }
-        if let parked = call() { return .parked(parked) }
-        return .answered
+        return call()
     }
 
     /// Sends what `body` gives (nothing when it gives nil), or the error it throws.

@@ -173,6 +173,9 @@ public struct Params {
         return out
     }
 
+    /// A member as it came (any JSON), for a payload passed on whole (a tool call's arguments).
+    public mutating func raw(_ key: String) -> JSON? { take(key) }
+
     /// A nested object, as its own `Params`.
     public mutating func object(_ key: String) throws(RPCError) -> Params? {
         guard let value = take(key) else { return nil }

@@ -31,11 +31,14 @@ public final class ToolGateway: @unchecked Sendable {
         public var uid: UInt32
         public var gid: UInt32
         public var pid: Int32
+        /// Supplementary groups (for `[access] groups`).
+        public var groups: [UInt32]
         public var exe: String?
-        public init(uid: UInt32, gid: UInt32, pid: Int32, exe: String? = nil) {
+        public init(uid: UInt32, gid: UInt32, pid: Int32, groups: [UInt32] = [], exe: String? = nil) {
             self.uid = uid
             self.gid = gid
             self.pid = pid
+            self.groups = groups
             self.exe = exe
         }
     }
@@ -51,6 +54,8 @@ public final class ToolGateway: @unchecked Sendable {
     }
 
     public let manifests: [String: ToolManifest]
+    /// Manifests left out, and why (their policy does not load here).
+    public let rejected: [String: String]
     private let pool: ServicePool
     private let plans: [String: SpawnPlan]
     private let policyHashes: [String: String]
@@ -62,10 +67,11 @@ public final class ToolGateway: @unchecked Sendable {
     private let clientInfo = MCPImplementation(name: "cordon", version: "1")
 
     /// Loads each manifest's policy and plans its sandbox now (a manifest whose policy does not
-    /// load is refused here, naming it). `mayUse`: the daemon's authorization (admins, the
-    /// manifest's `[access]`, or the policy's).
+    /// load is left out, in `rejected` with the reason). `mayUse`: the daemon's authorization
+    /// (admins, the manifest's `[access]`, or the policy's).
     public init(manifests: [ToolManifest], policies: PolicyStore, environment: SandboxEnvironment, cacheDir: String? = nil,
                 mayUse: @escaping @Sendable (Caller, ToolManifest) -> Bool) throws {
+        var rejected: [String: String] = [:]
         var byName: [String: ToolManifest] = [:]
         var plans: [String: SpawnPlan] = [:]
         var hashes: [String: String] = [:]
@@ -74,8 +80,14 @@ public final class ToolGateway: @unchecked Sendable {
         for m in manifests {
             var overrides = PolicyOverrides()
             overrides.env = m.environment.map { Policy.EnvVar($0.name, $0.value) }
-            let policy = try overrides.apply(to: try policies.loadPolicy(m.policy))
-            let plan = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
+            let policy: Policy, plan: SpawnPlan
+            do {
+                policy = try overrides.apply(to: try policies.loadPolicy(m.policy))
+                plan = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
+            } catch {
+                rejected[m.name] = "\(m.source): policy \"\(m.policy)\": \(error)"
+                continue
+            }
             byName[m.name] = m
             plans[m.name] = plan
             hashes[m.name] = policy.contentHash
@@ -102,6 +114,7 @@ public final class ToolGateway: @unchecked Sendable {
             })
         }
         self.manifests = byName
+        self.rejected = rejected
         self.plans = plans
         self.policyHashes = hashes
         self.environment = environment
@@ -110,6 +123,15 @@ public final class ToolGateway: @unchecked Sendable {
     }
 
     public func stop(until deadline: Double) { pool.stopAll(until: deadline) }
+
+    /// The state of a tool's breaker (0 closed, 1 open, 2 half-open; nil: never called) and
+    /// of its instances for `caller`.
+    public func stats(_ name: String, for caller: Caller) -> (breaker: Int?, pool: ServicePool.Stats?) {
+        let breaker = breakers.withLock { $0[name] }?.state(at: MonotonicInstant(seconds: MonotonicClock.now)).rawValue
+        let manifestName = String(name.split(separator: ".", maxSplits: 1).first ?? "")
+        guard let m = manifests[manifestName], m.kind == .mcp else { return (breaker, nil) }
+        return (breaker, pool.stats(poolKey(m, caller)))
+    }
 
     func poolKey(_ m: ToolManifest, _ caller: Caller) -> ServicePool.Key {
         ServicePool.Key(service: m.name, owner: m.shared ? nil : caller.uid)

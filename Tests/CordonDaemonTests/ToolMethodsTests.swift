@@ -1,0 +1,110 @@
+import CordonJSON
+import CordonRPC
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tool.list, tool.call and tool.stats through a real cordond whose config directory holds two
+/// manifests: a command tool that runs Python code and the real mcp-server-time. Each call is a
+/// row of the audit store; a second user gets instances of their own; a user the manifest's
+/// [access] leaves out is refused, and that is recorded too.
+@Suite(.enabled(if: TestDaemon.isRoot, "needs root: cordond"), .serialized)
+struct ToolMethodsTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let venv = "\(repo)/.build/pydeps/mcp"
+
+    static func daemon() throws -> TestDaemon {
+        try #require(FileManager.default.fileExists(atPath: "\(venv)/bin/python3"), "no \(venv): run make pydeps")
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: [
+            "time-tool": """
+                [policy]
+                name = "time-tool"
+                extends = ["python-tool"]
+                [filesystem]
+                read_only = ["\(venv)", { path = "/usr/share/zoneinfo", optional = true }]
+                [limits]
+                wall_time = "1h"
+                [access]
+                users = ["nobody", "1001"]
+                """,
+            "code": """
+                [policy]
+                name = "code"
+                extends = ["python-tool"]
+                [access]
+                users = ["nobody"]
+                """,
+        ], files: [
+            "tools/python.toml": """
+                [tool]
+                kind = "command"
+                description = "Runs Python code"
+                policy = "code"
+                argv = ["/usr/bin/python3", "-I", "-c", "import json, sys; exec(json.load(sys.stdin)['code'])"]
+                input_schema = '{"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}'
+                """,
+            "tools/time.toml": """
+                [tool]
+                kind = "mcp"
+                description = "Current time"
+                command = ["\(venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+                policy = "time-tool"
+                """,
+        ])
+        chmod(d.dir, 0o755)  // the socket's directory, for the other users
+        return d
+    }
+
+    /// The audit store's rows, read (read-only) by Python's sqlite3 while cordond runs.
+    static func rows(_ d: TestDaemon, _ sql: String) -> [[String]] {
+        let script = "import sqlite3, sys, json; c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True); print(json.dumps([[str(v) for v in r] for r in c.execute(sys.argv[2])]))"
+        let r = TestDaemon.exec("/usr/bin/python3", ["-c", script, "\(d.stateDir)/audit.db", sql])
+        return (try? JSON.parse(r.stdout))?.arrayValue?.map { $0.stringArrayValue ?? [] } ?? []
+    }
+
+    static func request(_ id: Int, _ method: String, _ params: JSON) -> String {
+        JSON.object([("jsonrpc", .string("2.0")), ("id", .int(Int64(id))), ("method", .string(method)), ("params", params)]).text
+    }
+
+    @Test func listCallStatsAndTheRecords() throws {
+        let d = try Self.daemon()
+        let list = try d.call("tool.list")
+        let names = list["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        #expect(names == ["python", "time.convert_time", "time.get_current_time"], "\(list)")
+        let time = try d.call("tool.call", .object([("name", .string("time.get_current_time")), ("arguments", .object([("timezone", .string("UTC"))]))]))
+        #expect(time["outcome"] == .string("ok"), "\(time)")
+        #expect(time["result"]?["content"]?.arrayValue?.first?["text"]?.stringValue?.contains("UTC") == true, "\(time)")
+        let code = try d.call("tool.call", .object([("name", .string("python")), ("arguments", .object([("code", .string("print(40 + 2)"))]))]))
+        #expect(code["outcome"] == .string("ok") && code["result"]?["content"]?.arrayValue?.first?["text"] == .string("42\n"), "\(code)")
+        let bad = try d.call("tool.call", .object([("name", .string("python")), ("arguments", .object([("script", .int(1))]))]))
+        #expect(bad["outcome"] == .string("invalid-arguments") && bad["result"] == .null, "\(bad)")
+        let stats = try d.call("tool.stats")
+        let timeStats = stats["tools"]?.arrayValue?.first { $0["name"] == .string("time.get_current_time") }
+        #expect(timeStats?["instances"] == .int(1) && timeStats?["breaker"] == .string("closed"), "\(stats)")
+        // Every call is a row, arguments kept as a size and a hash only.
+        let rows = Self.rows(d, "SELECT outcome, length(argument_sha256), uid, tool, policy, length(policy_hash), arguments IS NULL FROM tool_calls ORDER BY id")
+        #expect(rows == [["ok", "64", "0", "time.get_current_time", "time-tool", "64", "1"],
+                         ["ok", "64", "0", "python", "code", "64", "1"],
+                         ["invalid-arguments", "64", "0", "python", "None", "None", "1"]], "\(rows)")
+    }
+
+    @Test func anotherUserGetsInstancesOfTheirOwnAndAnOutsiderIsRefused() throws {
+        let d = try Self.daemon()
+        let call = Self.request(1, "tool.call", .object([("name", .string("time.get_current_time")), ("arguments", .object([("timezone", .string("UTC"))]))]))
+        #expect(try d.call("tool.call", .object([("name", .string("time.get_current_time")), ("arguments", .object([("timezone", .string("UTC"))]))]))["outcome"] == .string("ok"))
+        let asNobody = d.asUser(65534, [call])
+        #expect(asNobody.first?["result"]?["outcome"] == .string("ok"), "\(asNobody)")
+        let stats = try d.call("tool.stats")
+        #expect(stats["tools"]?.arrayValue?.first { $0["name"] == .string("time.get_current_time") }?["instances"] == .int(1), "root's own")
+        // Two instances in all: root's and nobody's.
+        let pids = TestDaemon.processes(["\(Self.venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"])
+        #expect(pids.count == 2, "\(pids)")
+        // uid 4242 is in no [access]: refused, recorded.
+        let outsider = d.asUser(4242, [call, Self.request(2, "tool.list", .object([]))])
+        #expect(outsider.first?["result"]?["outcome"] == .string("refused"), "\(outsider)")
+        #expect(outsider.last?["result"]?["tools"] == .array([]), "\(outsider)")
+        #expect(Self.rows(d, "SELECT outcome FROM tool_calls WHERE uid = 4242") == [["refused"]])
+    }
+}
