@@ -3,6 +3,7 @@ import CordonCommandLine
 import CordonConfig
 import CordonJSON
 import CordonPolicy
+import CordonRPC
 import CordonSystem
 import CordonTools
 
@@ -10,7 +11,7 @@ struct ToolCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tool",
         abstract: "Tool manifests: the registry's tools (docs/tools.md).",
-        subcommands: [ToolCheckCommand.self]
+        subcommands: [ToolListCommand.self, ToolCallCommand.self, ToolStatsCommand.self, ToolCheckCommand.self]
     )
 }
 
@@ -70,5 +71,80 @@ struct ToolCheckCommand: ParsableCommand {
         }
         if json { FileDescriptorIO.writeAll(1, JSON.array(reports).text(JSON.Format(indent: "  ")) + "\n") }
         if failed { throw ExitCode(1) }
+    }
+}
+
+/// `cordon tool list`: the tools cordond offers the caller.
+struct ToolListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the tools cordond lets you call.")
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let answer = try client.call("tool.list")
+        if client.json { return client.printJSON(answer) }
+        let tools = answer["tools"]?.arrayValue ?? []
+        if tools.isEmpty { print("no tools"); return }
+        let width = min(40, tools.map { ($0["name"]?.stringValue ?? "").count }.max() ?? 0)
+        for t in tools {
+            let name = t["name"]?.stringValue ?? ""
+            let description = (t["description"]?.stringValue ?? "").split(separator: "\n").first.map(String.init) ?? ""
+            print(name + String(repeating: " ", count: max(0, width - name.count)) + "  " + String(description.prefix(100)))
+        }
+    }
+}
+
+/// `cordon tool call NAME --args JSON`: one call, its result text on stdout.
+struct ToolCallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "call", abstract: "Call a tool through cordond.",
+        discussion: "Prints the tool's text content (or its structured content with --json, the whole answer). Exits 0 when the tool answered without an error, 1 when it answered with one, 2 when no tool answered (refused, invalid arguments, unavailable, timed out)."
+    )
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The tool's name (cordon tool list).") var name: String
+    @Option(name: .customLong("args"), help: "The arguments, a JSON object (default {}).") var arguments = "{}"
+    @Option(help: "Seconds to wait for the answer (default 300).") var timeout: Double?
+
+    func run() throws {
+        let parsed: JSON
+        do { parsed = try JSON.parse(arguments) } catch {
+            printError("cordon tool call: --args: not JSON: \(error)")
+            throw ExitCode(64)
+        }
+        guard case .object = parsed else {
+            printError("cordon tool call: --args: expected a JSON object, found \(parsed.typeName)")
+            throw ExitCode(64)
+        }
+        var params: [(String, JSON)] = [("name", .string(name)), ("arguments", parsed)]
+        if let timeout { params.append(("timeout", .double(timeout))) }
+        let answer = try client.call("tool.call", .object(params))
+        if client.json { client.printJSON(answer) }
+        guard let result = answer["result"], case .object = result else {
+            if !client.json { printError("cordon tool call: \(answer["outcome"]?.stringValue ?? "failed"): \(answer["message"]?.stringValue ?? "")") }
+            throw ExitCode(2)
+        }
+        if !client.json {
+            for block in result["content"]?.arrayValue ?? [] where block["type"]?.stringValue == "text" {
+                FileDescriptorIO.writeAll(1, block["text"]?.stringValue ?? "")
+            }
+        }
+        if result["isError"] == .bool(true) { throw ExitCode(1) }
+    }
+}
+
+/// `cordon tool stats`: breakers and instances, per tool.
+struct ToolStatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Show each tool's breaker and instances (yours).")
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let answer = try client.call("tool.stats")
+        if client.json { return client.printJSON(answer) }
+        for t in answer["tools"]?.arrayValue ?? [] {
+            var parts = ["breaker \(t["breaker"]?.stringValue ?? "unused")"]
+            if let n = t["instances"]?.intValue { parts.append("\(n) instance\(n == 1 ? "" : "s")") }
+            if let n = t["failures"]?.intValue, n > 0 { parts.append("\(n) failure\(n == 1 ? "" : "s")") }
+            if let f = t["failed"]?.stringValue { parts.append("failed: \(f)") }
+            print("\(t["name"]?.stringValue ?? ""): \(parts.joined(separator: ", "))")
+        }
     }
 }

@@ -80,11 +80,18 @@ struct ToolMethodsTests {
         #expect(code["outcome"] == .string("ok") && code["result"]?["content"]?.arrayValue?.first?["text"] == .string("42\n"), "\(code)")
         let bad = try d.call("tool.call", .object([("name", .string("python")), ("arguments", .object([("script", .int(1))]))]))
         #expect(bad["outcome"] == .string("invalid-arguments") && bad["result"] == .null, "\(bad)")
+        // The CLI says the same: text to stdout, the exit status from the answer.
+        let cli = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", #"{"code": "print('hi')"}"#])
+        #expect(cli.status == 0 && cli.stdout == "hi\n", "\(cli)")
+        let refused = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", "{}"])
+        #expect(refused.status == 2 && refused.stderr.contains("invalid-arguments"), "\(refused)")
+        let listed = TestDaemon.exec(TestDaemon.cordon, ["tool", "list", "--socket", d.socket])
+        #expect(listed.status == 0 && listed.stdout.contains("time.get_current_time"), "\(listed)")
         let stats = try d.call("tool.stats")
         let timeStats = stats["tools"]?.arrayValue?.first { $0["name"] == .string("time.get_current_time") }
         #expect(timeStats?["instances"] == .int(1) && timeStats?["breaker"] == .string("closed"), "\(stats)")
         // Every call is a row, arguments kept as a size and a hash only.
-        let rows = Self.rows(d, "SELECT outcome, length(argument_sha256), uid, tool, policy, length(policy_hash), arguments IS NULL FROM tool_calls ORDER BY id")
+        let rows = Self.rows(d, "SELECT outcome, length(argument_sha256), uid, tool, policy, length(policy_hash), arguments IS NULL FROM tool_calls ORDER BY id LIMIT 3")
         #expect(rows == [["ok", "64", "0", "time.get_current_time", "time-tool", "64", "1"],
                          ["ok", "64", "0", "python", "code", "64", "1"],
                          ["invalid-arguments", "64", "0", "python", "None", "None", "1"]], "\(rows)")
