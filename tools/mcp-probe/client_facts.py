@@ -117,20 +117,21 @@ async def list_changed(mode: str, log: str) -> dict[str, Any]:
         out["tools_after"] = [t.name for t in second.tools]
         out["message_handler_saw"] = list(seen)
         if client.protocol_version == common.MODERN_VERSION:
+            mark = len(read_log(log))
             try:
                 with anyio.fail_after(10):
                     async with client.listen(tools_list_changed=True) as subscription:
                         out["listen_honored"] = subscription.honored.model_dump(exclude_none=True, by_alias=True) if subscription.honored else None
-                        mark = len(read_log(log))
                         await client.call_tool("change", {})
                         with anyio.fail_after(5):
                             async for event in subscription:
                                 out["listen_event"] = type(event).__name__
                                 break
-                        out["listen_server_sent"] = [e["line"] for e in read_log(log)[mark:] if e["dir"] == "s2c" and "method" in (e["json"] or {})]
             except Exception as error:  # noqa: BLE001 - the error is the fact
                 out["listen_error"] = f"{type(error).__name__}: {error}"
-            out["listen_request"] = [e["line"] for e in read_log(log) if e["dir"] == "c2s" and method_of(e) == "subscriptions/listen"]
+            # The listen request, its acknowledgement, the change call and the tagged notification.
+            out["listen_exchange"] = [f"{e['dir']} {e['line']}" for e in read_log(log)[mark:]
+                                      if method_of(e) not in ("response", "tools/call", "tools/list")]
             out["message_handler_saw_during_listen"] = seen[len(out["message_handler_saw"]):]
     return out
 
@@ -163,9 +164,11 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"     message_handler saw (before any listen): {lc['message_handler_saw']}")
     print(f"     client sent by itself after it: {lc['client_sent_by_itself'] or 'nothing'}")
     print(f"     second list_tools went to the server: {lc['second_list_tools_on_wire']}; tools {lc['tools_before']} -> {lc['tools_after']}")
-    for key in ("listen_request", "listen_honored", "listen_event", "listen_server_sent", "message_handler_saw_during_listen", "listen_error"):
+    for key in ("listen_honored", "listen_event", "message_handler_saw_during_listen", "listen_error"):
         if key in lc:
             print(f"     {key}: {lc[key]}")
+    for line in lc.get("listen_exchange", []):
+        print(f"     listen: {line}")
 
 
 def main() -> int:

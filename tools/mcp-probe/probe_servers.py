@@ -12,8 +12,9 @@ For each server:
     `_meta` envelope), each answer summed up as a result or an error code and message;
   - whether it answers `ping`, before and after the handshake and on a 2026-07-28 connection;
   - start-up: from just before the process is spawned to the `initialize` response, for N fresh
-    processes (median, min, max), and its RSS (VmRSS) right after that response and after a
-    tools/list.
+    processes (median, min, max), the CPU time each run took (user + system, start to exit: less
+    sensitive than wall time to a busy machine), and the RSS (VmRSS) right after that response
+    and after a tools/list.
 
 --wrap puts a command in front of each server's command line (`cordon run --policy python-tool
 ...  --`, say); RSS is then not read (the pid is the wrapper's). No tool is called on the fetch
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shlex
 import shutil
 import sys
@@ -119,8 +121,9 @@ def abbreviate_schema(schema: dict[str, Any]) -> str:
 
 
 def startup(argv: list[str], env: dict[str, str], runs: int, read_rss: bool) -> dict[str, Any]:
-    times, tools_times, rss_init, rss_tools = [], [], [], []
+    times, tools_times, rss_init, rss_tools, cpu = [], [], [], [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         with Peer(argv, env=env) as peer:
             reply = peer.request("initialize", initialize_params(), timeout=60)
             ready = time.perf_counter()
@@ -133,10 +136,16 @@ def startup(argv: list[str], env: dict[str, str], runs: int, read_rss: bool) -> 
             tools_times.append((time.perf_counter() - peer.started) * 1000)
             if read_rss:
                 rss_tools.append(common.rss_kib(peer.proc.pid))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
     result: dict[str, Any] = {
         "runs": runs,
         "initialize_ms": {"median": round(common.median(times), 1), "min": round(min(times), 1), "max": round(max(times), 1)},
         "initialize_then_tools_list_ms": {"median": round(common.median(tools_times), 1)},
+        # CPU (user + system) of the whole child process tree that was waited for: the server's
+        # start, initialize, tools/list and exit. Less sensitive to a busy machine than wall time;
+        # under --wrap it is the wrapper's own, not the sandboxed server's.
+        "cpu_ms": {"median": round(common.median(cpu), 1), "min": round(min(cpu), 1)},
     }
     if read_rss:
         result["rss_kib_after_initialize"] = {"median": common.median(rss_init), "min": min(rss_init), "max": max(rss_init)}
@@ -150,7 +159,10 @@ def probe(server: str, wrap: list[str], runs: int) -> dict[str, Any]:
         argv = wrap + common.server_argv(server, repository=repository)
         env = common.server_env(server)
         extra = "".join(f"{k}={v} " for k, v in common.SERVER_ENV.get(server, {}).items())
-        report: dict[str, Any] = {"server": server, "command": extra + shlex.join(argv)}
+        command = extra + shlex.join(argv)
+        if wrap and extra:
+            command += f"   (in a sandbox the server needs {extra.strip()} in its own environment: cordon run --env)"
+        report: dict[str, Any] = {"server": server, "command": command}
         with Peer(argv, env=env) as peer:
             init = peer.request("initialize", initialize_params(), timeout=60)["result"]
             peer.notify("notifications/initialized")
@@ -180,7 +192,8 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"     {step['sent']:<28} -> {step['answer']}")
     s = report["startup"]
     line = f"   start-up to initialize response: median {s['initialize_ms']['median']} ms (min {s['initialize_ms']['min']}, max {s['initialize_ms']['max']}) over {s['runs']} runs"
-    print(line + f"; to tools/list response: median {s['initialize_then_tools_list_ms']['median']} ms")
+    print(line + f"; to tools/list response: median {s['initialize_then_tools_list_ms']['median']} ms;"
+          f" CPU per run (user+sys, start to exit): median {s['cpu_ms']['median']} ms")
     if "rss_kib_after_initialize" in s:
         r = s["rss_kib_after_initialize"]
         print(f"   RSS after initialize: median {r['median'] / 1024:.1f} MiB (min {r['min'] / 1024:.1f}, max {r['max'] / 1024:.1f});"
