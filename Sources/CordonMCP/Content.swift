@@ -145,7 +145,7 @@ public enum MCPCallToolOutcome: Sendable, Equatable {
     case complete(MCPCallToolResult)
     case inputRequired(requestState: String?, inputRequests: JSON?)
 
-    static func parse(_ result: JSON, limits: MCPLimits) throws(MCPError) -> MCPCallToolOutcome {
+    public static func parse(_ result: JSON, limits: MCPLimits) throws(MCPError) -> MCPCallToolOutcome {
         let fields = try Fields(result, path: "result")
         switch try MCPResultType.parse(fields) {
         case .complete: return .complete(try MCPCallToolResult.parse(fields, limits: limits))

@@ -103,7 +103,7 @@ public struct MCPTool: Sendable, Equatable {
         return .object(members)
     }
 
-    static func parse(_ value: JSON, path: String, limits: MCPLimits) throws(MCPError) -> MCPTool {
+    public static func parse(_ value: JSON, path: String, limits: MCPLimits) throws(MCPError) -> MCPTool {
         let fields = try Fields(value, path: path)
         let name = try fields.requiredString("name", maxBytes: limits.maxToolNameBytes)
         if let problem = MCPToolName.problem(name) { throw .invalid(fields.field("name"), problem) }

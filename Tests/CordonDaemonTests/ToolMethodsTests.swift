@@ -114,4 +114,20 @@ struct ToolMethodsTests {
         #expect(outsider.last?["result"]?["tools"] == .array([]), "\(outsider)")
         #expect(Self.rows(d, "SELECT outcome FROM tool_calls WHERE uid = 4242") == [["refused"]])
     }
+
+    /// The official Python client (mcp 2.3.0) launches `cordon mcp serve` in each revision:
+    /// lists the tools, calls time and python, and gets a tool error for bad arguments.
+    @Test(arguments: ["legacy", "2026-07-28", "auto"])
+    func theOfficialClientUsesTheToolsThroughMCPServe(mode: String) throws {
+        let d = try Self.daemon()
+        let script = "\(Self.repo)/Tests/CordonDaemonTests/mcp_client.py"
+        let r = TestDaemon.exec("\(Self.venv)/bin/python3", [script, mode, TestDaemon.cordon, d.socket])
+        let seen = try JSON.parse(r.stdout)
+        #expect(seen["tools"] == .array([.string("python"), .string("time.convert_time"), .string("time.get_current_time")]), "\(r)")
+        #expect(seen["time"]?["isError"] == .bool(false) && seen["time"]?["text"]?.stringValue?.contains("UTC") == true, "\(r)")
+        #expect(seen["python"]?["isError"] == .bool(false) && seen["python"]?["text"] == .string("42\n"), "\(r)")
+        #expect(seen["invalid"]?["isError"] == .bool(true), "\(r)")
+        #expect(seen["invalid"]?["text"]?.stringValue?.contains("invalid-arguments") == true, "\(r)")
+        #expect(Self.rows(d, "SELECT count(*) FROM tool_calls") == [["3"]])
+    }
 }

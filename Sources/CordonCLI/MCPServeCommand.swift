@@ -1,0 +1,129 @@
+import ArgumentParser
+import CordonCommandLine
+import CordonConfig
+import CordonJSON
+import CordonMCP
+import CordonRPC
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct MCPCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp", abstract: "Cordon's tools for MCP clients.", subcommands: [MCPServeCommand.self]
+    )
+}
+
+/// `cordon mcp serve`: an MCP server over stdio that an MCP client launches. It serves both
+/// revisions (MCPServerSession, CordonMCP) and forwards tools/list and tools/call to cordond
+/// as the user who launched it: the tools offered are those cordond lets that user call, and
+/// each call runs in its tool's sandbox there and is recorded. A call cordond refuses (bad
+/// arguments, no access, the tool unavailable) is a tool error naming why, never a crash.
+struct MCPServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve cordond's tools to an MCP client over stdio.",
+        discussion: "Reads JSON-RPC lines on stdin and writes them on stdout (MCP's stdio transport); logs to stderr. Protocol revisions 2025-11-25 and 2026-07-28."
+    )
+
+    @Option(name: .customLong("socket"), help: "cordond's socket (default: $CORDON_SOCKET or /run/cordon/cordon.sock).")
+    var socket: String?
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let server = MCPStdioServer(socket: Locations.socketPath(socket))
+        server.serve()
+    }
+}
+
+final class MCPStdioServer: @unchecked Sendable {
+    private let socket: String
+    private let session = Mutex(MCPServerSession(MCPServerSession.Configuration(
+        serverInfo: MCPImplementation(name: "cordon", version: cordonVersion),
+        instructions: "Every tool here runs in a sandbox of its own policy, supervised and audited by cordond.",
+        toolsListChanged: false)))
+    private let out = Mutex(())
+
+    init(socket: String) { self.socket = socket }
+
+    /// Until stdin ends.
+    func serve() {
+        var framer = LineFramer(maxLine: 8 << 20)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            while let line = framer.next() {
+                switch line {
+                case .message(let bytes): receive(bytes)
+                case .tooLong: FileDescriptorIO.writeAll(2, "cordon mcp serve: a message longer than 8 MiB was dropped\n")
+                case .eof: return
+                }
+            }
+            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            chunk.withUnsafeBytes { framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
+    private func write(_ messages: [MCPMessage]) {
+        guard !messages.isEmpty else { return }
+        let text = messages.map { $0.line + "\n" }.joined()
+        out.withLock { _ in FileDescriptorIO.writeAll(1, text) }
+    }
+
+    private func receive(_ line: [UInt8]) {
+        let step = session.withLock { $0.receive(line) }
+        write(step.send)
+        for event in step.events {
+            guard case .forward(let request) = event else { continue }
+            // Each forwarded request on a thread and a connection of its own: a slow tool does
+            // not hold the others.
+            do { try Threads.detach("mcp-forward", signals: .noSIGPIPE) { [self] in forward(request) } } catch {
+                answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "no thread: \(error)")))
+            }
+        }
+    }
+
+    private func answer(_ id: MCPRequestID, _ answer: MCPServerSession.Answer) {
+        write(session.withLock { $0.answer(id, with: answer) })
+    }
+
+    private func forward(_ request: MCPServerSession.ForwardedRequest) {
+        let client: RPCClient
+        do { client = try RPCClient(socketPath: socket) } catch {
+            return answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond is not reachable at \(socket): \(error)")))
+        }
+        switch request.call {
+        case .listTools:
+            do {
+                let answer = try client.call("tool.list", .object([]))
+                var tools: [MCPTool] = []
+                for (i, t) in (answer["tools"]?.arrayValue ?? []).enumerated() {
+                    if let tool = try? MCPTool.parse(t, path: "tools[\(i)]", limits: .default) { tools.append(tool) }
+                }
+                self.answer(request.id, .tools(MCPListToolsResult(tools: tools)))
+            } catch let error as RPCError {
+                // No tools configured is an empty list, not an error.
+                if error.code == RPCCode.notFound { return self.answer(request.id, .tools(MCPListToolsResult(tools: []))) }
+                self.answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond: \(error.message)")))
+            } catch {
+                self.answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond: \(error)")))
+            }
+        case .callTool(let params):
+            let answer: JSON
+            do {
+                answer = try client.call("tool.call", .object([("name", .string(params.name)), ("arguments", params.arguments ?? .object([]))]))
+            } catch let error as RPCError {
+                return self.answer(request.id, .toolResult(MCPCallToolResult(content: [.text("cordond refused the call: \(error.message)", extra: nil)], isError: true)))
+            } catch {
+                return self.answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond: \(error)")))
+            }
+            if let result = answer["result"], case .object = result, case .complete(let r)? = try? MCPCallToolOutcome.parse(result, limits: .default) {
+                return self.answer(request.id, .toolResult(r))
+            }
+            let why = "\(answer["outcome"]?.stringValue ?? "failed"): \(answer["message"]?.stringValue ?? "no answer")"
+            self.answer(request.id, .toolResult(MCPCallToolResult(content: [.text(why, extra: nil)], isError: true)))
+        }
+    }
+}
