@@ -172,3 +172,80 @@ struct ToolGatewayTests {
         #expect(outcomes[2] == ["broken.anything breaker-open", "python ok"], "\(outcomes)")
     }
 }
+
+/// Faults of a real MCP server (the official SDK's MCPServer) through the gateway: a call that
+/// hangs times out and its instance is replaced; one that kills the server fails cleanly and
+/// the next call gets a new instance; garbage in the stream is survived; a server over its
+/// memory limit is killed by the sandbox and replaced. Each leaves its outcome on the record.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ToolGatewayFaultTests {
+    static func gateway() throws -> ToolGateway {
+        try #require(FileManager.default.fileExists(atPath: "\(ToolGatewayTests.venv)/bin/python3"), "no \(ToolGatewayTests.venv): run make pydeps")
+        let policy = "\(ToolGatewayTests.dir)/faulty-tool.toml"
+        try """
+            [policy]
+            name = "faulty-tool"
+            extends = ["python-tool"]
+            [filesystem]
+            read_only = ["\(ToolGatewayTests.venv)", "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests"]
+            [limits]
+            memory = "256M"
+            wall_time = "1h"
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let faulty = try ToolGatewayTests.manifest("faulty", """
+            [tool]
+            kind = "mcp"
+            description = "Misbehaves"
+            command = ["\(ToolGatewayTests.venv)/bin/python3", "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests/faulty_server.py"]
+            policy = "\(policy)"
+            timeout = "2s"
+            [service]
+            backoff = "10ms"
+            backoff_max = "50ms"
+            max_restarts = 20
+            """)
+        return try ToolGatewayTests.gateway([faulty])
+    }
+
+    static let ok = JSON.object([("text", .string("hi"))])
+
+    @Test func aHangTimesOutAndTheInstanceIsReplaced() throws {
+        let g = try Self.gateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let first = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        #expect(first.record.outcome == .ok, "\(first.record)")
+        let hung = try ToolGatewayTests.call(g, "faulty.hang", .object([]))
+        #expect(hung.record.outcome == .timeout && hung.record.latencySeconds < 5, "\(hung.record)")
+        let next = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        #expect(next.record.outcome == .ok && next.record.instance != first.record.instance, "\(next.record)")
+    }
+
+    @Test func aServerThatDiesMidCallFailsThatCallOnly() throws {
+        let g = try Self.gateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let first = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        let died = try ToolGatewayTests.call(g, "faulty.die", .object([]))
+        #expect(died.record.outcome == .unavailable, "\(died.record)")
+        let next = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        #expect(next.record.outcome == .ok && next.record.instance != first.record.instance, "\(next.record)")
+        #expect(ToolGatewayTests.text(next) == "ok: hi")
+    }
+
+    @Test func garbageInTheStreamIsSurvived() throws {
+        let g = try Self.gateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let r = try ToolGatewayTests.call(g, "faulty.garbage", .object([]))
+        #expect(r.record.outcome == .ok && ToolGatewayTests.text(r) == "after garbage", "\(r.record)")
+        #expect(try ToolGatewayTests.call(g, "faulty.ok", Self.ok).record.outcome == .ok)
+    }
+
+    @Test func aServerOverItsMemoryLimitIsKilledAndReplaced() throws {
+        let g = try Self.gateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let first = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        let hog = try ToolGatewayTests.call(g, "faulty.hog", .object([]))
+        #expect(hog.record.outcome == .unavailable || hog.record.outcome == .timeout, "\(hog.record)")
+        let next = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        #expect(next.record.outcome == .ok && next.record.instance != first.record.instance, "\(next.record)")
+    }
+}
