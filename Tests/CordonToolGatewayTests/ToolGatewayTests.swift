@@ -249,3 +249,67 @@ struct ToolGatewayFaultTests {
         #expect(next.record.outcome == .ok && next.record.instance != first.record.instance, "\(next.record)")
     }
 }
+
+/// The whole cycle: a server that dies at start is answered for by its fallback; its breaker
+/// opens; once the server is fixed, the one half-open probe closes the breaker and the server
+/// answers again.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ToolGatewayRecoveryTests {
+    @Test func theHalfOpenProbeClosesTheBreakerOnceTheServerIsFixed() throws {
+        try #require(FileManager.default.fileExists(atPath: "\(ToolGatewayTests.venv)/bin/python3"), "no \(ToolGatewayTests.venv): run make pydeps")
+        let flags = "\(ToolGatewayTests.dir)/flags-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(flags, 0o755)
+        defer { unlink("\(flags)/fixed"); rmdir(flags) }
+        let policy = "\(ToolGatewayTests.dir)/recovering-tool.toml"
+        try """
+            [policy]
+            name = "recovering-tool"
+            extends = ["python-tool"]
+            [filesystem]
+            read_only = ["\(ToolGatewayTests.venv)", "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests", "\(flags)"]
+            [limits]
+            wall_time = "1h"
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let server = "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests/faulty_server.py"
+        let flaky = try ToolGatewayTests.manifest("flaky", """
+            [tool]
+            kind = "mcp"
+            description = "Broken until fixed"
+            command = ["\(ToolGatewayTests.venv)/bin/python3", "-c", "import os, runpy, sys; os.path.exists('\(flags)/fixed') or sys.exit('not fixed yet'); runpy.run_path('\(server)', run_name='__main__')"]
+            policy = "\(policy)"
+            fallbacks = ["backup"]
+            [service]
+            backoff = "10ms"
+            backoff_max = "20ms"
+            max_restarts = 100
+            [breaker]
+            failures = 2
+            cooldown = "500ms"
+            """)
+        let backup = try ToolGatewayTests.manifest("backup", """
+            [tool]
+            kind = "command"
+            description = "Answers for flaky"
+            policy = "python-tool"
+            argv = ["/usr/bin/python3", "-I", "-c", "print('fallback')"]
+            input_schema = { type = "object", properties = { text = { type = "string" } } }
+            """)
+        let g = try ToolGatewayTests.gateway([flaky, backup])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let args = JSON.object([("text", .string("x"))])
+        var attempts: [[String]] = []
+        for _ in 0..<3 {
+            let r = try ToolGatewayTests.call(g, "flaky.ok", args)
+            attempts.append(r.record.attempts.map { "\($0.tool) \($0.outcome)" })
+            #expect(r.record.outcome == .fallback("backup") && ToolGatewayTests.text(r) == "fallback\n", "\(r.record)")
+        }
+        #expect(attempts.first == ["flaky.ok unavailable", "backup ok"] && attempts.last == ["flaky.ok breaker-open", "backup ok"], "\(attempts)")
+        #expect(g.stats("flaky.ok", for: ToolGatewayTests.alice).breaker == 1)
+        // Fixed; the cooldown passes; the probe goes to the server, and closes the breaker.
+        #expect(FileManager.default.createFile(atPath: "\(flags)/fixed", contents: Data()))
+        Thread.sleep(forTimeInterval: 0.6)
+        let probe = try ToolGatewayTests.call(g, "flaky.ok", args)
+        #expect(probe.record.outcome == .ok && ToolGatewayTests.text(probe) == "ok: x", "\(probe.record)")
+        #expect(g.stats("flaky.ok", for: ToolGatewayTests.alice).breaker == 0)
+    }
+}
