@@ -198,7 +198,7 @@ struct ToolGatewayFaultTests {
             description = "Misbehaves"
             command = ["\(ToolGatewayTests.venv)/bin/python3", "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests/faulty_server.py"]
             policy = "\(policy)"
-            timeout = "2s"
+            timeout = "8s"
             [service]
             backoff = "10ms"
             backoff_max = "50ms"
@@ -215,7 +215,9 @@ struct ToolGatewayFaultTests {
         let first = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
         #expect(first.record.outcome == .ok, "\(first.record)")
         let hung = try ToolGatewayTests.call(g, "faulty.hang", .object([]))
-        #expect(hung.record.outcome == .timeout && hung.record.latencySeconds < 5, "\(hung.record)")
+        // 8 s: the call's timeout covers starting a replacement too, which a loaded machine
+        // can take seconds over (Python imports the SDK).
+        #expect(hung.record.outcome == .timeout && hung.record.latencySeconds < 12, "\(hung.record)")
         let next = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
         #expect(next.record.outcome == .ok && next.record.instance != first.record.instance, "\(next.record)")
     }
