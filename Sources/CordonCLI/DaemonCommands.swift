@@ -341,6 +341,7 @@ struct AuditCommand: ParsableCommand {
     @Option(name: .customLong("policy"), help: "Only tasks under this policy.") var policy: String?
     @Option(name: .customLong("task"), help: "One task: its full record and every event.") var task: Int64?
     @Flag(name: .customLong("denials"), help: "Only refusals: denied syscalls, denied egress, refused requests.") var denials = false
+    @Flag(name: .customLong("calls"), help: "Tool calls instead of tasks: who called which tool, how it ended, how long it took.") var calls = false
     @Option(name: .customLong("limit"), help: "At most this many of each.") var limit = 200
 
     func validate() throws {
@@ -354,8 +355,19 @@ struct AuditCommand: ParsableCommand {
         if let policy { params.append(("policy", .string(policy))) }
         if let task { params.append(("task", .int(task))) }
         if denials { params.append(("denials", .bool(true))) }
+        if calls { params.append(("calls", .bool(true))) }
         let answer = try client.call("audit.query", .object(params))
         if client.json { return client.printJSON(answer) }
+        if calls {
+            var rows = [["CALL", "TIME", "UID", "TOOL", "OUTCOME", "LATENCY", "ARGS", "RESULT", "MESSAGE"]]
+            for c in answer["calls"]?.arrayValue ?? [] {
+                rows.append(["\(c["id"]?.intValue ?? 0)", c["time"]?.stringValue ?? "", "\(c["uid"]?.intValue ?? 0)", c["tool"]?.stringValue ?? "",
+                             c["outcome"]?.stringValue ?? "", "\(Int((c["latencySeconds"]?.doubleValue ?? 0) * 1000))ms",
+                             "\(c["argumentBytes"]?.intValue ?? 0)B", "\(c["resultBytes"]?.intValue ?? 0)B", c["message"]?.stringValue ?? ""])
+            }
+            if rows.count > 1 { printTable(rows) } else { print("no tool calls") }
+            return
+        }
         var rows = [["TASK", "STATE", "REASON", "EXIT", "POLICY", "UID", "CPU", "PEAK MEM", "FINISHED", "COMMAND"]]
         for t in answer["tasks"]?.arrayValue ?? [] {
             let cpu = (t["cpuUserSeconds"]?.doubleValue ?? 0) + (t["cpuSystemSeconds"]?.doubleValue ?? 0)

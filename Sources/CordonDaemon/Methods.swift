@@ -285,6 +285,7 @@ extension Daemon {
         if let id = try params.int("task", min: 1) { taskQuery.id = id; eventQuery.taskID = id }
         if try params.bool("denials") == true { eventQuery.kinds = ["denied", "auth-refused"] }
         if let kinds = try params.stringArray("kinds", maxCount: 32) { eventQuery.kinds = (eventQuery.kinds ?? []) + kinds }
+        let calls = try params.bool("calls") ?? false
         let limit = Int(try params.int("limit", min: 1, max: 10_000) ?? 1000)
         taskQuery.limit = limit
         eventQuery.limit = limit
@@ -296,6 +297,24 @@ extension Daemon {
             }
             taskQuery.uid = peer.uid
             eventQuery.uid = peer.uid
+        }
+        if calls {
+            // Tool calls (the gateway's records), newest first.
+            do {
+                let rows = try store.toolCalls(uid: taskQuery.uid, limit: limit).filter { $0.time >= (taskQuery.since ?? 0) }
+                return .object([("calls", .array(rows.map { c in
+                    var m: [(String, JSON)] = [("id", .int(c.id)), ("time", .string(UTCTime.format(c.time))), ("uid", .int(Int64(c.uid))),
+                                               ("tool", .string(c.tool)), ("outcome", .string(c.outcome))]
+                    if let message = c.message { m.append(("message", .string(message))) }
+                    if let instance = c.instance { m.append(("instance", .int(instance))) }
+                    if let policy = c.policy { m.append(("policy", .string(policy))) }
+                    if let hash = c.policyHash { m.append(("policyHash", .string(hash))) }
+                    m += [("argumentBytes", .int(c.argumentBytes)), ("argumentSHA256", .string(c.argumentSHA256)),
+                          ("resultBytes", .int(c.resultBytes)), ("isError", .bool(c.isError)), ("latencySeconds", .double(c.latencySeconds)),
+                          ("attempts", (try? JSON.parse(c.attempts)) ?? .array([]))]
+                    return .object(m)
+                }))])
+            } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
         }
         do {
             let records = eventQuery.kinds == nil ? try store.tasks(taskQuery) : []

@@ -113,6 +113,13 @@ struct ToolMethodsTests {
         #expect(outsider.first?["result"]?["outcome"] == .string("refused"), "\(outsider)")
         #expect(outsider.last?["result"]?["tools"] == .array([]), "\(outsider)")
         #expect(Self.rows(d, "SELECT outcome FROM tool_calls WHERE uid = 4242") == [["refused"]])
+        // audit.query {calls}: a user sees their own calls only; an admin everyone's.
+        let mine = d.asUser(4242, [Self.request(3, "audit.query", .object([("calls", .bool(true))]))])
+        #expect(mine.first?["result"]?["calls"]?.arrayValue?.map { $0["outcome"] } == [.string("refused")], "\(mine)")
+        let all = try d.call("audit.query", .object([("calls", .bool(true))]))
+        #expect(Set(all["calls"]?.arrayValue?.compactMap { $0["uid"]?.intValue } ?? []) == [0, 65534, 4242], "\(all)")
+        let cli = TestDaemon.exec(TestDaemon.cordon, ["audit", "--calls", "--socket", d.socket])
+        #expect(cli.status == 0 && cli.stdout.contains("time.get_current_time") && cli.stdout.contains("refused"), "\(cli)")
     }
 
     /// The official Python client (mcp 2.3.0) launches `cordon mcp serve` in each revision:
