@@ -373,7 +373,8 @@ public final class Daemon: @unchecked Sendable {
 
     func metricsText() -> String {
         let (queued, running) = tasks.counts
-        return metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok)
+        return metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok,
+                              breakers: tools?.breakerStates() ?? [:], instances: tools?.instanceTotals() ?? [:])
     }
 }
 

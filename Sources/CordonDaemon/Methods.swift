@@ -433,6 +433,7 @@ extension Daemon {
         return .later { [self] reply in
             gateway.call(name, arguments: arguments, caller: who, deadline: MonotonicClock.now + timeout) { [self] result in
                 let r = result.record
+                metrics.toolCall(tool: r.tool, outcome: r.outcome.description, seconds: r.latencySeconds)
                 let row = NewToolCall(time: UTCTime.epochSeconds(), caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
                                       tool: r.tool, outcome: r.outcome.description, message: r.message, instance: r.instance, policy: r.policy,
                                       policyHash: r.policyHash, argumentBytes: r.argumentBytes, argumentSHA256: r.argumentSHA256,

@@ -14,7 +14,12 @@ public final class Metrics: Sendable {
         var spawnCount: UInt64 = 0
         var spawnSum = 0.0
         var connections = 0
+        var toolCalls: [String: [String: UInt64]] = [:]
+        var toolLatency: [String: (buckets: [UInt64], count: UInt64, sum: Double)] = [:]
     }
+
+    /// Tool call latency buckets (seconds), from tool.call's admission to its answer.
+    static let toolBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60]
 
     private let state = Mutex(State())
 
@@ -27,6 +32,17 @@ public final class Metrics: Sendable {
     func connection(opened: Bool) { state.withLock { $0.connections += opened ? 1 : -1 } }
     var connections: Int { state.withLock { $0.connections } }
 
+    func toolCall(tool: String, outcome: String, seconds: Double) {
+        state.withLock { s in
+            s.toolCalls[tool, default: [:]][outcome, default: 0] += 1
+            var h = s.toolLatency[tool] ?? ([UInt64](repeating: 0, count: Metrics.toolBuckets.count), 0, 0)
+            for (i, bound) in Metrics.toolBuckets.enumerated() where seconds <= bound { h.buckets[i] += 1 }
+            h.count += 1
+            h.sum += seconds
+            s.toolLatency[tool] = h
+        }
+    }
+
     func spawned(seconds: Double) {
         state.withLock { s in
             for (i, bound) in Metrics.buckets.enumerated() where seconds <= bound { s.spawnBuckets[i] += 1 }
@@ -36,7 +52,10 @@ public final class Metrics: Sendable {
     }
 
     /// The exposition text; `queued`/`running` are read from the scheduler at the same time.
-    func render(queued: Int, running: Int, parked: Int, healthy: Bool) -> String {
+    /// `tools`: each exposed tool's breaker state (0 closed, 1 open, 2 half-open), and each
+    /// tool manifest's instances, failures and starts.
+    func render(queued: Int, running: Int, parked: Int, healthy: Bool,
+                breakers: [String: Int] = [:], instances: [String: (running: Int, starts: Int, failures: Int)] = [:]) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -66,6 +85,26 @@ public final class Metrics: Sendable {
         for (method, n) in s.refusalsByMethod.sorted(by: { $0.key < $1.key }) { out += "cordon_auth_refusals_total{method=\"\(label(method))\"} \(n)\n" }
         family("cordon_request_errors_total", "counter", "JSON-RPC error responses, by code.")
         for (code, n) in s.requestErrorsByCode.sorted(by: { $0.key < $1.key }) { out += "cordon_request_errors_total{code=\"\(code)\"} \(n)\n" }
+        family("cordon_tool_calls_total", "counter", "Tool calls, by tool and outcome (ok, tool-error, invalid-arguments, timeout, …).")
+        for (tool, outcomes) in s.toolCalls.sorted(by: { $0.key < $1.key }) {
+            for (outcome, n) in outcomes.sorted(by: { $0.key < $1.key }) {
+                out += "cordon_tool_calls_total{tool=\"\(label(tool))\",outcome=\"\(label(outcome))\"} \(n)\n"
+            }
+        }
+        family("cordon_tool_call_seconds", "histogram", "From tool.call's admission to its answer, by tool.")
+        for (tool, h) in s.toolLatency.sorted(by: { $0.key < $1.key }) {
+            for (i, bound) in Metrics.toolBuckets.enumerated() { out += "cordon_tool_call_seconds_bucket{tool=\"\(label(tool))\",le=\"\(bound)\"} \(h.buckets[i])\n" }
+            out += "cordon_tool_call_seconds_bucket{tool=\"\(label(tool))\",le=\"+Inf\"} \(h.count)\n"
+            out += "cordon_tool_call_seconds_sum{tool=\"\(label(tool))\"} \(h.sum)\ncordon_tool_call_seconds_count{tool=\"\(label(tool))\"} \(h.count)\n"
+        }
+        family("cordon_tool_breaker_state", "gauge", "Each called tool's circuit breaker: 0 closed, 1 open, 2 half-open.")
+        for (tool, state) in breakers.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_breaker_state{tool=\"\(label(tool))\"} \(state)\n" }
+        family("cordon_tool_instances", "gauge", "Running instances of each MCP tool server, all users together.")
+        for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instances{tool=\"\(label(tool))\"} \(i.running)\n" }
+        family("cordon_tool_instance_starts_total", "counter", "Instances started, by tool server.")
+        for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instance_starts_total{tool=\"\(label(tool))\"} \(i.starts)\n" }
+        family("cordon_tool_instance_failures_total", "counter", "Instances that died, failed to start or to answer a health check, or hung a call, by tool server.")
+        for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instance_failures_total{tool=\"\(label(tool))\"} \(i.failures)\n" }
         family("cordon_healthy", "gauge", "1 when system.health reports ok, 0 when degraded.")
         out += "cordon_healthy \(healthy ? 1 : 0)\n"
         return out

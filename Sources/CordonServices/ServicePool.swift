@@ -214,6 +214,22 @@ public final class ServicePool: @unchecked Sendable {
         }
     }
 
+    /// `service`'s stats summed over every owner.
+    public func totals(service: String) -> Stats {
+        monitor.locked {
+            var total = Stats()
+            for (key, g) in groups where key.service == service {
+                total.instances += g.instances.values.filter(\.ready).count
+                total.starting += g.instances.values.filter { !$0.ready }.count
+                total.inFlight += g.instances.values.reduce(0) { $0 + $1.inFlight }
+                total.waiting += g.waiters.count
+                total.starts += g.starts
+                total.failures += g.failureCount
+            }
+            return total
+        }
+    }
+
     /// The pids (init's, on the host) of `key`'s running instances.
     public func pids(_ key: Key) -> [Int32] {
         monitor.locked { groups[key]?.instances.values.compactMap { $0.process?.started?.pid } ?? [] }

@@ -124,6 +124,22 @@ public final class ToolGateway: @unchecked Sendable {
 
     public func stop(until deadline: Double) { pool.stopAll(until: deadline) }
 
+    /// Every breaker's state (0 closed, 1 open, 2 half-open), by exposed tool.
+    public func breakerStates() -> [String: Int] {
+        let now = MonotonicInstant(seconds: MonotonicClock.now)
+        return breakers.withLock { $0 }.mapValues { $0.state(at: now).rawValue }
+    }
+
+    /// Each MCP tool's instances, starts and failures, every user's together.
+    public func instanceTotals() -> [String: (running: Int, starts: Int, failures: Int)] {
+        var out: [String: (running: Int, starts: Int, failures: Int)] = [:]
+        for m in manifests.values where m.kind == .mcp {
+            let t = pool.totals(service: m.name)
+            out[m.name] = (t.instances, t.starts, t.failures)
+        }
+        return out
+    }
+
     /// The state of a tool's breaker (0 closed, 1 open, 2 half-open; nil: never called) and
     /// of its instances for `caller`.
     public func stats(_ name: String, for caller: Caller) -> (breaker: Int?, pool: ServicePool.Stats?) {

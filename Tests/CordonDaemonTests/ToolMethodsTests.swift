@@ -90,6 +90,13 @@ struct ToolMethodsTests {
         let stats = try d.call("tool.stats")
         let timeStats = stats["tools"]?.arrayValue?.first { $0["name"] == .string("time.get_current_time") }
         #expect(timeStats?["instances"] == .int(1) && timeStats?["breaker"] == .string("closed"), "\(stats)")
+        // And a metric: counts by outcome, a latency histogram, the breaker, the instances.
+        let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
+        for line in ["cordon_tool_calls_total{tool=\"time.get_current_time\",outcome=\"ok\"} 1", "cordon_tool_calls_total{tool=\"python\",outcome=\"invalid-arguments\"} 2",
+                     "cordon_tool_call_seconds_count{tool=\"python\"} 4", "cordon_tool_breaker_state{tool=\"time.get_current_time\"} 0",
+                     "cordon_tool_instances{tool=\"time\"} 1", "cordon_tool_instance_starts_total{tool=\"time\"} 1"] {
+            #expect(metrics.contains(line + "\n"), "\(line) missing from\n\(metrics)")
+        }
         // Every call is a row, arguments kept as a size and a hash only.
         let rows = Self.rows(d, "SELECT outcome, length(argument_sha256), uid, tool, policy, length(policy_hash), arguments IS NULL FROM tool_calls ORDER BY id LIMIT 3")
         #expect(rows == [["ok", "64", "0", "time.get_current_time", "time-tool", "64", "1"],
