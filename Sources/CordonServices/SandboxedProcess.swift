@@ -56,6 +56,13 @@ public final class SandboxedProcess: @unchecked Sendable {
     public init(_ spec: Spec, onExit: @escaping @Sendable (SandboxResult) -> Void = { _ in }) throws(SystemError) {
         control = try SandboxControl()
         let stdin = try Descriptor.pipe()
+        // Our end of its stdin non-blocking (its own stays blocking): a blocking write of a
+        // chunk larger than the room left in the pipe would wait for the server to read, past
+        // any deadline, holding the writer lock for every later line.
+        let inFlags = fcntl(stdin.write.raw, F_GETFL)
+        guard inFlags >= 0, fcntl(stdin.write.raw, F_SETFL, inFlags | O_NONBLOCK) == 0 else {
+            throw SystemError("fcntl", path: "the service's stdin", errno: errno)
+        }
         let stdout = try Descriptor.pipe()
         let stderr = try Descriptor.pipe()
         input = stdin.write

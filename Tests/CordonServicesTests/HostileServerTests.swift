@@ -1,0 +1,54 @@
+import CordonConfig
+import CordonJSON
+import CordonSandbox
+import CordonServices
+import CordonSystem
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Servers that misbehave on purpose, against the connection and the pool: what they may cost
+/// the daemon is bounded by the deadlines its callers give, and nothing they do outlives a stop.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct HostileServerTests {
+    static func spec(_ script: String) throws -> SandboxedProcess.Spec {
+        let store = PolicyStore(configDir: nil)
+        let plan = try store.spawnPlan(for: try store.loadPolicy("default"), cacheDir: nil, callerEnvironment: [:])
+        return SandboxedProcess.Spec(plan: plan, argv: ["/usr/bin/python3", "-u", "-c", script],
+                                     environment: SandboxEnvironment(runtimeDir: JSONRPCConnectionTests.runtimeDir))
+    }
+
+    static func connect(_ script: String) throws -> JSONRPCConnection {
+        try JSONRPCConnection(process: try SandboxedProcess(try spec(script)))
+    }
+
+    final class Slot<T>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: T?
+        var value: T? {
+            get { lock.lock(); defer { lock.unlock() }; return stored }
+            set { lock.lock(); stored = newValue; lock.unlock() }
+        }
+    }
+
+    /// A server that stops reading its stdin while a line of ours still sits in the pipe: a
+    /// request longer than the room left must fail at its deadline, not block the caller (and
+    /// every later writer, the reader's refusals included) for as long as the server likes.
+    @Test func aServerThatStopsReadingCannotHoldASendPastItsDeadline() throws {
+        let c = try Self.connect("import time\ntime.sleep(600)\n")
+        defer { c.process.stop(); c.process.wait(until: MonotonicClock.now + 20) }
+        #expect(c.notify("hello", deadline: MonotonicClock.now + 5))
+        let result = Slot<Result<JSON, JSONRPCConnection.CallError>>()
+        let done = DispatchSemaphore(value: 0)
+        let big = JSON.string(String(repeating: "a", count: 1 << 20))
+        Thread.detachNewThread {
+            result.value = c.call("echo", big, deadline: MonotonicClock.now + 1)
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success, "the call outlived its deadline by more than 9 s")
+        // Whichever noticed first: the writer (sendFailed) or the reader's expiry (timeout).
+        #expect(result.value == .failure(.sendFailed) || result.value == .failure(.timeout))
+    }
+}
