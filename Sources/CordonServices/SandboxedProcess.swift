@@ -39,7 +39,8 @@ public final class SandboxedProcess: @unchecked Sendable {
     private let control: SandboxControl
     private let input: Descriptor       // the write end of its stdin
     private let output: Descriptor      // the read end of its stdout
-    private let writer = Mutex(())
+    /// One writer at a time; true while the last line written is unfinished (cut short).
+    private let writer = Mutex(false)
     private let shared: Shared
     static let tailBytes = 8192
 
@@ -109,10 +110,14 @@ public final class SandboxedProcess: @unchecked Sendable {
     /// write did not finish by `deadline` (CLOCK_MONOTONIC seconds). One writer at a time, so
     /// lines never interleave.
     public func send(_ line: [UInt8], deadline: Double) -> Bool {
-        var bytes = line
-        bytes.append(0x0A)
-        return writer.withLock { _ in
+        return writer.withLock { torn in
+            // A line cut short by its deadline is ended first, so that this one is read as a
+            // line of its own rather than as the rest of that one.
+            var bytes: [UInt8] = torn ? [0x0A] : []
+            bytes.append(contentsOf: line)
+            bytes.append(0x0A)
             var offset = 0
+            defer { if offset > 0 { torn = offset < bytes.count } }
             while offset < bytes.count {
                 var pfd = pollfd(fd: input.raw, events: Int16(POLLOUT), revents: 0)
                 let left = deadline - MonotonicClock.now

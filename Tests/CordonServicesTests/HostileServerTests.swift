@@ -51,4 +51,23 @@ struct HostileServerTests {
         // Whichever noticed first: the writer (sendFailed) or the reader's expiry (timeout).
         #expect(result.value == .failure(.sendFailed) || result.value == .failure(.timeout))
     }
+
+    /// A line cut short at its deadline must not swallow the next one: a server that resumes
+    /// reading sees the torn line end, and the next request whole.
+    @Test func aLineCutShortDoesNotSwallowTheNext() throws {
+        let c = try Self.connect(#"""
+            import json, sys, time
+            time.sleep(2)
+            for line in sys.stdin:
+                try: m = json.loads(line)
+                except ValueError: continue
+                if "id" in m: sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": m.get("params")}) + "\n"); sys.stdout.flush()
+            """#)
+        defer { c.process.stop(); c.process.wait(until: MonotonicClock.now + 20) }
+        #expect(c.notify("hello", deadline: MonotonicClock.now + 5))
+        let big = JSON.string(String(repeating: "a", count: 1 << 20))
+        let cut = c.call("echo", big, deadline: MonotonicClock.now + 0.5)
+        #expect(cut == .failure(.sendFailed) || cut == .failure(.timeout))
+        #expect(c.call("echo", .string("whole"), deadline: MonotonicClock.now + 15) == .success(.string("whole")))
+    }
 }
