@@ -78,7 +78,14 @@ public final class SandboxedProcess: @unchecked Sendable {
         io.relaySignals = false
         let streams = io
         let shared = self.shared, control = self.control
-        control.onStart { pid, cgroup in shared.started.withLock { $0 = (pid, cgroup) } }
+        let ends = Box3(childIn, childOut, errWrite)
+        control.onStart { pid, cgroup in
+            shared.started.withLock { $0 = (pid, cgroup) }
+            // The child holds its own copy of its stdout from the clone on: with ours gone, the
+            // stream ends when the server (and whatever it started) closes it, not only when
+            // the sandbox has ended. (On the sandbox's thread, as `ends.close()` below.)
+            ends.closeOutput()
+        }
         // The stderr tail: read until every writer (the sandbox's relay) is gone.
         let errFD = errRead.raw
         let errOwner = Box(errRead)
@@ -95,7 +102,6 @@ public final class SandboxedProcess: @unchecked Sendable {
             }
             errOwner.close()
         }
-        let ends = Box3(childIn, childOut, errWrite)
         try Threads.detach("service", signals: .noSIGPIPE) {
             let result = Sandbox.run(plan: spec.plan, argv: spec.argv, environment: spec.environment, io: streams,
                                      wallTime: .infinity, control: control)
@@ -181,11 +187,14 @@ private final class Box: @unchecked Sendable {
 }
 
 /// The child's ends of its three streams: ours to close once the sandbox has ended (it holds
-/// its own copies from the clone on).
+/// its own copies from the clone on); stdout's as soon as it has started. Used on the sandbox's
+/// thread only.
 private final class Box3: @unchecked Sendable {
     private var a: Descriptor?, b: Descriptor?, c: Descriptor?
     init(_ a: consuming Descriptor, _ b: consuming Descriptor, _ c: consuming Descriptor) {
         self.a = .some(a); self.b = .some(b); self.c = .some(c)
     }
     func close() { a.take()?.close(); b.take()?.close(); c.take()?.close() }
+    /// The stdout end alone, once the child holds its copy.
+    func closeOutput() { b.take()?.close() }
 }

@@ -70,4 +70,15 @@ struct HostileServerTests {
         #expect(cut == .failure(.sendFailed) || cut == .failure(.timeout))
         #expect(c.call("echo", .string("whole"), deadline: MonotonicClock.now + 15) == .success(.string("whole")))
     }
+
+    /// A server that closes its stdout and keeps running has ended its stream: calls fail at once
+    /// with `.closed`, not each at its deadline.
+    @Test func aServerThatClosesItsStdoutEndsTheStream() throws {
+        let c = try Self.connect("import os, sys, time\nsys.stdin.readline()\nos.close(1)\ntime.sleep(600)\n")
+        defer { c.process.stop(); c.process.wait(until: MonotonicClock.now + 20) }
+        let start = MonotonicClock.now
+        #expect(c.call("echo", .int(1), deadline: MonotonicClock.now + 15) == .failure(.closed))
+        #expect(MonotonicClock.now - start < 5)
+        #expect(!c.isOpen)
+    }
 }
