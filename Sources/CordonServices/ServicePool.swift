@@ -297,14 +297,19 @@ public final class ServicePool: @unchecked Sendable {
             let tail = p.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ")
             failure = tail.isEmpty ? f : "\(f); stderr: \(tail)"
         }
-        monitor.locked {
+        let discard: SandboxedProcess? = monitor.locked {
             let now = MonotonicClock.now
-            guard var g = groups[key], g.instances[instance.id] != nil else { return }
+            guard var g = groups[key], g.instances[instance.id] != nil else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
+            // Ended after its handshake but before this: `instanceEnded` skipped it then (not
+            // ready), so its end is counted here, or it would hold a slot it never serves.
+            if failure == nil, let ended = process?.result {
+                failure = "exited: \(ended.reason.rawValue)\(ended.exitCode.map { " \($0)" } ?? "")"
+            }
             if let failure {
                 g.instances[instance.id] = nil
                 noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", now: now)
-                return
+                return nil
             }
             instance.connection = connection
             instance.handshake = handshake
@@ -312,7 +317,9 @@ public final class ServicePool: @unchecked Sendable {
             instance.lastHealth = now
             g.consecutiveFailures = 0
             serveWaiters(&g, key: key, definition: definition, now: now)
+            return nil
         }
+        discard?.stop()
     }
 
     private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {

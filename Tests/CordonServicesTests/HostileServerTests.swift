@@ -81,4 +81,47 @@ struct HostileServerTests {
         #expect(MonotonicClock.now - start < 5)
         #expect(!c.isOpen)
     }
+
+    /// A pool definition whose handshake takes a while after the server's answer (as MCP's does:
+    /// initialize, then the initialized notification, then a listing).
+    static func slowHandshake(_ settings: ServicePool.Settings, script: @escaping @Sendable () -> String) -> ServicePool.Definition {
+        ServicePool.Definition(settings: settings, spec: { _ in try spec(script()) }, ready: { c, deadline throws(ServicePool.ServiceError) in
+            guard case .success(let v) = c.call("echo", .string("hello"), deadline: deadline) else { throw ServicePool.ServiceError("handshake") }
+            Thread.sleep(forTimeInterval: 0.8)
+            return v
+        }, health: { c, _, deadline in c.call("echo", .string("ping"), deadline: deadline) == .success(.string("ping")) })
+    }
+
+    static let echoServer = #"""
+        import json, os, sys
+        for line in sys.stdin:
+            m = json.loads(line)
+            if "id" in m and m.get("method") == "echo":
+                sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": m.get("params")}) + "\n"); sys.stdout.flush()
+                if DIE: os._exit(0)
+        """#
+
+    /// An instance that answers its handshake and dies before the pool admits it: its exit must
+    /// not be lost (it would hold its owner's only slot, never picked, until a health check).
+    @Test func anInstanceThatDiesDuringItsHandshakeDoesNotHoldTheSlot() throws {
+        var s = ServicePool.Settings()
+        s.maxInstances = 1
+        s.healthInterval = 120
+        s.backoffBase = 0.05
+        s.backoffMax = 0.1
+        final class Count: @unchecked Sendable { let lock = NSLock(); var n = 0
+            func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n } }
+        let count = Count()
+        let pool = try ServicePool(definitions: ["echo": Self.slowHandshake(s) {
+            (count.next() == 1 ? "DIE = True\n" : "DIE = False\n") + Self.echoServer
+        }], seed: 1)
+        defer { pool.stopAll(until: MonotonicClock.now + 20) }
+        let key = ServicePool.Key(service: "echo", owner: 1001)
+        let start = MonotonicClock.now
+        let lease = pool.lease(key, deadline: MonotonicClock.now + 10)
+        guard case .success(let l) = lease else { Issue.record("no instance after \(MonotonicClock.now - start) s: \(lease)"); return }
+        #expect(l.connection.call("echo", .int(7), deadline: MonotonicClock.now + 10) == .success(.int(7)))
+        #expect(pool.stats(key).failures == 1)
+        l.release()
+    }
 }
