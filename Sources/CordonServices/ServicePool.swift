@@ -253,6 +253,7 @@ public final class ServicePool: @unchecked Sendable {
     /// Starts an instance when waiters outnumber the free slots of those starting, within the
     /// limit, unless a restart is not due yet (the maintenance thread starts it then).
     private func scheduleStartIfNeeded(_ g: inout Group, key: Key, definition: Definition, now: Double) {
+        guard !stopped else { return }
         let s = definition.settings
         let live = g.instances.values.filter { !$0.stopping }
         let startingSlots = live.filter { !$0.ready }.count * s.concurrency
@@ -301,6 +302,11 @@ public final class ServicePool: @unchecked Sendable {
             let now = MonotonicClock.now
             guard var g = groups[key], g.instances[instance.id] != nil else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
+            if stopped || instance.stopping {
+                // stopAll came while it started (it may not have known the process yet).
+                g.instances[instance.id] = nil
+                return failure == nil ? process : nil
+            }
             // Ended after its handshake but before this: `instanceEnded` skipped it then (not
             // ready), so its end is counted here, or it would hold a slot it never serves.
             if failure == nil, let ended = process?.result {

@@ -124,4 +124,20 @@ struct HostileServerTests {
         #expect(pool.stats(key).failures == 1)
         l.release()
     }
+
+    /// After `stopAll` nothing starts again, min_instances or not.
+    @Test func nothingStartsAfterStopAll() throws {
+        var s = ServicePool.Settings()
+        s.minInstances = 1
+        let pool = try ServicePool(definitions: ["echo": Self.slowHandshake(s) { "DIE = False\n" + Self.echoServer }])
+        let key = ServicePool.Key(service: "echo", owner: 1001)
+        try pool.lease(key, deadline: MonotonicClock.now + 20).get().release()
+        let starts = pool.stats(key).starts
+        pool.stopAll(until: MonotonicClock.now + 20)
+        Thread.sleep(forTimeInterval: 2)
+        let after = pool.stats(key)
+        #expect(after.starts == starts && after.instances == 0 && after.starting == 0, "\(after)")
+        #expect(pool.pids(key).isEmpty)
+        pool.stopAll(until: MonotonicClock.now + 20)  // whatever did start
+    }
 }
