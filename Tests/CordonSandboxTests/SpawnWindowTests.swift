@@ -185,3 +185,46 @@ struct SpawnWindowTests {
         #expect(text == "0\n1\n2\n", "\(text)")
     }
 }
+
+/// cgroup v1 is made after the clone, while the child builds its root: when making it fails, the
+/// child (waiting for its `tasks` files) is killed, nothing is left running or mounted, the
+/// cgroup is gone and the supervisor holds no descriptor more than before.
+@Suite(.enabled(if: Harness.isRoot && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"),
+                "needs root and cgroup v1's cpu controller"), .serialized)
+struct CgroupAfterCloneTests {
+    static func descriptorCount() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).count }
+
+    @Test func aCgroupThatCannotBeMadeFailsTheSandboxCleanly() throws {
+        // A parent whose CPU quota is below the policy's: the child's quota is refused (EINVAL).
+        let group = "cordon-review-\(getpid())"
+        let hierarchy = try CgroupHierarchy.detect(group: group)
+        defer { for dir in hierarchy.cgroup(named: "").directories { rmdir(dir) } }
+        try FileSystem.writeControl("/sys/fs/cgroup/cpu/\(group)/cpu.cfs_quota_us", "1000")
+        let store = PolicyStore(configDir: nil)
+        let plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
+        var environment = SandboxEnvironment(runtimeDir: Harness.runtimeDir)
+        environment.cgroupGroup = group
+        var io = SandboxIO()
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        io.stdout = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(io.stdin); close(io.stdout) }
+        _ = Sandbox.run(plan: plan, argv: ["true"], environment: environment, io: io, wallTime: 30)  // lazy state warmed
+        let before = Self.descriptorCount()
+        let mountsBefore = Harness.mountsMentioning(Harness.runtimeDir).count
+        for _ in 0..<3 {
+            let r = Sandbox.run(plan: plan, argv: ["sleep", "4248"], environment: environment, io: io, wallTime: 30)
+            #expect(r.reason == .setupFailed)
+            #expect(r.setupFailure?.step.name == "cgroup", "\(String(describing: r.setupFailure))")
+            #expect(r.setupFailure?.message.contains("cpu.cfs_quota_us") == true, "\(r.setupFailure?.message ?? "")")
+        }
+        #expect(Self.descriptorCount() == before)
+        #expect(Harness.mountsMentioning(Harness.runtimeDir).count == mountsBefore)
+        #expect(Harness.processes(inUIDRange: 0x4000_0000...0xFFFF_FFF0).allSatisfy {
+            !(((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").hasPrefix("sleep\u{0}4248"))
+        })
+        let left = hierarchy.cgroup(named: "").directories.flatMap { dir in
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("s") && Int($0.dropFirst()) != nil }
+        }
+        #expect(left.isEmpty, "\(left)")
+    }
+}
