@@ -154,6 +154,8 @@ public final class ServicePool: @unchecked Sendable {
     private var stopped = false
     private var random: SplitMix64
     private let backoffs: [String: Backoff]
+    /// Completions left by the section holding the lock, run once it is released (`locked`).
+    private var deferred: [@Sendable () -> Void] = []
 
     /// `seed` for the backoff's jitter (nil: from the system's generator).
     public init(definitions: [String: Definition], seed: UInt64? = nil) throws(SystemError) {
@@ -177,7 +179,7 @@ public final class ServicePool: @unchecked Sendable {
             return
         }
         let now = MonotonicClock.now
-        let outcome: Result<Lease, ServiceError>? = monitor.locked {
+        let outcome: Result<Lease, ServiceError>? = locked {
             var g = groups[key] ?? Group(definition.settings)
             defer { groups[key] = g }
             if stopped { return .failure(ServiceError("the service pool is stopping")) }
@@ -226,11 +228,11 @@ public final class ServicePool: @unchecked Sendable {
 
     /// Stops every instance and refuses new leases; waits up to `deadline` for them to end.
     public func stopAll(until deadline: Double) {
-        let processes: [SandboxedProcess] = monitor.locked {
+        let processes: [SandboxedProcess] = locked {
             stopped = true
             var all: [SandboxedProcess] = []
             for (key, var g) in groups {
-                for w in g.waiters { let c = w.completion; DispatchLater.run { c(.failure(ServiceError("the service pool is stopping"))) } }
+                for w in g.waiters { let c = w.completion; later { c(.failure(ServiceError("the service pool is stopping"))) } }
                 g.waiters = []
                 for i in g.instances.values { i.stopping = true; if let p = i.process { all.append(p) } }
                 groups[key] = g
@@ -243,6 +245,23 @@ public final class ServicePool: @unchecked Sendable {
     }
 
     // MARK: inside (the monitor held unless said otherwise)
+
+    /// Runs `body` with the pool's lock held, then — the lock released — what it left to run
+    /// (`later`), each batch on a thread of its own. Completions may call back into the pool,
+    /// and the last reference to a lease may go with them: its deinit releases it, which takes
+    /// the lock. So no completion, and no lease handed to one, may end while the lock is held.
+    private func locked<T>(_ body: () -> T) -> T {
+        let (result, jobs) = monitor.locked { () -> (T, [@Sendable () -> Void]) in
+            let result = body()
+            defer { deferred = [] }
+            return (result, deferred)
+        }
+        for job in jobs { DispatchLater.run(job) }
+        return result
+    }
+
+    /// Queues `job` to run once the lock is released (the lock held).
+    private func later(_ job: @escaping @Sendable () -> Void) { deferred.append(job) }
 
     private static func pick(_ g: Group, concurrency: Int) -> Instance? {
         // Not one whose stream has ended: its sandbox may not have finished ending yet.
@@ -298,7 +317,7 @@ public final class ServicePool: @unchecked Sendable {
             let tail = p.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ")
             failure = tail.isEmpty ? f : "\(f); stderr: \(tail)"
         }
-        let discard: SandboxedProcess? = monitor.locked {
+        let discard: SandboxedProcess? = locked {
             let now = MonotonicClock.now
             guard var g = groups[key], g.instances[instance.id] != nil else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
@@ -339,7 +358,7 @@ public final class ServicePool: @unchecked Sendable {
             let waiters = g.waiters
             g.waiters = []
             let message = "\(key.service) is failing: \(g.failedReason!)"
-            DispatchLater.run { for w in waiters { w.completion(.failure(ServiceError(message))) } }
+            later { for w in waiters { w.completion(.failure(ServiceError(message))) } }
             return
         }
         let delay = backoffs[key.service]?.delay(attempt: g.consecutiveFailures - 1, using: &random) ?? .zero
@@ -358,13 +377,13 @@ public final class ServicePool: @unchecked Sendable {
         }
         if !ready.isEmpty {
             let handed = ready
-            DispatchLater.run { for (w, lease) in handed { w.completion(.success(lease)) } }
+            later { for (w, lease) in handed { w.completion(.success(lease)) } }
         }
         scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
     }
 
     fileprivate func release(key: Key, instance id: Int, unresponsive: Bool) {
-        let toStop: SandboxedProcess? = monitor.locked {
+        let toStop: SandboxedProcess? = locked {
             guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
             instance.inFlight = max(0, instance.inFlight - 1)
@@ -382,7 +401,7 @@ public final class ServicePool: @unchecked Sendable {
 
     /// An instance's sandbox ended (on its thread).
     private func instanceEnded(key: Key, id: Int, why: String) {
-        monitor.locked {
+        locked {
             guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return }
             defer { groups[key] = g; monitor.broadcast() }
             // One that never became ready is the start's to count and remove.
@@ -403,7 +422,7 @@ public final class ServicePool: @unchecked Sendable {
         while true {
             var stop: [SandboxedProcess] = []
             var checks: [(Key, Instance, Definition)] = []
-            let quit: Bool = monitor.locked {
+            let quit: Bool = locked {
                 _ = monitor.wait(until: MonotonicClock.now + 0.05) { stopped }
                 if stopped { return true }
                 let now = MonotonicClock.now
@@ -415,7 +434,7 @@ public final class ServicePool: @unchecked Sendable {
                         g.waiters.removeAll { $0.deadline <= now }
                         let reason = g.failedReason.map { "no instance of \(key.service) became ready in time (\($0))" }
                             ?? "no instance of \(key.service) was free in time"
-                        DispatchLater.run { for w in expired { w.completion(.failure(ServiceError(reason))) } }
+                        later { for w in expired { w.completion(.failure(ServiceError(reason))) } }
                     }
                     for i in g.instances.values where i.ready && !i.stopping {
                         if i.inFlight == 0 && now - i.lastUsed >= s.idleTimeout && g.instances.values.filter({ !$0.stopping }).count > s.minInstances {
@@ -436,7 +455,7 @@ public final class ServicePool: @unchecked Sendable {
             for (key, instance, definition) in checks {
                 try? Threads.detach("service-health", signals: .noSIGPIPE) { [self] in
                     let healthy = instance.connection.map { definition.health($0, instance.handshake, MonotonicClock.now + min(10, definition.settings.healthInterval)) } ?? false
-                    let p: SandboxedProcess? = monitor.locked {
+                    let p: SandboxedProcess? = locked {
                         instance.checking = false
                         instance.lastHealth = MonotonicClock.now
                         guard !healthy, !instance.stopping else { return nil }
@@ -455,8 +474,9 @@ public final class ServicePool: @unchecked Sendable {
     }
 }
 
-/// Runs completions off the pool's lock, on a thread of their own (they may call back into the
-/// pool). A short-lived thread per batch: batches are rare (a start, an expiry).
+/// Runs completions on a thread of their own (they may block, or call back into the pool). A
+/// short-lived thread per batch: batches are rare (a start, an expiry). Called without the
+/// pool's lock (`ServicePool.locked`), so running one here when no thread can be made is safe.
 enum DispatchLater {
     static func run(_ body: @escaping @Sendable () -> Void) {
         if (try? Threads.detach("service-complete", signals: .noSIGPIPE, body)) == nil { body() }
