@@ -314,7 +314,7 @@ public final class ServicePool: @unchecked Sendable {
         if let f = failure, let p = process {
             p.stop()
             p.wait(until: MonotonicClock.now + 5)
-            let tail = p.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ")
+            let tail = Self.lastLines(of: p)
             failure = tail.isEmpty ? f : "\(f); stderr: \(tail)"
         }
         let discard: SandboxedProcess? = locked {
@@ -345,6 +345,18 @@ public final class ServicePool: @unchecked Sendable {
             return nil
         }
         discard?.stop()
+    }
+
+    /// The last lines the process wrote to stderr, for a failure's reason: one line, with every
+    /// control character (escape sequences, carriage returns, a bidi override) shown as `?` —
+    /// the text is the server's, and the reason reaches callers and logs.
+    static func lastLines(of process: SandboxedProcess) -> String {
+        let lines = process.stderrTail.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).suffix(3).joined(separator: " / ")
+        return String(String.UnicodeScalarView(lines.unicodeScalars.map { scalar in
+            let v = scalar.value
+            let control = v < 0x20 || (0x7f...0x9f).contains(v) || (0x202a...0x202e).contains(v) || (0x2066...0x2069).contains(v)
+            return control ? "?" : scalar
+        }))
     }
 
     private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {
@@ -409,7 +421,7 @@ public final class ServicePool: @unchecked Sendable {
             g.instances[id] = nil
             let now = MonotonicClock.now
             if !instance.stopping {
-                let tail = instance.process?.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ") ?? ""
+                let tail = instance.process.map(Self.lastLines(of:)) ?? ""
                 noteFailure(&g, key: key, definition: definition, reason: tail.isEmpty ? why : "\(why); stderr: \(tail)", now: now)
             }
             serveWaiters(&g, key: key, definition: definition, now: now)

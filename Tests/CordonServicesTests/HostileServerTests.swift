@@ -140,4 +140,19 @@ struct HostileServerTests {
         #expect(pool.pids(key).isEmpty)
         pool.stopAll(until: MonotonicClock.now + 20)  // whatever did start
     }
+
+    /// What a server writes to stderr reaches a failure's reason, which callers see and logs keep:
+    /// its control characters (a terminal escape, a carriage return that rewrites a log line, a
+    /// bidi override) never do.
+    @Test func aServersStderrReachesAReasonOnlyAsPrintableText() throws {
+        var s = ServicePool.Settings()
+        s.maxRestarts = 0
+        let script = "import sys\nsys.stderr.write('boot \\x1b[2J\\x1b]0;owned\\x07 ok\\rcordond: all good \\u202e1gnp.exe\\n'); sys.exit(7)\n"
+        let pool = try ServicePool(definitions: ["echo": Self.slowHandshake(s) { script }])
+        defer { pool.stopAll(until: MonotonicClock.now + 20) }
+        let key = ServicePool.Key(service: "echo", owner: 1001)
+        guard case .failure(let error) = pool.lease(key, deadline: MonotonicClock.now + 20) else { Issue.record("leased a server that exits"); return }
+        #expect(error.message.contains("boot ?[2J?]0;owned? ok?cordond: all good ?1gnp.exe"), "\(error.message)")
+        #expect(!error.message.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.value == 0x202e })
+    }
 }
