@@ -145,6 +145,8 @@ public final class SandboxedProcess: @unchecked Sendable {
     /// its stdout (it exited, or closed it). nil when `deadline` (CLOCK_MONOTONIC seconds) passed
     /// or `wake` became readable first (the caller drains it).
     public func readLine(until deadline: Double? = nil, wake: Int32 = -1) -> LineFramer.Line? {
+        // A line already received costs no buffer: a 64 KiB read can hold 65536 lines.
+        if let line = shared.framer.withLock({ $0.next() }) { return line }
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             if let line = shared.framer.withLock({ $0.next() }) { return line }

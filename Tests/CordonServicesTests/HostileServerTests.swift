@@ -155,4 +155,36 @@ struct HostileServerTests {
         #expect(error.message.contains("boot ?[2J?]0;owned? ok?cordond: all good ?1gnp.exe"), "\(error.message)")
         #expect(!error.message.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.value == 0x202e })
     }
+
+    /// What a server writes costs the daemon's reader per line, outside the sandbox's cgroup:
+    /// a server that writes only newlines (one byte a line, next to no CPU of its own) keeps a
+    /// daemon core busy for as long as it likes. Unfixed (a design decision: a budget of lines
+    /// or protocol errors per second, after which the instance is stopped): the known issue
+    /// below records the ratio.
+    @Test func aFloodOfEmptyLinesCostsTheDaemonAboutWhatItCostsTheServer() throws {
+        let c = try Self.connect(#"""
+            import json, os, sys
+            for line in sys.stdin:
+                m = json.loads(line)
+                data = b"\n" * (256 * 1024)
+                while data: data = data[os.write(1, data):]
+                os.write(1, (json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": "after"}) + "\n").encode())
+            """#)
+        func cpu() -> Double {
+            var ru = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &ru)
+            return Double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + Double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
+        }
+        _ = c.call("echo", deadline: MonotonicClock.now + 30)  // python is up
+        let before = cpu()
+        #expect(c.call("flood", deadline: MonotonicClock.now + 60) == .success(.string("after")))
+        let ours = cpu() - before
+        #expect(c.protocolErrors == 2 * 256 * 1024)
+        c.process.stop()
+        c.process.wait(until: MonotonicClock.now + 20)
+        let theirs = (c.process.result?.cpuUserSeconds ?? 0) + (c.process.result?.cpuSystemSeconds ?? 0)
+        withKnownIssue("no bound on what a server's output costs the daemon's reader") {
+            #expect(ours <= 20 * theirs + 0.25, "the daemon spent \(ours) s of CPU on what cost the server \(theirs) s")
+        }
+    }
 }
