@@ -156,6 +156,10 @@ private struct Run {
             var message = cs_report()
             var fd: Int32 = -1
             let n = withUnsafeMutableBytes(of: &message) { cl_recv_with_fd(reports, $0.baseAddress, $0.count, &fd) }
+            // A child that exits with our message unread (the cgroup's tasks files: it failed
+            // before it joined) leaves ECONNRESET on this end, reported once, ahead of what it
+            // had queued for us — its failure among it.
+            if n < 0 && errno == ECONNRESET { continue }
             if n <= 0 { break }
             if fd >= 0 { listener = Descriptor(adopting: fd) }
             let report = ChildReport(message)

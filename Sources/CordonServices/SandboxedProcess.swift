@@ -39,7 +39,8 @@ public final class SandboxedProcess: @unchecked Sendable {
     private let control: SandboxControl
     private let input: Descriptor       // the write end of its stdin
     private let output: Descriptor      // the read end of its stdout
-    private let writer = Mutex(())
+    /// One writer at a time; true while the last line written is unfinished (cut short).
+    private let writer = Mutex(false)
     private let shared: Shared
     static let tailBytes = 8192
 
@@ -56,6 +57,13 @@ public final class SandboxedProcess: @unchecked Sendable {
     public init(_ spec: Spec, onExit: @escaping @Sendable (SandboxResult) -> Void = { _ in }) throws(SystemError) {
         control = try SandboxControl()
         let stdin = try Descriptor.pipe()
+        // Our end of its stdin non-blocking (its own stays blocking): a blocking write of a
+        // chunk larger than the room left in the pipe would wait for the server to read, past
+        // any deadline, holding the writer lock for every later line.
+        let inFlags = fcntl(stdin.write.raw, F_GETFL)
+        guard inFlags >= 0, fcntl(stdin.write.raw, F_SETFL, inFlags | O_NONBLOCK) == 0 else {
+            throw SystemError("fcntl", path: "the service's stdin", errno: errno)
+        }
         let stdout = try Descriptor.pipe()
         let stderr = try Descriptor.pipe()
         input = stdin.write
@@ -70,7 +78,14 @@ public final class SandboxedProcess: @unchecked Sendable {
         io.relaySignals = false
         let streams = io
         let shared = self.shared, control = self.control
-        control.onStart { pid, cgroup in shared.started.withLock { $0 = (pid, cgroup) } }
+        let ends = Box3(childIn, childOut, errWrite)
+        control.onStart { pid, cgroup in
+            shared.started.withLock { $0 = (pid, cgroup) }
+            // The child holds its own copy of its stdout from the clone on: with ours gone, the
+            // stream ends when the server (and whatever it started) closes it, not only when
+            // the sandbox has ended. (On the sandbox's thread, as `ends.close()` below.)
+            ends.closeOutput()
+        }
         // The stderr tail: read until every writer (the sandbox's relay) is gone.
         let errFD = errRead.raw
         let errOwner = Box(errRead)
@@ -87,7 +102,6 @@ public final class SandboxedProcess: @unchecked Sendable {
             }
             errOwner.close()
         }
-        let ends = Box3(childIn, childOut, errWrite)
         try Threads.detach("service", signals: .noSIGPIPE) {
             let result = Sandbox.run(plan: spec.plan, argv: spec.argv, environment: spec.environment, io: streams,
                                      wallTime: .infinity, control: control)
@@ -102,10 +116,14 @@ public final class SandboxedProcess: @unchecked Sendable {
     /// write did not finish by `deadline` (CLOCK_MONOTONIC seconds). One writer at a time, so
     /// lines never interleave.
     public func send(_ line: [UInt8], deadline: Double) -> Bool {
-        var bytes = line
-        bytes.append(0x0A)
-        return writer.withLock { _ in
+        return writer.withLock { torn in
+            // A line cut short by its deadline is ended first, so that this one is read as a
+            // line of its own rather than as the rest of that one.
+            var bytes: [UInt8] = torn ? [0x0A] : []
+            bytes.append(contentsOf: line)
+            bytes.append(0x0A)
             var offset = 0
+            defer { if offset > 0 { torn = offset < bytes.count } }
             while offset < bytes.count {
                 var pfd = pollfd(fd: input.raw, events: Int16(POLLOUT), revents: 0)
                 let left = deadline - MonotonicClock.now
@@ -127,6 +145,8 @@ public final class SandboxedProcess: @unchecked Sendable {
     /// its stdout (it exited, or closed it). nil when `deadline` (CLOCK_MONOTONIC seconds) passed
     /// or `wake` became readable first (the caller drains it).
     public func readLine(until deadline: Double? = nil, wake: Int32 = -1) -> LineFramer.Line? {
+        // A line already received costs no buffer: a 64 KiB read can hold 65536 lines.
+        if let line = shared.framer.withLock({ $0.next() }) { return line }
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             if let line = shared.framer.withLock({ $0.next() }) { return line }
@@ -169,11 +189,14 @@ private final class Box: @unchecked Sendable {
 }
 
 /// The child's ends of its three streams: ours to close once the sandbox has ended (it holds
-/// its own copies from the clone on).
+/// its own copies from the clone on); stdout's as soon as it has started. Used on the sandbox's
+/// thread only.
 private final class Box3: @unchecked Sendable {
     private var a: Descriptor?, b: Descriptor?, c: Descriptor?
     init(_ a: consuming Descriptor, _ b: consuming Descriptor, _ c: consuming Descriptor) {
         self.a = .some(a); self.b = .some(b); self.c = .some(c)
     }
     func close() { a.take()?.close(); b.take()?.close(); c.take()?.close() }
+    /// The stdout end alone, once the child holds its copy.
+    func closeOutput() { b.take()?.close() }
 }

@@ -149,6 +149,8 @@ public final class ServicePool: @unchecked Sendable {
     private var stopped = false
     private var random: SplitMix64
     private let backoffs: [String: Backoff]
+    /// Completions left by the section holding the lock, run once it is released (`locked`).
+    private var deferred: [@Sendable () -> Void] = []
 
     /// `seed` for the backoff's jitter (nil: from the system's generator).
     public init(definitions: [String: Definition], seed: UInt64? = nil) throws(SystemError) {
@@ -172,7 +174,7 @@ public final class ServicePool: @unchecked Sendable {
             return
         }
         let now = MonotonicClock.now
-        let outcome: Result<Lease, ServiceError>? = monitor.locked {
+        let outcome: Result<Lease, ServiceError>? = locked {
             var g = groups[key] ?? Group(definition.settings)
             defer { groups[key] = g }
             if stopped { return .failure(ServiceError("the service pool is stopping")) }
@@ -237,11 +239,11 @@ public final class ServicePool: @unchecked Sendable {
 
     /// Stops every instance and refuses new leases; waits up to `deadline` for them to end.
     public func stopAll(until deadline: Double) {
-        let processes: [SandboxedProcess] = monitor.locked {
+        let processes: [SandboxedProcess] = locked {
             stopped = true
             var all: [SandboxedProcess] = []
             for (key, var g) in groups {
-                for w in g.waiters { let c = w.completion; DispatchLater.run { c(.failure(ServiceError("the service pool is stopping"))) } }
+                for w in g.waiters { let c = w.completion; later { c(.failure(ServiceError("the service pool is stopping"))) } }
                 g.waiters = []
                 for i in g.instances.values { i.stopping = true; if let p = i.process { all.append(p) } }
                 groups[key] = g
@@ -255,6 +257,23 @@ public final class ServicePool: @unchecked Sendable {
 
     // MARK: inside (the monitor held unless said otherwise)
 
+    /// Runs `body` with the pool's lock held, then — the lock released — what it left to run
+    /// (`later`), each batch on a thread of its own. Completions may call back into the pool,
+    /// and the last reference to a lease may go with them: its deinit releases it, which takes
+    /// the lock. So no completion, and no lease handed to one, may end while the lock is held.
+    private func locked<T>(_ body: () -> T) -> T {
+        let (result, jobs) = monitor.locked { () -> (T, [@Sendable () -> Void]) in
+            let result = body()
+            defer { deferred = [] }
+            return (result, deferred)
+        }
+        for job in jobs { DispatchLater.run(job) }
+        return result
+    }
+
+    /// Queues `job` to run once the lock is released (the lock held).
+    private func later(_ job: @escaping @Sendable () -> Void) { deferred.append(job) }
+
     private static func pick(_ g: Group, concurrency: Int) -> Instance? {
         // Not one whose stream has ended: its sandbox may not have finished ending yet.
         g.instances.values.filter { $0.ready && !$0.stopping && $0.inFlight < concurrency && $0.client?.isOpen == true }
@@ -264,6 +283,7 @@ public final class ServicePool: @unchecked Sendable {
     /// Starts an instance when waiters outnumber the free slots of those starting, within the
     /// limit, unless a restart is not due yet (the maintenance thread starts it then).
     private func scheduleStartIfNeeded(_ g: inout Group, key: Key, definition: Definition, now: Double) {
+        guard !stopped else { return }
         let s = definition.settings
         let live = g.instances.values.filter { !$0.stopping }
         let startingSlots = live.filter { !$0.ready }.count * s.concurrency
@@ -303,25 +323,36 @@ public final class ServicePool: @unchecked Sendable {
         if let f = failure, let p = process {
             p.stop()
             p.wait(until: MonotonicClock.now + 5)
-            let tail = p.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ")
+            let tail = Self.lastLines(of: p)
             failure = tail.isEmpty ? f : "\(f); stderr: \(tail)"
         }
-        monitor.locked {
+        let discard: SandboxedProcess? = locked {
             let now = MonotonicClock.now
-            guard var g = groups[key], g.instances[instance.id] != nil else { return }
+            guard var g = groups[key], g.instances[instance.id] != nil else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
+            if stopped || instance.stopping {
+                // stopAll came while it started (it may not have known the process yet).
+                g.instances[instance.id] = nil
+                return failure == nil ? process : nil
+            }
+            // Ended after its handshake but before this: `instanceEnded` skipped it then (not
+            // ready), so its end is counted here, or it would hold a slot it never serves.
+            if failure == nil, let ended = process?.result {
+                failure = "exited: \(ended.reason.rawValue)\(ended.exitCode.map { " \($0)" } ?? "")"
+            }
             if let failure {
                 g.instances[instance.id] = nil
                 noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", now: now)
-                // Nothing else coming up: those waiting learn why now rather than at their
-                // deadline (a fallback may answer them); the next lease starts it again.
-                if !g.instances.values.contains(where: { !$0.stopping }) && !g.waiters.isEmpty {
+                // A second start in a row that failed, and nothing else coming up: those waiting
+                // learn why now rather than at their deadline (a fallback may answer them); the
+                // next lease starts it again. (After one failure they wait for the restart.)
+                if g.consecutiveFailures >= 2 && !g.instances.values.contains(where: { !$0.stopping }) && !g.waiters.isEmpty {
                     let waiters = g.waiters
                     g.waiters = []
                     let message = "\(key.service) did not start: \(failure)"
-                    DispatchLater.run { for w in waiters { w.completion(.failure(ServiceError(message))) } }
+                    later { for w in waiters { w.completion(.failure(ServiceError(message))) } }
                 }
-                return
+                return nil
             }
             instance.client = client
             instance.handshake = handshake
@@ -329,7 +360,21 @@ public final class ServicePool: @unchecked Sendable {
             instance.lastHealth = now
             g.consecutiveFailures = 0
             serveWaiters(&g, key: key, definition: definition, now: now)
+            return nil
         }
+        discard?.stop()
+    }
+
+    /// The last lines the process wrote to stderr, for a failure's reason: one line, with every
+    /// control character (escape sequences, carriage returns, a bidi override) shown as `?` —
+    /// the text is the server's, and the reason reaches callers and logs.
+    static func lastLines(of process: SandboxedProcess) -> String {
+        let lines = process.stderrTail.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).suffix(3).joined(separator: " / ")
+        return String(String.UnicodeScalarView(lines.unicodeScalars.map { scalar in
+            let v = scalar.value
+            let control = v < 0x20 || (0x7f...0x9f).contains(v) || (0x202a...0x202e).contains(v) || (0x2066...0x2069).contains(v)
+            return control ? "?" : scalar
+        }))
     }
 
     private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {
@@ -343,7 +388,7 @@ public final class ServicePool: @unchecked Sendable {
             let waiters = g.waiters
             g.waiters = []
             let message = "\(key.service) is failing: \(g.failedReason!)"
-            DispatchLater.run { for w in waiters { w.completion(.failure(ServiceError(message))) } }
+            later { for w in waiters { w.completion(.failure(ServiceError(message))) } }
             return
         }
         let delay = backoffs[key.service]?.delay(attempt: g.consecutiveFailures - 1, using: &random) ?? .zero
@@ -362,13 +407,13 @@ public final class ServicePool: @unchecked Sendable {
         }
         if !ready.isEmpty {
             let handed = ready
-            DispatchLater.run { for (w, lease) in handed { w.completion(.success(lease)) } }
+            later { for (w, lease) in handed { w.completion(.success(lease)) } }
         }
         scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
     }
 
     fileprivate func release(key: Key, instance id: Int, unresponsive: Bool) {
-        let toStop: SandboxedProcess? = monitor.locked {
+        let toStop: SandboxedProcess? = locked {
             guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
             instance.inFlight = max(0, instance.inFlight - 1)
@@ -386,7 +431,7 @@ public final class ServicePool: @unchecked Sendable {
 
     /// An instance's sandbox ended (on its thread).
     private func instanceEnded(key: Key, id: Int, why: String) {
-        monitor.locked {
+        locked {
             guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return }
             defer { groups[key] = g; monitor.broadcast() }
             // One that never became ready is the start's to count and remove.
@@ -394,7 +439,7 @@ public final class ServicePool: @unchecked Sendable {
             g.instances[id] = nil
             let now = MonotonicClock.now
             if !instance.stopping {
-                let tail = instance.process?.stderrTail.split(separator: "\n").suffix(3).joined(separator: " / ") ?? ""
+                let tail = instance.process.map(Self.lastLines(of:)) ?? ""
                 noteFailure(&g, key: key, definition: definition, reason: tail.isEmpty ? why : "\(why); stderr: \(tail)", now: now)
             }
             serveWaiters(&g, key: key, definition: definition, now: now)
@@ -407,7 +452,7 @@ public final class ServicePool: @unchecked Sendable {
         while true {
             var stop: [SandboxedProcess] = []
             var checks: [(Key, Instance, Definition)] = []
-            let quit: Bool = monitor.locked {
+            let quit: Bool = locked {
                 _ = monitor.wait(until: MonotonicClock.now + 0.05) { stopped }
                 if stopped { return true }
                 let now = MonotonicClock.now
@@ -419,7 +464,7 @@ public final class ServicePool: @unchecked Sendable {
                         g.waiters.removeAll { $0.deadline <= now }
                         let reason = g.failedReason.map { "no instance of \(key.service) became ready in time (\($0))" }
                             ?? "no instance of \(key.service) was free in time"
-                        DispatchLater.run { for w in expired { w.completion(.failure(ServiceError(reason))) } }
+                        later { for w in expired { w.completion(.failure(ServiceError(reason))) } }
                     }
                     for i in g.instances.values where i.ready && !i.stopping {
                         if i.inFlight == 0 && now - i.lastUsed >= s.idleTimeout && g.instances.values.filter({ !$0.stopping }).count > s.minInstances {
@@ -440,7 +485,7 @@ public final class ServicePool: @unchecked Sendable {
             for (key, instance, definition) in checks {
                 try? Threads.detach("service-health", signals: .noSIGPIPE) { [self] in
                     let healthy = instance.client?.healthy(deadline: MonotonicClock.now + min(10, definition.settings.healthInterval)) ?? false
-                    let p: SandboxedProcess? = monitor.locked {
+                    let p: SandboxedProcess? = locked {
                         instance.checking = false
                         instance.lastHealth = MonotonicClock.now
                         guard !healthy, !instance.stopping else { return nil }
@@ -459,8 +504,9 @@ public final class ServicePool: @unchecked Sendable {
     }
 }
 
-/// Runs completions off the pool's lock, on a thread of their own (they may call back into the
-/// pool). A short-lived thread per batch: batches are rare (a start, an expiry).
+/// Runs completions on a thread of their own (they may block, or call back into the pool). A
+/// short-lived thread per batch: batches are rare (a start, an expiry). Called without the
+/// pool's lock (`ServicePool.locked`), so running one here when no thread can be made is safe.
 enum DispatchLater {
     static func run(_ body: @escaping @Sendable () -> Void) {
         if (try? Threads.detach("service-complete", signals: .noSIGPIPE, body)) == nil { body() }

@@ -4,6 +4,9 @@ import Glibc
 
 /// Small typed wrappers over the file calls Cordon makes from the parent.
 public enum FileSystem {
+    /// The largest first buffer `read` sizes from a file's claimed size.
+    static let initialCapacity = 16 << 20
+
     /// Reads a whole file. The corresponding C functions are `open` and `read`.
     public static func read(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
         let fd = try syscallRetrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
@@ -13,14 +16,20 @@ public enum FileSystem {
 
     /// Reads `fd` to its end; more than `limit` bytes is EFBIG. Reads straight into the result,
     /// sized from fstat (a pseudo-file says 0 or 4096: it grows as needed), without a zeroed
-    /// 64 KiB chunk per call: `cordon run` reads a dozen small files on every spawn.
+    /// 64 KiB chunk per call: `cordon run` reads a dozen small files on every spawn. The size is
+    /// a hint, never trusted: a tmpfs or FUSE file may claim anything up to Int64.max, so the
+    /// first buffer is at most `initialCapacity` and the rest grows with what is actually read.
     private static func readAll(_ fd: Int32, path: String, limit: Int) throws(SystemError) -> [UInt8] {
+        precondition(limit >= 0, "read limit \(limit)")
+        // One byte more than the limit tells a file of exactly `limit` bytes from a longer one.
+        let most = limit < Int.max ? limit + 1 : Int.max
         var st = stat()
-        let hint = fstat(fd, &st) == 0 && st.st_size > 0 ? Int(st.st_size) + 1 : 4096
+        let claimed = fstat(fd, &st) == 0 && st.st_size > 0 ? Int(st.st_size) : 0
+        let hint = claimed > 0 ? min(claimed, initialCapacity - 1) + 1 : 4096
         var out: [UInt8] = []
-        var capacity = min(max(hint, 512), limit + 1)
+        var capacity = min(max(hint, 512), most)
         while true {
-            if out.count == capacity { capacity = min(capacity * 2, limit + 1) }
+            if out.count == capacity { capacity = capacity > most / 2 ? most : capacity * 2 }
             let before = out.count
             var failure: Int32 = 0
             out = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in

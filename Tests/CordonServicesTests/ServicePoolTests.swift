@@ -187,6 +187,40 @@ struct ServicePoolTests {
         #expect(e.message.contains("was free in time"))
         held.release()
     }
+
+    /// A lease handed to a waiter whose completion drops it (its deinit releases it, as the API
+    /// allows) must not end while the pool's lock is held: the release then waited for the lock
+    /// its own thread held, and every owner's leases with it, for good.
+    @Test func aLeaseDroppedByItsCompletionDoesNotDeadlockThePool() throws {
+        var s = ServicePool.Settings()
+        s.concurrency = 1
+        s.maxInstances = 1
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
+        final class Held: @unchecked Sendable { var lease: ServicePool.Lease? }
+        let held = Held()
+        held.lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
+        let pid = try #require(pool.pids(Self.alice).first)
+        for i in 0..<200 {
+            let handed = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
+            // Waits (the one slot is held), and drops what it gets.
+            pool.lease(Self.alice, deadline: Self.deadline(5)) { _ in handed.signal() }
+            Thread.detachNewThread { held.lease?.release(); released.signal() }
+            let next = DispatchSemaphore(value: 0)
+            guard released.wait(timeout: .now() + 5) == .success, handed.wait(timeout: .now() + 5) == .success else {
+                Issue.record("the pool deadlocked at round \(i)")
+                kill(pid, SIGKILL)  // its lock is held for good: stopAll would wait forever
+                return
+            }
+            Thread.detachNewThread { held.lease = try? pool.lease(Self.alice, deadline: Self.deadline(5)).get(); next.signal() }
+            guard next.wait(timeout: .now() + 10) == .success, held.lease != nil else {
+                Issue.record("no lease at round \(i)")
+                kill(pid, SIGKILL)
+                return
+            }
+        }
+        held.lease?.release()
+        pool.stopAll(until: Self.deadline())
+    }
 }
 
 extension ServicePool.Lease {

@@ -1,3 +1,4 @@
+import CLinux
 import CordonSystem
 import Testing
 #if canImport(Glibc)
@@ -39,5 +40,31 @@ struct FileReadTests {
         let maps = try FileSystem.read("/proc/self/maps")
         #expect(maps.count > 4096)
         #expect(maps.last == UInt8(ascii: "\n"))
+    }
+}
+
+/// What a file's size claims is a hint, never trusted: a tmpfs file (or a FUSE one) may say
+/// anything up to Int64.max, and the read must end in EFBIG at the limit, not trap.
+struct FileSizeClaimTests {
+    static func sparse(size: Int64) throws -> (fd: Int32, path: String) {
+        let fd = cl_memfd("cordon-read-claim")
+        try #require(fd >= 0)
+        try #require(ftruncate(fd, off_t(size)) == 0)
+        return (fd, "/proc/self/fd/\(fd)")
+    }
+
+    @Test(arguments: [Int64.max, Int64.max - 1, 1 << 40])
+    func aHugeClaimedSizeIsRefusedAtTheLimit(size: Int64) throws {
+        let (fd, path) = try Self.sparse(size: size)
+        defer { close(fd) }
+        #expect(throws: SystemError.self) { try FileSystem.read(path, limit: 1 << 20) }
+        do { _ = try FileSystem.read(path, limit: 1 << 20) } catch { #expect(error.errno == EFBIG) }
+    }
+
+    /// No limit at all (Int.max) reads a short file whole.
+    @Test func anUnlimitedReadWorks() throws {
+        let path = try FileReadTests.scratchFile([1, 2, 3])
+        defer { unlink(path) }
+        #expect(try FileSystem.read(path, limit: .max) == [1, 2, 3])
     }
 }
