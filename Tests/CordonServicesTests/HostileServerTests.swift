@@ -234,4 +234,45 @@ struct HostileServerTests {
             #expect(returned && took < 6, "a call with a 4 s deadline returned after \(took) s: \(String(describing: first.value))")
         }
     }
+
+    /// A server that leaves a daemon holding its stdout and exits: the daemon dies with the
+    /// sandbox (cordon-init ends the namespace when the workload exits), so the stream ends and
+    /// the connection closes promptly.
+    @Test func aDaemonTheServerForkedDoesNotKeepTheStreamOpen() throws {
+        let c = try Self.connect("import os, sys, time\nsys.stdin.readline()\nif os.fork() == 0:\n    time.sleep(600)\nos._exit(0)\n")
+        defer { c.process.stop(); c.process.wait(until: MonotonicClock.now + 20) }
+        let start = MonotonicClock.now
+        #expect(c.call("echo", deadline: MonotonicClock.now + 15) == .failure(.closed))
+        #expect(c.process.wait(until: MonotonicClock.now + 10))
+        #expect(MonotonicClock.now - start < 5)
+        #expect(c.process.result?.exitCode == 0)
+    }
+
+    /// One owner's instances that keep dying fail that owner's service only.
+    @Test func anOwnerWhoseInstancesKeepDyingFailsOnlyItself() throws {
+        var s = ServicePool.Settings()
+        s.maxRestarts = 1
+        s.restartWindow = 30
+        s.backoffBase = 0.05
+        s.backoffMax = 0.1
+        let store = PolicyStore(configDir: nil)
+        let plan = try store.spawnPlan(for: try store.loadPolicy("default"), cacheDir: nil, callerEnvironment: [:])
+        let definition = ServicePool.Definition(settings: s, spec: { key in
+            let prelude = key.owner == 1001 ? "import sys; sys.exit(7)\n" : ""
+            return SandboxedProcess.Spec(plan: plan, argv: ["/usr/bin/python3", "-u", "-c", prelude + JSONRPCConnectionTests.server],
+                                         environment: SandboxEnvironment(runtimeDir: JSONRPCConnectionTests.runtimeDir))
+        }, ready: { c, deadline throws(ServicePool.ServiceError) in
+            guard case .success(let v) = c.call("echo", .string("hello"), deadline: deadline) else { throw ServicePool.ServiceError("handshake") }
+            return v
+        }, health: { _, _, _ in true })
+        let pool = try ServicePool(definitions: ["echo": definition], seed: 3)
+        defer { pool.stopAll(until: MonotonicClock.now + 20) }
+        let alice = ServicePool.Key(service: "echo", owner: 1001), bob = ServicePool.Key(service: "echo", owner: 1002)
+        guard case .failure = pool.lease(alice, deadline: MonotonicClock.now + 20) else { Issue.record("alice leased"); return }
+        #expect(pool.stats(alice).failed != nil)
+        let lease = try pool.lease(bob, deadline: MonotonicClock.now + 20).get()
+        #expect(lease.connection.call("echo", .int(1), deadline: MonotonicClock.now + 10) == .success(.int(1)))
+        #expect(pool.stats(bob).failed == nil && pool.stats(bob).failures == 0)
+        lease.release()
+    }
 }
