@@ -40,6 +40,11 @@ public final class JSONRPCConnection: @unchecked Sendable {
 
     public let process: SandboxedProcess
     public let maxInFlight: Int
+    /// Lines a second that answer no call before the process is stopped (see `giveUp`).
+    public let maxUnsolicitedPerSecond: Int
+    private let budgetExceeded = Atomic<Bool>(false)
+    /// Whether the connection ended because the process wrote too much that answered nothing.
+    public var endedOverBudget: Bool { budgetExceeded.load(ordering: .relaxed) }
     private let state = Mutex(State())
     private let errors = Atomic<Int>(0)
     private let onNotification: @Sendable (_ method: String, _ params: JSON?) -> Void
@@ -63,11 +68,12 @@ public final class JSONRPCConnection: @unchecked Sendable {
     /// `onUnmatched`: an error without an id, or an answer to no call in flight, goes here
     /// instead of being counted (a protocol engine may want it: an MCP server that cannot read
     /// the opening probe answers without an id).
-    public init(process: SandboxedProcess, maxInFlight: Int = 256,
+    public init(process: SandboxedProcess, maxInFlight: Int = 256, maxUnsolicitedPerSecond: Int = 2000,
                 onNotification: @escaping @Sendable (_ method: String, _ params: JSON?) -> Void = { _, _ in },
                 onUnmatched: (@Sendable (_ message: JSON) -> Void)? = nil) throws(SystemError) {
         self.process = process
         self.maxInFlight = maxInFlight
+        self.maxUnsolicitedPerSecond = maxUnsolicitedPerSecond
         self.onNotification = onNotification
         self.onUnmatched = onUnmatched
         wake = try Descriptor.pipe(flags: O_CLOEXEC | O_NONBLOCK)
@@ -169,7 +175,33 @@ public final class JSONRPCConnection: @unchecked Sendable {
         var result: Result<JSON, CallError>?
     }
 
+    /// Lines that answered nothing, counted per second.
+    private struct Window { var start = MonotonicClock.now; var count = 0 }
+
+    /// Whether one more unsolicited line passes `maxUnsolicitedPerSecond`.
+    private func overBudget(_ w: inout Window) -> Bool {
+        let now = MonotonicClock.now
+        if now - w.start >= 1 { w = Window(start: now, count: 0) }
+        w.count += 1
+        return w.count > maxUnsolicitedPerSecond
+    }
+
+    /// The process wrote more than its budget of lines that answer nothing (notifications,
+    /// requests, garbage): each costs this thread's CPU outside the sandbox's cgroup. The
+    /// connection ends as if the stream had, and the process is stopped.
+    private func giveUp() {
+        let all = state.withLock { s -> [Pending] in
+            s.closed = true
+            defer { s.pending = [:] }
+            return Array(s.pending.values)
+        }
+        budgetExceeded.store(true, ordering: .relaxed)
+        process.stop()
+        for p in all { Self.complete(p, .failure(.closed)) }
+    }
+
     private func readAnswers() {
+        var window = Window()
         var drain = [UInt8](repeating: 0, count: 64)
         while true {
             let deadline: Double? = state.withLock { s in
@@ -190,8 +222,9 @@ public final class JSONRPCConnection: @unchecked Sendable {
                 return
             case .tooLong?:
                 errors.add(1, ordering: .relaxed)
+                if overBudget(&window) { return giveUp() }
             case .message(let bytes)?:
-                handle(bytes)
+                if !handle(bytes) && overBudget(&window) { return giveUp() }
                 expire()
             }
         }
@@ -207,32 +240,36 @@ public final class JSONRPCConnection: @unchecked Sendable {
         for p in overdue { Self.complete(p, .failure(.timeout)) }
     }
 
-    private func handle(_ bytes: [UInt8]) {
+    /// Whether the line answered a call in flight.
+    @discardableResult
+    private func handle(_ bytes: [UInt8]) -> Bool {
         guard let message = try? JSON.parse(bytes), case .object = message, message["jsonrpc"]?.stringValue == "2.0" else {
             errors.add(1, ordering: .relaxed)
-            return
+            return false
         }
         if let method = message["method"]?.stringValue {
             if let id = message["id"], id != .null {
                 // A request from the server: nothing is offered to it.
                 let refusal = JSON.object([("jsonrpc", .string("2.0")), ("id", id),
                                            ("error", .object([("code", .int(-32601)), ("message", .string("method not found: \(method.prefix(100))"))]))])
-                _ = process.send(Array(refusal.text.utf8), deadline: MonotonicClock.now + 5)
+                // Never waiting on a caller's send: dropped when the writer is busy or the pipe
+                // full (the server's request then goes unanswered, as it may).
+                _ = process.trySend(Array(refusal.text.utf8))
             } else {
                 onNotification(method, message["params"])
             }
-            return
+            return false
         }
         guard let id = message["id"]?.intValue else {
             if let onUnmatched { onUnmatched(message) } else { errors.add(1, ordering: .relaxed) }
-            return
+            return false
         }
         if let p = state.withLock({ s -> Pending? in
             guard s.pending[id]?.raw != nil else { return nil }
             return s.pending.removeValue(forKey: id)
         }) {
             p.raw?(.success(message))
-            return
+            return true
         }
         let outcome: Result<JSON, CallError>
         if let result = message["result"], message["error"] == nil {
@@ -241,14 +278,15 @@ public final class JSONRPCConnection: @unchecked Sendable {
             outcome = .failure(.error(code: code, message: String((error["message"]?.stringValue ?? "").prefix(4096)), data: error["data"]))
         } else {
             errors.add(1, ordering: .relaxed)
-            return
+            return false
         }
         guard let p = state.withLock({ $0.pending.removeValue(forKey: id) }) else {
             // Not in flight: answered already, timed out, or never asked.
             if let onUnmatched { onUnmatched(message) } else { errors.add(1, ordering: .relaxed) }
-            return
+            return false
         }
         p.completion(outcome)
+        return true
     }
 
     private static func complete(_ p: Pending, _ failure: Result<JSON, CallError>) {

@@ -141,6 +141,21 @@ public final class SandboxedProcess: @unchecked Sendable {
         }
     }
 
+    /// Writes a short `line` (at most PIPE_BUF with its newline, so all or nothing) only if no
+    /// one else is writing and the pipe has room now; false otherwise. For what a reader sends
+    /// in passing (a refusal of a server's request): it must never wait on a caller's send.
+    public func trySend(_ line: [UInt8]) -> Bool {
+        guard line.count < 4096 else { return false }
+        return writer.withLockIfAvailable { torn -> Bool in
+            var bytes: [UInt8] = torn ? [0x0A] : []
+            bytes.append(contentsOf: line)
+            bytes.append(0x0A)
+            let n = bytes.withUnsafeBytes { write(input.raw, $0.baseAddress, $0.count) }
+            if n == bytes.count { torn = false }
+            return n == bytes.count
+        } ?? false
+    }
+
     /// The next line the process wrote (one reader at a time), an over-long line, or the end of
     /// its stdout (it exited, or closed it). nil when `deadline` (CLOCK_MONOTONIC seconds) passed
     /// or `wake` became readable first (the caller drains it).
