@@ -148,6 +148,7 @@ int cl_send_fds(int sock, const int *fds, size_t count) {
     memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
     ssize_t n;
     do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    if (n == 0) errno = EIO;  // nothing sent, and no errno to say why
     return n == 1 ? 0 : -1;
 }
 

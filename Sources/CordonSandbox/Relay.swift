@@ -179,6 +179,14 @@ struct StdioPlumbing: ~Copyable {
             guard let open = io.openOutput else { return Relay(source: source, sink: .borrowed(isStdout ? io.stdout : io.stderr)) }
             return Relay(source: source, sink: .closed, opener: { () throws(SystemError) in try open(isStdout) })
         }
+        if io.passStdout {
+            // A service's stdout is a pipe its caller reads: anything else (a terminal, a host
+            // file) would be handed to the sandbox as is.
+            var st = stat()
+            guard !io.tty, io.openOutput == nil, fstat(io.stdout, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO else {
+                throw SetupFailure(step: .pipes, errno: EINVAL, message: "passStdout takes a pipe for stdout, without tty or openOutput")
+            }
+        }
         if io.tty {
             guard isatty(io.stdin) == 1 else { throw SetupFailure(step: .tty, errno: ENOTTY, message: "--tty needs a terminal on standard input") }
             var master: Int32 = -1, slave: Int32 = -1

@@ -174,3 +174,27 @@ struct JSONRPCConnectionTests {
         #expect(c.process.result?.reason == .cancelled)
     }
 }
+
+/// `SandboxIO.passStdout` hands the caller's descriptor to the workload as it is: only a pipe
+/// is taken (a host file or a terminal would give the sandbox that file).
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"))
+struct PassStdoutTests {
+    @Test func onlyAPipeIsPassedThrough() throws {
+        let store = PolicyStore(configDir: nil)
+        let plan = try store.spawnPlan(for: try store.loadPolicy("default"), cacheDir: nil, callerEnvironment: [:])
+        let file = "/tmp/cordon-pass-stdout-\(getpid())"
+        let fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        defer { close(fd); unlink(file) }
+        var io = SandboxIO()
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(io.stdin) }
+        io.stdout = fd
+        io.passStdout = true
+        let r = Sandbox.run(plan: plan, argv: ["/bin/sh", "-c", "echo escaped"], environment: SandboxEnvironment(runtimeDir: JSONRPCConnectionTests.runtimeDir),
+                            io: io, wallTime: 10)
+        #expect(r.setupFailure?.step == .pipes, "\(r.reason)")
+        var st = stat()
+        #expect(fstat(fd, &st) == 0 && st.st_size == 0)
+    }
+}
