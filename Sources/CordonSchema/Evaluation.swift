@@ -110,7 +110,7 @@ struct Evaluation {
             let valid = evaluate(0, instance, collect: true, &none)
             if !valid && violations.isEmpty && !aborted {
                 // Every failing path records a violation; this keeps "invalid" from ever reading as valid.
-                violations.append(SchemaViolation(instanceLocation: "", keyword: "", schemaLocation: "", message: "does not match the schema"))
+                violations.append(SchemaViolation(instanceLocation: "", keyword: "invalid", schemaLocation: "", message: "does not match the schema"))
             }
         }
         var all = violations
