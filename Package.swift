@@ -30,6 +30,7 @@ let package = Package(
         // The parsers of untrusted input, for the libFuzzer package in Fuzz/ (its own Package.swift).
         .library(name: "CordonJSON", targets: ["CordonJSON"]),
         .library(name: "CordonPolicy", targets: ["CordonPolicy"]),
+        .library(name: "CordonSchema", targets: ["CordonSchema"]),
         .library(name: "CordonDefaults", targets: ["CordonDefaults"]),
         .library(name: "CordonRPC", targets: ["CordonRPC"]),
         .library(name: "CordonArchive", targets: ["CordonArchive"]),

@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "FuzzSupport", dependencies: ["CFuzzer"], path: "Support/FuzzSupport"),
         fuzzTarget("Policy", ["CordonPolicy", "CordonDefaults"]),
         fuzzTarget("JSON", ["CordonJSON"]),
+        fuzzTarget("Schema", ["CordonSchema", "CordonJSON"]),
         fuzzTarget("RPC", ["CordonRPC", "CordonJSON"]),
         fuzzTarget("Archive", ["CordonArchive"]),
         fuzzTarget("OSV", ["CordonVulnDB", "CordonScan"]),

@@ -46,6 +46,22 @@ suite = os.path.join(os.path.dirname(repo), "shared/data/json-schema-test-suite"
 for path in sorted(glob.glob(f"{suite}/**/*.json", recursive=True))[:60]:
     put("json", "schema-suite_" + os.path.basename(path), open(path, "rb").read())
 
+# schema: each case of JSON-Schema-Test-Suite as [schema, instance], MCP tool schemas, and
+# patterns (bytes that are not JSON are read as a pattern).
+for path in sorted(glob.glob(f"{suite}/draft2020-12/*.json")):
+    for i, group in enumerate(json.load(open(path, encoding="utf-8"))):
+        for j, test in enumerate(group["tests"][:2]):
+            put("schema", f"{os.path.basename(path)[:-5]}-{i}-{j}.json", json.dumps([group["schema"], test["data"]]))
+tool = {"type": "object", "properties": {"path": {"type": "string", "pattern": "^[^\\u0000]+$", "maxLength": 4096},
+        "mode": {"enum": ["read", "write"]}, "count": {"type": "integer", "minimum": 0, "maximum": 10},
+        "items": {"type": "array", "items": {"$ref": "#/$defs/item"}}},
+        "$defs": {"item": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "unevaluatedProperties": False}},
+        "required": ["path"], "additionalProperties": False}
+put("schema", "tool.json", json.dumps([tool, {"path": "/x", "mode": "read", "count": 3, "items": [{"name": "a"}, {"x": 1}]}]))
+for i, p in enumerate(["^[a-z0-9_-]{1,64}$", "(a+)+$", "^\\p{L}[\\p{L}\\d ]*$", "\\bfoo\\b|^(?:x|y){2,3}?$", "[^\\s@]+@[^\\s@]+\\.[a-z]{2,}",
+                       "^\\u{1F409}\\uD83D\\uDC09[\\x00-\\x1f]$"]):
+    put("schema", f"pattern{i}.txt", p)
+
 # rpc: requests as cordon sends them, and the error cases of DaemonTests.
 rpc = [
     {"jsonrpc": "2.0", "id": 1, "method": "system.version"},
