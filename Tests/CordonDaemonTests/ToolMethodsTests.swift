@@ -49,7 +49,7 @@ struct ToolMethodsTests {
                 [tool]
                 kind = "mcp"
                 description = "Current time"
-                command = ["\(venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+                command = ["\(venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "Etc/UTC"]
                 policy = "time-tool"
                 """,
         ])
@@ -113,7 +113,8 @@ struct ToolMethodsTests {
         let stats = try d.call("tool.stats")
         #expect(stats["tools"]?.arrayValue?.first { $0["name"] == .string("time.get_current_time") }?["instances"] == .int(1), "root's own")
         // Two instances in all: root's and nobody's.
-        let pids = TestDaemon.processes(["\(Self.venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"])
+        // (Etc/UTC: an argv no other suite's server has, as they run at the same time.)
+        let pids = TestDaemon.processes(["\(Self.venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "Etc/UTC"])
         #expect(pids.count == 2, "\(pids)")
         // uid 4242 is in no [access]: refused, recorded.
         let outsider = d.asUser(4242, [call, Self.request(2, "tool.list", .object([]))])
