@@ -44,6 +44,9 @@ final class MCPStdioServer: @unchecked Sendable {
         instructions: "Every tool here runs in a sandbox of its own policy, supervised and audited by cordond.",
         toolsListChanged: false)))
     private let out = Mutex(())
+    /// Connections to cordond not in use: a forwarded request takes one (or opens one) and
+    /// gives it back, so a call does not pay for a connect and cordond's peer check each time.
+    private let idle = IdleClients()
 
     init(socket: String) { self.socket = socket }
 
@@ -91,8 +94,15 @@ final class MCPStdioServer: @unchecked Sendable {
 
     private func forward(_ request: MCPServerSession.ForwardedRequest) {
         let client: RPCClient
-        do { client = try RPCClient(socketPath: socket) } catch {
-            return answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond is not reachable at \(socket): \(error)")))
+        if let kept = idle.take() { client = kept } else {
+            do { client = try RPCClient(socketPath: socket) } catch {
+                return answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond is not reachable at \(socket): \(error)")))
+            }
+        }
+        // Back to the idle ones when the exchange went through (one that failed is dropped).
+        var reusable = true
+        defer {
+            if reusable { idle.give(client) }
         }
         switch request.call {
         case .listTools:
@@ -104,10 +114,12 @@ final class MCPStdioServer: @unchecked Sendable {
                 }
                 self.answer(request.id, .tools(MCPListToolsResult(tools: tools)))
             } catch let error as RPCError {
+                reusable = error.code != RPCCode.messageTooLarge
                 // No tools configured is an empty list, not an error.
                 if error.code == RPCCode.notFound { return self.answer(request.id, .tools(MCPListToolsResult(tools: []))) }
                 self.answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond: \(error.message)")))
             } catch {
+                reusable = false
                 self.answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond: \(error)")))
             }
         case .callTool(let params):
@@ -117,6 +129,7 @@ final class MCPStdioServer: @unchecked Sendable {
             } catch let error as RPCError {
                 return self.answer(request.id, .toolResult(MCPCallToolResult(content: [.text("cordond refused the call: \(error.message)", extra: nil)], isError: true)))
             } catch {
+                reusable = false
                 return self.answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "cordond: \(error)")))
             }
             if let result = answer["result"], case .object = result, case .complete(let r)? = try? MCPCallToolOutcome.parse(result, limits: .default) {
@@ -125,5 +138,28 @@ final class MCPStdioServer: @unchecked Sendable {
             let why = "\(answer["outcome"]?.stringValue ?? "failed"): \(answer["message"]?.stringValue ?? "no answer")"
             self.answer(request.id, .toolResult(MCPCallToolResult(content: [.text(why, extra: nil)], isError: true)))
         }
+    }
+}
+
+/// cordond connections not in use (RPCClient is one thread's at a time: taken, used, given back).
+/// One idle longer than `maxIdleSeconds` is not used again: cordond closes connections that stay
+/// quiet (`server.idle_timeout`), and a call is never retried on another (it may have run).
+final class IdleClients: @unchecked Sendable {
+    private let lock = Mutex(())
+    private var clients: [(client: RPCClient, since: Double)] = []
+    static let max = 8
+    static let maxIdleSeconds = 20.0
+
+    func take() -> RPCClient? {
+        lock.withLock { _ in
+            let now = MonotonicClock.now
+            clients.removeAll { now - $0.since > Self.maxIdleSeconds }
+            return clients.popLast()?.client
+        }
+    }
+
+    /// Kept for the next request, or closed (released) when enough are kept.
+    func give(_ client: RPCClient) {
+        lock.withLock { _ in if clients.count < Self.max { clients.append((client, MonotonicClock.now)) } }
     }
 }
