@@ -35,7 +35,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
         var deadline: Double
         var completion: Completion
         /// Raw: completed with the whole answer message, for a protocol engine that reads it.
-        var raw: (@Sendable (Result<JSON, CallError>) -> Void)?
+        var raw: (@Sendable (Result<[UInt8], CallError>) -> Void)?
     }
 
     public let process: SandboxedProcess
@@ -115,17 +115,18 @@ public final class JSONRPCConnection: @unchecked Sendable {
         var members: [(String, JSON)] = [("jsonrpc", .string("2.0")), ("id", .int(id)), ("method", .string(method))]
         if let params { members.append(("params", params)) }
         guard process.send(Array(JSON.object(members).text.utf8), deadline: deadline) else {
-            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) { Self.complete(p, .failure(.sendFailed)) }
+            if let p = state.withLock({ $0.pending.removeValue(forKey: id) }) { Self.complete(p, .sendFailed) }
             return nil
         }
         return id
     }
 
     /// Sends `message`, a request a protocol engine built with its own id `id` (an engine uses
-    /// its ids or this connection's, never both), and completes with the whole answer message.
+    /// its ids or this connection's, never both), and completes with the answer's line as it
+    /// came (the engine reads it itself: one parse, not two).
     /// `.busy` when that id is in flight already.
     @discardableResult
-    public func startRaw(id: Int64, message: JSON, deadline: Double, completion: @escaping @Sendable (Result<JSON, CallError>) -> Void) -> Bool {
+    public func startRaw(id: Int64, message: JSON, deadline: Double, completion: @escaping @Sendable (Result<[UInt8], CallError>) -> Void) -> Bool {
         enum Admission { case admitted(wakeReader: Bool), closed, busy }
         let admission: Admission = state.withLock { s in
             if s.closed { return .closed }
@@ -197,7 +198,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
         }
         budgetExceeded.store(true, ordering: .relaxed)
         process.stop()
-        for p in all { Self.complete(p, .failure(.closed)) }
+        for p in all { Self.complete(p, .closed) }
     }
 
     private func readAnswers() {
@@ -218,7 +219,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
                     defer { s.pending = [:] }
                     return Array(s.pending.values)
                 }
-                for p in all { Self.complete(p, .failure(.closed)) }
+                for p in all { Self.complete(p, .closed) }
                 return
             case .tooLong?:
                 errors.add(1, ordering: .relaxed)
@@ -237,7 +238,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
             let ids = s.pending.filter { $0.value.deadline <= now }.map(\.key)
             return ids.compactMap { s.pending.removeValue(forKey: $0) }
         }
-        for p in overdue { Self.complete(p, .failure(.timeout)) }
+        for p in overdue { Self.complete(p, .timeout) }
     }
 
     /// Whether the line answered a call in flight.
@@ -268,7 +269,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
             guard s.pending[id]?.raw != nil else { return nil }
             return s.pending.removeValue(forKey: id)
         }) {
-            p.raw?(.success(message))
+            p.raw?(.success(bytes))
             return true
         }
         let outcome: Result<JSON, CallError>
@@ -289,7 +290,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
         return true
     }
 
-    private static func complete(_ p: Pending, _ failure: Result<JSON, CallError>) {
-        if let raw = p.raw { raw(failure) } else { p.completion(failure) }
+    private static func complete(_ p: Pending, _ failure: CallError) {
+        if let raw = p.raw { raw(.failure(failure)) } else { p.completion(.failure(failure)) }
     }
 }

@@ -87,7 +87,7 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
             let request = JSON.object([("jsonrpc", .string("2.0")), ("id", .int(id)), ("method", .string("ping"))])
             connection.startRaw(id: id, message: request, deadline: deadline) { result in
                 let ok: Bool
-                if case .success(let message) = result { ok = message["result"] != nil } else { ok = false }
+                if case .success(let line) = result { ok = (try? JSON.parse(line))?["result"] != nil } else { ok = false }
                 box.set(ok)
             }
             return box.wait(until: deadline) ?? false
@@ -139,7 +139,7 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
                 connection.startRaw(id: n, message: message.json, deadline: isProbe ? probeDeadline! : deadline) { [weak self] result in
                     guard let self else { return }
                     switch result {
-                    case .success(let answer): receive(answer)
+                    case .success(let line): receive(line: line)
                     case .failure(let failure): requestFailed(id: id, method: method, failure, deadline: deadline)
                     }
                 }
@@ -150,8 +150,11 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
     }
 
     /// A message from the server, through the session.
-    private func receive(_ message: JSON) {
-        let step = session.withLock { $0.receive(Array(message.text.utf8)) }
+    private func receive(_ message: JSON) { receive(line: Array(message.text.utf8)) }
+
+    /// A line from the server, read by the session (its own parse, under its limits).
+    private func receive(line: [UInt8]) {
+        let step = session.withLock { $0.receive(line) }
         dispatch(step, deadline: MonotonicClock.now + 30)
     }
 
