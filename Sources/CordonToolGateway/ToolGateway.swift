@@ -274,7 +274,11 @@ public final class ToolGateway: @unchecked Sendable {
             }
         }
         switch manifest.kind {
-        case .mcp: callServer(name, manifest: manifest, arguments: arguments, caller: caller, deadline: timeout, done: finished)
+        case .mcp:
+            // Only the manifest's own timeout says the instance hung: a caller's shorter deadline
+            // says nothing about it (and must not let a caller churn a shared tool's instances).
+            let ownTimeout = timeout < deadline
+            callServer(name, manifest: manifest, arguments: arguments, caller: caller, deadline: timeout, ownTimeout: ownTimeout, done: finished)
         case .command: runCommand(manifest, arguments: arguments, deadline: timeout, done: finished)
         }
     }
@@ -348,7 +352,7 @@ public final class ToolGateway: @unchecked Sendable {
         }
     }
 
-    private func callServer(_ name: String, manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double,
+    private func callServer(_ name: String, manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double, ownTimeout: Bool,
                             done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void) {
         let hash = policyHashes[manifest.name]
         pool.lease(poolKey(manifest, caller), deadline: deadline) { leased in
@@ -369,7 +373,7 @@ public final class ToolGateway: @unchecked Sendable {
                     done(.success(outcome), lease.instance, hash)
                 case .failure(let failure):
                     // No answer in time: the instance is not trusted with another call.
-                    lease.release(unresponsive: failure == .timeout)
+                    lease.release(unresponsive: failure == .timeout && ownTimeout)
                     let mapped: ToolCallFailure = switch failure {
                     case .timeout: ToolCallFailure(outcome: .timeout, message: "no answer from \(name) in time")
                     case .closed: ToolCallFailure(outcome: .unavailable, message: "the instance of \(manifest.name) ended during the call")

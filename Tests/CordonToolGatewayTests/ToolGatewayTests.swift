@@ -73,9 +73,9 @@ struct ToolGatewayTests {
         }
     }
 
-    static func call(_ g: ToolGateway, _ name: String, _ args: JSON, as caller: ToolGateway.Caller = alice) throws -> ToolCallResult {
+    static func call(_ g: ToolGateway, _ name: String, _ args: JSON, as caller: ToolGateway.Caller = alice, within seconds: Double = 60) throws -> ToolCallResult {
         let w = Wait()
-        g.call(name, arguments: args, caller: caller, deadline: MonotonicClock.now + 60) { w.set($0) }
+        g.call(name, arguments: args, caller: caller, deadline: MonotonicClock.now + seconds) { w.set($0) }
         return try #require(w.get())
     }
 
@@ -220,6 +220,19 @@ struct ToolGatewayFaultTests {
         #expect(hung.record.outcome == .timeout && hung.record.latencySeconds < 12, "\(hung.record)")
         let next = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
         #expect(next.record.outcome == .ok && next.record.instance != first.record.instance, "\(next.record)")
+    }
+
+    /// A caller's own short deadline ends its call, not the instance: only the manifest's
+    /// timeout says a server hung (a caller must not churn instances, a shared tool's least).
+    @Test func aCallersShortDeadlineDoesNotReplaceTheInstance() throws {
+        let g = try Self.gateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let first = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        let short = try ToolGatewayTests.call(g, "faulty.hang", .object([]), within: 0.5)
+        #expect(short.record.outcome == .timeout, "\(short.record)")
+        let next = try ToolGatewayTests.call(g, "faulty.ok", Self.ok)
+        #expect(next.record.outcome == .ok && next.record.instance == first.record.instance, "\(next.record)")
+        #expect(g.stats("faulty.ok", for: ToolGatewayTests.alice).pool?.failures == 0)
     }
 
     @Test func aServerThatDiesMidCallFailsThatCallOnly() throws {
