@@ -52,20 +52,13 @@ final class MCPStdioServer: @unchecked Sendable {
 
     /// Until stdin ends.
     func serve() {
-        var framer = LineFramer(maxLine: 8 << 20)
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        let input = LineChannel(fd: 0, maxLine: 8 << 20)
         while true {
-            while let line = framer.next() {
-                switch line {
-                case .message(let bytes): receive(bytes)
-                case .tooLong: FileDescriptorIO.writeAll(2, "cordon mcp serve: a message longer than 8 MiB was dropped\n")
-                case .eof: return
-                }
+            switch input.readLine() {
+            case .message(let bytes): receive(bytes)
+            case .tooLong: FileDescriptorIO.writeAll(2, "cordon mcp serve: a message longer than 8 MiB was dropped\n")
+            case .eof: return
             }
-            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            chunk.withUnsafeBytes { framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
     }
 

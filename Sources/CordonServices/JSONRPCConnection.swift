@@ -158,22 +158,10 @@ public final class JSONRPCConnection: @unchecked Sendable {
 
     /// Calls `method` and waits for its answer until `deadline` (CLOCK_MONOTONIC seconds).
     public func call(_ method: String, _ params: JSON? = nil, deadline: Double) -> Result<JSON, CallError> {
-        let box = Box()
-        start(method, params, deadline: deadline) { result in
-            box.monitor.locked {
-                box.result = result
-                box.monitor.broadcast()
-            }
-        }
-        return box.monitor.locked {
-            _ = box.monitor.wait { box.result != nil }
-            return box.result!
-        }
-    }
-
-    private final class Box: @unchecked Sendable {
-        let monitor = Monitor()
-        var result: Result<JSON, CallError>?
+        let answer = Awaited<Result<JSON, CallError>>()
+        start(method, params, deadline: deadline) { answer.set($0) }
+        // The reader completes every call by its deadline (or at the stream's end).
+        return answer.wait()!
     }
 
     /// Lines that answered nothing, counted per second.
@@ -212,6 +200,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
             switch process.readLine(until: deadline, wake: wake.read.raw) {
             case nil:
                 _ = drain.withUnsafeMutableBytes { read(wake.read.raw, $0.baseAddress, $0.count) }
+                process.flushPosted()
                 expire()
             case .eof?:
                 let all = state.withLock { s -> [Pending] in
@@ -226,6 +215,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
                 if overBudget(&window) { return giveUp() }
             case .message(let bytes)?:
                 if !handle(bytes) && overBudget(&window) { return giveUp() }
+                process.flushPosted()
                 expire()
             }
         }
@@ -253,9 +243,8 @@ public final class JSONRPCConnection: @unchecked Sendable {
                 // A request from the server: nothing is offered to it.
                 let refusal = JSON.object([("jsonrpc", .string("2.0")), ("id", id),
                                            ("error", .object([("code", .int(-32601)), ("message", .string("method not found: \(method.prefix(100))"))]))])
-                // Never waiting on a caller's send: dropped when the writer is busy or the pipe
-                // full (the server's request then goes unanswered, as it may).
-                _ = process.trySend(Array(refusal.text.utf8))
+                // Never waiting on a caller's send: posted, and sent when the writer is free.
+                process.post(Array(refusal.text.utf8))
             } else {
                 onNotification(method, message["params"])
             }

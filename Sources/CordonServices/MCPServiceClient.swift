@@ -218,16 +218,3 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
         }
     }
 }
-
-/// A value one thread sets and another waits for.
-final class Awaited<T: Sendable>: @unchecked Sendable {
-    private let monitor = Monitor()
-    private var value: T?
-    func set(_ v: T) { monitor.locked { value = v; monitor.broadcast() } }
-    func wait(until deadline: Double) -> T? {
-        monitor.locked {
-            _ = monitor.wait(until: deadline) { value != nil }
-            return value
-        }
-    }
-}

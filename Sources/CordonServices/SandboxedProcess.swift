@@ -41,6 +41,10 @@ public final class SandboxedProcess: @unchecked Sendable {
     private let output: Descriptor      // the read end of its stdout
     /// One writer at a time; true while the last line written is unfinished (cut short).
     private let writer = Mutex(false)
+    /// Short lines waiting for the writer (`post`): sent before the next line, or by the next
+    /// `post` or `flushPosted` that finds the writer free.
+    private let posted = Mutex<[[UInt8]]>([])
+    static let maxPosted = 64
     private let shared: Shared
     static let tailBytes = 8192
 
@@ -116,10 +120,17 @@ public final class SandboxedProcess: @unchecked Sendable {
     /// write did not finish by `deadline` (CLOCK_MONOTONIC seconds). One writer at a time, so
     /// lines never interleave.
     public func send(_ line: [UInt8], deadline: Double) -> Bool {
+        // What was posted while this one held the writer goes right after it.
+        defer { flushPosted() }
         return writer.withLock { torn in
             // A line cut short by its deadline is ended first, so that this one is read as a
             // line of its own rather than as the rest of that one.
             var bytes: [UInt8] = torn ? [0x0A] : []
+            // What was posted meanwhile goes first (whole lines, in order).
+            for waiting in posted.withLock({ p in defer { p = [] }; return p }) {
+                bytes.append(contentsOf: waiting)
+                bytes.append(0x0A)
+            }
             bytes.append(contentsOf: line)
             bytes.append(0x0A)
             var offset = 0
@@ -141,19 +152,40 @@ public final class SandboxedProcess: @unchecked Sendable {
         }
     }
 
-    /// Writes a short `line` (at most PIPE_BUF with its newline, so all or nothing) only if no
-    /// one else is writing and the pipe has room now; false otherwise. For what a reader sends
-    /// in passing (a refusal of a server's request): it must never wait on a caller's send.
-    public func trySend(_ line: [UInt8]) -> Bool {
-        guard line.count < 4096 else { return false }
-        return writer.withLockIfAvailable { torn -> Bool in
-            var bytes: [UInt8] = torn ? [0x0A] : []
-            bytes.append(contentsOf: line)
-            bytes.append(0x0A)
-            let n = bytes.withUnsafeBytes { write(input.raw, $0.baseAddress, $0.count) }
-            if n == bytes.count { torn = false }
-            return n == bytes.count
-        } ?? false
+    /// Queues a short `line` (under PIPE_BUF with its newline) and sends what is queued if no
+    /// one else is writing and the pipe has room now; otherwise it goes before the next line a
+    /// caller sends, or at the next `flushPosted`. For what a reader sends in passing (a refusal
+    /// of a server's request): it must never wait on a caller's send. False when the queue is
+    /// full (the line is dropped).
+    @discardableResult
+    public func post(_ line: [UInt8]) -> Bool {
+        guard line.count < 4095 else { return false }
+        let queued = posted.withLock { p -> Bool in
+            guard p.count < Self.maxPosted else { return false }
+            p.append(line)
+            return true
+        }
+        flushPosted()
+        return queued
+    }
+
+    /// Sends the posted lines if the writer is free, each whole (a line under PIPE_BUF is
+    /// written all or nothing); stops at the first the pipe has no room for.
+    public func flushPosted() {
+        guard posted.withLock({ !$0.isEmpty }) else { return }
+        _ = writer.withLockIfAvailable { torn in
+            posted.withLock { p in
+                while let first = p.first {
+                    var bytes: [UInt8] = torn ? [0x0A] : []
+                    bytes.append(contentsOf: first)
+                    bytes.append(0x0A)
+                    let n = bytes.withUnsafeBytes { write(input.raw, $0.baseAddress, $0.count) }
+                    guard n == bytes.count else { return }
+                    torn = false
+                    p.removeFirst()
+                }
+            }
+        }
     }
 
     /// The next line the process wrote (one reader at a time), an over-long line, or the end of

@@ -196,13 +196,10 @@ public final class ServicePool: @unchecked Sendable {
 
     /// The blocking form of `lease`.
     public func lease(_ key: Key, deadline: Double) -> Result<Lease, ServiceError> {
-        final class Box: @unchecked Sendable { let monitor = Monitor(); var result: Result<Lease, ServiceError>? }
-        let box = Box()
-        lease(key, deadline: deadline) { r in box.monitor.locked { box.result = r; box.monitor.broadcast() } }
-        return box.monitor.locked {
-            _ = box.monitor.wait { box.result != nil }
-            return box.result!
-        }
+        let answer = Awaited<Result<Lease, ServiceError>>()
+        lease(key, deadline: deadline) { answer.set($0) }
+        // Every lease is answered: granted, refused, or expired by the maintenance thread.
+        return answer.wait()!
     }
 
     public func stats(_ key: Key) -> Stats {
