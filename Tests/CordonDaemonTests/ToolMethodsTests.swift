@@ -83,6 +83,11 @@ struct ToolMethodsTests {
         // The CLI says the same: text to stdout, the exit status from the answer.
         let cli = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", #"{"code": "print('hi')"}"#])
         #expect(cli.status == 0 && cli.stdout == "hi\n", "\(cli)")
+        // The same command ten times in a row: each a fresh sandbox, each answered the same.
+        for i in 0..<10 {
+            let again = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", #"{"code": "print('hi')"}"#])
+            #expect(again.status == 0 && again.stdout == "hi\n", "run \(i): \(again)")
+        }
         let refused = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", "{}"])
         #expect(refused.status == 2 && refused.stderr.contains("invalid-arguments"), "\(refused)")
         let listed = TestDaemon.exec(TestDaemon.cordon, ["tool", "list", "--socket", d.socket])
@@ -93,7 +98,7 @@ struct ToolMethodsTests {
         // And a metric: counts by outcome, a latency histogram, the breaker, the instances.
         let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
         for line in ["cordon_tool_calls_total{tool=\"time.get_current_time\",outcome=\"ok\"} 1", "cordon_tool_calls_total{tool=\"python\",outcome=\"invalid-arguments\"} 2",
-                     "cordon_tool_call_seconds_count{tool=\"python\"} 4", "cordon_tool_breaker_state{tool=\"time.get_current_time\"} 0",
+                     "cordon_tool_call_seconds_count{tool=\"python\"} 14", "cordon_tool_breaker_state{tool=\"time.get_current_time\"} 0",
                      "cordon_tool_instances{tool=\"time\"} 1", "cordon_tool_instance_starts_total{tool=\"time\"} 1"] {
             #expect(metrics.contains(line + "\n"), "\(line) missing from\n\(metrics)")
         }
