@@ -96,7 +96,7 @@ let package = Package(
         // catalogue go here too.
         .target(name: "CordonMCP", dependencies: ["CordonJSON"]),
         // Tool manifests (tools/NAME.toml): parsed and checked, no I/O.
-        .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON"]),
+        .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON", "CordonResilience"]),
 
         // LAYER 3 · I/O owners
         // Typed wrappers of the system calls: files, cgroups, Landlock, uid ranges, time.

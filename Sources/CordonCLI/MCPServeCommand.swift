@@ -42,7 +42,7 @@ final class MCPStdioServer: @unchecked Sendable {
     private let session = Mutex(MCPServerSession(MCPServerSession.Configuration(
         serverInfo: MCPImplementation(name: "cordon", version: cordonVersion),
         instructions: "Every tool here runs in a sandbox of its own policy, supervised and audited by cordond.",
-        toolsListChanged: false)))
+        toolsListChanged: true)))
     private let out = Mutex(())
     /// Connections to cordond not in use: a forwarded request takes one (or opens one) and
     /// gives it back, so a call does not pay for a connect and cordond's peer check each time.
@@ -52,6 +52,7 @@ final class MCPStdioServer: @unchecked Sendable {
 
     /// Until stdin ends.
     func serve() {
+        _ = try? Threads.detach("mcp-watch", signals: .noSIGPIPE) { [self] in watch() }
         let input = LineChannel(fd: 0, maxLine: 8 << 20)
         while true {
             switch input.readLine() {
@@ -61,6 +62,48 @@ final class MCPStdioServer: @unchecked Sendable {
             }
         }
     }
+
+    /// Waits on cordond's `tool.watch` for as long as the client is served, and tells the
+    /// client `notifications/tools/list_changed` (each 2026-07-28 subscription, or the
+    /// 2025-11-25 session once initialized) whenever cordond's tools change. cordond away: it
+    /// tries again, less often each time (1 s up to 10 s); a restarted cordond counts as a
+    /// change. One that does not know `tool.watch` is not asked again.
+    private func watch() {
+        var seen: Int64?
+        var pause = 1.0
+        var client: RPCClient?
+        while true {
+            if client == nil { client = try? RPCClient(socketPath: socket) }
+            guard let c = client else {
+                Self.sleep(pause)
+                pause = min(10, pause * 2)
+                continue
+            }
+            let asked = MonotonicClock.now
+            var params: [(String, JSON)] = [("timeout", .double(25))]
+            if let seen { params.append(("after", .int(seen))) }
+            do {
+                let answer = try c.call("tool.watch", .object(params))
+                pause = 1
+                guard let generation = answer["generation"]?.intValue else { continue }
+                if let seen, generation != seen {
+                    write(session.withLock { $0.toolsListChanged() })
+                }
+                // Answered at once with nothing new (cordond at its limit of waits): not a
+                // loop that spins.
+                if generation == seen && MonotonicClock.now - asked < 1 { Self.sleep(1) }
+                seen = generation
+            } catch let error as RPCError where error.code == RPCCode.methodNotFound {
+                return
+            } catch {
+                client = nil
+                Self.sleep(pause)
+                pause = min(10, pause * 2)
+            }
+        }
+    }
+
+    static func sleep(_ seconds: Double) { usleep(UInt32(seconds * 1_000_000)) }
 
     private func write(_ messages: [MCPMessage]) {
         guard !messages.isEmpty else { return }

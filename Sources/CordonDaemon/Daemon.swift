@@ -30,8 +30,11 @@ public final class Daemon: @unchecked Sendable {
     let policies: PolicyStore
     let tasks: TaskManager
     let quotas: Quotas
-    /// The tool registry (tools/*.toml in the config directory); nil when there are none.
-    let tools: ToolGateway?
+    /// The tool registry: tools/*.toml in the config directory, read again when they (or the
+    /// policies) change (`reloadTools`).
+    let tools: ToolGateway
+    /// What the config files looked like when the tools were last read (`reloadTools`).
+    private var toolFiles: [String] = []
     let startedAt = UTCTime.epochSeconds()
     /// The state directory's lock (`cordond.lock`), held for the daemon's lifetime.
     private let stateLock: Int32
@@ -57,12 +60,23 @@ public final class Daemon: @unchecked Sendable {
         policies = PolicyStore(configDir: config.configDir, confined: true)
         quotas = Quotas(config: config)
         tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, quotas: quotas, log: log)
-        tools = Self.loadTools(config: config, policies: policies, environment: tasks.environment, authorizer: authorizer, log: log)
+        let tasks = self.tasks, authorizer = self.authorizer, policies = self.policies
+        do {
+            toolFiles = Self.toolFingerprint(config)
+            tools = try ToolGateway(manifests: Self.readManifests(config: config, policies: policies, log: log), policies: policies,
+                                    environment: tasks.environment, cacheDir: "\(config.cacheDir)/seccomp",
+                                    writeOwnership: { caller in
+                                        tasks.writeOwnership(for: Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? ""))
+                                    }) { caller, manifest in
+                let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? "")
+                return authorizer.mayUse(peer, manifest: manifest, policies: policies)
+            }
+        } catch { throw StartError(description: "the tool registry: \(error)") }
+        logTools(changed: nil)
     }
 
     /// The manifests of the config directory; one that does not load is logged and left out.
-    static func loadTools(config: DaemonConfig, policies: PolicyStore, environment: SandboxEnvironment, authorizer: Authorizer,
-                          log: Logger) -> ToolGateway? {
+    static func readManifests(config: DaemonConfig, policies: PolicyStore, log: Logger) -> [ToolManifest] {
         let store = ToolStore(configDir: config.configDir, policies: policies)
         var manifests: [ToolManifest] = []
         for path in store.manifestPaths() {
@@ -71,22 +85,43 @@ public final class Daemon: @unchecked Sendable {
             case .failure(let e): log.error("tool manifest refused", metadata: ["file": "\(path)", "error": "\(e)"])
             }
         }
-        guard !manifests.isEmpty else { return nil }
-        do {
-            let gateway = try ToolGateway(manifests: manifests, policies: policies, environment: environment,
-                                          cacheDir: "\(config.cacheDir)/seccomp") { caller, manifest in
-                let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? "")
-                return authorizer.mayUse(peer, manifest: manifest, policies: policies)
-            }
-            for (name, why) in gateway.rejected.sorted(by: { $0.key < $1.key }) {
-                log.error("tool refused", metadata: ["tool": "\(name)", "error": "\(why)"])
-            }
-            log.info("tools", metadata: ["count": "\(gateway.manifests.count)"])
-            return gateway
-        } catch {
-            log.error("tool registry not started", metadata: ["error": "\(error)"])
-            return nil
+        return manifests
+    }
+
+    private func logTools(changed: [String]?) {
+        for (name, why) in tools.rejected.sorted(by: { $0.key < $1.key }) where changed?.contains(name) ?? true {
+            log.error("tool refused", metadata: ["tool": "\(name)", "error": "\(why)"])
         }
+        var metadata: Logger.Metadata = ["count": "\(tools.manifests.count)"]
+        if let changed { metadata["changed"] = "\(changed.joined(separator: ","))" }
+        log.info(changed == nil ? "tools" : "tools reloaded", metadata: metadata)
+    }
+
+    /// Each file a tool's sandbox depends on in the config directory (tools/, policies/,
+    /// profiles/), with its identity, size and times: a file added, removed, replaced or
+    /// rewritten changes it. Nothing is read but metadata.
+    static func toolFingerprint(_ config: DaemonConfig) -> [String] {
+        guard let dir = config.configDir else { return [] }
+        var out: [String] = []
+        for sub in ["tools", "policies", "profiles"] {
+            for path in (try? FileSystem.regularFiles(under: "\(dir)/\(sub)")) ?? [] {
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }
+                out.append("\(path) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_mode) \(st.st_uid)")
+            }
+        }
+        return out.sorted()
+    }
+
+    /// Reads the manifests again when the config files changed (or `force`: SIGHUP). Tools
+    /// whose manifest and policy are unchanged keep their instances; clients waiting on
+    /// `tool.watch` are told when anything changed. Called on the main thread only.
+    func reloadTools(force: Bool) {
+        let now = Self.toolFingerprint(config)
+        guard force || now != toolFiles else { return }
+        toolFiles = now
+        let changed = tools.update(Self.readManifests(config: config, policies: policies, log: log))
+        if !changed.isEmpty || force { logTools(changed: changed) }
     }
 
     /// The state directory holds every user's records and output: it must be a directory of
@@ -195,19 +230,24 @@ public final class Daemon: @unchecked Sendable {
                                              "max_running": "\(config.maxRunning)"])
         if let notify = getenv("NOTIFY_SOCKET"), notify.pointee != 0 { sdNotify(String(cString: notify), "READY=1") }
 
+        // The main thread waits for signals and, every second, looks for changed tool
+        // manifests and answers `tool.watch` waits that have run out.
         var stopSignal: Int32 = 0
         while stopSignal == 0 {
             var pfd = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
-            if poll(&pfd, 1, -1) < 0 { continue }
+            _ = poll(&pfd, 1, 1000)
             while true {
                 let sig = cl_signalfd_next(signals)
                 if sig <= 0 { break }
                 if sig == SIGHUP {
-                    log.info("SIGHUP: policies are read at each submit; cordond.toml changes need a restart")
+                    log.info("SIGHUP: tool manifests read again; policies are read at each submit; cordond.toml changes need a restart")
+                    reloadTools(force: true)
                 } else {
                     stopSignal = sig
                 }
             }
+            if stopSignal == 0 { reloadTools(force: false) }
+            tools.changes.expire()
         }
 
         // Drain.
@@ -217,7 +257,7 @@ public final class Daemon: @unchecked Sendable {
         if ownsSocket { unlink(config.socket) }
         if metricsFD >= 0 { shutdown(metricsFD, Int32(SHUT_RDWR)); close(metricsFD) }
         tasks.drain(seconds: config.drainSeconds, by: Peer(uid: 0, gid: 0, pid: getpid(), groups: [0], exe: "cordond (drain)"))
-        tools?.stop(until: MonotonicClock.now + 10)
+        tools.stop(until: MonotonicClock.now + 10)
         event("daemon-stop", .object([("signal", .int(Int64(stopSignal)))]))
         store.close()
         log.info("stopped")
@@ -374,7 +414,7 @@ public final class Daemon: @unchecked Sendable {
     func metricsText() -> String {
         let (queued, running) = tasks.counts
         return metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok,
-                              breakers: tools?.breakerStates() ?? [:], instances: tools?.instanceTotals() ?? [:])
+                              breakers: tools.breakerStates(), instances: tools.instanceTotals())
     }
 }
 

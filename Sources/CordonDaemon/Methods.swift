@@ -17,7 +17,7 @@ import Glibc
 extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
-                          "tool.list", "tool.call", "tool.stats"]
+                          "tool.list", "tool.call", "tool.stats", "tool.watch"]
 
     /// Calls `method`. Methods that wait for a task (task.wait, task.cancel, task.submit with
     /// `wait`) answer `.afterTask`, so no thread is held while they wait.
@@ -59,6 +59,7 @@ extension Daemon {
                 return .object(members)
             }))]))
         case "tool.call": return try toolCall(&params, peer)
+        case "tool.watch": return try toolWatch(&params)
         case "tool.stats":
             try params.finish()
             let gateway = try toolGateway()
@@ -411,12 +412,32 @@ extension Daemon {
     // MARK: tools
 
     private func toolGateway() throws(RPCError) -> ToolGateway {
-        guard let tools else { throw RPCError(RPCCode.notFound, "no tools: cordond found no manifests in its config directory's tools/ (docs/tools.md)") }
+        guard !tools.manifests.isEmpty else {
+            throw RPCError(RPCCode.notFound, "no tools: cordond found no manifests in its config directory's tools/ (docs/tools.md)")
+        }
         return tools
     }
 
     private func caller(_ peer: Peer) -> ToolGateway.Caller {
         ToolGateway.Caller(uid: peer.uid, gid: peer.gid, pid: peer.pid, groups: peer.groups, exe: peer.exe)
+    }
+
+    /// tool.watch {after?, timeout?}: the registry's change count, once it is not `after` (at
+    /// once without `after`), or after `timeout` seconds (default 25) with it unchanged — a long
+    /// poll: `cordon mcp serve` tells its client the tool list changed when the count moves.
+    /// Manifests added, changed or removed and a server's own list change count. No thread is
+    /// held while it waits; a connection holds one wait at a time.
+    private func toolWatch(_ params: inout Params) throws -> Answer {
+        let after = try params.int("after")
+        let timeout = try params.number("timeout", min: 0.1, max: 300) ?? 25
+        try params.finish()
+        let changes = tools.changes
+        guard let after else { return .result(.object([("generation", .int(Int64(clamping: changes.generation)))])) }
+        return .later { reply in
+            changes.watch(after: UInt64(after), deadline: MonotonicClock.now + timeout) { generation in
+                reply(.success(.object([("generation", .int(Int64(clamping: generation)))])))
+            }
+        }
     }
 
     /// tool.call {name, arguments, timeout?}: answered when the tool has (no thread held

@@ -28,19 +28,7 @@ public final class ServicePool: @unchecked Sendable {
         public var description: String { owner.map { "\(service) (uid \($0))" } ?? "\(service) (shared)" }
     }
 
-    public struct Settings: Sendable, Equatable {
-        public var minInstances = 0
-        public var maxInstances = 4
-        public var concurrency = 8
-        public var idleTimeout: Double = 300
-        public var healthInterval: Double = 30
-        public var startTimeout: Double = 20
-        public var maxRestarts = 5
-        public var restartWindow: Double = 60
-        public var backoffBase: Double = 0.2
-        public var backoffMax: Double = 30
-        public init() {}
-    }
+    public typealias Settings = ServiceSettings
 
     /// How to start, connect to and check one service's instances.
     public struct Definition: Sendable {
@@ -137,18 +125,18 @@ public final class ServicePool: @unchecked Sendable {
         var failureCount = 0
         init(_ settings: Settings) {
             // Settings come checked from the manifest parser; a budget of 0 restarts is allowed.
-            budget = (try? RestartBudget(maxRestarts: settings.maxRestarts, within: .seconds(settings.restartWindow)))
+            budget = (try? RestartBudget(maxRestarts: settings.maxRestarts, within: .seconds(settings.restartWindowSeconds)))
                 ?? (try! RestartBudget(maxRestarts: 0, within: .seconds(1)))
         }
     }
 
-    private let definitions: [String: Definition]
+    private var definitions: [String: Definition]
     private let monitor = Monitor()
     private var groups: [Key: Group] = [:]
     private var nextInstance = 1
     private var stopped = false
     private var random: SplitMix64
-    private let backoffs: [String: Backoff]
+    private var backoffs: [String: Backoff]
     /// Completions left by the section holding the lock, run once it is released (`locked`).
     private var deferred: [@Sendable () -> Void] = []
 
@@ -157,24 +145,58 @@ public final class ServicePool: @unchecked Sendable {
         self.definitions = definitions
         var system = SystemRandomNumberGenerator()
         random = SplitMix64(seed: seed ?? system.next())
-        var backoffs: [String: Backoff] = [:]
-        for (name, d) in definitions {
-            let s = d.settings
-            backoffs[name] = (try? Backoff(base: .seconds(s.backoffBase), cap: .seconds(max(s.backoffBase, s.backoffMax))))
-                ?? (try! Backoff(base: .milliseconds(200), cap: .seconds(30)))
-        }
-        self.backoffs = backoffs
+        backoffs = definitions.mapValues { Self.backoff($0.settings) }
         try Threads.detach("service-pool", signals: .noSIGPIPE) { [self] in maintain() }
+    }
+
+    static func backoff(_ s: Settings) -> Backoff {
+        (try? Backoff(base: .seconds(s.backoffBaseSeconds), cap: .seconds(max(s.backoffBaseSeconds, s.backoffMaxSeconds))))
+            ?? (try! Backoff(base: .milliseconds(200), cap: .seconds(30)))
+    }
+
+    /// Replaces `service`'s definition (nil: removes the service). Its instances are retired:
+    /// idle ones are stopped now, busy ones when their last call ends; none takes another call.
+    /// Leases waiting, and those to come, get instances of the new definition (of a removed
+    /// service: refused). Its restart budget and backoff start afresh: what failed before was
+    /// the old definition.
+    public func define(_ service: String, _ definition: Definition?) {
+        let processes: [SandboxedProcess] = locked {
+            definitions[service] = definition
+            backoffs[service] = definition.map { Self.backoff($0.settings) }
+            let now = MonotonicClock.now
+            var stop: [SandboxedProcess] = []
+            for key in groups.keys where key.service == service {
+                var g = groups[key]!
+                for i in g.instances.values where !i.stopping {
+                    i.stopping = true
+                    if i.inFlight == 0, let p = i.process { stop.append(p) }
+                }
+                if let definition {
+                    let fresh = Group(definition.settings)
+                    g.budget = fresh.budget
+                    g.consecutiveFailures = 0
+                    g.failedUntil = nil
+                    g.failedReason = nil
+                    g.nextStartAt = 0
+                    serveWaiters(&g, key: key, definition: definition, now: now)
+                } else {
+                    let waiters = g.waiters
+                    g.waiters = []
+                    later { for w in waiters { w.completion(.failure(ServiceError("no service \"\(service)\" (it was removed)"))) } }
+                }
+                groups[key] = g
+            }
+            monitor.broadcast()
+            return stop
+        }
+        for p in processes { p.stop() }
     }
 
     /// An instance of `key`'s service with a free slot, started if need be, by `deadline`.
     public func lease(_ key: Key, deadline: Double, completion: @escaping @Sendable (Result<Lease, ServiceError>) -> Void) {
-        guard let definition = definitions[key.service] else {
-            completion(.failure(ServiceError("no service \"\(key.service)\"")))
-            return
-        }
         let now = MonotonicClock.now
         let outcome: Result<Lease, ServiceError>? = locked {
+            guard let definition = definitions[key.service] else { return .failure(ServiceError("no service \"\(key.service)\"")) }
             var g = groups[key] ?? Group(definition.settings)
             defer { groups[key] = g }
             if stopped { return .failure(ServiceError("the service pool is stopping")) }
@@ -289,7 +311,7 @@ public final class ServicePool: @unchecked Sendable {
         nextInstance += 1
         g.instances[instance.id] = instance
         g.starts += 1
-        let deadline = now + s.startTimeout
+        let deadline = now + s.startTimeoutSeconds
         do { try Threads.detach("service-start", signals: .noSIGPIPE) { [self] in start(instance, key: key, definition: definition, deadline: deadline) } }
         catch {
             g.instances[instance.id] = nil
@@ -379,7 +401,7 @@ public final class ServicePool: @unchecked Sendable {
         g.consecutiveFailures += 1
         g.failureCount += 1
         if let exhausted = g.budget.exhaustion(at: at) {
-            let window = definition.settings.restartWindow
+            let window = definition.settings.restartWindowSeconds
             g.failedUntil = (exhausted.oldest.map { $0.seconds } ?? now) + window
             g.failedReason = "\(exhausted.restarts + 1) failures within \(Int(window.rounded())) s, the last: \(reason)"
             let waiters = g.waiters
@@ -411,17 +433,21 @@ public final class ServicePool: @unchecked Sendable {
 
     fileprivate func release(key: Key, instance id: Int, unresponsive: Bool) {
         let toStop: SandboxedProcess? = locked {
-            guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return nil }
+            guard var g = groups[key], let instance = g.instances[id] else { return nil }
             defer { groups[key] = g; monitor.broadcast() }
             instance.inFlight = max(0, instance.inFlight - 1)
             instance.lastUsed = MonotonicClock.now
+            // The service was removed (`define`): nothing to serve, nothing to count.
+            guard let definition = definitions[key.service] else { return instance.inFlight == 0 && instance.ready ? instance.process : nil }
             if unresponsive && !instance.stopping {
                 instance.stopping = true
                 noteFailure(&g, key: key, definition: definition, reason: "a call got no answer in time", now: MonotonicClock.now)
                 return instance.process
             }
+            // Retired (`define`) while it served: its last call has ended.
+            let retired = instance.stopping && instance.inFlight == 0 && instance.ready ? instance.process : nil
             serveWaiters(&g, key: key, definition: definition, now: MonotonicClock.now)
-            return nil
+            return retired
         }
         toStop?.stop()
     }
@@ -429,11 +455,12 @@ public final class ServicePool: @unchecked Sendable {
     /// An instance's sandbox ended (on its thread).
     private func instanceEnded(key: Key, id: Int, why: String) {
         locked {
-            guard var g = groups[key], let instance = g.instances[id], let definition = definitions[key.service] else { return }
+            guard var g = groups[key], let instance = g.instances[id] else { return }
             defer { groups[key] = g; monitor.broadcast() }
             // One that never became ready is the start's to count and remove.
             guard instance.ready else { return }
             g.instances[id] = nil
+            guard let definition = definitions[key.service] else { return }
             let now = MonotonicClock.now
             if !instance.stopping {
                 let tail = instance.process.map(Self.lastLines(of:)) ?? ""
@@ -464,10 +491,10 @@ public final class ServicePool: @unchecked Sendable {
                         later { for w in expired { w.completion(.failure(ServiceError(reason))) } }
                     }
                     for i in g.instances.values where i.ready && !i.stopping {
-                        if i.inFlight == 0 && now - i.lastUsed >= s.idleTimeout && g.instances.values.filter({ !$0.stopping }).count > s.minInstances {
+                        if i.inFlight == 0 && now - i.lastUsed >= s.idleTimeoutSeconds && g.instances.values.filter({ !$0.stopping }).count > s.minInstances {
                             i.stopping = true
                             if let p = i.process { stop.append(p) }
-                        } else if !i.checking && now - i.lastHealth >= s.healthInterval {
+                        } else if !i.checking && now - i.lastHealth >= s.healthIntervalSeconds {
                             i.checking = true
                             checks.append((key, i, definition))
                         }
@@ -481,7 +508,7 @@ public final class ServicePool: @unchecked Sendable {
             for p in stop { p.stop() }
             for (key, instance, definition) in checks {
                 try? Threads.detach("service-health", signals: .noSIGPIPE) { [self] in
-                    let healthy = instance.client?.healthy(deadline: MonotonicClock.now + min(10, definition.settings.healthInterval)) ?? false
+                    let healthy = instance.client?.healthy(deadline: MonotonicClock.now + min(10, definition.settings.healthIntervalSeconds)) ?? false
                     let p: SandboxedProcess? = locked {
                         instance.checking = false
                         instance.lastHealth = MonotonicClock.now

@@ -53,14 +53,35 @@ public final class ToolGateway: @unchecked Sendable {
         public var manifest: String
     }
 
-    public let manifests: [String: ToolManifest]
+    /// What one reading of the manifests gave. `update` swaps it whole; each step of a call
+    /// (an attempt, a fallback) reads the one current then.
+    struct Catalog: Sendable {
+        var manifests: [String: ToolManifest] = [:]
+        /// Manifests left out, and why (their policy does not load here).
+        var rejected: [String: String] = [:]
+        var plans: [String: SpawnPlan] = [:]
+        var policyHashes: [String: String] = [:]
+    }
+
+    public var manifests: [String: ToolManifest] { catalog.withLock { $0.manifests } }
     /// Manifests left out, and why (their policy does not load here).
-    public let rejected: [String: String]
+    public var rejected: [String: String] { catalog.withLock { $0.rejected } }
+    /// Counts changes of what `list` may answer: manifests added, changed or removed
+    /// (`update`), and a server saying its tool list changed. `cordon mcp serve` waits on it
+    /// (the daemon's `tool.watch`) to tell its client `notifications/tools/list_changed`.
+    public let changes = ChangeFeed(start: UInt64(max(1, UTCTime.epochSeconds() * 1000)))
+    private let catalog = Mutex(Catalog())
+    /// One `update` at a time.
+    private let updating = Mutex(())
     private let pool: ServicePool
-    private let plans: [String: SpawnPlan]
-    private let policyHashes: [String: String]
+    private let policies: PolicyStore
+    private let cacheDir: String?
     private let environment: SandboxEnvironment
     private let mayUse: @Sendable (Caller, ToolManifest) -> Bool
+    private let writeOwnership: @Sendable (Caller) -> WriteOwnership
+    /// The caller an owner's instances were last leased for: whose ids their writable binds
+    /// write with (the uid keys the instances; the gid is the caller's).
+    private let owners = Mutex<[UInt32: Caller]>([:])
     private let breakers = Mutex<[String: CircuitBreaker]>([:])
     private let listings = Listings()
     private let schemas = Mutex<[String: Result<JSONSchema, SchemaError>]>([:])
@@ -68,58 +89,88 @@ public final class ToolGateway: @unchecked Sendable {
 
     /// Loads each manifest's policy and plans its sandbox now (a manifest whose policy does not
     /// load is left out, in `rejected` with the reason). `mayUse`: the daemon's authorization
-    /// (admins, the manifest's `[access]`, or the policy's).
+    /// (admins, the manifest's `[access]`, or the policy's). `writeOwnership`: whose ids a
+    /// caller's sandboxes write with through writable binds (cordond: the caller's own, unless
+    /// an admin); a shared tool's instances write as the bind's owner.
     public init(manifests: [ToolManifest], policies: PolicyStore, environment: SandboxEnvironment, cacheDir: String? = nil,
+                writeOwnership: @escaping @Sendable (Caller) -> WriteOwnership = { _ in .sourceOwner },
                 mayUse: @escaping @Sendable (Caller, ToolManifest) -> Bool) throws {
-        var rejected: [String: String] = [:]
-        var byName: [String: ToolManifest] = [:]
-        var plans: [String: SpawnPlan] = [:]
-        var hashes: [String: String] = [:]
-        var definitions: [String: ServicePool.Definition] = [:]
-        let listings = self.listings
-        for m in manifests {
-            var overrides = PolicyOverrides()
-            overrides.env = m.environment.map { Policy.EnvVar($0.name, $0.value) }
-            let policy: Policy, plan: SpawnPlan
-            do {
-                policy = try overrides.apply(to: try policies.loadPolicy(m.policy))
-                plan = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
-            } catch {
-                rejected[m.name] = "\(m.source): policy \"\(m.policy)\": \(error)"
-                continue
-            }
-            byName[m.name] = m
-            plans[m.name] = plan
-            hashes[m.name] = policy.contentHash
-            guard m.kind == .mcp else { continue }
-            var s = ServicePool.Settings()
-            s.minInstances = m.service.minInstances
-            s.maxInstances = m.service.maxInstances
-            s.concurrency = m.service.concurrency
-            s.idleTimeout = m.service.idleTimeoutSeconds
-            s.healthInterval = m.service.healthIntervalSeconds
-            s.startTimeout = m.service.startTimeoutSeconds
-            s.maxRestarts = m.service.maxRestarts
-            s.restartWindow = m.service.restartWindowSeconds
-            s.backoffBase = m.service.backoffBaseSeconds
-            s.backoffMax = m.service.backoffMaxSeconds
-            let name = m.name, argv = m.command, info = clientInfo
-            definitions[name] = ServicePool.Definition(settings: s, spec: { _ in
-                SandboxedProcess.Spec(plan: plan, argv: argv, environment: environment)
-            }, connect: { process, _ in
-                try MCPServiceClient(process: process, clientInfo: info, onToolsChanged: {
-                    // The next listing asks again.
-                    listings.forget(name)
-                })
-            })
-        }
-        self.manifests = byName
-        self.rejected = rejected
-        self.plans = plans
-        self.policyHashes = hashes
+        self.policies = policies
+        self.cacheDir = cacheDir
         self.environment = environment
         self.mayUse = mayUse
-        pool = try ServicePool(definitions: definitions)
+        self.writeOwnership = writeOwnership
+        pool = try ServicePool(definitions: [:])
+        // The first reading is not a change anyone saw.
+        _ = apply(manifests)
+    }
+
+    /// Takes `manifests` as the registry from now on: tools added, changed (the manifest, or
+    /// the content of its policy) or removed take effect at once, with their instances retired
+    /// (busy ones after their calls), breakers and schemas forgotten; the others keep theirs.
+    /// Returns the names that changed (empty: nothing did), and counts a change when any did.
+    @discardableResult
+    public func update(_ manifests: [ToolManifest]) -> [String] {
+        let changed = apply(manifests)
+        if !changed.isEmpty { changes.bump() }
+        return changed
+    }
+
+    private func apply(_ manifests: [ToolManifest]) -> [String] {
+        updating.withLock { _ in
+            let old = catalog.withLock { $0 }
+            var new = Catalog()
+            for m in manifests {
+                var overrides = PolicyOverrides()
+                overrides.env = m.environment.map { Policy.EnvVar($0.name, $0.value) }
+                do {
+                    let policy = try overrides.apply(to: try policies.loadPolicy(m.policy))
+                    new.plans[m.name] = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
+                    new.policyHashes[m.name] = policy.contentHash
+                    new.manifests[m.name] = m
+                } catch {
+                    new.rejected[m.name] = "\(m.source): policy \"\(m.policy)\": \(error)"
+                }
+            }
+            let changed = Set(old.manifests.keys).union(new.manifests.keys).sorted().filter { name in
+                old.manifests[name] != new.manifests[name] || old.policyHashes[name] != new.policyHashes[name]
+            }
+            catalog.withLock { $0 = new }
+            for name in changed {
+                if let m = new.manifests[name], m.kind == .mcp, let plan = new.plans[name] {
+                    pool.define(name, definition(m, plan: plan))
+                } else if old.manifests[name]?.kind == .mcp {
+                    pool.define(name, nil)
+                }
+                listings.forget(name)
+                let mine: (String) -> Bool = { $0 == name || $0.hasPrefix(name + ".") }
+                breakers.withLock { all in for key in all.keys where mine(key) { all[key] = nil } }
+                schemas.withLock { all in for key in all.keys where mine(key) { all[key] = nil } }
+            }
+            return changed
+        }
+    }
+
+    /// How the pool starts and talks to an MCP tool's instances.
+    private func definition(_ m: ToolManifest, plan: SpawnPlan) -> ServicePool.Definition {
+        let name = m.name, argv = m.command, info = clientInfo, listings = self.listings, changes = self.changes
+        return ServicePool.Definition(settings: m.service, spec: { [weak self] key in
+            guard let self else { throw ServicePool.ServiceError("the tool gateway is gone") }
+            var env = environment
+            if let uid = key.owner {
+                guard let caller = owners.withLock({ $0[uid] }) else {
+                    throw ServicePool.ServiceError("no caller known for uid \(uid)")
+                }
+                env.writeOwnership = writeOwnership(caller)
+            }
+            return SandboxedProcess.Spec(plan: plan, argv: argv, environment: env)
+        }, connect: { process, _ in
+            try MCPServiceClient(process: process, clientInfo: info, onToolsChanged: {
+                // The next listing asks again; clients are told the list changed.
+                listings.forget(name)
+                changes.bump()
+            })
+        })
     }
 
     public func stop(until deadline: Double) { pool.stopAll(until: deadline) }
@@ -153,6 +204,12 @@ public final class ToolGateway: @unchecked Sendable {
         ServicePool.Key(service: m.name, owner: m.shared ? nil : caller.uid)
     }
 
+    /// Before a lease that may start an instance of `caller`'s: whose gid it writes with.
+    private func remember(_ caller: Caller, for m: ToolManifest) {
+        guard !m.shared else { return }
+        owners.withLock { $0[caller.uid] = caller }
+    }
+
     // MARK: Listing
 
     /// The tools `caller` may use, sorted by name. An MCP server's tools are listed once (its
@@ -176,6 +233,7 @@ public final class ToolGateway: @unchecked Sendable {
 
     func tools(of m: ToolManifest, caller: Caller, deadline: Double) throws(ToolCallFailure) -> [MCPTool] {
         if let cached = listings.get(m.name) { return cached }
+        remember(caller, for: m)
         let lease: ServicePool.Lease
         switch pool.lease(poolKey(m, caller), deadline: deadline) {
         case .success(let l): lease = l
@@ -279,7 +337,7 @@ public final class ToolGateway: @unchecked Sendable {
             // says nothing about it (and must not let a caller churn a shared tool's instances).
             let ownTimeout = timeout < deadline
             callServer(name, manifest: manifest, arguments: arguments, caller: caller, deadline: timeout, ownTimeout: ownTimeout, done: finished)
-        case .command: runCommand(manifest, arguments: arguments, deadline: timeout, done: finished)
+        case .command: runCommand(manifest, arguments: arguments, caller: caller, deadline: timeout, done: finished)
         }
     }
 
@@ -354,7 +412,8 @@ public final class ToolGateway: @unchecked Sendable {
 
     private func callServer(_ name: String, manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double, ownTimeout: Bool,
                             done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void) {
-        let hash = policyHashes[manifest.name]
+        let hash = catalog.withLock { $0.policyHashes[manifest.name] }
+        remember(caller, for: manifest)
         pool.lease(poolKey(manifest, caller), deadline: deadline) { leased in
             let lease: ServicePool.Lease
             switch leased {
@@ -386,10 +445,10 @@ public final class ToolGateway: @unchecked Sendable {
         }
     }
 
-    private func runCommand(_ manifest: ToolManifest, arguments: JSON, deadline: Double,
+    private func runCommand(_ manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double,
                             done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void) {
-        guard let plan = plans[manifest.name] else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no plan")), nil, nil) }
-        let hash = policyHashes[manifest.name]
+        let (plan, hash) = catalog.withLock { ($0.plans[manifest.name], $0.policyHashes[manifest.name]) }
+        guard let plan else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(manifest.name)\" any more")), nil, nil) }
         var argv: [String] = []
         for element in manifest.argv {
             guard let name = ToolManifest.placeholderName(element) else { argv.append(element); continue }
@@ -404,7 +463,9 @@ public final class ToolGateway: @unchecked Sendable {
             }
         }
         let input = Array(arguments.text.utf8)
-        let environment = self.environment, command = argv
+        var ownEnvironment = self.environment
+        ownEnvironment.writeOwnership = writeOwnership(caller)
+        let environment = ownEnvironment, command = argv
         do {
             try Threads.detach("tool-command", signals: .noSIGPIPE) {
                 let run = CommandRun.execute(plan: plan, argv: command, stdin: input, environment: environment,

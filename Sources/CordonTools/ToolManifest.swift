@@ -1,5 +1,6 @@
 import CordonJSON
 import CordonPolicy
+import CordonResilience
 
 /// One tool of the registry, as its manifest (`tools/NAME.toml`) declares it. The file's stem is
 /// the tool's name. docs/tools.md describes every key.
@@ -64,23 +65,7 @@ public struct ToolManifest: Sendable, Equatable {
     }
 
     /// `[service]`: how instances of an mcp tool are kept.
-    public struct ServiceSettings: Sendable, Equatable {
-        /// Kept running per user (or in all, when shared) even when idle.
-        public var minInstances = 0
-        public var maxInstances = 4
-        /// Calls in flight on one instance at once (multiplexed by JSON-RPC id).
-        public var concurrency = 8
-        public var idleTimeoutSeconds: Double = 300
-        public var healthIntervalSeconds: Double = 30
-        /// From start to a completed handshake.
-        public var startTimeoutSeconds: Double = 20
-        /// More restarts than this within `restartWindowSeconds`: the instance is failed.
-        public var maxRestarts = 5
-        public var restartWindowSeconds: Double = 60
-        public var backoffBaseSeconds: Double = 0.2
-        public var backoffMaxSeconds: Double = 30
-        public init() {}
-    }
+    public typealias ServiceSettings = CordonResilience.ServiceSettings
 
     /// `[breaker]`: when calls stop being sent to a tool that keeps failing.
     public struct BreakerSettings: Sendable, Equatable {

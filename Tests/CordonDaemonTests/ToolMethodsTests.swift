@@ -136,18 +136,23 @@ struct ToolMethodsTests {
     }
 
     /// The official Python client (mcp 2.3.0) launches `cordon mcp serve` in each revision:
-    /// lists the tools, calls time and python, and gets a tool error for bad arguments.
+    /// lists the tools, calls time and python, gets a tool error for bad arguments; then, told
+    /// (2025-11-25: a notification; 2026-07-28: its `subscriptions/listen` stream) that the list
+    /// changed once a manifest is added to cordond's tools/, lists and calls the new tool.
     @Test(arguments: ["legacy", "2026-07-28", "auto"])
     func theOfficialClientUsesTheToolsThroughMCPServe(mode: String) throws {
         let d = try Self.daemon()
         let script = "\(Self.repo)/Tests/CordonDaemonTests/mcp_client.py"
-        let r = TestDaemon.exec("\(Self.venv)/bin/python3", [script, mode, TestDaemon.cordon, d.socket])
-        let seen = try JSON.parse(r.stdout)
+        let r = TestDaemon.exec("\(Self.venv)/bin/python3", [script, mode, TestDaemon.cordon, d.socket, "\(d.configDir)/tools/echo.toml"])
+        let seen = try #require(try? JSON.parse(r.stdout), "\(r)")
         #expect(seen["tools"] == .array([.string("python"), .string("time.convert_time"), .string("time.get_current_time")]), "\(r)")
         #expect(seen["time"]?["isError"] == .bool(false) && seen["time"]?["text"]?.stringValue?.contains("UTC") == true, "\(r)")
         #expect(seen["python"]?["isError"] == .bool(false) && seen["python"]?["text"] == .string("42\n"), "\(r)")
         #expect(seen["invalid"]?["isError"] == .bool(true), "\(r)")
         #expect(seen["invalid"]?["text"]?.stringValue?.contains("invalid-arguments") == true, "\(r)")
-        #expect(Self.rows(d, "SELECT count(*) FROM tool_calls") == [["3"]])
+        #expect(seen["listen"] == .bool(mode != "legacy"), "\(r)")
+        #expect(seen["after"] == .array([.string("echo"), .string("python"), .string("time.convert_time"), .string("time.get_current_time")]), "\(r)")
+        #expect(seen["echo"]?["isError"] == .bool(false) && seen["echo"]?["text"] == .string(#"{"said":"hi"}"#), "\(r)")
+        #expect(Self.rows(d, "SELECT count(*) FROM tool_calls") == [["4"]])
     }
 }

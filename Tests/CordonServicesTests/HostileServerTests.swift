@@ -117,9 +117,9 @@ struct HostileServerTests {
     @Test func anInstanceThatDiesDuringItsHandshakeDoesNotHoldTheSlot() throws {
         var s = ServicePool.Settings()
         s.maxInstances = 1
-        s.healthInterval = 120
-        s.backoffBase = 0.05
-        s.backoffMax = 0.1
+        s.healthIntervalSeconds = 120
+        s.backoffBaseSeconds = 0.05
+        s.backoffMaxSeconds = 0.1
         final class Count: @unchecked Sendable { let lock = NSLock(); var n = 0
             func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n } }
         let count = Count()
@@ -248,9 +248,9 @@ struct HostileServerTests {
     @Test func anOwnerWhoseInstancesKeepDyingFailsOnlyItself() throws {
         var s = ServicePool.Settings()
         s.maxRestarts = 1
-        s.restartWindow = 30
-        s.backoffBase = 0.05
-        s.backoffMax = 0.1
+        s.restartWindowSeconds = 30
+        s.backoffBaseSeconds = 0.05
+        s.backoffMaxSeconds = 0.1
         let store = PolicyStore(configDir: nil)
         let plan = try store.spawnPlan(for: try store.loadPolicy("default"), cacheDir: nil, callerEnvironment: [:])
         let definition = ServicePool.Definition(settings: s, spec: { key in

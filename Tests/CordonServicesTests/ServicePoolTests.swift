@@ -96,9 +96,9 @@ struct ServicePoolTests {
     @Test func aServerThatDiesAtStartIsFailedWithItsReasonUntilItIsFixed() throws {
         var s = ServicePool.Settings()
         s.maxRestarts = 2
-        s.restartWindow = 2
-        s.backoffBase = 0.05
-        s.backoffMax = 0.2
+        s.restartWindowSeconds = 2
+        s.backoffBaseSeconds = 0.05
+        s.backoffMaxSeconds = 0.2
         let mode = Switch("die-at-start")
         let pool = try ServicePool(definitions: ["echo": Self.definition(s, mode: mode)], seed: 1)
         defer { pool.stopAll(until: Self.deadline()) }
@@ -139,7 +139,7 @@ struct ServicePoolTests {
 
     @Test func aFailedHealthCheckReplacesTheInstance() throws {
         var s = ServicePool.Settings()
-        s.healthInterval = 0.2
+        s.healthIntervalSeconds = 0.2
         let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
         defer { pool.stopAll(until: Self.deadline()) }
         let lease = try pool.lease(Self.alice, deadline: Self.deadline()).get()
@@ -160,7 +160,7 @@ struct ServicePoolTests {
 
     @Test func anIdleInstanceIsStopped() throws {
         var s = ServicePool.Settings()
-        s.idleTimeout = 0.3
+        s.idleTimeoutSeconds = 0.3
         let pool = try ServicePool(definitions: ["echo": Self.definition(s)])
         defer { pool.stopAll(until: Self.deadline()) }
         try pool.lease(Self.alice, deadline: Self.deadline()).get().release()
@@ -225,4 +225,47 @@ struct ServicePoolTests {
 
 extension ServicePool.Lease {
     var rpc: JSONRPCConnection { (client as! ServicePoolTests.EchoClient).connection }
+}
+
+/// `define`: a service's definition replaced while a call is on one of its instances, then
+/// removed. The busy instance finishes its call and only then stops; new leases get the new
+/// definition's instances; a removed service refuses leases and its last instance stops.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ServicePoolDefineTests {
+    @Test func aReplacedDefinitionRetiresItsInstancesAfterTheirCalls() throws {
+        let alice = ServicePoolTests.alice
+        let pool = try ServicePool(definitions: ["echo": ServicePoolTests.definition(ServicePool.Settings())])
+        defer { pool.stopAll(until: ServicePoolTests.deadline()) }
+        let busy = try pool.lease(alice, deadline: ServicePoolTests.deadline()).get()
+        let oldPid = try #require(pool.pids(alice).first)
+        let answered = DispatchSemaphore(value: 0)
+        let answer = ServicePoolTests.Switch("")
+        DispatchQueue.global().async {
+            if case .success(.string(let s)) = busy.rpc.call("sleep", .object([("seconds", .double(0.6))]), deadline: ServicePoolTests.deadline()) { answer.mode = s }
+            answered.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+        pool.define("echo", ServicePoolTests.definition(ServicePool.Settings()))
+        // The old instance takes no new call, but finishes the one it has.
+        let fresh = try pool.lease(alice, deadline: ServicePoolTests.deadline()).get()
+        #expect(fresh.instance != busy.instance)
+        #expect(fresh.rpc.call("echo", .string("new"), deadline: ServicePoolTests.deadline()) == .success(.string("new")))
+        #expect(kill(oldPid, 0) == 0, "stopped while busy")
+        #expect(answered.wait(timeout: .now() + 20) == .success && answer.mode == "slept")
+        busy.release()
+        var gone = false
+        for _ in 0..<100 where !gone { gone = !pool.pids(alice).contains(oldPid); if !gone { Thread.sleep(forTimeInterval: 0.05) } }
+        #expect(gone, "the retired instance was not stopped after its call")
+        fresh.release()
+
+        pool.define("echo", nil)
+        if case .failure(let e) = pool.lease(alice, deadline: ServicePoolTests.deadline(2)) {
+            #expect(e.message.contains("no service"))
+        } else {
+            Issue.record("a removed service gave a lease")
+        }
+        var stopped = false
+        for _ in 0..<100 where !stopped { stopped = pool.pids(alice).isEmpty; if !stopped { Thread.sleep(forTimeInterval: 0.05) } }
+        #expect(stopped, "the removed service's idle instance still runs")
+    }
 }

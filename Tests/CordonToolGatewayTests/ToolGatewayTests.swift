@@ -139,6 +139,44 @@ struct ToolGatewayTests {
         #expect(bad.record.outcome == .invalidArguments, "\(bad.record)")
     }
 
+    /// `update`: a tool added is listed, an unchanged one keeps its instance, a changed one
+    /// gets a new instance, a removed one is refused; every change is counted once.
+    @Test func manifestsReadAgainTakeEffectAndKeepWhatDidNotChange() throws {
+        try #require(FileManager.default.fileExists(atPath: "\(Self.venv)/bin/python3"), "no \(Self.venv): run make pydeps")
+        func time(_ description: String) throws -> ToolManifest {
+            try Self.manifest("time", """
+                [tool]
+                kind = "mcp"
+                description = "\(description)"
+                command = ["\(Self.venv)/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+                policy = "\(try Self.timePolicy())"
+                """)
+        }
+        let g = try Self.gateway([try time("Current time")])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let utc = JSON.object([("timezone", .string("UTC"))])
+        let first = try Self.call(g, "time.get_current_time", utc)
+        #expect(first.record.outcome == .ok, "\(first.record)")
+        let generation = g.changes.generation
+
+        #expect(g.update([try time("Current time")]) == [])
+        #expect(g.changes.generation == generation)
+        #expect(g.update([try time("Current time"), try Self.manifest("python", Self.python)]) == ["python"])
+        #expect(g.changes.generation == generation + 1)
+        #expect(g.list(for: Self.alice, deadline: MonotonicClock.now + 30).map(\.name).contains("python"))
+        let kept = try Self.call(g, "time.get_current_time", utc)
+        #expect(kept.record.instance == first.record.instance, "an unchanged tool lost its instance")
+
+        #expect(g.update([try time("What time it is"), try Self.manifest("python", Self.python)]) == ["time"])
+        let renewed = try Self.call(g, "time.get_current_time", utc)
+        #expect(renewed.record.outcome == .ok && renewed.record.instance != first.record.instance, "\(renewed.record)")
+
+        #expect(g.update([try Self.manifest("python", Self.python)]) == ["time"])
+        let gone = try Self.call(g, "time.get_current_time", utc)
+        #expect(gone.record.outcome == .refused, "\(gone.record)")
+        #expect(g.changes.generation == generation + 3)
+    }
+
     @Test func aServerThatDiesIsAnsweredForByItsFallbackUntilItsBreakerOpens() throws {
         let broken = try Self.manifest("broken", """
             [tool]
