@@ -1,0 +1,61 @@
+import CordonConfig
+import CordonJSON
+import CordonMCP
+import CordonPolicy
+import CordonSandbox
+import CordonSystem
+import CordonToolGateway
+import CordonTools
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Review of issue 17 (attacker's view): failing tests that demonstrate defects of the gateway.
+/// Each uses real sandboxes and a real server process.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ReviewAttackTests {
+    static let bob = ToolGateway.Caller(uid: 1002, gid: 1002, pid: 3)
+    static let server = "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests/hostile_server.py"
+
+    /// A non-shared MCP tool whose server (hostile_server.py) does what its caller's code tells it.
+    static func hostileGateway() throws -> ToolGateway { try ToolGatewayTests.gateway([try hostileManifest()]) }
+
+    static func hostileManifest() throws -> ToolManifest {
+        let policy = "\(ToolGatewayTests.dir)/hostile-tool.toml"
+        try """
+            [policy]
+            name = "hostile-tool"
+            extends = ["python-tool"]
+            [filesystem]
+            read_only = ["\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests"]
+            [limits]
+            wall_time = "1h"
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let repl = try ToolGatewayTests.manifest("repl", """
+            [tool]
+            kind = "mcp"
+            description = "A per-user Python REPL"
+            command = ["/usr/bin/python3", "-I", "\(server)"]
+            policy = "\(policy)"
+            timeout = "10s"
+            """)
+        return repl
+    }
+
+    /// A name with a trailing dot ("repl.") passes the kind check (it contains a dot) and
+    /// reaches `name.split(separator: ".", maxSplits: 1)[1]`, which has one element: an index out
+    /// of range, a trap, the whole daemon down. Run in a child process (an exit test) so the
+    /// suite survives it.
+    @Test func aTrailingDotInAToolNameDoesNotCrash() async throws {
+        await #expect(processExitsWith: .success) {
+            let g = try ReviewAttackTests.hostileGateway()
+            // Once listed (the usual state of a daemon that has served a call).
+            _ = g.list(for: ToolGatewayTests.alice, deadline: MonotonicClock.now + 30)
+            let r = try ToolGatewayTests.call(g, "repl.", .object([]))
+            g.stop(until: MonotonicClock.now + 10)
+            exit(r.record.outcome == .refused ? 0 : 1)
+        }
+    }
+}
