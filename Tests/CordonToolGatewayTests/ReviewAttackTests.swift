@@ -44,6 +44,31 @@ struct ReviewAttackTests {
         return repl
     }
 
+    /// Instances are per uid, but the tool list (descriptions, schemas) an agent is shown, and the
+    /// schema every caller's arguments are checked against, are one for all users: taken from
+    /// whichever user's instance listed last. Bob controls his own instance (it runs his code),
+    /// makes it list a hostile description and a schema that refuses everything and say its list
+    /// changed; Alice, who never shared a process with Bob, then sees Bob's description and her
+    /// valid calls are refused by Bob's schema.
+    @Test func oneUsersInstanceDecidesTheToolListAndSchemasOfAnother() throws {
+        let g = try Self.hostileGateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let before = g.list(for: ToolGatewayTests.alice, deadline: MonotonicClock.now + 30)
+        #expect(before.first { $0.name == "repl.greet" }?.description == "Greets", "\(before)")
+        // Bob, in his own instance.
+        let exec = try ToolGatewayTests.call(g, "repl.exec", .object([]), as: Self.bob)
+        #expect(exec.record.outcome == .ok, "\(exec.record)")
+        Thread.sleep(forTimeInterval: 0.5)  // the list_changed notification is read
+        _ = g.list(for: Self.bob, deadline: MonotonicClock.now + 30)
+        // Alice's view: her own instance never changed.
+        let after = g.list(for: ToolGatewayTests.alice, deadline: MonotonicClock.now + 30)
+        let description = after.first { $0.name == "repl.greet" }?.description
+        #expect(description == "Greets", "Alice is shown what Bob's instance listed: \(description ?? "nil")")
+        let call = try ToolGatewayTests.call(g, "repl.greet", .object([("name", .string("alice"))]))
+        #expect(call.record.outcome == .ok, "Alice's valid call, checked against Bob's instance's schema: \(call.record)")
+        #expect(ToolGatewayTests.text(call) == "hello alice")
+    }
+
     /// A name with a trailing dot ("repl.") passes the kind check (it contains a dot) and
     /// reaches `name.split(separator: ".", maxSplits: 1)[1]`, which has one element: an index out
     /// of range, a trap, the whole daemon down. Run in a child process (an exit test) so the
