@@ -69,6 +69,23 @@ struct ReviewAttackTests {
         #expect(ToolGatewayTests.text(call) == "hello alice")
     }
 
+    /// One user's short deadlines open the breaker every user shares (breakers are per exposed
+    /// tool, not per caller): SECURITY.md says a caller's shorter deadline "ends that caller's
+    /// call and nothing else". Five calls with a 50 ms deadline (a command tool, so no instance is
+    /// involved at all) and Alice's next call is refused with breaker-open.
+    @Test func oneUsersShortDeadlinesOpenTheBreakerForEveryone() throws {
+        let g = try ToolGatewayTests.gateway([try ToolGatewayTests.manifest("python", ToolGatewayTests.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let slow = JSON.object([("code", .string("import time; time.sleep(2)"))])
+        for _ in 0..<5 {
+            let r = try ToolGatewayTests.call(g, "python", slow, as: Self.bob, within: 0.05)
+            #expect(r.record.outcome == .timeout || r.record.outcome == .unavailable, "\(r.record)")
+        }
+        let alice = try ToolGatewayTests.call(g, "python", .object([("code", .string("print('alice')"))]))
+        #expect(alice.record.outcome == .ok, "Alice refused because of Bob's deadlines: \(alice.record)")
+        #expect(ToolGatewayTests.text(alice) == "alice\n")
+    }
+
     /// A name with a trailing dot ("repl.") passes the kind check (it contains a dot) and
     /// reaches `name.split(separator: ".", maxSplits: 1)[1]`, which has one element: an index out
     /// of range, a trap, the whole daemon down. Run in a child process (an exit test) so the
