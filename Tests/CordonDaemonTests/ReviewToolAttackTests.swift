@@ -26,4 +26,48 @@ struct ReviewToolAttackTests {
         #expect(d.process?.isRunning == true, "cordond died: \(answers)\n\(d.log().suffix(2000))")
         #expect(answers.first?["result"]?["outcome"] == .string("refused"), "\(answers)")
     }
+
+    /// tool.call promises "no thread held meanwhile", but the first call of an MCP tool (and every
+    /// one after the server said its list changed) lists the server's tools on the request worker,
+    /// blocking, until the instance has started and listed (up to the tool's timeout, 60 s by
+    /// default). A user with as many connections as cordond has workers (8 by default; 32
+    /// connections per user are allowed) stalls every request of every user meanwhile. Here: 2
+    /// workers, a server that takes 6 s to start, two calls by nobody; root's system.version waits.
+    @Test func aToolCallDoesNotHoldARequestWorkerWhileTheServerStarts() throws {
+        try #require(FileManager.default.fileExists(atPath: "\(Self.venv)/bin/python3"), "no \(Self.venv): run make pydeps")
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[server]\nworkers = 2\n", policies: [
+            "time-tool": """
+                [policy]
+                name = "time-tool"
+                extends = ["python-tool"]
+                [filesystem]
+                read_only = ["\(Self.venv)", { path = "/usr/share/zoneinfo", optional = true }]
+                [limits]
+                wall_time = "1h"
+                [access]
+                users = ["nobody"]
+                """,
+        ], files: [
+            "tools/slow.toml": """
+                [tool]
+                kind = "mcp"
+                description = "Takes a while to start"
+                command = ["\(Self.venv)/bin/python3", "-c", "import runpy, sys, time; time.sleep(6); sys.argv = ['mcp_server_time', '--local-timezone', 'UTC']; runpy.run_module('mcp_server_time', run_name='__main__')"]
+                policy = "time-tool"
+                """,
+        ])
+        chmod(d.dir, 0o755)
+        let call = ToolMethodsTests.request(1, "tool.call", .object([("name", .string("slow.get_current_time")), ("arguments", Self.getTime)]))
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            group.enter()
+            Thread.detachNewThread { _ = d.asUser(65534, [call], timeout: 30); group.leave() }
+        }
+        Thread.sleep(forTimeInterval: 1.5)
+        let start = Date()
+        _ = try d.call("system.version")
+        let waited = Date().timeIntervalSince(start)
+        _ = group.wait(timeout: .now() + 40)
+        #expect(waited < 1.5, "root's system.version waited \(waited) s for nobody's tool calls to free a worker")
+    }
 }
