@@ -70,4 +70,18 @@ struct ReviewToolAttackTests {
         _ = group.wait(timeout: .now() + 40)
         #expect(waited < 1.5, "root's system.version waited \(waited) s for nobody's tool calls to free a worker")
     }
+
+    /// SECURITY.md bounds what a user can put in the audit store: at most 20 refusals per uid and
+    /// minute reach it, and records are under `audit.max_size_per_user` / `audit.max_size` with
+    /// retention. A tool call refused to uid 4242 (who may call no tool) is a `tool_calls` row
+    /// every time, unthrottled, and that table is in no quota and no retention pass
+    /// (Retention.swift never reads or deletes it): a local user grows the store without bound.
+    @Test func refusedToolCallsOfAnOutsiderAreBoundedInTheStore() throws {
+        let d = try ToolMethodsTests.daemon()
+        let requests = (0..<300).map { i in ToolMethodsTests.request(i, "tool.call", .object([("name", .string("time.get_current_time")), ("arguments", .object([]))])) }
+        let answers = d.asUser(4242, requests)
+        #expect(answers.count == 300 && answers.allSatisfy { $0["result"]?["outcome"] == .string("refused") }, "\(answers.prefix(2))")
+        let rows = ToolMethodsTests.rows(d, "SELECT count(*) FROM tool_calls WHERE uid = 4242")
+        #expect((Int(rows.first?.first ?? "0") ?? 0) <= 20, "uid 4242's refused calls in the store: \(rows)")
+    }
 }
