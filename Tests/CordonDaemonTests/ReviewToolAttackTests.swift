@@ -71,6 +71,20 @@ struct ReviewToolAttackTests {
         #expect(waited < 1.5, "root's system.version waited \(waited) s for nobody's tool calls to free a worker")
     }
 
+    /// Any local user — here uid 4242, who may call no tool at all — names tools that do not
+    /// exist; each name becomes a metric series (calls by outcome and a 13-bucket latency
+    /// histogram) kept for the daemon's life: memory that grows with every new name, and a
+    /// Prometheus scrape that grows with it.
+    @Test func namesOfNoToolDoNotBecomeMetricSeries() throws {
+        let d = try ToolMethodsTests.daemon()
+        let requests = (0..<50).map { i in ToolMethodsTests.request(i, "tool.call", .object([("name", .string("junk-\(i)-" + String(repeating: "x", count: 200))), ("arguments", .object([]))])) }
+        let answers = d.asUser(4242, requests)
+        #expect(answers.count == 50 && answers.allSatisfy { $0["result"]?["outcome"] == .string("refused") }, "\(answers.prefix(2))")
+        let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
+        let series = metrics.split(separator: "\n").filter { $0.contains("tool=\"junk-") }.count
+        #expect(series == 0, "\(series) metric lines for names that are no tool, chosen by uid 4242")
+    }
+
     /// SECURITY.md bounds what a user can put in the audit store: at most 20 refusals per uid and
     /// minute reach it, and records are under `audit.max_size_per_user` / `audit.max_size` with
     /// retention. A tool call refused to uid 4242 (who may call no tool) is a `tool_calls` row
