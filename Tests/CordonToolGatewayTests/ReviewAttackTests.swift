@@ -100,4 +100,47 @@ struct ReviewAttackTests {
             exit(r.record.outcome == .refused ? 0 : 1)
         }
     }
+
+    /// `fallbacks = ["repl"]` — an MCP server's manifest name without a tool — passes the parser
+    /// and `ToolStore.check` (which checks the kind only when the name has a dot), and cordond
+    /// loads it. When the primary fails, `attempt("repl", …)` validates against repl's listing and
+    /// reaches `name.split(separator: ".", maxSplits: 1)[1]` on "repl": a trap, cordond down, set
+    /// off by any caller of the primary once it fails.
+    @Test func aFallbackNamingAnMCPServerWithoutAToolIsRefusedOrHarmless() async throws {
+        let broken = try ToolGatewayTests.manifest("broken", """
+            [tool]
+            kind = "mcp"
+            description = "Dies at start"
+            command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
+            policy = "python-tool"
+            fallbacks = ["repl"]
+            [service]
+            max_restarts = 100
+            backoff = "10ms"
+            backoff_max = "20ms"
+            start_timeout = "5s"
+            """)
+        let repl = try Self.hostileManifest()
+        let problems = ToolStore(configDir: nil, policies: PolicyStore(configDir: nil)).check([broken, repl])
+        if problems["broken"]?.isEmpty == false { return }  // refused at check time: fine
+        await #expect(processExitsWith: .success, "cordon tool check accepts fallbacks = [\"repl\"], and a call that falls back to it traps") {
+            let broken = try ToolGatewayTests.manifest("broken", """
+                [tool]
+                kind = "mcp"
+                description = "Dies at start"
+                command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
+                policy = "python-tool"
+                fallbacks = ["repl"]
+                [service]
+                max_restarts = 100
+                backoff = "10ms"
+                backoff_max = "20ms"
+                start_timeout = "5s"
+                """)
+            let g = try ToolGatewayTests.gateway([broken, try ReviewAttackTests.hostileManifest()])
+            let r = try ToolGatewayTests.call(g, "broken.anything", .object([]))
+            g.stop(until: MonotonicClock.now + 10)
+            exit(r.record.outcome == .fallback("repl") || r.record.outcome == .unavailable || r.record.outcome == .refused ? 0 : 1)
+        }
+    }
 }
