@@ -101,6 +101,19 @@ struct ReviewAttackTests {
         }
     }
 
+    /// A server that answers a call with `input_required` did not do the work (Cordon does not
+    /// relay the input), yet the call is recorded as `ok`, counted as a success by the breaker.
+    @Test func aCallTheToolDidNotDoIsNotRecordedAsOk() throws {
+        let g = try Self.hostileGateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let r = try ToolGatewayTests.call(g, "repl.ask", .object([]))
+        guard case .inputRequired? = r.outcome else {
+            Issue.record("expected the server's input_required: \(String(describing: r.outcome))")
+            return
+        }
+        #expect(r.record.outcome != .ok, "recorded as ok though no result came: \(r.record)")
+    }
+
     /// `fallbacks = ["repl"]` — an MCP server's manifest name without a tool — passes the parser
     /// and `ToolStore.check` (which checks the kind only when the name has a dot), and cordond
     /// loads it. When the primary fails, `attempt("repl", …)` validates against repl's listing and
