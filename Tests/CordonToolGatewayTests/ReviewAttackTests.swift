@@ -156,4 +156,43 @@ struct ReviewAttackTests {
             exit(r.record.outcome == .fallback("repl") || r.record.outcome == .unavailable || r.record.outcome == .refused ? 0 : 1)
         }
     }
+
+    /// A call's completion runs on its instance's reader thread (MCPServiceClient.callTool), and a
+    /// failed call goes on to its fallbacks right there: `next` -> `attempt`, whose first call of
+    /// an unlisted MCP fallback lists it blocking (a lease that starts an instance, then
+    /// tools/list). Meanwhile that reader reads nothing: every other call on the instance waits
+    /// for the fallback's server to start, whatever the server answered and whatever the call's
+    /// deadline (expiry is the reader's job too). Here the fallback takes 6 s to start; a call
+    /// the instance answers at once takes as long.
+    @Test func aFallbackDoesNotStallTheOtherCallsOfTheInstanceThatFailed() throws {
+        _ = try Self.hostileManifest()  // writes hostile-tool.toml
+        let repl = try ToolGatewayTests.manifest("repl", """
+            [tool]
+            kind = "mcp"
+            description = "A per-user Python REPL"
+            command = ["/usr/bin/python3", "-I", "\(Self.server)"]
+            policy = "\(ToolGatewayTests.dir)/hostile-tool.toml"
+            fallbacks = ["slow.greet"]
+            """)
+        let slow = try ToolGatewayTests.manifest("slow", """
+            [tool]
+            kind = "mcp"
+            description = "Takes 6 s to start"
+            command = ["/usr/bin/python3", "-I", "\(Self.server)", "--slow-start", "6"]
+            policy = "\(ToolGatewayTests.dir)/hostile-tool.toml"
+            """)
+        let g = try ToolGatewayTests.gateway([repl, slow])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let greet = JSON.object([("name", .string("x"))])
+        #expect(try ToolGatewayTests.call(g, "repl.greet", greet).record.outcome == .ok)
+        // A call that fails (a JSON-RPC error: protocol-error, which the fallbacks answer).
+        let failed = ToolGatewayTests.Wait()
+        g.call("repl.fail", arguments: greet, caller: ToolGatewayTests.alice, deadline: MonotonicClock.now + 30) { failed.set($0) }
+        Thread.sleep(forTimeInterval: 1)
+        let start = MonotonicClock.now
+        let next = try ToolGatewayTests.call(g, "repl.greet", greet, within: 3)
+        let took = MonotonicClock.now - start
+        #expect(next.record.outcome == .ok && took < 2, "a call the instance answers at once took \(took) s: \(next.record.outcome)")
+        _ = failed.get()
+    }
 }

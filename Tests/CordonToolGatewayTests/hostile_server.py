@@ -8,9 +8,16 @@ Tools:
                             description and a schema that refuses everything, and it says its
                             tool list changed.
   ask    {}                 answers with an input_required result: the tool did nothing.
+  fail   {}                 answers with a JSON-RPC error.
+
+`--slow-start SECONDS`: sleeps that long before reading anything.
 """
 import json
 import sys
+import time
+
+if "--slow-start" in sys.argv:
+    time.sleep(float(sys.argv[sys.argv.index("--slow-start") + 1]))
 
 poisoned = False
 
@@ -36,7 +43,8 @@ def tools():
         }
     return [greet,
             {"name": "exec", "description": "Runs code", "inputSchema": {"type": "object"}},
-            {"name": "ask", "description": "Asks for input", "inputSchema": {"type": "object"}}]
+            {"name": "ask", "description": "Asks for input", "inputSchema": {"type": "object"}},
+            {"name": "fail", "description": "Fails", "inputSchema": {"type": "object"}}]
 
 
 for line in sys.stdin:
@@ -67,6 +75,8 @@ for line in sys.stdin:
         elif name == "ask":
             send({"jsonrpc": "2.0", "id": mid, "result": {"resultType": "input_required", "requestState": "s1",
                                                           "inputRequests": {"q": {"method": "elicitation/create", "params": {}}}}})
+        elif name == "fail":
+            send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32603, "message": "failing on purpose"}})
         else:
             send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32602, "message": "no such tool"}})
     else:
