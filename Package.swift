@@ -198,7 +198,7 @@ let package = Package(
                     exclude: ["mcp_client.py"]),
         .testTarget(name: "CordonToolGatewayTests", dependencies: [
             "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
-        ], exclude: ["faulty_server.py"]),
+        ], exclude: ["faulty_server.py", "hostile_server.py"]),
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",

@@ -4,14 +4,15 @@ import CordonSQLite
 ///
 /// The store is shared by every user of the socket, so one user's volume must never push
 /// another user's records out. Rules, in order:
-/// 1. Age: ended tasks that ended before `olderThan` go with their events, and events without
-///    a task older than that.
+/// 1. Age: ended tasks that ended before `olderThan` go with their events, and events and tool
+///    calls older than that.
 /// 2. Per user: a uid whose records take more than `maxBytesPerUser` sheds its own records.
 /// 3. Size: while the store is larger than `maxBytes`, the uid with the most bytes sheds first.
 /// Shedding a uid's records takes, oldest first, its bulk (an argv beyond its first item, the
-/// result document) before whole tasks, and whole tasks before anything else. Denial events
-/// (`denied`, `auth-refused`) at or after `keepDenialsSince` are never deleted by any rule, nor
-/// the tasks they belong to (their bulk may go). Queued and running tasks are never touched.
+/// result document) before whole tasks, whole tasks before events, and events before tool calls.
+/// Denial events (`denied`, `auth-refused`) and refused tool calls at or after
+/// `keepDenialsSince` are never deleted by any rule, nor the tasks they belong to (their bulk
+/// may go). Queued and running tasks are never touched.
 ///
 /// Every step is a transaction of at most `batch` tasks, queued on the writer like any other
 /// write: submits and task ends commit between the steps instead of waiting for a whole pass.
@@ -63,9 +64,11 @@ public struct StoredUsage: Sendable, Equatable {
 
 extension AuditStore {
     /// Estimated bytes per row beyond its text (keys, numbers, index entries).
-    public static let taskOverhead = 256, eventOverhead = 64
+    public static let taskOverhead = 256, eventOverhead = 64, toolCallOverhead = 128
     static let ended = "state IN ('finished', 'cancelled', 'lost')"
     static let protectedKinds = "('denied', 'auth-refused')"
+    /// Tool calls kept like denials: refusals (the daemon records at most its refusal rate).
+    static let protectedCalls = "outcome = 'refused'"
     /// A task is bulky when its argv and result take more than this many bytes. Stripping
     /// keeps at most `keptCommandCharacters` of argv[0] (4 bytes each at most) and a note, well
     /// under the threshold, so a stripped task is never bulky again and every strip frees bytes.
@@ -91,6 +94,15 @@ extension AuditStore {
                 out[u, default: StoredUsage()].outputBytes += output
             }
             for row in try rows(db, operation, "SELECT uid, sum(\(Self.eventOverhead) + length(CAST(kind AS BLOB)) + length(CAST(detail AS BLOB))) FROM events WHERE uid IS NOT NULL AND (?1 IS NULL OR uid = ?1) GROUP BY uid", [only]) {
+                guard row.count == 2, case .integer(let uid) = row[0], let u = UInt32(exactly: uid), case .integer(let bytes) = row[1] else { continue }
+                out[u, default: StoredUsage()].recordBytes += bytes
+            }
+            for row in try rows(db, operation, """
+                SELECT uid, sum(\(Self.toolCallOverhead) + length(CAST(exe AS BLOB)) + length(CAST(tool AS BLOB)) + length(CAST(outcome AS BLOB))
+                                + ifnull(length(CAST(message AS BLOB)), 0) + ifnull(length(CAST(policy AS BLOB)), 0) + ifnull(length(CAST(policy_hash AS BLOB)), 0)
+                                + length(CAST(argument_sha256 AS BLOB)) + ifnull(length(CAST(arguments AS BLOB)), 0) + length(CAST(attempts AS BLOB)))
+                FROM tool_calls WHERE ?1 IS NULL OR uid = ?1 GROUP BY uid
+                """, [only]) {
                 guard row.count == 2, case .integer(let uid) = row[0], let u = UInt32(exactly: uid), case .integer(let bytes) = row[1] else { continue }
                 out[u, default: StoredUsage()].recordBytes += bytes
             }
@@ -122,6 +134,8 @@ extension AuditStore {
             }
             while spend(&report), try deleteEvents(where: "task_id IS NULL AND time < ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)",
                                                    [.real(olderThan), .real(keep)], batch) == batch {}
+            while spend(&report), try deleteToolCalls(where: "time < ?1 AND NOT (\(Self.protectedCalls) AND time >= ?2)",
+                                                      [.real(olderThan), .real(keep)], batch) == batch {}
             // Old tasks kept for their denials still lose their bulk.
             while spend(&report) {
                 let n = try stripBulk(where: "\(Self.ended) AND finished_at < ?1", [.real(olderThan)], batch)
@@ -174,7 +188,8 @@ extension AuditStore {
     }
 
     /// One step of shedding `uid`'s records: its oldest bulk, else its oldest unprotected
-    /// tasks, else its oldest unprotected events without a task. False when nothing is left.
+    /// tasks, else its oldest unprotected events without a task, else its oldest unprotected
+    /// tool calls. False when nothing is left.
     private func shed(_ uid: UInt32, keep: Double, limit batch: Int, _ report: inout PruneReport) throws(AuditError) -> Bool {
         let u = SQLiteValue.integer(Int64(uid))
         let stripped = try stripBulk(where: "\(Self.ended) AND uid = ?1", [u], batch)
@@ -185,7 +200,10 @@ extension AuditStore {
             """, [u, .real(keep)], batch)
         report.removed += removed
         if !removed.isEmpty { return true }
-        return try deleteEvents(where: "task_id IS NULL AND uid = ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)", [u, .real(keep)], batch) > 0
+        if try deleteEvents(where: "task_id IS NULL AND uid = ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)", [u, .real(keep)], batch) > 0 {
+            return true
+        }
+        return try deleteToolCalls(where: "uid = ?1 AND NOT (\(Self.protectedCalls) AND time >= ?2)", [u, .real(keep)], batch) > 0
     }
 
     /// How many of a uid's tasks one shedding step takes: about as many as make up the excess
@@ -254,6 +272,16 @@ extension AuditStore {
         }
         guard case .pruned(let removed) = output else { return [] }
         return removed
+    }
+
+    /// Deletes up to `limit` matching tool calls, oldest first. Returns how many.
+    private func deleteToolCalls(where condition: String, _ values: [SQLiteValue], _ limit: Int) throws(AuditError) -> Int {
+        let output = try write("prune: delete tool calls") { w throws(AuditError) in
+            let rows = try w.rows("DELETE FROM tool_calls WHERE id IN (SELECT id FROM tool_calls WHERE \(condition) ORDER BY id LIMIT \(limit)) RETURNING id", values)
+            return .count(rows.count)
+        }
+        guard case .count(let n) = output else { return 0 }
+        return n
     }
 
     /// Deletes up to `limit` matching events, oldest first. Returns how many.

@@ -62,6 +62,8 @@ public struct ToolStore: Sendable {
                 }
                 if fallback.contains(".") && target.kind != .mcp {
                     problem("tool.fallbacks[\(i)]", "\"\(fallback)\": \(tool) is a command tool, which has no tools of its own to name")
+                } else if target.kind == .mcp && (!fallback.contains(".") || fallback.hasSuffix(".")) {
+                    problem("tool.fallbacks[\(i)]", "\"\(fallback)\": \(tool) is an MCP server; name one of its tools, as \"\(tool).TOOL\"")
                 }
             }
         }

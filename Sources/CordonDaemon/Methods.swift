@@ -53,26 +53,37 @@ extension Daemon {
             return .result(.object([("text", .string(metricsText()))]))
         case "tool.list":
             try params.finish()
-            return .result(.object([("tools", .array(try toolGateway().list(for: caller(peer), deadline: MonotonicClock.now + 30).map { t in
-                var members: [(String, JSON)] = [("name", .string(t.name)), ("description", .string(t.description)), ("inputSchema", t.inputSchema)]
-                if let a = t.annotations { members.append(("annotations", a)) }
-                return .object(members)
-            }))]))
+            let gateway = try toolGateway()
+            let who = caller(peer)
+            // Listing may start the caller's instances: answered when they have, no thread held.
+            return .later { reply in
+                gateway.list(for: who, deadline: MonotonicClock.now + 30) { tools in
+                    reply(.success(.object([("tools", .array(tools.map { t in
+                        var members: [(String, JSON)] = [("name", .string(t.name)), ("description", .string(t.description)), ("inputSchema", t.inputSchema)]
+                        if let a = t.annotations { members.append(("annotations", a)) }
+                        return .object(members)
+                    }))])))
+                }
+            }
         case "tool.call": return try toolCall(&params, peer)
         case "tool.watch": return try toolWatch(&params)
         case "tool.stats":
             try params.finish()
             let gateway = try toolGateway()
             let who = caller(peer)
-            return .result(.object([("tools", .array(gateway.list(for: who, deadline: MonotonicClock.now + 30).map { t in
-                let (breaker, pool) = gateway.stats(t.name, for: who)
-                var members: [(String, JSON)] = [("name", .string(t.name)), ("breaker", breaker.map { .string(["closed", "open", "half-open"][$0]) } ?? .null)]
-                if let pool {
-                    members += [("instances", .int(Int64(pool.instances))), ("starting", .int(Int64(pool.starting))), ("inFlight", .int(Int64(pool.inFlight))),
-                                ("starts", .int(Int64(pool.starts))), ("failures", .int(Int64(pool.failures))), ("failed", pool.failed.map(JSON.string) ?? .null)]
+            return .later { reply in
+                gateway.list(for: who, deadline: MonotonicClock.now + 30) { tools in
+                    reply(.success(.object([("tools", .array(tools.map { t in
+                        let (breaker, pool) = gateway.stats(t.name, for: who)
+                        var members: [(String, JSON)] = [("name", .string(t.name)), ("breaker", breaker.map { .string(["closed", "open", "half-open"][$0]) } ?? .null)]
+                        if let pool {
+                            members += [("instances", .int(Int64(pool.instances))), ("starting", .int(Int64(pool.starting))), ("inFlight", .int(Int64(pool.inFlight))),
+                                        ("starts", .int(Int64(pool.starts))), ("failures", .int(Int64(pool.failures))), ("failed", pool.failed.map(JSON.string) ?? .null)]
+                        }
+                        return .object(members)
+                    }))])))
                 }
-                return .object(members)
-            }))]))
+            }
         default:
             throw RPCError(RPCCode.methodNotFound, "unknown method \"\(method)\" (known: \(Self.methods.joined(separator: ", ")))", field: "method")
         }
@@ -450,20 +461,42 @@ extension Daemon {
         let arguments = params.raw("arguments") ?? .object([])
         let timeout = try params.number("timeout", min: 0.001, max: 3600) ?? 300
         try params.finish()
+        // Every call is a record: a user far over its record quota waits for retention.
+        try quotas.checkRecords(peer.uid)
         let who = caller(peer)
         return .later { [self] reply in
             gateway.call(name, arguments: arguments, caller: who, deadline: MonotonicClock.now + timeout) { [self] result in
                 let r = result.record
-                metrics.toolCall(tool: r.tool, outcome: r.outcome.description, seconds: r.latencySeconds)
-                let row = NewToolCall(time: UTCTime.epochSeconds(), caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
-                                      tool: r.tool, outcome: r.outcome.description, message: r.message, instance: r.instance, policy: r.policy,
-                                      policyHash: r.policyHash, argumentBytes: r.argumentBytes, argumentSHA256: r.argumentSHA256,
-                                      arguments: r.arguments?.text, resultBytes: r.resultBytes, isError: r.isError, latencySeconds: r.latencySeconds,
-                                      attempts: r.attempts.map { NewToolCall.Attempt(tool: $0.tool, outcome: $0.outcome.description, message: $0.message) })
+                // A name that is no tool is counted under one label: callers choose names.
+                metrics.toolCall(tool: gateway.metricLabel(r.tool), outcome: r.outcome.description, seconds: r.latencySeconds)
                 var members: [(String, JSON)] = [("tool", .string(r.tool)), ("outcome", .string(r.outcome.description))]
-                do { members.append(("call", .int(try store.recordToolCall(row)))) } catch {
-                    log.error("tool call not recorded", metadata: ["tool": "\(r.tool)", "error": "\(error)"])
-                    return reply(.failure(RPCError(RPCCode.internalError, "the call ran but could not be recorded: \(error)")))
+                // A refusal is a row within the caller's refusal rate (tasks.admitRefusal), like
+                // every other refusal: past it, only counted, so no one grows the store by asking.
+                var message = r.message
+                var recordIt = true
+                if r.outcome == .refused {
+                    metrics.refused(method: "tool.call")
+                    if let suppressed = tasks.admitRefusal(peer) {
+                        if suppressed > 0 { message = (message ?? "refused") + " (\(suppressed) refusals of uid \(peer.uid) not recorded before this one)" }
+                    } else {
+                        recordIt = false
+                    }
+                }
+                if recordIt {
+                    let row = NewToolCall(time: UTCTime.epochSeconds(), caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
+                                          tool: r.tool, outcome: r.outcome.description, message: message, instance: r.instance, policy: r.policy,
+                                          policyHash: r.policyHash, argumentBytes: r.argumentBytes, argumentSHA256: r.argumentSHA256,
+                                          arguments: r.arguments?.text, resultBytes: r.resultBytes, isError: r.isError, latencySeconds: r.latencySeconds,
+                                          attempts: r.attempts.map { NewToolCall.Attempt(tool: $0.tool, outcome: $0.outcome.description, message: $0.message) })
+                    do {
+                        members.append(("call", .int(try store.recordToolCall(row))))
+                        quotas.addRecords(peer.uid, Int64(AuditStore.toolCallOverhead + peer.exe.utf8.count + r.tool.utf8.count + 2 * r.outcome.description.utf8.count
+                                                          + (message?.utf8.count ?? 0) + (r.policy?.utf8.count ?? 0) + 64 + 64
+                                                          + (r.arguments?.text.utf8.count ?? 0) + row.attempts.reduce(2) { $0 + 40 + $1.tool.utf8.count + ($1.message?.utf8.count ?? 0) }))
+                    } catch {
+                        log.error("tool call not recorded", metadata: ["tool": "\(r.tool)", "error": "\(error)"])
+                        return reply(.failure(RPCError(RPCCode.internalError, "the call ran but could not be recorded: \(error)")))
+                    }
                 }
                 if let message = r.message { members.append(("message", .string(message))) }
                 switch result.outcome {

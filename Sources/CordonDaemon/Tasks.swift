@@ -175,6 +175,20 @@ final class TaskManager: @unchecked Sendable {
     /// Records an authorization refusal (audit event, metric, log line).
     func refuse(_ peer: Peer, method: String, what: String) {
         metrics.refused(method: method)
+        guard let suppressed = admitRefusal(peer) else { return }
+        log.notice("refused", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)", "method": "\(method)", "what": "\(what)"])
+        // Refusals are kept for audit.keep_denials whatever the quota: each is bounded in size
+        // (the executable is clipped in Peer.of).
+        var detail: [(String, JSON)] = [("method", .string(method)), ("what", .string(Self.clip(what))), ("pid", .int(Int64(peer.pid))),
+                                        ("gid", .int(Int64(peer.gid))), ("exe", .string(peer.exe))]
+        if suppressed > 0 { detail.append(("suppressedBefore", .int(Int64(suppressed)))) }
+        _ = try? store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(), detail: JSON.object(detail).text))
+    }
+
+    /// Whether `peer`'s refusal may be recorded now (its uid's share of `refusalsPerMinute` and
+    /// `refusalsPerHour`): the number of refusals not recorded since the last one that was, or
+    /// nil when this one is only counted. Refused tool calls share the windows.
+    func admitRefusal(_ peer: Peer) -> Int? {
         let now = MonotonicClock.now
         let suppressed: Int? = refusalWindows.withLock { windows in
             var w = windows[peer.uid] ?? (now, 0, 0, now, 0)
@@ -193,14 +207,7 @@ final class TaskManager: @unchecked Sendable {
             w.hourRecorded += 1
             return carried
         }
-        guard let suppressed else { return }
-        log.notice("refused", metadata: ["uid": "\(peer.uid)", "pid": "\(peer.pid)", "method": "\(method)", "what": "\(what)"])
-        // Refusals are kept for audit.keep_denials whatever the quota: each is bounded in size
-        // (the executable is clipped in Peer.of).
-        var detail: [(String, JSON)] = [("method", .string(method)), ("what", .string(Self.clip(what))), ("pid", .int(Int64(peer.pid))),
-                                        ("gid", .int(Int64(peer.gid))), ("exe", .string(peer.exe))]
-        if suppressed > 0 { detail.append(("suppressedBefore", .int(Int64(suppressed)))) }
-        _ = try? store.record(NewEvent(kind: "auth-refused", taskID: nil, uid: peer.uid, time: UTCTime.epochSeconds(), detail: JSON.object(detail).text))
+        return suppressed
     }
 
     /// At most 256 bytes of `text` (whole characters), marked when cut.

@@ -27,6 +27,8 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
     // Guarded by `monitor`.
     private var negotiation: Result<MCPClientSession.Negotiated, MCPError>?
     private var listing: Result<MCPClientSession.ToolListing, MCPError>?
+    /// Those waiting for the listing in flight (one tools/list at a time answers them all).
+    private var listWaiters: [@Sendable (Result<MCPClientSession.ToolListing, MCPError>) -> Void] = []
     private var calls: [MCPRequestID: @Sendable (Result<MCPCallToolOutcome, CallFailure>) -> Void] = [:]
     private let ownIDs = Atomic<Int64>(0)
     private let onToolsChanged: @Sendable () -> Void
@@ -97,22 +99,47 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
 
     // MARK: Calls
 
-    /// Every tool of every page.
+    /// The complete listing this instance gave last (at readiness, or since), unless the
+    /// server said its list changed after it.
+    public var knownListing: MCPClientSession.ToolListing? {
+        monitor.locked { if case .success(let l)? = listing { return l }; return nil }
+    }
+
+    /// Every tool of every page, blocking until then (health checks).
     public func listTools(deadline: Double) throws(MCPError) -> MCPClientSession.ToolListing {
-        let step = try monitor.locked { () throws(MCPError) -> MCPClientSession.Step in
-            listing = nil
-            return try session.withLock { s throws(MCPError) in try s.listTools() }
-        }
-        dispatch(step, deadline: deadline)
-        let result = monitor.locked { () -> Result<MCPClientSession.ToolListing, MCPError>? in
-            _ = monitor.wait(until: deadline) { listing != nil }
-            return listing
-        }
-        switch result {
+        let answer = Awaited<Result<MCPClientSession.ToolListing, MCPError>>()
+        listTools(deadline: deadline) { answer.set($0) }
+        switch answer.wait(until: deadline + 1) {
         case .success(let l)?: return l
         case .failure(let e)?: throw e
         case nil: throw MCPError(.timedOut, "no complete tools/list in time")
         }
+    }
+
+    /// Every tool of every page; `completion` runs once, on the connection's reader thread (or
+    /// here). A listing already in flight answers this one too (its deadline then applies).
+    public func listTools(deadline: Double, completion: @escaping @Sendable (Result<MCPClientSession.ToolListing, MCPError>) -> Void) {
+        let started = monitor.locked { () -> Result<MCPClientSession.Step, MCPError>? in
+            listWaiters.append(completion)
+            guard listWaiters.count == 1 else { return nil }
+            listing = nil
+            return Result { () throws(MCPError) in try session.withLock { s throws(MCPError) in try s.listTools() } }
+        }
+        switch started {
+        case nil: return
+        case .success(let step)?: dispatch(step, deadline: deadline)
+        case .failure(let e)?: answerListing(.failure(e))
+        }
+    }
+
+    private func answerListing(_ result: Result<MCPClientSession.ToolListing, MCPError>) {
+        let waiters = monitor.locked { () -> [@Sendable (Result<MCPClientSession.ToolListing, MCPError>) -> Void] in
+            listing = result
+            monitor.broadcast()
+            defer { listWaiters = [] }
+            return listWaiters
+        }
+        for w in waiters { w(result) }
     }
 
     /// Calls `name`; `completion` runs once, on the connection's reader thread (or here, when
@@ -182,10 +209,7 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
             completion?(.failure(mapped))
         case "tools/list":
             _ = session.withLock { $0.cancel(id) }
-            monitor.locked {
-                listing = .failure(MCPError(.timedOut, "tools/list: \(failure)"))
-                monitor.broadcast()
-            }
+            answerListing(.failure(MCPError(.timedOut, "tools/list: \(failure)")))
         default:
             break
         }
@@ -197,20 +221,22 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
             case .negotiated(let n):
                 monitor.locked { negotiation = .success(n); monitor.broadcast() }
             case .failed(let e):
-                monitor.locked {
+                let listingWaits = monitor.locked { () -> Bool in
                     if negotiation == nil { negotiation = .failure(e) }
-                    if listing == nil { listing = .failure(e) }
                     monitor.broadcast()
+                    return listing == nil || !listWaiters.isEmpty
                 }
+                if listingWaits { answerListing(.failure(e)) }
             case .tools(let l):
-                monitor.locked { listing = .success(l); monitor.broadcast() }
+                answerListing(.success(l))
             case .toolsFailed(let e):
-                monitor.locked { listing = .failure(e); monitor.broadcast() }
+                answerListing(.failure(e))
             case .toolResult(let id, let outcome):
                 monitor.locked { calls.removeValue(forKey: id) }?(.success(outcome))
             case .requestFailed(let id, let error):
                 monitor.locked { calls.removeValue(forKey: id) }?(.failure(.server(error)))
             case .toolsListChanged:
+                monitor.locked { if listWaiters.isEmpty { listing = nil } }
                 onToolsChanged()
             default:
                 break

@@ -82,9 +82,8 @@ public final class ToolGateway: @unchecked Sendable {
     /// The caller an owner's instances were last leased for: whose ids their writable binds
     /// write with (the uid keys the instances; the gid is the caller's).
     private let owners = Mutex<[UInt32: Caller]>([:])
-    private let breakers = Mutex<[String: CircuitBreaker]>([:])
+    private let breakers = Mutex<[BreakerKey: CircuitBreaker]>([:])
     private let listings = Listings()
-    private let schemas = Mutex<[String: Result<JSONSchema, SchemaError>]>([:])
     private let clientInfo = MCPImplementation(name: "cordon", version: "1")
 
     /// Loads each manifest's policy and plans its sandbox now (a manifest whose policy does not
@@ -142,10 +141,8 @@ public final class ToolGateway: @unchecked Sendable {
                 } else if old.manifests[name]?.kind == .mcp {
                     pool.define(name, nil)
                 }
-                listings.forget(name)
-                let mine: (String) -> Bool = { $0 == name || $0.hasPrefix(name + ".") }
-                breakers.withLock { all in for key in all.keys where mine(key) { all[key] = nil } }
-                schemas.withLock { all in for key in all.keys where mine(key) { all[key] = nil } }
+                listings.forget(service: name)
+                breakers.withLock { all in for key in all.keys where ToolName(key.tool)?.manifest == name { all[key] = nil } }
             }
             return changed
         }
@@ -153,7 +150,7 @@ public final class ToolGateway: @unchecked Sendable {
 
     /// How the pool starts and talks to an MCP tool's instances.
     private func definition(_ m: ToolManifest, plan: SpawnPlan) -> ServicePool.Definition {
-        let name = m.name, argv = m.command, info = clientInfo, listings = self.listings, changes = self.changes
+        let argv = m.command, info = clientInfo, listings = self.listings, changes = self.changes
         return ServicePool.Definition(settings: m.service, spec: { [weak self] key in
             guard let self else { throw ServicePool.ServiceError("the tool gateway is gone") }
             var env = environment
@@ -164,10 +161,10 @@ public final class ToolGateway: @unchecked Sendable {
                 env.writeOwnership = writeOwnership(caller)
             }
             return SandboxedProcess.Spec(plan: plan, argv: argv, environment: env)
-        }, connect: { process, _ in
+        }, connect: { process, key in
             try MCPServiceClient(process: process, clientInfo: info, onToolsChanged: {
-                // The next listing asks again; clients are told the list changed.
-                listings.forget(name)
+                // This owner's next listing asks again; clients are told the list changed.
+                listings.forget(key)
                 changes.bump()
             })
         })
@@ -175,10 +172,18 @@ public final class ToolGateway: @unchecked Sendable {
 
     public func stop(until deadline: Double) { pool.stopAll(until: deadline) }
 
-    /// Every breaker's state (0 closed, 1 open, 2 half-open), by exposed tool.
+    /// Each exposed tool's breaker state (0 closed, 1 open, 2 half-open): the worst of its
+    /// callers' breakers (the metric has no uid label).
     public func breakerStates() -> [String: Int] {
         let now = MonotonicInstant(seconds: MonotonicClock.now)
-        return breakers.withLock { $0 }.mapValues { $0.state(at: now).rawValue }
+        var out: [String: Int] = [:]
+        for (key, breaker) in breakers.withLock({ $0 }) {
+            let state = breaker.state(at: now)
+            let rank = [CircuitBreaker.State.closed: 0, .halfOpen: 1, .open: 2]
+            if let seen = out[key.tool], rank[CircuitBreaker.State(rawValue: seen)!]! >= rank[state]! { continue }
+            out[key.tool] = state.rawValue
+        }
+        return out
     }
 
     /// Each MCP tool's instances, starts and failures, every user's together.
@@ -191,17 +196,29 @@ public final class ToolGateway: @unchecked Sendable {
         return out
     }
 
-    /// The state of a tool's breaker (0 closed, 1 open, 2 half-open; nil: never called) and
-    /// of its instances for `caller`.
+    /// The state of `caller`'s breaker of a tool (0 closed, 1 open, 2 half-open; nil: never
+    /// called) and of their instances.
     public func stats(_ name: String, for caller: Caller) -> (breaker: Int?, pool: ServicePool.Stats?) {
-        let breaker = breakers.withLock { $0[name] }?.state(at: MonotonicInstant(seconds: MonotonicClock.now)).rawValue
-        let manifestName = String(name.split(separator: ".", maxSplits: 1).first ?? "")
-        guard let m = manifests[manifestName], m.kind == .mcp else { return (breaker, nil) }
+        guard let parsed = ToolName(name), let m = manifests[parsed.manifest] else { return (nil, nil) }
+        let breaker = breakers.withLock { $0[breakerKey(name, m, caller)] }?.state(at: MonotonicInstant(seconds: MonotonicClock.now)).rawValue
+        guard m.kind == .mcp else { return (breaker, nil) }
         return (breaker, pool.stats(poolKey(m, caller)))
     }
 
     func poolKey(_ m: ToolManifest, _ caller: Caller) -> ServicePool.Key {
         ServicePool.Key(service: m.name, owner: m.shared ? nil : caller.uid)
+    }
+
+    /// Whose breaker a call reports to: a shared tool's is everyone's; otherwise each caller
+    /// has their own (their instances, their calls), so one user's failures — or deadlines —
+    /// never refuse another's calls.
+    func breakerKey(_ name: String, _ m: ToolManifest, _ caller: Caller) -> BreakerKey {
+        BreakerKey(tool: name, owner: m.kind == .mcp && m.shared ? nil : caller.uid)
+    }
+
+    struct BreakerKey: Hashable, Sendable {
+        var tool: String
+        var owner: UInt32?
     }
 
     /// Before a lease that may start an instance of `caller`'s: whose gid it writes with.
@@ -212,40 +229,76 @@ public final class ToolGateway: @unchecked Sendable {
 
     // MARK: Listing
 
-    /// The tools `caller` may use, sorted by name. An MCP server's tools are listed once (its
-    /// first instance's listing, kept until the server says its list changed).
-    public func list(for caller: Caller, deadline: Double) -> [ExposedTool] {
-        var out: [ExposedTool] = []
-        for m in manifests.values.sorted(by: { $0.name < $1.name }) where mayUse(caller, m) {
+    /// The tools `caller` may use, sorted by name, by `completion` (on another thread, or
+    /// here). An MCP server's tools are those its instance for `caller` listed (a shared
+    /// tool's: its one instance's), kept until it says its list changed: what one user's
+    /// instance lists is never shown to, or checked against, another user. A server that cannot
+    /// be listed by `deadline` is left out.
+    public func list(for caller: Caller, deadline: Double, completion: @escaping @Sendable ([ExposedTool]) -> Void) {
+        let usable = manifests.values.sorted(by: { $0.name < $1.name }).filter { mayUse(caller, $0) }
+        let gathered = Gathered<[ExposedTool]>(count: usable.count) { parts in completion(Array(parts.joined())) }
+        for (i, m) in usable.enumerated() {
             switch m.kind {
             case .command:
-                out.append(ExposedTool(name: m.name, description: m.description, inputSchema: m.inputSchema ?? .object([("type", .string("object"))]),
-                                       annotations: nil, manifest: m.name))
+                gathered.set(i, [ExposedTool(name: m.name, description: m.description, inputSchema: m.inputSchema ?? .object([("type", .string("object"))]),
+                                             annotations: nil, manifest: m.name)])
             case .mcp:
-                for tool in ((try? tools(of: m, caller: caller, deadline: deadline)) ?? []).sorted(by: { $0.name < $1.name }) {
-                    out.append(ExposedTool(name: "\(m.name).\(tool.name)", description: tool.description ?? m.description,
-                                           inputSchema: tool.inputSchema, annotations: tool.annotations?.json, manifest: m.name))
+                tools(of: m, caller: caller, deadline: deadline) { listed in
+                    let tools = ((try? listed.get()) ?? []).sorted(by: { $0.name < $1.name }).map { tool in
+                        ExposedTool(name: "\(m.name).\(tool.name)", description: tool.description ?? m.description,
+                                    inputSchema: tool.inputSchema, annotations: tool.annotations?.json, manifest: m.name)
+                    }
+                    gathered.set(i, tools)
                 }
             }
         }
-        return out
     }
 
-    func tools(of m: ToolManifest, caller: Caller, deadline: Double) throws(ToolCallFailure) -> [MCPTool] {
-        if let cached = listings.get(m.name) { return cached }
+    /// The blocking form of `list` (the CLI's tests, `tool.stats`).
+    public func list(for caller: Caller, deadline: Double) -> [ExposedTool] {
+        let answer = Awaited<[ExposedTool]>()
+        list(for: caller, deadline: deadline) { answer.set($0) }
+        return answer.wait(until: deadline + 5) ?? []
+    }
+
+    /// `m`'s tools as `caller`'s instance lists them, by `completion` — never on an
+    /// instance's reader thread (a continuation may start another server, or send).
+    func tools(of m: ToolManifest, caller: Caller, deadline: Double,
+               completion: @escaping @Sendable (Result<[MCPTool], ToolCallFailure>) -> Void) {
+        let key = poolKey(m, caller)
+        if let cached = listings.get(key) { return completion(.success(cached)) }
         remember(caller, for: m)
-        let lease: ServicePool.Lease
-        switch pool.lease(poolKey(m, caller), deadline: deadline) {
-        case .success(let l): lease = l
-        case .failure(let e): throw ToolCallFailure(outcome: .unavailable, message: e.message)
+        let listings = self.listings
+        let generation = listings.generation(key)
+        pool.lease(key, deadline: deadline) { leased in
+            let lease: ServicePool.Lease
+            switch leased {
+            case .success(let l): lease = l
+            case .failure(let e): return Continue.elsewhere { completion(.failure(ToolCallFailure(outcome: .unavailable, message: e.message))) }
+            }
+            guard let client = lease.client as? MCPServiceClient else {
+                lease.release()
+                return Continue.elsewhere { completion(.failure(ToolCallFailure(outcome: .protocolError, message: "not an MCP instance"))) }
+            }
+            // Readiness listed them: the same listing, unless the server changed it since.
+            if let known = client.knownListing {
+                lease.release()
+                listings.set(key, known.tools, ifStill: generation)
+                return Continue.elsewhere { completion(.success(known.tools)) }
+            }
+            client.listTools(deadline: deadline) { result in
+                lease.release()
+                Continue.elsewhere {
+                    switch result {
+                    case .success(let listing):
+                        listings.set(key, listing.tools, ifStill: generation)
+                        completion(.success(listing.tools))
+                    case .failure(let e):
+                        completion(.failure(ToolCallFailure(outcome: .protocolError, message: "tools/list: \(e)")))
+                    }
+                }
+            }
         }
-        defer { lease.release() }
-        guard let client = lease.client as? MCPServiceClient else { throw ToolCallFailure(outcome: .protocolError, message: "not an MCP instance") }
-        do {
-            let listing = try client.listTools(deadline: deadline)
-            listings.set(m.name, listing.tools)
-            return listing.tools
-        } catch { throw ToolCallFailure(outcome: .protocolError, message: "tools/list: \(error)") }
     }
 
     // MARK: Calls
@@ -255,8 +308,7 @@ public final class ToolGateway: @unchecked Sendable {
                      completion: @escaping @Sendable (ToolCallResult) -> Void) {
         let start = MonotonicClock.now
         var record = ToolCallRecord(caller: caller, tool: name, arguments: arguments)
-        let manifestName = String(name.split(separator: ".", maxSplits: 1).first ?? "")
-        guard let manifest = manifests[manifestName], (manifest.kind == .command) == !name.contains(".") else {
+        guard let manifest = resolve(name) else {
             record.finish(.refused, "no tool \"\(name)\"", start: start)
             return completion(ToolCallResult(outcome: nil, record: record))
         }
@@ -269,21 +321,41 @@ public final class ToolGateway: @unchecked Sendable {
                 record: record, start: start, completion: completion)
     }
 
+    /// The label a call of `name` is counted under in metrics: the name when it is a tool
+    /// (a command tool, or a tool an instance of the server listed), the manifest's name for
+    /// any other `NAME.…`, and "(unknown)" for the rest — callers choose names, and each label
+    /// is a series kept for the daemon's life.
+    public func metricLabel(_ name: String) -> String {
+        guard let m = resolve(name) else { return "(unknown)" }
+        guard m.kind == .mcp, let tool = ToolName(name)?.tool else { return name }
+        return listings.lists(service: m.name, tool: tool) ? name : m.name
+    }
+
+    /// The manifest an exposed name belongs to: a command tool's own name, or `NAME.TOOL` of an
+    /// MCP server (both parts non-empty); nil for anything else.
+    func resolve(_ name: String) -> ToolManifest? {
+        guard let parsed = ToolName(name), let m = manifests[parsed.manifest], (m.kind == .mcp) == (parsed.tool != nil) else { return nil }
+        return m
+    }
+
     private func attempt(_ name: String, manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double, fallbacks: [String],
                          record: ToolCallRecord, start: Double, completion: @escaping @Sendable (ToolCallResult) -> Void) {
         var record = record
         let timeout = min(deadline, MonotonicClock.now + manifest.timeoutSeconds)
-        func refuse(_ problem: ToolCallFailure) {
+        let key = poolKey(manifest, caller)
+        let before = record
+        let refuse: @Sendable (ToolCallFailure) -> Void = { problem in
+            var record = before
             record.attempts.append(.init(tool: name, outcome: problem.outcome, message: problem.message))
             record.finish(problem.outcome, problem.message, start: start)
             completion(ToolCallResult(outcome: nil, record: record))
         }
         // Arguments first, as far as they can be checked without starting anything: a call
         // refused anyway touches no sandbox and no breaker.
-        if let problem = validate(name, manifest: manifest, arguments: arguments, listing: listings.get(manifest.name)) {
+        if let problem = validate(name, manifest: manifest, key: key, arguments: arguments, listing: listings.get(key)) {
             return refuse(problem)
         }
-        let breaker = self.breaker(name, manifest)
+        let breaker = self.breaker(breakerKey(name, manifest, caller), manifest)
         let ticket: TicketHolder
         switch breaker.acquire(at: MonotonicInstant(seconds: MonotonicClock.now)) {
         case .allowed(let t): ticket = TicketHolder(t)
@@ -292,52 +364,68 @@ public final class ToolGateway: @unchecked Sendable {
             return next(fallbacks, after: .breakerOpen, message: "the breaker of \(name) is open", arguments: arguments, caller: caller,
                         deadline: deadline, record: record, start: start, completion: completion)
         }
-        // An MCP server's schemas come with its first listing, which starts an instance: a
-        // failure there is the server's, counted and answered for by the fallbacks.
-        if manifest.kind == .mcp && listings.get(manifest.name) == nil {
-            let listing: [MCPTool]
-            do { listing = try tools(of: manifest, caller: caller, deadline: timeout) } catch {
-                if let t = ticket.take() { breaker.record(t, outcome: .failure, at: MonotonicInstant(seconds: MonotonicClock.now)) }
-                record.attempts.append(.init(tool: name, outcome: error.outcome, message: error.message))
-                return next(fallbacks, after: error.outcome, message: error.message, arguments: arguments, caller: caller, deadline: deadline,
-                            record: record, start: start, completion: completion)
-            }
-            if let problem = validate(name, manifest: manifest, arguments: arguments, listing: listing) {
-                // The server answered its listing: it is well, the call was not.
-                if let t = ticket.take() { breaker.record(t, outcome: .success, at: MonotonicInstant(seconds: MonotonicClock.now)) }
-                return refuse(problem)
-            }
-        }
         let attempted = record
         let finished: @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void = { [self] result, instance, policyHash in
             var record = attempted
             record.instance = instance
             record.policy = manifest.policy
             record.policyHash = policyHash
+            let now = MonotonicInstant(seconds: MonotonicClock.now)
             switch result {
-            case .success(let outcome):
-                if let t = ticket.take() { breaker.record(t, outcome: .success, at: MonotonicInstant(seconds: MonotonicClock.now)) }
-                let isError: Bool
-                if case .complete(let r) = outcome { isError = r.isError } else { isError = false }
-                record.resultBytes = Self.size(of: outcome)
-                record.isError = isError
-                record.attempts.append(.init(tool: name, outcome: isError ? .toolError : .ok, message: nil))
-                record.finish(record.attempts.count > 1 ? .fallback(name) : (isError ? .toolError : .ok), nil, start: start)
-                completion(ToolCallResult(outcome: outcome, record: record))
+            case .success(.complete(let r)):
+                if let t = ticket.take() { breaker.record(t, outcome: .success, at: now) }
+                record.resultBytes = Self.size(of: .complete(r))
+                record.isError = r.isError
+                record.attempts.append(.init(tool: name, outcome: r.isError ? .toolError : .ok, message: nil))
+                record.finish(record.attempts.count > 1 ? .fallback(name) : (r.isError ? .toolError : .ok), nil, start: start)
+                completion(ToolCallResult(outcome: .complete(r), record: record))
+            case .success(let other):
+                // The server is well; the work was not done (Cordon does not relay input yet).
+                if let t = ticket.take() { breaker.record(t, outcome: .success, at: now) }
+                let message = "the tool asked for input (input_required), which Cordon does not relay yet"
+                record.attempts.append(.init(tool: name, outcome: .inputRequired, message: message))
+                record.finish(.inputRequired, message, start: start)
+                completion(ToolCallResult(outcome: other, record: record))
             case .failure(let failure):
-                if let t = ticket.take() { breaker.record(t, outcome: .failure, at: MonotonicInstant(seconds: MonotonicClock.now)) }
+                // A timeout the caller's own deadline caused says nothing of the tool.
+                let callersDeadline = failure.outcome == .timeout && timeout >= deadline
+                if let t = ticket.take(), !callersDeadline { breaker.record(t, outcome: .failure, at: now) }
                 record.attempts.append(.init(tool: name, outcome: failure.outcome, message: failure.message))
-                next(fallbacks, after: failure.outcome, message: failure.message, arguments: arguments, caller: caller, deadline: deadline,
-                     record: record, start: start, completion: completion)
+                // Off whatever thread this is (an instance's reader): a fallback may start a
+                // server, list it, or send.
+                let failed = record
+                Continue.elsewhere { [self] in
+                    next(fallbacks, after: failure.outcome, message: failure.message, arguments: arguments, caller: caller, deadline: deadline,
+                         record: failed, start: start, completion: completion)
+                }
             }
         }
         switch manifest.kind {
+        case .command:
+            runCommand(manifest, arguments: arguments, caller: caller, deadline: timeout, done: finished)
         case .mcp:
             // Only the manifest's own timeout says the instance hung: a caller's shorter deadline
             // says nothing about it (and must not let a caller churn a shared tool's instances).
             let ownTimeout = timeout < deadline
-            callServer(name, manifest: manifest, arguments: arguments, caller: caller, deadline: timeout, ownTimeout: ownTimeout, done: finished)
-        case .command: runCommand(manifest, arguments: arguments, caller: caller, deadline: timeout, done: finished)
+            let send: @Sendable () -> Void = { [self] in
+                callServer(name, manifest: manifest, arguments: arguments, caller: caller, deadline: timeout, ownTimeout: ownTimeout, done: finished)
+            }
+            if listings.get(key) != nil { return send() }
+            // The server's schemas come with its listing, which may start an instance: a
+            // failure there is the server's, counted and answered for by the fallbacks.
+            tools(of: manifest, caller: caller, deadline: timeout) { [self] listed in
+                switch listed {
+                case .failure(let failure):
+                    finished(.failure(failure), nil, catalog.withLock { $0.policyHashes[manifest.name] })
+                case .success(let listing):
+                    if let problem = validate(name, manifest: manifest, key: key, arguments: arguments, listing: listing) {
+                        // The server answered its listing: it is well, the call was not.
+                        if let t = ticket.take() { breaker.record(t, outcome: .success, at: MonotonicInstant(seconds: MonotonicClock.now)) }
+                        return refuse(problem)
+                    }
+                    send()
+                }
+            }
         }
     }
 
@@ -349,9 +437,8 @@ public final class ToolGateway: @unchecked Sendable {
             record.finish(outcome, message, start: start)
             return completion(ToolCallResult(outcome: nil, record: record))
         }
-        let manifestName = String(fallback.split(separator: ".", maxSplits: 1)[0])
-        guard let manifest = manifests[manifestName], mayUse(caller, manifest) else {
-            record.attempts.append(.init(tool: fallback, outcome: .refused, message: "fallback \(fallback) is not available to uid \(caller.uid)"))
+        guard let manifest = resolve(fallback), mayUse(caller, manifest) else {
+            record.attempts.append(.init(tool: fallback, outcome: .refused, message: "fallback \(fallback) is not a tool uid \(caller.uid) may use"))
             return next(Array(fallbacks.dropFirst()), after: outcome, message: message, arguments: arguments, caller: caller, deadline: deadline,
                         record: record, start: start, completion: completion)
         }
@@ -360,11 +447,11 @@ public final class ToolGateway: @unchecked Sendable {
                 fallbacks: Array(fallbacks.dropFirst()), record: record, start: start, completion: completion)
     }
 
-    private func breaker(_ name: String, _ m: ToolManifest) -> CircuitBreaker {
+    private func breaker(_ key: BreakerKey, _ m: ToolManifest) -> CircuitBreaker {
         breakers.withLock { all in
-            if let b = all[name] { return b }
+            if let b = all[key] { return b }
             let b = CircuitBreaker(Self.breakerConfiguration(m.breaker))
-            all[name] = b
+            all[key] = b
             return b
         }
     }
@@ -378,27 +465,21 @@ public final class ToolGateway: @unchecked Sendable {
     }
 
     /// The schema's verdict on the arguments, or nil when they may go (or cannot be judged
-    /// yet: an MCP tool whose server has not been listed).
-    private func validate(_ name: String, manifest: ToolManifest, arguments: JSON, listing: [MCPTool]?) -> ToolCallFailure? {
+    /// yet: an MCP tool whose server has not been listed for this caller).
+    private func validate(_ name: String, manifest: ToolManifest, key: ServicePool.Key, arguments: JSON, listing: [MCPTool]?) -> ToolCallFailure? {
         guard case .object = arguments else {
             return ToolCallFailure(outcome: .invalidArguments, message: "arguments must be an object, not \(arguments.typeName)")
         }
-        let schemaJSON: JSON
+        let compiled: Result<JSONSchema, SchemaError>
         switch manifest.kind {
-        case .command: schemaJSON = manifest.inputSchema ?? .object([("type", .string("object"))])
+        case .command:
+            compiled = listings.schema(of: name, key: nil) { manifest.inputSchema ?? .object([("type", .string("object"))]) }
         case .mcp:
             guard let listing else { return nil }
-            let toolName = String(name.split(separator: ".", maxSplits: 1)[1])
-            guard let tool = listing.first(where: { $0.name == toolName }) else {
-                return ToolCallFailure(outcome: .refused, message: "\(manifest.name) lists no tool \"\(toolName)\"")
+            guard let toolName = ToolName(name)?.tool, let tool = listing.first(where: { $0.name == toolName }) else {
+                return ToolCallFailure(outcome: .refused, message: "\(manifest.name) lists no tool \"\(ToolName(name)?.tool ?? name)\"")
             }
-            schemaJSON = tool.inputSchema
-        }
-        let compiled = schemas.withLock { cache -> Result<JSONSchema, SchemaError> in
-            if let c = cache[name] { return c }
-            let c = Result<JSONSchema, SchemaError> { () throws(SchemaError) in try JSONSchema.compile(schemaJSON) }
-            cache[name] = c
-            return c
+            compiled = listings.schema(of: name, key: key) { tool.inputSchema }
         }
         switch compiled {
         case .failure(let e):
@@ -424,7 +505,10 @@ public final class ToolGateway: @unchecked Sendable {
                 lease.release()
                 return done(.failure(ToolCallFailure(outcome: .protocolError, message: "not an MCP instance")), lease.instance, hash)
             }
-            let toolName = String(name.split(separator: ".", maxSplits: 1)[1])
+            guard let toolName = ToolName(name)?.tool else {
+                lease.release()
+                return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(name)\"")), lease.instance, hash)
+            }
             client.callTool(toolName, arguments: arguments, deadline: deadline) { result in
                 switch result {
                 case .success(let outcome):
@@ -510,6 +594,9 @@ public enum ToolCallOutcome: Sendable, Equatable, CustomStringConvertible {
     /// The server broke the protocol, or answered with a JSON-RPC error.
     case protocolError
     case breakerOpen
+    /// The tool asked for input (`input_required`), which Cordon does not relay yet: the work
+    /// was not done.
+    case inputRequired
     /// No instance: it would not start, or died.
     case unavailable
     /// Not allowed, or no such tool.
@@ -525,6 +612,7 @@ public enum ToolCallOutcome: Sendable, Equatable, CustomStringConvertible {
         case .timeout: "timeout"
         case .protocolError: "protocol-error"
         case .breakerOpen: "breaker-open"
+        case .inputRequired: "input-required"
         case .unavailable: "unavailable"
         case .refused: "refused"
         case .fallback(let tool): "fallback:\(tool)"
@@ -640,10 +728,111 @@ final class TicketHolder: @unchecked Sendable {
     func take() -> CircuitBreaker.Ticket? { lock.withLock { _ in ticket.take() } }
 }
 
-/// Each MCP server's tool list, kept from its first listing until it says the list changed.
+/// What each instance owner's server listed (`ServicePool.Key`: the service and the owner), and
+/// the schemas compiled from it, kept until the server says its list changed or the manifest
+/// changes. Never shared between owners: a user's instance runs that user's calls, so what it
+/// lists is that user's to see and to be checked against. A command tool's schema is its
+/// manifest's (key nil).
 final class Listings: Sendable {
-    private let byTool = Mutex<[String: [MCPTool]]>([:])
-    func get(_ name: String) -> [MCPTool]? { byTool.withLock { $0[name] } }
-    func set(_ name: String, _ tools: [MCPTool]) { byTool.withLock { $0[name] = tools } }
-    func forget(_ name: String) { _ = byTool.withLock { $0.removeValue(forKey: name) } }
+    private struct State {
+        var tools: [ServicePool.Key: [MCPTool]] = [:]
+        var schemas: [SchemaKey: Result<JSONSchema, SchemaError>] = [:]
+        /// Bumped by each `forget`: a listing asked for before it is not kept after it.
+        var generations: [ServicePool.Key: UInt64] = [:]
+    }
+    private struct SchemaKey: Hashable { var tool: String; var key: ServicePool.Key? }
+    private let state = Mutex(State())
+
+    func get(_ key: ServicePool.Key) -> [MCPTool]? { state.withLock { $0.tools[key] } }
+    func generation(_ key: ServicePool.Key) -> UInt64 { state.withLock { $0.generations[key] ?? 0 } }
+
+    /// Whether any owner's listing of `service` has `tool`.
+    func lists(service: String, tool: String) -> Bool {
+        state.withLock { s in s.tools.contains { $0.key.service == service && $0.value.contains { $0.name == tool } } }
+    }
+
+    /// Keeps `tools` unless the listing was forgotten since `generation` was read.
+    func set(_ key: ServicePool.Key, _ tools: [MCPTool], ifStill generation: UInt64) {
+        state.withLock { s in if (s.generations[key] ?? 0) == generation { s.tools[key] = tools } }
+    }
+
+    /// Forgets one owner's listing (its server said the list changed) and its schemas.
+    func forget(_ key: ServicePool.Key) {
+        state.withLock { s in
+            s.tools[key] = nil
+            s.generations[key, default: 0] += 1
+            s.schemas = s.schemas.filter { $0.key.key != key }
+        }
+    }
+
+    /// Forgets every listing and schema of a tool (its manifest changed).
+    func forget(service: String) {
+        state.withLock { s in
+            for key in s.tools.keys where key.service == service { s.tools[key] = nil }
+            for key in s.generations.keys where key.service == service { s.generations[key, default: 0] += 1 }
+            s.generations[ServicePool.Key(service: service, owner: nil), default: 0] += 1
+            s.schemas = s.schemas.filter { entry in
+                entry.key.key.map { $0.service != service } ?? (entry.key.tool != service)
+            }
+        }
+    }
+
+    /// The compiled schema of `tool` for `key`, compiling `schema()` the first time.
+    func schema(of tool: String, key: ServicePool.Key?, _ schema: () -> JSON) -> Result<JSONSchema, SchemaError> {
+        let id = SchemaKey(tool: tool, key: key)
+        if let known = state.withLock({ $0.schemas[id] }) { return known }
+        let compiled = Result<JSONSchema, SchemaError> { () throws(SchemaError) in try JSONSchema.compile(schema()) }
+        state.withLock { $0.schemas[id] = compiled }
+        return compiled
+    }
+}
+
+/// An exposed tool's name: `NAME` (a command tool) or `NAME.TOOL` (a tool of the MCP server
+/// NAME), both parts non-empty; split once, here, so no name can index past its parts.
+struct ToolName: Equatable {
+    var manifest: String
+    var tool: String?
+    init?(_ name: String) {
+        guard let dot = name.firstIndex(of: ".") else {
+            guard !name.isEmpty else { return nil }
+            manifest = name
+            tool = nil
+            return
+        }
+        let m = String(name[..<dot]), t = String(name[name.index(after: dot)...])
+        guard !m.isEmpty, !t.isEmpty else { return nil }
+        manifest = m
+        tool = t
+    }
+}
+
+/// Continuations moved off the thread that completed a step (an instance's reader, which
+/// must not wait on another server's start or a send): a short-lived thread each. Only the
+/// rare paths take it (a listing, a failure going on to its fallbacks); a successful call's
+/// answer is passed on where it arrived.
+enum Continue {
+    static func elsewhere(_ body: @escaping @Sendable () -> Void) {
+        if (try? Threads.detach("tool-continue", signals: .noSIGPIPE, body)) == nil { body() }
+    }
+}
+
+/// Gathers `count` parts answered in any order on any threads; `done` runs once, with them in
+/// order, when the last one arrives (at once for none).
+final class Gathered<Part: Sendable>: Sendable {
+    private let parts: Mutex<(values: [Part?], left: Int)>
+    private let done: @Sendable ([Part]) -> Void
+    init(count: Int, done: @escaping @Sendable ([Part]) -> Void) {
+        parts = Mutex((Array(repeating: nil, count: count), count))
+        self.done = done
+        if count == 0 { done([]) }
+    }
+    func set(_ i: Int, _ part: Part) {
+        let all: [Part]? = parts.withLock { p in
+            guard p.values[i] == nil else { return nil }
+            p.values[i] = part
+            p.left -= 1
+            return p.left == 0 ? p.values.compactMap { $0 } : nil
+        }
+        if let all { done(all) }
+    }
 }

@@ -662,6 +662,33 @@ import Glibc
         #expect(try store.task(id: youngDenial) != nil && store.events(EventQuery(kinds: ["auth-refused"])).count == 1)
     }
 
+    /// Tool calls are records like the others: counted in their user's usage, shed (after the
+    /// user's tasks and events) when over quota, dropped by age; a young refusal is kept.
+    @Test func toolCallsAreCountedShedAndAgedLikeOtherRecords() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        func call(_ who: Submitter, at time: Double, outcome: String = "ok", arguments: String? = nil) throws -> Int64 {
+            try store.recordToolCall(NewToolCall(time: time, caller: who, tool: "time.get_current_time", outcome: outcome, message: nil, instance: 1,
+                                                 policy: "time-tool", policyHash: String(repeating: "a", count: 64), argumentBytes: 20,
+                                                 argumentSHA256: String(repeating: "b", count: 64), arguments: arguments, resultBytes: 100,
+                                                 isError: false, latencySeconds: 0.001, attempts: []))
+        }
+        for i in 0..<200 { _ = try call(alice, at: Double(10 + i), arguments: String(repeating: "x", count: 400)) }
+        _ = try call(alice, at: 600, outcome: "refused")
+        _ = try call(bob, at: 5)
+        let held = try #require(try store.usage()[1000]?.recordBytes)
+        #expect(held > 200 * 400, "tool calls are not counted: \(held)")
+        let report = try store.prune(RetentionRules(maxBytesPerUser: 20_000, keepDenialsSince: 400))
+        #expect(report.overQuota.keys.sorted() == [1000])
+        #expect(try store.usage()[1000]!.recordBytes <= 20_000)
+        let left = try store.toolCalls(uid: 1000, limit: 1000)
+        #expect(left.contains { $0.outcome == "refused" } && left.count < 200, "\(left.count)")
+        #expect(try store.toolCalls(uid: 1001).count == 1, "bob's call is untouched: he is under his quota")
+        _ = try store.prune(RetentionRules(olderThan: 1000, keepDenialsSince: 400))
+        #expect(try store.toolCalls(limit: 1000).map(\.outcome) == ["refused"], "only the young refusal outlives the age rule")
+    }
+
     /// A huge argv[0] is cut too: a stripped task is never bulky again, so shedding ends.
     @Test func strippingEndsEvenWhenTheCommandItselfIsHuge() throws {
         let dir = TempDirectory()

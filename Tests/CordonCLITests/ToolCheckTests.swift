@@ -34,7 +34,7 @@ struct ToolCheckTests {
         argv = ["/usr/bin/date", "-u"]
         input_schema = { type = "object" }
         policy = "%POLICY%"
-        fallbacks = ["time", "%FALLBACK%"]
+        fallbacks = ["time.get_current_time", "%FALLBACK%"]
         """
 
     @Test func aGoodPairBackingEachOtherUpPasses() throws {

@@ -6,10 +6,11 @@ import Testing
 import Glibc
 #endif
 
-/// Review of issue 17 (attacker's view), through a real cordond: failing tests that demonstrate
-/// defects reachable by an unprivileged local user.
+/// An unprivileged local user against cordond's tool methods (each test failed before its fix):
+/// a name that could crash the daemon, a listing that held a request worker, names that became
+/// metric series, refusals that grew the store without bound.
 @Suite(.enabled(if: TestDaemon.isRoot, "needs root: cordond"), .serialized)
-struct ReviewToolAttackTests {
+struct ToolAttackTests {
     static let venv = ToolMethodsTests.venv
     static let getTime = JSON.object([("timezone", .string("UTC"))])
 

@@ -12,10 +12,13 @@ import Testing
 import Glibc
 #endif
 
-/// Review of issue 17 (attacker's view): failing tests that demonstrate defects of the gateway.
-/// Each uses real sandboxes and a real server process.
+/// An attacker's view of the gateway (each test failed before its fix): a hostile server
+/// (hostile_server.py) and hostile names, against real sandboxes. Calls of different users never
+/// share what an instance listed, one user's deadlines never open another's breaker, a name
+/// cannot index past its parts, a fallback never runs on a failed instance's reader thread, and
+/// a call the tool did not do is not recorded as `ok`.
 @Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
-struct ReviewAttackTests {
+struct GatewayAttackTests {
     static let bob = ToolGateway.Caller(uid: 1002, gid: 1002, pid: 3)
     static let server = "\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests/hostile_server.py"
 
@@ -92,7 +95,7 @@ struct ReviewAttackTests {
     /// suite survives it.
     @Test func aTrailingDotInAToolNameDoesNotCrash() async throws {
         await #expect(processExitsWith: .success) {
-            let g = try ReviewAttackTests.hostileGateway()
+            let g = try GatewayAttackTests.hostileGateway()
             // Once listed (the usual state of a daemon that has served a call).
             _ = g.list(for: ToolGatewayTests.alice, deadline: MonotonicClock.now + 30)
             let r = try ToolGatewayTests.call(g, "repl.", .object([]))
@@ -135,8 +138,9 @@ struct ReviewAttackTests {
             """)
         let repl = try Self.hostileManifest()
         let problems = ToolStore(configDir: nil, policies: PolicyStore(configDir: nil)).check([broken, repl])
-        if problems["broken"]?.isEmpty == false { return }  // refused at check time: fine
-        await #expect(processExitsWith: .success, "cordon tool check accepts fallbacks = [\"repl\"], and a call that falls back to it traps") {
+        #expect(problems["broken"]?.first?.message.contains("name one of its tools") == true, "\(problems)")
+        // And a gateway given it anyway (the daemon loads what parses) refuses that attempt.
+        await #expect(processExitsWith: .success, "a call that falls back to fallbacks = [\"repl\"] traps") {
             let broken = try ToolGatewayTests.manifest("broken", """
                 [tool]
                 kind = "mcp"
@@ -150,7 +154,7 @@ struct ReviewAttackTests {
                 backoff_max = "20ms"
                 start_timeout = "5s"
                 """)
-            let g = try ToolGatewayTests.gateway([broken, try ReviewAttackTests.hostileManifest()])
+            let g = try ToolGatewayTests.gateway([broken, try GatewayAttackTests.hostileManifest()])
             let r = try ToolGatewayTests.call(g, "broken.anything", .object([]))
             g.stop(until: MonotonicClock.now + 10)
             exit(r.record.outcome == .fallback("repl") || r.record.outcome == .unavailable || r.record.outcome == .refused ? 0 : 1)
