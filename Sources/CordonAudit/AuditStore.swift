@@ -118,6 +118,14 @@ public final class AuditStore: Sendable {
         // Tool calls (added after version 1 shipped, like the index: a new table changes no row).
         w.operation = "create table tool_calls"
         try w.execute(toolCallsSchema)
+        // The denials of a call, added after the table: an older table gains the column.
+        w.operation = "add tool_calls.denials"
+        let columns: [[SQLiteValue]]
+        do { columns = try w.db.prepare("SELECT name FROM pragma_table_info('tool_calls')").rows(binding: []) }
+        catch { throw AuditError(.storage, path: w.path, w.operation, error.message) }
+        if !columns.contains(where: { $0.first == .text("denials") }) {
+            try w.execute("ALTER TABLE tool_calls ADD COLUMN denials TEXT NOT NULL DEFAULT '[]'")
+        }
     }
 
     private static func schemaState(_ w: WriterConnection) throws(AuditError) -> (version: Int64, tables: Int64) {
@@ -200,7 +208,8 @@ public final class AuditStore: Sendable {
             result_bytes INTEGER NOT NULL,
             is_error INTEGER NOT NULL,
             latency_seconds REAL NOT NULL,
-            attempts TEXT NOT NULL
+            attempts TEXT NOT NULL,
+            denials TEXT NOT NULL DEFAULT '[]'
         );
         CREATE INDEX IF NOT EXISTS tool_calls_time ON tool_calls (time);
         CREATE INDEX IF NOT EXISTS tool_calls_uid ON tool_calls (uid);
@@ -213,28 +222,38 @@ public final class AuditStore: Sendable {
         let attempts = JSON.array(call.attempts.map { a in
             .object([("tool", .string(a.tool)), ("outcome", .string(a.outcome)), ("message", a.message.map(JSON.string) ?? .null)])
         }).text
+        let denials = JSON.array(call.denials.map { d in
+            var members: [(String, JSON)] = [("kind", .string(d.kind)), ("what", .string(d.what))]
+            if let reason = d.reason { members.append(("reason", .string(reason))) }
+            return .object(members)
+        }).text
         let output = try write(operation, durable: false) { w throws(AuditError) in
             try w.rows("""
                 INSERT INTO tool_calls (time, uid, gid, pid, exe, tool, outcome, message, instance, policy, policy_hash,
-                                        argument_bytes, argument_sha256, arguments, result_bytes, is_error, latency_seconds, attempts)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                                        argument_bytes, argument_sha256, arguments, result_bytes, is_error, latency_seconds, attempts, denials)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                 """, [.real(call.time), .integer(Int64(call.caller.uid)), .integer(Int64(call.caller.gid)), .integer(Int64(call.caller.pid)),
                       .text(call.caller.exe), .text(call.tool), .text(call.outcome), SQLiteValue(call.message),
                       call.instance.map { .integer(Int64($0)) } ?? .null, SQLiteValue(call.policy), SQLiteValue(call.policyHash),
                       .integer(Int64(call.argumentBytes)), .text(call.argumentSHA256), SQLiteValue(call.arguments),
-                      .integer(Int64(call.resultBytes)), .integer(call.isError ? 1 : 0), .real(call.latencySeconds), .text(attempts)])
+                      .integer(Int64(call.resultBytes)), .integer(call.isError ? 1 : 0), .real(call.latencySeconds), .text(attempts),
+                      .text(denials)])
             return .id(w.db.lastInsertRowID)
         }
         guard case .id(let id) = output else { throw AuditError(.storage, path: path, operation, "no id") }
         return id
     }
 
-    /// The most recent tool calls (newest first), of `uid` only when given.
-    public func toolCalls(uid: UInt32? = nil, limit: Int = 100) throws(AuditError) -> [ToolCallRow] {
+    /// The most recent tool calls (newest first), of `uid` only when given; `onlyDenials`: only
+    /// calls refused or whose sandbox was refused something.
+    public func toolCalls(uid: UInt32? = nil, limit: Int = 100, onlyDenials: Bool = false) throws(AuditError) -> [ToolCallRow] {
+        var conditions: [String] = []
+        if uid != nil { conditions.append("uid = ?2") }
+        if onlyDenials { conditions.append("(outcome = 'refused' OR denials <> '[]')") }
         let sql = """
             SELECT id, time, uid, tool, outcome, message, instance, policy, policy_hash, argument_bytes, argument_sha256,
-                   result_bytes, is_error, latency_seconds, attempts
-            FROM tool_calls \(uid == nil ? "" : "WHERE uid = ?2") ORDER BY id DESC LIMIT ?1
+                   result_bytes, is_error, latency_seconds, attempts, denials
+            FROM tool_calls \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")) ORDER BY id DESC LIMIT ?1
             """
         var values: [SQLiteValue] = [.integer(Int64(max(1, min(limit, 10_000))))]
         if let uid { values.append(.integer(Int64(uid))) }
@@ -246,7 +265,8 @@ public final class AuditStore: Sendable {
                 return ToolCallRow(id: int(r[0]) ?? 0, time: real(r[1]), uid: UInt32(truncatingIfNeeded: int(r[2]) ?? 0), tool: text(r[3]) ?? "",
                                    outcome: text(r[4]) ?? "", message: text(r[5]), instance: int(r[6]), policy: text(r[7]), policyHash: text(r[8]),
                                    argumentBytes: int(r[9]) ?? 0, argumentSHA256: text(r[10]) ?? "", resultBytes: int(r[11]) ?? 0,
-                                   isError: int(r[12]) == 1, latencySeconds: real(r[13]), attempts: text(r[14]) ?? "[]")
+                                   isError: int(r[12]) == 1, latencySeconds: real(r[13]), attempts: text(r[14]) ?? "[]",
+                                   denials: text(r[15]) ?? "[]")
             }
         }
     }

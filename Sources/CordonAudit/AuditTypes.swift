@@ -250,13 +250,21 @@ public struct NewToolCall: Sendable {
     public var isError: Bool
     public var latencySeconds: Double
     public var attempts: [Attempt]
+    /// What the call's sandbox was refused meanwhile (a syscall, a lookup, a connection).
+    public var denials: [Denial]
+    public struct Denial: Sendable {
+        public var kind: String
+        public var what: String
+        public var reason: String?
+        public init(kind: String, what: String, reason: String?) { self.kind = kind; self.what = what; self.reason = reason }
+    }
     public init(time: Double, caller: Submitter, tool: String, outcome: String, message: String?, instance: Int?, policy: String?,
                 policyHash: String?, argumentBytes: Int, argumentSHA256: String, arguments: String?, resultBytes: Int, isError: Bool,
-                latencySeconds: Double, attempts: [Attempt]) {
+                latencySeconds: Double, attempts: [Attempt], denials: [Denial] = []) {
         self.time = time; self.caller = caller; self.tool = tool; self.outcome = outcome; self.message = message
         self.instance = instance; self.policy = policy; self.policyHash = policyHash; self.argumentBytes = argumentBytes
         self.argumentSHA256 = argumentSHA256; self.arguments = arguments; self.resultBytes = resultBytes; self.isError = isError
-        self.latencySeconds = latencySeconds; self.attempts = attempts
+        self.latencySeconds = latencySeconds; self.attempts = attempts; self.denials = denials
     }
 }
 
@@ -278,4 +286,6 @@ public struct ToolCallRow: Sendable, Equatable {
     public var latencySeconds: Double
     /// JSON array of {tool, outcome, message}.
     public var attempts: String
+    /// JSON array of {kind, what, reason?}: what the call's sandbox was refused meanwhile.
+    public var denials: String = "[]"
 }

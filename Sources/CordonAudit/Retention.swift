@@ -100,7 +100,7 @@ extension AuditStore {
             for row in try rows(db, operation, """
                 SELECT uid, sum(\(Self.toolCallOverhead) + length(CAST(exe AS BLOB)) + length(CAST(tool AS BLOB)) + length(CAST(outcome AS BLOB))
                                 + ifnull(length(CAST(message AS BLOB)), 0) + ifnull(length(CAST(policy AS BLOB)), 0) + ifnull(length(CAST(policy_hash AS BLOB)), 0)
-                                + length(CAST(argument_sha256 AS BLOB)) + ifnull(length(CAST(arguments AS BLOB)), 0) + length(CAST(attempts AS BLOB)))
+                                + length(CAST(argument_sha256 AS BLOB)) + ifnull(length(CAST(arguments AS BLOB)), 0) + length(CAST(attempts AS BLOB)) + length(CAST(denials AS BLOB)))
                 FROM tool_calls WHERE ?1 IS NULL OR uid = ?1 GROUP BY uid
                 """, [only]) {
                 guard row.count == 2, case .integer(let uid) = row[0], let u = UInt32(exactly: uid), case .integer(let bytes) = row[1] else { continue }

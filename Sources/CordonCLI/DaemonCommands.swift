@@ -359,11 +359,20 @@ struct AuditCommand: ParsableCommand {
         let answer = try client.call("audit.query", .object(params))
         if client.json { return client.printJSON(answer) }
         if calls {
-            var rows = [["CALL", "TIME", "UID", "TOOL", "OUTCOME", "LATENCY", "ARGS", "RESULT", "MESSAGE"]]
+            var rows = [["CALL", "TIME", "UID", "TOOL", "OUTCOME", "LATENCY", "ARGS", "RESULT", "DENIED", "MESSAGE"]]
             for c in answer["calls"]?.arrayValue ?? [] {
+                let denied = (c["denials"]?.arrayValue ?? []).map { d in
+                    let what = d["what"]?.stringValue ?? "?"
+                    switch d["kind"]?.stringValue {
+                    case "syscall": return "syscall \(what)"
+                    case "lookup": return "lookup \(what)"
+                    default: return "connect \(what)"
+                    }
+                }
                 rows.append(["\(c["id"]?.intValue ?? 0)", c["time"]?.stringValue ?? "", "\(c["uid"]?.intValue ?? 0)", c["tool"]?.stringValue ?? "",
                              c["outcome"]?.stringValue ?? "", "\(Int((c["latencySeconds"]?.doubleValue ?? 0) * 1000))ms",
-                             "\(c["argumentBytes"]?.intValue ?? 0)B", "\(c["resultBytes"]?.intValue ?? 0)B", c["message"]?.stringValue ?? ""])
+                             "\(c["argumentBytes"]?.intValue ?? 0)B", "\(c["resultBytes"]?.intValue ?? 0)B",
+                             denied.isEmpty ? "-" : denied.joined(separator: ", "), c["message"]?.stringValue ?? ""])
             }
             if rows.count > 1 { printTable(rows) } else { print("no tool calls") }
             return

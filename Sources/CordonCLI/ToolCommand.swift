@@ -84,12 +84,14 @@ struct ToolListCommand: ParsableCommand {
         if client.json { return client.printJSON(answer) }
         let tools = answer["tools"]?.arrayValue ?? []
         if tools.isEmpty { print("no tools"); return }
-        let width = min(40, tools.map { ($0["name"]?.stringValue ?? "").count }.max() ?? 0)
+        var rows = [["TOOL", "POLICY", "EXPOSURE", "DESCRIPTION"]]
         for t in tools {
-            let name = t["name"]?.stringValue ?? ""
-            let description = (t["description"]?.stringValue ?? "").split(separator: "\n").first.map(String.init) ?? ""
-            print(name + String(repeating: " ", count: max(0, width - name.count)) + "  " + String(description.prefix(100)))
+            // A server's words, shown on a terminal: no escape sequences get through.
+            let description = PrintableText.of((t["description"]?.stringValue ?? "").split(separator: "\n").first ?? "")
+            let exposure = t["exposure"]?.doubleValue.map { "\(Double(Int(($0 * 10).rounded())) / 10)" } ?? "?"
+            rows.append([PrintableText.of(t["name"]?.stringValue ?? ""), t["policy"]?.stringValue ?? "", exposure, String(description.prefix(100))])
         }
+        printTable(rows)
     }
 }
 

@@ -59,7 +59,8 @@ extension Daemon {
             return .later { reply in
                 gateway.list(for: who, deadline: MonotonicClock.now + 30) { tools in
                     reply(.success(.object([("tools", .array(tools.map { t in
-                        var members: [(String, JSON)] = [("name", .string(t.name)), ("description", .string(t.description)), ("inputSchema", t.inputSchema)]
+                        var members: [(String, JSON)] = [("name", .string(t.name)), ("description", .string(t.description)), ("inputSchema", t.inputSchema),
+                                                         ("policy", .string(t.policy)), ("exposure", t.exposure.map(JSON.double) ?? .null)]
                         if let a = t.annotations { members.append(("annotations", a)) }
                         return .object(members)
                     }))])))
@@ -295,7 +296,8 @@ extension Daemon {
         }
         if let policy = try params.string("policy", maxBytes: 64) { taskQuery.policy = policy; eventQuery.policy = policy }
         if let id = try params.int("task", min: 1) { taskQuery.id = id; eventQuery.taskID = id }
-        if try params.bool("denials") == true { eventQuery.kinds = ["denied", "auth-refused"] }
+        let onlyDenials = try params.bool("denials") == true
+        if onlyDenials { eventQuery.kinds = ["denied", "auth-refused"] }
         if let kinds = try params.stringArray("kinds", maxCount: 32) { eventQuery.kinds = (eventQuery.kinds ?? []) + kinds }
         let calls = try params.bool("calls") ?? false
         let limit = Int(try params.int("limit", min: 1, max: 10_000) ?? 1000)
@@ -313,7 +315,8 @@ extension Daemon {
         if calls {
             // Tool calls (the gateway's records), newest first.
             do {
-                let rows = try store.toolCalls(uid: taskQuery.uid, limit: limit).filter { $0.time >= (taskQuery.since ?? 0) }
+                // With `denials`: the calls refused, or whose sandbox was refused something.
+                let rows = try store.toolCalls(uid: taskQuery.uid, limit: limit, onlyDenials: onlyDenials).filter { $0.time >= (taskQuery.since ?? 0) }
                 return .object([("calls", .array(rows.map { c in
                     var m: [(String, JSON)] = [("id", .int(c.id)), ("time", .string(UTCTime.format(c.time))), ("uid", .int(Int64(c.uid))),
                                                ("tool", .string(c.tool)), ("outcome", .string(c.outcome))]
@@ -323,7 +326,7 @@ extension Daemon {
                     if let hash = c.policyHash { m.append(("policyHash", .string(hash))) }
                     m += [("argumentBytes", .int(c.argumentBytes)), ("argumentSHA256", .string(c.argumentSHA256)),
                           ("resultBytes", .int(c.resultBytes)), ("isError", .bool(c.isError)), ("latencySeconds", .double(c.latencySeconds)),
-                          ("attempts", (try? JSON.parse(c.attempts)) ?? .array([]))]
+                          ("attempts", (try? JSON.parse(c.attempts)) ?? .array([])), ("denials", (try? JSON.parse(c.denials)) ?? .array([]))]
                     return .object(m)
                 }))])
             } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
@@ -487,12 +490,14 @@ extension Daemon {
                                           tool: r.tool, outcome: r.outcome.description, message: message, instance: r.instance, policy: r.policy,
                                           policyHash: r.policyHash, argumentBytes: r.argumentBytes, argumentSHA256: r.argumentSHA256,
                                           arguments: r.arguments?.text, resultBytes: r.resultBytes, isError: r.isError, latencySeconds: r.latencySeconds,
-                                          attempts: r.attempts.map { NewToolCall.Attempt(tool: $0.tool, outcome: $0.outcome.description, message: $0.message) })
+                                          attempts: r.attempts.map { NewToolCall.Attempt(tool: $0.tool, outcome: $0.outcome.description, message: $0.message) },
+                                          denials: r.denials.map { NewToolCall.Denial(kind: $0.kind.rawValue, what: $0.what, reason: $0.reason) })
                     do {
                         members.append(("call", .int(try store.recordToolCall(row))))
                         quotas.addRecords(peer.uid, Int64(AuditStore.toolCallOverhead + peer.exe.utf8.count + r.tool.utf8.count + 2 * r.outcome.description.utf8.count
                                                           + (message?.utf8.count ?? 0) + (r.policy?.utf8.count ?? 0) + 64 + 64
-                                                          + (r.arguments?.text.utf8.count ?? 0) + row.attempts.reduce(2) { $0 + 40 + $1.tool.utf8.count + ($1.message?.utf8.count ?? 0) }))
+                                                          + (r.arguments?.text.utf8.count ?? 0) + row.attempts.reduce(2) { $0 + 40 + $1.tool.utf8.count + ($1.message?.utf8.count ?? 0) }
+                                                          + row.denials.reduce(2) { $0 + 40 + $1.what.utf8.count + ($1.reason?.utf8.count ?? 0) }))
                     } catch {
                         log.error("tool call not recorded", metadata: ["tool": "\(r.tool)", "error": "\(error)"])
                         return reply(.failure(RPCError(RPCCode.internalError, "the call ran but could not be recorded: \(error)")))
@@ -507,6 +512,11 @@ extension Daemon {
                 members.append(("attempts", .array(r.attempts.map { a in
                     .object([("tool", .string(a.tool)), ("outcome", .string(a.outcome.description)), ("message", a.message.map(JSON.string) ?? .null)])
                 })))
+                members.append(("denials", .array(r.denials.map { d in
+                    .object([("kind", .string(d.kind.rawValue)), ("what", .string(d.what)), ("reason", d.reason.map(JSON.string) ?? .null),
+                             ("text", .string(d.description))])
+                })))
+                if r.deniedOmitted > 0 { members.append(("deniedOmitted", .int(Int64(r.deniedOmitted)))) }
                 members.append(("latencySeconds", .double(r.latencySeconds)))
                 reply(.success(.object(members)))
             }

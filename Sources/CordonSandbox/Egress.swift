@@ -52,6 +52,33 @@ public struct EgressRecord: Codable, Sendable, Equatable {
     }
 }
 
+extension Denial {
+    /// An egress refusal, named as `RunSummary` names it.
+    public init(_ record: EgressRecord) {
+        switch record.kind {
+        case .dns: self.init(kind: .lookup, what: record.name ?? "a malformed query", reason: record.reason)
+        case .connection:
+            let port = record.destination.flatMap { d in d.lastIndex(of: ":").map { String(d[d.index(after: $0)...]) } }
+            let what = if let name = record.name, let port { "\(name):\(port)" } else { record.destination ?? "an unknown destination" }
+            self.init(kind: .connection, what: what, reason: record.reason)
+        }
+    }
+
+    init(_ e: EgressEvent) { self.init(EgressRecord(e)) }
+}
+
+extension SandboxResult {
+    /// Every refusal of the run, each distinct one once: the syscalls, then egress.
+    public var denials: [Denial] {
+        var out = denied.map { Denial(kind: .syscall, what: $0.syscall) }
+        for record in egress ?? [] where record.verdict == .denied {
+            let d = Denial(record)
+            if !out.contains(d) { out.append(d) }
+        }
+        return out
+    }
+}
+
 /// The egress of one sandbox with `network.mode = "allowlist"`: in its network namespace, TCP to
 /// any address is delivered locally and an sk_lookup BPF program hands every such connection
 /// outside 127.0.0.0/8 to a listener the supervisor holds there; a DNS socket on 127.0.0.1:53 is
@@ -85,7 +112,7 @@ final class EgressSession: Sendable {
         var message: String
     }
 
-    init(pid: pid_t, rules: [String], settings: EgressSettings) throws(SetupError) {
+    init(pid: pid_t, rules: [String], settings: EgressSettings, onDenied: (@Sendable (Denial) -> Void)? = nil) throws(SetupError) {
         let allowlist: Allowlist
         switch Allowlist.parse(rules) {
         case .success(let a): allowlist = a
@@ -120,7 +147,10 @@ final class EgressSession: Sendable {
         let records = self.records
         let configuration = EgressProxy.Configuration(allowlist: allowlist, resolver: resolver)
         do {
-            proxy = try EgressProxy(listener: tcp, dns: udp, configuration: configuration) { records.add($0) }
+            proxy = try EgressProxy(listener: tcp, dns: udp, configuration: configuration) { event in
+                records.add(event)
+                if let onDenied, event.verdict == .denied { onDenied(Denial(event)) }
+            }
             try proxy.start()
         } catch {
             throw SetupError(step: .egress, errno: EIO, message: "egress proxy: \(error)")

@@ -28,14 +28,8 @@ public enum RunSummary {
         var order: [String] = []
         var counts: [String: Int] = [:]
         for record in result.egress ?? [] where record.verdict == .denied {
-            let what: String
-            switch record.kind {
-            case .dns: what = "lookup of \(record.name ?? "a malformed query")"
-            case .connection:
-                let port = record.destination.flatMap { d in d.lastIndex(of: ":").map { String(d[d.index(after: $0)...]) } }
-                if let name = record.name, let port { what = "connect to \(name):\(port)" }
-                else { what = "connect to \(record.destination ?? "an unknown destination")" }
-            }
+            let d = Denial(record)
+            let what = d.kind == .lookup ? "lookup of \(d.what)" : "connect to \(d.what)"
             let line = "\(what)\u{0}(\(key("network.allow")): \(record.reason))"
             if counts[line] == nil { order.append(line) }
             counts[line, default: 0] += 1

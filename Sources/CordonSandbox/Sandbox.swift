@@ -276,7 +276,11 @@ private struct Run {
         // namespace, before anything runs in it.
         var egress: EgressSession?
         if plan.policy.network.mode == .allowlist {
-            do { egress = try EgressSession(pid: pid, rules: plan.policy.network.allow, settings: environment.egress) }
+            var onDenied: (@Sendable (Denial) -> Void)?
+            if let control = self.control { onDenied = { control.denied($0) } }
+            do throws(EgressSession.SetupError) {
+                egress = try EgressSession(pid: pid, rules: plan.policy.network.allow, settings: environment.egress, onDenied: onDenied)
+            }
             catch { return abort(SetupFailure(step: error.step, errno: error.errno, message: error.message)) }
         }
         defer { _ = egress?.finish() }
@@ -319,7 +323,8 @@ private struct Run {
 
         // 10. Supervise.
         var supervisor = Supervisor(pidfd: pidNumber, listener: listener.take(), io: io, plan: plan, cgroup: cgroup,
-                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1)
+                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1,
+                                    onDenial: control.map { c in { @Sendable d in c.denied(d) } })
         supervisor.loop(stdio.streams)
 
         // 11. Collect: init's exit, the workload's status, the cgroup's counters.

@@ -61,6 +61,7 @@ public final class SandboxControl: Sendable {
     private let wake: Descriptor
     private let signal: Descriptor
     private let started = Mutex<(@Sendable (_ pid: Int32, _ cgroup: [String]) -> Void)?>(nil)
+    private let denials = Mutex<(@Sendable (Denial) -> Void)?>(nil)
 
     public init() throws(SystemError) {
         let pipe: Pipe
@@ -93,4 +94,39 @@ public final class SandboxControl: Sendable {
     }
 
     func didStart(pid: Int32, cgroup: [String]) { started.withLock { $0 }?(pid, cgroup) }
+
+    /// `body` runs for each refusal as it happens (a syscall the seccomp profile refused, a
+    /// lookup or connection egress refused), on the supervisor's or the proxy's thread: a
+    /// long-lived service's record of what it was refused during one of its calls. It must be
+    /// quick and must not block. (The run's record has them all at the end either way.)
+    public func onDenial(_ body: @escaping @Sendable (Denial) -> Void) {
+        denials.withLock { $0 = body }
+    }
+
+    func denied(_ d: Denial) { denials.withLock { $0 }?(d) }
+}
+
+/// One refusal of a sandbox's, as it happened.
+public struct Denial: Sendable, Equatable, Codable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Codable { case syscall, lookup, connection }
+    public var kind: Kind
+    /// The syscall's name; the name looked up; the destination (name:port, or address:port).
+    public var what: String
+    /// Why egress refused it (nil for a syscall: the seccomp profile).
+    public var reason: String?
+
+    public init(kind: Kind, what: String, reason: String? = nil) {
+        self.kind = kind
+        self.what = what
+        self.reason = reason
+    }
+
+    /// "syscall ptrace (seccomp.profile)", "connect to evil.example:443 (network.allow: …)".
+    public var description: String {
+        switch kind {
+        case .syscall: "syscall \(what) (seccomp.profile)"
+        case .lookup: "lookup of \(what) (network.allow: \(reason ?? "refused"))"
+        case .connection: "connect to \(what) (network.allow: \(reason ?? "refused"))"
+        }
+    }
 }

@@ -34,8 +34,12 @@ struct Supervisor: ~Copyable {
     var outputFailure: SystemError?
     var exited = false
 
+    /// Told of each refused call as it happens (`SandboxControl.onDenial`).
+    let onDenial: (@Sendable (Denial) -> Void)?
+
     init(pidfd: Int32, listener: consuming Descriptor?, io: SandboxIO, plan: SpawnPlan, cgroup: Cgroup,
-         wallTime: Double?, start: Double, cancelFD: Int32) {
+         wallTime: Double?, start: Double, cancelFD: Int32, onDenial: (@Sendable (Denial) -> Void)? = nil) {
+        self.onDenial = onDenial
         self.pidfd = pidfd
         self.listener = listener
         self.io = io
@@ -189,6 +193,7 @@ struct Supervisor: ~Copyable {
         let err = action == .log ? 0 : plan.seccomp.errnoBySyscall[nr] ?? plan.seccomp.defaultErrno
         _ = cl_seccomp_notif_respond_errno(fd, request.id, err)
         if action == .kill { kill(.seccompViolation) }
+        if action != .log { onDenial?(Denial(kind: .syscall, what: SeccompCompiler.syscallName(nr))) }
         if var entry = denied[nr] {
             entry.count += 1
             denied[nr] = entry

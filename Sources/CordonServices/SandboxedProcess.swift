@@ -53,6 +53,7 @@ public final class SandboxedProcess: @unchecked Sendable {
         let ended = Mutex<SandboxResult?>(nil)
         let started = Mutex<(pid: Int32, cgroup: [String])?>(nil)
         let tail = Mutex<[UInt8]>([])
+        let denials = Mutex(DenialLog())
         let exited = Monitor()
         let framer: Mutex<LineFramer>
         init(maxLine: Int) { framer = Mutex(LineFramer(maxLine: maxLine)) }
@@ -83,6 +84,7 @@ public final class SandboxedProcess: @unchecked Sendable {
         let streams = io
         let shared = self.shared, control = self.control
         let ends = Box3(childIn, childOut, errWrite)
+        control.onDenial { d in shared.denials.withLock { $0.add(d) } }
         control.onStart { pid, cgroup in
             shared.started.withLock { $0 = (pid, cgroup) }
             // The child holds its own copy of its stdout from the clone on: with ours gone, the
@@ -114,6 +116,14 @@ public final class SandboxedProcess: @unchecked Sendable {
             shared.exited.locked { shared.exited.broadcast() }
             onExit(result)
         }
+    }
+
+    /// A mark in the sandbox's refusals: `denials(since:)` returns those after it.
+    public var denialMark: UInt64 { shared.denials.withLock { $0.count } }
+
+    /// The refusals since `mark` (at most `DenialLog.kept` of them, the rest counted).
+    public func denials(since mark: UInt64) -> (denials: [Denial], omitted: Int) {
+        shared.denials.withLock { $0.since(mark) }
     }
 
     /// Writes `line` and a newline to the process's stdin, whole: false when it is gone or the
@@ -225,6 +235,31 @@ public final class SandboxedProcess: @unchecked Sendable {
     @discardableResult
     public func wait(until deadline: Double? = nil) -> Bool {
         shared.exited.locked { shared.exited.wait(until: deadline) { shared.ended.withLock { $0 != nil } } }
+    }
+}
+
+/// The last refusals of a long-lived sandbox, numbered: `kept` at most (a server refused in a
+/// loop costs the daemon that much memory, no more).
+public struct DenialLog: Sendable {
+    public static let kept = 64
+    private var ring: [Denial] = []
+    /// Refusals ever added.
+    public private(set) var count: UInt64 = 0
+
+    mutating func add(_ d: Denial) {
+        if ring.count == Self.kept { ring.removeFirst() }
+        ring.append(d)
+        count += 1
+    }
+
+    /// Those after `mark`, each distinct one once, in order; `omitted`: the others after `mark`
+    /// (repeats, and those no longer kept).
+    func since(_ mark: UInt64) -> (denials: [Denial], omitted: Int) {
+        guard count > mark else { return ([], 0) }
+        let wanted = Int(min(count - mark, UInt64(Int.max)))
+        var out: [Denial] = []
+        for d in ring.suffix(wanted) where !out.contains(d) { out.append(d) }
+        return (out, wanted - out.count)
     }
 }
 

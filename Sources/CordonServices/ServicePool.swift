@@ -388,12 +388,7 @@ public final class ServicePool: @unchecked Sendable {
     /// control character (escape sequences, carriage returns, a bidi override) shown as `?` —
     /// the text is the server's, and the reason reaches callers and logs.
     static func lastLines(of process: SandboxedProcess) -> String {
-        let lines = process.stderrTail.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).suffix(3).joined(separator: " / ")
-        return String(String.UnicodeScalarView(lines.unicodeScalars.map { scalar in
-            let v = scalar.value
-            let control = v < 0x20 || (0x7f...0x9f).contains(v) || (0x202a...0x202e).contains(v) || (0x2066...0x2069).contains(v)
-            return control ? "?" : scalar
-        }))
+        PrintableText.of(process.stderrTail.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).suffix(3).joined(separator: " / "))
     }
 
     private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {

@@ -51,6 +51,10 @@ public final class ToolGateway: @unchecked Sendable {
         /// As the server declared them: information, never trusted.
         public var annotations: JSON?
         public var manifest: String
+        /// The sandbox policy it runs under, and that policy's exposure score (`cordon policy
+        /// score`: 0 locked down, 10 no sandbox to speak of).
+        public var policy: String = ""
+        public var exposure: Double?
     }
 
     /// What one reading of the manifests gave. `update` swaps it whole; each step of a call
@@ -61,6 +65,7 @@ public final class ToolGateway: @unchecked Sendable {
         var rejected: [String: String] = [:]
         var plans: [String: SpawnPlan] = [:]
         var policyHashes: [String: String] = [:]
+        var exposures: [String: Double] = [:]
     }
 
     public var manifests: [String: ToolManifest] { catalog.withLock { $0.manifests } }
@@ -82,6 +87,8 @@ public final class ToolGateway: @unchecked Sendable {
     /// The caller an owner's instances were last leased for: whose ids their writable binds
     /// write with (the uid keys the instances; the gid is the caller's).
     private let owners = Mutex<[UInt32: Caller]>([:])
+    /// Command-tool calls in flight: each is a sandbox, a thread and its output in memory.
+    private let commandSlots: Slots
     private let breakers = Mutex<[BreakerKey: CircuitBreaker]>([:])
     private let listings = Listings()
     private let clientInfo = MCPImplementation(name: "cordon", version: "1")
@@ -93,7 +100,9 @@ public final class ToolGateway: @unchecked Sendable {
     /// an admin); a shared tool's instances write as the bind's owner.
     public init(manifests: [ToolManifest], policies: PolicyStore, environment: SandboxEnvironment, cacheDir: String? = nil,
                 writeOwnership: @escaping @Sendable (Caller) -> WriteOwnership = { _ in .sourceOwner },
+                commandCalls: (perUser: Int, total: Int) = (8, 64),
                 mayUse: @escaping @Sendable (Caller, ToolManifest) -> Bool) throws {
+        commandSlots = Slots(perOwner: commandCalls.perUser, total: commandCalls.total)
         self.policies = policies
         self.cacheDir = cacheDir
         self.environment = environment
@@ -127,6 +136,10 @@ public final class ToolGateway: @unchecked Sendable {
                     new.plans[m.name] = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
                     new.policyHashes[m.name] = policy.contentHash
                     new.manifests[m.name] = m
+                    if let (bytes, source) = try? policies.seccompProfile(policy.seccomp.profile),
+                       let profile = try? SeccompProfile.parse(bytes, file: source) {
+                        new.exposures[m.name] = PolicyScore.score(policy, seccomp: profile).score
+                    }
                 } catch {
                     new.rejected[m.name] = "\(m.source): policy \"\(m.policy)\": \(error)"
                 }
@@ -236,7 +249,15 @@ public final class ToolGateway: @unchecked Sendable {
     /// be listed by `deadline` is left out.
     public func list(for caller: Caller, deadline: Double, completion: @escaping @Sendable ([ExposedTool]) -> Void) {
         let usable = manifests.values.sorted(by: { $0.name < $1.name }).filter { mayUse(caller, $0) }
-        let gathered = Gathered<[ExposedTool]>(count: usable.count) { parts in completion(Array(parts.joined())) }
+        let exposures = catalog.withLock { $0.exposures }
+        let gathered = Gathered<[ExposedTool]>(count: usable.count) { parts in
+            completion(parts.joined().map { t in
+                var t = t
+                t.policy = usable.first { $0.name == t.manifest }?.policy ?? ""
+                t.exposure = exposures[t.manifest]
+                return t
+            })
+        }
         for (i, m) in usable.enumerated() {
             switch m.kind {
             case .command:
@@ -365,11 +386,13 @@ public final class ToolGateway: @unchecked Sendable {
                         deadline: deadline, record: record, start: start, completion: completion)
         }
         let attempted = record
-        let finished: @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void = { [self] result, instance, policyHash in
+        let finished: @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Ran) -> Void = { [self] result, ran in
             var record = attempted
-            record.instance = instance
+            record.instance = ran.instance
             record.policy = manifest.policy
-            record.policyHash = policyHash
+            record.policyHash = ran.policyHash
+            for d in ran.denials where !record.denials.contains(d) { record.denials.append(d) }
+            record.deniedOmitted += ran.deniedOmitted
             let now = MonotonicInstant(seconds: MonotonicClock.now)
             switch result {
             case .success(.complete(let r)):
@@ -416,7 +439,7 @@ public final class ToolGateway: @unchecked Sendable {
             tools(of: manifest, caller: caller, deadline: timeout) { [self] listed in
                 switch listed {
                 case .failure(let failure):
-                    finished(.failure(failure), nil, catalog.withLock { $0.policyHashes[manifest.name] })
+                    finished(.failure(failure), Ran(policyHash: catalog.withLock { $0.policyHashes[manifest.name] }))
                 case .success(let listing):
                     if let problem = validate(name, manifest: manifest, key: key, arguments: arguments, listing: listing) {
                         // The server answered its listing: it is well, the call was not.
@@ -491,29 +514,40 @@ public final class ToolGateway: @unchecked Sendable {
         }
     }
 
+    /// The denials an instance produced from `mark` to now: during the call (another call of
+    /// the same owner's on the same instance at the same time shows in both records).
+    private static func ran(_ lease: ServicePool.Lease, _ hash: String?, since mark: UInt64?) -> Ran {
+        var ran = Ran(instance: lease.instance, policyHash: hash)
+        if let mark, let process = (lease.client as? MCPServiceClient)?.connection.process {
+            (ran.denials, ran.deniedOmitted) = process.denials(since: mark)
+        }
+        return ran
+    }
+
     private func callServer(_ name: String, manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double, ownTimeout: Bool,
-                            done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void) {
+                            done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Ran) -> Void) {
         let hash = catalog.withLock { $0.policyHashes[manifest.name] }
         remember(caller, for: manifest)
         pool.lease(poolKey(manifest, caller), deadline: deadline) { leased in
             let lease: ServicePool.Lease
             switch leased {
             case .success(let l): lease = l
-            case .failure(let e): return done(.failure(ToolCallFailure(outcome: .unavailable, message: e.message)), nil, hash)
+            case .failure(let e): return done(.failure(ToolCallFailure(outcome: .unavailable, message: e.message)), Ran(policyHash: hash))
             }
             guard let client = lease.client as? MCPServiceClient else {
                 lease.release()
-                return done(.failure(ToolCallFailure(outcome: .protocolError, message: "not an MCP instance")), lease.instance, hash)
+                return done(.failure(ToolCallFailure(outcome: .protocolError, message: "not an MCP instance")), Self.ran(lease, hash, since: nil))
             }
             guard let toolName = ToolName(name)?.tool else {
                 lease.release()
-                return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(name)\"")), lease.instance, hash)
+                return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(name)\"")), Self.ran(lease, hash, since: nil))
             }
+            let mark = client.connection.process.denialMark
             client.callTool(toolName, arguments: arguments, deadline: deadline) { result in
                 switch result {
                 case .success(let outcome):
                     lease.release()
-                    done(.success(outcome), lease.instance, hash)
+                    done(.success(outcome), Self.ran(lease, hash, since: mark))
                 case .failure(let failure):
                     // No answer in time: the instance is not trusted with another call.
                     lease.release(unresponsive: failure == .timeout && ownTimeout)
@@ -523,16 +557,16 @@ public final class ToolGateway: @unchecked Sendable {
                     case .busy: ToolCallFailure(outcome: .unavailable, message: "the instance of \(manifest.name) is busy")
                     case .server(let e): ToolCallFailure(outcome: .protocolError, message: "\(e)")
                     }
-                    done(.failure(mapped), lease.instance, hash)
+                    done(.failure(mapped), Self.ran(lease, hash, since: mark))
                 }
             }
         }
     }
 
     private func runCommand(_ manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double,
-                            done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Int?, String?) -> Void) {
+                            done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Ran) -> Void) {
         let (plan, hash) = catalog.withLock { ($0.plans[manifest.name], $0.policyHashes[manifest.name]) }
-        guard let plan else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(manifest.name)\" any more")), nil, nil) }
+        guard let plan else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(manifest.name)\" any more")), Ran()) }
         var argv: [String] = []
         for element in manifest.argv {
             guard let name = ToolManifest.placeholderName(element) else { argv.append(element); continue }
@@ -543,18 +577,25 @@ public final class ToolGateway: @unchecked Sendable {
             case .double(let d)?: argv.append(String(d))
             case .bool(let b)?: argv.append(b ? "true" : "false")
             default:
-                return done(.failure(ToolCallFailure(outcome: .invalidArguments, message: "{\(name)} must be a string, number or boolean")), nil, hash)
+                return done(.failure(ToolCallFailure(outcome: .invalidArguments, message: "{\(name)} must be a string, number or boolean")), Ran(policyHash: hash))
             }
+        }
+        // One sandbox, one thread and up to the policy's output limit of memory each: bounded
+        // per caller and in all, as the scheduler bounds tasks.
+        guard commandSlots.take(caller.uid) else {
+            return done(.failure(ToolCallFailure(outcome: .unavailable, message: "too many command-tool calls in flight (\(commandSlots.perOwner) per user, \(commandSlots.total) in all)")),
+                        Ran(policyHash: hash))
         }
         let input = Array(arguments.text.utf8)
         var ownEnvironment = self.environment
         ownEnvironment.writeOwnership = writeOwnership(caller)
-        let environment = ownEnvironment, command = argv
+        let environment = ownEnvironment, command = argv, slots = commandSlots
         do {
             try Threads.detach("tool-command", signals: .noSIGPIPE) {
                 let run = CommandRun.execute(plan: plan, argv: command, stdin: input, environment: environment,
                                              wallTime: max(0.001, deadline - MonotonicClock.now))
-                done(run.map { output in
+                slots.give(caller.uid)
+                done(run.result.map { output in
                     let text = String(decoding: output.stdout, as: UTF8.self)
                     var result = MCPCallToolResult(content: [.text(text, extra: nil)], isError: output.exitStatus != 0)
                     if manifest.output == .json, output.exitStatus == 0 {
@@ -565,10 +606,11 @@ public final class ToolGateway: @unchecked Sendable {
                         result.structuredContent = value
                     }
                     return .complete(result)
-                }, nil, hash)
+                }, Ran(policyHash: hash, denials: run.denials, deniedOmitted: run.omitted))
             }
         } catch {
-            done(.failure(ToolCallFailure(outcome: .unavailable, message: "start a thread: \(error)")), nil, hash)
+            slots.give(caller.uid)
+            done(.failure(ToolCallFailure(outcome: .unavailable, message: "start a thread: \(error)")), Ran(policyHash: hash))
         }
     }
 
@@ -660,6 +702,10 @@ public struct ToolCallRecord: Sendable {
     public var message: String?
     public var latencySeconds: Double = 0
     public var attempts: [Attempt] = []
+    /// What the sandbox(es) that ran the call were refused meanwhile (syscalls, egress), each
+    /// distinct one once; `deniedOmitted`: repeats and those past what is kept.
+    public var denials: [Denial] = []
+    public var deniedOmitted = 0
 
     init(caller: ToolGateway.Caller, tool: String, arguments: JSON) {
         self.caller = caller
@@ -685,9 +731,9 @@ enum CommandRun {
     static let maxResultBytes = 4 << 20
 
     static func execute(plan: SpawnPlan, argv: [String], stdin: [UInt8], environment: SandboxEnvironment,
-                        wallTime: Double) -> Result<Output, ToolCallFailure> {
-        func fail(_ what: String) -> Result<Output, ToolCallFailure> {
-            .failure(ToolCallFailure(outcome: .unavailable, message: "\(what): \(SystemError.text(errno))"))
+                        wallTime: Double) -> (result: Result<Output, ToolCallFailure>, denials: [Denial], omitted: Int) {
+        func fail(_ what: String) -> (result: Result<Output, ToolCallFailure>, denials: [Denial], omitted: Int) {
+            (.failure(ToolCallFailure(outcome: .unavailable, message: "\(what): \(SystemError.text(errno))")), [], 0)
         }
         let input = cl_memfd("cordon-tool-input")
         guard input >= 0 else { return fail("memfd") }
@@ -709,14 +755,50 @@ enum CommandRun {
         io.stderr = devnull
         io.relaySignals = false
         let result = Sandbox.run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime)
+        // Everything the sandbox was refused: the whole sandbox was this call.
+        let denials = result.denials
+        let omitted = result.deniedOmitted + (result.egressOmitted ?? 0)
         if let failure = result.setupFailure {
-            return .failure(ToolCallFailure(outcome: .unavailable, message: failure.message))
+            return (.failure(ToolCallFailure(outcome: .unavailable, message: failure.message)), denials, omitted)
         }
-        if result.reason == .timeout { return .failure(ToolCallFailure(outcome: .timeout, message: "the command ran out of time")) }
-        var bytes = [UInt8](repeating: 0, count: maxResultBytes)
+        if result.reason == .timeout { return (.failure(ToolCallFailure(outcome: .timeout, message: "the command ran out of time")), denials, omitted) }
+        // Only what it wrote, up to the most a result carries.
+        var st = stat()
+        let size = fstat(output, &st) == 0 ? min(Int(st.st_size), maxResultBytes) : maxResultBytes
+        var bytes = [UInt8](repeating: 0, count: max(0, size))
         let n = bytes.withUnsafeMutableBytes { pread(output, $0.baseAddress, $0.count, 0) }
         bytes = Array(bytes.prefix(max(0, n)))
-        return .success(Output(stdout: bytes, exitStatus: result.exitStatus))
+        return (.success(Output(stdout: bytes, exitStatus: result.exitStatus)), denials, omitted)
+    }
+}
+
+/// What an attempt ran on, and what its sandbox was refused meanwhile.
+struct Ran: Sendable {
+    var instance: Int?
+    var policyHash: String?
+    var denials: [Denial] = []
+    var deniedOmitted = 0
+}
+
+/// Command-tool calls in flight, per caller and in all.
+final class Slots: Sendable {
+    let perOwner: Int, total: Int
+    private let state = Mutex<(byOwner: [UInt32: Int], all: Int)>(([:], 0))
+    init(perOwner: Int, total: Int) { self.perOwner = perOwner; self.total = total }
+    func take(_ owner: UInt32) -> Bool {
+        state.withLock { s in
+            guard s.all < total, s.byOwner[owner, default: 0] < perOwner else { return false }
+            s.all += 1
+            s.byOwner[owner, default: 0] += 1
+            return true
+        }
+    }
+    func give(_ owner: UInt32) {
+        state.withLock { s in
+            s.all -= 1
+            s.byOwner[owner, default: 0] -= 1
+            if s.byOwner[owner] == 0 { s.byOwner[owner] = nil }
+        }
     }
 }
 

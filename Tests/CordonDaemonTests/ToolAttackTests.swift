@@ -28,6 +28,21 @@ struct ToolAttackTests {
         #expect(answers.first?["result"]?["outcome"] == .string("refused"), "\(answers)")
     }
 
+    /// What a call's sandbox was refused is on its row, in `tool.call`'s answer and in
+    /// `cordon audit --calls --denials` (which lists only such calls).
+    @Test func aCallsDenialsAreRecordedAndListed() throws {
+        let d = try ToolMethodsTests.daemon()
+        let code = "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); print(libc.syscall(272 if os.uname().machine == 'x86_64' else 97, 0x10000000))"
+        let answer = try d.call("tool.call", .object([("name", .string("python")), ("arguments", .object([("code", .string(code))]))]))
+        #expect(answer["outcome"] == .string("ok"), "\(answer)")
+        #expect(answer["denials"]?.arrayValue?.first?["text"] == .string("syscall unshare (seccomp.profile)"), "\(answer)")
+        _ = try d.call("tool.call", .object([("name", .string("python")), ("arguments", .object([("code", .string("print(1)"))]))]))
+        #expect(ToolMethodsTests.rows(d, "SELECT denials FROM tool_calls ORDER BY id") == [[#"[{"kind":"syscall","what":"unshare"}]"#], ["[]"]])
+        let cli = TestDaemon.exec(TestDaemon.cordon, ["audit", "--socket", d.socket, "--calls", "--denials"])
+        let lines = cli.stdout.split(separator: "\n")
+        #expect(cli.status == 0 && lines.count == 2 && lines[1].contains("syscall unshare"), "\(cli)")
+    }
+
     /// tool.call promises "no thread held meanwhile", but the first call of an MCP tool (and every
     /// one after the server said its list changed) lists the server's tools on the request worker,
     /// blocking, until the instance has started and listed (up to the tool's timeout, 60 s by

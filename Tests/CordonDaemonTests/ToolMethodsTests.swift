@@ -73,6 +73,9 @@ struct ToolMethodsTests {
         let list = try d.call("tool.list")
         let names = list["tools"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
         #expect(names == ["python", "time.convert_time", "time.get_current_time"], "\(list)")
+        // Each with its policy and that policy's exposure score (cordon policy score's).
+        let python = list["tools"]?.arrayValue?.first
+        #expect(python?["policy"] == .string("code") && (python?["exposure"]?.doubleValue ?? -1) >= 0, "\(list)")
         let time = try d.call("tool.call", .object([("name", .string("time.get_current_time")), ("arguments", .object([("timezone", .string("UTC"))]))]))
         #expect(time["outcome"] == .string("ok"), "\(time)")
         #expect(time["result"]?["content"]?.arrayValue?.first?["text"]?.stringValue?.contains("UTC") == true, "\(time)")
@@ -91,7 +94,8 @@ struct ToolMethodsTests {
         let refused = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", "{}"])
         #expect(refused.status == 2 && refused.stderr.contains("invalid-arguments"), "\(refused)")
         let listed = TestDaemon.exec(TestDaemon.cordon, ["tool", "list", "--socket", d.socket])
-        #expect(listed.status == 0 && listed.stdout.contains("time.get_current_time"), "\(listed)")
+        #expect(listed.status == 0 && listed.stdout.contains("time.get_current_time") && listed.stdout.hasPrefix("TOOL"), "\(listed)")
+        #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("time.get_current_time") && $0.contains("time-tool") }, "\(listed)")
         let stats = try d.call("tool.stats")
         let timeStats = stats["tools"]?.arrayValue?.first { $0["name"] == .string("time.get_current_time") }
         #expect(timeStats?["instances"] == .int(1) && timeStats?["breaker"] == .string("closed"), "\(stats)")

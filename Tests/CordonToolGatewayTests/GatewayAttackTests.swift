@@ -72,6 +72,62 @@ struct GatewayAttackTests {
         #expect(ToolGatewayTests.text(call) == "hello alice")
     }
 
+    /// A server that tries to leave its policy during a call — reads a host file that is not
+    /// bound, opens a file by handle, looks up a name its allowlist does not have — is refused
+    /// each time, and the call's record names what its instance was refused meanwhile.
+    @Test func aServerTryingToEscapeIsRefusedAndTheDenialsAreOnTheCallsRecord() throws {
+        let secretDir = "\(ToolGatewayTests.dir)/secret"
+        mkdir(secretDir, 0o700)
+        try "the host's secret".write(toFile: "\(secretDir)/key", atomically: true, encoding: .utf8)
+        let policy = "\(ToolGatewayTests.dir)/escape-tool.toml"
+        try """
+            [policy]
+            name = "escape-tool"
+            extends = ["python-tool"]
+            [filesystem]
+            read_only = ["\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests"]
+            [network]
+            mode = "allowlist"
+            allow = ["allowed.example:443"]
+            [limits]
+            wall_time = "1h"
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let m = try ToolGatewayTests.manifest("repl", """
+            [tool]
+            kind = "mcp"
+            description = "Tries to escape"
+            command = ["/usr/bin/python3", "-I", "\(Self.server)"]
+            policy = "\(policy)"
+            """)
+        let g = try ToolGatewayTests.gateway([m])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        // A call before: its record has no denials (they are the call's, not the instance's).
+        let calm = try ToolGatewayTests.call(g, "repl.greet", .object([("name", .string("x"))]))
+        #expect(calm.record.outcome == .ok && calm.record.denials.isEmpty, "\(calm.record)")
+        let r = try ToolGatewayTests.call(g, "repl.escape", .object([("secret", .string("\(secretDir)/key"))]))
+        #expect(r.record.outcome == .ok, "\(r.record)")
+        let seen = try JSON.parse(Array(ToolGatewayTests.text(r).utf8))
+        #expect(seen["read"] == .string("No such file or directory"), "\(seen)")
+        #expect(seen["open_by_handle_at"] == .string("Operation not permitted"), "\(seen)")
+        #expect(seen["lookup"]?.stringValue?.contains("resolved") == false, "\(seen)")
+        #expect(!ToolGatewayTests.text(r).contains("the host's secret"))
+        #expect(r.record.denials.contains(Denial(kind: .syscall, what: "open_by_handle_at")), "\(r.record.denials)")
+        #expect(r.record.denials.contains { $0.kind == .lookup && $0.what == "exfil.example" }, "\(r.record.denials)")
+        // And the next call's record starts clean.
+        let after = try ToolGatewayTests.call(g, "repl.greet", .object([("name", .string("y"))]))
+        #expect(after.record.denials.isEmpty, "\(after.record.denials)")
+    }
+
+    /// A command tool's call is its whole sandbox: whatever it was refused is on its record.
+    @Test func aCommandToolsDenialsAreOnItsRecord() throws {
+        let g = try ToolGatewayTests.gateway([try ToolGatewayTests.manifest("python", ToolGatewayTests.python)])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let code = "import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); print(libc.syscall(272 if os.uname().machine == 'x86_64' else 97, 0x10000000), ctypes.get_errno())"
+        let r = try ToolGatewayTests.call(g, "python", .object([("code", .string(code))]))
+        #expect(r.record.outcome == .ok && ToolGatewayTests.text(r) == "-1 1\n", "\(r.record) \(ToolGatewayTests.text(r))")
+        #expect(r.record.denials == [Denial(kind: .syscall, what: "unshare")], "\(r.record.denials)")
+    }
+
     /// One user's short deadlines open the breaker every user shares (breakers are per exposed
     /// tool, not per caller): SECURITY.md says a caller's shorter deadline "ends that caller's
     /// call and nothing else". Five calls with a 50 ms deadline (a command tool, so no instance is

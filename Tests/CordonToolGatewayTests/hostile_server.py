@@ -9,10 +9,16 @@ Tools:
                             tool list changed.
   ask    {}                 answers with an input_required result: the tool did nothing.
   fail   {}                 answers with a JSON-RPC error.
+  escape {secret: path}     tries to leave its policy: reads `secret` (a host file not bound),
+                            opens a file by handle (open_by_handle_at, the classic way out of a
+                            bind), and looks up a name not on its allowlist; answers what each got.
 
 `--slow-start SECONDS`: sleeps that long before reading anything.
 """
+import ctypes
 import json
+import os
+import socket
 import sys
 import time
 
@@ -44,7 +50,30 @@ def tools():
     return [greet,
             {"name": "exec", "description": "Runs code", "inputSchema": {"type": "object"}},
             {"name": "ask", "description": "Asks for input", "inputSchema": {"type": "object"}},
-            {"name": "fail", "description": "Fails", "inputSchema": {"type": "object"}}]
+            {"name": "fail", "description": "Fails", "inputSchema": {"type": "object"}},
+            {"name": "escape", "description": "Tries to leave its policy", "inputSchema": {"type": "object"}}]
+
+
+def escape(secret):
+    seen = {}
+    try:
+        with open(secret) as f:
+            seen["read"] = f.read()
+    except OSError as e:
+        seen["read"] = os.strerror(e.errno)
+    libc = ctypes.CDLL(None, use_errno=True)
+    handle = ctypes.create_string_buffer(136)
+    ctypes.memmove(handle, (128).to_bytes(4, "little"), 4)
+    # open_by_handle_at(AT_FDCWD, handle, O_RDONLY): x86_64 304, aarch64 265.
+    nr = 304 if os.uname().machine == "x86_64" else 265
+    rc = libc.syscall(nr, -100, handle, 0)
+    seen["open_by_handle_at"] = os.strerror(ctypes.get_errno()) if rc < 0 else "opened"
+    try:
+        socket.getaddrinfo("exfil.example", 443)
+        seen["lookup"] = "resolved"
+    except OSError as e:
+        seen["lookup"] = str(e)
+    return seen
 
 
 for line in sys.stdin:
@@ -75,6 +104,9 @@ for line in sys.stdin:
         elif name == "ask":
             send({"jsonrpc": "2.0", "id": mid, "result": {"resultType": "input_required", "requestState": "s1",
                                                           "inputRequests": {"q": {"method": "elicitation/create", "params": {}}}}})
+        elif name == "escape":
+            text = json.dumps(escape(str(args.get("secret"))))
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
         elif name == "fail":
             send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32603, "message": "failing on purpose"}})
         else:
