@@ -160,3 +160,83 @@ struct ToolMethodsTests {
         #expect(Self.rows(d, "SELECT count(*) FROM tool_calls") == [["4"]])
     }
 }
+
+/// The fault cases through a real cordond, each leaving its row in the audit store: a server
+/// killed mid-call (that call unavailable, the next one ok on a new instance), one that hangs
+/// (timeout; the next one ok on a new instance), garbage in its stream (survived), one over its
+/// memory limit (ended by the sandbox, replaced), and one that dies at start (its fallback
+/// answers: fallback:python, both attempts on the row).
+@Suite(.enabled(if: TestDaemon.isRoot, "needs root: cordond"), .serialized)
+struct ToolFaultRecordTests {
+    @Test func eachFaultLeavesItsRowInTheAuditStore() throws {
+        let venv = ToolMethodsTests.venv, repo = ToolMethodsTests.repo
+        try #require(FileManager.default.fileExists(atPath: "\(venv)/bin/python3"), "no \(venv): run make pydeps")
+        let d = try TestDaemon(config: "", policies: [
+            "faulty-tool": """
+                [policy]
+                name = "faulty-tool"
+                extends = ["python-tool"]
+                [filesystem]
+                read_only = ["\(venv)", "\(repo)/Tests/CordonToolGatewayTests"]
+                [limits]
+                memory = "256M"
+                wall_time = "1h"
+                """,
+        ], files: [
+            "tools/faulty.toml": """
+                [tool]
+                kind = "mcp"
+                description = "Misbehaves"
+                command = ["\(venv)/bin/python3", "\(repo)/Tests/CordonToolGatewayTests/faulty_server.py"]
+                policy = "faulty-tool"
+                timeout = "8s"
+                [service]
+                backoff = "10ms"
+                backoff_max = "50ms"
+                max_restarts = 20
+                """,
+            "tools/broken.toml": """
+                [tool]
+                kind = "mcp"
+                description = "Dies at start"
+                command = ["/usr/bin/python3", "-c", "import sys; sys.exit('no model file')"]
+                policy = "python-tool"
+                fallbacks = ["python"]
+                [service]
+                backoff = "10ms"
+                backoff_max = "20ms"
+                """,
+            "tools/python.toml": """
+                [tool]
+                kind = "command"
+                description = "Runs Python code"
+                policy = "python-tool"
+                argv = ["/usr/bin/python3", "-I", "-c", "import json, sys; exec(json.load(sys.stdin)['code'])"]
+                input_schema = '{"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}'
+                """,
+        ])
+        func call(_ name: String, _ arguments: JSON) throws -> JSON {
+            try d.call("tool.call", .object([("name", .string(name)), ("arguments", arguments)]))
+        }
+        let ok = JSON.object([("text", .string("hi"))])
+        var expected: [[String]] = []
+        for (name, arguments, outcomes) in [("faulty.ok", ok, ["ok"]), ("faulty.die", JSON.object([]), ["unavailable"]), ("faulty.ok", ok, ["ok"]),
+                                            ("faulty.hang", JSON.object([]), ["timeout"]), ("faulty.ok", ok, ["ok"]),
+                                            ("faulty.garbage", JSON.object([]), ["ok"]), ("faulty.hog", JSON.object([]), ["unavailable", "timeout"]),
+                                            ("faulty.ok", ok, ["ok"])] {
+            let answer = try call(name, arguments)
+            let outcome = answer["outcome"]?.stringValue ?? "?"
+            #expect(outcomes.contains(outcome), "\(name): \(answer)")
+            expected.append([name, outcome])
+        }
+        let rows = ToolMethodsTests.rows(d, "SELECT tool, outcome FROM tool_calls ORDER BY id")
+        #expect(rows == expected, "\(rows)")
+        // Each failure replaced the instance: the ok calls after them ran on new ones.
+        let instances = ToolMethodsTests.rows(d, "SELECT instance FROM tool_calls WHERE tool = 'faulty.ok' ORDER BY id").map { $0.first ?? "" }
+        #expect(Set(instances).count == 4, "\(instances)")
+        let fallback = try call("broken.anything", .object([("code", .string("print('from the fallback')"))]))
+        #expect(fallback["outcome"] == .string("fallback:python"), "\(fallback)")
+        let attempts = ToolMethodsTests.rows(d, "SELECT outcome, attempts FROM tool_calls WHERE tool = 'broken.anything'")
+        #expect(attempts.first?.first == "fallback:python" && attempts.first?.last?.contains("no model file") == true, "\(attempts)")
+    }
+}
