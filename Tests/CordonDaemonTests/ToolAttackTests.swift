@@ -15,9 +15,9 @@ struct ToolAttackTests {
     static let getTime = JSON.object([("timezone", .string("UTC"))])
 
     /// A user allowed to call an MCP tool (nobody may call time.*) asks for "time." — a trailing
-    /// dot. The gateway's `name.split(separator: ".", maxSplits: 1)[1]` traps: cordond (root, every
-    /// user's tasks and tools) dies. Reachable through `cordon mcp serve` too: any MCP client (an
-    /// agent steered by a prompt injection) may name any tool.
+    /// dot — and is refused; cordond lives on. (Before the fix the name indexed past its parts
+    /// and cordond — root, every user's tasks and tools — died. Any MCP client, an agent steered
+    /// by a prompt injection say, may name any tool through `cordon mcp serve`.)
     @Test func aToolNameWithATrailingDotDoesNotKillCordond() throws {
         let d = try ToolMethodsTests.daemon()
         // Listed once, as a daemon that has served anything has.
@@ -43,12 +43,10 @@ struct ToolAttackTests {
         #expect(cli.status == 0 && lines.count == 2 && lines[1].contains("syscall unshare"), "\(cli)")
     }
 
-    /// tool.call promises "no thread held meanwhile", but the first call of an MCP tool (and every
-    /// one after the server said its list changed) lists the server's tools on the request worker,
-    /// blocking, until the instance has started and listed (up to the tool's timeout, 60 s by
-    /// default). A user with as many connections as cordond has workers (8 by default; 32
-    /// connections per user are allowed) stalls every request of every user meanwhile. Here: 2
-    /// workers, a server that takes 6 s to start, two calls by nobody; root's system.version waits.
+    /// tool.call holds no request worker while a server starts and lists its tools: 2 workers,
+    /// a server that takes 6 s to start, two calls by nobody, and root's system.version is
+    /// answered at once. (Before the fix the first call's listing blocked a worker each, and a
+    /// user with as many connections as cordond has workers stalled every user's requests.)
     @Test func aToolCallDoesNotHoldARequestWorkerWhileTheServerStarts() throws {
         try #require(FileManager.default.fileExists(atPath: "\(Self.venv)/bin/python3"), "no \(Self.venv): run make pydeps")
         let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[server]\nworkers = 2\n", policies: [
@@ -88,9 +86,8 @@ struct ToolAttackTests {
     }
 
     /// Any local user — here uid 4242, who may call no tool at all — names tools that do not
-    /// exist; each name becomes a metric series (calls by outcome and a 13-bucket latency
-    /// histogram) kept for the daemon's life: memory that grows with every new name, and a
-    /// Prometheus scrape that grows with it.
+    /// exist; no name becomes a metric series of its own (each would be kept for the daemon's
+    /// life, memory and a scrape growing with every new name).
     @Test func namesOfNoToolDoNotBecomeMetricSeries() throws {
         let d = try ToolMethodsTests.daemon()
         let requests = (0..<50).map { i in ToolMethodsTests.request(i, "tool.call", .object([("name", .string("junk-\(i)-" + String(repeating: "x", count: 200))), ("arguments", .object([]))])) }
@@ -102,10 +99,8 @@ struct ToolAttackTests {
     }
 
     /// SECURITY.md bounds what a user can put in the audit store: at most 20 refusals per uid and
-    /// minute reach it, and records are under `audit.max_size_per_user` / `audit.max_size` with
-    /// retention. A tool call refused to uid 4242 (who may call no tool) is a `tool_calls` row
-    /// every time, unthrottled, and that table is in no quota and no retention pass
-    /// (Retention.swift never reads or deletes it): a local user grows the store without bound.
+    /// minute reach it. 300 tool calls refused to uid 4242 (who may call no tool) leave at most
+    /// 20 rows. (Before the fix each was a row, and tool_calls was in no quota or retention.)
     @Test func refusedToolCallsOfAnOutsiderAreBoundedInTheStore() throws {
         let d = try ToolMethodsTests.daemon()
         let requests = (0..<300).map { i in ToolMethodsTests.request(i, "tool.call", .object([("name", .string("time.get_current_time")), ("arguments", .object([]))])) }

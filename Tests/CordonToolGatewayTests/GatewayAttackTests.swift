@@ -47,12 +47,12 @@ struct GatewayAttackTests {
         return repl
     }
 
-    /// Instances are per uid, but the tool list (descriptions, schemas) an agent is shown, and the
-    /// schema every caller's arguments are checked against, are one for all users: taken from
-    /// whichever user's instance listed last. Bob controls his own instance (it runs his code),
+    /// What an agent is shown (descriptions, schemas) and what its arguments are checked
+    /// against are its own instance's listing. Bob controls his own instance (it runs his code),
     /// makes it list a hostile description and a schema that refuses everything and say its list
-    /// changed; Alice, who never shared a process with Bob, then sees Bob's description and her
-    /// valid calls are refused by Bob's schema.
+    /// changed; Alice, who never shared a process with Bob, still sees her instance's listing
+    /// and her valid calls go through. (Before the fix the listing was one for all users, taken
+    /// from whichever instance listed last.)
     @Test func oneUsersInstanceDecidesTheToolListAndSchemasOfAnother() throws {
         let g = try Self.hostileGateway()
         defer { g.stop(until: MonotonicClock.now + 10) }
@@ -128,10 +128,10 @@ struct GatewayAttackTests {
         #expect(r.record.denials == [Denial(kind: .syscall, what: "unshare")], "\(r.record.denials)")
     }
 
-    /// One user's short deadlines open the breaker every user shares (breakers are per exposed
-    /// tool, not per caller): SECURITY.md says a caller's shorter deadline "ends that caller's
-    /// call and nothing else". Five calls with a 50 ms deadline (a command tool, so no instance is
-    /// involved at all) and Alice's next call is refused with breaker-open.
+    /// A caller's shorter deadline "ends that caller's call and nothing else" (SECURITY.md): five
+    /// calls of Bob's with a 50 ms deadline (a command tool, so no instance is involved at all)
+    /// and Alice's next call still goes through. (Before the fix breakers were one per tool for
+    /// everyone, and a caller's deadline counted as the tool's failure.)
     @Test func oneUsersShortDeadlinesOpenTheBreakerForEveryone() throws {
         let g = try ToolGatewayTests.gateway([try ToolGatewayTests.manifest("python", ToolGatewayTests.python)])
         defer { g.stop(until: MonotonicClock.now + 10) }
@@ -145,10 +145,9 @@ struct GatewayAttackTests {
         #expect(ToolGatewayTests.text(alice) == "alice\n")
     }
 
-    /// A name with a trailing dot ("repl.") passes the kind check (it contains a dot) and
-    /// reaches `name.split(separator: ".", maxSplits: 1)[1]`, which has one element: an index out
-    /// of range, a trap, the whole daemon down. Run in a child process (an exit test) so the
-    /// suite survives it.
+    /// A name with a trailing dot ("repl.") is refused. (Before the fix it passed the kind check
+    /// and reached `name.split(separator: ".", maxSplits: 1)[1]`: an index out of range, the
+    /// whole daemon down.) Run in a child process (an exit test) so the suite survives a trap.
     @Test func aTrailingDotInAToolNameDoesNotCrash() async throws {
         await #expect(processExitsWith: .success) {
             let g = try GatewayAttackTests.hostileGateway()
@@ -161,7 +160,7 @@ struct GatewayAttackTests {
     }
 
     /// A server that answers a call with `input_required` did not do the work (Cordon does not
-    /// relay the input), yet the call is recorded as `ok`, counted as a success by the breaker.
+    /// relay the input): the call is not recorded as `ok`.
     @Test func aCallTheToolDidNotDoIsNotRecordedAsOk() throws {
         let g = try Self.hostileGateway()
         defer { g.stop(until: MonotonicClock.now + 10) }
@@ -173,11 +172,9 @@ struct GatewayAttackTests {
         #expect(r.record.outcome != .ok, "recorded as ok though no result came: \(r.record)")
     }
 
-    /// `fallbacks = ["repl"]` — an MCP server's manifest name without a tool — passes the parser
-    /// and `ToolStore.check` (which checks the kind only when the name has a dot), and cordond
-    /// loads it. When the primary fails, `attempt("repl", …)` validates against repl's listing and
-    /// reaches `name.split(separator: ".", maxSplits: 1)[1]` on "repl": a trap, cordond down, set
-    /// off by any caller of the primary once it fails.
+    /// `fallbacks = ["repl"]` — an MCP server's manifest name without a tool — is named by
+    /// `ToolStore.check`, and a gateway given it anyway refuses that attempt. (Before the fix
+    /// both passed it, and a call falling back to it trapped the daemon.)
     @Test func aFallbackNamingAnMCPServerWithoutAToolIsRefusedOrHarmless() async throws {
         let broken = try ToolGatewayTests.manifest("broken", """
             [tool]
@@ -217,13 +214,10 @@ struct GatewayAttackTests {
         }
     }
 
-    /// A call's completion runs on its instance's reader thread (MCPServiceClient.callTool), and a
-    /// failed call goes on to its fallbacks right there: `next` -> `attempt`, whose first call of
-    /// an unlisted MCP fallback lists it blocking (a lease that starts an instance, then
-    /// tools/list). Meanwhile that reader reads nothing: every other call on the instance waits
-    /// for the fallback's server to start, whatever the server answered and whatever the call's
-    /// deadline (expiry is the reader's job too). Here the fallback takes 6 s to start; a call
-    /// the instance answers at once takes as long.
+    /// A failed call goes on to its fallbacks off the instance's reader thread: here the
+    /// fallback's server takes 6 s to start, and a call the failed instance answers at once is
+    /// answered at once. (Before the fix the fallback's blocking listing ran on the reader, and
+    /// every other call on the instance waited for it.)
     @Test func aFallbackDoesNotStallTheOtherCallsOfTheInstanceThatFailed() throws {
         _ = try Self.hostileManifest()  // writes hostile-tool.toml
         let repl = try ToolGatewayTests.manifest("repl", """
