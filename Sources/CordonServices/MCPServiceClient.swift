@@ -29,6 +29,9 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
     private var listing: Result<MCPClientSession.ToolListing, MCPError>?
     /// Those waiting for the listing in flight (one tools/list at a time answers them all).
     private var listWaiters: [@Sendable (Result<MCPClientSession.ToolListing, MCPError>) -> Void] = []
+    /// Bumped when the server says its list changed: a listing asked for before is not kept.
+    private var listChanges = 0
+    private var listingAskedAt = 0
     private var calls: [MCPRequestID: @Sendable (Result<MCPCallToolOutcome, CallFailure>) -> Void] = [:]
     private let ownIDs = Atomic<Int64>(0)
     private let onToolsChanged: @Sendable () -> Void
@@ -123,6 +126,7 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
             listWaiters.append(completion)
             guard listWaiters.count == 1 else { return nil }
             listing = nil
+            listingAskedAt = listChanges
             return Result { () throws(MCPError) in try session.withLock { s throws(MCPError) in try s.listTools() } }
         }
         switch started {
@@ -134,7 +138,9 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
 
     private func answerListing(_ result: Result<MCPClientSession.ToolListing, MCPError>) {
         let waiters = monitor.locked { () -> [@Sendable (Result<MCPClientSession.ToolListing, MCPError>) -> Void] in
-            listing = result
+            // One asked for before the server changed its list answers its waiters, but is not
+            // the instance's known listing.
+            listing = listingAskedAt == listChanges ? result : nil
             monitor.broadcast()
             defer { listWaiters = [] }
             return listWaiters
@@ -236,7 +242,7 @@ public final class MCPServiceClient: ServiceClient, @unchecked Sendable {
             case .requestFailed(let id, let error):
                 monitor.locked { calls.removeValue(forKey: id) }?(.failure(.server(error)))
             case .toolsListChanged:
-                monitor.locked { if listWaiters.isEmpty { listing = nil } }
+                monitor.locked { listChanges += 1; listing = nil }
                 onToolsChanged()
             default:
                 break
