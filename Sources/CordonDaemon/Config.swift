@@ -58,6 +58,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Bytes of queued requests (argv, environment, stdin) per uid and in all.
     public var maxQueuedBytesPerUser: UInt64 = 32 << 20
     public var maxQueuedBytes: UInt64 = 256 << 20
+    /// MCP tool instances of every tool and user together (each costs cordond three threads and
+    /// about 20 descriptors); at the limit the least recently used idle one is stopped.
+    public var toolMaxInstances = 64
+    /// Command-tool calls in flight (a sandbox and a thread each), in all and per uid.
+    public var toolMaxCommandCalls = 64
+    public var toolMaxCommandCallsPerUser = 8
     /// Prometheus text on http://127.0.0.1:PORT/metrics (nil: off).
     public var metricsPort: Int?
     public var dnsHostsFile: String?
@@ -83,6 +89,7 @@ public struct DaemonConfig: Sendable, Equatable {
         "audit": ["max_age", "max_size", "max_size_per_user", "keep_denials"],
         "metrics": ["listen"],
         "egress": ["dns_hosts", "dns_upstream"],
+        "tools": ["max_instances", "max_command_calls", "max_command_calls_per_user"],
     ]
 
     /// Reads `<configDir>/cordond.toml` over the defaults; a missing file means the defaults.
@@ -201,6 +208,9 @@ public struct DaemonConfig: Sendable, Equatable {
                         throw fail(name, at, "expected \"127.0.0.1:PORT\" (metrics are served on loopback only)")
                     }
                     metricsPort = port
+                case "tools.max_instances": toolMaxInstances = try count(1...4096)
+                case "tools.max_command_calls": toolMaxCommandCalls = try count(1...4096)
+                case "tools.max_command_calls_per_user": toolMaxCommandCallsPerUser = try count(1...4096)
                 case "egress.dns_hosts": dnsHostsFile = try string()
                 case "egress.dns_upstream": dnsUpstream = try string()
                 default: break

@@ -67,7 +67,9 @@ public final class Daemon: @unchecked Sendable {
                                     environment: tasks.environment, cacheDir: "\(config.cacheDir)/seccomp",
                                     writeOwnership: { caller in
                                         tasks.writeOwnership(for: Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? ""))
-                                    }) { caller, manifest in
+                                    },
+                                    commandCalls: (config.toolMaxCommandCallsPerUser, config.toolMaxCommandCalls),
+                                    maxInstances: config.toolMaxInstances) { caller, manifest in
                 let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? "")
                 return authorizer.mayUse(peer, manifest: manifest, policies: policies)
             }

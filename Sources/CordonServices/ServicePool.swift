@@ -141,8 +141,14 @@ public final class ServicePool: @unchecked Sendable {
     private var deferred: [@Sendable () -> Void] = []
 
     /// `seed` for the backoff's jitter (nil: from the system's generator).
-    public init(definitions: [String: Definition], seed: UInt64? = nil) throws(SystemError) {
+    /// Instances of every service and owner together, at most (each costs threads and
+    /// descriptors in this process): at the limit, the least recently used idle instance of
+    /// another owner or service is stopped to make room; with none idle, a start waits.
+    public let maxTotalInstances: Int
+
+    public init(definitions: [String: Definition], seed: UInt64? = nil, maxTotalInstances: Int = .max) throws(SystemError) {
         self.definitions = definitions
+        self.maxTotalInstances = maxTotalInstances
         var system = SystemRandomNumberGenerator()
         random = SplitMix64(seed: seed ?? system.next())
         backoffs = definitions.mapValues { Self.backoff($0.settings) }
@@ -307,6 +313,7 @@ public final class ServicePool: @unchecked Sendable {
         let live = g.instances.values.filter { !$0.stopping }
         let startingSlots = live.filter { !$0.ready }.count * s.concurrency
         guard g.waiters.count > startingSlots || live.count < s.minInstances, live.count < s.maxInstances, now >= g.nextStartAt else { return }
+        guard roomForOneMore(besides: key, g) else { return }
         let instance = Instance(id: nextInstance, now: now)
         nextInstance += 1
         g.instances[instance.id] = instance
@@ -317,6 +324,28 @@ public final class ServicePool: @unchecked Sendable {
             g.instances[instance.id] = nil
             noteFailure(&g, key: key, definition: definition, reason: "start a thread: \(error)", now: now)
         }
+    }
+
+    /// Whether one more instance fits under `maxTotalInstances` (those stopping count until they
+    /// have ended); if not, stops the least recently used idle instance of another group, and
+    /// says no: the start comes on a later pass, once that one has ended. `g` is `key`'s group,
+    /// held by the caller.
+    private func roomForOneMore(besides key: Key, _ g: Group) -> Bool {
+        guard maxTotalInstances != .max else { return true }
+        var total = g.instances.count
+        var idlest: Instance?
+        for (other, group) in groups where other != key {
+            total += group.instances.count
+            for i in group.instances.values where i.ready && !i.stopping && i.inFlight == 0 && !i.checking {
+                if idlest.map({ i.lastUsed < $0.lastUsed }) ?? true { idlest = i }
+            }
+        }
+        if total < maxTotalInstances { return true }
+        if let victim = idlest, let process = victim.process {
+            victim.stopping = true
+            later { process.stop() }
+        }
+        return false
     }
 
     /// On its own thread: spawn, connect, handshake; then admit or fail.

@@ -97,10 +97,12 @@ public final class ToolGateway: @unchecked Sendable {
     /// load is left out, in `rejected` with the reason). `mayUse`: the daemon's authorization
     /// (admins, the manifest's `[access]`, or the policy's). `writeOwnership`: whose ids a
     /// caller's sandboxes write with through writable binds (cordond: the caller's own, unless
-    /// an admin); a shared tool's instances write as the bind's owner.
+    /// an admin); a shared tool's instances write as the bind's owner. `commandCalls`: command
+    /// calls in flight per caller and in all; `maxInstances`: MCP instances of every tool and
+    /// user together (the least recently used idle one makes room).
     public init(manifests: [ToolManifest], policies: PolicyStore, environment: SandboxEnvironment, cacheDir: String? = nil,
                 writeOwnership: @escaping @Sendable (Caller) -> WriteOwnership = { _ in .sourceOwner },
-                commandCalls: (perUser: Int, total: Int) = (8, 64),
+                commandCalls: (perUser: Int, total: Int) = (8, 64), maxInstances: Int = .max,
                 mayUse: @escaping @Sendable (Caller, ToolManifest) -> Bool) throws {
         commandSlots = Slots(perOwner: commandCalls.perUser, total: commandCalls.total)
         self.policies = policies
@@ -108,7 +110,7 @@ public final class ToolGateway: @unchecked Sendable {
         self.environment = environment
         self.mayUse = mayUse
         self.writeOwnership = writeOwnership
-        pool = try ServicePool(definitions: [:])
+        pool = try ServicePool(definitions: [:], maxTotalInstances: maxInstances)
         // The first reading is not a change anyone saw.
         _ = apply(manifests)
     }

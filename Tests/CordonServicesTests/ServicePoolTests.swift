@@ -269,3 +269,32 @@ struct ServicePoolDefineTests {
         #expect(stopped, "the removed service's idle instance still runs")
     }
 }
+
+/// `maxTotalInstances`: every owner's instances together. At the limit, a new owner's start
+/// stops the least recently used idle instance of another owner and starts once it has ended;
+/// with every instance busy, the lease waits for one to be free (and expires if none is).
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ServicePoolLimitTests {
+    @Test func aNewOwnerTakesTheRoomOfTheIdlestInstance() throws {
+        let pool = try ServicePool(definitions: ["echo": ServicePoolTests.definition(ServicePool.Settings())], maxTotalInstances: 2)
+        defer { pool.stopAll(until: ServicePoolTests.deadline()) }
+        let carol = ServicePool.Key(service: "echo", owner: 1003)
+        let a = try pool.lease(ServicePoolTests.alice, deadline: ServicePoolTests.deadline()).get()
+        a.release()
+        Thread.sleep(forTimeInterval: 0.05)
+        let b = try pool.lease(ServicePoolTests.bob, deadline: ServicePoolTests.deadline()).get()
+        // Two instances, bob's busy: carol's start stops alice's (idle, used longest ago).
+        let alicePid = try #require(pool.pids(ServicePoolTests.alice).first)
+        let c = try pool.lease(carol, deadline: ServicePoolTests.deadline()).get()
+        #expect(c.rpc.call("echo", .string("carol"), deadline: ServicePoolTests.deadline()) == .success(.string("carol")))
+        #expect(pool.pids(ServicePoolTests.alice).isEmpty && kill(alicePid, 0) != 0, "alice's idle instance was not stopped")
+        #expect(pool.pids(ServicePoolTests.bob).count == 1, "bob's busy instance was stopped")
+        // Both busy: alice waits, and gets nothing before her deadline.
+        if case .success = pool.lease(ServicePoolTests.alice, deadline: MonotonicClock.now + 1) {
+            Issue.record("a fourth instance started past the limit")
+        }
+        #expect(pool.stats(ServicePoolTests.alice).instances == 0)
+        b.release()
+        c.release()
+    }
+}
