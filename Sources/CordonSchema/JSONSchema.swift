@@ -33,12 +33,17 @@ public struct JSONSchema: Sendable {
     let nodes: [Node]
     let resources: [Resource]
     public let limits: SchemaLimits
+    /// The dialect the document was compiled in: its root `$schema`'s, or the default.
+    public let dialect: SchemaDialect
 
     /// Compiles `schema`; the error names the schema location (a JSON pointer) and the problem.
-    public static func compile(_ schema: JSON, limits: SchemaLimits = SchemaLimits()) throws(SchemaError) -> JSONSchema {
-        var compiler = SchemaCompiler(document: schema, limits: limits)
+    /// The root's `$schema` chooses the dialect; without one, `defaultDialect` applies (MCP says
+    /// a tool's schema without `$schema` is draft 2020-12).
+    public static func compile(_ schema: JSON, limits: SchemaLimits = SchemaLimits(),
+                               defaultDialect: SchemaDialect = .draft2020_12) throws(SchemaError) -> JSONSchema {
+        var compiler = SchemaCompiler(document: schema, limits: limits, dialect: defaultDialect)
         let (nodes, resources) = try compiler.compile()
-        return JSONSchema(nodes: nodes, resources: resources, limits: limits)
+        return JSONSchema(nodes: nodes, resources: resources, limits: limits, dialect: compiler.dialect)
     }
 
     /// Every violation, up to `limits.maxViolations` (then `truncated`), each naming its
@@ -46,5 +51,36 @@ public struct JSONSchema: Sendable {
     public func validate(_ instance: JSON) -> SchemaValidation {
         var evaluation = Evaluation(nodes: nodes, resources: resources, limits: limits)
         return evaluation.run(instance)
+    }
+}
+
+/// The JSON Schema dialects CordonSchema compiles, each with its own keywords' meanings and one
+/// engine underneath (draft-07's keywords compile to the nodes 2020-12's do).
+public enum SchemaDialect: String, Sendable, CaseIterable {
+    /// Draft 2020-12: the default, and MCP's.
+    case draft2020_12 = "https://json-schema.org/draft/2020-12/schema"
+    /// Draft-07: what zod-to-json-schema (the MCP TypeScript SDK) writes on every tool.
+    case draft07 = "http://json-schema.org/draft-07/schema#"
+
+    /// The dialect a `$schema` value names: draft 2020-12's URI with or without an empty
+    /// fragment; draft-07's with http or https, with or without the empty fragment. Nothing
+    /// else (draft-06 and earlier, 2019-09, custom metaschemas) is accepted.
+    public init?(uri: String) {
+        switch uri {
+        case "https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#":
+            self = .draft2020_12
+        case "http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema",
+             "https://json-schema.org/draft-07/schema#", "https://json-schema.org/draft-07/schema":
+            self = .draft07
+        default:
+            return nil
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .draft2020_12: return "draft 2020-12"
+        case .draft07: return "draft-07"
+        }
     }
 }
