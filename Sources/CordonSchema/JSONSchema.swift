@@ -1,7 +1,7 @@
 import CordonJSON
 
-/// A JSON Schema (draft 2020-12), compiled once, that validates MCP tool arguments before any
-/// sandbox is touched. Pure: no I/O, no Foundation; both inputs are untrusted (the schema comes
+/// A JSON Schema (draft 2020-12, or draft-07 when its `$schema` says so), compiled once, that
+/// validates MCP tool arguments before any sandbox is touched. Pure: no I/O, no Foundation; both inputs are untrusted (the schema comes
 /// from an MCP server or a manifest, the instance from an agent), and it may run inside the
 /// daemon, so every dimension is capped (`SchemaLimits`) and every cap fails closed and names
 /// itself.
@@ -19,12 +19,25 @@ import CordonJSON
 /// tracked). `format`, `content*`, `title`, `default` and the like are annotations: they assert
 /// nothing, as draft 2020-12 says by default.
 ///
+/// Draft-07 (`"$schema": "http://json-schema.org/draft-07/schema#"`, also without the `#` or
+/// with https; what the MCP TypeScript SDK writes) is a second dialect of the same engine, its
+/// keywords compiled to the same nodes with draft-07's meanings: `items` as an array (a tuple)
+/// with `additionalItems`; `dependencies` (an array of names, or a schema); `definitions`;
+/// `$ref` alone in its object (its siblings, `$id` too, ignored); an `$id` fragment (`#foo`) as
+/// an anchor. The keywords draft-07 does not have (`prefixItems`, `$defs`, `dependentRequired`,
+/// `dependentSchemas`, `unevaluated*`, `minContains`, `maxContains`, `$anchor`, `$dynamic*`)
+/// are unknown there and ignored, as draft-07 ignores unknown keywords. The official suite's
+/// draft7 files pass as the 2020-12 ones do (Draft07SuiteTests). Without `$schema`, a schema is
+/// draft 2020-12 (MCP's default), unless the caller names another default. The caps are the
+/// same in both dialects.
+///
 /// Refused when compiling, never ignored: a `$ref` to another document ("remote $ref not
-/// supported"; nothing is fetched), a `$schema` other than draft 2020-12's, the keywords of
-/// other drafts whose meaning 2020-12 moved elsewhere (`dependencies`, `additionalItems`,
-/// `$recursiveRef`, an array in `items`), a pattern outside the supported ECMA-262 subset
-/// (`PatternSyntax.swift`), an object with a key twice, and a cycle of references that never
-/// consumes the instance.
+/// supported"; nothing is fetched), a `$schema` other than draft 2020-12's and draft-07's
+/// (draft-06, -04, 2019-09 and custom metaschemas are refused, not guessed), a `$schema` in a
+/// subschema naming the other dialect, in a 2020-12 document the keywords of other drafts whose
+/// meaning 2020-12 moved elsewhere (`dependencies`, `additionalItems`, `$recursiveRef`, an
+/// array in `items`), a pattern outside the supported ECMA-262 subset (`PatternSyntax.swift`),
+/// an object with a key twice, and a cycle of references that never consumes the instance.
 ///
 /// Cordon's own rules beyond the specification, both failing closed: an instance object with a
 /// member name twice is a violation (the tool's JSON reader might take the other value), and
