@@ -221,9 +221,10 @@ EOF
 }
 
 install_sdist() {
-  local file=$spec_dir/$group.sdist dest=$out_dir/$group name version sha key stamp start
+  local file=$spec_dir/$group.sdist dest=$out_dir/$group name version sha key stamp start pin
   stamp=$dest/.pydeps-stamp
-  read -r name version sha <<<"$(sdist_pin "$file")"
+  pin=$(sdist_pin "$file")
+  read -r name version sha <<<"$pin"
   [[ -n $sha ]] || die "$file: $name==$version has no --hash=sha256: run tools/pydeps.sh --lock $group"
   key=$(cat "$file" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
   if [[ -f $stamp && $(<"$stamp") == "$key" ]]; then
@@ -238,8 +239,9 @@ install_sdist() {
 }
 
 lock_sdist() {
-  local file=$spec_dir/$group.sdist name version sha published
-  read -r name version sha <<<"$(sdist_pin "$file")"
+  local file=$spec_dir/$group.sdist name version sha published pin
+  pin=$(sdist_pin "$file")
+  read -r name version sha <<<"$pin"
   published=$(sdist_fetch "$name" "$version" - -)
   sed -i -E "s/^([[:space:]]*$name==$version)([[:space:]]+--hash=sha256:[0-9a-f]{64})?/\1 --hash=sha256:$published/" "$file"
   say "$group: pinned $name==$version --hash=sha256:$published in ${file#"$root"/}"
