@@ -58,6 +58,21 @@ tool = {"type": "object", "properties": {"path": {"type": "string", "pattern": "
         "$defs": {"item": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"], "unevaluatedProperties": False}},
         "required": ["path"], "additionalProperties": False}
 put("schema", "tool.json", json.dumps([tool, {"path": "/x", "mode": "read", "count": 3, "items": [{"name": "a"}, {"x": 1}]}]))
+# Draft-07: a tool's schema as zod-to-json-schema writes it (plain, and named: a root $ref into
+# definitions), and the suite's draft7 cases with draft-07's $schema written in, when `make
+# pydeps` has unpacked them.
+d7 = "http://json-schema.org/draft-07/schema#"
+zod = {"type": "object", "properties": {"path": {"type": "string", "minLength": 1}, "pair": {"type": "array", "items": [{"type": "string"}, {"type": "number"}],
+       "additionalItems": False}}, "required": ["path"], "additionalProperties": False, "dependencies": {"pair": ["path"]}, "$schema": d7}
+put("schema", "zod.json", json.dumps([zod, {"path": "/x", "pair": ["a", 1, 2]}]))
+put("schema", "zod-named.json", json.dumps([{"$ref": "#/definitions/Args", "definitions": {"Args": zod}, "$schema": d7}, {"pair": [1]}]))
+for path in sorted(glob.glob(f"{repo}/.build/pydeps/json-schema-test-suite/json/tests/draft7/*.json")):
+    for i, group in enumerate(json.load(open(path, encoding="utf-8"))):
+        schema = group["schema"]
+        if isinstance(schema, dict):
+            schema = {"$schema": d7, **schema}
+        for j, test in enumerate(group["tests"][:2]):
+            put("schema", f"draft7-{os.path.basename(path)[:-5]}-{i}-{j}.json", json.dumps([schema, test["data"]]))
 for i, p in enumerate(["^[a-z0-9_-]{1,64}$", "(a+)+$", "^\\p{L}[\\p{L}\\d ]*$", "\\bfoo\\b|^(?:x|y){2,3}?$", "[^\\s@]+@[^\\s@]+\\.[a-z]{2,}",
                        "^\\u{1F409}\\uD83D\\uDC09[\\x00-\\x1f]$"]):
     put("schema", f"pattern{i}.txt", p)

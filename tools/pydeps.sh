@@ -13,6 +13,17 @@
 # The install takes GROUP.lock alone (--no-deps --require-hashes), so what lands is exactly what
 # was locked, then runs `pip check`.
 #
+# A group can instead be one source distribution, unpacked and never built or installed (data
+# the tests read, such as the JSON-Schema-Test-Suite that the jsonschema sdist carries):
+#   GROUP.sdist one line NAME==VERSION --hash=sha256:HEX, the sdist (NAME-VERSION.tar.gz) of that
+#               release on the index, written by hand; `--lock GROUP` rewrites the hash from the
+#               one the index publishes.
+# Its archive is found through the index's simple API (PEP 691 JSON or HTML; PYDEPS_INDEX_URL,
+# else PIP_INDEX_URL, else https://pypi.org/simple), downloaded into the cache, its sha256
+# checked against the pin, and unpacked without its top directory into .build/pydeps/GROUP:
+# regular files and directories only, every path inside GROUP. pip is not used for it: `pip
+# download` of an sdist runs its build backend, itself fetched unpinned, to read its metadata.
+#
 # Why a venv and not `pip --target`: the servers are run as `<venv>/bin/python3 -m <module>`, and a
 # venv's interpreter finds its own site-packages from pyvenv.cfg beside bin/, with no PYTHONPATH
 # to pass through a sandbox's environment, and without the host's site-packages. The venv's
@@ -25,7 +36,8 @@
 # read-only /usr has. A python3 found first on PATH (pyenv, say) lives outside /usr.
 #
 # Idempotent: a group whose stamp (.build/pydeps/GROUP/.pydeps-stamp) matches the hash of its
-# .in, its .lock, this script and the interpreter is left alone, without starting Python or pip.
+# .in, its .lock (or its .sdist), this script and the interpreter is left alone, without
+# starting Python or pip.
 # A failed install leaves no stamp, so the next run starts that group afresh.
 set -euo pipefail
 
@@ -101,8 +113,147 @@ stamp_key() {
   { cat "$in" "$lock" "${BASH_SOURCE[0]}"; stat -c '%n %s %Y' "$py"; } | sha256sum | cut -d' ' -f1
 }
 
+# "NAME VERSION SHA256" of an sdist group's pin (SHA256 empty when not pinned yet).
+sdist_pin() {
+  local file=$1 line
+  line=$(sed -e 's/#.*//' "$file" | awk 'NF')
+  [[ -n $line && $(wc -l <<<"$line") -eq 1 && $line =~ ^[[:space:]]*([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)([[:space:]]+--hash=sha256:([0-9a-f]{64}))?[[:space:]]*$ ]] ||
+    die "$file: expected one line NAME==VERSION --hash=sha256:HEX"
+  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[4]:-}"
+}
+
+# `sdist_fetch NAME VERSION SHA256 DEST`: the sdist from the cache or the index, checked against
+# SHA256, unpacked at DEST. `sdist_fetch NAME VERSION - -`: prints the sha256 the index publishes.
+sdist_fetch() {
+  [[ -x $python ]] || die "no interpreter at $python (apt-get install python3, or set PYDEPS_PYTHON)"
+  PYTHONNOUSERSITE=1 "$python" - "$@" "$out_dir/.cache/sdist" "${PYDEPS_INDEX_URL:-${PIP_INDEX_URL:-https://pypi.org/simple}}" \
+    "$pip_timeout" "$pip_retries" <<'EOF'
+import hashlib, html.parser, json, os, re, shutil, ssl, sys, tarfile, time, urllib.error, urllib.parse, urllib.request
+name, version, pinned, dest, cache, index, timeout, retries = sys.argv[1:9]
+def die(message):
+    sys.exit(f"pydeps: error: {message}")
+context = ssl.create_default_context(cafile=os.environ.get("PIP_CERT") or None)
+def get(url, accept):
+    for attempt in range(int(retries) + 1):
+        try:
+            request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "cordon-pydeps"})
+            with urllib.request.urlopen(request, timeout=float(timeout), context=context) as response:
+                return response.headers.get("Content-Type", ""), response.read()
+        except urllib.error.HTTPError as error:
+            die(f"{url}: HTTP {error.code}" + (f" (the index has no project {name})" if error.code == 404 else ""))
+        except OSError as error:
+            if attempt == int(retries):
+                die(f"the package index could not be reached ({url}: {error}); PyPI is the only index this project uses")
+            time.sleep(1 + attempt)
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            h.update(block)
+    return h.hexdigest()
+# The release's sdist: file name (PEP 625's, or the older unnormalized one). One already in the
+# cache with the pinned hash is used without asking the index.
+wanted = [f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}.tar.gz", f"{name}-{version}.tar.gz"]
+cached = [os.path.join(cache, w) for w in wanted if os.path.isfile(os.path.join(cache, w))]
+archive = next((c for c in cached if dest != "-" and sha256(c) == pinned), None)
+if archive is None:
+    # Its URL on the index, and the sha256 the index publishes.
+    project = re.sub(r"[-_.]+", "-", name).lower()
+    page = index.rstrip("/") + "/" + project + "/"
+    kind, body = get(page, "application/vnd.pypi.simple.v1+json, text/html;q=0.01")
+    files = []
+    if "json" in kind:
+        for f in json.loads(body)["files"]:
+            files.append((f["filename"], urllib.parse.urljoin(page, f["url"]), f.get("hashes", {}).get("sha256")))
+    else:
+        class Links(html.parser.HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                href = dict(attrs).get("href") if tag == "a" else None
+                if href:
+                    url, _, fragment = href.partition("#")
+                    sha = fragment[len("sha256="):] if fragment.startswith("sha256=") else None
+                    files.append((urllib.parse.unquote(url.rsplit("/", 1)[-1]), urllib.parse.urljoin(page, url), sha))
+        Links().feed(body.decode("utf-8", "replace"))
+    found = [f for f in files if f[0] in wanted]
+    if not found:
+        die(f"the index has no source distribution {' or '.join(wanted)} ({page})")
+    filename, url, published = found[0]
+    if dest == "-":
+        if not published:
+            die(f"the index publishes no sha256 for {filename}")
+        print(published)
+        sys.exit(0)
+    if published and published != pinned:
+        die(f"the index publishes sha256 {published} for {filename}, not the pinned {pinned}")
+    _, data = get(url, "*/*")
+    got = hashlib.sha256(data).hexdigest()
+    if got != pinned:
+        die(f"{filename} from {url} does not match the hash in its pin (sha256 {got}, pinned {pinned})")
+    os.makedirs(cache, exist_ok=True)
+    archive = os.path.join(cache, filename)
+    with open(archive + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(archive + ".tmp", archive)
+filename = os.path.basename(archive)
+# Without its top directory: regular files and directories only, each inside dest.
+scratch = dest + ".tmp"
+shutil.rmtree(scratch, ignore_errors=True)
+os.makedirs(scratch)
+with tarfile.open(archive, "r:gz") as tar:
+    for member in tar:
+        parts = member.name.rstrip("/").split("/")
+        if len(parts) == 1 and member.isdir():
+            continue
+        if member.name.startswith("/") or len(parts) < 2 or any(p in ("", ".", "..") for p in parts):
+            die(f"{filename}: the entry {member.name!r} is not a plain path inside its top directory")
+        target = os.path.join(scratch, *parts[1:])
+        if member.isdir():
+            os.makedirs(target, exist_ok=True)
+        elif member.isfile():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with tar.extractfile(member) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+        else:
+            die(f"{filename}: the entry {member.name!r} is not a regular file or directory")
+shutil.rmtree(dest, ignore_errors=True)
+os.replace(scratch, dest)
+EOF
+}
+
+install_sdist() {
+  local file=$spec_dir/$group.sdist dest=$out_dir/$group name version sha key stamp start pin
+  stamp=$dest/.pydeps-stamp
+  pin=$(sdist_pin "$file")
+  read -r name version sha <<<"$pin"
+  [[ -n $sha ]] || die "$file: $name==$version has no --hash=sha256: run tools/pydeps.sh --lock $group"
+  key=$(cat "$file" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$key" ]]; then
+    say "$group: up to date ($dest)"
+    return
+  fi
+  start=$(date +%s.%N)
+  say "$group: unpacking the sdist of $name==$version at $dest"
+  sdist_fetch "$name" "$version" "$sha" "$dest"
+  echo "$key" > "$stamp"
+  say "$group: ready in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }')"
+}
+
+lock_sdist() {
+  local file=$spec_dir/$group.sdist name version sha published pin
+  pin=$(sdist_pin "$file")
+  read -r name version sha <<<"$pin"
+  published=$(sdist_fetch "$name" "$version" - -)
+  sed -i -E "s/^([[:space:]]*$name==$version)([[:space:]]+--hash=sha256:[0-9a-f]{64})?/\1 --hash=sha256:$published/" "$file"
+  say "$group: pinned $name==$version --hash=sha256:$published in ${file#"$root"/}"
+}
+
 install_group() {
   group=$1
+  if [[ -f $spec_dir/$group.sdist ]]; then
+    [[ ! -f $spec_dir/$group.in ]] || die "group $group is both $group.in and $group.sdist"
+    install_sdist
+    return
+  fi
   local in=$spec_dir/$group.in lock=$spec_dir/$group.lock dest=$out_dir/$group
   local stamp=$dest/.pydeps-stamp key missing start
   [[ -f $in ]] || die "no group '$group' (no $in)"
@@ -131,6 +282,10 @@ install_group() {
 # of the artifact it chose) and writes GROUP.lock from it. Needs the index.
 lock_group() {
   group=$1
+  if [[ -f $spec_dir/$group.sdist ]]; then
+    lock_sdist
+    return
+  fi
   local in=$spec_dir/$group.in lock=$spec_dir/$group.lock scratch=$out_dir/.lock-$group
   [[ -f $in ]] || die "no group '$group' (no $in)"
   check_in "$in"
@@ -170,7 +325,7 @@ EOF
 mode=install
 if [[ ${1:-} == --lock ]]; then mode=lock; shift; [[ $# -gt 0 ]] || die "--lock needs a group name"; fi
 if [[ $# -eq 0 ]]; then
-  set -- $(cd "$spec_dir" && ls -- *.in | sed 's/\.in$//')
+  set -- $(cd "$spec_dir" && ls -- *.in *.sdist 2>/dev/null | sed -E 's/\.(in|sdist)$//')
 fi
 mkdir -p "$out_dir"
 # One run at a time over .build/pydeps: two `make` runs side by side wait for each other.

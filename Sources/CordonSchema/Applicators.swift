@@ -175,8 +175,9 @@ extension Evaluation {
                 break
             }
             path.append(.index(i))
-            let passed = applyChild(child, item, i < prefix.count ? "prefixItems" : "items", node, collect,
-                                    falseMessage: i < prefix.count ? "no item is allowed at index \(i) (prefixItems/\(i) is false)"
+            let name = nodes[node].draft07 ? (i < prefix.count ? "items" : "additionalItems") : (i < prefix.count ? "prefixItems" : "items")
+            let passed = applyChild(child, item, name, node, collect,
+                                    falseMessage: i < prefix.count ? "no item is allowed at index \(i) (\(name)/\(i) is false)"
                                         : "no item is allowed at index \(i): the array may have at most \(plural(prefix.count, "item"))")
             path.removeLast()
             if !passed {

@@ -112,7 +112,7 @@ extension Evaluation {
                 for other in needed where !keys.contains(ExactKey(other)) {
                     ok = false
                     guard collect else { return false }
-                    report("dependentRequired", node, "the property \(quoted(other)) is required when \(quoted(name)) is present")
+                    report(nodes[node].draft07 ? "dependencies" : "dependentRequired", node, "the property \(quoted(other)) is required when \(quoted(name)) is present")
                     if halted { return false }
                 }
             }

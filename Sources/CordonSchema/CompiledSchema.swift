@@ -12,6 +12,9 @@ struct Node: Sendable {
     /// Has `unevaluatedItems` or `unevaluatedProperties`, so its in-place subschemas must report
     /// what they evaluated.
     var hasUnevaluated = false
+    /// Compiled from a draft-07 document: violations name draft-07's keywords (`items` and
+    /// `additionalItems` for `prefixItems` and `items`, `dependencies`).
+    var draft07 = false
 }
 
 /// The keywords as the evaluator applies them. Several spellings fold into one case where they

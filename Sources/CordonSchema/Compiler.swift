@@ -3,9 +3,19 @@ import CordonJSON
 /// Schema document → nodes. Two passes: discovery walks every subschema the keywords reach
 /// (registering `$id`, `$anchor` and `$dynamicAnchor`, checking the caps), then each subschema
 /// is compiled, its references resolved against what discovery found. A `$ref` into a place
-/// discovery did not walk (a draft-07 `definitions`, say) compiles that place when the
-/// reference is met; identifiers inside it are not registered (they are not identifiers in
-/// draft 2020-12).
+/// discovery did not walk (a draft-07 `definitions` in a 2020-12 document, say) compiles that
+/// place when the reference is met; identifiers inside it are not registered (they are not
+/// identifiers in that dialect).
+///
+/// The dialect (the root's `$schema`, or the default) decides which keywords hold subschemas
+/// and what each means. Draft-07's keywords compile to the same nodes as 2020-12's: `items` as
+/// an array is `prefixItems`, `additionalItems` beside it is `items`; `dependencies` is
+/// `dependentRequired` (an array) or `dependentSchemas` (a schema) per property; `definitions`
+/// holds subschemas; an object with `$ref` is that reference alone (its other members, `$id`
+/// included, are ignored and not walked); a fragment in `$id` (`"#foo"`) is an anchor. The
+/// keywords draft-07 does not have (`prefixItems`, `$defs`, `dependentRequired`,
+/// `dependentSchemas`, `unevaluated*`, `$anchor`, `$dynamic*`, `minContains`, `maxContains`) are
+/// unknown there, and ignored as draft-07 ignores unknown keywords.
 struct SchemaCompiler {
     struct Site {
         var pointer: String
@@ -17,14 +27,29 @@ struct SchemaCompiler {
     /// The base URI of a document without a root `$id`: `$id`s and `$ref`s in it resolve
     /// against this, and only references to it or to the document's own `$id`s resolve.
     static let defaultBase = "cordon:/schema"
-    static let dialects: Set<String> = ["https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#"]
 
-    static let singleSchemaKeywords: Set<String> = [
-        "additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
-        "unevaluatedItems", "unevaluatedProperties",
+    /// The keywords whose value is a schema, an object of schemas, an array of schemas, in each
+    /// dialect (`items` is both in draft-07; its array form is walked as an array).
+    static let singleSchemaKeywords: [SchemaDialect: Set<String>] = [
+        .draft2020_12: [
+            "additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
+            "unevaluatedItems", "unevaluatedProperties",
+        ],
+        .draft07: ["additionalProperties", "propertyNames", "items", "additionalItems", "contains", "not", "if", "then", "else"],
     ]
-    static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "dependentSchemas", "$defs"]
-    static let schemaArrayKeywords: Set<String> = ["prefixItems", "allOf", "anyOf", "oneOf"]
+    static let schemaMapKeywords: [SchemaDialect: Set<String>] = [
+        .draft2020_12: ["properties", "patternProperties", "dependentSchemas", "$defs"],
+        .draft07: ["properties", "patternProperties", "definitions"],
+    ]
+    static let schemaArrayKeywords: [SchemaDialect: Set<String>] = [
+        .draft2020_12: ["prefixItems", "allOf", "anyOf", "oneOf"],
+        .draft07: ["items", "allOf", "anyOf", "oneOf"],
+    ]
+    /// 2020-12's keywords that draft-07 does not have: unknown there, so ignored.
+    static let notInDraft07: Set<String> = [
+        "prefixItems", "$defs", "dependentRequired", "dependentSchemas", "unevaluatedItems", "unevaluatedProperties",
+        "$anchor", "$dynamicRef", "$dynamicAnchor", "minContains", "maxContains",
+    ]
     /// Keywords of other drafts whose meaning 2020-12 gives to others: ignoring them (as 2020-12
     /// says of unknown keywords) would drop a constraint the author meant.
     static let refused: [String: String] = [
@@ -36,6 +61,8 @@ struct SchemaCompiler {
 
     let document: JSON
     let limits: SchemaLimits
+    /// The default until `compile` reads the root's `$schema`.
+    var dialect: SchemaDialect
     var sites: [Site] = []
     var siteIndex: [String: Int] = [:]
     var resources: [Resource] = []
@@ -43,9 +70,10 @@ struct SchemaCompiler {
     var patternCache: [String: Pattern] = [:]
     var patternInstructions = 0
 
-    init(document: JSON, limits: SchemaLimits) {
+    init(document: JSON, limits: SchemaLimits, dialect: SchemaDialect) {
         self.document = document
         self.limits = limits
+        self.dialect = dialect
     }
 
     // MARK: - Errors
@@ -57,6 +85,9 @@ struct SchemaCompiler {
     mutating func compile() throws(SchemaError) -> (nodes: [Node], resources: [Resource]) {
         var path: [JSON.PathComponent] = []
         try checkDocument(document, &path)
+        if case .object(let members) = document, let value = member(members, "$schema") {
+            dialect = try Self.dialect(value, at: "/$schema")
+        }
         let base = URIReference(Self.defaultBase)
         resources.append(Resource(uri: Self.defaultBase, rootPointer: ""))
         resourceIndex[Self.defaultBase] = 0
@@ -104,6 +135,20 @@ struct SchemaCompiler {
         }
     }
 
+    /// The dialect a `$schema` value names; any other is refused, never guessed.
+    static func dialect(_ value: JSON, at: String) throws(SchemaError) -> SchemaDialect {
+        guard case .string(let uri) = value else { throw SchemaError(code: .invalidKeyword, location: at, message: "$schema must be a string") }
+        guard let dialect = SchemaDialect(uri: uri) else {
+            throw SchemaError(code: .unsupported, location: at, message: "dialect \(quoted(uri)) is not supported: only JSON Schema draft 2020-12 (https://json-schema.org/draft/2020-12/schema) and draft-07 (http://json-schema.org/draft-07/schema#)")
+        }
+        return dialect
+    }
+
+    /// Draft-07 ignores every member of an object that has `$ref` but the reference.
+    func isReferenceOnly(_ members: [(String, JSON)]) -> Bool {
+        dialect == .draft07 && member(members, "$ref") != nil
+    }
+
     // MARK: - Discovery
 
     mutating func discover(_ value: JSON, pointer: String, base: URIReference, resource: Int, registers: Bool) throws(SchemaError) {
@@ -121,37 +166,97 @@ struct SchemaCompiler {
         }
         var base = base
         var resource = resource
-        if let id = member(members, "$id") {
+        let referenceOnly = isReferenceOnly(members)
+        if !referenceOnly, let id = member(members, "$id") {
             guard case .string(let text) = id else { throw invalid(pointer + "/$id", "$id must be a string") }
             var reference = URIReference(text)
+            // Draft-07's $id may be, or end in, a plain-name fragment: an anchor.
+            var anchor: String? = nil
             if let fragment = reference.fragment, !fragment.isEmpty {
-                throw invalid(pointer + "/$id", "$id \(quoted(text)) has a fragment: name a place with $anchor instead")
-            }
-            reference = reference.resolved(against: base)
-            reference.fragment = nil
-            if registers {
-                let uri = reference.withoutFragment
-                if resourceIndex[uri] != nil && !(pointer.isEmpty && uri == Self.defaultBase) {
-                    throw invalid(pointer + "/$id", "$id \(quoted(text)) names a resource already named in this document")
+                guard dialect == .draft07 else {
+                    throw invalid(pointer + "/$id", "$id \(quoted(text)) has a fragment: name a place with $anchor instead")
                 }
-                resourceIndex[uri] = resources.count
-                resource = resources.count
-                resources.append(Resource(uri: uri, rootPointer: pointer))
+                guard Self.isPlainName(fragment) else {
+                    throw invalid(pointer + "/$id", "$id \(quoted(text)): a fragment in $id must be a plain name (a letter first, then letters, digits, -, _, : or .)")
+                }
+                anchor = fragment
             }
-            base = reference
+            reference.fragment = nil
+            let fragmentOnly = anchor != nil && reference.scheme == nil && reference.authority == nil && reference.path.isEmpty && reference.query == nil
+            if !fragmentOnly {
+                try identify(&reference, text: text, pointer: pointer, base: &base, resource: &resource, registers: registers)
+            }
+            if let anchor, registers {
+                if let existing = resources[resource].anchors[anchor], existing != pointer {
+                    throw invalid(pointer + "/$id", "the anchor \(quoted(anchor)) is already defined in this resource, at \(SchemaError.display(schemaPointer: existing))")
+                }
+                resources[resource].anchors[anchor] = pointer
+            }
         }
+        if !referenceOnly {
+            try checkMembers(members, pointer: pointer, resource: resource, registers: registers)
+        }
+        siteIndex[pointer] = sites.count
+        sites.append(Site(pointer: pointer, value: value, base: base, resource: resource))
+        guard !referenceOnly else { return }
+        let single = Self.singleSchemaKeywords[dialect]!, maps = Self.schemaMapKeywords[dialect]!, arrays = Self.schemaArrayKeywords[dialect]!
         for (key, value) in members {
             let at = pointer + "/" + escapePointerToken(key)
-            if let reason = Self.refused[key] {
+            if dialect == .draft2020_12, key == "items", case .array = value { continue }  // refused when compiled
+            if arrays.contains(key), case .array(let children) = value {
+                for (i, child) in children.enumerated() {
+                    try discover(child, pointer: at + "/\(i)", base: base, resource: resource, registers: registers)
+                }
+            } else if single.contains(key) {
+                try discover(value, pointer: at, base: base, resource: resource, registers: registers)
+            } else if maps.contains(key), case .object(let children) = value {
+                for (name, child) in children {
+                    try discover(child, pointer: at + "/" + escapePointerToken(name), base: base, resource: resource, registers: registers)
+                }
+            } else if dialect == .draft07 && key == "dependencies", case .object(let children) = value {
+                // Each member is an array of names or a schema; only schemas are walked.
+                for (name, child) in children {
+                    if case .array = child { continue }
+                    try discover(child, pointer: at + "/" + escapePointerToken(name), base: base, resource: resource, registers: registers)
+                }
+            }
+        }
+    }
+
+    /// An `$id` (its fragment removed) resolved against `base`: the new base, and when
+    /// registering, a new resource.
+    mutating func identify(_ reference: inout URIReference, text: String, pointer: String, base: inout URIReference, resource: inout Int, registers: Bool) throws(SchemaError) {
+        reference = reference.resolved(against: base)
+        reference.fragment = nil
+        if registers {
+            let uri = reference.withoutFragment
+            if resourceIndex[uri] != nil && !(pointer.isEmpty && uri == Self.defaultBase) {
+                throw invalid(pointer + "/$id", "$id \(quoted(text)) names a resource already named in this document")
+            }
+            resourceIndex[uri] = resources.count
+            resource = resources.count
+            resources.append(Resource(uri: uri, rootPointer: pointer))
+        }
+        base = reference
+    }
+
+    /// The members of one schema object that discovery checks: keywords refused in this
+    /// dialect, `$schema` (the document's dialect, or refused: one document, one dialect), and
+    /// 2020-12's anchors, registered.
+    mutating func checkMembers(_ members: [(String, JSON)], pointer: String, resource: Int, registers: Bool) throws(SchemaError) {
+        for (key, value) in members {
+            let at = pointer + "/" + escapePointerToken(key)
+            if dialect == .draft2020_12, let reason = Self.refused[key] {
                 throw SchemaError(code: .unsupported, location: at, message: reason)
             }
             switch key {
             case "$schema":
-                guard case .string(let dialect) = value else { throw invalid(at, "$schema must be a string") }
-                guard Self.dialects.contains(dialect) else {
-                    throw SchemaError(code: .unsupported, location: at, message: "dialect \(quoted(dialect)) is not supported: only JSON Schema draft 2020-12 (https://json-schema.org/draft/2020-12/schema)")
+                let named = try Self.dialect(value, at: at)
+                guard named == dialect else {
+                    throw SchemaError(code: .unsupported, location: at, message: "$schema names \(named.name) inside a \(dialect.name) document: one document, one dialect")
                 }
             case "$anchor", "$dynamicAnchor":
+                guard dialect == .draft2020_12 else { break }  // not identifiers in draft-07
                 guard case .string(let name) = value, Self.isAnchorName(name) else {
                     throw invalid(at, "\(key) must be a name: a letter or _ first, then letters, digits, -, _ or .")
                 }
@@ -164,23 +269,18 @@ struct SchemaCompiler {
             default: break
             }
         }
-        siteIndex[pointer] = sites.count
-        sites.append(Site(pointer: pointer, value: value, base: base, resource: resource))
-        for (key, value) in members {
-            let at = pointer + "/" + escapePointerToken(key)
-            if Self.singleSchemaKeywords.contains(key) {
-                if key == "items", case .array = value { continue }  // refused when compiled
-                try discover(value, pointer: at, base: base, resource: resource, registers: registers)
-            } else if Self.schemaMapKeywords.contains(key), case .object(let children) = value {
-                for (name, child) in children {
-                    try discover(child, pointer: at + "/" + escapePointerToken(name), base: base, resource: resource, registers: registers)
-                }
-            } else if Self.schemaArrayKeywords.contains(key), case .array(let children) = value {
-                for (i, child) in children.enumerated() {
-                    try discover(child, pointer: at + "/\(i)", base: base, resource: resource, registers: registers)
-                }
-            }
+    }
+
+    /// Draft-07's plain-name fragment in `$id` (HTML's name grammar): `^[A-Za-z][-A-Za-z0-9_:.]*$`.
+    static func isPlainName(_ name: String) -> Bool {
+        var first = true
+        for c in name.utf8 {
+            let letter = (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+            let other = (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F || c == 0x3A || c == 0x2E
+            guard letter || (!first && other) else { return false }
+            first = false
         }
+        return !first
     }
 
     /// `$anchor`'s grammar: `^[A-Za-z_][-A-Za-z0-9._]*$`.
@@ -264,8 +364,29 @@ struct SchemaCompiler {
         }
         func child(_ pointer: String) -> Int { siteIndex[pointer]! }
         var k = KeywordSet()
+        let referenceOnly = isReferenceOnly(members)
+        var additionalItems: String? = nil
         for (key, value) in members {
             let at = site.pointer + "/" + escapePointerToken(key)
+            if dialect == .draft07 {
+                if referenceOnly && key != "$ref" { continue }
+                if Self.notInDraft07.contains(key) { continue }  // unknown keywords in draft-07
+                switch key {
+                case "items":
+                    if case .array = value { k.prefixItems = try schemaArray(value, at, key).map(child) } else { k.items = child(at) }
+                    continue
+                case "additionalItems":
+                    additionalItems = at
+                    continue
+                case "dependencies":
+                    try dependencies(value, at, child, &k)
+                    continue
+                case "definitions":
+                    _ = try schemaMap(value, at, key)
+                    continue
+                default: break  // the same meaning in both dialects
+                }
+            }
             switch key {
             case "type": k.type = try typeSet(value, at)
             case "const": k.constant = value
@@ -333,10 +454,30 @@ struct SchemaCompiler {
             default: break  // annotations (title, format, default, …) and unknown keywords
             }
         }
+        // additionalItems means something only beside an array of items (draft-07).
+        if let additionalItems, k.prefixItems != nil { k.items = child(additionalItems) }
         var node = Node(location: site.pointer, resource: site.resource, constant: nil)
+        node.draft07 = dialect == .draft07
         node.keywords = k.ordered()
         node.hasUnevaluated = k.unevaluatedItems != nil || k.unevaluatedProperties != nil
         return node
+    }
+
+    /// Draft-07's `dependencies`: per property, an array of names (2020-12's `dependentRequired`)
+    /// or a schema (`dependentSchemas`).
+    func dependencies(_ value: JSON, _ at: String, _ child: (String) -> Int, _ k: inout KeywordSet) throws(SchemaError) {
+        guard case .object(let entries) = value else { throw invalid(at, "dependencies must be an object") }
+        for (name, entry) in entries {
+            let pointer = at + "/" + escapePointerToken(name)
+            switch entry {
+            case .array:
+                k.dependentRequired = (k.dependentRequired ?? []) + [(name, try stringArray(entry, pointer, "dependencies"))]
+            case .object, .bool:
+                k.dependentSchemas = (k.dependentSchemas ?? []) + [(name, child(pointer))]
+            default:
+                throw invalid(pointer, "each member of dependencies must be an array of property names or a schema")
+            }
+        }
     }
 
     func typeSet(_ value: JSON, _ at: String) throws(SchemaError) -> TypeSet {

@@ -239,7 +239,7 @@ import Testing
             (##"{"items": [{"type": "string"}]}"##, .invalidKeyword, "/items", "an array of schemas is prefixItems"),
             (##"{"additionalItems": false}"##, .unsupported, "/additionalItems", "draft 2020-12 write prefixItems and items"),
             (##"{"$recursiveRef": "#"}"##, .unsupported, "/$recursiveRef", "draft 2020-12 has $dynamicRef"),
-            (##"{"$schema": "http://json-schema.org/draft-07/schema#"}"##, .unsupported, "/$schema", "only JSON Schema draft 2020-12"),
+            (##"{"$schema": "http://json-schema.org/draft-04/schema#"}"##, .unsupported, "/$schema", "only JSON Schema draft 2020-12"),
             (##"{"properties": {"a": {"minLength": -1}}}"##, .invalidKeyword, "/properties/a/minLength", "minLength must be a non-negative integer"),
             (##"{"type": "int"}"##, .invalidKeyword, "/type", ##""int" is not a type"##),
             (##"{"required": ["a", "a"]}"##, .invalidKeyword, "/required", ##"required lists "a" twice"##),

@@ -67,9 +67,16 @@ import Testing
             /lines: 0 is less than the minimum 1
             /follow: the property "follow" is not allowed; allowed: "path", "lines"
             """##)
-        // What the protocol schema lets through as an inputSchema, CordonSchema may still refuse.
-        let draft7 = try json(##"{"name": "t", "inputSchema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}}"##)
+        // A draft-07 inputSchema (the MCP TypeScript SDK's) is compiled as draft-07.
+        let draft7 = try json(##"{"name": "t", "inputSchema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "dependencies": {"a": ["b"]}}}"##)
         #expect(try Self.definition("Tool", of: revision).validate(draft7).isValid)
-        #expect(throws: SchemaError.self) { try JSONSchema.compile(try #require(draft7["inputSchema"])) }
+        let input7 = try JSONSchema.compile(try #require(draft7["inputSchema"]))
+        #expect(input7.dialect == .draft07)
+        #expect(input7.validate(try json(##"{"a": 1, "b": 2}"##)).isValid)
+        #expect(input7.validate(try json(##"{"a": 1}"##)).violations.map(\.keyword) == ["dependencies"])
+        // What the protocol schema lets through as an inputSchema, CordonSchema may still refuse.
+        let draft4 = try json(##"{"name": "t", "inputSchema": {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"}}"##)
+        #expect(try Self.definition("Tool", of: revision).validate(draft4).isValid)
+        #expect(throws: SchemaError.self) { try JSONSchema.compile(try #require(draft4["inputSchema"])) }
     }
 }

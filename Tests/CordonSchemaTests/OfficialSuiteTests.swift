@@ -56,7 +56,7 @@ enum OfficialSuite {
         var tests: [(description: String, data: JSON, valid: Bool)]
     }
 
-    static func load(_ name: String) throws -> [Case] {
+    static func load(_ name: String, from directory: String = directory) throws -> [Case] {
         let path = directory + "/" + name + ".json"
         let bytes = try #require(FileManager.default.contents(atPath: path), "cannot read \(path)")
         let document = try JSON.parse(Array(bytes))
