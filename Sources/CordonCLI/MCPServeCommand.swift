@@ -47,6 +47,8 @@ final class MCPStdioServer: @unchecked Sendable {
     /// Connections to cordond not in use: a forwarded request takes one (or opens one) and
     /// gives it back, so a call does not pay for a connect and cordond's peer check each time.
     private let idle = IdleClients()
+    /// Forwarded requests each on a thread of their own (reused when one is idle).
+    private let forwarders = ElasticThreads(name: "mcp-forward")
 
     init(socket: String) { self.socket = socket }
 
@@ -118,7 +120,7 @@ final class MCPStdioServer: @unchecked Sendable {
             guard case .forward(let request) = event else { continue }
             // Each forwarded request on a thread and a connection of its own: a slow tool does
             // not hold the others.
-            do { try Threads.detach("mcp-forward", signals: .noSIGPIPE) { [self] in forward(request) } } catch {
+            do { try forwarders.run { [self] in forward(request) } } catch {
                 answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "no thread: \(error)")))
             }
         }

@@ -140,3 +140,48 @@ public final class Monitor: @unchecked Sendable {
     /// Wakes every waiter on `condition` (call with the lock held).
     public func broadcast(_ condition: Condition = .first) { pthread_cond_broadcast(conditions + condition.index) }
 }
+
+/// Threads for jobs that may block for long (a forwarded call waiting on its answer), reused:
+/// a job goes to a thread that is idle, or to a new one — never waits behind another job, so a
+/// slow one holds up nothing — and a thread idle for `idleSeconds` ends, with at most `maxIdle`
+/// kept. Starting a thread per job costs tens of microseconds on a call that takes a
+/// millisecond; this pays it only when every thread is busy.
+public final class ElasticThreads: @unchecked Sendable {
+    private let monitor = Monitor()
+    private let name: String
+    private let maxIdle: Int
+    private let idleSeconds: Double
+    // Guarded by `monitor`.
+    private var jobs: [@Sendable () -> Void] = []
+    private var idle = 0
+
+    public init(name: String, maxIdle: Int = 8, idleSeconds: Double = 10) {
+        self.name = name
+        self.maxIdle = maxIdle
+        self.idleSeconds = idleSeconds
+    }
+
+    /// Runs `job` on an idle thread, or a new one.
+    public func run(_ job: @escaping @Sendable () -> Void) throws(SystemError) {
+        let handed = monitor.locked { () -> Bool in
+            guard idle > jobs.count else { return false }
+            jobs.append(job)
+            monitor.signal()
+            return true
+        }
+        if handed { return }
+        try Threads.detach(name, signals: .noSIGPIPE) { [self] in
+            var next: (@Sendable () -> Void)? = job
+            while let job = next {
+                job()
+                next = monitor.locked { () -> (@Sendable () -> Void)? in
+                    guard idle < maxIdle else { return nil }
+                    idle += 1
+                    defer { idle -= 1 }
+                    _ = monitor.wait(until: MonotonicClock.now + idleSeconds) { !jobs.isEmpty }
+                    return jobs.isEmpty ? nil : jobs.removeFirst()
+                }
+            }
+        }
+    }
+}
