@@ -5,7 +5,7 @@ SCRATCH ?= $(CURDIR)/.build/demo
 RELEASE_BIN = $(CURDIR)/.build/release/cordon
 CORDOND_BIN = $(CURDIR)/.build/release/cordond
 
-.PHONY: all build release test demo bench clean deps pydeps fuzz fuzz-smoke install uninstall
+.PHONY: all build release test demo bench clean deps pydeps tools-venv fuzz fuzz-smoke install uninstall
 
 all: build
 
@@ -50,6 +50,16 @@ deps:
 # while the pins are unchanged: tools/pydeps.sh says how to change them.
 pydeps: deps
 	tools/pydeps.sh
+
+# The venv the shipped MCP tools run from (tools/time.toml, git.toml, fetch.toml and the mcp-*
+# policies name /opt/cordon/mcp): the same pinned, hash-checked group as the tests' (mcp), made
+# world-readable for the sandboxes' unprivileged users. Run as root; TOOLS_VENV_DIR=DIR puts it at
+# DIR/mcp instead (then change the manifests' command and the policies' path). pip's download
+# cache is removed afterwards, so DIR holds the venv, its stamp and pip's logs.
+TOOLS_VENV_DIR ?= /opt/cordon
+tools-venv: deps
+	umask 022 && PYDEPS_DIR=$(TOOLS_VENV_DIR) tools/pydeps.sh mcp
+	rm -rf $(TOOLS_VENV_DIR)/.cache
 
 # Starts cordond on a scratch socket, state and runtime directory (embedded default policy),
 # submits two tasks through its socket and prints each one's output and audit record: one that
@@ -98,6 +108,8 @@ fuzz-smoke: deps
 # /etc/cordon/cordond.toml exists (DOCDIR/examples/cordond.toml shows every key), and the
 # shipped policies and profiles are built into the binaries, so they are installed as examples
 # to copy into /etc/cordon/policies, not as a config directory that would shadow a newer build.
+# The shipped tool manifests (tools/*.toml) are examples too: a tool is offered only once an
+# admin copies its manifest into /etc/cordon/tools (and sets up what its header asks).
 # Man pages and completions are generated from the installed binaries' own argument parser.
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -119,16 +131,16 @@ OWNER = $(if $(filter 0,$(shell id -u)),-o root -g root)
 # Everything install puts, by source: uninstall removes exactly these, then the directories
 # that are Cordon's own. Shared directories (bin, share/man/man1) are created if missing and
 # otherwise left as they are, and stay.
-DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/policy.schema.json
-EXAMPLES = packaging/cordond.toml $(wildcard policies/*.toml profiles/seccomp/*.json profiles/seccomp/*.md profiles/runtime/*.toml)
+DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/tools.md docs/policy.schema.json
+EXAMPLES = packaging/cordond.toml $(wildcard policies/*.toml profiles/seccomp/*.json profiles/seccomp/*.md profiles/runtime/*.toml tools/*.toml)
 INSTALLED = $(BINDIR)/cordon $(BINDIR)/cordond $(BINDIR)/cordon-scan $(LIBEXECDIR)/cordon-init \
   $(MANDIR)/man1/cordon.1 $(MANDIR)/man8/cordond.8 \
   $(BASHCOMPDIR)/cordon $(BASHCOMPDIR)/cordond $(ZSHCOMPDIR)/_cordon $(ZSHCOMPDIR)/_cordond \
   $(FISHCOMPDIR)/cordon.fish $(FISHCOMPDIR)/cordond.fish $(UNITDIR)/cordond.service $(UNITDIR)/cordond.socket \
   $(addprefix $(DOCDIR)/,$(notdir $(DOCS))) \
-  $(DOCDIR)/examples/cordond.toml $(addprefix $(DOCDIR)/examples/,$(filter policies/% profiles/%,$(EXAMPLES)))
+  $(DOCDIR)/examples/cordond.toml $(addprefix $(DOCDIR)/examples/,$(filter policies/% profiles/% tools/%,$(EXAMPLES)))
 OWN_DIRS = $(DOCDIR)/examples/profiles/seccomp $(DOCDIR)/examples/profiles/runtime $(DOCDIR)/examples/profiles \
-  $(DOCDIR)/examples/policies $(DOCDIR)/examples $(DOCDIR) $(LIBEXECDIR)
+  $(DOCDIR)/examples/policies $(DOCDIR)/examples/tools $(DOCDIR)/examples $(DOCDIR) $(LIBEXECDIR)
 D = $(DESTDIR)
 
 install: $(if $(BIN),,release)
@@ -155,6 +167,7 @@ install: $(if $(BIN),,release)
 	install -m 644 $(OWNER) policies/*.toml $(D)$(DOCDIR)/examples/policies/
 	install -m 644 $(OWNER) profiles/seccomp/*.json profiles/seccomp/*.md $(D)$(DOCDIR)/examples/profiles/seccomp/
 	install -m 644 $(OWNER) profiles/runtime/*.toml $(D)$(DOCDIR)/examples/profiles/runtime/
+	install -m 644 $(OWNER) tools/*.toml $(D)$(DOCDIR)/examples/tools/
 
 uninstall:
 	rm -f $(addprefix $(D),$(INSTALLED))

@@ -10,7 +10,8 @@ struct PolicyCheckTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     let checker = PolicyChecker(store: PolicyStore(configDir: nil))
 
-    @Test(arguments: ["policies/default.toml", "policies/python-tool.toml", "policies/shell-tool.toml", "profiles/seccomp/default.json", "profiles/seccomp/strict.json",
+    @Test(arguments: ["policies/default.toml", "policies/python-tool.toml", "policies/shell-tool.toml",
+                      "policies/mcp-time.toml", "policies/mcp-git.toml", "policies/mcp-fetch.toml", "profiles/seccomp/default.json", "profiles/seccomp/strict.json",
                       "profiles/runtime/python.toml", "profiles/runtime/node.toml", "profiles/runtime/shell.toml", "profiles/runtime/compiled.toml"])
     func shippedFilesPass(_ file: String) {
         let report = checker.check("\(Self.repo)/\(file)")

@@ -62,6 +62,30 @@ struct ToolCheckTests {
         #expect(problems.last?.message.contains("did you mean 'time'") == true)
     }
 
+    /// The shipped manifests (tools/*.toml) pass `cordon tool check` together, with the shipped
+    /// policies they name and nothing in the config directory.
+    @Test func theShippedManifestsPass() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.removeItem(atPath: "\(dir)/cfg/tools/time.toml")
+        let manifests = try FileManager.default.contentsOfDirectory(atPath: "\(repo)/tools").filter { $0.hasSuffix(".toml") }.sorted()
+        #expect(manifests == ["fetch.toml", "git.toml", "python.toml", "time.toml"])
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "\(Self.productsDir)/cordon")
+        p.arguments = ["tool", "check", "--config-dir", "\(dir)/cfg"] + manifests.map { "\(repo)/tools/\($0)" }
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        for line in ["fetch.toml: ok (fetch: kind mcp, policy mcp-fetch)", "git.toml: ok (git: kind mcp, policy mcp-git)",
+                     "python.toml: ok (python: kind command, policy python-tool)", "time.toml: ok (time: kind mcp, policy mcp-time)"] {
+            #expect(text.contains("/tools/\(line)\n"), "\(text)")
+        }
+    }
+
     @Test func theCommandSaysSoInTextAndJSONWithItsStatus() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

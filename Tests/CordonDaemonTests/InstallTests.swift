@@ -56,12 +56,14 @@ struct InstallTests {
             "share/fish/vendor_completions.d/cordon.fish": 0o644, "share/fish/vendor_completions.d/cordond.fish": 0o644,
             "lib/systemd/system/cordond.service": 0o644, "lib/systemd/system/cordond.socket": 0o644,
             "share/doc/cordon/README.md": 0o644, "share/doc/cordon/SECURITY.md": 0o644, "share/doc/cordon/daemon.md": 0o644,
-            "share/doc/cordon/policies.md": 0o644, "share/doc/cordon/policy.schema.json": 0o644,
+            "share/doc/cordon/policies.md": 0o644, "share/doc/cordon/tools.md": 0o644, "share/doc/cordon/policy.schema.json": 0o644,
             "share/doc/cordon/examples/cordond.toml": 0o644,
         ]
-        // Every shipped policy and profile, as examples (the binaries embed the same files).
-        for dir in ["policies", "profiles/seccomp", "profiles/runtime"] {
-            for name in try FileManager.default.contentsOfDirectory(atPath: "\(TestDaemon.repoRoot)/\(dir)") {
+        // Every shipped policy and profile, as examples (the binaries embed the same files), and
+        // the shipped tool manifests (tools/ also holds the dev scripts, which are not installed).
+        for dir in ["policies", "profiles/seccomp", "profiles/runtime", "tools"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: "\(TestDaemon.repoRoot)/\(dir)")
+            where dir != "tools" || name.hasSuffix(".toml") {
                 out["share/doc/cordon/examples/\(dir)/\(name)"] = 0o644
             }
         }
