@@ -594,12 +594,18 @@ public final class ToolGateway: @unchecked Sendable {
         let environment = ownEnvironment, command = argv, slots = commandSlots
         do {
             try Threads.detach("tool-command", signals: .noSIGPIPE) {
+                // The manifest's timeout, never past the policy's own wall clock.
+                let left = max(0.001, deadline - MonotonicClock.now)
                 let run = CommandRun.execute(plan: plan, argv: command, stdin: input, environment: environment,
-                                             wallTime: max(0.001, deadline - MonotonicClock.now))
+                                             wallTime: plan.policy.limits.wallTimeSeconds.map { min($0, left) } ?? left)
                 slots.give(caller.uid)
                 done(run.result.map { output in
                     let text = String(decoding: output.stdout, as: UTF8.self)
                     var result = MCPCallToolResult(content: [.text(text, extra: nil)], isError: output.exitStatus != 0)
+                    // A failed call says why, as the command wrote it (the end of its stderr).
+                    if output.exitStatus != 0, !output.stderrTail.isEmpty {
+                        result.content.append(.text("stderr (exit status \(output.exitStatus)):\n" + String(decoding: output.stderrTail, as: UTF8.self), extra: nil))
+                    }
                     if manifest.output == .json, output.exitStatus == 0 {
                         guard let value = try? JSON.parse(output.stdout) else {
                             result = MCPCallToolResult(content: [.text("the tool's output is not JSON", extra: nil)], isError: true)
@@ -728,9 +734,11 @@ public struct ToolCallRecord: Sendable {
 /// One sandbox per call of a command tool: the arguments as JSON on stdin, stdout kept (in a
 /// memory file the supervisor's relay fills, under the policy's output limit) and read back.
 enum CommandRun {
-    struct Output { var stdout: [UInt8]; var exitStatus: Int32 }
+    struct Output { var stdout: [UInt8]; var exitStatus: Int32; var stderrTail: [UInt8] = [] }
     /// The most of a command's stdout a result carries.
     static let maxResultBytes = 4 << 20
+    /// The end of a failed command's stderr that its result carries.
+    static let stderrTailBytes = 4096
 
     static func execute(plan: SpawnPlan, argv: [String], stdin: [UInt8], environment: SandboxEnvironment,
                         wallTime: Double) -> (result: Result<Output, ToolCallFailure>, denials: [Denial], omitted: Int) {
@@ -749,12 +757,13 @@ enum CommandRun {
         let output = cl_memfd("cordon-tool-output")
         guard output >= 0 else { return fail("memfd") }
         defer { close(output) }
-        let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        defer { if devnull >= 0 { close(devnull) } }
+        let errors = cl_memfd("cordon-tool-stderr")
+        guard errors >= 0 else { return fail("memfd") }
+        defer { close(errors) }
         var io = SandboxIO()
         io.stdin = reader
         io.stdout = output
-        io.stderr = devnull
+        io.stderr = errors
         io.relaySignals = false
         let result = Sandbox.run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime)
         // Everything the sandbox was refused: the whole sandbox was this call.
@@ -770,7 +779,14 @@ enum CommandRun {
         var bytes = [UInt8](repeating: 0, count: max(0, size))
         let n = bytes.withUnsafeMutableBytes { pread(output, $0.baseAddress, $0.count, 0) }
         bytes = Array(bytes.prefix(max(0, n)))
-        return (.success(Output(stdout: bytes, exitStatus: result.exitStatus)), denials, omitted)
+        var tail: [UInt8] = []
+        if result.exitStatus != 0, fstat(errors, &st) == 0, st.st_size > 0 {
+            let from = max(0, Int(st.st_size) - stderrTailBytes)
+            tail = [UInt8](repeating: 0, count: Int(st.st_size) - from)
+            let got = tail.withUnsafeMutableBytes { pread(errors, $0.baseAddress, $0.count, off_t(from)) }
+            tail = Array(tail.prefix(max(0, got)))
+        }
+        return (.success(Output(stdout: bytes, exitStatus: result.exitStatus, stderrTail: tail)), denials, omitted)
     }
 }
 

@@ -94,6 +94,28 @@ struct ToolGatewayTests {
         #expect(r.record.argumentBytes > 0 && r.record.argumentSHA256.count == 64 && r.record.arguments == nil)
         let failing = try Self.call(g, "python", .object([("code", .string("raise SystemExit(3)"))]))
         #expect(failing.record.outcome == .toolError && failing.record.isError)
+        // A failure says why: the end of the command's stderr is in the result.
+        let raising = try Self.call(g, "python", .object([("code", .string("print('before'); raise ValueError('boom')"))]))
+        #expect(raising.record.outcome == .toolError, "\(raising.record)")
+        #expect(Self.text(raising).hasPrefix("before\n") && Self.text(raising).contains("ValueError: boom"), "\(Self.text(raising))")
+    }
+
+    /// A command tool's call never runs past its policy's wall clock, whatever the manifest's
+    /// timeout says.
+    @Test func aCommandRunsNoLongerThanItsPolicyAllows() throws {
+        let policy = "\(Self.dir)/quick.toml"
+        try """
+            [policy]
+            name = "quick"
+            extends = ["python-tool"]
+            [limits]
+            wall_time = "1s"
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let m = try Self.manifest("slow", Self.python.replacingOccurrences(of: "policy = \"python-tool\"", with: "policy = \"\(policy)\""))
+        let g = try Self.gateway([m])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let r = try Self.call(g, "slow", .object([("code", .string("import time; time.sleep(5); print('late')"))]))
+        #expect(r.record.outcome == .timeout && r.record.latencySeconds < 4, "\(r.record)")
     }
 
     @Test func badArgumentsAreRefusedBeforeAnySandbox() throws {
