@@ -125,8 +125,11 @@ struct ToolCallCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if !client.json {
+            // Each text block as it came, ended on a line of its own (a server's JSON often
+            // has no final newline: the next block, or the shell's prompt, would run on).
             for block in result["content"]?.arrayValue ?? [] where block["type"]?.stringValue == "text" {
-                FileDescriptorIO.writeAll(1, block["text"]?.stringValue ?? "")
+                let text = block["text"]?.stringValue ?? ""
+                FileDescriptorIO.writeAll(1, text.isEmpty || text.hasSuffix("\n") ? text : text + "\n")
             }
         }
         if result["isError"] == .bool(true) { throw ExitCode(1) }

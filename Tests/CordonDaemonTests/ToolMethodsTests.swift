@@ -91,6 +91,9 @@ struct ToolMethodsTests {
             let again = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", #"{"code": "print('hi')"}"#])
             #expect(again.status == 0 && again.stdout == "hi\n", "run \(i): \(again)")
         }
+        // Output without a final newline (mcp-server-time's JSON has none) ends on a line of its own.
+        let bare = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", #"{"code": "print('no newline', end='')"}"#])
+        #expect(bare.status == 0 && bare.stdout == "no newline\n", "\(bare)")
         let refused = TestDaemon.exec(TestDaemon.cordon, ["tool", "call", "--socket", d.socket, "python", "--args", "{}"])
         #expect(refused.status == 2 && refused.stderr.contains("invalid-arguments"), "\(refused)")
         let listed = TestDaemon.exec(TestDaemon.cordon, ["tool", "list", "--socket", d.socket])
@@ -102,7 +105,7 @@ struct ToolMethodsTests {
         // And a metric: counts by outcome, a latency histogram, the breaker, the instances.
         let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
         for line in ["cordon_tool_calls_total{tool=\"time.get_current_time\",outcome=\"ok\"} 1", "cordon_tool_calls_total{tool=\"python\",outcome=\"invalid-arguments\"} 2",
-                     "cordon_tool_call_seconds_count{tool=\"python\"} 14", "cordon_tool_breaker_state{tool=\"time.get_current_time\"} 0",
+                     "cordon_tool_call_seconds_count{tool=\"python\"} 15", "cordon_tool_breaker_state{tool=\"time.get_current_time\"} 0",
                      "cordon_tool_instances{tool=\"time\"} 1", "cordon_tool_instance_starts_total{tool=\"time\"} 1"] {
             #expect(metrics.contains(line + "\n"), "\(line) missing from\n\(metrics)")
         }
