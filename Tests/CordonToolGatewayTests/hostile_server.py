@@ -12,6 +12,8 @@ Tools:
   escape {secret: path}     tries to leave its policy: reads `secret` (a host file not bound),
                             opens a file by handle (open_by_handle_at, the classic way out of a
                             bind), and looks up a name not on its allowlist; answers what each got.
+  slow   {seconds}          answers "slept" after that long, from a thread of its own (the
+                            server keeps reading: other calls are answered meanwhile).
 
 `--slow-start SECONDS`: sleeps that long before reading anything.
 """
@@ -20,6 +22,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 
 if "--slow-start" in sys.argv:
@@ -28,9 +31,18 @@ if "--slow-start" in sys.argv:
 poisoned = False
 
 
+lock = threading.Lock()
+
+
 def send(message):
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    with lock:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+
+def answer_later(mid, seconds):
+    time.sleep(seconds)
+    send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "slept"}]}})
 
 
 def tools():
@@ -51,7 +63,8 @@ def tools():
             {"name": "exec", "description": "Runs code", "inputSchema": {"type": "object"}},
             {"name": "ask", "description": "Asks for input", "inputSchema": {"type": "object"}},
             {"name": "fail", "description": "Fails", "inputSchema": {"type": "object"}},
-            {"name": "escape", "description": "Tries to leave its policy", "inputSchema": {"type": "object"}}]
+            {"name": "escape", "description": "Tries to leave its policy", "inputSchema": {"type": "object"}},
+            {"name": "slow", "description": "Answers after a while", "inputSchema": {"type": "object"}}]
 
 
 def escape(secret):
@@ -107,6 +120,8 @@ for line in sys.stdin:
         elif name == "escape":
             text = json.dumps(escape(str(args.get("secret"))))
             send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+        elif name == "slow":
+            threading.Thread(target=answer_later, args=(mid, float(args.get("seconds", 1))), daemon=True).start()
         elif name == "fail":
             send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32603, "message": "failing on purpose"}})
         else:

@@ -1,0 +1,108 @@
+import CordonConfig
+import CordonJSON
+import CordonMCP
+import CordonPolicy
+import CordonSandbox
+import CordonSystem
+import CordonToolGateway
+import CordonTools
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Second review of issue 17 (reloads, denials on records): each test fails while its defect is
+/// there. Real sandboxes, the hostile server of GatewayAttackTests.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct Review17bGatewayTests {
+    static let server = GatewayAttackTests.server
+
+    static func policy(_ name: String, wallTime: String) throws -> String {
+        let path = "\(ToolGatewayTests.dir)/\(name).toml"
+        try """
+            [policy]
+            name = "\(name)"
+            extends = ["python-tool"]
+            [filesystem]
+            read_only = ["\(ToolGatewayTests.repo)/Tests/CordonToolGatewayTests"]
+            [limits]
+            wall_time = "\(wallTime)"
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A call that waits for its instance's start while the manifest is changed to another
+    /// policy runs on an instance of the NEW definition (the pool serves waiting leases with
+    /// it) and records the NEW policy's hash — under the OLD manifest's policy name. The row
+    /// says "policy A, hash of B": no policy has that pair. (record.policy comes from the
+    /// manifest captured at `call`, record.policyHash from the catalog read after the wait.)
+    @Test func aCallRacingAReloadRecordsOnePolicysNameWithAnothersHash() throws {
+        let a = try Self.policy("review17b-a", wallTime: "1h")
+        let b = try Self.policy("review17b-b", wallTime: "2h")
+        let v1 = try ToolGatewayTests.manifest("repl", """
+            [tool]
+            kind = "mcp"
+            description = "Slow to start, policy A"
+            command = ["/usr/bin/python3", "-I", "\(Self.server)", "--slow-start", "3"]
+            policy = "\(a)"
+            timeout = "20s"
+            """)
+        let v2 = try ToolGatewayTests.manifest("repl", """
+            [tool]
+            kind = "mcp"
+            description = "Policy B"
+            command = ["/usr/bin/python3", "-I", "\(Self.server)"]
+            policy = "\(b)"
+            timeout = "20s"
+            """)
+        let g = try ToolGatewayTests.gateway([v1])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let raced = ToolGatewayTests.Wait()
+        g.call("repl.greet", arguments: .object([("name", .string("x"))]), caller: ToolGatewayTests.alice,
+               deadline: MonotonicClock.now + 30) { raced.set($0) }
+        Thread.sleep(forTimeInterval: 1)  // its instance (policy A) is starting
+        #expect(g.update([v2]) == ["repl"])
+        let r = try #require(raced.get())
+        // A call made after the reload: the pair B's name and B's hash.
+        let fresh = try ToolGatewayTests.call(g, "repl.greet", .object([("name", .string("y"))]))
+        #expect(fresh.record.outcome == .ok && fresh.record.policy == b, "\(fresh.record)")
+        let hashB = try #require(fresh.record.policyHash)
+        #expect(r.record.outcome == .ok, "\(r.record)")
+        // It ran on an instance of B (the one the fresh call used, or another of B's).
+        #expect((r.record.policyHash == hashB) == (r.record.policy == b),
+                "the record says policy \(r.record.policy ?? "nil") with hash \(r.record.policyHash ?? "nil"), which is \(b)'s hash")
+    }
+
+    /// For a shared tool, "a call of the same user's on the same instance at the same time
+    /// shows in both rows" (docs/tools.md) is any user's: Bob's call tries to leave the policy
+    /// (open_by_handle_at) while Alice's call is in flight on the shared instance, and Alice's
+    /// record — hers to read with `cordon audit --calls` — carries what Bob's call did and was
+    /// refused. (ToolGateway.ran reads the instance's whole DenialLog since the call's mark.)
+    @Test func aSharedToolsDenialsOfOneUserAreOnAnotherUsersRecord() throws {
+        let p = try Self.policy("review17b-shared", wallTime: "1h")
+        let m = try ToolGatewayTests.manifest("shared", """
+            [tool]
+            kind = "mcp"
+            description = "A shared server"
+            command = ["/usr/bin/python3", "-I", "\(Self.server)"]
+            policy = "\(p)"
+            shared = true
+            timeout = "20s"
+            """)
+        let g = try ToolGatewayTests.gateway([m])
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        // Started and listed.
+        #expect(try ToolGatewayTests.call(g, "shared.greet", .object([("name", .string("x"))])).record.outcome == .ok)
+        let alices = ToolGatewayTests.Wait()
+        g.call("shared.slow", arguments: .object([("seconds", .double(2))]), caller: ToolGatewayTests.alice,
+               deadline: MonotonicClock.now + 30) { alices.set($0) }
+        Thread.sleep(forTimeInterval: 0.5)
+        let bobs = try ToolGatewayTests.call(g, "shared.escape", .object([("secret", .string("/etc/shadow"))]), as: GatewayAttackTests.bob)
+        #expect(bobs.record.outcome == .ok && bobs.record.denials.contains(Denial(kind: .syscall, what: "open_by_handle_at")), "\(bobs.record)")
+        let alice = try #require(alices.get())
+        #expect(alice.record.outcome == .ok, "\(alice.record)")
+        #expect(alice.record.denials.isEmpty,
+                "Alice's call only slept; her record carries Bob's call's refusals: \(alice.record.denials)")
+    }
+}
