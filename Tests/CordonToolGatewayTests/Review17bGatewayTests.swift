@@ -105,4 +105,56 @@ struct Review17bGatewayTests {
         #expect(alice.record.denials.isEmpty,
                 "Alice's call only slept; her record carries Bob's call's refusals: \(alice.record.denials)")
     }
+
+    /// A command tool's schema tightened by a reload can stay loose: `Listings.schema` compiles
+    /// outside its lock and stores what it compiled after `forget(service:)` has run, so a
+    /// call that compiled the OLD manifest's schema while the update ran leaves it cached
+    /// under the tool's name, and every later call is checked against it. Here v2 adds
+    /// `required = ["must"]`; after the race, `{}` still passes. (A big schema — 9000
+    /// properties, as an admin's generated schema may be — makes the compile take long
+    /// enough to land an update in it: here 0, 10 and 40 ms into the first call left the loose
+    /// schema in force, 1 s did not.)
+    @Test func aSchemaTightenedByAReloadIsNotEnforcedAfterARacingCall() throws {
+        func manifest(required: Bool) throws -> ToolManifest {
+            var text = """
+                [tool]
+                kind = "command"
+                description = "Echoes"
+                policy = "python-tool"
+                argv = ["/usr/bin/python3", "-I", "-c", "print('ran')"]
+                timeout = "20s"
+                [tool.input_schema]
+                type = "object"
+
+                """
+            if required { text += "required = [\"must\"]\n" }
+            for i in 0..<9000 { text += "[tool.input_schema.properties.p\(i)]\ntype = \"string\"\nminLength = 1\n" }
+            return try ToolGatewayTests.manifest("echo", text)
+        }
+        let loose = try manifest(required: false), tight = try manifest(required: true)
+        var stale: [Double] = []
+        // Without a race the update holds: {} is refused once v2 is in.
+        do {
+            let g = try ToolGatewayTests.gateway([loose])
+            defer { g.stop(until: MonotonicClock.now + 10) }
+            #expect(try ToolGatewayTests.call(g, "echo", .object([])).record.outcome == .ok)
+            g.update([tight])
+            #expect(try ToolGatewayTests.call(g, "echo", .object([])).record.outcome == .invalidArguments)
+        }
+        for delay in [0.0, 0.01, 0.04, 1.0] {
+            let g = try ToolGatewayTests.gateway([loose])
+            defer { g.stop(until: MonotonicClock.now + 10) }
+            let first = ToolGatewayTests.Wait()
+            // On a thread of its own: `call` validates (compiles) before it returns.
+            Thread.detachNewThread {
+                g.call("echo", arguments: .object([]), caller: ToolGatewayTests.alice, deadline: MonotonicClock.now + 30) { first.set($0) }
+            }
+            Thread.sleep(forTimeInterval: delay)
+            #expect(g.update([tight]) == ["echo"])
+            _ = first.get()
+            let after = try ToolGatewayTests.call(g, "echo", .object([]))
+            if after.record.outcome != .invalidArguments { stale.append(delay) }
+        }
+        #expect(stale.isEmpty, "after the update to required = [\"must\"], {} was accepted (the old schema kept) with the update \(stale) s into the first call")
+    }
 }
