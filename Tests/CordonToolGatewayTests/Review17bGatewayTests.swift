@@ -157,4 +157,31 @@ struct Review17bGatewayTests {
         }
         #expect(stale.isEmpty, "after the update to required = [\"must\"], {} was accepted (the old schema kept) with the update \(stale) s into the first call")
     }
+
+    /// A denial is told to the instance's DenialLog after the sandbox already has its answer:
+    /// the supervisor responds to the seccomp notification (`cl_seccomp_notif_respond_errno`)
+    /// and only then calls `onDenial` (Supervisor.swift); egress writes its 403 / NXDOMAIN
+    /// before `emit`. A server that makes one refused syscall and then answers — nothing
+    /// asynchronous on its side — races the reader: the answer can be read and the call's
+    /// denials taken before the denial is logged, and then it lands on the NEXT call's record
+    /// (another user's, for a shared tool) or on none. 5000 calls of `deny`, each followed by a
+    /// `greet`: every `deny` record must name open_by_handle_at, no `greet` record may. (Two
+    /// runs here: 2 and 1 `deny` records without it, on no record at all — the next call's
+    /// mark was taken after the late add. A rare race on an idle machine; a hostile server
+    /// can widen it by answering from a second thread while the first is being refused.)
+    @Test func aDenialIsLoggedAfterTheAnswerAndLandsOnTheNextCall() throws {
+        let g = try GatewayAttackTests.hostileGateway()
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let denial = Denial(kind: .syscall, what: "open_by_handle_at")
+        var missing = 0, misplaced = 0
+        let until = MonotonicClock.now + 120
+        for _ in 0..<5000 where MonotonicClock.now < until {
+            let d = try ToolGatewayTests.call(g, "repl.deny", .object([]))
+            #expect(d.record.outcome == .ok, "\(d.record)")
+            if !d.record.denials.contains(denial) { missing += 1 }
+            let n = try ToolGatewayTests.call(g, "repl.greet", .object([("name", .string("x"))]))
+            if n.record.denials.contains(denial) { misplaced += 1 }
+        }
+        #expect(missing == 0 && misplaced == 0, "deny calls without their denial: \(missing); greet calls carrying the previous call's: \(misplaced)")
+    }
 }

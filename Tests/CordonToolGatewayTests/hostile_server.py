@@ -12,6 +12,7 @@ Tools:
   escape {secret: path}     tries to leave its policy: reads `secret` (a host file not bound),
                             opens a file by handle (open_by_handle_at, the classic way out of a
                             bind), and looks up a name not on its allowlist; answers what each got.
+  deny   {}                 makes one refused syscall (open_by_handle_at) and answers at once.
   slow   {seconds}          answers "slept" after that long, from a thread of its own (the
                             server keeps reading: other calls are answered meanwhile).
 
@@ -64,6 +65,7 @@ def tools():
             {"name": "ask", "description": "Asks for input", "inputSchema": {"type": "object"}},
             {"name": "fail", "description": "Fails", "inputSchema": {"type": "object"}},
             {"name": "escape", "description": "Tries to leave its policy", "inputSchema": {"type": "object"}},
+            {"name": "deny", "description": "One refused syscall", "inputSchema": {"type": "object"}},
             {"name": "slow", "description": "Answers after a while", "inputSchema": {"type": "object"}}]
 
 
@@ -120,6 +122,10 @@ for line in sys.stdin:
         elif name == "escape":
             text = json.dumps(escape(str(args.get("secret"))))
             send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": text}]}})
+        elif name == "deny":
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syscall(304 if os.uname().machine == "x86_64" else 265, -100, ctypes.create_string_buffer(136), 0)
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": "denied"}]}})
         elif name == "slow":
             threading.Thread(target=answer_later, args=(mid, float(args.get("seconds", 1))), daemon=True).start()
         elif name == "fail":
