@@ -447,7 +447,8 @@ extension Daemon {
         try params.finish()
         let changes = tools.changes
         guard let after else { return .result(.object([("generation", .int(Int64(clamping: changes.generation)))])) }
-        return .later { reply in
+        // A connection that closes lets go of its wait.
+        return .laterUnlessClosed { reply in
             changes.watch(after: UInt64(after), deadline: MonotonicClock.now + timeout) { generation in
                 reply(.success(.object([("generation", .int(Int64(clamping: generation)))])))
             }
@@ -472,6 +473,12 @@ extension Daemon {
                 let r = result.record
                 // A name that is no tool is counted under one label: callers choose names.
                 metrics.toolCall(tool: gateway.metricLabel(r.tool), outcome: r.outcome.description, seconds: r.latencySeconds)
+                if !r.sharedInstanceDenials.isEmpty {
+                    // Whose doing is unknown (a shared instance): the instance's event, for admins.
+                    event("tool-denied", .object([("tool", .string(r.tool)), ("instance", r.instance.map { .int(Int64($0)) } ?? .null),
+                                                  ("policy", r.policy.map(JSON.string) ?? .null),
+                                                  ("denials", .array(r.sharedInstanceDenials.map { .string($0.description) }))]))
+                }
                 var members: [(String, JSON)] = [("tool", .string(r.tool)), ("outcome", .string(r.outcome.description))]
                 // A refusal is a row within the caller's refusal rate (tasks.admitRefusal), like
                 // every other refusal: past it, only counted, so no one grows the store by asking.

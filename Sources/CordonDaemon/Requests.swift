@@ -42,6 +42,9 @@ enum Answer: Sendable {
     /// `start(reply)` begins the work; `reply` sends its answer, once, from any thread (a tool
     /// call answered by a sandboxed server). No thread is held meanwhile.
     case later(start: @Sendable (_ reply: @escaping @Sendable (Result<JSON, RPCError>) -> Void) -> Void)
+    /// As `later`, and `start` returns what to do if the connection closes before the answer
+    /// (a long poll lets go of its wait): nothing waits for a client that is gone.
+    case laterUnlessClosed(start: @Sendable (_ reply: @escaping @Sendable (Result<JSON, RPCError>) -> Void) -> (@Sendable () -> Void))
 }
 
 /// A fixed set of threads taking jobs in order. Request handlers run here, off the event loop:
@@ -224,7 +227,7 @@ final class RequestProcessor: Sendable {
         let replyID: JSON? = rawID == nil ? nil : id
         let call: @Sendable () -> Outcome = { [self] in
             var parked: Parked?
-            var later: (@Sendable (@escaping @Sendable (Result<JSON, RPCError>) -> Void) -> Void)?
+            var later: (@Sendable (@escaping @Sendable (Result<JSON, RPCError>) -> Void) -> (@Sendable () -> Void)?)?
             answer(replyID, connection, method: method) {
                 var params = try Params(message["params"])
                 switch try daemon.call(method, &params, peer: connection.peer, sink: connection, id: id) {
@@ -233,17 +236,26 @@ final class RequestProcessor: Sendable {
                     parked = Parked(id: replyID, task: task, timeout: timeout, then: then)
                     return nil
                 case .later(let start):
-                    later = start
+                    later = { reply in start(reply); return nil }
+                    return nil
+                case .laterUnlessClosed(let start):
+                    later = { reply in start(reply) }
                     return nil
                 }
             }
             if let later {
                 // Answered when the work ends; until then the connection takes no other request.
                 let once = Atomic<Bool>(false)
-                later { [self] result in
+                let cancel = later { [self] result in
                     guard !once.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                    connection.onClose(nil)
                     answer(replyID, connection, method: method) { try result.get() }
                     connection.requestDone()
+                }
+                if let cancel {
+                    // Registered after the answer, if that came first: then it is too late to
+                    // matter, and `cancel` finds nothing to let go of.
+                    connection.onClose { if !once.exchange(true, ordering: .acquiringAndReleasing) { cancel() } }
                 }
                 return .detached
             }

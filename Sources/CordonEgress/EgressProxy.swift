@@ -185,27 +185,27 @@ public final class EgressProxy: Sendable {
         let query: DNSQuery
         switch DNSQuery.parse(packet) {
         case .failure(let m):
-            if let id = m.id { reply(DNSQuery.formatError(id: id), to: from, length) }
             dnsEvent(.denied, "\(m.id == nil ? "dropped" : "FORMERR"): \(m.reason)", client: client)
+            if let id = m.id { reply(DNSQuery.formatError(id: id), to: from, length) }
             return
         case .success(let q): query = q
         }
         let name: String
         switch HostName.normalize(query.rawName.isEmpty ? [] : Array(query.name.utf8)) {
         case .failure(let e):
-            reply(query.response(.nameError), to: from, length)
             dnsEvent(.denied, "NXDOMAIN: the name \(e.reason)", name: query.name, type: query.type, client: client)
+            reply(query.response(.nameError), to: from, length)
             return
         case .success(let n): name = n
         }
         guard configuration.allowlist.isNameListed(name) else {
-            reply(query.response(.nameError), to: from, length)
             dnsEvent(.denied, "NXDOMAIN: not on the allowlist", name: name, type: query.type, client: client)
+            reply(query.response(.nameError), to: from, length)
             return
         }
         guard query.qclass == 1 else {
-            reply(query.response(.refused), to: from, length)
             dnsEvent(.denied, "REFUSED: class \(query.qclass) is not IN", name: name, type: query.type, client: client)
+            reply(query.response(.refused), to: from, length)
             return
         }
         guard query.type == .a else {
@@ -217,15 +217,16 @@ public final class EgressProxy: Sendable {
             return
         }
         guard admit(\.lookups, limit: configuration.maxLookups) else {
-            reply(query.response(.serverFailure), to: from, length)
             dnsEvent(.denied, "SERVFAIL: too many lookups in flight", name: name, type: query.type, client: client)
+            reply(query.response(.serverFailure), to: from, length)
             return
         }
         let started = threads.spawn("egress-lookup") { [self] in
             defer { counters.withLock { $0.lookups -= 1 } }
             let (code, addresses, reason) = lookUp(name)
-            reply(query.response(code, answers: addresses, ttl: configuration.dnsTTL), to: from, length)
+            // Recorded before the client has its answer, as every refusal is.
             dnsEvent(code == .noError ? .allowed : .denied, reason, name: name, type: query.type, answers: addresses, client: client)
+            reply(query.response(code, answers: addresses, ttl: configuration.dnsTTL), to: from, length)
         }
         if !started {
             counters.withLock { $0.lookups -= 1 }
@@ -320,9 +321,11 @@ public final class EgressProxy: Sendable {
         let decision = vetted(decide(client))
         guard case .allow(let admission) = decision else {
             if case .deny(let reason, let name, let destination, let http) = decision {
-                if http { _ = Sockets.writeAll(client, Array("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: \(reason.utf8.count + 1)\r\n\r\n\(reason)\n".utf8), stopFd: stopRead, timeout: 1) }
+                // Recorded before the client hears of it (the record of a call it makes next
+                // must not miss this refusal).
                 emit(EgressEvent(kind: .connection, verdict: .denied, reason: reason, name: name, destination: destination,
                                  client: peer, duration: MonotonicClock.now - started))
+                if http { _ = Sockets.writeAll(client, Array("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: \(reason.utf8.count + 1)\r\n\r\n\(reason)\n".utf8), stopFd: stopRead, timeout: 1) }
             }
             return
         }

@@ -191,9 +191,11 @@ struct Supervisor: ~Copyable {
         // log: the call runs (CONTINUE; what it touches was already allowed by everything
         // but this filter). errno and kill: it fails; kill then stops the whole sandbox.
         let err = action == .log ? 0 : plan.seccomp.errnoBySyscall[nr] ?? plan.seccomp.defaultErrno
+        // Told before the workload has its answer: a server that answers its caller right after
+        // a refused call cannot get the answer out before its refusal is on record.
+        if action != .log { onDenial?(Denial(kind: .syscall, what: SeccompCompiler.syscallName(nr))) }
         _ = cl_seccomp_notif_respond_errno(fd, request.id, err)
         if action == .kill { kill(.seccompViolation) }
-        if action != .log { onDenial?(Denial(kind: .syscall, what: SeccompCompiler.syscallName(nr))) }
         if var entry = denied[nr] {
             entry.count += 1
             denied[nr] = entry

@@ -12,12 +12,14 @@ import Synchronization
 /// thread that bumped or expired.
 public final class ChangeFeed: Sendable {
     private struct Waiter {
+        var id: UInt64
         var deadline: Double
         var completion: @Sendable (UInt64) -> Void
     }
     private struct State {
         var generation: UInt64
         var waiters: [Waiter] = []
+        var nextID: UInt64 = 0
     }
     private let state: Mutex<State>
     /// Waits held at once; past this a watch is answered at once (the caller's connection is
@@ -39,14 +41,21 @@ public final class ChangeFeed: Sendable {
     }
 
     /// `completion(generation)` once the count is not `after`, or at `deadline` (CLOCK_MONOTONIC
-    /// seconds) with it unchanged.
-    public func watch(after: UInt64, deadline: Double, completion: @escaping @Sendable (UInt64) -> Void) {
-        let now: UInt64? = state.withLock { s in
-            if s.generation != after || s.waiters.count >= Self.maxWaiters { return s.generation }
-            s.waiters.append(Waiter(deadline: deadline, completion: completion))
-            return nil
+    /// seconds) with it unchanged. Returns what lets go of the wait unanswered (its caller is
+    /// gone): a wait must not outlive the connection it was made for.
+    @discardableResult
+    public func watch(after: UInt64, deadline: Double, completion: @escaping @Sendable (UInt64) -> Void) -> @Sendable () -> Void {
+        let (now, id): (UInt64?, UInt64) = state.withLock { s in
+            if s.generation != after || s.waiters.count >= Self.maxWaiters { return (s.generation, 0) }
+            s.nextID += 1
+            s.waiters.append(Waiter(id: s.nextID, deadline: deadline, completion: completion))
+            return (nil, s.nextID)
         }
-        if let now { completion(now) }
+        if let now {
+            completion(now)
+            return {}
+        }
+        return { [self] in state.withLock { s in s.waiters.removeAll { $0.id == id } } }
     }
 
     /// Answers the waits whose deadline has passed.

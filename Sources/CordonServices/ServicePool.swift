@@ -33,6 +33,9 @@ public final class ServicePool: @unchecked Sendable {
     /// How to start, connect to and check one service's instances.
     public struct Definition: Sendable {
         public var settings: Settings
+        /// What its owner says these instances are (a tool's policy and its hash), given back
+        /// on each lease: a call that waited across `define` learns what it actually ran on.
+        public var tag: String = ""
         /// The sandbox of a new instance for `key`'s owner.
         public var spec: @Sendable (Key) throws -> SandboxedProcess.Spec
         /// The protocol's client on a fresh instance (its `ready` is the readiness check).
@@ -60,6 +63,8 @@ public final class ServicePool: @unchecked Sendable {
         /// What its `ready` returned.
         public let handshake: JSON
         public let instance: Int
+        /// The definition's `tag` the instance was started from.
+        public let tag: String
         fileprivate weak var pool: ServicePool?
         fileprivate let key: Key
         private let released = Atomic<Bool>(false)
@@ -68,6 +73,7 @@ public final class ServicePool: @unchecked Sendable {
             client = instance.client!
             handshake = instance.handshake
             self.instance = instance.id
+            tag = instance.tag
             self.key = key
             self.pool = pool
         }
@@ -95,6 +101,7 @@ public final class ServicePool: @unchecked Sendable {
 
     fileprivate final class Instance: @unchecked Sendable {
         let id: Int
+        var tag = ""
         var process: SandboxedProcess?
         var client: (any ServiceClient)?
         var handshake: JSON = .null
@@ -315,6 +322,7 @@ public final class ServicePool: @unchecked Sendable {
         guard g.waiters.count > startingSlots || live.count < s.minInstances, live.count < s.maxInstances, now >= g.nextStartAt else { return }
         guard roomForOneMore(besides: key, g) else { return }
         let instance = Instance(id: nextInstance, now: now)
+        instance.tag = definition.tag
         nextInstance += 1
         g.instances[instance.id] = instance
         g.starts += 1

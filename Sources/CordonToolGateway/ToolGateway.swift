@@ -152,7 +152,7 @@ public final class ToolGateway: @unchecked Sendable {
             catalog.withLock { $0 = new }
             for name in changed {
                 if let m = new.manifests[name], m.kind == .mcp, let plan = new.plans[name] {
-                    pool.define(name, definition(m, plan: plan))
+                    pool.define(name, definition(m, plan: plan, hash: new.policyHashes[name] ?? ""))
                 } else if old.manifests[name]?.kind == .mcp {
                     pool.define(name, nil)
                 }
@@ -164,9 +164,9 @@ public final class ToolGateway: @unchecked Sendable {
     }
 
     /// How the pool starts and talks to an MCP tool's instances.
-    private func definition(_ m: ToolManifest, plan: SpawnPlan) -> ServicePool.Definition {
+    private func definition(_ m: ToolManifest, plan: SpawnPlan, hash: String) -> ServicePool.Definition {
         let argv = m.command, info = clientInfo, listings = self.listings, changes = self.changes
-        return ServicePool.Definition(settings: m.service, spec: { [weak self] key in
+        var d = ServicePool.Definition(settings: m.service, spec: { [weak self] key in
             guard let self else { throw ServicePool.ServiceError("the tool gateway is gone") }
             var env = environment
             if let uid = key.owner {
@@ -183,6 +183,8 @@ public final class ToolGateway: @unchecked Sendable {
                 changes.bump()
             })
         })
+        d.tag = m.policy + "\n" + hash
+        return d
     }
 
     public func stop(until deadline: Double) { pool.stopAll(until: deadline) }
@@ -267,7 +269,7 @@ public final class ToolGateway: @unchecked Sendable {
                                              annotations: nil, manifest: m.name)])
             case .mcp:
                 tools(of: m, caller: caller, deadline: deadline) { listed in
-                    let tools = ((try? listed.get()) ?? []).sorted(by: { $0.name < $1.name }).map { tool in
+                    let tools = ((try? listed.get())?.tools ?? []).sorted(by: { $0.name < $1.name }).map { tool in
                         ExposedTool(name: "\(m.name).\(tool.name)", description: tool.description ?? m.description,
                                     inputSchema: tool.inputSchema, annotations: tool.annotations?.json, manifest: m.name)
                     }
@@ -287,7 +289,7 @@ public final class ToolGateway: @unchecked Sendable {
     /// `m`'s tools as `caller`'s instance lists them, by `completion` — never on an
     /// instance's reader thread (a continuation may start another server, or send).
     func tools(of m: ToolManifest, caller: Caller, deadline: Double,
-               completion: @escaping @Sendable (Result<[MCPTool], ToolCallFailure>) -> Void) {
+               completion: @escaping @Sendable (Result<Listings.Listing, ToolCallFailure>) -> Void) {
         let key = poolKey(m, caller)
         if let cached = listings.get(key) { return completion(.success(cached)) }
         remember(caller, for: m)
@@ -307,7 +309,7 @@ public final class ToolGateway: @unchecked Sendable {
             if let known = client.knownListing {
                 lease.release()
                 listings.set(key, known.tools, ifStill: generation)
-                return Continue.elsewhere { completion(.success(known.tools)) }
+                return Continue.elsewhere { completion(.success(Listings.Listing(tools: known.tools, generation: generation))) }
             }
             client.listTools(deadline: deadline) { result in
                 lease.release()
@@ -315,7 +317,7 @@ public final class ToolGateway: @unchecked Sendable {
                     switch result {
                     case .success(let listing):
                         listings.set(key, listing.tools, ifStill: generation)
-                        completion(.success(listing.tools))
+                        completion(.success(Listings.Listing(tools: listing.tools, generation: generation)))
                     case .failure(let e):
                         completion(.failure(ToolCallFailure(outcome: .protocolError, message: "tools/list: \(e)")))
                     }
@@ -391,10 +393,16 @@ public final class ToolGateway: @unchecked Sendable {
         let finished: @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Ran) -> Void = { [self] result, ran in
             var record = attempted
             record.instance = ran.instance
-            record.policy = manifest.policy
+            record.policy = ran.policy ?? manifest.policy
             record.policyHash = ran.policyHash
-            for d in ran.denials where !record.denials.contains(d) { record.denials.append(d) }
-            record.deniedOmitted += ran.deniedOmitted
+            if manifest.kind == .mcp && manifest.shared {
+                // A shared instance serves every user at once: what it was refused during this
+                // call may be another caller's doing, so it is not put on this caller's row.
+                for d in ran.denials where !record.sharedInstanceDenials.contains(d) { record.sharedInstanceDenials.append(d) }
+            } else {
+                for d in ran.denials where !record.denials.contains(d) { record.denials.append(d) }
+                record.deniedOmitted += ran.deniedOmitted
+            }
             let now = MonotonicInstant(seconds: MonotonicClock.now)
             switch result {
             case .success(.complete(let r)):
@@ -490,21 +498,28 @@ public final class ToolGateway: @unchecked Sendable {
     }
 
     /// The schema's verdict on the arguments, or nil when they may go (or cannot be judged
-    /// yet: an MCP tool whose server has not been listed for this caller).
-    private func validate(_ name: String, manifest: ToolManifest, key: ServicePool.Key, arguments: JSON, listing: [MCPTool]?) -> ToolCallFailure? {
+    /// yet: an MCP tool whose server has not been listed for this caller). A command tool is
+    /// judged by its manifest as the registry has it now; an MCP tool by `listing`.
+    private func validate(_ name: String, manifest: ToolManifest, key: ServicePool.Key, arguments: JSON, listing: Listings.Listing?) -> ToolCallFailure? {
         guard case .object = arguments else {
             return ToolCallFailure(outcome: .invalidArguments, message: "arguments must be an object, not \(arguments.typeName)")
         }
         let compiled: Result<JSONSchema, SchemaError>
         switch manifest.kind {
         case .command:
-            compiled = listings.schema(of: name, key: nil) { manifest.inputSchema ?? .object([("type", .string("object"))]) }
+            // The generation first, then the manifest: a schema compiled from a manifest an
+            // update replaced meanwhile is not kept (`Listings.schema`).
+            let generation = listings.generation(ServicePool.Key(service: manifest.name, owner: nil))
+            let current = catalog.withLock { $0.manifests[manifest.name] } ?? manifest
+            compiled = listings.schema(of: name, key: nil, generation: generation) {
+                current.inputSchema ?? .object([("type", .string("object"))])
+            }
         case .mcp:
             guard let listing else { return nil }
-            guard let toolName = ToolName(name)?.tool, let tool = listing.first(where: { $0.name == toolName }) else {
+            guard let toolName = ToolName(name)?.tool, let tool = listing.tools.first(where: { $0.name == toolName }) else {
                 return ToolCallFailure(outcome: .refused, message: "\(manifest.name) lists no tool \"\(ToolName(name)?.tool ?? name)\"")
             }
-            compiled = listings.schema(of: name, key: key) { tool.inputSchema }
+            compiled = listings.schema(of: name, key: key, generation: listing.generation) { tool.inputSchema }
         }
         switch compiled {
         case .failure(let e):
@@ -519,7 +534,10 @@ public final class ToolGateway: @unchecked Sendable {
     /// The denials an instance produced from `mark` to now: during the call (another call of
     /// the same owner's on the same instance at the same time shows in both records).
     private static func ran(_ lease: ServicePool.Lease, _ hash: String?, since mark: UInt64?) -> Ran {
-        var ran = Ran(instance: lease.instance, policyHash: hash)
+        // What the instance was started from: a call that waited across a reload ran on the
+        // new definition's instance, and says so.
+        let tag = lease.tag.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        var ran = Ran(instance: lease.instance, policy: tag.count == 2 ? String(tag[0]) : nil, policyHash: tag.count == 2 ? String(tag[1]) : hash)
         if let mark, let process = (lease.client as? MCPServiceClient)?.connection.process {
             (ran.denials, ran.deniedOmitted) = process.denials(since: mark)
         }
@@ -567,10 +585,11 @@ public final class ToolGateway: @unchecked Sendable {
 
     private func runCommand(_ manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double,
                             done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Ran) -> Void) {
-        let (plan, hash) = catalog.withLock { ($0.plans[manifest.name], $0.policyHashes[manifest.name]) }
-        guard let plan else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(manifest.name)\" any more")), Ran()) }
+        // The plan, its policy and the argv from one reading of the registry.
+        let (plan, hash, current) = catalog.withLock { ($0.plans[manifest.name], $0.policyHashes[manifest.name], $0.manifests[manifest.name]) }
+        guard let plan, let current else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(manifest.name)\" any more")), Ran()) }
         var argv: [String] = []
-        for element in manifest.argv {
+        for element in current.argv {
             guard let name = ToolManifest.placeholderName(element) else { argv.append(element); continue }
             switch arguments[name] {
             case .string(let s)?: argv.append(s)
@@ -579,14 +598,14 @@ public final class ToolGateway: @unchecked Sendable {
             case .double(let d)?: argv.append(String(d))
             case .bool(let b)?: argv.append(b ? "true" : "false")
             default:
-                return done(.failure(ToolCallFailure(outcome: .invalidArguments, message: "{\(name)} must be a string, number or boolean")), Ran(policyHash: hash))
+                return done(.failure(ToolCallFailure(outcome: .invalidArguments, message: "{\(name)} must be a string, number or boolean")), Ran(policy: current.policy, policyHash: hash))
             }
         }
         // One sandbox, one thread and up to the policy's output limit of memory each: bounded
         // per caller and in all, as the scheduler bounds tasks.
         guard commandSlots.take(caller.uid) else {
             return done(.failure(ToolCallFailure(outcome: .unavailable, message: "too many command-tool calls in flight (\(commandSlots.perOwner) per user, \(commandSlots.total) in all)")),
-                        Ran(policyHash: hash))
+                        Ran(policy: current.policy, policyHash: hash))
         }
         let input = Array(arguments.text.utf8)
         var ownEnvironment = self.environment
@@ -606,7 +625,7 @@ public final class ToolGateway: @unchecked Sendable {
                     if output.exitStatus != 0, !output.stderrTail.isEmpty {
                         result.content.append(.text("stderr (exit status \(output.exitStatus)):\n" + String(decoding: output.stderrTail, as: UTF8.self), extra: nil))
                     }
-                    if manifest.output == .json, output.exitStatus == 0 {
+                    if current.output == .json, output.exitStatus == 0 {
                         guard let value = try? JSON.parse(output.stdout) else {
                             result = MCPCallToolResult(content: [.text("the tool's output is not JSON", extra: nil)], isError: true)
                             return .complete(result)
@@ -614,11 +633,11 @@ public final class ToolGateway: @unchecked Sendable {
                         result.structuredContent = value
                     }
                     return .complete(result)
-                }, Ran(policyHash: hash, denials: run.denials, deniedOmitted: run.omitted))
+                }, Ran(policy: current.policy, policyHash: hash, denials: run.denials, deniedOmitted: run.omitted))
             }
         } catch {
             slots.give(caller.uid)
-            done(.failure(ToolCallFailure(outcome: .unavailable, message: "start a thread: \(error)")), Ran(policyHash: hash))
+            done(.failure(ToolCallFailure(outcome: .unavailable, message: "start a thread: \(error)")), Ran(policy: current.policy, policyHash: hash))
         }
     }
 
@@ -714,6 +733,9 @@ public struct ToolCallRecord: Sendable {
     /// distinct one once; `deniedOmitted`: repeats and those past what is kept.
     public var denials: [Denial] = []
     public var deniedOmitted = 0
+    /// A shared tool's instance's refusals during the call: any of its callers' doing, so
+    /// recorded by the daemon as an event of the instance, not on the caller's row.
+    public var sharedInstanceDenials: [Denial] = []
 
     init(caller: ToolGateway.Caller, tool: String, arguments: JSON) {
         self.caller = caller
@@ -793,6 +815,8 @@ enum CommandRun {
 /// What an attempt ran on, and what its sandbox was refused meanwhile.
 struct Ran: Sendable {
     var instance: Int?
+    /// The policy it ran under, when it is not the manifest's the call began with.
+    var policy: String?
     var policyHash: String?
     var denials: [Denial] = []
     var deniedOmitted = 0
@@ -834,16 +858,24 @@ final class TicketHolder: @unchecked Sendable {
 /// lists is that user's to see and to be checked against. A command tool's schema is its
 /// manifest's (key nil).
 final class Listings: Sendable {
+    /// One owner's listing and the generation it was asked for in.
+    struct Listing: Sendable {
+        var tools: [MCPTool]
+        var generation: UInt64
+    }
     private struct State {
         var tools: [ServicePool.Key: [MCPTool]] = [:]
         var schemas: [SchemaKey: Result<JSONSchema, SchemaError>] = [:]
-        /// Bumped by each `forget`: a listing asked for before it is not kept after it.
+        /// Bumped by each `forget`: a listing asked for, or a schema compiled, before it is
+        /// not kept after it. A command tool's generation is its service's key with no owner.
         var generations: [ServicePool.Key: UInt64] = [:]
     }
     private struct SchemaKey: Hashable { var tool: String; var key: ServicePool.Key? }
     private let state = Mutex(State())
 
-    func get(_ key: ServicePool.Key) -> [MCPTool]? { state.withLock { $0.tools[key] } }
+    func get(_ key: ServicePool.Key) -> Listing? {
+        state.withLock { s in s.tools[key].map { Listing(tools: $0, generation: s.generations[key] ?? 0) } }
+    }
     func generation(_ key: ServicePool.Key) -> UInt64 { state.withLock { $0.generations[key] ?? 0 } }
 
     /// Whether any owner's listing of `service` has `tool`.
@@ -872,17 +904,21 @@ final class Listings: Sendable {
             for key in s.generations.keys where key.service == service { s.generations[key, default: 0] += 1 }
             s.generations[ServicePool.Key(service: service, owner: nil), default: 0] += 1
             s.schemas = s.schemas.filter { entry in
-                entry.key.key.map { $0.service != service } ?? (entry.key.tool != service)
+                entry.key.key.map { $0.service != service } ?? (ToolName(entry.key.tool)?.manifest != service)
             }
         }
     }
 
-    /// The compiled schema of `tool` for `key`, compiling `schema()` the first time.
-    func schema(of tool: String, key: ServicePool.Key?, _ schema: () -> JSON) -> Result<JSONSchema, SchemaError> {
+    /// The compiled schema of `tool` for `key` (nil: a command tool's), compiling `schema()`
+    /// the first time. Kept only while `generation` — read before the schema's source was —
+    /// is still current: one compiled from a manifest or listing that changed meanwhile serves
+    /// the call that asked and no other.
+    func schema(of tool: String, key: ServicePool.Key?, generation: UInt64, _ schema: () -> JSON) -> Result<JSONSchema, SchemaError> {
         let id = SchemaKey(tool: tool, key: key)
-        if let known = state.withLock({ $0.schemas[id] }) { return known }
+        let owner = key ?? ServicePool.Key(service: ToolName(tool)?.manifest ?? tool, owner: nil)
+        if let known = state.withLock({ s in (s.generations[owner] ?? 0) == generation ? s.schemas[id] : nil }) { return known }
         let compiled = Result<JSONSchema, SchemaError> { () throws(SchemaError) in try JSONSchema.compile(schema()) }
-        state.withLock { $0.schemas[id] = compiled }
+        state.withLock { s in if (s.generations[owner] ?? 0) == generation { s.schemas[id] = compiled } }
         return compiled
     }
 }

@@ -7,18 +7,15 @@ import Testing
 import Glibc
 #endif
 
-/// Second review of issue 17: an unprivileged user against `tool.watch` (each test fails while
-/// its defect is there).
+/// An unprivileged user against `tool.watch` (from the second attacker's review of issue 17;
+/// the test failed before its fix).
 @Suite(.enabled(if: TestDaemon.isRoot, "needs root: cordond"), .serialized)
-struct Review17bDaemonTests {
-    /// "A connection holds one wait at a time" (Methods.toolWatch) and "the caller's connection
-    /// is what bounds its waits" (ChangeFeed.maxWaiters) do not hold: a wait outlives its
-    /// connection (ChangeFeed keeps it until its deadline, up to 300 s). nobody opens a
-    /// connection, asks tool.watch with timeout 300 and closes it, a few thousand times (its
-    /// own 32 connections at most at once): the feed fills to its 4096 waits, and from then on
-    /// every other user's long poll — root's here, every `cordon mcp serve`'s — is answered at
-    /// once with nothing changed, for the next five minutes. (The connection rate is raised to
-    /// keep the test short; at the default 200 a second it takes about 20 s.)
+struct WatchAttackTests {
+    /// A tool.watch wait ends with its connection: nobody opens a connection, asks tool.watch
+    /// with timeout 300 and closes it, a few thousand times, and root's long poll still waits
+    /// for a change. (Before the fix each wait outlived its connection until its deadline; the
+    /// feed filled to its 4096 waits and every user's long poll was answered at once for five
+    /// minutes. The connection rate is raised to keep the test short.)
     @Test func closedConnectionsKeepTheirWatchesAndFillTheFeedForEveryone() throws {
         let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[server]\nconnect_rate_per_user = 100000\n")
         let generation = try #require(try d.call("tool.watch")["generation"]?.intValue)

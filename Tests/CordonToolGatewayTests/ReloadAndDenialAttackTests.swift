@@ -12,10 +12,10 @@ import Testing
 import Glibc
 #endif
 
-/// Second review of issue 17 (reloads, denials on records): each test fails while its defect is
-/// there. Real sandboxes, the hostile server of GatewayAttackTests.
+/// Reloads and denials on records, from the second attacker's review of issue 17 (each test
+/// failed before its fix). Real sandboxes, the hostile server of GatewayAttackTests.
 @Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
-struct Review17bGatewayTests {
+struct ReloadAndDenialAttackTests {
     static let server = GatewayAttackTests.server
 
     static func policy(_ name: String, wallTime: String) throws -> String {
@@ -33,10 +33,9 @@ struct Review17bGatewayTests {
     }
 
     /// A call that waits for its instance's start while the manifest is changed to another
-    /// policy runs on an instance of the NEW definition (the pool serves waiting leases with
-    /// it) and records the NEW policy's hash — under the OLD manifest's policy name. The row
-    /// says "policy A, hash of B": no policy has that pair. (record.policy comes from the
-    /// manifest captured at `call`, record.policyHash from the catalog read after the wait.)
+    /// policy runs on an instance of the new definition (the pool serves waiting leases with
+    /// it), and its row names the policy and hash of the instance it ran on: a pair that
+    /// exists. (Before the fix it said "policy A, hash of B".)
     @Test func aCallRacingAReloadRecordsOnePolicysNameWithAnothersHash() throws {
         let a = try Self.policy("review17b-a", wallTime: "1h")
         let b = try Self.policy("review17b-b", wallTime: "2h")
@@ -74,11 +73,10 @@ struct Review17bGatewayTests {
                 "the record says policy \(r.record.policy ?? "nil") with hash \(r.record.policyHash ?? "nil"), which is \(b)'s hash")
     }
 
-    /// For a shared tool, "a call of the same user's on the same instance at the same time
-    /// shows in both rows" (docs/tools.md) is any user's: Bob's call tries to leave the policy
-    /// (open_by_handle_at) while Alice's call is in flight on the shared instance, and Alice's
-    /// record — hers to read with `cordon audit --calls` — carries what Bob's call did and was
-    /// refused. (ToolGateway.ran reads the instance's whole DenialLog since the call's mark.)
+    /// A shared instance serves every user at once: Bob's call tries to leave the policy
+    /// (open_by_handle_at) while Alice's call is in flight on it, and Alice's record — hers to
+    /// read with `cordon audit --calls` — does not carry it. (Before the fix it did: the
+    /// instance's refusals since the call's start went on every row.)
     @Test func aSharedToolsDenialsOfOneUserAreOnAnotherUsersRecord() throws {
         let p = try Self.policy("review17b-shared", wallTime: "1h")
         let m = try ToolGatewayTests.manifest("shared", """
@@ -99,21 +97,21 @@ struct Review17bGatewayTests {
                deadline: MonotonicClock.now + 30) { alices.set($0) }
         Thread.sleep(forTimeInterval: 0.5)
         let bobs = try ToolGatewayTests.call(g, "shared.escape", .object([("secret", .string("/etc/shadow"))]), as: GatewayAttackTests.bob)
-        #expect(bobs.record.outcome == .ok && bobs.record.denials.contains(Denial(kind: .syscall, what: "open_by_handle_at")), "\(bobs.record)")
+        // A shared instance's refusals are nobody's row: whose doing they were is unknown. They
+        // go to the daemon as the instance's event (sharedInstanceDenials).
+        #expect(bobs.record.outcome == .ok && bobs.record.denials.isEmpty, "\(bobs.record)")
+        #expect(bobs.record.sharedInstanceDenials.contains(Denial(kind: .syscall, what: "open_by_handle_at")), "\(bobs.record)")
         let alice = try #require(alices.get())
         #expect(alice.record.outcome == .ok, "\(alice.record)")
         #expect(alice.record.denials.isEmpty,
                 "Alice's call only slept; her record carries Bob's call's refusals: \(alice.record.denials)")
     }
 
-    /// A command tool's schema tightened by a reload can stay loose: `Listings.schema` compiles
-    /// outside its lock and stores what it compiled after `forget(service:)` has run, so a
-    /// call that compiled the OLD manifest's schema while the update ran leaves it cached
-    /// under the tool's name, and every later call is checked against it. Here v2 adds
-    /// `required = ["must"]`; after the race, `{}` still passes. (A big schema — 9000
-    /// properties, as an admin's generated schema may be — makes the compile take long
-    /// enough to land an update in it: here 0, 10 and 40 ms into the first call left the loose
-    /// schema in force, 1 s did not.)
+    /// A command tool's schema tightened by a reload holds from then on, even when a call was
+    /// compiling the old one as the update ran: v2 adds `required = ["must"]`, and `{}` is
+    /// refused after the race. (A big schema — 9000 properties, as an admin's generated schema
+    /// may be — makes the compile long enough to land an update in it. Before the fix, an
+    /// update 0, 10 or 40 ms into the first call left the loose schema in force.)
     @Test func aSchemaTightenedByAReloadIsNotEnforcedAfterARacingCall() throws {
         func manifest(required: Bool) throws -> ToolManifest {
             var text = """
@@ -158,17 +156,12 @@ struct Review17bGatewayTests {
         #expect(stale.isEmpty, "after the update to required = [\"must\"], {} was accepted (the old schema kept) with the update \(stale) s into the first call")
     }
 
-    /// A denial is told to the instance's DenialLog after the sandbox already has its answer:
-    /// the supervisor responds to the seccomp notification (`cl_seccomp_notif_respond_errno`)
-    /// and only then calls `onDenial` (Supervisor.swift); egress writes its 403 / NXDOMAIN
-    /// before `emit`. A server that makes one refused syscall and then answers — nothing
-    /// asynchronous on its side — races the reader: the answer can be read and the call's
-    /// denials taken before the denial is logged, and then it lands on the NEXT call's record
-    /// (another user's, for a shared tool) or on none. 5000 calls of `deny`, each followed by a
-    /// `greet`: every `deny` record must name open_by_handle_at, no `greet` record may. (Two
-    /// runs here: 2 and 1 `deny` records without it, on no record at all — the next call's
-    /// mark was taken after the late add. A rare race on an idle machine; a hostile server
-    /// can widen it by answering from a second thread while the first is being refused.)
+    /// A denial is on the record of the call during which it happened: the supervisor tells
+    /// the instance's DenialLog before the sandbox has its answer (egress too: before the 403 or
+    /// NXDOMAIN), so a server that makes one refused syscall and then answers cannot get its
+    /// answer read first. 5000 calls of `deny`, each followed by a `greet`: every `deny` record
+    /// names open_by_handle_at, no `greet` record does. (Before the fix, 2 and 1 in two runs
+    /// lacked it.)
     @Test func aDenialIsLoggedAfterTheAnswerAndLandsOnTheNextCall() throws {
         let g = try GatewayAttackTests.hostileGateway()
         defer { g.stop(until: MonotonicClock.now + 10) }
