@@ -37,8 +37,8 @@ struct ReloadAndDenialAttackTests {
     /// it), and its row names the policy and hash of the instance it ran on: a pair that
     /// exists. (Before the fix it said "policy A, hash of B".)
     @Test func aCallRacingAReloadRecordsOnePolicysNameWithAnothersHash() throws {
-        let a = try Self.policy("review17b-a", wallTime: "1h")
-        let b = try Self.policy("review17b-b", wallTime: "2h")
+        let a = try Self.policy("reload-a", wallTime: "1h")
+        let b = try Self.policy("reload-b", wallTime: "2h")
         let v1 = try ToolGatewayTests.manifest("repl", """
             [tool]
             kind = "mcp"
@@ -78,7 +78,7 @@ struct ReloadAndDenialAttackTests {
     /// read with `cordon audit --calls` — does not carry it. (Before the fix it did: the
     /// instance's refusals since the call's start went on every row.)
     @Test func aSharedToolsDenialsOfOneUserAreOnAnotherUsersRecord() throws {
-        let p = try Self.policy("review17b-shared", wallTime: "1h")
+        let p = try Self.policy("shared-denials", wallTime: "1h")
         let m = try ToolGatewayTests.manifest("shared", """
             [tool]
             kind = "mcp"
