@@ -16,7 +16,8 @@ struct ToolCommand: ParsableCommand {
 }
 
 /// `cordon tool check FILE...`: each manifest parsed, then checked with the config directory's
-/// manifests (its policy loads, its fallbacks exist and do not go round in a circle).
+/// manifests (its policy loads, its fallbacks name tools that exist: a command tool, or
+/// `SERVER.TOOL`).
 struct ToolCheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",

@@ -501,10 +501,7 @@ extension Daemon {
                                           denials: r.denials.map { NewToolCall.Denial(kind: $0.kind.rawValue, what: $0.what, reason: $0.reason) })
                     do {
                         members.append(("call", .int(try store.recordToolCall(row))))
-                        quotas.addRecords(peer.uid, Int64(AuditStore.toolCallOverhead + peer.exe.utf8.count + r.tool.utf8.count + 2 * r.outcome.description.utf8.count
-                                                          + (message?.utf8.count ?? 0) + (r.policy?.utf8.count ?? 0) + 64 + 64
-                                                          + (r.arguments?.text.utf8.count ?? 0) + row.attempts.reduce(2) { $0 + 40 + $1.tool.utf8.count + ($1.message?.utf8.count ?? 0) }
-                                                          + row.denials.reduce(2) { $0 + 40 + $1.what.utf8.count + ($1.reason?.utf8.count ?? 0) }))
+                        quotas.addRecords(peer.uid, Quotas.recordBytes(row))
                     } catch {
                         log.error("tool call not recorded", metadata: ["tool": "\(r.tool)", "error": "\(error)"])
                         return reply(.failure(RPCError(RPCCode.internalError, "the call ran but could not be recorded: \(error)")))

@@ -67,6 +67,15 @@ final class Quotas: Sendable {
               + argv.reduce(2) { $0 + $1.utf8.count + 3 })
     }
 
+    /// Bytes a tool call's row takes in the store (the estimate `AuditStore.usage` makes).
+    static func recordBytes(_ call: NewToolCall) -> Int64 {
+        Int64(AuditStore.toolCallOverhead + call.caller.exe.utf8.count + call.tool.utf8.count + call.outcome.utf8.count
+              + (call.message?.utf8.count ?? 0) + (call.policy?.utf8.count ?? 0) + (call.policyHash?.utf8.count ?? 0)
+              + call.argumentSHA256.utf8.count + (call.arguments?.utf8.count ?? 0)
+              + call.attempts.reduce(2) { $0 + 40 + $1.tool.utf8.count + $1.outcome.utf8.count + ($1.message?.utf8.count ?? 0) }
+              + call.denials.reduce(2) { $0 + 40 + $1.what.utf8.count + ($1.reason?.utf8.count ?? 0) })
+    }
+
     /// Refuses a submit from a user whose records are over quota beyond what retention can
     /// catch up with; asks for a retention pass when the user is over it at all.
     func checkRecords(_ uid: UInt32) throws(RPCError) {

@@ -194,11 +194,12 @@ public final class ToolGateway: @unchecked Sendable {
     public func breakerStates() -> [String: Int] {
         let now = MonotonicInstant(seconds: MonotonicClock.now)
         var out: [String: Int] = [:]
+        // Worst first: open, then half-open, then closed.
+        func rank(_ state: Int) -> Int { state == CircuitBreaker.State.open.rawValue ? 2 : state == CircuitBreaker.State.halfOpen.rawValue ? 1 : 0 }
         for (key, breaker) in breakers.withLock({ $0 }) {
-            let state = breaker.state(at: now)
-            let rank = [CircuitBreaker.State.closed: 0, .halfOpen: 1, .open: 2]
-            if let seen = out[key.tool], rank[CircuitBreaker.State(rawValue: seen)!]! >= rank[state]! { continue }
-            out[key.tool] = state.rawValue
+            let state = breaker.state(at: now).rawValue
+            if let seen = out[key.tool], rank(seen) >= rank(state) { continue }
+            out[key.tool] = state
         }
         return out
     }

@@ -50,17 +50,7 @@ struct ToolAttackTests {
     @Test func aToolCallDoesNotHoldARequestWorkerWhileTheServerStarts() throws {
         try #require(FileManager.default.fileExists(atPath: "\(Self.venv)/bin/python3"), "no \(Self.venv): run make pydeps")
         let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n[server]\nworkers = 2\n", policies: [
-            "time-tool": """
-                [policy]
-                name = "time-tool"
-                extends = ["python-tool"]
-                [filesystem]
-                read_only = ["\(Self.venv)", { path = "/usr/share/zoneinfo", optional = true }]
-                [limits]
-                wall_time = "1h"
-                [access]
-                users = ["nobody"]
-                """,
+            "time-tool": ToolMethodsTests.timeToolPolicy,
         ], files: [
             "tools/slow.toml": """
                 [tool]

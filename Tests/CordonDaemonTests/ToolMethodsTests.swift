@@ -15,20 +15,24 @@ struct ToolMethodsTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static let venv = "\(repo)/.build/pydeps/mcp"
 
+    /// The time server's policy: python-tool, the venv and the zone files read-only, nobody and
+    /// uid 1001 allowed.
+    static let timeToolPolicy = """
+        [policy]
+        name = "time-tool"
+        extends = ["python-tool"]
+        [filesystem]
+        read_only = ["\(venv)", { path = "/usr/share/zoneinfo", optional = true }]
+        [limits]
+        wall_time = "1h"
+        [access]
+        users = ["nobody", "1001"]
+        """
+
     static func daemon() throws -> TestDaemon {
         try #require(FileManager.default.fileExists(atPath: "\(venv)/bin/python3"), "no \(venv): run make pydeps")
         let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: [
-            "time-tool": """
-                [policy]
-                name = "time-tool"
-                extends = ["python-tool"]
-                [filesystem]
-                read_only = ["\(venv)", { path = "/usr/share/zoneinfo", optional = true }]
-                [limits]
-                wall_time = "1h"
-                [access]
-                users = ["nobody", "1001"]
-                """,
+            "time-tool": timeToolPolicy,
             "code": """
                 [policy]
                 name = "code"

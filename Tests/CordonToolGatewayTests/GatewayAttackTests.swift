@@ -176,37 +176,13 @@ struct GatewayAttackTests {
     /// `ToolStore.check`, and a gateway given it anyway refuses that attempt. (Before the fix
     /// both passed it, and a call falling back to it trapped the daemon.)
     @Test func aFallbackNamingAnMCPServerWithoutAToolIsRefusedOrHarmless() async throws {
-        let broken = try ToolGatewayTests.manifest("broken", """
-            [tool]
-            kind = "mcp"
-            description = "Dies at start"
-            command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
-            policy = "python-tool"
-            fallbacks = ["repl"]
-            [service]
-            max_restarts = 100
-            backoff = "10ms"
-            backoff_max = "20ms"
-            start_timeout = "5s"
-            """)
+        let broken = try ToolGatewayTests.broken(fallback: "repl")
         let repl = try Self.hostileManifest()
         let problems = ToolStore(configDir: nil, policies: PolicyStore(configDir: nil)).check([broken, repl])
         #expect(problems["broken"]?.first?.message.contains("name one of its tools") == true, "\(problems)")
         // And a gateway given it anyway (the daemon loads what parses) refuses that attempt.
         await #expect(processExitsWith: .success, "a call that falls back to fallbacks = [\"repl\"] traps") {
-            let broken = try ToolGatewayTests.manifest("broken", """
-                [tool]
-                kind = "mcp"
-                description = "Dies at start"
-                command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
-                policy = "python-tool"
-                fallbacks = ["repl"]
-                [service]
-                max_restarts = 100
-                backoff = "10ms"
-                backoff_max = "20ms"
-                start_timeout = "5s"
-                """)
+            let broken = try ToolGatewayTests.broken(fallback: "repl")
             let g = try ToolGatewayTests.gateway([broken, try GatewayAttackTests.hostileManifest()])
             let r = try ToolGatewayTests.call(g, "broken.anything", .object([]))
             g.stop(until: MonotonicClock.now + 10)

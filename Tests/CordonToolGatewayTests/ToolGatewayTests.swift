@@ -57,6 +57,24 @@ struct ToolGatewayTests {
         return path
     }
 
+    /// An MCP server that exits at start, restarted quickly and often, answered for by `fallback`.
+    static func broken(fallback: String, breaker: String = "") throws -> ToolManifest {
+        try manifest("broken", """
+            [tool]
+            kind = "mcp"
+            description = "Dies at start"
+            command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
+            policy = "python-tool"
+            fallbacks = ["\(fallback)"]
+            [service]
+            max_restarts = 100
+            backoff = "10ms"
+            backoff_max = "20ms"
+            start_timeout = "5s"
+            \(breaker)
+            """)
+    }
+
     static func gateway(_ manifests: [ToolManifest]) throws -> ToolGateway {
         try ToolGateway(manifests: manifests, policies: PolicyStore(configDir: nil), environment: environment) { caller, _ in caller.uid != 6666 }
     }
@@ -200,22 +218,7 @@ struct ToolGatewayTests {
     }
 
     @Test func aServerThatDiesIsAnsweredForByItsFallbackUntilItsBreakerOpens() throws {
-        let broken = try Self.manifest("broken", """
-            [tool]
-            kind = "mcp"
-            description = "Dies at start"
-            command = ["/usr/bin/python3", "-c", "import sys; sys.exit(1)"]
-            policy = "python-tool"
-            fallbacks = ["python"]
-            [service]
-            max_restarts = 100
-            backoff = "10ms"
-            backoff_max = "20ms"
-            start_timeout = "5s"
-            [breaker]
-            failures = 2
-            cooldown = "1m"
-            """)
+        let broken = try Self.broken(fallback: "python", breaker: "[breaker]\nfailures = 2\ncooldown = \"1m\"")
         let g = try Self.gateway([broken, try Self.manifest("python", Self.python)])
         defer { g.stop(until: MonotonicClock.now + 10) }
         // A listing of the broken server fails, so its tools are unknown: calls name the tool and
