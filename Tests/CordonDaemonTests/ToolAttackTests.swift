@@ -100,3 +100,41 @@ struct ToolAttackTests {
         #expect((Int(rows.first?.first ?? "0") ?? 0) <= 20, "uid 4242's refused calls in the store: \(rows)")
     }
 }
+
+/// A shared tool's instance serves every user at once: what it is refused during a call goes to
+/// cordond's `tool-denied` event (an admin's to read), never onto the calling user's row.
+@Suite(.enabled(if: TestDaemon.isRoot, "needs root: cordond"), .serialized)
+struct SharedInstanceDenialTests {
+    @Test func aSharedInstancesRefusalsAreAnEventNotARow() throws {
+        let dir = "\(ToolMethodsTests.repo)/Tests/CordonToolGatewayTests"
+        let d = try TestDaemon(config: "", policies: [
+            "hostile-tool": """
+                [policy]
+                name = "hostile-tool"
+                extends = ["python-tool"]
+                [filesystem]
+                read_only = ["\(dir)"]
+                [network]
+                mode = "allowlist"
+                allow = ["allowed.example:443"]
+                [limits]
+                wall_time = "1h"
+                """,
+        ], files: [
+            "tools/shared.toml": """
+                [tool]
+                kind = "mcp"
+                description = "A shared server that tries to escape"
+                command = ["/usr/bin/python3", "-I", "\(dir)/hostile_server.py"]
+                policy = "hostile-tool"
+                shared = true
+                """,
+        ])
+        let answer = try d.call("tool.call", .object([("name", .string("shared.escape")), ("arguments", .object([("secret", .string("/etc/shadow"))]))]))
+        #expect(answer["outcome"] == .string("ok") && answer["denials"] == .array([]), "\(answer)")
+        #expect(ToolMethodsTests.rows(d, "SELECT denials FROM tool_calls") == [["[]"]])
+        let events = try d.call("audit.query", .object([("kinds", .array([.string("tool-denied")]))]))["events"]?.arrayValue ?? []
+        #expect(events.count == 1 && events.first?["detail"]?.text.contains("open_by_handle_at") == true, "\(events)")
+        #expect(events.first?["detail"]?.text.contains("exfil.example") == true, "\(events)")
+    }
+}
