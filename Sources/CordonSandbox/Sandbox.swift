@@ -274,12 +274,13 @@ private struct Run {
 
         // 7b. Egress: the proxy's sockets, routes and sk_lookup program in the sandbox's network
         // namespace, before anything runs in it.
+        // Refusals as they happen, for a caller that watches them (`SandboxControl.onDenial`).
+        var onDenial: (@Sendable (Denial) -> Void)?
+        if let control { onDenial = { control.denied($0) } }
         var egress: EgressSession?
         if plan.policy.network.mode == .allowlist {
-            var onDenied: (@Sendable (Denial) -> Void)?
-            if let control = self.control { onDenied = { control.denied($0) } }
             do throws(EgressSession.SetupError) {
-                egress = try EgressSession(pid: pid, rules: plan.policy.network.allow, settings: environment.egress, onDenied: onDenied)
+                egress = try EgressSession(pid: pid, rules: plan.policy.network.allow, settings: environment.egress, onDenied: onDenial)
             }
             catch { return abort(SetupFailure(step: error.step, errno: error.errno, message: error.message)) }
         }
@@ -323,8 +324,7 @@ private struct Run {
 
         // 10. Supervise.
         var supervisor = Supervisor(pidfd: pidNumber, listener: listener.take(), io: io, plan: plan, cgroup: cgroup,
-                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1,
-                                    onDenial: control.map { c in { @Sendable d in c.denied(d) } })
+                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1, onDenial: onDenial)
         supervisor.loop(stdio.streams)
 
         // 11. Collect: init's exit, the workload's status, the cgroup's counters.
