@@ -391,3 +391,25 @@ struct ToolGatewayRecoveryTests {
         #expect(g.stats("flaky.ok", for: ToolGatewayTests.alice).breaker == 0)
     }
 }
+
+/// Command-tool calls in flight are capped per caller and in all: past a caller's share its
+/// next call is unavailable at once, while another caller's still runs.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct CommandCallCapTests {
+    @Test func aCallerPastItsShareIsRefusedAndAnotherIsNot() throws {
+        let g = try ToolGateway(manifests: [try ToolGatewayTests.manifest("python", ToolGatewayTests.python)], policies: PolicyStore(configDir: nil),
+                                environment: ToolGatewayTests.environment, commandCalls: (1, 8)) { _, _ in true }
+        defer { g.stop(until: MonotonicClock.now + 10) }
+        let slow = ToolGatewayTests.Wait()
+        g.call("python", arguments: .object([("code", .string("import time; time.sleep(2)"))]), caller: ToolGatewayTests.alice,
+               deadline: MonotonicClock.now + 20) { slow.set($0) }
+        Thread.sleep(forTimeInterval: 0.3)
+        let second = try ToolGatewayTests.call(g, "python", .object([("code", .string("print(1)"))]))
+        #expect(second.record.outcome == .unavailable && second.record.message?.contains("too many command-tool calls") == true, "\(second.record)")
+        let bob = try ToolGatewayTests.call(g, "python", .object([("code", .string("print(2)"))]), as: GatewayAttackTests.bob)
+        #expect(bob.record.outcome == .ok && ToolGatewayTests.text(bob) == "2\n", "\(bob.record)")
+        #expect(slow.get()?.record.outcome == .ok)
+        // Its share back: the next call runs.
+        #expect(try ToolGatewayTests.call(g, "python", .object([("code", .string("print(3)"))])).record.outcome == .ok)
+    }
+}
