@@ -102,23 +102,30 @@ final class WriterConnection: @unchecked Sendable {
                 return
             } catch {}
         }
+        // Transaction control through cached statements: sqlite3_exec would parse each again.
         operation = "begin"
-        do { try execute("BEGIN IMMEDIATE") } catch {
+        do { try rows("BEGIN IMMEDIATE") } catch {
             for item in batch { item.output = .failure(error) }
             return
         }
+        // One write alone needs no savepoint: refused, the whole transaction is rolled back.
+        let alone = batch.count == 1
         for (index, item) in batch.enumerated() {
             operation = item.operation
             do {
-                try execute("SAVEPOINT write")
+                if !alone { try rows("SAVEPOINT write") }
                 let output = try item.body(self)
-                try execute("RELEASE write")
+                if !alone { try rows("RELEASE write") }
                 item.output = .success(output)
             } catch {
                 item.output = .failure(error)
+                if alone {
+                    if db.inTransaction { _ = try? rows("ROLLBACK") }
+                    return
+                }
                 if db.inTransaction {
-                    try? execute("ROLLBACK TO write")
-                    try? execute("RELEASE write")
+                    _ = try? rows("ROLLBACK TO write")
+                    _ = try? rows("RELEASE write")
                 } else {
                     // SQLite rolled the whole transaction back (I/O error, disk full): nothing
                     // of this batch is stored, so no write may report success.
@@ -130,8 +137,8 @@ final class WriterConnection: @unchecked Sendable {
             }
         }
         operation = "commit"
-        do { try execute("COMMIT") } catch {
-            try? execute("ROLLBACK")
+        do { try rows("COMMIT") } catch {
+            if db.inTransaction { _ = try? rows("ROLLBACK") }
             for item in batch { if case .success = item.output { item.output = .failure(error) } }
             return
         }
@@ -145,10 +152,15 @@ final class WriterConnection: @unchecked Sendable {
 }
 
 /// The queue between writers and the writer thread, guarded by a monitor so that waiters can
-/// sleep on its conditions.
+/// sleep on its conditions. A write submitted while nothing else is queued or being committed
+/// is committed by its own thread, at once: a hand-off to the writer thread and back costs two
+/// wake-ups, more than the commit itself on an idle daemon (a tool call's record is on its
+/// answer's path). Writes that arrive while a commit runs queue for the writer thread, which
+/// commits them together (group commit). The connection is used by one thread at a time.
 final class WriteQueue: @unchecked Sendable {
-    /// `work`: a write is queued or the queue is closed. `done`: a batch is done, or the writer
-    /// thread stopped. Two conditions, so that a submit wakes the writer, not the other waiters.
+    /// `work`: a write is queued, the connection is free again, or the queue is closed. `done`:
+    /// a batch is done, or the writer thread stopped. Two conditions, so that a submit wakes
+    /// the writer, not the other waiters.
     private let monitor = Monitor(conditions: 2)
     private static let work = Monitor.Condition(0)
     private static let done = Monitor.Condition(1)
@@ -156,6 +168,9 @@ final class WriteQueue: @unchecked Sendable {
     private var pending: [PendingWrite] = []
     private var closed = false
     private var stopped = false
+    /// A thread (the writer, or a submitter committing its own write) holds the connection.
+    private var busy = false
+    private var connection: WriterConnection?
     private var statistics = WriterStatistics(commits: 0, operations: 0)
     private var thread: Threads.Joinable?
     let path: String
@@ -166,39 +181,62 @@ final class WriteQueue: @unchecked Sendable {
 
     var writerStatistics: WriterStatistics { monitor.locked { statistics } }
 
-    /// Starts the writer thread, which owns `connection` from now on. All signals are blocked
-    /// in it: it must not be picked to run the daemon's signal handlers.
+    /// Starts the writer thread; from now on `connection` is used only by the thread holding
+    /// `busy`. All signals are blocked in the writer: it must not be picked to run the daemon's
+    /// signal handlers.
     func start(_ connection: WriterConnection) throws(AuditError) {
+        monitor.locked { self.connection = connection }
         let started: Threads.Joinable
         do { started = try Threads.start("audit-writer", signals: .none) { [self] in serve(connection) } }
-        catch { throw AuditError(.storage, path: path, "start writer thread", error.description) }
+        catch {
+            monitor.locked { self.connection = nil }
+            throw AuditError(.storage, path: path, "start writer thread", error.description)
+        }
         monitor.locked { thread = started }
     }
 
-    /// Queues `write` and sleeps until its batch is committed (or failed).
+    /// Commits `write` (on this thread when the connection is free and nothing is queued, else
+    /// queued for the writer thread) and returns once its batch is committed (or failed).
     func submit(_ write: PendingWrite) throws(AuditError) -> WriteOutput {
-        let output: Result<WriteOutput, AuditError> = try monitor.locked { () throws(AuditError) in
+        let own: WriterConnection? = try monitor.locked { () throws(AuditError) in
             guard !closed else { throw AuditError(.closed, path: path, write.operation, "the store is closed") }
+            if !busy, pending.isEmpty, let connection {
+                busy = true
+                return connection
+            }
             pending.append(write)
             monitor.signal(Self.work)
             _ = monitor.wait(Self.done) { write.done }
-            return write.output ?? .failure(AuditError(.storage, path: path, write.operation, "no result"))
+            return nil
         }
-        return try output.get()
+        if let own {
+            own.commit([write])
+            monitor.locked {
+                busy = false
+                write.done = true
+                statistics.commits += 1
+                statistics.operations += 1
+                // Writes queued meanwhile, or a close waiting for the connection: the writer's turn.
+                if !pending.isEmpty || closed { monitor.signal(Self.work) }
+            }
+        }
+        return try (write.output ?? .failure(AuditError(.storage, path: path, write.operation, "no result"))).get()
     }
 
-    /// The writer thread: take everything queued, commit it as one transaction, wake the
-    /// waiters; on close, drain what is queued and stop.
+    /// The writer thread: once the connection is free, take everything queued, commit it as one
+    /// transaction, wake the waiters; on close, drain what is queued and stop.
     private func serve(_ connection: WriterConnection) {
         while true {
             let batch: [PendingWrite] = monitor.locked {
-                _ = monitor.wait(Self.work) { !pending.isEmpty || closed }
+                _ = monitor.wait(Self.work) { !busy && (!pending.isEmpty || closed) }
                 defer { pending = [] }
+                busy = !pending.isEmpty
                 return pending
             }
             if batch.isEmpty { break }
             connection.commit(batch)
             monitor.locked {
+                busy = false
                 for write in batch { write.done = true }
                 statistics.commits += 1
                 statistics.operations += batch.count

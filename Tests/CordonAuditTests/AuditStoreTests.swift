@@ -223,6 +223,53 @@ import Glibc
         return (ids.withLock { $0 }, Double(threads * perThread) / seconds, failures.withLock { $0 })
     }
 
+    /// A write submitted while the connection is free is committed by its own thread (no
+    /// hand-off to the writer thread and back); one submitted while that commit runs waits for
+    /// it, and is committed after it, by the writer thread.
+    @Test func aLoneWriteIsCommittedOnItsOwnThreadAndOneDuringItQueuesBehindIt() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        defer { store.close() }
+        // Who ran each body, and in what order.
+        let log = Mutex<[(name: String, thread: pthread_t)]>([])
+        let firstRunning = Atomic<Bool>(false)
+        let release = Atomic<Bool>(false)
+        let callers = Mutex<[String: pthread_t]>([:])
+        onThreads(3) { t in
+            if t == 2 {
+                // Lets the first go on a moment after the second is queued.
+                for _ in 0..<400 where !firstRunning.load(ordering: .acquiring) { usleep(5_000) }
+                usleep(150_000)
+                release.store(true, ordering: .releasing)
+            } else if t == 0 {
+                callers.withLock { $0["first"] = pthread_self() }
+                _ = try? store.write("first") { _ throws(AuditError) in
+                    log.withLock { $0.append(("first", pthread_self())) }
+                    firstRunning.store(true, ordering: .releasing)
+                    // Held until the second write has been submitted.
+                    for _ in 0..<400 where !release.load(ordering: .acquiring) { usleep(5_000) }
+                    return .none
+                }
+            } else {
+                for _ in 0..<400 where !firstRunning.load(ordering: .acquiring) { usleep(5_000) }
+                callers.withLock { $0["second"] = pthread_self() }
+                _ = try? store.write("second") { _ throws(AuditError) in
+                    log.withLock { $0.append(("second", pthread_self())) }
+                    return .none
+                }
+            }
+        }
+        let runs = log.withLock { $0 }
+        let who = callers.withLock { $0 }
+        try #require(runs.count == 2, "\(runs.map(\.name))")
+        #expect(runs.map(\.name) == ["first", "second"])
+        #expect(pthread_equal(runs[0].thread, try #require(who["first"])) != 0, "the lone write went to another thread")
+        #expect(pthread_equal(runs[1].thread, try #require(who["second"])) == 0, "the queued write ran on its caller's thread")
+        #expect(pthread_equal(runs[1].thread, runs[0].thread) == 0)
+        #expect(store.writerStatistics.operations == 2)
+    }
+
     @Test func concurrentWritersAreGroupCommitted() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }
