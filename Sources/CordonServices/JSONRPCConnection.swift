@@ -51,6 +51,8 @@ public final class JSONRPCConnection: @unchecked Sendable {
     private let onUnmatched: (@Sendable (_ message: JSON) -> Void)?
     /// Written to when a call with an earlier deadline than the reader's arrives.
     private let wake: Pipe
+    /// How long the reader sleeps with no call in flight before it looks at deadlines again.
+    static let idleTurnSeconds = 5.0
 
     private struct State {
         var pending: [Int64: Pending] = [:]
@@ -193,8 +195,11 @@ public final class JSONRPCConnection: @unchecked Sendable {
         var window = Window()
         var drain = [UInt8](repeating: 0, count: 64)
         while true {
+            // With nothing in flight, a turn every `idleTurnSeconds` rather than no deadline:
+            // a call whose deadline is later than the turn then need not wake the reader (a
+            // wake-up on each call's path costs more than the call's own work here).
             let deadline: Double? = state.withLock { s in
-                s.readerDeadline = s.pending.values.map(\.deadline).min()
+                s.readerDeadline = s.pending.values.map(\.deadline).min() ?? MonotonicClock.now + Self.idleTurnSeconds
                 return s.readerDeadline
             }
             switch process.readLine(until: deadline, wake: wake.read.raw) {

@@ -223,7 +223,6 @@ public final class ServicePool: @unchecked Sendable {
             }
             g.waiters.append(Waiter(deadline: deadline, completion: completion))
             scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
-            monitor.broadcast()
             return nil
         }
         if let outcome { completion(outcome) }
@@ -466,7 +465,9 @@ public final class ServicePool: @unchecked Sendable {
     fileprivate func release(key: Key, instance id: Int, unresponsive: Bool) {
         let toStop: SandboxedProcess? = locked {
             guard var g = groups[key], let instance = g.instances[id] else { return nil }
-            defer { groups[key] = g; monitor.broadcast() }
+            // No broadcast: the maintenance thread waits only for `stopped` (a wake-up per call
+            // costs more than the call's own work in the pool).
+            defer { groups[key] = g }
             instance.inFlight = max(0, instance.inFlight - 1)
             instance.lastUsed = MonotonicClock.now
             // The service was removed (`define`): nothing to serve, nothing to count.
@@ -509,6 +510,8 @@ public final class ServicePool: @unchecked Sendable {
             var stop: [SandboxedProcess] = []
             var checks: [(Key, Instance, Definition)] = []
             let quit: Bool = locked {
+                // A turn every 50 ms: deadlines, idle instances, health checks and starts are
+                // seen then; only `stopped` wakes it sooner.
                 _ = monitor.wait(until: MonotonicClock.now + 0.05) { stopped }
                 if stopped { return true }
                 let now = MonotonicClock.now
