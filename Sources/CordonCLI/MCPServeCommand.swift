@@ -47,20 +47,54 @@ final class MCPStdioServer: @unchecked Sendable {
     /// Connections to cordond not in use: a forwarded request takes one (or opens one) and
     /// gives it back, so a call does not pay for a connect and cordond's peer check each time.
     private let idle = IdleClients()
-    /// Forwarded requests each on a thread of their own (reused when one is idle).
+    /// Threads for reading stdin and forwarding requests (reused when one is idle).
     private let forwarders = ElasticThreads(name: "mcp-forward")
 
     init(socket: String) { self.socket = socket }
 
-    /// Until stdin ends.
+    /// Until stdin ends. The thread that reads a request forwards it itself and, once the
+    /// request is on its way to cordond, hands reading to another thread (leader and
+    /// followers): no request waits for a thread to wake up, and a slow tool does not hold the
+    /// requests after it.
     func serve() {
         _ = try? Threads.detach("mcp-watch", signals: .noSIGPIPE) { [self] in watch() }
-        let input = LineChannel(fd: 0, maxLine: 8 << 20)
+        read(Reader(LineChannel(fd: 0, maxLine: 8 << 20)))
+        ended.locked { _ = ended.wait { stdinEnded } }
+    }
+
+    /// stdin's reader, held by one thread at a time (the one in `read`).
+    private final class Reader: @unchecked Sendable {
+        let channel: LineChannel
+        init(_ channel: LineChannel) { self.channel = channel }
+    }
+
+    private let ended = Monitor()
+    /// Guarded by `ended`.
+    private var stdinEnded = false
+
+    /// Reads lines until one is to be forwarded, or stdin ends.
+    private func read(_ reader: Reader) {
         while true {
-            switch input.readLine() {
-            case .message(let bytes): receive(bytes)
+            switch reader.channel.readLine() {
+            case .message(let bytes):
+                let requests = receive(bytes)
+                guard let first = requests.first else { continue }
+                for request in requests.dropFirst() {
+                    do { try forwarders.run { [self] in forward(request) } } catch {
+                        answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "no thread: \(error)")))
+                    }
+                }
+                // Without a thread to read on, this one reads on once it has its answer.
+                var moved = false
+                forward(first) { [self] in moved = (try? forwarders.run { [self] in read(reader) }) != nil }
+                if moved { return }
             case .tooLong: FileDescriptorIO.writeAll(2, "cordon mcp serve: a message longer than 8 MiB was dropped\n")
-            case .eof: return
+            case .eof:
+                ended.locked {
+                    stdinEnded = true
+                    ended.broadcast()
+                }
+                return
             }
         }
     }
@@ -113,16 +147,13 @@ final class MCPStdioServer: @unchecked Sendable {
         out.withLock { _ in FileDescriptorIO.writeAll(1, text) }
     }
 
-    private func receive(_ line: [UInt8]) {
+    /// Takes one line; sends what the session answers at once and returns what is for cordond.
+    private func receive(_ line: [UInt8]) -> [MCPServerSession.ForwardedRequest] {
         let step = session.withLock { $0.receive(line) }
         write(step.send)
-        for event in step.events {
-            guard case .forward(let request) = event else { continue }
-            // Each forwarded request on a thread and a connection of its own: a slow tool does
-            // not hold the others.
-            do { try forwarders.run { [self] in forward(request) } } catch {
-                answer(request.id, .error(MCPErrorObject(code: MCPErrorCode.internalError, message: "no thread: \(error)")))
-            }
+        return step.events.compactMap { event in
+            guard case .forward(let request) = event else { return nil }
+            return request
         }
     }
 
@@ -130,7 +161,12 @@ final class MCPStdioServer: @unchecked Sendable {
         write(session.withLock { $0.answer(id, with: answer) })
     }
 
-    private func forward(_ request: MCPServerSession.ForwardedRequest) {
+    /// Forwards `request` to cordond and answers it; `sent` runs once (when the request is on
+    /// its way, or when it cannot be sent).
+    private func forward(_ request: MCPServerSession.ForwardedRequest, sent: @escaping () -> Void = {}) {
+        var told = false
+        let tell = { if !told { told = true; sent() } }
+        defer { tell() }
         let client: RPCClient
         if let kept = idle.take() { client = kept } else {
             do { client = try RPCClient(socketPath: socket) } catch {
@@ -145,7 +181,7 @@ final class MCPStdioServer: @unchecked Sendable {
         switch request.call {
         case .listTools:
             do {
-                let answer = try client.call("tool.list", .object([]))
+                let answer = try client.call("tool.list", .object([]), sent: tell)
                 var tools: [MCPTool] = []
                 for (i, t) in (answer["tools"]?.arrayValue ?? []).enumerated() {
                     if let tool = try? MCPTool.parse(t, path: "tools[\(i)]", limits: .default) { tools.append(tool) }
@@ -163,7 +199,7 @@ final class MCPStdioServer: @unchecked Sendable {
         case .callTool(let params):
             let answer: JSON
             do {
-                answer = try client.call("tool.call", .object([("name", .string(params.name)), ("arguments", params.arguments ?? .object([]))]))
+                answer = try client.call("tool.call", .object([("name", .string(params.name)), ("arguments", params.arguments ?? .object([]))]), sent: tell)
             } catch let error as RPCError {
                 return self.answer(request.id, .toolResult(MCPCallToolResult(content: [.text("cordond refused the call: \(error.message)", extra: nil)], isError: true)))
             } catch {

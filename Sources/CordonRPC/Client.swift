@@ -35,13 +35,15 @@ public final class RPCClient {
     deinit { close(channel.fd) }
 
     /// Sends one request and returns its result; a JSON-RPC error is thrown as `RPCError`.
+    /// `sent` runs once the request is on its way, before the wait for the answer.
     public func call(_ method: String, _ params: JSON = .object([]),
-                     onNotification: ((String, JSON) -> Void)? = nil) throws -> JSON {
+                     onNotification: ((String, JSON) -> Void)? = nil, sent: () -> Void = {}) throws -> JSON {
         let id = nextID
         nextID += 1
         guard channel.send(RPCMessage.request(id: id, method: method, params: params)) else {
             throw RPCClientError(description: "\(socketPath): connection closed by cordond while sending")
         }
+        sent()
         while true {
             let message: [UInt8]
             switch channel.readLine() {

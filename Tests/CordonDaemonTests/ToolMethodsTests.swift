@@ -166,6 +166,26 @@ struct ToolMethodsTests {
         #expect(seen["echo"]?["isError"] == .bool(false) && seen["echo"]?["text"] == .string(#"{"said":"hi"}"#), "\(r)")
         #expect(Self.rows(d, "SELECT count(*) FROM tool_calls") == [["4"]])
     }
+
+    /// `cordon mcp serve` reads on while a call runs (the thread that read a request forwards
+    /// it and hands reading on): quick calls sent during a 3-second one are answered long
+    /// before it ends, and ten calls in a row after it all answer.
+    @Test func aSlowCallThroughMCPServeDoesNotHoldTheCallsAfterIt() throws {
+        let d = try Self.daemon()
+        let r = TestDaemon.exec("\(Self.venv)/bin/python3", ["\(Self.repo)/Tests/CordonDaemonTests/mcp_concurrent.py", TestDaemon.cordon, d.socket])
+        let seen = try #require(try? JSON.parse(r.stdout), "\(r)")
+        let slow = try #require(seen["slow"], "\(r)")
+        #expect(slow["isError"] == .bool(false) && slow["text"] == .string("slept\n"), "\(r)")
+        let slowEnded = try #require(slow["ended"]?.doubleValue, "\(r)")
+        #expect(slowEnded >= 3, "\(r)")
+        let quick = try #require(seen["quick"]?.arrayValue, "\(r)")
+        #expect(quick.count == 3, "\(r)")
+        for q in quick {
+            #expect(q["isError"] == .bool(false), "\(r)")
+            #expect((q["ended"]?.doubleValue ?? 99) < slowEnded - 1, "a quick call waited for the slow one: \(r)")
+        }
+        #expect(seen["row"] == .array(Array(repeating: .bool(true), count: 10)), "\(r)")
+    }
 }
 
 /// The fault cases through a real cordond, each leaving its row in the audit store: a server
