@@ -25,7 +25,8 @@ public final class LineChannel {
     /// has not arrived whole by then ends the stream too: the limit is per line, not per read,
     /// so a peer sending a byte now and then cannot hold the connection.
     public func readLine(deadline: Double? = nil) -> Line {
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // Not zeroed first: only what read() wrote is ever looked at.
+        var chunk = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
         while true {
             if let line = framer.next() { return line }
             if let deadline {

@@ -204,7 +204,8 @@ public final class SandboxedProcess: @unchecked Sendable {
     public func readLine(until deadline: Double? = nil, wake: Int32 = -1) -> LineFramer.Line? {
         // A line already received costs no buffer: a 64 KiB read can hold 65536 lines.
         if let line = shared.framer.withLock({ $0.next() }) { return line }
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // Not zeroed first: only what read() wrote is ever looked at.
+        var chunk = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
         while true {
             if let line = shared.framer.withLock({ $0.next() }) { return line }
             var fds = [pollfd(fd: output.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
