@@ -52,7 +52,7 @@ public final class JSONRPCConnection: @unchecked Sendable {
     /// Written to when a call with an earlier deadline than the reader's arrives.
     private let wake: Pipe
     /// How long the reader sleeps with no call in flight before it looks at deadlines again.
-    static let idleTurnSeconds = 5.0
+    public static let idleTurnSeconds = 5.0
 
     private struct State {
         var pending: [Int64: Pending] = [:]

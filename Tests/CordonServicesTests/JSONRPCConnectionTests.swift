@@ -137,6 +137,20 @@ struct JSONRPCConnectionTests {
         #expect(late.result == nil && c.inFlight == 1)
     }
 
+    /// With nothing in flight the reader takes a turn every `idleTurnSeconds` and a call due
+    /// after that turn does not wake it: the call still times out at its own deadline, not at
+    /// the turn and not never.
+    @Test func aCallDueAfterTheIdleTurnTimesOutAtItsDeadline() throws {
+        let c = try Self.start()
+        defer { c.process.stop(); c.process.wait() }
+        Thread.sleep(forTimeInterval: 0.2)  // the reader is idle: asleep until its turn
+        let due = JSONRPCConnection.idleTurnSeconds + 1.5
+        let start = MonotonicClock.now
+        #expect(c.call("ignore", deadline: start + due) == .failure(.timeout))
+        let took = MonotonicClock.now - start
+        #expect(took >= due - 0.05 && took < due + 1, "timed out after \(took) s, due at \(due) s")
+    }
+
     @Test func tooManyCallsInFlightAreRefusedAtOnce() throws {
         let c = try Self.start(maxInFlight: 2)
         defer { c.process.stop(); c.process.wait() }
