@@ -205,7 +205,9 @@ final class WriteQueue: @unchecked Sendable {
                 return connection
             }
             pending.append(write)
-            monitor.signal(Self.work)
+            // While a commit runs, its thread wakes the writer when it is done (a wake-up now
+            // would find the connection busy and sleep again).
+            if !busy { monitor.signal(Self.work) }
             _ = monitor.wait(Self.done) { write.done }
             return nil
         }
