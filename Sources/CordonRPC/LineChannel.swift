@@ -20,8 +20,8 @@ public final class LineChannel {
         framer = LineFramer(maxLine: maxLine)
     }
 
-    /// Blocks until a whole line, an over-long one, or the end of the stream (or a read error,
-    /// including a receive timeout). With a `deadline` (CLOCK_MONOTONIC seconds), a line that
+    /// Blocks until a whole line, an over-long one, or the end of the stream (or a read or poll
+    /// error; a socket's receive timeout does not apply: use `deadline`). With a `deadline` (CLOCK_MONOTONIC seconds), a line that
     /// has not arrived whole by then ends the stream too: the limit is per line, not per read,
     /// so a peer sending a byte now and then cannot hold the connection.
     public func readLine(deadline: Double? = nil) -> Line {
@@ -29,14 +29,19 @@ public final class LineChannel {
         var chunk = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
         while true {
             if let line = framer.next() { return line }
+            // Waits in poll() for input, not in read(): a blocked read() sleeps on the socket's
+            // queue unkeyed, so the peer reading what this side sent (freeing send space) wakes
+            // it for nothing — a wake-up on the peer's path for every message.
+            var wait: Int32 = -1
             if let deadline {
                 let left = deadline - MonotonicClock.now
                 guard left > 0 else { return .eof }
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&pfd, 1, Int32(min(left * 1000 + 1, Double(Int32.max))))
-                if ready < 0 && errno == EINTR { continue }
-                if ready == 0 { continue }  // the deadline check above ends it
+                wait = Int32(min(left * 1000 + 1, Double(Int32.max)))
             }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, wait)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { continue }  // the deadline check above ends it
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .eof }
