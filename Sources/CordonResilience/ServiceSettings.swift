@@ -18,3 +18,31 @@ public struct ServiceSettings: Sendable, Equatable {
     public var backoffMaxSeconds: Double = 30
     public init() {}
 }
+
+/// When a service's (a tool's, a model's) circuit breaker opens and how it recovers: a tool
+/// manifest's or the model catalogue's `[breaker]` table, turned into a `CircuitBreaker`'s
+/// configuration by the gateway that keeps the breaker.
+public struct BreakerSettings: Sendable, Equatable {
+    /// Failures within `windowSeconds` that open the breaker…
+    public var failures = 5
+    /// …or this ratio of failed calls, once at least `minCalls` were made in the window.
+    public var failureRatio = 0.5
+    public var minCalls = 10
+    public var windowSeconds: Double = 60
+    /// Open this long, then one probe call; doubled after each failed probe, up to the maximum.
+    public var cooldownSeconds: Double = 30
+    public var maxCooldownSeconds: Double = 600
+    public init() {}
+}
+
+extension BreakerSettings {
+    /// The breaker these settings describe (a manifest's reader has already checked them; the
+    /// defaults stand in for values the breaker itself refuses).
+    public var configuration: CircuitBreaker.Configuration {
+        let ratio = CircuitBreaker.Configuration.FailureRatio(failureRatio, minimumCalls: minCalls)
+        return (try? CircuitBreaker.Configuration(failureCount: failures, failureRatio: ratio, window: .milliseconds(Int64(windowSeconds * 1000)),
+                                                   cooldown: .milliseconds(Int64(cooldownSeconds * 1000)),
+                                                   maxCooldown: .milliseconds(Int64(maxCooldownSeconds * 1000))))
+            ?? (try! CircuitBreaker.Configuration(failureCount: 5, window: .seconds(60), cooldown: .seconds(30)))
+    }
+}

@@ -484,18 +484,10 @@ public final class ToolGateway: @unchecked Sendable {
     private func breaker(_ key: BreakerKey, _ m: ToolManifest) -> CircuitBreaker {
         breakers.withLock { all in
             if let b = all[key] { return b }
-            let b = CircuitBreaker(Self.breakerConfiguration(m.breaker))
+            let b = CircuitBreaker(m.breaker.configuration)
             all[key] = b
             return b
         }
-    }
-
-    static func breakerConfiguration(_ s: ToolManifest.BreakerSettings) -> CircuitBreaker.Configuration {
-        let ratio = CircuitBreaker.Configuration.FailureRatio(s.failureRatio, minimumCalls: s.minCalls)
-        return (try? CircuitBreaker.Configuration(failureCount: s.failures, failureRatio: ratio, window: .milliseconds(Int64(s.windowSeconds * 1000)),
-                                                   cooldown: .milliseconds(Int64(s.cooldownSeconds * 1000)),
-                                                   maxCooldown: .milliseconds(Int64(s.maxCooldownSeconds * 1000))))
-            ?? (try! CircuitBreaker.Configuration(failureCount: 5, window: .seconds(60), cooldown: .seconds(30)))
     }
 
     /// The schema's verdict on the arguments, or nil when they may go (or cannot be judged

@@ -68,18 +68,7 @@ public struct ToolManifest: Sendable, Equatable {
     public typealias ServiceSettings = CordonResilience.ServiceSettings
 
     /// `[breaker]`: when calls stop being sent to a tool that keeps failing.
-    public struct BreakerSettings: Sendable, Equatable {
-        /// Failures within `windowSeconds` that open the breaker…
-        public var failures = 5
-        /// …or this ratio of failed calls, once at least `minCalls` were made in the window.
-        public var failureRatio = 0.5
-        public var minCalls = 10
-        public var windowSeconds: Double = 60
-        /// Open this long, then one probe call; doubled after each failed probe, up to the maximum.
-        public var cooldownSeconds: Double = 30
-        public var maxCooldownSeconds: Double = 600
-        public init() {}
-    }
+    public typealias BreakerSettings = CordonResilience.BreakerSettings
 
     /// The argument names `argv` takes as whole elements (`{NAME}`), in order.
     public var argvPlaceholders: [String] { argv.compactMap(Self.placeholder) }

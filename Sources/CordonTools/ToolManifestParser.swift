@@ -98,9 +98,9 @@ public enum ToolManifestParser {
         if case .table(let access)? = root["access"]?.kind { m.access = readAccess(access, &r) }
         if case .table(let service)? = root["service"]?.kind {
             if m.kind == .command { r.error("service", root.keyLocation("service")?.line, "[service] is for kind = \"mcp\": a command tool runs one sandbox per call") }
-            readService(service, into: &m.service, &r)
+            r.readService(service, into: &m.service)
         }
-        if case .table(let breaker)? = root["breaker"]?.kind { readBreaker(breaker, into: &m.breaker, &r) }
+        if case .table(let breaker)? = root["breaker"]?.kind { r.readBreaker(breaker, into: &m.breaker) }
     }
 
     static func readTool(_ t: TOMLTable, into m: inout ToolManifest, _ r: inout ConfigReader) {
@@ -173,8 +173,8 @@ public enum ToolManifestParser {
                 else if !m.fallbacks.contains(f) { m.fallbacks.append(f) }
             }
         }
-        if let shared = boolean(t, "tool", "shared", &r) { m.shared = shared }
-        if let audit = boolean(t, "tool", "audit_arguments", &r) { m.auditArguments = audit }
+        if let shared = r.boolean(t, "tool", "shared") { m.shared = shared }
+        if let audit = r.boolean(t, "tool", "audit_arguments") { m.auditArguments = audit }
     }
 
     static func checkedArgv(_ argv: [String], _ path: String, _ line: Int?, _ r: inout ConfigReader) -> [String] {
@@ -250,58 +250,6 @@ public enum ToolManifestParser {
             }
         }
         return access
-    }
-
-    static func readService(_ t: TOMLTable, into s: inout ToolManifest.ServiceSettings, _ r: inout ConfigReader) {
-        if let n = r.integer(t, "service", "min_instances", range: 0...64) { s.minInstances = Int(n) }
-        if let n = r.integer(t, "service", "max_instances", range: 1...256) { s.maxInstances = Int(n) }
-        if let n = r.integer(t, "service", "concurrency", range: 1...256) { s.concurrency = Int(n) }
-        if let n = r.integer(t, "service", "max_restarts", range: 0...1000) { s.maxRestarts = Int(n) }
-        if s.minInstances > s.maxInstances {
-            r.error("service.min_instances", r.line(t, "min_instances"), "min_instances (\(s.minInstances)) is more than max_instances (\(s.maxInstances))")
-        }
-        positive(t, "service", "idle_timeout", &s.idleTimeoutSeconds, &r)
-        positive(t, "service", "health_interval", &s.healthIntervalSeconds, &r)
-        positive(t, "service", "start_timeout", &s.startTimeoutSeconds, &r)
-        positive(t, "service", "restart_window", &s.restartWindowSeconds, &r)
-        positive(t, "service", "backoff", &s.backoffBaseSeconds, &r)
-        positive(t, "service", "backoff_max", &s.backoffMaxSeconds, &r)
-        if s.backoffBaseSeconds > s.backoffMaxSeconds {
-            r.error("service.backoff", r.line(t, "backoff"), "backoff (\(Units.formatDuration(s.backoffBaseSeconds))) is more than backoff_max (\(Units.formatDuration(s.backoffMaxSeconds)))")
-        }
-    }
-
-    static func readBreaker(_ t: TOMLTable, into b: inout ToolManifest.BreakerSettings, _ r: inout ConfigReader) {
-        if let n = r.integer(t, "breaker", "failures", range: 1...10_000) { b.failures = Int(n) }
-        if let n = r.integer(t, "breaker", "min_calls", range: 1...10_000) { b.minCalls = Int(n) }
-        if let v = t["failure_ratio"] {
-            let ratio: Double?
-            switch v.kind {
-            case .float(let f): ratio = f
-            case .integer(let n): ratio = Double(n)
-            default: ratio = nil
-            }
-            if let ratio, ratio > 0, ratio <= 1 { b.failureRatio = ratio }
-            else { r.error("breaker.failure_ratio", v.location.line, "expected a ratio above 0 and at most 1, found \(r.describe(v))") }
-        }
-        positive(t, "breaker", "window", &b.windowSeconds, &r)
-        positive(t, "breaker", "cooldown", &b.cooldownSeconds, &r)
-        positive(t, "breaker", "max_cooldown", &b.maxCooldownSeconds, &r)
-        if b.cooldownSeconds > b.maxCooldownSeconds {
-            r.error("breaker.cooldown", r.line(t, "cooldown"), "cooldown (\(Units.formatDuration(b.cooldownSeconds))) is more than max_cooldown (\(Units.formatDuration(b.maxCooldownSeconds)))")
-        }
-    }
-
-    static func positive(_ t: TOMLTable, _ table: String, _ key: String, _ value: inout Double, _ r: inout ConfigReader) {
-        guard let seconds = r.duration(t, table, key) else { return }
-        if seconds <= 0 { r.error("\(table).\(key)", r.line(t, key), "must be more than 0") } else { value = seconds }
-    }
-
-    static func boolean(_ t: TOMLTable, _ table: String, _ key: String, _ r: inout ConfigReader) -> Bool? {
-        guard let v = t[key] else { return nil }
-        if case .boolean(let b) = v.kind { return b }
-        r.error("\(table).\(key)", v.location.line, "expected true or false, found \(r.describe(v))")
-        return nil
     }
 
     static func isEnvironmentName(_ name: String) -> Bool {
