@@ -100,6 +100,10 @@ let package = Package(
         .target(name: "CordonMCP", dependencies: ["CordonJSON"]),
         // Tool manifests (tools/NAME.toml): parsed and checked, no I/O.
         .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON", "CordonResilience"]),
+        // The model catalogue (models.toml), the selector, and the providers' wire formats
+        // (OpenAI chat completions, Anthropic messages, server-sent events): parsed under
+        // limits, no I/O. Reads [service] and [breaker] with the tool manifests' reader.
+        .target(name: "CordonModels", dependencies: ["CordonTools", "CordonPolicy", "CordonJSON", "CordonResilience"]),
 
         // LAYER 3 · I/O owners
         // Typed wrappers of the system calls: files, cgroups, Landlock, uid ranges, time.
@@ -184,6 +188,7 @@ let package = Package(
         .testTarget(name: "CordonMCPTests", dependencies: ["CordonMCP", "CordonJSON"], exclude: ["validate_mcp.py"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonResilienceTests", dependencies: ["CordonResilience"]),
+        .testTarget(name: "CordonModelsTests", dependencies: ["CordonModels", "CordonPolicy", "CordonJSON", "CordonResilience"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),
         .testTarget(name: "CordonArchiveTests", dependencies: ["CordonArchive"]),
         .testTarget(name: "CordonHeuristicsTests", dependencies: ["CordonHeuristics"]),
