@@ -32,11 +32,24 @@ int cl_unix_listen(const char *path, int backlog) {
     return fd;
 }
 
-int cl_unix_connect(const char *path) {
+int cl_unix_connect(const char *path) { return cl_unix_connect_timeout(path, 0); }
+
+/* send_ms > 0: SO_SNDTIMEO before connect, so that neither a connect to a listener whose
+   backlog is full nor a send to a peer that stopped reading blocks for ever. */
+int cl_unix_connect_timeout(const char *path, int send_ms) {
     struct sockaddr_un addr;
     if (fill_address(&addr, path) != 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
+    if (send_ms > 0) {
+        struct timeval s = { send_ms / 1000, (send_ms % 1000) * 1000 };
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &s, sizeof s) != 0) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+    }
     int rc;
     do { rc = connect(fd, (struct sockaddr *)&addr, sizeof addr); } while (rc != 0 && errno == EINTR);
     if (rc != 0) {

@@ -56,11 +56,19 @@ final class MCPStdioServer: @unchecked Sendable {
     /// request is on its way to cordond, hands reading to another thread (leader and
     /// followers): no request waits for a thread to wake up, and a slow tool does not hold the
     /// requests after it.
+    /// The main thread only waits for stdin's end (it returns then, whatever is in flight): it
+    /// never forwards, so a call cordond does not answer cannot keep the process past EOF.
     func serve() {
         _ = try? Threads.detach("mcp-watch", signals: .noSIGPIPE) { [self] in watch() }
-        read(Reader(LineChannel(fd: 0, maxLine: 8 << 20)))
+        let reader = Reader(LineChannel(fd: 0, maxLine: 8 << 20))
+        // No thread for it: this one reads (and may forward) until it hands reading on.
+        do { try forwarders.run { [self] in read(reader) } } catch { read(reader) }
         ended.locked { _ = ended.wait { stdinEnded } }
     }
+
+    /// A request this large is handed on before it is sent (its send may wait on cordond), so
+    /// reading goes on meanwhile: pings, cancellations and stdin's end are seen.
+    static let handOffFirstBytes = 64 << 10
 
     /// stdin's reader, held by one thread at a time (the one in `read`).
     private final class Reader: @unchecked Sendable {
@@ -86,7 +94,12 @@ final class MCPStdioServer: @unchecked Sendable {
                 }
                 // Without a thread to read on, this one reads on once it has its answer.
                 var moved = false
-                forward(first) { [self] in moved = (try? forwarders.run { [self] in read(reader) }) != nil }
+                if bytes.count >= Self.handOffFirstBytes {
+                    moved = (try? forwarders.run { [self] in read(reader) }) != nil
+                    forward(first)
+                } else {
+                    forward(first) { [self] in moved = (try? forwarders.run { [self] in read(reader) }) != nil }
+                }
                 if moved { return }
             case .tooLong: FileDescriptorIO.writeAll(2, "cordon mcp serve: a message longer than 8 MiB was dropped\n")
             case .eof:

@@ -18,10 +18,14 @@ public final class RPCClient {
 
     /// Responses can be large (task lists, audit queries); requests are small.
     public static let maxResponse = 64 << 20
+    /// How long one send() (or the connect) may wait for cordond to take bytes.
+    public static let sendTimeoutSeconds = 10
 
     public init(socketPath: String) throws(RPCClientError) {
         self.socketPath = socketPath
-        let fd = cl_unix_connect(socketPath)
+        // A send (or the connect) that cordond does not take within this time fails rather
+        // than blocking for ever (a cordond that stopped reading).
+        let fd = cl_unix_connect_timeout(socketPath, Int32(Self.sendTimeoutSeconds * 1000))
         guard fd >= 0 else {
             let code = errno
             var hint = ""
@@ -41,7 +45,7 @@ public final class RPCClient {
         let id = nextID
         nextID += 1
         guard channel.send(RPCMessage.request(id: id, method: method, params: params)) else {
-            throw RPCClientError(description: "\(socketPath): connection closed by cordond while sending")
+            throw RPCClientError(description: "\(socketPath): cordond closed the connection, or took nothing for \(Self.sendTimeoutSeconds) s, while \(method) was being sent")
         }
         sent()
         while true {

@@ -167,6 +167,23 @@ struct ToolMethodsTests {
         #expect(Self.rows(d, "SELECT count(*) FROM tool_calls") == [["4"]])
     }
 
+    /// `cordon mcp serve` ends at stdin's end even when the first request it forwarded is
+    /// still running in cordond (its main thread only waits for that end); and when cordond
+    /// stops reading, a large request's send does not stop stdin being read: a ping is answered
+    /// at once and the end of stdin still ends it.
+    @Test func mcpServeEndsWithStdinWhateverCordondDoes() throws {
+        let d = try Self.daemon()
+        let script = "\(Self.repo)/Tests/CordonDaemonTests/mcp_stalls.py"
+        let eof = TestDaemon.exec("/usr/bin/python3", [script, TestDaemon.cordon, d.socket, "eof"])
+        let a = try #require(try? JSON.parse(eof.stdout), "\(eof)")
+        #expect(a["initialized"] == .bool(true), "\(eof)")
+        #expect((a["exit"]?.doubleValue ?? 99) < 3, "mcp serve outlived stdin: \(eof)")
+        let stall = TestDaemon.exec("/usr/bin/python3", [script, TestDaemon.cordon, "none", "stall"])
+        let b = try #require(try? JSON.parse(stall.stdout), "\(stall)")
+        #expect((b["ping"]?.doubleValue ?? 99) < 3, "a ping waited on a send to a wedged cordond: \(stall)")
+        #expect((b["exit"]?.doubleValue ?? 99) < 3, "mcp serve outlived stdin: \(stall)")
+    }
+
     /// `cordon mcp serve` reads on while a call runs (the thread that read a request forwards
     /// it and hands reading on): quick calls sent during a 3-second one are answered long
     /// before it ends, and ten calls in a row after it all answer.

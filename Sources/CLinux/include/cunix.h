@@ -10,6 +10,7 @@
 int cl_unix_listen(const char *path, int backlog);
 // A connected client socket.
 int cl_unix_connect(const char *path);
+int cl_unix_connect_timeout(const char *path, int send_ms);
 // accept4 with SOCK_CLOEXEC.
 int cl_unix_accept(int fd);
 // The peer's credentials as of connect (SO_PEERCRED).
