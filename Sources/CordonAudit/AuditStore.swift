@@ -59,6 +59,9 @@ public final class AuditStore: Sendable {
     /// How many commits the writer made for how many writes since the store was opened.
     public var writerStatistics: WriterStatistics { queue.writerStatistics }
 
+    /// Writes waiting for the connection while another commits (for tests).
+    var queuedWrites: Int { queue.queued }
+
     // MARK: Opening
 
     /// Creates the file 0600 if it does not exist (SQLite gives the -wal and -shm files the same

@@ -181,6 +181,9 @@ final class WriteQueue: @unchecked Sendable {
 
     var writerStatistics: WriterStatistics { monitor.locked { statistics } }
 
+    /// Writes waiting for the connection (for tests).
+    var queued: Int { monitor.locked { pending.count } }
+
     /// Starts the writer thread; from now on `connection` is used only by the thread holding
     /// `busy`. All signals are blocked in the writer: it must not be picked to run the daemon's
     /// signal handlers.
@@ -247,6 +250,8 @@ final class WriteQueue: @unchecked Sendable {
         }
         monitor.locked {
             stopped = true
+            // The last reference: the database closes with this thread (close() says so).
+            self.connection = nil
             monitor.broadcast(Self.done)
         }
     }

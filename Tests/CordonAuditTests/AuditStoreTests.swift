@@ -1,3 +1,4 @@
+import Foundation
 @testable import CordonAudit
 import CordonSQLite
 import Synchronization
@@ -238,9 +239,9 @@ import Glibc
         let callers = Mutex<[String: pthread_t]>([:])
         onThreads(3) { t in
             if t == 2 {
-                // Lets the first go on a moment after the second is queued.
+                // Lets the first go once the second is queued behind it.
                 for _ in 0..<400 where !firstRunning.load(ordering: .acquiring) { usleep(5_000) }
-                usleep(150_000)
+                for _ in 0..<2000 where store.queuedWrites == 0 { usleep(1_000) }
                 release.store(true, ordering: .releasing)
             } else if t == 0 {
                 callers.withLock { $0["first"] = pthread_self() }
@@ -268,6 +269,22 @@ import Glibc
         #expect(pthread_equal(runs[1].thread, try #require(who["second"])) == 0, "the queued write ran on its caller's thread")
         #expect(pthread_equal(runs[1].thread, runs[0].thread) == 0)
         #expect(store.writerStatistics.operations == 2)
+    }
+
+    /// close() closes the database: the writer's connection goes with its thread, so SQLite
+    /// checkpoints and removes the write-ahead log and no descriptor stays open on it.
+    @Test func closeClosesTheDatabaseAndRemovesItsLog() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        _ = try store.createTask(newTask())
+        #expect(access(dir.database + "-wal", F_OK) == 0)
+        store.close()
+        #expect(access(dir.database + "-wal", F_OK) != 0, "the write-ahead log outlived close()")
+        #expect(access(dir.database + "-shm", F_OK) != 0)
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        let onIt = open.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)"))?.hasPrefix(dir.database) == true }
+        #expect(onIt.isEmpty, "descriptors still open on the store: \(onIt)")
     }
 
     @Test func concurrentWritersAreGroupCommitted() throws {
