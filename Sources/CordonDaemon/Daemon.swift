@@ -44,6 +44,10 @@ public final class Daemon: @unchecked Sendable {
     }
 
     public init(config: DaemonConfig, log: Logger) throws(StartError) {
+        // Before any thread starts (the audit writer, the service pool's): a thread with
+        // SIGTERM unblocked would take the signal's default action — the process killed, not
+        // drained. `run` reads them from a signalfd.
+        Self.blockSignals()
         self.config = config
         self.log = log
         do { authorizer = try Authorizer(config: config) } catch { throw StartError(description: "\(error)") }
@@ -168,13 +172,19 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: Lifecycle
 
-    /// Serves until SIGTERM/SIGINT; returns the exit status.
-    public func run() -> Int32 {
-        // Signals are read from a signalfd here; every thread started later inherits the mask.
+    /// Blocks the signals `run` reads from its signalfd (and SIGPIPE) in this thread, and so in
+    /// every thread it starts after.
+    static func blockSignals() {
         var mask = sigset_t()
         sigemptyset(&mask)
         for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&mask, sig) }
         pthread_sigmask(SIG_BLOCK, &mask, nil)
+    }
+
+    /// Serves until SIGTERM/SIGINT; returns the exit status.
+    public func run() -> Int32 {
+        // Signals are read from a signalfd here; blocked since init, in every thread.
+        Self.blockSignals()
         var old = sigset_t()
         let signals = [SIGTERM, SIGINT, SIGHUP].withUnsafeBufferPointer { cl_signalfd_for($0.baseAddress, Int32($0.count), &old) }
         guard signals >= 0 else {

@@ -35,11 +35,16 @@ final class TestDaemon: @unchecked Sendable {
     /// The directory cordond is started from (it must not matter: cordond works from /).
     let startDirectory: String?
 
+    /// Started with no signal blocked, as a shell or systemd starts it (this test process
+    /// blocks SIGTERM, and a child it starts directly inherits that mask).
+    let unblockedSignals: Bool
+
     /// `files`: more files under the config dir, by relative path (profiles, extended policies).
     init(config: String = "", policies: [String: String] = [:], files: [String: String] = [:],
-         socketActivated: Bool = false, startDirectory: String? = nil) throws {
+         socketActivated: Bool = false, startDirectory: String? = nil, unblockedSignals: Bool = false) throws {
         self.socketActivated = socketActivated
         self.startDirectory = startDirectory
+        self.unblockedSignals = unblockedSignals
         let n = Self.counterLock.withLock { Self.counter += 1; return Self.counter }
         dir = "/tmp/cordond-test-\(getpid())-\(n)"
         try? FileManager.default.removeItem(atPath: dir)
@@ -74,6 +79,10 @@ final class TestDaemon: @unchecked Sendable {
         if socketActivated {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
             p.arguments = ["-l", socket, Self.cordond] + args
+        } else if unblockedSignals {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            p.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+                           Self.cordond] + args
         } else {
             p.executableURL = URL(fileURLWithPath: Self.cordond)
             p.arguments = args

@@ -90,6 +90,26 @@ struct LifecycleTests {
         #expect(stops.compactMap { $0["kind"]?.stringValue } == ["daemon-start", "daemon-stop", "daemon-start"])
     }
 
+    /// Started with no signal blocked (a shell's or systemd's cordond), SIGTERM still drains:
+    /// every thread cordond starts, the service pool's and the audit writer's among them,
+    /// blocks it, so the signalfd gets it and no thread takes the default action (death).
+    @Test func sigtermDrainsWhenCordondStartsWithNoSignalBlocked() throws {
+        let d = try TestDaemon(config: "[tasks]\ndrain_timeout = \"1s\"\n", unblockedSignals: true)
+        let pid = try #require(d.processID)
+        // python3 has exec'd cordond by now (it answered on its socket).
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        #expect(status.contains("Name:\tcordond"), "\(status.prefix(200))")
+        let sleeper = try #require(try d.submit(["sleep", "4248"])["id"]?.intValue)
+        #expect(d.eventually { TestDaemon.processes(["sleep", "4248"]).count == 1 })
+        d.signal(SIGTERM)
+        #expect(d.waitExit(30) == 0, "\(d.log())")
+        #expect(d.log().contains("drain"), "\(d.log())")
+        try d.start()
+        #expect(try d.call("task.status", .object([("id", .int(sleeper))]))["state"] == .string("cancelled"))
+        let kinds = try d.call("audit.query", .object([("kinds", .array([.string("daemon-stop")]))]))["events"]?.arrayValue ?? []
+        #expect(kinds.count == 1)
+    }
+
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/usr/bin/systemd-socket-activate")))
     func socketActivationServesOnTheSocketSystemdPasses() throws {
         let d = try TestDaemon(socketActivated: true)
