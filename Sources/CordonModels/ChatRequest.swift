@@ -477,12 +477,12 @@ struct RequestReader {
         var out: [ChatToolCall] = []
         for (j, item) in items.enumerated() {
             let c = try WireObject(item, path: WirePath.index(m.field("tool_calls"), j))
-            try c.refuseOthers(["id", "type", "function"])
-            let id = try c.requiredString("id", maxBytes: limits.maxNameBytes)
-            if id.isEmpty { throw .invalid(c.field("id"), "empty") }
             if let type = try c.string("type", maxBytes: 64), type != "function" {
                 throw .invalid(c.field("type"), "only function calls are supported")
             }
+            try c.refuseOthers(["id", "type", "function"])
+            let id = try c.requiredString("id", maxBytes: limits.maxNameBytes)
+            if id.isEmpty { throw .invalid(c.field("id"), "empty") }
             guard let f = try c.object("function") else { throw .invalid(c.field("function"), "required") }
             try f.refuseOthers(["name", "arguments"])
             let name = try f.requiredString("name", maxBytes: limits.maxNameBytes)
@@ -573,7 +573,7 @@ struct RequestReader {
         for (key, value) in body.members where !Self.modelled.contains(key) && value != .null {
             if let type = Self.passThroughTypes[key] {
                 let matches = type == "number" ? value.doubleValue?.isFinite == true : value.typeName == type
-                guard matches else { throw .invalid(body.field(key), "expected \(type == "integer" ? "an" : "a") \(type), got \(value.typeName)") }
+                guard matches else { throw .invalid(body.field(key), "expected \(type == "number" || type == "string" ? "a" : "an") \(type), got \(value.typeName)") }
                 guard value.text.utf8.count <= limits.maxPassThroughBytes else { throw .limit(body.field(key), "longer than \(limits.maxPassThroughBytes) bytes") }
                 out.append(.init(name: key, value: value.uniquingKeys()))
                 continue

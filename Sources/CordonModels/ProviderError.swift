@@ -153,7 +153,8 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
     static func fromStream(_ value: JSON) -> ProviderError {
         var error = ProviderError(.serverError, "")
         error.read(body: value)
-        if let kind = kind(type: error.providerType) ?? kind(type: error.providerCode) { error.kind = kind }
+        // A code is the finer word (OpenAI: type invalid_request_error, code invalid_api_key).
+        if let kind = kind(type: error.providerCode) ?? kind(type: error.providerType) { error.kind = kind }
         if error.kind == .authentication { error.message = "the provider refused the key" }
         if error.message.isEmpty { error.message = "error in the stream" }
         return error
