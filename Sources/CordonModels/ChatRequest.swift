@@ -4,7 +4,7 @@ import CordonJSON
 /// `model.chat` on the socket), read under `ChatLimits` into the shape every provider's wire is
 /// built from. Pure: no I/O.
 ///
-/// What is read, and what happens to the rest (docs/models.md, "The endpoint"):
+/// What is read, and what happens to the rest:
 /// - Modelled: `model`, `messages`, `tools` (function tools), `tool_choice`,
 ///   `parallel_tool_calls`, `max_completion_tokens` / `max_tokens`, `temperature`, `top_p`,
 ///   `stop`, `stream`, `stream_options.include_usage`, `n` (1 only), `seed`, `user`.

@@ -112,22 +112,23 @@ public struct SSEDecoder: Sendable {
         if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
         let name = line[start..<nameEnd]
         let value = line[valueStart...]
-        switch String(decoding: name, as: UTF8.self) {
-        case "data":
+        // Field names compared as bytes: no string is made for a line's name.
+        switch name.count {
+        case 4 where name.elementsEqual("data".utf8):
             guard data.count + value.count + 1 + (eventType?.utf8.count ?? 0) <= maxEventBytes else {
                 throw .malformed(.limit(nil, "a stream event is longer than \(maxEventBytes) bytes"))
             }
             if sawData { data.append(UInt8(ascii: "\n")) }
             data.append(contentsOf: value)
             sawData = true
-        case "event":
+        case 5 where name.elementsEqual("event".utf8):
             guard data.count + value.count <= maxEventBytes else {
                 throw .malformed(.limit(nil, "a stream event is longer than \(maxEventBytes) bytes"))
             }
             eventType = String(decoding: value, as: UTF8.self)
-        case "id":
+        case 2 where name.elementsEqual("id".utf8):
             if !value.contains(0) { lastEventID = String(decoding: value, as: UTF8.self) }
-        case "retry":
+        case 5 where name.elementsEqual("retry".utf8):
             if !value.isEmpty, value.count <= 9, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
                 retry = Int(String(decoding: value, as: UTF8.self))
             }
