@@ -136,6 +136,9 @@ public struct ModelCatalog: Sendable, Equatable {
         public var access: Policy.Access?
         /// Answers longer than this are cut (a request's own cap, if lower, wins).
         public var maxOutputTokens = 4096
+        /// How the cap is spelled upstream (OpenAI's reasoning models take only
+        /// `max_completion_tokens`; llama.cpp's server only `max_tokens`).
+        public var maxTokensField: OpenAIWire.MaxTokensField = .maxTokens
         public var breaker: BreakerSettings?
 
         public init(name: String, provider: String, upstream: String) {

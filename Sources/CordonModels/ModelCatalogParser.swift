@@ -19,7 +19,7 @@ public enum ModelCatalogParser {
     /// Keys of `[[provider]]` only a local server has.
     static let localOnly = ["command", "model_file", "server_policy", "memory", "keep_alive", "preload", "start_timeout", "service"]
     static let modelKeys = ["name", "provider", "upstream", "context_length", "tools", "price_input", "price_output", "task_types",
-                            "fallbacks", "access", "max_output_tokens", "breaker"]
+                            "fallbacks", "access", "max_output_tokens", "max_tokens_field", "breaker"]
     /// `[provider.service]` of a local server: how the pool keeps it (one instance, shared).
     static let serviceKeys = ["health_interval", "max_restarts", "restart_window", "backoff", "backoff_max"]
 
@@ -276,6 +276,18 @@ public enum ModelCatalogParser {
         if m.maxOutputTokens >= m.contextLength {
             r.error("\(path).max_output_tokens", r.line(t, "max_output_tokens") ?? r.line(t, "context_length"),
                     "max_output_tokens (\(m.maxOutputTokens)) leaves no room for a prompt in context_length (\(m.contextLength))")
+        }
+        if let field = r.string(t, path, "max_tokens_field") {
+            let kind = c.provider(named: provider)?.kind
+            if let f = OpenAIWire.MaxTokensField(rawValue: field), kind == .openai || kind == .ollama || f == .maxTokens {
+                m.maxTokensField = f
+            } else if OpenAIWire.MaxTokensField(rawValue: field) != nil {
+                r.error("\(path).max_tokens_field", r.line(t, "max_tokens_field"), kind == .local
+                        ? "llama.cpp's server reads max_tokens only (it ignores max_completion_tokens, and would answer to the end of its context)"
+                        : "the Messages API takes max_tokens only")
+            } else {
+                r.error("\(path).max_tokens_field", r.line(t, "max_tokens_field"), "\"\(printable(field))\": expected max_tokens or max_completion_tokens")
+            }
         }
         if let tools = r.boolean(t, path, "tools") { m.tools = tools }
         for (key, keyPath) in [("price_input", \ModelCatalog.Model.priceInput), ("price_output", \ModelCatalog.Model.priceOutput)] {

@@ -62,6 +62,20 @@ import Testing
         #expect(c.endpoint == nil)
     }
 
+    @Test func anOpenAIModelMaySpellItsCapMaxCompletionTokens() throws {
+        let c = try parse("""
+            [[provider]]
+            name = "openai"
+            kind = "openai"
+            base_url = "https://api.openai.com/v1"
+            [[model]]
+            name = "o4"
+            provider = "openai"
+            max_tokens_field = "max_completion_tokens"
+            """)
+        #expect(c.model(named: "o4")?.maxTokensField == .maxCompletionTokens)
+    }
+
     @Test func aModelsOwnBreakerStartsFromTheCataloguesOne() throws {
         let c = try parse("""
             [[provider]]
@@ -132,6 +146,10 @@ import Testing
         ("[breaker]\ncooldown = \"10m\"\nmax_cooldown = \"1m\"", "breaker.cooldown: cooldown (600s) is more than max_cooldown (60s)"),
         ("[[provider]]\nname = \"p\"\nkind = \"anthropic\"", "model: no [[model]]: clients name models, not providers (add name, provider, upstream)"),
         ("provider = 3", "provider: expected [[provider]] tables, found integer"),
+        ("[[provider]]\nname = \"p\"\nkind = \"anthropic\"\n[[model]]\nname = \"m\"\nprovider = \"p\"\nmax_tokens_field = \"max_completion_tokens\"",
+         "model[0].max_tokens_field: the Messages API takes max_tokens only"),
+        ("[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\n[[model]]\nname = \"m\"\nprovider = \"p\"\nmax_tokens_field = \"max_toknes\"",
+         "model[0].max_tokens_field: \"max_toknes\": expected max_tokens or max_completion_tokens"),
     ])
     func eachMistakeIsNamed(text: String, expected: String) {
         let got = problems(text)
