@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How `DiscountedThompson` scores a draw: the objective's weights and references.
+struct Scorer {
+    let weights: DiscountedThompson.Objective.Weights
+    let latencyReference: Double
+    let logLatencyReference: Double
+    let costReference: Double
+
+    init(objective: DiscountedThompson.Objective, costReference: Double) {
+        weights = objective.weights
+        latencyReference = objective.latencyReferenceSeconds
+        logLatencyReference = log(objective.latencyReferenceSeconds)
+        self.costReference = costReference
+    }
+
+    /// 1 − E[min(L, L_ref)]/L_ref for L ~ LogNormal(μ, s²), s > 0: the expected value of the
+    /// linear score 1 − min(1, L/L_ref). With a = (ln L_ref − μ)/s,
+    /// E[min(L, L_ref)] = e^(μ + s²/2)·Φ(a − s) + L_ref·(1 − Φ(a)).
+    func latencyScore(location: Double, spread: Double) -> Double {
+        let a = (logLatencyReference - location) / spread
+        let below = standardNormalCDF(a - spread)
+        // Relative to L_ref, and 0 when Φ underflows, so e^(large) · 0 never makes a NaN.
+        let partial = below > 0 ? exp(location + spread * spread / 2 - logLatencyReference) * below : 0
+        let expected = partial + (1 - standardNormalCDF(a))
+        return min(1, max(0, 1 - expected))
+    }
+
+    /// 1 − min(1, cost/C_ref); 1 when C_ref is 0 (every candidate is free).
+    func costScore(_ cost: Double) -> Double {
+        costReference > 0 ? 1 - min(1, cost / costReference) : 1
+    }
+
+    func utility(success: Double, location: Double, spread: Double, cost: Double) -> Double {
+        weights.success * success + weights.latency * latencyScore(location: location, spread: spread)
+            + weights.cost * costScore(cost)
+    }
+}
+
+/// One candidate's posterior under the priors (`DiscountedThompson`'s comment has the model).
+struct Posterior {
+    /// The Beta prior of works and correct: one success and one failure, a uniform belief.
+    static let betaPrior = 1.0
+    /// The prior per-call variance of ln(latency): a factor e either way.
+    static let latencyPriorVariance = 1.0
+    /// Tokens assumed per call before anything was recorded for any arm.
+    static let nominalTokens = 1000.0
+    /// Φ⁻¹(0.95): the half-width of a 90 % interval in standard deviations.
+    static let z95 = 1.6448536269514722
+
+    let worksAlpha: Double
+    let worksBeta: Double
+    let correctAlpha: Double
+    let correctBeta: Double
+    /// m: the posterior mean of μ, the location of ln(latency).
+    let latencyLocation: Double
+    /// The posterior standard deviation of μ: s/√(n₀ + n).
+    let locationDeviation: Double
+    /// s: the per-call standard deviation of ln(latency).
+    let latencySpread: Double
+    let inputTokens: Double
+    let outputTokens: Double
+    let expectedCost: Double
+
+    init(arm: DiscountedThompson.ArmState?, candidate: DiscountedThompson.Candidate, pooledTokens: (input: Double, output: Double)?,
+         objective: DiscountedThompson.Objective, configuration: DiscountedThompson.Configuration) {
+        worksAlpha = Self.betaPrior + (arm?.successes ?? 0)
+        worksBeta = Self.betaPrior + (arm?.failures ?? 0)
+        correctAlpha = Self.betaPrior + (arm?.correct ?? 0)
+        correctBeta = Self.betaPrior + (arm?.incorrect ?? 0)
+
+        let n0 = configuration.latencyPriorWeight
+        let n = arm?.latencyWeight ?? 0
+        let priorLocation = log(objective.latencyReferenceSeconds / 2)
+        let weight = n0 + n
+        latencyLocation = (n0 * priorLocation + n * (arm?.latencyMean ?? 0)) / weight
+        let variance = max(configuration.latencyVarianceFloor,
+                           (n0 * Self.latencyPriorVariance + (arm?.latencySquaredDeviations ?? 0)) / weight)
+        latencySpread = variance.squareRoot()
+        locationDeviation = (variance / weight).squareRoot()
+
+        if let arm, arm.tokenWeight > 0 {
+            (inputTokens, outputTokens) = (arm.inputTokenMean, arm.outputTokenMean)
+        } else if let pooledTokens {
+            (inputTokens, outputTokens) = pooledTokens
+        } else {
+            (inputTokens, outputTokens) = (Self.nominalTokens, Self.nominalTokens)
+        }
+        expectedCost = (inputTokens * candidate.inputPricePer1k + outputTokens * candidate.outputPricePer1k) / 1000
+    }
+
+    var works: Double { worksAlpha / (worksAlpha + worksBeta) }
+    var correct: Double { correctAlpha / (correctAlpha + correctBeta) }
+
+    /// One joint draw: works and correct from their Betas, μ from its Normal. Always four
+    /// gamma draws and one normal, in that order.
+    func draw<R: RandomNumberGenerator>(scorer: Scorer, using random: inout R) -> DiscountedThompson.Draw {
+        let works = Sample.beta(worksAlpha, worksBeta, using: &random)
+        let correct = Sample.beta(correctAlpha, correctBeta, using: &random)
+        let location = latencyLocation + locationDeviation * Sample.normal(using: &random)
+        let success = works * correct
+        return DiscountedThompson.Draw(
+            success: success, latencySeconds: exp(location),
+            utility: scorer.utility(success: success, location: location, spread: latencySpread, cost: expectedCost))
+    }
+
+    func explanation(arm name: String, state: DiscountedThompson.ArmState?, clock: UInt64, scorer: Scorer,
+                     draw: DiscountedThompson.Draw, probabilityBest: Double?) -> DiscountedThompson.Explanation {
+        let predictive = (latencySpread * latencySpread + locationDeviation * locationDeviation).squareRoot()
+        let success = works * correct
+        return DiscountedThompson.Explanation(
+            arm: name, works: works, correct: correct, success: success,
+            latencyMedianSeconds: exp(latencyLocation),
+            latencyLowSeconds: exp(latencyLocation - Self.z95 * predictive),
+            latencyHighSeconds: exp(latencyLocation + Self.z95 * predictive),
+            expectedInputTokens: inputTokens, expectedOutputTokens: outputTokens, expectedCost: expectedCost,
+            callWeight: (state?.successes ?? 0) + (state?.failures ?? 0),
+            feedbackWeight: (state?.correct ?? 0) + (state?.incorrect ?? 0),
+            latencyWeight: state?.latencyWeight ?? 0,
+            callsSinceRecorded: state.flatMap { $0.calls > 0 ? clock - $0.lastRecordedAt : nil },
+            meanUtility: scorer.utility(success: success, location: latencyLocation, spread: latencySpread, cost: expectedCost),
+            draw: draw, probabilityBest: probabilityBest)
+    }
+}
