@@ -8,6 +8,8 @@
 //   failed instead.
 // - `CircuitBreaker` (with `SlidingWindow`): whether a call to a tool or model is let through,
 //   from the outcomes of the calls before it.
+// - `DiscountedThompson`: which of the models left after those checks to call, learnt online
+//   from outcomes, latencies, tokens and clients' verdicts (the model selector's core).
 //
 // Time is `MonotonicInstant`; randomness is any `RandomNumberGenerator` (`SplitMix64` for a
 // seeded, reproducible one).

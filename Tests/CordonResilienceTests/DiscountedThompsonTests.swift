@@ -2,25 +2,36 @@ import Foundation
 import Testing
 @testable import CordonResilience
 
-typealias Selector = DiscountedThompson
+typealias Learner = DiscountedThompson
 
 /// The learner's arithmetic and rules, one at a time.
 @Suite struct DiscountedThompsonTests {
-    let objective = try! Selector.Objective(successWeight: 0.6, latencyWeight: 0.3, costWeight: 0.1,
+    let objective = try! Learner.Objective(successWeight: 0.6, latencyWeight: 0.3, costWeight: 0.1,
                                             latencyReferenceSeconds: 4, costReference: 0.01, exploration: 0, posteriorSamples: 0)
-    let two = [Selector.Candidate("a"), Selector.Candidate("b")]
+    let two = [Learner.Candidate("a"), Learner.Candidate("b")]
 
-    func makeLearner(discount: Double = 0.98, maxArms: Int = 256) -> Selector {
-        Selector(try! .init(discount: discount, maxArms: maxArms))
+    func makeLearner(discount: Double = 0.98, maxArms: Int = 256) -> Learner {
+        Learner(try! .init(discount: discount, maxArms: maxArms))
     }
 
-    func explain(_ learner: Selector, _ candidates: [Selector.Candidate], objective: Selector.Objective? = nil, seed: UInt64 = 1) -> [String: Selector.Explanation] {
+    func explain(_ learner: Learner, _ candidates: [Learner.Candidate], objective: Learner.Objective? = nil, seed: UInt64 = 1) -> [String: Learner.Explanation] {
         var random = SplitMix64(seed: seed)
         let choice = learner.choose(among: candidates, objective: objective ?? self.objective, using: &random)!
         return Dictionary(uniqueKeysWithValues: choice.candidates.map { ($0.arm, $0) })
     }
 
-    func arm(_ learner: Selector, _ name: String) -> Selector.ArmState? {
+    /// works' posterior mean: the arm's counts on a prior worth 2 calls, centred on the pooled
+    /// rate (positive + ½)/(all + 1).
+    func posteriorMean(own positive: Double, _ negative: Double, pooled pooledPositive: Double, _ pooledNegative: Double) -> Double {
+        let centre = (pooledPositive + 0.5) / (pooledPositive + pooledNegative + 1)
+        return (2 * centre + positive) / (2 + positive + negative)
+    }
+
+    func close(_ a: Double, _ b: Double) -> Bool {
+        abs(a - b) < 1e-12
+    }
+
+    func arm(_ learner: Learner, _ name: String) -> Learner.ArmState? {
         learner.state.arms.first { $0.arm == name }
     }
 
@@ -39,7 +50,7 @@ typealias Selector = DiscountedThompson
         let explained = explain(learner, two)
         #expect(explained["a"]?.callWeight == 0.125)
         #expect(explained["b"]?.callWeight == 1.75)
-        #expect(explained["a"]?.works == (1 + 0.125) / (2 + 0.125))
+        #expect(close(explained["a"]!.works, posteriorMean(own: 0.125, 0, pooled: 0.125, 1.75)))
         #expect(explained["a"]?.callsSinceRecorded == 3)
         #expect(explained["b"]?.callsSinceRecorded == 0)
         // Touching it stores the decay, then adds.
@@ -88,6 +99,23 @@ typealias Selector = DiscountedThompson
         #expect(abs(after.latencyMedianSeconds - 2) < 0.05)
     }
 
+    /// An arm known little about (new, or not called lately) is assumed to work like the task
+    /// type's arms on average; whether its answers are right stays a coin toss.
+    @Test func worksPriorIsCentredOnThePooledRate() {
+        var learner = makeLearner(discount: 0.98)
+        learner.record("b", outcome: .failure, latencySeconds: 1, inputTokens: 1, outputTokens: 1)
+        for _ in 0..<300 {
+            learner.record("a", outcome: .success, latencySeconds: 1, inputTokens: 1, outputTokens: 1)
+            learner.feedback("a", success: true)
+        }
+        let b = explain(learner, two)["b"]!
+        #expect(b.callWeight < 0.01)
+        #expect(b.works > 0.9)
+        #expect(abs(b.correct - 0.5) < 0.01)
+        // Nothing pooled yet: Beta(1, 1).
+        #expect(explain(makeLearner(), two)["a"]?.works == 0.5)
+    }
+
     // MARK: Feedback
 
     @Test func feedbackMovesTheCorrectPosterior() {
@@ -95,8 +123,10 @@ typealias Selector = DiscountedThompson
         learner.record("a", outcome: .success, latencySeconds: 1, inputTokens: 1, outputTokens: 1)
         #expect(explain(learner, two)["a"]?.correct == 0.5)
         for _ in 0..<5 { learner.feedback("a", success: true) }
-        #expect(explain(learner, two)["a"]?.correct == 6.0 / 7)
-        #expect(explain(learner, two)["a"]?.success == 2.0 / 3 * 6.0 / 7)
+        let explained = explain(learner, two)["a"]!
+        #expect(explained.correct == 6.0 / 7)
+        // works: the only arm's counts are also the pool its prior is centred on.
+        #expect(close(explained.success, posteriorMean(own: 1, 0, pooled: 1, 0) * 6 / 7))
         // A score is a fractional update and wins over `success`.
         var accepted = learner.feedback("a", success: true, score: 0.25)
         #expect(accepted)
@@ -183,7 +213,7 @@ typealias Selector = DiscountedThompson
     /// Every arm is tried once before any is preferred.
     @Test func untriedArmsComeFirst() {
         var learner = makeLearner()
-        let three = two + [Selector.Candidate("c")]
+        let three = two + [Learner.Candidate("c")]
         var random = SplitMix64(seed: 3)
         var tried: [String] = []
         for _ in 0..<3 {
@@ -207,7 +237,7 @@ typealias Selector = DiscountedThompson
             learner.feedback("a", success: true)
             learner.record("b", outcome: .failure, latencySeconds: 3, inputTokens: 1, outputTokens: 1)
         }
-        let objective = try Selector.Objective(successWeight: 0.6, latencyWeight: 0.3, costWeight: 0.1,
+        let objective = try Learner.Objective(successWeight: 0.6, latencyWeight: 0.3, costWeight: 0.1,
                                                latencyReferenceSeconds: 4, exploration: epsilon, posteriorSamples: 0)
         var random = SplitMix64(seed: 17)
         let rounds = 20_000
@@ -235,10 +265,10 @@ typealias Selector = DiscountedThompson
                            latencySeconds: 0.1 + Sample.unit(using: &history), inputTokens: 100, outputTokens: 50 * (i % 3))
             learner.feedback(name, success: nil, score: Sample.unit(using: &history))
         }
-        let three = [Selector.Candidate("a", inputPricePer1k: 1, outputPricePer1k: 2), .init("b", inputPricePer1k: 0.5), .init("c")]
-        let objective = try Selector.Objective(successWeight: 1, latencyWeight: 1, costWeight: 1, latencyReferenceSeconds: 2,
+        let three = [Learner.Candidate("a", inputPricePer1k: 1, outputPricePer1k: 2), .init("b", inputPricePer1k: 0.5), .init("c")]
+        let objective = try Learner.Objective(successWeight: 1, latencyWeight: 1, costWeight: 1, latencyReferenceSeconds: 2,
                                                exploration: 0.1, posteriorSamples: 50)
-        func choices(_ seed: UInt64) -> [Selector.Choice] {
+        func choices(_ seed: UInt64) -> [Learner.Choice] {
             var random = SplitMix64(seed: seed)
             return (0..<40).map { _ in learner.choose(among: three, objective: objective, using: &random)! }
         }
@@ -256,7 +286,7 @@ typealias Selector = DiscountedThompson
             learner.record("b", outcome: .success, latencySeconds: 0.3, inputTokens: 1, outputTokens: 1)
             learner.feedback("b", success: false)
         }
-        let objective = try Selector.Objective(successWeight: 0.6, latencyWeight: 0.3, costWeight: 0.1,
+        let objective = try Learner.Objective(successWeight: 0.6, latencyWeight: 0.3, costWeight: 0.1,
                                                latencyReferenceSeconds: 4, posteriorSamples: 400)
         let explained = explain(learner, two, objective: objective)
         let total = explained.values.reduce(0) { $0 + $1.probabilityBest! }
@@ -269,7 +299,7 @@ typealias Selector = DiscountedThompson
     /// Equal arms split P(best) evenly (ties broken at random, not by order).
     @Test func tiesAreBrokenUniformly() throws {
         let learner = makeLearner()
-        let costOnly = try Selector.Objective(successWeight: 0, latencyWeight: 0, costWeight: 1, latencyReferenceSeconds: 1,
+        let costOnly = try Learner.Objective(successWeight: 0, latencyWeight: 0, costWeight: 1, latencyReferenceSeconds: 1,
                                               exploration: 0, posteriorSamples: 4000)
         let explained = explain(learner, two, objective: costOnly)
         #expect(abs(explained["a"]!.probabilityBest! - 0.5) < 0.03)
@@ -279,7 +309,7 @@ typealias Selector = DiscountedThompson
     /// definition by Monte Carlo, with draws independent of the formula.
     @Test(arguments: [(-1.0, 0.3), (0.5, 0.2), (1.2, 0.8), (2.5, 1.5), (-6.0, 0.22)])
     func latencyScoreIsTheExpectedLinearScore(location: Double, spread: Double) throws {
-        let objective = try Selector.Objective(successWeight: 0, latencyWeight: 1, costWeight: 0, latencyReferenceSeconds: 4)
+        let objective = try Learner.Objective(successWeight: 0, latencyWeight: 1, costWeight: 0, latencyReferenceSeconds: 4)
         let scorer = Scorer(objective: objective, costReference: 1)
         var random = SplitMix64(seed: 4)
         var sum = 0.0
@@ -299,9 +329,9 @@ typealias Selector = DiscountedThompson
     /// with nothing recorded, 1000 and 1000. C_ref defaults to the dearest candidate's.
     @Test func expectedCostUsesTokenMeansAndPrices() {
         var learner = makeLearner(discount: 1)
-        let priced = [Selector.Candidate("a", inputPricePer1k: 2, outputPricePer1k: 4), .init("b", inputPricePer1k: 1, outputPricePer1k: 1)]
+        let priced = [Learner.Candidate("a", inputPricePer1k: 2, outputPricePer1k: 4), .init("b", inputPricePer1k: 1, outputPricePer1k: 1)]
         var random = SplitMix64(seed: 1)
-        let objective = try! Selector.Objective(successWeight: 0, latencyWeight: 0, costWeight: 1, latencyReferenceSeconds: 1, exploration: 0)
+        let objective = try! Learner.Objective(successWeight: 0, latencyWeight: 0, costWeight: 1, latencyReferenceSeconds: 1, exploration: 0)
         var choice = learner.choose(among: priced, objective: objective, using: &random)!
         #expect(choice.candidates.map(\.expectedCost) == [6, 2])
         #expect(choice.costReference == 6)
@@ -363,10 +393,10 @@ typealias Selector = DiscountedThompson
                            inputTokens: i, outputTokens: 2 * i)
             if i % 3 == 0 { learner.feedback(name, success: nil, score: Sample.unit(using: &history)) }
         }
-        var restored = try Selector(learner.configuration, restoring: learner.state)
+        var restored = try Learner(learner.configuration, restoring: learner.state)
         #expect(restored.state == learner.state)
-        let candidates = (0..<5).map { Selector.Candidate("m\($0)", inputPricePer1k: Double($0)) }
-        let objective = try Selector.Objective(successWeight: 0.5, latencyWeight: 0.3, costWeight: 0.2, latencyReferenceSeconds: 3)
+        let candidates = (0..<5).map { Learner.Candidate("m\($0)", inputPricePer1k: Double($0)) }
+        let objective = try Learner.Objective(successWeight: 0.5, latencyWeight: 0.3, costWeight: 0.2, latencyReferenceSeconds: 3)
         for step in 0..<20 {
             var one = SplitMix64(seed: UInt64(step)), other = SplitMix64(seed: UInt64(step))
             let choice = learner.choose(among: candidates, objective: objective, using: &one)
@@ -382,11 +412,11 @@ typealias Selector = DiscountedThompson
         learner.record("a", outcome: .success, latencySeconds: 1, inputTokens: 1, outputTokens: 1)
         learner.record("b", outcome: .success, latencySeconds: 1, inputTokens: 1, outputTokens: 1)
         let good = learner.state
-        var broken: [Selector.State] = []
+        var broken: [Learner.State] = []
         var twice = good
         twice.arms.append(good.arms[0])
         broken.append(twice)
-        let mutations: [(inout Selector.ArmState) -> Void] = [
+        let mutations: [(inout Learner.ArmState) -> Void] = [
             { $0.successes = .nan }, { $0.failures = -1 }, { $0.latencyMean = .infinity }, { $0.latencyMean = 40 },
             { $0.outputTokenMean = 1e12 }, { $0.decayedAt = 3 }, { $0.lastRecordedAt = 9 },
         ]
@@ -396,22 +426,22 @@ typealias Selector = DiscountedThompson
             broken.append(state)
         }
         for state in broken {
-            #expect(refusedSetting { try Selector(learner.configuration, restoring: state) } == "selector.state", "\(state)")
+            #expect(refusedSetting { try Learner(learner.configuration, restoring: state) } == "selector.state", "\(state)")
         }
-        #expect(refusedSetting { try Selector(try .init(maxArms: 1), restoring: good) } == "selector.state")
-        #expect(refusedSetting { try Selector(learner.configuration, restoring: good) } == nil)
+        #expect(refusedSetting { try Learner(try .init(maxArms: 1), restoring: good) } == "selector.state")
+        #expect(refusedSetting { try Learner(learner.configuration, restoring: good) } == nil)
     }
 
     @Test func settingsOutOfRangeAreRefused() {
-        #expect(refusedSetting { try Selector.Configuration(discount: 0) } == "selector.discount")
-        #expect(refusedSetting { try Selector.Configuration(discount: 1.01) } == "selector.discount")
-        #expect(refusedSetting { try Selector.Configuration(discount: .nan) } == "selector.discount")
-        #expect(refusedSetting { try Selector.Configuration(discount: 1) } == nil)
-        #expect(refusedSetting { try Selector.Configuration(maxArms: 0) } == "selector.maxArms")
-        #expect(refusedSetting { try Selector.Configuration(latencyPriorWeight: 0) } == "selector.latencyPriorWeight")
-        #expect(refusedSetting { try Selector.Configuration(latencyVarianceFloor: -1) } == "selector.latencyVarianceFloor")
+        #expect(refusedSetting { try Learner.Configuration(discount: 0) } == "selector.discount")
+        #expect(refusedSetting { try Learner.Configuration(discount: 1.01) } == "selector.discount")
+        #expect(refusedSetting { try Learner.Configuration(discount: .nan) } == "selector.discount")
+        #expect(refusedSetting { try Learner.Configuration(discount: 1) } == nil)
+        #expect(refusedSetting { try Learner.Configuration(maxArms: 0) } == "selector.maxArms")
+        #expect(refusedSetting { try Learner.Configuration(latencyPriorWeight: 0) } == "selector.latencyPriorWeight")
+        #expect(refusedSetting { try Learner.Configuration(latencyVarianceFloor: -1) } == "selector.latencyVarianceFloor")
         func makeObjective(success: Double = 1, latency: Double = 1, cost: Double = 1, reference: Double = 1, costReference: Double? = nil,
-                       exploration: Double = 0, samples: Int = 0) throws -> Selector.Objective {
+                       exploration: Double = 0, samples: Int = 0) throws -> Learner.Objective {
             try .init(successWeight: success, latencyWeight: latency, costWeight: cost, latencyReferenceSeconds: reference,
                       costReference: costReference, exploration: exploration, posteriorSamples: samples)
         }

@@ -6,6 +6,70 @@ import Musl
 import Darwin
 #endif
 
+extension DiscountedThompson {
+    public struct Choice: Sendable, Equatable {
+        public enum Pick: Sendable, Equatable {
+            /// The arm had never been recorded: every arm is tried once first.
+            case untried
+            /// The highest draw: Thompson sampling's own choice (which explores by itself,
+            /// in proportion to its uncertainty; compare `meanUtility` to see whether it did).
+            case exploit
+            /// The ε chance came up: a uniformly random candidate.
+            case explore
+        }
+
+        public let arm: String
+        /// Its index in the candidates.
+        public let index: Int
+        public let pick: Pick
+        /// C_ref as used (the objective's, or the dearest candidate's expected cost).
+        public let costReference: Double
+        public let weights: Objective.Weights
+        /// One per candidate, in the candidates' order.
+        public let candidates: [Explanation]
+    }
+
+    /// What the learner believes of one candidate, and what this choice drew for it.
+    public struct Explanation: Sendable, Equatable {
+        public let arm: String
+        /// Posterior means: P(a call returns an answer), P(a client finds it right), and their
+        /// product, the success the reward uses.
+        public let works: Double
+        public let correct: Double
+        public let success: Double
+        /// Median latency of a call (e^m) and the interval holding 90 % of calls' latencies
+        /// under the posterior predictive (5th to 95th percentile).
+        public let latencyMedianSeconds: Double
+        public let latencyLowSeconds: Double
+        public let latencyHighSeconds: Double
+        public let expectedInputTokens: Double
+        public let expectedOutputTokens: Double
+        public let expectedCost: Double
+        /// Effective sample sizes: decayed calls (S + F), decayed feedback (Q⁺ + Q⁻), decayed
+        /// latency weight.
+        public let callWeight: Double
+        public let feedbackWeight: Double
+        public let latencyWeight: Double
+        /// Calls of the task type since this arm was last recorded; nil: never.
+        public let callsSinceRecorded: UInt64?
+        /// The utility at the posterior means (the greedy ranking).
+        public let meanUtility: Double
+        /// This choice's draw for the arm.
+        public let draw: Draw
+        /// The share of K joint posterior draws in which this arm scored highest; nil when K = 0.
+        /// The untried and ε rules are not part of it.
+        public let probabilityBest: Double?
+    }
+
+    public struct Draw: Sendable, Equatable {
+        /// works × correct as drawn.
+        public let success: Double
+        /// The median latency of the drawn distribution (e^μ).
+        public let latencySeconds: Double
+        public let utility: Double
+    }
+}
+
 /// How `DiscountedThompson` scores a draw: the objective's weights and references.
 struct Scorer {
     let weights: DiscountedThompson.Objective.Weights
@@ -43,10 +107,28 @@ struct Scorer {
     }
 }
 
+/// The decayed sums over every arm of a task type: the centre of the works prior and the token
+/// means of an arm that has none.
+struct Pool {
+    var successes = 0.0
+    var failures = 0.0
+    var tokenWeight = 0.0
+    /// Weighted sums (weight × mean).
+    var inputTokens = 0.0
+    var outputTokens = 0.0
+
+    /// The works prior: mean (S + ½)/(S + F + 1) over the pooled counts, worth
+    /// `Posterior.worksPriorWeight` calls; Beta(1, 1) with nothing pooled.
+    var worksPrior: (alpha: Double, beta: Double) {
+        let mean = (successes + 0.5) / (successes + failures + 1)
+        return (Posterior.worksPriorWeight * mean, Posterior.worksPriorWeight * (1 - mean))
+    }
+}
+
 /// One candidate's posterior under the priors (`DiscountedThompson`'s comment has the model).
 struct Posterior {
-    /// The Beta prior of works and correct: one success and one failure, a uniform belief.
-    static let betaPrior = 1.0
+    /// What the works prior weighs, in calls.
+    static let worksPriorWeight = 2.0
     /// The prior per-call variance of ln(latency): a factor e either way.
     static let latencyPriorVariance = 1.0
     /// Tokens assumed per call before anything was recorded for any arm.
@@ -68,12 +150,13 @@ struct Posterior {
     let outputTokens: Double
     let expectedCost: Double
 
-    init(arm: DiscountedThompson.ArmState?, candidate: DiscountedThompson.Candidate, pooledTokens: (input: Double, output: Double)?,
+    init(arm: DiscountedThompson.ArmState?, candidate: DiscountedThompson.Candidate, pool: Pool,
          objective: DiscountedThompson.Objective, configuration: DiscountedThompson.Configuration) {
-        worksAlpha = Self.betaPrior + (arm?.successes ?? 0)
-        worksBeta = Self.betaPrior + (arm?.failures ?? 0)
-        correctAlpha = Self.betaPrior + (arm?.correct ?? 0)
-        correctBeta = Self.betaPrior + (arm?.incorrect ?? 0)
+        let worksPrior = pool.worksPrior
+        worksAlpha = worksPrior.alpha + (arm?.successes ?? 0)
+        worksBeta = worksPrior.beta + (arm?.failures ?? 0)
+        correctAlpha = 1 + (arm?.correct ?? 0)
+        correctBeta = 1 + (arm?.incorrect ?? 0)
 
         let n0 = configuration.latencyPriorWeight
         let n = arm?.latencyWeight ?? 0
@@ -87,8 +170,8 @@ struct Posterior {
 
         if let arm, arm.tokenWeight > 0 {
             (inputTokens, outputTokens) = (arm.inputTokenMean, arm.outputTokenMean)
-        } else if let pooledTokens {
-            (inputTokens, outputTokens) = pooledTokens
+        } else if pool.tokenWeight > 0 {
+            (inputTokens, outputTokens) = (pool.inputTokens / pool.tokenWeight, pool.outputTokens / pool.tokenWeight)
         } else {
             (inputTokens, outputTokens) = (Self.nominalTokens, Self.nominalTokens)
         }
