@@ -46,7 +46,9 @@ extension DiscountedThompson {
         public let costReference: Double?
         /// ε in [0, 1]: the chance of a uniformly random pick among tried candidates.
         public let exploration: Double
-        /// K in 0...100000: joint posterior draws for P(best); 0 skips it.
+        /// K in 0...100000: joint posterior draws for P(best); 0 skips it. Each is a draw of
+        /// every candidate (four gammas and a normal apiece): on a request's path, 0; for
+        /// `model.explain`, a few hundred.
         public let posteriorSamples: Int
 
         public struct Weights: Sendable, Equatable {
