@@ -161,7 +161,8 @@ public struct ModelCatalog: Sendable, Equatable {
         /// Each observation's weight shrinks by this factor per later call of its task type:
         /// what was learned long ago counts less (1/(1 − discount) calls of memory).
         public var discount = 0.98
-        /// The least chance any eligible model is tried, whatever the selector believes.
+        /// The chance a choice is made uniformly among the eligible models, whatever the
+        /// selector believes (each of n models is then tried at least exploration/n of the time).
         public var exploration = 0.02
         public init() {}
     }
