@@ -37,6 +37,7 @@ let package = Package(
         .library(name: "CordonScan", targets: ["CordonScan"]),
         .library(name: "CordonVulnDB", targets: ["CordonVulnDB"]),
         .library(name: "CordonEgress", targets: ["CordonEgress"]),
+        .library(name: "CordonModels", targets: ["CordonModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -214,3 +214,34 @@ for i, h in enumerate([
         "POST /u HTTP/1.1\r\nhost: a.com\r\nContent-Length: 3\r\n\r\nabc",
         "GET / HTTP/1.1\r\nHost: a.com\r\nX: y\r\n folded\r\n\r\n"]):
     put("http", f"head{i}", h)
+
+# models: the first byte picks the parser (0 a client's request, 1 an upstream reply, 2 or 3 an
+# SSE stream, 4 models.toml); the rest is its input.
+chat = {"model": "auto:code", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\":1}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "tool_choice": "auto", "max_tokens": 64, "stream": True, "stream_options": {"include_usage": True}, "stop": ["\n\n"]}
+put("models", "request", b"\x00" + json.dumps(chat).encode())
+put("models", "request-small", b"\x00" + json.dumps({"model": "small", "messages": [{"role": "user", "content": "hi"}]}).encode())
+put("models", "reply", b"\x01" + json.dumps({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0,
+    "message": {"role": "assistant", "content": "hi", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+    "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}).encode())
+put("models", "reply-anthropic", b"\x01" + json.dumps({"id": "msg", "type": "message", "role": "assistant", "model": "c", "content": [
+    {"type": "text", "text": "hi"}, {"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}}], "stop_reason": "tool_use",
+    "usage": {"input_tokens": 3, "output_tokens": 2}}).encode())
+chunks = [{"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "h"}}]},
+          {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [
+              {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"a\""}}]}}]},
+          {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+          {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}]
+put("models", "stream-openai", b"\x02" + b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b": ping\r\n\r\ndata: [DONE]\n\n")
+events = [("message_start", {"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "c", "content": [], "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+          ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+          ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+          ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}}}),
+          ("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+          ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+          ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}}),
+          ("message_stop", {"type": "message_stop"})]
+put("models", "stream-anthropic", b"\x03" + b"".join(f"event: {e}\r\ndata: {json.dumps(d)}\r\n\r\n".encode() for e, d in events))
+put("models", "catalogue", b"\x04" + open(os.path.join(repo, "packaging/models.toml"), "rb").read())
