@@ -148,15 +148,57 @@ public struct ReplyLimits: Sendable, Equatable {
 
 /// Builds the whole answer from a stream's deltas, under `ReplyLimits`: what the record (tokens,
 /// finish) and a non-streaming client served from a streamed call need.
+/// Gives a stream's tool-call fragments Cordon's own indexes, 0, 1, 2… in the order calls
+/// begin. Servers disagree on `index`: Ollama's /v1 stream gives every call index 0, each with
+/// its own id in a chunk of its own, and some servers leave `index` out (a fragment then carries
+/// its place in its chunk). A fragment with an id the call at its upstream index does not have
+/// begins a new call; one without an id continues the call its upstream index names (or begins
+/// one, if none). Whatever forwards a stream's deltas must run them through the same indexer as
+/// the accumulator does (`ChatAccumulator` keeps one), so both see the same calls.
+public struct ToolCallIndexer: Sendable {
+    /// Upstream index → Cordon's index of the call it names now.
+    private var current: [Int: Int] = [:]
+    private var ids: [String?] = []
+
+    public init() {}
+
+    /// The calls begun so far.
+    public var count: Int { ids.count }
+
+    public mutating func normalize(_ delta: inout ChatDelta) {
+        for i in delta.toolCalls.indices {
+            let upstream = delta.toolCalls[i].index
+            let id = delta.toolCalls[i].id
+            if let ours = current[upstream], id == nil || id == ids[ours] {
+                delta.toolCalls[i].index = ours
+                continue
+            }
+            let ours = ids.count
+            ids.append(id)
+            current[upstream] = ours
+            delta.toolCalls[i].index = ours
+        }
+    }
+}
+
 public struct ChatAccumulator: Sendable {
     public let limits: ReplyLimits
     public private(set) var result = ChatResult()
     private var contentBytes = 0
     private var argumentBytes: [Int] = []
+    /// Text and arguments together: a stream may hold no more than a whole reply may.
+    private var totalBytes = 0
+    private var indexer = ToolCallIndexer()
 
     public init(limits: ReplyLimits = .default) { self.limits = limits }
 
     public mutating func add(_ delta: ChatDelta) throws(ProviderError) {
+        var delta = delta
+        indexer.normalize(&delta)
+        totalBytes += (delta.content?.utf8.count ?? 0) + (delta.refusal?.utf8.count ?? 0) + delta.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count }
+        guard totalBytes <= limits.maxBodyBytes else {
+            throw .malformed(.limit(nil, "the streamed answer is longer than \(limits.maxBodyBytes) bytes"))
+        }
         if let text = delta.content {
             contentBytes += text.utf8.count
             guard contentBytes <= limits.maxContentBytes else {

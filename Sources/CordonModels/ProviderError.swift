@@ -244,7 +244,35 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
         let scalars = text.unicodeScalars.lazy.map { $0.value < 0x20 || $0.value == 0x7F || $0 == "\u{2028}" || $0 == "\u{2029}" ? " " : $0 }
         var out = String.UnicodeScalarView()
         out.append(contentsOf: scalars)
-        return WireText.prefix(String(out), maxBytes: maxBytes)
+        return WireText.prefix(redactingKeys(String(out)), maxBytes: maxBytes)
+    }
+
+    /// `sk-…` tokens (OpenAI's and Anthropic's key shapes) of 16 characters or more, cut to
+    /// `sk-…`: a provider that echoes a refused key does so under other statuses too. (The
+    /// worker also strips its own key, whatever its shape.)
+    static func redactingKeys(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 19, text.contains("sk-") else { return text }
+        func keyByte(_ b: UInt8) -> Bool {
+            (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 45 || b == 95
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if i + 3 <= bytes.count, bytes[i] == 115, bytes[i + 1] == 107, bytes[i + 2] == 45, i == 0 || !keyByte(bytes[i - 1]) {
+                var j = i + 3
+                while j < bytes.count, keyByte(bytes[j]) { j += 1 }
+                if j - i - 3 >= 16 {
+                    out += Array("sk-…".utf8)
+                    i = j
+                    continue
+                }
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -24,8 +24,9 @@ enum WirePath {
             $0 == UInt8(ascii: "_") || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z"))
                 || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
         }
-        // A key that is not a plain name is quoted and cut short: it came from the peer.
-        let shown = plain ? key : "[\"\(WireText.prefix(key, maxBytes: 64))\"]"
+        // A key that is not a plain name is quoted, cut short and cleaned of control
+        // characters: it came from the peer, and paths end up in logs and records.
+        let shown = plain ? key : "[\"\(ProviderError.clean(key, maxBytes: 64))\"]"
         if path.isEmpty { return shown }
         return plain ? "\(path).\(shown)" : "\(path)\(shown)"
     }

@@ -74,8 +74,14 @@ public struct DiscountedThompson: Sendable {
     /// A learner that continues from `state` (as `state` exported it). Refuses a state with
     /// more arms than `maxArms`, a repeated arm, a number that is not finite or is negative
     /// where only non-negative ones are stored, or a clock reading after `calls`.
+    /// The most calls a learner counts (a restored state may not claim more).
+    public static let maxCalls: UInt64 = 1 << 62
+
     public init(_ configuration: Configuration, restoring state: State) throws(ResilienceError) {
         self.configuration = configuration
+        guard state.calls <= Self.maxCalls else {
+            throw .invalid("selector.state", "selector: the saved state counts \(state.calls) calls, more than \(Self.maxCalls)")
+        }
         guard state.arms.count <= configuration.maxArms else {
             throw .invalid("selector.state", "selector: the saved state has \(state.arms.count) arms, more than the \(configuration.maxArms) allowed")
         }
@@ -104,6 +110,8 @@ public struct DiscountedThompson: Sendable {
     /// `outcome` is `.success` when it returned an answer, `latencySeconds` the time it took
     /// (a failure's too: a timeout is slow), tokens as billed.
     public mutating func record(_ arm: String, outcome: CallOutcome, latencySeconds: Double, inputTokens: Int, outputTokens: Int) {
+        // 2^62 calls are centuries of them; past that the clock stands still rather than trap.
+        guard calls < Self.maxCalls else { return }
         calls += 1
         let slot = slot(for: arm)
         arms[slot].decay(to: calls, discount: configuration.discount)

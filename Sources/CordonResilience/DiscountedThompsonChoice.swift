@@ -120,7 +120,9 @@ struct Pool {
     /// The works prior: mean (S + ½)/(S + F + 1) over the pooled counts, worth
     /// `Posterior.worksPriorWeight` calls; Beta(1, 1) with nothing pooled.
     var worksPrior: (alpha: Double, beta: Double) {
-        let mean = (successes + 0.5) / (successes + failures + 1)
+        // Kept off 0 and 1: a pool of 2^53 successes rounds the mean to 1, and Beta(·, 0)
+        // cannot be drawn.
+        let mean = min(1 - 1e-6, max(1e-6, (successes + 0.5) / (successes + failures + 1)))
         return (Posterior.worksPriorWeight * mean, Posterior.worksPriorWeight * (1 - mean))
     }
 }

@@ -123,8 +123,20 @@ extension DiscountedThompson {
             guard inputTokenMean <= Self.maxTokens, outputTokenMean <= Self.maxTokens else {
                 return "has a token mean above \(Self.maxTokens)"
             }
-            guard decayedAt <= clock, lastRecordedAt <= clock else {
-                return "was decayed or recorded at call \(max(decayedAt, lastRecordedAt)), after the state's \(clock) calls"
+            guard decayedAt <= clock, lastRecordedAt <= clock, calls <= clock else {
+                return "was decayed or recorded at call \(max(decayedAt, lastRecordedAt)) or has \(calls) calls, past the state's \(clock) calls"
+            }
+            // Decayed counts never exceed the calls they count (a little slack for rounding):
+            // a count from nowhere would let a saved file steer every choice, and a huge one
+            // round a posterior's parameter to zero.
+            let most = Double(calls) * (1 + 1e-9) + 1e-9
+            for (name, value) in [("successes + failures", successes + failures), ("correct + incorrect", correct + incorrect),
+                                  ("latencyWeight", latencyWeight), ("tokenWeight", tokenWeight)] where value > most {
+                return "has \(name) \(value), more than its \(calls) calls"
+            }
+            let width = Self.logLatencyRange.upperBound - Self.logLatencyRange.lowerBound
+            guard latencySquaredDeviations <= latencyWeight * width * width + 1e-9 else {
+                return "has latencySquaredDeviations \(latencySquaredDeviations), more than its latencies can spread"
             }
             return nil
         }

@@ -243,7 +243,8 @@ func malformed(_ body: String, limits: ReplyLimits = .default) -> ProviderError?
         #expect(error?.kind == .rateLimited && error?.isRetryable == true && error?.providerCode == "rate_limit_exceeded")
     }
 
-    /// The accumulator bounds what a stream builds and refuses indexes that skip ahead.
+    /// The accumulator bounds what a stream builds; calls get Cordon's indexes in the order they
+    /// begin, whatever index the server gave them.
     @Test func accumulatorLimits() throws {
         var limits = ReplyLimits()
         limits.maxContentBytes = 10
@@ -254,11 +255,16 @@ func malformed(_ body: String, limits: ReplyLimits = .default) -> ProviderError?
         try a.add(ChatDelta(content: "67890"))
         #expect(throws: ProviderError.self) { try a.add(ChatDelta(content: "!")) }
         var b = ChatAccumulator(limits: limits)
-        #expect(throws: ProviderError.self) { try b.add(ChatDelta(toolCalls: [ToolCallFragment(index: 1, id: "x", name: "f")])) }
-        try b.add(ChatDelta(toolCalls: [ToolCallFragment(index: 0, name: "f", arguments: "{}")]))
+        try b.add(ChatDelta(toolCalls: [ToolCallFragment(index: 5, name: "f", arguments: "{}")]))
         #expect(b.result.toolCalls == [ChatToolCall(id: "call_0", name: "f", arguments: "{}")])
-        #expect(throws: ProviderError.self) { try b.add(ChatDelta(toolCalls: [ToolCallFragment(index: 0, arguments: "123")])) }
+        #expect(throws: ProviderError.self) { try b.add(ChatDelta(toolCalls: [ToolCallFragment(index: 5, arguments: "123")])) }
         #expect(throws: ProviderError.self) { try b.add(ChatDelta(toolCalls: [ToolCallFragment(index: 1, id: "y", name: "g")])) }
+        // Text and arguments together are bounded by a whole reply's size.
+        var all = ReplyLimits()
+        all.maxBodyBytes = 8
+        var c = ChatAccumulator(limits: all)
+        try c.add(ChatDelta(content: "1234"))
+        #expect(throws: ProviderError.self) { try c.add(ChatDelta(toolCalls: [ToolCallFragment(index: 0, id: "a", name: "f", arguments: "12345")])) }
     }
 }
 
