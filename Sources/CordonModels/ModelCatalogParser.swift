@@ -58,22 +58,14 @@ public enum ModelCatalogParser {
         return nil
     }
 
-    static func isNameByte(_ c: UInt8) -> Bool {
-        (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 || c == 45
-    }
+    static func isNameByte(_ c: UInt8) -> Bool { ConfigReader.isNameByte(c) }
 
-    static func printable(_ s: String) -> String {
-        String(s.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
-    }
+    static func printable(_ s: String) -> String { ConfigReader.printable(s) }
 
     /// Parses `text`, read from `source`.
     public static func parse(text: String, source: String) throws(PolicyError) -> ModelCatalog {
         var reader = ConfigReader(file: source)
-        let root: TOMLTable
-        do { root = try TOML.parse(text) } catch {
-            reader.error("", error.location.line, "\(error.message) (column \(error.location.column))")
-            throw PolicyError(diagnostics: reader.diagnostics)
-        }
+        guard let root = reader.parse(text) else { throw PolicyError(diagnostics: reader.diagnostics) }
         var catalog = ModelCatalog(source: source)
         read(root, into: &catalog, &reader)
         guard reader.diagnostics.isEmpty else { throw PolicyError(diagnostics: reader.diagnostics) }

@@ -218,6 +218,24 @@ public struct ConfigReader {
 
     public init(file: String) { self.file = file }
 
+    /// `text` as TOML, or nil with the syntax error recorded (its line and column).
+    public mutating func parse(_ text: String) -> TOMLTable? {
+        do { return try TOML.parse(text) } catch {
+            self.error("", error.location.line, "\(error.message) (column \(error.location.column))")
+            return nil
+        }
+    }
+
+    /// A name's byte: a letter, a digit, '_' or '-'.
+    public static func isNameByte(_ c: UInt8) -> Bool {
+        (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 || c == 45
+    }
+
+    /// A value from a file as a message shows it: at most 80 characters, control characters as '?'.
+    public static func printable(_ s: String) -> String {
+        String(s.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+    }
+
     public mutating func error(_ path: String, _ line: Int?, _ message: String) {
         diagnostics.append(PolicyDiagnostic(file: file, keyPath: path, line: line, message: message))
     }

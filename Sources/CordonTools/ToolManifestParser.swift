@@ -41,9 +41,7 @@ public enum ToolManifestParser {
         return (1...64).contains(bytes.count) && bytes.allSatisfy(isNameByte)
     }
 
-    static func isNameByte(_ c: UInt8) -> Bool {
-        (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 || c == 45
-    }
+    static func isNameByte(_ c: UInt8) -> Bool { ConfigReader.isNameByte(c) }
 
     /// Why `name` cannot be a fallback: a tool name, or `NAME.TOOL` for a tool an MCP server lists.
     static func fallbackProblem(_ name: String) -> String? {
@@ -58,19 +56,13 @@ public enum ToolManifestParser {
         return nil
     }
 
-    static func printable(_ s: String) -> String {
-        String(s.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
-    }
+    static func printable(_ s: String) -> String { ConfigReader.printable(s) }
 
     /// Parses the manifest `text` of the tool `name`, read from `source`.
     public static func parse(text: String, name: String, source: String) throws(PolicyError) -> ToolManifest {
         var reader = ConfigReader(file: source)
         if let problem = nameProblem(name) { reader.error("", nil, "the file name gives the tool's name: \(problem)") }
-        let root: TOMLTable
-        do { root = try TOML.parse(text) } catch {
-            reader.error("", error.location.line, "\(error.message) (column \(error.location.column))")
-            throw PolicyError(diagnostics: reader.diagnostics)
-        }
+        guard let root = reader.parse(text) else { throw PolicyError(diagnostics: reader.diagnostics) }
         var manifest = ToolManifest(name: name, source: source, kind: .mcp, description: "", policy: "")
         read(root, into: &manifest, &reader)
         guard reader.diagnostics.isEmpty else { throw PolicyError(diagnostics: reader.diagnostics) }
