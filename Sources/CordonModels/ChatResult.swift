@@ -162,9 +162,6 @@ public struct ToolCallIndexer: Sendable {
 
     public init() {}
 
-    /// The calls begun so far.
-    public var count: Int { ids.count }
-
     public mutating func normalize(_ delta: inout ChatDelta) {
         for i in delta.toolCalls.indices {
             let upstream = delta.toolCalls[i].index
