@@ -187,9 +187,10 @@ struct ToolMethodsTests {
     /// `cordon mcp serve` reads on while a call runs (the thread that read a request forwards
     /// it and hands reading on): quick calls sent during a 3-second one are answered long
     /// before it ends, and ten calls in a row after it all answer.
-    @Test func aSlowCallThroughMCPServeDoesNotHoldTheCallsAfterIt() throws {
+    @Test(arguments: ["legacy", "2026-07-28"])
+    func aSlowCallThroughMCPServeDoesNotHoldTheCallsAfterIt(mode: String) throws {
         let d = try Self.daemon()
-        let r = TestDaemon.exec("\(Self.venv)/bin/python3", ["\(Self.repo)/Tests/CordonDaemonTests/mcp_concurrent.py", TestDaemon.cordon, d.socket])
+        let r = TestDaemon.exec("\(Self.venv)/bin/python3", ["\(Self.repo)/Tests/CordonDaemonTests/mcp_concurrent.py", TestDaemon.cordon, d.socket, mode])
         let seen = try #require(try? JSON.parse(r.stdout), "\(r)")
         let slow = try #require(seen["slow"], "\(r)")
         #expect(slow["isError"] == .bool(false) && slow["text"] == .string("slept\n"), "\(r)")

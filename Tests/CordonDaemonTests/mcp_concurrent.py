@@ -1,6 +1,6 @@
 """Drives `cordon mcp serve` with the official MCP client (mcp 2.3.0): a slow `python` call, and
 while it runs, quick `time.get_current_time` calls; then ten calls in a row. Prints one JSON line
-of what it saw. argv: CORDON SOCKET."""
+of what it saw. argv: CORDON SOCKET [MODE] (MODE: legacy, 2026-07-28, auto; default legacy)."""
 import json
 import sys
 import time
@@ -14,10 +14,10 @@ def text(r):
     return "".join(getattr(c, "text", "") for c in r.content)
 
 
-async def main(cordon, socket):
+async def main(cordon, socket, mode="legacy"):
     seen = {"quick": []}
     params = StdioServerParameters(command=cordon, args=["mcp", "serve", "--socket", socket])
-    async with Client(params, mode="legacy") as client:
+    async with Client(params, mode=mode) as client:
         await client.call_tool("time.get_current_time", {"timezone": "UTC"})
         t0 = time.monotonic()
 
@@ -39,4 +39,4 @@ async def main(cordon, socket):
     print(json.dumps(seen))
 
 
-anyio.run(main, *sys.argv[1:3])
+anyio.run(main, *sys.argv[1:4])
