@@ -141,9 +141,14 @@ let package = Package(
             "CordonServices", "CordonTools", "CordonConfig", "CordonResilience", "CordonSchema", "CordonSandbox", "CordonMCP", "CordonSystem", "CordonJSON",
             "CordonPolicy", "CLinux",
         ]),
+        // The model gateway's calls: authorized, chosen (a bandit per task type), made by a sandboxed
+        // worker per provider, guarded by breakers, tried on fallbacks, audited (docs/models.md).
+        .target(name: "CordonModelGateway", dependencies: [
+            "CordonServices", "CordonModels", "CordonConfig", "CordonResilience", "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonJSON",
+        ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
-            "CordonToolGateway", "CordonTools", "CordonMCP",
+            "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

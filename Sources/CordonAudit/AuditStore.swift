@@ -121,6 +121,9 @@ public final class AuditStore: Sendable {
         // Tool calls (added after version 1 shipped, like the index: a new table changes no row).
         w.operation = "create table tool_calls"
         try w.execute(toolCallsSchema)
+        // Model calls (added like tool_calls: a new table changes no row).
+        w.operation = "create table model_calls"
+        try w.execute(modelCallsSchema)
         // The denials of a call, added after the table: an older table gains the column.
         w.operation = "add tool_calls.denials"
         let columns: [[SQLiteValue]]

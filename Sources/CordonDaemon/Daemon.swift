@@ -2,6 +2,7 @@ import CLinux
 import CordonAudit
 import CordonConfig
 import CordonJSON
+import CordonModelGateway
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
@@ -33,6 +34,8 @@ public final class Daemon: @unchecked Sendable {
     /// The tool registry: tools/*.toml in the config directory, read again when they (or the
     /// policies) change (`reloadTools`).
     let tools: ToolGateway
+    /// The model gateway: models.toml in the config directory, read at start (nil: none).
+    let models: ModelGateway?
     /// What the config files looked like when the tools were last read (`reloadTools`).
     private var toolFiles: [String] = []
     let startedAt = UTCTime.epochSeconds()
@@ -78,6 +81,7 @@ public final class Daemon: @unchecked Sendable {
                 return authorizer.mayUse(peer, manifest: manifest, policies: policies)
             }
         } catch { throw StartError(description: "the tool registry: \(error)") }
+        models = try Self.loadModels(config: config, policies: policies, environment: tasks.environment, authorizer: authorizer, log: log)
         logTools(changed: nil)
     }
 
@@ -270,6 +274,7 @@ public final class Daemon: @unchecked Sendable {
         if metricsFD >= 0 { shutdown(metricsFD, Int32(SHUT_RDWR)); close(metricsFD) }
         tasks.drain(seconds: config.drainSeconds, by: Peer(uid: 0, gid: 0, pid: getpid(), groups: [0], exe: "cordond (drain)"))
         tools.stop(until: MonotonicClock.now + 10)
+        models?.stop(until: MonotonicClock.now + 10)
         event("daemon-stop", .object([("signal", .int(Int64(stopSignal)))]))
         store.close()
         log.info("stopped")
@@ -426,7 +431,7 @@ public final class Daemon: @unchecked Sendable {
     func metricsText() -> String {
         let (queued, running) = tasks.counts
         return metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok,
-                              breakers: tools.breakerStates(), instances: tools.instanceTotals())
+                              breakers: tools.breakerStates(), instances: tools.instanceTotals(), modelBreakers: models?.breakerStates() ?? [:])
     }
 }
 

@@ -16,6 +16,9 @@ public final class Metrics: Sendable {
         var connections = 0
         var toolCalls: [String: [String: UInt64]] = [:]
         var toolLatency: [String: (buckets: [UInt64], count: UInt64, sum: Double)] = [:]
+        var modelCalls: [String: [String: UInt64]] = [:]
+        var modelLatency: [String: (buckets: [UInt64], count: UInt64, sum: Double)] = [:]
+        var modelTokens: [String: (input: UInt64, output: UInt64)] = [:]
     }
 
     /// Tool call latency buckets (seconds), from tool.call's admission to its answer.
@@ -43,6 +46,22 @@ public final class Metrics: Sendable {
         }
     }
 
+    /// One model call, under the model that answered (or was tried last; "-" for none).
+    func modelCall(model: String, outcome: String, seconds: Double, inputTokens: Int, outputTokens: Int) {
+        state.withLock { s in
+            s.modelCalls[model, default: [:]][outcome, default: 0] += 1
+            var h = s.modelLatency[model] ?? ([UInt64](repeating: 0, count: Metrics.toolBuckets.count), 0, 0)
+            for (i, bound) in Metrics.toolBuckets.enumerated() where seconds <= bound { h.buckets[i] += 1 }
+            h.count += 1
+            h.sum += seconds.isFinite ? seconds : 0
+            s.modelLatency[model] = h
+            var t = s.modelTokens[model] ?? (0, 0)
+            t.input &+= UInt64(max(0, inputTokens))
+            t.output &+= UInt64(max(0, outputTokens))
+            s.modelTokens[model] = t
+        }
+    }
+
     func spawned(seconds: Double) {
         state.withLock { s in
             for (i, bound) in Metrics.buckets.enumerated() where seconds <= bound { s.spawnBuckets[i] += 1 }
@@ -55,7 +74,8 @@ public final class Metrics: Sendable {
     /// `tools`: each exposed tool's breaker state (0 closed, 1 open, 2 half-open), and each
     /// tool manifest's instances, failures and starts.
     func render(queued: Int, running: Int, parked: Int, healthy: Bool,
-                breakers: [String: Int] = [:], instances: [String: (running: Int, starts: Int, failures: Int)] = [:]) -> String {
+                breakers: [String: Int] = [:], instances: [String: (running: Int, starts: Int, failures: Int)] = [:],
+                modelBreakers: [String: Int] = [:]) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -105,6 +125,25 @@ public final class Metrics: Sendable {
         for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instance_starts_total{tool=\"\(label(tool))\"} \(i.starts)\n" }
         family("cordon_tool_instance_failures_total", "counter", "Instances that died, failed to start or to answer a health check, or hung a call, by tool server.")
         for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instance_failures_total{tool=\"\(label(tool))\"} \(i.failures)\n" }
+        family("cordon_model_calls_total", "counter", "Model calls, by the model that answered or was tried last, and outcome.")
+        for (model, outcomes) in s.modelCalls.sorted(by: { $0.key < $1.key }) {
+            for (outcome, n) in outcomes.sorted(by: { $0.key < $1.key }) {
+                out += "cordon_model_calls_total{model=\"\(label(model))\",outcome=\"\(label(outcome))\"} \(n)\n"
+            }
+        }
+        family("cordon_model_call_seconds", "histogram", "From a model call's admission to its answer's end, by model.")
+        for (model, h) in s.modelLatency.sorted(by: { $0.key < $1.key }) {
+            for (i, bound) in Metrics.toolBuckets.enumerated() { out += "cordon_model_call_seconds_bucket{model=\"\(label(model))\",le=\"\(bound)\"} \(h.buckets[i])\n" }
+            out += "cordon_model_call_seconds_bucket{model=\"\(label(model))\",le=\"+Inf\"} \(h.count)\n"
+            out += "cordon_model_call_seconds_sum{model=\"\(label(model))\"} \(h.sum)\ncordon_model_call_seconds_count{model=\"\(label(model))\"} \(h.count)\n"
+        }
+        family("cordon_model_tokens_total", "counter", "Tokens billed, by model and direction (input, output).")
+        for (model, t) in s.modelTokens.sorted(by: { $0.key < $1.key }) {
+            out += "cordon_model_tokens_total{model=\"\(label(model))\",direction=\"input\"} \(t.input)\n"
+            out += "cordon_model_tokens_total{model=\"\(label(model))\",direction=\"output\"} \(t.output)\n"
+        }
+        family("cordon_model_breaker_state", "gauge", "Each model's circuit breaker: 0 closed, 1 open, 2 half-open.")
+        for (model, state) in modelBreakers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_breaker_state{model=\"\(label(model))\"} \(state)\n" }
         family("cordon_healthy", "gauge", "1 when system.health reports ok, 0 when degraded.")
         out += "cordon_healthy \(healthy ? 1 : 0)\n"
         return out

@@ -103,7 +103,7 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
     /// Longest error body read; a longer one is classified by its status alone.
     static let maxErrorBodyBytes = 64 << 10
     /// Longest provider message kept.
-    static let maxMessageBytes = 512
+    public static let maxMessageBytes = 512
 
     /// A reply whose status is not 2xx. `headers` are the response's (names in any case); `now`
     /// (Unix seconds) lets a `retry-after` given as a date count, and without it only seconds do.
@@ -240,7 +240,7 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
 
     /// A provider's words made safe to log and to show: control characters become spaces, and
     /// the text is cut short.
-    static func clean(_ text: String, maxBytes: Int = maxMessageBytes) -> String {
+    public static func clean(_ text: String, maxBytes: Int = maxMessageBytes) -> String {
         let scalars = text.unicodeScalars.lazy.map { $0.value < 0x20 || $0.value == 0x7F || $0 == "\u{2028}" || $0 == "\u{2029}" ? " " : $0 }
         var out = String.UnicodeScalarView()
         out.append(contentsOf: scalars)

@@ -29,6 +29,10 @@ public enum RPCCode {
     public static let busy: Int64 = -32008
     /// The caller's share of the daemon's storage (audit records, task output) is used up.
     public static let quotaExceeded: Int64 = -32009
+    /// What was asked for is not available now: no models configured, every model tried failed.
+    public static let unavailable: Int64 = -32010
+    /// The request contradicts the state: a call rated twice, a call that never answered.
+    public static let conflict: Int64 = -32011
 }
 
 /// The protocol revision `system.version` reports.

@@ -1,0 +1,222 @@
+import CordonAudit
+import CordonConfig
+import CordonJSON
+import CordonModelGateway
+import CordonModels
+import CordonPolicy
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The model gateway in cordond: `models.toml` read at start, the worker program found, each
+/// provider's key read from its root-only file, and the one path every model call takes —
+/// the socket's `model.chat` and the OpenAI-compatible endpoint alike (`modelCall`): checked,
+/// made, recorded in the audit store before the client has the answer's end.
+extension Daemon {
+    static let modelsFile = "models.toml"
+
+    /// The catalogue of the config directory, or nil when there is none (then `model.*` say so).
+    /// A file that does not parse, or a key that cannot be read, stops the start: an admin's
+    /// mistake in a security file is not worked around.
+    static func loadModels(config: DaemonConfig, policies: PolicyStore, environment: SandboxEnvironment, authorizer: Authorizer,
+                           log: Logger) throws(StartError) -> ModelGateway? {
+        guard let dir = config.configDir else { return nil }
+        let path = "\(dir)/\(modelsFile)"
+        guard FileSystem.exists(path) else { return nil }
+        guard let bytes = FileSystem.readTrusted(path, limit: 1 << 20) else {
+            throw StartError(description: "\(path): not read: the model catalogue must be a regular file owned by root and writable by root only, in a directory of the same kind (it says where keys go and what sandboxes reach)")
+        }
+        let catalog: ModelCatalog
+        do { catalog = try ModelCatalogParser.parse(text: String(decoding: bytes, as: UTF8.self), source: path) }
+        catch { throw StartError(description: "\(error)") }
+        var keys: [String: String] = [:]
+        for (i, provider) in catalog.providers.enumerated() {
+            guard let file = provider.apiKeyFile else { continue }
+            let line = catalog.keyLines["provider[\(i)].api_key_file"].map { ":\($0)" } ?? ""
+            do { keys[provider.name] = try readKey(file) }
+            catch { throw StartError(description: "\(path)\(line): provider[\(i)].api_key_file = \"\(file)\": \(error.description)") }
+        }
+        let worker: String
+        do { worker = try WorkerProgram.locate() } catch { throw StartError(description: "the model gateway: \(error)") }
+        do {
+            let gateway = try ModelGateway(catalog: catalog, keys: keys, policies: policies, environment: environment, workerProgram: worker,
+                                           cacheDir: "\(config.cacheDir)/seccomp", statePath: "\(config.stateDir)/models-selector.json") { caller, model in
+                let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe)
+                return authorizer.mayUse(peer, model: model)
+            }
+            for (name, why) in gateway.rejected.sorted(by: { $0.key < $1.key }) {
+                log.error("model provider refused", metadata: ["provider": "\(name)", "error": "\(why)"])
+            }
+            log.info("models", metadata: ["providers": "\(catalog.providers.count)", "models": "\(catalog.models.count)", "file": "\(path)"])
+            return gateway
+        } catch {
+            throw StartError(description: "the model gateway: \(error)")
+        }
+    }
+
+    struct KeyError: Error, CustomStringConvertible { var description: String }
+
+    /// A provider's key: the first line of a regular file that root owns and no one else may
+    /// read or write (the key is as good as the account it pays for).
+    static func readKey(_ path: String) throws(KeyError) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw KeyError(description: "cannot open it: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { throw KeyError(description: "not a regular file") }
+        guard st.st_uid == 0, st.st_mode & 0o077 == 0 else {
+            throw KeyError(description: "owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)): a key file must be root's and readable by root only (chown root; chmod 600)")
+        }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { throw KeyError(description: "empty") }
+        let first = bytes[0..<n].split(separator: 10, maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        let key = String(decoding: first, as: UTF8.self).trimmingCharacters(in: " \t\r")
+        guard !key.isEmpty, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw KeyError(description: "its first line is not a key (printable ASCII without spaces)")
+        }
+        return key
+    }
+
+    // MARK: The one path of a model call
+
+    func modelGateway() throws(RPCError) -> ModelGateway {
+        guard let models else {
+            throw RPCError(RPCCode.unavailable, "no models are configured: cordond reads \(config.configDir.map { "\($0)/\(Self.modelsFile)" } ?? "models.toml in its config directory (--config-dir)") at start (docs/models.md)")
+        }
+        return models
+    }
+
+    static func modelCaller(_ peer: Peer) -> ModelGateway.Caller {
+        ModelGateway.Caller(uid: peer.uid, gid: peer.gid, pid: peer.pid, groups: peer.groups, exe: peer.exe)
+    }
+
+    /// A new completion id: `chatcmpl-` and 24 random hex digits (what `/v1/feedback` names).
+    static func completionID() -> String {
+        var random = SystemRandomNumberGenerator()
+        let a = random.next() as UInt64, b = random.next() as UInt32
+        return "chatcmpl-" + String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(8)
+    }
+
+    /// Makes one model call for `peer` and records it; `completion` gets the record and the
+    /// result once the row is in the store (a call that cannot be recorded is reported as
+    /// failed, never as done).
+    func modelCall(_ request: ChatRequest, requestBytes: Int, peer: Peer, timeout: Double,
+                   onDelta: (@Sendable (ChatDelta) -> Bool)?,
+                   completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) throws(RPCError) {
+        let gateway = try modelGateway()
+        try quotas.checkRecords(peer.uid)
+        let id = Self.completionID()
+        gateway.chat(request, id: id, caller: Self.modelCaller(peer), deadline: MonotonicClock.now + timeout, requestBytes: requestBytes,
+                     onDelta: onDelta) { [self] record, result in
+            metrics.modelCall(model: record.model ?? "-", outcome: record.outcome.rawValue, seconds: record.latencySeconds,
+                              inputTokens: record.inputTokens ?? 0, outputTokens: record.outputTokens ?? 0)
+            if record.outcome == .refused { metrics.refused(method: "model.chat") }
+            let attempts = JSON.array(record.attempts.map { a in
+                .object([("model", .string(a.model)), ("provider", .string(a.provider)), ("outcome", .string(a.outcome)),
+                         ("message", a.message.map(JSON.string) ?? .null), ("status", a.status.map { .int(Int64($0)) } ?? .null),
+                         ("seconds", .double(a.seconds))])
+            }).text
+            let denials = JSON.array(record.denials.map { d in
+                var members: [(String, JSON)] = [("kind", .string(d.kind.rawValue)), ("what", .string(d.what))]
+                if let reason = d.reason { members.append(("reason", .string(reason))) }
+                return .object(members)
+            }).text
+            let row = NewModelCall(completionID: record.id, time: record.time,
+                                   caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe), requested: record.requested,
+                                   taskType: record.taskType, model: record.model, provider: record.provider, reason: record.reason,
+                                   attempts: attempts, stream: record.stream, inputTokens: record.inputTokens, outputTokens: record.outputTokens,
+                                   cost: record.cost, firstTokenSeconds: record.firstTokenSeconds, latencySeconds: record.latencySeconds,
+                                   outcome: record.outcome.rawValue, message: record.message, finishReason: record.finishReason,
+                                   upstreamID: record.upstreamID, policy: record.policy, policyHash: record.policyHash, denials: denials,
+                                   requestBytes: record.requestBytes, answerBytes: record.answerBytes)
+            do {
+                _ = try store.recordModelCall(row)
+                quotas.addRecords(peer.uid, Int64(600 + row.attempts.utf8.count + row.reason.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
+            } catch {
+                log.error("model call not recorded", metadata: ["id": "\(record.id)", "error": "\(error)"])
+                var failed = record
+                failed.outcome = .unavailable
+                return completion(failed, .failure(ModelCallFailure(.unavailable, "the call ran but could not be recorded: \(error)")))
+            }
+            completion(record, result)
+        }
+    }
+
+    /// A client's verdict on its own call (`model.feedback`, `POST /v1/feedback`).
+    func modelFeedback(id: String, peer: Peer, success: Bool?, score: Double?) throws(RPCError) -> (model: String, taskType: String?) {
+        let gateway = try modelGateway()
+        guard let value = score ?? success.map({ $0 ? 1.0 : 0.0 }) else {
+            throw RPCError.invalid("success", "give success (true or false), score (0 to 1), or both")
+        }
+        let rating: ModelCallRating
+        do { rating = try store.rateModelCall(completionID: id, uid: peer.uid, value: value, at: UTCTime.epochSeconds()) }
+        catch { throw RPCError(RPCCode.internalError, "the rating could not be recorded: \(error)") }
+        switch rating {
+        case .rated(let model, let taskType):
+            gateway.feedback(model: model, success: success, score: score)
+            return (model, taskType)
+        case .unknown: throw RPCError(RPCCode.notFound, "no call \(String(id.prefix(64))) of uid \(peer.uid) (only the caller who made a call may rate it)", field: "id")
+        case .alreadyRated: throw RPCError(RPCCode.conflict, "call \(id) was rated already (a call is rated once)", field: "id")
+        case .notAnswered: throw RPCError(RPCCode.conflict, "call \(id) did not answer: there is nothing to rate", field: "id")
+        }
+    }
+}
+
+extension Authorizer {
+    /// Whether `peer` may call `model`: admins; the model's `access` when it has one; otherwise
+    /// everyone the socket or the endpoint admitted.
+    func mayUse(_ peer: Peer, model: ModelCatalog.Model) -> Bool {
+        if isAdmin(peer) { return true }
+        guard let access = model.access else { return true }
+        if access.users.contains(where: { Accounts.uid($0) == peer.uid }) { return true }
+        return access.groups.contains { name in Accounts.gid(name).map { peer.groups.contains($0) || peer.gid == $0 } ?? false }
+    }
+}
+
+/// `cordon-model-worker`: run inside every provider's sandbox holding that provider's key, so
+/// it must be root's and writable by root only (anyone who could replace it would read keys).
+enum WorkerProgram {
+    static let installed = "/usr/libexec/cordon/cordon-model-worker"
+
+    static func candidates() -> [String] {
+        var paths: [String] = []
+        if let dir = FileSystem.executableDirectory {
+            paths.append("\(dir)/cordon-model-worker")
+            if let slash = dir.lastIndex(of: "/"), dir[dir.index(after: slash)...] == "bin" {
+                paths.append("\(dir[..<slash])/libexec/cordon/cordon-model-worker")
+            }
+        }
+        if !paths.contains(installed) { paths.append(installed) }
+        return paths
+    }
+
+    struct NotFound: Error, CustomStringConvertible { var description: String }
+
+    static func locate() throws(NotFound) -> String {
+        let paths = candidates()
+        for path in paths where FileSystem.exists(path) {
+            var st = stat()
+            guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_uid == 0, st.st_mode & 0o022 == 0, st.st_mode & 0o111 != 0 else {
+                throw NotFound(description: "\(path): the model worker must be a regular executable file owned by root and writable by root only")
+            }
+            return path
+        }
+        throw NotFound(description: "find the model worker (build it with `swift build`, or install it as \(installed)); looked at \(paths.joined(separator: ", "))")
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let c = s.first, chars.contains(c) { s = s.dropFirst() }
+        while let c = s.last, chars.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,421 @@
+import CordonJSON
+import CordonModels
+import CordonResilience
+import CordonSandbox
+import CordonServices
+import CordonSystem
+import Synchronization
+
+/// How a model call ended, for the record and the metrics.
+public enum ModelCallOutcome: String, Sendable, Equatable {
+    case ok
+    /// The caller may not use the model (or no model serves the task type for them).
+    case refused
+    /// No such model, or no model serves the task type.
+    case notFound = "not found"
+    /// The request cannot be served as written (context, tools, the provider's 400).
+    case badRequest = "bad request"
+    /// Every model tried failed, or none was available (breakers open, workers down).
+    case unavailable
+    case timeout
+    /// The client went away (or stopped reading) before the answer was whole.
+    case cancelled
+}
+
+/// Why a model call did not answer: what the client is told, and the HTTP status of it.
+public struct ModelCallFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public var outcome: ModelCallOutcome
+    public var message: String
+    /// The last provider's failure, when one was tried.
+    public var provider: ProviderError?
+    /// How long to wait before trying again (the soonest breaker's reopening, a provider's
+    /// retry-after), when known.
+    public var retryAfterSeconds: Double?
+    /// The field of the request at fault, for a bad request.
+    public var field: String?
+
+    public init(_ outcome: ModelCallOutcome, _ message: String, provider: ProviderError? = nil, field: String? = nil) {
+        self.outcome = outcome
+        self.message = message
+        self.provider = provider
+        self.field = field
+    }
+
+    public var description: String { message }
+
+    /// The status Cordon's endpoint answers with.
+    public var httpStatus: Int {
+        switch outcome {
+        case .ok: return 200
+        case .refused: return 403
+        case .notFound: return 404
+        case .badRequest: return provider?.status.flatMap { (400..<500).contains($0) ? $0 : nil } ?? 400
+        case .unavailable: return provider?.kind == .rateLimited ? 429 : 503
+        case .timeout: return 504
+        case .cancelled: return 499
+        }
+    }
+}
+
+/// One model call as the audit store keeps it. Never holds a key, a prompt or an answer: sizes,
+/// counts and the provider's classification of a failure only.
+public struct ModelCallRecord: Sendable {
+    public struct Attempt: Sendable, Equatable {
+        public var model: String
+        public var provider: String
+        public var outcome: String
+        public var message: String?
+        public var status: Int?
+        public var seconds: Double
+    }
+
+    /// Cordon's completion id (the handle `/v1/feedback` names).
+    public var id: String
+    public var time: Double
+    public var caller: ModelGateway.Caller
+    /// As the client asked: a model's name, `auto` or `auto:TYPE`.
+    public var requested: String
+    public var taskType: String?
+    /// The model that answered, or the last one tried.
+    public var model: String?
+    public var provider: String?
+    /// Why that model: `named`, or the selector's pick and its belief.
+    public var reason: String
+    public var attempts: [Attempt] = []
+    public var stream: Bool
+    public var inputTokens: Int?
+    public var outputTokens: Int?
+    public var cost: Double?
+    public var firstTokenSeconds: Double?
+    public var latencySeconds: Double = 0
+    public var outcome: ModelCallOutcome = .ok
+    public var message: String?
+    public var finishReason: String?
+    public var upstreamID: String?
+    /// The worker's sandbox: its policy and the policy's hash, and what it was refused
+    /// during the call.
+    public var policy: String?
+    public var policyHash: String?
+    public var denials: [Denial] = []
+    public var requestBytes: Int
+    public var answerBytes = 0
+}
+
+extension ModelGateway {
+    /// What one call carries from attempt to attempt.
+    private final class CallState: @unchecked Sendable {
+        let lock = Mutex(())
+        var record: ModelCallRecord
+        var accumulator = ChatAccumulator()
+        var indexer = ToolCallIndexer()
+        /// Whether a piece of the answer reached the client: no fallback after that.
+        var sentAny = false
+        var streamFailure: ProviderError?
+        var clientLeft = false
+        let start: Double
+        init(_ record: ModelCallRecord, start: Double) { self.record = record; self.start = start }
+    }
+
+    /// The models to try for `request`, in order, or why there are none. A named model comes
+    /// first with its fallbacks; `auto:TYPE` asks the task type's selector, then tries the
+    /// chosen model's fallbacks and the other eligible models by the selector's mean utility.
+    func plan(_ request: ChatRequest, caller: Caller) -> Result<(models: [ModelCatalog.Model], taskType: String?, reason: String), ModelCallFailure> {
+        let prompt = Self.promptTokens(request)
+        switch request.model {
+        case .named(let name):
+            guard let model = catalog.model(named: name) else {
+                return .failure(ModelCallFailure(.notFound, "no model named \"\(String(name.prefix(128)))\" (GET /v1/models or `cordon model list` lists them)", field: "model"))
+            }
+            guard models(for: caller).contains(where: { $0.name == name }) else {
+                return .failure(ModelCallFailure(.refused, "uid \(caller.uid) may not use model \(name)", field: "model"))
+            }
+            var order: [ModelCatalog.Model] = []
+            var reasons: [String] = []
+            for candidate in [model] + model.fallbacks.compactMap({ catalog.model(named: $0) }) {
+                if let why = ineligibility(candidate, request, caller, promptTokens: prompt) { reasons.append("\(candidate.name): \(why)") }
+                else { order.append(candidate) }
+            }
+            guard !order.isEmpty else { return .failure(noneEligible(reasons, request)) }
+            return .success((order, model.taskTypes.first, "named"))
+        case .auto(let type):
+            let serving = catalog.models.filter { $0.taskTypes.contains(type) }
+            guard !serving.isEmpty else {
+                return .failure(ModelCallFailure(.notFound, "no model serves task type \"\(String(type.prefix(64)))\" (served: \(catalog.taskTypes.joined(separator: ", ")))", field: "model"))
+            }
+            var eligible: [ModelCatalog.Model] = []
+            var reasons: [String] = []
+            for m in serving {
+                if let why = ineligibility(m, request, caller, promptTokens: prompt) { reasons.append("\(m.name): \(why)") } else { eligible.append(m) }
+            }
+            guard !eligible.isEmpty else { return .failure(noneEligible(reasons, request)) }
+            let candidates = eligible.map { DiscountedThompson.Candidate($0.name, inputPricePer1k: $0.priceInput, outputPricePer1k: $0.priceOutput) }
+            guard let choice = selection.choose(taskType: type, among: candidates) else { return .failure(noneEligible(reasons, request)) }
+            let chosen = eligible[choice.index]
+            var order = [chosen]
+            for name in chosen.fallbacks { if let m = eligible.first(where: { $0.name == name }), !order.contains(m) { order.append(m) } }
+            let ranked = zip(eligible, choice.candidates).sorted { $0.1.meanUtility > $1.1.meanUtility }.map(\.0)
+            for m in ranked where !order.contains(m) { order.append(m) }
+            let belief = choice.candidates[choice.index]
+            let pick: String
+            switch choice.pick {
+            case .untried: pick = "untried (every eligible model is tried once first)"
+            case .explore: pick = "explored (the exploration chance came up)"
+            case .exploit: pick = "highest draw"
+            }
+            let reason = "selector: \(pick); success \(Self.short(belief.success)), median latency \(Self.short(belief.latencyMedianSeconds)) s, expected cost \(Self.short(belief.expectedCost)), P(best) \(belief.probabilityBest.map(Self.short) ?? "-")"
+            return .success((order, type, reason))
+        }
+    }
+
+    static func short(_ d: Double) -> String {
+        guard d.isFinite else { return "\(d)" }
+        let scaled = (d * 1000).rounded() / 1000
+        return "\(scaled)"
+    }
+
+    private func noneEligible(_ reasons: [String], _ request: ChatRequest) -> ModelCallFailure {
+        // Only what will pass by itself makes it unavailable; the request's own shape is its fault.
+        let transient = reasons.allSatisfy { $0.hasSuffix("its breaker is open") || $0.contains("is not available") }
+        return ModelCallFailure(transient ? .unavailable : .badRequest, "no model can serve this request: " + reasons.joined(separator: "; "))
+    }
+
+    /// Makes the call. `id` is Cordon's completion id (unique; the daemon makes it). With
+    /// `onDelta` the answer streams (each delta in order, on a worker's reader thread; return
+    /// false when the client is gone); without, the whole answer comes in the completion.
+    /// `completion` runs once, with the record to keep.
+    public func chat(_ request: ChatRequest, id: String, caller: Caller, deadline: Double, requestBytes: Int,
+                     onDelta: (@Sendable (ChatDelta) -> Bool)?,
+                     completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
+        let start = MonotonicClock.now
+        let requested: String
+        switch request.model {
+        case .named(let n): requested = n
+        case .auto(let t): requested = t == "chat" ? "auto" : "auto:\(t)"
+        }
+        let record = ModelCallRecord(id: id, time: UTCTime.epochSeconds(), caller: caller, requested: String(requested.prefix(128)), reason: "",
+                                     stream: onDelta != nil, requestBytes: requestBytes)
+        let state = CallState(record, start: start)
+        switch plan(request, caller: caller) {
+        case .failure(let f):
+            finish(state, .failure(f), completion)
+        case .success(let (order, type, reason)):
+            state.lock.withLock { _ in
+                state.record.taskType = type
+                state.record.reason = reason
+            }
+            attempt(order, 0, request: request, deadline: deadline, state: state, onDelta: onDelta, last: nil, completion: completion)
+        }
+    }
+
+    private func finish(_ state: CallState, _ result: Result<ChatResult, ModelCallFailure>,
+                        _ completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
+        let record = state.lock.withLock { _ -> ModelCallRecord in
+            var r = state.record
+            r.latencySeconds = MonotonicClock.now - state.start
+            switch result {
+            case .success(let answer):
+                r.outcome = .ok
+                r.finishReason = answer.finishReason?.wire
+                r.answerBytes = (answer.content?.utf8.count ?? 0) + answer.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count + $1.name.utf8.count }
+            case .failure(let f):
+                r.outcome = f.outcome
+                r.message = f.message
+            }
+            return r
+        }
+        save()
+        completion(record, result)
+    }
+
+    /// One attempt's fixed facts, passed from the lease to the answer.
+    private struct Attempting: @unchecked Sendable {
+        var order: [ModelCatalog.Model]
+        var index: Int
+        var request: ChatRequest
+        var deadline: Double
+        var callDeadline: Double
+        var started: Double
+        var state: CallState
+        var onDelta: (@Sendable (ChatDelta) -> Bool)?
+        var completion: @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void
+        var model: ModelCatalog.Model { order[index] }
+        var provider: ModelCatalog.Provider
+        var breaker: CircuitBreaker
+        var ticket: TicketHolder
+    }
+
+    private func attempt(_ order: [ModelCatalog.Model], _ i: Int, request: ChatRequest, deadline: Double, state: CallState,
+                         onDelta: (@Sendable (ChatDelta) -> Bool)?, last: ModelCallFailure?,
+                         completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
+        let now = MonotonicClock.now
+        guard i < order.count, i < Self.maxAttempts else {
+            return finish(state, .failure(last ?? ModelCallFailure(.unavailable, "no model could be tried")), completion)
+        }
+        guard now < deadline else {
+            return finish(state, .failure(ModelCallFailure(.timeout, "the call's deadline passed" + (last.map { " (after: \($0.message))" } ?? ""), provider: last?.provider)), completion)
+        }
+        let model = order[i]
+        guard let provider = catalog.provider(named: model.provider), let breaker = breakerFor(model.name) else {
+            return attempt(order, i + 1, request: request, deadline: deadline, state: state, onDelta: onDelta, last: last, completion: completion)
+        }
+        let ticket: TicketHolder
+        switch breaker.acquire(at: MonotonicInstant(seconds: now)) {
+        case .allowed(let t): ticket = TicketHolder(t)
+        case .refused:
+            state.lock.withLock { _ in
+                state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "breaker open", message: nil, status: nil, seconds: 0))
+                state.record.model = model.name
+                state.record.provider = provider.name
+            }
+            return attempt(order, i + 1, request: request, deadline: deadline, state: state, onDelta: onDelta,
+                           last: ModelCallFailure(.unavailable, "the breaker of model \(model.name) is open"), completion: completion)
+        }
+        let a = Attempting(order: order, index: i, request: request, deadline: deadline, callDeadline: min(deadline, now + provider.timeoutSeconds),
+                           started: now, state: state, onDelta: onDelta, completion: completion, provider: provider, breaker: breaker, ticket: ticket)
+        pool.lease(ServicePool.Key(service: Self.service(provider.name), owner: nil), deadline: a.callDeadline) { [self] leased in
+            self.leased(leased, a)
+        }
+    }
+
+    private func next(_ a: Attempting, _ failure: ModelCallFailure) {
+        attempt(a.order, a.index + 1, request: a.request, deadline: a.deadline, state: a.state, onDelta: a.onDelta, last: failure, completion: a.completion)
+    }
+
+    private func leased(_ leased: Result<ServicePool.Lease, ServicePool.ServiceError>, _ a: Attempting) {
+        let state = a.state, model = a.model, provider = a.provider
+        let lease: ServicePool.Lease
+        switch leased {
+        case .failure(let e):
+            if let t = a.ticket.take() { a.breaker.record(t, outcome: .failure, at: MonotonicInstant(seconds: MonotonicClock.now)) }
+            state.lock.withLock { _ in
+                state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "worker unavailable", message: e.message,
+                                                   status: nil, seconds: MonotonicClock.now - a.started))
+                state.record.model = model.name
+                state.record.provider = provider.name
+            }
+            return next(a, ModelCallFailure(.unavailable, "the worker of provider \(provider.name) is not available: \(e.message)"))
+        case .success(let l): lease = l
+        }
+        guard let client = lease.client as? ModelWorkerClient else {
+            lease.release()
+            return next(a, ModelCallFailure(.unavailable, "provider \(provider.name)'s instance is not a model worker"))
+        }
+        let process = client.connection.process
+        let mark = process.denialMark
+        let tag = lease.tag.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        state.lock.withLock { _ in
+            state.record.model = model.name
+            state.record.provider = provider.name
+            if tag.count == 2 { state.record.policy = String(tag[0]); state.record.policyHash = String(tag[1]) }
+            state.accumulator = ChatAccumulator()
+            state.indexer = ToolCallIndexer()
+            state.streamFailure = nil
+        }
+        let attemptStart = MonotonicClock.now
+        let body = OpenAIWire.requestBody(a.request, model: model.upstream, maxOutputTokens: model.maxOutputTokens,
+                                          maxTokensField: model.maxTokensField)
+        let forward = a.onDelta.map { Self.forwarder(state, $0) }
+        client.chat(call: state.record.id, body: body, stream: a.onDelta != nil, deadline: a.callDeadline, onDelta: forward) { [self] outcome in
+            let ended = MonotonicClock.now
+            // A worker that let its own deadline pass without answering is not trusted again.
+            lease.release(unresponsive: ended > a.callDeadline + 1.5)
+            let (denials, _) = process.denials(since: mark)
+            answered(outcome, a, seconds: ended - attemptStart, denials: denials)
+        }
+    }
+
+    /// Each streamed delta: normalized, added to the call's whole answer (under its limits),
+    /// then given to the client. False stops the call.
+    private static func forwarder(_ state: CallState, _ deliver: @escaping @Sendable (ChatDelta) -> Bool) -> @Sendable (ChatDelta) -> Bool {
+        { delta in
+            var delta = delta
+            let ok: Bool = state.lock.withLock { _ in
+                state.indexer.normalize(&delta)
+                do throws(ProviderError) { try state.accumulator.add(delta) } catch {
+                    state.streamFailure = error
+                    return false
+                }
+                if state.record.firstTokenSeconds == nil { state.record.firstTokenSeconds = MonotonicClock.now - state.start }
+                state.sentAny = true
+                return true
+            }
+            guard ok else { return false }
+            if deliver(delta) { return true }
+            state.lock.withLock { _ in
+                state.clientLeft = true
+                state.streamFailure = state.streamFailure ?? ProviderError(.connection, "the client went away")
+            }
+            return false
+        }
+    }
+
+    private func answered(_ outcome: Result<(ChatResult?, ModelWorkerClient.Finished), ProviderError>, _ a: Attempting, seconds: Double, denials: [Denial]) {
+        let state = a.state, model = a.model, provider = a.provider
+        let ended = MonotonicClock.now
+        let result: Result<ChatResult, ProviderError>
+        switch outcome {
+        case .success(let (answer, finished)):
+            let (failure, streamed) = state.lock.withLock { _ in (state.streamFailure, state.accumulator.result) }
+            if let failure {
+                result = .failure(failure)
+            } else {
+                var whole = answer ?? streamed
+                whole.upstreamID = finished.upstreamID ?? whole.upstreamID
+                result = .success(whole)
+            }
+        case .failure(let e):
+            result = .failure(state.lock.withLock { _ in state.streamFailure } ?? e)
+        }
+        let cancelled = state.lock.withLock { _ -> Bool in
+            for d in denials where !state.record.denials.contains(d) { state.record.denials.append(d) }
+            return state.clientLeft
+        }
+        switch result {
+        case .success(let answer):
+            let input = answer.usage?.promptTokens ?? 0, output = answer.usage?.completionTokens ?? 0
+            let cost = (Double(input) * model.priceInput + Double(output) * model.priceOutput) / 1000
+            if let t = a.ticket.take() { a.breaker.record(t, outcome: .success, at: MonotonicInstant(seconds: ended)) }
+            selection.record(model.name, taskTypes: model.taskTypes, outcome: .success, latency: seconds, inputTokens: input, outputTokens: output, cost: cost)
+            state.lock.withLock { _ in
+                state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "ok", message: nil, status: nil, seconds: seconds))
+                state.record.inputTokens = answer.usage?.promptTokens
+                state.record.outputTokens = answer.usage?.completionTokens
+                state.record.cost = answer.usage == nil ? nil : cost
+                state.record.upstreamID = answer.upstreamID
+            }
+            finish(state, .success(answer), a.completion)
+        case .failure(let error):
+            // The request's own fault, or the client's leaving, says nothing of the model.
+            let modelAtFault = !error.blamesRequest && !cancelled
+            if let t = a.ticket.take() { a.breaker.record(t, outcome: modelAtFault ? .failure : .success, at: MonotonicInstant(seconds: ended)) }
+            if modelAtFault {
+                selection.record(model.name, taskTypes: model.taskTypes, outcome: .failure, latency: seconds, inputTokens: 0, outputTokens: 0, cost: 0)
+            }
+            let sentAny = state.lock.withLock { _ -> Bool in
+                state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: cancelled ? "cancelled" : error.kind.rawValue,
+                                                   message: error.message, status: error.status, seconds: seconds))
+                return state.sentAny
+            }
+            let kind: ModelCallOutcome = error.blamesRequest ? .badRequest : (error.kind == .timeout ? .timeout : .unavailable)
+            var failure = ModelCallFailure(kind, "model \(model.name): \(error.description)", provider: error)
+            failure.retryAfterSeconds = error.retryAfter.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+            if cancelled {
+                finish(state, .failure(ModelCallFailure(.cancelled, "the client went away")), a.completion)
+            } else if error.blamesRequest || sentAny {
+                finish(state, .failure(failure), a.completion)
+            } else {
+                next(a, failure)
+            }
+        }
+    }
+
+    func breakerFor(_ model: String) -> CircuitBreaker? { breakerTable[model] }
+}
+
+/// A breaker's ticket, held by a call that completes on another thread.
+final class TicketHolder: @unchecked Sendable {
+    private let lock = Mutex(())
+    private var ticket: CircuitBreaker.Ticket?
+    init(_ t: consuming CircuitBreaker.Ticket) { ticket = .some(t) }
+    func take() -> CircuitBreaker.Ticket? { lock.withLock { _ in ticket.take() } }
+}

@@ -1,0 +1,209 @@
+import CordonConfig
+import CordonJSON
+import CordonModels
+import CordonPolicy
+import CordonResilience
+import CordonSandbox
+import CordonServices
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The model gateway: every model call of an agent, authorized, sent to its provider's worker
+/// (one long-lived `cordon-model-worker` per provider, in a sandbox whose egress allowlist is that
+/// provider's host and port, kept by the `ServicePool`), chosen among the eligible models by the
+/// task type's `DiscountedThompson` when the client asks for `auto`, guarded by a breaker per
+/// model, tried on fallbacks within the call's deadline, and described by a `ModelCallRecord`
+/// for the audit store. docs/models.md describes the whole.
+///
+/// What the selector learnt and the per-model counts persist in `statePath` (JSON, written
+/// atomically after calls at most every `saveInterval` seconds, and when the gateway stops).
+public final class ModelGateway: @unchecked Sendable {
+    /// Who is calling (from SO_PEERCRED or an endpoint token, through the daemon).
+    public struct Caller: Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var pid: Int32
+        public var groups: [UInt32]
+        public var exe: String
+        public init(uid: UInt32, gid: UInt32, pid: Int32, groups: [UInt32] = [], exe: String = "") {
+            self.uid = uid
+            self.gid = gid
+            self.pid = pid
+            self.groups = groups
+            self.exe = exe
+        }
+    }
+
+    public let catalog: ModelCatalog
+    /// Providers left out, and why (their worker's policy does not load here).
+    public let rejected: [String: String]
+    let pool: ServicePool
+    private let plans: [String: SpawnPlan]
+    private let policyHashes: [String: String]
+    let breakerTable: [String: CircuitBreaker]
+    let selection: Selection
+    private let mayUse: @Sendable (Caller, ModelCatalog.Model) -> Bool
+    let statePath: String?
+    private let saving = Mutex<Double>(0)
+    public static let saveInterval = 2.0
+    /// Attempts one call makes at most (the first model and its fallbacks).
+    public static let maxAttempts = 4
+
+    /// Where the worker program is bound inside its sandbox.
+    public static let workerPath = "/cordon/cordon-model-worker"
+
+    /// `keys`: each provider's API key, read by the daemon from its `api_key_file`; a worker
+    /// is given its own provider's only. `workerProgram`: the `cordon-model-worker` executable
+    /// on the host (bound read-only into every worker's sandbox). `mayUse`: the daemon's
+    /// authorization of a caller for a model (admins, the model's `access`).
+    public init(catalog: ModelCatalog, keys: [String: String], policies: PolicyStore, environment: SandboxEnvironment,
+                workerProgram: String, cacheDir: String? = nil, statePath: String? = nil,
+                mayUse: @escaping @Sendable (Caller, ModelCatalog.Model) -> Bool) throws {
+        self.catalog = catalog
+        self.mayUse = mayUse
+        self.statePath = statePath
+        pool = try ServicePool(definitions: [:], maxTotalInstances: .max)
+        var plans: [String: SpawnPlan] = [:], hashes: [String: String] = [:], rejected: [String: String] = [:]
+        for provider in catalog.providers where provider.kind != .local {
+            do {
+                var overrides = PolicyOverrides()
+                overrides.binds = [try PolicyOverrides.bind("\(workerProgram):\(Self.workerPath)", writable: false)]
+                overrides.networkAllow = [try PolicyOverrides.destination(Self.allowRule(provider.baseURL))]
+                let policy = try overrides.apply(to: try policies.loadPolicy(provider.policy))
+                plans[provider.name] = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
+                hashes[provider.name] = policy.contentHash
+            } catch {
+                let line = catalog.keyLines["provider[\(catalog.providers.firstIndex(of: provider) ?? 0)].policy"].map { ":\($0)" } ?? ""
+                rejected[provider.name] = "\(catalog.source)\(line): provider \(provider.name): policy \"\(provider.policy)\": \(error)"
+            }
+        }
+        for provider in catalog.providers where provider.kind == .local {
+            rejected[provider.name] = "\(catalog.source): provider \(provider.name): local model servers are not served yet"
+        }
+        self.plans = plans
+        policyHashes = hashes
+        self.rejected = rejected
+        var breakers: [String: CircuitBreaker] = [:]
+        for model in catalog.models { breakers[model.name] = CircuitBreaker((model.breaker ?? catalog.breaker).configuration) }
+        breakerTable = breakers
+        selection = try Selection(settings: catalog.selector, restoring: statePath.flatMap { SelectorFile.read($0) })
+        for provider in catalog.providers {
+            guard let plan = plans[provider.name] else { continue }
+            let key = keys[provider.name]
+            var settings = ServiceSettings()
+            settings.minInstances = 0
+            settings.maxInstances = 1
+            settings.concurrency = provider.maxConcurrency
+            settings.idleTimeoutSeconds = 600
+            settings.startTimeoutSeconds = 20
+            var definition = ServicePool.Definition(settings: settings, spec: { _ in
+                SandboxedProcess.Spec(plan: plan, argv: [Self.workerPath], environment: environment, maxLine: 8 << 20)
+            }, connect: { process, _ in
+                try ModelWorkerClient(process: process, provider: provider, apiKey: key)
+            })
+            definition.tag = provider.policy + "\n" + (hashes[provider.name] ?? "")
+            pool.define(Self.service(provider.name), definition)
+        }
+    }
+
+    static func service(_ provider: String) -> String { "model:" + provider }
+
+    /// The allowlist entry of a provider: its name and port, or an address rule for an address
+    /// (loopback and private addresses are refused behind a name, by design).
+    static func allowRule(_ url: ModelCatalog.BaseURL) -> String {
+        url.host.contains(":") ? "[\(url.host)]:\(url.port)" : "\(url.host):\(url.port)"
+    }
+
+    public func stop(until deadline: Double) {
+        pool.stopAll(until: deadline)
+        save(force: true)
+    }
+
+    // MARK: What a caller sees
+
+    /// The models `caller` may use, in the catalogue's order.
+    public func models(for caller: Caller) -> [ModelCatalog.Model] {
+        catalog.models.filter { mayUse(caller, $0) }
+    }
+
+    public func breakerState(_ model: String) -> CircuitBreaker.State? {
+        breakerTable[model]?.state(at: MonotonicInstant(seconds: MonotonicClock.now))
+    }
+
+    public func workerStats(_ provider: String) -> ServicePool.Stats {
+        pool.stats(ServicePool.Key(service: Self.service(provider), owner: nil))
+    }
+
+    /// The breaker of every model (0 closed, 1 open, 2 half-open) for the metrics.
+    public func breakerStates() -> [String: Int] {
+        let now = MonotonicInstant(seconds: MonotonicClock.now)
+        return breakerTable.mapValues { $0.state(at: now).rawValue }
+    }
+
+    // MARK: Eligibility
+
+    /// Why `model` cannot serve `request` for `caller` now, or nil when it can.
+    func ineligibility(_ model: ModelCatalog.Model, _ request: ChatRequest, _ caller: Caller, promptTokens: Int) -> String? {
+        if !mayUse(caller, model) { return "uid \(caller.uid) may not use it" }
+        if rejected[model.provider] != nil || plans[model.provider] == nil { return "its provider \(model.provider) is not available (\(rejected[model.provider] ?? "not configured"))" }
+        if !request.tools.isEmpty && !model.tools { return "it does not take tools" }
+        let answer = OpenAIWire.cappedMaxTokens(request, maxOutputTokens: model.maxOutputTokens)
+        if promptTokens + answer > model.contextLength {
+            return "the request needs about \(promptTokens) + \(answer) tokens, more than its context of \(model.contextLength)"
+        }
+        if request.hasMedia, catalog.provider(named: model.provider)?.kind == .anthropic { return "its provider takes no media parts" }
+        if case .open = breakerState(model.name) { return "its breaker is open" }
+        return nil
+    }
+
+    /// A cautious estimate of the prompt's tokens: a token is rarely shorter than 3 bytes of
+    /// UTF-8 in the tokenizers in use, and each message costs a few of its own.
+    static func promptTokens(_ request: ChatRequest) -> Int {
+        var bytes = 0
+        for m in request.messages {
+            bytes += 16
+            switch m.content {
+            case .text(let t)?: bytes += t.utf8.count
+            case .parts(let parts)?:
+                for p in parts {
+                    switch p {
+                    case .text(let t): bytes += t.utf8.count
+                    case .media(_, let value): bytes += value.text.utf8.count
+                    }
+                }
+            case nil: break
+            }
+            for call in m.toolCalls { bytes += call.name.utf8.count + call.arguments.utf8.count + 16 }
+        }
+        for tool in request.tools { bytes += tool.name.utf8.count + (tool.description?.utf8.count ?? 0) + (tool.parameters?.text.utf8.count ?? 0) }
+        return (bytes + 2) / 3
+    }
+
+    // MARK: Persistence
+
+    /// Writes the selector's state when it changed and the last write is `saveInterval` old.
+    func save(force: Bool = false) {
+        guard let statePath else { return }
+        let now = MonotonicClock.now
+        let due = saving.withLock { last -> Bool in
+            guard force || now - last >= Self.saveInterval else { return false }
+            last = now
+            return true
+        }
+        guard due, let snapshot = selection.snapshotIfChanged(force: force) else { return }
+        SelectorFile.write(snapshot, to: statePath)
+    }
+}
+
+extension ModelGateway {
+    /// A client's verdict on an answer of `model` (the daemon has checked the call was the
+    /// caller's and not rated before): it reaches the learner of every task type the model serves.
+    public func feedback(model: String, success: Bool?, score: Double?) {
+        guard let m = catalog.model(named: model) else { return }
+        selection.feedback(model, taskTypes: m.taskTypes, success: success, score: score)
+        save()
+    }
+}
