@@ -27,6 +27,7 @@ let package = Package(
         .executable(name: "cordon-scan", targets: ["cordon-scan"]),
         .executable(name: "cordond", targets: ["cordond"]),
         .executable(name: "cordon-init", targets: ["cordon-init"]),
+        .executable(name: "cordon-model-worker", targets: ["cordon-model-worker"]),
         // The parsers of untrusted input, for the libFuzzer package in Fuzz/ (its own Package.swift).
         .library(name: "CordonJSON", targets: ["CordonJSON"]),
         .library(name: "CordonPolicy", targets: ["CordonPolicy"]),
@@ -119,6 +120,9 @@ let package = Package(
         .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem", "CordonTools"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
+        // HTTP/1.1 over libcurl for the model worker: one multi handle on one thread (connections
+        // kept alive), bodies handed over as they arrive, every call bounded and cancellable.
+        .target(name: "CordonHTTPClient", dependencies: ["CCurl", "CordonSystem"]),
 
         // LAYER 4 · engines
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
@@ -165,6 +169,12 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
+        // The model worker: one per provider, holds its key, makes its HTTP calls and parses its
+        // replies; cordond reads only canonical, bounded JSON from it (docs/models.md).
+        .target(name: "CordonModelWorker", dependencies: ["CordonHTTPClient", "CordonModels", "CordonRPC", "CordonJSON", "CordonSystem"]),
+        // Swift's runtime linked in: inside its sandbox it needs only /usr's C libraries.
+        .executableTarget(name: "cordon-model-worker", dependencies: ["CordonModelWorker"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
 
         // LAYER 7 · mains
         .target(name: "CordonCLI", dependencies: [
@@ -214,6 +224,7 @@ let package = Package(
             "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
         ], exclude: ["faulty_server.py", "hostile_server.py"]),
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
+        .testTarget(name: "CordonModelWorkerTests", dependencies: ["CordonModels", "CordonJSON"], exclude: ["provider_standin.py"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
         ], exclude: ["egress_servers.py"]),

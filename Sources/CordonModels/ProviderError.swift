@@ -89,6 +89,58 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
         return s
     }
 
+    // MARK: As JSON
+
+    /// The failure as the model worker sends it to cordond (its JSON-RPC error's `data`):
+    /// `{"kind","status","message","field","retryAfterMs","providerType","providerCode","shouldRetry"}`,
+    /// `kind` being `Kind`'s raw value, `shouldRetry` the provider's `x-should-retry` hint, and
+    /// every value absent here null.
+    public var json: JSON {
+        func string(_ s: String?) -> JSON { s.map(JSON.string) ?? .null }
+        return .object([
+            ("kind", .string(kind.rawValue)), ("status", status.map { .int(Int64($0)) } ?? .null), ("message", .string(message)),
+            ("field", string(field)),
+            ("retryAfterMs", retryAfter.map { .int($0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000) } ?? .null),
+            ("providerType", string(providerType)), ("providerCode", string(providerCode)),
+            ("shouldRetry", shouldRetryHint.map(JSON.bool) ?? .null),
+        ])
+    }
+
+    /// Reads `json`'s form back (cordond reading its worker's answer). The worker is sandboxed
+    /// but parses untrusted replies, so what it says is read under limits too: a member of the
+    /// wrong type or out of range is a failure of kind `malformedReply` naming it; members not
+    /// listed are let by; the texts are cleaned and cut as a provider's are.
+    public init(json: JSON) throws(ProviderError) {
+        guard case .object = json else { throw ProviderError(.malformedReply, "a provider error must be an object") }
+        func bad(_ key: String, _ why: String) -> ProviderError { ProviderError(.malformedReply, why, field: "data.\(key)") }
+        func text(_ key: String, maxBytes: Int) throws(ProviderError) -> String? {
+            switch json[key] {
+            case nil, .null?: return nil
+            case .string(let s)?: return Self.clean(s, maxBytes: maxBytes)
+            case let other?: throw bad(key, "expected a string, got \(other.typeName)")
+            }
+        }
+        func integer(_ key: String, max: Int64) throws(ProviderError) -> Int64? {
+            switch json[key] {
+            case nil, .null?: return nil
+            case .int(let n)? where n >= 0 && n <= max: return n
+            default: throw bad(key, "expected an integer in 0…\(max)")
+            }
+        }
+        guard let name = try text("kind", maxBytes: 64), let kind = Kind(rawValue: name) else { throw bad("kind", "not a kind of provider error") }
+        self.init(kind, try text("message", maxBytes: 4 * Self.maxMessageBytes) ?? "")
+        status = try integer("status", max: 999).map { Int($0) }
+        field = try text("field", maxBytes: 1_024)
+        retryAfter = try integer("retryAfterMs", max: 7 * 86_400_000).map { .milliseconds($0) }
+        providerType = try text("providerType", maxBytes: 64)
+        providerCode = try text("providerCode", maxBytes: 64)
+        switch json["shouldRetry"] {
+        case nil, .null?: shouldRetryHint = nil
+        case .bool(let b)?: shouldRetryHint = b
+        default: throw bad("shouldRetry", "expected true, false or null")
+        }
+    }
+
     // MARK: Cordon's constructors
 
     public static func connection(_ message: String) -> ProviderError { ProviderError(.connection, clean(message)) }

@@ -102,4 +102,28 @@ func httpError(_ status: Int, _ body: String = "", headers: [(name: String, valu
         #expect(httpError(409, headers: [("X-Should-Retry", "true")]).isRetryable)
         #expect(httpError(500, headers: [("x-should-retry", "maybe")]).isRetryable)
     }
+    /// The model worker's form (its JSON-RPC error's data) reads back as the same error, each
+    /// member given or null; a member of the wrong type is refused with its name.
+    @Test func jsonRoundTrip() throws {
+        var hinted = httpError(429, #"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+                               headers: [("retry-after-ms", "1500"), ("x-should-retry", "false")])
+        hinted.field = "choices[0]"
+        let cases: [ProviderError] = [
+            hinted, httpError(529, #"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            httpError(503, headers: [("retry-after", "7")]), .timeout("cancelled"), .connection("connect: refused"),
+            ProviderError(.malformedReply, "not JSON", field: "choices[0].delta"),
+        ] + ProviderError.Kind.allCases.map { ProviderError($0, "m") }
+        for error in cases {
+            let text = error.json.text
+            #expect(try ProviderError(json: JSON.parse(text)) == error, "\(text)")
+        }
+        #expect(hinted.json["retryAfterMs"] == .int(1500) && hinted.json["shouldRetry"] == .bool(false))
+        #expect(hinted.json["kind"] == .string("rate limited") && hinted.json["status"] == .int(429))
+        #expect(ProviderError.timeout("x").json.text
+                == #"{"kind":"timed out","status":null,"message":"x","field":null,"retryAfterMs":null,"providerType":null,"providerCode":null,"shouldRetry":null}"#)
+        for bad in [#"{"kind":"nope","message":"x"}"#, #"{"message":"x"}"#, #"{"kind":"timed out","status":"500"}"#,
+                    #"{"kind":"timed out","retryAfterMs":-1}"#, #"{"kind":"timed out","shouldRetry":1}"#, "[]"] {
+            #expect(throws: ProviderError.self) { try ProviderError(json: JSON.parse(bad)) }
+        }
+    }
 }
