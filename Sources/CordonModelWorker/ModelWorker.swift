@@ -220,7 +220,6 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private func run(id: JSON, call: ChatCall, request: HTTPRequest, model: String, slot: Slot, setup: Setup) {
-        defer { state.withLock { _ = $0.calls.removeValue(forKey: call.id) } }
         let reader = ReplyReader(call: call, kind: setup.provider.kind, model: model) { [output] params in
             output.notify("chat.delta", params)
         }
@@ -236,7 +235,11 @@ final class WorkerSession: @unchecked Sendable {
         } catch {
             outcome = .failure(error)
         }
-        switch reader.finish(outcome) {
+        let answer = reader.finish(outcome)
+        // Out of flight before it is answered: cordond may reuse the id, or ask `health`, as
+        // soon as it reads the answer.
+        state.withLock { _ = $0.calls.removeValue(forKey: call.id) }
+        switch answer {
         case .success(let result):
             output.result(id: id, result)
         case .failure(let error):
