@@ -75,6 +75,7 @@ let package = Package(
                     .embedInCode("policies/python-tool.toml"),
                     .embedInCode("policies/shell-tool.toml"),
                     .embedInCode("policies/model-http.toml"),
+                    .embedInCode("policies/model-worker.toml"),
                     .embedInCode("policies/installer.toml"),
                     .embedInCode("policies/mcp-fetch.toml"),
                     .embedInCode("policies/mcp-git.toml"),

@@ -17,7 +17,8 @@ import Glibc
 extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
-                          "tool.list", "tool.call", "tool.stats", "tool.watch"]
+                          "tool.list", "tool.call", "tool.stats", "tool.watch",
+                          "model.list", "model.chat", "model.stats", "model.explain", "model.feedback"]
 
     /// Calls `method`. Methods that wait for a task (task.wait, task.cancel, task.submit with
     /// `wait`) answer `.afterTask`, so no thread is held while they wait.
@@ -85,6 +86,15 @@ extension Daemon {
                     }))])))
                 }
             }
+        case "model.list":
+            try params.finish()
+            return .result(try modelList(peer))
+        case "model.chat": return try modelChat(&params, peer, sink)
+        case "model.stats":
+            try params.finish()
+            return .result(try modelGateway().stats(for: Self.modelCaller(peer)))
+        case "model.explain": return .result(try modelExplain(&params, peer))
+        case "model.feedback": return .result(try modelFeedbackMethod(&params, peer))
         default:
             throw RPCError(RPCCode.methodNotFound, "unknown method \"\(method)\" (known: \(Self.methods.joined(separator: ", ")))", field: "method")
         }

@@ -105,12 +105,11 @@ extension Daemon {
     /// Makes one model call for `peer` and records it; `completion` gets the record and the
     /// result once the row is in the store (a call that cannot be recorded is reported as
     /// failed, never as done).
-    func modelCall(_ request: ChatRequest, requestBytes: Int, peer: Peer, timeout: Double,
+    func modelCall(_ request: ChatRequest, id: String, requestBytes: Int, peer: Peer, timeout: Double,
                    onDelta: (@Sendable (ChatDelta) -> Bool)?,
                    completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) throws(RPCError) {
         let gateway = try modelGateway()
         try quotas.checkRecords(peer.uid)
-        let id = Self.completionID()
         gateway.chat(request, id: id, caller: Self.modelCaller(peer), deadline: MonotonicClock.now + timeout, requestBytes: requestBytes,
                      onDelta: onDelta) { [self] record, result in
             metrics.modelCall(model: record.model ?? "-", outcome: record.outcome.rawValue, seconds: record.latencySeconds,
@@ -220,3 +219,138 @@ extension String {
         return String(s)
     }
 }
+
+// MARK: Socket methods
+
+extension Daemon {
+    /// model.list: the models the peer may use.
+    func modelList(_ peer: Peer) throws(RPCError) -> JSON {
+        let gateway = try modelGateway()
+        let caller = Self.modelCaller(peer)
+        return .object([
+            ("models", .array(gateway.models(for: caller).map { m in
+                let kind = gateway.catalog.provider(named: m.provider)?.kind.rawValue ?? "?"
+                return .object([("name", .string(m.name)), ("provider", .string(m.provider)), ("kind", .string(kind)),
+                                ("upstream", .string(m.upstream)), ("taskTypes", .array(m.taskTypes.map(JSON.string))),
+                                ("contextLength", .int(Int64(m.contextLength))), ("maxOutputTokens", .int(Int64(m.maxOutputTokens))),
+                                ("tools", .bool(m.tools)), ("priceInput", .double(m.priceInput)), ("priceOutput", .double(m.priceOutput)),
+                                ("fallbacks", .array(m.fallbacks.map(JSON.string))),
+                                ("available", .bool(gateway.rejected[m.provider] == nil))])
+            })),
+            ("taskTypes", .array(gateway.catalog.taskTypes.map(JSON.string))),
+        ])
+    }
+
+    static func requestProblem(_ e: ChatRequestError) -> RPCError {
+        RPCError.invalid(e.field.map { "request.\($0)" } ?? "request", e.message)
+    }
+
+    /// model.chat {request, timeout?}: `request` is an OpenAI chat-completions body (`model` a
+    /// model's name, `auto` or `auto:TYPE`). With `"stream": true` the answer's pieces come
+    /// first as `model.delta` notifications ({id, chunk}: OpenAI chunks), then the result.
+    func modelChat(_ params: inout Params, _ peer: Peer, _ sink: MessageSink) throws -> Answer {
+        _ = try modelGateway()
+        guard let body = params.raw("request"), case .object = body else {
+            throw RPCError.invalid(params.field("request"), "required: an OpenAI chat-completions request object ({\"model\": \"auto\", \"messages\": [...]})")
+        }
+        let timeout = try params.number("timeout", min: 0.001, max: 3600) ?? 600
+        try params.finish()
+        let request: ChatRequest
+        do { request = try ChatRequest.parse(body) } catch { throw Self.requestProblem(error) }
+        let bytes = body.text.utf8.count
+        let created = Int64(UTCTime.epochSeconds())
+        let model: String
+        switch request.model { case .named(let n): model = n; case .auto(let t): model = t == "chat" ? "auto" : "auto:\(t)" }
+        let stream = request.stream
+        let includeUsage = request.includeUsage
+        let id = Self.completionID()
+        let onDelta = stream ? Self.deltaNotifier(sink, id: id, model: model, created: created, includeUsage: includeUsage) : nil
+        return .later { [self] reply in
+            do {
+                try modelCall(request, id: id, requestBytes: bytes, peer: peer, timeout: timeout, onDelta: onDelta) { record, result in
+                    reply(Self.chatAnswer(record, result, model: model, created: created, stream: stream))
+                }
+            } catch let e as RPCError {
+                reply(.failure(e))
+            } catch {
+                reply(.failure(RPCError(RPCCode.internalError, "\(error)")))
+            }
+        }
+    }
+
+    /// Sends each delta as `model.delta` notifications; false once the client is gone.
+    static func deltaNotifier(_ sink: MessageSink, id: String, model: String, created: Int64, includeUsage: Bool) -> @Sendable (ChatDelta) -> Bool {
+        { delta in
+            guard sink.isOpen else { return false }
+            for chunk in OpenAIWire.chunkBodies(delta, id: id, model: model, created: created, includeUsage: includeUsage) {
+                let note = RPCMessage.notification(method: "model.delta", params: .object([("id", .string(id)), ("chunk", chunk)]))
+                guard sink.send(note) else { return false }
+            }
+            return true
+        }
+    }
+
+    static func chatAnswer(_ record: ModelCallRecord, _ result: Result<ChatResult, ModelCallFailure>, model: String, created: Int64, stream: Bool) -> Result<JSON, RPCError> {
+        let attempts = JSON.array(record.attempts.map { a in
+            .object([("model", .string(a.model)), ("outcome", .string(a.outcome)), ("message", a.message.map(JSON.string) ?? .null),
+                     ("seconds", .double(a.seconds))])
+        })
+        switch result {
+        case .success(let answer):
+            var members: [(String, JSON)] = [("id", .string(record.id)), ("model", .string(record.model ?? "")), ("reason", .string(record.reason)),
+                                             ("attempts", attempts), ("latencySeconds", .double(record.latencySeconds))]
+            // The model that answered (a fallback's name when one did), as OpenAI's own answers name the model served.
+            if !stream { members.append(("completion", OpenAIWire.completionBody(answer, id: record.id, model: record.model ?? model, created: created))) }
+            else {
+                members.append(("finishReason", answer.finishReason.map { .string($0.wire) } ?? .null))
+                members.append(("usage", answer.usage.map { .object([("prompt_tokens", .int(Int64($0.promptTokens))), ("completion_tokens", .int(Int64($0.completionTokens)))]) } ?? .null))
+            }
+            return .success(.object(members))
+        case .failure(let f):
+            let code: Int64
+            switch f.outcome {
+            case .refused: code = RPCCode.unauthorized
+            case .notFound: code = RPCCode.notFound
+            case .badRequest: code = RPCCode.invalidParams
+            default: code = RPCCode.unavailable
+            }
+            return .failure(RPCError(code, "\(record.id): \(f.message)", field: f.field.map { "request.\($0)" }))
+        }
+    }
+
+    /// model.feedback {id, success?, score?}.
+    func modelFeedbackMethod(_ params: inout Params, _ peer: Peer) throws(RPCError) -> JSON {
+        guard let id = try params.string("id", maxBytes: 64), !id.isEmpty else {
+            throw RPCError.invalid(params.field("id"), "required: the completion id a model call answered with (chatcmpl-…)")
+        }
+        let success = try params.bool("success")
+        let score = try params.number("score", min: 0, max: 1)
+        try params.finish()
+        let (model, taskType) = try modelFeedback(id: id, peer: peer, success: success, score: score)
+        return .object([("id", .string(id)), ("model", .string(model)), ("taskType", taskType.map(JSON.string) ?? .null), ("recorded", .bool(true))])
+    }
+
+    /// model.explain {model?, request?}: what the selector would do now, and why.
+    func modelExplain(_ params: inout Params, _ peer: Peer) throws(RPCError) -> JSON {
+        let gateway = try modelGateway()
+        let name = try params.string("model", maxBytes: 256) ?? "auto"
+        let body = params.raw("request")
+        try params.finish()
+        var request: ChatRequest
+        if let body {
+            do { request = try ChatRequest.parse(body) } catch { throw Self.requestProblem(error) }
+        } else {
+            do { request = try ChatRequest.parse(JSON.object([("model", .string(name)), ("messages", .array([.object([("role", .string("user")), ("content", .string("?"))])]))])) }
+            catch { throw Self.requestProblem(error) }
+        }
+        if body != nil, params.field("model") != "", name != "auto" {
+            do { request.model = try ChatRequest.parse(JSON.object([("model", .string(name)), ("messages", .array([.object([("role", .string("user")), ("content", .string("?"))])]))])).model }
+            catch { throw Self.requestProblem(error) }
+        }
+        switch gateway.explain(request, caller: Self.modelCaller(peer)) {
+        case .success(let json): return json
+        case .failure(let f): throw RPCError(f.outcome == .notFound ? RPCCode.notFound : RPCCode.invalidParams, f.message, field: "model")
+        }
+    }
+}
+

@@ -70,6 +70,10 @@ public struct HTTPRequest: Sendable {
     public var idleTimeout: Double?
     /// The body's bytes past which the call is abandoned.
     public var maxBodyBytes: Int = 16 << 20
+    /// An HTTP proxy to go through (`http://127.0.0.1:3128`: a sandbox's egress proxy, the only
+    /// way from a sandbox to a service on the host's loopback); nil: none, whatever the
+    /// environment says.
+    public var proxy: String?
 
     public init(url: String, headers: [(name: String, value: String)] = [], body: [UInt8]) {
         self.url = url
@@ -220,9 +224,14 @@ public final class HTTPCall: @unchecked Sendable {
         try set(CURLOPT_PROTOCOLS_STR, "http,https", "protocols")
         try set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https", "redirect protocols")
         try set(CURLOPT_FOLLOWLOCATION, 0, "redirects")
-        // "" disables every proxy, the environment's included; NOPROXY "*" says so twice.
-        try set(CURLOPT_PROXY, "", "proxy")
-        try set(CURLOPT_NOPROXY, "*", "no proxy")
+        if let proxy = request.proxy {
+            try set(CURLOPT_PROXY, proxy, "proxy")
+            try set(CURLOPT_NOPROXY, "", "no proxy")
+        } else {
+            // "" disables every proxy, the environment's included; NOPROXY "*" says so twice.
+            try set(CURLOPT_PROXY, "", "proxy")
+            try set(CURLOPT_NOPROXY, "*", "no proxy")
+        }
         try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1, "HTTP version")
         // Signals are not for timeouts in a threaded program (curl would use SIGALRM for DNS).
         try set(CURLOPT_NOSIGNAL, 1, "no signals")

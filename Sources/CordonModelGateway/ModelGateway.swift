@@ -100,7 +100,7 @@ public final class ModelGateway: @unchecked Sendable {
             settings.idleTimeoutSeconds = 600
             settings.startTimeoutSeconds = 20
             var definition = ServicePool.Definition(settings: settings, spec: { _ in
-                SandboxedProcess.Spec(plan: plan, argv: [Self.workerPath], environment: environment, maxLine: 8 << 20)
+                SandboxedProcess.Spec(plan: plan, argv: [Self.workerPath], environment: environment, maxLine: 24 << 20)
             }, connect: { process, _ in
                 try ModelWorkerClient(process: process, provider: provider, apiKey: key)
             })
@@ -205,5 +205,96 @@ extension ModelGateway {
         guard let m = catalog.model(named: model) else { return }
         selection.feedback(model, taskTypes: m.taskTypes, success: success, score: score)
         save()
+    }
+}
+
+extension ModelGateway {
+    /// What the selector would do for `request` now, and why (`model.explain`): the eligible
+    /// models with what it believes of each (posterior means, P(best) over 2000 joint draws),
+    /// the ineligible ones with the reason, and the choice one draw makes. Makes no call and
+    /// changes nothing. Never holds a key: providers appear by name only.
+    public func explain(_ request: ChatRequest, caller: Caller) -> Result<JSON, ModelCallFailure> {
+        let prompt = Self.promptTokens(request)
+        let type: String
+        var considered: [ModelCatalog.Model]
+        switch request.model {
+        case .auto(let t):
+            type = t
+            considered = catalog.models.filter { $0.taskTypes.contains(t) }
+            guard !considered.isEmpty else {
+                return .failure(ModelCallFailure(.notFound, "no model serves task type \"\(String(t.prefix(64)))\" (served: \(catalog.taskTypes.joined(separator: ", ")))", field: "model"))
+            }
+        case .named(let name):
+            guard let m = catalog.model(named: name), models(for: caller).contains(m) else {
+                return .failure(ModelCallFailure(.notFound, "no model named \"\(String(name.prefix(128)))\" that uid \(caller.uid) may use", field: "model"))
+            }
+            type = m.taskTypes.first ?? "chat"
+            considered = [m] + m.fallbacks.compactMap { catalog.model(named: $0) }
+        }
+        considered = considered.filter { mayUse(caller, $0) }
+        var eligible: [ModelCatalog.Model] = [], ineligible: [JSON] = []
+        for m in considered {
+            if let why = ineligibility(m, request, caller, promptTokens: prompt) {
+                ineligible.append(.object([("model", .string(m.name)), ("reason", .string(why))]))
+            } else {
+                eligible.append(m)
+            }
+        }
+        var members: [(String, JSON)] = [("taskType", .string(type)), ("promptTokensEstimate", .int(Int64(prompt)))]
+        let candidates = eligible.map { DiscountedThompson.Candidate($0.name, inputPricePer1k: $0.priceInput, outputPricePer1k: $0.priceOutput) }
+        if let choice = selection.choose(taskType: type, among: candidates, explain: true) {
+            let pick: String
+            switch choice.pick {
+            case .untried: pick = "untried"
+            case .explore: pick = "explore"
+            case .exploit: pick = "exploit"
+            }
+            members.append(("choice", .object([("model", .string(choice.arm)), ("pick", .string(pick))])))
+            members.append(("weights", .object([("success", .double(choice.weights.success)), ("latency", .double(choice.weights.latency)),
+                                                ("cost", .double(choice.weights.cost))])))
+            members.append(("latencyReferenceSeconds", .double(selection.objective.latencyReferenceSeconds)))
+            members.append(("costReference", .double(choice.costReference)))
+            members.append(("exploration", .double(selection.objective.exploration)))
+            members.append(("discount", .double(selection.configuration.discount)))
+            members.append(("eligible", .array(zip(eligible, choice.candidates).map { m, e in
+                let state = breakerState(m.name)
+                return .object([
+                    ("model", .string(m.name)), ("provider", .string(m.provider)),
+                    ("breaker", .string(state == .open ? "open" : state == .halfOpen ? "half-open" : "closed")),
+                    ("works", .double(e.works)), ("correct", .double(e.correct)), ("success", .double(e.success)),
+                    ("latencyMedianSeconds", .double(e.latencyMedianSeconds)), ("latencyLowSeconds", .double(e.latencyLowSeconds)),
+                    ("latencyHighSeconds", .double(e.latencyHighSeconds)), ("expectedCost", .double(e.expectedCost)),
+                    ("calls", .double(e.callWeight)), ("feedback", .double(e.feedbackWeight)),
+                    ("callsSinceRecorded", e.callsSinceRecorded.map { .int(Int64(clamping: $0)) } ?? .null),
+                    ("meanUtility", .double(e.meanUtility)), ("draw", .double(e.draw.utility)),
+                    ("probabilityBest", e.probabilityBest.map(JSON.double) ?? .null),
+                ])
+            })))
+        } else {
+            members.append(("choice", .null))
+            members.append(("eligible", .array([])))
+        }
+        members.append(("ineligible", .array(ineligible)))
+        return .success(.object(members))
+    }
+
+    /// Per model: what was counted (since the state file began), its breaker, its worker.
+    public func stats(for caller: Caller) -> JSON {
+        .object([("models", .array(models(for: caller).map { m in
+            let s = selection.stats(m.name)
+            let state = breakerState(m.name)
+            let worker = workerStats(m.provider)
+            var members: [(String, JSON)] = [
+                ("model", .string(m.name)), ("provider", .string(m.provider)),
+                ("breaker", .string(state == .open ? "open" : state == .halfOpen ? "half-open" : "closed")),
+            ]
+            if case .object(let counts) = s.json { members += counts }
+            members.append(("meanLatencySeconds", s.calls > 0 ? .double(s.latencySeconds / Double(s.calls)) : .null))
+            members.append(("worker", .object([("instances", .int(Int64(worker.instances))), ("inFlight", .int(Int64(worker.inFlight))),
+                                               ("starts", .int(Int64(worker.starts))), ("failures", .int(Int64(worker.failures))),
+                                               ("failed", worker.failed.map(JSON.string) ?? .null)])))
+            if let why = rejected[m.provider] { members.append(("unavailable", .string(why))) }
+            return .object(members)
+        }))])
     }
 }

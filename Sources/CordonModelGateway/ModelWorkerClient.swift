@@ -49,7 +49,8 @@ public final class ModelWorkerClient: ServiceClient, @unchecked Sendable {
             ("protocol", .int(1)),
             ("provider", .object([("name", .string(provider.name)), ("kind", .string(provider.kind.rawValue)),
                                   ("baseURL", .string(provider.baseURL.description)), ("timeout", .double(provider.timeoutSeconds)),
-                                  ("idleTimeout", .double(provider.idleSeconds)), ("maxConcurrency", .int(Int64(provider.maxConcurrency)))])),
+                                  ("idleTimeout", .double(provider.idleSeconds)), ("maxConcurrency", .int(Int64(provider.maxConcurrency)))]
+                                 + (Self.throughEgressProxy(provider.baseURL) ? [("proxy", .string("http://127.0.0.1:3128"))] : []))),
             ("apiKey", apiKey.map(JSON.string) ?? .null),
         ])
         switch connection.call("initialize", params, deadline: deadline) {
@@ -61,6 +62,13 @@ public final class ModelWorkerClient: ServiceClient, @unchecked Sendable {
                             ("curl", .string(String((answer["curl"]?.stringValue ?? "").prefix(64))))])
         case .failure(let e): throw ServicePool.ServiceError("the model worker did not start: \(Self.describe(e))")
         }
+    }
+
+    /// A provider on the host's loopback is reached through the sandbox's egress proxy (inside
+    /// the sandbox 127.0.0.0/8 is its own loopback; the proxy dials the host's for an address
+    /// rule that lists it). Everything else is dialled directly and routed through egress.
+    static func throughEgressProxy(_ url: ModelCatalog.BaseURL) -> Bool {
+        url.host.hasPrefix("127.") || url.host == "::1" || url.host == "localhost"
     }
 
     public func healthy(deadline: Double) -> Bool {

@@ -11,7 +11,9 @@ import Glibc
 /// the task types their model serves, so `auto` benefits from them), and per-model counts for
 /// `model.stats`. Guarded by one lock: a choice or a record is microseconds of arithmetic.
 final class Selection: Sendable {
+    /// The hot path's objective draws no P(best) (a choice is then a few µs); `explaining`'s does.
     let objective: DiscountedThompson.Objective
+    let explaining: DiscountedThompson.Objective
     let configuration: DiscountedThompson.Configuration
     private let state: Mutex<State>
 
@@ -25,7 +27,12 @@ final class Selection: Sendable {
         configuration = try DiscountedThompson.Configuration(discount: settings.discount)
         objective = try DiscountedThompson.Objective(successWeight: settings.successWeight, latencyWeight: settings.latencyWeight,
                                                      costWeight: settings.costWeight, latencyReferenceSeconds: settings.latencyReferenceSeconds,
-                                                     costReference: settings.costReference, exploration: settings.exploration)
+                                                     costReference: settings.costReference, exploration: settings.exploration,
+                                                     posteriorSamples: 0)
+        explaining = try DiscountedThompson.Objective(successWeight: settings.successWeight, latencyWeight: settings.latencyWeight,
+                                                      costWeight: settings.costWeight, latencyReferenceSeconds: settings.latencyReferenceSeconds,
+                                                      costReference: settings.costReference, exploration: settings.exploration,
+                                                      posteriorSamples: 2000)
         var s = State()
         if let saved {
             for (type, learner) in saved.learners {
@@ -39,10 +46,10 @@ final class Selection: Sendable {
         state = Mutex(initial)
     }
 
-    func choose(taskType: String, among candidates: [DiscountedThompson.Candidate]) -> DiscountedThompson.Choice? {
+    func choose(taskType: String, among candidates: [DiscountedThompson.Candidate], explain: Bool = false) -> DiscountedThompson.Choice? {
         let learner = state.withLock { $0.learners[taskType] } ?? DiscountedThompson(configuration)
         var random = SystemRandomNumberGenerator()
-        return learner.choose(among: candidates, objective: objective, using: &random)
+        return learner.choose(among: candidates, objective: explain ? explaining : objective, using: &random)
     }
 
     /// Records one finished attempt of `model` for each of `taskTypes`.

@@ -160,6 +160,15 @@ final class WorkerSession: @unchecked Sendable {
         guard let timeout = try p.number("timeout", min: 0.001, max: 86_400) else { throw RPCError.invalid("params.provider.timeout", "required") }
         guard let idle = try p.number("idleTimeout", min: 0.001, max: 86_400) else { throw RPCError.invalid("params.provider.idleTimeout", "required") }
         let concurrency = try p.requiredInt("maxConcurrency", min: 1, max: 1024)
+        let proxy = try p.string("proxy", maxBytes: 64)
+        if let proxy {
+            // Only a sandbox's own egress proxy, on its loopback: nothing a worker could be
+            // pointed at elsewhere.
+            let rest = proxy.hasPrefix("http://127.0.0.1:") ? proxy.dropFirst("http://127.0.0.1:".count) : ""
+            guard let port = Int(rest), (1...65535).contains(port) else {
+                throw RPCError.invalid("params.provider.proxy", "http://127.0.0.1:PORT (the sandbox's egress proxy)")
+            }
+        }
         try p.finish()
         let key = try params.string("apiKey", maxBytes: 4096)
         if let key {
@@ -172,7 +181,7 @@ final class WorkerSession: @unchecked Sendable {
         try params.finish()
         let client: HTTPClient
         do { client = try HTTPClient() } catch { throw RPCError(RPCCode.internalError, "the HTTP client: \(error)") }
-        let provider = ProviderConfig(name: name, kind: kind, baseURL: base, timeout: timeout, idleTimeout: idle, maxConcurrency: Int(concurrency))
+        let provider = ProviderConfig(name: name, kind: kind, baseURL: base, timeout: timeout, idleTimeout: idle, maxConcurrency: Int(concurrency), proxy: proxy)
         let taken = state.withLock { s -> Bool in
             if s.setup != nil { return false }
             s.setup = Setup(provider: provider, key: key, client: client)

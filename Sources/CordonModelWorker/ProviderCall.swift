@@ -17,6 +17,8 @@ struct ProviderConfig: Sendable {
     /// Seconds a stream may send nothing.
     var idleTimeout: Double
     var maxConcurrency: Int
+    /// The sandbox's egress proxy, for a provider on the host's loopback.
+    var proxy: String?
 
     /// The path a chat call is POSTed to: OpenAI's chat completions for every OpenAI-wire kind
     /// (Ollama's base URL includes its `/v1`), Anthropic's messages.
@@ -74,6 +76,7 @@ func upstreamRequest(_ call: ChatCall, provider: ProviderConfig, key: String?) t
     // Only a stream has an idle limit: a whole reply comes after the whole generation.
     request.idleTimeout = call.stream ? provider.idleTimeout : nil
     request.maxBodyBytes = ReplyLimits.default.maxBodyBytes
+    request.proxy = provider.proxy
     return (request, model)
 }
 
