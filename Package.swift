@@ -224,6 +224,9 @@ let package = Package(
         .testTarget(name: "CordonToolGatewayTests", dependencies: [
             "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
         ], exclude: ["faulty_server.py", "hostile_server.py"]),
+        .testTarget(name: "CordonModelGatewayTests", dependencies: [
+            "CordonModelGateway", "CordonModels", "CordonServices", "CordonConfig", "CordonSandbox", "CordonJSON", "CordonSystem",
+        ]),
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
         .testTarget(name: "CordonModelWorkerTests", dependencies: ["CordonModels", "CordonJSON"], exclude: ["provider_standin.py"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [

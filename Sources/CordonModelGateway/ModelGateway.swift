@@ -42,6 +42,7 @@ public final class ModelGateway: @unchecked Sendable {
     public let rejected: [String: String]
     let pool: ServicePool
     private let plans: [String: SpawnPlan]
+    private let environment: SandboxEnvironment
     private let policyHashes: [String: String]
     let breakerTable: [String: CircuitBreaker]
     let selection: Selection
@@ -66,6 +67,10 @@ public final class ModelGateway: @unchecked Sendable {
         self.mayUse = mayUse
         self.statePath = statePath
         pool = try ServicePool(definitions: [:], maxTotalInstances: .max)
+        // Binds refuse a source path through a symlink (a build directory's `debug` is one).
+        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let workerProgram = realpath(workerProgram, &resolved) != nil
+            ? String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : workerProgram
         var plans: [String: SpawnPlan] = [:], hashes: [String: String] = [:], rejected: [String: String] = [:]
         for provider in catalog.providers where provider.kind != .local {
             do {
@@ -84,6 +89,7 @@ public final class ModelGateway: @unchecked Sendable {
             rejected[provider.name] = "\(catalog.source): provider \(provider.name): local model servers are not served yet"
         }
         self.plans = plans
+        self.environment = environment
         policyHashes = hashes
         self.rejected = rejected
         var breakers: [String: CircuitBreaker] = [:]
@@ -110,6 +116,12 @@ public final class ModelGateway: @unchecked Sendable {
     }
 
     static func service(_ provider: String) -> String { "model:" + provider }
+
+    /// The sandbox a provider's worker starts in (nil: the provider is not served): what the
+    /// pool starts, for tests and `cordon model check` to look at or start themselves.
+    public func workerSpec(_ provider: String) -> SandboxedProcess.Spec? {
+        plans[provider].map { SandboxedProcess.Spec(plan: $0, argv: [Self.workerPath], environment: environment, maxLine: 24 << 20) }
+    }
 
     /// The allowlist entry of a provider: its name and port, or an address rule for an address
     /// (loopback and private addresses are refused behind a name, by design).

@@ -1,0 +1,272 @@
+import CordonJSON
+import CordonRPC
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// model.* through a real cordond: each provider's calls made by cordon-model-worker in its
+/// sandbox (egress allowlist: the provider's address and port only) against a stand-in of a
+/// hosted API — a real HTTP/1.1 server on the host's loopback speaking OpenAI's wire
+/// (Tests/CordonModelWorkerTests/provider_standin.py; the upstream model id picks its answer).
+@Suite(.enabled(if: TestDaemon.isRoot, "needs root: cordond"), .serialized)
+struct ModelMethodsTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let key = "sk-cordontestkey0123456789abcdefXYZ"
+
+    /// The stand-in, on an ephemeral loopback port; ends with its stdin.
+    final class StandIn: @unchecked Sendable {
+        let process = Process()
+        let input = Pipe()
+        let port: Int
+        init() throws {
+            let output = Pipe()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["\(ModelMethodsTests.repo)/Tests/CordonModelWorkerTests/provider_standin.py"]
+            process.standardInput = input
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var line: [UInt8] = []
+            while true {
+                let byte = output.fileHandleForReading.readData(ofLength: 1)
+                guard let b = byte.first else { break }
+                if b == 10 { break }
+                line.append(b)
+            }
+            guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw TestFailure("the stand-in printed no port") }
+            self.port = port
+        }
+        deinit {
+            try? input.fileHandleForWriting.close()
+            process.waitUntilExit()
+        }
+    }
+
+    static func catalog(port: Int, keyFile: String) -> String {
+        """
+        [[provider]]
+        name = "standin"
+        kind = "openai"
+        base_url = "http://127.0.0.1:\(port)/v1"
+        api_key_file = "\(keyFile)"
+
+        [[model]]
+        name = "small"
+        provider = "standin"
+        upstream = "plain"
+
+        [[model]]
+        name = "streamer"
+        provider = "standin"
+        upstream = "stream"
+
+        [[model]]
+        name = "broken"
+        provider = "standin"
+        upstream = "server-error"
+        fallbacks = ["small"]
+        task_types = ["other"]
+
+        [[model]]
+        name = "echo"
+        provider = "standin"
+        upstream = "echo-key"
+        task_types = ["other"]
+
+        [[model]]
+        name = "garbage"
+        provider = "standin"
+        upstream = "malformed"
+        task_types = ["other"]
+
+        [[model]]
+        name = "huge"
+        provider = "standin"
+        upstream = "huge"
+        task_types = ["other"]
+
+        [[model]]
+        name = "private"
+        provider = "standin"
+        upstream = "plain"
+        task_types = ["other"]
+        access = { users = ["1001"] }
+        """
+    }
+
+    static func daemon(_ standIn: StandIn) throws -> TestDaemon {
+        let keyDir = "/tmp/cordon-model-key-\(getpid())"
+        try? FileManager.default.removeItem(atPath: keyDir)
+        try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let keyFile = "\(keyDir)/standin.key"
+        try (key + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile, 0o600)
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", files: ["models.toml": catalog(port: standIn.port, keyFile: keyFile)])
+        chmod(d.dir, 0o755)
+        return d
+    }
+
+    static func chat(_ model: String, stream: Bool = false, _ text: String = "hi") -> JSON {
+        .object([("request", .object([("model", .string(model)), ("stream", .bool(stream)),
+                                      ("messages", .array([.object([("role", .string("user")), ("content", .string(text))])]))]))])
+    }
+
+    static func line(_ method: String, _ params: JSON) -> String {
+        JSON.object([("jsonrpc", .string("2.0")), ("id", .int(1)), ("method", .string(method)), ("params", params)]).text
+    }
+
+    static func sql(_ d: TestDaemon, _ query: String) -> String {
+        TestDaemon.exec("/usr/bin/sqlite3", ["-readonly", "\(d.stateDir)/audit.db", query]).stdout
+    }
+
+    @Test func aNamedCallAnswersThroughTheSandboxedWorkerAndIsRecorded() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        let listed = try d.call("model.list")
+        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "private"])
+        for _ in 0..<10 {
+            let r = try d.call("model.chat", Self.chat("small"))
+            #expect(r["completion"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "Hello from the stand-in")
+            #expect(r["model"]?.stringValue == "small")
+            let id = try #require(r["id"]?.stringValue)
+            #expect(r["completion"]?["id"]?.stringValue == id)
+            #expect(Self.sql(d, "SELECT outcome, model, input_tokens, output_tokens FROM model_calls WHERE completion_id = '\(id)'") == "ok|small|9|5\n")
+        }
+        // The key went to the provider, from the worker: the stand-in saw it as the bearer token.
+        #expect(Self.sql(d, "SELECT count(*) FROM model_calls WHERE policy = 'model-worker'") == "10\n")
+        // One worker, started once, in the model-worker policy's sandbox.
+        let stats = try d.call("model.stats")
+        let small = try #require(stats["models"]?.arrayValue?.first { $0["model"]?.stringValue == "small" })
+        #expect(small["calls"]?.intValue == 10)
+        #expect(small["worker"]?["starts"]?.intValue == 1)
+    }
+
+    @Test func aStreamComesAsDeltasAndItsWholeIsRecorded() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        let fd = try d.connect()
+        defer { close(fd) }
+        let request = JSON.object([("jsonrpc", .string("2.0")), ("id", .int(7)), ("method", .string("model.chat")), ("params", Self.chat("streamer", stream: true))])
+        let bytes = Array((request.text + "\n").utf8)
+        #expect(write(fd, bytes, bytes.count) == bytes.count)
+        var text = "", deltas = 0, final: JSON?
+        for _ in 0..<50 {
+            let m = try d.readResponse(fd)
+            if m["method"]?.stringValue == "model.delta" {
+                deltas += 1
+                text += m["params"]?["chunk"]?["choices"]?.arrayValue?.first?["delta"]?["content"]?.stringValue ?? ""
+            } else {
+                final = m
+                break
+            }
+        }
+        #expect(text == "Hello world")
+        #expect(deltas >= 3)
+        let result = try #require(final?["result"])
+        #expect(result["finishReason"]?.stringValue == "stop")
+        let id = try #require(result["id"]?.stringValue)
+        #expect(Self.sql(d, "SELECT stream, outcome, answer_bytes FROM model_calls WHERE completion_id = '\(id)'") == "1|ok|11\n")
+    }
+
+    @Test func aFailingModelFallsBackAndBothAttemptsAreRecorded() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        let r = try d.call("model.chat", Self.chat("broken"))
+        #expect(r["model"]?.stringValue == "small")
+        #expect(r["attempts"]?.arrayValue?.map { $0["outcome"]?.stringValue ?? "" } == ["server error", "ok"])
+        let id = try #require(r["id"]?.stringValue)
+        let attempts = Self.sql(d, "SELECT attempts FROM model_calls WHERE completion_id = '\(id)'")
+        #expect(attempts.contains("\"broken\"") && attempts.contains("\"small\""))
+    }
+
+    @Test func feedbackIsTheCallersOnceAndNobodyElses() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        // nobody (65534) makes a call; root cannot rate it as its own, nobody can, once.
+        let made = d.asUser(65534, [Self.line("model.chat", Self.chat("small"))])
+        let id = try #require(made.first?["result"]?["id"]?.stringValue, "\(made)")
+        let asRoot = try d.callError("model.feedback", .object([("id", .string(id)), ("success", .bool(true))]))
+        #expect(asRoot.code == RPCCode.notFound)
+        let feedback = Self.line("model.feedback", .object([("id", .string(id)), ("score", .double(0.25))]))
+        let answers = d.asUser(65534, [feedback, feedback,
+                                       Self.line("model.feedback", .object([("id", .string("chatcmpl-000")), ("success", .bool(true))]))])
+        #expect(answers.count == 3)
+        #expect(answers.first?["result"]?["recorded"] == .bool(true))
+        #expect(answers.dropFirst().first?["error"]?["code"]?.intValue == RPCCode.conflict)
+        #expect(answers.last?["error"]?["code"]?.intValue == RPCCode.notFound)
+        #expect(Self.sql(d, "SELECT feedback FROM model_calls WHERE completion_id = '\(id)'") == "0.25\n")
+        // A model nobody may use is not listed for them, and not callable.
+        let listed = d.asUser(65534, [Self.line("model.list", .object([])), Self.line("model.chat", Self.chat("private"))])
+        #expect(listed.first?["result"]?["models"]?.arrayValue?.contains { $0["name"]?.stringValue == "private" } == false)
+        #expect(listed.last?["error"]?["code"]?.intValue == RPCCode.unauthorized)
+    }
+
+    @Test func theKeyIsInNoRecordLogOrExplanation() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        // The stand-in echoes the key in its error, as OpenAI's 401 does part of it.
+        let refused = try d.callError("model.chat", Self.chat("echo"))
+        #expect(!refused.message.contains(Self.key))
+        _ = try d.call("model.chat", Self.chat("small"))
+        let explained = try d.call("model.explain", .object([("model", .string("auto"))]))
+        #expect(explained["choice"]?["model"]?.stringValue != nil)
+        #expect(!explained.text.contains(Self.key))
+        #expect(!(try d.call("model.stats")).text.contains(Self.key))
+        d.signal(SIGTERM)
+        _ = d.waitExit(20)
+        let dump = TestDaemon.exec("/usr/bin/sqlite3", ["-readonly", "\(d.stateDir)/audit.db", ".dump"]).stdout
+        #expect(dump.contains("echo"))
+        #expect(!dump.contains(Self.key))
+        #expect(!d.log().contains(Self.key))
+        let state = (try? String(contentsOfFile: "\(d.stateDir)/models-selector.json", encoding: .utf8)) ?? ""
+        #expect(state.contains("\"small\""))
+        #expect(!state.contains(Self.key))
+    }
+
+    @Test func aMalformedOrHugeReplyFailsTheCallNotTheDaemon() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        let garbage = try d.callError("model.chat", Self.chat("garbage"))
+        #expect(garbage.message.contains("malformed"))
+        let huge = try d.callError("model.chat", Self.chat("huge"))
+        #expect(huge.message.contains("malformed") || huge.message.contains("longer"))
+        // Still serving, the same worker or a new one.
+        let r = try d.call("model.chat", Self.chat("small"))
+        #expect(r["completion"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "Hello from the stand-in")
+        #expect(Self.sql(d, "SELECT outcome FROM model_calls ORDER BY id") == "unavailable\nunavailable\nok\n")
+    }
+
+    @Test func whatTheSelectorLearntSurvivesARestart() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        for _ in 0..<5 { _ = try d.call("model.chat", Self.chat("auto")) }
+        let before = try d.call("model.stats")
+        d.signal(SIGTERM)
+        #expect(d.waitExit(20) == 0)
+        try d.start()
+        let explained = try d.call("model.explain", .object([]))
+        let calls = explained["eligible"]?.arrayValue?.reduce(0.0) { $0 + ($1["calls"]?.doubleValue ?? 0) } ?? 0
+        #expect(calls > 3, "\(explained)")
+        // Per model: the attempts (a stream-only stand-in model asked without streaming fails,
+        // and its call falls back), the same after the restart.
+        func counts(_ stats: JSON) -> [String] {
+            stats["models"]?.arrayValue?.map { "\($0["model"]?.stringValue ?? "") \($0["calls"]?.intValue ?? -1) \($0["failures"]?.intValue ?? -1)" } ?? []
+        }
+        let after = try d.call("model.stats")
+        #expect(counts(after) == counts(before))
+        #expect((after["models"]?.arrayValue?.reduce(0) { $0 + Int($1["calls"]?.intValue ?? 0) } ?? 0) >= 5)
+    }
+
+    @Test func aKeyFileOthersCanReadStopsTheStart() throws {
+        let standIn = try StandIn()
+        let keyFile = "/tmp/cordon-model-openkey-\(getpid())"
+        try (Self.key + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile, 0o644)
+        defer { unlink(keyFile) }
+        #expect(throws: (any Error).self) {
+            _ = try TestDaemon(files: ["models.toml": Self.catalog(port: standIn.port, keyFile: keyFile)])
+        }
+    }
+}
