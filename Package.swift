@@ -37,6 +37,7 @@ let package = Package(
         .library(name: "CordonArchive", targets: ["CordonArchive"]),
         .library(name: "CordonScan", targets: ["CordonScan"]),
         .library(name: "CordonVulnDB", targets: ["CordonVulnDB"]),
+        .library(name: "CordonHTTP", targets: ["CordonHTTP"]),
         .library(name: "CordonEgress", targets: ["CordonEgress"]),
         .library(name: "CordonModels", targets: ["CordonModels"]),
     ],
@@ -66,6 +67,9 @@ let package = Package(
         // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
         .target(name: "CordonJSON"),
         .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
+        // HTTP/1.x requests read strictly and under caps: the head (the egress proxy's and the
+        // endpoint engine's), Content-Length and chunked bodies, pipelining (pure).
+        .target(name: "CordonHTTP", dependencies: ["CordonPolicy"]),
         // JSON Schema (draft 2020-12) for MCP tool arguments: compiled once, validated under caps (pure).
         .target(name: "CordonSchema", dependencies: ["CordonJSON"]),
         // The shipped policies/ and profiles/ (symlinked into the target), embedded in the binary.
@@ -127,7 +131,7 @@ let package = Package(
 
         // LAYER 4 · engines
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
-        .target(name: "CordonEgress", dependencies: ["CordonPolicy", "CordonSystem", "CLinux"]),
+        .target(name: "CordonEgress", dependencies: ["CordonHTTP", "CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
             "CordonSystem", "CordonPolicy", "CordonConfig", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
         ]),
@@ -138,6 +142,10 @@ let package = Package(
         .target(name: "CordonServices", dependencies: ["CordonSandbox", "CordonSystem", "CordonRPC", "CordonJSON", "CordonResilience", "CordonMCP"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
         .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
+        // cordond's OpenAI-compatible endpoint, the HTTP/1.1 side: an event loop that accepts
+        // (Unix: SO_PEERCRED; TCP: TCP_NODELAY), reads requests under caps and deadlines, and
+        // writes responses that handlers produce on other threads, whole or streamed.
+        .target(name: "CordonHTTPServer", dependencies: ["CordonHTTP", "CordonSystem", "CordonJSON", "CLinux"]),
 
         // LAYER 5 · daemon services
         // cordond: socket server, JSON-RPC, authorization, scheduler, audit, metrics.
@@ -217,7 +225,10 @@ let package = Package(
         // Links all five C libraries: proves the -dev packages CI installs are complete. (The
         // cordon binary itself loads only what `cordon run` needs: start-up time counts.)
         .testTarget(name: "SystemLibraryTests", dependencies: ["CSeccomp", "CCap", "CSQLite", "CCurl", "CArchive"]),
-        .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonPolicy", "CordonSystem"]),
+        .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonHTTP", "CordonPolicy", "CordonSystem"]),
+        .testTarget(name: "CordonHTTPTests", dependencies: ["CordonHTTP"]),
+        .testTarget(name: "CordonHTTPServerTests", dependencies: ["CordonHTTPServer", "CordonHTTP", "CordonSystem", "CLinux"],
+                    exclude: ["http_clients.py"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"],
                     exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py"]),

@@ -28,7 +28,7 @@ let package = Package(
         fuzzTarget("OSV", ["CordonVulnDB", "CordonScan"]),
         fuzzTarget("DNS", ["CordonEgress", "CordonPolicy"]),
         fuzzTarget("ClientHello", ["CordonEgress", "CordonPolicy"]),
-        fuzzTarget("HTTP", ["CordonEgress", "CordonPolicy"]),
+        fuzzTarget("HTTP", ["CordonHTTP", "CordonPolicy"]),
         fuzzTarget("Models", ["CordonModels", "CordonJSON"]),
     ]
 )

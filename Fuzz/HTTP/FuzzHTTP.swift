@@ -1,4 +1,4 @@
-import CordonEgress
+import CordonHTTP
 import CordonPolicy
 import FuzzSupport
 

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CordonHTTP
 import CordonPolicy
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 @testable import CordonEgress
+import CordonHTTP
 import CordonPolicy
 import Testing
 

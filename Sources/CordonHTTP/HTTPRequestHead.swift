@@ -1,4 +1,9 @@
 import CordonPolicy
+
+// The request head as the egress proxy and the endpoint engine (CordonHTTPServer) both read it:
+// one strict parser for every HTTP/1.x request that reaches Cordon. Moved here from CordonEgress
+// so that the engine, which must not link the egress code, reads heads the same way.
+
 /// A host as a client names it: a DNS name (normalised) or an IP literal.
 public enum EgressHost: Hashable, Sendable, CustomStringConvertible {
     case name(String)
@@ -65,6 +70,25 @@ public struct Authority: Hashable, Sendable, CustomStringConvertible {
 public struct HTTPHeader: Equatable, Sendable {
     public let name: String
     public let value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+extension Array where Element == HTTPHeader {
+    /// The first value of the header `name`, compared without case (ASCII).
+    public func first(_ name: String) -> String? {
+        let wanted = name.lowercased()
+        return first { $0.name.lowercased() == wanted }?.value
+    }
+
+    /// Every value of the header `name`, compared without case (ASCII), in order.
+    public func all(_ name: String) -> [String] {
+        let wanted = name.lowercased()
+        return filter { $0.name.lowercased() == wanted }.map(\.value)
+    }
 }
 
 /// A parsed HTTP/1.x request head (request line and headers), strictly: lines end in CRLF,
@@ -123,12 +147,34 @@ public struct HTTPHeadParser: Sendable {
         case invalid(String)
     }
 
+    /// Why a head was refused, for the status a server answers with.
+    public enum Rejection: Equatable, Sendable {
+        /// Longer than `limit` (431).
+        case tooLarge
+        /// More header lines than `maxHeaders` (431).
+        case tooManyHeaders
+        /// Not HTTP/1.0 or HTTP/1.1 (505).
+        case unsupportedVersion
+        /// Anything else (400).
+        case malformed
+    }
+
     public let limit: Int
+    public let maxHeaders: Int
+    public let asciiOnly: Bool
+    /// Set with `.invalid`.
+    public private(set) var rejection: Rejection?
     private var buffer: [UInt8] = []
     private var scanned = 0
     private var done: Outcome?
 
-    public init(limit: Int = 16 * 1024) { self.limit = limit }
+    /// `maxHeaders`: header lines allowed; `asciiOnly`: a byte above 0x7F anywhere in the head
+    /// is refused (the endpoint's heads are ASCII; the proxy passes UTF-8 values through).
+    public init(limit: Int = 16 * 1024, maxHeaders: Int = .max, asciiOnly: Bool = false) {
+        self.limit = limit
+        self.maxHeaders = maxHeaders
+        self.asciiOnly = asciiOnly
+    }
 
     public mutating func feed(_ bytes: some Collection<UInt8>) -> Outcome {
         if let done { return done }
@@ -137,6 +183,7 @@ public struct HTTPHeadParser: Sendable {
         while i < buffer.count {
             let b = buffer[i]
             if b == 0 { return finish(.invalid("NUL byte in the request head")) }
+            if b >= 0x80 && asciiOnly { return finish(.invalid("non-ASCII byte in the request head")) }
             if b == UInt8(ascii: "\n") && (i == 0 || buffer[i - 1] != UInt8(ascii: "\r")) {
                 return finish(.invalid("bare LF in the request head"))
             }
@@ -145,30 +192,35 @@ public struct HTTPHeadParser: Sendable {
                 if buffer[i + 1] != UInt8(ascii: "\n") { return finish(.invalid("bare CR in the request head")) }
             }
             if b == UInt8(ascii: "\n") && i >= 3 && buffer[i - 3] == UInt8(ascii: "\r") && buffer[i - 2] == UInt8(ascii: "\n") {
-                if i + 1 > limit { return finish(.invalid("request head larger than \(limit) bytes")) }
-                return finish(Self.parse(Array(buffer[0...i]), extra: buffer.count - i - 1))
+                if i + 1 > limit { return finish(.invalid("request head larger than \(limit) bytes"), .tooLarge) }
+                let (outcome, rejection) = Self.parse(Array(buffer[0...i]), extra: buffer.count - i - 1, maxHeaders: maxHeaders)
+                return finish(outcome, rejection)
             }
             i += 1
         }
         scanned = i
-        if buffer.count > limit || scanned >= limit { return finish(.invalid("request head larger than \(limit) bytes")) }
+        if buffer.count > limit || scanned >= limit { return finish(.invalid("request head larger than \(limit) bytes"), .tooLarge) }
         return .needMore
     }
 
-    private mutating func finish(_ outcome: Outcome) -> Outcome {
+    private mutating func finish(_ outcome: Outcome, _ why: Rejection? = .malformed) -> Outcome {
         done = outcome
+        if case .invalid = outcome { rejection = why ?? .malformed }
         buffer = []
         return outcome
     }
 
-    static func isTokenByte(_ b: UInt8) -> Bool {
+    /// A byte of an RFC 9110 token (methods, header names).
+    public static func isTokenByte(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
         default: return Array("!#$%&'*+-.^_`|~".utf8).contains(b)
         }
     }
 
-    static func parse(_ head: [UInt8], extra: Int) -> Outcome {
+    private static func bad(_ message: String, _ why: Rejection = .malformed) -> (Outcome, Rejection?) { (.invalid(message), why) }
+
+    static func parse(_ head: [UInt8], extra: Int, maxHeaders: Int) -> (Outcome, Rejection?) {
         // Lines without their CRLF; the last two are empty (the terminator).
         var lines: [ArraySlice<UInt8>] = []
         var start = 0
@@ -176,41 +228,42 @@ public struct HTTPHeadParser: Sendable {
             lines.append(head[start..<(i - 1)])
             start = i + 1
         }
-        guard lines.count >= 2, lines.last?.isEmpty == true else { return .invalid("malformed head") }
+        guard lines.count >= 2, lines.last?.isEmpty == true else { return bad("malformed head") }
         let requestLine = lines[0]
-        if requestLine.isEmpty { return .invalid("empty request line") }
+        if requestLine.isEmpty { return bad("empty request line") }
         let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return .invalid("request line is not METHOD TARGET VERSION") }
-        guard (1...32).contains(parts[0].count), parts[0].allSatisfy(isTokenByte) else { return .invalid("bad method") }
-        guard !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return .invalid("bad request target") }
+        guard parts.count == 3 else { return bad("request line is not METHOD TARGET VERSION") }
+        guard (1...32).contains(parts[0].count), parts[0].allSatisfy(isTokenByte) else { return bad("bad method") }
+        guard !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return bad("bad request target") }
         let version = String(decoding: parts[2], as: UTF8.self)
-        guard version == "HTTP/1.1" || version == "HTTP/1.0" else { return .invalid("unsupported version") }
+        guard version == "HTTP/1.1" || version == "HTTP/1.0" else { return bad("unsupported version", .unsupportedVersion) }
         let method = String(decoding: parts[0], as: UTF8.self)
 
         var headers: [HTTPHeader] = []
         var hostValues: [ArraySlice<UInt8>] = []
+        if lines.count - 2 > maxHeaders { return bad("more than \(maxHeaders) header lines", .tooManyHeaders) }
         for line in lines[1..<(lines.count - 1)] {
-            guard let first = line.first else { return .invalid("empty header line") }
-            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { return .invalid("obs-fold (continuation line)") }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return .invalid("header line without a colon") }
+            guard let first = line.first else { return bad("empty header line") }
+            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { return bad("obs-fold (continuation line)") }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return bad("header line without a colon") }
             let name = line[line.startIndex..<colon]
             guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
-                return .invalid(name.last == UInt8(ascii: " ") || name.last == UInt8(ascii: "\t") ? "whitespace before a header colon" : "bad header name")
+                return bad(name.last == UInt8(ascii: " ") || name.last == UInt8(ascii: "\t") ? "whitespace before a header colon" : "bad header name")
             }
             var value = line[(colon + 1)...]
-            if value.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7f }) { return .invalid("control character in a header value") }
+            if value.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7f }) { return bad("control character in a header value") }
             while let f = value.first, f == 0x20 || f == 0x09 { value = value.dropFirst() }
             while let l = value.last, l == 0x20 || l == 0x09 { value = value.dropLast() }
             let nameText = String(decoding: name, as: UTF8.self)
             if nameText.lowercased() == "host" { hostValues.append(value) }
             headers.append(HTTPHeader(name: nameText, value: String(decoding: value, as: UTF8.self)))
         }
-        if hostValues.count > 1 { return .invalid("more than one Host header") }
+        if hostValues.count > 1 { return bad("more than one Host header") }
         var host: Authority?
         if let v = hostValues.first {
             switch Authority.parse(v) {
             case .success(let a): host = a
-            case .failure(let e): return .invalid("Host: \(e.reason)")
+            case .failure(let e): return bad("Host: \(e.reason)")
             }
         }
 
@@ -218,42 +271,42 @@ public struct HTTPHeadParser: Sendable {
         let target: HTTPRequestHead.Target
         if method == "CONNECT" {
             switch Authority.parse(rawTarget) {
-            case .failure(let e): return .invalid("CONNECT target: \(e.reason)")
+            case .failure(let e): return bad("CONNECT target: \(e.reason)")
             case .success(let a):
-                guard a.port != nil else { return .invalid("CONNECT target without a port") }
+                guard a.port != nil else { return bad("CONNECT target without a port") }
                 if let host, host.host != a.host || (host.port != nil && host.port != a.port) {
-                    return .invalid("Host \(host) disagrees with the CONNECT target \(a)")
+                    return bad("Host \(host) disagrees with the CONNECT target \(a)")
                 }
                 target = .authority(a)
             }
         } else {
-            guard host != nil else { return .invalid("no Host header") }
+            guard host != nil else { return bad("no Host header") }
             if rawTarget.first == UInt8(ascii: "/") {
                 target = .origin(String(decoding: rawTarget, as: UTF8.self))
             } else if rawTarget.elementsEqual("*".utf8) {
-                guard method == "OPTIONS" else { return .invalid("asterisk-form target outside OPTIONS") }
+                guard method == "OPTIONS" else { return bad("asterisk-form target outside OPTIONS") }
                 target = .asterisk
             } else {
                 let scheme = Array("http://".utf8)
                 guard rawTarget.count > scheme.count,
                       zip(rawTarget.prefix(scheme.count), scheme).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 }) else {
-                    return .invalid("request target is neither origin-form nor an http:// absolute URI")
+                    return bad("request target is neither origin-form nor an http:// absolute URI")
                 }
                 let rest = rawTarget.dropFirst(scheme.count)
                 let end = rest.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? rest.endIndex
-                guard case .success(let a) = Authority.parse(rest[rest.startIndex..<end]) else { return .invalid("bad authority in the absolute URI") }
+                guard case .success(let a) = Authority.parse(rest[rest.startIndex..<end]) else { return bad("bad authority in the absolute URI") }
                 let pathBytes = rest[end...]
                 var path = String(decoding: pathBytes, as: UTF8.self)
                 if path.hasPrefix("#") { path = "" }
                 if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
                 if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
                 guard let host, host.host == a.host, (host.port ?? 80) == (a.port ?? 80) else {
-                    return .invalid("Host disagrees with the absolute URI's authority \(a)")
+                    return bad("Host disagrees with the absolute URI's authority \(a)")
                 }
                 target = .absolute(a, path: path)
             }
         }
-        return .head(HTTPRequestHead(method: method, target: target, version: version, headers: headers, host: host,
-                                     headLength: head.count, bytesAfterHead: extra, raw: head))
+        return (.head(HTTPRequestHead(method: method, target: target, version: version, headers: headers, host: host,
+                                      headLength: head.count, bytesAfterHead: extra, raw: head)), nil)
     }
 }
