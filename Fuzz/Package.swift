@@ -29,6 +29,7 @@ let package = Package(
         fuzzTarget("DNS", ["CordonEgress", "CordonPolicy"]),
         fuzzTarget("ClientHello", ["CordonEgress", "CordonPolicy"]),
         fuzzTarget("HTTP", ["CordonHTTP", "CordonPolicy"]),
+        fuzzTarget("HTTPRequest", ["CordonHTTP"]),
         fuzzTarget("Models", ["CordonModels", "CordonJSON"]),
     ]
 )

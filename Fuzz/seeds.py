@@ -215,6 +215,18 @@ for i, h in enumerate([
         "GET / HTTP/1.1\r\nHost: a.com\r\nX: y\r\n folded\r\n\r\n"]):
     put("http", f"head{i}", h)
 
+# httprequest: what the endpoint's clients send, one request or several pipelined.
+for i, r in enumerate([
+        "GET /v1/models HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer t\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        "GET /v1/models HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "POST /v1/feedback HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+        "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"]):
+    put("httprequest", f"request{i}", r)
+
 # models: the first byte picks the parser (0 a client's request, 1 an upstream reply, 2 or 3 an
 # SSE stream, 4 models.toml); the rest is its input.
 chat = {"model": "auto:code", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]},

@@ -199,6 +199,9 @@ public struct HTTPRequestReader: Sendable {
         }
     }
 
+    /// True once a request was refused: nothing more is read (a server stops reading).
+    public var hasFailed: Bool { failure != nil }
+
     /// Bytes held: queued requests' bodies and the body being read (the server stops reading
     /// ahead while a request is in flight and this is large).
     public var bufferedBytes: Int {

@@ -169,7 +169,7 @@ final class HTTPConnection: @unchecked Sendable {
         if !outputEmpty { wanted.insert(.writable) }
         if lingering {
             wanted.insert(.readable)
-        } else if !closeWhenFlushed && ((!inFlight && outputEmpty) || reader.bufferedBytes < Self.readAhead) {
+        } else if !closeWhenFlushed && !reader.hasFailed && ((!inFlight && outputEmpty) || reader.bufferedBytes < Self.readAhead) {
             // While a response is under way the socket is still read (a bounded read-ahead),
             // so that a client that leaves is noticed before the response ends.
             wanted.insert(.readable)

@@ -368,3 +368,34 @@ import Testing
         #expect(h.acceptedCount == 1)
     }
 }
+
+/// Framing the engine chooses for a streamed response, by what the client speaks.
+@Suite(.serialized) struct HTTPResponseFramingTests {
+    static let stream: HTTPServer.Handler = { _, _, responder in
+        responder.start(status: 200, headers: [HTTPHeader(name: "Content-Type", value: "text/event-stream")])
+        responder.write(Array("data: a\n\n".utf8))
+        responder.write(Array("data: b\n\n".utf8))
+        responder.finish()
+    }
+
+    @Test func anHTTP10ClientGetsTheStreamUntilClose() throws {
+        let h = try ServerHarness(tcp: false, handler: Self.stream)
+        defer { h.close() }
+        let c = try h.connect()
+        c.send("GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        let (bytes, closed) = c.read { _ in false }
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(closed && text.hasSuffix("\r\n\r\ndata: a\n\ndata: b\n\n") && text.contains("Connection: close\r\n"), "\(text)")
+        #expect(!text.lowercased().contains("transfer-encoding"))
+    }
+
+    @Test func aHeadRequestGetsNoBodyAndTheConnectionGoesOn() throws {
+        let h = try ServerHarness(tcp: false) { _, _, responder in responder.respond(status: 200, body: Array("body".utf8)) }
+        defer { h.close() }
+        let c = try h.connect()
+        c.send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (bytes, _) = c.read { String(decoding: $0, as: UTF8.self).hasSuffix("body") }
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.components(separatedBy: "Content-Length: 4\r\n").count == 3 && text.components(separatedBy: "body").count == 2, "\(text)")
+    }
+}
