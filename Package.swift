@@ -228,7 +228,7 @@ let package = Package(
         .testTarget(name: "CordonEgressTests", dependencies: ["CordonEgress", "CordonHTTP", "CordonPolicy", "CordonSystem"]),
         .testTarget(name: "CordonHTTPTests", dependencies: ["CordonHTTP"]),
         .testTarget(name: "CordonHTTPServerTests", dependencies: ["CordonHTTPServer", "CordonHTTP", "CordonSystem", "CLinux"],
-                    exclude: ["http_clients.py"]),
+                    exclude: ["http_clients.py", "openai_client.py"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"],
                     exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py"]),
