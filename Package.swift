@@ -161,7 +161,7 @@ let package = Package(
         ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
-            "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels",
+            "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels", "CordonHTTP", "CordonHTTPServer",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

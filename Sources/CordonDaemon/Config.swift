@@ -72,6 +72,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public init() {}
 
     public var socket: String { socketPath ?? "\(runtimeDir)/cordon.sock" }
+    /// The OpenAI-compatible endpoint's Unix socket (served when models.toml exists): beside
+    /// the daemon's socket, with its group and mode.
+    public var endpointSocket: String {
+        let dir = socket.lastIndex(of: "/").map { String(socket[..<$0]) } ?? runtimeDir
+        return "\(dir.isEmpty ? "/" : dir)/openai.sock"
+    }
     public var auditPath: String { "\(stateDir)/audit.db" }
     public var tasksDir: String { "\(stateDir)/tasks" }
     public var cacheDir: String { "\(stateDir)/cache" }

@@ -36,6 +36,8 @@ public final class Daemon: @unchecked Sendable {
     let tools: ToolGateway
     /// The model gateway: models.toml in the config directory, read at start (nil: none).
     let models: ModelGateway?
+    /// The endpoint's bearer tokens (models.toml's `[endpoint] tokens`), read at start.
+    let endpointTokens: [(token: [UInt8], uid: UInt32)]
     /// What the config files looked like when the tools were last read (`reloadTools`).
     private var toolFiles: [String] = []
     let startedAt = UTCTime.epochSeconds()
@@ -82,6 +84,11 @@ public final class Daemon: @unchecked Sendable {
             }
         } catch { throw StartError(description: "the tool registry: \(error)") }
         models = try Self.loadModels(config: config, policies: policies, environment: tasks.environment, authorizer: authorizer, log: log)
+        if let endpoint = models?.catalog.endpoint {
+            do { endpointTokens = try ModelEndpoint.readTokens(endpoint.tokensFile) } catch { throw StartError(description: error.description) }
+        } else {
+            endpointTokens = []
+        }
         logTools(changed: nil)
     }
 
@@ -205,7 +212,7 @@ public final class Daemon: @unchecked Sendable {
             listener = inherited
             log.info("using the socket systemd passed (socket activation)")
         } else {
-            do { listener = try bindSocket() } catch {
+            do { listener = try bindSocket(config.socket) } catch {
                 log.critical("cannot listen", metadata: ["socket": "\(config.socket)", "error": "\(error)"])
                 event("daemon-stop", .object([("reason", .string("listen failed: \(error)"))]))
                 store.close()
@@ -228,6 +235,20 @@ public final class Daemon: @unchecked Sendable {
         guard (try? Threads.detach("cordond-loop", signals: .noSIGPIPE, { server.run() })) != nil else {
             log.critical("cannot start the event loop's thread")
             return 1
+        }
+        var endpoint: ModelEndpoint?
+        if let models {
+            let e = ModelEndpoint(daemon: self, tokens: endpointTokens)
+            do { try e.start(catalog: models.catalog) } catch {
+                log.critical("cannot serve the OpenAI-compatible endpoint", metadata: ["error": "\(error)"])
+                server.stopAccepting()
+                if ownsSocket { unlink(config.socket) }
+                store.close()
+                return 1
+            }
+            endpoint = e
+            log.info("OpenAI-compatible endpoint", metadata: ["socket": "\(config.endpointSocket)",
+                                                             "tcp": "\(models.catalog.endpoint.map { "\($0.host):\($0.port)" } ?? "-")"])
         }
         var metricsFD: Int32 = -1
         if let port = config.metricsPort {
@@ -272,6 +293,7 @@ public final class Daemon: @unchecked Sendable {
         server.stopAccepting()
         if ownsSocket { unlink(config.socket) }
         if metricsFD >= 0 { shutdown(metricsFD, Int32(SHUT_RDWR)); close(metricsFD) }
+        endpoint?.stop(graceSeconds: min(10, config.drainSeconds))
         tasks.drain(seconds: config.drainSeconds, by: Peer(uid: 0, gid: 0, pid: getpid(), groups: [0], exe: "cordond (drain)"))
         tools.stop(until: MonotonicClock.now + 10)
         models?.stop(until: MonotonicClock.now + 10)
@@ -371,8 +393,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Binds the socket: created 0600 (umask), then given its group and mode. A socket file
     /// left by a crashed daemon is replaced; one a live daemon answers on is not.
-    private func bindSocket() throws(SystemError) -> Int32 {
-        let path = config.socket
+    func bindSocket(_ path: String) throws(SystemError) -> Int32 {
         if case .other = FileSystem.kind(path) {
             let probe = cl_unix_connect(path)
             if probe >= 0 {

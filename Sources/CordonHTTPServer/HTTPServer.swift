@@ -152,7 +152,16 @@ public final class HTTPServer: @unchecked Sendable {
         case .unix:
             var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
             guard cl_peer_cred(fd, &uid, &gid, &pid) == 0 else { return nil }
-            return .unix(uid: uid, gid: gid, pid: pid)
+            // SO_PEERGROUPS: room for 64 first; past that the kernel answers ERANGE and copies
+            // nothing, and NGROUPS_MAX always fits. A partial list is never read: no peer.
+            var groups = [UInt32](repeating: 0, count: 64)
+            var n = cl_peer_groups(fd, &groups, Int32(groups.count))
+            if n < 0 && errno == ERANGE {
+                groups = [UInt32](repeating: 0, count: 65536)
+                n = cl_peer_groups(fd, &groups, Int32(groups.count))
+            }
+            guard n >= 0 else { return nil }
+            return .unix(uid: uid, gid: gid, pid: pid, groups: Array(Set([gid] + groups.prefix(Int(n)))).sorted())
         case .tcp:
             // Without it each small response waits for the client's delayed ACK (~40 ms).
             var one: Int32 = 1
@@ -170,7 +179,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Takes a slot for `peer`, closing the oldest idle connection when a cap is reached; the
     /// refusal's message when no connection can make room.
     private func admit(_ peer: HTTPPeer) -> String? {
-        if case .unix(let uid, _, _) = peer {
+        if case .unix(let uid, _, _, _) = peer {
             let mine = connections.values.filter { $0.peer.uid == uid }
             if mine.count >= configuration.maxConnectionsPerUser {
                 guard let victim = oldestIdle(mine) else {
@@ -240,8 +249,9 @@ public struct HTTPServerConfiguration: Sendable {
 
 /// Who is on the other end of a connection.
 public enum HTTPPeer: Equatable, Sendable, CustomStringConvertible {
-    /// A Unix socket peer, from SO_PEERCRED (as of its connect).
-    case unix(uid: UInt32, gid: UInt32, pid: Int32)
+    /// A Unix socket peer, from SO_PEERCRED and SO_PEERGROUPS (as of its connect): its primary
+    /// and supplementary groups.
+    case unix(uid: UInt32, gid: UInt32, pid: Int32, groups: [UInt32])
     /// A TCP peer: its address and port. Loopback tells us no user: the handler identifies the
     /// caller by its `Authorization: Bearer` token.
     case tcp(address: String, port: UInt16)
@@ -250,13 +260,13 @@ public enum HTTPPeer: Equatable, Sendable, CustomStringConvertible {
 
     /// The uid of a Unix peer.
     public var uid: UInt32? {
-        if case .unix(let uid, _, _) = self { return uid }
+        if case .unix(let uid, _, _, _) = self { return uid }
         return nil
     }
 
     public var description: String {
         switch self {
-        case .unix(let uid, let gid, let pid): return "uid \(uid) gid \(gid) pid \(pid)"
+        case .unix(let uid, let gid, let pid, _): return "uid \(uid) gid \(gid) pid \(pid)"
         case .tcp(let address, let port): return address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
         }
     }
