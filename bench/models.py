@@ -1,0 +1,593 @@
+"""bench/models.sh's measurements, with the official `openai` client (2.x, tools/pydeps/models.in).
+
+Usage: models.py run           (bench/models.sh sets the environment below)
+       models.py cordon-config (prints the models.toml a cordond under test needs)
+       models.py script        (prints part (b)'s phases and the expected reward of every arm)
+
+Environment: MODELS_NETNS (run the stand-ins and LiteLLM inside this network namespace; empty:
+on this host), MODELS_ADDR (the address they listen on, 10.231.0.2), MODELS_PYTHON (the venv's
+python3), CORDON_URL (an OpenAI base URL, http://127.0.0.1:8089/v1) with CORDON_TOKEN, or
+CORDON_SOCKET (cordond's Unix socket; the base URL is then http://localhost/v1), MODELS_CALLS,
+MODELS_ROUNDS, MODELS_SECONDS, MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES,
+MODELS_PARTS (a, b or ab).
+
+(a) Gateway overhead. One stand-in that answers at once (ADDR:9100). The client calls it directly,
+    through LiteLLM's proxy (one deployment) and through Cordon (model "bench-overhead"),
+    MODELS_CALLS sequential non-streaming calls per path in each of MODELS_ROUNDS rounds that
+    alternate the paths (a change in the machine's load falls on all), after 50 warm-up calls;
+    p50/p95 and the latency each gateway adds at p50 over direct. Then calls per second from 8
+    concurrent clients (AsyncOpenAI, one process) for MODELS_SECONDS per path.
+
+(b) Selection on a non-stationary workload. Three stand-ins (fast ADDR:9101, steady :9102, large
+    :9103), behaviour changed by phase through their /control endpoint (`models.py script`
+    prints the phases). Every call asks "what is A+B?"; the client judges the answer itself,
+    and tells Cordon (POST /v1/feedback {"id", "success", "score"}); LiteLLM has no such input.
+    Reward of a call, the objective of Cordon's [selector] (docs/models.md):
+      0.6·success + 0.3·(1 − min(1, latency/L_ref)) + 0.1·(1 − min(1, cost/C_ref)),
+    success = answered and right, L_ref = 100 ms (the scripted latencies are 10–90 ms; Cordon's
+    default 10 s would make latency count for nothing here), C_ref = 0.01 (about the dearest
+    scripted call). Prices per 1k tokens are fixed per stand-in (configuration, as a real
+    price list is); the cost of a call changes by phase through the tokens a stand-in reports.
+    Oracle per phase = the arm of highest expected reward, computed from the script (success
+    and cost exactly, the latency term by Monte Carlo from the scripted log-normal latency).
+    Regret = Σ over calls of (oracle's expected reward − the expected reward of the arm that
+    served the call): the chosen arm's expected reward, not the sampled one, to cut noise. The
+    arm that served a call is read from the stand-ins' own logs (a tag in the prompt), so it
+    does not depend on what a gateway reports; a call no stand-in saw has reward 0, and every
+    upstream attempt of a retried call counts as a call of its own. The realised reward (what
+    the dice gave, latency as the stand-in timed it) is shown beside it.
+    Each strategy gets the same workload (questions and stand-in seeds) from a fresh start:
+    LiteLLM a fresh proxy per strategy (`simple-shuffle`, `latency-based-routing`,
+    `least-busy`; deployments in the order fast, steady, large; num_retries
+    MODELS_LITELLM_RETRIES, 0 by default, and no client retries: this measures choices, not
+    failover); Cordon asks for "auto:chat" and needs a fresh state directory.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+STANDIN = os.path.join(ROOT, "tools", "model-standin.py")
+
+NETNS = os.environ.get("MODELS_NETNS", "")
+ADDR = os.environ.get("MODELS_ADDR", "127.0.0.1")
+PYTHON = os.environ.get("MODELS_PYTHON", sys.executable)
+CALLS = int(os.environ.get("MODELS_CALLS", "1000"))
+ROUNDS = int(os.environ.get("MODELS_ROUNDS", "3"))
+SECONDS = float(os.environ.get("MODELS_SECONDS", "10"))
+PHASE_CALLS = int(os.environ.get("MODELS_PHASE_CALLS", "300"))
+SEEDS = int(os.environ.get("MODELS_SEEDS", "1"))
+RETRIES = int(os.environ.get("MODELS_LITELLM_RETRIES", "0"))
+PARTS = os.environ.get("MODELS_PARTS", "ab")
+CORDON_URL = os.environ.get("CORDON_URL", "")
+CORDON_TOKEN = os.environ.get("CORDON_TOKEN", "")
+CORDON_SOCKET = os.environ.get("CORDON_SOCKET", "")
+CORDON_MODEL = os.environ.get("MODELS_CORDON_MODEL", "auto:chat")
+
+OVERHEAD_PORT = 9100
+ARM_PORTS = [9101, 9102, 9103]
+LITELLM_PORT = 4000
+
+# --- part (b)'s script ---------------------------------------------------------------------
+
+WEIGHTS = (0.6, 0.3, 0.1)          # success, latency, cost: Cordon's [selector] defaults
+LATENCY_REFERENCE_MS = 100.0
+COST_REFERENCE = 0.01
+PROMPT_TOKENS = 500
+SPREAD = 0.3                       # standard deviation of ln(latency)
+ARMS = ["fast", "steady", "large"]
+PRICES = {"fast": (0.0005, 0.0015), "steady": (0.003, 0.006), "large": (0.004, 0.012)}  # per 1k in, out
+
+
+def arm(error, wrong, latency_ms, tokens):
+    return {"error_rate": error, "correctness": round(1 - wrong, 6), "latency_ms": latency_ms, "completion_tokens": tokens}
+
+
+# Phase 1: steady is best; fast is quick and cheap but wrong 40 % of the time; large is slow
+# and verbose. Phase 2: steady degrades (30 % errors, 87.5 ms), large gets quick and terse:
+# large is best. Phase 3: fast is fixed (3 % wrong): fast is best, an arm a learner that
+# forgets nothing has learnt to avoid. (DiscountedThompsonSimulationTests' workload, its
+# seconds scaled to milliseconds by 1/40, price changes carried by token counts.)
+PHASES = [
+    {"fast": arm(0.01, 0.40, 10.0, 200), "steady": arm(0.02, 0.05, 37.5, 300), "large": arm(0.05, 0.05, 75.0, 800)},
+    {"fast": arm(0.01, 0.40, 10.0, 200), "steady": arm(0.30, 0.05, 87.5, 300), "large": arm(0.03, 0.05, 25.0, 300)},
+    {"fast": arm(0.01, 0.03, 15.0, 200), "steady": arm(0.30, 0.05, 87.5, 300), "large": arm(0.03, 0.05, 25.0, 300)},
+]
+
+
+def call_cost(name, completion_tokens):
+    p_in, p_out = PRICES[name]
+    return (PROMPT_TOKENS * p_in + completion_tokens * p_out) / 1000
+
+
+def reward(success, latency_ms, cost):
+    w_s, w_l, w_c = WEIGHTS
+    return w_s * success + w_l * (1 - min(1.0, latency_ms / LATENCY_REFERENCE_MS)) + w_c * (1 - min(1.0, cost / COST_REFERENCE))
+
+
+def expected_rewards():
+    """μ[phase][arm] from the script; the latency term by Monte Carlo (fixed seed, 200000 draws)."""
+    rng = random.Random(0xACE)
+    draws = [rng.gauss(0, 1) for _ in range(200_000)]
+    table = []
+    for phase in PHASES:
+        row = {}
+        for name in ARMS:
+            s = phase[name]
+            success = (1 - s["error_rate"]) * s["correctness"]
+            latency = sum(1 - min(1.0, s["latency_ms"] * math.exp(SPREAD * z) / LATENCY_REFERENCE_MS) for z in draws) / len(draws)
+            cost = call_cost(name, s["completion_tokens"])
+            row[name] = WEIGHTS[0] * success + WEIGHTS[1] * latency + WEIGHTS[2] * (1 - min(1.0, cost / COST_REFERENCE))
+        table.append(row)
+    return table
+
+
+# --- processes -----------------------------------------------------------------------------
+
+def in_netns(argv):
+    return ["ip", "netns", "exec", NETNS] + argv if NETNS else argv
+
+
+class Processes:
+    """Everything this run starts, stopped by pid (each in its own process group) at the end."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, env=None, stdout=subprocess.PIPE, log=None):
+        p = subprocess.Popen(in_netns(argv), env=env, stdout=stdout, stderr=log or subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def stop_all(self):
+        for p in list(reversed(self.procs)):
+            self.stop(p)
+
+
+PROCS = Processes()
+
+
+def start_standin(name, port, **behaviour):
+    argv = [sys.executable, STANDIN, "--host", ADDR, "--port", str(port), "--name", name, "--models", name,
+            "--prompt-tokens", str(PROMPT_TOKENS)]
+    for k, v in behaviour.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    p = PROCS.start(argv)
+    line = p.stdout.readline().strip()
+    if not line.isdigit():
+        raise RuntimeError(f"stand-in {name} did not start (is {ADDR}:{port} free?)")
+    return f"http://{ADDR}:{port}"
+
+
+def http_json(url, body=None, timeout=10):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def litellm_version():
+    out = subprocess.run([PYTHON, "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "?"
+
+
+class LiteLLM:
+    """A fresh LiteLLM proxy (one worker) on ADDR:4000 with the given deployments and strategy."""
+
+    def __init__(self, scratch, group, deployments, strategy="simple-shuffle"):
+        self.key = "sk-" + secrets.token_hex(24)
+        self.dir = tempfile.mkdtemp(prefix="litellm.", dir=scratch)
+        config = os.path.join(self.dir, "config.yaml")
+        lines = ["model_list:"]
+        for ident, base, upstream in deployments:
+            lines += [f"  - model_name: {group}",
+                      f"    litellm_params: {{model: openai/{upstream}, api_base: \"{base}/v1\", api_key: dummy}}",
+                      f"    model_info: {{id: {ident}}}"]
+        lines += ["router_settings:", f"  routing_strategy: {strategy}", f"  num_retries: {RETRIES}",
+                  "general_settings:", "  master_key: os.environ/LITELLM_MASTER_KEY",
+                  ]
+        with open(config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        env = dict(os.environ, LITELLM_MASTER_KEY=self.key, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR",
+                   HOME=self.dir, NO_PROXY="*", PYTHONDONTWRITEBYTECODE="1")
+        for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+            env.pop(k, None)
+        self.log = open(os.path.join(self.dir, "proxy.log"), "w")
+        started = time.perf_counter()
+        self.proc = PROCS.start([PYTHON, "-m", "litellm.proxy.proxy_cli", "--config", config, "--host", ADDR,
+                                 "--port", str(LITELLM_PORT), "--num_workers", "1"], env=env,
+                                stdout=self.log, log=self.log)
+        self.url = f"http://{ADDR}:{LITELLM_PORT}"
+        deadline = time.monotonic() + 180
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"LiteLLM exited ({self.proc.returncode}); its log: {self.log.name}")
+            try:
+                urllib.request.urlopen(self.url + "/health/liveliness", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"LiteLLM did not answer in 180 s; its log: {self.log.name}")
+                time.sleep(0.2)
+        self.startup = time.perf_counter() - started
+
+    def stop(self):
+        PROCS.stop(self.proc)
+        self.log.close()
+
+
+# --- clients -------------------------------------------------------------------------------
+
+def make_client(base_url, key, uds=None, asynchronous=False):
+    import httpx
+    import openai
+    kw = dict(base_url=base_url, api_key=key, max_retries=0, timeout=60)
+    if asynchronous:
+        transport = httpx.AsyncHTTPTransport(uds=uds) if uds else None
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        return openai.AsyncOpenAI(**kw, http_client=httpx.AsyncClient(transport=transport, limits=limits))
+    transport = httpx.HTTPTransport(uds=uds) if uds else None
+    return openai.OpenAI(**kw, http_client=httpx.Client(transport=transport))
+
+
+def cordon_endpoint():
+    """(base_url, token, uds) of Cordon's endpoint, or None."""
+    if CORDON_SOCKET:
+        return "http://localhost/v1", CORDON_TOKEN or "cordon", CORDON_SOCKET
+    if CORDON_URL:
+        return CORDON_URL.rstrip("/"), CORDON_TOKEN or "cordon", None
+    return None
+
+
+def pct(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round(p * (len(s) - 1))))]
+
+
+MESSAGES = [{"role": "user", "content": "Say ok."}]
+
+
+def sequential(client, model, calls):
+    out = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        r = client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=8)
+        out.append((time.perf_counter() - t0) * 1000)
+        if not r.choices or r.choices[0].message.content is None:
+            raise RuntimeError(f"{model}: no answer")
+    return out
+
+
+async def throughput(client, model, clients, seconds):
+    done = 0
+    failed = 0
+
+    async def one(stop):
+        nonlocal done, failed
+        while time.perf_counter() < stop:
+            try:
+                await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=8)
+                done += 1
+            except Exception:
+                failed += 1
+
+    await client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=8)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(t0 + seconds) for _ in range(clients)))
+    rate = done / (time.perf_counter() - t0)
+    await client.close()
+    return rate, failed
+
+
+def part_a(scratch):
+    base = start_standin("overhead", OVERHEAD_PORT)
+    lite = LiteLLM(scratch, "bench-overhead", [("overhead", base, "overhead")])
+    paths = [("direct to the stand-in", base + "/v1", "dummy", None, "overhead"),
+             (f"LiteLLM {litellm_version()} proxy", lite.url + "/v1", lite.key, None, "bench-overhead")]
+    cordon = cordon_endpoint()
+    if cordon:
+        paths.append(("Cordon endpoint", cordon[0], cordon[1], cordon[2], "bench-overhead"))
+    clients = [make_client(url, key, uds) for _, url, key, uds, _ in paths]
+    for c, p in zip(clients, paths):
+        sequential(c, p[4], 50)
+    samples = [[] for _ in paths]
+    for _ in range(ROUNDS):
+        for i, (c, p) in enumerate(zip(clients, paths)):
+            samples[i] += sequential(c, p[4], CALLS)
+    rates = []
+    for _, url, key, uds, model in paths:
+        rates.append(asyncio.run(throughput(make_client(url, key, uds, asynchronous=True), model, 8, SECONDS)))
+    lite.stop()
+    d50 = statistics.median(samples[0])
+    print(f"(a) gateway overhead: openai {openai_version()} client, non-streaming chat completion, "
+          f"{ROUNDS} alternating rounds of {CALLS} sequential calls; 8 concurrent clients for {SECONDS:g} s")
+    print(f"{'path':34} {'p50 ms':>8} {'p95 ms':>8} {'added p50':>10} {'calls/s (8)':>12}")
+    added = {}
+    for i, (name, *_rest) in enumerate(paths):
+        p50 = statistics.median(samples[i])
+        added[name] = p50 - d50
+        extra = "" if rates[i][1] == 0 else f"  ({rates[i][1]} failed)"
+        print(f"{name:34} {p50:8.3f} {pct(samples[i], 0.95):8.3f} {'' if i == 0 else f'{p50 - d50:+10.3f}':>10} {rates[i][0]:12.0f}{extra}")
+    if not cordon:
+        print(f"{'Cordon endpoint':34} not run: no endpoint (set CORDON_URL and CORDON_TOKEN, or CORDON_SOCKET)")
+    else:
+        lite_added = added[paths[1][0]]
+        cordon_added = added["Cordon endpoint"]
+        print(f"Cordon added {cordon_added:.3f} ms at p50 (target <= 1 ms), LiteLLM {lite_added:.3f} ms: "
+              f"ratio Cordon/LiteLLM {cordon_added / lite_added:.3f}")
+    print(f"LiteLLM proxy start to ready: {lite.startup:.1f} s")
+
+
+def openai_version():
+    import openai
+    return openai.__version__
+
+
+# --- part (b) ------------------------------------------------------------------------------
+
+NUMBER = re.compile(r"-?\d+")
+
+
+def set_phase(bases, phase, seed=None):
+    for i, name in enumerate(ARMS):
+        body = dict(PHASES[phase][name], jitter=SPREAD)
+        if seed is not None:
+            body.update(reset=True, seed=seed * 1000 + i)
+        http_json(bases[name] + "/control", body)
+
+
+def play(label, bases, client, model, seed, feedback=None):
+    """Plays the workload through one gateway; returns the calls, each with its tag, outcome,
+    what the client judged, and latency."""
+    set_phase(bases, 0, seed)
+    questions = random.Random(seed)
+    calls = []
+    for phase in range(len(PHASES)):
+        if phase:
+            set_phase(bases, phase)
+        for j in range(PHASE_CALLS):
+            a, b = questions.randrange(10, 100), questions.randrange(10, 100)
+            tag = f"{label}.{seed}.{len(calls)}"
+            call = {"phase": phase, "tag": tag, "answered": False, "right": False, "header": None, "error": None}
+            t0 = time.perf_counter()
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    model=model, max_tokens=16,
+                    messages=[{"role": "user", "content": f"What is {a}+{b}? Answer with the number. tag={tag}"}])
+                completion = raw.parse()
+                call["header"] = raw.headers.get("x-litellm-model-id")
+                text = completion.choices[0].message.content or ""
+                numbers = NUMBER.findall(text)
+                call["answered"] = True
+                call["right"] = bool(numbers) and int(numbers[-1]) == a + b
+                if feedback:
+                    feedback(completion.id, call["right"])
+            except Exception as e:  # an error reply is an outcome, not a failure of the bench
+                call["error"] = f"{type(e).__name__}: {getattr(e, 'status_code', '')}"
+            call["ms"] = (time.perf_counter() - t0) * 1000
+            calls.append(call)
+    return calls
+
+
+def collect(bases):
+    """tag -> [(arm, status, outcome, right, upstream ms)] from the stand-ins' logs."""
+    served = {}
+    for name in ARMS:
+        for e in http_json(bases[name] + "/log?since=0")["entries"]:
+            if e.get("tag"):
+                served.setdefault(e["tag"], []).append((name, e["status"], e["outcome"], e["right"], e["ms"]))
+    return served
+
+
+def score(calls, served, mu):
+    best = [max(row.values()) for row in mu]
+    res = {"reward": 0.0, "oracle": 0.0, "realised": 0.0, "unserved": 0, "pulls": 0, "mismatch": 0,
+           "errors": 0, "by_phase": [0.0] * len(PHASES), "share": [{n: 0 for n in ARMS} for _ in PHASES]}
+    for c in calls:
+        p = c["phase"]
+        pulls = served.get(c["tag"], [])
+        if not pulls:
+            res["unserved"] += 1
+            res["oracle"] += best[p]
+            res["by_phase"][p] += best[p]
+        for name, status, outcome, right, ms in pulls:
+            res["pulls"] += 1
+            res["reward"] += mu[p][name]
+            res["oracle"] += best[p]
+            res["by_phase"][p] += best[p] - mu[p][name]
+            res["share"][p][name] += 1
+            success = 1.0 if (status == 200 and right is True) else 0.0
+            res["realised"] += reward(success, ms, call_cost(name, PHASES[p][name]["completion_tokens"]))
+        if c["error"]:
+            res["errors"] += 1
+        if c["header"] and pulls and c["header"] != pulls[-1][0]:
+            res["mismatch"] += 1
+    res["regret"] = res["oracle"] - res["reward"]
+    return res
+
+
+def part_b(scratch):
+    mu = expected_rewards()
+    bases = {name: start_standin(name, port) for name, port in zip(ARMS, ARM_PORTS)}
+    rows = []
+    strategies = ["simple-shuffle", "latency-based-routing", "least-busy"]
+    cordon = cordon_endpoint()
+    for seed in range(1, SEEDS + 1):
+        if cordon:
+            import httpx
+            base, token, uds = cordon
+            client = make_client(base, token, uds)
+            http = httpx.Client(transport=httpx.HTTPTransport(uds=uds) if uds else None, timeout=30)
+
+            def feedback(ident, right):
+                r = http.post(base + "/feedback", json={"id": ident, "success": right, "score": 1.0 if right else 0.0},
+                              headers={"Authorization": f"Bearer {token}"})
+                if r.status_code // 100 != 2:
+                    raise RuntimeError(f"feedback refused: {r.status_code} {r.text[:200]}")
+
+            t0 = time.perf_counter()
+            calls = play("cordon", bases, client, CORDON_MODEL, seed, feedback)
+            rows.append(("Cordon " + CORDON_MODEL + ", with feedback", seed, score(calls, collect(bases), mu), time.perf_counter() - t0))
+            http.close()
+        for strategy in strategies:
+            lite = LiteLLM(scratch, "bench", [(name, bases[name], name) for name in ARMS], strategy)
+            t0 = time.perf_counter()
+            calls = play(strategy, bases, make_client(lite.url + "/v1", lite.key), "bench", seed)
+            rows.append(("LiteLLM " + strategy, seed, score(calls, collect(bases), mu), time.perf_counter() - t0))
+            lite.stop()
+    report_b(rows, mu, cordon is not None)
+
+
+def report_b(rows, mu, cordon_ran):
+    oracle = [max(ARMS, key=lambda n: row[n]) for row in mu]
+    print(f"\n(b) selection: {len(PHASES)} phases x {PHASE_CALLS} calls, {SEEDS} seed(s), sequential client; "
+          f"reward 0.6 success + 0.3 latency (L_ref {LATENCY_REFERENCE_MS:g} ms) + 0.1 cost (C_ref {COST_REFERENCE:g})")
+    print("expected reward per call (oracle *): " + "; ".join(
+        f"phase {p + 1} " + " ".join(f"{n} {mu[p][n]:.3f}{'*' if n == oracle[p] else ''}" for n in ARMS) for p in range(len(PHASES))))
+    names = []
+    for name, *_ in rows:
+        if name not in names:
+            names.append(name)
+    agg = {}
+    for name in names:
+        rs = [r for n, _, r, _ in rows if n == name]
+        secs = [s for n, _, _, s in rows if n == name]
+        agg[name] = (rs, secs)
+    cordon_name = next((n for n in names if n.startswith("Cordon")), None)
+    cordon_regret = statistics.mean(r["regret"] for r in agg[cordon_name][0]) if cordon_name else None
+    head = f"{'strategy':34} {'reward':>8} {'regret':>8} {'/Cordon':>8} {'realised':>9} {'regret by phase':>20}  served fast/steady/large by phase"
+    print(head)
+    calls = len(PHASES) * PHASE_CALLS
+    print(f"{'oracle (best arm per phase)':34} {sum(max(r.values()) for r in mu) * PHASE_CALLS:8.1f} {0:8.1f}")
+    if not cordon_ran:
+        print(f"{'Cordon ' + CORDON_MODEL + ', with feedback':34} not run: no endpoint (set CORDON_URL and CORDON_TOKEN, or CORDON_SOCKET)")
+    for name in names:
+        rs, secs = agg[name]
+        regret = statistics.mean(r["regret"] for r in rs)
+        spread = "" if len(rs) == 1 else f" ({min(r['regret'] for r in rs):.1f}-{max(r['regret'] for r in rs):.1f})"
+        ratio = f"{regret / cordon_regret:8.2f}" if cordon_regret else f"{'-':>8}"
+        by_phase = "/".join(f"{statistics.mean(r['by_phase'][p] for r in rs):.1f}" for p in range(len(PHASES)))
+        shares = "  ".join("/".join(str(round(statistics.mean(r["share"][p][n] for r in rs))) for n in ARMS) for p in range(len(PHASES)))
+        print(f"{name:34} {statistics.mean(r['reward'] for r in rs):8.1f} {regret:8.1f} {ratio} "
+              f"{statistics.mean(r['realised'] for r in rs):9.1f} {by_phase:>20}  {shares}{spread}")
+        notes = []
+        for key, what in (("errors", "calls failed"), ("unserved", "calls reached no stand-in"), ("mismatch", "x-litellm-model-id disagreed with the stand-ins")):
+            v = sum(r[key] for r in rs)
+            if v:
+                notes.append(f"{v} {what}")
+        extra = sum(r["pulls"] for r in rs) - sum(calls - r["unserved"] for r in rs)
+        if extra:
+            notes.append(f"{extra} upstream retries")
+        notes.append(f"{statistics.mean(secs):.0f} s per run")
+        print(f"{'':34}   " + "; ".join(notes))
+    if cordon_regret is None:
+        lite = [statistics.mean(r["regret"] for r in agg[n][0]) for n in names if n.startswith("LiteLLM")]
+        if lite:
+            print(f"best LiteLLM regret {min(lite):.1f}: Cordon's target is <= {min(lite) / 2:.1f}")
+
+
+# --- cordon-config and script ------------------------------------------------------------------
+
+def cordon_config():
+    addr = os.environ.get("MODELS_ADDR", "10.231.0.2")
+    print(f"""# models.toml for a cordond under bench/models.sh (the stand-ins listen on {addr} inside the
+# bench's network namespace, reached over its veth pair). Start cordond with a fresh state
+# directory: the selector's statistics persist.
+[[provider]]
+name = "bench-overhead"
+kind = "openai"
+base_url = "http://{addr}:{OVERHEAD_PORT}/v1"
+""")
+    for name, port in zip(ARMS, ARM_PORTS):
+        print(f"""[[provider]]
+name = "bench-{name}"
+kind = "openai"
+base_url = "http://{addr}:{port}/v1"
+""")
+    print("""[[model]]
+name = "bench-overhead"
+provider = "bench-overhead"
+upstream = "overhead"
+task_types = ["bench-overhead"]
+""")
+    for name in ARMS:
+        p_in, p_out = PRICES[name]
+        print(f"""[[model]]
+name = "{name}"
+provider = "bench-{name}"
+price_input = {p_in}
+price_output = {p_out}
+task_types = ["chat"]
+""")
+    print(f"""[selector]
+success = {WEIGHTS[0]}
+latency = {WEIGHTS[1]}
+cost = {WEIGHTS[2]}
+latency_reference = "{LATENCY_REFERENCE_MS:g}ms"
+cost_reference = {COST_REFERENCE}
+discount = 0.98
+exploration = 0.02""")
+
+
+def script():
+    mu = expected_rewards()
+    print(f"prices per 1k tokens (in, out): " + ", ".join(f"{n} {PRICES[n]}" for n in ARMS) + f"; {PROMPT_TOKENS} prompt tokens")
+    for p, phase in enumerate(PHASES):
+        print(f"phase {p + 1} ({PHASE_CALLS} calls):")
+        for n in ARMS:
+            s = phase[n]
+            print(f"  {n:7} errors {s['error_rate']:.2f}  wrong {1 - s['correctness']:.2f}  latency {s['latency_ms']:5.1f} ms "
+                  f"(x e^(0.3 N(0,1)))  {s['completion_tokens']:4} tokens out  cost {call_cost(n, s['completion_tokens']):.5f}  "
+                  f"expected reward {mu[p][n]:.4f}")
+
+
+def main():
+    what = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if what == "cordon-config":
+        return cordon_config()
+    if what == "script":
+        return script()
+    scratch = tempfile.mkdtemp(prefix="cordon-bench-models.")
+    try:
+        if "a" in PARTS:
+            part_a(scratch)
+        if "b" in PARTS:
+            part_b(scratch)
+    finally:
+        PROCS.stop_all()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
