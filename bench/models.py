@@ -319,8 +319,16 @@ def part_a(scratch):
     if cordon:
         paths.append(("Cordon endpoint", cordon[0], cordon[1], cordon[2], "bench-overhead"))
     clients = [make_client(url, key, uds) for _, url, key, uds, _ in paths]
+    cordon_failed = None
     for c, p in zip(clients, paths):
-        sequential(c, p[4], 50)
+        try:
+            sequential(c, p[4], 50)
+        except Exception as e:
+            if p[0] != "Cordon endpoint":
+                raise
+            cordon_failed = f"{type(e).__name__}: {str(e)[:200]}"
+            paths.pop(), clients.pop()
+            break
     samples = [[] for _ in paths]
     for _ in range(ROUNDS):
         for i, (c, p) in enumerate(zip(clients, paths)):
@@ -341,6 +349,8 @@ def part_a(scratch):
         print(f"{name:34} {p50:8.3f} {pct(samples[i], 0.95):8.3f} {'' if i == 0 else f'{p50 - d50:+10.3f}':>10} {rates[i][0]:12.0f}{extra}")
     if not cordon:
         print(f"{'Cordon endpoint':34} not run: no endpoint (set CORDON_URL and CORDON_TOKEN, or CORDON_SOCKET)")
+    elif cordon_failed:
+        print(f"{'Cordon endpoint':34} failed: {cordon_failed} (is it configured with `bench/models.sh cordon-config`?)")
     else:
         lite_added = added[paths[1][0]]
         cordon_added = added["Cordon endpoint"]
@@ -391,11 +401,11 @@ def play(label, bases, client, model, seed, feedback=None):
                 numbers = NUMBER.findall(text)
                 call["answered"] = True
                 call["right"] = bool(numbers) and int(numbers[-1]) == a + b
-                if feedback:
-                    feedback(completion.id, call["right"])
             except Exception as e:  # an error reply is an outcome, not a failure of the bench
                 call["error"] = f"{type(e).__name__}: {getattr(e, 'status_code', '')}"
             call["ms"] = (time.perf_counter() - t0) * 1000
+            if feedback and call["answered"]:
+                feedback(completion.id, call["right"])  # a refused rating stops the bench
             calls.append(call)
     return calls
 
