@@ -19,6 +19,7 @@ release: deps
 	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
 	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordond
 	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --product cordon-init
+	$(SWIFT) build -c release --product cordon-model-worker
 
 # Tests that count the whole test process's descriptors run on their own afterwards: every other
 # suite runs in parallel in the same process and opens descriptors of its own meanwhile.
