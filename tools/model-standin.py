@@ -568,4 +568,7 @@ def stop(*_):
 if __name__ == "__main__":
     import signal
     signal.signal(signal.SIGTERM, stop)
+    # A parent that blocks SIGTERM (a test runner, a daemon) passes the mask on: unblocked here,
+    # or "serves until SIGTERM" would be never.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
     main()
