@@ -3,7 +3,7 @@
 # per group under .build/pydeps/<group>. Nothing goes into the system or ~/.local; pip's
 # download cache is .build/pydeps/.cache.
 #
-#   tools/pydeps.sh [GROUP...]         install (default: every group, tools/pydeps/*.in)
+#   tools/pydeps.sh [GROUP...]         install (default: every group that is not opt-in)
 #   tools/pydeps.sh --lock GROUP...    re-resolve GROUP.in against the index and rewrite GROUP.lock
 #
 # A group is two files in tools/pydeps/:
@@ -12,6 +12,11 @@
 #               sha256 of the artifact chosen for this interpreter and platform, written by --lock.
 # The install takes GROUP.lock alone (--no-deps --require-hashes), so what lands is exactly what
 # was locked, then runs `pip check`.
+#
+# A group whose .in (or .sdist) has a line `# opt-in` (the marker alone on its line, a reason may
+# follow after a colon) is installed only when named: the default list, which `make test` installs,
+# leaves it out. For a group that only a benchmark needs (models: LiteLLM's proxy, 745 MB); the
+# script that needs it names it (bench/models.sh runs `tools/pydeps.sh models`).
 #
 # A group can instead be one source distribution, unpacked and never built or installed (data
 # the tests read, such as the JSON-Schema-Test-Suite that the jsonschema sdist carries):
@@ -324,8 +329,17 @@ EOF
 
 mode=install
 if [[ ${1:-} == --lock ]]; then mode=lock; shift; [[ $# -gt 0 ]] || die "--lock needs a group name"; fi
+# Whether GROUP's spec file carries the `# opt-in` marker line.
+opt_in() {
+  grep -qE '^#[[:space:]]*opt-in[[:space:]]*(:.*)?$' "$@" 2>/dev/null
+}
 if [[ $# -eq 0 ]]; then
-  set -- $(cd "$spec_dir" && ls -- *.in *.sdist 2>/dev/null | sed -E 's/\.(in|sdist)$//')
+  for spec in "$spec_dir"/*.in "$spec_dir"/*.sdist; do
+    [[ -f $spec ]] || continue
+    ! opt_in "$spec" || continue
+    name=${spec##*/}
+    set -- "$@" "${name%.*}"
+  done
 fi
 mkdir -p "$out_dir"
 # One run at a time over .build/pydeps: two `make` runs side by side wait for each other.
