@@ -1,25 +1,35 @@
 """bench/models.sh's measurements, with the official `openai` client (2.x, tools/pydeps/models.in).
 
-Usage: models.py run           (bench/models.sh sets the environment below)
-       models.py cordon-config (prints the models.toml a cordond under test needs)
+Usage: models.py run           (bench/models.sh runs it inside a network namespace of its own)
+       models.py cordon-config (prints the models.toml the cordond of part (b) is started with)
        models.py script        (prints part (b)'s phases and the expected reward of every arm)
 
-Environment: MODELS_NETNS (run the stand-ins and LiteLLM inside this network namespace; empty:
-on this host), MODELS_ADDR (the address they listen on, 10.231.0.2), MODELS_PYTHON (the venv's
-python3), CORDON_URL (an OpenAI base URL, http://127.0.0.1:8089/v1) with CORDON_TOKEN, or
-CORDON_SOCKET (cordond's Unix socket; the base URL is then http://localhost/v1), MODELS_CALLS,
-MODELS_ROUNDS, MODELS_SECONDS, MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES,
-MODELS_PARTS (a, b or ab).
+Everything listens on 127.0.0.1 at fixed ports (the stand-ins 9100-9103, LiteLLM 4000, Cordon's
+TCP endpoint 8089), so `run` belongs in a network namespace whose only link is its loopback:
+bench/models.sh makes one and runs this script in it with nsenter, and every process it starts
+inherits the namespace.
 
-(a) Gateway overhead. One stand-in that answers at once (ADDR:9100). The client calls it directly,
-    through LiteLLM's proxy (one deployment) and through Cordon (model "bench-overhead"),
-    MODELS_CALLS sequential non-streaming calls per path in each of MODELS_ROUNDS rounds that
+Environment: BIN (the directory of cordond and cordon-model-worker, .build/release),
+MODELS_PYTHON (the venv's python3), MODELS_CALLS, MODELS_ROUNDS, MODELS_SECONDS,
+MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES, MODELS_PARTS (a, b or ab),
+MODELS_CORDON_MODEL (auto:chat).
+
+Cordon: a cordond of this run (BIN/cordond) with fresh config, state and runtime directories
+under the run's scratch directory, models.toml from `cordon-config`; the client reaches its
+OpenAI-compatible endpoint on the Unix socket RUNTIME/openai.sock (the caller is root, as
+SO_PEERCRED says) and, in part (a), on loopback TCP with a bearer token too. Part (a) and every
+seed of part (b) each get a cordond of their own, so the selector starts from nothing.
+
+(a) Gateway overhead. One stand-in that answers at once (127.0.0.1:9100). The client calls it
+    directly, through LiteLLM's proxy (one deployment) and through Cordon (model
+    "bench-overhead", on the Unix socket and on TCP), MODELS_CALLS sequential non-streaming
+    calls per path in each of MODELS_ROUNDS rounds that
     alternate the paths (a change in the machine's load falls on all), after 50 warm-up calls;
     p50/p95 and the latency each gateway adds at p50 over direct. Then calls per second from 8
     concurrent clients (AsyncOpenAI, one process) for MODELS_SECONDS per path.
 
-(b) Selection on a non-stationary workload. Three stand-ins (fast ADDR:9101, steady :9102, large
-    :9103), behaviour changed by phase through their /control endpoint (`models.py script`
+(b) Selection on a non-stationary workload. Three stand-ins (fast 127.0.0.1:9101, steady :9102,
+    large :9103), behaviour changed by phase through their /control endpoint (`models.py script`
     prints the phases). Every call asks "what is A+B?"; the client judges the answer itself,
     and tells Cordon (POST /v1/feedback {"id", "success", "score"}); LiteLLM has no such input.
     Reward of a call, the objective of Cordon's [selector] (docs/models.md):
@@ -40,7 +50,9 @@ MODELS_PARTS (a, b or ab).
     LiteLLM a fresh proxy per strategy (`simple-shuffle`, `latency-based-routing`,
     `least-busy`; deployments in the order fast, steady, large; num_retries
     MODELS_LITELLM_RETRIES, 0 by default, and no client retries: this measures choices, not
-    failover); Cordon asks for "auto:chat" and needs a fresh state directory.
+    failover); Cordon asks for "auto:chat" (over the Unix socket) from a fresh cordond.
+    After each phase, Cordon's row shows what `model.explain` said then (cordond's JSON-RPC
+    socket): each arm's chance of being the best and its effective sample size.
 """
 from __future__ import annotations
 
@@ -64,8 +76,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 STANDIN = os.path.join(ROOT, "tools", "model-standin.py")
 
-NETNS = os.environ.get("MODELS_NETNS", "")
-ADDR = os.environ.get("MODELS_ADDR", "127.0.0.1")
+ADDR = "127.0.0.1"
+BIN = os.path.abspath(os.environ.get("BIN") or os.path.join(ROOT, ".build", "release"))
 PYTHON = os.environ.get("MODELS_PYTHON", sys.executable)
 CALLS = int(os.environ.get("MODELS_CALLS", "1000"))
 ROUNDS = int(os.environ.get("MODELS_ROUNDS", "3"))
@@ -74,14 +86,12 @@ PHASE_CALLS = int(os.environ.get("MODELS_PHASE_CALLS", "300"))
 SEEDS = int(os.environ.get("MODELS_SEEDS", "1"))
 RETRIES = int(os.environ.get("MODELS_LITELLM_RETRIES", "0"))
 PARTS = os.environ.get("MODELS_PARTS", "ab")
-CORDON_URL = os.environ.get("CORDON_URL", "")
-CORDON_TOKEN = os.environ.get("CORDON_TOKEN", "")
-CORDON_SOCKET = os.environ.get("CORDON_SOCKET", "")
 CORDON_MODEL = os.environ.get("MODELS_CORDON_MODEL", "auto:chat")
 
 OVERHEAD_PORT = 9100
 ARM_PORTS = [9101, 9102, 9103]
 LITELLM_PORT = 4000
+CORDON_PORT = 8089
 
 # --- part (b)'s script ---------------------------------------------------------------------
 
@@ -139,10 +149,6 @@ def expected_rewards():
 
 # --- processes -----------------------------------------------------------------------------
 
-def in_netns(argv):
-    return ["ip", "netns", "exec", NETNS] + argv if NETNS else argv
-
-
 class Processes:
     """Everything this run starts, stopped by pid (each in its own process group) at the end."""
 
@@ -150,28 +156,34 @@ class Processes:
         self.procs = []
 
     def start(self, argv, env=None, stdout=subprocess.PIPE, log=None):
-        p = subprocess.Popen(in_netns(argv), env=env, stdout=stdout, stderr=log or subprocess.DEVNULL,
+        p = subprocess.Popen(argv, env=env, stdout=stdout, stderr=log or subprocess.DEVNULL,
                              stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append(p)
         return p
 
-    def stop(self, p):
+    def stop(self, p, group=True):
+        """SIGTERM, 10 s, then SIGKILL: to p's process group, or to p alone (`group` false: a
+        daemon that stops its own children)."""
+        kill = os.killpg if group else os.kill
         if p.poll() is None:
             try:
-                os.killpg(p.pid, signal.SIGTERM)
+                kill(p.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+                try:
+                    kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(10)
         if p in self.procs:
             self.procs.remove(p)
 
     def stop_all(self):
         for p in list(reversed(self.procs)):
-            self.stop(p)
+            self.stop(p, group=getattr(p, "group_stop", True))
 
 
 PROCS = Processes()
@@ -247,6 +259,103 @@ class LiteLLM:
         self.log.close()
 
 
+class Cordond:
+    """A cordond of this run (BIN/cordond) with fresh config, state and runtime directories under
+    scratch and models.toml from `cordon_config()`; with `tcp`, also its endpoint on
+    127.0.0.1:CORDON_PORT with a bearer token of its own (a root-only tokens file, token -> root).
+    Ready once openai.sock answers GET /v1/models."""
+
+    def __init__(self, scratch, label, tcp=False):
+        # cordond's rules: models.toml root's and not writable by others, in a directory root
+        # owns that others cannot write; the runtime directory 755 inside one others may search.
+        self.dir = tempfile.mkdtemp(prefix=f"cordond-{label}.", dir=scratch)
+        os.chmod(self.dir, 0o755)
+        config, state, run = (os.path.join(self.dir, d) for d in ("config", "state", "run"))
+        for d, mode in ((config, 0o755), (state, 0o700), (run, 0o755)):
+            os.mkdir(d)
+            os.chmod(d, mode)
+        self.token = None
+        tokens = None
+        if tcp:
+            self.token = "cordon-bench-" + secrets.token_hex(16)
+            tokens = os.path.join(self.dir, "endpoint-tokens")
+            fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{self.token} root\n")
+        toml = os.path.join(config, "models.toml")
+        with open(toml, "w") as f:
+            f.write(cordon_config(tokens))
+        os.chmod(toml, 0o644)
+        self.socket = os.path.join(run, "openai.sock")
+        self.rpc_socket = os.path.join(run, "cordon.sock")
+        self.url = f"http://{ADDR}:{CORDON_PORT}/v1" if tcp else None
+        self.log = open(os.path.join(self.dir, "cordond.log"), "w")
+        started = time.perf_counter()
+        self.proc = PROCS.start([os.path.join(BIN, "cordond"), "--config-dir", config, "--state-dir", state,
+                                 "--runtime-dir", run], stdout=self.log, log=self.log)
+        self.proc.group_stop = False  # cordond stops its workers itself on SIGTERM
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cordond exited ({self.proc.returncode}): {self.tail()}")
+            try:
+                if uds_get(self.socket, "/v1/models")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cordond's {self.socket} did not answer in 60 s: {self.tail()}")
+            time.sleep(0.05)
+        self.startup = time.perf_counter() - started
+
+    def tail(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return " | ".join(f.read().strip().splitlines()[-5:])
+
+    def rpc(self, method, params):
+        """One JSON-RPC call on cordond's own socket (one line each way)."""
+        import socket
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(10)
+            c.connect(self.rpc_socket)
+            c.sendall((json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        answer = json.loads(buf)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def stop(self):
+        PROCS.stop(self.proc, group=False)
+        self.log.close()
+
+
+def uds_get(path, target):
+    """(status, body) of GET target on the HTTP server at Unix socket path."""
+    import http.client
+    import socket
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(path)
+
+    c = Connection("localhost", timeout=5)
+    try:
+        c.request("GET", target, headers={"Authorization": "Bearer cordon"})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
 # --- clients -------------------------------------------------------------------------------
 
 def make_client(base_url, key, uds=None, asynchronous=False):
@@ -259,15 +368,6 @@ def make_client(base_url, key, uds=None, asynchronous=False):
         return openai.AsyncOpenAI(**kw, http_client=httpx.AsyncClient(transport=transport, limits=limits))
     transport = httpx.HTTPTransport(uds=uds) if uds else None
     return openai.OpenAI(**kw, http_client=httpx.Client(transport=transport))
-
-
-def cordon_endpoint():
-    """(base_url, token, uds) of Cordon's endpoint, or None."""
-    if CORDON_SOCKET:
-        return "http://localhost/v1", CORDON_TOKEN or "cordon", CORDON_SOCKET
-    if CORDON_URL:
-        return CORDON_URL.rstrip("/"), CORDON_TOKEN or "cordon", None
-    return None
 
 
 def pct(samples, p):
@@ -313,22 +413,22 @@ async def throughput(client, model, clients, seconds):
 def part_a(scratch):
     base = start_standin("overhead", OVERHEAD_PORT)
     lite = LiteLLM(scratch, "bench-overhead", [("overhead", base, "overhead")])
+    cordon = Cordond(scratch, "a", tcp=True)
     paths = [("direct to the stand-in", base + "/v1", "dummy", None, "overhead"),
-             (f"LiteLLM {litellm_version()} proxy", lite.url + "/v1", lite.key, None, "bench-overhead")]
-    cordon = cordon_endpoint()
-    if cordon:
-        paths.append(("Cordon endpoint", cordon[0], cordon[1], cordon[2], "bench-overhead"))
+             (f"LiteLLM {litellm_version()} proxy", lite.url + "/v1", lite.key, None, "bench-overhead"),
+             ("Cordon, Unix socket", "http://localhost/v1", "cordon", cordon.socket, "bench-overhead"),
+             ("Cordon, TCP + bearer token", cordon.url, cordon.token, None, "bench-overhead")]
     clients = [make_client(url, key, uds) for _, url, key, uds, _ in paths]
-    cordon_failed = None
+    failed = {}
     for c, p in zip(clients, paths):
         try:
             sequential(c, p[4], 50)
-        except Exception as e:
-            if p[0] != "Cordon endpoint":
+        except Exception as e:  # a gateway under test that fails is a result, not a crash
+            if not p[0].startswith("Cordon"):
                 raise
-            cordon_failed = f"{type(e).__name__}: {str(e)[:200]}"
-            paths.pop(), clients.pop()
-            break
+            failed[p[0]] = f"{type(e).__name__}: {str(e)[:200]} (cordond's log: {cordon.tail()})"
+    kept = [i for i, p in enumerate(paths) if p[0] not in failed]
+    paths, clients = [paths[i] for i in kept], [clients[i] for i in kept]
     samples = [[] for _ in paths]
     for _ in range(ROUNDS):
         for i, (c, p) in enumerate(zip(clients, paths)):
@@ -337,6 +437,7 @@ def part_a(scratch):
     for _, url, key, uds, model in paths:
         rates.append(asyncio.run(throughput(make_client(url, key, uds, asynchronous=True), model, 8, SECONDS)))
     lite.stop()
+    cordon.stop()
     d50 = statistics.median(samples[0])
     print(f"(a) gateway overhead: openai {openai_version()} client, non-streaming chat completion, "
           f"{ROUNDS} alternating rounds of {CALLS} sequential calls; 8 concurrent clients for {SECONDS:g} s")
@@ -347,16 +448,14 @@ def part_a(scratch):
         added[name] = p50 - d50
         extra = "" if rates[i][1] == 0 else f"  ({rates[i][1]} failed)"
         print(f"{name:34} {p50:8.3f} {pct(samples[i], 0.95):8.3f} {'' if i == 0 else f'{p50 - d50:+10.3f}':>10} {rates[i][0]:12.0f}{extra}")
-    if not cordon:
-        print(f"{'Cordon endpoint':34} not run: no endpoint (set CORDON_URL and CORDON_TOKEN, or CORDON_SOCKET)")
-    elif cordon_failed:
-        print(f"{'Cordon endpoint':34} failed: {cordon_failed} (is it configured with `bench/models.sh cordon-config`?)")
-    else:
-        lite_added = added[paths[1][0]]
-        cordon_added = added["Cordon endpoint"]
-        print(f"Cordon added {cordon_added:.3f} ms at p50 (target <= 1 ms), LiteLLM {lite_added:.3f} ms: "
-              f"ratio Cordon/LiteLLM {cordon_added / lite_added:.3f}")
-    print(f"LiteLLM proxy start to ready: {lite.startup:.1f} s")
+    for name, why in failed.items():
+        print(f"{name:34} failed: {why}")
+    lite_added = added[paths[1][0]]
+    for name in added:
+        if name.startswith("Cordon"):
+            print(f"{name}: added {added[name]:.3f} ms at p50 (target <= 1 ms and below LiteLLM's {lite_added:.3f} ms): "
+                  f"ratio Cordon/LiteLLM {added[name] / lite_added:.3f}")
+    print(f"LiteLLM proxy start to ready: {lite.startup:.1f} s; cordond start to ready: {cordon.startup:.2f} s")
 
 
 def openai_version():
@@ -377,9 +476,9 @@ def set_phase(bases, phase, seed=None):
         http_json(bases[name] + "/control", body)
 
 
-def play(label, bases, client, model, seed, feedback=None):
+def play(label, bases, client, model, seed, feedback=None, phase_end=None):
     """Plays the workload through one gateway; returns the calls, each with its tag, outcome,
-    what the client judged, and latency."""
+    what the client judged, and latency. `phase_end(phase)` runs after each phase's calls."""
     set_phase(bases, 0, seed)
     questions = random.Random(seed)
     calls = []
@@ -407,6 +506,8 @@ def play(label, bases, client, model, seed, feedback=None):
             if feedback and call["answered"]:
                 feedback(completion.id, call["right"])  # a refused rating stops the bench
             calls.append(call)
+        if phase_end:
+            phase_end(phase)
     return calls
 
 
@@ -448,38 +549,64 @@ def score(calls, served, mu):
 
 
 def part_b(scratch):
+    import httpx
     mu = expected_rewards()
     bases = {name: start_standin(name, port) for name, port in zip(ARMS, ARM_PORTS)}
     rows = []
+    beliefs = []
     strategies = ["simple-shuffle", "latency-based-routing", "least-busy"]
-    cordon = cordon_endpoint()
+    cordon_name = "Cordon " + CORDON_MODEL + ", with feedback"
     for seed in range(1, SEEDS + 1):
-        if cordon:
-            import httpx
-            base, token, uds = cordon
-            client = make_client(base, token, uds)
-            http = httpx.Client(transport=httpx.HTTPTransport(uds=uds) if uds else None, timeout=30)
+        cordon = Cordond(scratch, f"b{seed}")
+        client = make_client("http://localhost/v1", "cordon", cordon.socket)
+        http = httpx.Client(transport=httpx.HTTPTransport(uds=cordon.socket), timeout=30)
 
-            def feedback(ident, right):
-                r = http.post(base + "/feedback", json={"id": ident, "success": right, "score": 1.0 if right else 0.0},
-                              headers={"Authorization": f"Bearer {token}"})
-                if r.status_code // 100 != 2:
-                    raise RuntimeError(f"feedback refused: {r.status_code} {r.text[:200]}")
+        def feedback(ident, right):
+            r = http.post("http://localhost/v1/feedback", json={"id": ident, "success": right, "score": 1.0 if right else 0.0},
+                          headers={"Authorization": "Bearer cordon"})
+            if r.status_code // 100 != 2:
+                raise RuntimeError(f"feedback refused: {r.status_code} {r.text[:200]}")
 
-            t0 = time.perf_counter()
-            calls = play("cordon", bases, client, CORDON_MODEL, seed, feedback)
-            rows.append(("Cordon " + CORDON_MODEL + ", with feedback", seed, score(calls, collect(bases), mu), time.perf_counter() - t0))
-            http.close()
+        def phase_end(phase):
+            explained = cordon.rpc("model.explain", {"model": CORDON_MODEL})
+            beliefs.append((seed, phase, explained))
+
+        t0 = time.perf_counter()
+        calls = play("cordon", bases, client, CORDON_MODEL, seed, feedback, phase_end)
+        rows.append((cordon_name, seed, score(calls, collect(bases), mu), time.perf_counter() - t0))
+        http.close()
+        client.close()
+        cordon.stop()
         for strategy in strategies:
             lite = LiteLLM(scratch, "bench", [(name, bases[name], name) for name in ARMS], strategy)
             t0 = time.perf_counter()
             calls = play(strategy, bases, make_client(lite.url + "/v1", lite.key), "bench", seed)
             rows.append(("LiteLLM " + strategy, seed, score(calls, collect(bases), mu), time.perf_counter() - t0))
             lite.stop()
-    report_b(rows, mu, cordon is not None)
+    report_b(rows, mu)
+    report_beliefs(beliefs)
 
 
-def report_b(rows, mu, cordon_ran):
+def report_beliefs(beliefs):
+    """What Cordon's selector believed at the end of each phase (model.explain)."""
+    print(f"\nCordon's selector at the end of each phase (model.explain: per arm P(best), mean utility, "
+          f"success works x correct, latency median ms, effective calls / feedback):")
+    for seed, phase, e in beliefs:
+        arms = {c["model"]: c for c in e.get("eligible", [])}
+        parts = []
+        for n in ARMS:
+            c = arms.get(n)
+            if not c:
+                parts.append(f"{n} -")
+                continue
+            pb = c.get("probabilityBest")
+            parts.append(f"{n} P {'-' if pb is None else f'{pb:.2f}'} u {c['meanUtility']:.3f} "
+                         f"s {c['works']:.2f}x{c['correct']:.2f} {c['latencyMedianSeconds'] * 1000:.0f} ms "
+                         f"n {c['calls']:.1f}/{c['feedback']:.1f}")
+        print(f"  seed {seed} phase {phase + 1}: " + "; ".join(parts))
+
+
+def report_b(rows, mu):
     oracle = [max(ARMS, key=lambda n: row[n]) for row in mu]
     print(f"\n(b) selection: {len(PHASES)} phases x {PHASE_CALLS} calls, {SEEDS} seed(s), sequential client; "
           f"reward 0.6 success + 0.3 latency (L_ref {LATENCY_REFERENCE_MS:g} ms) + 0.1 cost (C_ref {COST_REFERENCE:g})")
@@ -500,8 +627,6 @@ def report_b(rows, mu, cordon_ran):
     print(head)
     calls = len(PHASES) * PHASE_CALLS
     print(f"{'oracle (best arm per phase)':34} {sum(max(r.values()) for r in mu) * PHASE_CALLS:8.1f} {0:8.1f}")
-    if not cordon_ran:
-        print(f"{'Cordon ' + CORDON_MODEL + ', with feedback':34} not run: no endpoint (set CORDON_URL and CORDON_TOKEN, or CORDON_SOCKET)")
     for name in names:
         rs, secs = agg[name]
         regret = statistics.mean(r["regret"] for r in rs)
@@ -521,31 +646,32 @@ def report_b(rows, mu, cordon_ran):
             notes.append(f"{extra} upstream retries")
         notes.append(f"{statistics.mean(secs):.0f} s per run")
         print(f"{'':34}   " + "; ".join(notes))
-    if cordon_regret is None:
-        lite = [statistics.mean(r["regret"] for r in agg[n][0]) for n in names if n.startswith("LiteLLM")]
-        if lite:
-            print(f"best LiteLLM regret {min(lite):.1f}: Cordon's target is <= {min(lite) / 2:.1f}")
+    lite = [statistics.mean(r["regret"] for r in agg[n][0]) for n in names if n.startswith("LiteLLM")]
+    if lite:
+        verdict = "" if cordon_regret is None else f", Cordon's {cordon_regret:.1f}: {'met' if cordon_regret <= min(lite) / 2 else 'missed'}"
+        print(f"best LiteLLM regret {min(lite):.1f}: Cordon's target is <= {min(lite) / 2:.1f}{verdict}")
 
 
 # --- cordon-config and script ------------------------------------------------------------------
 
-def cordon_config():
-    addr = os.environ.get("MODELS_ADDR", "10.231.0.2")
-    print(f"""# models.toml for a cordond under bench/models.sh (the stand-ins listen on {addr} inside the
-# bench's network namespace, reached over its veth pair). Start cordond with a fresh state
-# directory: the selector's statistics persist.
+def cordon_config(tokens=None):
+    """The models.toml of the bench's cordond: the stand-ins on 127.0.0.1, part (b)'s objective,
+    and with `tokens` (a tokens file's path) the endpoint on 127.0.0.1:CORDON_PORT."""
+    out = [f"""# models.toml of bench/models.py's cordond (the stand-ins listen on {ADDR} inside the bench's
+# network namespace). The selector's statistics persist in the state directory: start each run
+# from an empty one.
 [[provider]]
 name = "bench-overhead"
 kind = "openai"
-base_url = "http://{addr}:{OVERHEAD_PORT}/v1"
-""")
+base_url = "http://{ADDR}:{OVERHEAD_PORT}/v1"
+"""]
     for name, port in zip(ARMS, ARM_PORTS):
-        print(f"""[[provider]]
+        out.append(f"""[[provider]]
 name = "bench-{name}"
 kind = "openai"
-base_url = "http://{addr}:{port}/v1"
+base_url = "http://{ADDR}:{port}/v1"
 """)
-    print("""[[model]]
+    out.append("""[[model]]
 name = "bench-overhead"
 provider = "bench-overhead"
 upstream = "overhead"
@@ -553,21 +679,28 @@ task_types = ["bench-overhead"]
 """)
     for name in ARMS:
         p_in, p_out = PRICES[name]
-        print(f"""[[model]]
+        out.append(f"""[[model]]
 name = "{name}"
 provider = "bench-{name}"
 price_input = {p_in}
 price_output = {p_out}
 task_types = ["chat"]
 """)
-    print(f"""[selector]
+    out.append(f"""[selector]
 success = {WEIGHTS[0]}
 latency = {WEIGHTS[1]}
 cost = {WEIGHTS[2]}
 latency_reference = "{LATENCY_REFERENCE_MS:g}ms"
 cost_reference = {COST_REFERENCE}
 discount = 0.98
-exploration = 0.02""")
+exploration = 0.02
+""")
+    if tokens:
+        out.append(f"""[endpoint]
+listen = "{ADDR}:{CORDON_PORT}"
+tokens = "{tokens}"
+""")
+    return "\n".join(out)
 
 
 def script():
@@ -585,10 +718,13 @@ def script():
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else "run"
     if what == "cordon-config":
-        return cordon_config()
+        return print(cordon_config(), end="")
     if what == "script":
         return script()
+    # SIGTERM (bench/models.sh's clean-up) unwinds through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scratch = tempfile.mkdtemp(prefix="cordon-bench-models.")
+    os.chmod(scratch, 0o755)  # cordond's runtime directories are in it: others must search it
     try:
         if "a" in PARTS:
             part_a(scratch)
