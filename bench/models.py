@@ -502,6 +502,7 @@ def play(label, bases, client, model, seed, feedback=None, phase_end=None):
                 call["right"] = bool(numbers) and int(numbers[-1]) == a + b
             except Exception as e:  # an error reply is an outcome, not a failure of the bench
                 call["error"] = f"{type(e).__name__}: {getattr(e, 'status_code', '')}"
+                call["message"] = str(getattr(e, "message", e))[:160]
             call["ms"] = (time.perf_counter() - t0) * 1000
             if feedback and call["answered"]:
                 feedback(completion.id, call["right"])  # a refused rating stops the bench
@@ -524,7 +525,7 @@ def collect(bases):
 def score(calls, served, mu):
     best = [max(row.values()) for row in mu]
     res = {"reward": 0.0, "oracle": 0.0, "realised": 0.0, "unserved": 0, "pulls": 0, "mismatch": 0,
-           "errors": 0, "by_phase": [0.0] * len(PHASES), "share": [{n: 0 for n in ARMS} for _ in PHASES]}
+           "errors": 0, "messages": {}, "by_phase": [0.0] * len(PHASES), "share": [{n: 0 for n in ARMS} for _ in PHASES]}
     for c in calls:
         p = c["phase"]
         pulls = served.get(c["tag"], [])
@@ -542,6 +543,7 @@ def score(calls, served, mu):
             res["realised"] += reward(success, ms, call_cost(name, PHASES[p][name]["completion_tokens"]))
         if c["error"]:
             res["errors"] += 1
+            res["messages"][c.get("message") or c["error"]] = res["messages"].get(c.get("message") or c["error"], 0) + 1
         if c["header"] and pulls and c["header"] != pulls[-1][0]:
             res["mismatch"] += 1
     res["regret"] = res["oracle"] - res["reward"]
@@ -590,14 +592,15 @@ def part_b(scratch):
 def report_beliefs(beliefs):
     """What Cordon's selector believed at the end of each phase (model.explain)."""
     print(f"\nCordon's selector at the end of each phase (model.explain: per arm P(best), mean utility, "
-          f"success works x correct, latency median ms, effective calls / feedback):")
+          f"success works x correct, latency median ms, effective calls / feedback; or why it is not eligible):")
     for seed, phase, e in beliefs:
         arms = {c["model"]: c for c in e.get("eligible", [])}
+        why = {c["model"]: c["reason"] for c in e.get("ineligible", [])}
         parts = []
         for n in ARMS:
             c = arms.get(n)
             if not c:
-                parts.append(f"{n} -")
+                parts.append(f"{n}: {why.get(n, 'not listed')}")
                 continue
             pb = c.get("probabilityBest")
             parts.append(f"{n} P {'-' if pb is None else f'{pb:.2f}'} u {c['meanUtility']:.3f} "
@@ -641,6 +644,13 @@ def report_b(rows, mu):
             v = sum(r[key] for r in rs)
             if v:
                 notes.append(f"{v} {what}")
+        messages = {}
+        for r in rs:
+            for m, k in r["messages"].items():
+                messages[m] = messages.get(m, 0) + k
+        if messages:
+            m, k = max(messages.items(), key=lambda x: x[1])
+            notes.append(f"most often ({k}x): {m}")
         extra = sum(r["pulls"] for r in rs) - sum(calls - r["unserved"] for r in rs)
         if extra:
             notes.append(f"{extra} upstream retries")
