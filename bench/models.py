@@ -502,7 +502,8 @@ def play(label, bases, client, model, seed, feedback=None, phase_end=None):
                 call["right"] = bool(numbers) and int(numbers[-1]) == a + b
             except Exception as e:  # an error reply is an outcome, not a failure of the bench
                 call["error"] = f"{type(e).__name__}: {getattr(e, 'status_code', '')}"
-                call["message"] = str(getattr(e, "message", e))[:160]
+                # Without the call's own ids, so that the same failure counts as one message.
+                call["message"] = re.sub(r"chatcmpl-[0-9a-f]+: ", "", str(getattr(e, "message", e)))[:150]
             call["ms"] = (time.perf_counter() - t0) * 1000
             if feedback and call["answered"]:
                 feedback(completion.id, call["right"])  # a refused rating stops the bench
