@@ -1,7 +1,8 @@
 """bench/models.sh's measurements, with the official `openai` client (2.x, tools/pydeps/models.in).
 
 Usage: models.py run           (bench/models.sh runs it inside a network namespace of its own)
-       models.py cordon-config (prints the models.toml the cordond of part (b) is started with)
+       models.py cordon-config (prints the models.toml the bench's cordond starts with; part (a)'s
+                               adds an [endpoint] with a generated tokens file)
        models.py script        (prints part (b)'s phases and the expected reward of every arm)
 
 Everything listens on 127.0.0.1 at fixed ports (the stand-ins 9100-9103, LiteLLM 4000, Cordon's
@@ -52,7 +53,8 @@ seed of part (b) each get a cordond of their own, so the selector starts from no
     MODELS_LITELLM_RETRIES, 0 by default, and no client retries: this measures choices, not
     failover); Cordon asks for "auto:chat" (over the Unix socket) from a fresh cordond.
     After each phase, Cordon's row shows what `model.explain` said then (cordond's JSON-RPC
-    socket): each arm's chance of being the best and its effective sample size.
+    socket): each arm's chance of being the best and its effective sample size, or why it was
+    not eligible (an open breaker).
 """
 from __future__ import annotations
 
