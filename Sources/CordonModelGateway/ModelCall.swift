@@ -112,6 +112,8 @@ extension ModelGateway {
         var sentAny = false
         var streamFailure: ProviderError?
         var clientLeft = false
+        /// Every eligible model's breaker was open: they are called through them.
+        var panic = false
         let start: Double
         init(_ record: ModelCallRecord, start: Double) { self.record = record; self.start = start }
     }
@@ -119,7 +121,21 @@ extension ModelGateway {
     /// The models to try for `request`, in order, or why there are none. A named model comes
     /// first with its fallbacks; `auto:TYPE` asks the task type's selector, then tries the
     /// chosen model's fallbacks and the other eligible models by the selector's mean utility.
-    func plan(_ request: ChatRequest, caller: Caller) -> Result<(models: [ModelCatalog.Model], taskType: String?, reason: String), ModelCallFailure> {
+    ///
+    /// Panic (as Envoy's load balancers call it): when the only reason no model is eligible is
+    /// that every breaker is open, all of them are tried anyway, through their breakers — a
+    /// breaker guards against sending load to an outage, and refusing every call is the outage.
+    func plan(_ request: ChatRequest, caller: Caller) -> Result<(models: [ModelCatalog.Model], taskType: String?, reason: String, panic: Bool), ModelCallFailure> {
+        switch plan(request, caller: caller, ignoringBreakers: false) {
+        case .success(let p): return .success((p.models, p.taskType, p.reason, false))
+        case .failure(let f) where f.outcome == .unavailable:
+            guard case .success(let p) = plan(request, caller: caller, ignoringBreakers: true) else { return .failure(f) }
+            return .success((p.models, p.taskType, "panic: every eligible model's breaker is open; " + p.reason, true))
+        case .failure(let f): return .failure(f)
+        }
+    }
+
+    private func plan(_ request: ChatRequest, caller: Caller, ignoringBreakers: Bool) -> Result<(models: [ModelCatalog.Model], taskType: String?, reason: String), ModelCallFailure> {
         let prompt = Self.promptTokens(request)
         switch request.model {
         case .named(let name):
@@ -132,11 +148,11 @@ extension ModelGateway {
             var order: [ModelCatalog.Model] = []
             var reasons: [String] = []
             for candidate in [model] + model.fallbacks.compactMap({ catalog.model(named: $0) }) {
-                if let why = ineligibility(candidate, request, caller, promptTokens: prompt) { reasons.append("\(candidate.name): \(why)") }
+                if let why = ineligibility(candidate, request, caller, promptTokens: prompt, ignoringBreaker: ignoringBreakers) { reasons.append("\(candidate.name): \(why)") }
                 else { order.append(candidate) }
             }
             guard !order.isEmpty else { return .failure(noneEligible(reasons, request)) }
-            return .success((order, model.taskTypes.first, "named"))
+            return .success((order, model.taskTypes.first, reasons.isEmpty ? "named" : "named; skipped \(reasons.joined(separator: "; "))"))
         case .auto(let type):
             let serving = catalog.models.filter { $0.taskTypes.contains(type) }
             guard !serving.isEmpty else {
@@ -145,7 +161,7 @@ extension ModelGateway {
             var eligible: [ModelCatalog.Model] = []
             var reasons: [String] = []
             for m in serving {
-                if let why = ineligibility(m, request, caller, promptTokens: prompt) { reasons.append("\(m.name): \(why)") } else { eligible.append(m) }
+                if let why = ineligibility(m, request, caller, promptTokens: prompt, ignoringBreaker: ignoringBreakers) { reasons.append("\(m.name): \(why)") } else { eligible.append(m) }
             }
             guard !eligible.isEmpty else { return .failure(noneEligible(reasons, request)) }
             let candidates = eligible.map { DiscountedThompson.Candidate($0.name, inputPricePer1k: $0.priceInput, outputPricePer1k: $0.priceOutput) }
@@ -198,10 +214,11 @@ extension ModelGateway {
         switch plan(request, caller: caller) {
         case .failure(let f):
             finish(state, .failure(f), completion)
-        case .success(let (order, type, reason)):
+        case .success(let (order, type, reason, panic)):
             state.lock.withLock { _ in
                 state.record.taskType = type
                 state.record.reason = reason
+                state.panic = panic
             }
             attempt(order, 0, request: request, deadline: deadline, state: state, onDelta: onDelta, last: nil, completion: completion)
         }
@@ -261,6 +278,8 @@ extension ModelGateway {
         let ticket: TicketHolder
         switch breaker.acquire(at: MonotonicInstant(seconds: now)) {
         case .allowed(let t): ticket = TicketHolder(t)
+        case .refused where state.lock.withLock({ _ in state.panic }):
+            ticket = TicketHolder(nil)
         case .refused:
             state.lock.withLock { _ in
                 state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "breaker open", message: nil, status: nil, seconds: 0))
@@ -416,6 +435,7 @@ extension ModelGateway {
 final class TicketHolder: @unchecked Sendable {
     private let lock = Mutex(())
     private var ticket: CircuitBreaker.Ticket?
-    init(_ t: consuming CircuitBreaker.Ticket) { ticket = .some(t) }
+    /// nil: a call made without one (panic: every breaker open).
+    init(_ t: consuming CircuitBreaker.Ticket?) { ticket = t }
     func take() -> CircuitBreaker.Ticket? { lock.withLock { _ in ticket.take() } }
 }

@@ -158,7 +158,7 @@ public final class ModelGateway: @unchecked Sendable {
     // MARK: Eligibility
 
     /// Why `model` cannot serve `request` for `caller` now, or nil when it can.
-    func ineligibility(_ model: ModelCatalog.Model, _ request: ChatRequest, _ caller: Caller, promptTokens: Int) -> String? {
+    func ineligibility(_ model: ModelCatalog.Model, _ request: ChatRequest, _ caller: Caller, promptTokens: Int, ignoringBreaker: Bool = false) -> String? {
         if !mayUse(caller, model) { return "uid \(caller.uid) may not use it" }
         if rejected[model.provider] != nil || plans[model.provider] == nil { return "its provider \(model.provider) is not available (\(rejected[model.provider] ?? "not configured"))" }
         if !request.tools.isEmpty && !model.tools { return "it does not take tools" }
@@ -167,7 +167,7 @@ public final class ModelGateway: @unchecked Sendable {
             return "the request needs about \(promptTokens) + \(answer) tokens, more than its context of \(model.contextLength)"
         }
         if request.hasMedia, catalog.provider(named: model.provider)?.kind == .anthropic { return "its provider takes no media parts" }
-        if case .open = breakerState(model.name) { return "its breaker is open" }
+        if !ignoringBreaker, case .open = breakerState(model.name) { return "its breaker is open" }
         return nil
     }
 

@@ -10,7 +10,7 @@ public struct ModelCatalog: Sendable, Equatable {
     public var models: [Model] = []
     public var selector = SelectorSettings()
     /// Every model's breaker, unless its `[[model]]` says otherwise.
-    public var breaker = BreakerSettings()
+    public var breaker = BreakerSettings.forModels
     /// Local servers (`kind = "local"`) loaded at once, at most; the least recently used idle one
     /// is stopped for another.
     public var maxLoaded = 1

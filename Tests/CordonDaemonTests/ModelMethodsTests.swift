@@ -88,6 +88,12 @@ struct ModelMethodsTests {
         task_types = ["other"]
 
         [[model]]
+        name = "down"
+        provider = "standin"
+        upstream = "server-error"
+        task_types = ["other"]
+
+        [[model]]
         name = "private"
         provider = "standin"
         upstream = "plain"
@@ -125,7 +131,7 @@ struct ModelMethodsTests {
         let standIn = try StandIn()
         let d = try Self.daemon(standIn)
         let listed = try d.call("model.list")
-        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "private"])
+        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "down", "private"])
         for _ in 0..<10 {
             let r = try d.call("model.chat", Self.chat("small"))
             #expect(r["completion"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "Hello from the stand-in")
@@ -179,6 +185,25 @@ struct ModelMethodsTests {
         let id = try #require(r["id"]?.stringValue)
         let attempts = Self.sql(d, "SELECT attempts FROM model_calls WHERE completion_id = '\(id)'")
         #expect(attempts.contains("\"broken\"") && attempts.contains("\"small\""))
+    }
+
+    /// The ratio rule opens a failing model's breaker (half of at least 10 calls); its calls
+    /// then go to its fallback without trying it. A model with no fallback is still tried
+    /// (panic: refusing every call would be the outage the breaker guards against).
+    @Test func anOpenBreakerSkipsToTheFallbackAndPanicStillTries() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        for _ in 0..<10 { _ = try? d.call("model.chat", Self.chat("broken")) }
+        let skipped = try d.call("model.chat", Self.chat("broken"))
+        #expect(skipped["model"]?.stringValue == "small")
+        #expect(skipped["attempts"]?.arrayValue?.map { $0["model"]?.stringValue ?? "" } == ["small"], "\(skipped)")
+        #expect(skipped["reason"]?.stringValue == "named; skipped broken: its breaker is open")
+        for _ in 0..<10 { _ = try? d.callError("model.chat", Self.chat("down")) }
+        let panicked = try d.callError("model.chat", Self.chat("down"))
+        #expect(panicked.message.contains("server error"), "\(panicked)")
+        let reason = Self.sql(d, "SELECT reason, attempts FROM model_calls WHERE requested = 'down' ORDER BY id DESC LIMIT 1")
+        #expect(reason.hasPrefix("panic: every eligible model's breaker is open"), "\(reason)")
+        #expect(reason.contains("\"server error\""))
     }
 
     @Test func feedbackIsTheCallersOnceAndNobodyElses() throws {

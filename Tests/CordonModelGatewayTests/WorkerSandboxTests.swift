@@ -129,11 +129,19 @@ struct WorkerSandboxTests {
 
     static let workerInside = "/cordon/cordon-model-worker"
 
+    /// Workers this process started (their sandbox's init is its child; other suites' workers
+    /// run under a cordond of their own).
     static func processes(argv0: String) -> [Int32] {
+        func parent(_ pid: Int32) -> Int32? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 ? Int32(fields[1]) : nil
+        }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let cmd = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { return false }
-            return String(decoding: cmd, as: UTF8.self) == argv0 + "\u{0}"
+            return String(decoding: cmd, as: UTF8.self) == argv0 + "\u{0}" && parent(pid).flatMap(parent) == getpid()
         }
     }
 
