@@ -132,14 +132,14 @@ OWNER = $(if $(filter 0,$(shell id -u)),-o root -g root)
 # Everything install puts, by source: uninstall removes exactly these, then the directories
 # that are Cordon's own. Shared directories (bin, share/man/man1) are created if missing and
 # otherwise left as they are, and stay.
-DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/tools.md docs/policy.schema.json
+DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/tools.md docs/models.md docs/policy.schema.json
 EXAMPLES = packaging/cordond.toml $(wildcard policies/*.toml profiles/seccomp/*.json profiles/seccomp/*.md profiles/runtime/*.toml tools/*.toml)
-INSTALLED = $(BINDIR)/cordon $(BINDIR)/cordond $(BINDIR)/cordon-scan $(LIBEXECDIR)/cordon-init \
+INSTALLED = $(BINDIR)/cordon $(BINDIR)/cordond $(BINDIR)/cordon-scan $(LIBEXECDIR)/cordon-init $(LIBEXECDIR)/cordon-model-worker \
   $(MANDIR)/man1/cordon.1 $(MANDIR)/man8/cordond.8 \
   $(BASHCOMPDIR)/cordon $(BASHCOMPDIR)/cordond $(ZSHCOMPDIR)/_cordon $(ZSHCOMPDIR)/_cordond \
   $(FISHCOMPDIR)/cordon.fish $(FISHCOMPDIR)/cordond.fish $(UNITDIR)/cordond.service $(UNITDIR)/cordond.socket \
   $(addprefix $(DOCDIR)/,$(notdir $(DOCS))) \
-  $(DOCDIR)/examples/cordond.toml $(addprefix $(DOCDIR)/examples/,$(filter policies/% profiles/% tools/%,$(EXAMPLES)))
+  $(DOCDIR)/examples/cordond.toml $(DOCDIR)/examples/models.toml $(addprefix $(DOCDIR)/examples/,$(filter policies/% profiles/% tools/%,$(EXAMPLES)))
 OWN_DIRS = $(DOCDIR)/examples/profiles/seccomp $(DOCDIR)/examples/profiles/runtime $(DOCDIR)/examples/profiles \
   $(DOCDIR)/examples/policies $(DOCDIR)/examples/tools $(DOCDIR)/examples $(DOCDIR) $(LIBEXECDIR)
 D = $(DESTDIR)
@@ -148,7 +148,7 @@ install: $(if $(BIN),,release)
 	umask 022 && mkdir -p $(addprefix $(D),$(BINDIR) $(MANDIR)/man1 $(MANDIR)/man8 $(UNITDIR) $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR))
 	install -d -m 755 $(OWNER) $(addprefix $(D),$(OWN_DIRS))
 	install -m 755 $(OWNER) $(INSTALL_FROM)/cordon $(INSTALL_FROM)/cordond $(INSTALL_FROM)/cordon-scan $(D)$(BINDIR)/
-	install -m 755 $(OWNER) $(INSTALL_FROM)/cordon-init $(D)$(LIBEXECDIR)/
+	install -m 755 $(OWNER) $(INSTALL_FROM)/cordon-init $(INSTALL_FROM)/cordon-model-worker $(D)$(LIBEXECDIR)/
 	tools/gen-man cordon $(INSTALL_FROM) $(DOCDIR) $(LIBEXECDIR) > $(D)$(MANDIR)/man1/cordon.1
 	tools/gen-man cordond $(INSTALL_FROM) $(DOCDIR) $(LIBEXECDIR) > $(D)$(MANDIR)/man8/cordond.8
 	for tool in cordon cordond; do \
@@ -164,7 +164,7 @@ install: $(if $(BIN),,release)
 	  $(ZSHCOMPDIR)/_cordon $(ZSHCOMPDIR)/_cordond $(FISHCOMPDIR)/cordon.fish $(FISHCOMPDIR)/cordond.fish \
 	  $(UNITDIR)/cordond.service $(UNITDIR)/cordond.socket)
 	install -m 644 $(OWNER) $(DOCS) $(D)$(DOCDIR)/
-	install -m 644 $(OWNER) packaging/cordond.toml $(D)$(DOCDIR)/examples/
+	install -m 644 $(OWNER) packaging/cordond.toml packaging/models.toml $(D)$(DOCDIR)/examples/
 	install -m 644 $(OWNER) policies/*.toml $(D)$(DOCDIR)/examples/policies/
 	install -m 644 $(OWNER) profiles/seccomp/*.json profiles/seccomp/*.md $(D)$(DOCDIR)/examples/profiles/seccomp/
 	install -m 644 $(OWNER) profiles/runtime/*.toml $(D)$(DOCDIR)/examples/profiles/runtime/

@@ -64,11 +64,14 @@ public struct StoredUsage: Sendable, Equatable {
 
 extension AuditStore {
     /// Estimated bytes per row beyond its text (keys, numbers, index entries).
-    public static let taskOverhead = 256, eventOverhead = 64, toolCallOverhead = 128
+    public static let taskOverhead = 256, eventOverhead = 64, toolCallOverhead = 128, modelCallOverhead = 384
     static let ended = "state IN ('finished', 'cancelled', 'lost')"
     static let protectedKinds = "('denied', 'auth-refused')"
     /// Tool calls kept like denials: refusals (the daemon records at most its refusal rate).
     static let protectedCalls = "outcome = 'refused'"
+    /// Model calls kept as long as denials are: refused ones, and those whose worker's sandbox
+    /// was refused something.
+    static let protectedModelCalls = "(outcome = 'refused' OR denials <> '[]')"
     /// A task is bulky when its argv and result take more than this many bytes. Stripping
     /// keeps at most `keptCommandCharacters` of argv[0] (4 bytes each at most) and a note, well
     /// under the threshold, so a stripped task is never bulky again and every strip frees bytes.
@@ -106,6 +109,14 @@ extension AuditStore {
                 guard row.count == 2, case .integer(let uid) = row[0], let u = UInt32(exactly: uid), case .integer(let bytes) = row[1] else { continue }
                 out[u, default: StoredUsage()].recordBytes += bytes
             }
+            for row in try rows(db, operation, """
+                SELECT uid, sum(\(Self.modelCallOverhead) + length(CAST(exe AS BLOB)) + length(CAST(requested AS BLOB)) + length(CAST(reason AS BLOB))
+                                + length(CAST(attempts AS BLOB)) + length(CAST(denials AS BLOB)) + ifnull(length(CAST(message AS BLOB)), 0))
+                FROM model_calls WHERE ?1 IS NULL OR uid = ?1 GROUP BY uid
+                """, [only]) {
+                guard row.count == 2, case .integer(let uid) = row[0], let u = UInt32(exactly: uid), case .integer(let bytes) = row[1] else { continue }
+                out[u, default: StoredUsage()].recordBytes += bytes
+            }
             return out
         }
     }
@@ -134,8 +145,10 @@ extension AuditStore {
             }
             while spend(&report), try deleteEvents(where: "task_id IS NULL AND time < ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)",
                                                    [.real(olderThan), .real(keep)], batch) == batch {}
-            while spend(&report), try deleteToolCalls(where: "time < ?1 AND NOT (\(Self.protectedCalls) AND time >= ?2)",
-                                                      [.real(olderThan), .real(keep)], batch) == batch {}
+            while spend(&report), try deleteCalls("tool_calls", where: "time < ?1 AND NOT (\(Self.protectedCalls) AND time >= ?2)",
+                                                  [.real(olderThan), .real(keep)], batch) == batch {}
+            while spend(&report), try deleteCalls("model_calls", where: "time < ?1 AND NOT (\(Self.protectedModelCalls) AND time >= ?2)",
+                                                  [.real(olderThan), .real(keep)], batch) == batch {}
             // Old tasks kept for their denials still lose their bulk.
             while spend(&report) {
                 let n = try stripBulk(where: "\(Self.ended) AND finished_at < ?1", [.real(olderThan)], batch)
@@ -203,7 +216,10 @@ extension AuditStore {
         if try deleteEvents(where: "task_id IS NULL AND uid = ?1 AND NOT (kind IN \(Self.protectedKinds) AND time >= ?2)", [u, .real(keep)], batch) > 0 {
             return true
         }
-        return try deleteToolCalls(where: "uid = ?1 AND NOT (\(Self.protectedCalls) AND time >= ?2)", [u, .real(keep)], batch) > 0
+        if try deleteCalls("tool_calls", where: "uid = ?1 AND NOT (\(Self.protectedCalls) AND time >= ?2)", [u, .real(keep)], batch) > 0 {
+            return true
+        }
+        return try deleteCalls("model_calls", where: "uid = ?1 AND NOT (\(Self.protectedModelCalls) AND time >= ?2)", [u, .real(keep)], batch) > 0
     }
 
     /// How many of a uid's tasks one shedding step takes: about as many as make up the excess
@@ -274,10 +290,11 @@ extension AuditStore {
         return removed
     }
 
-    /// Deletes up to `limit` matching tool calls, oldest first. Returns how many.
-    private func deleteToolCalls(where condition: String, _ values: [SQLiteValue], _ limit: Int) throws(AuditError) -> Int {
-        let output = try write("prune: delete tool calls") { w throws(AuditError) in
-            let rows = try w.rows("DELETE FROM tool_calls WHERE id IN (SELECT id FROM tool_calls WHERE \(condition) ORDER BY id LIMIT \(limit)) RETURNING id", values)
+    /// Deletes up to `limit` matching rows of `table` (tool_calls, model_calls: our own
+    /// constants), oldest first. Returns how many.
+    private func deleteCalls(_ table: String, where condition: String, _ values: [SQLiteValue], _ limit: Int) throws(AuditError) -> Int {
+        let output = try write("prune: delete \(table)") { w throws(AuditError) in
+            let rows = try w.rows("DELETE FROM \(table) WHERE id IN (SELECT id FROM \(table) WHERE \(condition) ORDER BY id LIMIT \(limit)) RETURNING id", values)
             return .count(rows.count)
         }
         guard case .count(let n) = output else { return 0 }

@@ -135,7 +135,9 @@ extension Daemon {
                                    requestBytes: record.requestBytes, answerBytes: record.answerBytes)
             do {
                 _ = try store.recordModelCall(row)
-                quotas.addRecords(peer.uid, Int64(600 + row.attempts.utf8.count + row.reason.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
+                // As the store measures a row (Retention's usage query), so a restart agrees.
+                quotas.addRecords(peer.uid, Int64(AuditStore.modelCallOverhead + row.caller.exe.utf8.count + row.requested.utf8.count + row.reason.utf8.count
+                                                  + row.attempts.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
             } catch {
                 log.error("model call not recorded", metadata: ["id": "\(record.id)", "error": "\(error)"])
                 var failed = record

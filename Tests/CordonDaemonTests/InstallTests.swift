@@ -49,7 +49,7 @@ struct InstallTests {
     /// What install must put, relative to DESTDIR+PREFIX, and each file's mode.
     static func expected() throws -> [String: mode_t] {
         var out: [String: mode_t] = [
-            "bin/cordon": 0o755, "bin/cordond": 0o755, "bin/cordon-scan": 0o755, "libexec/cordon/cordon-init": 0o755,
+            "bin/cordon": 0o755, "bin/cordond": 0o755, "bin/cordon-scan": 0o755, "libexec/cordon/cordon-init": 0o755, "libexec/cordon/cordon-model-worker": 0o755,
             "share/man/man1/cordon.1": 0o644, "share/man/man8/cordond.8": 0o644,
             "share/bash-completion/completions/cordon": 0o644, "share/bash-completion/completions/cordond": 0o644,
             "share/zsh/site-functions/_cordon": 0o644, "share/zsh/site-functions/_cordond": 0o644,
@@ -57,7 +57,8 @@ struct InstallTests {
             "lib/systemd/system/cordond.service": 0o644, "lib/systemd/system/cordond.socket": 0o644,
             "share/doc/cordon/README.md": 0o644, "share/doc/cordon/SECURITY.md": 0o644, "share/doc/cordon/daemon.md": 0o644,
             "share/doc/cordon/policies.md": 0o644, "share/doc/cordon/tools.md": 0o644, "share/doc/cordon/policy.schema.json": 0o644,
-            "share/doc/cordon/examples/cordond.toml": 0o644,
+            "share/doc/cordon/examples/cordond.toml": 0o644, "share/doc/cordon/examples/models.toml": 0o644,
+            "share/doc/cordon/models.md": 0o644,
         ]
         // Every shipped policy and profile, as examples (the binaries embed the same files), and
         // the shipped tool manifests (tools/ also holds the dev scripts, which are not installed).
