@@ -176,7 +176,7 @@ struct ModelFeedbackCommand: ParsableCommand {
         discussion: "ID is the completion id a call answered with (cordon model ask prints it on stderr; the endpoint's responses carry it as id)."
     )
     @OptionGroup var client: ClientOptions
-    @Argument(help: "The completion id (chatcmpl-…).") var id: String
+    @Argument(help: "The completion id (chatcmpl-...).") var id: String
     @Flag(help: "The answer was right.") var good = false
     @Flag(help: "The answer was wrong.") var bad = false
     @Option(help: "How good, from 0 to 1.") var score: Double?
