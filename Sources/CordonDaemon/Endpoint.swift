@@ -326,7 +326,9 @@ final class SSEStream: @unchecked Sendable {
         for chunk in OpenAIWire.chunkBodies(delta, id: id, model: model, created: created, includeUsage: includeUsage) {
             bytes += Array("data: \(chunk.text)\n\n".utf8)
         }
-        return bytes.isEmpty || responder.write(bytes)
+        // Never waits: this runs on the worker's reader, which every call to the provider
+        // shares; a client that falls 256 KiB behind loses its stream (the call is cancelled).
+        return bytes.isEmpty || responder.writeWithoutWaiting(bytes)
     }
 
     func end(_ record: ModelCallRecord, _ result: Result<ChatResult, ModelCallFailure>) {
@@ -334,16 +336,17 @@ final class SSEStream: @unchecked Sendable {
         switch result {
         case .success:
             guard startIfNeeded() else { return }
-            responder.write(Array("data: [DONE]\n\n".utf8))
-            responder.finish()
+            // A client too far behind gets neither: its connection is closed by the finish.
+            _ = responder.writeWithoutWaiting(Array("data: [DONE]\n\n".utf8))
+            responder.finishWithoutWaiting()
         case .failure(let f):
             if !started {
                 if responder.isOpen { ModelEndpoint.failure(responder, f, id: id) }
                 return
             }
             let body = OpenAIWire.errorBody(message: "\(id): \(f.message)", type: "server_error")
-            responder.write(Array("data: \(body.text)\n\n".utf8))
-            responder.finish()
+            _ = responder.writeWithoutWaiting(Array("data: \(body.text)\n\n".utf8))
+            responder.finishWithoutWaiting()
         }
     }
 }

@@ -270,7 +270,12 @@ extension Daemon {
         return .later { [self] reply in
             do {
                 try modelCall(request, id: id, requestBytes: bytes, peer: peer, timeout: timeout, onDelta: onDelta) { record, result in
-                    reply(Self.chatAnswer(record, result, model: model, created: created, stream: stream))
+                    let answer = Self.chatAnswer(record, result, model: model, created: created, stream: stream)
+                    // A streaming client's connection may be backed up (its deltas were refused
+                    // for it): the answer waits for it on a thread of its own, not on the
+                    // worker's reader, which every call to the provider shares.
+                    if stream, (try? Threads.detach("model-answer", signals: .noSIGPIPE, { reply(answer) })) != nil { return }
+                    reply(answer)
                 }
             } catch let e as RPCError {
                 reply(.failure(e))
@@ -286,7 +291,8 @@ extension Daemon {
             guard sink.isOpen else { return false }
             for chunk in OpenAIWire.chunkBodies(delta, id: id, model: model, created: created, includeUsage: includeUsage) {
                 let note = RPCMessage.notification(method: "model.delta", params: .object([("id", .string(id)), ("chunk", chunk)]))
-                guard sink.send(note) else { return false }
+                // Never waits: this runs on the worker's reader, which every call to the provider shares.
+                guard sink.sendWithoutWaiting(note) else { return false }
             }
             return true
         }

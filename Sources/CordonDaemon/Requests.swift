@@ -14,6 +14,10 @@ import Glibc
 protocol MessageSink: AnyObject, Sendable {
     @discardableResult
     func send(_ text: String) -> Bool
+    /// As `send`, but never waits: false (nothing queued) when the client has not read what
+    /// was sent before. For a stream fed from a thread other calls share (a model worker's
+    /// reader): one client that stops reading must not hold it.
+    func sendWithoutWaiting(_ text: String) -> Bool
     /// False once the connection is gone (a stream with nothing to send asks, rather than
     /// outliving its client).
     var isOpen: Bool { get }

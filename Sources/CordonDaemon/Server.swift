@@ -334,10 +334,14 @@ final class LoopConnection: RequestConnection, @unchecked Sendable {
     // MARK: Any thread
 
     @discardableResult
-    func send(_ text: String) -> Bool {
+    func send(_ text: String) -> Bool { send(text, waiting: true) }
+
+    func sendWithoutWaiting(_ text: String) -> Bool { send(text, waiting: false) }
+
+    private func send(_ text: String, waiting: Bool) -> Bool {
         var bytes = Array(text.utf8)
         bytes.append(0x0A)
-        let deadline = MonotonicClock.now + Self.sendSeconds
+        let deadline = waiting ? MonotonicClock.now + Self.sendSeconds : 0
         let onLoop = loop.inLoopThread
         let first: Bool? = output.locked {
             // Never blocks on the loop's own thread (an over-long line's error): the loop is

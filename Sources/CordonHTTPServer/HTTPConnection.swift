@@ -272,12 +272,19 @@ final class HTTPConnection: @unchecked Sendable {
     /// Queues `bytes` to be sent, after everything queued before. With `wait`, off the loop
     /// thread, waits while more than `highWater` bytes are unsent, for up to `sendSeconds`
     /// (then the connection closes). False when the connection is gone or the wait ran out.
-    func enqueue(_ bytes: [UInt8], wait: Bool) -> Bool {
-        enum Outcome { case gone, late, sent, queued(first: Bool) }
+    /// How `enqueue` treats output past `highWater`: wait for room (off the loop thread), queue
+    /// anyway, or refuse at once (nothing queued, the connection left open).
+    enum Wait { case wait, queue, failWhenFull }
+
+    func enqueue(_ bytes: [UInt8], wait: Bool) -> Bool { enqueue(bytes, wait ? .wait : .queue) }
+
+    func enqueue(_ bytes: [UInt8], _ mode: Wait) -> Bool {
+        enum Outcome { case gone, late, full, sent, queued(first: Bool) }
         let deadline = MonotonicClock.now + configuration.sendSeconds
-        let waits = wait && !loop.inLoopThread
+        let waits = mode == .wait && !loop.inLoopThread
         let highWater = configuration.highWater
         let outcome: Outcome = output.locked {
+            if mode == .failWhenFull && !gone && pending.count - sent > highWater { return .full }
             let room = output.wait(until: deadline) { gone || !waits || pending.count - sent <= highWater }
             if gone { return .gone }
             if !room { return .late }
@@ -298,7 +305,7 @@ final class HTTPConnection: @unchecked Sendable {
             return .queued(first: first)
         }
         switch outcome {
-        case .gone: return false
+        case .gone, .full: return false
         case .late:
             abort()
             return false

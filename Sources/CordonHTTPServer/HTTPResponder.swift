@@ -128,25 +128,33 @@ public final class HTTPResponder: @unchecked Sendable {
     /// array). False when the client is gone or not reading, or past a declared
     /// Content-Length.
     @discardableResult
-    public func write(_ bytes: [UInt8]) -> Bool {
-        phase.withLock { p in
+    public func write(_ bytes: [UInt8]) -> Bool { write(bytes, waiting: true) }
+
+    /// As `write`, but never waits: false (nothing queued) while more than `highWater` bytes
+    /// are unsent. For a stream fed from a thread others share.
+    @discardableResult
+    public func writeWithoutWaiting(_ bytes: [UInt8]) -> Bool { write(bytes, waiting: false) }
+
+    private func write(_ bytes: [UInt8], waiting: Bool) -> Bool {
+        let mode: HTTPConnection.Wait = waiting ? .wait : .failWhenFull
+        return phase.withLock { p in
             guard case .streaming(let framing) = p else { preconditionFailure("HTTPResponder.write: no response started") }
             if bytes.isEmpty { return connection.isOpen }
             switch framing {
             case .none:
                 return connection.isOpen
             case .untilClose:
-                return connection.enqueue(bytes, wait: true)
+                return connection.enqueue(bytes, mode)
             case .length(let remaining):
                 guard bytes.count <= remaining else { return false }
                 p = .streaming(.length(remaining: remaining - bytes.count))
-                return connection.enqueue(bytes, wait: true)
+                return connection.enqueue(bytes, mode)
             case .chunked:
                 var chunk = Array(String(bytes.count, radix: 16).utf8) + [13, 10]
                 chunk.reserveCapacity(chunk.count + bytes.count + 2)
                 chunk += bytes
                 chunk += [13, 10]
-                return connection.enqueue(chunk, wait: true)
+                return connection.enqueue(chunk, mode)
             }
         }
     }
@@ -155,7 +163,14 @@ public final class HTTPResponder: @unchecked Sendable {
     /// False when the client is gone (or a declared Content-Length was not met: the
     /// connection is then closed).
     @discardableResult
-    public func finish() -> Bool {
+    public func finish() -> Bool { finish(waiting: true) }
+
+    /// As `finish`, but never waits: a client that has not read what was sent before has its
+    /// connection closed instead (the response cannot be ended properly without waiting).
+    @discardableResult
+    public func finishWithoutWaiting() -> Bool { finish(waiting: false) }
+
+    private func finish(waiting: Bool) -> Bool {
         phase.withLock { p in
             guard case .streaming(let framing) = p else { preconditionFailure("HTTPResponder.finish: no response started") }
             p = .done
@@ -174,7 +189,11 @@ public final class HTTPResponder: @unchecked Sendable {
                 connection.responseFinished(closeAfter: !keepAlive)
                 return connection.isOpen
             case .chunked:
-                let ok = connection.enqueue(Array("0\r\n\r\n".utf8), wait: true)
+                let ok = connection.enqueue(Array("0\r\n\r\n".utf8), waiting ? .wait : .failWhenFull)
+                if !ok && !waiting {
+                    connection.abort()
+                    return false
+                }
                 connection.responseFinished(closeAfter: !keepAlive)
                 return ok
             }

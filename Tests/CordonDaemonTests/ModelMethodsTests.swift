@@ -88,6 +88,12 @@ struct ModelMethodsTests {
         task_types = ["other"]
 
         [[model]]
+        name = "flood"
+        provider = "standin"
+        upstream = "huge-stream"
+        task_types = ["other"]
+
+        [[model]]
         name = "down"
         provider = "standin"
         upstream = "server-error"
@@ -131,7 +137,7 @@ struct ModelMethodsTests {
         let standIn = try StandIn()
         let d = try Self.daemon(standIn)
         let listed = try d.call("model.list")
-        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "down", "private"])
+        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "flood", "down", "private"])
         for _ in 0..<10 {
             let r = try d.call("model.chat", Self.chat("small"))
             #expect(r["completion"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "Hello from the stand-in")
@@ -204,6 +210,44 @@ struct ModelMethodsTests {
         let reason = Self.sql(d, "SELECT reason, attempts FROM model_calls WHERE requested = 'down' ORDER BY id DESC LIMIT 1")
         #expect(reason.hasPrefix("panic: every eligible model's breaker is open"), "\(reason)")
         #expect(reason.contains("\"server error\""))
+    }
+
+    /// A client that asks for a stream and stops reading must not hold the provider's worker:
+    /// its deltas are refused once 256 KiB wait for it (its stream is cut, the call cancelled),
+    /// and another caller's call to the same provider is answered meanwhile — on the endpoint
+    /// and on the socket. (Without this, the worker's reader waited up to a minute on the
+    /// stalled client, and every call to the provider with it.)
+    @Test func aStalledStreamingClientDoesNotHoldOtherCallsToItsProvider() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        _ = try d.call("model.chat", Self.chat("small"))  // the worker is up
+        func stalled(_ path: String, _ request: [UInt8]) throws -> Int32 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = b } }
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            guard ok == 0, write(fd, request, request.count) == request.count else { throw TestFailure("cannot reach \(path)") }
+            return fd
+        }
+        let body = "{\"model\":\"flood\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+        let http = Array("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        let a = try stalled("\(d.runtimeDir)/openai.sock", http)
+        defer { close(a) }
+        let rpc = Array((Self.line("model.chat", Self.chat("flood", stream: true)) + "\n").utf8)
+        let b = try stalled(d.socket, rpc)
+        defer { close(b) }
+        usleep(300_000)
+        // Ten calls of another caller while both sit unread: each answered (the endpoint's
+        // and the socket's stall would each hold the reader for sendSeconds, 60 s).
+        for _ in 0..<10 {
+            let r = TestDaemon.exec("/usr/bin/curl", ["-s", "--max-time", "20", "--unix-socket", "\(d.runtimeDir)/openai.sock", "-o", "/dev/null",
+                                                      "-w", "%{http_code}", "-d", "{\"model\":\"small\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                                                      "http://localhost/v1/chat/completions"])
+            #expect(r.stdout == "200")
+        }
+        // Both stalled calls ended (cancelled, or failed at the 16 MiB cap), and were recorded.
+        #expect(d.eventually(30) { Self.sql(d, "SELECT count(*) FROM model_calls WHERE requested = 'flood'") == "2\n" })
     }
 
     @Test func feedbackIsTheCallersOnceAndNobodyElses() throws {
