@@ -64,6 +64,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Command-tool calls in flight (a sandbox and a thread each), in all and per uid.
     public var toolMaxCommandCalls = 64
     public var toolMaxCommandCallsPerUser = 8
+    /// Model calls in flight per uid (socket and endpoint together): past it, 429.
+    public var modelMaxCallsPerUser = 16
     /// Prometheus text on http://127.0.0.1:PORT/metrics (nil: off).
     public var metricsPort: Int?
     public var dnsHostsFile: String?
@@ -96,6 +98,7 @@ public struct DaemonConfig: Sendable, Equatable {
         "metrics": ["listen"],
         "egress": ["dns_hosts", "dns_upstream"],
         "tools": ["max_instances", "max_command_calls", "max_command_calls_per_user"],
+        "models": ["max_calls_per_user"],
     ]
 
     /// Reads `<configDir>/cordond.toml` over the defaults; a missing file means the defaults.
@@ -217,6 +220,7 @@ public struct DaemonConfig: Sendable, Equatable {
                 case "tools.max_instances": toolMaxInstances = try count(1...4096)
                 case "tools.max_command_calls": toolMaxCommandCalls = try count(1...4096)
                 case "tools.max_command_calls_per_user": toolMaxCommandCallsPerUser = try count(1...4096)
+                case "models.max_calls_per_user": modelMaxCallsPerUser = try count(1...4096)
                 case "egress.dns_hosts": dnsHostsFile = try string()
                 case "egress.dns_upstream": dnsUpstream = try string()
                 default: break

@@ -10,6 +10,7 @@ import CordonSystem
 import CordonToolGateway
 import CordonTools
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,6 +37,8 @@ public final class Daemon: @unchecked Sendable {
     let tools: ToolGateway
     /// The model gateway: models.toml in the config directory, read at start (nil: none).
     let models: ModelGateway?
+    /// Model calls in flight per uid (`models.max_calls_per_user`).
+    let modelCallsInFlight = Mutex<[UInt32: Int]>([:])
     /// The endpoint's bearer tokens (models.toml's `[endpoint] tokens`), read at start.
     let endpointTokens: [(token: [UInt8], uid: UInt32)]
     /// What the config files looked like when the tools were last read (`reloadTools`).

@@ -218,8 +218,10 @@ final class ModelEndpoint: @unchecked Sendable {
         switch request.model { case .named(let n): name = n; case .auto(let t): name = t == "chat" ? "auto" : "auto:\(t)" }
         let id = Daemon.completionID()
         let stream = SSEStream(responder: responder, id: id, model: name, created: created, includeUsage: request.includeUsage)
-        if request.stream {
-            responder.onClose { stream.clientLeft() }
+        // A client that leaves before the answer's end abandons its call (nothing blamed).
+        responder.onClose { [daemon] in
+            stream.clientLeft()
+            daemon.cancelModelCall(id)
         }
         let send: @Sendable (ChatDelta) -> Bool = { stream.send($0) }
         let onDelta = request.stream ? send : nil
@@ -231,7 +233,8 @@ final class ModelEndpoint: @unchecked Sendable {
         do {
             try daemon.modelCall(request, id: id, requestBytes: http.body.count, peer: who, timeout: 600, onDelta: onDelta, completion: answered)
         } catch {
-            Self.error(responder, error.code == RPCCode.quotaExceeded ? 429 : 503, error.message, type: "server_error",
+            let status = error.code == RPCCode.quotaExceeded || error.code == RPCCode.busy ? 429 : 503
+            Self.error(responder, status, error.message, type: status == 429 ? "rate_limit_exceeded" : "server_error",
                        headers: [HTTPHeader(name: "x-should-retry", value: "false")])
         }
     }

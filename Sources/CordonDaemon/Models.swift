@@ -110,8 +110,22 @@ extension Daemon {
                    completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) throws(RPCError) {
         let gateway = try modelGateway()
         try quotas.checkRecords(peer.uid)
+        // Calls in flight per uid: a client that leaves ends its call (`cancelModelCall`), and
+        // one that does not cannot take more than its share of the providers' workers.
+        let admitted = modelCallsInFlight.withLock { calls -> Bool in
+            guard calls[peer.uid, default: 0] < config.modelMaxCallsPerUser else { return false }
+            calls[peer.uid, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            throw RPCError(RPCCode.busy, "uid \(peer.uid) has \(config.modelMaxCallsPerUser) model calls in flight (models.max_calls_per_user): retry when one has ended")
+        }
         gateway.chat(request, id: id, caller: Self.modelCaller(peer), deadline: MonotonicClock.now + timeout, requestBytes: requestBytes,
                      onDelta: onDelta) { [self] record, result in
+            modelCallsInFlight.withLock { calls in
+                calls[peer.uid, default: 1] -= 1
+                if calls[peer.uid] == 0 { calls[peer.uid] = nil }
+            }
             metrics.modelCall(model: record.model ?? "-", outcome: record.outcome.rawValue, seconds: record.latencySeconds,
                               inputTokens: record.inputTokens ?? 0, outputTokens: record.outputTokens ?? 0)
             if record.outcome == .refused { metrics.refused(method: "model.chat") }
@@ -147,6 +161,10 @@ extension Daemon {
             completion(record, result)
         }
     }
+
+    /// The client of call `id` went away: the call is abandoned (no further attempt, nothing
+    /// blamed) and ends as cancelled.
+    func cancelModelCall(_ id: String) { models?.cancel(id) }
 
     /// A client's verdict on its own call (`model.feedback`, `POST /v1/feedback`).
     func modelFeedback(id: String, peer: Peer, success: Bool?, score: Double?) throws(RPCError) -> (model: String, taskType: String?) {
@@ -255,7 +273,9 @@ extension Daemon {
         guard let body = params.raw("request"), case .object = body else {
             throw RPCError.invalid(params.field("request"), "required: an OpenAI chat-completions request object ({\"model\": \"auto\", \"messages\": [...]})")
         }
-        let timeout = try params.number("timeout", min: 0.001, max: 3600) ?? 600
+        // At least a second: a deadline far shorter than any provider's would only measure the
+        // caller (and is not held against the model: see ModelGateway).
+        let timeout = try params.number("timeout", min: 1, max: 3600) ?? 600
         try params.finish()
         let request: ChatRequest
         do { request = try ChatRequest.parse(body) } catch { throw Self.requestProblem(error) }
@@ -267,7 +287,7 @@ extension Daemon {
         let includeUsage = request.includeUsage
         let id = Self.completionID()
         let onDelta = stream ? Self.deltaNotifier(sink, id: id, model: model, created: created, includeUsage: includeUsage) : nil
-        return .later { [self] reply in
+        return .laterUnlessClosed { [self] reply in
             do {
                 try modelCall(request, id: id, requestBytes: bytes, peer: peer, timeout: timeout, onDelta: onDelta) { record, result in
                     let answer = Self.chatAnswer(record, result, model: model, created: created, stream: stream)
@@ -282,6 +302,8 @@ extension Daemon {
             } catch {
                 reply(.failure(RPCError(RPCCode.internalError, "\(error)")))
             }
+            // The connection closed before the answer: the call is abandoned.
+            return { [self] in cancelModelCall(id) }
         }
     }
 

@@ -102,21 +102,6 @@ public struct ModelCallRecord: Sendable {
 }
 
 extension ModelGateway {
-    /// What one call carries from attempt to attempt.
-    private final class CallState: @unchecked Sendable {
-        let lock = Mutex(())
-        var record: ModelCallRecord
-        var accumulator = ChatAccumulator()
-        var indexer = ToolCallIndexer()
-        /// Whether a piece of the answer reached the client: no fallback after that.
-        var sentAny = false
-        var streamFailure: ProviderError?
-        var clientLeft = false
-        /// Every eligible model's breaker was open: they are called through them.
-        var panic = false
-        let start: Double
-        init(_ record: ModelCallRecord, start: Double) { self.record = record; self.start = start }
-    }
 
     /// The models to try for `request`, in order, or why there are none. A named model comes
     /// first with its fallbacks; `auto:TYPE` asks the task type's selector, then tries the
@@ -211,6 +196,7 @@ extension ModelGateway {
         let record = ModelCallRecord(id: id, time: UTCTime.epochSeconds(), caller: caller, requested: String(requested.prefix(128)), reason: "",
                                      stream: onDelta != nil, requestBytes: requestBytes)
         let state = CallState(record, start: start)
+        live.withLock { $0[id] = state }
         switch plan(request, caller: caller) {
         case .failure(let f):
             finish(state, .failure(f), completion)
@@ -224,8 +210,21 @@ extension ModelGateway {
         }
     }
 
+    /// Abandons call `id` (its client went away): the attempt in flight is cancelled at the
+    /// worker, no further attempt is made, and no model is blamed. Unknown ids are ignored.
+    public func cancel(_ id: String) {
+        guard let state = live.withLock({ $0[id] }) else { return }
+        let worker = state.lock.withLock { _ -> ModelWorkerClient? in
+            state.clientLeft = true
+            state.streamFailure = state.streamFailure ?? ProviderError(.connection, "the client went away")
+            return state.worker
+        }
+        worker?.cancel(id)
+    }
+
     private func finish(_ state: CallState, _ result: Result<ChatResult, ModelCallFailure>,
                         _ completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
+        live.withLock { _ = $0.removeValue(forKey: state.record.id) }
         let record = state.lock.withLock { _ -> ModelCallRecord in
             var r = state.record
             r.latencySeconds = MonotonicClock.now - state.start
@@ -265,6 +264,9 @@ extension ModelGateway {
                          onDelta: (@Sendable (ChatDelta) -> Bool)?, last: ModelCallFailure?,
                          completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
         let now = MonotonicClock.now
+        if state.lock.withLock({ _ in state.clientLeft }) {
+            return finish(state, .failure(ModelCallFailure(.cancelled, "the client went away")), completion)
+        }
         guard i < order.count, i < Self.maxAttempts else {
             return finish(state, .failure(last ?? ModelCallFailure(.unavailable, "no model could be tried")), completion)
         }
@@ -305,7 +307,9 @@ extension ModelGateway {
         let lease: ServicePool.Lease
         switch leased {
         case .failure(let e):
-            if let t = a.ticket.take() { a.breaker.record(t, outcome: .failure, at: MonotonicInstant(seconds: MonotonicClock.now)) }
+            // Not the model's doing: its worker was busy or would not start (the pool keeps
+            // its own account of that). The ticket is dropped unrecorded (a probe's expires).
+            _ = a.ticket.take()
             state.lock.withLock { _ in
                 state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "worker unavailable", message: e.message,
                                                    status: nil, seconds: MonotonicClock.now - a.started))
@@ -328,7 +332,8 @@ extension ModelGateway {
             if tag.count == 2 { state.record.policy = String(tag[0]); state.record.policyHash = String(tag[1]) }
             state.accumulator = ChatAccumulator()
             state.indexer = ToolCallIndexer()
-            state.streamFailure = nil
+            if !state.clientLeft { state.streamFailure = nil }
+            state.worker = client
         }
         let attemptStart = MonotonicClock.now
         let body = OpenAIWire.requestBody(a.request, model: model.upstream, maxOutputTokens: model.maxOutputTokens,
@@ -404,8 +409,11 @@ extension ModelGateway {
             }
             finish(state, .success(answer), a.completion)
         case .failure(let error):
-            // The request's own fault, or the client's leaving, says nothing of the model.
-            let modelAtFault = !error.blamesRequest && !cancelled
+            // The request's own fault, the client's leaving, or a deadline the caller set shorter
+            // than the provider's timeout says nothing of the model (a caller could otherwise
+            // open a healthy model's breaker for everyone with short deadlines).
+            let callersDeadline = error.kind == .timeout && a.callDeadline < a.started + provider.timeoutSeconds - 0.001
+            let modelAtFault = !error.blamesRequest && !cancelled && !callersDeadline
             if let t = a.ticket.take() { a.breaker.record(t, outcome: modelAtFault ? .failure : .success, at: MonotonicInstant(seconds: ended)) }
             if modelAtFault {
                 selection.record(model.name, taskTypes: model.taskTypes, outcome: .failure, latency: seconds, inputTokens: 0, outputTokens: 0, cost: 0)
@@ -429,6 +437,24 @@ extension ModelGateway {
     }
 
     func breakerFor(_ model: String) -> CircuitBreaker? { breakerTable[model] }
+}
+
+/// What one call carries from attempt to attempt.
+final class CallState: @unchecked Sendable {
+    let lock = Mutex(())
+    var record: ModelCallRecord
+    var accumulator = ChatAccumulator()
+    var indexer = ToolCallIndexer()
+    /// Whether a piece of the answer reached the client: no fallback after that.
+    var sentAny = false
+    var streamFailure: ProviderError?
+    var clientLeft = false
+    /// The worker of the attempt in flight (to cancel it).
+    var worker: ModelWorkerClient?
+    /// Every eligible model's breaker was open: they are called through them.
+    var panic = false
+    let start: Double
+    init(_ record: ModelCallRecord, start: Double) { self.record = record; self.start = start }
 }
 
 /// A breaker's ticket, held by a call that completes on another thread.

@@ -46,6 +46,8 @@ public final class ModelGateway: @unchecked Sendable {
     private let policyHashes: [String: String]
     let breakerTable: [String: CircuitBreaker]
     let selection: Selection
+    /// Calls in flight, by completion id (`cancel`).
+    let live = Mutex<[String: CallState]>([:])
     private let mayUse: @Sendable (Caller, ModelCatalog.Model) -> Bool
     let statePath: String?
     private let saving = Mutex<Double>(0)

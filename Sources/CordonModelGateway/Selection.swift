@@ -130,7 +130,7 @@ struct ModelStats: Sendable, Equatable {
     }
 }
 
-/// The selector's state file (`models/selector.json` in the state directory): root's, mode
+/// The selector's state file (`models-selector.json` in the state directory): root's, mode
 /// 0600, replaced atomically (written beside, fsynced, renamed). One that cannot be read is
 /// set aside (`.corrupt` suffix) and learning starts afresh: it is an optimisation, never a
 /// reason not to serve.

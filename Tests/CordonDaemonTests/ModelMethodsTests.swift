@@ -88,6 +88,12 @@ struct ModelMethodsTests {
         task_types = ["other"]
 
         [[model]]
+        name = "slow"
+        provider = "standin"
+        upstream = "slow"
+        task_types = ["other"]
+
+        [[model]]
         name = "flood"
         provider = "standin"
         upstream = "huge-stream"
@@ -108,21 +114,26 @@ struct ModelMethodsTests {
         """
     }
 
-    static func daemon(_ standIn: StandIn) throws -> TestDaemon {
+    static func daemon(_ standIn: StandIn, config: String = "") throws -> TestDaemon {
         let keyDir = "/tmp/cordon-model-key-\(getpid())"
         try? FileManager.default.removeItem(atPath: keyDir)
         try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let keyFile = "\(keyDir)/standin.key"
         try (key + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
         chmod(keyFile, 0o600)
-        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", files: ["models.toml": catalog(port: standIn.port, keyFile: keyFile)])
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n" + config, files: ["models.toml": catalog(port: standIn.port, keyFile: keyFile)])
         chmod(d.dir, 0o755)
         return d
     }
 
-    static func chat(_ model: String, stream: Bool = false, _ text: String = "hi") -> JSON {
-        .object([("request", .object([("model", .string(model)), ("stream", .bool(stream)),
-                                      ("messages", .array([.object([("role", .string("user")), ("content", .string(text))])]))]))])
+    static func chat(_ model: String, stream: Bool = false, _ text: String = "hi", seconds: Double? = nil, timeout: Double? = nil) -> JSON {
+        var request: [(String, JSON)] = [("model", .string(model)), ("stream", .bool(stream)),
+                                         ("messages", .array([.object([("role", .string("user")), ("content", .string(text))])]))]
+        // The stand-in's "slow" answer sleeps this long (it reads it from temperature: 2 at most).
+        if let seconds { request.append(("temperature", .double(seconds))) }
+        var params: [(String, JSON)] = [("request", .object(request))]
+        if let timeout { params.append(("timeout", .double(timeout))) }
+        return .object(params)
     }
 
     static func line(_ method: String, _ params: JSON) -> String {
@@ -137,7 +148,7 @@ struct ModelMethodsTests {
         let standIn = try StandIn()
         let d = try Self.daemon(standIn)
         let listed = try d.call("model.list")
-        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "flood", "down", "private"])
+        #expect(listed["models"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["small", "streamer", "broken", "echo", "garbage", "huge", "slow", "flood", "down", "private"])
         for _ in 0..<10 {
             let r = try d.call("model.chat", Self.chat("small"))
             #expect(r["completion"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "Hello from the stand-in")
@@ -248,6 +259,67 @@ struct ModelMethodsTests {
         }
         // Both stalled calls ended (cancelled, or failed at the 16 MiB cap), and were recorded.
         #expect(d.eventually(30) { Self.sql(d, "SELECT count(*) FROM model_calls WHERE requested = 'flood'") == "2\n" })
+    }
+
+    /// A client that leaves abandons its call: on the socket and on the endpoint, a call whose
+    /// connection closes ends as cancelled at once (not when the model would have answered),
+    /// blaming no model.
+    @Test func aCallWhoseClientLeavesIsCancelledNotRunToTheEnd() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        _ = try d.call("model.chat", Self.chat("small"))
+        let fd = try d.connect()
+        let line = Array((Self.line("model.chat", Self.chat("slow", seconds: 2)) + "\n").utf8)
+        #expect(write(fd, line, line.count) == line.count)
+        usleep(300_000)
+        close(fd)
+        let curl = TestDaemon.exec("/usr/bin/curl", ["-s", "--max-time", "0.5", "--unix-socket", "\(d.runtimeDir)/openai.sock", "-d",
+                                                     "{\"model\":\"slow\",\"temperature\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                                                     "http://localhost/v1/chat/completions"])
+        #expect(curl.status == 28)  // curl gave up: the connection closed under the call
+        #expect(d.eventually(5) { Self.sql(d, "SELECT outcome FROM model_calls WHERE requested = 'slow'") == "cancelled\ncancelled\n" })
+        let latencies = Self.sql(d, "SELECT latency_seconds FROM model_calls WHERE requested = 'slow'").split(separator: "\n").compactMap { Double($0) }
+        #expect(latencies.count == 2 && latencies.allSatisfy { $0 < 1.5 }, "\(latencies)")
+        let stats = try d.call("model.stats")
+        #expect(stats["models"]?.arrayValue?.first { $0["model"]?.stringValue == "slow" }?["failures"]?.intValue == 0)
+    }
+
+    /// Model calls in flight per uid are capped (`models.max_calls_per_user`): past it a call is
+    /// refused at once, and the others' go on.
+    @Test func aUsersCallsInFlightAreCapped() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn, config: "[models]\nmax_calls_per_user = 2\n")
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<2 {
+            let fd = try d.connect()
+            let line = Array((Self.line("model.chat", Self.chat("slow", seconds: 2)) + "\n").utf8)
+            #expect(write(fd, line, line.count) == line.count)
+            held.append(fd)
+        }
+        usleep(300_000)
+        let refused = try d.callError("model.chat", Self.chat("small"))
+        #expect(refused.code == RPCCode.busy, "\(refused)")
+        let other = d.asUser(65534, [Self.line("model.chat", Self.chat("small"))])
+        #expect(other.first?["result"]?["model"]?.stringValue == "small", "\(other)")
+        for fd in held { _ = try d.readResponse(fd) }
+        #expect(try d.call("model.chat", Self.chat("small"))["model"]?.stringValue == "small")
+    }
+
+    /// A deadline the caller sets shorter than the provider's timeout is not the model's
+    /// failure: many such calls leave its breaker closed and its record clean.
+    @Test func theCallersShortDeadlineIsNotHeldAgainstTheModel() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        for _ in 0..<12 {
+            let e = try d.callError("model.chat", Self.chat("slow", seconds: 1.5, timeout: 1))
+            #expect(e.message.contains("timed out") || e.message.contains("deadline"), "\(e)")
+        }
+        let stats = try d.call("model.stats")
+        let slow = stats["models"]?.arrayValue?.first { $0["model"]?.stringValue == "slow" }
+        #expect(slow?["breaker"]?.stringValue == "closed")
+        #expect(slow?["failures"]?.intValue == 0)
+        #expect(try d.callError("model.chat", Self.chat("slow", seconds: 1, timeout: 0.5)).code == RPCCode.invalidParams)
     }
 
     @Test func feedbackIsTheCallersOnceAndNobodyElses() throws {
