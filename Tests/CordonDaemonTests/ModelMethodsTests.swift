@@ -322,6 +322,34 @@ struct ModelMethodsTests {
         #expect(try d.callError("model.chat", Self.chat("slow", seconds: 1, timeout: 0.5)).code == RPCCode.invalidParams)
     }
 
+    /// `cordon model` as a user types it, as nobody: the answer on stdout ending its line (the
+    /// stand-in's has no newline), the id on stderr, the rating accepted once, and a call no
+    /// model answered exiting 2.
+    @Test func theCommandLineAsAnUnprivilegedUser() throws {
+        let standIn = try StandIn()
+        let d = try Self.daemon(standIn)
+        let cordon = [TestDaemon.cordon, "model"]
+        for stream in [true, false] {
+            let ask = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["ask", "--socket", d.socket, "--model", "small"] + (stream ? [] : ["--no-stream"]) + ["hi"])
+            #expect(ask.status == 0, "\(ask.stderr)")
+            #expect(ask.stdout == "Hello from the stand-in\n")
+            let id = String(ask.stderr.split(separator: " ").first ?? "")
+            #expect(id.hasPrefix("chatcmpl-"), "\(ask.stderr)")
+            let rated = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["feedback", "--socket", d.socket, id, "--good"])
+            #expect(rated.status == 0 && rated.stdout.contains("recorded for small"), "\(rated)")
+            let again = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["feedback", "--socket", d.socket, id, "--bad"])
+            #expect(again.status == 1 && again.stderr.contains("rated already"), "\(again)")
+        }
+        let streamed = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["ask", "--socket", d.socket, "--model", "streamer", "hi"])
+        #expect(streamed.stdout == "Hello world\n")
+        let failed = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["ask", "--socket", d.socket, "--model", "down", "hi"])
+        #expect(failed.status == 2 && failed.stderr.contains("server error"), "\(failed)")
+        let listed = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["list", "--socket", d.socket, "--json"])
+        #expect((try? JSON.parse(listed.stdout))?["models"]?.arrayValue?.contains { $0["name"]?.stringValue == "private" } == false)
+        let explained = TestDaemon.runAs(uid: 65534, gid: 65534, cordon + ["explain", "--socket", d.socket])
+        #expect(explained.status == 0 && explained.stdout.contains("one draw now chooses"), "\(explained)")
+    }
+
     @Test func feedbackIsTheCallersOnceAndNobodyElses() throws {
         let standIn = try StandIn()
         let d = try Self.daemon(standIn)
