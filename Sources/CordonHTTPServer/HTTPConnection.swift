@@ -68,6 +68,12 @@ final class HTTPConnection: @unchecked Sendable {
 
     private var outputEmpty: Bool { output.locked { sent == pending.count } }
 
+    /// When the request still being received began (nil: none, or one is in flight): a
+    /// connection whose request has dribbled in for long may be closed to make room.
+    var unfinishedSince: Double? {
+        open && !inFlight && !closeWhenFlushed && reader.hasRequestBytes ? requestStarted : nil
+    }
+
     func ready(_ events: EventLoop.Events) {
         guard open else { return }
         if events.contains(.writable) { flush() }

@@ -197,8 +197,20 @@ public final class HTTPServer: @unchecked Sendable {
         return nil
     }
 
+    /// A request that takes longer than this to arrive whole makes its connection a candidate
+    /// for closing when the caps are reached (a client's request arrives in milliseconds; one
+    /// that trickles in holds a slot, and on TCP no uid caps how many any local user holds).
+    static let slowRequestSeconds = 1.0
+
+    /// The connection to close for a newcomer: the one idle longest, else the one whose
+    /// unfinished request began longest ago (at least `slowRequestSeconds` ago). Connections
+    /// with a request in flight are never taken.
     private func oldestIdle(_ candidates: [HTTPConnection]) -> HTTPConnection? {
-        candidates.filter(\.isIdle).min { $0.idleSince < $1.idleSince }
+        if let idle = candidates.filter(\.isIdle).min(by: { $0.idleSince < $1.idleSince }) { return idle }
+        let now = MonotonicClock.now
+        return candidates.compactMap { c in c.unfinishedSince.map { (c, $0) } }
+            .filter { now - $0.1 >= Self.slowRequestSeconds }
+            .min { $0.1 < $1.1 }?.0
     }
 
     /// Called by a connection as it closes (loop thread).

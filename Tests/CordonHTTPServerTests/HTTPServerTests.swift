@@ -198,6 +198,30 @@ import Testing
         #expect(third.response()?.text == "/wait" && second.response()?.text == "/wait")
     }
 
+    /// Connections that trickle a request in cannot keep the slots from a client (on TCP any
+    /// local user may connect, and no uid caps them): past a second unfinished, the oldest is
+    /// closed for a newcomer.
+    @Test func overTheCapATricklingRequestMakesRoom() throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.maxConnections = 2
+        let h = try ServerHarness(tcp: true, configuration) { request, _, responder in
+            responder.respond(status: 200, body: Array(request.target.utf8))
+        }
+        defer { h.close() }
+        let slow = try h.connect(), slower = try h.connect()
+        slower.send("GET /never HTTP/1.1\r\nHost: x\r\n")
+        usleep(100_000)
+        slow.send("GET /never HTTP/1.1\r\nHost: x\r\n")
+        // Within the first second they are protected: a newcomer is refused.
+        let early = try h.connect()
+        #expect(early.response()?.status == 503)
+        usleep(1_200_000)
+        let client = try h.connect()
+        client.send("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(client.response()?.text == "/ok")
+        #expect(slower.closedByServer())
+    }
+
     @Test func perUserCapOnTheUnixSocket() throws {
         var configuration = HTTPServerConfiguration()
         configuration.maxConnectionsPerUser = 1
