@@ -261,6 +261,65 @@ struct ModelMethodsTests {
         #expect(d.eventually(30) { Self.sql(d, "SELECT count(*) FROM model_calls WHERE requested = 'flood'") == "2\n" })
     }
 
+    /// An Anthropic-kind provider through cordond: the OpenAI request goes out as a Messages
+    /// API call with the key in x-api-key, and comes back as OpenAI's answer — whole, streamed,
+    /// and with a tool call streamed as input_json deltas.
+    @Test func anAnthropicProviderAnswersInOpenAIsShape() throws {
+        let standIn = try StandIn()
+        let keyDir = "/tmp/cordon-model-key-\(getpid())-a"
+        try? FileManager.default.removeItem(atPath: keyDir)
+        try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: keyDir) }
+        try (Self.key + "\n").write(toFile: "\(keyDir)/key", atomically: true, encoding: .utf8)
+        chmod("\(keyDir)/key", 0o600)
+        let d = try TestDaemon(files: ["models.toml": """
+            [[provider]]
+            name = "claude"
+            kind = "anthropic"
+            base_url = "http://127.0.0.1:\(standIn.port)/v1"
+            api_key_file = "\(keyDir)/key"
+
+            [[model]]
+            name = "claude-plain"
+            provider = "claude"
+            upstream = "plain"
+
+            [[model]]
+            name = "claude-tools"
+            provider = "claude"
+            upstream = "tools-stream"
+            tools = true
+            """])
+        let r = try d.call("model.chat", Self.chat("claude-plain"))
+        #expect(r["completion"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.stringValue == "Hello from the stand-in")
+        #expect(r["completion"]?["choices"]?.arrayValue?.first?["finish_reason"]?.stringValue == "stop")
+        #expect(r["completion"]?["usage"]?["prompt_tokens"]?.intValue == 9)
+        let fd = try d.connect()
+        defer { close(fd) }
+        let tools = JSON.array([.object([("type", .string("function")), ("function", .object([("name", .string("get_weather")),
+                                         ("parameters", .object([("type", .string("object"))]))]))])])
+        var params = Self.chat("claude-tools", stream: true)
+        if case .object(var members) = params, case .object(var request)? = params["request"] {
+            request.append(("tools", tools))
+            members = members.map { $0.0 == "request" ? ("request", .object(request)) : $0 }
+            params = .object(members)
+        }
+        let line = Array((Self.line("model.chat", params) + "\n").utf8)
+        #expect(write(fd, line, line.count) == line.count)
+        var name = "", arguments = "", final: JSON?
+        for _ in 0..<100 {
+            let m = try d.readResponse(fd)
+            guard m["method"]?.stringValue == "model.delta" else { final = m; break }
+            for call in m["params"]?["chunk"]?["choices"]?.arrayValue?.first?["delta"]?["tool_calls"]?.arrayValue ?? [] {
+                name += call["function"]?["name"]?.stringValue ?? ""
+                arguments += call["function"]?["arguments"]?.stringValue ?? ""
+            }
+        }
+        #expect(final?["result"]?["finishReason"]?.stringValue == "tool_calls", "\(String(describing: final))")
+        #expect(name == "get_weather")
+        #expect((try? JSON.parse(arguments))?["city"]?.stringValue == "Oslo", "\(arguments)")
+    }
+
     /// A client that leaves abandons its call: on the socket and on the endpoint, a call whose
     /// connection closes ends as cancelled at once (not when the model would have answered),
     /// blaming no model.
