@@ -37,6 +37,9 @@ public final class Daemon: @unchecked Sendable {
     let tools: ToolGateway
     /// The model gateway: models.toml in the config directory, read at start (nil: none).
     let models: ModelGateway?
+    /// Where a finished model call is recorded and answered: off the worker's reader thread,
+    /// which every call to that provider shares (a store that is busy must not hold them).
+    let modelRecorders: WorkerPool
     /// Model calls in flight per uid (`models.max_calls_per_user`).
     let modelCallsInFlight = Mutex<[UInt32: Int]>([:])
     /// The endpoint's bearer tokens (models.toml's `[endpoint] tokens`), read at start.
@@ -87,6 +90,7 @@ public final class Daemon: @unchecked Sendable {
             }
         } catch { throw StartError(description: "the tool registry: \(error)") }
         models = try Self.loadModels(config: config, policies: policies, environment: tasks.environment, authorizer: authorizer, log: log)
+        do { modelRecorders = try WorkerPool(threads: 2, name: "model-record") } catch { throw StartError(description: "\(error)") }
         if let endpoint = models?.catalog.endpoint {
             do { endpointTokens = try ModelEndpoint.readTokens(endpoint.tokensFile) } catch { throw StartError(description: error.description) }
         } else {

@@ -122,44 +122,50 @@ extension Daemon {
         }
         gateway.chat(request, id: id, caller: Self.modelCaller(peer), deadline: MonotonicClock.now + timeout, requestBytes: requestBytes,
                      onDelta: onDelta) { [self] record, result in
-            modelCallsInFlight.withLock { calls in
-                calls[peer.uid, default: 1] -= 1
-                if calls[peer.uid] == 0 { calls[peer.uid] = nil }
-            }
-            metrics.modelCall(model: record.model ?? "-", outcome: record.outcome.rawValue, seconds: record.latencySeconds,
-                              inputTokens: record.inputTokens ?? 0, outputTokens: record.outputTokens ?? 0)
-            if record.outcome == .refused { metrics.refused(method: "model.chat") }
-            let attempts = JSON.array(record.attempts.map { a in
-                .object([("model", .string(a.model)), ("provider", .string(a.provider)), ("outcome", .string(a.outcome)),
-                         ("message", a.message.map(JSON.string) ?? .null), ("status", a.status.map { .int(Int64($0)) } ?? .null),
-                         ("seconds", .double(a.seconds))])
-            }).text
-            let denials = JSON.array(record.denials.map { d in
-                var members: [(String, JSON)] = [("kind", .string(d.kind.rawValue)), ("what", .string(d.what))]
-                if let reason = d.reason { members.append(("reason", .string(reason))) }
-                return .object(members)
-            }).text
-            let row = NewModelCall(completionID: record.id, time: record.time,
-                                   caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe), requested: record.requested,
-                                   taskType: record.taskType, model: record.model, provider: record.provider, reason: record.reason,
-                                   attempts: attempts, stream: record.stream, inputTokens: record.inputTokens, outputTokens: record.outputTokens,
-                                   cost: record.cost, firstTokenSeconds: record.firstTokenSeconds, latencySeconds: record.latencySeconds,
-                                   outcome: record.outcome.rawValue, message: record.message, finishReason: record.finishReason,
-                                   upstreamID: record.upstreamID, policy: record.policy, policyHash: record.policyHash, denials: denials,
-                                   requestBytes: record.requestBytes, answerBytes: record.answerBytes)
-            do {
-                _ = try store.recordModelCall(row)
-                // As the store measures a row (Retention's usage query), so a restart agrees.
-                quotas.addRecords(peer.uid, Int64(AuditStore.modelCallOverhead + row.caller.exe.utf8.count + row.requested.utf8.count + row.reason.utf8.count
-                                                  + row.attempts.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
-            } catch {
-                log.error("model call not recorded", metadata: ["id": "\(record.id)", "error": "\(error)"])
-                var failed = record
-                failed.outcome = .unavailable
-                return completion(failed, .failure(ModelCallFailure(.unavailable, "the call ran but could not be recorded: \(error)")))
-            }
-            completion(record, result)
+            modelRecorders.submit { [self] in finishModelCall(record, result, peer: peer, completion: completion) }
         }
+    }
+
+    /// Records a finished call and hands it on (on a recorder thread).
+    private func finishModelCall(_ record: ModelCallRecord, _ result: Result<ChatResult, ModelCallFailure>, peer: Peer,
+                                 completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
+        modelCallsInFlight.withLock { calls in
+            calls[peer.uid, default: 1] -= 1
+            if calls[peer.uid] == 0 { calls[peer.uid] = nil }
+        }
+        metrics.modelCall(model: record.model ?? "-", outcome: record.outcome.rawValue, seconds: record.latencySeconds,
+                          inputTokens: record.inputTokens ?? 0, outputTokens: record.outputTokens ?? 0)
+        if record.outcome == .refused { metrics.refused(method: "model.chat") }
+        let attempts = JSON.array(record.attempts.map { a in
+            .object([("model", .string(a.model)), ("provider", .string(a.provider)), ("outcome", .string(a.outcome)),
+                     ("message", a.message.map(JSON.string) ?? .null), ("status", a.status.map { .int(Int64($0)) } ?? .null),
+                     ("seconds", .double(a.seconds))])
+        }).text
+        let denials = JSON.array(record.denials.map { d in
+            var members: [(String, JSON)] = [("kind", .string(d.kind.rawValue)), ("what", .string(d.what))]
+            if let reason = d.reason { members.append(("reason", .string(reason))) }
+            return .object(members)
+        }).text
+        let row = NewModelCall(completionID: record.id, time: record.time,
+                               caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe), requested: record.requested,
+                               taskType: record.taskType, model: record.model, provider: record.provider, reason: record.reason,
+                               attempts: attempts, stream: record.stream, inputTokens: record.inputTokens, outputTokens: record.outputTokens,
+                               cost: record.cost, firstTokenSeconds: record.firstTokenSeconds, latencySeconds: record.latencySeconds,
+                               outcome: record.outcome.rawValue, message: record.message, finishReason: record.finishReason,
+                               upstreamID: record.upstreamID, policy: record.policy, policyHash: record.policyHash, denials: denials,
+                               requestBytes: record.requestBytes, answerBytes: record.answerBytes)
+        do {
+            _ = try store.recordModelCall(row)
+            // As the store measures a row (Retention's usage query), so a restart agrees.
+            quotas.addRecords(peer.uid, Int64(AuditStore.modelCallOverhead + row.caller.exe.utf8.count + row.requested.utf8.count + row.reason.utf8.count
+                                              + row.attempts.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
+        } catch {
+            log.error("model call not recorded", metadata: ["id": "\(record.id)", "error": "\(error)"])
+            var failed = record
+            failed.outcome = .unavailable
+            return completion(failed, .failure(ModelCallFailure(.unavailable, "the call ran but could not be recorded: \(error)")))
+        }
+        completion(record, result)
     }
 
     /// The client of call `id` went away: the call is abandoned (no further attempt, nothing
