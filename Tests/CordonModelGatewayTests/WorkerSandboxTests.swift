@@ -18,7 +18,11 @@ import Glibc
 @Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
 struct WorkerSandboxTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let worker = "\(repo)/.build/debug/cordon-model-worker"
+    /// Built beside this test bundle.
+    static let worker: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent + "/cordon-model-worker"
+    }()
     static let dir: String = {
         let d = "/tmp/cordon-model-gateway-tests-\(getpid())"
         mkdir(d, 0o755)
