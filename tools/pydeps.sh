@@ -18,6 +18,21 @@
 # leaves it out. For a group that only a benchmark needs (models: LiteLLM's proxy, 745 MB); the
 # script that needs it names it (bench/models.sh runs `tools/pydeps.sh models`).
 #
+# A package that PyPI has no wheel of for this platform is built from its sdist:
+#   GROUP.build the names of such packages of GROUP.in, one a line, and KEY=VALUE lines, the
+#               environment of their build (CMAKE_ARGS, say), written by hand.
+# Their build requirements (backend, cmake, ...) are pinned in GROUP.in like any dependency. The
+# install puts the locked wheels into the venv first, then builds each named package from its
+# hash-checked sdist with `pip wheel --no-build-isolation` in that venv, so with exactly the
+# locked build tools (and the host's compilers), in $(nproc) jobs (CMAKE_BUILD_PARALLEL_LEVEL).
+# The wheel is kept in .build/pydeps/.cache/built/KEY, KEY the hash of GROUP.lock, GROUP.build
+# and the interpreter, and installed from there, without a hash: builds are not byte-for-byte
+# reproducible, and the wheel is trusted for where it was made. So a machine builds it once per
+# lock and recipe, and a venv made again takes seconds. Such a build takes minutes: mark its group
+# `# opt-in`. `--lock` resolves these packages from their sdists;
+# pip reads their metadata with their build backend, which it fetches, unpinned, into an isolated
+# environment for that alone (nothing is compiled).
+#
 # A group can instead be one source distribution, unpacked and never built or installed (data
 # the tests read, such as the JSON-Schema-Test-Suite that the jsonschema sdist carries):
 #   GROUP.sdist one line NAME==VERSION --hash=sha256:HEX, the sdist (NAME-VERSION.tar.gz) of that
@@ -41,8 +56,8 @@
 # read-only /usr has. A python3 found first on PATH (pyenv, say) lives outside /usr.
 #
 # Idempotent: a group whose stamp (.build/pydeps/GROUP/.pydeps-stamp) matches the hash of its
-# .in, its .lock (or its .sdist), this script and the interpreter is left alone, without
-# starting Python or pip.
+# .in, its .lock and its .build (or its .sdist), this script and the interpreter is left alone,
+# without starting Python or pip.
 # A failed install leaves no stamp, so the next run starts that group afresh.
 set -euo pipefail
 
@@ -89,6 +104,8 @@ explain_pip_failure() {
   what=$(grep -oE "(Could not find a version that satisfies the requirement|No matching distribution found for) [^ ]+" "$log" | tail -n1 | awk '{ print $NF }') || true
   if grep -qE "NewConnectionError|ConnectTimeout|ReadTimeout|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|ProxyError|SSLError|Connection refused|Network is unreachable" "$log"; then
     echo "the package index could not be reached${what:+ while fetching $what} (PyPI is the only index this project uses; check the network and pip's index settings)"
+  elif grep -qE "No CMAKE_CXX?_COMPILER could be found|CMAKE_CXX?_COMPILER not set" "$log"; then
+    echo "building from source needs a C and C++ compiler: apt-get install gcc g++"
   elif grep -q "THESE PACKAGES DO NOT MATCH THE HASHES" "$log"; then
     echo "a downloaded artifact does not match the hash in its lock file"
   elif [[ -n $what ]]; then
@@ -112,10 +129,55 @@ run_pip() { # LOG VENV ARGS...: pip in VENV, its output in LOG; on failure, says
   fi
 }
 
-stamp_key() {
-  local in=$1 lock=$2 py
+stamp_key() { # IN LOCK [BUILD]
+  local py
   py=$(readlink -f "$python")
-  { cat "$in" "$lock" "${BASH_SOURCE[0]}"; stat -c '%n %s %Y' "$py"; } | sha256sum | cut -d' ' -f1
+  { cat "$@" "${BASH_SOURCE[0]}"; stat -c '%n %s %Y' "$py"; } | sha256sum | cut -d' ' -f1
+}
+
+# The packages a GROUP.build names (normalized, one a line); each must be pinned in GROUP.lock.
+build_names() {
+  local file=$1 line
+  while IFS= read -r line; do
+    [[ $line =~ ^[[:space:]]*(#.*)?$ || $line =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] && continue
+    [[ $line =~ ^[[:space:]]*([A-Za-z0-9][A-Za-z0-9._-]*)[[:space:]]*(#.*)?$ ]] ||
+      die "$file: '$line' is neither a package name nor KEY=VALUE"
+    echo "${BASH_REMATCH[1]}" | awk '{ n = tolower($0); gsub(/[-_.]+/, "-", n); print n }'
+  done < "$file"
+}
+
+# The KEY=VALUE lines of a GROUP.build, one a line (a value runs to the end of its line).
+build_env() { grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$1" || true; }
+
+# Builds (or finds in the cache) the wheels of GROUP.build's packages from their sdists in the
+# venv DEST, whose locked wheels are installed, and installs them.
+build_group() { # BUILD LOCK DEST NAME...
+  local build=$1 lock=$2 dest=$3 key dir start name count
+  local -a names=("${@:4}") env
+  mapfile -t env < <(build_env "$build")
+  key=$({ cat "$lock" "$build"; readlink -f "$python"; "$python" -VV; } | sha256sum | cut -d' ' -f1)
+  dir=$out_dir/.cache/built/$key
+  if [[ ! -d $dir ]]; then
+    awk -v names=" ${names[*]} " '{ split($1, p, "=="); if (index(names, " " p[1] " ")) print }' "$lock" > "$dest/.pydeps-sdists.txt"
+    start=$(date +%s.%N)
+    say "$group: building ${names[*]} from source ($(nproc) jobs; once per machine and lock, minutes; log: $out_dir/$group.build.log)"
+    rm -rf "$dir.tmp"
+    (
+      for kv in "${env[@]}"; do export "${kv?}"; done
+      export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
+      run_pip "$out_dir/$group.build.log" "$dest" wheel --progress-bar off --no-deps --require-hashes \
+        --no-build-isolation --no-binary :all: -w "$dir.tmp" -r "$dest/.pydeps-sdists.txt"
+    )
+    for name in "${names[@]}"; do
+      count=$(find "$dir.tmp" -maxdepth 1 -name "$(tr - _ <<<"$name")-*.whl" | wc -l)
+      ((count == 1)) || die "group $group: building $name left $count wheels in $dir.tmp"
+    done
+    mv "$dir.tmp" "$dir"
+    say "$group: built in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'), kept in $dir"
+  else
+    say "$group: ${names[*]} already built ($dir)"
+  fi
+  run_pip "$out_dir/$group.built.log" "$dest" install --progress-bar off --no-deps --no-index "$dir"/*.whl
 }
 
 # "NAME VERSION SHA256" of an sdist group's pin (SHA256 empty when not pinned yet).
@@ -259,11 +321,17 @@ install_group() {
     install_sdist
     return
   fi
-  local in=$spec_dir/$group.in lock=$spec_dir/$group.lock dest=$out_dir/$group
-  local stamp=$dest/.pydeps-stamp key missing start
+  local in=$spec_dir/$group.in lock=$spec_dir/$group.lock dest=$out_dir/$group build=$spec_dir/$group.build
+  local stamp=$dest/.pydeps-stamp key missing start name list
+  local -a specs=("$in" "$lock") names=()
   [[ -f $in ]] || die "no group '$group' (no $in)"
   [[ -f $lock ]] || die "group $group has no lock file: run tools/pydeps.sh --lock $group"
-  key=$(stamp_key "$in" "$lock")
+  if [[ -f $build ]]; then
+    specs+=("$build")
+    list=$(build_names "$build")
+    read -ra names <<<"${list//$'\n'/ }"
+  fi
+  key=$(stamp_key "${specs[@]}")
   if [[ -f $stamp && $(<"$stamp") == "$key" && -x $dest/bin/python3 ]]; then
     say "$group: up to date ($dest)"
     return
@@ -271,13 +339,19 @@ install_group() {
   check_in "$in"
   missing=$(comm -23 <(pins "$in") <(pins "$lock"))
   [[ -z $missing ]] || die "$lock does not hold $(echo $missing) from $in: run tools/pydeps.sh --lock $group"
+  for name in "${names[@]}"; do
+    pins "$lock" | grep -q "^$name==" || die "${build#"$root"/} names $name, which ${lock#"$root"/} does not pin"
+  done
   need_python
   start=$(date +%s.%N)
   say "$group: creating a venv at $dest ($python)"
   rm -rf "$dest"
   "$python" -m venv "$dest" || die "group $group: $python -m venv $dest failed"
-  say "$group: installing $(pins "$lock" | wc -l) pinned packages from ${lock#"$root"/}"
-  run_pip "$out_dir/$group.log" "$dest" install --progress-bar off --no-deps --require-hashes --only-binary :all: -r "$lock"
+  # The wheels first (all of the lock but the packages built from source).
+  awk -v names=" ${names[*]} " '{ split($1, p, "=="); if (!index(names, " " p[1] " ")) print }' "$lock" > "$dest/.pydeps-wheels.txt"
+  say "$group: installing $(pins "$dest/.pydeps-wheels.txt" | wc -l) pinned packages from ${lock#"$root"/}"
+  run_pip "$out_dir/$group.log" "$dest" install --progress-bar off --no-deps --require-hashes --only-binary :all: -r "$dest/.pydeps-wheels.txt"
+  ((${#names[@]} == 0)) || build_group "$build" "$lock" "$dest" "${names[@]}"
   run_pip "$out_dir/$group.check.log" "$dest" check
   echo "$key" > "$stamp"
   say "$group: ready in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }')"
@@ -291,15 +365,21 @@ lock_group() {
     lock_sdist
     return
   fi
-  local in=$spec_dir/$group.in lock=$spec_dir/$group.lock scratch=$out_dir/.lock-$group
+  local in=$spec_dir/$group.in lock=$spec_dir/$group.lock scratch=$out_dir/.lock-$group build=$spec_dir/$group.build
+  local list
+  local -a sdists=()
   [[ -f $in ]] || die "no group '$group' (no $in)"
   check_in "$in"
+  if [[ -f $build ]]; then
+    list=$(build_names "$build")
+    sdists=(--no-binary "${list//$'\n'/,}")
+  fi
   need_python
   say "$group: resolving ${in#"$root"/}"
   rm -rf "$scratch"
   "$python" -m venv "$scratch" || die "group $group: $python -m venv $scratch failed"
   run_pip "$out_dir/$group.lock.log" "$scratch" install --progress-bar off --dry-run --ignore-installed --only-binary :all: \
-    --report "$scratch/report.json" -r "$in"
+    "${sdists[@]}" --report "$scratch/report.json" -r "$in"
   "$python" - "$scratch/report.json" "$in" "$group" "$python" > "$lock.tmp" <<'EOF'
 import json, platform, re, sys
 report, infile, group, python = sys.argv[1:5]
@@ -315,12 +395,13 @@ for item in json.load(open(report))["install"]:
     hashes = info.get("archive_info", {}).get("hashes") or {}
     if "sha256" not in hashes:
         sys.exit(f"pydeps: error: no sha256 for {meta['name']} ({info.get('url')})")
-    rows.append((norm(meta["name"]), meta["version"], hashes["sha256"]))
+    rows.append((norm(meta["name"]), meta["version"], hashes["sha256"], not info["url"].endswith(".whl")))
 print(f"# The whole dependency closure of {group}.in, pinned: written by `tools/pydeps.sh --lock {group}`,")
 print(f"# not by hand. Hashes are those of the artifacts chosen for {python} (CPython")
 print(f"# {platform.python_version()}, {platform.machine()}, glibc); `tools/pydeps.sh` installs exactly these.")
-for name, version, sha in sorted(rows):
-    print(f"{name}=={version} --hash=sha256:{sha}" + ("  # direct" if name in direct else ""))
+for name, version, sha, sdist in sorted(rows):
+    notes = (["direct"] if name in direct else []) + ([f"sdist, built as {group}.build says"] if sdist else [])
+    print(f"{name}=={version} --hash=sha256:{sha}" + ("  # " + "; ".join(notes) if notes else ""))
 EOF
   mv "$lock.tmp" "$lock"
   rm -rf "$scratch"
