@@ -20,12 +20,14 @@
 #
 # A package that PyPI has no wheel of for this platform is built from its sdist:
 #   GROUP.build the names of such packages of GROUP.in, one a line, and KEY=VALUE lines, the
-#               environment of their build (CMAKE_ARGS, say), written by hand.
+#               environment of their build (CMAKE_ARGS, say), written by hand. In a value,
+#               @SPEC_DIR@ stands for the absolute path of tools/pydeps, for the files the build
+#               reads from there, named GROUP.build.*.
 # Their build requirements (backend, cmake, ...) are pinned in GROUP.in like any dependency. The
 # install puts the locked wheels into the venv first, then builds each named package from its
 # hash-checked sdist with `pip wheel --no-build-isolation` in that venv, so with exactly the
 # locked build tools (and the host's compilers), in $(nproc) jobs (CMAKE_BUILD_PARALLEL_LEVEL).
-# The wheel is kept in .build/pydeps/.cache/built/KEY, KEY the hash of GROUP.lock, GROUP.build
+# The wheel is kept in .build/pydeps/.cache/built/KEY, KEY the hash of GROUP.lock, GROUP.build*
 # and the interpreter, and installed from there, without a hash: builds are not byte-for-byte
 # reproducible, and the wheel is trusted for where it was made. So a machine builds it once per
 # lock and recipe, and a venv made again takes seconds. Such a build takes minutes: mark its group
@@ -56,7 +58,7 @@
 # read-only /usr has. A python3 found first on PATH (pyenv, say) lives outside /usr.
 #
 # Idempotent: a group whose stamp (.build/pydeps/GROUP/.pydeps-stamp) matches the hash of its
-# .in, its .lock and its .build (or its .sdist), this script and the interpreter is left alone,
+# .in, its .lock and its .build* (or its .sdist), this script and the interpreter is left alone,
 # without starting Python or pip.
 # A failed install leaves no stamp, so the next run starts that group afresh.
 set -euo pipefail
@@ -155,7 +157,7 @@ build_group() { # BUILD LOCK DEST NAME...
   local build=$1 lock=$2 dest=$3 key dir start name count
   local -a names=("${@:4}") env
   mapfile -t env < <(build_env "$build")
-  key=$({ cat "$lock" "$build"; readlink -f "$python"; "$python" -VV; } | sha256sum | cut -d' ' -f1)
+  key=$({ cat "$lock" "$build"*; readlink -f "$python"; "$python" -VV; } | sha256sum | cut -d' ' -f1)
   dir=$out_dir/.cache/built/$key
   if [[ ! -d $dir ]]; then
     awk -v names=" ${names[*]} " '{ split($1, p, "=="); if (index(names, " " p[1] " ")) print }' "$lock" > "$dest/.pydeps-sdists.txt"
@@ -163,7 +165,7 @@ build_group() { # BUILD LOCK DEST NAME...
     say "$group: building ${names[*]} from source ($(nproc) jobs; once per machine and lock, minutes; log: $out_dir/$group.build.log)"
     rm -rf "$dir.tmp"
     (
-      for kv in "${env[@]}"; do export "${kv?}"; done
+      for kv in "${env[@]}"; do export "${kv//@SPEC_DIR@/$spec_dir}"; done
       export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
       run_pip "$out_dir/$group.build.log" "$dest" wheel --progress-bar off --no-deps --require-hashes \
         --no-build-isolation --no-binary :all: -w "$dir.tmp" -r "$dest/.pydeps-sdists.txt"
@@ -327,7 +329,7 @@ install_group() {
   [[ -f $in ]] || die "no group '$group' (no $in)"
   [[ -f $lock ]] || die "group $group has no lock file: run tools/pydeps.sh --lock $group"
   if [[ -f $build ]]; then
-    specs+=("$build")
+    specs+=("$build"*)
     list=$(build_names "$build")
     read -ra names <<<"${list//$'\n'/ }"
   fi
