@@ -44,13 +44,18 @@ import FuzzSupport
         return out
     }
 
-    /// `r` as a client would send it with a Content-Length body.
+    /// `r` as a client would send it with a Content-Length body. The length header replaces
+    /// the framing headers it had; a request that had none (and so no body) gets none, or the
+    /// rewrite could hold one header line more than the limit the original was read under.
     static func rewritten(_ r: HTTPRequest) -> [UInt8] {
         var text = "\(r.method) \(r.target) \(r.version == .http10 ? "HTTP/1.0" : "HTTP/1.1")\r\n"
-        for h in r.headers where !["content-length", "transfer-encoding", "expect"].contains(h.name.lowercased()) {
+        var dropped = 0
+        for h in r.headers {
+            if ["content-length", "transfer-encoding", "expect"].contains(h.name.lowercased()) { dropped += 1; continue }
             text += "\(h.name): \(h.value)\r\n"
         }
-        text += "Content-Length: \(r.body.count)\r\n\r\n"
+        if dropped > 0 || !r.body.isEmpty { text += "Content-Length: \(r.body.count)\r\n" }
+        text += "\r\n"
         return Array(text.utf8) + r.body
     }
 }
