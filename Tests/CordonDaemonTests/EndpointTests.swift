@@ -84,6 +84,7 @@ struct EndpointTests {
             tokens = "\(tokens)"
             """])
         chmod(d.dir, 0o755)
+        unlink(tokens)  // read at start only
         return d
     }
 

@@ -44,13 +44,13 @@ struct ModelMethodsTests {
         }
     }
 
-    static func catalog(port: Int, keyFile: String) -> String {
+    static func catalog(port: Int, keyFile: String?) -> String {
         """
         [[provider]]
         name = "standin"
         kind = "openai"
         base_url = "http://127.0.0.1:\(port)/v1"
-        api_key_file = "\(keyFile)"
+        \(keyFile.map { "api_key_file = \"\($0)\"" } ?? "")
 
         [[model]]
         name = "small"
@@ -114,14 +114,17 @@ struct ModelMethodsTests {
         """
     }
 
-    static func daemon(_ standIn: StandIn, config: String = "") throws -> TestDaemon {
+    /// `withKey`: give the provider a key file (read at start, then removed: a test that restarts
+    /// cordond goes without).
+    static func daemon(_ standIn: StandIn, config: String = "", withKey: Bool = true) throws -> TestDaemon {
         let keyDir = "/tmp/cordon-model-key-\(getpid())"
         try? FileManager.default.removeItem(atPath: keyDir)
         try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let keyFile = "\(keyDir)/standin.key"
         try (key + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
         chmod(keyFile, 0o600)
-        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n" + config, files: ["models.toml": catalog(port: standIn.port, keyFile: keyFile)])
+        defer { try? FileManager.default.removeItem(atPath: keyDir) }
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n" + config, files: ["models.toml": catalog(port: standIn.port, keyFile: withKey ? keyFile : nil)])
         chmod(d.dir, 0o755)
         return d
     }
@@ -468,7 +471,7 @@ struct ModelMethodsTests {
 
     @Test func whatTheSelectorLearntSurvivesARestart() throws {
         let standIn = try StandIn()
-        let d = try Self.daemon(standIn)
+        let d = try Self.daemon(standIn, withKey: false)
         for _ in 0..<5 { _ = try d.call("model.chat", Self.chat("auto")) }
         let before = try d.call("model.stats")
         d.signal(SIGTERM)
