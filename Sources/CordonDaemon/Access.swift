@@ -29,21 +29,10 @@ public struct Peer: Sendable, Equatable {
     /// The credentials of the process connected on `fd`, or nil when the kernel does not give
     /// all of them (the connection is then refused: a partial group list must never be read).
     static func of(socket fd: Int32) -> Peer? {
-        var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
-        guard cl_peer_cred(fd, &uid, &gid, &pid) == 0 else { return nil }
-        // Room for 64 groups first (this runs on the event loop for every accept); past that the
-        // kernel answers ERANGE and copies nothing, and NGROUPS_MAX (65536) always fits.
-        var groups = [UInt32](repeating: 0, count: 64)
-        var n = cl_peer_groups(fd, &groups, Int32(groups.count))
-        if n < 0 && errno == ERANGE {
-            groups = [UInt32](repeating: 0, count: 65536)
-            n = cl_peer_groups(fd, &groups, Int32(groups.count))
-        }
-        guard n >= 0 else { return nil }
-        let all = [gid] + groups.prefix(Int(n))
+        guard let c = PeerCredentials.of(socket: fd) else { return nil }
         // Clipped: it goes into records, some kept for audit.keep_denials whatever the quota.
-        let exe = TaskManager.clip(pid > 0 ? FileSystem.symlinkTarget("/proc/\(pid)/exe") ?? "?" : "?")
-        return Peer(uid: uid, gid: gid, pid: pid, groups: Array(Set(all)).sorted(), exe: exe)
+        let exe = TaskManager.clip(c.pid > 0 ? FileSystem.symlinkTarget("/proc/\(c.pid)/exe") ?? "?" : "?")
+        return Peer(uid: c.uid, gid: c.gid, pid: c.pid, groups: c.groups, exe: exe)
     }
 }
 

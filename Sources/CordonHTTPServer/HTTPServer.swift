@@ -150,18 +150,8 @@ public final class HTTPServer: @unchecked Sendable {
     private func identify(_ fd: Int32) -> HTTPPeer? {
         switch kind {
         case .unix:
-            var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
-            guard cl_peer_cred(fd, &uid, &gid, &pid) == 0 else { return nil }
-            // SO_PEERGROUPS: room for 64 first; past that the kernel answers ERANGE and copies
-            // nothing, and NGROUPS_MAX always fits. A partial list is never read: no peer.
-            var groups = [UInt32](repeating: 0, count: 64)
-            var n = cl_peer_groups(fd, &groups, Int32(groups.count))
-            if n < 0 && errno == ERANGE {
-                groups = [UInt32](repeating: 0, count: 65536)
-                n = cl_peer_groups(fd, &groups, Int32(groups.count))
-            }
-            guard n >= 0 else { return nil }
-            return .unix(uid: uid, gid: gid, pid: pid, groups: Array(Set([gid] + groups.prefix(Int(n)))).sorted())
+            guard let c = PeerCredentials.of(socket: fd) else { return nil }
+            return .unix(uid: c.uid, gid: c.gid, pid: c.pid, groups: c.groups)
         case .tcp:
             // Without it each small response waits for the client's delayed ACK (~40 ms).
             var one: Int32 = 1
