@@ -34,11 +34,18 @@ import FuzzSupport
             require((try? HostName.normalize(name).get()) == name, "destination \(name) is not normalised")
         }
         let rewritten = head.originFormHead()
-        var again = HTTPHeadParser()
+        // The rewrite may be a few bytes longer than the head (`Connection: close` replaces the
+        // scheme and authority): it is what the server reads, not this parser.
+        var again = HTTPHeadParser(limit: 16 * 1024 + 64)
         guard case .head(let reread) = again.feed(rewritten) else {
             fatalError("origin-form head does not read back: \(String(decoding: rewritten, as: UTF8.self))")
         }
-        require(reread.method == head.method && reread.headers == head.headers && reread.host == head.host,
+        var expected = head.headers
+        if case .absolute = head.target {
+            expected.removeAll { ["connection", "proxy-connection", "keep-alive"].contains($0.name.lowercased()) }
+            expected.append(HTTPHeader(name: "Connection", value: "close"))
+        }
+        require(reread.method == head.method && reread.headers == expected && reread.host == head.host,
                      "origin-form head reads back as another request")
     }
 }

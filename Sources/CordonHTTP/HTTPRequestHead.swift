@@ -132,10 +132,18 @@ public struct HTTPRequestHead: Equatable, Sendable {
     }
 
     /// The head with an absolute-form target rewritten to origin-form (what an origin server
-    /// expects from a proxy); other heads unchanged.
+    /// expects from a proxy), and with `Connection: close` in place of the client's connection
+    /// headers: the proxy decides on a connection's first request and then relays bytes, so a
+    /// later request on a kept-alive connection would reach the server in absolute form (which
+    /// servers refuse: llama.cpp's answers 404) and unexamined. Closing after one exchange makes
+    /// the client open a new connection, decided anew, for each request. Other heads unchanged.
     public func originFormHead() -> [UInt8] {
-        guard case .absolute(_, let path) = target, let lineEnd = raw.firstIndex(of: UInt8(ascii: "\r")) else { return raw }
-        return Array("\(method) \(path) \(version)".utf8) + raw[lineEnd...]
+        guard case .absolute(_, let path) = target else { return raw }
+        let hopByHop: Set<String> = ["connection", "proxy-connection", "keep-alive"]
+        var out = "\(method) \(path) \(version)\r\n"
+        for h in headers where !hopByHop.contains(h.name.lowercased()) { out += "\(h.name): \(h.value)\r\n" }
+        out += "Connection: close\r\n\r\n"
+        return Array(out.utf8)
     }
 }
 
