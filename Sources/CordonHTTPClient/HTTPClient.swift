@@ -56,7 +56,10 @@ public final class HTTPClient: Sendable {
 }
 
 public struct HTTPRequest: Sendable {
+    public enum Method: String, Sendable { case get = "GET", post = "POST" }
     public var url: String
+    /// POST sends `body`; GET sends none (`body` must be empty).
+    public var method: Method = .post
     /// Sent as given; `Content-Type` is the caller's to set. Names and values must not hold CR
     /// or LF (refused: a header must not smuggle another).
     public var headers: [(name: String, value: String)]
@@ -227,6 +230,11 @@ public final class HTTPCall: @unchecked Sendable {
         if let proxy = request.proxy {
             try set(CURLOPT_PROXY, proxy, "proxy")
             try set(CURLOPT_NOPROXY, "", "no proxy")
+            // A tunnel (CONNECT) for http:// too: the proxy decides once per connection, and
+            // every request on the kept-alive tunnel reaches the server as the server expects
+            // it (origin-form). Without it curl sends each later request on the connection in
+            // absolute form, which the proxy relays as is (llama.cpp's server answers 404).
+            try set(CURLOPT_HTTPPROXYTUNNEL, 1, "proxy tunnel")
         } else {
             // "" disables every proxy, the environment's included; NOPROXY "*" says so twice.
             try set(CURLOPT_PROXY, "", "proxy")
@@ -242,13 +250,19 @@ public final class HTTPCall: @unchecked Sendable {
         try set(CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(request.connectTimeout), "connect timeout")
         try set(CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout), "timeout")
         try check(cordon_curl_easy_setopt_off(easy, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(request.maxBodyBytes)), "body cap")
-        try set(CURLOPT_POST, 1, "POST")
-        try check(cordon_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)), "body size")
-        // COPYPOSTFIELDS copies the body (its size set first, so a NUL in it is data).
-        // (A placeholder byte for an empty body: curl wants a pointer either way.)
-        let body = request.body.isEmpty ? [0] : request.body
-        try check(body.withUnsafeBytes { cordon_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) },
-                  "body")
+        switch request.method {
+        case .get:
+            precondition(request.body.isEmpty, "a GET request has no body")
+            try set(CURLOPT_HTTPGET, 1, "GET")
+        case .post:
+            try set(CURLOPT_POST, 1, "POST")
+            try check(cordon_curl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)), "body size")
+            // COPYPOSTFIELDS copies the body (its size set first, so a NUL in it is data).
+            // (A placeholder byte for an empty body: curl wants a pointer either way.)
+            let body = request.body.isEmpty ? [0] : request.body
+            try check(body.withUnsafeBytes { cordon_curl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) },
+                      "body")
+        }
         try check(cordon_curl_easy_setopt_pointer(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "headers")
         try check(cordon_curl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)), "error buffer")
         let me = Unmanaged.passUnretained(self).toOpaque()
