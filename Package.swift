@@ -80,6 +80,7 @@ let package = Package(
                     .embedInCode("policies/shell-tool.toml"),
                     .embedInCode("policies/model-http.toml"),
                     .embedInCode("policies/model-worker.toml"),
+                    .embedInCode("policies/model-server.toml"),
                     .embedInCode("policies/installer.toml"),
                     .embedInCode("policies/mcp-fetch.toml"),
                     .embedInCode("policies/mcp-git.toml"),

@@ -5,7 +5,7 @@
 /// Lookups are functions rather than dictionaries: building a `[String: [UInt8]]` on every
 /// start-up instantiates generic metadata the spawn path does not otherwise need.
 public enum EmbeddedDefaults {
-    public static let policyNames = ["default", "installer", "mcp-fetch", "mcp-git", "mcp-time", "model-http", "model-worker", "python-tool", "shell-tool"]
+    public static let policyNames = ["default", "installer", "mcp-fetch", "mcp-git", "mcp-time", "model-http", "model-server", "model-worker", "python-tool", "shell-tool"]
     /// Policy fragments for `extends` (profiles/runtime/NAME.toml).
     public static let runtimeProfileNames = ["compiled", "node", "python", "shell"]
     public static let seccompProfileNames = ["default", "strict"]
@@ -16,6 +16,7 @@ public enum EmbeddedDefaults {
         case "python-tool": return PackageResources.python_tool_toml
         case "model-http": return PackageResources.model_http_toml
         case "model-worker": return PackageResources.model_worker_toml
+        case "model-server": return PackageResources.model_server_toml
         case "installer": return PackageResources.installer_toml
         case "mcp-fetch": return PackageResources.mcp_fetch_toml
         case "mcp-git": return PackageResources.mcp_git_toml

@@ -64,6 +64,11 @@ public final class EgressProxy: Sendable {
         /// original destination, never re-resolved); tests on one host map public test
         /// addresses to loopback servers with it.
         public var upstreamRoute: @Sendable (Endpoint) -> Endpoint = { $0 }
+        /// Where allowed connections are dialled from: nil, this process's own network
+        /// namespace; otherwise the namespace this returns at each dial (a local model server's
+        /// sandbox, for the worker that calls it). When it returns nil the dial fails: it never
+        /// falls back to this process's own namespace, whose loopback is the host's.
+        public var upstreamNamespace: (@Sendable () -> NetworkNamespace?)?
 
         public init(allowlist: Allowlist, resolver: Resolver) {
             self.allowlist = allowlist
@@ -340,7 +345,12 @@ public final class EgressProxy: Sendable {
                              destination: admission.destination, client: peer, duration: MonotonicClock.now - started))
         }
         let upstreamOwner: Descriptor
-        do { upstreamOwner = try Sockets.dial(configuration.upstreamRoute(admission.destination), timeout: configuration.connectTimeout, stopFd: stopRead) }
+        var namespace: NetworkNamespace?
+        if let upstreamNamespace = configuration.upstreamNamespace {
+            guard let current = upstreamNamespace() else { return fail("upstream is not running", http: admission.greeting != nil) }
+            namespace = current
+        }
+        do { upstreamOwner = try Sockets.dial(configuration.upstreamRoute(admission.destination), timeout: configuration.connectTimeout, stopFd: stopRead, in: namespace) }
         catch { return fail("upstream \(error)", http: admission.greeting != nil) }
         let upstream = upstreamOwner.raw  // closed when this function returns
         var up: UInt64 = 0

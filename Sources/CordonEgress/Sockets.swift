@@ -90,10 +90,16 @@ enum Sockets {
     }
 
     /// A non-blocking TCP connection to `to`, or why not.
-    static func dial(_ to: Endpoint, timeout: Double, stopFd: Int32) throws(EgressError) -> Descriptor {
-        let raw = socket(to.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard raw >= 0 else { throw EgressError(.system, "socket", errno: errno) }
-        let owner = Descriptor(adopting: raw)
+    static func dial(_ to: Endpoint, timeout: Double, stopFd: Int32, in namespace: NetworkNamespace? = nil) throws(EgressError) -> Descriptor {
+        let owner: Descriptor
+        if let namespace {
+            do { owner = try namespace.tcpSocket(family: to.family) }
+            catch { throw EgressError(.system, "socket in the upstream's namespace: \(error)") }
+        } else {
+            let raw = socket(to.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard raw >= 0 else { throw EgressError(.system, "socket", errno: errno) }
+            owner = Descriptor(adopting: raw)
+        }
         let fd = owner.raw
         var (addr, len) = to.storage
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }

@@ -258,6 +258,27 @@ extension ModelGateway {
         var provider: ModelCatalog.Provider
         var breaker: CircuitBreaker
         var ticket: TicketHolder
+        /// A local provider's server, held for the call.
+        var server: ServerHold?
+    }
+
+    /// A call's hold on its local server: released once, as hung when the call timed out on
+    /// the server's account (the pool then restarts it).
+    final class ServerHold: @unchecked Sendable {
+        let lease: ServicePool.Lease
+        let local: LocalServer
+        private let released = Atomic<Bool>(false)
+        init(_ lease: ServicePool.Lease, _ local: LocalServer) {
+            self.lease = lease
+            self.local = local
+            local.busy.wrappingAdd(1, ordering: .relaxed)
+        }
+        func release(hung: Bool) {
+            guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            local.busy.wrappingSubtract(1, ordering: .relaxed)
+            lease.release(unresponsive: hung)
+        }
+        deinit { release(hung: false) }
     }
 
     private func attempt(_ order: [ModelCatalog.Model], _ i: Int, request: ChatRequest, deadline: Double, state: CallState,
@@ -293,7 +314,29 @@ extension ModelGateway {
         }
         let a = Attempting(order: order, index: i, request: request, deadline: deadline, callDeadline: min(deadline, now + provider.timeoutSeconds),
                            started: now, state: state, onDelta: onDelta, completion: completion, provider: provider, breaker: breaker, ticket: ticket)
-        pool.lease(ServicePool.Key(service: Self.service(provider.name), owner: nil), deadline: a.callDeadline) { [self] leased in
+        guard let local = localServers[provider.name] else { return leaseWorker(a) }
+        // A local provider's server first (started, or waited for, within the call's deadline).
+        servers.lease(ServicePool.Key(service: Self.serverService(provider.name), owner: nil), deadline: a.callDeadline) { [self] leased in
+            switch leased {
+            case .success(let lease):
+                var held = a
+                held.server = ServerHold(lease, local)
+                leaseWorker(held)
+            case .failure(let e):
+                _ = a.ticket.take()
+                state.lock.withLock { _ in
+                    state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "server unavailable", message: e.message,
+                                                       status: nil, seconds: MonotonicClock.now - a.started))
+                    state.record.model = model.name
+                    state.record.provider = provider.name
+                }
+                next(a, ModelCallFailure(.unavailable, "the local server of provider \(provider.name) is not available: \(e.message)"))
+            }
+        }
+    }
+
+    private func leaseWorker(_ a: Attempting) {
+        pool.lease(ServicePool.Key(service: Self.service(a.provider.name), owner: nil), deadline: a.callDeadline) { [self] leased in
             self.leased(leased, a)
         }
     }
@@ -310,6 +353,7 @@ extension ModelGateway {
             // Not the model's doing: its worker was busy or would not start (the pool keeps
             // its own account of that). The ticket is dropped unrecorded (a probe's expires).
             _ = a.ticket.take()
+            a.server?.release(hung: false)
             state.lock.withLock { _ in
                 state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "worker unavailable", message: e.message,
                                                    status: nil, seconds: MonotonicClock.now - a.started))
@@ -321,6 +365,7 @@ extension ModelGateway {
         }
         guard let client = lease.client as? ModelWorkerClient else {
             lease.release()
+            a.server?.release(hung: false)
             return next(a, ModelCallFailure(.unavailable, "provider \(provider.name)'s instance is not a model worker"))
         }
         let process = client.connection.process
@@ -343,6 +388,17 @@ extension ModelGateway {
             let ended = MonotonicClock.now
             // A worker that let its own deadline pass without answering is not trusted again.
             lease.release(unresponsive: ended > a.callDeadline + 1.5)
+            // A local server that let the provider's timeout or a stream's idle limit pass hung
+            // the call: it is restarted rather than trusted with the next (a caller's own
+            // shorter deadline, or a client that left, says nothing of it).
+            if let server = a.server {
+                var hung = false
+                if case .failure(let e) = outcome, e.kind == .timeout {
+                    let callersDeadline = a.callDeadline < a.started + provider.timeoutSeconds - 0.001
+                    hung = !state.lock.withLock({ _ in state.clientLeft }) && (!callersDeadline || ended - attemptStart < a.callDeadline - attemptStart - 0.5)
+                }
+                server.release(hung: hung)
+            }
             let (denials, _) = process.denials(since: mark)
             answered(outcome, a, seconds: ended - attemptStart, denials: denials)
         }

@@ -41,8 +41,13 @@ public final class ModelGateway: @unchecked Sendable {
     /// Providers left out, and why (their worker's policy does not load here).
     public let rejected: [String: String]
     let pool: ServicePool
+    /// Local model servers (`LocalServers.swift`), at most `[local] max_loaded` at once.
+    let servers: ServicePool
+    /// Each local provider's server, by provider name.
+    let localServers: [String: LocalServer]
     private let plans: [String: SpawnPlan]
-    private let environment: SandboxEnvironment
+    /// Each provider's worker's sandbox environment (a local provider's dials into its server).
+    private let environments: [String: SandboxEnvironment]
     private let policyHashes: [String: String]
     let breakerTable: [String: CircuitBreaker]
     let selection: Selection
@@ -69,12 +74,27 @@ public final class ModelGateway: @unchecked Sendable {
         self.mayUse = mayUse
         self.statePath = statePath
         pool = try ServicePool(definitions: [:], maxTotalInstances: .max)
+        servers = try ServicePool(definitions: [:], maxTotalInstances: catalog.maxLoaded)
         // Binds refuse a source path through a symlink (a build directory's `debug` is one).
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let workerProgram = realpath(workerProgram, &resolved) != nil
             ? String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : workerProgram
         var plans: [String: SpawnPlan] = [:], hashes: [String: String] = [:], rejected: [String: String] = [:]
-        for provider in catalog.providers where provider.kind != .local {
+        var serverPlans: [String: SpawnPlan] = [:], locals: [String: LocalServer] = [:], environments: [String: SandboxEnvironment] = [:]
+        for (index, provider) in catalog.providers.enumerated() {
+            environments[provider.name] = environment
+            guard provider.kind == .local, let server = provider.server else { continue }
+            do {
+                serverPlans[provider.name] = try Self.serverPlan(server, policies: policies, cacheDir: cacheDir)
+                let local = LocalServer(provider: provider, settings: server, model: catalog.models.first { $0.provider == provider.name })
+                locals[provider.name] = local
+                environments[provider.name]!.egress.upstreamNamespace = { [local] in local.namespace() }
+            } catch {
+                let line = catalog.keyLines["provider[\(index)].server_policy"].map { ":\($0)" } ?? ""
+                rejected[provider.name] = "\(catalog.source)\(line): provider \(provider.name): server policy \"\(server.policy)\": \(error)"
+            }
+        }
+        for provider in catalog.providers where rejected[provider.name] == nil {
             do {
                 var overrides = PolicyOverrides()
                 overrides.binds = [try PolicyOverrides.bind("\(workerProgram):\(Self.workerPath)", writable: false)]
@@ -87,11 +107,9 @@ public final class ModelGateway: @unchecked Sendable {
                 rejected[provider.name] = "\(catalog.source)\(line): provider \(provider.name): policy \"\(provider.policy)\": \(error)"
             }
         }
-        for provider in catalog.providers where provider.kind == .local {
-            rejected[provider.name] = "\(catalog.source): provider \(provider.name): local model servers are not served yet"
-        }
         self.plans = plans
-        self.environment = environment
+        self.environments = environments
+        localServers = locals.filter { plans[$0.key] != nil }
         policyHashes = hashes
         self.rejected = rejected
         var breakers: [String: CircuitBreaker] = [:]
@@ -107,22 +125,60 @@ public final class ModelGateway: @unchecked Sendable {
             settings.concurrency = provider.maxConcurrency
             settings.idleTimeoutSeconds = 600
             settings.startTimeoutSeconds = 20
+            let workerEnvironment = environments[provider.name]!
             var definition = ServicePool.Definition(settings: settings, spec: { _ in
-                SandboxedProcess.Spec(plan: plan, argv: [Self.workerPath], environment: environment, maxLine: 24 << 20)
+                SandboxedProcess.Spec(plan: plan, argv: [Self.workerPath], environment: workerEnvironment, maxLine: 24 << 20)
             }, connect: { process, _ in
                 try ModelWorkerClient(process: process, provider: provider, apiKey: key)
             })
             definition.tag = provider.policy + "\n" + (hashes[provider.name] ?? "")
             pool.define(Self.service(provider.name), definition)
         }
+        for (name, local) in localServers {
+            let plan = serverPlans[name]!, pool = self.pool
+            let workerKey = ServicePool.Key(service: Self.service(name), owner: nil)
+            servers.define(Self.serverService(name), ServicePool.Definition(settings: local.settings.service, spec: { _ in
+                SandboxedProcess.Spec(plan: plan, argv: local.argv, environment: environment, maxLine: 1 << 20)
+            }, connect: { process, _ in
+                try LocalServerClient(process: process, server: local) { deadline in pool.lease(workerKey, deadline: deadline) }
+            }))
+            // `preload`: started now and kept (its min_instances is 1); the lease is let go at once.
+            if local.settings.preload {
+                servers.lease(ServicePool.Key(service: Self.serverService(name), owner: nil),
+                              deadline: MonotonicClock.now + local.settings.startTimeoutSeconds) { _ in }
+            }
+        }
     }
 
     static func service(_ provider: String) -> String { "model:" + provider }
+    static func serverService(_ provider: String) -> String { "server:" + provider }
+
+    /// A local server's sandbox: its policy (which must have no network), its model file bound
+    /// read-only at the path `command` names, its memory limit if lower than the policy's.
+    static func serverPlan(_ server: ModelCatalog.LocalServer, policies: PolicyStore, cacheDir: String?) throws -> SpawnPlan {
+        let base = try policies.loadPolicy(server.policy)
+        guard base.network.mode == .none else {
+            throw ServicePool.ServiceError("its network mode is \"\(base.network.mode.rawValue)\": a local model server's policy must have none (its worker reaches it inside its sandbox)")
+        }
+        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard realpath(server.modelFile, &resolved) != nil else {
+            throw ServicePool.ServiceError("model_file \(server.modelFile): \(SystemError.text(errno))")
+        }
+        let source = String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard !source.contains(":"), !server.modelFile.contains(":") else {
+            throw ServicePool.ServiceError("model_file \(server.modelFile): a path with \":\" cannot be bound")
+        }
+        var overrides = PolicyOverrides()
+        overrides.binds = [try PolicyOverrides.bind("\(source):\(server.modelFile)", writable: false)]
+        if let m = server.memoryBytes { overrides.memoryBytes = base.limits.memoryBytes.map { min($0, m) } ?? m }
+        return try policies.spawnPlan(for: try overrides.apply(to: base), cacheDir: cacheDir, callerEnvironment: [:])
+    }
 
     /// The sandbox a provider's worker starts in (nil: the provider is not served): what the
     /// pool starts, for tests and `cordon model check` to look at or start themselves.
     public func workerSpec(_ provider: String) -> SandboxedProcess.Spec? {
-        plans[provider].map { SandboxedProcess.Spec(plan: $0, argv: [Self.workerPath], environment: environment, maxLine: 24 << 20) }
+        guard let plan = plans[provider], let environment = environments[provider] else { return nil }
+        return SandboxedProcess.Spec(plan: plan, argv: [Self.workerPath], environment: environment, maxLine: 24 << 20)
     }
 
     /// The allowlist entry of a provider: its name and port, or an address rule for an address
@@ -132,6 +188,7 @@ public final class ModelGateway: @unchecked Sendable {
     }
 
     public func stop(until deadline: Double) {
+        servers.stopAll(until: deadline)
         pool.stopAll(until: deadline)
         save(force: true)
     }
@@ -307,6 +364,13 @@ extension ModelGateway {
             members.append(("worker", .object([("instances", .int(Int64(worker.instances))), ("inFlight", .int(Int64(worker.inFlight))),
                                                ("starts", .int(Int64(worker.starts))), ("failures", .int(Int64(worker.failures))),
                                                ("failed", worker.failed.map(JSON.string) ?? .null)])))
+            if let local = localServers[m.provider] {
+                let server = servers.stats(ServicePool.Key(service: Self.serverService(m.provider), owner: nil))
+                members.append(("server", .object([("loaded", .bool(server.instances > 0)), ("starting", .bool(server.starting > 0)),
+                                                   ("pid", local.pid.map { .int(Int64($0)) } ?? .null),
+                                                   ("starts", .int(Int64(server.starts))), ("failures", .int(Int64(server.failures))),
+                                                   ("failed", server.failed.map(JSON.string) ?? .null)])))
+            }
             if let why = rejected[m.provider] { members.append(("unavailable", .string(why))) }
             return .object(members)
         }))])

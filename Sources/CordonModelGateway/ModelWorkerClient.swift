@@ -148,6 +148,17 @@ public final class ModelWorkerClient: ServiceClient, @unchecked Sendable {
         }
     }
 
+    /// `GET {baseURL}/models` by the worker: the HTTP status the provider's server answered
+    /// with, or why there was none (a local model server's health check).
+    public func probe(deadline: Double) -> (status: Int?, failure: String?) {
+        switch connection.call("probe", .object([("timeout", .double(max(0.001, deadline - MonotonicClock.now)))]), deadline: deadline + 1) {
+        case .success(let answer):
+            guard let status = answer["status"]?.intValue, (100...599).contains(status) else { return (nil, "the worker's answer has no status") }
+            return (Int(status), nil)
+        case .failure(let e): return (nil, Self.describe(e))
+        }
+    }
+
     /// Asks the worker to abandon `call` (the client left, the deadline passed).
     public func cancel(_ call: String) {
         connection.notify("cancel", .object([("call", .string(call))]), deadline: MonotonicClock.now + 1)

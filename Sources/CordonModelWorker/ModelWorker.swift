@@ -127,6 +127,7 @@ final class WorkerSession: @unchecked Sendable {
             case "health":
                 try params.finish()
                 output.result(id: id, .object([("inFlight", .int(Int64(state.withLock { $0.calls.count })))]))
+            case "probe": try probe(id: id, params)
             case "cancel":
                 cancel(params)
                 output.result(id: id, .object([]))
@@ -254,6 +255,38 @@ final class WorkerSession: @unchecked Sendable {
         case .failure(let error):
             output.log("call \(call.id): \(error.description)")
             output.error(id: id, code: ModelWorker.Code.providerFailed, error.description, data: error.json)
+        }
+    }
+
+    // MARK: probe
+
+    /// `GET {baseURL}/models`, answered with its status: whether the provider's server answers
+    /// at all (a local model server's health check; its readiness is this and a one-token
+    /// `chat`). What the server sent is read up to 1 MiB and dropped.
+    private func probe(id: JSON, _ params: Params) throws(RPCError) {
+        var params = params
+        let setup = state.withLock { $0.setup! }
+        let timeout = try params.number("timeout", min: 0.001, max: 600) ?? 10
+        try params.finish()
+        var request = HTTPRequest(url: setup.provider.baseURL + "/models", headers: [("Accept", "application/json"), ("User-Agent", "cordon-model-worker")], body: [])
+        request.method = .get
+        request.timeout = timeout
+        request.connectTimeout = min(timeout, connectSeconds)
+        request.maxBodyBytes = 1 << 20
+        request.proxy = setup.provider.proxy
+        if let key = setup.key, setup.provider.kind != .anthropic { request.headers.append(("Authorization", "Bearer \(key)")) }
+        let get = request
+        do {
+            try threads.run { [output] in
+                do {
+                    let outcome = try setup.client.call(get).perform(onBody: { _ in true })
+                    output.result(id: id, .object([("status", .int(Int64(outcome.head.status)))]))
+                } catch {
+                    output.error(id: id, code: ModelWorker.Code.providerFailed, "GET /models: \(error)", data: nil)
+                }
+            }
+        } catch {
+            throw RPCError(RPCCode.internalError, "cannot start a thread: \(error)")
         }
     }
 

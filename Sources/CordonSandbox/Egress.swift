@@ -14,6 +14,10 @@ public struct EgressSettings: Sendable {
     public var hostsFile: String?
     /// "IPv4:PORT" of a DNS server to ask instead of the host's resolver (getaddrinfo).
     public var upstream: String?
+    /// Where allowed connections are dialled from (`EgressProxy.Configuration.upstreamNamespace`):
+    /// nil, cordond's own network namespace; set for the worker of a local model server, whose
+    /// one allowed destination is the server's loopback address inside the server's sandbox.
+    public var upstreamNamespace: (@Sendable () -> NetworkNamespace?)?
     public init(hostsFile: String? = nil, upstream: String? = nil) {
         self.hostsFile = hostsFile
         self.upstream = upstream
@@ -145,7 +149,8 @@ final class EgressSession: Sendable {
         // A failed init closes the link with the rest of what it set up.
         self.link = Mutex(Descriptor(adopting: link))
         let records = self.records
-        let configuration = EgressProxy.Configuration(allowlist: allowlist, resolver: resolver)
+        var configuration = EgressProxy.Configuration(allowlist: allowlist, resolver: resolver)
+        configuration.upstreamNamespace = settings.upstreamNamespace
         do {
             proxy = try EgressProxy(listener: tcp, dns: udp, configuration: configuration) { event in
                 records.add(event)

@@ -110,17 +110,18 @@ struct PolicyScoreTests {
     /// Landlock, so they score below `default` (best-effort); model-http and mcp-fetch add one
     /// network destination (0.5) to python-tool, installer two (1.0); mcp-git one writable host
     /// path (1.0); mcp-time only a read-only bind, which costs nothing; model-worker is default's
-    /// system with Landlock required and no network of its own (cordond adds the provider).
+    /// system with Landlock required and no network of its own (cordond adds the provider), and
+    /// model-server python-tool's with only an optional read-only venv added.
     @Test func shippedPoliciesRank() throws {
         var scores: [String: Double] = [:]
         for name in EmbeddedDefaults.policyNames {
             let policy = try store.loadPolicy(name)
             scores[name] = try score(policy, profile(policy.seccomp.profile)).score
         }
-        #expect(scores == ["mcp-time": 0.0, "model-worker": 0.0, "python-tool": 0.0, "shell-tool": 0.0, "default": 0.2, "mcp-fetch": 0.5,
+        #expect(scores == ["mcp-time": 0.0, "model-server": 0.0, "model-worker": 0.0, "python-tool": 0.0, "shell-tool": 0.0, "default": 0.2, "mcp-fetch": 0.5,
                            "model-http": 0.5, "installer": 1.0, "mcp-git": 1.0])
         let order = scores.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.map(\.key)
-        #expect(order == ["mcp-time", "model-worker", "python-tool", "shell-tool", "default", "mcp-fetch", "model-http", "installer", "mcp-git"])
+        #expect(order == ["mcp-time", "model-server", "model-worker", "python-tool", "shell-tool", "default", "mcp-fetch", "model-http", "installer", "mcp-git"])
     }
 
     /// Policies that grant more rank higher.

@@ -1,0 +1,256 @@
+import CordonJSON
+import CordonRPC
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Local model servers through a real cordond: llama.cpp's server (`python3 -m llama_cpp.server`
+/// from the `llama` venv, `tools/pydeps.sh llama`) serving a tiny GGUF this suite writes with the
+/// gguf package (random weights: the tests check serving, not answers), in a `model-server`
+/// sandbox with no network, reached by its model worker inside that sandbox's namespace.
+///
+/// Without the venv the suite is skipped, except under CI (`CI` set), where it must run.
+@Suite(.enabled(if: TestDaemon.isRoot && (LlamaVenv.installed || ProcessInfo.processInfo.environment["CI"] != nil),
+                "needs root and the llama venv (tools/pydeps.sh llama)"), .serialized)
+struct LocalServerTests {
+    static let repo = ModelMethodsTests.repo
+    static let venv = LlamaVenv.path
+    static var installed: Bool { LlamaVenv.installed }
+
+    /// The model, written once per process into a root-owned 755 directory.
+    static let model: String = {
+        let dir = "/tmp/cordon-llama-tests-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let path = "\(dir)/tiny.gguf"
+        let r = TestDaemon.exec("\(venv)/bin/python3", ["\(repo)/tools/make-tiny-gguf.py", path])
+        precondition(r.status == 0, "make-tiny-gguf.py: \(r.stderr)")
+        return path
+    }()
+
+    /// A policy that extends model-server with the venv, as an admin would write one.
+    static let policy = """
+        [policy]
+        name = "llama-test"
+        extends = ["model-server"]
+
+        [filesystem]
+        read_only = ["\(venv)"]
+        """
+
+    static func provider(_ name: String, keepAlive: String = "5m", timeout: String = "20s", idle: String = "10s",
+                         command: [String]? = nil, policy: String = "llama-test", preload: Bool = false) -> String {
+        let argv = command ?? ["\(venv)/bin/python3", "-m", "llama_cpp.server", "--model", "{model_file}", "--host", "127.0.0.1",
+                               "--port", "{port}", "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "512",
+                               "--interrupt_requests", "false", "--model_alias", "tiny"]
+        return """
+            [[provider]]
+            name = "\(name)"
+            kind = "local"
+            base_url = "http://127.0.0.1:8080/v1"
+            command = [\(argv.map { "\"\($0)\"" }.joined(separator: ", "))]
+            model_file = "\(model)"
+            server_policy = "\(policy)"
+            keep_alive = "\(keepAlive)"
+            timeout = "\(timeout)"
+            idle_timeout = "\(idle)"
+            preload = \(preload)
+            service = { backoff = "100ms", backoff_max = "1s" }
+
+            [[model]]
+            name = "\(name)-tiny"
+            provider = "\(name)"
+            upstream = "tiny"
+            context_length = 512
+            max_output_tokens = 8
+
+            """
+    }
+
+    static func daemon(_ catalog: String, maxLoaded: Int = 1, extraPolicies: [String: String] = [:]) throws -> TestDaemon {
+        var policies = ["llama-test": policy]
+        for (k, v) in extraPolicies { policies[k] = v }
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: policies,
+                               files: ["models.toml": "[local]\nmax_loaded = \(maxLoaded)\n\n" + catalog])
+        chmod(d.dir, 0o755)
+        return d
+    }
+
+    static func chat(_ d: TestDaemon, _ model: String, timeout: Double? = nil) throws -> JSON {
+        var params: [(String, JSON)] = [("request", .object([("model", .string(model)), ("max_tokens", .int(4)),
+                                                             ("messages", .array([.object([("role", .string("user")), ("content", .string("hi"))])]))]))]
+        if let timeout { params.append(("timeout", .double(timeout))) }
+        return try d.call("model.chat", .object(params))
+    }
+
+    static func server(_ d: TestDaemon, _ model: String) throws -> JSON {
+        let stats = try d.call("model.stats")
+        return try #require(stats["models"]?.arrayValue?.first { $0["model"]?.stringValue == model }?["server"])
+    }
+
+    static func alive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
+
+    /// Waits (bounded) until `condition` holds.
+    static func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if try condition() { return true }
+            usleep(100_000)
+        }
+        return try condition()
+    }
+
+    /// The descendants of the sandbox's init `pid` (the server and whatever it started), found
+    /// by their parents in /proc: never by cgroup, whose file may name a root shared with
+    /// everything on the machine.
+    static func sandboxProcesses(_ pid: Int32) -> [Int32] {
+        var parent: [Int32: Int32] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let p = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let pp = Int32(fields[1]) { parent[p] = pp }
+        }
+        var found: [Int32] = []
+        for p in parent.keys {
+            var q = p, hops = 0
+            while let up = parent[q], up > 1, hops < 64 {
+                if up == pid { found.append(p); break }
+                q = up
+                hops += 1
+            }
+        }
+        return found.sorted()
+    }
+
+    @Test func aServerStartsOnDemandIsReadyOnlyWhenItAnswersAndServesEveryCall() throws {
+        #expect(Self.installed, "the llama venv is missing: tools/pydeps.sh llama")
+        let d = try Self.daemon(Self.provider("llama"))
+        var server = try Self.server(d, "llama-tiny")
+        #expect(server["loaded"] == .bool(false))
+        #expect(server["starts"]?.intValue == 0)
+        // The first call starts it and waits for readiness; ten in a row, one start.
+        for i in 0..<10 {
+            let r = try Self.chat(d, "llama-tiny")
+            let choice = try #require(r["completion"]?["choices"]?.arrayValue?.first, "call \(i)")
+            #expect(choice["message"]?["content"]?.stringValue != nil)
+            #expect((r["completion"]?["usage"]?["completion_tokens"]?.intValue ?? 0) >= 1)
+        }
+        server = try Self.server(d, "llama-tiny")
+        #expect(server["loaded"] == .bool(true))
+        #expect(server["starts"]?.intValue == 1)
+        let pid = try #require(server["pid"]?.intValue.map { Int32($0) })
+        // Its sandbox has no network: its namespace is not the host's, and holds loopback only.
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        let its = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")
+        #expect(host != its)
+        let links = TestDaemon.exec("/usr/bin/nsenter", ["-t", "\(pid)", "-n", "/usr/sbin/ip", "-o", "link"]).stdout
+        #expect(links.split(separator: "\n").count == 1 && links.contains(": lo:"), "\(links)")
+        // Recorded like any model call, with the worker's sandbox.
+        #expect(ModelMethodsTests.sql(d, "SELECT count(*), min(outcome), max(outcome), max(policy) FROM model_calls") == "10|ok|ok|model-worker\n")
+    }
+
+    @Test func aCrashedServerIsRestartedAndTheNextCallAnswers() throws {
+        #expect(Self.installed)
+        let d = try Self.daemon(Self.provider("llama"))
+        _ = try Self.chat(d, "llama-tiny")
+        let first = try #require(try Self.server(d, "llama-tiny")["pid"]?.intValue.map { Int32($0) })
+        // Kill the server itself (not the sandbox's init): the sandbox ends with it.
+        let processes = Self.sandboxProcesses(first)
+        try #require(!processes.isEmpty && processes.count < 8, "\(processes)")
+        for p in processes { kill(p, SIGKILL) }
+        #expect(Self.eventually(10) { !Self.alive(first) })
+        let r = try Self.chat(d, "llama-tiny")
+        #expect(r["completion"]?["choices"]?.arrayValue?.count == 1)
+        let server = try Self.server(d, "llama-tiny")
+        let second = try #require(server["pid"]?.intValue.map { Int32($0) })
+        #expect(second != first)
+        #expect(server["starts"]?.intValue == 2)
+        #expect((server["failures"]?.intValue ?? 0) >= 1)
+    }
+
+    @Test func aHungServerFailsItsCallAndIsRestarted() throws {
+        #expect(Self.installed)
+        // A call that is not streamed waits for the whole answer: its hang is found at the
+        // provider's timeout (a stream's, sooner, at its idle limit).
+        let d = try Self.daemon(Self.provider("llama", timeout: "4s", idle: "2s"))
+        _ = try Self.chat(d, "llama-tiny")
+        let first = try #require(try Self.server(d, "llama-tiny")["pid"]?.intValue.map { Int32($0) })
+        // Stop every process of the server (a hang: the port still accepts, nothing answers).
+        let frozen = Self.sandboxProcesses(first)
+        try #require(!frozen.isEmpty && frozen.count < 8, "\(frozen)")
+        for p in frozen { kill(p, SIGSTOP) }
+        defer { for p in frozen { kill(p, SIGKILL) } }
+        let started = Date()
+        let error = try d.callError("model.chat", .object([("request", .object([("model", .string("llama-tiny")), ("max_tokens", .int(4)),
+            ("messages", .array([.object([("role", .string("user")), ("content", .string("hi"))])]))]))]))
+        #expect(error.message.contains("timed out") || error.message.contains("time"), "\(error.message)")
+        #expect(Date().timeIntervalSince(started) < 10, "the hang was found at the provider's 4 s timeout")
+        // The hung server is stopped; the next call gets a new one.
+        #expect(Self.eventually(10) { !Self.alive(first) })
+        let r = try Self.chat(d, "llama-tiny")
+        #expect(r["completion"]?["choices"]?.arrayValue?.count == 1)
+        let second = try #require(try Self.server(d, "llama-tiny")["pid"]?.intValue.map { Int32($0) })
+        #expect(second != first)
+    }
+
+    @Test func anIdleServerIsUnloadedAfterKeepAliveAndLoadedAgainOnDemand() throws {
+        #expect(Self.installed)
+        let d = try Self.daemon(Self.provider("llama", keepAlive: "2s"))
+        _ = try Self.chat(d, "llama-tiny")
+        let first = try #require(try Self.server(d, "llama-tiny")["pid"]?.intValue.map { Int32($0) })
+        #expect(Self.eventually(10) { !Self.alive(first) })
+        #expect(try Self.server(d, "llama-tiny")["loaded"] == .bool(false))
+        _ = try Self.chat(d, "llama-tiny")
+        let server = try Self.server(d, "llama-tiny")
+        #expect(server["loaded"] == .bool(true))
+        #expect(server["starts"]?.intValue == 2)
+        #expect(server["failures"]?.intValue == 0, "an idle stop is not a failure")
+    }
+
+    @Test func atMostMaxLoadedAreLoadedAndTheLeastRecentlyUsedIsEvicted() throws {
+        #expect(Self.installed)
+        let d = try Self.daemon(Self.provider("a") + Self.provider("b"), maxLoaded: 1)
+        _ = try Self.chat(d, "a-tiny")
+        let a1 = try #require(try Self.server(d, "a-tiny")["pid"]?.intValue.map { Int32($0) })
+        _ = try Self.chat(d, "b-tiny")
+        let b1 = try #require(try Self.server(d, "b-tiny")["pid"]?.intValue.map { Int32($0) })
+        #expect(Self.eventually(10) { !Self.alive(a1) }, "a was evicted for b")
+        #expect(try Self.server(d, "a-tiny")["loaded"] == .bool(false))
+        _ = try Self.chat(d, "a-tiny")
+        #expect(Self.eventually(10) { !Self.alive(b1) }, "b was evicted for a")
+        let a = try Self.server(d, "a-tiny"), b = try Self.server(d, "b-tiny")
+        #expect(a["loaded"] == .bool(true) && b["loaded"] == .bool(false))
+        #expect(a["starts"]?.intValue == 2 && b["starts"]?.intValue == 1)
+        #expect(a["failures"]?.intValue == 0 && b["failures"]?.intValue == 0, "an eviction is not a failure")
+    }
+
+    /// A server whose health check answers but whose model does not (here the scripted stand-in,
+    /// run as the local server: 200 on /v1/models, 500 on every completion) never becomes ready.
+    @Test func aServerThatAnswersItsHealthCheckButNotACompletionIsNotReady() throws {
+        let standin = ["/usr/bin/python3", "\(Self.repo)/tools/model-standin.py", "--port", "{port}", "--error-rate", "1", "--error-status", "500"]
+        let tools = """
+            [policy]
+            name = "standin-server"
+            extends = ["model-server"]
+
+            [filesystem]
+            read_only = ["\(Self.repo)/tools"]
+            """
+        let d = try Self.daemon(Self.provider("fake", timeout: "6s", command: standin, policy: "standin-server"),
+                                extraPolicies: ["standin-server": tools])
+        let error = try d.callError("model.chat", .object([("request", .object([("model", .string("fake-tiny")),
+            ("messages", .array([.object([("role", .string("user")), ("content", .string("hi"))])]))]))]))
+        #expect(error.message.contains("one-token completion failed"), "\(error.message)")
+        let server = try Self.server(d, "fake-tiny")
+        #expect(server["loaded"] == .bool(false))
+        #expect((server["failures"]?.intValue ?? 0) >= 1)
+        #expect(ModelMethodsTests.sql(d, "SELECT outcome FROM model_calls") == "unavailable\n")
+    }
+}
+
+enum LlamaVenv {
+    static let path = "\(ModelMethodsTests.repo)/.build/pydeps/llama"
+    static var installed: Bool { FileManager.default.isExecutableFile(atPath: "\(path)/bin/python3") }
+}
