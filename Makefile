@@ -5,7 +5,7 @@ SCRATCH ?= $(CURDIR)/.build/demo
 RELEASE_BIN = $(CURDIR)/.build/release/cordon
 CORDOND_BIN = $(CURDIR)/.build/release/cordond
 
-.PHONY: all build release test demo bench clean deps pydeps tools-venv fuzz fuzz-smoke install uninstall
+.PHONY: all build release test demo bench clean deps pydeps pydeps-llama tools-venv fuzz fuzz-smoke install uninstall
 
 all: build
 
@@ -24,7 +24,7 @@ release: deps
 # Tests that count the whole test process's descriptors run on their own afterwards: every other
 # suite runs in parallel in the same process and opens descriptors of its own meanwhile.
 ALONE = stopLeavesNoDescriptorsOrThreads
-test: deps pydeps
+test: deps pydeps pydeps-llama
 	SWIFT=$(SWIFT) tools/check-layers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '$(ALONE)'
@@ -36,7 +36,8 @@ test: deps pydeps
 DEPS = libseccomp-dev libcap-dev libsqlite3-dev libcurl4-openssl-dev libarchive-dev libyaml-dev pkg-config gcc libc6-dev make python3 python3-jsonschema python3-pip iproute2 curl openssl python3-venv
 # What the tests need beyond the build (`make test` installs it too): the shells whose completion
 # scripts the install test checks, and the man pages' renderers.
-TEST_DEPS = groff-base man-db zsh fish
+# g++ builds llama.cpp's server (llama-cpp-python) for the local model server's tests.
+TEST_DEPS = groff-base man-db zsh fish g++
 test: DEPS += $(TEST_DEPS)
 
 deps:
@@ -51,6 +52,12 @@ deps:
 # while the pins are unchanged: tools/pydeps.sh says how to change them.
 pydeps: deps
 	tools/pydeps.sh
+
+# llama.cpp's server for the local model server's tests (LocalServerTests) and bench/models.sh:
+# an opt-in group, built from its sdist once per machine (about 12 minutes on two cores; the wheel
+# is kept under .build/pydeps/.cache), a no-op afterwards while its pins are unchanged.
+pydeps-llama: deps
+	tools/pydeps.sh llama
 
 # The venv the shipped MCP tools run from (tools/time.toml, git.toml, fetch.toml and the mcp-*
 # policies name /opt/cordon/mcp): the same pinned, hash-checked group as the tests' (mcp), made
