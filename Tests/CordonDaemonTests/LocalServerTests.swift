@@ -40,7 +40,7 @@ struct LocalServerTests {
         """
 
     static func provider(_ name: String, keepAlive: String = "5m", timeout: String = "20s", idle: String = "10s",
-                         command: [String]? = nil, policy: String = "llama-test", preload: Bool = false) -> String {
+                         command: [String]? = nil, policy: String = "llama-test", preload: Bool = false, port: Int = 8080) -> String {
         let argv = command ?? ["\(venv)/bin/python3", "-m", "llama_cpp.server", "--model", "{model_file}", "--host", "127.0.0.1",
                                "--port", "{port}", "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "512",
                                "--interrupt_requests", "false", "--model_alias", "tiny"]
@@ -48,7 +48,7 @@ struct LocalServerTests {
             [[provider]]
             name = "\(name)"
             kind = "local"
-            base_url = "http://127.0.0.1:8080/v1"
+            base_url = "http://127.0.0.1:\(port)/v1"
             command = [\(argv.map { "\"\($0)\"" }.joined(separator: ", "))]
             model_file = "\(model)"
             server_policy = "\(policy)"
@@ -226,20 +226,57 @@ struct LocalServerTests {
         #expect(a["failures"]?.intValue == 0 && b["failures"]?.intValue == 0, "an eviction is not a failure")
     }
 
+    static let standinPolicy = """
+        [policy]
+        name = "standin-server"
+        extends = ["model-server"]
+
+        [filesystem]
+        read_only = ["\(repo)/tools"]
+        """
+
+    /// A local provider's worker dials inside its server's sandbox and nowhere else: a server
+    /// on the host's loopback at the very port of `base_url` is never reached, while the
+    /// sandboxed server runs, after it was killed, or while it restarts.
+    @Test func theWorkerReachesOnlyItsServerNeverTheHostsLoopback() throws {
+        let host = Process()
+        host.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        host.arguments = ["\(Self.repo)/tools/model-standin.py", "--port", "0"]
+        let out = Pipe()
+        host.standardOutput = out
+        host.standardError = FileHandle.nullDevice
+        try host.run()
+        defer { kill(host.processIdentifier, SIGKILL); host.waitUntilExit() }
+        let first = String(decoding: out.fileHandleForReading.availableData.prefix { $0 != 10 }, as: UTF8.self)
+        let port = try #require(Int(first.trimmingCharacters(in: .whitespaces)))
+        /// The paths the host's server was asked for, but its own counters'.
+        func hostPaths() -> [String]? {
+            let r = TestDaemon.exec("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/stats"])
+            guard case .object(let paths)? = (try? JSON.parse(Array(r.stdout.utf8)))?["by_path"] else { return nil }
+            return paths.map(\.0).filter { $0 != "/stats" }
+        }
+        #expect(hostPaths() == [])
+        let sandboxed = ["/usr/bin/python3", "\(Self.repo)/tools/model-standin.py", "--port", "{port}"]
+        let d = try Self.daemon(Self.provider("s", timeout: "5s", command: sandboxed, policy: "standin-server", port: port),
+                                extraPolicies: ["standin-server": Self.standinPolicy])
+        for _ in 0..<3 { _ = try Self.chat(d, "s-tiny") }
+        let pid = try #require(try Self.server(d, "s-tiny")["pid"]?.intValue.map { Int32($0) })
+        let processes = Self.sandboxProcesses(pid)
+        try #require(!processes.isEmpty && processes.count < 8, "\(processes)")
+        for p in processes { kill(p, SIGKILL) }
+        // Calls while it is gone and while it comes back: answered by a new sandboxed server or
+        // refused, never by the host's.
+        for _ in 0..<5 { _ = try? Self.chat(d, "s-tiny", timeout: 5) }
+        #expect(try Self.server(d, "s-tiny")["starts"]?.intValue == 2)
+        #expect(hostPaths() == [], "nothing but this test's own /stats requests reached the host's server")
+    }
+
     /// A server whose health check answers but whose model does not (here the scripted stand-in,
     /// run as the local server: 200 on /v1/models, 500 on every completion) never becomes ready.
     @Test func aServerThatAnswersItsHealthCheckButNotACompletionIsNotReady() throws {
         let standin = ["/usr/bin/python3", "\(Self.repo)/tools/model-standin.py", "--port", "{port}", "--error-rate", "1", "--error-status", "500"]
-        let tools = """
-            [policy]
-            name = "standin-server"
-            extends = ["model-server"]
-
-            [filesystem]
-            read_only = ["\(Self.repo)/tools"]
-            """
         let d = try Self.daemon(Self.provider("fake", timeout: "6s", command: standin, policy: "standin-server"),
-                                extraPolicies: ["standin-server": tools])
+                                extraPolicies: ["standin-server": Self.standinPolicy])
         let error = try d.callError("model.chat", .object([("request", .object([("model", .string("fake-tiny")),
             ("messages", .array([.object([("role", .string("user")), ("content", .string("hi"))])]))]))]))
         #expect(error.message.contains("one-token completion failed"), "\(error.message)")
