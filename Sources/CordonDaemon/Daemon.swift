@@ -459,7 +459,8 @@ public final class Daemon: @unchecked Sendable {
     func metricsText() -> String {
         let (queued, running) = tasks.counts
         return metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok,
-                              breakers: tools.breakerStates(), instances: tools.instanceTotals(), modelBreakers: models?.breakerStates() ?? [:])
+                              breakers: tools.breakerStates(), instances: tools.instanceTotals(), modelBreakers: models?.breakerStates() ?? [:],
+                              modelServers: models?.serverTotals() ?? [:])
     }
 }
 

@@ -75,7 +75,7 @@ public final class Metrics: Sendable {
     /// tool manifest's instances, failures and starts.
     func render(queued: Int, running: Int, parked: Int, healthy: Bool,
                 breakers: [String: Int] = [:], instances: [String: (running: Int, starts: Int, failures: Int)] = [:],
-                modelBreakers: [String: Int] = [:]) -> String {
+                modelBreakers: [String: Int] = [:], modelServers: [String: (running: Int, starts: Int, failures: Int)] = [:]) -> String {
         let s = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -144,6 +144,12 @@ public final class Metrics: Sendable {
         }
         family("cordon_model_breaker_state", "gauge", "Each model's circuit breaker: 0 closed, 1 open, 2 half-open.")
         for (model, state) in modelBreakers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_breaker_state{model=\"\(label(model))\"} \(state)\n" }
+        family("cordon_model_server_loaded", "gauge", "1 while a local model server (a kind = \"local\" provider) is loaded, by provider.")
+        for (provider, i) in modelServers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_server_loaded{provider=\"\(label(provider))\"} \(i.running)\n" }
+        family("cordon_model_server_starts_total", "counter", "Local model server starts, by provider.")
+        for (provider, i) in modelServers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_server_starts_total{provider=\"\(label(provider))\"} \(i.starts)\n" }
+        family("cordon_model_server_failures_total", "counter", "Local model servers that died, failed to become ready or a health check, or hung a call, by provider.")
+        for (provider, i) in modelServers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_server_failures_total{provider=\"\(label(provider))\"} \(i.failures)\n" }
         family("cordon_healthy", "gauge", "1 when system.health reports ok, 0 when degraded.")
         out += "cordon_healthy \(healthy ? 1 : 0)\n"
         return out

@@ -208,6 +208,16 @@ public final class ModelGateway: @unchecked Sendable {
         pool.stats(ServicePool.Key(service: Self.service(provider), owner: nil))
     }
 
+    /// Each local provider's server for the metrics: loaded (0 or 1), starts, failures.
+    public func serverTotals() -> [String: (running: Int, starts: Int, failures: Int)] {
+        var out: [String: (running: Int, starts: Int, failures: Int)] = [:]
+        for name in localServers.keys {
+            let t = servers.stats(ServicePool.Key(service: Self.serverService(name), owner: nil))
+            out[name] = (t.instances, t.starts, t.failures)
+        }
+        return out
+    }
+
     /// The breaker of every model (0 closed, 1 open, 2 half-open) for the metrics.
     public func breakerStates() -> [String: Int] {
         let now = MonotonicInstant(seconds: MonotonicClock.now)

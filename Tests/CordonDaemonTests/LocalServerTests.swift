@@ -147,6 +147,11 @@ struct LocalServerTests {
         #expect(host != its)
         let links = TestDaemon.exec("/usr/bin/nsenter", ["-t", "\(pid)", "-n", "/usr/sbin/ip", "-o", "link"]).stdout
         #expect(links.split(separator: "\n").count == 1 && links.contains(": lo:"), "\(links)")
+        let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
+        for line in ["cordon_model_server_loaded{provider=\"llama\"} 1", "cordon_model_server_starts_total{provider=\"llama\"} 1",
+                     "cordon_model_server_failures_total{provider=\"llama\"} 0", "cordon_model_calls_total{model=\"llama-tiny\",outcome=\"ok\"} 10"] {
+            #expect(metrics.contains(line + "\n"), "\(line) missing from\n\(metrics)")
+        }
         // Recorded like any model call, with the worker's sandbox.
         #expect(ModelMethodsTests.sql(d, "SELECT count(*), min(outcome), max(outcome), max(policy) FROM model_calls") == "10|ok|ok|model-worker\n")
     }
