@@ -12,7 +12,8 @@ inherits the namespace.
 
 Environment: BIN (the directory of cordond and cordon-model-worker, .build/release),
 MODELS_PYTHON (the venv's python3), MODELS_CALLS, MODELS_ROUNDS, MODELS_SECONDS,
-MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES, MODELS_PARTS (a, b or ab),
+MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES, MODELS_PARTS (any of a, b, c; abc),
+MODELS_LLAMA (the llama venv), MODELS_LOCAL_ROUNDS, MODELS_LOCAL_CALLS,
 MODELS_CORDON_MODEL (auto:chat).
 
 Cordon: a cordond of this run (BIN/cordond) with fresh config, state and runtime directories
@@ -55,6 +56,19 @@ seed of part (b) each get a cordond of their own, so the selector starts from no
     After each phase, Cordon's row shows what `model.explain` said then (cordond's JSON-RPC
     socket): each arm's chance of being the best and its effective sample size, or why it was
     not eligible (an open breaker).
+
+(c) Local model server. llama.cpp's server (`python3 -m llama_cpp.server` from the llama venv,
+    MODELS_LLAMA) on a tiny GGUF this run writes (tools/make-tiny-gguf.py), one thread: run
+    directly on 127.0.0.1:9110 (the peer) and as a `kind = "local"` provider of a cordond (in its
+    model-server sandbox, reached by its worker inside that sandbox). Rows, MODELS_LOCAL_ROUNDS
+    rounds each: cold start to ready (direct: from exec until GET /v1/models answers 200 and a
+    one-token completion has answered, polling every 20 ms; Cordon: a call to the unloaded model
+    until its answer, which includes the sandbox, the same readiness check and the call);
+    warm time to first token (a streaming call, max_tokens 8, MODELS_LOCAL_CALLS sequential
+    calls per path, p50/p95); crash to ready (the server's processes killed with SIGKILL, then
+    calls until one answers: Cordon's pool notices the death and starts a new sandbox on the next
+    call, after its backoff; the peer has no supervisor, so its row is the cold start a restart
+    script would pay). Cordon's server has keep_alive 1 s, which unloads it between rounds.
 """
 from __future__ import annotations
 
@@ -87,7 +101,11 @@ SECONDS = float(os.environ.get("MODELS_SECONDS", "10"))
 PHASE_CALLS = int(os.environ.get("MODELS_PHASE_CALLS", "300"))
 SEEDS = int(os.environ.get("MODELS_SEEDS", "1"))
 RETRIES = int(os.environ.get("MODELS_LITELLM_RETRIES", "0"))
-PARTS = os.environ.get("MODELS_PARTS", "ab")
+PARTS = os.environ.get("MODELS_PARTS", "abc")
+LLAMA = os.environ.get("MODELS_LLAMA", os.path.join(ROOT, ".build", "pydeps", "llama"))
+LOCAL_ROUNDS = int(os.environ.get("MODELS_LOCAL_ROUNDS", "5"))
+LOCAL_CALLS = int(os.environ.get("MODELS_LOCAL_CALLS", "200"))
+LOCAL_PORT = 9110
 CORDON_MODEL = os.environ.get("MODELS_CORDON_MODEL", "auto:chat")
 
 OVERHEAD_PORT = 9100
@@ -267,7 +285,7 @@ class Cordond:
     127.0.0.1:CORDON_PORT with a bearer token of its own (a root-only tokens file, token -> root).
     Ready once openai.sock answers GET /v1/models."""
 
-    def __init__(self, scratch, label, tcp=False):
+    def __init__(self, scratch, label, tcp=False, local=None):
         # cordond's rules: models.toml root's and not writable by others, in a directory root
         # owns that others cannot write; the runtime directory 755 inside one others may search.
         self.dir = tempfile.mkdtemp(prefix=f"cordond-{label}.", dir=scratch)
@@ -286,8 +304,16 @@ class Cordond:
                 f.write(f"{self.token} root\n")
         toml = os.path.join(config, "models.toml")
         with open(toml, "w") as f:
-            f.write(cordon_config(tokens))
+            f.write(cordon_config(tokens, local))
         os.chmod(toml, 0o644)
+        if local:
+            # The server's policy: model-server plus the llama venv, read-only.
+            os.mkdir(os.path.join(config, "policies"))
+            os.chmod(os.path.join(config, "policies"), 0o755)
+            policy = os.path.join(config, "policies", "bench-llama.toml")
+            with open(policy, "w") as f:
+                f.write(f'[policy]\nname = "bench-llama"\nextends = ["model-server"]\n\n[filesystem]\nread_only = ["{LLAMA}"]\n')
+            os.chmod(policy, 0o644)
         self.socket = os.path.join(run, "openai.sock")
         self.rpc_socket = os.path.join(run, "cordon.sock")
         self.url = f"http://{ADDR}:{CORDON_PORT}/v1" if tcp else None
@@ -458,6 +484,126 @@ def part_a(scratch):
             print(f"{name}: added {added[name]:.3f} ms at p50 (target <= 1 ms and below LiteLLM's {lite_added:.3f} ms): "
                   f"ratio Cordon/LiteLLM {added[name] / lite_added:.3f}")
     print(f"LiteLLM proxy start to ready: {lite.startup:.1f} s; cordond start to ready: {cordon.startup:.2f} s")
+
+
+# --- part (c) ------------------------------------------------------------------------------
+
+def descendants(pid):
+    """The processes below `pid`, by their parents in /proc (a sandbox's server under its init)."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out = []
+    for p in parent:
+        q, hops = p, 0
+        while q in parent and parent[q] > 1 and hops < 64:
+            if parent[q] == pid:
+                out.append(p)
+                break
+            q, hops = parent[q], hops + 1
+    return out
+
+
+def first_token_ms(client, model):
+    t0 = time.perf_counter()
+    first = None
+    for chunk in client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=8, stream=True):
+        if first is None and chunk.choices and chunk.choices[0].delta.content is not None:
+            first = (time.perf_counter() - t0) * 1000
+    if first is None:
+        raise RuntimeError(f"{model}: no token")
+    return first
+
+
+def direct_ready(model_file, client):
+    """Starts the peer server; ms from exec until GET /v1/models is 200 and a one-token
+    completion has answered (polling every 20 ms)."""
+    t0 = time.perf_counter()
+    p = PROCS.start(llama_server_argv(model_file, str(LOCAL_PORT)), stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError("the llama.cpp server exited at start")
+        try:
+            if urllib.request.urlopen(f"http://{ADDR}:{LOCAL_PORT}/v1/models", timeout=2).status == 200:
+                client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=1)
+                return p, (time.perf_counter() - t0) * 1000
+        except Exception:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the llama.cpp server was not ready in 60 s")
+            time.sleep(0.02)
+
+
+def part_c(scratch):
+    model_file = os.path.join(scratch, "tiny.gguf")
+    subprocess.run([os.path.join(LLAMA, "bin", "python3"), os.path.join(ROOT, "tools", "make-tiny-gguf.py"), model_file],
+                   check=True, capture_output=True)
+    os.chmod(model_file, 0o644)
+    direct = make_client(f"http://{ADDR}:{LOCAL_PORT}/v1", "dummy")
+    cold_direct, ttft_direct = [], []
+    for r in range(LOCAL_ROUNDS):
+        p, ms = direct_ready(model_file, direct)
+        cold_direct.append(ms)
+        if r == 0:
+            ttft_direct = [first_token_ms(direct, "tiny") for _ in range(LOCAL_CALLS)]
+        PROCS.stop(p)
+    cordon = Cordond(scratch, "c", local=model_file)
+    client = make_client("http://localhost/v1", "cordon", cordon.socket)
+
+    def server():
+        return next(m for m in cordon.rpc("model.stats", {})["models"] if m["model"] == "local-tiny")["server"]
+
+    def answered_ms(t0):
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.chat.completions.create(model="local-tiny", messages=MESSAGES, max_tokens=1)
+                return (time.perf_counter() - t0) * 1000
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no answer from the local server in 60 s: {cordon.tail()}")
+                time.sleep(0.02)
+
+    cold_cordon, crash_cordon, ttft_cordon = [], [], []
+    for r in range(LOCAL_ROUNDS):
+        cold_cordon.append(answered_ms(time.perf_counter()))
+        if r == 0:
+            ttft_cordon = [first_token_ms(client, "local-tiny") for _ in range(LOCAL_CALLS)]
+        # Crash: SIGKILL to the server's processes; then calls until one answers.
+        pid = server()["pid"]
+        victims = descendants(pid)
+        if not victims or len(victims) > 8:
+            raise RuntimeError(f"the server's processes under {pid}: {victims}")
+        t0 = time.perf_counter()
+        for v in victims:
+            os.kill(v, signal.SIGKILL)
+        crash_cordon.append(answered_ms(t0))
+        # Unloaded for the next round's cold start: idle for its keep_alive (1 s).
+        deadline = time.monotonic() + 30
+        while server()["loaded"] or server()["pid"] is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the idle server was not unloaded in 30 s")
+            time.sleep(0.05)
+    stats = server()
+    cordon.stop()
+    print(f"(c) local model server: llama.cpp's server (llama-cpp-python), a {os.path.getsize(model_file)}-byte GGUF, "
+          f"one thread; {LOCAL_ROUNDS} rounds, {LOCAL_CALLS} sequential streaming calls for time to first token")
+    print(f"{'':34} {'direct':>16} {'Cordon':>16} {'ratio':>7}")
+
+    def row(name, a, b, p=0.5):
+        print(f"{name:34} {pct(a, p):13.1f} ms {pct(b, p):13.1f} ms {pct(b, p) / pct(a, p):7.2f}")
+    row("cold start to ready, median", cold_direct, cold_cordon)
+    row("warm first token, p50", ttft_direct, ttft_cordon)
+    row("warm first token, p95", ttft_direct, ttft_cordon, 0.95)
+    print(f"{'crash to answering again, median':34} {'(no supervisor)':>16} {pct(crash_cordon, 0.5):13.1f} ms"
+          f"   (all: {', '.join(f'{x:.0f}' for x in crash_cordon)} ms)")
+    print(f"Cordon's server: {stats['starts']} starts, {stats['failures']} failures counted (the crashes); "
+          f"unloaded between rounds by its keep_alive of 1 s; a restart waits the pool's backoff (200 ms base, jittered)")
 
 
 def openai_version():
@@ -667,9 +813,16 @@ def report_b(rows, mu):
 
 # --- cordon-config and script ------------------------------------------------------------------
 
-def cordon_config(tokens=None):
+def llama_server_argv(model_file, port):
+    return [os.path.join(LLAMA, "bin", "python3"), "-m", "llama_cpp.server", "--model", model_file, "--host", ADDR,
+            "--port", port, "--n_threads", "1", "--n_threads_batch", "1", "--n_ctx", "512",
+            "--interrupt_requests", "false", "--model_alias", "tiny"]
+
+
+def cordon_config(tokens=None, local=None):
     """The models.toml of the bench's cordond: the stand-ins on 127.0.0.1, part (b)'s objective,
-    and with `tokens` (a tokens file's path) the endpoint on 127.0.0.1:CORDON_PORT."""
+    with `tokens` (a tokens file's path) the endpoint on 127.0.0.1:CORDON_PORT, and with `local`
+    (a GGUF file's path) part (c)'s local llama.cpp server."""
     out = [f"""# models.toml of bench/models.py's cordond (the stand-ins listen on {ADDR} inside the bench's
 # network namespace). The selector's statistics persist in the state directory: start each run
 # from an empty one.
@@ -708,6 +861,26 @@ cost_reference = {COST_REFERENCE}
 discount = 0.98
 exploration = 0.02
 """)
+    if local:
+        argv = ", ".join(json.dumps(a) for a in llama_server_argv("{model_file}", "{port}"))
+        out.append(f"""[[provider]]
+name = "bench-local"
+kind = "local"
+base_url = "http://127.0.0.1:8080/v1"
+command = [{argv}]
+model_file = "{local}"
+server_policy = "bench-llama"
+keep_alive = "1s"
+service = {{ max_restarts = 100 }}
+
+[[model]]
+name = "local-tiny"
+provider = "bench-local"
+upstream = "tiny"
+context_length = 512
+max_output_tokens = 8
+task_types = ["bench-local"]
+""")
     if tokens:
         out.append(f"""[endpoint]
 listen = "{ADDR}:{CORDON_PORT}"
@@ -743,6 +916,8 @@ def main():
             part_a(scratch)
         if "b" in PARTS:
             part_b(scratch)
+        if "c" in PARTS:
+            part_c(scratch)
     finally:
         PROCS.stop_all()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -4,15 +4,17 @@
 # through Cordon's OpenAI-compatible endpoint (Unix socket, and TCP with a bearer token);
 # (b) total reward and regret on a scripted non-stationary workload of three stand-ins, Cordon's
 # selector with feedback against LiteLLM's simple-shuffle, latency-based-routing and
-# least-busy, each run for real. (c), local model servers, is not here yet.
+# least-busy, each run for real; (c) a local llama.cpp server through Cordon against the same
+# server run directly: cold start to ready, warm time to first token, crash to answering again.
 #
 # Usage: bench/models.sh [CALLS] [PHASE_CALLS] [SEEDS]   (defaults 1000, 300, 1)
 #        bench/models.sh cordon-config                   the models.toml of the bench's cordond
 #        bench/models.sh script                          part (b)'s phases and expected rewards
 #
 # Needs root (a network namespace; cordond). Builds the release (`make release`) unless BIN names
-# a directory holding cordond and cordon-model-worker, and installs the opt-in pydeps group
-# `models` (LiteLLM's proxy and the openai client; PyPI the first time).
+# a directory holding cordond and cordon-model-worker, and installs the opt-in pydeps groups
+# `models` (LiteLLM's proxy and the openai client; PyPI the first time) and, for (c), `llama`
+# (llama.cpp's server, built from source the first time: about 12 minutes).
 #
 # Everything runs inside one network namespace of its own whose only interface is its loopback:
 # the stand-ins, LiteLLM, cordond (and the sandboxes of its workers, whose egress proxy reaches
@@ -22,7 +24,8 @@
 # beyond it, and LiteLLM is started with LITELLM_LOCAL_MODEL_COST_MAP=True so it does not try to.
 #
 # Sizes: MODELS_CALLS, MODELS_ROUNDS (3), MODELS_SECONDS (10 s of 8 concurrent clients per
-# path), MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES (0), MODELS_PARTS (ab).
+# path), MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES (0), MODELS_PARTS (abc),
+# MODELS_LOCAL_ROUNDS (5), MODELS_LOCAL_CALLS (200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case ${1:-} in
@@ -41,6 +44,7 @@ for exe in cordond cordon-model-worker; do
   [ -x "$BIN/$exe" ] || { echo "bench/models.sh: no $BIN/$exe (make release, or BIN=DIR)" >&2; exit 1; }
 done
 tools/pydeps.sh models >/dev/null
+case ${MODELS_PARTS:-abc} in *c*) tools/pydeps.sh llama >/dev/null ;; esac
 VENV="$PWD/.build/pydeps/models"
 NS=cordon-models-bench
 if ip netns list | grep -qw "$NS"; then
@@ -69,7 +73,7 @@ trap 'exit 130' INT TERM
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 echo "bench/models.sh: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); everything in netns $NS (loopback only), cordond from $BIN"
-BIN=$BIN MODELS_PYTHON="$VENV/bin/python3" \
+BIN=$BIN MODELS_PYTHON="$VENV/bin/python3" MODELS_LLAMA="$PWD/.build/pydeps/llama" \
   MODELS_CALLS=${MODELS_CALLS:-${1:-1000}} MODELS_PHASE_CALLS=${MODELS_PHASE_CALLS:-${2:-300}} MODELS_SEEDS=${MODELS_SEEDS:-${3:-1}} \
   nsenter --net="/run/netns/$NS" -- "$VENV/bin/python3" bench/models.py run &
 RUN=$!
