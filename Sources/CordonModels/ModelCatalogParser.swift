@@ -170,8 +170,9 @@ public enum ModelCatalogParser {
             case .openai, .ollama: r.error("\(path).base_url", t.location.line, "missing required key: where calls go, e.g. \"http://127.0.0.1:8000/v1\"")
             }
         }
-        if kind == .local, let u = url, u.scheme != "http" || !isLoopback(u.host) {
-            r.error("\(path).base_url", r.line(t, "base_url"), "a local server listens on loopback inside its own sandbox: http://127.0.0.1:PORT/v1")
+        // IPv4 only: its worker reaches it through the sandbox's egress, which carries IPv4 alone.
+        if kind == .local, let u = url, u.scheme != "http" || !isLoopback(u.host) || u.host.contains(":") {
+            r.error("\(path).base_url", r.line(t, "base_url"), "a local server listens on IPv4 loopback inside its own sandbox: http://127.0.0.1:PORT/v1")
             url = nil
         }
         guard let url else { return nil }
