@@ -231,7 +231,7 @@ let package = Package(
         .testTarget(name: "CordonHTTPServerTests", dependencies: ["CordonHTTPServer", "CordonHTTP", "CordonSystem", "CLinux"],
                     exclude: ["http_clients.py", "openai_client.py"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
-        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux"],
+        .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux", "CordonTestNetwork"],
                     exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py", "openai_endpoint.py"]),
         .testTarget(name: "CordonToolGatewayTests", dependencies: [
             "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
@@ -242,8 +242,10 @@ let package = Package(
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
         .testTarget(name: "CordonModelWorkerTests", dependencies: ["CordonModels", "CordonJSON"], exclude: ["provider_standin.py"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn",
+            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn", "CordonTestNetwork",
         ], exclude: ["egress_servers.py"]),
+        // The network namespaces tests make (a veth pair, TEST-NET addresses inside them only).
+        .target(name: "CordonTestNetwork", path: "Tests/CordonTestNetwork"),
     ]
 )
 

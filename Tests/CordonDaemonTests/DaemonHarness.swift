@@ -40,8 +40,13 @@ final class TestDaemon: @unchecked Sendable {
     let unblockedSignals: Bool
 
     /// `files`: more files under the config dir, by relative path (profiles, extended policies).
+    /// `netns`: a network namespace (`ip netns` name) cordond runs in, joined with nsenter (which
+    /// execs it: the pid is cordond's).
+    let netns: String?
+
     init(config: String = "", policies: [String: String] = [:], files: [String: String] = [:],
-         socketActivated: Bool = false, startDirectory: String? = nil, unblockedSignals: Bool = false) throws {
+         socketActivated: Bool = false, startDirectory: String? = nil, unblockedSignals: Bool = false, netns: String? = nil) throws {
+        self.netns = netns
         self.socketActivated = socketActivated
         self.startDirectory = startDirectory
         self.unblockedSignals = unblockedSignals
@@ -83,6 +88,9 @@ final class TestDaemon: @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             p.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
                            Self.cordond] + args
+        } else if let netns {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            p.arguments = ["--net=/run/netns/\(netns)", "--", Self.cordond] + args
         } else {
             p.executableURL = URL(fileURLWithPath: Self.cordond)
             p.arguments = args

@@ -1,4 +1,5 @@
 import CLinux
+import CordonTestNetwork
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import CordonTestNetwork
 import Foundation
 import Testing
 #if canImport(Glibc)
