@@ -19,9 +19,9 @@ struct ModelMethodsTests {
     final class StandIn: @unchecked Sendable {
         let process = Process()
         let input = Pipe()
+        let output = Pipe()
         let port: Int
         init() throws {
-            let output = Pipe()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             process.arguments = ["\(ModelMethodsTests.repo)/Tests/CordonModelWorkerTests/provider_standin.py"]
             process.standardInput = input
@@ -41,6 +41,17 @@ struct ModelMethodsTests {
         deinit {
             try? input.fileHandleForWriting.close()
             process.waitUntilExit()
+        }
+
+        /// Its counters: {"connections", "requests", "last"}.
+        func stats() throws -> JSON {
+            input.fileHandleForWriting.write(Data("stats\n".utf8))
+            var line: [UInt8] = []
+            while true {
+                guard let b = output.fileHandleForReading.readData(ofLength: 1).first, b != 10 else { break }
+                line.append(b)
+            }
+            return try JSON.parse(line)
         }
     }
 
@@ -162,6 +173,9 @@ struct ModelMethodsTests {
         }
         // The key went to the provider, from the worker: the stand-in saw it as the bearer token.
         #expect(Self.sql(d, "SELECT count(*) FROM model_calls WHERE policy = 'model-worker'") == "10\n")
+        // Ten calls, one connection: kept alive through the sandbox's egress proxy (a tunnel).
+        let seen = try standIn.stats()
+        #expect(seen["requests"]?.intValue == 10 && seen["connections"]?.intValue == 1, "\(seen)")
         // One worker, started once, in the model-worker policy's sandbox.
         let stats = try d.call("model.stats")
         let small = try #require(stats["models"]?.arrayValue?.first { $0["model"]?.stringValue == "small" })
