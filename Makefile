@@ -139,7 +139,7 @@ OWNER = $(if $(filter 0,$(shell id -u)),-o root -g root)
 # Everything install puts, by source: uninstall removes exactly these, then the directories
 # that are Cordon's own. Shared directories (bin, share/man/man1) are created if missing and
 # otherwise left as they are, and stay.
-DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/tools.md docs/models.md docs/policy.schema.json
+DOCS = README.md SECURITY.md docs/daemon.md docs/policies.md docs/tools.md docs/models.md docs/policy.schema.json docs/models.schema.json
 EXAMPLES = packaging/cordond.toml $(wildcard policies/*.toml profiles/seccomp/*.json profiles/seccomp/*.md profiles/runtime/*.toml tools/*.toml)
 INSTALLED = $(BINDIR)/cordon $(BINDIR)/cordond $(BINDIR)/cordon-scan $(LIBEXECDIR)/cordon-init $(LIBEXECDIR)/cordon-model-worker \
   $(MANDIR)/man1/cordon.1 $(MANDIR)/man8/cordond.8 \

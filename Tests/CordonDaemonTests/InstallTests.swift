@@ -57,6 +57,7 @@ struct InstallTests {
             "lib/systemd/system/cordond.service": 0o644, "lib/systemd/system/cordond.socket": 0o644,
             "share/doc/cordon/README.md": 0o644, "share/doc/cordon/SECURITY.md": 0o644, "share/doc/cordon/daemon.md": 0o644,
             "share/doc/cordon/policies.md": 0o644, "share/doc/cordon/tools.md": 0o644, "share/doc/cordon/policy.schema.json": 0o644,
+            "share/doc/cordon/models.schema.json": 0o644,
             "share/doc/cordon/examples/cordond.toml": 0o644, "share/doc/cordon/examples/models.toml": 0o644,
             "share/doc/cordon/models.md": 0o644,
         ]
