@@ -17,6 +17,12 @@ import Glibc
 /// died within `restartWindow` — is marked failed with the reason (its exit and the tail of its
 /// stderr) until the window has passed; leases are refused with that reason meanwhile.
 ///
+/// Under `maxTotalInstances` the services take turns: a start that needs room stops the least
+/// recently used idle instance of another, or — once its oldest waiter has waited
+/// `fairnessSeconds` and none is idle — retires the least recently used busy one after its
+/// current calls; room that frees goes to the service whose waiter has waited longest; and an
+/// instance kept only for `min_instances` never takes room from one that callers wait for.
+///
 /// Nothing here blocks a caller: `lease` answers through its completion, from the pool's
 /// threads. One maintenance thread keeps time (health, idle stop, restarts due, expired waits).
 public final class ServicePool: @unchecked Sendable {
@@ -79,10 +85,20 @@ public final class ServicePool: @unchecked Sendable {
         }
 
         /// Gives the slot back. `unresponsive`: the call got no answer in time; the instance is
-        /// stopped (and replaced when needed) rather than trusted with the next call.
+        /// stopped (and replaced when needed) rather than trusted with the next call, and that
+        /// counts against the service's restart budget.
         public func release(unresponsive: Bool = false) {
             guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            pool?.release(key: key, instance: instance, unresponsive: unresponsive)
+            pool?.release(key: key, instance: instance, unresponsive: unresponsive, replace: false)
+        }
+
+        /// Gives the slot back and has the instance stopped (and replaced when needed) without
+        /// charging the restart budget: for a fault a caller may have caused (a call that kept a
+        /// shared server busy past its limits), which must not let one caller mark the service
+        /// failed for everyone. Counted in `Stats.failures`.
+        public func releaseReplacing() {
+            guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            pool?.release(key: key, instance: instance, unresponsive: false, replace: true)
         }
 
         deinit { release() }
@@ -116,6 +132,8 @@ public final class ServicePool: @unchecked Sendable {
 
     private struct Waiter {
         var deadline: Double
+        /// When it began to wait: room under `maxTotalInstances` goes to the oldest.
+        var since: Double
         var completion: @Sendable (Result<Lease, ServiceError>) -> Void
     }
 
@@ -152,10 +170,15 @@ public final class ServicePool: @unchecked Sendable {
     /// descriptors in this process): at the limit, the least recently used idle instance of
     /// another owner or service is stopped to make room; with none idle, a start waits.
     public let maxTotalInstances: Int
+    /// How long a waiter waits for an idle instance to stop before a busy instance of another
+    /// service is retired for it (after its current calls), under `maxTotalInstances`.
+    public let fairnessSeconds: Double
 
-    public init(definitions: [String: Definition], seed: UInt64? = nil, maxTotalInstances: Int = .max) throws(SystemError) {
+    public init(definitions: [String: Definition], seed: UInt64? = nil, maxTotalInstances: Int = .max,
+                fairnessSeconds: Double = 1) throws(SystemError) {
         self.definitions = definitions
         self.maxTotalInstances = maxTotalInstances
+        self.fairnessSeconds = fairnessSeconds
         var system = SystemRandomNumberGenerator()
         random = SplitMix64(seed: seed ?? system.next())
         backoffs = definitions.mapValues { Self.backoff($0.settings) }
@@ -221,7 +244,7 @@ public final class ServicePool: @unchecked Sendable {
                 instance.lastUsed = now
                 return .success(Lease(instance, key: key, pool: self))
             }
-            g.waiters.append(Waiter(deadline: deadline, completion: completion))
+            g.waiters.append(Waiter(deadline: deadline, since: now, completion: completion))
             scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
             return nil
         }
@@ -318,8 +341,9 @@ public final class ServicePool: @unchecked Sendable {
         let s = definition.settings
         let live = g.instances.values.filter { !$0.stopping }
         let startingSlots = live.filter { !$0.ready }.count * s.concurrency
-        guard g.waiters.count > startingSlots || live.count < s.minInstances, live.count < s.maxInstances, now >= g.nextStartAt else { return }
-        guard roomForOneMore(besides: key, g) else { return }
+        let forWaiters = g.waiters.count > startingSlots
+        guard forWaiters || live.count < s.minInstances, live.count < s.maxInstances, now >= g.nextStartAt else { return }
+        guard roomForOneMore(besides: key, g, forWaiters: forWaiters, now: now) else { return }
         let instance = Instance(id: nextInstance, now: now)
         instance.tag = definition.tag
         nextInstance += 1
@@ -333,24 +357,44 @@ public final class ServicePool: @unchecked Sendable {
         }
     }
 
-    /// Whether one more instance fits under `maxTotalInstances` (those stopping count until they
-    /// have ended); if not, stops the least recently used idle instance of another group, and
-    /// says no: the start comes on a later pass, once that one has ended. `g` is `key`'s group,
-    /// held by the caller.
-    private func roomForOneMore(besides key: Key, _ g: Group) -> Bool {
+    /// Whether one more instance of `key` may start under `maxTotalInstances` (those stopping
+    /// count until they have ended). `g` is `key`'s group, held by the caller.
+    ///
+    /// Room that is free goes first to the groups whose waiters have waited longer (this start
+    /// yields when they would take all of it). With no room, a start for waiters (not one for
+    /// `min_instances` alone, which never takes an instance from anyone) stops the least
+    /// recently used idle instance of another group, or — its oldest waiter having waited
+    /// `fairnessSeconds` — retires the least recently used busy one after its current calls;
+    /// either way it says no, and the start comes on a later pass, once that one has ended.
+    private func roomForOneMore(besides key: Key, _ g: Group, forWaiters: Bool, now: Double) -> Bool {
         guard maxTotalInstances != .max else { return true }
         var total = g.instances.count
-        var idlest: Instance?
+        var idlest: Instance?, busiest: Instance?
+        let oldest = forWaiters ? (g.waiters.first?.since ?? now) : now
+        var olderElsewhere = 0
         for (other, group) in groups where other != key {
             total += group.instances.count
-            for i in group.instances.values where i.ready && !i.stopping && i.inFlight == 0 && !i.checking {
-                if idlest.map({ i.lastUsed < $0.lastUsed }) ?? true { idlest = i }
+            for i in group.instances.values where i.ready && !i.stopping && !i.checking {
+                if i.inFlight == 0 {
+                    if idlest.map({ i.lastUsed < $0.lastUsed }) ?? true { idlest = i }
+                } else if busiest.map({ i.lastUsed < $0.lastUsed }) ?? true {
+                    busiest = i
+                }
+            }
+            // Another group whose callers wait longer and that would start an instance for them
+            // given room (none starting, under its own limit, no restart pending).
+            if let since = group.waiters.first?.since, since < oldest || !forWaiters, let d = definitions[other.service],
+               !group.instances.values.contains(where: { !$0.stopping && !$0.ready }),
+               group.instances.values.filter({ !$0.stopping }).count < d.settings.maxInstances, now >= group.nextStartAt,
+               Self.pick(group, concurrency: d.settings.concurrency) == nil {
+                olderElsewhere += 1
             }
         }
-        if total < maxTotalInstances { return true }
-        if let victim = idlest, let process = victim.process {
+        if total + olderElsewhere < maxTotalInstances { return true }
+        if total < maxTotalInstances || !forWaiters { return false }
+        if let victim = idlest ?? (now - oldest >= fairnessSeconds ? busiest : nil), let process = victim.process {
             victim.stopping = true
-            later { process.stop() }
+            if victim.inFlight == 0 { later { process.stop() } }
         }
         return false
     }
@@ -462,7 +506,7 @@ public final class ServicePool: @unchecked Sendable {
         scheduleStartIfNeeded(&g, key: key, definition: definition, now: now)
     }
 
-    fileprivate func release(key: Key, instance id: Int, unresponsive: Bool) {
+    fileprivate func release(key: Key, instance id: Int, unresponsive: Bool, replace: Bool) {
         let toStop: SandboxedProcess? = locked {
             guard var g = groups[key], let instance = g.instances[id] else { return nil }
             // No broadcast: the maintenance thread waits only for `stopped` (a wake-up per call
@@ -476,6 +520,13 @@ public final class ServicePool: @unchecked Sendable {
                 instance.stopping = true
                 noteFailure(&g, key: key, definition: definition, reason: "a call got no answer in time", now: MonotonicClock.now)
                 return instance.process
+            }
+            if replace && !instance.stopping {
+                // Stopped once its last call is done; waiters get another.
+                instance.stopping = true
+                g.failureCount += 1
+                serveWaiters(&g, key: key, definition: definition, now: MonotonicClock.now)
+                return instance.inFlight == 0 ? instance.process : nil
             }
             // Retired (`define`) while it served: its last call has ended.
             let retired = instance.stopping && instance.inFlight == 0 && instance.ready ? instance.process : nil
@@ -515,7 +566,8 @@ public final class ServicePool: @unchecked Sendable {
                 _ = monitor.wait(until: MonotonicClock.now + 0.05) { stopped }
                 if stopped { return true }
                 let now = MonotonicClock.now
-                for key in Array(groups.keys) {
+                // The groups whose callers have waited longest first: room goes to them.
+                for key in groups.keys.sorted(by: { (groups[$0]?.waiters.first?.since ?? .infinity) < (groups[$1]?.waiters.first?.since ?? .infinity) }) {
                     guard var g = groups[key], let definition = definitions[key.service] else { continue }
                     let s = definition.settings
                     let expired = g.waiters.filter { $0.deadline <= now }
