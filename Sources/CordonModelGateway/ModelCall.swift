@@ -262,8 +262,9 @@ extension ModelGateway {
         var server: ServerHold?
     }
 
-    /// A call's hold on its local server: released once, as hung when the call timed out on
-    /// the server's account (the pool then restarts it).
+    /// A call's hold on its local server: released once; as hung (the pool stops it and starts
+    /// another, without charging its restart budget: a caller can make a server slow) when the
+    /// call timed out on the server's account and the server then failed a probe.
     final class ServerHold: @unchecked Sendable {
         let lease: ServicePool.Lease
         let local: LocalServer
@@ -276,7 +277,7 @@ extension ModelGateway {
         func release(hung: Bool) {
             guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
             local.busy.wrappingSubtract(1, ordering: .relaxed)
-            lease.release(unresponsive: hung)
+            if hung { lease.releaseReplacing() } else { lease.release() }
         }
         deinit { release(hung: false) }
     }
@@ -321,6 +322,12 @@ extension ModelGateway {
             case .success(let lease):
                 var held = a
                 held.server = ServerHold(lease, local)
+                // A client that left while its call waited for the server: nothing is sent.
+                if state.lock.withLock({ _ in state.clientLeft }) {
+                    held.server?.release(hung: false)
+                    _ = a.ticket.take()
+                    return finish(state, .failure(ModelCallFailure(.cancelled, "the client went away")), a.completion)
+                }
                 leaseWorker(held)
             case .failure(let e):
                 _ = a.ticket.take()
@@ -371,7 +378,7 @@ extension ModelGateway {
         let process = client.connection.process
         let mark = process.denialMark
         let tag = lease.tag.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
-        state.lock.withLock { _ in
+        let left = state.lock.withLock { _ -> Bool in
             state.record.model = model.name
             state.record.provider = provider.name
             if tag.count == 2 { state.record.policy = String(tag[0]); state.record.policyHash = String(tag[1]) }
@@ -379,25 +386,47 @@ extension ModelGateway {
             state.indexer = ToolCallIndexer()
             if !state.clientLeft { state.streamFailure = nil }
             state.worker = client
+            return state.clientLeft
+        }
+        // A client that left while its call waited for the worker: nothing is sent.
+        if left {
+            lease.release()
+            a.server?.release(hung: false)
+            _ = a.ticket.take()
+            return finish(state, .failure(ModelCallFailure(.cancelled, "the client went away")), a.completion)
         }
         let attemptStart = MonotonicClock.now
         let body = OpenAIWire.requestBody(a.request, model: model.upstream, maxOutputTokens: model.maxOutputTokens,
                                           maxTokensField: model.maxTokensField)
         let forward = a.onDelta.map { Self.forwarder(state, $0) }
+        defer {
+            // cancel() may have come between the check above and the call's start, and found a
+            // worker that did not know the call yet: it is told again now that it does.
+            if state.lock.withLock({ _ in state.clientLeft }) { client.cancel(state.record.id) }
+        }
         client.chat(call: state.record.id, body: body, stream: a.onDelta != nil, deadline: a.callDeadline, onDelta: forward) { [self] outcome in
             let ended = MonotonicClock.now
             // A worker that let its own deadline pass without answering is not trusted again.
             lease.release(unresponsive: ended > a.callDeadline + 1.5)
-            // A local server that let the provider's timeout or a stream's idle limit pass hung
-            // the call: it is restarted rather than trusted with the next (a caller's own
-            // shorter deadline, or a client that left, says nothing of it).
+            // A local server may have hung the call: it had the provider's whole timeout (from
+            // when the call reached it, not from when the call began to wait for it), or a
+            // stream's idle limit passed well before the call's deadline. A caller's own shorter
+            // deadline, or a client that left, says nothing of it. Then the server is probed (a
+            // slow answer is not a hang): it is replaced only if it does not answer that either.
             if let server = a.server {
-                var hung = false
-                if case .failure(let e) = outcome, e.kind == .timeout {
-                    let callersDeadline = a.callDeadline < a.started + provider.timeoutSeconds - 0.001
-                    hung = !state.lock.withLock({ _ in state.clientLeft }) && (!callersDeadline || ended - attemptStart < a.callDeadline - attemptStart - 0.5)
+                var suspect = false
+                if case .failure(let e) = outcome, e.kind == .timeout, !state.lock.withLock({ _ in state.clientLeft }) {
+                    suspect = ended - attemptStart >= provider.timeoutSeconds - 0.5 || (a.onDelta != nil && ended < a.callDeadline - 0.5)
                 }
-                server.release(hung: hung)
+                if suspect {
+                    let wait = min(10, max(2, provider.idleSeconds))
+                    let probing: Void? = try? Threads.detach("server-probe", signals: .noSIGPIPE) {
+                        server.release(hung: client.probe(deadline: MonotonicClock.now + wait).status != 200)
+                    }
+                    if probing == nil { server.release(hung: true) }
+                } else {
+                    server.release(hung: false)
+                }
             }
             let (denials, _) = process.denials(since: mark)
             answered(outcome, a, seconds: ended - attemptStart, denials: denials)
