@@ -42,8 +42,11 @@ final class LocalServer: Sendable {
     /// runs; nil otherwise (the dial then fails: never the host's loopback).
     func namespace() -> NetworkNamespace? {
         current.withLock { c in
-            guard let c, c.process.result == nil else { return nil }
-            return c.namespace
+            guard let running = c, running.process.result == nil else {
+                c = nil  // the namespace of an instance that ended is let go
+                return nil
+            }
+            return running.namespace
         }
     }
 
@@ -86,11 +89,7 @@ final class LocalServerClient: ServiceClient, @unchecked Sendable {
         self.server = server
         self.worker = worker
         // Its stdout is read and dropped, or a chatty server would fill the pipe and stop.
-        try Threads.detach("server-stdout", signals: .noSIGPIPE) { [process] in
-            while true {
-                if case .eof? = process.readLine() { return }
-            }
-        }
+        try Threads.detach("server-stdout", signals: .noSIGPIPE) { [process] in process.discardOutput() }
     }
 
     func ready(deadline: Double) throws(ServicePool.ServiceError) -> JSON {
@@ -104,9 +103,16 @@ final class LocalServerClient: ServiceClient, @unchecked Sendable {
                 usleep(2_000)
             }
         }
-        do { server.adopt(process, try NetworkNamespace(pid: pid!)) } catch {
+        let namespace: NetworkNamespace
+        do { namespace = try NetworkNamespace(pid: pid!) } catch {
             throw ServicePool.ServiceError("its network namespace: \(error)")
         }
+        // Opened by pid: the sandbox must still run (its init not reaped, the pid not reused),
+        // and the namespace must not be this process's own, whose loopback is the host's.
+        guard process.result == nil, !namespace.isThisProcesses else {
+            throw ServicePool.ServiceError("its sandbox ended before its network namespace could be held")
+        }
+        server.adopt(process, namespace)
         let lease: ServicePool.Lease
         switch worker(deadline) {
         case .success(let l): lease = l

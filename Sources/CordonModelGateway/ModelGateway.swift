@@ -90,8 +90,7 @@ public final class ModelGateway: @unchecked Sendable {
                 locals[provider.name] = local
                 environments[provider.name]!.egress.upstreamNamespace = { [local] in local.namespace() }
             } catch {
-                let line = catalog.keyLines["provider[\(index)].server_policy"].map { ":\($0)" } ?? ""
-                rejected[provider.name] = "\(catalog.source)\(line): provider \(provider.name): server policy \"\(server.policy)\": \(error)"
+                rejected[provider.name] = "\(catalog.source): provider[\(index)] \(provider.name): \(error)"
             }
         }
         for provider in catalog.providers where rejected[provider.name] == nil {
@@ -156,9 +155,12 @@ public final class ModelGateway: @unchecked Sendable {
     /// A local server's sandbox: its policy (which must have no network), its model file bound
     /// read-only at the path `command` names, its memory limit if lower than the policy's.
     static func serverPlan(_ server: ModelCatalog.LocalServer, policies: PolicyStore, cacheDir: String?) throws -> SpawnPlan {
-        let base = try policies.loadPolicy(server.policy)
+        let base: Policy
+        do { base = try policies.loadPolicy(server.policy) } catch {
+            throw ServicePool.ServiceError("server_policy \"\(server.policy)\": \(error)")
+        }
         guard base.network.mode == .none else {
-            throw ServicePool.ServiceError("its network mode is \"\(base.network.mode.rawValue)\": a local model server's policy must have none (its worker reaches it inside its sandbox)")
+            throw ServicePool.ServiceError("server_policy \"\(server.policy)\": its network mode is \"\(base.network.mode.rawValue)\": a local model server's policy must have none (its worker reaches it inside its sandbox)")
         }
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard realpath(server.modelFile, &resolved) != nil else {
@@ -167,6 +169,14 @@ public final class ModelGateway: @unchecked Sendable {
         let source = String(decoding: resolved.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard !source.contains(":"), !server.modelFile.contains(":") else {
             throw ServicePool.ServiceError("model_file \(server.modelFile): a path with \":\" cannot be bound")
+        }
+        // The server runs as an unprivileged user: it reads the model only if others may.
+        var st = stat()
+        guard stat(source, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ServicePool.ServiceError("model_file \(server.modelFile): not a regular file")
+        }
+        guard st.st_mode & 0o004 != 0 else {
+            throw ServicePool.ServiceError("model_file \(server.modelFile): mode \(String(st.st_mode & 0o777, radix: 8)): the server runs as an unprivileged user and could not read it (chmod o+r: it is bound read-only)")
         }
         var overrides = PolicyOverrides()
         overrides.binds = [try PolicyOverrides.bind("\(source):\(server.modelFile)", writable: false)]

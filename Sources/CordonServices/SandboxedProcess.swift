@@ -226,6 +226,18 @@ public final class SandboxedProcess: @unchecked Sendable {
         }
     }
 
+    /// Reads and drops everything the process writes to stdout until the stream ends (a process
+    /// whose output nobody wants must still not block on a full pipe). Blocking: run it on a
+    /// thread of its own. Not with `readLine`: no line is framed, so a flood costs a read a chunk.
+    public func discardOutput() {
+        var chunk = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(output.raw, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+        }
+    }
+
     /// The last few KiB the process wrote to stderr (for the reason it failed).
     public var stderrTail: String { String(decoding: shared.tail.withLock { $0 }, as: UTF8.self) }
 

@@ -25,6 +25,14 @@ public final class NetworkNamespace: Sendable {
         handle = Descriptor(adopting: fd)
     }
 
+    /// Whether this is the namespace this process's own threads are in (where a sandbox's
+    /// namespace must never turn out to be: its loopback is the host's).
+    public var isThisProcesses: Bool {
+        var mine = stat(), its = stat()
+        guard stat("/proc/self/ns/net", &mine) == 0, fstat(handle.raw, &its) == 0 else { return true }
+        return mine.st_ino == its.st_ino && mine.st_dev == its.st_dev
+    }
+
     /// A new close-on-exec, non-blocking TCP socket of `family` in this namespace.
     public func tcpSocket(family: Int32) throws(SystemError) -> Descriptor {
         let made = Mutex<(fd: Int32, errno: Int32, step: String)>((-1, 0, ""))
