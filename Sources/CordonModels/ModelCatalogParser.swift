@@ -113,6 +113,14 @@ public enum ModelCatalogParser {
                 } else { c.models.append(m) }
             }
         }
+        // Preloaded servers are kept loaded: more of them than may be loaded at once would evict
+        // one another without end.
+        let preloaded = c.providers.filter { $0.server?.preload == true }.map(\.name)
+        if preloaded.count > c.maxLoaded {
+            var line: Int?
+            if case .table(let t)? = root["local"]?.kind { line = r.line(t, "max_loaded") }
+            r.error("local.max_loaded", line, "\(preloaded.count) local servers preload (\(preloaded.joined(separator: ", "))) but at most \(c.maxLoaded) may be loaded at once: raise [local] max_loaded or preload fewer")
+        }
         if root["model"] == nil && root["provider"] != nil {
             r.error("model", nil, "no [[model]]: clients name models, not providers (add name, provider, upstream)")
         }
@@ -173,6 +181,9 @@ public enum ModelCatalogParser {
         // IPv4 only: its worker reaches it through the sandbox's egress, which carries IPv4 alone.
         if kind == .local, let u = url, u.scheme != "http" || !isLoopback(u.host) || u.host.contains(":") {
             r.error("\(path).base_url", r.line(t, "base_url"), "a local server listens on IPv4 loopback inside its own sandbox: http://127.0.0.1:PORT/v1")
+            url = nil
+        } else if kind == .local, let u = url, u.port < 1024 {
+            r.error("\(path).base_url", r.line(t, "base_url"), "port \(u.port): a local server runs unprivileged and cannot listen below 1024 (http://127.0.0.1:8080/v1)")
             url = nil
         }
         guard let url else { return nil }

@@ -109,6 +109,11 @@ import Testing
          "provider[0].base_url: a local server listens on IPv4 loopback inside its own sandbox: http://127.0.0.1:PORT/v1"),
         ("[[provider]]\nname = \"p\"\nkind = \"local\"\nbase_url = \"http://[::1]:8080/v1\"\ncommand = [\"/bin/s\"]\nmodel_file = \"/m\"",
          "provider[0].base_url: a local server listens on IPv4 loopback inside its own sandbox: http://127.0.0.1:PORT/v1"),
+        ("[[provider]]\nname = \"p\"\nkind = \"local\"\nbase_url = \"http://127.0.0.1/v1\"\ncommand = [\"/bin/s\"]\nmodel_file = \"/m\"",
+         "provider[0].base_url: port 80: a local server runs unprivileged and cannot listen below 1024 (http://127.0.0.1:8080/v1)"),
+        ("[local]\nmax_loaded = 1\n[[provider]]\nname = \"a\"\nkind = \"local\"\ncommand = [\"/bin/s\"]\nmodel_file = \"/m\"\npreload = true\n"
+         + "[[provider]]\nname = \"b\"\nkind = \"local\"\ncommand = [\"/bin/s\"]\nmodel_file = \"/m\"\npreload = true\n[[model]]\nname = \"m\"\nprovider = \"a\"",
+         "local.max_loaded: 2 local servers preload (a, b) but at most 1 may be loaded at once: raise [local] max_loaded or preload fewer"),
         ("[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://h\"\nmodel_file = \"/m\"",
          "provider[0].model_file: model_file is for kind = \"local\" (a server cordond runs); this provider is kind = \"openai\""),
         ("[[provider]]\nname = \"p\"\nkind = \"anthropic\"\napi_key_file = \"keys/a\"",

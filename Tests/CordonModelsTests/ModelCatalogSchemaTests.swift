@@ -62,6 +62,7 @@ struct ModelCatalogSchemaTests {
         ("weights-not-summing-to-one", provider + model + "[selector]\nsuccess = 0.9\nlatency = 0.9\ncost = 0.9\n"),
         ("output-fills-the-context", provider + model + "context_length = 1024\nmax_output_tokens = 1024\n"),
         ("duplicate-model", provider + model + model),
+        ("more-preloaded-than-loaded", local + local.replacingOccurrences(of: "name = \"llama\"", with: "name = \"llama2\"") + "[[model]]\nname = \"m\"\nprovider = \"llama\"\n"),
     ]
 
     static func verdicts(_ files: [String]) throws -> [String: String] {
