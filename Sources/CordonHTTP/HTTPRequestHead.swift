@@ -123,6 +123,9 @@ public struct HTTPRequestHead: Equatable, Sendable {
 
     public var isConnect: Bool { method == "CONNECT" }
 
+    /// The headers `originFormHead` leaves out, lower-case.
+    public static let droppedInOriginForm: Set<String> = ["connection", "proxy-connection", "keep-alive", "proxy-authorization"]
+
     /// Where the request wants to go: the CONNECT target, the absolute URI's authority, or Host.
     public var destination: Authority? {
         switch target {
@@ -136,10 +139,13 @@ public struct HTTPRequestHead: Equatable, Sendable {
     /// headers: the proxy decides on a connection's first request and then relays bytes, so a
     /// later request on a kept-alive connection would reach the server in absolute form (which
     /// servers refuse: llama.cpp's answers 404) and unexamined. Closing after one exchange makes
-    /// the client open a new connection, decided anew, for each request. Other heads unchanged.
+    /// the client open a new connection, decided anew, for each request (a server that ignores
+    /// the header keeps the connection, and later requests on it reach it as sent). A
+    /// `Proxy-Authorization` is the proxy's, never the origin's: it is dropped. Other heads
+    /// unchanged.
     public func originFormHead() -> [UInt8] {
         guard case .absolute(_, let path) = target else { return raw }
-        let hopByHop: Set<String> = ["connection", "proxy-connection", "keep-alive"]
+        let hopByHop: Set<String> = Self.droppedInOriginForm
         var out = "\(method) \(path) \(version)\r\n"
         for h in headers where !hopByHop.contains(h.name.lowercased()) { out += "\(h.name): \(h.value)\r\n" }
         out += "Connection: close\r\n\r\n"

@@ -220,7 +220,7 @@ struct HTTPTests {
         #expect(h.map { String(decoding: $0.originFormHead(), as: UTF8.self) } == "GET /p?q HTTP/1.1\r\nHost: api.example.com:8080\r\nConnection: close\r\n\r\n")
         // The client's connection headers give way to one exchange per connection (a later
         // request on it would reach the server in absolute form, and unexamined).
-        let kept = head("POST http://a.example/v1/x HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive\r\nProxy-Connection: Keep-Alive\r\nKeep-Alive: 5\r\nContent-Length: 2\r\n\r\n")
+        let kept = head("POST http://a.example/v1/x HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive\r\nProxy-Connection: Keep-Alive\r\nKeep-Alive: 5\r\nProxy-Authorization: Basic eDp5\r\nContent-Length: 2\r\n\r\n")
         #expect(kept.map { String(decoding: $0.originFormHead(), as: UTF8.self) } == "POST /v1/x HTTP/1.1\r\nHost: a.example\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
         #expect(invalid("GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n"))
         #expect(invalid("GET http://a.example:81/ HTTP/1.1\r\nHost: a.example\r\n\r\n"))
