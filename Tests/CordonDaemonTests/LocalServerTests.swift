@@ -1,6 +1,7 @@
 import CordonJSON
 import CordonRPC
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -274,6 +275,114 @@ struct LocalServerTests {
         for _ in 0..<5 { _ = try? Self.chat(d, "s-tiny", timeout: 5) }
         #expect(try Self.server(d, "s-tiny")["starts"]?.intValue == 2)
         #expect(hostPaths() == [], "nothing but this test's own /stats requests reached the host's server")
+    }
+
+    /// The scripted stand-in as a local server (a real HTTP server; its behaviour from its
+    /// flags), under the standin-server policy.
+    static func standIn(_ name: String, _ flags: [String], timeout: String = "20s", keepAlive: String = "5m", preload: Bool = false) -> String {
+        provider(name, keepAlive: keepAlive, timeout: timeout,
+                 command: ["/usr/bin/python3", "\(repo)/tools/model-standin.py", "--port", "{port}"] + flags,
+                 policy: "standin-server", preload: preload)
+    }
+
+    static func standInDaemon(_ catalog: String, maxLoaded: Int = 1) throws -> TestDaemon {
+        try daemon(catalog, maxLoaded: maxLoaded, extraPolicies: ["standin-server": standinPolicy])
+    }
+
+    /// What the stand-in inside a local server's sandbox counted (asked inside its namespace).
+    static func standInStats(_ pid: Int32, port: Int = 8080) -> JSON? {
+        let r = TestDaemon.exec("/usr/bin/nsenter", ["-t", "\(pid)", "-n", "/usr/bin/curl", "-s", "--max-time", "5", "http://127.0.0.1:\(port)/stats"])
+        return try? JSON.parse(Array(r.stdout.utf8))
+    }
+
+    /// Calls queued behind a slow call are not the server's fault: the one that gets the server
+    /// with little of its deadline left times out, and the server is neither restarted nor
+    /// charged for it.
+    @Test func timeSpentWaitingForTheServerIsNotBlamedOnIt() throws {
+        let d = try Self.standInDaemon(Self.standIn("q", ["--latency-ms", "2000"], timeout: "6s"))
+        let results = Mutex<[Bool]>([])
+        let threads = (0..<3).map { i in
+            Thread {
+                usleep(UInt32(i) * 100_000)
+                let ok = (try? Self.chat(d, "q-tiny")) != nil
+                results.withLock { $0.append(ok) }
+            }
+        }
+        for t in threads { t.start() }
+        #expect(Self.eventually(20) { results.withLock { $0.count } == 3 })
+        #expect(results.withLock { $0.filter { $0 }.count } >= 1, "the first call is answered")
+        let server = try Self.server(d, "q-tiny")
+        #expect(server["starts"]?.intValue == 1 && server["failures"]?.intValue == 0 && server["loaded"] == .bool(true), "\(server)")
+    }
+
+    /// A server that is slow, not hung, is kept: a call that reaches the provider's timeout makes
+    /// cordond probe it, and it answers the probe. Nobody can get it restarted, or marked failed
+    /// for everyone, by asking for long answers.
+    @Test func aSlowServerIsProbedAndKeptNotRestarted() throws {
+        let d = try Self.standInDaemon(Self.standIn("slow", ["--latency-ms", "4000"], timeout: "2s"))
+        for _ in 0..<4 {
+            #expect(throws: (any Error).self) { try Self.chat(d, "slow-tiny") }
+        }
+        #expect(Self.eventually(5) { (try? Self.server(d, "slow-tiny"))?["loaded"] == .bool(true) })
+        let server = try Self.server(d, "slow-tiny")
+        #expect(server["starts"]?.intValue == 1 && server["failures"]?.intValue == 0 && server["failed"] == .null, "\(server)")
+    }
+
+    /// A preloaded server is kept loaded when there is room, but never takes room from a server
+    /// callers wait for: it comes back once that one has gone idle (no eviction storm).
+    @Test func aPreloadedServerYieldsItsRoomAndDoesNotChurn() throws {
+        let d = try Self.standInDaemon(Self.standIn("a", [], preload: true) + Self.standIn("b", [], keepAlive: "3s"), maxLoaded: 1)
+        #expect(Self.eventually(10) { (try? Self.server(d, "a-tiny"))?["loaded"] == .bool(true) })
+        _ = try Self.chat(d, "b-tiny")
+        usleep(1_500_000)
+        var a = try Self.server(d, "a-tiny"), b = try Self.server(d, "b-tiny")
+        #expect(a["starts"]?.intValue == 1 && a["loaded"] == .bool(false), "\(a)")
+        #expect(b["starts"]?.intValue == 1 && b["loaded"] == .bool(true), "\(b)")
+        // b idle for its keep_alive: a is loaded again, once.
+        #expect(Self.eventually(10) { (try? Self.server(d, "a-tiny"))?["loaded"] == .bool(true) })
+        a = try Self.server(d, "a-tiny")
+        b = try Self.server(d, "b-tiny")
+        #expect(a["starts"]?.intValue == 2 && b["starts"]?.intValue == 1 && b["loaded"] == .bool(false), "\(a) \(b)")
+    }
+
+    /// Under max_loaded, a server kept busy by one caller's stream of calls does not starve
+    /// another server's caller: after a second, the busy one is retired after its current call.
+    @Test func aBusyServerDoesNotStarveAnotherUnderMaxLoaded() throws {
+        let d = try Self.standInDaemon(Self.standIn("a", ["--latency-ms", "300"]) + Self.standIn("b", []), maxLoaded: 1)
+        _ = try Self.chat(d, "a-tiny")
+        let stop = Atomic<Bool>(false)
+        let loops = (0..<2).map { _ in Thread { while !stop.load(ordering: .relaxed) { _ = try? Self.chat(d, "a-tiny") } } }
+        for t in loops { t.start() }
+        defer { stop.store(true, ordering: .relaxed) }
+        usleep(500_000)
+        let started = Date()
+        let r = try Self.chat(d, "b-tiny", timeout: 15)
+        #expect(r["completion"] != nil)
+        #expect(Date().timeIntervalSince(started) < 8, "b waited \(Date().timeIntervalSince(started)) s")
+        stop.store(true, ordering: .relaxed)
+        usleep(1_000_000)
+    }
+
+    /// A call whose client left while it waited for the server is never sent to it.
+    @Test func aCallAbandonedWhileWaitingForTheServerIsNeverSent() throws {
+        let d = try Self.standInDaemon(Self.standIn("w", ["--latency-ms", "1500"]))
+        _ = try Self.chat(d, "w-tiny")
+        let pid = try #require(try Self.server(d, "w-tiny")["pid"]?.intValue.map { Int32($0) })
+        let before = try #require(Self.standInStats(pid)?["by_path"]?["/v1/chat/completions"]?.intValue)
+        // One call holds the server; a second waits for it, and its client leaves.
+        let holder = Thread { _ = try? Self.chat(d, "w-tiny") }
+        holder.start()
+        usleep(300_000)
+        let fd = try d.connect()
+        let line = Array((ModelMethodsTests.line("model.chat", .object([("request", .object([("model", .string("w-tiny")),
+            ("messages", .array([.object([("role", .string("user")), ("content", .string("hi"))])]))]))])) + "\n").utf8)
+        #expect(write(fd, line, line.count) == line.count)
+        usleep(300_000)
+        close(fd)
+        #expect(d.eventually(10) { ModelMethodsTests.sql(d, "SELECT count(*) FROM model_calls WHERE outcome = 'cancelled'") == "1\n" })
+        usleep(2_000_000)
+        let after = Self.standInStats(pid)?["by_path"]?["/v1/chat/completions"]?.intValue
+        #expect(after == before + 1, "the server saw \((after ?? 0) - before) calls; only the holder's should have reached it")
     }
 
     /// A server whose health check answers but whose model does not (here the scripted stand-in,
