@@ -127,7 +127,14 @@ public final class ServicePool: @unchecked Sendable {
         var lastUsed: Double
         var lastHealth: Double
         var checking = false
-        init(id: Int, now: Double) { self.id = id; lastUsed = now; lastHealth = now }
+        let created: Double
+        /// When it was admitted (ready): a busy instance has a turn of its own before another
+        /// service's waiter may retire it.
+        var readyAt: Double = .infinity
+        /// The group a busy instance was retired for (`roomForOneMore`); it is let back into
+        /// service if that group's waiters are gone before its calls end.
+        var retiredFor: Key?
+        init(id: Int, now: Double) { self.id = id; lastUsed = now; lastHealth = now; created = now }
     }
 
     private struct Waiter {
@@ -148,6 +155,8 @@ public final class ServicePool: @unchecked Sendable {
         var nextStartAt: Double = 0
         var starts = 0
         var failureCount = 0
+        /// Seconds the last start took, from spawn to ready.
+        var lastStartSeconds: Double?
         init(_ settings: Settings) {
             // Settings come checked from the manifest parser; a budget of 0 restarts is allowed.
             budget = (try? RestartBudget(maxRestarts: settings.maxRestarts, within: .seconds(settings.restartWindowSeconds)))
@@ -203,8 +212,9 @@ public final class ServicePool: @unchecked Sendable {
             var stop: [SandboxedProcess] = []
             for key in groups.keys where key.service == service {
                 var g = groups[key]!
-                for i in g.instances.values where !i.stopping {
+                for i in g.instances.values where !i.stopping || i.retiredFor != nil {
                     i.stopping = true
+                    i.retiredFor = nil
                     if i.inFlight == 0, let p = i.process { stop.append(p) }
                 }
                 if let definition {
@@ -361,23 +371,31 @@ public final class ServicePool: @unchecked Sendable {
     /// count until they have ended). `g` is `key`'s group, held by the caller.
     ///
     /// Room that is free goes first to the groups whose waiters have waited longer (this start
-    /// yields when they would take all of it). With no room, a start for waiters (not one for
-    /// `min_instances` alone, which never takes an instance from anyone) stops the least
-    /// recently used idle instance of another group, or — its oldest waiter having waited
-    /// `fairnessSeconds` — retires the least recently used busy one after its current calls;
-    /// either way it says no, and the start comes on a later pass, once that one has ended.
+    /// yields when they would take all of it). With no room, and none coming (no instance
+    /// anywhere already stopping), a start for waiters (not one for `min_instances` alone, which
+    /// never takes an instance from anyone), if its waiters still have time for a start (as
+    /// long as the last one took), stops the least recently used idle instance of another group,
+    /// or retires the least recently used busy one after its current calls — once its oldest
+    /// waiter has waited `fairnessSeconds` and the busy instance has had a turn of its own (as
+    /// long as its own start took, and `fairnessSeconds`): a reload is never spent on a caller
+    /// who cannot use it, nor more often than one per start. Either way it says no; the start
+    /// comes on a later pass, once that one has ended.
     private func roomForOneMore(besides key: Key, _ g: Group, forWaiters: Bool, now: Double) -> Bool {
         guard maxTotalInstances != .max else { return true }
         var total = g.instances.count
         var idlest: Instance?, busiest: Instance?
         let oldest = forWaiters ? (g.waiters.first?.since ?? now) : now
         var olderElsewhere = 0
+        var roomComing = g.instances.values.contains { $0.stopping }
         for (other, group) in groups where other != key {
             total += group.instances.count
-            for i in group.instances.values where i.ready && !i.stopping && !i.checking {
+            let turn = max(fairnessSeconds, group.lastStartSeconds ?? 0)
+            for i in group.instances.values {
+                if i.stopping { roomComing = true }
+                guard i.ready && !i.stopping && !i.checking else { continue }
                 if i.inFlight == 0 {
                     if idlest.map({ i.lastUsed < $0.lastUsed }) ?? true { idlest = i }
-                } else if busiest.map({ i.lastUsed < $0.lastUsed }) ?? true {
+                } else if now - i.readyAt >= turn, busiest.map({ i.lastUsed < $0.lastUsed }) ?? true {
                     busiest = i
                 }
             }
@@ -391,10 +409,14 @@ public final class ServicePool: @unchecked Sendable {
             }
         }
         if total + olderElsewhere < maxTotalInstances { return true }
-        if total < maxTotalInstances || !forWaiters { return false }
+        if total < maxTotalInstances || !forWaiters || roomComing { return false }
+        // Nothing is stopped for waiters that could not use the room: too little of their
+        // deadline left for a start as long as the last one took.
+        let timeLeft = (g.waiters.map(\.deadline).max() ?? now) - now
+        guard timeLeft > (g.lastStartSeconds ?? fairnessSeconds) else { return false }
         if let victim = idlest ?? (now - oldest >= fairnessSeconds ? busiest : nil), let process = victim.process {
             victim.stopping = true
-            if victim.inFlight == 0 { later { process.stop() } }
+            if victim.inFlight == 0 { later { process.stop() } } else { victim.retiredFor = key }
         }
         return false
     }
@@ -456,7 +478,9 @@ public final class ServicePool: @unchecked Sendable {
             instance.client = client
             instance.handshake = handshake
             instance.ready = true
+            instance.readyAt = now
             instance.lastHealth = now
+            g.lastStartSeconds = now - instance.created
             g.consecutiveFailures = 0
             serveWaiters(&g, key: key, definition: definition, now: now)
             return nil
@@ -576,6 +600,14 @@ public final class ServicePool: @unchecked Sendable {
                         let reason = g.failedReason.map { "no instance of \(key.service) became ready in time (\($0))" }
                             ?? "no instance of \(key.service) was free in time"
                         later { for w in expired { w.completion(.failure(ServiceError(reason))) } }
+                    }
+                    // A busy instance retired for another group whose waiters have all gone (served
+                    // elsewhere, expired, left) is let back into service.
+                    for i in g.instances.values where i.stopping && i.inFlight > 0 {
+                        if let other = i.retiredFor, groups[other]?.waiters.isEmpty ?? true {
+                            i.stopping = false
+                            i.retiredFor = nil
+                        }
                     }
                     for i in g.instances.values where i.ready && !i.stopping {
                         if i.inFlight == 0 && now - i.lastUsed >= s.idleTimeoutSeconds && g.instances.values.filter({ !$0.stopping }).count > s.minInstances {

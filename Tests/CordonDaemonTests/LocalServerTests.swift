@@ -363,6 +363,40 @@ struct LocalServerTests {
         usleep(1_000_000)
     }
 
+    /// One waiter retires one busy server, not every one (room already coming is waited for).
+    @Test func oneWaiterRetiresOneBusyServerNotAll() throws {
+        let d = try Self.standInDaemon(Self.standIn("a", ["--latency-ms", "3000"]) + Self.standIn("b", ["--latency-ms", "3000"]) + Self.standIn("c", []),
+                                       maxLoaded: 2)
+        let holders = ["a-tiny", "b-tiny"].map { m in Thread { _ = try? Self.chat(d, m) } }
+        for t in holders { t.start() }
+        #expect(Self.eventually(10) {
+            (try? Self.server(d, "a-tiny"))?["loaded"] == .bool(true) && (try? Self.server(d, "b-tiny"))?["loaded"] == .bool(true)
+        })
+        let r = try Self.chat(d, "c-tiny", timeout: 15)
+        #expect(r["completion"] != nil)
+        let a = try Self.server(d, "a-tiny"), b = try Self.server(d, "b-tiny")
+        #expect((a["loaded"] == .bool(true)) != (b["loaded"] == .bool(true)), "exactly one of a and b was retired for c: \(a) \(b)")
+    }
+
+    /// A caller who could not use the room (too little of its deadline left for a start) never
+    /// has a busy server retired for it: no reload is spent on nobody.
+    @Test func aWaiterWithoutTimeForAStartRetiresNothing() throws {
+        let d = try Self.standInDaemon(Self.standIn("a", ["--latency-ms", "400"]) + Self.standIn("c", []), maxLoaded: 1)
+        _ = try Self.chat(d, "a-tiny")
+        let stop = Atomic<Bool>(false)
+        let loops = (0..<2).map { _ in Thread { while !stop.load(ordering: .relaxed) { _ = try? Self.chat(d, "a-tiny") } } }
+        for t in loops { t.start() }
+        defer { stop.store(true, ordering: .relaxed) }
+        var served = 0
+        for _ in 0..<5 where (try? Self.chat(d, "c-tiny", timeout: 1.05)) != nil { served += 1 }
+        stop.store(true, ordering: .relaxed)
+        usleep(1_000_000)
+        // Every start of c (each of which stopped a) served a call of c.
+        let a = try Self.server(d, "a-tiny"), c = try Self.server(d, "c-tiny")
+        let cStarts = c["starts"]?.intValue ?? 0, aStarts = a["starts"]?.intValue ?? 0
+        #expect(cStarts <= served && aStarts - 1 <= served, "c served \(served) calls; c started \(cStarts) times, a \(aStarts)")
+    }
+
     /// A call whose client left while it waited for the server is never sent to it.
     @Test func aCallAbandonedWhileWaitingForTheServerIsNeverSent() throws {
         let d = try Self.standInDaemon(Self.standIn("w", ["--latency-ms", "1500"]))
