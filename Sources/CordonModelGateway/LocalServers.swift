@@ -84,12 +84,10 @@ final class LocalServerClient: ServiceClient, @unchecked Sendable {
     var isOpen: Bool { process.result == nil }
 
     init(process: SandboxedProcess, server: LocalServer,
-         worker: @escaping @Sendable (Double) -> Result<ServicePool.Lease, ServicePool.ServiceError>) throws(SystemError) {
+         worker: @escaping @Sendable (Double) -> Result<ServicePool.Lease, ServicePool.ServiceError>) {
         self.process = process
         self.server = server
         self.worker = worker
-        // Its stdout is read and dropped, or a chatty server would fill the pipe and stop.
-        try Threads.detach("server-stdout", signals: .noSIGPIPE) { [process] in process.discardOutput() }
     }
 
     func ready(deadline: Double) throws(ServicePool.ServiceError) -> JSON {

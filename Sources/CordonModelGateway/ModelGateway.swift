@@ -137,9 +137,12 @@ public final class ModelGateway: @unchecked Sendable {
             let plan = serverPlans[name]!, pool = self.pool
             let workerKey = ServicePool.Key(service: Self.service(name), owner: nil)
             servers.define(Self.serverService(name), ServicePool.Definition(settings: local.settings.service, spec: { _ in
-                SandboxedProcess.Spec(plan: plan, argv: local.argv, environment: environment, maxLine: 1 << 20)
+                // Its stdout is /dev/null: it speaks on its port, and nobody reads what it prints.
+                var spec = SandboxedProcess.Spec(plan: plan, argv: local.argv, environment: environment, maxLine: 1 << 20)
+                spec.discardStdout = true
+                return spec
             }, connect: { process, _ in
-                try LocalServerClient(process: process, server: local) { deadline in pool.lease(workerKey, deadline: deadline) }
+                LocalServerClient(process: process, server: local) { deadline in pool.lease(workerKey, deadline: deadline) }
             }))
             // `preload`: started now and kept (its min_instances is 1); the lease is let go at once.
             if local.settings.preload {

@@ -180,11 +180,13 @@ struct StdioPlumbing: ~Copyable {
             return Relay(source: source, sink: .closed, opener: { () throws(SystemError) in try open(isStdout) })
         }
         if io.passStdout {
-            // A service's stdout is a pipe its caller reads: anything else (a terminal, a host
-            // file) would be handed to the sandbox as is.
+            // A service's stdout is a pipe its caller reads, or /dev/null (a server nobody reads):
+            // anything else (a terminal, a host file) would be handed to the sandbox as is.
+            // (/dev/null is character device 1:3, makedev's encoding 0x103.)
             var st = stat()
-            guard !io.tty, io.openOutput == nil, fstat(io.stdout, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO else {
-                throw SetupFailure(step: .pipes, errno: EINVAL, message: "passStdout takes a pipe for stdout, without tty or openOutput")
+            guard !io.tty, io.openOutput == nil, fstat(io.stdout, &st) == 0,
+                  (st.st_mode & S_IFMT) == S_IFIFO || ((st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0x103) else {
+                throw SetupFailure(step: .pipes, errno: EINVAL, message: "passStdout takes a pipe or /dev/null for stdout, without tty or openOutput")
             }
         }
         if io.tty {

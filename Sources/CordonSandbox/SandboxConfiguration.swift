@@ -42,8 +42,8 @@ public struct SandboxIO: Sendable {
     /// Give the workload a pseudo-terminal (stdin must be a terminal).
     public var tty = false
     /// Give the workload `stdout` itself as its standard output (a pipe the caller reads, for
-    /// a long-lived service): not relayed, so not counted against `limits.output` — the caller
-    /// bounds what it reads. Not with `tty` or `openOutput`.
+    /// a long-lived service), or /dev/null: not relayed, so not counted against `limits.output`
+    /// — the caller bounds what it reads. Not with `tty` or `openOutput`.
     public var passStdout = false
     /// Forward SIGINT, SIGTERM, SIGHUP, … sent to this process to the workload (`cordon run`).
     /// A daemon running many sandboxes keeps its signals for itself.

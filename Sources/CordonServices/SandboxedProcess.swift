@@ -23,6 +23,9 @@ public final class SandboxedProcess: @unchecked Sendable {
         public var environment: SandboxEnvironment
         /// The longest line read from the process (a longer one ends the instance's stream).
         public var maxLine: Int
+        /// The process's stdout is /dev/null (a server that speaks on a port, whose output nobody
+        /// reads: a flood of it then costs this process nothing); `readLine` finds the end at once.
+        public var discardStdout = false
         public init(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, maxLine: Int = 4 << 20) {
             self.plan = plan
             self.argv = argv
@@ -74,7 +77,16 @@ public final class SandboxedProcess: @unchecked Sendable {
         input = stdin.write
         output = stdout.read
         shared = Shared(maxLine: spec.maxLine)
-        let childIn = stdin.read, childOut = stdout.write, errRead = stderr.read, errWrite = stderr.write
+        let childIn = stdin.read, pipeOut = stdout.write, errRead = stderr.read, errWrite = stderr.write
+        let childOut: Descriptor
+        if spec.discardStdout {
+            let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+            guard null >= 0 else { throw SystemError("open", path: "/dev/null", errno: errno) }
+            childOut = Descriptor(adopting: null)
+            pipeOut.close()
+        } else {
+            childOut = pipeOut
+        }
         var io = SandboxIO()
         io.stdin = childIn.raw
         io.stdout = childOut.raw
@@ -223,18 +235,6 @@ public final class SandboxedProcess: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .eof }
             chunk.withUnsafeBytes { bytes in shared.framer.withLock { $0.append(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } }
-        }
-    }
-
-    /// Reads and drops everything the process writes to stdout until the stream ends (a process
-    /// whose output nobody wants must still not block on a full pipe). Blocking: run it on a
-    /// thread of its own. Not with `readLine`: no line is framed, so a flood costs a read a chunk.
-    public func discardOutput() {
-        var chunk = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(output.raw, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
         }
     }
 
