@@ -30,11 +30,12 @@ struct ElasticThreadsTests {
         // Now both threads are idle: ten jobs one after another run on them, no new thread.
         usleep(20_000)
         let seen = Seen()
-        for _ in 0..<10 {
+        for i in 0..<10 {
             try pool.run { seen.add() }
+            // Each job has run, and its thread is idle again, before the next is given.
             let before = MonotonicClock.now + 5
-            while seen.all.count == 0 && MonotonicClock.now < before { usleep(100) }
-            usleep(2000)
+            while seen.all.count <= i && MonotonicClock.now < before { usleep(100) }
+            usleep(20_000)
         }
         #expect(seen.all.count == 10 && Set(seen.all).count <= 2, "\(Set(seen.all).count) threads for 10 jobs")
     }
