@@ -27,6 +27,8 @@ struct LocalServerTests {
         let path = "\(dir)/tiny.gguf"
         let r = TestDaemon.exec("\(venv)/bin/python3", ["\(repo)/tools/make-tiny-gguf.py", path])
         precondition(r.status == 0, "make-tiny-gguf.py: \(r.stderr)")
+        // Removed when the test process exits (the suites of one process share it).
+        atexit { try? FileManager.default.removeItem(atPath: "/tmp/cordon-llama-tests-\(getpid())") }
         return path
     }()
 
