@@ -94,6 +94,15 @@ struct LocalServerTests {
 
     static func alive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
 
+    /// Runs `body` on `count` threads and returns a wait for all of them to end: every test
+    /// waits before it returns, or a thread still holding the daemon would outlive the test
+    /// process's end with it (no deinit at exit: an orphaned cordond).
+    static func threads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> () -> Bool {
+        let ended = Atomic<Int>(0)
+        for i in 0..<count { Thread { body(i); ended.wrappingAdd(1, ordering: .relaxed) }.start() }
+        return { eventually(30) { ended.load(ordering: .relaxed) == count } }
+    }
+
     /// Waits (bounded) until `condition` holds.
     static func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
         let end = Date().addingTimeInterval(seconds)
@@ -303,15 +312,12 @@ struct LocalServerTests {
     @Test func timeSpentWaitingForTheServerIsNotBlamedOnIt() throws {
         let d = try Self.standInDaemon(Self.standIn("q", ["--latency-ms", "2000"], timeout: "6s"))
         let results = Mutex<[Bool]>([])
-        let threads = (0..<3).map { i in
-            Thread {
-                usleep(UInt32(i) * 100_000)
-                let ok = (try? Self.chat(d, "q-tiny")) != nil
-                results.withLock { $0.append(ok) }
-            }
+        let joined = Self.threads(3) { i in
+            usleep(UInt32(i) * 100_000)
+            let ok = (try? Self.chat(d, "q-tiny")) != nil
+            results.withLock { $0.append(ok) }
         }
-        for t in threads { t.start() }
-        #expect(Self.eventually(20) { results.withLock { $0.count } == 3 })
+        #expect(joined())
         #expect(results.withLock { $0.filter { $0 }.count } >= 1, "the first call is answered")
         let server = try Self.server(d, "q-tiny")
         #expect(server["starts"]?.intValue == 1 && server["failures"]?.intValue == 0 && server["loaded"] == .bool(true), "\(server)")
@@ -353,24 +359,21 @@ struct LocalServerTests {
         let d = try Self.standInDaemon(Self.standIn("a", ["--latency-ms", "300"]) + Self.standIn("b", []), maxLoaded: 1)
         _ = try Self.chat(d, "a-tiny")
         let stop = Atomic<Bool>(false)
-        let loops = (0..<2).map { _ in Thread { while !stop.load(ordering: .relaxed) { _ = try? Self.chat(d, "a-tiny") } } }
-        for t in loops { t.start() }
-        defer { stop.store(true, ordering: .relaxed) }
+        let joined = Self.threads(2) { _ in while !stop.load(ordering: .relaxed) { _ = try? Self.chat(d, "a-tiny") } }
+        defer { stop.store(true, ordering: .relaxed); _ = joined() }
         usleep(500_000)
         let started = Date()
         let r = try Self.chat(d, "b-tiny", timeout: 15)
         #expect(r["completion"] != nil)
         #expect(Date().timeIntervalSince(started) < 8, "b waited \(Date().timeIntervalSince(started)) s")
-        stop.store(true, ordering: .relaxed)
-        usleep(1_000_000)
     }
 
     /// One waiter retires one busy server, not every one (room already coming is waited for).
     @Test func oneWaiterRetiresOneBusyServerNotAll() throws {
         let d = try Self.standInDaemon(Self.standIn("a", ["--latency-ms", "3000"]) + Self.standIn("b", ["--latency-ms", "3000"]) + Self.standIn("c", []),
                                        maxLoaded: 2)
-        let holders = ["a-tiny", "b-tiny"].map { m in Thread { _ = try? Self.chat(d, m) } }
-        for t in holders { t.start() }
+        let joined = Self.threads(2) { i in _ = try? Self.chat(d, ["a-tiny", "b-tiny"][i]) }
+        defer { _ = joined() }
         #expect(Self.eventually(10) {
             (try? Self.server(d, "a-tiny"))?["loaded"] == .bool(true) && (try? Self.server(d, "b-tiny"))?["loaded"] == .bool(true)
         })
@@ -386,13 +389,12 @@ struct LocalServerTests {
         let d = try Self.standInDaemon(Self.standIn("a", ["--latency-ms", "400"]) + Self.standIn("c", []), maxLoaded: 1)
         _ = try Self.chat(d, "a-tiny")
         let stop = Atomic<Bool>(false)
-        let loops = (0..<2).map { _ in Thread { while !stop.load(ordering: .relaxed) { _ = try? Self.chat(d, "a-tiny") } } }
-        for t in loops { t.start() }
-        defer { stop.store(true, ordering: .relaxed) }
+        let joined = Self.threads(2) { _ in while !stop.load(ordering: .relaxed) { _ = try? Self.chat(d, "a-tiny") } }
+        defer { stop.store(true, ordering: .relaxed); _ = joined() }
         var served = 0
         for _ in 0..<5 where (try? Self.chat(d, "c-tiny", timeout: 1.05)) != nil { served += 1 }
         stop.store(true, ordering: .relaxed)
-        usleep(1_000_000)
+        #expect(joined())
         // Every start of c (each of which stopped a) served a call of c.
         let a = try Self.server(d, "a-tiny"), c = try Self.server(d, "c-tiny")
         let cStarts = c["starts"]?.intValue ?? 0, aStarts = a["starts"]?.intValue ?? 0
@@ -406,8 +408,8 @@ struct LocalServerTests {
         let pid = try #require(try Self.server(d, "w-tiny")["pid"]?.intValue.map { Int32($0) })
         let before = try #require(Self.standInStats(pid)?["by_path"]?["/v1/chat/completions"]?.intValue)
         // One call holds the server; a second waits for it, and its client leaves.
-        let holder = Thread { _ = try? Self.chat(d, "w-tiny") }
-        holder.start()
+        let joined = Self.threads(1) { _ in _ = try? Self.chat(d, "w-tiny") }
+        defer { _ = joined() }
         usleep(300_000)
         let fd = try d.connect()
         let line = Array((ModelMethodsTests.line("model.chat", .object([("request", .object([("model", .string("w-tiny")),
