@@ -85,6 +85,10 @@ public final class Metrics: Sendable {
             value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
                 .replacing("\n", with: "\\n")
         }
+        /// `metric{key="NAME"} VALUE`, a line per name, names sorted.
+        func byName(_ metric: String, _ key: String, _ values: [String: Int]) {
+            for (name, v) in values.sorted(by: { $0.key < $1.key }) { out += "\(metric){\(key)=\"\(label(name))\"} \(v)\n" }
+        }
         family("cordon_tasks_total", "counter", "Tasks that ended, by result (exited, timeout, memory-limit, cancelled, lost, ...).")
         for (result, n) in s.tasksByResult.sorted(by: { $0.key < $1.key }) { out += "cordon_tasks_total{result=\"\(label(result))\"} \(n)\n" }
         family("cordon_queue_depth", "gauge", "Tasks waiting for a slot.")
@@ -118,13 +122,13 @@ public final class Metrics: Sendable {
             out += "cordon_tool_call_seconds_sum{tool=\"\(label(tool))\"} \(h.sum)\ncordon_tool_call_seconds_count{tool=\"\(label(tool))\"} \(h.count)\n"
         }
         family("cordon_tool_breaker_state", "gauge", "Each called tool's circuit breaker: 0 closed, 1 open, 2 half-open.")
-        for (tool, state) in breakers.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_breaker_state{tool=\"\(label(tool))\"} \(state)\n" }
+        byName("cordon_tool_breaker_state", "tool", breakers)
         family("cordon_tool_instances", "gauge", "Running instances of each MCP tool server, all users together.")
-        for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instances{tool=\"\(label(tool))\"} \(i.running)\n" }
+        byName("cordon_tool_instances", "tool", instances.mapValues(\.running))
         family("cordon_tool_instance_starts_total", "counter", "Instances started, by tool server.")
-        for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instance_starts_total{tool=\"\(label(tool))\"} \(i.starts)\n" }
+        byName("cordon_tool_instance_starts_total", "tool", instances.mapValues(\.starts))
         family("cordon_tool_instance_failures_total", "counter", "Instances that died, failed to start or to answer a health check, or hung a call, by tool server.")
-        for (tool, i) in instances.sorted(by: { $0.key < $1.key }) { out += "cordon_tool_instance_failures_total{tool=\"\(label(tool))\"} \(i.failures)\n" }
+        byName("cordon_tool_instance_failures_total", "tool", instances.mapValues(\.failures))
         family("cordon_model_calls_total", "counter", "Model calls, by the model that answered or was tried last, and outcome.")
         for (model, outcomes) in s.modelCalls.sorted(by: { $0.key < $1.key }) {
             for (outcome, n) in outcomes.sorted(by: { $0.key < $1.key }) {
@@ -143,13 +147,13 @@ public final class Metrics: Sendable {
             out += "cordon_model_tokens_total{model=\"\(label(model))\",direction=\"output\"} \(t.output)\n"
         }
         family("cordon_model_breaker_state", "gauge", "Each model's circuit breaker: 0 closed, 1 open, 2 half-open.")
-        for (model, state) in modelBreakers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_breaker_state{model=\"\(label(model))\"} \(state)\n" }
+        byName("cordon_model_breaker_state", "model", modelBreakers)
         family("cordon_model_server_loaded", "gauge", "1 while a local model server (a kind = \"local\" provider) is loaded, by provider.")
-        for (provider, i) in modelServers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_server_loaded{provider=\"\(label(provider))\"} \(i.running)\n" }
+        byName("cordon_model_server_loaded", "provider", modelServers.mapValues(\.running))
         family("cordon_model_server_starts_total", "counter", "Local model server starts, by provider.")
-        for (provider, i) in modelServers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_server_starts_total{provider=\"\(label(provider))\"} \(i.starts)\n" }
+        byName("cordon_model_server_starts_total", "provider", modelServers.mapValues(\.starts))
         family("cordon_model_server_failures_total", "counter", "Local model servers that died, failed to become ready or a health check, or hung a call, by provider.")
-        for (provider, i) in modelServers.sorted(by: { $0.key < $1.key }) { out += "cordon_model_server_failures_total{provider=\"\(label(provider))\"} \(i.failures)\n" }
+        byName("cordon_model_server_failures_total", "provider", modelServers.mapValues(\.failures))
         family("cordon_healthy", "gauge", "1 when system.health reports ok, 0 when degraded.")
         out += "cordon_healthy \(healthy ? 1 : 0)\n"
         return out

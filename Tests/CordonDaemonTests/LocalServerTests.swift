@@ -32,15 +32,21 @@ struct LocalServerTests {
         return path
     }()
 
-    /// A policy that extends model-server with the venv, as an admin would write one.
-    static let policy = """
+    /// A policy named `name` that extends model-server with `directory` read-only, as an admin
+    /// would write one for a server's venv or program.
+    static func serverPolicy(_ name: String, binding directory: String) -> String {
+        """
         [policy]
-        name = "llama-test"
+        name = "\(name)"
         extends = ["model-server"]
 
         [filesystem]
-        read_only = ["\(venv)"]
+        read_only = ["\(directory)"]
         """
+    }
+
+    /// model-server with the llama venv.
+    static let policy = serverPolicy("llama-test", binding: venv)
 
     static func provider(_ name: String, keepAlive: String = "5m", timeout: String = "20s", idle: String = "10s",
                          command: [String]? = nil, policy: String = "llama-test", preload: Bool = false, port: Int = 8080) -> String {
@@ -243,14 +249,8 @@ struct LocalServerTests {
         #expect(a["failures"]?.intValue == 0 && b["failures"]?.intValue == 0, "an eviction is not a failure")
     }
 
-    static let standinPolicy = """
-        [policy]
-        name = "standin-server"
-        extends = ["model-server"]
-
-        [filesystem]
-        read_only = ["\(repo)/tools"]
-        """
+    /// model-server with the scripted stand-in (tools/).
+    static let standinPolicy = serverPolicy("standin-server", binding: "\(repo)/tools")
 
     /// A local provider's worker dials inside its server's sandbox and nowhere else: a server
     /// on the host's loopback at the very port of `base_url` is never reached, while the
