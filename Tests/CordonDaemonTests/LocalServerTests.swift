@@ -165,13 +165,21 @@ struct LocalServerTests {
         #expect(host != its)
         let links = TestDaemon.exec("/usr/bin/nsenter", ["-t", "\(pid)", "-n", "/usr/sbin/ip", "-o", "link"]).stdout
         #expect(links.split(separator: "\n").count == 1 && links.contains(": lo:"), "\(links)")
+        // An unprivileged user through cordond, streamed and not, on the same server (the
+        // stand-in's stdout: what llama.cpp answers the random model, at least one token).
+        for stream in [true, false] {
+            let ask = TestDaemon.runAs(uid: 65534, gid: 65534, [TestDaemon.cordon, "model", "ask", "--socket", d.socket, "--model", "llama-tiny"]
+                                       + (stream ? [] : ["--no-stream"]) + ["hi"])
+            #expect(ask.status == 0 && ask.stderr.hasPrefix("chatcmpl-"), "\(ask)")
+        }
+        #expect(try Self.server(d, "llama-tiny")["starts"]?.intValue == 1)
         let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
         for line in ["cordon_model_server_loaded{provider=\"llama\"} 1", "cordon_model_server_starts_total{provider=\"llama\"} 1",
-                     "cordon_model_server_failures_total{provider=\"llama\"} 0", "cordon_model_calls_total{model=\"llama-tiny\",outcome=\"ok\"} 10"] {
+                     "cordon_model_server_failures_total{provider=\"llama\"} 0", "cordon_model_calls_total{model=\"llama-tiny\",outcome=\"ok\"} 12"] {
             #expect(metrics.contains(line + "\n"), "\(line) missing from\n\(metrics)")
         }
         // Recorded like any model call, with the worker's sandbox.
-        #expect(ModelMethodsTests.sql(d, "SELECT count(*), min(outcome), max(outcome), max(policy) FROM model_calls") == "10|ok|ok|model-worker\n")
+        #expect(ModelMethodsTests.sql(d, "SELECT count(*), min(outcome), max(outcome), max(policy) FROM model_calls") == "12|ok|ok|model-worker\n")
     }
 
     @Test func aCrashedServerIsRestartedAndTheNextCallAnswers() throws {
