@@ -139,7 +139,7 @@ func format3(_ d: Double) -> String {
 struct ModelExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain", abstract: "Show what the selector believes of each model and what it would choose now.",
-        discussion: "For auto (or auto:TYPE): each eligible model's posterior means (the chance a call answers, the chance its answer is right, median latency and a 90 % interval, expected cost), how much it has seen, its utility at the means, and the share of 2000 joint draws in which it came out best; the models left out and why. Makes no call."
+        discussion: "For auto (or auto:TYPE): each eligible model's posterior means (the chance a call answers, the chance its answer is right, median latency and a 90 % interval, expected cost), how much it has seen, its utility at the means, and the share of 2000 joint draws in which it came out best; changes the selector detected; the models left out and why. Makes no call."
     )
     @OptionGroup var client: ClientOptions
     @Argument(help: "auto, auto:TYPE or a model's name (default auto).") var model = "auto"
@@ -148,7 +148,7 @@ struct ModelExplainCommand: ParsableCommand {
         let answer = try client.call("model.explain", .object([("model", .string(model))]))
         if client.json { return client.printJSON(answer) }
         let weights = answer["weights"]
-        say("task type \(answer["taskType"]?.stringValue ?? "?"): reward = \(format3(weights?["success"]?.doubleValue ?? 0))·success + \(format3(weights?["latency"]?.doubleValue ?? 0))·latency (reference \(format3(answer["latencyReferenceSeconds"]?.doubleValue ?? 0)) s) + \(format3(weights?["cost"]?.doubleValue ?? 0))·cost (reference \(format3(answer["costReference"]?.doubleValue ?? 0))); discount \(answer["discount"]?.doubleValue ?? 0), exploration \(answer["exploration"]?.doubleValue ?? 0)")
+        say("task type \(answer["taskType"]?.stringValue ?? "?"): reward = \(format3(weights?["success"]?.doubleValue ?? 0))·success + \(format3(weights?["latency"]?.doubleValue ?? 0))·latency (reference \(format3(answer["latencyReferenceSeconds"]?.doubleValue ?? 0)) s) + \(format3(weights?["cost"]?.doubleValue ?? 0))·cost (reference \(format3(answer["costReference"]?.doubleValue ?? 0))); discount \(answer["discount"]?.doubleValue ?? 0), change threshold \(answer["changeThreshold"]?.doubleValue ?? 0), exploration \(answer["exploration"]?.doubleValue ?? 0)")
         var rows = [["MODEL", "P(BEST)", "UTILITY", "ANSWERS", "RIGHT", "MEDIAN s (90 %)", "COST", "CALLS", "RATINGS", "BREAKER"]]
         for e in answer["eligible"]?.arrayValue ?? [] {
             func d(_ k: String) -> Double { e[k]?.doubleValue ?? 0 }
@@ -158,6 +158,11 @@ struct ModelExplainCommand: ParsableCommand {
                          format3(d("expectedCost")), format3(d("calls")), format3(d("feedback")), e["breaker"]?.stringValue ?? "?"])
         }
         printTable(rows)
+        let changed = (answer["eligible"]?.arrayValue ?? []).compactMap { e -> String? in
+            guard let n = e["changes"]?.intValue, n > 0, let ago = e["callsSinceChange"]?.intValue else { return nil }
+            return "\(PrintableText.of(e["model"]?.stringValue ?? "")) \(n) (the last \(ago) calls ago)"
+        }
+        if !changed.isEmpty { say("changes detected (the model's record restarted there): " + changed.joined(separator: ", ")) }
         for i in answer["ineligible"]?.arrayValue ?? [] {
             say("not eligible: \(PrintableText.of(i["model"]?.stringValue ?? "")): \(PrintableText.of(i["reason"]?.stringValue ?? ""))")
         }

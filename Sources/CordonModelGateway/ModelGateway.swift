@@ -350,6 +350,7 @@ extension ModelGateway {
             members.append(("costReference", .double(choice.costReference)))
             members.append(("exploration", .double(selection.objective.exploration)))
             members.append(("discount", .double(selection.configuration.discount)))
+            members.append(("changeThreshold", .double(selection.configuration.changeThreshold)))
             members.append(("eligible", .array(zip(eligible, choice.candidates).map { m, e in
                 let state = breakerState(m.name)
                 return .object([
@@ -360,6 +361,8 @@ extension ModelGateway {
                     ("latencyHighSeconds", .double(e.latencyHighSeconds)), ("expectedCost", .double(e.expectedCost)),
                     ("calls", .double(e.callWeight)), ("feedback", .double(e.feedbackWeight)),
                     ("callsSinceRecorded", e.callsSinceRecorded.map { .int(Int64(clamping: $0)) } ?? .null),
+                    ("changes", .int(Int64(clamping: e.changes))),
+                    ("callsSinceChange", e.callsSinceChange.map { .int(Int64(clamping: $0)) } ?? .null),
                     ("meanUtility", .double(e.meanUtility)), ("draw", .double(e.draw.utility)),
                     ("probabilityBest", e.probabilityBest.map(JSON.double) ?? .null),
                 ])

@@ -24,7 +24,7 @@ final class Selection: Sendable {
     }
 
     init(settings: ModelCatalog.SelectorSettings, restoring saved: SelectorFile.Snapshot?) throws {
-        configuration = try DiscountedThompson.Configuration(discount: settings.discount)
+        configuration = try DiscountedThompson.Configuration(discount: settings.discount, changeThreshold: settings.changeThreshold)
         objective = try DiscountedThompson.Objective(successWeight: settings.successWeight, latencyWeight: settings.latencyWeight,
                                                      costWeight: settings.costWeight, latencyReferenceSeconds: settings.latencyReferenceSeconds,
                                                      costReference: settings.costReference, exploration: settings.exploration,
@@ -184,8 +184,23 @@ enum SelectorFile {
         (s.successes, s.failures, s.correct, s.incorrect, s.latencyWeight, s.latencyMean, s.latencySquaredDeviations) =
             (numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5], numbers[6])
         (s.tokenWeight, s.inputTokenMean, s.outputTokenMean) = (numbers[7], numbers[8], numbers[9])
+        // The change detector's numbers came later: a file without them starts with none.
+        if let evidence = value["evidence"] {
+            var sums: [DiscountedThompson.ChangeEvidence.Sums] = []
+            for detector in evidenceDetectors {
+                guard let rise = evidence[detector]?["rise"]?.doubleValue, let fall = evidence[detector]?["fall"]?.doubleValue else { return nil }
+                sums.append(.init(rise: rise, fall: fall))
+            }
+            s.evidence = DiscountedThompson.ChangeEvidence(latency: sums[0], failure: sums[1], wrong: sums[2])
+        }
+        if value["changes"] != nil || value["changedAt"] != nil {
+            guard let changes = value["changes"]?.intValue, changes >= 0, let at = value["changedAt"]?.intValue, at >= 0 else { return nil }
+            (s.changes, s.changedAt) = (UInt64(changes), UInt64(at))
+        }
         return s
     }
+
+    static let evidenceDetectors = ["latency", "failure", "wrong"]
 
     static func json(_ snapshot: Snapshot) -> JSON {
         let selectors = snapshot.learners.sorted { $0.key < $1.key }.map { type, state -> (String, JSON) in
@@ -195,7 +210,11 @@ enum SelectorFile {
                          ("correct", .double(a.correct)), ("incorrect", .double(a.incorrect)), ("latencyWeight", .double(a.latencyWeight)),
                          ("latencyMean", .double(a.latencyMean)), ("latencySquaredDeviations", .double(a.latencySquaredDeviations)),
                          ("tokenWeight", .double(a.tokenWeight)), ("inputTokenMean", .double(a.inputTokenMean)),
-                         ("outputTokenMean", .double(a.outputTokenMean))])
+                         ("outputTokenMean", .double(a.outputTokenMean)),
+                         ("evidence", .object(zip(evidenceDetectors, [a.evidence.latency, a.evidence.failure, a.evidence.wrong]).map { name, sums in
+                             (name, JSON.object([("rise", .double(sums.rise)), ("fall", .double(sums.fall))]))
+                         })),
+                         ("changes", .int(Int64(clamping: a.changes))), ("changedAt", .int(Int64(clamping: a.changedAt)))])
             }))]))
         }
         let models = snapshot.models.sorted { $0.key < $1.key }.map { ($0.key, $0.value.json) }

@@ -161,6 +161,9 @@ public struct ModelCatalog: Sendable, Equatable {
         /// Each observation's weight shrinks by this factor per later call of its task type:
         /// what was learned long ago counts less (1/(1 − discount) calls of memory).
         public var discount = 0.98
+        /// The evidence at which the selector takes a model to have changed and relearns
+        /// (docs/models.md, "The selector"); 0: never, only `discount` forgets.
+        public var changeThreshold = 7.0
         /// The chance a choice is made uniformly among the eligible models, whatever the
         /// selector believes (each of n models is then tried at least exploration/n of the time).
         public var exploration = 0.02

@@ -9,7 +9,7 @@ public enum ModelCatalogParser {
     static let topLevel: [String: [String]] = [
         "provider": [],  // an array of tables: its keys are checked per element
         "model": [],
-        "selector": ["success", "latency", "cost", "latency_reference", "cost_reference", "discount", "exploration"],
+        "selector": ["success", "latency", "cost", "latency_reference", "cost_reference", "discount", "change_threshold", "exploration"],
         "breaker": ["failures", "failure_ratio", "min_calls", "window", "cooldown", "max_cooldown"],
         "local": ["max_loaded"],
         "endpoint": ["listen", "tokens"],
@@ -367,6 +367,11 @@ public enum ModelCatalogParser {
         if let d = number(t, "selector", "discount", &r) {
             if d <= 0 || d > 1 { r.error("selector.discount", r.line(t, "discount"), "above 0 and at most 1 (1: never forget; 0.98: about 50 calls of memory)") }
             else { s.discount = d }
+        }
+        if let h = number(t, "selector", "change_threshold", &r) {
+            if !h.isFinite || h < 0 || h > 1000 {
+                r.error("selector.change_threshold", r.line(t, "change_threshold"), "from 0 to 1000 (0: no change detection; 7: the default)")
+            } else { s.changeThreshold = h }
         }
         if let e = number(t, "selector", "exploration", &r) {
             if e < 0 || e > 0.5 { r.error("selector.exploration", r.line(t, "exploration"), "from 0 to 0.5") } else { s.exploration = e }

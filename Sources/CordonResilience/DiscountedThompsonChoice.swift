@@ -52,6 +52,10 @@ extension DiscountedThompson {
         public let latencyWeight: Double
         /// Calls of the task type since this arm was last recorded; nil: never.
         public let callsSinceRecorded: UInt64?
+        /// Changes the detector found in this arm, and calls of the task type since the last
+        /// (nil: none).
+        public let changes: UInt64
+        public let callsSinceChange: UInt64?
         /// The utility at the posterior means (the greedy ranking).
         public let meanUtility: Double
         /// This choice's draw for the arm.
@@ -209,6 +213,8 @@ struct Posterior {
             feedbackWeight: (state?.correct ?? 0) + (state?.incorrect ?? 0),
             latencyWeight: state?.latencyWeight ?? 0,
             callsSinceRecorded: state.flatMap { $0.calls > 0 ? clock - $0.lastRecordedAt : nil },
+            changes: state?.changes ?? 0,
+            callsSinceChange: state.flatMap { $0.changes > 0 ? clock - $0.changedAt : nil },
             meanUtility: scorer.utility(success: success, location: latencyLocation, spread: latencySpread, cost: expectedCost),
             draw: draw, probabilityBest: probabilityBest)
     }

@@ -11,9 +11,13 @@ extension DiscountedThompson {
         /// The least per-call variance of ln(latency) (> 0); default 0.05, so a run of equal
         /// latencies does not make the selector certain.
         public let latencyVarianceFloor: Double
+        /// h ≥ 0: the evidence (CUSUM, in standard deviations for latency and in nats for the
+        /// two rates) at which an arm is taken to have changed; 0 never. Default 7
+        /// (`DiscountedThompson`'s comment has the detector).
+        public let changeThreshold: Double
 
         public init(discount: Double = 0.98, maxArms: Int = 256, latencyPriorWeight: Double = 1,
-                    latencyVarianceFloor: Double = 0.05) throws(ResilienceError) {
+                    latencyVarianceFloor: Double = 0.05, changeThreshold: Double = 7) throws(ResilienceError) {
             guard discount.isFinite, discount > 0, discount <= 1 else {
                 throw .invalid("selector.discount", "selector: discount \(discount) is not in (0, 1]")
             }
@@ -26,7 +30,11 @@ extension DiscountedThompson {
             guard latencyVarianceFloor.isFinite, latencyVarianceFloor > 0 else {
                 throw .invalid("selector.latencyVarianceFloor", "selector: latency variance floor \(latencyVarianceFloor) is not a positive number")
             }
+            guard changeThreshold.isFinite, changeThreshold >= 0 else {
+                throw .invalid("selector.changeThreshold", "selector: change threshold \(changeThreshold) is not a finite number ≥ 0")
+            }
             self.discount = discount
+            self.changeThreshold = changeThreshold
             self.maxArms = maxArms
             self.latencyPriorWeight = latencyPriorWeight
             self.latencyVarianceFloor = latencyVarianceFloor

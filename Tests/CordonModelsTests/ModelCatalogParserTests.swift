@@ -60,6 +60,14 @@ import Testing
         #expect(c.model(named: "claude")?.priceOutput == 0.015)
         #expect(c.taskTypes == ["chat", "code"])
         #expect(c.endpoint == nil)
+        #expect(c.selector.discount == 0.98 && c.selector.changeThreshold == 7 && c.selector.exploration == 0.02)
+    }
+
+    @Test func theChangeThresholdIsReadAndZeroTurnsDetectionOff() throws {
+        let base = "[[provider]]\nname = \"p\"\nkind = \"anthropic\"\n[[model]]\nname = \"m\"\nprovider = \"p\"\n[selector]\n"
+        #expect(try parse(base + "change_threshold = 4.5").selector.changeThreshold == 4.5)
+        #expect(try parse(base + "change_threshold = 0").selector.changeThreshold == 0)
+        #expect(try parse(base + "discount = 0.9").selector.changeThreshold == 7)
     }
 
     @Test func anOpenAIModelMaySpellItsCapMaxCompletionTokens() throws {
@@ -146,6 +154,7 @@ import Testing
         ("[selector]\nsuccess = 0.5\nlatency = 0.3\ncost = 0.1", "selector: the weights success, latency and cost sum to 1 (these sum to 0.9)"),
         ("[selector]\ndiscount = 0", "selector.discount: above 0 and at most 1 (1: never forget; 0.98: about 50 calls of memory)"),
         ("[selector]\nexploration = 0.9", "selector.exploration: from 0 to 0.5"),
+        ("[selector]\nchange_threshold = -1", "selector.change_threshold: from 0 to 1000 (0: no change detection; 7: the default)"),
         ("[endpoint]\nlisten = \"0.0.0.0:8089\"\ntokens = \"/t\"",
          "endpoint.listen: \"0.0.0.0:8089\": a loopback address and port, \"127.0.0.1:8089\" or \"[::1]:8089\" (the endpoint never listens beyond this machine)"),
         ("[endpoint]\nlisten = \"127.0.0.1:8089\"\ntokens = \"tokens\"", "endpoint.tokens: \"tokens\": an absolute path to a root-owned file of lines \"TOKEN USER\""),

@@ -31,7 +31,7 @@ struct ModelCatalogSchemaTests {
         ("everything-on-a-model", provider + "[[provider]]\nname = \"a\"\nkind = \"anthropic\"\napi_key_file = \"/etc/cordon/keys/a\"\n"
          + "[[model]]\nname = \"m:1.5\"\nprovider = \"p\"\ncontext_length = 32768\nmax_output_tokens = 1024\ntools = true\nprice_input = 0.5\nprice_output = 1.5\n"
          + "task_types = [\"chat\", \"code\"]\nfallbacks = [\"c\"]\naccess = { users = [\"alice\", \"1001\"], groups = [\"agents\"] }\nbreaker = { failures = 3, cooldown = \"10s\" }\n"
-         + "[[model]]\nname = \"c\"\nprovider = \"a\"\n[selector]\nsuccess = 0.5\nlatency = 0.25\ncost = 0.25\nlatency_reference = \"2s\"\ndiscount = 0.95\nexploration = 0.05\n"
+         + "[[model]]\nname = \"c\"\nprovider = \"a\"\n[selector]\nsuccess = 0.5\nlatency = 0.25\ncost = 0.25\nlatency_reference = \"2s\"\ndiscount = 0.95\nchange_threshold = 5\nexploration = 0.05\n"
          + "[breaker]\nfailure_ratio = 0.4\nmin_calls = 20\nwindow = \"2m\"\n", true),
         ("unknown-table", provider + model + "[selecter]\nsuccess = 1\n", false),
         ("unknown-provider-key", provider + "base_ur = \"x\"\n" + model, false),
@@ -48,6 +48,7 @@ struct ModelCatalogSchemaTests {
         ("concurrency-zero", provider + "max_concurrency = 0\n" + model, false),
         ("bad-task-type", provider + model + "task_types = [\"has space\"]\n", false),
         ("too-much-exploration", provider + model + "[selector]\nexploration = 0.9\n", false),
+        ("negative-change-threshold", provider + model + "[selector]\nchange_threshold = -1\n", false),
         ("endpoint-beyond-loopback", provider + model + "[endpoint]\nlisten = \"0.0.0.0:8089\"\ntokens = \"/t\"\n", false),
         ("endpoint-without-tokens", provider + model + "[endpoint]\nlisten = \"127.0.0.1:8089\"\n", false),
         ("bad-max-tokens-field", provider + model + "max_tokens_field = \"max_output\"\n", false),
