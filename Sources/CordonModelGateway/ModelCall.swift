@@ -484,7 +484,9 @@ extension ModelGateway {
             let input = answer.usage?.promptTokens ?? 0, output = answer.usage?.completionTokens ?? 0
             let cost = (Double(input) * model.priceInput + Double(output) * model.priceOutput) / 1000
             if let t = a.ticket.take() { a.breaker.record(t, outcome: .success, at: MonotonicInstant(seconds: ended)) }
-            selection.record(model.name, taskTypes: model.taskTypes, outcome: .success, latency: seconds, inputTokens: input, outputTokens: output, cost: cost)
+            // Counts the provider did not give are unknown (-1: the learner ignores them), not 0.
+            selection.record(model.name, taskTypes: model.taskTypes, outcome: .success, latency: seconds,
+                             inputTokens: answer.usage?.promptTokens ?? -1, outputTokens: answer.usage?.completionTokens ?? -1, cost: cost)
             state.lock.withLock { _ in
                 state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: "ok", message: nil, status: nil, seconds: seconds))
                 state.record.inputTokens = answer.usage?.promptTokens
@@ -501,7 +503,7 @@ extension ModelGateway {
             let modelAtFault = !error.blamesRequest && !cancelled && !callersDeadline
             if let t = a.ticket.take() { a.breaker.record(t, outcome: modelAtFault ? .failure : .success, at: MonotonicInstant(seconds: ended)) }
             if modelAtFault {
-                selection.record(model.name, taskTypes: model.taskTypes, outcome: .failure, latency: seconds, inputTokens: 0, outputTokens: 0, cost: 0)
+                selection.record(model.name, taskTypes: model.taskTypes, outcome: .failure, latency: seconds, inputTokens: -1, outputTokens: -1, cost: 0)
             }
             let sentAny = state.lock.withLock { _ -> Bool in
                 state.record.attempts.append(.init(model: model.name, provider: provider.name, outcome: cancelled ? "cancelled" : error.kind.rawValue,

@@ -369,8 +369,9 @@ public enum ModelCatalogParser {
             else { s.discount = d }
         }
         if let h = number(t, "selector", "change_threshold", &r) {
-            if !h.isFinite || h < 0 || h > 1000 {
-                r.error("selector.change_threshold", r.line(t, "change_threshold"), "from 0 to 1000 (0: no change detection; 7: the default)")
+            if !(h == 0 || (4...1000).contains(h)) {
+                r.error("selector.change_threshold", r.line(t, "change_threshold"),
+                        "0 (no change detection) or from 4 to 1000 (7: the default; below 4 one call could tip it)")
             } else { s.changeThreshold = h }
         }
         if let e = number(t, "selector", "exploration", &r) {

@@ -130,7 +130,8 @@ public struct DiscountedThompson: Sendable {
         let slot = slot(for: arm)
         arms[slot].decay(to: calls, discount: configuration.discount)
         if configuration.changeThreshold > 0,
-           arms[slot].gatherEvidence(outcome: outcome, latencySeconds: latencySeconds, threshold: configuration.changeThreshold) {
+           arms[slot].gatherEvidence(outcome: outcome, latencySeconds: latencySeconds, inputTokens: inputTokens, outputTokens: outputTokens,
+                                     threshold: configuration.changeThreshold) {
             changed(slot)
         }
         arms[slot].record(outcome: outcome, latencySeconds: latencySeconds, inputTokens: inputTokens, outputTokens: outputTokens, at: calls)
@@ -223,11 +224,13 @@ public struct DiscountedThompson: Sendable {
         let scorer = Scorer(objective: objective, costReference: costReference)
 
         let draws = posteriors.map { $0.draw(scorer: scorer, using: &random) }
-        // Untried: never recorded, or not since the last change detected in the task type.
+        // Untried: never recorded, or not since the last change detected in the task type (a
+        // call recorded at the clock of a change a verdict tipped came before it); the arm that
+        // changed then is excepted: it is the one just judged.
         let lastChange = arms.lazy.map(\.changedAt).max() ?? 0
         let untried = candidates.indices.filter { i in
             guard let arm = decayed[i], arm.calls > 0 else { return true }
-            return arm.lastRecordedAt < lastChange
+            return arm.lastRecordedAt <= lastChange && arm.changedAt != lastChange
         }
         let picked: Int
         let pick: Choice.Pick

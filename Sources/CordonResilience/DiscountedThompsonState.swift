@@ -106,9 +106,11 @@ extension DiscountedThompson {
 
         /// Adds a call's evidence of a change, judged against the arm's (decayed) statistics
         /// before the call is recorded; true when any of it reaches `threshold`.
-        mutating func gatherEvidence(outcome: CallOutcome, latencySeconds: Double, threshold: Double) -> Bool {
+        mutating func gatherEvidence(outcome: CallOutcome, latencySeconds: Double, inputTokens: Int, outputTokens: Int,
+                                     threshold: Double) -> Bool {
             var reached = false
-            if latencyWeight >= ChangeEvidence.leastWeight, latencySeconds.isFinite {
+            if latencyWeight >= ChangeEvidence.leastWeight, latencySeconds.isFinite,
+               comparable(inputTokens: inputTokens, outputTokens: outputTokens) {
                 let deviation = max(ChangeEvidence.leastVariance, latencySquaredDeviations / latencyWeight).squareRoot()
                 reached = evidence.latency.addNormal((Self.logLatency(latencySeconds) - latencyMean) / deviation, threshold: threshold)
             }
@@ -117,6 +119,19 @@ extension DiscountedThompson {
                 reached = evidence.failure.addBernoulli(outcome == .failure ? 1 : 0, rate: rate, threshold: threshold) || reached
             }
             return reached
+        }
+
+        /// Whether a call's size is like the arm's usual calls: token counts known, and each
+        /// within a factor of 2 of the arm's decayed mean (counted with 8 tokens more, so that
+        /// small counts are not judged by a token or two). Latency depends on size, so only such
+        /// calls are evidence of a change in latency: one-token answers or huge prompts, which
+        /// any client can ask for, say nothing of the model.
+        func comparable(inputTokens: Int, outputTokens: Int) -> Bool {
+            guard inputTokens >= 0, outputTokens >= 0, tokenWeight >= ChangeEvidence.leastWeight else { return false }
+            func near(_ count: Int, _ mean: Double) -> Bool {
+                abs(log((min(Double(count), Self.maxTokens) + 8) / (mean + 8))) <= log(2.0)
+            }
+            return near(inputTokens, inputTokenMean) && near(outputTokens, outputTokenMean)
         }
 
         /// Adds a verdict's evidence (`right` in [0, 1]) that the share of wrong answers changed.
@@ -272,11 +287,16 @@ extension DiscountedThompson {
             wrong.scale(by: factor)
         }
 
-        /// Why restored evidence cannot be used (a sum not a finite number ≥ 0), or nil.
+        /// The most a stored sum can hold: a sum that reaches the threshold is cleared, the
+        /// threshold is at most `Configuration.maxChangeThreshold`, and one observation adds at
+        /// most 3.5 (latency) or ln 3 (a rate).
+        static let mostEvidence = Configuration.maxChangeThreshold + scoreLimit - allowance
+
+        /// Why restored evidence cannot be used (a sum not a number from 0 to `mostEvidence`), or nil.
         var problem: String? {
             for (name, sums) in [("latency", latency), ("failure", failure), ("wrong", wrong)] {
-                guard sums.rise.isFinite, sums.rise >= 0, sums.fall.isFinite, sums.fall >= 0 else {
-                    return "has \(name) evidence \(sums.rise), \(sums.fall): not finite numbers ≥ 0"
+                guard (0...Self.mostEvidence).contains(sums.rise), (0...Self.mostEvidence).contains(sums.fall) else {
+                    return "has \(name) evidence \(sums.rise), \(sums.fall): not numbers from 0 to \(Self.mostEvidence)"
                 }
             }
             return nil

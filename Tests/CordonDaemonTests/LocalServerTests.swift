@@ -296,6 +296,70 @@ struct LocalServerTests {
         #expect(hostPaths() == [], "nothing but this test's own /stats requests reached the host's server")
     }
 
+    /// A server that tries to get out: from inside its sandbox it cannot connect to a TCP
+    /// listener on the host's loopback, nor to an abstract Unix socket of the host's network
+    /// namespace, nor write its model file; the host's listeners have nothing to accept.
+    /// (hostile_server.py reports each attempt's errno through the stand-in it then runs.)
+    @Test func aServerCannotReachTheHostOrWriteItsModel() throws {
+        // Listeners on the host: a TCP port on loopback and an abstract Unix socket.
+        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(tcp >= 0)
+        defer { close(tcp) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, length) == 0 && listen(tcp, 8) == 0 && getsockname(tcp, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let hostPort = Int(UInt16(bigEndian: address.sin_port))
+        let abstractName = "cordon-hostile-\(getpid())"
+        let unix = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(unix >= 0)
+        defer { close(unix) }
+        var unixAddress = sockaddr_un()
+        unixAddress.sun_family = sa_family_t(AF_UNIX)
+        let nameBytes = Array(abstractName.utf8)
+        withUnsafeMutableBytes(of: &unixAddress.sun_path) { raw in
+            raw[0] = 0
+            for (i, b) in nameBytes.enumerated() { raw[i + 1] = b }
+        }
+        let unixLength = socklen_t(MemoryLayout<sa_family_t>.size + 1 + nameBytes.count)
+        let unixBound = withUnsafePointer(to: &unixAddress) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(unix, $0, unixLength) == 0 && listen(unix, 8) == 0 }
+        }
+        try #require(unixBound)
+
+        let policy = """
+            [policy]
+            name = "hostile-server"
+            extends = ["model-server"]
+
+            [filesystem]
+            read_only = ["\(Self.repo)/tools", "\(Self.repo)/Tests/CordonDaemonTests"]
+            """
+        let command = ["/usr/bin/python3", "\(Self.repo)/Tests/CordonDaemonTests/hostile_server.py", "{port}", "\(hostPort)", abstractName, "{model_file}"]
+        let d = try Self.daemon(Self.provider("h", command: command, policy: "hostile-server"), extraPolicies: ["hostile-server": policy])
+        _ = try Self.chat(d, "h-tiny")
+        let pid = try #require(try Self.server(d, "h-tiny")["pid"]?.intValue.map { Int32($0) })
+        let outcomes = try #require(Self.standInStats(pid)?["behaviour"]?["model"]?.stringValue)
+        let parts = Dictionary(uniqueKeysWithValues: outcomes.split(separator: ";").map { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            return (String(kv[0]), kv.count > 1 ? String(kv[1]) : "")
+        })
+        print("what the hostile server got: \(outcomes)")
+        #expect(parts.count == 3, "\(outcomes)")
+        // Its own loopback has nothing on the host's port; abstract names are per network
+        // namespace (or refused by Landlock's scoping); the model is bound read-only.
+        #expect(["ECONNREFUSED", "ENETUNREACH", "EPERM", "EACCES"].contains(parts["tcp"] ?? ""), "\(outcomes)")
+        #expect(["ECONNREFUSED", "ENOENT", "EPERM", "EACCES"].contains(parts["abstract"] ?? ""), "\(outcomes)")
+        #expect(["EROFS", "EACCES", "EPERM"].contains(parts["model"] ?? ""), "\(outcomes)")
+        // Nothing is waiting to be accepted on the host's side.
+        #expect(accept(tcp, nil, nil) == -1 && errno == EAGAIN)
+        #expect(accept(unix, nil, nil) == -1 && errno == EAGAIN)
+    }
+
     /// The scripted stand-in as a local server (a real HTTP server; its behaviour from its
     /// flags), under the standin-server policy.
     static func standIn(_ name: String, _ flags: [String], timeout: String = "20s", keepAlive: String = "5m", preload: Bool = false) -> String {

@@ -49,6 +49,8 @@ struct ModelCatalogSchemaTests {
         ("bad-task-type", provider + model + "task_types = [\"has space\"]\n", false),
         ("too-much-exploration", provider + model + "[selector]\nexploration = 0.9\n", false),
         ("negative-change-threshold", provider + model + "[selector]\nchange_threshold = -1\n", false),
+        ("change-threshold-one-call-tips", provider + model + "[selector]\nchange_threshold = 3\n", false),
+        ("change-threshold-off", provider + model + "[selector]\nchange_threshold = 0\n", true),
         ("endpoint-beyond-loopback", provider + model + "[endpoint]\nlisten = \"0.0.0.0:8089\"\ntokens = \"/t\"\n", false),
         ("endpoint-without-tokens", provider + model + "[endpoint]\nlisten = \"127.0.0.1:8089\"\n", false),
         ("bad-max-tokens-field", provider + model + "max_tokens_field = \"max_output\"\n", false),

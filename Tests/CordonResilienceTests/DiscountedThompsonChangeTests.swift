@@ -162,6 +162,7 @@ import Testing
         let good = learner.state
         let mutations: [(inout Learner.ArmState) -> Void] = [
             { $0.evidence.latency.rise = -1 }, { $0.evidence.wrong.fall = .nan }, { $0.evidence.failure.rise = .infinity },
+            { $0.evidence.latency.fall = 1e300 }, { $0.evidence.failure.fall = 1003.6 },
             { $0.changedAt = good.calls + 1 }, { $0.changes = 0 }, { $0.changes = 1; $0.changedAt = 0 },
         ]
         for mutate in mutations {
@@ -171,10 +172,69 @@ import Testing
         }
     }
 
-    @Test func aThresholdThatIsNotANumberIsRefused() {
-        #expect(refusedSetting { try Learner.Configuration(changeThreshold: -1) } == "selector.changeThreshold")
-        #expect(refusedSetting { try Learner.Configuration(changeThreshold: .nan) } == "selector.changeThreshold")
-        #expect(refusedSetting { try Learner.Configuration(changeThreshold: .infinity) } == "selector.changeThreshold")
-        #expect(refusedSetting { try Learner.Configuration(changeThreshold: 0) } == nil)
+    /// 0, or from 4 (one call adds at most 3.5, so no single call tips it) to 1000.
+    @Test func aThresholdOutsideZeroOrFourToAThousandIsRefused() {
+        for refused in [-1, .nan, .infinity, 0.5, 3.9, 1000.5] as [Double] {
+            #expect(refusedSetting { try Learner.Configuration(changeThreshold: refused) } == "selector.changeThreshold", "\(refused)")
+        }
+        for accepted in [0, 4, 7, 1000] as [Double] {
+            #expect(refusedSetting { try Learner.Configuration(changeThreshold: accepted) } == nil, "\(accepted)")
+        }
+    }
+
+    /// Latency is evidence only from calls of the model's usual size: any client can ask for a
+    /// one-token answer (far quicker) or send a huge prompt (far slower), and a run of those
+    /// must not make the model "change" for everyone. The same latencies on calls of the usual
+    /// size do.
+    @Test func callsOfAnotherSizeAreNoEvidenceOfALatencyChange() {
+        for (input, output, factor) in [(500, 1, 0.2), (20_000, 300, 5.0), (500, 300, 0.2), (500, 300, 5.0)] {
+            var learner = makeLearner()
+            var random = SplitMix64(seed: 21)
+            for _ in 0..<100 { call(&learner, "a", median: 0.5, &random) }
+            for _ in 0..<50 {
+                learner.record("a", outcome: .success, latencySeconds: 0.5 * factor * exp(0.3 * Sample.normal(using: &random)),
+                               inputTokens: input, outputTokens: output)
+            }
+            let usual = input == 500 && output == 300
+            #expect((arm(learner, "a").changes > 0) == usual, "\(input) in, \(output) out, latency ×\(factor)")
+        }
+        // Counts the provider did not report (negative) are not the usual size either.
+        var learner = makeLearner()
+        var random = SplitMix64(seed: 22)
+        for _ in 0..<100 { call(&learner, "a", median: 0.5, &random) }
+        for _ in 0..<50 { learner.record("a", outcome: .success, latencySeconds: 0.1, inputTokens: -1, outputTokens: -1) }
+        #expect(arm(learner, "a").changes == 0)
+    }
+
+    /// A change a verdict tips leaves the model just judged out of the retries: the others are
+    /// tried again, it is not.
+    @Test func aChangeTippedByAVerdictRetriesTheOthersNotTheModelJudged() throws {
+        var learner = makeLearner()
+        var random = SplitMix64(seed: 6)
+        for i in 0..<12 { call(&learner, ["a", "b", "c"][i % 3], median: 0.5, rightRate: 0.95, &random) }
+        for _ in 0..<80 { call(&learner, "a", median: 0.5, rightRate: 0.95, &random) }
+        // a's answers are found wrong, one verdict after each of its calls, while b and c are
+        // called too (so a's last call is older than the change).
+        var verdicts = 0
+        while arm(learner, "a").changes == 0 && verdicts < 40 {
+            learner.record("a", outcome: .success, latencySeconds: 0.5, inputTokens: 500, outputTokens: 300)
+            call(&learner, "b", median: 0.5, rightRate: 0.95, &random)
+            learner.feedback("a", success: false)
+            verdicts += 1
+        }
+        let a = arm(learner, "a")
+        try #require(a.changes == 1, "no change after \(verdicts) wrong verdicts")
+        #expect(a.lastRecordedAt < a.changedAt)
+        let three = ["a", "b", "c"].map { Learner.Candidate($0) }
+        // b was recorded after a's last call but before the change: it is retried, as is c.
+        var retried: Set<String> = []
+        for _ in 0..<2 {
+            let choice = try #require(learner.choose(among: three, objective: objective, using: &random))
+            #expect(choice.pick == .untried && choice.arm != "a", "\(choice.arm) \(choice.pick)")
+            retried.insert(choice.arm)
+            learner.record(choice.arm, outcome: .success, latencySeconds: 0.5, inputTokens: 500, outputTokens: 300)
+        }
+        #expect(retried == ["b", "c"])
+        #expect(learner.choose(among: three, objective: objective, using: &random)?.pick == .exploit)
     }
 }
