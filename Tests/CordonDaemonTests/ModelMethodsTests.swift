@@ -494,6 +494,15 @@ struct ModelMethodsTests {
         let explained = try d.call("model.explain", .object([]))
         let calls = explained["eligible"]?.arrayValue?.reduce(0.0) { $0 + ($1["calls"]?.doubleValue ?? 0) } ?? 0
         #expect(calls > 3, "\(explained)")
+        // The change detector's setting and each model's count of changes are in the answer, and
+        // its evidence is in the state file that carried the learning over.
+        #expect(explained["changeThreshold"]?.doubleValue == 7)
+        #expect(explained["eligible"]?.arrayValue?.allSatisfy { e in
+            guard let changes = e["changes"]?.intValue, changes >= 0 else { return false }
+            return (changes == 0) == (e["callsSinceChange"] == .null)
+        } == true, "\(explained)")
+        let saved = (try? String(contentsOfFile: "\(d.stateDir)/models-selector.json", encoding: .utf8)) ?? ""
+        #expect(saved.contains("\"evidence\"") && saved.contains("\"changedAt\""))
         // Per model: the attempts (a stream-only stand-in model asked without streaming fails,
         // and its call falls back), the same after the restart.
         func counts(_ stats: JSON) -> [String] {
