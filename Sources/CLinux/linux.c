@@ -361,6 +361,38 @@ int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_d
     return tree;
 }
 
+int cl_open_tree_clone_fd(int fd, uint32_t *uid, uint32_t *gid, int *is_dir, uint32_t *mode) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -1;
+    *uid = st.st_uid;
+    *gid = st.st_gid;
+    *is_dir = S_ISDIR(st.st_mode) ? 1 : 0;
+    *mode = st.st_mode;
+    return (int)syscall(SYS_open_tree, fd, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+}
+
+int cl_thread_become_fs(uint32_t uid, uint32_t gid, const uint32_t *groups, int count) {
+    if (count < 0 || count > 65536) { errno = EINVAL; return -1; }
+    gid_t list[count > 0 ? count : 1];
+    for (int i = 0; i < count; i++) list[i] = groups[i];
+    if (syscall(SYS_setgroups, (size_t)count, list) < 0) return -1;
+    // setfsgid and setfsuid return the previous id and report no error: read back to check.
+    syscall(SYS_setfsgid, gid);
+    if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) { errno = EPERM; return -1; }
+    syscall(SYS_setfsuid, uid);
+    if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) { errno = EPERM; return -1; }
+    return 0;
+}
+
+int cl_open_directory_nofollow(const char *path) {
+    struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+}
+
+int cl_access_fd(int fd, int mode) {
+    return (int)syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS);
+}
+
 int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec) {
     struct mount_attr attr;
     memset(&attr, 0, sizeof attr);

@@ -30,6 +30,25 @@ long cl_fs_type(const char *path);
 /// `*uid`/`*gid` receive the owner of `path` itself, `*is_dir` its kind and `*mode` its mode. The mount's fd, or
 /// -1/errno.
 int cl_open_tree_clone(const char *path, uint32_t *uid, uint32_t *gid, int *is_dir, uint32_t *mode);
+/// The same, of the directory or file `fd` refers to (an O_PATH descriptor opened earlier, by
+/// whoever was entitled to open it): the mount made is of exactly that inode, whatever its path
+/// names now.
+int cl_open_tree_clone_fd(int fd, uint32_t *uid, uint32_t *gid, int *is_dir, uint32_t *mode);
+
+/// Makes the calling thread's file-system identity `uid`/`gid` with supplementary `groups`
+/// (`count` of them): setgroups, setfsgid and setfsuid as raw system calls, which change this
+/// thread only (glibc's setgroups changes every thread of the process). Leaving fsuid 0 drops
+/// the capabilities that override file permissions from this thread's effective set. 0 when all
+/// three took (read back), or -1/errno. Only for a thread that ends right after (the credentials
+/// are never set back).
+int cl_thread_become_fs(uint32_t uid, uint32_t gid, const uint32_t *groups, int count);
+/// openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC) resolving no symlink and no /proc
+/// magic link on the way: an O_PATH descriptor of the directory, or -1/errno.
+int cl_open_directory_nofollow(const char *path);
+/// faccessat2(fd, "", mode, AT_EMPTY_PATH | AT_EACCESS): whether the calling thread's
+/// file-system identity may `mode` (R_OK, W_OK, X_OK) the inode of `fd`. 0, or -1/errno.
+int cl_access_fd(int fd, int mode);
+
 /// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
 /// asked, writable, private. 0 or -1/errno.
 int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec);

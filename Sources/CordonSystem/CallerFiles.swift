@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import CLinux
+import Glibc
+#endif
+import Synchronization
+
+/// Opening a path with a client's rights, not the privileged process's: cordond decides whether a
+/// caller may have a directory bound into a sandbox by having the kernel resolve and check it as
+/// that caller (uid, gid and groups from SO_PEERCRED and SO_PEERGROUPS), never by checking modes
+/// itself as root (the confused deputy: root may open anything).
+///
+/// The open runs on a short-lived thread of its own whose file-system identity becomes the
+/// caller's (setgroups, setfsgid, setfsuid for that thread only; leaving fsuid 0 drops the
+/// capabilities that override permissions) and which ends right after: no thread of this process
+/// ever keeps a caller's identity, and no other thread's changes. The path is resolved without
+/// following any symlink (openat2 RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), and must be
+/// absolute with no `.` or `..` component; the access asked is checked on the descriptor opened
+/// (faccessat2 AT_EMPTY_PATH as the caller). What comes back is an O_PATH descriptor of that
+/// directory: whoever mounts or reads through it gets exactly the inode the caller was allowed,
+/// whatever the path names by then (a directory swapped in after the check is not it).
+public enum CallerFiles {
+    public struct Caller: Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+        /// Supplementary groups (the primary may be among them).
+        public var groups: [UInt32]
+
+        public init(uid: UInt32, gid: UInt32, groups: [UInt32]) {
+            (self.uid, self.gid, self.groups) = (uid, gid, groups)
+        }
+    }
+
+    /// Why a path was refused: the errno, and a sentence naming the path and what to do.
+    public struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+        public var errno: Int32
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// The most path bytes accepted (PATH_MAX).
+    public static let maxPathBytes = 4096
+
+    /// An O_PATH descriptor of directory `path`, which `caller` may search and read, and write
+    /// too when `writable`. Throws a `Refusal` otherwise (its message names the path and why).
+    public static func openDirectory(_ path: String, as caller: Caller, writable: Bool) throws(Refusal) -> Descriptor {
+        if let problem = lexicalProblem(path) {
+            throw Refusal(errno: EINVAL, message: "\(PrintableText.of(path)): \(problem)")
+        }
+        guard caller.groups.count <= 65536 else {
+            throw Refusal(errno: EINVAL, message: "\(PrintableText.of(path)): the caller has \(caller.groups.count) groups, more than 65536")
+        }
+        let outcome = Mutex<(fd: Int32, errno: Int32, step: Step)>((-1, 0, .become))
+        let thread: Threads.Joinable
+        do {
+            thread = try Threads.start("caller-open", signals: .none) {
+                let became = caller.groups.withUnsafeBufferPointer { list in
+                    cl_thread_become_fs(caller.uid, caller.gid, list.baseAddress, Int32(list.count))
+                }
+                guard became == 0 else { let e = errno; outcome.withLock { $0 = (-1, e, .become) }; return }
+                let fd = path.withCString { cl_open_directory_nofollow($0) }
+                guard fd >= 0 else { let e = errno; outcome.withLock { $0 = (-1, e, .open) }; return }
+                let mode = R_OK | X_OK | (writable ? W_OK : 0)
+                guard cl_access_fd(fd, mode) == 0 else {
+                    let e = errno
+                    close(fd)
+                    outcome.withLock { $0 = (-1, e, .access) }
+                    return
+                }
+                outcome.withLock { $0 = (fd, 0, .access) }
+            }
+        } catch {
+            throw Refusal(errno: error.errno, message: "\(PrintableText.of(path)): \(error)")
+        }
+        thread.join()
+        let (fd, code, step) = outcome.withLock { $0 }
+        guard fd >= 0 else { throw refusal(path, code, step, writable: writable) }
+        return Descriptor(adopting: fd)
+    }
+
+    enum Step { case become, open, access }
+
+    /// Why `path` is refused before the kernel sees it, or nil: it must be absolute, with no
+    /// empty, `.` or `..` component and no NUL, and at most `maxPathBytes` long.
+    public static func lexicalProblem(_ path: String) -> String? {
+        guard path.hasPrefix("/") else { return "not an absolute path" }
+        guard path.utf8.count <= maxPathBytes else { return "longer than \(maxPathBytes) bytes" }
+        guard !path.utf8.contains(0) else { return "contains a NUL byte" }
+        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        if path != "/" {
+            for c in components where c.isEmpty || c == "." || c == ".." {
+                return c.isEmpty ? "has an empty component (\"//\" or a trailing \"/\"): name the directory as it is"
+                    : "has a \"\(c)\" component: name the directory as it is"
+            }
+        }
+        return nil
+    }
+
+    static func refusal(_ path: String, _ code: Int32, _ step: Step, writable: Bool) -> Refusal {
+        let shown = PrintableText.of(path)
+        switch (step, code) {
+        case (.become, _):
+            return Refusal(errno: code, message: "\(shown): could not take on the caller's identity to check it (\(SystemError.text(code)))")
+        case (.open, ELOOP):
+            return Refusal(errno: code, message: "\(shown): a symlink on the way; name the real directory")
+        case (.open, ENOTDIR):
+            return Refusal(errno: code, message: "\(shown): not a directory (or a file on the way)")
+        case (.open, ENOENT):
+            return Refusal(errno: code, message: "\(shown): no such directory")
+        case (.open, EACCES):
+            return Refusal(errno: code, message: "\(shown): you cannot reach it (a directory on the way is not searchable by you)")
+        case (.open, EXDEV):
+            return Refusal(errno: code, message: "\(shown): reached through a /proc magic link; name the real directory")
+        case (.access, EACCES), (.access, EPERM), (.access, EROFS):
+            let what = writable ? "write, read and search" : "read and search"
+            let extra = code == EROFS ? " (it is on a read-only file system)" : ""
+            return Refusal(errno: code, message: "\(shown): you may not \(what) it\(extra)")
+        default:
+            return Refusal(errno: code, message: "\(shown): \(SystemError.text(code))")
+        }
+    }
+}
