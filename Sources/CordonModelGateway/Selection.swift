@@ -186,12 +186,10 @@ enum SelectorFile {
         (s.tokenWeight, s.inputTokenMean, s.outputTokenMean) = (numbers[7], numbers[8], numbers[9])
         // The change detector's numbers came later: a file without them starts with none.
         if let evidence = value["evidence"] {
-            var sums: [DiscountedThompson.ChangeEvidence.Sums] = []
-            for detector in evidenceDetectors {
-                guard let rise = evidence[detector]?["rise"]?.doubleValue, let fall = evidence[detector]?["fall"]?.doubleValue else { return nil }
-                sums.append(.init(rise: rise, fall: fall))
+            for (name, detector) in evidenceDetectors {
+                guard let rise = evidence[name]?["rise"]?.doubleValue, let fall = evidence[name]?["fall"]?.doubleValue else { return nil }
+                s.evidence[keyPath: detector] = .init(rise: rise, fall: fall)
             }
-            s.evidence = DiscountedThompson.ChangeEvidence(latency: sums[0], failure: sums[1], wrong: sums[2])
         }
         if value["changes"] != nil || value["changedAt"] != nil {
             guard let changes = value["changes"]?.intValue, changes >= 0, let at = value["changedAt"]?.intValue, at >= 0 else { return nil }
@@ -200,7 +198,9 @@ enum SelectorFile {
         return s
     }
 
-    static let evidenceDetectors = ["latency", "failure", "wrong"]
+    static var evidenceDetectors: [(String, WritableKeyPath<DiscountedThompson.ChangeEvidence, DiscountedThompson.ChangeEvidence.Sums>)] {
+        [("latency", \.latency), ("failure", \.failure), ("wrong", \.wrong)]
+    }
 
     static func json(_ snapshot: Snapshot) -> JSON {
         let selectors = snapshot.learners.sorted { $0.key < $1.key }.map { type, state -> (String, JSON) in
@@ -211,8 +211,9 @@ enum SelectorFile {
                          ("latencyMean", .double(a.latencyMean)), ("latencySquaredDeviations", .double(a.latencySquaredDeviations)),
                          ("tokenWeight", .double(a.tokenWeight)), ("inputTokenMean", .double(a.inputTokenMean)),
                          ("outputTokenMean", .double(a.outputTokenMean)),
-                         ("evidence", .object(zip(evidenceDetectors, [a.evidence.latency, a.evidence.failure, a.evidence.wrong]).map { name, sums in
-                             (name, JSON.object([("rise", .double(sums.rise)), ("fall", .double(sums.fall))]))
+                         ("evidence", .object(evidenceDetectors.map { name, detector in
+                             let sums = a.evidence[keyPath: detector]
+                             return (name, JSON.object([("rise", .double(sums.rise)), ("fall", .double(sums.fall))]))
                          })),
                          ("changes", .int(Int64(clamping: a.changes))), ("changedAt", .int(Int64(clamping: a.changedAt)))])
             }))]))

@@ -83,6 +83,12 @@ extension DiscountedThompson {
             let factor = discountFactor(discount, steps: clock - decayedAt)
             decayedAt = clock
             guard factor != 1 else { return }
+            scaleCounts(by: factor)
+            evidence.scale(by: factor)
+        }
+
+        /// Multiplies every count and weight (not the means) by `factor`.
+        private mutating func scaleCounts(by factor: Double) {
             successes *= factor
             failures *= factor
             correct *= factor
@@ -90,7 +96,6 @@ extension DiscountedThompson {
             latencyWeight *= factor
             latencySquaredDeviations *= factor
             tokenWeight *= factor
-            evidence.scale(by: factor)
         }
 
         func decayed(to clock: UInt64, discount: Double) -> ArmState {
@@ -142,13 +147,7 @@ extension DiscountedThompson {
 
         /// Keeps `factor` of every count and weight (means stay) and clears the evidence.
         mutating func forget(keeping factor: Double) {
-            successes *= factor
-            failures *= factor
-            correct *= factor
-            incorrect *= factor
-            latencyWeight *= factor
-            latencySquaredDeviations *= factor
-            tokenWeight *= factor
+            scaleCounts(by: factor)
             evidence = ChangeEvidence()
         }
 
