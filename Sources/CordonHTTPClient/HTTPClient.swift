@@ -15,8 +15,8 @@ import Glibc
 /// turn, so a cancel or an idle stream ends at once (the thread is woken with
 /// `curl_multi_wakeup`) instead of at the next progress callback, about a second later. Easy
 /// handles sharing connections through a share handle would need locks around curl's cache and
-/// still only notice a cancel in a callback. The cost: the body callbacks of every call run on
-/// the driver thread, one at a time — they must not block for long.
+/// still only notice a cancel in a callback. The cost: the callbacks of every call (head, body
+/// pieces, completion) run on the driver thread, one at a time — they must not block for long.
 ///
 /// The rules every call follows, whatever the caller asks: HTTP/1.1, only `http` and `https`,
 /// no redirect followed, no proxy (the environment's `http_proxy` is ignored: inside the
@@ -46,12 +46,12 @@ public final class HTTPClient: Sendable {
         driver.join()
     }
 
-    /// A call, not yet started: `perform` runs it, `cancel` (from any thread) ends it.
+    /// A call, not yet started: `start` runs it, `cancel` (from any thread) ends it.
     public func call(_ request: HTTPRequest) throws(HTTPError) -> HTTPCall {
         try HTTPCall(engine: engine, request: request)
     }
 
-    /// Ends every call in flight (each `perform` throws `.cancelled`). Calls made later run.
+    /// Ends every call in flight (each completes `.cancelled`). Calls made later run.
     public func cancelAll() { engine.cancelAll() }
 }
 
@@ -151,7 +151,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One call: owns its curl easy handle and the memory curl points into (header list, error
-/// buffer). Run once with `perform`.
+/// buffer). Run once with `start`.
 public final class HTTPCall: @unchecked Sendable {
     fileprivate let engine: Engine
     fileprivate let easy: UnsafeMutableRawPointer
@@ -161,8 +161,8 @@ public final class HTTPCall: @unchecked Sendable {
     private let cancelled = Atomic<Bool>(false)
     fileprivate var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
 
-    // The driver thread's while the call runs; the caller's before and after (handed over
-    // through the engine's monitor).
+    // The caller's until `start` hands the call to the driver (through the engine's monitor),
+    // the driver thread's from then on.
     private var onHead: (HTTPResponseHead) -> Bool = { _ in true }
     private var onBody: (UnsafeRawBufferPointer) -> Bool = { _ in true }
     private var status = 0
@@ -174,8 +174,10 @@ public final class HTTPCall: @unchecked Sendable {
     fileprivate var lastByte = 0.0
     private var firstByte: Double?
     private var stopReason: HTTPError.Reason?
-    fileprivate var result: Result<HTTPOutcome, HTTPError>?
-    private var performed = false
+    /// Set by `start`, run once by `complete` and then dropped (with `onHead` and `onBody`, so
+    /// nothing they hold outlives the call's end).
+    private var completion: ((Result<HTTPOutcome, HTTPError>) -> Void)?
+    private var begun = false
 
     /// Most header lines and bytes kept of one response.
     static let maxHeaders = 256
@@ -281,25 +283,37 @@ public final class HTTPCall: @unchecked Sendable {
         return Int(min(seconds * 1000, 86_400_000).rounded(.up))
     }
 
-    /// Runs the call on the client's thread and waits for its end. `onHead` sees the final
-    /// response's status and headers before any of its body; `onBody` each piece of the body as
-    /// it arrives. Both run on the client's thread, must not block for long, and end the call
-    /// (`.stopped`) by returning false. Throws when curl fails the transfer, the call is
-    /// cancelled, idle or over its body cap — the head may have been seen already.
-    public func perform(onHead: @escaping (HTTPResponseHead) -> Bool = { _ in true },
-                        onBody: @escaping (UnsafeRawBufferPointer) -> Bool) throws(HTTPError) -> HTTPOutcome {
-        precondition(!performed, "an HTTPCall runs once")
-        performed = true
+    /// Starts the call on the client's thread; `completion` runs once, on that thread, when it
+    /// has ended (or at once, on the caller's, when the client is stopping). `onHead` sees the
+    /// final response's status and headers before any of its body; `onBody` each piece of the
+    /// body as it arrives. All three run on the client's thread, which every call shares: they
+    /// must not block for long, and `onHead` and `onBody` end the call (`.stopped`) by returning
+    /// false. The result is a failure when curl fails the transfer, the call is cancelled, idle
+    /// or over its body cap — the head may have been seen already.
+    ///
+    /// Why a completion and not a blocking call: the caller's thread would only wait, and
+    /// handing the end back to it is one more thread wakeup on every call's path.
+    public func start(onHead: @escaping (HTTPResponseHead) -> Bool = { _ in true },
+                      onBody: @escaping (UnsafeRawBufferPointer) -> Bool,
+                      completion: @escaping (Result<HTTPOutcome, HTTPError>) -> Void) {
+        precondition(!begun, "an HTTPCall runs once")
+        begun = true
         self.onHead = onHead
         self.onBody = onBody
+        self.completion = completion
         engine.run(self)
-        switch result! {
-        case .success(let outcome): return outcome
-        case .failure(let error): throw error
-        }
     }
 
-    /// Ends the call, whether it runs yet or not; `perform` throws `.cancelled`. Any thread.
+    /// The call's end: `completion` runs, then the caller's closures are let go.
+    fileprivate func complete(_ result: Result<HTTPOutcome, HTTPError>) {
+        let done = completion
+        completion = nil
+        onHead = { _ in true }
+        onBody = { _ in true }
+        done?(result)
+    }
+
+    /// Ends the call, whether it runs yet or not: its result is `.cancelled`. Any thread.
     public func cancel() {
         cancelled.store(true, ordering: .releasing)
         engine.wake()
@@ -426,27 +440,21 @@ private final class Engine: @unchecked Sendable {
         wake()
     }
 
-    /// Hands `call` to the driver and waits until it has ended.
+    /// Hands `call` to the driver, which completes it when it ends.
     func run(_ call: HTTPCall) {
-        monitor.locked {
-            if stopping {
-                call.result = .failure(HTTPError(.cancelled, code: 0, "the HTTP client is stopping"))
-                return
-            }
+        let taken = monitor.locked { () -> Bool in
+            if stopping { return false }
             incoming.append(call)
+            return true
         }
+        guard taken else { return call.complete(.failure(HTTPError(.cancelled, code: 0, "the HTTP client is stopping"))) }
         wake()
-        monitor.locked { _ = monitor.wait { call.result != nil } }
     }
 
     private func end(_ call: HTTPCall, code: CURLcode?, reason: HTTPError.Reason? = nil) {
         curl_multi_remove_handle(multi, call.easy)
         active[call.easy] = nil
-        let result = call.finish(code: code, reason: reason)
-        monitor.locked {
-            call.result = result
-            monitor.broadcast()
-        }
+        call.complete(call.finish(code: code, reason: reason))
     }
 
     func drive() {

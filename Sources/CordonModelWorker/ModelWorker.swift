@@ -18,9 +18,10 @@ import Glibc
 /// `initialize` (first, once), `chat`, `health`; notification `cancel`. stdin's end aborts every
 /// call and ends the process with status 0.
 ///
-/// Threads: the main thread reads stdin and answers everything but `chat`; each `chat` runs on
-/// a thread of its own (it waits for its HTTP call); the HTTP client's thread drives every
-/// transfer and runs the stream readers, which write the notifications.
+/// Threads: the main thread reads stdin, answers what needs no provider and starts each `chat`
+/// and `probe` call; the HTTP client's thread drives every transfer, runs the stream readers
+/// (which write the notifications) and answers each call when it ends — a reply over 64 KiB is
+/// parsed and answered on a thread of its own instead, so no stream waits for a large parse.
 public enum ModelWorker {
     /// The protocol revision `initialize` speaks.
     public static let protocolVersion: Int64 = 1
@@ -221,30 +222,34 @@ final class WorkerSession: @unchecked Sendable {
         guard admitted else {
             throw RPCError(ModelWorker.Code.busy, "busy: \(setup.provider.maxConcurrency) calls in flight")
         }
-        do {
-            try threads.run { [self] in run(id: id, call: call, request: request, model: model, slot: slot, setup: setup) }
-        } catch {
-            state.withLock { _ = $0.calls.removeValue(forKey: callID) }
-            throw RPCError(RPCCode.internalError, "cannot start a thread: \(error)")
-        }
-    }
-
-    private func run(id: JSON, call: ChatCall, request: HTTPRequest, model: String, slot: Slot, setup: Setup) {
         let reader = ReplyReader(call: call, kind: setup.provider.kind, model: model) { [output] params in
             output.notify("chat.delta", params)
         }
-        let outcome: Result<HTTPOutcome, HTTPError>
-        do {
-            let http = try setup.client.call(request)
-            let cancelledAlready = state.withLock { _ in
-                slot.http = http
-                return slot.cancelled
-            }
-            if cancelledAlready { http.cancel() }
-            outcome = .success(try http.perform(onHead: reader.onHead, onBody: reader.onBody))
-        } catch {
-            outcome = .failure(error)
+        let http: HTTPCall
+        do { http = try setup.client.call(request) } catch {
+            return answer(id: id, call: call, reader: reader, .failure(error))
         }
+        let cancelledAlready = state.withLock { _ in
+            slot.http = http
+            return slot.cancelled
+        }
+        if cancelledAlready { http.cancel() }
+        http.start(onHead: reader.onHead, onBody: reader.onBody) { [self] outcome in
+            // On the HTTP client's thread, which every call shares: a small reply is read and
+            // answered here (no thread handoff on a short call's path); a large one on a thread
+            // of its own, so the other calls' streams do not wait for its parse.
+            guard reader.bufferedBytes > Self.inlineReplyBytes else { return answer(id: id, call: call, reader: reader, outcome) }
+            do { try threads.run { [self] in answer(id: id, call: call, reader: reader, outcome) } } catch {
+                answer(id: id, call: call, reader: reader, outcome)
+            }
+        }
+    }
+
+    /// Replies read on the HTTP client's thread at most this long; longer ones on a thread of
+    /// their own.
+    static let inlineReplyBytes = 64 << 10
+
+    private func answer(id: JSON, call: ChatCall, reader: ReplyReader, _ outcome: Result<HTTPOutcome, HTTPError>) {
         let answer = reader.finish(outcome)
         // Out of flight before it is answered: cordond may reuse the id, or ask `health`, as
         // soon as it reads the answer.
@@ -275,18 +280,15 @@ final class WorkerSession: @unchecked Sendable {
         request.maxBodyBytes = 1 << 20
         request.proxy = setup.provider.proxy
         if let key = setup.key, setup.provider.kind != .anthropic { request.headers.append(("Authorization", "Bearer \(key)")) }
-        let get = request
-        do {
-            try threads.run { [output] in
-                do {
-                    let outcome = try setup.client.call(get).perform(onBody: { _ in true })
-                    output.result(id: id, .object([("status", .int(Int64(outcome.head.status)))]))
-                } catch {
-                    output.error(id: id, code: ModelWorker.Code.providerFailed, "GET /models: \(error)", data: nil)
-                }
+        let get: HTTPCall
+        do { get = try setup.client.call(request) } catch {
+            return output.error(id: id, code: ModelWorker.Code.providerFailed, "GET /models: \(error)", data: nil)
+        }
+        get.start(onBody: { _ in true }) { [output] outcome in
+            switch outcome {
+            case .success(let o): output.result(id: id, .object([("status", .int(Int64(o.head.status)))]))
+            case .failure(let error): output.error(id: id, code: ModelWorker.Code.providerFailed, "GET /models: \(error)", data: nil)
             }
-        } catch {
-            throw RPCError(RPCCode.internalError, "cannot start a thread: \(error)")
         }
     }
 

@@ -82,9 +82,10 @@ func upstreamRequest(_ call: ChatCall, provider: ProviderConfig, key: String?) t
 
 /// Reads one call's reply as it arrives and makes the worker's answer: the chunks of a stream
 /// go out as `chat.delta` notifications while it runs (through `emit`); the result or the
-/// `ProviderError` when it ends. Runs its body callbacks on the HTTP client's thread, and its
-/// `finish` on the call's own thread after `perform` returned, never both at once.
-final class ReplyReader {
+/// `ProviderError` when it ends. Used by one thread at a time (hence unchecked): its head and
+/// body callbacks run on the HTTP client's thread while the call runs, and `finish` after the
+/// call has ended, on that thread or on the one the ended call was handed to.
+final class ReplyReader: @unchecked Sendable {
     let call: ChatCall
     let kind: ProviderConfig.Kind
     let model: String
@@ -100,6 +101,8 @@ final class ReplyReader {
     private var mode = Mode.waiting
     private var head: HTTPResponseHead?
     private var body: [UInt8] = []
+    /// The bytes of a whole or error reply read so far (what `finish` will parse).
+    var bufferedBytes: Int { body.count }
     private var decoder: SSEDecoder
     private var translator: AnthropicWire.StreamTranslator
     private var indexer = ToolCallIndexer()
@@ -203,7 +206,7 @@ final class ReplyReader {
         }
     }
 
-    /// The answer once `perform` has returned (`outcome`) or thrown (`error`).
+    /// The answer once the call has ended, as `outcome` says.
     func finish(_ outcome: Result<HTTPOutcome, HTTPError>) -> Result<JSON, ProviderError> {
         let firstByte: Double, total: Double
         switch outcome {

@@ -150,6 +150,25 @@ import Testing
         #expect(try worker.chat("big3", model: "plain")["result"] != nil)
     }
 
+    /// A valid reply too long to parse on the HTTP client's thread is parsed on one of its own
+    /// and answered whole, while short calls around it are answered as usual — whole, and as a
+    /// stream (a whole reply given to a stream goes out as its steps).
+    @Test func aLargeReplyIsAnsweredWhole() throws {
+        let standin = try StandIn()
+        let worker = try WorkerProcess(kind: "openai", baseURL: standin.baseURL)
+        let large = try worker.start("chat", WorkerProcess.chatParams(call: "l1", model: "large", stream: false))
+        let streamed = try worker.start("chat", WorkerProcess.chatParams(call: "l2", model: "large", stream: true))
+        #expect(try worker.chat("l3", model: "plain")["result"] != nil)
+        let whole = try #require(try worker.answer(.int(large))["result"])
+        let parsed = try OpenAIWire.parseResponse(Array(try #require(whole["completion"]).text.utf8))
+        #expect(parsed.content == String(repeating: "y", count: 300_000) && parsed.finishReason == .stop)
+        #expect(parsed.usage == ChatUsage(promptTokens: 9, completionTokens: 75_000))
+        let end = try #require(try worker.answer(.int(streamed))["result"])
+        #expect(end["finishReason"] == .string("stop"))
+        #expect(try accumulate(worker.chunks(of: "l2"), call: "l2").content == String(repeating: "y", count: 300_000))
+        #expect(try worker.call("health")["result"]?["inFlight"] == .int(0))
+    }
+
     /// A provider that echoes the key in its error: the key appears nowhere the worker writes.
     @Test func echoedKeyIsRedacted() throws {
         let standin = try StandIn()

@@ -185,6 +185,13 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(OPENAI_TEXT_STREAM[0])
             time.sleep(8)
             self.close_connection = True
+        elif scenario == "large":
+            # A valid answer of 300,000 characters: past what the worker parses on its HTTP
+            # thread, well under the cap.
+            self.send_json(200, {"id": "chatcmpl-large", "object": "chat.completion", "created": 1700000000, "model": "standin-1",
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "y" * 300000},
+                                              "finish_reason": "stop"}],
+                                 "usage": {"prompt_tokens": 9, "completion_tokens": 75000, "total_tokens": 75009}})
         elif scenario == "huge":
             # 50 MB announced and sent (as far as the reader reads).
             size = 50 << 20
