@@ -23,6 +23,13 @@ final class ModelEndpoint: @unchecked Sendable {
     let tokens: [(token: [UInt8], uid: UInt32)]
     private var servers: [HTTPServer] = []
     let maxBody: Int
+    /// The groups of each token's user as last looked up, and when: reused for
+    /// `groupsLifetime` seconds (one entry per user a token names, so it stays small).
+    private let groupsCache = Mutex<[UInt32: (at: Double, gid: UInt32, groups: [UInt32])]>([:])
+    /// How long a TCP caller's looked-up groups are reused. A user taken out of a group loses
+    /// what the group gave within this; a lookup costs tens of microseconds (it reads
+    /// /etc/passwd and /etc/group), on the path of every call otherwise.
+    static let groupsLifetime = 1.0
 
     struct StartError: Error, CustomStringConvertible { var description: String }
 
@@ -135,8 +142,7 @@ final class ModelEndpoint: @unchecked Sendable {
     /// constant time against every token), nil when it has none that is valid.
     func caller(_ request: HTTPRequest, _ peer: HTTPPeer) -> Peer? {
         switch peer {
-        case .unix(let uid, let gid, let pid, let groups):
-            let exe = pid > 0 ? FileSystem.symlinkTarget("/proc/\(pid)/exe") ?? "?" : "?"
+        case .unix(let uid, let gid, let pid, let groups, let exe):
             return Peer(uid: uid, gid: gid, pid: pid, groups: groups, exe: TaskManager.clip(exe))
         case .tcp:
             guard let auth = request.header("authorization"), auth.lowercased().hasPrefix("bearer ") else { return nil }
@@ -144,7 +150,7 @@ final class ModelEndpoint: @unchecked Sendable {
             var found: UInt32?
             for (token, uid) in tokens where Self.equalInConstantTime(token, presented) { found = uid }
             guard let uid = found else { return nil }
-            let (gid, groups) = Self.groups(of: uid)
+            let (gid, groups) = self.groups(of: uid)
             return Peer(uid: uid, gid: gid, pid: 0, groups: groups, exe: "endpoint \(peer)")
         }
     }
@@ -153,6 +159,15 @@ final class ModelEndpoint: @unchecked Sendable {
         var diff = UInt8(a.count == b.count ? 0 : 1)
         for i in 0..<max(a.count, b.count) { diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
         return diff == 0
+    }
+
+    /// `groups(of:)`, reused for `groupsLifetime` seconds.
+    private func groups(of uid: UInt32) -> (UInt32, [UInt32]) {
+        let now = MonotonicClock.now
+        if let known = groupsCache.withLock({ $0[uid] }), now - known.at < Self.groupsLifetime { return (known.gid, known.groups) }
+        let (gid, groups) = Self.groups(of: uid)
+        groupsCache.withLock { $0[uid] = (now, gid, groups) }
+        return (gid, groups)
     }
 
     /// The primary group and every group of the user (as login would set them).

@@ -151,7 +151,8 @@ public final class HTTPServer: @unchecked Sendable {
         switch kind {
         case .unix:
             guard let c = PeerCredentials.of(socket: fd) else { return nil }
-            return .unix(uid: c.uid, gid: c.gid, pid: c.pid, groups: c.groups)
+            let exe = c.pid > 0 ? FileSystem.symlinkTarget("/proc/\(c.pid)/exe") ?? "?" : "?"
+            return .unix(uid: c.uid, gid: c.gid, pid: c.pid, groups: c.groups, exe: exe)
         case .tcp:
             // Without it each small response waits for the client's delayed ACK (~40 ms).
             var one: Int32 = 1
@@ -169,7 +170,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Takes a slot for `peer`, closing the oldest idle connection when a cap is reached; the
     /// refusal's message when no connection can make room.
     private func admit(_ peer: HTTPPeer) -> String? {
-        if case .unix(let uid, _, _, _) = peer {
+        if case .unix(let uid, _, _, _, _) = peer {
             let mine = connections.values.filter { $0.peer.uid == uid }
             if mine.count >= configuration.maxConnectionsPerUser {
                 guard let victim = oldestIdle(mine) else {
@@ -252,8 +253,9 @@ public struct HTTPServerConfiguration: Sendable {
 /// Who is on the other end of a connection.
 public enum HTTPPeer: Equatable, Sendable, CustomStringConvertible {
     /// A Unix socket peer, from SO_PEERCRED and SO_PEERGROUPS (as of its connect): its primary
-    /// and supplementary groups.
-    case unix(uid: UInt32, gid: UInt32, pid: Int32, groups: [UInt32])
+    /// and supplementary groups, and its program as `/proc/PID/exe` named it at accept ("?"
+    /// when it could not be read) — once per connection, not per request.
+    case unix(uid: UInt32, gid: UInt32, pid: Int32, groups: [UInt32], exe: String)
     /// A TCP peer: its address and port. Loopback tells us no user: the handler identifies the
     /// caller by its `Authorization: Bearer` token.
     case tcp(address: String, port: UInt16)
@@ -262,13 +264,13 @@ public enum HTTPPeer: Equatable, Sendable, CustomStringConvertible {
 
     /// The uid of a Unix peer.
     public var uid: UInt32? {
-        if case .unix(let uid, _, _, _) = self { return uid }
+        if case .unix(let uid, _, _, _, _) = self { return uid }
         return nil
     }
 
     public var description: String {
         switch self {
-        case .unix(let uid, let gid, let pid, _): return "uid \(uid) gid \(gid) pid \(pid)"
+        case .unix(let uid, let gid, let pid, _, _): return "uid \(uid) gid \(gid) pid \(pid)"
         case .tcp(let address, let port): return address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
         }
     }
