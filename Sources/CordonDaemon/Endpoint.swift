@@ -170,12 +170,15 @@ final class ModelEndpoint: @unchecked Sendable {
         return (gid, groups)
     }
 
-    /// The primary group and every group of the user (as login would set them).
+    /// The primary group and every group of the user (as login would set them); for a user
+    /// who cannot be looked up, gid 4294967295 (no group: no policy or model names it) and none.
     static func groups(of uid: UInt32) -> (UInt32, [UInt32]) {
         var pw = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
-        guard getpwuid_r(uid, &pw, &buffer, buffer.count, &result) == 0, result != nil, let name = pw.pw_name else { return (uid, [uid]) }
+        // A user who cannot be looked up (gone since the tokens were read) is in no group at all:
+        // not in the group whose number happens to be their uid.
+        guard getpwuid_r(uid, &pw, &buffer, buffer.count, &result) == 0, result != nil, let name = pw.pw_name else { return (UInt32.max, []) }
         let gid = pw.pw_gid
         var count: Int32 = 256
         var list = [gid_t](repeating: 0, count: Int(count))

@@ -163,8 +163,8 @@ public final class HTTPCall: @unchecked Sendable {
 
     // The caller's until `start` hands the call to the driver (through the engine's monitor),
     // the driver thread's from then on.
-    private var onHead: (HTTPResponseHead) -> Bool = { _ in true }
-    private var onBody: (UnsafeRawBufferPointer) -> Bool = { _ in true }
+    private var onHead: @Sendable (HTTPResponseHead) -> Bool = { _ in true }
+    private var onBody: @Sendable (UnsafeRawBufferPointer) -> Bool = { _ in true }
     private var status = 0
     private var headers: [(name: String, value: String)] = []
     private var headerBytes = 0
@@ -176,7 +176,7 @@ public final class HTTPCall: @unchecked Sendable {
     private var stopReason: HTTPError.Reason?
     /// Set by `start`, run once by `complete` and then dropped (with `onHead` and `onBody`, so
     /// nothing they hold outlives the call's end).
-    private var completion: ((Result<HTTPOutcome, HTTPError>) -> Void)?
+    private var completion: (@Sendable (Result<HTTPOutcome, HTTPError>) -> Void)?
     private var begun = false
 
     /// Most header lines and bytes kept of one response.
@@ -293,9 +293,12 @@ public final class HTTPCall: @unchecked Sendable {
     ///
     /// Why a completion and not a blocking call: the caller's thread would only wait, and
     /// handing the end back to it is one more thread wakeup on every call's path.
-    public func start(onHead: @escaping (HTTPResponseHead) -> Bool = { _ in true },
-                      onBody: @escaping (UnsafeRawBufferPointer) -> Bool,
-                      completion: @escaping (Result<HTTPOutcome, HTTPError>) -> Void) {
+    ///
+    /// A completion must not let go of the last reference to the `HTTPClient`: its `deinit`
+    /// joins the driver thread, which would then be waiting for itself.
+    public func start(onHead: @escaping @Sendable (HTTPResponseHead) -> Bool = { _ in true },
+                      onBody: @escaping @Sendable (UnsafeRawBufferPointer) -> Bool,
+                      completion: @escaping @Sendable (Result<HTTPOutcome, HTTPError>) -> Void) {
         precondition(!begun, "an HTTPCall runs once")
         begun = true
         self.onHead = onHead

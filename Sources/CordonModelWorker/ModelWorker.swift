@@ -238,7 +238,9 @@ final class WorkerSession: @unchecked Sendable {
             // On the HTTP client's thread, which every call shares: a small reply is read and
             // answered here (no thread handoff on a short call's path); a large one on a thread
             // of its own, so the other calls' streams do not wait for its parse.
-            guard reader.bufferedBytes > Self.inlineReplyBytes else { return answer(id: id, call: call, reader: reader, outcome) }
+            guard case .success = outcome, reader.bufferedBytes > Self.inlineReplyBytes else {
+                return answer(id: id, call: call, reader: reader, outcome)
+            }
             do { try threads.run { [self] in answer(id: id, call: call, reader: reader, outcome) } } catch {
                 answer(id: id, call: call, reader: reader, outcome)
             }
