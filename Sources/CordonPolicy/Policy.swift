@@ -18,6 +18,7 @@ public struct Policy: Sendable, Equatable {
     public var network = Network()
     public var landlock = LandlockSettings()
     public var access = Access()
+    public var workspace = Workspace()
 
     public init(name: String, source: String) {
         self.name = name
@@ -153,6 +154,22 @@ public struct Policy: Sendable, Equatable {
         /// Group names or numeric gids (a member through any of its groups qualifies).
         public var groups: [String] = []
         public init() {}
+    }
+
+    /// Where a daemon task's caller may bind a directory of their own as the sandbox's
+    /// workspace. Inherited, entries appended, like `network.allow`.
+    public struct Workspace: Sendable, Equatable {
+        /// Directories under which (or at which) a workspace may be: absolute, normalized, not
+        /// `/` and not in /proc, /sys or /dev. Empty: this policy takes no workspace.
+        public var allow: [String] = []
+        public init() {}
+
+        /// Whether `path` (absolute and normalized, as the kernel names an opened directory) is
+        /// at or under an allowed directory, compared by whole components ("/srv/projects"
+        /// allows "/srv/projects/a", never "/srv/projects-old").
+        public func allows(_ path: String) -> Bool {
+            allow.contains { path == $0 || path.hasPrefix($0 + "/") }
+        }
     }
 
     public struct Capabilities: Sendable, Equatable {

@@ -91,6 +91,7 @@ public struct PolicyDiff: Sendable, Equatable {
         let theirUsers = Set(y.access.users), theirGroups = Set(y.access.groups)
         for user in x.access.users where !theirUsers.contains(user) { add("access.users", "usable by user \(user)") }
         for group in x.access.groups where !theirGroups.contains(group) { add("access.groups", "usable by group \(group)") }
+        for place in x.workspace.allow where !y.workspace.allows(place) { add("workspace.allow", "takes a caller's workspace under \(place)") }
         if xp.letsUnlistedThrough && !yp.letsUnlistedThrough {
             add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")
         }

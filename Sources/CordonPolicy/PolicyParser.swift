@@ -38,6 +38,7 @@ public enum PolicyParser {
         "network": ["mode", "allow"],
         "landlock": ["mode"],
         "access": ["users", "groups"],
+        "workspace": ["allow"],
     ]
 
     /// Finds a policy or profile named in `extends`: (name, the extending file's source) →
@@ -184,6 +185,18 @@ public enum PolicyParser {
         return nil
     }
 
+    /// Why `p` cannot be a `workspace.allow` entry, or nil: a path a policy may name, and a
+    /// directory of files (not `/`, which would allow every directory a caller can reach, and
+    /// not the kernel's /proc, /sys or /dev).
+    public static func workspaceProblem(_ p: String) -> String? {
+        if let problem = pathProblem(p) { return problem }
+        if p == "/" { return "\"/\" would allow any directory a caller can reach: name the directories workspaces live in (\"/home\", \"/srv/projects\")" }
+        for kernel in ["/proc", "/sys", "/dev"] where p == kernel || p.hasPrefix(kernel + "/") {
+            return "\"\(ConfigReader.printable(p))\" is in \(kernel), the kernel's own files: a workspace is a directory of the caller's files"
+        }
+        return nil
+    }
+
     /// Levenshtein distance, for "did you mean".
     static func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a.utf8), y = Array(b.utf8)
@@ -288,6 +301,12 @@ public struct ConfigReader {
                         else if key == "users" { policy.access.users.append(name) }
                         else { policy.access.groups.append(name) }
                     }
+                }
+            case "workspace":
+                guard let paths = stringArray(table, "workspace", "allow") else { break }
+                for (i, path) in paths.enumerated() {
+                    if let problem = PolicyParser.workspaceProblem(path) { error("workspace.allow[\(i)]", line(table, "allow"), problem) }
+                    else if !policy.workspace.allow.contains(path) { policy.workspace.allow.append(path) }
                 }
             case "capabilities":
                 if let names = stringArray(table, "capabilities", "keep") {

@@ -94,6 +94,7 @@ public enum PolicySchema {
                 "action": enumeration(Policy.SeccompViolationAction.allCases.map(\.rawValue)),
             ],
             "access": ["users": strings(principal), "groups": strings(principal)],
+            "workspace": ["allow": strings(path)],
             "capabilities": ["keep": strings(capability)],
             "network": [
                 "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),

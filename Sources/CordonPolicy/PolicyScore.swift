@@ -92,6 +92,13 @@ public struct PolicyScore: Sendable, Equatable {
             add("filesystem.read_write", "host path \(bind.source) is writable\(sensitive ? " (system or credential directory)" : "")",
                 sensitive ? W.writableSensitivePath : W.writableHostPath)
         }
+        // A workspace is written with the caller's own ids, but it is a host path the sandbox
+        // writes all the same, and one under /home can be a home directory itself.
+        for place in policy.workspace.allow {
+            let sensitive = isSensitive(place)
+            add("workspace.allow", "a caller's directory under \(place) may be bound writable as the workspace\(sensitive ? " (it may be a home directory or a system one)" : "")",
+                sensitive ? W.writableSensitivePath : W.writableHostPath)
+        }
         for bind in policy.filesystem.readOnly where exposesHostState(bind.source) {
             add("filesystem.read_only", "host path \(bind.source) is readable (credentials or host state)", W.readableSensitivePath)
         }

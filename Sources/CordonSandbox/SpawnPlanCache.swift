@@ -99,7 +99,7 @@ public struct SpawnPlanCache: Sendable {
         let binary = FileSystem.identity("/proc/self/exe").map { i in
             "\(i.device):\(i.inode):\(i.size):\(i.modified.seconds).\(i.modified.nanoseconds):\(i.changed.seconds).\(i.changed.nanoseconds)"
         } ?? "unknown"
-        return "cordon-plan 2\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
+        return "cordon-plan 3\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
     }()
 
     // MARK: lookup and store
@@ -406,6 +406,7 @@ extension ByteWriter {
         string(p.network.mode.rawValue); strings(p.network.allow)
         string(p.landlock.mode.rawValue)
         strings(p.access.users); strings(p.access.groups)
+        strings(p.workspace.allow)
     }
 }
 
@@ -465,7 +466,8 @@ extension ByteReader {
         p.limits.outputBytes = output
         guard let profile = string(), let action = string().flatMap(Policy.SeccompViolationAction.init(rawValue:)),
               let keep = strings(), let mode = string().flatMap(Policy.NetworkMode.init(rawValue:)), let allow = strings(),
-              let landlock = string().flatMap(Policy.LandlockMode.init(rawValue:)), let users = strings(), let groups = strings()
+              let landlock = string().flatMap(Policy.LandlockMode.init(rawValue:)), let users = strings(), let groups = strings(),
+              let workspaces = strings()
         else { return nil }
         p.seccomp.profile = profile
         p.seccomp.action = action
@@ -475,6 +477,7 @@ extension ByteReader {
         p.landlock.mode = landlock
         p.access.users = users
         p.access.groups = groups
+        p.workspace.allow = workspaces
         return p
     }
 }

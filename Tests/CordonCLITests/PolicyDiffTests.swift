@@ -63,6 +63,20 @@ struct PolicyDiffTests {
         #expect(stricter.onlyA.isEmpty)
     }
 
+    /// A workspace place the other policy does not cover is a widening; one under a place the
+    /// other allows is not (whole components: /srv/projects does not cover /srv/projects-old).
+    @Test func workspacePlacesAreCoveredByComponents() throws {
+        let (a, s) = try defaults()
+        var b = a, c = a
+        b.workspace.allow = ["/srv/projects"]
+        c.workspace.allow = ["/srv/projects/team", "/srv/projects-old"]
+        let diff = PolicyDiff.diff(a, s, b, s)
+        #expect(diff.onlyB.map(\.detail) == ["takes a caller's workspace under /srv/projects"] && diff.onlyA.isEmpty)
+        let narrower = PolicyDiff.diff(b, s, c, s)
+        #expect(narrower.onlyB.map(\.detail) == ["takes a caller's workspace under /srv/projects-old"], "\(narrower.onlyB)")
+        #expect(narrower.onlyA.map(\.detail) == ["takes a caller's workspace under /srv/projects"])
+    }
+
     @Test func readOnlyToWritableIsAWidening() throws {
         let (a, s) = try defaults()
         var b = a

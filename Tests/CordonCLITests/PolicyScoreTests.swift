@@ -50,6 +50,9 @@ struct PolicyScoreTests {
         ("refused calls only logged", 3.0, { $0.seccomp.action = .log }),
         ("refused calls kill the sandbox", 0.0, { $0.seccomp.action = .kill }),
         ("usable by more users", 0.0, { $0.access.users = ["alice"]; $0.access.groups = ["agents"] }),
+        ("workspaces under /srv/projects", 1.0, { $0.workspace.allow = ["/srv/projects"] }),
+        ("workspaces under /home", 3.0, { $0.workspace.allow = ["/home"] }),
+        ("workspaces in two places", 4.0, { $0.workspace.allow = ["/srv/projects", "/home"] }),
     ]
 
     @Test(arguments: 0..<weakenings.count)

@@ -86,6 +86,23 @@ struct PolicyParserTests {
         for bad in ["", ":", "1:", ":1", "1:2:3", "+1:2", "1 :2", "-1:0", "99999999999:0"] { #expect(Policy.Owner(parsing: bad) == nil, "\(bad)") }
     }
 
+    /// `[workspace] allow`: normalized absolute directories, not `/` and not the kernel's;
+    /// duplicates once; every bad entry named by its index.
+    @Test func workspacePlaces() throws {
+        let p = try parse("[workspace]\nallow = [\"/home\", \"/srv/projects\", \"/home\"]\n")
+        #expect(p.workspace.allow == ["/home", "/srv/projects"])
+        #expect(p.workspace.allows("/srv/projects") && p.workspace.allows("/srv/projects/a/b") && p.workspace.allows("/home/alice"))
+        #expect(!p.workspace.allows("/srv/projects-old") && !p.workspace.allows("/srv") && !p.workspace.allows("/"))
+        #expect(try parse("").workspace.allow.isEmpty)
+        let bad = errors("[workspace]\nallow = [\"/\", \"srv\", \"/srv/../etc\", \"/proc/1\", \"/dev\", \"/sys/fs\", \"/srv/\"]\n")
+        #expect(bad.count == 7, "\(bad)")
+        #expect(bad.first { $0.contains("workspace.allow[0]") }?.contains("would allow any directory") == true, "\(bad)")
+        #expect(bad.first { $0.contains("workspace.allow[1]") }?.contains("absolute") == true)
+        #expect(bad.first { $0.contains("workspace.allow[3]") }?.contains("the kernel's own files") == true)
+        #expect(errors("[workspace]\nalow = [\"/home\"]\n").first?.contains("did you mean 'allow'") == true)
+        #expect(errors("[workspace]\nallow = \"/home\"\n").first?.contains("workspace.allow") == true)
+    }
+
     @Test func allErrorsAreListed() {
         let found = errors("[limits]\npid = 1\nmemory = \"x\"\n[network]\nmode = \"open\"")
         #expect(found.count == 3, "\(found)")

@@ -53,6 +53,7 @@ struct SpawnPlanCacheUnitTests {
         p.landlock.mode = .required
         p.access.users = ["alice"]
         p.access.groups = ["staff"]
+        p.workspace.allow = ["/srv/projects", "/home"]
         return p
     }
 
@@ -87,7 +88,7 @@ struct SpawnPlanCacheUnitTests {
     @Test func theCodecKnowsEveryField() {
         func count(_ value: Any) -> Int { Mirror(reflecting: value).children.count }
         let p = Self.everyField
-        #expect(count(p) == 13)
+        #expect(count(p) == 14 && count(p.workspace) == 1)
         #expect(count(p.filesystem) == 6 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
         #expect(count(p.process) == 6 && count(p.process.env[0]) == 2)
         #expect(count(p.limits) == 8)
