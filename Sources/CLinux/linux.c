@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
 #include <pthread.h>
 #include <sched.h>
@@ -381,6 +382,13 @@ int cl_thread_become_fs(uint32_t uid, uint32_t gid, const uint32_t *groups, int 
     if ((uint32_t)syscall(SYS_setfsgid, (gid_t)-1) != gid) { errno = EPERM; return -1; }
     syscall(SYS_setfsuid, uid);
     if ((uint32_t)syscall(SYS_setfsuid, (uid_t)-1) != uid) { errno = EPERM; return -1; }
+    // Every capability of this thread goes too (capabilities are per thread): a nonzero fsuid
+    // already drops the file-system ones, but CAP_SYS_PTRACE would still see /proc entries
+    // hidepid hides from the caller. The thread ends after its one open.
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) < 0) return -1;
     return 0;
 }
 
@@ -393,11 +401,12 @@ int cl_access_fd(int fd, int mode) {
     return (int)syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS);
 }
 
-int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec) {
+int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly) {
     struct mount_attr attr;
     memset(&attr, 0, sizeof attr);
-    attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (noexec ? MOUNT_ATTR_NOEXEC : 0);
-    attr.attr_clr = MOUNT_ATTR_RDONLY;
+    attr.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (noexec ? MOUNT_ATTR_NOEXEC : 0)
+                  | (readonly ? MOUNT_ATTR_RDONLY : 0);
+    attr.attr_clr = readonly ? 0 : MOUNT_ATTR_RDONLY;
     attr.propagation = MS_PRIVATE;
     attr.userns_fd = (uint64_t)userns_fd;
     return (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr);

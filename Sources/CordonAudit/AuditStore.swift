@@ -295,6 +295,7 @@ public final class AuditStore: Sendable {
         let operation = "create task"
         guard task.submittedAt.isFinite else { throw refuse(operation, "submittedAt is not finite") }
         let argv = JSON.array(task.argv.map(JSON.string)).text
+        let detail = task.workspace.map { JSON.object([("workspace", .string($0.path)), ("writable", .bool($0.writable))]).text } ?? "{}"
         let output = try write(operation) { w throws(AuditError) in
             try w.rows("""
                 INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at)
@@ -304,7 +305,7 @@ public final class AuditStore: Sendable {
                       .text(task.policy), .text(task.policyHash), .text(argv), .real(task.submittedAt)])
             let id = w.db.lastInsertRowID
             try w.rows(Self.insertEvent, [.real(task.submittedAt), .text("submitted"), .integer(id),
-                                          .integer(Int64(task.submitter.uid)), .text("{}")])
+                                          .integer(Int64(task.submitter.uid)), .text(detail)])
             return .id(id)
         }
         guard case .id(let id) = output else { throw AuditError(.storage, path: path, operation, "no id") }

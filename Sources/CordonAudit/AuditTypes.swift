@@ -32,9 +32,13 @@ public struct NewTask: Sendable {
     public var argv: [String]
     /// Seconds since the epoch.
     public var submittedAt: Double
+    /// The directory bound at /workspace, as the kernel named it when it was opened, and
+    /// whether the sandbox may write it: in the "submitted" event's detail.
+    public var workspace: (path: String, writable: Bool)?
 
     public init(submitter: Submitter, label: String? = nil, policy: String, policyHash: String, argv: [String],
-                submittedAt: Double) {
+                submittedAt: Double, workspace: (path: String, writable: Bool)? = nil) {
+        self.workspace = workspace
         self.submitter = submitter
         self.label = label
         self.policy = policy

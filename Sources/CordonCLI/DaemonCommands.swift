@@ -83,9 +83,20 @@ public struct SubmitOptions: Equatable, Sendable {
     public var pids: String?
     public var env: [String] = []
     public var stdin: String?
+    /// `DIR`, `DIR:rw` or `DIR:ro`: a directory of the caller's bound at /workspace.
+    public var workspace: String?
     public var command: [String] = []
 
     public init() {}
+
+    /// `--workspace`'s directory and whether it is writable, or nil with no `--workspace`.
+    var workspaceRequest: (path: String, writable: Bool)? {
+        guard let workspace else { return nil }
+        for (suffix, writable) in [(":ro", false), (":rw", true)] where workspace.hasSuffix(suffix) {
+            return (String(workspace.dropLast(suffix.count)), writable)
+        }
+        return (workspace, true)
+    }
 
     /// The same checks for both parsers; the message is what the user sees.
     func validationError() -> String? {
@@ -94,6 +105,7 @@ public struct SubmitOptions: Equatable, Sendable {
         if let memory, Units.parseSize(memory) == nil { return "--memory: bad size \"\(memory)\"" }
         if let pids, Int(pids).map({ $0 >= 1 }) != true { return "--pids: expected a number of processes, found \"\(pids)\"" }
         for e in env where !e.contains("=") || e.hasPrefix("=") { return "--env: expected NAME=VALUE, found \"\(e)\"" }
+        if let w = workspaceRequest, w.path.isEmpty { return "--workspace: expected DIR, DIR:rw or DIR:ro, found \"\(workspace!)\"" }
         return nil
     }
 
@@ -108,6 +120,17 @@ public struct SubmitOptions: Equatable, Sendable {
         if let memory, let n = Units.parseSize(memory) { limits.append(("memory", .int(Int64(clamping: n)))) }
         if let pids, let n = Int64(pids) { limits.append(("pids", .int(n))) }
         if !limits.isEmpty { params.append(("limits", .object(limits))) }
+        if let w = workspaceRequest {
+            // The daemon takes an absolute path and follows no symlink: the directory is named
+            // as this process resolves it (relative to here, links followed), and cordond then
+            // opens that with the caller's own rights.
+            guard let real = realpath(w.path, nil) else {
+                FileDescriptorIO.writeAll(2, "cordon submit: --workspace \(w.path): \(String(cString: strerror(errno)))\n")
+                throw ExitCode(2)
+            }
+            defer { free(real) }
+            params.append(("workspace", .object([("path", .string(String(cString: real))), ("writable", .bool(w.writable))])))
+        }
         if !env.isEmpty {
             params.append(("env", .object(env.map { e in
                 let eq = e.firstIndex(of: "=")!
@@ -159,7 +182,7 @@ public enum SubmitFastPath {
     public static func parse(_ arguments: ArraySlice<String>) -> SubmitOptions? {
         var options = SubmitOptions()
         let command = FastArguments.scan(arguments, flags: ["--json", "--wait"],
-                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--pids", "--env", "--stdin"]) { name, value in
+                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--pids", "--env", "--stdin", "--workspace"]) { name, value in
             switch name {
             case "--json": options.json = true
             case "--wait": options.wait = true
@@ -170,6 +193,7 @@ public enum SubmitFastPath {
             case "--memory": options.memory = value
             case "--pids": options.pids = value
             case "--env": options.env.append(value)
+            case "--workspace": options.workspace = value
             default: options.stdin = value
             }
         }
@@ -201,7 +225,8 @@ struct SubmitCommand: ParsableCommand {
 
         A submitted task runs under the policy as an admin installed it: --timeout, --memory and \
         --pids only tighten its limits, --env only fills variables its process.pass_env lists, \
-        and there is no --bind (a caller of the daemon never adds host paths).
+        and there is no --bind: the one host directory a caller adds is their own --workspace, \
+        where the policy allows one.
         """)
 
     @OptionGroup var client: ClientOptions
@@ -213,11 +238,12 @@ struct SubmitCommand: ParsableCommand {
     @Option(name: .customLong("pids"), help: "Process limit; may only tighten the policy's.") var pids: String?
     @Option(name: .customLong("env"), help: ArgumentHelp("A variable for the task, for a NAME the policy passes (process.pass_env); any other NAME is an error. Repeatable.", valueName: "NAME=VALUE")) var env: [String] = []
     @Option(name: .customLong("stdin"), help: "A file whose contents are the task's stdin ('-': this process's stdin).") var stdin: String?
+    @Option(name: .customLong("workspace"), help: ArgumentHelp("A directory of yours, bound at /workspace (also the task's working directory), writable unless :ro. The policy must allow it ([workspace] allow); cordond opens it with your own rights.", valueName: "DIR[:ro]")) var workspace: String?
     @Argument(parsing: .postTerminator, help: "The command and its arguments.") var command: [String] = []
 
     var options: SubmitOptions {
         var o = SubmitOptions()
-        (o.socket, o.json, o.policy, o.wait, o.label) = (client.socket, client.json, policy, wait, label)
+        (o.socket, o.json, o.policy, o.wait, o.label, o.workspace) = (client.socket, client.json, policy, wait, label, workspace)
         (o.timeout, o.memory, o.pids, o.env, o.stdin, o.command) = (timeout, memory, pids, env, stdin, command)
         return o
     }

@@ -133,9 +133,18 @@ extension Daemon {
             try l.finish()
         }
         let label = try params.string("label", maxBytes: 256)
+        var workspace: WorkspaceRequest?
+        if var w = try params.object("workspace") {
+            guard let path = try w.string("path", maxBytes: CallerFiles.maxPathBytes) else {
+                throw RPCError.invalid("\(params.field("workspace")).path", "required: the absolute path of a directory of yours")
+            }
+            workspace = WorkspaceRequest(path: path, writable: try w.bool("writable") ?? true)
+            try w.finish()
+        }
         let wait = try params.bool("wait") ?? false
         try params.finish()
-        let id = try tasks.submit(TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label), from: peer)
+        let id = try tasks.submit(TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label,
+                                              workspace: workspace), from: peer)
         let answer: @Sendable (Bool) -> JSON = { [self] _ in
             guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
             return taskJSON(record, withResult: wait)

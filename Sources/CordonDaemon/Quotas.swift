@@ -62,9 +62,9 @@ final class Quotas: Sendable {
     // MARK: Records
 
     /// Bytes a task's records take in the store (the estimate `AuditStore.usage` makes).
-    static func recordBytes(argv: [String], exe: String, label: String?, policy: String) -> Int64 {
+    static func recordBytes(argv: [String], exe: String, label: String?, policy: String, workspace: String? = nil) -> Int64 {
         Int64(AuditStore.taskOverhead + 3 * AuditStore.eventOverhead + 64 + exe.utf8.count + policy.utf8.count + (label?.utf8.count ?? 0)
-              + argv.reduce(2) { $0 + $1.utf8.count + 3 })
+              + argv.reduce(2) { $0 + $1.utf8.count + 3 } + (workspace.map { $0.utf8.count + 40 } ?? 0))
     }
 
     /// Bytes a tool call's row takes in the store (the estimate `AuditStore.usage` makes).

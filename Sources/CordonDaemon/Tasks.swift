@@ -20,6 +20,8 @@ struct TaskRequest: Sendable {
     var env: [String: String]
     var limits: LimitRequest
     var label: String?
+    /// A directory of the caller's to bind at /workspace (docs/daemon.md, "Workspaces").
+    var workspace: WorkspaceRequest?
 
     /// What a queued request holds in memory (argv, environment, label) or in its stdin file:
     /// counted against `scheduler.max_queued_bytes[_per_user]`.
@@ -27,6 +29,12 @@ struct TaskRequest: Sendable {
         Int64(argv.reduce(0) { $0 + $1.utf8.count + 1 } + env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 }
               + stdin.count + (label?.utf8.count ?? 0) + policyName.utf8.count)
     }
+}
+
+/// A caller's workspace as asked: the host directory, and whether the sandbox may write it.
+struct WorkspaceRequest: Sendable, Equatable {
+    var path: String
+    var writable: Bool
 }
 
 /// Limits a client may ask for: each may only tighten the policy's.
@@ -67,9 +75,13 @@ final class LiveTask: @unchecked Sendable {
     /// Counted against the queued-bytes quotas until the task leaves the queue.
     let queuedBytes: Int64
     let plan: SpawnPlan
+    /// The workspace's directory, opened with the caller's rights at submit and held until the
+    /// task's sandbox has mounted it (nil: no workspace).
+    let workspace: OwnedDescriptor?
     // Guarded by the manager's monitor:
     var state: TaskState = .queued
-    /// Created when the task leaves the queue (a queued task holds no descriptors).
+    /// Created when the task leaves the queue (a queued task holds only its stdin's and its
+    /// workspace's descriptors).
     var control: SandboxControl?
     /// Who asked for the cancel (recorded with the task's end, in the same transaction).
     var cancelledBy: Peer?
@@ -77,7 +89,9 @@ final class LiveTask: @unchecked Sendable {
     var ending = false
     var dequeuedAt = 0.0
 
-    init(id: Int64, owner: Peer, request: TaskRequest, stdin: OwnedDescriptor, queuedBytes: Int64, plan: SpawnPlan) {
+    init(id: Int64, owner: Peer, request: TaskRequest, stdin: OwnedDescriptor, queuedBytes: Int64, plan: SpawnPlan,
+         workspace: OwnedDescriptor?) {
+        self.workspace = workspace
         self.queuedBytes = queuedBytes
         self.id = id
         self.owner = owner
@@ -227,11 +241,66 @@ final class TaskManager: @unchecked Sendable {
         authorizer.isAdmin(peer) ? .sourceOwner : .only(Policy.Owner(uid: peer.uid, gid: peer.gid))
     }
 
+    /// The caller's workspace directory, opened as the caller (`CallerFiles`: their uid, gid
+    /// and groups decide, on a thread of its own, without following a symlink) and checked
+    /// against the policy's `workspace.allow`, as named (before anything is opened) and on the
+    /// path the kernel gives the opened directory; a writable one must be the caller's own (uid
+    /// and primary gid: only the caller's ids are mapped into the sandbox), an admin's too.
+    func openWorkspace(_ asked: WorkspaceRequest, policy: Policy, for peer: Peer) throws(RPCError) -> (descriptor: OwnedDescriptor, path: String) {
+        guard !policy.workspace.allow.isEmpty else {
+            throw RPCError(RPCCode.policyError, "policy \(policy.name) takes no workspace: its [workspace] allow is empty (docs/policies.md)", field: "params.workspace")
+        }
+        if let problem = CallerFiles.lexicalProblem(asked.path) {
+            throw RPCError.invalid("params.workspace.path", "workspace \(PrintableText.of(asked.path)): \(problem)")
+        }
+        // Nothing outside the policy's places is opened at all (a slow or hostile file system
+        // elsewhere never gets a call from cordond).
+        guard policy.workspace.allows(asked.path) else {
+            throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(asked.path)) is not at or under a place policy \(policy.name) allows workspaces (workspace.allow: \(policy.workspace.allow.joined(separator: ", ")))",
+                           field: "params.workspace.path")
+        }
+        let caller = CallerFiles.Caller(uid: peer.uid, gid: peer.gid, groups: peer.groups)
+        let opened: Descriptor
+        do { opened = try CallerFiles.openDirectory(asked.path, as: caller, writable: asked.writable) } catch {
+            let denied = error.errno == EACCES || error.errno == EPERM
+            throw RPCError(denied ? RPCCode.unauthorized : RPCCode.invalidParams, "workspace \(error.message)", field: "params.workspace.path")
+        }
+        let descriptor = OwnedDescriptor(opened)
+        guard let real = FileSystem.symlinkTarget("/proc/self/fd/\(descriptor.fd)"), real.hasPrefix("/") else {
+            throw RPCError(RPCCode.internalError, "workspace \(PrintableText.of(asked.path)): cannot tell where the opened directory is", field: "params.workspace.path")
+        }
+        guard policy.workspace.allows(real) else {
+            throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) is not at or under a place policy \(policy.name) allows workspaces (workspace.allow: \(policy.workspace.allow.joined(separator: ", ")))",
+                           field: "params.workspace.path")
+        }
+        if asked.writable {
+            var st = stat()
+            guard fstat(descriptor.fd, &st) == 0 else {
+                throw RPCError(RPCCode.internalError, "workspace \(PrintableText.of(real)): fstat: \(SystemError.text(errno))", field: "params.workspace.path")
+            }
+            guard st.st_uid == peer.uid, st.st_gid == peer.gid else {
+                throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to \(st.st_uid):\(st.st_gid), not to you (\(peer.uid):\(peer.gid)): a writable workspace is a directory of your own (only its owner's ids are mapped into the sandbox); ask for it read-only otherwise",
+                               field: "params.workspace.path")
+            }
+        }
+        return (descriptor, real)
+    }
+
     func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
         let base = try policy(named: request.policyName, for: peer, method: "task.submit")
         let policy = try request.limits.apply(to: base)
         try Self.checkPassed(request.env, policy: policy)
-        let plan = try spawnPlan(policy, limits: request.limits, env: request.env)
+        var plan = try spawnPlan(policy, limits: request.limits, env: request.env)
+        var workspace: OwnedDescriptor?
+        var workspacePath: (path: String, writable: Bool)?
+        if let asked = request.workspace {
+            let opened = try openWorkspace(asked, policy: policy, for: peer)
+            do { plan = try plan.withWorkspace(source: opened.path, writable: asked.writable) } catch {
+                throw RPCError(RPCCode.policyError, "policy \(policy.name): \(error.description)", field: "params.workspace")
+            }
+            workspace = opened.descriptor
+            workspacePath = (opened.path, asked.writable)
+        }
         // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
         // policy naming another owner is theirs to use only through an admin.
         let ownership = writeOwnership(for: peer)
@@ -275,14 +344,15 @@ final class TaskManager: @unchecked Sendable {
         do {
             id = try store.createTask(NewTask(submitter: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
                                               label: request.label, policy: policy.name, policyHash: policy.contentHash,
-                                              argv: request.argv, submittedAt: UTCTime.epochSeconds()))
+                                              argv: request.argv, submittedAt: UTCTime.epochSeconds(), workspace: workspacePath))
         } catch {
             monitor.locked { unreserve(peer.uid) }
             log.error("audit store refused a task", metadata: ["error": "\(error)"])
             throw RPCError(RPCCode.internalError, "the audit store could not record the task: \(error)")
         }
-        quotas.addRecords(peer.uid, Quotas.recordBytes(argv: request.argv, exe: peer.exe, label: request.label, policy: policy.name))
-        let task = LiveTask(id: id, owner: peer, request: stored, stdin: stdin, queuedBytes: bytes, plan: plan)
+        quotas.addRecords(peer.uid, Quotas.recordBytes(argv: request.argv, exe: peer.exe, label: request.label, policy: policy.name,
+                                                       workspace: workspacePath?.path))
+        let task = LiveTask(id: id, owner: peer, request: stored, stdin: stdin, queuedBytes: bytes, plan: plan, workspace: workspace)
         reserved = false  // the task holds it now: released when it leaves the queue
         monitor.locked {
             live[id] = task
@@ -405,7 +475,8 @@ final class TaskManager: @unchecked Sendable {
             }
             var environment = environment
             environment.writeOwnership = writeOwnership(for: task.owner)
-            result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control)
+            result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control,
+                                 workspace: task.workspace.map { SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid)) })
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)

@@ -53,8 +53,11 @@ final class IdmappedMounts {
     }
 
     /// One detached mount per `.attach` step of `plan`. The sandbox's user (`plan.policy.process`)
-    /// is mapped at `hostBase` + its id, as in the sandbox's own user namespace.
-    init(plan: SpawnPlan, hostBase: UInt32, ownership: WriteOwnership) throws(Failure) {
+    /// is mapped at `hostBase` + its id, as in the sandbox's own user namespace. A workspace
+    /// step's mount is cloned from `workspace`'s descriptor (opened with its caller's rights),
+    /// never from a path: what is mounted is the inode the caller was allowed, whatever its path
+    /// names by now; and it is the caller's ids that are mapped, whoever the caller is.
+    init(plan: SpawnPlan, hostBase: UInt32, ownership: WriteOwnership, workspace: SandboxWorkspace? = nil) throws(Failure) {
         let attach = plan.mounts.indices.filter { plan.mounts[$0].kind == .attach }
         guard !attach.isEmpty else { return }
         guard attach.count <= Int(CS_MAX_ATTACH) else {
@@ -65,10 +68,19 @@ final class IdmappedMounts {
         for index in attach {
             let step = plan.mounts[index]
             let source = String(decoding: step.data, as: UTF8.self)
+            let isWorkspace = step.flags.contains(.workspace)
+            let readOnly = isWorkspace && step.flags.contains(.readOnly)
+            let key = isWorkspace ? "workspace" : "filesystem.read_write"
             var uid: UInt32 = 0, gid: UInt32 = 0
             var isDirectory: Int32 = 0
             var mode: UInt32 = 0
-            let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory, &mode)
+            let tree: Int32
+            if isWorkspace {
+                guard let workspace else { throw Failure(errno: EBADF, message: "workspace: \(source): no descriptor was given for it") }
+                tree = cl_open_tree_clone_fd(workspace.descriptor, &uid, &gid, &isDirectory, &mode)
+            } else {
+                tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory, &mode)
+            }
             if tree < 0 {
                 let e = errno
                 if e == ENOENT && step.flags.contains(.optional) {
@@ -76,13 +88,13 @@ final class IdmappedMounts {
                     continue
                 }
                 let why = e == ELOOP ? "a symlink on the way (name the real path)" : SystemError.text(e)
-                throw Failure(errno: e, message: "filesystem.read_write: \(source): \(why)")
+                throw Failure(errno: e, message: "\(key): \(source): \(why)")
             }
             let mount = OwnedDescriptor(tree)
             owned.append(mount)
             // The planner saw the same kind; a swap since then is refused, not mounted.
             guard (isDirectory != 0) == step.flags.contains(.isDirectory) else {
-                throw Failure(errno: ENOTDIR, message: "filesystem.read_write: \(source) changed kind since the policy was planned")
+                throw Failure(errno: ENOTDIR, message: "\(key): \(source) changed kind since the policy was planned")
             }
             // The kernel does not clear a setuid or setgid bit on stores through a shared mmap:
             // such a file bound writable could have its code changed and keep its bit. (A
@@ -90,13 +102,20 @@ final class IdmappedMounts {
             if isDirectory == 0 && mode & UInt32(S_ISUID | S_ISGID) != 0 {
                 throw Failure(errno: EPERM, message: "filesystem.read_write: \(source) is setuid or setgid (mode \(String(mode & 0o7777, radix: 8))): a sandbox could rewrite its code in place and keep the bit; bind it read-only")
             }
-            guard let owner = ownership.owner(named: step.owner, source: Policy.Owner(uid: uid, gid: gid)) else {
+            // A workspace is its caller's (an admin's too); a bind's owner is the ownership's.
+            guard let owner = isWorkspace ? workspace?.caller : ownership.owner(named: step.owner, source: Policy.Owner(uid: uid, gid: gid)) else {
                 throw Failure(errno: EPERM, message: "filesystem.read_write: \(source): owner \"\(step.owner!)\" is not the caller (\(ownership.caller.map { "\($0)" } ?? "")); only cordond's admins may name another owner")
             }
             // Only the owner's ids are mapped, and the kernel lets nobody write an inode whose
             // ids are unmapped: a bind whose top belongs to someone else could not be written at
             // all. Said now, by name, instead of as EACCES from the workload.
-            if uid != owner.uid || gid != owner.gid {
+            // A read-only workspace is read through the permissions its files give to others
+            // (and as their owner where that is the caller): nothing is written, so its top may
+            // be anyone's.
+            if isWorkspace && !readOnly && (uid != owner.uid || gid != owner.gid) {
+                throw Failure(errno: EACCES, message: "workspace: \(source) belongs to \(uid):\(gid), not to its caller (\(owner)): only the caller's ids are mapped into a sandbox, so it could write nothing there. Use a directory of your own, or ask for it read-only")
+            }
+            if !isWorkspace && (uid != owner.uid || gid != owner.gid) {
                 throw Failure(errno: EACCES, message: "filesystem.read_write: \(source) belongs to \(uid):\(gid), but this sandbox writes as \(owner) (\(step.owner != nil ? "the bind's owner" : ownership == .sourceOwner ? "its owner" : "the caller")): only the owner's ids are mapped, so it could write nothing there. Bind a directory that \(owner) owns\(ownership == .sourceOwner ? ", or name its owner" : "")")
             }
             let userns: OwnedDescriptor
@@ -104,23 +123,25 @@ final class IdmappedMounts {
                 userns = made
             } else {
                 let fd = cs_idmap_userns("\(owner.uid) \(inside.uid) 1\n", "\(owner.gid) \(inside.gid) 1\n")
-                if fd < 0 { throw Failure(errno: Int32(-fd), message: "filesystem.read_write: user namespace for owner \(owner): \(SystemError.text(Int32(-fd)))") }
+                if fd < 0 { throw Failure(errno: Int32(-fd), message: "\(key): user namespace for owner \(owner): \(SystemError.text(Int32(-fd)))") }
                 userns = OwnedDescriptor(Int32(fd))
                 namespaces[owner] = userns
             }
-            if cl_mount_setattr_idmap(tree, userns.fd, step.flags.contains(.noExec) ? 1 : 0) != 0 {
+            if cl_mount_setattr_idmap(tree, userns.fd, step.flags.contains(.noExec) ? 1 : 0, readOnly ? 1 : 0) != 0 {
                 let e = errno
-                var readOnly: Int32 = 0
-                let type = cl_fd_fs_type(tree, &readOnly)
+                var ro: Int32 = 0
+                let type = cl_fd_fs_type(tree, &ro)
                 let why = e == EINVAL || e == EPERM
-                    ? "its file system (\(Self.typeName(type))) cannot be idmapped, so a sandbox cannot write there with its owner's ids; bind it read-only, or move the data to a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)"
+                    ? (isWorkspace
+                        ? "its file system (\(Self.typeName(type))) cannot be idmapped, so it cannot be a workspace; use a directory on a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)"
+                        : "its file system (\(Self.typeName(type))) cannot be idmapped, so a sandbox cannot write there with its owner's ids; bind it read-only, or move the data to a file system that supports idmapped mounts (ext4, xfs, btrfs, tmpfs)")
                     : SystemError.text(e)
-                throw Failure(errno: e, message: "filesystem.read_write: \(source): \(why)")
+                throw Failure(errno: e, message: "\(key): \(source): \(why)")
             }
-            var readOnly: Int32 = 0
-            let type = cl_fd_fs_type(tree, &readOnly)
-            if readOnly != 0 {
-                throw Failure(errno: EROFS, message: "filesystem.read_write: \(source) is on a read-only file system (\(Self.typeName(type)))")
+            var onReadOnly: Int32 = 0
+            let type = cl_fd_fs_type(tree, &onReadOnly)
+            if onReadOnly != 0 && !readOnly {
+                throw Failure(errno: EROFS, message: "\(key): \(source) is on a read-only file system (\(Self.typeName(type)))")
             }
             fds[index] = tree
         }

@@ -14,13 +14,15 @@ import Glibc
 /// egress, release the child, read its report (`ChildReport`), supervise (`Supervisor`) until
 /// init exits, and classify the end (`Termination`). Each of those lives in a file of its own.
 public enum Sandbox {
+    /// `workspace`: for a plan with a workspace (`SpawnPlan.withWorkspace`), its directory and
+    /// caller.
     public static func run(plan: SpawnPlan, argv: [String], environment: SandboxEnvironment, io: SandboxIO,
-                           wallTime: Double?, control: SandboxControl? = nil) -> SandboxResult {
+                           wallTime: Double?, control: SandboxControl? = nil, workspace: SandboxWorkspace? = nil) -> SandboxResult {
         // A write to a stream whose reader is gone must fail with EPIPE, not kill the supervisor.
         // (Process-wide; the child resets every disposition before the workload runs.)
         signal(SIGPIPE, SIG_IGN)
         let run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds,
-                      control: control, start: MonotonicClock.now)
+                      control: control, workspace: workspace, start: MonotonicClock.now)
         return run.execute()
     }
 }
@@ -66,6 +68,7 @@ private struct Run {
     let io: SandboxIO
     let wallTime: Double?
     let control: SandboxControl?
+    let workspace: SandboxWorkspace?
     let start: Double
 
     /// The record of a sandbox whose workload never ran.
@@ -214,7 +217,7 @@ private struct Run {
         // Writable binds: idmapped detached mounts, made here (only the host's root may), moved
         // into the tree by the child.
         let idmapped: IdmappedMounts
-        do { idmapped = try IdmappedMounts(plan: plan, hostBase: range.hostBase, ownership: environment.writeOwnership) }
+        do { idmapped = try IdmappedMounts(plan: plan, hostBase: range.hostBase, ownership: environment.writeOwnership, workspace: workspace) }
         catch { return failure(.idmap, error.errno, error.message) }
         defer { withExtendedLifetime(idmapped) {} }
 

@@ -1,3 +1,4 @@
+import CordonPolicy
 import CordonSystem
 import Synchronization
 #if canImport(Glibc)
@@ -32,6 +33,19 @@ public struct SandboxEnvironment: Sendable {
     public var writeOwnership = WriteOwnership.sourceOwner
 
     public init(runtimeDir: String) { self.runtimeDir = runtimeDir }
+}
+
+/// A task's workspace at spawn (`SpawnPlan.withWorkspace`): the O_PATH descriptor of its
+/// directory, opened with its caller's rights (borrowed: kept open by whoever runs the sandbox
+/// until the run returns), and that caller, whose uid and gid alone are mapped into the sandbox
+/// for it — an admin's workspace too, so a workspace is never read or written as anyone else.
+public struct SandboxWorkspace: Sendable {
+    public var descriptor: Int32
+    public var caller: Policy.Owner
+    public init(descriptor: Int32, caller: Policy.Owner) {
+        self.descriptor = descriptor
+        self.caller = caller
+    }
 }
 
 /// The caller's side of the workload's standard streams.

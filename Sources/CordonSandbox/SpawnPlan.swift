@@ -1,5 +1,6 @@
 import CordonPolicy
 import CordonSystem
+import CSpawn
 
 /// One step of the mount plan (executed in order by the child, see CSpawn's cs_mount_kind).
 public struct MountStep: Sendable, Equatable, CustomStringConvertible {
@@ -13,6 +14,9 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         public static let chown = Flags(rawValue: 1 << 3)
         public static let optional = Flags(rawValue: 1 << 4)
         public static let device = Flags(rawValue: 1 << 5)
+        /// attach: the source is the run's workspace descriptor (opened with its caller's
+        /// rights), not the path in `data`, which only names it in messages.
+        public static let workspace = Flags(rawValue: 1 << 6)
     }
 
     public var kind: Kind
@@ -48,7 +52,9 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         case .mask: return "mask \(target)"
         case .readonly: return "remount \(target) read-only"
         case .devpts: return "mount \(target) (devpts)"
-        case .attach: return "mount \(target) (read-write bind of \(text), idmapped)"
+        case .attach:
+            if flags.contains(.workspace) { return "mount \(target) (the workspace \(text), \(flags.contains(.readOnly) ? "read-only" : "read-write"), idmapped)" }
+            return "mount \(target) (read-write bind of \(text), idmapped)"
         }
     }
 }
@@ -71,4 +77,40 @@ public struct SpawnPlan: Sendable {
     public var searchPath: String
     public var cwd: String
     public var cgroupLimits: CgroupLimits
+}
+
+extension SpawnPlan {
+    /// Where a task's workspace appears in its sandbox; also its working directory, unless the
+    /// policy names one (`process.cwd`).
+    public static let workspacePath = "/workspace"
+
+    /// This plan with a caller's workspace at `/workspace`: an idmapped bind made from the
+    /// descriptor the run is given (`Sandbox.run`'s `workspace`), read-write or read-only, with
+    /// the Landlock rule to match. `source` names the directory in messages only. Refused when
+    /// the policy already puts something at or under `/workspace`, or binds a host directory at
+    /// `/` (the mount point would have to be made in the host's root).
+    public func withWorkspace(source: String, writable: Bool) throws(MountPlanner.PlanError) -> SpawnPlan {
+        let target = Self.workspacePath
+        if let clash = mounts.first(where: { $0.target == target || $0.target.hasPrefix(target + "/") }) {
+            throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) has its own \(clash.description) at the workspace's place: a policy that takes workspaces leaves \(target) to them")
+        }
+        // What MountPlanner refuses beside writable binds, for the same reasons: a file
+        // capability or a kept setgid bit written through an idmapped mount lands on the host.
+        for cap in ["CAP_SETFCAP", "CAP_FSETID"] where writable && policy.capabilities.keep.contains(cap) {
+            throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) keeps \(cap): through a writable workspace the sandbox could leave a file on the host with capabilities or a setgid bit; ask for the workspace read-only, or use a policy without \(cap)")
+        }
+        if mounts.filter({ $0.kind == .attach }).count >= Int(CS_MAX_ATTACH) {
+            throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) has \(CS_MAX_ATTACH) writable binds already, the most a sandbox may have")
+        }
+        if mounts.contains(where: { ($0.kind == .bind || $0.kind == .attach) && $0.flags.contains(.isDirectory) && $0.target == "/" }) {
+            throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) binds a host directory at /, so the workspace's mount point would have to be made in the host's own directory: a policy that takes workspaces has the sandbox's root")
+        }
+        var plan = self
+        var flags: MountStep.Flags = [.isDirectory, .workspace]
+        if !writable { flags.insert(.readOnly) }
+        plan.mounts.append(MountStep(.attach, target, data: Array(source.utf8), flags: flags))
+        plan.landlockRules.append(LandlockRule(path: target, access: writable ? Landlock.FS(rawValue: ~0) : .readOnly))
+        if policy.process.cwd == nil { plan.cwd = target }
+        return plan
+    }
 }

@@ -10,12 +10,12 @@ import Synchronization
 /// itself as root (the confused deputy: root may open anything).
 ///
 /// The open runs on a short-lived thread of its own whose file-system identity becomes the
-/// caller's (setgroups, setfsgid, setfsuid for that thread only; leaving fsuid 0 drops the
-/// capabilities that override permissions) and which ends right after: no thread of this process
-/// ever keeps a caller's identity, and no other thread's changes. The path is resolved without
-/// following any symlink (openat2 RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), and must be
-/// absolute with no `.` or `..` component; the access asked is checked on the descriptor opened
-/// (faccessat2 AT_EMPTY_PATH as the caller). What comes back is an O_PATH descriptor of that
+/// caller's (setgroups, setfsgid, setfsuid for that thread only, then every capability of the
+/// thread dropped, so neither permissions nor ptrace rules are overridden) and which ends right
+/// after: no thread of this process ever keeps a caller's identity, and no other thread's
+/// changes. The path is resolved without following any symlink (openat2 RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_MAGICLINKS), and must be absolute with no `.` or `..` component; the access asked
+/// is checked on the descriptor opened (faccessat2 AT_EMPTY_PATH as the caller). What comes back is an O_PATH descriptor of that
 /// directory: whoever mounts or reads through it gets exactly the inode the caller was allowed,
 /// whatever the path names by then (a directory swapped in after the check is not it).
 public enum CallerFiles {
@@ -101,15 +101,14 @@ public enum CallerFiles {
         case (.become, _):
             return Refusal(errno: code, message: "\(shown): could not take on the caller's identity to check it (\(SystemError.text(code)))")
         case (.open, ELOOP):
-            return Refusal(errno: code, message: "\(shown): a symlink on the way; name the real directory")
+            // (RESOLVE_NO_MAGICLINKS refuses /proc's magic links with ELOOP as well.)
+            return Refusal(errno: code, message: "\(shown): a symlink (or a /proc magic link) on the way; name the real directory")
         case (.open, ENOTDIR):
             return Refusal(errno: code, message: "\(shown): not a directory (or a file on the way)")
         case (.open, ENOENT):
             return Refusal(errno: code, message: "\(shown): no such directory")
         case (.open, EACCES):
             return Refusal(errno: code, message: "\(shown): you cannot reach it (a directory on the way is not searchable by you)")
-        case (.open, EXDEV):
-            return Refusal(errno: code, message: "\(shown): reached through a /proc magic link; name the real directory")
         case (.access, EACCES), (.access, EPERM), (.access, EROFS):
             let what = writable ? "write, read and search" : "read and search"
             let extra = code == EROFS ? " (it is on a read-only file system)" : ""

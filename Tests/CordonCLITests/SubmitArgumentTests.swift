@@ -11,6 +11,8 @@ struct SubmitArgumentTests {
         ["--socket", "/run/x.sock", "--json", "--wait", "--policy", "python-tool", "--", "sh", "-c", "echo --json"],
         ["--socket=/s", "--label=nightly", "--timeout=30s", "--memory", "256MiB", "--", "make", "--", "-j2"],
         ["--env", "A=1", "--env=B=two=2", "--stdin=-", "--wait", "--", "cat"],
+        ["--workspace", "/srv/projects/app:ro", "--wait", "--", "make", "test"],
+        ["--workspace=.", "--", "ls"],
     ]
 
     @Test(arguments: accepted)
@@ -38,5 +40,18 @@ struct SubmitArgumentTests {
         o.env = ["=x"]
         #expect(o.validationError() == "--env: expected NAME=VALUE, found \"=x\"")
         #expect(SubmitFastPath.execute(o) == 64)
+        o.env = []
+        o.workspace = ":ro"
+        #expect(o.validationError() == "--workspace: expected DIR, DIR:rw or DIR:ro, found \":ro\"")
+    }
+
+    @Test func workspaceSuffixes() {
+        var o = SubmitOptions()
+        for (given, path, writable) in [("/a/b", "/a/b", true), ("/a/b:ro", "/a/b", false), ("/a/b:rw", "/a/b", true), ("rel:ro", "rel", false)] {
+            o.workspace = given
+            #expect(o.workspaceRequest?.path == path && o.workspaceRequest?.writable == writable, "\(given)")
+        }
+        o.workspace = nil
+        #expect(o.workspaceRequest == nil)
     }
 }

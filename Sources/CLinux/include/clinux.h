@@ -51,7 +51,7 @@ int cl_access_fd(int fd, int mode);
 
 /// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
 /// asked, writable, private. 0 or -1/errno.
-int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec);
+int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly);
 /// fstatfs(fd): the file system's type, and whether it is read-only (the mount or the
 /// superblock), or -1/errno.
 long cl_fd_fs_type(int fd, int *readonly);
