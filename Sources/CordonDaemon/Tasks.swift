@@ -244,8 +244,8 @@ final class TaskManager: @unchecked Sendable {
     /// The caller's workspace directory, opened as the caller (`CallerFiles`: their uid, gid
     /// and groups decide, on a thread of its own, without following a symlink) and checked
     /// against the policy's `workspace.allow`, as named (before anything is opened) and on the
-    /// path the kernel gives the opened directory; a writable one must be the caller's own (uid
-    /// and primary gid: only the caller's ids are mapped into the sandbox), an admin's too.
+    /// path the kernel gives the opened directory; a writable one must be the caller's own (its
+    /// owner: only the caller's ids are mapped into the sandbox, and its group), an admin's too.
     func openWorkspace(_ asked: WorkspaceRequest, policy: Policy, for peer: Peer) throws(RPCError) -> (descriptor: OwnedDescriptor, path: String) {
         guard !policy.workspace.allow.isEmpty else {
             throw RPCError(RPCCode.policyError, "policy \(policy.name) takes no workspace: its [workspace] allow is empty (docs/policies.md)", field: "params.workspace")
@@ -278,8 +278,10 @@ final class TaskManager: @unchecked Sendable {
             guard fstat(descriptor.fd, &st) == 0 else {
                 throw RPCError(RPCCode.internalError, "workspace \(PrintableText.of(real)): fstat: \(SystemError.text(errno))", field: "params.workspace.path")
             }
-            guard st.st_uid == peer.uid, st.st_gid == peer.gid else {
-                throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to \(st.st_uid):\(st.st_gid), not to you (\(peer.uid):\(peer.gid)): a writable workspace is a directory of your own (only its owner's ids are mapped into the sandbox); ask for it read-only otherwise",
+            // The owner, whatever the group (a shared project group's, a setgid directory's:
+            // IdmappedMounts maps it too).
+            guard st.st_uid == peer.uid else {
+                throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to uid \(st.st_uid), not to you (\(peer.uid)): a writable workspace is a directory of your own (only your ids are mapped into the sandbox); ask for it read-only otherwise",
                                field: "params.workspace.path")
             }
         }

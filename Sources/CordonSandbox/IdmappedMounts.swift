@@ -64,7 +64,8 @@ final class IdmappedMounts {
             throw Failure(errno: E2BIG, message: "filesystem.read_write: \(attach.count) writable binds; at most \(CS_MAX_ATTACH) per sandbox")
         }
         let inside = (uid: hostBase + plan.policy.process.uid, gid: hostBase + plan.policy.process.gid)
-        var namespaces: [Policy.Owner: OwnedDescriptor] = [:]
+        // By the owner and, for a workspace of another group than its caller's, that group.
+        var namespaces: [String: OwnedDescriptor] = [:]
         for index in attach {
             let step = plan.mounts[index]
             let source = String(decoding: step.data, as: UTF8.self)
@@ -112,20 +113,28 @@ final class IdmappedMounts {
             // A read-only workspace is read through the permissions its files give to others
             // (and as their owner where that is the caller): nothing is written, so its top may
             // be anyone's.
-            if isWorkspace && !readOnly && (uid != owner.uid || gid != owner.gid) {
-                throw Failure(errno: EACCES, message: "workspace: \(source) belongs to \(uid):\(gid), not to its caller (\(owner)): only the caller's ids are mapped into a sandbox, so it could write nothing there. Use a directory of your own, or ask for it read-only")
+            // A workspace needs only its owner to be the caller: its group (a shared project
+            // group, a setgid directory's) is mapped too, to a group the sandbox is not in, so what
+            // the task creates in a setgid directory takes that group on the host, as it would for
+            // the caller, and the group's permission bits give the sandbox nothing.
+            if isWorkspace && !readOnly && uid != owner.uid {
+                throw Failure(errno: EACCES, message: "workspace: \(source) belongs to uid \(uid), not to its caller (\(owner.uid)): only the caller's ids are mapped into a sandbox, so it could write nothing there. Use a directory of your own, or ask for it read-only")
             }
+            let extraGroup: UInt32? = isWorkspace && gid != owner.gid ? gid : nil
             if !isWorkspace && (uid != owner.uid || gid != owner.gid) {
                 throw Failure(errno: EACCES, message: "filesystem.read_write: \(source) belongs to \(uid):\(gid), but this sandbox writes as \(owner) (\(step.owner != nil ? "the bind's owner" : ownership == .sourceOwner ? "its owner" : "the caller")): only the owner's ids are mapped, so it could write nothing there. Bind a directory that \(owner) owns\(ownership == .sourceOwner ? ", or name its owner" : "")")
             }
             let userns: OwnedDescriptor
-            if let made = namespaces[owner] {
+            let mapping = "\(owner)" + (extraGroup.map { "+\($0)" } ?? "")
+            if let made = namespaces[mapping] {
                 userns = made
             } else {
-                let fd = cs_idmap_userns("\(owner.uid) \(inside.uid) 1\n", "\(owner.gid) \(inside.gid) 1\n")
+                var gidMap = "\(owner.gid) \(inside.gid) 1\n"
+                if let extraGroup { gidMap += "\(extraGroup) \(hostBase + SandboxWorkspace.groupInside(plan.policy.process.gid)) 1\n" }
+                let fd = cs_idmap_userns("\(owner.uid) \(inside.uid) 1\n", gidMap)
                 if fd < 0 { throw Failure(errno: Int32(-fd), message: "\(key): user namespace for owner \(owner): \(SystemError.text(Int32(-fd)))") }
                 userns = OwnedDescriptor(Int32(fd))
-                namespaces[owner] = userns
+                namespaces[mapping] = userns
             }
             if cl_mount_setattr_idmap(tree, userns.fd, step.flags.contains(.noExec) ? 1 : 0, readOnly ? 1 : 0) != 0 {
                 let e = errno

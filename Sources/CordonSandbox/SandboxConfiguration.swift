@@ -46,6 +46,12 @@ public struct SandboxWorkspace: Sendable {
         self.descriptor = descriptor
         self.caller = caller
     }
+
+    /// The gid a workspace directory's own group has inside, when it is not the caller's
+    /// primary group: 65533, or 65532 for a sandbox whose own gid is 65533. The sandbox is not
+    /// a member: the group's bits give it nothing, and a file created in a setgid workspace
+    /// takes that group on the host, as it would have for the caller.
+    public static func groupInside(_ sandboxGID: UInt32) -> UInt32 { sandboxGID == 65533 ? 65532 : 65533 }
 }
 
 /// The caller's side of the workload's standard streams.

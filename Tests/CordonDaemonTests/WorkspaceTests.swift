@@ -129,6 +129,41 @@ import Testing
         #expect(tasks.arrayValue?.isEmpty == true, "a refused submit records no task: \(tasks.text)")
     }
 
+    /// A writable workspace needs its owner to be the caller, not its group: alice's project
+    /// directory of a shared group works, setgid or not; in the setgid one what the task creates
+    /// takes the directory's group, in the other alice's own, as it would for alice herself; the
+    /// group's bits give the sandbox nothing (a group-only file stays unreadable). A directory
+    /// of that group that bob owns is not alice's to write.
+    @Test func aSharedGroupsDirectoryOfTheCallersIsWritable() throws {
+        let layout = try Layout()
+        let setgid = "\(layout.allowed)/team", plain = "\(layout.allowed)/team-plain", bobsTeam = "\(layout.allowed)/bobs-team"
+        for dir in [setgid, plain, bobsTeam] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false) }
+        chown(setgid, Self.alice, Self.socketGroup)
+        chown(plain, Self.alice, Self.socketGroup)
+        chown(bobsTeam, Self.bob, Self.socketGroup)
+        chmod(setgid, 0o2770)
+        chmod(plain, 0o0770)
+        chmod(bobsTeam, 0o2770)
+        try "team only\n".write(toFile: "\(setgid)/group-only", atomically: true, encoding: .utf8)
+        chown("\(setgid)/group-only", 0, Self.socketGroup)
+        chmod("\(setgid)/group-only", 0o040)
+        let d = try Self.daemon(layout)
+        let answers = Self.asCaller(Self.alice, d, [
+            Self.submit(["/bin/sh", "-c", "echo t > made && mkdir sub && ! cat group-only 2>/dev/null"], workspace: setgid, id: 1),
+            Self.submit(["/bin/sh", "-c", "echo t > made"], workspace: plain, id: 2),
+            Self.submit(["/bin/true"], workspace: bobsTeam, id: 3),
+        ])
+        try #require(answers.count == 3, "\(answers)")
+        #expect(answers[0]["result"]?["exitCode"] == .int(0), "\(answers[0].text)")
+        #expect(answers[1]["result"]?["exitCode"] == .int(0), "\(answers[1].text)")
+        for (path, group) in [("\(setgid)/made", Self.socketGroup), ("\(setgid)/sub", Self.socketGroup), ("\(plain)/made", Self.alice)] {
+            let o = Self.owner(path)
+            #expect(o?.0 == Self.alice && o?.1 == group, "\(path): \(String(describing: o))")
+        }
+        #expect(answers[2]["error"]?["code"] == .int(RPCCode.unauthorized), "\(answers[2].text)")
+        #expect(answers[2]["error"]?["message"]?.stringValue?.contains("belongs to uid \(Self.bob), not to you") == true, "\(answers[2].text)")
+    }
+
     /// `cordon submit --workspace` as the caller, from inside their directory: `.` is named as
     /// the client resolves it; `:ro` binds it read-only.
     @Test func theCommandLineNamesTheWorkspace() throws {
