@@ -278,10 +278,14 @@ final class TaskManager: @unchecked Sendable {
             guard fstat(descriptor.fd, &st) == 0 else {
                 throw RPCError(RPCCode.internalError, "workspace \(PrintableText.of(real)): fstat: \(SystemError.text(errno))", field: "params.workspace.path")
             }
-            // The owner, whatever the group (a shared project group's, a setgid directory's:
-            // IdmappedMounts maps it too).
+            // The owner, and a group of the caller's (a shared project group's, a setgid
+            // directory's: IdmappedMounts maps it too, and checks both again at spawn).
             guard st.st_uid == peer.uid else {
                 throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to uid \(st.st_uid), not to you (\(peer.uid)): a writable workspace is a directory of your own (only your ids are mapped into the sandbox); ask for it read-only otherwise",
+                               field: "params.workspace.path")
+            }
+            guard st.st_gid == peer.gid || peer.groups.contains(st.st_gid) else {
+                throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to group \(st.st_gid), which is not one of yours: a writable workspace is in one of your groups; ask for it read-only, or change its group",
                                field: "params.workspace.path")
             }
         }
@@ -478,7 +482,10 @@ final class TaskManager: @unchecked Sendable {
             var environment = environment
             environment.writeOwnership = writeOwnership(for: task.owner)
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control,
-                                 workspace: task.workspace.map { SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid)) })
+                                 workspace: task.workspace.map {
+                                     SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid),
+                                                      callerGroups: [task.owner.gid] + task.owner.groups)
+                                 })
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)

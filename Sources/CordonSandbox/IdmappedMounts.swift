@@ -113,14 +113,18 @@ final class IdmappedMounts {
             // A read-only workspace is read through the permissions its files give to others
             // (and as their owner where that is the caller): nothing is written, so its top may
             // be anyone's.
-            // A workspace needs only its owner to be the caller: its group (a shared project
-            // group, a setgid directory's) is mapped too, to a group the sandbox is not in, so what
-            // the task creates in a setgid directory takes that group on the host, as it would for
-            // the caller, and the group's permission bits give the sandbox nothing.
+            // A writable workspace is its caller's, in one of the caller's groups (a shared project
+            // group, a setgid directory's): that group is mapped too, so what the task creates in a
+            // setgid directory takes it on the host, as it would for the caller. Never a group the
+            // caller is not in (a policy keeping CAP_SETGID could join it inside), and nothing
+            // extra for a read-only workspace, which is read with the caller's ids alone.
             if isWorkspace && !readOnly && uid != owner.uid {
                 throw Failure(errno: EACCES, message: "workspace: \(source) belongs to uid \(uid), not to its caller (\(owner.uid)): only the caller's ids are mapped into a sandbox, so it could write nothing there. Use a directory of your own, or ask for it read-only")
             }
-            let extraGroup: UInt32? = isWorkspace && gid != owner.gid ? gid : nil
+            let extraGroup: UInt32? = isWorkspace && !readOnly && gid != owner.gid ? gid : nil
+            if let extraGroup, !(workspace?.callerGroups.contains(extraGroup) ?? false) {
+                throw Failure(errno: EACCES, message: "workspace: \(source) belongs to group \(extraGroup), which is not one of its caller's: a writable workspace is in one of your groups. Ask for it read-only, or change its group")
+            }
             if !isWorkspace && (uid != owner.uid || gid != owner.gid) {
                 throw Failure(errno: EACCES, message: "filesystem.read_write: \(source) belongs to \(uid):\(gid), but this sandbox writes as \(owner) (\(step.owner != nil ? "the bind's owner" : ownership == .sourceOwner ? "its owner" : "the caller")): only the owner's ids are mapped, so it could write nothing there. Bind a directory that \(owner) owns\(ownership == .sourceOwner ? ", or name its owner" : "")")
             }

@@ -37,20 +37,24 @@ public struct SandboxEnvironment: Sendable {
 
 /// A task's workspace at spawn (`SpawnPlan.withWorkspace`): the O_PATH descriptor of its
 /// directory, opened with its caller's rights (borrowed: kept open by whoever runs the sandbox
-/// until the run returns), and that caller, whose uid and gid alone are mapped into the sandbox
-/// for it — an admin's workspace too, so a workspace is never read or written as anyone else.
+/// until the run returns), and that caller, whose uid and gid are mapped into the sandbox for it
+/// — an admin's workspace too, so a workspace is never read or written as anyone else — and
+/// the caller's groups (a writable workspace's own group is mapped only when it is one of them).
 public struct SandboxWorkspace: Sendable {
     public var descriptor: Int32
     public var caller: Policy.Owner
-    public init(descriptor: Int32, caller: Policy.Owner) {
+    public var callerGroups: [UInt32]
+    public init(descriptor: Int32, caller: Policy.Owner, callerGroups: [UInt32]) {
         self.descriptor = descriptor
         self.caller = caller
+        self.callerGroups = callerGroups
     }
 
-    /// The gid a workspace directory's own group has inside, when it is not the caller's
-    /// primary group: 65533, or 65532 for a sandbox whose own gid is 65533. The sandbox is not
-    /// a member: the group's bits give it nothing, and a file created in a setgid workspace
-    /// takes that group on the host, as it would have for the caller.
+    /// The gid a writable workspace directory's own group has inside, when it is another of the
+    /// caller's groups than their primary one: 65533, or 65532 for a sandbox whose own gid is
+    /// 65533. A file created in a setgid workspace takes that group on the host, as it would
+    /// have for the caller; the sandbox is not a member unless its policy keeps CAP_SETGID, and
+    /// then it has no more of the group than the caller has.
     public static func groupInside(_ sandboxGID: UInt32) -> UInt32 { sandboxGID == 65533 ? 65532 : 65533 }
 }
 

@@ -133,11 +133,15 @@ import Testing
     /// directory of a shared group works, setgid or not; in the setgid one what the task creates
     /// takes the directory's group, in the other alice's own, as it would for alice herself; the
     /// group's bits give the sandbox nothing (a group-only file stays unreadable). A directory
-    /// of that group that bob owns is not alice's to write.
+    /// of that group that bob owns is not alice's to write, nor one of hers in a group she is
+    /// not in (read-only, it is read with her ids alone).
     @Test func aSharedGroupsDirectoryOfTheCallersIsWritable() throws {
         let layout = try Layout()
         let setgid = "\(layout.allowed)/team", plain = "\(layout.allowed)/team-plain", bobsTeam = "\(layout.allowed)/bobs-team"
-        for dir in [setgid, plain, bobsTeam] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false) }
+        let notHers = "\(layout.allowed)/other-group"
+        for dir in [setgid, plain, bobsTeam, notHers] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false) }
+        chown(notHers, Self.alice, 61200)
+        chmod(notHers, 0o2775)
         chown(setgid, Self.alice, Self.socketGroup)
         chown(plain, Self.alice, Self.socketGroup)
         chown(bobsTeam, Self.bob, Self.socketGroup)
@@ -152,8 +156,12 @@ import Testing
             Self.submit(["/bin/sh", "-c", "echo t > made && mkdir sub && ! cat group-only 2>/dev/null"], workspace: setgid, id: 1),
             Self.submit(["/bin/sh", "-c", "echo t > made"], workspace: plain, id: 2),
             Self.submit(["/bin/true"], workspace: bobsTeam, id: 3),
+            Self.submit(["/bin/true"], workspace: notHers, id: 4),
+            Self.submit(["/bin/ls"], workspace: notHers, writable: false, id: 5),
         ])
-        try #require(answers.count == 3, "\(answers)")
+        try #require(answers.count == 5, "\(answers)")
+        #expect(answers[3]["error"]?["message"]?.stringValue?.contains("belongs to group 61200, which is not one of yours") == true, "\(answers[3].text)")
+        #expect(answers[4]["result"]?["exitCode"] == .int(0), "\(answers[4].text)")
         #expect(answers[0]["result"]?["exitCode"] == .int(0), "\(answers[0].text)")
         #expect(answers[1]["result"]?["exitCode"] == .int(0), "\(answers[1].text)")
         for (path, group) in [("\(setgid)/made", Self.socketGroup), ("\(setgid)/sub", Self.socketGroup), ("\(plain)/made", Self.alice)] {
