@@ -124,12 +124,11 @@ public struct SubmitOptions: Equatable, Sendable {
             // The daemon takes an absolute path and follows no symlink: the directory is named
             // as this process resolves it (relative to here, links followed), and cordond then
             // opens that with the caller's own rights.
-            guard let real = realpath(w.path, nil) else {
+            guard let real = FileSystem.realPath(w.path) else {
                 FileDescriptorIO.writeAll(2, "cordon submit: --workspace \(w.path): \(String(cString: strerror(errno)))\n")
                 throw ExitCode(2)
             }
-            defer { free(real) }
-            params.append(("workspace", .object([("path", .string(String(cString: real))), ("writable", .bool(w.writable))])))
+            params.append(("workspace", .object([("path", .string(real)), ("writable", .bool(w.writable))])))
         }
         if !env.isEmpty {
             params.append(("env", .object(env.map { e in

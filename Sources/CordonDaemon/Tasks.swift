@@ -280,13 +280,14 @@ final class TaskManager: @unchecked Sendable {
             }
             // The owner, and a group of the caller's (a shared project group's, a setgid
             // directory's: IdmappedMounts maps it too, and checks both again at spawn).
-            guard st.st_uid == peer.uid else {
+            switch SandboxWorkspace.writeRefusal(uid: st.st_uid, gid: st.st_gid, caller: Policy.Owner(uid: peer.uid, gid: peer.gid), groups: peer.groups) {
+            case .owner?:
                 throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to uid \(st.st_uid), not to you (\(peer.uid)): a writable workspace is a directory of your own (only your ids are mapped into the sandbox); ask for it read-only otherwise",
                                field: "params.workspace.path")
-            }
-            guard st.st_gid == peer.gid || peer.groups.contains(st.st_gid) else {
+            case .group?:
                 throw RPCError(RPCCode.unauthorized, "workspace \(PrintableText.of(real)) belongs to group \(st.st_gid), which is not one of yours: a writable workspace is in one of your groups; ask for it read-only, or change its group",
                                field: "params.workspace.path")
+            case nil: break
             }
         }
         return (descriptor, real)

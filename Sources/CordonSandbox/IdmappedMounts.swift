@@ -65,7 +65,8 @@ final class IdmappedMounts {
         }
         let inside = (uid: hostBase + plan.policy.process.uid, gid: hostBase + plan.policy.process.gid)
         // By the owner and, for a workspace of another group than its caller's, that group.
-        var namespaces: [String: OwnedDescriptor] = [:]
+        struct Mapping: Hashable { var owner: Policy.Owner; var group: UInt32? }
+        var namespaces: [Mapping: OwnedDescriptor] = [:]
         for index in attach {
             let step = plan.mounts[index]
             let source = String(decoding: step.data, as: UTF8.self)
@@ -118,18 +119,21 @@ final class IdmappedMounts {
             // setgid directory takes it on the host, as it would for the caller. Never a group the
             // caller is not in (a policy keeping CAP_SETGID could join it inside), and nothing
             // extra for a read-only workspace, which is read with the caller's ids alone.
-            if isWorkspace && !readOnly && uid != owner.uid {
-                throw Failure(errno: EACCES, message: "workspace: \(source) belongs to uid \(uid), not to its caller (\(owner.uid)): only the caller's ids are mapped into a sandbox, so it could write nothing there. Use a directory of your own, or ask for it read-only")
+            if isWorkspace && !readOnly {
+                switch SandboxWorkspace.writeRefusal(uid: uid, gid: gid, caller: owner, groups: workspace?.callerGroups ?? []) {
+                case .owner?:
+                    throw Failure(errno: EACCES, message: "workspace: \(source) belongs to uid \(uid), not to its caller (\(owner.uid)): only the caller's ids are mapped into a sandbox, so it could write nothing there. Use a directory of your own, or ask for it read-only")
+                case .group?:
+                    throw Failure(errno: EACCES, message: "workspace: \(source) belongs to group \(gid), which is not one of its caller's: a writable workspace is in one of your groups. Ask for it read-only, or change its group")
+                case nil: break
+                }
             }
             let extraGroup: UInt32? = isWorkspace && !readOnly && gid != owner.gid ? gid : nil
-            if let extraGroup, !(workspace?.callerGroups.contains(extraGroup) ?? false) {
-                throw Failure(errno: EACCES, message: "workspace: \(source) belongs to group \(extraGroup), which is not one of its caller's: a writable workspace is in one of your groups. Ask for it read-only, or change its group")
-            }
             if !isWorkspace && (uid != owner.uid || gid != owner.gid) {
                 throw Failure(errno: EACCES, message: "filesystem.read_write: \(source) belongs to \(uid):\(gid), but this sandbox writes as \(owner) (\(step.owner != nil ? "the bind's owner" : ownership == .sourceOwner ? "its owner" : "the caller")): only the owner's ids are mapped, so it could write nothing there. Bind a directory that \(owner) owns\(ownership == .sourceOwner ? ", or name its owner" : "")")
             }
             let userns: OwnedDescriptor
-            let mapping = "\(owner)" + (extraGroup.map { "+\($0)" } ?? "")
+            let mapping = Mapping(owner: owner, group: extraGroup)
             if let made = namespaces[mapping] {
                 userns = made
             } else {

@@ -29,6 +29,10 @@ public struct MountPlanner {
     /// could otherwise change.
     static let procReadOnly = ["/proc/sys"]
 
+    /// Capabilities no policy with a writable idmapped mount (a bind or a workspace) may keep:
+    /// CAP_SETFCAP would let a write give a host file capabilities, CAP_FSETID keep a setgid bit.
+    static let unsafeWithWritableMounts = ["CAP_SETFCAP", "CAP_FSETID"]
+
     public func plan(_ policy: Policy) throws(PlanError) -> (mounts: [MountStep], landlock: [LandlockRule]) {
         var steps: [MountStep] = []
         var dirs: Set<String> = ["/"]

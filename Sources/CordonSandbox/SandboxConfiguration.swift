@@ -56,6 +56,16 @@ public struct SandboxWorkspace: Sendable {
     /// have for the caller; the sandbox is not a member unless its policy keeps CAP_SETGID, and
     /// then it has no more of the group than the caller has.
     public static func groupInside(_ sandboxGID: UInt32) -> UInt32 { sandboxGID == 65533 ? 65532 : 65533 }
+
+    /// Why a directory of owner `uid` and group `gid` cannot be a writable workspace of `caller`
+    /// (in `groups` besides their primary one), or nil: its owner must be the caller, its group
+    /// one of theirs. cordond asks at submit, IdmappedMounts again at spawn.
+    public enum WriteRefusal: Sendable { case owner, group }
+    public static func writeRefusal(uid: UInt32, gid: UInt32, caller: Policy.Owner, groups: [UInt32]) -> WriteRefusal? {
+        if uid != caller.uid { return .owner }
+        if gid != caller.gid && !groups.contains(gid) { return .group }
+        return nil
+    }
 }
 
 /// The caller's side of the workload's standard streams.

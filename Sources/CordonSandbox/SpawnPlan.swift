@@ -96,7 +96,7 @@ extension SpawnPlan {
         }
         // What MountPlanner refuses beside writable binds, for the same reasons: a file
         // capability or a kept setgid bit written through an idmapped mount lands on the host.
-        for cap in ["CAP_SETFCAP", "CAP_FSETID"] where writable && policy.capabilities.keep.contains(cap) {
+        for cap in MountPlanner.unsafeWithWritableMounts where writable && policy.capabilities.keep.contains(cap) {
             throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) keeps \(cap): through a writable workspace the sandbox could leave a file on the host with capabilities or a setgid bit; ask for the workspace read-only, or use a policy without \(cap)")
         }
         if mounts.filter({ $0.kind == .attach }).count >= Int(CS_MAX_ATTACH) {
