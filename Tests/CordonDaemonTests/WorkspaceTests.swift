@@ -98,6 +98,18 @@ import Testing
         #expect(submitted["detail"]?["workspace"] == .string(layout.alices) && submitted["detail"]?["writable"] == .bool(true), "\(submitted.text)")
     }
 
+    /// The same submit ten times in a row on one connection: each task gets the same workspace
+    /// and sees what the ones before it wrote; the file stays the caller's.
+    @Test func theSameWorkspaceTenTimesInARow() throws {
+        let layout = try Layout()
+        let d = try Self.daemon(layout)
+        let requests = (1...10).map { Self.submit(["/bin/sh", "-c", "echo $(( $(cat count 2>/dev/null || echo 0) + 1 )) > count"], workspace: layout.alices, id: $0) }
+        let answers = Self.asCaller(Self.alice, d, requests)
+        #expect(answers.count == 10 && answers.allSatisfy { $0["result"]?["exitCode"] == .int(0) }, "\(answers)")
+        #expect((try? String(contentsOfFile: "\(layout.alices)/count", encoding: .utf8)) == "10\n")
+        #expect(Self.owner("\(layout.alices)/count").map { $0 == (Self.alice, Self.alice) } == true)
+    }
+
     /// Whatever a caller names, cordond decides as the caller: another user's directory, a
     /// symlink to it, `..`, a relative path, a place outside `workspace.allow`, a policy with no
     /// workspaces — each refused with a message naming why, and nothing runs.
