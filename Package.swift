@@ -240,7 +240,7 @@ let package = Package(
             "CordonModelGateway", "CordonModels", "CordonServices", "CordonConfig", "CordonSandbox", "CordonJSON", "CordonSystem",
         ]),
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
-        .testTarget(name: "CordonModelWorkerTests", dependencies: ["CordonModels", "CordonJSON"], exclude: ["provider_standin.py"]),
+        .testTarget(name: "CordonModelWorkerTests", dependencies: ["CordonModels", "CordonJSON", "CordonHTTPClient"], exclude: ["provider_standin.py"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
             "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn", "CordonTestNetwork",
         ], exclude: ["egress_servers.py"]),

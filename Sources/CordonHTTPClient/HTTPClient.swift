@@ -27,6 +27,7 @@ import Glibc
 public final class HTTPClient: Sendable {
     private let engine: Engine
     private let driver: Threads.Joinable
+    private let shutting = Mutex(false)
 
     /// The libcurl version and its TLS library (`curl_version()`).
     public static var curlVersion: String { String(cString: curl_version()) }
@@ -41,18 +42,27 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    deinit {
+    /// Ends every call in flight (each completes `.cancelled`, on the client's thread, before
+    /// this returns), fails every later one the same way, and waits for the client's thread to
+    /// end. Called again, it does nothing. On the client's own thread — a completion that drops
+    /// the last reference to the client — it cannot wait for itself: the thread ends once that
+    /// completion returns.
+    public func shutDown() {
+        let first = shutting.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
         engine.stop()
-        driver.join()
+        if driver.isCurrent { driver.detach() } else { driver.join() }
     }
+
+    deinit { shutDown() }
 
     /// A call, not yet started: `start` runs it, `cancel` (from any thread) ends it.
     public func call(_ request: HTTPRequest) throws(HTTPError) -> HTTPCall {
         try HTTPCall(engine: engine, request: request)
     }
-
-    /// Ends every call in flight (each completes `.cancelled`). Calls made later run.
-    public func cancelAll() { engine.cancelAll() }
 }
 
 public struct HTTPRequest: Sendable {
@@ -122,7 +132,7 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// curl failed the transfer: connection refused, DNS, TLS, the connect timeout, the
         /// deadline (code 28, `CURLE_OPERATION_TIMEDOUT`), a body cut short (18, 56)…
         case transfer
-        /// `cancel()` or `cancelAll()`.
+        /// `cancel()`, or the client shut down.
         case cancelled
         /// Nothing received for `idleTimeout` seconds.
         case idle
@@ -294,8 +304,8 @@ public final class HTTPCall: @unchecked Sendable {
     /// Why a completion and not a blocking call: the caller's thread would only wait, and
     /// handing the end back to it is one more thread wakeup on every call's path.
     ///
-    /// A completion must not let go of the last reference to the `HTTPClient`: its `deinit`
-    /// joins the driver thread, which would then be waiting for itself.
+    /// A completion may let go of the last reference to the `HTTPClient` (its `shutDown` then
+    /// lets the driver thread end instead of waiting for itself).
     public func start(onHead: @escaping @Sendable (HTTPResponseHead) -> Bool = { _ in true },
                       onBody: @escaping @Sendable (UnsafeRawBufferPointer) -> Bool,
                       completion: @escaping @Sendable (Result<HTTPOutcome, HTTPError>) -> Void) {
@@ -416,7 +426,6 @@ private final class Engine: @unchecked Sendable {
     // Guarded by `monitor`.
     private var incoming: [HTTPCall] = []
     private var stopping = false
-    private var cancelEverything = false
     // The driver thread's.
     private var active: [UnsafeMutableRawPointer: HTTPCall] = [:]
 
@@ -435,11 +444,6 @@ private final class Engine: @unchecked Sendable {
 
     func stop() {
         monitor.locked { stopping = true }
-        wake()
-    }
-
-    func cancelAll() {
-        monitor.locked { cancelEverything = true }
         wake()
     }
 
@@ -463,9 +467,9 @@ private final class Engine: @unchecked Sendable {
     func drive() {
         var running: Int32 = 0
         while true {
-            let (new, stop, cancel) = monitor.locked { () -> ([HTTPCall], Bool, Bool) in
-                defer { incoming = []; cancelEverything = false }
-                return (incoming, stopping, cancelEverything)
+            let (new, stop) = monitor.locked { () -> ([HTTPCall], Bool) in
+                defer { incoming = [] }
+                return (incoming, stopping)
             }
             for call in new {
                 call.started = MonotonicClock.now
@@ -476,7 +480,7 @@ private final class Engine: @unchecked Sendable {
                     end(call, code: nil, reason: .setup)
                 }
             }
-            for call in Array(active.values) where stop || cancel || call.isCancelled {
+            for call in Array(active.values) where stop || call.isCancelled {
                 end(call, code: nil, reason: .cancelled)
             }
             if stop { return }

@@ -81,6 +81,9 @@ final class WorkerSession: @unchecked Sendable {
     }
 
     private let state = Mutex(State())
+    /// Answers being written on a thread of `threads`, guarded by `handedOff`.
+    private let handedOff = Monitor()
+    private var answering = 0
 
     init(output: WorkerOutput) { self.output = output }
 
@@ -241,8 +244,15 @@ final class WorkerSession: @unchecked Sendable {
             guard case .success = outcome, reader.bufferedBytes > Self.inlineReplyBytes else {
                 return answer(id: id, call: call, reader: reader, outcome)
             }
-            do { try threads.run { [self] in answer(id: id, call: call, reader: reader, outcome) } } catch {
+            handedOff.locked { answering += 1 }
+            do {
+                try threads.run { [self] in
+                    answer(id: id, call: call, reader: reader, outcome)
+                    handedOff.locked { answering -= 1; handedOff.broadcast() }
+                }
+            } catch {
                 answer(id: id, call: call, reader: reader, outcome)
+                handedOff.locked { answering -= 1 }
             }
         }
     }
@@ -307,10 +317,12 @@ final class WorkerSession: @unchecked Sendable {
         http?.cancel()
     }
 
-    /// stdin ended: cordond is gone or wants the worker gone. Every transfer is aborted; the
-    /// process then ends (its answers would have no reader).
+    /// stdin ended: cordond is gone or wants the worker gone. Every transfer is aborted and its
+    /// answer written (to no reader, likely) before this returns, so the process ends with no
+    /// thread of its own still running Swift code: the HTTP client's thread is joined, and the
+    /// answers handed to threads of their own are waited for (10 s at most).
     func shutDown() {
-        let client = state.withLock { $0.setup?.client }
-        client?.cancelAll()
+        state.withLock { $0.setup?.client }?.shutDown()
+        handedOff.locked { _ = handedOff.wait(until: MonotonicClock.now + 10) { answering == 0 } }
     }
 }

@@ -19,11 +19,16 @@ public enum Threads {
         case none
     }
 
-    /// A started, joinable thread: join it exactly once.
+    /// A started, joinable thread: join it, or detach it, exactly once.
     public struct Joinable: Sendable {
         public let id: pthread_t
         /// Waits for the thread to finish. The corresponding C function is `pthread_join`.
         public func join() { precondition(pthread_join(id, nil) == 0, "pthread_join: not a joinable thread of ours") }
+        /// Whether the calling thread is this one (which cannot join itself).
+        public var isCurrent: Bool { pthread_equal(id, pthread_self()) != 0 }
+        /// Lets the thread clean up after itself when it ends, instead of being joined. The
+        /// corresponding C function is `pthread_detach`.
+        public func detach() { precondition(pthread_detach(id) == 0, "pthread_detach: not a joinable thread of ours") }
     }
 
     private final class Start {

@@ -292,7 +292,11 @@ struct LocalServerTests {
         // Calls while it is gone and while it comes back: answered by a new sandboxed server or
         // refused, never by the host's.
         for _ in 0..<5 { _ = try? Self.chat(d, "s-tiny", timeout: 5) }
-        #expect(try Self.server(d, "s-tiny")["starts"]?.intValue == 2)
+        // Answered again, by a server started anew in its sandbox: one start after the kill, or
+        // more when a loaded machine made a start miss its readiness deadline.
+        #expect(Self.eventually(60) { (try? Self.chat(d, "s-tiny", timeout: 5)) != nil })
+        let starts = try #require(try Self.server(d, "s-tiny")["starts"]?.intValue)
+        #expect(starts >= 2, "started again after the kill")
         #expect(hostPaths() == [], "nothing but this test's own /stats requests reached the host's server")
     }
 

@@ -1,6 +1,7 @@
 import CordonJSON
 import CordonModels
 import Foundation
+import Synchronization
 import Testing
 
 /// The built `cordon-model-worker` against `provider_standin.py` (a real HTTP/1.1 server
@@ -183,6 +184,31 @@ import Testing
         #expect(worker.exitStatus(within: 5) == 0)
         #expect(worker.stderr.waitForEnd(timeout: 5))
         #expect(worker.stderr.all.contains("[redacted]") && !worker.stderr.all.contains(WorkerProcess.key), "\(worker.stderr.all)")
+    }
+
+    /// stdin ends as the last answer is read: the worker exits 0, whichever of its threads lets
+    /// go of the session last (the HTTP client's did, once in a few hundred runs, and the
+    /// worker died of a trap) — 200 workers, 8 at a time.
+    @Test func stdinsEndAfterTheLastAnswerEndsTheWorkerCleanly() throws {
+        let standin = try StandIn()
+        let base = standin.baseURL
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { lane in
+            for round in 0..<25 {
+                do {
+                    let worker = try WorkerProcess(kind: "openai", baseURL: base)
+                    _ = try worker.chat("c\(lane)-\(round)", model: "echo-key")
+                    try worker.closeInput()
+                    let status = worker.exitStatus(within: 10)
+                    _ = worker.stderr.waitForEnd(timeout: 5)
+                    if status != 0 { failures.withLock { $0.append("status \(String(describing: status)): \(worker.stderr.all.suffix(400))") } }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        let seen = failures.withLock { $0 }
+        #expect(seen.isEmpty, "\(seen.count) of 200: \(seen.first ?? "")")
     }
 
     /// Ten calls one after another go over one connection (the stand-in counts them).
