@@ -134,7 +134,7 @@ let package = Package(
         // Sandbox egress: allowlist, DNS answers, ClientHello/HTTP parsing and the splice relay.
         .target(name: "CordonEgress", dependencies: ["CordonHTTP", "CordonPolicy", "CordonSystem", "CLinux"]),
         .target(name: "CordonSandbox", dependencies: [
-            "CordonSystem", "CordonPolicy", "CordonConfig", "CordonEgress", "CSpawn", "CLinux", "CSeccomp",
+            "CordonSystem", "CordonPolicy", "CordonConfig", "CordonEgress", "CordonJSON", "CSpawn", "CLinux", "CSeccomp",
         ]),
         // The daemon's audit store: tasks and events in SQLite (WAL), queries, retention.
         .target(name: "CordonAudit", dependencies: ["CordonSQLite", "CordonSystem", "CordonJSON"]),

@@ -20,6 +20,7 @@
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <time.h>
@@ -397,6 +398,17 @@ int cl_open_directory_nofollow(const char *path) {
     return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
 }
 
+_Static_assert(CL_O_PATH == O_PATH, "CL_O_PATH is not this system's O_PATH");
+
+int cl_openat_beneath(int dir, const char *path, int flags, uint32_t mode) {
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+    };
+    return (int)syscall(SYS_openat2, dir, path, &how, sizeof how);
+}
+
 int cl_access_fd(int fd, int mode) {
     return (int)syscall(SYS_faccessat2, fd, "", mode, AT_EMPTY_PATH | AT_EACCESS);
 }
@@ -410,6 +422,93 @@ int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly) {
     attr.propagation = MS_PRIVATE;
     attr.userns_fd = (uint64_t)userns_fd;
     return (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+}
+
+// What a file system said about a failed fsconfig (its log, read from the context's fd).
+static void cl_fs_log(int fs, char *why, size_t why_len) {
+    if (!why || why_len == 0) return;
+    why[0] = 0;
+    size_t used = 0;
+    char line[512];
+    ssize_t n;
+    while (used + 1 < why_len && (n = read(fs, line, sizeof line - 1)) > 0) {
+        line[n] = 0;
+        int wrote = snprintf(why + used, why_len - used, "%s%s", used ? "; " : "", line);
+        if (wrote < 0) break;
+        used += (size_t)wrote < why_len - used ? (size_t)wrote : why_len - used - 1;
+    }
+}
+
+static int cl_fs_fail(int fs, char *why, size_t why_len) {
+    int e = errno;
+    cl_fs_log(fs, why, why_len);
+    close(fs);
+    errno = e;
+    return -1;
+}
+
+int cl_cow_layer(uint64_t size, uint64_t inodes, char *why, size_t why_len) {
+    if (why && why_len) why[0] = 0;
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+    if (fs < 0) return -1;
+    char number[32];
+    snprintf(number, sizeof number, "%llu", (unsigned long long)size);
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", number, 0) < 0) return cl_fs_fail(fs, why, why_len);
+    snprintf(number, sizeof number, "%llu", (unsigned long long)inodes);
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "nr_inodes", number, 0) < 0) return cl_fs_fail(fs, why, why_len);
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0) return cl_fs_fail(fs, why, why_len);
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) return cl_fs_fail(fs, why, why_len);
+    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    if (mnt < 0) return cl_fs_fail(fs, why, why_len);
+    close(fs);
+    if (mkdirat(mnt, "upper", 0700) < 0 || mkdirat(mnt, "work", 0700) < 0) {
+        int e = errno;
+        close(mnt);
+        errno = e;
+        return -1;
+    }
+    return mnt;
+}
+
+int cl_cow_overlay(int lower, int layer, uint32_t uid, uint32_t gid, uint32_t mode, int noexec, char *why, size_t why_len) {
+    if (why && why_len) why[0] = 0;
+    int upper = openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (upper < 0) return -1;
+    int work = openat(layer, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (work < 0) { int e = errno; close(upper); errno = e; return -1; }
+    int result = -1, fs = -1;
+    if (fchown(upper, uid, gid) < 0 || fchmod(upper, mode & 07777 & ~(S_ISUID | S_ISGID)) < 0) goto out;
+    fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) goto out;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) < 0
+        || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0
+        || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0
+        || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "redirect_dir", "off", 0) < 0
+        || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "metacopy", "off", 0) < 0
+        || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "index", "off", 0) < 0
+        || syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        cl_fs_fail(fs, why, why_len);
+        fs = -1;
+        goto out;
+    }
+    result = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (noexec ? MOUNT_ATTR_NOEXEC : 0));
+    if (result < 0) cl_fs_log(fs, why, why_len);
+out:
+    {
+        int e = errno;
+        if (fs >= 0) close(fs);
+        close(upper);
+        close(work);
+        errno = e;
+    }
+    return result;
+}
+
+int cl_overlay_opaque(int fd) {
+    char flag[4];
+    ssize_t n = fgetxattr(fd, "trusted.overlay.opaque", flag, sizeof flag);
+    if (n < 0) return (errno == ENODATA || errno == ENOTSUP) ? 0 : -1;
+    return n == 1 && flag[0] == 'y' ? 1 : 0;
 }
 
 long cl_fd_fs_type(int fd, int *readonly) {

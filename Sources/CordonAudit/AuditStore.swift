@@ -132,6 +132,15 @@ public final class AuditStore: Sendable {
         if !columns.contains(where: { $0.first == .text("denials") }) {
             try w.execute("ALTER TABLE tool_calls ADD COLUMN denials TEXT NOT NULL DEFAULT '[]'")
         }
+        // The bytes of a copy-on-write workspace's captured changes, held with the task's output
+        // (added like denials).
+        w.operation = "add tasks.changes_bytes"
+        let taskColumns: [[SQLiteValue]]
+        do { taskColumns = try w.db.prepare("SELECT name FROM pragma_table_info('tasks')").rows(binding: []) }
+        catch { throw AuditError(.storage, path: w.path, w.operation, error.message) }
+        if !taskColumns.contains(where: { $0.first == .text("changes_bytes") }) {
+            try w.execute("ALTER TABLE tasks ADD COLUMN changes_bytes INTEGER NOT NULL DEFAULT 0")
+        }
     }
 
     private static func schemaState(_ w: WriterConnection) throws(AuditError) -> (version: Int64, tables: Int64) {
@@ -295,7 +304,11 @@ public final class AuditStore: Sendable {
         let operation = "create task"
         guard task.submittedAt.isFinite else { throw refuse(operation, "submittedAt is not finite") }
         let argv = JSON.array(task.argv.map(JSON.string)).text
-        let detail = task.workspace.map { JSON.object([("workspace", .string($0.path)), ("writable", .bool($0.writable))]).text } ?? "{}"
+        let detail = task.workspace.map { w in
+            var members: [(String, JSON)] = [("workspace", .string(w.path)), ("writable", .bool(w.writable))]
+            if w.cow { members.append(("cow", .bool(true))) }
+            return JSON.object(members).text
+        } ?? "{}"
         let output = try write(operation) { w throws(AuditError) in
             try w.rows("""
                 INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at)
@@ -339,14 +352,14 @@ public final class AuditStore: Sendable {
             let rows = try w.rows("""
                 UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, finished_at = ?6,
                     cpu_user_seconds = ?7, cpu_system_seconds = ?8, peak_memory_bytes = ?9,
-                    stdout_bytes = ?10, stderr_bytes = ?11, result = ?12
+                    stdout_bytes = ?10, stderr_bytes = ?11, result = ?12, changes_bytes = ?13
                 WHERE id = ?1 AND state IN ('queued', 'running') RETURNING uid
                 """, [.integer(id), .text(outcome.state.rawValue), .text(outcome.reason),
                       SQLiteValue(outcome.exitCode.map(Int64.init)), SQLiteValue(outcome.signal.map(Int64.init)),
                       .real(outcome.finishedAt), SQLiteValue(outcome.cpuUserSeconds), SQLiteValue(outcome.cpuSystemSeconds),
                       SQLiteValue(outcome.peakMemoryBytes.map { Int64(bitPattern: $0) }),
                       .integer(Int64(bitPattern: outcome.stdoutBytes)), .integer(Int64(bitPattern: outcome.stderrBytes)),
-                      SQLiteValue(outcome.result)])
+                      SQLiteValue(outcome.result), .integer(outcome.changesBytes)])
             guard let uid = rows.first?.first else { throw try Self.stateConflict(w, id, expected: "queued or running") }
             for event in events {
                 var event = event
@@ -424,6 +437,22 @@ public final class AuditStore: Sendable {
         return JSON.object(members).text
     }
 
+    /// Records that a copy-on-write task's held changes are gone (applied in full, or
+    /// discarded): their bytes leave the task's output, and an event of `kind` with `detail`
+    /// says who did it and what. False when the task holds no changes (already gone).
+    public func forgetChanges(id: Int64, event: NewEvent) throws(AuditError) -> Bool {
+        let operation = "forget the changes of task \(id)"
+        try validate(event, operation)
+        let output = try write(operation) { w throws(AuditError) in
+            let rows = try w.rows("UPDATE tasks SET changes_bytes = 0 WHERE id = ?1 AND changes_bytes > 0 RETURNING id", [.integer(id)])
+            guard !rows.isEmpty else { return .count(0) }
+            _ = try w.rows(Self.insertEvent, [.real(event.time), .text(event.kind), .integer(id), SQLiteValue(event.uid.map { Int64($0) }), .text(event.detail)])
+            return .count(1)
+        }
+        if case .count(let n) = output { return n == 1 }
+        return false
+    }
+
     // MARK: Reads
 
     func read<T: Sendable>(_ operation: String, _ body: (SQLiteDatabase) throws(AuditError) -> T) throws(AuditError) -> T {
@@ -442,7 +471,7 @@ public final class AuditStore: Sendable {
     private static let taskColumns = """
         id, uid, gid, pid, exe, label, policy, policy_hash, argv, state, reason, exit_code, signal,
         submitted_at, started_at, finished_at, cpu_user_seconds, cpu_system_seconds, peak_memory_bytes,
-        stdout_bytes, stderr_bytes, cgroup, scratch, result
+        stdout_bytes, stderr_bytes, cgroup, scratch, result, changes_bytes
         """
 
     public func task(id: Int64) throws(AuditError) -> TaskRecord? {
@@ -538,7 +567,8 @@ public final class AuditStore: Sendable {
             cpuUserSeconds: try row.optionalReal(16), cpuSystemSeconds: try row.optionalReal(17),
             peakMemoryBytes: try row.optionalInteger(18).map { UInt64(bitPattern: $0) },
             stdoutBytes: UInt64(bitPattern: try row.integer(19)), stderrBytes: UInt64(bitPattern: try row.integer(20)),
-            cgroup: try row.optionalText(21), scratch: try row.optionalText(22), result: try row.optionalText(23))
+            cgroup: try row.optionalText(21), scratch: try row.optionalText(22), result: try row.optionalText(23),
+            changesBytes: try row.integer(24))
     }
 }
 

@@ -34,10 +34,10 @@ public struct NewTask: Sendable {
     public var submittedAt: Double
     /// The directory bound at /workspace, as the kernel named it when it was opened, and
     /// whether the sandbox may write it: in the "submitted" event's detail.
-    public var workspace: (path: String, writable: Bool)?
+    public var workspace: (path: String, writable: Bool, cow: Bool)?
 
     public init(submitter: Submitter, label: String? = nil, policy: String, policyHash: String, argv: [String],
-                submittedAt: Double, workspace: (path: String, writable: Bool)? = nil) {
+                submittedAt: Double, workspace: (path: String, writable: Bool, cow: Bool)? = nil) {
         self.workspace = workspace
         self.submitter = submitter
         self.label = label
@@ -68,6 +68,8 @@ public struct TaskOutcome: Sendable {
     public var stderrBytes: UInt64
     /// The full result record as JSON text, opaque to the store.
     public var result: String?
+    /// The bytes of a copy-on-write workspace's captured changes (held with the output).
+    public var changesBytes: Int64 = 0
 
     public init(state: TaskState, reason: String, exitCode: Int32? = nil, signal: Int32? = nil, finishedAt: Double,
                 cpuUserSeconds: Double? = nil, cpuSystemSeconds: Double? = nil, peakMemoryBytes: UInt64? = nil,
@@ -112,6 +114,8 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     public var scratch: String?
     /// The result record as JSON text.
     public var result: String?
+    /// The bytes of a copy-on-write workspace's changes held for review (0: none, or gone).
+    public var changesBytes: Int64 = 0
 }
 
 /// An event to record.

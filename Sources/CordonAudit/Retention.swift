@@ -88,7 +88,7 @@ extension AuditStore {
             for row in try rows(db, operation, """
                 SELECT uid, sum(\(Self.taskOverhead) + length(CAST(argv AS BLOB)) + length(CAST(exe AS BLOB)) + length(CAST(policy AS BLOB)) + length(CAST(policy_hash AS BLOB))
                                + ifnull(length(CAST(label AS BLOB)), 0) + ifnull(length(CAST(result AS BLOB)), 0) + ifnull(length(CAST(cgroup AS BLOB)), 0) + ifnull(length(CAST(scratch AS BLOB)), 0)),
-                       sum(CASE WHEN scratch IS NOT NULL THEN stdout_bytes + stderr_bytes ELSE 0 END)
+                       sum(CASE WHEN scratch IS NOT NULL THEN stdout_bytes + stderr_bytes + changes_bytes ELSE 0 END)
                 FROM tasks WHERE ?1 IS NULL OR uid = ?1 GROUP BY uid
                 """, [only]) {
                 guard row.count == 3, case .integer(let uid) = row[0], let u = UInt32(exactly: uid),
@@ -332,7 +332,7 @@ extension AuditStore {
         let operation = "query outputs"
         return try read(operation) { db throws(AuditError) in
             try rows(db, operation, """
-                SELECT id, scratch, stdout_bytes + stderr_bytes FROM tasks
+                SELECT id, scratch, stdout_bytes + stderr_bytes + changes_bytes FROM tasks
                 WHERE uid = ?1 AND \(Self.ended) AND scratch IS NOT NULL ORDER BY finished_at, id LIMIT ?2
                 """, [.integer(Int64(uid)), .integer(Int64(max(0, limit)))]).compactMap { row in
                 guard row.count == 3, case .integer(let id) = row[0], case .text(let scratch) = row[1], case .integer(let bytes) = row[2] else { return nil }

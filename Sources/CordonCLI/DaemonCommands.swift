@@ -85,6 +85,8 @@ public struct SubmitOptions: Equatable, Sendable {
     public var stdin: String?
     /// `DIR`, `DIR:rw` or `DIR:ro`: a directory of the caller's bound at /workspace.
     public var workspace: String?
+    /// The workspace through a copy-on-write layer: reviewed with `cordon diff`, then applied.
+    public var cow = false
     public var command: [String] = []
 
     public init() {}
@@ -106,6 +108,10 @@ public struct SubmitOptions: Equatable, Sendable {
         if let pids, Int(pids).map({ $0 >= 1 }) != true { return "--pids: expected a number of processes, found \"\(pids)\"" }
         for e in env where !e.contains("=") || e.hasPrefix("=") { return "--env: expected NAME=VALUE, found \"\(e)\"" }
         if let w = workspaceRequest, w.path.isEmpty { return "--workspace: expected DIR, DIR:rw or DIR:ro, found \"\(workspace!)\"" }
+        if cow && workspace == nil { return "--cow: needs --workspace DIR (the directory the task changes through its own layer)" }
+        if cow, let workspace, workspace.hasSuffix(":ro") || workspace.hasSuffix(":rw") {
+            return "--cow: name the directory alone (--workspace DIR --cow): a copy-on-write workspace is neither :ro nor :rw"
+        }
         return nil
     }
 
@@ -128,7 +134,8 @@ public struct SubmitOptions: Equatable, Sendable {
                 FileDescriptorIO.writeAll(2, "cordon submit: --workspace \(w.path): \(String(cString: strerror(errno)))\n")
                 throw ExitCode(2)
             }
-            params.append(("workspace", .object([("path", .string(real)), ("writable", .bool(w.writable))])))
+            params.append(("workspace", .object(cow ? [("path", .string(real)), ("cow", .bool(true))]
+                                                     : [("path", .string(real)), ("writable", .bool(w.writable))])))
         }
         if !env.isEmpty {
             params.append(("env", .object(env.map { e in
@@ -180,11 +187,12 @@ public struct SubmitOptions: Equatable, Sendable {
 public enum SubmitFastPath {
     public static func parse(_ arguments: ArraySlice<String>) -> SubmitOptions? {
         var options = SubmitOptions()
-        let command = FastArguments.scan(arguments, flags: ["--json", "--wait"],
+        let command = FastArguments.scan(arguments, flags: ["--json", "--wait", "--cow"],
                                          options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--pids", "--env", "--stdin", "--workspace"]) { name, value in
             switch name {
             case "--json": options.json = true
             case "--wait": options.wait = true
+            case "--cow": options.cow = true
             case "--socket": options.socket = value
             case "--policy": options.policy = value
             case "--label": options.label = value
@@ -238,11 +246,12 @@ struct SubmitCommand: ParsableCommand {
     @Option(name: .customLong("env"), help: ArgumentHelp("A variable for the task, for a NAME the policy passes (process.pass_env); any other NAME is an error. Repeatable.", valueName: "NAME=VALUE")) var env: [String] = []
     @Option(name: .customLong("stdin"), help: "A file whose contents are the task's stdin ('-': this process's stdin).") var stdin: String?
     @Option(name: .customLong("workspace"), help: ArgumentHelp("A directory of yours, bound at /workspace (also the task's working directory), writable unless :ro. The policy must allow it ([workspace] allow); cordond opens it with your own rights.", valueName: "DIR[:ro]")) var workspace: String?
+    @Flag(name: .customLong("cow"), help: "The task sees --workspace through a copy-on-write layer: the directory is only read, and what the task changes waits for `cordon diff` and `cordon apply` (or `cordon discard`).") var cow = false
     @Argument(parsing: .postTerminator, help: "The command and its arguments.") var command: [String] = []
 
     var options: SubmitOptions {
         var o = SubmitOptions()
-        (o.socket, o.json, o.policy, o.wait, o.label, o.workspace) = (client.socket, client.json, policy, wait, label, workspace)
+        (o.socket, o.json, o.policy, o.wait, o.label, o.workspace, o.cow) = (client.socket, client.json, policy, wait, label, workspace, cow)
         (o.timeout, o.memory, o.pids, o.env, o.stdin, o.command) = (timeout, memory, pids, env, stdin, command)
         return o
     }

@@ -16,6 +16,7 @@ import Glibc
 /// errors), checks what the peer may do, and answers with JSON.
 extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
+                          "task.diff", "task.apply", "task.discard",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
                           "tool.list", "tool.call", "tool.stats", "tool.watch",
                           "model.list", "model.chat", "model.stats", "model.explain", "model.feedback"]
@@ -33,6 +34,9 @@ extension Daemon {
         case "task.cancel": return try cancel(&params, peer)
         case "task.list": return .result(try list(&params, peer))
         case "task.logs": return .result(try logs(&params, peer, sink))
+        case "task.diff": return .result(try taskDiff(&params, peer))
+        case "task.apply": return .result(try Self.oneAtATime(try params.requiredInt("id", min: 1)) { () throws -> JSON in try taskApply(&params, peer) })
+        case "task.discard": return .result(try Self.oneAtATime(try params.requiredInt("id", min: 1)) { () throws -> JSON in try taskDiscard(&params, peer) })
         case "policy.list":
             try params.finish()
             return .result(policyList(peer))
@@ -138,7 +142,12 @@ extension Daemon {
             guard let path = try w.string("path", maxBytes: CallerFiles.maxPathBytes) else {
                 throw RPCError.invalid("\(params.field("workspace")).path", "required: the absolute path of a directory of yours")
             }
-            workspace = WorkspaceRequest(path: path, writable: try w.bool("writable") ?? true)
+            let writable = try w.bool("writable")
+            let cow = try w.bool("cow") ?? false
+            if cow && writable != nil {
+                throw RPCError.invalid("\(params.field("workspace")).writable", "not with cow: a copy-on-write workspace is only read on the host (the sandbox writes its own layer, reviewed with task.diff)")
+            }
+            workspace = WorkspaceRequest(path: path, writable: !cow && (writable ?? true), cow: cow)
             try w.finish()
         }
         let wait = try params.bool("wait") ?? false

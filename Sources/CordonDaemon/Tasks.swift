@@ -31,10 +31,12 @@ struct TaskRequest: Sendable {
     }
 }
 
-/// A caller's workspace as asked: the host directory, and whether the sandbox may write it.
+/// A caller's workspace as asked: the host directory, whether the sandbox may write it, and
+/// whether it writes a copy-on-write layer instead (the directory is then only read).
 struct WorkspaceRequest: Sendable, Equatable {
     var path: String
     var writable: Bool
+    var cow = false
 }
 
 /// Limits a client may ask for: each may only tighten the policy's.
@@ -299,14 +301,14 @@ final class TaskManager: @unchecked Sendable {
         try Self.checkPassed(request.env, policy: policy)
         var plan = try spawnPlan(policy, limits: request.limits, env: request.env)
         var workspace: OwnedDescriptor?
-        var workspacePath: (path: String, writable: Bool)?
+        var workspacePath: (path: String, writable: Bool, cow: Bool)?
         if let asked = request.workspace {
             let opened = try openWorkspace(asked, policy: policy, for: peer)
-            do { plan = try plan.withWorkspace(source: opened.path, writable: asked.writable) } catch {
+            do { plan = try plan.withWorkspace(source: opened.path, writable: asked.writable, cow: asked.cow) } catch {
                 throw RPCError(RPCCode.policyError, "policy \(policy.name): \(error.description)", field: "params.workspace")
             }
             workspace = opened.descriptor
-            workspacePath = (opened.path, asked.writable)
+            workspacePath = (opened.path, asked.writable, asked.cow)
         }
         // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
         // policy naming another owner is theirs to use only through an admin.
@@ -464,6 +466,7 @@ final class TaskManager: @unchecked Sendable {
         let output = reserveOutput(task)
         var plan = task.plan
         if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(output.cap) }
+        var layer: OwnedDescriptor?
         do throws(SystemError) {
             guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
             io.stdin = task.stdin.fd
@@ -482,10 +485,15 @@ final class TaskManager: @unchecked Sendable {
             }
             var environment = environment
             environment.writeOwnership = writeOwnership(for: task.owner)
+            // A copy-on-write workspace's layer: a tmpfs as large as the task's output may be
+            // (its changes are kept as output), at most `cowLayerMaxBytes`.
+            if task.request.workspace?.cow == true {
+                layer = try WorkspaceChanges.layer(bytes: UInt64(min(output.cap, Self.cowLayerMaxBytes)))
+            }
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control,
                                  workspace: task.workspace.map {
                                      SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid),
-                                                      callerGroups: [task.owner.gid] + task.owner.groups)
+                                                      callerGroups: [task.owner.gid] + task.owner.groups, cow: layer?.fd)
                                  })
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
@@ -495,10 +503,14 @@ final class TaskManager: @unchecked Sendable {
             task.ending = true
             return task.cancelledBy
         }
+        // What the task changed in its copy-on-write workspace, kept for review (task.diff) —
+        // whatever its end, since a task stopped halfway may have left what its caller wants.
+        var changes: ChangesCapture?
+        if let layer { changes = captureChanges(layer, dir: dir, task: id, owner: task.owner) }
         quotas.outputEnded(uid, reserved: output.reserved,
-                           written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes))
+                           written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes) + (changes?.bytes ?? 0))
         record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
-               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil)
+               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil, changes: changes)
         // Past its quota, the user's oldest outputs go (this one is the newest and at most the
         // quota itself, so it stays). Off the spawn path, and only as much as needed.
         let perUser = Int64(clamping: config.outputBytesPerUser)
@@ -513,6 +525,36 @@ final class TaskManager: @unchecked Sendable {
             return takeEndWaiters(id)
         }
         for waiter in waiters { waiter() }
+    }
+
+    /// The largest copy-on-write layer a task gets (the output quota may give it less).
+    static let cowLayerMaxBytes: Int64 = 1 << 30
+
+    /// A copy-on-write task's changes as captured: how many and their bytes on disk, or why
+    /// they could not be kept.
+    struct ChangesCapture {
+        var entries = 0
+        var bytes: Int64 = 0
+        var failure: String?
+    }
+
+    /// Reads `layer`'s upper directory into `dir`/changes (nothing kept when the task changed
+    /// nothing). The layer goes when the caller lets go of it.
+    private func captureChanges(_ layer: OwnedDescriptor, dir: String, task id: Int64, owner: Peer) -> ChangesCapture {
+        let target = "\(dir)/changes"
+        do {
+            let captured = try WorkspaceChanges.capture(layer: layer.fd, to: target, owner: (owner.uid, owner.gid))
+            if captured.entries.isEmpty {
+                try? FileSystem.removeTree(target)
+                rmdir(dir)  // when the task left no output either
+                return ChangesCapture()
+            }
+            return ChangesCapture(entries: captured.entries.count, bytes: captured.bytes)
+        } catch {
+            log.error("cannot keep a copy-on-write task's changes", metadata: ["task": "\(id)", "error": "\(error)"])
+            try? FileSystem.removeTree(target)
+            return ChangesCapture(failure: "\(error)")
+        }
     }
 
     private static func openLog(_ path: String) throws(SystemError) -> Int32 {
@@ -609,7 +651,8 @@ final class TaskManager: @unchecked Sendable {
     }
 
     /// The task's final record and its events, durable before anyone learns the task ended.
-    private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?, quota: (key: String, bytes: Int64)? = nil) {
+    private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?, quota: (key: String, bytes: Int64)? = nil,
+                        changes: ChangesCapture? = nil) {
         let now = UTCTime.epochSeconds()
         var events: [NewEvent] = []
         let uid = task.owner.uid
@@ -638,12 +681,20 @@ final class TaskManager: @unchecked Sendable {
         if let failure = result.setupFailure {
             event("setup-failed", .object([("step", .string(failure.step.name)), ("errno", .int(Int64(failure.errno))), ("message", .string(failure.message))]))
         }
+        if let changes {
+            if let failure = changes.failure {
+                event("changes", .object([("kept", .bool(false)), ("error", .string(failure))]))
+            } else {
+                event("changes", .object([("kept", .bool(changes.entries > 0)), ("entries", .int(Int64(changes.entries))), ("bytes", .int(changes.bytes))]))
+            }
+        }
         let json = (try? JSON(encoding: result.stored))?.text
-        let outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
+        var outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
                                   peakMemoryBytes: result.peakMemoryBytes, stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
                                   result: json)
+        outcome.changesBytes = changes?.bytes ?? 0
         quotas.addRecords(uid, Int64((json?.utf8.count ?? 0) + events.reduce(0) { $0 + $1.detail.utf8.count + AuditStore.eventOverhead }))
         do { try store.finish(id: task.id, outcome: outcome, events: events) } catch {
             log.critical("audit store: cannot record the end of a task", metadata: ["task": "\(task.id)", "error": "\(error)"])

@@ -71,7 +71,9 @@ final class IdmappedMounts {
             let step = plan.mounts[index]
             let source = String(decoding: step.data, as: UTF8.self)
             let isWorkspace = step.flags.contains(.workspace)
-            let readOnly = isWorkspace && step.flags.contains(.readOnly)
+            let cow = isWorkspace && step.flags.contains(.cow)
+            // A copy-on-write workspace's directory is its overlay's lower layer: read-only.
+            let readOnly = isWorkspace && (step.flags.contains(.readOnly) || cow)
             let key = isWorkspace ? "workspace" : "filesystem.read_write"
             var uid: UInt32 = 0, gid: UInt32 = 0
             var isDirectory: Int32 = 0
@@ -144,7 +146,7 @@ final class IdmappedMounts {
                 userns = OwnedDescriptor(Int32(fd))
                 namespaces[mapping] = userns
             }
-            if cl_mount_setattr_idmap(tree, userns.fd, step.flags.contains(.noExec) ? 1 : 0, readOnly ? 1 : 0) != 0 {
+            if cl_mount_setattr_idmap(tree, userns.fd, step.flags.contains(.noExec) && !cow ? 1 : 0, readOnly ? 1 : 0) != 0 {
                 let e = errno
                 var ro: Int32 = 0
                 let type = cl_fd_fs_type(tree, &ro)
@@ -160,8 +162,29 @@ final class IdmappedMounts {
             if onReadOnly != 0 && !readOnly {
                 throw Failure(errno: EROFS, message: "\(key): \(source) is on a read-only file system (\(Self.typeName(type)))")
             }
+            if cow {
+                guard let layer = workspace?.cow else { throw Failure(errno: EBADF, message: "workspace: \(source): no copy-on-write layer was given for it") }
+                fds[index] = try Self.overlay(lower: tree, layer: layer, owner: inside, mode: mode, noExec: step.flags.contains(.noExec), source: source)
+                owned.append(OwnedDescriptor(fds[index]!))
+                continue
+            }
             fds[index] = tree
         }
+    }
+
+    /// The copy-on-write overlay of a workspace: `lower` (its idmapped, read-only clone) under
+    /// the upper directory of `layer`, whose root — the merged root's owner and mode — becomes
+    /// the sandbox user's with the directory's own mode.
+    private static func overlay(lower: Int32, layer: Int32, owner: (uid: UInt32, gid: UInt32), mode: UInt32, noExec: Bool,
+                                source: String) throws(Failure) -> Int32 {
+        var why = [CChar](repeating: 0, count: 512)
+        let fd = cl_cow_overlay(lower, layer, owner.uid, owner.gid, mode, noExec ? 1 : 0, &why, why.count)
+        guard fd >= 0 else {
+            let e = errno
+            let said = String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw Failure(errno: e, message: "workspace: \(source): the copy-on-write overlay: \(SystemError.text(e))\(said.isEmpty ? "" : " (overlayfs: \(said))")")
+        }
+        return fd
     }
 
     /// "ext2/ext3/ext4" for a statfs f_type; the hex number for the rest.

@@ -44,10 +44,14 @@ public struct SandboxWorkspace: Sendable {
     public var descriptor: Int32
     public var caller: Policy.Owner
     public var callerGroups: [UInt32]
-    public init(descriptor: Int32, caller: Policy.Owner, callerGroups: [UInt32]) {
+    /// For a copy-on-write workspace: the detached tmpfs its changes go to (`WorkspaceChanges.layer`,
+    /// borrowed like `descriptor`), read back with `WorkspaceChanges.capture` after the run.
+    public var cow: Int32?
+    public init(descriptor: Int32, caller: Policy.Owner, callerGroups: [UInt32], cow: Int32? = nil) {
         self.descriptor = descriptor
         self.caller = caller
         self.callerGroups = callerGroups
+        self.cow = cow
     }
 
     /// The gid a writable workspace directory's own group has inside, when it is another of the

@@ -17,6 +17,9 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         /// attach: the source is the run's workspace descriptor (opened with its caller's
         /// rights), not the path in `data`, which only names it in messages.
         public static let workspace = Flags(rawValue: 1 << 6)
+        /// attach, with `.workspace`: the workspace seen through a copy-on-write overlay (its
+        /// directory the read-only lower layer, the run's `SandboxWorkspace.cow` the upper).
+        public static let cow = Flags(rawValue: 1 << 7)
     }
 
     public var kind: Kind
@@ -53,7 +56,10 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         case .readonly: return "remount \(target) read-only"
         case .devpts: return "mount \(target) (devpts)"
         case .attach:
-            if flags.contains(.workspace) { return "mount \(target) (the workspace \(text), \(flags.contains(.readOnly) ? "read-only" : "read-write"), idmapped)" }
+            if flags.contains(.workspace) {
+                let how = flags.contains(.cow) ? "copy-on-write" : flags.contains(.readOnly) ? "read-only" : "read-write"
+                return "mount \(target) (the workspace \(text), \(how), idmapped)"
+            }
             return "mount \(target) (read-write bind of \(text), idmapped)"
         }
     }
@@ -88,15 +94,17 @@ extension SpawnPlan {
     /// descriptor the run is given (`Sandbox.run`'s `workspace`), read-write or read-only, with
     /// the Landlock rule to match. `source` names the directory in messages only. Refused when
     /// the policy already puts something at or under `/workspace`, or binds a host directory at
-    /// `/` (the mount point would have to be made in the host's root).
-    public func withWorkspace(source: String, writable: Bool) throws(MountPlanner.PlanError) -> SpawnPlan {
+    /// `/` (the mount point would have to be made in the host's root). `cow`: the sandbox
+    /// writes to a copy-on-write layer over the directory (read-only to it on the host), never
+    /// to the directory itself.
+    public func withWorkspace(source: String, writable: Bool, cow: Bool = false) throws(MountPlanner.PlanError) -> SpawnPlan {
         let target = Self.workspacePath
         if let clash = mounts.first(where: { $0.target == target || $0.target.hasPrefix(target + "/") }) {
             throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) has its own \(clash.description) at the workspace's place: a policy that takes workspaces leaves \(target) to them")
         }
         // What MountPlanner refuses beside writable binds, for the same reasons: a file
         // capability or a kept setgid bit written through an idmapped mount lands on the host.
-        for cap in MountPlanner.unsafeWithWritableMounts where writable && policy.capabilities.keep.contains(cap) {
+        for cap in MountPlanner.unsafeWithWritableMounts where writable && !cow && policy.capabilities.keep.contains(cap) {
             throw MountPlanner.PlanError(key: "workspace", message: "policy \(policy.name) keeps \(cap): through a writable workspace the sandbox could leave a file on the host with capabilities or a setgid bit; ask for the workspace read-only, or use a policy without \(cap)")
         }
         if mounts.filter({ $0.kind == .attach }).count >= Int(CS_MAX_ATTACH) {
@@ -107,9 +115,9 @@ extension SpawnPlan {
         }
         var plan = self
         var flags: MountStep.Flags = [.isDirectory, .workspace]
-        if !writable { flags.insert(.readOnly) }
+        if cow { flags.insert(.cow) } else if !writable { flags.insert(.readOnly) }
         plan.mounts.append(MountStep(.attach, target, data: Array(source.utf8), flags: flags))
-        plan.landlockRules.append(LandlockRule(path: target, access: writable ? Landlock.FS(rawValue: ~0) : .readOnly))
+        plan.landlockRules.append(LandlockRule(path: target, access: writable || cow ? Landlock.FS(rawValue: ~0) : .readOnly))
         if policy.process.cwd == nil { plan.cwd = target }
         return plan
     }

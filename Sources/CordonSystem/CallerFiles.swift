@@ -46,38 +46,57 @@ public enum CallerFiles {
         if let problem = lexicalProblem(path) {
             throw Refusal(errno: EINVAL, message: "\(PrintableText.of(path)): \(problem)")
         }
-        guard caller.groups.count <= 65536 else {
-            throw Refusal(errno: EINVAL, message: "\(PrintableText.of(path)): the caller has \(caller.groups.count) groups, more than 65536")
-        }
-        let outcome = Mutex<(fd: Int32, errno: Int32, step: Step)>((-1, 0, .become))
-        let thread: Threads.Joinable
+        let mode = R_OK | X_OK | (writable ? W_OK : 0)
+        let opened: (fd: Int32, errno: Int32, step: Step)
         do {
-            thread = try Threads.start("caller-open", signals: .none) {
-                let became = caller.groups.withUnsafeBufferPointer { list in
-                    cl_thread_become_fs(caller.uid, caller.gid, list.baseAddress, Int32(list.count))
-                }
-                guard became == 0 else { let e = errno; outcome.withLock { $0 = (-1, e, .become) }; return }
+            opened = try perform(as: caller) { () -> (fd: Int32, errno: Int32, step: Step) in
                 let fd = path.withCString { cl_open_directory_nofollow($0) }
-                guard fd >= 0 else { let e = errno; outcome.withLock { $0 = (-1, e, .open) }; return }
-                let mode = R_OK | X_OK | (writable ? W_OK : 0)
+                guard fd >= 0 else { return (-1, errno, .open) }
                 guard cl_access_fd(fd, mode) == 0 else {
                     let e = errno
                     close(fd)
-                    outcome.withLock { $0 = (-1, e, .access) }
-                    return
+                    return (-1, e, .access)
                 }
-                outcome.withLock { $0 = (fd, 0, .access) }
+                return (fd, 0, .access)
             }
         } catch {
-            throw Refusal(errno: error.errno, message: "\(PrintableText.of(path)): \(error)")
+            throw Refusal(errno: error.errno, message: "\(PrintableText.of(path)): \(error.message)")
         }
-        thread.join()
-        let (fd, code, step) = outcome.withLock { $0 }
+        let (fd, code, step) = opened
         guard fd >= 0 else { throw refusal(path, code, step, writable: writable) }
         return Descriptor(adopting: fd)
     }
 
-    enum Step { case become, open, access }
+    enum Step { case open, access }
+
+    /// Runs `body` on a short-lived thread whose file-system identity is `caller`'s (as
+    /// `openDirectory`'s open), and returns what it returns. Every file `body` opens, creates,
+    /// renames or removes is checked by the kernel as the caller; descriptors opened before
+    /// (by this process, as itself) keep working. Throws a `Refusal` when the thread could not
+    /// be started or could not become the caller.
+    public static func perform<T: Sendable>(as caller: Caller, _ body: @escaping @Sendable () -> T) throws(Refusal) -> T {
+        guard caller.groups.count <= 65536 else {
+            throw Refusal(errno: EINVAL, message: "the caller has \(caller.groups.count) groups, more than 65536")
+        }
+        let outcome = Mutex<(value: T?, errno: Int32)>((nil, 0))
+        let thread: Threads.Joinable
+        do {
+            thread = try Threads.start("caller-files", signals: .none) {
+                let became = caller.groups.withUnsafeBufferPointer { list in
+                    cl_thread_become_fs(caller.uid, caller.gid, list.baseAddress, Int32(list.count))
+                }
+                guard became == 0 else { let e = errno; outcome.withLock { $0.errno = e }; return }
+                let value = body()
+                outcome.withLock { $0.value = value }
+            }
+        } catch {
+            throw Refusal(errno: error.errno, message: "cannot start a thread to act as the caller: \(error)")
+        }
+        thread.join()
+        let (value, code) = outcome.withLock { ($0.value, $0.errno) }
+        guard let value else { throw Refusal(errno: code, message: "could not take on the caller's identity (\(SystemError.text(code)))") }
+        return value
+    }
 
     /// Why `path` is refused before the kernel sees it, or nil: it must be absolute, with no
     /// empty, `.` or `..` component and no NUL, and at most `maxPathBytes` long.
@@ -98,8 +117,6 @@ public enum CallerFiles {
     static func refusal(_ path: String, _ code: Int32, _ step: Step, writable: Bool) -> Refusal {
         let shown = PrintableText.of(path)
         switch (step, code) {
-        case (.become, _):
-            return Refusal(errno: code, message: "\(shown): could not take on the caller's identity to check it (\(SystemError.text(code)))")
         case (.open, ELOOP):
             // (RESOLVE_NO_MAGICLINKS refuses /proc's magic links with ELOOP as well.)
             return Refusal(errno: code, message: "\(shown): a symlink (or a /proc magic link) on the way; name the real directory")

@@ -849,6 +849,30 @@ import Glibc
         #expect(readFile(dir.database) == bytes)
     }
 
+    /// A store written before tasks had `changes_bytes` gains the column when opened; a task's
+    /// held changes count with its output until `forgetChanges`, which happens once.
+    @Test func changesBytesAreAddedToAnOlderStoreAndForgottenOnce() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        try AuditStore(path: dir.database).close()
+        try SQLiteDatabase(path: dir.database).execute("ALTER TABLE tasks DROP COLUMN changes_bytes")
+        let store = try AuditStore(path: dir.database)
+        defer { store.close() }
+        let id = try store.createTask(newTask(argv: ["/bin/true"]))
+        try store.markStarted(id: id, at: 1_700_000_001, cgroup: nil, scratch: "/var/lib/cordon/tasks/\(id)")
+        var outcome = TaskOutcome(state: .finished, reason: "exited", exitCode: 0, finishedAt: 1_700_000_002, stdoutBytes: 10)
+        outcome.changesBytes = 5000
+        try store.finish(id: id, outcome: outcome, events: [])
+        #expect(try store.task(id: id)?.changesBytes == 5000)
+        #expect(try store.usage()[1000]?.outputBytes == 5010)
+        let event = NewEvent(kind: "changes-discarded", taskID: id, uid: 1000, time: 1_700_000_003, detail: "{\"by\":1000}")
+        #expect(try store.forgetChanges(id: id, event: event))
+        #expect(try !store.forgetChanges(id: id, event: event), "already forgotten")
+        #expect(try store.task(id: id)?.changesBytes == 0)
+        #expect(try store.usage()[1000]?.outputBytes == 10)
+        #expect(try store.events(EventQuery(taskID: id, kinds: ["changes-discarded"])).count == 1)
+    }
+
     @Test func aNewerSchemaIsRefusedAndLeftAlone() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }

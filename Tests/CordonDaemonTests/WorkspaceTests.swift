@@ -1,6 +1,7 @@
 import CordonJSON
 import CordonRPC
 import Foundation
+import Synchronization
 import Testing
 
 /// Workspaces through a real cordond, by two unprivileged users (uids 61001 and 61002, each
@@ -15,7 +16,9 @@ import Testing
     /// One base directory (root's, 0755) holding each user's own directory (0700), a shared
     /// directory of root's (0755), and a place outside the policy's `workspace.allow`.
     final class Layout {
-        let base = "/tmp/cordond-workspaces-\(getpid())"
+        /// One per layout: the suites that use layouts run side by side.
+        let base = "/tmp/cordond-workspaces-\(getpid())-\(Layout.next.add(1, ordering: .relaxed).newValue)"
+        static let next = Atomic<Int>(0)
         var allowed: String { "\(base)/projects" }
         var alices: String { "\(allowed)/alice" }
         var bobs: String { "\(allowed)/bob" }

@@ -45,6 +45,13 @@ int cl_thread_become_fs(uint32_t uid, uint32_t gid, const uint32_t *groups, int 
 /// openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC) resolving no symlink and no /proc
 /// magic link on the way: an O_PATH descriptor of the directory, or -1/errno.
 int cl_open_directory_nofollow(const char *path);
+/// O_PATH (Swift's Glibc module is built without _GNU_SOURCE, so it has no O_PATH); the value
+/// is the kernel's, checked against fcntl.h's in linux.c.
+#define CL_O_PATH 010000000
+/// openat2(dir, path, flags | O_CLOEXEC | O_NOFOLLOW, mode) resolving `path` beneath `dir`
+/// only, through no symlink, no /proc magic link and no other mount (RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV): the fd, or -1/errno.
+int cl_openat_beneath(int dir, const char *path, int flags, uint32_t mode);
 /// faccessat2(fd, "", mode, AT_EMPTY_PATH | AT_EACCESS): whether the calling thread's
 /// file-system identity may `mode` (R_OK, W_OK, X_OK) the inode of `fd`. 0, or -1/errno.
 int cl_access_fd(int fd, int mode);
@@ -52,6 +59,23 @@ int cl_access_fd(int fd, int mode);
 /// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
 /// asked, writable, private. 0 or -1/errno.
 int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly);
+/// Copy-on-write workspaces (fsopen, fsconfig, fsmount: system calls glibc 2.36 does not wrap,
+/// and fsconfig's FSCONFIG_SET_FD form). A new tmpfs, detached (mounted nowhere), of at most
+/// `size` bytes and `inodes` inodes, nosuid and nodev, holding two empty directories: "upper"
+/// (mode 0700, root's until the overlay is made) and "work". Its mount's fd, or -1/errno with
+/// the file system's own words in `why` (`why_len` bytes at most).
+int cl_cow_layer(uint64_t size, uint64_t inodes, char *why, size_t why_len);
+/// An overlay, detached: lower = `lower` (a detached mount, idmapped and read-only), upper and
+/// work = the "upper" and "work" directories of `layer` (from `cl_cow_layer`), whose "upper" is
+/// first given to `uid`:`gid` with `mode` (the merged root takes its owner and mode from it).
+/// No redirect_dir, metacopy or index: the upper holds whole files, whiteouts and opaque
+/// directories only. nosuid, nodev, noexec when asked. Its mount's fd, or -1/errno with the
+/// file system's own words in `why`.
+int cl_cow_overlay(int lower, int layer, uint32_t uid, uint32_t gid, uint32_t mode, int noexec, char *why, size_t why_len);
+/// Whether directory `fd` in an overlay's upper layer is opaque (trusted.overlay.opaque is
+/// "y": it replaces the lower layer's directory): 1 or 0, or -1/errno (sys/xattr.h is not in
+/// Swift's Glibc module).
+int cl_overlay_opaque(int fd);
 /// fstatfs(fd): the file system's type, and whether it is read-only (the mount or the
 /// superblock), or -1/errno.
 long cl_fd_fs_type(int fd, int *readonly);

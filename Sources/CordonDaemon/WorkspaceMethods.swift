@@ -1,0 +1,204 @@
+import CLinux
+import CordonAudit
+import CordonJSON
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// task.diff, task.apply and task.discard: the review of a copy-on-write task's changes
+/// (docs/daemon.md, "Copy-on-write workspaces"). Diff and apply are the task owner's alone and
+/// run as them (`CallerFiles.perform`): the host directory is read and written with their own
+/// rights, beneath the directory's descriptor. Discard is the owner's or an admin's.
+extension Daemon {
+    /// A task's held changes and where they apply: its record, the captured directory, and
+    /// the workspace path from its "submitted" event.
+    struct HeldChanges {
+        var record: TaskRecord
+        var directory: String
+        var workspace: String
+        var entries: [WorkspaceChanges.Entry]
+    }
+
+    func heldChanges(_ record: TaskRecord, method: String) throws(RPCError) -> HeldChanges {
+        guard record.changesBytes > 0, let scratch = record.scratch else {
+            let why = record.state.isTerminal ? "it holds no changes (not a copy-on-write task, it changed nothing, or they were applied or discarded)"
+                : "it has not ended (\(record.state.rawValue)): its changes are kept when it ends"
+            throw RPCError(RPCCode.notFound, "task \(record.id): \(why)", field: "params.id")
+        }
+        let events: [AuditEvent]
+        do { events = try store.events(EventQuery(taskID: record.id, kinds: ["submitted"], limit: 1)) } catch {
+            throw RPCError(RPCCode.internalError, "audit store: \(error)")
+        }
+        guard let detail = events.first.flatMap({ try? JSON.parse($0.detail) }), detail["cow"] == .bool(true),
+              let workspace = detail["workspace"]?.stringValue else {
+            throw RPCError(RPCCode.internalError, "task \(record.id): its record does not name a copy-on-write workspace")
+        }
+        let directory = "\(scratch)/changes"
+        let entries: [WorkspaceChanges.Entry]
+        do { entries = try WorkspaceChanges.entries(in: directory) } catch {
+            throw RPCError(RPCCode.internalError, "task \(record.id): its changes cannot be read: \(error)")
+        }
+        return HeldChanges(record: record, directory: directory, workspace: workspace, entries: entries)
+    }
+
+    /// Only the owner reviews and applies: the blobs are theirs and the host is read as them.
+    func ownChanges(_ params: inout Params, _ peer: Peer, _ method: String) throws -> HeldChanges {
+        let id = try params.requiredInt("id", min: 1)
+        let record: TaskRecord?
+        do { record = try store.task(id: id) } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
+        guard let record, authorizer.maySee(peer, taskOwner: record.submitter.uid) else {
+            if record != nil { tasks.refuse(peer, method: method, what: "task \(id)") }
+            throw RPCError(RPCCode.notFound, "no task \(id)", field: "params.id")
+        }
+        guard record.submitter.uid == peer.uid else {
+            throw RPCError(RPCCode.unauthorized, "\(method) is for the task's owner (uid \(record.submitter.uid)): the changes are read and applied with their own rights; an admin may task.discard them",
+                           field: "params.id")
+        }
+        return try heldChanges(record, method: method)
+    }
+
+    /// Runs `body` as `peer` with the workspace (O_PATH, opened as them, writable if asked)
+    /// and the blobs' directory.
+    func asOwner<T: Sendable>(_ held: HeldChanges, _ peer: Peer, writable: Bool,
+                              _ body: @escaping @Sendable (_ root: Int32, _ blobs: Int32) -> T) throws(RPCError) -> T {
+        let caller = CallerFiles.Caller(uid: peer.uid, gid: peer.gid, groups: peer.groups)
+        let root: OwnedDescriptor
+        do { root = OwnedDescriptor(try CallerFiles.openDirectory(held.workspace, as: caller, writable: writable)) } catch {
+            throw RPCError(error.errno == EACCES || error.errno == EPERM ? RPCCode.unauthorized : RPCCode.invalidParams,
+                           "task \(held.record.id)'s workspace \(error.message)", field: "params.id")
+        }
+        let blobs = open("\(held.directory)/blobs", CL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard blobs >= 0 else { throw RPCError(RPCCode.internalError, "task \(held.record.id): its changes cannot be read: \(SystemError.text(errno))") }
+        defer { close(blobs) }
+        let rootFD = root.fd
+        do { return try withExtendedLifetime(root) { () throws(CallerFiles.Refusal) -> T in try CallerFiles.perform(as: caller) { body(rootFD, blobs) } } } catch {
+            throw RPCError(RPCCode.internalError, "task \(held.record.id): \(error.message)")
+        }
+    }
+
+    /// Tasks whose changes an apply or a discard is working on: a second one waits its turn
+    /// instead of writing the same files at the same time.
+    private static let changesInUse = Monitor()
+    private nonisolated(unsafe) static var changesBusy: Set<Int64> = []
+
+    static func oneAtATime<T>(_ id: Int64, _ body: () throws -> T) throws -> T {
+        changesInUse.locked {
+            _ = changesInUse.wait { !changesBusy.contains(id) }
+            changesBusy.insert(id)
+        }
+        defer { changesInUse.locked { changesBusy.remove(id); changesInUse.broadcast() } }
+        return try body()
+    }
+
+    /// The bytes of diff text one answer carries at most; past them, changes are listed only.
+    static let maxDiffAnswerBytes = 16 << 20
+
+    func taskDiff(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let held = try ownChanges(&params, peer, "task.diff")
+        try params.finish()
+        let since = held.record.startedAt ?? held.record.submittedAt
+        let entries = held.entries
+        let reviewed = try asOwner(held, peer, writable: false) { root, blobs in
+            WorkspaceChanges.review(entries, root: root, blobs: blobs, since: since)
+        }
+        var budget = Self.maxDiffAnswerBytes
+        var changes: [JSON] = []
+        for item in reviewed where item.change != .unchanged {
+            var m: [(String, JSON)] = [("path", .string(item.entry.path)), ("change", .string(item.change.rawValue)),
+                                       ("kind", .string(item.entry.kind.rawValue))]
+            if item.entry.kind == .file || item.entry.kind == .directory { m.append(("mode", .string(String(item.entry.mode, radix: 8)))) }
+            if let host = item.hostMode { m.append(("hostMode", .string(String(host & 0o777, radix: 8)))) }
+            if item.entry.kind == .file { m.append(("size", .int(item.entry.size))) }
+            if let target = item.entry.target { m.append(("target", .string(target))) }
+            if item.conflict { m.append(("conflict", .bool(true))) }
+            if item.binary { m.append(("binary", .bool(true))) }
+            if let diff = item.diff, !diff.isEmpty {
+                if diff.utf8.count <= budget {
+                    budget -= diff.utf8.count
+                    m.append(("diff", .string(diff)))
+                } else {
+                    m.append(("diffOmitted", .bool(true)))
+                }
+            }
+            changes.append(.object(m))
+        }
+        return .object([("task", .int(held.record.id)), ("workspace", .string(held.workspace)),
+                        ("startedAt", .string(UTCTime.format(since))), ("changes", .array(changes))])
+    }
+
+    func taskApply(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let held = try ownChanges(&params, peer, "task.apply")
+        let only = try params.stringArray("paths", maxCount: 4096, maxBytes: 4096)
+        try params.finish()
+        var entries = held.entries
+        if let only {
+            for path in only where !entries.contains(where: { $0.path == path || $0.path.hasPrefix(path + "/") }) {
+                throw RPCError.invalid("params.paths", "\(PrintableText.of(path)): task \(held.record.id) changed nothing there (task.diff lists what it changed)")
+            }
+            // The paths asked, what is under them, and the directories on the way to them.
+            entries = entries.filter { e in
+                only.contains { e.path == $0 || e.path.hasPrefix($0 + "/") || $0.hasPrefix(e.path + "/") }
+            }
+        }
+        let since = held.record.startedAt ?? held.record.submittedAt
+        let selected = entries
+        let outcome = try asOwner(held, peer, writable: true) { root, blobs in
+            WorkspaceChanges.apply(selected, root: root, blobs: blobs, since: since)
+        }
+        let id = held.record.id
+        if !outcome.conflicts.isEmpty {
+            let shown = outcome.conflicts.prefix(10).joined(separator: ", ") + (outcome.conflicts.count > 10 ? ", …" : "")
+            throw RPCError(RPCCode.conflict, "task \(id): nothing applied: \(outcome.conflicts.count) path(s) changed on the host since the task started (\(shown)); review them with task.diff, then apply the other paths with `paths`, or discard",
+                           field: "params.paths")
+        }
+        if let failure = outcome.failure {
+            recordApply(id, peer, applied: outcome.applied, complete: false)
+            throw RPCError(RPCCode.internalError, "task \(id): \(PrintableText.of(failure.path)): \(failure.message); \(outcome.applied.count) path(s) before it were applied, the rest were not")
+        }
+        let complete = only == nil
+        let discarded = complete ? try forgetChanges(held, peer, kind: "changes-applied",
+                                                     detail: [("applied", .int(Int64(outcome.applied.count)))]) : false
+        if !complete { recordApply(id, peer, applied: outcome.applied, complete: false) }
+        return .object([("task", .int(id)), ("applied", .array(outcome.applied.map(JSON.string))),
+                        ("skipped", .array(outcome.skipped.map(JSON.string))), ("released", .bool(discarded))])
+    }
+
+    private func recordApply(_ id: Int64, _ peer: Peer, applied: [String], complete: Bool) {
+        let detail = JSON.object([("by", .int(Int64(peer.uid))), ("applied", .int(Int64(applied.count))), ("complete", .bool(complete))])
+        _ = try? store.record(NewEvent(kind: "changes-applied", taskID: id, uid: peer.uid, time: UTCTime.epochSeconds(), detail: detail.text))
+    }
+
+    func taskDiscard(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let id = try params.requiredInt("id", min: 1)
+        try params.finish()
+        let record: TaskRecord?
+        do { record = try store.task(id: id) } catch { throw RPCError(RPCCode.internalError, "audit store: \(error)") }
+        guard let record, authorizer.maySee(peer, taskOwner: record.submitter.uid) else {
+            if record != nil { tasks.refuse(peer, method: "task.discard", what: "task \(id)") }
+            throw RPCError(RPCCode.notFound, "no task \(id)", field: "params.id")
+        }
+        let held = try heldChanges(record, method: "task.discard")
+        _ = try forgetChanges(held, peer, kind: "changes-discarded", detail: [])
+        return .object([("task", .int(id)), ("discarded", .int(Int64(held.entries.count)))])
+    }
+
+    /// Removes the held changes and records who let them go; false when someone else did first.
+    private func forgetChanges(_ held: HeldChanges, _ peer: Peer, kind: String, detail: [(String, JSON)]) throws(RPCError) -> Bool {
+        let event = NewEvent(kind: kind, taskID: held.record.id, uid: held.record.submitter.uid, time: UTCTime.epochSeconds(),
+                             detail: JSON.object([("by", .int(Int64(peer.uid)))] + detail).text)
+        let forgotten: Bool
+        do { forgotten = try store.forgetChanges(id: held.record.id, event: event) } catch {
+            throw RPCError(RPCCode.internalError, "audit store: \(error)")
+        }
+        guard forgotten else { return false }
+        do { try FileSystem.removeTree(held.directory) } catch {
+            log.error("cannot remove a task's changes", metadata: ["task": "\(held.record.id)", "error": "\(error)"])
+        }
+        tasks.quotas.outputRemoved(held.record.submitter.uid, held.record.changesBytes)
+        return true
+    }
+}

@@ -1,0 +1,148 @@
+/// A line diff in the unified format (`diff -u`, three lines of context), found with Myers's
+/// O((N+M)·D) greedy algorithm ("An O(ND) Difference Algorithm and Its Variations", 1986). When
+/// the two sides differ in more than `maxEdits` lines the search stops and the diff replaces
+/// the whole of one side with the other: still a correct diff, only not the shortest.
+public enum LineDiff {
+    public static let maxEdits = 2000
+    static let context = 3
+
+    enum Edit: Equatable { case same(Int, Int), delete(Int), insert(Int) }
+
+    /// Lines with their terminators kept, so a missing final newline shows.
+    static func lines(_ text: String) -> [Substring] {
+        var out: [Substring] = []
+        var start = text.startIndex
+        for i in text.indices where text[i] == "\n" {
+            out.append(text[start...i])
+            start = text.index(after: i)
+        }
+        if start < text.endIndex { out.append(text[start...]) }
+        return out
+    }
+
+    /// The unified diff of `old` into `new`, headed `--- oldName` and `+++ newName`; empty when
+    /// they are equal.
+    public static func unified(old: String, new: String, oldName: String, newName: String) -> String {
+        let a = lines(old), b = lines(new)
+        let edits = script(a, b)
+        guard edits.contains(where: { if case .same = $0 { return false }; return true }) else { return "" }
+        var out = "--- \(oldName)\n+++ \(newName)\n"
+        // Hunks: runs of edits with at most 2×context unchanged lines between them.
+        var i = 0
+        while i < edits.count {
+            guard let first = edits[i...].firstIndex(where: { if case .same = $0 { return false }; return true }) else { break }
+            var last = first
+            var j = first
+            while j < edits.count {
+                if case .same = edits[j] {
+                    var k = j
+                    while k < edits.count, case .same = edits[k] { k += 1 }
+                    if k == edits.count || k - j > 2 * context { break }
+                    j = k
+                } else {
+                    last = j
+                    j += 1
+                }
+            }
+            let lo = max(i, first - context), hi = min(edits.count - 1, last + context)
+            var oldStart = 0, newStart = 0, oldCount = 0, newCount = 0
+            var body = ""
+            var positioned = false
+            // Where the hunk starts on each side: the lines before it.
+            var ai = 0, bi = 0
+            for e in edits[..<lo] {
+                switch e {
+                case .same: ai += 1; bi += 1
+                case .delete: ai += 1
+                case .insert: bi += 1
+                }
+            }
+            for e in edits[lo...hi] {
+                if !positioned { (oldStart, newStart, positioned) = (ai + 1, bi + 1, true) }
+                switch e {
+                case .same(let x, _):
+                    body += " " + line(a[x]); oldCount += 1; newCount += 1
+                case .delete(let x):
+                    body += "-" + line(a[x]); oldCount += 1
+                case .insert(let y):
+                    body += "+" + line(b[y]); newCount += 1
+                }
+            }
+            if oldCount == 0 { oldStart -= 1 }
+            if newCount == 0 { newStart -= 1 }
+            // As diff prints a range: "start,count", or "start" alone for one line.
+            func range(_ start: Int, _ count: Int) -> String { count == 1 ? "\(start)" : "\(start),\(count)" }
+            out += "@@ -\(range(oldStart, oldCount)) +\(range(newStart, newCount)) @@\n" + body
+            i = hi + 1
+        }
+        return out
+    }
+
+    /// A line as printed: with its newline, or with one added and the marker diff prints.
+    static func line(_ s: Substring) -> String {
+        s.hasSuffix("\n") ? String(s) : String(s) + "\n\\ No newline at end of file\n"
+    }
+
+    /// The edit script from `a` to `b`.
+    static func script(_ a: [Substring], _ b: [Substring]) -> [Edit] {
+        // Common prefix and suffix first: most edits touch a small middle.
+        var prefix = 0
+        while prefix < a.count, prefix < b.count, a[prefix] == b[prefix] { prefix += 1 }
+        var suffix = 0
+        while suffix < a.count - prefix, suffix < b.count - prefix, a[a.count - 1 - suffix] == b[b.count - 1 - suffix] { suffix += 1 }
+        let x = Array(a[prefix..<(a.count - suffix)]), y = Array(b[prefix..<(b.count - suffix)])
+        var edits = (0..<prefix).map { Edit.same($0, $0) }
+        for e in middle(x, y) {
+            switch e {
+            case .same(let i, let j): edits.append(.same(i + prefix, j + prefix))
+            case .delete(let i): edits.append(.delete(i + prefix))
+            case .insert(let j): edits.append(.insert(j + prefix))
+            }
+        }
+        for k in 0..<suffix { edits.append(.same(a.count - suffix + k, b.count - suffix + k)) }
+        return edits
+    }
+
+    /// Myers's forward search, keeping each round's frontier to walk the path back.
+    static func middle(_ a: [Substring], _ b: [Substring]) -> [Edit] {
+        let n = a.count, m = b.count
+        if n == 0 { return (0..<m).map { .insert($0) } }
+        if m == 0 { return (0..<n).map { .delete($0) } }
+        let offset = n + m
+        var v = [Int](repeating: 0, count: 2 * offset + 2)
+        // Round d's starting frontier, diagonals -d...d (what the walk back reads): memory
+        // grows as d², about 32 MB at maxEdits.
+        var trace: [[Int]] = []
+        var found = false
+        search: for d in 0...min(n + m, maxEdits) {
+            trace.append(Array(v[(offset - d)...(offset + d)]))
+            for k in stride(from: -d, through: d, by: 2) {
+                var x = (k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1])) ? v[offset + k + 1] : v[offset + k - 1] + 1
+                var y = x - k
+                while x < n, y < m, a[x] == b[y] { x += 1; y += 1 }
+                v[offset + k] = x
+                if x >= n && y >= m { found = true; break search }
+            }
+        }
+        guard found else { return (0..<n).map { .delete($0) } + (0..<m).map { .insert($0) } }
+        // Back from (n, m) through each round's frontier.
+        var edits: [Edit] = []
+        var x = n, y = m
+        for d in stride(from: trace.count - 1, through: 0, by: -1) {
+            let frontier = trace[d]
+            func v(_ k: Int) -> Int { frontier[k + d] }
+            let k = x - y
+            let previousK = (k == -d || (k != d && v(k - 1) < v(k + 1))) ? k + 1 : k - 1
+            let previousX = d == 0 ? 0 : v(previousK)
+            let previousY = previousX - previousK
+            while x > previousX && y > previousY {
+                x -= 1; y -= 1
+                edits.append(.same(x, y))
+            }
+            if d > 0 {
+                if x == previousX { y -= 1; edits.append(.insert(y)) } else { x -= 1; edits.append(.delete(x)) }
+            }
+        }
+        return edits.reversed()
+    }
+}

@@ -1,0 +1,209 @@
+import CLinux
+import CordonJSON
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A copy-on-write workspace's changes (docs/daemon.md, "Copy-on-write workspaces"). The
+/// sandbox sees its workspace through an overlay whose upper layer is a tmpfs of bounded size
+/// (`layer`); the host directory is only read. After the run, `capture` reads the upper layer
+/// into a directory of the daemon's (a manifest and one blob per file), counted as the task's
+/// output; `entries` reads that back for review, and `apply` (as the caller) writes it into the
+/// host directory.
+///
+/// The upper layer holds whole files only (no metacopy, no redirects): a file the task wrote or
+/// whose mode it changed, a directory it made or entered to change something, a whiteout (a
+/// character device 0:0) for what it deleted, an opaque directory (`trusted.overlay.opaque`) for
+/// one it deleted and made again.
+public enum WorkspaceChanges {
+    /// The most files, directories and deletions a task may leave (the layer's inodes).
+    public static let maxEntries = 100_000
+    static let manifestName = "manifest.json"
+    static let format: Int64 = 1
+
+    public struct Entry: Sendable, Equatable {
+        public enum Kind: String, Sendable {
+            case file, directory, symlink, deleted
+            /// A fifo, socket or device the task made: listed, never applied.
+            case other
+        }
+        /// Relative to the workspace, "/"-separated, no empty, `.` or `..` component.
+        public var path: String
+        public var kind: Kind
+        /// Permission bits (setuid, setgid and sticky are never kept).
+        public var mode: UInt32
+        public var size: Int64
+        /// directory: it replaces the host's (whatever was under it is gone).
+        public var opaque: Bool
+        /// symlink: its text.
+        public var target: String?
+        /// file: its bytes' blob in the captured directory.
+        public var blob: Int?
+
+        public init(path: String, kind: Kind, mode: UInt32 = 0, size: Int64 = 0, opaque: Bool = false, target: String? = nil, blob: Int? = nil) {
+            (self.path, self.kind, self.mode, self.size, self.opaque, self.target, self.blob) = (path, kind, mode, size, opaque, target, blob)
+        }
+    }
+
+    /// A new, empty copy-on-write layer: a detached tmpfs of at most `bytes` bytes (and
+    /// `maxEntries` inodes), mounted nowhere; the sandbox's overlay takes it as its upper layer
+    /// (`SandboxWorkspace.cow`). Its pages are charged to the sandbox's memory cgroup as it writes.
+    public static func layer(bytes: UInt64) throws(SystemError) -> OwnedDescriptor {
+        var why = [CChar](repeating: 0, count: 512)
+        let fd = cl_cow_layer(max(bytes, 4096), UInt64(maxEntries), &why, why.count)
+        guard fd >= 0 else {
+            let e = errno
+            let said = String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw SystemError("make the copy-on-write layer (tmpfs)\(said.isEmpty ? "" : ": \(said)")", path: nil, errno: e)
+        }
+        return OwnedDescriptor(fd)
+    }
+
+    /// Reads the upper directory of `layer` into `directory` (made, 0700): the manifest and
+    /// `blobs/N` for each file. The blobs and their directory are given to `owner` (the task's
+    /// caller, who reviews and applies them as themselves; nobody reaches them by path, since
+    /// `directory`'s parents are cordond's). Returns the entries and the bytes written.
+    public static func capture(layer: Int32, to directory: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) -> (entries: [Entry], bytes: Int64) {
+        let upper = openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard upper >= 0 else { throw SystemError("open", path: "the copy-on-write layer's upper directory", errno: errno) }
+        defer { close(upper) }
+        try FileSystem.makeDirectories("\(directory)/blobs", mode: 0o700)
+        var entries: [Entry] = []
+        var bytes: Int64 = 0
+        try walk(upper, prefix: "", into: &entries, bytes: &bytes, blobs: "\(directory)/blobs", owner: owner)
+        guard chown("\(directory)/blobs", owner.uid, owner.gid) == 0 else { throw SystemError("chown", path: "\(directory)/blobs", errno: errno) }
+        entries.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        let manifest = JSON.object([("format", .int(format)), ("entries", .array(entries.map(\.json)))])
+        let text = Array(manifest.text.utf8)
+        try FileSystem.writeAtomically("\(directory)/\(manifestName)", text, mode: 0o600)
+        return (entries, bytes + Int64(text.count))
+    }
+
+    private static func walk(_ dir: Int32, prefix: String, into entries: inout [Entry], bytes: inout Int64, blobs: String,
+                             owner: (uid: UInt32, gid: UInt32)) throws(SystemError) {
+        let listing = dup(dir)
+        guard listing >= 0, let handle = fdopendir(listing) else { throw SystemError("fdopendir", path: prefix.isEmpty ? "/workspace" : prefix, errno: errno) }
+        var names: [String] = []
+        var unnamed: [String] = []
+        while let item = readdir(handle) {
+            let bytes = withUnsafeBytes(of: item.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            // A name that is not UTF-8 cannot be named in the manifest as it is: listed (as
+            // shown), never applied.
+            guard let name = String(validating: bytes, as: UTF8.self) else {
+                unnamed.append(String(decoding: bytes, as: UTF8.self))
+                continue
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(handle)
+        for name in unnamed {
+            entries.append(Entry(path: prefix.isEmpty ? name : "\(prefix)/\(name)", kind: .other))
+        }
+        for name in names {
+            if entries.count >= maxEntries { throw SystemError("read the copy-on-write layer: more than \(maxEntries) entries", path: nil, errno: E2BIG) }
+            let path = prefix.isEmpty ? name : "\(prefix)/\(name)"
+            var st = stat()
+            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw SystemError("fstatat", path: path, errno: errno) }
+            let mode = UInt32(st.st_mode) & 0o777
+            switch UInt32(st.st_mode) & UInt32(S_IFMT) {
+            case UInt32(S_IFDIR):
+                let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard sub >= 0 else { throw SystemError("open", path: path, errno: errno) }
+                defer { close(sub) }
+                let opaque = cl_overlay_opaque(sub)
+                guard opaque >= 0 else { throw SystemError("read the overlay's opaque mark", path: path, errno: errno) }
+                entries.append(Entry(path: path, kind: .directory, mode: mode, opaque: opaque == 1))
+                try walk(sub, prefix: path, into: &entries, bytes: &bytes, blobs: blobs, owner: owner)
+            case UInt32(S_IFREG):
+                let index = entries.count
+                let copied = try copy(dir, name, path: path, to: "\(blobs)/\(index)", owner: owner)
+                bytes += copied
+                entries.append(Entry(path: path, kind: .file, mode: mode, size: copied, blob: index))
+            case UInt32(S_IFLNK):
+                var buffer = [CChar](repeating: 0, count: 4097)
+                let n = readlinkat(dir, name, &buffer, 4096)
+                guard n >= 0 else { throw SystemError("readlinkat", path: path, errno: errno) }
+                let target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                entries.append(Entry(path: path, kind: .symlink, target: target))
+            case UInt32(S_IFCHR) where st.st_rdev == 0:
+                entries.append(Entry(path: path, kind: .deleted))
+            default:
+                entries.append(Entry(path: path, kind: .other, mode: mode))
+            }
+        }
+    }
+
+    private static func copy(_ dir: Int32, _ name: String, path: String, to blob: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) -> Int64 {
+        let from = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard from >= 0 else { throw SystemError("open", path: path, errno: errno) }
+        defer { close(from) }
+        let to = open(blob, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard to >= 0 else { throw SystemError("open", path: blob, errno: errno) }
+        defer { close(to) }
+        guard fchown(to, owner.uid, owner.gid) == 0 else { throw SystemError("fchown", path: blob, errno: errno) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var total: Int64 = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw SystemError("read", path: path, errno: errno) }
+            if n == 0 { return total }
+            var done = 0
+            while done < n {
+                let w = buffer.withUnsafeBytes { Glibc.write(to, $0.baseAddress! + done, n - done) }
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else { throw SystemError("write", path: blob, errno: w < 0 ? errno : EIO) }
+                done += w
+            }
+            total += Int64(n)
+        }
+    }
+
+    /// The entries captured in `directory`, or an error naming what is wrong with it.
+    public static func entries(in directory: String) throws(SystemError) -> [Entry] {
+        let bytes = try FileSystem.read("\(directory)/\(manifestName)", limit: 64 << 20)
+        guard let manifest = try? JSON.parse(bytes, options: JSON.ParseOptions(maxDepth: 8, maxValues: 16 * maxEntries, maxBytes: 64 << 20)),
+              manifest["format"]?.intValue == format, let list = manifest["entries"]?.arrayValue else {
+            throw SystemError("read the captured changes: not a format-\(format) manifest", path: "\(directory)/\(manifestName)", errno: EINVAL)
+        }
+        var out: [Entry] = []
+        for item in list {
+            guard let entry = Entry(json: item) else {
+                throw SystemError("read the captured changes: a malformed entry", path: "\(directory)/\(manifestName)", errno: EINVAL)
+            }
+            out.append(entry)
+        }
+        return out
+    }
+
+    /// Whether `path` is a relative path this format writes: components neither empty, `.` nor
+    /// `..`, no NUL, at most 4096 bytes.
+    static func validPath(_ path: String) -> Bool {
+        guard !path.isEmpty, path.utf8.count <= 4096, !path.utf8.contains(0), !path.hasPrefix("/") else { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+    }
+}
+
+extension WorkspaceChanges.Entry {
+    var json: JSON {
+        var members: [(String, JSON)] = [("path", .string(path)), ("kind", .string(kind.rawValue))]
+        if kind == .file || kind == .directory || kind == .other { members.append(("mode", .int(Int64(mode)))) }
+        if kind == .file { members.append(("size", .int(size))) }
+        if opaque { members.append(("opaque", .bool(true))) }
+        if let target { members.append(("target", .string(target))) }
+        if let blob { members.append(("blob", .int(Int64(blob)))) }
+        return .object(members)
+    }
+
+    init?(json: JSON) {
+        guard let path = json["path"]?.stringValue, WorkspaceChanges.validPath(path),
+              let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)) else { return nil }
+        let mode = json["mode"]?.intValue ?? 0
+        guard mode >= 0 && mode <= 0o777 else { return nil }
+        self.init(path: path, kind: kind, mode: UInt32(mode), size: json["size"]?.intValue ?? 0, opaque: json["opaque"]?.boolValue ?? false,
+                  target: json["target"]?.stringValue, blob: json["blob"]?.intValue.map { Int($0) })
+        if kind == .file && (blob == nil || blob! < 0) { return nil }
+        if kind == .symlink && target == nil { return nil }
+    }
+}

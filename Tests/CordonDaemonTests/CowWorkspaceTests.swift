@@ -1,0 +1,213 @@
+import CordonJSON
+import CordonRPC
+import Foundation
+import Testing
+
+/// Copy-on-write workspaces through a real cordond, by the unprivileged users of
+/// `WorkspaceTests`: the task writes a layer over its caller's directory, the directory stays
+/// as it was, and its owner reviews (task.diff), applies (task.apply) or discards the changes.
+@Suite(.serialized) struct CowWorkspaceTests {
+    typealias W = WorkspaceTests
+    static let alice = W.alice, bob = W.bob
+
+    static func request(_ method: String, _ params: [(String, JSON)], id: Int = 1) -> JSON {
+        .object([("jsonrpc", .string("2.0")), ("id", .int(Int64(id))), ("method", .string(method)), ("params", .object(params))])
+    }
+
+    static func submitCow(_ script: String, workspace: String, policy: String = "ws", id: Int = 1) -> JSON {
+        request("task.submit", [("argv", .array([.string("/bin/sh"), .string("-c"), .string(script)])), ("policy", .string(policy)), ("wait", .bool(true)),
+                                ("workspace", .object([("path", .string(workspace)), ("cow", .bool(true))]))], id: id)
+    }
+
+    /// Files of alice's, made as alice (so their ctime is before any task's start).
+    static func write(_ text: String, _ path: String, owner: UInt32 = W.alice) throws {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        chown(path, owner, owner)
+    }
+
+    /// Every file under `dir` with its bytes, mode and owner: what "unchanged" means.
+    static func snapshot(_ dir: String) -> [String: String] {
+        var out: [String: String] = [:]
+        let e = FileManager.default.enumerator(atPath: dir)
+        while let name = e?.nextObject() as? String {
+            var st = stat()
+            guard lstat("\(dir)/\(name)", &st) == 0 else { continue }
+            let bytes = (st.st_mode & S_IFMT) == S_IFREG ? (FileManager.default.contents(atPath: "\(dir)/\(name)") ?? Data()).base64EncodedString() : ""
+            out[name] = "\(String(st.st_mode, radix: 8)) \(st.st_uid):\(st.st_gid) \(bytes)"
+        }
+        return out
+    }
+
+    static func aliceProject(_ layout: W.Layout) throws {
+        let d = layout.alices
+        try write("one\ntwo\nthree\n", "\(d)/keep.txt")
+        try write("bye\n", "\(d)/gone.txt")
+        try FileManager.default.createDirectory(atPath: "\(d)/sub", withIntermediateDirectories: false)
+        chown("\(d)/sub", alice, alice)
+        try write("x\n", "\(d)/sub/x")
+        try Data([0, 1, 2, 3, 255]).write(to: URL(fileURLWithPath: "\(d)/bin.dat"))
+        chown("\(d)/bin.dat", alice, alice)
+    }
+
+    static let edits = "sed -i s/two/TWO/ keep.txt && rm gone.txt && echo new > sub/new.txt && mkdir made && printf '\\000\\001\\002' > bin.dat && chmod 600 sub/x"
+
+    /// The task changes, deletes, adds and makes; the host directory is exactly as before; the
+    /// diff shows each change (a unified diff for text, binary marked); apply writes them as
+    /// the caller's own files and releases the held changes.
+    @Test func theHostStaysAsItWasUntilTheOwnerApplies() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let before = Self.snapshot(layout.alices)
+        let d = try W.daemon(layout)
+        let ran = W.asCaller(Self.alice, d, [Self.submitCow(Self.edits + " && cat sub/new.txt keep.txt", workspace: layout.alices)])
+        let result = try #require(ran.first?["result"], "\(ran)")
+        #expect(result["exitCode"] == .int(0), "\(result.text)")
+        let id = try #require(result["id"]?.intValue)
+        #expect(Self.snapshot(layout.alices) == before, "the host directory is untouched")
+
+        let events = try d.call("audit.query", .object([("task", .int(id))]))["events"]?.arrayValue ?? []
+        let kept = try #require(events.first { $0["kind"] == .string("changes") }, "\(events)")
+        #expect(kept["detail"]?["kept"] == .bool(true), "\(kept.text)")
+        let submitted = events.first { $0["kind"] == .string("submitted") }
+        #expect(submitted?["detail"]?["cow"] == .bool(true) && submitted?["detail"]?["writable"] == .bool(false), "\(String(describing: submitted?.text))")
+
+        let diff = try #require(W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"])
+        let changes = Dictionary(uniqueKeysWithValues: (diff["changes"]?.arrayValue ?? []).compactMap { c in c["path"]?.stringValue.map { ($0, c) } })
+        #expect(Set(changes.keys) == ["keep.txt", "gone.txt", "sub/new.txt", "made", "bin.dat", "sub/x"], "\(diff.text)")
+        #expect(changes["keep.txt"]?["change"] == .string("modified"))
+        #expect(changes["keep.txt"]?["diff"] == .string("--- a/keep.txt\n+++ b/keep.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n"), "\(String(describing: changes["keep.txt"]?.text))")
+        #expect(changes["gone.txt"]?["change"] == .string("deleted"))
+        #expect(changes["sub/new.txt"]?["change"] == .string("added") && changes["sub/new.txt"]?["diff"] == .string("--- /dev/null\n+++ b/sub/new.txt\n@@ -0,0 +1 @@\n+new\n"))
+        #expect(changes["made"]?["change"] == .string("added") && changes["made"]?["kind"] == .string("directory"))
+        #expect(changes["bin.dat"]?["binary"] == .bool(true))
+        #expect(changes["sub/x"]?["change"] == .string("modified") && changes["sub/x"]?["mode"] == .string("600") && changes["sub/x"]?["hostMode"] == .string("644"))
+        #expect(changes.values.allSatisfy { $0["conflict"] == nil })
+
+        let applied = try #require(W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"])
+        #expect(applied["released"] == .bool(true), "\(applied.text)")
+        #expect((try? String(contentsOfFile: "\(layout.alices)/keep.txt", encoding: .utf8)) == "one\nTWO\nthree\n")
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.alices)/gone.txt"))
+        #expect((try? String(contentsOfFile: "\(layout.alices)/sub/new.txt", encoding: .utf8)) == "new\n")
+        #expect(FileManager.default.contents(atPath: "\(layout.alices)/bin.dat") == Data([0, 1, 2]))
+        var st = stat()
+        #expect(stat("\(layout.alices)/sub/x", &st) == 0 && st.st_mode & 0o777 == 0o600)
+        for file in ["keep.txt", "sub/new.txt", "made", "bin.dat"] {
+            #expect(W.owner("\(layout.alices)/\(file)").map { $0 == (Self.alice, Self.alice) } == true, "\(file) is alice's")
+        }
+        // Released: nothing more to review, and nothing of it left in the state directory.
+        let again = W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first
+        #expect(again?["error"]?["code"] == .int(RPCCode.notFound), "\(String(describing: again?.text))")
+        #expect(!FileManager.default.fileExists(atPath: "\(d.stateDir)/tasks/\(id)/changes"))
+    }
+
+    /// A host file changed after the task started is a conflict: nothing is applied at all;
+    /// the other paths apply alone with `paths`; discard releases the rest.
+    @Test func aConflictAppliesNothing() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        let ran = W.asCaller(Self.alice, d, [Self.submitCow("echo mine >> keep.txt && echo fresh > fresh.txt", workspace: layout.alices)])
+        let id = try #require(ran.first?["result"]?["id"]?.intValue, "\(ran)")
+        try Self.write("one\ntwo\nthree\nand theirs\n", "\(layout.alices)/keep.txt")
+        let refused = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first
+        #expect(refused?["error"]?["code"] == .int(RPCCode.conflict), "\(String(describing: refused?.text))")
+        #expect(refused?["error"]?["message"]?.stringValue?.contains("keep.txt") == true)
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.alices)/fresh.txt"), "nothing applied")
+        let diff = W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"]
+        let keep = diff?["changes"]?.arrayValue?.first { $0["path"] == .string("keep.txt") }
+        #expect(keep?["conflict"] == .bool(true), "\(String(describing: diff?.text))")
+
+        let some = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id)), ("paths", .array([.string("fresh.txt")]))])]).first
+        #expect(some?["result"]?["applied"] == .array([.string("fresh.txt")]) && some?["result"]?["released"] == .bool(false), "\(String(describing: some?.text))")
+        #expect((try? String(contentsOfFile: "\(layout.alices)/fresh.txt", encoding: .utf8)) == "fresh\n")
+        #expect((try? String(contentsOfFile: "\(layout.alices)/keep.txt", encoding: .utf8)) == "one\ntwo\nthree\nand theirs\n")
+        let unknown = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id)), ("paths", .array([.string("nothing-here")]))])]).first
+        #expect(unknown?["error"]?["code"] == .int(RPCCode.invalidParams), "\(String(describing: unknown?.text))")
+
+        let discarded = W.asCaller(Self.alice, d, [Self.request("task.discard", [("id", .int(id))])]).first
+        #expect(discarded?["result"]?["discarded"] != nil, "\(String(describing: discarded?.text))")
+        let gone = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first
+        #expect(gone?["error"]?["code"] == .int(RPCCode.notFound))
+        let kinds = (try d.call("audit.query", .object([("task", .int(id))]))["events"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
+        #expect(kinds.contains("changes-applied") && kinds.contains("changes-discarded"), "\(kinds)")
+    }
+
+    /// Another user can neither see nor apply alice's changes; an admin may discard them but
+    /// not apply them (applying writes as the owner, and only the owner acts as themselves).
+    @Test func onlyTheOwnerReviewsAndApplies() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow("echo hi > hi.txt", workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        for method in ["task.diff", "task.apply", "task.discard"] {
+            let answer = W.asCaller(Self.bob, d, [Self.request(method, [("id", .int(id))])]).first
+            #expect(answer?["error"]?["code"] == .int(RPCCode.notFound), "\(method): \(String(describing: answer?.text))")
+        }
+        #expect(throws: RPCError.self) { try d.call("task.apply", .object([("id", .int(id))])) }
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.alices)/hi.txt"))
+        #expect(try d.call("task.discard", .object([("id", .int(id))]))["discarded"] == .int(1))
+    }
+
+    /// Copy-on-write needs only read access: a directory of root's (0755) works, the task
+    /// adds to its layer (root's own files stay unwritable to it: their ids are not mapped),
+    /// and applying as alice is refused on the host's permissions.
+    @Test func aDirectoryTheCallerCanOnlyReadWorksAndCannotBeApplied() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        let ran = W.asCaller(Self.alice, d, [Self.submitCow("cat readme && echo made > new.txt && ! echo more 2>/dev/null >> readme", workspace: layout.shared)])
+        let result = try #require(ran.first?["result"], "\(ran)")
+        #expect(result["exitCode"] == .int(0), "\(result.text)")
+        #expect((try? String(contentsOfFile: "\(layout.shared)/readme", encoding: .utf8)) == "shared\n")
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.shared)/new.txt"))
+        let id = try #require(result["id"]?.intValue)
+        let refused = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first
+        #expect(refused?["error"]?["code"] == .int(RPCCode.unauthorized), "\(String(describing: refused?.text))")
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.shared)/new.txt"))
+    }
+
+    /// The agent's loop from the command line, as alice, ten times in a row on the same
+    /// directory: `submit --cow --wait` edits, `diff` shows it, `apply` writes it; each round
+    /// sees the rounds before it, and the directory never changes before an apply.
+    @Test func theCommandLineLoopTenTimes() throws {
+        let layout = try W.Layout()
+        try Self.write("0\n", "\(layout.alices)/count")
+        let d = try W.daemon(layout)
+        func cordon(_ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) {
+            TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
+                                                 "/bin/sh", "-c", "cd \(layout.alices) && exec \(TestDaemon.cordon) \(command) --socket \(d.socket) \(args)"])
+        }
+        for round in 1...10 {
+            let ran = cordon("submit", "--policy ws --workspace . --cow --wait --json -- /bin/sh -c 'echo $(( $(cat count) + 1 )) > count; printf done'")
+            let id = try #require((try? JSON.parse(ran.stdout))?["id"]?.intValue, "\(ran)")
+            #expect((try? String(contentsOfFile: "\(layout.alices)/count", encoding: .utf8)) == "\(round - 1)\n", "round \(round): not applied yet")
+            let diff = cordon("diff", "\(id)")
+            #expect(diff.status == 0 && diff.stdout == "modified count\n--- a/count\n+++ b/count\n@@ -1 +1 @@\n-\(round - 1)\n+\(round)\n", "\(diff)")
+            let apply = cordon("apply", "\(id)")
+            #expect(apply.status == 0 && apply.stdout == "task \(id): 1 path(s) applied; its changes are released\n", "\(apply)")
+            #expect((try? String(contentsOfFile: "\(layout.alices)/count", encoding: .utf8)) == "\(round)\n")
+        }
+        #expect(W.owner("\(layout.alices)/count").map { $0 == (Self.alice, Self.alice) } == true)
+        let misuse = cordon("submit", "--policy ws --workspace .:ro --cow -- /bin/true")
+        #expect(misuse.status == 64 && misuse.stderr.contains("--cow: name the directory alone"), "\(misuse)")
+        let none = cordon("diff", "999999")
+        #expect(none.status == 1 && none.stderr.contains("no task 999999"), "\(none)")
+    }
+
+    /// The layer is bounded by the task's output cap: a task writing past it gets ENOSPC, and
+    /// what it wrote before is what is kept.
+    @Test func theLayerIsBoundedByTheOutputCap() throws {
+        let layout = try W.Layout()
+        let d = try TestDaemon(config: "[socket]\ngroup = \"\(W.socketGroup)\"\n", policies: [
+            "small": W.policy("small", allow: [layout.allowed]) + "[limits]\noutput = \"1M\"\n",
+        ])
+        chmod(d.dir, 0o755)
+        let ran = W.asCaller(Self.alice, d, [Self.submitCow("dd if=/dev/zero of=big bs=64k count=64 2>&1; echo status $?", workspace: layout.alices, policy: "small")])
+        let result = try #require(ran.first?["result"], "\(ran)")
+        let id = try #require(result["id"]?.intValue)
+        let stdout = (try? String(contentsOfFile: "\(d.stateDir)/tasks/\(id)/stdout", encoding: .utf8)) ?? ""
+        #expect(stdout.contains("No space left on device"), "\(stdout)")
+        let diff = try #require(W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"])
+        let big = diff["changes"]?.arrayValue?.first { $0["path"] == .string("big") }
+        #expect((big?["size"]?.intValue ?? 0) <= 1 << 20, "\(diff.text)")
+    }
+}
