@@ -466,7 +466,7 @@ final class TaskManager: @unchecked Sendable {
         let output = reserveOutput(task)
         var plan = task.plan
         if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(output.cap) }
-        var layer: OwnedDescriptor?
+        var layer: (descriptor: OwnedDescriptor, bytes: Int64)?
         do throws(SystemError) {
             guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
             io.stdin = task.stdin.fd
@@ -488,12 +488,13 @@ final class TaskManager: @unchecked Sendable {
             // A copy-on-write workspace's layer: a tmpfs as large as the task's output may be
             // (its changes are kept as output), at most `cowLayerMaxBytes`.
             if task.request.workspace?.cow == true {
-                layer = try WorkspaceChanges.layer(bytes: UInt64(min(output.cap, Self.cowLayerMaxBytes)))
+                let bytes = max(4096, min(output.cap, Self.cowLayerMaxBytes))
+                layer = (try WorkspaceChanges.layer(bytes: UInt64(bytes)), bytes)
             }
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control,
                                  workspace: task.workspace.map {
                                      SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid),
-                                                      callerGroups: [task.owner.gid] + task.owner.groups, cow: layer?.fd)
+                                                      callerGroups: [task.owner.gid] + task.owner.groups, cow: layer?.descriptor.fd)
                                  })
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
@@ -506,7 +507,7 @@ final class TaskManager: @unchecked Sendable {
         // What the task changed in its copy-on-write workspace, kept for review (task.diff) —
         // whatever its end, since a task stopped halfway may have left what its caller wants.
         var changes: ChangesCapture?
-        if let layer { changes = captureChanges(layer, dir: dir, task: id, owner: task.owner) }
+        if let layer { changes = captureChanges(layer.descriptor, layerBytes: layer.bytes, dir: dir, task: id, owner: task.owner) }
         quotas.outputEnded(uid, reserved: output.reserved,
                            written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes) + (changes?.bytes ?? 0))
         record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
@@ -540,10 +541,10 @@ final class TaskManager: @unchecked Sendable {
 
     /// Reads `layer`'s upper directory into `dir`/changes (nothing kept when the task changed
     /// nothing). The layer goes when the caller lets go of it.
-    private func captureChanges(_ layer: OwnedDescriptor, dir: String, task id: Int64, owner: Peer) -> ChangesCapture {
+    private func captureChanges(_ layer: OwnedDescriptor, layerBytes: Int64, dir: String, task id: Int64, owner: Peer) -> ChangesCapture {
         let target = "\(dir)/changes"
         do {
-            let captured = try WorkspaceChanges.capture(layer: layer.fd, to: target, owner: (owner.uid, owner.gid))
+            let captured = try WorkspaceChanges.capture(layer: layer.fd, to: target, owner: (owner.uid, owner.gid), maxBytes: layerBytes)
             if captured.entries.isEmpty {
                 try? FileSystem.removeTree(target)
                 rmdir(dir)  // when the task left no output either

@@ -25,7 +25,8 @@ public enum WorkspaceChanges {
     public struct Entry: Sendable, Equatable {
         public enum Kind: String, Sendable {
             case file, directory, symlink, deleted
-            /// A fifo, socket or device the task made: listed, never applied.
+            /// A fifo, socket or device the task made, a name that is not UTF-8, or a sparse file
+            /// longer than the layer: listed, never applied.
             case other
         }
         /// Relative to the workspace, "/"-separated, no empty, `.` or `..` component.
@@ -51,7 +52,7 @@ public enum WorkspaceChanges {
     /// (`SandboxWorkspace.cow`). Its pages are charged to the sandbox's memory cgroup as it writes.
     public static func layer(bytes: UInt64) throws(SystemError) -> OwnedDescriptor {
         var why = [CChar](repeating: 0, count: 512)
-        let fd = cl_cow_layer(max(bytes, 4096), UInt64(maxEntries), &why, why.count)
+        let fd = cl_cow_layer(bytes, UInt64(maxEntries), &why, why.count)
         guard fd >= 0 else {
             let e = errno
             let said = String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -63,15 +64,19 @@ public enum WorkspaceChanges {
     /// Reads the upper directory of `layer` into `directory` (made, 0700): the manifest and
     /// `blobs/N` for each file. The blobs and their directory are given to `owner` (the task's
     /// caller, who reviews and applies them as themselves; nobody reaches them by path, since
-    /// `directory`'s parents are cordond's). Returns the entries and the bytes written.
-    public static func capture(layer: Int32, to directory: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) -> (entries: [Entry], bytes: Int64) {
+    /// `directory`'s parents are cordond's). At most `maxBytes` of file bytes are copied (the
+    /// layer's size): a sparse file whose length passes what is left is listed as `.other`,
+    /// never expanded onto cordond's disk. Returns the entries and the bytes written.
+    public static func capture(layer: Int32, to directory: String, owner: (uid: UInt32, gid: UInt32),
+                               maxBytes: Int64) throws(SystemError) -> (entries: [Entry], bytes: Int64) {
         let upper = openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard upper >= 0 else { throw SystemError("open", path: "the copy-on-write layer's upper directory", errno: errno) }
         defer { close(upper) }
         try FileSystem.makeDirectories("\(directory)/blobs", mode: 0o700)
         var entries: [Entry] = []
         var bytes: Int64 = 0
-        try walk(upper, prefix: "", into: &entries, bytes: &bytes, blobs: "\(directory)/blobs", owner: owner)
+        var budget = maxBytes
+        try walk(upper, prefix: "", into: &entries, bytes: &bytes, budget: &budget, blobs: "\(directory)/blobs", owner: owner)
         guard chown("\(directory)/blobs", owner.uid, owner.gid) == 0 else { throw SystemError("chown", path: "\(directory)/blobs", errno: errno) }
         entries.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         let manifest = JSON.object([("format", .int(format)), ("entries", .array(entries.map(\.json)))])
@@ -80,8 +85,8 @@ public enum WorkspaceChanges {
         return (entries, bytes + Int64(text.count))
     }
 
-    private static func walk(_ dir: Int32, prefix: String, into entries: inout [Entry], bytes: inout Int64, blobs: String,
-                             owner: (uid: UInt32, gid: UInt32)) throws(SystemError) {
+    private static func walk(_ dir: Int32, prefix: String, into entries: inout [Entry], bytes: inout Int64, budget: inout Int64,
+                             blobs: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) {
         let listing = dup(dir)
         guard listing >= 0, let handle = fdopendir(listing) else { throw SystemError("fdopendir", path: prefix.isEmpty ? "/workspace" : prefix, errno: errno) }
         var names: [String] = []
@@ -114,11 +119,14 @@ public enum WorkspaceChanges {
                 let opaque = cl_overlay_opaque(sub)
                 guard opaque >= 0 else { throw SystemError("read the overlay's opaque mark", path: path, errno: errno) }
                 entries.append(Entry(path: path, kind: .directory, mode: mode, opaque: opaque == 1))
-                try walk(sub, prefix: path, into: &entries, bytes: &bytes, blobs: blobs, owner: owner)
+                try walk(sub, prefix: path, into: &entries, bytes: &bytes, budget: &budget, blobs: blobs, owner: owner)
+            case UInt32(S_IFREG) where Int64(st.st_size) > budget:
+                entries.append(Entry(path: path, kind: .other, mode: mode, size: Int64(st.st_size)))
             case UInt32(S_IFREG):
                 let index = entries.count
-                let copied = try copy(dir, name, path: path, to: "\(blobs)/\(index)", owner: owner)
+                let copied = try copy(dir, name, path: path, to: "\(blobs)/\(index)", owner: owner, limit: budget)
                 bytes += copied
+                budget -= copied
                 entries.append(Entry(path: path, kind: .file, mode: mode, size: copied, blob: index))
             case UInt32(S_IFLNK):
                 var buffer = [CChar](repeating: 0, count: 4097)
@@ -134,7 +142,8 @@ public enum WorkspaceChanges {
         }
     }
 
-    private static func copy(_ dir: Int32, _ name: String, path: String, to blob: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) -> Int64 {
+    private static func copy(_ dir: Int32, _ name: String, path: String, to blob: String, owner: (uid: UInt32, gid: UInt32),
+                             limit: Int64) throws(SystemError) -> Int64 {
         let from = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard from >= 0 else { throw SystemError("open", path: path, errno: errno) }
         defer { close(from) }
@@ -149,6 +158,7 @@ public enum WorkspaceChanges {
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw SystemError("read", path: path, errno: errno) }
             if n == 0 { return total }
+            guard total + Int64(n) <= limit else { throw SystemError("copy \(path): longer than the layer could hold", path: blob, errno: EFBIG) }
             var done = 0
             while done < n {
                 let w = buffer.withUnsafeBytes { Glibc.write(to, $0.baseAddress! + done, n - done) }

@@ -210,4 +210,26 @@ import Testing
         let big = diff["changes"]?.arrayValue?.first { $0["path"] == .string("big") }
         #expect((big?["size"]?.intValue ?? 0) <= 1 << 20, "\(diff.text)")
     }
+
+    /// A sparse file takes no room in the layer whatever its length: one longer than the layer
+    /// (200 MB under the default policy's 256 MB file_size, past its 64 MB output cap) is
+    /// listed, not expanded onto cordond's disk, and never applied.
+    @Test func aSparseFileIsNotExpanded() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        let ran = W.asCaller(Self.alice, d, [Self.submitCow("truncate -s 200M huge && echo ok > small", workspace: layout.alices)])
+        let id = try #require(ran.first?["result"]?["id"]?.intValue, "\(ran)")
+        #expect(ran.first?["result"]?["exitCode"] == .int(0))
+        let diff = try #require(W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"])
+        let changes = diff["changes"]?.arrayValue ?? []
+        #expect(changes.first { $0["path"] == .string("huge") }?["change"] == .string("unsupported"), "\(diff.text)")
+        #expect(changes.first { $0["path"] == .string("small") }?["change"] == .string("added"))
+        let held = try FileManager.default.subpathsOfDirectory(atPath: "\(d.stateDir)/tasks/\(id)/changes").reduce(0) { sum, name in
+            sum + ((try? FileManager.default.attributesOfItem(atPath: "\(d.stateDir)/tasks/\(id)/changes/\(name)")[.size] as? Int) ?? 0)
+        }
+        #expect(held < 1 << 20, "\(held) bytes held")
+        let applied = try #require(W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"])
+        #expect(applied["applied"] == .array([.string("small")]) && applied["skipped"] == .array([.string("huge")]), "\(applied.text)")
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.alices)/huge"))
+    }
 }
