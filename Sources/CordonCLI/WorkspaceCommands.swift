@@ -1,7 +1,12 @@
 import ArgumentParser
+import CordonCommandLine
 import CordonJSON
 import CordonRPC
 import CordonSystem
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // `cordon diff`, `cordon apply` and `cordon discard`: reviewing what a copy-on-write task
 // (`cordon submit --workspace DIR --cow`) changed, then writing it into DIR or letting it go.
@@ -78,5 +83,75 @@ struct DiscardCommand: ParsableCommand {
         let answer = try client.call("task.discard", .object([("id", .int(id))]))
         if client.json { return client.printJSON(answer) }
         FileDescriptorIO.writeAll(1, "task \(id): \(answer["discarded"]?.intValue ?? 0) change(s) discarded\n")
+    }
+}
+
+struct CopyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cp",
+        abstract: "Copy a file a copy-on-write task left in its layer (an artifact) out, without applying its changes.",
+        discussion: "SOURCE is ID:PATH, PATH relative to the task's workspace (`cordon diff ID` lists them). DEST is a file, a directory (the file keeps its name), or - for stdout.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: ArgumentHelp("The task and the file: ID:PATH.", valueName: "SOURCE")) var source: String
+    @Argument(help: ArgumentHelp("Where to write it: a file, a directory, or -.", valueName: "DEST")) var destination: String
+
+    var parsedSource: (id: Int64, path: String)? {
+        guard let colon = source.firstIndex(of: ":"), let id = Int64(source[..<colon]), id > 0 else { return nil }
+        let path = String(source[source.index(after: colon)...])
+        return path.isEmpty ? nil : (id, path)
+    }
+
+    func validate() throws {
+        if parsedSource == nil { throw ValidationError("SOURCE: expected ID:PATH (a task id, a colon, a path in its workspace), found \"\(source)\"") }
+    }
+
+    func run() throws {
+        let (id, path) = parsedSource!
+        let connection = try ClientOptions.connect(client.socketPath)
+        var target = destination
+        if target != "-" && FileSystem.isDirectory(target) { target += "/" + (path.split(separator: "/").last.map(String.init) ?? path) }
+        var fd: Int32 = 1
+        let temporary = target == "-" ? nil : "\(target).cordon-cp-\(getpid())"
+        if let temporary {
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                printError("cordon cp: \(target): \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+        }
+        var offset: Int64 = 0
+        var mode: mode_t = 0o644
+        do {
+            while true {
+                let answer = try ClientOptions.call(connection, "task.get", .object([("id", .int(id)), ("path", .string(path)), ("offset", .int(offset))]))
+                guard let data = answer["data"]?.stringValue.flatMap({ Data(base64Encoded: $0) }) else {
+                    printError("cordon cp: task.get answered without data")
+                    throw ExitCode(1)
+                }
+                let bytes = Array(data)
+                let failed = bytes.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) }
+                guard failed == 0 else {
+                    printError("cordon cp: \(target): \(String(cString: strerror(failed)))")
+                    throw ExitCode(1)
+                }
+                offset += Int64(bytes.count)
+                if let m = answer["mode"]?.stringValue.flatMap({ mode_t($0, radix: 8) }) { mode = m }
+                if answer["eof"] == .bool(true) || bytes.isEmpty { break }
+            }
+        } catch {
+            if let temporary { close(fd); unlink(temporary) }
+            throw error
+        }
+        if let temporary {
+            fchmod(fd, mode & 0o777)
+            close(fd)
+            guard rename(temporary, target) == 0 else {
+                let e = errno
+                unlink(temporary)
+                printError("cordon cp: \(target): \(String(cString: strerror(e)))")
+                throw ExitCode(1)
+            }
+        }
+        if client.json { client.printJSON(.object([("task", .int(id)), ("path", .string(path)), ("to", .string(target)), ("bytes", .int(offset))])) }
     }
 }

@@ -16,7 +16,7 @@ import Glibc
 /// errors), checks what the peer may do, and answers with JSON.
 extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
-                          "task.diff", "task.apply", "task.discard",
+                          "task.diff", "task.get", "task.apply", "task.discard",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
                           "tool.list", "tool.call", "tool.stats", "tool.watch",
                           "model.list", "model.chat", "model.stats", "model.explain", "model.feedback"]
@@ -35,6 +35,7 @@ extension Daemon {
         case "task.list": return .result(try list(&params, peer))
         case "task.logs": return .result(try logs(&params, peer, sink))
         case "task.diff": return .result(try taskDiff(&params, peer))
+        case "task.get": return .result(try taskGet(&params, peer))
         case "task.apply": return .result(try Self.oneAtATime(try params.requiredInt("id", min: 1)) { () throws -> JSON in try taskApply(&params, peer) })
         case "task.discard": return .result(try Self.oneAtATime(try params.requiredInt("id", min: 1)) { () throws -> JSON in try taskDiscard(&params, peer) })
         case "policy.list":

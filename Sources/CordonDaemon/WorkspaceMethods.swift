@@ -4,6 +4,7 @@ import CordonJSON
 import CordonRPC
 import CordonSandbox
 import CordonSystem
+import FoundationEssentials
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -128,6 +129,48 @@ extension Daemon {
         }
         return .object([("task", .int(held.record.id)), ("workspace", .string(held.workspace)),
                         ("startedAt", .string(UTCTime.format(since))), ("changes", .array(changes))])
+    }
+
+    /// The most bytes one task.get answer carries.
+    static let maxGetBytes: Int64 = 4 << 20
+
+    /// A file the task left in its copy-on-write layer, read without applying it (an artifact):
+    /// `{path, size, offset, data (base64), eof}`, at most `maxGetBytes` from `offset`.
+    func taskGet(_ params: inout Params, _ peer: Peer) throws -> JSON {
+        let held = try ownChanges(&params, peer, "task.get")
+        guard let path = try params.string("path", maxBytes: 4096) else { throw RPCError.invalid(params.field("path"), "required: a path relative to the workspace") }
+        let offset = try params.int("offset") ?? 0
+        let length = try params.int("length", min: 1, max: Self.maxGetBytes) ?? Self.maxGetBytes
+        try params.finish()
+        guard let entry = held.entries.first(where: { $0.path == path }) else {
+            throw RPCError(RPCCode.notFound, "task \(held.record.id) left no \(PrintableText.of(path)) in its layer (task.diff lists what it changed)", field: "params.path")
+        }
+        guard entry.kind == .file, let blob = entry.blob else {
+            let what = switch entry.kind {
+            case .directory: "is a directory"
+            case .deleted: "was deleted by the task"
+            case .symlink: "is a symlink"
+            default: "is a fifo, socket, device, or a sparse file whose bytes were not kept"
+            }
+            throw RPCError.invalid(params.field("path"), "\(PrintableText.of(path)) \(what), not a file the task wrote")
+        }
+        let fd = open("\(held.directory)/blobs/\(blob)", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw RPCError(RPCCode.internalError, "task \(held.record.id): \(PrintableText.of(path)): \(SystemError.text(errno))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw RPCError(RPCCode.internalError, "task \(held.record.id): \(PrintableText.of(path)): \(SystemError.text(errno))") }
+        let size = Int64(st.st_size)
+        guard offset <= size else { throw RPCError.invalid(params.field("offset"), "\(offset) is past the end of \(PrintableText.of(path)) (\(size) bytes)") }
+        var bytes = [UInt8](repeating: 0, count: Int(min(length, size - offset)))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw RPCError(RPCCode.internalError, "task \(held.record.id): \(PrintableText.of(path)): read: \(n < 0 ? SystemError.text(errno) : "cut short")") }
+            done += n
+        }
+        return .object([("path", .string(path)), ("size", .int(size)), ("offset", .int(offset)), ("mode", .string(String(entry.mode, radix: 8))),
+                        ("data", .string(Data(bytes).base64EncodedString())), ("eof", .bool(offset + Int64(done) >= size))])
     }
 
     func taskApply(_ params: inout Params, _ peer: Peer) throws -> JSON {

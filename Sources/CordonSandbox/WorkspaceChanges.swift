@@ -159,13 +159,8 @@ public enum WorkspaceChanges {
             guard n >= 0 else { throw SystemError("read", path: path, errno: errno) }
             if n == 0 { return total }
             guard total + Int64(n) <= limit else { throw SystemError("copy \(path): longer than the layer could hold", path: blob, errno: EFBIG) }
-            var done = 0
-            while done < n {
-                let w = buffer.withUnsafeBytes { Glibc.write(to, $0.baseAddress! + done, n - done) }
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { throw SystemError("write", path: blob, errno: w < 0 ? errno : EIO) }
-                done += w
-            }
+            let failed = buffer.withUnsafeBytes { FileDescriptorIO.writeFully(to, $0.baseAddress, n) }
+            guard failed == 0 else { throw SystemError("write", path: blob, errno: failed) }
             total += Int64(n)
         }
     }

@@ -268,13 +268,8 @@ extension WorkspaceChanges {
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { return "read the captured file: \(SystemError.text(errno))" }
             if n == 0 { return nil }
-            var done = 0
-            while done < n {
-                let w = buffer.withUnsafeBytes { Glibc.write(to, $0.baseAddress! + done, n - done) }
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { return "write: \(SystemError.text(w < 0 ? errno : EIO))" }
-                done += w
-            }
+            let failed = buffer.withUnsafeBytes { FileDescriptorIO.writeFully(to, $0.baseAddress, n) }
+            if failed != 0 { return "write: \(SystemError.text(failed))" }
         }
     }
 

@@ -193,6 +193,39 @@ import Testing
         #expect(none.status == 1 && none.stderr.contains("no task 999999"), "\(none)")
     }
 
+    /// An artifact comes out without applying anything: `cordon cp ID:PATH DEST` writes the
+    /// bytes the task left (over several task.get calls for a file past 4 MiB), with its mode;
+    /// a directory, a deleted path or an unchanged one is not a file to copy.
+    @Test func anArtifactIsCopiedOutWithoutApplying() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        let script = "mkdir -p dist && head -c 5000000 /dev/urandom > dist/app.bin && chmod 750 dist/app.bin && rm gone.txt"
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        let out = "\(layout.base)/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        chown(out, Self.alice, Self.alice)
+        func cordon(_ args: String) -> (status: Int32, stdout: String, stderr: String) {
+            TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
+                                                 "/bin/sh", "-c", "exec \(TestDaemon.cordon) cp --socket \(d.socket) \(args)"])
+        }
+        let copied = cordon("\(id):dist/app.bin \(out)")
+        #expect(copied.status == 0, "\(copied)")
+        let blob = try #require(FileManager.default.subpathsOfDirectory(atPath: "\(d.stateDir)/tasks/\(id)/changes/blobs").first)
+        #expect(FileManager.default.contents(atPath: "\(out)/app.bin") == FileManager.default.contents(atPath: "\(d.stateDir)/tasks/\(id)/changes/blobs/\(blob)"))
+        #expect(FileManager.default.contents(atPath: "\(out)/app.bin")?.count == 5_000_000)
+        var st = stat()
+        #expect(stat("\(out)/app.bin", &st) == 0 && st.st_mode & 0o777 == 0o750 && st.st_uid == Self.alice)
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.alices)/dist"), "nothing applied")
+        for (source, why) in [("\(id):dist", "is a directory"), ("\(id):gone.txt", "was deleted by the task"), ("\(id):keep.txt", "left no keep.txt"), ("nonsense", "expected ID:PATH")] {
+            let refused = cordon("\(source) \(out)/x")
+            #expect(refused.status != 0 && refused.stderr.contains(why), "\(source): \(refused)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/x"))
+        let bob = W.asCaller(Self.bob, d, [Self.request("task.get", [("id", .int(id)), ("path", .string("dist/app.bin"))])]).first
+        #expect(bob?["error"]?["code"] == .int(RPCCode.notFound), "\(String(describing: bob?.text))")
+    }
+
     /// The layer is bounded by the task's output cap: a task writing past it gets ENOSPC, and
     /// what it wrote before is what is kept.
     @Test func theLayerIsBoundedByTheOutputCap() throws {
