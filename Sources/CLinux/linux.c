@@ -461,7 +461,7 @@ int cl_cow_layer(uint64_t size, uint64_t inodes, char *why, size_t why_len) {
     int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
     if (mnt < 0) return cl_fs_fail(fs, why, why_len);
     close(fs);
-    if (mkdirat(mnt, "upper", 0700) < 0 || mkdirat(mnt, "work", 0700) < 0) {
+    if (mkdirat(mnt, "upper", 0700) < 0 || mkdirat(mnt, "work", 0700) < 0 || mkdirat(mnt, "lower", 0755) < 0) {
         int e = errno;
         close(mnt);
         errno = e;

@@ -305,7 +305,9 @@ public final class AuditStore: Sendable {
         guard task.submittedAt.isFinite else { throw refuse(operation, "submittedAt is not finite") }
         let argv = JSON.array(task.argv.map(JSON.string)).text
         let detail = task.workspace.map { w in
-            var members: [(String, JSON)] = [("workspace", .string(w.path)), ("writable", .bool(w.writable))]
+            // An empty path: a scratch workspace (files put into a layer over nothing).
+            var members: [(String, JSON)] = w.path.isEmpty ? [("scratch", .bool(true))]
+                : [("workspace", .string(w.path)), ("writable", .bool(w.writable))]
             if w.cow { members.append(("cow", .bool(true))) }
             return JSON.object(members).text
         } ?? "{}"

@@ -32,8 +32,9 @@ public struct NewTask: Sendable {
     public var argv: [String]
     /// Seconds since the epoch.
     public var submittedAt: Double
-    /// The directory bound at /workspace, as the kernel named it when it was opened, and
-    /// whether the sandbox may write it: in the "submitted" event's detail.
+    /// The directory bound at /workspace, as the kernel named it when it was opened, whether
+    /// the sandbox may write it, and whether through a copy-on-write layer (an empty path: a
+    /// scratch workspace, a layer over nothing): in the "submitted" event's detail.
     public var workspace: (path: String, writable: Bool, cow: Bool)?
 
     public init(submitter: Submitter, label: String? = nil, policy: String, policyHash: String, argv: [String],

@@ -87,6 +87,8 @@ public struct SubmitOptions: Equatable, Sendable {
     public var workspace: String?
     /// The workspace through a copy-on-write layer: reviewed with `cordon diff`, then applied.
     public var cow = false
+    /// `LOCAL[=PATH]`: a file of this machine's put at PATH (default: its name) in /workspace.
+    public var put: [String] = []
     public var command: [String] = []
 
     public init() {}
@@ -109,6 +111,12 @@ public struct SubmitOptions: Equatable, Sendable {
         for e in env where !e.contains("=") || e.hasPrefix("=") { return "--env: expected NAME=VALUE, found \"\(e)\"" }
         if let w = workspaceRequest, w.path.isEmpty { return "--workspace: expected DIR, DIR:rw or DIR:ro, found \"\(workspace!)\"" }
         if cow && workspace == nil { return "--cow: needs --workspace DIR (the directory the task changes through its own layer)" }
+        for item in put where item.isEmpty || item.hasPrefix("=") || item.hasSuffix("=") {
+            return "--put: expected LOCAL or LOCAL=PATH, found \"\(item)\""
+        }
+        if !put.isEmpty && workspace != nil && !cow {
+            return "--put: files go into a --cow workspace, or a scratch one without --workspace (put them into your directory yourself)"
+        }
         if cow, let workspace, workspace.hasSuffix(":ro") || workspace.hasSuffix(":rw") {
             return "--cow: name the directory alone (--workspace DIR --cow): a copy-on-write workspace is neither :ro nor :rw"
         }
@@ -136,6 +144,22 @@ public struct SubmitOptions: Equatable, Sendable {
             }
             params.append(("workspace", .object(cow ? [("path", .string(real)), ("cow", .bool(true))]
                                                      : [("path", .string(real)), ("writable", .bool(w.writable))])))
+        }
+        if !put.isEmpty {
+            var files: [JSON] = []
+            for item in put {
+                let (local, path) = item.firstIndex(of: "=").map { (String(item[..<$0]), String(item[item.index(after: $0)...])) }
+                    ?? (item, String(item.split(separator: "/").last ?? Substring(item)))
+                let bytes: [UInt8]
+                do { bytes = try FileSystem.read(local, limit: 1 << 30) } catch {
+                    FileDescriptorIO.writeAll(2, "cordon submit: --put \(local): \(error)\n")
+                    throw ExitCode(2)
+                }
+                var st = stat()
+                let mode = stat(local, &st) == 0 ? Int64(st.st_mode & 0o777) : 0o644
+                files.append(.object([("path", .string(path)), ("data", .string(Data(bytes).base64EncodedString())), ("mode", .int(mode))]))
+            }
+            params.append(("files", .array(files)))
         }
         if !env.isEmpty {
             params.append(("env", .object(env.map { e in
@@ -188,7 +212,7 @@ public enum SubmitFastPath {
     public static func parse(_ arguments: ArraySlice<String>) -> SubmitOptions? {
         var options = SubmitOptions()
         let command = FastArguments.scan(arguments, flags: ["--json", "--wait", "--cow"],
-                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--pids", "--env", "--stdin", "--workspace"]) { name, value in
+                                         options: ["--socket", "--policy", "--label", "--timeout", "--memory", "--pids", "--env", "--stdin", "--workspace", "--put"]) { name, value in
             switch name {
             case "--json": options.json = true
             case "--wait": options.wait = true
@@ -201,6 +225,7 @@ public enum SubmitFastPath {
             case "--pids": options.pids = value
             case "--env": options.env.append(value)
             case "--workspace": options.workspace = value
+            case "--put": options.put.append(value)
             default: options.stdin = value
             }
         }
@@ -246,12 +271,13 @@ struct SubmitCommand: ParsableCommand {
     @Option(name: .customLong("env"), help: ArgumentHelp("A variable for the task, for a NAME the policy passes (process.pass_env); any other NAME is an error. Repeatable.", valueName: "NAME=VALUE")) var env: [String] = []
     @Option(name: .customLong("stdin"), help: "A file whose contents are the task's stdin ('-': this process's stdin).") var stdin: String?
     @Option(name: .customLong("workspace"), help: ArgumentHelp("A directory of yours, bound at /workspace (also the task's working directory), writable unless :ro. The policy must allow it ([workspace] allow); cordond opens it with your own rights.", valueName: "DIR[:ro]")) var workspace: String?
+    @Option(name: .customLong("put"), help: ArgumentHelp("A file of yours put into /workspace before the task starts, at PATH (default: its name), with its mode: into a --cow workspace, or without --workspace a scratch one (copy what the task leaves out with `cordon cp`). Repeatable.", valueName: "LOCAL[=PATH]")) var put: [String] = []
     @Flag(name: .customLong("cow"), help: "The task sees --workspace through a copy-on-write layer: the directory is only read, and what the task changes waits for `cordon diff` and `cordon apply` (or `cordon discard`).") var cow = false
     @Argument(parsing: .postTerminator, help: "The command and its arguments.") var command: [String] = []
 
     var options: SubmitOptions {
         var o = SubmitOptions()
-        (o.socket, o.json, o.policy, o.wait, o.label, o.workspace, o.cow) = (client.socket, client.json, policy, wait, label, workspace, cow)
+        (o.socket, o.json, o.policy, o.wait, o.label, o.workspace, o.cow, o.put) = (client.socket, client.json, policy, wait, label, workspace, cow, put)
         (o.timeout, o.memory, o.pids, o.env, o.stdin, o.command) = (timeout, memory, pids, env, stdin, command)
         return o
     }

@@ -107,6 +107,37 @@ extension Daemon {
 
     // MARK: task.submit
 
+    /// The most files one task.submit may carry.
+    static let maxInputFiles = 1000
+
+    /// `files: [{path, data (base64), mode?}]`: each path relative to /workspace, written there
+    /// before the task starts (docs/daemon.md, "Files in and out").
+    static func inputFiles(_ value: JSON?, field: String) throws(RPCError) -> [InputFile] {
+        guard let value else { return [] }
+        guard case .array(let items) = value else { throw RPCError.invalid(field, "expected an array of {path, data, mode?}") }
+        guard items.count <= maxInputFiles else { throw RPCError.invalid(field, "\(items.count) files; at most \(maxInputFiles)") }
+        var files: [InputFile] = []
+        var seen: Set<String> = []
+        for (i, item) in items.enumerated() {
+            var f = try Params(item, path: "\(field)[\(i)]")
+            guard let path = try f.string("path", maxBytes: 4096), WorkspaceChanges.validPath(path) else {
+                throw RPCError.invalid("\(field)[\(i)].path", "required: a path relative to /workspace, without empty, \".\" or \"..\" components")
+            }
+            guard let encoded = try f.string("data", maxBytes: 1 << 30), let data = Data(base64Encoded: encoded) else {
+                throw RPCError.invalid("\(field)[\(i)].data", "required: the file's bytes in base64")
+            }
+            let mode = try f.int("mode", min: 0, max: 0o777) ?? 0o644
+            try f.finish()
+            guard seen.insert(path).inserted else { throw RPCError.invalid("\(field)[\(i)].path", "\(PrintableText.of(path)) is given twice") }
+            files.append(InputFile(path: path, bytes: Array(data), mode: UInt32(mode)))
+        }
+        // A file cannot also be a directory on the way to another.
+        for file in files where seen.contains(where: { $0.hasPrefix(file.path + "/") }) {
+            throw RPCError.invalid(field, "\(PrintableText.of(file.path)) is a file and a directory of another file")
+        }
+        return files
+    }
+
     private func submit(_ params: inout Params, _ peer: Peer) throws -> Answer {
         let policy = try params.string("policy", maxBytes: 64) ?? config.defaultPolicy
         guard let argv = try params.stringArray("argv", maxCount: 4096, maxBytes: 256 << 10), !argv.isEmpty, !argv[0].isEmpty else {
@@ -151,10 +182,14 @@ extension Daemon {
             workspace = WorkspaceRequest(path: path, writable: !cow && (writable ?? true), cow: cow)
             try w.finish()
         }
+        let files = try Self.inputFiles(params.raw("files"), field: params.field("files"))
+        if !files.isEmpty && workspace.map({ !$0.cow }) == true {
+            throw RPCError.invalid(params.field("files"), "files go into a copy-on-write workspace (workspace.cow) or, without a workspace, a scratch one: with a writable or read-only workspace, put them in its directory yourself")
+        }
         let wait = try params.bool("wait") ?? false
         try params.finish()
         let id = try tasks.submit(TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label,
-                                              workspace: workspace), from: peer)
+                                              workspace: workspace, files: files), from: peer)
         let answer: @Sendable (Bool) -> JSON = { [self] _ in
             guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
             return taskJSON(record, withResult: wait)

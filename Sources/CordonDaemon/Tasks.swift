@@ -22,13 +22,23 @@ struct TaskRequest: Sendable {
     var label: String?
     /// A directory of the caller's to bind at /workspace (docs/daemon.md, "Workspaces").
     var workspace: WorkspaceRequest?
+    /// Files put into the task's copy-on-write (or scratch) workspace before it starts.
+    var files: [InputFile] = []
 
     /// What a queued request holds in memory (argv, environment, label) or in its stdin file:
     /// counted against `scheduler.max_queued_bytes[_per_user]`.
     var queuedBytes: Int64 {
         Int64(argv.reduce(0) { $0 + $1.utf8.count + 1 } + env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 }
-              + stdin.count + (label?.utf8.count ?? 0) + policyName.utf8.count)
+              + stdin.count + (label?.utf8.count ?? 0) + policyName.utf8.count
+              + files.reduce(0) { $0 + $1.bytes.count + $1.path.utf8.count + 16 })
     }
+}
+
+/// A file for the task's workspace: its path there, bytes and permission bits.
+struct InputFile: Sendable, Equatable {
+    var path: String
+    var bytes: [UInt8]
+    var mode: UInt32
 }
 
 /// A caller's workspace as asked: the host directory, whether the sandbox may write it, and
@@ -309,6 +319,13 @@ final class TaskManager: @unchecked Sendable {
             }
             workspace = opened.descriptor
             workspacePath = (opened.path, asked.writable, asked.cow)
+        } else if !request.files.isEmpty {
+            // Files and no directory: a scratch workspace, a copy-on-write layer over nothing
+            // (recorded with an empty path).
+            do { plan = try plan.withWorkspace(source: "(scratch)", writable: false, cow: true) } catch {
+                throw RPCError(RPCCode.policyError, "policy \(policy.name): \(error.description)", field: "params.files")
+            }
+            workspacePath = ("", false, true)
         }
         // What a non-admin's sandbox writes through a writable bind is theirs on the host: a
         // policy naming another owner is theirs to use only through an admin.
@@ -487,12 +504,19 @@ final class TaskManager: @unchecked Sendable {
             environment.writeOwnership = writeOwnership(for: task.owner)
             // A copy-on-write workspace's layer: a tmpfs as large as the task's output may be
             // (its changes are kept as output), at most `cowLayerMaxBytes`.
-            if task.request.workspace?.cow == true {
+            // Files put in go into the layer before the sandbox is made; a scratch workspace's
+            // lower layer is the layer's own empty directory.
+            var scratch: OwnedDescriptor?
+            if task.request.workspace?.cow == true || !task.request.files.isEmpty {
                 let bytes = max(4096, min(output.cap, Self.cowLayerMaxBytes))
-                layer = (try WorkspaceChanges.layer(bytes: UInt64(bytes)), bytes)
+                let made = try WorkspaceChanges.layer(bytes: UInt64(bytes))
+                layer = (made, bytes)
+                try WorkspaceChanges.put(task.request.files.map { ($0.path, $0.bytes, $0.mode) }, into: made.fd)
+                if task.workspace == nil { scratch = try WorkspaceChanges.scratchLower(in: made.fd) }
             }
+            let lower = task.workspace ?? scratch
             result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control,
-                                 workspace: task.workspace.map {
+                                 workspace: lower.map {
                                      SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid),
                                                       callerGroups: [task.owner.gid] + task.owner.groups, cow: layer?.descriptor.fd)
                                  })

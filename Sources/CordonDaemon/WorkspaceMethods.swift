@@ -20,7 +20,8 @@ extension Daemon {
     struct HeldChanges {
         var record: TaskRecord
         var directory: String
-        var workspace: String
+        /// nil: a scratch workspace (no host directory).
+        var workspace: String?
         var entries: [WorkspaceChanges.Entry]
     }
 
@@ -35,9 +36,10 @@ extension Daemon {
             throw RPCError(RPCCode.internalError, "audit store: \(error)")
         }
         guard let detail = events.first.flatMap({ try? JSON.parse($0.detail) }), detail["cow"] == .bool(true),
-              let workspace = detail["workspace"]?.stringValue else {
+              detail["workspace"]?.stringValue != nil || detail["scratch"] == .bool(true) else {
             throw RPCError(RPCCode.internalError, "task \(record.id): its record does not name a copy-on-write workspace")
         }
+        let workspace = detail["workspace"]?.stringValue
         let directory = "\(scratch)/changes"
         let entries: [WorkspaceChanges.Entry]
         do { entries = try WorkspaceChanges.entries(in: directory) } catch {
@@ -63,19 +65,24 @@ extension Daemon {
     }
 
     /// Runs `body` as `peer` with the workspace (O_PATH, opened as them, writable if asked)
-    /// and the blobs' directory.
+    /// and the blobs' directory. A scratch workspace has no directory: `root` is -1, where
+    /// nothing resolves (everything reads as added).
     func asOwner<T: Sendable>(_ held: HeldChanges, _ peer: Peer, writable: Bool,
                               _ body: @escaping @Sendable (_ root: Int32, _ blobs: Int32) -> T) throws(RPCError) -> T {
         let caller = CallerFiles.Caller(uid: peer.uid, gid: peer.gid, groups: peer.groups)
-        let root: OwnedDescriptor
-        do { root = OwnedDescriptor(try CallerFiles.openDirectory(held.workspace, as: caller, writable: writable)) } catch {
-            throw RPCError(error.errno == EACCES || error.errno == EPERM ? RPCCode.unauthorized : RPCCode.invalidParams,
-                           "task \(held.record.id)'s workspace \(error.message)", field: "params.id")
+        let root: OwnedDescriptor?
+        if let workspace = held.workspace {
+            do { root = OwnedDescriptor(try CallerFiles.openDirectory(workspace, as: caller, writable: writable)) } catch {
+                throw RPCError(error.errno == EACCES || error.errno == EPERM ? RPCCode.unauthorized : RPCCode.invalidParams,
+                               "task \(held.record.id)'s workspace \(error.message)", field: "params.id")
+            }
+        } else {
+            root = nil
         }
         let blobs = open("\(held.directory)/blobs", CL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard blobs >= 0 else { throw RPCError(RPCCode.internalError, "task \(held.record.id): its changes cannot be read: \(SystemError.text(errno))") }
         defer { close(blobs) }
-        let rootFD = root.fd
+        let rootFD = root?.fd ?? -1
         do { return try withExtendedLifetime(root) { () throws(CallerFiles.Refusal) -> T in try CallerFiles.perform(as: caller) { body(rootFD, blobs) } } } catch {
             throw RPCError(RPCCode.internalError, "task \(held.record.id): \(error.message)")
         }
@@ -127,7 +134,7 @@ extension Daemon {
             }
             changes.append(.object(m))
         }
-        return .object([("task", .int(held.record.id)), ("workspace", .string(held.workspace)),
+        return .object([("task", .int(held.record.id)), ("workspace", held.workspace.map(JSON.string) ?? .null),
                         ("startedAt", .string(UTCTime.format(since))), ("changes", .array(changes))])
     }
 
@@ -177,6 +184,9 @@ extension Daemon {
         let held = try ownChanges(&params, peer, "task.apply")
         let only = try params.stringArray("paths", maxCount: 4096, maxBytes: 4096)
         try params.finish()
+        guard held.workspace != nil else {
+            throw RPCError.invalid("params.id", "task \(held.record.id) had a scratch workspace (files put in, no directory): there is nothing to apply to; copy what it left out with task.get (cordon cp)")
+        }
         var entries = held.entries
         if let only {
             for path in only where !entries.contains(where: { $0.path == path || $0.path.hasPrefix(path + "/") }) {

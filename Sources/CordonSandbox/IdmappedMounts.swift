@@ -164,6 +164,9 @@ final class IdmappedMounts {
             }
             if cow {
                 guard let layer = workspace?.cow else { throw Failure(errno: EBADF, message: "workspace: \(source): no copy-on-write layer was given for it") }
+                do { try WorkspaceChanges.giveUpper(layer: layer, to: inside.uid, inside.gid) } catch {
+                    throw Failure(errno: error.errno, message: "workspace: the files put into it: \(error)")
+                }
                 fds[index] = try Self.overlay(lower: tree, layer: layer, owner: inside, mode: mode, noExec: step.flags.contains(.noExec), source: source)
                 owned.append(OwnedDescriptor(fds[index]!))
                 continue

@@ -61,6 +61,68 @@ public enum WorkspaceChanges {
         return OwnedDescriptor(fd)
     }
 
+    /// Writes `files` (relative path, bytes, permission bits) into the upper directory of a new
+    /// `layer`, with the directories on their way (0755): what the task finds at /workspace
+    /// when it starts. Root's until `giveUpper` at spawn.
+    public static func put(_ files: [(path: String, bytes: [UInt8], mode: UInt32)], into layer: Int32) throws(SystemError) {
+        let upper = openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard upper >= 0 else { throw SystemError("open", path: "the copy-on-write layer's upper directory", errno: errno) }
+        defer { close(upper) }
+        for file in files {
+            guard validPath(file.path) else { throw SystemError("put a file", path: file.path, errno: EINVAL) }
+            let parts = file.path.split(separator: "/").map(String.init)
+            var dir = dup(upper)
+            for part in parts.dropLast() {
+                if mkdirat(dir, part, 0o755) != 0 && errno != EEXIST { let e = errno; close(dir); throw SystemError("mkdir", path: file.path, errno: e) }
+                let next = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                close(dir)
+                guard next >= 0 else { throw SystemError("open", path: file.path, errno: errno) }
+                dir = next
+            }
+            defer { close(dir) }
+            let fd = openat(dir, parts.last!, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw SystemError("create", path: file.path, errno: errno) }
+            defer { close(fd) }
+            let failed = file.bytes.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) }
+            guard failed == 0 else { throw SystemError("write", path: file.path, errno: failed) }
+            guard fchmod(fd, mode_t(file.mode & 0o777)) == 0 else { throw SystemError("chmod", path: file.path, errno: errno) }
+        }
+    }
+
+    /// Gives everything under `layer`'s upper directory (what `put` wrote) to `uid`:`gid`, the
+    /// sandbox user's ids on the host, before the overlay is made over it.
+    static func giveUpper(layer: Int32, to uid: UInt32, _ gid: UInt32) throws(SystemError) {
+        let upper = openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard upper >= 0 else { throw SystemError("open", path: "the copy-on-write layer's upper directory", errno: errno) }
+        defer { close(upper) }
+        try giveTree(upper, uid, gid, depth: 0)
+    }
+
+    private static func giveTree(_ dir: Int32, _ uid: UInt32, _ gid: UInt32, depth: Int) throws(SystemError) {
+        guard depth < 512 else { throw SystemError("chown the files put", path: nil, errno: ELOOP) }
+        let listing = dup(dir)
+        guard listing >= 0, let handle = fdopendir(listing) else { throw SystemError("fdopendir", path: "the files put", errno: errno) }
+        defer { closedir(handle) }
+        while let item = readdir(handle) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            guard fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw SystemError("chown", path: name, errno: errno) }
+            let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if sub >= 0 {
+                defer { close(sub) }
+                try giveTree(sub, uid, gid, depth: depth + 1)
+            }
+        }
+    }
+
+    /// The empty lower layer of a scratch workspace (one with no host directory), in `layer`:
+    /// an O_PATH descriptor to give as `SandboxWorkspace.descriptor`.
+    public static func scratchLower(in layer: Int32) throws(SystemError) -> OwnedDescriptor {
+        let fd = openat(layer, "lower", CL_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: "the scratch workspace's lower layer", errno: errno) }
+        return OwnedDescriptor(fd)
+    }
+
     /// Reads the upper directory of `layer` into `directory` (made, 0700): the manifest and
     /// `blobs/N` for each file. The blobs and their directory are given to `owner` (the task's
     /// caller, who reviews and applies them as themselves; nobody reaches them by path, since
@@ -184,7 +246,7 @@ public enum WorkspaceChanges {
 
     /// Whether `path` is a relative path this format writes: components neither empty, `.` nor
     /// `..`, no NUL, at most 4096 bytes.
-    static func validPath(_ path: String) -> Bool {
+    public static func validPath(_ path: String) -> Bool {
         guard !path.isEmpty, path.utf8.count <= 4096, !path.utf8.contains(0), !path.hasPrefix("/") else { return false }
         return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
     }

@@ -13,6 +13,8 @@ struct SubmitArgumentTests {
         ["--env", "A=1", "--env=B=two=2", "--stdin=-", "--wait", "--", "cat"],
         ["--workspace", "/srv/projects/app:ro", "--wait", "--", "make", "test"],
         ["--workspace=.", "--", "ls"],
+        ["--workspace", ".", "--cow", "--put", "a.txt", "--put=b.sh=bin/b.sh", "--wait", "--", "./bin/b.sh"],
+        ["--put", "data.csv=in/data.csv", "--", "wc", "-l", "in/data.csv"],
     ]
 
     @Test(arguments: accepted)

@@ -226,6 +226,92 @@ import Testing
         #expect(bob?["error"]?["code"] == .int(RPCCode.notFound), "\(String(describing: bob?.text))")
     }
 
+    static func file(_ path: String, _ text: String, mode: Int64? = nil) -> JSON {
+        var m: [(String, JSON)] = [("path", .string(path)), ("data", .string(Data(text.utf8).base64EncodedString()))]
+        if let mode { m.append(("mode", .int(mode))) }
+        return .object(m)
+    }
+
+    /// Files in and out with no host directory at all: files put into a scratch workspace are
+    /// there (with their modes) when the task starts, and what it makes comes back with
+    /// task.get; there is nothing to apply to.
+    @Test func filesGoInAndArtifactsComeOutOfAScratchWorkspace() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        let submit = Self.request("task.submit", [
+            ("argv", .array([.string("./run.sh")])), ("policy", .string("ws")), ("wait", .bool(true)),
+            ("files", .array([Self.file("in/data.txt", "hello\n"), Self.file("run.sh", "#!/bin/sh\nstat -c '%a %U' run.sh in/data.txt; pwd; tr a-z A-Z < in/data.txt > out.txt\n", mode: 0o755)])),
+        ])
+        let result = try #require(W.asCaller(Self.alice, d, [submit]).first?["result"])
+        #expect(result["exitCode"] == .int(0), "\(result.text)")
+        let id = try #require(result["id"]?.intValue)
+        #expect((try? String(contentsOfFile: "\(d.stateDir)/tasks/\(id)/stdout", encoding: .utf8)) == "755 sandbox\n644 sandbox\n/workspace\n")
+        let got = try #require(W.asCaller(Self.alice, d, [Self.request("task.get", [("id", .int(id)), ("path", .string("out.txt"))])]).first?["result"])
+        #expect(got["data"]?.stringValue.flatMap { Data(base64Encoded: $0) } == Data("HELLO\n".utf8) && got["eof"] == .bool(true), "\(got.text)")
+        let diff = try #require(W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"])
+        #expect(Set((diff["changes"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue }) == ["in", "in/data.txt", "run.sh", "out.txt"], "\(diff.text)")
+        #expect(diff["workspace"] == .null)
+        let apply = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first
+        #expect(apply?["error"]?["code"] == .int(RPCCode.invalidParams) && apply?["error"]?["message"]?.stringValue?.contains("scratch") == true)
+        let events = try d.call("audit.query", .object([("task", .int(id))]))["events"]?.arrayValue ?? []
+        #expect(events.first { $0["kind"] == .string("submitted") }?["detail"]?["scratch"] == .bool(true))
+    }
+
+    /// From the command line: `--put` sends this machine's files (as the user reads them, with
+    /// their modes) into a scratch workspace, `cordon cp ID:PATH -` brings the result back.
+    @Test func theCommandLinePutsAndCopies() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        try Self.write("#!/bin/sh\nwc -c < in/data.txt > count.txt\n", "\(layout.alices)/script.sh")
+        chmod("\(layout.alices)/script.sh", 0o750)
+        try Self.write("12345", "\(layout.alices)/data.txt")
+        func cordon(_ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) {
+            TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
+                                                 "/bin/sh", "-c", "cd \(layout.alices) && exec \(TestDaemon.cordon) \(command) --socket \(d.socket) \(args)"])
+        }
+        let ran = cordon("submit", "--policy ws --put script.sh=run.sh --put data.txt=in/data.txt --wait --json -- ./run.sh")
+        let id = try #require((try? JSON.parse(ran.stdout))?["id"]?.intValue, "\(ran)")
+        let copied = cordon("cp", "\(id):count.txt -")
+        #expect(copied.status == 0 && copied.stdout == "5\n", "\(copied)")
+        let unreadable = cordon("submit", "--policy ws --put /etc/shadow -- true")
+        #expect(unreadable.status == 2 && unreadable.stderr.contains("/etc/shadow"), "\(unreadable)")
+        let direct = cordon("submit", "--policy ws --workspace . --put data.txt -- true")
+        #expect(direct.status == 64 && direct.stderr.contains("--put: files go into a --cow workspace"), "\(direct)")
+    }
+
+    /// Files put into a copy-on-write workspace sit over the host's (which stays as it was);
+    /// files with a directly bound workspace, bad paths and duplicates are refused and nothing runs.
+    @Test func filesGoIntoACopyOnWriteWorkspaceOnly() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        func submit(_ files: [JSON], workspace: JSON?) -> JSON {
+            var p: [(String, JSON)] = [("argv", .array([.string("/bin/cat"), .string("keep.txt")])), ("policy", .string("ws")), ("wait", .bool(true)),
+                                       ("files", .array(files))]
+            if let workspace { p.append(("workspace", workspace)) }
+            return Self.request("task.submit", p)
+        }
+        let cow = JSON.object([("path", .string(layout.alices)), ("cow", .bool(true))])
+        let over = try #require(W.asCaller(Self.alice, d, [submit([Self.file("keep.txt", "from the caller\n")], workspace: cow)]).first?["result"])
+        let id = try #require(over["id"]?.intValue)
+        #expect((try? String(contentsOfFile: "\(d.stateDir)/tasks/\(id)/stdout", encoding: .utf8)) == "from the caller\n")
+        #expect((try? String(contentsOfFile: "\(layout.alices)/keep.txt", encoding: .utf8)) == "one\ntwo\nthree\n")
+        let refusals: [([JSON], JSON?, String)] = [
+            ([Self.file("x", "1")], .object([("path", .string(layout.alices))]), "copy-on-write"),
+            ([Self.file("../x", "1")], nil, "without empty"),
+            ([Self.file("/etc/x", "1")], nil, "without empty"),
+            ([Self.file("a", "1"), Self.file("a", "2")], nil, "given twice"),
+            ([Self.file("a", "1"), Self.file("a/b", "2")], nil, "a file and a directory"),
+            ([.object([("path", .string("a")), ("data", .string("%%%"))])], nil, "base64"),
+        ]
+        for (files, workspace, why) in refusals {
+            let answer = W.asCaller(Self.alice, d, [submit(files, workspace: workspace)]).first
+            #expect(answer?["error"]?["code"] == .int(RPCCode.invalidParams) && answer?["error"]?["message"]?.stringValue?.contains(why) == true,
+                    "\(why): \(String(describing: answer?.text))")
+        }
+        #expect(try d.call("task.list", .object([("all", .bool(true))])).arrayValue?.count == 1, "nothing else was queued")
+    }
+
     /// The layer is bounded by the task's output cap: a task writing past it gets ENOSPC, and
     /// what it wrote before is what is kept.
     @Test func theLayerIsBoundedByTheOutputCap() throws {

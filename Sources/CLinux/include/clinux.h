@@ -61,8 +61,9 @@ int cl_access_fd(int fd, int mode);
 int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly);
 /// Copy-on-write workspaces (fsopen, fsconfig, fsmount: system calls glibc 2.36 does not wrap,
 /// and fsconfig's FSCONFIG_SET_FD form). A new tmpfs, detached (mounted nowhere), of at most
-/// `size` bytes and `inodes` inodes, nosuid and nodev, holding two empty directories: "upper"
-/// (mode 0700, root's until the overlay is made) and "work". Its mount's fd, or -1/errno with
+/// `size` bytes and `inodes` inodes, nosuid and nodev, holding three empty directories: "upper"
+/// (mode 0700, root's until the overlay is made), "work", and "lower" (0755: the lower layer of
+/// a scratch workspace, which has no host directory). Its mount's fd, or -1/errno with
 /// the file system's own words in `why` (`why_len` bytes at most).
 int cl_cow_layer(uint64_t size, uint64_t inodes, char *why, size_t why_len);
 /// An overlay, detached: lower = `lower` (a detached mount, idmapped and read-only), upper and
