@@ -26,21 +26,21 @@ struct DiffCommand: ParsableCommand {
         var out = ""
         var conflicts = 0
         for change in changes {
-            let path = change["path"]?.stringValue ?? "?"
+            let path = Self.visible(change["path"]?.stringValue ?? "?")
             let what = change["change"]?.stringValue ?? "?"
             let kind = change["kind"]?.stringValue ?? "?"
             var line = "\(what) \(kind == "file" ? "" : kind + " ")\(path)"
             if let mode = change["mode"]?.stringValue, let host = change["hostMode"]?.stringValue, mode != host, what != "replaced" {
                 line += " (mode \(host) -> \(mode))"
             }
-            if let target = change["target"]?.stringValue { line += " -> \(target)" }
+            if let target = change["target"]?.stringValue { line += " -> \(Self.visible(target))" }
             if change["binary"] == .bool(true) { line += " (binary, \(change["size"]?.intValue ?? 0) bytes)" }
             if change["conflict"] == .bool(true) {
                 conflicts += 1
                 line += "  CONFLICT: changed on the host since the task started"
             }
             out += line + "\n"
-            if !stat, let diff = change["diff"]?.stringValue { out += diff }
+            if !stat, let diff = change["diff"]?.stringValue { out += Self.visible(diff) }
             if !stat, change["diffOmitted"] == .bool(true) { out += "(diff omitted: the answer's diff text is full; use --json per path or read the file)\n" }
         }
         if changes.isEmpty { out += "task \(id) changed nothing that differs from \(answer["workspace"]?.stringValue ?? "its workspace") now\n" }
@@ -48,6 +48,26 @@ struct DiffCommand: ParsableCommand {
             out += "\(conflicts) conflict(s): `cordon apply` refuses them; apply the other paths with --path, or `cordon discard \(id)`\n"
         }
         FileDescriptorIO.writeAll(1, out)
+    }
+
+    /// Text a task chose, made safe for a terminal: newlines and tabs stay; a carriage return
+    /// shows as \r, escape as \e, any other control character, DEL, a C1 control or a bidi or
+    /// direction mark as \u{…} — so no escape sequence or overwritten line can hide a change
+    /// (--json gives the text as it is).
+    static func visible(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            switch v {
+            case 0x0A, 0x09: out.append(scalar)
+            case 0x0D: out.append(contentsOf: "\\r".unicodeScalars)
+            case 0x1B: out.append(contentsOf: "\\e".unicodeScalars)
+            case 0..<0x20, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
+                out.append(contentsOf: "\\u{\(String(v, radix: 16))}".unicodeScalars)
+            default: out.append(scalar)
+            }
+        }
+        return String(out)
     }
 }
 

@@ -36,8 +36,8 @@ extension Daemon {
         case "task.logs": return .result(try logs(&params, peer, sink))
         case "task.diff": return .result(try taskDiff(&params, peer))
         case "task.get": return .result(try taskGet(&params, peer))
-        case "task.apply": return .result(try Self.oneAtATime(try params.requiredInt("id", min: 1)) { () throws -> JSON in try taskApply(&params, peer) })
-        case "task.discard": return .result(try Self.oneAtATime(try params.requiredInt("id", min: 1)) { () throws -> JSON in try taskDiscard(&params, peer) })
+        case "task.apply": return .result(try taskApply(&params, peer))
+        case "task.discard": return .result(try taskDiscard(&params, peer))
         case "policy.list":
             try params.finish()
             return .result(policyList(peer))
@@ -245,7 +245,7 @@ extension Daemon {
         return wasOpen ? .afterTask(task.id, timeout: 30, then: answer) : .result(try answer(true))
     }
 
-    private func reload(_ id: Int64) throws -> TaskRecord {
+    func reload(_ id: Int64) throws -> TaskRecord {
         do {
             guard let record = try store.task(id: id) else { throw RPCError(RPCCode.notFound, "no task \(id)") }
             return record

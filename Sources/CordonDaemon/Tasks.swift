@@ -482,7 +482,11 @@ final class TaskManager: @unchecked Sendable {
         let uid = task.owner.uid
         let output = reserveOutput(task)
         var plan = task.plan
-        if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(output.cap) }
+        // A copy-on-write (or scratch) workspace's layer shares the task's output cap: half for
+        // it, the rest for stdout and stderr, so together they stay within what was reserved.
+        let needsLayer = task.request.workspace?.cow == true || !task.request.files.isEmpty
+        let layerBytes = needsLayer ? max(4096, min(output.cap == Int64.max ? Self.cowLayerMaxBytes : output.cap / 2, Self.cowLayerMaxBytes)) : 0
+        if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, output.cap - layerBytes)) }
         var layer: (descriptor: OwnedDescriptor, bytes: Int64)?
         do throws(SystemError) {
             guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
@@ -507,10 +511,9 @@ final class TaskManager: @unchecked Sendable {
             // Files put in go into the layer before the sandbox is made; a scratch workspace's
             // lower layer is the layer's own empty directory.
             var scratch: OwnedDescriptor?
-            if task.request.workspace?.cow == true || !task.request.files.isEmpty {
-                let bytes = max(4096, min(output.cap, Self.cowLayerMaxBytes))
-                let made = try WorkspaceChanges.layer(bytes: UInt64(bytes))
-                layer = (made, bytes)
+            if needsLayer {
+                let made = try WorkspaceChanges.layer(bytes: UInt64(layerBytes))
+                layer = (made, layerBytes)
                 try WorkspaceChanges.put(task.request.files.map { ($0.path, $0.bytes, $0.mode) }, into: made.fd)
                 if task.workspace == nil { scratch = try WorkspaceChanges.scratchLower(in: made.fd) }
             }
@@ -539,7 +542,7 @@ final class TaskManager: @unchecked Sendable {
         // Past its quota, the user's oldest outputs go (this one is the newest and at most the
         // quota itself, so it stays). Off the spawn path, and only as much as needed.
         let perUser = Int64(clamping: config.outputBytesPerUser)
-        if quotas.outputHeld(uid) > perUser { evictOutputs(of: uid, downTo: perUser) }
+        if quotas.outputHeld(uid) > perUser { evictOutputs(of: uid, downTo: perUser, except: id) }
         let waiters = monitor.locked {
             live[id] = nil
             running -= 1
@@ -606,12 +609,14 @@ final class TaskManager: @unchecked Sendable {
 
     /// Removes the output of `uid`'s oldest ended tasks until what it holds is at most `target`
     /// bytes; their records stay, with an "output-removed" event each.
-    private func evictOutputs(of uid: UInt32, downTo target: Int64) {
+    /// `except`: the task that just ended, whose output (and held changes) its user has not
+    /// seen yet: never the one removed.
+    private func evictOutputs(of uid: UInt32, downTo target: Int64, except: Int64) {
         outputAccounting.withLock { _ in
             var held = quotas.outputHeld(uid)
             while held > target {
                 let batch: [(id: Int64, scratch: String, bytes: Int64)]
-                do { batch = try store.outputs(of: uid, limit: 64) } catch {
+                do { batch = try store.outputs(of: uid, limit: 65).filter { $0.id != except } } catch {
                     log.error("audit store: list outputs", metadata: ["uid": "\(uid)", "error": "\(error)"])
                     return
                 }

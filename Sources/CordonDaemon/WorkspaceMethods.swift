@@ -25,7 +25,7 @@ extension Daemon {
         var entries: [WorkspaceChanges.Entry]
     }
 
-    func heldChanges(_ record: TaskRecord, method: String) throws(RPCError) -> HeldChanges {
+    func heldChanges(_ record: TaskRecord, method: String, readEntries: Bool = true) throws(RPCError) -> HeldChanges {
         guard record.changesBytes > 0, let scratch = record.scratch else {
             let why = record.state.isTerminal ? "it holds no changes (not a copy-on-write task, it changed nothing, or they were applied or discarded)"
                 : "it has not ended (\(record.state.rawValue)): its changes are kept when it ends"
@@ -41,10 +41,10 @@ extension Daemon {
         }
         let workspace = detail["workspace"]?.stringValue
         let directory = "\(scratch)/changes"
-        let entries: [WorkspaceChanges.Entry]
-        do { entries = try WorkspaceChanges.entries(in: directory) } catch {
-            throw RPCError(RPCCode.internalError, "task \(record.id): its changes cannot be read: \(error)")
-        }
+        var entries: [WorkspaceChanges.Entry] = []
+        if readEntries { do { entries = try WorkspaceChanges.entries(in: directory) } catch {
+            throw RPCError(RPCCode.internalError, "task \(record.id): its changes cannot be read (task.discard lets them go): \(error)")
+        } }
         return HeldChanges(record: record, directory: directory, workspace: workspace, entries: entries)
     }
 
@@ -111,9 +111,8 @@ extension Daemon {
         let since = held.record.startedAt ?? held.record.submittedAt
         let entries = held.entries
         let reviewed = try asOwner(held, peer, writable: false) { root, blobs in
-            WorkspaceChanges.review(entries, root: root, blobs: blobs, since: since)
+            WorkspaceChanges.review(entries, root: root, blobs: blobs, since: since, diffBytes: Self.maxDiffAnswerBytes)
         }
-        var budget = Self.maxDiffAnswerBytes
         var changes: [JSON] = []
         for item in reviewed where item.change != .unchanged {
             var m: [(String, JSON)] = [("path", .string(item.entry.path)), ("change", .string(item.change.rawValue)),
@@ -125,12 +124,9 @@ extension Daemon {
             if item.conflict { m.append(("conflict", .bool(true))) }
             if item.binary { m.append(("binary", .bool(true))) }
             if let diff = item.diff, !diff.isEmpty {
-                if diff.utf8.count <= budget {
-                    budget -= diff.utf8.count
-                    m.append(("diff", .string(diff)))
-                } else {
-                    m.append(("diffOmitted", .bool(true)))
-                }
+                m.append(("diff", .string(diff)))
+            } else if item.diffOmitted {
+                m.append(("diffOmitted", .bool(true)))  // past the answer's budget of diff text
             }
             changes.append(.object(m))
         }
@@ -181,43 +177,88 @@ extension Daemon {
     }
 
     func taskApply(_ params: inout Params, _ peer: Peer) throws -> JSON {
-        let held = try ownChanges(&params, peer, "task.apply")
+        let checked = try ownChanges(&params, peer, "task.apply")
         let only = try params.stringArray("paths", maxCount: 4096, maxBytes: 4096)
         try params.finish()
-        guard held.workspace != nil else {
-            throw RPCError.invalid("params.id", "task \(held.record.id) had a scratch workspace (files put in, no directory): there is nothing to apply to; copy what it left out with task.get (cordon cp)")
+        guard checked.workspace != nil else {
+            throw RPCError.invalid("params.id", "task \(checked.record.id) had a scratch workspace (files put in, no directory): there is nothing to apply to; copy what it left out with task.get (cordon cp)")
         }
-        var entries = held.entries
-        if let only {
-            for path in only where !entries.contains(where: { $0.path == path || $0.path.hasPrefix(path + "/") }) {
-                throw RPCError.invalid("params.paths", "\(PrintableText.of(path)): task \(held.record.id) changed nothing there (task.diff lists what it changed)")
+        let id = checked.record.id
+        // One apply or discard of a task at a time, waited for only once the caller is known
+        // to own it; the changes are read again inside (the one before may have taken some).
+        return try Self.oneAtATime(id) { () throws -> JSON in
+            let held = try heldChanges(try reload(id), method: "task.apply")
+            let entries = try Self.select(held.entries, only: only, task: id)
+            let since = held.record.startedAt ?? held.record.submittedAt
+            let outcome = try asOwner(held, peer, writable: true) { root, blobs in
+                WorkspaceChanges.apply(entries, root: root, blobs: blobs, since: since)
             }
-            // The paths asked, what is under them, and the directories on the way to them.
-            entries = entries.filter { e in
-                only.contains { e.path == $0 || e.path.hasPrefix($0 + "/") || $0.hasPrefix(e.path + "/") }
+            if !outcome.conflicts.isEmpty {
+                let shown = outcome.conflicts.prefix(10).map { PrintableText.of($0) }.joined(separator: ", ") + (outcome.conflicts.count > 10 ? ", …" : "")
+                throw RPCError(RPCCode.conflict, "task \(id): nothing applied: \(outcome.conflicts.count) path(s) changed on the host since the task started (\(shown)); review them with task.diff, then apply the other paths with `paths`, or discard",
+                               field: "params.paths")
+            }
+            // What was written leaves the held changes: a later review or apply starts from what is left.
+            let applied = Set(outcome.applied)
+            let remaining = held.entries.filter { !applied.contains($0.path) }
+            if let failure = outcome.failure {
+                _ = try? WorkspaceChanges.writeManifest(remaining, in: held.directory)
+                recordApply(id, peer, applied: outcome.applied, complete: false)
+                throw RPCError(RPCCode.internalError, "task \(id): \(PrintableText.of(failure.path)): \(failure.message); \(outcome.applied.count) path(s) before it were applied, the rest were not")
+            }
+            let complete = only == nil || remaining.allSatisfy { e in outcome.skipped.contains(e.path) }
+            let released: Bool
+            if complete {
+                released = try forgetChanges(held, peer, kind: "changes-applied", detail: [("applied", .int(Int64(outcome.applied.count)))])
+            } else {
+                do { try WorkspaceChanges.writeManifest(remaining, in: held.directory) } catch {
+                    throw RPCError(RPCCode.internalError, "task \(id): the paths were applied, but what is left could not be recorded: \(error)")
+                }
+                recordApply(id, peer, applied: outcome.applied, complete: false)
+                released = false
+            }
+            return .object([("task", .int(id)), ("applied", .array(outcome.applied.map(JSON.string))),
+                            ("skipped", .array(outcome.skipped.map(JSON.string))), ("released", .bool(released))])
+        }
+    }
+
+    /// The entries `only` selects: each path asked, what is under it, and the directories on the
+    /// way to it — unless one of those is a directory the task deleted and made again, whose
+    /// applying would remove what the host has there: it must be asked for itself.
+    static func select(_ entries: [WorkspaceChanges.Entry], only: [String]?, task id: Int64) throws(RPCError) -> [WorkspaceChanges.Entry] {
+        guard let only else { return entries }
+        let asked = Set(only)
+        let byPath = Dictionary(entries.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        func ancestors(_ path: String) -> [String] {
+            var out: [String] = []
+            var current = Substring(path)
+            while let slash = current.lastIndex(of: "/") {
+                current = current[..<slash]
+                out.append(String(current))
+            }
+            return out
+        }
+        // Under a path asked: the path itself or one of its ancestors was asked.
+        func under(_ path: String) -> Bool { asked.contains(path) || ancestors(path).contains(where: asked.contains) }
+        var covered = Set<String>()
+        var selected = Set<String>()
+        for e in entries where under(e.path) {
+            selected.insert(e.path)
+            for a in asked where e.path == a || e.path.hasPrefix(a + "/") { covered.insert(a) }
+        }
+        for path in only where !covered.contains(path) {
+            throw RPCError.invalid("params.paths", "\(PrintableText.of(path)): task \(id) changed nothing there (task.diff lists what it changed)")
+        }
+        for path in asked {
+            for a in ancestors(path) where !selected.contains(a) {
+                guard let dir = byPath[a] else { continue }
+                if dir.opaque {
+                    throw RPCError.invalid("params.paths", "\(PrintableText.of(a)) is a directory the task deleted and made again: applying \(PrintableText.of(path)) would replace the host's \(PrintableText.of(a)) with it; ask for \(PrintableText.of(a)) itself")
+                }
+                selected.insert(a)
             }
         }
-        let since = held.record.startedAt ?? held.record.submittedAt
-        let selected = entries
-        let outcome = try asOwner(held, peer, writable: true) { root, blobs in
-            WorkspaceChanges.apply(selected, root: root, blobs: blobs, since: since)
-        }
-        let id = held.record.id
-        if !outcome.conflicts.isEmpty {
-            let shown = outcome.conflicts.prefix(10).joined(separator: ", ") + (outcome.conflicts.count > 10 ? ", …" : "")
-            throw RPCError(RPCCode.conflict, "task \(id): nothing applied: \(outcome.conflicts.count) path(s) changed on the host since the task started (\(shown)); review them with task.diff, then apply the other paths with `paths`, or discard",
-                           field: "params.paths")
-        }
-        if let failure = outcome.failure {
-            recordApply(id, peer, applied: outcome.applied, complete: false)
-            throw RPCError(RPCCode.internalError, "task \(id): \(PrintableText.of(failure.path)): \(failure.message); \(outcome.applied.count) path(s) before it were applied, the rest were not")
-        }
-        let complete = only == nil
-        let discarded = complete ? try forgetChanges(held, peer, kind: "changes-applied",
-                                                     detail: [("applied", .int(Int64(outcome.applied.count)))]) : false
-        if !complete { recordApply(id, peer, applied: outcome.applied, complete: false) }
-        return .object([("task", .int(id)), ("applied", .array(outcome.applied.map(JSON.string))),
-                        ("skipped", .array(outcome.skipped.map(JSON.string))), ("released", .bool(discarded))])
+        return entries.filter { selected.contains($0.path) }
     }
 
     private func recordApply(_ id: Int64, _ peer: Peer, applied: [String], complete: Bool) {
@@ -234,24 +275,35 @@ extension Daemon {
             if record != nil { tasks.refuse(peer, method: "task.discard", what: "task \(id)") }
             throw RPCError(RPCCode.notFound, "no task \(id)", field: "params.id")
         }
-        let held = try heldChanges(record, method: "task.discard")
-        _ = try forgetChanges(held, peer, kind: "changes-discarded", detail: [])
-        return .object([("task", .int(id)), ("discarded", .int(Int64(held.entries.count)))])
+        return try Self.oneAtATime(id) { () throws -> JSON in
+            // Discarding needs nothing from the manifest, so even one that cannot be read goes.
+            let held = try heldChanges(try reload(id), method: "task.discard", readEntries: false)
+            let count = (try? WorkspaceChanges.entries(in: held.directory))?.count
+            _ = try forgetChanges(held, peer, kind: "changes-discarded", detail: [])
+            return .object([("task", .int(id)), ("discarded", count.map { .int(Int64($0)) } ?? .null)])
+        }
     }
 
     /// Removes the held changes and records who let them go; false when someone else did first.
     private func forgetChanges(_ held: HeldChanges, _ peer: Peer, kind: String, detail: [(String, JSON)]) throws(RPCError) -> Bool {
         let event = NewEvent(kind: kind, taskID: held.record.id, uid: held.record.submitter.uid, time: UTCTime.epochSeconds(),
                              detail: JSON.object([("by", .int(Int64(peer.uid)))] + detail).text)
-        let forgotten: Bool
-        do { forgotten = try store.forgetChanges(id: held.record.id, event: event) } catch {
-            throw RPCError(RPCCode.internalError, "audit store: \(error)")
+        // Under the output accounting's lock: an eviction or retention removing this task's
+        // directory meanwhile must not take the same bytes off the count twice.
+        var outcome: Result<Bool, RPCError> = .success(false)
+        tasks.withOutputAccounting {
+            do {
+                guard try store.forgetChanges(id: held.record.id, event: event) else { return }
+            } catch {
+                outcome = .failure(RPCError(RPCCode.internalError, "audit store: \(error)"))
+                return
+            }
+            do { try FileSystem.removeTree(held.directory) } catch {
+                log.error("cannot remove a task's changes", metadata: ["task": "\(held.record.id)", "error": "\(error)"])
+            }
+            tasks.quotas.outputRemoved(held.record.submitter.uid, held.record.changesBytes)
+            outcome = .success(true)
         }
-        guard forgotten else { return false }
-        do { try FileSystem.removeTree(held.directory) } catch {
-            log.error("cannot remove a task's changes", metadata: ["task": "\(held.record.id)", "error": "\(error)"])
-        }
-        tasks.quotas.outputRemoved(held.record.submitter.uid, held.record.changesBytes)
-        return true
+        return try outcome.get()
     }
 }

@@ -8,21 +8,30 @@ public enum LineDiff {
 
     enum Edit: Equatable { case same(Int, Int), delete(Int), insert(Int) }
 
-    /// Lines with their terminators kept, so a missing final newline shows.
-    static func lines(_ text: String) -> [Substring] {
-        var out: [Substring] = []
-        var start = text.startIndex
-        for i in text.indices where text[i] == "\n" {
-            out.append(text[start...i])
-            start = text.index(after: i)
+    typealias Line = ArraySlice<UInt8>
+
+    /// Lines split at each LF byte, terminators kept (a missing final newline shows), compared
+    /// byte for byte: a CR stays part of its line, and text that only looks the same (another
+    /// normalization, a look-alike letter) is a difference.
+    static func lines(_ bytes: [UInt8]) -> [Line] {
+        var out: [Line] = []
+        var start = 0
+        for i in bytes.indices where bytes[i] == 0x0A {
+            out.append(bytes[start...i])
+            start = i + 1
         }
-        if start < text.endIndex { out.append(text[start...]) }
+        if start < bytes.count { out.append(bytes[start...]) }
         return out
     }
 
-    /// The unified diff of `old` into `new`, headed `--- oldName` and `+++ newName`; empty when
-    /// they are equal.
+    /// The unified diff of `old` into `new` (UTF-8 text), headed `--- oldName` and
+    /// `+++ newName`; empty when they are equal.
     public static func unified(old: String, new: String, oldName: String, newName: String) -> String {
+        unified(old: Array(old.utf8), new: Array(new.utf8), oldName: oldName, newName: newName)
+    }
+
+    /// The same of two byte strings, each split at LF; the text is theirs, decoded as UTF-8.
+    public static func unified(old: [UInt8], new: [UInt8], oldName: String, newName: String) -> String {
         let a = lines(old), b = lines(new)
         let edits = script(a, b)
         guard edits.contains(where: { if case .same = $0 { return false }; return true }) else { return "" }
@@ -79,12 +88,13 @@ public enum LineDiff {
     }
 
     /// A line as printed: with its newline, or with one added and the marker diff prints.
-    static func line(_ s: Substring) -> String {
-        s.hasSuffix("\n") ? String(s) : String(s) + "\n\\ No newline at end of file\n"
+    static func line(_ s: Line) -> String {
+        let text = String(decoding: s, as: UTF8.self)
+        return s.last == 0x0A ? text : text + "\n\\ No newline at end of file\n"
     }
 
     /// The edit script from `a` to `b`.
-    static func script(_ a: [Substring], _ b: [Substring]) -> [Edit] {
+    static func script(_ a: [Line], _ b: [Line]) -> [Edit] {
         // Common prefix and suffix first: most edits touch a small middle.
         var prefix = 0
         while prefix < a.count, prefix < b.count, a[prefix] == b[prefix] { prefix += 1 }
@@ -104,7 +114,7 @@ public enum LineDiff {
     }
 
     /// Myers's forward search, keeping each round's frontier to walk the path back.
-    static func middle(_ a: [Substring], _ b: [Substring]) -> [Edit] {
+    static func middle(_ a: [Line], _ b: [Line]) -> [Edit] {
         let n = a.count, m = b.count
         if n == 0 { return (0..<m).map { .insert($0) } }
         if m == 0 { return (0..<n).map { .delete($0) } }

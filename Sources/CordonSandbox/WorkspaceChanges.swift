@@ -25,8 +25,8 @@ public enum WorkspaceChanges {
     public struct Entry: Sendable, Equatable {
         public enum Kind: String, Sendable {
             case file, directory, symlink, deleted
-            /// A fifo, socket or device the task made, a name that is not UTF-8, or a sparse file
-            /// longer than the layer: listed, never applied.
+            /// A fifo, socket or device the task made, a name that is not UTF-8, a sparse file
+            /// longer than the layer, or a directory too deep to walk: listed, never applied.
             case other
         }
         /// Relative to the workspace, "/"-separated, no empty, `.` or `..` component.
@@ -138,17 +138,37 @@ public enum WorkspaceChanges {
         var entries: [Entry] = []
         var bytes: Int64 = 0
         var budget = maxBytes
-        try walk(upper, prefix: "", into: &entries, bytes: &bytes, budget: &budget, blobs: "\(directory)/blobs", owner: owner)
+        var pathBytes = 0
+        try walk(upper, prefix: "", depth: 0, into: &entries, bytes: &bytes, budget: &budget, pathBytes: &pathBytes, blobs: "\(directory)/blobs", owner: owner)
         guard chown("\(directory)/blobs", owner.uid, owner.gid) == 0 else { throw SystemError("chown", path: "\(directory)/blobs", errno: errno) }
         entries.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        let written = try writeManifest(entries, in: directory)
+        return (entries, bytes + Int64(written))
+    }
+
+    /// Writes (or rewrites: what is left after a partial apply) the manifest of `entries` in
+    /// `directory`; its bytes.
+    @discardableResult
+    public static func writeManifest(_ entries: [Entry], in directory: String) throws(SystemError) -> Int {
         let manifest = JSON.object([("format", .int(format)), ("entries", .array(entries.map(\.json)))])
         let text = Array(manifest.text.utf8)
         try FileSystem.writeAtomically("\(directory)/\(manifestName)", text, mode: 0o600)
-        return (entries, bytes + Int64(text.count))
+        return text.count
     }
 
-    private static func walk(_ dir: Int32, prefix: String, into entries: inout [Entry], bytes: inout Int64, budget: inout Int64,
-                             blobs: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) {
+    /// How deep `capture` walks, and the longest directory path it walks into (a name below it
+    /// keeps the path under PATH_MAX): a task can make a tree deeper than any path can name.
+    static let maxDepth = 256
+    static let maxDirectoryPathBytes = 3800
+    /// The most bytes of paths one capture keeps (the manifest stays far under what `entries`
+    /// reads back): past it the capture fails rather than hold gigabytes of names.
+    static let maxPathBytesTotal = 16 << 20
+    /// What each entry and each file's last block cost on cordond's disk beyond their bytes,
+    /// counted in what a capture reports (the output quota charges it).
+    static let entryCost: Int64 = 512, blockSize: Int64 = 4096
+
+    private static func walk(_ dir: Int32, prefix: String, depth: Int, into entries: inout [Entry], bytes: inout Int64, budget: inout Int64,
+                             pathBytes: inout Int, blobs: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) {
         let listing = dup(dir)
         guard listing >= 0, let handle = fdopendir(listing) else { throw SystemError("fdopendir", path: prefix.isEmpty ? "/workspace" : prefix, errno: errno) }
         var names: [String] = []
@@ -164,16 +184,25 @@ public enum WorkspaceChanges {
             if name != "." && name != ".." { names.append(name) }
         }
         closedir(handle)
-        for name in unnamed {
-            entries.append(Entry(path: prefix.isEmpty ? name : "\(prefix)/\(name)", kind: .other))
-        }
-        for name in names {
+        for (name, named) in unnamed.map({ ($0, false) }) + names.map({ ($0, true) }) {
             if entries.count >= maxEntries { throw SystemError("read the copy-on-write layer: more than \(maxEntries) entries", path: nil, errno: E2BIG) }
             let path = prefix.isEmpty ? name : "\(prefix)/\(name)"
+            pathBytes += path.utf8.count
+            guard pathBytes <= maxPathBytesTotal else {
+                throw SystemError("read the copy-on-write layer: its names add up to more than \(maxPathBytesTotal >> 20) MiB of paths", path: nil, errno: E2BIG)
+            }
+            bytes += entryCost
+            if !named {
+                entries.append(Entry(path: path, kind: .other))
+                continue
+            }
             var st = stat()
             guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw SystemError("fstatat", path: path, errno: errno) }
             let mode = UInt32(st.st_mode) & 0o777
             switch UInt32(st.st_mode) & UInt32(S_IFMT) {
+            case UInt32(S_IFDIR) where depth >= maxDepth || path.utf8.count >= maxDirectoryPathBytes:
+                // Deeper or longer than a path can be named: listed, not walked (nor applied).
+                entries.append(Entry(path: path, kind: .other, mode: mode))
             case UInt32(S_IFDIR):
                 let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard sub >= 0 else { throw SystemError("open", path: path, errno: errno) }
@@ -181,20 +210,24 @@ public enum WorkspaceChanges {
                 let opaque = cl_overlay_opaque(sub)
                 guard opaque >= 0 else { throw SystemError("read the overlay's opaque mark", path: path, errno: errno) }
                 entries.append(Entry(path: path, kind: .directory, mode: mode, opaque: opaque == 1))
-                try walk(sub, prefix: path, into: &entries, bytes: &bytes, budget: &budget, blobs: blobs, owner: owner)
+                try walk(sub, prefix: path, depth: depth + 1, into: &entries, bytes: &bytes, budget: &budget, pathBytes: &pathBytes, blobs: blobs, owner: owner)
             case UInt32(S_IFREG) where Int64(st.st_size) > budget:
                 entries.append(Entry(path: path, kind: .other, mode: mode, size: Int64(st.st_size)))
             case UInt32(S_IFREG):
                 let index = entries.count
                 let copied = try copy(dir, name, path: path, to: "\(blobs)/\(index)", owner: owner, limit: budget)
-                bytes += copied
+                bytes += (copied + blockSize - 1) / blockSize * blockSize
                 budget -= copied
                 entries.append(Entry(path: path, kind: .file, mode: mode, size: copied, blob: index))
             case UInt32(S_IFLNK):
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let n = readlinkat(dir, name, &buffer, 4096)
                 guard n >= 0 else { throw SystemError("readlinkat", path: path, errno: errno) }
-                let target = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                // A target that is not UTF-8 could not be written back as it is: listed only.
+                guard let target = String(validating: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self), !target.isEmpty else {
+                    entries.append(Entry(path: path, kind: .other))
+                    continue
+                }
                 entries.append(Entry(path: path, kind: .symlink, target: target))
             case UInt32(S_IFCHR) where st.st_rdev == 0:
                 entries.append(Entry(path: path, kind: .deleted))

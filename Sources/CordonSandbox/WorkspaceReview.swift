@@ -40,6 +40,8 @@ extension WorkspaceChanges {
         public var diff: String?
         /// A file whose difference is not shown as text (binary, or larger than the limit).
         public var binary: Bool
+        /// A text file's diff left out: the review's budget of diff text was spent.
+        public var diffOmitted = false
     }
 
     /// Each side of a text diff is read up to this many bytes; a larger file is listed only.
@@ -66,12 +68,14 @@ extension WorkspaceChanges {
     }
 
     /// `entries` compared with the host directory `root`; `blobs` is the captured blobs'
-    /// directory (a descriptor), `since` the task's start. Call as the caller.
-    public static func review(_ entries: [Entry], root: Int32, blobs: Int32, since: Double) -> [Reviewed] {
-        entries.map { review($0, root: root, blobs: blobs, since: since) }
+    /// directory (a descriptor), `since` the task's start. Diffs are made while their text
+    /// fits in `diffBytes` (0: none; the files are still compared). Call as the caller.
+    public static func review(_ entries: [Entry], root: Int32, blobs: Int32, since: Double, diffBytes: Int) -> [Reviewed] {
+        var budget = diffBytes
+        return entries.map { review($0, root: root, blobs: blobs, since: since, budget: &budget) }
     }
 
-    static func review(_ entry: Entry, root: Int32, blobs: Int32, since: Double) -> Reviewed {
+    static func review(_ entry: Entry, root: Int32, blobs: Int32, since: Double, budget: inout Int) -> Reviewed {
         var out = Reviewed(entry: entry, change: .unchanged, hostMode: nil, conflict: false, diff: nil, binary: false)
         if entry.kind == .other {
             out.change = .unsupported
@@ -82,12 +86,18 @@ extension WorkspaceChanges {
         let st = located.flatMap { hostStat($0.fd, $0.name) }
         guard let st, let located else {
             out.change = entry.kind == .deleted ? .unchanged : .added
-            if entry.kind == .file { fillDiff(&out, host: nil, blobs: blobs) }
+            if entry.kind == .file { fillDiff(&out, host: nil, blobs: blobs, budget: &budget) }
             return out
         }
         let hostKind = UInt32(st.st_mode) & UInt32(S_IFMT)
         out.hostMode = UInt32(st.st_mode) & 0o7777
         out.conflict = changed(st, since: since)
+        // What goes with a host directory removed (deleted, or replaced by the task's) must not
+        // have changed since the start either.
+        let removesHostDirectory = hostKind == UInt32(S_IFDIR) && (entry.kind != .directory || entry.opaque)
+        if removesHostDirectory && !out.conflict {
+            out.conflict = subtreeChanged(located.fd, located.name, since: since, depth: 0)
+        }
         switch entry.kind {
         case .deleted:
             out.change = .deleted
@@ -100,18 +110,72 @@ extension WorkspaceChanges {
         case .file:
             if hostKind != UInt32(S_IFREG) {
                 out.change = .replaced
-                fillDiff(&out, host: nil, blobs: blobs)
+                fillDiff(&out, host: nil, blobs: blobs, budget: &budget)
             } else {
-                let fd = cl_openat_beneath(located.fd, located.name, O_RDONLY, 0)
+                // Not blocking on a fifo swapped in since the stat: opened non-blocking, and
+                // only a regular file is read.
+                let fd = openRegular(located.fd, located.name)
                 defer { if fd >= 0 { close(fd) } }
                 let same = fd >= 0 && sameBytes(fd, blobs: blobs, blob: entry.blob!)
                 out.change = same && out.hostMode! & 0o777 == entry.mode ? .unchanged : .modified
-                if !same && fd >= 0 { fillDiff(&out, host: fd, blobs: blobs) }
+                if !same && fd >= 0 { fillDiff(&out, host: fd, blobs: blobs, budget: &budget) }
             }
         case .other:
             out.change = .unsupported
         }
         if out.change == .unchanged { out.conflict = false }
+        return out
+    }
+
+    /// `name` in `dir` opened for reading if it is a regular file (O_NONBLOCK, so a fifo put
+    /// in its place opens without waiting for a writer, and is then refused), or -1.
+    static func openRegular(_ dir: Int32, _ name: String) -> Int32 {
+        let fd = cl_openat_beneath(dir, name, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0)
+        guard fd >= 0 else { return -1 }
+        var st = stat()
+        guard fstat(fd, &st) == 0, UInt32(st.st_mode) & UInt32(S_IFMT) == UInt32(S_IFREG) else {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+
+    /// Whether anything under directory `name` in `dir` changed after `since` (or cannot be
+    /// looked at: counted as changed, so nothing unseen is removed).
+    static func subtreeChanged(_ dir: Int32, _ name: String, since: Double, depth: Int) -> Bool {
+        subtreeChanged(dir, Array(name.utf8CString), since: since, depth: depth)
+    }
+
+    static func subtreeChanged(_ dir: Int32, _ name: [CChar], since: Double, depth: Int) -> Bool {
+        guard depth < 256 else { return true }
+        guard let (handle, inner) = openListing(dir, name) else { return true }
+        defer { closedir(handle) }
+        for child in names(handle) {
+            var st = stat()
+            guard fstatat(inner, child, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return true }
+            if changed(st, since: since) { return true }
+            if UInt32(st.st_mode) & UInt32(S_IFMT) == UInt32(S_IFDIR), subtreeChanged(inner, child, since: since, depth: depth + 1) { return true }
+        }
+        return false
+    }
+
+    /// Directory `name` in `dir` (beneath it, no symlink) opened for listing: the handle and
+    /// its descriptor (closed with the handle).
+    static func openListing(_ dir: Int32, _ name: [CChar]) -> (OpaquePointer, Int32)? {
+        let fd = cl_openat_beneath(dir, name, O_RDONLY | O_DIRECTORY, 0)
+        guard fd >= 0 else { return nil }
+        guard let handle = fdopendir(fd) else { close(fd); return nil }
+        return (handle, dirfd(handle))
+    }
+
+    /// The names in a listing, as the bytes they are (NUL-terminated), without "." and "..".
+    static func names(_ handle: OpaquePointer) -> [[CChar]] {
+        var out: [[CChar]] = []
+        while let item = readdir(handle) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }).map { CChar(bitPattern: $0) } }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            out.append(name + [0])
+        }
         return out
     }
 
@@ -155,23 +219,33 @@ extension WorkspaceChanges {
         }
     }
 
-    static func fillDiff(_ out: inout Reviewed, host: Int32?, blobs: Int32) {
+    /// The entry's unified diff against `host` (nil: nothing there), when both are text and
+    /// the budget has room; marks a binary file. Nothing is read once the budget is spent.
+    static func fillDiff(_ out: inout Reviewed, host: Int32?, blobs: Int32, budget: inout Int) {
+        guard budget > 0 else { out.diffOmitted = true; return }
         let mine = cl_openat_beneath(blobs, "\(out.entry.blob!)", O_RDONLY, 0)
         guard mine >= 0 else { out.binary = true; return }
         defer { close(mine) }
-        guard let new = readPrefix(mine, limit: maxDiffBytes), new.whole, let newText = text(new.bytes) else { out.binary = true; return }
-        var oldText = ""
+        guard let new = readPrefix(mine, limit: maxDiffBytes), new.whole, isText(new.bytes) else { out.binary = true; return }
+        var old: [UInt8] = []
         if let host {
-            guard let old = readPrefix(host, limit: maxDiffBytes), old.whole, let t = text(old.bytes) else { out.binary = true; return }
-            oldText = t
+            guard let read = readPrefix(host, limit: maxDiffBytes), read.whole, isText(read.bytes) else { out.binary = true; return }
+            old = read.bytes
         }
-        out.diff = LineDiff.unified(old: oldText, new: newText, oldName: host == nil ? "/dev/null" : "a/\(out.entry.path)",
+        let diff = LineDiff.unified(old: old, new: new.bytes, oldName: host == nil ? "/dev/null" : "a/\(out.entry.path)",
                                     newName: "b/\(out.entry.path)")
+        guard diff.utf8.count <= budget else {
+            budget = 0
+            out.diffOmitted = true
+            return
+        }
+        budget -= diff.utf8.count
+        out.diff = diff
     }
 
-    static func text(_ bytes: [UInt8]) -> String? {
-        guard !bytes.contains(0) else { return nil }
-        return String(validating: bytes, as: UTF8.self)
+    /// UTF-8 without NUL: what is shown as text.
+    static func isText(_ bytes: [UInt8]) -> Bool {
+        !bytes.contains(0) && String(validating: bytes, as: UTF8.self) != nil
     }
 
     // MARK: apply
@@ -194,12 +268,22 @@ extension WorkspaceChanges {
     /// removes what was under it.
     public static func apply(_ entries: [Entry], root: Int32, blobs: Int32, since: Double) -> Applied {
         var result = Applied()
-        let reviewed = review(entries, root: root, blobs: blobs, since: since)
-        result.conflicts = reviewed.filter(\.conflict).map(\.entry.path)
+        let reviewed = review(entries, root: root, blobs: blobs, since: since, diffBytes: 0)
+        result.conflicts = reviewed.filter { $0.conflict }.map { $0.entry.path }
         guard result.conflicts.isEmpty else { return result }
+        // Directories are written open (0700) and given their modes at the end, deepest first,
+        // so a read-only one still takes what goes into it.
+        var modes: [(path: String, mode: UInt32)] = []
+        defer { setModes(modes.reversed(), root: root) }
         for item in reviewed {
             switch item.change {
             case .unchanged, .unsupported:
+                // An unchanged directory may still take new files (made writable by the task
+                // and set back): open it for them, and set its mode back at the end.
+                if item.change == .unchanged, item.entry.kind == .directory, let host = item.hostMode,
+                   openUp(item.entry.path, root: root) {
+                    modes.append((item.entry.path, host))
+                }
                 result.skipped.append(item.entry.path)
                 continue
             default: break
@@ -208,9 +292,33 @@ extension WorkspaceChanges {
                 result.failure = (item.entry.path, problem)
                 return result
             }
+            if item.entry.kind == .directory {
+                // The host's setgid and sticky bits stay (the task's mode has none).
+                let kept = item.change == .modified ? (item.hostMode ?? 0) & UInt32(S_ISGID | S_ISVTX) : 0
+                modes.append((item.entry.path, item.entry.mode | kept))
+            }
             result.applied.append(item.entry.path)
         }
         return result
+    }
+
+    /// Gives the owner write and search on directory `path` for the apply; whether it did.
+    static func openUp(_ path: String, root: Int32) -> Bool {
+        let fd = cl_openat_beneath(root, path, O_RDONLY | O_DIRECTORY, 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        return st.st_mode & 0o700 == 0o700 || fchmod(fd, st.st_mode & 0o7777 | 0o700) == 0
+    }
+
+    static func setModes(_ modes: [(path: String, mode: UInt32)], root: Int32) {
+        for (path, mode) in modes {
+            let fd = cl_openat_beneath(root, path, O_RDONLY | O_DIRECTORY, 0)
+            guard fd >= 0 else { continue }
+            fchmod(fd, mode_t(mode))
+            close(fd)
+        }
     }
 
     /// Puts one reviewed entry in place; nil, or what went wrong.
@@ -228,12 +336,15 @@ extension WorkspaceChanges {
         case .directory:
             if present && item.change == .replaced, let problem = remove(dir, name, depth: 0) { return problem }
             if !present || item.change == .replaced {
-                guard mkdirat(dir, name, mode_t(entry.mode)) == 0 else { return "mkdir: \(SystemError.text(errno))" }
+                guard mkdirat(dir, name, 0o700) == 0 else { return "mkdir: \(SystemError.text(errno))" }
             }
             let fd = cl_openat_beneath(dir, name, O_RDONLY | O_DIRECTORY, 0)
             guard fd >= 0 else { return "open: \(SystemError.text(errno))" }
             defer { close(fd) }
-            return fchmod(fd, mode_t(entry.mode)) == 0 ? nil : "chmod: \(SystemError.text(errno))"
+            // Open for what goes in; its mode is set at the end (`setModes`).
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return "stat: \(SystemError.text(errno))" }
+            return fchmod(fd, st.st_mode & 0o7777 | 0o700) == 0 ? nil : "chmod: \(SystemError.text(errno))"
         case .file:
             let from = cl_openat_beneath(blobs, "\(entry.blob!)", O_RDONLY, 0)
             guard from >= 0 else { return "the captured file: \(SystemError.text(errno))" }
@@ -274,26 +385,22 @@ extension WorkspaceChanges {
     }
 
     /// Removes `name` in `dir` and, when it is a directory, everything below it, following no
-    /// symlink and crossing no mount (at most 256 levels down); nil, or why not.
+    /// symlink and crossing no mount (at most 256 levels down); nil, or why not. Names are
+    /// handled as the bytes they are (one that is not UTF-8 is removed too).
     static func remove(_ dir: Int32, _ name: String, depth: Int) -> String? {
+        remove(dir, Array(name.utf8CString), depth: depth)
+    }
+
+    static func remove(_ dir: Int32, _ name: [CChar], depth: Int) -> String? {
+        let shown = PrintableText.of(String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
         if unlinkat(dir, name, 0) == 0 { return nil }
-        guard errno == EISDIR else { return "remove \(name): \(SystemError.text(errno))" }
-        guard depth < 256 else { return "remove \(name): more than 256 directories deep" }
-        let fd = cl_openat_beneath(dir, name, O_RDONLY | O_DIRECTORY, 0)
-        guard fd >= 0 else { return "open \(name): \(SystemError.text(errno))" }
-        let listing = dup(fd)
-        close(fd)
-        guard listing >= 0, let handle = fdopendir(listing) else { return "list \(name): \(SystemError.text(errno))" }
+        guard errno == EISDIR else { return "remove \(shown): \(SystemError.text(errno))" }
+        guard depth < 256 else { return "remove \(shown): more than 256 directories deep" }
+        guard let (handle, inner) = openListing(dir, name) else { return "open \(shown): \(SystemError.text(errno))" }
         defer { closedir(handle) }
-        var names: [String] = []
-        while let item = readdir(handle) {
-            let child = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if child != "." && child != ".." { names.append(child) }
+        for child in names(handle) {
+            if let problem = remove(inner, child, depth: depth + 1) { return "\(shown)/\(problem)" }
         }
-        let inner = dirfd(handle)
-        for child in names {
-            if let problem = remove(inner, child, depth: depth + 1) { return "\(name)/\(problem)" }
-        }
-        return unlinkat(dir, name, AT_REMOVEDIR) == 0 ? nil : "remove \(name): \(SystemError.text(errno))"
+        return unlinkat(dir, name, AT_REMOVEDIR) == 0 ? nil : "remove \(shown): \(SystemError.text(errno))"
     }
 }

@@ -279,6 +279,83 @@ import Testing
         #expect(direct.status == 64 && direct.stderr.contains("--put: files go into a --cow workspace"), "\(direct)")
     }
 
+    /// A tree deeper than any path can name (600 levels of 10-byte names, made with relative
+    /// steps) is captured to 256 levels and listed there, without the daemon walking on.
+    @Test func aTreeTooDeepToNameIsListedNotWalked() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        let deep = "python3 -c \"import os\nfor i in range(600): os.mkdir('d123456789'); os.chdir('d123456789')\nopen('f', 'w').write('bottom')\""
+        let ran = W.asCaller(Self.alice, d, [Self.submitCow(deep, workspace: layout.alices)])
+        let result = try #require(ran.first?["result"], "\(ran)")
+        #expect(result["exitCode"] == .int(0), "\(result.text)")
+        let id = try #require(result["id"]?.intValue)
+        let diff = try #require(W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"])
+        let changes = diff["changes"]?.arrayValue ?? []
+        let unsupported = changes.filter { $0["change"] == .string("unsupported") }
+        #expect(unsupported.count == 1 && changes.count <= 257, "\(changes.count) changes, \(unsupported.count) unsupported")
+        #expect(try d.call("system.health")["status"] == .string("ok"))
+    }
+
+    /// Removing a host directory checks everything under it: a file edited in place there after
+    /// the task started (which leaves the directory's own times alone) is a conflict, and
+    /// nothing is removed.
+    @Test func aDeletedDirectoryWithANewerFileUnderItConflicts() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow("rm -rf sub", workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        usleep(20_000)
+        let handle = try #require(FileHandle(forWritingAtPath: "\(layout.alices)/sub/x"))
+        try handle.write(contentsOf: Data("edited after the task started\n".utf8))
+        try handle.close()
+        let refused = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first
+        #expect(refused?["error"]?["code"] == .int(RPCCode.conflict), "\(String(describing: refused?.text))")
+        #expect((try? String(contentsOfFile: "\(layout.alices)/sub/x", encoding: .utf8)) == "edited after the task started\n")
+    }
+
+    /// A directory the task deleted and made again is applied only as a whole: one path under
+    /// it alone is refused (it would replace the host's directory); applying it whole works,
+    /// and what is left applies after, the held changes shrinking as they are applied.
+    @Test func aRemadeDirectoryIsAppliedWhole() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        let script = "rm -rf sub && mkdir sub && echo x > sub/new && echo more >> keep.txt"
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        let part = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id)), ("paths", .array([.string("sub/new")]))])]).first
+        #expect(part?["error"]?["code"] == .int(RPCCode.invalidParams) && part?["error"]?["message"]?.stringValue?.contains("made again") == true, "\(String(describing: part?.text))")
+        #expect(FileManager.default.fileExists(atPath: "\(layout.alices)/sub/x"), "nothing removed")
+        let whole = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id)), ("paths", .array([.string("sub")]))])]).first?["result"]
+        #expect(whole?["released"] == .bool(false), "\(String(describing: whole?.text))")
+        #expect(!FileManager.default.fileExists(atPath: "\(layout.alices)/sub/x") && FileManager.default.fileExists(atPath: "\(layout.alices)/sub/new"))
+        let diff = W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first?["result"]
+        #expect((diff?["changes"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue } == ["keep.txt"], "\(String(describing: diff?.text))")
+        let rest = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"]
+        #expect(rest?["released"] == .bool(true) && rest?["applied"] == .array([.string("keep.txt")]), "\(String(describing: rest?.text))")
+    }
+
+    /// A read-only directory (0555) the task opened, filled and set back takes the new file on
+    /// apply and is read-only again after; `cordon diff` shows a name with an escape sequence
+    /// escaped, never raw.
+    @Test func aReadOnlyDirectoryTakesItsNewFilesAndNamesAreShownEscaped() throws {
+        let layout = try W.Layout()
+        let ro = "\(layout.alices)/ro"
+        try FileManager.default.createDirectory(atPath: ro, withIntermediateDirectories: false)
+        chown(ro, Self.alice, Self.alice)
+        chmod(ro, 0o555)
+        let d = try W.daemon(layout)
+        let script = "chmod u+w ro && echo new > ro/new && chmod 555 ro && printf x > \"$(printf 'a\\033[2Kb')\""
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        let shown = TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
+                                                        TestDaemon.cordon, "diff", "--socket", d.socket, "\(id)"])
+        #expect(shown.status == 0 && shown.stdout.contains("added a\\e[2Kb") && !shown.stdout.contains("\u{1B}"), "\(shown)")
+        let applied = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"]
+        #expect(applied?["released"] == .bool(true), "\(String(describing: applied?.text))")
+        #expect((try? String(contentsOfFile: "\(ro)/new", encoding: .utf8)) == "new\n")
+        var st = stat()
+        #expect(stat(ro, &st) == 0 && st.st_mode & 0o777 == 0o555)
+    }
+
     /// Files put into a copy-on-write workspace sit over the host's (which stays as it was);
     /// files with a directly bound workspace, bad paths and duplicates are refused and nothing runs.
     @Test func filesGoIntoACopyOnWriteWorkspaceOnly() throws {

