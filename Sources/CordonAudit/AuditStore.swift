@@ -446,7 +446,7 @@ public final class AuditStore: Sendable {
         let operation = "forget the changes of task \(id)"
         try validate(event, operation)
         let output = try write(operation) { w throws(AuditError) in
-            let rows = try w.rows("UPDATE tasks SET changes_bytes = 0 WHERE id = ?1 AND changes_bytes > 0 RETURNING id", [.integer(id)])
+            let rows = try w.rows("UPDATE tasks SET changes_bytes = 0 WHERE id = ?1 AND changes_bytes > 0 AND scratch IS NOT NULL RETURNING id", [.integer(id)])
             guard !rows.isEmpty else { return .count(0) }
             _ = try w.rows(Self.insertEvent, [.real(event.time), .text(event.kind), .integer(id), SQLiteValue(event.uid.map { Int64($0) }), .text(event.detail)])
             return .count(1)

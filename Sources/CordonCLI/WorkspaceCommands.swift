@@ -26,14 +26,14 @@ struct DiffCommand: ParsableCommand {
         var out = ""
         var conflicts = 0
         for change in changes {
-            let path = Self.visible(change["path"]?.stringValue ?? "?")
+            let path = Self.visible(change["path"]?.stringValue ?? "?", name: true)
             let what = change["change"]?.stringValue ?? "?"
             let kind = change["kind"]?.stringValue ?? "?"
             var line = "\(what) \(kind == "file" ? "" : kind + " ")\(path)"
             if let mode = change["mode"]?.stringValue, let host = change["hostMode"]?.stringValue, mode != host, what != "replaced" {
                 line += " (mode \(host) -> \(mode))"
             }
-            if let target = change["target"]?.stringValue { line += " -> \(Self.visible(target))" }
+            if let target = change["target"]?.stringValue { line += " -> \(Self.visible(target, name: true))" }
             if change["binary"] == .bool(true) { line += " (binary, \(change["size"]?.intValue ?? 0) bytes)" }
             if change["conflict"] == .bool(true) {
                 conflicts += 1
@@ -54,15 +54,18 @@ struct DiffCommand: ParsableCommand {
     /// shows as \r, escape as \e, any other control character, DEL, a C1 control or a bidi or
     /// direction mark as \u{…} — so no escape sequence or overwritten line can hide a change
     /// (--json gives the text as it is).
-    static func visible(_ text: String) -> String {
+    static func visible(_ text: String, name: Bool = false) -> String {
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
             let v = scalar.value
             switch v {
+            // A name's newline or tab would start a line of its own in the listing.
+            case 0x0A where name: out.append(contentsOf: "\\n".unicodeScalars)
+            case 0x09 where name: out.append(contentsOf: "\\t".unicodeScalars)
             case 0x0A, 0x09: out.append(scalar)
             case 0x0D: out.append(contentsOf: "\\r".unicodeScalars)
             case 0x1B: out.append(contentsOf: "\\e".unicodeScalars)
-            case 0..<0x20, 0x7F...0x9F, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069:
+            case 0..<0x20, 0x7F...0x9F, 0x061C, 0x200B...0x200F, 0x2028...0x202E, 0x2066...0x2069:
                 out.append(contentsOf: "\\u{\(String(v, radix: 16))}".unicodeScalars)
             default: out.append(scalar)
             }
@@ -163,7 +166,10 @@ struct CopyCommand: ParsableCommand {
             throw error
         }
         if let temporary {
-            fchmod(fd, mode & 0o777)
+            // The task's mode bits, narrowed by this process's umask as any new file's are.
+            let mask = umask(0)
+            umask(mask)
+            fchmod(fd, mode & 0o777 & ~mask)
             close(fd)
             guard rename(temporary, target) == 0 else {
                 let e = errno

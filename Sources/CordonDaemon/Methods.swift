@@ -121,7 +121,7 @@ extension Daemon {
         for (i, item) in items.enumerated() {
             var f = try Params(item, path: "\(field)[\(i)]")
             guard let path = try f.string("path", maxBytes: 4096), WorkspaceChanges.validPath(path) else {
-                throw RPCError.invalid("\(field)[\(i)].path", "required: a path relative to /workspace, without empty, \".\" or \"..\" components")
+                throw RPCError.invalid("\(field)[\(i)].path", "required: a path relative to /workspace, without empty, \".\" or \"..\" components, each at most 255 bytes")
             }
             guard let encoded = try f.string("data", maxBytes: 1 << 30), let data = Data(base64Encoded: encoded) else {
                 throw RPCError.invalid("\(field)[\(i)].data", "required: the file's bytes in base64")

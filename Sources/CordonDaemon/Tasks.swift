@@ -514,7 +514,10 @@ final class TaskManager: @unchecked Sendable {
             if needsLayer {
                 let made = try WorkspaceChanges.layer(bytes: UInt64(layerBytes))
                 layer = (made, layerBytes)
-                try WorkspaceChanges.put(task.request.files.map { ($0.path, $0.bytes, $0.mode) }, into: made.fd)
+                // A directory on a file's way that the workspace has keeps its mode, looked up
+                // as the caller (nothing they could not see is learned).
+                let modes = try lowerDirectoryModes(task)
+                try WorkspaceChanges.put(task.request.files.map { ($0.path, $0.bytes, $0.mode) }, into: made.fd, lowerMode: { modes[Array($0.utf8)] })
                 if task.workspace == nil { scratch = try WorkspaceChanges.scratchLower(in: made.fd) }
             }
             let lower = task.workspace ?? scratch
@@ -534,7 +537,11 @@ final class TaskManager: @unchecked Sendable {
         // What the task changed in its copy-on-write workspace, kept for review (task.diff) —
         // whatever its end, since a task stopped halfway may have left what its caller wants.
         var changes: ChangesCapture?
-        if let layer { changes = captureChanges(layer.descriptor, layerBytes: layer.bytes, dir: dir, task: id, owner: task.owner) }
+        // A sandbox that never started (setup failed) changed nothing: what the layer holds is
+        // only the files put in, and the task has no directory to hold them.
+        if let layer, result.setupFailure == nil {
+            changes = captureChanges(layer.descriptor, layerBytes: layer.bytes, dir: dir, task: id, owner: task.owner)
+        }
         quotas.outputEnded(uid, reserved: output.reserved,
                            written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes) + (changes?.bytes ?? 0))
         record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
@@ -553,6 +560,29 @@ final class TaskManager: @unchecked Sendable {
             return takeEndWaiters(id)
         }
         for waiter in waiters { waiter() }
+    }
+
+    /// The modes of the directories on the way to the task's files that its workspace already
+    /// has, read beneath the workspace's descriptor as the caller; keyed by the path's bytes.
+    private func lowerDirectoryModes(_ task: LiveTask) throws(SystemError) -> [[UInt8]: UInt32] {
+        guard let workspace = task.workspace, !task.request.files.isEmpty else { return [:] }
+        var paths = Set<[UInt8]>()
+        for file in task.request.files { for a in WorkspaceChanges.ancestors(file.path) { paths.insert(Array(a.utf8)) } }
+        guard !paths.isEmpty else { return [:] }
+        let root = workspace.fd
+        let wanted = Array(paths)
+        let caller = CallerFiles.Caller(uid: task.owner.uid, gid: task.owner.gid, groups: task.owner.groups)
+        do {
+            return try CallerFiles.perform(as: caller) { () -> [[UInt8]: UInt32] in
+                var modes: [[UInt8]: UInt32] = [:]
+                for path in wanted {
+                    if let mode = WorkspaceChanges.directoryMode(String(decoding: path, as: UTF8.self), root: root) { modes[path] = mode }
+                }
+                return modes
+            }
+        } catch {
+            throw SystemError("look up the workspace's directories as the caller: \(error.message)", path: nil, errno: error.errno)
+        }
     }
 
     /// The largest copy-on-write layer a task gets (the output quota may give it less).

@@ -88,17 +88,18 @@ extension Daemon {
         }
     }
 
-    /// Tasks whose changes an apply or a discard is working on: a second one waits its turn
+    /// Tasks whose changes an apply or a discard is working on: a second one is refused (busy)
     /// instead of writing the same files at the same time.
     private static let changesInUse = Monitor()
     private nonisolated(unsafe) static var changesBusy: Set<Int64> = []
 
     static func oneAtATime<T>(_ id: Int64, _ body: () throws -> T) throws -> T {
-        changesInUse.locked {
-            _ = changesInUse.wait { !changesBusy.contains(id) }
-            changesBusy.insert(id)
+        // Never waited for: a request worker is not parked behind another apply.
+        let taken = changesInUse.locked { changesBusy.insert(id).inserted }
+        guard taken else {
+            throw RPCError(RPCCode.busy, "task \(id): another apply or discard of its changes is running; retry when it has ended", field: "params.id")
         }
-        defer { changesInUse.locked { changesBusy.remove(id); changesInUse.broadcast() } }
+        defer { changesInUse.locked { _ = changesBusy.remove(id) } }
         return try body()
     }
 
@@ -145,7 +146,7 @@ extension Daemon {
         let offset = try params.int("offset") ?? 0
         let length = try params.int("length", min: 1, max: Self.maxGetBytes) ?? Self.maxGetBytes
         try params.finish()
-        guard let entry = held.entries.first(where: { $0.path == path }) else {
+        guard let entry = held.entries.first(where: { $0.path.utf8.elementsEqual(path.utf8) }) else {
             throw RPCError(RPCCode.notFound, "task \(held.record.id) left no \(PrintableText.of(path)) in its layer (task.diff lists what it changed)", field: "params.path")
         }
         guard entry.kind == .file, let blob = entry.blob else {
@@ -199,14 +200,15 @@ extension Daemon {
                                field: "params.paths")
             }
             // What was written leaves the held changes: a later review or apply starts from what is left.
-            let applied = Set(outcome.applied)
-            let remaining = held.entries.filter { !applied.contains($0.path) }
+            let applied = Set(outcome.applied.map { Array($0.utf8) })
+            let remaining = held.entries.filter { !applied.contains(Array($0.path.utf8)) }
             if let failure = outcome.failure {
                 _ = try? WorkspaceChanges.writeManifest(remaining, in: held.directory)
                 recordApply(id, peer, applied: outcome.applied, complete: false)
                 throw RPCError(RPCCode.internalError, "task \(id): \(PrintableText.of(failure.path)): \(failure.message); \(outcome.applied.count) path(s) before it were applied, the rest were not")
             }
-            let complete = only == nil || remaining.allSatisfy { e in outcome.skipped.contains(e.path) }
+            let skipped = Set(outcome.skipped.map { Array($0.utf8) })
+            let complete = only == nil || remaining.allSatisfy { skipped.contains(Array($0.path.utf8)) }
             let released: Bool
             if complete {
                 released = try forgetChanges(held, peer, kind: "changes-applied", detail: [("applied", .int(Int64(outcome.applied.count)))])
@@ -227,38 +229,31 @@ extension Daemon {
     /// applying would remove what the host has there: it must be asked for itself.
     static func select(_ entries: [WorkspaceChanges.Entry], only: [String]?, task id: Int64) throws(RPCError) -> [WorkspaceChanges.Entry] {
         guard let only else { return entries }
-        let asked = Set(only)
-        let byPath = Dictionary(entries.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
-        func ancestors(_ path: String) -> [String] {
-            var out: [String] = []
-            var current = Substring(path)
-            while let slash = current.lastIndex(of: "/") {
-                current = current[..<slash]
-                out.append(String(current))
-            }
-            return out
+        // Keyed by bytes: two spellings of a name that Swift calls equal are two names.
+        let asked = Set(only.map { Array($0.utf8) })
+        let byPath = Dictionary(entries.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { a, _ in a })
+        var covered = Set<[UInt8]>()
+        var selected = Set<[UInt8]>()
+        for e in entries {
+            let key = Array(e.path.utf8)
+            let hits = ([key] + WorkspaceChanges.ancestors(e.path).map { Array($0.utf8) }).filter(asked.contains)
+            guard !hits.isEmpty else { continue }
+            selected.insert(key)
+            covered.formUnion(hits)
         }
-        // Under a path asked: the path itself or one of its ancestors was asked.
-        func under(_ path: String) -> Bool { asked.contains(path) || ancestors(path).contains(where: asked.contains) }
-        var covered = Set<String>()
-        var selected = Set<String>()
-        for e in entries where under(e.path) {
-            selected.insert(e.path)
-            for a in asked where e.path == a || e.path.hasPrefix(a + "/") { covered.insert(a) }
-        }
-        for path in only where !covered.contains(path) {
+        for path in only where !covered.contains(Array(path.utf8)) {
             throw RPCError.invalid("params.paths", "\(PrintableText.of(path)): task \(id) changed nothing there (task.diff lists what it changed)")
         }
-        for path in asked {
-            for a in ancestors(path) where !selected.contains(a) {
-                guard let dir = byPath[a] else { continue }
+        for path in only {
+            for a in WorkspaceChanges.ancestors(path) where !selected.contains(Array(a.utf8)) {
+                guard let dir = byPath[Array(a.utf8)] else { continue }
                 if dir.opaque {
                     throw RPCError.invalid("params.paths", "\(PrintableText.of(a)) is a directory the task deleted and made again: applying \(PrintableText.of(path)) would replace the host's \(PrintableText.of(a)) with it; ask for \(PrintableText.of(a)) itself")
                 }
-                selected.insert(a)
+                selected.insert(Array(a.utf8))
             }
         }
-        return entries.filter { selected.contains($0.path) }
+        return entries.filter { selected.contains(Array($0.path.utf8)) }
     }
 
     private func recordApply(_ id: Int64, _ peer: Peer, applied: [String], complete: Bool) {

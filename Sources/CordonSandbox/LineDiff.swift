@@ -38,6 +38,7 @@ public enum LineDiff {
         var out = "--- \(oldName)\n+++ \(newName)\n"
         // Hunks: runs of edits with at most 2×context unchanged lines between them.
         var i = 0
+        var ai = 0, bi = 0, counted = 0
         while i < edits.count {
             guard let first = edits[i...].firstIndex(where: { if case .same = $0 { return false }; return true }) else { break }
             var last = first
@@ -57,15 +58,16 @@ public enum LineDiff {
             var oldStart = 0, newStart = 0, oldCount = 0, newCount = 0
             var body = ""
             var positioned = false
-            // Where the hunk starts on each side: the lines before it.
-            var ai = 0, bi = 0
-            for e in edits[..<lo] {
+            // Where the hunk starts on each side: the lines before it, counted on from where
+            // the last hunk's count stopped (each edit is counted once).
+            for e in edits[counted..<lo] {
                 switch e {
                 case .same: ai += 1; bi += 1
                 case .delete: ai += 1
                 case .insert: bi += 1
                 }
             }
+            counted = lo
             for e in edits[lo...hi] {
                 if !positioned { (oldStart, newStart, positioned) = (ai + 1, bi + 1, true) }
                 switch e {
@@ -85,6 +87,23 @@ public enum LineDiff {
             i = hi + 1
         }
         return out
+    }
+
+    /// A file name for a `---`/`+++` header, C-quoted as GNU diff does when it holds a control
+    /// character, a quote or a backslash (a newline in a name must not start a header line).
+    public static func quoted(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x22 || $0 == 0x5C }) else { return name }
+        var out: [UInt8] = [0x22]
+        for byte in name.utf8 {
+            switch byte {
+            case 0x0A: out += Array("\\n".utf8)
+            case 0x09: out += Array("\\t".utf8)
+            case 0x22, 0x5C: out += [0x5C, byte]
+            case 0..<0x20, 0x7F: out += Array(("\\" + String(repeating: "0", count: 3 - String(byte, radix: 8).count) + String(byte, radix: 8)).utf8)
+            default: out.append(byte)
+            }
+        }
+        return String(decoding: out + [0x22], as: UTF8.self)
     }
 
     /// A line as printed: with its newline, or with one added and the marker diff prints.

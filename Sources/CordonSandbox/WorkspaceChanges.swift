@@ -62,18 +62,25 @@ public enum WorkspaceChanges {
     }
 
     /// Writes `files` (relative path, bytes, permission bits) into the upper directory of a new
-    /// `layer`, with the directories on their way (0755): what the task finds at /workspace
-    /// when it starts. Root's until `giveUpper` at spawn.
-    public static func put(_ files: [(path: String, bytes: [UInt8], mode: UInt32)], into layer: Int32) throws(SystemError) {
+    /// `layer`, with the directories on their way (the mode `lowerMode` gives for a directory
+    /// the workspace has, else 0755): what the task finds at /workspace when it starts. Root's
+    /// until `giveUpper` at spawn.
+    public static func put(_ files: [(path: String, bytes: [UInt8], mode: UInt32)], into layer: Int32,
+                           lowerMode: (String) -> UInt32? = { _ in nil }) throws(SystemError) {
         let upper = openat(layer, "upper", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard upper >= 0 else { throw SystemError("open", path: "the copy-on-write layer's upper directory", errno: errno) }
         defer { close(upper) }
         for file in files {
             guard validPath(file.path) else { throw SystemError("put a file", path: file.path, errno: EINVAL) }
-            let parts = file.path.split(separator: "/").map(String.init)
+            let parts = components(file.path)
             var dir = dup(upper)
+            var walked = ""
             for part in parts.dropLast() {
-                if mkdirat(dir, part, 0o755) != 0 && errno != EEXIST { let e = errno; close(dir); throw SystemError("mkdir", path: file.path, errno: e) }
+                walked = walked.isEmpty ? part : "\(walked)/\(part)"
+                // A directory the workspace has keeps its mode (else applying would change it).
+                let mode = lowerMode(walked) ?? 0o755
+                if mkdirat(dir, part, mode_t(mode)) != 0 && errno != EEXIST { let e = errno; close(dir); throw SystemError("mkdir", path: file.path, errno: e) }
+                _ = fchmodat(dir, part, mode_t(mode), 0)
                 let next = openat(dir, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 close(dir)
                 guard next >= 0 else { throw SystemError("open", path: file.path, errno: errno) }
@@ -178,7 +185,9 @@ public enum WorkspaceChanges {
             // A name that is not UTF-8 cannot be named in the manifest as it is: listed (as
             // shown), never applied.
             guard let name = String(validating: bytes, as: UTF8.self) else {
-                unnamed.append(String(decoding: bytes, as: UTF8.self))
+                // Shown by a short stand-in: the decoded name could be three times as long and
+                // push the path past what the manifest accepts.
+                unnamed.append("\u{FFFD}(a name of \(bytes.count) bytes that is not UTF-8)")
                 continue
             }
             if name != "." && name != ".." { names.append(name) }
@@ -280,8 +289,42 @@ public enum WorkspaceChanges {
     /// Whether `path` is a relative path this format writes: components neither empty, `.` nor
     /// `..`, no NUL, at most 4096 bytes.
     public static func validPath(_ path: String) -> Bool {
-        guard !path.isEmpty, path.utf8.count <= 4096, !path.utf8.contains(0), !path.hasPrefix("/") else { return false }
-        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+        guard !path.isEmpty, path.utf8.count <= 4096, !path.utf8.contains(0) else { return false }
+        return path.utf8.split(separator: slash, omittingEmptySubsequences: false).allSatisfy { c in
+            !c.isEmpty && c.count <= 255 && !c.elementsEqual([0x2E]) && !c.elementsEqual([0x2E, 0x2E])
+        }
+    }
+
+    static let slash = UInt8(ascii: "/")
+
+    /// A path's components, split at each "/" byte — never by characters: a "/" followed by a
+    /// combining mark is one Character to Swift but a separator to the kernel.
+    public static func components(_ path: String) -> [String] {
+        path.utf8.split(separator: slash).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The directory part and the last component of `path`, split at its last "/" byte.
+    public static func split(_ path: String) -> (directory: String, name: String) {
+        let bytes = Array(path.utf8)
+        guard let i = bytes.lastIndex(of: slash) else { return ("", path) }
+        return (String(decoding: bytes[..<i], as: UTF8.self), String(decoding: bytes[(i + 1)...], as: UTF8.self))
+    }
+
+    /// The directories on the way to `path`, nearest first ("a/b/c": "a/b", "a").
+    public static func ancestors(_ path: String) -> [String] {
+        var out: [String] = []
+        var bytes = Array(path.utf8)
+        while let i = bytes.lastIndex(of: slash) {
+            bytes = Array(bytes[..<i])
+            out.append(String(decoding: bytes, as: UTF8.self))
+        }
+        return out
+    }
+
+    /// Whether `path` is `prefix` or under it, by bytes.
+    public static func isWithin(_ path: String, _ prefix: String) -> Bool {
+        let p = Array(path.utf8), q = Array(prefix.utf8)
+        return p == q || (p.count > q.count && p.starts(with: q) && p[q.count] == slash)
     }
 }
 

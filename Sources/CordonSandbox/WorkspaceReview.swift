@@ -42,6 +42,8 @@ extension WorkspaceChanges {
         public var binary: Bool
         /// A text file's diff left out: the review's budget of diff text was spent.
         public var diffOmitted = false
+        /// Applying it removes a host directory and what is under it.
+        public var removesHostDirectory = false
     }
 
     /// Each side of a text diff is read up to this many bytes; a larger file is listed only.
@@ -50,9 +52,10 @@ extension WorkspaceChanges {
     /// The host file system's view of `path` beneath `root`: its parent's descriptor (O_PATH,
     /// owned by the caller of this) and the name in it, or an errno.
     static func parent(of path: String, in root: Int32) -> (fd: Int32, name: String)? {
-        let parts = path.split(separator: "/").map(String.init)
-        guard let name = parts.last else { return nil }
-        let dir = parts.dropLast().joined(separator: "/")
+        let (dir, name) = split(path)
+        // Split at bytes, so the name never holds a "/" (one that did would be resolved by the
+        // kernel outside openat2's checks).
+        guard !name.isEmpty, !name.utf8.contains(slash) else { return nil }
         let fd = cl_openat_beneath(root, dir.isEmpty ? "." : dir, CL_O_PATH | O_DIRECTORY, 0)
         return fd >= 0 ? (fd, name) : nil
     }
@@ -72,7 +75,19 @@ extension WorkspaceChanges {
     /// fits in `diffBytes` (0: none; the files are still compared). Call as the caller.
     public static func review(_ entries: [Entry], root: Int32, blobs: Int32, since: Double, diffBytes: Int) -> [Reviewed] {
         var budget = diffBytes
-        return entries.map { review($0, root: root, blobs: blobs, since: since, budget: &budget) }
+        // Host directories the apply removes (deleted, or replaced by the task's): what lies
+        // under them is compared with nothing — it is all the task's — never with the host
+        // files the apply is about to remove. (Parents sort before their children.)
+        // Keyed by bytes: two spellings of one name that Swift calls equal are two names.
+        var removed = Set<[UInt8]>()
+        var out: [Reviewed] = []
+        for entry in entries {
+            let gone = !removed.isEmpty && ancestors(entry.path).contains { removed.contains(Array($0.utf8)) }
+            let item = review(entry, root: gone ? -1 : root, blobs: blobs, since: since, budget: &budget)
+            if !gone, item.removesHostDirectory { removed.insert(Array(entry.path.utf8)) }
+            out.append(item)
+        }
+        return out
     }
 
     static func review(_ entry: Entry, root: Int32, blobs: Int32, since: Double, budget: inout Int) -> Reviewed {
@@ -81,7 +96,7 @@ extension WorkspaceChanges {
             out.change = .unsupported
             return out
         }
-        let located = parent(of: entry.path, in: root)
+        let located = root < 0 ? nil : parent(of: entry.path, in: root)
         defer { if let located { close(located.fd) } }
         let st = located.flatMap { hostStat($0.fd, $0.name) }
         guard let st, let located else {
@@ -95,6 +110,7 @@ extension WorkspaceChanges {
         // What goes with a host directory removed (deleted, or replaced by the task's) must not
         // have changed since the start either.
         let removesHostDirectory = hostKind == UInt32(S_IFDIR) && (entry.kind != .directory || entry.opaque)
+        out.removesHostDirectory = removesHostDirectory
         if removesHostDirectory && !out.conflict {
             out.conflict = subtreeChanged(located.fd, located.name, since: since, depth: 0)
         }
@@ -232,8 +248,8 @@ extension WorkspaceChanges {
             guard let read = readPrefix(host, limit: maxDiffBytes), read.whole, isText(read.bytes) else { out.binary = true; return }
             old = read.bytes
         }
-        let diff = LineDiff.unified(old: old, new: new.bytes, oldName: host == nil ? "/dev/null" : "a/\(out.entry.path)",
-                                    newName: "b/\(out.entry.path)")
+        let diff = LineDiff.unified(old: old, new: new.bytes, oldName: host == nil ? "/dev/null" : LineDiff.quoted("a/\(out.entry.path)"),
+                                    newName: LineDiff.quoted("b/\(out.entry.path)"))
         guard diff.utf8.count <= budget else {
             budget = 0
             out.diffOmitted = true
@@ -274,6 +290,7 @@ extension WorkspaceChanges {
         // Directories are written open (0700) and given their modes at the end, deepest first,
         // so a read-only one still takes what goes into it.
         var modes: [(path: String, mode: UInt32)] = []
+        var openedUp = Set<[UInt8]>()
         defer { setModes(modes.reversed(), root: root) }
         for item in reviewed {
             switch item.change {
@@ -288,6 +305,13 @@ extension WorkspaceChanges {
                 continue
             default: break
             }
+            // The directory it goes into must take it: one left read-only (by a partial apply
+            // before, or the host) is opened for its owner and set back at the end.
+            let (directory, _) = split(item.entry.path)
+            if !directory.isEmpty, openedUp.insert(Array(directory.utf8)).inserted, let host = directoryMode(directory, root: root),
+               host & 0o700 != 0o700, openUp(directory, root: root) {
+                modes.append((directory, host))
+            }
             if let problem = write(item, root: root, blobs: blobs) {
                 result.failure = (item.entry.path, problem)
                 return result
@@ -300,6 +324,15 @@ extension WorkspaceChanges {
             result.applied.append(item.entry.path)
         }
         return result
+    }
+
+    /// The permission bits of directory `path` on the host, or nil.
+    public static func directoryMode(_ path: String, root: Int32) -> UInt32? {
+        let fd = cl_openat_beneath(root, path, O_RDONLY | O_DIRECTORY, 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        return fstat(fd, &st) == 0 ? UInt32(st.st_mode) & 0o7777 : nil
     }
 
     /// Gives the owner write and search on directory `path` for the apply; whether it did.

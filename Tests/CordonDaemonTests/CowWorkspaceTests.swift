@@ -344,16 +344,106 @@ import Testing
         chown(ro, Self.alice, Self.alice)
         chmod(ro, 0o555)
         let d = try W.daemon(layout)
-        let script = "chmod u+w ro && echo new > ro/new && chmod 555 ro && printf x > \"$(printf 'a\\033[2Kb')\""
+        let script = "chmod u+w ro && echo new > ro/new && chmod 555 ro && printf x > \"$(printf 'a\\033[2Kb')\" && printf y > \"$(printf 'n\\nmodified z')\""
         let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
         let shown = TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
                                                         TestDaemon.cordon, "diff", "--socket", d.socket, "\(id)"])
         #expect(shown.status == 0 && shown.stdout.contains("added a\\e[2Kb") && !shown.stdout.contains("\u{1B}"), "\(shown)")
+        #expect(shown.stdout.contains("added n\\nmodified z\n") && !shown.stdout.contains("\nmodified z"), "\(shown)")
         let applied = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"]
         #expect(applied?["released"] == .bool(true), "\(String(describing: applied?.text))")
         #expect((try? String(contentsOfFile: "\(ro)/new", encoding: .utf8)) == "new\n")
         var st = stat()
         #expect(stat(ro, &st) == 0 && st.st_mode & 0o777 == 0o555)
+    }
+
+    /// A name whose first character is a combining mark ("C/" then U+0301 "evil") is split at
+    /// the "/" byte, as the kernel splits it. The task makes C/y and that name; C/y is applied
+    /// (C with it, which leaves the held changes); the host's C is then swapped for a symlink to
+    /// a place outside; the rest is applied: nothing is written through the symlink.
+    @Test func aCombiningMarkAfterASlashDoesNotHideADirectory() throws {
+        let layout = try W.Layout()
+        let outside = "\(layout.base)/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: false)
+        chown(outside, Self.alice, Self.alice)
+        let d = try W.daemon(layout)
+        let script = "mkdir C && printf y > C/y && printf x > \"C/$(printf '\\314\\201')evil\""
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        let first = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id)), ("paths", .array([.string("C/y")]))])]).first
+        #expect(first?["result"]?["applied"] == .array([.string("C"), .string("C/y")]), "\(String(describing: first?.text))")
+        try FileManager.default.removeItem(atPath: "\(layout.alices)/C")
+        symlink(outside, "\(layout.alices)/C")
+        lchown("\(layout.alices)/C", Self.alice, Self.alice)
+        let rest = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first
+        #expect(rest?["error"] != nil, "\(String(describing: rest?.text))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "nothing written through the symlink")
+    }
+
+    /// "Clean and regenerate": the task deletes gen/ and makes it again, some files as they
+    /// were. Applying it keeps every file the task left, equal to the old ones or not.
+    @Test func aRegeneratedDirectoryKeepsItsUnchangedFiles() throws {
+        let layout = try W.Layout()
+        let gen = "\(layout.alices)/gen"
+        try FileManager.default.createDirectory(atPath: "\(gen)/sub", withIntermediateDirectories: true)
+        for dir in [gen, "\(gen)/sub"] { chown(dir, Self.alice, Self.alice) }
+        try Self.write("generated v1\n", "\(gen)/sub/same.txt")
+        try Self.write("old\n", "\(gen)/old.txt")
+        let d = try W.daemon(layout)
+        let script = "rm -rf gen && mkdir -p gen/sub && echo 'generated v1' > gen/sub/same.txt && echo new > gen/new.txt"
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        let applied = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"]
+        #expect(applied?["released"] == .bool(true), "\(String(describing: applied?.text))")
+        #expect((try? String(contentsOfFile: "\(gen)/sub/same.txt", encoding: .utf8)) == "generated v1\n")
+        #expect((try? String(contentsOfFile: "\(gen)/new.txt", encoding: .utf8)) == "new\n")
+        #expect(!FileManager.default.fileExists(atPath: "\(gen)/old.txt"))
+    }
+
+    /// Files put in that cannot all be written (the layer is too small) end the task before
+    /// it starts, and nothing of them is kept where no quota or method reaches it.
+    @Test func filesThatDoNotFitLeaveNothingBehind() throws {
+        let layout = try W.Layout()
+        let d = try TestDaemon(config: "[socket]\ngroup = \"\(W.socketGroup)\"\n", policies: [
+            "small": W.policy("small", allow: [layout.allowed]) + "[limits]\noutput = \"1M\"\n",
+        ])
+        chmod(d.dir, 0o755)
+        let big = String(repeating: "z", count: 700_000)
+        let submit = Self.request("task.submit", [("argv", .array([.string("/bin/true")])), ("policy", .string("small")), ("wait", .bool(true)),
+                                                  ("files", .array([Self.file("big", big)]))])
+        let result = try #require(W.asCaller(Self.alice, d, [submit]).first?["result"])
+        #expect(result["reason"] == .string("setup-failed"), "\(result.text)")
+        let id = try #require(result["id"]?.intValue)
+        #expect(!FileManager.default.fileExists(atPath: "\(d.stateDir)/tasks/\(id)/changes"))
+        let diff = W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first
+        #expect(diff?["error"]?["code"] == .int(RPCCode.notFound))
+    }
+
+    /// A file put into an existing private directory keeps that directory's mode (the task
+    /// sees 0700, and applying changes no mode); two names Swift calls equal (NFC and NFD) are
+    /// two paths: applying one applies only it.
+    @Test func putKeepsDirectoryModesAndNamesAreBytes() throws {
+        let layout = try W.Layout()
+        let priv = "\(layout.alices)/private"
+        try FileManager.default.createDirectory(atPath: priv, withIntermediateDirectories: false)
+        chown(priv, Self.alice, Self.alice)
+        chmod(priv, 0o700)
+        let d = try W.daemon(layout)
+        let submit = Self.request("task.submit", [
+            ("argv", .array([.string("/bin/sh"), .string("-c"), .string("stat -c %a private; printf n > \"$(printf 'caf\\303\\251')\"; printf d > \"$(printf 'cafe\\314\\201')\"")])),
+            ("policy", .string("ws")), ("wait", .bool(true)),
+            ("workspace", .object([("path", .string(layout.alices)), ("cow", .bool(true))])), ("files", .array([Self.file("private/cfg", "x")])),
+        ])
+        let result = try #require(W.asCaller(Self.alice, d, [submit]).first?["result"])
+        let id = try #require(result["id"]?.intValue)
+        #expect((try? String(contentsOfFile: "\(d.stateDir)/tasks/\(id)/stdout", encoding: .utf8)) == "700\n")
+        let answer = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id)), ("paths", .array([.string("caf\u{e9}")]))])]).first
+        let one = answer?["result"]
+        #expect(one?["applied"] == .array([.string("caf\u{e9}")]), "\(String(describing: answer?.text)) \(result.text)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: layout.alices).map { Array($0.utf8) }).contains(Array("caf\u{e9}".utf8)))
+        #expect(!Set(try FileManager.default.contentsOfDirectory(atPath: layout.alices).map { Array($0.utf8) }).contains(Array("cafe\u{301}".utf8)))
+        let rest = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"]
+        #expect(rest?["released"] == .bool(true), "\(String(describing: rest?.text))")
+        var st = stat()
+        #expect(stat(priv, &st) == 0 && st.st_mode & 0o777 == 0o700 && FileManager.default.fileExists(atPath: "\(priv)/cfg"))
     }
 
     /// Files put into a copy-on-write workspace sit over the host's (which stays as it was);
