@@ -540,7 +540,7 @@ final class TaskManager: @unchecked Sendable {
         // A sandbox that never started (setup failed) changed nothing: what the layer holds is
         // only the files put in, and the task has no directory to hold them.
         if let layer, result.setupFailure == nil {
-            changes = captureChanges(layer.descriptor, layerBytes: layer.bytes, dir: dir, task: id, owner: task.owner)
+            changes = captureChanges(layer.descriptor, layerBytes: layer.bytes, dir: dir, task: id, owner: task.owner, workspace: task.workspace)
         }
         quotas.outputEnded(uid, reserved: output.reserved,
                            written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes) + (changes?.bytes ?? 0))
@@ -598,7 +598,8 @@ final class TaskManager: @unchecked Sendable {
 
     /// Reads `layer`'s upper directory into `dir`/changes (nothing kept when the task changed
     /// nothing). The layer goes when the caller lets go of it.
-    private func captureChanges(_ layer: OwnedDescriptor, layerBytes: Int64, dir: String, task id: Int64, owner: Peer) -> ChangesCapture {
+    private func captureChanges(_ layer: OwnedDescriptor, layerBytes: Int64, dir: String, task id: Int64, owner: Peer,
+                                workspace: OwnedDescriptor?) -> ChangesCapture {
         let target = "\(dir)/changes"
         do {
             let captured = try WorkspaceChanges.capture(layer: layer.fd, to: target, owner: (owner.uid, owner.gid), maxBytes: layerBytes)
@@ -606,6 +607,10 @@ final class TaskManager: @unchecked Sendable {
                 try? FileSystem.removeTree(target)
                 rmdir(dir)  // when the task left no output either
                 return ChangesCapture()
+            }
+            if let workspace {
+                var st = stat()
+                if fstat(workspace.fd, &st) == 0 { try WorkspaceChanges.writeOrigin(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), in: target) }
             }
             return ChangesCapture(entries: captured.entries.count, bytes: captured.bytes)
         } catch {

@@ -76,6 +76,13 @@ extension Daemon {
                 throw RPCError(error.errno == EACCES || error.errno == EPERM ? RPCCode.unauthorized : RPCCode.invalidParams,
                                "task \(held.record.id)'s workspace \(error.message)", field: "params.id")
             }
+            // The directory at that path must still be the one the task ran on.
+            var st = stat()
+            if let origin = WorkspaceChanges.origin(in: held.directory), let root,
+               fstat(root.fd, &st) != 0 || UInt64(st.st_dev) != origin.device || UInt64(st.st_ino) != origin.inode {
+                throw RPCError(RPCCode.conflict, "task \(held.record.id): \(PrintableText.of(workspace)) is not the directory the task ran on (it was moved or replaced since); its changes stay held (task.discard lets them go)",
+                               field: "params.id")
+            }
         } else {
             root = nil
         }

@@ -153,6 +153,19 @@ public enum WorkspaceChanges {
         return (entries, bytes + Int64(written))
     }
 
+    /// The device and inode of the directory the changes were made over, kept beside them, so
+    /// an apply can tell the directory at that path now from the one the task ran on.
+    public static func writeOrigin(device: UInt64, inode: UInt64, in directory: String) throws(SystemError) {
+        try FileSystem.writeAtomically("\(directory)/origin", Array("\(device) \(inode)\n".utf8), mode: 0o600)
+    }
+
+    public static func origin(in directory: String) -> (device: UInt64, inode: UInt64)? {
+        guard let text = try? FileSystem.readString("\(directory)/origin") else { return nil }
+        let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return nil }
+        return (device, inode)
+    }
+
     /// Writes (or rewrites: what is left after a partial apply) the manifest of `entries` in
     /// `directory`; its bytes.
     @discardableResult

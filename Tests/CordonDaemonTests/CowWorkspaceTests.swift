@@ -379,6 +379,24 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "nothing written through the symlink")
     }
 
+    /// The changes belong to the directory the task ran on: one moved away and another put at
+    /// its path is not it, and neither diff nor apply compares with or writes into it.
+    @Test func aDirectoryReplacedAtThePathIsNotTheOne() throws {
+        let layout = try W.Layout()
+        try Self.aliceProject(layout)
+        let d = try W.daemon(layout)
+        let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow("echo hi > hi.txt", workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
+        try FileManager.default.moveItem(atPath: layout.alices, toPath: "\(layout.allowed)/alice-old")
+        try FileManager.default.createDirectory(atPath: layout.alices, withIntermediateDirectories: false)
+        chown(layout.alices, Self.alice, Self.alice)
+        for method in ["task.diff", "task.apply"] {
+            let answer = W.asCaller(Self.alice, d, [Self.request(method, [("id", .int(id))])]).first
+            #expect(answer?["error"]?["code"] == .int(RPCCode.conflict) && answer?["error"]?["message"]?.stringValue?.contains("not the directory the task ran on") == true,
+                    "\(method): \(String(describing: answer?.text))")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: layout.alices).isEmpty)
+    }
+
     /// "Clean and regenerate": the task deletes gen/ and makes it again, some files as they
     /// were. Applying it keeps every file the task left, equal to the old ones or not.
     @Test func aRegeneratedDirectoryKeepsItsUnchangedFiles() throws {
