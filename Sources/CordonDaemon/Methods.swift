@@ -430,6 +430,8 @@ extension Daemon {
         if let b = r.peakMemoryBytes { m.append(("peakMemoryBytes", .int(Int64(clamping: b)))) }
         m.append(("stdoutBytes", .int(Int64(clamping: r.stdoutBytes))))
         m.append(("stderrBytes", .int(Int64(clamping: r.stderrBytes))))
+        // A copy-on-write task's changes waiting for task.diff / task.apply / task.discard.
+        if r.changesBytes > 0 && r.scratch != nil { m.append(("changesHeld", .int(r.changesBytes))) }
         if withResult, let text = r.result, let result = try? JSON.parse(text) { m.append(("result", result)) }
         return .object(m)
     }

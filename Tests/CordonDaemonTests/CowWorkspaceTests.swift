@@ -63,6 +63,7 @@ import Testing
         let result = try #require(ran.first?["result"], "\(ran)")
         #expect(result["exitCode"] == .int(0), "\(result.text)")
         let id = try #require(result["id"]?.intValue)
+        #expect((result["changesHeld"]?.intValue ?? 0) > 0, "the record says changes wait for review: \(result.text)")
         #expect(Self.snapshot(layout.alices) == before, "the host directory is untouched")
 
         let events = try d.call("audit.query", .object([("task", .int(id))]))["events"]?.arrayValue ?? []
@@ -98,6 +99,7 @@ import Testing
         let again = W.asCaller(Self.alice, d, [Self.request("task.diff", [("id", .int(id))])]).first
         #expect(again?["error"]?["code"] == .int(RPCCode.notFound), "\(String(describing: again?.text))")
         #expect(!FileManager.default.fileExists(atPath: "\(d.stateDir)/tasks/\(id)/changes"))
+        #expect(try d.call("task.status", .object([("id", .int(id))]))["changesHeld"] == nil)
     }
 
     /// A host file changed after the task started is a conflict: nothing is applied at all;
