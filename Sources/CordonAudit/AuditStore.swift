@@ -124,22 +124,21 @@ public final class AuditStore: Sendable {
         // Model calls (added like tool_calls: a new table changes no row).
         w.operation = "create table model_calls"
         try w.execute(modelCallsSchema)
-        // The denials of a call, added after the table: an older table gains the column.
-        w.operation = "add tool_calls.denials"
+        // Columns added after their tables: an older table gains them.
+        // The denials of a call.
+        try addColumn(w, table: "tool_calls", column: "denials", definition: "TEXT NOT NULL DEFAULT '[]'")
+        // The bytes of a copy-on-write workspace's captured changes, held with the task's output.
+        try addColumn(w, table: "tasks", column: "changes_bytes", definition: "INTEGER NOT NULL DEFAULT 0")
+    }
+
+    /// `ALTER TABLE table ADD COLUMN column definition`, unless the table has it already.
+    private static func addColumn(_ w: WriterConnection, table: String, column: String, definition: String) throws(AuditError) {
+        w.operation = "add \(table).\(column)"
         let columns: [[SQLiteValue]]
-        do { columns = try w.db.prepare("SELECT name FROM pragma_table_info('tool_calls')").rows(binding: []) }
+        do { columns = try w.db.prepare("SELECT name FROM pragma_table_info('\(table)')").rows(binding: []) }
         catch { throw AuditError(.storage, path: w.path, w.operation, error.message) }
-        if !columns.contains(where: { $0.first == .text("denials") }) {
-            try w.execute("ALTER TABLE tool_calls ADD COLUMN denials TEXT NOT NULL DEFAULT '[]'")
-        }
-        // The bytes of a copy-on-write workspace's captured changes, held with the task's output
-        // (added like denials).
-        w.operation = "add tasks.changes_bytes"
-        let taskColumns: [[SQLiteValue]]
-        do { taskColumns = try w.db.prepare("SELECT name FROM pragma_table_info('tasks')").rows(binding: []) }
-        catch { throw AuditError(.storage, path: w.path, w.operation, error.message) }
-        if !taskColumns.contains(where: { $0.first == .text("changes_bytes") }) {
-            try w.execute("ALTER TABLE tasks ADD COLUMN changes_bytes INTEGER NOT NULL DEFAULT 0")
+        if !columns.contains(where: { $0.first == .text(column) }) {
+            try w.execute("ALTER TABLE \(table) ADD COLUMN \(column) \(definition)")
         }
     }
 

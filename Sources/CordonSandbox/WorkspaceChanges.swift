@@ -107,13 +107,9 @@ public enum WorkspaceChanges {
 
     private static func giveTree(_ dir: Int32, _ uid: UInt32, _ gid: UInt32, depth: Int) throws(SystemError) {
         guard depth < 512 else { throw SystemError("chown the files put", path: nil, errno: ELOOP) }
-        let listing = dup(dir)
-        guard listing >= 0, let handle = fdopendir(listing) else { throw SystemError("fdopendir", path: "the files put", errno: errno) }
-        defer { closedir(handle) }
-        while let item = readdir(handle) {
-            let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." { continue }
-            guard fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw SystemError("chown", path: name, errno: errno) }
+        guard let names = listing(dir) else { throw SystemError("list", path: "the files put", errno: errno) }
+        for name in names {
+            guard fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw SystemError("chown", path: "the files put", errno: errno) }
             let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if sub >= 0 {
                 defer { close(sub) }
@@ -189,12 +185,11 @@ public enum WorkspaceChanges {
 
     private static func walk(_ dir: Int32, prefix: String, depth: Int, into entries: inout [Entry], bytes: inout Int64, budget: inout Int64,
                              pathBytes: inout Int, blobs: String, owner: (uid: UInt32, gid: UInt32)) throws(SystemError) {
-        let listing = dup(dir)
-        guard listing >= 0, let handle = fdopendir(listing) else { throw SystemError("fdopendir", path: prefix.isEmpty ? "/workspace" : prefix, errno: errno) }
+        guard let listed = listing(dir) else { throw SystemError("list", path: prefix.isEmpty ? "/workspace" : prefix, errno: errno) }
         var names: [String] = []
         var unnamed: [String] = []
-        while let item = readdir(handle) {
-            let bytes = withUnsafeBytes(of: item.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+        for raw in listed {
+            let bytes = raw.dropLast().map { UInt8(bitPattern: $0) }
             // A name that is not UTF-8 cannot be named in the manifest as it is: listed (as
             // shown), never applied.
             guard let name = String(validating: bytes, as: UTF8.self) else {
@@ -203,9 +198,8 @@ public enum WorkspaceChanges {
                 unnamed.append("\u{FFFD}(a name of \(bytes.count) bytes that is not UTF-8)")
                 continue
             }
-            if name != "." && name != ".." { names.append(name) }
+            names.append(name)
         }
-        closedir(handle)
         for (name, named) in unnamed.map({ ($0, false) }) + names.map({ ($0, true) }) {
             if entries.count >= maxEntries { throw SystemError("read the copy-on-write layer: more than \(maxEntries) entries", path: nil, errno: E2BIG) }
             let path = prefix.isEmpty ? name : "\(prefix)/\(name)"

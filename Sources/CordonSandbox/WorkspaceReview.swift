@@ -184,6 +184,13 @@ extension WorkspaceChanges {
         return (handle, dirfd(handle))
     }
 
+    /// The names in directory `dir` (NUL-terminated bytes, without "." and ".."), or nil.
+    static func listing(_ dir: Int32) -> [[CChar]]? {
+        guard let (handle, _) = openListing(dir, Array(".".utf8CString)) else { return nil }
+        defer { closedir(handle) }
+        return names(handle)
+    }
+
     /// The names in a listing, as the bytes they are (NUL-terminated), without "." and "..".
     static func names(_ handle: OpaquePointer) -> [[CChar]] {
         var out: [[CChar]] = []

@@ -10,6 +10,12 @@ import Testing
     typealias W = WorkspaceTests
     static let alice = W.alice, bob = W.bob
 
+    /// `cordon COMMAND --socket … ARGS` run by alice (through a shell, from `dir`).
+    static func cordon(_ d: TestDaemon, in dir: String, _ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) {
+        TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(alice)", "--regid=\(alice)", "--groups=\(W.socketGroup)", "--",
+                                             "/bin/sh", "-c", "cd \(dir) && exec \(TestDaemon.cordon) \(command) --socket \(d.socket) \(args)"])
+    }
+
     static func request(_ method: String, _ params: [(String, JSON)], id: Int = 1) -> JSON {
         .object([("jsonrpc", .string("2.0")), ("id", .int(Int64(id))), ("method", .string(method)), ("params", .object(params))])
     }
@@ -174,10 +180,7 @@ import Testing
         let layout = try W.Layout()
         try Self.write("0\n", "\(layout.alices)/count")
         let d = try W.daemon(layout)
-        func cordon(_ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) {
-            TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
-                                                 "/bin/sh", "-c", "cd \(layout.alices) && exec \(TestDaemon.cordon) \(command) --socket \(d.socket) \(args)"])
-        }
+        func cordon(_ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) { Self.cordon(d, in: layout.alices, command, args) }
         for round in 1...10 {
             let ran = cordon("submit", "--policy ws --workspace . --cow --wait --json -- /bin/sh -c 'echo $(( $(cat count) + 1 )) > count; printf done'")
             let id = try #require((try? JSON.parse(ran.stdout))?["id"]?.intValue, "\(ran)")
@@ -207,10 +210,7 @@ import Testing
         let out = "\(layout.base)/out"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         chown(out, Self.alice, Self.alice)
-        func cordon(_ args: String) -> (status: Int32, stdout: String, stderr: String) {
-            TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
-                                                 "/bin/sh", "-c", "exec \(TestDaemon.cordon) cp --socket \(d.socket) \(args)"])
-        }
+        func cordon(_ args: String) -> (status: Int32, stdout: String, stderr: String) { Self.cordon(d, in: layout.alices, "cp", args) }
         let copied = cordon("\(id):dist/app.bin \(out)")
         #expect(copied.status == 0, "\(copied)")
         let blob = try #require(FileManager.default.subpathsOfDirectory(atPath: "\(d.stateDir)/tasks/\(id)/changes/blobs").first)
@@ -267,10 +267,7 @@ import Testing
         try Self.write("#!/bin/sh\nwc -c < in/data.txt > count.txt\n", "\(layout.alices)/script.sh")
         chmod("\(layout.alices)/script.sh", 0o750)
         try Self.write("12345", "\(layout.alices)/data.txt")
-        func cordon(_ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) {
-            TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
-                                                 "/bin/sh", "-c", "cd \(layout.alices) && exec \(TestDaemon.cordon) \(command) --socket \(d.socket) \(args)"])
-        }
+        func cordon(_ command: String, _ args: String) -> (status: Int32, stdout: String, stderr: String) { Self.cordon(d, in: layout.alices, command, args) }
         let ran = cordon("submit", "--policy ws --put script.sh=run.sh --put data.txt=in/data.txt --wait --json -- ./run.sh")
         let id = try #require((try? JSON.parse(ran.stdout))?["id"]?.intValue, "\(ran)")
         let copied = cordon("cp", "\(id):count.txt -")
@@ -348,8 +345,7 @@ import Testing
         let d = try W.daemon(layout)
         let script = "chmod u+w ro && echo new > ro/new && chmod 555 ro && printf x > \"$(printf 'a\\033[2Kb')\" && printf y > \"$(printf 'n\\nmodified z')\""
         let id = try #require(W.asCaller(Self.alice, d, [Self.submitCow(script, workspace: layout.alices)]).first?["result"]?["id"]?.intValue)
-        let shown = TestDaemon.exec("/usr/bin/setpriv", ["--reuid=\(Self.alice)", "--regid=\(Self.alice)", "--groups=\(W.socketGroup)", "--",
-                                                        TestDaemon.cordon, "diff", "--socket", d.socket, "\(id)"])
+        let shown = Self.cordon(d, in: layout.alices, "diff", "\(id)")
         #expect(shown.status == 0 && shown.stdout.contains("added a\\e[2Kb") && !shown.stdout.contains("\u{1B}"), "\(shown)")
         #expect(shown.stdout.contains("added n\\nmodified z\n") && !shown.stdout.contains("\nmodified z"), "\(shown)")
         let applied = W.asCaller(Self.alice, d, [Self.request("task.apply", [("id", .int(id))])]).first?["result"]
