@@ -136,22 +136,31 @@ ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd) {
 }
 
 int cl_send_fds(int sock, const int *fds, size_t count) {
-    if (count == 0 || count > CL_SEND_MAX_FDS) { errno = EINVAL; return -1; }
+    if (count == 0) { errno = EINVAL; return -1; }
     char byte = 0;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    return cl_send_message(sock, &byte, 1, fds, count);
+}
+
+int cl_send_message(int sock, const void *buf, size_t len, const int *fds, size_t count) {
+    if (count > CL_SEND_MAX_FDS || len == 0) { errno = EINVAL; return -1; }
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     union { char b[CMSG_SPACE(sizeof(int) * CL_SEND_MAX_FDS)]; struct cmsghdr align; } u;
     memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-                          .msg_controllen = CMSG_SPACE(sizeof(int) * count) };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (count > 0) {
+        msg.msg_control = u.b;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+    }
     ssize_t n;
     do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
     if (n == 0) errno = EIO;  // nothing sent, and no errno to say why
-    return n == 1 ? 0 : -1;
+    if (n >= 0 && (size_t)n != len) { errno = EMSGSIZE; return -1; }
+    return n < 0 ? -1 : 0;
 }
 
 int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req) {

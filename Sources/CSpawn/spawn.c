@@ -521,6 +521,14 @@ static void prepare_workload(const struct cs_plan *p) {
                   CS_STEP_LANDLOCK_RULE, (int)i);
             cs_close((int)fd);
         }
+        // A session's server: executing (and so reading) its program, by descriptor.
+        if (p->workload_is_init) {
+            struct landlock_path_beneath_attr a = {
+                .allowed_access = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE,
+                .parent_fd = p->init_exec_fd };
+            CHECK(sys4(SYS_landlock_add_rule, p->landlock_fd, LANDLOCK_RULE_PATH_BENEATH, &a, 0),
+                  CS_STEP_LANDLOCK_RULE, (int)p->landlock_rule_count);
+        }
         CHECK(sys2(SYS_landlock_restrict_self, p->landlock_fd, 0), CS_STEP_LANDLOCK_RESTRICT, 0);
     }
 
@@ -541,6 +549,8 @@ __attribute__((noreturn)) static void finish_workload(const struct cs_plan *p) {
     }
 
     set_sigmask(0);
+    if (p->workload_is_init)
+        fail(p, CS_STEP_EXEC, 0, sys5(SYS_execveat, p->init_exec_fd, "", p->argv, p->envp, AT_EMPTY_PATH));
     exec_workload(p);
     cs_exit(127);
 }

@@ -129,6 +129,8 @@ public final class AuditStore: Sendable {
         try addColumn(w, table: "tool_calls", column: "denials", definition: "TEXT NOT NULL DEFAULT '[]'")
         // The bytes of a copy-on-write workspace's captured changes, held with the task's output.
         try addColumn(w, table: "tasks", column: "changes_bytes", definition: "INTEGER NOT NULL DEFAULT 0")
+        // What the row is: a task, or a session (docs/daemon.md, "Sessions").
+        try addColumn(w, table: "tasks", column: "kind", definition: "TEXT NOT NULL DEFAULT 'task'")
     }
 
     /// `ALTER TABLE table ADD COLUMN column definition`, unless the table has it already.
@@ -312,11 +314,11 @@ public final class AuditStore: Sendable {
         } ?? "{}"
         let output = try write(operation) { w throws(AuditError) in
             try w.rows("""
-                INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9)
+                INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at, kind)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10)
                 """, [.integer(Int64(task.submitter.uid)), .integer(Int64(task.submitter.gid)),
                       .integer(Int64(task.submitter.pid)), .text(task.submitter.exe), SQLiteValue(task.label),
-                      .text(task.policy), .text(task.policyHash), .text(argv), .real(task.submittedAt)])
+                      .text(task.policy), .text(task.policyHash), .text(argv), .real(task.submittedAt), .text(task.kind)])
             let id = w.db.lastInsertRowID
             try w.rows(Self.insertEvent, [.real(task.submittedAt), .text("submitted"), .integer(id),
                                           .integer(Int64(task.submitter.uid)), .text(detail)])
@@ -472,7 +474,7 @@ public final class AuditStore: Sendable {
     private static let taskColumns = """
         id, uid, gid, pid, exe, label, policy, policy_hash, argv, state, reason, exit_code, signal,
         submitted_at, started_at, finished_at, cpu_user_seconds, cpu_system_seconds, peak_memory_bytes,
-        stdout_bytes, stderr_bytes, cgroup, scratch, result, changes_bytes
+        stdout_bytes, stderr_bytes, cgroup, scratch, result, changes_bytes, kind
         """
 
     public func task(id: Int64) throws(AuditError) -> TaskRecord? {
@@ -486,10 +488,11 @@ public final class AuditStore: Sendable {
                 SELECT \(Self.taskColumns) FROM tasks
                 WHERE (?1 IS NULL OR submitted_at >= ?1) AND (?2 IS NULL OR uid = ?2) AND (?3 IS NULL OR policy = ?3)
                     AND (?4 IS NULL OR id = ?4) AND (?5 IS NULL OR state IN (SELECT value FROM json_each(?5)))
+                    AND (?7 IS NULL OR kind = ?7)
                 ORDER BY id DESC LIMIT ?6
                 """, [SQLiteValue(query.since), SQLiteValue(query.uid.map(Int64.init)), SQLiteValue(query.policy),
                       SQLiteValue(query.id), SQLiteValue(query.states.map { JSONArray.strings($0.map(\.rawValue)) }),
-                      .integer(Int64(max(0, query.limit)))])
+                      .integer(Int64(max(0, query.limit))), SQLiteValue(query.kind)])
             return try rows.map { row throws(AuditError) in try taskRecord(Row(values: row, path: path, operation: operation)) }
         }
     }
@@ -569,7 +572,7 @@ public final class AuditStore: Sendable {
             peakMemoryBytes: try row.optionalInteger(18).map { UInt64(bitPattern: $0) },
             stdoutBytes: UInt64(bitPattern: try row.integer(19)), stderrBytes: UInt64(bitPattern: try row.integer(20)),
             cgroup: try row.optionalText(21), scratch: try row.optionalText(22), result: try row.optionalText(23),
-            changesBytes: try row.integer(24))
+            changesBytes: try row.integer(24), kind: try row.text(25))
     }
 }
 

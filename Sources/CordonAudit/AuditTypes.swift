@@ -36,10 +36,13 @@ public struct NewTask: Sendable {
     /// the sandbox may write it, and whether through a copy-on-write layer (an empty path: a
     /// scratch workspace, a layer over nothing): in the "submitted" event's detail.
     public var workspace: (path: String, writable: Bool, cow: Bool)?
+    /// "task", or "session" (a persistent sandbox whose commands are its "exec" events).
+    public var kind: String
 
     public init(submitter: Submitter, label: String? = nil, policy: String, policyHash: String, argv: [String],
-                submittedAt: Double, workspace: (path: String, writable: Bool, cow: Bool)? = nil) {
+                submittedAt: Double, workspace: (path: String, writable: Bool, cow: Bool)? = nil, kind: String = "task") {
         self.workspace = workspace
+        self.kind = kind
         self.submitter = submitter
         self.label = label
         self.policy = policy
@@ -117,6 +120,8 @@ public struct TaskRecord: Codable, Sendable, Equatable {
     public var result: String?
     /// The bytes of a copy-on-write workspace's changes held for review (0: none, or gone).
     public var changesBytes: Int64 = 0
+    /// "task", or "session".
+    public var kind = "task"
 }
 
 /// An event to record.
@@ -161,6 +166,8 @@ public struct TaskQuery: Sendable {
     public var id: Int64?
     /// An empty list matches no task.
     public var states: [TaskState]?
+    /// "task" or "session"; nil: both.
+    public var kind: String?
     /// At most this many (a negative limit is treated as 0).
     public var limit: Int
 

@@ -103,8 +103,8 @@ public struct SubmitOptions: Equatable, Sendable {
     }
 
     /// The same checks for both parsers; the message is what the user sees.
-    func validationError() -> String? {
-        if command.isEmpty { return "missing COMMAND: cordon submit [OPTIONS] -- COMMAND [ARGS...]" }
+    func validationError(needsCommand: Bool = true) -> String? {
+        if needsCommand && command.isEmpty { return "missing COMMAND: cordon submit [OPTIONS] -- COMMAND [ARGS...]" }
         if let timeout, Units.parseDuration(timeout).map({ $0 > 0 }) != true { return "--timeout: bad duration \"\(timeout)\"" }
         if let memory, Units.parseSize(memory) == nil { return "--memory: bad size \"\(memory)\"" }
         if let pids, Int(pids).map({ $0 >= 1 }) != true { return "--pids: expected a number of processes, found \"\(pids)\"" }
@@ -127,6 +127,28 @@ public struct SubmitOptions: Equatable, Sendable {
     /// ExitCode for everything but success.
     public func execute() throws {
         var params: [(String, JSON)] = [("argv", .array(command.map { .string($0) }))]
+        params += try requestParams(for: "cordon submit")
+        if wait { params.append(("wait", .bool(true))) }
+        let client = try ClientOptions.connect(Locations.socketPath(socket))
+        let task = try ClientOptions.call(client, "task.submit", .object(params))
+        if json {
+            FileDescriptorIO.writeAll(1, task.text + "\n")
+        } else if !wait {
+            FileDescriptorIO.writeAll(1, "\(task["id"]?.intValue ?? 0)\n")
+            return
+        } else if let id = task["id"] {
+            _ = try ClientOptions.call(client, "task.logs", .object([("id", id)]), onNotification: { _, p in writeOutput(p) })
+        }
+        if wait {
+            let status = exitStatus(task)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    /// The request's members but its command: policy, label, limits, workspace, files, env,
+    /// stdin (task.submit's, which session.create shares). `command` names the caller in errors.
+    func requestParams(for caller: String) throws -> [(String, JSON)] {
+        var params: [(String, JSON)] = []
         if let policy { params.append(("policy", .string(policy))) }
         if let label { params.append(("label", .string(label))) }
         var limits: [(String, JSON)] = []
@@ -139,7 +161,7 @@ public struct SubmitOptions: Equatable, Sendable {
             // as this process resolves it (relative to here, links followed), and cordond then
             // opens that with the caller's own rights.
             guard let real = FileSystem.realPath(w.path) else {
-                FileDescriptorIO.writeAll(2, "cordon submit: --workspace \(w.path): \(String(cString: strerror(errno)))\n")
+                FileDescriptorIO.writeAll(2, "\(caller): --workspace \(w.path): \(String(cString: strerror(errno)))\n")
                 throw ExitCode(2)
             }
             params.append(("workspace", .object(cow ? [("path", .string(real)), ("cow", .bool(true))]
@@ -152,7 +174,7 @@ public struct SubmitOptions: Equatable, Sendable {
                     ?? (item, String(item.split(separator: "/").last ?? Substring(item)))
                 let bytes: [UInt8]
                 do { bytes = try FileSystem.read(local, limit: 1 << 30) } catch {
-                    FileDescriptorIO.writeAll(2, "cordon submit: --put \(local): \(error)\n")
+                    FileDescriptorIO.writeAll(2, "\(caller): --put \(local): \(error)\n")
                     throw ExitCode(2)
                 }
                 var st = stat()
@@ -170,26 +192,12 @@ public struct SubmitOptions: Equatable, Sendable {
         if let stdin {
             let bytes: [UInt8]
             do { bytes = stdin == "-" ? try Self.readAll(0) : try FileSystem.read(stdin, limit: 1 << 20) } catch {
-                printError("cordon: --stdin: \(error)")
+                printError("\(caller): --stdin: \(error)")
                 throw ExitCode(2)
             }
             params.append(("stdinBase64", .string(Data(bytes).base64EncodedString())))
         }
-        if wait { params.append(("wait", .bool(true))) }
-        let client = try ClientOptions.connect(Locations.socketPath(socket))
-        let task = try ClientOptions.call(client, "task.submit", .object(params))
-        if json {
-            FileDescriptorIO.writeAll(1, task.text + "\n")
-        } else if !wait {
-            FileDescriptorIO.writeAll(1, "\(task["id"]?.intValue ?? 0)\n")
-            return
-        } else if let id = task["id"] {
-            _ = try ClientOptions.call(client, "task.logs", .object([("id", id)]), onNotification: { _, p in writeOutput(p) })
-        }
-        if wait {
-            let status = exitStatus(task)
-            if status != 0 { throw ExitCode(status) }
-        }
+        return params
     }
 
     private static func readAll(_ fd: Int32) throws(SystemError) -> [UInt8] {

@@ -66,6 +66,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var toolMaxCommandCallsPerUser = 8
     /// Model calls in flight per uid (socket and endpoint together): past it, 429.
     public var modelMaxCallsPerUser = 16
+    /// Sessions open at once, in all and per uid (each a sandbox and two threads), and the
+    /// longest TTL one may ask for.
+    public var sessionsMax = 64
+    public var sessionsMaxPerUser = 8
+    public var sessionsMaxTTL = 86400.0
     /// Prometheus text on http://127.0.0.1:PORT/metrics (nil: off).
     public var metricsPort: Int?
     public var dnsHostsFile: String?
@@ -99,6 +104,7 @@ public struct DaemonConfig: Sendable, Equatable {
         "egress": ["dns_hosts", "dns_upstream"],
         "tools": ["max_instances", "max_command_calls", "max_command_calls_per_user"],
         "models": ["max_calls_per_user"],
+        "sessions": ["max", "max_per_user", "max_ttl"],
     ]
 
     /// Reads `<configDir>/cordond.toml` over the defaults; a missing file means the defaults.
@@ -221,6 +227,11 @@ public struct DaemonConfig: Sendable, Equatable {
                 case "tools.max_command_calls": toolMaxCommandCalls = try count(1...4096)
                 case "tools.max_command_calls_per_user": toolMaxCommandCallsPerUser = try count(1...4096)
                 case "models.max_calls_per_user": modelMaxCallsPerUser = try count(1...4096)
+                case "sessions.max": sessionsMax = try count(0...4096)
+                case "sessions.max_per_user": sessionsMaxPerUser = try count(0...4096)
+                case "sessions.max_ttl":
+                    sessionsMaxTTL = try duration()
+                    guard sessionsMaxTTL >= 1 else { throw fail(name, at, "expected at least 1s") }
                 case "egress.dns_hosts": dnsHostsFile = try string()
                 case "egress.dns_upstream": dnsUpstream = try string()
                 default: break

@@ -17,6 +17,7 @@ import Glibc
 extension Daemon {
     static let methods = ["task.submit", "task.status", "task.wait", "task.cancel", "task.list", "task.logs",
                           "task.diff", "task.get", "task.apply", "task.discard",
+                          "session.create", "session.exec", "session.list", "session.close",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
                           "tool.list", "tool.call", "tool.stats", "tool.watch",
                           "model.list", "model.chat", "model.stats", "model.explain", "model.feedback"]
@@ -38,6 +39,10 @@ extension Daemon {
         case "task.get": return .result(try taskGet(&params, peer))
         case "task.apply": return .result(try taskApply(&params, peer))
         case "task.discard": return .result(try taskDiscard(&params, peer))
+        case "session.create": return try sessionCreate(&params, peer)
+        case "session.exec": return try sessionExec(&params, peer, sink)
+        case "session.list": return .result(try sessionList(&params, peer))
+        case "session.close": return try sessionClose(&params, peer)
         case "policy.list":
             try params.finish()
             return .result(policyList(peer))
@@ -138,25 +143,55 @@ extension Daemon {
         return files
     }
 
-    private func submit(_ params: inout Params, _ peer: Peer) throws -> Answer {
-        let policy = try params.string("policy", maxBytes: 64) ?? config.defaultPolicy
+    /// `argv`: required, a non-empty array of strings, the command first.
+    func argvParam(_ params: inout Params) throws(RPCError) -> [String] {
         guard let argv = try params.stringArray("argv", maxCount: 4096, maxBytes: 256 << 10), !argv.isEmpty, !argv[0].isEmpty else {
             throw RPCError.invalid(params.field("argv"), "required: a non-empty array of strings, the command first")
         }
-        var stdin: [UInt8] = []
+        return argv
+    }
+
+    /// `stdin` (text) or `stdinBase64`.
+    func stdinParam(_ params: inout Params) throws(RPCError) -> [UInt8] {
         let text = try params.string("stdin", maxBytes: config.maxMessageBytes)
         let encoded = try params.string("stdinBase64", maxBytes: config.maxMessageBytes)
         if text != nil && encoded != nil { throw RPCError.invalid(params.field("stdinBase64"), "give stdin or stdinBase64, not both") }
-        if let text { stdin = Array(text.utf8) }
+        if let text { return Array(text.utf8) }
         if let encoded {
             guard let data = Data(base64Encoded: encoded) else { throw RPCError.invalid(params.field("stdinBase64"), "not valid base64") }
-            stdin = Array(data)
+            return Array(data)
         }
+        return []
+    }
+
+    /// `env`: {NAME: value}.
+    func envParam(_ params: inout Params) throws(RPCError) -> [String: String] {
         var env: [String: String] = [:]
         for (name, value) in try params.stringMap("env") ?? [] {
             guard !name.isEmpty, !name.contains("=") else { throw RPCError.invalid("\(params.field("env")).\(name)", "not a variable name") }
             env[name] = value
         }
+        return env
+    }
+
+    private func submit(_ params: inout Params, _ peer: Peer) throws -> Answer {
+        let policy = try params.string("policy", maxBytes: 64) ?? config.defaultPolicy
+        let argv = try argvParam(&params)
+        let stdin = try stdinParam(&params)
+        let env = try envParam(&params)
+        let request = try taskParams(&params, policy: policy, argv: argv, stdin: stdin, env: env)
+        let wait = try params.bool("wait") ?? false
+        try params.finish()
+        let id = try tasks.submit(request, from: peer)
+        let answer: @Sendable (Bool) -> JSON = { [self] _ in
+            guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
+            return taskJSON(record, withResult: wait)
+        }
+        return wait ? .afterTask(id, timeout: nil, then: answer) : .result(answer(false))
+    }
+
+    /// What task.submit and session.create share: limits, label, workspace, files.
+    func taskParams(_ params: inout Params, policy: String, argv: [String], stdin: [UInt8], env: [String: String]) throws(RPCError) -> TaskRequest {
         var limits = LimitRequest()
         if var l = try params.object("limits") {
             // The policy language's ranges (docs/policies.md): a limit from a client is held to
@@ -186,15 +221,7 @@ extension Daemon {
         if !files.isEmpty && workspace.map({ !$0.cow }) == true {
             throw RPCError.invalid(params.field("files"), "files go into a copy-on-write workspace (workspace.cow) or, without a workspace, a scratch one: with a writable or read-only workspace, put them in its directory yourself")
         }
-        let wait = try params.bool("wait") ?? false
-        try params.finish()
-        let id = try tasks.submit(TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label,
-                                              workspace: workspace, files: files), from: peer)
-        let answer: @Sendable (Bool) -> JSON = { [self] _ in
-            guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
-            return taskJSON(record, withResult: wait)
-        }
-        return wait ? .afterTask(id, timeout: nil, then: answer) : .result(answer(false))
+        return TaskRequest(policyName: policy, argv: argv, stdin: stdin, env: env, limits: limits, label: label, workspace: workspace, files: files)
     }
 
     // MARK: Tasks by id
@@ -420,6 +447,7 @@ extension Daemon {
             m.append(("argvTruncated", .bool(true)))
         }
         if let label = r.label { m.append(("label", .string(label))) }
+        if r.kind != "task" { m.append(("kind", .string(r.kind))) }
         m.append(("submitter", .object([("uid", .int(Int64(r.submitter.uid))), ("gid", .int(Int64(r.submitter.gid))),
                                          ("pid", .int(Int64(r.submitter.pid))), ("exe", .string(r.submitter.exe))])))
         m.append(("submittedAt", .string(UTCTime.format(r.submittedAt))))

@@ -100,9 +100,13 @@ final class LiveTask: @unchecked Sendable {
     /// The sandbox has ended and its record is being written: too late to cancel.
     var ending = false
     var dequeuedAt = 0.0
+    /// A session's channel to its server: the task is a session (never queued; its workload is
+    /// the server, its commands come through `session.exec`).
+    let session: SessionChannel?
 
     init(id: Int64, owner: Peer, request: TaskRequest, stdin: OwnedDescriptor, queuedBytes: Int64, plan: SpawnPlan,
-         workspace: OwnedDescriptor?) {
+         workspace: OwnedDescriptor?, session: SessionChannel? = nil) {
+        self.session = session
         self.workspace = workspace
         self.queuedBytes = queuedBytes
         self.id = id
@@ -143,6 +147,9 @@ final class TaskManager: @unchecked Sendable {
     private var running = 0
     private var runningByUser: [UInt32: Int] = [:]
     private var draining = false
+    /// Open sessions, in all and by uid (they take no task slot: `sessions.max`).
+    private var sessionsOpen = 0
+    private var sessionsByUser: [UInt32: Int] = [:]
     /// Compiled spawn plans by policy hash and limits (the seccomp filter and mount plan are
     /// the same for every task of a policy); at most `planCacheLimit` entries.
     private var planCache: [String: SpawnPlan] = [:]
@@ -305,8 +312,18 @@ final class TaskManager: @unchecked Sendable {
         return (descriptor, real)
     }
 
-    func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
-        let base = try policy(named: request.policyName, for: peer, method: "task.submit")
+    /// A request's policy (its limits applied), spawn plan and workspace, checked for `peer`
+    /// (the policy's use, the caller's variables, the workspace opened as the caller, the
+    /// owners of writable binds, the record and output quotas).
+    struct Prepared {
+        var policy: Policy
+        var plan: SpawnPlan
+        var workspace: OwnedDescriptor?
+        var workspacePath: (path: String, writable: Bool, cow: Bool)?
+    }
+
+    func prepare(_ request: TaskRequest, from peer: Peer, method: String) throws(RPCError) -> Prepared {
+        let base = try policy(named: request.policyName, for: peer, method: method)
         let policy = try request.limits.apply(to: base)
         try Self.checkPassed(request.env, policy: policy)
         var plan = try spawnPlan(policy, limits: request.limits, env: request.env)
@@ -343,12 +360,18 @@ final class TaskManager: @unchecked Sendable {
             quotaRefused(peer, error)
             throw error
         }
+        return Prepared(policy: policy, plan: plan, workspace: workspace, workspacePath: workspacePath)
+    }
+
+    func submit(_ request: TaskRequest, from peer: Peer) throws(RPCError) -> Int64 {
+        let prepared = try prepare(request, from: peer, method: "task.submit")
+        let (policy, plan, workspace, workspacePath) = (prepared.policy, prepared.plan, prepared.workspace, prepared.workspacePath)
         let bytes = request.queuedBytes
         try quotas.reserveQueued(peer.uid, bytes)
         var reserved = true
         defer { if reserved { quotas.releaseQueued(peer.uid, bytes) } }
         let stdin: OwnedDescriptor
-        do { stdin = OwnedDescriptor(try stdinDescriptor(request.stdin)) } catch {
+        do { stdin = OwnedDescriptor(try Self.stdinDescriptor(request.stdin)) } catch {
             throw RPCError(RPCCode.internalError, "cannot keep the task's stdin: \(error)")
         }
         var stored = request
@@ -387,6 +410,122 @@ final class TaskManager: @unchecked Sendable {
             dispatch()
         }
         return id
+    }
+
+    // MARK: Sessions
+
+    /// Starts a session (docs/daemon.md, "Sessions"): checked as a task is, recorded as a task
+    /// of kind "session", started at once on a thread of its own (never queued: it takes a
+    /// place of `sessions.max`, not a task slot). The session is usable once `whenReady` says so.
+    func createSession(_ request: SessionRequest, from peer: Peer) throws(RPCError) -> (id: Int64, channel: SessionChannel) {
+        let prepared = try prepare(request.task, from: peer, method: "session.create")
+        try monitor.locked { () throws(RPCError) in
+            if draining { throw RPCError(RPCCode.shuttingDown, "cordond is shutting down and starts no session") }
+            if sessionsOpen >= config.sessionsMax {
+                throw RPCError(RPCCode.busy, "cordond already holds \(config.sessionsMax) sessions (sessions.max): close one, or retry later")
+            }
+            if sessionsByUser[peer.uid, default: 0] >= config.sessionsMaxPerUser {
+                throw RPCError(RPCCode.busy, "uid \(peer.uid) already has \(config.sessionsMaxPerUser) sessions open (sessions.max_per_user): close one first")
+            }
+            sessionsOpen += 1
+            sessionsByUser[peer.uid, default: 0] += 1
+        }
+        var placed = true
+        defer {
+            if placed {
+                monitor.locked {
+                    sessionsOpen -= 1
+                    sessionsByUser[peer.uid, default: 1] -= 1
+                    if sessionsByUser[peer.uid] == 0 { sessionsByUser[peer.uid] = nil }
+                }
+            }
+        }
+        let channel: SessionChannel
+        let control: SandboxControl
+        do {
+            channel = try SessionChannel(ttlSeconds: request.ttlSeconds, idleSeconds: request.idleSeconds)
+            control = try SandboxControl()
+        } catch {
+            throw RPCError(RPCCode.internalError, "cannot make the session's channel: \(error)")
+        }
+        let id: Int64
+        do {
+            id = try store.createTask(NewTask(submitter: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
+                                              label: request.task.label, policy: prepared.policy.name, policyHash: prepared.policy.contentHash,
+                                              argv: ["cordon-session"], submittedAt: UTCTime.epochSeconds(), workspace: prepared.workspacePath,
+                                              kind: "session"))
+        } catch {
+            log.error("audit store refused a session", metadata: ["error": "\(error)"])
+            throw RPCError(RPCCode.internalError, "the audit store could not record the session: \(error)")
+        }
+        quotas.addRecords(peer.uid, Quotas.recordBytes(argv: ["cordon-session"], exe: peer.exe, label: request.task.label, policy: prepared.policy.name,
+                                                       workspace: prepared.workspacePath?.path))
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard devNull >= 0 else { throw RPCError(RPCCode.internalError, "open /dev/null: \(SystemError.text(errno))") }
+        var stored = request.task
+        stored.stdin = []
+        let task = LiveTask(id: id, owner: peer, request: stored, stdin: OwnedDescriptor(devNull), queuedBytes: 0, plan: prepared.plan,
+                            workspace: prepared.workspace, session: channel)
+        task.state = .running
+        task.control = control
+        task.dequeuedAt = MonotonicClock.now
+        monitor.locked { live[id] = task }
+        do {
+            try Threads.detach("cordond-session", signals: .noSIGPIPE) { [self] in run(task) }
+        } catch {
+            // Never started: recorded as ended, nothing left behind.
+            let result = SandboxResult.setupFailed(step: .taskFiles, errno: error.errno, message: "start the session's thread: \(error)",
+                                                   policy: prepared.policy.name, policyHash: prepared.policy.contentHash)
+            record(task, result, cancelledBy: nil)
+            let waiters = monitor.locked {
+                live[id] = nil
+                monitor.broadcast()
+                return takeEndWaiters(id)
+            }
+            for waiter in waiters { waiter() }
+            throw RPCError(RPCCode.internalError, "cannot start the session: \(error)")
+        }
+        placed = false  // the session's run gives its place back when it ends
+        return (id, channel)
+    }
+
+    /// The live session `id`, if `peer` may use it (its owner; an admin too when `admin`).
+    func liveSession(_ id: Int64, for peer: Peer, adminToo: Bool) -> LiveTask? {
+        monitor.locked {
+            guard let task = live[id], task.session != nil else { return nil }
+            guard task.owner.uid == peer.uid || (adminToo && authorizer.isAdmin(peer)) else { return nil }
+            return task
+        }
+    }
+
+    /// Open sessions: `peer`'s own, or everyone's.
+    func liveSessions(of uid: UInt32?) -> [LiveTask] {
+        monitor.locked { live.values.filter { $0.session != nil && (uid == nil || $0.owner.uid == uid) }.sorted { $0.id < $1.id } }
+    }
+
+    /// Records one command of a session (an "exec" event of the session's task).
+    func recordExec(_ task: LiveTask, _ request: ExecRequest, _ outcome: ExecOutcome, by peer: Peer) {
+        var argv: [JSON] = []
+        var bytes = 0
+        for a in request.argv {
+            let clipped = Self.clip(a)
+            bytes += clipped.utf8.count
+            if bytes > 4096 { argv.append(.string("…")); break }
+            argv.append(.string(clipped))
+        }
+        var detail: [(String, JSON)] = [("exec", .int(Int64(outcome.exec))), ("argv", .array(argv)), ("reason", .string(outcome.reason)),
+                                        ("seconds", .double(outcome.seconds)), ("stdoutBytes", .int(outcome.stdoutBytes)),
+                                        ("stderrBytes", .int(outcome.stderrBytes)), ("cpuUserSeconds", .double(outcome.cpuUserSeconds)),
+                                        ("cpuSystemSeconds", .double(outcome.cpuSystemSeconds)), ("pid", .int(Int64(peer.pid)))]
+        if let cwd = request.cwd { detail.append(("cwd", .string(Self.clip(cwd)))) }
+        if let code = outcome.exitCode { detail.append(("exitCode", .int(Int64(code)))) }
+        if let signal = outcome.signal { detail.append(("signal", .int(Int64(signal)))) }
+        if let error = outcome.error { detail.append(("error", .string(error))) }
+        let event = NewEvent(kind: "exec", taskID: task.id, uid: task.owner.uid, time: UTCTime.epochSeconds(), detail: JSON.object(detail).text)
+        quotas.addRecords(task.owner.uid, Int64(event.detail.utf8.count + AuditStore.eventOverhead))
+        do { try store.record(event) } catch {
+            log.error("audit store: cannot record a session's command", metadata: ["task": "\(task.id)", "error": "\(error)"])
+        }
     }
 
     private func unreserve(_ uid: UInt32) {
@@ -482,6 +621,14 @@ final class TaskManager: @unchecked Sendable {
         let uid = task.owner.uid
         let output = reserveOutput(task)
         var plan = task.plan
+        let session = task.session
+        var argv = task.request.argv
+        if let session {
+            // The server is the workload; the session's TTL is the sandbox's wall time.
+            io.sessionChannel = session.serverFD
+            argv = ["cordon-session"]
+            plan.policy.limits.wallTimeSeconds = session.ttlSeconds
+        }
         // A copy-on-write (or scratch) workspace's layer shares the task's output cap: half for
         // it, the rest for stdout and stderr, so together they stay within what was reserved.
         let needsLayer = task.request.workspace?.cow == true || !task.request.files.isEmpty
@@ -500,6 +647,8 @@ final class TaskManager: @unchecked Sendable {
             }
             let start = task.dequeuedAt
             control.onStart { [self] _, cgroup in
+                // The sandbox holds the server's end now: ours goes, so its end reads as EOF here.
+                session?.releaseServerEnd()
                 metrics.spawned(seconds: MonotonicClock.now - start)
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
@@ -521,7 +670,15 @@ final class TaskManager: @unchecked Sendable {
                 if task.workspace == nil { scratch = try WorkspaceChanges.scratchLower(in: made.fd) }
             }
             let lower = task.workspace ?? scratch
-            result = Sandbox.run(plan: plan, argv: task.request.argv, environment: environment, io: io, wallTime: nil, control: control,
+            if let session {
+                // The server's replies, read on a thread of their own for the session's life.
+                do {
+                    try Threads.detach("cordond-session", signals: .noSIGPIPE) { session.readReplies(kill: { control.cancel() }) }
+                } catch {
+                    throw SystemError("start the session's reader", path: nil, errno: error.errno)
+                }
+            }
+            result = Sandbox.run(plan: plan, argv: argv, environment: environment, io: io, wallTime: nil, control: control,
                                  workspace: lower.map {
                                      SandboxWorkspace(descriptor: $0.fd, caller: Policy.Owner(uid: task.owner.uid, gid: task.owner.gid),
                                                       callerGroups: [task.owner.gid] + task.owner.groups, cow: layer?.descriptor.fd)
@@ -529,6 +686,10 @@ final class TaskManager: @unchecked Sendable {
         } catch {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
+        }
+        if let session {
+            session.releaseServerEnd()
+            session.ended(message: result.setupFailure.map { "\($0.step.name): \($0.message)" } ?? "the sandbox ended (\(result.reason.rawValue))")
         }
         let canceller: Peer? = monitor.locked {
             task.ending = true
@@ -552,9 +713,15 @@ final class TaskManager: @unchecked Sendable {
         if quotas.outputHeld(uid) > perUser { evictOutputs(of: uid, downTo: perUser, except: id) }
         let waiters = monitor.locked {
             live[id] = nil
-            running -= 1
-            runningByUser[task.owner.uid, default: 1] -= 1
-            if runningByUser[task.owner.uid] == 0 { runningByUser[task.owner.uid] = nil }
+            if session != nil {
+                sessionsOpen -= 1
+                sessionsByUser[task.owner.uid, default: 1] -= 1
+                if sessionsByUser[task.owner.uid] == 0 { sessionsByUser[task.owner.uid] = nil }
+            } else {
+                running -= 1
+                runningByUser[task.owner.uid, default: 1] -= 1
+                if runningByUser[task.owner.uid] == 0 { runningByUser[task.owner.uid] = nil }
+            }
             dispatch()
             monitor.broadcast()
             return takeEndWaiters(id)
@@ -693,7 +860,7 @@ final class TaskManager: @unchecked Sendable {
     }
 
     /// The workload's stdin: the submitted bytes in a sealed-off memory file, read-only.
-    private func stdinDescriptor(_ bytes: [UInt8]) throws(SystemError) -> Int32 {
+    static func stdinDescriptor(_ bytes: [UInt8]) throws(SystemError) -> Int32 {
         if bytes.isEmpty {
             let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw SystemError("open", path: "/dev/null", errno: errno) }
@@ -723,6 +890,12 @@ final class TaskManager: @unchecked Sendable {
         let uid = task.owner.uid
         func event(_ kind: String, _ detail: JSON) { events.append(NewEvent(kind: kind, taskID: task.id, uid: uid, time: now, detail: detail.text)) }
         if let by = cancelledBy { event("cancel", Self.cancelDetail(by)) }
+        if let session = task.session {
+            let (reason, by, execs) = session.monitor.locked { (session.closeReason, session.closedBy, session.execCount) }
+            var detail: [(String, JSON)] = [("reason", .string(reason ?? (result.reason == .timeout ? "ttl" : result.reason.rawValue))), ("execs", .int(Int64(execs)))]
+            if let by { detail.append(("by", .int(Int64(by.uid)))) }
+            event("session-closed", .object(detail))
+        }
         for d in result.denied {
             event("denied", .object([("kind", .string("syscall")), ("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))),
                                      ("count", .int(Int64(d.count))), ("errno", .int(Int64(d.errno)))]))
@@ -877,10 +1050,12 @@ final class TaskManager: @unchecked Sendable {
     /// SIGTERM: take no new tasks, cancel the queued ones, let running ones finish until the
     /// deadline, then cancel them all at once and wait (bounded) for their records.
     func drain(seconds: Double, by daemon: Peer) {
-        let queued: [Int64] = monitor.locked {
+        let (queued, sessions): ([Int64], [SessionChannel]) = monitor.locked {
             draining = true
-            return live.values.filter { $0.state == .queued }.map(\.id)
+            return (live.values.filter { $0.state == .queued }.map(\.id), live.values.compactMap(\.session))
         }
+        // Sessions end now (their changes captured): nothing of theirs would end on its own.
+        for session in sessions { session.close(reason: "cordond-stopping", by: daemon) }
         for id in queued { cancel(id, by: daemon) }
         let finished = monitor.locked { monitor.wait(until: MonotonicClock.now + seconds) { live.isEmpty } }
         if !finished {

@@ -43,6 +43,8 @@ final class CSpawnPlan {
         var capLast: Int
         /// Mount step index → its detached, idmapped mount (`IdmappedMounts`).
         var attachFDs: [Int: Int32] = [:]
+        /// The workload is cordon-init's session server, executed from `initFD`.
+        var workloadIsInit = false
     }
 
     private let arena = CArena()
@@ -93,6 +95,7 @@ final class CSpawnPlan {
         }
         p.landlock_rule_count = spawn.landlockABI > 0 ? spawnPlan.landlockRules.count : 0
         p.init_exec_fd = spawn.initFD
+        p.workload_is_init = spawn.workloadIsInit ? 1 : 0
         p.share_memory = spawn.shareMemory ? 1 : 0
 
         p.cwd = arena.string(spawnPlan.cwd)

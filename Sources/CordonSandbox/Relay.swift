@@ -211,12 +211,12 @@ struct StdioPlumbing: ~Copyable {
         // terminal would otherwise hand the sandbox the caller's tty).
         var st = stat()
         let flags = fcntl(io.stdin, F_GETFL)
-        let direct = fstat(io.stdin, &st) == 0 && flags >= 0 && (flags & O_ACCMODE) == O_RDONLY
+        let direct = io.sessionChannel != nil || fstat(io.stdin, &st) == 0 && flags >= 0 && (flags & O_ACCMODE) == O_RDONLY
             && isatty(io.stdin) == 0 && ((st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFREG
                                          || (st.st_mode & S_IFMT) == S_IFCHR)
         var stdin = Relay(source: .closed, sink: .closed)
         var childStdin: Descriptor?
-        var stdinFD = io.stdin
+        var stdinFD = io.sessionChannel ?? io.stdin
         if !direct {
             let inPipe = try pipe()
             stdinFD = inPipe.read.raw

@@ -233,7 +233,7 @@ private struct Run {
             cgroupFD: cgroupDirectory?.raw ?? -1,
             syncFD: sync.read.raw, chanFD: chan.second.raw, statusFD: status.write.raw, stdio: stdio.childStdio, tty: io.tty,
             landlockABI: abi, landlockFD: landlock?.raw ?? -1, initFD: initFD, shareMemory: environment.shareMemoryUntilExec,
-            capLast: capLast, attachFDs: idmapped.fds))
+            capLast: capLast, attachFDs: idmapped.fds, workloadIsInit: io.sessionChannel != nil))
         defer { withExtendedLifetime(cPlan) {} }
 
         // 6. clone. The child waits on `sync` until the maps and cgroup are in place.

@@ -90,6 +90,11 @@ public struct SandboxIO: Sendable {
     /// when its first byte arrives (true: stdout), so a task that prints nothing creates no file.
     /// The sandbox closes what it returns; a throw ends the sandbox as setup-failed, naming it.
     public var openOutput: (@Sendable (_ isStdout: Bool) throws(SystemError) -> Int32)?
+    /// The workload is a session's server: cordon-init's `cordon-session` mode, executed from
+    /// the init program's descriptor once it is as confined as any workload (argv is then the
+    /// server's). This socket (SOCK_SEQPACKET) is its standard input, handed over as it is;
+    /// `stdin` is not used. See Sources/cordon-init and docs/daemon.md, "Sessions".
+    public var sessionChannel: Int32?
     public init() {}
 }
 

@@ -15,25 +15,13 @@
 // set itself up, so the workload never runs before this program is pid 1). When the
 // workload ends it kills what is left in the pid namespace, reaps it, writes a struct cs_status
 // (same layout as cspawn.h) to the pipe and exits 0.
+//
+// Started as argv[0] "cordon-session" it is instead a session's server, the workload itself,
+// exactly as confined as any workload: see session.c.
 
-typedef long i64;
-typedef int i32;
-typedef unsigned long u64;
-typedef unsigned int u32;
+#include "sys.h"
 
 #if defined(__x86_64__)
-enum { SYS_write = 1, SYS_close = 3, SYS_wait4 = 61, SYS_kill = 62, SYS_getrusage = 98, SYS_capset = 126,
-       SYS_rt_sigtimedwait = 128, SYS_prctl = 157, SYS_exit_group = 231 };
-// Four arguments; the fifth and sixth are passed as 0 (prctl refuses options with stray ones).
-static i64 sys4(i64 n, i64 a, i64 b, i64 c, i64 d) {
-    i64 ret;
-    register i64 r10 __asm__("r10") = d;
-    register i64 r8 __asm__("r8") = 0;
-    register i64 r9 __asm__("r9") = 0;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
 __asm__(".text\n"
         ".globl _start\n"
         ".type _start,@function\n"
@@ -45,19 +33,6 @@ __asm__(".text\n"
         "  hlt\n"
         ".size _start, .-_start\n");
 #elif defined(__aarch64__)
-enum { SYS_close = 57, SYS_write = 64, SYS_capset = 91, SYS_exit_group = 94, SYS_kill = 129,
-       SYS_rt_sigtimedwait = 137, SYS_getrusage = 165, SYS_prctl = 167, SYS_wait4 = 260 };
-static i64 sys4(i64 n, i64 a, i64 b, i64 c, i64 d) {
-    register i64 x8 __asm__("x8") = n;
-    register i64 x0 __asm__("x0") = a;
-    register i64 x1 __asm__("x1") = b;
-    register i64 x2 __asm__("x2") = c;
-    register i64 x3 __asm__("x3") = d;
-    register i64 x4 __asm__("x4") = 0;
-    register i64 x5 __asm__("x5") = 0;
-    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-    return x0;
-}
 __asm__(".text\n"
         ".globl _start\n"
         ".type _start,%function\n"
@@ -68,26 +43,12 @@ __asm__(".text\n"
         "  bl init_main\n"
         "  brk #0\n"
         ".size _start, .-_start\n");
-#else
-#error "cordon-init: x86_64 and aarch64 only"
 #endif
 
-enum { SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGPIPE = 13,
-       SIGALRM = 14, SIGTERM = 15, SIGCHLD = 17, SIGCONT = 18, SIGTSTP = 20, SIGTTIN = 21, SIGTTOU = 22,
-       SIGWINCH = 28 };
-enum { EINTR = 4, WNOHANG = 1, RUSAGE_CHILDREN = -1, CAP_KILL = 5 };
-enum { PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_NO_NEW_PRIVS = 38 };
-
-struct timeval_ { i64 sec, usec; };
-struct rusage_ { struct timeval_ utime, stime; i64 maxrss; i64 rest[13]; };
 struct status_ { i32 wait_status, reserved; i64 utime_us, stime_us, maxrss_kb; };  // = struct cs_status
 struct cap_header_ { u32 version; i32 pid; };
 struct cap_data_ { u32 effective, permitted, inheritable; };
 struct siginfo_ { i32 signo; i32 rest[31]; };
-
-__attribute__((noreturn)) static void quit(i32 code) {
-    for (;;) sys4(SYS_exit_group, code, 0, 0, 0);
-}
 
 /// The value of NAME=... in envp as a non-negative number, or -1.
 static i64 env_number(char **envp, const char *name) {
@@ -105,12 +66,22 @@ static i64 env_number(char **envp, const char *name) {
     return -1;
 }
 
+static int is_session(const char *name) {
+    const char *want = "cordon-session";
+    while (*want && *name == *want) { name++; want++; }
+    return *want == 0 && *name == 0;
+}
+
 static const i32 forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
                                  SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE };
 
 __attribute__((noreturn, used)) void init_main(i64 *sp) {
     i64 argc = sp[0];
+    char **argv = (char **)(sp + 1);
     char **envp = (char **)(sp + 1 + argc + 1);
+    // A session's server is this program too (one static program to install and trust): the
+    // supervisor starts it as the workload, argv[0] "cordon-session".
+    if (argc >= 1 && is_session(argv[0])) session_main();
     i64 workload = env_number(envp, "CORDON_WORKLOAD_PID");
     i64 status_fd = env_number(envp, "CORDON_STATUS_FD");
     if (workload <= 0 || status_fd < 0) quit(125);

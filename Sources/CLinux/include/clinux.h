@@ -109,6 +109,9 @@ ssize_t cl_recv_with_fd(int sock, void *buf, size_t len, int *fd);
 /// Sends `count` descriptors (1 … CL_SEND_MAX_FDS) with a one-byte message. 0 or -1/errno.
 #define CL_SEND_MAX_FDS 8
 int cl_send_fds(int sock, const int *fds, size_t count);
+/// Sends one message of `len` bytes with `count` descriptors (0 … CL_SEND_MAX_FDS), whole (a
+/// SOCK_SEQPACKET record). 0 or -1/errno.
+int cl_send_message(int sock, const void *buf, size_t len, const int *fds, size_t count);
 
 /// Seccomp user notification: receive one (blocks), answer with an errno (0 = let it run).
 int cl_seccomp_notif_recv(int listener, struct seccomp_notif *req);

@@ -167,6 +167,10 @@ struct cs_plan {
     // this descriptor (the sandbox's tree cannot reach the host's copy); the workload waits on a
     // gate until cordon-init has set itself up.
     int init_exec_fd;
+    // Nonzero: the workload is cordon-init's session server (Sources/cordon-init), executed from
+    // init_exec_fd with argv and envp once it is as confined as any workload; Landlock allows
+    // executing that one file (the sandbox's tree cannot reach it) and nothing else new.
+    int workload_is_init;
     // Share the supervisor's memory until the child executes (CLONE_VM): no page tables copied,
     // no copy-on-write faults in the supervisor. 0: a copy, as fork does (also on architectures
     // without the clone trampoline, where the flag is ignored).
