@@ -135,7 +135,7 @@ struct SessionListCommand: ParsableCommand {
         for s in list.arrayValue ?? [] {
             let w = s["workspace"].map { w in (w["path"]?.stringValue ?? "") + (w["cow"]?.boolValue == true ? " (cow)" : "") } ?? "-"
             rows.append(["\(s["id"]?.intValue ?? 0)", s["state"]?.stringValue ?? "?", s["policy"]?.stringValue ?? "?", "\(s["uid"]?.intValue ?? 0)",
-                         "\(s["execs"]?.intValue ?? 0)", "\(s["running"]?.intValue ?? 0)", Units.formatDuration(s["idleSeconds"]?.doubleValue ?? 0),
+                         "\(s["execs"]?.intValue ?? 0)", "\(s["running"]?.intValue ?? 0)", "\(Int(s["idleSeconds"]?.doubleValue ?? 0))s",
                          s["expiresAt"]?.stringValue ?? "?", w])
         }
         printTable(rows)
