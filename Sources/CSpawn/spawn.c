@@ -603,7 +603,8 @@ __attribute__((noreturn)) static void exec_init(const struct cs_plan *p, long wo
         with_number(fd_var, "CORDON_STATUS_FD=", p->status_fd);
         with_number(gate_var, "CORDON_GATE_FD=", gate);
         char *const argv[] = { "cordon-init", NULL };
-        char *const envp[] = { pid_var, fd_var, gate_var, NULL };
+        char session_var[] = "CORDON_SESSION=1";
+        char *const envp[] = { pid_var, fd_var, gate_var, p->workload_is_init ? session_var : NULL, NULL };
         r = sys5(SYS_execveat, p->init_exec_fd, "", argv, envp, AT_EMPTY_PATH);
     }
     // No init: take the workload down with us (everything in the pid namespace dies with pid 1).

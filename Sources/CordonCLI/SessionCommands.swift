@@ -31,7 +31,7 @@ struct SessionCreateCommand: ParsableCommand {
     @OptionGroup var client: ClientOptions
     @Option(name: .customLong("policy"), help: "Policy name (default: the daemon's default policy).") var policy: String?
     @Option(name: .customLong("label"), help: "A label recorded with the session.") var label: String?
-    @Option(name: .customLong("ttl"), help: "The session ends this long after it started (default 1h).") var ttl: String?
+    @Option(name: .customLong("ttl"), help: "The session ends this long after it started (default 1h; at most the policy's wall_time).") var ttl: String?
     @Option(name: .customLong("idle"), help: "...or once no command has run for this long (default 10m).") var idle: String?
     @Option(name: .customLong("timeout"), help: "Each command's wall-clock limit (e.g. 30s); may only tighten the policy's.") var timeout: String?
     @Option(name: .customLong("memory"), help: "Memory limit of the whole session; may only tighten the policy's.") var memory: String?

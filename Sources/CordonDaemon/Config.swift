@@ -71,6 +71,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var sessionsMax = 64
     public var sessionsMaxPerUser = 8
     public var sessionsMaxTTL = 86400.0
+    /// Warm sandboxes parked for every policy together (a policy asks for its own with
+    /// `daemon.warm`).
+    public var warmMax = 32
     /// Prometheus text on http://127.0.0.1:PORT/metrics (nil: off).
     public var metricsPort: Int?
     public var dnsHostsFile: String?
@@ -96,7 +99,7 @@ public struct DaemonConfig: Sendable, Equatable {
     static let keys: [String: Set<String>] = [
         "socket": ["path", "group", "mode"],
         "admins": ["users", "groups"],
-        "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user", "max_queued_bytes", "max_queued_bytes_per_user"],
+        "scheduler": ["max_running", "max_queued", "max_queued_per_user", "max_running_per_user", "max_queued_bytes", "max_queued_bytes_per_user", "max_warm"],
         "server": ["max_connections", "max_connections_per_user", "max_message_bytes", "idle_timeout", "connect_rate_per_user", "workers"],
         "tasks": ["default_policy", "drain_timeout", "max_output", "max_output_per_user", "min_free_disk"],
         "audit": ["max_age", "max_size", "max_size_per_user", "keep_denials"],
@@ -198,6 +201,7 @@ public struct DaemonConfig: Sendable, Equatable {
                 case "scheduler.max_queued": maxQueued = try count(0...1_000_000)
                 case "scheduler.max_queued_per_user": maxQueuedPerUser = try count(0...1_000_000)
                 case "scheduler.max_running_per_user": maxRunningPerUser = try count(1...4096)
+                case "scheduler.max_warm": warmMax = try count(0...1024)
                 case "server.max_connections": maxConnections = try count(1...65536)
                 case "server.max_message_bytes": maxMessageBytes = try count(1024...(64 << 20))
                 case "server.max_connections_per_user": maxConnectionsPerUser = try count(1...65536)

@@ -270,6 +270,9 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         _ = try? Threads.detach("cordond-maint", signals: .noSIGPIPE, { [self] in maintenance() })
+        // Warm sandboxes build in the background; tasks are served (cold) meanwhile.
+        let names = policyNames()
+        _ = try? Threads.detach("cordond-prewarm", signals: .noSIGPIPE, { [self] in tasks.prewarm(names) })
         log.info("cordond ready", metadata: ["socket": "\(config.socket)", "state": "\(config.stateDir)", "version": "\(cordonVersion)",
                                              "max_running": "\(config.maxRunning)"])
         if let notify = getenv("NOTIFY_SOCKET"), notify.pointee != 0 { sdNotify(String(cString: notify), "READY=1") }
@@ -384,6 +387,7 @@ public final class Daemon: @unchecked Sendable {
                 last = MonotonicClock.now
             }
             if quotas.takeTrimWanted() { _ = cl_malloc_trim() }
+            tasks.warm.shrink()
         }
     }
 
@@ -458,9 +462,13 @@ public final class Daemon: @unchecked Sendable {
 
     func metricsText() -> String {
         let (queued, running) = tasks.counts
-        return metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok,
-                              breakers: tools.breakerStates(), instances: tools.instanceTotals(), modelBreakers: models?.breakerStates() ?? [:],
-                              modelServers: models?.serverTotals() ?? [:])
+        var text = metrics.render(queued: queued, running: running, parked: tasks.parkedCount, healthy: Health.check(self).ok,
+                                  breakers: tools.breakerStates(), instances: tools.instanceTotals(), modelBreakers: models?.breakerStates() ?? [:],
+                                  modelServers: models?.serverTotals() ?? [:])
+        text += "# HELP cordon_sessions_open Sessions open.\n# TYPE cordon_sessions_open gauge\ncordon_sessions_open \(tasks.liveSessions(of: nil).count)\n"
+        text += "# HELP cordon_warm_parked Warm sandboxes built and parked, by policy.\n# TYPE cordon_warm_parked gauge\n"
+        for (policy, count) in tasks.warm.parkedByPolicy { text += "cordon_warm_parked{policy=\"\(policy)\"} \(count)\n" }
+        return text
     }
 }
 

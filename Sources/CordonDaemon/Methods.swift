@@ -353,7 +353,8 @@ extension Daemon {
 
     // MARK: policy.list, audit.query
 
-    private func policyList(_ peer: Peer) -> JSON {
+    /// Every policy name cordond knows: the embedded ones and its config directory's.
+    func policyNames() -> [String] {
         var names = Set(EmbeddedDefaults.policyNames)
         if let dir = config.configDir {
             for file in FileSystem.listDirectory("\(dir)/policies") where file.hasSuffix(".toml") {
@@ -361,9 +362,14 @@ extension Daemon {
                 if TaskManager.validPolicyName(name) { names.insert(name) }
             }
         }
+        return names.sorted()
+    }
+
+    private func policyList(_ peer: Peer) -> JSON {
+        let names = policyNames()
         // Non-admins see only the policies they may use.
         let admin = authorizer.isAdmin(peer)
-        return .array(names.sorted().compactMap { name in
+        return .array(names.compactMap { name in
             do {
                 let policy = try policies.loadPolicy(name)
                 let allowed = authorizer.mayUse(peer, policy)

@@ -14,8 +14,8 @@ extension Daemon {
         let policy = try params.string("policy", maxBytes: 64) ?? config.defaultPolicy
         let env = try envParam(&params)
         let task = try taskParams(&params, policy: policy, argv: ["cordon-session"], stdin: [], env: env)
-        let ttl = try params.number("ttl", min: 1, max: config.sessionsMaxTTL) ?? min(TaskManager.defaultSessionTTL, config.sessionsMaxTTL)
-        let idle = try params.number("idle", min: 1, max: 86400 * 365) ?? min(TaskManager.defaultSessionIdle, ttl)
+        let ttl = try params.number("ttl", min: 1, max: config.sessionsMaxTTL)
+        let idle = try params.number("idle", min: 1, max: 86400 * 365)
         try params.finish()
         let (id, channel) = try tasks.createSession(SessionRequest(task: task, ttlSeconds: ttl, idleSeconds: idle), from: peer)
         return .later { [self] reply in
@@ -28,8 +28,6 @@ extension Daemon {
                     }
                     reply(.success(sessionJSON(live)))
                 case .failure(let error):
-                    // Its record says why, once written.
-                    _ = tasks.wait(id, timeout: 10)
                     reply(.failure(RPCError(error.code, "session \(id): \(error.message)", field: "params.policy")))
                 }
             }
@@ -82,6 +80,13 @@ extension Daemon {
         let stream = try params.bool("stream") ?? false
         try params.finish()
         try TaskManager.checkPassed(env, policy: task.plan.policy)
+        // Each command is a new act of the caller's: the policy must still be theirs to use
+        // (as it is now on disk), and their records must have room.
+        _ = try tasks.policy(named: task.plan.policy.name, for: peer, method: "session.exec")
+        do { try quotas.checkRecords(peer.uid) } catch {
+            tasks.quotaRefused(peer, error)
+            throw error
+        }
         if let timeout, let wall = task.plan.policy.limits.wallTimeSeconds, timeout > wall {
             throw RPCError.invalid("params.timeout", "\(Units.formatDuration(timeout)) is longer than policy \(task.plan.policy.name)'s wall_time \(Units.formatDuration(wall)): a command's timeout may only tighten it")
         }
@@ -100,8 +105,8 @@ extension Daemon {
                 } : nil
                 do {
                     let outcome = try channel.run(request, plan: task.plan, baseEnv: task.request.env, output: output,
-                                                  cancelled: { gone.load(ordering: .relaxed) })
-                    tasks.recordExec(task, request, outcome, by: peer)
+                                                  cancelled: { gone.load(ordering: .relaxed) },
+                                                  record: { tasks.recordExec(task, request, $0, by: peer) })
                     reply(.success(Self.execJSON(outcome, session: id)))
                 } catch let error as RPCError {
                     reply(.failure(error))

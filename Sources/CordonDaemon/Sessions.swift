@@ -14,16 +14,19 @@ import Glibc
 /// two clocks.
 struct SessionRequest: Sendable {
     var task: TaskRequest
-    /// The session ends this long after it started, whatever it is doing (the sandbox's wall time).
-    var ttlSeconds: Double
-    /// ...or once no command has run for this long.
-    var idleSeconds: Double
+    /// The session ends this long after it started, whatever it is doing (the sandbox's wall
+    /// time; at most the policy's `wall_time`). Nil: an hour, or the policy's `wall_time`.
+    var ttlSeconds: Double?
+    /// ...or once no command has run for this long (nil: ten minutes, or the TTL).
+    var idleSeconds: Double?
 }
 
 /// What `session.exec` asked for.
 struct ExecRequest: Sendable {
     var argv: [String]
     var stdin: [UInt8]
+    /// Instead of `stdin`: a descriptor handed to the command as it is (a task's sealed stdin).
+    var stdinFD: Int32? = nil
     var env: [String: String]
     var cwd: String?
     var timeoutSeconds: Double?
@@ -49,6 +52,9 @@ struct ExecOutcome: Sendable {
     var stderr: [UInt8] = []
     var truncated = false
     var error: String?
+    /// Why it did not start: the server's step (1 chdir, 2 exec, 3 fork) and errno.
+    var failedStep: Int32 = 0
+    var failedErrno: Int32 = 0
 }
 
 /// One command in flight. Its fields are guarded by its channel's monitor; the reader of the
@@ -60,6 +66,12 @@ final class SessionCommand: @unchecked Sendable {
     var started = false
     var exit: (status: Int32, user: Double, system: Double, maxRSS: Int64)?
     var failure: String?
+    /// The server's FAILED `what` (1 chdir, 2 exec, 3 fork, 4 request, 5 full).
+    var failureWhat: Int32 = 0
+    var failureErrno: Int32 = 0
+    /// When the request went out, and when a kill was last asked for: the watchdog's clocks.
+    var sentAt = MonotonicClock.now
+    var killAskedAt: Double?
 
     init(id: UInt32) throws(SystemError) {
         self.id = id
@@ -96,6 +108,14 @@ final class SessionChannel: @unchecked Sendable {
     static let maxCommands = 16
     /// Output returned in a non-streaming answer, both streams together; the rest is counted.
     static let maxInlineBytes = 4 << 20
+    /// Inline output held by every command of every session together (past it, `truncated`).
+    static let maxInlineBytesTotal = 256 << 20
+    private static let inlineHeld = Atomic<Int>(0)
+    /// A server that has not answered a command's request (STARTED or FAILED) this long after
+    /// it was sent, or a kill this long after it was asked for, is taken for stopped or broken:
+    /// the session is closed and its cgroup killed.
+    static let answerSeconds = 10.0
+    static let killSeconds = 5.0
     /// After its leader exits, a command's output is read this long for what its pipes still
     /// hold (a background child keeping them open does not hold the answer).
     static let drainSeconds = 0.2
@@ -164,16 +184,41 @@ final class SessionChannel: @unchecked Sendable {
     /// exits; the sandbox then ends and is recorded. False when it is already ending.
     @discardableResult
     func close(reason: String, by peer: Peer?) -> Bool {
-        let first: Bool = monitor.locked {
-            guard state == .starting || state == .ready else { return false }
-            state = .closing
-            closeReason = reason
-            closedBy = peer
-            closingSince = MonotonicClock.now
-            return true
-        }
+        let first: Bool = monitor.locked { beginClose(reason: reason, by: peer) }
         if first { _ = shutdown(socket.fd, Int32(SHUT_WR)) }
         return first
+    }
+
+    /// With `monitor` held.
+    private func beginClose(reason: String, by peer: Peer?) -> Bool {
+        guard state == .starting || state == .ready else { return false }
+        state = .closing
+        closeReason = reason
+        closedBy = peer
+        closingSince = MonotonicClock.now
+        return true
+    }
+
+    /// The clocks, checked once a second by the reader: idle (no command in flight for
+    /// `idleSeconds`: closed, decided and begun under one lock so no command slips in between),
+    /// a server not ready in time, a close not honoured within 5 s, or a command's request or
+    /// kill the server does not answer (it was stopped, or is broken): closed and killed.
+    private func checkClocks() -> (close: Bool, kill: Bool) {
+        monitor.locked {
+            let now = MonotonicClock.now
+            if state == .ready && commands.isEmpty && now - lastActivity >= idleSeconds {
+                return (beginClose(reason: "idle", by: nil), false)
+            }
+            let unanswered = commands.values.contains { c in
+                c.exit == nil && c.failure == nil
+                    && ((!c.started && now - c.sentAt >= Self.answerSeconds) || (c.killAskedAt.map { now - $0 >= Self.killSeconds } ?? false))
+            }
+            let late = (state == .closing && now - (closingSince ?? now) >= 5) || (state == .starting && now - startedAt >= Self.startSeconds)
+            if unanswered || late {
+                return (beginClose(reason: unanswered ? "unresponsive" : (state == .starting ? "not-ready" : "stuck"), by: nil), true)
+            }
+            return (false, false)
+        }
     }
 
     /// Reads the server's replies until its end closes; keeps the idle clock (a session with
@@ -187,14 +232,8 @@ final class SessionChannel: @unchecked Sendable {
             let r = poll(&pfd, 1, 1000)
             if r < 0 && errno != EINTR { break }
             if r <= 0 {
-                let (idle, stuck) = monitor.locked { () -> (Bool, Bool) in
-                    let now = MonotonicClock.now
-                    return (state == .ready && commands.isEmpty && now - lastActivity >= idleSeconds,
-                            (state == .closing && now - (closingSince ?? now) >= 5)
-                                || (state == .starting && now - startedAt >= Self.startSeconds))
-                }
-                if idle { close(reason: "idle", by: nil) }
-                if stuck { close(reason: "stuck", by: nil) }
+                let (closing, stuck) = checkClocks()
+                if closing { _ = shutdown(socket.fd, Int32(SHUT_WR)) }
                 if stuck && !killed { killed = true; kill() }
                 continue
             }
@@ -217,6 +256,10 @@ final class SessionChannel: @unchecked Sendable {
         func i64(_ at: Int) -> Int64 { Int64(bitPattern: UInt64(u32(at)) | UInt64(u32(at + 4)) << 32) }
         let type = u32(0), id = u32(4), a = Int32(bitPattern: u32(8)), what = Int32(bitPattern: u32(12))
         if type == Wire.ready {
+            guard a == Wire.protocolVersion else {
+                close(reason: "protocol", by: nil)
+                return
+            }
             let waiters: [@Sendable (Result<Void, RPCError>) -> Void] = monitor.locked {
                 guard state == .starting else { return [] }
                 state = .ready
@@ -232,10 +275,14 @@ final class SessionChannel: @unchecked Sendable {
             switch type {
             case Wire.started: command.started = true
             case Wire.exited:
-                command.exit = (a, Double(i64(16)) / 1e6, Double(i64(24)) / 1e6, i64(32) * 1024)
+                // Whatever the numbers, they cannot trap here (a server's word is not trusted).
+                func seconds(_ us: Int64) -> Double { Double(max(0, min(us, 1 << 50))) / 1e6 }
+                command.exit = (a, seconds(i64(16)), seconds(i64(24)), max(0, min(i64(32), 1 << 40)) * 1024)
             case Wire.failed:
                 let step = [1: "change to the working directory", 2: "execute the command", 3: "fork", 4: "read the request", 5: "find room for another command"][Int(what)] ?? "start the command"
                 command.failure = "cannot \(step): \(SystemError.text(a))"
+                command.failureWhat = what
+                command.failureErrno = a
             default: return
             }
             command.nudge()
@@ -263,11 +310,18 @@ final class SessionChannel: @unchecked Sendable {
 
     private func envLines(_ env: [String: String]) -> [String] { env.keys.sorted().map { "\($0)=\(env[$0]!)" } }
 
-    /// Runs one command in the session and returns how it ended. `plan` gives the policy's
+    /// Waits (at most `seconds`) until no command is in flight: the session's record is
+    /// written after its commands' own.
+    func waitForCommands(seconds: Double) {
+        _ = monitor.locked { monitor.wait(until: MonotonicClock.now + seconds) { commands.isEmpty } }
+    }
+
+    /// Runs one command in the session and returns how it ended, after `record` has recorded
+    /// it (before the command leaves the session's books). `plan` gives the policy's
     /// environment, working directory, search path and limits; `output` receives streamed
     /// output (false: the client is gone, and the command is killed); `cancelled` is polled.
     func run(_ request: ExecRequest, plan: SpawnPlan, baseEnv: [String: String], output: ((_ exec: Int, _ stdout: Bool, _ bytes: ArraySlice<UInt8>) -> Bool)?,
-             cancelled: @escaping () -> Bool) throws(RPCError) -> ExecOutcome {
+             cancelled: @escaping () -> Bool, cancelFD: Int32 = -1, record: (ExecOutcome) -> Void) throws(RPCError) -> ExecOutcome {
         let start = MonotonicClock.now
         let policy = plan.policy
         let outputCap = Int64(clamping: policy.limits.outputBytes ?? UInt64.max)
@@ -298,6 +352,25 @@ final class SessionChannel: @unchecked Sendable {
             throw RPCError.invalid("params.argv", "the command, its environment and working directory come to \(strings.count) bytes; a session's command takes at most \(Wire.maxRequest - Wire.requestHeader)")
         }
 
+        // Its streams, made before it is registered: stdin a pipe this thread feeds (the bytes
+        // stay cordond's only until the command reads them, and go with it), stdout and stderr
+        // pipes read here.
+        func streams<T: ~Copyable>(_ make: () throws(SystemError) -> T) throws(RPCError) -> T {
+            do { return try make() } catch { throw RPCError(RPCCode.internalError, "cannot make the command's streams: \(error)") }
+        }
+        let input = try streams { () throws(SystemError) in try Descriptor.pipe(flags: O_CLOEXEC) }
+        let out = try streams { () throws(SystemError) in try Descriptor.pipe(flags: O_CLOEXEC) }
+        let err = try streams { () throws(SystemError) in try Descriptor.pipe(flags: O_CLOEXEC) }
+        let inRead = input.read, inWrite = input.write
+        let outRead = out.read, outWrite = out.write, errRead = err.read, errWrite = err.write
+        var feeding: OwnedDescriptor? = nil
+        if request.stdin.isEmpty {
+            inWrite.close()
+        } else {
+            _ = fcntl(inWrite.raw, F_SETFL, fcntl(inWrite.raw, F_GETFL) | O_NONBLOCK)
+            feeding = OwnedDescriptor(inWrite)
+        }
+
         // Register it (the id the server answers to).
         let (command, number) = try monitor.locked { () throws(RPCError) -> (SessionCommand, Int) in
             guard state == .ready else {
@@ -320,70 +393,92 @@ final class SessionChannel: @unchecked Sendable {
             monitor.locked {
                 commands[command.id] = nil
                 lastActivity = MonotonicClock.now
+                monitor.broadcast()
             }
         }
-        var outcome = ExecOutcome(exec: number, reason: "exited", exitCode: nil, signal: nil, seconds: 0)
+        var outcome = ExecOutcome(exec: number, reason: "error", exitCode: nil, signal: nil, seconds: 0)
+        var inlineTaken = 0
+        defer { if inlineTaken > 0 { Self.inlineHeld.subtract(inlineTaken, ordering: .relaxed) } }
 
-        // Its streams: stdin from memory, stdout and stderr pipes read here.
-        func streams<T: ~Copyable>(_ make: () throws(SystemError) -> T) throws(RPCError) -> T {
-            do { return try make() } catch { throw RPCError(RPCCode.internalError, "cannot make the command's streams: \(error)") }
-        }
-        let stdin = try streams { () throws(SystemError) in OwnedDescriptor(try TaskManager.stdinDescriptor(request.stdin)) }
-        let out = try streams { () throws(SystemError) in try Descriptor.pipe(flags: O_CLOEXEC) }
-        let err = try streams { () throws(SystemError) in try Descriptor.pipe(flags: O_CLOEXEC) }
-        let outRead = out.read, outWrite = out.write, errRead = err.read, errWrite = err.write
         var header = [UInt8]()
         for v in [Wire.exec, command.id, UInt32(request.argv.count), UInt32(lines.count), UInt32(strings.count), 0] {
             header += [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24 & 0xff)]
         }
         let message = header + strings
-        let fds = [stdin.fd, outWrite.raw, errWrite.raw]
+        let fds = [request.stdinFD ?? inRead.raw, outWrite.raw, errWrite.raw]
+        monitor.locked { command.sentAt = MonotonicClock.now }
         let sent = message.withUnsafeBytes { m in fds.withUnsafeBufferPointer { cl_send_message(socket.fd, m.baseAddress, m.count, $0.baseAddress, 3) } }
         let sendErrno = errno
+        inRead.close()
         outWrite.close()
         errWrite.close()
         guard sent == 0 else {
             throw RPCError(RPCCode.internalError, "cannot hand the command to the session's server: \(SystemError.text(sendErrno))")
         }
 
-        // Read its output until it has ended and its pipes are drained.
+        // Feed it, read its output, until it has ended and its pipes are drained.
         var open = (stdout: true, stderr: true)
         var buffer = [UInt8](repeating: 0, count: 65536)
+        var fed = 0
         var killedFor: String?
+        var lastKillSent = -Double.infinity
         var drainUntil: Double?
-        func kill(_ reason: String) {
-            guard killedFor == nil else { return }
-            killedFor = reason
+        func askKill() {
+            // Again each second until the server answers (a send may fail while it is stopped;
+            // the watchdog ends the session if it never does).
+            let now = MonotonicClock.now
+            guard now - lastKillSent >= 1 else { return }
+            lastKillSent = now
+            monitor.locked { if command.killAskedAt == nil { command.killAskedAt = now } }
             var k = [UInt8]()
             for v in [Wire.kill, command.id, 0, 0, 0, UInt32(SIGKILL)] {
                 k += [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24 & 0xff)]
             }
             _ = k.withUnsafeBytes { cl_send_message(socket.fd, $0.baseAddress, $0.count, nil, 0) }
         }
+        func kill(_ reason: String) {
+            if killedFor == nil { killedFor = reason }
+            askKill()
+        }
+        var pollFailed = false
         while true {
             let (exit, failure) = monitor.locked { (command.exit, command.failure) }
-            if failure != nil { break }
-            if exit != nil {
+            let now = MonotonicClock.now
+            if exit != nil || failure != nil {
+                // Ended: what its pipes still hold is read for a moment (a background child
+                // keeping them open does not hold the answer).
                 if !open.stdout && !open.stderr { break }
-                let now = MonotonicClock.now
                 if drainUntil == nil { drainUntil = now + Self.drainSeconds }
                 if now >= drainUntil! { break }
+                feeding = nil
+            } else {
+                if now >= deadline { kill("timeout") }
+                if cancelled() { kill("cancelled") }
+                if killedFor != nil { askKill() }
             }
-            let now = MonotonicClock.now
-            if now >= deadline { kill("timeout") }
-            if cancelled() { kill("cancelled") }
-            var waitUntil = killedFor == nil ? deadline : now + 1
+            var waitUntil = exit == nil && failure == nil && killedFor == nil ? deadline : now + 1
             if let d = drainUntil { waitUntil = min(waitUntil, d) }
             var pfds = [pollfd(fd: open.stdout ? outRead.raw : -1, events: Int16(POLLIN), revents: 0),
                         pollfd(fd: open.stderr ? errRead.raw : -1, events: Int16(POLLIN), revents: 0),
-                        pollfd(fd: command.wake.raw, events: Int16(POLLIN), revents: 0)]
+                        pollfd(fd: command.wake.raw, events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: feeding?.fd ?? -1, events: Int16(POLLOUT), revents: 0),
+                        pollfd(fd: killedFor == nil ? cancelFD : -1, events: Int16(POLLIN), revents: 0)]
             // At most a second at a time: a client that went away is noticed.
             let ms = Int32(max(0, min(1000, (waitUntil - now) * 1000)).rounded(.up))
-            let r = poll(&pfds, 3, ms)
-            if r < 0 && errno != EINTR { break }
+            let r = poll(&pfds, 5, ms)
+            if r < 0 && errno != EINTR {
+                pollFailed = true
+                kill("error")
+                break
+            }
             if pfds[2].revents != 0 {
                 var sink = [UInt8](repeating: 0, count: 64)
                 _ = read(command.wake.raw, &sink, sink.count)
+            }
+            if let f = feeding, pfds[3].revents != 0 {
+                let n = request.stdin.withUnsafeBytes { write(f.fd, $0.baseAddress! + fed, $0.count - fed) }
+                if n > 0 { fed += n }
+                if fed == request.stdin.count || (n < 0 && errno != EAGAIN && errno != EINTR) { feeding = nil }
             }
             for (i, isStdout) in [(0, true), (1, false)] where pfds[i].revents != 0 {
                 let fd = isStdout ? outRead.raw : errRead.raw
@@ -398,15 +493,24 @@ final class SessionChannel: @unchecked Sendable {
                 if total > outputCap { kill("output-limit") }
                 let chunk = buffer[0..<n]
                 if let output {
-                    if !output(number, isStdout, chunk) { kill("cancelled") }
-                } else if outcome.stdout.count + outcome.stderr.count + n <= Self.maxInlineBytes {
-                    if isStdout { outcome.stdout += chunk } else { outcome.stderr += chunk }
+                    if killedFor != "cancelled" && !output(number, isStdout, chunk) { kill("cancelled") }
+                } else if killedFor != "cancelled" && outcome.stdout.count + outcome.stderr.count + n <= Self.maxInlineBytes {
+                    if Self.inlineHeld.add(n, ordering: .relaxed).newValue <= Self.maxInlineBytesTotal {
+                        inlineTaken += n
+                        if isStdout { outcome.stdout += chunk } else { outcome.stderr += chunk }
+                    } else {
+                        Self.inlineHeld.subtract(n, ordering: .relaxed)
+                        outcome.truncated = true
+                    }
                 } else {
                     outcome.truncated = true
                 }
             }
         }
-        let (exit, failure, started) = monitor.locked { (command.exit, command.failure, command.started) }
+        feeding = nil
+        let (exit, failure, failureWhat, started) = monitor.locked { (command.exit, command.failure, command.failureWhat, command.started) }
+        outcome.failedStep = failureWhat
+        outcome.failedErrno = monitor.locked { command.failureErrno }
         outcome.seconds = MonotonicClock.now - start
         if let exit {
             outcome.cpuUserSeconds = exit.user
@@ -415,16 +519,28 @@ final class SessionChannel: @unchecked Sendable {
             let status = exit.status
             if status & 0x7f == 0 {
                 outcome.exitCode = (status >> 8) & 0xff
+                outcome.reason = "exited"
             } else {
                 outcome.signal = status & 0x7f
                 outcome.reason = "signaled"
+                // Killed for a reason of ours: that reason (a command that exited on its own
+                // before the kill keeps its exit).
+                if let killedFor, status & 0x7f == SIGKILL { outcome.reason = killedFor }
             }
-            if let killedFor { outcome.reason = killedFor }
         } else if let failure {
-            outcome.reason = started ? "session-ended" : (failure == "the session ended" ? "session-ended" : "not-started")
-            outcome.error = outcome.reason == "not-started" ? "\(PrintableText.of(request.argv[0])): \(failure)" : failure
-            if outcome.reason == "not-started" { outcome.exitCode = 127 }
+            switch failureWhat {
+            case 4: throw RPCError(RPCCode.internalError, "the session's server refused the request: \(failure)")
+            case 5: throw RPCError(RPCCode.busy, "the session's server has no room for another command: \(failure)")
+            default: break
+            }
+            let notStarted = !started && failureWhat != 0
+            outcome.reason = notStarted ? "not-started" : "session-ended"
+            outcome.error = notStarted ? "\(TaskManager.clip(PrintableText.of(request.argv[0]))): \(failure)" : failure
+            if notStarted { outcome.exitCode = 127 }
+        } else {
+            outcome.error = pollFailed ? "cordond could not wait for the command: \(SystemError.text(errno))" : "the command's end was not seen"
         }
+        record(outcome)
         return outcome
     }
 }

@@ -103,6 +103,8 @@ final class LiveTask: @unchecked Sendable {
     /// A session's channel to its server: the task is a session (never queued; its workload is
     /// the server, its commands come through `session.exec`).
     let session: SessionChannel?
+    /// The warm pool this task may take its sandbox from (nil: a cold start).
+    var warmKey: String?
 
     init(id: Int64, owner: Peer, request: TaskRequest, stdin: OwnedDescriptor, queuedBytes: Int64, plan: SpawnPlan,
          workspace: OwnedDescriptor?, session: SessionChannel? = nil) {
@@ -129,6 +131,7 @@ final class TaskManager: @unchecked Sendable {
     let quotas: Quotas
     let log: Logger
     let environment: SandboxEnvironment
+    let warm: WarmPool
 
     private let monitor = Monitor()
     // Everything below is guarded by `monitor`.
@@ -168,6 +171,7 @@ final class TaskManager: @unchecked Sendable {
         env.egress.upstream = config.dnsUpstream
         env.cleanupGuardian = false  // Recovery sweeps orphaned cgroups at the next start
         environment = env
+        warm = WarmPool(environment: env, maxParked: config.warmMax, log: log)
     }
 
     var counts: (queued: Int, running: Int) { monitor.locked { (reservedQueued, running) } }
@@ -402,6 +406,7 @@ final class TaskManager: @unchecked Sendable {
         quotas.addRecords(peer.uid, Quotas.recordBytes(argv: request.argv, exe: peer.exe, label: request.label, policy: policy.name,
                                                        workspace: workspacePath?.path))
         let task = LiveTask(id: id, owner: peer, request: stored, stdin: stdin, queuedBytes: bytes, plan: plan, workspace: workspace)
+        if WarmPool.eligible(request, plan: plan) { task.warmKey = WarmPool.key(plan, limits: request.limits) }
         reserved = false  // the task holds it now: released when it leaves the queue
         monitor.locked {
             live[id] = task
@@ -412,6 +417,17 @@ final class TaskManager: @unchecked Sendable {
         return id
     }
 
+    /// Fills the warm pools of the policies among `names` that ask for them (`daemon.warm`),
+    /// for tasks without limits of their own.
+    func prewarm(_ names: [String]) {
+        for name in names {
+            guard let policy = try? policies.loadPolicy(name), policy.daemon.warm > 0,
+                  let plan = try? spawnPlan(policy, limits: LimitRequest(), env: [:]),
+                  !plan.mounts.contains(where: { $0.kind == .attach }) else { continue }
+            warm.want(WarmPool.key(plan, limits: LimitRequest()), plan: plan)
+        }
+    }
+
     // MARK: Sessions
 
     /// Starts a session (docs/daemon.md, "Sessions"): checked as a task is, recorded as a task
@@ -419,6 +435,13 @@ final class TaskManager: @unchecked Sendable {
     /// place of `sessions.max`, not a task slot). The session is usable once `whenReady` says so.
     func createSession(_ request: SessionRequest, from peer: Peer) throws(RPCError) -> (id: Int64, channel: SessionChannel) {
         let prepared = try prepare(request.task, from: peer, method: "session.create")
+        // A session is a sandbox: it lives at most its policy's wall_time, as any does.
+        let wall = prepared.policy.limits.wallTimeSeconds
+        if let asked = request.ttlSeconds, let wall, asked > wall {
+            throw RPCError.invalid("params.ttl", "\(Units.formatDuration(asked)) is longer than policy \(prepared.policy.name)'s wall_time \(Units.formatDuration(wall)): a session lives at most its policy's wall_time (use a policy with a longer one)")
+        }
+        let ttl = request.ttlSeconds ?? min(Self.defaultSessionTTL, wall ?? .infinity, config.sessionsMaxTTL)
+        let idle = min(request.idleSeconds ?? Self.defaultSessionIdle, ttl)
         try monitor.locked { () throws(RPCError) in
             if draining { throw RPCError(RPCCode.shuttingDown, "cordond is shutting down and starts no session") }
             if sessionsOpen >= config.sessionsMax {
@@ -443,7 +466,7 @@ final class TaskManager: @unchecked Sendable {
         let channel: SessionChannel
         let control: SandboxControl
         do {
-            channel = try SessionChannel(ttlSeconds: request.ttlSeconds, idleSeconds: request.idleSeconds)
+            channel = try SessionChannel(ttlSeconds: ttl, idleSeconds: idle)
             control = try SandboxControl()
         } catch {
             throw RPCError(RPCCode.internalError, "cannot make the session's channel: \(error)")
@@ -635,6 +658,11 @@ final class TaskManager: @unchecked Sendable {
         let layerBytes = needsLayer ? max(4096, min(output.cap == Int64.max ? Self.cowLayerMaxBytes : output.cap / 2, Self.cowLayerMaxBytes)) : 0
         if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, output.cap - layerBytes)) }
         var layer: (descriptor: OwnedDescriptor, bytes: Int64)?
+        var warmRan = false
+        if let key = task.warmKey, let parked = warm.take(key, plan: task.plan) {
+            result = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control)
+            warmRan = true
+        } else {
         do throws(SystemError) {
             guard let control else { throw SystemError("create the task's control pipe", path: "sandbox control", errno: EMFILE) }
             io.stdin = task.stdin.fd
@@ -687,9 +715,13 @@ final class TaskManager: @unchecked Sendable {
             result = .setupFailed(step: .taskFiles, errno: error.errno, message: "\(error)",
                                   policy: task.plan.policy.name, policyHash: task.plan.policy.contentHash)
         }
+        }
         if let session {
-            session.releaseServerEnd()
+            // Why it ended, before the reader can see the end of file and say less.
             session.ended(message: result.setupFailure.map { "\($0.step.name): \($0.message)" } ?? "the sandbox ended (\(result.reason.rawValue))")
+            session.releaseServerEnd()
+            // Its commands' records first (each is written as it ends), then the session's.
+            session.waitForCommands(seconds: 10)
         }
         let canceller: Peer? = monitor.locked {
             task.ending = true
@@ -706,7 +738,7 @@ final class TaskManager: @unchecked Sendable {
         quotas.outputEnded(uid, reserved: output.reserved,
                            written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes) + (changes?.bytes ?? 0))
         record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
-               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil, changes: changes)
+               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil, changes: changes, warm: warmRan)
         // Past its quota, the user's oldest outputs go (this one is the newest and at most the
         // quota itself, so it stays). Off the spawn path, and only as much as needed.
         let perUser = Int64(clamping: config.outputBytesPerUser)
@@ -727,6 +759,63 @@ final class TaskManager: @unchecked Sendable {
             return takeEndWaiters(id)
         }
         for waiter in waiters { waiter() }
+    }
+
+    /// Runs `task`'s command in a warm sandbox (its server's one command) and returns the
+    /// sandbox's record with the command's outcome: its output goes to the task's log files
+    /// (made on its first byte), its stdin is the task's, its limits the task's plan's; the
+    /// sandbox ends with the command, never reused.
+    private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl?) -> SandboxResult {
+        metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
+        let cgroup = parked.monitor.locked { parked.cgroup }
+        do { try store.markStarted(id: task.id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
+        catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
+        var plan = task.plan
+        if outputCap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, outputCap)) }
+        var files: [Int32] = [-1, -1]
+        defer { for fd in files where fd >= 0 { close(fd) } }
+        let request = ExecRequest(argv: task.request.argv, stdin: [], stdinFD: task.stdin.fd, env: [:], cwd: nil, timeoutSeconds: nil, stream: true)
+        let policy = task.plan.policy
+        var outcome: ExecOutcome?
+        var failure: String?
+        // The task's log files, made on the first byte of each stream (as a cold task's).
+        func write(_ isStdout: Bool, _ bytes: ArraySlice<UInt8>) -> Bool {
+            let i = isStdout ? 0 : 1
+            if files[i] < 0 {
+                do throws(SystemError) {
+                    try FileSystem.makeDirectories(dir, mode: 0o700)
+                    files[i] = try Self.openLog("\(dir)/\(isStdout ? "stdout" : "stderr")")
+                } catch { return false }
+            }
+            let fd = files[i]
+            return bytes.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) } == 0
+        }
+        do throws(RPCError) {
+            outcome = try parked.channel.run(request, plan: plan, baseEnv: [:], output: { _, isStdout, bytes in write(isStdout, bytes) },
+                                             cancelled: { control?.isCancelled ?? false }, cancelFD: control?.wakeFD ?? -1, record: { _ in })
+        } catch {
+            failure = error.message
+        }
+        parked.channel.close(reason: "task-done", by: nil)
+        var ended = parked.ended(within: 10)
+        if ended == nil {
+            parked.control.cancel()
+            ended = parked.ended(within: 30)
+        }
+        guard var result = ended else {
+            return .setupFailed(step: .taskFiles, errno: ETIMEDOUT, message: "the warm sandbox did not end", policy: policy.name, policyHash: policy.contentHash)
+        }
+        guard let outcome else {
+            return .setupFailed(step: .taskFiles, errno: EIO, message: "warm sandbox: \(failure ?? "the command was not run")", policy: policy.name, policyHash: policy.contentHash)
+        }
+        let reasons: [String: TerminationReason] = ["exited": .exited, "signaled": .signaled, "timeout": .timeout, "output-limit": .outputLimit, "cancelled": .cancelled]
+        var reason = reasons[outcome.reason] ?? result.reason
+        if control?.isCancelled == true && reason != .exited { reason = .cancelled }
+        let notStarted = outcome.reason == "not-started"
+            ? SetupFailure(step: outcome.failedStep == 1 ? .chdir : .execve, errno: outcome.failedErrno, message: outcome.error ?? "not started") : nil
+        result.adoptCommand(reason: reason, exitCode: outcome.exitCode, signal: outcome.signal, notStarted: notStarted,
+                            stdoutBytes: UInt64(outcome.stdoutBytes), stderrBytes: UInt64(outcome.stderrBytes), wallTimeSeconds: outcome.seconds)
+        return result
     }
 
     /// The modes of the directories on the way to the task's files that its workspace already
@@ -860,7 +949,7 @@ final class TaskManager: @unchecked Sendable {
     }
 
     /// The workload's stdin: the submitted bytes in a sealed-off memory file, read-only.
-    static func stdinDescriptor(_ bytes: [UInt8]) throws(SystemError) -> Int32 {
+    private static func stdinDescriptor(_ bytes: [UInt8]) throws(SystemError) -> Int32 {
         if bytes.isEmpty {
             let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw SystemError("open", path: "/dev/null", errno: errno) }
@@ -884,7 +973,7 @@ final class TaskManager: @unchecked Sendable {
 
     /// The task's final record and its events, durable before anyone learns the task ended.
     private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?, quota: (key: String, bytes: Int64)? = nil,
-                        changes: ChangesCapture? = nil) {
+                        changes: ChangesCapture? = nil, warm: Bool = false) {
         let now = UTCTime.epochSeconds()
         var events: [NewEvent] = []
         let uid = task.owner.uid
@@ -926,7 +1015,7 @@ final class TaskManager: @unchecked Sendable {
                 event("changes", .object([("kept", .bool(changes.entries > 0)), ("entries", .int(Int64(changes.entries))), ("bytes", .int(changes.bytes))]))
             }
         }
-        let json = (try? JSON(encoding: result.stored))?.text
+        let json = (try? JSON(encoding: StoredResult(result: result, warm: warm)))?.text
         var outcome = TaskOutcome(state: result.reason == .cancelled ? .cancelled : .finished, reason: result.reason.rawValue,
                                   exitCode: result.exitCode, signal: result.signal, finishedAt: now,
                                   cpuUserSeconds: result.cpuUserSeconds, cpuSystemSeconds: result.cpuSystemSeconds,
@@ -1055,7 +1144,9 @@ final class TaskManager: @unchecked Sendable {
             return (live.values.filter { $0.state == .queued }.map(\.id), live.values.compactMap(\.session))
         }
         // Sessions end now (their changes captured): nothing of theirs would end on its own.
+        // So do parked warm sandboxes.
         for session in sessions { session.close(reason: "cordond-stopping", by: daemon) }
+        warm.stop()
         for id in queued { cancel(id, by: daemon) }
         let finished = monitor.locked { monitor.wait(until: MonotonicClock.now + seconds) { live.isEmpty } }
         if !finished {

@@ -19,6 +19,7 @@ public struct Policy: Sendable, Equatable {
     public var landlock = LandlockSettings()
     public var access = Access()
     public var workspace = Workspace()
+    public var daemon = Daemon()
 
     public init(name: String, source: String) {
         self.name = name
@@ -153,6 +154,14 @@ public struct Policy: Sendable, Equatable {
         public var users: [String] = []
         /// Group names or numeric gids (a member through any of its groups qualifies).
         public var groups: [String] = []
+        public init() {}
+    }
+
+    /// How cordond serves the policy's tasks (docs/daemon.md, "Warm sandboxes").
+    public struct Daemon: Sendable, Equatable {
+        /// Sandboxes of this policy cordond keeps built and parked before the workload's
+        /// execve, each for one task (0: none; inherited, a child's value replaces it).
+        public var warm = 0
         public init() {}
     }
 

@@ -116,6 +116,7 @@ public struct PolicyExplanation: Sendable, Equatable {
         if !policy.access.users.isEmpty { addList("access", "users", policy.access.users.map { ($0, quote($0)) }) }
         if !policy.access.groups.isEmpty { addList("access", "groups", policy.access.groups.map { ($0, quote($0)) }) }
         if !policy.workspace.allow.isEmpty { addList("workspace", "allow", policy.workspace.allow.map { ($0, quote($0)) }) }
+        if policy.daemon.warm > 0 { add("daemon", "warm", "\(policy.daemon.warm)") }
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)
     }
 

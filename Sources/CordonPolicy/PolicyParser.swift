@@ -39,6 +39,7 @@ public enum PolicyParser {
         "landlock": ["mode"],
         "access": ["users", "groups"],
         "workspace": ["allow"],
+        "daemon": ["warm"],
     ]
 
     /// Finds a policy or profile named in `extends`: (name, the extending file's source) →
@@ -302,6 +303,8 @@ public struct ConfigReader {
                         else { policy.access.groups.append(name) }
                     }
                 }
+            case "daemon":
+                if let warm = integer(table, "daemon", "warm", range: PolicyRange.warm) { policy.daemon.warm = Int(warm) }
             case "workspace":
                 guard let paths = stringArray(table, "workspace", "allow") else { break }
                 for (i, path) in paths.enumerated() {

@@ -24,6 +24,8 @@ public enum PolicyRange {
     public static let cpu: ClosedRange<Double> = 0.01 ... 4096
     /// `limits.pids`: the kernel's PID_MAX_LIMIT.
     public static let pids: ClosedRange<Int64> = 1 ... 4_194_304
+    /// Sandboxes cordond keeps warm for a policy (`daemon.warm`).
+    public static let warm: ClosedRange<Int64> = 0 ... 64
     /// `limits.open_files`: stdin, stdout and stderr, up to the default `fs.nr_open`.
     public static let openFiles: ClosedRange<Int64> = 3 ... 1_048_576
     /// `process.user` and `process.group`: the ids the user namespace maps.

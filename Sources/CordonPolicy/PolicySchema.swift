@@ -95,6 +95,7 @@ public enum PolicySchema {
             ],
             "access": ["users": strings(principal), "groups": strings(principal)],
             "workspace": ["allow": strings(path)],
+            "daemon": ["warm": integer(PolicyRange.warm)],
             "capabilities": ["keep": strings(capability)],
             "network": [
                 "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),

@@ -115,8 +115,8 @@ public final class SandboxControl: Sendable {
         signal = pipe.write
     }
 
-    /// The descriptor the supervisor polls (borrowed: this control owns it).
-    var wakeFD: Int32 { wake.raw }
+    /// The descriptor the supervisor polls, readable once cancelled (borrowed: this control owns it).
+    public var wakeFD: Int32 { wake.raw }
 
     /// `body` runs on the sandbox's thread once the child is released, with init's host pid
     /// and the cgroup directories the sandbox runs in.

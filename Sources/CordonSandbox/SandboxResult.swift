@@ -149,11 +149,38 @@ extension SandboxResult {
 /// record plus `exitStatus`, so a client reads the status instead of deriving it.
 public struct StoredResult: Encodable, Sendable {
     public var result: SandboxResult
-    enum Key: String, CodingKey { case exitStatus }
+    /// The task ran in a warm sandbox (built before it was submitted).
+    public var warm = false
+    enum Key: String, CodingKey { case exitStatus, warm }
+
+    public init(result: SandboxResult, warm: Bool = false) {
+        self.result = result
+        self.warm = warm
+    }
 
     public func encode(to encoder: any Encoder) throws {
         try result.encode(to: encoder)
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(result.exitStatus, forKey: .exitStatus)
+        if warm { try c.encode(true, forKey: .warm) }
+    }
+}
+
+extension SandboxResult {
+    /// This sandbox ran one command for a task through its session server (a warm sandbox,
+    /// docs/daemon.md "Warm sandboxes"): the record takes that command's outcome — its reason,
+    /// exit code or signal, or why it did not start — and output counts in place of the
+    /// server's; usage, layers and refusals stay the sandbox's.
+    public mutating func adoptCommand(reason: TerminationReason, exitCode: Int32?, signal: Int32?, notStarted: SetupFailure?,
+                                      stdoutBytes: UInt64, stderrBytes: UInt64, wallTimeSeconds: Double) {
+        self.reason = notStarted == nil ? reason : .setupFailed
+        self.exitCode = notStarted == nil ? exitCode : nil
+        self.signal = notStarted == nil ? signal : nil
+        signalName = self.signal.map(CordonSystem.signalName)
+        setupFailure = notStarted
+        exitStatus = Termination.exitStatus(exitCode: self.exitCode, signal: self.signal, setupFailure: notStarted)
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
+        self.wallTimeSeconds = wallTimeSeconds
     }
 }

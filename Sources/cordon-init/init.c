@@ -12,7 +12,8 @@
 // Contract (see CSpawn): started with every signal blocked; environment CORDON_WORKLOAD_PID (the
 // workload, a child of this process) and CORDON_STATUS_FD (a pipe to the supervisor), and
 // CORDON_GATE_FD (a pipe the workload waits on: this program writes one byte to it once it has
-// set itself up, so the workload never runs before this program is pid 1). When the
+// set itself up, so the workload never runs before this program is pid 1); CORDON_SESSION=1 when
+// the workload is a session's server (which it resumes whenever it is stopped). When the
 // workload ends it kills what is left in the pid namespace, reaps it, writes a struct cs_status
 // (same layout as cspawn.h) to the pipe and exits 0.
 //
@@ -83,6 +84,7 @@ __attribute__((noreturn, used)) void init_main(i64 *sp) {
     // supervisor starts it as the workload, argv[0] "cordon-session".
     if (argc >= 1 && is_session(argv[0])) session_main();
     i64 workload = env_number(envp, "CORDON_WORKLOAD_PID");
+    i64 session = env_number(envp, "CORDON_SESSION") == 1;
     i64 status_fd = env_number(envp, "CORDON_STATUS_FD");
     if (workload <= 0 || status_fd < 0) quit(125);
     // First of all: not readable or traceable by the workload, even one running as our uid
@@ -124,8 +126,14 @@ __attribute__((noreturn, used)) void init_main(i64 *sp) {
         // The workload may have ended before this program started: reap first, then wait.
         for (;;) {
             i32 ws = 0;
-            i64 pid = sys4(SYS_wait4, -1, (i64)&ws, WNOHANG, 0);
+            i64 pid = sys4(SYS_wait4, -1, (i64)&ws, WNOHANG | (session ? WUNTRACED : 0), 0);
             if (pid <= 0) break;
+            // A session's server stopped by one of its commands (same uid): resumed, so that
+            // one command cannot freeze the session's others and cordond's requests.
+            if ((ws & 0xff) == 0x7f) {
+                if (pid == workload) sys4(SYS_kill, workload, SIGCONT, 0, 0);
+                continue;
+            }
             if (pid == workload) { st.wait_status = ws; done = 1; }
         }
         if (done) break;

@@ -15,7 +15,8 @@
 // whatever is left and the sandbox ends). Replies (struct reply): READY once (a = protocol),
 // STARTED (a = pid in the sandbox), EXITED (a = wait status, with its resource use), FAILED
 // (a = errno, b = what: 1 chdir, 2 exec, 3 fork, 4 malformed request, 5 too many commands).
-// When a command's leader exits, what is left of its process group is killed.
+// When a command's leader exits, what is left of its process group is killed. A command may
+// signal this server (same uid): stopped, it answers nothing, and cordond ends the session.
 
 #include "sys.h"
 
@@ -157,7 +158,8 @@ static void start(const struct request *req, char *data, u32 len, const i32 *fds
     if (pid == 0) {
         // The command: a process group of its own, its three streams, nothing else open (all
         // else is close-on-exec: the report pipe tells the server the exec happened).
-        sys4(SYS_setpgid, 0, 0, 0, 0);
+        i64 g = sys4(SYS_setpgid, 0, 0, 0, 0);
+        if (g < 0) child_fail(report[1], WHAT_EXEC, g);
         i32 moved[3];
         for (int i = 0; i < 3; i++) {
             i64 m = sys4(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, 3, 0);
@@ -281,8 +283,13 @@ __attribute__((noreturn)) void session_main(void) {
         if (req->type == REQ_EXEC) {
             start(req, buffer + sizeof *req, req->len, fds, nfds);
         } else if (req->type == REQ_KILL && req->sig >= 1 && req->sig <= 64 && nfds == 0) {
+            // Its group, and its first process by pid (which may have left the group; its pid
+            // is not reused before it is reaped here).
             for (int i = 0; i < MAX_COMMANDS; i++)
-                if (commands[i].live && commands[i].id == req->id) sys4(SYS_kill, -commands[i].pid, (i64)req->sig, 0, 0);
+                if (commands[i].live && commands[i].id == req->id) {
+                    sys4(SYS_kill, -commands[i].pid, (i64)req->sig, 0, 0);
+                    sys4(SYS_kill, commands[i].pid, (i64)req->sig, 0, 0);
+                }
         } else {
             close_all(fds, nfds);
             send_reply(REP_FAILED, req->id, EINVAL, WHAT_REQUEST, 0);

@@ -192,7 +192,7 @@ import Testing
             Self.exec(id, "true", id: 2, extra: [("env", .object([("SECRET", .string("x"))]))]),
             Self.exec(id, "true", id: 3, extra: [("timeout", .int(86400))]),
             Self.request("session.exec", [("id", .int(id)), ("argv", .array([]))], id: 4),
-            Self.request("session.create", [("policy", .string("ws")), ("ttl", .int(10 * 86400))], id: 5),
+            Self.request("session.create", [("policy", .string("ws")), ("ttl", .int(600))], id: 5),
             Self.request("session.create", [("policy", .string("nosuch"))], id: 6),
             Self.exec(id, "sleep 20", id: 7, extra: [("timeout", .double(0.5))]),
             Self.exec(id, "head -c 300000 /dev/zero", id: 8),
@@ -205,6 +205,8 @@ import Testing
         #expect(answers[0]["error"]?["data"]?["field"] == .string("params.cwd"), "\(answers[0].text)")
         #expect(answers[1]["error"]?["message"]?.stringValue?.contains("does not pass SECRET") == true, "\(answers[1].text)")
         #expect(answers[2]["error"]?["data"]?["field"] == .string("params.timeout"), "\(answers[2].text)")
+        #expect(answers[4]["error"]?["data"]?["field"] == .string("params.ttl")
+                && answers[4]["error"]?["message"]?.stringValue?.contains("wall_time") == true, "a session lives at most its policy's wall_time (5m): \(answers[4].text)")
         #expect(answers[5]["error"]?["code"] == .int(RPCCode.policyError), "\(answers[5].text)")
         #expect(answers[6]["result"]?["reason"] == .string("timeout"), "\(answers[6].text)")
         #expect(answers[7]["result"]?["reason"] == .string("output-limit"), "\(answers[7].text)")
@@ -217,6 +219,76 @@ import Testing
         #expect(try d.call("session.list", .object([("all", .bool(true))])).arrayValue?.count == 1)
         let after = W.asCaller(Self.alice, d, [Self.exec(id, "echo still")]).first?["result"]
         #expect(Self.decoded(after, "stdout") == "still\n", "\(String(describing: after?.text))")
+    }
+
+    /// A command's stdin: fed through a pipe as it reads (half a megabyte comes through whole), and
+    /// a command that never reads it costs cordond nothing once it has ended.
+    @Test func stdinIsFedAsTheCommandReads() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        let id = try #require(W.asCaller(Self.alice, d, [Self.request("session.create", [("policy", .string("ws"))])]).first?["result"]?["id"]?.intValue)
+        let big = Data((0..<(1 << 19)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let answers = W.asCaller(Self.alice, d, [
+            Self.exec(id, "wc -c; cksum", id: 1, extra: [("stdinBase64", .string(big.base64EncodedString()))]),
+            Self.exec(id, "head -c 3; echo", id: 2, extra: [("stdin", .string("abcdef"))]),
+            Self.exec(id, "exit 0", id: 3, extra: [("stdinBase64", .string(big.base64EncodedString()))]),
+        ])
+        #expect(answers.count == 3, "\(answers)")
+        // wc reads it all; cksum then reads nothing more (the pipe is at its end).
+        #expect(Self.decoded(answers[0]["result"], "stdout") == "524288\n4294967295 0\n", "\(answers[0].text)")
+        #expect(Self.decoded(answers[1]["result"], "stdout") == "abc\n", "\(answers[1].text)")
+        #expect(answers[2]["result"]?["exitCode"] == .int(0), "a command that does not read its stdin ends: \(answers[2].text)")
+    }
+
+    /// A command is killed however it hides: one that joins another command's process group is
+    /// still killed at its timeout. One that stops the session's server does not freeze the
+    /// session (pid 1 resumes it); one that kills the server ends only its own session, and
+    /// cordond says so.
+    @Test func aCommandCannotOutliveItsKillNorWedgeTheSession() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout)
+        let id = try #require(W.asCaller(Self.alice, d, [Self.request("session.create", [("policy", .string("ws"))])]).first?["result"]?["id"]?.intValue)
+        let other = Thread { _ = W.asCaller(Self.alice, d, [Self.exec(id, "echo $$ > /tmp/other.pid; exec sleep 20")]) }
+        other.start()
+        var ready = false
+        for _ in 0..<100 where !ready {
+            ready = Self.decoded(W.asCaller(Self.alice, d, [Self.exec(id, "test -s /tmp/other.pid && echo yes")]).first?["result"], "stdout") == "yes\n"
+            if !ready { usleep(50_000) }
+        }
+        let started = Date()
+        let escaped = W.asCaller(Self.alice, d, [Self.request("session.exec", [
+            ("id", .int(id)), ("timeout", .double(1)),
+            ("argv", .array(["python3", "-c", "import os,time; os.setpgid(0, int(open('/tmp/other.pid').read())); print('left', flush=True); time.sleep(30)"].map(JSON.string))),
+        ])]).first?["result"]
+        #expect(escaped?["reason"] == .string("timeout") && Self.decoded(escaped, "stdout") == "left\n", "\(String(describing: escaped?.text))")
+        #expect(Date().timeIntervalSince(started) < 10)
+
+        let stopped = W.asCaller(Self.alice, d, [Self.exec(id, "kill -STOP $PPID; echo stopped", id: 1), Self.exec(id, "echo after", id: 2)])
+        #expect(Self.decoded(stopped.first?["result"], "stdout") == "stopped\n" && Self.decoded(stopped.last?["result"], "stdout") == "after\n", "\(stopped)")
+        #expect(Date().timeIntervalSince(started) < 20, "the session went on at once")
+
+        let killed = W.asCaller(Self.alice, d, [Self.exec(id, "kill -KILL $PPID; sleep 5", id: 1), Self.exec(id, "echo after", id: 2)])
+        #expect(killed.first?["result"]?["reason"] == .string("session-ended"), "\(killed)")
+        #expect(killed.last?["error"]?["code"] == .int(RPCCode.notFound) || killed.last?["error"]?["code"] == .int(RPCCode.conflict), "\(killed)")
+        #expect(Date().timeIntervalSince(started) < 30)
+    }
+
+    /// A user's records have their quota in sessions too: past `audit.max_size_per_user` a
+    /// command is refused before it runs (its event would be another record), and a program
+    /// name is clipped in the record.
+    @Test func commandsCountAgainstTheRecordQuota() throws {
+        let layout = try W.Layout()
+        let d = try W.daemon(layout, config: "[audit]\nmax_size_per_user = \"64KiB\"\n")
+        let id = try #require(W.asCaller(Self.alice, d, [Self.request("session.create", [("policy", .string("ws"))])]).first?["result"]?["id"]?.intValue)
+        let long = String(repeating: "x", count: 20000)
+        let answers = W.asCaller(Self.alice, d, (1...200).map { i in
+            Self.request("session.exec", [("id", .int(id)), ("argv", .array([.string(long)]))], id: i)
+        })
+        #expect(answers.count == 200)
+        let refused = answers.firstIndex { $0["error"]?["code"] == .int(RPCCode.quotaExceeded) }
+        #expect(refused != nil && refused! < 150, "\(String(describing: answers.last?.text))")
+        let first = answers.first?["result"]
+        #expect(first?["reason"] == .string("not-started") && (first?["error"]?.stringValue?.utf8.count ?? .max) < 400, "\(String(describing: first?.text))")
     }
 
     /// The command line, as a user runs it ten times in a row: output streamed as it comes

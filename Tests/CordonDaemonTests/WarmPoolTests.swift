@@ -1,0 +1,105 @@
+import CordonJSON
+import CordonRPC
+import Foundation
+import Testing
+
+/// Warm sandboxes through a real cordond: a policy's `daemon.warm` sandboxes are built before
+/// any task asks, each serves exactly one task, its task is as confined as a cold one, its
+/// limits and cancel hold, and the record says it was warm.
+@Suite(.serialized) struct WarmPoolTests {
+    typealias W = WorkspaceTests
+    static let users = "[access]\nusers = [\"\(W.alice)\", \"\(W.bob)\"]\n"
+    static let policies = [
+        "hot": "[policy]\nname = \"hot\"\nextends = [\"default\"]\n[daemon]\nwarm = 2\n" + users,
+        "cold": "[policy]\nname = \"cold\"\nextends = [\"default\"]\n" + users,
+        "hotlimits": "[policy]\nname = \"hotlimits\"\nextends = [\"default\"]\n[daemon]\nwarm = 1\n[limits]\nwall_time = \"1s\"\noutput = \"1000\"\n" + users,
+    ]
+
+    static func daemon() throws -> TestDaemon {
+        let d = try TestDaemon(config: "[socket]\ngroup = \"\(W.socketGroup)\"\n", policies: policies)
+        chmod(d.dir, 0o755)
+        return d
+    }
+
+    static func submit(_ script: String, policy: String, id: Int = 1, extra: [(String, JSON)] = []) -> JSON {
+        CowWorkspaceTests.request("task.submit", [("argv", .array([.string("/bin/sh"), .string("-c"), .string(script)])), ("policy", .string(policy)),
+                                                  ("wait", .bool(true))] + extra, id: id)
+    }
+
+    static func logs(_ d: TestDaemon, _ id: Int64) -> String {
+        (try? String(contentsOfFile: "\(d.stateDir)/tasks/\(id)/stdout", encoding: .utf8)) ?? ""
+    }
+
+    /// Waits (bounded) until the pool has built its sandboxes: a task is then served warm.
+    static func warmedUp(_ d: TestDaemon, policy: String) -> Bool {
+        for _ in 0..<100 {
+            let cgroups = try? d.call("system.metrics")["text"]?.stringValue
+            if cgroups?.contains("cordon_warm_parked{policy=\"\(policy)\"} ") == true,
+               cgroups?.contains("cordon_warm_parked{policy=\"\(policy)\"} 0") == false { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    /// A task of a warm policy runs in a sandbox built before it came, alone: ten in a row, each
+    /// warm, none seeing what the one before left in its /tmp; its status, output and stdin are
+    /// a cold task's.
+    @Test func eachWarmSandboxServesOneTask() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hot"))
+        for i in 1...10 {
+            // The pool refills in the background (a task finding it empty goes cold).
+            #expect(Self.warmedUp(d, policy: "hot"))
+            let answer = W.asCaller(W.alice, d, [Self.submit("test -e /tmp/mark && echo reused; touch /tmp/mark; echo run \(i); exit \(i)", policy: "hot")]).first?["result"]
+            let id = try #require(answer?["id"]?.intValue, "\(String(describing: answer))")
+            #expect(answer?["exitCode"] == .int(Int64(i)) && answer?["result"]?["exitStatus"] == .int(Int64(i)), "\(String(describing: answer?.text))")
+            #expect(Self.logs(d, id) == "run \(i)\n", "never reused: \(Self.logs(d, id))")
+            #expect(answer?["result"]?["warm"] == .bool(true), "\(String(describing: answer?.text))")
+        }
+        let stdin = W.asCaller(W.alice, d, [CowWorkspaceTests.request("task.submit", [("argv", .array([.string("cat")])), ("policy", .string("hot")),
+                                                                                     ("stdin", .string("in\n")), ("wait", .bool(true))])]).first?["result"]
+        #expect(Self.logs(d, stdin?["id"]?.intValue ?? 0) == "in\n", "\(String(describing: stdin?.text))")
+        let missing = W.asCaller(W.alice, d, [CowWorkspaceTests.request("task.submit", [("argv", .array([.string("no-such-program")])), ("policy", .string("hot")),
+                                                                                      ("wait", .bool(true))])]).first?["result"]
+        #expect(missing?["result"]?["exitStatus"] == .int(127) && missing?["reason"] == .string("setup-failed"), "\(String(describing: missing?.text))")
+    }
+
+    /// A warm task has what a cold task of the same policy has: seccomp, capabilities,
+    /// no_new_privs, ids; and a task with anything of its caller's in it (variables, a
+    /// workspace, its own limits on another key) is served cold or from its own pool.
+    @Test func aWarmTaskIsAsConfinedAsAColdOne() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let probe = "for k in Seccomp Seccomp_filters NoNewPrivs CapInh CapPrm CapEff CapBnd CapAmb Uid Gid; do grep \"^$k:\" /proc/self/status; done; cat /proc/self/attr/current 2>/dev/null; ls / | tr '\\n' ' '"
+        let answers = W.asCaller(W.alice, d, [Self.submit(probe, policy: "hot", id: 1), Self.submit(probe, policy: "cold", id: 2)])
+        let hot = answers.first?["result"], cold = answers.last?["result"]
+        #expect(hot?["result"]?["warm"] == .bool(true) && cold?["result"]?["warm"] == nil, "\(answers)")
+        let hotOut = Self.logs(d, hot?["id"]?.intValue ?? 0), coldOut = Self.logs(d, cold?["id"]?.intValue ?? 0)
+        #expect(!hotOut.isEmpty && hotOut == coldOut, "warm:\n\(hotOut)\ncold:\n\(coldOut)")
+        #expect(hot?["result"]?["layers"]?["landlockABI"] == cold?["result"]?["layers"]?["landlockABI"])
+        #expect(hot?["result"]?["layers"]?["seccompInstructions"] == cold?["result"]?["layers"]?["seccompInstructions"])
+    }
+
+    /// The task's limits hold in a warm sandbox: its policy's wall time, output cap; a cancel
+    /// ends it at once.
+    @Test func limitsAndCancelHoldInAWarmSandbox() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hotlimits"))
+        let slow = W.asCaller(W.alice, d, [Self.submit("sleep 10", policy: "hotlimits")]).first?["result"]
+        #expect(slow?["reason"] == .string("timeout") && slow?["result"]?["warm"] == .bool(true), "\(String(describing: slow?.text))")
+        #expect(Self.warmedUp(d, policy: "hotlimits"))
+        let loud = W.asCaller(W.alice, d, [Self.submit("head -c 5000 /dev/zero", policy: "hotlimits")]).first?["result"]
+        #expect(loud?["reason"] == .string("output-limit") && (loud?["stdoutBytes"]?.intValue ?? 0) <= 1000 + 65536, "\(String(describing: loud?.text))")
+
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let queued = W.asCaller(W.alice, d, [CowWorkspaceTests.request("task.submit", [("argv", .array([.string("sleep"), .string("30")])), ("policy", .string("hot"))])])
+        let id = try #require(queued.first?["result"]?["id"]?.intValue, "\(queued)")
+        usleep(300_000)
+        let started = Date()
+        let cancelled = W.asCaller(W.alice, d, [CowWorkspaceTests.request("task.cancel", [("id", .int(id))])]).first?["result"]
+        #expect(cancelled?["cancelled"] == .bool(true) && cancelled?["state"] == .string("cancelled"), "\(String(describing: cancelled?.text))")
+        #expect(Date().timeIntervalSince(started) < 5)
+        let record = try d.call("task.status", .object([("id", .int(id))]))
+        #expect(record["result"]?["warm"] == .bool(true), "\(record.text)")
+    }
+}
