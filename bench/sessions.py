@@ -3,9 +3,10 @@
 
   sessions.py SOCKET BWRAP latency ROUNDS      -> interleaved rounds, one of each per round, the
                                                  order rotating: session.exec /bin/true in an open
-                                                 session, task.submit+wait /bin/true (a cold
-                                                 sandbox through cordond), same-root bubblewrap
-                                                 and plain fork/exec of /bin/true; median and p95
+                                                 session, task.submit+wait /bin/true of policy
+                                                 "warm" (a warm sandbox) and of the default
+                                                 policy (a cold one), same-root bubblewrap and
+                                                 plain fork/exec of /bin/true; median and p95
   sessions.py SOCKET BWRAP throughput N CLIENTS -> CLIENTS processes, each in its own session doing
                                                  N session.exec /bin/true; against the same number
                                                  of processes each running N same-root bubblewraps
@@ -50,6 +51,11 @@ def latency(path, bwrap, rounds):
     def submit_true():
         n[0] += 1
         ok(call(f, n[0], "task.submit", {"argv": ["/bin/true"], "wait": True}), "task.submit")
+    def submit_warm():
+        n[0] += 1
+        result = ok(call(f, n[0], "task.submit", {"argv": ["/bin/true"], "policy": "warm", "wait": True}), "task.submit")
+        warm[0] += 1 if result.get("result", {}).get("warm") else 0
+    warm = [0]
     def run(argv):
         def go():
             if subprocess.call(argv) != 0:
@@ -57,6 +63,7 @@ def latency(path, bwrap, rounds):
                 os._exit(1)
         return go
     kinds = [("session.exec /bin/true (open session)", exec_true),
+             ("task.submit+wait /bin/true (warm sandbox)", submit_warm),
              ("task.submit+wait /bin/true (cold sandbox)", submit_true),
              ("bubblewrap, same root", run(bwrap + ["/bin/true"])),
              ("fork/exec /bin/true", run(["/bin/true"]))]
@@ -73,9 +80,13 @@ def latency(path, bwrap, rounds):
     print(f"{'latency (' + str(rounds) + ' interleaved rounds)':44} {'median':>9} {'p95':>9}")
     for name, t in times.items():
         print(f"{name:44} {statistics.median(t) * 1e3:7.2f}ms {pct(t, 0.95) * 1e3:7.2f}ms")
+    bw = statistics.median(times['bubblewrap, same root'])
     s = statistics.median(times[kinds[0][0]])
-    print(f"ratio session.exec / same-root bubblewrap (median): {s / statistics.median(times['bubblewrap, same root']):.2f}")
-    print(f"ratio session.exec / cold task through cordond (median): {s / statistics.median(times[kinds[1][0]]):.2f}")
+    w = statistics.median(times[kinds[1][0]])
+    print(f"warm tasks served warm: {warm[0]} of {rounds + 5}")
+    print(f"ratio warm task / same-root bubblewrap (median): {w / bw:.2f}")
+    print(f"ratio session.exec / same-root bubblewrap (median): {s / bw:.2f}")
+    print(f"ratio cold task / same-root bubblewrap (median): {statistics.median(times[kinds[2][0]]) / bw:.2f}")
 
 def throughput(path, bwrap, count, clients):
     def sessions_client(w):
