@@ -112,10 +112,11 @@ final class SessionChannel: @unchecked Sendable {
     static let maxInlineBytesTotal = 256 << 20
     private static let inlineHeld = Atomic<Int>(0)
     /// A server that has not answered a command's request (STARTED or FAILED) this long after
-    /// it was sent, or a kill this long after it was asked for, is taken for stopped or broken:
+    /// it was sent, or a kill this long after it was asked for (a large process may take seconds
+    /// to exit under load), is taken for stopped or broken:
     /// the session is closed and its cgroup killed.
     static let answerSeconds = 10.0
-    static let killSeconds = 5.0
+    static let killSeconds = 30.0
     /// After its leader exits, a command's output is read this long for what its pipes still
     /// hold (a background child keeping them open does not hold the answer).
     static let drainSeconds = 0.2
@@ -227,16 +228,19 @@ final class SessionChannel: @unchecked Sendable {
     func readReplies(kill: () -> Void) {
         var buffer = [UInt8](repeating: 0, count: 64)
         var killed = false
+        var lastCheck = MonotonicClock.now
         while true {
             var pfd = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
             let r = poll(&pfd, 1, 1000)
             if r < 0 && errno != EINTR { break }
-            if r <= 0 {
+            // Once a second, however busy the channel is.
+            if MonotonicClock.now - lastCheck >= 1 || r == 0 {
+                lastCheck = MonotonicClock.now
                 let (closing, stuck) = checkClocks()
                 if closing { _ = shutdown(socket.fd, Int32(SHUT_WR)) }
                 if stuck && !killed { killed = true; kill() }
-                continue
             }
+            if r <= 0 { continue }
             let n = buffer.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             if n <= 0 { break }
@@ -321,7 +325,8 @@ final class SessionChannel: @unchecked Sendable {
     /// environment, working directory, search path and limits; `output` receives streamed
     /// output (false: the client is gone, and the command is killed); `cancelled` is polled.
     func run(_ request: ExecRequest, plan: SpawnPlan, baseEnv: [String: String], output: ((_ exec: Int, _ stdout: Bool, _ bytes: ArraySlice<UInt8>) -> Bool)?,
-             cancelled: @escaping () -> Bool, cancelFD: Int32 = -1, record: (ExecOutcome) -> Void) throws(RPCError) -> ExecOutcome {
+             cancelled: @escaping () -> Bool, cancelFD: Int32 = -1, onKill: (() -> Void)? = nil,
+             record: (ExecOutcome) -> Void) throws(RPCError) -> ExecOutcome {
         let start = MonotonicClock.now
         let policy = plan.policy
         let outputCap = Int64(clamping: policy.limits.outputBytes ?? UInt64.max)
@@ -437,7 +442,10 @@ final class SessionChannel: @unchecked Sendable {
             _ = k.withUnsafeBytes { cl_send_message(socket.fd, $0.baseAddress, $0.count, nil, 0) }
         }
         func kill(_ reason: String) {
-            if killedFor == nil { killedFor = reason }
+            if killedFor == nil {
+                killedFor = reason
+                onKill?()
+            }
             askKill()
         }
         var pollFailed = false
@@ -488,18 +496,24 @@ final class SessionChannel: @unchecked Sendable {
                     if isStdout { open.stdout = false } else { open.stderr = false }
                     continue
                 }
-                let total = outcome.stdoutBytes + outcome.stderrBytes + Int64(n)
-                if isStdout { outcome.stdoutBytes += Int64(n) } else { outcome.stderrBytes += Int64(n) }
-                if total > outputCap { kill("output-limit") }
-                let chunk = buffer[0..<n]
+                // Nothing past the cap, nor after a kill, is counted or passed on: what a
+                // command writes while its kill is on the way (or a child outside its group)
+                // is read and dropped.
+                if killedFor != nil { continue }
+                let before = outcome.stdoutBytes + outcome.stderrBytes
+                let keep = Int(max(0, min(Int64(n), outputCap - before)))
+                if isStdout { outcome.stdoutBytes += Int64(keep) } else { outcome.stderrBytes += Int64(keep) }
+                if keep < n { kill("output-limit") }
+                if keep == 0 { continue }
+                let chunk = buffer[0..<keep]
                 if let output {
-                    if killedFor != "cancelled" && !output(number, isStdout, chunk) { kill("cancelled") }
-                } else if killedFor != "cancelled" && outcome.stdout.count + outcome.stderr.count + n <= Self.maxInlineBytes {
-                    if Self.inlineHeld.add(n, ordering: .relaxed).newValue <= Self.maxInlineBytesTotal {
-                        inlineTaken += n
+                    if !output(number, isStdout, chunk) { kill("cancelled") }
+                } else if outcome.stdout.count + outcome.stderr.count + keep <= Self.maxInlineBytes {
+                    if Self.inlineHeld.add(keep, ordering: .relaxed).newValue <= Self.maxInlineBytesTotal {
+                        inlineTaken += keep
                         if isStdout { outcome.stdout += chunk } else { outcome.stderr += chunk }
                     } else {
-                        Self.inlineHeld.subtract(n, ordering: .relaxed)
+                        Self.inlineHeld.subtract(keep, ordering: .relaxed)
                         outcome.truncated = true
                     }
                 } else {
@@ -523,10 +537,10 @@ final class SessionChannel: @unchecked Sendable {
             } else {
                 outcome.signal = status & 0x7f
                 outcome.reason = "signaled"
-                // Killed for a reason of ours: that reason (a command that exited on its own
-                // before the kill keeps its exit).
-                if let killedFor, status & 0x7f == SIGKILL { outcome.reason = killedFor }
             }
+            // Killed for a reason of ours (or its output cut at the cap): that reason, as a
+            // cold task's record says, whatever the status it ended with meanwhile.
+            if let killedFor { outcome.reason = killedFor }
         } else if let failure {
             switch failureWhat {
             case 4: throw RPCError(RPCCode.internalError, "the session's server refused the request: \(failure)")
@@ -534,7 +548,8 @@ final class SessionChannel: @unchecked Sendable {
             default: break
             }
             let notStarted = !started && failureWhat != 0
-            outcome.reason = notStarted ? "not-started" : "session-ended"
+            // Killed for a reason of ours and the sandbox went with it: that reason.
+            outcome.reason = notStarted ? "not-started" : (killedFor ?? "session-ended")
             outcome.error = notStarted ? "\(TaskManager.clip(PrintableText.of(request.argv[0]))): \(failure)" : failure
             if notStarted { outcome.exitCode = 127 }
         } else {

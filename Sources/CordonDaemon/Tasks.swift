@@ -659,8 +659,11 @@ final class TaskManager: @unchecked Sendable {
         if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, output.cap - layerBytes)) }
         var layer: (descriptor: OwnedDescriptor, bytes: Int64)?
         var warmRan = false
-        if let key = task.warmKey, let parked = warm.take(key, plan: task.plan) {
-            result = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control)
+        // Warm: only for a task not cancelled already; a command the warm sandbox could not
+        // take (nothing was run) goes cold.
+        if let key = task.warmKey, let control, !control.isCancelled, let parked = warm.take(key, plan: task.plan),
+           let warmResult = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control) {
+            result = warmResult
             warmRan = true
         } else {
         do throws(SystemError) {
@@ -765,15 +768,17 @@ final class TaskManager: @unchecked Sendable {
     /// sandbox's record with the command's outcome: its output goes to the task's log files
     /// (made on its first byte), its stdin is the task's, its limits the task's plan's; the
     /// sandbox ends with the command, never reused.
-    private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl?) -> SandboxResult {
-        metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
+    private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl) -> SandboxResult? {
         let cgroup = parked.monitor.locked { parked.cgroup }
-        do { try store.markStarted(id: task.id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
-        catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
         var plan = task.plan
         if outputCap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, outputCap)) }
         var files: [Int32] = [-1, -1]
         defer { for fd in files where fd >= 0 { close(fd) } }
+        func markWarmStarted() {
+            metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
+            do { try store.markStarted(id: task.id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
+            catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
+        }
         let request = ExecRequest(argv: task.request.argv, stdin: [], stdinFD: task.stdin.fd, env: [:], cwd: nil, timeoutSeconds: nil, stream: true)
         let policy = task.plan.policy
         var outcome: ExecOutcome?
@@ -790,13 +795,31 @@ final class TaskManager: @unchecked Sendable {
             let fd = files[i]
             return bytes.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) } == 0
         }
+        var marked = false
         do throws(RPCError) {
-            outcome = try parked.channel.run(request, plan: plan, baseEnv: [:], output: { _, isStdout, bytes in write(isStdout, bytes) },
-                                             cancelled: { control?.isCancelled ?? false }, cancelFD: control?.wakeFD ?? -1, record: { _ in })
+            outcome = try parked.channel.run(request, plan: plan, baseEnv: [:], output: { _, isStdout, bytes in
+                if !marked {
+                    // Started: recorded with the first sign of the command, as a cold task's
+                    // start is (before its first output reaches the logs).
+                    marked = true
+                    markWarmStarted()
+                }
+                return write(isStdout, bytes)
+            }, cancelled: { control.isCancelled }, cancelFD: control.wakeFD,
+               // Any kill of the command (timeout, output cap, cancel) kills the sandbox's cgroup
+               // at once: it serves no other command, and nothing of it may outrun the kill.
+               onKill: { parked.control.cancel() }, record: { _ in })
         } catch {
             failure = error.message
         }
         parked.channel.close(reason: "task-done", by: nil)
+        guard outcome != nil else {
+            // Nothing was run: the task goes cold (the sandbox ends unused).
+            log.warning("warm sandbox refused a task's command; running it cold", metadata: ["task": "\(task.id)", "error": "\(failure ?? "")"])
+            _ = parked.ended(within: 10)
+            return nil
+        }
+        if !marked { markWarmStarted() }
         var ended = parked.ended(within: 10)
         if ended == nil {
             parked.control.cancel()
@@ -805,16 +828,22 @@ final class TaskManager: @unchecked Sendable {
         guard var result = ended else {
             return .setupFailed(step: .taskFiles, errno: ETIMEDOUT, message: "the warm sandbox did not end", policy: policy.name, policyHash: policy.contentHash)
         }
-        guard let outcome else {
-            return .setupFailed(step: .taskFiles, errno: EIO, message: "warm sandbox: \(failure ?? "the command was not run")", policy: policy.name, policyHash: policy.contentHash)
-        }
+        let ran = outcome!
         let reasons: [String: TerminationReason] = ["exited": .exited, "signaled": .signaled, "timeout": .timeout, "output-limit": .outputLimit, "cancelled": .cancelled]
-        var reason = reasons[outcome.reason] ?? result.reason
-        if control?.isCancelled == true && reason != .exited { reason = .cancelled }
-        let notStarted = outcome.reason == "not-started"
-            ? SetupFailure(step: outcome.failedStep == 1 ? .chdir : .execve, errno: outcome.failedErrno, message: outcome.error ?? "not started") : nil
-        result.adoptCommand(reason: reason, exitCode: outcome.exitCode, signal: outcome.signal, notStarted: notStarted,
-                            stdoutBytes: UInt64(outcome.stdoutBytes), stderrBytes: UInt64(outcome.stderrBytes), wallTimeSeconds: outcome.seconds)
+        var reason = reasons[ran.reason] ?? result.reason
+        var signal = ran.signal
+        if reasons[ran.reason] == nil && (result.reason == .exited || result.reason == .signaled) {
+            // The command's sandbox ended under it (its server went): it was killed with the
+            // rest of the sandbox, by SIGKILL.
+            reason = .signaled
+            signal = SIGKILL
+        }
+        if control.isCancelled && reason != .exited { reason = .cancelled }
+        let notStarted = ran.reason == "not-started"
+            ? SetupFailure(step: ran.failedStep == 1 ? .chdir : .execve, errno: ran.failedErrno, message: ran.error ?? "not started") : nil
+        result.adoptCommand(reason: reason, exitCode: reason == .signaled && signal == SIGKILL && ran.signal == nil ? nil : ran.exitCode,
+                            signal: signal, notStarted: notStarted,
+                            stdoutBytes: UInt64(ran.stdoutBytes), stderrBytes: UInt64(ran.stderrBytes), wallTimeSeconds: ran.seconds)
         return result
     }
 

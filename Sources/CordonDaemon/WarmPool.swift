@@ -74,10 +74,21 @@ final class WarmPool: @unchecked Sendable {
 
     /// Whether a task's sandbox may come from a pool: nothing of the caller's in it (no
     /// workspace, files or variables), no writable bind whose owner depends on the caller.
+    /// Only the policy's own limits are pooled (a client's limits would make a pool per value),
+    /// only a command the server's request holds, and only a wall time a parked sandbox outlasts.
     static func eligible(_ request: TaskRequest, plan: SpawnPlan) -> Bool {
-        plan.policy.daemon.warm > 0 && request.workspace == nil && request.files.isEmpty && request.env.isEmpty
-            && !plan.mounts.contains { $0.kind == .attach }
+        guard plan.policy.daemon.warm > 0, request.workspace == nil, request.files.isEmpty, request.env.isEmpty,
+              request.limits == LimitRequest(), let wall = plan.policy.limits.wallTimeSeconds, wall <= maxTaskWall,
+              !plan.mounts.contains(where: { $0.kind == .attach }) else { return false }
+        let bytes = request.argv.reduce(0) { $0 + $1.utf8.count + 1 } + plan.env.reduce(0) { $0 + $1.utf8.count + 1 }
+            + plan.cwd.utf8.count + plan.searchPath.utf8.count + 2
+        return bytes + SessionChannel.Wire.requestHeader <= SessionChannel.Wire.maxRequest
     }
+
+    /// A parked sandbox lives this long (its wall time); one is handed out only while it has
+    /// the task's wall time and a minute left.
+    static let parkedSeconds = 4 * idleSeconds
+    static let maxTaskWall = parkedSeconds / 2
 
     /// Fills `key`'s pool to `plan.policy.daemon.warm` (at start, for each policy that asks).
     func want(_ key: String, plan: SpawnPlan) {
@@ -93,15 +104,24 @@ final class WarmPool: @unchecked Sendable {
         let taken: Parked? = monitor.locked {
             if stopped { return nil }
             wants[key] = Want(plan: plan, count: plan.policy.daemon.warm, lastTaken: MonotonicClock.now)
-            guard var list = ready[key], !list.isEmpty else { return nil }
-            let p = list.removeFirst()
-            ready[key] = list
-            total -= 1
-            return p
+            // The youngest first; any too old for this task's wall time, or no longer ready,
+            // is let go.
+            let wall = plan.policy.limits.wallTimeSeconds ?? Self.maxTaskWall
+            var found: Parked?
+            while found == nil, let p = ready[key]?.popLast() {
+                total -= 1
+                let ready = p.channel.monitor.locked { p.channel.state == .ready }
+                if ready && MonotonicClock.now - p.madeAt + wall + 60 < Self.parkedSeconds { found = p } else { stale.append(p) }
+            }
+            if ready[key]?.isEmpty == true { ready[key] = nil }
+            return found
         }
+        for p in stale { p.channel.close(reason: "pool-stale", by: nil) }
+        stale = []
         refill()
         return taken
     }
+    private var stale: [Parked] = []
 
     /// Starts sandboxes until every wanted pool is full (or `maxParked` are parked or starting).
     func refill() {
@@ -132,11 +152,13 @@ final class WarmPool: @unchecked Sendable {
     /// One sandbox, from its start (it joins the pool once its server is ready) to its end.
     private func park(_ key: String, _ plan: SpawnPlan) {
         var plan = plan
-        // Parked for as long as the pool keeps it; each command has its policy's wall_time.
-        plan.policy.limits.wallTimeSeconds = Self.idleSeconds * 4
+        // Parked for as long as the pool keeps it; the command has its policy's wall_time. The
+        // server takes one process of the cgroup's: the command gets as many as a cold one.
+        plan.policy.limits.wallTimeSeconds = Self.parkedSeconds
+        plan.cgroupLimits.pids = plan.cgroupLimits.pids.map { $0 + 1 }
         let channel: SessionChannel, control: SandboxControl
         do {
-            channel = try SessionChannel(ttlSeconds: Self.idleSeconds * 4, idleSeconds: Self.idleSeconds * 4)
+            channel = try SessionChannel(ttlSeconds: Self.parkedSeconds, idleSeconds: Self.parkedSeconds)
             control = try SandboxControl()
         } catch {
             log.error("warm sandbox: cannot make its channel", metadata: ["error": "\(error)"])
@@ -151,6 +173,8 @@ final class WarmPool: @unchecked Sendable {
         io.sessionChannel = channel.serverFD
         io.stdout = devNull
         io.stderr = devNull
+        // A limit hit ends the sandbox and so the task, as a cold one's would.
+        io.limitsEndSession = true
         control.onStart { _, cgroup in
             channel.releaseServerEnd()
             parked.monitor.locked { parked.cgroup = cgroup }
@@ -158,6 +182,7 @@ final class WarmPool: @unchecked Sendable {
         channel.whenReady { [self] outcome in
             let joined: Bool = monitor.locked {
                 starting[key, default: 1] -= 1
+                if starting[key] == 0 { starting[key] = nil }
                 guard case .success = outcome, !stopped, wants[key] != nil else { return false }
                 ready[key, default: []].append(parked)
                 return true

@@ -95,6 +95,10 @@ public struct SandboxIO: Sendable {
     /// server's). This socket (SOCK_SEQPACKET) is its standard input, handed over as it is;
     /// `stdin` is not used. See Sources/cordon-init and docs/daemon.md, "Sessions".
     public var sessionChannel: Int32?
+    /// With a session channel: a memory or pids limit hit still ends the whole sandbox (a warm
+    /// sandbox serving one task, which ends as a cold task would). Without it, the kernel's
+    /// kill of one command is that command's status and the session goes on.
+    public var limitsEndSession = false
     public init() {}
 }
 

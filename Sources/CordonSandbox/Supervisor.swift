@@ -63,7 +63,7 @@ struct Supervisor: ~Copyable {
     mutating func loop(_ streams: consuming StandardStreams) {
         // A hit limit ends a one-shot workload; a session's server outlives the command the
         // kernel refused a process or killed for memory (that command's status says so).
-        let watchCgroup = io.sessionChannel == nil && (plan.cgroupLimits.pids != nil || plan.cgroupLimits.memoryBytes != nil)
+        let watchCgroup = (io.sessionChannel == nil || io.limitsEndSession) && (plan.cgroupLimits.pids != nil || plan.cgroupLimits.memoryBytes != nil)
         var nextCgroupCheck = MonotonicClock.since(start) + 0.05
         let signals = SignalRelay(io.relaySignals ? SignalRelay.relayed : [])
         var terminalMode = TerminalMode(fd: io.tty ? io.stdin : -1)

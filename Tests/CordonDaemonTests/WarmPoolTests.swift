@@ -80,6 +80,25 @@ import Testing
         #expect(hot?["result"]?["layers"]?["seccompInstructions"] == cold?["result"]?["layers"]?["seccompInstructions"])
     }
 
+    /// What a pool was not built for runs cold, and runs: a task with limits of its own (no pool
+    /// per value), one whose command is larger than the server's request.
+    @Test func whatThePoolWasNotBuiltForRunsCold() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let big = [String](repeating: String(repeating: "a", count: 50_000), count: 4)  // 200 KB (one argument may be 128 KiB)
+        let answers = W.asCaller(W.alice, d, [
+            Self.submit("echo limited", policy: "hot", id: 1, extra: [("limits", .object([("pids", .int(50))]))]),
+            Self.submit("", policy: "hot", id: 2).replacingArgv(["/bin/sh", "-c", "echo $#", "x"] + big),
+        ])
+        #expect(answers.count == 2, "\(answers)")
+        for a in answers {
+            #expect(a["result"]?["exitCode"] == .int(0) && a["result"]?["result"]?["warm"] == nil, "\(a.text.prefix(400))")
+        }
+        #expect(Self.logs(d, answers[1]["result"]?["id"]?.intValue ?? 0) == "4\n")
+        let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
+        #expect(metrics.components(separatedBy: "\n").filter { $0.hasPrefix("cordon_warm_parked{") }.count == 2, "one pool per policy, none for limits: \(metrics)")
+    }
+
     /// The task's limits hold in a warm sandbox: its policy's wall time, output cap; a cancel
     /// ends it at once.
     @Test func limitsAndCancelHoldInAWarmSandbox() throws {
@@ -89,7 +108,9 @@ import Testing
         #expect(slow?["reason"] == .string("timeout") && slow?["result"]?["warm"] == .bool(true), "\(String(describing: slow?.text))")
         #expect(Self.warmedUp(d, policy: "hotlimits"))
         let loud = W.asCaller(W.alice, d, [Self.submit("head -c 5000 /dev/zero", policy: "hotlimits")]).first?["result"]
-        #expect(loud?["reason"] == .string("output-limit") && (loud?["stdoutBytes"]?.intValue ?? 0) <= 1000 + 65536, "\(String(describing: loud?.text))")
+        #expect(loud?["reason"] == .string("output-limit") && loud?["stdoutBytes"] == .int(1000), "\(String(describing: loud?.text))")
+        let logged = (try? Data(contentsOf: URL(fileURLWithPath: "\(d.stateDir)/tasks/\(loud?["id"]?.intValue ?? 0)/stdout")))?.count
+        #expect(logged == 1000, "the log holds exactly the cap")
 
         #expect(Self.warmedUp(d, policy: "hot"))
         let queued = W.asCaller(W.alice, d, [CowWorkspaceTests.request("task.submit", [("argv", .array([.string("sleep"), .string("30")])), ("policy", .string("hot"))])])
@@ -101,5 +122,16 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 5)
         let record = try d.call("task.status", .object([("id", .int(id))]))
         #expect(record["result"]?["warm"] == .bool(true), "\(record.text)")
+    }
+}
+
+extension JSON {
+    /// A task.submit request with `argv` in place of its own.
+    func replacingArgv(_ argv: [String]) -> JSON {
+        guard case .object(var members) = self, let i = members.firstIndex(where: { $0.0 == "params" }), case .object(var params) = members[i].1,
+              let a = params.firstIndex(where: { $0.0 == "argv" }) else { return self }
+        params[a].1 = .array(argv.map(JSON.string))
+        members[i].1 = .object(params)
+        return .object(members)
     }
 }
