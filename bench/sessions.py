@@ -14,6 +14,9 @@ BWRAP is the bubblewrap command line (space-separated), without the program.
 """
 import json, os, socket, statistics, subprocess, sys, time
 
+# Seconds of quiet before each latency measurement (SESSIONS_GAP; 0: back to back).
+GAP = float(os.environ.get("SESSIONS_GAP", "0.02"))
+
 def connect(path):
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
@@ -73,11 +76,14 @@ def latency(path, bwrap, rounds):
     for r in range(rounds):
         for i in range(len(kinds)):
             name, go = kinds[(r + i) % len(kinds)]
+            # Each measurement starts on a quiet machine: what a warm task's pool rebuilds in
+            # the background (or a cold sandbox's teardown) is not charged to the next row.
+            time.sleep(GAP)
             start = time.perf_counter()
             go()
             times[name].append(time.perf_counter() - start)
     call(f, 2, "session.close", {"id": session})
-    print(f"{'latency (' + str(rounds) + ' interleaved rounds)':44} {'median':>9} {'p95':>9}")
+    print(f"{'latency (' + str(rounds) + ' interleaved rounds, ' + str(int(GAP * 1000)) + ' ms apart)':44} {'median':>9} {'p95':>9}")
     for name, t in times.items():
         print(f"{name:44} {statistics.median(t) * 1e3:7.2f}ms {pct(t, 0.95) * 1e3:7.2f}ms")
     bw = statistics.median(times['bubblewrap, same root'])

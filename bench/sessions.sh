@@ -3,7 +3,9 @@
 #   1. latency of /bin/true, interleaved rounds on kept-open connections: session.exec in an open
 #      session, task.submit+wait of a policy with [daemon] warm = 4 (a warm sandbox) and of the
 #      default policy (a cold one), same-root bubblewrap, plain fork/exec; median and p95, and
-#      the ratios to bubblewrap (issue 19's target: a warm task at most 0.5x);
+#      the ratios to bubblewrap (issue 19's target: a warm task at most 0.5x); each measurement
+#      after 20 ms of quiet (SESSIONS_GAP=0 runs them back to back), so that work one leaves
+#      behind (a pool's rebuild, a sandbox's teardown) is not charged to the next;
 #   2. throughput: 8 clients, each in its own session doing session.exec /bin/true, against 8
 #      parallel loops of same-root bubblewrap.
 # "bubblewrap, same root" is bench/spawn.sh's: read-only /usr and /etc, the /bin and /lib
