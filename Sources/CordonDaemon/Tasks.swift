@@ -140,6 +140,8 @@ final class TaskManager: @unchecked Sendable {
     /// taken with `live[id]`, or forgotten when the connection that parked it closes.
     private var endWaiters: [Int64: [UInt64: @Sendable () -> Void]] = [:]
     private var endWaiterCount = 0
+    /// Ended tasks whose waiters are being answered (see `takeEndWaiters`).
+    private var answering = 0
     private var nextEndWaiter: UInt64 = 0
     private var queues: [UInt32: [LiveTask]] = [:]
     /// Users with queued tasks, in round-robin order; `cursor` is the next to serve.
@@ -505,7 +507,7 @@ final class TaskManager: @unchecked Sendable {
                 monitor.broadcast()
                 return takeEndWaiters(id)
             }
-            for waiter in waiters { waiter() }
+            runEndWaiters(waiters)
             throw RPCError(RPCCode.internalError, "cannot start the session: \(error)")
         }
         placed = false  // the session's run gives its place back when it ends
@@ -761,7 +763,7 @@ final class TaskManager: @unchecked Sendable {
             monitor.broadcast()
             return takeEndWaiters(id)
         }
-        for waiter in waiters { waiter() }
+        runEndWaiters(waiters)
     }
 
     /// Runs `task`'s command in a warm sandbox (its server's one command) and returns the
@@ -1115,7 +1117,7 @@ final class TaskManager: @unchecked Sendable {
                 monitor.broadcast()
                 return takeEndWaiters(id)
             }
-            for waiter in waiters { waiter() }
+            runEndWaiters(waiters)
         }
     }
 
@@ -1152,11 +1154,23 @@ final class TaskManager: @unchecked Sendable {
     /// Requests parked on a task's end (for metrics and the tests).
     var parkedCount: Int { monitor.locked { endWaiterCount } }
 
-    /// Takes task `id`'s waiters (with `monitor` held).
+    /// Takes task `id`'s waiters (with `monitor` held); they count as being answered until
+    /// `runEndWaiters` has run them, so a drain does not end the process under an answer.
     private func takeEndWaiters(_ id: Int64) -> [@Sendable () -> Void] {
-        guard let waiters = endWaiters.removeValue(forKey: id) else { return [] }
+        guard let waiters = endWaiters.removeValue(forKey: id), !waiters.isEmpty else { return [] }
         endWaiterCount -= waiters.count
+        answering += 1
         return Array(waiters.values)
+    }
+
+    /// Runs waiters `takeEndWaiters` took (without `monitor` held).
+    private func runEndWaiters(_ waiters: [@Sendable () -> Void]) {
+        guard !waiters.isEmpty else { return }
+        for waiter in waiters { waiter() }
+        monitor.locked {
+            answering -= 1
+            monitor.broadcast()
+        }
     }
 
     /// Waits until the task is no longer queued or running; false on timeout.
@@ -1177,7 +1191,7 @@ final class TaskManager: @unchecked Sendable {
         for session in sessions { session.close(reason: "cordond-stopping", by: daemon) }
         warm.stop()
         for id in queued { cancel(id, by: daemon) }
-        let finished = monitor.locked { monitor.wait(until: MonotonicClock.now + seconds) { live.isEmpty } }
+        let finished = monitor.locked { monitor.wait(until: MonotonicClock.now + seconds) { live.isEmpty && answering == 0 } }
         if !finished {
             let count: Int = monitor.locked {
                 for task in live.values where !task.ending {
@@ -1187,7 +1201,7 @@ final class TaskManager: @unchecked Sendable {
                 return live.count
             }
             log.warning("drain deadline passed: cancelled running tasks", metadata: ["tasks": "\(count)"])
-            if !monitor.locked({ monitor.wait(until: MonotonicClock.now + 10) { live.isEmpty } }) {
+            if !monitor.locked({ monitor.wait(until: MonotonicClock.now + 10) { live.isEmpty && answering == 0 } }) {
                 log.error("tasks still running 10 s after their cancel", metadata: ["tasks": "\(monitor.locked { live.count })"])
             }
         }

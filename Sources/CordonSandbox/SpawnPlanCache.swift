@@ -99,7 +99,7 @@ public struct SpawnPlanCache: Sendable {
         let binary = FileSystem.identity("/proc/self/exe").map { i in
             "\(i.device):\(i.inode):\(i.size):\(i.modified.seconds).\(i.modified.nanoseconds):\(i.changed.seconds).\(i.changed.nanoseconds)"
         } ?? "unknown"
-        return "cordon-plan 3\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
+        return "cordon-plan 4\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
     }()
 
     // MARK: lookup and store
@@ -407,6 +407,7 @@ extension ByteWriter {
         string(p.landlock.mode.rawValue)
         strings(p.access.users); strings(p.access.groups)
         strings(p.workspace.allow)
+        u64(UInt64(p.daemon.warm))
     }
 }
 
@@ -467,7 +468,7 @@ extension ByteReader {
         guard let profile = string(), let action = string().flatMap(Policy.SeccompViolationAction.init(rawValue:)),
               let keep = strings(), let mode = string().flatMap(Policy.NetworkMode.init(rawValue:)), let allow = strings(),
               let landlock = string().flatMap(Policy.LandlockMode.init(rawValue:)), let users = strings(), let groups = strings(),
-              let workspaces = strings()
+              let workspaces = strings(), let warm = u64().flatMap({ Int(exactly: $0) })
         else { return nil }
         p.seccomp.profile = profile
         p.seccomp.action = action
@@ -478,6 +479,7 @@ extension ByteReader {
         p.access.users = users
         p.access.groups = groups
         p.workspace.allow = workspaces
+        p.daemon.warm = warm
         return p
     }
 }

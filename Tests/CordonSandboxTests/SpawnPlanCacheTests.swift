@@ -54,6 +54,7 @@ struct SpawnPlanCacheUnitTests {
         p.access.users = ["alice"]
         p.access.groups = ["staff"]
         p.workspace.allow = ["/srv/projects", "/home"]
+        p.daemon.warm = 3
         return p
     }
 
@@ -88,7 +89,7 @@ struct SpawnPlanCacheUnitTests {
     @Test func theCodecKnowsEveryField() {
         func count(_ value: Any) -> Int { Mirror(reflecting: value).children.count }
         let p = Self.everyField
-        #expect(count(p) == 14 && count(p.workspace) == 1)
+        #expect(count(p) == 15 && count(p.workspace) == 1 && count(p.daemon) == 1)
         #expect(count(p.filesystem) == 6 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
         #expect(count(p.process) == 6 && count(p.process.env[0]) == 2)
         #expect(count(p.limits) == 8)
