@@ -124,6 +124,8 @@ final class SessionChannel: @unchecked Sendable {
     let socket: OwnedDescriptor
     /// The server's end, until the sandbox holds its own copy.
     private let serverEnd: Mutex<OwnedDescriptor?>
+    /// The sandbox's cgroup directories, once it has started (for its OOM-kill count).
+    private let cgroup = Mutex<[String]>([])
     let ttlSeconds: Double
     let idleSeconds: Double
     let createdAt: Double
@@ -164,6 +166,24 @@ final class SessionChannel: @unchecked Sendable {
     func releaseServerEnd() { serverEnd.withLock { $0 = nil } }
 
     var inFlight: Int { monitor.locked { commands.count } }
+
+    /// The sandbox's cgroup directories (from its start).
+    func started(cgroup dirs: [String]) { cgroup.withLock { $0 = dirs } }
+
+    /// How many processes the kernel has killed in the sandbox for its memory limit (v2
+    /// memory.events, v1 memory.oom_control), or nil when no memory controller says.
+    func oomKills() -> Int? {
+        for dir in cgroup.withLock({ $0 }) {
+            for (file, key) in [("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")] {
+                guard let text = try? FileSystem.readString("\(dir)/\(file)") else { continue }
+                for line in text.split(separator: "\n") {
+                    let parts = line.split(separator: " ")
+                    if parts.count == 2, parts[0] == key, let n = Int(parts[1]) { return n }
+                }
+            }
+        }
+        return nil
+    }
 
     /// Runs `body` once the server is ready (or the session ended first).
     func whenReady(_ body: @escaping @Sendable (Result<Void, RPCError>) -> Void) {
@@ -411,6 +431,7 @@ final class SessionChannel: @unchecked Sendable {
         }
         let message = header + strings
         let fds = [request.stdinFD ?? inRead.raw, outWrite.raw, errWrite.raw]
+        let oomBefore = oomKills()
         monitor.locked { command.sentAt = MonotonicClock.now }
         let sent = message.withUnsafeBytes { m in fds.withUnsafeBufferPointer { cl_send_message(socket.fd, m.baseAddress, m.count, $0.baseAddress, 3) } }
         let sendErrno = errno
@@ -541,6 +562,12 @@ final class SessionChannel: @unchecked Sendable {
             // Killed for a reason of ours (or its output cut at the cap): that reason, as a
             // cold task's record says, whatever the status it ended with meanwhile.
             if let killedFor { outcome.reason = killedFor }
+            // SIGKILL with an OOM kill in the sandbox while it ran: the kernel's, for the
+            // session's memory (another command's OOM kill meanwhile reads the same: the counter
+            // is the sandbox's).
+            else if outcome.signal == SIGKILL, let before = oomBefore, let after = oomKills(), after > before {
+                outcome.reason = "memory-limit"
+            }
         } else if let failure {
             switch failureWhat {
             case 4: throw RPCError(RPCCode.internalError, "the session's server refused the request: \(failure)")

@@ -682,6 +682,7 @@ final class TaskManager: @unchecked Sendable {
             control.onStart { [self] _, cgroup in
                 // The sandbox holds the server's end now: ours goes, so its end reads as EOF here.
                 session?.releaseServerEnd()
+                session?.started(cgroup: cgroup)
                 metrics.spawned(seconds: MonotonicClock.now - start)
                 do { try store.markStarted(id: id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
                 catch { log.error("audit store: mark started", metadata: ["task": "\(id)", "error": "\(error)"]) }
