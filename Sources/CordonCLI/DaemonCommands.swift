@@ -51,6 +51,14 @@ struct ClientOptions: ParsableArguments {
 }
 
 /// Output chunks of `task.output` notifications, written to our stdout/stderr.
+/// `--env NAME=VALUE` options (checked to hold a `=`) as a request's `env` object.
+func envObject(_ env: [String]) -> JSON {
+    .object(env.map { e in
+        let eq = e.firstIndex(of: "=")!
+        return (String(e[..<eq]), .string(String(e[e.index(after: eq)...])))
+    })
+}
+
 func writeOutput(_ params: JSON) {
     guard let data = params["data"]?.stringValue, let bytes = Data(base64Encoded: data) else { return }
     let fd: Int32 = params["stream"]?.stringValue == "stderr" ? 2 : 1
@@ -184,10 +192,7 @@ public struct SubmitOptions: Equatable, Sendable {
             params.append(("files", .array(files)))
         }
         if !env.isEmpty {
-            params.append(("env", .object(env.map { e in
-                let eq = e.firstIndex(of: "=")!
-                return (String(e[..<eq]), .string(String(e[e.index(after: eq)...])))
-            })))
+            params.append(("env", envObject(env)))
         }
         if let stdin {
             let bytes: [UInt8]

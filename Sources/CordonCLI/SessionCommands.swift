@@ -88,10 +88,7 @@ struct SessionExecCommand: ParsableCommand {
         if let timeout, let d = Units.parseDuration(timeout) { params.append(("timeout", .double(d))) }
         if let cwd { params.append(("cwd", .string(cwd))) }
         if !env.isEmpty {
-            params.append(("env", .object(env.map { e in
-                let eq = e.firstIndex(of: "=")!
-                return (String(e[..<eq]), .string(String(e[e.index(after: eq)...])))
-            })))
+            params.append(("env", envObject(env)))
         }
         if stdin {
             var bytes: [UInt8] = []

@@ -457,13 +457,7 @@ final class TaskManager: @unchecked Sendable {
         }
         var placed = true
         defer {
-            if placed {
-                monitor.locked {
-                    sessionsOpen -= 1
-                    sessionsByUser[peer.uid, default: 1] -= 1
-                    if sessionsByUser[peer.uid] == 0 { sessionsByUser[peer.uid] = nil }
-                }
-            }
+            if placed { monitor.locked { releaseSessionPlace(peer.uid) } }
         }
         let channel: SessionChannel
         let control: SandboxControl
@@ -551,6 +545,13 @@ final class TaskManager: @unchecked Sendable {
         do { try store.record(event) } catch {
             log.error("audit store: cannot record a session's command", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }
+    }
+
+    /// Gives back a place of `sessions.max` (with `monitor` held).
+    private func releaseSessionPlace(_ uid: UInt32) {
+        sessionsOpen -= 1
+        sessionsByUser[uid, default: 1] -= 1
+        if sessionsByUser[uid] == 0 { sessionsByUser[uid] = nil }
     }
 
     private func unreserve(_ uid: UInt32) {
@@ -752,9 +753,7 @@ final class TaskManager: @unchecked Sendable {
         let waiters = monitor.locked {
             live[id] = nil
             if session != nil {
-                sessionsOpen -= 1
-                sessionsByUser[task.owner.uid, default: 1] -= 1
-                if sessionsByUser[task.owner.uid] == 0 { sessionsByUser[task.owner.uid] = nil }
+                releaseSessionPlace(task.owner.uid)
             } else {
                 running -= 1
                 runningByUser[task.owner.uid, default: 1] -= 1

@@ -101,27 +101,26 @@ final class WarmPool: @unchecked Sendable {
     /// A parked sandbox for `key` if one is ready (nil: the task goes cold). Either way the pool
     /// is asked to hold `plan.policy.daemon.warm` of them from now on.
     func take(_ key: String, plan: SpawnPlan) -> Parked? {
-        let taken: Parked? = monitor.locked {
-            if stopped { return nil }
+        let (taken, stale): (Parked?, [Parked]) = monitor.locked {
+            if stopped { return (nil, []) }
             wants[key] = Want(plan: plan, count: plan.policy.daemon.warm, lastTaken: MonotonicClock.now)
             // The youngest first; any too old for this task's wall time, or no longer ready,
             // is let go.
             let wall = plan.policy.limits.wallTimeSeconds ?? Self.maxTaskWall
             var found: Parked?
+            var stale: [Parked] = []
             while found == nil, let p = ready[key]?.popLast() {
                 total -= 1
-                let ready = p.channel.monitor.locked { p.channel.state == .ready }
-                if ready && MonotonicClock.now - p.madeAt + wall + 60 < Self.parkedSeconds { found = p } else { stale.append(p) }
+                let usable = p.channel.monitor.locked { p.channel.state == .ready }
+                if usable && MonotonicClock.now - p.madeAt + wall + 60 < Self.parkedSeconds { found = p } else { stale.append(p) }
             }
             if ready[key]?.isEmpty == true { ready[key] = nil }
-            return found
+            return (found, stale)
         }
         for p in stale { p.channel.close(reason: "pool-stale", by: nil) }
-        stale = []
         refill()
         return taken
     }
-    private var stale: [Parked] = []
 
     /// Starts sandboxes until every wanted pool is full (or `maxParked` are parked or starting).
     func refill() {
