@@ -178,13 +178,15 @@ let package = Package(
             "CordonCommandLine", "CordonConfig", "CordonScanner", "CordonVulnDB", "CordonHeuristics", "CordonScan", "CordonSystem", "CordonRPC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"]),
+        // Swift's runtime linked in: cordond runs `cordon-scan unpack` inside a sandbox that has
+        // only /usr's C libraries.
+        .executableTarget(name: "cordon-scan", dependencies: ["CordonScanCLI"], linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims"])]),
         // The model worker: one per provider, holds its key, makes its HTTP calls and parses its
         // replies; cordond reads only canonical, bounded JSON from it (docs/models.md).
         .target(name: "CordonModelWorker", dependencies: ["CordonHTTPClient", "CordonModels", "CordonRPC", "CordonJSON", "CordonSystem"]),
         // Swift's runtime linked in: inside its sandbox it needs only /usr's C libraries.
         .executableTarget(name: "cordon-model-worker", dependencies: ["CordonModelWorker"],
-                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims"])]),
 
         // LAYER 7 · mains
         .target(name: "CordonCLI", dependencies: [
@@ -232,7 +234,7 @@ let package = Package(
                     exclude: ["http_clients.py", "openai_client.py"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux", "CordonTestNetwork"],
-                    exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py", "openai_endpoint.py", "hostile_server.py"]),
+                    exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py", "openai_endpoint.py", "hostile_server.py", "make_root_image.py"]),
         .testTarget(name: "CordonToolGatewayTests", dependencies: [
             "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
         ], exclude: ["faulty_server.py", "hostile_server.py"]),

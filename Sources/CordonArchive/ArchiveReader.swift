@@ -14,6 +14,10 @@ public struct ArchiveLimits: Sendable, Equatable {
     /// Archives inside archives (a wheel in a tarball is depth 2).
     public var nestingDepth: Int = 3
     public var pathLength: Int = 1024
+    /// The archive is a root file system (an image layer): its symlinks resolve against the root
+    /// they are mounted as, so any target is accepted (`/etc/alternatives/awk`, `../../bin`).
+    /// Off, a symlink must stay inside the archive (relative, never above its top).
+    public var symlinksResolveInRoot = false
 
     public init() {}
 }
@@ -241,7 +245,7 @@ public final class ArchiveReader {
             case 0o120000:
                 kind = .symlink
                 target = archive_entry_symlink(header).map { String(cString: $0) } ?? ""
-                try Self.checkSymlink(target!, from: path, archive: name)
+                if !limits.symlinksResolveInRoot { try Self.checkSymlink(target!, from: path, archive: name) }
             case 0o020000: throw .unsupportedEntry(path: path, kind: "character device", archive: name)
             case 0o060000: throw .unsupportedEntry(path: path, kind: "block device", archive: name)
             case 0o010000: throw .unsupportedEntry(path: path, kind: "FIFO", archive: name)

@@ -333,6 +333,8 @@ public final class Daemon: @unchecked Sendable {
         }
         let removed = Recovery.removeOrphanCgroups(environment: tasks.environment, log: log)
         if removed > 0 { log.warning("removed orphaned sandbox cgroups", metadata: ["count": "\(removed)"]) }
+        // No sandbox runs yet: unpacked images whose archive changed or is gone can go.
+        tasks.images.removeStale()
     }
 
     /// Applies the retention rules (see `RetentionRules`: age, per-user quota, store size,

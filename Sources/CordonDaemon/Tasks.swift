@@ -131,6 +131,8 @@ final class TaskManager: @unchecked Sendable {
     let quotas: Quotas
     let log: Logger
     let environment: SandboxEnvironment
+    /// Policies' images, unpacked and scanned (`filesystem.image`).
+    let images: ImageRoots
     let warm: WarmPool
 
     private let monitor = Monitor()
@@ -174,6 +176,7 @@ final class TaskManager: @unchecked Sendable {
         env.cleanupGuardian = false  // Recovery sweeps orphaned cgroups at the next start
         environment = env
         warm = WarmPool(environment: env, maxParked: config.warmMax, log: log)
+        images = ImageRoots(cacheDir: config.cacheDir, stateDir: config.stateDir, policies: policies, environment: env, log: log)
     }
 
     var counts: (queued: Int, running: Int) { monitor.locked { (reservedQueued, running) } }
@@ -575,11 +578,14 @@ final class TaskManager: @unchecked Sendable {
     }
 
     private func spawnPlan(_ policy: Policy, limits: LimitRequest, env: [String: String]) throws(RPCError) -> SpawnPlan {
+        // Prepared on first use, checked against the policy's gate every time (outside the
+        // monitor: a first preparation takes a while).
+        let imageRoot = try images.root(for: policy)
         // The environment is part of the plan; only plans without caller variables are shared.
-        let key = "\(policy.contentHash)|\(limits)"
+        let key = "\(policy.contentHash)|\(limits)|\(imageRoot ?? "")"
         if env.isEmpty, let cached = monitor.locked({ planCache[key] }) { return cached }
         let plan: SpawnPlan
-        do { plan = try policies.spawnPlan(for: policy, cacheDir: config.cacheDir, callerEnvironment: env) } catch {
+        do { plan = try policies.spawnPlan(for: policy, cacheDir: config.cacheDir, callerEnvironment: env, imageRoot: imageRoot) } catch {
             throw RPCError(RPCCode.policyError, "policy \(policy.name): \(error.description)", field: "params.policy")
         }
         if env.isEmpty {

@@ -94,7 +94,51 @@ public struct Policy: Sendable, Equatable {
         public var workdirSizeBytes: UInt64 = 256 << 20
         /// Paths masked inside the sandbox (an empty directory or /dev/null over them).
         public var hide: [String] = []
+        /// The root's lower layer: an OCI image layout (a directory or its tar) or a `docker
+        /// save` archive on the host, and the image of it to use. cordond unpacks and scans it
+        /// once (in a sandbox) and mounts it read-only; see docs/daemon.md, "Images as roots".
+        public var image: ImageSource?
+        /// Images whose scan finds something this severe or worse are refused.
+        public var imageFailOn: ImageGate = .high
         public init() {}
+    }
+
+    /// `filesystem.image = "PATH[:REF]"`: an absolute host path, and a reference (an OCI index's
+    /// `org.opencontainers.image.ref.name`, or one of a `docker save` image's tags) when the
+    /// archive holds more than one image.
+    public struct ImageSource: Sendable, Equatable, CustomStringConvertible {
+        public var path: String
+        public var ref: String?
+        public init(path: String, ref: String? = nil) {
+            self.path = path
+            self.ref = ref
+        }
+
+        /// The path up to the first ':', the reference after it (a tag may hold ':' itself).
+        public init?(parsing text: String) {
+            if let colon = text.firstIndex(of: ":") {
+                let ref = String(text[text.index(after: colon)...])
+                guard !ref.isEmpty else { return nil }
+                self.init(path: String(text[..<colon]), ref: ref)
+            } else {
+                self.init(path: text)
+            }
+        }
+
+        public var description: String { ref.map { "\(path):\($0)" } ?? path }
+    }
+
+    /// `filesystem.image_fail_on`: the least severe scan result that refuses an image, or never.
+    public enum ImageGate: String, Sendable, Equatable, CaseIterable {
+        case low, medium, high, critical, never
+
+        /// Whether a scan whose worst result is `worst` (low … critical; nil: nothing found)
+        /// refuses the image.
+        public func refuses(_ worst: String?) -> Bool {
+            let order = ["low", "medium", "high", "critical"]
+            guard self != .never, let worst, let w = order.firstIndex(of: worst), let g = order.firstIndex(of: rawValue) else { return false }
+            return w >= g
+        }
     }
 
     public struct Process: Sendable, Equatable {

@@ -46,6 +46,14 @@ public struct PolicyDiff: Sendable, Equatable {
         }
         let hidden = Set(fs.hide)
         for path in other.hide where !hidden.contains(path) { add("filesystem.hide", "\(path) is not hidden") }
+        if let image = fs.image, image != other.image {
+            add("filesystem.image", "its root is the image \(image)\(other.image.map { " (other: \($0))" } ?? "")")
+        }
+        // A gate that refuses less: "never" refuses nothing, "critical" only the worst.
+        let gates = Policy.ImageGate.allCases
+        if fs.image != nil, gates.firstIndex(of: fs.imageFailOn)! > gates.firstIndex(of: other.imageFailOn)! {
+            add("filesystem.image_fail_on", "images are refused at \(fs.imageFailOn.rawValue) (other: \(other.imageFailOn.rawValue))")
+        }
 
         let theirCaps = Set(y.capabilities.keep)
         for cap in x.capabilities.keep where !theirCaps.contains(cap) { add("capabilities.keep", "keeps \(cap)") }

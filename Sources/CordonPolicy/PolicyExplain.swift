@@ -77,6 +77,10 @@ public struct PolicyExplanation: Sendable, Equatable {
         add("filesystem", "workdir", quote(fs.workdir))
         add("filesystem", "workdir_size", quote(Units.formatSize(fs.workdirSizeBytes)))
         addList("filesystem", "hide", fs.hide.map { ($0, quote($0)) })
+        if let image = fs.image {
+            add("filesystem", "image", quote(image.description))
+            add("filesystem", "image_fail_on", quote(fs.imageFailOn.rawValue))
+        }
 
         let p = policy.process
         add("process", "user", "\(p.uid)")

@@ -30,7 +30,7 @@ public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum PolicyParser {
     static let schema: [String: [String]] = [
         "policy": ["name", "description", "extends"],
-        "filesystem": ["read_only", "read_write", "tmpfs", "workdir", "workdir_size", "hide"],
+        "filesystem": ["read_only", "read_write", "tmpfs", "workdir", "workdir_size", "hide", "image", "image_fail_on"],
         "process": ["user", "group", "hostname", "env", "pass_env", "cwd"],
         "limits": ["memory", "pids", "cpu", "wall_time", "cpu_time", "open_files", "file_size", "output"],
         "seccomp": ["profile", "action"],
@@ -399,6 +399,19 @@ public struct ConfigReader {
         if let s = size(t, "filesystem", "workdir_size", range: PolicyRange.mountSize) { fs.workdirSizeBytes = s }
         if let hide = stringArray(t, "filesystem", "hide") {
             for (i, p) in hide.enumerated() where checkSandboxPath(p, "filesystem.hide[\(i)]", line(t, "hide")) { fs.hide.append(p) }
+        }
+        if let text = string(t, "filesystem", "image") {
+            let at = line(t, "image")
+            if let source = Policy.ImageSource(parsing: text), PolicyParser.pathProblem(source.path) == nil,
+               !hasControl(text), source.path != "/" {
+                fs.image = source
+            } else {
+                error("filesystem.image", at, "\"\(text)\" is not PATH[:REF]: an absolute host path (an OCI image layout directory, its tar, or a docker save archive) without '..' or ':', then optionally ':' and the image's ref name or tag")
+            }
+        }
+        if let text = string(t, "filesystem", "image_fail_on") {
+            if let gate = Policy.ImageGate(rawValue: text) { fs.imageFailOn = gate }
+            else { error("filesystem.image_fail_on", line(t, "image_fail_on"), "unknown severity \"\(text)\" (expected: \(Policy.ImageGate.allCases.map(\.rawValue).joined(separator: ", ")))") }
         }
     }
 

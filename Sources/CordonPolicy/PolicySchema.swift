@@ -73,6 +73,8 @@ public enum PolicySchema {
             "filesystem": [
                 "read_only": pathOr(bind), "read_write": pathOr(writableBind), "tmpfs": pathOr(tmpfs),
                 "workdir": path, "workdir_size": size(PolicyRange.mountSize), "hide": strings(path),
+                "image": .object([("type", .string("string")), ("pattern", .string("^/[^:]*[^:/](:.+)?$"))]),
+                "image_fail_on": .object([("enum", .array(Policy.ImageGate.allCases.map { .string($0.rawValue) }))]),
             ],
             "process": [
                 "user": integer(PolicyRange.id), "group": integer(PolicyRange.id),

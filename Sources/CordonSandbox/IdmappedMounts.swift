@@ -70,6 +70,12 @@ final class IdmappedMounts {
         for index in attach {
             let step = plan.mounts[index]
             let source = String(decoding: step.data, as: UTF8.self)
+            if step.flags.contains(.image) {
+                let mount = try Self.image(source, step: step, hostBase: hostBase)
+                owned.append(mount)
+                fds[index] = mount.fd
+                continue
+            }
             let isWorkspace = step.flags.contains(.workspace)
             let cow = isWorkspace && step.flags.contains(.cow)
             // A copy-on-write workspace's directory is its overlay's lower layer: read-only.
@@ -173,6 +179,31 @@ final class IdmappedMounts {
             }
             fds[index] = tree
         }
+    }
+
+    /// One top-level entry of a policy's image in cordond's store, as a detached read-only mount
+    /// whose owner, the host's root, is the sandbox's root inside (ids 0 at `hostBase`, as the
+    /// sandbox's own user namespace maps them): the image's files are root's, as in a container,
+    /// and nobody inside can write them (read-only, and root inside is no one on the host).
+    private static func image(_ source: String, step: MountStep, hostBase: UInt32) throws(Failure) -> OwnedDescriptor {
+        var uid: UInt32 = 0, gid: UInt32 = 0, isDirectory: Int32 = 0, mode: UInt32 = 0
+        let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory, &mode)
+        guard tree >= 0 else {
+            let e = errno
+            throw Failure(errno: e, message: "filesystem.image: \(source): \(e == ELOOP ? "a symlink on the way" : SystemError.text(e))")
+        }
+        let mount = OwnedDescriptor(tree)
+        guard (isDirectory != 0) == step.flags.contains(.isDirectory), uid == 0, gid == 0, mode & UInt32(S_ISUID | S_ISGID) == 0 else {
+            throw Failure(errno: EPERM, message: "filesystem.image: \(source) is not what cordond unpacked (a \(isDirectory != 0 ? "directory" : "file") of \(uid):\(gid), mode \(String(mode & 0o7777, radix: 8)))")
+        }
+        let fd = cs_idmap_userns("0 \(hostBase) 1\n", "0 \(hostBase) 1\n")
+        if fd < 0 { throw Failure(errno: Int32(-fd), message: "filesystem.image: user namespace for the image's owner: \(SystemError.text(Int32(-fd)))") }
+        let userns = OwnedDescriptor(Int32(fd))
+        if cl_mount_setattr_idmap(tree, userns.fd, 0, 1) != 0 {
+            let e = errno
+            throw Failure(errno: e, message: "filesystem.image: \(source): idmapping cordond's image store: \(SystemError.text(e)) (the state directory must be on a file system that supports idmapped mounts: ext4, xfs, btrfs, tmpfs)")
+        }
+        return mount
     }
 
     /// The copy-on-write overlay of a workspace: `lower` (its idmapped, read-only clone) under

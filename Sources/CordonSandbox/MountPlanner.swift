@@ -14,7 +14,15 @@ public struct MountPlanner {
     }
 
     public var inspect: @Sendable (String) -> FileSystem.Kind = { FileSystem.kind($0) }
+    /// The unpacked root file system of the policy's `filesystem.image` (cordond's store), when
+    /// it has one: its top-level entries are the sandbox's, read-only (see `imageEntries`).
+    public var imageRoot: String?
+    /// The names in a directory (the image root's top level).
+    public var list: @Sendable (String) -> [String] = { FileSystem.listDirectory($0) }
     public init() {}
+
+    /// What the sandbox makes itself at its top, whatever the image holds there.
+    static let ownTopLevel: Set<String> = ["dev", "proc", "sys"]
 
     /// Host device nodes bound into the sandbox's /dev.
     static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
@@ -63,9 +71,10 @@ public struct MountPlanner {
         // Binds, tmpfs mounts and the workdir in one order, parents before children (/usr before
         // /usr/lib/python3, a /tmp tmpfs before a file bound at /tmp/in.txt); at equal depth in
         // the order binds, tmpfs, workdir.
-        enum Placement { case bind(Policy.Bind, readOnly: Bool, key: String), tmpfs(Policy.Tmpfs), workdir }
+        enum Placement { case bind(Policy.Bind, readOnly: Bool, key: String), tmpfs(Policy.Tmpfs), workdir, image(String) }
         func path(_ p: Placement) -> String {
             switch p {
+            case .image(let name): return "/" + name
             case .bind(let b, _, _): return b.path
             case .tmpfs(let t): return t.path
             case .workdir: return fs.workdir
@@ -73,13 +82,22 @@ public struct MountPlanner {
         }
         // What each writable bind turned out to be: Landlock's rights for a file are a file's.
         var writable: [String: FileSystem.Kind] = [:]
-        let placements = binds.map { Placement.bind($0.0, readOnly: $0.1, key: $0.2) } + fs.tmpfs.map { Placement.tmpfs($0) } + [.workdir]
+        // An image's top-level entries come first: at equal depth, the policy's own mounts go
+        // over them (a tmpfs /tmp over the image's /tmp).
+        if fs.image != nil && imageRoot == nil {
+            throw PlanError(key: "filesystem.image", message: "\(fs.image!): images as roots are prepared by cordond (unpacked and scanned in a sandbox): run this policy's tasks and sessions through the daemon (cordon submit, cordon session)")
+        }
+        let imageNames = imageRoot.map { root in list(root).filter { !Self.ownTopLevel.contains($0) && !$0.hasPrefix(".") } } ?? []
+        let placements = imageNames.map { Placement.image($0) } + binds.map { Placement.bind($0.0, readOnly: $0.1, key: $0.2) }
+            + fs.tmpfs.map { Placement.tmpfs($0) } + [.workdir]
         let ordered = placements.enumerated().sorted { a, b in
             let da = path(a.element).split(separator: "/").count, db = path(b.element).split(separator: "/").count
             return da != db ? da < db : a.offset < b.offset
         }.map(\.element)
         // Directory binds placed so far: a mount point under one of them is a path of the host's.
         var boundDirectories: [(path: String, source: String, key: String)] = []
+        // The image's top-level paths: /etc among them means the image's /etc.
+        var fromImage: Set<String> = []
         /// A mount point at `target` of this kind must already exist when `target` lies inside a
         /// bound host directory: the child may not create it there (that would write to the host,
         /// and a read-only bind or the sandbox's unprivileged root cannot). Nil when `target` is
@@ -91,6 +109,8 @@ public struct MountPlanner {
             switch inspect(host) {
             case .directory where directory: return nil
             case .file where !directory, .device where !directory: return nil
+            case .missing where parent.key == "filesystem.image":
+                return "\(target) lies inside the image's \(parent.path), which has no \(directory ? "directory" : "file") \(target) to mount on (an image is read-only: nothing is made in it); mount \(target) outside \(parent.path), or add it to the image"
             case .missing:
                 return "\(target) lies inside the bind of \(parent.path) (\(parent.key)), where \(host) does not exist: the sandbox cannot make a mount point in a host directory. Create \(host) as \(want) on the host, or mount \(target) outside \(parent.path)"
             default:
@@ -112,6 +132,22 @@ public struct MountPlanner {
                 ensureParents(fs.workdir)
                 dirs.insert(fs.workdir)
                 steps.append(MountStep(.tmpfs, fs.workdir, data: Array("size=\(fs.workdirSizeBytes),mode=0700".utf8), flags: [.chown]))
+                continue
+            case .image(let name):
+                let target = "/" + name, source = "\(imageRoot!)/\(name)"
+                switch inspect(source) {
+                case .directory:
+                    dirs.insert(target)
+                    steps.append(MountStep(.attach, target, data: Array(source.utf8), flags: [.readOnly, .isDirectory, .image]))
+                    boundDirectories.append((target, source, "filesystem.image"))
+                case .file:
+                    steps.append(MountStep(.attach, target, data: Array(source.utf8), flags: [.readOnly, .image]))
+                case .symlink(let linkTarget):
+                    steps.append(MountStep(.symlink, target, data: Array(linkTarget.utf8)))
+                default:
+                    continue
+                }
+                fromImage.insert(target)
                 continue
             case .bind(let b, let ro, let k): (bind, readOnly, key) = (b, ro, k)
             }
@@ -170,7 +206,7 @@ public struct MountPlanner {
         for path in Self.procReadOnly { steps.append(MountStep(.readonly, path, flags: [.optional])) }
 
         // Identity files, unless the policy brings its own.
-        let bound = Set(binds.map { $0.0.path })
+        let bound = Set(binds.map { $0.0.path }).union(fromImage)
         if !bound.contains("/etc") {
             ensureParents("/etc/passwd")
             let p = policy.process

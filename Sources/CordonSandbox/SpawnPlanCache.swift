@@ -99,7 +99,7 @@ public struct SpawnPlanCache: Sendable {
         let binary = FileSystem.identity("/proc/self/exe").map { i in
             "\(i.device):\(i.inode):\(i.size):\(i.modified.seconds).\(i.modified.nanoseconds):\(i.changed.seconds).\(i.changed.nanoseconds)"
         } ?? "unknown"
-        return "cordon-plan 4\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
+        return "cordon-plan 5\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
     }()
 
     // MARK: lookup and store
@@ -388,6 +388,8 @@ extension ByteWriter {
         }
         array(fs.tmpfs) { w, t in w.string(t.path); w.u64(t.sizeBytes); w.u32(t.mode) }
         string(fs.workdir); u64(fs.workdirSizeBytes); strings(fs.hide)
+        optional(fs.image) { $0.string($1.path); $0.optional($1.ref) { $0.string($1) } }
+        string(fs.imageFailOn.rawValue)
         let pr = p.process
         u32(pr.uid); u32(pr.gid); string(pr.hostname)
         array(pr.env) { w, v in w.string(v.name); w.string(v.value) }
@@ -434,7 +436,14 @@ extension ByteReader {
                   guard let path = r.string(), let size = r.u64(), let mode = r.u32() else { return nil }
                   return Policy.Tmpfs(path: path, sizeBytes: size, mode: mode)
               }),
-              let workdir = string(), let workdirSize = u64(), let hide = strings() else { return nil }
+              let workdir = string(), let workdirSize = u64(), let hide = strings(),
+              let image = optional({ r -> Policy.ImageSource? in
+                  guard let path = r.string(), let ref = r.optional({ $0.string() }) else { return nil }
+                  return Policy.ImageSource(path: path, ref: ref)
+              }),
+              let gateText = string(), let gate = Policy.ImageGate(rawValue: gateText) else { return nil }
+        p.filesystem.image = image
+        p.filesystem.imageFailOn = gate
         p.filesystem.readOnly = readOnly
         p.filesystem.readWrite = readWrite
         p.filesystem.tmpfs = tmpfs

@@ -23,20 +23,24 @@ extension PolicyStore {
 
     /// Resolves everything a spawn of `policy` needs. The seccomp filter is cached in `cacheDir`
     /// by the profile's content hash, so only the first spawn pays for compiling it.
-    public func spawnPlan(for policy: Policy, cacheDir: String?, callerEnvironment: [String: String]) throws(LoadError) -> SpawnPlan {
-        SpawnPlan(policy: policy, confinement: try confinement(for: policy, cacheDir: cacheDir), callerEnvironment: callerEnvironment)
+    /// `imageRoot`: the unpacked root of the policy's `filesystem.image` (cordond's store).
+    public func spawnPlan(for policy: Policy, cacheDir: String?, callerEnvironment: [String: String],
+                          imageRoot: String? = nil) throws(LoadError) -> SpawnPlan {
+        SpawnPlan(policy: policy, confinement: try confinement(for: policy, cacheDir: cacheDir, imageRoot: imageRoot), callerEnvironment: callerEnvironment)
     }
 
     /// The part of a spawn plan built from profiles and the host: the seccomp filter, the mounts
     /// and the Landlock rules. The host is consulted only through `inspect` (see `MountPlanner`).
     public func confinement(for policy: Policy, cacheDir: String?,
-                            inspect: @escaping @Sendable (String) -> FileSystem.Kind = { FileSystem.kind($0) }) throws(LoadError) -> Confinement {
+                            inspect: @escaping @Sendable (String) -> FileSystem.Kind = { FileSystem.kind($0) },
+                            imageRoot: String? = nil) throws(LoadError) -> Confinement {
         let (profileBytes, profileSource) = try seccompProfile(policy.seccomp.profile)
         let seccomp: CompiledSeccomp
         do { seccomp = try SeccompCompiler.compile(profileBytes: profileBytes, file: profileSource, cacheDir: cacheDir) }
         catch { throw LoadError(description: "seccomp.profile: \(error.description)") }
         var planner = MountPlanner()
         planner.inspect = inspect
+        planner.imageRoot = imageRoot
         let planned: (mounts: [MountStep], landlock: [LandlockRule])
         do { planned = try planner.plan(policy) }
         catch { throw LoadError(description: "\(policy.source): \(error.description)") }

@@ -52,6 +52,24 @@ public struct ContainerImage {
     /// Recognises an image archive at `path` and reads the images in it that `selection` names
     /// (all, when it names none); nil when `path` is not an image archive.
     static func open(_ path: String, limits: ArchiveLimits, selection: ImageSelection = .all) throws -> [ContainerImage]? {
+        guard let found = try choose(path, limits: limits, selection: selection) else { return nil }
+        // Layers are root file systems: their symlinks resolve inside the image, whatever they say.
+        var limits = limits
+        limits.symlinksResolveInRoot = true
+        return try readLayers(path, store: found.store, chosen: found.images, selection: selection, limits: limits)
+    }
+
+    /// An image archive's store, its members and the images `selection` names in it (all of
+    /// them when it names none, each checked: layers listed, present, within the size budget);
+    /// nil when `path` is not an image archive.
+    struct Chosen {
+        var store: ImageStore
+        var members: [String: Int64]
+        var images: [ImageManifest]
+        var isDockerSave: Bool
+    }
+
+    static func choose(_ path: String, limits: ArchiveLimits, selection: ImageSelection, dockerTag: String? = nil) throws -> Chosen? {
         let store: ImageStore
         switch FileSystem.kind(path) {
         case .directory:
@@ -72,12 +90,20 @@ public struct ContainerImage {
         // package (otherwise the file-level rules would never see its code).
         if members.keys.contains(where: isPackageMetadata) { return nil }
         let documents = try store.read(["manifest.json", "index.json"].filter { members[$0] != nil }, members: members, limits: limits)
-        let chosen: [ImageManifest]
+        var chosen: [ImageManifest]
+        var isDockerSave = false
         if let manifest = documents["manifest.json"], let docker = try dockerImages(manifest, path: path) {
             guard selection.isEmpty else {
                 throw ScanFailure(description: "\(path): \(selection.flags) choose among the manifests of an OCI index, and this is a docker save archive: `docker load` reads every image its manifest.json lists, so they are all scanned; leave out \(selection.flags)")
             }
             chosen = docker
+            isDockerSave = true
+            if let dockerTag {
+                chosen = docker.filter { $0.tags.contains(dockerTag) }
+                guard !chosen.isEmpty else {
+                    throw ScanFailure(description: "\(path): no image of this docker save archive is tagged \(dockerTag); its tags: \(docker.flatMap(\.tags).joined(separator: ", "))")
+                }
+            }
         } else if members["oci-layout"] != nil, let index = documents["index.json"] {
             chosen = try ociImages(index: index, store: store, members: members, selection: selection, limits: limits)
         } else {
@@ -100,6 +126,12 @@ public struct ContainerImage {
         guard needed.reduce(Int64(0), { $0 + members[$1]! }) <= limits.totalBytes else {
             throw ArchiveError.limit(name: "total size", limit: limits.totalBytes, archive: path)
         }
+        return Chosen(store: store, members: members, images: chosen, isDockerSave: isDockerSave)
+    }
+
+    static func readLayers(_ path: String, store: ImageStore, chosen: [ImageManifest], selection: ImageSelection,
+                           limits: ArchiveLimits) throws -> [ContainerImage] {
+        let needed = Set(chosen.flatMap(\.layers))
         var read: [String: Layer] = [:]
         var contentBytes = 0
         try store.stream(needed, limits: limits) { name, reader in
@@ -155,8 +187,10 @@ public struct ContainerImage {
         var images: [ImageManifest] = []
         for (i, entry) in entries.enumerated() {
             guard let layers = entry["Layers"]?.stringArrayValue else { return nil }
-            let tag = entry["RepoTags"]?.arrayValue?.first?.stringValue
-            images.append(ImageManifest(label: tag ?? "image \(i + 1) of manifest.json", layers: layers))
+            let tags = entry["RepoTags"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            var image = ImageManifest(label: tags.first ?? "image \(i + 1) of manifest.json", layers: layers)
+            image.tags = tags
+            images.append(image)
         }
         return images
     }

@@ -60,6 +60,8 @@ struct ImageManifest {
     var digest: String?
     /// A docker save image's first tag, or its place in manifest.json.
     var tag: String?
+    /// A docker save image's tags (`RepoTags`).
+    var tags: [String] = []
     var layers: [String] = []
 
     init(ref: String? = nil, platform: ImageSelection.Platform? = nil, digest: String? = nil, tag: String? = nil, layers: [String] = []) {

@@ -1,0 +1,300 @@
+import CordonConfig
+import CordonJSON
+import CordonPolicy
+import CordonRPC
+import CordonSandbox
+import CordonSystem
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Policies' images as roots (`filesystem.image`, docs/daemon.md "Images as roots").
+///
+/// cordond never reads an image archive itself. The first task of an image (as its files are
+/// now: the key is every file's identity) runs `cordon-scan unpack` in a sandbox of the
+/// `default` policy with the archive bound read-only and a fresh directory of the store bound
+/// writable: the worker unpacks the image (layers in order, whiteouts applied, devices refused,
+/// no setuid bits, symlinks never followed) and scans it. cordond then walks what it wrote,
+/// through descriptors and without following anything, and refuses the lot if one entry is not
+/// a plain directory, file or symlink of root's without set-ID bits; it moves the directory into
+/// place and records the verdict beside it. Each policy then refuses the image if the scan's worst
+/// is at or above its `image_fail_on`. Entries are never changed once in place, so sandboxes
+/// that mount one are never disturbed; an entry whose image has changed or gone is removed at
+/// the next start, when no sandbox can be using it.
+final class ImageRoots: Sendable {
+    /// `<state>/cache/images`: `<key>/rootfs`, `<key>/report.json` and `<key>.verdict.json`.
+    let directory: String
+    let seccompCache: String
+    let scanProgram: String?
+    let database: String
+    let policies: PolicyStore
+    let environment: SandboxEnvironment
+    let log: Logger
+
+    struct Verdict: Sendable {
+        var worst: String?
+        var findings: [String]
+        var findingCount: Int
+        var label: String?
+        var layers: Int
+    }
+
+    private let verdicts = Mutex<[String: Verdict]>([:])
+    /// One preparation at a time: a second task of the same image waits and finds it done.
+    private let preparing = Mutex(())
+
+    /// Limits of one preparation: the worker's memory (the scanner keeps package databases and
+    /// candidate secrets, up to 512 MiB) and its time.
+    static let memoryBytes: UInt64 = 2 << 30
+    static let wallSeconds: Double = 900
+    /// Entries of one unpacked image cordond checks at most.
+    static let maxEntries = 2_000_000
+
+    init(cacheDir: String, stateDir: String, policies: PolicyStore, environment: SandboxEnvironment, log: Logger) {
+        directory = "\(cacheDir)/images"
+        seccompCache = "\(cacheDir)/seccomp"
+        database = Locations(stateDir: stateDir).vulnDB().path
+        scanProgram = try? WorkerProgram.locate(name: "cordon-scan")
+        self.policies = policies
+        self.environment = environment
+        self.log = log
+    }
+
+    struct Problem: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    // MARK: Resolving
+
+    /// The unpacked root of `policy`'s image, prepared now if it is not yet (nil: the policy has
+    /// no image); refused when the image's scan reaches the policy's `image_fail_on`.
+    func root(for policy: Policy) throws(RPCError) -> String? {
+        guard let image = policy.filesystem.image else { return nil }
+        func refuse(_ message: String) -> RPCError {
+            RPCError(RPCCode.policyError, "policy \(policy.name): filesystem.image \(image): \(message)", field: "params.policy")
+        }
+        let key: String
+        do { key = try Self.key(image) } catch { throw refuse(error.description) }
+        var verdict = verdicts.withLock { $0[key] } ?? readVerdict(key)
+        if verdict == nil {
+            do {
+                verdict = try preparing.withLock { _ throws(Problem) -> Verdict in
+                    if let done = readVerdict(key) { return done }
+                    return try prepare(image, key: key)
+                }
+            } catch { throw refuse(error.description) }
+        }
+        guard let verdict else { throw refuse("not prepared") }
+        verdicts.withLock { $0[key] = verdict }
+        if policy.filesystem.imageFailOn.refuses(verdict.worst) {
+            let shown = verdict.findings.prefix(5).joined(separator: "; ")
+            let more = verdict.findingCount > 5 ? " (and \(verdict.findingCount - 5) more: \(directory)/\(key)/report.json)" : ""
+            throw refuse("its scan found \(verdict.worst!) problems, and the policy refuses images at \(policy.filesystem.imageFailOn.rawValue) or above (filesystem.image_fail_on): \(shown)\(more)")
+        }
+        return "\(directory)/\(key)/rootfs"
+    }
+
+    /// What names an image as its files are: every file's device, inode, size, times and mode
+    /// (its tar, or each file of its layout), and the ref. The image must be root's and writable
+    /// only by root, each file of a layout too: whoever could change it would change what every
+    /// sandbox of the policy runs, after the scan.
+    static func key(_ image: Policy.ImageSource) throws(Problem) -> String {
+        var lines = ["ref \(image.ref ?? "")"]
+        var count = 0
+        func visit(_ path: String, _ relative: String) throws(Problem) {
+            count += 1
+            guard count <= 100_000 else { throw Problem("\(image.path) has more than 100000 files") }
+            var st = stat()
+            guard lstat(path, &st) == 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
+            let type = st.st_mode & S_IFMT
+            guard type == S_IFREG || type == S_IFDIR else {
+                throw Problem("\(path) is \(type == S_IFLNK ? "a symlink (name the real path)" : "not a file or directory")")
+            }
+            guard st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+                throw Problem("\(path) must be root's and writable only by root (it is uid \(st.st_uid)'s, mode \(String(st.st_mode & 0o7777, radix: 8))): whoever can change an image changes what every sandbox of the policy runs")
+            }
+            lines.append("\(relative) \(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_mode)")
+            if type == S_IFDIR {
+                for name in FileSystem.listDirectory(path) { try visit("\(path)/\(name)", relative.isEmpty ? name : "\(relative)/\(name)") }
+            }
+        }
+        try visit(image.path, "")
+        return String(SHA256.hex(Array(lines.joined(separator: "\n").utf8)).prefix(40))
+    }
+
+    func readVerdict(_ key: String) -> Verdict? {
+        guard FileSystem.kind("\(directory)/\(key)/rootfs") == .directory,
+              let bytes = FileSystem.readTrusted("\(directory)/\(key).verdict.json", limit: 1 << 20),
+              let json = try? JSON.parse(bytes) else { return nil }
+        return Verdict(worst: json["worst"]?.stringValue, findings: json["findings"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                       findingCount: Int(json["findingCount"]?.intValue ?? 0), label: json["label"]?.stringValue,
+                       layers: Int(json["layers"]?.intValue ?? 0))
+    }
+
+    // MARK: Preparing
+
+    private func prepare(_ image: Policy.ImageSource, key: String) throws(Problem) -> Verdict {
+        guard let program = scanProgram else {
+            throw Problem("cordond cannot find cordon-scan, which unpacks and scans images (install it beside cordond, or as /usr/bin/cordon-scan)")
+        }
+        let started = MonotonicClock.now
+        do { try FileSystem.makeDirectories(directory, mode: 0o700) } catch { throw Problem("the image store \(directory): \(error)") }
+        let work = "\(directory)/.prepare-\(key)", stdoutPath = "\(work).stdout", stderrPath = "\(work).stderr"
+        for leftover in [work, stdoutPath, stderrPath] { try? FileSystem.removeTree(leftover) }
+        defer { for leftover in [work, stdoutPath, stderrPath] { try? FileSystem.removeTree(leftover) } }
+        guard mkdir(work, 0o755) == 0, chmod(work, 0o755) == 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
+        log.info("preparing an image", metadata: ["image": "\(image)", "key": "\(key)"])
+
+        var overrides = PolicyOverrides()
+        var argv = ["/cordon/cordon-scan", "unpack", "--into", "/out", "--report", "/out/report.json"]
+        let plan: SpawnPlan
+        do {
+            overrides.binds = [try PolicyOverrides.bind("\(program):/cordon/cordon-scan", writable: false),
+                               try PolicyOverrides.bind("\(image.path):/image", writable: false),
+                               try PolicyOverrides.bind("\(work):/out", writable: true)]
+            if FileSystem.kind(database) == .file {
+                overrides.binds.append(try PolicyOverrides.bind("\(database):/cordon/vulns.db", writable: false))
+                argv += ["--db", "/cordon/vulns.db"]
+            } else {
+                argv += ["--db", "/cordon/none.db"]
+            }
+            var policy = try overrides.apply(to: try policies.loadPolicy("default"))
+            // cordond's own worker, not a caller's request: its limits are set, not tightened.
+            policy.limits.memoryBytes = Self.memoryBytes
+            policy.limits.wallTimeSeconds = Self.wallSeconds
+            policy.limits.cpuTimeSeconds = Self.wallSeconds
+            plan = try policies.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
+        } catch {
+            throw Problem("the sandbox that unpacks it: \(error)")
+        }
+        if let ref = image.ref { argv += ["--ref", ref] }
+        argv.append("/image")
+
+        let out = open(stdoutPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let err = open(stderrPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { for fd in [out, err, null] where fd >= 0 { close(fd) } }
+        guard out >= 0, err >= 0, null >= 0 else { throw Problem("the worker's output files: \(SystemError.text(errno))") }
+        var io = SandboxIO()
+        io.stdin = null
+        io.stdout = out
+        io.stderr = err
+        io.relaySignals = false
+        var env = environment
+        env.writeOwnership = .sourceOwner
+        let result = Sandbox.run(plan: plan, argv: argv, environment: env, io: io, wallTime: Self.wallSeconds)
+        let said = String(decoding: ((try? FileSystem.read(stderrPath, limit: 1 << 20)) ?? []).suffix(2000), as: UTF8.self)
+            .split(separator: "\n").last(where: { !$0.isEmpty }).map(String.init) ?? ""
+        guard result.exitCode == 0 else {
+            let how = result.reason == .exited ? "exit status \(result.exitCode ?? -1)" : result.setupFailure.map { "\($0)" } ?? result.reason.rawValue
+            throw Problem("unpacking and scanning it failed (\(how))\(said.isEmpty ? "" : ": \(said)")")
+        }
+        guard let bytes = try? FileSystem.read(stdoutPath, limit: 1 << 20), let summary = try? JSON.parse(bytes) else {
+            throw Problem("the unpacker's summary is not JSON")
+        }
+        // What the worker wrote is checked before anything mounts it.
+        let entries: Int
+        do { entries = try Self.check(work) } catch { throw Problem("the unpacked image: \(error)") }
+        let verdict = Verdict(worst: summary["worst"]?.stringValue, findings: summary["findings"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                              findingCount: Int(summary["findingCount"]?.intValue ?? 0), label: summary["label"]?.stringValue,
+                              layers: summary["layers"]?.arrayValue?.count ?? 0)
+        let final = "\(directory)/\(key)"
+        try? FileSystem.removeTree(final)
+        guard rename(work, final) == 0 else { throw Problem("\(final): \(SystemError.text(errno))") }
+        let record = JSON.object([
+            ("image", .string(image.description)), ("key", .string(key)), ("worst", verdict.worst.map(JSON.string) ?? .null),
+            ("findings", .array(verdict.findings.map(JSON.string))), ("findingCount", .int(Int64(verdict.findingCount))),
+            ("label", verdict.label.map(JSON.string) ?? .null), ("layers", .int(Int64(verdict.layers))),
+            ("files", summary["files"] ?? .null), ("bytes", summary["bytes"] ?? .null), ("entries", .int(Int64(entries))),
+            ("database", summary["database"] ?? .null), ("notChecked", summary["notChecked"] ?? .array([])),
+            ("preparedAt", .string(UTCTime.now())),
+        ])
+        do { try FileSystem.writeAtomically("\(final).verdict.json", Array(record.text.utf8), mode: 0o600) } catch {
+            throw Problem("\(final).verdict.json: \(error)")
+        }
+        log.info("prepared an image", metadata: ["image": "\(image)", "key": "\(key)", "layers": "\(verdict.layers)", "entries": "\(entries)",
+                                                  "worst": "\(verdict.worst ?? "none")", "seconds": "\(MonotonicClock.now - started)"])
+        return verdict
+    }
+
+    /// Walks what the worker wrote, from a descriptor, following nothing: only directories,
+    /// regular files and symlinks, all root's (the worker's writable bind maps it to root), no
+    /// set-user-ID or set-group-ID bit, a `rootfs` directory at the top. The entry count.
+    static func check(_ work: String) throws(Problem) -> Int {
+        let top = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
+        defer { close(top) }
+        var st = stat()
+        guard fstatat(top, "rootfs", &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw Problem("no rootfs directory was written")
+        }
+        var count = 0
+        func walk(_ dir: Int32, _ path: String) throws(Problem) {
+            for name in try names(dir, path) {
+                count += 1
+                guard count <= maxEntries else { throw Problem("more than \(maxEntries) entries") }
+                let shown = path.isEmpty ? name : "\(path)/\(name)"
+                var st = stat()
+                guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
+                let type = st.st_mode & S_IFMT
+                guard type == S_IFDIR || type == S_IFREG || type == S_IFLNK else { throw Problem("\(shown) is not a directory, file or symlink") }
+                guard st.st_uid == 0, st.st_gid == 0 else { throw Problem("\(shown) belongs to \(st.st_uid):\(st.st_gid), not to root") }
+                guard type == S_IFLNK || st.st_mode & UInt32(S_ISUID | S_ISGID) == 0 else {
+                    throw Problem("\(shown) has a set-user-ID or set-group-ID bit (mode \(String(st.st_mode & 0o7777, radix: 8)))")
+                }
+                if type == S_IFDIR {
+                    let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    guard sub >= 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
+                    defer { close(sub) }
+                    try walk(sub, shown)
+                }
+            }
+        }
+        try walk(top, "")
+        return count
+    }
+
+    static func names(_ dir: Int32, _ path: String) throws(Problem) -> [String] {
+        let copy = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            throw Problem("\(path.isEmpty ? "." : path): \(SystemError.text(errno))")
+        }
+        defer { closedir(stream) }
+        var out: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: &entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out
+    }
+
+    // MARK: Start-up
+
+    /// At start, before any sandbox runs: removes half-prepared directories, and entries whose
+    /// image is gone or has changed since it was prepared (nothing can be using them yet).
+    func removeStale() {
+        for name in FileSystem.listDirectory(directory) {
+            let path = "\(directory)/\(name)"
+            if name.hasPrefix(".prepare-") {
+                try? FileSystem.removeTree(path)
+                continue
+            }
+            guard name.hasSuffix(".verdict.json") else {
+                // An entry without a verdict was never finished.
+                if !FileSystem.exists("\(path).verdict.json") { try? FileSystem.removeTree(path) }
+                continue
+            }
+            let key = String(name.dropLast(".verdict.json".count))
+            let image = FileSystem.readTrusted(path, limit: 1 << 20).flatMap { try? JSON.parse($0) }?["image"]?.stringValue
+                .flatMap(Policy.ImageSource.init(parsing:))
+            if let image, (try? Self.key(image)) == key { continue }
+            try? FileSystem.removeTree("\(directory)/\(key)")
+            try? FileSystem.removeTree(path)
+            log.info("removed a prepared image whose archive changed or is gone", metadata: ["image": "\(image?.description ?? "?")", "key": "\(key)"])
+        }
+    }
+}
