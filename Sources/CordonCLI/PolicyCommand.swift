@@ -92,8 +92,15 @@ struct PolicyChecker {
         } catch {
             report.errors.append(.init(line: nil, key: "seccomp.profile", message: "\(error)"))
         }
-        do { _ = try MountPlanner().plan(policy) } catch {
-            report.warnings.append(.init(line: nil, key: error.key, message: error.message))
+        if let image = policy.filesystem.image {
+            // Its root is planned by cordond once the image is unpacked (docs/daemon.md).
+            if !FileSystem.exists(image.path) {
+                report.warnings.append(.init(line: nil, key: "filesystem.image", message: "\(image.path) does not exist on this host"))
+            }
+        } else {
+            do { _ = try MountPlanner().plan(policy) } catch {
+                report.warnings.append(.init(line: nil, key: error.key, message: error.message))
+            }
         }
         return report
     }

@@ -42,8 +42,10 @@ final class ImageRoots: Sendable {
     }
 
     private let verdicts = Mutex<[String: Verdict]>([:])
-    /// One preparation at a time: a second task of the same image waits and finds it done.
-    private let preparing = Mutex(())
+    /// The image being prepared and since when: one at a time, on the thread of the request that
+    /// asked first. Any other request for an unprepared image meanwhile is answered `busy` at
+    /// once rather than holding a request worker for minutes.
+    private let preparing = Mutex<(image: String, since: Double)?>(nil)
 
     /// Limits of one preparation: the worker's memory (the scanner keeps package databases and
     /// candidate secrets, up to 512 MiB) and its time.
@@ -80,12 +82,21 @@ final class ImageRoots: Sendable {
         do { key = try Self.key(image) } catch { throw refuse(error.description) }
         var verdict = verdicts.withLock { $0[key] } ?? readVerdict(key)
         if verdict == nil {
-            do {
-                verdict = try preparing.withLock { _ throws(Problem) -> Verdict in
-                    if let done = readVerdict(key) { return done }
-                    return try prepare(image, key: key)
-                }
-            } catch { throw refuse(error.description) }
+            let busy = preparing.withLock { state -> (image: String, since: Double)? in
+                if let state { return state }
+                state = (image.description, MonotonicClock.now)
+                return nil
+            }
+            if let busy {
+                throw RPCError(RPCCode.busy, "policy \(policy.name): filesystem.image \(image): cordond is preparing an image (\(busy.image), for \(Int(MonotonicClock.now - busy.since)) s: unpacking and scanning it in a sandbox); try again shortly",
+                               field: "params.policy")
+            }
+            defer { preparing.withLock { $0 = nil } }
+            if let done = readVerdict(key) {
+                verdict = done
+            } else {
+                do { verdict = try prepare(image, key: key) } catch { throw refuse(error.description) }
+            }
         }
         guard let verdict else { throw refuse("not prepared") }
         verdicts.withLock { $0[key] = verdict }
@@ -119,6 +130,18 @@ final class ImageRoots: Sendable {
             lines.append("\(relative) \(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_mode)")
             if type == S_IFDIR {
                 for name in FileSystem.listDirectory(path) { try visit("\(path)/\(name)", relative.isEmpty ? name : "\(relative)/\(name)") }
+            }
+        }
+        // Its directories too: whoever could rename an entry on the way could put another
+        // image in its place between this check and the worker's bind. (A sticky directory,
+        // /tmp's, lets nobody rename an entry of root's.)
+        var parent = image.path
+        while let slash = parent.lastIndex(of: "/"), slash != parent.startIndex {
+            parent = String(parent[..<slash])
+            var st = stat()
+            guard lstat(parent, &st) == 0 else { throw Problem("\(parent): \(SystemError.text(errno))") }
+            guard (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == 0, st.st_mode & 0o022 == 0 || st.st_mode & S_ISVTX != 0 else {
+                throw Problem("\(parent), a directory on the way to the image, must be root's and writable only by root (it is uid \(st.st_uid)'s, mode \(String(st.st_mode & 0o7777, radix: 8))\((st.st_mode & S_IFMT) == S_IFLNK ? ", a symlink: name the real path" : "")): whoever can rename an entry in it can put another image in its place")
             }
         }
         try visit(image.path, "")
@@ -195,6 +218,9 @@ final class ImageRoots: Sendable {
         guard let bytes = try? FileSystem.read(stdoutPath, limit: 1 << 20), let summary = try? JSON.parse(bytes) else {
             throw Problem("the unpacker's summary is not JSON")
         }
+        // The image is what it was when the key was taken (a change meanwhile, by root, would
+        // file another image's files under this key).
+        guard (try? Self.key(image)) == key else { throw Problem("the image changed while it was prepared; try again") }
         // What the worker wrote is checked before anything mounts it.
         let entries: Int
         do { entries = try Self.check(work) } catch { throw Problem("the unpacked image: \(error)") }

@@ -426,7 +426,8 @@ final class TaskManager: @unchecked Sendable {
     /// for tasks without limits of their own.
     func prewarm(_ names: [String]) {
         for name in names {
-            guard let policy = try? policies.loadPolicy(name), policy.daemon.warm > 0,
+            // An image's policy is never warm (its plan has idmapped mounts): not prepared here.
+            guard let policy = try? policies.loadPolicy(name), policy.daemon.warm > 0, policy.filesystem.image == nil,
                   let plan = try? spawnPlan(policy, limits: LimitRequest(), env: [:]),
                   !plan.mounts.contains(where: { $0.kind == .attach }) else { continue }
             warm.want(WarmPool.key(plan, limits: LimitRequest()), plan: plan)

@@ -142,10 +142,17 @@ import Glibc
         let escape = try images.make("escape", "oci-dir", ["--escape"])
         let loose = try images.make("loose.tar", "docker")
         chmod(loose, 0o666)
+        // Root's image in a directory alice owns: she could rename another in its place.
+        let hers = "\(images.dir)/alice"
+        try FileManager.default.createDirectory(atPath: hers, withIntermediateDirectories: true)
+        let inHers = try images.make("alice/img.tar", "docker")
+        chown(hers, W.alice, W.alice)
+        chmod(hers, 0o755)
         let d = try Self.daemon([
             "key": Self.policy("key", image: key), "keyok": Self.policy("keyok", image: key, extra: "image_fail_on = \"critical\"\n"),
             "device": Self.policy("device", image: device), "escape": Self.policy("escape", image: escape),
             "loose": Self.policy("loose", image: loose), "gone": Self.policy("gone", image: "\(images.dir)/gone.tar"),
+            "hers": Self.policy("hers", image: inHers),
         ])
         func refusal(_ policy: String) -> String {
             let answer = W.asCaller(W.alice, d, [Self.submit("echo ran", policy: policy)]).first
@@ -163,6 +170,8 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: "/etc/cordon-escape"))
         #expect(refusal("loose").contains("writable only by root"))
         #expect(refusal("gone").contains("No such file"))
+        let inAlices = refusal("hers")
+        #expect(inAlices.contains("a directory on the way to the image, must be root's") && inAlices.contains("uid \(W.alice)'s"), "\(inAlices)")
         // Nothing half-made stays: the key image's entry only.
         #expect(Self.entries(d).count == 1, "\(Self.entries(d))")
         #expect(d.log().contains("\"level\":\"error\"") == false || !d.log().contains("crash"))

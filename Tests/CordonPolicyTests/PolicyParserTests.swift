@@ -86,6 +86,25 @@ struct PolicyParserTests {
         for bad in ["", ":", "1:", ":1", "1:2:3", "+1:2", "1 :2", "-1:0", "99999999999:0"] { #expect(Policy.Owner(parsing: bad) == nil, "\(bad)") }
     }
 
+    /// `filesystem.image`: an absolute, normalized host path up to the first ':', then a ref that
+    /// may hold ':' itself (a docker tag); `image_fail_on` a severity or never, "high" by default.
+    @Test func anImageAndItsGate() throws {
+        let p = try parse("[filesystem]\nimage = \"/srv/images/py.tar:python:3.12-slim\"\nimage_fail_on = \"critical\"\n")
+        #expect(p.filesystem.image == Policy.ImageSource(path: "/srv/images/py.tar", ref: "python:3.12-slim"))
+        #expect(p.filesystem.imageFailOn == .critical)
+        let plain = try parse("[filesystem]\nimage = \"/srv/oci\"\n")
+        #expect(plain.filesystem.image == Policy.ImageSource(path: "/srv/oci") && plain.filesystem.imageFailOn == .high)
+        #expect(try parse("").filesystem.image == nil)
+        for bad in ["srv/oci", "/srv/../etc/x", "/srv/oci:", "/", "/srv//oci", ":ref"] {
+            #expect(errors("[filesystem]\nimage = \"\(bad)\"\n").first?.hasPrefix("test.toml:2: filesystem.image: \"\(bad)\" is not PATH[:REF]") == true, "\(bad)")
+        }
+        #expect(errors("[filesystem]\nimage_fail_on = \"severe\"\n") == ["test.toml:2: filesystem.image_fail_on: unknown severity \"severe\" (expected: low, medium, high, critical, never)"])
+        #expect(errors("[filesystem]\nimage = 3\n") == ["test.toml:2: filesystem.image: expected a string, found integer"])
+        // The gate refuses at and above itself; never refuses nothing; a clean scan nothing.
+        #expect(Policy.ImageGate.high.refuses("high") && Policy.ImageGate.high.refuses("critical") && !Policy.ImageGate.high.refuses("medium"))
+        #expect(!Policy.ImageGate.never.refuses("critical") && !Policy.ImageGate.low.refuses(nil))
+    }
+
     /// `[workspace] allow`: normalized absolute directories, not `/` and not the kernel's;
     /// duplicates once; every bad entry named by its index.
     @Test func workspacePlaces() throws {

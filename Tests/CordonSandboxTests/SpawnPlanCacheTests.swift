@@ -30,6 +30,8 @@ struct SpawnPlanCacheUnitTests {
         p.filesystem.workdir = "/w"
         p.filesystem.workdirSizeBytes = 12345
         p.filesystem.hide = ["/usr/secret"]
+        p.filesystem.image = Policy.ImageSource(path: "/srv/images/a.tar", ref: "repo:tag")
+        p.filesystem.imageFailOn = .critical
         p.process.uid = 7
         p.process.gid = 8
         p.process.hostname = "h"
@@ -90,7 +92,7 @@ struct SpawnPlanCacheUnitTests {
         func count(_ value: Any) -> Int { Mirror(reflecting: value).children.count }
         let p = Self.everyField
         #expect(count(p) == 15 && count(p.workspace) == 1 && count(p.daemon) == 1)
-        #expect(count(p.filesystem) == 6 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
+        #expect(count(p.filesystem) == 8 && count(p.filesystem.image!) == 2 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
         #expect(count(p.process) == 6 && count(p.process.env[0]) == 2)
         #expect(count(p.limits) == 8)
         #expect(count(p.seccomp) == 2 && count(p.capabilities) == 1 && count(p.network) == 2 && count(p.landlock) == 1 && count(p.access) == 2)
