@@ -433,6 +433,14 @@ int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly) {
     return (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
 }
 
+int cl_mount_setattr_readonly(int tree) {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    attr.propagation = MS_PRIVATE;
+    return (int)syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+}
+
 // What a file system said about a failed fsconfig (its log, read from the context's fd).
 static void cl_fs_log(int fs, char *why, size_t why_len) {
     if (!why || why_len == 0) return;

@@ -79,7 +79,7 @@ final class ImageRoots: Sendable {
             RPCError(RPCCode.policyError, "policy \(policy.name): filesystem.image \(image): \(message)", field: "params.policy")
         }
         let key: String
-        do { key = try Self.key(image) } catch { throw refuse(error.description) }
+        do { key = try self.key(image) } catch { throw refuse(error.description) }
         var verdict = verdicts.withLock { $0[key] } ?? readVerdict(key)
         if verdict == nil {
             let busy = preparing.withLock { state -> (image: String, since: Double)? in
@@ -112,8 +112,19 @@ final class ImageRoots: Sendable {
     /// (its tar, or each file of its layout), and the ref. The image must be root's and writable
     /// only by root, each file of a layout too: whoever could change it would change what every
     /// sandbox of the policy runs, after the scan.
-    static func key(_ image: Policy.ImageSource) throws(Problem) -> String {
+    func key(_ image: Policy.ImageSource) throws(Problem) -> String {
+        try Self.key(image, scanner: [scanProgram ?? "", database])
+    }
+
+    /// `scanner`: the files whose change makes a verdict stale (the scanner's binary and its
+    /// vulnerability database): their identities are part of the key, so a database imported
+    /// since, or a new cordon-scan, scans the image again.
+    static func key(_ image: Policy.ImageSource, scanner: [String]) throws(Problem) -> String {
         var lines = ["ref \(image.ref ?? "")"]
+        for path in scanner where !path.isEmpty {
+            let id = FileSystem.identity(path).map { "\($0.device) \($0.inode) \($0.size) \($0.modified.seconds).\($0.modified.nanoseconds) \($0.changed.seconds).\($0.changed.nanoseconds)" }
+            lines.append("scanner \(path) \(id ?? "absent")")
+        }
         var count = 0
         func visit(_ path: String, _ relative: String) throws(Problem) {
             count += 1
@@ -166,8 +177,8 @@ final class ImageRoots: Sendable {
         let started = MonotonicClock.now
         do { try FileSystem.makeDirectories(directory, mode: 0o700) } catch { throw Problem("the image store \(directory): \(error)") }
         let work = "\(directory)/.prepare-\(key)", stdoutPath = "\(work).stdout", stderrPath = "\(work).stderr"
-        for leftover in [work, stdoutPath, stderrPath] { try? FileSystem.removeTree(leftover) }
-        defer { for leftover in [work, stdoutPath, stderrPath] { try? FileSystem.removeTree(leftover) } }
+        for leftover in [work, stdoutPath, stderrPath] { remove(leftover) }
+        defer { for leftover in [work, stdoutPath, stderrPath] { remove(leftover) } }
         guard mkdir(work, 0o755) == 0, chmod(work, 0o755) == 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
         log.info("preparing an image", metadata: ["image": "\(image)", "key": "\(key)"])
 
@@ -184,7 +195,13 @@ final class ImageRoots: Sendable {
             } else {
                 argv += ["--db", "/cordon/none.db"]
             }
-            var policy = try overrides.apply(to: try policies.loadPolicy("default"))
+            // The built-in default, not the config directory's: the worker's confinement (no
+            // network, no capabilities, no writable host path but its own) is Cordon's to fix.
+            let base = try PolicyStore(configDir: nil).loadPolicy("default")
+            guard base.network.mode == .none, base.capabilities.keep.isEmpty, base.filesystem.readWrite.isEmpty, base.filesystem.image == nil else {
+                throw Problem("the built-in default policy is not what the unpacker's sandbox needs")
+            }
+            var policy = try overrides.apply(to: base)
             // cordond's own worker, not a caller's request: its limits are set, not tightened.
             policy.limits.memoryBytes = Self.memoryBytes
             policy.limits.wallTimeSeconds = Self.wallSeconds
@@ -220,7 +237,7 @@ final class ImageRoots: Sendable {
         }
         // The image is what it was when the key was taken (a change meanwhile, by root, would
         // file another image's files under this key).
-        guard (try? Self.key(image)) == key else { throw Problem("the image changed while it was prepared; try again") }
+        guard (try? self.key(image)) == key else { throw Problem("the image changed while it was prepared; try again") }
         // What the worker wrote is checked before anything mounts it.
         let entries: Int
         do { entries = try Self.check(work) } catch { throw Problem("the unpacked image: \(error)") }
@@ -228,7 +245,7 @@ final class ImageRoots: Sendable {
                               findingCount: Int(summary["findingCount"]?.intValue ?? 0), label: summary["label"]?.stringValue,
                               layers: summary["layers"]?.arrayValue?.count ?? 0)
         let final = "\(directory)/\(key)"
-        try? FileSystem.removeTree(final)
+        remove(final)
         guard rename(work, final) == 0 else { throw Problem("\(final): \(SystemError.text(errno))") }
         let record = JSON.object([
             ("image", .string(image.description)), ("key", .string(key)), ("worst", verdict.worst.map(JSON.string) ?? .null),
@@ -258,7 +275,9 @@ final class ImageRoots: Sendable {
             throw Problem("no rootfs directory was written")
         }
         var count = 0
-        func walk(_ dir: Int32, _ path: String) throws(Problem) {
+        func walk(_ dir: Int32, _ path: String, depth: Int) throws(Problem) {
+            // An unpacker's paths are at most 1024 bytes (the reader's limit): deeper is not one.
+            guard depth <= maxDepth else { throw Problem("directories nested more than \(maxDepth) deep") }
             for name in try names(dir, path) {
                 count += 1
                 guard count <= maxEntries else { throw Problem("more than \(maxEntries) entries") }
@@ -275,12 +294,67 @@ final class ImageRoots: Sendable {
                     let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                     guard sub >= 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
                     defer { close(sub) }
-                    try walk(sub, shown)
+                    try walk(sub, shown, depth: depth + 1)
                 }
             }
         }
-        try walk(top, "")
+        try walk(top, "", depth: 0)
         return count
+    }
+
+    /// Directories nested in what the worker wrote, at most (its paths are at most 1024 bytes).
+    static let maxDepth = 520
+
+    /// Removes `path` (in the store) and everything below it, through descriptors, following
+    /// nothing, however deep (a subverted worker may nest directories past PATH_MAX): a stack of
+    /// open directories, no recursion. Whatever could not be removed is logged, not hidden.
+    func remove(_ path: String) {
+        let slash = path.lastIndex(of: "/")!
+        let parent = open(String(path[..<slash]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard parent >= 0 else { return }
+        defer { close(parent) }
+        let name = String(path[path.index(after: slash)...])
+        do { try Self.removeTree(parent, name) } catch {
+            log.error("image store: cannot remove", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    static func removeTree(_ parent: Int32, _ name: String) throws(Problem) {
+        var st = stat()
+        guard fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            guard unlinkat(parent, name, 0) == 0 else { throw Problem("\(name): unlink: \(SystemError.text(errno))") }
+            return
+        }
+        // Each level: its descriptor, its name in the level above, the names left to remove.
+        var stack: [(fd: Int32, name: String, left: [String])] = []
+        defer { for level in stack { close(level.fd) } }
+        func push(_ at: Int32, _ name: String) throws(Problem) {
+            let fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { throw Problem("\(name): \(SystemError.text(errno))") }
+            do { stack.append((fd, name, try names(fd, name))) } catch {
+                close(fd)
+                throw error
+            }
+        }
+        try push(parent, name)
+        while !stack.isEmpty {
+            let top = stack.count - 1
+            guard let child = stack[top].left.popLast() else {
+                let done = stack.removeLast()
+                close(done.fd)
+                let above = stack.last?.fd ?? parent
+                guard unlinkat(above, done.name, AT_REMOVEDIR) == 0 else { throw Problem("\(done.name): rmdir: \(SystemError.text(errno))") }
+                continue
+            }
+            var cst = stat()
+            guard fstatat(stack[top].fd, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            if (cst.st_mode & S_IFMT) == S_IFDIR {
+                try push(stack[top].fd, child)
+            } else if unlinkat(stack[top].fd, child, 0) != 0 {
+                throw Problem("\(child): unlink: \(SystemError.text(errno))")
+            }
+        }
     }
 
     static func names(_ dir: Int32, _ path: String) throws(Problem) -> [String] {
@@ -306,20 +380,20 @@ final class ImageRoots: Sendable {
         for name in FileSystem.listDirectory(directory) {
             let path = "\(directory)/\(name)"
             if name.hasPrefix(".prepare-") {
-                try? FileSystem.removeTree(path)
+                remove(path)
                 continue
             }
             guard name.hasSuffix(".verdict.json") else {
                 // An entry without a verdict was never finished.
-                if !FileSystem.exists("\(path).verdict.json") { try? FileSystem.removeTree(path) }
+                if !FileSystem.exists("\(path).verdict.json") { remove(path) }
                 continue
             }
             let key = String(name.dropLast(".verdict.json".count))
             let image = FileSystem.readTrusted(path, limit: 1 << 20).flatMap { try? JSON.parse($0) }?["image"]?.stringValue
                 .flatMap(Policy.ImageSource.init(parsing:))
-            if let image, (try? Self.key(image)) == key { continue }
-            try? FileSystem.removeTree("\(directory)/\(key)")
-            try? FileSystem.removeTree(path)
+            if let image, (try? self.key(image)) == key { continue }
+            remove("\(directory)/\(key)")
+            remove(path)
             log.info("removed a prepared image whose archive changed or is gone", metadata: ["image": "\(image?.description ?? "?")", "key": "\(key)"])
         }
     }

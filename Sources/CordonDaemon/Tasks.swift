@@ -771,6 +771,8 @@ final class TaskManager: @unchecked Sendable {
             return takeEndWaiters(id)
         }
         runEndWaiters(waiters)
+        // The warm sandbox this task took is replaced now that it has been answered.
+        if task.warmKey != nil { warm.refill() }
     }
 
     /// Runs `task`'s command in a warm sandbox (its server's one command) and returns the

@@ -118,7 +118,10 @@ final class WarmPool: @unchecked Sendable {
             return (found, stale)
         }
         for p in stale { p.channel.close(reason: "pool-stale", by: nil) }
-        refill()
+        // The sandbox taken is replaced once its task has been answered (the caller's
+        // `refill()`): built now, on a machine of few cores, it would slow the very task it
+        // replaces. An empty pool starts filling at once (the task runs cold meanwhile).
+        if taken == nil { refill() }
         return taken
     }
 

@@ -71,7 +71,7 @@ final class IdmappedMounts {
             let step = plan.mounts[index]
             let source = String(decoding: step.data, as: UTF8.self)
             if step.flags.contains(.image) {
-                let mount = try Self.image(source, step: step, hostBase: hostBase)
+                let mount = try Self.image(source, step: step)
                 owned.append(mount)
                 fds[index] = mount.fd
                 continue
@@ -181,11 +181,13 @@ final class IdmappedMounts {
         }
     }
 
-    /// One top-level entry of a policy's image in cordond's store, as a detached read-only mount
-    /// whose owner, the host's root, is the sandbox's root inside (ids 0 at `hostBase`, as the
-    /// sandbox's own user namespace maps them): the image's files are root's, as in a container,
-    /// and nobody inside can write them (read-only, and root inside is no one on the host).
-    private static func image(_ source: String, step: MountStep, hostBase: UInt32) throws(Failure) -> OwnedDescriptor {
+    /// One top-level entry of a policy's image in cordond's store, as a detached read-only,
+    /// nosuid, nodev mount. Not idmapped: its files are the host's root's, an id no sandbox's
+    /// user namespace maps, so inside they read as the overflow id (nobody) and the kernel lets
+    /// no process of the sandbox write them or change their modes, whatever capabilities it
+    /// keeps — even through a mount it could remount read-write (the flags of a mount moved into
+    /// a namespace the sandbox owns are not locked; the ids are).
+    private static func image(_ source: String, step: MountStep) throws(Failure) -> OwnedDescriptor {
         var uid: UInt32 = 0, gid: UInt32 = 0, isDirectory: Int32 = 0, mode: UInt32 = 0
         let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory, &mode)
         guard tree >= 0 else {
@@ -196,12 +198,9 @@ final class IdmappedMounts {
         guard (isDirectory != 0) == step.flags.contains(.isDirectory), uid == 0, gid == 0, mode & UInt32(S_ISUID | S_ISGID) == 0 else {
             throw Failure(errno: EPERM, message: "filesystem.image: \(source) is not what cordond unpacked (a \(isDirectory != 0 ? "directory" : "file") of \(uid):\(gid), mode \(String(mode & 0o7777, radix: 8)))")
         }
-        let fd = cs_idmap_userns("0 \(hostBase) 1\n", "0 \(hostBase) 1\n")
-        if fd < 0 { throw Failure(errno: Int32(-fd), message: "filesystem.image: user namespace for the image's owner: \(SystemError.text(Int32(-fd)))") }
-        let userns = OwnedDescriptor(Int32(fd))
-        if cl_mount_setattr_idmap(tree, userns.fd, 0, 1) != 0 {
+        if cl_mount_setattr_readonly(tree) != 0 {
             let e = errno
-            throw Failure(errno: e, message: "filesystem.image: \(source): idmapping cordond's image store: \(SystemError.text(e)) (the state directory must be on a file system that supports idmapped mounts: ext4, xfs, btrfs, tmpfs)")
+            throw Failure(errno: e, message: "filesystem.image: \(source): making its mount read-only: \(SystemError.text(e))")
         }
         return mount
     }

@@ -67,6 +67,12 @@ public struct MountPlanner {
         if !fs.readWrite.isEmpty, policy.capabilities.keep.contains("CAP_FSETID") {
             throw PlanError(key: "capabilities.keep", message: "CAP_FSETID with filesystem.read_write: a write through an idmapped writable bind would keep a setgid bit the kernel clears otherwise, on a file the bind's owner has on the host; keep CAP_FSETID only in a policy without writable binds")
         }
+        // An image's files are the host's root's, unmapped inside, and its mounts read-only — but
+        // a namespace's own mounts can be remounted by whoever holds CAP_SYS_ADMIN in it, and an
+        // image's world-writable directory would then take writes that every later sandbox sees.
+        if fs.image != nil, policy.capabilities.keep.contains("CAP_SYS_ADMIN") {
+            throw PlanError(key: "capabilities.keep", message: "CAP_SYS_ADMIN with filesystem.image: the sandbox could remount the image's read-only mounts and write into cordond's copy of it, which other sandboxes share; keep CAP_SYS_ADMIN only in a policy without an image")
+        }
         let binds = fs.readOnly.map { ($0, true, "filesystem.read_only") } + fs.readWrite.map { ($0, false, "filesystem.read_write") }
         // Binds, tmpfs mounts and the workdir in one order, parents before children (/usr before
         // /usr/lib/python3, a /tmp tmpfs before a file bound at /tmp/in.txt); at equal depth in
@@ -117,7 +123,37 @@ public struct MountPlanner {
                 return "\(target) lies inside the bind of \(parent.path) (\(parent.key)), where \(host) is not \(want) (a symlink or another kind): it cannot be its mount point"
             }
         }
+        // The image's top-level symlinks: a mount made through one would land where it points
+        // before the root is pivoted into (an image's `etc -> /tmp` is the host's /tmp then).
+        var imageLinks: Set<String> = []
+        /// Why a mount at `target` cannot be made in an image's tree, or nil: it lies under one
+        /// of its top-level symlinks, or under a directory of it through a symlink on the way, or
+        /// is a symlink itself. The image's tree is walked component by component, never
+        /// following a symlink (the store's copy does not change once in place).
+        func imageProblem(_ target: String) -> String? {
+            guard let imageRoot else { return nil }
+            let parts = target.split(separator: "/").map(String.init)
+            guard let first = parts.first else { return nil }
+            if imageLinks.contains("/" + first) {
+                return "\(target) lies under the image's symlink /\(first): no mount is made through a symlink of an image (mount it at the real path)"
+            }
+            guard fromImage.contains("/" + first) else { return nil }
+            var host = "\(imageRoot)/\(first)", inside = "/\(first)"
+            for part in parts.dropFirst() {
+                host += "/" + part
+                inside += "/" + part
+                switch inspect(host) {
+                case .symlink: return "\(target): the image's \(inside) is a symlink: no mount is made through or onto a symlink of an image (mount it at the real path)"
+                case .directory: continue
+                default: return nil  // the last component, or missing: mountPointProblem says which
+                }
+            }
+            return nil
+        }
         for placement in ordered {
+            if case .image = placement {} else if let problem = imageProblem(path(placement)) {
+                throw PlanError(key: { switch placement { case .bind(_, _, let k): return k; case .tmpfs: return "filesystem.tmpfs"; default: return "filesystem.workdir" } }(), message: problem)
+            }
             let bind: Policy.Bind, readOnly: Bool, key: String
             switch placement {
             case .tmpfs(let tmpfs):
@@ -144,6 +180,7 @@ public struct MountPlanner {
                     steps.append(MountStep(.attach, target, data: Array(source.utf8), flags: [.readOnly, .image]))
                 case .symlink(let linkTarget):
                     steps.append(MountStep(.symlink, target, data: Array(linkTarget.utf8)))
+                    imageLinks.insert(target)
                 default:
                     continue
                 }
@@ -223,7 +260,10 @@ public struct MountPlanner {
                 steps.append(MountStep(.file, path, data: Array(content.utf8), mode: 0o644))
             }
         }
-        for hidden in fs.hide { steps.append(MountStep(.mask, hidden, flags: [.optional])) }
+        for hidden in fs.hide {
+            if let problem = imageProblem(hidden) { throw PlanError(key: "filesystem.hide", message: problem) }
+            steps.append(MountStep(.mask, hidden, flags: [.optional]))
+        }
 
         // Landlock mirrors the plan: everything readable and executable, writable only where a
         // writable mount is.

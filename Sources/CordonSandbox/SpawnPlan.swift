@@ -20,9 +20,9 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         /// attach, with `.workspace`: the workspace seen through a copy-on-write overlay (its
         /// directory the read-only lower layer, the run's `SandboxWorkspace.cow` the upper).
         public static let cow = Flags(rawValue: 1 << 7)
-        /// attach: a top-level entry of the policy's image (`filesystem.image`), read-only and
-        /// idmapped so that the image's files (the host's root's, in cordond's store) are the
-        /// sandbox's root's inside.
+        /// attach: a top-level entry of the policy's image (`filesystem.image`) in cordond's
+        /// store, cloned by the parent (the store is private to root) and mounted read-only; its
+        /// files are the host's root's, unmapped inside.
         public static let image = Flags(rawValue: 1 << 8)
     }
 
@@ -64,7 +64,7 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
                 let how = flags.contains(.cow) ? "copy-on-write" : flags.contains(.readOnly) ? "read-only" : "read-write"
                 return "mount \(target) (the workspace \(text), \(how), idmapped)"
             }
-            if flags.contains(.image) { return "mount \(target) (the image's \(target), read-only, idmapped)" }
+            if flags.contains(.image) { return "mount \(target) (the image's \(target), read-only)" }
             return "mount \(target) (read-write bind of \(text), idmapped)"
         }
     }

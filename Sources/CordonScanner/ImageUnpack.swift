@@ -17,8 +17,12 @@ import Glibc
 /// with O_NOFOLLOW: a symlink the image holds is written as a symlink and never followed, so no
 /// entry can write outside the root, and an entry under a symlink or a file is refused. Device
 /// nodes, FIFOs and sockets are refused by the reader; set-user-ID and set-group-ID bits are
-/// dropped (a file keeps its permission bits, a directory its sticky bit); owners and times are
-/// not kept: every file is the unpacker's. `etc/resolv.conf` and `etc/hosts` are Cordon's (the
+/// dropped, and so are group and other write bits (the root is read-only: they could serve only
+/// a sandbox that managed to remount it); a directory keeps its sticky bit. A directory's mode is
+/// applied once every layer is in (the unpacker keeps the right to write into it until then: an
+/// image's 0555 /usr/bin still gets its files). Owners and times are not kept: every file is the
+/// unpacker's. One budget holds for the whole image, every layer together: the reader's total
+/// bytes and a million entries. `etc/resolv.conf` and `etc/hosts` are Cordon's (the
 /// sandbox's resolver is 127.0.0.1), as a container runtime replaces them.
 public enum ImageUnpacker {
     public struct Summary: Sendable, Equatable {
@@ -76,7 +80,7 @@ public enum ImageUnpacker {
         }
         var layerLimits = limits
         layerLimits.symlinksResolveInRoot = true
-        let tree = try Tree(root)
+        let tree = try Tree(root, maxBytes: limits.totalBytes)
         defer { close(tree.root) }
         for (n, layer) in image.layers.enumerated() {
             tree.created = []
@@ -92,6 +96,7 @@ public enum ImageUnpacker {
             guard seen else { throw Failure("\(path): layer \(layer) was there when the manifests were read and gone when the layers were: the archive changed while it was unpacked") }
         }
         try tree.resolverFiles()
+        try tree.applyDirectoryModes()
         return Summary(label: found.images.count == 1 && selection.isEmpty && ref == nil ? nil : image.label, layers: image.layers,
                        files: tree.files, bytes: tree.bytes, scanSelection: found.isDockerSave ? .all : selection)
     }
@@ -103,17 +108,32 @@ public enum ImageUnpacker {
         var created = Set<String>()
         var files = 0
         var bytes: Int64 = 0
+        var entries = 0
+        let maxBytes: Int64
+        static let maxEntries = 1_000_000
+        /// Each directory's mode as its last layer gave it, applied at the end.
+        var directoryModes: [String: mode_t] = [:]
 
-        init(_ path: String) throws {
+        init(_ path: String, maxBytes: Int64) throws {
             root = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard root >= 0 else { throw Failure("\(path): \(SystemError.text(errno))") }
+            self.maxBytes = maxBytes
         }
 
         func apply(_ entry: ArchiveEntry, _ read: () throws(ArchiveError) -> [UInt8]) throws {
             if entry.path == "." { return }
+            entries += 1
+            guard entries <= Self.maxEntries else { throw Failure("more than \(Self.maxEntries) entries in the image's layers together") }
             var parts = entry.path.split(separator: "/").map(String.init)
             let name = parts.removeLast()
             let parent = parts.joined(separator: "/")
+            // The directories on its way are this layer's too (a whiteout of one of them in the
+            // same layer is for the layers below).
+            var ancestor = ""
+            for part in parts {
+                ancestor += ancestor.isEmpty ? part : "/" + part
+                created.insert(ancestor)
+            }
             if name == ".wh..wh..opq" { return try opaque(parent) }
             if name.hasPrefix(".wh.") {
                 let gone = String(name.dropFirst(4))
@@ -130,19 +150,24 @@ public enum ImageUnpacker {
                     // Kept with what the layers below put in it (unless it is made opaque).
                 } else {
                     if exists { try remove(dir, name) }
-                    guard mkdirat(dir, name, 0o700) == 0 else { throw Failure("mkdir: \(SystemError.text(errno))") }
+                    guard mkdirat(dir, name, 0o755) == 0 else { throw Failure("mkdir: \(SystemError.text(errno))") }
+                    guard fchmodat(dir, name, 0o755, 0) == 0 else { throw Failure("chmod: \(SystemError.text(errno))") }
                 }
-                guard fchmodat(dir, name, mode_t(entry.mode & 0o1777), 0) == 0 else { throw Failure("chmod: \(SystemError.text(errno))") }
+                directoryModes[entry.path] = mode_t(entry.mode & 0o1755)
             case .file:
                 let content = try read()
+                guard bytes + Int64(content.count) <= maxBytes else {
+                    throw Failure("the image's files add up to more than \(maxBytes) bytes, the unpacker's budget for all its layers together")
+                }
                 if exists { try remove(dir, name) }
                 let fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw Failure("create: \(SystemError.text(errno))") }
                 defer { close(fd) }
                 let e = content.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) }
                 guard e == 0 else { throw Failure("write: \(SystemError.text(e))") }
-                // Permission bits only: no set-user-ID, set-group-ID or sticky bit.
-                guard fchmod(fd, mode_t(entry.mode & 0o777)) == 0 else { throw Failure("chmod: \(SystemError.text(errno))") }
+                // Permission bits only: no set-user-ID, set-group-ID or sticky bit, and no write
+                // bit for group or others.
+                guard fchmod(fd, mode_t(entry.mode & 0o755)) == 0 else { throw Failure("chmod: \(SystemError.text(errno))") }
                 files += 1
                 bytes += Int64(content.count)
             case .symlink:
@@ -195,14 +220,21 @@ public enum ImageUnpacker {
             return fd
         }
 
-        /// `.wh.NAME` in `parts`: NAME of the layers below goes.
+        /// `.wh.NAME` in `parts`: NAME of the layers below goes. A NAME this layer wrote stays,
+        /// and so does what it wrote below it; a directory it re-declared loses what the layers
+        /// below put in it (the OCI rule: a whiteout applies to the layers below only).
         func whiteout(_ parts: [String], _ name: String) throws {
             let path = (parts + [name]).joined(separator: "/")
-            if created.contains(path) { return }
             guard let dir = try? directory(parts, create: false) else { return }
             defer { close(dir) }
             var st = stat()
-            if fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 { try remove(dir, name) }
+            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+            guard created.contains(path) else { return try remove(dir, name) }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { return }
+            let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard sub >= 0 else { throw Failure("\(path): \(SystemError.text(errno))") }
+            defer { close(sub) }
+            try prune(sub, path)
         }
 
         /// `.wh..wh..opq` in `path`: what the layers below put there goes, at every depth.
@@ -259,6 +291,20 @@ public enum ImageUnpacker {
                 if name != "." && name != ".." { out.append(name) }
             }
             return out
+        }
+
+        /// Each directory's own mode, deepest first (a parent made 0555 after its children).
+        func applyDirectoryModes() throws {
+            for (path, mode) in directoryModes.sorted(by: { $0.key.split(separator: "/").count > $1.key.split(separator: "/").count }) {
+                var parts = path.split(separator: "/").map(String.init)
+                let name = parts.removeLast()
+                // Gone since (a whiteout, a later layer's file in its place): nothing to do.
+                guard let dir = try? directory(parts, create: false) else { continue }
+                defer { close(dir) }
+                var st = stat()
+                guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
+                guard fchmodat(dir, name, mode, 0) == 0 else { throw Failure("\(path): chmod: \(SystemError.text(errno))") }
+            }
         }
 
         /// Cordon's etc/resolv.conf (the sandbox's resolver, 127.0.0.1) and etc/hosts.

@@ -26,14 +26,15 @@ import Glibc
             layers = []
             for entries in spec:
                 buf = io.BytesIO()
-                with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+                with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as t:
                     for kind, path, data, mode in entries:
                         i = tarfile.TarInfo(path); i.mode = int(mode)
                         if kind == "dir": i.type = tarfile.DIRTYPE; t.addfile(i)
                         elif kind == "link": i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
                         elif kind == "hard": i.type = tarfile.LNKTYPE; i.linkname = data; t.addfile(i)
+                        elif kind == "big": i.size = int(data); t.addfile(i, io.BytesIO(b"x" * int(data)))
                         else: b = data.encode(); i.size = len(b); t.addfile(i, io.BytesIO(b))
-                d = blob(buf.getvalue()); d["mediaType"] = "application/vnd.oci.image.layer.v1.tar"; layers.append(d)
+                d = blob(buf.getvalue()); d["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"; layers.append(d)
             config = blob(b"{}"); config["mediaType"] = "application/vnd.oci.image.config.v1+json"
             m = blob(json.dumps({"schemaVersion": 2, "config": config, "layers": layers}).encode())
             m["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
@@ -83,8 +84,71 @@ import Glibc
         // Kept as written; it would resolve inside the sandbox's root, and nothing followed it.
         #expect(FileManager.default.destinationOfSymbolicLinkOrNil("\(root)/z") == "../../../etc/passwd")
         #expect(lstat("\(root)/suid", &st) == 0 && st.st_mode & 0o7777 == 0o755 && st.st_nlink == 2)
-        #expect(lstat("\(root)/sgid", &st) == 0 && st.st_mode & 0o7777 == 0o775)
-        #expect(lstat("\(root)/tmp", &st) == 0 && st.st_mode & 0o7777 == 0o1777)
+        // No set-ID bit, no write bit for group or others (the root is read-only); the sticky bit stays.
+        #expect(lstat("\(root)/sgid", &st) == 0 && st.st_mode & 0o7777 == 0o755)
+        #expect(lstat("\(root)/tmp", &st) == 0 && st.st_mode & 0o7777 == 0o1755)
+    }
+
+    /// A directory's mode is applied once every layer is in: a 0555 directory (Fedora's
+    /// /usr/bin) still gets its files, from its own layer and later ones, unpacked by a user
+    /// without capabilities (the worker's uid 1000; here run as whoever runs the tests).
+    @Test func aReadOnlyDirectoryStillGetsItsFiles() throws {
+        let dir = try ImageFixture.scratch()
+        try Self.layout("\(dir)/oci", [
+            [("dir", "usr", "", 0o555), ("dir", "usr/bin", "", 0o555), ("file", "usr/bin/ls", "ls", 0o755)],
+            [("file", "usr/bin/cat", "cat", 0o755), ("file", "usr/bin/.wh.ls", "", 0o644)],
+        ])
+        // As cordond's worker does: `cordon-scan unpack`, as a user without capabilities (root
+        // would write into a 0555 directory anyway).
+        let out = "\(dir)/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        var argv = [ImageFixture.cordonScan, "unpack", "--into", out, "--db", "\(dir)/none.db", "\(dir)/oci"]
+        if geteuid() == 0 {
+            chown(out, 65534, 65534)
+            chmod(dir, 0o755)
+            argv = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + argv
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let said = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(said)")
+        let root = "\(out)/rootfs"
+        var st = stat()
+        #expect(Self.read("\(root)/usr/bin/cat") == "cat" && Self.read("\(root)/usr/bin/ls") == nil)
+        #expect(lstat("\(root)/usr/bin", &st) == 0 && st.st_mode & 0o7777 == 0o555)
+        #expect(lstat("\(root)/usr", &st) == 0 && st.st_mode & 0o7777 == 0o555)
+    }
+
+    /// A whiteout of a directory its own layer declared (or wrote into, without declaring it)
+    /// hides what the layers below put there and keeps what the layer itself wrote.
+    @Test func aWhiteoutInTheSameLayerHidesOnlyTheLowerContents() throws {
+        let (root, result) = try Self.unpack([
+            [("dir", "var", "", 0o755), ("dir", "var/lib", "", 0o755), ("dir", "var/lib/dpkg", "", 0o755), ("file", "var/lib/dpkg/status", "old", 0o644),
+             ("dir", "a", "", 0o755), ("file", "a/lower", "l", 0o644)],
+            [("dir", "var/lib/dpkg", "", 0o755), ("file", "var/lib/dpkg/new", "n", 0o644), ("file", "var/lib/.wh.dpkg", "", 0o644),
+             ("file", "a/x", "x", 0o644), ("file", ".wh.a", "", 0o644)],
+        ])
+        _ = try result.get()
+        #expect(Self.read("\(root)/var/lib/dpkg/status") == nil && Self.read("\(root)/var/lib/dpkg/new") == "n")
+        #expect(Self.read("\(root)/a/x") == "x" && Self.read("\(root)/a/lower") == nil)
+    }
+
+    /// One budget for the image: files of every layer together, not each layer's alone.
+    @Test func theByteBudgetIsTheImagesNotALayers() throws {
+        let dir = try ImageFixture.scratch()
+        try Self.layout("\(dir)/oci", [[("big", "a", "600000", 0o644)], [("big", "b", "600000", 0o644)]])
+        try FileManager.default.createDirectory(atPath: "\(dir)/root", withIntermediateDirectories: false)
+        var limits = ArchiveLimits()
+        limits.totalBytes = 1_000_000
+        #expect { try ImageUnpacker.unpack("\(dir)/oci", ref: nil, platform: nil, into: "\(dir)/root", limits: limits) } throws: {
+            "\($0)".contains("more than 1000000 bytes, the unpacker's budget for all its layers together")
+        }
     }
 
     /// An entry under a symlink (to /etc, or to a directory of the image) is never written

@@ -59,6 +59,9 @@ int cl_access_fd(int fd, int mode);
 /// mount_setattr on a detached mount: idmapped through `userns_fd`, nosuid, nodev, noexec when
 /// asked, writable, private. 0 or -1/errno.
 int cl_mount_setattr_idmap(int tree, int userns_fd, int noexec, int readonly);
+// A detached mount made read-only, nosuid and nodev, private, without an idmap (its owners are
+// whoever they are on the host: unmapped, so unwritable, inside a sandbox's user namespace).
+int cl_mount_setattr_readonly(int tree);
 /// Copy-on-write workspaces (fsopen, fsconfig, fsmount: system calls glibc 2.36 does not wrap,
 /// and fsconfig's FSCONFIG_SET_FD form). A new tmpfs, detached (mounted nowhere), of at most
 /// `size` bytes and `inodes` inodes, nosuid and nodev, holding three empty directories: "upper"

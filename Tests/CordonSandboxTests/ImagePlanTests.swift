@@ -1,0 +1,73 @@
+import CordonPolicy
+@testable import CordonSandbox
+import Foundation
+import Testing
+
+/// The mount plan of a policy with `filesystem.image`, on an unpacked root in a scratch
+/// directory: the image's top-level entries read-only (attach steps cordond clones), its
+/// symlinks recreated, the policy's mounts over them — and never a mount through a symlink of the
+/// image, which before pivot_root would land on the host.
+@Suite struct ImagePlanTests {
+    static func rootfs() throws -> String {
+        let root = "\(FileManager.default.temporaryDirectory.path)/cordon-imageplan-\(getpid())-\(UUID().uuidString.prefix(6))"
+        let fm = FileManager.default
+        for dir in ["usr/bin", "usr/lib", "tmp", "dev", "proc", "var"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
+        try fm.createSymbolicLink(atPath: "\(root)/etc", withDestinationPath: "/tmp")
+        try fm.createSymbolicLink(atPath: "\(root)/bin", withDestinationPath: "usr/bin")
+        try fm.createSymbolicLink(atPath: "\(root)/var/run", withDestinationPath: "/run")
+        try Data().write(to: URL(fileURLWithPath: "\(root)/usr/lib/os-release"))
+        return root
+    }
+
+    static func plan(_ toml: String, root: String?) throws(MountPlanner.PlanError) -> [MountStep] {
+        let policy = try! PolicyParser.parse(text: "[policy]\nname = \"p\"\n[filesystem]\nimage = \"/srv/i.tar\"\n" + toml, source: "p.toml", defaultName: "p")
+        var planner = MountPlanner()
+        planner.imageRoot = root
+        return try planner.plan(policy).mounts
+    }
+
+    @Test func theImageIsTheRootAndThePolicyMountsGoOverIt() throws {
+        let root = try Self.rootfs()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let steps = try Self.plan("tmpfs = [\"/tmp\"]\n", root: root)
+        let images = steps.filter { $0.flags.contains(.image) }
+        #expect(images.map(\.target).sorted() == ["/tmp", "/usr", "/var"])
+        #expect(images.allSatisfy { $0.kind == .attach && $0.flags.contains(.readOnly) })
+        #expect(steps.contains { $0.kind == .symlink && $0.target == "/bin" && $0.data == Array("usr/bin".utf8) })
+        #expect(steps.contains { $0.kind == .symlink && $0.target == "/etc" })
+        // dev, proc: the sandbox's own; no passwd written over the image's /etc.
+        #expect(!images.contains { $0.target == "/dev" || $0.target == "/proc" })
+        #expect(!steps.contains { $0.kind == .file && $0.target.hasPrefix("/etc/") })
+        // The tmpfs goes over the image's /tmp, after it.
+        let tmpImage = steps.firstIndex { $0.flags.contains(.image) && $0.target == "/tmp" }!
+        let tmpfs = steps.firstIndex { $0.kind == .tmpfs && $0.target == "/tmp" }!
+        #expect(tmpImage < tmpfs)
+    }
+
+    @Test(arguments: [
+        ("hide = [\"/etc/shadow\"]\n", "filesystem.hide", "lies under the image's symlink /etc"),
+        ("tmpfs = [\"/etc\"]\n", "filesystem.tmpfs", "lies under the image's symlink /etc"),
+        ("read_only = [{ path = \"/etc/ssl\", source = \"/usr\" }]\n", "filesystem.read_only", "lies under the image's symlink /etc"),
+        ("tmpfs = [\"/var/run/x\"]\n", "filesystem.tmpfs", "the image's /var/run is a symlink"),
+        ("workdir = \"/var/run\"\n", "filesystem.workdir", "the image's /var/run is a symlink"),
+        ("tmpfs = [\"/usr/share\"]\n", "filesystem.tmpfs", "which has no directory /usr/share to mount on"),
+    ])
+    func noMountGoesThroughASymlinkOfTheImage(_ c: (String, String, String)) throws {
+        let root = try Self.rootfs()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect { try Self.plan(c.0, root: root) } throws: { error in
+            let e = error as! MountPlanner.PlanError
+            return e.key == c.1 && e.message.contains(c.2)
+        }
+    }
+
+    @Test func anImageNeedsCordondAndRefusesCapSysAdmin() throws {
+        let root = try Self.rootfs()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect { try Self.plan("", root: nil) } throws: { ($0 as! MountPlanner.PlanError).message.contains("prepared by cordond") }
+        #expect { try Self.plan("[capabilities]\nkeep = [\"CAP_SYS_ADMIN\"]\n", root: root) } throws: {
+            let e = $0 as! MountPlanner.PlanError
+            return e.key == "capabilities.keep" && e.message.contains("remount the image's read-only mounts")
+        }
+    }
+}
