@@ -29,7 +29,6 @@ final class ImageRoots: Sendable {
     let seccompCache: String
     let scanProgram: String?
     let database: String
-    let policies: PolicyStore
     let environment: SandboxEnvironment
     let log: Logger
 
@@ -46,6 +45,11 @@ final class ImageRoots: Sendable {
     /// asked first. Any other request for an unprepared image meanwhile is answered `busy` at
     /// once rather than holding a request worker for minutes.
     private let preparing = Mutex<(image: String, since: Double)?>(nil)
+    /// Preparations that failed, by key, and when: the same image as it is is not prepared again
+    /// for `retrySeconds` (a policy whose image cannot be unpacked would otherwise have each task
+    /// start a 15-minute worker, and hold every other image's first task at `busy`).
+    private let failures = Mutex<[String: (message: String, at: Double)]>([:])
+    static let retrySeconds = 60.0
 
     /// Limits of one preparation: the worker's memory (the scanner keeps package databases and
     /// candidate secrets, up to 512 MiB) and its time.
@@ -54,12 +58,11 @@ final class ImageRoots: Sendable {
     /// Entries of one unpacked image cordond checks at most.
     static let maxEntries = 2_000_000
 
-    init(cacheDir: String, stateDir: String, policies: PolicyStore, environment: SandboxEnvironment, log: Logger) {
+    init(cacheDir: String, stateDir: String, environment: SandboxEnvironment, log: Logger) {
         directory = "\(cacheDir)/images"
         seccompCache = "\(cacheDir)/seccomp"
         database = Locations(stateDir: stateDir).vulnDB().path
         scanProgram = try? WorkerProgram.locate(name: "cordon-scan")
-        self.policies = policies
         self.environment = environment
         self.log = log
     }
@@ -81,6 +84,9 @@ final class ImageRoots: Sendable {
         let key: String
         do { key = try self.key(image) } catch { throw refuse(error.description) }
         var verdict = verdicts.withLock { $0[key] } ?? readVerdict(key)
+        if verdict == nil, let failed = failures.withLock({ $0[key] }), MonotonicClock.now - failed.at < Self.retrySeconds {
+            throw refuse("\(failed.message) (\(Int(MonotonicClock.now - failed.at)) s ago; tried again \(Int(Self.retrySeconds)) s after, or once the image changes)")
+        }
         if verdict == nil {
             let busy = preparing.withLock { state -> (image: String, since: Double)? in
                 if let state { return state }
@@ -95,7 +101,11 @@ final class ImageRoots: Sendable {
             if let done = readVerdict(key) {
                 verdict = done
             } else {
-                do { verdict = try prepare(image, key: key) } catch { throw refuse(error.description) }
+                do { verdict = try prepare(image, key: key) } catch {
+                    failures.withLock { $0[key] = (error.description, MonotonicClock.now) }
+                    throw refuse(error.description)
+                }
+                failures.withLock { $0[key] = nil }
             }
         }
         guard let verdict else { throw refuse("not prepared") }
@@ -176,7 +186,8 @@ final class ImageRoots: Sendable {
         }
         let started = MonotonicClock.now
         do { try FileSystem.makeDirectories(directory, mode: 0o700) } catch { throw Problem("the image store \(directory): \(error)") }
-        let work = "\(directory)/.prepare-\(key)", stdoutPath = "\(work).stdout", stderrPath = "\(work).stderr"
+        // A fresh name each time: one a failed removal left behind never blocks the next.
+        let work = "\(directory)/.prepare-\(key)-\(UInt64(MonotonicClock.now * 1e6))", stdoutPath = "\(work).stdout", stderrPath = "\(work).stderr"
         for leftover in [work, stdoutPath, stderrPath] { remove(leftover) }
         defer { for leftover in [work, stdoutPath, stderrPath] { remove(leftover) } }
         guard mkdir(work, 0o755) == 0, chmod(work, 0o755) == 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
@@ -197,7 +208,8 @@ final class ImageRoots: Sendable {
             }
             // The built-in default, not the config directory's: the worker's confinement (no
             // network, no capabilities, no writable host path but its own) is Cordon's to fix.
-            let base = try PolicyStore(configDir: nil).loadPolicy("default")
+            let builtIn = PolicyStore(configDir: nil)
+            let base = try builtIn.loadPolicy("default")
             guard base.network.mode == .none, base.capabilities.keep.isEmpty, base.filesystem.readWrite.isEmpty, base.filesystem.image == nil else {
                 throw Problem("the built-in default policy is not what the unpacker's sandbox needs")
             }
@@ -206,7 +218,8 @@ final class ImageRoots: Sendable {
             policy.limits.memoryBytes = Self.memoryBytes
             policy.limits.wallTimeSeconds = Self.wallSeconds
             policy.limits.cpuTimeSeconds = Self.wallSeconds
-            plan = try policies.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
+            // Its seccomp profile too: the built-in one, not a config directory's file of its name.
+            plan = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
         } catch {
             throw Problem("the sandbox that unpacks it: \(error)")
         }
@@ -245,7 +258,12 @@ final class ImageRoots: Sendable {
                               findingCount: Int(summary["findingCount"]?.intValue ?? 0), label: summary["label"]?.stringValue,
                               layers: summary["layers"]?.arrayValue?.count ?? 0)
         let final = "\(directory)/\(key)"
-        remove(final)
+        // An entry without a usable verdict (a damaged one) may still be mounted by a sandbox:
+        // it is moved aside, never emptied under it, and removed at the next start.
+        if FileSystem.kind(final) != .missing {
+            let aside = "\(directory)/.stale-\(key)-\(UInt64(MonotonicClock.now * 1e6))"
+            guard rename(final, aside) == 0 else { throw Problem("\(final): moving the entry without a verdict aside: \(SystemError.text(errno))") }
+        }
         guard rename(work, final) == 0 else { throw Problem("\(final): \(SystemError.text(errno))") }
         let record = JSON.object([
             ("image", .string(image.description)), ("key", .string(key)), ("worst", verdict.worst.map(JSON.string) ?? .null),
@@ -306,55 +324,96 @@ final class ImageRoots: Sendable {
     static let maxDepth = 520
 
     /// Removes `path` (in the store) and everything below it, through descriptors, following
-    /// nothing, however deep (a subverted worker may nest directories past PATH_MAX): a stack of
-    /// open directories, no recursion. Whatever could not be removed is logged, not hidden.
+    /// nothing, however deep and whatever its names' bytes (a subverted worker may nest
+    /// directories past PATH_MAX or past the descriptor limit, and name files in no encoding):
+    /// one directory open at a time, climbing back through ".." checked against the device and
+    /// inode it came from (the worker is gone: nothing moves meanwhile), no recursion. What
+    /// could not be removed is logged, not hidden.
     func remove(_ path: String) {
         let slash = path.lastIndex(of: "/")!
         let parent = open(String(path[..<slash]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard parent >= 0 else { return }
         defer { close(parent) }
-        let name = String(path[path.index(after: slash)...])
-        do { try Self.removeTree(parent, name) } catch {
+        do { try Self.removeTree(parent, Array(path[path.index(after: slash)...].utf8)) } catch {
             log.error("image store: cannot remove", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 
-    static func removeTree(_ parent: Int32, _ name: String) throws(Problem) {
+    /// A name as the kernel has it: its bytes, NUL-terminated for the call.
+    static func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
+        (name + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
+    }
+
+    static func removeTree(_ parent: Int32, _ name: [UInt8]) throws(Problem) {
+        let shown = String(decoding: name, as: UTF8.self)
         var st = stat()
-        guard fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        guard withName(name, { fstatat(parent, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            guard unlinkat(parent, name, 0) == 0 else { throw Problem("\(name): unlink: \(SystemError.text(errno))") }
+            guard withName(name, { unlinkat(parent, $0, 0) }) == 0 else { throw Problem("\(shown): unlink: \(SystemError.text(errno))") }
             return
         }
-        // Each level: its descriptor, its name in the level above, the names left to remove.
-        var stack: [(fd: Int32, name: String, left: [String])] = []
-        defer { for level in stack { close(level.fd) } }
-        func push(_ at: Int32, _ name: String) throws(Problem) {
-            let fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { throw Problem("\(name): \(SystemError.text(errno))") }
-            do { stack.append((fd, name, try names(fd, name))) } catch {
-                close(fd)
-                throw error
+        // The directories entered, by name in the one above and identity; only the deepest open.
+        var levels: [(name: [UInt8], device: UInt64, inode: UInt64)] = [(name, UInt64(st.st_dev), UInt64(st.st_ino))]
+        var current = withName(name) { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard current >= 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
+        defer { if current >= 0 { close(current) } }
+        while true {
+            // Files go at once; the first directory is entered. A directory whose listing is
+            // read again on the way back up has lost every file and emptied directory.
+            var entered = false
+            for child in try rawNames(current) {
+                var cst = stat()
+                guard withName(child, { fstatat(current, $0, &cst, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
+                if (cst.st_mode & S_IFMT) == S_IFDIR {
+                    let next = withName(child) { openat(current, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+                    guard next >= 0 else { throw Problem("\(String(decoding: child, as: UTF8.self)): \(SystemError.text(errno))") }
+                    close(current)
+                    current = next
+                    levels.append((child, UInt64(cst.st_dev), UInt64(cst.st_ino)))
+                    entered = true
+                    break
+                }
+                guard withName(child, { unlinkat(current, $0, 0) }) == 0 else {
+                    throw Problem("\(String(decoding: child, as: UTF8.self)): unlink: \(SystemError.text(errno))")
+                }
+            }
+            if entered { continue }
+            // Empty: up one level and remove it there.
+            let done = levels.removeLast()
+            guard let above = levels.last else {
+                close(current)
+                current = -1
+                guard withName(done.name, { unlinkat(parent, $0, AT_REMOVEDIR) }) == 0 else { throw Problem("\(shown): rmdir: \(SystemError.text(errno))") }
+                return
+            }
+            let up = openat(current, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard up >= 0 else { throw Problem("..: \(SystemError.text(errno))") }
+            close(current)
+            current = up
+            var ust = stat()
+            guard fstat(up, &ust) == 0, UInt64(ust.st_dev) == above.device, UInt64(ust.st_ino) == above.inode else {
+                throw Problem("\(shown): a directory moved while it was removed")
+            }
+            guard withName(done.name, { unlinkat(up, $0, AT_REMOVEDIR) }) == 0 else {
+                throw Problem("\(String(decoding: done.name, as: UTF8.self)): rmdir: \(SystemError.text(errno))")
             }
         }
-        try push(parent, name)
-        while !stack.isEmpty {
-            let top = stack.count - 1
-            guard let child = stack[top].left.popLast() else {
-                let done = stack.removeLast()
-                close(done.fd)
-                let above = stack.last?.fd ?? parent
-                guard unlinkat(above, done.name, AT_REMOVEDIR) == 0 else { throw Problem("\(done.name): rmdir: \(SystemError.text(errno))") }
-                continue
-            }
-            var cst = stat()
-            guard fstatat(stack[top].fd, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            if (cst.st_mode & S_IFMT) == S_IFDIR {
-                try push(stack[top].fd, child)
-            } else if unlinkat(stack[top].fd, child, 0) != 0 {
-                throw Problem("\(child): unlink: \(SystemError.text(errno))")
-            }
+    }
+
+    /// The names in the directory `dir` as bytes (without . and ..).
+    static func rawNames(_ dir: Int32) throws(Problem) -> [[UInt8]] {
+        let copy = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            throw Problem("opendir: \(SystemError.text(errno))")
         }
+        defer { closedir(stream) }
+        var out: [[UInt8]] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name != [46] && name != [46, 46] { out.append(name) }
+        }
+        return out
     }
 
     static func names(_ dir: Int32, _ path: String) throws(Problem) -> [String] {
@@ -379,7 +438,7 @@ final class ImageRoots: Sendable {
     func removeStale() {
         for name in FileSystem.listDirectory(directory) {
             let path = "\(directory)/\(name)"
-            if name.hasPrefix(".prepare-") {
+            if name.hasPrefix(".prepare-") || name.hasPrefix(".stale-") {
                 remove(path)
                 continue
             }

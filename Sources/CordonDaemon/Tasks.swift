@@ -176,7 +176,7 @@ final class TaskManager: @unchecked Sendable {
         env.cleanupGuardian = false  // Recovery sweeps orphaned cgroups at the next start
         environment = env
         warm = WarmPool(environment: env, maxParked: config.warmMax, log: log)
-        images = ImageRoots(cacheDir: config.cacheDir, stateDir: config.stateDir, policies: policies, environment: env, log: log)
+        images = ImageRoots(cacheDir: config.cacheDir, stateDir: config.stateDir, environment: env, log: log)
     }
 
     var counts: (queued: Int, running: Int) { monitor.locked { (reservedQueued, running) } }

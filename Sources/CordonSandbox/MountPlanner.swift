@@ -134,8 +134,12 @@ public struct MountPlanner {
             guard let imageRoot else { return nil }
             let parts = target.split(separator: "/").map(String.init)
             guard let first = parts.first else { return nil }
-            if imageLinks.contains("/" + first) {
-                return "\(target) lies under the image's symlink /\(first): no mount is made through a symlink of an image (mount it at the real path)"
+            var prefix = ""
+            for part in parts {
+                prefix += "/" + part
+                if imageLinks.contains(prefix) {
+                    return "\(target) lies under the symlink \(prefix) (the image's, or one recreated over it): no mount is made through a symlink with an image (mount it at the real path)"
+                }
             }
             guard fromImage.contains("/" + first) else { return nil }
             var host = "\(imageRoot)/\(first)", inside = "/\(first)"
@@ -201,6 +205,8 @@ public struct MountPlanner {
                     throw PlanError(key: key, message: "source \(bind.source) is a symlink; name the real path")
                 }
                 steps.append(MountStep(.symlink, bind.path, data: Array(target.utf8)))
+                // With an image, what the link points at is the image's: nothing is mounted through it.
+                if imageRoot != nil { imageLinks.insert(bind.path) }
             case .directory:
                 if let problem = mountPointProblem(bind.path, directory: true) { throw PlanError(key: key, message: problem) }
                 dirs.insert(bind.path)

@@ -111,8 +111,10 @@ public enum ImageUnpacker {
         var entries = 0
         let maxBytes: Int64
         static let maxEntries = 1_000_000
-        /// Each directory's mode as its last layer gave it, applied at the end.
-        var directoryModes: [String: mode_t] = [:]
+        /// Each directory's mode as its last layer gave it, with the inode it was given to,
+        /// applied at the end to that inode only (a directory removed since and made again as a
+        /// parent of a later entry gets none).
+        var directoryModes: [String: (mode: mode_t, device: UInt64, inode: UInt64)] = [:]
 
         init(_ path: String, maxBytes: Int64) throws {
             root = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -153,7 +155,9 @@ public enum ImageUnpacker {
                     guard mkdirat(dir, name, 0o755) == 0 else { throw Failure("mkdir: \(SystemError.text(errno))") }
                     guard fchmodat(dir, name, 0o755, 0) == 0 else { throw Failure("chmod: \(SystemError.text(errno))") }
                 }
-                directoryModes[entry.path] = mode_t(entry.mode & 0o1755)
+                var made = stat()
+                guard fstatat(dir, name, &made, AT_SYMLINK_NOFOLLOW) == 0 else { throw Failure("stat: \(SystemError.text(errno))") }
+                directoryModes[entry.path] = (mode_t(entry.mode & 0o1755), UInt64(made.st_dev), UInt64(made.st_ino))
             case .file:
                 let content = try read()
                 guard bytes + Int64(content.count) <= maxBytes else {
@@ -295,15 +299,16 @@ public enum ImageUnpacker {
 
         /// Each directory's own mode, deepest first (a parent made 0555 after its children).
         func applyDirectoryModes() throws {
-            for (path, mode) in directoryModes.sorted(by: { $0.key.split(separator: "/").count > $1.key.split(separator: "/").count }) {
+            for (path, want) in directoryModes.sorted(by: { $0.key.split(separator: "/").count > $1.key.split(separator: "/").count }) {
                 var parts = path.split(separator: "/").map(String.init)
                 let name = parts.removeLast()
                 // Gone since (a whiteout, a later layer's file in its place): nothing to do.
                 guard let dir = try? directory(parts, create: false) else { continue }
                 defer { close(dir) }
                 var st = stat()
-                guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { continue }
-                guard fchmodat(dir, name, mode, 0) == 0 else { throw Failure("\(path): chmod: \(SystemError.text(errno))") }
+                guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR,
+                      UInt64(st.st_dev) == want.device, UInt64(st.st_ino) == want.inode else { continue }
+                guard fchmodat(dir, name, want.mode, 0) == 0 else { throw Failure("\(path): chmod: \(SystemError.text(errno))") }
             }
         }
 

@@ -45,9 +45,9 @@ import Testing
     }
 
     @Test(arguments: [
-        ("hide = [\"/etc/shadow\"]\n", "filesystem.hide", "lies under the image's symlink /etc"),
-        ("tmpfs = [\"/etc\"]\n", "filesystem.tmpfs", "lies under the image's symlink /etc"),
-        ("read_only = [{ path = \"/etc/ssl\", source = \"/usr\" }]\n", "filesystem.read_only", "lies under the image's symlink /etc"),
+        ("hide = [\"/etc/shadow\"]\n", "filesystem.hide", "lies under the symlink /etc"),
+        ("tmpfs = [\"/etc\"]\n", "filesystem.tmpfs", "lies under the symlink /etc"),
+        ("read_only = [{ path = \"/etc/ssl\", source = \"/usr\" }]\n", "filesystem.read_only", "lies under the symlink /etc"),
         ("tmpfs = [\"/var/run/x\"]\n", "filesystem.tmpfs", "the image's /var/run is a symlink"),
         ("workdir = \"/var/run\"\n", "filesystem.workdir", "the image's /var/run is a symlink"),
         ("tmpfs = [\"/usr/share\"]\n", "filesystem.tmpfs", "which has no directory /usr/share to mount on"),
@@ -70,4 +70,22 @@ import Testing
             return e.key == "capabilities.keep" && e.message.contains("remount the image's read-only mounts")
         }
     }
+}
+
+extension ImagePlanTests {
+    /// A host symlink a policy recreates (merged /usr: /lib -> usr/lib) points into the image
+    /// once there is one: nothing is mounted through it either.
+    @Test(.enabled(if: FileManager.default.destinationOfSymbolicLinkOrNil("/lib") != nil, "the host's /lib is a symlink (merged /usr)"))
+    func noMountGoesThroughALinkThePolicyRecreates() throws {
+        let root = try Self.rootfs()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect { try Self.plan("read_only = [\"/lib\", { path = \"/lib/firmware\", source = \"/usr\" }]\n", root: root) } throws: {
+            let e = $0 as! MountPlanner.PlanError
+            return e.key == "filesystem.read_only" && e.message.contains("lies under the symlink /lib")
+        }
+    }
+}
+
+extension FileManager {
+    func destinationOfSymbolicLinkOrNil(_ path: String) -> String? { try? destinationOfSymbolicLink(atPath: path) }
 }
