@@ -37,7 +37,8 @@ struct ExecRequest: Sendable {
 /// How a command of a session ended.
 struct ExecOutcome: Sendable {
     var exec: Int
-    /// "exited", "signaled", "timeout", "output-limit", "cancelled", "not-started", "session-ended".
+    /// "exited", "signaled", "timeout", "output-limit", "memory-limit", "cpu-limit", "cancelled",
+    /// "not-started", "session-ended".
     var reason: String
     var exitCode: Int32?
     var signal: Int32?
@@ -567,6 +568,10 @@ final class SessionChannel: @unchecked Sendable {
             // is the sandbox's).
             else if outcome.signal == SIGKILL, let before = oomBefore, let after = oomKills(), after > before {
                 outcome.reason = "memory-limit"
+            }
+            // RLIMIT_CPU (the policy's cpu_time, each command's own), as a cold task's record says.
+            else if let signal = outcome.signal, Termination.isCPULimit(signal: signal, cpuSeconds: exit.user + exit.system, limit: plan.policy.limits.cpuTimeSeconds) {
+                outcome.reason = "cpu-limit"
             }
         } else if let failure {
             switch failureWhat {

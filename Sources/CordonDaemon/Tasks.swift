@@ -840,7 +840,8 @@ final class TaskManager: @unchecked Sendable {
             return .setupFailed(step: .taskFiles, errno: ETIMEDOUT, message: "the warm sandbox did not end", policy: policy.name, policyHash: policy.contentHash)
         }
         let ran = outcome!
-        let reasons: [String: TerminationReason] = ["exited": .exited, "signaled": .signaled, "timeout": .timeout, "output-limit": .outputLimit, "cancelled": .cancelled]
+        let reasons: [String: TerminationReason] = ["exited": .exited, "signaled": .signaled, "timeout": .timeout, "output-limit": .outputLimit,
+                                                    "cancelled": .cancelled, "cpu-limit": .cpuLimit, "memory-limit": .memoryLimit]
         var reason = reasons[ran.reason] ?? result.reason
         var signal = ran.signal
         if reasons[ran.reason] == nil && (result.reason == .exited || result.reason == .signaled) {

@@ -47,15 +47,22 @@ public enum Termination {
             reason = killedFor
         } else if o.oomKills > 0 {
             reason = .memoryLimit
-        } else if signal == SIGXCPU || signal == SIGKILL, let limit = o.cpuLimitSeconds, o.cpuSeconds >= limit.rounded(.up) - 0.05 {
-            // RLIMIT_CPU's SIGXCPU, then SIGKILL a second later; a SIGXCPU the workload sent
-            // itself before using its CPU time is only a signal.
+        } else if let signal, isCPULimit(signal: signal, cpuSeconds: o.cpuSeconds, limit: o.cpuLimitSeconds) {
             reason = .cpuLimit
         } else if signal != nil {
             reason = .signaled
         }
         return Outcome(reason: reason, exitCode: exitCode, signal: signal, setupFailure: setupFailure,
                        exitStatus: exitStatus(exitCode: exitCode, signal: signal, setupFailure: setupFailure))
+    }
+
+    /// Whether a process that ended by `signal` after `cpuSeconds` of CPU was stopped by a
+    /// CPU-time limit of `limit` seconds: RLIMIT_CPU's SIGXCPU, then SIGKILL a second later. A
+    /// SIGXCPU sent before the CPU time was used is only a signal. (A session's command and a
+    /// warm task's are judged by this too.)
+    public static func isCPULimit(signal: Int32, cpuSeconds: Double, limit: Double?) -> Bool {
+        guard signal == SIGXCPU || signal == SIGKILL, let limit else { return false }
+        return cpuSeconds >= limit.rounded(.up) - 0.05
     }
 
     /// A sandbox whose workload never ran: its setup failed.

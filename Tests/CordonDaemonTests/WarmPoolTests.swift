@@ -13,6 +13,7 @@ import Testing
         "hot": "[policy]\nname = \"hot\"\nextends = [\"default\"]\n[daemon]\nwarm = 2\n" + users,
         "cold": "[policy]\nname = \"cold\"\nextends = [\"default\"]\n" + users,
         "hotlimits": "[policy]\nname = \"hotlimits\"\nextends = [\"default\"]\n[daemon]\nwarm = 1\n[limits]\nwall_time = \"1s\"\noutput = \"1000\"\n" + users,
+        "hotcpu": "[policy]\nname = \"hotcpu\"\nextends = [\"default\"]\n[daemon]\nwarm = 1\n[limits]\ncpu_time = \"1s\"\n" + users,
     ]
 
     static func daemon() throws -> TestDaemon {
@@ -96,7 +97,7 @@ import Testing
         }
         #expect(Self.logs(d, answers[1]["result"]?["id"]?.intValue ?? 0) == "4\n")
         let metrics = try d.call("system.metrics")["text"]?.stringValue ?? ""
-        #expect(metrics.components(separatedBy: "\n").filter { $0.hasPrefix("cordon_warm_parked{") }.count == 2, "one pool per policy, none for limits: \(metrics)")
+        #expect(metrics.components(separatedBy: "\n").filter { $0.hasPrefix("cordon_warm_parked{") }.count == 3, "one pool per policy (hot, hotlimits, hotcpu), none for limits: \(metrics)")
     }
 
     /// The task's limits hold in a warm sandbox: its policy's wall time, output cap; a cancel
@@ -122,6 +123,23 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 5)
         let record = try d.call("task.status", .object([("id", .int(id))]))
         #expect(record["result"]?["warm"] == .bool(true), "\(record.text)")
+    }
+
+    /// RLIMIT_CPU (the policy's cpu_time) stopping a command reads as cpu-limit, as it does for
+    /// a cold task: served warm, and as a session's command.
+    @Test func aCPULimitReadsAsOneWarmAndInASession() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hotcpu"))
+        let warm = W.asCaller(W.alice, d, [Self.submit("while :; do :; done", policy: "hotcpu")]).first?["result"]
+        #expect(warm?["reason"] == .string("cpu-limit") && warm?["result"]?["warm"] == .bool(true), "\(String(describing: warm?.text))")
+        let cold = W.asCaller(W.alice, d, [Self.submit("while :; do :; done", policy: "hotcpu", extra: [("env", .object([("TERM", .string("x"))]))])]).first?["result"]
+        #expect(cold?["reason"] == .string("cpu-limit") && cold?["result"]?["warm"] == nil, "\(String(describing: cold?.text))")
+        let created = W.asCaller(W.alice, d, [CowWorkspaceTests.request("session.create", [("policy", .string("hotcpu"))])]).first?["result"]
+        let session = try #require(created?["id"]?.intValue, "\(String(describing: created?.text))")
+        let spun = W.asCaller(W.alice, d, [CowWorkspaceTests.request("session.exec", [("id", .int(session)),
+                                                                                     ("argv", .array([.string("/bin/sh"), .string("-c"), .string("while :; do :; done")]))])]).first?["result"]
+        #expect(spun?["reason"] == .string("cpu-limit"), "\(String(describing: spun?.text))")
+        _ = W.asCaller(W.alice, d, [CowWorkspaceTests.request("session.close", [("id", .int(session))])])
     }
 }
 
