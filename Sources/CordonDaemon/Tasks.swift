@@ -794,17 +794,25 @@ final class TaskManager: @unchecked Sendable {
         let policy = task.plan.policy
         var outcome: ExecOutcome?
         var failure: String?
+        // Why the task's output could not be kept: the task fails and says so, as a cold one does.
+        var outputFailure: SystemError?
         // The task's log files, made on the first byte of each stream (as a cold task's).
         func write(_ isStdout: Bool, _ bytes: ArraySlice<UInt8>) -> Bool {
             let i = isStdout ? 0 : 1
+            let path = "\(dir)/\(isStdout ? "stdout" : "stderr")"
             if files[i] < 0 {
                 do throws(SystemError) {
                     try FileSystem.makeDirectories(dir, mode: 0o700)
-                    files[i] = try Self.openLog("\(dir)/\(isStdout ? "stdout" : "stderr")")
-                } catch { return false }
+                    files[i] = try Self.openLog(path)
+                } catch {
+                    if outputFailure == nil { outputFailure = error }
+                    return false
+                }
             }
             let fd = files[i]
-            return bytes.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) } == 0
+            let e = bytes.withUnsafeBytes { FileDescriptorIO.writeFully(fd, $0.baseAddress, $0.count) }
+            if e != 0 && outputFailure == nil { outputFailure = SystemError("write", path: path, errno: e) }
+            return e == 0
         }
         var marked = false
         do throws(RPCError) {
@@ -851,8 +859,13 @@ final class TaskManager: @unchecked Sendable {
             signal = SIGKILL
         }
         if control.isCancelled && reason != .exited { reason = .cancelled }
-        let notStarted = ran.reason == "not-started"
+        var notStarted = ran.reason == "not-started"
             ? SetupFailure(step: ran.failedStep == 1 ? .chdir : .execve, errno: ran.failedErrno, message: ran.error ?? "not started") : nil
+        // Its output could not be written: stopped (read as cancelled by the channel), and
+        // recorded as a cold task's is, a failed setup of its output.
+        if notStarted == nil, let outputFailure {
+            notStarted = SetupFailure(step: .output, errno: outputFailure.errno, message: "output: \(outputFailure)")
+        }
         result.adoptCommand(reason: reason, exitCode: reason == .signaled && signal == SIGKILL && ran.signal == nil ? nil : ran.exitCode,
                             signal: signal, notStarted: notStarted,
                             stdoutBytes: UInt64(ran.stdoutBytes), stderrBytes: UInt64(ran.stderrBytes), wallTimeSeconds: ran.seconds)

@@ -125,6 +125,21 @@ import Testing
         #expect(record["result"]?["warm"] == .bool(true), "\(record.text)")
     }
 
+    /// A warm task whose output cannot be kept (a file where its directory goes) fails and
+    /// says why, as a cold task does: not "cancelled".
+    @Test func aWarmTaskWhoseOutputCannotBeKeptSaysSo() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let first = W.asCaller(W.alice, d, [Self.submit("true", policy: "hot")]).first?["result"]
+        let next = try #require(first?["id"]?.intValue) + 1
+        try "in the way".write(toFile: "\(d.stateDir)/tasks/\(next)", atomically: false, encoding: .utf8)
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let blocked = W.asCaller(W.alice, d, [Self.submit("echo hello; sleep 30", policy: "hot", id: 2)]).first?["result"]
+        #expect(blocked?["id"] == .int(next) && blocked?["result"]?["warm"] == .bool(true), "\(String(describing: blocked?.text))")
+        #expect(blocked?["reason"] == .string("setup-failed") && blocked?["result"]?["setupFailure"]?["step"] == .string("output"), "\(String(describing: blocked?.text))")
+        #expect(blocked?["result"]?["exitStatus"] == .int(125), "\(String(describing: blocked?.text))")
+    }
+
     /// RLIMIT_CPU (the policy's cpu_time) stopping a command reads as cpu-limit, as it does for
     /// a cold task: served warm, and as a session's command.
     @Test func aCPULimitReadsAsOneWarmAndInASession() throws {
