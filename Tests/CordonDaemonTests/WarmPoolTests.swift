@@ -153,7 +153,7 @@ import Testing
         let session = try #require(created?["id"]?.intValue, "\(String(describing: created?.text))")
         let spun = W.asCaller(W.alice, d, [CowWorkspaceTests.request("session.exec", [("id", .int(session)),
                                                                                      ("argv", .array([.string("/bin/sh"), .string("-c"), .string("while :; do :; done")]))])]).first?["result"]
-        #expect(spun?["reason"] == .string("cpu-limit"), "\(String(describing: spun?.text))")
+        #expect(spun?["reason"] == .string("cpu-limit"), "\(String(describing: spun?.text)) \(d.log().suffix(1500))")
         _ = W.asCaller(W.alice, d, [CowWorkspaceTests.request("session.close", [("id", .int(session))])])
     }
 }
