@@ -86,7 +86,11 @@ public struct PolicyStore: Sendable {
     /// and every cache keyed by it). A profile that cannot be read leaves the layers' hash: the
     /// spawn fails on it anyway, naming the profile.
     private func sandboxHash(_ policy: Policy, layersHash: String) -> String {
-        guard let profile = try? seccompProfile(policy.seccomp.profile) else { return layersHash }
+        guard let profile = try? seccompProfile(policy.seccomp.profile) else {
+            // Not a load to keep: the hash would not change when the profile is made readable.
+            inputs?.markIncomplete()
+            return layersHash
+        }
         return SHA256.hex(Array("\(layersHash)\nseccomp \(Self.profileHash(profile.bytes))".utf8))
     }
 
@@ -186,6 +190,8 @@ public struct PolicyStore: Sendable {
                 }
             }
             target = real
+            // A symlink on the way (the config dir itself, retargeted by an admin) moves the file.
+            if real != path { inputs?.note(.resolved(path: path, real: real)) }
         }
         do {
             let (bytes, identity) = try FileSystem.readRegularFileIdentified(target, limit: 1 << 20, noFollow: confined, trusted: confined)
@@ -233,10 +239,16 @@ public final class PolicyInputs: Sendable {
     }
 
     private let noted = Mutex<[Input]>([])
+    private let incompleteLoad = Mutex(false)
 
     public init() {}
 
     func note(_ input: Input) { noted.withLock { $0.append(input) } }
 
+    /// Something the load needed could not be read, and the result does not say so (the seccomp
+    /// profile of the policy's hash): such a load must not be kept.
+    func markIncomplete() { incompleteLoad.withLock { $0 = true } }
+
     public var all: [Input] { noted.withLock { $0 } }
+    public var incomplete: Bool { incompleteLoad.withLock { $0 } }
 }

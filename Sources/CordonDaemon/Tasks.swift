@@ -222,6 +222,7 @@ final class TaskManager: @unchecked Sendable {
         let inputs = PolicyInputs()
         store.inputs = inputs
         let policy = try store.loadPolicy(name)
+        if inputs.incomplete { return policy }
         loaded.withLock {
             if $0.count >= Self.loadedLimit { $0.removeAll() }
             $0[name] = (policy, inputs.all)
