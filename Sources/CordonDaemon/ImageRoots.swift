@@ -344,6 +344,10 @@ final class ImageRoots: Sendable {
         (name + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
     }
 
+    static func entryNames(_ dir: Int32) throws(Problem) -> [[UInt8]] {
+        do { return try FileSystem.entryNames(dir) } catch { throw Problem("opendir: \(SystemError.text(error.errno))") }
+    }
+
     static func removeTree(_ parent: Int32, _ name: [UInt8]) throws(Problem) {
         let shown = String(decoding: name, as: UTF8.self)
         var st = stat()
@@ -361,7 +365,7 @@ final class ImageRoots: Sendable {
             // Files go at once; the first directory is entered. A directory whose listing is
             // read again on the way back up has lost every file and emptied directory.
             var entered = false
-            for child in try rawNames(current) {
+            for child in try entryNames(current) {
                 var cst = stat()
                 guard withName(child, { fstatat(current, $0, &cst, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
                 if (cst.st_mode & S_IFMT) == S_IFDIR {
@@ -400,35 +404,10 @@ final class ImageRoots: Sendable {
         }
     }
 
-    /// The names in the directory `dir` as bytes (without . and ..).
-    static func rawNames(_ dir: Int32) throws(Problem) -> [[UInt8]] {
-        let copy = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            if copy >= 0 { close(copy) }
-            throw Problem("opendir: \(SystemError.text(errno))")
-        }
-        defer { closedir(stream) }
-        var out: [[UInt8]] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
-            if name != [46] && name != [46, 46] { out.append(name) }
-        }
-        return out
-    }
-
     static func names(_ dir: Int32, _ path: String) throws(Problem) -> [String] {
-        let copy = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard copy >= 0, let stream = fdopendir(copy) else {
-            if copy >= 0 { close(copy) }
-            throw Problem("\(path.isEmpty ? "." : path): \(SystemError.text(errno))")
+        do { return try FileSystem.entryNames(dir).map { String(decoding: $0, as: UTF8.self) } } catch {
+            throw Problem("\(path.isEmpty ? "." : path): \(SystemError.text(error.errno))")
         }
-        defer { closedir(stream) }
-        var out: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: &entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out
     }
 
     // MARK: Start-up

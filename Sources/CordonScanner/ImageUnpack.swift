@@ -283,18 +283,9 @@ public enum ImageUnpacker {
 
         /// The names in the directory `dir` (without . and ..).
         static func names(_ dir: Int32) throws -> [String] {
-            let copy = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard copy >= 0, let stream = fdopendir(copy) else {
-                if copy >= 0 { close(copy) }
-                throw Failure("opendir: \(SystemError.text(errno))")
+            do { return try FileSystem.entryNames(dir).map { String(decoding: $0, as: UTF8.self) } } catch {
+                throw Failure("opendir: \(SystemError.text(error.errno))")
             }
-            defer { closedir(stream) }
-            var out: [String] = []
-            while let entry = readdir(stream) {
-                let name = withUnsafeBytes(of: &entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." { out.append(name) }
-            }
-            return out
         }
 
         /// Each directory's own mode, deepest first (a parent made 0555 after its children).

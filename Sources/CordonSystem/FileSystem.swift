@@ -246,6 +246,24 @@ public enum FileSystem {
     }
 
     /// The names in `directory` (without "." and ".."), unsorted.
+    /// The names in the open directory `dir` (without . and ..), as the kernel has them: bytes,
+    /// in no particular encoding. `dir` itself is left open and where it was.
+    public static func entryNames(_ dir: Int32) throws(SystemError) -> [[UInt8]] {
+        let copy = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            let e = Glibc.errno
+            if copy >= 0 { close(copy) }
+            throw SystemError("opendir", path: nil, errno: e)
+        }
+        defer { closedir(stream) }
+        var out: [[UInt8]] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name != [46] && name != [46, 46] { out.append(name) }
+        }
+        return out
+    }
+
     static func entries(_ directory: String) throws(SystemError) -> [String] {
         guard let handle = opendir(directory) else { throw SystemError("opendir", path: directory, errno: Glibc.errno) }
         defer { closedir(handle) }
