@@ -9,8 +9,9 @@ import Glibc
 /// The daemon's audit store: tasks and their events in one SQLite file (WAL).
 ///
 /// Writes go through one writer thread that groups whatever is queued into one transaction
-/// and one fsync (synchronous=FULL), so each write call returns once its data is durable while
-/// concurrent writers share the cost of the commit. Reads use a second connection and run
+/// and one fsync (synchronous=FULL), so each durable write call returns once its data is on
+/// disk while concurrent writers share the cost of the commit; a non-durable one (a "started"
+/// mark, a tool call's record) is synced by the next durable commit or within 50 ms. Reads use a second connection and run
 /// alongside the writes. The file is created 0600: argv and results may carry secrets.
 public final class AuditStore: Sendable {
     /// The schema this code writes; a file with a larger `PRAGMA user_version` is refused.
@@ -301,7 +302,10 @@ public final class AuditStore: Sendable {
     static let insertEvent = "INSERT INTO events (time, kind, task_id, uid, detail) VALUES (?1, ?2, ?3, ?4, ?5)"
 
     /// Records a queued task and its "submitted" event; returns the task's id (never reused).
-    public func createTask(_ task: NewTask) throws(AuditError) -> Int64 {
+    /// `durable: false` when nobody is told of the task before its end is recorded (a submitter
+    /// that waits for the end): its end's durable commit syncs this one too, and the writer
+    /// syncs it within `WriteQueue.flushAfter` if the task runs longer.
+    public func createTask(_ task: NewTask, durable: Bool = true) throws(AuditError) -> Int64 {
         let operation = "create task"
         guard task.submittedAt.isFinite else { throw refuse(operation, "submittedAt is not finite") }
         let argv = JSON.array(task.argv.map(JSON.string)).text
@@ -312,7 +316,7 @@ public final class AuditStore: Sendable {
             if w.cow { members.append(("cow", .bool(true))) }
             return JSON.object(members).text
         } ?? "{}"
-        let output = try write(operation) { w throws(AuditError) in
+        let output = try write(operation, durable: durable) { w throws(AuditError) in
             try w.rows("""
                 INSERT INTO tasks (uid, gid, pid, exe, label, policy, policy_hash, argv, state, submitted_at, kind)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10)

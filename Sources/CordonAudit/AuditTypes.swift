@@ -240,6 +240,17 @@ public struct AuditError: Error, CustomStringConvertible, Sendable {
 public struct WriterStatistics: Sendable, Equatable {
     public var commits: Int
     public var operations: Int
+    /// Commits synced to the disk before they returned (synchronous=FULL).
+    public var durableCommits = 0
+    /// Syncs of the log the writer made for non-durable commits no durable one covered in time.
+    public var syncs = 0
+    public var syncFailures = 0
+    public var lastSyncError: String?
+
+    public init(commits: Int, operations: Int) {
+        self.commits = commits
+        self.operations = operations
+    }
 }
 
 /// One tool call, as the gateway describes it (docs/tools.md, "Audit").

@@ -21,9 +21,11 @@ final class PendingWrite: @unchecked Sendable {
     /// Run a TRUNCATE checkpoint after the commit (prune: give the space back to the file system).
     let checkpoint: Bool
     /// Whether the commit must reach the disk before the caller goes on (fsync, synchronous=FULL).
-    /// A non-durable write (a task's "started" mark) is committed atomically and survives the
-    /// daemon's death (it is in the page cache), but only the next durable commit, which
-    /// syncs the write-ahead log up to and including it, protects it from a power loss.
+    /// A non-durable write (a task's "started" mark, the submission of a task whose submitter
+    /// waits for its end) is committed atomically and survives the daemon's death (it is in the
+    /// page cache); a power loss spares it once the write-ahead log has been synced up to and
+    /// including it: by the next durable commit, or by the writer thread within
+    /// `WriteQueue.flushAfter` seconds when no durable commit comes first.
     let durable: Bool
     var output: Result<WriteOutput, AuditError>?
     var done = false
@@ -75,6 +77,20 @@ final class WriterConnection: @unchecked Sendable {
     /// Runs SQL text without parameters (transaction control, pragmas).
     func execute(_ sql: String) throws(AuditError) {
         do { try db.execute(sql) } catch { throw fail(.storage, "\(sql): \(error.message)") }
+    }
+
+    /// Syncs the write-ahead log to the disk (fdatasync of the -wal file): every commit made so
+    /// far is then durable. No -wal file: nothing is waiting in one (a checkpoint synced it into
+    /// the database and removed it).
+    func syncLog() throws(AuditError) {
+        let wal = path + "-wal"
+        let fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 {
+            if errno == ENOENT { return }
+            throw AuditError(.storage, path: wal, "sync log", SystemError.text(errno))
+        }
+        defer { Glibc.close(fd) }
+        if fdatasync(fd) != 0 { throw AuditError(.storage, path: wal, "sync log", SystemError.text(errno)) }
     }
 
     /// The first column of the first row, as an integer.
@@ -157,10 +173,14 @@ final class WriterConnection: @unchecked Sendable {
 /// wake-ups, more than the commit itself on an idle daemon (a tool call's record is on its
 /// answer's path). Writes that arrive while a commit runs queue for the writer thread, which
 /// commits them together (group commit). The connection is used by one thread at a time.
+///
+/// Non-durable commits are synced by the next durable one; when none comes within `flushAfter`
+/// seconds of the first of them, the writer thread syncs the log itself (`syncLog`), so no
+/// commit stays off the disk for longer than that.
 final class WriteQueue: @unchecked Sendable {
-    /// `work`: a write is queued, the connection is free again, or the queue is closed. `done`:
-    /// a batch is done, or the writer thread stopped. Two conditions, so that a submit wakes
-    /// the writer, not the other waiters.
+    /// `work`: a write is queued, the connection is free again, the queue is closed, or the
+    /// log has commits to sync. `done`: a batch is done, or the writer thread stopped. Two
+    /// conditions, so that a submit wakes the writer, not the other waiters.
     private let monitor = Monitor(conditions: 2)
     private static let work = Monitor.Condition(0)
     private static let done = Monitor.Condition(1)
@@ -173,10 +193,17 @@ final class WriteQueue: @unchecked Sendable {
     private var connection: WriterConnection?
     private var statistics = WriterStatistics(commits: 0, operations: 0)
     private var thread: Threads.Joinable?
+    /// When the oldest commit not yet synced to the disk was made (nil: every commit is).
+    private var unsyncedSince: Double?
+    /// The writer thread waits for a submitter to give the connection back.
+    private var writerWaitsForConnection = false
     let path: String
+    /// How long a non-durable commit may wait for a durable one before the writer syncs the log.
+    let flushAfter: Double
 
-    init(path: String) {
+    init(path: String, flushAfter: Double = 0.05) {
         self.path = path
+        self.flushAfter = flushAfter
     }
 
     var writerStatistics: WriterStatistics { monitor.locked { statistics } }
@@ -196,6 +223,21 @@ final class WriteQueue: @unchecked Sendable {
             throw AuditError(.storage, path: path, "start writer thread", error.description)
         }
         monitor.locked { thread = started }
+    }
+
+    /// Notes what a finished commit left unsynced (with the lock held): a durable commit syncs
+    /// the log up to itself, a non-durable one leaves it (and what came before) for later.
+    private func committed(_ batch: [PendingWrite]) {
+        let stored = batch.contains { if case .success = $0.output { true } else { false } }
+        guard stored else { return }
+        if batch.contains(where: \.durable) {
+            statistics.durableCommits += 1
+            unsyncedSince = nil
+        } else if unsyncedSince == nil {
+            unsyncedSince = MonotonicClock.now
+            // The writer sleeps without a deadline while everything is synced: give it one.
+            monitor.signal(Self.work)
+        }
     }
 
     /// Commits `write` (on this thread when the connection is free and nothing is queued, else
@@ -221,38 +263,93 @@ final class WriteQueue: @unchecked Sendable {
                 write.done = true
                 statistics.commits += 1
                 statistics.operations += 1
-                // Writes queued meanwhile, or a close waiting for the connection: the writer's turn.
-                if !pending.isEmpty || closed { monitor.signal(Self.work) }
+                committed([write])
+                // Writes queued meanwhile, a close, or the writer waiting to sync: the writer's turn.
+                if !pending.isEmpty || closed || writerWaitsForConnection { monitor.signal(Self.work) }
             }
         }
         return try (write.output ?? .failure(AuditError(.storage, path: path, write.operation, "no result"))).get()
     }
 
-    /// The writer thread: once the connection is free, take everything queued, commit it as one
-    /// transaction, wake the waiters; on close, drain what is queued and stop.
-    private func serve(_ connection: WriterConnection) {
+    private enum Step {
+        case commit([PendingWrite])
+        case sync
+        case stop
+    }
+
+    /// What the writer does next (with the lock held): once the connection is free, commit what
+    /// is queued; sync the log when a commit has waited `flushAfter` for it; stop once closed
+    /// and drained (syncing first).
+    private func nextStep() -> Step {
         while true {
-            let batch: [PendingWrite] = monitor.locked {
-                _ = monitor.wait(Self.work) { !busy && (!pending.isEmpty || closed) }
-                defer { pending = [] }
-                busy = !pending.isEmpty
-                return pending
+            if busy {
+                // A submitter commits its own write; it wakes us when it is done.
+                writerWaitsForConnection = true
+                _ = monitor.wait(Self.work) { !busy }
+                writerWaitsForConnection = false
             }
-            if batch.isEmpty { break }
-            connection.commit(batch)
-            monitor.locked {
-                busy = false
-                for write in batch { write.done = true }
-                statistics.commits += 1
-                statistics.operations += batch.count
-                monitor.broadcast(Self.done)
+            if !pending.isEmpty {
+                defer { pending = [] }
+                busy = true
+                return .commit(pending)
+            }
+            if let since = unsyncedSince, closed || MonotonicClock.now >= since + flushAfter {
+                busy = true
+                return .sync
+            }
+            if closed { return .stop }
+            let deadline = unsyncedSince.map { $0 + flushAfter }
+            // Woken by a write, a close, or a first unsynced commit (which brings a deadline
+            // where there was none); a submitter may take the connection meanwhile.
+            _ = monitor.wait(Self.work, until: deadline) {
+                busy || !pending.isEmpty || closed || (deadline == nil && unsyncedSince != nil)
             }
         }
-        monitor.locked {
-            stopped = true
-            // The last reference: the database closes with this thread (close() says so).
-            self.connection = nil
-            monitor.broadcast(Self.done)
+    }
+
+    /// The writer thread: commit what is queued as one transaction and wake its waiters; sync
+    /// the log when a non-durable commit has waited long enough; on close, drain and stop.
+    private func serve(_ connection: WriterConnection) {
+        while true {
+            let step = monitor.locked { nextStep() }
+            switch step {
+            case .stop:
+                monitor.locked {
+                    stopped = true
+                    // The last reference: the database closes with this thread (close() says so).
+                    self.connection = nil
+                    monitor.broadcast(Self.done)
+                }
+                return
+            case .sync:
+                // No commit runs during the sync (the connection is ours): it covers them all.
+                var failure: AuditError?
+                do { try connection.syncLog() } catch { failure = error }
+                let synced = failure == nil
+                monitor.locked {
+                    busy = false
+                    if synced {
+                        statistics.syncs += 1
+                        unsyncedSince = nil
+                    } else {
+                        // Tried again after another `flushAfter` (a durable commit may do it
+                        // first); closing, the database's own close is the last chance.
+                        statistics.syncFailures += 1
+                        statistics.lastSyncError = failure?.description
+                        unsyncedSince = closed ? nil : MonotonicClock.now
+                    }
+                }
+            case .commit(let batch):
+                connection.commit(batch)
+                monitor.locked {
+                    busy = false
+                    for write in batch { write.done = true }
+                    statistics.commits += 1
+                    statistics.operations += batch.count
+                    committed(batch)
+                    monitor.broadcast(Self.done)
+                }
+            }
         }
     }
 

@@ -182,7 +182,7 @@ extension Daemon {
         let request = try taskParams(&params, policy: policy, argv: argv, stdin: stdin, env: env)
         let wait = try params.bool("wait") ?? false
         try params.finish()
-        let id = try tasks.submit(request, from: peer)
+        let id = try tasks.submit(request, from: peer, answeredAtEnd: wait)
         let answer: @Sendable (Bool) -> JSON = { [self] _ in
             guard let record = try? store.task(id: id) else { return .object([("id", .int(id)), ("state", .string("queued"))]) }
             return taskJSON(record, withResult: wait)

@@ -287,6 +287,44 @@ import Glibc
         #expect(onIt.isEmpty, "descriptors still open on the store: \(onIt)")
     }
 
+    /// A non-durable commit is synced by the writer within `flushAfter` when no durable one
+    /// comes first, once; a durable commit syncs what came before it, so nothing follows.
+    @Test func aNonDurableCommitReachesTheDiskWithinFiftyMilliseconds() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let before = store.writerStatistics
+        let id = try store.createTask(newTask(), durable: false)
+        #expect(store.writerStatistics.durableCommits == before.durableCommits, "a non-durable submission was synced on its own")
+        for _ in 0..<200 where store.writerStatistics.syncs == before.syncs { usleep(10_000) }
+        #expect(store.writerStatistics.syncs == before.syncs + 1, "the writer never synced the log")
+        usleep(200_000)
+        #expect(store.writerStatistics.syncs == before.syncs + 1, "synced again with nothing new")
+        #expect(store.writerStatistics.syncFailures == 0)
+
+        // Covered by a durable commit right after it: no sync of the writer's.
+        let afterFirst = store.writerStatistics
+        try store.markStarted(id: id, at: 1_700_000_001, cgroup: nil, scratch: nil)
+        try store.finish(id: id, outcome: TaskOutcome(state: .finished, reason: "exited", exitCode: 0, finishedAt: 1_700_000_002), events: [])
+        usleep(200_000)
+        let end = store.writerStatistics
+        #expect(end.syncs == afterFirst.syncs, "a sync followed a durable commit that had covered everything")
+        #expect(end.durableCommits == afterFirst.durableCommits + 1)
+        #expect(try store.task(id: id)?.state == .finished)
+    }
+
+    /// Closing with a non-durable commit not yet synced syncs it first.
+    @Test func closeSyncsWhatIsNotYetOnDisk() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        _ = try store.createTask(newTask(), durable: false)
+        store.close()
+        #expect(store.writerStatistics.syncs == 1)
+        let again = try AuditStore(path: dir.database)
+        #expect(try again.task(id: 1) != nil)
+    }
+
     @Test func concurrentWritersAreGroupCommitted() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }

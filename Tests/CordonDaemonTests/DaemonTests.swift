@@ -427,6 +427,39 @@ struct DaemonTests {
         #expect(cli.status == 0 && cli.stdout.contains("cordon_tasks_total"))
     }
 
+    /// A task whose submitter waits for its end costs one durable audit commit (its end, which
+    /// takes the submission along); one answered at once costs two (its submission is on disk
+    /// before its id is given out). A long task's submission is synced within 50 ms anyway.
+    @Test func aWaitedTaskIsSyncedOnceAndALongOneWithinFiftyMilliseconds() throws {
+        let d = try TestDaemon()
+        func metric(_ name: String) throws -> Int {
+            let text = try #require(try d.call("system.metrics")["text"]?.stringValue)
+            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") }, "\(name) missing: \(text)")
+            return try #require(Int(line.split(separator: " ").last ?? ""))
+        }
+        let durable = "cordon_audit_commits_total{durable=\"true\"}"
+        _ = try d.submit(["true"], wait: true)  // whatever the start commits is behind us
+        var before = try metric(durable)
+        let waited = try d.submit(["true"], wait: true)
+        #expect(waited["exitCode"] == .int(0), "\(waited.text)")
+        #expect(try metric(durable) - before == 1, "a waited task's submission was synced on its own")
+
+        before = try metric(durable)
+        let id = try #require(try d.submit(["true"])["id"]?.intValue)
+        _ = try d.call("task.wait", .object([("id", .int(id))]))
+        #expect(try metric(durable) - before == 2, "a task answered at once must have its submission on disk first")
+
+        // Running for a second: its submission and start are synced by the writer meanwhile.
+        let syncs = try metric("cordon_audit_log_syncs_total")
+        let conn = try d.client()
+        let started = MonotonicClock.now
+        let slow = try conn.call("task.submit", .object([("argv", .array(["sleep", "1"].map(JSON.string))), ("wait", .bool(true))]))
+        #expect(slow["exitCode"] == .int(0), "\(slow.text)")
+        #expect(MonotonicClock.now - started >= 1)
+        #expect(try metric("cordon_audit_log_syncs_total") >= syncs + 1, "a second-long task's submission was never synced")
+        #expect(try metric("cordon_audit_sync_failures_total") == 0)
+    }
+
     @Test func theCLIDrivesTheDaemon() throws {
         let d = try TestDaemon()
         let s = ["--socket", d.socket]
