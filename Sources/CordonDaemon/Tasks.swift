@@ -875,6 +875,13 @@ final class TaskManager: @unchecked Sendable {
         } catch {
             failure = error.message
         }
+        let reasons: [String: TerminationReason] = ["exited": .exited, "signaled": .signaled, "timeout": .timeout, "output-limit": .outputLimit,
+                                                    "cancelled": .cancelled, "cpu-limit": .cpuLimit, "memory-limit": .memoryLimit]
+        // The command has ended and been reaped. When nothing but what was parked (the sandbox's
+        // init and the server) is left in it, its record is complete now (SandboxControl.
+        // recordSoFar): the task is answered without waiting for the sandbox's teardown, which
+        // goes on behind it.
+        let early = outcome.map { reasons[$0.reason] != nil } == true ? parked.control.recordSoFar() : nil
         parked.channel.close(reason: "task-done", by: nil)
         guard outcome != nil else {
             // Nothing was run: the task goes cold (the sandbox ends unused).
@@ -883,7 +890,7 @@ final class TaskManager: @unchecked Sendable {
             return nil
         }
         if !marked { markWarmStarted() }
-        var ended = parked.ended(within: 10)
+        var ended = early ?? parked.ended(within: 10)
         if ended == nil {
             parked.control.cancel()
             ended = parked.ended(within: 30)
@@ -892,8 +899,6 @@ final class TaskManager: @unchecked Sendable {
             return .setupFailed(step: .taskFiles, errno: ETIMEDOUT, message: "the warm sandbox did not end", policy: policy.name, policyHash: policy.contentHash)
         }
         let ran = outcome!
-        let reasons: [String: TerminationReason] = ["exited": .exited, "signaled": .signaled, "timeout": .timeout, "output-limit": .outputLimit,
-                                                    "cancelled": .cancelled, "cpu-limit": .cpuLimit, "memory-limit": .memoryLimit]
         var reason = reasons[ran.reason] ?? result.reason
         var signal = ran.signal
         if reasons[ran.reason] == nil && (result.reason == .exited || result.reason == .signaled) {

@@ -182,6 +182,9 @@ final class WarmPool: @unchecked Sendable {
             parked.monitor.locked { parked.cgroup = cgroup }
         }
         channel.whenReady { [self] outcome in
+            // What is in it now (its init and the server) is all a task's record may find left
+            // when its command has ended, for the task to be answered before the teardown.
+            if case .success = outcome { _ = control.noteResidents() }
             let joined: Bool = monitor.locked {
                 starting[key, default: 1] -= 1
                 if starting[key] == 0 { starting[key] = nil }

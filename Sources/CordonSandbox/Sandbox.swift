@@ -316,7 +316,19 @@ private struct Run {
                 return self.failure(SetupFailure(step: .cgroup, errno: error.errno, message: "cgroup: \(error)"))
             }
         }
-        control?.didStart(pid: pid, cgroup: cgroup.directories)
+        let layers = AppliedLayers(
+            namespaces: namespaceFlags.map(\.1) + [cgroupNamespaceName], hostUIDRange: "\(range.hostBase)-\(range.hostBase + UIDRange.size - 1)",
+            uid: plan.policy.process.uid,
+            seccomp: "\(plan.policy.seccomp.profile) (refused calls: \(plan.policy.seccomp.action.rawValue), reported by user notification)",
+            seccompInstructions: plan.seccomp.instructionCount, landlockABI: abi,
+            cgroup: "\(hierarchy.version.rawValue) \(cgroup.directories.joined(separator: ","))",
+            capabilitiesKept: plan.policy.capabilities.keep)
+        if let control {
+            var record = SandboxResult(Termination.Outcome(reason: .exited, exitCode: 0, signal: nil, setupFailure: nil, exitStatus: 0),
+                                       policy: plan.policy.name, policyHash: plan.policy.contentHash)
+            record.layers = layers
+            control.didStart(pid: pid, cgroup: cgroup, record: record, logMode: plan.policy.seccomp.action == .log, endOnly: egress != nil)
+        }
 
         // 9. Read the report channel until the workload has exec'd (EOF: every copy of the
         // child's end is closed by execve or by init) — or a step failed.
@@ -327,7 +339,7 @@ private struct Run {
 
         // 10. Supervise.
         var supervisor = Supervisor(pidfd: pidNumber, listener: listener.take(), io: io, plan: plan, cgroup: cgroup,
-                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1, onDenial: onDenial)
+                                    wallTime: wallTime, start: start, cancelFD: control?.wakeFD ?? -1, onDenial: onDenial, control: control)
         supervisor.loop(stdio.streams)
 
         // 11. Collect: init's exit, the workload's status, the cgroup's counters.
@@ -368,13 +380,7 @@ private struct Run {
         }
         if plan.policy.seccomp.action == .log { result.logged = supervisor.deniedCalls } else { result.denied = supervisor.deniedCalls }
         result.deniedOmitted = supervisor.deniedOmitted
-        result.layers = AppliedLayers(
-            namespaces: namespaceFlags.map(\.1) + [cgroupNamespaceName], hostUIDRange: "\(range.hostBase)-\(range.hostBase + UIDRange.size - 1)",
-            uid: plan.policy.process.uid,
-            seccomp: "\(plan.policy.seccomp.profile) (refused calls: \(plan.policy.seccomp.action.rawValue), reported by user notification)",
-            seccompInstructions: plan.seccomp.instructionCount, landlockABI: abi,
-            cgroup: "\(hierarchy.version.rawValue) \(cgroup.directories.joined(separator: ","))",
-            capabilitiesKept: plan.policy.capabilities.keep)
+        result.layers = layers
         return result
     }
 }

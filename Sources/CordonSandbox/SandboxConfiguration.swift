@@ -1,3 +1,4 @@
+import CLinux
 import CordonPolicy
 import CordonSystem
 import Synchronization
@@ -109,6 +110,25 @@ public final class SandboxControl: Sendable {
     private let signal: Descriptor
     private let started = Mutex<(@Sendable (_ pid: Int32, _ cgroup: [String]) -> Void)?>(nil)
     private let denials = Mutex<(@Sendable (Denial) -> Void)?>(nil)
+    /// The sandbox as it runs, published by its thread (`recordSoFar`).
+    private let live = Mutex<LiveState?>(nil)
+
+    struct LiveState: Sendable {
+        /// The record's parts known at the start (policy, layers).
+        var record: SandboxResult
+        var cgroup: Cgroup
+        var logMode: Bool
+        /// Egress records are collected only at the end.
+        var endOnly: Bool
+        var calls: [DeniedOperation] = []
+        var omitted = 0
+        /// The supervisor has asked the kernel for a refused call and not yet published it.
+        var receiving = false
+        /// Pidfds of the processes in the sandbox when it became ready to serve (`noteResidents`).
+        var residents: [Int32] = []
+    }
+
+    deinit { live.withLock { state in for fd in state?.residents ?? [] { Glibc.close(fd) } } }
 
     public init() throws(SystemError) {
         let pipe: Pipe
@@ -140,7 +160,76 @@ public final class SandboxControl: Sendable {
         return poll(&pfd, 1, 0) == 1
     }
 
-    func didStart(pid: Int32, cgroup: [String]) { started.withLock { $0 }?(pid, cgroup) }
+    func didStart(pid: Int32, cgroup: Cgroup, record: SandboxResult, logMode: Bool, endOnly: Bool) {
+        live.withLock { $0 = LiveState(record: record, cgroup: cgroup, logMode: logMode, endOnly: endOnly) }
+        started.withLock { $0 }?(pid, cgroup.directories)
+    }
+
+    /// Pins the processes in the sandbox now (for a warm sandbox: its init and its server,
+    /// parked and ready): `recordSoFar` holds only while they are all that is in it. False when
+    /// they cannot be pinned (not started, a process came or went meanwhile).
+    public func noteResidents() -> Bool {
+        guard let cgroup = live.withLock({ $0?.cgroup }), let before = cgroup.processIDs() else { return false }
+        var fds: [Int32] = []
+        for pid in before {
+            let fd = cl_pidfd_open(pid)
+            if fd < 0 { break }
+            fds.append(fd)
+        }
+        // The same processes after they were pinned: none of the descriptors is of a reused pid.
+        guard fds.count == before.count, cgroup.processIDs() == before else {
+            for fd in fds { Glibc.close(fd) }
+            return false
+        }
+        let old: [Int32] = live.withLock { state in
+            defer { state?.residents = fds }
+            return state?.residents ?? []
+        }
+        for fd in old { Glibc.close(fd) }
+        return true
+    }
+
+    /// The supervisor is about to take a refused call from the kernel.
+    func receiving() { live.withLock { $0?.receiving = true } }
+
+    /// The supervisor's refused calls so far (after each one it answered, or failed to take).
+    func published(_ calls: [DeniedOperation], omitted: Int) {
+        live.withLock {
+            $0?.calls = calls
+            $0?.omitted = omitted
+            $0?.receiving = false
+        }
+    }
+
+    /// The sandbox's record as it stands while it runs, for a caller that learns its workload's
+    /// end by itself (a warm sandbox's one command, ended and reaped by the sandbox's server):
+    /// its layers, its cgroup's counters read now, the calls refused so far. Nil before its
+    /// residents were noted (`noteResidents`); when only its end can tell (egress records are
+    /// collected then); when anything but its residents is in it, or one of them has gone
+    /// (what another process does next would be missing); or while the supervisor is between
+    /// taking a refused call and publishing it. Otherwise nothing can be added to it: a process
+    /// refused a call waits in that call until the supervisor has published the refusal, and
+    /// one killed before is dropped by the kernel from what the supervisor can take.
+    public func recordSoFar() -> SandboxResult? {
+        guard let (cgroup, residents) = live.withLock({ s in s.map { ($0.cgroup, $0.residents) } }), !residents.isEmpty,
+              let count = cgroup.processCount(), count <= residents.count else { return nil }
+        // Counted first, then found alive: the processes counted were the residents, no other.
+        for fd in residents {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 0) != 0 { return nil }
+        }
+        guard let state = live.withLock({ $0 }), !state.endOnly, !state.receiving else { return nil }
+        let usage = cgroup.usage()
+        var record = state.record
+        if let user = usage.cpuUserMicros, let system = usage.cpuSystemMicros {
+            record.cpuUserSeconds = Double(user) / 1e6
+            record.cpuSystemSeconds = Double(system) / 1e6
+        }
+        record.peakMemoryBytes = usage.peakMemoryBytes
+        if state.logMode { record.logged = state.calls } else { record.denied = state.calls }
+        record.deniedOmitted = state.omitted
+        return record
+    }
 
     /// `body` runs for each refusal as it happens (a syscall the seccomp profile refused, a
     /// lookup or connection egress refused), on the supervisor's or the proxy's thread: a

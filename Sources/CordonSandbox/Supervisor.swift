@@ -36,10 +36,13 @@ struct Supervisor: ~Copyable {
 
     /// Told of each refused call as it happens (`SandboxControl.onDenial`).
     let onDenial: (@Sendable (Denial) -> Void)?
+    /// Given the refused calls as they grow (`SandboxControl.recordSoFar`).
+    let control: SandboxControl?
 
     init(pidfd: Int32, listener: consuming Descriptor?, io: SandboxIO, plan: SpawnPlan, cgroup: Cgroup,
-         wallTime: Double?, start: Double, cancelFD: Int32, onDenial: (@Sendable (Denial) -> Void)? = nil) {
+         wallTime: Double?, start: Double, cancelFD: Int32, onDenial: (@Sendable (Denial) -> Void)? = nil, control: SandboxControl? = nil) {
         self.onDenial = onDenial
+        self.control = control
         self.pidfd = pidfd
         self.listener = listener
         self.io = io
@@ -181,6 +184,10 @@ struct Supervisor: ~Copyable {
 
     mutating func answerNotification() {
         guard let fd = listener?.raw else { return }
+        // Taking, answering and publishing as one step for `recordSoFar`: before the call is
+        // answered its caller waits in it, after it the refusal is published.
+        control?.receiving()
+        defer { control?.published(deniedCalls, omitted: deniedOmitted) }
         var request = seccomp_notif()
         if cl_seccomp_notif_recv(fd, &request) != 0 {
             // ENOENT: the caller died meanwhile. Anything else: stop listening (calls then fail

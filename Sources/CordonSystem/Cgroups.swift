@@ -235,6 +235,16 @@ public struct Cgroup: Sendable {
         return usage
     }
 
+    /// How many processes are in the cgroup now (its `cgroup.procs`; one that has exited is
+    /// not, even before it is reaped), nil when that cannot be read.
+    public func processCount() -> Int? { processIDs()?.count }
+
+    /// The processes in the cgroup now (host pids, sorted), nil when they cannot be read.
+    public func processIDs() -> [pid_t]? {
+        guard let dir = directories.first, let text = try? FileSystem.readString("\(dir)/cgroup.procs") else { return nil }
+        return text.split(separator: "\n").compactMap { pid_t($0) }.sorted()
+    }
+
     /// Only the limit events, which the supervisor polls while the sandbox runs.
     public func limitEvents() -> (oomKills: Int, pidsLimitHits: Int) {
         var oom = 0, pids = 0

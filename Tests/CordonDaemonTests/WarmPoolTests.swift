@@ -81,6 +81,33 @@ import Testing
         #expect(hot?["result"]?["layers"]?["seccompInstructions"] == cold?["result"]?["layers"]?["seccompInstructions"])
     }
 
+    /// A warm task is answered once its command has ended, without waiting for its sandbox's
+    /// teardown, and its record still holds everything: each refused call as often as a cold
+    /// task of the same command is refused it, its cgroup's cpu and memory, its layers. A
+    /// command that leaves a process behind is answered once that process is gone with the
+    /// sandbox (not after the 30 s it would run).
+    @Test func aWarmTaskRecordHoldsWhatItWasRefused() throws {
+        let d = try Self.daemon()
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let refused = "for i in 1 2 3; do unshare --user true 2>/dev/null; done; echo done"
+        let answers = W.asCaller(W.alice, d, [Self.submit(refused, policy: "hot", id: 1), Self.submit(refused, policy: "cold", id: 2)])
+        let hot = answers.first?["result"]?["result"], cold = answers.last?["result"]?["result"]
+        #expect(hot?["warm"] == .bool(true) && cold?["warm"] == nil, "\(answers)")
+        func calls(_ r: JSON?) -> [String] {
+            (r?["denied"]?.arrayValue ?? []).map { "\($0["syscall"]?.stringValue ?? "?") x\($0["count"]?.intValue ?? 0)" }
+        }
+        #expect(!calls(hot).isEmpty && calls(hot) == calls(cold), "warm \(calls(hot)), cold \(calls(cold))")
+        #expect(calls(hot).contains { $0.hasPrefix("unshare x") }, "\(calls(hot))")
+        #expect((hot?["cpuUserSeconds"]?.doubleValue ?? -1) >= 0 && (hot?["peakMemoryBytes"]?.intValue ?? 0) > 0, "\(String(describing: hot?.text))")
+        #expect(hot?["layers"]?["hostUIDRange"] != nil, "\(String(describing: hot?.text))")
+
+        #expect(Self.warmedUp(d, policy: "hot"))
+        let started = Date()
+        let left = W.asCaller(W.alice, d, [Self.submit("sleep 30 & echo started", policy: "hot", id: 3)]).first?["result"]
+        #expect(left?["exitCode"] == .int(0) && left?["result"]?["warm"] == .bool(true), "\(String(describing: left?.text))")
+        #expect(Date().timeIntervalSince(started) < 10, "the task waited for what it left behind")
+    }
+
     /// What a pool was not built for runs cold, and runs: a task with limits of its own (no pool
     /// per value), one whose command is larger than the server's request.
     @Test func whatThePoolWasNotBuiltForRunsCold() throws {
