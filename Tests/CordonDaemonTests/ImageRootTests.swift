@@ -130,6 +130,32 @@ import Glibc
         _ = W.asCaller(W.alice, d, [CowWorkspaceTests.request("session.close", [("id", .int(session))])])
     }
 
+    /// Capabilities a policy keeps do not make the image writable: with CAP_DAC_OVERRIDE,
+    /// CAP_FOWNER and CAP_CHOWN the workload still cannot write, create, remove, chmod or chown
+    /// the image's files — read-only mounts of files whose owner, host root, has no uid inside
+    /// (they read as nobody's).
+    @Test(.enabled(if: TestDaemon.isRoot, "cordond needs root"))
+    func keptCapabilitiesDoNotMakeTheImageWritable() throws {
+        let images = try Images()
+        let image = try images.make("img", "oci-dir", ["--tools"])
+        let caps = "[capabilities]\nkeep = [\"CAP_DAC_OVERRIDE\", \"CAP_FOWNER\", \"CAP_CHOWN\"]\n"
+        let d = try Self.daemon(["caps": Self.policy("caps", image: image, extra: caps)])
+        let script = """
+            stat -c '%u:%g %a %n' /etc/motd /bin/sh /etc
+            while read k v; do [ "$k" = CapEff: ] && echo "effective $v"; done < /proc/self/status
+            (echo x > /etc/motd) 2>&1; (echo x > /etc/new) 2>&1; rm -f /etc/motd 2>&1; touch /bin/new 2>&1
+            chmod 777 /etc/motd 2>&1; chown 1000 /etc/motd 2>&1; cat /etc/motd; true
+            """
+        let answer = W.asCaller(W.alice, d, [Self.submit(script, policy: "caps")]).first?["result"]
+        #expect(answer?["exitCode"] == .int(0), "\(String(describing: answer?.text)) \(d.log().suffix(1500))")
+        let out = Self.logs(d, answer?["id"]?.intValue)
+        let lines = out.split(separator: "\n").map(String.init)
+        #expect(lines.prefix(3) == ["65534:65534 644 /etc/motd", "65534:65534 755 /bin/sh", "65534:65534 755 /etc"], "\(out)")
+        #expect(lines.contains { $0.hasPrefix("effective ") && $0 != "effective 0000000000000000" }, "the capabilities were not kept: \(out)")
+        #expect(out.components(separatedBy: "Read-only file system").count - 1 >= 6, "\(out)")
+        #expect(lines.last == "from layer two", "\(out)")
+    }
+
     /// Refused, with the reason, and nothing left behind: an image whose scan reaches the gate
     /// (a private key, at the default "high"), unless the policy's gate is above it; one with a
     /// device node; one that writes through a symlink; one someone other than root could change;

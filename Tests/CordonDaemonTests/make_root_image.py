@@ -1,12 +1,12 @@
 """A tiny two-layer image with a runnable root, for ImageRootTests.
 
-usage: make_root_image.py OUT FORMAT [--device] [--key] [--escape] [--tag NAME]...
+usage: make_root_image.py OUT FORMAT [--device] [--key] [--escape] [--tools] [--tag NAME]...
 
 FORMAT: oci-dir (an OCI image layout directory), oci-tar (the same as a tar) or docker (a
 docker save archive). The base layer holds the host's /bin/sh (dash) and cat with the C
 libraries they load, /etc files, a file the second layer deletes (a whiteout), a directory it
 makes opaque, a set-user-ID copy of the shell and an absolute symlink; the second layer adds a
-hard link and a file. --device adds a character device node, --key a private key, --escape an
+hard link and a file. --tools adds stat, chmod, chown, rm and touch. --device adds a character device node, --key a private key, --escape an
 entry under a symlink to /etc: each of them must make cordond refuse the image.
 """
 import hashlib
@@ -71,8 +71,14 @@ def base(tar):
     add_file(tar, "bin/sh", open(sh, "rb").read(), 0o755)
     add_file(tar, "bin/cat", open(cat, "rb").read(), 0o755)
     add_file(tar, "bin/suid-sh", open(sh, "rb").read(), 0o4755)
+    programs = [sh, cat]
+    if "--tools" in flags:
+        for tool in ["stat", "chmod", "chown", "rm", "touch"]:
+            path = os.path.realpath("/bin/" + tool)
+            add_file(tar, "bin/" + tool, open(path, "rb").read(), 0o755)
+            programs.append(path)
     done = set()
-    for lib in libraries(sh) + libraries(cat):
+    for lib in [lib for program in programs for lib in libraries(program)]:
         name = lib.lstrip("/")
         if name in done:
             continue
