@@ -323,84 +323,17 @@ final class ImageRoots: Sendable {
     /// Directories nested in what the worker wrote, at most (its paths are at most 1024 bytes).
     static let maxDepth = 520
 
-    /// Removes `path` (in the store) and everything below it, through descriptors, following
-    /// nothing, however deep and whatever its names' bytes (a subverted worker may nest
-    /// directories past PATH_MAX or past the descriptor limit, and name files in no encoding):
-    /// one directory open at a time, climbing back through ".." checked against the device and
-    /// inode it came from (the worker is gone: nothing moves meanwhile), no recursion. What
-    /// could not be removed is logged, not hidden.
+    /// Removes `path` (in the store) and everything below it with `FileSystem.removeTree(in:name:)`
+    /// (a subverted worker may nest directories past PATH_MAX or past the descriptor limit, and
+    /// name files in no encoding; it is gone, so nothing moves meanwhile). What could not be
+    /// removed is logged, not hidden.
     func remove(_ path: String) {
         let slash = path.lastIndex(of: "/")!
         let parent = open(String(path[..<slash]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard parent >= 0 else { return }
         defer { close(parent) }
-        do { try Self.removeTree(parent, Array(path[path.index(after: slash)...].utf8)) } catch {
+        do { try FileSystem.removeTree(in: parent, name: Array(path[path.index(after: slash)...].utf8)) } catch {
             log.error("image store: cannot remove", metadata: ["path": "\(path)", "error": "\(error)"])
-        }
-    }
-
-    /// A name as the kernel has it: its bytes, NUL-terminated for the call.
-    static func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
-        (name + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
-    }
-
-    static func entryNames(_ dir: Int32) throws(Problem) -> [[UInt8]] {
-        do { return try FileSystem.entryNames(dir) } catch { throw Problem("opendir: \(SystemError.text(error.errno))") }
-    }
-
-    static func removeTree(_ parent: Int32, _ name: [UInt8]) throws(Problem) {
-        let shown = String(decoding: name, as: UTF8.self)
-        var st = stat()
-        guard withName(name, { fstatat(parent, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else { return }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            guard withName(name, { unlinkat(parent, $0, 0) }) == 0 else { throw Problem("\(shown): unlink: \(SystemError.text(errno))") }
-            return
-        }
-        // The directories entered, by name in the one above and identity; only the deepest open.
-        var levels: [(name: [UInt8], device: UInt64, inode: UInt64)] = [(name, UInt64(st.st_dev), UInt64(st.st_ino))]
-        var current = withName(name) { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        guard current >= 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
-        defer { if current >= 0 { close(current) } }
-        while true {
-            // Files go at once; the first directory is entered. A directory whose listing is
-            // read again on the way back up has lost every file and emptied directory.
-            var entered = false
-            for child in try entryNames(current) {
-                var cst = stat()
-                guard withName(child, { fstatat(current, $0, &cst, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
-                if (cst.st_mode & S_IFMT) == S_IFDIR {
-                    let next = withName(child) { openat(current, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-                    guard next >= 0 else { throw Problem("\(String(decoding: child, as: UTF8.self)): \(SystemError.text(errno))") }
-                    close(current)
-                    current = next
-                    levels.append((child, UInt64(cst.st_dev), UInt64(cst.st_ino)))
-                    entered = true
-                    break
-                }
-                guard withName(child, { unlinkat(current, $0, 0) }) == 0 else {
-                    throw Problem("\(String(decoding: child, as: UTF8.self)): unlink: \(SystemError.text(errno))")
-                }
-            }
-            if entered { continue }
-            // Empty: up one level and remove it there.
-            let done = levels.removeLast()
-            guard let above = levels.last else {
-                close(current)
-                current = -1
-                guard withName(done.name, { unlinkat(parent, $0, AT_REMOVEDIR) }) == 0 else { throw Problem("\(shown): rmdir: \(SystemError.text(errno))") }
-                return
-            }
-            let up = openat(current, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard up >= 0 else { throw Problem("..: \(SystemError.text(errno))") }
-            close(current)
-            current = up
-            var ust = stat()
-            guard fstat(up, &ust) == 0, UInt64(ust.st_dev) == above.device, UInt64(ust.st_ino) == above.inode else {
-                throw Problem("\(shown): a directory moved while it was removed")
-            }
-            guard withName(done.name, { unlinkat(up, $0, AT_REMOVEDIR) }) == 0 else {
-                throw Problem("\(String(decoding: done.name, as: UTF8.self)): rmdir: \(SystemError.text(errno))")
-            }
         }
     }
 

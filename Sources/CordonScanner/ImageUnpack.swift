@@ -268,17 +268,7 @@ public enum ImageUnpacker {
         /// Removes `name` in `dir`, a directory with everything below it; symlinks are removed,
         /// never followed.
         func remove(_ dir: Int32, _ name: String) throws {
-            var st = stat()
-            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard sub >= 0 else { throw Failure("\(name): \(SystemError.text(errno))") }
-                defer { close(sub) }
-                for child in try Self.names(sub) { try remove(sub, child) }
-                guard unlinkat(dir, name, AT_REMOVEDIR) == 0 else { throw Failure("\(name): rmdir: \(SystemError.text(errno))") }
-            } else {
-                guard unlinkat(dir, name, 0) == 0 else { throw Failure("\(name): unlink: \(SystemError.text(errno))") }
-            }
+            do { try FileSystem.removeTree(in: dir, name: Array(name.utf8)) } catch { throw Failure("\(name): \(error)") }
         }
 
         /// The names in the directory `dir` (without . and ..).

@@ -282,16 +282,96 @@ public enum FileSystem {
         ((try? entries(directory)) ?? []).sorted()
     }
 
-    /// Removes `path` and, if it is a directory, everything below it. Symlinks are removed, never
-    /// followed. A missing path is fine.
+    /// Removes `path` and, if it is a directory, everything below it (`removeTree(in:name:)`;
+    /// the directories on the way to it are followed as the path says). A missing path is fine.
     public static func removeTree(_ path: String) throws(SystemError) {
-        switch kind(path) {
-        case .missing: return
-        case .directory:
-            for name in try entries(path) { try removeTree("\(path)/\(name)") }
-            if rmdir(path) != 0 && Glibc.errno != ENOENT { throw SystemError("rmdir", path: path, errno: Glibc.errno) }
-        default:
-            if unlink(path) != 0 && Glibc.errno != ENOENT { throw SystemError("unlink", path: path, errno: Glibc.errno) }
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        let slash = trimmed.lastIndex(of: "/")
+        let parentPath = slash.map { $0 == trimmed.startIndex ? "/" : String(trimmed[..<$0]) } ?? "."
+        let name = slash.map { String(trimmed[trimmed.index(after: $0)...]) } ?? String(trimmed)
+        guard !name.isEmpty, name != ".", name != ".." else { throw SystemError("remove", path: path, errno: EINVAL) }
+        let parent = open(parentPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if parent < 0 {
+            if Glibc.errno == ENOENT { return }
+            throw SystemError("open", path: parentPath, errno: Glibc.errno)
+        }
+        defer { Glibc.close(parent) }
+        try removeTree(in: parent, name: Array(name.utf8))
+    }
+
+    /// Removes `name` in the directory `parent` and, if it is a directory, everything below it,
+    /// through descriptors and following nothing (a symlink is removed, not followed), however
+    /// deep and whatever its names' bytes (a tree written by a sandbox or a subverted worker may
+    /// nest directories past PATH_MAX or past the descriptor limit, and name files in no
+    /// encoding): one directory open at a time, climbing back through ".." checked against the
+    /// device and inode it came from, no recursion. A missing name is fine. For a tree nothing
+    /// else changes meanwhile: a directory moved away during the removal is an error (ESTALE),
+    /// never followed.
+    public static func removeTree(in parent: Int32, name: [UInt8]) throws(SystemError) {
+        func withName<T>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
+            (name + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
+        }
+        func shown(_ name: [UInt8]) -> String { String(decoding: name, as: UTF8.self) }
+        let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+        var st = stat()
+        guard withName(name, { fstatat(parent, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+            if Glibc.errno == ENOENT { return }
+            throw SystemError("stat", path: shown(name), errno: Glibc.errno)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            guard withName(name, { unlinkat(parent, $0, 0) }) == 0 || Glibc.errno == ENOENT else {
+                throw SystemError("unlink", path: shown(name), errno: Glibc.errno)
+            }
+            return
+        }
+        // The directories entered, by name in the one above and identity; only the deepest open.
+        var levels: [(name: [UInt8], device: UInt64, inode: UInt64)] = [(name, UInt64(st.st_dev), UInt64(st.st_ino))]
+        var current = withName(name) { openat(parent, $0, flags) }
+        guard current >= 0 else { throw SystemError("open", path: shown(name), errno: Glibc.errno) }
+        defer { if current >= 0 { Glibc.close(current) } }
+        while true {
+            // Files go at once; the first directory is entered. A directory whose listing is
+            // read again on the way back up has lost every file and emptied directory.
+            var entered = false
+            for child in try entryNames(current) {
+                var cst = stat()
+                guard withName(child, { fstatat(current, $0, &cst, AT_SYMLINK_NOFOLLOW) }) == 0 else { continue }
+                if (cst.st_mode & S_IFMT) == S_IFDIR {
+                    let next = withName(child) { openat(current, $0, flags) }
+                    guard next >= 0 else { throw SystemError("open", path: shown(child), errno: Glibc.errno) }
+                    Glibc.close(current)
+                    current = next
+                    levels.append((child, UInt64(cst.st_dev), UInt64(cst.st_ino)))
+                    entered = true
+                    break
+                }
+                guard withName(child, { unlinkat(current, $0, 0) }) == 0 || Glibc.errno == ENOENT else {
+                    throw SystemError("unlink", path: shown(child), errno: Glibc.errno)
+                }
+            }
+            if entered { continue }
+            // Empty: up one level and remove it there.
+            let done = levels.removeLast()
+            guard let above = levels.last else {
+                Glibc.close(current)
+                current = -1
+                guard withName(done.name, { unlinkat(parent, $0, AT_REMOVEDIR) }) == 0 || Glibc.errno == ENOENT else {
+                    throw SystemError("rmdir", path: shown(done.name), errno: Glibc.errno)
+                }
+                return
+            }
+            let up = openat(current, "..", flags)
+            guard up >= 0 else { throw SystemError("open", path: "..", errno: Glibc.errno) }
+            Glibc.close(current)
+            current = up
+            var ust = stat()
+            guard fstat(up, &ust) == 0, UInt64(ust.st_dev) == above.device, UInt64(ust.st_ino) == above.inode else {
+                throw SystemError("climb back to \(shown(above.name)) (a directory moved while it was removed)", path: shown(name), errno: ESTALE)
+            }
+            guard withName(done.name, { unlinkat(up, $0, AT_REMOVEDIR) }) == 0 || Glibc.errno == ENOENT else {
+                throw SystemError("rmdir", path: shown(done.name), errno: Glibc.errno)
+            }
         }
     }
 
