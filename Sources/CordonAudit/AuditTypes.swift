@@ -240,8 +240,11 @@ public struct AuditError: Error, CustomStringConvertible, Sendable {
 public struct WriterStatistics: Sendable, Equatable {
     public var commits: Int
     public var operations: Int
-    /// Commits synced to the disk before they returned (synchronous=FULL).
+    /// Transactions that stored something: synced to the disk before they returned
+    /// (synchronous=FULL), or not; and transactions that failed.
     public var durableCommits = 0
+    public var nonDurableCommits = 0
+    public var failedCommits = 0
     /// Syncs of the log the writer made for non-durable commits no durable one covered in time.
     public var syncs = 0
     public var syncFailures = 0

@@ -79,18 +79,23 @@ final class WriterConnection: @unchecked Sendable {
         do { try db.execute(sql) } catch { throw fail(.storage, "\(sql): \(error.message)") }
     }
 
+    /// The write-ahead log, open for `syncLog` from its first use to the connection's end: one
+    /// descriptor, so that a write-back error the kernel reports once is reported to it (a
+    /// descriptor opened after the error would not see it).
+    private var log: Int32 = -1
+
+    deinit { if log >= 0 { Glibc.close(log) } }
+
     /// Syncs the write-ahead log to the disk (fdatasync of the -wal file): every commit made so
-    /// far is then durable. No -wal file: nothing is waiting in one (a checkpoint synced it into
-    /// the database and removed it).
+    /// far is then durable. The connection has written to it (in WAL mode it exists from the
+    /// first commit until the last connection closes).
     func syncLog() throws(AuditError) {
         let wal = path + "-wal"
-        let fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        if fd < 0 {
-            if errno == ENOENT { return }
-            throw AuditError(.storage, path: wal, "sync log", SystemError.text(errno))
+        if log < 0 {
+            log = open(wal, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            if log < 0 { throw AuditError(.storage, path: wal, "sync log", SystemError.text(errno)) }
         }
-        defer { Glibc.close(fd) }
-        if fdatasync(fd) != 0 { throw AuditError(.storage, path: wal, "sync log", SystemError.text(errno)) }
+        if fdatasync(log) != 0 { throw AuditError(.storage, path: wal, "sync log", SystemError.text(errno)) }
     }
 
     /// The first column of the first row, as an integer.
@@ -229,14 +234,45 @@ final class WriteQueue: @unchecked Sendable {
     /// the log up to itself, a non-durable one leaves it (and what came before) for later.
     private func committed(_ batch: [PendingWrite]) {
         let stored = batch.contains { if case .success = $0.output { true } else { false } }
-        guard stored else { return }
+        guard stored else {
+            statistics.failedCommits += 1
+            return
+        }
         if batch.contains(where: \.durable) {
             statistics.durableCommits += 1
             unsyncedSince = nil
-        } else if unsyncedSince == nil {
-            unsyncedSince = MonotonicClock.now
-            // The writer sleeps without a deadline while everything is synced: give it one.
-            monitor.signal(Self.work)
+        } else {
+            statistics.nonDurableCommits += 1
+            if unsyncedSince == nil {
+                unsyncedSince = MonotonicClock.now
+                // The writer sleeps without a deadline while everything is synced: give it one.
+                monitor.signal(Self.work)
+            }
+        }
+    }
+
+    /// Whether the log has waited `flushAfter` for a sync (with the lock held).
+    private var syncDue: Bool { unsyncedSince.map { MonotonicClock.now >= $0 + flushAfter } ?? false }
+
+    /// Syncs the log with the connection held (`busy`), then gives the connection back. A
+    /// failure is kept (`syncFailures`, `lastSyncError`): the kernel reports a lost write-back
+    /// once, so a later sync that succeeds does not bring back what was lost; the commits since
+    /// `unsyncedSince` are retried after another `flushAfter` and by the next durable commit.
+    private func sync(_ connection: WriterConnection) {
+        var failure: AuditError?
+        do { try connection.syncLog() } catch { failure = error }
+        monitor.locked {
+            busy = false
+            if let failure {
+                statistics.syncFailures += 1
+                statistics.lastSyncError = failure.description
+                // Closing, the database's own close is the last chance.
+                unsyncedSince = closed ? nil : MonotonicClock.now
+            } else {
+                statistics.syncs += 1
+                unsyncedSince = nil
+            }
+            if !pending.isEmpty || closed || writerWaitsForConnection { monitor.signal(Self.work) }
         }
     }
 
@@ -258,15 +294,20 @@ final class WriteQueue: @unchecked Sendable {
         }
         if let own {
             own.commit([write])
-            monitor.locked {
-                busy = false
+            let mustSync: Bool = monitor.locked {
                 write.done = true
                 statistics.commits += 1
                 statistics.operations += 1
                 committed([write])
+                // A sync that is due is made here, with the connection still held: writers that
+                // keep finding it free must not keep putting the writer's sync off.
+                if syncDue { return true }
+                busy = false
                 // Writes queued meanwhile, a close, or the writer waiting to sync: the writer's turn.
                 if !pending.isEmpty || closed || writerWaitsForConnection { monitor.signal(Self.work) }
+                return false
             }
+            if mustSync { sync(own) }
         }
         return try (write.output ?? .failure(AuditError(.storage, path: path, write.operation, "no result"))).get()
     }
@@ -293,7 +334,7 @@ final class WriteQueue: @unchecked Sendable {
                 busy = true
                 return .commit(pending)
             }
-            if let since = unsyncedSince, closed || MonotonicClock.now >= since + flushAfter {
+            if unsyncedSince != nil && (closed || syncDue) {
                 busy = true
                 return .sync
             }
@@ -323,22 +364,7 @@ final class WriteQueue: @unchecked Sendable {
                 return
             case .sync:
                 // No commit runs during the sync (the connection is ours): it covers them all.
-                var failure: AuditError?
-                do { try connection.syncLog() } catch { failure = error }
-                let synced = failure == nil
-                monitor.locked {
-                    busy = false
-                    if synced {
-                        statistics.syncs += 1
-                        unsyncedSince = nil
-                    } else {
-                        // Tried again after another `flushAfter` (a durable commit may do it
-                        // first); closing, the database's own close is the last chance.
-                        statistics.syncFailures += 1
-                        statistics.lastSyncError = failure?.description
-                        unsyncedSince = closed ? nil : MonotonicClock.now
-                    }
-                }
+                sync(connection)
             case .commit(let batch):
                 connection.commit(batch)
                 monitor.locked {

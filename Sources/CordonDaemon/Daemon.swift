@@ -478,8 +478,9 @@ public final class Daemon: @unchecked Sendable {
         text += "# HELP cordon_warm_parked Warm sandboxes built and parked, by policy.\n# TYPE cordon_warm_parked gauge\n"
         for (policy, count) in tasks.warm.parkedByPolicy { text += "cordon_warm_parked{policy=\"\(policy)\"} \(count)\n" }
         let audit = store.writerStatistics
-        text += "# HELP cordon_audit_commits_total Audit store transactions, by whether each was synced to disk before it returned.\n# TYPE cordon_audit_commits_total counter\n"
-        text += "cordon_audit_commits_total{durable=\"true\"} \(audit.durableCommits)\ncordon_audit_commits_total{durable=\"false\"} \(audit.commits - audit.durableCommits)\n"
+        text += "# HELP cordon_audit_commits_total Audit store transactions that stored their writes, by whether each was synced to disk before it returned.\n# TYPE cordon_audit_commits_total counter\n"
+        text += "cordon_audit_commits_total{durable=\"true\"} \(audit.durableCommits)\ncordon_audit_commits_total{durable=\"false\"} \(audit.nonDurableCommits)\n"
+        text += "# HELP cordon_audit_commit_failures_total Audit store transactions that failed (their writes were refused with an error).\n# TYPE cordon_audit_commit_failures_total counter\ncordon_audit_commit_failures_total \(audit.failedCommits)\n"
         text += "# HELP cordon_audit_log_syncs_total Syncs of the audit log for commits no durable commit covered within 50 ms.\n# TYPE cordon_audit_log_syncs_total counter\ncordon_audit_log_syncs_total \(audit.syncs)\n"
         text += "# HELP cordon_audit_sync_failures_total Failed syncs of the audit log (retried; commits since the last sync are not yet safe from a power loss).\n# TYPE cordon_audit_sync_failures_total counter\ncordon_audit_sync_failures_total \(audit.syncFailures)\n"
         return text

@@ -510,7 +510,12 @@ struct Health {
         } else {
             h.checks.append(("disk", false, "cannot stat \(daemon.config.stateDir): \(SystemError.text(errno))"))
         }
-        h.checks.append(("audit", true, "\(Units.formatSize(UInt64(max(0, daemon.store.fileBytes)))) in \(daemon.config.auditPath)"))
+        // A failed sync of the log may have lost commits for good (the kernel reports a lost
+        // write-back once): degraded until cordond restarts, whatever later syncs say.
+        let audit = daemon.store.writerStatistics
+        h.checks.append(("audit", audit.syncFailures == 0, audit.syncFailures == 0
+            ? "\(Units.formatSize(UInt64(max(0, daemon.store.fileBytes)))) in \(daemon.config.auditPath)"
+            : "\(audit.syncFailures) syncs of the audit log failed (last: \(audit.lastSyncError ?? "?")): records written since the last good sync may not survive a power loss; check the disk, then restart cordond"))
         h.checks += daemon.quotas.health()
         return h
     }

@@ -412,9 +412,18 @@ final class TaskManager: @unchecked Sendable {
         return Prepared(policy: policy, plan: plan, workspace: workspace, workspacePath: workspacePath)
     }
 
+    /// Whether what a task does can outlast a power loss that its submission's record did not:
+    /// writes to the host's files (a writable bind or workspace) or traffic through egress.
+    static func hasLastingEffects(_ request: TaskRequest, plan: SpawnPlan) -> Bool {
+        plan.policy.network.mode != .none || !plan.policy.filesystem.readWrite.isEmpty
+            || request.workspace.map { $0.writable && !$0.cow } == true
+    }
+
     /// `answeredAtEnd`: the submitter is told of the task only once it has ended (task.submit
-    /// with wait), so its submission need not reach the disk on its own: the end's durable
-    /// commit takes it along (and the store syncs it within 50 ms if the task runs longer).
+    /// with wait). Then, for a task whose effects are the sandbox's own (no writable host file,
+    /// no network), the submission need not reach the disk on its own: the end's durable commit
+    /// takes it along, and the store syncs it within 50 ms if the task runs longer. Any other
+    /// task's submission is on disk before it can start.
     func submit(_ request: TaskRequest, from peer: Peer, answeredAtEnd: Bool = false) throws(RPCError) -> Int64 {
         let prepared = try prepare(request, from: peer, method: "task.submit")
         let (policy, plan, workspace, workspacePath) = (prepared.policy, prepared.plan, prepared.workspace, prepared.workspacePath)
@@ -446,7 +455,7 @@ final class TaskManager: @unchecked Sendable {
             id = try store.createTask(NewTask(submitter: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe),
                                               label: request.label, policy: policy.name, policyHash: policy.contentHash,
                                               argv: request.argv, submittedAt: UTCTime.epochSeconds(), workspace: workspacePath),
-                                      durable: !answeredAtEnd)
+                                      durable: !answeredAtEnd || Self.hasLastingEffects(request, plan: plan))
         } catch {
             monitor.locked { unreserve(peer.uid) }
             log.error("audit store refused a task", metadata: ["error": "\(error)"])
@@ -713,10 +722,12 @@ final class TaskManager: @unchecked Sendable {
         if output.cap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, output.cap - layerBytes)) }
         var layer: (descriptor: OwnedDescriptor, bytes: Int64)?
         var warmRan = false
+        // What a warm task answered before its sandbox's teardown checks once it is answered.
+        var afterAnswer: (() -> Void)?
         // Warm: only for a task not cancelled already; a command the warm sandbox could not
         // take (nothing was run) goes cold.
         if let key = task.warmKey, let control, !control.isCancelled, let parked = warm.take(key, plan: task.plan),
-           let warmResult = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control) {
+           let warmResult = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control, afterAnswer: &afterAnswer) {
             result = warmResult
             warmRan = true
         } else {
@@ -817,13 +828,29 @@ final class TaskManager: @unchecked Sendable {
         runEndWaiters(waiters)
         // The warm sandbox this task took is replaced now that it has been answered.
         if task.warmKey != nil { warm.refill() }
+        afterAnswer?()
+    }
+
+    /// The refused (or, under `seccomp.action = "log"`, logged) calls in `final` beyond those in
+    /// `early`: by syscall number, the count over the early one.
+    static func refusalsBeyond(_ early: [DeniedOperation], _ final: [DeniedOperation]) -> [DeniedOperation] {
+        var before: [Int32: Int] = [:]
+        for d in early { before[d.number, default: 0] += d.count }
+        return final.compactMap { d in
+            let extra = d.count - before[d.number, default: 0]
+            guard extra > 0 else { return nil }
+            var more = d
+            more.count = extra
+            return more
+        }
     }
 
     /// Runs `task`'s command in a warm sandbox (its server's one command) and returns the
     /// sandbox's record with the command's outcome: its output goes to the task's log files
     /// (made on its first byte), its stdin is the task's, its limits the task's plan's; the
     /// sandbox ends with the command, never reused.
-    private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl) -> SandboxResult? {
+    private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl,
+                         afterAnswer: inout (() -> Void)?) -> SandboxResult? {
         let cgroup = parked.monitor.locked { parked.cgroup }
         var plan = task.plan
         if outputCap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, outputCap)) }
@@ -890,6 +917,22 @@ final class TaskManager: @unchecked Sendable {
             return nil
         }
         if !marked { markWarmStarted() }
+        if let early {
+            // Nothing can be missing from it (SandboxControl.recordSoFar); should the sandbox's
+            // final record say otherwise, what it adds is recorded and the flaw logged, not lost.
+            afterAnswer = { [self] in
+                guard let final = parked.ended(within: 30) else { return }
+                let missed = Self.refusalsBeyond(early.denied, final.denied).map { ("denied", $0) }
+                    + Self.refusalsBeyond(early.logged, final.logged).map { ("logged", $0) }
+                guard !missed.isEmpty else { return }
+                log.error("warm task: its sandbox's final record has refusals its answer did not", metadata: ["task": "\(task.id)", "calls": "\(missed.map(\.1.syscall))"])
+                for (kind, d) in missed {
+                    let detail = JSON.object([("kind", .string("syscall")), ("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))),
+                                              ("count", .int(Int64(d.count))), ("errno", .int(Int64(d.errno))), ("afterAnswer", .bool(true))])
+                    _ = try? store.record(NewEvent(kind: kind, taskID: task.id, uid: task.owner.uid, time: UTCTime.epochSeconds(), detail: detail.text))
+                }
+            }
+        }
         var ended = early ?? parked.ended(within: 10)
         if ended == nil {
             parked.control.cancel()

@@ -23,6 +23,7 @@ public enum Sandbox {
         signal(SIGPIPE, SIG_IGN)
         let run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds,
                       control: control, workspace: workspace, start: MonotonicClock.now)
+        defer { control?.ended() }
         return run.execute()
     }
 }

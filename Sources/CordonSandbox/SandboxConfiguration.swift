@@ -128,7 +128,25 @@ public final class SandboxControl: Sendable {
         var residents: [Int32] = []
     }
 
-    deinit { live.withLock { state in for fd in state?.residents ?? [] { Glibc.close(fd) } } }
+    /// Set once residents are noted: only then does the supervisor publish its refused calls.
+    private let tracking = Atomic<Bool>(false)
+
+    deinit { ended() }
+
+    /// The sandbox has ended (Sandbox.run returns): what it held for `recordSoFar` and the start
+    /// callback (which may hold its caller, and so this control) are let go.
+    func ended() {
+        let residents: [Int32] = live.withLock { state in
+            defer { state = nil }
+            return state?.residents ?? []
+        }
+        for fd in residents { Glibc.close(fd) }
+        tracking.store(false, ordering: .relaxed)
+        started.withLock { $0 = nil }
+    }
+
+    /// Whether the supervisor publishes its refused calls (`receiving`, `published`).
+    var tracksRefusals: Bool { tracking.load(ordering: .relaxed) }
 
     public init() throws(SystemError) {
         let pipe: Pipe
@@ -162,7 +180,12 @@ public final class SandboxControl: Sendable {
 
     func didStart(pid: Int32, cgroup: Cgroup, record: SandboxResult, logMode: Bool, endOnly: Bool) {
         live.withLock { $0 = LiveState(record: record, cgroup: cgroup, logMode: logMode, endOnly: endOnly) }
-        started.withLock { $0 }?(pid, cgroup.directories)
+        // Once: the callback is let go after it ran.
+        let body = started.withLock { b in
+            defer { b = nil }
+            return b
+        }
+        body?(pid, cgroup.directories)
     }
 
     /// Pins the processes in the sandbox now (for a warm sandbox: its init and its server,
@@ -181,12 +204,14 @@ public final class SandboxControl: Sendable {
             for fd in fds { Glibc.close(fd) }
             return false
         }
-        let old: [Int32] = live.withLock { state in
+        let (old, kept): ([Int32], Bool) = live.withLock { state in
+            guard state != nil else { return (fds, false) }  // ended meanwhile
             defer { state?.residents = fds }
-            return state?.residents ?? []
+            return (state?.residents ?? [], true)
         }
         for fd in old { Glibc.close(fd) }
-        return true
+        if kept { tracking.store(true, ordering: .relaxed) }
+        return kept
     }
 
     /// The supervisor is about to take a refused call from the kernel.
@@ -219,12 +244,12 @@ public final class SandboxControl: Sendable {
             if poll(&pfd, 1, 0) != 0 { return nil }
         }
         guard let state = live.withLock({ $0 }), !state.endOnly, !state.receiving else { return nil }
+        // Without the cgroup's cpu time the end's record has a fallback (init's rusage): wait for it.
         let usage = cgroup.usage()
+        guard let user = usage.cpuUserMicros, let system = usage.cpuSystemMicros else { return nil }
         var record = state.record
-        if let user = usage.cpuUserMicros, let system = usage.cpuSystemMicros {
-            record.cpuUserSeconds = Double(user) / 1e6
-            record.cpuSystemSeconds = Double(system) / 1e6
-        }
+        record.cpuUserSeconds = Double(user) / 1e6
+        record.cpuSystemSeconds = Double(system) / 1e6
         record.peakMemoryBytes = usage.peakMemoryBytes
         if state.logMode { record.logged = state.calls } else { record.denied = state.calls }
         record.deniedOmitted = state.omitted

@@ -186,8 +186,9 @@ struct Supervisor: ~Copyable {
         guard let fd = listener?.raw else { return }
         // Taking, answering and publishing as one step for `recordSoFar`: before the call is
         // answered its caller waits in it, after it the refusal is published.
-        control?.receiving()
-        defer { control?.published(deniedCalls, omitted: deniedOmitted) }
+        let tracking = control?.tracksRefusals == true
+        if tracking { control?.receiving() }
+        defer { if tracking { control?.published(deniedCalls, omitted: deniedOmitted) } }
         var request = seccomp_notif()
         if cl_seccomp_notif_recv(fd, &request) != 0 {
             // ENOENT: the caller died meanwhile. Anything else: stop listening (calls then fail

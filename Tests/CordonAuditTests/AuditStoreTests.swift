@@ -1,6 +1,7 @@
 import Foundation
 @testable import CordonAudit
 import CordonSQLite
+import CordonSystem
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -311,6 +312,24 @@ import Glibc
         #expect(end.syncs == afterFirst.syncs, "a sync followed a durable commit that had covered everything")
         #expect(end.durableCommits == afterFirst.durableCommits + 1)
         #expect(try store.task(id: id)?.state == .finished)
+    }
+
+    /// Non-durable writes one after another, each finding the connection free, do not put the
+    /// sync off: half a second of them is synced about every 50 ms.
+    @Test func aStreamOfNonDurableWritesIsSyncedEveryFiftyMilliseconds() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let end = MonotonicClock.now + 0.5
+        var writes = 0
+        while MonotonicClock.now < end {
+            _ = try store.createTask(newTask(), durable: false)
+            writes += 1
+        }
+        let stats = store.writerStatistics
+        #expect(stats.nonDurableCommits == writes && stats.durableCommits == 0, "\(stats)")
+        #expect(stats.syncs >= 5 && stats.syncs <= 12, "\(stats.syncs) syncs in 0.5 s of \(writes) writes")
+        #expect(stats.syncFailures == 0 && stats.failedCommits == 0)
     }
 
     /// Closing with a non-durable commit not yet synced syncs it first.

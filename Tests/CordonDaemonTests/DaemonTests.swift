@@ -431,7 +431,10 @@ struct DaemonTests {
     /// takes the submission along); one answered at once costs two (its submission is on disk
     /// before its id is given out). A long task's submission is synced within 50 ms anyway.
     @Test func aWaitedTaskIsSyncedOnceAndALongOneWithinFiftyMilliseconds() throws {
-        let d = try TestDaemon()
+        let shared = "/tmp/cordon-rw-\(getpid())-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let d = try TestDaemon(policies: ["rw": "[policy]\nname = \"rw\"\nextends = [\"default\"]\n[filesystem]\nread_write = [\"\(shared)\"]\n"])
         func metric(_ name: String) throws -> Int {
             let text = try #require(try d.call("system.metrics")["text"]?.stringValue)
             let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") }, "\(name) missing: \(text)")
@@ -448,6 +451,12 @@ struct DaemonTests {
         let id = try #require(try d.submit(["true"])["id"]?.intValue)
         _ = try d.call("task.wait", .object([("id", .int(id))]))
         #expect(try metric(durable) - before == 2, "a task answered at once must have its submission on disk first")
+
+        // One that can write the host's files has its submission on disk before it starts, waited or not.
+        before = try metric(durable)
+        let writer = try d.submit(["sh", "-c", "echo x > \(shared)/f"], policy: "rw", wait: true)
+        #expect(writer["exitCode"] == .int(0), "\(writer.text)")
+        #expect(try metric(durable) - before == 2, "a task with lasting effects started before its submission was on disk")
 
         // Running for a second: its submission and start are synced by the writer meanwhile.
         let syncs = try metric("cordon_audit_log_syncs_total")

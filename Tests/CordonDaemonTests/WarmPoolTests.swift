@@ -1,4 +1,6 @@
+@testable import CordonDaemon
 import CordonJSON
+@testable import CordonSandbox
 import CordonRPC
 import Foundation
 import Testing
@@ -106,6 +108,18 @@ import Testing
         let left = W.asCaller(W.alice, d, [Self.submit("sleep 30 & echo started", policy: "hot", id: 3)]).first?["result"]
         #expect(left?["exitCode"] == .int(0) && left?["result"]?["warm"] == .bool(true), "\(String(describing: left?.text))")
         #expect(Date().timeIntervalSince(started) < 10, "the task waited for what it left behind")
+    }
+
+    /// What the check after a warm task's answer would record: the calls, and the counts, the
+    /// sandbox's final record has beyond the answer's.
+    @Test func refusalsBeyondTheAnswerAreCountedBySyscall() {
+        func call(_ name: String, _ number: Int32, _ count: Int) -> DeniedOperation {
+            DeniedOperation(syscall: name, number: number, count: count, firstArgs: [], errno: 1)
+        }
+        let early = [call("unshare", 272, 3)]
+        #expect(TaskManager.refusalsBeyond(early, [call("unshare", 272, 3)]).isEmpty)
+        let beyond = TaskManager.refusalsBeyond(early, [call("unshare", 272, 5), call("ptrace", 101, 1)])
+        #expect(beyond.map(\.syscall) == ["unshare", "ptrace"] && beyond.map(\.count) == [2, 1])
     }
 
     /// What a pool was not built for runs cold, and runs: a task with limits of its own (no pool
