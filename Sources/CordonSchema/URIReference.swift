@@ -143,14 +143,17 @@ struct URIReference: Equatable {
     }
 
     /// The tokens of a JSON pointer (RFC 6901) with ~1 and ~0 undone; nil when malformed.
+    /// Split on the scalar "/", not on characters: a token that starts with a combining mark
+    /// would otherwise join its "/" into one character and hide it.
     static func pointerTokens(_ pointer: String) -> [String]? {
-        if pointer.isEmpty { return [] }
-        guard pointer.hasPrefix("/") else { return nil }
+        let scalars = pointer.unicodeScalars
+        if scalars.isEmpty { return [] }
+        guard scalars.first == "/" else { return nil }
         var tokens: [String] = []
-        for raw in pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+        for raw in scalars.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
             var token = ""
             var tilde = false
-            for c in raw.unicodeScalars {
+            for c in raw {
                 if tilde {
                     guard c == "0" || c == "1" else { return nil }
                     token.unicodeScalars.append(c == "0" ? "~" : "/")

@@ -19,6 +19,20 @@ import Testing
      "additionalProperties": false}
     """##
 
+    /// A property whose name starts with a combining mark: its place is a pointer the instance
+    /// has, and a $ref through such a name resolves (found by the schema fuzz target: "/" and
+    /// the mark made one character, and the pointer read as malformed).
+    @Test func placesAndReferencesThroughNamesStartingWithACombiningMark() throws {
+        #expect(URIReference.pointerTokens("/\u{20E9}roperties/~1x") == ["\u{20E9}roperties", "/x"])
+        let s = try schema(##"""
+            {"patternProperties": {"^\u00e1": {}}, "additionalProperties": false,
+             "properties": {"r": {"$ref": "#/$defs/\u20e9n"}}, "$defs": {"\u20e9n": {"type": "integer"}}}
+            """##)
+        let result = s.validate(try json(##"{"\u20e9roperties": 1, "r": "x"}"##))
+        #expect(result.violations.map(\.instanceLocation) == ["/\u{20E9}roperties", "/r"], "\(result.description)")
+        #expect(result.violations.map(\.keyword) == ["additionalProperties", "type"])
+    }
+
     @Test func everyViolationNamesItsPlaceKeywordAndWhatIsWrong() throws {
         let s = try schema(Self.tool)
         let result = s.validate(try json(##"""
