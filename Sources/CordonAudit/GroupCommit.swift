@@ -84,7 +84,13 @@ final class WriterConnection: @unchecked Sendable {
     /// descriptor opened after the error would not see it).
     private var log: Int32 = -1
 
-    deinit { if log >= 0 { Glibc.close(log) } }
+    deinit { closeLog() }
+
+    /// Closes the log's descriptor (the writer thread, stopping: not left to the last reference).
+    func closeLog() {
+        if log >= 0 { Glibc.close(log) }
+        log = -1
+    }
 
     /// Syncs the write-ahead log to the disk (fdatasync of the -wal file): every commit made so
     /// far is then durable. The connection has written to it (in WAL mode it exists from the
@@ -109,9 +115,10 @@ final class WriterConnection: @unchecked Sendable {
     /// Runs a batch in one transaction, each write inside its own savepoint so that a write
     /// refused for its own reasons (unknown id, wrong state) does not take the others with it.
     /// Sets every write's output.
-    func commit(_ batch: [PendingWrite]) {
+    /// `sync`: commit with an fsync even if no write asks for one (a sync of the log is due).
+    func commit(_ batch: [PendingWrite], sync: Bool = false) {
         // FULL fsyncs the write-ahead log at commit; NORMAL does not. Set between transactions.
-        let durable = batch.contains(where: \.durable)
+        let durable = sync || batch.contains(where: \.durable)
         if durable != syncing {
             operation = "synchronous"
             do {
@@ -232,13 +239,13 @@ final class WriteQueue: @unchecked Sendable {
 
     /// Notes what a finished commit left unsynced (with the lock held): a durable commit syncs
     /// the log up to itself, a non-durable one leaves it (and what came before) for later.
-    private func committed(_ batch: [PendingWrite]) {
+    private func committed(_ batch: [PendingWrite], synced: Bool = false) {
         let stored = batch.contains { if case .success = $0.output { true } else { false } }
         guard stored else {
             statistics.failedCommits += 1
             return
         }
-        if batch.contains(where: \.durable) {
+        if synced || batch.contains(where: \.durable) {
             statistics.durableCommits += 1
             unsyncedSince = nil
         } else {
@@ -313,7 +320,8 @@ final class WriteQueue: @unchecked Sendable {
     }
 
     private enum Step {
-        case commit([PendingWrite])
+        /// `sync`: with an fsync, a sync of the log being due.
+        case commit([PendingWrite], sync: Bool)
         case sync
         case stop
     }
@@ -332,7 +340,8 @@ final class WriteQueue: @unchecked Sendable {
             if !pending.isEmpty {
                 defer { pending = [] }
                 busy = true
-                return .commit(pending)
+                // Writes that keep coming must not put a due sync off: this commit makes it.
+                return .commit(pending, sync: syncDue)
             }
             if unsyncedSince != nil && (closed || syncDue) {
                 busy = true
@@ -355,6 +364,7 @@ final class WriteQueue: @unchecked Sendable {
             let step = monitor.locked { nextStep() }
             switch step {
             case .stop:
+                connection.closeLog()
                 monitor.locked {
                     stopped = true
                     // The last reference: the database closes with this thread (close() says so).
@@ -365,14 +375,14 @@ final class WriteQueue: @unchecked Sendable {
             case .sync:
                 // No commit runs during the sync (the connection is ours): it covers them all.
                 sync(connection)
-            case .commit(let batch):
-                connection.commit(batch)
+            case .commit(let batch, let sync):
+                connection.commit(batch, sync: sync)
                 monitor.locked {
                     busy = false
                     for write in batch { write.done = true }
                     statistics.commits += 1
                     statistics.operations += batch.count
-                    committed(batch)
+                    committed(batch, synced: sync)
                     monitor.broadcast(Self.done)
                 }
             }

@@ -927,9 +927,18 @@ final class TaskManager: @unchecked Sendable {
                 guard !missed.isEmpty else { return }
                 log.error("warm task: its sandbox's final record has refusals its answer did not", metadata: ["task": "\(task.id)", "calls": "\(missed.map(\.1.syscall))"])
                 for (kind, d) in missed {
-                    let detail = JSON.object([("kind", .string("syscall")), ("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))),
-                                              ("count", .int(Int64(d.count))), ("errno", .int(Int64(d.errno))), ("afterAnswer", .bool(true))])
-                    _ = try? store.record(NewEvent(kind: kind, taskID: task.id, uid: task.owner.uid, time: UTCTime.epochSeconds(), detail: detail.text))
+                    // As record() writes them, marked.
+                    var members: [(String, JSON)] = [("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))), ("count", .int(Int64(d.count)))]
+                    if kind == "denied" {
+                        members = [("kind", .string("syscall"))] + members + [("errno", .int(Int64(d.errno)))]
+                        metrics.denial(kind: "syscall", count: d.count)
+                    }
+                    let event = NewEvent(kind: kind, taskID: task.id, uid: task.owner.uid, time: UTCTime.epochSeconds(),
+                                         detail: JSON.object(members + [("afterAnswer", .bool(true))]).text)
+                    quotas.addRecords(task.owner.uid, Int64(event.detail.utf8.count + AuditStore.eventOverhead))
+                    do { try store.record(event) } catch {
+                        log.error("audit store: cannot record a refusal found after a warm task's answer", metadata: ["task": "\(task.id)", "error": "\(error)"])
+                    }
                 }
             }
         }

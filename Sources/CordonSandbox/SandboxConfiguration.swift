@@ -126,10 +126,13 @@ public final class SandboxControl: Sendable {
         var receiving = false
         /// Pidfds of the processes in the sandbox when it became ready to serve (`noteResidents`).
         var residents: [Int32] = []
+        /// Set once residents are noted: only then does the supervisor publish its refused calls.
+        var tracking = false
+        /// Refused calls the supervisor took (all of them), and how many of those its last
+        /// publication covered: the same number when `calls` is the whole table.
+        var taken = 0
+        var publishedTaken = 0
     }
-
-    /// Set once residents are noted: only then does the supervisor publish its refused calls.
-    private let tracking = Atomic<Bool>(false)
 
     deinit { ended() }
 
@@ -141,12 +144,13 @@ public final class SandboxControl: Sendable {
             return state?.residents ?? []
         }
         for fd in residents { Glibc.close(fd) }
-        tracking.store(false, ordering: .relaxed)
-        started.withLock { $0 = nil }
+        // Taken out under the lock, let go after it (it may hold the last reference of its objects).
+        let body = started.withLock { b in
+            defer { b = nil }
+            return b
+        }
+        _ = body
     }
-
-    /// Whether the supervisor publishes its refused calls (`receiving`, `published`).
-    var tracksRefusals: Bool { tracking.load(ordering: .relaxed) }
 
     public init() throws(SystemError) {
         let pipe: Pipe
@@ -206,23 +210,36 @@ public final class SandboxControl: Sendable {
         }
         let (old, kept): ([Int32], Bool) = live.withLock { state in
             guard state != nil else { return (fds, false) }  // ended meanwhile
-            defer { state?.residents = fds }
+            defer {
+                state?.residents = fds
+                state?.tracking = true
+            }
             return (state?.residents ?? [], true)
         }
         for fd in old { Glibc.close(fd) }
-        if kept { tracking.store(true, ordering: .relaxed) }
         return kept
     }
 
-    /// The supervisor is about to take a refused call from the kernel.
-    func receiving() { live.withLock { $0?.receiving = true } }
+    /// The supervisor is about to take a refused call from the kernel (every one is counted);
+    /// true when it is to publish its table once it has answered (`published`).
+    func receiving() -> Bool {
+        live.withLock { state in
+            state?.taken += 1
+            guard state?.tracking == true else { return false }
+            state?.receiving = true
+            return true
+        }
+    }
 
-    /// The supervisor's refused calls so far (after each one it answered, or failed to take).
+    /// The supervisor's whole table of refused calls, after it answered one (or failed to take
+    /// it): it covers every call taken so far, those before tracking began included.
     func published(_ calls: [DeniedOperation], omitted: Int) {
         live.withLock {
             $0?.calls = calls
             $0?.omitted = omitted
             $0?.receiving = false
+            let taken = $0?.taken ?? 0
+            $0?.publishedTaken = taken
         }
     }
 
@@ -243,7 +260,7 @@ public final class SandboxControl: Sendable {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if poll(&pfd, 1, 0) != 0 { return nil }
         }
-        guard let state = live.withLock({ $0 }), !state.endOnly, !state.receiving else { return nil }
+        guard let state = live.withLock({ $0 }), !state.endOnly, !state.receiving, state.publishedTaken == state.taken else { return nil }
         // Without the cgroup's cpu time the end's record has a fallback (init's rusage): wait for it.
         let usage = cgroup.usage()
         guard let user = usage.cpuUserMicros, let system = usage.cpuSystemMicros else { return nil }

@@ -186,8 +186,7 @@ struct Supervisor: ~Copyable {
         guard let fd = listener?.raw else { return }
         // Taking, answering and publishing as one step for `recordSoFar`: before the call is
         // answered its caller waits in it, after it the refusal is published.
-        let tracking = control?.tracksRefusals == true
-        if tracking { control?.receiving() }
+        let tracking = control?.receiving() ?? false
         defer { if tracking { control?.published(deniedCalls, omitted: deniedOmitted) } }
         var request = seccomp_notif()
         if cl_seccomp_notif_recv(fd, &request) != 0 {

@@ -332,6 +332,21 @@ import Glibc
         #expect(stats.syncFailures == 0 && stats.failedCommits == 0)
     }
 
+    /// Four threads writing without a pause, so that the writer thread always finds writes
+    /// queued: the sync still comes about every 50 ms (a due sync rides on the next commit).
+    @Test func queuedNonDurableWritesDoNotPutTheSyncOff() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let end = MonotonicClock.now + 0.5
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            while MonotonicClock.now < end { _ = try? store.createTask(newTask(), durable: false) }
+        }
+        let stats = store.writerStatistics
+        #expect(stats.syncs + stats.durableCommits >= 5, "\(stats.syncs) syncs and \(stats.durableCommits) synced commits in 0.5 s: \(stats)")
+        #expect(stats.failedCommits == 0 && stats.syncFailures == 0)
+    }
+
     /// Closing with a non-durable commit not yet synced syncs it first.
     @Test func closeSyncsWhatIsNotYetOnDisk() throws {
         let dir = TempDirectory()
