@@ -831,6 +831,15 @@ final class TaskManager: @unchecked Sendable {
         afterAnswer?()
     }
 
+    /// A refused (or, under `seccomp.action = "log"`, logged) call as its event records it;
+    /// a refused one is counted in the metrics.
+    private func refusal(_ d: DeniedOperation, logged: Bool) -> [(String, JSON)] {
+        let call: [(String, JSON)] = [("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))), ("count", .int(Int64(d.count)))]
+        if logged { return call }
+        metrics.denial(kind: "syscall", count: d.count)
+        return [("kind", .string("syscall"))] + call + [("errno", .int(Int64(d.errno)))]
+    }
+
     /// The refused (or, under `seccomp.action = "log"`, logged) calls in `final` beyond those in
     /// `early`: by syscall number, the count over the early one.
     static func refusalsBeyond(_ early: [DeniedOperation], _ final: [DeniedOperation]) -> [DeniedOperation] {
@@ -927,14 +936,8 @@ final class TaskManager: @unchecked Sendable {
                 guard !missed.isEmpty else { return }
                 log.error("warm task: its sandbox's final record has refusals its answer did not", metadata: ["task": "\(task.id)", "calls": "\(missed.map(\.1.syscall))"])
                 for (kind, d) in missed {
-                    // As record() writes them, marked.
-                    var members: [(String, JSON)] = [("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))), ("count", .int(Int64(d.count)))]
-                    if kind == "denied" {
-                        members = [("kind", .string("syscall"))] + members + [("errno", .int(Int64(d.errno)))]
-                        metrics.denial(kind: "syscall", count: d.count)
-                    }
                     let event = NewEvent(kind: kind, taskID: task.id, uid: task.owner.uid, time: UTCTime.epochSeconds(),
-                                         detail: JSON.object(members + [("afterAnswer", .bool(true))]).text)
+                                         detail: JSON.object(refusal(d, logged: kind == "logged") + [("afterAnswer", .bool(true))]).text)
                     quotas.addRecords(task.owner.uid, Int64(event.detail.utf8.count + AuditStore.eventOverhead))
                     do { try store.record(event) } catch {
                         log.error("audit store: cannot record a refusal found after a warm task's answer", metadata: ["task": "\(task.id)", "error": "\(error)"])
@@ -1140,14 +1143,8 @@ final class TaskManager: @unchecked Sendable {
             if let by { detail.append(("by", .int(Int64(by.uid)))) }
             event("session-closed", .object(detail))
         }
-        for d in result.denied {
-            event("denied", .object([("kind", .string("syscall")), ("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))),
-                                     ("count", .int(Int64(d.count))), ("errno", .int(Int64(d.errno)))]))
-            metrics.denial(kind: "syscall", count: d.count)
-        }
-        for d in result.logged {
-            event("logged", .object([("syscall", .string(d.syscall)), ("number", .int(Int64(d.number))), ("count", .int(Int64(d.count)))]))
-        }
+        for d in result.denied { event("denied", .object(refusal(d, logged: false))) }
+        for d in result.logged { event("logged", .object(refusal(d, logged: true))) }
         for e in (result.egress ?? []).prefix(256) {
             var detail: [(String, JSON)] = [("kind", .string(e.kind.rawValue)), ("verdict", .string(e.verdict.rawValue)), ("reason", .string(e.reason))]
             if let name = e.name { detail.append(("name", .string(name))) }

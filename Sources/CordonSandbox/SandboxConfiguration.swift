@@ -124,10 +124,9 @@ public final class SandboxControl: Sendable {
         var omitted = 0
         /// The supervisor has asked the kernel for a refused call and not yet published it.
         var receiving = false
-        /// Pidfds of the processes in the sandbox when it became ready to serve (`noteResidents`).
+        /// Pidfds of the processes in the sandbox when it became ready to serve (`noteResidents`);
+        /// only once there are any does the supervisor publish its refused calls.
         var residents: [Int32] = []
-        /// Set once residents are noted: only then does the supervisor publish its refused calls.
-        var tracking = false
         /// Refused calls the supervisor took (all of them), and how many of those its last
         /// publication covered: the same number when `calls` is the whole table.
         var taken = 0
@@ -210,10 +209,7 @@ public final class SandboxControl: Sendable {
         }
         let (old, kept): ([Int32], Bool) = live.withLock { state in
             guard state != nil else { return (fds, false) }  // ended meanwhile
-            defer {
-                state?.residents = fds
-                state?.tracking = true
-            }
+            defer { state?.residents = fds }
             return (state?.residents ?? [], true)
         }
         for fd in old { Glibc.close(fd) }
@@ -225,7 +221,7 @@ public final class SandboxControl: Sendable {
     func receiving() -> Bool {
         live.withLock { state in
             state?.taken += 1
-            guard state?.tracking == true else { return false }
+            guard state?.residents.isEmpty == false else { return false }
             state?.receiving = true
             return true
         }
