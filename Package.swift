@@ -66,7 +66,7 @@ let package = Package(
         // LAYER 1 · pure, no I/O
         // The one JSON codec: strict parsing with caps, key offsets, compact and indented writing (pure).
         .target(name: "CordonJSON"),
-        .target(name: "CordonPolicy", dependencies: ["CordonJSON"]),
+        .target(name: "CordonPolicy", dependencies: ["CordonJSON", "CordonScan"]),
         // HTTP/1.x requests read strictly and under caps: the head (the egress proxy's and the
         // endpoint engine's), Content-Length and chunked bodies, pipelining (pure).
         .target(name: "CordonHTTP", dependencies: ["CordonPolicy"]),

@@ -93,27 +93,8 @@ public struct ModelCatalog: Sendable, Equatable {
         }
     }
 
-    /// A provider's base URL, split (http or https; an IPv6 host without brackets).
-    public struct BaseURL: Sendable, Equatable, CustomStringConvertible {
-        public var scheme: String
-        public var host: String
-        public var port: Int
-        /// "/v1", or "" (never ends in "/").
-        public var path: String
-
-        public init(scheme: String, host: String, port: Int, path: String) {
-            self.scheme = scheme
-            self.host = host
-            self.port = port
-            self.path = path
-        }
-
-        public var description: String {
-            let h = host.contains(":") ? "[\(host)]" : host
-            let defaultPort = (scheme == "https" && port == 443) || (scheme == "http" && port == 80)
-            return "\(scheme)://\(h)\(defaultPort ? "" : ":\(port)")\(path)"
-        }
-    }
+    /// A provider's base URL (http or https; an IPv6 host without brackets).
+    public typealias BaseURL = ServiceURL
 
     /// A model clients may name, or the selector choose.
     public struct Model: Sendable, Equatable {

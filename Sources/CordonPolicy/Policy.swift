@@ -20,6 +20,7 @@ public struct Policy: Sendable, Equatable {
     public var access = Access()
     public var workspace = Workspace()
     public var daemon = Daemon()
+    public var install = Install()
 
     public init(name: String, source: String) {
         self.name = name
@@ -207,6 +208,62 @@ public struct Policy: Sendable, Equatable {
         /// execve, each for one task (0: none; inherited, a child's value replaces it).
         public var warm = 0
         public init() {}
+    }
+
+    /// The install gate (`cordon install`, docs/install.md): where packages come from and what
+    /// refuses them before anything is installed. It shapes no sandbox of this policy's own;
+    /// it governs the sets installed under it. Inherited key by key: a child's value replaces a
+    /// scalar, and lists append (so a child can widen `allow` or loosen a threshold, which
+    /// `cordon policy diff` shows).
+    public struct Install: Sendable, Equatable {
+        /// The package index's simple API (PEP 691 JSON, PEP 503 HTML).
+        public var index = ServiceURL(scheme: "https", host: "pypi.org", port: 443, path: "/simple")
+        /// Further hosts ("host:port") the index serves files from, besides its own
+        /// (pypi.org's files are on files.pythonhosted.org:443, added for it by `hosts`).
+        public var indexHosts: [String] = []
+        /// Files uploaded less than this long ago are refused (0: no age is required).
+        public var minReleaseAgeSeconds: Double = 0
+        /// Every requested file must come with a hash (a lock's, or `--hash`).
+        public var requireHashes = false
+        /// The least severe known vulnerability that refuses a package (PyPA advisories).
+        public var denyVulnerabilitySeverity = ImageGate.high
+        /// The least severe scanner finding (the heuristics) that refuses a package.
+        public var denyFindingSeverity = ImageGate.high
+        /// PEP 503-normalized names that may be installed; empty: any name.
+        public var allow: [String] = []
+        /// PEP 503-normalized names that are never installed (deny wins over allow).
+        public var deny: [String] = []
+        /// A name one edit from a popular one: refused, whatever its finding's severity, or warned.
+        public var typosquats = TyposquatRule.refuse
+        /// A release with no wheel: built in the no-network build sandbox, or refused.
+        public var sdists = SdistRule.build
+        /// PEP 503-normalized names ("*": every package) that must carry a verified PEP 740
+        /// attestation.
+        public var requireProvenance: [String] = []
+        /// A yanked file (PEP 592): refused, or installed when the request pins it exactly.
+        public var yanked = YankedRule.refuse
+        public init() {}
+
+        /// The hosts ("host:port") the resolver and the downloader may reach: the index's, and
+        /// for pypi.org the files host, and `indexHosts`.
+        public var hosts: [String] {
+            var out = ["\(index.host.contains(":") ? "[\(index.host)]" : index.host):\(index.port)"]
+            if index.host == "pypi.org" && index.port == 443 { out.append("files.pythonhosted.org:443") }
+            for host in indexHosts where !out.contains(host) { out.append(host) }
+            return out
+        }
+
+        /// Whether `name` (PEP 503-normalized) must have a verified attestation.
+        public func requiresProvenance(_ name: String) -> Bool {
+            requireProvenance.contains("*") || requireProvenance.contains(name)
+        }
+    }
+
+    public enum TyposquatRule: String, Sendable, Equatable, CaseIterable { case refuse, warn }
+    public enum SdistRule: String, Sendable, Equatable, CaseIterable { case build, refuse }
+    public enum YankedRule: String, Sendable, Equatable, CaseIterable {
+        case refuse
+        case allowPinned = "allow-pinned"
     }
 
     /// Where a daemon task's caller may bind a directory of their own as the sandbox's

@@ -100,6 +100,7 @@ public struct PolicyDiff: Sendable, Equatable {
         for user in x.access.users where !theirUsers.contains(user) { add("access.users", "usable by user \(user)") }
         for group in x.access.groups where !theirGroups.contains(group) { add("access.groups", "usable by group \(group)") }
         for place in x.workspace.allow where !y.workspace.allows(place) { add("workspace.allow", "takes a caller's workspace under \(place)") }
+        installGate(x.install, than: y.install, add)
         if xp.letsUnlistedThrough && !yp.letsUnlistedThrough {
             add("seccomp.profile", "\(x.seccomp.profile) lets unlisted syscalls through (other: \(y.seccomp.profile) refuses them)")
         }
@@ -112,6 +113,45 @@ public struct PolicyDiff: Sendable, Equatable {
                 : "allows \(name) (with argument conditions)")
         }
         return out
+    }
+
+    /// What `x`'s install gate lets through that `y`'s refuses: another index or file host, a
+    /// younger release, a file without a hash, a looser severity, a name `y` does not allow or
+    /// does deny, a typosquat, an sdist build, a package without provenance, a yanked file.
+    static func installGate(_ x: Policy.Install, than y: Policy.Install, _ add: (String, String) -> Void) {
+        if x.index != y.index { add("install.index", "installs from \(x.index) (other: \(y.index))") }
+        let theirHosts = Set(y.hosts)
+        for host in x.hosts where !theirHosts.contains(host) && host != x.hosts.first { add("install.index_hosts", "downloads files from \(host)") }
+        if x.minReleaseAgeSeconds < y.minReleaseAgeSeconds {
+            add("install.min_release_age", x.minReleaseAgeSeconds == 0 ? "installs releases of any age (other: \(seconds(y.minReleaseAgeSeconds)) old at least)"
+                : "installs releases \(seconds(x.minReleaseAgeSeconds)) old (other: \(seconds(y.minReleaseAgeSeconds)))")
+        }
+        if !x.requireHashes && y.requireHashes { add("install.require_hashes", "installs files the request gives no hash for (other: every file needs one)") }
+        let gates = Policy.ImageGate.allCases
+        for (key, mine, theirs, what) in [("deny_vulnerability_severity", x.denyVulnerabilitySeverity, y.denyVulnerabilitySeverity, "known vulnerabilities"),
+                                          ("deny_finding_severity", x.denyFindingSeverity, y.denyFindingSeverity, "scanner findings")]
+        where gates.firstIndex(of: mine)! > gates.firstIndex(of: theirs)! {
+            add("install.\(key)", mine == .never ? "installs packages whatever their \(what) (other: refused at \(theirs.rawValue))"
+                : "refuses \(what) only at \(mine.rawValue) (other: \(theirs.rawValue))")
+        }
+        if x.allow.isEmpty && !y.allow.isEmpty {
+            add("install.allow", "installs any package name (other: only \(y.allow.count) listed)")
+        } else if !y.allow.isEmpty {
+            let theirs = Set(y.allow)
+            for name in x.allow where !theirs.contains(name) { add("install.allow", "installs \(name)") }
+        }
+        let mine = Set(x.deny)
+        for name in y.deny where !mine.contains(name) { add("install.deny", "does not deny \(name)") }
+        if x.typosquats == .warn && y.typosquats == .refuse { add("install.typosquats", "installs a likely typosquat with a warning (other: refused)") }
+        if x.sdists == .build && y.sdists == .refuse { add("install.sdists", "builds releases that have no wheel, in the build sandbox (other: refused)") }
+        if y.requireProvenance.contains("*") && !x.requireProvenance.contains("*") {
+            add("install.require_provenance", "installs packages without a verified attestation (other: every package needs one)")
+        } else {
+            for name in y.requireProvenance where name != "*" && !x.requiresProvenance(name) {
+                add("install.require_provenance", "installs \(name) without a verified attestation")
+            }
+        }
+        if x.yanked == .allowPinned && y.yanked == .refuse { add("install.yanked", "installs a yanked file the request pins exactly (other: refused)") }
     }
 
     static func size(_ bytes: UInt64) -> String { Units.formatSize(bytes) }

@@ -121,12 +121,41 @@ public struct PolicyExplanation: Sendable, Equatable {
         if !policy.access.groups.isEmpty { addList("access", "groups", policy.access.groups.map { ($0, quote($0)) }) }
         if !policy.workspace.allow.isEmpty { addList("workspace", "allow", policy.workspace.allow.map { ($0, quote($0)) }) }
         if policy.daemon.warm > 0 { add("daemon", "warm", "\(policy.daemon.warm)") }
+        // The gate is explained whole once any key of it is set: whoever reads the explanation of
+        // a policy used for installs sees every rule in force, and a parent's edit of any of
+        // them changes the explanation (and so the content hash of every policy extending it).
+        let install = policy.install
+        if install != Policy.Install() {
+            /// Names are kept PEP 503-normalized; a file may spell them otherwise, so an entry
+            /// not found as written is credited to the file that last set the list.
+            func names(_ key: String, _ items: [String]) {
+                if items.isEmpty { add("install", key, "[]"); return }
+                for item in items {
+                    var hit = itemOrigin("install", key, item)
+                    if hit.0 == "default" { hit = origin("install", key) }
+                    entries.append(Entry(key: "install.\(key)", value: quote(item), source: hit.0, line: hit.1))
+                }
+            }
+            add("install", "index", quote(install.index.description))
+            addList("install", "index_hosts", install.indexHosts.map { ($0, quote($0)) })
+            add("install", "min_release_age", quote(Units.formatDuration(install.minReleaseAgeSeconds)))
+            add("install", "require_hashes", "\(install.requireHashes)")
+            add("install", "deny_vulnerability_severity", quote(install.denyVulnerabilitySeverity.rawValue))
+            add("install", "deny_finding_severity", quote(install.denyFindingSeverity.rawValue))
+            names("allow", install.allow)
+            names("deny", install.deny)
+            add("install", "typosquats", quote(install.typosquats.rawValue))
+            add("install", "sdists", quote(install.sdists.rawValue))
+            names("require_provenance", install.requireProvenance)
+            add("install", "yanked", quote(install.yanked.rawValue))
+        }
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)
     }
 
     /// The effective policy as a TOML file, each value commented with where it came from.
     public func toml() -> String {
-        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep", "allow", "users", "groups"]
+        let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep", "allow", "users", "groups",
+                                   "index_hosts", "deny", "require_provenance"]
         var out = "# effective policy \(quote(policy))" + (extends.isEmpty ? "" : ", extends \(extends.map(quote).joined(separator: ", "))") + "\n"
         var table = ""
         var index = 0

@@ -1,3 +1,5 @@
+import CordonScan
+
 /// One problem found in a policy file: where (file, key path, line) and what.
 public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public var file: String
@@ -40,6 +42,8 @@ public enum PolicyParser {
         "access": ["users", "groups"],
         "workspace": ["allow"],
         "daemon": ["warm"],
+        "install": ["index", "index_hosts", "min_release_age", "require_hashes", "deny_vulnerability_severity", "deny_finding_severity",
+                    "allow", "deny", "typosquats", "sdists", "require_provenance", "yanked"],
     ]
 
     /// Finds a policy or profile named in `extends`: (name, the extending file's source) →
@@ -305,6 +309,7 @@ public struct ConfigReader {
                 }
             case "daemon":
                 if let warm = integer(table, "daemon", "warm", range: PolicyRange.warm) { policy.daemon.warm = Int(warm) }
+            case "install": readInstall(table, &policy.install)
             case "workspace":
                 guard let paths = stringArray(table, "workspace", "allow") else { break }
                 for (i, path) in paths.enumerated() {
@@ -412,6 +417,75 @@ public struct ConfigReader {
         if let text = string(t, "filesystem", "image_fail_on") {
             if let gate = Policy.ImageGate(rawValue: text) { fs.imageFailOn = gate }
             else { error("filesystem.image_fail_on", line(t, "image_fail_on"), "unknown severity \"\(text)\" (expected: \(Policy.ImageGate.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        }
+    }
+
+    mutating func readInstall(_ t: TOMLTable, _ install: inout Policy.Install) {
+        if let text = string(t, "install", "index") {
+            switch ServiceURL.parse(text) {
+            case .success(let url) where url.host.contains(":"):
+                error("install.index", line(t, "index"), "\"\(ConfigReader.printable(text))\" is an IPv6 address: \(EgressRule.ipv6Refusal)")
+            case .success(let url): install.index = url
+            case .failure(let why): error("install.index", line(t, "index"), "\"\(ConfigReader.printable(text))\": \(why.message) (e.g. \"https://pypi.org/simple\")")
+            }
+        }
+        if let hosts = stringArray(t, "install", "index_hosts") {
+            for (i, host) in hosts.enumerated() {
+                switch EgressRule.parse(host) {
+                case .failure(let e): error("install.index_hosts[\(i)]", line(t, "index_hosts"), e.reason)
+                case .success(let rule) where rule.isBroad:
+                    error("install.index_hosts[\(i)]", line(t, "index_hosts"), "\"\(ConfigReader.printable(host))\" is more than one host or port: name the host files come from and its port (\"files.example.com:443\")")
+                case .success:
+                    if !install.indexHosts.contains(host) { install.indexHosts.append(host) }
+                }
+            }
+        }
+        if let v = t["min_release_age"] {
+            let seconds: Double?
+            switch v.kind {
+            case .integer(let n): seconds = Double(n)
+            case .float(let f): seconds = f
+            case .string(let s): seconds = Units.parseDuration(s)
+            default: seconds = nil
+            }
+            if let seconds, PolicyRange.releaseAge.contains(seconds) { install.minReleaseAgeSeconds = PolicyRange.quantize(seconds: seconds) }
+            else if seconds == nil { error("install.min_release_age", v.location.line, "expected a duration like \"7d\", \"36h\" or 0 (no age required), found \(describe(v))") }
+            else { error("install.min_release_age", v.location.line, "\(describe(v)) is out of range 0...365d") }
+        }
+        if let v = t["require_hashes"] {
+            if case .boolean(let b) = v.kind { install.requireHashes = b }
+            else { error("install.require_hashes", v.location.line, "expected true or false, found \(describe(v))") }
+        }
+        for (key, keyPath) in [("deny_vulnerability_severity", \Policy.Install.denyVulnerabilitySeverity), ("deny_finding_severity", \Policy.Install.denyFindingSeverity)] {
+            guard let text = string(t, "install", key) else { continue }
+            if let gate = Policy.ImageGate(rawValue: text) { install[keyPath: keyPath] = gate }
+            else { error("install.\(key)", line(t, key), "unknown severity \"\(ConfigReader.printable(text))\" (expected: \(Policy.ImageGate.allCases.map(\.rawValue).joined(separator: ", ")))") }
+        }
+        for (key, keyPath) in [("allow", \Policy.Install.allow), ("deny", \Policy.Install.deny), ("require_provenance", \Policy.Install.requireProvenance)] {
+            guard let names = stringArray(t, "install", key) else { continue }
+            for (i, name) in names.enumerated() {
+                if key == "require_provenance" && name == "*" {
+                    if !install[keyPath: keyPath].contains("*") { install[keyPath: keyPath].append("*") }
+                } else if isValidPyPIName(name) {
+                    let normalized = normalizePyPIName(name)
+                    if !install[keyPath: keyPath].contains(normalized) { install[keyPath: keyPath].append(normalized) }
+                } else {
+                    error("install.\(key)[\(i)]", line(t, key), "\"\(ConfigReader.printable(name))\" is not a package name (letters, digits, '.', '_' and '-', starting and ending with a letter or digit)"
+                          + (key == "require_provenance" ? "; \"*\" means every package" : ""))
+                }
+            }
+        }
+        if let text = string(t, "install", "typosquats") {
+            if let rule = Policy.TyposquatRule(rawValue: text) { install.typosquats = rule }
+            else { error("install.typosquats", line(t, "typosquats"), "unknown rule \"\(ConfigReader.printable(text))\" (expected: refuse, warn)") }
+        }
+        if let text = string(t, "install", "sdists") {
+            if let rule = Policy.SdistRule(rawValue: text) { install.sdists = rule }
+            else { error("install.sdists", line(t, "sdists"), "unknown rule \"\(ConfigReader.printable(text))\" (expected: build, refuse)") }
+        }
+        if let text = string(t, "install", "yanked") {
+            if let rule = Policy.YankedRule(rawValue: text) { install.yanked = rule }
+            else { error("install.yanked", line(t, "yanked"), "unknown rule \"\(ConfigReader.printable(text))\" (expected: refuse, allow-pinned)") }
         }
     }
 

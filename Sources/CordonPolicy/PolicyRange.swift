@@ -28,6 +28,8 @@ public enum PolicyRange {
     public static let warm: ClosedRange<Int64> = 0 ... 64
     /// `limits.open_files`: stdin, stdout and stderr, up to the default `fs.nr_open`.
     public static let openFiles: ClosedRange<Int64> = 3 ... 1_048_576
+    /// `install.min_release_age`, in seconds: none (0) up to 365 days.
+    public static let releaseAge: ClosedRange<Double> = 0 ... 31_536_000
     /// `process.user` and `process.group`: the ids the user namespace maps.
     public static let id: ClosedRange<Int64> = 0 ... 65535
     /// A tmpfs `mode` (octal string): permission bits with setuid, setgid and sticky.

@@ -28,8 +28,20 @@ public enum PolicySchema {
         .object([("type", .string("number")), ("not", .object([("type", .string("integer"))])),
                  ("minimum", .double(PolicyRange.duration.lowerBound)), ("maximum", .int(Int64(PolicyRange.duration.upperBound)))]),
         .object([("type", .string("string")),
-                 ("pattern", .string(#"^[ \t]*([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)[ \t]*(ms|us|s|m|h)?[ \t]*$"#))]),
+                 ("pattern", .string(#"^[ \t]*([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)[ \t]*(ms|us|s|m|h|d)?[ \t]*$"#))]),
     ]))])
+    /// `install.min_release_age`: like `duration`, but 0 (no age required) is a value.
+    static let age: JSON = .object([("oneOf", .array([
+        .object([("type", .string("integer")), ("minimum", .int(0)), ("maximum", .int(Int64(PolicyRange.releaseAge.upperBound)))]),
+        .object([("type", .string("number")), ("not", .object([("type", .string("integer"))])),
+                 ("minimum", .int(0)), ("maximum", .int(Int64(PolicyRange.releaseAge.upperBound)))]),
+        .object([("type", .string("string")), ("pattern", .string(#"^[ \t]*[0-9]+(\.[0-9]+)?[ \t]*(ms|us|s|m|h|d)?[ \t]*$"#))]),
+    ]))])
+    /// A Python project name as PEP 508 spells one.
+    static let packageName = #"([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])"#
+    /// One host and one port: a name or an IPv4 address (the parser refuses more).
+    static let hostPort: JSON = .object([("type", .string("string")), ("pattern", .string(
+        #"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"#))])
     static func integer(_ range: ClosedRange<Int64>) -> JSON {
         .object([("type", .string("integer")), ("minimum", .int(Int64(range.lowerBound))), ("maximum", .int(Int64(range.upperBound)))])
     }
@@ -98,6 +110,20 @@ public enum PolicySchema {
             "access": ["users": strings(principal), "groups": strings(principal)],
             "workspace": ["allow": strings(path)],
             "daemon": ["warm": integer(PolicyRange.warm)],
+            "install": [
+                "index": .object([("type", .string("string")), ("pattern", .string(#"^https?://[!-~]+$"#)), ("not", .object([("pattern", .string(#"[?#@\\]"#))]))]),
+                "index_hosts": strings(hostPort),
+                "min_release_age": age,
+                "require_hashes": .object([("type", .string("boolean"))]),
+                "deny_vulnerability_severity": enumeration(Policy.ImageGate.allCases.map(\.rawValue)),
+                "deny_finding_severity": enumeration(Policy.ImageGate.allCases.map(\.rawValue)),
+                "allow": strings(.object([("type", .string("string")), ("pattern", .string("^\(packageName)$"))])),
+                "deny": strings(.object([("type", .string("string")), ("pattern", .string("^\(packageName)$"))])),
+                "typosquats": enumeration(Policy.TyposquatRule.allCases.map(\.rawValue)),
+                "sdists": enumeration(Policy.SdistRule.allCases.map(\.rawValue)),
+                "require_provenance": strings(.object([("type", .string("string")), ("pattern", .string("^(\\*|\(packageName))$"))])),
+                "yanked": enumeration(Policy.YankedRule.allCases.map(\.rawValue)),
+            ],
             "capabilities": ["keep": strings(capability)],
             "network": [
                 "mode": enumeration(Policy.NetworkMode.allCases.map(\.rawValue)),

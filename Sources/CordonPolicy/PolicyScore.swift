@@ -99,6 +99,8 @@ public struct PolicyScore: Sendable, Equatable {
             add("workspace.allow", "a caller's directory under \(place) may be bound writable as the workspace\(sensitive ? " (it may be a home directory or a system one)" : "")",
                 sensitive ? W.writableSensitivePath : W.writableHostPath)
         }
+        // `[install]` carries no weight: it shapes no sandbox of this policy's own (it gates what
+        // is installed for others to use), so a looser gate is for `policy diff` to show.
         for bind in policy.filesystem.readOnly where exposesHostState(bind.source) {
             add("filesystem.read_only", "host path \(bind.source) is readable (credentials or host state)", W.readableSensitivePath)
         }

@@ -1,5 +1,5 @@
 /// Human units used in policies: sizes ("512M", "64k", "1.5G", or a number of bytes) and
-/// durations ("30s", "500ms", "2m", "1h", or a number of seconds).
+/// durations ("30s", "500ms", "2m", "1h", "7d", or a number of seconds).
 public enum Units {
     public static func parseSize(_ text: String) -> UInt64? {
         sizeValue(text).flatMap { UInt64(exactly: $0.rounded()) }
@@ -35,12 +35,14 @@ public enum Units {
         return "\(bytes)"
     }
 
-    /// A duration `parseDuration` reads back, to the microsecond: "30s", "1500ms", "10us".
+    /// A duration `parseDuration` reads back, to the microsecond: "7d" (whole days), "30s",
+    /// "1500ms", "10us".
     /// Total: a value no unit spells (not finite, or beyond 2^63 microseconds) prints in Swift's
     /// notation ("inf", "1e+300s"), for a message; the parser never produces one.
     public static func formatDuration(_ seconds: Double) -> String {
         guard seconds.isFinite else { return "\(seconds)" }
         guard let micros = Int64(exactly: (seconds * 1e6).rounded()) else { return "\(seconds)s" }
+        if micros != 0 && micros % 86_400_000_000 == 0 { return "\(micros / 86_400_000_000)d" }
         if micros % 1_000_000 == 0 { return "\(micros / 1_000_000)s" }
         if micros % 1000 == 0 { return "\(micros / 1000)ms" }
         return "\(micros)us"
@@ -50,7 +52,7 @@ public enum Units {
     public static func parseDuration(_ text: String) -> Double? {
         let t = text.trimmingWhitespace()
         // (multiplier, divisor): dividing keeps "10us" exactly 10 / 1e6.
-        let suffixes: [(String, Double, Double)] = [("ms", 1, 1e3), ("us", 1, 1e6), ("s", 1, 1), ("m", 60, 1), ("h", 3600, 1)]
+        let suffixes: [(String, Double, Double)] = [("ms", 1, 1e3), ("us", 1, 1e6), ("s", 1, 1), ("m", 60, 1), ("h", 3600, 1), ("d", 86400, 1)]
         for (suffix, multiplier, divisor) in suffixes where t.hasSuffix(suffix) {
             guard let n = decimal(t.dropLast(suffix.count).trimmingWhitespace()) else { return nil }
             let seconds = n * multiplier / divisor

@@ -99,7 +99,7 @@ public struct SpawnPlanCache: Sendable {
         let binary = FileSystem.identity("/proc/self/exe").map { i in
             "\(i.device):\(i.inode):\(i.size):\(i.modified.seconds).\(i.modified.nanoseconds):\(i.changed.seconds).\(i.changed.nanoseconds)"
         } ?? "unknown"
-        return "cordon-plan 5\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
+        return "cordon-plan 6\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
     }()
 
     // MARK: lookup and store
@@ -410,6 +410,12 @@ extension ByteWriter {
         strings(p.access.users); strings(p.access.groups)
         strings(p.workspace.allow)
         u64(UInt64(p.daemon.warm))
+        let i = p.install
+        string(i.index.scheme); string(i.index.host); u64(UInt64(i.index.port)); string(i.index.path)
+        strings(i.indexHosts); double(i.minReleaseAgeSeconds); bool(i.requireHashes)
+        string(i.denyVulnerabilitySeverity.rawValue); string(i.denyFindingSeverity.rawValue)
+        strings(i.allow); strings(i.deny); string(i.typosquats.rawValue); string(i.sdists.rawValue)
+        strings(i.requireProvenance); string(i.yanked.rawValue)
     }
 }
 
@@ -489,6 +495,25 @@ extension ByteReader {
         p.access.groups = groups
         p.workspace.allow = workspaces
         p.daemon.warm = warm
+        guard let scheme = string(), let host = string(), let port = u64().flatMap({ Int(exactly: $0) }), let path = string(),
+              let indexHosts = strings(), let age = double(), let requireHashes = bool(),
+              let vulnerabilities = string().flatMap(Policy.ImageGate.init(rawValue:)), let findings = string().flatMap(Policy.ImageGate.init(rawValue:)),
+              let allowNames = strings(), let denyNames = strings(), let typosquats = string().flatMap(Policy.TyposquatRule.init(rawValue:)),
+              let sdists = string().flatMap(Policy.SdistRule.init(rawValue:)), let provenance = strings(),
+              let yanked = string().flatMap(Policy.YankedRule.init(rawValue:))
+        else { return nil }
+        p.install.index = ServiceURL(scheme: scheme, host: host, port: port, path: path)
+        p.install.indexHosts = indexHosts
+        p.install.minReleaseAgeSeconds = age
+        p.install.requireHashes = requireHashes
+        p.install.denyVulnerabilitySeverity = vulnerabilities
+        p.install.denyFindingSeverity = findings
+        p.install.allow = allowNames
+        p.install.deny = denyNames
+        p.install.typosquats = typosquats
+        p.install.sdists = sdists
+        p.install.requireProvenance = provenance
+        p.install.yanked = yanked
         return p
     }
 }

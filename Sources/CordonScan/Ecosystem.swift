@@ -39,6 +39,15 @@ public func normalizePyPIName(_ name: String) -> String {
     return String(decoding: out, as: UTF8.self).lowercased()
 }
 
+/// Whether `name` is a Python project name as PEP 508 spells one: ASCII letters, digits, '.',
+/// '_' and '-', beginning and ending with a letter or digit (at most 256 bytes here).
+public func isValidPyPIName(_ name: String) -> Bool {
+    let bytes = Array(name.utf8)
+    func alnum(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) }
+    guard let first = bytes.first, let last = bytes.last, bytes.count <= 256, alnum(first), alnum(last) else { return false }
+    return bytes.allSatisfy { alnum($0) || $0 == 46 || $0 == 95 || $0 == 45 }
+}
+
 /// Compares two versions with the ordering rules of `ecosystem`
 /// (PyPI: PEP 440, npm: SemVer 2.0.0, Debian: dpkg, Alpine: apk).
 /// Returns nil when either side does not parse.

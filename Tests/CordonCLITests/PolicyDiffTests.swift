@@ -77,6 +77,58 @@ struct PolicyDiffTests {
         #expect(narrower.onlyA.map(\.detail) == ["takes a caller's workspace under /srv/projects"])
     }
 
+    /// A looser install gate is a widening on the side that has it, key by key; a stricter one
+    /// shows on the other side; an unchanged gate shows nothing.
+    @Test func aLooserInstallGateIsAWidening() throws {
+        let (a, s) = try defaults()
+        var strict = a, loose = a
+        strict.install.minReleaseAgeSeconds = 7 * 86400
+        strict.install.requireHashes = true
+        strict.install.allow = ["requests", "flask"]
+        strict.install.deny = ["pycrypto"]
+        strict.install.requireProvenance = ["requests"]
+        strict.install.sdists = .refuse
+        loose.install.index = ServiceURL(scheme: "http", host: "mirror.test", port: 8000, path: "/simple")
+        loose.install.indexHosts = ["files.mirror.test:8443"]
+        loose.install.minReleaseAgeSeconds = 86400
+        loose.install.denyVulnerabilitySeverity = .critical
+        loose.install.denyFindingSeverity = .never
+        loose.install.allow = ["requests", "flask", "rich"]
+        loose.install.typosquats = .warn
+        loose.install.yanked = .allowPinned
+        let diff = PolicyDiff.diff(strict, s, loose, s)
+        let widened = diff.onlyB.map { "\($0.key): \($0.detail)" }
+        #expect(widened == [
+            "install.index: installs from http://mirror.test:8000/simple (other: https://pypi.org/simple)",
+            "install.index_hosts: downloads files from files.mirror.test:8443",
+            "install.min_release_age: installs releases 1d old (other: 7d)",
+            "install.require_hashes: installs files the request gives no hash for (other: every file needs one)",
+            "install.deny_vulnerability_severity: refuses known vulnerabilities only at critical (other: high)",
+            "install.deny_finding_severity: installs packages whatever their scanner findings (other: refused at high)",
+            "install.allow: installs rich",
+            "install.deny: does not deny pycrypto",
+            "install.typosquats: installs a likely typosquat with a warning (other: refused)",
+            "install.sdists: builds releases that have no wheel, in the build sandbox (other: refused)",
+            "install.require_provenance: installs requests without a verified attestation",
+            "install.yanked: installs a yanked file the request pins exactly (other: refused)",
+        ], "\(widened)")
+        // The strict side differs only in its index (and pypi.org's file host).
+        #expect(diff.onlyA.map { "\($0.key): \($0.detail)" } == [
+            "install.index: installs from https://pypi.org/simple (other: http://mirror.test:8000/simple)",
+            "install.index_hosts: downloads files from files.pythonhosted.org:443",
+        ], "\(diff.onlyA)")
+        var any = a
+        any.install.minReleaseAgeSeconds = 0
+        #expect(PolicyDiff.diff(strict, s, any, s).onlyB.contains { $0.detail == "installs releases of any age (other: 7d old at least)" })
+        var open = strict
+        open.install.allow = []
+        #expect(PolicyDiff.diff(strict, s, open, s).onlyB.map(\.detail) == ["installs any package name (other: only 2 listed)"])
+        var everyone = a
+        everyone.install.requireProvenance = ["*"]
+        #expect(PolicyDiff.diff(everyone, s, a, s).onlyB.map(\.detail) == ["installs packages without a verified attestation (other: every package needs one)"])
+        #expect(PolicyDiff.diff(strict, s, strict, s).onlyB.isEmpty)
+    }
+
     @Test func readOnlyToWritableIsAWidening() throws {
         let (a, s) = try defaults()
         var b = a

@@ -87,6 +87,30 @@ final class PolicyExplainTests {
         #expect(try store.loadPolicy(path).contentHash != before)
     }
 
+    /// The install gate is part of the explanation, so a parent's `[install]` edit changes the
+    /// hash of every policy extending it (the hash of such a policy is its explanation's); and
+    /// the explained gate parses back to the same gate.
+    @Test func aParentsInstallGateIsInTheChildsHash() throws {
+        _ = try write("gate.toml", "[policy]\nextends = [\"default\"]\n[install]\nmin_release_age = \"7d\"\nallow = [\"Requests\"]\n")
+        let path = try write("gated.toml", "[policy]\nname = \"gated\"\nextends = [\"gate.toml\"]\n[install]\ndeny = [\"pycrypto\"]\n")
+        let (policy, layers) = try store.loadPolicyLayers(path)
+        #expect(policy.install.minReleaseAgeSeconds == 604_800 && policy.install.allow == ["requests"] && policy.install.deny == ["pycrypto"])
+        let explanation = PolicyExplanation.explain(policy, layers: layers)
+        let gate = explanation.entries.filter { $0.key.hasPrefix("install.") }
+        #expect(gate.count == 12, "\(gate)")
+        #expect(gate.first { $0.key == "install.allow" }?.source.hasSuffix("gate.toml") == true, "credited to the file that listed it, spelled otherwise")
+        #expect(gate.first { $0.key == "install.deny" }?.source == path)
+        #expect(gate.first { $0.key == "install.min_release_age" }?.value == "\"7d\"")
+        let reparsed = try PolicyParser.parse(text: explanation.toml(), source: "explained", defaultName: "x")
+        #expect(reparsed.install == policy.install, "\(explanation.toml())")
+        let before = policy.contentHash
+        _ = try write("gate.toml", "[policy]\nextends = [\"default\"]\n[install]\nmin_release_age = \"1d\"\nallow = [\"Requests\"]\n")
+        #expect(try store.loadPolicy(path).contentHash != before)
+        // A policy without a gate of its own explains none.
+        let (plain, plainLayers) = try store.loadPolicyLayers("default")
+        #expect(!PolicyExplanation.explain(plain, layers: plainLayers).entries.contains { $0.key.hasPrefix("install.") })
+    }
+
     /// Issue 14: a parent with a duration no unit can print passed `check`, then trapped when
     /// the child's hash (its explanation) was computed; now it is refused, naming the parent.
     @Test func aParentOutOfRangeIsRefusedByName() throws {

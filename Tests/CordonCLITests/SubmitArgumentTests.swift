@@ -57,3 +57,16 @@ struct SubmitArgumentTests {
         #expect(o.workspaceRequest == nil)
     }
 }
+
+/// `cordon audit --since` takes what its help says: 30m, 1h, 7d (days were refused before
+/// durations had them).
+struct AuditArgumentTests {
+    @Test(arguments: ["30m", "1h", "7d", "1.5d", "90"])
+    func sinceTakesTheUnitsItsHelpNames(_ value: String) throws {
+        _ = try AuditCommand.parse(["--since", value])
+    }
+
+    @Test func aBadSinceIsRefusedNamingTheFlag() {
+        #expect(throws: (any Error).self) { try AuditCommand.parse(["--since", "a week"]) }
+    }
+}

@@ -54,7 +54,7 @@ import Testing
     }
 
     /// Hosts that are loopback / unspecified in inet_aton's or the kernel's reading but pass
-    /// parseBaseURL as *names*; and a model_file of "/" (the whole root, bound into the server).
+    /// ServiceURL.parse as *names*; and a model_file of "/" (the whole root, bound into the server).
     @Test(arguments: ["http://0.0.0.0:6379/v1", "http://[::]:6379/v1", "http://127.1:6379/v1", "http://2130706433:6379/v1",
                       "http://0x7f000001:6379/v1", "http://0177.0.0.1:6379/v1", "http://10.0.0.1.:8000/v1", "http://a..b:80/v1",
                       "http://[::ffff:127.0.0.1]:6379/v1", "http://[1]:80/v1"])

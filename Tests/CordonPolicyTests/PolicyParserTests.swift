@@ -122,6 +122,76 @@ struct PolicyParserTests {
         #expect(errors("[workspace]\nallow = \"/home\"\n").first?.contains("workspace.allow") == true)
     }
 
+    /// `[install]`: the gate's defaults, every key read, names PEP 503-normalized and kept once,
+    /// the index's hosts derived; every bad value named by key (and index), with the fix.
+    @Test func installGate() throws {
+        let d = try parse("").install
+        #expect(d.index.description == "https://pypi.org/simple" && d.hosts == ["pypi.org:443", "files.pythonhosted.org:443"])
+        #expect(d.minReleaseAgeSeconds == 0 && !d.requireHashes && d.denyVulnerabilitySeverity == .high && d.denyFindingSeverity == .high)
+        #expect(d.allow.isEmpty && d.deny.isEmpty && d.typosquats == .refuse && d.sdists == .build && d.requireProvenance.isEmpty && d.yanked == .refuse)
+        let p = try parse("""
+            [install]
+            index = "http://index.test:8000/simple/"
+            index_hosts = ["files.index.test:8443", "198.51.100.20:80", "files.index.test:8443"]
+            min_release_age = "7d"
+            require_hashes = true
+            deny_vulnerability_severity = "medium"
+            deny_finding_severity = "never"
+            allow = ["Requests", "zope.interface", "typing_extensions"]
+            deny = ["PyCrypto", "pycrypto"]
+            typosquats = "warn"
+            sdists = "refuse"
+            require_provenance = ["Sigstore", "*"]
+            yanked = "allow-pinned"
+            """).install
+        #expect(p.index == ServiceURL(scheme: "http", host: "index.test", port: 8000, path: "/simple"))
+        #expect(p.hosts == ["index.test:8000", "files.index.test:8443", "198.51.100.20:80"])
+        #expect(p.minReleaseAgeSeconds == 7 * 86400 && p.requireHashes)
+        #expect(p.denyVulnerabilitySeverity == .medium && p.denyFindingSeverity == .never)
+        #expect(p.allow == ["requests", "zope-interface", "typing-extensions"] && p.deny == ["pycrypto"])
+        #expect(p.typosquats == .warn && p.sdists == .refuse && p.yanked == .allowPinned)
+        #expect(p.requireProvenance == ["sigstore", "*"] && p.requiresProvenance("anything"))
+        #expect(try parse("[install]\nrequire_provenance = [\"Sigstore\"]").install.requiresProvenance("sigstore"))
+        #expect(try !parse("[install]\nrequire_provenance = [\"Sigstore\"]").install.requiresProvenance("requests"))
+        for (age, seconds) in [("0", 0.0), ("\"0\"", 0), ("\"36h\"", 129_600), ("86400", 86400), ("\"1.5d\"", 129_600), ("\"365d\"", 31_536_000)] {
+            #expect(try parse("[install]\nmin_release_age = \(age)").install.minReleaseAgeSeconds == seconds, "\(age)")
+        }
+
+        let bad = errors("""
+            [install]
+            index = "ftp://pypi.org/simple"
+            index_hosts = ["*.pythonhosted.org:443", "files.example.com", "files.example.com:1-2"]
+            min_release_age = "a week"
+            require_hashes = "yes"
+            deny_vulnerability_severity = "severe"
+            deny_finding_severity = 3
+            allow = ["-requests", "re quests", ""]
+            deny = ["requests!"]
+            typosquats = "allow"
+            sdists = "compile"
+            require_provenance = ["**"]
+            yanked = "allow"
+            """)
+        for (key, says) in [("install.index", "expected http:// or https://"), ("install.index_hosts[0]", "more than one host or port"),
+                            ("install.index_hosts[1]", "expected HOST:PORT"), ("install.index_hosts[2]", "more than one host or port"),
+                            ("install.min_release_age", "expected a duration like \"7d\""), ("install.require_hashes", "expected true or false"),
+                            ("install.deny_vulnerability_severity", "unknown severity \"severe\" (expected: low, medium, high, critical, never)"),
+                            ("install.deny_finding_severity", "expected a string"),
+                            ("install.allow[0]", "is not a package name"), ("install.allow[1]", "is not a package name"), ("install.allow[2]", "is not a package name"),
+                            ("install.deny[0]", "\"requests!\" is not a package name"), ("install.typosquats", "(expected: refuse, warn)"),
+                            ("install.sdists", "(expected: build, refuse)"), ("install.require_provenance[0]", "\"*\" means every package"),
+                            ("install.yanked", "(expected: refuse, allow-pinned)")] {
+            #expect(bad.contains { $0.contains("\(key):") && $0.contains(says) }, "\(key): \(says) not in \(bad)")
+        }
+        #expect(bad.count == 16, "\(bad)")
+        #expect(errors("[install]\nmin_release_age = \"400d\"").first?.contains("out of range 0...365d") == true)
+        #expect(errors("[install]\nmin_release_age = -1").first?.contains("out of range 0...365d") == true)
+        #expect(errors("[install]\nindex = \"https://user:pw@pypi.org/simple\"").first?.contains("no user, query") == true)
+        #expect(errors("[install]\nindex = \"https://[2001:db8::1]/simple\"").first?.contains("IPv6 egress is refused") == true)
+        #expect(errors("[install]\nmin_release_age = \"7d\"\nrequire_hash = true").first?.contains("did you mean 'require_hashes'") == true)
+        #expect(errors("[instal]\nindex = \"https://pypi.org/simple\"").first?.contains("did you mean 'install'") == true)
+    }
+
     @Test func allErrorsAreListed() {
         let found = errors("[limits]\npid = 1\nmemory = \"x\"\n[network]\nmode = \"open\"")
         #expect(found.count == 3, "\(found)")

@@ -117,7 +117,9 @@ struct UnitFormattingTests {
         #expect(Units.formatDuration(1e300) == "1e+300s")
         #expect(Units.formatDuration(0.0000001) == "0s")
         #expect(Units.formatDuration(-1.5) == "-1500ms")
-        #expect(Units.formatDuration(31_536_000) == "31536000s")
+        #expect(Units.formatDuration(31_536_000) == "365d")
+        #expect(Units.formatDuration(86_400) == "1d" && Units.formatDuration(86_401) == "86401s" && Units.formatDuration(0) == "0s")
+        #expect(Units.parseDuration("7d") == 604_800 && Units.parseDuration("1.5d") == 129_600 && Units.parseDuration("d") == nil)
         #expect(Units.formatDuration(0.001) == "1ms")
         #expect(Units.formatDuration(1.000001) == "1000001us")
     }

@@ -57,6 +57,18 @@ struct SpawnPlanCacheUnitTests {
         p.access.groups = ["staff"]
         p.workspace.allow = ["/srv/projects", "/home"]
         p.daemon.warm = 3
+        p.install.index = ServiceURL(scheme: "http", host: "index.test", port: 8000, path: "/simple")
+        p.install.indexHosts = ["files.index.test:8443"]
+        p.install.minReleaseAgeSeconds = 604_800
+        p.install.requireHashes = true
+        p.install.denyVulnerabilitySeverity = .medium
+        p.install.denyFindingSeverity = .never
+        p.install.allow = ["requests", "flask"]
+        p.install.deny = ["pycrypto"]
+        p.install.typosquats = .warn
+        p.install.sdists = .refuse
+        p.install.requireProvenance = ["*"]
+        p.install.yanked = .allowPinned
         return p
     }
 
@@ -91,7 +103,7 @@ struct SpawnPlanCacheUnitTests {
     @Test func theCodecKnowsEveryField() {
         func count(_ value: Any) -> Int { Mirror(reflecting: value).children.count }
         let p = Self.everyField
-        #expect(count(p) == 15 && count(p.workspace) == 1 && count(p.daemon) == 1)
+        #expect(count(p) == 16 && count(p.workspace) == 1 && count(p.daemon) == 1 && count(p.install) == 12 && count(p.install.index) == 4)
         #expect(count(p.filesystem) == 8 && count(p.filesystem.image!) == 2 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
         #expect(count(p.process) == 6 && count(p.process.env[0]) == 2)
         #expect(count(p.limits) == 8)
