@@ -36,6 +36,7 @@ let package = Package(
         .library(name: "CordonRPC", targets: ["CordonRPC"]),
         .library(name: "CordonArchive", targets: ["CordonArchive"]),
         .library(name: "CordonScan", targets: ["CordonScan"]),
+        .library(name: "CordonPackaging", targets: ["CordonPackaging"]),
         .library(name: "CordonVulnDB", targets: ["CordonVulnDB"]),
         .library(name: "CordonHTTP", targets: ["CordonHTTP"]),
         .library(name: "CordonEgress", targets: ["CordonEgress"]),
@@ -99,7 +100,10 @@ let package = Package(
         // the randomness are injected).
         .target(name: "CordonResilience"),
         // Malicious-code heuristics over a package's files (pure).
-        .target(name: "CordonHeuristics", dependencies: ["CordonJSON"]),
+        .target(name: "CordonHeuristics", dependencies: ["CordonJSON", "CordonScan"]),
+        // Python packaging for the install gate: PEP 691 index pages read under caps, wheel and
+        // sdist file names, pinned requirement lines with hashes, and the gate's decision (pure).
+        .target(name: "CordonPackaging", dependencies: ["CordonJSON", "CordonPolicy", "CordonScan"]),
 
         // LAYER 2 · pure domain
         // MCP both ways (2025-11-25 and 2026-07-28): messages, bounded parsing, the client and
@@ -215,6 +219,7 @@ let package = Package(
         .testTarget(name: "CordonRPCTests", dependencies: ["CordonRPC", "CordonSystem"]),
         .testTarget(name: "CordonMCPTests", dependencies: ["CordonMCP", "CordonJSON"], exclude: ["validate_mcp.py"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
+        .testTarget(name: "CordonPackagingTests", dependencies: ["CordonPackaging", "CordonPolicy", "CordonJSON"]),
         .testTarget(name: "CordonResilienceTests", dependencies: ["CordonResilience"]),
         .testTarget(name: "CordonModelsTests", dependencies: ["CordonModels", "CordonPolicy", "CordonJSON", "CordonResilience"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),

@@ -31,6 +31,7 @@ let package = Package(
         fuzzTarget("HTTP", ["CordonHTTP", "CordonPolicy"]),
         fuzzTarget("HTTPRequest", ["CordonHTTP"]),
         fuzzTarget("Models", ["CordonModels", "CordonJSON"]),
+        fuzzTarget("Packaging", ["CordonPackaging", "CordonScan", "CordonJSON"]),
     ]
 )
 

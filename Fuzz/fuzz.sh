@@ -24,9 +24,9 @@ OSV_DATA=${OSV_DATA:-$root/../shared/data/pypa-advisory-database/vulns}
 [ -d "$OSV_DATA" ] || OSV_DATA=/work/shared/data/pypa-advisory-database/vulns
 
 # target, product, -max_len (past each parser's own limit where it has one), dictionary.
-targets="policy json schema rpc archive osv dns clienthello http httprequest models"
+targets="policy json schema rpc archive osv dns clienthello http httprequest models packaging"
 product() { case $1 in policy) echo FuzzPolicy;; json) echo FuzzJSON;; schema) echo FuzzSchema;; rpc) echo FuzzRPC;; archive) echo FuzzArchive;; osv) echo FuzzOSV;;
-                       dns) echo FuzzDNS;; clienthello) echo FuzzClientHello;; http) echo FuzzHTTP;; httprequest) echo FuzzHTTPRequest;; models) echo FuzzModels;;
+                       dns) echo FuzzDNS;; clienthello) echo FuzzClientHello;; http) echo FuzzHTTP;; httprequest) echo FuzzHTTPRequest;; models) echo FuzzModels;; packaging) echo FuzzPackaging;;
                        *) echo "unknown target $1 (one of: $targets)" >&2; exit 2;; esac; }
 maxlen() { case $1 in policy|osv|json|schema) echo 8192;; rpc) echo 4096;; archive) echo 32768;; dns) echo 600;; *) echo 17408;; esac; }
 dict() { [ -f "$root/Fuzz/dicts/$1.dict" ] && echo "-dict=$root/Fuzz/dicts/$1.dict" || true; }

@@ -257,3 +257,28 @@ events = [("message_start", {"type": "message_start", "message": {"id": "m", "ty
           ("message_stop", {"type": "message_stop"})]
 put("models", "stream-anthropic", b"\x03" + b"".join(f"event: {e}\r\ndata: {json.dumps(d)}\r\n\r\n".encode() for e, d in events))
 put("models", "catalogue", b"\x04" + open(os.path.join(repo, "packaging/models.toml"), "rb").read())
+
+# packaging: the first byte picks the reader (0 a PEP 691 project page, 1 a requirements file,
+# 2 a distribution file name); the rest is its input.
+sha = "ab" * 32
+page = {"meta": {"api-version": "1.1"}, "name": "Requests", "versions": ["2.31.0"], "files": [
+    {"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://files.example/r.whl", "hashes": {"sha256": sha},
+     "requires-python": ">=3.7", "yanked": False, "upload-time": "2023-05-22T15:12:44.175373Z", "size": 62574,
+     "core-metadata": {"sha256": sha}, "provenance": "https://pypi.example/integrity/requests/2.31.0/r.whl/provenance"},
+    {"filename": "requests-2.31.0.tar.gz", "url": "../../f/requests-2.31.0.tar.gz", "hashes": {"sha256": sha, "md5": "00" * 16},
+     "yanked": "broken build", "dist-info-metadata": True, "upload-time": "2023-05-22T15:12:42Z"}]}
+put("packaging", "page", b"\x00" + json.dumps(page).encode())
+put("packaging", "page-empty", b"\x00" + json.dumps({"meta": {"api-version": "1.0"}, "name": "x", "files": []}).encode())
+put("packaging", "requirements", b"\x01" + f"""# hashes as pip-compile writes them
+requests[socks]==2.31.0 \\
+    --hash=sha256:{sha} \\
+    --hash=sha256:{"cd" * 32}
+urllib3>=1.21.1,<3 ; python_version >= "3.8"  # comment
+zope.interface===6.1\r
+Flask
+""".encode())
+put("packaging", "requirements-refused", b"\x01-i https://example/simple\nrequests @ https://example/r.whl\n")
+for i, name in enumerate(["typing_extensions-4.8.0-py3-none-any.whl", "charset_normalizer-3.3.2-1b-cp311-cp311-manylinux_2_17_x86_64.whl",
+                          "zope.interface-6.1.tar.gz", "python-dateutil-2.8.2.zip"]):
+    put("packaging", f"name{i}", b"\x02" + name.encode())
+

@@ -1,22 +1,8 @@
-enum Typosquat {
-    /// PEP 503: lowercase, runs of -, _ and . collapse to a single -.
-    static func normalizePyPI(_ name: String) -> String {
-        var out = ""
-        var lastSep = false
-        for c in name.lowercased() {
-            if c == "-" || c == "_" || c == "." {
-                if !lastSep { out.append("-") }
-                lastSep = true
-            } else {
-                out.append(c)
-                lastSep = false
-            }
-        }
-        return out
-    }
+import CordonScan
 
+enum Typosquat {
     static func normalize(_ name: String, _ eco: PackageEcosystem) -> String {
-        eco == .pypi ? normalizePyPI(name) : name.lowercased()
+        eco == .pypi ? normalizePyPIName(name) : name.lowercased()
     }
 
     /// Confusable folding: 0→o, 1→l, rn→m, l→i, separators removed.
@@ -102,7 +88,7 @@ enum Typosquat {
 }
 
 extension PopularNames {
-    static let pypiList: [String] = pypi.map { Typosquat.normalizePyPI($0) }
+    static let pypiList: [String] = pypi.map { normalizePyPIName($0) }
     static let pypiNormalized: Set<String> = Set(pypiList)
     static let npmList: [String] = npm.map { $0.lowercased() }
     static let npmNormalized: Set<String> = Set(npmList)

@@ -57,7 +57,7 @@ import Testing
         #expect(Typosquat.withinOneEdit(Array("abcd"), Array("xabcd")))
         #expect(!Typosquat.withinOneEdit(Array("abcd"), Array("badc")))
         #expect(!Typosquat.withinOneEdit(Array("abcd"), Array("ab")))
-        #expect(Typosquat.normalizePyPI("Foo__Bar.-baz") == "foo-bar-baz")
+        #expect(Typosquat.normalize("Foo__Bar.-baz", .pypi) == "foo-bar-baz")
     }
 
     @Test func popularListsAreSizeable() {
