@@ -146,7 +146,7 @@ let package = Package(
         // JSON-RPC over it, the pool that starts, checks, restarts and stops instances.
         .target(name: "CordonServices", dependencies: ["CordonSandbox", "CordonSystem", "CordonRPC", "CordonJSON", "CordonResilience", "CordonMCP"]),
         // `cordon scan`: inventory, advisories, heuristics, and the report formats.
-        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonSystem", "CordonJSON"]),
+        .target(name: "CordonScanner", dependencies: ["CordonArchive", "CordonScan", "CordonVulnDB", "CordonHeuristics", "CordonPackaging", "CordonSystem", "CordonJSON"]),
         // cordond's OpenAI-compatible endpoint, the HTTP/1.1 side: an event loop that accepts
         // (Unix: SO_PEERCRED; TCP: TCP_NODELAY), reads requests under caps and deadlines, and
         // writes responses that handlers produce on other threads, whole or streamed.

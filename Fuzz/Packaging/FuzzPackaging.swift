@@ -40,7 +40,7 @@ import FuzzSupport
             if let t = f.uploadTime {
                 require(Timestamp.parse(Timestamp.format(t)) == t.rounded(.down), "upload time \(t) does not read back")
             }
-            guard case .success(let again) = DistributionFile.parse(f.filename) else { fatalError("\(f.filename) kept but does not parse") }
+            guard case .success(let again) = DistributionFile.parse(f.filename, project: p.normalizedName) else { fatalError("\(f.filename) kept but does not parse") }
             require(again == f.kind, "\(f.filename) reads differently")
         }
         let other = normalizePyPIName(claimed) == "other-project" ? "another-project" : "other-project"

@@ -77,6 +77,22 @@ public final class ArchiveReader {
         try self.init(name: path, limits: limits, depth: depth, size: size) { archive_read_open_filename($0, path, 65536) }
     }
 
+    /// Reads the archive open at `descriptor` (a regular file, from its current offset; the
+    /// caller keeps the descriptor and closes it after the reader is gone). `name` is what
+    /// messages call it. The compression-ratio check uses the file's size from `fstat`: an
+    /// archive handed over as a descriptor (a sandboxed worker's stdin) is held to the same
+    /// limits as one named by path.
+    public convenience init(descriptor: Int32, name: String, limits: ArchiveLimits = ArchiveLimits(), depth: Int = 1) throws(ArchiveError) {
+        guard depth <= limits.nestingDepth else {
+            throw .limit(name: "nesting depth", limit: Int64(limits.nestingDepth), archive: name)
+        }
+        var st = stat()
+        guard fstat(descriptor, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw .malformed(message: "not a regular file (an archive is read from a file, not a pipe or socket)", archive: name)
+        }
+        try self.init(name: name, limits: limits, depth: depth, size: Int64(st.st_size)) { archive_read_open_fd($0, descriptor, 65536) }
+    }
+
     /// Opens an archive held in memory (a member of another archive), one level deeper.
     public func nested(name: String, bytes: [UInt8]) throws(ArchiveError) -> ArchiveReader {
         try ArchiveReader.inMemory(name: "\(self.name)!\(name)", bytes: bytes, limits: limits, depth: depth + 1)

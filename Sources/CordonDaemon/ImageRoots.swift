@@ -187,65 +187,34 @@ final class ImageRoots: Sendable {
         let started = MonotonicClock.now
         do { try FileSystem.makeDirectories(directory, mode: 0o700) } catch { throw Problem("the image store \(directory): \(error)") }
         // A fresh name each time: one a failed removal left behind never blocks the next.
-        let work = "\(directory)/.prepare-\(key)-\(UInt64(MonotonicClock.now * 1e6))", stdoutPath = "\(work).stdout", stderrPath = "\(work).stderr"
-        for leftover in [work, stdoutPath, stderrPath] { remove(leftover) }
-        defer { for leftover in [work, stdoutPath, stderrPath] { remove(leftover) } }
+        let work = "\(directory)/.prepare-\(key)-\(UInt64(MonotonicClock.now * 1e6))"
+        remove(work)
+        defer { remove(work) }
         guard mkdir(work, 0o755) == 0, chmod(work, 0o755) == 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
         log.info("preparing an image", metadata: ["image": "\(image)", "key": "\(key)"])
 
-        var overrides = PolicyOverrides()
         var argv = ["/cordon/cordon-scan", "unpack", "--into", "/out", "--report", "/out/report.json"]
-        let plan: SpawnPlan
-        do {
-            overrides.binds = [try PolicyOverrides.bind("\(program):/cordon/cordon-scan", writable: false),
-                               try PolicyOverrides.bind("\(image.path):/image", writable: false),
-                               try PolicyOverrides.bind("\(work):/out", writable: true)]
-            if FileSystem.kind(database) == .file {
-                overrides.binds.append(try PolicyOverrides.bind("\(database):/cordon/vulns.db", writable: false))
-                argv += ["--db", "/cordon/vulns.db"]
-            } else {
-                argv += ["--db", "/cordon/none.db"]
-            }
-            // The built-in default, not the config directory's: the worker's confinement (no
-            // network, no capabilities, no writable host path but its own) is Cordon's to fix.
-            let builtIn = PolicyStore(configDir: nil)
-            let base = try builtIn.loadPolicy("default")
-            guard base.network.mode == .none, base.capabilities.keep.isEmpty, base.filesystem.readWrite.isEmpty, base.filesystem.image == nil else {
-                throw Problem("the built-in default policy is not what the unpacker's sandbox needs")
-            }
-            var policy = try overrides.apply(to: base)
-            // cordond's own worker, not a caller's request: its limits are set, not tightened.
-            policy.limits.memoryBytes = Self.memoryBytes
-            policy.limits.wallTimeSeconds = Self.wallSeconds
-            policy.limits.cpuTimeSeconds = Self.wallSeconds
-            // Its seccomp profile too: the built-in one, not a config directory's file of its name.
-            plan = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
-        } catch {
-            throw Problem("the sandbox that unpacks it: \(error)")
+        var binds = [WorkerSandbox.Bind(program, at: "/cordon/cordon-scan"), WorkerSandbox.Bind(image.path, at: "/image"),
+                     WorkerSandbox.Bind(work, at: "/out", writable: true)]
+        if FileSystem.kind(database) == .file {
+            binds.append(WorkerSandbox.Bind(database, at: "/cordon/vulns.db"))
+            argv += ["--db", "/cordon/vulns.db"]
+        } else {
+            argv += ["--db", "/cordon/none.db"]
         }
         if let ref = image.ref { argv += ["--ref", ref] }
         argv.append("/image")
-
-        let out = open(stdoutPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        let err = open(stderrPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { for fd in [out, err, null] where fd >= 0 { close(fd) } }
-        guard out >= 0, err >= 0, null >= 0 else { throw Problem("the worker's output files: \(SystemError.text(errno))") }
-        var io = SandboxIO()
-        io.stdin = null
-        io.stdout = out
-        io.stderr = err
-        io.relaySignals = false
-        var env = environment
-        env.writeOwnership = .sourceOwner
-        let result = Sandbox.run(plan: plan, argv: argv, environment: env, io: io, wallTime: Self.wallSeconds)
-        let said = String(decoding: ((try? FileSystem.read(stderrPath, limit: 1 << 20)) ?? []).suffix(2000), as: UTF8.self)
-            .split(separator: "\n").last(where: { !$0.isEmpty }).map(String.init) ?? ""
-        guard result.exitCode == 0 else {
-            let how = result.reason == .exited ? "exit status \(result.exitCode ?? -1)" : result.setupFailure.map { "\($0)" } ?? result.reason.rawValue
-            throw Problem("unpacking and scanning it failed (\(how))\(said.isEmpty ? "" : ": \(said)")")
+        let outcome: WorkerSandbox.Outcome
+        do {
+            outcome = try WorkerSandbox.run(argv: argv, binds: binds, limits: WorkerSandbox.Limits(memoryBytes: Self.memoryBytes, wallSeconds: Self.wallSeconds),
+                                            scratch: directory, environment: environment, seccompCache: seccompCache)
+        } catch {
+            throw Problem("the sandbox that unpacks it: \(error)")
         }
-        guard let bytes = try? FileSystem.read(stdoutPath, limit: 1 << 20), let summary = try? JSON.parse(bytes) else {
+        guard outcome.succeeded else {
+            throw Problem("unpacking and scanning it failed (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(outcome.lastError)")")
+        }
+        guard let bytes = outcome.stdout, let summary = try? JSON.parse(bytes) else {
             throw Problem("the unpacker's summary is not JSON")
         }
         // The image is what it was when the key was taken (a change meanwhile, by root, would

@@ -38,6 +38,11 @@ public enum Heuristics {
                       summary: "ELF/PE/Mach-O binary inside a pure wheel or an npm package"),
     ]
 
+    /// The popular package `name` imitates (the `typosquat` rule's match), if any.
+    public static func typosquatOf(_ name: String, ecosystem: PackageEcosystem) -> String? {
+        Typosquat.imitated(name, ecosystem)?.popular
+    }
+
     public static func scan(_ package: PackageUnderScan) -> [Finding] {
         var findings: [Finding] = []
         var textFiles: [TextFile] = []

@@ -62,28 +62,27 @@ enum Typosquat {
         return package.files.first?.path ?? ""
     }
 
-    static func check(_ package: PackageUnderScan) -> [Finding] {
-        let popular = package.ecosystem == .pypi ? PopularNames.pypiNormalized : PopularNames.npmNormalized
-        let name = normalize(package.name, package.ecosystem)
-        guard !name.isEmpty, !popular.contains(name) else { return [] }
+    /// The popular name `name` imitates, and how ("one edit away from", "a confusable spelling
+    /// of"); nil for a name that imitates none, or is itself popular.
+    static func imitated(_ name: String, _ ecosystem: PackageEcosystem) -> (popular: String, how: String)? {
+        let popular = ecosystem == .pypi ? PopularNames.pypiNormalized : PopularNames.npmNormalized
+        let name = normalize(name, ecosystem)
+        guard !name.isEmpty, !popular.contains(name) else { return nil }
         let nameChars = Array(name)
         let folded = fold(name)
-        let list = package.ecosystem == .pypi ? PopularNames.pypiList : PopularNames.npmList
-        for p in list {
-            let how: String
+        for p in ecosystem == .pypi ? PopularNames.pypiList : PopularNames.npmList {
             // Distance-1 matches on very short names are mostly noise.
-            if p.count >= 4 && withinOneEdit(nameChars, Array(p)) {
-                how = "one edit away from"
-            } else if fold(p) == folded {
-                how = "a confusable spelling of"
-            } else {
-                continue
-            }
-            return [Finding(rule: RuleID.typosquat, severity: .medium, file: metadataFile(package), startLine: 1, endLine: 1,
-                            message: "package name `\(package.name)` is \(how) popular \(package.ecosystem.rawValue) package `\(p)`",
-                            evidence: makeEvidence(bytes(package.name)))]
+            if p.count >= 4 && withinOneEdit(nameChars, Array(p)) { return (p, "one edit away from") }
+            if fold(p) == folded { return (p, "a confusable spelling of") }
         }
-        return []
+        return nil
+    }
+
+    static func check(_ package: PackageUnderScan) -> [Finding] {
+        guard let (p, how) = imitated(package.name, package.ecosystem) else { return [] }
+        return [Finding(rule: RuleID.typosquat, severity: .medium, file: metadataFile(package), startLine: 1, endLine: 1,
+                        message: "package name `\(package.name)` is \(how) popular \(package.ecosystem.rawValue) package `\(p)`",
+                        evidence: makeEvidence(bytes(package.name)))]
     }
 }
 

@@ -54,11 +54,13 @@ public enum DistributionFile: Sendable, Equatable {
 
     /// The file `filename` names. Nothing with a '/', '\\', a NUL or a control character, or a
     /// leading '.', is a file name; nor is one over 255 bytes.
-    public static func parse(_ filename: String) -> Result<DistributionFile, NameError> {
+    /// With `project` (the project whose page lists the file), an sdist's name is split where
+    /// its left part is that project (`foo-1.0-1.tar.gz` is foo's 1.0-1, a post-release).
+    public static func parse(_ filename: String, project: String? = nil) -> Result<DistributionFile, NameError> {
         func fail(_ reason: String) -> Result<DistributionFile, NameError> { .failure(NameError(filename: filename, reason: reason)) }
         guard !filename.isEmpty, filename.utf8.count <= 255, !filename.hasPrefix("."),
-              !filename.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f }) else {
-            return fail("not a file name (empty, over 255 bytes, a leading '.', or a '/', '\\\\' or control character)")
+              !filename.utf8.contains(where: { $0 == 47 || $0 == 92 || $0 <= 0x20 || $0 >= 0x7f }) else {
+            return fail("not a file name (empty, over 255 bytes, a leading '.', or a '/', '\\\\', space, control character or non-ASCII byte)")
         }
         if filename.hasSuffix(".whl") {
             let parts = filename.dropLast(4).split(separator: "-", omittingEmptySubsequences: false).map(String.init)
@@ -86,7 +88,9 @@ public enum DistributionFile: Sendable, Equatable {
             // NAME-VERSION: the version is after the last '-' (a name may hold '-' in older
             // sdists; a PEP 440 version never does).
             let stem = filename.dropLast(suffix.utf8.count)
-            guard let dash = stem.lastIndex(of: "-") else { return fail("an sdist's name is NAME-VERSION\(suffix)") }
+            let dashes = stem.indices.filter { stem[$0] == "-" }
+            let projectDash = project.map(normalizePyPIName).flatMap { p in dashes.first { normalizePyPIName(String(stem[..<$0])) == p } }
+            guard let dash = projectDash ?? dashes.last else { return fail("an sdist's name is NAME-VERSION\(suffix)") }
             let name = String(stem[..<dash]), version = String(stem[stem.index(after: dash)...])
             guard isValidPyPIName(name) else { return fail("\"\(SimpleIndex.shown(name))\" is not a package name") }
             guard PEP440Version(version) != nil else { return fail("\"\(SimpleIndex.shown(version))\" is not a PEP 440 version") }

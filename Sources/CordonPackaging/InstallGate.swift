@@ -119,27 +119,46 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
 /// all reported, not only the first, so a record says everything that was wrong.
 public enum InstallGate {
     /// The verdicts on one file. `now` is seconds since the epoch.
-    public static func decide(_ gate: Policy.Install, _ f: PackageFacts, now: Double) -> [Verdict] {
+    public static func decide(_ gate: Policy.Install, _ facts: PackageFacts, now: Double) -> [Verdict] {
         var out: [Verdict] = []
+        // Names compared as PEP 503 has them, whatever spelling the caller passed.
+        var f = facts
+        f.name = normalizePyPIName(facts.name)
         func verdict(_ rule: Verdict.Rule, _ evidence: String, refuses: Bool = true) {
             out.append(Verdict(package: f.name, version: f.version, filename: f.filename, rule: rule, refuses: refuses, evidence: evidence))
         }
         if gate.deny.contains(f.name) { verdict(.deny, "\(f.name) is listed in install.deny") }
         if !gate.allow.isEmpty && !gate.allow.contains(f.name) { verdict(.allow, "\(f.name) is not in install.allow") }
 
-        if let index = f.indexSHA256, index != f.sha256 {
-            verdict(.hash, "the bytes hash to sha256:\(f.sha256), the index says sha256:\(index)")
+        if let index = f.indexSHA256 {
+            if index.lowercased() != f.sha256.lowercased() { verdict(.hash, "the bytes hash to sha256:\(f.sha256), the index says sha256:\(index)") }
+        } else {
+            verdict(.hash, "the index gives no sha256 for it, so the bytes cannot be checked against it")
         }
-        if !f.requestedSHA256.isEmpty && !f.requestedSHA256.contains(f.sha256) {
+        if !f.requestedSHA256.isEmpty && !f.requestedSHA256.contains(where: { $0.lowercased() == f.sha256.lowercased() }) {
             verdict(.hash, "the bytes hash to sha256:\(f.sha256), which is not among the request's \(f.requestedSHA256.count) hash\(f.requestedSHA256.count == 1 ? "" : "es") for it")
         }
         if gate.requireHashes && f.requestedSHA256.isEmpty {
             verdict(.requireHashes, "the request gives no hash for it (install.require_hashes = true: pin it with --hash=sha256:\(f.sha256) or a lock)")
         }
+        // What the file is: its name as the index lists it, and its own METADATA or PKG-INFO,
+        // must both say it is what was resolved.
+        switch DistributionFile.parse(f.filename, project: f.name) {
+        case .failure(let e): verdict(.identity, "its file name does not parse: \(e.reason)")
+        case .success(let named):
+            if named.normalizedName != f.name || !sameVersion(named.version, f.version) {
+                verdict(.identity, "its file name says it is \(named.normalizedName) \(named.version), not \(f.name) \(f.version)")
+            }
+            if named.isSdist != (f.kind == .sdist) {
+                verdict(.identity, "its file name says it is \(named.isSdist ? "an sdist" : "a wheel"), not \(f.kind == .sdist ? "an sdist" : "a wheel")")
+            }
+        }
         if let name = f.metadataName, normalizePyPIName(name) != f.name {
             verdict(.identity, "its METADATA says it is \(name) \(f.metadataVersion ?? "?"), not \(f.name)")
         } else if let version = f.metadataVersion, !sameVersion(version, f.version) {
             verdict(.identity, "its METADATA says version \(version), not \(f.version)")
+        } else if f.metadataName == nil || f.metadataVersion == nil {
+            verdict(.identity, "no name and version were read from its METADATA or PKG-INFO")
         }
         if let reason = f.yanked {
             let why = reason.isEmpty ? "yanked (no reason given)" : "yanked: \"\(SimpleIndex.shown(reason))\""
@@ -171,14 +190,14 @@ public enum InstallGate {
             case .notChecked: verdict(.provenance, "its provenance was not checked")
             }
         }
-        for advisory in f.advisories where gate.denyVulnerabilitySeverity.refuses(advisory.severity) {
-            verdict(.vulnerability, "\(advisory.id) (\(advisory.severity))\(advisory.fixed.map { ", fixed in \($0)" } ?? ", no fixed version")")
+        for advisory in f.advisories where gate.denyVulnerabilitySeverity.refuses(graded(advisory.severity)) {
+            verdict(.vulnerability, "\(advisory.id) (\(graded(advisory.severity)))\(advisory.fixed.map { ", fixed in \($0)" } ?? ", no fixed version")")
         }
         if let popular = f.typosquatOf {
             verdict(.typosquats, "\(f.name) is one edit from the popular \(popular)", refuses: gate.typosquats == .refuse)
         }
-        for finding in f.findings where gate.denyFindingSeverity.refuses(finding.severity) {
-            verdict(.finding, "\(finding.rule) (\(finding.severity))\(finding.file.map { " in \(SimpleIndex.shown($0))" } ?? ""): \(SimpleIndex.shown(finding.message))")
+        for finding in f.findings where gate.denyFindingSeverity.refuses(graded(finding.severity)) {
+            verdict(.finding, "\(finding.rule) (\(graded(finding.severity)))\(finding.file.map { " in \(SimpleIndex.shown($0))" } ?? ""): \(SimpleIndex.shown(finding.message))")
         }
         return out
     }
@@ -196,6 +215,13 @@ public enum InstallGate {
             }
         }
         return out
+    }
+
+    /// A severity as the gate counts it: low … critical, and anything else (no grade, a
+    /// spelling it does not know) as high, as the scanner counts an ungraded advisory.
+    static func graded(_ severity: String) -> String {
+        let s = severity.lowercased()
+        return ["low", "medium", "high", "critical"].contains(s) ? s : "high"
     }
 
     /// Whether two versions are the same release (PEP 440: `2.31` is `2.31.0`).

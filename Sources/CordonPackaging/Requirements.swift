@@ -37,10 +37,35 @@ public struct RequirementsError: Error, Sendable, Equatable, CustomStringConvert
 public enum RequirementsFile {
     public static let maxBytes = 1 << 20
     public static let maxRequirements = 10_000
-    static let hashAlgorithms: [String: Int] = ["sha256": 64, "sha384": 96, "sha512": 128]
+    /// Longest requirement (a command-line argument, or a file's logical line).
+    public static let maxLine = 64 << 10
+    /// The variables a PEP 508 marker may name.
+    static let markerVariables: Set<String> = ["python_version", "python_full_version", "os_name", "sys_platform", "platform_release",
+                                               "platform_system", "platform_version", "platform_machine", "platform_python_implementation",
+                                               "implementation_name", "implementation_version", "extra"]
 
     public static func parse(_ text: String, source: String) throws(RequirementsError) -> [Requirement] {
         guard text.utf8.count <= maxBytes else { throw RequirementsError(source: source, line: 0, reason: "over \(maxBytes) bytes") }
+        // Read only what every installer reads the same way: printable ASCII (pip also splits
+        // lines at U+0085 and U+2028, and decodes a file by a `coding:` comment in its first two
+        // lines), and no comment that ends in '\\' (pip does not continue a comment line; a
+        // plain reader would).
+        var lineNumber = 1
+        let bytes = Array(text.utf8)
+        for (i, c) in bytes.enumerated() {
+            if c == 10 { lineNumber += 1 }
+            else if c == 13 && (i + 1 == bytes.count || bytes[i + 1] != 10) {
+                throw RequirementsError(source: source, line: lineNumber, reason: "a carriage return not followed by a line feed: installers would start a new line there")
+            } else if c != 9 && c != 13 && (c < 0x20 || c > 0x7e) {
+                throw RequirementsError(source: source, line: lineNumber, reason: "a byte outside printable ASCII (0x\(String(c, radix: 16))): a requirements file is read only when every installer would read it the same way")
+            }
+        }
+        for (i, raw) in text.utf8.split(separator: 10, omittingEmptySubsequences: false).prefix(2).enumerated() {
+            let line = String(decoding: raw, as: UTF8.self)
+            if line.drop(while: { $0 == " " || $0 == "\t" || $0 == "\u{0C}" }).hasPrefix("#"), line.contains("coding:") || line.contains("coding=") {
+                throw RequirementsError(source: source, line: i + 1, reason: "an encoding declaration: installers would decode the file by it (write the file in ASCII, without one)")
+            }
+        }
         var out: [Requirement] = []
         var seen: [String: Int] = [:]
         // Physical lines joined where one ends in '\', numbered by the first of them.
@@ -52,6 +77,9 @@ public enum RequirementsFile {
             let line = Substring(String(decoding: raw.last == 13 ? raw.dropLast() : raw, as: UTF8.self))
             if logical.isEmpty { first = index + 1 }
             if line.hasSuffix("\\") {
+                if let hash = line.firstIndex(of: "#"), hash == line.startIndex || line[line.index(before: hash)] == " " || line[line.index(before: hash)] == "\t" {
+                    throw RequirementsError(source: source, line: index + 1, reason: "a comment that ends in '\\': installers disagree on whether it continues onto the next line")
+                }
                 logical += line.dropLast() + " "
                 if index < lines.count - 1 { continue }
             } else {
@@ -73,7 +101,8 @@ public enum RequirementsFile {
     /// comment line.
     public static func parseLine(_ text: String, source: String, line: Int) throws(RequirementsError) -> Requirement? {
         func fail(_ reason: String) -> RequirementsError { RequirementsError(source: source, line: line, reason: reason) }
-        if text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7f }) { throw fail("a control character") }
+        guard text.utf8.count <= maxLine else { throw fail("longer than \(maxLine) bytes") }
+        if text.utf8.contains(where: { ($0 < 0x20 && $0 != 9) || $0 > 0x7e }) { throw fail("a control character or a byte outside printable ASCII") }
         // A comment starts at '#' at the start or after whitespace (pip's rule).
         var body = Substring(text)
         var previous: Character = " "
@@ -85,6 +114,7 @@ public enum RequirementsFile {
         guard !words.isEmpty else { return nil }
         // --hash options, wherever they are on the line after the requirement.
         var hashes: [String] = []
+        var seenHashes = Set<String>()
         var rest: [String] = []
         var i = 0
         while i < words.count {
@@ -100,12 +130,12 @@ public enum RequirementsFile {
                     i += 1
                 }
                 let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
-                guard parts.count == 2, let length = hashAlgorithms[parts[0].lowercased()], parts[1].utf8.count == length,
+                guard parts.count == 2, parts[0].lowercased() == "sha256", parts[1].utf8.count == 64,
                       parts[1].utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) || ($0 >= 65 && $0 <= 70) }) else {
-                    throw fail("--hash \"\(SimpleIndex.shown(value))\": expected sha256:HEX (64 hex digits; sha384 and sha512 are read too)")
+                    throw fail("--hash \"\(SimpleIndex.shown(value))\": expected sha256:HEX (64 hex digits; Cordon checks sha256, so a hash it could not check is refused rather than ignored)")
                 }
-                let hash = "\(parts[0].lowercased()):\(parts[1].lowercased())"
-                if !hashes.contains(hash) { hashes.append(hash) }
+                let hash = "sha256:\(parts[1].lowercased())"
+                if seenHashes.insert(hash).inserted { hashes.append(hash) }
             } else {
                 rest.append(w)
                 i += 1
@@ -126,6 +156,7 @@ public enum RequirementsFile {
         if let semicolon = spec.firstIndex(of: ";") {
             let m = spec[spec.index(after: semicolon)...].trimmingCharacters()
             guard !m.isEmpty else { throw fail("an empty marker after ';'") }
+            if let problem = markerProblem(m) { throw fail("the marker \"\(SimpleIndex.shown(m))\": \(problem)") }
             marker = m
             spec = spec[..<semicolon]
         }
@@ -140,6 +171,11 @@ public enum RequirementsFile {
         let nameEnd = compact.firstIndex(where: { !($0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-")) }) ?? compact.endIndex
         let name = String(compact[..<nameEnd])
         guard isValidPyPIName(name) else { throw fail("\"\(SimpleIndex.shown(name))\" is not a package name") }
+        // pip reads a name ending like an archive as a file to install ("x-1.0-py3-none-any.whl").
+        let lower = name.lowercased()
+        if let suffix = [".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma", ".tar", ".egg"].first(where: { lower.hasSuffix($0) }) {
+            throw fail("\"\(SimpleIndex.shown(name))\" ends in \(suffix), which installers take for a file to install: name the package and its version")
+        }
         var after = compact[nameEnd...]
         var extras: [String] = []
         if after.hasPrefix("[") {
@@ -169,6 +205,49 @@ public enum RequirementsFile {
         }
         return Requirement(name: name, normalizedName: normalizePyPIName(name), extras: extras, specifier: specifier,
                            pinnedVersion: pinned, marker: marker, hashes: hashes, line: line)
+    }
+}
+
+extension RequirementsFile {
+    /// Why `marker` is not a PEP 508 environment marker, or nil: only its variables, quoted
+    /// strings, comparison operators, `in`, `not in`, `and`, `or` and parentheses (so that no
+    /// option, URL or second requirement hides behind the ';').
+    static func markerProblem(_ marker: String) -> String? {
+        let b = Array(marker.utf8)
+        var i = 0
+        var depth = 0
+        while i < b.count {
+            let c = b[i]
+            if c == 32 || c == 9 { i += 1; continue }
+            if c == 40 { depth += 1; i += 1; continue }
+            if c == 41 { depth -= 1; if depth < 0 { return "unbalanced ')'" }; i += 1; continue }
+            if c == 34 || c == 39 {
+                guard let end = b[(i + 1)...].firstIndex(of: c) else { return "an unclosed string" }
+                i = end + 1
+                continue
+            }
+            if let op = ["===", "==", "!=", "<=", ">=", "~=", "<", ">"].first(where: { b[i...].starts(with: $0.utf8) }) { i += op.utf8.count; continue }
+            guard (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c == 95 else { return "unexpected \"\(Character(Unicode.Scalar(c)))\"" }
+            var j = i
+            while j < b.count && ((b[j] >= 97 && b[j] <= 122) || (b[j] >= 65 && b[j] <= 90) || (b[j] >= 48 && b[j] <= 57) || b[j] == 95 || b[j] == 46) { j += 1 }
+            let word = String(decoding: b[i..<j], as: UTF8.self)
+            guard markerVariables.contains(word) || ["and", "or", "in", "not"].contains(word) else { return "\"\(word)\" is not a marker variable or keyword" }
+            i = j
+        }
+        return depth == 0 ? nil : "unbalanced '('"
+    }
+}
+
+extension Requirement {
+    /// The requirement as Cordon read it, written back in one spelling every installer reads
+    /// the same way: what a resolver is given, never the request's own text.
+    public var canonical: String {
+        var out = normalizedName
+        if !extras.isEmpty { out += "[\(extras.joined(separator: ","))]" }
+        out += specifier
+        if let marker { out += " ; \(marker)" }
+        for hash in hashes { out += " --hash=\(hash)" }
+        return out
     }
 }
 

@@ -16,6 +16,14 @@ public struct ProjectPage: Sendable, Equatable {
     /// `meta.api-version`: "1.0" and up (a major version other than 1 is refused).
     public var apiVersion: String
     public var files: [IndexFile]
+    /// Files listed that are neither a wheel nor an sdist this gate reads (eggs, installers,
+    /// other archive formats), with why: skipped, as pip skips them, and never installed.
+    public var skipped: [(filename: String, reason: String)] = []
+
+    public static func == (a: ProjectPage, b: ProjectPage) -> Bool {
+        a.name == b.name && a.normalizedName == b.normalizedName && a.apiVersion == b.apiVersion && a.files == b.files
+            && a.skipped.map(\.filename) == b.skipped.map(\.filename) && a.skipped.map(\.reason) == b.skipped.map(\.reason)
+    }
 }
 
 public struct IndexFile: Sendable, Equatable {
@@ -82,28 +90,43 @@ public enum SimpleIndex {
         }
         guard case .array(let items)? = page["files"] else { throw IndexPageError(member: "files", reason: "missing, or not an array") }
         guard items.count <= limits.maxFiles else { throw IndexPageError(member: "files", reason: "\(items.count) files, over the cap of \(limits.maxFiles)") }
-        var files: [IndexFile] = []
-        files.reserveCapacity(items.count)
+        var result = ProjectPage(name: name, normalizedName: normalized, apiVersion: apiVersion, files: [])
+        result.files.reserveCapacity(items.count)
+        var seen = Set<String>()
         for (i, item) in items.enumerated() {
-            files.append(try file(item, member: "files[\(i)]", project: normalized, limits))
+            switch try file(item, member: "files[\(i)]", project: normalized, limits) {
+            case .kept(let f):
+                guard seen.insert(f.filename).inserted else {
+                    throw IndexPageError(member: "files[\(i)].filename", reason: "\"\(shown(f.filename))\" is listed twice")
+                }
+                result.files.append(f)
+            case .skipped(let filename, let reason): result.skipped.append((filename, reason))
+            }
         }
-        return ProjectPage(name: name, normalizedName: normalized, apiVersion: apiVersion, files: files)
+        return result
     }
 
-    static func file(_ item: JSON, member: String, project: String, _ limits: Limits) throws(IndexPageError) -> IndexFile {
+    enum Listed { case kept(IndexFile), skipped(String, String) }
+
+    static func file(_ item: JSON, member: String, project: String, _ limits: Limits) throws(IndexPageError) -> Listed {
         guard case .object = item else { throw IndexPageError(member: member, reason: "expected an object, found \(item.typeName)") }
         let filename = try string(item, "filename", member: "\(member).filename", limits)
         let kind: DistributionFile
-        switch DistributionFile.parse(filename) {
+        switch DistributionFile.parse(filename, project: project) {
         case .success(let k): kind = k
-        case .failure(let why): throw IndexPageError(member: "\(member).filename", reason: why.description)
+        case .failure(let why): return .skipped(filename, why.reason)
         }
         guard kind.normalizedName == project else {
             throw IndexPageError(member: "\(member).filename", reason: "\"\(shown(filename))\" is a file of \"\(kind.normalizedName)\", not of \"\(project)\"")
         }
         let url = try string(item, "url", member: "\(member).url", limits)
-        guard !url.isEmpty, !url.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value > 0x7e }) else {
-            throw IndexPageError(member: "\(member).url", reason: "empty, or not printable ASCII without spaces")
+        guard !url.isEmpty, !url.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value > 0x7e }), !url.contains("?"), !url.contains("#") else {
+            throw IndexPageError(member: "\(member).url", reason: "empty, with a query or fragment, or not printable ASCII without spaces")
+        }
+        // Installers name a file by its URL, not by `filename`: the two must agree.
+        let last = url.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? ""
+        guard percentDecoded(last) == filename else {
+            throw IndexPageError(member: "\(member).url", reason: "its last segment \"\(shown(last))\" is not the file's name \"\(shown(filename))\"")
         }
         guard case .object(let hashMembers)? = item["hashes"] else { throw IndexPageError(member: "\(member).hashes", reason: "missing, or not an object") }
         var hashes: [String: String] = [:]
@@ -164,7 +187,32 @@ public enum SimpleIndex {
             out.provenance = s
         case let v?: throw IndexPageError(member: "\(member).provenance", reason: "expected a URL or null, found \(v.typeName == "string" ? "an empty, long or non-ASCII string" : v.typeName)")
         }
-        return out
+        return .kept(out)
+    }
+
+    /// `%XX` escapes decoded (a malformed one is kept as written, so it cannot match a name).
+    static func percentDecoded(_ text: String) -> String {
+        let b = Array(text.utf8)
+        var out: [UInt8] = []
+        var i = 0
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: return c - 48
+            case 65...70: return c - 55
+            case 97...102: return c - 87
+            default: return nil
+            }
+        }
+        while i < b.count {
+            if b[i] == 37, i + 2 < b.count, let h = hex(b[i + 1]), let l = hex(b[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func string(_ object: JSON, _ key: String, member: String, _ limits: Limits) throws(IndexPageError) -> String {

