@@ -226,7 +226,7 @@ let package = Package(
         .testTarget(name: "CordonArchiveTests", dependencies: ["CordonArchive"]),
         .testTarget(name: "CordonHeuristicsTests", dependencies: ["CordonHeuristics"]),
         .testTarget(name: "CordonScannerTests", dependencies: ["CordonScanner", "CordonVulnDB", "CordonHeuristics"],
-                    exclude: ["validate_schema.py"]),
+                    exclude: ["validate_schema.py", "make_packages.py"]),
         .testTarget(name: "CordonCLITests", dependencies: [
             "CordonCLI", "CordonConfig", "CordonSandbox", "CordonDefaults", "CordonJSON", "CordonTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -62,7 +62,7 @@ public enum WorkerSandbox {
     /// `stdin` is a descriptor to hand over (a read-only regular file passes straight through),
     /// or /dev/null.
     public static func run(argv: [String], binds: [Bind], limits: Limits, stdin: Int32? = nil, scratch: String,
-                           environment: SandboxEnvironment, seccompCache: String, stdoutLimit: Int = 1 << 20) throws(Problem) -> Outcome {
+                           environment: SandboxEnvironment, seccompCache: String?, stdoutLimit: Int = 1 << 20) throws(Problem) -> Outcome {
         let plan: SpawnPlan
         do {
             var overrides = PolicyOverrides()
