@@ -124,6 +124,9 @@ let package = Package(
         .target(name: "CordonSQLite", dependencies: ["CSQLite"]),
         // Reading untrusted archives under hard limits, without extracting (no privileged calls).
         .target(name: "CordonArchive", dependencies: ["CArchive"]),
+        // The install gate's store: verified archives by content, installed sets by their lock's
+        // hash, gc under a flock; and the check of what a worker wrote, shared with the image store.
+        .target(name: "CordonStore", dependencies: ["CordonSystem", "CordonJSON"]),
         // The wire protocol both sides share: framing, error codes, typed params, a client.
         .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
         // Configuration lookup: locations, policies and profiles by name or path, settings files.
@@ -166,7 +169,7 @@ let package = Package(
         ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
-            "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels", "CordonHTTP", "CordonHTTPServer",
+            "CordonStore", "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels", "CordonHTTP", "CordonHTTPServer",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -220,6 +223,7 @@ let package = Package(
         .testTarget(name: "CordonMCPTests", dependencies: ["CordonMCP", "CordonJSON"], exclude: ["validate_mcp.py"]),
         .testTarget(name: "CordonScanTests", dependencies: ["CordonScan"]),
         .testTarget(name: "CordonPackagingTests", dependencies: ["CordonPackaging", "CordonPolicy", "CordonJSON"]),
+        .testTarget(name: "CordonStoreTests", dependencies: ["CordonStore", "CordonSystem", "CordonJSON"]),
         .testTarget(name: "CordonResilienceTests", dependencies: ["CordonResilience"]),
         .testTarget(name: "CordonModelsTests", dependencies: ["CordonModels", "CordonPolicy", "CordonJSON", "CordonResilience"]),
         .testTarget(name: "CordonVulnDBTests", dependencies: ["CordonVulnDB", "CordonScan"]),

@@ -3,6 +3,7 @@ import CordonJSON
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
+import CordonStore
 import CordonSystem
 import Logging
 import Synchronization
@@ -250,47 +251,13 @@ final class ImageRoots: Sendable {
         return verdict
     }
 
-    /// Walks what the worker wrote, from a descriptor, following nothing: only directories,
-    /// regular files and symlinks, all root's (the worker's writable bind maps it to root), no
-    /// set-user-ID or set-group-ID bit, a `rootfs` directory at the top. The entry count.
+    /// Checks what the worker wrote (`WorkerTree`: directories, regular files and symlinks,
+    /// all root's, no set-ID bit, a `rootfs` directory at the top). The entry count.
     static func check(_ work: String) throws(Problem) -> Int {
-        let top = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard top >= 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
-        defer { close(top) }
-        var st = stat()
-        guard fstatat(top, "rootfs", &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw Problem("no rootfs directory was written")
+        do { return try WorkerTree.check(work, WorkerTree.Rules(top: "rootfs", symlinks: true, maxEntries: maxEntries)) } catch {
+            throw Problem(error.description)
         }
-        var count = 0
-        func walk(_ dir: Int32, _ path: String, depth: Int) throws(Problem) {
-            // An unpacker's paths are at most 1024 bytes (the reader's limit): deeper is not one.
-            guard depth <= maxDepth else { throw Problem("directories nested more than \(maxDepth) deep") }
-            for name in try names(dir, path) {
-                count += 1
-                guard count <= maxEntries else { throw Problem("more than \(maxEntries) entries") }
-                let shown = path.isEmpty ? name : "\(path)/\(name)"
-                var st = stat()
-                guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
-                let type = st.st_mode & S_IFMT
-                guard type == S_IFDIR || type == S_IFREG || type == S_IFLNK else { throw Problem("\(shown) is not a directory, file or symlink") }
-                guard st.st_uid == 0, st.st_gid == 0 else { throw Problem("\(shown) belongs to \(st.st_uid):\(st.st_gid), not to root") }
-                guard type == S_IFLNK || st.st_mode & UInt32(S_ISUID | S_ISGID) == 0 else {
-                    throw Problem("\(shown) has a set-user-ID or set-group-ID bit (mode \(String(st.st_mode & 0o7777, radix: 8)))")
-                }
-                if type == S_IFDIR {
-                    let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                    guard sub >= 0 else { throw Problem("\(shown): \(SystemError.text(errno))") }
-                    defer { close(sub) }
-                    try walk(sub, shown, depth: depth + 1)
-                }
-            }
-        }
-        try walk(top, "", depth: 0)
-        return count
     }
-
-    /// Directories nested in what the worker wrote, at most (its paths are at most 1024 bytes).
-    static let maxDepth = 520
 
     /// Removes `path` (in the store) and everything below it with `FileSystem.removeTree(in:name:)`
     /// (a subverted worker may nest directories past PATH_MAX or past the descriptor limit, and
@@ -303,12 +270,6 @@ final class ImageRoots: Sendable {
         defer { close(parent) }
         do { try FileSystem.removeTree(in: parent, name: Array(path[path.index(after: slash)...].utf8)) } catch {
             log.error("image store: cannot remove", metadata: ["path": "\(path)", "error": "\(error)"])
-        }
-    }
-
-    static func names(_ dir: Int32, _ path: String) throws(Problem) -> [String] {
-        do { return try FileSystem.entryNames(dir).map { String(decoding: $0, as: UTF8.self) } } catch {
-            throw Problem("\(path.isEmpty ? "." : path): \(SystemError.text(error.errno))")
         }
     }
 

@@ -1,0 +1,274 @@
+import CordonJSON
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The install gate's store (STATE/store, root's, 0700): verified archives by content, and
+/// installed sets by the hash of their lock, each read-only once kept.
+///
+///     blobs/sha256/HEX        an archive whose bytes hash to HEX (0444); written only here,
+///                             by copying and hashing at once, so what is scanned and installed
+///                             is the blob, never a file a worker could still rewrite
+///     sets/H/site/            an installed set (directories 0555, files 0444), bound read-only
+///                             into sandboxes at /cordon/site
+///     sets/H/lock.json        what it holds: name, version, filename and sha256 per file
+///     sets/H/record.json      the install's record
+///     .tmp-*                  work in progress, removed at start
+///     .stale-*                sets moved aside by gc: a sandbox may still have one mounted, so
+///                             none is emptied in place; removed at the next start
+///
+/// Changes (a set kept, gc) are made under an exclusive flock on `.lock`, so gc never races an
+/// install, whether both are in cordond or one is `cordon install` run by root.
+public final class PackageStore: @unchecked Sendable {
+    public let root: String
+    public var blobs: String { "\(root)/blobs/sha256" }
+    public var sets: String { "\(root)/sets" }
+
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Opens (making it if need be) the store at `root`: root's, not writable by others, and
+    /// no symlink at any of its own directories.
+    public init(root: String) throws(Problem) {
+        self.root = root
+        for dir in [root, "\(root)/blobs", "\(root)/blobs/sha256", "\(root)/sets"] {
+            if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
+            var st = stat()
+            guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw Problem("\(dir): not a directory (a symlink is not taken)") }
+            guard st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
+                throw Problem("\(dir): owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)); the store must be this user's and writable by no one else")
+            }
+        }
+        _ = chmod(root, 0o700)
+    }
+
+    // MARK: Locking
+
+    /// Runs `body` holding the store's exclusive lock; `wait` false: fails at once, saying so,
+    /// when another holds it.
+    public func locked<T>(wait: Bool = true, _ body: () throws(Problem) -> T) throws(Problem) -> T {
+        let fd = open("\(root)/.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Problem("\(root)/.lock: \(SystemError.text(errno))") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+            if errno == EINTR { continue }
+            if errno == EWOULDBLOCK { throw Problem("the package store \(root) is busy: another install or gc holds it") }
+            throw Problem("\(root)/.lock: \(SystemError.text(errno))")
+        }
+        return try body()
+    }
+
+    // MARK: Blobs
+
+    public struct Blob: Sendable, Equatable {
+        public var sha256: String
+        public var size: Int64
+        public var path: String
+    }
+
+    /// Copies what `fd` holds (from its start, at most `maxBytes`) into the store, hashing as it
+    /// copies, and keeps it as `blobs/sha256/HEX`, 0444. A blob of the same content already
+    /// there is checked and kept (a damaged one is replaced).
+    public func addBlob(copying fd: Int32, maxBytes: Int64) throws(Problem) -> Blob {
+        let tmp = "\(root)/blobs/.tmp-\(getpid())-\(UInt64(MonotonicClock.now * 1e9))"
+        let out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard out >= 0 else { throw Problem("\(tmp): \(SystemError.text(errno))") }
+        var kept = false
+        defer {
+            close(out)
+            if !kept { unlink(tmp) }
+        }
+        var hash = SHA256()
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(size)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Problem("reading the archive: \(SystemError.text(errno))") }
+            if n == 0 { break }
+            size += Int64(n)
+            guard size <= maxBytes else { throw Problem("the archive is over \(maxBytes) bytes") }
+            buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            var written = 0
+            while written < n {
+                let w = buffer.withUnsafeBytes { write(out, $0.baseAddress! + written, n - written) }
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else { throw Problem("\(tmp): \(SystemError.text(errno))") }
+                written += w
+            }
+        }
+        let hex = SHA256.hex(hash.finalize())
+        let path = "\(blobs)/\(hex)"
+        if let existing = try? Self.digest(path), existing.sha256 == hex { return Blob(sha256: hex, size: existing.size, path: path) }
+        guard fchmod(out, 0o444) == 0, fsync(out) == 0 else { throw Problem("\(tmp): \(SystemError.text(errno))") }
+        guard rename(tmp, path) == 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
+        kept = true
+        return Blob(sha256: hex, size: size, path: path)
+    }
+
+    /// The blob of `sha256`, when the store has it and its bytes still hash to it.
+    public func blob(_ sha256: String) -> Blob? {
+        guard Self.isDigest(sha256) else { return nil }
+        let path = "\(blobs)/\(sha256)"
+        guard let d = try? Self.digest(path), d.sha256 == sha256 else { return nil }
+        return Blob(sha256: sha256, size: d.size, path: path)
+    }
+
+    static func isDigest(_ s: String) -> Bool { s.utf8.count == 64 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) } }
+
+    /// SHA-256 and size of a regular file, not following a symlink.
+    static func digest(_ path: String) throws(Problem) -> (sha256: String, size: Int64) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw Problem("\(path): not a regular file") }
+        var hash = SHA256()
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
+            if n == 0 { break }
+            size += Int64(n)
+            buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return (SHA256.hex(hash.finalize()), size)
+    }
+
+    // MARK: Sets
+
+    public struct InstalledSet: Sendable, Equatable {
+        public var hash: String
+        public var path: String
+        /// The sha256 of every archive in it (from its lock).
+        public var blobs: [String]
+        public var lock: JSON
+        public var site: String { "\(path)/site" }
+    }
+
+    /// A fresh directory (0755) for a worker to write a set's `site` into, and for its lock.
+    public func workDirectory() throws(Problem) -> String {
+        let dir = "\(root)/.tmp-\(getpid())-\(UInt64(MonotonicClock.now * 1e9))"
+        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        return dir
+    }
+
+    /// Keeps the set a worker wrote in `work` (its `site` directory) as `sets/HASH`: checked
+    /// (regular files and directories only, all root's, no set-ID bit), sealed read-only, with
+    /// `lock` (a JSON object whose `files` each have a `sha256`) and `record` beside it. A set of
+    /// that hash already kept stays as it is and `work` is removed: a set is its lock's content.
+    public func keepSet(_ work: String, hash: String, lock: JSON, record: JSON) throws(Problem) -> InstalledSet {
+        guard Self.isDigest(hash) else { throw Problem("\"\(hash)\" is not a set's hash (64 lowercase hex digits)") }
+        let blobs = try Self.blobs(of: lock)
+        defer { remove(work) }
+        do { _ = try WorkerTree.check(work, WorkerTree.Rules(top: "site", symlinks: false)) } catch { throw Problem("the installed tree: \(error)") }
+        do { try WorkerTree.seal(work, top: "site") } catch { throw Problem("sealing the installed tree: \(error)") }
+        do {
+            try FileSystem.writeAtomically("\(work)/lock.json", Array(lock.text(JSON.Format(indent: "  ", sortedKeys: true)).utf8), mode: 0o444)
+            try FileSystem.writeAtomically("\(work)/record.json", Array(record.text(JSON.Format(indent: "  ", sortedKeys: true)).utf8), mode: 0o444)
+        } catch { throw Problem("\(work): \(error)") }
+        guard chmod(work, 0o555) == 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
+        let path = "\(sets)/\(hash)"
+        return try locked { () throws(Problem) -> InstalledSet in
+            if let existing = set(hash) { return existing }
+            // A directory without a readable lock (a damaged one) may be mounted: moved aside.
+            if FileSystem.kind(path) != .missing { try moveAside(hash) }
+            guard rename(work, path) == 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
+            return InstalledSet(hash: hash, path: path, blobs: blobs, lock: lock)
+        }
+    }
+
+    /// The set `hash`, when kept whole (its lock readable).
+    public func set(_ hash: String) -> InstalledSet? {
+        guard Self.isDigest(hash) else { return nil }
+        let path = "\(sets)/\(hash)"
+        guard FileSystem.isDirectory("\(path)/site"), let bytes = FileSystem.readTrusted("\(path)/lock.json", limit: 64 << 20),
+              let lock = try? JSON.parse(bytes), let blobs = try? Self.blobs(of: lock) else { return nil }
+        return InstalledSet(hash: hash, path: path, blobs: blobs, lock: lock)
+    }
+
+    /// Every set kept, by hash.
+    public func installedSets() -> [InstalledSet] {
+        FileSystem.listDirectory(sets).filter(Self.isDigest).sorted().compactMap(set)
+    }
+
+    static func blobs(of lock: JSON) throws(Problem) -> [String] {
+        guard case .array(let files)? = lock["files"] else { throw Problem("a set's lock has no files list") }
+        var out: [String] = []
+        for (i, f) in files.enumerated() {
+            guard let sha = f["sha256"]?.stringValue, isDigest(sha) else { throw Problem("the lock's files[\(i)] has no sha256") }
+            out.append(sha)
+        }
+        return out
+    }
+
+    // MARK: gc
+
+    public struct Collected: Sendable, Equatable {
+        public var sets: [String] = []
+        public var blobs: [String] = []
+        public var bytes: Int64 = 0
+    }
+
+    /// Removes every set not in `keeping`, then every blob no remaining set (nor `keepingBlobs`)
+    /// holds. Sets are moved aside, never emptied where they are (a running sandbox may have one
+    /// mounted); blobs are unlinked. `dryRun`: says what would go, changes nothing. With another
+    /// holder of the store (an install keeping its set), fails at once saying so, unless `wait`.
+    public func collect(keeping: Set<String>, keepingBlobs: Set<String> = [], dryRun: Bool, wait: Bool = false) throws(Problem) -> Collected {
+        try locked(wait: wait) { () throws(Problem) -> Collected in
+            var out = Collected()
+            let all = installedSets()
+            var kept = keepingBlobs
+            for s in all {
+                if keeping.contains(s.hash) { kept.formUnion(s.blobs); continue }
+                out.sets.append(s.hash)
+                if !dryRun { try moveAside(s.hash) }
+            }
+            for name in FileSystem.listDirectory(blobs).sorted() where Self.isDigest(name) && !kept.contains(name) {
+                out.blobs.append(name)
+                var st = stat()
+                if lstat("\(blobs)/\(name)", &st) == 0 { out.bytes += Int64(st.st_size) }
+                if !dryRun { unlink("\(blobs)/\(name)") }
+            }
+            return out
+        }
+    }
+
+    func moveAside(_ hash: String) throws(Problem) {
+        let aside = "\(root)/.stale-\(hash)-\(UInt64(MonotonicClock.now * 1e9))"
+        guard rename("\(sets)/\(hash)", aside) == 0 else { throw Problem("\(sets)/\(hash): moving it aside: \(SystemError.text(errno))") }
+    }
+
+    /// At start, before any sandbox of this store runs: removes work left half done and sets
+    /// moved aside. What could not be removed is returned, not hidden.
+    public func removeStale() -> [String] {
+        var failed: [String] = []
+        for name in FileSystem.listDirectory(root) where name.hasPrefix(".tmp-") || name.hasPrefix(".stale-") {
+            if let problem = removeReporting("\(root)/\(name)") { failed.append(problem) }
+        }
+        for name in FileSystem.listDirectory("\(root)/blobs") where name.hasPrefix(".tmp-") {
+            if let problem = removeReporting("\(root)/blobs/\(name)") { failed.append(problem) }
+        }
+        return failed
+    }
+
+    /// Removes `path` (in the store) with `FileSystem.removeTree(in:name:)` (root's DAC override
+    /// reaches into a sealed set's 0555 directories).
+    func remove(_ path: String) { _ = removeReporting(path) }
+
+    func removeReporting(_ path: String) -> String? {
+        let slash = path.lastIndex(of: "/")!
+        let parent = open(String(path[..<slash]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard parent >= 0 else { return "\(path): \(SystemError.text(errno))" }
+        defer { close(parent) }
+        do { try FileSystem.removeTree(in: parent, name: Array(path[path.index(after: slash)...].utf8)) } catch {
+            return "\(path): \(error)"
+        }
+        return nil
+    }
+}
