@@ -1,4 +1,5 @@
 import CordonJSON
+import CordonPolicy
 import CordonScan
 
 /// One project's page of a package index's simple API as JSON (PEP 691, with PEP 700's
@@ -225,6 +226,57 @@ public enum SimpleIndex {
     /// A value from a page as a message shows it: at most 80 characters, control characters as '?'.
     static func shown(_ s: String) -> String {
         String(s.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+    }
+}
+
+/// Where an index's pages and files are, as absolute URLs (RFC 3986 reference resolution,
+/// http and https only, no query or fragment).
+public enum IndexURL {
+    /// A project's page: the index's URL, the PEP 503-normalized name, and the trailing '/'
+    /// PEP 503 gives every project URL.
+    public static func page(index: ServiceURL, project: String) -> String {
+        "\(index)/\(normalizePyPIName(project))/"
+    }
+
+    /// `reference` (a file's `url` on the page at `page`) as an absolute URL, split.
+    public static func resolve(_ reference: String, against page: String) -> Result<ServiceURL, ServiceURL.Problem> {
+        let absolute: String
+        if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
+            absolute = reference
+        } else if let colon = reference.firstIndex(of: ":"), !reference[..<colon].contains("/") {
+            // A scheme of another kind (RFC 3986: letters before the first ':' and any '/').
+            return .failure(ServiceURL.Problem(message: "\"\(SimpleIndex.shown(reference))\" is not an http or https URL"))
+        } else {
+            guard case .success(let base) = ServiceURL.parse(page) else { return .failure(ServiceURL.Problem(message: "the page's URL \(page) does not parse")) }
+            let origin = "\(base.scheme)://\(base.host.contains(":") ? "[\(base.host)]" : base.host):\(base.port)"
+            if reference.hasPrefix("//") {
+                absolute = "\(base.scheme):\(reference)"
+            } else if reference.hasPrefix("/") {
+                absolute = origin + removingDotSegments(reference)
+            } else {
+                // The page's path up to its last '/' (a page URL ends in one).
+                let pagePath = page.hasSuffix("/") ? base.path + "/" : String(base.path[..<(base.path.lastIndex(of: "/") ?? base.path.startIndex)]) + "/"
+                absolute = origin + removingDotSegments(pagePath + reference)
+            }
+        }
+        return ServiceURL.parse(absolute)
+    }
+
+    /// RFC 3986 §5.2.4, for a path that begins with '/'.
+    static func removingDotSegments(_ path: String) -> String {
+        var out: [Substring] = []
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        for (i, part) in parts.enumerated() {
+            let last = i == parts.count - 1
+            switch part {
+            case ".": if last { out.append("") }
+            case "..":
+                if !out.isEmpty { out.removeLast() }
+                if last { out.append("") }
+            default: out.append(part)
+            }
+        }
+        return "/" + out.joined(separator: "/")
     }
 }
 

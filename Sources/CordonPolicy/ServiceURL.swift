@@ -23,7 +23,10 @@ public struct ServiceURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Why a text is not a service URL.
-    public struct Problem: Error, Sendable, Equatable { public let message: String }
+    public struct Problem: Error, Sendable, Equatable {
+        public let message: String
+        public init(message: String) { self.message = message }
+    }
 
     /// `scheme://host[:port][/path]`, http or https; no user, query or fragment.
     public static func parse(_ text: String) -> Result<ServiceURL, Problem> {

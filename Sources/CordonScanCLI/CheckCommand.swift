@@ -124,6 +124,6 @@ struct CheckCommand: ParsableCommand {
         guard lseek(fd, 0, SEEK_SET) == 0 else { return failed(SystemError.text(errno)) }
         let reader: ArchiveReader
         do { reader = try ArchiveReader(descriptor: fd, name: expected.filename) } catch { return failed("\(error)") }
-        return PackageCheck.check(reader, sha256: SHA256.hex(hash.finalize()), size: size, expected: expected, database: database)
+        return PackageCheck.check(reader, sha256: hash.hexDigest(), size: size, expected: expected, database: database)
     }
 }

@@ -100,7 +100,7 @@ public final class PackageStore: @unchecked Sendable {
                 written += w
             }
         }
-        let hex = SHA256.hex(hash.finalize())
+        let hex = hash.hexDigest()
         let path = "\(blobs)/\(hex)"
         if let existing = try? Self.digest(path), existing.sha256 == hex { return Blob(sha256: hex, size: existing.size, path: path) }
         guard fchmod(out, 0o444) == 0, fsync(out) == 0 else { throw Problem("\(tmp): \(SystemError.text(errno))") }
@@ -137,7 +137,7 @@ public final class PackageStore: @unchecked Sendable {
             size += Int64(n)
             buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
-        return (SHA256.hex(hash.finalize()), size)
+        return (hash.hexDigest(), size)
     }
 
     // MARK: Sets

@@ -61,14 +61,19 @@ public struct SHA256: Sendable {
         return out
     }
 
-    /// The lowercase hex digest of `bytes`.
+    /// The lowercase hex digest of `bytes` (it hashes them: not a hex encoder).
     public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var hasher = SHA256()
         hasher.update(bytes)
+        return hasher.hexDigest()
+    }
+
+    /// The digest of what was hashed so far, as 64 lowercase hex digits.
+    public consuming func hexDigest() -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(64)
-        for byte in hasher.finalize() {
+        for byte in finalize() {
             text.append(digits[Int(byte >> 4)])
             text.append(digits[Int(byte & 0xf)])
         }

@@ -291,7 +291,7 @@ public final class VulnDatabase: @unchecked Sendable {
                     var hasher = SHA256()
                     hasher.update(Array("\(Self.decoderVersion)\n".utf8))
                     hasher.update(bytes)
-                    let hash = SHA256.hex(hasher.finalize())
+                    let hash = hasher.hexDigest()
                     summary.records += 1
                     if record.withdrawn != nil { summary.withdrawn += 1 }
                     if i % 200 == 0 || i == files.count - 1 { progress(i + 1, files.count) }

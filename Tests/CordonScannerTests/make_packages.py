@@ -14,6 +14,8 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   cordon_escape-1.0-py3-none-any.whl     a member named ../../escape.py
   reqeusts-1.0-py3-none-any.whl          a typosquat of requests, clean otherwise
   requests-2.30.0-py3-none-any.whl       a clean body under a name and version with PYSEC-2023-74
+  cordon_fresh-1.0, cordon_fresh-0.9, cordon_yanked-1.0 (wheels)   clean: make_index.py gives their
+                                         pages a young upload-time, and a yanked flag
   cordon_link-1.0.tar.gz                 an sdist with a symlink member
   cordon_sdist-1.0.tar.gz                a clean sdist
 
@@ -90,6 +92,9 @@ wheel("cordon_bomb", "1.0", {"cordon_bomb/__init__.py": module}, raw=[("cordon_b
 wheel("cordon_escape", "1.0", {"cordon_escape/__init__.py": module}, raw=[("../../escape.py", b"x = 1\n")])
 wheel("reqeusts", "1.0", {"reqeusts/__init__.py": module})
 wheel("requests", "2.30.0", {"requests/__init__.py": module})
+wheel("cordon_fresh", "1.0", {"cordon_fresh/__init__.py": module})
+wheel("cordon_fresh", "0.9", {"cordon_fresh/__init__.py": module})
+wheel("cordon_yanked", "1.0", {"cordon_yanked/__init__.py": module})
 sdist("cordon_link", "1.0", {"setup.py": b"from setuptools import setup\nsetup()\n"}, links=[("etc-passwd", "/etc/passwd")])
 sdist("cordon_sdist", "1.0", {"setup.py": b"from setuptools import setup\nsetup(name='cordon-sdist', version='1.0')\n",
                               "cordon_sdist/__init__.py": module})

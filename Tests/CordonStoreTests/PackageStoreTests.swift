@@ -36,7 +36,7 @@ final class PackageStoreTests {
     func sha256(_ text: String) -> String {
         var h = SHA256()
         h.update(Array(text.utf8))
-        return SHA256.hex(h.finalize())
+        return h.hexDigest()
     }
 
     /// A worker's tree: `site/pkg/__init__.py` and whatever `extra` adds.

@@ -9,7 +9,13 @@ struct SHA256Tests {
         ("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
          "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
     ])
-    func vectors(_ c: (String, String)) { #expect(SHA256.hex(Array(c.0.utf8)) == c.1) }
+    func vectors(_ c: (String, String)) {
+        #expect(SHA256.hex(Array(c.0.utf8)) == c.1)
+        // A hasher fed the bytes gives the same digest (hexDigest encodes; it does not hash again).
+        var hasher = SHA256()
+        hasher.update(Array(c.0.utf8))
+        #expect(hasher.hexDigest() == c.1)
+    }
 
     @Test func millionAs() {
         #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
