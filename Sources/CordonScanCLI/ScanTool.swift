@@ -10,7 +10,7 @@ public struct ScanToolCommand: ParsableCommand {
         commandName: "cordon",
         abstract: "Scan packages and images; manage the offline vulnerability database.",
         version: cordonVersion,
-        subcommands: [ScanCommand.self, DBCommand.self, UnpackCommand.self, CheckCommand.self, FetchCommand.self]
+        subcommands: [ScanCommand.self, DBCommand.self, UnpackCommand.self, CheckCommand.self, FetchCommand.self, InstallWheelsCommand.self]
     )
     public init() {}
 }

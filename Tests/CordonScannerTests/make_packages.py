@@ -16,6 +16,7 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   requests-2.30.0-py3-none-any.whl       a clean body under a name and version with PYSEC-2023-74
   cordon_fresh-1.0, cordon_fresh-0.9, cordon_yanked-1.0 (wheels)   clean: make_index.py gives their
                                          pages a young upload-time, and a yanked flag
+  cordon_data-1.0-py3-none-any.whl       a .data/purelib module and a .data/scripts script
   cordon_link-1.0.tar.gz                 an sdist with a symlink member
   cordon_sdist-1.0.tar.gz                a clean sdist
 
@@ -92,6 +93,8 @@ wheel("cordon_bomb", "1.0", {"cordon_bomb/__init__.py": module}, raw=[("cordon_b
 wheel("cordon_escape", "1.0", {"cordon_escape/__init__.py": module}, raw=[("../../escape.py", b"x = 1\n")])
 wheel("reqeusts", "1.0", {"reqeusts/__init__.py": module})
 wheel("requests", "2.30.0", {"requests/__init__.py": module})
+wheel("cordon_data", "1.0", {"cordon_data/__init__.py": module, "cordon_data-1.0.data/purelib/cordon_data_extra.py": b"EXTRA = 1\n",
+                             "cordon_data-1.0.data/scripts/cordon-data": b"#!/bin/sh\necho hi\n"})
 wheel("cordon_fresh", "1.0", {"cordon_fresh/__init__.py": module})
 wheel("cordon_fresh", "0.9", {"cordon_fresh/__init__.py": module})
 wheel("cordon_yanked", "1.0", {"cordon_yanked/__init__.py": module})
