@@ -94,7 +94,8 @@ struct CheckCommand: ParsableCommand {
             }
         }
         for (file, expected) in requests {
-            let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            // O_NONBLOCK: a FIFO named in the manifest must not block the open (fstat refuses it after).
+            let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
             guard fd >= 0 else {
                 print(JSON.object([("filename", .string(expected.filename)), ("error", .string("\(file): \(SystemError.text(errno))"))]).text)
                 continue
@@ -121,9 +122,13 @@ struct CheckCommand: ParsableCommand {
             buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             size += Int64(n)
         }
+        var zip: ZipDirectory?
+        if expected.filename.hasSuffix(".whl") {
+            do { zip = try ZipDirectory.read(fd, name: expected.filename) } catch { return failed(error.description) }
+        }
         guard lseek(fd, 0, SEEK_SET) == 0 else { return failed(SystemError.text(errno)) }
         let reader: ArchiveReader
         do { reader = try ArchiveReader(descriptor: fd, name: expected.filename) } catch { return failed("\(error)") }
-        return PackageCheck.check(reader, sha256: hash.hexDigest(), size: size, expected: expected, database: database)
+        return PackageCheck.check(reader, sha256: hash.hexDigest(), size: size, expected: expected, database: database, zip: zip)
     }
 }

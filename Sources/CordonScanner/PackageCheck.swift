@@ -31,9 +31,14 @@ public enum PackageCheck {
     /// Findings and RECORD problems kept in a result (the count says how many there were).
     public static let maxFindings = 50
     public static let maxRecordProblems = 20
+    /// The largest text file the heuristics read (CordonHeuristics' limit).
+    public static let maxReadText = 4 * 1024 * 1024
 
     /// The result as one JSON object (the worker's line for this archive).
-    public static func check(_ reader: ArchiveReader, sha256: String, size: Int64, expected: Expected, database: VulnDatabase?) -> JSON {
+    /// `zip`: a wheel's central directory as installers read it (`ZipDirectory`), which what
+    /// libarchive lists must match member for member.
+    public static func check(_ reader: ArchiveReader, sha256: String, size: Int64, expected: Expected, database: VulnDatabase?,
+                             zip: ZipDirectory? = nil) -> JSON {
         var out: [(String, JSON)] = [("filename", .string(expected.filename)), ("sha256", .string(sha256)), ("size", .int(size))]
         let kind: DistributionFile
         switch DistributionFile.parse(expected.filename) {
@@ -48,8 +53,10 @@ public enum PackageCheck {
         var digests: [String: (hash: String, size: Int)] = [:]
         var problems: [String] = []
         func problem(_ text: String) { problems.append(text) }
+        var listed: [(path: String, isDirectory: Bool)] = []
         do {
             try reader.forEach { entry, read in
+                listed.append((entry.path, entry.kind == .directory))
                 switch entry.kind {
                 case .directory: return
                 case .symlink, .hardlink:
@@ -66,6 +73,14 @@ public enum PackageCheck {
             }
         } catch {
             return .object(out + [("error", .string("\(error)"))])
+        }
+
+        if case .wheel = kind {
+            if let zip {
+                if let differs = zip.disagreement(with: listed) { return .object(out + [("error", .string("\(expected.filename): \(differs)"))]) }
+            } else {
+                return .object(out + [("error", .string("\(expected.filename): its central directory was not read"))])
+            }
         }
 
         // Identity: the METADATA (wheel) or PKG-INFO (sdist) at the top.
@@ -149,9 +164,25 @@ public enum PackageCheck {
         }
         let wheelInfo = metadata.flatMap { m in files.first { $0.path == m.path.replacingSuffix("METADATA", with: "WHEEL") } }.map { Inventory.rfc822($0.bytes) } ?? [:]
         let pure = (wheelInfo["root-is-purelib"] ?? "").lowercased() == "true" && (wheelInfo["tag"] ?? "").hasSuffix("-none-any")
-        let findings = Heuristics.scan(PackageUnderScan(ecosystem: .pypi, name: expected.name, files: members, pureWheel: pure))
+        var findings = Heuristics.scan(PackageUnderScan(ecosystem: .pypi, name: expected.name, files: members, pureWheel: pure))
             .filter { $0.rule != "typosquat" }
-            .sorted { $0.severity > $1.severity }
+        // What runs but the rules cannot read is a finding of its own: a gate that relies on the
+        // rules must not pass code they never saw.
+        for (member, file) in Swift.zip(files, members) {
+            let size = digests[member.path]?.size ?? file.bytes.count
+            let binary = file.bytes.prefix(8192).contains(0)
+            func unread(_ rule: String, _ message: String) {
+                findings.append(Finding(rule: rule, severity: .high, file: file.path, startLine: 1, endLine: 1, message: message, evidence: ""))
+            }
+            if file.path.hasSuffix(".pth") && (binary || size > PackageCheck.maxReadText) {
+                unread("pth-unreadable", "a .pth file the rules cannot read (\(binary ? "binary" : "\(size) bytes")): Python runs its import lines at every start")
+            } else if file.path.hasSuffix(".pyc") && !file.path.contains("__pycache__/") {
+                unread("sourceless-module", "a compiled module with no source beside it: importable, and unreadable to the rules")
+            } else if file.path.hasSuffix(".py") && size > PackageCheck.maxReadText {
+                unread("unscanned-code", "a Python file of \(size) bytes, over the \(PackageCheck.maxReadText) the rules read")
+            }
+        }
+        findings.sort { $0.severity > $1.severity }
         out.append(("findings", .array(findings.prefix(maxFindings).map { f in
             .object([("rule", .string(f.rule)), ("severity", .string(f.severity.rawValue)), ("message", .string(shown(f.message, 300))),
                      ("file", .string(shown(f.file, 300)))])

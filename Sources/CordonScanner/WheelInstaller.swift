@@ -47,9 +47,14 @@ public final class WheelInstaller {
         // Its RECORD first: what may be written, with what digest.
         var record: [String: (sha256: String, size: Int?)] = [:]
         var info: String?
+        let zip: ZipDirectory
+        do { zip = try ZipDirectory.read(descriptor, name: filename) } catch { throw Failure(error.description) }
+        var listed: [(path: String, isDirectory: Bool)] = []
         do {
+            guard lseek(descriptor, 0, SEEK_SET) == 0 else { throw Failure("\(filename): \(SystemError.text(errno))") }
             let reader = try ArchiveReader(descriptor: descriptor, name: filename)
             try reader.forEach { entry, read in
+                listed.append((entry.path, entry.kind == .directory))
                 let parts = entry.path.split(separator: "/")
                 guard parts.count == 2, parts[0].hasSuffix(".dist-info"), parts[1] == "RECORD", entry.kind == .file else { return }
                 guard info == nil else { throw Failure("\(filename): more than one .dist-info/RECORD") }
@@ -63,6 +68,7 @@ public final class WheelInstaller {
         } catch {
             throw Failure("\(filename): \(error)")
         }
+        if let differs = zip.disagreement(with: listed) { throw Failure("\(filename): \(differs)") }
         guard let info else { throw Failure("\(filename): no .dist-info/RECORD") }
         let data = String(info.dropLast(".dist-info".count)) + ".data/"
         let exempt: Set<String> = ["\(info)/RECORD", "\(info)/RECORD.jws", "\(info)/RECORD.p7s"]

@@ -18,8 +18,10 @@ import Glibc
 ///     .stale-*                sets moved aside by gc: a sandbox may still have one mounted, so
 ///                             none is emptied in place; removed at the next start
 ///
-/// Changes (a set kept, gc) are made under an exclusive flock on `.lock`, so gc never races an
-/// install, whether both are in cordond or one is `cordon install` run by root.
+/// Changes (a set kept, gc, the start's clean-up) are made under an exclusive flock on `.lock`,
+/// whether they come from cordond or from `cordon install` run by root; gc keeps blobs younger
+/// than a grace period, since an install holds no lock between copying its blobs in and keeping
+/// its set.
 public final class PackageStore: @unchecked Sendable {
     public let root: String
     public var blobs: String { "\(root)/blobs/sha256" }
@@ -219,7 +221,12 @@ public final class PackageStore: @unchecked Sendable {
     /// holds. Sets are moved aside, never emptied where they are (a running sandbox may have one
     /// mounted); blobs are unlinked. `dryRun`: says what would go, changes nothing. With another
     /// holder of the store (an install keeping its set), fails at once saying so, unless `wait`.
-    public func collect(keeping: Set<String>, keepingBlobs: Set<String> = [], dryRun: Bool, wait: Bool = false) throws(Problem) -> Collected {
+    ///
+    /// A blob is kept while younger than `blobGraceSeconds` too: an install copies its blobs in
+    /// before it keeps its set, without holding the store in between (a download can take
+    /// minutes), so a blob no set holds yet may be one it is about to.
+    public func collect(keeping: Set<String>, keepingBlobs: Set<String> = [], dryRun: Bool, wait: Bool = false,
+                        blobGraceSeconds: Double = 86_400) throws(Problem) -> Collected {
         try locked(wait: wait) { () throws(Problem) -> Collected in
             var out = Collected()
             let all = installedSets()
@@ -229,10 +236,13 @@ public final class PackageStore: @unchecked Sendable {
                 out.sets.append(s.hash)
                 if !dryRun { try moveAside(s.hash) }
             }
+            let now = UTCTime.epochSeconds()
             for name in FileSystem.listDirectory(blobs).sorted() where Self.isDigest(name) && !kept.contains(name) {
-                out.blobs.append(name)
                 var st = stat()
-                if lstat("\(blobs)/\(name)", &st) == 0 { out.bytes += Int64(st.st_size) }
+                guard lstat("\(blobs)/\(name)", &st) == 0 else { continue }
+                if now - Double(st.st_mtim.tv_sec) < blobGraceSeconds { continue }
+                out.blobs.append(name)
+                out.bytes += Int64(st.st_size)
                 if !dryRun { unlink("\(blobs)/\(name)") }
             }
             return out
@@ -247,6 +257,12 @@ public final class PackageStore: @unchecked Sendable {
     /// At start, before any sandbox of this store runs: removes work left half done and sets
     /// moved aside. What could not be removed is returned, not hidden.
     public func removeStale() -> [String] {
+        // Under the store's lock, and not at all while another process holds it: its work in
+        // progress is not stale.
+        (try? locked(wait: false) { () throws(Problem) -> [String] in removeStaleLocked() }) ?? []
+    }
+
+    func removeStaleLocked() -> [String] {
         var failed: [String] = []
         for name in FileSystem.listDirectory(root) where name.hasPrefix(".tmp-") || name.hasPrefix(".stale-") {
             if let problem = removeReporting("\(root)/\(name)") { failed.append(problem) }

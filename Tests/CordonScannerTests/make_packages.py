@@ -17,6 +17,12 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   cordon_fresh-1.0, cordon_fresh-0.9, cordon_yanked-1.0 (wheels)   clean: make_index.py gives their
                                          pages a young upload-time, and a yanked flag
   cordon_data-1.0-py3-none-any.whl       a .data/purelib module and a .data/scripts script
+  cordon_dirmode-1.0-py3-none-any.whl    a member whose attributes say directory, its name a file's (pip writes it)
+  cordon_prefixed-1.0-py3-none-any.whl   bytes before the first member (a second zip hidden in front)
+  cordon_method-1.0-py3-none-any.whl     a local header whose method disagrees with the central directory
+  cordon_pyc-1.0-py3-none-any.whl        a sourceless module (cordon_pyc/__init__.pyc, no .py)
+  cordon_binpth-1.0-py3-none-any.whl     a .pth with a NUL byte before its import line
+  cordon_utf8-1.0-py3-none-any.whl       a member named café.py (UTF-8 flag): nothing wrong
   cordon_link-1.0.tar.gz                 an sdist with a symlink member
   cordon_sdist-1.0.tar.gz                a clean sdist
 
@@ -98,6 +104,25 @@ wheel("cordon_data", "1.0", {"cordon_data/__init__.py": module, "cordon_data-1.0
 wheel("cordon_fresh", "1.0", {"cordon_fresh/__init__.py": module})
 wheel("cordon_fresh", "0.9", {"cordon_fresh/__init__.py": module})
 wheel("cordon_yanked", "1.0", {"cordon_yanked/__init__.py": module})
+dirmode = zipfile.ZipInfo("cordon_dirmode/evil.py", STAMP)
+dirmode.create_system = 3
+dirmode.external_attr = (0o040755 << 16) | 0x10
+wheel("cordon_dirmode", "1.0", {"cordon_dirmode/__init__.py": module}, raw=[(dirmode, b"import os\nos.system('id')\n")])
+hidden = wheel("cordon_prefixed", "1.0", {"cordon_prefixed/__init__.py": module})
+with open(hidden, "rb") as f:
+    real = f.read()
+with open(hidden, "wb") as f:
+    f.write(b"PK\x03\x04" + b"\0" * 60 + real)
+method = wheel("cordon_method", "1.0", {"cordon_method/__init__.py": module})
+with open(method, "r+b") as f:
+    data = bytearray(f.read())
+    at = data.index(b"PK\x03\x04")
+    data[at + 8:at + 10] = (0).to_bytes(2, "little")   # the first local header says stored; the directory, deflated
+    f.seek(0)
+    f.write(data)
+wheel("cordon_pyc", "1.0", {"cordon_pyc/__init__.pyc": b"\xa7\r\r\n" + bytes(12) + b"\xe3" + bytes(40)})
+wheel("cordon_binpth", "1.0", {"cordon_binpth/__init__.py": module, "cordon_binpth.pth": b"#\0\nimport os;os.system('id')\n"})
+wheel("cordon_utf8", "1.0", {"cordon_utf8/__init__.py": module, "cordon_utf8/caf\u00e9.py": b"x = 1\n"})
 sdist("cordon_link", "1.0", {"setup.py": b"from setuptools import setup\nsetup()\n"}, links=[("etc-passwd", "/etc/passwd")])
 sdist("cordon_sdist", "1.0", {"setup.py": b"from setuptools import setup\nsetup(name='cordon-sdist', version='1.0')\n",
                               "cordon_sdist/__init__.py": module})

@@ -127,7 +127,9 @@ final class PackageStoreTests {
         let keep = try store.keepSet(try tree(), hash: sha256("keep"), lock: lock([blobA.sha256]), record: .null)
         let drop = try store.keepSet(try tree(), hash: sha256("drop"), lock: lock([blobB.sha256]), record: .null)
 
-        let listed = try store.collect(keeping: [keep.hash], dryRun: true)
+        // A blob no set holds yet is kept while young: an install may be about to keep its set.
+        #expect(try store.collect(keeping: [keep.hash], dryRun: true).blobs.isEmpty)
+        let listed = try store.collect(keeping: [keep.hash], dryRun: true, blobGraceSeconds: 0)
         #expect(listed.sets == [drop.hash] && Set(listed.blobs) == [blobB.sha256, loose.sha256] && listed.bytes == 2)
         #expect(store.installedSets().count == 2 && store.blob(blobB.sha256) != nil, "a dry run changes nothing")
 
@@ -137,7 +139,7 @@ final class PackageStoreTests {
         try #require(mount(drop.site, mountPoint, nil, UInt(MS_BIND), nil) == 0, "bind mount: \(SystemError.text(errno))")
         defer { umount2(mountPoint, Int32(MNT_DETACH)) }
 
-        let removed = try store.collect(keeping: [keep.hash], dryRun: false)
+        let removed = try store.collect(keeping: [keep.hash], dryRun: false, blobGraceSeconds: 0)
         #expect(removed == listed)
         #expect(store.installedSets().map(\.hash) == [keep.hash] && store.blob(blobA.sha256) != nil)
         #expect(store.blob(blobB.sha256) == nil && store.blob(loose.sha256) == nil)
@@ -150,6 +152,7 @@ final class PackageStoreTests {
     }
 
     @Test func oneHolderAtATime() throws {
+        let work = try store.workDirectory()
         let fd = open("\(store.root)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         try #require(fd >= 0 && flock(fd, LOCK_EX) == 0)
         defer { close(fd) }
@@ -159,5 +162,7 @@ final class PackageStoreTests {
         } catch {
             #expect(error.description.contains("is busy: another install or gc holds it"), "\(error)")
         }
+        // Another process's start-up leaves this one's work in progress alone.
+        #expect(store.removeStale().isEmpty && FileManager.default.fileExists(atPath: work))
     }
 }
