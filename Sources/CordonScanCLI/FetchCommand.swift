@@ -27,7 +27,8 @@ struct FetchCommand: ParsableCommand {
         Every URL's host and port must be one of --allow (no redirect is followed, no proxy from \
         the environment is used). Prints one JSON object per request, in order: its status, size \
         and (for a file) sha256, or why it failed. Exit status: 0 when every request was tried \
-        (each line says how it went), 2 when the requests or --out could not be read.
+        (each line says how it went), 2 when the requests or --out could not be read. Lines come as \
+        transfers end, not in the requests' order; a file without its line is not whole.
         """
     )
 
@@ -101,20 +102,22 @@ struct FetchCommand: ParsableCommand {
             }
             allowed.insert(rule.description)
         }
-        // Every job runs; `parallel` at once; results printed in the requests' order.
+        // Every job runs, `parallel` at once, each line printed as its transfer ends.
         final class Progress: @unchecked Sendable {
             let monitor = Monitor()
             var running = 0, finished = 0
         }
-        let results = Mutex<[JSON?]>(Array(repeating: nil, count: jobs.count))
+        let output = Mutex<Void>(())
         let progress = Progress()
-        for (index, job) in jobs.enumerated() {
+        for job in jobs {
             progress.monitor.locked {
                 _ = progress.monitor.wait { progress.running < parallel }
                 progress.running += 1
             }
             let done: @Sendable (JSON) -> Void = { result in
-                results.withLock { $0[index] = result }
+                // Each line as its transfer ends, written through (a worker stopped at its wall
+                // time has said what it finished; a file without a line is not to be used).
+                output.withLock { _ in FileDescriptorIO.writeAll(1, result.text + "\n") }
                 progress.monitor.locked {
                     progress.finished += 1
                     progress.running -= 1
@@ -134,7 +137,6 @@ struct FetchCommand: ParsableCommand {
             }
         }
         progress.monitor.locked { _ = progress.monitor.wait { progress.finished == jobs.count } }
-        for result in results.withLock({ $0 }) { print((result ?? .object([("error", .string("not run"))])).text) }
     }
 
     /// One GET to a file created for it (O_EXCL), hashed as it arrives; `completion` gets the

@@ -94,11 +94,14 @@ final class FetchTests {
             .object([("download", .string("\(base)/cordon_pth-1.0-py3-none-any.whl")), ("filename", .string("cordon_pth-1.0-py3-none-any.whl")), ("maxBytes", .int(1 << 20))]),
         ])
         #expect(r.status == 0 && r.lines.count == 5, "\(r.err)")
-        #expect(r.lines[0]["error"]?.stringValue == "127.0.0.2:\(port) is not an allowed host (--allow)", "\(r.lines[0])")
-        #expect(r.lines[1]["error"]?.stringValue == "the server answered 404")
-        #expect(r.lines[2]["error"]?.stringValue?.isEmpty == false && r.lines[2]["sha256"] == nil, "\(r.lines[2])")
-        #expect(r.lines[3]["error"]?.stringValue?.contains("File exists") == true, "\(r.lines[3])")
-        #expect(r.lines[4]["sha256"] != nil, "one failure does not stop the others")
+        // Lines come as transfers end: found by what they fetched.
+        func line(_ name: String) -> JSON? { r.lines.first { $0["download"]?.stringValue == name } }
+        #expect(line("cordon_other-1.0-py3-none-any.whl")?["error"]?.stringValue == "127.0.0.2:\(port) is not an allowed host (--allow)")
+        #expect(line("nope-1.0-py3-none-any.whl")?["error"]?.stringValue == "the server answered 404")
+        let bomb = line("cordon_bomb-1.0-py3-none-any.whl")
+        #expect(bomb?["error"]?.stringValue?.isEmpty == false && bomb?["sha256"] == nil, "\(String(describing: bomb))")
+        #expect(line(clean)?["error"]?.stringValue?.contains("File exists") == true)
+        #expect(line("cordon_pth-1.0-py3-none-any.whl")?["sha256"] != nil, "one failure does not stop the others")
         let left = try FileManager.default.contentsOfDirectory(atPath: "\(dir)/out/files").sorted()
         #expect(left == [clean, "cordon_pth-1.0-py3-none-any.whl"], "\(left)")
         // Nothing left the allowed host: the index saw only what was allowed.
