@@ -4,11 +4,11 @@
 Serves ROOT (written by make_index.py): GET /simple/NAME/ answers ROOT/simple/NAME/index.json
 as application/vnd.pypi.simple.v1+json; GET /files/... answers the file; anything else 404.
 Every request line is appended to --log, so a test can say which requests (none, from a build
-sandbox) reached the index. Prints its port on stdout once it listens.
+sandbox) reached the index. Prints its port on stdout once it listens; ends when its parent does.
 
 usage: index_standin.py ROOT --host ADDR [--port N] [--log FILE]
 """
-import argparse, http.server, os, socketserver, sys
+import argparse, http.server, os, socketserver, sys, threading, time
 
 p = argparse.ArgumentParser()
 p.add_argument("root")
@@ -55,6 +55,14 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+def orphaned(parent=os.getppid()):
+    # The test that started it may be killed before it can stop it: then this ends too.
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+threading.Thread(target=orphaned, daemon=True).start()
 server = Server((a.host, a.port), Handler)
 print(server.server_address[1], flush=True)
 server.serve_forever()
