@@ -264,11 +264,7 @@ final class ImageRoots: Sendable {
     /// name files in no encoding; it is gone, so nothing moves meanwhile). What could not be
     /// removed is logged, not hidden.
     func remove(_ path: String) {
-        let slash = path.lastIndex(of: "/")!
-        let parent = open(String(path[..<slash]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard parent >= 0 else { return }
-        defer { close(parent) }
-        do { try FileSystem.removeTree(in: parent, name: Array(path[path.index(after: slash)...].utf8)) } catch {
+        do { try FileSystem.removeTree(path, noFollow: true) } catch {
             log.error("image store: cannot remove", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }

@@ -111,17 +111,8 @@ struct CheckCommand: ParsableCommand {
         func failed(_ why: String) -> JSON { .object([("filename", .string(expected.filename)), ("error", .string("\(shown): \(why)"))]) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return failed("not a regular file") }
-        var hash = SHA256()
-        var size: Int64 = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(size)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return failed(SystemError.text(errno)) }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            size += Int64(n)
-        }
+        let hash: String, size: Int64
+        do { (hash, size) = try FileSystem.sha256(of: fd) } catch { return failed("\(error)") }
         var zip: ZipDirectory?
         if expected.filename.hasSuffix(".whl") {
             do { zip = try ZipDirectory.read(fd, name: expected.filename) } catch { return failed(error.description) }
@@ -129,6 +120,6 @@ struct CheckCommand: ParsableCommand {
         guard lseek(fd, 0, SEEK_SET) == 0 else { return failed(SystemError.text(errno)) }
         let reader: ArchiveReader
         do { reader = try ArchiveReader(descriptor: fd, name: expected.filename) } catch { return failed("\(error)") }
-        return PackageCheck.check(reader, sha256: hash.hexDigest(), size: size, expected: expected, database: database, zip: zip)
+        return PackageCheck.check(reader, sha256: hash, size: size, expected: expected, database: database, zip: zip)
     }
 }

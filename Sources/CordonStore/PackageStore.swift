@@ -128,18 +128,7 @@ public final class PackageStore: @unchecked Sendable {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw Problem("\(path): not a regular file") }
-        var hash = SHA256()
-        var size: Int64 = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
-            if n == 0 { break }
-            size += Int64(n)
-            buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
-        return (hash.hexDigest(), size)
+        do { let d = try FileSystem.sha256(of: fd); return (d.hex, d.size) } catch { throw Problem("\(path): \(error)") }
     }
 
     // MARK: Sets
@@ -278,13 +267,7 @@ public final class PackageStore: @unchecked Sendable {
     func remove(_ path: String) { _ = removeReporting(path) }
 
     func removeReporting(_ path: String) -> String? {
-        let slash = path.lastIndex(of: "/")!
-        let parent = open(String(path[..<slash]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard parent >= 0 else { return "\(path): \(SystemError.text(errno))" }
-        defer { close(parent) }
-        do { try FileSystem.removeTree(in: parent, name: Array(path[path.index(after: slash)...].utf8)) } catch {
-            return "\(path): \(error)"
-        }
+        do { try FileSystem.removeTree(path, noFollow: true) } catch { return "\(path): \(error)" }
         return nil
     }
 }

@@ -283,21 +283,39 @@ public enum FileSystem {
     }
 
     /// Removes `path` and, if it is a directory, everything below it (`removeTree(in:name:)`;
-    /// the directories on the way to it are followed as the path says). A missing path is fine.
-    public static func removeTree(_ path: String) throws(SystemError) {
+    /// the directories on the way to it are followed as the path says, but with `noFollow` not
+    /// its parent itself when that is a symlink: a store's own entries). A missing path is fine.
+    public static func removeTree(_ path: String, noFollow: Bool = false) throws(SystemError) {
         var trimmed = Substring(path)
         while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
         let slash = trimmed.lastIndex(of: "/")
         let parentPath = slash.map { $0 == trimmed.startIndex ? "/" : String(trimmed[..<$0]) } ?? "."
         let name = slash.map { String(trimmed[trimmed.index(after: $0)...]) } ?? String(trimmed)
         guard !name.isEmpty, name != ".", name != ".." else { throw SystemError("remove", path: path, errno: EINVAL) }
-        let parent = open(parentPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let parent = open(parentPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (noFollow ? O_NOFOLLOW : 0))
         if parent < 0 {
             if Glibc.errno == ENOENT { return }
             throw SystemError("open", path: parentPath, errno: Glibc.errno)
         }
         defer { Glibc.close(parent) }
         try removeTree(in: parent, name: Array(name.utf8))
+    }
+
+    /// SHA-256 (hex) and size of everything `fd` holds, read from offset 0 with pread (the
+    /// descriptor's own offset is left as it is).
+    public static func sha256(of fd: Int32) throws(SystemError) -> (hex: String, size: Int64) {
+        var hash = SHA256()
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(size)) }
+            if n < 0 && Glibc.errno == EINTR { continue }
+            guard n >= 0 else { throw SystemError("read", path: "descriptor \(fd)", errno: Glibc.errno) }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { hash.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            size += Int64(n)
+        }
+        return (hash.hexDigest(), size)
     }
 
     /// Removes `name` in the directory `parent` and, if it is a directory, everything below it,
