@@ -167,6 +167,10 @@ let package = Package(
         .target(name: "CordonModelGateway", dependencies: [
             "CordonServices", "CordonModels", "CordonConfig", "CordonResilience", "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonJSON",
         ]),
+        // The install gate's runs: fetch, check and install in worker sandboxes, the decision, the store.
+        .target(name: "CordonInstall", dependencies: [
+            "CordonPackaging", "CordonPolicy", "CordonSandbox", "CordonStore", "CordonSystem", "CordonJSON",
+        ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
             "CordonStore", "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels", "CordonHTTP", "CordonHTTPServer",
@@ -198,7 +202,7 @@ let package = Package(
 
         // LAYER 7 · mains
         .target(name: "CordonCLI", dependencies: [
-            "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON", "CordonConfig", "CordonCommandLine", "CordonTools", "CordonMCP",
+            "CordonInstall", "CordonPackaging", "CordonStore", "CordonSandbox", "CordonPolicy", "CordonSystem", "CordonRPC", "CordonJSON", "CordonConfig", "CordonCommandLine", "CordonTools", "CordonMCP",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.

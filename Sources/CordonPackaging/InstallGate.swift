@@ -225,7 +225,7 @@ public enum InstallGate {
     }
 
     /// Whether two versions are the same release (PEP 440: `2.31` is `2.31.0`).
-    static func sameVersion(_ a: String, _ b: String) -> Bool {
+    public static func sameVersion(_ a: String, _ b: String) -> Bool {
         if a == b { return true }
         guard let x = PEP440Version(a), let y = PEP440Version(b) else { return false }
         return x == y

@@ -224,7 +224,7 @@ public enum SimpleIndex {
     }
 
     /// A value from a page as a message shows it: at most 80 characters, control characters as '?'.
-    static func shown(_ s: String) -> String {
+    public static func shown(_ s: String) -> String {
         String(s.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
     }
 }

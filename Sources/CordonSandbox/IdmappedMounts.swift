@@ -181,7 +181,8 @@ final class IdmappedMounts {
         }
     }
 
-    /// One top-level entry of a policy's image in cordond's store, as a detached read-only,
+    /// One top-level entry of a policy's image in cordond's store (or a worker's root-owned
+    /// input, `WorkerSandbox`), as a detached read-only,
     /// nosuid, nodev mount. Not idmapped: its files are the host's root's, an id no sandbox's
     /// user namespace maps, so inside they read as the overflow id (nobody) and the kernel lets
     /// no process of the sandbox write them or change their modes, whatever capabilities it
@@ -192,15 +193,15 @@ final class IdmappedMounts {
         let tree = cl_open_tree_clone(source, &uid, &gid, &isDirectory, &mode)
         guard tree >= 0 else {
             let e = errno
-            throw Failure(errno: e, message: "filesystem.image: \(source): \(e == ELOOP ? "a symlink on the way" : SystemError.text(e))")
+            throw Failure(errno: e, message: "\(step.target): \(source): \(e == ELOOP ? "a symlink on the way" : SystemError.text(e))")
         }
         let mount = OwnedDescriptor(tree)
         guard (isDirectory != 0) == step.flags.contains(.isDirectory), uid == 0, gid == 0, mode & UInt32(S_ISUID | S_ISGID) == 0 else {
-            throw Failure(errno: EPERM, message: "filesystem.image: \(source) is not what cordond unpacked (a \(isDirectory != 0 ? "directory" : "file") of \(uid):\(gid), mode \(String(mode & 0o7777, radix: 8)))")
+            throw Failure(errno: EPERM, message: "\(step.target): \(source) must be root's, without a set-ID bit (it is a \(isDirectory != 0 ? "directory" : "file") of \(uid):\(gid), mode \(String(mode & 0o7777, radix: 8)))")
         }
         if cl_mount_setattr_readonly(tree) != 0 {
             let e = errno
-            throw Failure(errno: e, message: "filesystem.image: \(source): making its mount read-only: \(SystemError.text(e))")
+            throw Failure(errno: e, message: "\(step.target): \(source): making its mount read-only: \(SystemError.text(e))")
         }
         return mount
     }

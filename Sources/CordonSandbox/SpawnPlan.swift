@@ -20,9 +20,11 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         /// attach, with `.workspace`: the workspace seen through a copy-on-write overlay (its
         /// directory the read-only lower layer, the run's `SandboxWorkspace.cow` the upper).
         public static let cow = Flags(rawValue: 1 << 7)
-        /// attach: a top-level entry of the policy's image (`filesystem.image`) in cordond's
-        /// store, cloned by the parent (the store is private to root) and mounted read-only; its
-        /// files are the host's root's, unmapped inside.
+        /// attach: a root-owned source cloned by the parent and mounted read-only — a top-level
+        /// entry of the policy's image (`filesystem.image`) in cordond's store, or an input of
+        /// one of Cordon's workers (`WorkerSandbox`) — reached through directories private to
+        /// root, which the child's own path walk may not pass; its files are the host's root's,
+        /// unmapped inside.
         public static let image = Flags(rawValue: 1 << 8)
     }
 

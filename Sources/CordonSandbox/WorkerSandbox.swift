@@ -7,8 +7,9 @@ import Glibc
 #endif
 
 /// One run of a helper program of Cordon's own (`cordon-scan unpack`, `cordon-scan check`) as
-/// a worker: in the built-in `default` policy's sandbox — no network, no capabilities, no
-/// writable host path but the binds given here, the built-in seccomp profile — with limits the
+/// a worker: in the built-in `default` policy's sandbox — no network (or only the hosts given),
+/// no capabilities, no writable host path but the binds given here (read-only ones that are
+/// root's are reached even through directories private to root), the built-in seccomp profile — with limits the
 /// caller sets (the worker is Cordon's, not a caller's request: its limits are set, not
 /// tightened). Its standard output and error go to files only root can open, created for this
 /// run; the output is untrusted bytes for the caller to read under a cap.
@@ -60,14 +61,22 @@ public enum WorkerSandbox {
     /// Runs `argv` (its first element a path inside the sandbox) with `binds`. `scratch` is a
     /// root-only directory that gets this run's output files (removed before returning).
     /// `stdin` is a descriptor to hand over (a read-only regular file passes straight through),
-    /// or /dev/null.
-    public static func run(argv: [String], binds: [Bind], limits: Limits, stdin: Int32? = nil, scratch: String,
+    /// or /dev/null. `network`: the egress allowlist ("host:port" rules, as a policy's
+    /// `network.allow` spells them) — empty, no network at all; otherwise those and nothing
+    /// else, through the egress supervisor, names resolved as `environment.egress` says.
+    public static func run(argv: [String], binds: [Bind], network: [String] = [], limits: Limits, stdin: Int32? = nil, scratch: String,
                            environment: SandboxEnvironment, seccompCache: String?, stdoutLimit: Int = 1 << 20) throws(Problem) -> Outcome {
         let plan: SpawnPlan
         do {
             var overrides = PolicyOverrides()
             for bind in binds {
                 overrides.binds.append(try PolicyOverrides.bind("\(bind.host):\(bind.inside)", writable: bind.writable))
+            }
+            for rule in network {
+                guard case .success(let parsed) = EgressRule.parse(rule), !parsed.isBroad else {
+                    throw Problem("the worker's network allowlist: \"\(rule)\" is not one host:port")
+                }
+                overrides.networkAllow.append(rule)
             }
             // The built-in default, not a config directory's: a worker's confinement is Cordon's to fix.
             let builtIn = PolicyStore(configDir: nil)
@@ -80,7 +89,20 @@ public enum WorkerSandbox {
             policy.limits.wallTimeSeconds = limits.wallSeconds
             policy.limits.cpuTimeSeconds = limits.wallSeconds * max(1, limits.cpuCores ?? 1)
             if let cores = limits.cpuCores { policy.limits.cpuCores = cores }
-            plan = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
+            var planned = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
+            // The inputs are cloned by this process (root) and attached read-only: they live in
+            // the store and state directories, private to root, which the child's own path walk
+            // (as root of its user namespace, nobody to the host's files) may not pass. Those that
+            // be root's: another's input is bound by path, as its owner's rights allow.
+            let inputs = Set(binds.filter { bind in
+                var st = stat()
+                return !bind.writable && lstat(bind.host, &st) == 0 && st.st_uid == 0 && st.st_gid == 0
+            }.map(\.inside))
+            planned.mounts = planned.mounts.map { step in
+                guard step.kind == .bind, inputs.contains(step.target) else { return step }
+                return MountStep(.attach, step.target, data: step.data, flags: step.flags.intersection(.isDirectory).union([.readOnly, .image]))
+            }
+            plan = planned
         } catch let problem as Problem {
             throw problem
         } catch {

@@ -76,7 +76,7 @@ struct CheckCommand: ParsableCommand {
             return
         }
         let text: [UInt8]
-        do { text = try FileSystem.read(manifest == "-" ? "/dev/stdin" : manifest ?? "", limit: 64 << 20) } catch {
+        do { text = try FileSystem.readInput(manifest ?? "", limit: 64 << 20) } catch {
             printError("cordon-scan check: the manifest \(manifest ?? ""): \(error)")
             throw ExitCode(2)
         }

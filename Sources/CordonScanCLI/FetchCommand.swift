@@ -63,7 +63,7 @@ struct FetchCommand: ParsableCommand {
 
     func run() throws {
         let text: [UInt8]
-        do { text = try FileSystem.read(requests == "-" ? "/dev/stdin" : requests, limit: 16 << 20) } catch {
+        do { text = try FileSystem.readInput(requests, limit: 16 << 20) } catch {
             printError("cordon-scan fetch: the requests \(requests): \(error)")
             throw ExitCode(2)
         }

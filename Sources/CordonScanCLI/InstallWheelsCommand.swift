@@ -33,7 +33,7 @@ struct InstallWheelsCommand: ParsableCommand {
 
     func run() throws {
         let text: [UInt8]
-        do { text = try FileSystem.read(manifest == "-" ? "/dev/stdin" : manifest, limit: 16 << 20) } catch {
+        do { text = try FileSystem.readInput(manifest, limit: 16 << 20) } catch {
             printError("cordon-scan install-wheels: the manifest \(manifest): \(error)")
             throw ExitCode(2)
         }

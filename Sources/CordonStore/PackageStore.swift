@@ -4,8 +4,10 @@ import CordonSystem
 import Glibc
 #endif
 
-/// The install gate's store (STATE/store, root's, 0700): verified archives by content, and
-/// installed sets by the hash of their lock, each read-only once kept.
+/// The install gate's store (STATE/store, root's): verified archives by content, and installed
+/// sets by the hash of their lock, each read-only once kept. Its directories are 0711: no one
+/// else may list them, but a sandbox's set-up (root of its own user namespace, which is nobody
+/// to the host's files) must pass through them to bind a blob or a set read-only.
 ///
 ///     blobs/sha256/HEX        an archive whose bytes hash to HEX (0444); written only here,
 ///                             by copying and hashing at once, so what is scanned and installed
@@ -14,6 +16,7 @@ import Glibc
 ///                             into sandboxes at /cordon/site
 ///     sets/H/lock.json        what it holds: name, version, filename and sha256 per file
 ///     sets/H/record.json      the install's record
+///     records/T-PID.json      every install's record, refused ones too (0400)
 ///     .tmp-*                  work in progress, removed at start
 ///     .stale-*                sets moved aside by gc: a sandbox may still have one mounted, so
 ///                             none is emptied in place; removed at the next start
@@ -37,14 +40,14 @@ public final class PackageStore: @unchecked Sendable {
     public init(root: String) throws(Problem) {
         self.root = root
         for dir in [root, "\(root)/blobs", "\(root)/blobs/sha256", "\(root)/sets"] {
-            if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
+            if mkdir(dir, 0o711) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
             var st = stat()
             guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw Problem("\(dir): not a directory (a symlink is not taken)") }
             guard st.st_uid == geteuid(), st.st_mode & 0o022 == 0 else {
                 throw Problem("\(dir): owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)); the store must be this user's and writable by no one else")
             }
         }
-        _ = chmod(root, 0o700)
+        for dir in [root, "\(root)/blobs", "\(root)/blobs/sha256", "\(root)/sets"] { _ = chmod(dir, 0o711) }
     }
 
     // MARK: Locking
@@ -196,6 +199,23 @@ public final class PackageStore: @unchecked Sendable {
             out.append(sha)
         }
         return out
+    }
+
+    // MARK: Records
+
+    /// Keeps one install's record (refused or not) as `records/TIME-PID-N.json`, 0400; returns
+    /// its path.
+    public func writeRecord(_ record: JSON) throws(Problem) -> String {
+        let dir = "\(root)/records"
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
+        var st = stat()
+        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid() else { throw Problem("\(dir): not this user's directory") }
+        let stamp = String(UTCTime.format(UTCTime.epochSeconds()).filter { $0 != ":" })
+        let path = "\(dir)/\(stamp)-\(getpid())-\(UInt64(MonotonicClock.now * 1e9) % 1_000_000_000).json"
+        do { try FileSystem.writeAtomically(path, Array(record.text(JSON.Format(indent: "  ", sortedKeys: true)).utf8), mode: 0o400) } catch {
+            throw Problem("\(path): \(error)")
+        }
+        return path
     }
 
     // MARK: gc

@@ -14,6 +14,13 @@ public enum FileSystem {
         return try readAll(fd, path: path, limit: limit)
     }
 
+    /// Reads a whole file, or standard input for "-" — read from descriptor 0 itself, never by
+    /// opening /dev/stdin again: inside a sandbox Landlock refuses that reopen, and a worker's
+    /// input is handed over as a descriptor.
+    public static func readInput(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
+        path == "-" ? try readAll(0, path: "standard input", limit: limit) : try read(path, limit: limit)
+    }
+
     /// Reads `fd` to its end; more than `limit` bytes is EFBIG. Reads straight into the result,
     /// sized from fstat (a pseudo-file says 0 or 4096: it grows as needed), without a zeroed
     /// 64 KiB chunk per call: `cordon run` reads a dozen small files on every spawn. The size is

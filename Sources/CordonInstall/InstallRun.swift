@@ -1,0 +1,502 @@
+import CordonJSON
+import CordonPackaging
+import CordonPolicy
+import CordonSandbox
+import CordonStore
+import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One install through the gate (docs/install.md): a complete, pinned and hashed set of
+/// requirements is fetched, checked, decided on and installed into the store, every step that
+/// touches the network or a package's bytes in a worker sandbox of its own:
+///
+///     python   the target interpreter describes itself      no network, nothing bound
+///     fetch    index pages, then the chosen files           the index's hosts only, /out writable
+///     check    each archive as what it was resolved as      no network, the blobs read-only
+///     install  the wheels unpacked into a site directory    no network, the blobs read-only, /out
+///
+/// This process (root: `cordon install`, or cordond) never parses an archive. It reads the
+/// index pages again under its own caps, copies and hashes every downloaded file into the store
+/// (what is checked and installed is that blob, not a file a worker could still rewrite), takes
+/// the gate's decision from the facts, and checks the tree the installer wrote before the store
+/// keeps it. A refusal installs nothing; every run leaves a record.
+public final class InstallRun: @unchecked Sendable {
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// Where the workers come from and how their sandboxes are made.
+    public struct Setup: Sendable {
+        /// cordon-scan (`WorkerProgram.locate(name: "cordon-scan")`).
+        public var scanner: String
+        /// The vulnerability database `check` reads (absent: advisories are not checked, and
+        /// the record says so).
+        public var database: String?
+        /// The interpreter the set is for; bound with /usr as the built-in policy binds it.
+        public var python = "/usr/bin/python3"
+        public var environment: SandboxEnvironment
+        public var seccompCache: String?
+        /// Transfers at once in the fetch worker.
+        public var parallel = 8
+        public init(scanner: String, database: String?, environment: SandboxEnvironment, seccompCache: String? = nil) {
+            self.scanner = scanner
+            self.database = database
+            self.environment = environment
+            self.seccompCache = seccompCache
+        }
+    }
+
+    /// What the run is at, for a progress line or a notification.
+    public enum Step: Sendable {
+        case describing
+        case pages(Int)
+        case downloading(files: Int, bytes: Int64?)
+        case checking(Int)
+        case installing(Int)
+        case reused(String)
+    }
+
+    /// One file of the set, as chosen and as found.
+    public struct Chosen: Sendable {
+        public var requirement: Requirement
+        public var file: IndexFile
+        public var url: String
+        public var blob: PackageStore.Blob?
+        public var facts: PackageFacts?
+    }
+
+    public struct Outcome: Sendable {
+        /// Every verdict, refusing or not.
+        public var verdicts: [Verdict]
+        /// The set in the store (nil: refused, nothing installed).
+        public var set: PackageStore.InstalledSet?
+        /// Whether the set was already in the store (nothing was installed again).
+        public var reused: Bool
+        public var record: JSON
+        public var refused: Bool { self.set == nil }
+    }
+
+    let gate: Policy.Install
+    let policyName: String
+    let store: PackageStore
+    let setup: Setup
+    let now: () -> Double
+
+    public init(gate: Policy.Install, policyName: String, store: PackageStore, setup: Setup, now: @escaping @Sendable () -> Double = UTCTime.epochSeconds) {
+        self.gate = gate
+        self.policyName = policyName
+        self.store = store
+        self.setup = setup
+        self.now = now
+    }
+
+    static let pageMemory: UInt64 = 256 << 20
+    static let maxFileBytes: Int64 = 1 << 30
+
+    /// Checks that `requirements` can be taken as they are: each pinned to one version with
+    /// `==`, with at least one sha256 `--hash`, no environment marker, each name once.
+    public static func validate(_ requirements: [Requirement], source: String) throws(Problem) {
+        guard !requirements.isEmpty else { throw Problem("\(source): no requirements") }
+        var seen: [String: Int] = [:]
+        for r in requirements {
+            let at = "\(source):\(r.line): \(r.name)"
+            guard r.pinnedVersion != nil else {
+                throw Problem("\(at) is not pinned (\(r.specifier.isEmpty ? "no version" : r.specifier)): cordon install takes a complete set, each line NAME==VERSION --hash=sha256:HEX (`uv pip compile --generate-hashes` or `pip-compile --generate-hashes` writes one); resolving loose requirements is not built yet")
+            }
+            guard !r.sha256Hashes.isEmpty else {
+                throw Problem("\(at)==\(r.pinnedVersion!) has no --hash=sha256:…: cordon install takes a complete set whose every file is pinned by hash (`uv pip compile --generate-hashes` writes one)")
+            }
+            guard r.marker == nil else {
+                throw Problem("\(at) has an environment marker (; \(r.marker!)): markers are not evaluated yet; compile the set for this machine's Python (uv pip compile without --universal writes none)")
+            }
+            if let first = seen[r.normalizedName] { throw Problem("\(at): \(r.normalizedName) is already pinned on line \(first)") }
+            seen[r.normalizedName] = r.line
+        }
+    }
+
+    /// Runs the whole install. Throws only for what stopped it before a decision (a worker that
+    /// failed, a page that does not parse, a file no longer on the index); a refusal is an
+    /// outcome, with its verdicts.
+    public func run(_ requirements: [Requirement], source: String, progress: (Step) -> Void = { _ in }) throws(Problem) -> Outcome {
+        try Self.validate(requirements, source: source)
+        if gate.denyVulnerabilitySeverity != .never && !(setup.database.map { FileSystem.kind($0) == .file } ?? false) {
+            throw Problem("no vulnerability database at \(setup.database ?? "(none given)"), so install.deny_vulnerability_severity = \"\(gate.denyVulnerabilitySeverity.rawValue)\" cannot be checked: import one first (`cordon-scan db import DIR`, DIR a checkout of the PyPA advisory database), or set it to \"never\" in policy \(policyName)")
+        }
+        var timings: [(String, JSON)] = []
+        var clock = MonotonicClock.now
+        func lap(_ name: String) {
+            let t = MonotonicClock.now
+            timings.append((name, .double(((t - clock) * 1000).rounded() / 1000)))
+            clock = t
+        }
+        let started = now()
+        let scratch: String, fetchDir: String
+        do {
+            scratch = try store.workDirectory()
+            fetchDir = "\(scratch)/fetch"
+        } catch { throw Problem("the store: \(error)") }
+        defer { try? FileSystem.removeTree(scratch, noFollow: true) }
+        guard chmod(scratch, 0o700) == 0, mkdir(fetchDir, 0o755) == 0, chmod(fetchDir, 0o755) == 0 else {
+            throw Problem("\(scratch): \(SystemError.text(errno))")
+        }
+
+        progress(.describing)
+        let python = try describePython(scratch: scratch)
+        lap("python")
+
+        // Pages: one per name, each read again here under the page caps.
+        progress(.pages(requirements.count))
+        let pageURLs = requirements.map { IndexURL.page(index: gate.index, project: $0.normalizedName) }
+        let pageJobs = zip(requirements, pageURLs).map { r, url in JSON.object([("page", .string(r.normalizedName)), ("url", .string(url))]) }
+        let pageResults = try fetch(pageJobs, scratch: scratch, fetchDir: fetchDir, what: "index pages")
+        var chosen: [Chosen] = []
+        for (r, url) in zip(requirements, pageURLs) {
+            guard let line = pageResults.first(where: { $0["page"]?.stringValue == r.normalizedName }) else {
+                throw Problem("the index page of \(r.normalizedName) (\(url)): the fetch worker said nothing of it")
+            }
+            if let error = line["error"]?.stringValue { throw Problem("the index page of \(r.normalizedName) (\(url)): \(SimpleIndex.shown(error))") }
+            let bytes = try readOutput(fetchDir, "pages", "\(r.normalizedName).json", limit: SimpleIndex.Limits().maxBytes)
+            let page: ProjectPage
+            do { page = try SimpleIndex.parseProjectPage(bytes, expected: r.normalizedName) } catch {
+                throw Problem("the index page of \(r.normalizedName) (\(url)): \(error)")
+            }
+            chosen.append(try choose(r, page: page, pageURL: url, python: python))
+        }
+        lap("pages")
+
+        // Downloads: only the chosen files, each to its index-given size (when it gives one).
+        let total = chosen.reduce(Int64(0)) { $0 + ($1.file.size ?? 0) }
+        progress(.downloading(files: chosen.count, bytes: chosen.allSatisfy { $0.file.size != nil } ? total : nil))
+        let downloadJobs = chosen.map { c in
+            JSON.object([("download", .string(c.url)), ("filename", .string(c.file.filename)),
+                         ("maxBytes", .int(min(c.file.size ?? Self.maxFileBytes, Self.maxFileBytes)))])
+        }
+        let downloads = try fetch(downloadJobs, scratch: scratch, fetchDir: fetchDir, what: "package files")
+        for i in chosen.indices {
+            let filename = chosen[i].file.filename
+            guard let line = downloads.first(where: { $0["download"]?.stringValue == filename }) else {
+                throw Problem("\(filename) (\(chosen[i].url)): the fetch worker said nothing of it")
+            }
+            if let error = line["error"]?.stringValue { throw Problem("\(filename) (\(chosen[i].url)): \(SimpleIndex.shown(error))") }
+            let fd = try openOutput(fetchDir, "files", filename)
+            defer { close(fd) }
+            do { chosen[i].blob = try store.addBlob(copying: fd, maxBytes: Self.maxFileBytes) } catch { throw Problem("\(filename): \(error)") }
+        }
+        lap("download")
+
+        // Check: each blob as the file it was resolved as.
+        progress(.checking(chosen.count))
+        let checked = try check(chosen, scratch: scratch)
+        for i in chosen.indices {
+            chosen[i].facts = facts(for: chosen[i], checked[i])
+        }
+        lap("check")
+
+        let verdicts = InstallGate.decide(gate, set: chosen.compactMap(\.facts), now: now())
+        let lock = Self.lock(chosen, python: python, index: gate.index.description)
+        let hash = SHA256.hex(Array(lock.text(JSON.Format(sortedKeys: true)).utf8))
+        func record(set: String?, reused: Bool) -> JSON {
+            .object([
+                ("started", .string(UTCTime.format(started))), ("policy", .string(policyName)), ("source", .string(source)),
+                ("requested", .array(requirements.map { .string($0.canonical) })), ("index", .string(gate.index.description)),
+                ("python", .string(python.description)),
+                ("files", .array(chosen.map { c in
+                    .object([("name", .string(c.requirement.normalizedName)), ("version", .string(c.requirement.pinnedVersion ?? "")),
+                             ("filename", .string(c.file.filename)), ("url", .string(c.url)), ("sha256", c.blob.map { .string($0.sha256) } ?? .null),
+                             ("size", c.blob.map { .int($0.size) } ?? .null), ("uploadTime", c.file.uploadTime.map { .string(UTCTime.format($0)) } ?? .null),
+                             ("yanked", c.file.yanked.map(JSON.string) ?? .null), ("provenance", c.file.provenance.map(JSON.string) ?? .null),
+                             ("advisories", .array((c.facts?.advisories ?? []).map { .string($0.id) })),
+                             ("findings", .int(Int64(c.facts?.findings.count ?? 0)))])
+                })),
+                ("verdicts", .array(verdicts.map(Self.json))),
+                ("outcome", .string(set == nil ? "refused" : reused ? "reused" : "installed")),
+                ("set", set.map(JSON.string) ?? .null),
+                ("timings", .object(timings)),
+            ])
+        }
+        guard !verdicts.contains(where: \.refuses) else {
+            return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
+        }
+        if let existing = store.set(hash) {
+            progress(.reused(hash))
+            return Outcome(verdicts: verdicts, set: existing, reused: true, record: record(set: existing.hash, reused: true))
+        }
+
+        progress(.installing(chosen.count))
+        let work: String
+        do { work = try store.workDirectory() } catch { throw Problem("the store: \(error)") }
+        do {
+            try install(chosen, into: work, scratch: scratch)
+        } catch {
+            try? FileSystem.removeTree(work, noFollow: true)
+            throw error
+        }
+        lap("install")
+        let final = record(set: hash, reused: false)
+        let kept: PackageStore.InstalledSet
+        do { kept = try store.keepSet(work, hash: hash, lock: lock, record: final) } catch { throw Problem("keeping the set: \(error)") }
+        return Outcome(verdicts: verdicts, set: kept, reused: false, record: final)
+    }
+
+    // MARK: Choosing
+
+    /// The file of `r`'s pinned version to install: the wheel whose tags suit the target best
+    /// among those whose Requires-Python admits it, an sdist only when there is no such wheel —
+    /// taken first from the files whose index hash the request lists. When the index lists
+    /// none the request's hashes name, the best file is fetched anyway: its bytes decide, and
+    /// the gate refuses it with both hashes as evidence (the index's word is not evidence).
+    func choose(_ r: Requirement, page: ProjectPage, pageURL: String, python: PythonTarget) throws(Problem) -> Chosen {
+        let version = r.pinnedVersion!
+        let table = python.tagTable
+        var reasons: [String] = []
+        let ofVersion = page.files.filter { InstallGate.sameVersion($0.kind.version, version) }
+        var suitable: [(file: IndexFile, rank: Int)] = []
+        for file in ofVersion {
+            if let spec = file.requiresPython {
+                switch python.admits(requiresPython: spec) {
+                case true?: break
+                case false?: reasons.append("\(file.filename): Requires-Python \(SimpleIndex.shown(spec)) excludes \(python.version.map(String.init).joined(separator: "."))"); continue
+                case nil: reasons.append("\(file.filename): its Requires-Python \(SimpleIndex.shown(spec)) does not parse"); continue
+                }
+            }
+            switch file.kind {
+            case .wheel(let wheel):
+                guard let rank = python.rank(wheel, in: table) else {
+                    reasons.append("\(file.filename): its tags do not suit \(python)")
+                    continue
+                }
+                suitable.append((file, rank))
+            case .sdist:
+                suitable.append((file, Int.max))
+            }
+        }
+        let hashed = suitable.filter { c in c.file.sha256.map { sha in r.sha256Hashes.contains { $0.lowercased() == sha.lowercased() } } ?? false }
+        let pool = hashed.isEmpty ? suitable : hashed
+        guard let file = pool.min(by: { $0.rank < $1.rank })?.file else {
+            let why = ofVersion.isEmpty ? "the index lists no file of version \(version)" : reasons.prefix(5).joined(separator: "; ")
+            throw Problem("\(r.normalizedName)==\(version) (\(pageURL)): no file to install: \(why)")
+        }
+        if file.kind.isSdist && gate.sdists == .build {
+            throw Problem("\(r.normalizedName)==\(version) has no wheel for \(python), only the sdist \(file.filename); building sdists in the build sandbox is not built yet (install.sdists = \"build\")")
+        }
+        let url: String
+        switch IndexURL.resolve(file.url, against: pageURL) {
+        case .success(let u): url = u.description
+        case .failure(let e): throw Problem("\(file.filename): its URL \(SimpleIndex.shown(file.url)): \(e)")
+        }
+        return Chosen(requirement: r, file: file, url: url)
+    }
+
+    // MARK: Facts
+
+    /// The gate's facts on one file: the index's (hash, upload time, yank), the request's
+    /// (hashes, pin), the blob's own hash, and what the check worker read from it.
+    func facts(for c: Chosen, _ checked: JSON) -> PackageFacts {
+        let sha = c.blob?.sha256 ?? ""
+        var f = PackageFacts(name: c.requirement.normalizedName, version: c.requirement.pinnedVersion ?? "", filename: c.file.filename,
+                             kind: c.file.kind.isSdist ? .sdist : .wheel, sha256: sha)
+        f.indexSHA256 = c.file.sha256
+        f.requestedSHA256 = c.requirement.sha256Hashes
+        f.pinned = c.requirement.pinnedVersion != nil
+        f.uploadTime = c.file.uploadTime
+        f.yanked = c.file.yanked
+        f.provenance = c.file.provenance == nil ? .absent : .notChecked
+        if let error = checked["error"]?.stringValue {
+            f.findings.append(.init(rule: "unreadable-archive", severity: "critical", message: "the check could not read it: \(error)"))
+            return f
+        }
+        if checked["sha256"]?.stringValue != sha {
+            f.findings.append(.init(rule: "unreadable-archive", severity: "critical", message: "the check read other bytes than the store holds"))
+        }
+        f.metadataName = checked["metadata"]?["name"]?.stringValue
+        f.metadataVersion = checked["metadata"]?["version"]?.stringValue
+        for a in checked["advisories"]?.arrayValue ?? [] {
+            guard let id = a["id"]?.stringValue else { continue }
+            f.advisories.append(.init(id: id, severity: a["severity"]?.stringValue ?? "unknown", fixed: a["fixed"]?.stringValue))
+        }
+        if let reason = checked["notChecked"]?.stringValue, gate.denyVulnerabilitySeverity != .never {
+            // Advisories were not looked at: the gate does not pretend they were.
+            f.findings.append(.init(rule: "advisories-not-checked", severity: "critical", message: reason))
+        }
+        for problem in checked["problems"]?.arrayValue ?? [] {
+            if let text = problem.stringValue { f.findings.append(.init(rule: "record", severity: "high", message: text)) }
+        }
+        for finding in checked["findings"]?.arrayValue ?? [] {
+            guard let rule = finding["rule"]?.stringValue, let severity = finding["severity"]?.stringValue else { continue }
+            f.findings.append(.init(rule: rule, severity: severity, message: finding["message"]?.stringValue ?? "", file: finding["file"]?.stringValue))
+        }
+        f.typosquatOf = checked["typosquatOf"]?.stringValue
+        return f
+    }
+
+    static func json(_ v: Verdict) -> JSON {
+        .object([("package", .string(v.package)), ("version", .string(v.version)), ("filename", .string(v.filename)), ("rule", .string(v.rule.key)),
+                 ("refuses", .bool(v.refuses)), ("evidence", .string(v.evidence))])
+    }
+
+    /// What the set holds, the name of its tree: every file (sorted by name) with its sha256,
+    /// the interpreter and the index.
+    static func lock(_ chosen: [Chosen], python: PythonTarget, index: String) -> JSON {
+        .object([
+            ("files", .array(chosen.sorted { $0.requirement.normalizedName < $1.requirement.normalizedName }.map { c in
+                .object([("name", .string(c.requirement.normalizedName)), ("version", .string(c.requirement.pinnedVersion ?? "")),
+                         ("filename", .string(c.file.filename)), ("sha256", .string(c.blob?.sha256 ?? ""))])
+            })),
+            ("index", .string(index)), ("python", .string(python.description)),
+        ])
+    }
+
+    // MARK: Workers
+
+    func limits(_ seconds: Double, memory: UInt64 = pageMemory) -> WorkerSandbox.Limits {
+        WorkerSandbox.Limits(memoryBytes: memory, wallSeconds: seconds, cpuCores: 1)
+    }
+
+    func describePython(scratch: String) throws(Problem) -> PythonTarget {
+        let outcome: WorkerSandbox.Outcome
+        do {
+            outcome = try WorkerSandbox.run(argv: [setup.python, "-I", "-S", "-c", PythonTarget.describeScript], binds: [], limits: limits(30),
+                                            scratch: scratch, environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 4096)
+        } catch { throw Problem("describing \(setup.python): \(error)") }
+        guard outcome.succeeded, let out = outcome.stdout, let target = PythonTarget.parse(String(decoding: out, as: UTF8.self)) else {
+            throw Problem("describing \(setup.python) in its sandbox failed (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(outcome.lastError)")")
+        }
+        return target
+    }
+
+    /// Runs the fetch worker over `jobs` (each a request line) and returns its result lines.
+    func fetch(_ jobs: [JSON], scratch: String, fetchDir: String, what: String) throws(Problem) -> [JSON] {
+        let requests = "\(scratch)/requests-\(UInt64(MonotonicClock.now * 1e9)).jsonl"
+        do { try FileSystem.writeAtomically(requests, Array(jobs.map(\.text).joined(separator: "\n").utf8), mode: 0o644, durable: false) } catch {
+            throw Problem("\(requests): \(error)")
+        }
+        let fd = open(requests, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Problem("\(requests): \(SystemError.text(errno))") }
+        defer { close(fd) }
+        let hosts = gate.hosts
+        let argv = ["/cordon/cordon-scan", "fetch", "--out", "/out", "--parallel", "\(setup.parallel)"] + hosts.flatMap { ["--allow", $0] } + ["-"]
+        let outcome: WorkerSandbox.Outcome
+        do {
+            outcome = try WorkerSandbox.run(argv: argv, binds: [WorkerSandbox.Bind(setup.scanner, at: "/cordon/cordon-scan"), WorkerSandbox.Bind(fetchDir, at: "/out", writable: true)],
+                                            network: hosts, limits: limits(900), stdin: fd, scratch: scratch, environment: setup.environment,
+                                            seccompCache: setup.seccompCache, stdoutLimit: 16 << 20)
+        } catch { throw Problem("fetching \(what): \(error)") }
+        guard outcome.succeeded, let out = outcome.stdout else {
+            throw Problem("fetching \(what) failed (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(SimpleIndex.shown(outcome.lastError))")")
+        }
+        return out.split(separator: 10).compactMap { try? JSON.parse(Array($0)) }
+    }
+
+    /// Runs the check worker over the chosen blobs; one result per file, in order.
+    func check(_ chosen: [Chosen], scratch: String) throws(Problem) -> [JSON] {
+        var binds = [WorkerSandbox.Bind(setup.scanner, at: "/cordon/cordon-scan")]
+        var argv = ["/cordon/cordon-scan", "check"]
+        if let db = setup.database, FileSystem.kind(db) == .file {
+            binds.append(WorkerSandbox.Bind(db, at: "/cordon/vulns.db"))
+            argv += ["--db", "/cordon/vulns.db"]
+        } else {
+            argv += ["--db", "/cordon/none.db"]
+        }
+        binds.append(WorkerSandbox.Bind(try inputs(chosen, scratch: scratch), at: "/in"))
+        var lines: [String] = []
+        for c in chosen {
+            guard let blob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
+            lines.append(JSON.object([("file", .string("/in/\(blob.sha256)")), ("name", .string(c.requirement.normalizedName)),
+                                      ("version", .string(c.requirement.pinnedVersion ?? "")), ("filename", .string(c.file.filename))]).text)
+        }
+        let out = try runWithManifest(argv + ["-"], lines: lines, binds: binds, scratch: scratch, what: "checking the files", memory: 1 << 30)
+        let results = out.split(separator: 10).compactMap { try? JSON.parse(Array($0)) }
+        guard results.count == chosen.count else { throw Problem("the check worker gave \(results.count) results for \(chosen.count) files") }
+        for (c, r) in zip(chosen, results) where r["filename"]?.stringValue != c.file.filename {
+            throw Problem("the check worker's results are not in the order asked (\(c.file.filename))")
+        }
+        return results
+    }
+
+    /// Runs the install worker: the wheels unpacked into `work`/site.
+    func install(_ chosen: [Chosen], into work: String, scratch: String) throws(Problem) {
+        var binds = [WorkerSandbox.Bind(setup.scanner, at: "/cordon/cordon-scan"), WorkerSandbox.Bind(work, at: "/out", writable: true)]
+        binds.append(WorkerSandbox.Bind(try inputs(chosen, scratch: scratch), at: "/in"))
+        var lines: [String] = []
+        for c in chosen {
+            guard let blob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
+            lines.append(JSON.object([("file", .string("/in/\(blob.sha256)")), ("filename", .string(c.file.filename))]).text)
+        }
+        _ = try runWithManifest(["/cordon/cordon-scan", "install-wheels", "--into", "/out", "-"], lines: lines, binds: binds, scratch: scratch,
+                                what: "installing the wheels", memory: 1 << 30)
+    }
+
+    /// `scratch`/in: a hard link to each chosen blob (the store's own file, same inode, 0444),
+    /// named by its sha256 — one directory to bind instead of a mount per file.
+    func inputs(_ chosen: [Chosen], scratch: String) throws(Problem) -> String {
+        let dir = "\(scratch)/in"
+        if FileSystem.kind(dir) == .directory { return dir }
+        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        for c in chosen {
+            guard let blob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
+            let link = "\(dir)/\(blob.sha256)"
+            if FileSystem.kind(link) == .file { continue }
+            guard Glibc.link(blob.path, link) == 0 else { throw Problem("\(link): \(SystemError.text(errno))") }
+        }
+        return dir
+    }
+
+    func runWithManifest(_ argv: [String], lines: [String], binds: [WorkerSandbox.Bind], scratch: String, what: String, memory: UInt64) throws(Problem) -> [UInt8] {
+        let manifest = "\(scratch)/manifest-\(UInt64(MonotonicClock.now * 1e9)).jsonl"
+        do { try FileSystem.writeAtomically(manifest, Array(lines.joined(separator: "\n").utf8), mode: 0o644, durable: false) } catch {
+            throw Problem("\(manifest): \(error)")
+        }
+        let fd = open(manifest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Problem("\(manifest): \(SystemError.text(errno))") }
+        defer { close(fd) }
+        let outcome: WorkerSandbox.Outcome
+        do {
+            outcome = try WorkerSandbox.run(argv: argv, binds: binds, limits: limits(600, memory: memory), stdin: fd, scratch: scratch,
+                                            environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 64 << 20)
+        } catch { throw Problem("\(what): \(error)") }
+        guard outcome.succeeded, let out = outcome.stdout else {
+            throw Problem("\(what) failed (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(SimpleIndex.shown(outcome.lastError))")")
+        }
+        return out
+    }
+
+    // MARK: The fetch worker's output
+
+    /// Opens `dir/sub/name` without following a link at any step below `dir` (the worker
+    /// could have made any of them one).
+    func openOutput(_ dir: String, _ sub: String, _ name: String) throws(Problem) -> Int32 {
+        let top = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        defer { close(top) }
+        let middle = openat(top, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard middle >= 0 else { throw Problem("\(dir)/\(sub): \(SystemError.text(errno))") }
+        defer { close(middle) }
+        guard !name.contains("/"), name != "..", name != "." else { throw Problem("\(name): not a file name") }
+        let fd = openat(middle, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw Problem("\(dir)/\(sub)/\(name): \(SystemError.text(errno))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw Problem("\(dir)/\(sub)/\(name): not a regular file")
+        }
+        return fd
+    }
+
+    func readOutput(_ dir: String, _ sub: String, _ name: String, limit: Int) throws(Problem) -> [UInt8] {
+        let fd = try openOutput(dir, sub, name)
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Problem("\(dir)/\(sub)/\(name): \(SystemError.text(errno))") }
+            if n == 0 { return out }
+            out += buffer[0..<n]
+            guard out.count <= limit else { throw Problem("\(dir)/\(sub)/\(name): over \(limit) bytes") }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import CordonTestNetwork
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cordon install` end to end, as root, against a real HTTP package index (index_standin.py
+/// over make_index.py's PEP 691 pages) that this suite serves at 198.51.100.20:80 inside a
+/// network namespace it makes; `index.test` resolves to it from a hosts file. Each crafted
+/// package is fetched in the fetch worker's sandbox, checked in the check worker's, decided on
+/// by the policy's [install] table and, when it passes, unpacked into the store — then imported
+/// by a sandboxed command.
+@Suite(.enabled(if: Harness.isRoot && FileManager.default.fileExists(atPath: SharedData.advisories), "needs root and ../shared/data"),
+       .serialized)
+final class InstallGateTests {
+    static let address = "198.51.100.20"
+    static let fixtures = "\(Harness.repo)/Tests/CordonScannerTests"
+
+    let network: EgressNetwork
+    let dir: String
+    let server: Process
+    let config: String
+    let state: String
+
+    init() throws {
+        dir = "\(Harness.scratch)/install-\(UInt32.random(in: 0...UInt32.max))"
+        // Root-owned 0755 directories, as an admin's would be.
+        try FileManager.default.createDirectory(atPath: "\(dir)/config/policies", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        config = "\(dir)/config"
+        state = "\(dir)/state"
+        let made = Harness.exec("/usr/bin/python3", ["\(Self.fixtures)/make_packages.py", "\(dir)/packages"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let index = Harness.exec("/usr/bin/python3", ["\(Self.fixtures)/make_index.py", "\(dir)/packages", "\(dir)/index", "\(Date().timeIntervalSince1970)"])
+        try #require(index.status == 0, "\(index.stderr)")
+        try "\(Self.address) index.test\n".write(toFile: "\(dir)/hosts", atomically: true, encoding: .utf8)
+        try """
+            [policy]
+            name = "gate"
+            extends = ["default"]
+
+            [install]
+            index = "http://index.test/simple"
+            min_release_age = "7d"
+            deny_vulnerability_severity = "medium"
+            """.write(toFile: "\(config)/policies/gate.toml", atomically: true, encoding: .utf8)
+        let imported = Harness.exec("\(Harness.productsDir)/cordon-scan", ["db", "import", "--state-dir", state, SharedData.advisories])
+        try #require(imported.status == 0, "\(imported.stderr)")
+
+        network = try EgressNetwork(serving: [Self.address])
+        server = Process()
+        let (path, arguments) = network.inServers(["/usr/bin/python3", "\(Self.fixtures)/index_standin.py", "\(dir)/index", "--host", Self.address,
+                                                   "--port", "80", "--log", "\(dir)/requests.log"])
+        server.executableURL = URL(fileURLWithPath: path)
+        server.arguments = arguments
+        let out = Pipe()
+        server.standardOutput = out
+        do {
+            try server.run()
+            // Its first line (its port) says it listens; read with poll, so a server that never
+            // answers cannot hang the suite.
+            let fd = out.fileHandleForReading.fileDescriptor
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            try #require(poll(&p, 1, 20_000) == 1, "the index server did not start")
+        } catch {
+            network.close()
+            throw error
+        }
+    }
+
+    deinit {
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        network.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func sha256(_ file: String) -> String {
+        Harness.exec("/usr/bin/sha256sum", ["\(dir)/packages/\(file)"]).stdout.split(separator: " ").first.map(String.init) ?? ""
+    }
+
+    /// A pinned, hashed line for a crafted file (the hash of its bytes, or `hash`).
+    func pin(_ file: String, hash: String? = nil) -> String {
+        let parts = file.replacingOccurrences(of: ".whl", with: "").split(separator: "-")
+        return "\(parts[0].replacingOccurrences(of: "_", with: "-"))==\(parts[1]) --hash=sha256:\(hash ?? sha256(file))"
+    }
+
+    struct Install {
+        var status: Int32
+        var record: [String: Any]
+        var stderr: String
+        var verdicts: [[String: Any]] { record["verdicts"] as? [[String: Any]] ?? [] }
+        func refusals(_ rule: String) -> [String] {
+            verdicts.filter { $0["rule"] as? String == rule && $0["refuses"] as? Bool == true }.compactMap { $0["evidence"] as? String }
+        }
+    }
+
+    func install(_ lines: [String], policy: String = "gate", json: Bool = true) -> Install {
+        let file = "\(dir)/req-\(UInt32.random(in: 0...UInt32.max)).txt"
+        try? lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let (path, args) = network.inSupervisor([Harness.cordon, "install", "--config-dir", config, "--state-dir", state, "--runtime-dir", Harness.runtimeDir,
+                                                 "--dns-hosts", "\(dir)/hosts", "--policy", policy] + (json ? ["--json"] : []) + ["-r", file])
+        let r = Harness.exec(path, args)
+        let record = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        return Install(status: r.status, record: record, stderr: r.stderr)
+    }
+
+    var sets: [String] { (try? FileManager.default.contentsOfDirectory(atPath: "\(state)/store/sets")) ?? [] }
+
+    @Test func aCleanWheelIsInstalledAndImportedInASandbox() throws {
+        let first = install([pin("cordon_clean-1.0-py3-none-any.whl")])
+        #expect(first.status == 0, "\(first.stderr) \(first.record)")
+        #expect(first.record["outcome"] as? String == "installed")
+        let site = try #require(first.record["path"] as? String)
+        #expect(FileManager.default.fileExists(atPath: "\(site)/cordon_clean/__init__.py"))
+        // Read-only in the store: directories 0555, files 0444, root's.
+        let attributes = try FileManager.default.attributesOfItem(atPath: "\(site)/cordon_clean/__init__.py")
+        #expect((attributes[.posixPermissions] as? Int) == 0o444)
+        // The same set again: already in the store, nothing installed twice.
+        let again = install([pin("cordon_clean-1.0-py3-none-any.whl")])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.record["outcome"] as? String == "reused")
+        #expect(again.record["path"] as? String == site)
+        #expect(sets.count == 1)
+        // Imported by a sandboxed command that has the set bound read-only on its PYTHONPATH
+        // (`cordon run` binds by path: the state directory must be one others may pass through).
+        chmod(state, 0o711)
+        let run = Harness.exec(Harness.cordon, ["run", "--runtime-dir", Harness.runtimeDir, "--state-dir", state, "--policy", "python-tool",
+                                                "--ro-bind", "\(site):/cordon/site", "--env", "PYTHONPATH=/cordon/site", "--",
+                                                "/usr/bin/python3", "-c", "import cordon_clean; print(cordon_clean.__file__)"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("/cordon/site/cordon_clean/__init__.py"), "\(run.stdout)")
+        // Every run left a record.
+        let records = (try? FileManager.default.contentsOfDirectory(atPath: "\(state)/store/records")) ?? []
+        #expect(records.count == 2)
+    }
+
+    @Test func eachCraftedPackageIsRefusedByItsRule() throws {
+        let cases: [(file: String, rule: String, evidence: String)] = [
+            ("requests-2.30.0-py3-none-any.whl", "install.deny_vulnerability_severity", "PYSEC-2023-74"),
+            ("reqeusts-1.0-py3-none-any.whl", "install.typosquats", "one edit from the popular requests"),
+            ("cordon_fresh-1.0-py3-none-any.whl", "install.min_release_age", "younger than install.min_release_age 7d"),
+            ("cordon_yanked-1.0-py3-none-any.whl", "install.yanked", "broken build"),
+            ("cordon_pth-1.0-py3-none-any.whl", "install.deny_finding_severity", ".pth"),
+            ("cordon_tampered-1.0-py3-none-any.whl", "hash check", "the index says sha256:"),
+        ]
+        for c in cases {
+            let r = install([pin(c.file)])
+            #expect(r.status == 1, "\(c.file): \(r.stderr)")
+            #expect(r.record["outcome"] as? String == "refused", "\(c.file)")
+            let found = r.verdicts.filter { ($0["refuses"] as? Bool) == true }
+            #expect(found.contains { ($0["rule"] as? String) == c.rule && (($0["evidence"] as? String)?.contains(c.evidence) ?? false) },
+                    "\(c.file): \(found)")
+            #expect(r.record["path"] is NSNull, "\(c.file)")
+        }
+        #expect(sets.isEmpty, "a refused set installs nothing")
+    }
+
+    /// One file whose bytes do not match the request's hash refuses the whole set, and a
+    /// person reading the terminal sees the package, the rule and the evidence.
+    @Test func aHashMismatchRefusesTheWholeSet() throws {
+        let wrong = String(repeating: "0", count: 64)
+        let lines = [pin("cordon_clean-1.0-py3-none-any.whl"), pin("cordon_extra-1.0-py3-none-any.whl", hash: wrong)]
+        let r = install(lines)
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.refusals("hash check").contains { $0.contains("not among the request's 1 hash") }, "\(r.verdicts)")
+        #expect(r.refusals("whole set").contains { $0.contains("cordon_extra-1.0-py3-none-any.whl did not match its hash") }, "\(r.verdicts)")
+        let shown = install(lines, json: false)
+        #expect(shown.status == 1)
+        #expect(shown.stderr.contains("refused: cordon-extra 1.0 cordon_extra-1.0-py3-none-any.whl: the bytes hash to sha256:"), "\(shown.stderr)")
+        #expect(shown.stderr.contains("refused: cordon-clean 1.0 cordon_clean-1.0-py3-none-any.whl: refused with its set"), "\(shown.stderr)")
+        #expect(shown.stderr.contains("nothing was installed"), "\(shown.stderr)")
+        #expect(sets.isEmpty)
+    }
+
+    @Test func looseOrBrokenInputIsRefusedBeforeAnythingIsFetched() throws {
+        let before = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
+        let unpinned = install(["cordon-clean"], json: false)
+        #expect(unpinned.status == 2)
+        #expect(unpinned.stderr.contains("cordon-clean is not pinned"), "\(unpinned.stderr)")
+        let unhashed = install(["cordon-clean==1.0"], json: false)
+        #expect(unhashed.status == 2)
+        #expect(unhashed.stderr.contains("has no --hash=sha256"), "\(unhashed.stderr)")
+        let twice = install([pin("cordon_clean-1.0-py3-none-any.whl"), pin("cordon_clean-1.0-py3-none-any.whl")], json: false)
+        #expect(twice.status == 2)
+        #expect(twice.stderr.contains("required twice (line 1 too)"), "\(twice.stderr)")
+        let nosuch = install([pin("cordon_clean-1.0-py3-none-any.whl")], policy: "nosuch", json: false)
+        #expect(nosuch.status == 2)
+        #expect(nosuch.stderr.contains("nosuch"), "\(nosuch.stderr)")
+        let after = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
+        #expect(before == after, "nothing was fetched")
+        #expect(sets.isEmpty)
+    }
+}
+
+enum SharedData {
+    /// ../shared/data's PyPA advisory database, beside the repository.
+    static let advisories = URL(fileURLWithPath: Harness.repo).deletingLastPathComponent().appendingPathComponent("shared/data/pypa-advisory-database").path
+}
