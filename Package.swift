@@ -169,7 +169,7 @@ let package = Package(
         ]),
         // The install gate's runs: fetch, check and install in worker sandboxes, the decision, the store.
         .target(name: "CordonInstall", dependencies: [
-            "CordonPackaging", "CordonPolicy", "CordonSandbox", "CordonStore", "CordonSystem", "CordonJSON",
+            "CordonPackaging", "CordonPolicy", "CordonScan", "CordonSandbox", "CordonStore", "CordonSystem", "CordonJSON",
         ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",

@@ -133,6 +133,7 @@ struct InstallCommand: ParsableCommand {
                 guard terminal else { return }
                 switch step {
                 case .describing: printError("cordon install: reading \(python)'s version and platform")
+                case .resolving(let n): printError("cordon install: resolving \(n) requirement\(n == 1 ? "" : "s") with pip (wheels only)")
                 case .pages(let n): printError("cordon install: fetching \(n) index page\(n == 1 ? "" : "s") from \(gate.index)")
                 case .downloading(let n, let bytes): printError("cordon install: downloading \(n) file\(n == 1 ? "" : "s")\(bytes.map { " (\(Units.formatSize(UInt64($0))))" } ?? "")")
                 case .checking(let n): printError("cordon install: checking \(n) file\(n == 1 ? "" : "s") (identity, RECORD, advisories, heuristics)")

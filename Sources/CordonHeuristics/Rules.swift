@@ -146,12 +146,28 @@ enum Rules {
         return !has(l, bytes("def fetch(")) && !has(l, bytes("function fetch("))
     }
 
+    /// A line that is only a quoted run of plain words (`'compare copy cp curl cvpa '`, maybe
+    /// closed by `).split()`): data, such as a syntax highlighter's list of shell commands —
+    /// `curl ` and `iex ` in it fetch and run nothing. A command line in a string has other
+    /// characters (`|`, `/`, `:`) and is still read.
+    static func isWordList(_ l: Bytes) -> Bool {
+        var i = 0, j = l.count
+        while i < j && (l[i] == 32 || l[i] == 9) { i += 1 }
+        while j > i && (l[j - 1] == 32 || l[j - 1] == 9 || l[j - 1] == 13) { j -= 1 }
+        for tail in [").split()", ").split(),", ")", ","] {
+            let t = bytes(tail)
+            if j - i > t.count && Array(l[(j - t.count)..<j]) == t { j -= t.count; break }
+        }
+        guard j - i >= 2, l[i] == 39 || l[i] == 34, l[j - 1] == l[i] else { return false }
+        return l[(i + 1)..<(j - 1)].allSatisfy { isIdentByte($0) || $0 == 32 || $0 == 45 }
+    }
+
     static func downloadExecute(_ tf: TextFile) -> [Finding] {
         guard tf.mayContain(fetchPatterns + byteList(["fetch("])) else { return [] }
         var out: [Finding] = []
-        for f in 0..<tf.lineCount where !tf.isComment(f) && isFetchLine(tf.lower[f]) {
+        for f in 0..<tf.lineCount where !tf.isComment(f) && isFetchLine(tf.lower[f]) && !isWordList(tf.lower[f]) {
             let window = max(0, f - 2)...min(tf.lineCount - 1, f + downloadExecuteWindow)
-            guard let r = window.first(where: { !tf.isComment($0) && (hasAny(tf.lower[$0], runPatterns) || isExecLine(tf, $0)) }) else { continue }
+            guard let r = window.first(where: { !tf.isComment($0) && !isWordList(tf.lower[$0]) && (hasAny(tf.lower[$0], runPatterns) || isExecLine(tf, $0)) }) else { continue }
             out.append(finding(RuleID.downloadExecute, .critical, tf, min(f, r), max(f, r),
                                "remote content is fetched and executed within \(abs(r - f) + 1) lines", evidenceLine: max(f, r)))
             break

@@ -1,6 +1,7 @@
 import CordonJSON
 import CordonPackaging
 import CordonPolicy
+import CordonScan
 import CordonSandbox
 import CordonStore
 import CordonSystem
@@ -52,6 +53,7 @@ public final class InstallRun: @unchecked Sendable {
     /// What the run is at, for a progress line or a notification.
     public enum Step: Sendable {
         case describing
+        case resolving(Int)
         case pages(Int)
         case downloading(files: Int, bytes: Int64?)
         case checking(Int)
@@ -96,23 +98,24 @@ public final class InstallRun: @unchecked Sendable {
     static let pageMemory: UInt64 = 256 << 20
     static let maxFileBytes: Int64 = 1 << 30
 
-    /// Checks that `requirements` can be taken as they are: each pinned to one version with
-    /// `==`, with at least one sha256 `--hash`, no environment marker, each name once.
+    /// How a request is taken: a complete lock as it is; a lock with environment markers through
+    /// the resolver with `--no-deps` (it evaluates the markers and keeps the hashes); anything
+    /// else resolved.
+    public enum Resolution: String, Sendable { case asGiven = "as given", lockWithMarkers = "lock, markers evaluated by pip", resolved = "resolved by pip" }
+
+    public static func resolution(of requirements: [Requirement]) -> Resolution {
+        guard requirements.allSatisfy({ $0.pinnedVersion != nil && !$0.sha256Hashes.isEmpty }) else { return .resolved }
+        return requirements.contains { $0.marker != nil } ? .lockWithMarkers : .asGiven
+    }
+
+    /// Checks a request before anything runs: something asked, each name once.
     public static func validate(_ requirements: [Requirement], source: String) throws(Problem) {
         guard !requirements.isEmpty else { throw Problem("\(source): no requirements") }
         var seen: [String: Int] = [:]
         for r in requirements {
-            let at = "\(source):\(r.line): \(r.name)"
-            guard r.pinnedVersion != nil else {
-                throw Problem("\(at) is not pinned (\(r.specifier.isEmpty ? "no version" : r.specifier)): cordon install takes a complete set, each line NAME==VERSION --hash=sha256:HEX (`uv pip compile --generate-hashes` or `pip-compile --generate-hashes` writes one); resolving loose requirements is not built yet")
+            if let first = seen[r.normalizedName] {
+                throw Problem("\(source):\(r.line): \(r.name): \(r.normalizedName) is already required on line \(first): write it once")
             }
-            guard !r.sha256Hashes.isEmpty else {
-                throw Problem("\(at)==\(r.pinnedVersion!) has no --hash=sha256:…: cordon install takes a complete set whose every file is pinned by hash (`uv pip compile --generate-hashes` writes one)")
-            }
-            guard r.marker == nil else {
-                throw Problem("\(at) has an environment marker (; \(r.marker!)): markers are not evaluated yet; compile the set for this machine's Python (uv pip compile without --universal writes none)")
-            }
-            if let first = seen[r.normalizedName] { throw Problem("\(at): \(r.normalizedName) is already pinned on line \(first)") }
             seen[r.normalizedName] = r.line
         }
     }
@@ -147,13 +150,30 @@ public final class InstallRun: @unchecked Sendable {
         let python = try describePython(scratch: scratch)
         lap("python")
 
+        // What to install: the request as it is, or what pip resolves it to (in its sandbox).
+        let mode = Self.resolution(of: requirements)
+        var wanted = requirements
+        var preferred: [String: String] = [:]
+        if mode != .asGiven {
+            progress(.resolving(requirements.count))
+            let resolved = try resolve(requirements, noDeps: mode == .lockWithMarkers, scratch: scratch)
+            var hashes: [String: [String]] = [:]
+            for r in requirements { hashes[r.normalizedName, default: []] += r.hashes }
+            wanted = resolved.enumerated().map { i, r in
+                Requirement(name: r.name, normalizedName: normalizePyPIName(r.name), specifier: "==\(r.version)", pinnedVersion: r.version,
+                            hashes: hashes[normalizePyPIName(r.name)] ?? [], line: i + 1)
+            }
+            for r in resolved { preferred[normalizePyPIName(r.name)] = r.filename }
+            lap("resolve")
+        }
+
         // Pages: one per name, each read again here under the page caps.
-        progress(.pages(requirements.count))
-        let pageURLs = requirements.map { IndexURL.page(index: gate.index, project: $0.normalizedName) }
-        let pageJobs = zip(requirements, pageURLs).map { r, url in JSON.object([("page", .string(r.normalizedName)), ("url", .string(url))]) }
+        progress(.pages(wanted.count))
+        let pageURLs = wanted.map { IndexURL.page(index: gate.index, project: $0.normalizedName) }
+        let pageJobs = zip(wanted, pageURLs).map { r, url in JSON.object([("page", .string(r.normalizedName)), ("url", .string(url))]) }
         let pageResults = try fetch(pageJobs, scratch: scratch, fetchDir: fetchDir, what: "index pages")
         var chosen: [Chosen] = []
-        for (r, url) in zip(requirements, pageURLs) {
+        for (r, url) in zip(wanted, pageURLs) {
             guard let line = pageResults.first(where: { $0["page"]?.stringValue == r.normalizedName }) else {
                 throw Problem("the index page of \(r.normalizedName) (\(url)): the fetch worker said nothing of it")
             }
@@ -163,7 +183,7 @@ public final class InstallRun: @unchecked Sendable {
             do { page = try SimpleIndex.parseProjectPage(bytes, expected: r.normalizedName) } catch {
                 throw Problem("the index page of \(r.normalizedName) (\(url)): \(error)")
             }
-            chosen.append(try choose(r, page: page, pageURL: url, python: python))
+            chosen.append(try choose(r, page: page, pageURL: url, python: python, preferred: preferred[r.normalizedName]))
         }
         lap("pages")
 
@@ -201,7 +221,8 @@ public final class InstallRun: @unchecked Sendable {
         func record(set: String?, reused: Bool) -> JSON {
             .object([
                 ("started", .string(UTCTime.format(started))), ("policy", .string(policyName)), ("source", .string(source)),
-                ("requested", .array(requirements.map { .string($0.canonical) })), ("index", .string(gate.index.description)),
+                ("requested", .array(requirements.map { .string($0.canonical) })), ("resolution", .string(mode.rawValue)),
+                ("index", .string(gate.index.description)),
                 ("python", .string(python.description)),
                 ("files", .array(chosen.map { c in
                     .object([("name", .string(c.requirement.normalizedName)), ("version", .string(c.requirement.pinnedVersion ?? "")),
@@ -243,12 +264,12 @@ public final class InstallRun: @unchecked Sendable {
 
     // MARK: Choosing
 
-    /// The file of `r`'s pinned version to install: the wheel whose tags suit the target best
+    /// The file of `r`'s pinned version to install: the resolver's choice, or the wheel whose tags suit the target best
     /// among those whose Requires-Python admits it, an sdist only when there is no such wheel —
     /// taken first from the files whose index hash the request lists. When the index lists
     /// none the request's hashes name, the best file is fetched anyway: its bytes decide, and
     /// the gate refuses it with both hashes as evidence (the index's word is not evidence).
-    func choose(_ r: Requirement, page: ProjectPage, pageURL: String, python: PythonTarget) throws(Problem) -> Chosen {
+    func choose(_ r: Requirement, page: ProjectPage, pageURL: String, python: PythonTarget, preferred: String? = nil) throws(Problem) -> Chosen {
         let version = r.pinnedVersion!
         let table = python.tagTable
         var reasons: [String] = []
@@ -275,7 +296,8 @@ public final class InstallRun: @unchecked Sendable {
         }
         let hashed = suitable.filter { c in c.file.sha256.map { sha in r.sha256Hashes.contains { $0.lowercased() == sha.lowercased() } } ?? false }
         let pool = hashed.isEmpty ? suitable : hashed
-        guard let file = pool.min(by: { $0.rank < $1.rank })?.file else {
+        // The resolver's file when it is among them (the same tag order picks the same one).
+        guard let file = pool.first(where: { $0.file.filename == preferred })?.file ?? pool.min(by: { $0.rank < $1.rank })?.file else {
             let why = ofVersion.isEmpty ? "the index lists no file of version \(version)" : reasons.prefix(5).joined(separator: "; ")
             throw Problem("\(r.normalizedName)==\(version) (\(pageURL)): no file to install: \(why)")
         }
@@ -365,6 +387,66 @@ public final class InstallRun: @unchecked Sendable {
             throw Problem("describing \(setup.python) in its sandbox failed (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(outcome.lastError)")")
         }
         return target
+    }
+
+    /// One file the resolver chose.
+    struct Resolved {
+        var name: String
+        var version: String
+        var filename: String
+    }
+
+    /// pip's resolution of `requirements` (`pip install --dry-run --report`), run with the target
+    /// Python in a worker sandbox that reaches only the index's hosts, wheels only (no sdist's
+    /// build code runs to learn its metadata), ignoring whatever the host has installed. Its
+    /// report is untrusted: each entry must name a valid project, a version and a wheel of it.
+    func resolve(_ requirements: [Requirement], noDeps: Bool, scratch: String) throws(Problem) -> [Resolved] {
+        let dir = "\(scratch)/resolve"
+        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        // Hashes only for a lock (pip's hash-checking mode then checks every file it looks at);
+        // otherwise the names and specifiers alone, and the request's hashes are the gate's.
+        let lines = requirements.map { r -> String in
+            var bare = r
+            if !noDeps { bare.hashes = [] }
+            return bare.canonical
+        }
+        do { try FileSystem.writeAtomically("\(dir)/requirements.txt", Array((lines.joined(separator: "\n") + "\n").utf8), mode: 0o644, durable: false) } catch {
+            throw Problem("\(dir)/requirements.txt: \(error)")
+        }
+        var argv = [setup.python, "-I", "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary", ":all:", "--report", "-", "--quiet",
+                    "--isolated", "--no-cache-dir", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--index-url", gate.index.description]
+        if gate.index.scheme == "http" { argv += ["--trusted-host", gate.index.host] }
+        if noDeps { argv.append("--no-deps") }
+        argv += ["-r", "/cordon/resolve/requirements.txt"]
+        let hosts = gate.hosts
+        let outcome: WorkerSandbox.Outcome
+        do {
+            outcome = try WorkerSandbox.run(argv: argv, binds: [WorkerSandbox.Bind(dir, at: "/cordon/resolve")], network: hosts, limits: limits(600, memory: 1 << 30),
+                                            scratch: scratch, environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 32 << 20)
+        } catch { throw Problem("resolving with pip: \(error)") }
+        guard outcome.succeeded, let out = outcome.stdout else {
+            var why = SimpleIndex.shown(outcome.lastError)
+            if why.contains("No module named pip") { why += " (install pip for \(setup.python), e.g. apt-get install python3-pip, or give a complete pinned, hashed set)" }
+            if why.contains("No matching distribution") { why += " (Cordon resolves to wheels only: building sdists in the build sandbox is not built yet)" }
+            throw Problem("resolving with pip failed (\(outcome.how))\(why.isEmpty ? "" : ": \(why)")")
+        }
+        let report: JSON
+        do { report = try JSON.parse(out) } catch { throw Problem("pip's report is not JSON: \(error)") }
+        guard case .array(let items)? = report["install"] else { throw Problem("pip's report has no install list") }
+        var resolved: [Resolved] = []
+        var seen = Set<String>()
+        for (i, item) in items.enumerated() {
+            guard let name = item["metadata"]?["name"]?.stringValue, isValidPyPIName(name), let version = item["metadata"]?["version"]?.stringValue,
+                  let url = item["download_info"]?["url"]?.stringValue, let filename = url.split(separator: "/").last.map(String.init),
+                  case .success(let file) = DistributionFile.parse(filename, project: name), !file.isSdist,
+                  file.normalizedName == normalizePyPIName(name), InstallGate.sameVersion(file.version, version) else {
+                throw Problem("pip's report: install[\(i)] is not a wheel of a named project and version")
+            }
+            guard seen.insert(normalizePyPIName(name)).inserted else { throw Problem("pip's report names \(name) twice") }
+            resolved.append(Resolved(name: name, version: version, filename: filename))
+        }
+        guard !resolved.isEmpty else { throw Problem("pip resolved the request to nothing") }
+        return resolved
     }
 
     /// Runs the fetch worker over `jobs` (each a request line) and returns its result lines.

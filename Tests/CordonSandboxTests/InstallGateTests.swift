@@ -44,6 +44,14 @@ final class InstallGateTests {
             min_release_age = "7d"
             deny_vulnerability_severity = "medium"
             """.write(toFile: "\(config)/policies/gate.toml", atomically: true, encoding: .utf8)
+        try """
+            [policy]
+            name = "strict"
+            extends = ["gate"]
+
+            [install]
+            require_hashes = true
+            """.write(toFile: "\(config)/policies/strict.toml", atomically: true, encoding: .utf8)
         let imported = Harness.exec("\(Harness.productsDir)/cordon-scan", ["db", "import", "--state-dir", state, SharedData.advisories])
         try #require(imported.status == 0, "\(imported.stderr)")
 
@@ -173,23 +181,63 @@ final class InstallGateTests {
         #expect(sets.isEmpty)
     }
 
-    @Test func looseOrBrokenInputIsRefusedBeforeAnythingIsFetched() throws {
+    @Test func brokenInputIsRefusedBeforeAnythingIsFetched() throws {
         let before = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
-        let unpinned = install(["cordon-clean"], json: false)
-        #expect(unpinned.status == 2)
-        #expect(unpinned.stderr.contains("cordon-clean is not pinned"), "\(unpinned.stderr)")
-        let unhashed = install(["cordon-clean==1.0"], json: false)
-        #expect(unhashed.status == 2)
-        #expect(unhashed.stderr.contains("has no --hash=sha256"), "\(unhashed.stderr)")
         let twice = install([pin("cordon_clean-1.0-py3-none-any.whl"), pin("cordon_clean-1.0-py3-none-any.whl")], json: false)
         #expect(twice.status == 2)
         #expect(twice.stderr.contains("required twice (line 1 too)"), "\(twice.stderr)")
         let nosuch = install([pin("cordon_clean-1.0-py3-none-any.whl")], policy: "nosuch", json: false)
         #expect(nosuch.status == 2)
         #expect(nosuch.stderr.contains("nosuch"), "\(nosuch.stderr)")
+        let garbled = install(["cordon-clean==1.0 --hash=md5:abc"], json: false)
+        #expect(garbled.status == 2)
+        #expect(garbled.stderr.contains(":1:"), "\(garbled.stderr)")
         let after = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
         #expect(before == after, "nothing was fetched")
         #expect(sets.isEmpty)
+    }
+
+    /// A loose request is resolved by pip in its sandbox (the index's hosts only, wheels only):
+    /// cordon-app brings cordon-clean, both are checked and installed, and the app imports.
+    @Test func aLooseRequestIsResolvedByPipInItsSandbox() throws {
+        let r = install(["cordon-app"])
+        #expect(r.status == 0, "\(r.stderr) \(r.record)")
+        #expect(r.record["resolution"] as? String == "resolved by pip")
+        let names = (r.record["files"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }.sorted()
+        #expect(names == ["cordon-app", "cordon-clean"])
+        let site = try #require(r.record["path"] as? String)
+        chmod(state, 0o711)
+        let run = Harness.exec(Harness.cordon, ["run", "--runtime-dir", Harness.runtimeDir, "--state-dir", state, "--policy", "python-tool",
+                                                "--ro-bind", "\(site):/cordon/site", "--env", "PYTHONPATH=/cordon/site", "--",
+                                                "/usr/bin/python3", "-c", "import cordon_app; print(cordon_app.answer())"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == "42\n")
+        // The resolver's choice still passes the gate: a loose request for a typosquat is refused.
+        let squat = install(["reqeusts"])
+        #expect(squat.status == 1, "\(squat.stderr)")
+        #expect(!squat.refusals("install.typosquats").isEmpty, "\(squat.verdicts)")
+    }
+
+    /// With install.require_hashes, what pip resolved is not what was pinned: every file without
+    /// a hash of the request's is refused.
+    @Test func requireHashesRefusesWhatOnlyTheResolverPinned() throws {
+        let r = install(["cordon-app", pin("cordon_clean-1.0-py3-none-any.whl")], policy: "strict")
+        #expect(r.status == 1, "\(r.stderr)")
+        let refused = r.refusals("install.require_hashes")
+        #expect(refused.count == 1 && refused.first?.contains("the request gives no hash") == true, "\(r.verdicts)")
+        #expect(r.verdicts.contains { $0["package"] as? String == "cordon-app" && $0["rule"] as? String == "install.require_hashes" })
+        #expect(sets.isEmpty)
+    }
+
+    /// A lock whose lines carry environment markers: pip evaluates them (with --no-deps, the
+    /// hashes kept), and only the lines for this Python are installed.
+    @Test func aLockWithMarkersInstallsWhatAppliesHere() throws {
+        let r = install(["cordon-clean==1.0 ; python_version >= \"3\" --hash=sha256:\(sha256("cordon_clean-1.0-py3-none-any.whl"))",
+                         "cordon-pth==1.0 ; python_version < \"3\" --hash=sha256:\(sha256("cordon_pth-1.0-py3-none-any.whl"))"])
+        #expect(r.status == 0, "\(r.stderr) \(r.record)")
+        #expect(r.record["resolution"] as? String == "lock, markers evaluated by pip")
+        let names = (r.record["files"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(names == ["cordon-clean"])
     }
 }
 

