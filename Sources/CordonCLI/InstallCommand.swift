@@ -106,7 +106,12 @@ struct InstallCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        let stateDir = Locations(stateDir: locations.stateDir).resolvedStateDir()
+        // Absolute: the workers' binds name host paths.
+        let stateDir = FileSystem.absolute(Locations(stateDir: locations.stateDir).resolvedStateDir())
+        guard python.hasPrefix("/usr/"), !python.contains("/../") else {
+            printError("cordon install: --python \(python): the Python must be under /usr (the worker sandboxes bind /usr read-only and nothing else of the host)")
+            throw ExitCode(2)
+        }
         let scanner: String
         do { scanner = try WorkerProgram.locate(name: "cordon-scan") } catch {
             printError("cordon install: \(error)")
@@ -114,7 +119,7 @@ struct InstallCommand: ParsableCommand {
         }
         var environment = SandboxEnvironment(runtimeDir: Locations(runtimeDir: locations.runtimeDir).resolvedRuntimeDir())
         environment.egress = EgressSettings(hostsFile: dnsHosts)
-        var setup = InstallRun.Setup(scanner: scanner, database: Locations(stateDir: locations.stateDir).vulnDB().path, environment: environment,
+        var setup = InstallRun.Setup(scanner: scanner, database: FileSystem.absolute(Locations(stateDir: locations.stateDir).vulnDB().path), environment: environment,
                                      seccompCache: "\(stateDir)/cache/seccomp")
         setup.python = python
         let packages: PackageStore
@@ -125,6 +130,8 @@ struct InstallCommand: ParsableCommand {
             printError("cordon install: the store: \(error)")
             throw ExitCode(2)
         }
+        // Work an interrupted install left behind (its process gone).
+        for problem in packages.removeStale(setsAside: false) { printError("cordon install: \(problem)") }
         let terminal = isatty(2) == 1 && !json
         let run = InstallRun(gate: gate, policyName: policy, store: packages, setup: setup)
         let outcome: InstallRun.Outcome
@@ -133,6 +140,7 @@ struct InstallCommand: ParsableCommand {
                 guard terminal else { return }
                 switch step {
                 case .describing: printError("cordon install: reading \(python)'s version and platform")
+                case .building(let f): printError("cordon install: building \(f) in the build sandbox (no network)")
                 case .resolving(let n): printError("cordon install: resolving \(n) requirement\(n == 1 ? "" : "s") with pip (wheels only)")
                 case .pages(let n): printError("cordon install: fetching \(n) index page\(n == 1 ? "" : "s") from \(gate.index)")
                 case .downloading(let n, let bytes): printError("cordon install: downloading \(n) file\(n == 1 ? "" : "s")\(bytes.map { " (\(Units.formatSize(UInt64($0))))" } ?? "")")

@@ -76,7 +76,7 @@ struct PreparedRun {
 
         var identity = overrides.canonicalText
         if chooseCwd && policy.process.cwd == nil {
-            let here = Self.currentDirectory()
+            let here = FileSystem.currentDirectory()
             if let inside = PolicyOverrides.sandboxPath(ofHostDirectory: here, in: policy, realSource: { FileSystem.realPath($0) }) {
                 policy.process.cwd = inside
                 identity += "\ncwd \(inside) (the caller's)"
@@ -87,11 +87,5 @@ struct PreparedRun {
         // The record's hash names what ran: the policy and what the flags changed in it.
         if !identity.isEmpty { policy.contentHash = SHA256.hex(Array("\(shaped.contentHash)\n\(identity)".utf8)) }
         self.policy = policy
-    }
-
-    static func currentDirectory() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

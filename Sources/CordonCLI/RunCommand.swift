@@ -187,7 +187,7 @@ public enum RunFastPath {
             let cache = SpawnPlanCache(directory: "\(stateDir)/cache/plans")
             var name = options.policy
             if (PolicyStore.isPath(name) && !name.hasPrefix("/")) || store.configDir.map({ !$0.hasPrefix("/") }) == true {
-                name = "\(PreparedRun.currentDirectory()) \(name)"
+                name = "\(FileSystem.currentDirectory()) \(name)"
             }
             let key = SpawnPlanCache.Key(configDir: store.configDir, policy: name, shapingFlags: overrides.planShaping.canonicalText)
             let cached = cache.lookup(key)

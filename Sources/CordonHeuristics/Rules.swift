@@ -146,10 +146,12 @@ enum Rules {
         return !has(l, bytes("def fetch(")) && !has(l, bytes("function fetch("))
     }
 
-    /// A line that is only a quoted run of plain words (`'compare copy cp curl cvpa '`, maybe
-    /// closed by `).split()`): data, such as a syntax highlighter's list of shell commands —
-    /// `curl ` and `iex ` in it fetch and run nothing. A command line in a string has other
-    /// characters (`|`, `/`, `:`) and is still read.
+    /// A line that is only a quoted list of plain words (`'compare copy cp curl cvpa dbp del '`,
+    /// maybe closed by `).split()`): data, such as a syntax highlighter's list of shell commands
+    /// — `curl ` and `iex ` in it fetch and run nothing. Only a list: at least six words, none
+    /// an option (`-fsSL`) or a number (curl takes `3325256724` for an address), and neither a
+    /// fetch nor a run word first. A command in a string is still read, even without `|` or a
+    /// URL (`'curl -fsSL 3325256724 -o x'`).
     static func isWordList(_ l: Bytes) -> Bool {
         var i = 0, j = l.count
         while i < j && (l[i] == 32 || l[i] == 9) { i += 1 }
@@ -159,7 +161,13 @@ enum Rules {
             if j - i > t.count && Array(l[(j - t.count)..<j]) == t { j -= t.count; break }
         }
         guard j - i >= 2, l[i] == 39 || l[i] == 34, l[j - 1] == l[i] else { return false }
-        return l[(i + 1)..<(j - 1)].allSatisfy { isIdentByte($0) || $0 == 32 || $0 == 45 }
+        let body = l[(i + 1)..<(j - 1)]
+        guard body.allSatisfy({ isIdentByte($0) || $0 == 32 || $0 == 45 }) else { return false }
+        let words = body.split(separator: 32)
+        guard words.count >= 6, let first = words.first else { return false }
+        if words.contains(where: { $0.first == 45 || $0.allSatisfy { $0 >= 48 && $0 <= 57 } }) { return false }
+        let head = Array(first) + [32]
+        return !hasAny(head, fetchPatterns) && !hasAny(head, runPatterns) && !["iex", "sh", "bash", "python", "exec", "eval"].contains(String(decoding: first, as: UTF8.self))
     }
 
     static func downloadExecute(_ tf: TextFile) -> [Finding] {

@@ -57,6 +57,7 @@ public final class InstallRun: @unchecked Sendable {
         case pages(Int)
         case downloading(files: Int, bytes: Int64?)
         case checking(Int)
+        case building(String)
         case installing(Int)
         case reused(String)
     }
@@ -68,6 +69,32 @@ public final class InstallRun: @unchecked Sendable {
         public var url: String
         public var blob: PackageStore.Blob?
         public var facts: PackageFacts?
+        /// An sdist's wheel, built in the build sandbox.
+        public var built: Built?
+        /// Whether the request itself pins this version exactly (not only the resolver).
+        public var pinnedByRequest = false
+
+        /// What is installed for it: the wheel, or the wheel built from the sdist.
+        var installed: Archive? {
+            if let built { return Archive(blob: built.blob, name: requirement.normalizedName, version: requirement.pinnedVersion ?? "", filename: built.filename) }
+            return blob.map { Archive(blob: $0, name: requirement.normalizedName, version: requirement.pinnedVersion ?? "", filename: file.filename) }
+        }
+    }
+
+    /// A wheel built from an sdist in the build sandbox.
+    public struct Built: Sendable {
+        public var filename: String
+        public var blob: PackageStore.Blob
+        /// The set of build requirements it was built with (nil: it had none).
+        public var buildSet: String?
+    }
+
+    /// An archive in the store, as what a worker reads it.
+    struct Archive {
+        var blob: PackageStore.Blob
+        var name: String
+        var version: String
+        var filename: String
     }
 
     public struct Outcome: Sendable {
@@ -85,14 +112,18 @@ public final class InstallRun: @unchecked Sendable {
     let policyName: String
     let store: PackageStore
     let setup: Setup
-    let now: () -> Double
+    let now: @Sendable () -> Double
+    /// Whether an sdist may be built (not for an sdist's own build requirements: one level).
+    let buildsAllowed: Bool
 
-    public init(gate: Policy.Install, policyName: String, store: PackageStore, setup: Setup, now: @escaping @Sendable () -> Double = UTCTime.epochSeconds) {
+    public init(gate: Policy.Install, policyName: String, store: PackageStore, setup: Setup, now: @escaping @Sendable () -> Double = UTCTime.epochSeconds,
+                buildsAllowed: Bool = true) {
         self.gate = gate
         self.policyName = policyName
         self.store = store
         self.setup = setup
         self.now = now
+        self.buildsAllowed = buildsAllowed
     }
 
     static let pageMemory: UInt64 = 256 << 20
@@ -172,6 +203,9 @@ public final class InstallRun: @unchecked Sendable {
         let pageURLs = wanted.map { IndexURL.page(index: gate.index, project: $0.normalizedName) }
         let pageJobs = zip(wanted, pageURLs).map { r, url in JSON.object([("page", .string(r.normalizedName)), ("url", .string(url))]) }
         let pageResults = try fetch(pageJobs, scratch: scratch, fetchDir: fetchDir, what: "index pages")
+        // What the request itself pins (install.yanked = "allow-pinned" takes only those).
+        var pins: [String: String] = [:]
+        for r in requirements { if let v = r.pinnedVersion { pins[r.normalizedName] = v } }
         var chosen: [Chosen] = []
         for (r, url) in zip(wanted, pageURLs) {
             guard let line = pageResults.first(where: { $0["page"]?.stringValue == r.normalizedName }) else {
@@ -183,7 +217,9 @@ public final class InstallRun: @unchecked Sendable {
             do { page = try SimpleIndex.parseProjectPage(bytes, expected: r.normalizedName) } catch {
                 throw Problem("the index page of \(r.normalizedName) (\(url)): \(error)")
             }
-            chosen.append(try choose(r, page: page, pageURL: url, python: python, preferred: preferred[r.normalizedName]))
+            var c = try choose(r, page: page, pageURL: url, python: python, preferred: preferred[r.normalizedName])
+            c.pinnedByRequest = pins[r.normalizedName].map { InstallGate.sameVersion($0, r.pinnedVersion ?? "") } ?? false
+            chosen.append(c)
         }
         lap("pages")
 
@@ -209,13 +245,15 @@ public final class InstallRun: @unchecked Sendable {
 
         // Check: each blob as the file it was resolved as.
         progress(.checking(chosen.count))
-        let checked = try check(chosen, scratch: scratch)
+        let checked = try check(chosen.map { c in Archive(blob: c.blob!, name: c.requirement.normalizedName, version: c.requirement.pinnedVersion ?? "", filename: c.file.filename) },
+                                scratch: scratch)
         for i in chosen.indices {
             chosen[i].facts = facts(for: chosen[i], checked[i])
         }
         lap("check")
 
-        let verdicts = InstallGate.decide(gate, set: chosen.compactMap(\.facts), now: now())
+        var verdicts = InstallGate.decide(gate, set: chosen.compactMap(\.facts), now: now())
+        var builds: [JSON] = []
         let lock = Self.lock(chosen, python: python, index: gate.index.description)
         let hash = SHA256.hex(Array(lock.text(JSON.Format(sortedKeys: true)).utf8))
         func record(set: String?, reused: Bool) -> JSON {
@@ -230,8 +268,10 @@ public final class InstallRun: @unchecked Sendable {
                              ("size", c.blob.map { .int($0.size) } ?? .null), ("uploadTime", c.file.uploadTime.map { .string(UTCTime.format($0)) } ?? .null),
                              ("yanked", c.file.yanked.map(JSON.string) ?? .null), ("provenance", c.file.provenance.map(JSON.string) ?? .null),
                              ("advisories", .array((c.facts?.advisories ?? []).map { .string($0.id) })),
-                             ("findings", .int(Int64(c.facts?.findings.count ?? 0)))])
+                             ("findings", .int(Int64(c.facts?.findings.count ?? 0))),
+                             ("built", c.built.map { b in .object([("filename", .string(b.filename)), ("sha256", .string(b.blob.sha256)), ("buildSet", b.buildSet.map(JSON.string) ?? .null)]) } ?? .null)])
                 })),
+                ("builds", .array(builds)),
                 ("verdicts", .array(verdicts.map(Self.json))),
                 ("outcome", .string(set == nil ? "refused" : reused ? "reused" : "installed")),
                 ("set", set.map(JSON.string) ?? .null),
@@ -246,11 +286,24 @@ public final class InstallRun: @unchecked Sendable {
             return Outcome(verdicts: verdicts, set: existing, reused: true, record: record(set: existing.hash, reused: true))
         }
 
+        // Sdists: each built in the build sandbox, its wheel checked and decided on again.
+        for i in chosen.indices where chosen[i].file.kind.isSdist {
+            progress(.building(chosen[i].file.filename))
+            let (built, buildVerdicts, buildRecord) = try build(chosen[i], checked: checked[i], python: python, scratch: scratch)
+            chosen[i].built = built
+            verdicts += buildVerdicts
+            builds.append(buildRecord)
+        }
+        if !builds.isEmpty { lap("build") }
+        guard !verdicts.contains(where: \.refuses) else {
+            return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
+        }
+
         progress(.installing(chosen.count))
         let work: String
         do { work = try store.workDirectory() } catch { throw Problem("the store: \(error)") }
         do {
-            try install(chosen, into: work, scratch: scratch)
+            try install(chosen.compactMap(\.installed), into: work, scratch: scratch)
         } catch {
             try? FileSystem.removeTree(work, noFollow: true)
             throw error
@@ -280,7 +333,7 @@ public final class InstallRun: @unchecked Sendable {
                 switch python.admits(requiresPython: spec) {
                 case true?: break
                 case false?: reasons.append("\(file.filename): Requires-Python \(SimpleIndex.shown(spec)) excludes \(python.version.map(String.init).joined(separator: "."))"); continue
-                case nil: reasons.append("\(file.filename): its Requires-Python \(SimpleIndex.shown(spec)) does not parse"); continue
+                case nil: break  // as pip does: a Requires-Python that does not parse is ignored, the file kept
                 }
             }
             switch file.kind {
@@ -297,12 +350,19 @@ public final class InstallRun: @unchecked Sendable {
         let hashed = suitable.filter { c in c.file.sha256.map { sha in r.sha256Hashes.contains { $0.lowercased() == sha.lowercased() } } ?? false }
         let pool = hashed.isEmpty ? suitable : hashed
         // The resolver's file when it is among them (the same tag order picks the same one).
-        guard let file = pool.first(where: { $0.file.filename == preferred })?.file ?? pool.min(by: { $0.rank < $1.rank })?.file else {
+        // Equal tags: the higher build number first, as pip orders them.
+        func build(_ f: IndexFile) -> (Int, String) {
+            guard case .wheel(let w) = f.kind, let tag = w.build else { return (-1, "") }
+            let digits = tag.prefix { $0.isASCII && $0.isNumber }
+            return (Int(digits) ?? -1, String(tag.dropFirst(digits.count)))
+        }
+        let best = pool.min { a, b in a.rank != b.rank ? a.rank < b.rank : build(a.file) > build(b.file) }
+        guard let file = pool.first(where: { $0.file.filename == preferred })?.file ?? best?.file else {
             let why = ofVersion.isEmpty ? "the index lists no file of version \(version)" : reasons.prefix(5).joined(separator: "; ")
             throw Problem("\(r.normalizedName)==\(version) (\(pageURL)): no file to install: \(why)")
         }
-        if file.kind.isSdist && gate.sdists == .build {
-            throw Problem("\(r.normalizedName)==\(version) has no wheel for \(python), only the sdist \(file.filename); building sdists in the build sandbox is not built yet (install.sdists = \"build\")")
+        if file.kind.isSdist && gate.sdists == .build && !buildsAllowed {
+            throw Problem("\(r.normalizedName)==\(version) has no wheel for \(python), only the sdist \(file.filename), and it is a build requirement: Cordon builds sdists one level deep (an sdist's build requirements must be wheels)")
         }
         let url: String
         switch IndexURL.resolve(file.url, against: pageURL) {
@@ -310,6 +370,111 @@ public final class InstallRun: @unchecked Sendable {
         case .failure(let e): throw Problem("\(file.filename): its URL \(SimpleIndex.shown(file.url)): \(e)")
         }
         return Chosen(requirement: r, file: file, url: url)
+    }
+
+    // MARK: Building
+
+    /// Builds `c` (an sdist that passed the gate) into a wheel: its build requirements (from
+    /// the check worker's reading of its pyproject.toml) through this same gate into a set of
+    /// their own; then `pip wheel --no-deps --no-build-isolation --no-index` with the target
+    /// Python in the build sandbox — no network, that set read-only on its PYTHONPATH, the sdist
+    /// read-only, only /out writable — and the one wheel it writes copied into the store and
+    /// checked and decided on again, as a file built from the sdist. A failed build refuses
+    /// the sdist, with the build's last words and any denials in the record.
+    func build(_ c: Chosen, checked: JSON, python: PythonTarget, scratch: String) throws(Problem) -> (Built?, [Verdict], JSON) {
+        let name = c.requirement.normalizedName, version = c.requirement.pinnedVersion ?? ""
+        var record: [(String, JSON)] = [("sdist", .string(c.file.filename))]
+        func refused(_ evidence: String, _ more: [Verdict] = []) -> (Built?, [Verdict], JSON) {
+            record.append(("error", .string(evidence)))
+            return (nil, more + [Verdict(package: name, version: version, filename: c.file.filename, rule: .build, refuses: true, evidence: evidence)], .object(record))
+        }
+        guard let sdistBlob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
+        guard case .array(let texts)? = checked["buildRequires"] else {
+            return refused("its pyproject.toml's [build-system] requires could not be read")
+        }
+        var requirements: [Requirement] = []
+        for (i, text) in texts.compactMap(\.stringValue).enumerated() {
+            do {
+                if let r = try RequirementsFile.parseLine(text, source: "\(c.file.filename) build-system.requires", line: i + 1) { requirements.append(r) }
+            } catch { return refused("its build requirement \"\(SimpleIndex.shown(text))\" is not taken: \(error.reason)") }
+        }
+        record.append(("buildRequires", .array(requirements.map { .string($0.canonical) })))
+
+        // The build requirements, through the gate like anything else (one level deep); none
+        // (an in-tree backend): nothing but the standard library and pip.
+        var buildSet: PackageStore.InstalledSet?
+        if !requirements.isEmpty {
+            let nested = InstallRun(gate: gate, policyName: policyName, store: store, setup: setup, now: now, buildsAllowed: false)
+            do {
+                let outcome = try nested.run(requirements, source: "the build requirements of \(c.file.filename)")
+                record.append(("buildSetRecord", outcome.record))
+                guard let set = outcome.set else {
+                    return refused("its build requirements were refused", outcome.verdicts.filter(\.refuses))
+                }
+                buildSet = set
+            } catch {
+                return refused("its build requirements: \(error.description)")
+            }
+        }
+        record.append(("buildSet", buildSet.map { .string($0.hash) } ?? .null))
+
+        let dir = "\(scratch)/build-\(sdistBlob.sha256.prefix(16))"
+        guard mkdir(dir, 0o755) == 0, mkdir("\(dir)/out", 0o755) == 0, chmod(dir, 0o755) == 0, chmod("\(dir)/out", 0o755) == 0 else {
+            throw Problem("\(dir): \(SystemError.text(errno))")
+        }
+        let sdist = Archive(blob: sdistBlob, name: name, version: version, filename: c.file.filename)
+        let input = try inputs([sdist], scratch: dir, name: "in", byFilename: true)
+        let argv = [setup.python, "-s", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir", "--isolated",
+                    "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--wheel-dir", "/out", "/in/\(c.file.filename)"]
+        let outcome: WorkerSandbox.Outcome
+        do {
+            var binds = [WorkerSandbox.Bind(input, at: "/in"), WorkerSandbox.Bind("\(dir)/out", at: "/out", writable: true)]
+            var env = [("PYTHONDONTWRITEBYTECODE", "1"), ("HOME", "/tmp")]
+            if let buildSet {
+                binds.append(WorkerSandbox.Bind(buildSet.site, at: "/cordon/build-site"))
+                env.append(("PYTHONPATH", "/cordon/build-site"))
+            }
+            outcome = try WorkerSandbox.run(argv: argv, binds: binds, env: env,
+                                            limits: limits(900, memory: 2 << 30), scratch: scratch, environment: setup.environment,
+                                            seccompCache: setup.seccompCache, stdoutLimit: 1 << 20)
+        } catch { throw Problem("the build sandbox of \(c.file.filename): \(error)") }
+        let denied = outcome.result.denied.map { d in JSON.string("\(d.kind) \(d.syscall)\(d.count > 1 ? " ×\(d.count)" : "")") }
+        record.append(("denied", .array(denied)))
+        record.append(("how", .string(outcome.how)))
+        // What the build said last, each line made safe to show: the evidence of what it tried.
+        record.append(("log", .array(outcome.errorTail.split(separator: "\n").suffix(40).map { .string(SimpleIndex.shown(String($0), limit: 300)) })))
+        guard outcome.succeeded else {
+            return refused("its build failed in the build sandbox (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(SimpleIndex.shown(outcome.lastError))")\(denied.isEmpty ? "" : "; denied: \(denied.compactMap(\.stringValue).joined(separator: ", "))")")
+        }
+        // Exactly one wheel, of this project and version, for this Python.
+        let written = FileSystem.listDirectory("\(dir)/out")
+        guard written.count == 1, let filename = written.first, case .success(.wheel(let wheel)) = DistributionFile.parse(filename, project: name),
+              wheel.normalizedName == name, InstallGate.sameVersion(wheel.version, version) else {
+            return refused("the build did not write one wheel of \(name) \(version) (it wrote: \(written.prefix(5).map { SimpleIndex.shown($0) }.joined(separator: ", ")))")
+        }
+        guard python.rank(wheel, in: python.tagTable) != nil else { return refused("it built \(SimpleIndex.shown(filename)), whose tags do not suit \(python)") }
+        let fd = try openOutput(dir, "out", filename)
+        let blob: PackageStore.Blob
+        do {
+            defer { close(fd) }
+            blob = try store.addBlob(copying: fd, maxBytes: Self.maxFileBytes)
+        } catch { throw Problem("\(filename): \(error)") }
+        record.append(("wheel", .string(filename)))
+        record.append(("sha256", .string(blob.sha256)))
+
+        // The built wheel, checked and decided on again.
+        let archive = Archive(blob: blob, name: name, version: version, filename: filename)
+        let results = try check([archive], scratch: scratch, inputs: "built-\(blob.sha256.prefix(16))")
+        var facts = PackageFacts(name: name, version: version, filename: filename, kind: .built, sha256: blob.sha256)
+        let read = self.facts(for: Chosen(requirement: c.requirement, file: c.file, url: c.url, blob: blob), results[0])
+        facts.metadataName = read.metadataName
+        facts.metadataVersion = read.metadataVersion
+        facts.advisories = read.advisories
+        facts.advisoriesUnchecked = read.advisoriesUnchecked
+        facts.findings = read.findings
+        facts.typosquatOf = read.typosquatOf
+        let verdicts = InstallGate.decide(gate, facts, now: now())
+        return (Built(filename: filename, blob: blob, buildSet: buildSet?.hash), verdicts, .object(record))
     }
 
     // MARK: Facts
@@ -322,7 +487,7 @@ public final class InstallRun: @unchecked Sendable {
                              kind: c.file.kind.isSdist ? .sdist : .wheel, sha256: sha)
         f.indexSHA256 = c.file.sha256
         f.requestedSHA256 = c.requirement.sha256Hashes
-        f.pinned = c.requirement.pinnedVersion != nil
+        f.pinned = c.pinnedByRequest
         f.uploadTime = c.file.uploadTime
         f.yanked = c.file.yanked
         f.provenance = c.file.provenance == nil ? .absent : .notChecked
@@ -339,10 +504,7 @@ public final class InstallRun: @unchecked Sendable {
             guard let id = a["id"]?.stringValue else { continue }
             f.advisories.append(.init(id: id, severity: a["severity"]?.stringValue ?? "unknown", fixed: a["fixed"]?.stringValue))
         }
-        if let reason = checked["notChecked"]?.stringValue, gate.denyVulnerabilitySeverity != .never {
-            // Advisories were not looked at: the gate does not pretend they were.
-            f.findings.append(.init(rule: "advisories-not-checked", severity: "critical", message: reason))
-        }
+        f.advisoriesUnchecked = checked["notChecked"]?.stringValue
         for problem in checked["problems"]?.arrayValue ?? [] {
             if let text = problem.stringValue { f.findings.append(.init(rule: "record", severity: "high", message: text)) }
         }
@@ -445,7 +607,9 @@ public final class InstallRun: @unchecked Sendable {
             guard seen.insert(normalizePyPIName(name)).inserted else { throw Problem("pip's report names \(name) twice") }
             resolved.append(Resolved(name: name, version: version, filename: filename))
         }
-        guard !resolved.isEmpty else { throw Problem("pip resolved the request to nothing") }
+        guard !resolved.isEmpty else {
+            throw Problem("nothing in the request applies to \(setup.python): pip resolved it to nothing (is every requirement's environment marker false here?)")
+        }
         return resolved
     }
 
@@ -472,8 +636,8 @@ public final class InstallRun: @unchecked Sendable {
         return out.split(separator: 10).compactMap { try? JSON.parse(Array($0)) }
     }
 
-    /// Runs the check worker over the chosen blobs; one result per file, in order.
-    func check(_ chosen: [Chosen], scratch: String) throws(Problem) -> [JSON] {
+    /// Runs the check worker over `archives`; one result per archive, in order.
+    func check(_ archives: [Archive], scratch: String, inputs name: String = "in") throws(Problem) -> [JSON] {
         var binds = [WorkerSandbox.Bind(setup.scanner, at: "/cordon/cordon-scan")]
         var argv = ["/cordon/cordon-scan", "check"]
         if let db = setup.database, FileSystem.kind(db) == .file {
@@ -482,46 +646,40 @@ public final class InstallRun: @unchecked Sendable {
         } else {
             argv += ["--db", "/cordon/none.db"]
         }
-        binds.append(WorkerSandbox.Bind(try inputs(chosen, scratch: scratch), at: "/in"))
-        var lines: [String] = []
-        for c in chosen {
-            guard let blob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
-            lines.append(JSON.object([("file", .string("/in/\(blob.sha256)")), ("name", .string(c.requirement.normalizedName)),
-                                      ("version", .string(c.requirement.pinnedVersion ?? "")), ("filename", .string(c.file.filename))]).text)
+        binds.append(WorkerSandbox.Bind(try inputs(archives, scratch: scratch, name: name), at: "/in"))
+        let lines = archives.map { a in
+            JSON.object([("file", .string("/in/\(a.blob.sha256)")), ("name", .string(a.name)), ("version", .string(a.version)), ("filename", .string(a.filename))]).text
         }
         let out = try runWithManifest(argv + ["-"], lines: lines, binds: binds, scratch: scratch, what: "checking the files", memory: 1 << 30)
         let results = out.split(separator: 10).compactMap { try? JSON.parse(Array($0)) }
-        guard results.count == chosen.count else { throw Problem("the check worker gave \(results.count) results for \(chosen.count) files") }
-        for (c, r) in zip(chosen, results) where r["filename"]?.stringValue != c.file.filename {
-            throw Problem("the check worker's results are not in the order asked (\(c.file.filename))")
+        guard results.count == archives.count else { throw Problem("the check worker gave \(results.count) results for \(archives.count) files") }
+        for (a, r) in zip(archives, results) where r["filename"]?.stringValue != a.filename {
+            throw Problem("the check worker's results are not in the order asked (\(a.filename))")
         }
         return results
     }
 
     /// Runs the install worker: the wheels unpacked into `work`/site.
-    func install(_ chosen: [Chosen], into work: String, scratch: String) throws(Problem) {
+    func install(_ archives: [Archive], into work: String, scratch: String) throws(Problem) {
         var binds = [WorkerSandbox.Bind(setup.scanner, at: "/cordon/cordon-scan"), WorkerSandbox.Bind(work, at: "/out", writable: true)]
-        binds.append(WorkerSandbox.Bind(try inputs(chosen, scratch: scratch), at: "/in"))
-        var lines: [String] = []
-        for c in chosen {
-            guard let blob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
-            lines.append(JSON.object([("file", .string("/in/\(blob.sha256)")), ("filename", .string(c.file.filename))]).text)
-        }
+        binds.append(WorkerSandbox.Bind(try inputs(archives, scratch: scratch, name: "install-in"), at: "/in"))
+        let lines = archives.map { a in JSON.object([("file", .string("/in/\(a.blob.sha256)")), ("filename", .string(a.filename))]).text }
         _ = try runWithManifest(["/cordon/cordon-scan", "install-wheels", "--into", "/out", "-"], lines: lines, binds: binds, scratch: scratch,
                                 what: "installing the wheels", memory: 1 << 30)
     }
 
-    /// `scratch`/in: a hard link to each chosen blob (the store's own file, same inode, 0444),
-    /// named by its sha256 — one directory to bind instead of a mount per file.
-    func inputs(_ chosen: [Chosen], scratch: String) throws(Problem) -> String {
-        let dir = "\(scratch)/in"
-        if FileSystem.kind(dir) == .directory { return dir }
-        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
-        for c in chosen {
-            guard let blob = c.blob else { throw Problem("\(c.file.filename): not in the store") }
-            let link = "\(dir)/\(blob.sha256)"
+    /// `scratch`/NAME: a hard link to each archive's blob (the store's own file, same inode,
+    /// 0444), named by its sha256 (or `byFilename`: by its file name, as pip wants an sdist) —
+    /// one directory to bind instead of a mount per file.
+    func inputs(_ archives: [Archive], scratch: String, name: String, byFilename: Bool = false) throws(Problem) -> String {
+        let dir = "\(scratch)/\(name)"
+        if FileSystem.kind(dir) == .missing {
+            guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        }
+        for a in archives {
+            let link = "\(dir)/\(byFilename ? a.filename : a.blob.sha256)"
             if FileSystem.kind(link) == .file { continue }
-            guard Glibc.link(blob.path, link) == 0 else { throw Problem("\(link): \(SystemError.text(errno))") }
+            guard Glibc.link(a.blob.path, link) == 0 else { throw Problem("\(link): \(SystemError.text(errno))") }
         }
         return dir
     }

@@ -27,6 +27,8 @@ public struct PackageFacts: Sendable, Equatable {
     public var metadataName: String?
     public var metadataVersion: String?
     public var advisories: [Advisory] = []
+    /// Why advisories were not looked up for it (no database, an unreadable one), or nil.
+    public var advisoriesUnchecked: String?
     /// The scanner's findings other than `typosquat`.
     public var findings: [Finding] = []
     /// The popular name this one is one edit from (the scanner's `typosquat` rule), if any.
@@ -88,6 +90,8 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
         case vulnerability = "deny_vulnerability_severity", finding = "deny_finding_severity", typosquats
         /// Refused because another file of the set failed its hash: a set is installed whole or not at all.
         case set
+        /// An sdist whose build, in the build sandbox, failed or gave no usable wheel.
+        case build
 
         /// The policy key that decides it; for the checks no policy turns off, what they check.
         public var key: String {
@@ -95,6 +99,7 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
             case .hash: return "hash check"
             case .identity: return "identity check"
             case .set: return "whole set"
+            case .build: return "sdist build"
             default: return "install.\(rawValue)"
             }
         }
@@ -107,6 +112,15 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
     public var refuses: Bool
     /// What was seen, in words: the message's second half.
     public var evidence: String
+
+    public init(package: String, version: String, filename: String, rule: Rule, refuses: Bool, evidence: String) {
+        self.package = package
+        self.version = version
+        self.filename = filename
+        self.rule = rule
+        self.refuses = refuses
+        self.evidence = evidence
+    }
 
     /// `package version file: evidence (key)`, or for a warning `…: warning: evidence (key)`.
     public var description: String {
@@ -130,16 +144,21 @@ public enum InstallGate {
         if gate.deny.contains(f.name) { verdict(.deny, "\(f.name) is listed in install.deny") }
         if !gate.allow.isEmpty && !gate.allow.contains(f.name) { verdict(.allow, "\(f.name) is not in install.allow") }
 
-        if let index = f.indexSHA256 {
-            if index.lowercased() != f.sha256.lowercased() { verdict(.hash, "the bytes hash to sha256:\(f.sha256), the index says sha256:\(index)") }
-        } else {
-            verdict(.hash, "the index gives no sha256 for it, so the bytes cannot be checked against it")
-        }
-        if !f.requestedSHA256.isEmpty && !f.requestedSHA256.contains(where: { $0.lowercased() == f.sha256.lowercased() }) {
-            verdict(.hash, "the bytes hash to sha256:\(f.sha256), which is not among the request's \(f.requestedSHA256.count) hash\(f.requestedSHA256.count == 1 ? "" : "es") for it")
-        }
-        if gate.requireHashes && f.requestedSHA256.isEmpty {
-            verdict(.requireHashes, "the request gives no hash for it (install.require_hashes = true: pin it with --hash=sha256:\(f.sha256) or a lock)")
+        // A wheel built from an sdist was not on the index: the index's facts (hash, age, yank,
+        // provenance) were decided on the sdist it was built from; its content is decided here.
+        let indexed = f.kind != .built
+        if indexed {
+            if let index = f.indexSHA256 {
+                if index.lowercased() != f.sha256.lowercased() { verdict(.hash, "the bytes hash to sha256:\(f.sha256), the index says sha256:\(index)") }
+            } else {
+                verdict(.hash, "the index gives no sha256 for it, so the bytes cannot be checked against it")
+            }
+            if !f.requestedSHA256.isEmpty && !f.requestedSHA256.contains(where: { $0.lowercased() == f.sha256.lowercased() }) {
+                verdict(.hash, "the bytes hash to sha256:\(f.sha256), which is not among the request's \(f.requestedSHA256.count) hash\(f.requestedSHA256.count == 1 ? "" : "es") for it")
+            }
+            if gate.requireHashes && f.requestedSHA256.isEmpty {
+                verdict(.requireHashes, "the request gives no hash for it (install.require_hashes = true: pin it with --hash=sha256:\(f.sha256) or a lock)")
+            }
         }
         // What the file is: its name as the index lists it, and its own METADATA or PKG-INFO,
         // must both say it is what was resolved.
@@ -160,35 +179,40 @@ public enum InstallGate {
         } else if f.metadataName == nil || f.metadataVersion == nil {
             verdict(.identity, "no name and version were read from its METADATA or PKG-INFO")
         }
-        if let reason = f.yanked {
-            let why = reason.isEmpty ? "yanked (no reason given)" : "yanked: \"\(SimpleIndex.shown(reason))\""
-            switch (gate.yanked, f.pinned) {
-            case (.allowPinned, true): verdict(.yanked, "\(why); installed because the request pins it", refuses: false)
-            case (.allowPinned, false): verdict(.yanked, "\(why); install.yanked = \"allow-pinned\" installs it only when the request pins \(f.version) exactly")
-            case (.refuse, _): verdict(.yanked, why)
-            }
-        }
-        if gate.minReleaseAgeSeconds > 0 {
-            let limit = Units.formatDuration(gate.minReleaseAgeSeconds)
-            if let uploaded = f.uploadTime {
-                let age = now - uploaded
-                if age < gate.minReleaseAgeSeconds {
-                    verdict(.minReleaseAge, "uploaded \(Timestamp.format(uploaded)), \(ago(age)), younger than install.min_release_age \(limit)")
+        if indexed {
+            if let reason = f.yanked {
+                let why = reason.isEmpty ? "yanked (no reason given)" : "yanked: \"\(SimpleIndex.shown(reason))\""
+                switch (gate.yanked, f.pinned) {
+                case (.allowPinned, true): verdict(.yanked, "\(why); installed because the request pins it", refuses: false)
+                case (.allowPinned, false): verdict(.yanked, "\(why); install.yanked = \"allow-pinned\" installs it only when the request pins \(f.version) exactly")
+                case (.refuse, _): verdict(.yanked, why)
                 }
-            } else {
-                verdict(.minReleaseAge, "the index gives no upload-time, so its age is unknown (install.min_release_age \(limit))")
+            }
+            if gate.minReleaseAgeSeconds > 0 {
+                let limit = Units.formatDuration(gate.minReleaseAgeSeconds)
+                if let uploaded = f.uploadTime {
+                    let age = now - uploaded
+                    if age < gate.minReleaseAgeSeconds {
+                        verdict(.minReleaseAge, "uploaded \(Timestamp.format(uploaded)), \(ago(age)), younger than install.min_release_age \(limit)")
+                    }
+                } else {
+                    verdict(.minReleaseAge, "the index gives no upload-time, so its age is unknown (install.min_release_age \(limit))")
+                }
+            }
+            if f.kind == .sdist && gate.sdists == .refuse {
+                verdict(.sdists, "a source distribution, and install.sdists = \"refuse\" (no wheel of \(f.version) was found)")
+            }
+            if gate.requiresProvenance(f.name) {
+                switch f.provenance {
+                case .verified: break
+                case .absent: verdict(.provenance, "the index has no provenance (PEP 740 attestation) for it")
+                case .invalid(let reason): verdict(.provenance, "its provenance did not verify: \(SimpleIndex.shown(reason))")
+                case .notChecked: verdict(.provenance, "its provenance was not checked")
+                }
             }
         }
-        if f.kind == .sdist && gate.sdists == .refuse {
-            verdict(.sdists, "a source distribution, and install.sdists = \"refuse\" (no wheel of \(f.version) was found)")
-        }
-        if gate.requiresProvenance(f.name) {
-            switch f.provenance {
-            case .verified: break
-            case .absent: verdict(.provenance, "the index has no provenance (PEP 740 attestation) for it")
-            case .invalid(let reason): verdict(.provenance, "its provenance did not verify: \(SimpleIndex.shown(reason))")
-            case .notChecked: verdict(.provenance, "its provenance was not checked")
-            }
+        if let reason = f.advisoriesUnchecked, gate.denyVulnerabilitySeverity != .never {
+            verdict(.vulnerability, "its advisories were not checked (\(SimpleIndex.shown(reason))), and install.deny_vulnerability_severity = \"\(gate.denyVulnerabilitySeverity.rawValue)\" needs them checked")
         }
         for advisory in f.advisories where gate.denyVulnerabilitySeverity.refuses(graded(advisory.severity)) {
             verdict(.vulnerability, "\(advisory.id) (\(graded(advisory.severity)))\(advisory.fixed.map { ", fixed in \($0)" } ?? ", no fixed version")")

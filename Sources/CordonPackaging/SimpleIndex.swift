@@ -224,8 +224,19 @@ public enum SimpleIndex {
     }
 
     /// A value from a page as a message shows it: at most 80 characters, control characters as '?'.
-    public static func shown(_ s: String) -> String {
-        String(s.unicodeScalars.prefix(80).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+    public static func shown(_ s: String, limit: Int = 80) -> String {
+        String(s.unicodeScalars.prefix(limit).map { isUnprintable($0) ? "?" : Character($0) })
+    }
+
+    /// What a package's or index's text may not put on a terminal or in a record line as it
+    /// is: C0 and C1 controls (an 8-bit CSI is an escape sequence too), DEL, and the format
+    /// characters that reorder or hide text (bidi marks, overrides and isolates, zero-width
+    /// characters, line and paragraph separators, the BOM). The same set as CordonSystem's
+    /// PrintableText, which this pure layer cannot use.
+    public static func isUnprintable(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        return v < 0x20 || (0x7f...0x9f).contains(v) || v == 0x061c || (0x200b...0x200f).contains(v) || (0x2028...0x202e).contains(v)
+            || (0x2060...0x206f).contains(v) || v == 0xfeff
     }
 }
 

@@ -119,7 +119,8 @@ public struct PythonTarget: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether a `Requires-Python` value admits this version: true, false, or nil when the
-    /// value is not a PEP 440 specifier set (pip ignores such a file, and so does the gate).
+    /// value is not a PEP 440 specifier set (pip then ignores the value and keeps the file, and
+    /// so does the gate).
     public func admits(requiresPython spec: String) -> Bool? {
         let full = PEP440Version(version.map(String.init).joined(separator: "."))!
         for raw in spec.split(separator: ",") {

@@ -45,6 +45,8 @@ public enum WorkerSandbox {
         public var stdout: [UInt8]?
         /// The last non-empty line of its standard error (its reason, when it failed).
         public var lastError: String
+        /// The end of its standard error (at most 4000 bytes, whole lines): for a record.
+        public var errorTail: String
 
         /// "exit status 2", "killed at its wall-clock limit", a set-up failure: for a message.
         public var how: String {
@@ -63,8 +65,9 @@ public enum WorkerSandbox {
     /// `stdin` is a descriptor to hand over (a read-only regular file passes straight through),
     /// or /dev/null. `network`: the egress allowlist ("host:port" rules, as a policy's
     /// `network.allow` spells them) — empty, no network at all; otherwise those and nothing
-    /// else, through the egress supervisor, names resolved as `environment.egress` says.
-    public static func run(argv: [String], binds: [Bind], network: [String] = [], limits: Limits, stdin: Int32? = nil, scratch: String,
+    /// else, through the egress supervisor, names resolved as `environment.egress` says. `env`:
+    /// variables set besides the built-in policy's.
+    public static func run(argv: [String], binds: [Bind], network: [String] = [], env: [(String, String)] = [], limits: Limits, stdin: Int32? = nil, scratch: String,
                            environment: SandboxEnvironment, seccompCache: String?, stdoutLimit: Int = 1 << 20) throws(Problem) -> Outcome {
         let plan: SpawnPlan
         do {
@@ -72,6 +75,7 @@ public enum WorkerSandbox {
             for bind in binds {
                 overrides.binds.append(try PolicyOverrides.bind("\(bind.host):\(bind.inside)", writable: bind.writable))
             }
+            for (name, value) in env { overrides.env.append(Policy.EnvVar(name, value)) }
             for rule in network {
                 guard case .success(let parsed) = EgressRule.parse(rule), !parsed.isBroad else {
                     throw Problem("the worker's network allowlist: \"\(rule)\" is not one host:port")
@@ -127,8 +131,22 @@ public enum WorkerSandbox {
         var env = environment
         env.writeOwnership = .sourceOwner
         let result = Sandbox.run(plan: plan, argv: argv, environment: env, io: io, wallTime: limits.wallSeconds)
-        let said = String(decoding: ((try? FileSystem.read(stderrPath, limit: 1 << 20)) ?? []).suffix(2000), as: UTF8.self)
-            .split(separator: "\n").last(where: { !$0.isEmpty }).map(String.init) ?? ""
-        return Outcome(result: result, stdout: try? FileSystem.read(stdoutPath, limit: stdoutLimit), lastError: said)
+        let errors = readTail(stderrPath, 4000)
+        let tail = String(decoding: errors.firstIndex(of: 10).map { errors.count == 4000 ? Array(errors[($0 + 1)...]) : errors } ?? errors, as: UTF8.self)
+        let said = tail.split(separator: "\n").last(where: { !$0.isEmpty }).map(String.init) ?? ""
+        return Outcome(result: result, stdout: try? FileSystem.read(stdoutPath, limit: stdoutLimit), lastError: said, errorTail: tail)
+    }
+
+    /// The last `count` bytes of a file (its size is the worker's to choose: only the end is read).
+    static func readTail(_ path: String, _ count: Int) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return [] }
+        let start = max(0, Int64(st.st_size) - Int64(count))
+        var out = [UInt8](repeating: 0, count: count)
+        let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(start)) }
+        return n > 0 ? Array(out.prefix(n)) : []
     }
 }

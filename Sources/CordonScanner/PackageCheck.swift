@@ -2,6 +2,7 @@ import CordonArchive
 import CordonHeuristics
 import CordonJSON
 import CordonPackaging
+import CordonPolicy
 import CordonScan
 import CordonSystem
 import CordonVulnDB
@@ -189,6 +190,7 @@ public enum PackageCheck {
         })))
         out.append(("findingCount", .int(Int64(findings.count))))
         out.append(("typosquatOf", Heuristics.typosquatOf(expected.name, ecosystem: .pypi).map(JSON.string) ?? .null))
+        if kind.isSdist { out.append(("buildRequires", buildRequires(files))) }
         return .object(out)
     }
 
@@ -249,13 +251,34 @@ public enum PackageCheck {
     }
 
     /// A value from the archive as a result shows it: bounded, control characters as '?'.
-    static func shown(_ s: String, _ limit: Int = 200) -> String {
-        String(s.unicodeScalars.prefix(limit).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
-    }
+    static func shown(_ s: String, _ limit: Int = 200) -> String { SimpleIndex.shown(s, limit: limit) }
 }
 
 extension String {
     func replacingSuffix(_ suffix: String, with replacement: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) + replacement : self
+    }
+}
+
+extension PackageCheck {
+    /// An sdist's build requirements as its top pyproject.toml's `[build-system] requires`
+    /// lists them (at most 64, each as written, shown safely): what the build sandbox may have.
+    /// No pyproject.toml, or no `[build-system]`: pip's default for a setup.py project
+    /// (setuptools>=40.8.0). A pyproject.toml that does not parse: null (the build is refused).
+    static func buildRequires(_ files: [(path: String, bytes: [UInt8])]) -> JSON {
+        let fallback = JSON.array([.string("setuptools>=40.8.0")])
+        guard let file = files.first(where: { $0.path.split(separator: "/").count == 2 && $0.path.hasSuffix("/pyproject.toml") }) else { return fallback }
+        guard file.bytes.count <= 1 << 20, !file.bytes.contains(0), let text = String(validating: file.bytes, as: UTF8.self),
+              let table = try? TOML.parse(text) else { return .null }
+        guard let system = table["build-system"] else { return fallback }
+        guard case .table(let build) = system.kind else { return .null }
+        guard let requires = build["requires"] else { return fallback }
+        guard case .array(let items) = requires.kind, items.count <= 64 else { return .null }
+        var out: [JSON] = []
+        for item in items {
+            guard case .string(let s) = item.kind, s.utf8.count <= 500 else { return .null }
+            out.append(.string(s))
+        }
+        return .array(out)
     }
 }

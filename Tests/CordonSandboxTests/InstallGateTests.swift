@@ -52,6 +52,15 @@ final class InstallGateTests {
             [install]
             require_hashes = true
             """.write(toFile: "\(config)/policies/strict.toml", atomically: true, encoding: .utf8)
+        try """
+            [policy]
+            name = "builds"
+            extends = ["gate"]
+
+            [install]
+            deny_finding_severity = "critical"
+            yanked = "allow-pinned"
+            """.write(toFile: "\(config)/policies/builds.toml", atomically: true, encoding: .utf8)
         let imported = Harness.exec("\(Harness.productsDir)/cordon-scan", ["db", "import", "--state-dir", state, SharedData.advisories])
         try #require(imported.status == 0, "\(imported.stderr)")
 
@@ -89,7 +98,7 @@ final class InstallGateTests {
 
     /// A pinned, hashed line for a crafted file (the hash of its bytes, or `hash`).
     func pin(_ file: String, hash: String? = nil) -> String {
-        let parts = file.replacingOccurrences(of: ".whl", with: "").split(separator: "-")
+        let parts = file.replacingOccurrences(of: ".whl", with: "").replacingOccurrences(of: ".tar.gz", with: "").split(separator: "-")
         return "\(parts[0].replacingOccurrences(of: "_", with: "-"))==\(parts[1]) --hash=sha256:\(hash ?? sha256(file))"
     }
 
@@ -238,6 +247,53 @@ final class InstallGateTests {
         #expect(r.record["resolution"] as? String == "lock, markers evaluated by pip")
         let names = (r.record["files"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
         #expect(names == ["cordon-clean"])
+    }
+}
+
+extension InstallGateTests {
+    /// An sdist is built in the build sandbox (no network, its in-tree backend run by pip), its
+    /// wheel checked again and installed; the record says what was built from what.
+    @Test func anSdistIsBuiltInTheBuildSandbox() throws {
+        let r = install([pin("cordon_built-1.0.tar.gz")])
+        #expect(r.status == 0, "\(r.stderr) \(r.record)")
+        let builds = r.record["builds"] as? [[String: Any]] ?? []
+        #expect(builds.count == 1 && builds.first?["wheel"] as? String == "cordon_built-1.0-py3-none-any.whl", "\(builds)")
+        let files = r.record["files"] as? [[String: Any]] ?? []
+        #expect((files.first?["built"] as? [String: Any])?["filename"] as? String == "cordon_built-1.0-py3-none-any.whl")
+        let site = try #require(r.record["path"] as? String)
+        #expect(FileManager.default.fileExists(atPath: "\(site)/cordon_built/__init__.py"))
+    }
+
+    /// The build sandbox attacked from inside: the build script tries to read /root, reach the
+    /// index by name and by address, write the store and /usr. Each attempt is refused inside,
+    /// the build fails, the sdist is refused with the build's own account on the record, and
+    /// nothing outside changed.
+    @Test func aBuildScriptsAttacksAreRefusedAndRecorded() throws {
+        let before = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
+        let r = install([pin("cordon_evil-1.0.tar.gz")], policy: "builds")
+        #expect(r.status == 1, "\(r.stderr) \(r.record)")
+        #expect(r.refusals("sdist build").contains { $0.contains("its build failed in the build sandbox") }, "\(r.verdicts)")
+        let log = ((r.record["builds"] as? [[String: Any]])?.first?["log"] as? [String] ?? []).joined(separator: "\n")
+        for attempt in ["read /root", "reach http://index.test/", "reach 198.51.100.20:80", "write the store", "write /usr"] {
+            #expect(log.contains("attack: \(attempt): refused"), "\(attempt): \(log)")
+        }
+        #expect(!log.contains("succeeded"), "\(log)")
+        #expect(!FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/cordon_evil_was_here.py"))
+        #expect(!FileManager.default.fileExists(atPath: "/var/lib/cordon/store/blobs/cordon-evil"))
+        let after = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
+        #expect(!after.dropFirst(before.count).contains("/simple/ "), "the build reached the index: \(after.dropFirst(before.count))")
+        #expect(sets.isEmpty)
+    }
+
+    /// install.yanked = "allow-pinned" takes a yanked file only when the request itself pins it:
+    /// not when only the resolver did (cordon-dep needs cordon-yanked==1.0).
+    @Test func allowPinnedTakesOnlyWhatTheRequestPinned() throws {
+        let loose = install(["cordon-dep"], policy: "builds")
+        #expect(loose.status == 1, "\(loose.stderr)")
+        #expect(loose.refusals("install.yanked").contains { $0.contains("only when the request pins 1.0 exactly") }, "\(loose.verdicts)")
+        let pinned = install([pin("cordon_yanked-1.0-py3-none-any.whl")], policy: "builds")
+        #expect(pinned.status == 0, "\(pinned.stderr)")
+        #expect(pinned.verdicts.contains { $0["rule"] as? String == "install.yanked" && $0["refuses"] as? Bool == false })
     }
 }
 

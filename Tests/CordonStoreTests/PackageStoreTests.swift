@@ -151,6 +151,24 @@ final class PackageStoreTests {
         #expect(!FileSystem.listDirectory(store.root).contains { $0.hasPrefix(".stale-") || $0.hasPrefix(".tmp-") })
     }
 
+    /// Work in progress is private (0700) while a worker writes it, and left alone while the
+    /// process doing it lives; an interrupted install's work goes at the next start.
+    @Test func workIsPrivateAndOnlyTheDeadsIsStale() throws {
+        let work = try store.workDirectory()
+        var st = stat()
+        #expect(stat(work, &st) == 0 && st.st_mode & 0o7777 == 0o700)
+        // A pid that was in use and is gone: a child that has exited and been waited for.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let dead = "\(store.root)/.tmp-\(child.processIdentifier)-1", live = "\(store.root)/.tmp-1-1"
+        for path in [dead, live] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false) }
+        #expect(store.removeStale(setsAside: false).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dead), "an exited process's work is stale")
+        #expect(FileManager.default.fileExists(atPath: live) && FileManager.default.fileExists(atPath: work), "a live process's work is not")
+    }
+
     @Test func oneHolderAtATime() throws {
         let work = try store.workDirectory()
         let fd = open("\(store.root)/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
