@@ -21,10 +21,10 @@ public struct MountStep: Sendable, Equatable, CustomStringConvertible {
         /// directory the read-only lower layer, the run's `SandboxWorkspace.cow` the upper).
         public static let cow = Flags(rawValue: 1 << 7)
         /// attach: a root-owned source cloned by the parent and mounted read-only — a top-level
-        /// entry of the policy's image (`filesystem.image`) in cordond's store, or an input of
-        /// one of Cordon's workers (`WorkerSandbox`) — reached through directories private to
-        /// root, which the child's own path walk may not pass; its files are the host's root's,
-        /// unmapped inside.
+        /// entry of the policy's image (`filesystem.image`) in cordond's store, or a read-only
+        /// bind behind a directory private to root (the state dir, the package store) — which
+        /// the child's own path walk may not reach; its files are the host's root's, unmapped
+        /// inside.
         public static let image = Flags(rawValue: 1 << 8)
     }
 

@@ -8,8 +8,8 @@ import Glibc
 
 /// One run of a helper program of Cordon's own (`cordon-scan unpack`, `cordon-scan check`) as
 /// a worker: in the built-in `default` policy's sandbox — no network (or only the hosts given),
-/// no capabilities, no writable host path but the binds given here (read-only ones that are
-/// root's are reached even through directories private to root), the built-in seccomp profile — with limits the
+/// no capabilities, no writable host path but the binds given here (a read-only one of root's
+/// behind a directory private to root is cloned by this process: see MountPlanner), the built-in seccomp profile — with limits the
 /// caller sets (the worker is Cordon's, not a caller's request: its limits are set, not
 /// tightened). Its standard output and error go to files only root can open, created for this
 /// run; the output is untrusted bytes for the caller to read under a cap.
@@ -93,20 +93,7 @@ public enum WorkerSandbox {
             policy.limits.wallTimeSeconds = limits.wallSeconds
             policy.limits.cpuTimeSeconds = limits.wallSeconds * max(1, limits.cpuCores ?? 1)
             if let cores = limits.cpuCores { policy.limits.cpuCores = cores }
-            var planned = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
-            // The inputs are cloned by this process (root) and attached read-only: they live in
-            // the store and state directories, private to root, which the child's own path walk
-            // (as root of its user namespace, nobody to the host's files) may not pass. Those that
-            // be root's: another's input is bound by path, as its owner's rights allow.
-            let inputs = Set(binds.filter { bind in
-                var st = stat()
-                return !bind.writable && lstat(bind.host, &st) == 0 && st.st_uid == 0 && st.st_gid == 0
-            }.map(\.inside))
-            planned.mounts = planned.mounts.map { step in
-                guard step.kind == .bind, inputs.contains(step.target) else { return step }
-                return MountStep(.attach, step.target, data: step.data, flags: step.flags.intersection(.isDirectory).union([.readOnly, .image]))
-            }
-            plan = planned
+            plan = try builtIn.spawnPlan(for: policy, cacheDir: seccompCache, callerEnvironment: [:])
         } catch let problem as Problem {
             throw problem
         } catch {

@@ -89,3 +89,37 @@ extension ImagePlanTests {
 extension FileManager {
     func destinationOfSymbolicLinkOrNil(_ path: String) -> String? { try? destinationOfSymbolicLink(atPath: path) }
 }
+
+/// A read-only bind of root's behind a directory private to root (the state dir, the package
+/// store: 0700) is cloned by the parent — the child, nobody to the host's files, could not walk
+/// to it — and a bind anyone may reach stays a bind the child makes.
+@Suite(.enabled(if: geteuid() == 0, "needs root (root-owned files)"))
+struct PrivateBindPlanTests {
+    @Test func behindAPrivateDirectoryTheParentClones() throws {
+        let top = "\(FileManager.default.temporaryDirectory.path)/cordon-privatebind-\(getpid())"
+        let fm = FileManager.default
+        defer { try? fm.removeItem(atPath: top) }
+        try fm.createDirectory(atPath: "\(top)/private/site", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(top)/open/site", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: "\(top)/private/db"))
+        chmod(top, 0o755)
+        chmod("\(top)/private", 0o700)
+        chmod("\(top)/open", 0o755)
+        let policy = try PolicyParser.parse(text: """
+            [policy]
+            name = "p"
+            [filesystem]
+            read_only = [{ path = "/a", source = "\(top)/private/site" }, { path = "/b", source = "\(top)/private/db" },
+                         { path = "/c", source = "\(top)/open/site" }]
+            read_write = [{ path = "/d", source = "\(top)/private/site" }]
+            """, source: "p.toml", defaultName: "p")
+        let steps = try MountPlanner().plan(policy).mounts
+        func step(_ target: String) -> MountStep? { steps.first { $0.target == target } }
+        #expect(step("/a")?.kind == .attach && step("/a")?.flags.isSuperset(of: [.image, .readOnly, .isDirectory]) == true)
+        #expect(step("/b")?.kind == .attach && step("/b")?.flags.isSuperset(of: [.image, .readOnly]) == true)
+        #expect(step("/c")?.kind == .bind)
+        #expect(step("/d")?.kind == .attach && step("/d")?.flags.contains(.image) == false, "a writable bind stays idmapped")
+        #expect(MountPlanner.isRootsBehindPrivateDirectory("\(top)/private/db"))
+        #expect(!MountPlanner.isRootsBehindPrivateDirectory("\(top)/open/site"))
+    }
+}

@@ -139,9 +139,9 @@ final class InstallGateTests {
         #expect(again.record["outcome"] as? String == "reused")
         #expect(again.record["path"] as? String == site)
         #expect(sets.count == 1)
-        // Imported by a sandboxed command that has the set bound read-only on its PYTHONPATH
-        // (`cordon run` binds by path: the state directory must be one others may pass through).
-        chmod(state, 0o711)
+        // Imported by a sandboxed command that has the set bound read-only on its PYTHONPATH,
+        // though the state directory is private to root (0700: cordon run's parent clones it).
+        chmod(state, 0o700)
         let run = Harness.exec(Harness.cordon, ["run", "--runtime-dir", Harness.runtimeDir, "--state-dir", state, "--policy", "python-tool",
                                                 "--ro-bind", "\(site):/cordon/site", "--env", "PYTHONPATH=/cordon/site", "--",
                                                 "/usr/bin/python3", "-c", "import cordon_clean; print(cordon_clean.__file__)"])
@@ -215,7 +215,6 @@ final class InstallGateTests {
         let names = (r.record["files"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }.sorted()
         #expect(names == ["cordon-app", "cordon-clean"])
         let site = try #require(r.record["path"] as? String)
-        chmod(state, 0o711)
         let run = Harness.exec(Harness.cordon, ["run", "--runtime-dir", Harness.runtimeDir, "--state-dir", state, "--policy", "python-tool",
                                                 "--ro-bind", "\(site):/cordon/site", "--env", "PYTHONPATH=/cordon/site", "--",
                                                 "/usr/bin/python3", "-c", "import cordon_app; print(cordon_app.answer())"])
