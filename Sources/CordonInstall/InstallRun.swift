@@ -42,6 +42,9 @@ public final class InstallRun: @unchecked Sendable {
         public var seccompCache: String?
         /// Transfers at once in the fetch worker.
         public var parallel = 8
+        /// uv (`uv pip compile`), when there is one: the resolver of a loose request instead of
+        /// pip, run in the same sandbox (a lock with markers still goes through pip).
+        public var uv: String?
         public init(scanner: String, database: String?, environment: SandboxEnvironment, seccompCache: String? = nil) {
             self.scanner = scanner
             self.database = database
@@ -187,14 +190,15 @@ public final class InstallRun: @unchecked Sendable {
         var preferred: [String: String] = [:]
         if mode != .asGiven {
             progress(.resolving(requirements.count))
-            let resolved = try resolve(requirements, noDeps: mode == .lockWithMarkers, scratch: scratch)
+            let resolved = mode == .resolved && setup.uv != nil
+                ? try resolveWithUV(requirements, scratch: scratch) : try resolve(requirements, noDeps: mode == .lockWithMarkers, scratch: scratch)
             var hashes: [String: [String]] = [:]
             for r in requirements { hashes[r.normalizedName, default: []] += r.hashes }
             wanted = resolved.enumerated().map { i, r in
                 Requirement(name: r.name, normalizedName: normalizePyPIName(r.name), specifier: "==\(r.version)", pinnedVersion: r.version,
                             hashes: hashes[normalizePyPIName(r.name)] ?? [], line: i + 1)
             }
-            for r in resolved { preferred[normalizePyPIName(r.name)] = r.filename }
+            for r in resolved { if let f = r.filename { preferred[normalizePyPIName(r.name)] = f } }
             lap("resolve")
         }
 
@@ -259,7 +263,7 @@ public final class InstallRun: @unchecked Sendable {
         func record(set: String?, reused: Bool) -> JSON {
             .object([
                 ("started", .string(UTCTime.format(started))), ("policy", .string(policyName)), ("source", .string(source)),
-                ("requested", .array(requirements.map { .string($0.canonical) })), ("resolution", .string(mode.rawValue)),
+                ("requested", .array(requirements.map { .string($0.canonical) })), ("resolution", .string(mode == .resolved && setup.uv != nil ? "resolved by uv" : mode.rawValue)),
                 ("index", .string(gate.index.description)),
                 ("python", .string(python.description)),
                 ("files", .array(chosen.map { c in
@@ -555,7 +559,8 @@ public final class InstallRun: @unchecked Sendable {
     struct Resolved {
         var name: String
         var version: String
-        var filename: String
+        /// The file the resolver chose (pip says; uv does not).
+        var filename: String?
     }
 
     /// pip's resolution of `requirements` (`pip install --dry-run --report`), run with the target
@@ -609,6 +614,53 @@ public final class InstallRun: @unchecked Sendable {
         }
         guard !resolved.isEmpty else {
             throw Problem("nothing in the request applies to \(setup.python): pip resolved it to nothing (is every requirement's environment marker false here?)")
+        }
+        return resolved
+    }
+
+    /// uv's resolution of `requirements` (`uv pip compile`, for the target Python, wheels only,
+    /// no configuration or cache of its own), in the resolver's sandbox. Its output is read as
+    /// a requirements file, strictly: every line one pinned name.
+    func resolveWithUV(_ requirements: [Requirement], scratch: String) throws(Problem) -> [Resolved] {
+        guard let uv = setup.uv else { throw Problem("no uv") }
+        let dir = "\(scratch)/resolve"
+        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        let lines = requirements.map { r -> String in
+            var bare = r
+            bare.hashes = []
+            return bare.canonical
+        }
+        do { try FileSystem.writeAtomically("\(dir)/requirements.txt", Array((lines.joined(separator: "\n") + "\n").utf8), mode: 0o644, durable: false) } catch {
+            throw Problem("\(dir)/requirements.txt: \(error)")
+        }
+        var argv = ["/cordon/uv", "pip", "compile", "/cordon/resolve/requirements.txt", "--python", setup.python, "--python-preference", "only-system",
+                    "--index-url", gate.index.description, "--only-binary", ":all:", "--no-header", "--no-annotate", "--quiet", "--no-cache",
+                    "--no-config", "--system-certs"]
+        if gate.index.scheme == "http" { argv += ["--allow-insecure-host", gate.index.host] }
+        let outcome: WorkerSandbox.Outcome
+        do {
+            outcome = try WorkerSandbox.run(argv: argv, binds: [WorkerSandbox.Bind(dir, at: "/cordon/resolve"), WorkerSandbox.Bind(uv, at: "/cordon/uv")],
+                                            network: gate.hosts, env: [("HOME", "/tmp")], limits: limits(600, memory: 1 << 30),
+                                            scratch: scratch, environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 4 << 20)
+        } catch { throw Problem("resolving with uv: \(error)") }
+        guard outcome.succeeded, let out = outcome.stdout else {
+            var why = SimpleIndex.shown(outcome.lastError, limit: 300)
+            if outcome.errorTail.contains("no wheels") || outcome.errorTail.contains("only-binary") {
+                why += " (Cordon resolves to wheels only: pin an sdist in a lock to have it built)"
+            }
+            throw Problem("resolving with uv failed (\(outcome.how))\(why.isEmpty ? "" : ": \(why)")")
+        }
+        let pinned: [Requirement]
+        do { pinned = try RequirementsFile.parse(String(decoding: out, as: UTF8.self), source: "uv's resolution") } catch {
+            throw Problem("uv's resolution does not read as pinned requirements: \(error)")
+        }
+        var resolved: [Resolved] = []
+        for r in pinned {
+            guard let version = r.pinnedVersion, r.marker == nil else { throw Problem("uv's resolution: line \(r.line) is not NAME==VERSION") }
+            resolved.append(Resolved(name: r.name, version: version, filename: nil))
+        }
+        guard !resolved.isEmpty else {
+            throw Problem("nothing in the request applies to \(setup.python): uv resolved it to nothing (is every requirement's environment marker false here?)")
         }
         return resolved
     }

@@ -16,6 +16,7 @@ import Glibc
 final class InstallGateTests {
     static let address = "198.51.100.20"
     static let fixtures = "\(Harness.repo)/Tests/CordonScannerTests"
+    static let uv = "\(Harness.repo)/.build/pydeps/uv/bin/uv"
 
     let network: EgressNetwork
     let dir: String
@@ -112,11 +113,11 @@ final class InstallGateTests {
         }
     }
 
-    func install(_ lines: [String], policy: String = "gate", json: Bool = true) -> Install {
+    func install(_ lines: [String], policy: String = "gate", json: Bool = true, options: [String] = ["--uv", "none"]) -> Install {
         let file = "\(dir)/req-\(UInt32.random(in: 0...UInt32.max)).txt"
         try? lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
         let (path, args) = network.inSupervisor([Harness.cordon, "install", "--config-dir", config, "--state-dir", state, "--runtime-dir", Harness.runtimeDir,
-                                                 "--dns-hosts", "\(dir)/hosts", "--policy", policy] + (json ? ["--json"] : []) + ["-r", file])
+                                                 "--dns-hosts", "\(dir)/hosts", "--policy", policy] + options + (json ? ["--json"] : []) + ["-r", file])
         let r = Harness.exec(path, args)
         let record = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
         return Install(status: r.status, record: record, stderr: r.stderr)
@@ -224,6 +225,19 @@ final class InstallGateTests {
         let squat = install(["reqeusts"])
         #expect(squat.status == 1, "\(squat.stderr)")
         #expect(!squat.refusals("install.typosquats").isEmpty, "\(squat.verdicts)")
+    }
+
+    /// uv resolves instead of pip when there is one (`--uv`), in the same sandbox: the same set.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: InstallGateTests.uv), "needs .build/pydeps/uv (tools/pydeps.sh uv)"))
+    func uvResolvesInTheSameSandbox() throws {
+        let r = install(["cordon-app"], options: ["--uv", Self.uv])
+        #expect(r.status == 0, "\(r.stderr) \(r.record)")
+        #expect(r.record["resolution"] as? String == "resolved by uv")
+        let names = (r.record["files"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }.sorted()
+        #expect(names == ["cordon-app", "cordon-clean"])
+        let missing = install(["cordon-nosuch"], json: false, options: ["--uv", Self.uv])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("resolving with uv failed"), "\(missing.stderr)")
     }
 
     /// With install.require_hashes, what pip resolved is not what was pinned: every file without

@@ -30,7 +30,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    # uv asks HEAD first (to read a wheel's METADATA by ranges); no Accept-Ranges: it GETs.
+    def do_HEAD(self):
+        self.do_GET()
 
     def do_GET(self):
         if a.log:
