@@ -149,8 +149,8 @@ enum Rules {
     /// A line that is only a quoted list of plain words (`'compare copy cp curl cvpa dbp del '`,
     /// maybe closed by `).split()`): data, such as a syntax highlighter's list of shell commands
     /// — `curl ` and `iex ` in it fetch and run nothing. Only a list: at least six words, none
-    /// an option (`-fsSL`) or a number (curl takes `3325256724` for an address), and neither a
-    /// fetch nor a run word first. A command in a string is still read, even without `|` or a
+    /// an option (`-fsSL`), a number (curl takes `3325256724` or `0xc6336414` for an address) or
+    /// a variable, and neither a fetch nor a run word nor a launcher (`nice`, `env`) first. A command in a string is still read, even without `|` or a
     /// URL (`'curl -fsSL 3325256724 -o x'`).
     static func isWordList(_ l: Bytes) -> Bool {
         var i = 0, j = l.count
@@ -165,9 +165,14 @@ enum Rules {
         guard body.allSatisfy({ isIdentByte($0) || $0 == 32 || $0 == 45 }) else { return false }
         let words = body.split(separator: 32)
         guard words.count >= 6, let first = words.first else { return false }
-        if words.contains(where: { $0.first == 45 || $0.allSatisfy { $0 >= 48 && $0 <= 57 } }) { return false }
+        // An option, a number (decimal or 0x: curl takes either for an address) or a variable.
+        if words.contains(where: { w in
+            w.first == 45 || w.allSatisfy { $0 >= 48 && $0 <= 57 } || (w.count > 2 && w.first == 48 && (w[w.startIndex + 1] | 0x20) == 120) || w.contains(36)
+        }) { return false }
         let head = Array(first) + [32]
-        return !hasAny(head, fetchPatterns) && !hasAny(head, runPatterns) && !["iex", "sh", "bash", "python", "exec", "eval"].contains(String(decoding: first, as: UTF8.self))
+        let launchers: Set<String> = ["iex", "sh", "bash", "python", "exec", "eval", "nice", "env", "nohup", "command", "xargs", "timeout",
+                                      "sudo", "busybox", "stdbuf", "setsid", "time", "doas", "chroot", "unshare"]
+        return !hasAny(head, fetchPatterns) && !hasAny(head, runPatterns) && !launchers.contains(String(decoding: first, as: UTF8.self))
     }
 
     static func downloadExecute(_ tf: TextFile) -> [Finding] {

@@ -130,6 +130,30 @@ public final class InstallRun: @unchecked Sendable {
     }
 
     static let pageMemory: UInt64 = 256 << 20
+    /// The largest wheel a build may give (the worker's file size limit is 256 MiB too).
+    static let maxBuiltBytes = 256 << 20
+    static let builtPrefix = "cordon-build: built "
+
+    /// Run by the target Python in the build sandbox: pip builds the sdist (argv[1]) into a
+    /// fresh directory of the sandbox's /tmp; exactly one file there is copied to standard
+    /// output and named on standard error's last line.
+    static let buildScript = """
+        import os, shutil, subprocess, sys, tempfile
+        out = tempfile.mkdtemp(dir="/tmp")
+        r = subprocess.run([sys.executable, "-s", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir",
+                            "--isolated", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--wheel-dir", out, sys.argv[1]],
+                           stdout=sys.stderr)
+        if r.returncode != 0:
+            sys.exit(r.returncode)
+        names = os.listdir(out)
+        if len(names) != 1:
+            print("cordon-build: wrote %d files: %s" % (len(names), ", ".join(sorted(names)[:5])), file=sys.stderr)
+            sys.exit(3)
+        with open(os.path.join(out, names[0]), "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.flush()
+        print("\(builtPrefix)" + names[0], file=sys.stderr, flush=True)
+        """
     static let maxFileBytes: Int64 = 1 << 30
 
     /// How a request is taken: a complete lock as it is; a lock with environment markers through
@@ -209,7 +233,9 @@ public final class InstallRun: @unchecked Sendable {
         let pageResults = try fetch(pageJobs, scratch: scratch, fetchDir: fetchDir, what: "index pages")
         // What the request itself pins (install.yanked = "allow-pinned" takes only those).
         var pins: [String: String] = [:]
-        for r in requirements { if let v = r.pinnedVersion { pins[r.normalizedName] = v } }
+        // An sdist's build requirements are its author's, not the request's: no pin of theirs
+        // lets a yanked file in.
+        if buildsAllowed { for r in requirements { if let v = r.pinnedVersion { pins[r.normalizedName] = v } } }
         var chosen: [Chosen] = []
         for (r, url) in zip(wanted, pageURLs) {
             guard let line = pageResults.first(where: { $0["page"]?.stringValue == r.normalizedName }) else {
@@ -286,6 +312,13 @@ public final class InstallRun: @unchecked Sendable {
             return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
         }
         if let existing = store.set(hash) {
+            // The lock names the sdists, not the wheels built from them: those are checked and
+            // decided on again, under this policy, before the set is handed out.
+            let built = try reuseBuilt(existing, chosen: chosen, scratch: scratch)
+            verdicts += built
+            guard !built.contains(where: \.refuses) else {
+                return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
+            }
             progress(.reused(hash))
             return Outcome(verdicts: verdicts, set: existing, reused: true, record: record(set: existing.hash, reused: true))
         }
@@ -315,7 +348,9 @@ public final class InstallRun: @unchecked Sendable {
         lap("install")
         let final = record(set: hash, reused: false)
         let kept: PackageStore.InstalledSet
-        do { kept = try store.keepSet(work, hash: hash, lock: lock, record: final) } catch { throw Problem("keeping the set: \(error)") }
+        do { kept = try store.keepSet(work, hash: hash, lock: Self.lock(chosen, python: python, index: gate.index.description, built: true), record: final) } catch {
+            throw Problem("keeping the set: \(error)")
+        }
         return Outcome(verdicts: verdicts, set: kept, reused: false, record: final)
     }
 
@@ -399,14 +434,20 @@ public final class InstallRun: @unchecked Sendable {
         var requirements: [Requirement] = []
         for (i, text) in texts.compactMap(\.stringValue).enumerated() {
             do {
-                if let r = try RequirementsFile.parseLine(text, source: "\(c.file.filename) build-system.requires", line: i + 1) { requirements.append(r) }
+                if let r = try RequirementsFile.parseLine(text, source: "\(c.file.filename) build-system.requires", line: i + 1) {
+                    // A PEP 508 requirement, not a requirements-file line: no options.
+                    guard r.hashes.isEmpty else { return refused("its build requirement \"\(SimpleIndex.shown(text))\" carries --hash, which PEP 508 does not have") }
+                    requirements.append(r)
+                }
             } catch { return refused("its build requirement \"\(SimpleIndex.shown(text))\" is not taken: \(error.reason)") }
         }
         record.append(("buildRequires", .array(requirements.map { .string($0.canonical) })))
 
         // The build requirements, through the gate like anything else (one level deep); none
-        // (an in-tree backend): nothing but the standard library and pip.
+        // (an in-tree backend): the host's Python as it is — its standard library, pip, and
+        // what the host installed for it (/usr/lib/python3/dist-packages: see docs/install.md).
         var buildSet: PackageStore.InstalledSet?
+        var nestedWarnings: [Verdict] = []
         if !requirements.isEmpty {
             let nested = InstallRun(gate: gate, policyName: policyName, store: store, setup: setup, now: now, buildsAllowed: false)
             do {
@@ -416,6 +457,7 @@ public final class InstallRun: @unchecked Sendable {
                     return refused("its build requirements were refused", outcome.verdicts.filter(\.refuses))
                 }
                 buildSet = set
+                nestedWarnings = outcome.verdicts.filter { !$0.refuses }
             } catch {
                 return refused("its build requirements: \(error.description)")
             }
@@ -423,16 +465,16 @@ public final class InstallRun: @unchecked Sendable {
         record.append(("buildSet", buildSet.map { .string($0.hash) } ?? .null))
 
         let dir = "\(scratch)/build-\(sdistBlob.sha256.prefix(16))"
-        guard mkdir(dir, 0o755) == 0, mkdir("\(dir)/out", 0o755) == 0, chmod(dir, 0o755) == 0, chmod("\(dir)/out", 0o755) == 0 else {
-            throw Problem("\(dir): \(SystemError.text(errno))")
-        }
+        guard mkdir(dir, 0o700) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
         let sdist = Archive(blob: sdistBlob, name: name, version: version, filename: c.file.filename)
         let input = try inputs([sdist], scratch: dir, name: "in", byFilename: true)
-        let argv = [setup.python, "-s", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir", "--isolated",
-                    "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--wheel-dir", "/out", "/in/\(c.file.filename)"]
+        // The build writes into the sandbox's own /tmp (a tmpfs its memory limit bounds), not a
+        // host directory it could fill; the one wheel comes back as standard output (the file
+        // size limit bounds it), its name as the last line of standard error.
+        let argv = [setup.python, "-s", "-c", Self.buildScript, "/in/\(c.file.filename)"]
         let outcome: WorkerSandbox.Outcome
         do {
-            var binds = [WorkerSandbox.Bind(input, at: "/in"), WorkerSandbox.Bind("\(dir)/out", at: "/out", writable: true)]
+            var binds = [WorkerSandbox.Bind(input, at: "/in")]
             var env = [("PYTHONDONTWRITEBYTECODE", "1"), ("HOME", "/tmp")]
             if let buildSet {
                 binds.append(WorkerSandbox.Bind(buildSet.site, at: "/cordon/build-site"))
@@ -440,7 +482,7 @@ public final class InstallRun: @unchecked Sendable {
             }
             outcome = try WorkerSandbox.run(argv: argv, binds: binds, env: env,
                                             limits: limits(900, memory: 2 << 30), scratch: scratch, environment: setup.environment,
-                                            seccompCache: setup.seccompCache, stdoutLimit: 1 << 20)
+                                            seccompCache: setup.seccompCache, stdoutLimit: Self.maxBuiltBytes)
         } catch { throw Problem("the build sandbox of \(c.file.filename): \(error)") }
         let denied = outcome.result.denied.map { d in JSON.string("\(d.kind) \(d.syscall)\(d.count > 1 ? " ×\(d.count)" : "")") }
         record.append(("denied", .array(denied)))
@@ -451,14 +493,20 @@ public final class InstallRun: @unchecked Sendable {
             return refused("its build failed in the build sandbox (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(SimpleIndex.shown(outcome.lastError))")\(denied.isEmpty ? "" : "; denied: \(denied.compactMap(\.stringValue).joined(separator: ", "))")")
         }
         // Exactly one wheel, of this project and version, for this Python.
-        let written = FileSystem.listDirectory("\(dir)/out")
-        guard written.count == 1, let filename = written.first, case .success(.wheel(let wheel)) = DistributionFile.parse(filename, project: name),
+        let said = outcome.lastError.hasPrefix(Self.builtPrefix) ? String(outcome.lastError.dropFirst(Self.builtPrefix.count)) : ""
+        guard let bytes = outcome.stdout, !bytes.isEmpty, case .success(.wheel(let wheel)) = DistributionFile.parse(said, project: name),
               wheel.normalizedName == name, InstallGate.sameVersion(wheel.version, version) else {
-            return refused("the build did not write one wheel of \(name) \(version) (it wrote: \(written.prefix(5).map { SimpleIndex.shown($0) }.joined(separator: ", ")))")
+            return refused("the build did not give one wheel of \(name) \(version) (it said: \(SimpleIndex.shown(outcome.lastError))\(outcome.stdout == nil ? "; over \(Self.maxBuiltBytes) bytes" : ""))")
         }
+        let filename = said
         guard python.rank(wheel, in: python.tagTable) != nil else { return refused("it built \(SimpleIndex.shown(filename)), whose tags do not suit \(python)") }
-        let fd = try openOutput(dir, "out", filename)
         let blob: PackageStore.Blob
+        let staged = "\(dir)/built.whl"
+        do {
+            try FileSystem.writeAtomically(staged, bytes, mode: 0o600, durable: false)
+        } catch { throw Problem("\(staged): \(error)") }
+        let fd = open(staged, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Problem("\(staged): \(SystemError.text(errno))") }
         do {
             defer { close(fd) }
             blob = try store.addBlob(copying: fd, maxBytes: Self.maxFileBytes)
@@ -469,15 +517,7 @@ public final class InstallRun: @unchecked Sendable {
         // The built wheel, checked and decided on again.
         let archive = Archive(blob: blob, name: name, version: version, filename: filename)
         let results = try check([archive], scratch: scratch, inputs: "built-\(blob.sha256.prefix(16))")
-        var facts = PackageFacts(name: name, version: version, filename: filename, kind: .built, sha256: blob.sha256)
-        let read = self.facts(for: Chosen(requirement: c.requirement, file: c.file, url: c.url, blob: blob), results[0])
-        facts.metadataName = read.metadataName
-        facts.metadataVersion = read.metadataVersion
-        facts.advisories = read.advisories
-        facts.advisoriesUnchecked = read.advisoriesUnchecked
-        facts.findings = read.findings
-        facts.typosquatOf = read.typosquatOf
-        let verdicts = InstallGate.decide(gate, facts, now: now())
+        let verdicts = nestedWarnings + InstallGate.decide(gate, builtFacts(archive, c, results[0]), now: now())
         return (Built(filename: filename, blob: blob, buildSet: buildSet?.hash), verdicts, .object(record))
     }
 
@@ -527,14 +567,53 @@ public final class InstallRun: @unchecked Sendable {
 
     /// What the set holds, the name of its tree: every file (sorted by name) with its sha256,
     /// the interpreter and the index.
-    static func lock(_ chosen: [Chosen], python: PythonTarget, index: String) -> JSON {
+    /// `built`: with each sdist's built wheel (the lock kept beside the set; its hash, the set's
+    /// name, is of the lock without them: what was asked for and fetched).
+    static func lock(_ chosen: [Chosen], python: PythonTarget, index: String, built: Bool = false) -> JSON {
         .object([
             ("files", .array(chosen.sorted { $0.requirement.normalizedName < $1.requirement.normalizedName }.map { c in
-                .object([("name", .string(c.requirement.normalizedName)), ("version", .string(c.requirement.pinnedVersion ?? "")),
-                         ("filename", .string(c.file.filename)), ("sha256", .string(c.blob?.sha256 ?? ""))])
+                var members: [(String, JSON)] = [("name", .string(c.requirement.normalizedName)), ("version", .string(c.requirement.pinnedVersion ?? "")),
+                                                 ("filename", .string(c.file.filename)), ("sha256", .string(c.blob?.sha256 ?? ""))]
+                if built, let b = c.built { members.append(("built", .object([("filename", .string(b.filename)), ("sha256", .string(b.blob.sha256))]))) }
+                return .object(members)
             })),
             ("index", .string(index)), ("python", .string(python.description)),
         ])
+    }
+
+    /// The verdicts, under this run's policy, on the wheels a kept set was built with.
+    func reuseBuilt(_ set: PackageStore.InstalledSet, chosen: [Chosen], scratch: String) throws(Problem) -> [Verdict] {
+        var archives: [Archive] = []
+        for file in set.lock["files"]?.arrayValue ?? [] {
+            guard let built = file["built"], let filename = built["filename"]?.stringValue, let sha = built["sha256"]?.stringValue,
+                  let name = file["name"]?.stringValue, let version = file["version"]?.stringValue else { continue }
+            guard let blob = store.blob(sha) else {
+                throw Problem("the set \(set.hash) holds \(filename), built from \(file["filename"]?.stringValue ?? "an sdist"), whose archive is no longer in the store: remove the set and install again")
+            }
+            archives.append(Archive(blob: blob, name: name, version: version, filename: filename))
+        }
+        guard !archives.isEmpty else { return [] }
+        let results = try check(archives, scratch: scratch, inputs: "reuse")
+        var verdicts: [Verdict] = []
+        for (a, checked) in zip(archives, results) {
+            guard let c = chosen.first(where: { $0.requirement.normalizedName == a.name }) else { continue }
+            verdicts += InstallGate.decide(gate, builtFacts(a, c, checked), now: now())
+        }
+        return verdicts
+    }
+
+    /// A built wheel's facts: what the check worker read from it; no index facts (those were
+    /// the sdist's).
+    func builtFacts(_ a: Archive, _ c: Chosen, _ checked: JSON) -> PackageFacts {
+        var facts = PackageFacts(name: a.name, version: a.version, filename: a.filename, kind: .built, sha256: a.blob.sha256)
+        let read = self.facts(for: Chosen(requirement: c.requirement, file: c.file, url: c.url, blob: a.blob), checked)
+        facts.metadataName = read.metadataName
+        facts.metadataVersion = read.metadataVersion
+        facts.advisories = read.advisories
+        facts.advisoriesUnchecked = read.advisoriesUnchecked
+        facts.findings = read.findings
+        facts.typosquatOf = read.typosquatOf
+        return facts
     }
 
     // MARK: Workers

