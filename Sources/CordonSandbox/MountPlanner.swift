@@ -19,23 +19,8 @@ public struct MountPlanner {
     public var imageRoot: String?
     /// The names in a directory (the image root's top level).
     public var list: @Sendable (String) -> [String] = { FileSystem.listDirectory($0) }
-    /// Whether a read-only bind's source is root's and behind a directory others may not pass
-    /// (the state and store directories, 0700): the child, root of its own user namespace and
-    /// nobody to the host's files, could not walk to it, so the parent clones it instead.
-    public var behindPrivateDirectory: @Sendable (String) -> Bool = { MountPlanner.isRootsBehindPrivateDirectory($0) }
     public init() {}
 
-    public static func isRootsBehindPrivateDirectory(_ path: String) -> Bool {
-        var st = stat()
-        guard path.hasPrefix("/"), lstat(path, &st) == 0, st.st_uid == 0, st.st_gid == 0 else { return false }
-        var dir = path
-        while let slash = dir.lastIndex(of: "/"), slash != dir.startIndex {
-            dir = String(dir[..<slash])
-            guard stat(dir, &st) == 0 else { return false }
-            if st.st_mode & 0o001 == 0 { return true }
-        }
-        return false
-    }
 
     /// What the sandbox makes itself at its top, whatever the image holds there.
     static let ownTopLevel: Set<String> = ["dev", "proc", "sys"]
@@ -227,23 +212,14 @@ public struct MountPlanner {
                 if let problem = mountPointProblem(bind.path, directory: true) { throw PlanError(key: key, message: problem) }
                 dirs.insert(bind.path)
                 // Writable binds are idmapped (see IdmappedMounts): what the sandbox writes there
-                // belongs to the source's owner, or the one the policy names. A read-only one
-                // behind a private directory is cloned by the parent (`behindPrivateDirectory`).
-                if readOnly && behindPrivateDirectory(bind.source) {
-                    steps.append(MountStep(.attach, bind.path, data: Array(bind.source.utf8), flags: flags.union([.isDirectory, .image])))
-                } else {
-                    steps.append(MountStep(readOnly ? .bind : .attach, bind.path, data: Array(bind.source.utf8), flags: flags.union(.isDirectory),
-                                           owner: bind.owner))
-                }
+                // belongs to the source's owner, or the one the policy names.
+                steps.append(MountStep(readOnly ? .bind : .attach, bind.path, data: Array(bind.source.utf8), flags: flags.union(.isDirectory),
+                                       owner: bind.owner))
                 boundDirectories.append((bind.path, bind.source, key))
                 writable[bind.path] = .directory
             case .file:
                 if let problem = mountPointProblem(bind.path, directory: false) { throw PlanError(key: key, message: problem) }
-                if readOnly && behindPrivateDirectory(bind.source) {
-                    steps.append(MountStep(.attach, bind.path, data: Array(bind.source.utf8), flags: flags.union(.image)))
-                } else {
-                    steps.append(MountStep(readOnly ? .bind : .attach, bind.path, data: Array(bind.source.utf8), flags: flags, owner: bind.owner))
-                }
+                steps.append(MountStep(readOnly ? .bind : .attach, bind.path, data: Array(bind.source.utf8), flags: flags, owner: bind.owner))
                 writable[bind.path] = .file
             case .device:
                 if let problem = mountPointProblem(bind.path, directory: false) { throw PlanError(key: key, message: problem) }

@@ -21,7 +21,7 @@ public enum Sandbox {
         // A write to a stream whose reader is gone must fail with EPIPE, not kill the supervisor.
         // (Process-wide; the child resets every disposition before the workload runs.)
         signal(SIGPIPE, SIG_IGN)
-        let run = Run(plan: plan, argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds,
+        let run = Run(plan: plan.withPrivateBindsCloned(), argv: argv, environment: environment, io: io, wallTime: wallTime ?? plan.policy.limits.wallTimeSeconds,
                       control: control, workspace: workspace, start: MonotonicClock.now)
         defer { control?.ended() }
         return run.execute()

@@ -1,6 +1,9 @@
 import CordonPolicy
 import CordonSystem
 import CSpawn
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One step of the mount plan (executed in order by the child, see CSpawn's cs_mount_kind).
 public struct MountStep: Sendable, Equatable, CustomStringConvertible {
@@ -127,5 +130,35 @@ extension SpawnPlan {
         plan.landlockRules.append(LandlockRule(path: target, access: writable || cow ? Landlock.FS(rawValue: ~0) : .readOnly))
         if policy.process.cwd == nil { plan.cwd = target }
         return plan
+    }
+}
+
+extension SpawnPlan {
+    /// This plan with each read-only bind whose source is root's and behind a directory others
+    /// may not pass (the state dir, the package store: 0700) made a read-only clone the parent
+    /// makes, as an image's entries are: the child, root of its own user namespace and nobody to
+    /// the host's files, could not walk to it. Decided at each spawn, on the host as it is then
+    /// (a cached plan keeps no such decision); binds anyone may reach are left to the child.
+    public func withPrivateBindsCloned() -> SpawnPlan {
+        var plan = self
+        plan.mounts = mounts.map { step in
+            guard step.kind == .bind, step.flags.contains(.readOnly), !step.flags.contains(.device),
+                  Self.isRootsBehindPrivateDirectory(String(decoding: step.data, as: UTF8.self)) else { return step }
+            return MountStep(.attach, step.target, data: step.data, flags: step.flags.intersection([.readOnly, .isDirectory, .noExec, .optional]).union(.image))
+        }
+        return plan
+    }
+
+    /// Whether `path` is root's and some directory above it is closed to others (no o+x).
+    public static func isRootsBehindPrivateDirectory(_ path: String) -> Bool {
+        var st = stat()
+        guard path.hasPrefix("/"), lstat(path, &st) == 0, st.st_uid == 0, st.st_gid == 0 else { return false }
+        var dir = path
+        while let slash = dir.lastIndex(of: "/"), slash != dir.startIndex {
+            dir = String(dir[..<slash])
+            guard stat(dir, &st) == 0 else { return false }
+            if st.st_mode & 0o001 == 0 { return true }
+        }
+        return false
     }
 }

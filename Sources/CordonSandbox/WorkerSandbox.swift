@@ -9,7 +9,7 @@ import Glibc
 /// One run of a helper program of Cordon's own (`cordon-scan unpack`, `cordon-scan check`) as
 /// a worker: in the built-in `default` policy's sandbox — no network (or only the hosts given),
 /// no capabilities, no writable host path but the binds given here (a read-only one of root's
-/// behind a directory private to root is cloned by this process: see MountPlanner), the built-in seccomp profile — with limits the
+/// behind a directory private to root is cloned by this process: SpawnPlan.withPrivateBindsCloned), the built-in seccomp profile — with limits the
 /// caller sets (the worker is Cordon's, not a caller's request: its limits are set, not
 /// tightened). Its standard output and error go to files only root can open, created for this
 /// run; the output is untrusted bytes for the caller to read under a cap.

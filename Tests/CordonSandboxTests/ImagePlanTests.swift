@@ -1,3 +1,4 @@
+import CordonConfig
 import CordonPolicy
 @testable import CordonSandbox
 import Foundation
@@ -91,8 +92,9 @@ extension FileManager {
 }
 
 /// A read-only bind of root's behind a directory private to root (the state dir, the package
-/// store: 0700) is cloned by the parent — the child, nobody to the host's files, could not walk
-/// to it — and a bind anyone may reach stays a bind the child makes.
+/// store: 0700) is cloned by the parent at spawn — the child, nobody to the host's files, could
+/// not walk to it — and a bind anyone may reach stays a bind the child makes. Decided at each
+/// spawn, so a cached plan made while the path was open does not fail once it is closed.
 @Suite(.enabled(if: geteuid() == 0, "needs root (root-owned files)"))
 struct PrivateBindPlanTests {
     @Test func behindAPrivateDirectoryTheParentClones() throws {
@@ -103,7 +105,7 @@ struct PrivateBindPlanTests {
         try fm.createDirectory(atPath: "\(top)/open/site", withIntermediateDirectories: true)
         try Data("x".utf8).write(to: URL(fileURLWithPath: "\(top)/private/db"))
         chmod(top, 0o755)
-        chmod("\(top)/private", 0o700)
+        chmod("\(top)/private", 0o755)
         chmod("\(top)/open", 0o755)
         let policy = try PolicyParser.parse(text: """
             [policy]
@@ -113,13 +115,17 @@ struct PrivateBindPlanTests {
                          { path = "/c", source = "\(top)/open/site" }]
             read_write = [{ path = "/d", source = "\(top)/private/site" }]
             """, source: "p.toml", defaultName: "p")
-        let steps = try MountPlanner().plan(policy).mounts
-        func step(_ target: String) -> MountStep? { steps.first { $0.target == target } }
+        let planned = try PolicyStore(configDir: nil).spawnPlan(for: policy, cacheDir: nil, callerEnvironment: [:])
+        // Planned while everything is open: binds, as ever.
+        #expect(planned.mounts.first { $0.target == "/a" }?.kind == .bind)
+        chmod("\(top)/private", 0o700)
+        let plan = planned.withPrivateBindsCloned()
+        func step(_ target: String) -> MountStep? { plan.mounts.first { $0.target == target } }
         #expect(step("/a")?.kind == .attach && step("/a")?.flags.isSuperset(of: [.image, .readOnly, .isDirectory]) == true)
         #expect(step("/b")?.kind == .attach && step("/b")?.flags.isSuperset(of: [.image, .readOnly]) == true)
         #expect(step("/c")?.kind == .bind)
         #expect(step("/d")?.kind == .attach && step("/d")?.flags.contains(.image) == false, "a writable bind stays idmapped")
-        #expect(MountPlanner.isRootsBehindPrivateDirectory("\(top)/private/db"))
-        #expect(!MountPlanner.isRootsBehindPrivateDirectory("\(top)/open/site"))
+        #expect(SpawnPlan.isRootsBehindPrivateDirectory("\(top)/private/db"))
+        #expect(!SpawnPlan.isRootsBehindPrivateDirectory("\(top)/open/site"))
     }
 }
