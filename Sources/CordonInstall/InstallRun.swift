@@ -647,18 +647,9 @@ public final class InstallRun: @unchecked Sendable {
     /// build code runs to learn its metadata), ignoring whatever the host has installed. Its
     /// report is untrusted: each entry must name a valid project, a version and a wheel of it.
     func resolve(_ requirements: [Requirement], noDeps: Bool, scratch: String) throws(Problem) -> [Resolved] {
-        let dir = "\(scratch)/resolve"
-        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
         // Hashes only for a lock (pip's hash-checking mode then checks every file it looks at);
         // otherwise the names and specifiers alone, and the request's hashes are the gate's.
-        let lines = requirements.map { r -> String in
-            var bare = r
-            if !noDeps { bare.hashes = [] }
-            return bare.canonical
-        }
-        do { try FileSystem.writeAtomically("\(dir)/requirements.txt", Array((lines.joined(separator: "\n") + "\n").utf8), mode: 0o644, durable: false) } catch {
-            throw Problem("\(dir)/requirements.txt: \(error)")
-        }
+        let dir = try resolverRequest(requirements, hashes: noDeps, scratch: scratch)
         var argv = [setup.python, "-I", "-m", "pip", "install", "--dry-run", "--ignore-installed", "--only-binary", ":all:", "--report", "-", "--quiet",
                     "--isolated", "--no-cache-dir", "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--index-url", gate.index.description]
         if gate.index.scheme == "http" { argv += ["--trusted-host", gate.index.host] }
@@ -697,21 +688,28 @@ public final class InstallRun: @unchecked Sendable {
         return resolved
     }
 
+    /// `scratch`/resolve/requirements.txt: the request as Cordon re-wrote it (`canonical`), with
+    /// or without its hashes, for the resolver to read at /cordon/resolve; the directory.
+    func resolverRequest(_ requirements: [Requirement], hashes: Bool, scratch: String) throws(Problem) -> String {
+        let dir = "\(scratch)/resolve"
+        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
+        let lines = requirements.map { r -> String in
+            var line = r
+            if !hashes { line.hashes = [] }
+            return line.canonical
+        }
+        do { try FileSystem.writeAtomically("\(dir)/requirements.txt", Array((lines.joined(separator: "\n") + "\n").utf8), mode: 0o644, durable: false) } catch {
+            throw Problem("\(dir)/requirements.txt: \(error)")
+        }
+        return dir
+    }
+
     /// uv's resolution of `requirements` (`uv pip compile`, for the target Python, wheels only,
     /// no configuration or cache of its own), in the resolver's sandbox. Its output is read as
     /// a requirements file, strictly: every line one pinned name.
     func resolveWithUV(_ requirements: [Requirement], scratch: String) throws(Problem) -> [Resolved] {
         guard let uv = setup.uv else { throw Problem("no uv") }
-        let dir = "\(scratch)/resolve"
-        guard mkdir(dir, 0o755) == 0, chmod(dir, 0o755) == 0 else { throw Problem("\(dir): \(SystemError.text(errno))") }
-        let lines = requirements.map { r -> String in
-            var bare = r
-            bare.hashes = []
-            return bare.canonical
-        }
-        do { try FileSystem.writeAtomically("\(dir)/requirements.txt", Array((lines.joined(separator: "\n") + "\n").utf8), mode: 0o644, durable: false) } catch {
-            throw Problem("\(dir)/requirements.txt: \(error)")
-        }
+        let dir = try resolverRequest(requirements, hashes: false, scratch: scratch)
         var argv = ["/cordon/uv", "pip", "compile", "/cordon/resolve/requirements.txt", "--python", setup.python, "--python-preference", "only-system",
                     "--index-url", gate.index.description, "--only-binary", ":all:", "--no-header", "--no-annotate", "--quiet", "--no-cache",
                     "--no-config", "--system-certs"]
@@ -859,15 +857,6 @@ public final class InstallRun: @unchecked Sendable {
     func readOutput(_ dir: String, _ sub: String, _ name: String, limit: Int) throws(Problem) -> [UInt8] {
         let fd = try openOutput(dir, sub, name)
         defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw Problem("\(dir)/\(sub)/\(name): \(SystemError.text(errno))") }
-            if n == 0 { return out }
-            out += buffer[0..<n]
-            guard out.count <= limit else { throw Problem("\(dir)/\(sub)/\(name): over \(limit) bytes") }
-        }
+        do { return try FileSystem.read(descriptor: fd, shown: "\(dir)/\(sub)/\(name)", limit: limit) } catch { throw Problem("\(error)") }
     }
 }

@@ -310,15 +310,7 @@ struct Recorder {
 }
 
 /// "/a/./b//../c" → "/a/c" (lexically: a ".." after a symlink is taken literally).
-func normalize(_ path: String) -> String {
-    var parts: [Substring] = []
-    for part in path.split(separator: "/") {
-        if part == "." { continue }
-        if part == ".." { _ = parts.popLast(); continue }
-        parts.append(part)
-    }
-    return "/" + parts.joined(separator: "/")
-}
+func normalize(_ path: String) -> String { FileSystem.lexicallyNormalized(path) }
 
 /// `path` is `directory` or lies below it.
 func isWithin(_ path: String, _ directory: String) -> Bool {

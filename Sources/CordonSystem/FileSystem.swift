@@ -24,9 +24,13 @@ public enum FileSystem {
     /// `path` made absolute against the working directory, lexically (`.` and `..` resolved,
     /// no symlink followed): the same path whichever directory it is given from.
     public static func absolute(_ path: String) -> String {
-        let full = path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+        lexicallyNormalized(path.hasPrefix("/") ? path : currentDirectory() + "/" + path)
+    }
+
+    /// "/a/./b//../c" → "/a/c", taken as rooted (a ".." after a symlink is taken literally).
+    public static func lexicallyNormalized(_ path: String) -> String {
         var parts: [Substring] = []
-        for part in full.split(separator: "/") {
+        for part in path.split(separator: "/") {
             if part == "." { continue }
             if part == ".." { _ = parts.popLast(); continue }
             parts.append(part)
@@ -39,6 +43,12 @@ public enum FileSystem {
     /// input is handed over as a descriptor.
     public static func readInput(_ path: String, limit: Int = 16 << 20) throws(SystemError) -> [UInt8] {
         path == "-" ? try readAll(0, path: "standard input", limit: limit) : try read(path, limit: limit)
+    }
+
+    /// Reads an open descriptor to its end (more than `limit` bytes is EFBIG); `shown` names it
+    /// in errors.
+    public static func read(descriptor fd: Int32, shown: String, limit: Int) throws(SystemError) -> [UInt8] {
+        try readAll(fd, path: shown, limit: limit)
     }
 
     /// Reads `fd` to its end; more than `limit` bytes is EFBIG. Reads straight into the result,
