@@ -148,6 +148,21 @@ final class InstallGateTests {
                                                 "/usr/bin/python3", "-c", "import cordon_clean; print(cordon_clean.__file__)"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("/cordon/site/cordon_clean/__init__.py"), "\(run.stdout)")
+        // The set, cloned in read-only by cordon run's parent, cannot be written from inside:
+        // not a file added, not a module changed, not its mode.
+        let attack = Harness.exec(Harness.cordon, ["run", "--runtime-dir", Harness.runtimeDir, "--state-dir", state, "--policy", "python-tool",
+                                                   "--ro-bind", "\(site):/cordon/site", "--", "/usr/bin/python3", "-c", """
+            import os
+            for what, act in [("add", lambda: open("/cordon/site/evil.py", "w")), ("change", lambda: open("/cordon/site/cordon_clean/__init__.py", "a")),
+                              ("chmod", lambda: os.chmod("/cordon/site/cordon_clean/__init__.py", 0o777))]:
+                try:
+                    act(); print(what, "succeeded")
+                except OSError as e:
+                    print(what, "refused", e.errno)
+            """])
+        #expect(attack.stdout.contains("add refused") && attack.stdout.contains("change refused") && attack.stdout.contains("chmod refused"), "\(attack.stdout) \(attack.stderr)")
+        #expect(!attack.stdout.contains("succeeded"))
+        #expect(!FileManager.default.fileExists(atPath: "\(site)/evil.py"))
         // Every run left a record.
         let records = (try? FileManager.default.contentsOfDirectory(atPath: "\(state)/store/records")) ?? []
         #expect(records.count == 2)
