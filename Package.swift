@@ -111,7 +111,7 @@ let package = Package(
         // catalogue go here too.
         .target(name: "CordonMCP", dependencies: ["CordonJSON"]),
         // Tool manifests (tools/NAME.toml): parsed and checked, no I/O.
-        .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON", "CordonResilience"]),
+        .target(name: "CordonTools", dependencies: ["CordonPolicy", "CordonJSON", "CordonResilience", "CordonPackaging"]),
         // The model catalogue (models.toml), the selector, and the providers' wire formats
         // (OpenAI chat completions, Anthropic messages, server-sent events): parsed under
         // limits, no I/O. Reads [service] and [breaker] with the tool manifests' reader.
@@ -130,7 +130,7 @@ let package = Package(
         // The wire protocol both sides share: framing, error codes, typed params, a client.
         .target(name: "CordonRPC", dependencies: ["CordonJSON", "CordonSystem", "CLinux"]),
         // Configuration lookup: locations, policies and profiles by name or path, settings files.
-        .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem", "CordonTools"]),
+        .target(name: "CordonConfig", dependencies: ["CordonPolicy", "CordonDefaults", "CordonSystem", "CordonTools", "CordonPackaging"]),
         // The offline vulnerability database: OSV records (YAML or JSON, read with libyaml) in SQLite.
         .target(name: "CordonVulnDB", dependencies: ["CordonScan", "CordonSystem", "CordonArchive", "CordonSQLite", "CYAML"]),
         // HTTP/1.1 over libcurl for the model worker: one multi handle on one thread (connections
@@ -173,7 +173,7 @@ let package = Package(
         ]),
         .target(name: "CordonDaemon", dependencies: [
             "CordonSandbox", "CordonPolicy", "CordonDefaults", "CordonConfig", "CordonSystem", "CordonAudit", "CordonRPC", "CordonJSON", "CLinux",
-            "CordonStore", "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels", "CordonHTTP", "CordonHTTPServer",
+            "CordonStore", "CordonInstall", "CordonPackaging", "CordonToolGateway", "CordonTools", "CordonMCP", "CordonModelGateway", "CordonModels", "CordonHTTP", "CordonHTTPServer",
             .product(name: "Logging", package: "swift-log"),
         ]),
 

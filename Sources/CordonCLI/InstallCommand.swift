@@ -125,7 +125,7 @@ struct InstallCommand: ParsableCommand {
         var setup = InstallRun.Setup(scanner: scanner, database: FileSystem.absolute(Locations(stateDir: locations.stateDir).vulnDB().path), environment: environment,
                                      seccompCache: "\(stateDir)/cache/seccomp")
         setup.python = python
-        do { setup.uv = try Self.findUV(uv) } catch {
+        do { setup.uv = try InstallRun.findUV(uv) } catch {
             printError("cordon install: \(error)")
             throw ExitCode(2)
         }
@@ -186,27 +186,6 @@ struct InstallCommand: ParsableCommand {
             }
         }
         if outcome.refused { throw ExitCode(1) }
-    }
-
-    struct UVProblem: Error, CustomStringConvertible { var description: String }
-
-    /// The uv to resolve with: the one named (none: pip), or one in /usr/local/bin or /usr/bin.
-    /// Root's and writable by root only, as any program Cordon runs for root must be.
-    static func findUV(_ given: String?) throws(UVProblem) -> String? {
-        if given == "none" { return nil }
-        let candidates = given.map { [FileSystem.absolute($0)] } ?? ["/usr/local/bin/uv", "/usr/bin/uv"]
-        for path in candidates {
-            guard let real = FileSystem.realPath(path) else {
-                if given != nil { throw UVProblem(description: "--uv \(path): no such file") }
-                continue
-            }
-            var st = stat()
-            guard stat(real, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == 0, st.st_mode & 0o022 == 0, st.st_mode & 0o111 != 0 else {
-                throw UVProblem(description: "\(path): uv must be a regular executable file owned by root and writable by root only (--uv none: resolve with pip)")
-            }
-            return real
-        }
-        return nil
     }
 
     func listSets() throws {

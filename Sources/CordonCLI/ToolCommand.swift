@@ -84,6 +84,15 @@ struct ToolListCommand: ParsableCommand {
         let answer = try client.call("tool.list")
         if client.json { return client.printJSON(answer) }
         let tools = answer["tools"]?.arrayValue ?? []
+        // Tools whose requirements are not installed (yet): said on stderr, the table stays a table.
+        for r in answer["requirements"]?.arrayValue ?? [] {
+            let tool = PrintableText.of(r["tool"]?.stringValue ?? "")
+            if r["state"]?.stringValue == "failed" {
+                printError("cordon tool list: \(tool): its requirements were not installed: \(PrintableText.of(r["reason"]?.stringValue ?? ""))")
+            } else if r["state"]?.stringValue == "installing" {
+                printError("cordon tool list: \(tool): its requirements are being installed (since \(PrintableText.of(r["since"]?.stringValue ?? "?")))")
+            }
+        }
         if tools.isEmpty { print("no tools"); return }
         var rows = [["TOOL", "POLICY", "EXPOSURE", "DESCRIPTION"]]
         for t in tools {

@@ -1,3 +1,4 @@
+import CordonPackaging
 import CordonPolicy
 import CordonSystem
 import CordonTools
@@ -38,7 +39,27 @@ public struct ToolStore: Sendable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             return .failure(PolicyError(diagnostics: [PolicyDiagnostic(file: path, keyPath: "", line: nil, message: "not valid UTF-8")]))
         }
-        do { return .success(try ToolManifestParser.parse(text: text, name: name, source: path)) } catch { return .failure(error) }
+        var manifest: ToolManifest
+        do { manifest = try ToolManifestParser.parse(text: text, name: name, source: path) } catch { return .failure(error) }
+        if let lock = manifest.lock {
+            // Beside the manifest, read as the manifest is; its problems are the manifest's.
+            let lockPath = "\(path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))/\(lock)"
+            func refuse(_ message: String) -> Result<ToolManifest, PolicyError> {
+                .failure(PolicyError(diagnostics: [PolicyDiagnostic(file: path, keyPath: "tool.lock", line: manifest.keyLines["tool.lock"], message: message)]))
+            }
+            let lockBytes: [UInt8]
+            do { lockBytes = try FileSystem.readRegularFile(lockPath, limit: RequirementsFile.maxBytes, noFollow: true, trusted: policies.confined) } catch {
+                return refuse("\(lockPath): \(error)")
+            }
+            let lockText = String(decoding: lockBytes, as: UTF8.self)
+            do {
+                if try RequirementsFile.parse(lockText, source: lockPath).isEmpty { return refuse("\(lockPath): no requirements in it") }
+            } catch {
+                return refuse(error.description)
+            }
+            manifest.lockText = lockText
+        }
+        return .success(manifest)
     }
 
     /// Checks `manifests` together (each one's policy and fallbacks); returns the problems by

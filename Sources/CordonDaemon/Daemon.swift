@@ -76,6 +76,7 @@ public final class Daemon: @unchecked Sendable {
         quotas = Quotas(config: config)
         tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, quotas: quotas, log: log)
         let tasks = self.tasks, authorizer = self.authorizer, policies = self.policies
+        let installs = ToolInstalls(stateDir: config.stateDir, cacheDir: config.cacheDir, environment: tasks.environment, log: log)
         do {
             toolFiles = Self.toolFingerprint(config)
             tools = try ToolGateway(manifests: Self.readManifests(config: config, policies: policies, log: log), policies: policies,
@@ -84,7 +85,11 @@ public final class Daemon: @unchecked Sendable {
                                         tasks.writeOwnership(for: Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? ""))
                                     },
                                     commandCalls: (config.toolMaxCommandCallsPerUser, config.toolMaxCommandCalls),
-                                    maxInstances: config.toolMaxInstances) { caller, manifest in
+                                    maxInstances: config.toolMaxInstances,
+                                    installRequirements: { manifest, policy in installs.install(manifest, policy) },
+                                    onRequirements: { name, phase in
+                                        if case .failed(let why) = phase { log.error("tool requirements not installed", metadata: ["tool": "\(name)", "error": "\(why)"]) }
+                                    }) { caller, manifest in
                 let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? "")
                 return authorizer.mayUse(peer, manifest: manifest, policies: policies)
             }

@@ -69,12 +69,20 @@ extension Daemon {
             // Listing may start the caller's instances: answered when they have, no thread held.
             return .later { reply in
                 gateway.list(for: who, deadline: MonotonicClock.now + 30) { tools in
+                    // Tools whose requirements are not installed (yet): being installed, or refused.
+                    let pending: [JSON] = gateway.requirements(for: who).map { tool, phase in
+                        switch phase {
+                        case .installing(let since): .object([("tool", .string(tool)), ("state", .string("installing")), ("since", .string(UTCTime.format(since)))])
+                        case .failed(let why): .object([("tool", .string(tool)), ("state", .string("failed")), ("reason", .string(why))])
+                        case .ready: .object([("tool", .string(tool)), ("state", .string("installed"))])
+                        }
+                    }
                     reply(.success(.object([("tools", .array(tools.map { t in
                         var members: [(String, JSON)] = [("name", .string(t.name)), ("description", .string(t.description)), ("inputSchema", t.inputSchema),
                                                          ("policy", .string(t.policy)), ("exposure", t.exposure.map(JSON.double) ?? .null)]
                         if let a = t.annotations { members.append(("annotations", a)) }
                         return .object(members)
-                    }))])))
+                    })), ("requirements", .array(pending))])))
                 }
             }
         case "tool.call": return try toolCall(&params, peer)

@@ -156,6 +156,25 @@ public final class InstallRun: @unchecked Sendable {
         """
     static let maxFileBytes: Int64 = 1 << 30
 
+    /// The uv to resolve with: the one named (none: pip), or one in /usr/local/bin or /usr/bin.
+    /// Root's and writable by root only, as any program Cordon runs for root must be.
+    public static func findUV(_ given: String?) throws(Problem) -> String? {
+        if given == "none" { return nil }
+        let candidates = given.map { [FileSystem.absolute($0)] } ?? ["/usr/local/bin/uv", "/usr/bin/uv"]
+        for path in candidates {
+            guard let real = FileSystem.realPath(path) else {
+                if given != nil { throw Problem("--uv \(path): no such file") }
+                continue
+            }
+            var st = stat()
+            guard stat(real, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == 0, st.st_mode & 0o022 == 0, st.st_mode & 0o111 != 0 else {
+                throw Problem("\(path): uv must be a regular executable file owned by root and writable by root only (--uv none: resolve with pip)")
+            }
+            return real
+        }
+        return nil
+    }
+
     /// How a request is taken: a complete lock as it is; a lock with environment markers through
     /// the resolver with `--no-deps` (it evaluates the markers and keeps the hashes); anything
     /// else resolved.

@@ -206,6 +206,31 @@ public final class PackageStore: @unchecked Sendable {
         return out
     }
 
+    // MARK: Pins
+
+    /// Remembers that the request `request` (the SHA-256 hex of what was asked and under which
+    /// gate: cordond's key of a tool's requirements) was installed as the set `set`, so that it
+    /// is not resolved again (a restarted daemon starts the tool offline). `pins/REQUEST`, 0600.
+    public func pin(_ request: String, to set: String) throws(Problem) {
+        guard Self.isDigest(request), Self.isDigest(set) else { throw Problem("a pin names a request and a set by their SHA-256") }
+        let dir = "\(root)/pins"
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
+        var st = stat()
+        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid() else { throw Problem("\(dir): not this user's directory") }
+        do { try FileSystem.writeAtomically("\(dir)/\(request)", Array(set.utf8), mode: 0o600) } catch { throw Problem("\(dir)/\(request): \(error)") }
+    }
+
+    /// The set `request` was pinned to, when it is still kept whole.
+    public func pinned(_ request: String) -> InstalledSet? {
+        guard Self.isDigest(request), let bytes = FileSystem.readTrusted("\(root)/pins/\(request)", limit: 64) else { return nil }
+        return set(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The sets some pin names (what gc keeps besides the sets it is told of).
+    public func pinnedSets() -> Set<String> {
+        Set(FileSystem.listDirectory("\(root)/pins").filter(Self.isDigest).compactMap { pinned($0)?.hash })
+    }
+
     // MARK: Records
 
     /// Keeps one install's record (refused or not) as `records/TIME-PID-N.json`, 0400; returns
@@ -231,7 +256,7 @@ public final class PackageStore: @unchecked Sendable {
         public var bytes: Int64 = 0
     }
 
-    /// Removes every set not in `keeping`, then every blob no remaining set (nor `keepingBlobs`)
+    /// Removes every set not in `keeping` and not pinned (`pin`), then every blob no remaining set (nor `keepingBlobs`)
     /// holds. Sets are moved aside, never emptied where they are (a running sandbox may have one
     /// mounted); blobs are unlinked. `dryRun`: says what would go, changes nothing. With another
     /// holder of the store (an install keeping its set), fails at once saying so, unless `wait`.
@@ -245,6 +270,8 @@ public final class PackageStore: @unchecked Sendable {
             var out = Collected()
             let all = installedSets()
             var kept = keepingBlobs
+            // A pinned set is some tool's: kept while its pin is.
+            let keeping = keeping.union(pinnedSets())
             for s in all {
                 if keeping.contains(s.hash) { kept.formUnion(s.blobs); continue }
                 out.sets.append(s.hash)

@@ -66,6 +66,8 @@ public final class ToolGateway: @unchecked Sendable {
         var plans: [String: SpawnPlan] = [:]
         var policyHashes: [String: String] = [:]
         var exposures: [String: Double] = [:]
+        /// The manifests `update` was given (an install that ends reads them again).
+        var given: [ToolManifest] = []
     }
 
     public var manifests: [String: ToolManifest] { catalog.withLock { $0.manifests } }
@@ -92,6 +94,10 @@ public final class ToolGateway: @unchecked Sendable {
     private let breakers = Mutex<[BreakerKey: CircuitBreaker]>([:])
     private let listings = Listings()
     private let clientInfo = MCPImplementation(name: "cordon", version: "1")
+    private let installRequirements: RequirementsInstaller?
+    private let requirements = ToolRequirements()
+    /// Told when a tool's requirements are installed or refused (cordond logs it).
+    private let onRequirements: (@Sendable (String, RequirementsPhase) -> Void)?
 
     /// Loads each manifest's policy and plans its sandbox now (a manifest whose policy does not
     /// load is left out, in `rejected` with the reason). `mayUse`: the daemon's authorization
@@ -103,7 +109,10 @@ public final class ToolGateway: @unchecked Sendable {
     public init(manifests: [ToolManifest], policies: PolicyStore, environment: SandboxEnvironment, cacheDir: String? = nil,
                 writeOwnership: @escaping @Sendable (Caller) -> WriteOwnership = { _ in .sourceOwner },
                 commandCalls: (perUser: Int, total: Int) = (8, 64), maxInstances: Int = .max,
+                installRequirements: RequirementsInstaller? = nil, onRequirements: (@Sendable (String, RequirementsPhase) -> Void)? = nil,
                 mayUse: @escaping @Sendable (Caller, ToolManifest) -> Bool) throws {
+        self.installRequirements = installRequirements
+        self.onRequirements = onRequirements
         commandSlots = Slots(perOwner: commandCalls.perUser, total: commandCalls.total)
         self.policies = policies
         self.cacheDir = cacheDir
@@ -126,17 +135,44 @@ public final class ToolGateway: @unchecked Sendable {
         return changed
     }
 
-    private func apply(_ manifests: [ToolManifest]) -> [String] {
+    private func apply(_ manifests: [ToolManifest], retryFailed: Bool = true) -> [String] {
         updating.withLock { _ in
             let old = catalog.withLock { $0 }
             var new = Catalog()
+            new.given = manifests
+            var installs: [(ToolManifest, Policy, String)] = []
             for m in manifests {
                 var overrides = PolicyOverrides()
                 overrides.env = m.environment.map { Policy.EnvVar($0.name, $0.value) }
                 do {
                     let policy = try overrides.apply(to: try policies.loadPolicy(m.policy))
-                    new.plans[m.name] = try policies.spawnPlan(for: policy, cacheDir: cacheDir, callerEnvironment: [:])
-                    new.policyHashes[m.name] = policy.contentHash
+                    var planned = policy
+                    if m.hasRequirements {
+                        guard installRequirements != nil else {
+                            new.rejected[m.name] = "\(m.source): requires or lock: this registry does not install requirements (cordond does)"
+                            continue
+                        }
+                        let key = ToolRequirements.key(m, policy)
+                        switch requirements.phase(m.name, key: key) {
+                        case .ready(let site)?:
+                            planned = try Self.withRequirements(policy, site: site)
+                        case .installing?:
+                            new.manifests[m.name] = m
+                            new.policyHashes[m.name] = policy.contentHash
+                            continue
+                        case .failed? where !retryFailed:
+                            new.manifests[m.name] = m
+                            new.policyHashes[m.name] = policy.contentHash
+                            continue
+                        case .failed?, nil:
+                            installs.append((m, policy, key))
+                            new.manifests[m.name] = m
+                            new.policyHashes[m.name] = policy.contentHash
+                            continue
+                        }
+                    }
+                    new.plans[m.name] = try policies.spawnPlan(for: planned, cacheDir: cacheDir, callerEnvironment: [:])
+                    new.policyHashes[m.name] = planned.contentHash
                     new.manifests[m.name] = m
                     if let (bytes, source) = try? policies.seccompProfile(policy.seccomp.profile),
                        let profile = try? SeccompProfile.parse(bytes, file: source) {
@@ -146,8 +182,10 @@ public final class ToolGateway: @unchecked Sendable {
                     new.rejected[m.name] = "\(m.source): policy \"\(m.policy)\": \(error)"
                 }
             }
+            requirements.keep(only: Set(new.manifests.keys))
             let changed = Set(old.manifests.keys).union(new.manifests.keys).sorted().filter { name in
                 old.manifests[name] != new.manifests[name] || old.policyHashes[name] != new.policyHashes[name]
+                    || (old.plans[name] == nil) != (new.plans[name] == nil)
             }
             catalog.withLock { $0 = new }
             for name in changed {
@@ -159,8 +197,60 @@ public final class ToolGateway: @unchecked Sendable {
                 listings.forget(service: name)
                 breakers.withLock { all in for key in all.keys where ToolName(key.tool)?.manifest == name { all[key] = nil } }
             }
+            for (m, policy, key) in installs { startInstall(m, policy: policy, key: key) }
             return changed
         }
+    }
+
+    /// Installs `m`'s requirements on a thread of its own; when it ends, the registry is read
+    /// again from the same manifests (the tool gets its plan, or keeps its failure) and watchers
+    /// are told of the change.
+    private func startInstall(_ m: ToolManifest, policy: Policy, key: String) {
+        guard let installRequirements, requirements.begin(m.name, key: key, now: UTCTime.epochSeconds()) else { return }
+        let name = m.name, requirements = self.requirements
+        let body: @Sendable () -> Void = { [weak self] in
+            let phase: RequirementsPhase
+            switch installRequirements(m, policy) {
+            case .success(let site): phase = .ready(site: site)
+            case .failure(let problem): phase = .failed(problem.description)
+            }
+            guard requirements.finish(name, key: key, phase), let self else { return }
+            // The registry read again with the new phase (the tool's plan in the catalog) before
+            // any call sees it.
+            let changed = apply(catalog.withLock { $0.given }, retryFailed: false)
+            requirements.publish(name, key: key)
+            if !changed.isEmpty { changes.bump() }
+            onRequirements?(name, phase)
+        }
+        do { try Threads.detach("tool-install", signals: .noSIGPIPE, body) } catch {
+            if requirements.finish(name, key: key, .failed("cannot start the install: \(error)")) { requirements.publish(name, key: key) }
+        }
+    }
+
+    /// `policy` with a tool's installed set bound read-only at `ToolManifest.sitePath` and put
+    /// first on `PYTHONPATH` (after it, any the policy or the manifest's `env` gives).
+    static func withRequirements(_ policy: Policy, site: String) throws(PolicyOverrides.Problem) -> Policy {
+        var overrides = PolicyOverrides()
+        overrides.binds = [try PolicyOverrides.bind("\(site):\(ToolManifest.sitePath)", writable: false)]
+        let given = policy.process.env.last { $0.name == "PYTHONPATH" }?.value ?? ""
+        overrides.env = [Policy.EnvVar("PYTHONPATH", given.isEmpty ? ToolManifest.sitePath : "\(ToolManifest.sitePath):\(given)")]
+        return try overrides.apply(to: policy)
+    }
+
+    /// The tools `caller` may use whose requirements are not installed (yet), by name: being
+    /// installed, or refused with the reason. (An MCP server among them lists no tools until
+    /// they are.)
+    public func requirements(for caller: Caller) -> [(tool: String, phase: RequirementsPhase)] {
+        let phases = requirements.all
+        return manifests.values.sorted(by: { $0.name < $1.name }).compactMap { m in
+            guard let phase = phases[m.name], !isReady(phase), mayUse(caller, m) else { return nil }
+            return (m.name, phase)
+        }
+    }
+
+    func isReady(_ phase: RequirementsPhase?) -> Bool {
+        if case .ready? = phase { return true }
+        return false
     }
 
     /// How the pool starts and talks to an MCP tool's instances.
@@ -269,6 +359,11 @@ public final class ToolGateway: @unchecked Sendable {
                 gathered.set(i, [ExposedTool(name: m.name, description: m.description, inputSchema: m.inputSchema ?? .object([("type", .string("object"))]),
                                              annotations: nil, manifest: m.name)])
             case .mcp:
+                // No server to list until its requirements are installed (`requirements(for:)`).
+                if m.hasRequirements, !isReady(requirements.phase(m.name)) {
+                    gathered.set(i, [])
+                    continue
+                }
                 tools(of: m, caller: caller, deadline: deadline) { listed in
                     let tools = ((try? listed.get())?.tools ?? []).sorted(by: { $0.name < $1.name }).map { tool in
                         ExposedTool(name: "\(m.name).\(tool.name)", description: tool.description ?? m.description,
@@ -375,6 +470,32 @@ public final class ToolGateway: @unchecked Sendable {
             record.attempts.append(.init(tool: name, outcome: problem.outcome, message: problem.message))
             record.finish(problem.outcome, problem.message, start: start)
             completion(ToolCallResult(outcome: nil, record: record))
+        }
+        // A tool whose requirements are being installed has no sandbox yet: the call waits for
+        // them (off this thread, up to its timeout); one whose install failed fails with the
+        // reason, which the fallbacks may answer for.
+        if manifest.hasRequirements {
+            switch requirements.phase(manifest.name) {
+            case .installing(let since)?:
+                let requirements = self.requirements
+                return Continue.elsewhere { [self] in
+                    if case .installing? = requirements.wait(manifest.name, until: timeout) {
+                        var record = before
+                        let message = "the tool's requirements are still being installed through the install gate (for \(Int(UTCTime.epochSeconds() - since)) s): try again when they are"
+                        record.attempts.append(.init(tool: name, outcome: .unavailable, message: message))
+                        return next(fallbacks, after: .unavailable, message: message, arguments: arguments, caller: caller, deadline: deadline,
+                                    record: record, start: start, completion: completion)
+                    }
+                    attempt(name, manifest: resolve(name) ?? manifest, arguments: arguments, caller: caller, deadline: deadline, fallbacks: fallbacks,
+                            record: before, start: start, completion: completion)
+                }
+            case .failed(let why)?:
+                let message = "the tool's requirements were not installed: \(why)"
+                record.attempts.append(.init(tool: name, outcome: .unavailable, message: message))
+                return next(fallbacks, after: .unavailable, message: message, arguments: arguments, caller: caller, deadline: deadline,
+                            record: record, start: start, completion: completion)
+            default: break
+            }
         }
         // Arguments first, as far as they can be checked without starting anything: a call
         // refused anyway touches no sandbox and no breaker.

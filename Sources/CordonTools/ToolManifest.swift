@@ -42,6 +42,13 @@ public struct ToolManifest: Sendable, Equatable {
     public var shared = false
     /// Record the arguments themselves (false: their size and SHA-256 only).
     public var auditArguments = false
+    /// Python packages the tool needs (`requires`: requirement lines; or `lock`: a requirements
+    /// file beside the manifest, its text in `lockText` once `ToolStore` read it). Installed
+    /// through the install gate of the tool's policy before the tool first starts, and bound
+    /// read-only at `sitePath`, on `PYTHONPATH` (docs/tools.md, "Requirements").
+    public var requires: [String] = []
+    public var lock: String?
+    public var lockText: String?
     public var service = ServiceSettings()
     public var breaker = BreakerSettings()
     /// Where some keys were written ("tool.policy" → line), for problems found later.
@@ -61,8 +68,14 @@ public struct ToolManifest: Sendable, Equatable {
             && a.environment.map(\.value) == b.environment.map(\.value) && a.argv == b.argv && a.inputSchema == b.inputSchema
             && a.output == b.output && a.timeoutSeconds == b.timeoutSeconds && a.access == b.access && a.fallbacks == b.fallbacks
             && a.shared == b.shared && a.auditArguments == b.auditArguments && a.service == b.service && a.breaker == b.breaker
-            && a.keyLines == b.keyLines
+            && a.keyLines == b.keyLines && a.requires == b.requires && a.lock == b.lock && a.lockText == b.lockText
     }
+
+    /// Where a tool's installed requirements are bound (read-only) in its sandbox.
+    public static let sitePath = "/cordon/site"
+
+    /// Whether the tool has packages to install before it starts.
+    public var hasRequirements: Bool { !requires.isEmpty || lock != nil }
 
     /// `[service]`: how instances of an mcp tool are kept.
     public typealias ServiceSettings = CordonResilience.ServiceSettings

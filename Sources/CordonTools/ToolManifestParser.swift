@@ -1,4 +1,5 @@
 import CordonJSON
+import CordonPackaging
 import CordonPolicy
 
 /// TOML → `ToolManifest`, collecting every problem (file, key path, line, "did you mean") as the
@@ -7,7 +8,7 @@ import CordonPolicy
 public enum ToolManifestParser {
     static let tables: [String: [String]] = [
         "tool": ["kind", "description", "policy", "command", "env", "argv", "input_schema", "output", "timeout",
-                 "fallbacks", "shared", "audit_arguments"],
+                 "fallbacks", "shared", "audit_arguments", "requires", "lock"],
         "access": ["users", "groups"],
         "service": ["min_instances", "max_instances", "concurrency", "idle_timeout", "health_interval", "start_timeout",
                     "max_restarts", "restart_window", "backoff", "backoff_max"],
@@ -86,7 +87,7 @@ public enum ToolManifestParser {
             return
         }
         readTool(tool, into: &m, &r)
-        for key in ["policy", "fallbacks"] { if let line = r.line(tool, key) { m.keyLines["tool.\(key)"] = line } }
+        for key in ["policy", "fallbacks", "lock", "requires"] { if let line = r.line(tool, key) { m.keyLines["tool.\(key)"] = line } }
         if case .table(let access)? = root["access"]?.kind { m.access = readAccess(access, &r) }
         if case .table(let service)? = root["service"]?.kind {
             if m.kind == .command { r.error("service", root.keyLocation("service")?.line, "[service] is for kind = \"mcp\": a command tool runs one sandbox per call") }
@@ -165,8 +166,58 @@ public enum ToolManifestParser {
                 else if !m.fallbacks.contains(f) { m.fallbacks.append(f) }
             }
         }
+        readRequirements(t, into: &m, &r)
         if let shared = r.boolean(t, "tool", "shared") { m.shared = shared }
         if let audit = r.boolean(t, "tool", "audit_arguments") { m.auditArguments = audit }
+    }
+
+    /// Requirements a tool has installed before it starts: `requires` (requirement lines, read
+    /// as `cordon install` reads its arguments) or `lock` (a requirements file's name, beside
+    /// the manifest in tools/), not both.
+    static func readRequirements(_ t: TOMLTable, into m: inout ToolManifest, _ r: inout ConfigReader) {
+        if let lines = r.stringArray(t, "tool", "requires") {
+            if lines.isEmpty { r.error("tool.requires", r.line(t, "requires"), "an empty list: name the packages, or leave the key out") }
+            if lines.count > maxRequires { r.error("tool.requires", r.line(t, "requires"), "at most \(maxRequires) requirements (a longer set: lock = \"FILE\")") }
+            var seen: [String: Int] = [:]
+            for (i, line) in lines.prefix(maxRequires).enumerated() {
+                do {
+                    guard let requirement = try RequirementsFile.parseLine(line, source: "tool.requires", line: i) else {
+                        r.error("tool.requires[\(i)]", r.line(t, "requires"), "a blank or comment line: name a package, e.g. \"requests==2.32.3\"")
+                        continue
+                    }
+                    if let first = seen[requirement.normalizedName] {
+                        r.error("tool.requires[\(i)]", r.line(t, "requires"), "\(requirement.name) is already required by tool.requires[\(first)]: write it once")
+                    }
+                    seen[requirement.normalizedName] = i
+                    m.requires.append(line)
+                } catch {
+                    r.error("tool.requires[\(i)]", r.line(t, "requires"), error.reason)
+                }
+            }
+        }
+        if let lock = r.string(t, "tool", "lock") {
+            if t["requires"] != nil {
+                r.error("tool.lock", r.line(t, "lock"), "requires and lock both name the packages: use one")
+            } else if let problem = lockNameProblem(lock) {
+                r.error("tool.lock", r.line(t, "lock"), problem)
+            } else {
+                m.lock = lock
+            }
+        }
+    }
+
+    /// The most requirement lines `requires` takes.
+    public static let maxRequires = 256
+
+    /// Why `name` cannot name a lock file: a file name in the manifest's directory (tools/),
+    /// read with the same checks as the manifest, not ending in .toml (that is a manifest).
+    public static func lockNameProblem(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        guard (1...255).contains(bytes.count), bytes.allSatisfy({ isNameByte($0) || $0 == 46 }), name != ".", name != "..", !name.hasPrefix(".") else {
+            return "\"\(printable(name))\" is not a file name in tools/ (letters, digits, '_', '-' and '.', e.g. \"NAME.lock\")"
+        }
+        if name.hasSuffix(".toml") { return "\"\(printable(name))\": a .toml file in tools/ is a manifest; name the lock e.g. \"NAME.lock\"" }
+        return nil
     }
 
     static func checkedArgv(_ argv: [String], _ path: String, _ line: Int?, _ r: inout ConfigReader) -> [String] {

@@ -62,6 +62,41 @@ struct ToolCheckTests {
         #expect(problems.last?.message.contains("did you mean 'time'") == true)
     }
 
+    /// `lock` names a requirements file beside the manifest: read with it (its text is part of
+    /// the manifest, so a changed lock is a changed tool), its problems the manifest's, with the
+    /// lock's file and line.
+    @Test func aLockIsReadBesideTheManifestAndItsProblemsNamed() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let manifest = """
+            [tool]
+            kind = "command"
+            description = "Fetches"
+            argv = ["/usr/bin/python3", "-c", "import requests"]
+            input_schema = { type = "object" }
+            policy = "python-tool"
+            lock = "web.lock"
+            """
+        try manifest.write(toFile: "\(dir)/cfg/tools/web.toml", atomically: true, encoding: .utf8)
+        let store = ToolStore(configDir: "\(dir)/cfg", policies: PolicyStore(configDir: "\(dir)/cfg"))
+        // No lock file yet: the manifest does not load, and says which file it looked for.
+        guard case .failure(let missing) = store.load(path: "\(dir)/cfg/tools/web.toml") else { Issue.record("loaded without its lock"); return }
+        #expect(missing.diagnostics.first?.keyPath == "tool.lock" && missing.diagnostics.first?.line == 7
+                && missing.diagnostics.first?.message.contains("\(dir)/cfg/tools/web.lock") == true, "\(missing)")
+        // A lock with a bad line: its file and line.
+        try "idna==3.10\nrequests==2.32.3 --hash=sha256:abc\n".write(toFile: "\(dir)/cfg/tools/web.lock", atomically: true, encoding: .utf8)
+        guard case .failure(let bad) = store.load(path: "\(dir)/cfg/tools/web.toml") else { Issue.record("loaded a bad lock"); return }
+        #expect(bad.diagnostics.first?.message.hasPrefix("\(dir)/cfg/tools/web.lock:2:") == true, "\(bad)")
+        // A good one: its text is in the manifest; another text is another manifest.
+        try "idna==3.10\n".write(toFile: "\(dir)/cfg/tools/web.lock", atomically: true, encoding: .utf8)
+        let first = try store.load(path: "\(dir)/cfg/tools/web.toml").get()
+        #expect(first.lock == "web.lock" && first.lockText == "idna==3.10\n" && first.hasRequirements)
+        try "idna==3.11\n".write(toFile: "\(dir)/cfg/tools/web.lock", atomically: true, encoding: .utf8)
+        #expect(try store.load(path: "\(dir)/cfg/tools/web.toml").get() != first)
+        // The lock is not taken for a manifest.
+        #expect(store.manifestPaths().allSatisfy { $0.hasSuffix(".toml") })
+    }
+
     /// The shipped manifests (tools/*.toml) pass `cordon tool check` together, with the shipped
     /// policies they name and nothing in the config directory.
     @Test func theShippedManifestsPass() throws {

@@ -45,7 +45,8 @@ final class TestDaemon: @unchecked Sendable {
     let netns: String?
 
     init(config: String = "", policies: [String: String] = [:], files: [String: String] = [:],
-         socketActivated: Bool = false, startDirectory: String? = nil, unblockedSignals: Bool = false, netns: String? = nil) throws {
+         socketActivated: Bool = false, startDirectory: String? = nil, unblockedSignals: Bool = false, netns: String? = nil,
+         beforeStart: ((TestDaemon) throws -> Void)? = nil) throws {
         self.netns = netns
         self.socketActivated = socketActivated
         self.startDirectory = startDirectory
@@ -66,6 +67,7 @@ final class TestDaemon: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             try text.write(toFile: full, atomically: true, encoding: .utf8)
         }
+        try beforeStart?(self)
         try start()
     }
 

@@ -413,3 +413,102 @@ struct CommandCallCapTests {
         #expect(try ToolGatewayTests.call(g, "python", .object([("code", .string("print(3)"))])).record.outcome == .ok)
     }
 }
+
+/// A tool with requirements, through the gateway: calls wait while the install runs (off the
+/// caller's thread, up to their deadline), see the tool only once its plan binds the set, fail
+/// with the installer's reason when it failed, and a reading of the manifests tries a failed
+/// install again. The installer here is a closure the test releases (the real one, cordond's,
+/// is ToolRequirementsTests'); the sandboxes are real.
+@Suite(.enabled(if: geteuid() == 0, "needs root: real sandboxes"), .serialized)
+struct ToolRequirementsGatewayTests {
+    /// What the installer answers, once the test lets it.
+    final class Installer: @unchecked Sendable {
+        let c = NSCondition()
+        var answers: [Result<String, RequirementsProblem>] = []
+        var calls = 0
+        func answer(_ r: Result<String, RequirementsProblem>) { c.lock(); answers.append(r); c.broadcast(); c.unlock() }
+        func install(_ m: ToolManifest, _ p: Policy) -> Result<String, RequirementsProblem> {
+            c.lock(); defer { c.unlock() }
+            calls += 1
+            let until = Date().addingTimeInterval(60)
+            while answers.isEmpty && c.wait(until: until) {}
+            return answers.isEmpty ? .failure(RequirementsProblem("the test never answered")) : answers.removeFirst()
+        }
+        var count: Int { c.lock(); defer { c.unlock() }; return calls }
+    }
+
+    static let tool = """
+        [tool]
+        kind = "command"
+        description = "Imports its requirement"
+        policy = "python-tool"
+        argv = ["/usr/bin/python3", "-c", "import needed; print(needed.__file__)"]
+        input_schema = { type = "object" }
+        requires = ["needed==1.0"]
+        """
+
+    /// A site directory with the module `needed`, root's and readable by all, as the store's is.
+    static func site() throws -> String {
+        let site = "\(ToolGatewayTests.dir)/site-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: "\(site)/needed", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try "".write(toFile: "\(site)/needed/__init__.py", atomically: true, encoding: .utf8)
+        chmod("\(site)/needed/__init__.py", 0o644)
+        return site
+    }
+
+    static func gateway(_ installer: Installer) throws -> ToolGateway {
+        try ToolGateway(manifests: [try ToolGatewayTests.manifest("needs", tool)], policies: PolicyStore(configDir: nil), environment: ToolGatewayTests.environment,
+                        installRequirements: { m, p in installer.install(m, p) }) { _, _ in true }
+    }
+
+    @Test func callsWaitForTheInstallAndRunAgainstTheSet() throws {
+        let installer = Installer()
+        let g = try Self.gateway(installer)
+        let generation = g.changes.generation
+        // A call whose deadline passes while the install runs: unavailable, saying so.
+        let early = try ToolGatewayTests.call(g, "needs", .object([]), within: 1)
+        #expect(early.record.outcome == .unavailable && early.record.message?.contains("still being installed") == true, "\(early.record)")
+        #expect(g.requirements(for: ToolGatewayTests.alice).first?.tool == "needs")
+        // A call made now waits; the install ends; the call runs with the set at /cordon/site.
+        let site = try Self.site()
+        defer { try? FileManager.default.removeItem(atPath: site) }
+        let waiting = ToolGatewayTests.Wait()
+        g.call("needs", arguments: .object([]), caller: ToolGatewayTests.alice, deadline: MonotonicClock.now + 60) { waiting.set($0) }
+        usleep(200_000)
+        installer.answer(.success(site))
+        let answer = try #require(waiting.get())
+        #expect(answer.record.outcome == .ok, "\(answer.record)")
+        #expect(ToolGatewayTests.text(answer) == "/cordon/site/needed/__init__.py\n")
+        #expect(g.changes.generation > generation, "watchers are told the tool changed")
+        #expect(g.requirements(for: ToolGatewayTests.alice).isEmpty)
+        #expect(installer.count == 1, "one install for any number of calls")
+    }
+
+    @Test func aFailedInstallFailsCallsWithItsReasonAndIsTriedAgainOnTheNextReading() throws {
+        let installer = Installer()
+        installer.answer(.failure(RequirementsProblem("refused by policy python-tool's [install] gate: needed 1.0 needed-1.0.whl: typosquat (install.typosquats)")))
+        let g = try Self.gateway(installer)
+        let failed = try ToolGatewayTests.call(g, "needs", .object([]), within: 30)
+        #expect(failed.record.outcome == .unavailable, "\(failed.record)")
+        #expect(failed.record.message == "the tool's requirements were not installed: refused by policy python-tool's [install] gate: needed 1.0 needed-1.0.whl: typosquat (install.typosquats)")
+        guard case .failed(let why)? = g.requirements(for: ToolGatewayTests.alice).first?.phase else { Issue.record("not failed"); return }
+        #expect(why.contains("install.typosquats"))
+        // Calls do not retry it; a reading of the manifests (a reload) does.
+        _ = try ToolGatewayTests.call(g, "needs", .object([]), within: 5)
+        #expect(installer.count == 1)
+        let site = try Self.site()
+        defer { try? FileManager.default.removeItem(atPath: site) }
+        installer.answer(.success(site))
+        g.update([try ToolGatewayTests.manifest("needs", Self.tool)])
+        let ok = try ToolGatewayTests.call(g, "needs", .object([]), within: 30)
+        #expect(ok.record.outcome == .ok, "\(ok.record)")
+        #expect(installer.count == 2)
+    }
+
+    @Test func aRegistryWithoutAnInstallerRefusesTheToolSayingWhy() throws {
+        let g = try ToolGateway(manifests: [try ToolGatewayTests.manifest("needs", Self.tool)], policies: PolicyStore(configDir: nil),
+                                environment: ToolGatewayTests.environment) { _, _ in true }
+        #expect(g.manifests["needs"] == nil)
+        #expect(g.rejected["needs"]?.contains("does not install requirements") == true)
+    }
+}

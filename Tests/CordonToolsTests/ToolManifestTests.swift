@@ -128,6 +128,25 @@ struct ToolManifestTests {
         #expect(m.inputSchema?["properties"]?["v"]?["type"] == .array([.string("string"), .string("null")]))
     }
 
+    /// `requires`: requirement lines as `cordon install` takes them, kept as written; the tool
+    /// then has requirements, bound at /cordon/site.
+    @Test func requirementsAreReadAsWritten() throws {
+        let text = """
+            [tool]
+            kind = "command"
+            description = "Fetches"
+            argv = ["/usr/bin/python3", "-c", "import requests"]
+            input_schema = { type = "object" }
+            policy = "python-tool"
+            requires = ["requests>=2.32", "idna==3.10 --hash=sha256:\(String(repeating: "a", count: 64))"]
+            """
+        let m = try ToolManifestParser.parse(text: text, name: "web", source: "tools/web.toml")
+        #expect(m.requires == ["requests>=2.32", "idna==3.10 --hash=sha256:\(String(repeating: "a", count: 64))"])
+        #expect(m.hasRequirements && m.lock == nil && ToolManifest.sitePath == "/cordon/site")
+        let plain = try ToolManifestParser.parse(text: text.replacingOccurrences(of: "requires", with: "# requires"), name: "web", source: "tools/web.toml")
+        #expect(!plain.hasRequirements && plain != m)
+    }
+
     /// Every problem is reported at once, not the first only.
     @Test func everyProblemIsReported() {
         let text = """

@@ -1,0 +1,233 @@
+import CordonJSON
+import CordonTestNetwork
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Tools with requirements (`requires`, `lock`) through a real cordond: installed through the
+/// install gate of the tool's policy before the tool first starts, bound read-only at
+/// /cordon/site, imported by the call; a refused set fails the tool's calls with the gate's
+/// reason. The index is a real HTTP server (index_standin.py over make_index.py's PEP 691 pages)
+/// at 198.51.100.20:80 in a network namespace this suite makes, cordond running in the other.
+@Suite(.enabled(if: TestDaemon.isRoot && FileManager.default.fileExists(atPath: SharedAdvisories.path), "needs root and ../shared/data"),
+       .serialized)
+final class ToolRequirementsTests {
+    static let address = "198.51.100.20"
+    static let fixtures = "\(TestDaemon.repoRoot)/Tests/CordonScannerTests"
+    static let advisories = SharedAdvisories.path
+
+    let network: EgressNetwork
+    let dir: String
+    var server: Process?
+
+    init() throws {
+        dir = "/tmp/cordon-reqs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let made = TestDaemon.exec("/usr/bin/python3", ["\(Self.fixtures)/make_packages.py", "\(dir)/packages"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let index = TestDaemon.exec("/usr/bin/python3", ["\(Self.fixtures)/make_index.py", "\(dir)/packages", "\(dir)/index", "\(Date().timeIntervalSince1970)"])
+        try #require(index.status == 0, "\(index.stderr)")
+        try "\(Self.address) index.test\n".write(toFile: "\(dir)/hosts", atomically: true, encoding: .utf8)
+        network = try EgressNetwork(serving: [Self.address])
+        do { try startIndex() } catch {
+            network.close()
+            throw error
+        }
+    }
+
+    deinit {
+        stopIndex()
+        network.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func startIndex() throws {
+        let p = Process()
+        let (path, arguments) = network.inServers(["/usr/bin/python3", "\(Self.fixtures)/index_standin.py", "\(dir)/index", "--host", Self.address,
+                                                   "--port", "80", "--log", "\(dir)/requests.log"])
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        server = p
+        var poll1 = pollfd(fd: out.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&poll1, 1, 20_000) == 1, "the index server did not start")
+    }
+
+    func stopIndex() {
+        guard let server else { return }
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        self.server = nil
+    }
+
+    func sha256(_ file: String) -> String {
+        TestDaemon.exec("/usr/bin/sha256sum", ["\(dir)/packages/\(file)"]).stdout.split(separator: " ").first.map(String.init) ?? ""
+    }
+
+    static let gate = """
+        [policy]
+        name = "gate"
+        extends = ["python-tool"]
+
+        [install]
+        index = "http://index.test/simple"
+        min_release_age = "7d"
+        deny_vulnerability_severity = "medium"
+        """
+
+    /// A command tool that imports `module` and prints where it came from.
+    static func tool(_ module: String, _ requirements: String) -> String {
+        """
+        [tool]
+        kind = "command"
+        description = "imports \(module)"
+        policy = "gate"
+        argv = ["/usr/bin/python3", "-c", "import \(module), os; print(\(module).__file__, os.environ['PYTHONPATH'])"]
+        input_schema = { type = "object" }
+        timeout = "3m"
+        \(requirements)
+
+        [access]
+        users = ["nobody"]
+        """
+    }
+
+    func daemon() throws -> TestDaemon {
+        let clean = "cordon-clean==1.0 --hash=sha256:\(sha256("cordon_clean-1.0-py3-none-any.whl"))"
+        return try TestDaemon(config: "[socket]\ngroup = \"65534\"\n\n[egress]\ndns_hosts = \"\(dir)/hosts\"\n", policies: ["gate": Self.gate],
+                              files: ["tools/clean.toml": Self.tool("cordon_clean", "lock = \"clean.lock\""),
+                                      "tools/clean.lock": "# the pinned set\n\(clean)\n",
+                                      "tools/squat.toml": Self.tool("reqeusts", "requires = [\"reqeusts==1.0\"]")],
+                              netns: network.supervisor) { d in
+            let imported = TestDaemon.exec("\(TestDaemon.productsDir)/cordon-scan", ["db", "import", "--state-dir", d.stateDir, Self.advisories])
+            try #require(imported.status == 0, "\(imported.stderr)")
+        }
+    }
+
+    func call(_ d: TestDaemon, _ name: String) throws -> JSON {
+        try d.call("tool.call", .object([("name", .string(name)), ("arguments", .object([])), ("timeout", .int(240))]))
+    }
+
+    func text(_ answer: JSON) -> String { answer["result"]?["content"]?.arrayValue?.first?["text"]?.stringValue ?? "" }
+
+    @Test func aLockedSetIsInstalledBeforeTheToolStartsAndAnotherUserImportsIt() throws {
+        let d = try daemon()
+        let first = try call(d, "clean")
+        #expect(first["outcome"] == .string("ok"), "\(first) \(d.log())")
+        #expect(text(first) == "/cordon/site/cordon_clean/__init__.py /cordon/site\n", "\(first)")
+        // One set in the store, read-only, root's; the call ran against that tree.
+        let sets = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/sets").filter { $0.count == 64 }
+        #expect(sets.count == 1, "\(sets)")
+        var st = stat()
+        #expect(stat("\(d.stateDir)/store/sets/\(sets.first ?? "")/site/cordon_clean/__init__.py", &st) == 0 && st.st_mode & 0o777 == 0o444)
+        // The unprivileged user the manifest names calls it through the daemon too.
+        let asNobody = d.asUser(65534, [#"{"jsonrpc":"2.0","id":1,"method":"tool.call","params":{"name":"clean","arguments":{},"timeout":60}}"#])
+        #expect(asNobody.first?["result"]?["outcome"] == .string("ok"), "\(asNobody)")
+        let nobodysText = text(asNobody.first?["result"] ?? .null)
+        #expect(nobodysText.hasPrefix("/cordon/site/cordon_clean/"), "\(asNobody)")
+        let log = d.log()
+        #expect(log.contains("tool requirements") && log.contains("outcome=installed"), "\(log)")
+    }
+
+    @Test func aRefusedSetFailsTheToolsCallsWithTheGatesReasonAndInstallsNothing() throws {
+        let d = try daemon()
+        let answer = try call(d, "squat")
+        #expect(answer["outcome"] == .string("unavailable"), "\(answer)")
+        let message = answer["message"]?.stringValue ?? ""
+        #expect(message.contains("requirements were not installed") && message.contains("reqeusts") && message.contains("install.typosquats")
+                && message.contains("policy gate"), "\(message)")
+        #expect(answer["result"] == .null)
+        // tool.list says why, and the other tool is unaffected.
+        let list = try d.call("tool.list")
+        let pending = list["requirements"]?.arrayValue ?? []
+        #expect(pending.count == 1 && pending.first?["tool"] == .string("squat") && pending.first?["state"] == .string("failed"), "\(list)")
+        #expect(try call(d, "clean")["outcome"] == .string("ok"))
+        // The refused set is nowhere in the store; the refusal has its record.
+        let sets = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/sets").filter { $0.count == 64 }
+        #expect(sets.count == 1, "only clean's: \(sets)")
+        let records = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/records")
+        #expect(records.count == 2, "\(records)")
+    }
+
+    @Test func aRestartedDaemonBindsThePinnedSetWithoutTheIndex() throws {
+        let d = try daemon()
+        #expect(try call(d, "clean")["outcome"] == .string("ok"))
+        let before = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
+        #expect(!before.isEmpty)
+        // The index goes away; cordond restarts.
+        stopIndex()
+        d.signal(SIGTERM)
+        #expect(d.waitExit(30) == 0)
+        try d.start()
+        let again = try call(d, "clean")
+        #expect(again["outcome"] == .string("ok"), "\(again) \(d.log())")
+        #expect(d.log().contains("outcome=pinned"))
+        let after = (try? String(contentsOfFile: "\(dir)/requests.log", encoding: .utf8)) ?? ""
+        #expect(after == before, "nothing asked of the index")
+    }
+
+    @Test func aChangedLockInstallsAgainAndTheToolRunsTheNewSet() throws {
+        let d = try daemon()
+        #expect(try call(d, "clean")["outcome"] == .string("ok"))
+        // The lock now names a file whose bytes do not match: the reload installs again, and the
+        // refusal replaces the set the tool had (it never runs with a set its manifest no longer names).
+        try "cordon-clean==1.0 --hash=sha256:\(String(repeating: "0", count: 64))\n".write(toFile: "\(d.configDir)/tools/clean.lock", atomically: true, encoding: .utf8)
+        d.signal(SIGHUP)
+        var answer = JSON.null
+        #expect(d.eventually(60) {
+            answer = (try? call(d, "clean")) ?? .null
+            return answer["outcome"] == .string("unavailable")
+        }, "\(answer)")
+        #expect(answer["message"]?.stringValue?.contains("cordon_clean-1.0-py3-none-any.whl") == true, "\(answer)")
+    }
+}
+
+/// ../shared/data's PyPA advisory database, beside the repository.
+enum SharedAdvisories {
+    static let path = URL(fileURLWithPath: TestDaemon.repoRoot).deletingLastPathComponent().appendingPathComponent("shared/data/pypa-advisory-database").path
+}
+
+/// The same against the real PyPI (reachable here and in CI): a command tool that requires
+/// `requests` gets it and its dependencies resolved, fetched, checked and installed through the
+/// gate of the shipped python-tool policy before its first call, and imports it from the set
+/// (not from the host's Python) — for root and for the unprivileged user its manifest names.
+@Suite(.enabled(if: TestDaemon.isRoot && FileManager.default.fileExists(atPath: SharedAdvisories.path), "needs root and ../shared/data"))
+struct RealPyPIToolTests {
+    @Test func aToolThatRequiresRequestsImportsItFromItsSet() throws {
+        let manifest = """
+            [tool]
+            kind = "command"
+            description = "Which requests"
+            policy = "python-tool"
+            argv = ["/usr/bin/python3", "-c", "import requests, urllib3, idna, certifi, charset_normalizer as c; print(requests.__version__, requests.__file__, urllib3.__file__, c.__file__)"]
+            input_schema = { type = "object" }
+            timeout = "5m"
+            requires = ["requests"]
+
+            [access]
+            users = ["nobody"]
+            """
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", files: ["tools/web.toml": manifest]) { d in
+            let imported = TestDaemon.exec("\(TestDaemon.productsDir)/cordon-scan", ["db", "import", "--state-dir", d.stateDir, SharedAdvisories.path])
+            try #require(imported.status == 0, "\(imported.stderr)")
+        }
+        let answer = try d.call("tool.call", .object([("name", .string("web")), ("arguments", .object([])), ("timeout", .int(300))]))
+        #expect(answer["outcome"] == .string("ok"), "\(answer) \(d.log())")
+        let words = (answer["result"]?["content"]?.arrayValue?.first?["text"]?.stringValue ?? "").split(separator: " ")
+        #expect(words.count == 4 && words.dropFirst().allSatisfy { $0.hasPrefix("/cordon/site/") }, "\(answer)")
+        // The record of the install: every file with its hash, the set it became.
+        let records = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/records")
+        #expect(records.count == 1, "\(records)")
+        let record = try JSON.parse(Array(try String(contentsOfFile: "\(d.stateDir)/store/records/\(records[0])", encoding: .utf8).utf8))
+        let files = record["files"]?.arrayValue ?? []
+        #expect(files.count >= 5 && record["tool"] == .string("web") && record["outcome"] == .string("installed"), "\(record)")
+        #expect(files.allSatisfy { $0["sha256"]?.stringValue?.count == 64 }, "\(files)")
+        // The unprivileged user the manifest names.
+        let asNobody = d.asUser(65534, [#"{"jsonrpc":"2.0","id":1,"method":"tool.call","params":{"name":"web","arguments":{},"timeout":120}}"#], timeout: 130)
+        #expect(asNobody.first?["result"]?["outcome"] == .string("ok"), "\(asNobody)")
+    }
+}
