@@ -5,6 +5,7 @@ import CordonInstall
 import CordonJSON
 import CordonPackaging
 import CordonPolicy
+import CordonRPC
 import CordonSandbox
 import CordonStore
 import CordonSystem
@@ -27,6 +28,8 @@ struct InstallCommand: ParsableCommand {
         (no package code runs) in a sandbox into a read-only tree of the store named by the set's \
         hash. Every refusal names the package, the rule and the evidence; a refused set installs \
         nothing. Every run's record is kept in STATE/store/records. \
+        Without root (or with --socket) it asks cordond (install.run): the requirements are read here, \
+        the gate is that of a policy you may use, the set goes into cordond's store. \
         Exit status: 0 installed (or already in the store), 1 refused, 2 an error stopped it.
         """
     )
@@ -51,6 +54,9 @@ struct InstallCommand: ParsableCommand {
     @Option(name: .long, help: "uv, to resolve a loose request instead of pip (default: /usr/local/bin/uv or /usr/bin/uv when there is one; none: pip).")
     var uv: String?
 
+    @Option(name: .customLong("socket"), help: "Install through cordond on this socket (install.run); without root, through cordond on $CORDON_SOCKET or /run/cordon/cordon.sock.")
+    var socket: String?
+
     @Flag(name: .long, help: "List the sets in the store instead.")
     var list = false
 
@@ -71,30 +77,9 @@ struct InstallCommand: ParsableCommand {
     var storeRoot: String { "\(Locations(stateDir: locations.stateDir).resolvedStateDir())/store" }
 
     func run() throws {
-        guard geteuid() == 0 else {
-            printError("cordon install: run it as root (it makes sandboxes and writes the store in \(storeRoot)); through cordond for other users is not built yet")
-            throw ExitCode(2)
-        }
+        if socket != nil || geteuid() != 0 { return try throughDaemon() }
         if list { return try listSets() }
-        var parsed: [Requirement] = []
-        var source = "the command line"
-        do {
-            for (i, text) in requirements.enumerated() {
-                if let r = try RequirementsFile.parseLine(text, source: "argument", line: i + 1) { parsed.append(r) }
-            }
-            for file in requirement {
-                source = requirements.isEmpty && requirement.count == 1 ? file : "\(source) and \(file)"
-                let bytes: [UInt8]
-                do { bytes = try FileSystem.readRegularFile(file, limit: RequirementsFile.maxBytes) } catch {
-                    printError("cordon install: \(file): \(error)")
-                    throw ExitCode(2)
-                }
-                parsed += try RequirementsFile.parse(String(decoding: bytes, as: UTF8.self), source: file)
-            }
-        } catch let e as RequirementsError {
-            printError("cordon install: \(e)")
-            throw ExitCode(2)
-        }
+        let (parsed, source, _) = try readRequirements()
         let store = locations.policyStore
         var gate: Policy.Install
         do { gate = try store.loadPolicy(policy).install } catch {
@@ -144,17 +129,7 @@ struct InstallCommand: ParsableCommand {
         let outcome: InstallRun.Outcome
         do {
             outcome = try run.run(parsed, source: source) { step in
-                guard terminal else { return }
-                switch step {
-                case .describing: printError("cordon install: reading \(python)'s version and platform")
-                case .building(let f): printError("cordon install: building \(f) in the build sandbox (no network)")
-                case .resolving(let n): printError("cordon install: resolving \(n) requirement\(n == 1 ? "" : "s") with pip (wheels only)")
-                case .pages(let n): printError("cordon install: fetching \(n) index page\(n == 1 ? "" : "s") from \(gate.index)")
-                case .downloading(let n, let bytes): printError("cordon install: downloading \(n) file\(n == 1 ? "" : "s")\(bytes.map { " (\(Units.formatSize(UInt64($0))))" } ?? "")")
-                case .checking(let n): printError("cordon install: checking \(n) file\(n == 1 ? "" : "s") (identity, RECORD, advisories, heuristics)")
-                case .installing(let n): printError("cordon install: unpacking \(n) wheel\(n == 1 ? "" : "s")")
-                case .reused: break
-                }
+                if terminal { Self.printProgress(step.json, python: python, index: "\(gate.index)") }
             }
         } catch {
             printError("cordon install: \(error.description)")
@@ -186,6 +161,107 @@ struct InstallCommand: ParsableCommand {
             }
         }
         if outcome.refused { throw ExitCode(1) }
+    }
+
+    /// The requirements of the arguments and of each -r file, checked here (with their file and
+    /// line), with where they came from and the text to send cordond.
+    func readRequirements() throws -> (requirements: [Requirement], source: String, text: String) {
+        var parsed: [Requirement] = []
+        var source = "the command line"
+        var text = requirements.joined(separator: "\n")
+        do {
+            for (i, line) in requirements.enumerated() {
+                if let r = try RequirementsFile.parseLine(line, source: "argument", line: i + 1) { parsed.append(r) }
+            }
+            for file in requirement {
+                source = requirements.isEmpty && requirement.count == 1 ? file : "\(source) and \(file)"
+                let bytes: [UInt8]
+                do { bytes = try FileSystem.readRegularFile(file, limit: RequirementsFile.maxBytes) } catch {
+                    printError("cordon install: \(file): \(error)")
+                    throw ExitCode(2)
+                }
+                let fileText = String(decoding: bytes, as: UTF8.self)
+                parsed += try RequirementsFile.parse(fileText, source: file)
+                text += (text.isEmpty ? "" : "\n") + fileText
+            }
+        } catch let e as RequirementsError {
+            printError("cordon install: \(e)")
+            throw ExitCode(2)
+        }
+        return (parsed, source, text)
+    }
+
+    /// One progress line on stderr, from a step as `install.progress` carries it.
+    static func printProgress(_ step: JSON, python: String, index: String) {
+        let n = Int(step["count"]?.intValue ?? 0)
+        let s = n == 1 ? "" : "s"
+        switch step["step"]?.stringValue {
+        case "describing": printError("cordon install: reading \(python)'s version and platform")
+        case "resolving": printError("cordon install: resolving \(n) requirement\(s)")
+        case "pages": printError("cordon install: fetching \(n) index page\(s) from \(index)")
+        case "downloading":
+            printError("cordon install: downloading \(n) file\(s)\(step["bytes"]?.intValue.map { " (\(Units.formatSize(UInt64(max(0, $0)))))" } ?? "")")
+        case "checking": printError("cordon install: checking \(n) file\(s) (identity, RECORD, advisories, heuristics)")
+        case "building": printError("cordon install: building \(PrintableText.of(step["file"]?.stringValue ?? "")) in the build sandbox (no network)")
+        case "installing": printError("cordon install: unpacking \(n) wheel\(s)")
+        default: break
+        }
+    }
+
+    /// `install.run` through cordond: the requirements read here (as this user), decided by the
+    /// gate of a policy this user may use, installed into cordond's store.
+    func throughDaemon() throws {
+        let daemonOnly = "through cordond the policy's [install] table and cordond's own set-up decide"
+        for (flag, given) in [("--index", index != nil), ("--uv", uv != nil), ("--dns-hosts", dnsHosts != nil), ("--python", python != "/usr/bin/python3"),
+                              ("--state-dir", locations.stateDir != nil)] where given {
+            printError("cordon install: \(flag): not taken through cordond (\(daemonOnly); as root, leave out --socket)")
+            throw ExitCode(2)
+        }
+        if list {
+            printError("cordon install: --list: the store is cordond's; list it as root (`sudo cordon install --list`)")
+            throw ExitCode(2)
+        }
+        let (parsed, _, text) = try readRequirements()
+        let socketPath = Locations.socketPath(socket)
+        var params: [(String, JSON)] = [("policy", .string(policy)), ("progress", .bool(isatty(2) == 1 && !json))]
+        if requirement.isEmpty { params.append(("requirements", .array(requirements.map(JSON.string)))) } else { params.append(("lock", .string(text))) }
+        if parsed.isEmpty {
+            printError("cordon install: no requirements")
+            throw ExitCode(2)
+        }
+        let client: RPCClient
+        do { client = try RPCClient(socketPath: socketPath) } catch {
+            printError("cordon install: \(error)\(geteuid() != 0 && socket == nil ? " (not root: cordon install asks cordond, which is not answering there)" : "")")
+            throw ExitCode(2)
+        }
+        let answer: JSON
+        do {
+            answer = try client.call("install.run", .object(params)) { method, note in
+                if method == "install.progress" { Self.printProgress(note, python: "cordond's python3", index: "policy \(policy)'s index") }
+            }
+        } catch let e as RPCError {
+            printError("cordon install: \(e.message)")
+            throw ExitCode(2)
+        } catch {
+            printError("cordon install: \(error)")
+            throw ExitCode(2)
+        }
+        let refused = answer["outcome"]?.stringValue == "refused"
+        if json {
+            print(answer.text(JSON.Format(indent: "  ")))
+        } else {
+            for v in answer["verdicts"]?.arrayValue ?? [] {
+                let line = "\(v["package"]?.stringValue ?? "") \(v["version"]?.stringValue ?? "") \(v["filename"]?.stringValue ?? ""): \(v["evidence"]?.stringValue ?? "") (\(v["rule"]?.stringValue ?? ""))"
+                printError("cordon install: \(v["refuses"]?.boolValue == true ? "refused" : "warning"): \(PrintableText.of(line))")
+            }
+            if refused {
+                printError("cordon install: refused: nothing was installed (record: \(answer["record"]?.stringValue ?? "?"))")
+            } else {
+                let n = answer["files"]?.arrayValue?.count ?? 0
+                print("\(answer["outcome"]?.stringValue == "reused" ? "already in the store" : "installed") \(n) file\(n == 1 ? "" : "s"): set \(answer["set"]?.stringValue ?? "?")")
+            }
+        }
+        if refused { throw ExitCode(1) }
     }
 
     func listSets() throws {

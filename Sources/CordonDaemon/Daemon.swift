@@ -35,6 +35,8 @@ public final class Daemon: @unchecked Sendable {
     /// The tool registry: tools/*.toml in the config directory, read again when they (or the
     /// policies) change (`reloadTools`).
     let tools: ToolGateway
+    /// Installs through the gate (`install.run`, tools' requirements), one at a time.
+    let installs: ToolInstalls
     /// The model gateway: models.toml in the config directory, read at start (nil: none).
     let models: ModelGateway?
     /// Where a finished model call is recorded and answered: off the worker's reader thread,
@@ -77,6 +79,7 @@ public final class Daemon: @unchecked Sendable {
         tasks = TaskManager(config: config, store: store, policies: policies, authorizer: authorizer, metrics: metrics, quotas: quotas, log: log)
         let tasks = self.tasks, authorizer = self.authorizer, policies = self.policies
         let installs = ToolInstalls(stateDir: config.stateDir, cacheDir: config.cacheDir, environment: tasks.environment, log: log)
+        self.installs = installs
         do {
             toolFiles = Self.toolFingerprint(config)
             tools = try ToolGateway(manifests: Self.readManifests(config: config, policies: policies, log: log), policies: policies,

@@ -20,7 +20,7 @@ extension Daemon {
                           "session.create", "session.exec", "session.list", "session.close",
                           "policy.list", "audit.query", "system.health", "system.version", "system.metrics",
                           "tool.list", "tool.call", "tool.stats", "tool.watch",
-                          "model.list", "model.chat", "model.stats", "model.explain", "model.feedback"]
+                          "model.list", "model.chat", "model.stats", "model.explain", "model.feedback", "install.run"]
 
     /// Calls `method`. Methods that wait for a task (task.wait, task.cancel, task.submit with
     /// `wait`) answer `.afterTask`, so no thread is held while they wait.
@@ -112,6 +112,7 @@ extension Daemon {
             try params.finish()
             return .result(try modelGateway().stats(for: Self.modelCaller(peer)))
         case "model.explain": return .result(try modelExplain(&params, peer))
+        case "install.run": return try installRun(&params, peer, sink)
         case "model.feedback": return .result(try modelFeedbackMethod(&params, peer))
         default:
             throw RPCError(RPCCode.methodNotFound, "unknown method \"\(method)\" (known: \(Self.methods.joined(separator: ", ")))", field: "method")

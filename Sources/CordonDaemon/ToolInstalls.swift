@@ -57,69 +57,89 @@ final class ToolInstalls: Sendable {
         return (out, "\(m.source): tool.requires")
     }
 
-    func install(_ m: ToolManifest, _ policy: Policy) -> Result<String, RequirementsProblem> {
-        let started = MonotonicClock.now
-        return serial.withLock { (first: inout Bool) -> Result<String, RequirementsProblem> in
-            let packages: PackageStore
-            do {
-                try FileSystem.makeDirectories(stateDir, mode: 0o700)
-                packages = try PackageStore(root: "\(stateDir)/store")
-            } catch {
-                return .failure(RequirementsProblem("the store in \(stateDir)/store: \(error)"))
-            }
-            if !first {
-                // Work an earlier cordond left behind (its process gone); live installs kept.
-                for problem in packages.removeStale(setsAside: false) { log.warning("store", metadata: ["problem": "\(problem)"]) }
-                first = true
-            }
-            let request = Self.request(m, policy)
-            if let set = packages.pinned(request) {
-                log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "pinned", "set": "\(set.hash)"])
-                return .success(set.site)
-            }
-            let parsed: (requirements: [Requirement], source: String)
-            do { parsed = try Self.requirements(m) } catch { return .failure(RequirementsProblem("\(error)")) }
+    /// One install through the gate of `policy` (named `policyName`), one at a time: the
+    /// outcome and where its record was kept. `label` goes into the record (who asked, for what).
+    /// Throws for what stopped it before a decision.
+    func run(_ requirements: [Requirement], source: String, policy: Policy, policyName: String, label: [(String, JSON)],
+             progress: (InstallRun.Step) -> Void = { _ in }) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) {
+        try serial.withLock { (first: inout Bool) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) in
+            let packages = try store(first: &first)
             var setup: InstallRun.Setup
             do {
                 setup = InstallRun.Setup(scanner: try WorkerProgram.locate(name: "cordon-scan"), database: Locations(stateDir: stateDir).vulnDB().path,
                                          environment: environment, seccompCache: "\(cacheDir)/seccomp")
-                setup.uv = try InstallRun.findUV(nil)
             } catch {
-                return .failure(RequirementsProblem("cordond cannot install requirements: \(error)"))
+                throw InstallRun.Problem("cordond cannot install: \(error)")
             }
+            setup.uv = try InstallRun.findUV(nil)
             setup.python = Self.python
-            log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "installing", "requirements": "\(parsed.requirements.count)",
-                                                     "policy": "\(m.policy)", "index": "\(policy.install.index)"])
-            let run = InstallRun(gate: policy.install, policyName: m.policy, store: packages, setup: setup)
-            let outcome: InstallRun.Outcome
-            do { outcome = try run.run(parsed.requirements, source: parsed.source) } catch {
-                log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "error", "error": "\(error)"])
-                return .failure(RequirementsProblem("installing through policy \(m.policy)'s [install] gate: \(error)"))
-            }
-            var recordPath = "(not kept)"
+            let outcome = try InstallRun(gate: policy.install, policyName: policyName, store: packages, setup: setup).run(requirements, source: source, progress: progress)
             var record = outcome.record
             if case .object(var members) = record {
-                members.append(("tool", .string(m.name)))
+                members += label
                 record = .object(members)
             }
+            var recordPath = "(not kept)"
             do { recordPath = try packages.writeRecord(record) } catch {
-                log.error("tool requirements: keeping the record", metadata: ["tool": "\(m.name)", "error": "\(error)"])
+                log.error("install: keeping the record", metadata: ["error": "\(error)"])
             }
-            let seconds = "\(Int((MonotonicClock.now - started) * 10) / 10).\(Int((MonotonicClock.now - started) * 10) % 10)"
-            guard let set = outcome.set else {
-                let refusals = outcome.verdicts.filter(\.refuses)
-                var text = refusals.prefix(Self.shownVerdicts).map { "\($0)" }.joined(separator: "; ")
-                if refusals.count > Self.shownVerdicts { text += "; and \(refusals.count - Self.shownVerdicts) more" }
-                log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "refused", "record": "\(recordPath)", "seconds": "\(seconds)"])
-                return .failure(RequirementsProblem("refused by policy \(m.policy)'s [install] gate: \(text) (record: \(recordPath))"))
-            }
-            do { try packages.pin(request, to: set.hash) } catch {
-                log.warning("tool requirements: pinning the set", metadata: ["tool": "\(m.name)", "error": "\(error)"])
-            }
-            log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": outcome.reused ? "reused" : "installed", "set": "\(set.hash)",
-                                                     "files": "\(outcome.record["files"]?.arrayValue?.count ?? 0)", "record": "\(recordPath)",
-                                                     "seconds": "\(seconds)"])
+            return (outcome, recordPath)
+        }
+    }
+
+    /// The store, with (once per cordond) the work an earlier cordond left behind removed.
+    private func store(first: inout Bool) throws(InstallRun.Problem) -> PackageStore {
+        let packages: PackageStore
+        do {
+            try FileSystem.makeDirectories(stateDir, mode: 0o700)
+            packages = try PackageStore(root: "\(stateDir)/store")
+        } catch {
+            throw InstallRun.Problem("the store in \(stateDir)/store: \(error)")
+        }
+        if !first {
+            // Its process gone; live installs (a root `cordon install`) kept.
+            for problem in packages.removeStale(setsAside: false) { log.warning("store", metadata: ["problem": "\(problem)"]) }
+            first = true
+        }
+        return packages
+    }
+
+    /// What a refusal says: the refusing verdicts (the first few), and where the record is.
+    static func refusals(_ outcome: InstallRun.Outcome, policyName: String, recordPath: String) -> String {
+        let refusals = outcome.verdicts.filter(\.refuses)
+        var text = refusals.prefix(shownVerdicts).map { "\($0)" }.joined(separator: "; ")
+        if refusals.count > shownVerdicts { text += "; and \(refusals.count - shownVerdicts) more" }
+        return "refused by policy \(policyName)'s [install] gate: \(text) (record: \(recordPath))"
+    }
+
+    /// A tool's requirements: the pinned set when there is one, else an install, pinned.
+    func install(_ m: ToolManifest, _ policy: Policy) -> Result<String, RequirementsProblem> {
+        let started = MonotonicClock.now
+        let request = Self.request(m, policy)
+        if let set = try? PackageStore(root: "\(stateDir)/store").pinned(request) {
+            log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "pinned", "set": "\(set.hash)"])
             return .success(set.site)
         }
+        let parsed: (requirements: [Requirement], source: String)
+        do { parsed = try Self.requirements(m) } catch { return .failure(RequirementsProblem("\(error)")) }
+        log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "installing", "requirements": "\(parsed.requirements.count)",
+                                                 "policy": "\(m.policy)", "index": "\(policy.install.index)"])
+        let ran: (outcome: InstallRun.Outcome, recordPath: String)
+        do { ran = try run(parsed.requirements, source: parsed.source, policy: policy, policyName: m.policy, label: [("tool", .string(m.name))]) } catch {
+            log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "error", "error": "\(error)"])
+            return .failure(RequirementsProblem("installing through policy \(m.policy)'s [install] gate: \(error)"))
+        }
+        let seconds = "\(Int((MonotonicClock.now - started) * 10) / 10).\(Int((MonotonicClock.now - started) * 10) % 10)"
+        guard let set = ran.outcome.set else {
+            log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "refused", "record": "\(ran.recordPath)", "seconds": "\(seconds)"])
+            return .failure(RequirementsProblem(Self.refusals(ran.outcome, policyName: m.policy, recordPath: ran.recordPath)))
+        }
+        do { try PackageStore(root: "\(stateDir)/store").pin(request, to: set.hash) } catch {
+            log.warning("tool requirements: pinning the set", metadata: ["tool": "\(m.name)", "error": "\(error)"])
+        }
+        log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": ran.outcome.reused ? "reused" : "installed", "set": "\(set.hash)",
+                                                 "files": "\(ran.outcome.record["files"]?.arrayValue?.count ?? 0)", "record": "\(ran.recordPath)",
+                                                 "seconds": "\(seconds)"])
+        return .success(set.site)
     }
 }

@@ -579,7 +579,8 @@ public final class InstallRun: @unchecked Sendable {
         return f
     }
 
-    static func json(_ v: Verdict) -> JSON {
+    /// A verdict as the record (and `install.run`'s answer) says it.
+    public static func json(_ v: Verdict) -> JSON {
         .object([("package", .string(v.package)), ("version", .string(v.version)), ("filename", .string(v.filename)), ("rule", .string(v.rule.key)),
                  ("refuses", .bool(v.refuses)), ("evidence", .string(v.evidence))])
     }
@@ -877,5 +878,21 @@ public final class InstallRun: @unchecked Sendable {
         let fd = try openOutput(dir, sub, name)
         defer { close(fd) }
         do { return try FileSystem.read(descriptor: fd, shown: "\(dir)/\(sub)/\(name)", limit: limit) } catch { throw Problem("\(error)") }
+    }
+}
+
+extension InstallRun.Step {
+    /// The step as `install.progress` notifications carry it ({step, count?, bytes?, file?}).
+    public var json: JSON {
+        switch self {
+        case .describing: .object([("step", .string("describing"))])
+        case .resolving(let n): .object([("step", .string("resolving")), ("count", .int(Int64(n)))])
+        case .pages(let n): .object([("step", .string("pages")), ("count", .int(Int64(n)))])
+        case .downloading(let n, let bytes): .object([("step", .string("downloading")), ("count", .int(Int64(n))), ("bytes", bytes.map { .int($0) } ?? .null)])
+        case .checking(let n): .object([("step", .string("checking")), ("count", .int(Int64(n)))])
+        case .building(let f): .object([("step", .string("building")), ("file", .string(f))])
+        case .installing(let n): .object([("step", .string("installing")), ("count", .int(Int64(n)))])
+        case .reused(let set): .object([("step", .string("reused")), ("set", .string(set))])
+        }
     }
 }

@@ -77,6 +77,9 @@ final class ToolRequirementsTests {
         index = "http://index.test/simple"
         min_release_age = "7d"
         deny_vulnerability_severity = "medium"
+
+        [access]
+        users = ["nobody"]
         """
 
     /// A command tool that imports `module` and prints where it came from.
@@ -189,6 +192,54 @@ final class ToolRequirementsTests {
 /// ../shared/data's PyPA advisory database, beside the repository.
 enum SharedAdvisories {
     static let path = URL(fileURLWithPath: TestDaemon.repoRoot).deletingLastPathComponent().appendingPathComponent("shared/data/pypa-advisory-database").path
+}
+
+extension ToolRequirementsTests {
+    /// `cordon install` by a user who is not root: through cordond (`install.run`), the
+    /// requirements read by the CLI as that user, the gate that of a policy the user may use.
+    @Test func anUnprivilegedUserInstallsThroughCordond() throws {
+        let d = try daemon()
+        let cordon = TestDaemon.cordon
+        let line = "cordon-clean==1.0 --hash=sha256:\(sha256("cordon_clean-1.0-py3-none-any.whl"))"
+        let ok = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "gate", line])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(ok.stdout.hasPrefix("installed 1 file: set ") || ok.stdout.hasPrefix("already in the store 1 file: set "), "\(ok.stdout)")
+        // A typosquat: refused, exit 1, the rule named; nothing kept of it.
+        let squat = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "gate", "reqeusts==1.0"])
+        #expect(squat.status == 1 && squat.stderr.contains("install.typosquats") && squat.stderr.contains("nothing was installed"), "\(squat)")
+        // A policy the user may not use, and a flag cordond does not take: errors, exit 2, nothing run.
+        let records = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/records").count
+        let denied = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "default", line])
+        #expect(denied.status == 2 && denied.stderr.contains("may not use policy default"), "\(denied)")
+        let index = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "gate", "--index", "http://evil.test/simple", line])
+        #expect(index.status == 2 && index.stderr.contains("--index: not taken through cordond"), "\(index)")
+        let bad = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "gate", "cordon-clean==1.0 --hash=md5:00"])
+        #expect(bad.status == 2, "\(bad)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/records").count == records)
+        // The record says who asked.
+        let newest = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/records").sorted().last ?? ""
+        let record = try JSON.parse(Array(try String(contentsOfFile: "\(d.stateDir)/store/records/\(newest)", encoding: .utf8).utf8))
+        #expect(record["uid"] == .int(65534), "\(record)")
+    }
+
+    /// `install.run` with `progress`: the steps arrive as notifications before the answer.
+    @Test func installRunSaysItsStepsAsItGoes() throws {
+        let d = try daemon()
+        var steps: [String] = []
+        let answer = try d.client().call("install.run", .object([
+            ("requirements", .array([.string("cordon-app"), .string("cordon-clean")])), ("policy", .string("gate")), ("progress", .bool(true)),
+        ])) { method, note in
+            if method == "install.progress", let step = note["step"]?.stringValue { steps.append(step) }
+        }
+        #expect(answer["outcome"] == .string("installed"), "\(answer)")
+        #expect(answer["files"]?.arrayValue?.count == 2 && answer["set"]?.stringValue?.count == 64, "\(answer)")
+        #expect(Array(steps.prefix(2)) == ["describing", "resolving"] && steps.contains("downloading") && steps.last == "installing", "\(steps)")
+        // Bad params change nothing: both kinds of request at once, or neither.
+        let both = try d.callError("install.run", .object([("requirements", .array([.string("x")])), ("lock", .string("x\n")), ("policy", .string("gate"))]))
+        #expect(both.code == -32602 && both.message.contains("one of them"), "\(both)")
+        let twice = try d.callError("install.run", .object([("requirements", .array([.string("x"), .string("X")])), ("policy", .string("gate"))]))
+        #expect(twice.code == -32602 && twice.message.contains("write it once"), "\(twice)")
+    }
 }
 
 /// The same against the real PyPI (reachable here and in CI): a command tool that requires
