@@ -18,7 +18,8 @@ import Glibc
 /// still only notice a cancel in a callback. The cost: the callbacks of every call (head, body
 /// pieces, completion) run on the driver thread, one at a time — they must not block for long.
 ///
-/// The rules every call follows, whatever the caller asks: HTTP/1.1, only `http` and `https`,
+/// The rules every call follows, whatever the caller asks: HTTP/1.1 (HTTPS may be HTTP/2 where a
+/// request says `http2`), only `http` and `https`,
 /// no redirect followed, no proxy (the environment's `http_proxy` is ignored: inside the
 /// sandbox the only way out is the egress allowlist), TCP_NODELAY, HTTPS verified against the
 /// system's CA bundle, no `Expect: 100-continue` round trip. Limits: connect timeout, a deadline
@@ -87,6 +88,10 @@ public struct HTTPRequest: Sendable {
     /// way from a sandbox to a service on the host's loopback); nil: none, whatever the
     /// environment says.
     public var proxy: String?
+    /// HTTPS may be HTTP/2 (offered by ALPN), and calls to one host then share one connection,
+    /// multiplexed, each waiting for it rather than opening another (the install gate's fetches:
+    /// sixteen index pages in one connection, not eight handshakes). false: HTTP/1.1.
+    public var http2 = false
 
     public init(url: String, headers: [(name: String, value: String)] = [], body: [UInt8]) {
         self.url = url
@@ -252,7 +257,12 @@ public final class HTTPCall: @unchecked Sendable {
             try set(CURLOPT_PROXY, "", "proxy")
             try set(CURLOPT_NOPROXY, "*", "no proxy")
         }
-        try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1, "HTTP version")
+        if request.http2 {
+            try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS, "HTTP version")
+            try set(CURLOPT_PIPEWAIT, 1, "wait to multiplex")
+        } else {
+            try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1, "HTTP version")
+        }
         // Signals are not for timeouts in a threaded program (curl would use SIGALRM for DNS).
         try set(CURLOPT_NOSIGNAL, 1, "no signals")
         try set(CURLOPT_TCP_NODELAY, 1, "TCP_NODELAY")
@@ -436,6 +446,8 @@ private final class Engine: @unchecked Sendable {
         guard let multi = curl_multi_init() else { throw HTTPError(.setup, code: 0, "curl_multi_init failed") }
         self.multi = multi
         _ = cordon_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, Self.maxKeptConnections)
+        // HTTP/2 connections (requests that ask for it) carry many calls at once.
+        _ = cordon_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
     }
 
     deinit { curl_multi_cleanup(multi) }

@@ -154,6 +154,8 @@ struct FetchCommand: ParsableCommand {
         request.timeout = timeout
         request.idleTimeout = 60
         request.maxBodyBytes = maxBytes
+        // An index and its file host answer HTTP/2: every page (or file) on one connection.
+        request.http2 = true
         let call: HTTPCall
         do { call = try client.call(request) } catch {
             close(fd)

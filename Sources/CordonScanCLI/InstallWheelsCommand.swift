@@ -3,6 +3,7 @@ import CordonCommandLine
 import CordonJSON
 import CordonScanner
 import CordonSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,21 +57,56 @@ struct InstallWheelsCommand: ParsableCommand {
             printError("cordon-scan install-wheels: \(error)")
             throw ExitCode(2)
         }
-        for wheel in wheels {
-            let fd = open(wheel.file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
-                print(JSON.object([("filename", .string(wheel.filename)), ("error", .string("\(wheel.file): \(SystemError.text(errno))"))]).text)
-                throw ExitCode(1)
+        // The wheels on every core, largest first; a line for each, in the manifest's order. Of two
+        // wheels with one path, the one that claims it first writes it and the other fails,
+        // naming both in the manifest's order.
+        let asked = wheels
+        let lines = Mutex<[(json: JSON, failed: Bool)?]>(Array(repeating: nil, count: asked.count))
+        let order = asked.indices.sorted { CheckCommand.size(asked[$0].file) > CheckCommand.size(asked[$1].file) }
+        let next = Mutex(0)
+        let work: @Sendable () -> Void = {
+            while true {
+                let taken = next.withLock { n -> Int? in
+                    guard n < order.count else { return nil }
+                    defer { n += 1 }
+                    return order[n]
+                }
+                guard let i = taken else { return }
+                let line = Self.install(asked[i].file, filename: asked[i].filename, rank: i, installer)
+                lines.withLock { $0[i] = line }
             }
-            defer { close(fd) }
-            do {
-                let done = try installer.install(descriptor: fd, filename: wheel.filename)
-                print(JSON.object([("filename", .string(wheel.filename)), ("files", .int(Int64(done.files))), ("bytes", .int(done.bytes)),
-                                   ("skipped", .array(done.skipped.prefix(100).map(JSON.string)))]).text)
-            } catch {
-                print(JSON.object([("filename", .string(wheel.filename)), ("error", .string(error.description))]).text)
-                throw ExitCode(1)
+        }
+        var started: [Threads.Joinable] = []
+        for _ in 1..<min(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), CheckCommand.maxThreads, max(1, asked.count)) {
+            guard let t = try? Threads.start("install", signals: .inherited, work) else { break }
+            started.append(t)
+        }
+        work()
+        for t in started { t.join() }
+        // Each wheel that was tried; one that failed is said on stderr too (its parent shows
+        // the last of it), and the set is not kept.
+        var failed = false
+        for line in lines.withLock({ $0 }).compactMap({ $0 }) {
+            print(line.json.text)
+            if line.failed {
+                failed = true
+                printError("cordon-scan install-wheels: \(line.json["error"]?.stringValue ?? "failed")")
             }
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    /// One wheel into the site: its result line, and whether it failed.
+    static func install(_ file: String, filename: String, rank: Int, _ installer: WheelInstaller) -> (json: JSON, failed: Bool) {
+        let fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return (JSON.object([("filename", .string(filename)), ("error", .string("\(file): \(SystemError.text(errno))"))]), true) }
+        defer { close(fd) }
+        do {
+            let done = try installer.install(descriptor: fd, filename: filename, rank: rank)
+            return (JSON.object([("filename", .string(filename)), ("files", .int(Int64(done.files))), ("bytes", .int(done.bytes)),
+                                 ("skipped", .array(done.skipped.prefix(100).map(JSON.string)))]), false)
+        } catch {
+            return (JSON.object([("filename", .string(filename)), ("error", .string(error.description))]), true)
         }
     }
 }

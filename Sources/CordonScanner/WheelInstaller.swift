@@ -1,5 +1,6 @@
 import CordonArchive
 import CordonSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,7 @@ import Glibc
 /// `data` have no place in a site tree and are skipped, each named. A file two wheels of the
 /// set would both write refuses the set. Writes go through descriptors, never following a
 /// symlink, creating each file with O_EXCL.
-public final class WheelInstaller {
+public final class WheelInstaller: Sendable {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public var description: String
         init(_ description: String) { self.description = description }
@@ -28,9 +29,9 @@ public final class WheelInstaller {
     }
 
     let site: Int32
-    /// Every path written, by the wheel that wrote it.
-    var written: [String: String] = [:]
-    public private(set) var bytes: Int64 = 0
+    /// Every path written (or being written), by the wheel that claimed it, and the bytes in
+    /// all: wheels may be installed from several threads at once.
+    private let state = Mutex<(written: [String: (wheel: String, rank: Int)], bytes: Int64)>(([:], 0))
     let maxBytes: Int64
 
     /// `site` must exist and be empty.
@@ -42,8 +43,9 @@ public final class WheelInstaller {
 
     deinit { close(site) }
 
-    /// Installs the wheel open at `descriptor` (`filename` names it in messages).
-    public func install(descriptor: Int32, filename: String) throws(Failure) -> Installed {
+    /// Installs the wheel open at `descriptor` (`filename` names it in messages; `rank`, its
+    /// place in the set, orders the two names of a clash).
+    public func install(descriptor: Int32, filename: String, rank: Int = 0) throws(Failure) -> Installed {
         // Its RECORD first: what may be written, with what digest.
         var record: [String: (sha256: String, size: Int?)] = [:]
         var info: String?
@@ -103,9 +105,18 @@ public final class WheelInstaller {
                         return
                     }
                 }
-                if let other = written[target] { throw Failure("\(target) would be written by both \(other) and \(filename)") }
+                // Claimed before it is written: of two wheels with one path, one writes it and
+                // the other fails naming both, whichever thread comes first.
+                let other: (wheel: String, rank: Int)? = state.withLock { s in
+                    if let other = s.written[target] { return other }
+                    s.written[target] = (filename, rank)
+                    return nil
+                }
+                if let other {
+                    let (first, second) = other.rank <= rank ? (other.wheel, filename) : (filename, other.wheel)
+                    throw Failure("\(target) would be written by both \(first) and \(second)")
+                }
                 try write(target, bytes, mode: entry.mode & 0o111 != 0 ? 0o755 : 0o644, wheel: filename)
-                written[target] = filename
                 out.files += 1
                 out.bytes += Int64(bytes.count)
             }
@@ -123,8 +134,11 @@ public final class WheelInstaller {
     /// Writes `bytes` at `path` under site: each directory on the way made or opened without
     /// following a symlink, the file created new.
     func write(_ path: String, _ contents: [UInt8], mode: mode_t, wheel: String) throws(Failure) {
-        bytes += Int64(contents.count)
-        guard bytes <= maxBytes else { throw Failure("the set is over \(maxBytes) bytes") }
+        let total = state.withLock { s in
+            s.bytes += Int64(contents.count)
+            return s.bytes
+        }
+        guard total <= maxBytes else { throw Failure("the set is over \(maxBytes) bytes") }
         var parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard let name = parts.popLast(), !name.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }), name != ".", name != ".." else {
             throw Failure("\(wheel): \(path) is not a path inside the site")
