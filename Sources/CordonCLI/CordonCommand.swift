@@ -14,7 +14,7 @@ public struct CordonCommand: ParsableCommand {
         abstract: "Run commands and AI-agent tools in policy-enforced Linux sandboxes.",
         version: cordonVersion,
         subcommands: [RunCommand.self, SubmitCommand.self, ToolCommand.self, ModelCommand.self, MCPCommand.self, TasksCommand.self, LogsCommand.self, CancelCommand.self, DiffCommand.self, ApplyCommand.self, DiscardCommand.self, CopyCommand.self, SessionCommand.self, StatusCommand.self,
-                      AuditCommand.self, MetricsCommand.self, PolicyCommand.self, InstallCommand.self, ScanForward.self, DBForward.self, VersionCommand.self]
+                      AuditCommand.self, MetricsCommand.self, PolicyCommand.self, InstallCommand.self, StoreCommand.self, ScanForward.self, DBForward.self, VersionCommand.self]
     )
     public init() {}
 

@@ -343,6 +343,8 @@ public final class Daemon: @unchecked Sendable {
         if removed > 0 { log.warning("removed orphaned sandbox cgroups", metadata: ["count": "\(removed)"]) }
         // No sandbox runs yet: unpacked images whose archive changed or is gone can go.
         tasks.images.removeStale()
+        // And sets `cordon store gc` moved aside (a tool's sandbox binds only pinned sets, which gc keeps).
+        installs.removeStale()
     }
 
     /// Applies the retention rules (see `RetentionRules`: age, per-user quota, store size,

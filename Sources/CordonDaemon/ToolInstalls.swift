@@ -104,6 +104,13 @@ final class ToolInstalls: Sendable {
         return packages
     }
 
+    /// At cordond's start: work of processes that are gone, and the sets `cordon store gc`
+    /// moved aside (no sandbox of a previous cordond is left to have one mounted).
+    func removeStale() {
+        guard FileSystem.isDirectory("\(stateDir)/store"), let packages = try? PackageStore(root: "\(stateDir)/store") else { return }
+        for problem in packages.removeStale(setsAside: true) { log.warning("store", metadata: ["problem": "\(problem)"]) }
+    }
+
     /// What a refusal says: the refusing verdicts (the first few), and where the record is.
     static func refusals(_ outcome: InstallRun.Outcome, policyName: String, recordPath: String) -> String {
         let refusals = outcome.verdicts.filter(\.refuses)

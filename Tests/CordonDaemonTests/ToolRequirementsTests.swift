@@ -224,6 +224,36 @@ extension ToolRequirementsTests {
         #expect(record["uid"] == .int(65534), "\(record)")
     }
 
+    /// `cordon store gc`: a set no tool pins goes (moved aside, removed when cordond next
+    /// starts); the set a tool's requirements are pinned to stays, and the tool still runs.
+    @Test func storeGCKeepsWhatToolsPinAndCollectsTheRest() throws {
+        let d = try daemon()
+        #expect(try call(d, "clean")["outcome"] == .string("ok"))
+        let extra = try d.call("install.run", .object([("requirements", .array([.string("cordon-app"), .string("cordon-clean")])), ("policy", .string("gate"))]))
+        let loose = try #require(extra["set"]?.stringValue)
+        let sets = { try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/sets").filter { $0.count == 64 }.sorted() }
+        #expect(try sets().count == 2)
+        let gc = { (args: [String]) in TestDaemon.exec(TestDaemon.cordon, ["store", "gc", "--state-dir", d.stateDir] + args) }
+        let dry = gc(["--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let said = try JSON.parse(Array(dry.stdout.utf8))
+        #expect(said["sets"] == .array([.string(loose)]) && said["dryRun"] == .bool(true), "\(said)")
+        #expect(try sets().count == 2, "a dry run changes nothing")
+        let bad = gc(["--keep", String(repeating: "f", count: 64)])
+        #expect(bad.status == 2 && bad.stderr.contains("no such set"), "\(bad)")
+        let real = gc([])
+        #expect(real.status == 0 && real.stdout.hasPrefix("removed 1 set and 0 files"), "\(real)")
+        #expect(try sets().count == 1 && !(try sets()).contains(loose))
+        let aside = { try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store").filter { $0.hasPrefix(".stale-") } }
+        #expect(try aside().count == 1)
+        // cordond's next start removes what was moved aside; the pinned tool runs as before.
+        d.signal(SIGTERM)
+        #expect(d.waitExit(30) == 0)
+        try d.start()
+        #expect(try call(d, "clean")["outcome"] == .string("ok"))
+        #expect(try aside().isEmpty)
+    }
+
     /// `install.run` with `progress`: the steps arrive as notifications before the answer.
     @Test func installRunSaysItsStepsAsItGoes() throws {
         let d = try daemon()
