@@ -89,7 +89,7 @@ public final class Daemon: @unchecked Sendable {
                                     },
                                     commandCalls: (config.toolMaxCommandCallsPerUser, config.toolMaxCommandCalls),
                                     maxInstances: config.toolMaxInstances,
-                                    installRequirements: { manifest, policy in installs.install(manifest, policy) },
+                                    installRequirements: { manifest, policy, isCurrent in installs.install(manifest, policy, isCurrent: isCurrent) },
                                     onRequirements: { name, phase in
                                         if case .failed(let why) = phase { log.error("tool requirements not installed", metadata: ["tool": "\(name)", "error": "\(why)"]) }
                                     }) { caller, manifest in

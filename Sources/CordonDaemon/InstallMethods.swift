@@ -54,10 +54,10 @@ extension Daemon {
                 let ran: (outcome: InstallRun.Outcome, recordPath: String)
                 do {
                     ran = try installs.run(requirements, source: source, policy: policy, policyName: policyName,
-                                           label: [("uid", .int(Int64(peer.uid)))]) { step in
+                                           label: [("uid", .int(Int64(peer.uid)))], progress: { step in
                         guard progress, sink.isOpen else { return }
                         _ = sink.sendWithoutWaiting(RPCMessage.notification(method: "install.progress", params: step.json))
-                    }
+                    })
                 } catch {
                     log.error("install", metadata: ["uid": "\(peer.uid)", "policy": "\(policyName)", "error": "\(error)"])
                     return reply(.failure(RPCError(RPCCode.unavailable, "install: \(error)")))
@@ -70,7 +70,7 @@ extension Daemon {
                     ("set", o.set.map { .string($0.hash) } ?? .null),
                     ("files", o.record["files"] ?? .array([])),
                     ("verdicts", .array(o.verdicts.map(InstallRun.json))),
-                    ("message", o.refused ? .string(ToolInstalls.refusals(o, policyName: policyName, recordPath: ran.recordPath)) : .null),
+                    ("message", o.refused ? .string(ToolInstalls.refusals(o, policyName: policyName)) : .null),
                     ("record", .string(ran.recordPath)),
                 ])))
             }

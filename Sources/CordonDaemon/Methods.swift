@@ -70,11 +70,11 @@ extension Daemon {
             return .later { reply in
                 gateway.list(for: who, deadline: MonotonicClock.now + 30) { tools in
                     // Tools whose requirements are not installed (yet): being installed, or refused.
-                    let pending: [JSON] = gateway.requirements(for: who).map { tool, phase in
+                    let pending: [JSON] = gateway.requirements(for: who).compactMap { tool, phase in
                         switch phase {
                         case .installing(let since): .object([("tool", .string(tool)), ("state", .string("installing")), ("since", .string(UTCTime.format(since)))])
                         case .failed(let why): .object([("tool", .string(tool)), ("state", .string("failed")), ("reason", .string(why))])
-                        case .ready: .object([("tool", .string(tool)), ("state", .string("installed"))])
+                        case .ready: nil
                         }
                     }
                     reply(.success(.object([("tools", .array(tools.map { t in

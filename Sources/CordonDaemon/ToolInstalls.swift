@@ -10,6 +10,9 @@ import CordonToolGateway
 import CordonTools
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// cordond's installs of tools' requirements (`requires`, `lock`): each through the install gate
 /// of the tool's own policy (`InstallRun`, the same run as `cordon install`) into the store in
@@ -38,10 +41,19 @@ final class ToolInstalls: Sendable {
     /// What a pin is keyed by: everything the installed set depends on but the index's answers.
     static func request(_ m: ToolManifest, _ policy: Policy) -> String {
         var h = SHA256()
-        h.update(Array("cordon tool requirements 1\n\(python)\n\(policy.contentHash)\n".utf8))
+        h.update(Array("cordon tool requirements 2\n\(pythonIdentity)\n\(policy.contentHash)\n".utf8))
         for line in m.requires { h.update(Array("requires \(line)\n".utf8)) }
         if let lock = m.lock { h.update(Array("lock \(lock)\n\(m.lockText ?? "")".utf8)) }
         return h.hexDigest()
+    }
+
+    /// Which Python `python` is now: the file it resolves to (python3.11, python3.12, …), its
+    /// inode and times — a set resolved and built for one is not pinned for another.
+    static var pythonIdentity: String {
+        let real = FileSystem.realPath(python) ?? python
+        var st = stat()
+        guard stat(real, &st) == 0 else { return real }
+        return "\(real) \(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
 
     /// The requirements as `cordon install` reads them: the lines of `requires`, or the lock.
@@ -52,7 +64,7 @@ final class ToolInstalls: Sendable {
         }
         var out: [Requirement] = []
         for (i, line) in m.requires.enumerated() {
-            if let r = try RequirementsFile.parseLine(line, source: "\(m.source): tool.requires", line: i) { out.append(r) }
+            if let r = try RequirementsFile.parseLine(line, source: "\(m.source): tool.requires", line: i + 1) { out.append(r) }
         }
         return (out, "\(m.source): tool.requires")
     }
@@ -60,9 +72,12 @@ final class ToolInstalls: Sendable {
     /// One install through the gate of `policy` (named `policyName`), one at a time: the
     /// outcome and where its record was kept. `label` goes into the record (who asked, for what).
     /// Throws for what stopped it before a decision.
+    /// `proceed`, asked once the install's turn has come: false, and it is not begun.
     func run(_ requirements: [Requirement], source: String, policy: Policy, policyName: String, label: [(String, JSON)],
+             proceed: () -> Bool = { true },
              progress: (InstallRun.Step) -> Void = { _ in }) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) {
         try serial.withLock { (first: inout Bool) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) in
+            guard proceed() else { throw InstallRun.Problem("not begun: what it was for has changed since it was asked") }
             let packages = try store(first: &first)
             var setup: InstallRun.Setup
             do {
@@ -112,15 +127,17 @@ final class ToolInstalls: Sendable {
     }
 
     /// What a refusal says: the refusing verdicts (the first few), and where the record is.
-    static func refusals(_ outcome: InstallRun.Outcome, policyName: String, recordPath: String) -> String {
+    static func refusals(_ outcome: InstallRun.Outcome, policyName: String) -> String {
         let refusals = outcome.verdicts.filter(\.refuses)
         var text = refusals.prefix(shownVerdicts).map { "\($0)" }.joined(separator: "; ")
         if refusals.count > shownVerdicts { text += "; and \(refusals.count - shownVerdicts) more" }
-        return "refused by policy \(policyName)'s [install] gate: \(text) (record: \(recordPath))"
+        return "refused by policy \(policyName)'s [install] gate: \(text)"
     }
 
     /// A tool's requirements: the pinned set when there is one, else an install, pinned.
-    func install(_ m: ToolManifest, _ policy: Policy) -> Result<String, RequirementsProblem> {
+    /// What callers of the tool are told is the gate's verdicts, never a path of cordond's: the
+    /// record's place and an error's details are in the log.
+    func install(_ m: ToolManifest, _ policy: Policy, isCurrent: @escaping @Sendable () -> Bool = { true }) -> Result<String, RequirementsProblem> {
         let started = MonotonicClock.now
         let request = Self.request(m, policy)
         if let set = try? PackageStore(root: "\(stateDir)/store").pinned(request) {
@@ -128,21 +145,24 @@ final class ToolInstalls: Sendable {
             return .success(set.site)
         }
         let parsed: (requirements: [Requirement], source: String)
-        do { parsed = try Self.requirements(m) } catch { return .failure(RequirementsProblem("\(error)")) }
+        do { parsed = try Self.requirements(m) } catch { return .failure(RequirementsProblem(error.reason)) }
         log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "installing", "requirements": "\(parsed.requirements.count)",
                                                  "policy": "\(m.policy)", "index": "\(policy.install.index)"])
         let ran: (outcome: InstallRun.Outcome, recordPath: String)
-        do { ran = try run(parsed.requirements, source: parsed.source, policy: policy, policyName: m.policy, label: [("tool", .string(m.name))]) } catch {
+        do {
+            ran = try run(parsed.requirements, source: parsed.source, policy: policy, policyName: m.policy, label: [("tool", .string(m.name))], proceed: isCurrent)
+        } catch {
             log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "error", "error": "\(error)"])
-            return .failure(RequirementsProblem("installing through policy \(m.policy)'s [install] gate: \(error)"))
+            return .failure(RequirementsProblem("the install through policy \(m.policy)'s [install] gate stopped before a decision (cordond's log says why, tool=\(m.name))"))
         }
         let seconds = "\(Int((MonotonicClock.now - started) * 10) / 10).\(Int((MonotonicClock.now - started) * 10) % 10)"
         guard let set = ran.outcome.set else {
             log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "refused", "record": "\(ran.recordPath)", "seconds": "\(seconds)"])
-            return .failure(RequirementsProblem(Self.refusals(ran.outcome, policyName: m.policy, recordPath: ran.recordPath)))
+            return .failure(RequirementsProblem(Self.refusals(ran.outcome, policyName: m.policy)))
         }
         do { try PackageStore(root: "\(stateDir)/store").pin(request, to: set.hash) } catch {
-            log.warning("tool requirements: pinning the set", metadata: ["tool": "\(m.name)", "error": "\(error)"])
+            log.error("tool requirements: pinning the set", metadata: ["tool": "\(m.name)", "error": "\(error)"])
+            return .failure(RequirementsProblem("the installed set could not be kept for the tool (cordond's log says why, tool=\(m.name))"))
         }
         log.info("tool requirements", metadata: ["tool": "\(m.name)", "outcome": ran.outcome.reused ? "reused" : "installed", "set": "\(set.hash)",
                                                  "files": "\(ran.outcome.record["files"]?.arrayValue?.count ?? 0)", "record": "\(ran.recordPath)",

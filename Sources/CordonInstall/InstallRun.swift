@@ -358,13 +358,23 @@ public final class InstallRun: @unchecked Sendable {
         progress(.installing(chosen.count))
         let work: String
         do { work = try store.workDirectory() } catch { throw Problem("the store: \(error)") }
+        let tops: [String: [String]]
         do {
-            try install(chosen.compactMap(\.installed), into: work, scratch: scratch)
+            tops = try install(chosen.compactMap(\.installed), into: work, scratch: scratch)
         } catch {
             try? FileSystem.removeTree(work, noFollow: true)
             throw error
         }
         lap("install")
+        // The set is imported from PYTHONPATH, ahead of the standard library: a module of the
+        // standard library's name in it would be imported in that module's place (a backport,
+        // or a dependency nobody imports taking over `json`).
+        let shadows = Self.shadowVerdicts(chosen, tops: tops, python: python)
+        if !shadows.isEmpty {
+            try? FileSystem.removeTree(work, noFollow: true)
+            verdicts += shadows
+            return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
+        }
         let final = record(set: hash, reused: false)
         let kept: PackageStore.InstalledSet
         do { kept = try store.keepSet(work, hash: hash, lock: Self.lock(chosen, python: python, index: gate.index.description, built: true), record: final) } catch {
@@ -638,15 +648,19 @@ public final class InstallRun: @unchecked Sendable {
 
     // MARK: Workers
 
-    func limits(_ seconds: Double, memory: UInt64 = pageMemory) -> WorkerSandbox.Limits {
-        WorkerSandbox.Limits(memoryBytes: memory, wallSeconds: seconds, cpuCores: 1)
+    func limits(_ seconds: Double, memory: UInt64 = pageMemory, cores: Double = 1) -> WorkerSandbox.Limits {
+        WorkerSandbox.Limits(memoryBytes: memory, wallSeconds: seconds, cpuCores: cores)
     }
+
+    /// The cores the check and unpack workers may use: they take the archives on every core
+    /// (cordon-scan check and install-wheels use at most 4 threads).
+    static let workerCores = Double(min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
 
     func describePython(scratch: String) throws(Problem) -> PythonTarget {
         let outcome: WorkerSandbox.Outcome
         do {
             outcome = try WorkerSandbox.run(argv: [setup.python, "-I", "-S", "-c", PythonTarget.describeScript], binds: [], limits: limits(30),
-                                            scratch: scratch, environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 4096)
+                                            scratch: scratch, environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 64 << 10)
         } catch { throw Problem("describing \(setup.python): \(error)") }
         guard outcome.succeeded, let out = outcome.stdout, let target = PythonTarget.parse(String(decoding: out, as: UTF8.self)) else {
             throw Problem("describing \(setup.python) in its sandbox failed (\(outcome.how))\(outcome.lastError.isEmpty ? "" : ": \(outcome.lastError)")")
@@ -808,13 +822,36 @@ public final class InstallRun: @unchecked Sendable {
         return results
     }
 
-    /// Runs the install worker: the wheels unpacked into `work`/site.
-    func install(_ archives: [Archive], into work: String, scratch: String) throws(Problem) {
+    /// Refusals of the files whose wheels provide a top-level module the target's standard
+    /// library has.
+    static func shadowVerdicts(_ chosen: [Chosen], tops: [String: [String]], python: PythonTarget) -> [Verdict] {
+        var out: [Verdict] = []
+        for c in chosen {
+            guard let installed = c.installed else { continue }
+            let shadowed = (tops[installed.filename] ?? []).filter(python.stdlib.contains)
+            guard !shadowed.isEmpty else { continue }
+            let version = python.version.prefix(2).map(String.init).joined(separator: ".")
+            out.append(Verdict(package: installed.name, version: installed.version, filename: installed.filename, rule: .standardLibrary, refuses: true,
+                               evidence: "provides \(shadowed.prefix(5).joined(separator: ", ")), of Python \(version)'s standard library: on PYTHONPATH it would be imported in its place"))
+        }
+        return out
+    }
+
+    /// Runs the install worker: the wheels unpacked into `work`/site. Gives each wheel's
+    /// top-level modules, by file name.
+    func install(_ archives: [Archive], into work: String, scratch: String) throws(Problem) -> [String: [String]] {
         var binds = [WorkerSandbox.Bind(setup.scanner, at: "/cordon/cordon-scan"), WorkerSandbox.Bind(work, at: "/out", writable: true)]
         binds.append(WorkerSandbox.Bind(try inputs(archives, scratch: scratch, name: "install-in"), at: "/in"))
         let lines = archives.map { a in JSON.object([("file", .string("/in/\(a.blob.sha256)")), ("filename", .string(a.filename))]).text }
-        _ = try runWithManifest(["/cordon/cordon-scan", "install-wheels", "--into", "/out", "-"], lines: lines, binds: binds, scratch: scratch,
-                                what: "installing the wheels", memory: 1 << 30)
+        let out = try runWithManifest(["/cordon/cordon-scan", "install-wheels", "--into", "/out", "-"], lines: lines, binds: binds, scratch: scratch,
+                                      what: "installing the wheels", memory: 1 << 30)
+        var tops: [String: [String]] = [:]
+        for line in out.split(separator: 10) {
+            guard let r = try? JSON.parse(Array(line)), let filename = r["filename"]?.stringValue, case .array(let names)? = r["top"] else { continue }
+            tops[filename] = names.compactMap(\.stringValue)
+        }
+        guard archives.allSatisfy({ tops[$0.filename] != nil }) else { throw Problem("the install worker did not say what each wheel provides") }
+        return tops
     }
 
     /// `scratch`/NAME: a hard link to each archive's blob (the store's own file, same inode,
@@ -843,7 +880,7 @@ public final class InstallRun: @unchecked Sendable {
         defer { close(fd) }
         let outcome: WorkerSandbox.Outcome
         do {
-            outcome = try WorkerSandbox.run(argv: argv, binds: binds, limits: limits(600, memory: memory), stdin: fd, scratch: scratch,
+            outcome = try WorkerSandbox.run(argv: argv, binds: binds, limits: limits(600, memory: memory, cores: Self.workerCores), stdin: fd, scratch: scratch,
                                             environment: setup.environment, seccompCache: setup.seccompCache, stdoutLimit: 64 << 20)
         } catch { throw Problem("\(what): \(error)") }
         guard outcome.succeeded, let out = outcome.stdout else {

@@ -92,6 +92,9 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
         case set
         /// An sdist whose build, in the build sandbox, failed or gave no usable wheel.
         case build
+        /// A wheel that provides a module of the target Python's standard library: a set is
+        /// imported from PYTHONPATH, ahead of the standard library.
+        case standardLibrary = "standard_library"
 
         /// The policy key that decides it; for the checks no policy turns off, what they check.
         public var key: String {
@@ -100,6 +103,7 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
             case .identity: return "identity check"
             case .set: return "whole set"
             case .build: return "sdist build"
+            case .standardLibrary: return "standard library check"
             default: return "install.\(rawValue)"
             }
         }

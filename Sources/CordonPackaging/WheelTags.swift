@@ -14,6 +14,9 @@ public struct PythonTarget: Sendable, Equatable, CustomStringConvertible {
     /// glibc's version (major, minor), nil on a musl or unknown libc (then only `linux_*`
     /// and pure wheels are taken).
     public var glibc: (Int, Int)?
+    /// Its standard library's top-level modules (`sys.stdlib_module_names`, 3.10 and later;
+    /// empty for an older one): what a set on `PYTHONPATH` must not provide.
+    public var stdlib: Set<String> = []
 
     public init(version: [Int], implementation: String, machine: String, glibc: (Int, Int)?) {
         self.version = version
@@ -30,17 +33,32 @@ public struct PythonTarget: Sendable, Equatable, CustomStringConvertible {
         "\(implementation) \(version.map(String.init).joined(separator: ".")) on \(machine)\(glibc.map { ", glibc \($0.0).\($0.1)" } ?? "")"
     }
 
-    /// The Python script that prints what `parse` reads: one line, space-separated.
+    /// The Python script that prints what `parse` reads: one line, space-separated, then the
+    /// standard library's module names on a second.
     public static let describeScript = """
         import sys, platform
         v = sys.version_info
         libc = platform.libc_ver()
         print(sys.implementation.name, "%d.%d.%d" % (v[0], v[1], v[2]), platform.machine(), libc[1] if libc[0] == "glibc" else "-")
+        print(" ".join(sorted(getattr(sys, "stdlib_module_names", ()))))
         """
 
     /// Reads the line `describeScript` prints.
-    public static func parse(_ line: String) -> PythonTarget? {
-        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+    public static func parse(_ text: String) -> PythonTarget? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard var target = parseFirst(String(lines.first ?? "")) else { return nil }
+        if lines.count > 1 {
+            let names = lines[1].split(separator: " ").map(String.init)
+            guard names.count <= 4096, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 64 && $0.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 } }) else {
+                return nil
+            }
+            target.stdlib = Set(names)
+        }
+        return target
+    }
+
+    static func parseFirst(_ line: String) -> PythonTarget? {
+        let parts = line.split(whereSeparator: { $0 == " " }).map(String.init)
         guard parts.count == 4, parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
               parts[2].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }), !parts[2].isEmpty else { return nil }
         let version = parts[1].split(separator: ".").compactMap { Int($0) }

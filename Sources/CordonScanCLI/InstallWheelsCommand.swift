@@ -104,7 +104,8 @@ struct InstallWheelsCommand: ParsableCommand {
         do {
             let done = try installer.install(descriptor: fd, filename: filename, rank: rank)
             return (JSON.object([("filename", .string(filename)), ("files", .int(Int64(done.files))), ("bytes", .int(done.bytes)),
-                                 ("skipped", .array(done.skipped.prefix(100).map(JSON.string)))]), false)
+                                 ("skipped", .array(done.skipped.prefix(100).map(JSON.string))),
+                                 ("top", .array(done.top.sorted().prefix(1000).map(JSON.string)))]), false)
         } catch {
             return (JSON.object([("filename", .string(filename)), ("error", .string(error.description))]), true)
         }

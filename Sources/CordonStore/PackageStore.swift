@@ -211,13 +211,20 @@ public final class PackageStore: @unchecked Sendable {
     /// Remembers that the request `request` (the SHA-256 hex of what was asked and under which
     /// gate: cordond's key of a tool's requirements) was installed as the set `set`, so that it
     /// is not resolved again (a restarted daemon starts the tool offline). `pins/REQUEST`, 0600.
+    /// Under the store's lock, and only while the set is kept (gc may have moved it aside since
+    /// it was installed).
     public func pin(_ request: String, to set: String) throws(Problem) {
         guard Self.isDigest(request), Self.isDigest(set) else { throw Problem("a pin names a request and a set by their SHA-256") }
         let dir = "\(root)/pins"
-        if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
-        var st = stat()
-        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid() else { throw Problem("\(dir): not this user's directory") }
-        do { try FileSystem.writeAtomically("\(dir)/\(request)", Array(set.utf8), mode: 0o600) } catch { throw Problem("\(dir)/\(request): \(error)") }
+        try locked { () throws(Problem) in
+            guard self.set(set) != nil else { throw Problem("the set \(set) is not in the store any more (collected since it was installed)") }
+            if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw Problem("\(dir): \(SystemError.text(errno))") }
+            var st = stat()
+            guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_uid == geteuid() else { throw Problem("\(dir): not this user's directory") }
+            // Readable as trusted (`pinned`) only while no one else may write it.
+            if st.st_mode & 0o077 != 0, chmod(dir, 0o700) != 0 { throw Problem("\(dir): \(SystemError.text(errno))") }
+            do { try FileSystem.writeAtomically("\(dir)/\(request)", Array(set.utf8), mode: 0o600) } catch { throw Problem("\(dir)/\(request): \(error)") }
+        }
     }
 
     /// The set `request` was pinned to, when it is still kept whole.

@@ -135,9 +135,12 @@ public final class ToolGateway: @unchecked Sendable {
         return changed
     }
 
-    private func apply(_ manifests: [ToolManifest], retryFailed: Bool = true) -> [String] {
+    /// `manifests` nil: the ones the registry was last given, read under the same lock (an
+    /// install that ends must not put back manifests an `update` has replaced meanwhile).
+    private func apply(_ manifests: [ToolManifest]?, retryFailed: Bool = true) -> [String] {
         updating.withLock { _ in
             let old = catalog.withLock { $0 }
+            let manifests = manifests ?? old.given
             var new = Catalog()
             new.given = manifests
             var installs: [(ToolManifest, Policy, String)] = []
@@ -165,7 +168,9 @@ public final class ToolGateway: @unchecked Sendable {
                             new.policyHashes[m.name] = policy.contentHash
                             continue
                         case .failed?, nil:
-                            installs.append((m, policy, key))
+                            // Installing from now, before the catalog without its plan is
+                            // published: a call in between waits instead of finding no plan.
+                            if requirements.begin(m.name, key: key, now: UTCTime.epochSeconds()) { installs.append((m, policy, key)) }
                             new.manifests[m.name] = m
                             new.policyHashes[m.name] = policy.contentHash
                             continue
@@ -206,21 +211,25 @@ public final class ToolGateway: @unchecked Sendable {
     /// again from the same manifests (the tool gets its plan, or keeps its failure) and watchers
     /// are told of the change.
     private func startInstall(_ m: ToolManifest, policy: Policy, key: String) {
-        guard let installRequirements, requirements.begin(m.name, key: key, now: UTCTime.epochSeconds()) else { return }
+        guard let installRequirements else { return }
         let name = m.name, requirements = self.requirements
         let body: @Sendable () -> Void = { [weak self] in
             let phase: RequirementsPhase
-            switch installRequirements(m, policy) {
+            // An install the tool has moved on from (another key, or gone) is not begun.
+            switch installRequirements(m, policy, { requirements.isCurrent(name, key: key) }) {
             case .success(let site): phase = .ready(site: site)
             case .failure(let problem): phase = .failed(problem.description)
             }
             guard requirements.finish(name, key: key, phase), let self else { return }
             // The registry read again with the new phase (the tool's plan in the catalog) before
             // any call sees it.
-            let changed = apply(catalog.withLock { $0.given }, retryFailed: false)
+            let changed = apply(nil, retryFailed: false)
             requirements.publish(name, key: key)
             if !changed.isEmpty { changes.bump() }
-            onRequirements?(name, phase)
+            // Installed, but its sandbox cannot be planned with the set (a policy that hides
+            // /cordon, say): said, not left silent.
+            if case .ready = phase, let why = rejected[name] { onRequirements?(name, .failed("the set is installed, but the tool has no sandbox: \(why)")) }
+            else { onRequirements?(name, phase) }
         }
         do { try Threads.detach("tool-install", signals: .noSIGPIPE, body) } catch {
             if requirements.finish(name, key: key, .failed("cannot start the install: \(error)")) { requirements.publish(name, key: key) }
@@ -471,30 +480,46 @@ public final class ToolGateway: @unchecked Sendable {
             record.finish(problem.outcome, problem.message, start: start)
             completion(ToolCallResult(outcome: nil, record: record))
         }
+        // One reading of the registry for this attempt: the plan (and for a command, the argv)
+        // it runs with, whatever an update does meanwhile.
+        let snapshot = catalog.withLock { CommandSnapshot(plan: $0.plans[manifest.name], hash: $0.policyHashes[manifest.name], manifest: $0.manifests[manifest.name]) }
         // A tool whose requirements are being installed has no sandbox yet: the call waits for
-        // them (off this thread, up to its timeout); one whose install failed fails with the
-        // reason, which the fallbacks may answer for.
+        // them (off this thread, up to its timeout), then starts over as a new call would — the
+        // tool looked up again and the caller's access checked again. One whose install failed
+        // fails with the reason, which the fallbacks may answer for.
         if manifest.hasRequirements {
-            switch requirements.phase(manifest.name) {
-            case .installing(let since)?:
-                let requirements = self.requirements
-                return Continue.elsewhere { [self] in
-                    if case .installing? = requirements.wait(manifest.name, until: timeout) {
-                        var record = before
-                        let message = "the tool's requirements are still being installed through the install gate (for \(Int(UTCTime.epochSeconds() - since)) s): try again when they are"
-                        record.attempts.append(.init(tool: name, outcome: .unavailable, message: message))
-                        return next(fallbacks, after: .unavailable, message: message, arguments: arguments, caller: caller, deadline: deadline,
-                                    record: record, start: start, completion: completion)
-                    }
-                    attempt(name, manifest: resolve(name) ?? manifest, arguments: arguments, caller: caller, deadline: deadline, fallbacks: fallbacks,
-                            record: before, start: start, completion: completion)
-                }
-            case .failed(let why)?:
+            let phase = requirements.phase(manifest.name)
+            if case .failed(let why)? = phase {
                 let message = "the tool's requirements were not installed: \(why)"
                 record.attempts.append(.init(tool: name, outcome: .unavailable, message: message))
                 return next(fallbacks, after: .unavailable, message: message, arguments: arguments, caller: caller, deadline: deadline,
                             record: record, start: start, completion: completion)
-            default: break
+            }
+            var installing: Double?
+            if case .installing(let since)? = phase { installing = since }
+            if installing != nil || snapshot.plan == nil {
+                let requirements = self.requirements
+                return Continue.elsewhere { [self] in
+                    let now = requirements.wait(manifest.name, until: timeout)
+                    func unavailable(_ message: String) {
+                        var record = before
+                        record.attempts.append(.init(tool: name, outcome: .unavailable, message: message))
+                        next(fallbacks, after: .unavailable, message: message, arguments: arguments, caller: caller, deadline: deadline,
+                             record: record, start: start, completion: completion)
+                    }
+                    if case .installing(let since)? = now {
+                        return unavailable("the tool's requirements are still being installed through the install gate (for \(max(0, Int(UTCTime.epochSeconds() - since))) s): try again when they are")
+                    }
+                    guard let current = resolve(name) else { return refuse(ToolCallFailure(outcome: .refused, message: "no tool \"\(name)\" any more")) }
+                    guard mayUse(caller, current) else { return refuse(ToolCallFailure(outcome: .refused, message: "uid \(caller.uid) may not use the tool \(current.name)")) }
+                    guard catalog.withLock({ $0.plans[current.name] }) != nil else {
+                        if case .failed? = now { return attempt(name, manifest: current, arguments: arguments, caller: caller, deadline: deadline, fallbacks: fallbacks,
+                                                                record: before, start: start, completion: completion) }
+                        return unavailable("the tool has no sandbox: \(rejected[current.name] ?? "its requirements are not installed")")
+                    }
+                    attempt(name, manifest: current, arguments: arguments, caller: caller, deadline: deadline, fallbacks: fallbacks,
+                            record: before, start: start, completion: completion)
+                }
             }
         }
         // Arguments first, as far as they can be checked without starting anything: a call
@@ -557,7 +582,7 @@ public final class ToolGateway: @unchecked Sendable {
         }
         switch manifest.kind {
         case .command:
-            runCommand(manifest, arguments: arguments, caller: caller, deadline: timeout, done: finished)
+            runCommand(manifest, snapshot: snapshot, arguments: arguments, caller: caller, deadline: timeout, done: finished)
         case .mcp:
             // Only the manifest's own timeout says the instance hung: a caller's shorter deadline
             // says nothing about it (and must not let a caller churn a shared tool's instances).
@@ -697,10 +722,10 @@ public final class ToolGateway: @unchecked Sendable {
         }
     }
 
-    private func runCommand(_ manifest: ToolManifest, arguments: JSON, caller: Caller, deadline: Double,
+    private func runCommand(_ manifest: ToolManifest, snapshot: CommandSnapshot, arguments: JSON, caller: Caller, deadline: Double,
                             done: @escaping @Sendable (Result<MCPCallToolOutcome, ToolCallFailure>, Ran) -> Void) {
-        // The plan, its policy and the argv from one reading of the registry.
-        let (plan, hash, current) = catalog.withLock { ($0.plans[manifest.name], $0.policyHashes[manifest.name], $0.manifests[manifest.name]) }
+        // The plan, its policy and the argv from the attempt's one reading of the registry.
+        let (plan, hash, current) = (snapshot.plan, snapshot.hash, snapshot.manifest)
         guard let plan, let current else { return done(.failure(ToolCallFailure(outcome: .refused, message: "no tool \"\(manifest.name)\" any more")), Ran()) }
         var argv: [String] = []
         for element in current.argv {
@@ -765,6 +790,13 @@ public final class ToolGateway: @unchecked Sendable {
 public struct ToolCallFailure: Error, Sendable, Equatable {
     public var outcome: ToolCallOutcome
     public var message: String
+}
+
+/// What one attempt read of the registry: a command runs with it.
+struct CommandSnapshot: Sendable {
+    var plan: SpawnPlan?
+    var hash: String?
+    var manifest: ToolManifest?
 }
 
 /// The end of a call, as the audit store records it.

@@ -17,7 +17,10 @@ public enum RequirementsPhase: Sendable, Equatable {
 /// `[install]` table), blocking, and gives the host path of the set's site directory; or why
 /// not (the refusals, each naming the package, the rule and the evidence). cordond's uses
 /// CordonInstall; nothing else installs.
-public typealias RequirementsInstaller = @Sendable (_ tool: ToolManifest, _ policy: Policy) -> Result<String, RequirementsProblem>
+/// `isCurrent` says whether the tool still wants this install (it is not begun otherwise: an
+/// install queued behind another may have been overtaken by a change of the manifest).
+public typealias RequirementsInstaller = @Sendable (_ tool: ToolManifest, _ policy: Policy, _ isCurrent: @escaping @Sendable () -> Bool)
+    -> Result<String, RequirementsProblem>
 
 public struct RequirementsProblem: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
@@ -85,6 +88,14 @@ final class ToolRequirements: @unchecked Sendable {
             guard entries[name]?.key == key else { return }
             entries[name]?.published = true
             monitor.broadcast()
+        }
+    }
+
+    /// Whether `name` is still installing for `key`.
+    func isCurrent(_ name: String, key: String) -> Bool {
+        monitor.locked {
+            guard let e = entries[name], e.key == key, case .installing = e.phase else { return false }
+            return true
         }
     }
 

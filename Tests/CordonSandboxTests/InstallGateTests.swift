@@ -337,6 +337,20 @@ extension InstallGateTests {
         #expect(pinned.status == 0, "\(pinned.stderr)")
         #expect(pinned.verdicts.contains { $0["rule"] as? String == "install.yanked" && $0["refuses"] as? Bool == false })
     }
+
+    /// The set is imported from PYTHONPATH, ahead of the standard library: a wheel that provides
+    /// a module of the standard library's name (here a `json` package the scanner finds nothing
+    /// wrong with) is refused, and nothing is kept.
+    @Test func aWheelThatWouldShadowTheStandardLibraryIsRefused() throws {
+        let before = sets
+        let r = install([pin("cordon_shadow-1.0-py3-none-any.whl")])
+        #expect(r.status == 1 && r.record["outcome"] as? String == "refused", "\(r.stderr) \(r.record)")
+        let evidence = r.refusals("standard library check")
+        #expect(evidence.count == 1 && evidence.first?.hasPrefix("provides json, of Python 3.") == true, "\(r.verdicts)")
+        #expect(sets == before)
+        // A clean wheel beside it installs (the check names what it provides, nothing else).
+        #expect(install([pin("cordon_clean-1.0-py3-none-any.whl")]).status == 0)
+    }
 }
 
 enum SharedData {

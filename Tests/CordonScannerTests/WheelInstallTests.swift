@@ -33,6 +33,8 @@ final class WheelInstallTests {
         let r = try install(["cordon_clean-1.0-py3-none-any.whl", "cordon_data-1.0-py3-none-any.whl", "cordon_pth-1.0-py3-none-any.whl"], into: "good")
         #expect(r.status == 0 && r.lines.count == 3, "\(r.err) \(r.lines)")
         #expect(r.lines[1]["skipped"] == .array([.string("cordon_data-1.0.data/scripts/cordon-data")]), "\(r.lines[1])")
+        // What each makes importable at the top (the install gate checks it against the standard library).
+        #expect(r.lines[0]["top"] == .array([.string("cordon_clean")]), "\(r.lines[0])")
         let fm = FileManager.default
         #expect(fm.fileExists(atPath: "\(r.site)/cordon_data_extra.py") && fm.fileExists(atPath: "\(r.site)/cordon_clean-1.0.dist-info/METADATA"))
         #expect(!fm.fileExists(atPath: "\(r.site)/bin") && !fm.fileExists(atPath: "\(r.site)/cordon_data-1.0.data"), "no scripts, no .data left")

@@ -7,6 +7,7 @@ import CordonSystem
 import CordonToolGateway
 import CordonTools
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -458,7 +459,7 @@ struct ToolRequirementsGatewayTests {
 
     static func gateway(_ installer: Installer) throws -> ToolGateway {
         try ToolGateway(manifests: [try ToolGatewayTests.manifest("needs", tool)], policies: PolicyStore(configDir: nil), environment: ToolGatewayTests.environment,
-                        installRequirements: { m, p in installer.install(m, p) }) { _, _ in true }
+                        installRequirements: { m, p, _ in installer.install(m, p) }) { _, _ in true }
     }
 
     @Test func callsWaitForTheInstallAndRunAgainstTheSet() throws {
@@ -503,6 +504,78 @@ struct ToolRequirementsGatewayTests {
         let ok = try ToolGatewayTests.call(g, "needs", .object([]), within: 30)
         #expect(ok.record.outcome == .ok, "\(ok.record)")
         #expect(installer.count == 2)
+    }
+
+    /// The end of an install reads the manifests again under the registry's lock: it never puts
+    /// back a tool an update removed meanwhile (attacker review: an install ending during a slow
+    /// update undid it).
+    @Test func anInstallEndingDuringAnUpdateDoesNotUndoIt() throws {
+        let site = try Self.site()
+        defer { try? FileManager.default.removeItem(atPath: site) }
+        let many = try (0..<200).map { try ToolGatewayTests.manifest("t\($0)", ToolGatewayTests.python) }
+        for _ in 0..<5 {
+            let installer = Installer()
+            let g = try Self.gateway(installer)
+            let updater = Thread { g.update(many) }
+            updater.start()
+            // The install ends while the update is planning its 200 tools.
+            usleep(30_000)
+            installer.answer(.success(site))
+            for _ in 0..<600 where !updater.isFinished { usleep(50_000) }
+            usleep(100_000)
+            #expect(g.manifests.count == 200 && g.manifests["needs"] == nil, "\(g.manifests.count) tools, needs: \(g.manifests["needs"] != nil)")
+        }
+    }
+
+    /// A call that waited for the install is authorized again against the manifest as it is
+    /// when it runs (attacker review: a waiting call ran a manifest its caller may not use).
+    @Test func aWaitingCallIsAuthorizedAgainstTheManifestItRuns() throws {
+        let installer = Installer()
+        let g = try ToolGateway(manifests: [try ToolGatewayTests.manifest("needs", Self.tool)], policies: PolicyStore(configDir: nil),
+                                environment: ToolGatewayTests.environment, installRequirements: { m, p, _ in installer.install(m, p) }) { _, m in
+            !m.description.contains("admins only")
+        }
+        let site = try Self.site()
+        defer { try? FileManager.default.removeItem(atPath: site) }
+        let waiting = ToolGatewayTests.Wait()
+        g.call("needs", arguments: .object([]), caller: ToolGatewayTests.alice, deadline: MonotonicClock.now + 60) { waiting.set($0) }
+        usleep(200_000)
+        // The same requirements (no new install), but no longer alice's to call.
+        g.update([try ToolGatewayTests.manifest("needs", Self.tool.replacingOccurrences(of: "Imports its requirement", with: "Imports its requirement (admins only)"))])
+        installer.answer(.success(site))
+        let answer = try #require(waiting.get())
+        #expect(answer.record.outcome == .refused && answer.record.message?.contains("may not use the tool needs") == true, "\(answer.record)")
+        #expect(installer.count == 1)
+    }
+
+    /// Updates that change the requirements again and again while calls come in: a call runs
+    /// with the set it waited for, or waits for the next, or says the install is still running
+    /// — never "no tool" for a tool that is there (attacker review: 336 such refusals, and the
+    /// breaker opened on them).
+    @Test func callsDuringRepeatedReinstallsNeverFindNoTool() throws {
+        let site = try Self.site()
+        defer { try? FileManager.default.removeItem(atPath: site) }
+        let g = try ToolGateway(manifests: [try ToolGatewayTests.manifest("needs", Self.tool)], policies: PolicyStore(configDir: nil),
+                                environment: ToolGatewayTests.environment, installRequirements: { _, _, _ in .success(site) }) { _, _ in true }
+        let stop = Mutex(false)
+        let updater = Thread {
+            var n = 0
+            while !stop.withLock({ $0 }) && n < 400 {
+                n += 1
+                g.update([try! ToolGatewayTests.manifest("needs", Self.tool.replacingOccurrences(of: "needed==1.0", with: "needed==1.\(n % 2)"))])
+                usleep(2_000)
+            }
+        }
+        updater.start()
+        var outcomes: [String] = []
+        for _ in 0..<20 {
+            let r = try ToolGatewayTests.call(g, "needs", .object([]), within: 20)
+            outcomes.append("\(r.record.outcome)")
+            #expect(r.record.message?.contains("any more") != true, "\(r.record)")
+        }
+        stop.withLock { $0 = true }
+        #expect(!outcomes.contains("refused") && !outcomes.contains("breaker-open"), "\(outcomes)")
+        #expect(outcomes.contains("ok"), "\(outcomes)")
     }
 
     @Test func aRegistryWithoutAnInstallerRefusesTheToolSayingWhy() throws {
