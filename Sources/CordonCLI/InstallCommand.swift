@@ -124,14 +124,14 @@ struct InstallCommand: ParsableCommand {
         }
         // Work an interrupted install left behind (its process gone).
         for problem in packages.removeStale(setsAside: false) { printError("cordon install: \(problem)") }
-        let terminal = isatty(2) == 1 && !json
+        let bar = isatty(2) == 1 && !json ? ProgressBar(python: python, index: "\(gate.index)") : nil
         let run = InstallRun(gate: gate, policyName: policy, store: packages, setup: setup)
         let outcome: InstallRun.Outcome
         do {
-            outcome = try run.run(parsed, source: source) { step in
-                if terminal { Self.printProgress(step.json, python: python, index: "\(gate.index)") }
-            }
+            outcome = try run.run(parsed, source: source) { step in bar?.show(step.json) }
+            bar?.end()
         } catch {
+            bar?.end()
             printError("cordon install: \(error.description)")
             throw ExitCode(2)
         }
@@ -191,20 +191,46 @@ struct InstallCommand: ParsableCommand {
         return (parsed, source, text)
     }
 
-    /// One progress line on stderr, from a step as `install.progress` carries it.
-    static func printProgress(_ step: JSON, python: String, index: String) {
-        let n = Int(step["count"]?.intValue ?? 0)
-        let s = n == 1 ? "" : "s"
-        switch step["step"]?.stringValue {
-        case "describing": printError("cordon install: reading \(python)'s version and platform")
-        case "resolving": printError("cordon install: resolving \(n) requirement\(s)")
-        case "pages": printError("cordon install: fetching \(n) index page\(s) from \(index)")
-        case "downloading":
-            printError("cordon install: downloading \(n) file\(s)\(step["bytes"]?.intValue.map { " (\(Units.formatSize(UInt64(max(0, $0)))))" } ?? "")")
-        case "checking": printError("cordon install: checking \(n) file\(s) (identity, RECORD, advisories, heuristics)")
-        case "building": printError("cordon install: building \(PrintableText.of(step["file"]?.stringValue ?? "")) in the build sandbox (no network)")
-        case "installing": printError("cordon install: unpacking \(n) wheel\(s)")
-        default: break
+    /// The install's progress on a terminal: one line redrawn in place, a bar of the steps done
+    /// and what the current one is at; ended (a newline) before anything else is printed.
+    final class ProgressBar {
+        let python: String
+        let index: String
+        private var drawn = false
+        static let steps = ["describing", "resolving", "pages", "downloading", "checking", "building", "installing"]
+        static let width = 24
+        init(python: String, index: String) {
+            self.python = python
+            self.index = index
+        }
+
+        /// What the step is doing, in words.
+        func text(_ step: JSON) -> String? {
+            let n = Int(step["count"]?.intValue ?? 0)
+            let s = n == 1 ? "" : "s"
+            switch step["step"]?.stringValue {
+            case "describing": return "reading \(python)'s version and platform"
+            case "resolving": return "resolving \(n) requirement\(s)"
+            case "pages": return "fetching \(n) index page\(s) from \(index)"
+            case "downloading": return "downloading \(n) file\(s)\(step["bytes"]?.intValue.map { " (\(Units.formatSize(UInt64(max(0, $0)))))" } ?? "")"
+            case "checking": return "checking \(n) file\(s) (identity, RECORD, advisories, heuristics)"
+            case "building": return "building \(PrintableText.of(step["file"]?.stringValue ?? "")) (no network)"
+            case "installing": return "unpacking \(n) wheel\(s)"
+            default: return nil
+            }
+        }
+
+        func show(_ step: JSON) {
+            guard let text = text(step), let i = Self.steps.firstIndex(of: step["step"]?.stringValue ?? "") else { return }
+            let filled = Self.width * i / Self.steps.count
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: Self.width - filled)
+            FileDescriptorIO.writeAll(2, "\r\u{1B}[Kcordon install [\(bar)] \(text)")
+            drawn = true
+        }
+
+        func end() {
+            if drawn { FileDescriptorIO.writeAll(2, "\r\u{1B}[K") }
+            drawn = false
         }
     }
 
@@ -235,14 +261,18 @@ struct InstallCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let answer: JSON
+        let bar = isatty(2) == 1 && !json ? ProgressBar(python: "cordond's python3", index: "policy \(policy)'s index") : nil
         do {
             answer = try client.call("install.run", .object(params)) { method, note in
-                if method == "install.progress" { Self.printProgress(note, python: "cordond's python3", index: "policy \(policy)'s index") }
+                if method == "install.progress" { bar?.show(note) }
             }
+            bar?.end()
         } catch let e as RPCError {
+            bar?.end()
             printError("cordon install: \(e.message)")
             throw ExitCode(2)
         } catch {
+            bar?.end()
             printError("cordon install: \(error)")
             throw ExitCode(2)
         }

@@ -206,6 +206,10 @@ extension ToolRequirementsTests {
         let ok = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "gate", line])
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.hasPrefix("installed 1 file: set ") || ok.stdout.hasPrefix("already in the store 1 file: set "), "\(ok.stdout)")
+        // On a terminal, the steps as one bar redrawn in place (script(1) gives it a terminal).
+        let tty = TestDaemon.exec("/usr/bin/script", ["-qec", "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups -- \(cordon) install --socket \(d.socket) --policy gate 'cordon-app' 'cordon-clean'", "/dev/null"])
+        #expect(tty.status == 0 && tty.stdout.contains("\r\u{1B}[Kcordon install [") && tty.stdout.contains("] resolving 2 requirements")
+                && tty.stdout.contains("] unpacking 2 wheels") && tty.stdout.contains("installed 2 files: set "), "\(tty.stdout.debugDescription)")
         // A typosquat: refused, exit 1, the rule named; nothing kept of it.
         let squat = TestDaemon.runAs(uid: 65534, gid: 65534, [cordon, "install", "--socket", d.socket, "--policy", "gate", "reqeusts==1.0"])
         #expect(squat.status == 1 && squat.stderr.contains("install.typosquats") && squat.stderr.contains("nothing was installed"), "\(squat)")
