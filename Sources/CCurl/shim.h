@@ -49,3 +49,9 @@ static inline CURLcode cordon_curl_easy_getinfo_pointer(CURL *handle, CURLINFO i
 static inline CURLMcode cordon_curl_multi_setopt_long(CURLM *handle, CURLMoption option, long value) {
     return curl_multi_setopt(handle, option, value);
 }
+
+/* CURLVERSION_NOW is a macro (Swift cannot read it): whether this libcurl speaks HTTP/2. */
+static inline int cordon_curl_has_http2(void) {
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    return info != NULL && (info->features & CURL_VERSION_HTTP2) != 0;
+}

@@ -269,7 +269,7 @@ struct InstallCommand: ParsableCommand {
             bar?.end()
         } catch let e as RPCError {
             bar?.end()
-            printError("cordon install: \(e.message)")
+            printError("cordon install: \(PrintableText.of(e.message))")
             throw ExitCode(2)
         } catch {
             bar?.end()

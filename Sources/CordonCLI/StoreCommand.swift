@@ -24,7 +24,7 @@ struct StoreGCCommand: ParsableCommand {
         abstract: "Remove the installed sets no tool's requirements pin (and --keep does not name), then the files no set holds.",
         discussion: """
         A set some tool's requires or lock was installed as (STATE/store/pins) is kept, and so is \
-        every set named by --keep. The others are moved aside — never emptied in place, a running \
+        every set named by --keep or kept or used within --min-age. The others are moved aside — never emptied in place, a running \
         sandbox may have one mounted — and removed when cordond next starts. Then each downloaded \
         file no remaining set holds is removed, unless it is younger than a day (an install in \
         progress may be about to keep it). --dry-run says what would go and changes nothing. \
@@ -39,6 +39,9 @@ struct StoreGCCommand: ParsableCommand {
 
     @Option(name: .long, help: "A set to keep besides the pinned ones (its hash; repeat it).")
     var keep: [String] = []
+
+    @Option(name: .customLong("min-age"), help: "Keep sets kept or used more recently than this (default 1h: an install may be on its way to using one).")
+    var minAge = "1h"
 
     @Flag(name: .long, help: "Print what was (or would be) removed as JSON.")
     var json = false
@@ -63,8 +66,12 @@ struct StoreGCCommand: ParsableCommand {
             printError("cordon store gc: --keep \(hash): no such set in \(root) (`cordon install --list` lists them)")
             throw ExitCode(2)
         }
+        guard let grace = Units.parseDuration(minAge), grace >= 0 else {
+            printError("cordon store gc: --min-age \(minAge): not a duration (e.g. 0s, 30m, 1h)")
+            throw ExitCode(2)
+        }
         let collected: PackageStore.Collected
-        do { collected = try store.collect(keeping: Set(keep), dryRun: dryRun) } catch {
+        do { collected = try store.collect(keeping: Set(keep), dryRun: dryRun, setGraceSeconds: grace) } catch {
             printError("cordon store gc: \(error)")
             throw ExitCode(2)
         }

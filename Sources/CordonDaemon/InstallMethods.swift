@@ -2,7 +2,11 @@ import CordonInstall
 import CordonJSON
 import CordonPackaging
 import CordonRPC
+import CordonPolicy
 import CordonSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `install.run`: `cordon install` through cordond, for users who are not root (docs/daemon.md).
 extension Daemon {
@@ -29,7 +33,7 @@ extension Daemon {
             var parsed: [Requirement] = []
             for (i, line) in lines.enumerated() {
                 do {
-                    if let r = try RequirementsFile.parseLine(line, source: source, line: i) { parsed.append(r) }
+                    if let r = try RequirementsFile.parseLine(line, source: source, line: i + 1) { parsed.append(r) }
                 } catch {
                     throw RPCError.invalid("params.requirements[\(i)]", error.reason)
                 }
@@ -46,15 +50,34 @@ extension Daemon {
         do { try InstallRun.validate(requirements, source: source) } catch {
             throw RPCError.invalid(source, error.description)
         }
-        let policy = try tasks.policy(named: policyName, for: peer, method: "install.run")
+        var asked = try tasks.policy(named: policyName, for: peer, method: "install.run")
+        // A build runs the sdist's own code for as long as its sandbox allows, in the one
+        // install slot everyone shares: only an admin's install.run builds.
+        if !authorizer.isAdmin(peer) { asked.install.sdists = .refuse }
+        let policy = asked
+        let stateDir = config.stateDir, floor = config.minFreeDiskBytes
+        let room: @Sendable () -> Bool = {
+            var fs = statvfs()
+            return statvfs(stateDir, &fs) != 0 || UInt64(fs.f_bavail) &* UInt64(fs.f_frsize) > floor
+        }
+        guard room() else {
+            throw RPCError(RPCCode.quotaExceeded, "the state directory's disk has less free than tasks.min_free_disk (\(Units.formatSize(floor))): nothing is installed until there is room")
+        }
         let installs = self.installs, log = self.log
+        // One queued or running install.run per user, a few in all: the install slot is shared
+        // with every tool's requirements, which go first.
+        guard installs.admit(peer.uid) else {
+            throw RPCError(RPCCode.busy, "an install.run of uid \(peer.uid) is already queued or running, or \(ToolInstalls.maxQueuedRuns) are: try again when it has ended")
+        }
         return .laterUnlessClosed { reply in
             let body: @Sendable () -> Void = {
+                defer { installs.done(peer.uid) }
                 log.info("install", metadata: ["uid": "\(peer.uid)", "policy": "\(policyName)", "requirements": "\(requirements.count)"])
                 let ran: (outcome: InstallRun.Outcome, recordPath: String)
                 do {
+                    // Not begun once its caller has gone, or the disk has filled meanwhile.
                     ran = try installs.run(requirements, source: source, policy: policy, policyName: policyName,
-                                           label: [("uid", .int(Int64(peer.uid)))], progress: { step in
+                                           label: [("uid", .int(Int64(peer.uid)))], proceed: { sink.isOpen && room() }, progress: { step in
                         guard progress, sink.isOpen else { return }
                         _ = sink.sendWithoutWaiting(RPCMessage.notification(method: "install.progress", params: step.json))
                     })
@@ -75,6 +98,7 @@ extension Daemon {
                 ])))
             }
             if (try? Threads.detach("cordond-install", signals: .noSIGPIPE, body)) == nil {
+                installs.done(peer.uid)
                 reply(.failure(RPCError(RPCCode.unavailable, "install: cordond could not start a thread for it")))
             }
             // An install that started runs to its end (its set may serve the next request).

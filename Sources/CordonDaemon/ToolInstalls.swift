@@ -25,8 +25,16 @@ final class ToolInstalls: Sendable {
     let cacheDir: String
     let environment: SandboxEnvironment
     let log: Logger
-    /// One install at a time: each runs resolvers and downloads of its own in parallel.
-    private let serial = Mutex(false)
+    /// One install at a time (each runs resolvers and downloads of its own in parallel); a
+    /// tool's requirements go before any `install.run` waiting with them.
+    private let turn = Monitor()
+    // Guarded by `turn`.
+    private nonisolated(unsafe) var busy = false
+    private nonisolated(unsafe) var toolsWaiting = 0
+    private nonisolated(unsafe) var cleaned = false
+    /// `install.run`s queued or running, by uid (one each), and in all.
+    private let asked = Mutex<[UInt32: Int]>([:])
+    static let maxQueuedRuns = 8
     static let python = "/usr/bin/python3"
     /// The verdicts a failure names before "and N more" (the record has them all).
     static let shownVerdicts = 5
@@ -47,14 +55,10 @@ final class ToolInstalls: Sendable {
         return h.hexDigest()
     }
 
-    /// Which Python `python` is now: the file it resolves to (python3.11, python3.12, …), its
-    /// inode and times — a set resolved and built for one is not pinned for another.
-    static var pythonIdentity: String {
-        let real = FileSystem.realPath(python) ?? python
-        var st = stat()
-        guard stat(real, &st) == 0 else { return real }
-        return "\(real) \(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
-    }
+    /// Which Python `python` is now: the file it resolves to (python3.11, python3.12, …) — a
+    /// set resolved and built for one minor version is not pinned for another; a patch update
+    /// (the same ABI) keeps its pins.
+    static var pythonIdentity: String { FileSystem.realPath(python) ?? python }
 
     /// The requirements as `cordon install` reads them: the lines of `requires`, or the lock.
     static func requirements(_ m: ToolManifest) throws(RequirementsError) -> (requirements: [Requirement], source: String) {
@@ -74,36 +78,64 @@ final class ToolInstalls: Sendable {
     /// Throws for what stopped it before a decision.
     /// `proceed`, asked once the install's turn has come: false, and it is not begun.
     func run(_ requirements: [Requirement], source: String, policy: Policy, policyName: String, label: [(String, JSON)],
-             proceed: () -> Bool = { true },
+             forTool: Bool = false, proceed: () -> Bool = { true },
              progress: (InstallRun.Step) -> Void = { _ in }) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) {
-        try serial.withLock { (first: inout Bool) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) in
-            guard proceed() else { throw InstallRun.Problem("not begun: what it was for has changed since it was asked") }
-            let packages = try store(first: &first)
-            var setup: InstallRun.Setup
-            do {
-                setup = InstallRun.Setup(scanner: try WorkerProgram.locate(name: "cordon-scan"), database: Locations(stateDir: stateDir).vulnDB().path,
-                                         environment: environment, seccompCache: "\(cacheDir)/seccomp")
-            } catch {
-                throw InstallRun.Problem("cordond cannot install: \(error)")
-            }
-            setup.uv = try InstallRun.findUV(nil)
-            setup.python = Self.python
-            let outcome = try InstallRun(gate: policy.install, policyName: policyName, store: packages, setup: setup).run(requirements, source: source, progress: progress)
-            var record = outcome.record
-            if case .object(var members) = record {
-                members += label
-                record = .object(members)
-            }
-            var recordPath = "(not kept)"
-            do { recordPath = try packages.writeRecord(record) } catch {
-                log.error("install: keeping the record", metadata: ["error": "\(error)"])
-            }
-            return (outcome, recordPath)
+        turn.locked {
+            if forTool { toolsWaiting += 1 }
+            _ = turn.wait { !busy && (forTool || toolsWaiting == 0) }
+            if forTool { toolsWaiting -= 1 }
+            busy = true
+        }
+        defer { turn.locked { busy = false; turn.broadcast() } }
+        guard proceed() else { throw InstallRun.Problem("not begun: what it was for has changed since it was asked") }
+        return try runLocked(requirements, source: source, policy: policy, policyName: policyName, label: label, progress: progress)
+    }
+
+    /// `install.run`'s place in the queue: one per uid, `maxQueuedRuns` in all; false when
+    /// there is none (answered busy). `done` gives it back.
+    func admit(_ uid: UInt32) -> Bool {
+        asked.withLock { a in
+            guard a[uid, default: 0] == 0, a.values.reduce(0, +) < Self.maxQueuedRuns else { return false }
+            a[uid, default: 0] += 1
+            return true
         }
     }
 
+    func done(_ uid: UInt32) {
+        asked.withLock { a in
+            let n = a[uid, default: 0] - 1
+            a[uid] = n > 0 ? n : nil
+        }
+    }
+
+    private func runLocked(_ requirements: [Requirement], source: String, policy: Policy, policyName: String, label: [(String, JSON)],
+                           progress: (InstallRun.Step) -> Void) throws(InstallRun.Problem) -> (outcome: InstallRun.Outcome, recordPath: String) {
+        let packages = try store()
+        var setup: InstallRun.Setup
+        do {
+            setup = InstallRun.Setup(scanner: try WorkerProgram.locate(name: "cordon-scan"), database: Locations(stateDir: stateDir).vulnDB().path,
+                                     environment: environment, seccompCache: "\(cacheDir)/seccomp")
+        } catch {
+            throw InstallRun.Problem("cordond cannot install: \(error)")
+        }
+        setup.uv = try InstallRun.findUV(nil)
+        setup.python = Self.python
+        let outcome = try InstallRun(gate: policy.install, policyName: policyName, store: packages, setup: setup).run(requirements, source: source, progress: progress)
+        var record = outcome.record
+        if case .object(var members) = record {
+            members += label
+            record = .object(members)
+        }
+        var recordPath = "(not kept)"
+        do { recordPath = try packages.writeRecord(record) } catch {
+            log.error("install: keeping the record", metadata: ["error": "\(error)"])
+        }
+        return (outcome, recordPath)
+    }
+
     /// The store, with (once per cordond) the work an earlier cordond left behind removed.
-    private func store(first: inout Bool) throws(InstallRun.Problem) -> PackageStore {
+    /// Called with the turn held.
+    private func store() throws(InstallRun.Problem) -> PackageStore {
         let packages: PackageStore
         do {
             try FileSystem.makeDirectories(stateDir, mode: 0o700)
@@ -111,10 +143,10 @@ final class ToolInstalls: Sendable {
         } catch {
             throw InstallRun.Problem("the store in \(stateDir)/store: \(error)")
         }
-        if !first {
+        if !cleaned {
             // Its process gone; live installs (a root `cordon install`) kept.
             for problem in packages.removeStale(setsAside: false) { log.warning("store", metadata: ["problem": "\(problem)"]) }
-            first = true
+            cleaned = true
         }
         return packages
     }
@@ -150,7 +182,8 @@ final class ToolInstalls: Sendable {
                                                  "policy": "\(m.policy)", "index": "\(policy.install.index)"])
         let ran: (outcome: InstallRun.Outcome, recordPath: String)
         do {
-            ran = try run(parsed.requirements, source: parsed.source, policy: policy, policyName: m.policy, label: [("tool", .string(m.name))], proceed: isCurrent)
+            ran = try run(parsed.requirements, source: parsed.source, policy: policy, policyName: m.policy, label: [("tool", .string(m.name))],
+                          forTool: true, proceed: isCurrent)
         } catch {
             log.error("tool requirements", metadata: ["tool": "\(m.name)", "outcome": "error", "error": "\(error)"])
             return .failure(RequirementsProblem("the install through policy \(m.policy)'s [install] gate stopped before a decision (cordond's log says why, tool=\(m.name))"))

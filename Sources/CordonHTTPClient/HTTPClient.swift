@@ -30,6 +30,10 @@ public final class HTTPClient: Sendable {
     private let driver: Threads.Joinable
     private let shutting = Mutex(false)
 
+    /// Whether this libcurl speaks HTTP/2 (built with nghttp2): a request that asks for it is
+    /// HTTP/1.1 otherwise. (Multiplexing on one connection is libcurl's default since 7.62.)
+    static let hasHTTP2 = cordon_curl_has_http2() != 0
+
     /// The libcurl version and its TLS library (`curl_version()`).
     public static var curlVersion: String { String(cString: curl_version()) }
 
@@ -257,7 +261,7 @@ public final class HTTPCall: @unchecked Sendable {
             try set(CURLOPT_PROXY, "", "proxy")
             try set(CURLOPT_NOPROXY, "*", "no proxy")
         }
-        if request.http2 {
+        if request.http2 && HTTPClient.hasHTTP2 {
             try set(CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS, "HTTP version")
             try set(CURLOPT_PIPEWAIT, 1, "wait to multiplex")
         } else {
@@ -446,8 +450,6 @@ private final class Engine: @unchecked Sendable {
         guard let multi = curl_multi_init() else { throw HTTPError(.setup, code: 0, "curl_multi_init failed") }
         self.multi = multi
         _ = cordon_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, Self.maxKeptConnections)
-        // HTTP/2 connections (requests that ask for it) carry many calls at once.
-        _ = cordon_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
     }
 
     deinit { curl_multi_cleanup(multi) }

@@ -331,9 +331,12 @@ public final class InstallRun: @unchecked Sendable {
             return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
         }
         if let existing = store.set(hash) {
+            store.touch(existing)
             // The lock names the sdists, not the wheels built from them: those are checked and
             // decided on again, under this policy, before the set is handed out.
-            let built = try reuseBuilt(existing, chosen: chosen, scratch: scratch)
+            var built = try reuseBuilt(existing, chosen: chosen, scratch: scratch)
+            // And what it makes importable, as a new set's is (one kept before that check).
+            built += Self.shadowVerdicts(site: existing.site, chosen, tops: [:], python: python)
             verdicts += built
             guard !built.contains(where: \.refuses) else {
                 return Outcome(verdicts: verdicts, set: nil, reused: false, record: record(set: nil, reused: false))
@@ -369,7 +372,7 @@ public final class InstallRun: @unchecked Sendable {
         // The set is imported from PYTHONPATH, ahead of the standard library: a module of the
         // standard library's name in it would be imported in that module's place (a backport,
         // or a dependency nobody imports taking over `json`).
-        let shadows = Self.shadowVerdicts(chosen, tops: tops, python: python)
+        let shadows = Self.shadowVerdicts(site: "\(work)/site", chosen, tops: tops, python: python)
         if !shadows.isEmpty {
             try? FileSystem.removeTree(work, noFollow: true)
             verdicts += shadows
@@ -655,6 +658,9 @@ public final class InstallRun: @unchecked Sendable {
     /// The cores the check and unpack workers may use: they take the archives on every core
     /// (cordon-scan check and install-wheels use at most 4 threads).
     static let workerCores = Double(min(4, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
+    /// Their memory: 1 GiB for each archive read at once (one member of up to 256 MiB may be
+    /// held twice over while it is read).
+    static let workerMemory = UInt64(1 << 30) * UInt64(workerCores)
 
     func describePython(scratch: String) throws(Problem) -> PythonTarget {
         let outcome: WorkerSandbox.Outcome
@@ -813,7 +819,7 @@ public final class InstallRun: @unchecked Sendable {
         let lines = archives.map { a in
             JSON.object([("file", .string("/in/\(a.blob.sha256)")), ("name", .string(a.name)), ("version", .string(a.version)), ("filename", .string(a.filename))]).text
         }
-        let out = try runWithManifest(argv + ["-"], lines: lines, binds: binds, scratch: scratch, what: "checking the files", memory: 1 << 30)
+        let out = try runWithManifest(argv + ["-"], lines: lines, binds: binds, scratch: scratch, what: "checking the files", memory: Self.workerMemory)
         let results = out.split(separator: 10).compactMap { try? JSON.parse(Array($0)) }
         guard results.count == archives.count else { throw Problem("the check worker gave \(results.count) results for \(archives.count) files") }
         for (a, r) in zip(archives, results) where r["filename"]?.stringValue != a.filename {
@@ -822,19 +828,36 @@ public final class InstallRun: @unchecked Sendable {
         return results
     }
 
-    /// Refusals of the files whose wheels provide a top-level module the target's standard
-    /// library has.
-    static func shadowVerdicts(_ chosen: [Chosen], tops: [String: [String]], python: PythonTarget) -> [Verdict] {
-        var out: [Verdict] = []
-        for c in chosen {
-            guard let installed = c.installed else { continue }
-            let shadowed = (tops[installed.filename] ?? []).filter(python.stdlib.contains)
-            guard !shadowed.isEmpty else { continue }
-            let version = python.version.prefix(2).map(String.init).joined(separator: ".")
-            out.append(Verdict(package: installed.name, version: installed.version, filename: installed.filename, rule: .standardLibrary, refuses: true,
-                               evidence: "provides \(shadowed.prefix(5).joined(separator: ", ")), of Python \(version)'s standard library: on PYTHONPATH it would be imported in its place"))
+    /// Refusals for what `site` makes importable at its top that would be imported in place of
+    /// the target Python's own modules (`PythonModules.shadows`). Read here from the tree
+    /// itself, not from the worker's word; each is put on the wheel the install worker said
+    /// provides it (`tops`), or on the set.
+    static func shadowVerdicts(site: String, _ chosen: [Chosen], tops: [String: [String]], python: PythonTarget) -> [Verdict] {
+        var found: [String] = []
+        for entry in FileSystem.listDirectory(site).sorted() {
+            var st = stat()
+            guard lstat("\(site)/\(entry)", &st) == 0 else { continue }
+            let module: String?
+            if st.st_mode & S_IFMT == S_IFDIR {
+                module = FileSystem.listDirectory("\(site)/\(entry)").contains { PythonModules.topLevel("\(entry)/\($0)") != nil } ? entry : nil
+            } else {
+                module = PythonModules.topLevel(entry)
+            }
+            if let module, PythonModules.shadows(module, stdlib: python.stdlib), !found.contains(module) { found.append(module) }
         }
-        return out
+        guard !found.isEmpty else { return [] }
+        let version = python.version.prefix(2).map(String.init).joined(separator: ".")
+        var byOwner: [(owner: Archive?, names: [String])] = []
+        for name in found {
+            let owner = chosen.compactMap(\.installed).first { tops[$0.filename]?.contains(name) ?? false }
+            if let i = byOwner.firstIndex(where: { $0.owner?.filename == owner?.filename }) { byOwner[i].names.append(name) }
+            else { byOwner.append((owner, [name])) }
+        }
+        return byOwner.map { owner, names in
+            Verdict(package: owner?.name ?? "(the set)", version: owner?.version ?? "", filename: owner?.filename ?? "(the installed tree)", rule: .standardLibrary,
+                    refuses: true,
+                    evidence: "provides \(names.prefix(5).joined(separator: ", "))\(names.count > 5 ? " and \(names.count - 5) more" : ""), which Python \(version) has as its own: on PYTHONPATH it would be imported in its place")
+        }
     }
 
     /// Runs the install worker: the wheels unpacked into `work`/site. Gives each wheel's
@@ -844,7 +867,7 @@ public final class InstallRun: @unchecked Sendable {
         binds.append(WorkerSandbox.Bind(try inputs(archives, scratch: scratch, name: "install-in"), at: "/in"))
         let lines = archives.map { a in JSON.object([("file", .string("/in/\(a.blob.sha256)")), ("filename", .string(a.filename))]).text }
         let out = try runWithManifest(["/cordon/cordon-scan", "install-wheels", "--into", "/out", "-"], lines: lines, binds: binds, scratch: scratch,
-                                      what: "installing the wheels", memory: 1 << 30)
+                                      what: "installing the wheels", memory: Self.workerMemory)
         var tops: [String: [String]] = [:]
         for line in out.split(separator: 10) {
             guard let r = try? JSON.parse(Array(line)), let filename = r["filename"]?.stringValue, case .array(let names)? = r["top"] else { continue }

@@ -14,8 +14,8 @@ public struct PythonTarget: Sendable, Equatable, CustomStringConvertible {
     /// glibc's version (major, minor), nil on a musl or unknown libc (then only `linux_*`
     /// and pure wheels are taken).
     public var glibc: (Int, Int)?
-    /// Its standard library's top-level modules (`sys.stdlib_module_names`, 3.10 and later;
-    /// empty for an older one): what a set on `PYTHONPATH` must not provide.
+    /// Its standard library's top-level modules (`sys.stdlib_module_names`, and every name in
+    /// its stdlib and lib-dynload directories): what a set on `PYTHONPATH` must not provide.
     public var stdlib: Set<String> = []
 
     public init(version: [Int], implementation: String, machine: String, glibc: (Int, Int)?) {
@@ -40,7 +40,15 @@ public struct PythonTarget: Sendable, Equatable, CustomStringConvertible {
         v = sys.version_info
         libc = platform.libc_ver()
         print(sys.implementation.name, "%d.%d.%d" % (v[0], v[1], v[2]), platform.machine(), libc[1] if libc[0] == "glibc" else "-")
-        print(" ".join(sorted(getattr(sys, "stdlib_module_names", ()))))
+        import os, sysconfig
+        names = set(getattr(sys, "stdlib_module_names", ()))
+        paths = sysconfig.get_paths()
+        for d in {paths.get("stdlib"), paths.get("platstdlib"), os.path.join(paths.get("stdlib") or "/", "lib-dynload")}:
+            try:
+                names.update(e.split(".")[0] for e in os.listdir(d) if e.split(".")[0])
+            except OSError:
+                pass
+        print(" ".join(sorted(n for n in names if n.replace("_", "a").replace("-", "a").isalnum() and n.isascii())))
         """
 
     /// Reads the line `describeScript` prints.
@@ -49,7 +57,7 @@ public struct PythonTarget: Sendable, Equatable, CustomStringConvertible {
         guard var target = parseFirst(String(lines.first ?? "")) else { return nil }
         if lines.count > 1 {
             let names = lines[1].split(separator: " ").map(String.init)
-            guard names.count <= 4096, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 64 && $0.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 } }) else {
+            guard names.count <= 4096, names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && $0.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 45 } }) else {
                 return nil
             }
             target.stdlib = Set(names)
@@ -189,5 +197,33 @@ private extension StringProtocol {
         while let c = s.first, set.contains(c) { s.removeFirst() }
         while let c = s.last, set.contains(c) { s.removeLast() }
         return String(s)
+    }
+}
+
+/// What a site directory makes importable at its top, and which of it would take the place of
+/// the standard library's modules when the site is on PYTHONPATH (ahead of the standard library).
+public enum PythonModules {
+    /// The top-level module a file of a site makes importable, or nil: a module file at the top
+    /// (`.py`, `.pyc`, an extension module), or a package's `__init__` (a directory without one
+    /// is a namespace portion, which any module of that name elsewhere on the path wins over).
+    public static func topLevel(_ path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.count == 1 { return module(parts[0]).map(String.init) }
+        if parts.count == 2, module(parts[1]) == "__init__" { return String(parts[0]) }
+        return nil
+    }
+
+    static func module(_ file: Substring) -> Substring? {
+        guard let dot = file.firstIndex(of: "."), dot != file.startIndex else { return nil }
+        let suffix = file[dot...]
+        guard suffix == ".py" || suffix == ".pyc" || suffix.hasSuffix(".so") || suffix == ".pyd" else { return nil }
+        return file[..<dot]
+    }
+
+    /// Whether a top-level module `name` of a site would be imported instead of the Python's
+    /// own: one of `stdlib`, or what Python imports at start-up by name (`sitecustomize`,
+    /// `usercustomize`, the `_sysconfigdata` that sysconfig and pip read).
+    public static func shadows(_ name: String, stdlib: Set<String>) -> Bool {
+        stdlib.contains(name) || name == "sitecustomize" || name == "usercustomize" || name.hasPrefix("_sysconfigdata")
     }
 }

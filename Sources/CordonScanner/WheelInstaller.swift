@@ -1,4 +1,5 @@
 import CordonArchive
+import CordonPackaging
 import CordonSystem
 import Synchronization
 #if canImport(Glibc)
@@ -26,25 +27,9 @@ public final class WheelInstaller: Sendable {
         public var files = 0
         public var bytes: Int64 = 0
         public var skipped: [String] = []
-        /// The top-level names it makes importable (`topLevelModule`): what `import NAME` finds
+        /// The top-level names it makes importable (`PythonModules.topLevel`): what `import NAME` finds
         /// in the site.
         public var top: Set<String> = []
-    }
-
-    /// The top-level module a file of a site makes importable, or nil: a module file at the top
-    /// (`.py`, `.pyc`, an extension module), or a package's `__init__` (a directory without one
-    /// is a namespace portion, which any module of that name elsewhere on the path wins over).
-    public static func topLevelModule(_ path: String) -> String? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        func module(_ file: Substring) -> Substring? {
-            guard let dot = file.firstIndex(of: ".") else { return nil }
-            let suffix = file[dot...]
-            guard suffix == ".py" || suffix == ".pyc" || suffix.hasSuffix(".so") || suffix == ".pyd" else { return nil }
-            return file[..<dot]
-        }
-        if parts.count == 1 { return module(parts[0]).map(String.init) }
-        if parts.count == 2, module(parts[1]) == "__init__" { return String(parts[0]) }
-        return nil
     }
 
     let site: Int32
@@ -136,7 +121,7 @@ public final class WheelInstaller: Sendable {
                     throw Failure("\(target) would be written by both \(first) and \(second)")
                 }
                 try write(target, bytes, mode: entry.mode & 0o111 != 0 ? 0o755 : 0o644, wheel: filename)
-                if let module = Self.topLevelModule(target) { out.top.insert(module) }
+                if let module = PythonModules.topLevel(target) { out.top.insert(module) }
                 out.files += 1
                 out.bytes += Int64(bytes.count)
             }

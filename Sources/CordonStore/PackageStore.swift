@@ -107,7 +107,11 @@ public final class PackageStore: @unchecked Sendable {
         }
         let hex = hash.hexDigest()
         let path = "\(blobs)/\(hex)"
-        if let existing = try? Self.digest(path), existing.sha256 == hex { return Blob(sha256: hex, size: existing.size, path: path) }
+        if let existing = try? Self.digest(path), existing.sha256 == hex {
+            // Young again: gc's grace keeps a blob an install is using, however old.
+            _ = utimensat(AT_FDCWD, path, nil, 0)
+            return Blob(sha256: hex, size: existing.size, path: path)
+        }
         guard fchmod(out, 0o444) == 0, fsync(out) == 0 else { throw Problem("\(tmp): \(SystemError.text(errno))") }
         guard rename(tmp, path) == 0 else { throw Problem("\(path): \(SystemError.text(errno))") }
         kept = true
@@ -179,6 +183,9 @@ public final class PackageStore: @unchecked Sendable {
             return InstalledSet(hash: hash, path: path, blobs: blobs, lock: lock)
         }
     }
+
+    /// Marks `set` as in use now (its directory's times): gc's grace keeps it a while.
+    public func touch(_ set: InstalledSet) { _ = utimensat(AT_FDCWD, set.path, nil, 0) }
 
     /// The set `hash`, when kept whole (its lock readable).
     public func set(_ hash: String) -> InstalledSet? {
@@ -269,22 +276,27 @@ public final class PackageStore: @unchecked Sendable {
     /// holder of the store (an install keeping its set), fails at once saying so, unless `wait`.
     ///
     /// A blob is kept while younger than `blobGraceSeconds` too: an install copies its blobs in
-    /// before it keeps its set, without holding the store in between (a download can take
-    /// minutes), so a blob no set holds yet may be one it is about to.
+    /// (or finds them there, which makes them young again) before it keeps its set, without
+    /// holding the store in between (a download can take minutes), so a blob no set holds yet
+    /// may be one it is about to. A set kept or used within `setGraceSeconds` is kept likewise.
     public func collect(keeping: Set<String>, keepingBlobs: Set<String> = [], dryRun: Bool, wait: Bool = false,
-                        blobGraceSeconds: Double = 86_400) throws(Problem) -> Collected {
+                        blobGraceSeconds: Double = 86_400, setGraceSeconds: Double = 3600) throws(Problem) -> Collected {
         try locked(wait: wait) { () throws(Problem) -> Collected in
             var out = Collected()
             let all = installedSets()
             var kept = keepingBlobs
             // A pinned set is some tool's: kept while its pin is.
             let keeping = keeping.union(pinnedSets())
+            let now = UTCTime.epochSeconds()
             for s in all {
-                if keeping.contains(s.hash) { kept.formUnion(s.blobs); continue }
+                // A set kept or used (`touch`) within the grace may be an install's that is
+                // still on its way to binding or pinning it.
+                var st = stat()
+                let young = lstat(s.path, &st) == 0 && now - Double(st.st_mtim.tv_sec) < setGraceSeconds
+                if keeping.contains(s.hash) || young { kept.formUnion(s.blobs); continue }
                 out.sets.append(s.hash)
                 if !dryRun { try moveAside(s.hash) }
             }
-            let now = UTCTime.epochSeconds()
             for name in FileSystem.listDirectory(blobs).sorted() where Self.isDigest(name) && !kept.contains(name) {
                 var st = stat()
                 guard lstat("\(blobs)/\(name)", &st) == 0 else { continue }

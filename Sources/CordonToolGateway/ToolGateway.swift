@@ -483,6 +483,10 @@ public final class ToolGateway: @unchecked Sendable {
         // One reading of the registry for this attempt: the plan (and for a command, the argv)
         // it runs with, whatever an update does meanwhile.
         let snapshot = catalog.withLock { CommandSnapshot(plan: $0.plans[manifest.name], hash: $0.policyHashes[manifest.name], manifest: $0.manifests[manifest.name]) }
+        // The manifest changed since the call was authorized: authorized again against it.
+        if let current = snapshot.manifest, current != manifest, !mayUse(caller, current) {
+            return refuse(ToolCallFailure(outcome: .refused, message: "uid \(caller.uid) may not use the tool \(current.name)"))
+        }
         // A tool whose requirements are being installed has no sandbox yet: the call waits for
         // them (off this thread, up to its timeout), then starts over as a new call would — the
         // tool looked up again and the caller's access checked again. One whose install failed

@@ -237,7 +237,10 @@ extension ToolRequirementsTests {
         let loose = try #require(extra["set"]?.stringValue)
         let sets = { try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/sets").filter { $0.count == 64 }.sorted() }
         #expect(try sets().count == 2)
-        let gc = { (args: [String]) in TestDaemon.exec(TestDaemon.cordon, ["store", "gc", "--state-dir", d.stateDir] + args) }
+        // Both sets are young: the default --min-age (1h) keeps them.
+        let young = TestDaemon.exec(TestDaemon.cordon, ["store", "gc", "--state-dir", d.stateDir, "--dry-run", "--json"])
+        #expect(try JSON.parse(Array(young.stdout.utf8))["sets"] == .array([]), "\(young)")
+        let gc = { (args: [String]) in TestDaemon.exec(TestDaemon.cordon, ["store", "gc", "--state-dir", d.stateDir, "--min-age", "0s"] + args) }
         let dry = gc(["--dry-run", "--json"])
         #expect(dry.status == 0, "\(dry.stderr)")
         let said = try JSON.parse(Array(dry.stdout.utf8))

@@ -9,7 +9,9 @@ correct RECORD, tarfile for sdists), then spoiled in one way:
   cordon_dep-1.0-py3-none-any.whl        clean, and Requires-Dist: cordon-yanked==1.0 (a yanked dependency)
   cordon_pth-1.0-py3-none-any.whl        a .pth whose import line runs os.system (pth-code, high)
   cordon_startup-1.0-py3-none-any.whl    a top-level sitecustomize.py (startup-code, high)
-  cordon_shadow-1.0-py3-none-any.whl     a top-level json package (the standard library's name): clean to the scanner
+  cordon_shadow-1.0-py3-none-any.whl     a top-level json package and a _sysconfigdata module (the standard
+                                         library's names): clean to the scanner
+  cordon_many-1.0-py3-none-any.whl       1,001 top-level modules, then a json package
   cordon_liar-1.0-py3-none-any.whl       METADATA says requests 2.32.3
   cordon_tampered-1.0-py3-none-any.whl   a module changed after RECORD was written
   cordon_extra-1.0-py3-none-any.whl      a member RECORD does not list
@@ -94,7 +96,9 @@ module = b'"""A clean module."""\n\ndef answer():\n    return 42\n'
 wheel("cordon_clean", "1.0", {"cordon_clean/__init__.py": module})
 wheel("cordon_app", "1.0", {"cordon_app/__init__.py": b"from cordon_clean import answer\n"}, requires=["cordon-clean>=1.0"])
 wheel("cordon_dep", "1.0", {"cordon_dep/__init__.py": module}, requires=["cordon-yanked==1.0"])
-wheel("cordon_shadow", "1.0", {"cordon_shadow/__init__.py": module, "json/__init__.py": b"HIJACKED = True\n"})
+wheel("cordon_shadow", "1.0", {"cordon_shadow/__init__.py": module, "json/__init__.py": b"HIJACKED = True\n",
+                                "_sysconfigdata__x86_64-linux-gnu.py": b"build_time_vars = {}\n"})
+wheel("cordon_many", "1.0", dict([("a%04d.py" % i, b"") for i in range(1001)] + [("json/__init__.py", b"HIJACKED = True\n")]))
 wheel("cordon_startup", "1.0", {"cordon_startup/__init__.py": module,
                                 "sitecustomize.py": b"import os\nprint('ran at interpreter start')\n"})
 wheel("cordon_pth", "1.0", {"cordon_pth/__init__.py": module,
