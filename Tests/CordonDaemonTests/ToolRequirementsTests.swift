@@ -261,6 +261,39 @@ extension ToolRequirementsTests {
         #expect(try aside().isEmpty)
     }
 
+    /// install.run is bounded for a user who is not an admin: one queued or running at a time,
+    /// and no sdist builds (a build runs the package's code in the one slot everyone shares).
+    @Test func anUnprivilegedUsersInstallRunIsBounded() throws {
+        let d = try daemon()
+        let client = """
+            import json, socket, sys, time
+            def conn():
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(120)
+                s.connect(sys.argv[1])
+                return s
+            def ask(s, i, reqs):
+                s.sendall((json.dumps({"jsonrpc": "2.0", "id": i, "method": "install.run", "params": {"requirements": reqs, "policy": "gate"}}) + "\\n").encode())
+            a, b = conn(), conn()
+            ask(a, 1, ["cordon-app", "cordon-clean"])
+            time.sleep(0.3)
+            ask(b, 2, ["cordon-clean"])
+            print(b.makefile().readline().strip())
+            print(a.makefile().readline().strip())
+            """
+        let r = TestDaemon.runAs(uid: 65534, gid: 65534, ["/usr/bin/python3", "-c", client, d.socket])
+        let lines = r.stdout.split(separator: "\n").compactMap { try? JSON.parse(Array($0.utf8)) }
+        #expect(lines.count == 2, "\(r)")
+        #expect(lines.first?["error"]?["code"] == .int(-32008), "the second at once is busy: \(lines)")
+        #expect(lines.last?["result"]?["outcome"] == .string("installed"), "the first runs: \(lines)")
+        // An sdist: refused for this user whatever the policy says (gate builds them).
+        let sdist = "cordon-built==1.0 --hash=sha256:\(sha256("cordon_built-1.0.tar.gz"))"
+        let asked = TestDaemon.runAs(uid: 65534, gid: 65534, [TestDaemon.cordon, "install", "--socket", d.socket, "--policy", "gate", "--json", sdist])
+        #expect(asked.status == 1, "\(asked)")
+        let answer = try JSON.parse(Array(asked.stdout.utf8))
+        #expect(answer["verdicts"]?.arrayValue?.contains { $0["rule"] == .string("install.sdists") && $0["refuses"] == .bool(true) } == true, "\(answer)")
+    }
+
     /// `install.run` with `progress`: the steps arrive as notifications before the answer.
     @Test func installRunSaysItsStepsAsItGoes() throws {
         let d = try daemon()
