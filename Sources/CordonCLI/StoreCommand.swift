@@ -24,8 +24,8 @@ struct StoreGCCommand: ParsableCommand {
         abstract: "Remove the installed sets no tool's requirements pin (and --keep does not name), then the files no set holds.",
         discussion: """
         A set some tool's requires or lock was installed as (STATE/store/pins) is kept, and so is \
-        every set named by --keep or kept or used within --min-age. The others are moved aside — never emptied in place, a running \
-        sandbox may have one mounted — and removed when cordond next starts. Then each downloaded \
+        every set named by --keep or kept or used within --min-age. The others are moved aside (never emptied in place: a running \
+        sandbox may have one mounted) and removed when cordond next starts. Then each downloaded \
         file no remaining set holds is removed, unless it is younger than a day (an install in \
         progress may be about to keep it). --dry-run says what would go and changes nothing. \
         Exit status: 0 done, 2 an error (another process holding the store says so).
