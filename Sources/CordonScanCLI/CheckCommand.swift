@@ -94,45 +94,17 @@ struct CheckCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        // The archives on every core (the install gate waits for the last one), largest first so
-        // that the longest is not left for the end; each thread with a database connection of
-        // its own. The results are printed in the manifest's order.
+        // The archives on every core (the install gate waits for the last one), each thread with
+        // a database connection of its own (one that opened once opens again).
         let asked = requests
-        let results = Results(count: asked.count)
-        let order = asked.indices.sorted { Self.size(asked[$0].0) > Self.size(asked[$1].0) }
-        let next = Mutex(0)
-        let threads = min(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), Self.maxThreads, max(1, asked.count))
-        let work: @Sendable (VulnDatabase?) -> Void = { database in
-            while true {
-                let taken = next.withLock { n -> Int? in
-                    guard n < order.count else { return nil }
-                    defer { n += 1 }
-                    return order[n]
-                }
-                guard let i = taken else { return }
-                let (file, expected) = asked[i]
-                results.set(i, Self.check(file: file, expected, database))
-            }
+        var first = true
+        let results = LargestFirst.run(asked.map(\.0), thread: "check") { () -> (@Sendable (Int) -> JSON)? in
+            let own = first ? database : database.flatMap { try? VulnDatabase(readingAt: $0.path) }
+            first = false
+            if database != nil && own == nil { return nil }
+            return { i in Self.check(file: asked[i].0, asked[i].1, own) }
         }
-        var started: [Threads.Joinable] = []
-        for _ in 1..<threads {
-            // A connection per thread; a database that opened once opens again.
-            let own = database.flatMap { try? VulnDatabase(readingAt: $0.path) }
-            if database != nil && own == nil { break }
-            guard let t = try? Threads.start("check", signals: .inherited, { work(own) }) else { break }
-            started.append(t)
-        }
-        work(database)
-        for t in started { t.join() }
-        for r in results.all { print(r.text) }
-    }
-
-    /// Threads one check uses at most (each holds an archive's reading in memory).
-    static let maxThreads = 4
-
-    static func size(_ path: String) -> Int64 {
-        var st = stat()
-        return lstat(path, &st) == 0 ? Int64(st.st_size) : 0
+        for r in results { print(r.text) }
     }
 
     /// One archive of the manifest, opened without following a link or blocking on a FIFO.
@@ -142,14 +114,6 @@ struct CheckCommand: ParsableCommand {
         guard fd >= 0 else { return JSON.object([("filename", .string(expected.filename)), ("error", .string("\(file): \(SystemError.text(errno))"))]) }
         defer { close(fd) }
         return check(descriptor: fd, shown: file, expected, database)
-    }
-
-    /// Results by index, set from any thread.
-    final class Results: Sendable {
-        private let values: Mutex<[JSON?]>
-        init(count: Int) { values = Mutex(Array(repeating: nil, count: count)) }
-        func set(_ i: Int, _ v: JSON) { values.withLock { $0[i] = v } }
-        var all: [JSON] { values.withLock { $0.map { $0 ?? .null } } }
     }
 
     /// One archive from a descriptor: hashed whole first (the digest the result carries is of

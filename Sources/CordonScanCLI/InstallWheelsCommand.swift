@@ -57,36 +57,17 @@ struct InstallWheelsCommand: ParsableCommand {
             printError("cordon-scan install-wheels: \(error)")
             throw ExitCode(2)
         }
-        // The wheels on every core, largest first; a line for each, in the manifest's order. Of two
+        // The wheels on every core (`LargestFirst`); a line for each, in the manifest's order. Of two
         // wheels with one path, the one that claims it first writes it and the other fails,
         // naming both in the manifest's order.
         let asked = wheels
-        let lines = Mutex<[(json: JSON, failed: Bool)?]>(Array(repeating: nil, count: asked.count))
-        let order = asked.indices.sorted { CheckCommand.size(asked[$0].file) > CheckCommand.size(asked[$1].file) }
-        let next = Mutex(0)
-        let work: @Sendable () -> Void = {
-            while true {
-                let taken = next.withLock { n -> Int? in
-                    guard n < order.count else { return nil }
-                    defer { n += 1 }
-                    return order[n]
-                }
-                guard let i = taken else { return }
-                let line = Self.install(asked[i].file, filename: asked[i].filename, rank: i, installer)
-                lines.withLock { $0[i] = line }
-            }
+        let lines = LargestFirst.run(asked.map(\.file), thread: "install") { () -> (@Sendable (Int) -> (json: JSON, failed: Bool))? in
+            { i in Self.install(asked[i].file, filename: asked[i].filename, rank: i, installer) }
         }
-        var started: [Threads.Joinable] = []
-        for _ in 1..<min(max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), CheckCommand.maxThreads, max(1, asked.count)) {
-            guard let t = try? Threads.start("install", signals: .inherited, work) else { break }
-            started.append(t)
-        }
-        work()
-        for t in started { t.join() }
         // Each wheel that was tried; one that failed is said on stderr too (its parent shows
         // the last of it), and the set is not kept.
         var failed = false
-        for line in lines.withLock({ $0 }).compactMap({ $0 }) {
+        for line in lines {
             print(line.json.text)
             if line.failed {
                 failed = true
