@@ -151,6 +151,35 @@ enum Harness {
         }
     }
 
+    /// A process as (pid, start time in clock ticks since boot): a pid can be reused, the pair not.
+    struct ProcessIdentity: Hashable { let pid: Int32; let start: UInt64 }
+
+    static func identity(_ pid: Int32) -> ProcessIdentity? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After "pid (comm)" come the fields from the 3rd on; the start time is the 22nd.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let start = UInt64(fields[19]) else { return nil }
+        return ProcessIdentity(pid: pid, start: start)
+    }
+
+    /// The live processes in the uid slot of `pid` (the sandbox's whole range of 65,536 uids).
+    static func processesInTheSandboxOf(_ pid: Int32) -> Set<ProcessIdentity> {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
+              let uid = line.split(separator: "\t").dropFirst().first.flatMap({ UInt32($0) }), uid >= 0x4000_0000 else { return [] }
+        let low = uid - (uid - 0x4000_0000) % 65536
+        return Set(processes(inUIDRange: low...(low + 65535)).compactMap(identity))
+    }
+
+    /// Those of `processes` still alive: the same pid with the same start time, not a zombie.
+    static func survivors(_ processes: Set<ProcessIdentity>) -> [Int32] {
+        processes.filter { p in
+            guard identity(p.pid) == p, let status = try? String(contentsOfFile: "/proc/\(p.pid)/status", encoding: .utf8) else { return false }
+            return !status.contains("State:\tZ")
+        }.map(\.pid)
+    }
+
     /// Cordon's cgroup directories on the host for the sandbox that had `range`.
     static func cgroupDirs(forRange range: ClosedRange<UInt32>) -> [String] {
         let slot = (range.lowerBound - 0x4000_0000) / 65536
