@@ -149,7 +149,8 @@ struct InstallCommand: ParsableCommand {
             print(JSON.object(members).text(JSON.Format(indent: "  ")))
         } else {
             for v in outcome.verdicts {
-                printError("cordon install: \(v.refuses ? "refused" : "warning"): \(v)")
+                // A verdict's own text says "warning:" after the file; here the word leads.
+                printError("cordon install: \(v.refuses ? "refused" : "warning"): \(v.package) \(v.version) \(v.filename): \(v.evidence) (\(v.rule.key))")
             }
             if let set = outcome.set {
                 let n = outcome.record["files"]?.arrayValue?.count ?? 0

@@ -218,14 +218,28 @@ public enum InstallGate {
         if let reason = f.advisoriesUnchecked, gate.denyVulnerabilitySeverity != .never {
             verdict(.vulnerability, "its advisories were not checked (\(SimpleIndex.shown(reason))), and install.deny_vulnerability_severity = \"\(gate.denyVulnerabilitySeverity.rawValue)\" needs them checked")
         }
+        /// A judgement the policy's author accepted for this package (`install.accept`): let
+        /// through as a warning that says so and why.
+        func judged(_ rule: Verdict.Rule, _ evidence: String, refuses: Bool, finding: PackageFacts.Finding? = nil, advisory: String? = nil) {
+            let kind: Policy.Acceptance.Rule = rule == .typosquats ? .typosquats : rule == .finding ? .finding : .vulnerability
+            let accepted = gate.accept.first { a in
+                a.rule == kind && a.package == f.name && (a.version.map { sameVersion($0, f.version) } ?? true)
+                    && (kind != .finding || (a.finding == finding?.rule && (a.file == nil || a.file == finding?.file)))
+                    && (kind != .vulnerability || a.advisory == advisory)
+            }
+            if let accepted { verdict(rule, "\(evidence); accepted by install.accept: \(SimpleIndex.shown(accepted.reason))", refuses: false) }
+            else { verdict(rule, evidence, refuses: refuses) }
+        }
         for advisory in f.advisories where gate.denyVulnerabilitySeverity.refuses(graded(advisory.severity)) {
-            verdict(.vulnerability, "\(advisory.id) (\(graded(advisory.severity)))\(advisory.fixed.map { ", fixed in \($0)" } ?? ", no fixed version")")
+            judged(.vulnerability, "\(advisory.id) (\(graded(advisory.severity)))\(advisory.fixed.map { ", fixed in \($0)" } ?? ", no fixed version")", refuses: true,
+                   advisory: advisory.id)
         }
         if let popular = f.typosquatOf {
-            verdict(.typosquats, "\(f.name) is one edit from the popular \(popular)", refuses: gate.typosquats == .refuse)
+            judged(.typosquats, "\(f.name) is one edit from the popular \(popular)", refuses: gate.typosquats == .refuse)
         }
         for finding in f.findings where gate.denyFindingSeverity.refuses(graded(finding.severity)) {
-            verdict(.finding, "\(finding.rule) (\(graded(finding.severity)))\(finding.file.map { " in \(SimpleIndex.shown($0))" } ?? ""): \(SimpleIndex.shown(finding.message))")
+            judged(.finding, "\(finding.rule) (\(graded(finding.severity)))\(finding.file.map { " in \(SimpleIndex.shown($0))" } ?? ""): \(SimpleIndex.shown(finding.message))",
+                   refuses: true, finding: finding)
         }
         return out
     }

@@ -242,6 +242,9 @@ public struct Policy: Sendable, Equatable {
         public var requireProvenance: [String] = []
         /// A yanked file (PEP 592): refused, or installed when the request pins it exactly.
         public var yanked = YankedRule.refuse
+        /// Refusals of the judgement rules (a likely typosquat, a heuristic finding, an advisory)
+        /// that the policy's author has looked at and accepts for one package, each with why.
+        public var accept: [Acceptance] = []
         public init() {}
 
         /// The hosts ("host:port") the resolver and the downloader may reach: the index's, and
@@ -256,6 +259,43 @@ public struct Policy: Sendable, Equatable {
         /// Whether `name` (PEP 503-normalized) must have a verified attestation.
         public func requiresProvenance(_ name: String) -> Bool {
             requireProvenance.contains("*") || requireProvenance.contains(name)
+        }
+    }
+
+    /// One accepted refusal (`install.accept`): the gate lets the file through with a warning
+    /// that names the entry and its reason. Only the rules that are judgements can be accepted;
+    /// the integrity checks (hashes, identity, the whole set), allow/deny, age, yanks, sdists,
+    /// provenance and the standard-library check cannot.
+    public struct Acceptance: Sendable, Equatable {
+        /// The rule, by the key its refusals name.
+        public enum Rule: String, Sendable, Equatable, CaseIterable {
+            case typosquats = "install.typosquats"
+            case finding = "install.deny_finding_severity"
+            case vulnerability = "install.deny_vulnerability_severity"
+        }
+        public var rule: Rule
+        /// PEP 503-normalized.
+        public var package: String
+        /// The release it holds for (nil: every release; only for `install.typosquats`, a
+        /// property of the name): a new release is judged afresh.
+        public var version: String?
+        /// `install.deny_finding_severity`: the heuristic's rule ("credential-access"), and the
+        /// file in the package it was found in (nil: any file of the package).
+        public var finding: String?
+        public var file: String?
+        /// `install.deny_vulnerability_severity`: the advisory's id.
+        public var advisory: String?
+        /// Why it is accepted, kept in every record it lets a file through.
+        public var reason: String
+        public init(rule: Rule, package: String, version: String? = nil, finding: String? = nil, file: String? = nil,
+                    advisory: String? = nil, reason: String) {
+            self.rule = rule
+            self.package = package
+            self.version = version
+            self.finding = finding
+            self.file = file
+            self.advisory = advisory
+            self.reason = reason
         }
     }
 

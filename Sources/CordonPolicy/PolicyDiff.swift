@@ -152,6 +152,11 @@ public struct PolicyDiff: Sendable, Equatable {
             }
         }
         if x.yanked == .allowPinned && y.yanked == .refuse { add("install.yanked", "installs a yanked file the request pins exactly (other: refused)") }
+        for a in x.accept where !y.accept.contains(a) {
+            let what = [a.version.map { " \($0)" }, a.finding.map { ", finding \($0)" }, a.file.map { " in \($0)" }, a.advisory.map { ", advisory \($0)" }]
+                .compactMap { $0 }.joined()
+            add("install.accept", "installs \(a.package)\(what) despite \(a.rule.rawValue) (\"\(a.reason)\")")
+        }
     }
 
     static func size(_ bytes: UInt64) -> String { Units.formatSize(bytes) }

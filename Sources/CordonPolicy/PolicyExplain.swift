@@ -148,6 +148,15 @@ public struct PolicyExplanation: Sendable, Equatable {
             add("install", "sdists", quote(install.sdists.rawValue))
             names("require_provenance", install.requireProvenance)
             add("install", "yanked", quote(install.yanked.rawValue))
+            if install.accept.isEmpty { add("install", "accept", "[]") }
+            for a in install.accept {
+                var parts = ["rule = \(quote(a.rule.rawValue))", "package = \(quote(a.package))"]
+                for (key, value) in [("version", a.version), ("finding", a.finding), ("file", a.file), ("advisory", a.advisory)] {
+                    if let value { parts.append("\(key) = \(quote(value))") }
+                }
+                parts.append("reason = \(quote(a.reason))")
+                add("install", "accept", "{ \(parts.joined(separator: ", ")) }")
+            }
         }
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)
     }
@@ -155,7 +164,7 @@ public struct PolicyExplanation: Sendable, Equatable {
     /// The effective policy as a TOML file, each value commented with where it came from.
     public func toml() -> String {
         let lists: Set<String> = ["read_only", "read_write", "tmpfs", "hide", "pass_env", "keep", "allow", "users", "groups",
-                                   "index_hosts", "deny", "require_provenance"]
+                                   "index_hosts", "deny", "require_provenance", "accept"]
         var out = "# effective policy \(quote(policy))" + (extends.isEmpty ? "" : ", extends \(extends.map(quote).joined(separator: ", "))") + "\n"
         var table = ""
         var index = 0

@@ -43,7 +43,7 @@ public enum PolicyParser {
         "workspace": ["allow"],
         "daemon": ["warm"],
         "install": ["index", "index_hosts", "min_release_age", "require_hashes", "deny_vulnerability_severity", "deny_finding_severity",
-                    "allow", "deny", "typosquats", "sdists", "require_provenance", "yanked"],
+                    "allow", "deny", "typosquats", "sdists", "require_provenance", "yanked", "accept"],
     ]
 
     /// Finds a policy or profile named in `extends`: (name, the extending file's source) →
@@ -489,6 +489,88 @@ public struct ConfigReader {
             if let rule = Policy.YankedRule(rawValue: text) { install.yanked = rule }
             else { error("install.yanked", line(t, "yanked"), "unknown rule \"\(ConfigReader.printable(text))\" (expected: refuse, allow-pinned)") }
         }
+        if let v = t["accept"] {
+            if case .array(let items) = v.kind {
+                for (i, item) in items.enumerated() {
+                    if let entry = acceptance(item, "install.accept[\(i)]"), !install.accept.contains(entry) { install.accept.append(entry) }
+                }
+            } else {
+                error("install.accept", v.location.line, "expected an array of tables {rule, package, version, finding, file, advisory, reason}, found \(v.typeName)")
+            }
+        }
+    }
+
+    /// One `install.accept` entry: which refusal of which package (and release, finding, file or
+    /// advisory) is accepted, and why. Each rule takes the fields that say what it refused.
+    mutating func acceptance(_ item: TOMLValue, _ path: String) -> Policy.Acceptance? {
+        guard case .table(let entry) = item.kind else {
+            error(path, item.location.line, "expected a table {rule, package, version, finding, file, advisory, reason}, found \(item.typeName)")
+            return nil
+        }
+        let known = ["rule", "package", "version", "finding", "file", "advisory", "reason"]
+        var ok = true
+        for k in entry.keys where !known.contains(k) {
+            error("\(path).\(k)", entry.keyLocation(k)?.line, "unknown key" + PolicyParser.suggestion(for: k, among: known))
+            ok = false
+        }
+        let ruleText = string(entry, path, "rule", required: true)
+        let package = string(entry, path, "package", required: true)
+        let version = string(entry, path, "version")
+        let finding = string(entry, path, "finding")
+        let file = string(entry, path, "file")
+        let advisory = string(entry, path, "advisory")
+        let reason = string(entry, path, "reason", required: true)
+        var rule: Policy.Acceptance.Rule?
+        if let ruleText {
+            rule = Policy.Acceptance.Rule(rawValue: ruleText)
+            if rule == nil {
+                error("\(path).rule", line(entry, "rule"), "\"\(ConfigReader.printable(ruleText))\" cannot be accepted (expected: \(Policy.Acceptance.Rule.allCases.map(\.rawValue).joined(separator: ", ")), the key a refusal names; the other checks are not judgements)")
+            }
+        }
+        if let package, !isValidPyPIName(package) {
+            error("\(path).package", line(entry, "package"), "\"\(ConfigReader.printable(package))\" is not a package name (letters, digits, '.', '_' and '-', starting and ending with a letter or digit)")
+            ok = false
+        }
+        func token(_ value: String?, _ key: String, max: Int, allowed: (UInt8) -> Bool, what: String) {
+            guard let value else { return }
+            if value.isEmpty || value.utf8.count > max || !value.utf8.allSatisfy(allowed) {
+                error("\(path).\(key)", line(entry, key), "\"\(ConfigReader.printable(value))\" is not \(what)")
+                ok = false
+            }
+        }
+        let word: (UInt8) -> Bool = { c in (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2d || c == 0x2e || c == 0x5f }
+        token(version, "version", max: 64, allowed: { word($0) || $0 == 0x2b || $0 == 0x21 }, what: "a version (e.g. \"2.17.0\")")
+        token(finding, "finding", max: 64, allowed: word, what: "a heuristic's rule name (e.g. \"credential-access\")")
+        token(advisory, "advisory", max: 64, allowed: { word($0) || $0 == 0x3a }, what: "an advisory id (e.g. \"PYSEC-2023-117\", \"GHSA-xxxx-xxxx-xxxx\")")
+        if let file, file.isEmpty || file.utf8.count > 512 || hasControl(file) || file.hasPrefix("/") || file.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            error("\(path).file", line(entry, "file"), "\"\(ConfigReader.printable(file))\" is not a path inside a package (relative, as a refusal names it: \"httpx2/_auth.py\")")
+            ok = false
+        }
+        if let reason, reason.utf8.allSatisfy({ $0 == 0x20 }) || reason.utf8.count > 300 || hasControl(reason) {
+            error("\(path).reason", line(entry, "reason"), "say in 1 to 300 printable characters why it is accepted: it is kept in every record it lets a file through")
+            ok = false
+        }
+        guard let rule, let package, let reason, ok else { return nil }
+        // The fields each rule reads; any other is a mistake (an entry that would match more
+        // than its author meant, or never match).
+        let needs: [String]
+        let takes: [String]
+        switch rule {
+        case .typosquats: needs = []; takes = ["version"]
+        case .finding: needs = ["version", "finding"]; takes = ["version", "finding", "file"]
+        case .vulnerability: needs = ["version", "advisory"]; takes = ["version", "advisory"]
+        }
+        let given: [String: String?] = ["version": version, "finding": finding, "file": file, "advisory": advisory]
+        for key in needs where given[key]! == nil {
+            error("\(path).\(key)", entry.location.line, "missing: \(rule.rawValue) is accepted for one \(key == "version" ? "release (a new one is judged afresh)" : key) at a time")
+            ok = false
+        }
+        for key in ["version", "finding", "file", "advisory"] where given[key]! != nil && !takes.contains(key) {
+            error("\(path).\(key)", line(entry, key), "\(rule.rawValue) has no \(key) to match (it takes: \(takes.isEmpty ? "package" : (["package"] + takes).joined(separator: ", ")))")
+            ok = false
+        }
+        guard ok else { return nil }
+        return Policy.Acceptance(rule: rule, package: normalizePyPIName(package), version: version, finding: finding, file: file, advisory: advisory, reason: reason)
     }
 
     mutating func readProcess(_ t: TOMLTable, _ p: inout Policy.Process) {

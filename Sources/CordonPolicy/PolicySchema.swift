@@ -123,6 +123,15 @@ public enum PolicySchema {
                 "sdists": enumeration(Policy.SdistRule.allCases.map(\.rawValue)),
                 "require_provenance": strings(.object([("type", .string("string")), ("pattern", .string("^(\\*|\(packageName))$"))])),
                 "yanked": enumeration(Policy.YankedRule.allCases.map(\.rawValue)),
+                "accept": strings(table([
+                    ("rule", enumeration(Policy.Acceptance.Rule.allCases.map(\.rawValue))),
+                    ("package", .object([("type", .string("string")), ("pattern", .string("^\(packageName)$"))])),
+                    ("version", .object([("type", .string("string")), ("pattern", .string(#"^[A-Za-z0-9._+!-]{1,64}$"#))])),
+                    ("finding", .object([("type", .string("string")), ("pattern", .string(#"^[A-Za-z0-9._-]{1,64}$"#))])),
+                    ("file", .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(512))])),
+                    ("advisory", .object([("type", .string("string")), ("pattern", .string(#"^[A-Za-z0-9._:-]{1,64}$"#))])),
+                    ("reason", .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(300))])),
+                ], required: ["rule", "package", "reason"])),
             ],
             "capabilities": ["keep": strings(capability)],
             "network": [

@@ -99,7 +99,7 @@ public struct SpawnPlanCache: Sendable {
         let binary = FileSystem.identity("/proc/self/exe").map { i in
             "\(i.device):\(i.inode):\(i.size):\(i.modified.seconds).\(i.modified.nanoseconds):\(i.changed.seconds).\(i.changed.nanoseconds)"
         } ?? "unknown"
-        return "cordon-plan 6\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
+        return "cordon-plan 7\nbinary \(binary)\nlibseccomp \(SeccompCompiler.versionString)"
     }()
 
     // MARK: lookup and store
@@ -416,6 +416,10 @@ extension ByteWriter {
         string(i.denyVulnerabilitySeverity.rawValue); string(i.denyFindingSeverity.rawValue)
         strings(i.allow); strings(i.deny); string(i.typosquats.rawValue); string(i.sdists.rawValue)
         strings(i.requireProvenance); string(i.yanked.rawValue)
+        array(i.accept) { w, a in
+            w.string(a.rule.rawValue); w.string(a.package); w.optional(a.version) { $0.string($1) }; w.optional(a.finding) { $0.string($1) }
+            w.optional(a.file) { $0.string($1) }; w.optional(a.advisory) { $0.string($1) }; w.string(a.reason)
+        }
     }
 }
 
@@ -500,7 +504,13 @@ extension ByteReader {
               let vulnerabilities = string().flatMap(Policy.ImageGate.init(rawValue:)), let findings = string().flatMap(Policy.ImageGate.init(rawValue:)),
               let allowNames = strings(), let denyNames = strings(), let typosquats = string().flatMap(Policy.TyposquatRule.init(rawValue:)),
               let sdists = string().flatMap(Policy.SdistRule.init(rawValue:)), let provenance = strings(),
-              let yanked = string().flatMap(Policy.YankedRule.init(rawValue:))
+              let yanked = string().flatMap(Policy.YankedRule.init(rawValue:)),
+              let accept: [Policy.Acceptance] = array({ r in
+                  guard let rule = r.string().flatMap(Policy.Acceptance.Rule.init(rawValue:)), let package = r.string(),
+                        let version = r.optional({ $0.string() }), let finding = r.optional({ $0.string() }),
+                        let file = r.optional({ $0.string() }), let advisory = r.optional({ $0.string() }), let reason = r.string() else { return nil }
+                  return Policy.Acceptance(rule: rule, package: package, version: version, finding: finding, file: file, advisory: advisory, reason: reason)
+              })
         else { return nil }
         p.install.index = ServiceURL(scheme: scheme, host: host, port: port, path: path)
         p.install.indexHosts = indexHosts
@@ -514,6 +524,7 @@ extension ByteReader {
         p.install.sdists = sdists
         p.install.requireProvenance = provenance
         p.install.yanked = yanked
+        p.install.accept = accept
         return p
     }
 }

@@ -96,6 +96,7 @@ struct PolicyDiffTests {
         loose.install.allow = ["requests", "flask", "rich"]
         loose.install.typosquats = .warn
         loose.install.yanked = .allowPinned
+        loose.install.accept = [Policy.Acceptance(rule: .finding, package: "httpx2", version: "2.17.0", finding: "credential-access", file: "httpx2/_auth.py", reason: "NetRCAuth")]
         let diff = PolicyDiff.diff(strict, s, loose, s)
         let widened = diff.onlyB.map { "\($0.key): \($0.detail)" }
         #expect(widened == [
@@ -111,6 +112,7 @@ struct PolicyDiffTests {
             "install.sdists: builds releases that have no wheel, in the build sandbox (other: refused)",
             "install.require_provenance: installs requests without a verified attestation",
             "install.yanked: installs a yanked file the request pins exactly (other: refused)",
+            "install.accept: installs httpx2 2.17.0, finding credential-access in httpx2/_auth.py despite install.deny_finding_severity (\"NetRCAuth\")",
         ], "\(widened)")
         // The strict side differs only in its index (and pypi.org's file host).
         #expect(diff.onlyA.map { "\($0.key): \($0.detail)" } == [

@@ -192,6 +192,51 @@ struct InstallGateTests {
         #expect(warned.count == 1 && !warned[0].refuses && warned[0].description.contains("warning: reqeusts is one edit"))
     }
 
+    /// `install.accept`: a judgement accepted for one package (and release, finding and file, or
+    /// advisory) lets that file through with a warning naming the reason; anything the entry does
+    /// not match is still refused.
+    @Test func acceptedJudgementsPassAsWarningsAndNothingElseDoes() {
+        var gate = Policy.Install()
+        gate.accept = [
+            Policy.Acceptance(rule: .typosquats, package: "httpx2", reason: "the HTTPX project's 2.x line"),
+            Policy.Acceptance(rule: .finding, package: "httpx2", version: "2.17.0", finding: "credential-access", file: "httpx2/_auth.py", reason: "NetRCAuth reads ~/.netrc"),
+            Policy.Acceptance(rule: .vulnerability, package: "jinja2", version: "3.1.2", advisory: "GHSA-1", reason: "no untrusted templates"),
+        ]
+        var f = Self.clean("httpx2", "2.17.0")
+        f.typosquatOf = "httpx"
+        f.findings = [PackageFacts.Finding(rule: "credential-access", severity: "critical", message: "reads credentials", file: "httpx2/_auth.py")]
+        let verdicts = InstallGate.decide(gate, f, now: Self.now)
+        #expect(verdicts.count == 2 && verdicts.allSatisfy { !$0.refuses }, "\(verdicts)")
+        #expect(verdicts.map(\.description) == [
+            "httpx2 2.17.0 httpx2-2.17.0-py3-none-any.whl: warning: httpx2 is one edit from the popular httpx; accepted by install.accept: the HTTPX project's 2.x line (install.typosquats)",
+            "httpx2 2.17.0 httpx2-2.17.0-py3-none-any.whl: warning: credential-access (critical) in httpx2/_auth.py: reads credentials; accepted by install.accept: NetRCAuth reads ~/.netrc (install.deny_finding_severity)",
+        ])
+        // Another release, another file, another finding, another package: refused as before.
+        var next = f
+        next.version = "2.18.0"
+        next.filename = "httpx2-2.18.0-py3-none-any.whl"
+        next.metadataVersion = "2.18.0"
+        #expect(InstallGate.decide(gate, next, now: Self.now).filter(\.refuses).map(\.rule) == [.finding])
+        var elsewhere = f
+        elsewhere.findings[0].file = "httpx2/_client.py"
+        #expect(InstallGate.decide(gate, elsewhere, now: Self.now).filter(\.refuses).map(\.rule) == [.finding])
+        var otherFinding = f
+        otherFinding.findings[0].rule = "download-exec"
+        #expect(InstallGate.decide(gate, otherFinding, now: Self.now).filter(\.refuses).map(\.rule) == [.finding])
+        var squat = Self.clean("httpcore2", "2.17.0")
+        squat.typosquatOf = "httpcore"
+        #expect(InstallGate.decide(gate, squat, now: Self.now).filter(\.refuses).map(\.rule) == [.typosquats])
+        // An advisory by its id, for the release named.
+        var jinja = Self.clean("jinja2", "3.1.2")
+        jinja.advisories = [PackageFacts.Advisory(id: "GHSA-1", severity: "high"), PackageFacts.Advisory(id: "GHSA-2", severity: "critical")]
+        let judged = InstallGate.decide(gate, jinja, now: Self.now)
+        #expect(judged.map(\.refuses) == [false, true] && judged[0].description.contains("accepted by install.accept: no untrusted templates"), "\(judged)")
+        // Nothing but those rules is accepted: the same package's hash is checked as ever.
+        var tampered = f
+        tampered.indexSHA256 = Self.other
+        #expect(InstallGate.decide(gate, tampered, now: Self.now).filter(\.refuses).map(\.rule) == [.hash])
+    }
+
     /// What the caller hands in is not taken on trust: a name in any spelling, a missing index
     /// hash, a severity the gate does not know, a file name or METADATA that says otherwise.
     @Test func theFactsAreCheckedNotTrusted() {

@@ -192,6 +192,57 @@ struct PolicyParserTests {
         #expect(errors("[instal]\nindex = \"https://pypi.org/simple\"").first?.contains("did you mean 'install'") == true)
     }
 
+    /// `install.accept`: an accepted judgement names its rule by the key a refusal prints, one
+    /// package, and for a finding or an advisory one release and what was found; each entry
+    /// takes only the fields its rule matches on, and says why.
+    @Test func installAccept() throws {
+        let p = try parse("""
+            [install]
+            accept = [
+              { rule = "install.typosquats", package = "HTTPX2", reason = "the HTTPX project's 2.x line" },
+              { rule = "install.deny_finding_severity", package = "httpx2", version = "2.17.0", finding = "credential-access", file = "httpx2/_auth.py", reason = "NetRCAuth" },
+              { rule = "install.deny_vulnerability_severity", package = "jinja2", version = "3.1.2", advisory = "GHSA-h5c8-rqwp-cp95", reason = "no untrusted templates" },
+              { rule = "install.typosquats", package = "httpx2", reason = "the HTTPX project's 2.x line" },
+            ]
+            """).install
+        #expect(p.accept == [
+            Policy.Acceptance(rule: .typosquats, package: "httpx2", reason: "the HTTPX project's 2.x line"),
+            Policy.Acceptance(rule: .finding, package: "httpx2", version: "2.17.0", finding: "credential-access", file: "httpx2/_auth.py", reason: "NetRCAuth"),
+            Policy.Acceptance(rule: .vulnerability, package: "jinja2", version: "3.1.2", advisory: "GHSA-h5c8-rqwp-cp95", reason: "no untrusted templates"),
+        ], "\(p.accept)")
+        let bad = errors("""
+            [install]
+            accept = [
+              { rule = "install.deny_finding_severity", package = "httpx2", finding = "credential-access", reason = "r" },
+              { rule = "hash check", package = "httpx2", reason = "r" },
+              { rule = "install.typosquats", package = "httpx2" },
+              { rule = "install.typosquats", package = "httpx2", advisory = "X-1", reason = "r" },
+              { rule = "install.deny_vulnerability_severity", package = "jinja2", version = "3.1.2", reason = "r" },
+              { rule = "install.typosquats", package = "requests!", reason = "r" },
+              { rule = "install.deny_finding_severity", package = "p", version = "1", finding = "f", file = "../etc/passwd", reason = "r" },
+              { rule = "install.typosquats", package = "p", reason = "   " },
+              { rule = "install.typosquats", package = "p", reason = "r", why = "x" },
+              "httpx2",
+              { rule = "install.deny_vulnerability_severity", package = "p", version = "1 or 2", advisory = "A", reason = "r" },
+            ]
+            """)
+        for (key, says) in [("install.accept[0].version", "missing: install.deny_finding_severity is accepted for one release"),
+                            ("install.accept[1].rule", "\"hash check\" cannot be accepted"),
+                            ("install.accept[2].reason", "missing required key"),
+                            ("install.accept[3].advisory", "install.typosquats has no advisory to match (it takes: package, version)"),
+                            ("install.accept[4].advisory", "missing"),
+                            ("install.accept[5].package", "is not a package name"),
+                            ("install.accept[6].file", "is not a path inside a package"),
+                            ("install.accept[7].reason", "say in 1 to 300 printable characters why"),
+                            ("install.accept[8].why", "unknown key"),
+                            ("install.accept[9]", "expected a table {rule, package"),
+                            ("install.accept[10].version", "is not a version")] {
+            #expect(bad.contains { $0.contains("\(key):") && $0.contains(says) }, "\(key): \(says) not in \(bad)")
+        }
+        #expect(bad.count == 11, "\(bad)")
+        #expect(errors("[install]\naccept = \"httpx2\"").first?.contains("install.accept: expected an array of tables") == true)
+    }
+
     @Test func allErrorsAreListed() {
         let found = errors("[limits]\npid = 1\nmemory = \"x\"\n[network]\nmode = \"open\"")
         #expect(found.count == 3, "\(found)")

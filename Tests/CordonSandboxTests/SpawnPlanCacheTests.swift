@@ -69,6 +69,8 @@ struct SpawnPlanCacheUnitTests {
         p.install.sdists = .refuse
         p.install.requireProvenance = ["*"]
         p.install.yanked = .allowPinned
+        p.install.accept = [Policy.Acceptance(rule: .typosquats, package: "httpx2", reason: "the 2.x line"),
+                            Policy.Acceptance(rule: .finding, package: "httpx2", version: "2.17.0", finding: "credential-access", file: "httpx2/_auth.py", reason: "netrc")]
         return p
     }
 
@@ -103,7 +105,7 @@ struct SpawnPlanCacheUnitTests {
     @Test func theCodecKnowsEveryField() {
         func count(_ value: Any) -> Int { Mirror(reflecting: value).children.count }
         let p = Self.everyField
-        #expect(count(p) == 16 && count(p.workspace) == 1 && count(p.daemon) == 1 && count(p.install) == 12 && count(p.install.index) == 4)
+        #expect(count(p) == 16 && count(p.workspace) == 1 && count(p.daemon) == 1 && count(p.install) == 13 && count(p.install.index) == 4 && count(p.install.accept[1]) == 7)
         #expect(count(p.filesystem) == 8 && count(p.filesystem.image!) == 2 && count(p.filesystem.readOnly[0]) == 4 && count(p.filesystem.tmpfs[0]) == 3)
         #expect(count(p.process) == 6 && count(p.process.env[0]) == 2)
         #expect(count(p.limits) == 8)
