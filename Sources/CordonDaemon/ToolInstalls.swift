@@ -46,12 +46,12 @@ final class ToolInstalls: Sendable {
         self.log = log
     }
 
-    /// What a pin is keyed by: everything the installed set depends on but the index's answers.
+    /// What a pin is keyed by: everything the installed set depends on but the index's answers —
+    /// the Python, and the gateway's key for the tool (`ToolManifest.requirementsKey`), so the
+    /// two cannot disagree on what a set depends on.
     static func request(_ m: ToolManifest, _ policy: Policy) -> String {
         var h = SHA256()
-        h.update(Array("cordon tool requirements 2\n\(pythonIdentity)\n\(policy.contentHash)\n".utf8))
-        for line in m.requires { h.update(Array("requires \(line)\n".utf8)) }
-        if let lock = m.lock { h.update(Array("lock \(lock)\n\(m.lockText ?? "")".utf8)) }
+        h.update(Array("cordon tool requirements 3\n\(pythonIdentity)\n\(m.requirementsKey(under: policy))".utf8))
         return h.hexDigest()
     }
 

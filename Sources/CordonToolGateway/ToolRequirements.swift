@@ -1,3 +1,4 @@
+import CordonJSON
 import CordonPolicy
 import CordonSystem
 import CordonTools
@@ -27,6 +28,18 @@ public struct RequirementsProblem: Error, Sendable, Equatable, CustomStringConve
     public init(_ description: String) { self.description = description }
 }
 
+extension ToolManifest {
+    /// What the set installed for this tool's requirements under `policy` depends on, besides
+    /// the Python and the index's answers: the policy's content (its gate) and the requirement
+    /// text, or the lock's name and text. The one definition: the gateway installs again when it
+    /// changes, and cordond's pin of the set is a hash of it (with the Python's identity).
+    /// JSON, so that no two different requests can spell the same key.
+    public func requirementsKey(under policy: Policy) -> String {
+        JSON.object([("policy", .string(policy.contentHash)), ("requires", .array(requires.map(JSON.string))),
+                     ("lock", lock.map(JSON.string) ?? .null), ("lockText", lockText.map(JSON.string) ?? .null)]).text
+    }
+}
+
 /// The phases of every tool with requirements, by tool name, each for the key (policy, requirement
 /// text) it was started for: a manifest or policy that changed starts a new install, and the
 /// answer of an install started for an older key is dropped.
@@ -44,10 +57,8 @@ final class ToolRequirements: @unchecked Sendable {
     // Guarded by `monitor`.
     private var entries: [String: Entry] = [:]
 
-    /// The key of `m`'s requirements under `policy`: what its installed set depends on.
-    static func key(_ m: ToolManifest, _ policy: Policy) -> String {
-        "\(policy.contentHash)\n\(m.requires.joined(separator: "\n"))\n\(m.lock ?? "")\n\(m.lockText ?? "")"
-    }
+    /// The key of `m`'s requirements under `policy` (`ToolManifest.requirementsKey`).
+    static func key(_ m: ToolManifest, _ policy: Policy) -> String { m.requirementsKey(under: policy) }
 
     /// What calls see of `name`: installing until the end of its install is published.
     func phase(_ name: String) -> RequirementsPhase? { monitor.locked { entries[name].map(Self.visible) } }

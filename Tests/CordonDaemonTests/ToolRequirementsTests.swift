@@ -122,6 +122,11 @@ final class ToolRequirementsTests {
         let first = try call(d, "clean")
         #expect(first["outcome"] == .string("ok"), "\(first) \(d.log())")
         #expect(text(first) == "/cordon/site/cordon_clean/__init__.py /cordon/site\n", "\(first)")
+        // Nine more in a row: the same set, no second install.
+        for i in 2...10 {
+            let again = try call(d, "clean")
+            #expect(again["outcome"] == .string("ok") && text(again) == text(first), "call \(i): \(again)")
+        }
         // One set in the store, read-only, root's; the call ran against that tree.
         let sets = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/sets").filter { $0.count == 64 }
         #expect(sets.count == 1, "\(sets)")
@@ -133,7 +138,7 @@ final class ToolRequirementsTests {
         let nobodysText = text(asNobody.first?["result"] ?? .null)
         #expect(nobodysText.hasPrefix("/cordon/site/cordon_clean/"), "\(asNobody)")
         let log = d.log()
-        #expect(log.contains("tool requirements") && log.contains("outcome=installed"), "\(log)")
+        #expect(log.contains("tool requirements") && log.components(separatedBy: "outcome=installed").count == 2, "\(log)")
     }
 
     @Test func aRefusedSetFailsTheToolsCallsWithTheGatesReasonAndInstallsNothing() throws {
@@ -351,6 +356,63 @@ struct RealPyPIToolTests {
         #expect(files.allSatisfy { $0["sha256"]?.stringValue?.count == 64 }, "\(files)")
         // The unprivileged user the manifest names.
         let asNobody = d.asUser(65534, [#"{"jsonrpc":"2.0","id":1,"method":"tool.call","params":{"name":"web","arguments":{},"timeout":120}}"#], timeout: 130)
+        #expect(asNobody.first?["result"]?["outcome"] == .string("ok"), "\(asNobody)")
+    }
+
+    /// An MCP server from its requirements: mcp-server-time and the official SDK it needs,
+    /// resolved from PyPI and let through the gate only by the policy's `install.accept`
+    /// entries (without them, httpx2 and httpcore2 are refused as likely typosquats and
+    /// httpx2's auth module for reading ~/.netrc). Its tools are listed once the set is in,
+    /// and a call answers ten times in a row from the one install, for root and for nobody.
+    @Test func anMCPServerFromItsRequirementsAnswersThroughTheAcceptedGate() throws {
+        let policy = """
+            [policy]
+            name = "mcp-gate"
+            extends = ["python-tool"]
+
+            [install]
+            accept = [
+              { rule = "install.typosquats", package = "httpx2", reason = "the HTTPX project's 2.x line, a dependency of mcp" },
+              { rule = "install.typosquats", package = "httpcore2", reason = "the HTTPX project's 2.x line, a dependency of mcp" },
+              { rule = "install.deny_finding_severity", package = "httpx2", version = "2.17.0", finding = "credential-access", file = "httpx2/_auth.py", reason = "NetRCAuth reads ~/.netrc for the requests it authenticates" },
+            ]
+
+            [access]
+            users = ["nobody"]
+            """
+        let manifest = """
+            [tool]
+            kind = "mcp"
+            description = "mcp-server-time, installed through the gate"
+            command = ["/usr/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
+            policy = "mcp-gate"
+            requires = ["mcp-server-time==2026.10.19"]
+            timeout = "5m"
+
+            [access]
+            users = ["nobody"]
+            """
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: ["mcp-gate": policy], files: ["tools/time.toml": manifest]) { d in
+            let imported = TestDaemon.exec("\(TestDaemon.productsDir)/cordon-scan", ["db", "import", "--state-dir", d.stateDir, SharedAdvisories.path])
+            try #require(imported.status == 0, "\(imported.stderr)")
+        }
+        let call = JSON.object([("name", .string("time.get_current_time")), ("arguments", .object([("timezone", .string("UTC"))])), ("timeout", .int(300))])
+        for i in 0..<10 {
+            let answer: JSON
+            do { answer = try d.call("tool.call", call) } catch { Issue.record("call \(i + 1): \(error)\n\(d.log())"); return }
+            let text = answer["result"]?["content"]?.arrayValue?.first?["text"]?.stringValue ?? ""
+            #expect(answer["outcome"] == .string("ok") && text.contains("\"timezone\": \"UTC\""), "call \(i + 1): \(answer) \(i == 0 ? d.log() : "")")
+        }
+        let listed = try d.call("tool.list", .object([]))
+        let names = (listed["tools"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        #expect(names.contains("time.get_current_time") && names.contains("time.convert_time"), "\(listed)")
+        // One install, whose record keeps the accepted refusals as warnings with their reasons.
+        let records = try FileManager.default.contentsOfDirectory(atPath: "\(d.stateDir)/store/records")
+        #expect(records.count == 1, "\(records)")
+        let record = try JSON.parse(Array(try String(contentsOfFile: "\(d.stateDir)/store/records/\(records.first ?? "")", encoding: .utf8).utf8))
+        let accepted = (record["verdicts"]?.arrayValue ?? []).filter { $0["refuses"] == .bool(false) && ($0["evidence"]?.stringValue ?? "").contains("accepted by install.accept") }
+        #expect(record["outcome"] == .string("installed") && accepted.count == 3, "\(record["verdicts"] ?? .null)")
+        let asNobody = d.asUser(65534, [#"{"jsonrpc":"2.0","id":1,"method":"tool.call","params":{"name":"time.get_current_time","arguments":{"timezone":"UTC"},"timeout":120}}"#], timeout: 130)
         #expect(asNobody.first?["result"]?["outcome"] == .string("ok"), "\(asNobody)")
     }
 }
