@@ -248,7 +248,8 @@ let package = Package(
                     exclude: ["http_clients.py", "openai_client.py"]),
         .testTarget(name: "CordonAuditTests", dependencies: ["CordonAudit", "CordonSQLite"]),
         .testTarget(name: "CordonDaemonTests", dependencies: ["CordonDaemon", "CordonRPC", "CordonJSON", "CordonAudit", "CordonSystem", "CLinux", "CordonTestNetwork"],
-                    exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py", "openai_endpoint.py", "hostile_server.py", "make_root_image.py"]),
+                    exclude: ["mcp_client.py", "mcp_concurrent.py", "mcp_stalls.py", "openai_endpoint.py", "hostile_server.py", "make_root_image.py",
+                             "mcp-server-time.lock"]),
         .testTarget(name: "CordonToolGatewayTests", dependencies: [
             "CordonToolGateway", "CordonTools", "CordonConfig", "CordonPolicy", "CordonSandbox", "CordonMCP", "CordonJSON", "CordonSystem",
         ], exclude: ["faulty_server.py", "hostile_server.py"]),

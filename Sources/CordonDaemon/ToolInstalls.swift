@@ -47,11 +47,16 @@ final class ToolInstalls: Sendable {
     }
 
     /// What a pin is keyed by: everything the installed set depends on but the index's answers —
-    /// the Python, and the gateway's key for the tool (`ToolManifest.requirementsKey`), so the
-    /// two cannot disagree on what a set depends on.
+    /// the Python, and the inputs the gateway's key is made of (`RequirementsInputs`), so the two
+    /// cannot disagree on what a set depends on. (Each line is one a manifest's parser let
+    /// through: printable, no newline. The bytes are those of the pins cordond has written since
+    /// format 2: an upgrade keeps them.)
     static func request(_ m: ToolManifest, _ policy: Policy) -> String {
+        let i = m.requirementsInputs(under: policy)
         var h = SHA256()
-        h.update(Array("cordon tool requirements 3\n\(pythonIdentity)\n\(m.requirementsKey(under: policy))".utf8))
+        h.update(Array("cordon tool requirements 2\n\(pythonIdentity)\n\(i.policyHash)\n".utf8))
+        for line in i.requires { h.update(Array("requires \(line)\n".utf8)) }
+        if let lock = i.lock { h.update(Array("lock \(lock)\n\(i.lockText ?? "")".utf8)) }
         return h.hexDigest()
     }
 

@@ -584,10 +584,12 @@ public final class InstallRun: @unchecked Sendable {
         for problem in checked["problems"]?.arrayValue ?? [] {
             if let text = problem.stringValue { f.findings.append(.init(rule: "record", severity: "high", message: text)) }
         }
-        for finding in checked["findings"]?.arrayValue ?? [] {
+        let listed = checked["findings"]?.arrayValue ?? []
+        for finding in listed {
             guard let rule = finding["rule"]?.stringValue, let severity = finding["severity"]?.stringValue else { continue }
             f.findings.append(.init(rule: rule, severity: severity, message: finding["message"]?.stringValue ?? "", file: finding["file"]?.stringValue))
         }
+        if let count = checked["findingCount"]?.intValue, count > Int64(listed.count) { f.findingsOmitted = Int(count) - listed.count }
         f.typosquatOf = checked["typosquatOf"]?.stringValue
         return f
     }

@@ -31,6 +31,9 @@ public struct PackageFacts: Sendable, Equatable {
     public var advisoriesUnchecked: String?
     /// The scanner's findings other than `typosquat`.
     public var findings: [Finding] = []
+    /// How many more findings the check counted than it listed (it lists the most severe 50):
+    /// with any left out, no finding of the file can be accepted (one not seen might not be).
+    public var findingsOmitted = 0
     /// The popular name this one is one edit from (the scanner's `typosquat` rule), if any.
     public var typosquatOf: String?
 
@@ -227,8 +230,13 @@ public enum InstallGate {
                     && (kind != .finding || (a.finding == finding?.rule && (a.file == nil || a.file == finding?.file)))
                     && (kind != .vulnerability || a.advisory == advisory)
             }
-            if let accepted { verdict(rule, "\(evidence); accepted by install.accept: \(SimpleIndex.shown(accepted.reason))", refuses: false) }
-            else { verdict(rule, evidence, refuses: refuses) }
+            if accepted != nil, kind == .finding, f.findingsOmitted > 0 {
+                verdict(rule, "\(evidence); not accepted by install.accept: the check found \(f.findingsOmitted) more than it listed, which could not be judged", refuses: refuses)
+            } else if let accepted {
+                verdict(rule, "\(evidence); accepted by install.accept: \(SimpleIndex.shown(accepted.reason, limit: Policy.Acceptance.maxReason))", refuses: false)
+            } else {
+                verdict(rule, evidence, refuses: refuses)
+            }
         }
         for advisory in f.advisories where gate.denyVulnerabilitySeverity.refuses(graded(advisory.severity)) {
             judged(.vulnerability, "\(advisory.id) (\(graded(advisory.severity)))\(advisory.fixed.map { ", fixed in \($0)" } ?? ", no fixed version")", refuses: true,
@@ -238,7 +246,7 @@ public enum InstallGate {
             judged(.typosquats, "\(f.name) is one edit from the popular \(popular)", refuses: gate.typosquats == .refuse)
         }
         for finding in f.findings where gate.denyFindingSeverity.refuses(graded(finding.severity)) {
-            judged(.finding, "\(finding.rule) (\(graded(finding.severity)))\(finding.file.map { " in \(SimpleIndex.shown($0))" } ?? ""): \(SimpleIndex.shown(finding.message))",
+            judged(.finding, "\(finding.rule) (\(graded(finding.severity)))\(finding.file.map { " in \(SimpleIndex.shown($0, limit: Policy.Acceptance.maxFile))" } ?? ""): \(SimpleIndex.shown(finding.message))",
                    refuses: true, finding: finding)
         }
         return out

@@ -287,6 +287,14 @@ public struct Policy: Sendable, Equatable {
         public var advisory: String?
         /// Why it is accepted, kept in every record it lets a file through.
         public var reason: String
+        /// The longest reason, and the longest file path (the check names a file by at most 300
+        /// characters; one of that length may have been cut), in characters.
+        public static let maxReason = 300
+        public static let maxFile = 299
+        /// Findings that report the archive itself, not its code: never accepted.
+        public static let integrityFindings: Set<String> = ["record", "unreadable-archive"]
+        /// Findings that say code was not read: accepted only for the file named.
+        public static let unreadFindings: Set<String> = ["unscanned-code", "sourceless-module", "pth-unreadable"]
         public init(rule: Rule, package: String, version: String? = nil, finding: String? = nil, file: String? = nil,
                     advisory: String? = nil, reason: String) {
             self.rule = rule

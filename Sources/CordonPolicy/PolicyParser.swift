@@ -542,12 +542,27 @@ public struct ConfigReader {
         token(version, "version", max: 64, allowed: { word($0) || $0 == 0x2b || $0 == 0x21 }, what: "a version (e.g. \"2.17.0\")")
         token(finding, "finding", max: 64, allowed: word, what: "a heuristic's rule name (e.g. \"credential-access\")")
         token(advisory, "advisory", max: 64, allowed: { word($0) || $0 == 0x3a }, what: "an advisory id (e.g. \"PYSEC-2023-117\", \"GHSA-xxxx-xxxx-xxxx\")")
-        if let file, file.isEmpty || file.utf8.count > 512 || hasControl(file) || file.hasPrefix("/") || file.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
-            error("\(path).file", line(entry, "file"), "\"\(ConfigReader.printable(file))\" is not a path inside a package (relative, as a refusal names it: \"httpx2/_auth.py\")")
+        // Printable: no control or format character (C0, C1, bidi, zero-width), which would
+        // reorder or hide what a reviewer reads in `policy diff`; "?" is what the check shows
+        // for an unprintable character, so an entry with one could match another file.
+        func printable(_ s: String) -> Bool {
+            s.unicodeScalars.allSatisfy { ![.control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) }
+        }
+        if let file, file.isEmpty || file.unicodeScalars.count > Policy.Acceptance.maxFile || !printable(file) || file.contains("?") || file.hasPrefix("/")
+            || file.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            error("\(path).file", line(entry, "file"), "\"\(ConfigReader.printable(file))\" is not a path inside a package (relative, printable, no '?', at most \(Policy.Acceptance.maxFile) characters, as a refusal names it: \"httpx2/_auth.py\")")
             ok = false
         }
-        if let reason, reason.utf8.allSatisfy({ $0 == 0x20 }) || reason.utf8.count > 300 || hasControl(reason) {
-            error("\(path).reason", line(entry, "reason"), "say in 1 to 300 printable characters why it is accepted: it is kept in every record it lets a file through")
+        if let reason, !reason.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) || reason.unicodeScalars.count > Policy.Acceptance.maxReason || !printable(reason) {
+            error("\(path).reason", line(entry, "reason"), "say in 1 to \(Policy.Acceptance.maxReason) printable characters why it is accepted: it is kept in every record it lets a file through")
+            ok = false
+        }
+        if let finding, Policy.Acceptance.integrityFindings.contains(finding) {
+            error("\(path).finding", line(entry, "finding"), "\"\(finding)\" reports the archive itself (its RECORD, or bytes the check could not read), not code: it cannot be accepted")
+            ok = false
+        }
+        if let finding, Policy.Acceptance.unreadFindings.contains(finding), file == nil {
+            error("\(path).file", entry.location.line, "missing: \"\(finding)\" says code was not read, and is accepted only for the one file named")
             ok = false
         }
         guard let rule, let package, let reason, ok else { return nil }

@@ -128,7 +128,7 @@ public enum PolicySchema {
                     ("package", .object([("type", .string("string")), ("pattern", .string("^\(packageName)$"))])),
                     ("version", .object([("type", .string("string")), ("pattern", .string(#"^[A-Za-z0-9._+!-]{1,64}$"#))])),
                     ("finding", .object([("type", .string("string")), ("pattern", .string(#"^[A-Za-z0-9._-]{1,64}$"#))])),
-                    ("file", .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(512))])),
+                    ("file", .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(299))])),
                     ("advisory", .object([("type", .string("string")), ("pattern", .string(#"^[A-Za-z0-9._:-]{1,64}$"#))])),
                     ("reason", .object([("type", .string("string")), ("minLength", .int(1)), ("maxLength", .int(300))])),
                 ], required: ["rule", "package", "reason"])),

@@ -28,15 +28,28 @@ public struct RequirementsProblem: Error, Sendable, Equatable, CustomStringConve
     public init(_ description: String) { self.description = description }
 }
 
+/// What the set installed for a tool's requirements depends on, besides the Python and the
+/// index's answers: the policy's content (its gate) and the requirement text, or the lock's
+/// name and text. The one list: the gateway's key is it (`ToolManifest.requirementsKey`) and
+/// cordond's pin of the set hashes it, with the Python's identity.
+public struct RequirementsInputs: Sendable, Equatable {
+    public var policyHash: String
+    public var requires: [String]
+    public var lock: String?
+    public var lockText: String?
+}
+
 extension ToolManifest {
-    /// What the set installed for this tool's requirements under `policy` depends on, besides
-    /// the Python and the index's answers: the policy's content (its gate) and the requirement
-    /// text, or the lock's name and text. The one definition: the gateway installs again when it
-    /// changes, and cordond's pin of the set is a hash of it (with the Python's identity).
-    /// JSON, so that no two different requests can spell the same key.
+    public func requirementsInputs(under policy: Policy) -> RequirementsInputs {
+        RequirementsInputs(policyHash: policy.contentHash, requires: requires, lock: lock, lockText: lockText)
+    }
+
+    /// The inputs as JSON, so that no two different requests can spell the same key: the
+    /// gateway installs again when it changes.
     public func requirementsKey(under policy: Policy) -> String {
-        JSON.object([("policy", .string(policy.contentHash)), ("requires", .array(requires.map(JSON.string))),
-                     ("lock", lock.map(JSON.string) ?? .null), ("lockText", lockText.map(JSON.string) ?? .null)]).text
+        let i = requirementsInputs(under: policy)
+        return JSON.object([("policy", .string(i.policyHash)), ("requires", .array(i.requires.map(JSON.string))),
+                            ("lock", i.lock.map(JSON.string) ?? .null), ("lockText", i.lockText.map(JSON.string) ?? .null)]).text
     }
 }
 

@@ -360,7 +360,7 @@ struct RealPyPIToolTests {
     }
 
     /// An MCP server from its requirements: mcp-server-time and the official SDK it needs,
-    /// resolved from PyPI and let through the gate only by the policy's `install.accept`
+    /// locked, fetched from PyPI and let through the gate only by the policy's `install.accept`
     /// entries (without them, httpx2 and httpcore2 are refused as likely typosquats and
     /// httpx2's auth module for reading ~/.netrc). Its tools are listed once the set is in,
     /// and a call answers ten times in a row from the one install, for root and for nobody.
@@ -386,13 +386,16 @@ struct RealPyPIToolTests {
             description = "mcp-server-time, installed through the gate"
             command = ["/usr/bin/python3", "-m", "mcp_server_time", "--local-timezone", "UTC"]
             policy = "mcp-gate"
-            requires = ["mcp-server-time==2026.10.19"]
+            lock = "time.lock"
             timeout = "5m"
 
             [access]
             users = ["nobody"]
             """
-        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: ["mcp-gate": policy], files: ["tools/time.toml": manifest]) { d in
+        // The set locked (hashes for every file), as a reviewed acceptance should be: another
+        // upload of httpx2 2.17.0 would not be the file whose finding was looked at.
+        let lock = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("mcp-server-time.lock").path, encoding: .utf8)
+        let d = try TestDaemon(config: "[socket]\ngroup = \"65534\"\n", policies: ["mcp-gate": policy], files: ["tools/time.toml": manifest, "tools/time.lock": lock]) { d in
             let imported = TestDaemon.exec("\(TestDaemon.productsDir)/cordon-scan", ["db", "import", "--state-dir", d.stateDir, SharedAdvisories.path])
             try #require(imported.status == 0, "\(imported.stderr)")
         }

@@ -231,6 +231,17 @@ struct InstallGateTests {
         jinja.advisories = [PackageFacts.Advisory(id: "GHSA-1", severity: "high"), PackageFacts.Advisory(id: "GHSA-2", severity: "critical")]
         let judged = InstallGate.decide(gate, jinja, now: Self.now)
         #expect(judged.map(\.refuses) == [false, true] && judged[0].description.contains("accepted by install.accept: no untrusted templates"), "\(judged)")
+        // A check that found more than it listed (the 50 most severe): what was not listed could
+        // not be judged, so none of the file's findings is accepted.
+        var crowded = f
+        crowded.findingsOmitted = 1
+        let crowdedVerdicts = InstallGate.decide(gate, crowded, now: Self.now)
+        #expect(crowdedVerdicts.filter(\.refuses).map(\.rule) == [.finding]
+                && crowdedVerdicts.contains { $0.evidence.contains("not accepted by install.accept: the check found 1 more than it listed") }, "\(crowdedVerdicts)")
+        // A long reason is kept whole.
+        var long = gate
+        long.accept[0].reason = String(repeating: "r", count: 299) + "!"
+        #expect(InstallGate.decide(long, f, now: Self.now).first?.evidence.hasSuffix(String(repeating: "r", count: 200) + "!") == true)
         // Nothing but those rules is accepted: the same package's hash is checked as ever.
         var tampered = f
         tampered.indexSHA256 = Self.other
