@@ -1,3 +1,5 @@
+import CordonScan
+
 /// The effective policy after `extends`, one line per value, each annotated with the file (and
 /// line) that set it, or "default" when no file did. The values are TOML: the lines under their
 /// table headers form a policy file that parses back to the same policy (the tests hold it to that).
@@ -47,6 +49,22 @@ public struct PolicyExplanation: Sendable, Equatable {
                 listOrigins[list] = found
             }
             return listOrigins[list]?[item] ?? ("default", nil)
+        }
+        /// An `install.accept` entry is a table without a path: found by its fields in the last
+        /// file that lists it (its package as the file spells it, normalized).
+        func acceptOrigin(_ a: Policy.Acceptance) -> (String, Int?) {
+            for layer in layers.reversed() {
+                guard case .table(let t)? = layer.table["install"]?.kind, case .array(let items)? = t["accept"]?.kind else { continue }
+                for item in items {
+                    guard case .table(let e) = item.kind else { continue }
+                    func text(_ key: String) -> String? { if case .string(let v)? = e[key]?.kind { return v }; return nil }
+                    if text("rule") == a.rule.rawValue, text("package").map({ normalizePyPIName($0) }) == a.package, text("version") == a.version,
+                       text("finding") == a.finding, text("file") == a.file, text("advisory") == a.advisory, text("reason") == a.reason {
+                        return (layer.source, item.location.line)
+                    }
+                }
+            }
+            return origin("install", "accept")
         }
         func add(_ table: String, _ key: String, _ value: String) {
             let (source, line) = origin(table, key)
@@ -155,7 +173,7 @@ public struct PolicyExplanation: Sendable, Equatable {
                     if let value { parts.append("\(key) = \(quote(value))") }
                 }
                 parts.append("reason = \(quote(a.reason))")
-                add("install", "accept", "{ \(parts.joined(separator: ", ")) }")
+                entries.append(Entry(key: "install.accept", value: "{ \(parts.joined(separator: ", ")) }", source: acceptOrigin(a).0, line: acceptOrigin(a).1))
             }
         }
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)

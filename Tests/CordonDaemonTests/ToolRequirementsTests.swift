@@ -1,5 +1,10 @@
+@testable import CordonDaemon
 import CordonJSON
+import CordonPolicy
+import CordonSystem
 import CordonTestNetwork
+import CordonToolGateway
+import CordonTools
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -417,5 +422,29 @@ struct RealPyPIToolTests {
         #expect(record["outcome"] == .string("installed") && accepted.count == 3, "\(record["verdicts"] ?? .null)")
         let asNobody = d.asUser(65534, [#"{"jsonrpc":"2.0","id":1,"method":"tool.call","params":{"name":"time.get_current_time","arguments":{"timezone":"UTC"},"timeout":120}}"#], timeout: 130)
         #expect(asNobody.first?["result"]?["outcome"] == .string("ok"), "\(asNobody)")
+    }
+}
+
+/// A pin's name is a hash cordond writes to disk and reads after a restart (or an upgrade):
+/// its bytes are a format. Spelled out here, so that a change to what feeds it is a visible
+/// format change, not a silent re-resolution of every tool's set.
+struct ToolPinFormatTests {
+    @Test func aPinsKeyIsFormatTwo() throws {
+        var policy = Policy(name: "gate", source: "gate.toml")
+        policy.contentHash = "c0ffee"
+        let manifest = try ToolManifestParser.parse(text: """
+            [tool]
+            kind = "command"
+            description = "d"
+            policy = "gate"
+            argv = ["/usr/bin/true"]
+            input_schema = { type = "object" }
+            requires = ["requests==2.32.3", "idna"]
+            """, name: "t", source: "t.toml")
+        var h = SHA256()
+        h.update(Array("cordon tool requirements 2\n\(FileSystem.realPath("/usr/bin/python3") ?? "/usr/bin/python3")\nc0ffee\nrequires requests==2.32.3\nrequires idna\n".utf8))
+        #expect(ToolInstalls.request(manifest, policy) == h.hexDigest())
+        // The gateway's key is made of the same inputs: a change to either shows in both.
+        #expect(manifest.requirementsKey(under: policy) == #"{"policy":"c0ffee","requires":["requests==2.32.3","idna"],"lock":null,"lockText":null}"#)
     }
 }
