@@ -173,7 +173,8 @@ public struct PolicyExplanation: Sendable, Equatable {
                     if let value { parts.append("\(key) = \(quote(value))") }
                 }
                 parts.append("reason = \(quote(a.reason))")
-                entries.append(Entry(key: "install.accept", value: "{ \(parts.joined(separator: ", ")) }", source: acceptOrigin(a).0, line: acceptOrigin(a).1))
+                let (source, line) = acceptOrigin(a)
+                entries.append(Entry(key: "install.accept", value: "{ \(parts.joined(separator: ", ")) }", source: source, line: line))
             }
         }
         return PolicyExplanation(policy: policy.name, extends: policy.extends, entries: entries)

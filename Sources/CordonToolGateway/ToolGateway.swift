@@ -155,7 +155,7 @@ public final class ToolGateway: @unchecked Sendable {
                             new.rejected[m.name] = "\(m.source): requires or lock: this registry does not install requirements (cordond does)"
                             continue
                         }
-                        let key = ToolRequirements.key(m, policy)
+                        let key = m.requirementsKey(under: policy)
                         switch requirements.phase(m.name, key: key) {
                         case .ready(let site)?:
                             planned = try Self.withRequirements(policy, site: site)

@@ -70,9 +70,6 @@ final class ToolRequirements: @unchecked Sendable {
     // Guarded by `monitor`.
     private var entries: [String: Entry] = [:]
 
-    /// The key of `m`'s requirements under `policy` (`ToolManifest.requirementsKey`).
-    static func key(_ m: ToolManifest, _ policy: Policy) -> String { m.requirementsKey(under: policy) }
-
     /// What calls see of `name`: installing until the end of its install is published.
     func phase(_ name: String) -> RequirementsPhase? { monitor.locked { entries[name].map(Self.visible) } }
 

@@ -142,13 +142,18 @@ enum Harness {
     static func processes(inUIDRange range: ClosedRange<UInt32>) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
-            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
-            // A zombie runs nothing; init stays one until the supervisor reaps it.
-            if status.split(separator: "\n").contains(where: { $0.hasPrefix("State:") && $0.contains("Z (zombie)") }) { return false }
-            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return false }
+            guard let status = liveStatus(pid), let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }) else { return false }
             let uid = line.split(separator: "\t").dropFirst().first.flatMap { UInt32($0) } ?? 0
             return range.contains(uid)
         }
+    }
+
+    /// `/proc/PID/status` of a live process; nil for a zombie (it runs nothing; init stays one
+    /// until the supervisor reaps it) or one that is gone.
+    static func liveStatus(_ pid: Int32) -> String? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              !status.split(separator: "\n").contains(where: { $0.hasPrefix("State:") && $0.contains("Z (zombie)") }) else { return nil }
+        return status
     }
 
     /// A process as (pid, start time in clock ticks since boot): a pid can be reused, the pair not.
@@ -174,10 +179,7 @@ enum Harness {
 
     /// Those of `processes` still alive: the same pid with the same start time, not a zombie.
     static func survivors(_ processes: Set<ProcessIdentity>) -> [Int32] {
-        processes.filter { p in
-            guard identity(p.pid) == p, let status = try? String(contentsOfFile: "/proc/\(p.pid)/status", encoding: .utf8) else { return false }
-            return !status.contains("State:\tZ")
-        }.map(\.pid)
+        processes.filter { identity($0.pid) == $0 && liveStatus($0.pid) != nil }.map(\.pid)
     }
 
     /// Cordon's cgroup directories on the host for the sandbox that had `range`.
