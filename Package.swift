@@ -259,7 +259,7 @@ let package = Package(
         .testTarget(name: "CordonServicesTests", dependencies: ["CordonServices", "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonJSON", "CordonSystem"]),
         .testTarget(name: "CordonModelWorkerTests", dependencies: ["CordonModels", "CordonJSON", "CordonHTTPClient"], exclude: ["provider_standin.py"]),
         .testTarget(name: "CordonSandboxTests", dependencies: [
-            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn", "CordonTestNetwork",
+            "CordonSandbox", "CordonConfig", "CordonPolicy", "CordonSystem", "CLinux", "CSpawn", "CSeccomp", "CordonTestNetwork",
         ], exclude: ["egress_servers.py"]),
         // The network namespaces tests make (a veth pair, TEST-NET addresses inside them only).
         .target(name: "CordonTestNetwork", path: "Tests/CordonTestNetwork"),

@@ -37,6 +37,7 @@
 #include <linux/securebits.h>
 #include <linux/filter.h>
 #include <linux/openat2.h>
+#include <stddef.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -119,8 +120,12 @@ static long cs_open(const char *path, int flags, unsigned mode) { return sys4(SY
 
 static void report(const struct cs_plan *p, int step, int index, int err) {
     struct cs_report r = { .step = step, .index = index, .err = err, .has_fd = 0 };
-    // SOCK_SEQPACKET: one record per send; a failed send has nobody to tell.
-    (void)sys6(SYS_sendto, p->chan_fd, &r, sizeof r, MSG_NOSIGNAL, 0, 0);
+    // SOCK_SEQPACKET: one record per send; a failed send has nobody to tell. sendmsg, not
+    // sendto: a report after the seccomp filter (execve failed) must pass it, and every filter
+    // lets sendmsg through, or the listener's hand-off (send_fd) would never reach us.
+    struct iovec iov = { .iov_base = &r, .iov_len = sizeof r };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    (void)sys3(SYS_sendmsg, p->chan_fd, &msg, MSG_NOSIGNAL);
 }
 
 __attribute__((noreturn)) static void fail(const struct cs_plan *p, int step, int index, long err) {
@@ -534,20 +539,79 @@ static void prepare_workload(const struct cs_plan *p) {
 
 }
 
-/// Seccomp last (every call before it is one the filter may refuse; the gate's read among
-/// them), then the workload's program.
-__attribute__((noreturn)) static void finish_workload(const struct cs_plan *p) {
-    if (p->seccomp_len > 0) {
-        struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
-                                   .filter = (struct sock_filter *)p->seccomp_filter };
-        long fd = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
-        CHECK(fd, CS_STEP_SECCOMP, 0);
-        if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
-            CHECK(send_fd(p->chan_fd, (int)fd), CS_STEP_SEND_LISTENER, 0);
-            cs_close((int)fd);
+/// The architecture a filter sees in seccomp_data.arch for our own calls.
+#if defined(__x86_64__)
+#include <linux/audit.h>
+#define CS_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#include <linux/audit.h>
+#define CS_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#define CS_AUDIT_ARCH 0u
+#endif
+
+/// Whether `f` answers SECCOMP_RET_ALLOW to system call `nr` of our architecture whatever its
+/// arguments: the filter run with only the number and the architecture known, as the kernel's
+/// action cache runs it. Reading anything else (an argument, the instruction pointer) or an
+/// instruction this walk does not know answers no. Classic BPF jumps only forward, so the walk
+/// ends within `len` steps.
+int cs_filter_allows(const void *filter, size_t len, unsigned nr) {
+    const struct sock_filter *f = filter;
+    uint32_t a = 0;
+    size_t pc = 0;
+    while (pc < len) {
+        const struct sock_filter *i = &f[pc++];
+        switch (i->code) {
+        case BPF_LD | BPF_W | BPF_ABS:
+            if (i->k == offsetof(struct seccomp_data, nr)) a = nr;
+            else if (i->k == offsetof(struct seccomp_data, arch)) a = CS_AUDIT_ARCH;
+            else return 0;
+            break;
+        case BPF_JMP | BPF_JA: pc += i->k; break;
+        case BPF_JMP | BPF_JEQ | BPF_K: pc += a == i->k ? i->jt : i->jf; break;
+        case BPF_JMP | BPF_JGT | BPF_K: pc += a > i->k ? i->jt : i->jf; break;
+        case BPF_JMP | BPF_JGE | BPF_K: pc += a >= i->k ? i->jt : i->jf; break;
+        case BPF_JMP | BPF_JSET | BPF_K: pc += (a & i->k) ? i->jt : i->jf; break;
+        case BPF_ALU | BPF_AND | BPF_K: a &= i->k; break;
+        case BPF_RET | BPF_K: return (i->k & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_ALLOW;
+        default: return 0;
         }
     }
+    return 0;
+}
 
+/// Whether the workload may install its filter before it waits on the gate: every call it
+/// makes from then until its program runs (the gate's read and close, the listener's hand-off
+/// and a failure's report, the signal mask, execve or execveat, exit) passes the filter whatever its
+/// arguments, so none of them can wait for an answer from a supervisor that is not yet
+/// listening. Then the filter's compilation (the JIT) runs while pid 1 executes cordon-init
+/// instead of after it.
+static int seccomp_before_gate(const struct cs_plan *p) {
+    if (p->seccomp_len == 0) return 0;
+    const struct sock_filter *f = (const struct sock_filter *)p->seccomp_filter;
+    const unsigned calls[] = { SYS_read, SYS_close, SYS_sendmsg, SYS_rt_sigprocmask, SYS_exit_group,
+                               p->workload_is_init ? SYS_execveat : SYS_execve };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+        if (!cs_filter_allows(f, p->seccomp_len, calls[i])) return 0;
+    return 1;
+}
+
+/// Installs the seccomp filter and hands its listener to the supervisor.
+static void install_seccomp(const struct cs_plan *p) {
+    if (p->seccomp_len == 0) return;
+    struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len,
+                               .filter = (struct sock_filter *)p->seccomp_filter };
+    long fd = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+    CHECK(fd, CS_STEP_SECCOMP, 0);
+    // Our copy of the listener is close-on-exec (the kernel makes it so): no close here, which
+    // a profile refusing close would turn into a wait for the listener's own answer.
+    if (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)
+        CHECK(send_fd(p->chan_fd, (int)fd), CS_STEP_SEND_LISTENER, 0);
+}
+
+/// The workload's program (its filter installed: every call before it is one the filter may
+/// refuse, the gate's read among them, unless seccomp_before_gate said otherwise).
+__attribute__((noreturn)) static void finish_workload(const struct cs_plan *p) {
     set_sigmask(0);
     if (p->workload_is_init)
         fail(p, CS_STEP_EXEC, 0, sys5(SYS_execveat, p->init_exec_fd, "", p->argv, p->envp, AT_EMPTY_PATH));
@@ -574,11 +638,14 @@ __attribute__((noreturn)) static void run_gated_workload(const struct gated_work
         gate = (int)moved;
     }
     prepare_workload(p);
+    int early = seccomp_before_gate(p);
+    if (early) install_seccomp(p);
     char c;
     long n;
     do { n = sys3(SYS_read, gate, &c, 1); } while (n == -EINTR);
     if (n != 1) cs_exit(125);
     cs_close(gate);
+    if (!early) install_seccomp(p);
     finish_workload(p);
 }
 

@@ -44,7 +44,7 @@ public enum SeccompCompiler {
     /// Compiles (or loads from `cacheDir`, keyed by the profile's bytes) the filter for `profileBytes`.
     public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
         // The profile's hash is the one the policy hash already took (computed once per process).
-        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-3".utf8))
+        let key = SHA256.hex(Array("\(PolicyStore.profileHash(profileBytes))|notify|libseccomp-\(versionString)|format-4".utf8))
         let cachePath = cacheDir.map { "\($0)/\(key).bpf" }
         // A cached filter is trusted only in a root-owned directory no one else can write.
         if let cachePath, let bytes = FileSystem.readTrusted(cachePath), let cached = decode(bytes) { return cached }
@@ -71,6 +71,7 @@ public enum SeccompCompiler {
         defer { seccomp_release(ctx) }
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, actKillProcess)
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
         for arch in profile.architectures {
             let token = seccomp_arch_resolve_name(arch.replacingPrefix("SCMP_ARCH_", with: "").lowercased())
             guard token != 0 else { throw CompileError(message: "\(file): unknown architecture \"\(arch)\"") }

@@ -1,3 +1,6 @@
+import CordonSandbox
+import CSeccomp
+import CSpawn
 import Foundation
 import Testing
 
@@ -83,5 +86,94 @@ struct DenialFloodTests {
         // Python makes no refused call of its own at start-up, so the first 64 are nr 1000…1063.
         #expect(r.denied.first == "nr 1000")
         #expect(r.record["deniedOmitted"] as? Int == 500 - 64)
+    }
+}
+
+/// `cs_filter_allows`, which decides whether the workload installs its filter before it waits on
+/// the gate (while cordon-init executes) or after: it must read the compiled filter as the kernel
+/// does for calls decided by number alone, and answer no for anything decided by an argument.
+@Suite struct FilterCheckTests {
+    static func filter(_ name: String, without removed: Set<String> = []) throws -> CompiledSeccomp {
+        let path = "\(Harness.repo)/profiles/seccomp/\(name).json"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        if !removed.isEmpty {
+            var profile = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+            var rules = try #require(profile["syscalls"] as? [[String: Any]])
+            for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { !removed.contains($0) } }
+            profile["syscalls"] = rules
+            bytes = try [UInt8](JSONSerialization.data(withJSONObject: profile))
+        }
+        return try SeccompCompiler.compile(profileBytes: bytes, file: path, cacheDir: nil)
+    }
+
+    /// Whether `f` allows the call `name` (or a number) whatever its arguments.
+    static func allows(_ f: CompiledSeccomp, _ name: String) -> Bool {
+        let nr = Int32(name) ?? seccomp_syscall_resolve_name(name)
+        precondition(nr >= 0, "unknown syscall \(name)")
+        return f.bpf.withUnsafeBytes { cs_filter_allows($0.baseAddress, f.instructionCount, UInt32(nr)) == 1 }
+    }
+
+    @Test func readsTheDefaultProfile() throws {
+        let f = try Self.filter("default")
+        for call in ["read", "close", "sendmsg", "rt_sigprocmask", "exit_group", "execve", "execveat", "getpid"] {
+            #expect(Self.allows(f, call), "\(call)")
+        }
+        // Refused outright, or decided by an argument (clone's flags, socket's family, ioctl's
+        // request, chmod's mode): no.
+        for call in ["mount", "ptrace", "bpf", "clone", "socket", "ioctl", "chmod", "openat2", "9999"] {
+            #expect(!Self.allows(f, call), "\(call)")
+        }
+    }
+
+    @Test func aCallTheProfileLeavesOutIsNotAllowed() throws {
+        let f = try Self.filter("default", without: ["close", "read"])
+        #expect(!Self.allows(f, "close") && !Self.allows(f, "read"))
+        #expect(Self.allows(f, "write"))
+        let strict = try Self.filter("strict")
+        #expect(Self.allows(strict, "execveat") && Self.allows(strict, "read"))
+        #expect(!Self.allows(strict, "socket") && !Self.allows(strict, "clone"))
+    }
+}
+
+/// The calls the spawn itself makes under the workload's filter: whatever the profile leaves
+/// out, a sandbox starts or fails with its reason, and never waits on a supervisor that is not
+/// yet answering the filter's notifications.
+@Suite(.enabled(if: Harness.isRoot, "needs root: real sandboxes"))
+struct SpawnUnderTheFilterTests {
+    static func policy(_ name: String, profile: String) -> String {
+        Harness.policy(name, edits: [("profile = \"default\"", "profile = \"\(profile)\"")])
+    }
+
+    static func run(_ argv: [String], policy: String) -> Harness.Outcome {
+        Harness.exec("/usr/bin/timeout", ["30", Harness.cordon, "run", "--json", "--policy", policy, "--state-dir", Harness.stateDir,
+                                          "--runtime-dir", Harness.runtimeDir, "--"] + argv)
+    }
+
+    /// strict refuses sendto: a failed execve's report used it and waited forever.
+    @Test func aFailedExecveIsReportedUnderStrict() {
+        let r = Self.run(["/nonexistent"], policy: Self.policy("filter-strict", profile: "strict"))
+        #expect(r.status == 127, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("/nonexistent"), "\(r.stderr)")
+    }
+
+    /// Profiles refusing close, or read: the filter goes on after the gate (whose read and close
+    /// they would refuse), the listener is not closed under it (close-on-exec does that), and
+    /// the program starts and meets the refusals itself (the loader gives up, reported), never
+    /// waits.
+    @Test(arguments: ["close", "read"])
+    func aProfileRefusingTheGateCallsStillStarts(_ refused: String) throws {
+        let shipped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Harness.repo)/profiles/seccomp/default.json"))) as? [String: Any]
+        var profile = try #require(shipped)
+        var rules = try #require(profile["syscalls"] as? [[String: Any]])
+        for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { $0 != refused } }
+        profile["syscalls"] = rules
+        let path = "\(Harness.scratch)/filter-no-\(refused).json"
+        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: path))
+        let policy = Self.policy("filter-no-\(refused)", profile: path)
+        for _ in 0..<3 {
+            let r = Self.run(["/bin/echo", "started"], policy: policy)
+            #expect(r.status == 127 && r.stderr.contains("/bin/echo: error while loading shared libraries"), "\(r.status) \(r.stdout) \(r.stderr)")
+            #expect(r.denied.contains(refused), "\(r.denied)")
+        }
     }
 }

@@ -212,6 +212,12 @@ long cs_idmap_userns(const char *uid_map, const char *gid_map);
 /// are used. Returns the pid and its pidfd, or -1 with errno set.
 pid_t cs_learn_spawn(const struct cs_plan *plan, int *pidfd);
 
+/// 1 when the seccomp program `filter` (`len` instructions) allows system call `nr` of this
+/// architecture whatever its arguments; 0 when it refuses it, decides by an argument, or reads
+/// something this check does not model. The workload installs its filter before the gate only
+/// when this holds for every call it makes until execve.
+int cs_filter_allows(const void *filter, size_t len, unsigned nr);
+
 #ifdef __cplusplus
 }
 #endif
