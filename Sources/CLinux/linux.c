@@ -409,6 +409,35 @@ int cl_open_directory_nofollow(const char *path) {
 
 _Static_assert(CL_O_PATH == O_PATH, "CL_O_PATH is not this system's O_PATH");
 
+static void *close_thread(void *arg) {
+    close((int)(intptr_t)arg);
+    return NULL;
+}
+
+int cl_close_in_background(int fd) {
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    // Nothing of ours is delivered to it: every signal blocked, as in the threads we start.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    int r = pthread_create(&t, &attr, close_thread, (void *)(intptr_t)fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return r == 0 ? 0 : -1;
+}
+
+int cl_exists_without_symlinks(const char *path) {
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
 int cl_openat_beneath(int dir, const char *path, int flags, uint32_t mode) {
     struct open_how how = {
         .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),

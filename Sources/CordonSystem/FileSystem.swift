@@ -1,3 +1,4 @@
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -432,9 +433,25 @@ public enum FileSystem {
 
     /// The path with every symlink resolved. The corresponding C function is `realpath`.
     public static func realPath(_ path: String) -> String? {
+        // A lexically normal absolute path reached through no symlink is its own real path: one
+        // openat2 instead of realpath's readlink of every component.
+        if isNormalAbsolute(path) {
+            if cl_exists_without_symlinks(path) == 0 { return path }
+            if errno == ENOENT { return nil }
+        }
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+
+    /// "/" or "/a/b": absolute, no empty, "." or ".." component, no trailing slash.
+    static func isNormalAbsolute(_ path: String) -> Bool {
+        guard path.utf8.first == UInt8(ascii: "/") else { return false }
+        if path == "/" { return true }
+        for component in path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if component.isEmpty || component.elementsEqual(".".utf8) || component.elementsEqual("..".utf8) { return false }
+        }
+        return true
     }
 }
 

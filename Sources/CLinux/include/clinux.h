@@ -45,6 +45,13 @@ int cl_thread_become_fs(uint32_t uid, uint32_t gid, const uint32_t *groups, int 
 /// openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC) resolving no symlink and no /proc
 /// magic link on the way: an O_PATH descriptor of the directory, or -1/errno.
 int cl_open_directory_nofollow(const char *path);
+/// close(fd) on a detached thread of its own (signals blocked, 64 KiB of stack): 0, or -1 when
+/// no thread could be made (the caller closes it then).
+int cl_close_in_background(int fd);
+/// Whether `path` names something reached through no symlink at all, its last component
+/// included (openat2 O_PATH, RESOLVE_NO_SYMLINKS): 0, or -1/errno (ELOOP: a symlink on the way;
+/// ENOENT: a component missing, every one before it a real directory).
+int cl_exists_without_symlinks(const char *path);
 /// O_PATH (Swift's Glibc module is built without _GNU_SOURCE, so it has no O_PATH); the value
 /// is the kernel's, checked against fcntl.h's in linux.c.
 #define CL_O_PATH 010000000
