@@ -346,7 +346,9 @@ private struct Run {
         // 11. Collect: init's exit, the workload's status, the cgroup's counters.
         var initStatus: Int32 = 0
         _ = cl_pidfd_wait(pidNumber, &initStatus, 0)
-        mountNamespace.take()?.close()
+        // The tree's teardown (an RCU grace period) overlaps the collection and the cgroup's
+        // removal below instead of preceding them.
+        mountNamespace.take()?.closeInBackground()
         var record = cs_status()
         let statusFD = status.read.raw
         let got = withUnsafeMutableBytes(of: &record) { read(statusFD, $0.baseAddress, $0.count) }

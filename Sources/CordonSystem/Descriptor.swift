@@ -30,6 +30,16 @@ public struct Descriptor: ~Copyable, Sendable {
         Self.close(fd)
     }
 
+    /// Closes it on a short-lived thread of its own, for a descriptor whose last close does slow
+    /// work nobody needs to wait for (a mount namespace's teardown waits out an RCU grace period).
+    /// The process's exit still waits for that thread, so nothing outlives it. The close is done
+    /// here when no thread can be made.
+    public consuming func closeInBackground() {
+        let fd = raw
+        discard self
+        if cl_close_in_background(fd) != 0 { Self.close(fd) }
+    }
+
     deinit { Self.close(raw) }
 
     static func close(_ fd: Int32) {
