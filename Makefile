@@ -15,9 +15,9 @@ build:
 # CORDON_RELEASE_LINK: cordon linked for start-up time (Package.swift); the same on every line,
 # so that the four builds share one manifest.
 release: deps
-	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordon
-	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordon-scan
-	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --product cordond
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product cordon
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product cordon-scan
+	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product cordond
 	CORDON_RELEASE_LINK=1 $(SWIFT) build -c release --product cordon-init
 	$(SWIFT) build -c release --product cordon-model-worker
 
