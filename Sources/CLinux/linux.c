@@ -418,7 +418,7 @@ int cl_close_in_background(int fd) {
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) != 0) return -1;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN > 65536 ? PTHREAD_STACK_MIN : 65536);
     // Nothing of ours is delivered to it: every signal blocked, as in the threads we start.
     sigset_t all, old;
     sigfillset(&all);

@@ -22,9 +22,10 @@ import Glibc
 ///
 /// What the sandbox provides itself (/proc, /dev, the identity files in /etc) is never bound.
 public enum LearnedPolicy {
-    /// Calls the spawn makes between installing the filter and the workload's execve (the
-    /// listener hand-off, closing the listener, restoring the signal mask, execve).
-    public static let spawnSyscalls: Set<String> = ["sendmsg", "close", "rt_sigprocmask", "execve"]
+    /// Calls the spawn makes under the filter before the workload's program runs (every profile
+    /// must allow them: `SeccompCompiler.spawnCalls`), and the gate's read and close, which let
+    /// the filter go on before the gate.
+    public static let spawnSyscalls = Set(SeccompCompiler.spawnCalls + ["read", "close"])
     /// Provided by every sandbox, never bound from the host.
     static let providedPrefixes = ["/proc", "/dev"]
     static let providedFiles: Set<String> = ["/etc/passwd", "/etc/group", "/etc/hostname", "/etc/hosts"]

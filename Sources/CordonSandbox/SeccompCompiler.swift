@@ -3,6 +3,7 @@ import CordonConfig
 import CordonPolicy
 import CordonSystem
 import CSeccomp
+import CSpawn
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +41,11 @@ public enum SeccompCompiler {
         public var message: String
         public var description: String { message }
     }
+
+    /// What the spawn calls under the filter before the program runs: the listener's hand-off
+    /// and a failure's report (sendmsg), the signal mask, execve (execveat for a session's
+    /// server), a failed spawn's exit. Every profile must allow them unconditionally.
+    public static let spawnCalls = ["sendmsg", "rt_sigprocmask", "execve", "execveat", "exit_group"]
 
     /// Compiles (or loads from `cacheDir`, keyed by the profile's bytes) the filter for `profileBytes`.
     public static func compile(profileBytes: [UInt8], file: String, cacheDir: String?) throws(CompileError) -> CompiledSeccomp {
@@ -136,7 +142,20 @@ public enum SeccompCompiler {
         if unconditionallyAllowed.contains("openat2") || defaultAction == actAllow {
             try add("openat2", actErrno(enosys), [])
         }
-        return CompiledSeccomp(bpf: try export(ctx), errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
+        let bpf = try export(ctx)
+        // Between installing the filter and the program's start the spawn makes these calls
+        // under it, before the supervisor answers its notifications (it reads the report
+        // channel until execve closes it): refused, or decided by an argument, any of them
+        // would leave the sandbox waiting for an answer that never comes.
+        let missing = Self.spawnCalls.filter { name in
+            let nr = seccomp_syscall_resolve_name(name)
+            return nr < 0 || bpf.withUnsafeBytes { cs_filter_allows($0.baseAddress, bpf.count / 8, UInt32(nr)) } != 1
+        }
+        if !missing.isEmpty {
+            let list = missing.count == 1 ? missing[0] : missing.dropLast().joined(separator: ", ") + " and " + missing.last!
+            throw CompileError(message: "\(file): \(list) must be allowed without conditions (between installing the filter and starting the program the sandbox makes \(Self.spawnCalls.joined(separator: ", ")) under it, before anyone answers its notifications): add \(missing.count == 1 ? "it" : "them") to a rule with action SCMP_ACT_ALLOW and no args")
+        }
+        return CompiledSeccomp(bpf: bpf, errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
                                usesNotification: true)
     }
 

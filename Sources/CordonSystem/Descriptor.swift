@@ -32,8 +32,9 @@ public struct Descriptor: ~Copyable, Sendable {
 
     /// Closes it on a short-lived thread of its own, for a descriptor whose last close does slow
     /// work nobody needs to wait for (a mount namespace's teardown waits out an RCU grace period).
-    /// The process's exit still waits for that thread, so nothing outlives it. The close is done
-    /// here when no thread can be made.
+    /// Nothing outlives the process: if it exits first, the kernel releases the descriptor in
+    /// the exit itself, before anyone can reap it. The close is done here when no thread can be
+    /// made.
     public consuming func closeInBackground() {
         let fd = raw
         discard self

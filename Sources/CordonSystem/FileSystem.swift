@@ -444,9 +444,10 @@ public enum FileSystem {
         return String(cString: resolved)
     }
 
-    /// "/" or "/a/b": absolute, no empty, "." or ".." component, no trailing slash.
+    /// "/" or "/a/b": absolute, no empty, "." or ".." component, no trailing slash, no NUL (C
+    /// would see only what comes before it).
     static func isNormalAbsolute(_ path: String) -> Bool {
-        guard path.utf8.first == UInt8(ascii: "/") else { return false }
+        guard path.utf8.first == UInt8(ascii: "/"), !path.utf8.contains(0) else { return false }
         if path == "/" { return true }
         for component in path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if component.isEmpty || component.elementsEqual(".".utf8) || component.elementsEqual("..".utf8) { return false }

@@ -125,6 +125,18 @@ struct DenialFloodTests {
         }
     }
 
+    /// A profile that refuses what the spawn needs under the filter is refused by name.
+    @Test func aProfileWithoutSendmsgOrExecveIsRefused() throws {
+        for (removed, named) in [(["sendmsg"], "sendmsg must"), (["execve"], "execve must"), (["sendmsg", "execve"], "sendmsg and execve must")] {
+            do {
+                _ = try Self.filter("default", without: Set(removed))
+                Issue.record("\(removed): compiled")
+            } catch {
+                #expect("\(error)".contains("default.json: \(named) be allowed without conditions"), "\(error)")
+            }
+        }
+    }
+
     @Test func aCallTheProfileLeavesOutIsNotAllowed() throws {
         let f = try Self.filter("default", without: ["close", "read"])
         #expect(!Self.allows(f, "close") && !Self.allows(f, "read"))
@@ -154,6 +166,19 @@ struct SpawnUnderTheFilterTests {
         let r = Self.run(["/nonexistent"], policy: Self.policy("filter-strict", profile: "strict"))
         #expect(r.status == 127, "\(r.status) \(r.stderr)")
         #expect(r.stderr.contains("/nonexistent"), "\(r.stderr)")
+    }
+
+    /// The workload's spare copies of its streams are closed before the filter: with a low
+    /// `limits.open_files` the listener needs a free slot (6 failed with EMFILE at the seccomp
+    /// step while the copies stayed open).
+    @Test func aLowOpenFilesLimitLeavesTheListenerASlot() throws {
+        let text = try String(contentsOfFile: "\(Harness.repo)/policies/default.toml", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("open_files = ") })
+        let policy = Harness.policy("filter-open-files", edits: [(String(line), "open_files = 6")])
+        for _ in 0..<3 {
+            let r = Self.run(["/bin/echo", "started"], policy: policy)
+            #expect(r.status == 0 && r.output == "started", "\(r.status) \(r.stdout) \(r.stderr)")
+        }
     }
 
     /// Profiles refusing close, or read: the filter goes on after the gate (whose read and close

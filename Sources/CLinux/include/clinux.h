@@ -45,7 +45,7 @@ int cl_thread_become_fs(uint32_t uid, uint32_t gid, const uint32_t *groups, int 
 /// openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC) resolving no symlink and no /proc
 /// magic link on the way: an O_PATH descriptor of the directory, or -1/errno.
 int cl_open_directory_nofollow(const char *path);
-/// close(fd) on a detached thread of its own (signals blocked, 64 KiB of stack): 0, or -1 when
+/// close(fd) on a detached thread of its own (signals blocked, a small stack): 0, or -1 when
 /// no thread could be made (the caller closes it then).
 int cl_close_in_background(int fd);
 /// Whether `path` names something reached through no symlink at all, its last component
