@@ -19,6 +19,11 @@ public struct CompiledSeccomp: Sendable, Equatable {
     public var defaultErrno: Int32
     public var usesNotification: Bool
     public var instructionCount: Int { bpf.count / 8 }
+
+    /// Whether the filter lets system call `nr` through whatever its arguments (`cs_filter_allows`).
+    public func allowsUnconditionally(_ nr: Int32) -> Bool {
+        nr >= 0 && bpf.withUnsafeBytes { cs_filter_allows($0.baseAddress, instructionCount, UInt32(nr)) } == 1
+    }
 }
 
 public enum SeccompCompiler {
@@ -142,21 +147,18 @@ public enum SeccompCompiler {
         if unconditionallyAllowed.contains("openat2") || defaultAction == actAllow {
             try add("openat2", actErrno(enosys), [])
         }
-        let bpf = try export(ctx)
+        let compiled = CompiledSeccomp(bpf: try export(ctx), errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
+                                       usesNotification: true)
         // Between installing the filter and the program's start the spawn makes these calls
         // under it, before the supervisor answers its notifications (it reads the report
         // channel until execve closes it): refused, or decided by an argument, any of them
         // would leave the sandbox waiting for an answer that never comes.
-        let missing = Self.spawnCalls.filter { name in
-            let nr = seccomp_syscall_resolve_name(name)
-            return nr < 0 || bpf.withUnsafeBytes { cs_filter_allows($0.baseAddress, bpf.count / 8, UInt32(nr)) } != 1
-        }
+        let missing = Self.spawnCalls.filter { !compiled.allowsUnconditionally(seccomp_syscall_resolve_name($0)) }
         if !missing.isEmpty {
             let list = missing.count == 1 ? missing[0] : missing.dropLast().joined(separator: ", ") + " and " + missing.last!
             throw CompileError(message: "\(file): \(list) must be allowed without conditions (between installing the filter and starting the program the sandbox makes \(Self.spawnCalls.joined(separator: ", ")) under it, before anyone answers its notifications): add \(missing.count == 1 ? "it" : "them") to a rule with action SCMP_ACT_ALLOW and no args")
         }
-        return CompiledSeccomp(bpf: bpf, errnoBySyscall: errnoBySyscall, defaultErrno: defaultErrno ?? 1,
-                               usesNotification: true)
+        return compiled
     }
 
     /// The filter of `cordon run --learn`: every call on the native architecture reaches the

@@ -1,6 +1,5 @@
 import CordonSandbox
 import CSeccomp
-import CSpawn
 import Foundation
 import Testing
 
@@ -93,24 +92,27 @@ struct DenialFloodTests {
 /// the gate (while cordon-init executes) or after: it must read the compiled filter as the kernel
 /// does for calls decided by number alone, and answer no for anything decided by an argument.
 @Suite struct FilterCheckTests {
+    /// The shipped profile `name` with `removed` taken out of every rule.
+    static func profile(_ name: String, without removed: Set<String> = []) throws -> [UInt8] {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(Harness.repo)/profiles/seccomp/\(name).json")))
+        if removed.isEmpty { return bytes }
+        var profile = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        var rules = try #require(profile["syscalls"] as? [[String: Any]])
+        for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { !removed.contains($0) } }
+        profile["syscalls"] = rules
+        return try [UInt8](JSONSerialization.data(withJSONObject: profile))
+    }
+
     static func filter(_ name: String, without removed: Set<String> = []) throws -> CompiledSeccomp {
-        let path = "\(Harness.repo)/profiles/seccomp/\(name).json"
-        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        if !removed.isEmpty {
-            var profile = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
-            var rules = try #require(profile["syscalls"] as? [[String: Any]])
-            for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { !removed.contains($0) } }
-            profile["syscalls"] = rules
-            bytes = try [UInt8](JSONSerialization.data(withJSONObject: profile))
-        }
-        return try SeccompCompiler.compile(profileBytes: bytes, file: path, cacheDir: nil)
+        try SeccompCompiler.compile(profileBytes: profile(name, without: removed),
+                                    file: "\(Harness.repo)/profiles/seccomp/\(name).json", cacheDir: nil)
     }
 
     /// Whether `f` allows the call `name` (or a number) whatever its arguments.
     static func allows(_ f: CompiledSeccomp, _ name: String) -> Bool {
         let nr = Int32(name) ?? seccomp_syscall_resolve_name(name)
         precondition(nr >= 0, "unknown syscall \(name)")
-        return f.bpf.withUnsafeBytes { cs_filter_allows($0.baseAddress, f.instructionCount, UInt32(nr)) == 1 }
+        return f.allowsUnconditionally(nr)
     }
 
     @Test func readsTheDefaultProfile() throws {
@@ -187,13 +189,8 @@ struct SpawnUnderTheFilterTests {
     /// waits.
     @Test(arguments: ["close", "read"])
     func aProfileRefusingTheGateCallsStillStarts(_ refused: String) throws {
-        let shipped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Harness.repo)/profiles/seccomp/default.json"))) as? [String: Any]
-        var profile = try #require(shipped)
-        var rules = try #require(profile["syscalls"] as? [[String: Any]])
-        for i in rules.indices { rules[i]["names"] = (rules[i]["names"] as? [String])?.filter { $0 != refused } }
-        profile["syscalls"] = rules
         let path = "\(Harness.scratch)/filter-no-\(refused).json"
-        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: path))
+        try Data(FilterCheckTests.profile("default", without: [refused])).write(to: URL(fileURLWithPath: path))
         let policy = Self.policy("filter-no-\(refused)", profile: path)
         for _ in 0..<3 {
             let r = Self.run(["/bin/echo", "started"], policy: policy)
