@@ -152,11 +152,37 @@ private struct Run {
         return result
     }
 
+    /// How reading the child's reports ended.
+    enum ReportsEnd {
+        /// End of file: every step done (nil) or the first one that failed.
+        case complete(ChildReport?)
+        /// The wall clock ran out or the sandbox was cancelled while it was being set up.
+        case stopped(TerminationReason)
+    }
+
     /// Reads the child's reports until end of file; returns the first failure. A seccomp
-    /// listener that rides along lands in `listener`.
-    static func readReports(_ reports: Int32, listener: inout Descriptor?) -> ChildReport? {
+    /// listener that rides along lands in `listener`. Set-up counts against the wall clock
+    /// (`deadline`, seconds since `start`) and yields to cancellation (`cancelFD` readable): a
+    /// step that never returns — a bind source on a hung network filesystem, an init that never
+    /// opens the gate — ends the sandbox instead of the caller's wait.
+    static func readReports(_ reports: Int32, listener: inout Descriptor?,
+                            deadline: Double? = nil, start: Double = 0, cancelFD: Int32 = -1) -> ReportsEnd {
         var failed: ChildReport?
         while true {
+            if deadline != nil || cancelFD >= 0 {
+                var fds = [pollfd(fd: reports, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)]
+                var timeout: Int32 = -1
+                if let deadline {
+                    let left = deadline - MonotonicClock.since(start)
+                    if left <= 0 { return .stopped(.timeout) }
+                    timeout = Int32(min(Double(Int32.max), left * 1000).rounded(.up))
+                }
+                let n = poll(&fds, 2, timeout)
+                if n < 0 && errno == EINTR { continue }
+                if fds[1].revents != 0 { return .stopped(.cancelled) }
+                if n == 0 { continue }  // the deadline, checked at the top
+            }
             var message = cs_report()
             var fd: Int32 = -1
             let n = withUnsafeMutableBytes(of: &message) { cl_recv_with_fd(reports, $0.baseAddress, $0.count, &fd) }
@@ -169,7 +195,7 @@ private struct Run {
             let report = ChildReport(message)
             if report.isFailure && failed == nil { failed = report }
         }
-        return failed
+        return .complete(failed)
     }
 
     func spawnAndSupervise(range: UIDRange, cgroup: Cgroup, hierarchy: CgroupHierarchy) -> SandboxResult {
@@ -311,7 +337,7 @@ private struct Run {
                 var ws: Int32 = 0
                 _ = cl_pidfd_wait(pidNumber, &ws, 0)
                 var unused: Descriptor?
-                if let reported = Self.readReports(channel, listener: &unused) {
+                if case .complete(let reported?) = Self.readReports(channel, listener: &unused) {
                     return self.failure(reported.failure(plan: plan, argv: argv, runtimeDir: environment.runtimeDir))
                 }
                 return self.failure(SetupFailure(step: .cgroup, errno: error.errno, message: "cgroup: \(error)"))
@@ -334,8 +360,24 @@ private struct Run {
         // 9. Read the report channel until the workload has exec'd (EOF: every copy of the
         // child's end is closed by execve or by init) — or a step failed.
         var listener: Descriptor?
-        if let failed = Self.readReports(chan.first.raw, listener: &listener) {
+        switch Self.readReports(chan.first.raw, listener: &listener, deadline: wallTime, start: start, cancelFD: control?.wakeFD ?? -1) {
+        case .complete(let failed?):
             return abort(failed.failure(plan: plan, argv: argv, runtimeDir: environment.runtimeDir))
+        case .complete(nil):
+            break
+        case .stopped(let reason):
+            // Killed mid-set-up: the workload never ran. Everything in the pid namespace goes
+            // with init; the cgroup's processes too, should one have joined it and escaped that.
+            _ = cl_pidfd_send_signal(pidNumber, SIGKILL)
+            cgroup.killAll()
+            var ws: Int32 = 0
+            _ = cl_pidfd_wait(pidNumber, &ws, 0)
+            mountNamespace.take()?.closeInBackground()
+            var result = SandboxResult(Termination.classify(Termination.Observation(waitStatus: nil, killedFor: reason)),
+                                       policy: plan.policy.name, policyHash: plan.policy.contentHash,
+                                       wallTimeSeconds: MonotonicClock.since(start))
+            result.layers = layers
+            return result
         }
 
         // 10. Supervise.

@@ -260,3 +260,108 @@ struct CgroupAfterCloneTests {
         #expect(left.isEmpty, "\(left)")
     }
 }
+
+/// Set-up counts against the wall clock and yields to cancellation: a sandbox whose set-up never
+/// finishes (here pid 1 is a stand-in that never opens the gate; in life a bind source on a hung
+/// network filesystem) is killed when its wall time runs out or it is cancelled, and ends with that
+/// reason — never a supervisor blocked on the report channel for as long as the step hangs.
+@Suite(.enabled(if: Harness.isRoot, "needs root"), .serialized)
+struct SetupDeadlineTests {
+    /// A stand-in init that holds pid 1 for 60 s and exits, never opening the workload's gate.
+    static let stuckInit: String = {
+        let path = "\(Harness.probeDir)/stuck-init"
+        let source = "\(Harness.scratch)/stuck-init.c"
+        try? """
+        #include <time.h>
+        int main(void) {
+            struct timespec t = { 60, 0 };
+            nanosleep(&t, 0);
+            return 0;
+        }
+        """.write(toFile: source, atomically: true, encoding: .utf8)
+        _ = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", "\(path).tmp", source])
+        rename("\(path).tmp", path)
+        return path
+    }()
+
+    final class Started: @unchecked Sendable {
+        let lock = NSLock()
+        var pid: Int32 = 0
+        var cgroup: [String] = []
+        var result: SandboxResult?
+    }
+
+    /// Runs `echo ran` under the stuck init; `cancelAfter` cancels it that long after it started.
+    func run(wallTime: Double, cancelAfter: Double?) throws -> (result: SandboxResult?, output: String, seconds: Double, started: Started) {
+        let store = PolicyStore(configDir: nil)
+        let plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
+        var out: [Int32] = [-1, -1]
+        try #require(pipe(&out) == 0)
+        var io = SandboxIO()
+        io.stdout = out[1]
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        var environment = SandboxEnvironment(runtimeDir: Harness.runtimeDir)
+        environment.initProgram = Self.stuckInit
+        let control = try SandboxControl()
+        let started = Started()
+        control.onStart { pid, cgroup in started.lock.withLock { started.pid = pid; started.cgroup = cgroup } }
+        let done = DispatchSemaphore(value: 0)
+        let streams = io, settings = environment
+        let begin = MonotonicClock.now
+        Thread.detachNewThread {
+            let r = Sandbox.run(plan: plan, argv: ["sh", "-c", "echo ran"], environment: settings, io: streams, wallTime: wallTime, control: control)
+            started.lock.withLock { started.result = r }
+            done.signal()
+        }
+        if let cancelAfter {
+            for _ in 0..<500 where started.lock.withLock({ started.pid }) == 0 { usleep(10_000) }
+            usleep(UInt32(cancelAfter * 1e6))
+            control.cancel()
+        }
+        let finished = done.wait(timeout: .now() + 15) == .success
+        let seconds = MonotonicClock.now - begin
+        if !finished {
+            // Without the deadline the supervisor waits for the stand-in's 60 s: end it now.
+            let pid = started.lock.withLock { started.pid }
+            if pid > 0 { kill(pid, SIGKILL) }
+            _ = done.wait(timeout: .now() + 15)
+        }
+        close(out[1])
+        close(io.stdin)
+        let text = String(decoding: FileHandle(fileDescriptor: out[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        return (finished ? started.lock.withLock({ started.result }) : nil, text, seconds, started)
+    }
+
+    func expectGone(_ started: Started) {
+        let pid = started.lock.withLock { started.pid }
+        #expect(pid > 0)
+        #expect(kill(pid, 0) == -1 && errno == ESRCH, "init \(pid) still there")
+        for dir in started.lock.withLock({ started.cgroup }) {
+            #expect(!FileManager.default.fileExists(atPath: dir), "\(dir) left behind")
+        }
+    }
+
+    @Test func aSetUpThatNeverFinishesEndsAtTheWallClock() throws {
+        _ = try #require(InitProgramPath.built)
+        for _ in 0..<3 {
+            let (result, output, seconds, started) = try run(wallTime: 1.5, cancelAfter: nil)
+            let r = try #require(result, "the supervisor was still waiting after 15 s")
+            #expect(r.reason == .timeout)
+            #expect(r.setupFailure == nil)
+            #expect(r.exitStatus != 0)
+            #expect(output.isEmpty, "the workload ran: \(output)")
+            #expect(seconds >= 1.4 && seconds < 10, "\(seconds) s")
+            expectGone(started)
+        }
+    }
+
+    @Test func aSetUpThatNeverFinishesEndsWhenCancelled() throws {
+        _ = try #require(InitProgramPath.built)
+        let (result, output, seconds, started) = try run(wallTime: 60, cancelAfter: 0.3)
+        let r = try #require(result, "the supervisor was still waiting after 15 s")
+        #expect(r.reason == .cancelled)
+        #expect(output.isEmpty, "the workload ran: \(output)")
+        #expect(seconds < 10, "\(seconds) s")
+        expectGone(started)
+    }
+}
