@@ -206,7 +206,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Release builds link the Swift runtime statically (`make release`): start-up counts.
-        .executableTarget(name: "cordon", dependencies: ["CordonCLI"], linkerSettings: startupLink),
+        .executableTarget(name: "cordon", dependencies: ["CordonCLI", "CLinux"], linkerSettings: startupLink),
         .executableTarget(name: "cordond", dependencies: [
             "CordonDaemon", "CordonRPC", "CordonConfig", "CordonSystem",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -430,6 +430,43 @@ int cl_close_in_background(int fd) {
     return r == 0 ? 0 : -1;
 }
 
+// The child of cl_exit_leaving_teardown: it runs on a stack of its own in our memory, with our
+// TLS pointer (never written: only raw system calls that succeed here, no errno), closes its copy
+// of every descriptor but the pipe's read end, and waits for that end's EOF: our exit_files, which
+// comes after our exit_mm dropped our reference to the memory — the last one is then its own.
+static int teardown_holder(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    if (fd > 0) syscall(SYS_close_range, 0U, (unsigned)fd - 1, 0U);
+    syscall(SYS_close_range, (unsigned)fd + 1, ~0U, 0U);
+    // Its exit (the teardown) yields to anything else that wants the CPU — above all to whoever
+    // waits for us, woken on the same CPU just after it.
+    struct sched_param idle = { 0 };
+    syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle);
+    char byte;
+    while (syscall(SYS_read, fd, &byte, 1L) > 0) {}
+    return 0;
+}
+
+static _Alignas(64) char teardown_stack[16384];
+
+void cl_exit_leaving_teardown(int status) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) == 0) {
+        // Signals stay ours: the child starts with every one blocked (Ctrl-C in its instant of
+        // life must not run a handler on our memory or kill it half way), and so do we from here.
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, NULL);
+        // The child is reaped by whoever inherits it (its exit signal is SIGCHLD); the read end
+        // is its only descriptor, the write end ours until we exit.
+        if (clone(teardown_holder, teardown_stack + sizeof teardown_stack, CLONE_VM | SIGCHLD, (void *)(intptr_t)fds[0]) < 0) {
+            close(fds[0]);
+            close(fds[1]);
+        }
+    }
+    exit(status);
+}
+
 int cl_exists_without_symlinks(const char *path) {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
     int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);

@@ -1,3 +1,4 @@
+import CLinux
 import CordonCLI
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +8,9 @@ import Glibc
 // RunFastPath, SubmitFastPath).
 let arguments = CommandLine.arguments
 if arguments.count > 2, arguments[1] == "run", let options = RunFastPath.parse(arguments.dropFirst(2)) {
-    exit(RunFastPath.execute(options))
+    // The sandbox has ended and its record is written: our caller need not wait for the kernel
+    // to tear down this process's memory (CLinux, cl_exit_leaving_teardown).
+    cl_exit_leaving_teardown(RunFastPath.execute(options))
 }
 if arguments.count > 2, arguments[1] == "submit", let options = SubmitFastPath.parse(arguments.dropFirst(2)) {
     exit(SubmitFastPath.execute(options))
