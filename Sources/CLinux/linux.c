@@ -432,8 +432,9 @@ int cl_close_in_background(int fd) {
 
 // The child of cl_exit_leaving_teardown: it runs on a stack of its own in our memory, with our
 // TLS pointer (never written: only raw system calls that succeed here, no errno), closes its copy
-// of every descriptor but the pipe's read end, and waits for that end's EOF: our exit_files, which
-// comes after our exit_mm dropped our reference to the memory — the last one is then its own.
+// of every descriptor but the pipe's read end — the caller waits for that before it exits, so no
+// reader of our output waits for this child — and waits for that end's EOF: our exit_files,
+// which comes after our exit_mm dropped our reference to the memory; the last one is its own.
 static int teardown_holder(void *arg) {
     int fd = (int)(intptr_t)arg;
     if (fd > 0) syscall(SYS_close_range, 0U, (unsigned)fd - 1, 0U);
@@ -449,20 +450,36 @@ static int teardown_holder(void *arg) {
 
 static _Alignas(64) char teardown_stack[16384];
 
+// The inode of the initial pid namespace (PROC_PID_INIT_INO), whose init reaps whatever it
+// inherits. Elsewhere (a container whose pid 1 is an application) an orphan may stay a zombie.
+#define INITIAL_PID_NAMESPACE_INODE 0xEFFFFFFCU
+
 void cl_exit_leaving_teardown(int status) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) == 0) {
-        // Signals stay ours: the child starts with every one blocked (Ctrl-C in its instant of
-        // life must not run a handler on our memory or kill it half way), and so do we from here.
-        sigset_t all;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, NULL);
-        // The child is reaped by whoever inherits it (its exit signal is SIGCHLD); the read end
-        // is its only descriptor, the write end ours until we exit.
-        if (clone(teardown_holder, teardown_stack + sizeof teardown_stack, CLONE_VM | SIGCHLD, (void *)(intptr_t)fds[0]) < 0) {
-            close(fds[0]);
-            close(fds[1]);
-        }
+    struct stat ns;
+    if (stat("/proc/self/ns/pid", &ns) != 0 || ns.st_ino != INITIAL_PID_NAMESPACE_INODE) exit(status);
+    int gone[2], ready[2];
+    if (pipe2(gone, O_CLOEXEC) != 0) exit(status);
+    if (pipe2(ready, O_CLOEXEC) != 0) {
+        close(gone[0]);
+        close(gone[1]);
+        exit(status);
+    }
+    // Signals stay ours: the child starts with every one blocked (Ctrl-C in its instant of
+    // life must not run a handler on our memory or kill it half way), and so do we from here.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    // The child is reaped by whoever inherits it (its exit signal is SIGCHLD); `gone`'s read end
+    // is the one descriptor it keeps, its write end ours until we exit.
+    if (clone(teardown_holder, teardown_stack + sizeof teardown_stack, CLONE_VM | SIGCHLD, (void *)(intptr_t)gone[0]) < 0) {
+        close(gone[0]);
+        close(gone[1]);
+    } else {
+        // EOF once the child has closed its copies of our descriptors (its copy of `ready`'s
+        // write end among them).
+        close(ready[1]);
+        char byte;
+        while (read(ready[0], &byte, 1) < 0 && errno == EINTR) {}
     }
     exit(status);
 }

@@ -170,18 +170,24 @@ private struct Run {
         var failed: ChildReport?
         while true {
             if deadline != nil || cancelFD >= 0 {
+                // What the child has sent is read first: a failure it reported, or the end of its
+                // reports (the workload executed: the wall clock is the supervisor's from there),
+                // is the better account than the clock that ran out meanwhile.
                 var fds = [pollfd(fd: reports, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)]
                 var timeout: Int32 = -1
                 if let deadline {
                     let left = deadline - MonotonicClock.since(start)
-                    if left <= 0 { return .stopped(.timeout) }
-                    timeout = Int32(min(Double(Int32.max), left * 1000).rounded(.up))
+                    timeout = left <= 0 ? 0 : Int32(min(Double(Int32.max), left * 1000).rounded(.up))
                 }
                 let n = poll(&fds, 2, timeout)
                 if n < 0 && errno == EINTR { continue }
-                if fds[1].revents != 0 { return .stopped(.cancelled) }
-                if n == 0 { continue }  // the deadline, checked at the top
+                if fds[0].revents == 0 {
+                    if let failed { return .complete(failed) }
+                    if fds[1].revents != 0 { return .stopped(.cancelled) }
+                    if let deadline, MonotonicClock.since(start) >= deadline { return .stopped(.timeout) }
+                    continue
+                }
             }
             var message = cs_report()
             var fd: Int32 = -1
@@ -366,18 +372,20 @@ private struct Run {
         case .complete(nil):
             break
         case .stopped(let reason):
-            // Killed mid-set-up: the workload never ran. Everything in the pid namespace goes
-            // with init; the cgroup's processes too, should one have joined it and escaped that.
+            // Killed mid-set-up: the workload never ran (no exit code, no signal of its own, the
+            // status of a sandbox that never ran to an exit; no layers claimed — set-up stopped
+            // part way). Everything in the pid namespace goes with init; the cgroup's processes
+            // too, should one have joined it and escaped that. A step stuck where SIGKILL cannot
+            // reach it (a FUSE daemon that never answers) still holds this wait: SECURITY.md.
             _ = cl_pidfd_send_signal(pidNumber, SIGKILL)
             cgroup.killAll()
             var ws: Int32 = 0
             _ = cl_pidfd_wait(pidNumber, &ws, 0)
             mountNamespace.take()?.closeInBackground()
-            var result = SandboxResult(Termination.classify(Termination.Observation(waitStatus: nil, killedFor: reason)),
-                                       policy: plan.policy.name, policyHash: plan.policy.contentHash,
-                                       wallTimeSeconds: MonotonicClock.since(start))
-            result.layers = layers
-            return result
+            let outcome = Termination.Outcome(reason: reason, exitCode: nil, signal: nil, setupFailure: nil,
+                                              exitStatus: Termination.exitStatus(exitCode: nil, signal: nil, setupFailure: nil))
+            return SandboxResult(outcome, policy: plan.policy.name, policyHash: plan.policy.contentHash,
+                                 wallTimeSeconds: MonotonicClock.since(start))
         }
 
         // 10. Supervise.

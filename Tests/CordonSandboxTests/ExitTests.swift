@@ -46,14 +46,22 @@ struct ExitTests {
         return path
     }()
 
+    /// Whether this process is in the initial pid namespace (PROC_PID_INIT_INO), the only place
+    /// where `cordon run` leaves a holder (elsewhere pid 1 may be an application that never reaps).
+    static var inInitialPidNamespace: Bool {
+        var st = stat()
+        return stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == 0xEFFF_FFFC
+    }
+
     @Test func theCallerSeesTheSameEndEveryTimeAndTheHolderEnds() {
         let base = ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir, "--runtime-dir", Harness.runtimeDir, "--"]
         for round in 0..<10 {
             let r = Harness.exec(Self.reaper, [Harness.cordon] + base + ["sh", "-c", "printf 'x%s' \"$1\"; exit 7", "sh", "\(round)"], cwd: "/")
             #expect(r.stdout == "x\(round)", "round \(round): \(r.stdout)")
             // The workload's status, then exactly one inherited process — the holder — ended
-            // normally (its own status, 0), not killed.
-            #expect(r.stderr == "child 7\ninherited 0\n", "round \(round): \(r.stderr)")
+            // normally (its own status, 0), not killed; outside the initial pid namespace, none.
+            let holder = Self.inInitialPidNamespace ? "inherited 0\n" : ""
+            #expect(r.stderr == "child 7\n\(holder)", "round \(round): \(r.stderr)")
         }
     }
 }

@@ -348,7 +348,9 @@ struct SetupDeadlineTests {
             let r = try #require(result, "the supervisor was still waiting after 15 s")
             #expect(r.reason == .timeout)
             #expect(r.setupFailure == nil)
-            #expect(r.exitStatus != 0)
+            // The workload never ran: no signal of its own, 125, no layers claimed.
+            #expect(r.exitStatus == 125 && r.signal == nil && r.exitCode == nil)
+            #expect(r.layers == nil)
             #expect(output.isEmpty, "the workload ran: \(output)")
             #expect(seconds >= 1.4 && seconds < 10, "\(seconds) s")
             expectGone(started)
@@ -360,6 +362,7 @@ struct SetupDeadlineTests {
         let (result, output, seconds, started) = try run(wallTime: 60, cancelAfter: 0.3)
         let r = try #require(result, "the supervisor was still waiting after 15 s")
         #expect(r.reason == .cancelled)
+        #expect(r.exitStatus == 125 && r.signal == nil)
         #expect(output.isEmpty, "the workload ran: \(output)")
         #expect(seconds < 10, "\(seconds) s")
         expectGone(started)

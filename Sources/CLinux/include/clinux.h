@@ -49,10 +49,12 @@ int cl_open_directory_nofollow(const char *path);
 /// no thread could be made (the caller closes it then).
 int cl_close_in_background(int fd);
 /// exit(status), leaving the teardown of this process's memory to a short-lived child that
-/// shares it (CLONE_VM, no descriptors, every signal blocked) and exits once we have: the
-/// exit our caller waits for no longer unmaps and frees the address space (`cordon run`'s
-/// exit_group to its caller's wait4: 0.59 -> 0.09 ms, medians of 60 traced runs). Falls back to a
-/// plain exit when no child can be made. Never returns.
+/// shares it (CLONE_VM, no descriptors — closed before we exit, so readers of our output see
+/// its end with ours — every signal blocked, SCHED_IDLE) and exits once we have: the exit our
+/// caller waits for no longer unmaps and frees the address space (`cordon run`'s exit_group to
+/// its caller's wait4: 0.59 -> 0.09 ms, medians of 60 traced runs). Only in the initial pid
+/// namespace, whose init reaps the orphan; elsewhere, or when no child can be made, a plain
+/// exit. Never returns.
 __attribute__((noreturn)) void cl_exit_leaving_teardown(int status);
 /// Whether `path` names something reached through no symlink at all, its last component
 /// included (openat2 O_PATH, RESOLVE_NO_SYMLINKS): 0, or -1/errno (ELOOP: a symlink on the way;
