@@ -420,13 +420,16 @@ struct LocalServerTests {
         _ = try Self.chat(d, "b-tiny")
         usleep(1_500_000)
         var a = try Self.server(d, "a-tiny"), b = try Self.server(d, "b-tiny")
-        #expect(a["starts"]?.intValue == 1 && a["loaded"] == .bool(false), "\(a)")
+        // Seen once under a full run's load (stop 40): `a` had failed and restarted before this
+        // check. What cordond said about its servers, for the next time.
+        let why = { d.log().split(separator: "\n").suffix(40).joined(separator: "\n") }
+        #expect(a["starts"]?.intValue == 1 && a["loaded"] == .bool(false), "\(a)\n\(why())")
         #expect(b["starts"]?.intValue == 1 && b["loaded"] == .bool(true), "\(b)")
         // b idle for its keep_alive: a is loaded again, once.
         #expect(Self.eventually(10) { (try? Self.server(d, "a-tiny"))?["loaded"] == .bool(true) })
         a = try Self.server(d, "a-tiny")
         b = try Self.server(d, "b-tiny")
-        #expect(a["starts"]?.intValue == 2 && b["starts"]?.intValue == 1 && b["loaded"] == .bool(false), "\(a) \(b)")
+        #expect(a["starts"]?.intValue == 2 && b["starts"]?.intValue == 1 && b["loaded"] == .bool(false), "\(a) \(b)\n\(why())")
     }
 
     /// Under max_loaded, a server kept busy by one caller's stream of calls does not starve
