@@ -291,10 +291,14 @@ private struct Run {
         stdio.childEnds.close()
 
         let pidNumber = pidfd.raw
-        func abort(_ failure: SetupFailure) -> SandboxResult {
+        /// Kills init (and with it everything in its pid namespace) and reaps it.
+        func killAndReap() {
             _ = cl_pidfd_send_signal(pidNumber, SIGKILL)
             var ws: Int32 = 0
             _ = cl_pidfd_wait(pidNumber, &ws, 0)
+        }
+        func abort(_ failure: SetupFailure) -> SandboxResult {
+            killAndReap()
             return self.failure(failure)
         }
         func abort(_ step: SetupStep, _ error: SystemError) -> SandboxResult {
@@ -339,9 +343,7 @@ private struct Run {
             } catch {
                 // The child may have failed first (a send then finds it gone): its own report
                 // says why. Once it is dead and reaped, what it sent is all there is to read.
-                _ = cl_pidfd_send_signal(pidNumber, SIGKILL)
-                var ws: Int32 = 0
-                _ = cl_pidfd_wait(pidNumber, &ws, 0)
+                killAndReap()
                 var unused: Descriptor?
                 if case .complete(let reported?) = Self.readReports(channel, listener: &unused) {
                     return self.failure(reported.failure(plan: plan, argv: argv, runtimeDir: environment.runtimeDir))
@@ -377,10 +379,8 @@ private struct Run {
             // part way). Everything in the pid namespace goes with init; the cgroup's processes
             // too, should one have joined it and escaped that. A step stuck where SIGKILL cannot
             // reach it (a FUSE daemon that never answers) still holds this wait: SECURITY.md.
-            _ = cl_pidfd_send_signal(pidNumber, SIGKILL)
             cgroup.killAll()
-            var ws: Int32 = 0
-            _ = cl_pidfd_wait(pidNumber, &ws, 0)
+            killAndReap()
             mountNamespace.take()?.closeInBackground()
             let outcome = Termination.Outcome(reason: reason, exitCode: nil, signal: nil, setupFailure: nil,
                                               exitStatus: Termination.exitStatus(exitCode: nil, signal: nil, setupFailure: nil))

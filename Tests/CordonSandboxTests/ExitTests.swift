@@ -13,10 +13,7 @@ import Glibc
 struct ExitTests {
     /// Runs argv as a child subreaper: prints the direct child's exit status, then, for every other
     /// process it inherited and reaped within 5 s, its pid's exit status.
-    static let reaper: String = {
-        let path = "\(Harness.scratch)/bin/subreaper"
-        let source = "\(Harness.scratch)/subreaper.c"
-        try? """
+    static let reaper = Harness.compileC("""
         #include <errno.h>
         #include <stdio.h>
         #include <sys/prctl.h>
@@ -40,11 +37,7 @@ struct ExitTests {
             }
             return 0;
         }
-        """.write(toFile: source, atomically: true, encoding: .utf8)
-        let r = Harness.exec("/usr/bin/cc", ["-O2", "-Wall", "-Werror", "-o", path, source])
-        precondition(r.status == 0, "compiling the subreaper failed: \(r.stderr)")
-        return path
-    }()
+        """, named: "subreaper", linkStatic: false)
 
     /// Whether this process is in the initial pid namespace (PROC_PID_INIT_INO), the only place
     /// where `cordon run` leaves a holder (elsewhere pid 1 may be an application that never reaps).

@@ -26,6 +26,19 @@ enum Harness {
         return out
     }()
     static var probeDir: String { (probe as NSString).deletingLastPathComponent }
+    /// Compiles the C program `source` as `probeDir/name` (-O2, warnings are errors; `linkStatic`
+    /// for one that runs inside a sandbox, which binds that directory), through a temporary file
+    /// so that a test running meanwhile never executes half of it.
+    static func compileC(_ source: String, named name: String, linkStatic: Bool) -> String {
+        let path = "\(probeDir)/\(name)"
+        let file = "\(scratch)/\(name).c"
+        try? source.write(toFile: file, atomically: true, encoding: .utf8)
+        let partial = "\(path).\(getpid()).tmp"
+        let r = exec("/usr/bin/cc", (linkStatic ? ["-static"] : []) + ["-O2", "-Wall", "-Werror", "-o", partial, file])
+        precondition(r.status == 0, "compiling \(name) failed: \(r.stderr)")
+        rename(partial, path)
+        return path
+    }
     /// The repository root (for policies/ and profiles/).
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 

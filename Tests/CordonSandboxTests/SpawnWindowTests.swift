@@ -7,6 +7,44 @@ import Testing
 import Glibc
 #endif
 
+/// A sandbox of the default policy whose pid 1 is a stand-in init, its output to a pipe: where the
+/// tests of the spawn's window and of set-up's deadline start.
+struct StandInSandbox {
+    let plan: SpawnPlan
+    var io = SandboxIO()
+    var environment: SandboxEnvironment
+    /// The read end of the workload's stdout.
+    let output: Int32
+
+    init(initProgram: String) throws {
+        let store = PolicyStore(configDir: nil)
+        plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
+        var out: [Int32] = [-1, -1]
+        try #require(pipe(&out) == 0)
+        output = out[0]
+        io.stdout = out[1]
+        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        environment = SandboxEnvironment(runtimeDir: Harness.runtimeDir)
+        environment.initProgram = initProgram
+    }
+
+    /// Closes our ends and reads what the workload wrote (call once the sandbox has ended).
+    func finish() -> String {
+        close(io.stdout)
+        close(io.stdin)
+        return String(decoding: FileHandle(fileDescriptor: output, closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+    }
+}
+
+/// What a test learns of a sandbox running on another thread: init's host pid and the cgroup
+/// (from `SandboxControl.onStart`), then its result.
+final class StartedSandbox: @unchecked Sendable {
+    let lock = NSLock()
+    var pid: Int32 = 0
+    var cgroup: [String] = []
+    var result: SandboxResult?
+}
+
 /// The window between the workload's set-up and its execve: it has dropped to the sandbox's uid,
 /// applied Landlock and waits on the gate while pid 1 is still a stand-in for cordon-init (which
 /// sleeps 1.5 s here) — in share mode inside the supervisor's own memory. Looked at from the
@@ -24,9 +62,7 @@ struct SpawnWindowTests {
             try? FileManager.default.copyItem(atPath: built, toPath: partial)
             rename(partial, initCopy)
         }
-        let path = "\(Harness.probeDir)/gate-init"
-        let source = "\(Harness.scratch)/gate-init.c"
-        try? """
+        return Harness.compileC("""
         #include <time.h>
         #include <unistd.h>
         int main(int argc, char **argv, char **envp) {
@@ -36,10 +72,7 @@ struct SpawnWindowTests {
             execve("/opt/cordon-test/cordon-init", argv, envp);
             return 125;
         }
-        """.write(toFile: source, atomically: true, encoding: .utf8)
-        _ = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", "\(path).tmp", source])
-        rename("\(path).tmp", path)
-        return path
+        """, named: "gate-init", linkStatic: true)
     }()
 
     /// A host program that becomes `uid`/`gid` and tries every way into `pid`'s memory.
@@ -97,34 +130,24 @@ struct SpawnWindowTests {
 
     @Test(arguments: [true, false]) func theWorkloadAtTheGateHoldsNothingOfRootsAndCannotBeReached(shareMemory: Bool) throws {
         _ = try #require(InitProgramPath.built)
-        let store = PolicyStore(configDir: nil)
-        let plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
-        var out: [Int32] = [-1, -1]
-        try #require(pipe(&out) == 0)
-        var io = SandboxIO()
-        io.stdout = out[1]
-        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        var environment = SandboxEnvironment(runtimeDir: Harness.runtimeDir)
-        environment.initProgram = Self.gateInit
-        environment.shareMemoryUntilExec = shareMemory
+        var sandbox = try StandInSandbox(initProgram: Self.gateInit)
+        sandbox.environment.shareMemoryUntilExec = shareMemory
         let control = try SandboxControl()
-        final class Started: @unchecked Sendable { var pid: Int32 = 0; var cgroup: [String] = []; let lock = NSLock() }
-        let started = Started()
-        control.onStart { pid, cgroup in started.lock.lock(); started.pid = pid; started.cgroup = cgroup; started.lock.unlock() }
-        final class Outcome: @unchecked Sendable { var result: SandboxResult? }
-        let outcome = Outcome()
+        let started = StartedSandbox()
+        control.onStart { pid, cgroup in started.lock.withLock { started.pid = pid; started.cgroup = cgroup } }
         let done = DispatchSemaphore(value: 0)
         // The shell's own descriptors, listed by a child (whose directory descriptor is its own).
         let argv = ["sh", "-c", "ls /proc/$$/fd"]
-        let streams = io, settings = environment
+        let plan = sandbox.plan, streams = sandbox.io, settings = sandbox.environment
         Thread.detachNewThread {
-            outcome.result = Sandbox.run(plan: plan, argv: argv, environment: settings, io: streams, wallTime: 30, control: control)
+            let r = Sandbox.run(plan: plan, argv: argv, environment: settings, io: streams, wallTime: 30, control: control)
+            started.lock.withLock { started.result = r }
             done.signal()
         }
         // Init's host pid, then its one child: the workload, parked at the gate.
         var initPID: Int32 = 0, cgroups: [String] = []
         for _ in 0..<200 where initPID == 0 {
-            started.lock.lock(); initPID = started.pid; cgroups = started.cgroup; started.lock.unlock()
+            (initPID, cgroups) = started.lock.withLock { (started.pid, started.cgroup) }
             if initPID == 0 { usleep(10_000) }
         }
         try #require(initPID > 0)
@@ -180,10 +203,8 @@ struct SpawnWindowTests {
         #expect(probe.stdout == "process_vm_readv EPERM\nmem EACCES\nmaps EACCES\nptrace EPERM\n", "\(probe.stdout) \(probe.stderr)")
 
         #expect(done.wait(timeout: .now() + 30) == .success)
-        close(out[1])
-        close(io.stdin)
-        let text = String(decoding: FileHandle(fileDescriptor: out[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
-        let r = try #require(outcome.result)
+        let text = sandbox.finish()
+        let r = try #require(started.lock.withLock { started.result })
         #expect(r.exitCode == 0, "\(r.setupFailure?.message ?? "")")
         // At its execve the workload kept exactly its three streams.
         #expect(text == "0\n1\n2\n", "\(text)")
@@ -268,45 +289,23 @@ struct CgroupAfterCloneTests {
 @Suite(.enabled(if: Harness.isRoot, "needs root"), .serialized)
 struct SetupDeadlineTests {
     /// A stand-in init that holds pid 1 for 60 s and exits, never opening the workload's gate.
-    static let stuckInit: String = {
-        let path = "\(Harness.probeDir)/stuck-init"
-        let source = "\(Harness.scratch)/stuck-init.c"
-        try? """
+    static let stuckInit = Harness.compileC("""
         #include <time.h>
         int main(void) {
             struct timespec t = { 60, 0 };
             nanosleep(&t, 0);
             return 0;
         }
-        """.write(toFile: source, atomically: true, encoding: .utf8)
-        _ = Harness.exec("/usr/bin/cc", ["-static", "-O2", "-o", "\(path).tmp", source])
-        rename("\(path).tmp", path)
-        return path
-    }()
-
-    final class Started: @unchecked Sendable {
-        let lock = NSLock()
-        var pid: Int32 = 0
-        var cgroup: [String] = []
-        var result: SandboxResult?
-    }
+        """, named: "stuck-init", linkStatic: true)
 
     /// Runs `echo ran` under the stuck init; `cancelAfter` cancels it that long after it started.
-    func run(wallTime: Double, cancelAfter: Double?) throws -> (result: SandboxResult?, output: String, seconds: Double, started: Started) {
-        let store = PolicyStore(configDir: nil)
-        let plan = try store.spawnPlan(for: try store.loadPolicy(Harness.defaultPolicy), cacheDir: nil, callerEnvironment: [:])
-        var out: [Int32] = [-1, -1]
-        try #require(pipe(&out) == 0)
-        var io = SandboxIO()
-        io.stdout = out[1]
-        io.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        var environment = SandboxEnvironment(runtimeDir: Harness.runtimeDir)
-        environment.initProgram = Self.stuckInit
+    func run(wallTime: Double, cancelAfter: Double?) throws -> (result: SandboxResult?, output: String, seconds: Double, started: StartedSandbox) {
+        let sandbox = try StandInSandbox(initProgram: Self.stuckInit)
         let control = try SandboxControl()
-        let started = Started()
+        let started = StartedSandbox()
         control.onStart { pid, cgroup in started.lock.withLock { started.pid = pid; started.cgroup = cgroup } }
         let done = DispatchSemaphore(value: 0)
-        let streams = io, settings = environment
+        let plan = sandbox.plan, streams = sandbox.io, settings = sandbox.environment
         let begin = MonotonicClock.now
         Thread.detachNewThread {
             let r = Sandbox.run(plan: plan, argv: ["sh", "-c", "echo ran"], environment: settings, io: streams, wallTime: wallTime, control: control)
@@ -326,13 +325,11 @@ struct SetupDeadlineTests {
             if pid > 0 { kill(pid, SIGKILL) }
             _ = done.wait(timeout: .now() + 15)
         }
-        close(out[1])
-        close(io.stdin)
-        let text = String(decoding: FileHandle(fileDescriptor: out[0], closeOnDealloc: true).readDataToEndOfFile(), as: UTF8.self)
+        let text = sandbox.finish()
         return (finished ? started.lock.withLock({ started.result }) : nil, text, seconds, started)
     }
 
-    func expectGone(_ started: Started) {
+    func expectGone(_ started: StartedSandbox) {
         let pid = started.lock.withLock { started.pid }
         #expect(pid > 0)
         #expect(kill(pid, 0) == -1 && errno == ESRCH, "init \(pid) still there")
