@@ -38,8 +38,9 @@ final class HTTPConnection: @unchecked Sendable {
     private var sendTimer: EventLoop.Timer?
     /// When the request now being received began to arrive (its deadline counts from here).
     private var requestStarted: Double?
-    /// Since when the connection has had nothing to do (eviction takes the oldest first).
-    private(set) var idleSince: Double
+    /// Since when the connection has had nothing to do, once the loop has taken back a
+    /// finished response (see `idleSince`).
+    private var quietSince: Double
 
     // Shared with writers, under `output`: unsent bytes are pending[sent...].
     private let output = Monitor()
@@ -48,22 +49,34 @@ final class HTTPConnection: @unchecked Sendable {
     private var lastProgress = 0.0
     private var gone = false
     private var closeHook: (@Sendable () -> Void)?
+    /// When the response in flight was completely queued, the connection staying open: from
+    /// then on the client may have the whole response and send its next request, before the
+    /// loop has run `responseFinished`'s step, so the connection counts as idle from here.
+    private var answeredAt: Double?
 
     init(fd: Int32, peer: HTTPPeer, server: HTTPServer) {
         self.fd = fd
         self.peer = peer
         self.server = server
         reader = HTTPRequestReader(limits: server.configuration.limits)
-        idleSince = MonotonicClock.now
+        quietSince = MonotonicClock.now
     }
 
     // MARK: Loop thread
 
     func start() { pump() }
 
-    /// Nothing in flight, nothing being received or sent: may be closed to make room.
+    /// Nothing in flight (or its response all queued), nothing being received or sent: may be
+    /// closed to make room.
     var isIdle: Bool {
-        open && !inFlight && !closeWhenFlushed && !reader.hasRequestBytes && outputEmpty
+        open && !closeWhenFlushed && !reader.hasRequestBytes && output.locked { (!inFlight || answeredAt != nil) && sent == pending.count }
+    }
+
+    /// Since when the connection has had nothing to do (eviction takes the oldest first): a
+    /// response all queued counts from when it was, not from when the loop took it back.
+    var idleSince: Double {
+        guard inFlight else { return quietSince }
+        return output.locked { answeredAt } ?? MonotonicClock.now
     }
 
     private var outputEmpty: Bool { output.locked { sent == pending.count } }
@@ -163,7 +176,7 @@ final class HTTPConnection: @unchecked Sendable {
                 pump()
             }
         } else {
-            waitTimer = loop.schedule(at: idleSince + configuration.idleSeconds) { [self] in
+            waitTimer = loop.schedule(at: quietSince + configuration.idleSeconds) { [self] in
                 waitTimer = nil
                 if isIdle { close() }
             }
@@ -282,9 +295,15 @@ final class HTTPConnection: @unchecked Sendable {
     /// anyway, or refuse at once (nothing queued, the connection left open).
     enum Wait { case wait, queue, failWhenFull }
 
-    func enqueue(_ bytes: [UInt8], wait: Bool) -> Bool { enqueue(bytes, wait ? .wait : .queue) }
+    func enqueue(_ bytes: [UInt8], wait: Bool, completing: Bool = false) -> Bool {
+        enqueue(bytes, wait ? .wait : .queue, completing: completing)
+    }
 
-    func enqueue(_ bytes: [UInt8], _ mode: Wait) -> Bool {
+    /// With `completing`, `bytes` end the response in flight and the connection stays open:
+    /// once they are queued the response is finished (no close hook) and the connection counts
+    /// as idle, in the same step, since the client may read them at once (`responseFinished`
+    /// must still follow).
+    func enqueue(_ bytes: [UInt8], _ mode: Wait, completing: Bool = false) -> Bool {
         enum Outcome { case gone, late, full, sent, queued(first: Bool) }
         let deadline = MonotonicClock.now + configuration.sendSeconds
         let waits = mode == .wait && !loop.inLoopThread
@@ -294,6 +313,10 @@ final class HTTPConnection: @unchecked Sendable {
             let room = output.wait(until: deadline) { gone || !waits || pending.count - sent <= highWater }
             if gone { return .gone }
             if !room { return .late }
+            if completing {
+                answeredAt = MonotonicClock.now
+                closeHook = nil
+            }
             var offset = 0
             if sent == pending.count {
                 // Nothing queued: write from this thread, and wake the loop only for a rest the
@@ -325,12 +348,18 @@ final class HTTPConnection: @unchecked Sendable {
     /// The response in flight is complete (its bytes queued): the next request may follow,
     /// unless `closeAfter`.
     func responseFinished(closeAfter: Bool) {
-        output.locked { closeHook = nil }
+        output.locked {
+            closeHook = nil
+            if !closeAfter && answeredAt == nil { answeredAt = MonotonicClock.now }
+        }
         loop.execute { [self] in
             guard open else { return }
             inFlight = false
             if closeAfter { closeWhenFlushed = true }
-            idleSince = MonotonicClock.now
+            quietSince = output.locked {
+                defer { answeredAt = nil }
+                return answeredAt
+            } ?? MonotonicClock.now
             pump()
         }
     }

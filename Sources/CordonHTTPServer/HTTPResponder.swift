@@ -189,7 +189,7 @@ public final class HTTPResponder: @unchecked Sendable {
                 connection.responseFinished(closeAfter: !keepAlive)
                 return connection.isOpen
             case .chunked:
-                let ok = connection.enqueue(Array("0\r\n\r\n".utf8), waiting ? .wait : .failWhenFull)
+                let ok = connection.enqueue(Array("0\r\n\r\n".utf8), waiting ? .wait : .failWhenFull, completing: keepAlive)
                 if !ok && !waiting {
                     connection.abort()
                     return false
@@ -214,7 +214,7 @@ public final class HTTPResponder: @unchecked Sendable {
         var bytes = HTTPResponse.head(status: status, headers: headers, length: withBody ? body.count : nil, chunked: false,
                                       connection: connectionHeader(closing: !keepAlive))
         if withBody && !isHead { bytes += body }
-        let ok = connection.enqueue(bytes, wait: true)
+        let ok = connection.enqueue(bytes, wait: true, completing: keepAlive)
         connection.responseFinished(closeAfter: !keepAlive)
         return ok
     }

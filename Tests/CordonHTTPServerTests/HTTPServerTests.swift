@@ -173,8 +173,12 @@ import Testing
         var configuration = HTTPServerConfiguration()
         configuration.maxConnections = 2
         let gate = Gate()
+        let waiting = Mutex(0)
         let h = try ServerHarness(tcp: true, configuration) { request, _, responder in
-            if request.target == "/wait" { gate.wait() }
+            if request.target == "/wait" {
+                waiting.withLock { $0 += 1 }
+                gate.wait()
+            }
             responder.respond(status: 200, body: Array(request.target.utf8))
         }
         defer { h.close() }
@@ -188,7 +192,8 @@ import Testing
         #expect(first.closedByServer())
         third.send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
         second.send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-        usleep(100_000)
+        let deadline = MonotonicClock.now + 5
+        while waiting.withLock({ $0 }) < 2 && MonotonicClock.now < deadline { usleep(5000) }
         // Both busy: a fourth is refused.
         let fourth = try h.connect()
         let refused = fourth.response()
@@ -196,6 +201,56 @@ import Testing
         #expect(fourth.closedByServer())
         gate.open()
         #expect(third.response()?.text == "/wait" && second.response()?.text == "/wait")
+    }
+
+    /// A handler's thread writes a small response itself and the loop takes the connection back
+    /// a step later: in between the client has the whole response and may have moved on, so
+    /// the connection is idle then already. Here the loop is held between the two steps while a
+    /// newcomer arrives over the cap (the other slot busy): it takes the answered connection's
+    /// slot instead of being refused (in CI, a loaded machine once made that gap long enough).
+    @Test func aConnectionWhoseResponseIsAllQueuedIsIdleBeforeTheLoopTakesItBack() throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.maxConnections = 2
+        let holding = Gate(), hold = Gate(), stalled = Gate(), release = Gate()
+        let loop = Mutex<EventLoop?>(nil)
+        let h = try ServerHarness(tcp: true, configuration) { request, _, responder in
+            switch request.target {
+            case "/hold":
+                holding.open()
+                hold.wait(10)
+            case "/stall":
+                // The loop runs this job and waits in it; the loop's step of this response
+                // queues behind it, for the loop's next round, after the next accept.
+                loop.withLock { $0 }?.execute {
+                    stalled.open()
+                    release.wait(10)
+                }
+                stalled.wait(10)
+            default:
+                break
+            }
+            responder.respond(status: 200, body: Array(request.target.utf8))
+        }
+        loop.withLock { $0 = h.server.loop }
+        defer {
+            release.open()
+            hold.open()
+            h.close()
+        }
+        let busy = try h.connect()
+        busy.send("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(holding.wait(10))
+        let answered = try h.connect()
+        answered.send("GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(answered.response()?.text == "/stall")
+        // Queued for accept while the loop is held; accepted in the loop's next round.
+        let newcomer = try h.connect()
+        release.open()
+        #expect(answered.closedByServer())
+        newcomer.send("GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(newcomer.response()?.text == "/c")
+        hold.open()
+        #expect(busy.response()?.text == "/hold")
     }
 
     /// Connections that trickle a request in cannot keep the slots from a client (on TCP any
