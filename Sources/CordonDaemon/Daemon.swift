@@ -92,7 +92,8 @@ public final class Daemon: @unchecked Sendable {
                                     installRequirements: { manifest, policy, isCurrent in installs.install(manifest, policy, isCurrent: isCurrent) },
                                     onRequirements: { name, phase in
                                         if case .failed(let why) = phase { log.error("tool requirements not installed", metadata: ["tool": "\(name)", "error": "\(why)"]) }
-                                    }) { caller, manifest in
+                                    },
+                                    onInstanceFailure: Self.logServiceFailure(log, "tool instance failed")) { caller, manifest in
                 let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe ?? "")
                 return authorizer.mayUse(peer, manifest: manifest, policies: policies)
             }

@@ -98,7 +98,8 @@ extension Daemon {
                         var members: [(String, JSON)] = [("name", .string(t.name)), ("breaker", breaker.map { .string(["closed", "open", "half-open"][$0]) } ?? .null)]
                         if let pool {
                             members += [("instances", .int(Int64(pool.instances))), ("starting", .int(Int64(pool.starting))), ("inFlight", .int(Int64(pool.inFlight))),
-                                        ("starts", .int(Int64(pool.starts))), ("failures", .int(Int64(pool.failures))), ("failed", pool.failed.map(JSON.string) ?? .null)]
+                                        ("starts", .int(Int64(pool.starts))), ("failures", .int(Int64(pool.failures))), ("failed", pool.failed.map(JSON.string) ?? .null),
+                                        ("lastFailure", pool.lastFailureJSON)]
                         }
                         return .object(members)
                     }))])))

@@ -6,6 +6,7 @@ import CordonModels
 import CordonPolicy
 import CordonRPC
 import CordonSandbox
+import CordonServices
 import CordonSystem
 import Logging
 #if canImport(Glibc)
@@ -44,7 +45,8 @@ extension Daemon {
         do { worker = try WorkerProgram.locate() } catch { throw StartError(description: "the model gateway: \(error)") }
         do {
             let gateway = try ModelGateway(catalog: catalog, keys: keys, policies: policies, environment: environment, workerProgram: worker,
-                                           cacheDir: "\(config.cacheDir)/seccomp", statePath: "\(config.stateDir)/models-selector.json") { caller, model in
+                                           cacheDir: "\(config.cacheDir)/seccomp", statePath: "\(config.stateDir)/models-selector.json",
+                                           onFailure: logServiceFailure(log, "model worker or server failed")) { caller, model in
                 let peer = Peer(uid: caller.uid, gid: caller.gid, pid: caller.pid, groups: caller.groups, exe: caller.exe)
                 return authorizer.mayUse(peer, model: model)
             }
@@ -55,6 +57,17 @@ extension Daemon {
             return gateway
         } catch {
             throw StartError(description: "the model gateway: \(error)")
+        }
+    }
+
+    /// Logs a sandboxed service's failure (an instance that failed to start, died, failed its
+    /// health check or hung a call): each one, with its reason, so an operator learns why a
+    /// restart happened even when the restart budget is not spent.
+    static func logServiceFailure(_ log: Logger, _ message: String) -> @Sendable (ServicePool.Key, String, Bool) -> Void {
+        { key, reason, exhausted in
+            let metadata: Logger.Metadata = ["service": "\(key.service)", "owner": "\(key.owner.map { "\($0)" } ?? "shared")", "reason": "\(reason)"]
+            if exhausted { log.error("\(message); marked failed (restart budget spent)", metadata: metadata) }
+            else { log.warning("\(message)", metadata: metadata) }
         }
     }
 

@@ -66,15 +66,18 @@ public final class ModelGateway: @unchecked Sendable {
     /// `keys`: each provider's API key, read by the daemon from its `api_key_file`; a worker
     /// is given its own provider's only. `workerProgram`: the `cordon-model-worker` executable
     /// on the host (bound read-only into every worker's sandbox). `mayUse`: the daemon's
-    /// authorization of a caller for a model (admins, the model's `access`).
+    /// authorization of a caller for a model (admins, the model's `access`). `onFailure`: told
+    /// each failure of a worker or a local server (its pool key, the reason, and whether it
+    /// marked it failed), for the daemon's log.
     public init(catalog: ModelCatalog, keys: [String: String], policies: PolicyStore, environment: SandboxEnvironment,
                 workerProgram: String, cacheDir: String? = nil, statePath: String? = nil,
+                onFailure: (@Sendable (ServicePool.Key, String, Bool) -> Void)? = nil,
                 mayUse: @escaping @Sendable (Caller, ModelCatalog.Model) -> Bool) throws {
         self.catalog = catalog
         self.mayUse = mayUse
         self.statePath = statePath
-        pool = try ServicePool(definitions: [:], maxTotalInstances: .max)
-        servers = try ServicePool(definitions: [:], maxTotalInstances: catalog.maxLoaded)
+        pool = try ServicePool(definitions: [:], maxTotalInstances: .max, onFailure: onFailure)
+        servers = try ServicePool(definitions: [:], maxTotalInstances: catalog.maxLoaded, onFailure: onFailure)
         // Binds refuse a source path through a symlink (a build directory's `debug` is one).
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let workerProgram = realpath(workerProgram, &resolved) != nil
@@ -389,13 +392,13 @@ extension ModelGateway {
             members.append(("meanLatencySeconds", s.calls > 0 ? .double(s.latencySeconds / Double(s.calls)) : .null))
             members.append(("worker", .object([("instances", .int(Int64(worker.instances))), ("inFlight", .int(Int64(worker.inFlight))),
                                                ("starts", .int(Int64(worker.starts))), ("failures", .int(Int64(worker.failures))),
-                                               ("failed", worker.failed.map(JSON.string) ?? .null)])))
+                                               ("failed", worker.failed.map(JSON.string) ?? .null), ("lastFailure", worker.lastFailureJSON)])))
             if let local = localServers[m.provider] {
                 let server = servers.stats(ServicePool.Key(service: Self.serverService(m.provider), owner: nil))
                 members.append(("server", .object([("loaded", .bool(server.instances > 0)), ("starting", .bool(server.starting > 0)),
                                                    ("pid", local.pid.map { .int(Int64($0)) } ?? .null),
                                                    ("starts", .int(Int64(server.starts))), ("failures", .int(Int64(server.failures))),
-                                                   ("failed", server.failed.map(JSON.string) ?? .null)])))
+                                                   ("failed", server.failed.map(JSON.string) ?? .null), ("lastFailure", server.lastFailureJSON)])))
             }
             if let why = rejected[m.provider] { members.append(("unavailable", .string(why))) }
             return .object(members)

@@ -104,7 +104,7 @@ public final class ServicePool: @unchecked Sendable {
         deinit { release() }
     }
 
-    public struct Stats: Sendable, Equatable {
+    public struct Stats: Sendable {
         public var instances = 0
         public var starting = 0
         public var inFlight = 0
@@ -113,6 +113,14 @@ public final class ServicePool: @unchecked Sendable {
         /// Instances that died, failed to start or to answer a health check, or hung a call.
         public var failures = 0
         public var failed: String?
+        /// Why the last failure happened, and when (`MonotonicClock` seconds).
+        public var lastFailure: (reason: String, at: Double)?
+
+        /// `lastFailure` for a status reply: its reason and how long ago, or null.
+        public var lastFailureJSON: JSON {
+            guard let last = lastFailure else { return .null }
+            return .object([("reason", .string(last.reason)), ("secondsAgo", .double(((MonotonicClock.now - last.at) * 10).rounded() / 10))])
+        }
     }
 
     fileprivate final class Instance: @unchecked Sendable {
@@ -155,6 +163,7 @@ public final class ServicePool: @unchecked Sendable {
         var nextStartAt: Double = 0
         var starts = 0
         var failureCount = 0
+        var lastFailure: (reason: String, at: Double)?
         /// Seconds the last start took, from spawn to ready.
         var lastStartSeconds: Double?
         init(_ settings: Settings) {
@@ -173,6 +182,9 @@ public final class ServicePool: @unchecked Sendable {
     private var backoffs: [String: Backoff]
     /// Completions left by the section holding the lock, run once it is released (`locked`).
     private var deferred: [@Sendable () -> Void] = []
+    /// Told each failure: the instance's key, the reason, and whether it marked the service
+    /// failed (its restart budget spent). Called without the pool's lock.
+    private let onFailure: (@Sendable (Key, String, Bool) -> Void)?
 
     /// `seed` for the backoff's jitter (nil: from the system's generator).
     /// Instances of every service and owner together, at most (each costs threads and
@@ -184,8 +196,9 @@ public final class ServicePool: @unchecked Sendable {
     public let fairnessSeconds: Double
 
     public init(definitions: [String: Definition], seed: UInt64? = nil, maxTotalInstances: Int = .max,
-                fairnessSeconds: Double = 1) throws(SystemError) {
+                fairnessSeconds: Double = 1, onFailure: (@Sendable (Key, String, Bool) -> Void)? = nil) throws(SystemError) {
         self.definitions = definitions
+        self.onFailure = onFailure
         self.maxTotalInstances = maxTotalInstances
         self.fairnessSeconds = fairnessSeconds
         var system = SystemRandomNumberGenerator()
@@ -276,7 +289,7 @@ public final class ServicePool: @unchecked Sendable {
             return Stats(instances: g.instances.values.filter(\.ready).count, starting: g.instances.values.filter { !$0.ready }.count,
                          inFlight: g.instances.values.reduce(0) { $0 + $1.inFlight }, waiting: g.waiters.count,
                          starts: g.starts, failures: g.failureCount,
-                         failed: (g.failedUntil.map { $0 > now } ?? false) ? g.failedReason : nil)
+                         failed: (g.failedUntil.map { $0 > now } ?? false) ? g.failedReason : nil, lastFailure: g.lastFailure)
         }
     }
 
@@ -291,6 +304,7 @@ public final class ServicePool: @unchecked Sendable {
                 total.waiting += g.waiters.count
                 total.starts += g.starts
                 total.failures += g.failureCount
+                if let last = g.lastFailure, last.at > total.lastFailure?.at ?? -.infinity { total.lastFailure = last }
             }
             return total
         }
@@ -498,8 +512,9 @@ public final class ServicePool: @unchecked Sendable {
     private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {
         let at = MonotonicInstant(seconds: now)
         g.consecutiveFailures += 1
-        g.failureCount += 1
-        if let exhausted = g.budget.exhaustion(at: at) {
+        let exhaustion = g.budget.exhaustion(at: at)
+        countFailure(&g, key: key, reason: reason, now: now, exhausted: exhaustion != nil)
+        if let exhausted = exhaustion {
             let window = definition.settings.restartWindowSeconds
             g.failedUntil = (exhausted.oldest.map { $0.seconds } ?? now) + window
             g.failedReason = "\(exhausted.restarts + 1) failures within \(Int(window.rounded())) s, the last: \(reason)"
@@ -512,6 +527,13 @@ public final class ServicePool: @unchecked Sendable {
         let delay = backoffs[key.service]?.delay(attempt: g.consecutiveFailures - 1, using: &random) ?? .zero
         g.budget.record(at: at)
         g.nextStartAt = now + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+    }
+
+    /// Counts a failure and keeps its reason, and tells `onFailure`.
+    private func countFailure(_ g: inout Group, key: Key, reason: String, now: Double, exhausted: Bool) {
+        g.failureCount += 1
+        g.lastFailure = (reason, now)
+        if let onFailure { later { onFailure(key, reason, exhausted) } }
     }
 
     /// Hands free slots to waiters in order.
@@ -548,7 +570,7 @@ public final class ServicePool: @unchecked Sendable {
             if replace && !instance.stopping {
                 // Stopped once its last call is done; waiters get another.
                 instance.stopping = true
-                g.failureCount += 1
+                countFailure(&g, key: key, reason: "replaced: a call kept it busy past its limits", now: MonotonicClock.now, exhausted: false)
                 serveWaiters(&g, key: key, definition: definition, now: MonotonicClock.now)
                 return instance.inFlight == 0 ? instance.process : nil
             }

@@ -105,11 +105,14 @@ public final class ToolGateway: @unchecked Sendable {
     /// caller's sandboxes write with through writable binds (cordond: the caller's own, unless
     /// an admin); a shared tool's instances write as the bind's owner. `commandCalls`: command
     /// calls in flight per caller and in all; `maxInstances`: MCP instances of every tool and
-    /// user together (the least recently used idle one makes room).
+    /// user together (the least recently used idle one makes room). `onInstanceFailure`: told
+    /// each failure of an MCP instance (its pool key, the reason, and whether it marked the
+    /// tool failed), for the daemon's log.
     public init(manifests: [ToolManifest], policies: PolicyStore, environment: SandboxEnvironment, cacheDir: String? = nil,
                 writeOwnership: @escaping @Sendable (Caller) -> WriteOwnership = { _ in .sourceOwner },
                 commandCalls: (perUser: Int, total: Int) = (8, 64), maxInstances: Int = .max,
                 installRequirements: RequirementsInstaller? = nil, onRequirements: (@Sendable (String, RequirementsPhase) -> Void)? = nil,
+                onInstanceFailure: (@Sendable (ServicePool.Key, String, Bool) -> Void)? = nil,
                 mayUse: @escaping @Sendable (Caller, ToolManifest) -> Bool) throws {
         self.installRequirements = installRequirements
         self.onRequirements = onRequirements
@@ -119,7 +122,7 @@ public final class ToolGateway: @unchecked Sendable {
         self.environment = environment
         self.mayUse = mayUse
         self.writeOwnership = writeOwnership
-        pool = try ServicePool(definitions: [:], maxTotalInstances: maxInstances)
+        pool = try ServicePool(definitions: [:], maxTotalInstances: maxInstances, onFailure: onInstanceFailure)
         // The first reading is not a change anyone saw.
         _ = apply(manifests)
     }

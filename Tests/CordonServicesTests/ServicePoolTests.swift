@@ -4,6 +4,7 @@ import CordonSandbox
 import CordonServices
 import CordonSystem
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -100,7 +101,9 @@ struct ServicePoolTests {
         s.backoffBaseSeconds = 0.05
         s.backoffMaxSeconds = 0.2
         let mode = Switch("die-at-start")
-        let pool = try ServicePool(definitions: ["echo": Self.definition(s, mode: mode)], seed: 1)
+        let told = Mutex<[(ServicePool.Key, String, Bool)]>([])
+        let pool = try ServicePool(definitions: ["echo": Self.definition(s, mode: mode)], seed: 1,
+                                   onFailure: { key, reason, exhausted in told.withLock { $0.append((key, reason, exhausted)) } })
         defer { pool.stopAll(until: Self.deadline()) }
         // Each lease learns at once why the start failed; the third failure within the window
         // marks the service failed.
@@ -112,6 +115,15 @@ struct ServicePoolTests {
         guard case .failure(let error) = pool.lease(Self.alice, deadline: Self.deadline()) else { Issue.record("leased a failed service"); return }
         #expect(error.message.contains("3 failures within 2 s"), "\(error)")
         #expect(pool.stats(Self.alice).failed != nil)
+        // Each failure was told, with its reason, and kept with its time; the third spent the
+        // budget. (Told from the pool's threads: by now, or within a moment.)
+        let last = try #require(pool.stats(Self.alice).lastFailure)
+        #expect(last.reason.hasPrefix("start failed") && last.reason.contains("cannot open the model file"), "\(last.reason)")
+        #expect(MonotonicClock.now - last.at < 5)
+        for _ in 0..<100 where told.withLock({ $0.count }) < 3 { Thread.sleep(forTimeInterval: 0.02) }
+        let calls = told.withLock { $0 }
+        #expect(calls.count == 3 && calls.allSatisfy { $0.0 == Self.alice && $0.1.contains("cannot open the model file") })
+        #expect(calls.map(\.2) == [false, false, true])
         // Refused at once while failed.
         let start = MonotonicClock.now
         #expect(throws: ServicePool.ServiceError.self) { try pool.lease(Self.alice, deadline: Self.deadline()).get() }
