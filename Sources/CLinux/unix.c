@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,12 +19,12 @@ static int fill_address(struct sockaddr_un *addr, const char *path) {
     return 0;
 }
 
-int cl_unix_listen(const char *path, int backlog) {
+int cl_unix_listen(const char *path, int backlog, mode_t mode) {
     struct sockaddr_un addr;
     if (fill_address(&addr, path) != 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, backlog) != 0) {
+    if (fchmod(fd, mode) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, backlog) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;

@@ -723,7 +723,12 @@ __attribute__((noreturn)) static void run_child(const struct cs_plan *p) {
     // A new session: no controlling terminal, so no TIOCSTI into the caller's terminal.
     CHECK(sys0(SYS_setsid), CS_STEP_SETSID, 0);
 
+    // The root gets the modes the plan names, not those narrowed by the umask we inherited (a
+    // caller's 077 made /etc unreadable to the workload; so did another supervisor thread's
+    // umask at our clone, the umask being the process's). The workload gets the caller's back.
+    long caller_umask = sys1(SYS_umask, 0);
     build_root(p);
+    sys1(SYS_umask, caller_umask);
     if (p->hostname) CHECK(sys2(SYS_sethostname, p->hostname, cs_strlen(p->hostname)), CS_STEP_HOSTNAME, 0);
     if (p->loopback_up) bring_up_loopback(p);
 

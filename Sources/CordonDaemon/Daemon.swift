@@ -422,7 +422,9 @@ public final class Daemon: @unchecked Sendable {
         return 3
     }
 
-    /// Binds the socket: created 0600 (umask), then given its group and mode. A socket file
+    /// Binds the socket: created 0600 (never through the umask, which every thread shares: a
+    /// sandbox cloned while it was narrowed built its root with it, and a local server started
+    /// at boot could not read its own bound directories), then given its group and mode. A socket file
     /// left by a crashed daemon is replaced; one a live daemon answers on is not.
     func bindSocket(_ path: String) throws(SystemError) -> Int32 {
         if case .other = FileSystem.kind(path) {
@@ -433,10 +435,8 @@ public final class Daemon: @unchecked Sendable {
             }
             unlink(path)
         }
-        let previous = umask(0o177)
-        let fd = cl_unix_listen(path, 512)
+        let fd = cl_unix_listen(path, 512, 0o600)
         let code = errno
-        umask(previous)
         guard fd >= 0 else { throw SystemError("bind", path: path, errno: code) }
         var gid: gid_t = 0
         if let group = config.socketGroup {

@@ -312,8 +312,9 @@ public enum HTTPListener {
         return Descriptor(adopting: fd)
     }
 
-    /// A Unix stream listener bound to `path` (which must not exist).
-    public static func unix(path: String, backlog: Int32 = 128) throws(SystemError) -> Descriptor {
-        Descriptor(adopting: try syscallRetrying("listen", path: path) { cl_unix_listen(path, backlog) })
+    /// A Unix stream listener bound to `path` (which must not exist), created with at most
+    /// `mode`'s permissions.
+    public static func unix(path: String, backlog: Int32 = 128, mode: mode_t = 0o600) throws(SystemError) -> Descriptor {
+        Descriptor(adopting: try syscallRetrying("listen", path: path) { cl_unix_listen(path, backlog, mode) })
     }
 }

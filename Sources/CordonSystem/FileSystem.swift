@@ -160,7 +160,8 @@ public enum FileSystem {
 
     /// Creates or replaces a file atomically (temporary file + rename in the same directory).
     /// `durable: false` skips the fsync, for a cache whose entries are checked when read (a crash
-    /// may leave an empty or partial file, never a mix of two).
+    /// may leave an empty or partial file, never a mix of two). The file gets `mode` exactly,
+    /// whatever the umask (a shared file others must read is made so under a umask of 077).
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
         let tmp = "\(path).tmp.\(getpid())"
         let fd = try syscallRetrying("open", path: tmp) {
@@ -168,6 +169,7 @@ public enum FileSystem {
         }
         var written = 0
         do {
+            if mode & 0o077 != 0 { try syscallRetrying("chmod", path: tmp) { fchmod(fd, mode) } }
             while written < bytes.count {
                 let n = try syscallRetrying("write", path: tmp) {
                     bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
@@ -184,13 +186,14 @@ public enum FileSystem {
         try syscallRetrying("rename", path: path) { rename(tmp, path) }
     }
 
-    /// mkdir -p: missing parents get 0755, the last component `mode`. Existing directories are fine.
+    /// mkdir -p: missing parents get 0755, the last component `mode`, each exactly (whatever the
+    /// umask). Existing directories are left as they are.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
         var current = path.hasPrefix("/") ? "" : "."
         let parts = path.split(separator: "/")
         for (i, part) in parts.enumerated() {
             current += "/" + part
-            if mkdir(current, i == parts.count - 1 ? mode : 0o755) == -1 && Glibc.errno != EEXIST {
+            if try !makeDirectory(current, mode: i == parts.count - 1 ? mode : 0o755) && Glibc.errno != EEXIST {
                 throw SystemError("mkdir", path: current, errno: Glibc.errno)
             }
         }
@@ -199,8 +202,24 @@ public enum FileSystem {
     /// Like `makeDirectories`, but one mkdir when the directory already exists (the usual case
     /// on the spawn path).
     public static func ensureDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
-        if mkdir(path, mode) == 0 || Glibc.errno == EEXIST { return }
+        if try makeDirectory(path, mode: mode) || Glibc.errno == EEXIST { return }
         try makeDirectories(path, mode: mode)
+    }
+
+    /// mkdir with `mode` exactly, not narrowed by the umask: a directory others must search (a
+    /// runtime directory above a sandbox's root, a shared database) is made so under a caller's
+    /// umask of 077 too. False (errno set) when mkdir failed; throws when the mode could not be
+    /// set on the directory it made.
+    private static func makeDirectory(_ path: String, mode: mode_t) throws(SystemError) -> Bool {
+        guard mkdir(path, mode) == 0 else { return false }
+        // Only group and other bits can have been taken; a private directory needs nothing.
+        guard mode & 0o077 != 0 else { return true }
+        // By descriptor, not following a symlink: the name is not trusted between the calls.
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: path, errno: Glibc.errno) }
+        defer { close(fd) }
+        guard fchmod(fd, mode) == 0 else { throw SystemError("chmod", path: path, errno: Glibc.errno) }
+        return true
     }
 
     public enum Kind: Sendable, Equatable { case missing, directory, file, device, symlink(String), other }

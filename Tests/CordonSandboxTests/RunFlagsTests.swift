@@ -42,6 +42,25 @@ struct RunFlagsTests {
         #expect(moved.status == 0 && moved.output == "/src\nfrom the host", "\(moved.stderr)")
     }
 
+    /// A caller whose umask is 077 (a hardened login's) gets the sandbox its policy describes:
+    /// the root's directories and files have the modes the plan names (narrowed by that umask,
+    /// /etc was unreadable to the workload), and the workload keeps the caller's umask for what
+    /// it creates. cordond met the same through another thread's umask at a clone.
+    @Test func aCallersTightUmaskNarrowsOnlyWhatTheWorkloadCreates() throws {
+        let dir = try Self.directory("umask", files: ["in.txt": "bound\n"])
+        let runtime = "\(Harness.scratch)/umask-runtime"  // made under that umask too
+        try? FileManager.default.removeItem(atPath: runtime)
+        let script = "head -c 5 /etc/passwd; echo; cat \(dir)/in.txt; umask; stat -c %a /etc \(dir); touch \(dir)/new; stat -c %a \(dir)/new"
+        let args = ["run", "--policy", Harness.defaultPolicy, "--state-dir", Harness.stateDir, "--runtime-dir", runtime,
+                    "--bind", dir, "--", "sh", "-c", script]
+        for _ in 0..<2 {  // the runtime directory made by the first, then there
+            try? FileManager.default.removeItem(atPath: "\(dir)/new")
+            let r = Harness.exec("/bin/sh", ["-c", "umask 077; exec \"$0\" \"$@\"", Harness.cordon] + args)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == "root:\nbound\n0077\n755\n755\n600\n", "\(r.stdout)\n\(r.stderr)")
+        }
+    }
+
     @Test func anUnboundCwdIsSaid() throws {
         let dir = try Self.directory("unbound", files: ["tool.py": "print('hi')\n"])
         let r = Harness.run(["sh", "-c", "pwd; ls tool.py"], cwd: dir)

@@ -6,8 +6,11 @@
 // Unix stream sockets for cordond's API (sockaddr_un is awkward from Swift). All descriptors are
 // close-on-exec. -1 and errno on failure; ENAMETOOLONG for a path that does not fit sun_path.
 
-// A listening socket bound to `path` (which must not exist).
-int cl_unix_listen(const char *path, int backlog);
+// A listening socket bound to `path` (which must not exist), created with at most `mode`'s
+// permissions (narrowed by the umask as any new file's) without touching the process's umask,
+// which every thread shares: the socket's own inode is given `mode` before bind, and Linux
+// creates the file from it (unix_bind).
+int cl_unix_listen(const char *path, int backlog, mode_t mode);
 // A connected client socket.
 int cl_unix_connect(const char *path);
 int cl_unix_connect_timeout(const char *path, int send_ms);
