@@ -24,7 +24,7 @@ int cl_unix_listen(const char *path, int backlog, mode_t mode) {
     if (fill_address(&addr, path) != 0) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    if (fchmod(fd, mode) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, backlog) != 0) {
+    if (fchmod(fd, mode & 0777) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, backlog) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;

@@ -37,17 +37,30 @@ public struct JournalLogHandler: LogHandler {
 
     static func render(_ value: Logger.Metadata.Value) -> String {
         let text = "\(value)"
-        guard text.isEmpty || text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) else { return text }
+        // By scalar: "\r\n" is one Character, not equal to "\n", and a value (a server's error
+        // text) must not end the line early or start a journald priority on a line of its own.
+        guard text.isEmpty || text.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || hidden($0) }) else { return text }
         var out = "\""
-        for c in text {
-            switch c {
+        for scalar in text.unicodeScalars {
+            switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
-            default: out.append(c)
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if hidden(scalar) { out += "\\u{\(String(scalar.value, radix: 16))}" } else { out.unicodeScalars.append(scalar) }
             }
         }
         return out + "\""
+    }
+
+    /// Control and format characters (a line end, an escape sequence, a bidi override).
+    private static func hidden(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator: return true
+        default: return false
+        }
     }
 
     public func log(event: LogEvent) {

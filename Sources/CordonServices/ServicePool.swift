@@ -455,11 +455,11 @@ public final class ServicePool: @unchecked Sendable {
         } catch {
             failure = "\(error)"
         }
-        if let f = failure, let p = process {
+        var tail = ""
+        if failure != nil, let p = process {
             p.stop()
             p.wait(until: MonotonicClock.now + 5)
-            let tail = Self.lastLines(of: p)
-            failure = tail.isEmpty ? f : "\(f); stderr: \(tail)"
+            tail = Self.lastLines(of: p)
         }
         let discard: SandboxedProcess? = locked {
             let now = MonotonicClock.now
@@ -477,14 +477,14 @@ public final class ServicePool: @unchecked Sendable {
             }
             if let failure {
                 g.instances[instance.id] = nil
-                noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", now: now)
+                noteFailure(&g, key: key, definition: definition, reason: "start failed: \(failure)", stderr: tail, now: now)
                 // A second start in a row that failed, and nothing else coming up: those waiting
                 // learn why now rather than at their deadline (a fallback may answer them); the
                 // next lease starts it again. (After one failure they wait for the restart.)
                 if g.consecutiveFailures >= 2 && !g.instances.values.contains(where: { !$0.stopping }) && !g.waiters.isEmpty {
                     let waiters = g.waiters
                     g.waiters = []
-                    let message = "\(key.service) did not start: \(failure)"
+                    let message = "\(key.service) did not start: \(PrintableText.of(failure))\(tail.isEmpty ? "" : "; stderr: \(tail)")"
                     later { for w in waiters { w.completion(.failure(ServiceError(message))) } }
                 }
                 return nil
@@ -509,15 +509,20 @@ public final class ServicePool: @unchecked Sendable {
         PrintableText.of(process.stderrTail.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).suffix(3).joined(separator: " / "))
     }
 
-    private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, now: Double) {
+    /// `stderr`: the tail of what the instance wrote there, for the log and the reason callers
+    /// are refused with while the service is failed, not for `lastFailure`: a shared server's
+    /// stderr may carry other users' calls, and `lastFailure` is shown to every user of it.
+    private func noteFailure(_ g: inout Group, key: Key, definition: Definition, reason: String, stderr: String = "", now: Double) {
         let at = MonotonicInstant(seconds: now)
         g.consecutiveFailures += 1
         let exhaustion = g.budget.exhaustion(at: at)
-        countFailure(&g, key: key, reason: reason, now: now, exhausted: exhaustion != nil)
+        let reason = PrintableText.of(reason)
+        let full = stderr.isEmpty ? reason : "\(reason); stderr: \(PrintableText.of(stderr))"
+        countFailure(&g, key: key, reason: reason, logged: full, now: now, exhausted: exhaustion != nil)
         if let exhausted = exhaustion {
             let window = definition.settings.restartWindowSeconds
             g.failedUntil = (exhausted.oldest.map { $0.seconds } ?? now) + window
-            g.failedReason = "\(exhausted.restarts + 1) failures within \(Int(window.rounded())) s, the last: \(reason)"
+            g.failedReason = "\(exhausted.restarts + 1) failures within \(Int(window.rounded())) s, the last: \(full)"
             let waiters = g.waiters
             g.waiters = []
             let message = "\(key.service) is failing: \(g.failedReason!)"
@@ -529,11 +534,13 @@ public final class ServicePool: @unchecked Sendable {
         g.nextStartAt = now + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
     }
 
-    /// Counts a failure and keeps its reason, and tells `onFailure`.
-    private func countFailure(_ g: inout Group, key: Key, reason: String, now: Double, exhausted: Bool) {
+    /// Counts a failure, keeps its reason (printable: it reaches status replies) and tells
+    /// `onFailure` the `logged` text.
+    private func countFailure(_ g: inout Group, key: Key, reason: String, logged: String? = nil, now: Double, exhausted: Bool) {
         g.failureCount += 1
-        g.lastFailure = (reason, now)
-        if let onFailure { later { onFailure(key, reason, exhausted) } }
+        g.lastFailure = (PrintableText.of(reason), now)
+        let told = PrintableText.of(logged ?? reason)
+        if let onFailure { later { onFailure(key, told, exhausted) } }
     }
 
     /// Hands free slots to waiters in order.
@@ -594,7 +601,7 @@ public final class ServicePool: @unchecked Sendable {
             let now = MonotonicClock.now
             if !instance.stopping {
                 let tail = instance.process.map(Self.lastLines(of:)) ?? ""
-                noteFailure(&g, key: key, definition: definition, reason: tail.isEmpty ? why : "\(why); stderr: \(tail)", now: now)
+                noteFailure(&g, key: key, definition: definition, reason: why, stderr: tail, now: now)
             }
             serveWaiters(&g, key: key, definition: definition, now: now)
         }
@@ -653,7 +660,8 @@ public final class ServicePool: @unchecked Sendable {
                     let p: SandboxedProcess? = locked {
                         instance.checking = false
                         instance.lastHealth = MonotonicClock.now
-                        guard !healthy, !instance.stopping else { return nil }
+                        // Not one that ended meanwhile: its end was counted (with its reason).
+                        guard !healthy, !instance.stopping, groups[key]?.instances[instance.id] === instance else { return nil }
                         instance.stopping = true
                         // Counted as a failure: an instance that stops answering is replaced.
                         if var g = groups[key] {

@@ -160,8 +160,7 @@ public enum FileSystem {
 
     /// Creates or replaces a file atomically (temporary file + rename in the same directory).
     /// `durable: false` skips the fsync, for a cache whose entries are checked when read (a crash
-    /// may leave an empty or partial file, never a mix of two). The file gets `mode` exactly,
-    /// whatever the umask (a shared file others must read is made so under a umask of 077).
+    /// may leave an empty or partial file, never a mix of two).
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
         let tmp = "\(path).tmp.\(getpid())"
         let fd = try syscallRetrying("open", path: tmp) {
@@ -169,7 +168,6 @@ public enum FileSystem {
         }
         var written = 0
         do {
-            if mode & 0o077 != 0 { try syscallRetrying("chmod", path: tmp) { fchmod(fd, mode) } }
             while written < bytes.count {
                 let n = try syscallRetrying("write", path: tmp) {
                     bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
@@ -186,14 +184,18 @@ public enum FileSystem {
         try syscallRetrying("rename", path: path) { rename(tmp, path) }
     }
 
-    /// mkdir -p: missing parents get 0755, the last component `mode`, each exactly (whatever the
-    /// umask). Existing directories are left as they are.
+    /// mkdir -p: the last component gets `mode` exactly (whatever the umask) when it is made.
+    /// Missing parents get 0755 exactly when `mode` lets others search the directory (they
+    /// must reach it: a runtime directory above a sandbox's root), else 0755 narrowed by the
+    /// umask. Existing directories are left as they are.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
         var current = path.hasPrefix("/") ? "" : "."
         let parts = path.split(separator: "/")
+        let reachable = mode & 0o001 != 0
         for (i, part) in parts.enumerated() {
             current += "/" + part
-            if try !makeDirectory(current, mode: i == parts.count - 1 ? mode : 0o755) && Glibc.errno != EEXIST {
+            let last = i == parts.count - 1
+            if try !makeDirectory(current, mode: last ? mode : 0o755, exactly: last || reachable) && Glibc.errno != EEXIST {
                 throw SystemError("mkdir", path: current, errno: Glibc.errno)
             }
         }
@@ -202,23 +204,27 @@ public enum FileSystem {
     /// Like `makeDirectories`, but one mkdir when the directory already exists (the usual case
     /// on the spawn path).
     public static func ensureDirectory(_ path: String, mode: mode_t = 0o755) throws(SystemError) {
-        if try makeDirectory(path, mode: mode) || Glibc.errno == EEXIST { return }
+        if try makeDirectory(path, mode: mode, exactly: true) || Glibc.errno == EEXIST { return }
         try makeDirectories(path, mode: mode)
     }
 
-    /// mkdir with `mode` exactly, not narrowed by the umask: a directory others must search (a
-    /// runtime directory above a sandbox's root, a shared database) is made so under a caller's
-    /// umask of 077 too. False (errno set) when mkdir failed; throws when the mode could not be
+    /// mkdir, then with `exactly` the mode not narrowed by the umask: a directory others must
+    /// search is made so under a caller's umask of 077 too (a setgid bit inherited from the
+    /// parent is kept). False (errno set) when mkdir failed; throws when the mode could not be
     /// set on the directory it made.
-    private static func makeDirectory(_ path: String, mode: mode_t) throws(SystemError) -> Bool {
+    private static func makeDirectory(_ path: String, mode: mode_t, exactly: Bool) throws(SystemError) -> Bool {
         guard mkdir(path, mode) == 0 else { return false }
         // Only group and other bits can have been taken; a private directory needs nothing.
-        guard mode & 0o077 != 0 else { return true }
-        // By descriptor, not following a symlink: the name is not trusted between the calls.
+        guard exactly, mode & 0o077 != 0 else { return true }
+        // By descriptor, not following a symlink, and only our own new directory: in a parent
+        // others may write, the name could have been swapped since the mkdir.
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open", path: path, errno: Glibc.errno) }
         defer { close(fd) }
-        guard fchmod(fd, mode) == 0 else { throw SystemError("chmod", path: path, errno: Glibc.errno) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SystemError("stat", path: path, errno: Glibc.errno) }
+        guard st.st_uid == geteuid() else { throw SystemError("mkdir (replaced by another user's directory)", path: path, errno: EEXIST) }
+        guard fchmod(fd, mode | (st.st_mode & S_ISGID)) == 0 else { throw SystemError("chmod", path: path, errno: Glibc.errno) }
         return true
     }
 
