@@ -2,6 +2,7 @@ import CordonConfig
 import CordonJSON
 import CordonPolicy
 import CordonSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +18,10 @@ import Glibc
 /// The daemon's image preparation and the install gate run their workers through this, so the
 /// confinement of every Cordon worker is decided in one place.
 public enum WorkerSandbox {
+    /// Numbers this process's output files: two workers started in the same microsecond (two
+    /// installs in cordond, tests in parallel) had the same names, and the second failed (EEXIST).
+    private static let started = Atomic<UInt64>(0)
+
     public struct Bind: Sendable {
         public var host: String
         public var inside: String
@@ -99,8 +104,8 @@ public enum WorkerSandbox {
         } catch {
             throw Problem("the worker's sandbox: \(error)")
         }
-        let stamp = UInt64(MonotonicClock.now * 1e6)
-        let stdoutPath = "\(scratch)/.worker-\(getpid())-\(stamp).stdout", stderrPath = "\(scratch)/.worker-\(getpid())-\(stamp).stderr"
+        let stamp = "\(getpid())-\(started.wrappingAdd(1, ordering: .relaxed).newValue)-\(UInt64(MonotonicClock.now * 1e6))"
+        let stdoutPath = "\(scratch)/.worker-\(stamp).stdout", stderrPath = "\(scratch)/.worker-\(stamp).stderr"
         let out = open(stdoutPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         let err = open(stderrPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         let null = stdin == nil ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1
