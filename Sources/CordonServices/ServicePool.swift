@@ -534,12 +534,13 @@ public final class ServicePool: @unchecked Sendable {
         g.nextStartAt = now + Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
     }
 
-    /// Counts a failure, keeps its reason (printable: it reaches status replies) and tells
-    /// `onFailure` the `logged` text.
+    /// Counts a failure, keeps its reason and tells `onFailure` the `logged` text. Both are
+    /// already printable (`noteFailure` made them so; the other caller passes a literal): the
+    /// reason reaches status replies and the log.
     private func countFailure(_ g: inout Group, key: Key, reason: String, logged: String? = nil, now: Double, exhausted: Bool) {
         g.failureCount += 1
-        g.lastFailure = (PrintableText.of(reason), now)
-        let told = PrintableText.of(logged ?? reason)
+        g.lastFailure = (reason, now)
+        let told = logged ?? reason
         if let onFailure { later { onFailure(key, told, exhausted) } }
     }
 
