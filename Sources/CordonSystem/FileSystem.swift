@@ -1,10 +1,13 @@
 import CLinux
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Small typed wrappers over the file calls Cordon makes from the parent.
 public enum FileSystem {
+    /// Numbers `writeAtomically`'s temporary files within this process.
+    private static let temporaryNumber = Atomic<UInt64>(0)
     /// The largest first buffer `read` sizes from a file's claimed size.
     static let initialCapacity = 16 << 20
 
@@ -161,10 +164,21 @@ public enum FileSystem {
     /// Creates or replaces a file atomically (temporary file + rename in the same directory).
     /// `durable: false` skips the fsync, for a cache whose entries are checked when read (a crash
     /// may leave an empty or partial file, never a mix of two).
+    /// The temporary file is this call's alone (numbered per process, created with O_EXCL):
+    /// two threads writing the same path once shared `PATH.tmp.PID`, and one's bytes ran into
+    /// the other's before the rename.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemError) {
-        let tmp = "\(path).tmp.\(getpid())"
-        let fd = try syscallRetrying("open", path: tmp) {
-            open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        let tmp = "\(path).tmp.\(getpid()).\(temporaryNumber.wrappingAdd(1, ordering: .relaxed).newValue)"
+        let create = { () throws(SystemError) -> Int32 in
+            try syscallRetrying("open", path: tmp) { open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode) }
+        }
+        let fd: Int32
+        do {
+            fd = try create()
+        } catch where error.errno == EEXIST {
+            // Left by an earlier process that had this pid and died before its rename.
+            unlink(tmp)
+            fd = try create()
         }
         var written = 0
         do {
