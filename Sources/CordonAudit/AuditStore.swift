@@ -295,6 +295,13 @@ public final class AuditStore: Sendable {
         try queue.submit(PendingWrite(operation, checkpoint: checkpoint, durable: durable, body))
     }
 
+    /// `write`, only if it can be committed on this thread at once (`WriteQueue.submit(_:onlyIfFree:)`):
+    /// nil, and nothing written, when the store is busy.
+    func writeIfFree(_ operation: String, durable: Bool = true,
+                     _ body: @escaping @Sendable (WriterConnection) throws(AuditError) -> WriteOutput) throws(AuditError) -> WriteOutput? {
+        try queue.submit(PendingWrite(operation, durable: durable, body), onlyIfFree: true)
+    }
+
     func refuse(_ operation: String, _ message: String) -> AuditError {
         AuditError(.invalid, path: path, operation, message)
     }

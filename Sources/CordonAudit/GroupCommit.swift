@@ -286,12 +286,22 @@ final class WriteQueue: @unchecked Sendable {
     /// Commits `write` (on this thread when the connection is free and nothing is queued, else
     /// queued for the writer thread) and returns once its batch is committed (or failed).
     func submit(_ write: PendingWrite) throws(AuditError) -> WriteOutput {
+        // Never nil: a write that cannot be committed at once waits for the writer.
+        try submit(write, onlyIfFree: false)!
+    }
+
+    /// `onlyIfFree`: commit `write` on this thread if that can start at once (the connection
+    /// free, nothing queued, no sync of the log due), else do nothing and return nil — for a
+    /// thread that others wait on, which must not wait for the store or the disk (a model
+    /// worker's reader). A sync that falls due meanwhile is left to the writer thread.
+    func submit(_ write: PendingWrite, onlyIfFree: Bool) throws(AuditError) -> WriteOutput? {
         let own: WriterConnection? = try monitor.locked { () throws(AuditError) in
             guard !closed else { throw AuditError(.closed, path: path, write.operation, "the store is closed") }
-            if !busy, pending.isEmpty, let connection {
+            if !busy, pending.isEmpty, let connection, !(onlyIfFree && syncDue) {
                 busy = true
                 return connection
             }
+            if onlyIfFree { return nil }
             pending.append(write)
             // While a commit runs, its thread wakes the writer when it is done (a wake-up now
             // would find the connection busy and sleep again).
@@ -308,13 +318,16 @@ final class WriteQueue: @unchecked Sendable {
                 committed([write])
                 // A sync that is due is made here, with the connection still held: writers that
                 // keep finding it free must not keep putting the writer's sync off.
-                if syncDue { return true }
+                if syncDue && !onlyIfFree { return true }
                 busy = false
+                if syncDue { monitor.signal(Self.work) }
                 // Writes queued meanwhile, a close, or the writer waiting to sync: the writer's turn.
                 if !pending.isEmpty || closed || writerWaitsForConnection { monitor.signal(Self.work) }
                 return false
             }
             if mustSync { sync(own) }
+        } else if onlyIfFree {
+            return nil
         }
         return try (write.output ?? .failure(AuditError(.storage, path: path, write.operation, "no result"))).get()
     }

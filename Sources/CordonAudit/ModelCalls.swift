@@ -141,11 +141,23 @@ extension AuditStore {
 
     /// Records one model call; returns its row id.
     public func recordModelCall(_ call: NewModelCall) throws(AuditError) -> Int64 {
+        // Never nil: the write waits for the store.
+        try recordModelCall(call, onlyIfFree: false)!
+    }
+
+    /// Records `call` on this thread if the store is free right now, else writes nothing and
+    /// returns nil (the caller hands the record to a thread that may wait). For a model
+    /// worker's reader, which every call to that provider shares.
+    public func recordModelCallIfFree(_ call: NewModelCall) throws(AuditError) -> Int64? {
+        try recordModelCall(call, onlyIfFree: true)
+    }
+
+    private func recordModelCall(_ call: NewModelCall, onlyIfFree: Bool) throws(AuditError) -> Int64? {
         let operation = "record model call"
         guard call.time.isFinite, call.latencySeconds.isFinite else { throw refuse(operation, "a time is not finite") }
         @Sendable func real(_ d: Double?) -> SQLiteValue { d.flatMap { $0.isFinite ? SQLiteValue.real($0) : nil } ?? .null }
         @Sendable func int(_ n: Int?) -> SQLiteValue { n.map { .integer(Int64($0)) } ?? .null }
-        let output = try write(operation, durable: false) { w throws(AuditError) in
+        let body: @Sendable (WriterConnection) throws(AuditError) -> WriteOutput = { w throws(AuditError) in
             try w.rows("""
                 INSERT INTO model_calls (completion_id, time, uid, gid, pid, exe, requested, task_type, model, provider, reason, attempts,
                                          stream, input_tokens, output_tokens, cost, first_token_seconds, latency_seconds, outcome, message,
@@ -160,6 +172,8 @@ extension AuditStore {
                       .integer(Int64(call.answerBytes))])
             return .id(w.db.lastInsertRowID)
         }
+        let written = onlyIfFree ? try writeIfFree(operation, durable: false, body) : try write(operation, durable: false, body)
+        guard let output = written else { return nil }
         guard case .id(let id) = output else { throw AuditError(.storage, path: path, operation, "no id") }
         return id
     }

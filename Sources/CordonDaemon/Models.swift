@@ -135,13 +135,33 @@ extension Daemon {
         }
         gateway.chat(request, id: id, caller: Self.modelCaller(peer), deadline: MonotonicClock.now + timeout, requestBytes: requestBytes,
                      onDelta: onDelta) { [self] record, result in
-            modelRecorders.submit { [self] in finishModelCall(record, result, peer: peer, completion: completion) }
+            // On the worker's reader, which every call to the provider shares: the call is
+            // recorded and answered here when the store is free at once (a hand-off to a
+            // recorder thread is one more wake-up on every call's path), else on a recorder
+            // thread, which may wait for the store.
+            let row = modelCallRow(record, peer: peer)
+            if finishModelCall(record, result, row: row, peer: peer, onlyIfFree: true, completion: completion) { return }
+            modelRecorders.submit { [self] in _ = finishModelCall(record, result, row: row, peer: peer, onlyIfFree: false, completion: completion) }
         }
     }
 
-    /// Records a finished call and hands it on (on a recorder thread).
-    private func finishModelCall(_ record: ModelCallRecord, _ result: Result<ChatResult, ModelCallFailure>, peer: Peer,
-                                 completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) {
+    /// Records a finished call and hands it on; false, having done nothing, when `onlyIfFree`
+    /// and the store is busy.
+    private func finishModelCall(_ record: ModelCallRecord, _ result: Result<ChatResult, ModelCallFailure>, row: NewModelCall, peer: Peer,
+                                 onlyIfFree: Bool, completion: @escaping @Sendable (ModelCallRecord, Result<ChatResult, ModelCallFailure>) -> Void) -> Bool {
+        var failure: AuditError?
+        do {
+            if onlyIfFree {
+                guard try store.recordModelCallIfFree(row) != nil else { return false }
+            } else {
+                _ = try store.recordModelCall(row)
+            }
+            // As the store measures a row (Retention's usage query), so a restart agrees.
+            quotas.addRecords(peer.uid, Int64(AuditStore.modelCallOverhead + row.caller.exe.utf8.count + row.requested.utf8.count + row.reason.utf8.count
+                                              + row.attempts.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
+        } catch {
+            failure = error
+        }
         modelCallsInFlight.withLock { calls in
             calls[peer.uid, default: 1] -= 1
             if calls[peer.uid] == 0 { calls[peer.uid] = nil }
@@ -149,6 +169,19 @@ extension Daemon {
         metrics.modelCall(model: record.model ?? "-", outcome: record.outcome.rawValue, seconds: record.latencySeconds,
                           inputTokens: record.inputTokens ?? 0, outputTokens: record.outputTokens ?? 0)
         if record.outcome == .refused { metrics.refused(method: "model.chat") }
+        if let failure {
+            log.error("model call not recorded", metadata: ["id": "\(record.id)", "error": "\(failure)"])
+            var failed = record
+            failed.outcome = .unavailable
+            completion(failed, .failure(ModelCallFailure(.unavailable, "the call ran but could not be recorded: \(failure)")))
+            return true
+        }
+        completion(record, result)
+        return true
+    }
+
+    /// The audit row of a finished call.
+    private func modelCallRow(_ record: ModelCallRecord, peer: Peer) -> NewModelCall {
         let attempts = JSON.array(record.attempts.map { a in
             .object([("model", .string(a.model)), ("provider", .string(a.provider)), ("outcome", .string(a.outcome)),
                      ("message", a.message.map(JSON.string) ?? .null), ("status", a.status.map { .int(Int64($0)) } ?? .null),
@@ -159,7 +192,7 @@ extension Daemon {
             if let reason = d.reason { members.append(("reason", .string(reason))) }
             return .object(members)
         }).text
-        let row = NewModelCall(completionID: record.id, time: record.time,
+        return NewModelCall(completionID: record.id, time: record.time,
                                caller: Submitter(uid: peer.uid, gid: peer.gid, pid: peer.pid, exe: peer.exe), requested: record.requested,
                                taskType: record.taskType, model: record.model, provider: record.provider, reason: record.reason,
                                attempts: attempts, stream: record.stream, inputTokens: record.inputTokens, outputTokens: record.outputTokens,
@@ -167,18 +200,6 @@ extension Daemon {
                                outcome: record.outcome.rawValue, message: record.message, finishReason: record.finishReason,
                                upstreamID: record.upstreamID, policy: record.policy, policyHash: record.policyHash, denials: denials,
                                requestBytes: record.requestBytes, answerBytes: record.answerBytes)
-        do {
-            _ = try store.recordModelCall(row)
-            // As the store measures a row (Retention's usage query), so a restart agrees.
-            quotas.addRecords(peer.uid, Int64(AuditStore.modelCallOverhead + row.caller.exe.utf8.count + row.requested.utf8.count + row.reason.utf8.count
-                                              + row.attempts.utf8.count + row.denials.utf8.count + (row.message?.utf8.count ?? 0)))
-        } catch {
-            log.error("model call not recorded", metadata: ["id": "\(record.id)", "error": "\(error)"])
-            var failed = record
-            failed.outcome = .unavailable
-            return completion(failed, .failure(ModelCallFailure(.unavailable, "the call ran but could not be recorded: \(error)")))
-        }
-        completion(record, result)
     }
 
     /// The client of call `id` went away: the call is abandoned (no further attempt, nothing

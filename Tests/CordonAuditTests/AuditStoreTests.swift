@@ -272,6 +272,50 @@ import Glibc
         #expect(store.writerStatistics.operations == 2)
     }
 
+    /// A write that must not wait (a model worker's reader records a finished call) is committed
+    /// on its caller's thread when the store is free, and not at all — nil at once, its body not
+    /// run — while another write holds the connection; the caller then hands it to a thread
+    /// that may wait.
+    @Test func aWriteThatMustNotWaitIsCommittedHereWhenFreeElseNotAtAll() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        defer { store.close() }
+        let ranOn = Mutex<pthread_t?>(nil)
+        let free = try store.writeIfFree("free", durable: false) { _ throws(AuditError) in
+            ranOn.withLock { $0 = pthread_self() }
+            return .count(7)
+        }
+        guard case .count(7)? = free else { Issue.record("a free store did not commit: \(String(describing: free))"); return }
+        #expect(pthread_equal(try #require(ranOn.withLock { $0 }), pthread_self()) != 0, "committed on another thread")
+
+        let holding = Atomic<Bool>(false), release = Atomic<Bool>(false)
+        let busyAnswer = Mutex<(WriteOutput?, Double, Bool)?>(nil)
+        onThreads(2) { t in
+            if t == 0 {
+                _ = try? store.write("holder") { _ throws(AuditError) in
+                    holding.store(true, ordering: .releasing)
+                    for _ in 0..<400 where !release.load(ordering: .acquiring) { usleep(5_000) }
+                    return .none
+                }
+            } else {
+                for _ in 0..<400 where !holding.load(ordering: .acquiring) { usleep(5_000) }
+                let ran = Atomic<Bool>(false)
+                let start = MonotonicClock.now
+                let answer = try? store.writeIfFree("must not wait", durable: false) { _ throws(AuditError) in
+                    ran.store(true, ordering: .releasing)
+                    return .none
+                }
+                busyAnswer.withLock { $0 = (answer ?? nil, MonotonicClock.now - start, ran.load(ordering: .acquiring)) }
+                release.store(true, ordering: .releasing)
+            }
+        }
+        let (answer, waited, ran) = try #require(busyAnswer.withLock { $0 })
+        #expect(answer == nil && !ran, "a busy store committed the write: \(String(describing: answer))")
+        #expect(waited < 0.5, "waited \(waited) s for a busy store")
+        #expect(store.queuedWrites == 0, "the refused write was queued")
+    }
+
     /// close() closes the database: the writer's connection goes with its thread, so SQLite
     /// checkpoints and removes the write-ahead log and no descriptor stays open on it.
     @Test func closeClosesTheDatabaseAndRemovesItsLog() throws {
