@@ -64,6 +64,16 @@ public final class HTTPClient: Sendable {
 
     deinit { shutDown() }
 
+    /// Watches `fd` along with the transfers, calling `onInput` on the client's thread whenever
+    /// it is readable or hung up — the model worker's stdin, so that a request is read and its
+    /// transfer started on the thread that runs it, with no hand-off between threads on the
+    /// call's path. `onInput` must not block for long (the descriptor is ready: one read does
+    /// not block) and returns false once it wants no more (the end of its input). One
+    /// descriptor at a time: a second call replaces the first.
+    public func watch(_ fd: Int32, onInput: @escaping @Sendable () -> Bool) {
+        engine.watch(fd, onInput: onInput)
+    }
+
     /// A call, not yet started: `start` runs it, `cancel` (from any thread) ends it.
     public func call(_ request: HTTPRequest) throws(HTTPError) -> HTTPCall {
         try HTTPCall(engine: engine, request: request)
@@ -442,6 +452,13 @@ private final class Engine: @unchecked Sendable {
     private var stopping = false
     // The driver thread's.
     private var active: [UnsafeMutableRawPointer: HTTPCall] = [:]
+    // Guarded by `monitor`: a descriptor to watch, from `watch`, for the driver to take.
+    private var newInput: (fd: Int32, onInput: @Sendable () -> Bool)?
+    // The driver thread's: the watched descriptor (-1: none, or `onInput` wanted no more).
+    private var input: Int32 = -1
+    private var onInput: (@Sendable () -> Bool)?
+    /// The driver thread, once it runs: a call started on it needs no wake-up.
+    private let driverThread = Atomic<UInt>(0)
 
     /// Connections kept open for reuse (curl's default is 4 per easy handle added).
     static let maxKeptConnections = 64
@@ -452,9 +469,16 @@ private final class Engine: @unchecked Sendable {
         _ = cordon_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, Self.maxKeptConnections)
     }
 
+    func watch(_ fd: Int32, onInput: @escaping @Sendable () -> Bool) {
+        monitor.locked { newInput = (fd, onInput) }
+        if !onDriverThread { wake() }
+    }
+
     deinit { curl_multi_cleanup(multi) }
 
     func wake() { _ = curl_multi_wakeup(multi) }
+
+    private var onDriverThread: Bool { driverThread.load(ordering: .relaxed) == UInt(pthread_self()) }
 
     func stop() {
         monitor.locked { stopping = true }
@@ -469,7 +493,9 @@ private final class Engine: @unchecked Sendable {
             return true
         }
         guard taken else { return call.complete(.failure(HTTPError(.cancelled, code: 0, "the HTTP client is stopping"))) }
-        wake()
+        // Started by `onInput` or a completion: the driver takes it at its next turn, before it
+        // waits again.
+        if !onDriverThread { wake() }
     }
 
     private func end(_ call: HTTPCall, code: CURLcode?, reason: HTTPError.Reason? = nil) {
@@ -479,12 +505,15 @@ private final class Engine: @unchecked Sendable {
     }
 
     func drive() {
+        driverThread.store(UInt(pthread_self()), ordering: .relaxed)
         var running: Int32 = 0
+        var extra = curl_waitfd(fd: -1, events: Int16(CURL_WAIT_POLLIN), revents: 0)
         while true {
-            let (new, stop) = monitor.locked { () -> ([HTTPCall], Bool) in
-                defer { incoming = [] }
-                return (incoming, stopping)
+            let (new, stop, watched) = monitor.locked { () -> ([HTTPCall], Bool, (fd: Int32, onInput: @Sendable () -> Bool)?) in
+                defer { incoming = []; newInput = nil }
+                return (incoming, stopping, newInput)
             }
+            if let watched { (input, onInput) = watched }
             for call in new {
                 call.started = MonotonicClock.now
                 call.lastByte = call.started
@@ -518,7 +547,17 @@ private final class Engine: @unchecked Sendable {
                     wait = min(wait, left)
                 }
             }
-            curl_multi_poll(multi, nil, 0, Int32(max(1, (wait * 1000).rounded(.up))), nil)
+            let timeout = Int32(max(1, (wait * 1000).rounded(.up)))
+            guard input >= 0 else {
+                curl_multi_poll(multi, nil, 0, timeout, nil)
+                continue
+            }
+            extra.fd = input
+            extra.revents = 0
+            curl_multi_poll(multi, &extra, 1, timeout, nil)
+            // A hangup or an error is reported as POLLIN too (curl's poll does so): a pipe
+            // whose writer is gone, with nothing left in it, shows POLLHUP alone.
+            if extra.revents & Int16(CURL_WAIT_POLLIN) != 0, let onInput, !onInput() { input = -1 }
         }
     }
 }

@@ -18,10 +18,13 @@ import Glibc
 /// `initialize` (first, once), `chat`, `health`; notification `cancel`. stdin's end aborts every
 /// call and ends the process with status 0.
 ///
-/// Threads: the main thread reads stdin, answers what needs no provider and starts each `chat`
-/// and `probe` call; the HTTP client's thread drives every transfer, runs the stream readers
-/// (which write the notifications) and answers each call when it ends — a reply over 64 KiB is
-/// parsed and answered on a thread of its own instead, so no stream waits for a large parse.
+/// Threads: the HTTP client's thread reads stdin along with the transfers it drives (a request
+/// is read and its transfer started on the thread that runs it: no hand-off between threads on
+/// a call's path), answers what needs no provider, runs the stream readers (which write the
+/// notifications) and answers each call when it ends. A request over 64 KiB, and every one
+/// after it until those are done (requests are handled in order), is parsed on a thread of its
+/// own, as is a reply over 64 KiB, so no stream waits for a large parse. The main thread waits
+/// for stdin's end (it reads stdin itself only if the HTTP client could not start).
 public enum ModelWorker {
     /// The protocol revision `initialize` speaks.
     public static let protocolVersion: Int64 = 1
@@ -43,6 +46,12 @@ public enum ModelWorker {
         // A write to a daemon that is gone fails with EPIPE; stdin's end follows.
         signal(SIGPIPE, SIG_IGN)
         let session = WorkerSession(output: WorkerOutput())
+        if session.readInputOnClientThread() {
+            session.waitForInputEnd()
+            session.shutDown()
+            return 0
+        }
+        // No HTTP client (its failure is `initialize`'s answer): stdin is read here.
         let input = LineChannel(fd: 0, maxLine: maxLineBytes)
         while true {
             switch input.readLine() {
@@ -78,14 +87,101 @@ final class WorkerSession: @unchecked Sendable {
     private struct State {
         var setup: Setup?
         var calls: [String: Slot] = [:]
+        /// Made at start, reading stdin (`readInputOnClientThread`), or why it could not be.
+        var client: Result<HTTPClient, HTTPError>?
     }
 
     private let state = Mutex(State())
-    /// Answers being written on a thread of `threads`, guarded by `handedOff`.
+    /// Answers being written, and requests being handled, on a thread of `threads`; whether
+    /// stdin has ended. Guarded by `handedOff`.
     private let handedOff = Monitor()
     private var answering = 0
+    private var inputEnded = false
+
+    /// stdin as the HTTP client's thread reads it.
+    private final class Input: @unchecked Sendable {
+        var framer = LineFramer(maxLine: ModelWorker.maxLineBytes)
+        var chunk = [UInt8](unsafeUninitializedCapacity: 65536) { _, count in count = 65536 }
+    }
+    private let input = Input()
+    /// Requests waiting for the thread that handles them in order (see `dispatch`).
+    private let ordered = Mutex<(lines: [[UInt8]], draining: Bool)>(([], false))
+
+    /// Requests longer than this are parsed on a thread of their own.
+    static let inlineRequestBytes = 64 << 10
 
     init(output: WorkerOutput) { self.output = output }
+
+    /// Starts the HTTP client with stdin as its input; false when it cannot start (the caller
+    /// reads stdin itself, and `initialize` answers with the reason).
+    func readInputOnClientThread() -> Bool {
+        do {
+            let client = try HTTPClient()
+            state.withLock { $0.client = .success(client) }
+            client.watch(0) { [self] in readInput() }
+            return true
+        } catch {
+            state.withLock { $0.client = .failure(error) }
+            return false
+        }
+    }
+
+    /// Returns once stdin has ended.
+    func waitForInputEnd() {
+        handedOff.locked { _ = handedOff.wait { inputEnded } }
+    }
+
+    /// On the HTTP client's thread, stdin being readable: one read, and every whole request in
+    /// it handled. False at stdin's end.
+    private func readInput() -> Bool {
+        let n = input.chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return true }
+        guard n > 0 else {
+            handedOff.locked { inputEnded = true; handedOff.broadcast() }
+            return false
+        }
+        input.chunk.withUnsafeBytes { input.framer.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        while let line = input.framer.next() {
+            switch line {
+            case .tooLong:
+                output.error(id: .null, RPCError(RPCCode.messageTooLarge, "a message longer than \(ModelWorker.maxLineBytes) bytes was discarded"))
+            case .message(let bytes):
+                dispatch(bytes)
+            case .eof:
+                break
+            }
+        }
+        return true
+    }
+
+    /// Handles a request here, or — a large one, or any while large ones wait — queues it for
+    /// a thread that handles the queue in order (a `cancel` must not overtake its `chat`).
+    private func dispatch(_ line: [UInt8]) {
+        let (inline, startDrain) = ordered.withLock { o -> (Bool, Bool) in
+            if !o.draining && line.count <= Self.inlineRequestBytes { return (true, false) }
+            o.lines.append(line)
+            defer { o.draining = true }
+            return (false, !o.draining)
+        }
+        if inline { return handle(line) }
+        guard startDrain else { return }
+        handedOff.locked { answering += 1 }
+        do {
+            try threads.run { [self] in drain() }
+        } catch {
+            drain()
+        }
+    }
+
+    private func drain() {
+        while let next = ordered.withLock({ o -> [UInt8]? in
+            if o.lines.isEmpty { o.draining = false; return nil }
+            return o.lines.removeFirst()
+        }) {
+            handle(next)
+        }
+        handedOff.locked { answering -= 1; handedOff.broadcast() }
+    }
 
     /// The parse limits of one message: a chat body's (`ChatLimits`) plus the envelope.
     static let parseOptions = JSON.ParseOptions(maxDepth: 72, maxValues: 260_000, maxBytes: ModelWorker.maxLineBytes)
@@ -185,7 +281,11 @@ final class WorkerSession: @unchecked Sendable {
         }
         try params.finish()
         let client: HTTPClient
-        do { client = try HTTPClient() } catch { throw RPCError(RPCCode.internalError, "the HTTP client: \(error)") }
+        switch state.withLock({ $0.client }) {
+        case .success(let made)?: client = made
+        case .failure(let error)?: throw RPCError(RPCCode.internalError, "the HTTP client: \(error)")
+        case nil: throw RPCError(RPCCode.internalError, "the HTTP client was not started")
+        }
         let provider = ProviderConfig(name: name, kind: kind, baseURL: base, timeout: timeout, idleTimeout: idle, maxConcurrency: Int(concurrency), proxy: proxy)
         let taken = state.withLock { s -> Bool in
             if s.setup != nil { return false }
@@ -322,7 +422,7 @@ final class WorkerSession: @unchecked Sendable {
     /// thread of its own still running Swift code: the HTTP client's thread is joined, and the
     /// answers handed to threads of their own are waited for (10 s at most).
     func shutDown() {
-        state.withLock { $0.setup?.client }?.shutDown()
+        if case .success(let client)? = state.withLock({ $0.client }) { client.shutDown() }
         handedOff.locked { _ = handedOff.wait(until: MonotonicClock.now + 10) { answering == 0 } }
     }
 }

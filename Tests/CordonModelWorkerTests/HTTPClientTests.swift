@@ -75,3 +75,62 @@ import Testing
         client.shutDown()
     }
 }
+
+/// `watch`: the client's thread reads a descriptor along with its transfers (the model worker's
+/// stdin), and a call started from `onInput` runs without a wake-up of its own.
+@Suite(.serialized) struct HTTPClientInputTests {
+    final class Seen: @unchecked Sendable {
+        let lock = NSLock()
+        var reads: [Int] = []
+        var onClientThread = true
+        var completed: Result<HTTPOutcome, HTTPError>?
+        let done = DispatchSemaphore(value: 0)
+        func note(_ n: Int, thread: String) {
+            lock.withLock { reads.append(n); if thread != "http-client" { onClientThread = false } }
+        }
+        var snapshot: [Int] { lock.withLock { reads } }
+    }
+
+    static func threadName() -> String {
+        (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines) ?? "?"
+    }
+
+    /// A pipe's end with nothing left in it shows POLLHUP alone: `onInput` must still hear of
+    /// it (a read of 0), once, and not be called again — else a worker whose cordond went away
+    /// would never end, or would spin.
+    @Test func inputIsReadOnTheClientsThreadUpToItsEnd() throws {
+        let standin = try StandIn()
+        let client = try HTTPClient()
+        defer { client.shutDown() }
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let readEnd = fds[0]
+        defer { close(readEnd) }
+        let seen = Seen()
+        let request = HTTPClientTests.request(standin, model: "plain")
+        client.watch(readEnd) {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let n = read(readEnd, &buffer, buffer.count)
+            seen.note(n, thread: Self.threadName())
+            if n == 1 {
+                // A request read here starts its call here.
+                let call = try! client.call(request)
+                call.start(onBody: { _ in true }) { result in
+                    seen.completed = result
+                    seen.done.signal()
+                }
+            }
+            return n > 0
+        }
+        var byte: UInt8 = 0x78
+        #expect(write(fds[1], &byte, 1) == 1)
+        #expect(seen.done.wait(timeout: .now() + 10) == .success)
+        guard case .success(let outcome)? = seen.completed else { Issue.record("\(String(describing: seen.completed))"); return }
+        #expect(outcome.head.status == 200)
+        close(fds[1])
+        for _ in 0..<200 where seen.snapshot.last != 0 { usleep(10_000) }
+        usleep(200_000)
+        #expect(seen.snapshot == [1, 0], "reads: \(seen.snapshot)")
+        #expect(seen.onClientThread)
+    }
+}

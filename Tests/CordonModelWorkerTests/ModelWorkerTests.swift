@@ -241,6 +241,32 @@ import Testing
         #expect(try worker.chat("c2", model: "plain")["result"] != nil)
     }
 
+    /// A request over 64 KiB is parsed off the HTTP client's thread, and what follows it waits
+    /// its turn: a `cancel` sent right behind a large `chat` still finds the call (were it
+    /// handled first, it would find nothing, and the call would run its 5 s).
+    @Test func aCancelRightBehindALargeRequestIsHandledAfterIt() throws {
+        let standin = try StandIn()
+        let worker = try WorkerProcess(kind: "openai", baseURL: standin.baseURL)
+        let large = String(repeating: "a", count: 300 << 10)
+        for round in 0..<3 {
+            let call = "big\(round)"
+            var params = WorkerProcess.chatParams(call: call, model: "slow", stream: false, extra: [("temperature", .double(5))])
+            if case .object(var members) = params, let i = members.firstIndex(where: { $0.0 == "body" }), case .object(var body) = members[i].1 {
+                body.append(("user", .string(large)))
+                members[i].1 = .object(body)
+                params = .object(members)
+            }
+            let start = Date()
+            let id = try worker.start("chat", params)
+            try worker.notify("cancel", .object([("call", .string(call))]))
+            let error = try providerError(worker.answer(.int(id), timeout: 10))
+            #expect(error.kind == .timeout && error.message == "cancelled", "\(error)")
+            #expect(Date().timeIntervalSince(start) < 2)
+        }
+        // Small requests are handled again as they come.
+        #expect(try worker.chat("after", model: "plain")["result"] != nil)
+    }
+
     /// Calls past maxConcurrency are refused at once with -32001; the others complete.
     @Test func concurrencyPastTheMaximum() throws {
         let standin = try StandIn()
