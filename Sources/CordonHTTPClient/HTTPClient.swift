@@ -547,6 +547,9 @@ private final class Engine: @unchecked Sendable {
                     wait = min(wait, left)
                 }
             }
+            // A call started on this thread since the top of the turn (by a completion, or a
+            // head or body callback) did not wake it: its turn comes now, not after the wait.
+            if monitor.locked({ !incoming.isEmpty || newInput != nil || stopping }) { continue }
             let timeout = Int32(max(1, (wait * 1000).rounded(.up)))
             guard input >= 0 else {
                 curl_multi_poll(multi, nil, 0, timeout, nil)

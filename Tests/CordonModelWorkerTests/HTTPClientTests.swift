@@ -1,6 +1,8 @@
 import CordonHTTPClient
 import CordonJSON
+import CordonSystem
 import Foundation
+import Synchronization
 import Testing
 
 /// `HTTPClient`'s end, against `provider_standin.py` (a real HTTP/1.1 server on 127.0.0.1):
@@ -93,6 +95,32 @@ import Testing
 
     static func threadName() -> String {
         (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines) ?? "?"
+    }
+
+    /// A call started on the client's thread (here by a completion) does not wake it: it must
+    /// still start at the end of that turn, not after the wait for the next (up to a second).
+    @Test func aCallStartedByACompletionStartsAtOnce() throws {
+        let standin = try StandIn()
+        let client = try HTTPClient()
+        defer { client.shutDown() }
+        let request = HTTPClientTests.request(standin, model: "plain")
+        for _ in 0..<3 {
+            let seen = Seen()
+            let firstEnded = Mutex<Double>(0)
+            let first = try client.call(request)
+            first.start(onBody: { _ in true }) { _ in
+                firstEnded.withLock { $0 = MonotonicClock.now }
+                let second = try! client.call(request)
+                second.start(onBody: { _ in true }) { result in
+                    seen.completed = result
+                    seen.done.signal()
+                }
+            }
+            #expect(seen.done.wait(timeout: .now() + 10) == .success)
+            let took = MonotonicClock.now - firstEnded.withLock { $0 }
+            #expect(took < 0.5, "the second call ended \(took) s after the first")
+            guard case .success? = seen.completed else { Issue.record("\(String(describing: seen.completed))"); return }
+        }
     }
 
     /// A pipe's end with nothing left in it shows POLLHUP alone: `onInput` must still hear of
