@@ -45,7 +45,9 @@ public enum ModelWorker {
     public static func main() -> Int32 {
         // A write to a daemon that is gone fails with EPIPE; stdin's end follows.
         signal(SIGPIPE, SIG_IGN)
-        let session = WorkerSession(output: WorkerOutput())
+        let output = WorkerOutput()
+        output.nonBlocking()
+        let session = WorkerSession(output: output)
         if session.readInputOnClientThread() {
             session.waitForInputEnd()
             session.shutDown()

@@ -6,21 +6,107 @@ import Synchronization
 import Glibc
 #endif
 
-/// The worker's two outputs: JSON-RPC lines on stdout (one writer at a time, each line whole),
-/// free text on stderr. Every line passes through `KeyRedactor` first: whatever a provider
-/// echoed, the key never leaves the process.
-final class WorkerOutput: Sendable {
+/// The worker's two outputs: JSON-RPC lines on stdout (each line whole, in order), free text on
+/// stderr. Every line passes through `KeyRedactor` first: whatever a provider echoed, the key
+/// never leaves the process.
+///
+/// stdout never blocks the thread that writes it (`nonBlocking`): a line the pipe does not take
+/// at once is queued, and a writer thread of its own sends the queue as cordond reads. The HTTP
+/// client's thread both reads stdin and writes answers: were it to wait on a full stdout while
+/// cordond waits to write a request to a full stdin, neither would move until a deadline.
+/// What is queued is bounded by the sandbox's memory limit; cordond reads stdout all along.
+final class WorkerOutput: @unchecked Sendable {
     private let redactor = Mutex(KeyRedactor(key: nil))
-    private let stdoutLock = Mutex(())
     private let stderrLock = Mutex(())
+    /// Guards the queue, the writer's state, and every write to stdout.
+    private let stdout = Monitor()
+    private var queued: [UInt8] = []
+    private var sent = 0
+    private var writerStarted = false
+    /// stdout's reader is gone (EPIPE): later lines are dropped; stdin's end follows.
+    private var broken = false
 
     func setKey(_ key: String?) { redactor.withLock { $0 = KeyRedactor(key: key) } }
 
     private func redacted(_ text: String) -> String { redactor.withLock { $0 }.redact(text) }
 
+    /// Makes stdout non-blocking when it is a pipe or a socket (cordond's: its write end is the
+    /// worker's alone; a terminal's flags are shared with the shell), so that `send` queues what
+    /// the pipe does not take. False when it is not: every send then waits for the descriptor.
+    @discardableResult
+    func nonBlocking() -> Bool {
+        var st = stat()
+        guard fstat(1, &st) == 0, (st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFSOCK else { return false }
+        let flags = fcntl(1, F_GETFL)
+        return flags >= 0 && fcntl(1, F_SETFL, flags | O_NONBLOCK) == 0
+    }
+
+    /// Bytes queued and not yet written (for tests).
+    var backlog: Int { stdout.locked { queued.count - sent } }
+
     func send(_ message: JSON) {
-        let line = redacted(message.text) + "\n"
-        stdoutLock.withLock { _ in Self.writeAll(1, line) }
+        let line = Array((redacted(message.text) + "\n").utf8)
+        stdout.locked {
+            if broken { return }
+            var offset = 0
+            if sent == queued.count {
+                // Nothing queued: straight to the pipe, which takes a line at once as a rule.
+                while offset < line.count {
+                    let n = line.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
+                    if n > 0 { offset += n; continue }
+                    if n < 0 && errno == EINTR { continue }
+                    if n < 0 && errno == EAGAIN { break }
+                    broken = true
+                    return
+                }
+                if offset == line.count { return }
+                queued.removeAll(keepingCapacity: queued.capacity <= 1 << 20)
+                sent = 0
+            }
+            queued.append(contentsOf: line[offset...])
+            if !writerStarted {
+                writerStarted = (try? Threads.detach("stdout", signals: .noSIGPIPE) { [self] in writeQueued() }) != nil
+                if !writerStarted { flushBlocking() }
+            }
+            stdout.signal()
+        }
+    }
+
+    /// The writer thread: waits for the pipe to take more, then writes what it takes.
+    private func writeQueued() {
+        while true {
+            stdout.locked { _ = stdout.wait { sent < queued.count && !broken } }
+            var p = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
+            if poll(&p, 1, 1000) < 0 && errno != EINTR { usleep(1000) }
+            stdout.locked {
+                while sent < queued.count {
+                    let n = queued.withUnsafeBytes { write(1, $0.baseAddress! + sent, $0.count - sent) }
+                    if n > 0 { sent += n; continue }
+                    if n < 0 && (errno == EINTR) { continue }
+                    if n < 0 && errno == EAGAIN { break }
+                    broken = true
+                    queued = []
+                    sent = 0
+                    return
+                }
+                if sent == queued.count {
+                    queued.removeAll(keepingCapacity: queued.capacity <= 1 << 20)
+                    sent = 0
+                }
+            }
+        }
+    }
+
+    /// No writer thread could start: the queue is written here, waiting for the pipe.
+    private func flushBlocking() {
+        while sent < queued.count && !broken {
+            var p = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 1000)
+            let n = queued.withUnsafeBytes { write(1, $0.baseAddress! + sent, $0.count - sent) }
+            if n > 0 { sent += n } else if n < 0 && (errno == EINTR || errno == EAGAIN) { continue } else { broken = true }
+        }
+        queued = []
+        sent = 0
     }
 
     func result(id: JSON, _ result: JSON) { send(.object([("jsonrpc", .string("2.0")), ("id", id), ("result", result)])) }
@@ -43,7 +129,7 @@ final class WorkerOutput: Sendable {
         stderrLock.withLock { _ in Self.writeAll(2, line) }
     }
 
-    /// Writes the whole line; a reader that is gone (EPIPE) loses it: stdin's end follows.
+    /// Writes the whole line (stderr); a reader that is gone (EPIPE) loses it.
     private static func writeAll(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         bytes.withUnsafeMutableBytes { buffer in

@@ -3,6 +3,9 @@ import CordonModels
 import Foundation
 import Synchronization
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The built `cordon-model-worker` against `provider_standin.py` (a real HTTP/1.1 server
 /// speaking OpenAI's and Anthropic's wire formats on 127.0.0.1), driven over its stdio as
@@ -265,6 +268,42 @@ import Testing
         }
         // Small requests are handled again as they come.
         #expect(try worker.chat("after", model: "plain")["result"] != nil)
+    }
+
+    /// cordond may be writing a request to a worker whose answers it has not read yet (its
+    /// reader sends a fallback's request): the worker keeps reading stdin while its stdout is
+    /// full, so neither side waits on the other. Here 4000 requests go in (about 400 KB,
+    /// several pipes' worth) before a byte of the answers (about 250 KB) is read.
+    @Test func stdinIsReadWhileStdoutIsFull() throws {
+        let process = Process()
+        let input = Pipe(), output = Pipe()
+        process.executableURL = URL(fileURLWithPath: Paths.worker)
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() }; process.waitUntilExit() }
+        let inFd = input.fileHandleForWriting.fileDescriptor
+        _ = fcntl(inFd, F_SETFL, fcntl(inFd, F_GETFL) | O_NONBLOCK)
+        var text = ""
+        for i in 0..<4000 { text += "{\"jsonrpc\":\"2.0\",\"id\":\(i),\"method\":\"health\",\"params\":{\"pad\":\"\(String(repeating: "x", count: 40))\"}}\n" }
+        let bytes = Array(text.utf8)
+        var offset = 0
+        let deadline = Date().addingTimeInterval(10)
+        while offset < bytes.count && Date() < deadline {
+            let n = bytes.withUnsafeBytes { write(inFd, $0.baseAddress! + offset, $0.count - offset) }
+            if n > 0 { offset += n; continue }
+            var p = pollfd(fd: inFd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 100)
+        }
+        #expect(offset == bytes.count, "the worker stopped reading stdin after \(offset) of \(bytes.count) bytes")
+        try input.fileHandleForWriting.close()
+        let answers = output.fileHandleForReading.readDataToEndOfFile()
+        let lines = answers.split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == 4000)
+        // Each is answered, in order ("initialize first": no setup here).
+        let ids = lines.compactMap { try? JSON.parse(Array($0))["id"]?.intValue }
+        #expect(ids == (0..<4000).map(Int64.init))
     }
 
     /// Calls past maxConcurrency are refused at once with -32001; the others complete.
