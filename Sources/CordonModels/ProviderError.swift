@@ -293,6 +293,8 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
     /// A provider's words made safe to log and to show: control characters become spaces, and
     /// the text is cut short.
     public static func clean(_ text: String, maxBytes: Int = maxMessageBytes) -> String {
+        // The usual case (an upstream id, a finish reason): short printable ASCII, nothing to do.
+        if text.utf8.count <= maxBytes, text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }), !hasKeyPrefix(text.utf8) { return text }
         let scalars = text.unicodeScalars.lazy.map { $0.value < 0x20 || $0.value == 0x7F || $0 == "\u{2028}" || $0 == "\u{2029}" ? " " : $0 }
         var out = String.UnicodeScalarView()
         out.append(contentsOf: scalars)
@@ -302,9 +304,21 @@ public struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible
     /// `sk-…` tokens (OpenAI's and Anthropic's key shapes) of 16 characters or more, cut to
     /// `sk-…`: a provider that echoes a refused key does so under other statuses too. (The
     /// worker also strips its own key, whatever its shape.)
+    /// Whether `sk-` occurs in the bytes (a byte scan: String.contains goes through the
+    /// generic string-processing search, a measurable part of a model call's path).
+    static func hasKeyPrefix(_ bytes: String.UTF8View) -> Bool {
+        var a: UInt8 = 0, b: UInt8 = 0
+        for c in bytes {
+            if a == 115 && b == 107 && c == 45 { return true }
+            a = b
+            b = c
+        }
+        return false
+    }
+
     static func redactingKeys(_ text: String) -> String {
+        guard text.utf8.count >= 19, hasKeyPrefix(text.utf8) else { return text }
         let bytes = Array(text.utf8)
-        guard bytes.count >= 19, text.contains("sk-") else { return text }
         func keyByte(_ b: UInt8) -> Bool {
             (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 45 || b == 95
         }

@@ -126,4 +126,18 @@ func httpError(_ status: Int, _ body: String = "", headers: [(name: String, valu
             #expect(throws: ProviderError.self) { try ProviderError(json: JSON.parse(bad)) }
         }
     }
+
+    /// `clean`: printable text as it was (the usual case, taken without a copy), control
+    /// characters as spaces, a key cut to `sk-…` however short the text, and a longer text cut
+    /// (on a character's edge) with an ellipsis.
+    @Test func cleanKeepsPrintableTextAndMendsTheRest() {
+        #expect(ProviderError.clean("chatcmpl-abc123", maxBytes: 128) == "chatcmpl-abc123")
+        #expect(ProviderError.clean("a\u{1B}[31mb\r\nc\u{2028}d") == "a [31mb  c d")
+        #expect(ProviderError.clean("sk-abcdefghijklmnopqrstu", maxBytes: 128) == "sk-…")
+        #expect(ProviderError.clean("id sk-abcdefghijklmnopqrstu end", maxBytes: 128) == "id sk-… end")
+        #expect(ProviderError.clean("task-sk-abcdefghijklmnopqrstu", maxBytes: 128) == "task-sk-abcdefghijklmnopqrstu")
+        #expect(ProviderError.clean("sk-short", maxBytes: 128) == "sk-short")
+        #expect(ProviderError.clean(String(repeating: "x", count: 200), maxBytes: 64) == String(repeating: "x", count: 64) + "…")
+        #expect(ProviderError.clean("éé", maxBytes: 3) == "é…")
+    }
 }
