@@ -101,6 +101,8 @@ public final class AuditStore: Sendable {
         // FULL: a commit is on disk (WAL fsynced) before a write call returns. The WAL is cut
         // back to 4 MiB after checkpoints so the file size stays close to the data.
         try w.execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 4194304")
+        // Checkpoints are the writer thread's (WriteQueue), never a committing caller's.
+        w.db.keepLogPages()
         w.operation = "create schema"
         try w.execute("BEGIN IMMEDIATE")
         do {

@@ -249,6 +249,8 @@ public struct WriterStatistics: Sendable, Equatable {
     public var syncs = 0
     public var syncFailures = 0
     public var lastSyncError: String?
+    /// Checkpoints of the log the writer made (it grew past `WriteQueue.checkpointPages`).
+    public var checkpoints = 0
 
     public init(commits: Int, operations: Int) {
         self.commits = commits

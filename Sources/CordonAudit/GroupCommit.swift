@@ -209,6 +209,10 @@ final class WriteQueue: @unchecked Sendable {
     private var unsyncedSince: Double?
     /// The writer thread waits for a submitter to give the connection back.
     private var writerWaitsForConnection = false
+    /// The log has grown past `checkpointPages`: the writer checkpoints it next.
+    private var checkpointDue = false
+    /// SQLite's own automatic checkpoint threshold, kept, now on the writer thread.
+    static let checkpointPages = 1000
     let path: String
     /// How long a non-durable commit may wait for a durable one before the writer syncs the log.
     let flushAfter: Double
@@ -240,6 +244,10 @@ final class WriteQueue: @unchecked Sendable {
     /// Notes what a finished commit left unsynced (with the lock held): a durable commit syncs
     /// the log up to itself, a non-durable one leaves it (and what came before) for later.
     private func committed(_ batch: [PendingWrite], synced: Bool = false) {
+        if !checkpointDue, let connection, connection.db.logPages >= Self.checkpointPages {
+            checkpointDue = true
+            monitor.signal(Self.work)
+        }
         let stored = batch.contains { if case .success = $0.output { true } else { false } }
         guard stored else {
             statistics.failedCommits += 1
@@ -291,13 +299,15 @@ final class WriteQueue: @unchecked Sendable {
     }
 
     /// `onlyIfFree`: commit `write` on this thread if that can start at once (the connection
-    /// free, nothing queued, no sync of the log due), else do nothing and return nil — for a
+    /// free, nothing queued, no sync or checkpoint of the log due), else do nothing and return nil — for a
     /// thread that others wait on, which must not wait for the store or the disk (a model
     /// worker's reader). A sync that falls due meanwhile is left to the writer thread.
     func submit(_ write: PendingWrite, onlyIfFree: Bool) throws(AuditError) -> WriteOutput? {
         let own: WriterConnection? = try monitor.locked { () throws(AuditError) in
             guard !closed else { throw AuditError(.closed, path: path, write.operation, "the store is closed") }
-            if !busy, pending.isEmpty, let connection, !(onlyIfFree && syncDue) {
+            // A checkpoint that is due goes first (the writer's): a writer that keeps finding
+            // the connection free must not keep putting it off.
+            if !busy, pending.isEmpty, !checkpointDue, let connection, !(onlyIfFree && syncDue) {
                 busy = true
                 return connection
             }
@@ -336,6 +346,7 @@ final class WriteQueue: @unchecked Sendable {
         /// `sync`: with an fsync, a sync of the log being due.
         case commit([PendingWrite], sync: Bool)
         case sync
+        case checkpoint
         case stop
     }
 
@@ -349,6 +360,10 @@ final class WriteQueue: @unchecked Sendable {
                 writerWaitsForConnection = true
                 _ = monitor.wait(Self.work) { !busy }
                 writerWaitsForConnection = false
+            }
+            if checkpointDue && !closed {
+                busy = true
+                return .checkpoint
             }
             if !pending.isEmpty {
                 defer { pending = [] }
@@ -365,7 +380,7 @@ final class WriteQueue: @unchecked Sendable {
             // Woken by a write, a close, or a first unsynced commit (which brings a deadline
             // where there was none); a submitter may take the connection meanwhile.
             _ = monitor.wait(Self.work, until: deadline) {
-                busy || !pending.isEmpty || closed || (deadline == nil && unsyncedSince != nil)
+                busy || !pending.isEmpty || closed || checkpointDue || (deadline == nil && unsyncedSince != nil)
             }
         }
     }
@@ -388,6 +403,16 @@ final class WriteQueue: @unchecked Sendable {
             case .sync:
                 // No commit runs during the sync (the connection is ours): it covers them all.
                 sync(connection)
+            case .checkpoint:
+                // PASSIVE: copies what no reader still needs, never waits for one; what is left
+                // goes at a later checkpoint. (The log is synced first, whatever `synchronous`.)
+                connection.operation = "checkpoint"
+                _ = try? connection.rows("PRAGMA wal_checkpoint(PASSIVE)")
+                monitor.locked {
+                    busy = false
+                    checkpointDue = false
+                    statistics.checkpoints += 1
+                }
             case .commit(let batch, let sync):
                 connection.commit(batch, sync: sync)
                 monitor.locked {

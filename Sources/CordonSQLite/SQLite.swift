@@ -1,4 +1,5 @@
 import CSQLite
+import Synchronization
 
 /// A SQLite connection with one owner; statements are prepared, bound and finalised through it.
 public final class SQLiteDatabase: @unchecked Sendable {
@@ -66,6 +67,25 @@ public final class SQLiteDatabase: @unchecked Sendable {
     }
 
     deinit { sqlite3_close(handle) }
+
+    /// Pages in the write-ahead log after this connection's last commit (`keepLogPages`).
+    private let walPages = Atomic<Int32>(0)
+
+    /// Ends SQLite's automatic checkpoints on this connection — one runs on whichever thread
+    /// commits past 1000 pages of log, copying pages and syncing files there — and keeps the
+    /// log's size after each commit instead (`logPages`), for the owner to checkpoint on a
+    /// thread of its choosing.
+    public func keepLogPages() {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        sqlite3_wal_hook(handle, { context, _, _, pages in
+            if let context { Unmanaged<SQLiteDatabase>.fromOpaque(context).takeUnretainedValue().walPages.store(pages, ordering: .relaxed) }
+            return SQLITE_OK
+        }, context)
+    }
+
+    /// Pages in the write-ahead log after this connection's last commit, once `keepLogPages`
+    /// was called (0 before).
+    public var logPages: Int { Int(walPages.load(ordering: .relaxed)) }
 
     public func execute(_ sql: String) throws(Failure) {
         var error: UnsafeMutablePointer<CChar>?
