@@ -138,12 +138,17 @@ extension Daemon {
             // On the worker's reader, which every call to the provider shares: the call is
             // recorded and answered here when the store is free at once (a hand-off to a
             // recorder thread is one more wake-up on every call's path), else on a recorder
-            // thread, which may wait for the store.
+            // thread, which may wait for the store. A large answer is written out there too:
+            // its serialisation would hold the reader.
             let row = modelCallRow(record, peer: peer)
-            if finishModelCall(record, result, row: row, peer: peer, onlyIfFree: true, completion: completion) { return }
+            if record.answerBytes <= Self.inlineAnswerBytes,
+               finishModelCall(record, result, row: row, peer: peer, onlyIfFree: true, completion: completion) { return }
             modelRecorders.submit { [self] in _ = finishModelCall(record, result, row: row, peer: peer, onlyIfFree: false, completion: completion) }
         }
     }
+
+    /// Answers at most this long are recorded and answered on the worker's reader.
+    static let inlineAnswerBytes = 64 << 10
 
     /// Records a finished call and hands it on; false, having done nothing, when `onlyIfFree`
     /// and the store is busy.
