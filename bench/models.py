@@ -12,7 +12,7 @@ inherits the namespace.
 
 Environment: BIN (the directory of cordond and cordon-model-worker, .build/release),
 MODELS_PYTHON (the venv's python3), MODELS_CALLS, MODELS_ROUNDS, MODELS_SECONDS,
-MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES, MODELS_PARTS (any of a, b, c; abc),
+MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES, MODELS_PARTS (any of a, b, c, p; abc),
 MODELS_LLAMA (the llama venv), MODELS_LOCAL_ROUNDS, MODELS_LOCAL_CALLS,
 MODELS_CORDON_MODEL (auto:chat).
 
@@ -29,6 +29,12 @@ seed of part (b) each get a cordond of their own, so the selector starts from no
     alternate the paths (a change in the machine's load falls on all), after 50 warm-up calls;
     p50/p95 and the latency each gateway adds at p50 over direct. Then calls per second from 8
     concurrent clients (AsyncOpenAI, one process) for MODELS_SECONDS per path.
+
+(p) Where Cordon's added time goes (only with MODELS_PARTS containing p): MODELS_CALLS
+    sequential calls through Cordon's Unix socket after 100 warm-up calls, and, per call, the
+    CPU time of cordond and everything under it (the worker, the egress relay: /proc/PID/stat)
+    and each of their threads' voluntary and involuntary context switches (by thread name,
+    /proc/PID/task/TID/status), beside the p50 of the same number of direct calls.
 
 (b) Selection on a non-stationary workload. Three stand-ins (fast 127.0.0.1:9101, steady :9102,
     large :9103), behaviour changed by phase through their /control endpoint (`models.py script`
@@ -486,6 +492,74 @@ def part_a(scratch):
     print(f"LiteLLM proxy start to ready: {lite.startup:.1f} s; cordond start to ready: {cordon.startup:.2f} s")
 
 
+# --- part (p) ---
+
+def cpu_seconds(pids):
+    """User plus system CPU time of the processes `pids`, in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def switches(pids):
+    """{thread name: [voluntary, involuntary]} context switches, summed over the threads of `pids`."""
+    out = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    status = f.read()
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            v = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+            n = int(status.split("nonvoluntary_ctxt_switches:")[1].split()[0])
+            counts = out.setdefault(name, [0, 0])
+            counts[0] += v
+            counts[1] += n
+    return out
+
+
+def part_p(scratch):
+    base = start_standin("overhead", OVERHEAD_PORT)
+    cordon = Cordond(scratch, "p")
+    through = make_client("http://localhost/v1", "cordon", cordon.socket)
+    direct = make_client(base + "/v1", "dummy", None)
+    sequential(through, "bench-overhead", 100)
+    sequential(direct, "overhead", 100)
+    pids = [cordon.proc.pid] + descendants(cordon.proc.pid)
+    before_cpu, before = cpu_seconds(pids), switches(pids)
+    samples = sequential(through, "bench-overhead", CALLS)
+    after_cpu, after = cpu_seconds(pids), switches(pids)
+    direct_samples = sequential(direct, "overhead", CALLS)
+    cordon.stop()
+    print(f"(p) where Cordon's time goes: {CALLS} sequential calls on the Unix socket; cordond and its {len(pids) - 1} "
+          f"processes below it (worker, sandboxes)")
+    print(f"p50 {statistics.median(samples):.3f} ms, direct {statistics.median(direct_samples):.3f} ms, "
+          f"added {statistics.median(samples) - statistics.median(direct_samples):+.3f} ms; "
+          f"CPU {1000 * (after_cpu - before_cpu) / CALLS:.3f} ms per call")
+    print(f"{'thread':18} {'voluntary':>10} {'involuntary':>12}   switches per call")
+    total = 0.0
+    for name in sorted(after):
+        v = (after[name][0] - before.get(name, [0, 0])[0]) / CALLS
+        n = (after[name][1] - before.get(name, [0, 0])[1]) / CALLS
+        if v >= 0.01 or n >= 0.01:
+            total += v
+            print(f"{name:18} {v:10.2f} {n:12.2f}")
+    print(f"{'all':18} {total:10.2f}")
+
+
 # --- part (c) ------------------------------------------------------------------------------
 
 def descendants(pid):
@@ -914,6 +988,8 @@ def main():
     try:
         if "a" in PARTS:
             part_a(scratch)
+        if "p" in PARTS:
+            part_p(scratch)
         if "b" in PARTS:
             part_b(scratch)
         if "c" in PARTS:

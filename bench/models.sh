@@ -24,8 +24,9 @@
 # beyond it, and LiteLLM is started with LITELLM_LOCAL_MODEL_COST_MAP=True so it does not try to.
 #
 # Sizes: MODELS_CALLS, MODELS_ROUNDS (3), MODELS_SECONDS (10 s of 8 concurrent clients per
-# path), MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES (0), MODELS_PARTS (abc),
-# MODELS_LOCAL_ROUNDS (5), MODELS_LOCAL_CALLS (200).
+# path), MODELS_PHASE_CALLS, MODELS_SEEDS, MODELS_LITELLM_RETRIES (0), MODELS_PARTS (abc; add p
+# for where Cordon's added time goes: CPU and thread switches per call), MODELS_LOCAL_ROUNDS (5),
+# MODELS_LOCAL_CALLS (200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case ${1:-} in
