@@ -330,9 +330,9 @@ final class WriteQueue: @unchecked Sendable {
                 // keep finding it free must not keep putting the writer's sync off.
                 if syncDue && !onlyIfFree { return true }
                 busy = false
-                if syncDue { monitor.signal(Self.work) }
-                // Writes queued meanwhile, a close, or the writer waiting to sync: the writer's turn.
-                if !pending.isEmpty || closed || writerWaitsForConnection { monitor.signal(Self.work) }
+                // Writes queued meanwhile, a close, the writer waiting to sync, or a sync this
+                // caller leaves to it: the writer's turn.
+                if !pending.isEmpty || closed || writerWaitsForConnection || syncDue { monitor.signal(Self.work) }
                 return false
             }
             if mustSync { sync(own) }

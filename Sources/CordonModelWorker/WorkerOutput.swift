@@ -41,35 +41,43 @@ final class WorkerOutput: @unchecked Sendable {
         return flags >= 0 && fcntl(1, F_SETFL, flags | O_NONBLOCK) == 0
     }
 
-    /// Bytes queued and not yet written (for tests).
-    var backlog: Int { stdout.locked { queued.count - sent } }
-
     func send(_ message: JSON) {
-        let line = Array((redacted(message.text) + "\n").utf8)
+        let line = (redacted(message.text) + "\n").utf8
         stdout.locked {
             if broken { return }
-            var offset = 0
-            if sent == queued.count {
-                // Nothing queued: straight to the pipe, which takes a line at once as a rule.
-                while offset < line.count {
-                    let n = line.withUnsafeBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-                    if n > 0 { offset += n; continue }
-                    if n < 0 && errno == EINTR { continue }
-                    if n < 0 && errno == EAGAIN { break }
-                    broken = true
-                    return
-                }
-                if offset == line.count { return }
-                queued.removeAll(keepingCapacity: queued.capacity <= 1 << 20)
-                sent = 0
-            }
-            queued.append(contentsOf: line[offset...])
+            let idle = sent == queued.count
+            queued.append(contentsOf: line)
+            // Nothing was queued: straight to the pipe, which takes a line at once as a rule.
+            if idle && writeWithoutWaiting() { return }
             if !writerStarted {
                 writerStarted = (try? Threads.detach("stdout", signals: .noSIGPIPE) { [self] in writeQueued() }) != nil
-                if !writerStarted { flushBlocking() }
+                if !writerStarted {
+                    // No writer thread: the queue is written here, waiting for the pipe.
+                    while !writeWithoutWaiting() {
+                        var p = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
+                        _ = poll(&p, 1, 1000)
+                    }
+                    return
+                }
             }
             stdout.signal()
         }
+    }
+
+    /// Writes what is queued until the pipe takes no more (with `stdout` held); true when
+    /// nothing is left to write, sent or dropped (the reader is gone: `broken`).
+    private func writeWithoutWaiting() -> Bool {
+        while sent < queued.count {
+            let n = queued.withUnsafeBytes { write(1, $0.baseAddress! + sent, $0.count - sent) }
+            if n > 0 { sent += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return false }
+            broken = true
+            break
+        }
+        queued.removeAll(keepingCapacity: !broken && queued.capacity <= 1 << 20)
+        sent = 0
+        return true
     }
 
     /// The writer thread: waits for the pipe to take more, then writes what it takes.
@@ -78,35 +86,8 @@ final class WorkerOutput: @unchecked Sendable {
             stdout.locked { _ = stdout.wait { sent < queued.count && !broken } }
             var p = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
             if poll(&p, 1, 1000) < 0 && errno != EINTR { usleep(1000) }
-            stdout.locked {
-                while sent < queued.count {
-                    let n = queued.withUnsafeBytes { write(1, $0.baseAddress! + sent, $0.count - sent) }
-                    if n > 0 { sent += n; continue }
-                    if n < 0 && (errno == EINTR) { continue }
-                    if n < 0 && errno == EAGAIN { break }
-                    broken = true
-                    queued = []
-                    sent = 0
-                    return
-                }
-                if sent == queued.count {
-                    queued.removeAll(keepingCapacity: queued.capacity <= 1 << 20)
-                    sent = 0
-                }
-            }
+            stdout.locked { _ = writeWithoutWaiting() }
         }
-    }
-
-    /// No writer thread could start: the queue is written here, waiting for the pipe.
-    private func flushBlocking() {
-        while sent < queued.count && !broken {
-            var p = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&p, 1, 1000)
-            let n = queued.withUnsafeBytes { write(1, $0.baseAddress! + sent, $0.count - sent) }
-            if n > 0 { sent += n } else if n < 0 && (errno == EINTR || errno == EAGAIN) { continue } else { broken = true }
-        }
-        queued = []
-        sent = 0
     }
 
     func result(id: JSON, _ result: JSON) { send(.object([("jsonrpc", .string("2.0")), ("id", id), ("result", result)])) }
