@@ -344,27 +344,37 @@ public final class AuditStore: Sendable {
     /// Moves a queued task to running and records a "started" event.
     public func markStarted(id: Int64, at time: Double, cgroup: String?, scratch: String?) throws(AuditError) {
         let operation = "mark task \(id) started"
+        let start = TaskStart(time: time, cgroup: cgroup, scratch: scratch)
         guard time.isFinite else { throw refuse(operation, "time is not finite") }
         _ = try write(operation, durable: false) { w throws(AuditError) in
-            let rows = try w.rows("""
-                UPDATE tasks SET state = 'running', started_at = ?2, cgroup = ?3, scratch = ?4
-                WHERE id = ?1 AND state = 'queued' RETURNING uid
-                """, [.integer(id), .real(time), SQLiteValue(cgroup), SQLiteValue(scratch)])
-            guard let uid = rows.first?.first else { throw try Self.stateConflict(w, id, expected: "queued") }
-            try w.rows(Self.insertEvent, [.real(time), .text("started"), .integer(id), uid, .text("{}")])
+            try Self.start(id, start, w)
             return .none
         }
     }
 
+    private static func start(_ id: Int64, _ start: TaskStart, _ w: WriterConnection) throws(AuditError) {
+        let rows = try w.rows("""
+            UPDATE tasks SET state = 'running', started_at = ?2, cgroup = ?3, scratch = ?4
+            WHERE id = ?1 AND state = 'queued' RETURNING uid
+            """, [.integer(id), .real(start.time), SQLiteValue(start.cgroup), SQLiteValue(start.scratch)])
+        guard let uid = rows.first?.first else { throw try Self.stateConflict(w, id, expected: "queued") }
+        try w.rows(Self.insertEvent, [.real(start.time), .text("started"), .integer(id), uid, .text("{}")])
+    }
+
     /// Records how a queued or running task ended, the given events (those without a task id
     /// are attached to this task) and a "finished", "cancelled" or "lost" event, atomically.
-    public func finish(id: Int64, outcome: TaskOutcome, events: [NewEvent]) throws(AuditError) {
+    /// `started`: the task's start, not recorded yet, recorded first in the same transaction
+    /// (as `markStarted` would) — a task that ended before anything else of it was recorded
+    /// costs one commit where it took two.
+    public func finish(id: Int64, outcome: TaskOutcome, events: [NewEvent], started: TaskStart? = nil) throws(AuditError) {
         let operation = "finish task \(id)"
         guard outcome.state.isTerminal else { throw refuse(operation, "outcome state \(outcome.state.rawValue) is not an end state") }
         guard outcome.finishedAt.isFinite else { throw refuse(operation, "finishedAt is not finite") }
+        if let started, !started.time.isFinite { throw refuse(operation, "the start's time is not finite") }
         for event in events { try validate(event, operation) }
         let detail = Self.endDetail(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal)
         _ = try write(operation) { w throws(AuditError) in
+            if let started { try Self.start(id, started, w) }
             let rows = try w.rows("""
                 UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, finished_at = ?6,
                     cpu_user_seconds = ?7, cpu_system_seconds = ?8, peak_memory_bytes = ?9,
@@ -479,7 +489,7 @@ public final class AuditStore: Sendable {
     }
 
     func rows(_ db: SQLiteDatabase, _ operation: String, _ sql: String, _ values: [SQLiteValue]) throws(AuditError) -> [[SQLiteValue]] {
-        do { return try db.prepare(sql).rows(binding: values) } catch {
+        do { return try db.rows(sql, binding: values) } catch {
             throw AuditError(.storage, path: path, operation, error.description)
         }
     }

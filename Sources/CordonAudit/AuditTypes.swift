@@ -57,6 +57,18 @@ public struct NewTask: Sendable {
 /// Byte counts are `UInt64` and round-trip exactly: they are stored as the INTEGER with the same
 /// bit pattern, so values above `Int64.max` (never seen in practice) read back unchanged through
 /// the store but look negative to raw SQL. A NaN CPU time is stored as NULL and reads back nil.
+/// When a task started, in which cgroup, with which scratch directory (`AuditStore.markStarted`).
+public struct TaskStart: Sendable {
+    public var time: Double
+    public var cgroup: String?
+    public var scratch: String?
+    public init(time: Double, cgroup: String?, scratch: String?) {
+        self.time = time
+        self.cgroup = cgroup
+        self.scratch = scratch
+    }
+}
+
 public struct TaskOutcome: Sendable {
     /// `finished`, `cancelled` or `lost`.
     public var state: TaskState

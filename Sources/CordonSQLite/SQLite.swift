@@ -66,7 +66,48 @@ public final class SQLiteDatabase: @unchecked Sendable {
         return out
     }
 
-    deinit { sqlite3_close(handle) }
+    deinit {
+        // Every statement is finalised before the close, or the close fails and leaks the connection.
+        for statement in kept.withLock({ $0 }).values { sqlite3_finalize(statement.pointer) }
+        sqlite3_close(handle)
+    }
+
+    /// A prepared statement kept between calls (`rows(_:binding:)`); finalised by the connection.
+    private struct Kept: @unchecked Sendable { let pointer: OpaquePointer }
+    /// Statements kept for the next call of the same text, at most `keptLimit` of them. One in
+    /// use is taken out, so two threads (or a nested call) never share it.
+    private let kept = Mutex<[String: Kept]>([:])
+    public static let keptLimit = 64
+
+    /// Runs `sql` with `values` bound and returns its rows, through a prepared statement kept
+    /// for the next call of the same text: preparing parses and plans the SQL each time, which
+    /// for a query like the audit store's task lookup costs more than running it. Up to
+    /// `keptLimit` texts are kept (SQL built with values in it would otherwise grow the set);
+    /// others are prepared and finalised per call.
+    public func rows(_ sql: String, binding values: [SQLiteValue]) throws(Failure) -> [[SQLiteValue]] {
+        let statement: Statement
+        if let taken = kept.withLock({ $0.removeValue(forKey: sql) }) {
+            statement = Statement(statement: taken.pointer, database: self, finalises: false)
+        } else {
+            var pointer: OpaquePointer?
+            guard sqlite3_prepare_v2(handle, sql, -1, &pointer, nil) == SQLITE_OK, let pointer else {
+                throw Failure(operation: "prepare", message: String(cString: sqlite3_errmsg(handle)))
+            }
+            statement = Statement(statement: pointer, database: self, finalises: false)
+        }
+        // Reset and unbound whatever happens (`rows` resets; the bound copies are let go here),
+        // then kept, or finalised when the set is full.
+        defer {
+            sqlite3_clear_bindings(statement.statement)
+            let keep = kept.withLock { set in
+                guard set[sql] == nil, set.count < Self.keptLimit else { return false }
+                set[sql] = Kept(pointer: statement.statement)
+                return true
+            }
+            if !keep { sqlite3_finalize(statement.statement) }
+        }
+        return try statement.rows(binding: values)
+    }
 
     /// Pages in the write-ahead log after this connection's last commit (`keepLogPages`).
     private let walPages = Atomic<Int32>(0)
@@ -146,16 +187,19 @@ public enum SQLiteValue: Sendable, Equatable {
 
 /// A prepared statement; finalised when released.
 public final class Statement {
-    private let statement: OpaquePointer
+    fileprivate let statement: OpaquePointer
     private let database: SQLiteDatabase
+    /// False for a statement the connection keeps (`SQLiteDatabase.rows(_:binding:)`).
+    private let finalises: Bool
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    init(statement: OpaquePointer, database: SQLiteDatabase) {
+    init(statement: OpaquePointer, database: SQLiteDatabase, finalises: Bool = true) {
         self.statement = statement
         self.database = database
+        self.finalises = finalises
     }
 
-    deinit { sqlite3_finalize(statement) }
+    deinit { if finalises { sqlite3_finalize(statement) } }
 
     public func bind(_ values: [String?]) {
         sqlite3_reset(statement)

@@ -134,6 +134,44 @@ import Glibc
         #expect(try store.events(EventQuery(taskID: cancelled)).map(\.kind) == ["submitted", "cancelled"])
     }
 
+    /// A task that ended before its start was recorded (a warm task whose command printed
+    /// nothing) has its start recorded with its end, in one commit: the same row and events,
+    /// in the same order, as markStarted then finish; refused whole when it was started already.
+    @Test func aStartRecordedWithTheEndIsTheSameAsOneBeforeIt() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let apart = try store.createTask(newTask(bob, at: 100))
+        try store.markStarted(id: apart, at: 101, cgroup: "/cg/1", scratch: "/s/1")
+        try store.finish(id: apart, outcome: exited(at: 102), events: [NewEvent(kind: "denied", time: 101.5, detail: "{}")])
+        let together = try store.createTask(newTask(bob, at: 100))
+        let commits = store.writerStatistics.commits
+        try store.finish(id: together, outcome: exited(at: 102), events: [NewEvent(kind: "denied", time: 101.5, detail: "{}")],
+                         started: TaskStart(time: 101, cgroup: "/cg/1", scratch: "/s/1"))
+        #expect(store.writerStatistics.commits == commits + 1, "one commit for the start and the end")
+        var a = try #require(try store.task(id: apart)), b = try #require(try store.task(id: together))
+        #expect(b.state == .finished && b.startedAt == 101 && b.cgroup == "/cg/1" && b.scratch == "/s/1")
+        a.id = 0
+        b.id = 0
+        #expect(a == b)
+        let kinds = { (id: Int64) in try store.events(EventQuery(taskID: id)).map { "\($0.kind)@\($0.time)/\($0.uid.map(String.init) ?? "-")" } }
+        #expect(try kinds(together) == kinds(apart))
+        #expect(try kinds(together) == ["submitted@100.0/1001", "started@101.0/1001", "denied@101.5/-", "finished@102.0/1001"])
+
+        // Started already: the whole finish is refused, nothing of it stored.
+        let running = try store.createTask(newTask(at: 200))
+        try store.markStarted(id: running, at: 201, cgroup: nil, scratch: nil)
+        let refused = auditError {
+            try store.finish(id: running, outcome: exited(at: 203), events: [], started: TaskStart(time: 202, cgroup: nil, scratch: nil))
+        }
+        #expect(refused?.code == .conflict)
+        #expect(try store.task(id: running)?.state == .running && store.task(id: running)?.startedAt == 201)
+        #expect(try store.events(EventQuery(taskID: running)).map(\.kind) == ["submitted", "started"])
+        #expect(auditError {
+            try store.finish(id: running, outcome: exited(at: 203), events: [], started: TaskStart(time: .nan, cgroup: nil, scratch: nil))
+        }?.code == .invalid)
+    }
+
     @Test func refusedWritesLeaveTheStoreAsItWas() throws {
         let dir = TempDirectory()
         defer { withExtendedLifetime(dir) {} }
@@ -384,6 +422,27 @@ import Glibc
         #expect(end.syncs == afterFirst.syncs, "a sync followed a durable commit that had covered everything")
         #expect(end.durableCommits == afterFirst.durableCommits + 1)
         #expect(try store.task(id: id)?.state == .finished)
+    }
+
+    /// The connection stays in `synchronous = NORMAL` (no switch per commit); a durable commit
+    /// is synced right after it: counted durable, and nothing left for the writer to sync.
+    @Test func aDurableCommitIsSyncedWithoutSwitchingTheConnection() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let store = try AuditStore(path: dir.database)
+        let id = try store.createTask(newTask(), durable: false)
+        let before = store.writerStatistics
+        try store.finish(id: id, outcome: exited(at: 1_700_000_002), events: [], started: TaskStart(time: 1_700_000_001, cgroup: nil, scratch: nil))
+        let after = store.writerStatistics
+        #expect(after.durableCommits == before.durableCommits + 1 && after.syncFailures == 0)
+        usleep(200_000)
+        #expect(store.writerStatistics.syncs == after.syncs, "the durable commit left its own or an earlier commit unsynced")
+        let mode = try store.write("read synchronous", durable: false) { w throws(AuditError) in
+            guard case .integer(let level)? = try w.rows("PRAGMA synchronous").first?.first else { return .count(-1) }
+            return .count(Int(level))
+        }
+        guard case .count(let level) = mode else { Issue.record("no answer"); return }
+        #expect(level == 1, "the writer's connection is not in NORMAL (1): \(level)")
     }
 
     /// Non-durable writes one after another, each finding the connection free, do not put the
@@ -1080,5 +1139,60 @@ import Glibc
             #expect(stat(file, &info) == 0)
             #expect(info.st_mode & 0o777 == 0o600, "\(file)")
         }
+    }
+}
+
+/// `SQLiteDatabase.rows(_:binding:)`: statements kept between calls of the same text.
+@Suite struct KeptStatementTests {
+    /// Kept statements answer each call with its own bindings, from several threads at once
+    /// (one in use is never shared), past the number kept, and after the schema changed.
+    @Test func keptStatementsAnswerEachCallAsAFreshOneWould() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        let db = try SQLiteDatabase(path: dir.database)
+        try db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        for k in 0..<50 { _ = try db.rows("INSERT INTO t (k, v) VALUES (?1, ?2)", binding: [.integer(Int64(k)), .text("v\(k)")]) }
+        let wrong = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            for i in 0..<200 {
+                let k = Int64((thread * 7 + i) % 50)
+                let got = try? db.rows("SELECT v FROM t WHERE k = ?1", binding: [.integer(k)])
+                if got != [[.text("v\(k)")]] { wrong.withLock { $0.append("\(k): \(String(describing: got))") } }
+            }
+        }
+        #expect(wrong.withLock { $0 }.isEmpty, "\(wrong.withLock { $0.prefix(5) })")
+        // More texts than are kept, each twice.
+        for round in 0..<2 {
+            for n in 0..<(SQLiteDatabase.keptLimit + 20) {
+                #expect(try db.rows("SELECT count(*) + \(n) FROM t WHERE k < ?1", binding: [.integer(10)]) == [[.integer(Int64(10 + n))]], "round \(round)")
+            }
+        }
+        // The schema changed under a kept statement: it is prepared again by SQLite.
+        #expect(try db.rows("SELECT * FROM t WHERE k = ?1", binding: [.integer(1)]) == [[.integer(1), .text("v1")]])
+        try db.execute("ALTER TABLE t ADD COLUMN w INTEGER DEFAULT 7")
+        #expect(try db.rows("SELECT * FROM t WHERE k = ?1", binding: [.integer(1)]) == [[.integer(1), .text("v1"), .integer(7)]])
+        // A failing statement leaves nothing broken behind it.
+        #expect(throws: SQLiteDatabase.Failure.self) { try db.rows("INSERT INTO t (k, v) VALUES (?1, ?2)", binding: [.integer(1), .text("again")]) }
+        #expect(try db.rows("SELECT v FROM t WHERE k = ?1", binding: [.integer(1)]) == [[.text("v1")]])
+    }
+
+    /// Releasing the connection finalises what it kept, so it really closes: the last
+    /// connection of a WAL database checkpoints it and removes the log (a statement left
+    /// unfinalised makes the close fail and leaves the log and the descriptors behind).
+    @Test func aConnectionWithKeptStatementsCloses() throws {
+        let dir = TempDirectory()
+        defer { withExtendedLifetime(dir) {} }
+        do {
+            let db = try SQLiteDatabase(path: dir.database)
+            _ = try db.rows("PRAGMA journal_mode = WAL", binding: [])
+            try db.execute("CREATE TABLE t (k INTEGER)")
+            _ = try db.rows("INSERT INTO t (k) VALUES (?1)", binding: [.integer(1)])
+            _ = try db.rows("SELECT k FROM t", binding: [])
+            #expect(access(dir.database + "-wal", F_OK) == 0)
+        }
+        #expect(access(dir.database + "-wal", F_OK) != 0, "the connection did not close: its log is still there")
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        let onIt = open.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)"))?.hasPrefix(dir.database) == true }
+        #expect(onIt.isEmpty, "descriptors still open on the database: \(onIt)")
     }
 }
