@@ -57,6 +57,13 @@ struct LimitRequest: Sendable, Equatable {
     var pids: Int?
     var outputBytes: UInt64?
 
+    /// The limits as text, for the keys of plan caches and warm pools (a struct interpolated
+    /// into a string is described by reflection: tens of microseconds on every task).
+    var key: String {
+        [wallTimeSeconds.map { "\($0)" }, cpuTimeSeconds.map { "\($0)" }, memoryBytes.map { "\($0)" }, pids.map { "\($0)" },
+         outputBytes.map { "\($0)" }].map { $0 ?? "-" }.joined(separator: ",")
+    }
+
     /// The policy with these limits applied; an error names the field that would loosen it.
     func apply(to policy: Policy) throws(RPCError) -> Policy {
         var p = policy
@@ -636,7 +643,7 @@ final class TaskManager: @unchecked Sendable {
         // monitor: a first preparation takes a while).
         let imageRoot = try images.root(for: policy)
         // The environment is part of the plan; only plans without caller variables are shared.
-        let key = "\(policy.contentHash)|\(limits)|\(imageRoot ?? "")"
+        let key = "\(policy.contentHash)|\(limits.key)|\(imageRoot ?? "")"
         if env.isEmpty, let cached = monitor.locked({ planCache[key] }) { return cached }
         let plan: SpawnPlan
         do { plan = try policies.spawnPlan(for: policy, cacheDir: config.cacheDir, callerEnvironment: env, imageRoot: imageRoot) } catch {
@@ -724,10 +731,13 @@ final class TaskManager: @unchecked Sendable {
         var warmRan = false
         // What a warm task answered before its sandbox's teardown checks once it is answered.
         var afterAnswer: (() -> Void)?
+        // A warm task's start, when its command ended before any sign of it: recorded with its end.
+        var startAtEnd: TaskStart?
         // Warm: only for a task not cancelled already; a command the warm sandbox could not
         // take (nothing was run) goes cold.
         if let key = task.warmKey, let control, !control.isCancelled, let parked = warm.take(key, plan: task.plan),
-           let warmResult = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control, afterAnswer: &afterAnswer) {
+           let warmResult = runWarm(task, parked, dir: dir, outputCap: output.cap, control: control, afterAnswer: &afterAnswer,
+                                    startAtEnd: &startAtEnd) {
             result = warmResult
             warmRan = true
         } else {
@@ -807,7 +817,8 @@ final class TaskManager: @unchecked Sendable {
         quotas.outputEnded(uid, reserved: output.reserved,
                            written: Int64(clamping: result.stdoutBytes) + Int64(clamping: result.stderrBytes) + (changes?.bytes ?? 0))
         record(task, result, cancelledBy: result.reason == .cancelled ? canceller : nil,
-               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil, changes: changes, warm: warmRan)
+               quota: result.reason == .outputLimit ? output.limitedBy.map { ($0, output.cap) } : nil, changes: changes, warm: warmRan,
+               started: startAtEnd)
         // Past its quota, the user's oldest outputs go (this one is the newest and at most the
         // quota itself, so it stays). Off the spawn path, and only as much as needed.
         let perUser = Int64(clamping: config.outputBytesPerUser)
@@ -858,16 +869,22 @@ final class TaskManager: @unchecked Sendable {
     /// sandbox's record with the command's outcome: its output goes to the task's log files
     /// (made on its first byte), its stdin is the task's, its limits the task's plan's; the
     /// sandbox ends with the command, never reused.
+    /// `startAtEnd`: the task's start, set when the command ended before any output of it (the
+    /// first sign that it started): recorded with the task's end, in one commit.
     private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl,
-                         afterAnswer: inout (() -> Void)?) -> SandboxResult? {
+                         afterAnswer: inout (() -> Void)?, startAtEnd: inout TaskStart?) -> SandboxResult? {
         let cgroup = parked.monitor.locked { parked.cgroup }
         var plan = task.plan
         if outputCap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, outputCap)) }
         var files: [Int32] = [-1, -1]
         defer { for fd in files where fd >= 0 { close(fd) } }
-        func markWarmStarted() {
+        func start() -> TaskStart {
             metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
-            do { try store.markStarted(id: task.id, at: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir) }
+            return TaskStart(time: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir)
+        }
+        func markWarmStarted() {
+            let s = start()
+            do { try store.markStarted(id: task.id, at: s.time, cgroup: s.cgroup, scratch: s.scratch) }
             catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
         }
         let request = ExecRequest(argv: task.request.argv, stdin: [], stdinFD: task.stdin.fd, env: [:], cwd: nil, timeoutSeconds: nil, stream: true)
@@ -925,7 +942,7 @@ final class TaskManager: @unchecked Sendable {
             _ = parked.ended(within: 10)
             return nil
         }
-        if !marked { markWarmStarted() }
+        if !marked { startAtEnd = start() }
         if let early {
             // Nothing can be missing from it (SandboxControl.recordSoFar); should the sandbox's
             // final record say otherwise, what it adds is recorded and the flaw logged, not lost.
@@ -1131,7 +1148,7 @@ final class TaskManager: @unchecked Sendable {
 
     /// The task's final record and its events, durable before anyone learns the task ended.
     private func record(_ task: LiveTask, _ result: SandboxResult, cancelledBy: Peer?, quota: (key: String, bytes: Int64)? = nil,
-                        changes: ChangesCapture? = nil, warm: Bool = false) {
+                        changes: ChangesCapture? = nil, warm: Bool = false, started: TaskStart? = nil) {
         let now = UTCTime.epochSeconds()
         var events: [NewEvent] = []
         let uid = task.owner.uid
@@ -1175,7 +1192,7 @@ final class TaskManager: @unchecked Sendable {
                                   result: json)
         outcome.changesBytes = changes?.bytes ?? 0
         quotas.addRecords(uid, Int64((json?.utf8.count ?? 0) + events.reduce(0) { $0 + $1.detail.utf8.count + AuditStore.eventOverhead }))
-        do { try store.finish(id: task.id, outcome: outcome, events: events) } catch {
+        do { try store.finish(id: task.id, outcome: outcome, events: events, started: started) } catch {
             log.critical("audit store: cannot record the end of a task", metadata: ["task": "\(task.id)", "error": "\(error)"])
         }
         metrics.taskEnded(result: result.reason.rawValue)

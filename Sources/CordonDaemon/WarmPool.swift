@@ -70,7 +70,7 @@ final class WarmPool: @unchecked Sendable {
     }
 
     /// The pool's key for a plan: what makes two sandboxes interchangeable.
-    static func key(_ plan: SpawnPlan, limits: LimitRequest) -> String { "\(plan.policy.contentHash)|\(limits)" }
+    static func key(_ plan: SpawnPlan, limits: LimitRequest) -> String { "\(plan.policy.contentHash)|\(limits.key)" }
 
     /// Whether a task's sandbox may come from a pool: nothing of the caller's in it (no
     /// workspace, files or variables), no writable bind whose owner depends on the caller.

@@ -127,6 +127,8 @@ public final class SandboxControl: Sendable {
         /// Pidfds of the processes in the sandbox when it became ready to serve (`noteResidents`);
         /// only once there are any does the supervisor publish its refused calls.
         var residents: [Int32] = []
+        /// The cgroup's counters, opened with `noteResidents` for `recordSoFar`.
+        var counters: CgroupCounters?
         /// Refused calls the supervisor took (all of them), and how many of those its last
         /// publication covered: the same number when `calls` is the whole table.
         var taken = 0
@@ -207,9 +209,13 @@ public final class SandboxControl: Sendable {
             for fd in fds { Glibc.close(fd) }
             return false
         }
+        let counters = cgroup.openCounters()
         let (old, kept): ([Int32], Bool) = live.withLock { state in
             guard state != nil else { return (fds, false) }  // ended meanwhile
-            defer { state?.residents = fds }
+            defer {
+                state?.residents = fds
+                state?.counters = counters
+            }
             return (state?.residents ?? [], true)
         }
         for fd in old { Glibc.close(fd) }
@@ -249,7 +255,7 @@ public final class SandboxControl: Sendable {
     /// refused a call waits in that call until the supervisor has published the refusal, and
     /// one killed before is dropped by the kernel from what the supervisor can take.
     public func recordSoFar() -> SandboxResult? {
-        guard let (cgroup, residents) = live.withLock({ s in s.map { ($0.cgroup, $0.residents) } }), !residents.isEmpty,
+        guard let (cgroup, residents, counters) = live.withLock({ s in s.map { ($0.cgroup, $0.residents, $0.counters) } }), !residents.isEmpty,
               let count = cgroup.processCount(), count <= residents.count else { return nil }
         // Counted first, then found alive: the processes counted were the residents, no other.
         for fd in residents {
@@ -258,7 +264,7 @@ public final class SandboxControl: Sendable {
         }
         guard let state = live.withLock({ $0 }), !state.endOnly, !state.receiving, state.publishedTaken == state.taken else { return nil }
         // Without the cgroup's cpu time the end's record has a fallback (init's rusage): wait for it.
-        let usage = cgroup.usage()
+        let usage = counters?.usage() ?? cgroup.usage()
         guard let user = usage.cpuUserMicros, let system = usage.cpuSystemMicros else { return nil }
         var record = state.record
         record.cpuUserSeconds = Double(user) / 1e6

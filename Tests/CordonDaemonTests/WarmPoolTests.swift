@@ -67,6 +67,32 @@ import Testing
         #expect(missing?["result"]?["exitStatus"] == .int(127) && missing?["reason"] == .string("setup-failed"), "\(String(describing: missing?.text))")
     }
 
+    /// Limits that differ in any one field key different plans and pools; equal ones the same.
+    @Test func limitKeysTellEveryFieldApart() {
+        let none = LimitRequest()
+        let each = [LimitRequest(wallTimeSeconds: 1), LimitRequest(cpuTimeSeconds: 1), LimitRequest(memoryBytes: 1), LimitRequest(pids: 1),
+                    LimitRequest(outputBytes: 1), LimitRequest(wallTimeSeconds: 1.5), LimitRequest(wallTimeSeconds: 1, cpuTimeSeconds: 1)]
+        let keys = [none.key] + each.map(\.key)
+        #expect(Set(keys).count == keys.count, "\(keys)")
+        #expect(LimitRequest(memoryBytes: 7, pids: 3).key == LimitRequest(memoryBytes: 7, pids: 3).key)
+    }
+
+    /// A warm task whose command ends before it prints anything has its start recorded with its
+    /// end (one commit): its record and events are a started task's, in order, ten times over.
+    @Test func aSilentWarmTaskIsRecordedStarted() throws {
+        let d = try Self.daemon()
+        for i in 1...10 {
+            #expect(Self.warmedUp(d, policy: "hot"))
+            let answer = W.asCaller(W.alice, d, [CowWorkspaceTests.request("task.submit", [("argv", .array([.string("/bin/true")])), ("policy", .string("hot")),
+                                                                                         ("wait", .bool(true))], id: i)]).first?["result"]
+            let id = try #require(answer?["id"]?.intValue, "\(String(describing: answer))")
+            #expect(answer?["result"]?["warm"] == .bool(true) && answer?["exitCode"] == .int(0), "\(String(describing: answer?.text))")
+            #expect(answer?["startedAt"]?.stringValue != nil && answer?["state"] == .string("finished"), "\(String(describing: answer?.text))")
+            let kinds = (try d.call("audit.query", .object([("task", .int(id))]))["events"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
+            #expect(kinds == ["submitted", "started", "finished"], "\(kinds)")
+        }
+    }
+
     /// A warm task has what a cold task of the same policy has: seccomp, capabilities,
     /// no_new_privs, ids; and a task with anything of its caller's in it (variables, a
     /// workspace, its own limits on another key) is served cold or from its own pool.
