@@ -352,20 +352,23 @@ public final class AuditStore: Sendable {
         }
     }
 
-    private static func start(_ id: Int64, _ start: TaskStart, _ w: WriterConnection) throws(AuditError) {
+    /// `ifQueued`: a task that is not queued is left as it is (its start recorded already, or
+    /// its state for the caller's next statement to refuse).
+    private static func start(_ id: Int64, _ start: TaskStart, _ w: WriterConnection, ifQueued: Bool = false) throws(AuditError) {
         let rows = try w.rows("""
             UPDATE tasks SET state = 'running', started_at = ?2, cgroup = ?3, scratch = ?4
             WHERE id = ?1 AND state = 'queued' RETURNING uid
             """, [.integer(id), .real(start.time), SQLiteValue(start.cgroup), SQLiteValue(start.scratch)])
+        if ifQueued && rows.isEmpty { return }
         guard let uid = rows.first?.first else { throw try Self.stateConflict(w, id, expected: "queued") }
         try w.rows(Self.insertEvent, [.real(start.time), .text("started"), .integer(id), uid, .text("{}")])
     }
 
     /// Records how a queued or running task ended, the given events (those without a task id
     /// are attached to this task) and a "finished", "cancelled" or "lost" event, atomically.
-    /// `started`: the task's start, not recorded yet, recorded first in the same transaction
-    /// (as `markStarted` would) — a task that ended before anything else of it was recorded
-    /// costs one commit where it took two.
+    /// `started`: the task's start, recorded first in the same transaction (as `markStarted`
+    /// would) when the task is still queued — a task that ended before anything else of it was
+    /// recorded costs one commit where it took two; one started already keeps its start.
     public func finish(id: Int64, outcome: TaskOutcome, events: [NewEvent], started: TaskStart? = nil) throws(AuditError) {
         let operation = "finish task \(id)"
         guard outcome.state.isTerminal else { throw refuse(operation, "outcome state \(outcome.state.rawValue) is not an end state") }
@@ -374,7 +377,7 @@ public final class AuditStore: Sendable {
         for event in events { try validate(event, operation) }
         let detail = Self.endDetail(reason: outcome.reason, exitCode: outcome.exitCode, signal: outcome.signal)
         _ = try write(operation) { w throws(AuditError) in
-            if let started { try Self.start(id, started, w) }
+            if let started { try Self.start(id, started, w, ifQueued: true) }
             let rows = try w.rows("""
                 UPDATE tasks SET state = ?2, reason = ?3, exit_code = ?4, signal = ?5, finished_at = ?6,
                     cpu_user_seconds = ?7, cpu_system_seconds = ?8, peak_memory_bytes = ?9,

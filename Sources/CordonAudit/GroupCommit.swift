@@ -29,7 +29,6 @@ final class PendingWrite: @unchecked Sendable {
     let durable: Bool
     var output: Result<WriteOutput, AuditError>?
     var done = false
-    var succeeded: Bool { if case .success = output { true } else { false } }
 
     init(_ operation: String, checkpoint: Bool = false, durable: Bool = true,
          _ body: @escaping @Sendable (WriterConnection) throws(AuditError) -> WriteOutput) {
@@ -40,13 +39,6 @@ final class PendingWrite: @unchecked Sendable {
     }
 }
 
-/// What `WriterConnection.commit` did.
-struct CommitResult {
-    var committed: Bool
-    var synced = false
-    var syncError: AuditError?
-}
-
 /// The write connection. Used by the thread that opens the store until the writer thread
 /// starts, then only by the writer thread.
 final class WriterConnection: @unchecked Sendable {
@@ -54,8 +46,8 @@ final class WriterConnection: @unchecked Sendable {
     let path: String
     /// The operation being run, for error messages.
     var operation = "open"
-    /// Whether the connection was switched from FULL (the store's opening) to NORMAL (`commit`).
-    private var normal = false
+    /// The connection's current `PRAGMA synchronous` (FULL when the store was opened).
+    private var syncing = true
 
     init(db: SQLiteDatabase) {
         self.db = db
@@ -66,7 +58,8 @@ final class WriterConnection: @unchecked Sendable {
         AuditError(code, path: path, operation, message)
     }
 
-    /// Runs `sql` (a prepared statement the connection keeps) with bound `values` and returns its rows.
+    /// Runs `sql` (a prepared statement the connection keeps) with bound `values` and returns
+    /// its rows. Not for a pragma SQLite applies when preparing it (`synchronous`): use `execute`.
     @discardableResult
     func rows(_ sql: String, _ values: [SQLiteValue] = []) throws(AuditError) -> [[SQLiteValue]] {
         do { return try db.rows(sql, binding: values) } catch { throw fail(.storage, error.description) }
@@ -113,26 +106,29 @@ final class WriterConnection: @unchecked Sendable {
     /// Runs a batch in one transaction, each write inside its own savepoint so that a write
     /// refused for its own reasons (unknown id, wrong state) does not take the others with it.
     /// Sets every write's output.
-    /// `sync`: sync the log after the commit even if no write asks for it (a sync is due).
-    /// Returns whether the transaction was committed, and whether the log was synced up to it
-    /// (`syncError`: why not, when a sync was asked for and failed).
-    @discardableResult
-    func commit(_ batch: [PendingWrite], sync: Bool = false) -> CommitResult {
-        // NORMAL: SQLite does not sync the log at commit; a durable batch's commit is synced
-        // here right after it (`syncLog`), which is what FULL does, without switching the
-        // connection between the two for each batch (a switch cost 25–50 µs, two per task).
-        // Should the switch fail, FULL stays: every commit synced, as before.
-        if !normal {
-            operation = "synchronous"
-            _ = try? rows("PRAGMA synchronous = NORMAL")
-            normal = true
-        }
+    /// `sync`: commit with an fsync even if no write asks for one (a sync of the log is due).
+    func commit(_ batch: [PendingWrite], sync: Bool = false) {
+        // FULL fsyncs the write-ahead log at commit; NORMAL does not. Set between transactions,
+        // by SQLite, whose failed fsync fails the COMMIT and leaves the transaction unpublished
+        // (an fsync of ours after a NORMAL commit would leave it standing, and the kernel reports
+        // a lost write-back once). Parsed each time: SQLite applies this pragma when it prepares it.
         let durable = sync || batch.contains(where: \.durable)
+        if durable != syncing {
+            operation = "synchronous"
+            do {
+                try execute(durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                syncing = durable
+            } catch where durable {
+                // Never report a durable write that was not synced.
+                for item in batch { item.output = .failure(error) }
+                return
+            } catch {}
+        }
         // Transaction control through cached statements: sqlite3_exec would parse each again.
         operation = "begin"
         do { try rows("BEGIN IMMEDIATE") } catch {
             for item in batch { item.output = .failure(error) }
-            return CommitResult(committed: false)
+            return
         }
         // One write alone needs no savepoint: refused, the whole transaction is rolled back.
         let alone = batch.count == 1
@@ -147,7 +143,7 @@ final class WriterConnection: @unchecked Sendable {
                 item.output = .failure(error)
                 if alone {
                     if db.inTransaction { _ = try? rows("ROLLBACK") }
-                    return CommitResult(committed: false)
+                    return
                 }
                 if db.inTransaction {
                     _ = try? rows("ROLLBACK TO write")
@@ -158,7 +154,7 @@ final class WriterConnection: @unchecked Sendable {
                     let lost = fail(.storage, "transaction rolled back after: \(error.description)")
                     for earlier in batch[..<index] { earlier.output = .failure(lost) }
                     for later in batch[(index + 1)...] { later.output = .failure(lost) }
-                    return CommitResult(committed: false)
+                    return
                 }
             }
         }
@@ -166,20 +162,7 @@ final class WriterConnection: @unchecked Sendable {
         do { try rows("COMMIT") } catch {
             if db.inTransaction { _ = try? rows("ROLLBACK") }
             for item in batch { if case .success = item.output { item.output = .failure(error) } }
-            return CommitResult(committed: false)
-        }
-        var result = CommitResult(committed: true)
-        if durable {
-            // Never report a durable write that was not synced: each durable one of this batch
-            // fails (its commit stands, for a later sync that succeeds to make durable).
-            operation = "sync log"
-            do {
-                try syncLog()
-                result.synced = true
-            } catch {
-                result.syncError = error
-                for item in batch where item.durable && item.succeeded { item.output = .failure(error) }
-            }
+            return
         }
         if batch.contains(where: \.checkpoint) {
             // TRUNCATE: the main file shrinks to what incremental_vacuum left and the WAL to zero.
@@ -187,7 +170,6 @@ final class WriterConnection: @unchecked Sendable {
             operation = "checkpoint"
             _ = try? rows("PRAGMA wal_checkpoint(TRUNCATE)")
         }
-        return result
     }
 }
 
@@ -254,30 +236,28 @@ final class WriteQueue: @unchecked Sendable {
     }
 
     /// Notes what a finished commit left unsynced (with the lock held): a durable commit syncs
-    /// the log up to itself, a non-durable one leaves it (and what came before) for later, and
-    /// so does a durable one whose sync failed (its writers were told they failed).
-    private func committed(_ batch: [PendingWrite], _ result: CommitResult) {
+    /// the log up to itself, a non-durable one leaves it (and what came before) for later.
+    private func committed(_ batch: [PendingWrite], synced: Bool = false) {
         if !checkpointDue, let connection, connection.db.logPages >= Self.checkpointPages {
             checkpointDue = true
             monitor.signal(Self.work)
         }
-        if result.synced { unsyncedSince = nil }
-        if let error = result.syncError {
-            statistics.syncFailures += 1
-            statistics.lastSyncError = error.description
+        let stored = batch.contains { if case .success = $0.output { true } else { false } }
+        guard stored else {
+            statistics.failedCommits += 1
+            return
         }
-        if result.committed && !result.synced && (result.syncError != nil || batch.contains { !$0.durable && $0.succeeded }) {
+        if synced || batch.contains(where: \.durable) {
+            statistics.durableCommits += 1
+            unsyncedSince = nil
+        } else {
+            statistics.nonDurableCommits += 1
             if unsyncedSince == nil {
                 unsyncedSince = MonotonicClock.now
                 // The writer sleeps without a deadline while everything is synced: give it one.
                 monitor.signal(Self.work)
             }
         }
-        guard result.committed, batch.contains(where: \.succeeded) else {
-            statistics.failedCommits += 1
-            return
-        }
-        if result.synced { statistics.durableCommits += 1 } else { statistics.nonDurableCommits += 1 }
     }
 
     /// Whether the log has waited `flushAfter` for a sync (with the lock held).
@@ -334,12 +314,12 @@ final class WriteQueue: @unchecked Sendable {
             return nil
         }
         if let own {
-            let result = own.commit([write])
+            own.commit([write])
             let mustSync: Bool = monitor.locked {
                 write.done = true
                 statistics.commits += 1
                 statistics.operations += 1
-                committed([write], result)
+                committed([write])
                 // A sync that is due is made here, with the connection still held: writers that
                 // keep finding it free must not keep putting the writer's sync off.
                 if syncDue && !onlyIfFree { return true }
@@ -428,13 +408,13 @@ final class WriteQueue: @unchecked Sendable {
                     statistics.checkpoints += 1
                 }
             case .commit(let batch, let sync):
-                let result = connection.commit(batch, sync: sync)
+                connection.commit(batch, sync: sync)
                 monitor.locked {
                     busy = false
                     for write in batch { write.done = true }
                     statistics.commits += 1
                     statistics.operations += batch.count
-                    committed(batch, result)
+                    committed(batch, synced: sync)
                     monitor.broadcast(Self.done)
                 }
             }

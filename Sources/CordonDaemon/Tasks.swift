@@ -870,7 +870,8 @@ final class TaskManager: @unchecked Sendable {
     /// (made on its first byte), its stdin is the task's, its limits the task's plan's; the
     /// sandbox ends with the command, never reused.
     /// `startAtEnd`: the task's start, set when the command ended before any output of it (the
-    /// first sign that it started): recorded with the task's end, in one commit.
+    /// first sign that it started) and the task is answered at once: recorded with its end, in
+    /// one commit.
     private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl,
                          afterAnswer: inout (() -> Void)?, startAtEnd: inout TaskStart?) -> SandboxResult? {
         let cgroup = parked.monitor.locked { parked.cgroup }
@@ -942,7 +943,11 @@ final class TaskManager: @unchecked Sendable {
             _ = parked.ended(within: 10)
             return nil
         }
-        if !marked { startAtEnd = start() }
+        if !marked {
+            // Answered now (`early`): its start goes with its end, in one commit. Else the
+            // sandbox's end is waited for first (up to 40 s), and the start is recorded now.
+            if early != nil { startAtEnd = start() } else { markWarmStarted() }
+        }
         if let early {
             // Nothing can be missing from it (SandboxControl.recordSoFar); should the sandbox's
             // final record say otherwise, what it adds is recorded and the flaw logged, not lost.

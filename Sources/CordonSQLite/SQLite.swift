@@ -78,6 +78,8 @@ public final class SQLiteDatabase: @unchecked Sendable {
     /// use is taken out, so two threads (or a nested call) never share it.
     private let kept = Mutex<[String: Kept]>([:])
     public static let keptLimit = 64
+    /// How many statements are kept now.
+    public var keptStatements: Int { kept.withLock { $0.count } }
 
     /// Runs `sql` with `values` bound and returns its rows, through a prepared statement kept
     /// for the next call of the same text: preparing parses and plans the SQL each time, which
@@ -96,15 +98,22 @@ public final class SQLiteDatabase: @unchecked Sendable {
             statement = Statement(statement: pointer, database: self, finalises: false)
         }
         // Reset and unbound whatever happens (`rows` resets; the bound copies are let go here),
-        // then kept, or finalised when the set is full.
+        // then kept; when the set is full, one kept before makes room (texts built with values
+        // in them must not hold every place for good), and is finalised.
         defer {
             sqlite3_clear_bindings(statement.statement)
-            let keep = kept.withLock { set in
-                guard set[sql] == nil, set.count < Self.keptLimit else { return false }
-                set[sql] = Kept(pointer: statement.statement)
-                return true
+            let this = Kept(pointer: statement.statement)
+            let drop: Kept? = kept.withLock { set in
+                if set[sql] != nil { return this }  // another call kept one meanwhile
+                var evicted: Kept?
+                if set.count >= Self.keptLimit, let first = set.first {
+                    set[first.key] = nil
+                    evicted = first.value
+                }
+                set[sql] = this
+                return evicted
             }
-            if !keep { sqlite3_finalize(statement.statement) }
+            if let drop { sqlite3_finalize(drop.pointer) }
         }
         return try statement.rows(binding: values)
     }

@@ -75,6 +75,8 @@ import Testing
         let keys = [none.key] + each.map(\.key)
         #expect(Set(keys).count == keys.count, "\(keys)")
         #expect(LimitRequest(memoryBytes: 7, pids: 3).key == LimitRequest(memoryBytes: 7, pids: 3).key)
+        // A field added to LimitRequest must be added to its key (this count with it).
+        #expect(Mirror(reflecting: none).children.count == 5)
     }
 
     /// A warm task whose command ends before it prints anything has its start recorded with its

@@ -16,9 +16,18 @@ import Glibc
             cgroup.killAll()
             try? cgroup.remove()
         }
-        let counters = cgroup.openCounters()
+        func held() -> Int {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            return fds.filter { fd in
+                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
+                return cgroup.directories.contains { target.hasPrefix($0 + "/") }
+            }.count
+        }
+        var counters: CgroupCounters? = cgroup.openCounters()
+        defer { counters = nil }
+        #expect(held() >= 3, "the counter files are not held open")
         #expect(cgroup.processCount() == 0)
-        #expect(counters.usage() == cgroup.usage())
+        #expect(counters!.usage() == cgroup.usage())
 
         // A process joins and burns some CPU: the same descriptors now read it.
         let child = Process()
@@ -34,12 +43,14 @@ import Glibc
         try input.fileHandleForWriting.write(contentsOf: Data("go\n".utf8))
         let line = output.fileHandleForReading.availableData
         #expect(String(decoding: line, as: UTF8.self) == "done\n")
-        let held = counters.usage(), byPath = cgroup.usage()
-        #expect((held.cpuUserMicros ?? 0) + (held.cpuSystemMicros ?? 0) > 10_000, "\(held)")
-        #expect(held.cpuUserMicros == byPath.cpuUserMicros && held.peakMemoryBytes == byPath.peakMemoryBytes, "\(held) \(byPath)")
+        let heldUsage = counters!.usage(), byPath = cgroup.usage()
+        #expect((heldUsage.cpuUserMicros ?? 0) + (heldUsage.cpuSystemMicros ?? 0) > 10_000, "\(heldUsage)")
+        #expect(heldUsage.cpuUserMicros == byPath.cpuUserMicros && heldUsage.peakMemoryBytes == byPath.peakMemoryBytes, "\(heldUsage) \(byPath)")
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         for _ in 0..<100 where cgroup.processCount() != 0 { usleep(10_000) }
         #expect(cgroup.processCount() == 0)
+        counters = nil
+        #expect(held() == 0, "the counter files outlived their holder")
     }
 }
