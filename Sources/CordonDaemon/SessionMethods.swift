@@ -95,7 +95,7 @@ extension Daemon {
         let id = task.id
         return .laterUnlessClosed { [self] reply in
             let gone = Atomic<Bool>(false)
-            let started: Void? = try? tasks.threads.run { [self] in
+            let started: Void? = try? tasks.execThreads.run { [self] in
                 let output: ((Int, Bool, ArraySlice<UInt8>) -> Bool)? = stream ? { exec, isStdout, bytes in
                     let note = RPCMessage.notification(method: "session.output", params: .object([
                         ("id", .int(id)), ("exec", .int(Int64(exec))), ("stream", .string(isStdout ? "stdout" : "stderr")),

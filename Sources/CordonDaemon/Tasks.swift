@@ -144,6 +144,7 @@ final class TaskManager: @unchecked Sendable {
     /// Threads for running tasks and sessions' commands, reused: starting one per task cost
     /// ~60 µs of a warm task's 3 ms. Each still gets a thread of its own for as long as it runs.
     let threads = ElasticThreads(name: "cordond-task", maxIdle: 8)
+    let execThreads = ElasticThreads(name: "cordond-exec", maxIdle: 8)
 
     private let monitor = Monitor()
     // Everything below is guarded by `monitor`.
@@ -872,9 +873,9 @@ final class TaskManager: @unchecked Sendable {
     /// sandbox's record with the command's outcome: its output goes to the task's log files
     /// (made on its first byte), its stdin is the task's, its limits the task's plan's; the
     /// sandbox ends with the command, never reused.
-    /// `startAtEnd`: the task's start, set when the command ended before any output of it (the
-    /// first sign that it started) and the task is answered at once: recorded with its end, in
-    /// one commit.
+    /// `startAtEnd`: the task's start (when its command was handed over), for its end's commit:
+    /// recorded there when nothing recorded it before (a command that ended before any output,
+    /// answered at once: one commit where it took two; or a start whose own commit failed).
     private func runWarm(_ task: LiveTask, _ parked: WarmPool.Parked, dir: String, outputCap: Int64, control: SandboxControl,
                          afterAnswer: inout (() -> Void)?, startAtEnd: inout TaskStart?) -> SandboxResult? {
         let cgroup = parked.monitor.locked { parked.cgroup }
@@ -882,13 +883,12 @@ final class TaskManager: @unchecked Sendable {
         if outputCap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, outputCap)) }
         var files: [Int32] = [-1, -1]
         defer { for fd in files where fd >= 0 { close(fd) } }
-        func start() -> TaskStart {
-            metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
-            return TaskStart(time: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir)
-        }
+        // The start is when the command was handed to the sandbox; it is recorded with the
+        // command's first sign (nothing is recorded for a command the server did not take).
+        var start = TaskStart(time: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir)
         func markWarmStarted() {
-            let s = start()
-            do { try store.markStarted(id: task.id, at: s.time, cgroup: s.cgroup, scratch: s.scratch) }
+            metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
+            do { try store.markStarted(id: task.id, at: start.time, cgroup: start.cgroup, scratch: start.scratch) }
             catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
         }
         let request = ExecRequest(argv: task.request.argv, stdin: [], stdinFD: task.stdin.fd, env: [:], cwd: nil, timeoutSeconds: nil, stream: true)
@@ -917,6 +917,7 @@ final class TaskManager: @unchecked Sendable {
         }
         var marked = false
         do throws(RPCError) {
+            start.time = UTCTime.epochSeconds()
             outcome = try parked.channel.run(request, plan: plan, baseEnv: [:], output: { _, isStdout, bytes in
                 if !marked {
                     // Started: recorded with the first sign of the command, as a cold task's
@@ -949,8 +950,11 @@ final class TaskManager: @unchecked Sendable {
         if !marked {
             // Answered now (`early`): its start goes with its end, in one commit. Else the
             // sandbox's end is waited for first (up to 40 s), and the start is recorded now.
-            if early != nil { startAtEnd = start() } else { markWarmStarted() }
+            if early != nil { metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt) } else { markWarmStarted() }
         }
+        // Always with the end too: a start whose own commit failed is recorded there (one that
+        // was recorded is kept as it is).
+        startAtEnd = start
         if let early {
             // Nothing can be missing from it (SandboxControl.recordSoFar); should the sandbox's
             // final record say otherwise, what it adds is recorded and the flaw logged, not lost.

@@ -68,18 +68,25 @@ public final class SQLiteDatabase: @unchecked Sendable {
 
     deinit {
         // Every statement is finalised before the close, or the close fails and leaks the connection.
-        for statement in kept.withLock({ $0 }).values { sqlite3_finalize(statement.pointer) }
+        for statement in kept.withLock({ $0.set }).values { sqlite3_finalize(statement.pointer) }
         sqlite3_close(handle)
     }
 
     /// A prepared statement kept between calls (`rows(_:binding:)`); finalised by the connection.
-    private struct Kept: @unchecked Sendable { let pointer: OpaquePointer }
-    /// Statements kept for the next call of the same text, at most `keptLimit` of them. One in
-    /// use is taken out, so two threads (or a nested call) never share it.
-    private let kept = Mutex<[String: Kept]>([:])
+    private struct Kept: @unchecked Sendable {
+        let pointer: OpaquePointer
+        /// When it was last put back (`uses`), for making room: the least recently used goes.
+        var used: UInt64 = 0
+    }
+    /// Statements kept for the next call of the same text, at most `keptLimit` of them, and a
+    /// count of puts. One in use is taken out, so two threads (or a nested call) never share it.
+    private let kept = Mutex<(set: [String: Kept], uses: UInt64)>(([:], 0))
     public static let keptLimit = 64
     /// How many statements are kept now.
-    public var keptStatements: Int { kept.withLock { $0.count } }
+    public var keptStatements: Int { kept.withLock { $0.set.count } }
+
+    /// Whether a statement of `sql` is kept now.
+    public func keeps(_ sql: String) -> Bool { kept.withLock { $0.set[sql] != nil } }
 
     /// Runs `sql` with `values` bound and returns its rows, through a prepared statement kept
     /// for the next call of the same text: preparing parses and plans the SQL each time, which
@@ -88,7 +95,7 @@ public final class SQLiteDatabase: @unchecked Sendable {
     /// others are prepared and finalised per call.
     public func rows(_ sql: String, binding values: [SQLiteValue]) throws(Failure) -> [[SQLiteValue]] {
         let statement: Statement
-        if let taken = kept.withLock({ $0.removeValue(forKey: sql) }) {
+        if let taken = kept.withLock({ $0.set.removeValue(forKey: sql) }) {
             statement = Statement(statement: taken.pointer, database: self, finalises: false)
         } else {
             var pointer: OpaquePointer?
@@ -98,19 +105,20 @@ public final class SQLiteDatabase: @unchecked Sendable {
             statement = Statement(statement: pointer, database: self, finalises: false)
         }
         // Reset and unbound whatever happens (`rows` resets; the bound copies are let go here),
-        // then kept; when the set is full, one kept before makes room (texts built with values
-        // in them must not hold every place for good), and is finalised.
+        // then kept; when the set is full, the least recently used makes room (texts built
+        // with values in them must not hold every place for good), and is finalised.
         defer {
             sqlite3_clear_bindings(statement.statement)
-            let this = Kept(pointer: statement.statement)
-            let drop: Kept? = kept.withLock { set in
-                if set[sql] != nil { return this }  // another call kept one meanwhile
+            let drop: Kept? = kept.withLock { k in
+                k.uses &+= 1
+                let this = Kept(pointer: statement.statement, used: k.uses)
+                if k.set[sql] != nil { return this }  // another call kept one meanwhile
                 var evicted: Kept?
-                if set.count >= Self.keptLimit, let first = set.first {
-                    set[first.key] = nil
-                    evicted = first.value
+                if k.set.count >= Self.keptLimit, let oldest = k.set.min(by: { $0.value.used < $1.value.used }) {
+                    k.set[oldest.key] = nil
+                    evicted = oldest.value
                 }
-                set[sql] = this
+                k.set[sql] = this
                 return evicted
             }
             if let drop { sqlite3_finalize(drop.pointer) }

@@ -212,7 +212,7 @@ public struct Cgroup: Sendable {
     }
 
     /// The files `usage` reads, by directory.
-    var usageFiles: [(dir: String, file: String)] {
+    public var usageFiles: [(dir: String, file: String)] {
         directories.flatMap { dir -> [(dir: String, file: String)] in
             let controllers = controllersByDirectory[dir] ?? []
             var files: [String] = []

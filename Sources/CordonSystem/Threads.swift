@@ -146,6 +146,17 @@ public final class Monitor: @unchecked Sendable {
     public func broadcast(_ condition: Condition = .first) { pthread_cond_broadcast(conditions + condition.index) }
 }
 
+/// A job handed to a new thread, taken out once.
+private final class JobBox: @unchecked Sendable {
+    private var job: (@Sendable () -> Void)?
+    init(_ job: @escaping @Sendable () -> Void) { self.job = job }
+    /// Called once, by the thread the job was given to, before anything else reads it.
+    func take() -> (@Sendable () -> Void)? {
+        defer { job = nil }
+        return job
+    }
+}
+
 /// Threads for jobs that may block for long (a forwarded call waiting on its answer), reused:
 /// a job goes to a thread that is idle, or to a new one — never waits behind another job, so a
 /// slow one holds up nothing — and a thread idle for `idleSeconds` ends, with at most `maxIdle`
@@ -175,10 +186,14 @@ public final class ElasticThreads: @unchecked Sendable {
             return true
         }
         if handed { return }
+        // The first job through a box the thread empties: a closure the thread's own closure
+        // captured would stay alive (and all it holds: a task, its descriptors) while it idles.
+        let first = JobBox(job)
         try Threads.detach(name, signals: .noSIGPIPE) { [self] in
-            var next: (@Sendable () -> Void)? = job
-            while let job = next {
-                job()
+            var next = first.take()
+            while next != nil {
+                next!()
+                next = nil
                 next = monitor.locked { () -> (@Sendable () -> Void)? in
                     guard idle < maxIdle else { return nil }
                     idle += 1

@@ -1151,6 +1151,14 @@ import Glibc
             }
         }
         #expect(db.keptStatements == SQLiteDatabase.keptLimit)
+        // A text in use all along stays kept among one-off texts; the oldest one-offs go.
+        let hot = "SELECT v FROM t WHERE k = ?1"
+        for n in 0..<(3 * SQLiteDatabase.keptLimit) {
+            _ = try db.rows("SELECT \(n) + count(*) FROM t", binding: [])
+            #expect(try db.rows(hot, binding: [.integer(3)]) == [[.text("v3")]])
+        }
+        #expect(db.keeps(hot) && !db.keeps("SELECT 0 + count(*) FROM t") && db.keeps("SELECT \(3 * SQLiteDatabase.keptLimit - 1) + count(*) FROM t"))
+        #expect(db.keptStatements == SQLiteDatabase.keptLimit)
         // The schema changed under a kept statement: it is prepared again by SQLite.
         #expect(try db.rows("SELECT * FROM t WHERE k = ?1", binding: [.integer(1)]) == [[.integer(1), .text("v1")]])
         try db.execute("ALTER TABLE t ADD COLUMN w INTEGER DEFAULT 7")

@@ -25,7 +25,7 @@ import Glibc
         }
         var counters: CgroupCounters? = cgroup.openCounters()
         defer { counters = nil }
-        #expect(held() >= 3, "the counter files are not held open")
+        #expect(held() == cgroup.usageFiles.count && held() >= 3, "the counter files are not all held open: \(held()) of \(cgroup.usageFiles.count)")
         #expect(cgroup.processCount() == 0)
         #expect(counters!.usage() == cgroup.usage())
 

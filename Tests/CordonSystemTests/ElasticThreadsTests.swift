@@ -14,6 +14,35 @@ struct ElasticThreadsTests {
         var all: [UInt64] { threads.withLock { $0 } }
     }
 
+    final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+        var isSet: Bool { value.load(ordering: .relaxed) }
+        func set() { value.store(true, ordering: .relaxed) }
+    }
+    final class Held: Sendable {
+        let gone: Flag
+        init(_ gone: Flag) { self.gone = gone }
+        deinit { gone.set() }
+    }
+
+    /// What a finished job held is let go while its thread idles (a task's descriptors and
+    /// request must not live on for the thread's idle seconds): the first job of a new thread,
+    /// and one handed to an idle thread.
+    @Test func aFinishedJobIsLetGoWhileItsThreadIdles() throws {
+        let pool = ElasticThreads(name: "test-elastic", maxIdle: 1, idleSeconds: 30)
+        for round in 0..<2 {
+            let gone = Flag(), ran = Flag()
+            do {
+                let held = Held(gone)
+                try pool.run { withExtendedLifetime(held) { ran.set() } }
+            }
+            let until = MonotonicClock.now + 5
+            while !gone.isSet && MonotonicClock.now < until { usleep(1000) }
+            #expect(ran.isSet, "round \(round): the job did not run")
+            #expect(gone.isSet, "round \(round): the idle thread still holds the finished job")
+        }
+    }
+
     @Test func aBlockedJobHoldsUpNothingAndIdleThreadsAreReused() throws {
         let pool = ElasticThreads(name: "test-elastic", maxIdle: 2, idleSeconds: 5)
         let gate = Monitor()
