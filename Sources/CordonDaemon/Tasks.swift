@@ -883,14 +883,6 @@ final class TaskManager: @unchecked Sendable {
         if outputCap < Int64.max { plan.policy.limits.outputBytes = UInt64(max(0, outputCap)) }
         var files: [Int32] = [-1, -1]
         defer { for fd in files where fd >= 0 { close(fd) } }
-        // The start is when the command was handed to the sandbox; it is recorded with the
-        // command's first sign (nothing is recorded for a command the server did not take).
-        var start = TaskStart(time: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir)
-        func markWarmStarted() {
-            metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
-            do { try store.markStarted(id: task.id, at: start.time, cgroup: start.cgroup, scratch: start.scratch) }
-            catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
-        }
         let request = ExecRequest(argv: task.request.argv, stdin: [], stdinFD: task.stdin.fd, env: [:], cwd: nil, timeoutSeconds: nil, stream: true)
         let policy = task.plan.policy
         var outcome: ExecOutcome?
@@ -915,9 +907,16 @@ final class TaskManager: @unchecked Sendable {
             if e != 0 && outputFailure == nil { outputFailure = SystemError("write", path: path, errno: e) }
             return e == 0
         }
+        // The start is when the command is handed to the sandbox; it is recorded with the
+        // command's first sign (nothing is recorded for a command the server did not take).
+        let start = TaskStart(time: UTCTime.epochSeconds(), cgroup: cgroup.joined(separator: ","), scratch: dir)
+        func markWarmStarted() {
+            metrics.spawned(seconds: MonotonicClock.now - task.dequeuedAt)
+            do { try store.markStarted(id: task.id, at: start.time, cgroup: start.cgroup, scratch: start.scratch) }
+            catch { log.error("audit store: mark started", metadata: ["task": "\(task.id)", "error": "\(error)"]) }
+        }
         var marked = false
         do throws(RPCError) {
-            start.time = UTCTime.epochSeconds()
             outcome = try parked.channel.run(request, plan: plan, baseEnv: [:], output: { _, isStdout, bytes in
                 if !marked {
                     // Started: recorded with the first sign of the command, as a cold task's

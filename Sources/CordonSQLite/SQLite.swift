@@ -91,19 +91,12 @@ public final class SQLiteDatabase: @unchecked Sendable {
     /// Runs `sql` with `values` bound and returns its rows, through a prepared statement kept
     /// for the next call of the same text: preparing parses and plans the SQL each time, which
     /// for a query like the audit store's task lookup costs more than running it. Up to
-    /// `keptLimit` texts are kept (SQL built with values in it would otherwise grow the set);
-    /// others are prepared and finalised per call.
+    /// `keptLimit` texts are kept (SQL built with values in it would otherwise grow the set),
+    /// the least recently used making room for a new one.
     public func rows(_ sql: String, binding values: [SQLiteValue]) throws(Failure) -> [[SQLiteValue]] {
-        let statement: Statement
-        if let taken = kept.withLock({ $0.set.removeValue(forKey: sql) }) {
-            statement = Statement(statement: taken.pointer, database: self, finalises: false)
-        } else {
-            var pointer: OpaquePointer?
-            guard sqlite3_prepare_v2(handle, sql, -1, &pointer, nil) == SQLITE_OK, let pointer else {
-                throw Failure(operation: "prepare", message: String(cString: sqlite3_errmsg(handle)))
-            }
-            statement = Statement(statement: pointer, database: self, finalises: false)
-        }
+        let pointer: OpaquePointer
+        if let taken = kept.withLock({ $0.set.removeValue(forKey: sql) }) { pointer = taken.pointer } else { pointer = try compile(sql) }
+        let statement = Statement(statement: pointer, database: self, finalises: false)
         // Reset and unbound whatever happens (`rows` resets; the bound copies are let go here),
         // then kept; when the set is full, the least recently used makes room (texts built
         // with values in them must not hold every place for good), and is finalised.
@@ -155,11 +148,15 @@ public final class SQLiteDatabase: @unchecked Sendable {
     }
 
     public func prepare(_ sql: String) throws(Failure) -> Statement {
+        Statement(statement: try compile(sql), database: self)
+    }
+
+    private func compile(_ sql: String) throws(Failure) -> OpaquePointer {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
             throw Failure(operation: "prepare", message: String(cString: sqlite3_errmsg(handle)))
         }
-        return Statement(statement: statement, database: self)
+        return statement
     }
 
     public var lastError: String { String(cString: sqlite3_errmsg(handle)) }

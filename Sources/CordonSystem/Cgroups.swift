@@ -230,14 +230,7 @@ public struct Cgroup: Sendable {
     /// The counters, each file's text as `read` gives it (nil: unreadable).
     func usage(_ read: (_ dir: String, _ file: String) -> String?) -> CgroupUsage {
         func number(_ dir: String, _ file: String) -> UInt64? { read(dir, file).flatMap { UInt64($0.split(separator: "\n").first ?? "") } }
-        func keyed(_ dir: String, _ file: String, _ key: String) -> UInt64? {
-            guard let text = read(dir, file) else { return nil }
-            for line in text.split(separator: "\n") {
-                let parts = line.split(separator: " ")
-                if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
-            }
-            return nil
-        }
+        func keyed(_ dir: String, _ file: String, _ key: String) -> UInt64? { read(dir, file).flatMap { Self.value(of: key, in: $0) } }
         var usage = CgroupUsage()
         for dir in directories {
             let controllers = controllersByDirectory[dir] ?? []
@@ -331,6 +324,11 @@ public struct Cgroup: Sendable {
 
     static func keyed(_ dir: String, _ file: String, _ key: String) -> UInt64? {
         guard let text = try? FileSystem.readString("\(dir)/\(file)") else { return nil }
+        return value(of: key, in: text)
+    }
+
+    /// The number after `key` in a "key value" per line file (memory.events, cpu.stat, ...).
+    static func value(of key: String, in text: String) -> UInt64? {
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
             if parts.count == 2, parts[0] == key { return UInt64(parts[1]) }
